@@ -1,0 +1,48 @@
+import { eq } from "drizzle-orm";
+import { formatToken, hashSecret, newSecret, type TokenRole } from "../domain/credentials";
+import { uuidv7 } from "../domain/ids";
+import type { Env } from "../env";
+import { database } from "./client";
+import { credentials } from "./schema";
+
+export type Credential = typeof credentials.$inferSelect;
+
+export interface IssuedCredential {
+  id: string;
+  role: TokenRole;
+  /** The full secret token; returned once, never stored. */
+  token: string;
+  created_at: string;
+}
+
+export async function findCredential(env: Env, id: string): Promise<Credential | undefined> {
+  return database(env).select().from(credentials).where(eq(credentials.id, id)).get();
+}
+
+export async function verifySecret(secret: string, storedHash: string): Promise<boolean> {
+  const presented = new TextEncoder().encode(await hashSecret(secret));
+  const stored = new TextEncoder().encode(storedHash);
+  return presented.byteLength === stored.byteLength && crypto.subtle.timingSafeEqual(presented, stored);
+}
+
+/** Creates a credential with a fresh random secret and returns the token (the only time it is seen). */
+export async function issueCredential(
+  env: Env,
+  input: { role: TokenRole; partnerId: string | null; subjectId: string | null; label?: string | null },
+): Promise<IssuedCredential> {
+  const id = uuidv7();
+  const secret = newSecret();
+  const row = await database(env)
+    .insert(credentials)
+    .values({
+      id,
+      role: input.role,
+      partnerId: input.partnerId,
+      subjectId: input.subjectId,
+      secretHash: await hashSecret(secret),
+      label: input.label ?? null,
+    })
+    .returning({ createdAt: credentials.createdAt })
+    .get();
+  return { id, role: input.role, token: formatToken(input.role, id, secret), created_at: row.createdAt };
+}

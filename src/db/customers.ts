@@ -1,0 +1,77 @@
+import { and, asc, eq, gt, inArray } from "drizzle-orm";
+import { uuidv7 } from "../domain/ids";
+import type { Env } from "../env";
+import { database } from "./client";
+import { customers } from "./schema";
+
+export type Customer = typeof customers.$inferSelect;
+
+export async function createCustomer(
+  env: Env,
+  input: { partnerId: string; name: string; email: string | null },
+): Promise<Customer> {
+  return database(env)
+    .insert(customers)
+    .values({ id: uuidv7(), ...input })
+    .returning()
+    .get();
+}
+
+/** A customer as seen by a partner: another partner's customer does not exist. */
+export async function findCustomer(
+  env: Env,
+  id: string,
+  partnerId: string | null,
+): Promise<Customer | undefined> {
+  const scope =
+    partnerId === null ? eq(customers.id, id) : and(eq(customers.id, id), eq(customers.partnerId, partnerId));
+  return database(env).select().from(customers).where(scope).get();
+}
+
+export async function listCustomers(
+  env: Env,
+  partnerId: string | null,
+  after: string | undefined,
+  limit: number,
+) {
+  const conditions = [
+    partnerId === null ? undefined : eq(customers.partnerId, partnerId),
+    after === undefined ? undefined : gt(customers.id, after),
+  ];
+  return database(env)
+    .select()
+    .from(customers)
+    .where(and(...conditions))
+    .orderBy(asc(customers.id))
+    .limit(limit + 1)
+    .all();
+}
+
+/** Ids of a partner's customers, in the order they sort; D1 binds at most 100 values a statement. */
+export async function partnerCustomerIds(
+  env: Env,
+  partnerId: string,
+  ids: readonly string[],
+): Promise<Set<string>> {
+  const found = new Set<string>();
+  for (let i = 0; i < ids.length; i += 90) {
+    const chunk = ids.slice(i, i + 90);
+    const rows = await database(env)
+      .select({ id: customers.id })
+      .from(customers)
+      .where(and(eq(customers.partnerId, partnerId), inArray(customers.id, chunk)))
+      .all();
+    for (const row of rows) found.add(row.id);
+  }
+  return found;
+}
+
+export async function allPartnerCustomerIds(env: Env, partnerId: string): Promise<string[]> {
+  const rows = await database(env)
+    .select({ id: customers.id })
+    .from(customers)
+    .where(eq(customers.partnerId, partnerId))
+    .orderBy(asc(customers.id))
+    .all();
+  return rows.map((r) => r.id);
+}

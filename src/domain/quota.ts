@@ -1,0 +1,98 @@
+/**
+ * Quota arithmetic of the Astakos commission model, free of I/O.
+ *
+ * A holding keeps `usageMin` (what is certain to be used) and `usageMax` (what may be used once
+ * every pending commission is accepted). Issuing widens the window towards the side the quantity
+ * moves; accepting or rejecting narrows it again. Because acceptance and rejection only ever
+ * narrow the window, they can never fail, whatever happened to the limit in between.
+ */
+
+export interface Holding {
+  limit: number;
+  usageMin: number;
+  usageMax: number;
+}
+
+export type IssueFailure =
+  | { name: "NoCapacityError"; limit: number; usage: number }
+  | { name: "NoQuantityError"; limit: number; usage: number };
+
+export type IssueResult = { ok: true; holding: Holding } | { ok: false; failure: IssueFailure };
+
+/** Reported usage is the pessimistic one: everything issued counts until it is rejected. */
+export function reportedUsage(h: Holding): number {
+  return h.usageMax;
+}
+
+export function pendingQuantity(h: Holding): number {
+  return h.usageMax - h.usageMin;
+}
+
+export function issue(h: Holding, quantity: number, force: boolean): IssueResult {
+  if (quantity >= 0) {
+    const usageMax = h.usageMax + quantity;
+    // `force` waives the limit, never the safe-integer range the arithmetic depends on.
+    const overLimit = !force && usageMax > h.limit;
+    if (overLimit || !Number.isSafeInteger(usageMax)) {
+      return { ok: false, failure: { name: "NoCapacityError", limit: h.limit, usage: h.usageMax } };
+    }
+    return { ok: true, holding: { ...h, usageMax } };
+  }
+  const usageMin = h.usageMin + quantity;
+  if (usageMin < 0) {
+    return { ok: false, failure: { name: "NoQuantityError", limit: h.limit, usage: h.usageMax } };
+  }
+  return { ok: true, holding: { ...h, usageMin } };
+}
+
+export function accept(h: Holding, quantity: number): Holding {
+  return quantity >= 0
+    ? { ...h, usageMin: h.usageMin + quantity }
+    : { ...h, usageMax: h.usageMax + quantity };
+}
+
+export function reject(h: Holding, quantity: number): Holding {
+  return quantity >= 0
+    ? { ...h, usageMax: h.usageMax - quantity }
+    : { ...h, usageMin: h.usageMin - quantity };
+}
+
+export interface ProvisionKey {
+  holder: string;
+  source: string;
+  resource: string;
+}
+
+export interface Provision extends ProvisionKey {
+  quantity: number;
+}
+
+/**
+ * Sums provisions that name the same holding, keeping first-seen order, as Astakos does before
+ * it checks any limit. Returns null when a sum leaves the safe-integer range.
+ */
+export function mergeProvisions(provisions: readonly Provision[]): Provision[] | null {
+  const merged = new Map<string, Provision>();
+  for (const p of provisions) {
+    const key = JSON.stringify([p.holder, p.source, p.resource]);
+    const seen = merged.get(key);
+    if (seen) {
+      seen.quantity += p.quantity;
+      if (!Number.isSafeInteger(seen.quantity)) return null;
+    } else {
+      merged.set(key, { ...p });
+    }
+  }
+  return [...merged.values()];
+}
+
+/** Groups provisions by holder, holders in a fixed (sorted) order so every writer locks alike. */
+export function groupByHolder(provisions: readonly Provision[]): Array<[string, Provision[]]> {
+  const groups = new Map<string, Provision[]>();
+  for (const p of provisions) {
+    const list = groups.get(p.holder);
+    if (list) list.push(p);
+    else groups.set(p.holder, [p]);
+  }
+  return [...groups.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}

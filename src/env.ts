@@ -1,0 +1,6 @@
+import type { QuotaLedger } from "./objects/quota-ledger";
+
+export interface Env {
+  DB: D1Database;
+  QUOTA_LEDGER: DurableObjectNamespace<QuotaLedger>;
+}

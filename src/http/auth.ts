@@ -1,0 +1,50 @@
+import { findCredential, verifySecret } from "../db/credentials";
+import type { Role } from "../db/schema";
+import { parseToken } from "../domain/credentials";
+import type { Env } from "../env";
+
+export type Family = "partner" | "quota" | "vendor";
+
+/** Who is calling: every query a handler makes is scoped by this. */
+export interface Principal {
+  role: Role;
+  credentialId: string;
+  /** The partner the caller belongs to; null for operators. */
+  partnerId: string | null;
+  /** What the credential stands for: the service, customer or vendor id. */
+  subjectId: string | null;
+}
+
+/** Each family reads the header its dialect defines. */
+function presentedToken(request: Request, family: Family): string | null {
+  switch (family) {
+    case "partner": {
+      const key = request.headers.get("x-api-key");
+      if (key) return key;
+      const auth = request.headers.get("authorization");
+      const match = auth?.match(/^Bearer\s+(.+)$/i);
+      return match?.[1] ?? null;
+    }
+    case "quota":
+      return request.headers.get("x-auth-token");
+    case "vendor":
+      return request.headers.get("cmw-auth-token");
+  }
+}
+
+/** Resolves the caller from the request's credential header, or null if it is missing or unknown. */
+export async function authenticate(request: Request, env: Env, family: Family): Promise<Principal | null> {
+  const token = presentedToken(request, family);
+  if (!token) return null;
+  const parsed = parseToken(token);
+  if (!parsed) return null;
+  const credential = await findCredential(env, parsed.id);
+  if (!credential || credential.role !== parsed.role || credential.revokedAt) return null;
+  if (!(await verifySecret(parsed.secret, credential.secretHash))) return null;
+  return {
+    role: credential.role,
+    credentialId: credential.id,
+    partnerId: credential.partnerId,
+    subjectId: credential.subjectId,
+  };
+}

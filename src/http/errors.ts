@@ -1,0 +1,58 @@
+/**
+ * The one error type the application throws. Each API family renders it in its own dialect
+ * (problem+json for /v1, cloudFault for /account/v1.0), so domain and application code never
+ * decide wire formats.
+ */
+
+export type ErrorKind =
+  | "bad_request"
+  | "unauthorized"
+  | "forbidden"
+  | "not_found"
+  | "method_not_allowed"
+  | "conflict"
+  | "over_limit"
+  | "payload_too_large"
+  | "unsupported_media_type"
+  | "unprocessable"
+  | "internal";
+
+export const STATUS_OF: Record<ErrorKind, number> = {
+  bad_request: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  method_not_allowed: 405,
+  conflict: 409,
+  over_limit: 413,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  unprocessable: 422,
+  internal: 500,
+};
+
+/** A field-level error: `point` is a JSON Pointer (RFC 6901) into the request. */
+export interface FieldError {
+  point: string;
+  message: string;
+}
+
+export class AppError extends Error {
+  constructor(
+    readonly kind: ErrorKind,
+    message: string,
+    readonly options: { fields?: FieldError[]; data?: Record<string, unknown> } = {},
+  ) {
+    super(message);
+    this.name = "AppError";
+  }
+
+  get status(): number {
+    return STATUS_OF[this.kind];
+  }
+}
+
+export const badRequest = (message: string, fields?: FieldError[]) =>
+  new AppError("bad_request", message, fields ? { fields } : {});
+export const notFound = (message: string, data?: Record<string, unknown>) =>
+  new AppError("not_found", message, data ? { data } : {});

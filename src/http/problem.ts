@@ -1,0 +1,32 @@
+import type { AppError, ErrorKind } from "./errors";
+
+/** RFC 9457 problem details, the error format of the partner API (/v1). */
+
+const TITLES: Record<ErrorKind, string> = {
+  bad_request: "Bad Request",
+  unauthorized: "Unauthorized",
+  forbidden: "Forbidden",
+  not_found: "Not Found",
+  method_not_allowed: "Method Not Allowed",
+  conflict: "Conflict",
+  over_limit: "Quota Exceeded",
+  payload_too_large: "Payload Too Large",
+  unsupported_media_type: "Unsupported Media Type",
+  unprocessable: "Unprocessable Content",
+  internal: "Internal Server Error",
+};
+
+export function problemResponse(error: AppError, instance?: string): Response {
+  const body: Record<string, unknown> = {
+    type: `https://stratus.dev/problems/${error.kind.replaceAll("_", "-")}`,
+    title: TITLES[error.kind],
+    status: error.status,
+    detail: error.message,
+  };
+  if (instance) body.instance = instance;
+  if (error.options.fields) body.errors = error.options.fields;
+  if (error.options.data) Object.assign(body, error.options.data);
+  const headers: Record<string, string> = { "content-type": "application/problem+json" };
+  if (error.kind === "unauthorized") headers["www-authenticate"] = 'ApiKey header="X-Api-Key"';
+  return new Response(JSON.stringify(body), { status: error.status, headers });
+}

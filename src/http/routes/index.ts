@@ -1,0 +1,49 @@
+import { docsPage } from "../docs";
+import { openApiDocument } from "../openapi";
+import { defineRoute, type RouteSpec } from "../route";
+import { customerRoutes } from "./customers";
+import { operatorRoutes } from "./operator";
+import { quotaRoutes } from "./quota";
+
+const tag = "Meta";
+
+const metaRoutes: RouteSpec[] = [
+  defineRoute({
+    method: "GET",
+    path: "/openapi.json",
+    summary: "This API's OpenAPI 3.1 document",
+    tag,
+    auth: null,
+    responses: { 200: { description: "The document" } },
+    handle: ({ request }) => Response.json(openApiDocument(routes, new URL(request.url).origin)),
+  }),
+  defineRoute({
+    method: "GET",
+    path: "/docs",
+    summary: "The API reference, as a web page",
+    tag,
+    auth: null,
+    responses: { 200: { description: "HTML" } },
+    handle: ({ request }) =>
+      new Response(docsPage(openApiDocument(routes, new URL(request.url).origin)), {
+        headers: { "content-type": "text/html; charset=utf-8" },
+      }),
+  }),
+  defineRoute({
+    method: "GET",
+    path: "/healthz",
+    summary: "Liveness probe",
+    tag,
+    auth: null,
+    responses: { 200: { description: "The Worker answers" } },
+    handle: () => Response.json({ ok: true }),
+  }),
+];
+
+/** Every route the Worker serves. */
+export const routes: readonly RouteSpec[] = [
+  ...metaRoutes,
+  ...operatorRoutes,
+  ...customerRoutes,
+  ...quotaRoutes,
+];

@@ -1,0 +1,169 @@
+import * as v from "valibot";
+import { issueCredential } from "../../db/credentials";
+import { createPartner, createService, findPartner, findService } from "../../db/partners";
+import { listResources, upsertResource } from "../../db/resources";
+import { IdParams, IssuedCredentialOut, KeyRequest } from "../../schemas/common";
+import {
+  CreatePartner,
+  CreateResource,
+  CreateService,
+  PartnerOut,
+  ResourceOut,
+  ResourceParams,
+  ServiceOut,
+} from "../../schemas/operator";
+import { AppError, notFound } from "../errors";
+import { defineRoute } from "../route";
+
+/** Operator endpoints: the catalog of resources, partners and their keys, services and their tokens. */
+
+const tag = "Operator";
+const operator = ["operator"] as const;
+
+const created = (body: unknown, location: string) =>
+  Response.json(body, { status: 201, headers: { location } });
+
+export const operatorRoutes = [
+  defineRoute({
+    method: "POST",
+    path: "/v1/partners",
+    summary: "Create a partner",
+    tag,
+    auth: operator,
+    body: CreatePartner,
+    responses: { 201: { description: "Created", schema: PartnerOut } },
+    async handle({ env, body }) {
+      const p = await createPartner(env, body.name);
+      return created({ id: p.id, name: p.name, created_at: p.createdAt }, `/v1/partners/${p.id}`);
+    },
+  }),
+  defineRoute({
+    method: "GET",
+    path: "/v1/partners/{id}",
+    summary: "Read a partner",
+    tag,
+    auth: operator,
+    params: IdParams,
+    responses: {
+      200: { description: "The partner", schema: PartnerOut },
+      404: { description: "No such partner" },
+    },
+    async handle({ env, params }) {
+      const p = await findPartner(env, params.id);
+      if (!p) throw notFound(`partner ${params.id} does not exist`);
+      return Response.json({ id: p.id, name: p.name, created_at: p.createdAt });
+    },
+  }),
+  defineRoute({
+    method: "POST",
+    path: "/v1/partners/{id}/api-keys",
+    summary: "Issue an API key for a partner (shown once)",
+    tag,
+    auth: operator,
+    params: IdParams,
+    body: KeyRequest,
+    responses: {
+      201: { description: "The key", schema: IssuedCredentialOut },
+      404: { description: "No such partner" },
+    },
+    async handle({ env, params, body }) {
+      if (!(await findPartner(env, params.id))) throw notFound(`partner ${params.id} does not exist`);
+      const key = await issueCredential(env, {
+        role: "partner",
+        partnerId: params.id,
+        subjectId: params.id,
+        label: body.label ?? null,
+      });
+      return created(key, `/v1/partners/${params.id}`);
+    },
+  }),
+  defineRoute({
+    method: "POST",
+    path: "/v1/services",
+    summary: "Register a service of a partner",
+    description: "A service issues commissions against the quotas of its partner's customers.",
+    tag,
+    auth: operator,
+    body: CreateService,
+    responses: {
+      201: { description: "Created", schema: ServiceOut },
+      404: { description: "No such partner" },
+      409: { description: "The partner already has a service of that name" },
+    },
+    async handle({ env, body }) {
+      if (!(await findPartner(env, body.partner))) throw notFound(`partner ${body.partner} does not exist`);
+      const s = await createService(env, body.partner, body.name);
+      if (!s)
+        throw new AppError("conflict", `partner ${body.partner} already has a service named ${body.name}`);
+      return created(
+        { id: s.id, partner: s.partnerId, name: s.name, created_at: s.createdAt },
+        `/v1/services/${s.id}`,
+      );
+    },
+  }),
+  defineRoute({
+    method: "POST",
+    path: "/v1/services/{id}/tokens",
+    summary: "Issue a service token (X-Auth-Token of the quota API; shown once)",
+    tag,
+    auth: operator,
+    params: IdParams,
+    body: KeyRequest,
+    responses: {
+      201: { description: "The token", schema: IssuedCredentialOut },
+      404: { description: "No such service" },
+    },
+    async handle({ env, params, body }) {
+      const service = await findService(env, params.id);
+      if (!service) throw notFound(`service ${params.id} does not exist`);
+      const token = await issueCredential(env, {
+        role: "service",
+        partnerId: service.partnerId,
+        subjectId: service.id,
+        label: body.label ?? null,
+      });
+      return created(token, `/v1/services/${service.id}`);
+    },
+  }),
+  defineRoute({
+    method: "PUT",
+    path: "/v1/resources/{name}",
+    summary: "Register (or update) a quota resource",
+    tag,
+    auth: operator,
+    params: ResourceParams,
+    body: CreateResource,
+    responses: { 200: { description: "The resource", schema: ResourceOut } },
+    async handle({ env, params, body }) {
+      const r = await upsertResource(env, {
+        name: params.name,
+        unit: body.unit,
+        description: body.description,
+        service: body.service,
+        allowInProjects: body.allow_in_projects,
+      });
+      return Response.json(resourceOut(r));
+    },
+  }),
+  defineRoute({
+    method: "GET",
+    path: "/v1/resources",
+    summary: "List quota resources",
+    tag,
+    auth: ["operator", "partner"],
+    responses: { 200: { description: "Resources", schema: v.object({ objects: v.array(ResourceOut) }) } },
+    async handle({ env }) {
+      return Response.json({ objects: (await listResources(env)).map(resourceOut) });
+    },
+  }),
+];
+
+function resourceOut(r: Awaited<ReturnType<typeof upsertResource>>): v.InferOutput<typeof ResourceOut> {
+  return {
+    name: r.name,
+    unit: r.unit,
+    description: r.description,
+    service: r.service,
+    allow_in_projects: r.allowInProjects,
+  };
+}

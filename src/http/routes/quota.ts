@@ -1,0 +1,224 @@
+import * as v from "valibot";
+import {
+  issueCommission,
+  listPending,
+  pendingCommission,
+  resolveCommission,
+  resolveMany,
+} from "../../app/commissions";
+import { allPartnerCustomerIds, partnerCustomerIds } from "../../db/customers";
+import { findService, type Service } from "../../db/partners";
+import { listResources, resourceNamesOfService } from "../../db/resources";
+import type { Env } from "../../env";
+import { type HoldingView, ledgerOf } from "../../objects/quota-ledger";
+import {
+  CommissionAction,
+  CommissionOut,
+  IssueCommission,
+  QuotasOut,
+  ResolveMany,
+  ResolveManyOut,
+  ResourcesOut,
+  SerialOut,
+  SerialParams,
+  ServiceQuotasOut,
+  ServiceQuotasQuery,
+} from "../../schemas/quota";
+import type { Principal } from "../auth";
+import { cloudFault } from "../cloudfault";
+import { AppError, badRequest } from "../errors";
+import { defineRoute } from "../route";
+
+/** The quota API, Astakos dialect: /account/v1.0. */
+
+const tag = "Quota (Astakos)";
+const base = "/account/v1.0";
+
+type Quotas = Record<string, Record<string, { usage: number; limit: number; pending: number }>>;
+
+function nest(holdings: readonly HoldingView[], keep: (resource: string) => boolean = () => true): Quotas {
+  const out: Quotas = {};
+  for (const h of holdings) {
+    if (!keep(h.resource)) continue;
+    const bySource = out[h.source] ?? {};
+    bySource[h.resource] = { usage: h.usage, limit: h.limit, pending: h.pending };
+    out[h.source] = bySource;
+  }
+  return out;
+}
+
+async function callingService(env: Env, principal: Principal): Promise<Service> {
+  const service = principal.subjectId ? await findService(env, principal.subjectId) : undefined;
+  if (!service) throw new AppError("unauthorized", "this token's service no longer exists");
+  return service;
+}
+
+const now = () => new Date();
+
+export const quotaRoutes = [
+  defineRoute({
+    method: "GET",
+    path: `${base}/resources`,
+    summary: "List the registered resources",
+    tag,
+    auth: null,
+    responses: { 200: { description: "Resources by name", schema: ResourcesOut } },
+    async handle({ env }) {
+      const out: v.InferOutput<typeof ResourcesOut> = {};
+      for (const r of await listResources(env)) {
+        out[r.name] = {
+          unit: r.unit,
+          description: r.description,
+          service: r.service,
+          allow_in_projects: r.allowInProjects,
+        };
+      }
+      return Response.json(out);
+    },
+  }),
+  defineRoute({
+    method: "GET",
+    path: `${base}/quotas`,
+    summary: "The calling user's quotas, by source and resource",
+    tag,
+    auth: ["customer"],
+    responses: {
+      200: { description: "Quotas", schema: QuotasOut },
+      401: { description: "Missing or invalid token" },
+    },
+    async handle({ env, principal }) {
+      const holdings = principal.subjectId ? await ledgerOf(env, principal.subjectId).holdings() : [];
+      return Response.json(nest(holdings));
+    },
+  }),
+  defineRoute({
+    method: "GET",
+    path: `${base}/service_quotas`,
+    summary: "Quotas of the calling service's resources, by holder",
+    description: "Holders are the customers of the service's partner. `?user=<uuid>` narrows to one.",
+    tag,
+    auth: ["service"],
+    query: ServiceQuotasQuery,
+    responses: { 200: { description: "Quotas by holder", schema: ServiceQuotasOut } },
+    async handle({ env, principal, query }) {
+      const service = await callingService(env, principal);
+      const [mine, holders] = await Promise.all([
+        resourceNamesOfService(env, service.name),
+        query.user
+          ? partnerCustomerIds(env, service.partnerId, [query.user]).then((s) => [...s])
+          : allPartnerCustomerIds(env, service.partnerId),
+      ]);
+      const entries = await Promise.all(
+        holders.map(
+          async (holder) =>
+            [holder, nest(await ledgerOf(env, holder).holdings(), (r) => mine.has(r))] as const,
+        ),
+      );
+      return Response.json(Object.fromEntries(entries.filter(([, q]) => Object.keys(q).length > 0)));
+    },
+  }),
+  defineRoute({
+    method: "POST",
+    path: `${base}/commissions`,
+    summary: "Issue a commission",
+    tag,
+    auth: ["service"],
+    body: IssueCommission,
+    responses: {
+      201: { description: "Issued", schema: SerialOut },
+      400: { description: "Invalid input (badRequest)" },
+      404: { description: "A holding does not exist (itemNotFound, data.name NoHoldingError)" },
+      413: { description: "A limit would be exceeded or a usage fall below zero (overLimit)" },
+    },
+    async handle({ env, principal, body }) {
+      const service = await callingService(env, principal);
+      const serial = await issueCommission(
+        env,
+        service,
+        {
+          name: body.name ?? "",
+          force: body.force,
+          autoAccept: body.auto_accept,
+          provisions: body.provisions,
+        },
+        now(),
+      );
+      return Response.json({ serial }, { status: 201 });
+    },
+  }),
+  defineRoute({
+    method: "GET",
+    path: `${base}/commissions`,
+    summary: "Serials of the calling service's pending commissions",
+    tag,
+    auth: ["service"],
+    responses: { 200: { description: "Serials", schema: v.array(v.number()) } },
+    async handle({ env, principal }) {
+      return Response.json(await listPending(env, await callingService(env, principal)));
+    },
+  }),
+  defineRoute({
+    method: "GET",
+    path: `${base}/commissions/{serial}`,
+    summary: "Describe a pending commission",
+    tag,
+    auth: ["service"],
+    params: SerialParams,
+    responses: {
+      200: { description: "The commission", schema: CommissionOut },
+      404: { description: "Not pending" },
+    },
+    async handle({ env, principal, params }) {
+      const row = await pendingCommission(env, await callingService(env, principal), params.serial);
+      return Response.json({
+        serial: row.serial,
+        issue_time: row.issueTime,
+        name: row.name,
+        provisions: row.provisions,
+      });
+    },
+  }),
+  defineRoute({
+    method: "POST",
+    path: `${base}/commissions/{serial}/action`,
+    summary: "Accept or reject a pending commission",
+    description: 'Body `{"accept": ""}` or `{"reject": ""}`, exactly one of the two.',
+    tag,
+    auth: ["service"],
+    params: SerialParams,
+    body: CommissionAction,
+    responses: {
+      200: { description: "Resolved" },
+      400: { description: "Both or neither of accept/reject" },
+      404: { description: "Not pending for this service" },
+    },
+    async handle({ env, principal, params, body }) {
+      const accept = body.accept !== undefined;
+      const reject = body.reject !== undefined;
+      if (accept === reject) throw badRequest('exactly one of "accept" and "reject" is expected');
+      const service = await callingService(env, principal);
+      await resolveCommission(env, service, params.serial, accept ? "accept" : "reject", now());
+      return new Response(null, { status: 200 });
+    },
+  }),
+  defineRoute({
+    method: "POST",
+    path: `${base}/commissions/action`,
+    summary: "Accept and reject several commissions",
+    tag,
+    auth: ["service"],
+    body: ResolveMany,
+    responses: {
+      200: { description: "What was accepted, rejected, and what failed", schema: ResolveManyOut },
+    },
+    async handle({ env, principal, body }) {
+      const service = await callingService(env, principal);
+      const result = await resolveMany(env, service, body.accept, body.reject, now());
+      return Response.json({
+        accepted: result.accepted,
+        rejected: result.rejected,
+        failed: result.failed.map(([serial, error]) => [serial, cloudFault(error)]),
+      });
+    },
+  }),
+];

@@ -1,0 +1,50 @@
+import * as v from "valibot";
+import { Name, Slug, Uuid } from "./common";
+
+/** Request and response schemas of the operator endpoints under /v1. */
+
+export const CreatePartner = v.object({ name: Name });
+export const PartnerOut = v.object({ id: Uuid, name: v.string(), created_at: v.string() });
+
+export const CreateService = v.object({
+  partner: Uuid,
+  name: v.pipe(Slug, v.description("Matches the `service` of the resources it manages.")),
+});
+export const ServiceOut = v.object({ id: Uuid, partner: Uuid, name: v.string(), created_at: v.string() });
+
+export const ResourceParams = v.object({
+  name: v.pipe(Slug, v.description("Unique, by convention `<service>.<thing>`, e.g. `cyclades.vm`.")),
+});
+
+export const CreateResource = v.object({
+  unit: v.optional(v.nullable(v.pipe(v.string(), v.maxLength(64))), null),
+  description: v.optional(v.pipe(v.string(), v.maxLength(1000)), ""),
+  service: Slug,
+  allow_in_projects: v.optional(v.boolean(), true),
+});
+export const ResourceOut = v.object({
+  name: v.string(),
+  unit: v.nullable(v.string()),
+  description: v.string(),
+  service: v.string(),
+  allow_in_projects: v.boolean(),
+});
+
+export const SetLimit = v.object({
+  source: v.optional(Slug, "system"),
+  resource: Slug,
+  limit: v.pipe(
+    v.number("must be an integer"),
+    v.integer("must be an integer"),
+    v.minValue(0),
+    v.safeInteger(),
+  ),
+});
+export const HoldingOut = v.object({
+  holder: Uuid,
+  source: v.string(),
+  resource: v.string(),
+  limit: v.number(),
+  usage: v.number(),
+  pending: v.number(),
+});
