@@ -1,0 +1,119 @@
+import { env, exports } from "cloudflare:workers";
+import { issueCredential } from "../src/db/credentials";
+
+/** Test helpers: every call goes through the Worker's own fetch handler. */
+
+export interface CallOptions {
+  /** Sent as X-Api-Key (partner family), X-Auth-Token (/account), CMW-Auth-Token (/api). */
+  token?: string;
+  body?: unknown;
+  /** A raw body, sent as is. */
+  raw?: string;
+  headers?: Record<string, string>;
+}
+
+export interface Reply<T = any> {
+  status: number;
+  headers: Headers;
+  body: T;
+  text: string;
+}
+
+function tokenHeader(path: string): string {
+  if (path.startsWith("/account/")) return "x-auth-token";
+  if (path.startsWith("/api/")) return "cmw-auth-token";
+  return "x-api-key";
+}
+
+export async function call<T = any>(method: string, path: string, options: CallOptions = {}): Promise<Reply<T>> {
+  const headers: Record<string, string> = { ...options.headers };
+  if (options.token) headers[tokenHeader(path)] = options.token;
+  let body: string | undefined = options.raw;
+  if (options.body !== undefined) {
+    body = JSON.stringify(options.body);
+    headers["content-type"] = "application/json";
+  }
+  const res = await exports.default.fetch(`http://stratus.test${path}`, { method, headers, body });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    // Not JSON (HTML docs, empty bodies): keep the text.
+  }
+  return { status: res.status, headers: res.headers, body: parsed as T, text };
+}
+
+/** An operator credential, made the way `scripts/operator-key.mjs` makes one in production. */
+export async function operatorToken(): Promise<string> {
+  const credential = await issueCredential(env, { role: "operator", partnerId: null, subjectId: null });
+  return credential.token;
+}
+
+export async function expectOk<T = any>(reply: Promise<Reply<T>>, status = 200): Promise<T> {
+  const r = await reply;
+  if (r.status !== status) throw new Error(`expected ${status}, got ${r.status}: ${r.text}`);
+  return r.body;
+}
+
+let counter = 0;
+export const unique = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${(counter++).toString(36)}`;
+
+export interface Tenant {
+  operator: string;
+  partnerId: string;
+  partnerKey: string;
+  serviceId: string;
+  serviceName: string;
+  serviceToken: string;
+  customers: string[];
+  userTokens: string[];
+  resources: string[];
+}
+
+/**
+ * A partner with one service, `customerCount` customers and a holding on each of the service's
+ * resources (`<service>.vm` and `<service>.ram`) at `limit`.
+ */
+export async function tenant(options: { customers?: number; limit?: number } = {}): Promise<Tenant> {
+  const operator = await operatorToken();
+  const serviceName = unique("svc");
+  const partner = await expectOk(call("POST", "/v1/partners", { token: operator, body: { name: unique("partner") } }), 201);
+  const key = await expectOk(call("POST", `/v1/partners/${partner.id}/api-keys`, { token: operator, body: {} }), 201);
+  const service = await expectOk(
+    call("POST", "/v1/services", { token: operator, body: { partner: partner.id, name: serviceName } }),
+    201,
+  );
+  const svcToken = await expectOk(call("POST", `/v1/services/${service.id}/tokens`, { token: operator, body: {} }), 201);
+  const resources = [`${serviceName}.vm`, `${serviceName}.ram`];
+  for (const name of resources) {
+    await expectOk(call("PUT", `/v1/resources/${name}`, { token: operator, body: { service: serviceName, unit: null } }));
+  }
+  const customers: string[] = [];
+  const userTokens: string[] = [];
+  for (let i = 0; i < (options.customers ?? 2); i++) {
+    const c = await expectOk(call("POST", "/v1/customers", { token: key.token, body: { name: `customer ${i}` } }), 201);
+    customers.push(c.id);
+    const t = await expectOk(call("POST", `/v1/customers/${c.id}/tokens`, { token: key.token, body: {} }), 201);
+    userTokens.push(t.token);
+    for (const resource of resources) {
+      await expectOk(
+        call("PUT", `/v1/customers/${c.id}/quotas`, {
+          token: operator,
+          body: { source: "system", resource, limit: options.limit ?? 10 },
+        }),
+      );
+    }
+  }
+  return {
+    operator,
+    partnerId: partner.id,
+    partnerKey: key.token,
+    serviceId: service.id,
+    serviceName,
+    serviceToken: svcToken.token,
+    customers,
+    userTokens,
+    resources,
+  };
+}
