@@ -25,7 +25,11 @@ function tokenHeader(path: string): string {
   return "x-api-key";
 }
 
-export async function call<T = any>(method: string, path: string, options: CallOptions = {}): Promise<Reply<T>> {
+export async function call<T = any>(
+  method: string,
+  path: string,
+  options: CallOptions = {},
+): Promise<Reply<T>> {
   const headers: Record<string, string> = { ...options.headers };
   if (options.token) headers[tokenHeader(path)] = options.token;
   let body: string | undefined = options.raw;
@@ -78,23 +82,40 @@ export interface Tenant {
 export async function tenant(options: { customers?: number; limit?: number } = {}): Promise<Tenant> {
   const operator = await operatorToken();
   const serviceName = unique("svc");
-  const partner = await expectOk(call("POST", "/v1/partners", { token: operator, body: { name: unique("partner") } }), 201);
-  const key = await expectOk(call("POST", `/v1/partners/${partner.id}/api-keys`, { token: operator, body: {} }), 201);
+  const partner = await expectOk(
+    call("POST", "/v1/partners", { token: operator, body: { name: unique("partner") } }),
+    201,
+  );
+  const key = await expectOk(
+    call("POST", `/v1/partners/${partner.id}/api-keys`, { token: operator, body: {} }),
+    201,
+  );
   const service = await expectOk(
     call("POST", "/v1/services", { token: operator, body: { partner: partner.id, name: serviceName } }),
     201,
   );
-  const svcToken = await expectOk(call("POST", `/v1/services/${service.id}/tokens`, { token: operator, body: {} }), 201);
+  const svcToken = await expectOk(
+    call("POST", `/v1/services/${service.id}/tokens`, { token: operator, body: {} }),
+    201,
+  );
   const resources = [`${serviceName}.vm`, `${serviceName}.ram`];
   for (const name of resources) {
-    await expectOk(call("PUT", `/v1/resources/${name}`, { token: operator, body: { service: serviceName, unit: null } }));
+    await expectOk(
+      call("PUT", `/v1/resources/${name}`, { token: operator, body: { service: serviceName, unit: null } }),
+    );
   }
   const customers: string[] = [];
   const userTokens: string[] = [];
   for (let i = 0; i < (options.customers ?? 2); i++) {
-    const c = await expectOk(call("POST", "/v1/customers", { token: key.token, body: { name: `customer ${i}` } }), 201);
+    const c = await expectOk(
+      call("POST", "/v1/customers", { token: key.token, body: { name: `customer ${i}` } }),
+      201,
+    );
     customers.push(c.id);
-    const t = await expectOk(call("POST", `/v1/customers/${c.id}/tokens`, { token: key.token, body: {} }), 201);
+    const t = await expectOk(
+      call("POST", `/v1/customers/${c.id}/tokens`, { token: key.token, body: {} }),
+      201,
+    );
     userTokens.push(t.token);
     for (const resource of resources) {
       await expectOk(

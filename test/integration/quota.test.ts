@@ -99,9 +99,13 @@ describe("issuing commissions", () => {
     const serial = r.body.serial as number;
 
     expect(await holding(t, 0, ram)).toEqual({ usage: 536870912, limit: 1 << 30, pending: 536870912 });
-    expect(await expectOk(call("GET", "/account/v1.0/commissions", { token: t.serviceToken }))).toEqual([serial]);
+    expect(await expectOk(call("GET", "/account/v1.0/commissions", { token: t.serviceToken }))).toEqual([
+      serial,
+    ]);
 
-    const described = await expectOk(call("GET", `/account/v1.0/commissions/${serial}`, { token: t.serviceToken }));
+    const described = await expectOk(
+      call("GET", `/account/v1.0/commissions/${serial}`, { token: t.serviceToken }),
+    );
     expect(described).toEqual({
       serial,
       issue_time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d/),
@@ -123,10 +127,16 @@ describe("issuing commissions", () => {
 
   it("rejecting undoes the issue", async () => {
     const t = await tenant({ customers: 1, limit: 4 });
-    const { serial } = await expectOk(issue(t, { provisions: [provision(t.customers[0]!, t.resources[0]!, 3)] }), 201);
+    const { serial } = await expectOk(
+      issue(t, { provisions: [provision(t.customers[0]!, t.resources[0]!, 3)] }),
+      201,
+    );
     expect(await holding(t, 0, t.resources[0]!)).toEqual({ usage: 3, limit: 4, pending: 3 });
     await expectOk(
-      call("POST", `/account/v1.0/commissions/${serial}/action`, { token: t.serviceToken, body: { reject: "" } }),
+      call("POST", `/account/v1.0/commissions/${serial}/action`, {
+        token: t.serviceToken,
+        body: { reject: "" },
+      }),
     );
     expect(await holding(t, 0, t.resources[0]!)).toEqual({ usage: 0, limit: 4, pending: 0 });
   });
@@ -169,7 +179,10 @@ describe("issuing commissions", () => {
     const { serial } = await expectOk(issue(t, { provisions: [provision(holder, vm, -3)] }), 201);
     expect(await holding(t, 0, vm)).toEqual({ usage: 4, limit: 10, pending: 3 });
     await expectOk(
-      call("POST", `/account/v1.0/commissions/${serial}/action`, { token: t.serviceToken, body: { accept: "" } }),
+      call("POST", `/account/v1.0/commissions/${serial}/action`, {
+        token: t.serviceToken,
+        body: { accept: "" },
+      }),
     );
     expect(await holding(t, 0, vm)).toEqual({ usage: 1, limit: 10, pending: 0 });
   });
@@ -185,7 +198,9 @@ describe("issuing commissions", () => {
       issue(t, { provisions: [provision(holder, vm, 2), provision(holder, vm, 1)] }),
       201,
     );
-    const described = await expectOk(call("GET", `/account/v1.0/commissions/${serial}`, { token: t.serviceToken }));
+    const described = await expectOk(
+      call("GET", `/account/v1.0/commissions/${serial}`, { token: t.serviceToken }),
+    );
     expect(described.provisions).toEqual([provision(holder, vm, 3)]);
   });
 
@@ -204,7 +219,11 @@ describe("issuing commissions", () => {
       const r = await issue(t, { provisions: [provision(holder, vm, 1), bad] });
       expect(r.status).toBe(404);
       expect(r.body).toEqual({
-        itemNotFound: { message: expect.any(String), code: 404, data: { provision: bad, name: "NoHoldingError" } },
+        itemNotFound: {
+          message: expect.any(String),
+          code: 404,
+          data: { provision: bad, name: "NoHoldingError" },
+        },
       });
     }
     expect(await holding(t, 0, vm)).toEqual({ usage: 0, limit: 3, pending: 0 });
@@ -214,9 +233,14 @@ describe("issuing commissions", () => {
   it("accepts an empty provisions list as a valid commission", async () => {
     const t = await tenant({ customers: 0 });
     const { serial } = await expectOk(issue(t, { provisions: [] }), 201);
-    expect(await expectOk(call("GET", "/account/v1.0/commissions", { token: t.serviceToken }))).toEqual([serial]);
+    expect(await expectOk(call("GET", "/account/v1.0/commissions", { token: t.serviceToken }))).toEqual([
+      serial,
+    ]);
     await expectOk(
-      call("POST", `/account/v1.0/commissions/${serial}/action`, { token: t.serviceToken, body: { accept: "" } }),
+      call("POST", `/account/v1.0/commissions/${serial}/action`, {
+        token: t.serviceToken,
+        body: { accept: "" },
+      }),
     );
   });
 
@@ -239,7 +263,10 @@ describe("issuing commissions", () => {
     const t = await tenant({ customers: 1, limit: 100 });
     const serials: number[] = [];
     for (let i = 0; i < 5; i++) {
-      serials.push((await expectOk(issue(t, { provisions: [provision(t.customers[0]!, t.resources[0]!, 1)] }), 201)).serial);
+      serials.push(
+        (await expectOk(issue(t, { provisions: [provision(t.customers[0]!, t.resources[0]!, 1)] }), 201))
+          .serial,
+      );
     }
     expect(serials.every((s, i) => i === 0 || s > serials[i - 1]!)).toBe(true);
   });
@@ -249,8 +276,13 @@ describe("resolving", () => {
   it("a service sees and resolves only its own commissions", async () => {
     const t = await tenant({ customers: 1 });
     const other = await tenant({ customers: 0 });
-    const { serial } = await expectOk(issue(t, { provisions: [provision(t.customers[0]!, t.resources[0]!, 1)] }), 201);
-    expect(await expectOk(call("GET", "/account/v1.0/commissions", { token: other.serviceToken }))).toEqual([]);
+    const { serial } = await expectOk(
+      issue(t, { provisions: [provision(t.customers[0]!, t.resources[0]!, 1)] }),
+      201,
+    );
+    expect(await expectOk(call("GET", "/account/v1.0/commissions", { token: other.serviceToken }))).toEqual(
+      [],
+    );
     const peek = await call("GET", `/account/v1.0/commissions/${serial}`, { token: other.serviceToken });
     expect(peek.status).toBe(404);
     const steal = await call("POST", `/account/v1.0/commissions/${serial}/action`, {
@@ -259,21 +291,34 @@ describe("resolving", () => {
     });
     expect(steal.status).toBe(404);
     const many = await expectOk(
-      call("POST", "/account/v1.0/commissions/action", { token: other.serviceToken, body: { reject: [serial] } }),
+      call("POST", "/account/v1.0/commissions/action", {
+        token: other.serviceToken,
+        body: { reject: [serial] },
+      }),
     );
-    expect(many.failed).toEqual([[serial, { itemNotFound: { message: `serial ${serial} does not exist`, code: 404 } }]]);
+    expect(many.failed).toEqual([
+      [serial, { itemNotFound: { message: `serial ${serial} does not exist`, code: 404 } }],
+    ]);
     expect(await holding(t, 0, t.resources[0]!)).toEqual({ usage: 1, limit: 10, pending: 1 });
   });
 
   it("a single action needs exactly one of accept and reject", async () => {
     const t = await tenant({ customers: 1 });
-    const { serial } = await expectOk(issue(t, { provisions: [provision(t.customers[0]!, t.resources[0]!, 1)] }), 201);
+    const { serial } = await expectOk(
+      issue(t, { provisions: [provision(t.customers[0]!, t.resources[0]!, 1)] }),
+      201,
+    );
     for (const body of [{}, { accept: "", reject: "" }]) {
-      const r = await call("POST", `/account/v1.0/commissions/${serial}/action`, { token: t.serviceToken, body });
+      const r = await call("POST", `/account/v1.0/commissions/${serial}/action`, {
+        token: t.serviceToken,
+        body,
+      });
       expect(r.status).toBe(400);
       expect(r.body).toEqual({ badRequest: { message: expect.any(String), code: 400 } });
     }
-    expect(await expectOk(call("GET", "/account/v1.0/commissions", { token: t.serviceToken }))).toEqual([serial]);
+    expect(await expectOk(call("GET", "/account/v1.0/commissions", { token: t.serviceToken }))).toEqual([
+      serial,
+    ]);
   });
 
   it("resolves many as in the spec's example", async () => {
@@ -296,7 +341,9 @@ describe("resolving", () => {
         [s58, { itemNotFound: { message: `serial ${s58} does not exist`, code: 404 } }],
       ],
     });
-    expect(await expectOk(call("GET", "/account/v1.0/commissions", { token: t.serviceToken }))).toEqual([s56]);
+    expect(await expectOk(call("GET", "/account/v1.0/commissions", { token: t.serviceToken }))).toEqual([
+      s56,
+    ]);
     expect(await holding(t, 0, t.resources[0]!)).toEqual({ usage: 2, limit: 100, pending: 1 });
   });
 
@@ -309,7 +356,10 @@ describe("resolving", () => {
       call("PUT", `/v1/customers/${holder}/quotas`, { token: t.operator, body: { resource: vm, limit: 2 } }),
     );
     await expectOk(
-      call("POST", `/account/v1.0/commissions/${serial}/action`, { token: t.serviceToken, body: { accept: "" } }),
+      call("POST", `/account/v1.0/commissions/${serial}/action`, {
+        token: t.serviceToken,
+        body: { accept: "" },
+      }),
     );
     expect(await holding(t, 0, vm)).toEqual({ usage: 8, limit: 2, pending: 0 });
   });
@@ -338,9 +388,15 @@ describe("consistency", () => {
     expect(await holding(t, indexOf(b), vm)).toEqual({ usage: 0, limit: 5, pending: 0 });
     expect(await expectOk(call("GET", "/account/v1.0/commissions", { token: t.serviceToken }))).toEqual([]);
 
-    const { serial } = await expectOk(issue(t, { provisions: [provision(a, vm, 3), provision(b, vm, 4)] }), 201);
+    const { serial } = await expectOk(
+      issue(t, { provisions: [provision(a, vm, 3), provision(b, vm, 4)] }),
+      201,
+    );
     await expectOk(
-      call("POST", `/account/v1.0/commissions/${serial}/action`, { token: t.serviceToken, body: { accept: "" } }),
+      call("POST", `/account/v1.0/commissions/${serial}/action`, {
+        token: t.serviceToken,
+        body: { accept: "" },
+      }),
     );
     expect(await holding(t, indexOf(a), vm)).toEqual({ usage: 3, limit: 5, pending: 0 });
     expect(await holding(t, indexOf(b), vm)).toEqual({ usage: 4, limit: 5, pending: 0 });

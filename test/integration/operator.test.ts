@@ -1,0 +1,274 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { findCredential } from "../../src/db/credentials";
+import { hashSecret, parseToken } from "../../src/domain/credentials";
+import { routes } from "../../src/http/routes";
+import { call, expectOk, operatorToken, tenant, unique } from "../helpers";
+
+/** Operator and partner endpoints under /v1, auth, problem+json errors, and the OpenAPI document. */
+
+const problem = (status: number) => ({
+  type: expect.stringMatching(/^https:\/\/stratus\.dev\/problems\//),
+  title: expect.any(String),
+  status,
+  detail: expect.any(String),
+  instance: expect.any(String),
+});
+
+describe("credentials", () => {
+  it("stores only a SHA-256 hash of the secret and shows the token once", async () => {
+    const operator = await operatorToken();
+    const partner = await expectOk(
+      call("POST", "/v1/partners", { token: operator, body: { name: "Acme" } }),
+      201,
+    );
+    const key = await expectOk(
+      call("POST", `/v1/partners/${partner.id}/api-keys`, { token: operator, body: { label: "ci" } }),
+      201,
+    );
+    expect(key).toEqual({
+      id: expect.any(String),
+      role: "partner",
+      token: expect.any(String),
+      created_at: expect.any(String),
+    });
+    const parsed = parseToken(key.token)!;
+    const stored = (await findCredential(env, parsed.id))!;
+    expect(stored.secretHash).toBe(await hashSecret(parsed.secret));
+    expect(JSON.stringify(stored)).not.toContain(parsed.secret);
+    const again = await call("GET", `/v1/partners/${partner.id}`, { token: operator });
+    expect(again.text).not.toContain(parsed.secret);
+  });
+
+  it("accepts the key as X-Api-Key or as a bearer token", async () => {
+    const t = await tenant({ customers: 0 });
+    const viaHeader = await call("GET", "/v1/customers", { token: t.partnerKey });
+    expect(viaHeader.status).toBe(200);
+    const viaBearer = await call("GET", "/v1/customers", {
+      headers: { authorization: `Bearer ${t.partnerKey}` },
+    });
+    expect(viaBearer.status).toBe(200);
+  });
+
+  it.each([
+    ["no credentials", {}],
+    ["a malformed key", { token: "garbage" }],
+    ["an unknown key", { token: "pk.00000000-0000-7000-8000-000000000000.aaaaaaaaaaaaaaaaaaaaaaaaaaaa" }],
+  ])("answers 401 problem+json for %s", async (_, options) => {
+    const r = await call("GET", "/v1/customers", options);
+    expect(r.status).toBe(401);
+    expect(r.headers.get("content-type")).toBe("application/problem+json");
+    expect(r.body).toEqual(problem(401));
+  });
+
+  it("rejects a right id with a wrong secret, and a token presented as another role", async () => {
+    const t = await tenant({ customers: 0 });
+    const parsed = parseToken(t.partnerKey)!;
+    const wrongSecret = `pk.${parsed.id}.${"x".repeat(parsed.secret.length)}`;
+    expect((await call("GET", "/v1/customers", { token: wrongSecret })).status).toBe(401);
+    const asOperator = `op.${parsed.id}.${parsed.secret}`;
+    expect((await call("GET", "/v1/customers", { token: asOperator })).status).toBe(401);
+    const serviceOnV1 = await call("GET", "/v1/customers", { token: t.serviceToken });
+    expect(serviceOnV1.status).toBe(403);
+  });
+
+  it("keeps operator endpoints from partners (403)", async () => {
+    const t = await tenant({ customers: 1 });
+    const attempts = [
+      call("POST", "/v1/partners", { token: t.partnerKey, body: { name: "x" } }),
+      call("POST", `/v1/partners/${t.partnerId}/api-keys`, { token: t.partnerKey, body: {} }),
+      call("POST", "/v1/services", { token: t.partnerKey, body: { partner: t.partnerId, name: "x" } }),
+      call("PUT", "/v1/resources/x.y", { token: t.partnerKey, body: { service: "x" } }),
+      call("PUT", `/v1/customers/${t.customers[0]}/quotas`, {
+        token: t.partnerKey,
+        body: { resource: t.resources[0], limit: 1000 },
+      }),
+    ];
+    for (const r of await Promise.all(attempts)) {
+      expect(r.status).toBe(403);
+      expect(r.body).toEqual(problem(403));
+    }
+    const q = await expectOk(call("GET", "/account/v1.0/quotas", { token: t.userTokens[0] }));
+    expect(q.system[t.resources[0]!].limit).toBe(10);
+  });
+});
+
+describe("customers", () => {
+  it("a partner creates, reads and lists its own customers; another partner's are 404", async () => {
+    const a = await tenant({ customers: 0 });
+    const b = await tenant({ customers: 1 });
+    const created = await call("POST", "/v1/customers", {
+      token: a.partnerKey,
+      body: { name: "Demo Customer", email: "customer@example.org" },
+    });
+    expect(created.status).toBe(201);
+    expect(created.headers.get("location")).toBe(`/v1/customers/${created.body.id}`);
+    expect(created.body).toEqual({
+      id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      partner: a.partnerId,
+      name: "Demo Customer",
+      email: "customer@example.org",
+      created_at: expect.any(String),
+    });
+    expect(await expectOk(call("GET", `/v1/customers/${created.body.id}/`, { token: a.partnerKey }))).toEqual(
+      created.body,
+    );
+    const list = await expectOk(call("GET", "/v1/customers", { token: a.partnerKey }));
+    expect(list).toEqual({ objects: [created.body], meta: { limit: 50, next_cursor: null } });
+
+    const foreign = b.customers[0]!;
+    for (const [method, path, body] of [
+      ["GET", `/v1/customers/${foreign}`, undefined],
+      ["GET", `/v1/customers/${foreign}/quotas`, undefined],
+      ["POST", `/v1/customers/${foreign}/tokens`, {}],
+    ] as const) {
+      const r = await call(method, path, { token: a.partnerKey, ...(body ? { body } : {}) });
+      expect(r.status).toBe(404);
+      expect(r.body).toEqual(problem(404));
+    }
+  });
+
+  it("pages through customers with a cursor", async () => {
+    const t = await tenant({ customers: 5 });
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: any = await expectOk(
+        call("GET", `/v1/customers?limit=2${cursor ? `&cursor=${cursor}` : ""}`, { token: t.partnerKey }),
+      );
+      expect(page.objects.length).toBeLessThanOrEqual(2);
+      seen.push(...page.objects.map((c: { id: string }) => c.id));
+      cursor = page.meta.next_cursor;
+    } while (cursor);
+    expect(seen).toEqual([...t.customers].sort());
+  });
+
+  it("answers 400 problems with field pointers and writes nothing", async () => {
+    const t = await tenant({ customers: 0 });
+    const cases: Array<[unknown, string]> = [
+      [{}, "/name"],
+      [{ name: "" }, "/name"],
+      [{ name: 5 }, "/name"],
+      [{ name: "x", email: "not-an-email" }, "/email"],
+      [{ name: "x", partner: "00000000-0000-7000-8000-000000000000" }, "/partner"],
+    ];
+    for (const [body, point] of cases) {
+      const r = await call("POST", "/v1/customers", { token: t.partnerKey, body });
+      expect(r.status).toBe(400);
+      expect(r.body).toMatchObject({
+        ...problem(400),
+        errors: expect.arrayContaining([expect.objectContaining({ point })]),
+      });
+    }
+    for (const raw of ["{", "[]", "null", ""]) {
+      expect((await call("POST", "/v1/customers", { token: t.partnerKey, raw })).status).toBe(400);
+    }
+    const badQuery = await call("GET", "/v1/customers?limit=0", { token: t.partnerKey });
+    expect(badQuery.status).toBe(400);
+    expect(badQuery.body.errors[0].point).toBe("/limit");
+    expect((await call("GET", "/v1/customers?cursor=%%%", { token: t.partnerKey })).status).toBe(400);
+    const list = await expectOk(call("GET", "/v1/customers", { token: t.partnerKey }));
+    expect(list.objects).toEqual([]);
+  });
+
+  it("an operator must name the partner", async () => {
+    const operator = await operatorToken();
+    const r = await call("POST", "/v1/customers", { token: operator, body: { name: "x" } });
+    expect(r.status).toBe(400);
+    expect(r.body.errors).toEqual([{ point: "/partner", message: "is required" }]);
+  });
+});
+
+describe("catalog and limits", () => {
+  it("registers resources idempotently and sets limits on registered resources only", async () => {
+    const t = await tenant({ customers: 1 });
+    const name = `${t.serviceName}.disk`;
+    const body = { unit: "bytes", description: "Disk", service: t.serviceName, allow_in_projects: false };
+    const first = await expectOk(call("PUT", `/v1/resources/${name}`, { token: t.operator, body }));
+    const second = await expectOk(call("PUT", `/v1/resources/${name}`, { token: t.operator, body }));
+    expect(second).toEqual(first);
+    expect(first).toEqual({ name, ...body });
+
+    const set = await expectOk(
+      call("PUT", `/v1/customers/${t.customers[0]}/quotas`, {
+        token: t.operator,
+        body: { source: "system", resource: name, limit: 1 << 30 },
+      }),
+    );
+    expect(set).toEqual({
+      holder: t.customers[0],
+      source: "system",
+      resource: name,
+      limit: 1 << 30,
+      usage: 0,
+      pending: 0,
+    });
+    const unknown = await call("PUT", `/v1/customers/${t.customers[0]}/quotas`, {
+      token: t.operator,
+      body: { resource: "no.such", limit: 1 },
+    });
+    expect(unknown.status).toBe(404);
+    for (const limit of [-1, 1.5, "3", 2 ** 60]) {
+      const r = await call("PUT", `/v1/customers/${t.customers[0]}/quotas`, {
+        token: t.operator,
+        body: { resource: name, limit },
+      });
+      expect(r.status).toBe(400);
+    }
+    const holdings = await expectOk(
+      call("GET", `/v1/customers/${t.customers[0]}/quotas`, { token: t.partnerKey }),
+    );
+    expect(holdings.objects.find((h: { resource: string }) => h.resource === name).limit).toBe(1 << 30);
+  });
+
+  it("a service name is unique per partner", async () => {
+    const t = await tenant({ customers: 0 });
+    const r = await call("POST", "/v1/services", {
+      token: t.operator,
+      body: { partner: t.partnerId, name: t.serviceName },
+    });
+    expect(r.status).toBe(409);
+    const missing = await call("POST", "/v1/services", {
+      token: t.operator,
+      body: { partner: "00000000-0000-7000-8000-000000000000", name: unique("s") },
+    });
+    expect(missing.status).toBe(404);
+  });
+});
+
+describe("routing, OpenAPI and docs", () => {
+  it("answers 404 and 405 as problems, and accepts a trailing slash", async () => {
+    const t = await tenant({ customers: 0 });
+    const missing = await call("GET", "/v1/nothing-here", { token: t.partnerKey });
+    expect(missing.status).toBe(404);
+    expect(missing.body).toEqual(problem(404));
+    const wrongMethod = await call("DELETE", "/v1/customers", { token: t.partnerKey });
+    expect(wrongMethod.status).toBe(405);
+    expect((await call("GET", "/v1/customers/", { token: t.partnerKey })).status).toBe(200);
+    expect((await call("GET", "/v1/customers/not-a-uuid", { token: t.partnerKey })).status).toBe(404);
+  });
+
+  it("describes every route in /openapi.json, with request schemas from the validators", async () => {
+    const doc = await expectOk(call("GET", "/openapi.json"));
+    expect(doc.openapi).toBe("3.1.0");
+    for (const route of routes) {
+      expect(
+        doc.paths[route.path]?.[route.method.toLowerCase()],
+        `${route.method} ${route.path}`,
+      ).toBeDefined();
+    }
+    const issue = doc.paths["/account/v1.0/commissions"].post;
+    expect(issue.requestBody.content["application/json"].schema.required).toEqual(["provisions"]);
+    expect(issue.security).toEqual([{ authToken: [] }]);
+    const limit = doc.paths["/v1/customers"].get.parameters.find((p: { name: string }) => p.name === "limit");
+    expect(limit).toMatchObject({ in: "query", required: false });
+  });
+
+  it("renders /docs as HTML listing the routes", async () => {
+    const r = await call("GET", "/docs");
+    expect(r.status).toBe(200);
+    expect(r.headers.get("content-type")).toContain("text/html");
+    expect(r.text).toContain("/account/v1.0/commissions/{serial}/action");
+    expect(r.text).toContain("/v1/customers/{id}/quotas");
+  });
+});
