@@ -1,0 +1,106 @@
+// `npm start`: the whole API on this machine. Applies the D1 migrations locally, seeds the demo
+// data, starts `wrangler dev` (local D1, Durable Objects and Queues) and, once the Worker answers,
+// seeds the demo holdings through the API and prints the demo credentials.
+import { spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { demo } from "./demo-data.mjs";
+import { credentialInsert, formatToken, run, sqlString } from "./lib.mjs";
+
+const port = Number(process.env.PORT ?? 8787);
+const base = `http://127.0.0.1:${port}`;
+
+async function seedSql() {
+  const { partner, service } = demo;
+  const lines = [
+    `INSERT OR IGNORE INTO partners (id, name) VALUES (${sqlString(partner.id)}, ${sqlString(partner.name)});`,
+    `INSERT OR IGNORE INTO services (id, partner_id, name) VALUES (${sqlString(service.id)}, ${sqlString(partner.id)}, ${sqlString(service.name)});`,
+    ...demo.resources.map(
+      (r) =>
+        `INSERT OR IGNORE INTO resources (name, unit, description, service) VALUES (${[r.name, r.unit, r.description, r.service].map(sqlString).join(", ")});`,
+    ),
+    ...demo.customers.map(
+      (c) =>
+        `INSERT OR IGNORE INTO customers (id, partner_id, name, email) VALUES (${[c.id, partner.id, c.name, c.email].map(sqlString).join(", ")});`,
+    ),
+    await credentialInsert({ ...demo.operator, role: "operator", partnerId: null, subjectId: null, label: "demo" }),
+    await credentialInsert({ ...partner.key, role: "partner", partnerId: partner.id, subjectId: partner.id, label: "demo" }),
+    await credentialInsert({ ...service.token, role: "service", partnerId: partner.id, subjectId: service.id, label: "demo" }),
+    ...(await Promise.all(
+      demo.customers.map((c) =>
+        credentialInsert({ ...c.token, role: "customer", partnerId: partner.id, subjectId: c.id, label: "demo" }),
+      ),
+    )),
+  ];
+  const file = path.join(mkdtempSync(path.join(tmpdir(), "stratus-")), "seed.sql");
+  writeFileSync(file, `${lines.join("\n")}\n`);
+  return file;
+}
+
+async function waitUntilUp(child) {
+  for (let i = 0; i < 240; i++) {
+    if (child.exitCode !== null) throw new Error("wrangler dev exited before the Worker answered");
+    try {
+      const res = await fetch(`${base}/healthz`);
+      if (res.ok) return;
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`the Worker did not answer at ${base} within two minutes`);
+}
+
+async function seedHoldings(operatorToken) {
+  for (const customer of demo.customers) {
+    for (const [resource, limit] of Object.entries(customer.limits)) {
+      const res = await fetch(`${base}/v1/customers/${customer.id}/quotas`, {
+        method: "PUT",
+        headers: { "x-api-key": operatorToken, "content-type": "application/json" },
+        body: JSON.stringify({ source: "system", resource, limit }),
+      });
+      if (!res.ok) throw new Error(`seeding ${customer.id}/${resource} failed: ${res.status} ${await res.text()}`);
+    }
+  }
+}
+
+function banner() {
+  const token = (role, c) => formatToken(role, c.id, c.secret);
+  const rows = [
+    ["operator (X-Api-Key)", token("operator", demo.operator)],
+    [`partner ${demo.partner.name} (X-Api-Key)`, token("partner", demo.partner.key)],
+    [`service ${demo.service.name} (X-Auth-Token)`, token("service", demo.service.token)],
+    ...demo.customers.map((c) => [`user ${c.name} ${c.id} (X-Auth-Token)`, token("customer", c.token)]),
+  ];
+  return [
+    "",
+    `stratus is serving at ${base}  (API reference: ${base}/docs, OpenAPI: ${base}/openapi.json)`,
+    "Demo credentials (local development only):",
+    ...rows.map(([who, secret]) => `  ${who}\n    ${secret}`),
+    "",
+    `Try: curl -s ${base}/account/v1.0/quotas -H 'X-Auth-Token: ${token("customer", demo.customers[0].token)}'`,
+    "",
+  ].join("\n");
+}
+
+console.log("Applying D1 migrations to the local database…");
+await run("wrangler", ["d1", "migrations", "apply", "DB", "--local"], { quiet: true });
+console.log("Seeding demo data…");
+await run("wrangler", ["d1", "execute", "DB", "--local", `--file=${await seedSql()}`], { quiet: true });
+
+const dev = spawn("wrangler", ["dev", "--ip", "127.0.0.1", "--port", String(port), "--test-scheduled"], {
+  stdio: ["ignore", "inherit", "inherit"],
+});
+for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => dev.kill(signal));
+dev.on("exit", (code) => process.exit(code ?? 0));
+
+try {
+  await waitUntilUp(dev);
+  await seedHoldings(formatToken("operator", demo.operator.id, demo.operator.secret));
+  console.log(banner());
+} catch (error) {
+  console.error(error instanceof Error ? error.message : error);
+  dev.kill("SIGTERM");
+  process.exitCode = 1;
+}
