@@ -9,6 +9,7 @@ import { demo } from "./demo-data.mjs";
 import { credentialInsert, formatToken, run, sqlString } from "./lib.mjs";
 
 const port = Number(process.env.PORT ?? 8787);
+process.env.WRANGLER_SEND_METRICS ??= "false";
 const base = `http://127.0.0.1:${port}`;
 
 async function seedSql() {
