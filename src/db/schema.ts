@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 const createdAt = () => text("created_at").notNull().default(sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`);
 
@@ -87,9 +87,10 @@ export const commissions = sqliteTable(
   "commissions",
   {
     serial: integer("serial").primaryKey({ autoIncrement: true }),
-    serviceId: text("service_id")
-      .notNull()
-      .references(() => services.id),
+    /** Null for the commissions stratus issues itself to hold subscriptions' quota. */
+    serviceId: text("service_id").references(() => services.id),
+    /** What the commission is for (e.g. `order:<id>`), so a retried purchase finds it again. */
+    reference: text("reference"),
     name: text("name").notNull().default(""),
     state: text("state", { enum: COMMISSION_STATES }).notNull(),
     provisions: text("provisions", { mode: "json" }).notNull().$type<StoredProvision[]>(),
@@ -99,6 +100,7 @@ export const commissions = sqliteTable(
   (t) => [
     index("commissions_service_state").on(t.serviceId, t.state, t.serial),
     index("commissions_state_updated").on(t.state, t.updatedAt),
+    uniqueIndex("commissions_reference").on(t.reference).where(sql`state <> 'failed'`),
   ],
 );
 
@@ -108,3 +110,110 @@ export interface StoredProvision {
   resource: string;
   quantity: number;
 }
+
+export const PRODUCT_KINDS = ["timed", "depletable", "per_object", "license", "caas"] as const;
+export type ProductKind = (typeof PRODUCT_KINDS)[number];
+export const DELIVERY_MODES = ["builtin", "syndicated"] as const;
+
+/**
+ * What partners can order. `unitPriceMinor` is per unit and hour, except for depletable products,
+ * which are priced per unit consumed. Every product consumes its `quotaResource`.
+ */
+export const products = sqliteTable("products", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
+  kind: text("kind", { enum: PRODUCT_KINDS }).notNull(),
+  unit: text("unit").notNull(),
+  unitPriceMinor: integer("unit_price_minor").notNull(),
+  currency: text("currency").notNull(),
+  quotaResource: text("quota_resource")
+    .notNull()
+    .references(() => resources.name),
+  aliases: text("aliases", { mode: "json" }).notNull().$type<string[]>().default(sql`'[]'`),
+  delivery: text("delivery", { enum: DELIVERY_MODES }).notNull().default("builtin"),
+  vendorId: text("vendor_id"),
+  createdAt: createdAt(),
+});
+
+export const ORDER_STATES = ["pending", "completed", "failed"] as const;
+
+/** One purchase by one customer: a create (its lines for that customer) or an extension. */
+export const orders = sqliteTable(
+  "orders",
+  {
+    id: text("id").primaryKey(),
+    partnerId: text("partner_id")
+      .notNull()
+      .references(() => partners.id),
+    customerId: text("customer_id")
+      .notNull()
+      .references(() => customers.id),
+    lines: text("lines", { mode: "json" }).notNull().$type<OrderLine[]>(),
+    totalMinor: integer("total_minor").notNull(),
+    currency: text("currency").notNull(),
+    state: text("state", { enum: ORDER_STATES }).notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index("orders_partner").on(t.partnerId, t.id)],
+);
+
+export interface OrderLine {
+  subscription: string;
+  product: string;
+  amount: number;
+  priceMinor: number;
+}
+
+/**
+ * The read model of subscriptions, for listing and filtering. Each row is a projection pushed by
+ * the subscription's Durable Object; `version` only grows, so a late push never overwrites a
+ * newer one.
+ */
+export const subscriptions = sqliteTable(
+  "subscriptions",
+  {
+    id: text("id").primaryKey(),
+    partnerId: text("partner_id").notNull(),
+    customerId: text("customer_id").notNull(),
+    product: text("product").notNull(),
+    kind: text("kind", { enum: PRODUCT_KINDS }).notNull(),
+    amount: integer("amount").notNull(),
+    startTime: text("start_time").notNull(),
+    endTime: text("end_time"),
+    autoRenew: integer("auto_renew", { mode: "boolean" }).notNull(),
+    /** Set once the subscription can no longer be used: cancelled, depleted or expired by cron. */
+    endedAt: text("ended_at"),
+    rootId: text("root_id").notNull(),
+    previousId: text("previous_id"),
+    nextId: text("next_id"),
+    orderId: text("order_id").notNull(),
+    body: text("body", { mode: "json" }).notNull().$type<Record<string, unknown>>(),
+    version: integer("version").notNull(),
+  },
+  (t) => [
+    index("subscriptions_partner").on(t.partnerId, t.id),
+    index("subscriptions_partner_product").on(t.partnerId, t.product, t.id),
+    index("subscriptions_root").on(t.rootId, t.id),
+    index("subscriptions_due").on(t.endTime, t.id),
+    index("subscriptions_depletion_queue").on(t.customerId, t.product, t.endedAt, t.id),
+  ],
+);
+
+/**
+ * Idempotency-Key records (IETF httpapi-idempotency-key-header): per credential and key, the
+ * request's fingerprint and, once finished, the response to replay.
+ */
+export const idempotencyKeys = sqliteTable(
+  "idempotency_keys",
+  {
+    credentialId: text("credential_id").notNull(),
+    key: text("key").notNull(),
+    fingerprint: text("fingerprint").notNull(),
+    status: integer("status"),
+    headers: text("headers", { mode: "json" }).$type<Array<[string, string]>>(),
+    body: text("body"),
+    lockedUntil: text("locked_until").notNull(),
+    expiresAt: text("expires_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.credentialId, t.key] }), index("idempotency_expiry").on(t.expiresAt)],
+);
