@@ -10,7 +10,9 @@ export const sqlString = (value) => (value === null ? "NULL" : `'${String(value)
 /** Runs a command, inheriting stdio unless `quiet`; resolves with its output, rejects on failure. */
 export function run(command, args, { quiet = false } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: quiet ? ["ignore", "pipe", "pipe"] : ["ignore", "inherit", "inherit"] });
+    const child = spawn(command, args, {
+      stdio: quiet ? ["ignore", "pipe", "pipe"] : ["ignore", "inherit", "inherit"],
+    });
     let output = "";
     child.stdout?.on("data", (chunk) => {
       output += chunk;
@@ -20,7 +22,9 @@ export function run(command, args, { quiet = false } = {}) {
     });
     child.on("error", reject);
     child.on("exit", (code) =>
-      code === 0 ? resolve(output) : reject(new Error(`${command} ${args.join(" ")} exited with ${code}\n${output}`)),
+      code === 0
+        ? resolve(output)
+        : reject(new Error(`${command} ${args.join(" ")} exited with ${code}\n${output}`)),
     );
   });
 }

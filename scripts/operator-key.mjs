@@ -6,10 +6,21 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { credentialInsert, formatToken, newSecret, run } from "./lib.mjs";
 
-const where = process.argv.includes("--remote") ? "--remote" : process.argv.includes("--local") ? "--local" : null;
+const where = process.argv.includes("--remote")
+  ? "--remote"
+  : process.argv.includes("--local")
+    ? "--local"
+    : null;
 const id = crypto.randomUUID();
 const secret = newSecret();
-const sql = await credentialInsert({ id, role: "operator", partnerId: null, subjectId: null, secret, label: "operator" });
+const sql = await credentialInsert({
+  id,
+  role: "operator",
+  partnerId: null,
+  subjectId: null,
+  secret,
+  label: "operator",
+});
 
 if (where) {
   const file = path.join(mkdtempSync(path.join(tmpdir(), "stratus-")), "operator.sql");

@@ -25,12 +25,36 @@ async function seedSql() {
       (c) =>
         `INSERT OR IGNORE INTO customers (id, partner_id, name, email) VALUES (${[c.id, partner.id, c.name, c.email].map(sqlString).join(", ")});`,
     ),
-    await credentialInsert({ ...demo.operator, role: "operator", partnerId: null, subjectId: null, label: "demo" }),
-    await credentialInsert({ ...partner.key, role: "partner", partnerId: partner.id, subjectId: partner.id, label: "demo" }),
-    await credentialInsert({ ...service.token, role: "service", partnerId: partner.id, subjectId: service.id, label: "demo" }),
+    await credentialInsert({
+      ...demo.operator,
+      role: "operator",
+      partnerId: null,
+      subjectId: null,
+      label: "demo",
+    }),
+    await credentialInsert({
+      ...partner.key,
+      role: "partner",
+      partnerId: partner.id,
+      subjectId: partner.id,
+      label: "demo",
+    }),
+    await credentialInsert({
+      ...service.token,
+      role: "service",
+      partnerId: partner.id,
+      subjectId: service.id,
+      label: "demo",
+    }),
     ...(await Promise.all(
       demo.customers.map((c) =>
-        credentialInsert({ ...c.token, role: "customer", partnerId: partner.id, subjectId: c.id, label: "demo" }),
+        credentialInsert({
+          ...c.token,
+          role: "customer",
+          partnerId: partner.id,
+          subjectId: c.id,
+          label: "demo",
+        }),
       ),
     )),
   ];
@@ -61,7 +85,8 @@ async function seedHoldings(operatorToken) {
         headers: { "x-api-key": operatorToken, "content-type": "application/json" },
         body: JSON.stringify({ source: "system", resource, limit }),
       });
-      if (!res.ok) throw new Error(`seeding ${customer.id}/${resource} failed: ${res.status} ${await res.text()}`);
+      if (!res.ok)
+        throw new Error(`seeding ${customer.id}/${resource} failed: ${res.status} ${await res.text()}`);
     }
   }
 }
