@@ -4,6 +4,7 @@ import { createApp } from "./http/app";
 import { routes } from "./http/routes";
 
 export { QuotaLedger } from "./objects/quota-ledger";
+export { SubscriptionObject } from "./objects/subscription-object";
 
 const app = createApp(routes);
 

@@ -138,3 +138,59 @@ export async function tenant(options: { customers?: number; limit?: number } = {
     resources,
   };
 }
+
+/** The demo catalog's shape: one product of every kind, priced per unit and hour in EUR cents. */
+export const PRODUCTS = [
+  { id: "dssd", kind: "timed", unit: "GB", unit_price: "0.01", aliases: ["hdd"] },
+  { id: "cpu", kind: "timed", unit: "GHz", unit_price: "0.02", aliases: [] },
+  { id: "mem", kind: "timed", unit: "GB", unit_price: "0.03", aliases: [] },
+  { id: "tx", kind: "depletable", unit: "GB", unit_price: "0.05", aliases: [] },
+  { id: "ip", kind: "per_object", unit: "IP", unit_price: "0.10", aliases: [] },
+  { id: "vlan", kind: "per_object", unit: "VLAN", unit_price: "0.20", aliases: [] },
+  { id: "msft-windows", kind: "license", unit: "license", unit_price: "0.04", aliases: [] },
+  { id: "cumulus", kind: "caas", unit: "cloud", unit_price: "1.00", aliases: [] },
+] as const;
+
+/** Registers the catalog (idempotently) and gives each of the tenant's customers `limit` of everything. */
+export async function withCatalog(t: Tenant, limit = 1000): Promise<void> {
+  for (const p of PRODUCTS) {
+    await expectOk(
+      call("PUT", `/v1/resources/stratus.${p.id}`, {
+        token: t.operator,
+        body: { service: "stratus", unit: p.unit },
+      }),
+    );
+    await expectOk(
+      call("PUT", `/v1/products/${p.id}`, {
+        token: t.operator,
+        body: {
+          name: p.id,
+          kind: p.kind,
+          unit: p.unit,
+          unit_price: p.unit_price,
+          currency: "EUR",
+          quota_resource: `stratus.${p.id}`,
+          aliases: [...p.aliases],
+        },
+      }),
+    );
+  }
+  for (const customer of t.customers) {
+    await Promise.all(
+      PRODUCTS.map((p) =>
+        expectOk(
+          call("PUT", `/v1/customers/${customer}/quotas`, {
+            token: t.operator,
+            body: { resource: `stratus.${p.id}`, limit },
+          }),
+        ),
+      ),
+    );
+  }
+}
+
+/** A customer's holding of `stratus.<product>` as the quota API reports it. */
+export async function usageOf(t: Tenant, customerIndex: number, product: string) {
+  const q = await expectOk(call("GET", "/account/v1.0/quotas", { token: t.userTokens[customerIndex] }));
+  return q.system[`stratus.${product}`] as { usage: number; limit: number; pending: number };
+}

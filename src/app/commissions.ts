@@ -1,5 +1,6 @@
 import {
   type Commission,
+  findByReference,
   findCommission,
   openCommission,
   pendingSerials,
@@ -7,7 +8,6 @@ import {
   transition,
 } from "../db/commissions";
 import { partnerCustomerIds } from "../db/customers";
-import type { Service } from "../db/partners";
 import { groupByHolder, mergeProvisions, type Provision } from "../domain/quota";
 import type { Env } from "../env";
 import { AppError, badRequest, notFound } from "../http/errors";
@@ -22,11 +22,22 @@ import { type LedgerIssueResult, ledgerOf } from "../objects/quota-ledger";
  * next request, the sweeper) finishes what the row says and nothing is ever half-applied.
  */
 
+/** Who issues: a service, or stratus itself (`serviceId` null) holding quota for subscriptions. */
+export interface Issuer {
+  serviceId: string | null;
+  partnerId: string;
+}
+
 export interface IssueInput {
   name: string;
   force: boolean;
   autoAccept: boolean;
   provisions: Provision[];
+  /**
+   * What the commission is for. Issuing again with the reference of a live commission returns
+   * that commission instead of holding the quota twice: retried work never double-charges.
+   */
+  reference?: string;
 }
 
 type Decision = "accept" | "reject";
@@ -54,7 +65,7 @@ function noHolding(provision: Provision): AppError {
 
 export async function issueCommission(
   env: Env,
-  service: Service,
+  issuer: Issuer,
   input: IssueInput,
   now: Date,
 ): Promise<number> {
@@ -62,11 +73,21 @@ export async function issueCommission(
   if (!provisions) throw badRequest("the quantities of one holding add up beyond the safe-integer range");
 
   const holders = [...new Set(provisions.map((p) => p.holder))];
-  const known = await partnerCustomerIds(env, service.partnerId, holders);
+  const known = await partnerCustomerIds(env, issuer.partnerId, holders);
   const stranger = provisions.find((p) => !known.has(p.holder));
   if (stranger) throw noHolding(stranger);
 
-  const { serial } = await openCommission(env, { serviceId: service.id, name: input.name, provisions, now });
+  const reference = input.reference ?? null;
+  const opened = await openCommission(env, {
+    serviceId: issuer.serviceId,
+    reference,
+    name: input.name,
+    provisions,
+    now,
+  });
+  if (!opened) return resumeReferenced(env, issuer, reference, input.autoAccept, now);
+  const { serial } = opened;
+
   const issued: string[] = [];
   for (const [holder, own] of groupByHolder(provisions)) {
     const result = await ledgerOf(env, holder).issue(serial, own, input.force);
@@ -92,6 +113,23 @@ export async function issueCommission(
   return serial;
 }
 
+async function resumeReferenced(
+  env: Env,
+  issuer: Issuer,
+  reference: string | null,
+  autoAccept: boolean,
+  now: Date,
+): Promise<number> {
+  const existing = reference === null ? undefined : await findByReference(env, reference);
+  if (!existing || existing.serviceId !== issuer.serviceId || existing.state === "issuing") {
+    throw new AppError("conflict", `commission ${reference} is being issued by another request; try again`);
+  }
+  if (autoAccept && (existing.state === "pending" || existing.state === "accepting")) {
+    await resolveCommission(env, issuer.serviceId, existing.serial, "accept", now);
+  }
+  return existing.serial;
+}
+
 async function applyDecision(
   env: Env,
   serial: number,
@@ -107,21 +145,21 @@ async function applyDecision(
 const doesNotExist = (serial: number) => notFound(`serial ${serial} does not exist`);
 
 /**
- * Accepts or rejects one of the service's commissions. A commission another request already
- * started to resolve is finished first; if that resolution was the other one, this serial is no
- * longer pending and the answer is 404.
+ * Accepts or rejects one commission of `serviceId` (null: stratus's own). A commission another
+ * request already started to resolve is finished first; if that resolution was the other one, this
+ * serial is no longer pending and the answer is 404.
  */
 export async function resolveCommission(
   env: Env,
-  service: Service,
+  serviceId: string | null,
   serial: number,
   decision: Decision,
   now: Date,
 ): Promise<void> {
-  let row = await findCommission(env, serial, service.id);
+  let row = await findCommission(env, serial, serviceId);
   if (row?.state === "pending") {
     if (!(await transition(env, serial, ["pending"], DOING[decision], now))) {
-      row = await findCommission(env, serial, service.id);
+      row = await findCommission(env, serial, serviceId);
     } else {
       row = { ...row, state: DOING[decision] };
     }
@@ -140,7 +178,7 @@ export interface ResolveManyResult {
 
 export async function resolveMany(
   env: Env,
-  service: Service,
+  serviceId: string,
   accept: readonly number[],
   reject: readonly number[],
   now: Date,
@@ -159,7 +197,7 @@ export async function resolveMany(
   const outcomes = await Promise.all(
     work.map(async ([serial, decision]) => {
       try {
-        await resolveCommission(env, service, serial, decision, now);
+        await resolveCommission(env, serviceId, serial, decision, now);
         return null;
       } catch (error) {
         if (error instanceof AppError) return error;
@@ -175,13 +213,13 @@ export async function resolveMany(
   return result;
 }
 
-export async function pendingCommission(env: Env, service: Service, serial: number): Promise<Commission> {
-  const row = await findCommission(env, serial, service.id);
+export async function pendingCommission(env: Env, serviceId: string, serial: number): Promise<Commission> {
+  const row = await findCommission(env, serial, serviceId);
   if (row?.state !== "pending") throw doesNotExist(serial);
   return row;
 }
 
-export const listPending = (env: Env, service: Service) => pendingSerials(env, service.id);
+export const listPending = (env: Env, serviceId: string) => pendingSerials(env, serviceId);
 
 /**
  * Finishes commissions whose request died mid-way: an unfinished issue is rolled back on every

@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, lt } from "drizzle-orm";
+import { and, asc, eq, inArray, isNull, lt, ne } from "drizzle-orm";
 import type { Env } from "../env";
 import { database } from "./client";
 import { type CommissionState, commissions, type StoredProvision } from "./schema";
@@ -8,20 +8,38 @@ export type Commission = typeof commissions.$inferSelect;
 /** Allocates the next serial (SQLite AUTOINCREMENT: strictly increasing, never reused). */
 export async function openCommission(
   env: Env,
-  input: { serviceId: string; name: string; provisions: StoredProvision[]; now: Date },
-): Promise<Commission> {
+  input: {
+    serviceId: string | null;
+    reference: string | null;
+    name: string;
+    provisions: StoredProvision[];
+    now: Date;
+  },
+): Promise<Commission | null> {
   const at = input.now.toISOString();
-  return database(env)
+  const row = await database(env)
     .insert(commissions)
     .values({
       serviceId: input.serviceId,
+      reference: input.reference,
       name: input.name,
       provisions: input.provisions,
       state: "issuing",
       issueTime: at,
       updatedAt: at,
     })
+    // A live commission with the same reference already exists: the caller resumes that one.
+    .onConflictDoNothing()
     .returning()
+    .get();
+  return row ?? null;
+}
+
+export async function findByReference(env: Env, reference: string): Promise<Commission | undefined> {
+  return database(env)
+    .select()
+    .from(commissions)
+    .where(and(eq(commissions.reference, reference), ne(commissions.state, "failed")))
     .get();
 }
 
@@ -42,15 +60,17 @@ export async function transition(
   return rows.length > 0;
 }
 
+/** `serviceId` null finds the commissions stratus issued itself. */
 export async function findCommission(
   env: Env,
   serial: number,
-  serviceId: string,
+  serviceId: string | null,
 ): Promise<Commission | undefined> {
+  const issuer = serviceId === null ? isNull(commissions.serviceId) : eq(commissions.serviceId, serviceId);
   return database(env)
     .select()
     .from(commissions)
-    .where(and(eq(commissions.serial, serial), eq(commissions.serviceId, serviceId)))
+    .where(and(eq(commissions.serial, serial), issuer))
     .get();
 }
 

@@ -75,3 +75,12 @@ export async function allPartnerCustomerIds(env: Env, partnerId: string): Promis
     .all();
   return rows.map((r) => r.id);
 }
+
+export async function updateCustomer(
+  env: Env,
+  id: string,
+  changes: { name?: string; email?: string | null },
+): Promise<Customer | undefined> {
+  if (Object.keys(changes).length === 0) return findCustomer(env, id, null);
+  return database(env).update(customers).set(changes).where(eq(customers.id, id)).returning().get();
+}

@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { DELIVERY_MODES, PRODUCT_KINDS } from "../domain/catalog";
 
 const createdAt = () => text("created_at").notNull().default(sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`);
 
@@ -110,10 +111,6 @@ export interface StoredProvision {
   resource: string;
   quantity: number;
 }
-
-export const PRODUCT_KINDS = ["timed", "depletable", "per_object", "license", "caas"] as const;
-export type ProductKind = (typeof PRODUCT_KINDS)[number];
-export const DELIVERY_MODES = ["builtin", "syndicated"] as const;
 
 /**
  * What partners can order. `unitPriceMinor` is per unit and hour, except for depletable products,

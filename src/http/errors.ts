@@ -56,3 +56,19 @@ export const badRequest = (message: string, fields?: FieldError[]) =>
   new AppError("bad_request", message, fields ? { fields } : {});
 export const notFound = (message: string, data?: Record<string, unknown>) =>
   new AppError("not_found", message, data ? { data } : {});
+
+/** An AppError as plain data, to cross a Durable Object RPC boundary (class identity does not). */
+export interface ErrorWire {
+  kind: ErrorKind;
+  message: string;
+  fields?: FieldError[];
+  data?: Record<string, unknown>;
+}
+
+export const toErrorWire = (e: AppError): ErrorWire => ({ kind: e.kind, message: e.message, ...e.options });
+
+export const fromErrorWire = (w: ErrorWire): AppError =>
+  new AppError(w.kind, w.message, {
+    ...(w.fields ? { fields: w.fields } : {}),
+    ...(w.data ? { data: w.data } : {}),
+  });

@@ -3,6 +3,7 @@ import type { Role } from "../db/schema";
 import type { Env } from "../env";
 import { authenticate, type Family, type Principal } from "./auth";
 import { AppError, badRequest, type FieldError } from "./errors";
+import { withIdempotency } from "./idempotency";
 
 /**
  * A route is declared once, with the valibot schemas of its path parameters, query and body: the
@@ -66,6 +67,9 @@ export function defineRoute<
 
 const MAX_BODY_BYTES = 1 << 20;
 
+/** The methods an Idempotency-Key applies to (PUT is idempotent by itself). */
+const KEYED_METHODS: ReadonlySet<Method> = new Set(["POST", "PATCH", "DELETE"]);
+
 /** Turns valibot issues into field errors with JSON Pointers into the request part they came from. */
 export function fieldErrors(issues: readonly v.BaseIssue<unknown>[], root: string): FieldError[] {
   return issues.map((issue) => {
@@ -96,13 +100,19 @@ export function parseWith<S extends Schema>(
   throw badRequest(describe(errors, what), errors);
 }
 
-async function readJson(request: Request): Promise<unknown> {
+async function readBody(request: Request): Promise<string> {
   const declared = Number(request.headers.get("content-length") ?? "0");
   if (declared > MAX_BODY_BYTES) throw new AppError("payload_too_large", "request body is larger than 1 MiB");
   const text = await request.text();
   if (text.length > MAX_BODY_BYTES)
     throw new AppError("payload_too_large", "request body is larger than 1 MiB");
-  if (text.trim() === "") throw badRequest("request body is empty; a JSON object is expected");
+  return text;
+}
+
+function parseJson(text: string): unknown {
+  // An empty body is an empty object: the schema then names what is missing, and routes whose
+  // body is all optional (an extension with its defaults) need not send one.
+  if (text.trim() === "") return {};
   try {
     return JSON.parse(text);
   } catch {
@@ -128,10 +138,25 @@ function queryObject(url: URL): Record<string, string> {
   return out;
 }
 
+function parseRequest(route: RouteSpec, rawParams: Record<string, string>, request: Request, text: string) {
+  const params = route.params
+    ? (() => {
+        const result = v.safeParse(route.params, decodeParams(rawParams));
+        // A path that names nothing that could exist is simply not found.
+        if (!result.success) throw new AppError("not_found", "no such resource");
+        return result.output;
+      })()
+    : undefined;
+  const url = new URL(request.url);
+  const query = route.query ? parseWith(route.query, queryObject(url), "", "query") : undefined;
+  const body = route.body ? parseWith(route.body, parseJson(text), "", "body") : undefined;
+  return { params, query, body };
+}
+
 /**
- * Runs one matched route: authenticate, authorize, parse, handle. The wrong role answers as the
- * family decides: the quota API treats a token of another kind as unknown (401, as Astakos does);
- * elsewhere it is 403.
+ * Runs one matched route: authenticate, authorize, parse, handle; partner-API writes run under
+ * their Idempotency-Key. The wrong role answers as the family decides: the quota API treats a token
+ * of another kind as unknown (401, as Astakos does); elsewhere it is 403.
  */
 export async function runRoute(
   route: RouteSpec,
@@ -150,16 +175,11 @@ export async function runRoute(
       throw new AppError("forbidden", `this endpoint is not available to the ${principal.role} role`);
     }
   }
-  const params = route.params
-    ? (() => {
-        const result = v.safeParse(route.params, decodeParams(rawParams));
-        // A path that names nothing that could exist is simply not found.
-        if (!result.success) throw new AppError("not_found", "no such resource");
-        return result.output;
-      })()
-    : undefined;
-  const url = new URL(request.url);
-  const query = route.query ? parseWith(route.query, queryObject(url), "", "query") : undefined;
-  const body = route.body ? parseWith(route.body, await readJson(request), "", "body") : undefined;
-  return route.handle({ request, env, ctx, params, query, body, principal });
+  const text = route.body ? await readBody(request) : "";
+  const handle = async () =>
+    route.handle({ request, env, ctx, ...parseRequest(route, rawParams, request, text), principal });
+  // Parsing runs under the key too: a 4xx for bad input is as final an answer as any other.
+  return principal && family === "partner" && KEYED_METHODS.has(route.method)
+    ? withIdempotency(request, env, principal, text, handle)
+    : handle();
 }

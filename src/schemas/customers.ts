@@ -20,3 +20,11 @@ export const CustomerOut = v.object({
 });
 
 export const ListCustomersQuery = Pagination;
+
+export const UpdateCustomer = v.strictObject(
+  {
+    name: v.optional(Name),
+    email: v.optional(v.nullable(v.pipe(v.string(), v.email("must be an e-mail address"), v.maxLength(254)))),
+  },
+  "only name and email can change",
+);

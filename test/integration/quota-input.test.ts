@@ -124,7 +124,13 @@ describe("commissions left half-way by a request that died", () => {
     const vm = t.resources[0]!;
     const provisions = t.customers.map((holder) => ({ holder, source: "system", resource: vm, quantity: 4 }));
     const then = new Date(Date.now() - 10 * 60_000);
-    const row = await openCommission(env, { serviceId: service.id, name: "crashed", provisions, now: then });
+    const row = (await openCommission(env, {
+      serviceId: service.id,
+      reference: null,
+      name: "crashed",
+      provisions,
+      now: then,
+    }))!;
     // The request died after the first ledger took the provision.
     await ledgerOf(env, provisions[0]!.holder).issue(row.serial, [provisions[0]!], false);
     const before = await ledgerOf(env, provisions[0]!.holder).holdings();

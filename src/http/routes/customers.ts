@@ -1,15 +1,14 @@
 import * as v from "valibot";
+import { visibleCustomer } from "../../app/customers";
 import { issueCredential } from "../../db/credentials";
-import { type Customer, createCustomer, findCustomer, listCustomers } from "../../db/customers";
+import { type Customer, createCustomer, listCustomers, updateCustomer } from "../../db/customers";
 import { findPartner } from "../../db/partners";
 import { findResource } from "../../db/resources";
-import type { Env } from "../../env";
 import { ledgerOf } from "../../objects/quota-ledger";
 import { IdParams, IssuedCredentialOut, KeyRequest } from "../../schemas/common";
-import { CreateCustomer, CustomerOut, ListCustomersQuery } from "../../schemas/customers";
+import { CreateCustomer, CustomerOut, ListCustomersQuery, UpdateCustomer } from "../../schemas/customers";
 import { HoldingOut, SetLimit } from "../../schemas/operator";
 import { pageMeta } from "../../schemas/pagination";
-import type { Principal } from "../auth";
 import { badRequest, notFound } from "../errors";
 import { decodeCursor, toPage } from "../pagination";
 import { defineRoute } from "../route";
@@ -26,13 +25,6 @@ const customerOut = (c: Customer): v.InferOutput<typeof CustomerOut> => ({
   email: c.email,
   created_at: c.createdAt,
 });
-
-/** Operators see every customer; a partner sees only its own, and others' do not exist. */
-async function visibleCustomer(env: Env, principal: Principal, id: string): Promise<Customer> {
-  const customer = await findCustomer(env, id, principal.role === "operator" ? null : principal.partnerId);
-  if (!customer) throw notFound(`customer ${id} does not exist`);
-  return customer;
-}
 
 export const customerRoutes = [
   defineRoute({
@@ -96,6 +88,25 @@ export const customerRoutes = [
     },
     async handle({ env, principal, params }) {
       return Response.json(customerOut(await visibleCustomer(env, principal, params.id)));
+    },
+  }),
+  defineRoute({
+    method: "PATCH",
+    path: "/v1/customers/{id}",
+    summary: "Update a customer's name or e-mail",
+    tag,
+    auth: partnerOrOperator,
+    params: IdParams,
+    body: UpdateCustomer,
+    responses: {
+      200: { description: "The customer", schema: CustomerOut },
+      404: { description: "Not found" },
+    },
+    async handle({ env, principal, params, body }) {
+      await visibleCustomer(env, principal, params.id);
+      const updated = await updateCustomer(env, params.id, body);
+      if (!updated) throw notFound(`customer ${params.id} does not exist`);
+      return Response.json(customerOut(updated));
     },
   }),
   defineRoute({

@@ -3,7 +3,10 @@ import { openApiDocument } from "../openapi";
 import { defineRoute, type RouteSpec } from "../route";
 import { customerRoutes } from "./customers";
 import { operatorRoutes } from "./operator";
+import { orderRoutes } from "./orders";
+import { productRoutes } from "./products";
 import { quotaRoutes } from "./quota";
+import { subscriptionRoutes } from "./subscriptions";
 
 const tag = "Meta";
 
@@ -44,6 +47,9 @@ const metaRoutes: RouteSpec[] = [
 export const routes: readonly RouteSpec[] = [
   ...metaRoutes,
   ...operatorRoutes,
+  ...productRoutes,
   ...customerRoutes,
+  ...subscriptionRoutes,
+  ...orderRoutes,
   ...quotaRoutes,
 ];

@@ -134,7 +134,7 @@ export const quotaRoutes = [
       const service = await callingService(env, principal);
       const serial = await issueCommission(
         env,
-        service,
+        { serviceId: service.id, partnerId: service.partnerId },
         {
           name: body.name ?? "",
           force: body.force,
@@ -154,7 +154,7 @@ export const quotaRoutes = [
     auth: ["service"],
     responses: { 200: { description: "Serials", schema: v.array(v.number()) } },
     async handle({ env, principal }) {
-      return Response.json(await listPending(env, await callingService(env, principal)));
+      return Response.json(await listPending(env, (await callingService(env, principal)).id));
     },
   }),
   defineRoute({
@@ -169,7 +169,7 @@ export const quotaRoutes = [
       404: { description: "Not pending" },
     },
     async handle({ env, principal, params }) {
-      const row = await pendingCommission(env, await callingService(env, principal), params.serial);
+      const row = await pendingCommission(env, (await callingService(env, principal)).id, params.serial);
       return Response.json({
         serial: row.serial,
         issue_time: row.issueTime,
@@ -197,7 +197,7 @@ export const quotaRoutes = [
       const reject = body.reject !== undefined;
       if (accept === reject) throw badRequest('exactly one of "accept" and "reject" is expected');
       const service = await callingService(env, principal);
-      await resolveCommission(env, service, params.serial, accept ? "accept" : "reject", now());
+      await resolveCommission(env, service.id, params.serial, accept ? "accept" : "reject", now());
       return new Response(null, { status: 200 });
     },
   }),
@@ -213,7 +213,7 @@ export const quotaRoutes = [
     },
     async handle({ env, principal, body }) {
       const service = await callingService(env, principal);
-      const result = await resolveMany(env, service, body.accept, body.reject, now());
+      const result = await resolveMany(env, service.id, body.accept, body.reject, now());
       return Response.json({
         accepted: result.accepted,
         rejected: result.rejected,

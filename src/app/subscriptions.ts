@@ -1,0 +1,352 @@
+import { partnerCustomerIds } from "../db/customers";
+import { insertOrders, type Order, setOrdersState } from "../db/orders";
+import { listProducts } from "../db/products";
+import {
+  chainMembers,
+  depletionQueue,
+  type ListQuery,
+  listSubscriptions,
+  queuedBehindAnother,
+} from "../db/subscriptions";
+import type { Product } from "../domain/catalog";
+import { resolveExtension } from "../domain/durations";
+import { uuidv7 } from "../domain/ids";
+import {
+  durationErrors,
+  type PlannedSubscription,
+  type PurchaseObject,
+  planPurchase,
+} from "../domain/purchase";
+import {
+  type SubscriptionRecord,
+  type SubscriptionWire,
+  statusOf,
+  termPriceMinor,
+  toWire,
+} from "../domain/subscriptions";
+import type { Env } from "../env";
+import type { Principal } from "../http/auth";
+import { AppError, badRequest, fromErrorWire, notFound } from "../http/errors";
+import { type Outcome, subscriptionObject } from "../objects/subscription-object";
+import { issueCommission, resolveCommission } from "./commissions";
+
+/**
+ * Buying, extending and reading subscriptions: the steps that span the catalog, the customers'
+ * quota ledgers, the orders and the subscriptions' own objects.
+ */
+
+export interface Purchase {
+  subscriptions: SubscriptionRecord[];
+  orders: Order[];
+  currency: string;
+  totalMinor: bigint;
+}
+
+/** Unwraps an object's answer, turning its error back into the AppError it was. */
+export function unwrap<T>(outcome: Outcome<T>): T {
+  if (!outcome.ok) throw fromErrorWire(outcome.error);
+  return outcome.value;
+}
+
+/** The plan of a purchase, or a 400 naming every field that makes it impossible. */
+export async function plan(env: Env, partnerId: string, objects: PurchaseObject[], now: Date) {
+  const catalog = await listProducts(env);
+  const result = planPurchase(objects, catalog, now);
+  const customers = [...new Set(objects.map((o) => o.customer))];
+  const known = await partnerCustomerIds(env, partnerId, customers);
+  const strangers = objects.flatMap((o, i) =>
+    known.has(o.customer) ? [] : [{ point: `/objects/${i}/customer`, message: "no such customer" }],
+  );
+  const errors = [...strangers, ...(result.ok ? [] : result.errors)];
+  if (errors.length > 0 || !result.ok) throw badRequest(summary(errors), errors);
+  return result;
+}
+
+function summary(errors: { point: string; message: string }[]): string {
+  const first = errors[0];
+  const more = errors.length > 1 ? ` (and ${errors.length - 1} more)` : "";
+  return first ? `${first.point}: ${first.message}${more}` : "invalid objects";
+}
+
+function newRecord(
+  p: PlannedSubscription,
+  ids: { id: string; orderId: string; partnerId: string; rootId?: string; previousId?: string },
+  now: Date,
+): SubscriptionRecord {
+  return {
+    id: ids.id,
+    partnerId: ids.partnerId,
+    customerId: p.customer,
+    orderId: ids.orderId,
+    product: p.product.id,
+    kind: p.product.kind,
+    quotaResource: p.product.quotaResource,
+    unitPriceMinor: p.product.unitPriceMinor,
+    currency: p.product.currency,
+    amount: p.amount,
+    startTime: p.start.toISOString(),
+    endTime: p.end?.toISOString() ?? null,
+    period: p.period,
+    createdWith: p.createdWith,
+    autoRenew: p.autoRenew,
+    priceMinor: p.priceMinor.toString(),
+    remaining: p.product.kind === "depletable" ? p.amount : null,
+    endedAt: null,
+    endReason: null,
+    rootId: ids.rootId ?? ids.id,
+    previousId: ids.previousId ?? null,
+    nextId: null,
+    runs: [],
+    serial: null,
+    version: 0,
+    createdAt: now.toISOString(),
+  };
+}
+
+/** A quota failure of stratus's own commission, told in the partner API's terms. */
+function quotaError(error: unknown, records: readonly SubscriptionRecord[]): unknown {
+  if (!(error instanceof AppError) || (error.kind !== "over_limit" && error.kind !== "not_found"))
+    return error;
+  const data = error.options.data ?? {};
+  const provision = (data.provision ?? {}) as { holder?: string; resource?: string; quantity?: number };
+  const record = records.find(
+    (r) => r.quotaResource === provision.resource && r.customerId === provision.holder,
+  );
+  const limit = typeof data.limit === "number" ? data.limit : 0;
+  const usage = typeof data.usage === "number" ? data.usage : 0;
+  return new AppError(
+    "over_limit",
+    `quota exceeded for ${record?.product ?? provision.resource}: customer ${provision.holder} has ${usage} of ${limit} in use and asked for ${provision.quantity} more`,
+    {
+      data: {
+        resource: record?.product ?? provision.resource,
+        quota_resource: provision.resource,
+        customer: provision.holder,
+        limit,
+        usage,
+        requested: provision.quantity,
+      },
+    },
+  );
+}
+
+/**
+ * Buys a plan, all or nothing: one commission holds the quota of every subscription (so the
+ * whole batch fits, or nothing is bought), then the orders and the objects are written and the
+ * commission is accepted.
+ */
+export async function buy(
+  env: Env,
+  partnerId: string,
+  planned: readonly PlannedSubscription[],
+  now: Date,
+  chain?: { rootId: string; previousId: string },
+): Promise<Purchase> {
+  const orderOf = new Map<string, string>();
+  for (const p of planned) if (!orderOf.has(p.customer)) orderOf.set(p.customer, uuidv7());
+  const records = planned.map((p) =>
+    newRecord(p, { id: uuidv7(), orderId: orderOf.get(p.customer) ?? "", partnerId, ...chain }, now),
+  );
+  const reference = `purchase:${[...orderOf.values()].join(",")}`;
+  let serial: number;
+  try {
+    serial = await issueCommission(
+      env,
+      { serviceId: null, partnerId },
+      {
+        name: reference,
+        force: false,
+        autoAccept: false,
+        reference,
+        provisions: records.map((r) => ({
+          holder: r.customerId,
+          source: "system",
+          resource: r.quotaResource,
+          quantity: r.amount,
+        })),
+      },
+      now,
+    );
+  } catch (error) {
+    throw quotaError(error, records);
+  }
+
+  const orders: Order[] = [...orderOf].map(([customerId, id]) => {
+    const own = records.filter((r) => r.customerId === customerId);
+    return {
+      id,
+      partnerId,
+      customerId,
+      lines: own.map((r) => ({
+        subscription: r.id,
+        product: r.product,
+        amount: r.amount,
+        priceMinor: Number(r.priceMinor),
+      })),
+      totalMinor: Number(own.reduce((sum, r) => sum + BigInt(r.priceMinor), 0n)),
+      currency: own[0]?.currency ?? "EUR",
+      state: "pending",
+      createdAt: now.toISOString(),
+    };
+  });
+  await insertOrders(env, orders);
+  const created = await Promise.all(
+    records.map((r) => subscriptionObject(env, r.id).create({ ...r, serial })),
+  );
+  await resolveCommission(env, null, serial, "accept", now);
+  await setOrdersState(env, [...orderOf.values()], "completed");
+  return {
+    subscriptions: created,
+    orders: orders.map((o) => ({ ...o, state: "completed" as const })),
+    currency: created[0]?.currency ?? "EUR",
+    totalMinor: created.reduce((sum, r) => sum + BigInt(r.priceMinor), 0n),
+  };
+}
+
+/** A subscription of the caller's partner; another partner's does not exist. */
+export async function visibleRecord(env: Env, principal: Principal, id: string): Promise<SubscriptionRecord> {
+  const record = await subscriptionObject(env, id).get();
+  if (!record || (principal.role !== "operator" && record.partnerId !== principal.partnerId)) {
+    throw notFound(`subscription ${id} does not exist`);
+  }
+  return record;
+}
+
+/** The wire shape of one record, its status and descendants worked out at `now`. */
+export async function present(env: Env, record: SubscriptionRecord, now: Date): Promise<SubscriptionWire> {
+  const behind =
+    record.kind === "depletable" && record.endedAt === null && (await queuedBehindAnother(env, record));
+  const chain = (await chainMembers(env, [record.rootId])).get(record.rootId) ?? [];
+  const descendants = chain.filter((row) => row.id > record.id).map((row) => row.id);
+  return toWire(record, statusOf(record, now, behind), descendants);
+}
+
+/** A page of the read model in wire shape; `grouped` answers each chain's first with the chain's end. */
+export async function listPage(env: Env, q: ListQuery, grouped: boolean) {
+  const rows = await listSubscriptions(env, { ...q, rootsOnly: grouped });
+  const kept = rows.slice(0, q.limit);
+  const chains = await chainMembers(env, [...new Set(kept.map((r) => r.rootId))]);
+  const queueHeads = new Map<string, string>();
+  const objects = await Promise.all(
+    kept.map(async (row) => {
+      const record = row.body as unknown as SubscriptionRecord;
+      const chain = chains.get(row.rootId) ?? [];
+      const descendants = chain.filter((c) => c.id > row.id).map((c) => c.id);
+      let behind = false;
+      if (record.kind === "depletable" && record.endedAt === null) {
+        const key = `${record.customerId}/${record.product}`;
+        if (!queueHeads.has(key))
+          queueHeads.set(key, (await depletionQueue(env, record.customerId, record.product))[0] ?? "");
+        behind = queueHeads.get(key) !== record.id;
+      }
+      const wire = toWire(record, statusOf(record, q.now, behind), descendants);
+      const last = chain.at(-1);
+      return grouped && last ? { ...wire, end_time: last.endTime } : wire;
+    }),
+  );
+  return { rows, objects };
+}
+
+/** Extends the last subscription of the chain `id` belongs to, as `?do=extend` does. */
+export async function extend(
+  env: Env,
+  principal: Principal,
+  id: string,
+  input: { period?: string; end_time?: Date },
+  now: Date,
+): Promise<SubscriptionRecord> {
+  let last = await visibleRecord(env, principal, id);
+  for (let hops = 0; hops < 1000; hops++) {
+    while (last.nextId !== null) {
+      const next = await subscriptionObject(env, last.nextId).get();
+      if (!next) break;
+      last = next;
+    }
+    if (last.endTime === null) {
+      throw badRequest(`a ${last.kind} subscription has no end to extend`, [
+        { point: "/", message: "cannot be extended" },
+      ]);
+    }
+    if (last.endReason === "cancelled")
+      throw new AppError("conflict", `subscription ${last.id} was cancelled`);
+    const duration = resolveExtension(
+      {
+        start: new Date(last.startTime),
+        end: new Date(last.endTime),
+        createdWith: last.createdWith ?? "end_time",
+        period: last.period,
+      },
+      input,
+      now,
+    );
+    if (!duration.ok) {
+      const errors = durationErrors(duration.error, "");
+      throw badRequest(summary(errors), errors);
+    }
+    const product = productOf(last);
+    const { start, end, period, createdWith } = duration.value;
+    const planned: PlannedSubscription = {
+      index: 0,
+      customer: last.customerId,
+      product,
+      amount: last.amount,
+      start,
+      end,
+      period,
+      createdWith,
+      autoRenew: last.autoRenew,
+      priceMinor: termPriceMinor(product, last.amount, start, end),
+    };
+    const newId = uuidv7();
+    if (!unwrap(await subscriptionObject(env, last.id).reserveNext(newId))) continue;
+    try {
+      const bought = await buy(env, last.partnerId, [planned], now, {
+        rootId: last.rootId,
+        previousId: last.id,
+      });
+      const extension = bought.subscriptions[0];
+      if (!extension) throw new AppError("internal", "extension was not created");
+      // The purchase made its own id; point the chain at it.
+      await subscriptionObject(env, last.id).releaseNext(newId);
+      unwrap(await subscriptionObject(env, last.id).reserveNext(extension.id));
+      return extension;
+    } catch (error) {
+      await subscriptionObject(env, last.id).releaseNext(newId);
+      throw error;
+    }
+  }
+  throw new AppError("conflict", "the chain keeps changing; try again");
+}
+
+/** The product as the subscription bought it: prices and resources do not change under it. */
+function productOf(r: SubscriptionRecord): Product {
+  return {
+    id: r.product,
+    name: r.product,
+    kind: r.kind,
+    unit: "",
+    unitPriceMinor: r.unitPriceMinor,
+    currency: r.currency,
+    quotaResource: r.quotaResource,
+    aliases: [],
+    delivery: "builtin",
+    vendorId: null,
+  };
+}
+
+/**
+ * Spreads a consumption report over the customer's depletables of `product`, oldest first. Each
+ * object takes what it has left and hands back the rest, so concurrent reports never lose or
+ * double-count a unit.
+ */
+export async function consume(env: Env, customerId: string, product: string, quantity: number, now: Date) {
+  let leftover = quantity;
+  const touched: SubscriptionRecord[] = [];
+  for (const id of await depletionQueue(env, customerId, product)) {
+    if (leftover === 0) break;
+    const result = unwrap(await subscriptionObject(env, id).consume(leftover, now));
+    leftover = result.leftover;
+    touched.push(result.record);
+  }
+  return { touched, unallocated: leftover };
+}

@@ -1,0 +1,102 @@
+import { and, eq, isNull, lte, or } from "drizzle-orm";
+import type { Env } from "../env";
+import { database } from "./client";
+import { idempotencyKeys } from "./schema";
+
+export type IdempotencyRecord = typeof idempotencyKeys.$inferSelect;
+
+/**
+ * Holding a key: `lockedUntil` doubles as the claim's token, so a request that lost its claim to a
+ * takeover cannot finish or release the one that took it over.
+ */
+export interface Claim {
+  credentialId: string;
+  key: string;
+  lockedUntil: string;
+}
+
+export interface StoredResponse {
+  status: number;
+  headers: Array<[string, string]>;
+  body: string | null;
+}
+
+const byKey = (credentialId: string, key: string) =>
+  and(eq(idempotencyKeys.credentialId, credentialId), eq(idempotencyKeys.key, key));
+
+const byClaim = (claim: Claim) =>
+  and(byKey(claim.credentialId, claim.key), eq(idempotencyKeys.lockedUntil, claim.lockedUntil));
+
+/**
+ * Claims a key in one statement, since D1 has no interactive transactions: a new key is inserted;
+ * an existing row is taken over only if it has expired, or if it is a retry of the same request
+ * whose lock ran out (that request died without finishing). Null when someone else holds the key.
+ */
+export async function claimKey(
+  env: Env,
+  input: {
+    credentialId: string;
+    key: string;
+    fingerprint: string;
+    now: Date;
+    lockedUntil: Date;
+    expiresAt: Date;
+  },
+): Promise<Claim | null> {
+  const now = input.now.toISOString();
+  const fresh = {
+    fingerprint: input.fingerprint,
+    lockedUntil: input.lockedUntil.toISOString(),
+    expiresAt: input.expiresAt.toISOString(),
+  };
+  const abandoned = and(
+    isNull(idempotencyKeys.status),
+    lte(idempotencyKeys.lockedUntil, now),
+    eq(idempotencyKeys.fingerprint, input.fingerprint),
+  );
+  const row = await database(env)
+    .insert(idempotencyKeys)
+    .values({ credentialId: input.credentialId, key: input.key, ...fresh })
+    .onConflictDoUpdate({
+      target: [idempotencyKeys.credentialId, idempotencyKeys.key],
+      set: { ...fresh, status: null, headers: null, body: null },
+      setWhere: or(lte(idempotencyKeys.expiresAt, now), abandoned),
+    })
+    .returning({
+      credentialId: idempotencyKeys.credentialId,
+      key: idempotencyKeys.key,
+      lockedUntil: idempotencyKeys.lockedUntil,
+    })
+    .get();
+  return row ?? null;
+}
+
+export async function findKey(
+  env: Env,
+  credentialId: string,
+  key: string,
+): Promise<IdempotencyRecord | undefined> {
+  return database(env).select().from(idempotencyKeys).where(byKey(credentialId, key)).get();
+}
+
+/** Records the final answer, kept until `expiresAt`. */
+export async function finishKey(
+  env: Env,
+  claim: Claim,
+  response: StoredResponse,
+  expiresAt: Date,
+): Promise<void> {
+  await database(env)
+    .update(idempotencyKeys)
+    .set({ ...response, expiresAt: expiresAt.toISOString() })
+    .where(byClaim(claim))
+    .run();
+}
+
+/** Gives the key back after a failure that is not an answer, so the client can retry with it. */
+export async function releaseKey(env: Env, claim: Claim): Promise<void> {
+  await database(env)
+    .delete(idempotencyKeys)
+    .where(and(byClaim(claim), isNull(idempotencyKeys.status)))
+    .run();
+}

@@ -1,0 +1,38 @@
+import { and, asc, eq, gt, inArray } from "drizzle-orm";
+import type { Env } from "../env";
+import { database } from "./client";
+import { type OrderLine, orders } from "./schema";
+
+export type Order = typeof orders.$inferSelect;
+export type NewOrder = typeof orders.$inferInsert;
+
+export async function insertOrders(env: Env, rows: NewOrder[]): Promise<void> {
+  if (rows.length === 0) return;
+  const db = database(env);
+  // Lines are JSON in one column, so a row binds few parameters: one statement per order, one batch.
+  const [first, ...rest] = rows.map((row) => db.insert(orders).values(row).onConflictDoNothing());
+  if (first) await db.batch([first, ...rest]);
+}
+
+export async function setOrdersState(env: Env, ids: string[], state: Order["state"]): Promise<void> {
+  if (ids.length === 0) return;
+  await database(env).update(orders).set({ state }).where(inArray(orders.id, ids)).run();
+}
+
+export async function findOrder(env: Env, id: string, partnerId: string | null): Promise<Order | undefined> {
+  const scope =
+    partnerId === null ? eq(orders.id, id) : and(eq(orders.id, id), eq(orders.partnerId, partnerId));
+  return database(env).select().from(orders).where(scope).get();
+}
+
+export async function listOrders(env: Env, partnerId: string, after: string | undefined, limit: number) {
+  return database(env)
+    .select()
+    .from(orders)
+    .where(and(eq(orders.partnerId, partnerId), after === undefined ? undefined : gt(orders.id, after)))
+    .orderBy(asc(orders.id))
+    .limit(limit + 1)
+    .all();
+}
+
+export type { OrderLine };

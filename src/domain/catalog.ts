@@ -1,0 +1,34 @@
+/** Product catalog rules, free of I/O. */
+
+export const PRODUCT_KINDS = ["timed", "depletable", "per_object", "license", "caas"] as const;
+export type ProductKind = (typeof PRODUCT_KINDS)[number];
+export const DELIVERY_MODES = ["builtin", "syndicated"] as const;
+export type DeliveryMode = (typeof DELIVERY_MODES)[number];
+
+export interface Product {
+  id: string;
+  name: string;
+  kind: ProductKind;
+  unit: string;
+  unitPriceMinor: number;
+  currency: string;
+  quotaResource: string;
+  aliases: string[];
+  delivery: DeliveryMode;
+  vendorId: string | null;
+}
+
+/** Looks a product up by id or alias (`hdd` names `dssd`), so the canonical id is what is stored. */
+export function findProduct(catalog: readonly Product[], name: string): Product | undefined {
+  const wanted = name.toLowerCase();
+  return catalog.find((p) => p.id === wanted) ?? catalog.find((p) => p.aliases.includes(wanted));
+}
+
+/** Depletable products are consumed, not rented: time parameters do not apply to them. */
+export const isDepletable = (p: Pick<Product, "kind">) => p.kind === "depletable";
+
+/** Per-object products (an IP, a VLAN) are bought one object per subscription. */
+export const isPerObject = (p: Pick<Product, "kind">) => p.kind === "per_object";
+
+/** CaaS clouds are started and stopped, and billed for the time they run. */
+export const isRunnable = (p: Pick<Product, "kind">) => p.kind === "caas";

@@ -1,0 +1,126 @@
+/**
+ * Planning a purchase, free of I/O: from the requested objects and the catalog to the exact
+ * subscriptions that would be bought and their prices. The calculator stops here; creation
+ * buys the plan.
+ */
+import { findProduct, isDepletable, isPerObject, isRunnable, type Product } from "./catalog";
+import { type CreatedWith, type DurationError, resolveDuration } from "./durations";
+import { termPriceMinor } from "./subscriptions";
+
+export const MAX_OBJECTS = 500;
+
+export interface PurchaseObject {
+  customer: string;
+  resource: string;
+  amount: number;
+  start_time?: Date;
+  end_time?: Date;
+  period?: string;
+  auto_renew?: boolean;
+}
+
+export interface PlannedSubscription {
+  /** Index of the requested object it comes from. */
+  index: number;
+  customer: string;
+  product: Product;
+  amount: number;
+  start: Date;
+  end: Date | null;
+  period: string | null;
+  createdWith: CreatedWith | null;
+  autoRenew: boolean;
+  priceMinor: bigint;
+}
+
+export interface PlanError {
+  point: string;
+  message: string;
+}
+
+export type Plan =
+  | { ok: true; subscriptions: PlannedSubscription[]; currency: string; totalMinor: bigint }
+  | { ok: false; errors: PlanError[] };
+
+export function durationErrors(error: DurationError, at: string): PlanError[] {
+  return error.fields.map((field) => ({ point: `${at}/${field}`, message: error.message }));
+}
+
+export function planPurchase(
+  objects: readonly PurchaseObject[],
+  catalog: readonly Product[],
+  now: Date,
+): Plan {
+  const errors: PlanError[] = [];
+  const subscriptions: PlannedSubscription[] = [];
+  let currency: string | null = null;
+
+  objects.forEach((object, index) => {
+    const at = `/objects/${index}`;
+    const product = findProduct(catalog, object.resource);
+    if (!product) {
+      errors.push({ point: `${at}/resource`, message: `unknown resource "${object.resource}"` });
+      return;
+    }
+    currency ??= product.currency;
+    if (product.currency !== currency) {
+      errors.push({
+        point: `${at}/resource`,
+        message: `priced in ${product.currency}, the others in ${currency}`,
+      });
+      return;
+    }
+    const base = { index, customer: object.customer, product, autoRenew: object.auto_renew ?? false };
+    if (isDepletable(product) || isRunnable(product)) {
+      // Time parameters do not apply: depletables last until used up, clouds until cancelled.
+      subscriptions.push({
+        ...base,
+        amount: object.amount,
+        start: now,
+        end: null,
+        period: null,
+        createdWith: null,
+        autoRenew: false,
+        priceMinor: termPriceMinor(product, object.amount, now, null),
+      });
+      return;
+    }
+    const duration = resolveDuration(
+      { start_time: object.start_time, end_time: object.end_time, period: object.period },
+      now,
+    );
+    if (!duration.ok) {
+      errors.push(...durationErrors(duration.error, at));
+      return;
+    }
+    const { start, end, period, createdWith } = duration.value;
+    const copies = isPerObject(product) ? object.amount : 1;
+    const amount = isPerObject(product) ? 1 : object.amount;
+    for (let i = 0; i < copies; i++) {
+      subscriptions.push({
+        ...base,
+        amount,
+        start,
+        end,
+        period,
+        createdWith,
+        priceMinor: termPriceMinor(product, amount, start, end),
+      });
+    }
+  });
+
+  if (errors.length > 0) return { ok: false, errors };
+  if (subscriptions.length > MAX_OBJECTS) {
+    return {
+      ok: false,
+      errors: [
+        {
+          point: "/objects",
+          message: `would create ${subscriptions.length} subscriptions; at most ${MAX_OBJECTS}`,
+        },
+      ],
+    };
+  }
+  const totalMinor = subscriptions.reduce((sum, s) => sum + s.priceMinor, 0n);
+  return { ok: true, subscriptions, currency: currency ?? "EUR", totalMinor };
+}

@@ -1,0 +1,139 @@
+/**
+ * A subscription's record and the rules read from it, free of I/O: status, pricing of a term,
+ * and the wire shape (the CloudSigma schema's field names, plus customer, product and run state).
+ */
+import type { ProductKind } from "./catalog";
+import type { CreatedWith } from "./durations";
+import { chargeFor, isRunning, type RunInterval } from "./metering";
+import { currency, formatMinor } from "./money";
+
+export type Status = "active" | "inactive" | "expired";
+export const STATUS_FILTERS = ["active", "inactive", "expired", "all", "notexpired"] as const;
+export type StatusFilter = (typeof STATUS_FILTERS)[number];
+
+export type EndReason = "cancelled" | "depleted" | "expired";
+
+/** Everything the SubscriptionObject keeps about one subscription. Times are ISO 8601 UTC. */
+export interface SubscriptionRecord {
+  id: string;
+  partnerId: string;
+  customerId: string;
+  orderId: string;
+  product: string;
+  kind: ProductKind;
+  quotaResource: string;
+  unitPriceMinor: number;
+  currency: string;
+  amount: number;
+  startTime: string;
+  /** Null for open-ended subscriptions: depletables and CaaS clouds last until used up or cancelled. */
+  endTime: string | null;
+  period: string | null;
+  createdWith: CreatedWith | null;
+  autoRenew: boolean;
+  /** The price of the term bought, in minor units (a decimal string: it may pass 2^53). */
+  priceMinor: string;
+  /** What is left of a depletable subscription; null for the others. */
+  remaining: number | null;
+  endedAt: string | null;
+  endReason: EndReason | null;
+  rootId: string;
+  previousId: string | null;
+  nextId: string | null;
+  /** Run intervals of CaaS subscriptions; a new CaaS subscription starts stopped. */
+  runs: RunInterval[];
+  /** The commission holding this subscription's amount on the customer's quota. */
+  serial: number | null;
+  /** Grows with every change; orders projections and, later, events. */
+  version: number;
+  createdAt: string;
+}
+
+/** Whether a record has stopped being usable at `now`: ended explicitly, or past its end time. */
+export function isExpired(r: Pick<SubscriptionRecord, "endedAt" | "endTime">, now: Date): boolean {
+  return r.endedAt !== null || (r.endTime !== null && Date.parse(r.endTime) <= now.getTime());
+}
+
+/**
+ * Status from time and depletion. A depletable that is not used up is active unless an older one
+ * of the same customer and product is still being used (`queuedBehindAnother`).
+ */
+export function statusOf(
+  r: Pick<SubscriptionRecord, "endedAt" | "endTime" | "startTime">,
+  now: Date,
+  queuedBehindAnother: boolean,
+): Status {
+  if (isExpired(r, now)) return "expired";
+  if (Date.parse(r.startTime) > now.getTime() || queuedBehindAnother) return "inactive";
+  return "active";
+}
+
+/**
+ * The price of a term: per unit and hour, exact to the second and rounded once; depletables per
+ * unit consumed; CaaS clouds nothing up front (they are billed for the time they run).
+ */
+export function termPriceMinor(
+  p: { kind: ProductKind; unitPriceMinor: number },
+  amount: number,
+  start: Date,
+  end: Date | null,
+): bigint {
+  if (p.kind === "depletable") return BigInt(amount) * BigInt(p.unitPriceMinor);
+  if (p.kind === "caas" || end === null) return 0n;
+  const term: RunInterval = { start: start.getTime(), end: end.getTime(), quantity: amount };
+  return chargeFor([term], BigInt(p.unitPriceMinor), end.getTime()).chargeMinor;
+}
+
+export const money = (minor: bigint | string, code: string) => formatMinor(BigInt(minor), currency(code));
+
+export interface SubscriptionWire {
+  id: string;
+  uuid: string;
+  resource: string;
+  product: string;
+  customer: string;
+  amount: number;
+  start_time: string;
+  end_time: string | null;
+  period: string | null;
+  status: Status;
+  auto_renew: boolean;
+  price: string;
+  currency: string;
+  remaining: number | null;
+  descendants: string[];
+  subscribed_object: null;
+  run_state: "running" | "stopped" | null;
+  order: string;
+  extends: string | null;
+  ended_at: string | null;
+  end_reason: EndReason | null;
+  created_at: string;
+}
+
+export function toWire(r: SubscriptionRecord, status: Status, descendants: string[]): SubscriptionWire {
+  return {
+    id: r.id,
+    uuid: r.id,
+    resource: r.product,
+    product: r.product,
+    customer: r.customerId,
+    amount: r.amount,
+    start_time: r.startTime,
+    end_time: r.endTime,
+    period: r.period,
+    status,
+    auto_renew: r.autoRenew,
+    price: money(r.priceMinor, r.currency),
+    currency: r.currency,
+    remaining: r.remaining,
+    descendants,
+    subscribed_object: null,
+    run_state: r.kind === "caas" ? (isRunning(r.runs) ? "running" : "stopped") : null,
+    order: r.orderId,
+    extends: r.previousId,
+    ended_at: r.endedAt,
+    end_reason: r.endReason,
+    created_at: r.createdAt,
+  };
+}

@@ -1,0 +1,131 @@
+import {
+  type Claim,
+  claimKey,
+  findKey,
+  finishKey,
+  type IdempotencyRecord,
+  releaseKey,
+  type StoredResponse,
+} from "../db/idempotency";
+import type { Env } from "../env";
+import type { Principal } from "./auth";
+import { AppError, badRequest } from "./errors";
+import { problemResponse } from "./problem";
+
+/**
+ * Idempotency-Key (draft-ietf-httpapi-idempotency-key-header) for one credential: the first request
+ * with a key runs and its final answer (any status below 500) is kept for 24 hours; a retry of the
+ * same request gets that answer back byte for byte, a different request with the key gets 422, and a
+ * retry while the first is still running gets 409.
+ */
+
+const LOCK_MS = 60_000;
+const RETENTION_MS = 24 * 60 * 60 * 1000;
+const MAX_KEY_LENGTH = 255;
+
+const keyError = (message: string) =>
+  badRequest(`Idempotency-Key ${message}`, [{ point: "/headers/idempotency-key", message }]);
+
+/**
+ * The key from the header, or null without one. The draft makes the value a structured-field
+ * string (`"abc"`); most clients send it bare, so both are accepted.
+ */
+function idempotencyKey(headers: Headers): string | null {
+  const raw = headers.get("idempotency-key");
+  if (raw === null) return null;
+  const quoted = raw.match(/^"((?:[^"\\]|\\["\\])*)"$/);
+  const key = quoted?.[1]?.replace(/\\(["\\])/g, "$1") ?? raw;
+  if (key.length === 0 || key.length > MAX_KEY_LENGTH)
+    throw keyError(`must be 1 to ${MAX_KEY_LENGTH} characters long`);
+  if (!/^[\x20-\x7e]+$/.test(key)) throw keyError("must be printable ASCII");
+  return key;
+}
+
+async function fingerprintOf(request: Request, body: string): Promise<string> {
+  const url = new URL(request.url);
+  const text = `${request.method}\n${url.pathname}${url.search}\n${body}`;
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function rebuild(stored: StoredResponse, replayed: boolean): Response {
+  const headers = new Headers(stored.headers);
+  if (replayed) headers.set("idempotent-replayed", "true");
+  return new Response(stored.body, { status: stored.status, headers });
+}
+
+/** What a request gets when another one already holds its key. */
+function existing(row: IdempotencyRecord | undefined, fingerprint: string): Response {
+  // Gone between our claim and this read: its request failed and released it; a retry will claim it.
+  if (!row) throw new AppError("conflict", "a request with this Idempotency-Key just failed; retry it");
+  if (row.fingerprint !== fingerprint)
+    throw new AppError("unprocessable", "this Idempotency-Key was used with a different request");
+  if (row.status === null)
+    throw new AppError("conflict", "a request with this Idempotency-Key is still being processed");
+  return rebuild({ status: row.status, headers: row.headers ?? [], body: row.body }, true);
+}
+
+/** An AppError is the request's answer, rendered as app.ts renders it for /v1 so replays match. */
+async function answer(request: Request, run: () => Promise<Response>): Promise<Response> {
+  try {
+    return await run();
+  } catch (error) {
+    if (error instanceof AppError) return problemResponse(error, new URL(request.url).pathname);
+    throw error;
+  }
+}
+
+async function runClaimed(
+  request: Request,
+  env: Env,
+  claim: Claim,
+  run: () => Promise<Response>,
+): Promise<Response> {
+  let response: Response;
+  try {
+    response = await answer(request, run);
+  } catch (error) {
+    await releaseKey(env, claim);
+    throw error;
+  }
+  // A server failure is not an answer: the client may retry the key and get a real one.
+  if (response.status >= 500) {
+    await releaseKey(env, claim);
+    return response;
+  }
+  // Stored as text: every answer of the partner API is JSON or empty.
+  const stored: StoredResponse = {
+    status: response.status,
+    headers: [...response.headers],
+    body: response.body === null ? null : await response.text(),
+  };
+  await finishKey(env, claim, stored, new Date(Date.now() + RETENTION_MS));
+  return rebuild(stored, false);
+}
+
+/**
+ * Runs `run` under the request's Idempotency-Key, if it has one. `body` is the request body as
+ * the route read it, so the fingerprint covers exactly what the handler saw.
+ */
+export async function withIdempotency(
+  request: Request,
+  env: Env,
+  principal: Principal,
+  body: string,
+  run: () => Promise<Response>,
+): Promise<Response> {
+  const key = idempotencyKey(request.headers);
+  if (key === null) return run();
+  const fingerprint = await fingerprintOf(request, body);
+  const now = new Date();
+  const claim = await claimKey(env, {
+    credentialId: principal.credentialId,
+    key,
+    fingerprint,
+    now,
+    lockedUntil: new Date(now.getTime() + LOCK_MS),
+    expiresAt: new Date(now.getTime() + RETENTION_MS),
+  });
+  if (claim) return runClaimed(request, env, claim, run);
+  return existing(await findKey(env, principal.credentialId, key), fingerprint);
+}

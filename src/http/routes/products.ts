@@ -1,0 +1,93 @@
+import * as v from "valibot";
+import { findProductById, listProducts, upsertProduct } from "../../db/products";
+import { findResource } from "../../db/resources";
+import type { Product } from "../../domain/catalog";
+import { currency, parseDecimal } from "../../domain/money";
+import { money } from "../../domain/subscriptions";
+import { ProductOut, ProductParams, PutProduct } from "../../schemas/products";
+import { badRequest, notFound } from "../errors";
+import { defineRoute } from "../route";
+
+/** The catalog of products partners can order. */
+
+const tag = "Products";
+
+const productOut = (p: Product): v.InferOutput<typeof ProductOut> => ({
+  id: p.id,
+  name: p.name,
+  kind: p.kind,
+  unit: p.unit,
+  unit_price: money(BigInt(p.unitPriceMinor), p.currency),
+  currency: p.currency,
+  quota_resource: p.quotaResource,
+  aliases: p.aliases,
+  delivery: p.delivery,
+});
+
+export const productRoutes = [
+  defineRoute({
+    method: "PUT",
+    path: "/v1/products/{id}",
+    summary: "Create or update a product",
+    description: "`unit_price` is in the currency's minor-unit precision at most (e.g. 2 decimals for EUR).",
+    tag,
+    auth: ["operator"],
+    params: ProductParams,
+    body: PutProduct,
+    responses: { 200: { description: "The product", schema: ProductOut }, 400: { description: "Invalid" } },
+    async handle({ env, params, body }) {
+      const minor = parseDecimal(body.unit_price, currency(body.currency));
+      if (minor === null || minor > BigInt(Number.MAX_SAFE_INTEGER)) {
+        throw badRequest("unit_price has more decimals than the currency's minor unit", [
+          {
+            point: "/unit_price",
+            message: `at most ${currency(body.currency).exponent} decimals in ${body.currency}`,
+          },
+        ]);
+      }
+      if (!(await findResource(env, body.quota_resource))) {
+        throw badRequest(`quota resource ${body.quota_resource} is not registered`, [
+          { point: "/quota_resource", message: "is not a registered resource (PUT /v1/resources/{name})" },
+        ]);
+      }
+      const product = await upsertProduct(env, {
+        id: params.id,
+        name: body.name,
+        kind: body.kind,
+        unit: body.unit,
+        unitPriceMinor: Number(minor),
+        currency: body.currency,
+        quotaResource: body.quota_resource,
+        aliases: body.aliases,
+        delivery: body.delivery,
+        vendorId: null,
+      });
+      return Response.json(productOut(product));
+    },
+  }),
+  defineRoute({
+    method: "GET",
+    path: "/v1/products",
+    summary: "List products",
+    tag,
+    auth: ["operator", "partner"],
+    responses: { 200: { description: "Products", schema: v.object({ objects: v.array(ProductOut) }) } },
+    async handle({ env }) {
+      return Response.json({ objects: (await listProducts(env)).map(productOut) });
+    },
+  }),
+  defineRoute({
+    method: "GET",
+    path: "/v1/products/{id}",
+    summary: "Read a product",
+    tag,
+    auth: ["operator", "partner"],
+    params: ProductParams,
+    responses: { 200: { description: "The product", schema: ProductOut }, 404: { description: "Not found" } },
+    async handle({ env, params }) {
+      const product = await findProductById(env, params.id);
+      if (!product) throw notFound(`product ${params.id} does not exist`);
+      return Response.json(productOut(product));
+    },
+  }),
+];

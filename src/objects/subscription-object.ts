@@ -1,0 +1,231 @@
+import { DurableObject } from "cloudflare:workers";
+import { issueCommission } from "../app/commissions";
+import { upsertProjection } from "../db/subscriptions";
+import { isRunning, splitAt, start, stop } from "../domain/metering";
+import type { SubscriptionRecord } from "../domain/subscriptions";
+import type { Env } from "../env";
+import { AppError, badRequest, type ErrorWire, toErrorWire } from "../http/errors";
+
+export type Outcome<T> = { ok: true; value: T } | { ok: false; error: ErrorWire };
+
+const PROJECTION_RETRY_MS = 5_000;
+
+/**
+ * One subscription's state machine. Every change runs one at a time (`exclusive`), including the
+ * quota commission it needs, so concurrent changes apply in some order and quota always matches
+ * the amount. The record is committed first; the D1 projection is pushed after, and an alarm
+ * retries the push until it lands.
+ */
+export class SubscriptionObject extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+  private tail: Promise<unknown> = Promise.resolve();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS record (
+      id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL, projected INTEGER NOT NULL DEFAULT 0)`);
+  }
+
+  /** Creates the subscription; creating it again returns what exists, so a retried purchase is harmless. */
+  async create(record: SubscriptionRecord): Promise<SubscriptionRecord> {
+    return this.exclusive(async () => {
+      const existing = this.load();
+      if (existing) return existing;
+      return this.commit(record);
+    });
+  }
+
+  get(): SubscriptionRecord | null {
+    return this.load();
+  }
+
+  async setAutoRenew(value: boolean | undefined): Promise<Outcome<SubscriptionRecord>> {
+    return this.change((r) => ({ ...r, autoRenew: value ?? !r.autoRenew }));
+  }
+
+  /** Changes the quantity: up holds the difference on the customer's quota, down releases it. */
+  async changeAmount(amount: number, now: Date): Promise<Outcome<SubscriptionRecord>> {
+    return this.change(async (r) => {
+      if (r.kind === "per_object")
+        throw badRequest("amount of a per-object subscription is always 1", field("amount"));
+      if (r.kind === "depletable")
+        throw badRequest("amount of a depletable subscription cannot change", field("amount"));
+      const difference = amount - r.amount;
+      if (difference === 0) return r;
+      await this.holdQuota(r, difference, `subscription:${r.id}:v${r.version}:amount:${amount}`, now);
+      const runs = isRunning(r.runs) ? splitAt(r.runs, now.getTime(), amount) : r.runs;
+      return { ...r, amount, runs };
+    });
+  }
+
+  async run(action: "start" | "stop", now: Date): Promise<Outcome<SubscriptionRecord>> {
+    return this.change((r) => {
+      if (r.kind !== "caas") throw badRequest(`only CaaS subscriptions can ${action}`, field("do", "/query"));
+      const runs = action === "start" ? start(r.runs, now.getTime(), r.amount) : stop(r.runs, now.getTime());
+      return { ...r, runs };
+    });
+  }
+
+  /** Cancels: closes the running interval and releases the quota. Cancelling again changes nothing. */
+  async cancel(now: Date): Promise<Outcome<SubscriptionRecord>> {
+    return this.end("cancelled", now);
+  }
+
+  /**
+   * Consumes up to `quantity` of a depletable subscription and answers what is left over for the
+   * next one. At zero the subscription is depleted: it ends and its quota is released.
+   */
+  async consume(
+    quantity: number,
+    now: Date,
+  ): Promise<Outcome<{ record: SubscriptionRecord; leftover: number }>> {
+    return this.exclusive(async () => {
+      const r = this.load();
+      if (!r) return missing();
+      if (r.kind !== "depletable" || r.remaining === null || r.endedAt !== null) {
+        return { ok: true, value: { record: r, leftover: quantity } };
+      }
+      const used = Math.min(r.remaining, quantity);
+      const remaining = r.remaining - used;
+      const drained = { ...r, remaining };
+      const next = remaining === 0 ? await this.ended(drained, "depleted", now) : drained;
+      return { ok: true, value: { record: this.commit(next), leftover: quantity - used } };
+    });
+  }
+
+  /** Claims the place after this subscription in its chain; false if another extension has it. */
+  async reserveNext(nextId: string): Promise<Outcome<boolean>> {
+    return this.exclusive(async () => {
+      const r = this.load();
+      if (!r) return missing();
+      if (r.nextId !== null) return { ok: true, value: r.nextId === nextId };
+      this.commit({ ...r, nextId });
+      return { ok: true, value: true };
+    });
+  }
+
+  /** Gives the place back when the extension that claimed it could not be bought. */
+  async releaseNext(nextId: string): Promise<void> {
+    await this.exclusive(async () => {
+      const r = this.load();
+      if (r?.nextId === nextId) this.commit({ ...r, nextId: null });
+    });
+  }
+
+  override async alarm(): Promise<void> {
+    await this.project();
+  }
+
+  private async end(reason: "cancelled" | "expired", now: Date): Promise<Outcome<SubscriptionRecord>> {
+    return this.change(async (r) => (r.endedAt !== null ? r : this.ended(r, reason, now)));
+  }
+
+  private async ended(
+    r: SubscriptionRecord,
+    reason: "cancelled" | "expired" | "depleted",
+    now: Date,
+  ): Promise<SubscriptionRecord> {
+    await this.holdQuota(r, -r.amount, `subscription:${r.id}:release`, now);
+    const runs = isRunning(r.runs) ? stop(r.runs, now.getTime()) : r.runs;
+    return { ...r, runs, endedAt: now.toISOString(), endReason: reason };
+  }
+
+  /** Moves the customer's quota by `quantity`, accepted at once; keyed so a retry never counts twice. */
+  private async holdQuota(
+    r: SubscriptionRecord,
+    quantity: number,
+    reference: string,
+    now: Date,
+  ): Promise<void> {
+    await issueCommission(
+      this.env,
+      { serviceId: null, partnerId: r.partnerId },
+      {
+        name: reference,
+        force: false,
+        autoAccept: true,
+        reference,
+        provisions: [{ holder: r.customerId, source: "system", resource: r.quotaResource, quantity }],
+      },
+      now,
+    );
+  }
+
+  /** Runs `apply` on the current record exclusively and commits its result as a new version. */
+  private async change(
+    apply: (r: SubscriptionRecord) => SubscriptionRecord | Promise<SubscriptionRecord>,
+  ): Promise<Outcome<SubscriptionRecord>> {
+    return this.exclusive(async () => {
+      const r = this.load();
+      if (!r) return missing();
+      try {
+        const next = await apply(r);
+        return { ok: true, value: next === r ? r : this.commit(next) };
+      } catch (error) {
+        if (error instanceof AppError) return { ok: false, error: toErrorWire(error) };
+        throw error;
+      }
+    });
+  }
+
+  /**
+   * Serializes every mutation, across awaits: the storage input gate alone would let a second
+   * change in while the first waits on the quota ledger.
+   */
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    // The projection is pushed inside the section, so D1 receives versions in order and a
+    // caller that lists right after a change sees it.
+    const step = async () => {
+      const result = await work();
+      await this.project();
+      return result;
+    };
+    const run = this.tail.then(step, step);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private load(): SubscriptionRecord | null {
+    const row = this.sql.exec<{ body: string }>("SELECT body FROM record WHERE id = 1").toArray()[0];
+    return row ? (JSON.parse(row.body) as SubscriptionRecord) : null;
+  }
+
+  private commit(next: SubscriptionRecord): SubscriptionRecord {
+    const previous = this.load();
+    const record = { ...next, version: (previous?.version ?? 0) + 1 };
+    this.sql.exec(
+      "INSERT INTO record (id, body) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+      JSON.stringify(record),
+    );
+    return record;
+  }
+
+  /** Pushes the current version to the D1 read model; on failure, the alarm tries again. */
+  private async project(): Promise<void> {
+    const r = this.load();
+    if (!r) return;
+    const row = this.sql
+      .exec<{ projected: number }>("SELECT projected FROM record WHERE id = 1")
+      .toArray()[0];
+    if ((row?.projected ?? 0) >= r.version) return;
+    try {
+      await upsertProjection(this.env, r);
+      this.sql.exec("UPDATE record SET projected = MAX(projected, ?) WHERE id = 1", r.version);
+    } catch (error) {
+      console.error("projection push failed; retrying", r.id, error);
+      await this.ctx.storage.setAlarm(Date.now() + PROJECTION_RETRY_MS);
+    }
+  }
+}
+
+const field = (name: string, root = "") => [{ point: `${root}/${name}`, message: "cannot be applied" }];
+
+const missing = (): { ok: false; error: ErrorWire } => ({
+  ok: false,
+  error: { kind: "not_found", message: "subscription does not exist" },
+});
+
+export function subscriptionObject(env: Env, id: string): DurableObjectStub<SubscriptionObject> {
+  return env.SUBSCRIPTION.get(env.SUBSCRIPTION.idFromName(id));
+}

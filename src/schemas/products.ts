@@ -1,0 +1,33 @@
+import * as v from "valibot";
+import { DELIVERY_MODES, PRODUCT_KINDS } from "../domain/catalog";
+import { Name, Slug } from "./common";
+
+export const ProductParams = v.object({
+  id: v.pipe(v.string(), v.regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/, "must be a lower-case product id")),
+});
+
+export const PutProduct = v.object({
+  name: Name,
+  kind: v.picklist(PRODUCT_KINDS, `must be one of ${PRODUCT_KINDS.join(", ")}`),
+  unit: v.pipe(v.string(), v.minLength(1), v.maxLength(32)),
+  unit_price: v.pipe(
+    v.string('must be a decimal string, e.g. "0.0125" per unit and hour'),
+    v.regex(/^\d{1,12}(\.\d{1,8})?$/, "must be a non-negative decimal string"),
+  ),
+  currency: v.pipe(v.string(), v.regex(/^[A-Z]{3}$/, "must be an ISO 4217 code")),
+  quota_resource: Slug,
+  aliases: v.optional(v.array(v.pipe(v.string(), v.regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/))), []),
+  delivery: v.optional(v.picklist(DELIVERY_MODES), "builtin"),
+});
+
+export const ProductOut = v.object({
+  id: v.string(),
+  name: v.string(),
+  kind: v.picklist(PRODUCT_KINDS),
+  unit: v.string(),
+  unit_price: v.pipe(v.string(), v.description("Per unit and hour; per unit consumed for depletables")),
+  currency: v.string(),
+  quota_resource: v.string(),
+  aliases: v.array(v.string()),
+  delivery: v.picklist(DELIVERY_MODES),
+});

@@ -1,0 +1,134 @@
+import * as v from "valibot";
+import { STATUS_FILTERS } from "../domain/subscriptions";
+import { Uuid } from "./common";
+import { Pagination, pageMeta } from "./pagination";
+
+/** Request and response schemas of the subscriptions API (/v1, CloudSigma field names). */
+
+const Instant = v.pipe(
+  v.string("must be an ISO 8601 date-time"),
+  v.isoTimestamp("must be an ISO 8601 date-time with a time zone, e.g. 2026-12-01T12:00:00Z"),
+  v.transform((s) => new Date(s)),
+);
+
+const Period = v.pipe(v.string("must be text such as '2 months 1 week'"), v.maxLength(200));
+
+const Amount = v.pipe(
+  v.number("must be a whole number"),
+  v.integer("must be a whole number"),
+  v.minValue(1, "must be at least 1"),
+  v.maxValue(1_000_000_000_000, "is too large"),
+);
+
+export const PurchaseObject = v.object({
+  customer: Uuid,
+  resource: v.pipe(v.string("must be a resource name"), v.minLength(1), v.maxLength(128)),
+  amount: Amount,
+  start_time: v.optional(Instant),
+  end_time: v.optional(Instant),
+  period: v.optional(Period),
+  auto_renew: v.optional(v.boolean("must be a boolean")),
+});
+
+export const PurchaseRequest = v.object({
+  objects: v.pipe(
+    v.array(PurchaseObject, "must be a list of subscriptions to buy"),
+    v.minLength(1, "must not be empty"),
+    v.maxLength(500, "at most 500 subscriptions can be bought in one request"),
+  ),
+});
+
+export const ListQuery = v.object({
+  ...Pagination.entries,
+  status: v.optional(v.picklist(STATUS_FILTERS, `must be one of ${STATUS_FILTERS.join(", ")}`), "all"),
+  resource: v.optional(
+    v.pipe(
+      v.string(),
+      v.transform((s) =>
+        s
+          .split(",")
+          .map((r) => r.trim().toLowerCase())
+          .filter((r) => r.length > 0),
+      ),
+    ),
+  ),
+});
+
+export const UpdateRequest = v.strictObject(
+  {
+    amount: v.optional(Amount),
+    auto_renew: v.optional(v.boolean("must be a boolean")),
+  },
+  "only amount and auto_renew can change",
+);
+
+export const ActionQuery = v.object({
+  do: v.picklist(["extend", "auto_renew", "start", "stop"], "must be one of extend, auto_renew, start, stop"),
+});
+
+export const ActionBody = v.object({
+  period: v.optional(Period),
+  end_time: v.optional(Instant),
+  auto_renew: v.optional(v.boolean("must be a boolean")),
+});
+
+export const ConsumptionRequest = v.object({
+  resource: v.pipe(v.string(), v.minLength(1), v.maxLength(128)),
+  amount: Amount,
+});
+
+export const SubscriptionOut = v.object({
+  id: Uuid,
+  uuid: Uuid,
+  resource: v.string(),
+  product: v.string(),
+  customer: Uuid,
+  amount: v.number(),
+  start_time: v.string(),
+  end_time: v.nullable(v.string()),
+  period: v.nullable(v.string()),
+  status: v.picklist(["active", "inactive", "expired"]),
+  auto_renew: v.boolean(),
+  price: v.pipe(v.string(), v.description("Decimal string in `currency`")),
+  currency: v.string(),
+  remaining: v.nullable(v.number()),
+  descendants: v.array(Uuid),
+  subscribed_object: v.null(),
+  run_state: v.nullable(v.picklist(["running", "stopped"])),
+  order: Uuid,
+  extends: v.nullable(Uuid),
+  ended_at: v.nullable(v.string()),
+  end_reason: v.nullable(v.picklist(["cancelled", "depleted", "expired"])),
+  created_at: v.string(),
+});
+
+export const OrderOut = v.object({
+  id: Uuid,
+  buyer: Uuid,
+  lines: v.array(
+    v.object({ subscription: Uuid, product: v.string(), amount: v.number(), price: v.string() }),
+  ),
+  total_price: v.string(),
+  currency: v.string(),
+  state: v.picklist(["pending", "completed", "failed"]),
+  created_at: v.string(),
+});
+
+export const PurchaseOut = v.object({
+  objects: v.array(SubscriptionOut),
+  meta: v.object({ total_price: v.string(), currency: v.string(), orders: v.array(OrderOut) }),
+});
+
+export const PageOut = v.object({ objects: v.array(SubscriptionOut), meta: pageMeta });
+
+export const UsageOut = v.object({
+  subscription: Uuid,
+  currency: v.string(),
+  unit_price_per_hour: v.string(),
+  intervals: v.array(
+    v.object({ start: v.string(), end: v.nullable(v.string()), quantity: v.number(), seconds: v.number() }),
+  ),
+  running_seconds: v.number(),
+  charge: v.string(),
+  as_of: v.string(),
+});

@@ -1,0 +1,218 @@
+import { env } from "cloudflare:workers";
+import { and, eq } from "drizzle-orm";
+import { describe, expect, it } from "vitest";
+import { database } from "../../src/db/client";
+import { idempotencyKeys } from "../../src/db/schema";
+import { parseToken } from "../../src/domain/credentials";
+import { withIdempotency } from "../../src/http/idempotency";
+import { call, expectOk, type Reply, tenant, unique } from "../helpers";
+
+/** Idempotency-Key on /v1 writes, exercised on POST /v1/customers. */
+
+const problem = (status: number) => ({
+  type: expect.stringMatching(/^https:\/\/stratus\.dev\/problems\//),
+  title: expect.any(String),
+  status,
+  detail: expect.any(String),
+  instance: "/v1/customers",
+});
+
+const create = (token: string, key: string | null, body: unknown) =>
+  call("POST", "/v1/customers", {
+    token,
+    body,
+    ...(key === null ? {} : { headers: { "idempotency-key": key } }),
+  });
+
+async function customerNames(token: string): Promise<string[]> {
+  const list = await expectOk(call("GET", "/v1/customers", { token }));
+  return list.objects.map((c: { name: string }) => c.name);
+}
+
+const replayed = (r: Reply) => r.headers.get("idempotent-replayed");
+
+/** The stored row of a partner key's Idempotency-Key, to age it as time would. */
+function keyRow(token: string, key: string) {
+  const credentialId = parseToken(token)!.id;
+  return and(eq(idempotencyKeys.credentialId, credentialId), eq(idempotencyKeys.key, key));
+}
+
+describe("Idempotency-Key", () => {
+  it("replays the first answer byte for byte and creates one customer", async () => {
+    const t = await tenant({ customers: 0 });
+    const key = unique("key");
+    const first = await create(t.partnerKey, key, { name: "Once" });
+    const second = await create(t.partnerKey, key, { name: "Once" });
+    expect(first.status).toBe(201);
+    expect(second.status).toBe(201);
+    expect(second.text).toBe(first.text);
+    expect(second.headers.get("location")).toBe(first.headers.get("location"));
+    expect(second.headers.get("content-type")).toBe(first.headers.get("content-type"));
+    expect(replayed(first)).toBeNull();
+    expect(replayed(second)).toBe("true");
+    expect(await customerNames(t.partnerKey)).toEqual(["Once"]);
+  });
+
+  it("accepts the structured-field form of the key", async () => {
+    const t = await tenant({ customers: 0 });
+    const first = await create(t.partnerKey, "abc-1", { name: "Quoted" });
+    const second = await create(t.partnerKey, '"abc-1"', { name: "Quoted" });
+    expect(replayed(second)).toBe("true");
+    expect(second.text).toBe(first.text);
+  });
+
+  it("answers 422 when the key is reused for a different request, and creates nothing", async () => {
+    const t = await tenant({ customers: 0 });
+    const key = unique("key");
+    await expectOk(create(t.partnerKey, key, { name: "First" }), 201);
+    const other = await create(t.partnerKey, key, { name: "Second" });
+    expect(other.status).toBe(422);
+    expect(other.headers.get("content-type")).toBe("application/problem+json");
+    expect(other.body).toEqual(problem(422));
+    expect(await customerNames(t.partnerKey)).toEqual(["First"]);
+  });
+
+  it("scopes keys to the credential", async () => {
+    const a = await tenant({ customers: 0 });
+    const b = await tenant({ customers: 0 });
+    const key = unique("key");
+    const fromA = await create(a.partnerKey, key, { name: "Same" });
+    const fromB = await create(b.partnerKey, key, { name: "Same" });
+    expect(fromA.status).toBe(201);
+    expect(fromB.status).toBe(201);
+    expect(replayed(fromB)).toBeNull();
+    expect(fromB.body.id).not.toBe(fromA.body.id);
+    expect(fromB.body.partner).toBe(b.partnerId);
+  });
+
+  it("replays an error answer too", async () => {
+    const t = await tenant({ customers: 0 });
+    const key = unique("key");
+    const first = await create(t.partnerKey, key, { name: "" });
+    const second = await create(t.partnerKey, key, { name: "" });
+    expect(first.status).toBe(400);
+    expect(first.body).toMatchObject({
+      ...problem(400),
+      errors: [expect.objectContaining({ point: "/name" })],
+    });
+    expect(replayed(first)).toBeNull();
+    expect(second.status).toBe(400);
+    expect(second.text).toBe(first.text);
+    expect(replayed(second)).toBe("true");
+    expect(await customerNames(t.partnerKey)).toEqual([]);
+  });
+
+  it("runs concurrent retries once: the others get the answer or 409", async () => {
+    const t = await tenant({ customers: 0 });
+    const key = unique("key");
+    const replies = await Promise.all(
+      Array.from({ length: 20 }, () => create(t.partnerKey, key, { name: "Concurrent" })),
+    );
+    const created = replies.filter((r) => r.status === 201);
+    const conflicts = replies.filter((r) => r.status === 409);
+    expect(created.length + conflicts.length).toBe(20);
+    expect(created.length).toBeGreaterThan(0);
+    expect(new Set(created.map((r) => r.text)).size).toBe(1);
+    expect(created.filter((r) => replayed(r) === null)).toHaveLength(1);
+    for (const r of conflicts) expect(r.body).toEqual(problem(409));
+    expect(await customerNames(t.partnerKey)).toEqual(["Concurrent"]);
+  });
+
+  it("answers 409 while the first request holds the key, and takes over a lock that ran out", async () => {
+    const t = await tenant({ customers: 0 });
+    const key = unique("key");
+    await expectOk(create(t.partnerKey, key, { name: "Stuck" }), 201);
+    const db = database(env);
+    const row = keyRow(t.partnerKey, key);
+    const unfinished = { status: null, headers: null, body: null };
+    const soon = new Date(Date.now() + 60_000).toISOString();
+    await db
+      .update(idempotencyKeys)
+      .set({ ...unfinished, lockedUntil: soon })
+      .where(row)
+      .run();
+    const busy = await create(t.partnerKey, key, { name: "Stuck" });
+    expect(busy.status).toBe(409);
+    expect(busy.body).toEqual(problem(409));
+
+    const past = new Date(Date.now() - 1000).toISOString();
+    await db.update(idempotencyKeys).set({ lockedUntil: past }).where(row).run();
+    const other = await create(t.partnerKey, key, { name: "Other" });
+    expect(other.status).toBe(422);
+    const retry = await create(t.partnerKey, key, { name: "Stuck" });
+    expect(retry.status).toBe(201);
+    expect(replayed(retry)).toBeNull();
+    expect(await customerNames(t.partnerKey)).toEqual(["Stuck", "Stuck"]);
+  });
+
+  it("treats an expired record as absent", async () => {
+    const t = await tenant({ customers: 0 });
+    const key = unique("key");
+    const first = await create(t.partnerKey, key, { name: "Old" });
+    const past = new Date(Date.now() - 1000).toISOString();
+    await database(env)
+      .update(idempotencyKeys)
+      .set({ expiresAt: past })
+      .where(keyRow(t.partnerKey, key))
+      .run();
+    const again = await create(t.partnerKey, key, { name: "New" });
+    expect(again.status).toBe(201);
+    expect(replayed(again)).toBeNull();
+    expect(again.body.id).not.toBe(first.body.id);
+    expect(await customerNames(t.partnerKey)).toEqual(["Old", "New"]);
+  });
+
+  it("does nothing without a key", async () => {
+    const t = await tenant({ customers: 0 });
+    const first = await create(t.partnerKey, null, { name: "Twice" });
+    const second = await create(t.partnerKey, null, { name: "Twice" });
+    expect(replayed(first)).toBeNull();
+    expect(replayed(second)).toBeNull();
+    expect(second.body.id).not.toBe(first.body.id);
+    expect(await customerNames(t.partnerKey)).toEqual(["Twice", "Twice"]);
+  });
+
+  it.each([
+    ["empty", ""],
+    ["longer than 255 characters", "k".repeat(256)],
+    ["not printable ASCII", "a\tb"],
+  ])("answers 400 for a key that is %s", async (_, key) => {
+    const t = await tenant({ customers: 0 });
+    const r = await create(t.partnerKey, key, { name: "Never" });
+    expect(r.status).toBe(400);
+    expect(r.body).toMatchObject({
+      ...problem(400),
+      errors: [{ point: "/headers/idempotency-key", message: expect.any(String) }],
+    });
+    expect(await customerNames(t.partnerKey)).toEqual([]);
+  });
+
+  it("accepts a key of 255 characters", async () => {
+    const t = await tenant({ customers: 0 });
+    expect((await create(t.partnerKey, "k".repeat(255), { name: "Long" })).status).toBe(201);
+  });
+});
+
+describe("withIdempotency after a failure that is not an answer", () => {
+  it("releases the key so the request can be retried", async () => {
+    const principal = {
+      role: "partner" as const,
+      credentialId: unique("cred"),
+      partnerId: null,
+      subjectId: null,
+    };
+    const request = () =>
+      new Request("http://stratus.test/v1/things", { method: "POST", headers: { "idempotency-key": "k" } });
+    const boom = () => Promise.reject(new Error("bug"));
+    await expect(withIdempotency(request(), env, principal, "{}", boom)).rejects.toThrow("bug");
+    const down = async () => new Response("down", { status: 503 });
+    expect((await withIdempotency(request(), env, principal, "{}", down)).status).toBe(503);
+    const ok = async () => Response.json({ ok: true }, { status: 201 });
+    const done = await withIdempotency(request(), env, principal, "{}", ok);
+    expect(done.status).toBe(201);
+    expect(done.headers.get("idempotent-replayed")).toBeNull();
+    const again = await withIdempotency(request(), env, principal, "{}", boom);
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    expect(await again.text()).toBe('{"ok":true}');
+  });
+});
