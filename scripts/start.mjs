@@ -1,6 +1,6 @@
 // `npm start`: the whole API on this machine. Applies the D1 migrations locally, seeds the demo
-// data, starts `wrangler dev` (local D1, Durable Objects and Queues) and, once the Worker answers,
-// seeds the demo holdings through the API and prints the demo credentials.
+// tenants and credentials, starts `wrangler dev` (local D1, Durable Objects and Queues) and, once
+// the Worker answers, seeds the catalog and holdings through the API and prints the credentials.
 import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -17,10 +17,6 @@ async function seedSql() {
   const lines = [
     `INSERT OR IGNORE INTO partners (id, name) VALUES (${sqlString(partner.id)}, ${sqlString(partner.name)});`,
     `INSERT OR IGNORE INTO services (id, partner_id, name) VALUES (${sqlString(service.id)}, ${sqlString(partner.id)}, ${sqlString(service.name)});`,
-    ...demo.resources.map(
-      (r) =>
-        `INSERT OR IGNORE INTO resources (name, unit, description, service) VALUES (${[r.name, r.unit, r.description, r.service].map(sqlString).join(", ")});`,
-    ),
     ...demo.customers.map(
       (c) =>
         `INSERT OR IGNORE INTO customers (id, partner_id, name, email) VALUES (${[c.id, partner.id, c.name, c.email].map(sqlString).join(", ")});`,
@@ -77,16 +73,23 @@ async function waitUntilUp(child) {
   throw new Error(`the Worker did not answer at ${base} within two minutes`);
 }
 
-async function seedHoldings(operatorToken) {
+/** Catalog and holdings go through the API: holdings live in Durable Objects, and PUTs are idempotent. */
+async function seedThroughApi(operatorToken) {
+  const put = async (path, body) => {
+    const res = await fetch(`${base}${path}`, {
+      method: "PUT",
+      headers: { "x-api-key": operatorToken, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    if (!res.ok) throw new Error(`seeding ${path} failed: ${res.status} ${await res.text()}`);
+  };
+  for (const { name, ...resource } of demo.resources) await put(`/v1/resources/${name}`, resource);
+  for (const { id, ...product } of demo.products) {
+    await put(`/v1/products/${id}`, { ...product, currency: "EUR", quota_resource: `stratus.${id}` });
+  }
   for (const customer of demo.customers) {
     for (const [resource, limit] of Object.entries(customer.limits)) {
-      const res = await fetch(`${base}/v1/customers/${customer.id}/quotas`, {
-        method: "PUT",
-        headers: { "x-api-key": operatorToken, "content-type": "application/json" },
-        body: JSON.stringify({ source: "system", resource, limit }),
-      });
-      if (!res.ok)
-        throw new Error(`seeding ${customer.id}/${resource} failed: ${res.status} ${await res.text()}`);
+      await put(`/v1/customers/${customer.id}/quotas`, { source: "system", resource, limit });
     }
   }
 }
@@ -123,7 +126,7 @@ dev.on("exit", (code) => process.exit(code ?? 0));
 
 try {
   await waitUntilUp(dev);
-  await seedHoldings(formatToken("operator", demo.operator.id, demo.operator.secret));
+  await seedThroughApi(formatToken("operator", demo.operator.id, demo.operator.secret));
   console.log(banner());
 } catch (error) {
   console.error(error instanceof Error ? error.message : error);
