@@ -13,6 +13,8 @@ export default defineConfig(async () => {
     ],
     test: {
       setupFiles: ["./test/setup.ts"],
+      // Integration tests poll operations that the local queue delivers about once a second.
+      testTimeout: 30_000,
       include: ["test/**/*.test.ts"],
     },
   };

@@ -1,7 +1,10 @@
 import { finishStalledCommissions } from "./app/commissions";
+import type { OperationMessage } from "./app/operations";
+import { deleteExpiredOperations } from "./db/operations";
 import type { Env } from "./env";
 import { createApp } from "./http/app";
 import { routes } from "./http/routes";
+import { consumeOperations } from "./queues/operations";
 
 export { QuotaLedger } from "./objects/quota-ledger";
 export { SubscriptionObject } from "./objects/subscription-object";
@@ -10,8 +13,13 @@ const app = createApp(routes);
 
 export default {
   fetch: (request, env, ctx) => app(request, env, ctx),
+  async queue(batch, env) {
+    await consumeOperations(batch as MessageBatch<OperationMessage>, env);
+  },
   async scheduled(controller, env) {
-    const finished = await finishStalledCommissions(env, new Date(controller.scheduledTime));
+    const now = new Date(controller.scheduledTime);
+    const finished = await finishStalledCommissions(env, now);
+    await deleteExpiredOperations(env, now);
     console.log(JSON.stringify({ cron: controller.cron, stalledCommissionsFinished: finished }));
   },
 } satisfies ExportedHandler<Env>;

@@ -170,6 +170,13 @@ export async function resolveCommission(
   if (underway !== decision) throw doesNotExist(serial);
 }
 
+/** Accepts one of stratus's own commissions; a commission already accepted is left as it is. */
+export async function ensureAccepted(env: Env, serial: number, now: Date): Promise<void> {
+  const row = await findCommission(env, serial, null);
+  if (row?.state === "accepted") return;
+  await resolveCommission(env, null, serial, "accept", now);
+}
+
 export interface ResolveManyResult {
   accepted: number[];
   rejected: number[];

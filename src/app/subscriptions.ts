@@ -28,12 +28,29 @@ import type { Env } from "../env";
 import type { Principal } from "../http/auth";
 import { AppError, badRequest, fromErrorWire, notFound } from "../http/errors";
 import { type Outcome, subscriptionObject } from "../objects/subscription-object";
-import { issueCommission, resolveCommission } from "./commissions";
+import { ensureAccepted, issueCommission } from "./commissions";
 
 /**
  * Buying, extending and reading subscriptions: the steps that span the catalog, the customers'
  * quota ledgers, the orders and the subscriptions' own objects.
  */
+
+/**
+ * The ids a purchase will create, chosen before anything is written: a purchase run again with
+ * the same ids (a redelivered operation) finds what the first run made instead of buying twice.
+ */
+export interface PurchaseIds {
+  /** Order id per customer. */
+  orders: Record<string, string>;
+  /** Subscription id per planned subscription, in plan order. */
+  subscriptions: string[];
+}
+
+export function assignIds(planned: readonly PlannedSubscription[]): PurchaseIds {
+  const orders: Record<string, string> = {};
+  for (const p of planned) orders[p.customer] ??= uuidv7();
+  return { orders, subscriptions: planned.map(() => uuidv7()) };
+}
 
 export interface Purchase {
   subscriptions: SubscriptionRecord[];
@@ -139,13 +156,17 @@ export async function buy(
   env: Env,
   partnerId: string,
   planned: readonly PlannedSubscription[],
+  ids: PurchaseIds,
   now: Date,
   chain?: { rootId: string; previousId: string },
 ): Promise<Purchase> {
-  const orderOf = new Map<string, string>();
-  for (const p of planned) if (!orderOf.has(p.customer)) orderOf.set(p.customer, uuidv7());
-  const records = planned.map((p) =>
-    newRecord(p, { id: uuidv7(), orderId: orderOf.get(p.customer) ?? "", partnerId, ...chain }, now),
+  const orderOf = new Map(Object.entries(ids.orders));
+  const records = planned.map((p, i) =>
+    newRecord(
+      p,
+      { id: ids.subscriptions[i] ?? uuidv7(), orderId: orderOf.get(p.customer) ?? "", partnerId, ...chain },
+      now,
+    ),
   );
   const reference = `purchase:${[...orderOf.values()].join(",")}`;
   let serial: number;
@@ -193,7 +214,7 @@ export async function buy(
   const created = await Promise.all(
     records.map((r) => subscriptionObject(env, r.id).create({ ...r, serial })),
   );
-  await resolveCommission(env, null, serial, "accept", now);
+  await ensureAccepted(env, serial, now);
   await setOrdersState(env, [...orderOf.values()], "completed");
   return {
     subscriptions: created,
@@ -203,10 +224,14 @@ export async function buy(
   };
 }
 
-/** A subscription of the caller's partner; another partner's does not exist. */
-export async function visibleRecord(env: Env, principal: Principal, id: string): Promise<SubscriptionRecord> {
+/** Whose subscriptions a caller sees: its partner's, or everyone's (null) for an operator. */
+export const scopeOf = (principal: Principal): string | null =>
+  principal.role === "operator" ? null : principal.partnerId;
+
+/** A subscription within `scope` (a partner id; null: any); another partner's does not exist. */
+export async function visibleRecord(env: Env, scope: string | null, id: string): Promise<SubscriptionRecord> {
   const record = await subscriptionObject(env, id).get();
-  if (!record || (principal.role !== "operator" && record.partnerId !== principal.partnerId)) {
+  if (!record || (scope !== null && record.partnerId !== scope)) {
     throw notFound(`subscription ${id} does not exist`);
   }
   return record;
@@ -250,14 +275,16 @@ export async function listPage(env: Env, q: ListQuery, grouped: boolean) {
 /** Extends the last subscription of the chain `id` belongs to, as `?do=extend` does. */
 export async function extend(
   env: Env,
-  principal: Principal,
+  scope: string | null,
   id: string,
   input: { period?: string; end_time?: Date },
+  ids: { subscription: string; order: string },
   now: Date,
 ): Promise<SubscriptionRecord> {
-  let last = await visibleRecord(env, principal, id);
+  let last = await visibleRecord(env, scope, id);
   for (let hops = 0; hops < 1000; hops++) {
-    while (last.nextId !== null) {
+    // The walk stops before the extension these ids make, should an earlier run have made it.
+    while (last.nextId !== null && last.nextId !== ids.subscription) {
       const next = await subscriptionObject(env, last.nextId).get();
       if (!next) break;
       last = next;
@@ -297,21 +324,18 @@ export async function extend(
       autoRenew: last.autoRenew,
       priceMinor: termPriceMinor(product, last.amount, start, end),
     };
-    const newId = uuidv7();
-    if (!unwrap(await subscriptionObject(env, last.id).reserveNext(newId))) continue;
+    if (!unwrap(await subscriptionObject(env, last.id).reserveNext(ids.subscription))) continue;
     try {
-      const bought = await buy(env, last.partnerId, [planned], now, {
+      const purchaseIds = { orders: { [last.customerId]: ids.order }, subscriptions: [ids.subscription] };
+      const bought = await buy(env, last.partnerId, [planned], purchaseIds, now, {
         rootId: last.rootId,
         previousId: last.id,
       });
       const extension = bought.subscriptions[0];
       if (!extension) throw new AppError("internal", "extension was not created");
-      // The purchase made its own id; point the chain at it.
-      await subscriptionObject(env, last.id).releaseNext(newId);
-      unwrap(await subscriptionObject(env, last.id).reserveNext(extension.id));
       return extension;
     } catch (error) {
-      await subscriptionObject(env, last.id).releaseNext(newId);
+      await subscriptionObject(env, last.id).releaseNext(ids.subscription);
       throw error;
     }
   }

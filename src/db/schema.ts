@@ -214,3 +214,33 @@ export const idempotencyKeys = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.credentialId, t.key] }), index("idempotency_expiry").on(t.expiresAt)],
 );
+
+export const OPERATION_STATUSES = ["queued", "running", "succeeded", "failed"] as const;
+export type OperationStatus = (typeof OPERATION_STATUSES)[number];
+
+/**
+ * Long-running operations (CaaS "OpRef"): the accepted work, its progress, and its final answer,
+ * which the status endpoint serves for at least 30 days.
+ */
+export const operations = sqliteTable(
+  "operations",
+  {
+    opRef: text("op_ref").primaryKey(),
+    partnerId: text("partner_id").notNull(),
+    kind: text("kind").notNull(),
+    payload: text("payload", { mode: "json" }).notNull().$type<Record<string, unknown>>(),
+    status: text("status", { enum: OPERATION_STATUSES }).notNull(),
+    attempts: integer("attempts").notNull().default(0),
+    resultStatus: integer("result_status"),
+    resultBody: text("result_body"),
+    resultLocation: text("result_location"),
+    createdAt: text("created_at").notNull(),
+    updatedAt: text("updated_at").notNull(),
+    expiresAt: text("expires_at").notNull(),
+  },
+  (t) => [
+    index("operations_partner").on(t.partnerId, t.opRef),
+    index("operations_partner_status").on(t.partnerId, t.status, t.opRef),
+    index("operations_expiry").on(t.expiresAt),
+  ],
+);

@@ -137,3 +137,40 @@ export function toWire(r: SubscriptionRecord, status: Status, descendants: strin
     created_at: r.createdAt,
   };
 }
+
+/** Why a change cannot apply to a subscription: a bad request for its kind, or a conflict with its state. */
+export interface Refusal {
+  kind: "bad_request" | "conflict";
+  message: string;
+  point: string;
+}
+
+export function amountChangeRefusal(r: Pick<SubscriptionRecord, "kind" | "endedAt">): Refusal | null {
+  if (r.kind === "per_object") {
+    return {
+      kind: "bad_request",
+      message: "the amount of a per-object subscription is always 1",
+      point: "/amount",
+    };
+  }
+  if (r.kind === "depletable") {
+    return {
+      kind: "bad_request",
+      message: "the amount of a depletable subscription cannot change",
+      point: "/amount",
+    };
+  }
+  if (r.endedAt !== null)
+    return { kind: "conflict", message: "the subscription has ended", point: "/amount" };
+  return null;
+}
+
+export function runRefusal(
+  r: Pick<SubscriptionRecord, "kind" | "endedAt">,
+  action: "start" | "stop",
+): Refusal | null {
+  if (r.kind !== "caas")
+    return { kind: "bad_request", message: `only CaaS subscriptions can ${action}`, point: "/do" };
+  if (r.endedAt !== null) return { kind: "conflict", message: "the subscription has ended", point: "/do" };
+  return null;
+}

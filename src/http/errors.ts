@@ -72,3 +72,6 @@ export const fromErrorWire = (w: ErrorWire): AppError =>
     ...(w.fields ? { fields: w.fields } : {}),
     ...(w.data ? { data: w.data } : {}),
   });
+
+export const refused = (r: { kind: "bad_request" | "conflict"; message: string; point: string }): AppError =>
+  new AppError(r.kind, r.message, { fields: [{ point: r.point, message: r.message }] });

@@ -2,9 +2,9 @@ import { DurableObject } from "cloudflare:workers";
 import { issueCommission } from "../app/commissions";
 import { upsertProjection } from "../db/subscriptions";
 import { isRunning, splitAt, start, stop } from "../domain/metering";
-import type { SubscriptionRecord } from "../domain/subscriptions";
+import { amountChangeRefusal, runRefusal, type SubscriptionRecord } from "../domain/subscriptions";
 import type { Env } from "../env";
-import { AppError, badRequest, type ErrorWire, toErrorWire } from "../http/errors";
+import { AppError, type ErrorWire, refused, toErrorWire } from "../http/errors";
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: ErrorWire };
 
@@ -47,22 +47,22 @@ export class SubscriptionObject extends DurableObject<Env> {
   /** Changes the quantity: up holds the difference on the customer's quota, down releases it. */
   async changeAmount(amount: number, now: Date): Promise<Outcome<SubscriptionRecord>> {
     return this.change(async (r) => {
-      if (r.kind === "per_object")
-        throw badRequest("amount of a per-object subscription is always 1", field("amount"));
-      if (r.kind === "depletable")
-        throw badRequest("amount of a depletable subscription cannot change", field("amount"));
+      const refusal = amountChangeRefusal(r);
+      if (refusal) throw refused(refusal);
       const difference = amount - r.amount;
       if (difference === 0) return r;
       await this.holdQuota(r, difference, `subscription:${r.id}:v${r.version}:amount:${amount}`, now);
-      const runs = isRunning(r.runs) ? splitAt(r.runs, now.getTime(), amount) : r.runs;
+      const runs = isRunning(r.runs) ? splitAt(r.runs, runInstant(r, now), amount) : r.runs;
       return { ...r, amount, runs };
     });
   }
 
   async run(action: "start" | "stop", now: Date): Promise<Outcome<SubscriptionRecord>> {
     return this.change((r) => {
-      if (r.kind !== "caas") throw badRequest(`only CaaS subscriptions can ${action}`, field("do", "/query"));
-      const runs = action === "start" ? start(r.runs, now.getTime(), r.amount) : stop(r.runs, now.getTime());
+      const refusal = runRefusal(r, action);
+      if (refusal) throw refused(refusal);
+      const t = runInstant(r, now);
+      const runs = action === "start" ? start(r.runs, t, r.amount) : stop(r.runs, t);
       return { ...r, runs };
     });
   }
@@ -127,7 +127,7 @@ export class SubscriptionObject extends DurableObject<Env> {
     now: Date,
   ): Promise<SubscriptionRecord> {
     await this.holdQuota(r, -r.amount, `subscription:${r.id}:release`, now);
-    const runs = isRunning(r.runs) ? stop(r.runs, now.getTime()) : r.runs;
+    const runs = isRunning(r.runs) ? stop(r.runs, runInstant(r, now)) : r.runs;
     return { ...r, runs, endedAt: now.toISOString(), endReason: reason };
   }
 
@@ -219,7 +219,14 @@ export class SubscriptionObject extends DurableObject<Env> {
   }
 }
 
-const field = (name: string, root = "") => [{ point: `${root}/${name}`, message: "cannot be applied" }];
+/**
+ * The instant a run transition is recorded at. Work accepted earlier (a queued operation) may
+ * apply after a later change; the run history must not go back in time, so it applies then.
+ */
+function runInstant(r: SubscriptionRecord, now: Date): number {
+  const last = r.runs.at(-1);
+  return Math.max(now.getTime(), last ? (last.end ?? last.start) : 0);
+}
 
 const missing = (): { ok: false; error: ErrorWire } => ({
   ok: false,

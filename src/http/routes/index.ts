@@ -2,6 +2,7 @@ import { docsPage } from "../docs";
 import { openApiDocument } from "../openapi";
 import { defineRoute, type RouteSpec } from "../route";
 import { customerRoutes } from "./customers";
+import { operationRoutes } from "./operations";
 import { operatorRoutes } from "./operator";
 import { orderRoutes } from "./orders";
 import { productRoutes } from "./products";
@@ -51,5 +52,6 @@ export const routes: readonly RouteSpec[] = [
   ...customerRoutes,
   ...subscriptionRoutes,
   ...orderRoutes,
+  ...operationRoutes,
   ...quotaRoutes,
 ];

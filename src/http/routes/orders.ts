@@ -1,31 +1,16 @@
 import * as v from "valibot";
-import { findOrder, listOrders, type Order } from "../../db/orders";
-import { money } from "../../domain/subscriptions";
+import { findOrder, listOrders } from "../../db/orders";
 import { IdParams } from "../../schemas/common";
 import { Pagination, pageMeta } from "../../schemas/pagination";
 import { OrderOut } from "../../schemas/subscriptions";
 import { badRequest, notFound } from "../errors";
 import { decodeCursor, toPage } from "../pagination";
 import { defineRoute } from "../route";
+import { orderView } from "../views";
 
 /** Orders: every purchase (a create for one customer, an extension, a renewal) writes one. */
 
 const tag = "Orders";
-
-export const orderOut = (o: Order): v.InferOutput<typeof OrderOut> => ({
-  id: o.id,
-  buyer: o.customerId,
-  lines: o.lines.map((l) => ({
-    subscription: l.subscription,
-    product: l.product,
-    amount: l.amount,
-    price: money(BigInt(l.priceMinor), o.currency),
-  })),
-  total_price: money(BigInt(o.totalMinor), o.currency),
-  currency: o.currency,
-  state: o.state,
-  created_at: o.createdAt,
-});
 
 export const orderRoutes = [
   defineRoute({
@@ -41,7 +26,7 @@ export const orderRoutes = [
     async handle({ env, principal, query }) {
       if (!principal.partnerId) throw badRequest("only partners have orders");
       const rows = await listOrders(env, principal.partnerId, decodeCursor(query.cursor), query.limit);
-      return Response.json(toPage(rows, query.limit, (o) => o.id, orderOut));
+      return Response.json(toPage(rows, query.limit, (o) => o.id, orderView));
     },
   }),
   defineRoute({
@@ -59,7 +44,7 @@ export const orderRoutes = [
         principal.role === "operator" ? null : principal.partnerId,
       );
       if (!order) throw notFound(`order ${params.id} does not exist`);
-      return Response.json(orderOut(order));
+      return Response.json(orderView(order));
     },
   }),
 ];

@@ -1,21 +1,15 @@
 import * as v from "valibot";
 import { visibleCustomer } from "../../app/customers";
-import {
-  buy,
-  consume,
-  extend,
-  listPage,
-  plan,
-  present,
-  unwrap,
-  visibleRecord,
-} from "../../app/subscriptions";
+import { respond, storedObject } from "../../app/operations";
+import { assignIds, consume, listPage, plan, present, scopeOf, visibleRecord } from "../../app/subscriptions";
 import { listProducts } from "../../db/products";
 import { findProduct } from "../../domain/catalog";
+import { resolveExtension } from "../../domain/durations";
+import { uuidv7 } from "../../domain/ids";
 import { chargeFor } from "../../domain/metering";
-import { money, type SubscriptionRecord } from "../../domain/subscriptions";
+import { durationErrors } from "../../domain/purchase";
+import { amountChangeRefusal, money, runRefusal, type SubscriptionRecord } from "../../domain/subscriptions";
 import type { Env } from "../../env";
-import { subscriptionObject } from "../../objects/subscription-object";
 import { IdParams } from "../../schemas/common";
 import {
   ActionBody,
@@ -30,16 +24,22 @@ import {
   UsageOut,
 } from "../../schemas/subscriptions";
 import type { Principal } from "../auth";
-import { badRequest } from "../errors";
+import { AppError, badRequest, refused } from "../errors";
 import { decodeCursor, toPage } from "../pagination";
 import { defineRoute } from "../route";
-import { orderOut } from "./orders";
 
-/** The subscriptions API (spec/subscriptions-api.md, spec/caas-partner-api.md) under /v1. */
+/**
+ * The subscriptions API (spec/subscriptions-api.md, spec/caas-partner-api.md) under /v1. Writes
+ * are validated and authorized here, then answered at once or, with `Prefer: respond-async`, as
+ * 202 and an operation to poll (app/operations.ts).
+ */
 
 const tag = "Subscriptions";
 const partners = ["partner", "operator"] as const;
 const now = () => new Date();
+
+const ASYNC =
+  " With `Prefer: respond-async`: 202 Accepted, `Location: /v1/operations/{opRef}` and `Retry-After`; the operation then answers what this would have.";
 
 /** Operators act for a partner they name; partners act for themselves. */
 function actingPartner(principal: Principal): string {
@@ -47,11 +47,39 @@ function actingPartner(principal: Principal): string {
   return principal.partnerId;
 }
 
-const json = (body: unknown, status = 200, location?: string) =>
-  Response.json(body, { status, ...(location ? { headers: { location } } : {}) });
+async function listQuery(env: Env, principal: Principal, query: v.InferOutput<typeof ListQuery>) {
+  const catalog = query.resource ? await listProducts(env) : [];
+  return {
+    partnerId: actingPartner(principal),
+    status: query.status,
+    // Aliases name their product (`hdd` is `dssd`); an unknown name simply matches nothing.
+    products: (query.resource ?? []).map((r) => findProduct(catalog, r)?.id ?? r),
+    after: decodeCursor(query.cursor),
+    limit: query.limit,
+    now: now(),
+  };
+}
 
-async function presented(env: Env, record: SubscriptionRecord, status = 200) {
-  return json(await present(env, record, now()), status, `/v1/subscriptions/${record.id}/`);
+/** An extension that cannot be bought from this subscription, refused before anything is accepted. */
+function checkExtension(record: SubscriptionRecord, body: v.InferOutput<typeof ActionBody>, at: Date): void {
+  if (record.endTime === null) {
+    throw badRequest(`a ${record.kind} subscription has no end to extend`, [
+      { point: "/do", message: "open-ended subscriptions cannot be extended" },
+    ]);
+  }
+  if (record.endReason === "cancelled")
+    throw new AppError("conflict", `subscription ${record.id} was cancelled`);
+  const check = resolveExtension(
+    {
+      start: new Date(record.startTime),
+      end: new Date(record.endTime),
+      createdWith: record.createdWith ?? "end_time",
+      period: record.period,
+    },
+    body,
+    at,
+  );
+  if (!check.ok) throw badRequest(check.error.message, durationErrors(check.error, ""));
 }
 
 export const subscriptionRoutes = [
@@ -59,33 +87,27 @@ export const subscriptionRoutes = [
     method: "POST",
     path: "/v1/subscriptions",
     summary: "Buy subscriptions",
-    description:
-      "At most 500 objects. The duration truth table and noon-UTC rounding apply; tx and CaaS clouds ignore time parameters; ip/vlan with amount > 1 become that many subscriptions of amount 1. All or nothing: if any object is invalid or over quota, nothing is bought.",
+    description: `At most 500 objects. The duration truth table and noon-UTC rounding apply; tx and CaaS clouds ignore time parameters; ip/vlan with amount > 1 become that many subscriptions of amount 1. All or nothing: if any object is invalid or over quota, nothing is bought.${ASYNC}`,
     tag,
     auth: partners,
     body: PurchaseRequest,
     responses: {
       201: { description: "Bought", schema: PurchaseOut },
+      202: { description: "Accepted as an operation" },
       400: { description: "Invalid objects; `errors` names each field" },
       413: { description: "Over quota: names the resource, limit and usage; nothing bought" },
     },
-    async handle({ env, principal, body }) {
+    async handle({ env, request, principal, body }) {
       const at = now();
       const partnerId = actingPartner(principal);
       const planned = await plan(env, partnerId, body.objects, at);
-      const bought = await buy(env, partnerId, planned.subscriptions, at);
-      const objects = await Promise.all(bought.subscriptions.map((r) => present(env, r, at)));
-      return json(
-        {
-          objects,
-          meta: {
-            total_price: money(bought.totalMinor, bought.currency),
-            currency: bought.currency,
-            orders: bought.orders.map(orderOut),
-          },
-        },
-        201,
-      );
+      return respond(env, request, {
+        kind: "purchase",
+        partnerId,
+        at: at.toISOString(),
+        objects: body.objects.map(storedObject),
+        ids: assignIds(planned.subscriptions),
+      });
     },
   }),
   defineRoute({
@@ -99,7 +121,7 @@ export const subscriptionRoutes = [
     responses: { 200: { description: "Priced", schema: PageOut } },
     async handle({ env, principal, body }) {
       const planned = await plan(env, actingPartner(principal), body.objects, now());
-      return json({
+      return Response.json({
         objects: planned.subscriptions.map((p) => ({
           resource: p.product.id,
           product: p.product.id,
@@ -126,7 +148,7 @@ export const subscriptionRoutes = [
     responses: { 200: { description: "A page", schema: PageOut } },
     async handle({ env, principal, query }) {
       const { rows, objects } = await listPage(env, await listQuery(env, principal, query), false);
-      return json({
+      return Response.json({
         objects,
         meta: toPage(
           rows,
@@ -148,7 +170,7 @@ export const subscriptionRoutes = [
     responses: { 200: { description: "A page", schema: PageOut } },
     async handle({ env, principal, query }) {
       const { rows, objects } = await listPage(env, await listQuery(env, principal, query), true);
-      return json({
+      return Response.json({
         objects,
         meta: toPage(
           rows,
@@ -171,53 +193,68 @@ export const subscriptionRoutes = [
       404: { description: "Not found" },
     },
     async handle({ env, principal, params }) {
-      return presented(env, await visibleRecord(env, principal, params.id));
+      return Response.json(
+        await present(env, await visibleRecord(env, scopeOf(principal), params.id), now()),
+      );
     },
   }),
   defineRoute({
     method: "PATCH",
     path: "/v1/subscriptions/{id}",
     summary: "Change the quantity (amount) or auto_renew",
-    description:
-      "Quantity up holds the difference on the customer's quota (413 if over), down releases it. Other fields are immutable.",
+    description: `Quantity up holds the difference on the customer's quota (413 if over), down releases it. Other fields are immutable.${ASYNC}`,
     tag,
     auth: partners,
     params: IdParams,
     body: UpdateRequest,
     responses: {
       200: { description: "Updated", schema: SubscriptionOut },
+      202: { description: "Accepted as an operation" },
       400: { description: "An immutable or invalid field" },
+      409: { description: "The subscription has ended" },
       413: { description: "Over quota" },
     },
-    async handle({ env, principal, params, body }) {
-      await visibleRecord(env, principal, params.id);
-      const object = subscriptionObject(env, params.id);
-      let record: SubscriptionRecord | null = null;
-      if (body.amount !== undefined) record = unwrap(await object.changeAmount(body.amount, now()));
-      if (body.auto_renew !== undefined) record = unwrap(await object.setAutoRenew(body.auto_renew));
-      return presented(env, record ?? (await visibleRecord(env, principal, params.id)));
+    async handle({ env, request, principal, params, body }) {
+      const record = await visibleRecord(env, scopeOf(principal), params.id);
+      const refusal = body.amount === undefined ? null : amountChangeRefusal(record);
+      if (refusal) throw refused(refusal);
+      return respond(env, request, {
+        kind: "update",
+        partnerId: record.partnerId,
+        at: now().toISOString(),
+        subscription: record.id,
+        ...(body.amount !== undefined ? { amount: body.amount } : {}),
+        ...(body.auto_renew !== undefined ? { autoRenew: body.auto_renew } : {}),
+      });
     },
   }),
   defineRoute({
     method: "DELETE",
     path: "/v1/subscriptions/{id}",
     summary: "Cancel a subscription",
-    description: "Closes the running interval and releases the quota. Cancelling again changes nothing.",
+    description: `Closes the running interval and releases the quota. Cancelling again changes nothing.${ASYNC}`,
     tag,
     auth: partners,
     params: IdParams,
-    responses: { 200: { description: "Cancelled", schema: SubscriptionOut } },
-    async handle({ env, principal, params }) {
-      await visibleRecord(env, principal, params.id);
-      return presented(env, unwrap(await subscriptionObject(env, params.id).cancel(now())));
+    responses: {
+      200: { description: "Cancelled", schema: SubscriptionOut },
+      202: { description: "Accepted as an operation" },
+    },
+    async handle({ env, request, principal, params }) {
+      const record = await visibleRecord(env, scopeOf(principal), params.id);
+      return respond(env, request, {
+        kind: "cancel",
+        partnerId: record.partnerId,
+        at: now().toISOString(),
+        subscription: record.id,
+      });
     },
   }),
   defineRoute({
     method: "POST",
     path: "/v1/subscriptions/{id}/action",
     summary: "extend, auto_renew, start or stop (?do=…)",
-    description:
-      "`extend`: buys the next term of the chain (body: optional `period` or `end_time`). `auto_renew`: toggles, or sets `auto_renew` from the body. `start`/`stop`: run a CaaS cloud.",
+    description: `\`extend\`: buys the next term of the chain (body: optional \`period\` or \`end_time\`). \`auto_renew\`: toggles, or sets \`auto_renew\` from the body. \`start\`/\`stop\`: run a CaaS cloud.${ASYNC}`,
     tag,
     auth: partners,
     params: IdParams,
@@ -225,20 +262,37 @@ export const subscriptionRoutes = [
     body: ActionBody,
     responses: {
       200: { description: "The subscription (for extend: the new one)", schema: SubscriptionOut },
-      409: { description: "The chain was cancelled" },
+      202: { description: "Accepted as an operation" },
+      409: { description: "The chain was cancelled, or the subscription has ended" },
       413: { description: "Over quota" },
     },
-    async handle({ env, principal, params, query, body }) {
-      await visibleRecord(env, principal, params.id);
-      const object = subscriptionObject(env, params.id);
+    async handle({ env, request, principal, params, query, body }) {
+      const record = await visibleRecord(env, scopeOf(principal), params.id);
+      const at = now();
+      const common = { partnerId: record.partnerId, at: at.toISOString(), subscription: record.id };
       switch (query.do) {
         case "extend":
-          return presented(env, await extend(env, principal, params.id, body, now()));
+          checkExtension(record, body, at);
+          return respond(env, request, {
+            kind: "extend",
+            ...common,
+            ...(body.period !== undefined ? { period: body.period } : {}),
+            ...(body.end_time !== undefined ? { endTime: body.end_time.toISOString() } : {}),
+            ids: { subscription: uuidv7(), order: uuidv7() },
+          });
         case "auto_renew":
-          return presented(env, unwrap(await object.setAutoRenew(body.auto_renew)));
+          // A toggle is decided now, so running the operation twice sets rather than flips twice.
+          return respond(env, request, {
+            kind: "auto_renew",
+            ...common,
+            value: body.auto_renew ?? !record.autoRenew,
+          });
         case "start":
-        case "stop":
-          return presented(env, unwrap(await object.run(query.do, now())));
+        case "stop": {
+          const refusal = runRefusal(record, query.do);
+          if (refusal) throw refused(refusal);
+          return respond(env, request, { kind: "run", ...common, action: query.do });
+        }
       }
     },
   }),
@@ -251,11 +305,11 @@ export const subscriptionRoutes = [
     params: IdParams,
     responses: { 200: { description: "Usage", schema: UsageOut } },
     async handle({ env, principal, params }) {
-      const r = await visibleRecord(env, principal, params.id);
+      const r = await visibleRecord(env, scopeOf(principal), params.id);
       const at = now();
       const price = BigInt(r.unitPriceMinor);
       const total = chargeFor(r.runs, price, at.getTime());
-      return json({
+      return Response.json({
         subscription: r.id,
         currency: r.currency,
         unit_price_per_hour: money(price, r.currency),
@@ -295,20 +349,7 @@ export const subscriptionRoutes = [
         throw badRequest(`unknown resource "${body.resource}"`, [{ point: "/resource", message: "unknown" }]);
       const result = await consume(env, customer.id, product.id, body.amount, at);
       const objects = await Promise.all(result.touched.map((r) => present(env, r, at)));
-      return json({ objects, meta: { unallocated: result.unallocated } });
+      return Response.json({ objects, meta: { unallocated: result.unallocated } });
     },
   }),
 ];
-
-async function listQuery(env: Env, principal: Principal, query: v.InferOutput<typeof ListQuery>) {
-  const catalog = query.resource ? await listProducts(env) : [];
-  return {
-    partnerId: actingPartner(principal),
-    status: query.status,
-    // Aliases name their product (`hdd` is `dssd`); an unknown name simply matches nothing.
-    products: (query.resource ?? []).map((r) => findProduct(catalog, r)?.id ?? r),
-    after: decodeCursor(query.cursor),
-    limit: query.limit,
-    now: now(),
-  };
-}

@@ -1,0 +1,236 @@
+import { createOperation, findOperation, finishOperation, startOperation } from "../db/operations";
+import type { PurchaseObject } from "../domain/purchase";
+import { money, type SubscriptionRecord } from "../domain/subscriptions";
+import type { Env } from "../env";
+import { AppError } from "../http/errors";
+import { problemResponse } from "../http/problem";
+import { orderView } from "../http/views";
+import { subscriptionObject } from "../objects/subscription-object";
+import { buy, extend, type PurchaseIds, plan, present, unwrap, visibleRecord } from "./subscriptions";
+
+/**
+ * The work behind every write of the subscriptions API, as data. A request runs it at once, or
+ * (with `Prefer: respond-async`) stores it as an operation that the operations queue runs. The
+ * payload fixes every choice made when the request was accepted (the time, the ids to create,
+ * the value a toggle sets), so running it again after a crash or a redelivery finds what the
+ * first run did instead of doing it twice.
+ */
+
+type StoredObject = Omit<PurchaseObject, "start_time" | "end_time"> & {
+  start_time?: string;
+  end_time?: string;
+};
+
+export type OperationPayload =
+  | { kind: "purchase"; partnerId: string; at: string; objects: StoredObject[]; ids: PurchaseIds }
+  | {
+      kind: "update";
+      partnerId: string;
+      at: string;
+      subscription: string;
+      amount?: number;
+      autoRenew?: boolean;
+    }
+  | {
+      kind: "extend";
+      partnerId: string;
+      at: string;
+      subscription: string;
+      period?: string;
+      endTime?: string;
+      ids: { subscription: string; order: string };
+    }
+  | { kind: "auto_renew"; partnerId: string; at: string; subscription: string; value: boolean }
+  | { kind: "run"; partnerId: string; at: string; subscription: string; action: "start" | "stop" }
+  | { kind: "cancel"; partnerId: string; at: string; subscription: string };
+
+export interface OperationMessage {
+  opRef: string;
+}
+
+export interface OperationResult {
+  status: number;
+  body: unknown;
+  location: string | null;
+}
+
+const location = (id: string) => `/v1/subscriptions/${id}/`;
+
+export function storedObject(o: PurchaseObject): StoredObject {
+  const { start_time, end_time, ...rest } = o;
+  return {
+    ...rest,
+    ...(start_time ? { start_time: start_time.toISOString() } : {}),
+    ...(end_time ? { end_time: end_time.toISOString() } : {}),
+  };
+}
+
+function purchaseObject(o: StoredObject): PurchaseObject {
+  const { start_time, end_time, ...rest } = o;
+  return {
+    ...rest,
+    ...(start_time ? { start_time: new Date(start_time) } : {}),
+    ...(end_time ? { end_time: new Date(end_time) } : {}),
+  };
+}
+
+async function one(env: Env, record: SubscriptionRecord, at: Date, status = 200): Promise<OperationResult> {
+  return { status, body: await present(env, record, at), location: location(record.id) };
+}
+
+/** Does the work. Every step is idempotent for the same payload. */
+export async function perform(env: Env, payload: OperationPayload): Promise<OperationResult> {
+  const at = new Date(payload.at);
+  if (payload.kind === "purchase") {
+    const planned = await plan(env, payload.partnerId, payload.objects.map(purchaseObject), at);
+    const bought = await buy(env, payload.partnerId, planned.subscriptions, payload.ids, at);
+    const objects = await Promise.all(bought.subscriptions.map((r) => present(env, r, at)));
+    const first = bought.subscriptions[0];
+    return {
+      status: 201,
+      body: {
+        objects,
+        meta: {
+          total_price: money(bought.totalMinor, bought.currency),
+          currency: bought.currency,
+          orders: bought.orders.map(orderView),
+        },
+      },
+      location: first ? location(first.id) : null,
+    };
+  }
+  await visibleRecord(env, payload.partnerId, payload.subscription);
+  const object = subscriptionObject(env, payload.subscription);
+  switch (payload.kind) {
+    case "update": {
+      let record: SubscriptionRecord | null = null;
+      if (payload.amount !== undefined) record = unwrap(await object.changeAmount(payload.amount, at));
+      if (payload.autoRenew !== undefined) record = unwrap(await object.setAutoRenew(payload.autoRenew));
+      return one(env, record ?? (await visibleRecord(env, payload.partnerId, payload.subscription)), at);
+    }
+    case "extend": {
+      const input = {
+        ...(payload.period !== undefined ? { period: payload.period } : {}),
+        ...(payload.endTime !== undefined ? { end_time: new Date(payload.endTime) } : {}),
+      };
+      return one(env, await extend(env, payload.partnerId, payload.subscription, input, payload.ids, at), at);
+    }
+    case "auto_renew":
+      return one(env, unwrap(await object.setAutoRenew(payload.value)), at);
+    case "run":
+      return one(env, unwrap(await object.run(payload.action, at)), at);
+    case "cancel":
+      return one(env, unwrap(await object.cancel(at)), at);
+  }
+}
+
+const RETRY_AFTER_SECONDS = 1;
+
+export function prefersAsync(request: Request): boolean {
+  const prefer = request.headers.get("prefer") ?? "";
+  return prefer.split(/[,;]/).some((token) => token.trim().toLowerCase() === "respond-async");
+}
+
+export const operationLocation = (opRef: string) => `/v1/operations/${opRef}`;
+
+/** Answers a write: the result now, or (asked for, or needed) 202 and an operation to poll. */
+export async function respond(env: Env, request: Request, payload: OperationPayload): Promise<Response> {
+  if (!prefersAsync(request)) {
+    const result = await perform(env, payload);
+    return Response.json(result.body, {
+      status: result.status,
+      ...(result.location ? { headers: { location: result.location } } : {}),
+    });
+  }
+  const opRef = `op_${crypto.randomUUID().replaceAll("-", "")}`;
+  const op = await createOperation(env, {
+    opRef,
+    partnerId: payload.partnerId,
+    kind: payload.kind,
+    payload,
+    now: new Date(),
+  });
+  await env.OPERATIONS.send({ opRef });
+  return Response.json(operationView(op), {
+    status: 202,
+    headers: {
+      location: operationLocation(opRef),
+      "retry-after": String(RETRY_AFTER_SECONDS),
+      "preference-applied": "respond-async",
+    },
+  });
+}
+
+export function operationView(op: {
+  opRef: string;
+  kind: string;
+  status: string;
+  createdAt: string;
+  updatedAt: string;
+  resultStatus: number | null;
+  resultLocation: string | null;
+}) {
+  return {
+    opRef: op.opRef,
+    kind: op.kind,
+    status: op.status,
+    created_at: op.createdAt,
+    updated_at: op.updatedAt,
+    result_status: op.resultStatus,
+    result_location: op.resultLocation,
+  };
+}
+
+/** The status endpoint's answer for an operation, as the CaaS spec has it. */
+export async function operationStatus(env: Env, opRef: string, partnerId: string | null): Promise<Response> {
+  const op = await findOperation(env, opRef, partnerId);
+  if (!op) throw new AppError("not_found", `operation ${opRef} does not exist`);
+  if (op.status === "queued" || op.status === "running") {
+    return Response.json(operationView(op), {
+      status: 202,
+      headers: { "retry-after": String(RETRY_AFTER_SECONDS), location: operationLocation(opRef) },
+    });
+  }
+  const headers: Record<string, string> = {
+    "content-type": op.status === "failed" ? "application/problem+json" : "application/json",
+  };
+  if (op.resultLocation) headers.location = op.resultLocation;
+  return new Response(op.resultBody, { status: op.resultStatus ?? 500, headers });
+}
+
+/**
+ * Runs one queued operation. A failure of the work itself (a 4xx) is its final answer and is
+ * kept; anything else is thrown so the queue delivers the message again.
+ */
+export async function runOperation(env: Env, opRef: string): Promise<void> {
+  const now = new Date();
+  const op = await startOperation(env, opRef, now);
+  if (!op) return;
+  try {
+    const result = await perform(env, op.payload as unknown as OperationPayload);
+    await finishOperation(
+      env,
+      opRef,
+      {
+        status: "succeeded",
+        resultStatus: result.status,
+        resultBody: JSON.stringify(result.body),
+        resultLocation: result.location,
+      },
+      new Date(),
+    );
+  } catch (error) {
+    if (!(error instanceof AppError) || error.status >= 500) throw error;
+    await failOperation(env, opRef, error);
+  }
+}
+
+export async function failOperation(env: Env, opRef: string, error: AppError): Promise<void> {
+  const rendered = problemResponse(error, operationLocation(opRef));
+  await finishOperation(
+    env,
+    opRef,
+    { status: "failed", resultStatus: error.status, resultBody: await rendered.text(), resultLocation: null },
+    new Date(),
+  );
+}

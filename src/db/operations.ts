@@ -1,0 +1,96 @@
+import { and, asc, eq, gt, inArray, lt, sql } from "drizzle-orm";
+import type { Env } from "../env";
+import { database } from "./client";
+import { type OperationStatus, operations } from "./schema";
+
+export type Operation = typeof operations.$inferSelect;
+
+const RETENTION_MS = 30 * 86_400_000;
+
+export async function createOperation(
+  env: Env,
+  input: { opRef: string; partnerId: string; kind: string; payload: Record<string, unknown>; now: Date },
+): Promise<Operation> {
+  const at = input.now.toISOString();
+  return database(env)
+    .insert(operations)
+    .values({
+      opRef: input.opRef,
+      partnerId: input.partnerId,
+      kind: input.kind,
+      payload: input.payload,
+      status: "queued",
+      createdAt: at,
+      updatedAt: at,
+      expiresAt: new Date(input.now.getTime() + RETENTION_MS).toISOString(),
+    })
+    .returning()
+    .get();
+}
+
+export async function findOperation(env: Env, opRef: string, partnerId: string | null) {
+  const scope = partnerId === null ? undefined : eq(operations.partnerId, partnerId);
+  return database(env)
+    .select()
+    .from(operations)
+    .where(and(eq(operations.opRef, opRef), scope))
+    .get();
+}
+
+/** Marks an unfinished operation running; null if it already finished (a redelivery). */
+export async function startOperation(env: Env, opRef: string, now: Date): Promise<Operation | null> {
+  const row = await database(env)
+    .update(operations)
+    .set({ status: "running", updatedAt: now.toISOString(), attempts: sql`${operations.attempts} + 1` })
+    .where(and(eq(operations.opRef, opRef), inArray(operations.status, ["queued", "running"])))
+    .returning()
+    .get();
+  return row ?? null;
+}
+
+export async function finishOperation(
+  env: Env,
+  opRef: string,
+  result: {
+    status: OperationStatus;
+    resultStatus: number;
+    resultBody: string;
+    resultLocation: string | null;
+  },
+  now: Date,
+): Promise<void> {
+  await database(env)
+    .update(operations)
+    .set({ ...result, updatedAt: now.toISOString() })
+    .where(and(eq(operations.opRef, opRef), inArray(operations.status, ["queued", "running"])))
+    .run();
+}
+
+export async function listOperations(
+  env: Env,
+  q: { partnerId: string; status: OperationStatus | undefined; after: string | undefined; limit: number },
+) {
+  return database(env)
+    .select()
+    .from(operations)
+    .where(
+      and(
+        eq(operations.partnerId, q.partnerId),
+        q.status === undefined ? undefined : eq(operations.status, q.status),
+        q.after === undefined ? undefined : gt(operations.opRef, q.after),
+      ),
+    )
+    .orderBy(asc(operations.opRef))
+    .limit(q.limit + 1)
+    .all();
+}
+
+/** Forgets finished operations past their retention. */
+export async function deleteExpiredOperations(env: Env, now: Date): Promise<void> {
+  await database(env)
+    .delete(operations)
+    .where(
+      and(lt(operations.expiresAt, now.toISOString()), inArray(operations.status, ["succeeded", "failed"])),
+    )
+    .run();
+}

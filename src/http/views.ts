@@ -1,0 +1,19 @@
+import type { Order } from "../db/orders";
+import { money } from "../domain/subscriptions";
+
+/** Wire shapes shared by the routes that answer them and the operations that store them. */
+
+export const orderView = (o: Order) => ({
+  id: o.id,
+  buyer: o.customerId,
+  lines: o.lines.map((l) => ({
+    subscription: l.subscription,
+    product: l.product,
+    amount: l.amount,
+    price: money(BigInt(l.priceMinor), o.currency),
+  })),
+  total_price: money(BigInt(o.totalMinor), o.currency),
+  currency: o.currency,
+  state: o.state,
+  created_at: o.createdAt,
+});
