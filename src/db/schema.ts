@@ -32,10 +32,20 @@ export const customers = sqliteTable(
       .references(() => partners.id),
     name: text("name").notNull(),
     email: text("email"),
+    userName: text("user_name"),
+    phone: text("phone"),
+    address: text("address", { mode: "json" }).$type<CustomerAddress>(),
     createdAt: createdAt(),
   },
   (t) => [index("customers_partner_id").on(t.partnerId, t.id)],
 );
+
+export interface CustomerAddress {
+  address?: string;
+  city?: string;
+  zipCode?: string;
+  country?: string;
+}
 
 export const ROLES = ["operator", "partner", "service", "customer", "vendor"] as const;
 export type Role = (typeof ROLES)[number];
@@ -128,7 +138,21 @@ export const products = sqliteTable("products", {
     .references(() => resources.name),
   aliases: text("aliases", { mode: "json" }).notNull().$type<string[]>().default(sql`'[]'`),
   delivery: text("delivery", { enum: DELIVERY_MODES }).notNull().default("builtin"),
-  vendorId: text("vendor_id"),
+  vendorId: text("vendor_id").references(() => vendors.id),
+  /** Where a syndicated product's events are pushed. */
+  endpoint: text("endpoint"),
+  /** Standard Webhooks signing secret (`whsec_…`); kept because every delivery is signed with it. */
+  signingSecret: text("signing_secret"),
+  /** The secret before the last rotation: deliveries carry both signatures until it expires. */
+  previousSecret: text("previous_secret"),
+  previousSecretExpiresAt: text("previous_secret_expires_at"),
+  createdAt: createdAt(),
+});
+
+/** Software vendors whose syndicated products stratus sells; they see subscriptions of their products. */
+export const vendors = sqliteTable("vendors", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
   createdAt: createdAt(),
 });
 
@@ -243,4 +267,48 @@ export const operations = sqliteTable(
     index("operations_partner_status").on(t.partnerId, t.status, t.opRef),
     index("operations_expiry").on(t.expiresAt),
   ],
+);
+
+export const DELIVERY_STATUSES = ["pending", "delivered", "dead"] as const;
+export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
+
+/** One event for one syndication endpoint, retried until it answers 2xx or its schedule runs out. */
+export const webhookDeliveries = sqliteTable(
+  "webhook_deliveries",
+  {
+    /** The `webhook-id`: the same on every attempt, so receivers can drop duplicates. */
+    id: text("id").primaryKey(),
+    vendorId: text("vendor_id").notNull(),
+    product: text("product").notNull(),
+    subscriptionId: text("subscription_id").notNull(),
+    type: text("type", { enum: ["CREATED", "MODIFIED", "DELETED"] }).notNull(),
+    sequence: integer("sequence").notNull(),
+    payload: text("payload").notNull(),
+    status: text("status", { enum: DELIVERY_STATUSES }).notNull(),
+    attempts: integer("attempts").notNull().default(0),
+    nextAttemptAt: text("next_attempt_at"),
+    lockedUntil: text("locked_until"),
+    lastStatus: integer("last_status"),
+    lastError: text("last_error"),
+    createdAt: text("created_at").notNull(),
+    deliveredAt: text("delivered_at"),
+  },
+  (t) => [
+    index("webhook_deliveries_vendor").on(t.vendorId, t.id),
+    index("webhook_deliveries_vendor_status").on(t.vendorId, t.status, t.id),
+    index("webhook_deliveries_status").on(t.status, t.id),
+  ],
+);
+
+export const webhookAttempts = sqliteTable(
+  "webhook_attempts",
+  {
+    deliveryId: text("delivery_id").notNull(),
+    attempt: integer("attempt").notNull(),
+    at: text("at").notNull(),
+    status: integer("status"),
+    error: text("error"),
+    durationMs: integer("duration_ms").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.deliveryId, t.attempt] })],
 );

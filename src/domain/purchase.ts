@@ -95,6 +95,11 @@ export function planPurchase(
     }
     const { start, end, period, createdWith } = duration.value;
     const copies = isPerObject(product) ? object.amount : 1;
+    // Count before expanding: an amount of a billion IPs must not build a billion plans first.
+    if (subscriptions.length + copies > MAX_OBJECTS) {
+      errors.push({ point: `${at}/amount`, message: `would create more than ${MAX_OBJECTS} subscriptions` });
+      return;
+    }
     const amount = isPerObject(product) ? 1 : object.amount;
     for (let i = 0; i < copies; i++) {
       subscriptions.push({

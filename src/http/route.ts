@@ -109,6 +109,15 @@ async function readBody(request: Request): Promise<string> {
   return text;
 }
 
+/** Every request body is a JSON object; an array would otherwise pass as one with keys "0", "1"… */
+function parseJsonObject(text: string): unknown {
+  const value = parseJson(text);
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw badRequest("request body must be a JSON object", [{ point: "", message: "must be a JSON object" }]);
+  }
+  return value;
+}
+
 function parseJson(text: string): unknown {
   // An empty body is an empty object: the schema then names what is missing, and routes whose
   // body is all optional (an extension with its defaults) need not send one.
@@ -149,7 +158,7 @@ function parseRequest(route: RouteSpec, rawParams: Record<string, string>, reque
     : undefined;
   const url = new URL(request.url);
   const query = route.query ? parseWith(route.query, queryObject(url), "", "query") : undefined;
-  const body = route.body ? parseWith(route.body, parseJson(text), "", "body") : undefined;
+  const body = route.body ? parseWith(route.body, parseJsonObject(text), "", "body") : undefined;
   return { params, query, body };
 }
 
