@@ -24,6 +24,7 @@ CREATE TABLE `webhook_deliveries` (
 	`payload` text NOT NULL,
 	`status` text NOT NULL,
 	`attempts` integer DEFAULT 0 NOT NULL,
+	`schedule_base` integer DEFAULT 0 NOT NULL,
 	`next_attempt_at` text,
 	`locked_until` text,
 	`last_status` integer,

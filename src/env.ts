@@ -1,4 +1,5 @@
 import type { OperationMessage } from "./app/operations";
+import type { WebhookMessage } from "./app/webhooks";
 import type { QuotaLedger } from "./objects/quota-ledger";
 import type { SubscriptionObject } from "./objects/subscription-object";
 
@@ -7,4 +8,7 @@ export interface Env {
   QUOTA_LEDGER: DurableObjectNamespace<QuotaLedger>;
   SUBSCRIPTION: DurableObjectNamespace<SubscriptionObject>;
   OPERATIONS: Queue<OperationMessage>;
+  WEBHOOKS: Queue<WebhookMessage>;
+  /** Where this deployment is reached; event payloads link to it. */
+  PUBLIC_URL: string;
 }

@@ -1,10 +1,12 @@
 import { finishStalledCommissions } from "./app/commissions";
 import type { OperationMessage } from "./app/operations";
+import type { WebhookMessage } from "./app/webhooks";
 import { deleteExpiredOperations } from "./db/operations";
 import type { Env } from "./env";
 import { createApp } from "./http/app";
 import { routes } from "./http/routes";
 import { consumeOperations } from "./queues/operations";
+import { consumeWebhooks } from "./queues/webhooks";
 
 export { QuotaLedger } from "./objects/quota-ledger";
 export { SubscriptionObject } from "./objects/subscription-object";
@@ -14,7 +16,9 @@ const app = createApp(routes);
 export default {
   fetch: (request, env, ctx) => app(request, env, ctx),
   async queue(batch, env) {
-    await consumeOperations(batch as MessageBatch<OperationMessage>, env);
+    if (batch.queue.startsWith("stratus-webhooks"))
+      await consumeWebhooks(batch as MessageBatch<WebhookMessage>, env);
+    else await consumeOperations(batch as MessageBatch<OperationMessage>, env);
   },
   async scheduled(controller, env) {
     const now = new Date(controller.scheduledTime);

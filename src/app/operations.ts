@@ -6,7 +6,16 @@ import { AppError } from "../http/errors";
 import { problemResponse } from "../http/problem";
 import { orderView } from "../http/views";
 import { subscriptionObject } from "../objects/subscription-object";
-import { buy, extend, type PurchaseIds, plan, present, unwrap, visibleRecord } from "./subscriptions";
+import {
+  abandon,
+  buy,
+  extend,
+  type PurchaseIds,
+  plan,
+  present,
+  unwrap,
+  visibleRecord,
+} from "./subscriptions";
 
 /**
  * The work behind every write of the subscriptions API, as data. A request runs it at once, or
@@ -78,12 +87,29 @@ async function one(env: Env, record: SubscriptionRecord, at: Date, status = 200)
   return { status, body: await present(env, record, at), location: location(record.id) };
 }
 
-/** Does the work. Every step is idempotent for the same payload. */
-export async function perform(env: Env, payload: OperationPayload): Promise<OperationResult> {
+/**
+ * Does the work; null while it waits on a vendor (a syndicated purchase completes when its vendor
+ * reports). Every step is idempotent for the same payload.
+ */
+export async function perform(
+  env: Env,
+  payload: OperationPayload,
+  opRef?: string,
+): Promise<OperationResult | null> {
   const at = new Date(payload.at);
   if (payload.kind === "purchase") {
     const planned = await plan(env, payload.partnerId, payload.objects.map(purchaseObject), at);
-    const bought = await buy(env, payload.partnerId, planned.subscriptions, payload.ids, at);
+    const bought = await buy(env, payload.partnerId, planned.subscriptions, payload.ids, at, {
+      ...(opRef ? { operationRef: opRef } : {}),
+    });
+    if (bought.state === "waiting") return null;
+    if (bought.state === "failed") {
+      await abandon(env, payload.ids, at);
+      throw new AppError(
+        "failed_dependency",
+        "a vendor could not provision a syndicated subscription; nothing was bought",
+      );
+    }
     const objects = await Promise.all(bought.subscriptions.map((r) => present(env, r, at)));
     const first = bought.subscriptions[0];
     return {
@@ -133,10 +159,19 @@ export function prefersAsync(request: Request): boolean {
 
 export const operationLocation = (opRef: string) => `/v1/operations/${opRef}`;
 
-/** Answers a write: the result now, or (asked for, or needed) 202 and an operation to poll. */
-export async function respond(env: Env, request: Request, payload: OperationPayload): Promise<Response> {
-  if (!prefersAsync(request)) {
+/**
+ * Answers a write: the result now, or 202 and an operation to poll when the client asks for it
+ * or the work cannot finish within the request (`mustWait`: a vendor has to provision first).
+ */
+export async function respond(
+  env: Env,
+  request: Request,
+  payload: OperationPayload,
+  mustWait = false,
+): Promise<Response> {
+  if (!mustWait && !prefersAsync(request)) {
     const result = await perform(env, payload);
+    if (!result) throw new AppError("internal", "work that waits on a vendor must run as an operation");
     return Response.json(result.body, {
       status: result.status,
       ...(result.location ? { headers: { location: result.location } } : {}),
@@ -207,7 +242,8 @@ export async function runOperation(env: Env, opRef: string): Promise<void> {
   const op = await startOperation(env, opRef, now);
   if (!op) return;
   try {
-    const result = await perform(env, op.payload as unknown as OperationPayload);
+    const result = await perform(env, op.payload as unknown as OperationPayload, opRef);
+    if (!result) return;
     await finishOperation(
       env,
       opRef,

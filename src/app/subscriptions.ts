@@ -1,3 +1,4 @@
+import { findByReference } from "../db/commissions";
 import { partnerCustomerIds } from "../db/customers";
 import { insertOrders, type Order, setOrdersState } from "../db/orders";
 import { listProducts } from "../db/products";
@@ -28,7 +29,7 @@ import type { Env } from "../env";
 import type { Principal } from "../http/auth";
 import { AppError, badRequest, fromErrorWire, notFound } from "../http/errors";
 import { type Outcome, subscriptionObject } from "../objects/subscription-object";
-import { ensureAccepted, issueCommission } from "./commissions";
+import { ensureAccepted, issueCommission, resolveCommission } from "./commissions";
 
 /**
  * Buying, extending and reading subscriptions: the steps that span the catalog, the customers'
@@ -57,6 +58,8 @@ export interface Purchase {
   orders: Order[];
   currency: string;
   totalMinor: bigint;
+  /** `waiting` while a syndicated subscription's vendor has not reported; `failed` if one could not provision. */
+  state: PurchaseState;
 }
 
 /** Unwraps an object's answer, turning its error back into the AppError it was. */
@@ -87,7 +90,14 @@ function summary(errors: { point: string; message: string }[]): string {
 
 function newRecord(
   p: PlannedSubscription,
-  ids: { id: string; orderId: string; partnerId: string; rootId?: string; previousId?: string },
+  ids: {
+    id: string;
+    orderId: string;
+    partnerId: string;
+    rootId?: string;
+    previousId?: string;
+    operationRef?: string;
+  },
   now: Date,
 ): SubscriptionRecord {
   return {
@@ -115,6 +125,13 @@ function newRecord(
     nextId: null,
     runs: [],
     serial: null,
+    delivery: p.product.delivery,
+    vendorId: p.product.vendorId,
+    deploymentStatus: p.product.delivery === "syndicated" ? "PENDING" : "DEPLOYED",
+    syndicatedEndpoints: [],
+    endUserInstructions: null,
+    operationRef: ids.operationRef ?? null,
+    sequence: 0,
     version: 0,
     createdAt: now.toISOString(),
   };
@@ -152,23 +169,46 @@ function quotaError(error: unknown, records: readonly SubscriptionRecord[]): unk
  * whole batch fits, or nothing is bought), then the orders and the objects are written and the
  * commission is accepted.
  */
+export interface BuyOptions {
+  /** Links the subscription bought into an extension chain, continuing its deployment. */
+  chain?: { rootId: string; previousId: string; deploymentStatus: SubscriptionRecord["deploymentStatus"] };
+  /** The operation buying; its syndicated subscriptions complete it when their vendors report. */
+  operationRef?: string;
+}
+
+const purchaseReference = (ids: PurchaseIds) => `purchase:${Object.values(ids.orders).join(",")}`;
+
+/**
+ * Buys a plan: one commission holds the quota of every subscription (so the whole batch fits,
+ * or nothing is bought), then the orders and the objects are written. The purchase takes effect
+ * (commission accepted, orders completed) at once, unless a syndicated subscription waits for its
+ * vendor: then `settle` or `abandon` finishes it when the vendor reports.
+ */
 export async function buy(
   env: Env,
   partnerId: string,
   planned: readonly PlannedSubscription[],
   ids: PurchaseIds,
   now: Date,
-  chain?: { rootId: string; previousId: string },
+  options: BuyOptions = {},
 ): Promise<Purchase> {
   const orderOf = new Map(Object.entries(ids.orders));
-  const records = planned.map((p, i) =>
-    newRecord(
+  const { chain, operationRef } = options;
+  const records = planned.map((p, i) => {
+    const record = newRecord(
       p,
-      { id: ids.subscriptions[i] ?? uuidv7(), orderId: orderOf.get(p.customer) ?? "", partnerId, ...chain },
+      {
+        id: ids.subscriptions[i] ?? uuidv7(),
+        orderId: orderOf.get(p.customer) ?? "",
+        partnerId,
+        ...(chain ? { rootId: chain.rootId, previousId: chain.previousId } : {}),
+        ...(operationRef ? { operationRef } : {}),
+      },
       now,
-    ),
-  );
-  const reference = `purchase:${[...orderOf.values()].join(",")}`;
+    );
+    return chain ? { ...record, deploymentStatus: chain.deploymentStatus } : record;
+  });
+  const reference = purchaseReference(ids);
   let serial: number;
   try {
     serial = await issueCommission(
@@ -214,14 +254,46 @@ export async function buy(
   const created = await Promise.all(
     records.map((r) => subscriptionObject(env, r.id).create({ ...r, serial })),
   );
-  await ensureAccepted(env, serial, now);
-  await setOrdersState(env, [...orderOf.values()], "completed");
+  const state = purchaseState(created);
+  if (state === "settled") await settle(env, ids, now);
   return {
     subscriptions: created,
-    orders: orders.map((o) => ({ ...o, state: "completed" as const })),
+    orders: orders.map((o) => ({
+      ...o,
+      state: state === "settled" ? ("completed" as const) : ("pending" as const),
+    })),
     currency: created[0]?.currency ?? "EUR",
     totalMinor: created.reduce((sum, r) => sum + BigInt(r.priceMinor), 0n),
+    state,
   };
+}
+
+export type PurchaseState = "settled" | "waiting" | "failed";
+
+/** A purchase takes effect once every vendor has provisioned; one failure undoes all of it. */
+function purchaseState(records: readonly SubscriptionRecord[]): PurchaseState {
+  if (records.some((r) => r.deploymentStatus === "FAILED")) return "failed";
+  return records.some((r) => r.deploymentStatus === "PENDING") ? "waiting" : "settled";
+}
+
+/** The purchase takes effect: its commission is accepted and its orders completed. */
+export async function settle(env: Env, ids: PurchaseIds, now: Date): Promise<void> {
+  const commission = await findByReference(env, purchaseReference(ids));
+  if (commission) await ensureAccepted(env, commission.serial, now);
+  await setOrdersState(env, Object.values(ids.orders), "completed");
+}
+
+/**
+ * A vendor could not provision: the whole purchase is undone. Its commission is rejected (which
+ * gives the quota back), its subscriptions end as failed, its orders fail.
+ */
+export async function abandon(env: Env, ids: PurchaseIds, now: Date): Promise<void> {
+  const commission = await findByReference(env, purchaseReference(ids));
+  if (commission && (commission.state === "pending" || commission.state === "rejecting")) {
+    await resolveCommission(env, null, commission.serial, "reject", now);
+  }
+  await Promise.all(ids.subscriptions.map((id) => subscriptionObject(env, id).fail(now)));
+  await setOrdersState(env, Object.values(ids.orders), "failed");
 }
 
 /** Whose subscriptions a caller sees: its partner's, or everyone's (null) for an operator. */
@@ -328,8 +400,7 @@ export async function extend(
     try {
       const purchaseIds = { orders: { [last.customerId]: ids.order }, subscriptions: [ids.subscription] };
       const bought = await buy(env, last.partnerId, [planned], purchaseIds, now, {
-        rootId: last.rootId,
-        previousId: last.id,
+        chain: { rootId: last.rootId, previousId: last.id, deploymentStatus: last.deploymentStatus },
       });
       const extension = bought.subscriptions[0];
       if (!extension) throw new AppError("internal", "extension was not created");
@@ -353,8 +424,8 @@ function productOf(r: SubscriptionRecord): Product {
     currency: r.currency,
     quotaResource: r.quotaResource,
     aliases: [],
-    delivery: "builtin",
-    vendorId: null,
+    delivery: r.delivery,
+    vendorId: r.vendorId,
   };
 }
 

@@ -8,7 +8,7 @@ export type Customer = typeof customers.$inferSelect;
 
 export async function createCustomer(
   env: Env,
-  input: { partnerId: string; name: string; email: string | null },
+  input: Pick<Customer, "partnerId" | "name" | "email" | "userName" | "phone" | "address">,
 ): Promise<Customer> {
   return database(env)
     .insert(customers)
@@ -79,7 +79,7 @@ export async function allPartnerCustomerIds(env: Env, partnerId: string): Promis
 export async function updateCustomer(
   env: Env,
   id: string,
-  changes: { name?: string; email?: string | null },
+  changes: Partial<Pick<Customer, "name" | "email" | "userName" | "phone" | "address">>,
 ): Promise<Customer | undefined> {
   if (Object.keys(changes).length === 0) return findCustomer(env, id, null);
   return database(env).update(customers).set(changes).where(eq(customers.id, id)).returning().get();

@@ -286,6 +286,8 @@ export const webhookDeliveries = sqliteTable(
     payload: text("payload").notNull(),
     status: text("status", { enum: DELIVERY_STATUSES }).notNull(),
     attempts: integer("attempts").notNull().default(0),
+    /** Attempts made before the last redelivery: the retry schedule starts again from there. */
+    scheduleBase: integer("schedule_base").notNull().default(0),
     nextAttemptAt: text("next_attempt_at"),
     lockedUntil: text("locked_until"),
     lastStatus: integer("last_status"),

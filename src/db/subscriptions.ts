@@ -157,3 +157,15 @@ export async function depletionQueue(env: Env, customerId: string, product: stri
     .all();
   return rows.map((r) => r.id);
 }
+
+/** Whether a customer has any subscription of the given products (a vendor may then see the customer). */
+export async function customerHasProducts(env: Env, customerId: string, products: readonly string[]) {
+  if (products.length === 0) return false;
+  const row = await database(env)
+    .select({ id: s.id })
+    .from(s)
+    .where(and(eq(s.customerId, customerId), inArray(s.product, [...products])))
+    .limit(1)
+    .get();
+  return row !== undefined;
+}

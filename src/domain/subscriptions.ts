@@ -2,16 +2,17 @@
  * A subscription's record and the rules read from it, free of I/O: status, pricing of a term,
  * and the wire shape (the CloudSigma schema's field names, plus customer, product and run state).
  */
-import type { ProductKind } from "./catalog";
+import type { DeliveryMode, ProductKind } from "./catalog";
 import type { CreatedWith } from "./durations";
 import { chargeFor, isRunning, type RunInterval } from "./metering";
 import { currency, formatMinor } from "./money";
+import type { DeploymentStatus } from "./webhooks";
 
 export type Status = "active" | "inactive" | "expired";
 export const STATUS_FILTERS = ["active", "inactive", "expired", "all", "notexpired"] as const;
 export type StatusFilter = (typeof STATUS_FILTERS)[number];
 
-export type EndReason = "cancelled" | "depleted" | "expired";
+export type EndReason = "cancelled" | "depleted" | "expired" | "failed";
 
 /** Everything the SubscriptionObject keeps about one subscription. Times are ISO 8601 UTC. */
 export interface SubscriptionRecord {
@@ -44,6 +45,16 @@ export interface SubscriptionRecord {
   runs: RunInterval[];
   /** The commission holding this subscription's amount on the customer's quota. */
   serial: number | null;
+  /** Syndicated products are provisioned by their vendor, who reports the deployment status. */
+  delivery: DeliveryMode;
+  vendorId: string | null;
+  deploymentStatus: DeploymentStatus;
+  syndicatedEndpoints: string[];
+  endUserInstructions: string | null;
+  /** The operation that bought it, completed when its vendor reports DEPLOYED. */
+  operationRef: string | null;
+  /** Numbers this subscription's events, so receivers can drop stale ones. */
+  sequence: number;
   /** Grows with every change; orders projections and, later, events. */
   version: number;
   createdAt: string;
@@ -104,6 +115,7 @@ export interface SubscriptionWire {
   descendants: string[];
   subscribed_object: null;
   run_state: "running" | "stopped" | null;
+  deployment_status: DeploymentStatus;
   order: string;
   extends: string | null;
   ended_at: string | null;
@@ -130,6 +142,7 @@ export function toWire(r: SubscriptionRecord, status: Status, descendants: strin
     descendants,
     subscribed_object: null,
     run_state: r.kind === "caas" ? (isRunning(r.runs) ? "running" : "stopped") : null,
+    deployment_status: r.deploymentStatus,
     order: r.orderId,
     extends: r.previousId,
     ended_at: r.endedAt,

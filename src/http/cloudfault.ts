@@ -13,6 +13,7 @@ const FAULTS: Record<ErrorKind, string> = {
   payload_too_large: "badRequest",
   unsupported_media_type: "badMediaType",
   unprocessable: "badRequest",
+  failed_dependency: "badRequest",
   internal: "internalServerError",
 };
 

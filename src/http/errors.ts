@@ -15,6 +15,7 @@ export type ErrorKind =
   | "payload_too_large"
   | "unsupported_media_type"
   | "unprocessable"
+  | "failed_dependency"
   | "internal";
 
 export const STATUS_OF: Record<ErrorKind, number> = {
@@ -28,6 +29,7 @@ export const STATUS_OF: Record<ErrorKind, number> = {
   payload_too_large: 413,
   unsupported_media_type: 415,
   unprocessable: 422,
+  failed_dependency: 424,
   internal: 500,
 };
 

@@ -13,6 +13,7 @@ const TITLES: Record<ErrorKind, string> = {
   payload_too_large: "Payload Too Large",
   unsupported_media_type: "Unsupported Media Type",
   unprocessable: "Unprocessable Content",
+  failed_dependency: "Failed Dependency",
   internal: "Internal Server Error",
 };
 

@@ -1,10 +1,12 @@
 import { DurableObject } from "cloudflare:workers";
 import { issueCommission } from "../app/commissions";
+import { dispatchEvent } from "../app/webhooks";
 import { upsertProjection } from "../db/subscriptions";
 import { isRunning, splitAt, start, stop } from "../domain/metering";
 import { amountChangeRefusal, runRefusal, type SubscriptionRecord } from "../domain/subscriptions";
+import { canMoveTo, type DeploymentStatus, type EventType } from "../domain/webhooks";
 import type { Env } from "../env";
-import { AppError, type ErrorWire, refused, toErrorWire } from "../http/errors";
+import { AppError, badRequest, type ErrorWire, refused, toErrorWire } from "../http/errors";
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: ErrorWire };
 
@@ -24,7 +26,10 @@ export class SubscriptionObject extends DurableObject<Env> {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.sql.exec(`CREATE TABLE IF NOT EXISTS record (
-      id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL, projected INTEGER NOT NULL DEFAULT 0)`);
+        id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL, projected INTEGER NOT NULL DEFAULT 0);
+      CREATE TABLE IF NOT EXISTS outbox (
+        sequence INTEGER PRIMARY KEY, event_id TEXT NOT NULL, type TEXT NOT NULL, date TEXT NOT NULL,
+        dispatched INTEGER NOT NULL DEFAULT 0);`);
   }
 
   /** Creates the subscription; creating it again returns what exists, so a retried purchase is harmless. */
@@ -113,6 +118,37 @@ export class SubscriptionObject extends DurableObject<Env> {
     });
   }
 
+  /**
+   * Records what the vendor reports: its deployment status (along the allowed transitions),
+   * where the customer reaches the application, and how.
+   */
+  async setDeployment(patch: DeploymentPatch): Promise<Outcome<SubscriptionRecord>> {
+    return this.change((r) => {
+      const status = patch.deploymentStatus ?? r.deploymentStatus;
+      if (!canMoveTo(r.deploymentStatus, status)) {
+        throw badRequest(`deploymentStatus cannot go from ${r.deploymentStatus} to ${status}`, [
+          { point: "/deploymentStatus", message: `not allowed after ${r.deploymentStatus}` },
+        ]);
+      }
+      return {
+        ...r,
+        deploymentStatus: status,
+        syndicatedEndpoints: patch.syndicatedEndpoints ?? r.syndicatedEndpoints,
+        endUserInstructions: patch.endUserInstructions ?? r.endUserInstructions,
+      };
+    });
+  }
+
+  /**
+   * Ends a subscription whose purchase was undone. Its quota is not released here: the purchase's
+   * commission is rejected instead, which gives it back.
+   */
+  async fail(now: Date): Promise<Outcome<SubscriptionRecord>> {
+    return this.change((r) =>
+      r.endedAt !== null ? r : { ...r, endedAt: now.toISOString(), endReason: "failed" as const },
+    );
+  }
+
   override async alarm(): Promise<void> {
     await this.project();
   }
@@ -191,32 +227,88 @@ export class SubscriptionObject extends DurableObject<Env> {
     return row ? (JSON.parse(row.body) as SubscriptionRecord) : null;
   }
 
+  /**
+   * Stores the next version and, for a syndicated product, the event describing it, in one
+   * storage transaction: the event can never be lost, nor sent for a change that did not happen.
+   */
   private commit(next: SubscriptionRecord): SubscriptionRecord {
-    const previous = this.load();
-    const record = { ...next, version: (previous?.version ?? 0) + 1 };
-    this.sql.exec(
-      "INSERT INTO record (id, body) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
-      JSON.stringify(record),
-    );
-    return record;
+    return this.ctx.storage.transactionSync(() => {
+      const previous = this.load();
+      const type = next.delivery === "syndicated" ? eventType(previous, next) : null;
+      const record = {
+        ...next,
+        version: (previous?.version ?? 0) + 1,
+        sequence: next.sequence + (type ? 1 : 0),
+      };
+      this.sql.exec(
+        "INSERT INTO record (id, body) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+        JSON.stringify(record),
+      );
+      if (type) {
+        this.sql.exec(
+          "INSERT INTO outbox (sequence, event_id, type, date) VALUES (?, ?, ?, ?)",
+          record.sequence,
+          `msg_${crypto.randomUUID().replaceAll("-", "")}`,
+          type,
+          new Date().toISOString(),
+        );
+      }
+      return record;
+    });
   }
 
-  /** Pushes the current version to the D1 read model; on failure, the alarm tries again. */
+  /**
+   * Pushes what the last commits left to push: the version to the D1 read model, the events to
+   * the webhooks pipeline. On failure the alarm tries again, until it lands.
+   */
   private async project(): Promise<void> {
     const r = this.load();
     if (!r) return;
     const row = this.sql
       .exec<{ projected: number }>("SELECT projected FROM record WHERE id = 1")
       .toArray()[0];
-    if ((row?.projected ?? 0) >= r.version) return;
     try {
-      await upsertProjection(this.env, r);
-      this.sql.exec("UPDATE record SET projected = MAX(projected, ?) WHERE id = 1", r.version);
+      if ((row?.projected ?? 0) < r.version) {
+        await upsertProjection(this.env, r);
+        this.sql.exec("UPDATE record SET projected = MAX(projected, ?) WHERE id = 1", r.version);
+      }
+      const events = this.sql
+        .exec<OutboxRow>("SELECT * FROM outbox WHERE dispatched = 0 ORDER BY sequence")
+        .toArray();
+      for (const event of events) {
+        await dispatchEvent(this.env, r, {
+          id: event.event_id,
+          type: event.type as EventType,
+          date: event.date,
+          sequence: event.sequence,
+        });
+        this.sql.exec("UPDATE outbox SET dispatched = 1 WHERE sequence = ?", event.sequence);
+      }
     } catch (error) {
-      console.error("projection push failed; retrying", r.id, error);
+      console.error("pushing projection or events failed; retrying", r.id, error);
       await this.ctx.storage.setAlarm(Date.now() + PROJECTION_RETRY_MS);
     }
   }
+}
+
+interface OutboxRow extends Record<string, SqlStorageValue> {
+  sequence: number;
+  event_id: string;
+  type: string;
+  date: string;
+}
+
+export interface DeploymentPatch {
+  deploymentStatus?: DeploymentStatus;
+  syndicatedEndpoints?: string[];
+  endUserInstructions?: string;
+}
+
+/** The event a new version makes: created, ended (DELETED), or any other change; none once ended. */
+function eventType(previous: SubscriptionRecord | null, next: SubscriptionRecord): EventType | null {
+  if (!previous) return "CREATED";
+  if (previous.endedAt !== null) return null;
+  return next.endedAt !== null ? "DELETED" : "MODIFIED";
 }
 
 /**

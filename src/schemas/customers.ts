@@ -2,13 +2,30 @@ import * as v from "valibot";
 import { Name, Uuid } from "./common";
 import { Pagination } from "./pagination";
 
+const Email = v.pipe(v.string(), v.email("must be an e-mail address"), v.maxLength(254));
+const Text = v.pipe(v.string(), v.maxLength(200));
+
+/** The details a vendor sees of a customer (ClouDesire's user: userName, phoneNumber, address). */
+const Details = {
+  user_name: v.optional(v.nullable(v.pipe(v.string(), v.minLength(1), v.maxLength(100)))),
+  phone: v.optional(v.nullable(v.pipe(v.string(), v.regex(/^[+0-9 ()-]{3,32}$/, "must be a phone number")))),
+  address: v.optional(
+    v.nullable(
+      v.strictObject({
+        address: v.optional(Text),
+        city: v.optional(Text),
+        zipCode: v.optional(v.pipe(v.string(), v.maxLength(20))),
+        country: v.optional(v.pipe(v.string(), v.regex(/^[A-Z]{2}$/, "must be an ISO 3166 alpha-2 code"))),
+      }),
+    ),
+  ),
+};
+
 export const CreateCustomer = v.object({
   partner: v.optional(v.pipe(Uuid, v.description("Required for operators; partners create their own."))),
   name: Name,
-  email: v.optional(
-    v.nullable(v.pipe(v.string(), v.email("must be an e-mail address"), v.maxLength(254))),
-    null,
-  ),
+  email: v.optional(v.nullable(Email), null),
+  ...Details,
 });
 
 export const CustomerOut = v.object({
@@ -16,15 +33,15 @@ export const CustomerOut = v.object({
   partner: Uuid,
   name: v.string(),
   email: v.nullable(v.string()),
+  user_name: v.nullable(v.string()),
+  phone: v.nullable(v.string()),
+  address: v.nullable(v.record(v.string(), v.string())),
   created_at: v.string(),
 });
 
 export const ListCustomersQuery = Pagination;
 
 export const UpdateCustomer = v.strictObject(
-  {
-    name: v.optional(Name),
-    email: v.optional(v.nullable(v.pipe(v.string(), v.email("must be an e-mail address"), v.maxLength(254)))),
-  },
-  "only name and email can change",
+  { name: v.optional(Name), email: v.optional(v.nullable(Email)), ...Details },
+  "only name, email, user_name, phone and address can change",
 );

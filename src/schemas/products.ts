@@ -18,6 +18,15 @@ export const PutProduct = v.object({
   quota_resource: Slug,
   aliases: v.optional(v.array(v.pipe(v.string(), v.regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/))), []),
   delivery: v.optional(v.picklist(DELIVERY_MODES), "builtin"),
+  vendor: v.optional(v.pipe(v.string(), v.uuid("must be a vendor id"))),
+  endpoint: v.optional(
+    v.pipe(
+      v.string(),
+      v.url("must be an http(s) URL"),
+      v.regex(/^https?:\/\//i, "must be an http(s) URL"),
+      v.maxLength(2048),
+    ),
+  ),
 });
 
 export const ProductOut = v.object({
@@ -30,4 +39,8 @@ export const ProductOut = v.object({
   quota_resource: v.string(),
   aliases: v.array(v.string()),
   delivery: v.picklist(DELIVERY_MODES),
+  vendor: v.nullable(v.string()),
+  signing_secret: v.optional(
+    v.pipe(v.string(), v.description("Only when the product first becomes syndicated: shown once")),
+  ),
 });

@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import { STATUS_FILTERS } from "../domain/subscriptions";
+import { DEPLOYMENT_STATUSES } from "../domain/webhooks";
 import { Uuid } from "./common";
 import { Pagination, pageMeta } from "./pagination";
 
@@ -95,10 +96,11 @@ export const SubscriptionOut = v.object({
   descendants: v.array(Uuid),
   subscribed_object: v.null(),
   run_state: v.nullable(v.picklist(["running", "stopped"])),
+  deployment_status: v.picklist(DEPLOYMENT_STATUSES),
   order: Uuid,
   extends: v.nullable(Uuid),
   ended_at: v.nullable(v.string()),
-  end_reason: v.nullable(v.picklist(["cancelled", "depleted", "expired"])),
+  end_reason: v.nullable(v.picklist(["cancelled", "depleted", "expired", "failed"])),
   created_at: v.string(),
 });
 

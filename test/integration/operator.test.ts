@@ -108,6 +108,9 @@ describe("customers", () => {
       partner: a.partnerId,
       name: "Demo Customer",
       email: "customer@example.org",
+      user_name: null,
+      phone: null,
+      address: null,
       created_at: expect.any(String),
     });
     expect(await expectOk(call("GET", `/v1/customers/${created.body.id}/`, { token: a.partnerKey }))).toEqual(

@@ -519,7 +519,7 @@ describe("PATCH /v1/customers/{id}", async () => {
   const customer = (id: string) => expectOk(call("GET", `/v1/customers/${id}`, { token: t.partnerKey }));
 
   it.each<[name: string, raw: string, points?: string[]]>([
-    ["an unknown field", JSON.stringify({ phone: "+30 210 000" }), ["/phone"]],
+    ["an unknown field", JSON.stringify({ fax: "+30 210 000" }), ["/fax"]],
     ["partner", JSON.stringify({ partner: other.partnerId }), ["/partner"]],
     ["id", JSON.stringify({ id: c1 }), ["/id"]],
     ["an empty name", JSON.stringify({ name: "" }), ["/name"]],

@@ -23,6 +23,9 @@ const customerOut = (c: Customer): v.InferOutput<typeof CustomerOut> => ({
   partner: c.partnerId,
   name: c.name,
   email: c.email,
+  user_name: c.userName,
+  phone: c.phone,
+  address: (c.address as Record<string, string> | null) ?? null,
   created_at: c.createdAt,
 });
 
@@ -52,7 +55,14 @@ export const customerRoutes = [
         ]);
       }
       if (!partnerId) throw notFound("partner does not exist");
-      const c = await createCustomer(env, { partnerId, name: body.name, email: body.email });
+      const c = await createCustomer(env, {
+        partnerId,
+        name: body.name,
+        email: body.email,
+        userName: body.user_name ?? null,
+        phone: body.phone ?? null,
+        address: body.address ?? null,
+      });
       return Response.json(customerOut(c), { status: 201, headers: { location: `/v1/customers/${c.id}` } });
     },
   }),
@@ -104,7 +114,11 @@ export const customerRoutes = [
     },
     async handle({ env, principal, params, body }) {
       await visibleCustomer(env, principal, params.id);
-      const updated = await updateCustomer(env, params.id, body);
+      const { user_name, ...rest } = body;
+      const updated = await updateCustomer(env, params.id, {
+        ...rest,
+        ...(user_name !== undefined ? { userName: user_name } : {}),
+      });
       if (!updated) throw notFound(`customer ${params.id} does not exist`);
       return Response.json(customerOut(updated));
     },

@@ -8,6 +8,8 @@ import { orderRoutes } from "./orders";
 import { productRoutes } from "./products";
 import { quotaRoutes } from "./quota";
 import { subscriptionRoutes } from "./subscriptions";
+import { syndicationRoutes } from "./syndication";
+import { vendorRoutes } from "./vendor";
 
 const tag = "Meta";
 
@@ -53,5 +55,7 @@ export const routes: readonly RouteSpec[] = [
   ...subscriptionRoutes,
   ...orderRoutes,
   ...operationRoutes,
+  ...syndicationRoutes,
+  ...vendorRoutes,
   ...quotaRoutes,
 ];

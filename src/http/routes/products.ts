@@ -1,9 +1,12 @@
 import * as v from "valibot";
 import { findProductById, listProducts, upsertProduct } from "../../db/products";
 import { findResource } from "../../db/resources";
+import { findVendor, setSyndication } from "../../db/vendors";
+import { syndicationOf } from "../../db/webhooks";
 import type { Product } from "../../domain/catalog";
 import { currency, parseDecimal } from "../../domain/money";
 import { money } from "../../domain/subscriptions";
+import { newSigningSecret } from "../../domain/webhooks";
 import { ProductOut, ProductParams, PutProduct } from "../../schemas/products";
 import { badRequest, notFound } from "../errors";
 import { defineRoute } from "../route";
@@ -22,6 +25,7 @@ const productOut = (p: Product): v.InferOutput<typeof ProductOut> => ({
   quota_resource: p.quotaResource,
   aliases: p.aliases,
   delivery: p.delivery,
+  vendor: p.vendorId,
 });
 
 export const productRoutes = [
@@ -50,6 +54,21 @@ export const productRoutes = [
           { point: "/quota_resource", message: "is not a registered resource (PUT /v1/resources/{name})" },
         ]);
       }
+      const syndicated = body.delivery === "syndicated";
+      if (syndicated && (!body.vendor || !body.endpoint)) {
+        throw badRequest("a syndicated product needs a vendor and an endpoint", [
+          ...(body.vendor ? [] : [{ point: "/vendor", message: "is required when delivery is syndicated" }]),
+          ...(body.endpoint
+            ? []
+            : [{ point: "/endpoint", message: "is required when delivery is syndicated" }]),
+        ]);
+      }
+      if (body.vendor && !(await findVendor(env, body.vendor))) {
+        throw badRequest(`vendor ${body.vendor} does not exist`, [
+          { point: "/vendor", message: "no such vendor" },
+        ]);
+      }
+      const before = await syndicationOf(env, params.id);
       const product = await upsertProduct(env, {
         id: params.id,
         name: body.name,
@@ -60,9 +79,16 @@ export const productRoutes = [
         quotaResource: body.quota_resource,
         aliases: body.aliases,
         delivery: body.delivery,
-        vendorId: null,
+        vendorId: syndicated ? (body.vendor ?? null) : null,
       });
-      return Response.json(productOut(product));
+      if (!syndicated) return Response.json(productOut(product));
+      // The signing secret is made once, when the product first becomes syndicated, and shown then only.
+      const secret = before?.signingSecret ? null : newSigningSecret();
+      await setSyndication(env, params.id, {
+        endpoint: body.endpoint,
+        ...(secret ? { signingSecret: secret } : {}),
+      });
+      return Response.json({ ...productOut(product), ...(secret ? { signing_secret: secret } : {}) });
     },
   }),
   defineRoute({

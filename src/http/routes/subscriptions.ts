@@ -101,13 +101,20 @@ export const subscriptionRoutes = [
       const at = now();
       const partnerId = actingPartner(principal);
       const planned = await plan(env, partnerId, body.objects, at);
-      return respond(env, request, {
-        kind: "purchase",
-        partnerId,
-        at: at.toISOString(),
-        objects: body.objects.map(storedObject),
-        ids: assignIds(planned.subscriptions),
-      });
+      // A syndicated product is provisioned by its vendor: the purchase always runs as an operation.
+      const syndicated = planned.subscriptions.some((p) => p.product.delivery === "syndicated");
+      return respond(
+        env,
+        request,
+        {
+          kind: "purchase",
+          partnerId,
+          at: at.toISOString(),
+          objects: body.objects.map(storedObject),
+          ids: assignIds(planned.subscriptions),
+        },
+        syndicated,
+      );
     },
   }),
   defineRoute({

@@ -1,0 +1,91 @@
+/**
+ * Webhooks out, free of I/O: Standard Webhooks signatures, the retry schedule, and the
+ * deployment statuses a vendor reports.
+ */
+
+const encoder = new TextEncoder();
+
+const base64 = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes));
+const fromBase64 = (text: string) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+
+/** A new signing secret in the Standard Webhooks form: `whsec_` and 32 random bytes in base64. */
+export function newSigningSecret(): string {
+  return `whsec_${base64(crypto.getRandomValues(new Uint8Array(32)))}`;
+}
+
+/** `v1,<base64 HMAC-SHA256 of "id.timestamp.body">` keyed by the secret's decoded bytes. */
+export async function sign(
+  secret: string,
+  id: string,
+  timestampSeconds: number,
+  body: string,
+): Promise<string> {
+  const key = await crypto.subtle.importKey(
+    "raw",
+    fromBase64(secret.replace(/^whsec_/, "")),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  const mac = await crypto.subtle.sign("HMAC", key, encoder.encode(`${id}.${timestampSeconds}.${body}`));
+  return `v1,${base64(new Uint8Array(mac))}`;
+}
+
+/** The `webhook-signature` header: one signature per secret in use, space-separated (rotation). */
+export async function signatureHeader(
+  secrets: readonly string[],
+  id: string,
+  timestampSeconds: number,
+  body: string,
+): Promise<string> {
+  return (await Promise.all(secrets.map((s) => sign(s, id, timestampSeconds, body)))).join(" ");
+}
+
+/**
+ * Seconds to wait before each retry: exponential from 30 s, capped at the queue's 12-hour limit,
+ * 18 retries covering a little over three days.
+ */
+export const RETRY_SCHEDULE: readonly number[] = [
+  30, 60, 120, 300, 600, 1200, 2400, 3600, 7200, 14_400, 28_800, 43_200, 43_200, 43_200, 43_200, 43_200,
+  43_200, 43_200,
+];
+
+export const MAX_DELAY_SECONDS = 43_200;
+
+/**
+ * The wait before retry number `retry` (0-based), with ±20% jitter so that deliveries failing
+ * together do not retry together; null once the schedule is exhausted.
+ */
+export function retryDelay(retry: number, random: number): number | null {
+  const base = RETRY_SCHEDULE[retry];
+  if (base === undefined) return null;
+  return Math.max(1, Math.min(MAX_DELAY_SECONDS, Math.round(base * (0.8 + 0.4 * random))));
+}
+
+/** A `Retry-After` header in seconds or as an HTTP date, as a delay in whole seconds; null if absent or unreadable. */
+export function retryAfterSeconds(header: string | null, now: Date): number | null {
+  if (header === null) return null;
+  const trimmed = header.trim();
+  if (/^\d+$/.test(trimmed)) return Math.min(MAX_DELAY_SECONDS, Number(trimmed));
+  const at = Date.parse(trimmed);
+  if (Number.isNaN(at)) return null;
+  return Math.min(MAX_DELAY_SECONDS, Math.max(0, Math.ceil((at - now.getTime()) / 1000)));
+}
+
+export const DEPLOYMENT_STATUSES = ["PENDING", "DEPLOYED", "UNDEPLOYED", "STOPPED", "FAILED"] as const;
+export type DeploymentStatus = (typeof DEPLOYMENT_STATUSES)[number];
+
+/** What a vendor may report next: provisioning ends DEPLOYED or FAILED; FAILED is final. */
+const NEXT: Record<DeploymentStatus, readonly DeploymentStatus[]> = {
+  PENDING: ["DEPLOYED", "FAILED"],
+  DEPLOYED: ["STOPPED", "UNDEPLOYED"],
+  STOPPED: ["DEPLOYED", "UNDEPLOYED"],
+  UNDEPLOYED: ["DEPLOYED"],
+  FAILED: [],
+};
+
+export function canMoveTo(from: DeploymentStatus, to: DeploymentStatus): boolean {
+  return from === to || NEXT[from].includes(to);
+}
+
+export type EventType = "CREATED" | "MODIFIED" | "DELETED";
