@@ -13,6 +13,13 @@ export const demo = {
     name: "cyclades",
     token: { id: "d0000000-0000-7000-8000-0000000000a2", secret: "demo-service-secret-0002" },
   },
+  vendor: {
+    id: "d0000000-0000-7000-8000-000000000003",
+    name: "Demo Vendor",
+    token: { id: "d0000000-0000-7000-8000-0000000000c1", secret: "demo-vendor-secret-0001" },
+    /** `npm run webhook-receiver` listens here and prints what arrives. */
+    endpoint: "http://127.0.0.1:9999/hooks",
+  },
   resources: [
     { name: "cyclades.vm", unit: null, description: "Number of virtual machines", service: "cyclades" },
     { name: "cyclades.ram", unit: "bytes", description: "Virtual machine memory", service: "cyclades" },
@@ -68,6 +75,7 @@ function products() {
     p("msft-windows-server", "Windows Server license", "license", "license", "0.04"),
     p("cumulus", "Cumulus cloud (CaaS)", "caas", "cloud", "1.00"),
     p("nimbus", "Nimbus cloud (CaaS)", "caas", "cloud", "2.50"),
+    p("crm-seats", "CRM seats (syndicated to Demo Vendor)", "license", "seat", "0.05"),
   ];
 }
 

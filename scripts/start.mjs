@@ -17,6 +17,7 @@ async function seedSql() {
   const lines = [
     `INSERT OR IGNORE INTO partners (id, name) VALUES (${sqlString(partner.id)}, ${sqlString(partner.name)});`,
     `INSERT OR IGNORE INTO services (id, partner_id, name) VALUES (${sqlString(service.id)}, ${sqlString(partner.id)}, ${sqlString(service.name)});`,
+    `INSERT OR IGNORE INTO vendors (id, name) VALUES (${sqlString(demo.vendor.id)}, ${sqlString(demo.vendor.name)});`,
     ...demo.customers.map(
       (c) =>
         `INSERT OR IGNORE INTO customers (id, partner_id, name, email) VALUES (${[c.id, partner.id, c.name, c.email].map(sqlString).join(", ")});`,
@@ -33,6 +34,13 @@ async function seedSql() {
       role: "partner",
       partnerId: partner.id,
       subjectId: partner.id,
+      label: "demo",
+    }),
+    await credentialInsert({
+      ...demo.vendor.token,
+      role: "vendor",
+      partnerId: null,
+      subjectId: demo.vendor.id,
       label: "demo",
     }),
     await credentialInsert({
@@ -85,7 +93,16 @@ async function seedThroughApi(operatorToken) {
   };
   for (const { name, ...resource } of demo.resources) await put(`/v1/resources/${name}`, resource);
   for (const { id, ...product } of demo.products) {
-    await put(`/v1/products/${id}`, { ...product, currency: "EUR", quota_resource: `stratus.${id}` });
+    const syndication =
+      id === "crm-seats"
+        ? { delivery: "syndicated", vendor: demo.vendor.id, endpoint: demo.vendor.endpoint }
+        : {};
+    await put(`/v1/products/${id}`, {
+      ...product,
+      currency: "EUR",
+      quota_resource: `stratus.${id}`,
+      ...syndication,
+    });
   }
   for (const customer of demo.customers) {
     for (const [resource, limit] of Object.entries(customer.limits)) {
@@ -100,6 +117,7 @@ function banner() {
     ["operator (X-Api-Key)", token("operator", demo.operator)],
     [`partner ${demo.partner.name} (X-Api-Key)`, token("partner", demo.partner.key)],
     [`service ${demo.service.name} (X-Auth-Token)`, token("service", demo.service.token)],
+    [`vendor ${demo.vendor.name} (CMW-Auth-Token)`, token("vendor", demo.vendor.token)],
     ...demo.customers.map((c) => [`user ${c.name} ${c.id} (X-Auth-Token)`, token("customer", c.token)]),
   ];
   return [
