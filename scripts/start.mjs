@@ -136,9 +136,13 @@ await run("wrangler", ["d1", "migrations", "apply", "DB", "--local"], { quiet: t
 console.log("Seeding demo data…");
 await run("wrangler", ["d1", "execute", "DB", "--local", `--file=${await seedSql()}`], { quiet: true });
 
-const dev = spawn("wrangler", ["dev", "--ip", "127.0.0.1", "--port", String(port), "--test-scheduled"], {
-  stdio: ["ignore", "inherit", "inherit"],
-});
+const dev = spawn(
+  "wrangler",
+  ["dev", "--ip", "127.0.0.1", "--port", String(port), "--test-scheduled", "--var", `PUBLIC_URL:${base}`],
+  {
+    stdio: ["ignore", "inherit", "inherit"],
+  },
+);
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => dev.kill(signal));
 dev.on("exit", (code) => process.exit(code ?? 0));
 

@@ -1,4 +1,5 @@
 import type { OperationMessage } from "./app/operations";
+import type { RenewalMessage } from "./app/renewals";
 import type { WebhookMessage } from "./app/webhooks";
 import type { QuotaLedger } from "./objects/quota-ledger";
 import type { SubscriptionObject } from "./objects/subscription-object";
@@ -9,6 +10,7 @@ export interface Env {
   SUBSCRIPTION: DurableObjectNamespace<SubscriptionObject>;
   OPERATIONS: Queue<OperationMessage>;
   WEBHOOKS: Queue<WebhookMessage>;
+  RENEWALS: Queue<RenewalMessage>;
   /** Where this deployment is reached; event payloads link to it. */
   PUBLIC_URL: string;
 }

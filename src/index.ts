@@ -1,11 +1,14 @@
 import { finishStalledCommissions } from "./app/commissions";
 import type { OperationMessage } from "./app/operations";
+import type { RenewalMessage } from "./app/renewals";
 import type { WebhookMessage } from "./app/webhooks";
+import { scheduleRenewals } from "./cron/renewals";
 import { deleteExpiredOperations } from "./db/operations";
 import type { Env } from "./env";
 import { createApp } from "./http/app";
 import { routes } from "./http/routes";
 import { consumeOperations } from "./queues/operations";
+import { consumeRenewals } from "./queues/renewals";
 import { consumeWebhooks } from "./queues/webhooks";
 
 export { QuotaLedger } from "./objects/quota-ledger";
@@ -16,14 +19,19 @@ const app = createApp(routes);
 export default {
   fetch: (request, env, ctx) => app(request, env, ctx),
   async queue(batch, env) {
-    if (batch.queue.startsWith("stratus-webhooks"))
+    if (batch.queue.startsWith("stratus-webhooks")) {
       await consumeWebhooks(batch as MessageBatch<WebhookMessage>, env);
-    else await consumeOperations(batch as MessageBatch<OperationMessage>, env);
+    } else if (batch.queue.startsWith("stratus-renewals")) {
+      await consumeRenewals(batch as MessageBatch<RenewalMessage>, env);
+    } else {
+      await consumeOperations(batch as MessageBatch<OperationMessage>, env);
+    }
   },
   async scheduled(controller, env) {
     const now = new Date(controller.scheduledTime);
-    const finished = await finishStalledCommissions(env, now);
+    const renewalsEnqueued = await scheduleRenewals(env, now);
+    const stalledCommissionsFinished = await finishStalledCommissions(env, now);
     await deleteExpiredOperations(env, now);
-    console.log(JSON.stringify({ cron: controller.cron, stalledCommissionsFinished: finished }));
+    console.log(JSON.stringify({ cron: controller.cron, renewalsEnqueued, stalledCommissionsFinished }));
   },
 } satisfies ExportedHandler<Env>;

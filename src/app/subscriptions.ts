@@ -132,6 +132,8 @@ function newRecord(
     endUserInstructions: null,
     operationRef: ids.operationRef ?? null,
     sequence: 0,
+    renewal: null,
+    renewalError: null,
     version: 0,
     createdAt: now.toISOString(),
   };

@@ -169,3 +169,33 @@ export async function customerHasProducts(env: Env, customerId: string, products
     .get();
   return row !== undefined;
 }
+
+/**
+ * A page of subscriptions whose term ends by `before` and that nothing follows yet: not ended,
+ * not extended. Ordered by (end_time, id) on the `subscriptions_due` index, resuming after a cursor.
+ */
+export async function dueSubscriptions(
+  env: Env,
+  before: Date,
+  after: { endTime: string; id: string } | null,
+  limit: number,
+): Promise<Array<{ id: string; endTime: string }>> {
+  const rows = await database(env)
+    .select({ id: s.id, endTime: s.endTime })
+    .from(s)
+    .where(
+      and(
+        sql`${s.endTime} is not null`,
+        lte(s.endTime, before.toISOString()),
+        isNull(s.endedAt),
+        isNull(s.nextId),
+        after === null
+          ? undefined
+          : or(gt(s.endTime, after.endTime), and(eq(s.endTime, after.endTime), gt(s.id, after.id))),
+      ),
+    )
+    .orderBy(asc(s.endTime), asc(s.id))
+    .limit(limit)
+    .all();
+  return rows.flatMap((r) => (r.endTime === null ? [] : [{ id: r.id, endTime: r.endTime }]));
+}

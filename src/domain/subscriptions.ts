@@ -55,6 +55,10 @@ export interface SubscriptionRecord {
   operationRef: string | null;
   /** Numbers this subscription's events, so receivers can drop stale ones. */
   sequence: number;
+  /** The ids its automatic renewal creates, chosen once so a repeated renewal finds them. */
+  renewal: { subscription: string; order: string } | null;
+  /** Why the automatic renewal could not be bought, when it could not. */
+  renewalError: string | null;
   /** Grows with every change; orders projections and, later, events. */
   version: number;
   createdAt: string;
@@ -120,6 +124,7 @@ export interface SubscriptionWire {
   extends: string | null;
   ended_at: string | null;
   end_reason: EndReason | null;
+  renewal_error: string | null;
   created_at: string;
 }
 
@@ -147,6 +152,7 @@ export function toWire(r: SubscriptionRecord, status: Status, descendants: strin
     extends: r.previousId,
     ended_at: r.endedAt,
     end_reason: r.endReason,
+    renewal_error: r.renewalError ?? null,
     created_at: r.createdAt,
   };
 }

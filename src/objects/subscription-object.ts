@@ -149,6 +149,32 @@ export class SubscriptionObject extends DurableObject<Env> {
     );
   }
 
+  /**
+   * The ids this subscription's automatic renewal will create: chosen by the first renewal
+   * attempt and kept, so every later attempt (a second cron run, a redelivery) completes the same
+   * renewal instead of buying another.
+   */
+  async planRenewal(ids: {
+    subscription: string;
+    order: string;
+  }): Promise<Outcome<{ subscription: string; order: string }>> {
+    return this.exclusive(async () => {
+      const r = this.load();
+      if (!r) return missing();
+      if (r.renewal) return { ok: true, value: r.renewal };
+      this.commit({ ...r, renewal: ids });
+      return { ok: true, value: ids };
+    });
+  }
+
+  /** Ends a subscription whose term is over and that is not renewed: its quota is released. */
+  async expire(now: Date, renewalError: string | null = null): Promise<Outcome<SubscriptionRecord>> {
+    return this.change(async (r) => {
+      if (r.endedAt !== null) return r;
+      return { ...(await this.ended(r, "expired", now)), renewalError };
+    });
+  }
+
   override async alarm(): Promise<void> {
     await this.project();
   }

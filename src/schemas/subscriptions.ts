@@ -101,6 +101,7 @@ export const SubscriptionOut = v.object({
   extends: v.nullable(Uuid),
   ended_at: v.nullable(v.string()),
   end_reason: v.nullable(v.picklist(["cancelled", "depleted", "expired", "failed"])),
+  renewal_error: v.nullable(v.string()),
   created_at: v.string(),
 });
 

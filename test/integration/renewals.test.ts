@@ -1,0 +1,218 @@
+import {
+  createExecutionContext,
+  createMessageBatch,
+  createScheduledController,
+  getQueueResult,
+} from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { RenewalMessage } from "../../src/app/renewals";
+import worker from "../../src/index";
+import { call, expectOk, type Tenant, tenant, usageOf, withCatalog } from "../helpers";
+
+/** Renewals and expiry on the cron trigger, through the renewals queue. */
+
+let year = new Date().getUTCFullYear() + 3;
+/** Each test gets its own year, so a cron run for one test finds nothing of another still due. */
+const nextYear = () => year++;
+const noon = (y: number, month: number, day: number) => new Date(Date.UTC(y, month - 1, day, 12));
+
+async function setup(limit = 100): Promise<Tenant> {
+  const t = await tenant({ customers: 1 });
+  await withCatalog(t, limit);
+  return t;
+}
+
+async function buyOne(t: Tenant, object: Record<string, unknown>) {
+  const r = await expectOk(
+    call("POST", "/v1/subscriptions/", {
+      token: t.partnerKey,
+      body: { objects: [{ customer: t.customers[0], ...object }] },
+    }),
+    201,
+  );
+  return r.objects[0];
+}
+
+const read = (t: Tenant, id: string) =>
+  expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
+
+async function cron(at: Date) {
+  await worker.scheduled(
+    createScheduledController({ scheduledTime: at.getTime(), cron: "*/5 * * * *" }),
+    env,
+  );
+}
+
+async function until<T>(probe: () => Promise<T | undefined>, what: string): Promise<T> {
+  for (let i = 0; i < 100; i++) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function deliver(messages: RenewalMessage[]) {
+  const batch = createMessageBatch<RenewalMessage>(
+    "stratus-renewals",
+    messages.map((body, i) => ({
+      id: `renewal-${i}-${body.subscription}`,
+      timestamp: new Date(),
+      attempts: 1,
+      body,
+    })),
+  );
+  await worker.queue(batch, env);
+  return getQueueResult(batch, createExecutionContext());
+}
+
+describe("renewing", () => {
+  it("renews a period-created subscription by re-reading its period: February, then 31 days of March", async () => {
+    const t = await setup();
+    const y = nextYear();
+    const sub = await buyOne(t, {
+      resource: "cpu",
+      amount: 2,
+      start_time: noon(y, 2, 1).toISOString(),
+      period: "1 month",
+      auto_renew: true,
+    });
+    expect(sub.end_time).toBe(noon(y, 3, 1).toISOString());
+    await cron(new Date(noon(y, 3, 1).getTime() - 60_000));
+    const root = await until(async () => {
+      const r = await read(t, sub.id);
+      return r.descendants.length > 0 ? r : undefined;
+    }, "the renewal");
+    const renewal = await read(t, root.descendants[0]);
+    expect(renewal).toMatchObject({
+      start_time: noon(y, 3, 1).toISOString(),
+      end_time: noon(y, 4, 1).toISOString(),
+      period: "1 month",
+      auto_renew: true,
+      extends: sub.id,
+      amount: 2,
+    });
+    expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 4, pending: 0 });
+  });
+
+  it("renews an end_time-created subscription for its exact interval", async () => {
+    const t = await setup();
+    const y = nextYear();
+    const sub = await buyOne(t, {
+      resource: "dssd",
+      amount: 1,
+      start_time: noon(y, 2, 1).toISOString(),
+      end_time: noon(y, 3, 1).toISOString(),
+      auto_renew: true,
+    });
+    const at = new Date(noon(y, 3, 1).getTime() - 60_000);
+    await deliver([{ subscription: sub.id, at: at.toISOString() }]);
+    const root = await read(t, sub.id);
+    const renewal = await read(t, root.descendants[0]);
+    const days = (noon(y, 3, 1).getTime() - noon(y, 2, 1).getTime()) / 86_400_000;
+    expect(renewal.start_time).toBe(noon(y, 3, 1).toISOString());
+    expect(Date.parse(renewal.end_time) - Date.parse(renewal.start_time)).toBe(days * 86_400_000);
+  });
+
+  it("renews once, whether the cron runs twice or the message is delivered again", async () => {
+    const t = await setup();
+    const y = nextYear();
+    const sub = await buyOne(t, {
+      resource: "mem",
+      amount: 1,
+      start_time: noon(y, 5, 1).toISOString(),
+      period: "1 week",
+      auto_renew: true,
+    });
+    const at = new Date(Date.parse(sub.end_time) - 60_000);
+    const message = { subscription: sub.id, at: at.toISOString() };
+    const results = await Promise.all([deliver([message]), deliver([message])]);
+    expect(results.every((r) => r.explicitAcks.length === 1)).toBe(true);
+    await deliver([message]);
+    await cron(at);
+    await cron(at);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const root = await read(t, sub.id);
+    expect(root.descendants).toHaveLength(1);
+    expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 2, pending: 0 });
+    const grouped = await expectOk(call("GET", "/v1/groupedsubscriptions/", { token: t.partnerKey }));
+    expect(grouped.objects).toHaveLength(1);
+  });
+
+  it("expires instead when the renewal does not fit the quota, and says why", async () => {
+    const t = await setup(1);
+    const y = nextYear();
+    const sub = await buyOne(t, {
+      resource: "ip",
+      amount: 1,
+      start_time: noon(y, 6, 1).toISOString(),
+      period: "1 day",
+      auto_renew: true,
+    });
+    expect(await usageOf(t, 0, "ip")).toMatchObject({ usage: 1 });
+    await deliver([{ subscription: sub.id, at: sub.end_time }]);
+    const after = await read(t, sub.id);
+    expect(after).toMatchObject({ status: "expired", end_reason: "expired", descendants: [] });
+    expect(after.renewal_error).toMatch(/quota exceeded/);
+    expect(await usageOf(t, 0, "ip")).toEqual({ usage: 0, limit: 1, pending: 0 });
+  });
+});
+
+describe("expiring", () => {
+  it("expires a subscription without auto_renew once its term is over, releasing its quota", async () => {
+    const t = await setup();
+    const y = nextYear();
+    const sub = await buyOne(t, {
+      resource: "vlan",
+      amount: 1,
+      start_time: noon(y, 7, 1).toISOString(),
+      period: "2 days",
+    });
+    await deliver([{ subscription: sub.id, at: new Date(Date.parse(sub.end_time) - 60_000).toISOString() }]);
+    expect((await read(t, sub.id)).ended_at).toBeNull();
+    await cron(new Date(sub.end_time));
+    const expired = await until(async () => {
+      const r = await read(t, sub.id);
+      return r.ended_at ? r : undefined;
+    }, "the expiry");
+    expect(expired).toMatchObject({ end_reason: "expired", status: "expired" });
+    expect(await usageOf(t, 0, "vlan")).toMatchObject({ usage: 0, pending: 0 });
+    const list = await expectOk(call("GET", "/v1/subscriptions/?status=expired", { token: t.partnerKey }));
+    expect(list.objects.map((s: { id: string }) => s.id)).toContain(sub.id);
+  });
+
+  it("leaves alone what was cancelled or extended by hand before the run, and depletables", async () => {
+    const t = await setup();
+    const y = nextYear();
+    const start = noon(y, 8, 1).toISOString();
+    const cancelled = await buyOne(t, {
+      resource: "cpu",
+      amount: 1,
+      start_time: start,
+      period: "1 week",
+      auto_renew: true,
+    });
+    const extended = await buyOne(t, {
+      resource: "cpu",
+      amount: 1,
+      start_time: start,
+      period: "1 week",
+      auto_renew: true,
+    });
+    const tx = await buyOne(t, { resource: "tx", amount: 5 });
+    await expectOk(call("DELETE", `/v1/subscriptions/${cancelled.id}/`, { token: t.partnerKey }));
+    const byHand = await expectOk(
+      call("POST", `/v1/subscriptions/${extended.id}/action/?do=extend`, { token: t.partnerKey }),
+    );
+    const result = await deliver([
+      { subscription: cancelled.id, at: cancelled.end_time },
+      { subscription: extended.id, at: extended.end_time },
+      { subscription: tx.id, at: cancelled.end_time },
+    ]);
+    expect(result.explicitAcks).toHaveLength(3);
+    expect((await read(t, cancelled.id)).descendants).toEqual([]);
+    expect((await read(t, extended.id)).descendants).toEqual([byHand.id]);
+    expect(await read(t, tx.id)).toMatchObject({ ended_at: null, remaining: 5 });
+  });
+});
