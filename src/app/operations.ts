@@ -6,16 +6,9 @@ import { AppError } from "../http/errors";
 import { problemResponse } from "../http/problem";
 import { orderView } from "../http/views";
 import { subscriptionObject } from "../objects/subscription-object";
-import {
-  abandon,
-  buy,
-  extend,
-  type PurchaseIds,
-  plan,
-  present,
-  unwrap,
-  visibleRecord,
-} from "./subscriptions";
+import { extend } from "./extend";
+import { present, visibleRecord } from "./reads";
+import { abandon, buy, type PurchaseIds, plan, unwrap } from "./subscriptions";
 
 /**
  * The work behind every write of the subscriptions API, as data. A request runs it at once, or

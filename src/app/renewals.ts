@@ -2,7 +2,8 @@ import { uuidv7 } from "../domain/ids";
 import type { Env } from "../env";
 import { AppError } from "../http/errors";
 import { subscriptionObject } from "../objects/subscription-object";
-import { extend, unwrap } from "./subscriptions";
+import { extend } from "./extend";
+import { unwrap } from "./subscriptions";
 
 /** One due subscription to renew or expire; `at` is the cron run's time. */
 export interface RenewalMessage {

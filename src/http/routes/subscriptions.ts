@@ -1,7 +1,8 @@
 import * as v from "valibot";
 import { visibleCustomer } from "../../app/customers";
 import { respond, storedObject } from "../../app/operations";
-import { assignIds, consume, listPage, plan, present, scopeOf, visibleRecord } from "../../app/subscriptions";
+import { consume, listPage, present, scopeOf, visibleRecord } from "../../app/reads";
+import { assignIds, plan } from "../../app/subscriptions";
 import { listProducts } from "../../db/products";
 import { findProduct } from "../../domain/catalog";
 import { resolveExtension } from "../../domain/durations";
@@ -58,6 +59,31 @@ async function listQuery(env: Env, principal: Principal, query: v.InferOutput<ty
     limit: query.limit,
     now: now(),
   };
+}
+
+/** The two listings share everything but `grouped`: each chain's first only, with the chain's end. */
+function listRoute(path: string, summary: string, grouped: boolean) {
+  return defineRoute({
+    method: "GET",
+    path,
+    summary,
+    tag,
+    auth: partners,
+    query: ListQuery,
+    responses: { 200: { description: "A page", schema: PageOut } },
+    async handle({ env, principal, query }) {
+      const { rows, objects } = await listPage(env, await listQuery(env, principal, query), grouped);
+      return Response.json({
+        objects,
+        meta: toPage(
+          rows,
+          query.limit,
+          (r) => r.id,
+          () => null,
+        ).meta,
+      });
+    },
+  });
 }
 
 /** An extension that cannot be bought from this subscription, refused before anything is accepted. */
@@ -145,49 +171,12 @@ export const subscriptionRoutes = [
       });
     },
   }),
-  defineRoute({
-    method: "GET",
-    path: "/v1/subscriptions",
-    summary: "List subscriptions",
-    tag,
-    auth: partners,
-    query: ListQuery,
-    responses: { 200: { description: "A page", schema: PageOut } },
-    async handle({ env, principal, query }) {
-      const { rows, objects } = await listPage(env, await listQuery(env, principal, query), false);
-      return Response.json({
-        objects,
-        meta: toPage(
-          rows,
-          query.limit,
-          (r) => r.id,
-          () => null,
-        ).meta,
-      });
-    },
-  }),
-  defineRoute({
-    method: "GET",
-    path: "/v1/groupedsubscriptions",
-    summary: "List the first subscription of each extension chain",
-    description: "`descendants` lists the extensions; `end_time` is that of the chain's last subscription.",
-    tag,
-    auth: partners,
-    query: ListQuery,
-    responses: { 200: { description: "A page", schema: PageOut } },
-    async handle({ env, principal, query }) {
-      const { rows, objects } = await listPage(env, await listQuery(env, principal, query), true);
-      return Response.json({
-        objects,
-        meta: toPage(
-          rows,
-          query.limit,
-          (r) => r.id,
-          () => null,
-        ).meta,
-      });
-    },
-  }),
+  listRoute("/v1/subscriptions", "List subscriptions", false),
+  listRoute(
+    "/v1/groupedsubscriptions",
+    "List the first subscription of each extension chain; `descendants` lists the extensions and `end_time` is that of the chain's last subscription",
+    true,
+  ),
   defineRoute({
     method: "GET",
     path: "/v1/subscriptions/{id}",

@@ -1,0 +1,93 @@
+import type { Product } from "../domain/catalog";
+import { resolveExtension } from "../domain/durations";
+import { durationErrors, type PlannedSubscription } from "../domain/purchase";
+import { type SubscriptionRecord, termPriceMinor } from "../domain/subscriptions";
+import type { Env } from "../env";
+import { AppError, badRequest } from "../http/errors";
+import { subscriptionObject } from "../objects/subscription-object";
+import { visibleRecord } from "./reads";
+import { buy, unwrap } from "./subscriptions";
+
+/** Extends the last subscription of the chain `id` belongs to, as `?do=extend` does. */
+export async function extend(
+  env: Env,
+  scope: string | null,
+  id: string,
+  input: { period?: string; end_time?: Date },
+  ids: { subscription: string; order: string },
+  now: Date,
+): Promise<SubscriptionRecord> {
+  let last = await visibleRecord(env, scope, id);
+  for (let hops = 0; hops < 1000; hops++) {
+    // The walk stops before the extension these ids make, should an earlier run have made it.
+    while (last.nextId !== null && last.nextId !== ids.subscription) {
+      const next = await subscriptionObject(env, last.nextId).get();
+      if (!next) break;
+      last = next;
+    }
+    if (last.endTime === null) {
+      throw badRequest(`a ${last.kind} subscription has no end to extend`, [
+        { point: "/", message: "cannot be extended" },
+      ]);
+    }
+    if (last.endReason === "cancelled")
+      throw new AppError("conflict", `subscription ${last.id} was cancelled`);
+    const duration = resolveExtension(
+      {
+        start: new Date(last.startTime),
+        end: new Date(last.endTime),
+        createdWith: last.createdWith ?? "end_time",
+        period: last.period,
+      },
+      input,
+      now,
+    );
+    if (!duration.ok) {
+      throw badRequest(duration.error.message, durationErrors(duration.error, ""));
+    }
+    const product = productOf(last);
+    const { start, end, period, createdWith } = duration.value;
+    const planned: PlannedSubscription = {
+      index: 0,
+      customer: last.customerId,
+      product,
+      amount: last.amount,
+      start,
+      end,
+      period,
+      createdWith,
+      autoRenew: last.autoRenew,
+      priceMinor: termPriceMinor(product, last.amount, start, end),
+    };
+    if (!unwrap(await subscriptionObject(env, last.id).reserveNext(ids.subscription))) continue;
+    try {
+      const purchaseIds = { orders: { [last.customerId]: ids.order }, subscriptions: [ids.subscription] };
+      const bought = await buy(env, last.partnerId, [planned], purchaseIds, now, {
+        chain: { rootId: last.rootId, previousId: last.id, deploymentStatus: last.deploymentStatus },
+      });
+      const extension = bought.subscriptions[0];
+      if (!extension) throw new AppError("internal", "extension was not created");
+      return extension;
+    } catch (error) {
+      await subscriptionObject(env, last.id).releaseNext(ids.subscription);
+      throw error;
+    }
+  }
+  throw new AppError("conflict", "the chain keeps changing; try again");
+}
+
+/** The product as the subscription bought it: prices and resources do not change under it. */
+function productOf(r: SubscriptionRecord): Product {
+  return {
+    id: r.product,
+    name: r.product,
+    kind: r.kind,
+    unit: "",
+    unitPriceMinor: r.unitPriceMinor,
+    currency: r.currency,
+    quotaResource: r.quotaResource,
+    aliases: [],
+    delivery: r.delivery,
+    vendorId: r.vendorId,
+  };
+}

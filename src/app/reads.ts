@@ -1,0 +1,80 @@
+import {
+  chainMembers,
+  depletionQueue,
+  type ListQuery,
+  listSubscriptions,
+  queuedBehindAnother,
+} from "../db/subscriptions";
+import { type SubscriptionRecord, type SubscriptionWire, statusOf, toWire } from "../domain/subscriptions";
+import type { Env } from "../env";
+import type { Principal } from "../http/auth";
+import { notFound } from "../http/errors";
+import { subscriptionObject } from "../objects/subscription-object";
+import { unwrap } from "./subscriptions";
+
+/** Reading subscriptions (one from its object, pages from the D1 read model) and draining depletables. */
+
+/** Whose subscriptions a caller sees: its partner's, or everyone's (null) for an operator. */
+export const scopeOf = (principal: Principal): string | null =>
+  principal.role === "operator" ? null : principal.partnerId;
+
+/** A subscription within `scope` (a partner id; null: any); another partner's does not exist. */
+export async function visibleRecord(env: Env, scope: string | null, id: string): Promise<SubscriptionRecord> {
+  const record = await subscriptionObject(env, id).get();
+  if (!record || (scope !== null && record.partnerId !== scope)) {
+    throw notFound(`subscription ${id} does not exist`);
+  }
+  return record;
+}
+
+/** The wire shape of one record, its status and descendants worked out at `now`. */
+export async function present(env: Env, record: SubscriptionRecord, now: Date): Promise<SubscriptionWire> {
+  const behind =
+    record.kind === "depletable" && record.endedAt === null && (await queuedBehindAnother(env, record));
+  const chain = (await chainMembers(env, [record.rootId])).get(record.rootId) ?? [];
+  const descendants = chain.filter((row) => row.id > record.id).map((row) => row.id);
+  return toWire(record, statusOf(record, now, behind), descendants);
+}
+
+/** A page of the read model in wire shape; `grouped` answers each chain's first with the chain's end. */
+export async function listPage(env: Env, q: ListQuery, grouped: boolean) {
+  const rows = await listSubscriptions(env, { ...q, rootsOnly: grouped });
+  const kept = rows.slice(0, q.limit);
+  const chains = await chainMembers(env, [...new Set(kept.map((r) => r.rootId))]);
+  const queueHeads = new Map<string, string>();
+  const objects = await Promise.all(
+    kept.map(async (row) => {
+      const record = row.body as unknown as SubscriptionRecord;
+      const chain = chains.get(row.rootId) ?? [];
+      const descendants = chain.filter((c) => c.id > row.id).map((c) => c.id);
+      let behind = false;
+      if (record.kind === "depletable" && record.endedAt === null) {
+        const key = `${record.customerId}/${record.product}`;
+        if (!queueHeads.has(key))
+          queueHeads.set(key, (await depletionQueue(env, record.customerId, record.product))[0] ?? "");
+        behind = queueHeads.get(key) !== record.id;
+      }
+      const wire = toWire(record, statusOf(record, q.now, behind), descendants);
+      const last = chain.at(-1);
+      return grouped && last ? { ...wire, end_time: last.endTime } : wire;
+    }),
+  );
+  return { rows, objects };
+}
+
+/**
+ * Spreads a consumption report over the customer's depletables of `product`, oldest first. Each
+ * object takes what it has left and hands back the rest, so concurrent reports never lose or
+ * double-count a unit.
+ */
+export async function consume(env: Env, customerId: string, product: string, quantity: number, now: Date) {
+  let leftover = quantity;
+  const touched: SubscriptionRecord[] = [];
+  for (const id of await depletionQueue(env, customerId, product)) {
+    if (leftover === 0) break;
+    const result = unwrap(await subscriptionObject(env, id).consume(leftover, now));
+    leftover = result.leftover;
+    touched.push(result.record);
+  }
+  return { touched, unallocated: leftover };
+}
