@@ -1,5 +1,5 @@
 import { finishStalledCommissions } from "./app/commissions";
-import type { OperationMessage } from "./app/operations";
+import { abandonOverduePurchases, type OperationMessage } from "./app/operations";
 import type { RenewalMessage } from "./app/renewals";
 import type { WebhookMessage } from "./app/webhooks";
 import { scheduleRenewals } from "./cron/renewals";
@@ -31,7 +31,15 @@ export default {
     const now = new Date(controller.scheduledTime);
     const renewalsEnqueued = await scheduleRenewals(env, now);
     const stalledCommissionsFinished = await finishStalledCommissions(env, now);
+    const overduePurchasesAbandoned = await abandonOverduePurchases(env, now);
     await deleteExpiredOperations(env, now);
-    console.log(JSON.stringify({ cron: controller.cron, renewalsEnqueued, stalledCommissionsFinished }));
+    console.log(
+      JSON.stringify({
+        cron: controller.cron,
+        renewalsEnqueued,
+        stalledCommissionsFinished,
+        overduePurchasesAbandoned,
+      }),
+    );
   },
 } satisfies ExportedHandler<Env>;

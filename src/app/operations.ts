@@ -1,4 +1,10 @@
-import { createOperation, findOperation, finishOperation, startOperation } from "../db/operations";
+import {
+  createOperation,
+  findOperation,
+  finishOperation,
+  startOperation,
+  waitingPurchases,
+} from "../db/operations";
 import type { PurchaseObject } from "../domain/purchase";
 import { money, type SubscriptionRecord } from "../domain/subscriptions";
 import type { Env } from "../env";
@@ -252,6 +258,27 @@ export async function runOperation(env: Env, opRef: string): Promise<void> {
     if (!(error instanceof AppError) || error.status >= 500) throw error;
     await failOperation(env, opRef, error);
   }
+}
+
+/** How long a syndicated purchase waits for its vendor before it is undone. */
+export const VENDOR_DEADLINE_MS = 7 * 86_400_000;
+
+/**
+ * Undoes the purchases whose vendor has not reported within the deadline: their quota is
+ * released and their operation fails (424), as if the vendor had reported FAILED.
+ */
+export async function abandonOverduePurchases(env: Env, now: Date): Promise<number> {
+  const overdue = await waitingPurchases(env, new Date(now.getTime() - VENDOR_DEADLINE_MS), 100);
+  for (const op of overdue) {
+    const payload = op.payload as unknown as Extract<OperationPayload, { kind: "purchase" }>;
+    await abandon(env, payload.ids, now);
+    await failOperation(
+      env,
+      op.opRef,
+      new AppError("failed_dependency", "the vendor did not provision within 7 days; nothing was bought"),
+    );
+  }
+  return overdue.length;
 }
 
 export async function failOperation(env: Env, opRef: string, error: AppError): Promise<void> {

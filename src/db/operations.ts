@@ -94,3 +94,20 @@ export async function deleteExpiredOperations(env: Env, now: Date): Promise<void
     )
     .run();
 }
+
+/** Purchases still waiting on a vendor, accepted before `before`. */
+export async function waitingPurchases(env: Env, before: Date, limit: number): Promise<Operation[]> {
+  return database(env)
+    .select()
+    .from(operations)
+    .where(
+      and(
+        eq(operations.status, "running"),
+        eq(operations.kind, "purchase"),
+        lt(operations.createdAt, before.toISOString()),
+      ),
+    )
+    .orderBy(asc(operations.opRef))
+    .limit(limit)
+    .all();
+}

@@ -1,9 +1,11 @@
+import { createScheduledController } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { attemptDelivery } from "../../src/app/webhooks";
 import { findDelivery } from "../../src/db/webhooks";
 import { RETRY_SCHEDULE } from "../../src/domain/webhooks";
+import worker from "../../src/index";
 import { call, expectOk, type Reply, type Tenant, tenant, unique, usageOf, withCatalog } from "../helpers";
 
 /**
@@ -235,6 +237,24 @@ describe("the full flow", () => {
       body: { deploymentStatus: "DEPLOYED" },
     });
     expect(again.status).toBe(400);
+  });
+});
+
+describe("the vendor deadline", () => {
+  it("a purchase the vendor never reports on is undone after 7 days by the cron", async () => {
+    const s = await syndicated(() => new Response(null, { status: 204 }));
+    const location = (await accepted(s, 4)).headers.get("location") as string;
+    const id = await subscriptionOf(s, location);
+    await worker.scheduled(createScheduledController({ scheduledTime: Date.now() + 6 * 86_400_000 }), env);
+    expect((await call("GET", location, { token: s.t.partnerKey })).status).toBe(202);
+    await worker.scheduled(createScheduledController({ scheduledTime: Date.now() + 8 * 86_400_000 }), env);
+    const failed = await call("GET", location, { token: s.t.partnerKey });
+    expect(failed.status).toBe(424);
+    expect(failed.body.detail).toMatch(/7 days/);
+    expect(await usageOf(s.t, 0, s.product)).toEqual({ usage: 0, limit: 10, pending: 0 });
+    expect(await expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: s.t.partnerKey }))).toMatchObject({
+      end_reason: "failed",
+    });
   });
 });
 
