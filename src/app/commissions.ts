@@ -88,9 +88,12 @@ export async function issueCommission(
   if (!opened) return resumeReferenced(env, issuer, reference, input.autoAccept, now);
   const { serial } = opened;
 
+  const groups = groupByHolder(provisions);
+  // On a single holder, an auto-accepted commission is issued and accepted in one ledger step.
+  const oneStep = input.autoAccept && groups.length === 1;
   const issued: string[] = [];
-  for (const [holder, own] of groupByHolder(provisions)) {
-    const result = await ledgerOf(env, holder).issue(serial, own, input.force);
+  for (const [holder, own] of groups) {
+    const result = await ledgerOf(env, holder).issue(serial, own, input.force, oneStep);
     if (!result.ok) {
       await Promise.all(issued.map((h) => ledgerOf(env, h).reject(serial)));
       await transition(env, serial, ["issuing"], "failed", now);
@@ -103,13 +106,14 @@ export async function issueCommission(
   }
 
   // The sweeper rolls back an issue that looks abandoned; if it got here first, this one lost.
-  if (!(await transition(env, serial, ["issuing"], input.autoAccept ? "accepting" : "pending", now))) {
+  const next = oneStep ? "accepted" : input.autoAccept ? "accepting" : "pending";
+  if (!(await transition(env, serial, ["issuing"], next, now))) {
     throw new AppError(
       "conflict",
       `commission ${serial} was abandoned while it was being issued; issue it again`,
     );
   }
-  if (input.autoAccept) await applyDecision(env, serial, provisions, "accept", now);
+  if (input.autoAccept && !oneStep) await applyDecision(env, serial, provisions, "accept", now);
   return serial;
 }
 
@@ -236,6 +240,12 @@ export async function finishStalledCommissions(env: Env, now: Date, graceMs = 60
   const stalled = await stalledCommissions(env, new Date(now.getTime() - graceMs), 100);
   for (const row of stalled) {
     if (row.state === "issuing") {
+      // A one-step commission its ledger already accepted took effect: record that, do not undo it.
+      const [only, ...others] = [...new Set(row.provisions.map((p) => p.holder))];
+      if (only && others.length === 0 && (await ledgerOf(env, only).outcome(row.serial)) === "accepted") {
+        await transition(env, row.serial, ["issuing"], "accepted", now);
+        continue;
+      }
       if (await transition(env, row.serial, ["issuing"], "rejecting", now)) {
         await applyDecision(env, row.serial, row.provisions, "reject", now);
         await transition(env, row.serial, ["rejected"], "failed", now);

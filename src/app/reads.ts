@@ -31,7 +31,9 @@ export async function visibleRecord(env: Env, scope: string | null, id: string):
 export async function present(env: Env, record: SubscriptionRecord, now: Date): Promise<SubscriptionWire> {
   const behind =
     record.kind === "depletable" && record.endedAt === null && (await queuedBehindAnother(env, record));
-  const chain = (await chainMembers(env, [record.rootId])).get(record.rootId) ?? [];
+  // Only a subscription something follows has descendants: the others need no query.
+  const chain =
+    record.nextId === null ? [] : ((await chainMembers(env, [record.rootId])).get(record.rootId) ?? []);
   const descendants = chain.filter((row) => row.id > record.id).map((row) => row.id);
   return toWire(record, statusOf(record, now, behind), descendants);
 }
@@ -40,7 +42,9 @@ export async function present(env: Env, record: SubscriptionRecord, now: Date): 
 export async function listPage(env: Env, q: ListQuery, grouped: boolean) {
   const rows = await listSubscriptions(env, { ...q, rootsOnly: grouped });
   const kept = rows.slice(0, q.limit);
-  const chains = await chainMembers(env, [...new Set(kept.map((r) => r.rootId))]);
+  // Chains are looked up only for rows something follows; the others are their own chain.
+  const followed = kept.filter((r) => r.nextId !== null).map((r) => r.rootId);
+  const chains = await chainMembers(env, [...new Set(followed)]);
   const queueHeads = new Map<string, string>();
   const objects = await Promise.all(
     kept.map(async (row) => {

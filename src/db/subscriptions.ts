@@ -7,6 +7,7 @@ import { subscriptions } from "./schema";
 /** The subscriptions read model: rows are projections pushed by each SubscriptionObject. */
 
 export type SubscriptionRow = typeof subscriptions.$inferSelect;
+export type ChainMember = Pick<SubscriptionRow, "id" | "rootId" | "endTime">;
 
 /** Writes a record's projection unless a newer version is already there. */
 export async function upsertProjection(env: Env, r: SubscriptionRecord): Promise<void> {
@@ -112,11 +113,11 @@ export async function listSubscriptions(env: Env, q: ListQuery): Promise<Subscri
 export async function chainMembers(
   env: Env,
   rootIds: readonly string[],
-): Promise<Map<string, SubscriptionRow[]>> {
-  const chains = new Map<string, SubscriptionRow[]>();
+): Promise<Map<string, ChainMember[]>> {
+  const chains = new Map<string, ChainMember[]>();
   for (let i = 0; i < rootIds.length; i += 90) {
     const rows = await database(env)
-      .select()
+      .select({ id: s.id, rootId: s.rootId, endTime: s.endTime })
       .from(s)
       .where(inArray(s.rootId, rootIds.slice(i, i + 90)))
       .orderBy(asc(s.id))

@@ -83,7 +83,7 @@ export class QuotaLedger extends DurableObject<Env> {
    * Registers the provisions of commission `serial` against this holder, all or none. Issuing a
    * serial this ledger already knows is a no-op, so a retried issue never counts twice.
    */
-  issue(serial: number, provisions: LedgerProvision[], force: boolean): LedgerIssueResult {
+  issue(serial: number, provisions: LedgerProvision[], force: boolean, accept = false): LedgerIssueResult {
     return this.ctx.storage.transactionSync((): LedgerIssueResult => {
       if (this.knows(serial)) return { ok: true };
       const updates: Array<[LedgerProvision, quota.Holding]> = [];
@@ -104,8 +104,21 @@ export class QuotaLedger extends DurableObject<Env> {
           p.quantity,
         );
       }
+      // A commission on this holder alone, accepted at once: both steps in one transaction.
+      if (accept) this.applyResolution(serial, "accepted", quota.accept);
       return { ok: true };
     });
+  }
+
+  /** What became of a serial here: pending, accepted, rejected, or null if this ledger never saw it. */
+  outcome(serial: number): "pending" | "accepted" | "rejected" | null {
+    const resolved = this.sql
+      .exec<{ outcome: "accepted" | "rejected" }>("SELECT outcome FROM resolved WHERE serial = ?", serial)
+      .toArray()[0];
+    if (resolved) return resolved.outcome;
+    return this.sql.exec("SELECT 1 FROM pending WHERE serial = ? LIMIT 1", serial).toArray().length > 0
+      ? "pending"
+      : null;
   }
 
   /** Finalizes a pending commission. Idempotent, and cannot fail: it only narrows usage. */
@@ -123,15 +136,21 @@ export class QuotaLedger extends DurableObject<Env> {
     outcome: "accepted" | "rejected",
     apply: (h: quota.Holding, quantity: number) => quota.Holding,
   ): void {
-    this.ctx.storage.transactionSync(() => {
-      const rows = this.sql.exec<PendingRow>("SELECT * FROM pending WHERE serial = ?", serial).toArray();
-      for (const p of rows) {
-        const row = this.holding(p.source, p.resource);
-        if (row) this.write(p.source, p.resource, apply(toHolding(row), p.quantity));
-      }
-      this.sql.exec("DELETE FROM pending WHERE serial = ?", serial);
-      this.sql.exec("INSERT OR IGNORE INTO resolved (serial, outcome) VALUES (?, ?)", serial, outcome);
-    });
+    this.ctx.storage.transactionSync(() => this.applyResolution(serial, outcome, apply));
+  }
+
+  private applyResolution(
+    serial: number,
+    outcome: "accepted" | "rejected",
+    apply: (h: quota.Holding, quantity: number) => quota.Holding,
+  ): void {
+    const rows = this.sql.exec<PendingRow>("SELECT * FROM pending WHERE serial = ?", serial).toArray();
+    for (const p of rows) {
+      const row = this.holding(p.source, p.resource);
+      if (row) this.write(p.source, p.resource, apply(toHolding(row), p.quantity));
+    }
+    this.sql.exec("DELETE FROM pending WHERE serial = ?", serial);
+    this.sql.exec("INSERT OR IGNORE INTO resolved (serial, outcome) VALUES (?, ?)", serial, outcome);
   }
 
   private knows(serial: number): boolean {

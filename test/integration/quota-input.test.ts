@@ -1,7 +1,7 @@
 import { createScheduledController } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { openCommission, transition } from "../../src/db/commissions";
+import { findCommission, openCommission, transition } from "../../src/db/commissions";
 import { findService } from "../../src/db/partners";
 import worker from "../../src/index";
 import { ledgerOf } from "../../src/objects/quota-ledger";
@@ -151,6 +151,27 @@ describe("commissions left half-way by a request that died", () => {
     await ledgerOf(env, provisions[1]!.holder).issue(row.serial, [provisions[1]!], false);
     const late = await ledgerOf(env, provisions[1]!.holder).holdings();
     expect(late.find((h) => h.resource === vm)).toMatchObject({ usage: 0, pending: 0 });
+  });
+
+  it("the sweeper records, not undoes, a one-step commission its ledger already accepted", async () => {
+    const t = await tenant({ customers: 1, limit: 10 });
+    const service = (await findService(env, t.serviceId))!;
+    const provision = { holder: t.customers[0]!, source: "system", resource: t.resources[0]!, quantity: 4 };
+    const row = (await openCommission(env, {
+      serviceId: service.id,
+      reference: null,
+      name: "accepted, then the request died",
+      provisions: [provision],
+      now: new Date(Date.now() - 10 * 60_000),
+    }))!;
+    await ledgerOf(env, provision.holder).issue(row.serial, [provision], false, true);
+    await worker.scheduled(
+      createScheduledController({ scheduledTime: Date.now(), cron: "*/5 * * * *" }),
+      env,
+    );
+    expect((await findCommission(env, row.serial, service.id))?.state).toBe("accepted");
+    const holdings = await ledgerOf(env, provision.holder).holdings();
+    expect(holdings.find((h) => h.resource === provision.resource)).toMatchObject({ usage: 4, pending: 0 });
   });
 
   it("an accept that stopped half-way is completed by the next attempt, not torn by a reject", async () => {

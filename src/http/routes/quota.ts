@@ -28,6 +28,7 @@ import type { Principal } from "../auth";
 import { cloudFault } from "../cloudfault";
 import { AppError, badRequest } from "../errors";
 import { defineRoute } from "../route";
+import { ttlCache } from "../ttl-cache";
 
 /** The quota API, Astakos dialect: /account/v1.0. */
 
@@ -47,8 +48,12 @@ function nest(holdings: readonly HoldingView[], keep: (resource: string) => bool
   return out;
 }
 
+/** Services never change once registered, so the calling one is remembered for a while. */
+const recentServices = ttlCache<Service>(60_000);
+
 async function callingService(env: Env, principal: Principal): Promise<Service> {
-  const service = principal.subjectId ? await findService(env, principal.subjectId) : undefined;
+  const id = principal.subjectId;
+  const service = id ? await recentServices(id, () => findService(env, id)) : undefined;
   if (!service) throw new AppError("unauthorized", "this token's service no longer exists");
   return service;
 }
