@@ -5,7 +5,7 @@ import {
   startOperation,
   waitingPurchases,
 } from "../db/operations";
-import type { PurchaseObject } from "../domain/purchase";
+import type { PlannedSubscription, PurchaseObject } from "../domain/purchase";
 import { money, type SubscriptionRecord } from "../domain/subscriptions";
 import type { Env } from "../env";
 import { AppError } from "../http/errors";
@@ -52,6 +52,13 @@ export type OperationPayload =
   | { kind: "run"; partnerId: string; at: string; subscription: string; action: "start" | "stop" }
   | { kind: "cancel"; partnerId: string; at: string; subscription: string };
 
+export interface PerformContext {
+  /** The operation running the work, if it runs as one. */
+  opRef?: string;
+  /** A purchase's plan, already made by the request for this payload. */
+  planned?: PlannedSubscription[];
+}
+
 export interface OperationMessage {
   opRef: string;
 }
@@ -93,12 +100,16 @@ async function one(env: Env, record: SubscriptionRecord, at: Date, status = 200)
 export async function perform(
   env: Env,
   payload: OperationPayload,
-  opRef?: string,
+  context: PerformContext = {},
 ): Promise<OperationResult | null> {
   const at = new Date(payload.at);
+  const { opRef } = context;
   if (payload.kind === "purchase") {
-    const planned = await plan(env, payload.partnerId, payload.objects.map(purchaseObject), at);
-    const bought = await buy(env, payload.partnerId, planned.subscriptions, payload.ids, at, {
+    // A request that just planned the purchase hands the plan over; a queued run plans it again.
+    const planned =
+      context.planned ??
+      (await plan(env, payload.partnerId, payload.objects.map(purchaseObject), at)).subscriptions;
+    const bought = await buy(env, payload.partnerId, planned, payload.ids, at, {
       ...(opRef ? { operationRef: opRef } : {}),
     });
     if (bought.state === "waiting") return null;
@@ -166,10 +177,10 @@ export async function respond(
   env: Env,
   request: Request,
   payload: OperationPayload,
-  mustWait = false,
+  options: { mustWait?: boolean; planned?: PlannedSubscription[] } = {},
 ): Promise<Response> {
-  if (!mustWait && !prefersAsync(request)) {
-    const result = await perform(env, payload);
+  if (!options.mustWait && !prefersAsync(request)) {
+    const result = await perform(env, payload, options.planned ? { planned: options.planned } : {});
     if (!result) throw new AppError("internal", "work that waits on a vendor must run as an operation");
     return Response.json(result.body, {
       status: result.status,
@@ -241,7 +252,7 @@ export async function runOperation(env: Env, opRef: string): Promise<void> {
   const op = await startOperation(env, opRef, now);
   if (!op) return;
   try {
-    const result = await perform(env, op.payload as unknown as OperationPayload, opRef);
+    const result = await perform(env, op.payload as unknown as OperationPayload, { opRef });
     if (!result) return;
     await finishOperation(
       env,

@@ -139,7 +139,7 @@ export const subscriptionRoutes = [
           objects: body.objects.map(storedObject),
           ids: assignIds(planned.subscriptions),
         },
-        syndicated,
+        { mustWait: syndicated, planned: planned.subscriptions },
       );
     },
   }),
