@@ -1,19 +1,27 @@
-// `npm run bench`: load benchmark of stratus's hot paths on workerd, without wrangler's dev proxy.
+// `npm run bench`: load benchmark of stratus's hot paths on workerd, without wrangler's dev proxy,
+// and the renewal of 10,000 due subscriptions by one cron trigger.
 //
 // 1. Bundles the Worker as production does (`wrangler deploy --dry-run`) and gzips the bundle.
 // 2. Starts one Miniflare (workerd) with three Workers, each on its own 127.0.0.1 port (direct
-//    sockets, no entry proxy): the stratus bundle with wrangler.toml's bindings, a bare baseline
-//    Worker (bench/baseline.mjs) and an instrumented twin of stratus (bench/profiled.mjs) that
-//    only ever gets single requests, to explain the numbers.
+//    sockets, no entry proxy): the stratus bundle with every binding wrangler.toml declares (read
+//    by wrangler itself: D1, Durable Objects, the queues' producers and consumers, vars; not the
+//    cron, which the bench fires by hand), a bare baseline Worker (bench/baseline.mjs) and an
+//    instrumented twin of stratus (bench/profiled.mjs) that only ever gets single requests, to
+//    explain the numbers.
 // 3. Applies the D1 migrations, stores credentials with known secrets, seeds through the API
 //    (partner, service, 100 customers, catalog, limits, 100 subscriptions bought) and inserts
 //    read-model rows straight into `subscriptions` for the list benchmark (10k, then 100k).
-// 4. Drives each hot path and its baseline with autocannon for a fixed time, in the same run,
-//    and prints one table; the same report goes to bench/.out/report.md.
+// 4. Drives each hot path and its baseline with autocannon for a fixed time, in the same run.
+// 5. Renewals (bench/renewals.mjs), on a fresh workerd with the stratus Worker alone: 10,000
+//    auto-renewing subscriptions bought through the API, one scheduled() call just before they
+//    end, the time until D1 shows all 10,000 renewals (6-minute limit) and workerd's peak memory.
+// 6. Prints one report; the same goes to bench/.out/report.md.
 //
 // Environment: BENCH_DURATION (seconds per measurement, default 10), BENCH_CONNECTIONS (default
-// 16), BENCH_REF (a git ref: bench that commit's Worker and migrations instead of the work tree). Everything listens on and targets 127.0.0.1 only; storage lives in a temp dir removed at
-// the end.
+// 16), BENCH_REF (a git ref: bench that commit's Worker and migrations instead of the work tree),
+// BENCH_RENEWALS ("0": skip the renewal phase, "only": nothing else), BENCH_RENEWALS_TIMEOUT
+// (seconds, default 360). Everything listens on and targets 127.0.0.1 only; storage lives in a
+// temp dir removed at the end.
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
@@ -31,8 +39,10 @@ import path from "node:path";
 import { gzipSync } from "node:zlib";
 import autocannon from "autocannon";
 import { convertV4MiniflareOptions, Log, LogLevel, Miniflare } from "miniflare";
+import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { demo } from "../scripts/demo-data.mjs";
 import { credentialInsert, formatToken, run } from "../scripts/lib.mjs";
+import { benchRenewals, renewalLog, renewalReport } from "./renewals.mjs";
 
 const root = path.resolve(import.meta.dirname, "..");
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
@@ -41,6 +51,11 @@ const WARMUP = Math.max(1, Math.round(DURATION / 5));
 const PROFILE_SECONDS = Math.max(1, Math.round(DURATION / 3));
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const HOST = "127.0.0.1";
+// BENCH_RENEWALS: "0" skips the renewal phase, "only" runs nothing else.
+const PHASES = {
+  rows: process.env.BENCH_RENEWALS !== "only",
+  renewals: process.env.BENCH_RENEWALS !== "0",
+};
 const startedAt = Date.now();
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -61,20 +76,31 @@ function sourceTree(work) {
   return tree;
 }
 
+/**
+ * The stratus Worker's Miniflare options as wrangler reads wrangler.toml (so every binding it
+ * declares: D1, Durable Objects, each queue's producer and consumer, vars), minus what the bench
+ * supplies itself (the module) or fires by hand (the cron trigger). Empty sections are dropped.
+ */
 function wranglerConfig(tree) {
-  const toml = readFileSync(path.join(tree, "wrangler.toml"), "utf8");
-  const value = (key) => toml.match(new RegExp(`^${key}\\s*=\\s*(.+)$`, "m"))?.[1]?.trim();
-  const number = (key, fallback) => Number(value(key) ?? fallback);
-  const flags = value("compatibility_flags");
-  return {
-    compatibilityDate: JSON.parse(value("compatibility_date")),
-    compatibilityFlags: flags ? JSON.parse(flags) : [],
-    queue: {
-      maxBatchSize: number("max_batch_size", 10),
-      maxBatchTimeout: number("max_batch_timeout", 1),
-      maxRetries: number("max_retries", 10),
-    },
-  };
+  const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(tree, "wrangler.toml"));
+  const {
+    rootPath: _rootPath,
+    modulesRules: _modulesRules,
+    cronTriggers = [],
+    compatibilityDate,
+    compatibilityFlags = [],
+    ...rest
+  } = workerOptions;
+  const empty = (v) =>
+    v === undefined ||
+    (Array.isArray(v) && v.length === 0) ||
+    (typeof v === "object" && v !== null && Object.values(v).every(empty));
+  const bindings = Object.fromEntries(Object.entries(rest).filter(([, v]) => !empty(v)));
+  // One local database for every D1 binding's id, shared with the baseline Worker.
+  bindings.d1Databases = Object.fromEntries(
+    Object.keys(bindings.d1Databases ?? {}).map((name) => [name, `stratus-bench-${name}`]),
+  );
+  return { compatibilityDate, compatibilityFlags, bindings, crons: cronTriggers };
 }
 
 async function build(tree, dir) {
@@ -95,50 +121,40 @@ async function build(tree, dir) {
 // ---------------------------------------------------------------------------------------------
 // Workers
 
-function startMiniflare({ dir, bundlePath, config, state }) {
+/**
+ * One Miniflare (one workerd process): the stratus Worker with wrangler.toml's bindings and, with
+ * `twins`, the baseline Worker and the instrumented twin. `onLog` gets the Workers' console
+ * output ({ level, message }); by default it goes to stderr, so stdout carries only the report.
+ */
+function startMiniflare({ dir, bundlePath, config, state, twins = true, onLog = echoLog }) {
   const common = {
     compatibilityDate: config.compatibilityDate,
     compatibilityFlags: config.compatibilityFlags,
   };
-  const stratusBindings = {
-    d1Databases: { DB: "stratus-bench" },
-    queueProducers: { OPERATIONS: { queueName: "stratus-operations" } },
-  };
+  const { queueConsumers: _consumers, durableObjects, ...stratusBindings } = config.bindings;
   const socket = [{ host: HOST, port: 0 }];
-  // The profiled twin imports the bundle as ./stratus.js from the same folder.
-  copyFileSync(bundlePath, path.join(dir, "stratus.js"));
-  copyFileSync(path.join(root, "bench", "profiled.mjs"), path.join(dir, "profiled.mjs"));
-  const options = convertV4MiniflareOptions({
-    host: HOST,
-    port: 0,
-    // No Request.cf from the network: nothing but 127.0.0.1 is ever contacted.
-    cf: false,
-    // The CPU profiles are taken through workerd's inspector (on 127.0.0.1 too).
-    inspectorPort: 0,
-    inspectorHost: HOST,
-    log: new Log(LogLevel.WARN),
-    resourcePersistencePath: state,
-    workers: [
-      {
-        name: "stratus",
-        modules: [{ type: "ESModule", path: bundlePath }],
-        modulesRoot: dir,
-        ...common,
-        ...stratusBindings,
-        durableObjects: {
-          QUOTA_LEDGER: { className: "QuotaLedger", useSQLite: true },
-          SUBSCRIPTION: { className: "SubscriptionObject", useSQLite: true },
-        },
-        queueConsumers: { "stratus-operations": config.queue },
-        unsafeDirectSockets: socket,
-      },
+  const workers = [
+    {
+      name: "stratus",
+      modules: [{ type: "ESModule", path: bundlePath }],
+      modulesRoot: dir,
+      ...common,
+      ...config.bindings,
+      unsafeDirectSockets: socket,
+    },
+  ];
+  if (twins) {
+    // The profiled twin imports the bundle as ./stratus.js from the same folder.
+    copyFileSync(bundlePath, path.join(dir, "stratus.js"));
+    copyFileSync(path.join(root, "bench", "profiled.mjs"), path.join(dir, "profiled.mjs"));
+    workers.push(
       {
         name: "baseline",
         modules: [{ type: "ESModule", path: path.join(root, "bench", "baseline.mjs") }],
         modulesRoot: path.join(root, "bench"),
         ...common,
         // The same database: the bare select reads the same rows the list path does.
-        d1Databases: { DB: "stratus-bench" },
+        d1Databases: { DB: config.bindings.d1Databases.DB },
         durableObjects: { BARE: { className: "BareObject", useSQLite: true } },
         unsafeDirectSockets: socket,
       },
@@ -150,17 +166,34 @@ function startMiniflare({ dir, bundlePath, config, state }) {
         ],
         modulesRoot: dir,
         ...common,
+        // Every binding but the queue consumers (stratus consumes), and stratus's own objects, so
+        // the profile sees the same state as the timed runs.
         ...stratusBindings,
-        // Stratus's own objects, so the profile sees the same state as the timed runs.
-        durableObjects: {
-          QUOTA_LEDGER: { className: "QuotaLedger", scriptName: "stratus", useSQLite: true },
-          SUBSCRIPTION: { className: "SubscriptionObject", scriptName: "stratus", useSQLite: true },
-        },
+        durableObjects: Object.fromEntries(
+          Object.entries(durableObjects ?? {}).map(([name, o]) => [name, { ...o, scriptName: "stratus" }]),
+        ),
         unsafeDirectSockets: socket,
       },
-    ],
+    );
+  }
+  const options = convertV4MiniflareOptions({
+    host: HOST,
+    port: 0,
+    // No Request.cf from the network: nothing but 127.0.0.1 is ever contacted.
+    cf: false,
+    // The CPU profiles are taken through workerd's inspector (on 127.0.0.1 too).
+    inspectorPort: 0,
+    inspectorHost: HOST,
+    log: new Log(LogLevel.WARN),
+    handleStructuredLogs: onLog,
+    resourcePersistencePath: state,
+    workers,
   });
   return new Miniflare(options);
+}
+
+function echoLog({ level, message }) {
+  console.error(`[workerd ${level}] ${message}`);
 }
 
 async function originOf(mf, worker) {
@@ -218,7 +251,8 @@ async function inParallel(items, width, work) {
   return out;
 }
 
-async function seedThroughApi(db, api) {
+/** Credentials with known secrets, a partner, a service and the demo catalog: what every phase needs. */
+async function seedCatalog(db, api) {
   const { operator, partner, service } = CREDENTIALS;
   await db
     .prepare(
@@ -252,6 +286,11 @@ async function seedThroughApi(db, api) {
       body: { ...product, currency: "EUR", quota_resource: `stratus.${id}` },
     });
   }
+  return { operatorKey: op, partnerId: p.id, partnerKey, serviceToken };
+}
+
+async function seedThroughApi(db, api) {
+  const { operatorKey: op, partnerId, partnerKey, serviceToken } = await seedCatalog(db, api);
 
   // 100 customers (quota holders), each with room on bench.vm; the first 10 can buy everything.
   const customers = await inParallel(Array.from({ length: 100 }), 8, async (_, i) => {
@@ -279,7 +318,7 @@ async function seedThroughApi(db, api) {
     const res = await api("POST", "/v1/subscriptions/", { token: partnerKey, body: { objects } });
     return res.objects.map((o) => o.id);
   });
-  return { partnerId: p.id, partnerKey, serviceToken, customers, subscriptions: bought.flat() };
+  return { partnerId, partnerKey, serviceToken, customers, subscriptions: bought.flat() };
 }
 
 function uuidv7(ms) {
@@ -658,7 +697,20 @@ function machine() {
   };
 }
 
-function report({ rows, pageRatio, bundle, profiles, plans, cpu, m, seconds, migrations, source }) {
+function report({
+  rows,
+  pageRatio,
+  bundle,
+  profiles,
+  plans,
+  cpu,
+  m,
+  seconds,
+  migrations,
+  source,
+  renewals,
+  consumer,
+}) {
   const lines = [];
   lines.push(
     `Date: ${new Date().toISOString()}  ·  code: ${source}  ·  machine: ${m.nproc} cores, ${m.cpu}; memory (free -h): ${m.memory}; Node ${m.node}; ${m.os}; load average before the run: ${m.load}`,
@@ -666,54 +718,62 @@ function report({ rows, pageRatio, bundle, profiles, plans, cpu, m, seconds, mig
   lines.push(
     `Load: autocannon, ${CONNECTIONS} connections, ${DURATION} s per measurement (path and baseline alternate in ${ROUNDS} rounds of ${DURATION / ROUNDS} s, after a ${WARMUP} s warm-up each; p50 is request-weighted over the rounds, p99 the worst round's), 127.0.0.1 only; workerd via Miniflare direct sockets (no dev proxy). Migrations: ${migrations.join(", ")}.`,
   );
-  lines.push("");
-  lines.push(
-    "| path | req/s | p50 ms | p99 ms | errors | baseline | baseline req/s | baseline p50 ms | baseline errors | ratio | target |",
-  );
-  lines.push("|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|");
-  for (const r of rows) {
-    const ratio = r.path.rps / r.base.rps;
-    const verdict = ratio >= r.target ? "met" : "MISSED";
-    const errors = (e) => (e.errors ? `${e.errors} ${JSON.stringify(e.statuses)}` : "0");
+  if (rows.length > 0) {
+    lines.push("");
     lines.push(
-      `| ${r.name} | ${fmt(r.path.rps, 0)} | ${fmt(r.path.p50, 0)} | ${fmt(r.path.p99, 0)} | ${errors(r.path)} | ${r.baseName} | ${fmt(r.base.rps, 0)} | ${fmt(r.base.p50, 0)} | ${errors(r.base)} | ${fmt(ratio, 2)} | ≥ ${r.target}: ${verdict} |`,
+      "| path | req/s | p50 ms | p99 ms | errors | baseline | baseline req/s | baseline p50 ms | baseline errors | ratio | target |",
+    );
+    lines.push("|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|");
+    for (const r of rows) {
+      const ratio = r.path.rps / r.base.rps;
+      const verdict = ratio >= r.target ? "met" : "MISSED";
+      const errors = (e) => (e.errors ? `${e.errors} ${JSON.stringify(e.statuses)}` : "0");
+      lines.push(
+        `| ${r.name} | ${fmt(r.path.rps, 0)} | ${fmt(r.path.p50, 0)} | ${fmt(r.path.p99, 0)} | ${errors(r.path)} | ${r.baseName} | ${fmt(r.base.rps, 0)} | ${fmt(r.base.p50, 0)} | ${errors(r.base)} | ${fmt(ratio, 2)} | ≥ ${r.target}: ${verdict} |`,
+      );
+    }
+    lines.push("");
+    lines.push(
+      `List page time at 100k vs 10k rows: p50 ${fmt(pageRatio.p50, 2)}×, mean ${fmt(pageRatio.mean, 2)}× (flat = 1.0; the baseline's: mean ${fmt(pageRatio.baseMean, 2)}×).`,
     );
   }
-  lines.push("");
-  lines.push(
-    `List page time at 100k vs 10k rows: p50 ${fmt(pageRatio.p50, 2)}×, mean ${fmt(pageRatio.mean, 2)}× (flat = 1.0; the baseline's: mean ${fmt(pageRatio.baseMean, 2)}×).`,
-  );
   lines.push(
     `Bundle (wrangler deploy --dry-run): ${fmt(bundle.rawKiB)} KiB raw, ${fmt(bundle.gzipKiB)} KiB gzip (node:zlib; wrangler reports ${fmt(bundle.wranglerGzipKiB)} KiB): target ≤ 200 KB: ${bundle.gzipKiB * 1024 <= 200_000 ? "met" : "MISSED"}.`,
   );
-  lines.push("");
-  lines.push(
-    `CPU under the same load (V8 sampling profiler through workerd's inspector, ${PROFILE_SECONDS} s after each measurement): busy share of the window of the stratus isolate (Worker + its Durable Objects) and of the D1 database's isolate; where stratus's time goes, by bundle module (self time, % of the window):`,
-  );
-  lines.push("");
-  lines.push("| path | stratus busy | D1 busy | stratus self time by module |");
-  lines.push("|---|---:|---:|---|");
-  for (const [name, app, d1] of cpu) {
-    lines.push(`| ${name} | ${fmt(app.busy, 0)}% | ${fmt(d1.busy, 0)}% | ${app.top.join(", ")} |`);
-  }
-  lines.push("");
-  lines.push("Hottest functions of the stratus isolate (self time, % of the window):");
-  lines.push("");
-  for (const [name, app] of cpu) lines.push(`- ${name}: ${app.functions.join(", ")}`);
-  lines.push("");
-  lines.push("Profile (single requests, no load, to the instrumented twin; mean of 20):");
-  lines.push("");
-  lines.push("| path | wall ms | D1 statements | D1 ms | DO calls | DO ms | sequence (last request) |");
-  lines.push("|---|---:|---:|---:|---:|---:|---|");
-  for (const [name, p] of profiles) {
+  if (rows.length > 0) {
+    lines.push("");
     lines.push(
-      `| ${name} | ${fmt(p.ms)} | ${fmt(p.d1)} | ${fmt(p.d1Ms)} | ${fmt(p.objects)} | ${fmt(p.objectsMs)} | ${p.steps.join(" → ")} |`,
+      `CPU under the same load (V8 sampling profiler through workerd's inspector, ${PROFILE_SECONDS} s after each measurement): busy share of the window of the stratus isolate (Worker + its Durable Objects) and of the D1 database's isolate; where stratus's time goes, by bundle module (self time, % of the window):`,
     );
+    lines.push("");
+    lines.push("| path | stratus busy | D1 busy | stratus self time by module |");
+    lines.push("|---|---:|---:|---|");
+    for (const [name, app, d1] of cpu) {
+      lines.push(`| ${name} | ${fmt(app.busy, 0)}% | ${fmt(d1.busy, 0)}% | ${app.top.join(", ")} |`);
+    }
+    lines.push("");
+    lines.push("Hottest functions of the stratus isolate (self time, % of the window):");
+    lines.push("");
+    for (const [name, app] of cpu) lines.push(`- ${name}: ${app.functions.join(", ")}`);
+    lines.push("");
+    lines.push("Profile (single requests, no load, to the instrumented twin; mean of 20):");
+    lines.push("");
+    lines.push("| path | wall ms | D1 statements | D1 ms | DO calls | DO ms | sequence (last request) |");
+    lines.push("|---|---:|---:|---:|---:|---:|---|");
+    for (const [name, p] of profiles) {
+      lines.push(
+        `| ${name} | ${fmt(p.ms)} | ${fmt(p.d1)} | ${fmt(p.d1Ms)} | ${fmt(p.objects)} | ${fmt(p.objectsMs)} | ${p.steps.join(" → ")} |`,
+      );
+    }
+    lines.push("");
+    lines.push("DO calls' time includes what the object does inside (SubscriptionObject.create pushes its");
+    lines.push("D1 projection before it answers). Query plan of the list's select, at 10k and at 100k:");
+    for (const [name, plan] of plans) lines.push(`- ${name}: ${plan}`);
   }
-  lines.push("");
-  lines.push("DO calls' time includes what the object does inside (SubscriptionObject.create pushes its");
-  lines.push("D1 projection before it answers). Query plan of the list's select, at 10k and at 100k:");
-  for (const [name, plan] of plans) lines.push(`- ${name}: ${plan}`);
+  if (renewals) {
+    lines.push("");
+    lines.push(...renewalReport(renewals, consumer));
+  }
   lines.push("");
   lines.push(`Total bench time: ${fmt(seconds, 0)} s.`);
   return lines.join("\n");
@@ -722,12 +782,177 @@ function report({ rows, pageRatio, bundle, profiles, plans, cpu, m, seconds, mig
 // ---------------------------------------------------------------------------------------------
 // Main
 
+/** The hot paths against their baselines, on a Miniflare with the twins; the table's rows. */
+async function benchRows(mf, tree, bundle) {
+  const origin = await originOf(mf, "stratus");
+  const baseline = await originOf(mf, "baseline");
+  const profiled = await originOf(mf, "profiled");
+  log(`stratus ${origin}, baseline ${baseline}, profiled ${profiled}`);
+
+  const db = await mf.getD1Database("DB", "stratus");
+  const migrations = await applyMigrations(db, tree);
+  log(`applied ${migrations.length} migrations; seeding through the API`);
+  const api = client(origin);
+  const seed = await seedThroughApi(db, api);
+  const partner = { "x-api-key": seed.partnerKey };
+  const service = { "x-auth-token": seed.serviceToken };
+
+  // The baseline's objects hold records of the same size as the real ones.
+  const { results: records } = await db
+    .prepare(
+      `SELECT id, body FROM subscriptions WHERE id IN (${seed.subscriptions.map(() => "?").join(",")})`,
+    )
+    .bind(...seed.subscriptions)
+    .all();
+  const recordBody = records[0].body;
+  await inParallel(records, 8, (r, i) =>
+    fetch(`${baseline}/do/get-${i}`, { method: "POST", body: r.body }).then((res) => res.arrayBuffer()),
+  );
+
+  const now = Date.now();
+  const allRows = projectionRows(100_000 - seed.subscriptions.length, seed.partnerId, seed.customers, now);
+  const firstRows = allRows.slice(0, 10_000 - seed.subscriptions.length);
+  await insertProjections(db, firstRows);
+  const count = async () =>
+    (
+      await db
+        .prepare("SELECT count(*) AS n FROM subscriptions WHERE partner_id = ?")
+        .bind(seed.partnerId)
+        .first()
+    ).n;
+  log(
+    `seeded: ${seed.customers.length} customers, ${seed.subscriptions.length} bought, ${await count()} rows`,
+  );
+
+  const specs = {
+    get: {
+      headers: partner,
+      next: cycle(seed.subscriptions.length, (i) => ({
+        path: `/v1/subscriptions/${seed.subscriptions[i]}/`,
+      })),
+    },
+    getBase: { next: cycle(records.length, (i) => ({ path: `/do/get-${i}` })) },
+    list: {
+      headers: partner,
+      next: () => ({ path: "/v1/subscriptions/?status=active&resource=cpu,mem&limit=50" }),
+    },
+    listBase: { next: () => ({ path: `/d1/list?partner=${seed.partnerId}` }) },
+    commissionOne: {
+      method: "POST",
+      headers: service,
+      expect: 201,
+      next: () => ({ path: "/account/v1.0/commissions", body: commission(seed.customers[0]) }),
+    },
+    commissionOneBase: {
+      method: "POST",
+      expect: 201,
+      next: () => ({ path: "/do/ledger-0", body: commission(seed.customers[0]) }),
+    },
+    commissionSpread: {
+      method: "POST",
+      headers: service,
+      expect: 201,
+      next: cycle(100, (i) => ({ path: "/account/v1.0/commissions", body: commission(seed.customers[i]) })),
+    },
+    commissionSpreadBase: {
+      method: "POST",
+      expect: 201,
+      next: cycle(100, (i) => ({ path: `/do/ledger-${i}`, body: commission(seed.customers[i]) })),
+    },
+    create: {
+      method: "POST",
+      headers: partner,
+      expect: 201,
+      next: cycle(10, (i) => ({
+        path: "/v1/subscriptions/",
+        body: JSON.stringify({
+          objects: [{ customer: seed.customers[i], resource: "cpu", amount: 1, period: "1 month" }],
+        }),
+      })),
+    },
+    createBase: {
+      method: "POST",
+      expect: 201,
+      next: cycle(Number.MAX_SAFE_INTEGER, (i) => ({ path: `/do-d1/create-${i}`, body: recordBody })),
+    },
+  };
+
+  // Every path answers what it should before it is timed.
+  const list = await api("GET", specs.list.next().path, { token: seed.partnerKey });
+  if (list.objects.length !== 50) throw new Error(`the list answered ${list.objects.length} objects, not 50`);
+
+  const rows = [];
+  const cpu = [];
+  const sections = bundleSections(bundle.bundlePath);
+  const profiles = [];
+  const plans = [];
+  const row = async (name, key, baseName, target) => {
+    log(`measuring ${name} against ${baseName}`);
+    const [pathResult, base] = await measurePair(origin, specs[key], baseline, specs[`${key}Base`]);
+    rows.push({ name, path: pathResult, base, baseName, target });
+    log(
+      `  ${fmt(pathResult.rps, 0)} req/s vs ${fmt(base.rps, 0)} req/s, errors ${pathResult.errors}/${base.errors}`,
+    );
+    log(`profiling ${name} under load`);
+    await sleep(500);
+    const [app, d1] = await cpuProfiles(mf, ["core:user:stratus", "d1:db"], () =>
+      load(origin, { ...specs[key], duration: PROFILE_SECONDS }),
+    );
+    cpu.push([name, summarize(app, sections), summarize(d1, [])]);
+    return pathResult;
+  };
+  const listPlan = async (name) => {
+    const p = await profile(profiled, specs.list);
+    profiles.push([name, p]);
+    const select = p.trace.find(
+      (e) => e.kind === "d1" && /from "subscriptions"/.test(e.sql) && /limit/i.test(e.sql),
+    );
+    if (select) {
+      const { results } = await db
+        .prepare(`EXPLAIN QUERY PLAN ${select.sql}`)
+        .bind(...select.params)
+        .all();
+      plans.push([name, results.map((r) => r.detail).join("; ")]);
+    }
+  };
+
+  await row("GET /v1/subscriptions/{id}/", "get", "DO read", 0.8);
+  profiles.push(["GET /v1/subscriptions/{id}/", await profile(profiled, specs.get)]);
+  const list10k = await row("GET /v1/subscriptions/ (50, 10k rows)", "list", "D1 select 50", 0.7);
+  const listBase10k = rows.at(-1).base;
+  await listPlan("GET /v1/subscriptions/ at 10k");
+
+  log("inserting the rest of the 100k rows");
+  await insertProjections(db, allRows.slice(firstRows.length));
+  log(`rows: ${await count()}`);
+  const list100k = await row("GET /v1/subscriptions/ (50, 100k rows)", "list", "D1 select 50", 0.7);
+  const listBase100k = rows.at(-1).base;
+  await listPlan("GET /v1/subscriptions/ at 100k");
+
+  await row("POST /account/v1.0/commissions (1 holder)", "commissionOne", "DO write (1 object)", 0.7);
+  profiles.push(["POST commissions (1 holder)", await profile(profiled, specs.commissionOne)]);
+  await row(
+    "POST /account/v1.0/commissions (100 holders)",
+    "commissionSpread",
+    "DO write (100 objects)",
+    0.7,
+  );
+  profiles.push(["POST commissions (100 holders)", await profile(profiled, specs.commissionSpread)]);
+  await row("POST /v1/subscriptions/ (1 object)", "create", "DO write + D1 insert", 0.5);
+  profiles.push(["POST /v1/subscriptions/", await profile(profiled, specs.create)]);
+
+  const pageRatio = {
+    p50: list100k.p50 / list10k.p50,
+    mean: list100k.mean / list10k.mean,
+    baseMean: listBase100k.mean / listBase10k.mean,
+  };
+  return { rows, pageRatio, profiles, plans, cpu, migrations };
+}
+
 async function main() {
   const work = mkdtempSync(path.join(os.tmpdir(), "stratus-bench-"));
   const dir = path.join(work, "build");
-  const state = path.join(work, "state");
   mkdirSync(dir);
-  mkdirSync(state);
   let mf;
   const cleanup = async () => {
     try {
@@ -758,181 +983,71 @@ async function main() {
     log(`bundling ${process.env.BENCH_REF ?? "the work tree"} with wrangler deploy --dry-run`);
     const bundle = await build(tree, dir);
     const config = wranglerConfig(tree);
-    mf = startMiniflare({ dir, bundlePath: bundle.bundlePath, config, state });
-    await mf.ready;
-    const origin = await originOf(mf, "stratus");
-    const baseline = await originOf(mf, "baseline");
-    const profiled = await originOf(mf, "profiled");
-    log(`stratus ${origin}, baseline ${baseline}, profiled ${profiled}`);
-
-    const db = await mf.getD1Database("DB", "stratus");
-    const migrations = await applyMigrations(db, tree);
-    log(`applied ${migrations.length} migrations; seeding through the API`);
-    const api = client(origin);
-    const seed = await seedThroughApi(db, api);
-    const partner = { "x-api-key": seed.partnerKey };
-    const service = { "x-auth-token": seed.serviceToken };
-
-    // The baseline's objects hold records of the same size as the real ones.
-    const { results: records } = await db
-      .prepare(
-        `SELECT id, body FROM subscriptions WHERE id IN (${seed.subscriptions.map(() => "?").join(",")})`,
-      )
-      .bind(...seed.subscriptions)
-      .all();
-    const recordBody = records[0].body;
-    await inParallel(records, 8, (r, i) =>
-      fetch(`${baseline}/do/get-${i}`, { method: "POST", body: r.body }).then((res) => res.arrayBuffer()),
-    );
-
-    const now = Date.now();
-    const allRows = projectionRows(100_000 - seed.subscriptions.length, seed.partnerId, seed.customers, now);
-    const firstRows = allRows.slice(0, 10_000 - seed.subscriptions.length);
-    await insertProjections(db, firstRows);
-    const count = async () =>
-      (
-        await db
-          .prepare("SELECT count(*) AS n FROM subscriptions WHERE partner_id = ?")
-          .bind(seed.partnerId)
-          .first()
-      ).n;
     log(
-      `seeded: ${seed.customers.length} customers, ${seed.subscriptions.length} bought, ${await count()} rows`,
+      `wrangler.toml: ${Object.keys(config.bindings).join(", ")}; queues consumed: ${Object.keys(config.bindings.queueConsumers ?? {}).join(", ")}`,
     );
 
-    const specs = {
-      get: {
-        headers: partner,
-        next: cycle(seed.subscriptions.length, (i) => ({
-          path: `/v1/subscriptions/${seed.subscriptions[i]}/`,
-        })),
-      },
-      getBase: { next: cycle(records.length, (i) => ({ path: `/do/get-${i}` })) },
-      list: {
-        headers: partner,
-        next: () => ({ path: "/v1/subscriptions/?status=active&resource=cpu,mem&limit=50" }),
-      },
-      listBase: { next: () => ({ path: `/d1/list?partner=${seed.partnerId}` }) },
-      commissionOne: {
-        method: "POST",
-        headers: service,
-        expect: 201,
-        next: () => ({ path: "/account/v1.0/commissions", body: commission(seed.customers[0]) }),
-      },
-      commissionOneBase: {
-        method: "POST",
-        expect: 201,
-        next: () => ({ path: "/do/ledger-0", body: commission(seed.customers[0]) }),
-      },
-      commissionSpread: {
-        method: "POST",
-        headers: service,
-        expect: 201,
-        next: cycle(100, (i) => ({ path: "/account/v1.0/commissions", body: commission(seed.customers[i]) })),
-      },
-      commissionSpreadBase: {
-        method: "POST",
-        expect: 201,
-        next: cycle(100, (i) => ({ path: `/do/ledger-${i}`, body: commission(seed.customers[i]) })),
-      },
-      create: {
-        method: "POST",
-        headers: partner,
-        expect: 201,
-        next: cycle(10, (i) => ({
-          path: "/v1/subscriptions/",
-          body: JSON.stringify({
-            objects: [{ customer: seed.customers[i], resource: "cpu", amount: 1, period: "1 month" }],
-          }),
-        })),
-      },
-      createBase: {
-        method: "POST",
-        expect: 201,
-        next: cycle(Number.MAX_SAFE_INTEGER, (i) => ({ path: `/do-d1/create-${i}`, body: recordBody })),
-      },
-    };
+    let result = { rows: [], profiles: [], plans: [], cpu: [], migrations: [] };
+    if (PHASES.rows) {
+      const state = path.join(work, "state");
+      mkdirSync(state);
+      mf = startMiniflare({ dir, bundlePath: bundle.bundlePath, config, state });
+      await mf.ready;
+      result = await benchRows(mf, tree, bundle);
+      await mf.dispose();
+      mf = undefined;
+    }
 
-    // Every path answers what it should before it is timed.
-    const list = await api("GET", specs.list.next().path, { token: seed.partnerKey });
-    if (list.objects.length !== 50)
-      throw new Error(`the list answered ${list.objects.length} objects, not 50`);
-
-    const rows = [];
-    const cpu = [];
-    const sections = bundleSections(bundle.bundlePath);
-    const profiles = [];
-    const plans = [];
-    const row = async (name, key, baseName, target) => {
-      log(`measuring ${name} against ${baseName}`);
-      const [pathResult, base] = await measurePair(origin, specs[key], baseline, specs[`${key}Base`]);
-      rows.push({ name, path: pathResult, base, baseName, target });
-      log(
-        `  ${fmt(pathResult.rps, 0)} req/s vs ${fmt(base.rps, 0)} req/s, errors ${pathResult.errors}/${base.errors}`,
-      );
-      log(`profiling ${name} under load`);
-      await sleep(500);
-      const [app, d1] = await cpuProfiles(mf, ["core:user:stratus", "d1:db"], () =>
-        load(origin, { ...specs[key], duration: PROFILE_SECONDS }),
-      );
-      cpu.push([name, summarize(app, sections), summarize(d1, [])]);
-      return pathResult;
-    };
-    const listPlan = async (name) => {
-      const p = await profile(profiled, specs.list);
-      profiles.push([name, p]);
-      const select = p.trace.find(
-        (e) => e.kind === "d1" && /from "subscriptions"/.test(e.sql) && /limit/i.test(e.sql),
-      );
-      if (select) {
-        const { results } = await db
-          .prepare(`EXPLAIN QUERY PLAN ${select.sql}`)
-          .bind(...select.params)
-          .all();
-        plans.push([name, results.map((r) => r.detail).join("; ")]);
+    let renewals = null;
+    if (PHASES.renewals) {
+      // A fresh workerd with the stratus Worker alone: nothing else is due at the trigger (the
+      // rows' subscriptions and read-model rows would be), and its memory is the renewals' own.
+      log("renewals: a fresh workerd with the stratus Worker alone");
+      const state = path.join(work, "state-renewals");
+      mkdirSync(state);
+      const logs = renewalLog();
+      mf = startMiniflare({
+        dir,
+        bundlePath: bundle.bundlePath,
+        config,
+        state,
+        twins: false,
+        onLog: logs.onLog,
+      });
+      await mf.ready;
+      try {
+        const db = await mf.getD1Database("DB", "stratus");
+        const migrations = await applyMigrations(db, tree);
+        if (result.migrations.length === 0) result.migrations = migrations;
+        const api = client(await originOf(mf, "stratus"));
+        const seed = await seedCatalog(db, api);
+        renewals = await benchRenewals({ mf, db, api, seed, inParallel, log, logs });
+        log(
+          renewals.timedOut
+            ? `renewals: only ${renewals.done} of ${renewals.total} after ${renewals.elapsed.toFixed(0)} s`
+            : `renewals: ${renewals.done} in ${renewals.seconds.toFixed(1)} s`,
+        );
+      } catch (error) {
+        console.error(error);
+        renewals = { error: error.message };
       }
-    };
+      await mf.dispose();
+      mf = undefined;
+    }
 
-    await row("GET /v1/subscriptions/{id}/", "get", "DO read", 0.8);
-    profiles.push(["GET /v1/subscriptions/{id}/", await profile(profiled, specs.get)]);
-    const list10k = await row("GET /v1/subscriptions/ (50, 10k rows)", "list", "D1 select 50", 0.7);
-    const listBase10k = rows.at(-1).base;
-    await listPlan("GET /v1/subscriptions/ at 10k");
-
-    log("inserting the rest of the 100k rows");
-    await insertProjections(db, allRows.slice(firstRows.length));
-    log(`rows: ${await count()}`);
-    const list100k = await row("GET /v1/subscriptions/ (50, 100k rows)", "list", "D1 select 50", 0.7);
-    const listBase100k = rows.at(-1).base;
-    await listPlan("GET /v1/subscriptions/ at 100k");
-
-    await row("POST /account/v1.0/commissions (1 holder)", "commissionOne", "DO write (1 object)", 0.7);
-    profiles.push(["POST commissions (1 holder)", await profile(profiled, specs.commissionOne)]);
-    await row(
-      "POST /account/v1.0/commissions (100 holders)",
-      "commissionSpread",
-      "DO write (100 objects)",
-      0.7,
-    );
-    profiles.push(["POST commissions (100 holders)", await profile(profiled, specs.commissionSpread)]);
-    await row("POST /v1/subscriptions/ (1 object)", "create", "DO write + D1 insert", 0.5);
-    profiles.push(["POST /v1/subscriptions/", await profile(profiled, specs.create)]);
-
-    const pageRatio = {
-      p50: list100k.p50 / list10k.p50,
-      mean: list100k.mean / list10k.mean,
-      baseMean: listBase100k.mean / listBase10k.mean,
-    };
     const seconds = (Date.now() - startedAt) / 1000;
-    const text = report({ rows, pageRatio, bundle, profiles, plans, cpu, m, seconds, migrations, source });
+    const consumer = config.bindings.queueConsumers?.["stratus-renewals"];
+    const text = report({ ...result, renewals, consumer, bundle, m, seconds, source });
     console.log(`\n${text}\n`);
     const out = path.join(root, "bench", ".out");
     mkdirSync(out, { recursive: true });
     writeFileSync(path.join(out, "report.md"), `${text}\n`);
     log(`report written to bench/.out/report.md; paste it into bench/RESULTS.md`);
-    const failed = rows.filter((r) => r.path.errors > 0 || r.base.errors > 0);
+    const failed = result.rows.filter((r) => r.path.errors > 0 || r.base.errors > 0).map((r) => r.name);
+    if (renewals && (renewals.error || renewals.timedOut || renewals.counts.retried > 0))
+      failed.push("renewals");
     if (failed.length > 0) {
-      console.error(`errors in: ${failed.map((r) => r.name).join(", ")}`);
+      console.error(`errors in: ${failed.join(", ")}`);
       process.exitCode = 1;
     }
   } finally {
