@@ -1,5 +1,5 @@
 import type { Product } from "../domain/catalog";
-import { resolveExtension } from "../domain/durations";
+import { type ResolvedDuration, resolveExtension } from "../domain/durations";
 import { durationErrors, type PlannedSubscription } from "../domain/purchase";
 import { type SubscriptionRecord, termPriceMinor } from "../domain/subscriptions";
 import type { Env } from "../env";
@@ -7,6 +7,37 @@ import { AppError, badRequest } from "../http/errors";
 import { subscriptionObject } from "../objects/subscription-object";
 import { visibleRecord } from "./reads";
 import { buy, unwrap } from "./subscriptions";
+
+/**
+ * The term that extending `last` would buy, or the 4xx saying why it cannot be: an open-ended
+ * subscription has no end to extend, a cancelled one is over, and the input must be a valid
+ * period or end time. Requests check it before accepting; the extension checks it again on the
+ * chain's actual last subscription.
+ */
+export function extensionTerm(
+  last: SubscriptionRecord,
+  input: { period?: string; end_time?: Date },
+  now: Date,
+): ResolvedDuration {
+  if (last.endTime === null) {
+    throw badRequest(`a ${last.kind} subscription has no end to extend`, [
+      { point: "/do", message: "open-ended subscriptions cannot be extended" },
+    ]);
+  }
+  if (last.endReason === "cancelled") throw new AppError("conflict", `subscription ${last.id} was cancelled`);
+  const duration = resolveExtension(
+    {
+      start: new Date(last.startTime),
+      end: new Date(last.endTime),
+      createdWith: last.createdWith ?? "end_time",
+      period: last.period,
+    },
+    input,
+    now,
+  );
+  if (!duration.ok) throw badRequest(duration.error.message, durationErrors(duration.error, ""));
+  return duration.value;
+}
 
 /** Extends the last subscription of the chain `id` belongs to, as `?do=extend` does. */
 export async function extend(
@@ -25,28 +56,8 @@ export async function extend(
       if (!next) break;
       last = next;
     }
-    if (last.endTime === null) {
-      throw badRequest(`a ${last.kind} subscription has no end to extend`, [
-        { point: "/", message: "cannot be extended" },
-      ]);
-    }
-    if (last.endReason === "cancelled")
-      throw new AppError("conflict", `subscription ${last.id} was cancelled`);
-    const duration = resolveExtension(
-      {
-        start: new Date(last.startTime),
-        end: new Date(last.endTime),
-        createdWith: last.createdWith ?? "end_time",
-        period: last.period,
-      },
-      input,
-      now,
-    );
-    if (!duration.ok) {
-      throw badRequest(duration.error.message, durationErrors(duration.error, ""));
-    }
     const product = productOf(last);
-    const { start, end, period, createdWith } = duration.value;
+    const { start, end, period, createdWith } = extensionTerm(last, input, now);
     const planned: PlannedSubscription = {
       index: 0,
       customer: last.customerId,

@@ -135,7 +135,8 @@ export async function perform(
       location: first ? location(first.id) : null,
     };
   }
-  await visibleRecord(env, payload.partnerId, payload.subscription);
+  // The request already found the subscription within the partner's scope (the payload's partner
+  // is the record's); the object answers 404 itself should it be gone.
   const object = subscriptionObject(env, payload.subscription);
   switch (payload.kind) {
     case "update": {

@@ -1,15 +1,14 @@
 import * as v from "valibot";
 import { visibleCustomer } from "../../app/customers";
+import { extensionTerm } from "../../app/extend";
 import { respond, storedObject } from "../../app/operations";
 import { consume, listPage, present, scopeOf, visibleRecord } from "../../app/reads";
 import { assignIds, plan } from "../../app/subscriptions";
 import { listProducts } from "../../db/products";
 import { findProduct } from "../../domain/catalog";
-import { resolveExtension } from "../../domain/durations";
 import { uuidv7 } from "../../domain/ids";
 import { chargeFor } from "../../domain/metering";
-import { durationErrors } from "../../domain/purchase";
-import { amountChangeRefusal, money, runRefusal, type SubscriptionRecord } from "../../domain/subscriptions";
+import { amountChangeRefusal, money, runRefusal } from "../../domain/subscriptions";
 import type { Env } from "../../env";
 import { IdParams } from "../../schemas/common";
 import {
@@ -25,7 +24,7 @@ import {
   UsageOut,
 } from "../../schemas/subscriptions";
 import type { Principal } from "../auth";
-import { AppError, badRequest, refused } from "../errors";
+import { badRequest, refused } from "../errors";
 import { decodeCursor, toPage } from "../pagination";
 import { defineRoute } from "../route";
 
@@ -84,28 +83,6 @@ function listRoute(path: string, summary: string, grouped: boolean) {
       });
     },
   });
-}
-
-/** An extension that cannot be bought from this subscription, refused before anything is accepted. */
-function checkExtension(record: SubscriptionRecord, body: v.InferOutput<typeof ActionBody>, at: Date): void {
-  if (record.endTime === null) {
-    throw badRequest(`a ${record.kind} subscription has no end to extend`, [
-      { point: "/do", message: "open-ended subscriptions cannot be extended" },
-    ]);
-  }
-  if (record.endReason === "cancelled")
-    throw new AppError("conflict", `subscription ${record.id} was cancelled`);
-  const check = resolveExtension(
-    {
-      start: new Date(record.startTime),
-      end: new Date(record.endTime),
-      createdWith: record.createdWith ?? "end_time",
-      period: record.period,
-    },
-    body,
-    at,
-  );
-  if (!check.ok) throw badRequest(check.error.message, durationErrors(check.error, ""));
 }
 
 export const subscriptionRoutes = [
@@ -268,7 +245,7 @@ export const subscriptionRoutes = [
       const common = { partnerId: record.partnerId, at: at.toISOString(), subscription: record.id };
       switch (query.do) {
         case "extend":
-          checkExtension(record, body, at);
+          extensionTerm(record, body, at);
           return respond(env, request, {
             kind: "extend",
             ...common,
