@@ -56,6 +56,9 @@ const PHASES = {
   rows: process.env.BENCH_RENEWALS !== "only",
   renewals: process.env.BENCH_RENEWALS !== "0",
 };
+// BENCH_ONLY: a comma-separated subset of the rows (get, list, commission, create) to measure.
+const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(",")) : null;
+const wanted = (row) => ONLY === null || ONLY.has(row);
 const startedAt = Date.now();
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -732,10 +735,11 @@ function report({
         `| ${r.name} | ${fmt(r.path.rps, 0)} | ${fmt(r.path.p50, 0)} | ${fmt(r.path.p99, 0)} | ${errors(r.path)} | ${r.baseName} | ${fmt(r.base.rps, 0)} | ${fmt(r.base.p50, 0)} | ${errors(r.base)} | ${fmt(ratio, 2)} | ≥ ${r.target}: ${verdict} |`,
       );
     }
-    lines.push("");
-    lines.push(
-      `List page time at 100k vs 10k rows: p50 ${fmt(pageRatio.p50, 2)}×, mean ${fmt(pageRatio.mean, 2)}× (flat = 1.0; the baseline's: mean ${fmt(pageRatio.baseMean, 2)}×).`,
-    );
+    if (pageRatio)
+      lines.push(
+        "",
+        `List page time at 100k vs 10k rows: p50 ${fmt(pageRatio.p50, 2)}×, mean ${fmt(pageRatio.mean, 2)}× (flat = 1.0; the baseline's: mean ${fmt(pageRatio.baseMean, 2)}×).`,
+      );
   }
   lines.push(
     `Bundle (wrangler deploy --dry-run): ${fmt(bundle.rawKiB)} KiB raw, ${fmt(bundle.gzipKiB)} KiB gzip (node:zlib; wrangler reports ${fmt(bundle.wranglerGzipKiB)} KiB): target ≤ 200 KB: ${bundle.gzipKiB * 1024 <= 200_000 ? "met" : "MISSED"}.`,
@@ -916,36 +920,43 @@ async function benchRows(mf, tree, bundle) {
     }
   };
 
-  await row("GET /v1/subscriptions/{id}/", "get", "DO read", 0.8);
-  profiles.push(["GET /v1/subscriptions/{id}/", await profile(profiled, specs.get)]);
-  const list10k = await row("GET /v1/subscriptions/ (50, 10k rows)", "list", "D1 select 50", 0.7);
-  const listBase10k = rows.at(-1).base;
-  await listPlan("GET /v1/subscriptions/ at 10k");
+  if (wanted("get")) {
+    await row("GET /v1/subscriptions/{id}/", "get", "DO read", 0.8);
+    profiles.push(["GET /v1/subscriptions/{id}/", await profile(profiled, specs.get)]);
+  }
+  let pageRatio = null;
+  if (wanted("list")) {
+    const list10k = await row("GET /v1/subscriptions/ (50, 10k rows)", "list", "D1 select 50", 0.7);
+    const listBase10k = rows.at(-1).base;
+    await listPlan("GET /v1/subscriptions/ at 10k");
 
-  log("inserting the rest of the 100k rows");
-  await insertProjections(db, allRows.slice(firstRows.length));
-  log(`rows: ${await count()}`);
-  const list100k = await row("GET /v1/subscriptions/ (50, 100k rows)", "list", "D1 select 50", 0.7);
-  const listBase100k = rows.at(-1).base;
-  await listPlan("GET /v1/subscriptions/ at 100k");
-
-  await row("POST /account/v1.0/commissions (1 holder)", "commissionOne", "DO write (1 object)", 0.7);
-  profiles.push(["POST commissions (1 holder)", await profile(profiled, specs.commissionOne)]);
-  await row(
-    "POST /account/v1.0/commissions (100 holders)",
-    "commissionSpread",
-    "DO write (100 objects)",
-    0.7,
-  );
-  profiles.push(["POST commissions (100 holders)", await profile(profiled, specs.commissionSpread)]);
-  await row("POST /v1/subscriptions/ (1 object)", "create", "DO write + D1 insert", 0.5);
-  profiles.push(["POST /v1/subscriptions/", await profile(profiled, specs.create)]);
-
-  const pageRatio = {
-    p50: list100k.p50 / list10k.p50,
-    mean: list100k.mean / list10k.mean,
-    baseMean: listBase100k.mean / listBase10k.mean,
-  };
+    log("inserting the rest of the 100k rows");
+    await insertProjections(db, allRows.slice(firstRows.length));
+    log(`rows: ${await count()}`);
+    const list100k = await row("GET /v1/subscriptions/ (50, 100k rows)", "list", "D1 select 50", 0.7);
+    const listBase100k = rows.at(-1).base;
+    await listPlan("GET /v1/subscriptions/ at 100k");
+    pageRatio = {
+      p50: list100k.p50 / list10k.p50,
+      mean: list100k.mean / list10k.mean,
+      baseMean: listBase100k.mean / listBase10k.mean,
+    };
+  }
+  if (wanted("commission")) {
+    await row("POST /account/v1.0/commissions (1 holder)", "commissionOne", "DO write (1 object)", 0.7);
+    profiles.push(["POST commissions (1 holder)", await profile(profiled, specs.commissionOne)]);
+    await row(
+      "POST /account/v1.0/commissions (100 holders)",
+      "commissionSpread",
+      "DO write (100 objects)",
+      0.7,
+    );
+    profiles.push(["POST commissions (100 holders)", await profile(profiled, specs.commissionSpread)]);
+  }
+  if (wanted("create")) {
+    await row("POST /v1/subscriptions/ (1 object)", "create", "DO write + D1 insert", 0.5);
+    profiles.push(["POST /v1/subscriptions/", await profile(profiled, specs.create)]);
+  }
   return { rows, pageRatio, profiles, plans, cpu, migrations };
 }
 
