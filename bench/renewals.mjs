@@ -256,9 +256,16 @@ export async function benchRenewals({ mf, db, api, seed, inParallel, log, logs }
   for (let i = 0; i < 10 && logs.counts.renewed + logs.counts.failed + logs.counts.skipped < done; i++) {
     await sleep(500);
   }
-  const { results: commissionStates } = await db
-    .prepare("SELECT state, count(*) AS n FROM commissions GROUP BY state ORDER BY state")
-    .all();
+  // The quota the customers hold afterwards: every renewal's commission accepted leaves none pending.
+  const quota = { usage: 0, pending: 0, limit: 0 };
+  for (const customer of customers) {
+    const { objects } = await api("GET", `/v1/customers/${customer}/quotas`, { token: seed.operatorKey });
+    for (const h of objects.filter((o) => o.resource === `stratus.${RENEWALS.resource}`)) {
+      quota.usage += h.usage;
+      quota.pending += h.pending;
+      quota.limit += h.limit;
+    }
+  }
   const renewalErrors = await db
     .prepare("SELECT count(*) AS n FROM subscriptions WHERE body->>'renewalError' IS NOT NULL")
     .first("n");
@@ -279,7 +286,7 @@ export async function benchRenewals({ mf, db, api, seed, inParallel, log, logs }
     counts: { ...logs.counts },
     otherLogs: logs.other.length + logs.dropped,
     renewalErrors,
-    commissionStates: Object.fromEntries(commissionStates.map((r) => [r.state, r.n])),
+    quota,
     memory,
     nodeMaxRssKiB: process.resourceUsage().maxRSS,
   };
@@ -306,11 +313,8 @@ export function renewalReport(r, consumer) {
   );
   lines.push("");
   const wall = r.seconds ?? r.elapsed;
-  const states = Object.entries(r.commissionStates)
-    .map(([s, n]) => `${s} ${n}`)
-    .join(", ");
   lines.push(
-    `Enqueued by the trigger: ${r.enqueued ?? "?"}. Commissions afterwards: ${states}. Other Worker log lines: ${r.otherLogs}. workerd RSS sampled every ${RENEWALS.sampleMs} ms (${r.memory.samples} samples); VmHWM ${r.memory.resetPeak ? "reset just before the trigger" : "since workerd started"}. workerd CPU from the trigger to the last renewal: ${r.memory.cpu.total.toFixed(0)} s in ${wall.toFixed(0)} s (${((100 * r.memory.cpu.total) / wall).toFixed(0)}% of one core), its busiest thread (${r.memory.cpu.busiest.comm}) ${r.memory.cpu.busiest.seconds.toFixed(0)} s (${((100 * r.memory.cpu.busiest.seconds) / wall).toFixed(0)}%).`,
+    `Enqueued by the trigger: ${r.enqueued ?? "?"}. The customers' \`stratus.${RENEWALS.resource}\` quota afterwards: usage ${r.quota.usage}, pending ${r.quota.pending}, limit ${r.quota.limit} (pending 0: every renewal's commission was accepted). Other Worker log lines: ${r.otherLogs}. workerd RSS sampled every ${RENEWALS.sampleMs} ms (${r.memory.samples} samples); VmHWM ${r.memory.resetPeak ? "reset just before the trigger" : "since workerd started"}. workerd CPU from the trigger to the last renewal: ${r.memory.cpu.total.toFixed(0)} s in ${wall.toFixed(0)} s (${((100 * r.memory.cpu.total) / wall).toFixed(0)}% of one core), its busiest thread (${r.memory.cpu.busiest.comm}) ${r.memory.cpu.busiest.seconds.toFixed(0)} s (${((100 * r.memory.cpu.busiest.seconds) / wall).toFixed(0)}%).`,
   );
   if (r.progress.length > 0) {
     lines.push(`Progress: ${r.progress.map(([s, n]) => `${n} at ${s.toFixed(0)} s`).join(", ")}.`);

@@ -1055,7 +1055,10 @@ async function main() {
     writeFileSync(path.join(out, "report.md"), `${text}\n`);
     log(`report written to bench/.out/report.md; paste it into bench/RESULTS.md`);
     const failed = result.rows.filter((r) => r.path.errors > 0 || r.base.errors > 0).map((r) => r.name);
-    if (renewals && (renewals.error || renewals.timedOut || renewals.counts.retried > 0))
+    if (
+      renewals &&
+      (renewals.error || renewals.timedOut || renewals.counts.retried > 0 || renewals.quota?.pending > 0)
+    )
       failed.push("renewals");
     if (failed.length > 0) {
       console.error(`errors in: ${failed.join(", ")}`);

@@ -1,4 +1,3 @@
-import { finishStalledCommissions } from "./app/commissions";
 import { abandonOverduePurchases, type OperationMessage } from "./app/operations";
 import type { RenewalMessage } from "./app/renewals";
 import type { WebhookMessage } from "./app/webhooks";
@@ -30,14 +29,12 @@ export default {
   async scheduled(controller, env) {
     const now = new Date(controller.scheduledTime);
     const renewalsEnqueued = await scheduleRenewals(env, now);
-    const stalledCommissionsFinished = await finishStalledCommissions(env, now);
     const overduePurchasesAbandoned = await abandonOverduePurchases(env, now);
     await deleteExpiredOperations(env, now);
     console.log(
       JSON.stringify({
         cron: controller.cron,
         renewalsEnqueued,
-        stalledCommissionsFinished,
         overduePurchasesAbandoned,
       }),
     );

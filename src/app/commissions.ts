@@ -1,25 +1,16 @@
-import {
-  type Commission,
-  findByReference,
-  findCommission,
-  openCommission,
-  pendingSerials,
-  stalledCommissions,
-  transition,
-} from "../db/commissions";
-import { partnerCustomerIds } from "../db/customers";
-import { groupByHolder, mergeProvisions, type Provision } from "../domain/quota";
+import { homeOfBlock, pendingSerials } from "../db/commissions";
+import { blockOf, type Decision, homeOf } from "../domain/commissions";
+import { mergeProvisions, type Provision } from "../domain/quota";
 import type { Env } from "../env";
 import { AppError, badRequest, notFound } from "../http/errors";
-import { type LedgerIssueResult, ledgerOf } from "../objects/quota-ledger";
+import { ttlCache } from "../http/ttl-cache";
+import { type CommissionView, type HoldFailure, ledgerOf } from "../objects/quota-ledger";
+import { ownCustomers } from "./customers";
 
 /**
- * Two-phase commissions across holders' ledgers.
- *
- * The D1 row is the commission's single decision record: it allocates the serial before any
- * ledger is touched, and records "accepting"/"rejecting" before any ledger applies a resolution.
- * Ledgers apply a serial's resolution idempotently, so whoever finds a row mid-way (a retry, the
- * next request, the sweeper) finishes what the row says and nothing is ever half-applied.
+ * Two-phase commissions. Each commission is kept by its home ledger (`homeOf`: its first holder's),
+ * which hands out its serial, records its decision and drives the other holders' ledgers; D1 only
+ * says which ledger a block of serials belongs to, and indexes services' commissions for listing.
  */
 
 /** Who issues: a service, or stratus itself (`serviceId` null) holding quota for subscriptions. */
@@ -40,12 +31,7 @@ export interface IssueInput {
   reference?: string;
 }
 
-type Decision = "accept" | "reject";
-const DOING = { accept: "accepting", reject: "rejecting" } as const;
-const DONE = { accept: "accepted", reject: "rejected" } as const;
-
-function failureError(provision: Provision, result: Extract<LedgerIssueResult, { ok: false }>): AppError {
-  const { failure } = result;
+function failureError(provision: Provision, failure: HoldFailure): AppError {
   if (failure.name === "NoHoldingError") return noHolding(provision);
   const message =
     failure.name === "NoCapacityError"
@@ -72,113 +58,79 @@ export async function issueCommission(
   const provisions = mergeProvisions(input.provisions);
   if (!provisions) throw badRequest("the quantities of one holding add up beyond the safe-integer range");
 
-  const holders = [...new Set(provisions.map((p) => p.holder))];
-  const known = await partnerCustomerIds(env, issuer.partnerId, holders);
+  const known = await ownCustomers(env, issuer.partnerId, [...new Set(provisions.map((p) => p.holder))]);
   const stranger = provisions.find((p) => !known.has(p.holder));
   if (stranger) throw noHolding(stranger);
 
-  const reference = input.reference ?? null;
-  const opened = await openCommission(env, {
+  const home = homeOf(
+    provisions.map((p) => p.holder),
+    issuer.serviceId,
+  );
+  const answer = await ledgerOf(env, home).issue({
+    home,
     serviceId: issuer.serviceId,
-    reference,
+    reference: input.reference ?? null,
     name: input.name,
     provisions,
-    now,
+    force: input.force,
+    autoAccept: input.autoAccept,
+    issueTime: now.toISOString(),
   });
-  if (!opened) return resumeReferenced(env, issuer, reference, input.autoAccept, now);
-  const { serial } = opened;
-
-  const groups = groupByHolder(provisions);
-  // On a single holder, an auto-accepted commission is issued and accepted in one ledger step.
-  const oneStep = input.autoAccept && groups.length === 1;
-  const issued: string[] = [];
-  for (const [holder, own] of groups) {
-    const result = await ledgerOf(env, holder).issue(serial, own, input.force, oneStep);
-    if (!result.ok) {
-      await Promise.all(issued.map((h) => ledgerOf(env, h).reject(serial)));
-      await transition(env, serial, ["issuing"], "failed", now);
-      const blamed = own[result.index];
-      throw blamed
-        ? failureError(blamed, result)
-        : new AppError("internal", "ledger blamed an unknown provision");
-    }
-    issued.push(holder);
+  if (answer.ok) return answer.serial;
+  switch (answer.reason) {
+    case "refused":
+      throw failureError(answer.provision, answer.failure);
+    case "busy":
+      throw new AppError(
+        "conflict",
+        `commission ${input.reference} is being issued by another request; try again`,
+      );
+    case "abandoned":
+      throw new AppError(
+        "conflict",
+        "the commission was abandoned while it was being issued; issue it again",
+      );
   }
-
-  // The sweeper rolls back an issue that looks abandoned; if it got here first, this one lost.
-  const next = oneStep ? "accepted" : input.autoAccept ? "accepting" : "pending";
-  if (!(await transition(env, serial, ["issuing"], next, now))) {
-    throw new AppError(
-      "conflict",
-      `commission ${serial} was abandoned while it was being issued; issue it again`,
-    );
-  }
-  if (input.autoAccept && !oneStep) await applyDecision(env, serial, provisions, "accept", now);
-  return serial;
 }
 
-async function resumeReferenced(
-  env: Env,
-  issuer: Issuer,
-  reference: string | null,
-  autoAccept: boolean,
-  now: Date,
-): Promise<number> {
-  const existing = reference === null ? undefined : await findByReference(env, reference);
-  if (!existing || existing.serviceId !== issuer.serviceId || existing.state === "issuing") {
-    throw new AppError("conflict", `commission ${reference} is being issued by another request; try again`);
-  }
-  if (autoAccept && (existing.state === "pending" || existing.state === "accepting")) {
-    await resolveCommission(env, issuer.serviceId, existing.serial, "accept", now);
-  }
-  return existing.serial;
-}
+/** Which ledger keeps a serial. A block never changes hands, so the answer is kept for a while. */
+const homesOfBlocks = ttlCache<string>(3_600_000);
 
-async function applyDecision(
-  env: Env,
-  serial: number,
-  provisions: readonly Provision[],
-  decision: Decision,
-  now: Date,
-): Promise<void> {
-  const holders = [...new Set(provisions.map((p) => p.holder))];
-  await Promise.all(holders.map((h) => ledgerOf(env, h)[decision](serial)));
-  await transition(env, serial, [DOING[decision]], DONE[decision], now);
+async function homeOfSerial(env: Env, serial: number): Promise<string | undefined> {
+  const block = blockOf(serial);
+  return homesOfBlocks(String(block), () => homeOfBlock(env, block));
 }
 
 const doesNotExist = (serial: number) => notFound(`serial ${serial} does not exist`);
 
 /**
- * Accepts or rejects one commission of `serviceId` (null: stratus's own). A commission another
- * request already started to resolve is finished first; if that resolution was the other one, this
- * serial is no longer pending and the answer is 404.
+ * Accepts or rejects one commission of `serviceId`. A commission another request already started
+ * to resolve is finished first; if that resolution was the other one, this serial is no longer
+ * pending and the answer is 404.
  */
 export async function resolveCommission(
   env: Env,
-  serviceId: string | null,
+  serviceId: string,
   serial: number,
   decision: Decision,
-  now: Date,
 ): Promise<void> {
-  let row = await findCommission(env, serial, serviceId);
-  if (row?.state === "pending") {
-    if (!(await transition(env, serial, ["pending"], DOING[decision], now))) {
-      row = await findCommission(env, serial, serviceId);
-    } else {
-      row = { ...row, state: DOING[decision] };
-    }
+  const home = await homeOfSerial(env, serial);
+  if (!home || (await ledgerOf(env, home).resolve(serial, serviceId, decision)) === "missing") {
+    throw doesNotExist(serial);
   }
-  if (!row || (row.state !== "accepting" && row.state !== "rejecting")) throw doesNotExist(serial);
-  const underway: Decision = row.state === "accepting" ? "accept" : "reject";
-  await applyDecision(env, serial, row.provisions, underway, now);
-  if (underway !== decision) throw doesNotExist(serial);
 }
 
-/** Accepts one of stratus's own commissions; a commission already accepted is left as it is. */
-export async function ensureAccepted(env: Env, serial: number, now: Date): Promise<void> {
-  const row = await findCommission(env, serial, null);
-  if (row?.state === "accepted") return;
-  await resolveCommission(env, null, serial, "accept", now);
+/**
+ * Carries stratus's own commission for `reference` (kept by the ledger of `holders`' first) to
+ * `decision` if it is still open; one already resolved is left as it is.
+ */
+export async function settleReferenced(
+  env: Env,
+  holders: readonly string[],
+  reference: string,
+  decision: Decision,
+): Promise<void> {
+  await ledgerOf(env, homeOf(holders, null)).settleReferenced(reference, decision);
 }
 
 export interface ResolveManyResult {
@@ -192,7 +144,6 @@ export async function resolveMany(
   serviceId: string,
   accept: readonly number[],
   reject: readonly number[],
-  now: Date,
 ): Promise<ResolveManyResult> {
   const toAccept = [...new Set(accept)];
   const toReject = [...new Set(reject)];
@@ -208,7 +159,7 @@ export async function resolveMany(
   const outcomes = await Promise.all(
     work.map(async ([serial, decision]) => {
       try {
-        await resolveCommission(env, serviceId, serial, decision, now);
+        await resolveCommission(env, serviceId, serial, decision);
         return null;
       } catch (error) {
         if (error instanceof AppError) return error;
@@ -224,41 +175,15 @@ export async function resolveMany(
   return result;
 }
 
-export async function pendingCommission(env: Env, serviceId: string, serial: number): Promise<Commission> {
-  const row = await findCommission(env, serial, serviceId);
-  if (row?.state !== "pending") throw doesNotExist(serial);
-  return row;
+export async function pendingCommission(
+  env: Env,
+  serviceId: string,
+  serial: number,
+): Promise<CommissionView> {
+  const home = await homeOfSerial(env, serial);
+  const found = home ? await ledgerOf(env, home).describe(serial, serviceId) : null;
+  if (!found) throw doesNotExist(serial);
+  return found;
 }
 
 export const listPending = (env: Env, serviceId: string) => pendingSerials(env, serviceId);
-
-/**
- * Finishes commissions whose request died mid-way: an unfinished issue is rolled back on every
- * ledger (its caller never learned the serial), an unfinished resolve is completed.
- */
-export async function finishStalledCommissions(env: Env, now: Date, graceMs = 60_000): Promise<number> {
-  const stalled = await stalledCommissions(env, new Date(now.getTime() - graceMs), 100);
-  for (const row of stalled) {
-    if (row.state === "issuing") {
-      // A one-step commission its ledger already accepted took effect: record that, do not undo it.
-      const [only, ...others] = [...new Set(row.provisions.map((p) => p.holder))];
-      if (only && others.length === 0 && (await ledgerOf(env, only).outcome(row.serial)) === "accepted") {
-        await transition(env, row.serial, ["issuing"], "accepted", now);
-        continue;
-      }
-      if (await transition(env, row.serial, ["issuing"], "rejecting", now)) {
-        await applyDecision(env, row.serial, row.provisions, "reject", now);
-        await transition(env, row.serial, ["rejected"], "failed", now);
-      }
-    } else {
-      await applyDecision(
-        env,
-        row.serial,
-        row.provisions,
-        row.state === "accepting" ? "accept" : "reject",
-        now,
-      );
-    }
-  }
-  return stalled.length;
-}

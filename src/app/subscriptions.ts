@@ -1,5 +1,3 @@
-import { findByReference } from "../db/commissions";
-import { partnerCustomerIds } from "../db/customers";
 import { insertOrders, type Order, setOrdersState } from "../db/orders";
 import { listProducts } from "../db/products";
 import { uuidv7 } from "../domain/ids";
@@ -8,7 +6,8 @@ import type { SubscriptionRecord } from "../domain/subscriptions";
 import type { Env } from "../env";
 import { AppError, badRequest, fromErrorWire } from "../http/errors";
 import { type Outcome, subscriptionObject } from "../objects/subscription-object";
-import { ensureAccepted, issueCommission, resolveCommission } from "./commissions";
+import { issueCommission, settleReferenced } from "./commissions";
+import { ownCustomers } from "./customers";
 
 /**
  * Buying, extending and reading subscriptions: the steps that span the catalog, the customers'
@@ -52,7 +51,7 @@ export async function plan(env: Env, partnerId: string, objects: PurchaseObject[
   const catalog = await listProducts(env);
   const result = planPurchase(objects, catalog, now);
   const customers = [...new Set(objects.map((o) => o.customer))];
-  const known = await partnerCustomerIds(env, partnerId, customers);
+  const known = await ownCustomers(env, partnerId, customers);
   const strangers = objects.flatMap((o, i) =>
     known.has(o.customer) ? [] : [{ point: `/objects/${i}/customer`, message: "no such customer" }],
   );
@@ -236,7 +235,7 @@ export async function buy(
     records.map((r) => subscriptionObject(env, r.id).create({ ...r, serial })),
   );
   const state = purchaseState(created);
-  if (state === "settled") await settle(env, ids, now);
+  if (state === "settled") await settle(env, ids);
   return {
     subscriptions: created,
     orders: orders.map((o) => ({
@@ -258,9 +257,8 @@ function purchaseState(records: readonly SubscriptionRecord[]): PurchaseState {
 }
 
 /** The purchase takes effect: its commission is accepted and its orders completed. */
-export async function settle(env: Env, ids: PurchaseIds, now: Date): Promise<void> {
-  const commission = await findByReference(env, purchaseReference(ids));
-  if (commission) await ensureAccepted(env, commission.serial, now);
+export async function settle(env: Env, ids: PurchaseIds): Promise<void> {
+  await settleReferenced(env, Object.keys(ids.orders), purchaseReference(ids), "accept");
   await setOrdersState(env, Object.values(ids.orders), "completed");
 }
 
@@ -269,10 +267,7 @@ export async function settle(env: Env, ids: PurchaseIds, now: Date): Promise<voi
  * gives the quota back), its subscriptions end as failed, its orders fail.
  */
 export async function abandon(env: Env, ids: PurchaseIds, now: Date): Promise<void> {
-  const commission = await findByReference(env, purchaseReference(ids));
-  if (commission && (commission.state === "pending" || commission.state === "rejecting")) {
-    await resolveCommission(env, null, commission.serial, "reject", now);
-  }
+  await settleReferenced(env, Object.keys(ids.orders), purchaseReference(ids), "reject");
   await Promise.all(ids.subscriptions.map((id) => subscriptionObject(env, id).fail(now)));
   await setOrdersState(env, Object.values(ids.orders), "failed");
 }

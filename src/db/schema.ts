@@ -78,49 +78,32 @@ export const resources = sqliteTable("resources", {
   createdAt: createdAt(),
 });
 
-export const COMMISSION_STATES = [
-  "issuing",
-  "pending",
-  "accepting",
-  "rejecting",
-  "accepted",
-  "rejected",
-  "failed",
-] as const;
-export type CommissionState = (typeof COMMISSION_STATES)[number];
+/**
+ * Serials are handed out by the holders' ledgers, a block of them at a time: a ledger takes a new
+ * block here when its block runs out, and the block of a serial tells which ledger (`home`) keeps
+ * that commission. Blocks only grow, so each ledger's serials strictly increase.
+ */
+export const serialBlocks = sqliteTable("serial_blocks", {
+  block: integer("block").primaryKey({ autoIncrement: true }),
+  home: text("home").notNull(),
+  createdAt: createdAt(),
+});
 
 /**
- * The commission index. The provisions themselves are held by the holders' ledgers; this row
- * allocates the serial and records the decision before any ledger applies it, so a resolve that
- * stops halfway is finished by the next attempt instead of being torn.
+ * The index of the commissions services issued, projected by each commission's home ledger (the
+ * source of truth) so a service's pending serials can be listed across ledgers. `version` orders
+ * the projections: a late write never overwrites a newer state.
  */
-export const commissions = sqliteTable(
-  "commissions",
+export const commissionIndex = sqliteTable(
+  "commission_index",
   {
-    serial: integer("serial").primaryKey({ autoIncrement: true }),
-    /** Null for the commissions stratus issues itself to hold subscriptions' quota. */
-    serviceId: text("service_id").references(() => services.id),
-    /** What the commission is for (e.g. `order:<id>`), so a retried purchase finds it again. */
-    reference: text("reference"),
-    name: text("name").notNull().default(""),
-    state: text("state", { enum: COMMISSION_STATES }).notNull(),
-    provisions: text("provisions", { mode: "json" }).notNull().$type<StoredProvision[]>(),
-    issueTime: text("issue_time").notNull(),
-    updatedAt: text("updated_at").notNull(),
+    serial: integer("serial").primaryKey(),
+    serviceId: text("service_id").notNull(),
+    state: text("state").notNull(),
+    version: integer("version").notNull(),
   },
-  (t) => [
-    index("commissions_service_state").on(t.serviceId, t.state, t.serial),
-    index("commissions_state_updated").on(t.state, t.updatedAt),
-    uniqueIndex("commissions_reference").on(t.reference).where(sql`state <> 'failed'`),
-  ],
+  (t) => [index("commission_index_service_state").on(t.serviceId, t.state, t.serial)],
 );
-
-export interface StoredProvision {
-  holder: string;
-  source: string;
-  resource: string;
-  quantity: number;
-}
 
 /**
  * What partners can order. `unitPriceMinor` is per unit and hour, except for depletable products,

@@ -5,13 +5,40 @@
  */
 export function ttlCache<V>(ttlMs: number, limit = 10_000) {
   const entries = new Map<string, { value: V; until: number }>();
-  return async (key: string, load: () => Promise<V | undefined>): Promise<V | undefined> => {
+  const fresh = (key: string): V | undefined => {
     const hit = entries.get(key);
-    if (hit && hit.until > Date.now()) return hit.value;
-    const value = await load();
-    if (value === undefined) return undefined;
+    return hit && hit.until > Date.now() ? hit.value : undefined;
+  };
+  const remember = (key: string, value: V) => {
     if (entries.size >= limit) entries.delete(entries.keys().next().value as string);
     entries.set(key, { value, until: Date.now() + ttlMs });
+  };
+  const one = async (key: string, load: () => Promise<V | undefined>): Promise<V | undefined> => {
+    const hit = fresh(key);
+    if (hit !== undefined) return hit;
+    const value = await load();
+    if (value !== undefined) remember(key, value);
     return value;
   };
+  /** Several keys at once: the ones not cached are loaded together, by one call of `load`. */
+  const many = async (
+    keys: readonly string[],
+    load: (missing: string[]) => Promise<Map<string, V>>,
+  ): Promise<Map<string, V>> => {
+    const found = new Map<string, V>();
+    const missing: string[] = [];
+    for (const key of keys) {
+      const hit = fresh(key);
+      if (hit === undefined) missing.push(key);
+      else found.set(key, hit);
+    }
+    if (missing.length > 0) {
+      for (const [key, value] of await load(missing)) {
+        remember(key, value);
+        found.set(key, value);
+      }
+    }
+    return found;
+  };
+  return Object.assign(one, { many });
 }

@@ -1,4 +1,13 @@
 import { DurableObject } from "cloudflare:workers";
+import { indexCommission, takeSerialBlock } from "../db/commissions";
+import {
+  type CommissionState,
+  type Decision,
+  RESOLVED,
+  RESOLVING,
+  SERIAL_BLOCK,
+  serialIn,
+} from "../domain/commissions";
 import * as quota from "../domain/quota";
 import type { Env } from "../env";
 
@@ -16,14 +25,44 @@ export interface LedgerProvision {
   quantity: number;
 }
 
-export type LedgerIssueResult =
+export type HoldFailure = quota.IssueFailure | { name: "NoHoldingError" };
+
+export type HoldResult =
   | { ok: true }
   | {
       ok: false;
-      /** Index into the provisions passed to `issue` of the one to blame. */
+      /** Index into the provisions passed to `hold` of the one to blame. */
       index: number;
-      failure: quota.IssueFailure | { name: "NoHoldingError" };
+      failure: HoldFailure;
     };
+
+/** A commission as its issuer asks its home ledger (`homeOf`) to issue it. */
+export interface CommissionRequest {
+  /** The name this ledger was reached by: the serial blocks it takes are recorded under it. */
+  home: string;
+  /** Null for stratus's own commissions. */
+  serviceId: string | null;
+  /** Issuing again with the reference of a live commission answers that one: no double hold. */
+  reference: string | null;
+  name: string;
+  /** Merged (one per holding), for every holder. */
+  provisions: quota.Provision[];
+  force: boolean;
+  autoAccept: boolean;
+  issueTime: string;
+}
+
+export type IssueAnswer =
+  | { ok: true; serial: number }
+  | { ok: false; reason: "refused"; provision: quota.Provision; failure: HoldFailure }
+  | { ok: false; reason: "busy" | "abandoned" };
+
+export interface CommissionView {
+  serial: number;
+  issueTime: string;
+  name: string;
+  provisions: quota.Provision[];
+}
 
 interface HoldingRow extends Record<string, SqlStorageValue> {
   source: string;
@@ -39,13 +78,41 @@ interface PendingRow extends Record<string, SqlStorageValue> {
   quantity: number;
 }
 
+interface CommissionRow extends Record<string, SqlStorageValue> {
+  serial: number;
+  service_id: string | null;
+  reference: string | null;
+  name: string;
+  provisions: string;
+  state: CommissionState;
+  issue_time: string;
+  updated_at: number;
+  version: number;
+  listed: number;
+  indexed: number;
+}
+
+/** How long a step across ledgers may take before the alarm assumes its request died and finishes it. */
+const STALL_MS = 60_000;
+const INDEX_RETRY_MS = 5_000;
+const STEPS: ReadonlySet<CommissionState> = new Set(["issuing", "failing", "accepting", "rejecting"]);
+
 /**
- * One holder's holdings and the provisions of its unresolved commissions. Every mutation is one
- * synchronous storage transaction, so concurrent commissions against a holder serialize here and
- * can never over-commit a limit.
+ * One holder's quota ledger, and the home of the commissions whose first holder it is.
+ *
+ * As a holder's ledger it keeps the holdings (limit, usage_min, usage_max) and the provisions of
+ * the unresolved commissions that touch them. Every mutation is one synchronous storage
+ * transaction, so concurrent commissions against a holder serialize here and can never over-commit.
+ *
+ * As a commission's home it hands out the serial (from a block of serials it took from D1), keeps
+ * the commission's record and decision, drives the other holders' ledgers through issue and
+ * resolution, and projects a service's commissions into D1's index. A commission on this holder
+ * alone, the common case, is issued (and accepted) in one transaction with no other call at all.
  */
 export class QuotaLedger extends DurableObject<Env> {
   private readonly sql: SqlStorage;
+  private refill: Promise<void> | null = null;
+  private block: { block: number; next: number } | null | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -59,8 +126,21 @@ export class QuotaLedger extends DurableObject<Env> {
         serial INTEGER NOT NULL, source TEXT NOT NULL, resource TEXT NOT NULL, quantity INTEGER NOT NULL,
         PRIMARY KEY (serial, source, resource));
       CREATE TABLE IF NOT EXISTS resolved (serial INTEGER PRIMARY KEY, outcome TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS serials (
+        id INTEGER PRIMARY KEY CHECK (id = 1), block INTEGER NOT NULL, next INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS commissions (
+        serial INTEGER PRIMARY KEY, service_id TEXT, reference TEXT, name TEXT NOT NULL,
+        provisions TEXT NOT NULL, state TEXT NOT NULL, issue_time TEXT NOT NULL,
+        updated_at INTEGER NOT NULL, version INTEGER NOT NULL,
+        listed INTEGER NOT NULL DEFAULT 0, indexed INTEGER NOT NULL DEFAULT 1);
+      CREATE UNIQUE INDEX IF NOT EXISTS commissions_reference ON commissions (reference)
+        WHERE reference IS NOT NULL AND state NOT IN ('failing', 'failed');
+      CREATE INDEX IF NOT EXISTS commissions_unfinished ON commissions (state)
+        WHERE state IN ('issuing', 'failing', 'accepting', 'rejecting') OR indexed = 0;
     `);
   }
+
+  // ---- holdings ------------------------------------------------------------------------------
 
   setLimit(source: string, resource: string, limit: number): HoldingView {
     this.sql.exec(
@@ -80,83 +160,387 @@ export class QuotaLedger extends DurableObject<Env> {
   }
 
   /**
-   * Registers the provisions of commission `serial` against this holder, all or none. Issuing a
-   * serial this ledger already knows is a no-op, so a retried issue never counts twice.
+   * Holds this holder's provisions of commission `serial`, all or none. Holding a serial this
+   * ledger already knows is a no-op, so a retried step never counts twice, and a step that arrives
+   * after the commission was rolled back changes nothing.
    */
-  issue(serial: number, provisions: LedgerProvision[], force: boolean, accept = false): LedgerIssueResult {
-    return this.ctx.storage.transactionSync((): LedgerIssueResult => {
-      if (this.knows(serial)) return { ok: true };
-      const updates: Array<[LedgerProvision, quota.Holding]> = [];
-      for (const [index, p] of provisions.entries()) {
-        const row = this.holding(p.source, p.resource);
-        if (!row) return { ok: false, index, failure: { name: "NoHoldingError" } };
-        const result = quota.issue(toHolding(row), p.quantity, force);
-        if (!result.ok) return { ok: false, index, failure: result.failure };
-        updates.push([p, result.holding]);
-      }
-      for (const [p, h] of updates) {
-        this.write(p.source, p.resource, h);
-        this.sql.exec(
-          "INSERT INTO pending (serial, source, resource, quantity) VALUES (?, ?, ?, ?)",
-          serial,
-          p.source,
-          p.resource,
-          p.quantity,
-        );
-      }
-      // A commission on this holder alone, accepted at once: both steps in one transaction.
-      if (accept) this.applyResolution(serial, "accepted", quota.accept);
-      return { ok: true };
-    });
+  hold(serial: number, provisions: LedgerProvision[], force: boolean): HoldResult {
+    return this.ctx.storage.transactionSync(() => this.holdNow(serial, provisions, force));
   }
 
-  /** What became of a serial here: pending, accepted, rejected, or null if this ledger never saw it. */
-  outcome(serial: number): "pending" | "accepted" | "rejected" | null {
-    const resolved = this.sql
-      .exec<{ outcome: "accepted" | "rejected" }>("SELECT outcome FROM resolved WHERE serial = ?", serial)
-      .toArray()[0];
-    if (resolved) return resolved.outcome;
-    return this.sql.exec("SELECT 1 FROM pending WHERE serial = ? LIMIT 1", serial).toArray().length > 0
-      ? "pending"
-      : null;
-  }
-
-  /** Finalizes a pending commission. Idempotent, and cannot fail: it only narrows usage. */
+  /** Finalizes a held commission here. Idempotent, and cannot fail: it only narrows usage. */
   accept(serial: number): void {
-    this.resolve(serial, "accepted", quota.accept);
+    this.ctx.storage.transactionSync(() => this.settleHeld(serial, "accept"));
   }
 
-  /** Undoes a pending commission. Idempotent, and cannot fail: it only narrows usage. */
+  /** Undoes a held commission here. Idempotent, and cannot fail: it only narrows usage. */
   reject(serial: number): void {
-    this.resolve(serial, "rejected", quota.reject);
+    this.ctx.storage.transactionSync(() => this.settleHeld(serial, "reject"));
   }
 
-  private resolve(
-    serial: number,
-    outcome: "accepted" | "rejected",
-    apply: (h: quota.Holding, quantity: number) => quota.Holding,
-  ): void {
-    this.ctx.storage.transactionSync(() => this.applyResolution(serial, outcome, apply));
+  // ---- commissions kept here ---------------------------------------------------------------------
+
+  async issue(request: CommissionRequest): Promise<IssueAnswer> {
+    if (request.reference !== null) {
+      const live = this.sql
+        .exec<CommissionRow>(
+          "SELECT * FROM commissions WHERE reference = ? AND state NOT IN ('failing', 'failed')",
+          request.reference,
+        )
+        .toArray()[0];
+      if (live) return this.resume(live, request.autoAccept);
+    }
+    const own = request.provisions.filter((p) => p.holder === request.home);
+    if (own.length === request.provisions.length) return this.issueHere(request);
+    return this.issueAcross(request, own);
   }
 
-  private applyResolution(
-    serial: number,
-    outcome: "accepted" | "rejected",
-    apply: (h: quota.Holding, quantity: number) => quota.Holding,
-  ): void {
+  /** A pending commission of `serviceId` (null: stratus's own), or null. */
+  describe(serial: number, serviceId: string | null): CommissionView | null {
+    const row = this.record(serial);
+    if (!row || row.service_id !== serviceId || row.state !== "pending") return null;
+    return {
+      serial: row.serial,
+      issueTime: row.issue_time,
+      name: row.name,
+      provisions: JSON.parse(row.provisions),
+    };
+  }
+
+  /**
+   * Accepts or rejects a commission of `serviceId` kept here. A resolution already under way is
+   * finished first; if it was the other decision, the commission is no longer pending: "missing".
+   */
+  async resolve(serial: number, serviceId: string | null, decision: Decision): Promise<"done" | "missing"> {
+    const row = this.record(serial);
+    if (!row || row.service_id !== serviceId) return "missing";
+    if (row.state === "pending") this.move(row, RESOLVING[decision]);
+    else if (row.state !== "accepting" && row.state !== "rejecting") return "missing";
+    const underway: Decision = this.record(serial)?.state === "accepting" ? "accept" : "reject";
+    await this.finish(serial, underway, RESOLVED[underway]);
+    return underway === decision ? "done" : "missing";
+  }
+
+  /**
+   * Carries stratus's own commission `reference` to `decision` if it is still open, and tells
+   * where it ended (null: no live commission has that reference).
+   */
+  async settleReferenced(reference: string, decision: Decision): Promise<CommissionState | null> {
+    const row = this.sql
+      .exec<CommissionRow>(
+        "SELECT * FROM commissions WHERE reference = ? AND state NOT IN ('failing', 'failed')",
+        reference,
+      )
+      .toArray()[0];
+    if (!row) return null;
+    if (row.state === "pending" || row.state === "accepting" || row.state === "rejecting") {
+      await this.resolve(row.serial, row.service_id, decision);
+    }
+    return this.record(row.serial)?.state ?? null;
+  }
+
+  /** Finishes the steps across ledgers whose requests died, and retries the index projection. */
+  override async alarm(): Promise<void> {
+    const unfinished = this.sql
+      .exec<CommissionRow>(
+        "SELECT * FROM commissions WHERE state IN ('issuing', 'failing', 'accepting', 'rejecting') OR indexed = 0",
+      )
+      .toArray();
+    const stalledBefore = Date.now() - STALL_MS;
+    let later = false;
+    for (const row of unfinished) {
+      if (!STEPS.has(row.state)) await this.project(row.serial);
+      else if (row.updated_at > stalledBefore) later = true;
+      else await this.finishStalled(row);
+    }
+    const unindexed = this.sql.exec("SELECT 1 FROM commissions WHERE indexed = 0 LIMIT 1").toArray();
+    if (unindexed.length > 0) await this.wakeIn(INDEX_RETRY_MS);
+    if (later) await this.wakeIn(STALL_MS);
+  }
+
+  /** Makes sure the alarm fires within `ms`, leaving a sooner one as it is. */
+  private async wakeIn(ms: number): Promise<void> {
+    const at = Date.now() + ms;
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+  }
+
+  /** An issue nobody finished is rolled back (its caller never learned the serial); a resolve is completed. */
+  private async finishStalled(row: CommissionRow): Promise<void> {
+    switch (row.state) {
+      case "issuing":
+        this.move(row, "failing");
+        return this.finish(row.serial, "reject", "failed");
+      case "failing":
+        return this.finish(row.serial, "reject", "failed");
+      case "accepting":
+        return this.finish(row.serial, "accept", "accepted");
+      case "rejecting":
+        return this.finish(row.serial, "reject", "rejected");
+    }
+  }
+
+  // ---- issuing ---------------------------------------------------------------------------------
+
+  private async resume(row: CommissionRow, autoAccept: boolean): Promise<IssueAnswer> {
+    if (row.state === "issuing") return { ok: false, reason: "busy" };
+    if (autoAccept && (row.state === "pending" || row.state === "accepting")) {
+      await this.resolve(row.serial, row.service_id, "accept");
+    }
+    return { ok: true, serial: row.serial };
+  }
+
+  /** Every provision is this holder's (or there is none): one transaction, no other call. */
+  private async issueHere(request: CommissionRequest): Promise<IssueAnswer> {
+    await this.ensureSerials(request.home);
+    const answer = this.ctx.storage.transactionSync((): IssueAnswer => {
+      const serial = this.nextSerial();
+      const result = request.autoAccept
+        ? this.take(request.provisions, request.force)
+        : this.holdNow(serial, request.provisions, request.force, true);
+      if (!result.ok) return refusedAt(request.provisions, result);
+      // An accepted commission needs a record only to be found again by its reference: nothing
+      // else can name its serial (the provisions were never pending anywhere).
+      if (!request.autoAccept || request.reference !== null) {
+        this.insertRecord(serial, request, request.autoAccept ? "accepted" : "pending");
+      }
+      return { ok: true, serial };
+    });
+    if (answer.ok && !request.autoAccept) await this.project(answer.serial);
+    return answer;
+  }
+
+  /**
+   * Provisions on other holders too: recorded as `issuing`, held here, then on each other holder
+   * in the fixed order. If one refuses, or the alarm rolls the issue back first, all are undone.
+   */
+  private async issueAcross(request: CommissionRequest, own: quota.Provision[]): Promise<IssueAnswer> {
+    // The alarm is set first: whatever happens after, an issue left half-way gets rolled back.
+    await this.wakeIn(STALL_MS);
+    await this.ensureSerials(request.home);
+    const serial = this.ctx.storage.transactionSync(() => {
+      const serial = this.nextSerial();
+      this.insertRecord(serial, request, "issuing");
+      return serial;
+    });
+    let refusal: IssueAnswer | null = null;
+    const here = this.hold(serial, own, request.force);
+    if (!here.ok) refusal = refusedAt(own, here);
+    for (const [holder, theirs] of quota.groupByHolder(request.provisions)) {
+      if (refusal || holder === request.home) continue;
+      const held = await ledgerOf(this.env, holder).hold(serial, theirs, request.force);
+      if (!held.ok) refusal = refusedAt(theirs, held);
+    }
+    const row = this.record(serial);
+    if (row?.state !== "issuing") return { ok: false, reason: "abandoned" };
+    if (refusal) {
+      this.move(row, "failing");
+      await this.finish(serial, "reject", "failed");
+      return refusal;
+    }
+    this.move(row, request.autoAccept ? "accepting" : "pending");
+    if (request.autoAccept) await this.finish(serial, "accept", "accepted");
+    else await this.project(serial);
+    return { ok: true, serial };
+  }
+
+  private insertRecord(serial: number, request: CommissionRequest, state: CommissionState): void {
+    const listed = state === "pending" && request.serviceId !== null;
+    this.sql.exec(
+      `INSERT INTO commissions (serial, service_id, reference, name, provisions, state, issue_time, updated_at,
+         version, listed, indexed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
+      serial,
+      request.serviceId,
+      request.reference,
+      request.name,
+      JSON.stringify(request.provisions),
+      state,
+      request.issueTime,
+      Date.now(),
+      listed ? 1 : 0,
+      listed ? 0 : 1,
+    );
+  }
+
+  // ---- resolving -------------------------------------------------------------------------------
+
+  /**
+   * Applies `decision` on every holder of commission `serial` (idempotent on each), then records
+   * `final`. Only a commission in a step that leads there (`accepting`, `rejecting`, `failing`) moves.
+   */
+  private async finish(serial: number, decision: Decision, final: CommissionState): Promise<void> {
+    const row = this.record(serial);
+    if (!row) return;
+    const provisions: quota.Provision[] = JSON.parse(row.provisions);
+    // This ledger is the first holder's (`homeOf`): the others are reached over RPC.
+    const others = quota
+      .groupByHolder(provisions)
+      .map(([holder]) => holder)
+      .slice(1);
+    this.ctx.storage.transactionSync(() => this.settleHeld(serial, decision));
+    await Promise.all(others.map((h) => ledgerOf(this.env, h)[decision](serial)));
+    const now = this.record(serial);
+    if (now && now.state === (final === "failed" ? "failing" : RESOLVING[decision])) this.move(now, final);
+    if (now?.listed) await this.project(serial);
+  }
+
+  private move(row: CommissionRow, state: CommissionState): void {
+    const listed = row.listed === 1 || (state === "pending" && row.service_id !== null);
+    this.sql.exec(
+      "UPDATE commissions SET state = ?, updated_at = ?, version = version + 1, listed = ?, indexed = ? WHERE serial = ?",
+      state,
+      Date.now(),
+      listed ? 1 : 0,
+      listed ? 0 : 1,
+      row.serial,
+    );
+  }
+
+  // ---- the D1 index ----------------------------------------------------------------------------
+
+  /** Projects a listed commission's state into D1; if D1 fails, the alarm tries again. */
+  private async project(serial: number): Promise<void> {
+    const row = this.record(serial);
+    if (!row || row.indexed === 1 || row.service_id === null) return;
+    try {
+      await indexCommission(this.env, {
+        serial,
+        serviceId: row.service_id,
+        state: row.state,
+        version: row.version,
+      });
+      this.sql.exec(
+        "UPDATE commissions SET indexed = 1 WHERE serial = ? AND version = ?",
+        serial,
+        row.version,
+      );
+    } catch (error) {
+      console.error("commission index projection failed; the alarm retries", serial, error);
+      await this.wakeIn(INDEX_RETRY_MS);
+    }
+  }
+
+  // ---- serials ---------------------------------------------------------------------------------
+
+  /**
+   * Makes sure a serial is left in this ledger's block, taking the next block from D1 if not. The
+   * caller takes it (`nextSerial`) before it awaits anything else, so no other request can.
+   */
+  private async ensureSerials(home: string): Promise<void> {
+    while (!this.hasSerial()) {
+      this.refill ??= takeSerialBlock(this.env, home)
+        .then((block) => {
+          this.sql.exec(
+            "INSERT INTO serials (id, block, next) VALUES (1, ?, 0) ON CONFLICT (id) DO UPDATE SET block = excluded.block, next = 0",
+            block,
+          );
+          this.block = { block, next: 0 };
+        })
+        .finally(() => {
+          this.refill = null;
+        });
+      await this.refill;
+    }
+  }
+
+  /** The block being used, read from storage once per instance and kept in step with it after. */
+  private currentBlock(): { block: number; next: number } | null {
+    if (this.block === undefined) {
+      this.block =
+        this.sql
+          .exec<{ block: number; next: number }>("SELECT block, next FROM serials WHERE id = 1")
+          .toArray()[0] ?? null;
+    }
+    return this.block;
+  }
+
+  private hasSerial(): boolean {
+    const current = this.currentBlock();
+    return current !== null && current.next < SERIAL_BLOCK;
+  }
+
+  /**
+   * The next serial of the block; `ensureSerials` made sure there is one. If the transaction it
+   * runs in rolls back, the copy in memory stays ahead of storage: a serial is skipped, never reused.
+   */
+  private nextSerial(): number {
+    const current = this.currentBlock();
+    if (!current || current.next >= SERIAL_BLOCK) throw new Error("no serial left in the block");
+    const serial = serialIn(current.block, current.next);
+    current.next += 1;
+    this.sql.exec("UPDATE serials SET next = ? WHERE id = 1", current.next);
+    return serial;
+  }
+
+  // ---- one holder's side -----------------------------------------------------------------------
+
+  /** `fresh`: the serial was just handed out here, so no earlier step can have held it. */
+  private holdNow(serial: number, provisions: LedgerProvision[], force: boolean, fresh = false): HoldResult {
+    if (!fresh && this.knows(serial)) return { ok: true };
+    const checked = this.check(provisions, force, false);
+    if (!checked.ok) return checked;
+    for (const [p, h] of checked.updates) {
+      this.write(p.source, p.resource, h);
+      this.sql.exec(
+        "INSERT INTO pending (serial, source, resource, quantity) VALUES (?, ?, ?, ?)",
+        serial,
+        p.source,
+        p.resource,
+        p.quantity,
+      );
+    }
+    return { ok: true };
+  }
+
+  /** Issues and accepts at once: the holdings move straight to their accepted usage. */
+  private take(provisions: LedgerProvision[], force: boolean): HoldResult {
+    const checked = this.check(provisions, force, true);
+    if (!checked.ok) return checked;
+    for (const [p, h] of checked.updates) this.write(p.source, p.resource, h);
+    return { ok: true };
+  }
+
+  /** What each holding becomes with its provision issued (and, with `accept`, accepted), or what fails. */
+  private check(
+    provisions: LedgerProvision[],
+    force: boolean,
+    accept: boolean,
+  ): Extract<HoldResult, { ok: false }> | { ok: true; updates: Array<[LedgerProvision, quota.Holding]> } {
+    const updates: Array<[LedgerProvision, quota.Holding]> = [];
+    for (const [index, p] of provisions.entries()) {
+      const row = this.holding(p.source, p.resource);
+      if (!row) return { ok: false, index, failure: { name: "NoHoldingError" } };
+      const result = quota.issue(toHolding(row), p.quantity, force);
+      if (!result.ok) return { ok: false, index, failure: result.failure };
+      updates.push([p, accept ? quota.accept(result.holding, p.quantity) : result.holding]);
+    }
+    return { ok: true, updates };
+  }
+
+  /** Resolves what this holder holds for `serial`; a serial it never held is remembered as resolved. */
+  private settleHeld(serial: number, decision: Decision): void {
+    const apply = decision === "accept" ? quota.accept : quota.reject;
     const rows = this.sql.exec<PendingRow>("SELECT * FROM pending WHERE serial = ?", serial).toArray();
     for (const p of rows) {
       const row = this.holding(p.source, p.resource);
       if (row) this.write(p.source, p.resource, apply(toHolding(row), p.quantity));
     }
     this.sql.exec("DELETE FROM pending WHERE serial = ?", serial);
-    this.sql.exec("INSERT OR IGNORE INTO resolved (serial, outcome) VALUES (?, ?)", serial, outcome);
+    this.sql.exec(
+      "INSERT OR IGNORE INTO resolved (serial, outcome) VALUES (?, ?)",
+      serial,
+      RESOLVED[decision],
+    );
   }
 
   private knows(serial: number): boolean {
     const pending = this.sql.exec("SELECT 1 FROM pending WHERE serial = ? LIMIT 1", serial).toArray();
     if (pending.length > 0) return true;
     return this.sql.exec("SELECT 1 FROM resolved WHERE serial = ?", serial).toArray().length > 0;
+  }
+
+  private record(serial: number): CommissionRow | undefined {
+    return this.sql.exec<CommissionRow>("SELECT * FROM commissions WHERE serial = ?", serial).toArray()[0];
   }
 
   private holding(source: string, resource: string): HoldingRow | undefined {
@@ -176,6 +560,15 @@ export class QuotaLedger extends DurableObject<Env> {
   }
 }
 
+function refusedAt(
+  provisions: readonly quota.Provision[],
+  result: Extract<HoldResult, { ok: false }>,
+): IssueAnswer {
+  const provision = provisions[result.index];
+  if (!provision) throw new Error("a ledger blamed a provision it was not given");
+  return { ok: false, reason: "refused", provision, failure: result.failure };
+}
+
 function toHolding(row: HoldingRow): quota.Holding {
   return { limit: row.limit_value, usageMin: row.usage_min, usageMax: row.usage_max };
 }
@@ -191,7 +584,7 @@ function view(row: HoldingRow): HoldingView {
   };
 }
 
-/** The ledger of one holder. */
+/** The ledger of one holder (and home of the commissions `homeOf` gives it). */
 export function ledgerOf(env: Env, holder: string): DurableObjectStub<QuotaLedger> {
   return env.QUOTA_LEDGER.get(env.QUOTA_LEDGER.idFromName(holder));
 }

@@ -1,9 +1,7 @@
-import { createScheduledController } from "cloudflare:test";
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { findCommission, openCommission, transition } from "../../src/db/commissions";
-import { findService } from "../../src/db/partners";
-import worker from "../../src/index";
+import { blockOf, SERIAL_BLOCK } from "../../src/domain/commissions";
 import { ledgerOf } from "../../src/objects/quota-ledger";
 import { call, expectOk, tenant } from "../helpers";
 
@@ -117,83 +115,146 @@ describe("bad input", async () => {
   });
 });
 
+/** Runs SQL inside a holder's ledger, the way a request that died mid-way would have left it. */
+async function inLedger<T>(
+  holder: string,
+  act: (sql: SqlStorage, state: DurableObjectState) => T | Promise<T>,
+) {
+  return runInDurableObject(ledgerOf(env, holder), (_instance, state) => act(state.storage.sql, state));
+}
+
+const holdingOf = async (holder: string, resource: string) =>
+  (await ledgerOf(env, holder).holdings()).find((h) => h.resource === resource);
+
 describe("commissions left half-way by a request that died", () => {
-  it("the cron sweeper rolls back an unfinished issue on every ledger", async () => {
+  it("the home ledger's alarm rolls back a multi-holder issue on every ledger", async () => {
     const t = await tenant({ customers: 2, limit: 10 });
-    const service = (await findService(env, t.serviceId))!;
     const vm = t.resources[0]!;
-    const provisions = t.customers.map((holder) => ({ holder, source: "system", resource: vm, quantity: 4 }));
-    const then = new Date(Date.now() - 10 * 60_000);
-    const row = (await openCommission(env, {
-      serviceId: service.id,
-      reference: null,
-      name: "crashed",
-      provisions,
-      now: then,
-    }))!;
-    // The request died after the first ledger took the provision.
-    await ledgerOf(env, provisions[0]!.holder).issue(row.serial, [provisions[0]!], false);
-    const before = await ledgerOf(env, provisions[0]!.holder).holdings();
-    expect(before.find((h) => h.resource === vm)).toMatchObject({ usage: 4, pending: 4 });
+    const [home, other] = [...t.customers].sort() as [string, string];
+    const provisions = [home, other].map((holder) => ({
+      holder,
+      source: "system",
+      resource: vm,
+      quantity: 4,
+    }));
+    const serial = 42;
+    // The request recorded the issue and held both provisions, then died before deciding.
+    await inLedger(home, async (sql, state) => {
+      sql.exec(
+        `INSERT INTO commissions (serial, service_id, reference, name, provisions, state, issue_time, updated_at, version)
+         VALUES (?, ?, NULL, 'crashed', ?, 'issuing', ?, ?, 1)`,
+        serial,
+        t.serviceId,
+        JSON.stringify(provisions),
+        new Date().toISOString(),
+        Date.now() - 10 * 60_000,
+      );
+      await state.storage.setAlarm(Date.now());
+    });
+    await ledgerOf(env, home).hold(serial, [provisions[0]!], false);
+    await ledgerOf(env, other).hold(serial, [provisions[1]!], false);
+    expect(await holdingOf(other, vm)).toMatchObject({ usage: 4, pending: 4 });
 
-    await worker.scheduled(
-      createScheduledController({ scheduledTime: Date.now(), cron: "*/5 * * * *" }),
-      env,
-    );
+    expect(await runDurableObjectAlarm(ledgerOf(env, home))).toBe(true);
 
-    for (const holder of t.customers) {
-      const after = await ledgerOf(env, holder).holdings();
-      expect(after.find((h) => h.resource === vm)).toMatchObject({ usage: 0, pending: 0 });
-    }
-    const described = await call("GET", `/account/v1.0/commissions/${row.serial}`, { token: t.serviceToken });
-    expect(described.status).toBe(404);
-    // Later issues on the same serial are no-ops: the ledgers remember it as resolved.
-    await ledgerOf(env, provisions[1]!.holder).issue(row.serial, [provisions[1]!], false);
-    const late = await ledgerOf(env, provisions[1]!.holder).holdings();
-    expect(late.find((h) => h.resource === vm)).toMatchObject({ usage: 0, pending: 0 });
+    for (const holder of [home, other])
+      expect(await holdingOf(holder, vm)).toMatchObject({ usage: 0, pending: 0 });
+    expect(await ledgerOf(env, home).describe(serial, t.serviceId)).toBeNull();
+    expect(
+      await inLedger(
+        home,
+        (sql) => sql.exec("SELECT state FROM commissions WHERE serial = ?", serial).one().state,
+      ),
+    ).toBe("failed");
+    // A step of the dead request that arrives late changes nothing: the ledger remembers the serial.
+    await ledgerOf(env, other).hold(serial, [provisions[1]!], false);
+    expect(await holdingOf(other, vm)).toMatchObject({ usage: 0, pending: 0 });
   });
 
-  it("the sweeper records, not undoes, a one-step commission its ledger already accepted", async () => {
-    const t = await tenant({ customers: 1, limit: 10 });
-    const service = (await findService(env, t.serviceId))!;
-    const provision = { holder: t.customers[0]!, source: "system", resource: t.resources[0]!, quantity: 4 };
-    const row = (await openCommission(env, {
-      serviceId: service.id,
-      reference: null,
-      name: "accepted, then the request died",
-      provisions: [provision],
-      now: new Date(Date.now() - 10 * 60_000),
-    }))!;
-    await ledgerOf(env, provision.holder).issue(row.serial, [provision], false, true);
-    await worker.scheduled(
-      createScheduledController({ scheduledTime: Date.now(), cron: "*/5 * * * *" }),
-      env,
-    );
-    expect((await findCommission(env, row.serial, service.id))?.state).toBe("accepted");
-    const holdings = await ledgerOf(env, provision.holder).holdings();
-    expect(holdings.find((h) => h.resource === provision.resource)).toMatchObject({ usage: 4, pending: 0 });
+  it("leaves an issue that is still under way to its request", async () => {
+    const t = await tenant({ customers: 2, limit: 10 });
+    const [home] = [...t.customers].sort() as [string, string];
+    await inLedger(home, async (sql, state) => {
+      sql.exec(
+        `INSERT INTO commissions (serial, service_id, reference, name, provisions, state, issue_time, updated_at, version)
+         VALUES (43, ?, NULL, 'in flight', '[]', 'issuing', ?, ?, 1)`,
+        t.serviceId,
+        new Date().toISOString(),
+        Date.now(),
+      );
+      await state.storage.setAlarm(Date.now());
+    });
+    expect(await runDurableObjectAlarm(ledgerOf(env, home))).toBe(true);
+    expect(
+      await inLedger(home, (sql) => sql.exec("SELECT state FROM commissions WHERE serial = 43").one().state),
+    ).toBe("issuing");
+    expect(await inLedger(home, (_sql, state) => state.storage.getAlarm())).not.toBeNull();
   });
 
   it("an accept that stopped half-way is completed by the next attempt, not torn by a reject", async () => {
     const t = await tenant({ customers: 2, limit: 10 });
     const vm = t.resources[0]!;
+    const [home, other] = [...t.customers].sort() as [string, string];
     const provisions = t.customers.map((holder) => ({ holder, source: "system", resource: vm, quantity: 3 }));
     const { serial } = await expectOk(
       call("POST", "/account/v1.0/commissions", { token: t.serviceToken, body: { provisions } }),
       201,
     );
-    // The accept recorded its decision and reached only the first ledger.
-    expect(await transition(env, serial, ["pending"], "accepting", new Date())).toBe(true);
-    await ledgerOf(env, provisions[0]!.holder).accept(serial);
+    // The accept recorded its decision and reached only the other ledger.
+    await inLedger(home, (sql) =>
+      sql.exec("UPDATE commissions SET state = 'accepting' WHERE serial = ?", serial),
+    );
+    await ledgerOf(env, other).accept(serial);
 
     const reject = await call("POST", `/account/v1.0/commissions/${serial}/action`, {
       token: t.serviceToken,
       body: { reject: "" },
     });
     expect(reject.status).toBe(404);
-    for (const holder of t.customers) {
-      const after = await ledgerOf(env, holder).holdings();
-      expect(after.find((h) => h.resource === vm)).toMatchObject({ usage: 3, pending: 0 });
+    for (const holder of [home, other])
+      expect(await holdingOf(holder, vm)).toMatchObject({ usage: 3, pending: 0 });
+    expect(await expectOk(call("GET", "/account/v1.0/commissions", { token: t.serviceToken }))).toEqual([]);
+  });
+});
+
+describe("serials", () => {
+  it("a ledger whose block runs out takes the next one; its serials keep increasing and are found", async () => {
+    const t = await tenant({ customers: 1, limit: 100 });
+    const holder = t.customers[0]!;
+    const issue = async () =>
+      (
+        await expectOk(
+          call("POST", "/account/v1.0/commissions", {
+            token: t.serviceToken,
+            body: { provisions: [{ holder, source: "system", resource: t.resources[0]!, quantity: 1 }] },
+          }),
+          201,
+        )
+      ).serial as number;
+    const first = await issue();
+    // The block's last serial is next (the object is evicted so it reads its block afresh).
+    await inLedger(holder, (sql) => sql.exec("UPDATE serials SET next = ?", SERIAL_BLOCK - 1));
+    await evictDurableObject(ledgerOf(env, holder));
+    const last = await issue();
+    const next = await issue();
+    expect(blockOf(last)).toBe(blockOf(first));
+    expect(blockOf(next)).toBeGreaterThan(blockOf(last));
+    expect(next).toBeGreaterThan(last);
+    expect(await expectOk(call("GET", "/account/v1.0/commissions", { token: t.serviceToken }))).toEqual([
+      first,
+      last,
+      next,
+    ]);
+    for (const serial of [last, next]) {
+      await expectOk(
+        call("POST", `/account/v1.0/commissions/${serial}/action`, {
+          token: t.serviceToken,
+          body: { accept: "" },
+        }),
+      );
     }
+    expect(await expectOk(call("GET", "/account/v1.0/commissions", { token: t.serviceToken }))).toEqual([
+      first,
+    ]);
   });
 });

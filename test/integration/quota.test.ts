@@ -259,6 +259,23 @@ describe("issuing commissions", () => {
     expect(r.status).toBe(404);
   });
 
+  it("auto_accept across holders accepts on every ledger and lists nothing", async () => {
+    const t = await tenant({ customers: 2, limit: 5 });
+    const vm = t.resources[0]!;
+    const { serial } = await expectOk(
+      issue(t, { auto_accept: true, provisions: t.customers.map((c) => provision(c, vm, 2)) }),
+      201,
+    );
+    for (const i of [0, 1]) expect(await holding(t, i, vm)).toEqual({ usage: 2, limit: 5, pending: 0 });
+    expect(await expectOk(call("GET", "/account/v1.0/commissions", { token: t.serviceToken }))).toEqual([]);
+    const again = await call("POST", `/account/v1.0/commissions/${serial}/action`, {
+      token: t.serviceToken,
+      body: { reject: "" },
+    });
+    expect(again.status).toBe(404);
+    for (const i of [0, 1]) expect(await holding(t, i, vm)).toEqual({ usage: 2, limit: 5, pending: 0 });
+  });
+
   it("hands out strictly increasing serials", async () => {
     const t = await tenant({ customers: 1, limit: 100 });
     const serials: number[] = [];

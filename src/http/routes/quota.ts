@@ -6,7 +6,8 @@ import {
   resolveCommission,
   resolveMany,
 } from "../../app/commissions";
-import { allPartnerCustomerIds, partnerCustomerIds } from "../../db/customers";
+import { ownCustomers } from "../../app/customers";
+import { allPartnerCustomerIds } from "../../db/customers";
 import { findService, type Service } from "../../db/partners";
 import { listResources, resourceNamesOfService } from "../../db/resources";
 import type { Env } from "../../env";
@@ -110,7 +111,7 @@ export const quotaRoutes = [
       const [mine, holders] = await Promise.all([
         resourceNamesOfService(env, service.name),
         query.user
-          ? partnerCustomerIds(env, service.partnerId, [query.user]).then((s) => [...s])
+          ? ownCustomers(env, service.partnerId, [query.user]).then((s) => [...s])
           : allPartnerCustomerIds(env, service.partnerId),
       ]);
       const entries = await Promise.all(
@@ -202,7 +203,7 @@ export const quotaRoutes = [
       const reject = body.reject !== undefined;
       if (accept === reject) throw badRequest('exactly one of "accept" and "reject" is expected');
       const service = await callingService(env, principal);
-      await resolveCommission(env, service.id, params.serial, accept ? "accept" : "reject", now());
+      await resolveCommission(env, service.id, params.serial, accept ? "accept" : "reject");
       return new Response(null, { status: 200 });
     },
   }),
@@ -218,7 +219,7 @@ export const quotaRoutes = [
     },
     async handle({ env, principal, body }) {
       const service = await callingService(env, principal);
-      const result = await resolveMany(env, service.id, body.accept, body.reject, now());
+      const result = await resolveMany(env, service.id, body.accept, body.reject);
       return Response.json({
         accepted: result.accepted,
         rejected: result.rejected,
