@@ -59,6 +59,8 @@ const PHASES = {
 // BENCH_ONLY: a comma-separated subset of the rows (get, list, commission, create) to measure.
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(",")) : null;
 const wanted = (row) => ONLY === null || ONLY.has(row);
+// BENCH_PROFILES: a directory to keep each row's CPU profile of the stratus isolate in (.cpuprofile).
+const PROFILES = process.env.BENCH_PROFILES ? path.resolve(process.env.BENCH_PROFILES) : null;
 const startedAt = Date.now();
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -903,6 +905,10 @@ async function benchRows(mf, tree, bundle) {
       load(origin, { ...specs[key], duration: PROFILE_SECONDS }),
     );
     cpu.push([name, summarize(app, sections), summarize(d1, [])]);
+    if (PROFILES) {
+      mkdirSync(PROFILES, { recursive: true });
+      writeFileSync(path.join(PROFILES, `${key}-${rows.length}.cpuprofile`), JSON.stringify(app));
+    }
     return pathResult;
   };
   const listPlan = async (name) => {

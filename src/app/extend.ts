@@ -39,7 +39,10 @@ export function extensionTerm(
   return duration.value;
 }
 
-/** Extends the last subscription of the chain `id` belongs to, as `?do=extend` does. */
+/**
+ * Extends the last subscription of the chain `id` belongs to, as `?do=extend` does. `from`: the
+ * record of `id` when the caller has just read it.
+ */
 export async function extend(
   env: Env,
   scope: string | null,
@@ -47,8 +50,9 @@ export async function extend(
   input: { period?: string; end_time?: Date },
   ids: { subscription: string; order: string },
   now: Date,
+  from?: SubscriptionRecord,
 ): Promise<SubscriptionRecord> {
-  let last = await visibleRecord(env, scope, id);
+  let last = from ?? (await visibleRecord(env, scope, id));
   for (let hops = 0; hops < 1000; hops++) {
     // The walk stops before the extension these ids make, should an earlier run have made it.
     while (last.nextId !== null && last.nextId !== ids.subscription) {
@@ -70,7 +74,11 @@ export async function extend(
       autoRenew: last.autoRenew,
       priceMinor: termPriceMinor(product, last.amount, start, end),
     };
-    if (!unwrap(await subscriptionObject(env, last.id).reserveNext(ids.subscription))) continue;
+    if (!unwrap(await subscriptionObject(env, last.id).reserveNext(ids.subscription))) {
+      // Something took the place after `last` since it was read: walk on from what it is now.
+      last = (await subscriptionObject(env, last.id).get()) ?? last;
+      continue;
+    }
     try {
       const purchaseIds = { orders: { [last.customerId]: ids.order }, subscriptions: [ids.subscription] };
       const bought = await buy(env, last.partnerId, [planned], purchaseIds, now, {

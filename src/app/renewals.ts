@@ -32,7 +32,8 @@ export async function renewOrExpire(env: Env, id: string, at: Date): Promise<Ren
   }
   const ids = unwrap(await object.planRenewal({ subscription: uuidv7(), order: uuidv7() }));
   try {
-    await extend(env, record.partnerId, id, {}, ids, at);
+    // The chain is walked from the record as it was read: planRenewal only reserved its next place.
+    await extend(env, record.partnerId, id, {}, ids, at, record);
     return "renewed";
   } catch (error) {
     if (!(error instanceof AppError) || error.status >= 500) throw error;

@@ -152,7 +152,8 @@ export class SubscriptionObject extends DurableObject<Env> {
   /**
    * The ids this subscription's automatic renewal will create: chosen by the first renewal
    * attempt and kept, so every later attempt (a second cron run, a redelivery) completes the same
-   * renewal instead of buying another.
+   * renewal instead of buying another. The place after this subscription is reserved for it in
+   * the same commit (as `reserveNext` would), unless something already follows.
    */
   async planRenewal(ids: {
     subscription: string;
@@ -162,7 +163,7 @@ export class SubscriptionObject extends DurableObject<Env> {
       const r = this.load();
       if (!r) return missing();
       if (r.renewal) return { ok: true, value: r.renewal };
-      this.commit({ ...r, renewal: ids });
+      this.commit({ ...r, renewal: ids, nextId: r.nextId ?? ids.subscription });
       return { ok: true, value: ids };
     });
   }

@@ -6,8 +6,10 @@ import {
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { extend } from "../../src/app/extend";
 import type { RenewalMessage } from "../../src/app/renewals";
 import worker from "../../src/index";
+import { subscriptionObject } from "../../src/objects/subscription-object";
 import { call, expectOk, type Tenant, tenant, usageOf, withCatalog } from "../helpers";
 
 /** Renewals and expiry on the cron trigger, through the renewals queue. */
@@ -138,6 +140,34 @@ describe("renewing", () => {
     expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 2, pending: 0 });
     const grouped = await expectOk(call("GET", "/v1/groupedsubscriptions/", { token: t.partnerKey }));
     expect(grouped.objects).toHaveLength(1);
+  });
+
+  it("extends from the chain's end when it was extended by hand after the renewal read it", async () => {
+    const t = await setup();
+    const y = nextYear();
+    const sub = await buyOne(t, {
+      resource: "mem",
+      amount: 1,
+      start_time: noon(y, 6, 1).toISOString(),
+      period: "1 week",
+      auto_renew: true,
+    });
+    const stale = await subscriptionObject(env, sub.id).get();
+    const byHand = await expectOk(
+      call("POST", `/v1/subscriptions/${sub.id}/action/?do=extend`, { token: t.partnerKey }),
+    );
+    const renewal = await extend(
+      env,
+      t.partnerId,
+      sub.id,
+      {},
+      { subscription: crypto.randomUUID(), order: crypto.randomUUID() },
+      new Date(Date.parse(sub.end_time) - 60_000),
+      stale!,
+    );
+    expect(renewal.previousId).toBe(byHand.id);
+    expect(renewal.startTime).toBe(byHand.end_time);
+    expect((await read(t, sub.id)).descendants).toEqual([byHand.id, renewal.id]);
   });
 
   it("expires instead when the renewal does not fit the quota, and says why", async () => {
