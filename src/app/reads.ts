@@ -20,7 +20,8 @@ export const scopeOf = (principal: Principal): string | null =>
 
 /** A subscription within `scope` (a partner id; null: any); another partner's does not exist. */
 export async function visibleRecord(env: Env, scope: string | null, id: string): Promise<SubscriptionRecord> {
-  const record = await subscriptionObject(env, id).get();
+  const body = await subscriptionObject(env, id).getJson();
+  const record = body === null ? null : (JSON.parse(body) as SubscriptionRecord);
   if (!record || (scope !== null && record.partnerId !== scope)) {
     throw notFound(`subscription ${id} does not exist`);
   }
