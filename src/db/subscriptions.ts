@@ -127,25 +127,20 @@ export async function chainMembers(
   return chains;
 }
 
-/** Whether an older depletable of the same customer and product is still in use. */
+/**
+ * Whether an older depletable of the same customer and product is still in use. Plain SQL: every
+ * read of a depletable that is not used up asks this, and drizzle would build it each time.
+ */
 export async function queuedBehindAnother(
   env: Env,
   r: Pick<SubscriptionRecord, "id" | "customerId" | "product">,
-) {
-  const row = await database(env)
-    .select({ id: s.id })
-    .from(s)
-    .where(
-      and(
-        eq(s.customerId, r.customerId),
-        eq(s.product, r.product),
-        isNull(s.endedAt),
-        sql`${s.id} < ${r.id}`,
-      ),
-    )
-    .limit(1)
-    .get();
-  return row !== undefined;
+): Promise<boolean> {
+  const row = await env.DB.prepare(
+    "select 1 from subscriptions where customer_id = ?1 and product = ?2 and ended_at is null and id < ?3 limit 1",
+  )
+    .bind(r.customerId, r.product, r.id)
+    .first();
+  return row !== null;
 }
 
 /** A customer's depletables of one product that are not used up, oldest (consumed first) first. */
