@@ -915,7 +915,7 @@ async function benchRows(mf, tree, bundle) {
     const p = await profile(profiled, specs.list);
     profiles.push([name, p]);
     const select = p.trace.find(
-      (e) => e.kind === "d1" && /from "subscriptions"/.test(e.sql) && /limit/i.test(e.sql),
+      (e) => e.kind === "d1" && /from "?subscriptions\b/.test(e.sql) && /limit/i.test(e.sql),
     );
     if (select) {
       const { results } = await db

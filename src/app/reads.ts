@@ -20,7 +20,8 @@ export const scopeOf = (principal: Principal): string | null =>
 
 /** A subscription within `scope` (a partner id; null: any); another partner's does not exist. */
 export async function visibleRecord(env: Env, scope: string | null, id: string): Promise<SubscriptionRecord> {
-  const record = await subscriptionObject(env, id).get();
+  const body = await subscriptionObject(env, id).getJson();
+  const record = body === null ? null : (JSON.parse(body) as SubscriptionRecord);
   if (!record || (scope !== null && record.partnerId !== scope)) {
     throw notFound(`subscription ${id} does not exist`);
   }
@@ -43,26 +44,15 @@ export async function listPage(env: Env, q: ListQuery, grouped: boolean) {
   const rows = await listSubscriptions(env, { ...q, rootsOnly: grouped });
   const kept = rows.slice(0, q.limit);
   // Chains are looked up only for rows something follows; the others are their own chain.
-  const followed = kept.filter((r) => r.nextId !== null).map((r) => r.rootId);
+  const followed = kept.filter(({ record }) => record.nextId !== null).map(({ record }) => record.rootId);
   const chains = await chainMembers(env, [...new Set(followed)]);
-  const queueHeads = new Map<string, string>();
-  const objects = await Promise.all(
-    kept.map(async (row) => {
-      const record = row.body as unknown as SubscriptionRecord;
-      const chain = chains.get(row.rootId) ?? [];
-      const descendants = chain.filter((c) => c.id > row.id).map((c) => c.id);
-      let behind = false;
-      if (record.kind === "depletable" && record.endedAt === null) {
-        const key = `${record.customerId}/${record.product}`;
-        if (!queueHeads.has(key))
-          queueHeads.set(key, (await depletionQueue(env, record.customerId, record.product))[0] ?? "");
-        behind = queueHeads.get(key) !== record.id;
-      }
-      const wire = toWire(record, statusOf(record, q.now, behind), descendants);
-      const last = chain.at(-1);
-      return grouped && last ? { ...wire, end_time: last.endTime } : wire;
-    }),
-  );
+  const objects = kept.map(({ record, queued }) => {
+    const chain = chains.get(record.rootId) ?? [];
+    const descendants = chain.filter((c) => c.id > record.id).map((c) => c.id);
+    const wire = toWire(record, statusOf(record, q.now, queued), descendants);
+    const last = chain.at(-1);
+    return grouped && last ? { ...wire, end_time: last.endTime } : wire;
+  });
   return { rows, objects };
 }
 

@@ -195,7 +195,19 @@ export const subscriptions = sqliteTable(
     version: integer("version").notNull(),
   },
   (t) => [
-    index("subscriptions_partner").on(t.partnerId, t.id),
+    // The partner's list walks this index in id order; it holds every column the list filters on
+    // (product, status, first of a chain), so a row that does not match is skipped without being
+    // read from the table, and a page costs about the same at any table size.
+    index("subscriptions_list").on(
+      t.partnerId,
+      t.id,
+      t.product,
+      t.kind,
+      t.startTime,
+      t.endTime,
+      t.endedAt,
+      t.previousId,
+    ),
     index("subscriptions_partner_product").on(t.partnerId, t.product, t.id),
     index("subscriptions_root").on(t.rootId, t.id),
     index("subscriptions_due").on(t.endTime, t.id),

@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, inArray, isNull, lte, or, type SQL, sql } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, isNull, lte, or, sql } from "drizzle-orm";
 import type { StatusFilter, SubscriptionRecord } from "../domain/subscriptions";
 import type { Env } from "../env";
 import { database } from "./client";
@@ -43,39 +43,26 @@ export async function upsertProjection(env: Env, r: SubscriptionRecord): Promise
 
 const s = subscriptions;
 
-/** An older depletable of the same customer and product that is not used up: it is consumed first. */
-function olderDepletableInUse(): SQL {
-  return sql`exists (select 1 from subscriptions older where older.customer_id = ${s.customerId}
-    and older.product = ${s.product} and older.ended_at is null and older.id < ${s.id})`;
-}
+/**
+ * Whether an older depletable of the same customer and product is not used up: it is consumed
+ * first, so this one waits. SQL over the outer `subscriptions` row.
+ */
+const OLDER_DEPLETABLE_IN_USE = `exists (select 1 from subscriptions older
+  where older.customer_id = subscriptions.customer_id and older.product = subscriptions.product
+    and older.ended_at is null and older.id < subscriptions.id)`;
 
-function expired(now: string): SQL | undefined {
-  return or(sql`${s.endedAt} is not null`, and(sql`${s.endTime} is not null`, lte(s.endTime, now)));
-}
-
-function notExpired(now: string): SQL | undefined {
-  return and(isNull(s.endedAt), or(isNull(s.endTime), gt(s.endTime, now)));
-}
-
-function statusCondition(status: StatusFilter, now: string): SQL | undefined {
+/** A status filter as SQL over the row's columns; `now` names the parameter holding the instant. */
+function statusSql(status: Exclude<StatusFilter, "all">, now: string): string {
+  const notExpired = `ended_at is null and (end_time is null or end_time > ${now})`;
   switch (status) {
-    case "all":
-      return undefined;
     case "expired":
-      return expired(now);
+      return `(ended_at is not null or (end_time is not null and end_time <= ${now}))`;
     case "notexpired":
-      return notExpired(now);
+      return `(${notExpired})`;
     case "active":
-      return and(
-        notExpired(now),
-        lte(s.startTime, now),
-        sql`not (${s.kind} = 'depletable' and ${olderDepletableInUse()})`,
-      );
+      return `(${notExpired} and start_time <= ${now} and (kind <> 'depletable' or not ${OLDER_DEPLETABLE_IN_USE}))`;
     case "inactive":
-      return and(
-        notExpired(now),
-        or(gt(s.startTime, now), and(eq(s.kind, "depletable"), olderDepletableInUse())),
-      );
+      return `(${notExpired} and (start_time > ${now} or (kind = 'depletable' and ${OLDER_DEPLETABLE_IN_USE})))`;
   }
 }
 
@@ -90,23 +77,36 @@ export interface ListQuery {
   rootsOnly?: boolean;
 }
 
-export async function listSubscriptions(env: Env, q: ListQuery): Promise<SubscriptionRow[]> {
-  const now = q.now.toISOString();
-  return database(env)
-    .select()
-    .from(s)
-    .where(
-      and(
-        eq(s.partnerId, q.partnerId),
-        q.products.length > 0 ? inArray(s.product, q.products) : undefined,
-        q.after === undefined ? undefined : gt(s.id, q.after),
-        q.rootsOnly ? isNull(s.previousId) : undefined,
-        statusCondition(q.status, now),
-      ),
-    )
-    .orderBy(asc(s.id))
-    .limit(q.limit + 1)
-    .all();
+/** A listed subscription: its record, and whether it waits behind an older depletable (its status needs that). */
+export interface ListedSubscription {
+  record: SubscriptionRecord;
+  queued: boolean;
+}
+
+/**
+ * Up to `limit + 1` of a partner's subscriptions in id order. Every list request runs this, so it
+ * is plain SQL rather than built by drizzle on each call, and it reads only the record (`body`).
+ * It walks `subscriptions_list`, which answers every filter; the depletion check costs nothing for
+ * rows that are not depletable.
+ */
+export async function listSubscriptions(env: Env, q: ListQuery): Promise<ListedSubscription[]> {
+  const params: unknown[] = [];
+  const param = (value: unknown) => `?${params.push(value)}`;
+  const where = [`partner_id = ${param(q.partnerId)}`];
+  if (q.products.length > 0) where.push(`product in (${q.products.map(param).join(", ")})`);
+  if (q.after !== undefined) where.push(`id > ${param(q.after)}`);
+  if (q.rootsOnly) where.push("previous_id is null");
+  if (q.status !== "all") where.push(statusSql(q.status, param(q.now.toISOString())));
+  const rows = await env.DB.prepare(
+    `select body, case when kind = 'depletable' and ended_at is null then ${OLDER_DEPLETABLE_IN_USE} else 0 end
+     from subscriptions where ${where.join(" and ")} order by id limit ${param(q.limit + 1)}`,
+  )
+    .bind(...params)
+    .raw<[string, number]>();
+  return rows.map(([body, queued]) => ({
+    record: JSON.parse(body) as SubscriptionRecord,
+    queued: queued === 1,
+  }));
 }
 
 /** Members of the given chains, in chain order (extensions are created later, so ids sort). */
@@ -127,25 +127,20 @@ export async function chainMembers(
   return chains;
 }
 
-/** Whether an older depletable of the same customer and product is still in use. */
+/**
+ * Whether an older depletable of the same customer and product is still in use. Plain SQL: every
+ * read of a depletable that is not used up asks this, and drizzle would build it each time.
+ */
 export async function queuedBehindAnother(
   env: Env,
   r: Pick<SubscriptionRecord, "id" | "customerId" | "product">,
-) {
-  const row = await database(env)
-    .select({ id: s.id })
-    .from(s)
-    .where(
-      and(
-        eq(s.customerId, r.customerId),
-        eq(s.product, r.product),
-        isNull(s.endedAt),
-        sql`${s.id} < ${r.id}`,
-      ),
-    )
-    .limit(1)
-    .get();
-  return row !== undefined;
+): Promise<boolean> {
+  const row = await env.DB.prepare(
+    "select 1 from subscriptions where customer_id = ?1 and product = ?2 and ended_at is null and id < ?3 limit 1",
+  )
+    .bind(r.customerId, r.product, r.id)
+    .first();
+  return row !== null;
 }
 
 /** A customer's depletables of one product that are not used up, oldest (consumed first) first. */

@@ -30,13 +30,14 @@ const ittyPath = (path: string) => path.replace(/\{(\w+)\}/g, ":$1");
  * Anything that is not an AppError is a bug: it is logged and answered as a bare 500.
  */
 export function createApp(routes: readonly RouteSpec[]): Handler {
-  const router = Router<IRequest, [Env, ExecutionContext]>();
+  // The URL parsed here is handed on to the route, so a request's query is not parsed again.
+  const router = Router<IRequest, [Env, ExecutionContext, URL]>();
   for (const route of routes) {
     const family = familyOf(route.path);
     router[route.method.toLowerCase() as "get"](
       ittyPath(route.path),
-      (req: IRequest, env: Env, ctx: ExecutionContext) =>
-        runRoute(route, family, req.params, req as unknown as Request, env, ctx),
+      (req: IRequest, env: Env, ctx: ExecutionContext, url: URL) =>
+        runRoute(route, family, req.params, req as unknown as Request, url, env, ctx),
     );
   }
   const patterns = router.routes.map(([, regex]) => regex);
@@ -45,7 +46,12 @@ export function createApp(routes: readonly RouteSpec[]): Handler {
     const url = new URL(request.url);
     const family = familyOf(url.pathname);
     try {
-      const response: Response | undefined = await router.fetch(request as unknown as IRequest, env, ctx);
+      const response: Response | undefined = await router.fetch(
+        request as unknown as IRequest,
+        env,
+        ctx,
+        url,
+      );
       if (response) return response;
       const known = patterns.some((regex) => regex.test(url.pathname));
       if (known)

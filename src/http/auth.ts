@@ -35,10 +35,33 @@ function presentedToken(request: Request, family: Family): string | null {
 
 /**
  * Credentials read recently, by id: for the cost of a revocation taking up to 30 s to apply, the
- * row is read from D1 once in a while instead of on every request. The secret is still checked
- * against the stored hash every time.
+ * row is read from D1 once in a while instead of on every request.
  */
 const recentCredentials = ttlCache<Credential>(30_000);
+
+/**
+ * The secret last verified against each cached credential row, kept with that row: presenting it
+ * again is a constant-time comparison instead of a SHA-256 hash. It goes when the row is reloaded,
+ * so a revocation or a changed secret applies exactly when it would without this. Any other
+ * secret is hashed and checked against the stored hash as usual.
+ */
+const verifiedSecrets = new WeakMap<Credential, Uint8Array>();
+
+const encoder = new TextEncoder();
+
+async function secretMatches(credential: Credential, secret: string): Promise<boolean> {
+  const presented = encoder.encode(secret);
+  const verified = verifiedSecrets.get(credential);
+  if (
+    verified !== undefined &&
+    verified.byteLength === presented.byteLength &&
+    crypto.subtle.timingSafeEqual(verified, presented)
+  )
+    return true;
+  if (!(await verifySecret(secret, credential.secretHash))) return false;
+  verifiedSecrets.set(credential, presented);
+  return true;
+}
 
 /** Resolves the caller from the request's credential header, or null if it is missing or unknown. */
 export async function authenticate(request: Request, env: Env, family: Family): Promise<Principal | null> {
@@ -48,7 +71,7 @@ export async function authenticate(request: Request, env: Env, family: Family): 
   if (!parsed) return null;
   const credential = await recentCredentials(parsed.id, () => findCredential(env, parsed.id));
   if (!credential || credential.role !== parsed.role || credential.revokedAt) return null;
-  if (!(await verifySecret(parsed.secret, credential.secretHash))) return null;
+  if (!(await secretMatches(credential, parsed.secret))) return null;
   return {
     role: credential.role,
     credentialId: credential.id,

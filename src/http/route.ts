@@ -147,7 +147,7 @@ function queryObject(url: URL): Record<string, string> {
   return out;
 }
 
-function parseRequest(route: RouteSpec, rawParams: Record<string, string>, request: Request, text: string) {
+function parseRequest(route: RouteSpec, rawParams: Record<string, string>, url: URL, text: string) {
   const params = route.params
     ? (() => {
         const result = v.safeParse(route.params, decodeParams(rawParams));
@@ -156,7 +156,6 @@ function parseRequest(route: RouteSpec, rawParams: Record<string, string>, reque
         return result.output;
       })()
     : undefined;
-  const url = new URL(request.url);
   const query = route.query ? parseWith(route.query, queryObject(url), "", "query") : undefined;
   const body = route.body ? parseWith(route.body, parseJsonObject(text), "", "body") : undefined;
   return { params, query, body };
@@ -172,6 +171,7 @@ export async function runRoute(
   family: Family,
   rawParams: Record<string, string>,
   request: Request,
+  url: URL,
   env: Env,
   ctx: ExecutionContext,
 ): Promise<Response> {
@@ -186,7 +186,7 @@ export async function runRoute(
   }
   const text = route.body ? await readBody(request) : "";
   const handle = async () =>
-    route.handle({ request, env, ctx, ...parseRequest(route, rawParams, request, text), principal });
+    route.handle({ request, env, ctx, ...parseRequest(route, rawParams, url, text), principal });
   // Parsing runs under the key too: a 4xx for bad input is as final an answer as any other.
   return principal && family === "partner" && KEYED_METHODS.has(route.method)
     ? withIdempotency(request, env, principal, text, handle)

@@ -1,7 +1,7 @@
 /**
- * A small per-isolate cache of rows that rarely change (credentials, services), so a request does
- * not read them from D1 every time. Misses are not remembered: something created a moment later
- * is found at once. Bounded: the oldest entry goes first.
+ * A small per-isolate cache of rows that rarely change (credentials, services, the catalog), so a
+ * request does not read them from D1 every time. Misses are not remembered: something created a
+ * moment later is found at once. Bounded: the oldest entry goes first.
  */
 export function ttlCache<V>(ttlMs: number, limit = 10_000) {
   const entries = new Map<string, { value: V; until: number }>();

@@ -45,6 +45,14 @@ export class SubscriptionObject extends DurableObject<Env> {
     return this.load();
   }
 
+  /**
+   * The record as stored, JSON text: what a read passes on. A string crosses RPC as it is, where
+   * a record is structured-cloned field by field on both sides.
+   */
+  getJson(): string | null {
+    return this.sql.exec<{ body: string }>("SELECT body FROM record WHERE id = 1").toArray()[0]?.body ?? null;
+  }
+
   async setAutoRenew(value: boolean | undefined): Promise<Outcome<SubscriptionRecord>> {
     return this.change((r) => ({ ...r, autoRenew: value ?? !r.autoRenew }));
   }
@@ -250,8 +258,8 @@ export class SubscriptionObject extends DurableObject<Env> {
   }
 
   private load(): SubscriptionRecord | null {
-    const row = this.sql.exec<{ body: string }>("SELECT body FROM record WHERE id = 1").toArray()[0];
-    return row ? (JSON.parse(row.body) as SubscriptionRecord) : null;
+    const body = this.getJson();
+    return body === null ? null : (JSON.parse(body) as SubscriptionRecord);
   }
 
   /**

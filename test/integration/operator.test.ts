@@ -72,6 +72,18 @@ describe("credentials", () => {
     expect(serviceOnV1.status).toBe(403);
   });
 
+  it("checks the secret on every request, also after the right one was accepted", async () => {
+    const t = await tenant({ customers: 0 });
+    const parsed = parseToken(t.partnerKey)!;
+    const status = async (token: string) => (await call("GET", "/v1/customers", { token })).status;
+    expect(await status(t.partnerKey)).toBe(200);
+    const flipped = `${parsed.secret.slice(0, -1)}${parsed.secret.endsWith("A") ? "B" : "A"}`;
+    expect(await status(`pk.${parsed.id}.${flipped}`)).toBe(401);
+    expect(await status(`pk.${parsed.id}.${parsed.secret}x`)).toBe(401);
+    expect(await status(`pk.${parsed.id}.${parsed.secret.slice(0, -1)}`)).toBe(401);
+    expect(await status(t.partnerKey)).toBe(200);
+  });
+
   it("keeps operator endpoints from partners (403)", async () => {
     const t = await tenant({ customers: 1 });
     const attempts = [

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { call, expectOk, type Tenant, tenant, usageOf, withCatalog } from "../helpers";
+import { call, expectOk, type Tenant, tenant, unique, usageOf, withCatalog } from "../helpers";
 
 /** The subscriptions API through the Worker: SubscriptionObjects, the D1 read model and quota. */
 
@@ -250,6 +250,89 @@ describe("listing and reading", () => {
     const bad = await call("GET", "/v1/subscriptions/?status=sometimes", { token: t.partnerKey });
     expect(bad.status).toBe(400);
     expect(bad.body.errors[0].point).toBe("/status");
+  });
+
+  it("lists each subscription as reading it answers, under every status filter", async () => {
+    const t = await setup();
+    const c = t.customers[0];
+    const bought = async (objects: unknown[]) =>
+      (await buy(t, objects)).body.objects as Array<{ id: string }>;
+    const [cpu, dssd, cloud] = await bought([
+      { customer: c, resource: "cpu", amount: 1, period: "1 day" },
+      { customer: c, resource: "hdd", amount: 2, start_time: future(5).toISOString(), period: "1 day" },
+      { customer: c, resource: "cumulus", amount: 1 },
+    ]);
+    const [txFirst] = await bought([{ customer: c, resource: "tx", amount: 10 }]);
+    const [txQueued] = await bought([{ customer: c, resource: "tx", amount: 5 }]);
+    const [mem] = await bought([{ customer: c, resource: "mem", amount: 1, period: "1 day" }]);
+    await expectOk(call("DELETE", `/v1/subscriptions/${mem!.id}/`, { token: t.partnerKey }));
+    await expectOk(call("POST", `/v1/subscriptions/${cloud!.id}/action/?do=start`, { token: t.partnerKey }));
+    const extension = await expectOk(
+      call("POST", `/v1/subscriptions/${cpu!.id}/action/?do=extend`, { token: t.partnerKey }),
+    );
+    const ids = (...subs: Array<{ id: string } | undefined>) => subs.map((sub) => sub!.id).sort();
+    const expected: Record<string, string[]> = {
+      active: ids(cpu, cloud, txFirst),
+      inactive: ids(dssd, txQueued, extension),
+      expired: ids(mem),
+      notexpired: ids(cpu, cloud, txFirst, dssd, txQueued, extension),
+      all: ids(cpu, cloud, txFirst, dssd, txQueued, extension, mem),
+    };
+    for (const [status, wanted] of Object.entries(expected)) {
+      const page = await expectOk(
+        call("GET", `/v1/subscriptions/?status=${status}`, { token: t.partnerKey }),
+      );
+      expect(
+        page.objects.map((o: { id: string }) => o.id),
+        status,
+      ).toEqual(wanted);
+      for (const listed of page.objects) {
+        const read = await expectOk(call("GET", `/v1/subscriptions/${listed.id}/`, { token: t.partnerKey }));
+        expect(listed, `${status}: ${listed.resource}`).toEqual(read);
+      }
+    }
+    const byAlias = await expectOk(
+      call("GET", "/v1/subscriptions/?status=inactive&resource=hdd,tx", { token: t.partnerKey }),
+    );
+    expect(byAlias.objects.map((o: { id: string }) => o.id)).toEqual(ids(dssd, txQueued));
+  });
+
+  it("resolves a product's alias in a list filter as soon as the product exists", async () => {
+    const t = await setup();
+    // The catalog is read (and kept) before the new product exists.
+    await expectOk(call("GET", "/v1/subscriptions/?resource=hdd", { token: t.partnerKey }));
+    const id = unique("cirrus");
+    await expectOk(
+      call("PUT", `/v1/resources/stratus.${id}`, {
+        token: t.operator,
+        body: { service: "stratus", unit: "cloud" },
+      }),
+    );
+    await expectOk(
+      call("PUT", `/v1/products/${id}`, {
+        token: t.operator,
+        body: {
+          name: id,
+          kind: "caas",
+          unit: "cloud",
+          unit_price: "1.00",
+          currency: "EUR",
+          quota_resource: `stratus.${id}`,
+          aliases: [`${id}-alias`],
+        },
+      }),
+    );
+    await expectOk(
+      call("PUT", `/v1/customers/${t.customers[0]}/quotas`, {
+        token: t.operator,
+        body: { resource: `stratus.${id}`, limit: 10 },
+      }),
+    );
+    const sub = (await buy(t, [{ customer: t.customers[0], resource: id, amount: 1 }])).body.objects[0];
+    const listed = await expectOk(
+      call("GET", `/v1/subscriptions/?resource=${id}-alias`, { token: t.partnerKey }),
+    );
+    expect(listed.objects.map((o: { id: string }) => o.id)).toEqual([sub.id]);
   });
 
   it("answers 404 for another partner's subscription on every route", async () => {

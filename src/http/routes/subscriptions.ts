@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { productIdsNamed } from "../../app/catalog";
 import { visibleCustomer } from "../../app/customers";
 import { extensionTerm } from "../../app/extend";
 import { respond, storedObject } from "../../app/operations";
@@ -48,12 +49,11 @@ function actingPartner(principal: Principal): string {
 }
 
 async function listQuery(env: Env, principal: Principal, query: v.InferOutput<typeof ListQuery>) {
-  const catalog = query.resource ? await listProducts(env) : [];
   return {
     partnerId: actingPartner(principal),
     status: query.status,
-    // Aliases name their product (`hdd` is `dssd`); an unknown name simply matches nothing.
-    products: (query.resource ?? []).map((r) => findProduct(catalog, r)?.id ?? r),
+    // Aliases name their product (`hdd` is `dssd`).
+    products: await productIdsNamed(env, query.resource ?? []),
     after: decodeCursor(query.cursor),
     limit: query.limit,
     now: now(),
@@ -77,7 +77,7 @@ function listRoute(path: string, summary: string, grouped: boolean) {
         meta: toPage(
           rows,
           query.limit,
-          (r) => r.id,
+          (r) => r.record.id,
           () => null,
         ).meta,
       });
