@@ -20,7 +20,21 @@ export const scopeOf = (principal: Principal): string | null =>
 
 /** A subscription within `scope` (a partner id; null: any); another partner's does not exist. */
 export async function visibleRecord(env: Env, scope: string | null, id: string): Promise<SubscriptionRecord> {
-  const body = await subscriptionObject(env, id).getJson();
+  return within(scope, id, await subscriptionObject(env, id).getJson());
+}
+
+/** One subscription as a read answers it, in wire shape: the object also tells whether it is queued. */
+export async function readSubscription(
+  env: Env,
+  scope: string | null,
+  id: string,
+  now: Date,
+): Promise<SubscriptionWire> {
+  const view = await subscriptionObject(env, id).read();
+  return present(env, within(scope, id, view?.body ?? null), now, view?.queued);
+}
+
+function within(scope: string | null, id: string, body: string | null): SubscriptionRecord {
   const record = body === null ? null : (JSON.parse(body) as SubscriptionRecord);
   if (!record || (scope !== null && record.partnerId !== scope)) {
     throw notFound(`subscription ${id} does not exist`);
@@ -28,10 +42,19 @@ export async function visibleRecord(env: Env, scope: string | null, id: string):
   return record;
 }
 
-/** The wire shape of one record, its status and descendants worked out at `now`. */
-export async function present(env: Env, record: SubscriptionRecord, now: Date): Promise<SubscriptionWire> {
+/**
+ * The wire shape of one record, its status and descendants worked out at `now`. `queued`: whether
+ * a depletable waits behind an older one, when the caller already knows.
+ */
+export async function present(
+  env: Env,
+  record: SubscriptionRecord,
+  now: Date,
+  queued?: boolean,
+): Promise<SubscriptionWire> {
   const behind =
-    record.kind === "depletable" && record.endedAt === null && (await queuedBehindAnother(env, record));
+    queued ??
+    (record.kind === "depletable" && record.endedAt === null && (await queuedBehindAnother(env, record)));
   // Only a subscription something follows has descendants: the others need no query.
   const chain =
     record.nextId === null ? [] : ((await chainMembers(env, [record.rootId])).get(record.rootId) ?? []);

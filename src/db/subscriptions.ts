@@ -143,6 +143,19 @@ export async function queuedBehindAnother(
   return row !== null;
 }
 
+/** The depletables of the same customer and product, not used up, that come after `r` in the queue. */
+export async function youngerInQueue(
+  env: Env,
+  r: Pick<SubscriptionRecord, "id" | "customerId" | "product">,
+): Promise<string[]> {
+  const { results } = await env.DB.prepare(
+    "select id from subscriptions where customer_id = ?1 and product = ?2 and ended_at is null and id > ?3",
+  )
+    .bind(r.customerId, r.product, r.id)
+    .all<{ id: string }>();
+  return results.map((row) => row.id);
+}
+
 /** A customer's depletables of one product that are not used up, oldest (consumed first) first. */
 export async function depletionQueue(env: Env, customerId: string, product: string): Promise<string[]> {
   const rows = await database(env)

@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { issueCommission } from "../app/commissions";
 import { dispatchEvent } from "../app/webhooks";
-import { upsertProjection } from "../db/subscriptions";
+import { queuedBehindAnother, upsertProjection, youngerInQueue } from "../db/subscriptions";
 import { isRunning, splitAt, start, stop } from "../domain/metering";
 import { amountChangeRefusal, runRefusal, type SubscriptionRecord } from "../domain/subscriptions";
 import { canMoveTo, type DeploymentStatus, type EventType } from "../domain/webhooks";
@@ -21,6 +21,12 @@ const PROJECTION_RETRY_MS = 5_000;
 export class SubscriptionObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private tail: Promise<unknown> = Promise.resolve();
+  /** The stored record as text and parsed, for reads; dropped on every commit. Memory only. */
+  private current: { body: string; record: SubscriptionRecord } | null | undefined;
+  /** Whether this depletable waits behind an older one, while no change to its queue was told. */
+  private queued: boolean | undefined;
+  /** Counts `queueChanged` calls, so a verdict asked of D1 before one is not kept after it. */
+  private queueChanges = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -51,6 +57,44 @@ export class SubscriptionObject extends DurableObject<Env> {
    */
   getJson(): string | null {
     return this.sql.exec<{ body: string }>("SELECT body FROM record WHERE id = 1").toArray()[0]?.body ?? null;
+  }
+
+  /**
+   * What a read of this subscription needs: the record (JSON text) and, for a depletable not used
+   * up, whether an older one of the customer's is still being used first (`queued`).
+   */
+  async read(): Promise<{ body: string; queued: boolean } | null> {
+    if (this.current === undefined) {
+      const body = this.getJson();
+      this.current = body === null ? null : { body, record: JSON.parse(body) as SubscriptionRecord };
+    }
+    if (this.current === null) return null;
+    const { body, record } = this.current;
+    const queued = record.kind === "depletable" && record.endedAt === null && (await this.queuedNow(record));
+    return { body, queued };
+  }
+
+  /**
+   * Told by a depletable of the same customer and product that comes before this one in the
+   * queue when it is created (after this one: its id was chosen first) or ends.
+   */
+  queueChanged(): void {
+    this.queued = undefined;
+    this.queueChanges += 1;
+  }
+
+  /**
+   * Whether an older depletable is used first. Only the ones before it can change that, by being
+   * created or by ending, and each then tells the ones after it (`queueChanged`): so the answer is
+   * kept until then, instead of asking D1 on every read. It is kept only once this one is in the
+   * read model, where they look for it.
+   */
+  private async queuedNow(r: SubscriptionRecord): Promise<boolean> {
+    if (this.queued !== undefined) return this.queued;
+    const changes = this.queueChanges;
+    const queued = await queuedBehindAnother(this.env, r);
+    if (changes === this.queueChanges && this.projectedVersion() > 0) this.queued = queued;
+    return queued;
   }
 
   async setAutoRenew(value: boolean | undefined): Promise<Outcome<SubscriptionRecord>> {
@@ -257,6 +301,13 @@ export class SubscriptionObject extends DurableObject<Env> {
     return run;
   }
 
+  private projectedVersion(): number {
+    return (
+      this.sql.exec<{ projected: number }>("SELECT projected FROM record WHERE id = 1").toArray()[0]
+        ?.projected ?? 0
+    );
+  }
+
   private load(): SubscriptionRecord | null {
     const body = this.getJson();
     return body === null ? null : (JSON.parse(body) as SubscriptionRecord);
@@ -267,6 +318,7 @@ export class SubscriptionObject extends DurableObject<Env> {
    * storage transaction: the event can never be lost, nor sent for a change that did not happen.
    */
   private commit(next: SubscriptionRecord): SubscriptionRecord {
+    this.current = undefined;
     return this.ctx.storage.transactionSync(() => {
       const previous = this.load();
       const type = next.delivery === "syndicated" ? eventType(previous, next) : null;
@@ -303,8 +355,16 @@ export class SubscriptionObject extends DurableObject<Env> {
       .exec<{ projected: number }>("SELECT projected FROM record WHERE id = 1")
       .toArray()[0];
     try {
-      if ((row?.projected ?? 0) < r.version) {
+      const projected = row?.projected ?? 0;
+      if (projected < r.version) {
         await upsertProjection(this.env, r);
+        // The depletables after this one in its queue are told when it is created (they may have
+        // been created first: its id was chosen first) and when it ends, once the read model shows
+        // it, and before this version counts as projected, so a failed push tells them again.
+        if (r.kind === "depletable" && (projected === 0 || r.endedAt !== null)) {
+          for (const id of await youngerInQueue(this.env, r))
+            await subscriptionObject(this.env, id).queueChanged();
+        }
         this.sql.exec("UPDATE record SET projected = MAX(projected, ?) WHERE id = 1", r.version);
       }
       const events = this.sql

@@ -1,4 +1,6 @@
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { subscriptionObject } from "../../src/objects/subscription-object";
 import { call, expectOk, type Tenant, tenant, unique, usageOf, withCatalog } from "../helpers";
 
 /** The subscriptions API through the Worker: SubscriptionObjects, the D1 read model and quota. */
@@ -219,6 +221,53 @@ describe("depletable tx", () => {
     expect(active.objects.map((s: { id: string }) => s.id)).toEqual([b.id]);
     const expired = await expectOk(call("GET", "/v1/subscriptions/?status=expired", { token: t.partnerKey }));
     expect(expired.objects.map((s: { id: string }) => s.id)).toEqual([a.id]);
+  });
+});
+
+describe("depletable tx, read one at a time", () => {
+  const read = (t: Tenant, id: string) =>
+    expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
+
+  it("a head that was read as active is queued once an older one is created after it", async () => {
+    const t = await setup();
+    const c = t.customers[0];
+    const young = (await buy(t, [{ customer: c, resource: "tx", amount: 5 }])).body.objects[0];
+    expect(await read(t, young.id)).toMatchObject({ status: "active" });
+    expect(await read(t, young.id)).toMatchObject({ status: "active" });
+
+    // An asynchronous purchase chose its id before this one's and creates its object only now
+    // (its quota held as that purchase would have).
+    await expectOk(
+      call("POST", "/account/v1.0/commissions", {
+        token: t.serviceToken,
+        body: {
+          auto_accept: true,
+          provisions: [{ holder: c, source: "system", resource: "stratus.tx", quantity: 5 }],
+        },
+      }),
+      201,
+    );
+    const record = (await subscriptionObject(env, young.id).get())!;
+    const olderId = `00${young.id.slice(2)}`;
+    await subscriptionObject(env, olderId).create({ ...record, id: olderId, rootId: olderId, version: 0 });
+
+    expect(await read(t, olderId)).toMatchObject({ status: "active" });
+    expect(await read(t, young.id)).toMatchObject({ status: "inactive" });
+    await expectOk(
+      call("POST", `/v1/customers/${c}/consumption`, {
+        token: t.partnerKey,
+        body: { resource: "tx", amount: 5 },
+      }),
+    );
+    expect(await read(t, olderId)).toMatchObject({ status: "expired", end_reason: "depleted" });
+    expect(await read(t, young.id)).toMatchObject({ status: "active", remaining: 5 });
+
+    // Read while queued, then the one before it is cancelled: it is used now.
+    const next = (await buy(t, [{ customer: c, resource: "tx", amount: 3 }])).body.objects[0];
+    expect(await read(t, next.id)).toMatchObject({ status: "inactive" });
+    expect(await read(t, next.id)).toMatchObject({ status: "inactive" });
+    await expectOk(call("DELETE", `/v1/subscriptions/${young.id}/`, { token: t.partnerKey }));
+    expect(await read(t, next.id)).toMatchObject({ status: "active" });
   });
 });
 

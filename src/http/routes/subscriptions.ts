@@ -3,7 +3,7 @@ import { productIdsNamed } from "../../app/catalog";
 import { visibleCustomer } from "../../app/customers";
 import { extensionTerm } from "../../app/extend";
 import { respond, storedObject } from "../../app/operations";
-import { consume, listPage, present, scopeOf, visibleRecord } from "../../app/reads";
+import { consume, listPage, present, readSubscription, scopeOf, visibleRecord } from "../../app/reads";
 import { assignIds, plan } from "../../app/subscriptions";
 import { listProducts } from "../../db/products";
 import { findProduct } from "../../domain/catalog";
@@ -166,9 +166,7 @@ export const subscriptionRoutes = [
       404: { description: "Not found" },
     },
     async handle({ env, principal, params }) {
-      return Response.json(
-        await present(env, await visibleRecord(env, scopeOf(principal), params.id), now()),
-      );
+      return Response.json(await readSubscription(env, scopeOf(principal), params.id, now()));
     },
   }),
   defineRoute({
