@@ -23,15 +23,17 @@ export async function visibleRecord(env: Env, scope: string | null, id: string):
   return within(scope, id, await subscriptionObject(env, id).getJson());
 }
 
-/** One subscription as a read answers it, in wire shape: the object also tells whether it is queued. */
+/** One subscription as a read answers it, as JSON text: mostly rendered by its object alone. */
 export async function readSubscription(
   env: Env,
   scope: string | null,
   id: string,
   now: Date,
-): Promise<SubscriptionWire> {
-  const view = await subscriptionObject(env, id).read();
-  return present(env, within(scope, id, view?.body ?? null), now, view?.queued);
+): Promise<string> {
+  const view = await subscriptionObject(env, id).view(scope, now.getTime());
+  if (!view) throw notFound(`subscription ${id} does not exist`);
+  if ("wire" in view) return view.wire;
+  return JSON.stringify(await present(env, within(scope, id, view.body), now, view.queued));
 }
 
 function within(scope: string | null, id: string, body: string | null): SubscriptionRecord {

@@ -3,12 +3,22 @@ import { issueCommission } from "../app/commissions";
 import { dispatchEvent } from "../app/webhooks";
 import { queuedBehindAnother, upsertProjection, youngerInQueue } from "../db/subscriptions";
 import { isRunning, splitAt, start, stop } from "../domain/metering";
-import { amountChangeRefusal, runRefusal, type SubscriptionRecord } from "../domain/subscriptions";
+import {
+  amountChangeRefusal,
+  runRefusal,
+  type Status,
+  type SubscriptionRecord,
+  statusOf,
+  toWire,
+} from "../domain/subscriptions";
 import { canMoveTo, type DeploymentStatus, type EventType } from "../domain/webhooks";
 import type { Env } from "../env";
 import { AppError, badRequest, type ErrorWire, refused, toErrorWire } from "../http/errors";
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: ErrorWire };
+
+/** A read: the wire JSON, or the record and its queued status for the caller to present. */
+export type SubscriptionView = { wire: string } | { body: string; queued: boolean };
 
 const PROJECTION_RETRY_MS = 5_000;
 
@@ -22,7 +32,10 @@ export class SubscriptionObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private tail: Promise<unknown> = Promise.resolve();
   /** The stored record as text and parsed, for reads; dropped on every commit. Memory only. */
-  private current: { body: string; record: SubscriptionRecord } | null | undefined;
+  private current:
+    | { body: string; record: SubscriptionRecord; wires: Map<Status, string> }
+    | null
+    | undefined;
   /** Whether this depletable waits behind an older one, while no change to its queue was told. */
   private queued: boolean | undefined;
   /** Counts `queueChanged` calls, so a verdict asked of D1 before one is not kept after it. */
@@ -60,18 +73,34 @@ export class SubscriptionObject extends DurableObject<Env> {
   }
 
   /**
-   * What a read of this subscription needs: the record (JSON text) and, for a depletable not used
-   * up, whether an older one of the customer's is still being used first (`queued`).
+   * A read of this subscription within `scope` (a partner id; null: any), or null if it is not
+   * there for that caller. The object answers the wire JSON itself when it alone knows it all; a
+   * subscription with extensions needs its chain from D1, so then the record (JSON text) and
+   * whether it is queued behind an older depletable come back for the caller to present.
    */
-  async read(): Promise<{ body: string; queued: boolean } | null> {
+  async view(scope: string | null, now: number): Promise<SubscriptionView | null> {
+    const current = this.parsed();
+    if (!current || (scope !== null && current.record.partnerId !== scope)) return null;
+    const { body, record, wires } = current;
+    const queued = record.kind === "depletable" && record.endedAt === null && (await this.queuedNow(record));
+    if (record.nextId !== null) return { body, queued };
+    const status = statusOf(record, new Date(now), queued);
+    let wire = wires.get(status);
+    if (wire === undefined) {
+      wire = JSON.stringify(toWire(record, status, []));
+      wires.set(status, wire);
+    }
+    return { wire };
+  }
+
+  /** The stored record, text and parsed, with the wire JSON rendered of it by status: kept for reads. */
+  private parsed() {
     if (this.current === undefined) {
       const body = this.getJson();
-      this.current = body === null ? null : { body, record: JSON.parse(body) as SubscriptionRecord };
+      this.current =
+        body === null ? null : { body, record: JSON.parse(body) as SubscriptionRecord, wires: new Map() };
     }
-    if (this.current === null) return null;
-    const { body, record } = this.current;
-    const queued = record.kind === "depletable" && record.endedAt === null && (await this.queuedNow(record));
-    return { body, queued };
+    return this.current;
   }
 
   /**

@@ -166,7 +166,9 @@ export const subscriptionRoutes = [
       404: { description: "Not found" },
     },
     async handle({ env, principal, params }) {
-      return Response.json(await readSubscription(env, scopeOf(principal), params.id, now()));
+      return new Response(await readSubscription(env, scopeOf(principal), params.id, now()), {
+        headers: { "content-type": "application/json" },
+      });
     },
   }),
   defineRoute({
