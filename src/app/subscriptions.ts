@@ -230,12 +230,24 @@ export async function buy(
       createdAt: now.toISOString(),
     };
   });
-  await insertOrders(env, orders);
+  // A vendor reads the order when it is told of the subscription: then the orders are written
+  // first. A purchase that takes effect at once writes them once, after, in their final state.
+  const waits = records.some((r) => r.deploymentStatus === "PENDING");
+  if (waits) await insertOrders(env, orders);
   const created = await Promise.all(
     records.map((r) => subscriptionObject(env, r.id).create({ ...r, serial })),
   );
   const state = purchaseState(created);
-  if (state === "settled") await settle(env, ids);
+  if (waits) {
+    if (state === "settled") await settle(env, ids);
+  } else {
+    if (state === "settled") await settleReferenced(env, Object.keys(ids.orders), reference, "accept");
+    const final = state === "settled" ? ("completed" as const) : ("pending" as const);
+    await insertOrders(
+      env,
+      orders.map((o) => ({ ...o, state: final })),
+    );
+  }
   return {
     subscriptions: created,
     orders: orders.map((o) => ({

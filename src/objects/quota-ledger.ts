@@ -92,6 +92,15 @@ interface CommissionRow extends Record<string, SqlStorageValue> {
   indexed: number;
 }
 
+/** A block of serials in use: the next to hand out, and how far storage has reserved. */
+interface SerialBlock {
+  block: number;
+  next: number;
+  reserved: number;
+}
+
+const SERIALS_RESERVED = 64;
+
 /** How long a step across ledgers may take before the alarm assumes its request died and finishes it. */
 const STALL_MS = 60_000;
 const INDEX_RETRY_MS = 5_000;
@@ -112,7 +121,9 @@ const STEPS: ReadonlySet<CommissionState> = new Set(["issuing", "failing", "acce
 export class QuotaLedger extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private refill: Promise<void> | null = null;
-  private block: { block: number; next: number } | null | undefined;
+  private block: SerialBlock | null | undefined;
+  /** Holdings read or written since this instance started; every write here goes through `write`. */
+  private readonly cachedHoldings = new Map<string, HoldingRow>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -150,6 +161,7 @@ export class QuotaLedger extends DurableObject<Env> {
       resource,
       limit,
     );
+    this.cachedHoldings.delete(holdingKey(source, resource));
     const row = this.holding(source, resource);
     if (!row) throw new Error("holding vanished after upsert");
     return view(row);
@@ -165,17 +177,17 @@ export class QuotaLedger extends DurableObject<Env> {
    * after the commission was rolled back changes nothing.
    */
   hold(serial: number, provisions: LedgerProvision[], force: boolean): HoldResult {
-    return this.ctx.storage.transactionSync(() => this.holdNow(serial, provisions, force));
+    return this.atomically(() => this.holdNow(serial, provisions, force));
   }
 
   /** Finalizes a held commission here. Idempotent, and cannot fail: it only narrows usage. */
   accept(serial: number): void {
-    this.ctx.storage.transactionSync(() => this.settleHeld(serial, "accept"));
+    this.atomically(() => this.settleHeld(serial, "accept"));
   }
 
   /** Undoes a held commission here. Idempotent, and cannot fail: it only narrows usage. */
   reject(serial: number): void {
-    this.ctx.storage.transactionSync(() => this.settleHeld(serial, "reject"));
+    this.atomically(() => this.settleHeld(serial, "reject"));
   }
 
   // ---- commissions kept here ---------------------------------------------------------------------
@@ -293,7 +305,7 @@ export class QuotaLedger extends DurableObject<Env> {
   /** Every provision is this holder's (or there is none): one transaction, no other call. */
   private async issueHere(request: CommissionRequest): Promise<IssueAnswer> {
     await this.ensureSerials(request.home);
-    const answer = this.ctx.storage.transactionSync((): IssueAnswer => {
+    const answer = this.atomically((): IssueAnswer => {
       const serial = this.nextSerial();
       const result = request.autoAccept
         ? this.take(request.provisions, request.force)
@@ -318,7 +330,7 @@ export class QuotaLedger extends DurableObject<Env> {
     // The alarm is set first: whatever happens after, an issue left half-way gets rolled back.
     await this.wakeIn(STALL_MS);
     await this.ensureSerials(request.home);
-    const serial = this.ctx.storage.transactionSync(() => {
+    const serial = this.atomically(() => {
       const serial = this.nextSerial();
       this.insertRecord(serial, request, "issuing");
       return serial;
@@ -377,7 +389,7 @@ export class QuotaLedger extends DurableObject<Env> {
       .groupByHolder(provisions)
       .map(([holder]) => holder)
       .slice(1);
-    this.ctx.storage.transactionSync(() => this.settleHeld(serial, decision));
+    this.atomically(() => this.settleHeld(serial, decision));
     await Promise.all(others.map((h) => ledgerOf(this.env, h)[decision](serial)));
     const now = this.record(serial);
     if (now && now.state === (final === "failed" ? "failing" : RESOLVING[decision])) this.move(now, final);
@@ -434,7 +446,7 @@ export class QuotaLedger extends DurableObject<Env> {
             "INSERT INTO serials (id, block, next) VALUES (1, ?, 0) ON CONFLICT (id) DO UPDATE SET block = excluded.block, next = 0",
             block,
           );
-          this.block = { block, next: 0 };
+          this.block = { block, next: 0, reserved: 0 };
         })
         .finally(() => {
           this.refill = null;
@@ -444,12 +456,12 @@ export class QuotaLedger extends DurableObject<Env> {
   }
 
   /** The block being used, read from storage once per instance and kept in step with it after. */
-  private currentBlock(): { block: number; next: number } | null {
+  private currentBlock(): SerialBlock | null {
     if (this.block === undefined) {
-      this.block =
-        this.sql
-          .exec<{ block: number; next: number }>("SELECT block, next FROM serials WHERE id = 1")
-          .toArray()[0] ?? null;
+      const stored = this.sql
+        .exec<{ block: number; next: number }>("SELECT block, next FROM serials WHERE id = 1")
+        .toArray()[0];
+      this.block = stored ? { block: stored.block, next: stored.next, reserved: stored.next } : null;
     }
     return this.block;
   }
@@ -460,15 +472,20 @@ export class QuotaLedger extends DurableObject<Env> {
   }
 
   /**
-   * The next serial of the block; `ensureSerials` made sure there is one. If the transaction it
-   * runs in rolls back, the copy in memory stays ahead of storage: a serial is skipped, never reused.
+   * The next serial of the block; `ensureSerials` made sure there is one. Storage keeps where the
+   * next instance starts: serials are reserved a few at a time, in the transaction that hands out
+   * the first of them, so most commissions write nothing for their serial and a restart skips the
+   * ones reserved but not handed out. None is ever handed out twice.
    */
   private nextSerial(): number {
     const current = this.currentBlock();
     if (!current || current.next >= SERIAL_BLOCK) throw new Error("no serial left in the block");
+    if (current.next >= current.reserved) {
+      current.reserved = Math.min(current.next + SERIALS_RESERVED, SERIAL_BLOCK);
+      this.sql.exec("UPDATE serials SET next = ? WHERE id = 1", current.reserved);
+    }
     const serial = serialIn(current.block, current.next);
     current.next += 1;
-    this.sql.exec("UPDATE serials SET next = ? WHERE id = 1", current.next);
     return serial;
   }
 
@@ -544,9 +561,14 @@ export class QuotaLedger extends DurableObject<Env> {
   }
 
   private holding(source: string, resource: string): HoldingRow | undefined {
-    return this.sql
+    const key = holdingKey(source, resource);
+    const cached = this.cachedHoldings.get(key);
+    if (cached) return cached;
+    const row = this.sql
       .exec<HoldingRow>("SELECT * FROM holdings WHERE source = ? AND resource = ?", source, resource)
       .toArray()[0];
+    if (row) this.cachedHoldings.set(key, row);
+    return row;
   }
 
   private write(source: string, resource: string, h: quota.Holding): void {
@@ -557,6 +579,23 @@ export class QuotaLedger extends DurableObject<Env> {
       source,
       resource,
     );
+    const key = holdingKey(source, resource);
+    const cached = this.cachedHoldings.get(key);
+    if (cached) this.cachedHoldings.set(key, { ...cached, usage_min: h.usageMin, usage_max: h.usageMax });
+  }
+
+  /**
+   * One storage transaction. If it throws, storage rolls back and so does what this instance
+   * keeps in memory: it is read again from storage.
+   */
+  private atomically<T>(work: () => T): T {
+    try {
+      return this.ctx.storage.transactionSync(work);
+    } catch (error) {
+      this.cachedHoldings.clear();
+      this.block = undefined;
+      throw error;
+    }
   }
 }
 
@@ -568,6 +607,8 @@ function refusedAt(
   if (!provision) throw new Error("a ledger blamed a provision it was not given");
   return { ok: false, reason: "refused", provision, failure: result.failure };
 }
+
+const holdingKey = (source: string, resource: string) => JSON.stringify([source, resource]);
 
 function toHolding(row: HoldingRow): quota.Holding {
   return { limit: row.limit_value, usageMin: row.usage_min, usageMax: row.usage_max };
