@@ -1,11 +1,11 @@
 import { insertOrders, type Order, setOrdersState } from "../db/orders";
-import { listProducts } from "../db/products";
 import { uuidv7 } from "../domain/ids";
 import { type PlannedSubscription, type PurchaseObject, planPurchase } from "../domain/purchase";
 import type { SubscriptionRecord } from "../domain/subscriptions";
 import type { Env } from "../env";
 import { AppError, badRequest, fromErrorWire } from "../http/errors";
 import { type Outcome, subscriptionObject } from "../objects/subscription-object";
+import { catalogKnowing } from "./catalog";
 import { issueCommission, settleReferenced } from "./commissions";
 import { ownCustomers } from "./customers";
 
@@ -48,7 +48,10 @@ export function unwrap<T>(outcome: Outcome<T>): T {
 
 /** The plan of a purchase, or a 400 naming every field that makes it impossible. */
 export async function plan(env: Env, partnerId: string, objects: PurchaseObject[], now: Date) {
-  const catalog = await listProducts(env);
+  const catalog = await catalogKnowing(
+    env,
+    objects.map((o) => o.resource),
+  );
   const result = planPurchase(objects, catalog, now);
   const customers = [...new Set(objects.map((o) => o.customer))];
   const known = await ownCustomers(env, partnerId, customers);

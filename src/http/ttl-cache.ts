@@ -40,5 +40,9 @@ export function ttlCache<V>(ttlMs: number, limit = 10_000) {
     }
     return found;
   };
-  return Object.assign(one, { many });
+  /** Drops what is kept for `key`: the next call loads it again. */
+  const forget = (key: string) => {
+    entries.delete(key);
+  };
+  return Object.assign(one, { many, forget });
 }

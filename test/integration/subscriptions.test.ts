@@ -382,6 +382,35 @@ describe("listing and reading", () => {
       call("GET", `/v1/subscriptions/?resource=${id}-alias`, { token: t.partnerKey }),
     );
     expect(listed.objects.map((o: { id: string }) => o.id)).toEqual([sub.id]);
+
+    // A price change applies at once here (the instance that took it), to quotes and purchases.
+    const quote = () =>
+      expectOk(
+        call("POST", "/v1/subscriptioncalculator/", {
+          token: t.partnerKey,
+          body: { objects: [{ customer: t.customers[0], resource: id, amount: 1, period: "1 day" }] },
+        }),
+      );
+    expect((await quote()).objects[0]).toMatchObject({ price: "0.00", end_time: null });
+    await expectOk(
+      call("PUT", `/v1/products/${id}`, {
+        token: t.operator,
+        body: {
+          name: id,
+          kind: "timed",
+          unit: "cloud",
+          unit_price: "2.00",
+          currency: "EUR",
+          quota_resource: `stratus.${id}`,
+          aliases: [],
+        },
+      }),
+    );
+    const after = await quote();
+    expect(after.objects[0]).toMatchObject({ end_time: expect.any(String) });
+    expect(after.objects[0].price).not.toBe("0.00");
+    const moved = await call("GET", `/v1/subscriptions/?resource=${id}-alias`, { token: t.partnerKey });
+    expect(moved.body.objects).toEqual([]);
   });
 
   it("answers 404 for another partner's subscription on every route", async () => {

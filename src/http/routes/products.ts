@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { catalogChanged } from "../../app/catalog";
 import { findProductById, listProducts, upsertProduct } from "../../db/products";
 import { findResource } from "../../db/resources";
 import { findVendor, setSyndication } from "../../db/vendors";
@@ -81,6 +82,7 @@ export const productRoutes = [
         delivery: body.delivery,
         vendorId: syndicated ? (body.vendor ?? null) : null,
       });
+      catalogChanged();
       if (!syndicated) return Response.json(productOut(product));
       // The signing secret is made once, when the product first becomes syndicated, and shown then only.
       const secret = before?.signingSecret ? null : newSigningSecret();
@@ -88,6 +90,7 @@ export const productRoutes = [
         endpoint: body.endpoint,
         ...(secret ? { signingSecret: secret } : {}),
       });
+      catalogChanged();
       return Response.json({ ...productOut(product), ...(secret ? { signing_secret: secret } : {}) });
     },
   }),

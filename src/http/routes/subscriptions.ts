@@ -1,11 +1,10 @@
 import * as v from "valibot";
-import { productIdsNamed } from "../../app/catalog";
+import { catalogKnowing, productIdsNamed } from "../../app/catalog";
 import { visibleCustomer } from "../../app/customers";
 import { extensionTerm } from "../../app/extend";
 import { respond, storedObject } from "../../app/operations";
 import { consume, listPage, present, readSubscription, scopeOf, visibleRecord } from "../../app/reads";
 import { assignIds, plan } from "../../app/subscriptions";
-import { listProducts } from "../../db/products";
 import { findProduct } from "../../domain/catalog";
 import { uuidv7 } from "../../domain/ids";
 import { chargeFor } from "../../domain/metering";
@@ -317,7 +316,7 @@ export const subscriptionRoutes = [
     async handle({ env, principal, params, body }) {
       const customer = await visibleCustomer(env, principal, params.id);
       const at = now();
-      const product = findProduct(await listProducts(env), body.resource);
+      const product = findProduct(await catalogKnowing(env, [body.resource]), body.resource);
       if (!product)
         throw badRequest(`unknown resource "${body.resource}"`, [{ point: "/resource", message: "unknown" }]);
       const result = await consume(env, customer.id, product.id, body.amount, at);
