@@ -32,7 +32,7 @@ export async function readSubscription(
 ): Promise<string> {
   const view = await subscriptionObject(env, id).view(scope, now.getTime());
   if (!view) throw notFound(`subscription ${id} does not exist`);
-  if ("wire" in view) return view.wire;
+  if (typeof view === "string") return view;
   return JSON.stringify(await present(env, within(scope, id, view.body), now, view.queued));
 }
 

@@ -17,8 +17,8 @@ import { AppError, badRequest, type ErrorWire, refused, toErrorWire } from "../h
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: ErrorWire };
 
-/** A read: the wire JSON, or the record and its queued status for the caller to present. */
-export type SubscriptionView = { wire: string } | { body: string; queued: boolean };
+/** A read: the wire JSON (a bare string crosses RPC cheapest), or the record and its queued status for the caller to present. */
+export type SubscriptionView = string | { body: string; queued: boolean };
 
 const PROJECTION_RETRY_MS = 5_000;
 
@@ -90,7 +90,7 @@ export class SubscriptionObject extends DurableObject<Env> {
       wire = JSON.stringify(toWire(record, status, []));
       wires.set(status, wire);
     }
-    return { wire };
+    return wire;
   }
 
   /** The stored record, text and parsed, with the wire JSON rendered of it by status: kept for reads. */
