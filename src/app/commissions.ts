@@ -4,7 +4,8 @@ import { mergeProvisions, type Provision } from "../domain/quota";
 import type { Env } from "../env";
 import { AppError, badRequest, notFound } from "../http/errors";
 import { ttlCache } from "../http/ttl-cache";
-import { type CommissionView, type HoldFailure, ledgerOf } from "../objects/quota-ledger";
+import type { HoldFailure } from "../objects/ledger-holdings";
+import { type CommissionView, ledgerOf } from "../objects/quota-ledger";
 import { ownCustomers } from "./customers";
 
 /**

@@ -1,40 +1,16 @@
 import { DurableObject } from "cloudflare:workers";
 import { indexCommission, takeSerialBlock } from "../db/commissions";
-import {
-  type CommissionState,
-  type Decision,
-  RESOLVED,
-  RESOLVING,
-  SERIAL_BLOCK,
-  serialIn,
-} from "../domain/commissions";
+import { type CommissionState, type Decision, RESOLVED, RESOLVING } from "../domain/commissions";
 import * as quota from "../domain/quota";
 import type { Env } from "../env";
-
-export interface HoldingView {
-  source: string;
-  resource: string;
-  limit: number;
-  usage: number;
-  pending: number;
-}
-
-export interface LedgerProvision {
-  source: string;
-  resource: string;
-  quantity: number;
-}
-
-export type HoldFailure = quota.IssueFailure | { name: "NoHoldingError" };
-
-export type HoldResult =
-  | { ok: true }
-  | {
-      ok: false;
-      /** Index into the provisions passed to `hold` of the one to blame. */
-      index: number;
-      failure: HoldFailure;
-    };
+import {
+  type HoldFailure,
+  type HoldingView,
+  type HoldResult,
+  LedgerHoldings,
+  type LedgerProvision,
+} from "./ledger-holdings";
+import { LedgerSerials } from "./ledger-serials";
 
 /** A commission as its issuer asks its home ledger (`homeOf`) to issue it. */
 export interface CommissionRequest {
@@ -64,20 +40,6 @@ export interface CommissionView {
   provisions: quota.Provision[];
 }
 
-interface HoldingRow extends Record<string, SqlStorageValue> {
-  source: string;
-  resource: string;
-  limit_value: number;
-  usage_min: number;
-  usage_max: number;
-}
-
-interface PendingRow extends Record<string, SqlStorageValue> {
-  source: string;
-  resource: string;
-  quantity: number;
-}
-
 interface CommissionRow extends Record<string, SqlStorageValue> {
   serial: number;
   service_id: string | null;
@@ -92,15 +54,6 @@ interface CommissionRow extends Record<string, SqlStorageValue> {
   indexed: number;
 }
 
-/** A block of serials in use: the next to hand out, and how far storage has reserved. */
-interface SerialBlock {
-  block: number;
-  next: number;
-  reserved: number;
-}
-
-const SERIALS_RESERVED = 64;
-
 /** How long a step across ledgers may take before the alarm assumes its request died and finishes it. */
 const STALL_MS = 60_000;
 const INDEX_RETRY_MS = 5_000;
@@ -109,36 +62,26 @@ const STEPS: ReadonlySet<CommissionState> = new Set(["issuing", "failing", "acce
 /**
  * One holder's quota ledger, and the home of the commissions whose first holder it is.
  *
- * As a holder's ledger it keeps the holdings (limit, usage_min, usage_max) and the provisions of
- * the unresolved commissions that touch them. Every mutation is one synchronous storage
- * transaction, so concurrent commissions against a holder serialize here and can never over-commit.
+ * As a holder's ledger it keeps the holdings and the provisions of the unresolved commissions
+ * that touch them (`LedgerHoldings`). Every mutation is one synchronous storage transaction, so
+ * concurrent commissions against a holder serialize here and can never over-commit.
  *
- * As a commission's home it hands out the serial (from a block of serials it took from D1), keeps
+ * As a commission's home it hands out the serial (`LedgerSerials`, from a block taken from D1), keeps
  * the commission's record and decision, drives the other holders' ledgers through issue and
  * resolution, and projects a service's commissions into D1's index. A commission on this holder
  * alone, the common case, is issued (and accepted) in one transaction with no other call at all.
  */
 export class QuotaLedger extends DurableObject<Env> {
   private readonly sql: SqlStorage;
-  private refill: Promise<void> | null = null;
-  private block: SerialBlock | null | undefined;
-  /** Holdings read or written since this instance started; every write here goes through `write`. */
-  private readonly cachedHoldings = new Map<string, HoldingRow>();
+  private readonly holders: LedgerHoldings;
+  private readonly serials: LedgerSerials;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
+    this.holders = new LedgerHoldings(this.sql);
+    this.serials = new LedgerSerials(this.sql, (home) => takeSerialBlock(this.env, home));
     this.sql.exec(`
-      CREATE TABLE IF NOT EXISTS holdings (
-        source TEXT NOT NULL, resource TEXT NOT NULL,
-        limit_value INTEGER NOT NULL, usage_min INTEGER NOT NULL, usage_max INTEGER NOT NULL,
-        PRIMARY KEY (source, resource));
-      CREATE TABLE IF NOT EXISTS pending (
-        serial INTEGER NOT NULL, source TEXT NOT NULL, resource TEXT NOT NULL, quantity INTEGER NOT NULL,
-        PRIMARY KEY (serial, source, resource));
-      CREATE TABLE IF NOT EXISTS resolved (serial INTEGER PRIMARY KEY, outcome TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS serials (
-        id INTEGER PRIMARY KEY CHECK (id = 1), block INTEGER NOT NULL, next INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS commissions (
         serial INTEGER PRIMARY KEY, service_id TEXT, reference TEXT, name TEXT NOT NULL,
         provisions TEXT NOT NULL, state TEXT NOT NULL, issue_time TEXT NOT NULL,
@@ -154,21 +97,11 @@ export class QuotaLedger extends DurableObject<Env> {
   // ---- holdings ------------------------------------------------------------------------------
 
   setLimit(source: string, resource: string, limit: number): HoldingView {
-    this.sql.exec(
-      `INSERT INTO holdings (source, resource, limit_value, usage_min, usage_max) VALUES (?, ?, ?, 0, 0)
-       ON CONFLICT (source, resource) DO UPDATE SET limit_value = excluded.limit_value`,
-      source,
-      resource,
-      limit,
-    );
-    this.cachedHoldings.delete(holdingKey(source, resource));
-    const row = this.holding(source, resource);
-    if (!row) throw new Error("holding vanished after upsert");
-    return view(row);
+    return this.holders.setLimit(source, resource, limit);
   }
 
   holdings(): HoldingView[] {
-    return this.sql.exec<HoldingRow>("SELECT * FROM holdings ORDER BY source, resource").toArray().map(view);
+    return this.holders.all();
   }
 
   /**
@@ -177,17 +110,17 @@ export class QuotaLedger extends DurableObject<Env> {
    * after the commission was rolled back changes nothing.
    */
   hold(serial: number, provisions: LedgerProvision[], force: boolean): HoldResult {
-    return this.atomically(() => this.holdNow(serial, provisions, force));
+    return this.atomically(() => this.holders.hold(serial, provisions, force));
   }
 
   /** Finalizes a held commission here. Idempotent, and cannot fail: it only narrows usage. */
   accept(serial: number): void {
-    this.atomically(() => this.settleHeld(serial, "accept"));
+    this.atomically(() => this.holders.settle(serial, "accept"));
   }
 
   /** Undoes a held commission here. Idempotent, and cannot fail: it only narrows usage. */
   reject(serial: number): void {
-    this.atomically(() => this.settleHeld(serial, "reject"));
+    this.atomically(() => this.holders.settle(serial, "reject"));
   }
 
   // ---- commissions kept here ---------------------------------------------------------------------
@@ -304,12 +237,12 @@ export class QuotaLedger extends DurableObject<Env> {
 
   /** Every provision is this holder's (or there is none): one transaction, no other call. */
   private async issueHere(request: CommissionRequest): Promise<IssueAnswer> {
-    await this.ensureSerials(request.home);
+    await this.serials.ensure(request.home);
     const answer = this.atomically((): IssueAnswer => {
-      const serial = this.nextSerial();
+      const serial = this.serials.next();
       const result = request.autoAccept
-        ? this.take(request.provisions, request.force)
-        : this.holdNow(serial, request.provisions, request.force, true);
+        ? this.holders.take(request.provisions, request.force)
+        : this.holders.hold(serial, request.provisions, request.force, true);
       if (!result.ok) return refusedAt(request.provisions, result);
       // An accepted commission needs a record only to be found again by its reference: nothing
       // else can name its serial (the provisions were never pending anywhere).
@@ -329,9 +262,9 @@ export class QuotaLedger extends DurableObject<Env> {
   private async issueAcross(request: CommissionRequest, own: quota.Provision[]): Promise<IssueAnswer> {
     // The alarm is set first: whatever happens after, an issue left half-way gets rolled back.
     await this.wakeIn(STALL_MS);
-    await this.ensureSerials(request.home);
+    await this.serials.ensure(request.home);
     const serial = this.atomically(() => {
-      const serial = this.nextSerial();
+      const serial = this.serials.next();
       this.insertRecord(serial, request, "issuing");
       return serial;
     });
@@ -389,7 +322,7 @@ export class QuotaLedger extends DurableObject<Env> {
       .groupByHolder(provisions)
       .map(([holder]) => holder)
       .slice(1);
-    this.atomically(() => this.settleHeld(serial, decision));
+    this.atomically(() => this.holders.settle(serial, decision));
     await Promise.all(others.map((h) => ledgerOf(this.env, h)[decision](serial)));
     const now = this.record(serial);
     if (now && now.state === (final === "failed" ? "failing" : RESOLVING[decision])) this.move(now, final);
@@ -432,156 +365,8 @@ export class QuotaLedger extends DurableObject<Env> {
     }
   }
 
-  // ---- serials ---------------------------------------------------------------------------------
-
-  /**
-   * Makes sure a serial is left in this ledger's block, taking the next block from D1 if not. The
-   * caller takes it (`nextSerial`) before it awaits anything else, so no other request can.
-   */
-  private async ensureSerials(home: string): Promise<void> {
-    while (!this.hasSerial()) {
-      this.refill ??= takeSerialBlock(this.env, home)
-        .then((block) => {
-          this.sql.exec(
-            "INSERT INTO serials (id, block, next) VALUES (1, ?, 0) ON CONFLICT (id) DO UPDATE SET block = excluded.block, next = 0",
-            block,
-          );
-          this.block = { block, next: 0, reserved: 0 };
-        })
-        .finally(() => {
-          this.refill = null;
-        });
-      await this.refill;
-    }
-  }
-
-  /** The block being used, read from storage once per instance and kept in step with it after. */
-  private currentBlock(): SerialBlock | null {
-    if (this.block === undefined) {
-      const stored = this.sql
-        .exec<{ block: number; next: number }>("SELECT block, next FROM serials WHERE id = 1")
-        .toArray()[0];
-      this.block = stored ? { block: stored.block, next: stored.next, reserved: stored.next } : null;
-    }
-    return this.block;
-  }
-
-  private hasSerial(): boolean {
-    const current = this.currentBlock();
-    return current !== null && current.next < SERIAL_BLOCK;
-  }
-
-  /**
-   * The next serial of the block; `ensureSerials` made sure there is one. Storage keeps where the
-   * next instance starts: serials are reserved a few at a time, in the transaction that hands out
-   * the first of them, so most commissions write nothing for their serial and a restart skips the
-   * ones reserved but not handed out. None is ever handed out twice.
-   */
-  private nextSerial(): number {
-    const current = this.currentBlock();
-    if (!current || current.next >= SERIAL_BLOCK) throw new Error("no serial left in the block");
-    if (current.next >= current.reserved) {
-      current.reserved = Math.min(current.next + SERIALS_RESERVED, SERIAL_BLOCK);
-      this.sql.exec("UPDATE serials SET next = ? WHERE id = 1", current.reserved);
-    }
-    const serial = serialIn(current.block, current.next);
-    current.next += 1;
-    return serial;
-  }
-
-  // ---- one holder's side -----------------------------------------------------------------------
-
-  /** `fresh`: the serial was just handed out here, so no earlier step can have held it. */
-  private holdNow(serial: number, provisions: LedgerProvision[], force: boolean, fresh = false): HoldResult {
-    if (!fresh && this.knows(serial)) return { ok: true };
-    const checked = this.check(provisions, force, false);
-    if (!checked.ok) return checked;
-    for (const [p, h] of checked.updates) {
-      this.write(p.source, p.resource, h);
-      this.sql.exec(
-        "INSERT INTO pending (serial, source, resource, quantity) VALUES (?, ?, ?, ?)",
-        serial,
-        p.source,
-        p.resource,
-        p.quantity,
-      );
-    }
-    return { ok: true };
-  }
-
-  /** Issues and accepts at once: the holdings move straight to their accepted usage. */
-  private take(provisions: LedgerProvision[], force: boolean): HoldResult {
-    const checked = this.check(provisions, force, true);
-    if (!checked.ok) return checked;
-    for (const [p, h] of checked.updates) this.write(p.source, p.resource, h);
-    return { ok: true };
-  }
-
-  /** What each holding becomes with its provision issued (and, with `accept`, accepted), or what fails. */
-  private check(
-    provisions: LedgerProvision[],
-    force: boolean,
-    accept: boolean,
-  ): Extract<HoldResult, { ok: false }> | { ok: true; updates: Array<[LedgerProvision, quota.Holding]> } {
-    const updates: Array<[LedgerProvision, quota.Holding]> = [];
-    for (const [index, p] of provisions.entries()) {
-      const row = this.holding(p.source, p.resource);
-      if (!row) return { ok: false, index, failure: { name: "NoHoldingError" } };
-      const result = quota.issue(toHolding(row), p.quantity, force);
-      if (!result.ok) return { ok: false, index, failure: result.failure };
-      updates.push([p, accept ? quota.accept(result.holding, p.quantity) : result.holding]);
-    }
-    return { ok: true, updates };
-  }
-
-  /** Resolves what this holder holds for `serial`; a serial it never held is remembered as resolved. */
-  private settleHeld(serial: number, decision: Decision): void {
-    const apply = decision === "accept" ? quota.accept : quota.reject;
-    const rows = this.sql.exec<PendingRow>("SELECT * FROM pending WHERE serial = ?", serial).toArray();
-    for (const p of rows) {
-      const row = this.holding(p.source, p.resource);
-      if (row) this.write(p.source, p.resource, apply(toHolding(row), p.quantity));
-    }
-    this.sql.exec("DELETE FROM pending WHERE serial = ?", serial);
-    this.sql.exec(
-      "INSERT OR IGNORE INTO resolved (serial, outcome) VALUES (?, ?)",
-      serial,
-      RESOLVED[decision],
-    );
-  }
-
-  private knows(serial: number): boolean {
-    const pending = this.sql.exec("SELECT 1 FROM pending WHERE serial = ? LIMIT 1", serial).toArray();
-    if (pending.length > 0) return true;
-    return this.sql.exec("SELECT 1 FROM resolved WHERE serial = ?", serial).toArray().length > 0;
-  }
-
   private record(serial: number): CommissionRow | undefined {
     return this.sql.exec<CommissionRow>("SELECT * FROM commissions WHERE serial = ?", serial).toArray()[0];
-  }
-
-  private holding(source: string, resource: string): HoldingRow | undefined {
-    const key = holdingKey(source, resource);
-    const cached = this.cachedHoldings.get(key);
-    if (cached) return cached;
-    const row = this.sql
-      .exec<HoldingRow>("SELECT * FROM holdings WHERE source = ? AND resource = ?", source, resource)
-      .toArray()[0];
-    if (row) this.cachedHoldings.set(key, row);
-    return row;
-  }
-
-  private write(source: string, resource: string, h: quota.Holding): void {
-    this.sql.exec(
-      "UPDATE holdings SET usage_min = ?, usage_max = ? WHERE source = ? AND resource = ?",
-      h.usageMin,
-      h.usageMax,
-      source,
-      resource,
-    );
-    const key = holdingKey(source, resource);
-    const cached = this.cachedHoldings.get(key);
-    if (cached) this.cachedHoldings.set(key, { ...cached, usage_min: h.usageMin, usage_max: h.usageMax });
   }
 
   /**
@@ -592,8 +377,8 @@ export class QuotaLedger extends DurableObject<Env> {
     try {
       return this.ctx.storage.transactionSync(work);
     } catch (error) {
-      this.cachedHoldings.clear();
-      this.block = undefined;
+      this.holders.forget();
+      this.serials.forget();
       throw error;
     }
   }
@@ -606,23 +391,6 @@ function refusedAt(
   const provision = provisions[result.index];
   if (!provision) throw new Error("a ledger blamed a provision it was not given");
   return { ok: false, reason: "refused", provision, failure: result.failure };
-}
-
-const holdingKey = (source: string, resource: string) => JSON.stringify([source, resource]);
-
-function toHolding(row: HoldingRow): quota.Holding {
-  return { limit: row.limit_value, usageMin: row.usage_min, usageMax: row.usage_max };
-}
-
-function view(row: HoldingRow): HoldingView {
-  const h = toHolding(row);
-  return {
-    source: row.source,
-    resource: row.resource,
-    limit: h.limit,
-    usage: quota.reportedUsage(h),
-    pending: quota.pendingQuantity(h),
-  };
 }
 
 /** The ledger of one holder (and home of the commissions `homeOf` gives it). */

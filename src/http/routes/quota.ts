@@ -11,7 +11,8 @@ import { allPartnerCustomerIds } from "../../db/customers";
 import { findService, type Service } from "../../db/partners";
 import { listResources, resourceNamesOfService } from "../../db/resources";
 import type { Env } from "../../env";
-import { type HoldingView, ledgerOf } from "../../objects/quota-ledger";
+import type { HoldingView } from "../../objects/ledger-holdings";
+import { ledgerOf } from "../../objects/quota-ledger";
 import {
   CommissionAction,
   CommissionOut,
