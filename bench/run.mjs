@@ -62,6 +62,9 @@ const wanted = (row) => ONLY === null || ONLY.has(row);
 // BENCH_PROFILES: a directory to keep each row's CPU profile of the stratus isolate in (.cpuprofile).
 const PROFILES = process.env.BENCH_PROFILES ? path.resolve(process.env.BENCH_PROFILES) : null;
 const startedAt = Date.now();
+// The whole run stays under 10 minutes: the renewals stop waiting (and report how many were done)
+// 30 s before, leaving time for the report and the clean-up.
+const RUN_DEADLINE = startedAt + 570_000;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const log = (...args) => console.error(`[bench ${((Date.now() - startedAt) / 1000).toFixed(0)}s]`, ...args);
@@ -1038,7 +1041,7 @@ async function main() {
         if (result.migrations.length === 0) result.migrations = migrations;
         const api = client(await originOf(mf, "stratus"));
         const seed = await seedCatalog(db, api);
-        renewals = await benchRenewals({ mf, db, api, seed, inParallel, log, logs });
+        renewals = await benchRenewals({ mf, db, api, seed, inParallel, log, logs, deadline: RUN_DEADLINE });
         log(
           renewals.timedOut
             ? `renewals: only ${renewals.done} of ${renewals.total} after ${renewals.elapsed.toFixed(0)} s`
