@@ -1,24 +1,15 @@
 import { DurableObject } from "cloudflare:workers";
 import { issueCommission } from "../app/commissions";
 import { dispatchEvent } from "../app/webhooks";
-import { queuedBehindAnother, upsertProjection, youngerInQueue } from "../db/subscriptions";
+import { upsertProjection, youngerInQueue } from "../db/subscriptions";
 import { isRunning, splitAt, start, stop } from "../domain/metering";
-import {
-  amountChangeRefusal,
-  runRefusal,
-  type Status,
-  type SubscriptionRecord,
-  statusOf,
-  toWire,
-} from "../domain/subscriptions";
+import { amountChangeRefusal, runRefusal, type SubscriptionRecord } from "../domain/subscriptions";
 import { canMoveTo, type DeploymentStatus, type EventType } from "../domain/webhooks";
 import type { Env } from "../env";
 import { AppError, badRequest, type ErrorWire, refused, toErrorWire } from "../http/errors";
+import { SubscriptionReads, type SubscriptionView } from "./subscription-reads";
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: ErrorWire };
-
-/** A read: the wire JSON (a bare string crosses RPC cheapest), or the record and its queued status for the caller to present. */
-export type SubscriptionView = string | { body: string; queued: boolean };
 
 const PROJECTION_RETRY_MS = 5_000;
 
@@ -31,19 +22,16 @@ const PROJECTION_RETRY_MS = 5_000;
 export class SubscriptionObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private tail: Promise<unknown> = Promise.resolve();
-  /** The stored record as text and parsed, for reads; dropped on every commit. Memory only. */
-  private current:
-    | { body: string; record: SubscriptionRecord; wires: Map<Status, string> }
-    | null
-    | undefined;
-  /** Whether this depletable waits behind an older one, while no change to its queue was told. */
-  private queued: boolean | undefined;
-  /** Counts `queueChanged` calls, so a verdict asked of D1 before one is not kept after it. */
-  private queueChanges = 0;
+  private readonly reads: SubscriptionReads;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
+    this.reads = new SubscriptionReads(
+      env,
+      () => this.getJson(),
+      () => this.projectedVersion(),
+    );
     this.sql.exec(`CREATE TABLE IF NOT EXISTS record (
         id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL, projected INTEGER NOT NULL DEFAULT 0);
       CREATE TABLE IF NOT EXISTS outbox (
@@ -72,35 +60,9 @@ export class SubscriptionObject extends DurableObject<Env> {
     return this.sql.exec<{ body: string }>("SELECT body FROM record WHERE id = 1").toArray()[0]?.body ?? null;
   }
 
-  /**
-   * A read of this subscription within `scope` (a partner id; null: any), or null if it is not
-   * there for that caller. The object answers the wire JSON itself when it alone knows it all; a
-   * subscription with extensions needs its chain from D1, so then the record (JSON text) and
-   * whether it is queued behind an older depletable come back for the caller to present.
-   */
-  async view(scope: string | null, now: number): Promise<SubscriptionView | null> {
-    const current = this.parsed();
-    if (!current || (scope !== null && current.record.partnerId !== scope)) return null;
-    const { body, record, wires } = current;
-    const queued = record.kind === "depletable" && record.endedAt === null && (await this.queuedNow(record));
-    if (record.nextId !== null) return { body, queued };
-    const status = statusOf(record, new Date(now), queued);
-    let wire = wires.get(status);
-    if (wire === undefined) {
-      wire = JSON.stringify(toWire(record, status, []));
-      wires.set(status, wire);
-    }
-    return wire;
-  }
-
-  /** The stored record, text and parsed, with the wire JSON rendered of it by status: kept for reads. */
-  private parsed() {
-    if (this.current === undefined) {
-      const body = this.getJson();
-      this.current =
-        body === null ? null : { body, record: JSON.parse(body) as SubscriptionRecord, wires: new Map() };
-    }
-    return this.current;
+  /** A read of this subscription within `scope` (see `SubscriptionReads.view`). */
+  view(scope: string | null, now: number): Promise<SubscriptionView | null> {
+    return this.reads.view(scope, now);
   }
 
   /**
@@ -108,22 +70,7 @@ export class SubscriptionObject extends DurableObject<Env> {
    * queue when it is created (after this one: its id was chosen first) or ends.
    */
   queueChanged(): void {
-    this.queued = undefined;
-    this.queueChanges += 1;
-  }
-
-  /**
-   * Whether an older depletable is used first. Only the ones before it can change that, by being
-   * created or by ending, and each then tells the ones after it (`queueChanged`): so the answer is
-   * kept until then, instead of asking D1 on every read. It is kept only once this one is in the
-   * read model, where they look for it.
-   */
-  private async queuedNow(r: SubscriptionRecord): Promise<boolean> {
-    if (this.queued !== undefined) return this.queued;
-    const changes = this.queueChanges;
-    const queued = await queuedBehindAnother(this.env, r);
-    if (changes === this.queueChanges && this.projectedVersion() > 0) this.queued = queued;
-    return queued;
+    this.reads.queueChanged();
   }
 
   async setAutoRenew(value: boolean | undefined): Promise<Outcome<SubscriptionRecord>> {
@@ -347,7 +294,7 @@ export class SubscriptionObject extends DurableObject<Env> {
    * storage transaction: the event can never be lost, nor sent for a change that did not happen.
    */
   private commit(next: SubscriptionRecord): SubscriptionRecord {
-    this.current = undefined;
+    this.reads.recordChanged();
     return this.ctx.storage.transactionSync(() => {
       const previous = this.load();
       const type = next.delivery === "syndicated" ? eventType(previous, next) : null;
