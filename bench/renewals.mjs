@@ -174,7 +174,17 @@ function futureNoon(now) {
  * quota for its term while the current one still does). Then fires one cron trigger just before
  * that end and waits until D1 shows every renewal, or the timeout.
  */
-export async function benchRenewals({ mf, db, api, seed, inParallel, log, logs, deadline = Infinity }) {
+export async function benchRenewals({
+  mf,
+  db,
+  api,
+  seed,
+  inParallel,
+  log,
+  logs,
+  deadline = Infinity,
+  profiled = (_name, during) => during(),
+}) {
   const seedStarted = performance.now();
   const customers = await inParallel(Array.from({ length: RENEWALS.customers }), 4, async (_, i) => {
     const c = await api("POST", "/v1/customers", {
@@ -191,20 +201,22 @@ export async function benchRenewals({ mf, db, api, seed, inParallel, log, logs, 
   const ends = new Set();
   let bought = 0;
   // Four purchases at a time: creating the objects waits on storage as much as on the CPU.
-  await inParallel(customers, 4, async (customer) => {
-    const objects = Array.from({ length: RENEWALS.perRequest }, () => ({
-      customer,
-      resource: RENEWALS.resource,
-      amount: 1,
-      start_time: start.toISOString(),
-      period: RENEWALS.period,
-      auto_renew: true,
-    }));
-    const res = await api("POST", "/v1/subscriptions/", { token: seed.partnerKey, body: { objects } });
-    for (const o of res.objects) ends.add(o.end_time);
-    bought += res.objects.length;
-    if (bought % 2500 === 0) log(`  bought ${bought} of ${TOTAL}`);
-  });
+  await profiled("renewals-seed", () =>
+    inParallel(customers, 4, async (customer) => {
+      const objects = Array.from({ length: RENEWALS.perRequest }, () => ({
+        customer,
+        resource: RENEWALS.resource,
+        amount: 1,
+        start_time: start.toISOString(),
+        period: RENEWALS.period,
+        auto_renew: true,
+      }));
+      const res = await api("POST", "/v1/subscriptions/", { token: seed.partnerKey, body: { objects } });
+      for (const o of res.objects) ends.add(o.end_time);
+      bought += res.objects.length;
+      if (bought % 2500 === 0) log(`  bought ${bought} of ${TOTAL}`);
+    }),
+  );
   const seedSeconds = (performance.now() - seedStarted) / 1000;
   if (ends.size !== 1) throw new Error(`the subscriptions end at ${ends.size} different times`);
   const end = new Date([...ends][0]);
@@ -230,29 +242,33 @@ export async function benchRenewals({ mf, db, api, seed, inParallel, log, logs, 
   const scheduledTime = end.getTime() - RENEWALS.leadMs;
   log(`firing one cron trigger at scheduledTime ${new Date(scheduledTime).toISOString()}`);
   const t0 = performance.now();
-  const outcome = await worker.scheduled({ scheduledTime: new Date(scheduledTime), cron: "*/5 * * * *" });
-  const handlerSeconds = (performance.now() - t0) / 1000;
-  log(`  scheduled() returned ${outcome.outcome} after ${handlerSeconds.toFixed(1)} s`);
+  let outcome;
+  let handlerSeconds = 0;
   let done = 0;
   let seconds = null;
   const progress = [];
-  let lastLogged = t0;
-  // The renewals stop at their own limit, or earlier where the whole run would pass its deadline.
-  const stopAt = Math.min(t0 + RENEWALS.timeoutMs, t0 + (deadline - Date.now()));
-  while (performance.now() < stopAt) {
-    done = await renewed();
-    const now = performance.now();
-    if (done >= TOTAL) {
-      seconds = (now - t0) / 1000;
-      break;
+  await profiled("renewals-renew", async () => {
+    outcome = await worker.scheduled({ scheduledTime: new Date(scheduledTime), cron: "*/5 * * * *" });
+    handlerSeconds = (performance.now() - t0) / 1000;
+    log(`  scheduled() returned ${outcome.outcome} after ${handlerSeconds.toFixed(1)} s`);
+    let lastLogged = t0;
+    // The renewals stop at their own limit, or earlier where the whole run would pass its deadline.
+    const stopAt = Math.min(t0 + RENEWALS.timeoutMs, t0 + (deadline - Date.now()));
+    while (performance.now() < stopAt) {
+      done = await renewed();
+      const now = performance.now();
+      if (done >= TOTAL) {
+        seconds = (now - t0) / 1000;
+        break;
+      }
+      if (now - lastLogged >= 15_000) {
+        lastLogged = now;
+        progress.push([(now - t0) / 1000, done]);
+        log(`  ${done} renewed after ${((now - t0) / 1000).toFixed(0)} s`);
+      }
+      await sleep(RENEWALS.pollMs);
     }
-    if (now - lastLogged >= 15_000) {
-      lastLogged = now;
-      progress.push([(now - t0) / 1000, done]);
-      log(`  ${done} renewed after ${((now - t0) / 1000).toFixed(0)} s`);
-    }
-    await sleep(RENEWALS.pollMs);
-  }
+  });
   const memory = sampler.stop();
   // The last consumer batch logs its tally just after its last D1 write: wait for it briefly.
   for (let i = 0; i < 10 && logs.counts.renewed + logs.counts.failed + logs.counts.skipped < done; i++) {

@@ -1041,7 +1041,26 @@ async function main() {
         if (result.migrations.length === 0) result.migrations = migrations;
         const api = client(await originOf(mf, "stratus"));
         const seed = await seedCatalog(db, api);
-        renewals = await benchRenewals({ mf, db, api, seed, inParallel, log, logs, deadline: RUN_DEADLINE });
+        // With BENCH_PROFILES, the seeding's and the renewals' CPU profiles are kept too.
+        const profiled = PROFILES
+          ? async (name, during) => {
+              const [app, d1] = await cpuProfiles(mf, ["core:user:stratus", "d1:db"], during);
+              mkdirSync(PROFILES, { recursive: true });
+              writeFileSync(path.join(PROFILES, `${name}.cpuprofile`), JSON.stringify(app));
+              writeFileSync(path.join(PROFILES, `${name}-d1.cpuprofile`), JSON.stringify(d1));
+            }
+          : undefined;
+        renewals = await benchRenewals({
+          mf,
+          db,
+          api,
+          seed,
+          inParallel,
+          log,
+          logs,
+          deadline: RUN_DEADLINE,
+          profiled,
+        });
         log(
           renewals.timedOut
             ? `renewals: only ${renewals.done} of ${renewals.total} after ${renewals.elapsed.toFixed(0)} s`

@@ -74,7 +74,11 @@ export async function extend(
       autoRenew: last.autoRenew,
       priceMinor: termPriceMinor(product, last.amount, start, end),
     };
-    if (!unwrap(await subscriptionObject(env, last.id).reserveNext(ids.subscription))) {
+    // A renewal reserves the place when it is planned: then it is this extension's already.
+    if (
+      last.nextId !== ids.subscription &&
+      !unwrap(await subscriptionObject(env, last.id).reserveNext(ids.subscription))
+    ) {
       // Something took the place after `last` since it was read: walk on from what it is now.
       last = (await subscriptionObject(env, last.id).get()) ?? last;
       continue;

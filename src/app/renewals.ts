@@ -21,18 +21,16 @@ export type RenewalOutcome = "renewed" | "expired" | "failed" | "skipped";
  */
 export async function renewOrExpire(env: Env, id: string, at: Date): Promise<RenewalOutcome> {
   const object = subscriptionObject(env, id);
-  const record = await object.get();
-  if (!record || record.endedAt !== null || record.endTime === null) return "skipped";
-  if (record.nextId !== null && record.nextId !== record.renewal?.subscription) return "skipped";
-  const over = Date.parse(record.endTime) <= at.getTime();
-  if (!record.autoRenew) {
-    if (!over) return "skipped";
+  const plan = await object.planRenewal({ subscription: uuidv7(), order: uuidv7() }, at);
+  if (plan.step === "skip") return "skipped";
+  if (plan.step === "expire") {
     unwrap(await object.expire(at));
     return "expired";
   }
-  const ids = unwrap(await object.planRenewal({ subscription: uuidv7(), order: uuidv7() }));
+  const { record, ids } = plan;
+  const over = record.endTime !== null && Date.parse(record.endTime) <= at.getTime();
   try {
-    // The chain is walked from the record as it was read: planRenewal only reserved its next place.
+    // The chain is walked from the record as planned: the place after it is this renewal's.
     await extend(env, record.partnerId, id, {}, ids, at, record);
     return "renewed";
   } catch (error) {

@@ -64,6 +64,21 @@ export interface SubscriptionRecord {
   createdAt: string;
 }
 
+/**
+ * What a due renewal does with a subscription at `at`: renew it (auto_renew on, and nothing but
+ * its own planned renewal follows it), expire it (auto_renew off and its term over), or nothing
+ * (ended, open-ended, extended by hand, or auto_renew off and its term not over yet).
+ */
+export function renewalStep(
+  r: Pick<SubscriptionRecord, "endedAt" | "endTime" | "nextId" | "renewal" | "autoRenew">,
+  at: Date,
+): "renew" | "expire" | "skip" {
+  if (r.endedAt !== null || r.endTime === null) return "skip";
+  if (r.nextId !== null && r.nextId !== r.renewal?.subscription) return "skip";
+  if (r.autoRenew) return "renew";
+  return Date.parse(r.endTime) <= at.getTime() ? "expire" : "skip";
+}
+
 /** Whether a record has stopped being usable at `now`: ended explicitly, or past its end time. */
 export function isExpired(r: Pick<SubscriptionRecord, "endedAt" | "endTime">, now: Date): boolean {
   return r.endedAt !== null || (r.endTime !== null && Date.parse(r.endTime) <= now.getTime());

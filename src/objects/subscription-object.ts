@@ -3,7 +3,12 @@ import { issueCommission } from "../app/commissions";
 import { dispatchEvent } from "../app/webhooks";
 import { upsertProjection, youngerInQueue } from "../db/subscriptions";
 import { isRunning, splitAt, start, stop } from "../domain/metering";
-import { amountChangeRefusal, runRefusal, type SubscriptionRecord } from "../domain/subscriptions";
+import {
+  amountChangeRefusal,
+  renewalStep,
+  runRefusal,
+  type SubscriptionRecord,
+} from "../domain/subscriptions";
 import { canMoveTo, type DeploymentStatus, type EventType } from "../domain/webhooks";
 import type { Env } from "../env";
 import { AppError, badRequest, type ErrorWire, refused, toErrorWire } from "../http/errors";
@@ -23,6 +28,12 @@ export class SubscriptionObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private tail: Promise<unknown> = Promise.resolve();
   private readonly reads: SubscriptionReads;
+  /**
+   * The version D1 has, as far as this instance knows. Stored only with the next commit: a write
+   * of its own after every push would double the object's writes, and an instance that starts
+   * from an older stored value merely pushes the same version again (the upsert keeps the newest).
+   */
+  private projected: number | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -178,21 +189,21 @@ export class SubscriptionObject extends DurableObject<Env> {
   }
 
   /**
-   * The ids this subscription's automatic renewal will create: chosen by the first renewal
+   * A due renewal (`renewalStep`). To renew, the ids the renewal creates are chosen by the first
    * attempt and kept, so every later attempt (a second cron run, a redelivery) completes the same
-   * renewal instead of buying another. The place after this subscription is reserved for it in
-   * the same commit (as `reserveNext` would), unless something already follows.
+   * renewal instead of buying another, and the place after this subscription is reserved for it
+   * in the same commit (as `reserveNext` would): the answer's record shows it reserved.
    */
-  async planRenewal(ids: {
-    subscription: string;
-    order: string;
-  }): Promise<Outcome<{ subscription: string; order: string }>> {
+  async planRenewal(ids: RenewalIds, at: Date): Promise<RenewalPlan> {
     return this.exclusive(async () => {
       const r = this.load();
-      if (!r) return missing();
-      if (r.renewal) return { ok: true, value: r.renewal };
-      this.commit({ ...r, renewal: ids, nextId: r.nextId ?? ids.subscription });
-      return { ok: true, value: ids };
+      if (!r) return { step: "skip" };
+      const step = renewalStep(r, at);
+      if (step !== "renew") return { step };
+      const renewal = r.renewal ?? ids;
+      const record =
+        r.nextId === renewal.subscription ? r : this.commit({ ...r, renewal, nextId: renewal.subscription });
+      return { step, record, ids: renewal };
     });
   }
 
@@ -278,10 +289,10 @@ export class SubscriptionObject extends DurableObject<Env> {
   }
 
   private projectedVersion(): number {
-    return (
+    this.projected ??=
       this.sql.exec<{ projected: number }>("SELECT projected FROM record WHERE id = 1").toArray()[0]
-        ?.projected ?? 0
-    );
+        ?.projected ?? 0;
+    return this.projected;
   }
 
   private load(): SubscriptionRecord | null {
@@ -304,8 +315,10 @@ export class SubscriptionObject extends DurableObject<Env> {
         sequence: next.sequence + (type ? 1 : 0),
       };
       this.sql.exec(
-        "INSERT INTO record (id, body) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+        `INSERT INTO record (id, body, projected) VALUES (1, ?, ?)
+          ON CONFLICT (id) DO UPDATE SET body = excluded.body, projected = excluded.projected`,
         JSON.stringify(record),
+        this.projectedVersion(),
       );
       if (type) {
         this.sql.exec(
@@ -327,11 +340,8 @@ export class SubscriptionObject extends DurableObject<Env> {
   private async project(): Promise<void> {
     const r = this.load();
     if (!r) return;
-    const row = this.sql
-      .exec<{ projected: number }>("SELECT projected FROM record WHERE id = 1")
-      .toArray()[0];
     try {
-      const projected = row?.projected ?? 0;
+      const projected = this.projectedVersion();
       if (projected < r.version) {
         await upsertProjection(this.env, r);
         // The depletables after this one in its queue are told when it is created (they may have
@@ -341,7 +351,7 @@ export class SubscriptionObject extends DurableObject<Env> {
           for (const id of await youngerInQueue(this.env, r))
             await subscriptionObject(this.env, id).queueChanged();
         }
-        this.sql.exec("UPDATE record SET projected = MAX(projected, ?) WHERE id = 1", r.version);
+        this.projected = Math.max(this.projectedVersion(), r.version);
       }
       const events = this.sql
         .exec<OutboxRow>("SELECT * FROM outbox WHERE dispatched = 0 ORDER BY sequence")
@@ -368,6 +378,17 @@ interface OutboxRow extends Record<string, SqlStorageValue> {
   type: string;
   date: string;
 }
+
+export interface RenewalIds {
+  subscription: string;
+  order: string;
+}
+
+/** What a due renewal found: renew, with the record as it now stands and the renewal's ids; expire; or nothing. */
+export type RenewalPlan =
+  | { step: "skip" }
+  | { step: "expire" }
+  | { step: "renew"; record: SubscriptionRecord; ids: RenewalIds };
 
 export interface DeploymentPatch {
   deploymentStatus?: DeploymentStatus;

@@ -187,6 +187,33 @@ describe("renewing", () => {
     expect(after.renewal_error).toMatch(/quota exceeded/);
     expect(await usageOf(t, 0, "ip")).toEqual({ usage: 0, limit: 1, pending: 0 });
   });
+
+  it("completes the same renewal on a later attempt when an earlier one failed before the term was over", async () => {
+    const t = await setup(1);
+    const y = nextYear();
+    const sub = await buyOne(t, {
+      resource: "ip",
+      amount: 1,
+      start_time: noon(y, 7, 1).toISOString(),
+      period: "1 day",
+      auto_renew: true,
+    });
+    const at = new Date(Date.parse(sub.end_time) - 60_000);
+    await deliver([{ subscription: sub.id, at: at.toISOString() }]);
+    const planned = await subscriptionObject(env, sub.id).get();
+    expect(planned).toMatchObject({ endedAt: null, nextId: null });
+    expect(planned?.renewal?.subscription).toEqual(expect.any(String));
+    expect(await read(t, sub.id)).toMatchObject({ status: "inactive", descendants: [] });
+    await expectOk(
+      call("PUT", `/v1/customers/${t.customers[0]}/quotas`, {
+        token: t.operator,
+        body: { resource: "stratus.ip", limit: 2 },
+      }),
+    );
+    await deliver([{ subscription: sub.id, at: at.toISOString() }]);
+    expect((await read(t, sub.id)).descendants).toEqual([planned?.renewal?.subscription]);
+    expect(await usageOf(t, 0, "ip")).toEqual({ usage: 2, limit: 2, pending: 0 });
+  });
 });
 
 describe("expiring", () => {

@@ -1,0 +1,36 @@
+import { describe, expect, it } from "vitest";
+import { renewalStep } from "../../src/domain/subscriptions";
+
+const END = "2030-03-01T12:00:00.000Z";
+const before = new Date(Date.parse(END) - 60_000);
+const after = new Date(Date.parse(END) + 1);
+const due = { endedAt: null, endTime: END, nextId: null, renewal: null, autoRenew: true };
+const planned = { subscription: "renewal-id", order: "order-id" };
+
+describe("renewalStep", () => {
+  it.each([
+    ["auto_renew on, before the end", "renew", due, before],
+    ["auto_renew on, after the end", "renew", due, after],
+    [
+      "its own renewal planned and reserved",
+      "renew",
+      { ...due, renewal: planned, nextId: "renewal-id" },
+      before,
+    ],
+    ["its own renewal planned, the place given back", "renew", { ...due, renewal: planned }, before],
+    ["extended by hand", "skip", { ...due, nextId: "by-hand" }, before],
+    [
+      "extended by hand after a renewal was planned",
+      "skip",
+      { ...due, renewal: planned, nextId: "by-hand" },
+      after,
+    ],
+    ["already ended", "skip", { ...due, endedAt: END }, after],
+    ["open-ended", "skip", { ...due, endTime: null }, after],
+    ["auto_renew off, before the end", "skip", { ...due, autoRenew: false }, before],
+    ["auto_renew off, at the end", "expire", { ...due, autoRenew: false }, new Date(END)],
+    ["auto_renew off, after the end", "expire", { ...due, autoRenew: false }, after],
+  ] as const)("%s: %s", (_what, step, record, at) => {
+    expect(renewalStep(record, at)).toBe(step);
+  });
+});
