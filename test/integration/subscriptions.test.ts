@@ -1,6 +1,8 @@
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { subscriptionObject } from "../../src/objects/subscription-object";
+import type { Env } from "../../src/env";
+import { type SubscriptionObject, subscriptionObject } from "../../src/objects/subscription-object";
 import { call, expectOk, type Tenant, tenant, unique, usageOf, withCatalog } from "../helpers";
 
 /** The subscriptions API through the Worker: SubscriptionObjects, the D1 read model and quota. */
@@ -677,5 +679,41 @@ describe("idempotency", () => {
     expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 3 });
     const list = await expectOk(call("GET", "/v1/subscriptions/", { token: t.partnerKey }));
     expect(list.objects).toHaveLength(1);
+  });
+});
+
+describe("the D1 read model", () => {
+  const projection = (id: string) =>
+    env.DB.prepare("SELECT version, auto_renew FROM subscriptions WHERE id = ?")
+      .bind(id)
+      .first<{ version: number; auto_renew: number }>();
+
+  it("follows every change, through restarts of the object and a push that failed", async () => {
+    const t = await setup();
+    const r = await buy(t, [{ customer: t.customers[0], resource: "cpu", amount: 1, period: "1 week" }]);
+    const id = r.body.objects[0].id as string;
+    const object = subscriptionObject(env, id);
+    expect(await projection(id)).toEqual({ version: 1, auto_renew: 0 });
+
+    await evictDurableObject(object);
+    expect((await object.setAutoRenew(true)).ok).toBe(true);
+    expect(await projection(id)).toEqual({ version: 2, auto_renew: 1 });
+
+    // The next push fails: the change is committed, D1 still shows the version before it.
+    await runInDurableObject(object, (instance: SubscriptionObject) => {
+      const own = instance as unknown as { env: Env };
+      const down = () => {
+        throw new Error("D1 is down");
+      };
+      own.env = { ...own.env, DB: { prepare: down, batch: down } as unknown as D1Database };
+    });
+    expect((await object.setAutoRenew(false)).ok).toBe(true);
+    expect(await projection(id)).toEqual({ version: 2, auto_renew: 1 });
+
+    // A restart loses what the instance knew; the alarm still pushes the version D1 lacks.
+    await evictDurableObject(object);
+    expect(await runDurableObjectAlarm(object)).toBe(true);
+    expect(await projection(id)).toEqual({ version: 3, auto_renew: 0 });
+    expect(await runDurableObjectAlarm(object)).toBe(false);
   });
 });
