@@ -1,7 +1,8 @@
-import { and, asc, eq, gt, inArray, isNull, lte, or, sql } from "drizzle-orm";
+import { and, asc, eq, getTableColumns, gt, inArray, isNull, lte, or, sql } from "drizzle-orm";
+import type { SQLiteInsertValue } from "drizzle-orm/sqlite-core";
 import type { StatusFilter, SubscriptionRecord } from "../domain/subscriptions";
 import type { Env } from "../env";
-import { database } from "./client";
+import { type Database, database } from "./client";
 import { subscriptions } from "./schema";
 
 /** The subscriptions read model: rows are projections pushed by each SubscriptionObject. */
@@ -11,7 +12,7 @@ export type ChainMember = Pick<SubscriptionRow, "id" | "rootId" | "endTime">;
 
 /** Writes a record's projection unless a newer version is already there. */
 export async function upsertProjection(env: Env, r: SubscriptionRecord): Promise<void> {
-  const row = {
+  const row: Required<NewSubscriptionRow> = {
     id: r.id,
     partnerId: r.partnerId,
     customerId: r.customerId,
@@ -29,16 +30,45 @@ export async function upsertProjection(env: Env, r: SubscriptionRecord): Promise
     body: r as unknown as Record<string, unknown>,
     version: r.version,
   };
-  const { id, ...changes } = row;
-  await database(env)
+  await projectionUpsert(database(env)).run(row);
+}
+
+type NewSubscriptionRow = typeof subscriptions.$inferInsert;
+
+/**
+ * The projection's upsert, built once per database: every projection push runs it, so its SQL is
+ * not rebuilt each time, and a conflict takes the new values from `excluded` (each bound once).
+ */
+const projectionUpserts = new WeakMap<Database, ReturnType<typeof buildProjectionUpsert>>();
+
+function projectionUpsert(db: Database) {
+  let statement = projectionUpserts.get(db);
+  if (!statement) {
+    statement = buildProjectionUpsert(db);
+    projectionUpserts.set(db, statement);
+  }
+  return statement;
+}
+
+function buildProjectionUpsert(db: Database) {
+  const columns = Object.entries(getTableColumns(subscriptions));
+  return db
     .insert(subscriptions)
-    .values(row)
+    .values(
+      Object.fromEntries(columns.map(([key]) => [key, sql.placeholder(key)])) as SQLiteInsertValue<
+        typeof subscriptions
+      >,
+    )
     .onConflictDoUpdate({
       target: subscriptions.id,
-      set: changes,
+      set: Object.fromEntries(
+        columns
+          .filter(([key]) => key !== "id")
+          .map(([key, c]) => [key, sql`excluded.${sql.identifier(c.name)}`]),
+      ),
       setWhere: sql`excluded.version > ${subscriptions.version}`,
     })
-    .run();
+    .prepare();
 }
 
 const s = subscriptions;
