@@ -59,7 +59,8 @@ const PHASES = {
 // BENCH_ONLY: a comma-separated subset of the rows (get, list, commission, create) to measure.
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(",")) : null;
 const wanted = (row) => ONLY === null || ONLY.has(row);
-// BENCH_PROFILES: a directory to keep each row's CPU profile of the stratus isolate in (.cpuprofile).
+// BENCH_PROFILES: a directory to keep CPU profiles in (.cpuprofile): each row's, of the stratus
+// isolate; the renewal phase's seeding and renewing, of the stratus and the D1 isolate (`-d1`).
 const PROFILES = process.env.BENCH_PROFILES ? path.resolve(process.env.BENCH_PROFILES) : null;
 const startedAt = Date.now();
 // The whole run stays under 10 minutes: the renewals stop waiting (and report how many were done)
