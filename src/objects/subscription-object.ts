@@ -44,10 +44,7 @@ export class SubscriptionObject extends DurableObject<Env> {
       () => this.projectedVersion(),
     );
     this.sql.exec(`CREATE TABLE IF NOT EXISTS record (
-        id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL, projected INTEGER NOT NULL DEFAULT 0);
-      CREATE TABLE IF NOT EXISTS outbox (
-        sequence INTEGER PRIMARY KEY, event_id TEXT NOT NULL, type TEXT NOT NULL, date TEXT NOT NULL,
-        dispatched INTEGER NOT NULL DEFAULT 0);`);
+        id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL, projected INTEGER NOT NULL DEFAULT 0)`);
   }
 
   /** Creates the subscription; creating it again returns what exists, so a retried purchase is harmless. */
@@ -321,6 +318,10 @@ export class SubscriptionObject extends DurableObject<Env> {
         this.projectedVersion(),
       );
       if (type) {
+        // Only syndicated subscriptions have events: the others never make the table.
+        this.sql.exec(`CREATE TABLE IF NOT EXISTS outbox (
+            sequence INTEGER PRIMARY KEY, event_id TEXT NOT NULL, type TEXT NOT NULL, date TEXT NOT NULL,
+            dispatched INTEGER NOT NULL DEFAULT 0)`);
         this.sql.exec(
           "INSERT INTO outbox (sequence, event_id, type, date) VALUES (?, ?, ?, ?)",
           record.sequence,
@@ -353,9 +354,10 @@ export class SubscriptionObject extends DurableObject<Env> {
         }
         this.projected = Math.max(this.projectedVersion(), r.version);
       }
-      const events = this.sql
-        .exec<OutboxRow>("SELECT * FROM outbox WHERE dispatched = 0 ORDER BY sequence")
-        .toArray();
+      const events =
+        r.delivery === "syndicated"
+          ? this.sql.exec<OutboxRow>("SELECT * FROM outbox WHERE dispatched = 0 ORDER BY sequence").toArray()
+          : [];
       for (const event of events) {
         await dispatchEvent(this.env, r, {
           id: event.event_id,
