@@ -147,11 +147,6 @@ function quotaError(error: unknown, records: readonly SubscriptionRecord[]): unk
   );
 }
 
-/**
- * Buys a plan, all or nothing: one commission holds the quota of every subscription (so the
- * whole batch fits, or nothing is bought), then the orders and the objects are written and the
- * commission is accepted.
- */
 export interface BuyOptions {
   /** Links the subscription bought into an extension chain, continuing its deployment. */
   chain?: { rootId: string; previousId: string; deploymentStatus: SubscriptionRecord["deploymentStatus"] };
