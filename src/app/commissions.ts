@@ -1,5 +1,5 @@
 import { homeOfBlock, pendingSerials } from "../db/commissions";
-import { blockOf, type Decision, homeOf } from "../domain/commissions";
+import { blockOf, type CommissionState, type Decision, homeOf } from "../domain/commissions";
 import { mergeProvisions, type Provision } from "../domain/quota";
 import type { Env } from "../env";
 import { AppError, badRequest, notFound } from "../http/errors";
@@ -125,13 +125,14 @@ export async function resolveCommission(
  * Carries stratus's own commission for `reference` (kept by the ledger of `holders`' first) to
  * `decision` if it is still open; one already resolved is left as it is.
  */
+/** Carries stratus's own commission `reference` to `decision` if it is open; answers where it ended (null: no live one). */
 export async function settleReferenced(
   env: Env,
   holders: readonly string[],
   reference: string,
   decision: Decision,
-): Promise<void> {
-  await ledgerOf(env, homeOf(holders, null)).settleReferenced(reference, decision);
+): Promise<CommissionState | null> {
+  return ledgerOf(env, homeOf(holders, null)).settleReferenced(reference, decision);
 }
 
 export interface ResolveManyResult {

@@ -181,7 +181,14 @@ export async function respond(
   options: { mustWait?: boolean; planned?: PlannedSubscription[] } = {},
 ): Promise<Response> {
   if (!options.mustWait && !prefersAsync(request)) {
-    const result = await perform(env, payload, options.planned ? { planned: options.planned } : {});
+    let result: OperationResult | null;
+    try {
+      result = await perform(env, payload, options.planned ? { planned: options.planned } : {});
+    } catch (error) {
+      // Nothing runs this payload again: what it bought half-way is undone before the 5xx.
+      if (!(error instanceof AppError) || error.status >= 500) await undoHalfDone(env, payload);
+      throw error;
+    }
     if (!result) throw new AppError("internal", "work that waits on a vendor must run as an operation");
     return Response.json(result.body, {
       status: result.status,
@@ -272,6 +279,39 @@ export async function runOperation(env: Env, opRef: string): Promise<void> {
   }
 }
 
+/**
+ * Work given up after it failed for a reason not its own (a request's 5xx, an operation out of
+ * attempts) may have bought half of something: a purchase or an extension undoes what its
+ * commission did not make final (`abandon`). Best effort: a failure here is logged, and the
+ * commission, still open, shows as pending.
+ */
+async function undoHalfDone(env: Env, payload: OperationPayload): Promise<void> {
+  try {
+    const ids = await purchaseIdsOf(env, payload);
+    if (ids) await abandon(env, ids, new Date());
+  } catch (error) {
+    console.error("undoing a purchase given up half-way failed", payload.kind, error);
+  }
+}
+
+/** The ids of what a payload buys, if it buys anything. */
+async function purchaseIdsOf(env: Env, payload: OperationPayload): Promise<PurchaseIds | null> {
+  if (payload.kind === "purchase") return payload.ids;
+  if (payload.kind !== "extend") return null;
+  // An extension is bought for the customer of the chain it extends.
+  const base = await subscriptionObject(env, payload.subscription).get();
+  return base
+    ? { orders: { [base.customerId]: payload.ids.order }, subscriptions: [payload.ids.subscription] }
+    : null;
+}
+
+/** An operation out of attempts: what it did half-way is undone, and it fails as a 500. */
+export async function giveUpOperation(env: Env, opRef: string): Promise<void> {
+  const op = await findOperation(env, opRef, null);
+  if (op) await undoHalfDone(env, op.payload as unknown as OperationPayload);
+  await failOperation(env, opRef, new AppError("internal", "the operation could not be completed"));
+}
+
 /** How long a syndicated purchase waits for its vendor before it is undone. */
 export const VENDOR_DEADLINE_MS = 7 * 86_400_000;
 
@@ -283,7 +323,11 @@ export async function abandonOverduePurchases(env: Env, now: Date): Promise<numb
   const overdue = await waitingPurchases(env, new Date(now.getTime() - VENDOR_DEADLINE_MS), 100);
   for (const op of overdue) {
     const payload = op.payload as unknown as Extract<OperationPayload, { kind: "purchase" }>;
-    await abandon(env, payload.ids, now);
+    // A vendor's DEPLOYED may have settled it meanwhile: then it completes as that would.
+    if ((await abandon(env, payload.ids, now)) === "took effect") {
+      await runOperation(env, op.opRef);
+      continue;
+    }
     await failOperation(
       env,
       op.opRef,

@@ -229,7 +229,8 @@ export async function buy(
     };
   });
   // A vendor reads the order when it is told of the subscription: then the orders are written
-  // first. A purchase that takes effect at once writes them once, after, in their final state.
+  // first. A purchase that takes effect at once writes them once, in their final state, before
+  // its commission is accepted: up to the accept, `abandon` can still undo all of it.
   const waits = records.some((r) => r.deploymentStatus === "PENDING");
   if (waits) await insertOrders(env, orders);
   const created = await Promise.all(
@@ -239,12 +240,12 @@ export async function buy(
   if (waits) {
     if (state === "settled") await settle(env, ids);
   } else {
-    if (state === "settled") await settleReferenced(env, Object.keys(ids.orders), reference, "accept");
     const final = state === "settled" ? ("completed" as const) : ("pending" as const);
     await insertOrders(
       env,
       orders.map((o) => ({ ...o, state: final })),
     );
+    if (state === "settled") await settleReferenced(env, Object.keys(ids.orders), reference, "accept");
   }
   return {
     subscriptions: created,
@@ -273,11 +274,18 @@ export async function settle(env: Env, ids: PurchaseIds): Promise<void> {
 }
 
 /**
- * A vendor could not provision: the whole purchase is undone. Its commission is rejected (which
- * gives the quota back), its subscriptions end as failed, its orders fail.
+ * Undoes a purchase that cannot go on: a vendor could not provision, or the work was given up
+ * half-way. Its commission decides: still open, it is rejected (which gives the quota back), its
+ * subscriptions end as failed and its orders fail. Already accepted, the purchase took effect:
+ * it is finished instead (its orders completed) and nothing is undone. Says which it was.
  */
-export async function abandon(env: Env, ids: PurchaseIds, now: Date): Promise<void> {
-  await settleReferenced(env, Object.keys(ids.orders), purchaseReference(ids), "reject");
+export async function abandon(env: Env, ids: PurchaseIds, now: Date): Promise<"undone" | "took effect"> {
+  const ended = await settleReferenced(env, Object.keys(ids.orders), purchaseReference(ids), "reject");
+  if (ended === "accepted") {
+    await setOrdersState(env, Object.values(ids.orders), "completed");
+    return "took effect";
+  }
   await Promise.all(ids.subscriptions.map((id) => subscriptionObject(env, id).fail(now)));
   await setOrdersState(env, Object.values(ids.orders), "failed");
+  return "undone";
 }

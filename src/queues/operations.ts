@@ -1,6 +1,5 @@
-import { failOperation, type OperationMessage, runOperation } from "../app/operations";
+import { giveUpOperation, type OperationMessage, runOperation } from "../app/operations";
 import type { Env } from "../env";
-import { AppError } from "../http/errors";
 
 /** Attempts before an operation is given up as failed (the queue's max_retries is above this). */
 export const MAX_ATTEMPTS = 8;
@@ -20,11 +19,7 @@ export async function consumeOperations(batch: MessageBatch<OperationMessage>, e
       } catch (error) {
         console.error("operation failed; retrying", message.body.opRef, message.attempts, error);
         if (message.attempts >= MAX_ATTEMPTS) {
-          await failOperation(
-            env,
-            message.body.opRef,
-            new AppError("internal", "the operation could not be completed"),
-          );
+          await giveUpOperation(env, message.body.opRef);
           message.ack();
         } else {
           message.retry({ delaySeconds: backoffSeconds(message.attempts) });

@@ -6,8 +6,17 @@ import {
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { type OperationMessage, perform, runOperation } from "../../src/app/operations";
+import {
+  type OperationMessage,
+  type OperationPayload,
+  perform,
+  respond,
+  runOperation,
+} from "../../src/app/operations";
+import { abandon, type PurchaseIds } from "../../src/app/subscriptions";
 import { createOperation, findOperation } from "../../src/db/operations";
+import { uuidv7 } from "../../src/domain/ids";
+import type { Env } from "../../src/env";
 import worker from "../../src/index";
 import { subscriptionObject } from "../../src/objects/subscription-object";
 import { MAX_ATTEMPTS } from "../../src/queues/operations";
@@ -330,5 +339,84 @@ describe("exactly once", () => {
     const final = await call("GET", `/v1/operations/${opRef}`, { token: t.partnerKey });
     expect(final.status).toBe(500);
     expect(final.body).toMatchObject({ status: 500, title: "Internal Server Error" });
+  });
+});
+
+describe("work given up half-way", () => {
+  /** The same bindings, except that D1 batches (the orders' insert) fail. */
+  const ordersDown = (): Env => ({
+    ...env,
+    DB: new Proxy(env.DB, {
+      get(target, key) {
+        if (key === "batch") return () => Promise.reject(new Error("D1 is down"));
+        const value = Reflect.get(target, key);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    }),
+  });
+
+  const purchase = (t: Tenant, ids: PurchaseIds): OperationPayload => ({
+    kind: "purchase",
+    partnerId: t.partnerId,
+    at: new Date().toISOString(),
+    objects: [{ customer: t.customers[0] as string, resource: "cpu", amount: 2, period: "1 week" }],
+    ids,
+  });
+
+  const idsFor = (t: Tenant) => {
+    const order = crypto.randomUUID();
+    const ids: PurchaseIds = { orders: { [t.customers[0] as string]: order }, subscriptions: [uuidv7()] };
+    return { ids, order };
+  };
+
+  async function expectUndone(t: Tenant, ids: PurchaseIds) {
+    expect(await usageOf(t, 0, "cpu")).toEqual({ usage: 0, limit: 100, pending: 0 });
+    const id = ids.subscriptions[0] as string;
+    const sub = await expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
+    expect(sub).toMatchObject({ status: "expired", end_reason: "failed" });
+  }
+
+  it("a request's purchase that fails after its objects exist is undone before the 5xx", async () => {
+    const t = await setup();
+    const { ids } = idsFor(t);
+    const request = new Request("http://stratus.test/v1/subscriptions/", { method: "POST" });
+    await expect(respond(ordersDown(), request, purchase(t, ids))).rejects.toThrow("D1 is down");
+    await expectUndone(t, ids);
+  });
+
+  it("an operation out of attempts undoes what its purchase did, and fails as a 500", async () => {
+    const t = await setup();
+    const { ids } = idsFor(t);
+    const opRef = `op_${crypto.randomUUID().replaceAll("-", "")}`;
+    await createOperation(env, {
+      opRef,
+      partnerId: t.partnerId,
+      kind: "purchase",
+      payload: purchase(t, ids),
+      now: new Date(),
+    });
+    const batch = createMessageBatch<OperationMessage>("stratus-operations", [
+      { id: `msg-${opRef}`, timestamp: new Date(), attempts: MAX_ATTEMPTS, body: { opRef } },
+    ]);
+    await worker.queue(batch, ordersDown());
+    await expect(getQueueResult(batch, createExecutionContext())).resolves.toMatchObject({
+      explicitAcks: [`msg-${opRef}`],
+    });
+    await expectUndone(t, ids);
+    const final = await call("GET", `/v1/operations/${opRef}`, { token: t.partnerKey });
+    expect(final.status).toBe(500);
+  });
+
+  it("a purchase whose commission was accepted took effect: giving it up undoes nothing", async () => {
+    const t = await setup();
+    const { ids, order: orderId } = idsFor(t);
+    await perform(env, purchase(t, ids));
+    expect(await abandon(env, ids, new Date())).toBe("took effect");
+    const id = ids.subscriptions[0] as string;
+    const sub = await expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
+    expect(sub).toMatchObject({ status: "active", end_reason: null });
+    expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 2, pending: 0 });
+    const order = await expectOk(call("GET", `/v1/orders/${orderId}`, { token: t.partnerKey }));
+    expect(order).toMatchObject({ state: "completed" });
   });
 });
