@@ -164,3 +164,12 @@ export function splitAt(intervals: readonly RunInterval[], at: number, newQuanti
   closed.push({ start: at, end: null, quantity: newQuantity });
   return closed;
 }
+
+/**
+ * The instant a run transition is recorded at. Work accepted earlier (a queued operation) may
+ * apply after a later change; the run history must not go back in time, so it applies then.
+ */
+export function runInstant(intervals: readonly RunInterval[], now: Date): number {
+  const last = intervals.at(-1);
+  return Math.max(now.getTime(), last ? (last.end ?? last.start) : 0);
+}

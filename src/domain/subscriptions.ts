@@ -56,13 +56,25 @@ export interface SubscriptionRecord {
   /** Numbers this subscription's events, so receivers can drop stale ones. */
   sequence: number;
   /** The ids its automatic renewal creates, chosen once so a repeated renewal finds them. */
-  renewal: { subscription: string; order: string } | null;
+  renewal: RenewalIds | null;
   /** Why the automatic renewal could not be bought, when it could not. */
   renewalError: string | null;
   /** Grows with every change; orders projections and, later, events. */
   version: number;
   createdAt: string;
 }
+
+/** The ids an automatic renewal creates: its subscription and its order. */
+export interface RenewalIds {
+  subscription: string;
+  order: string;
+}
+
+/** What a due renewal found: renew, with the record as it now stands and the renewal's ids; expire; or nothing. */
+export type RenewalPlan =
+  | { step: "skip" }
+  | { step: "expire" }
+  | { step: "renew"; record: SubscriptionRecord; ids: RenewalIds };
 
 /**
  * What a due renewal does with a subscription at `at`: renew it (auto_renew on, and nothing but

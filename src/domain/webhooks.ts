@@ -89,3 +89,16 @@ export function canMoveTo(from: DeploymentStatus, to: DeploymentStatus): boolean
 }
 
 export type EventType = "CREATED" | "MODIFIED" | "DELETED";
+
+/**
+ * The event a subscription's new version makes: CREATED for the first, DELETED when it ends,
+ * MODIFIED for any other change; none once it has ended.
+ */
+export function eventOf(
+  previous: { endedAt: string | null } | null,
+  next: { endedAt: string | null },
+): EventType | null {
+  if (!previous) return "CREATED";
+  if (previous.endedAt !== null) return null;
+  return next.endedAt !== null ? "DELETED" : "MODIFIED";
+}

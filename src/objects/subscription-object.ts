@@ -2,14 +2,16 @@ import { DurableObject } from "cloudflare:workers";
 import { issueCommission } from "../app/commissions";
 import { dispatchEvent } from "../app/webhooks";
 import { upsertProjection, youngerInQueue } from "../db/subscriptions";
-import { isRunning, splitAt, start, stop } from "../domain/metering";
+import { isRunning, runInstant, splitAt, start, stop } from "../domain/metering";
 import {
   amountChangeRefusal,
+  type RenewalIds,
+  type RenewalPlan,
   renewalStep,
   runRefusal,
   type SubscriptionRecord,
 } from "../domain/subscriptions";
-import { canMoveTo, type DeploymentStatus, type EventType } from "../domain/webhooks";
+import { canMoveTo, type DeploymentStatus, type EventType, eventOf } from "../domain/webhooks";
 import type { Env } from "../env";
 import { AppError, badRequest, type ErrorWire, refused, toErrorWire } from "../http/errors";
 import { SubscriptionReads, type SubscriptionView } from "./subscription-reads";
@@ -93,7 +95,7 @@ export class SubscriptionObject extends DurableObject<Env> {
       const difference = amount - r.amount;
       if (difference === 0) return r;
       await this.holdQuota(r, difference, `subscription:${r.id}:v${r.version}:amount:${amount}`, now);
-      const runs = isRunning(r.runs) ? splitAt(r.runs, runInstant(r, now), amount) : r.runs;
+      const runs = isRunning(r.runs) ? splitAt(r.runs, runInstant(r.runs, now), amount) : r.runs;
       return { ...r, amount, runs };
     });
   }
@@ -102,7 +104,7 @@ export class SubscriptionObject extends DurableObject<Env> {
     return this.change((r) => {
       const refusal = runRefusal(r, action);
       if (refusal) throw refused(refusal);
-      const t = runInstant(r, now);
+      const t = runInstant(r.runs, now);
       const runs = action === "start" ? start(r.runs, t, r.amount) : stop(r.runs, t);
       return { ...r, runs };
     });
@@ -226,7 +228,7 @@ export class SubscriptionObject extends DurableObject<Env> {
     now: Date,
   ): Promise<SubscriptionRecord> {
     await this.holdQuota(r, -r.amount, `subscription:${r.id}:release`, now);
-    const runs = isRunning(r.runs) ? stop(r.runs, runInstant(r, now)) : r.runs;
+    const runs = isRunning(r.runs) ? stop(r.runs, runInstant(r.runs, now)) : r.runs;
     return { ...r, runs, endedAt: now.toISOString(), endReason: reason };
   }
 
@@ -305,7 +307,7 @@ export class SubscriptionObject extends DurableObject<Env> {
     this.reads.recordChanged();
     return this.ctx.storage.transactionSync(() => {
       const previous = this.load();
-      const type = next.delivery === "syndicated" ? eventType(previous, next) : null;
+      const type = next.delivery === "syndicated" ? eventOf(previous, next) : null;
       const record = {
         ...next,
         version: (previous?.version ?? 0) + 1,
@@ -381,37 +383,10 @@ interface OutboxRow extends Record<string, SqlStorageValue> {
   date: string;
 }
 
-export interface RenewalIds {
-  subscription: string;
-  order: string;
-}
-
-/** What a due renewal found: renew, with the record as it now stands and the renewal's ids; expire; or nothing. */
-export type RenewalPlan =
-  | { step: "skip" }
-  | { step: "expire" }
-  | { step: "renew"; record: SubscriptionRecord; ids: RenewalIds };
-
 export interface DeploymentPatch {
   deploymentStatus?: DeploymentStatus;
   syndicatedEndpoints?: string[];
   endUserInstructions?: string;
-}
-
-/** The event a new version makes: created, ended (DELETED), or any other change; none once ended. */
-function eventType(previous: SubscriptionRecord | null, next: SubscriptionRecord): EventType | null {
-  if (!previous) return "CREATED";
-  if (previous.endedAt !== null) return null;
-  return next.endedAt !== null ? "DELETED" : "MODIFIED";
-}
-
-/**
- * The instant a run transition is recorded at. Work accepted earlier (a queued operation) may
- * apply after a later change; the run history must not go back in time, so it applies then.
- */
-function runInstant(r: SubscriptionRecord, now: Date): number {
-  const last = r.runs.at(-1);
-  return Math.max(now.getTime(), last ? (last.end ?? last.start) : 0);
 }
 
 const missing = (): { ok: false; error: ErrorWire } => ({

@@ -1,6 +1,14 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { chargeFor, isRunning, type RunInterval, splitAt, start, stop } from "../../src/domain/metering";
+import {
+  chargeFor,
+  isRunning,
+  type RunInterval,
+  runInstant,
+  splitAt,
+  start,
+  stop,
+} from "../../src/domain/metering";
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
@@ -191,6 +199,16 @@ describe("transitions", () => {
     expect(isRunning([])).toBe(false);
     expect(isRunning([closed(T0, T0 + HOUR)])).toBe(false);
     expect(isRunning([closed(T0, T0 + HOUR), open(T0 + 2 * HOUR)])).toBe(true);
+  });
+});
+
+describe("runInstant", () => {
+  it("records a transition now, or at the last one if that is later: history never goes back", () => {
+    const now = new Date(T0 + HOUR);
+    expect(runInstant([], now)).toBe(T0 + HOUR);
+    expect(runInstant([closed(T0, T0 + 30 * MINUTE)], now)).toBe(T0 + HOUR);
+    expect(runInstant([closed(T0, T0 + 2 * HOUR)], now)).toBe(T0 + 2 * HOUR);
+    expect(runInstant([open(T0 + 3 * HOUR)], now)).toBe(T0 + 3 * HOUR);
   });
 });
 
