@@ -194,3 +194,17 @@ export async function usageOf(t: Tenant, customerIndex: number, product: string)
   const q = await expectOk(call("GET", "/account/v1.0/quotas", { token: t.userTokens[customerIndex] }));
   return q.system[`stratus.${product}`] as { usage: number; limit: number; pending: number };
 }
+
+/** `db` with the named methods failing as if D1 were down; everything else goes to `db`. */
+export function failingD1(db: D1Database, ...methods: Array<"prepare" | "batch">): D1Database {
+  return new Proxy(db, {
+    get(target, key) {
+      if ((methods as PropertyKey[]).includes(key))
+        return () => {
+          throw new Error("D1 is down");
+        };
+      const value = Reflect.get(target, key);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}

@@ -1,4 +1,5 @@
 import { uuidv7 } from "../domain/ids";
+import { isExpired } from "../domain/subscriptions";
 import type { Env } from "../env";
 import { AppError } from "../http/errors";
 import { subscriptionObject } from "../objects/subscription-object";
@@ -28,7 +29,7 @@ export async function renewOrExpire(env: Env, id: string, at: Date): Promise<Ren
     return "expired";
   }
   const { record, ids } = plan;
-  const over = record.endTime !== null && Date.parse(record.endTime) <= at.getTime();
+  const over = isExpired(record, at);
   try {
     // The chain is walked from the record as planned: the place after it is this renewal's.
     await extend(env, record.partnerId, id, {}, ids, at, record);

@@ -20,7 +20,7 @@ import type { Env } from "../../src/env";
 import worker from "../../src/index";
 import { subscriptionObject } from "../../src/objects/subscription-object";
 import { MAX_ATTEMPTS } from "../../src/queues/operations";
-import { call, expectOk, type Reply, type Tenant, tenant, usageOf, withCatalog } from "../helpers";
+import { call, expectOk, failingD1, type Reply, type Tenant, tenant, usageOf, withCatalog } from "../helpers";
 
 /** Async operations: 202 + Location + Retry-After, the status endpoint, and exactly-once work. */
 
@@ -344,16 +344,7 @@ describe("exactly once", () => {
 
 describe("work given up half-way", () => {
   /** The same bindings, except that D1 batches (the orders' insert) fail. */
-  const ordersDown = (): Env => ({
-    ...env,
-    DB: new Proxy(env.DB, {
-      get(target, key) {
-        if (key === "batch") return () => Promise.reject(new Error("D1 is down"));
-        const value = Reflect.get(target, key);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    }),
-  });
+  const ordersDown = (): Env => ({ ...env, DB: failingD1(env.DB, "batch") });
 
   const purchase = (t: Tenant, ids: PurchaseIds): OperationPayload => ({
     kind: "purchase",

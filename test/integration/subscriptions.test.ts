@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { Env } from "../../src/env";
 import { type SubscriptionObject, subscriptionObject } from "../../src/objects/subscription-object";
-import { call, expectOk, type Tenant, tenant, unique, usageOf, withCatalog } from "../helpers";
+import { call, expectOk, failingD1, type Tenant, tenant, unique, usageOf, withCatalog } from "../helpers";
 
 /** The subscriptions API through the Worker: SubscriptionObjects, the D1 read model and quota. */
 
@@ -702,10 +702,7 @@ describe("the D1 read model", () => {
     // The next push fails: the change is committed, D1 still shows the version before it.
     await runInDurableObject(object, (instance: SubscriptionObject) => {
       const own = instance as unknown as { env: Env };
-      const down = () => {
-        throw new Error("D1 is down");
-      };
-      own.env = { ...own.env, DB: { prepare: down, batch: down } as unknown as D1Database };
+      own.env = { ...own.env, DB: failingD1(own.env.DB, "prepare", "batch") };
     });
     expect((await object.setAutoRenew(false)).ok).toBe(true);
     expect(await projection(id)).toEqual({ version: 2, auto_renew: 1 });
