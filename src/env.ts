@@ -11,6 +11,14 @@ export interface Env {
   OPERATIONS: Queue<OperationMessage>;
   WEBHOOKS: Queue<WebhookMessage>;
   RENEWALS: Queue<RenewalMessage>;
+  /** Requests per credential of a `standard`-tier partner, and of vendors (src/http/rate-limit.ts). */
+  RATE_LIMIT_STANDARD: RateLimit;
+  /** Requests per credential of a `raised`-tier partner, and of operators. */
+  RATE_LIMIT_RAISED: RateLimit;
+  /** Failed authentications per client address. */
+  RATE_LIMIT_AUTH_FAILURES: RateLimit;
   /** Where this deployment is reached; event payloads link to it. */
   PUBLIC_URL: string;
+  /** The recovery bound, in seconds (`recoveryBoundMs`). */
+  RECOVERY_AFTER_SECONDS: string;
 }

@@ -1,4 +1,4 @@
-import { abandonOverduePurchases, type OperationMessage } from "./app/operations";
+import { abandonOverduePurchases, type OperationMessage, requeueStalledOperations } from "./app/operations";
 import type { RenewalMessage } from "./app/renewals";
 import type { WebhookMessage } from "./app/webhooks";
 import { scheduleRenewals } from "./cron/renewals";
@@ -30,12 +30,14 @@ export default {
     const now = new Date(controller.scheduledTime);
     const renewalsEnqueued = await scheduleRenewals(env, now);
     const overduePurchasesAbandoned = await abandonOverduePurchases(env, now);
+    const stalledOperations = await requeueStalledOperations(env, now);
     await deleteExpiredOperations(env, now);
     console.log(
       JSON.stringify({
         cron: controller.cron,
         renewalsEnqueued,
         overduePurchasesAbandoned,
+        stalledOperations,
       }),
     );
   },

@@ -25,12 +25,22 @@ function tokenHeader(path: string): string {
   return "x-api-key";
 }
 
+/**
+ * Each call comes from its own client address (`cf-connecting-ip`, unless the test sends one, in
+ * lower case): failed authentications are rate-limited per address, and the suite's many 401s
+ * must not add up. The random prefix keeps test files, which share the limiter's counters, apart.
+ */
+const randomGroups = Array.from(crypto.getRandomValues(new Uint16Array(2)), (n) => n.toString(16));
+const addressPrefix = `2001:db8:${randomGroups.join(":")}`;
+let addressCount = 0;
+const nextAddress = () => `${addressPrefix}::${(++addressCount).toString(16)}`;
+
 export async function call<T = any>(
   method: string,
   path: string,
   options: CallOptions = {},
 ): Promise<Reply<T>> {
-  const headers: Record<string, string> = { ...options.headers };
+  const headers: Record<string, string> = { "cf-connecting-ip": nextAddress(), ...options.headers };
   if (options.token) headers[tokenHeader(path)] = options.token;
   let body: string | undefined = options.raw;
   if (options.body !== undefined) {

@@ -1,11 +1,12 @@
 import { homeOfBlock, pendingSerials } from "../db/commissions";
-import { blockOf, type CommissionState, type Decision, homeOf } from "../domain/commissions";
+import { listResources } from "../db/resources";
+import { blockOf, type CommissionState, type Decision, homeOf, serialIn } from "../domain/commissions";
 import { mergeProvisions, type Provision } from "../domain/quota";
 import type { Env } from "../env";
 import { AppError, badRequest, notFound } from "../http/errors";
 import { ttlCache } from "../http/ttl-cache";
 import type { HoldFailure } from "../objects/ledger-holdings";
-import { type CommissionView, ledgerOf } from "../objects/quota-ledger";
+import { type CommissionView, ledgerOf, type RecoveryContext } from "../objects/quota-ledger";
 import { ownCustomers } from "./customers";
 
 /**
@@ -14,11 +15,14 @@ import { ownCustomers } from "./customers";
  * says which ledger a block of serials belongs to, and indexes services' commissions for listing.
  */
 
-/** Who issues: a service, or stratus itself (`serviceId` null) holding quota for subscriptions. */
-export interface Issuer {
-  serviceId: string | null;
-  partnerId: string;
-}
+/**
+ * Who issues: stratus itself (`serviceId` null), holding quota for subscriptions on any resource,
+ * or a service, which commissions only the resources registered to it (`resources.service` =
+ * `serviceName`).
+ */
+export type Issuer =
+  | { serviceId: null; partnerId: string }
+  | { serviceId: string; partnerId: string; serviceName: string };
 
 export interface IssueInput {
   name: string;
@@ -30,6 +34,8 @@ export interface IssueInput {
    * that commission instead of holding the quota twice: retried work never double-charges.
    */
   reference?: string;
+  /** What the recovery sweep settles a pending commission of stratus's own by, should its request die. */
+  recovery?: RecoveryContext;
 }
 
 function failureError(provision: Provision, failure: HoldFailure): AppError {
@@ -50,6 +56,31 @@ function noHolding(provision: Provision): AppError {
   });
 }
 
+/**
+ * The service each registered resource belongs to. Owners rarely change, so they are kept for a
+ * while; a name not registered is not remembered, so a resource registered a moment ago is found.
+ */
+const ownerOfResource = ttlCache<string>(60_000);
+
+/**
+ * The first provision on a resource registered to another service than `serviceName`: one cached
+ * lookup. An unregistered resource is nobody's; its holding does not exist, and the ledger says so.
+ */
+async function foreignProvision(
+  env: Env,
+  serviceName: string,
+  provisions: readonly Provision[],
+): Promise<Provision | undefined> {
+  const owners = await ownerOfResource.many(
+    [...new Set(provisions.map((p) => p.resource))],
+    async () => new Map((await listResources(env)).map((r) => [r.name, r.service])),
+  );
+  return provisions.find((p) => {
+    const owner = owners.get(p.resource);
+    return owner !== undefined && owner !== serviceName;
+  });
+}
+
 export async function issueCommission(
   env: Env,
   issuer: Issuer,
@@ -59,9 +90,20 @@ export async function issueCommission(
   const provisions = mergeProvisions(input.provisions);
   if (!provisions) throw badRequest("the quantities of one holding add up beyond the safe-integer range");
 
-  const known = await ownCustomers(env, issuer.partnerId, [...new Set(provisions.map((p) => p.holder))]);
+  const service = issuer.serviceId === null ? null : issuer.serviceName;
+  const [known, foreign] = await Promise.all([
+    ownCustomers(env, issuer.partnerId, [...new Set(provisions.map((p) => p.holder))]),
+    service === null ? undefined : foreignProvision(env, service, provisions),
+  ]);
   const stranger = provisions.find((p) => !known.has(p.holder));
   if (stranger) throw noHolding(stranger);
+  // Refused as Astakos refuses a well-formed commission it will not take (InvalidDataError: 400
+  // badRequest), before any ledger is touched: no serial is taken and nothing is held.
+  if (foreign) {
+    throw badRequest(
+      `resource ${foreign.resource} is not registered to service ${service}: a service commissions only its own resources`,
+    );
+  }
 
   const home = homeOf(
     provisions.map((p) => p.holder),
@@ -76,14 +118,16 @@ export async function issueCommission(
     force: input.force,
     autoAccept: input.autoAccept,
     issueTime: now.toISOString(),
+    ...(input.recovery ? { recovery: input.recovery } : {}),
   });
   if (answer.ok) return answer.serial;
   switch (answer.reason) {
     case "refused":
       throw failureError(answer.provision, answer.failure);
     case "busy":
+      // A retry racing its first attempt: not an answer, so the key keeps its work for the next try.
       throw new AppError(
-        "conflict",
+        "unavailable",
         `commission ${input.reference} is being issued by another request; try again`,
       );
     case "abandoned":
@@ -115,7 +159,16 @@ export async function resolveCommission(
   serial: number,
   decision: Decision,
 ): Promise<void> {
-  const home = await homeOfSerial(env, serial);
+  await resolveAt(env, await homeOfSerial(env, serial), serviceId, serial, decision);
+}
+
+async function resolveAt(
+  env: Env,
+  home: string | undefined,
+  serviceId: string,
+  serial: number,
+  decision: Decision,
+): Promise<void> {
   if (!home || (await ledgerOf(env, home).resolve(serial, serviceId, decision)) === "missing") {
     throw doesNotExist(serial);
   }
@@ -158,10 +211,17 @@ export async function resolveMany(
     ...toAccept.filter((s) => !both.has(s)).map((s): [number, Decision] => [s, "accept"]),
     ...toReject.filter((s) => !both.has(s)).map((s): [number, Decision] => [s, "reject"]),
   ];
+  // Serials of one block share a ledger: each block is looked up once, however many serials it has.
+  const blocks = [...new Set(work.map(([serial]) => blockOf(serial)))];
+  const homes = new Map(
+    await Promise.all(
+      blocks.map(async (block) => [block, await homeOfSerial(env, serialIn(block, 0))] as const),
+    ),
+  );
   const outcomes = await Promise.all(
     work.map(async ([serial, decision]) => {
       try {
-        await resolveCommission(env, serviceId, serial, decision);
+        await resolveAt(env, homes.get(blockOf(serial)), serviceId, serial, decision);
         return null;
       } catch (error) {
         if (error instanceof AppError) return error;

@@ -1,56 +1,37 @@
 import {
+  claimStalledOperations,
   createOperation,
   findOperation,
   finishOperation,
+  markWaiting,
   startOperation,
   waitingPurchases,
 } from "../db/operations";
+import { fault } from "../domain/faults";
 import type { PlannedSubscription, PurchaseObject } from "../domain/purchase";
+import { recoveryBoundMs } from "../domain/recovery";
 import { money, type SubscriptionRecord } from "../domain/subscriptions";
 import type { Env } from "../env";
 import { AppError } from "../http/errors";
 import { problemResponse } from "../http/problem";
 import { orderView } from "../http/views";
+import { ledgerOf, type RecoveryRequest } from "../objects/quota-ledger";
 import { subscriptionObject } from "../objects/subscription-object";
 import { extend } from "./extend";
+import { type Intent, journalOf, type OperationPayload, type StoredObject } from "./intents";
 import { present, visibleRecord } from "./reads";
-import { abandon, buy, type PurchaseIds, plan, unwrap } from "./subscriptions";
+import {
+  abandon,
+  buy,
+  type PurchaseIds,
+  type PurchaseRecovery,
+  plan,
+  recoverPurchase,
+  settleOpenPurchase,
+  unwrap,
+} from "./subscriptions";
 
-/**
- * The work behind every write of the subscriptions API, as data. A request runs it at once, or
- * (with `Prefer: respond-async`) stores it as an operation that the operations queue runs. The
- * payload fixes every choice made when the request was accepted (the time, the ids to create,
- * the value a toggle sets), so running it again after a crash or a redelivery finds what the
- * first run did instead of doing it twice.
- */
-
-type StoredObject = Omit<PurchaseObject, "start_time" | "end_time"> & {
-  start_time?: string;
-  end_time?: string;
-};
-
-export type OperationPayload =
-  | { kind: "purchase"; partnerId: string; at: string; objects: StoredObject[]; ids: PurchaseIds }
-  | {
-      kind: "update";
-      partnerId: string;
-      at: string;
-      subscription: string;
-      amount?: number;
-      autoRenew?: boolean;
-    }
-  | {
-      kind: "extend";
-      partnerId: string;
-      at: string;
-      subscription: string;
-      period?: string;
-      endTime?: string;
-      ids: { subscription: string; order: string };
-    }
-  | { kind: "auto_renew"; partnerId: string; at: string; subscription: string; value: boolean }
-  | { kind: "run"; partnerId: string; at: string; subscription: string; action: "start" | "stop" }
-  | { kind: "cancel"; partnerId: string; at: string; subscription: string };
+/** Running the work of the subscriptions API's writes (`OperationPayload`), now or as an operation. */
 
 export interface PerformContext {
   /** The operation running the work, if it runs as one. */
@@ -59,9 +40,11 @@ export interface PerformContext {
   planned?: PlannedSubscription[];
 }
 
-export interface OperationMessage {
-  opRef: string;
-}
+/** Runs operation `opRef`; or (`recover`) settles a commission whose request may be gone. */
+export type OperationMessage = { opRef: string } | { recover: RecoveryRequest };
+
+/** Attempts before an operation is given up as failed (the queue's max_retries is above this). */
+export const MAX_ATTEMPTS = 8;
 
 export interface OperationResult {
   status: number;
@@ -156,8 +139,11 @@ export async function perform(
       return one(env, unwrap(await object.setAutoRenew(payload.value)), at);
     case "run":
       return one(env, unwrap(await object.run(payload.action, at)), at);
-    case "cancel":
+    case "cancel": {
+      const record = await object.get();
+      if (record) await settleOpenPurchase(env, record, at);
       return one(env, unwrap(await object.cancel(at)), at);
+    }
   }
 }
 
@@ -173,6 +159,7 @@ export const operationLocation = (opRef: string) => `/v1/operations/${opRef}`;
 /**
  * Answers a write: the result now, or 202 and an operation to poll when the client asks for it
  * or the work cannot finish within the request (`mustWait`: a vendor has to provision first).
+ * Under an Idempotency-Key the work is recorded with the key before any of it is done.
  */
 export async function respond(
   env: Env,
@@ -180,22 +167,47 @@ export async function respond(
   payload: OperationPayload,
   options: { mustWait?: boolean; planned?: PlannedSubscription[] } = {},
 ): Promise<Response> {
-  if (!options.mustWait && !prefersAsync(request)) {
-    let result: OperationResult | null;
-    try {
-      result = await perform(env, payload, options.planned ? { planned: options.planned } : {});
-    } catch (error) {
-      // Nothing runs this payload again: what it bought half-way is undone before the 5xx.
-      if (!(error instanceof AppError) || error.status >= 500) await undoHalfDone(env, payload);
-      throw error;
-    }
-    if (!result) throw new AppError("internal", "work that waits on a vendor must run as an operation");
-    return Response.json(result.body, {
-      status: result.status,
-      ...(result.location ? { headers: { location: result.location } } : {}),
-    });
+  const journal = journalOf(request);
+  const opRef =
+    options.mustWait || prefersAsync(request) ? `op_${crypto.randomUUID().replaceAll("-", "")}` : null;
+  await journal?.record({ payload, opRef });
+  if (opRef) return enqueue(env, payload, opRef);
+  return answerNow(env, payload, { resumable: journal !== undefined, planned: options.planned });
+}
+
+/**
+ * Resumes what a request that died had committed to: the same payload, with the same ids, so
+ * what the first attempt did is found and finished, never done twice.
+ */
+export function resume(env: Env, intent: Intent): Promise<Response> {
+  if (intent.opRef) return enqueue(env, intent.payload, intent.opRef);
+  return answerNow(env, intent.payload, { resumable: true });
+}
+
+async function answerNow(
+  env: Env,
+  payload: OperationPayload,
+  options: { resumable: boolean; planned?: PlannedSubscription[] | undefined },
+): Promise<Response> {
+  let result: OperationResult | null;
+  try {
+    result = await perform(env, payload, options.planned ? { planned: options.planned } : {});
+  } catch (error) {
+    // Work that nothing will run again is undone before the 5xx. Work kept with its key is left
+    // for the retry to finish, or for the recovery sweep should the client never come back.
+    if (!options.resumable && (!(error instanceof AppError) || error.status >= 500))
+      await undoHalfDone(env, payload);
+    throw error;
   }
-  const opRef = `op_${crypto.randomUUID().replaceAll("-", "")}`;
+  if (!result) throw new AppError("internal", "work that waits on a vendor must run as an operation");
+  return Response.json(result.body, {
+    status: result.status,
+    ...(result.location ? { headers: { location: result.location } } : {}),
+  });
+}
+
+/** Stores the work as operation `opRef` (once) and queues it: 202 and where to poll. */
+async function enqueue(env: Env, payload: OperationPayload, opRef: string): Promise<Response> {
   const op = await createOperation(env, {
     opRef,
     partnerId: payload.partnerId,
@@ -203,7 +215,7 @@ export async function respond(
     payload,
     now: new Date(),
   });
-  await env.OPERATIONS.send({ opRef });
+  if (op.status === "queued") await env.OPERATIONS.send({ opRef });
   return Response.json(operationView(op), {
     status: 202,
     headers: {
@@ -260,8 +272,10 @@ export async function runOperation(env: Env, opRef: string): Promise<void> {
   const op = await startOperation(env, opRef, now);
   if (!op) return;
   try {
+    fault("operation.started");
     const result = await perform(env, op.payload as unknown as OperationPayload, { opRef });
-    if (!result) return;
+    if (!result) return markWaiting(env, opRef);
+    fault("operation.performed");
     await finishOperation(
       env,
       opRef,
@@ -310,6 +324,42 @@ export async function giveUpOperation(env: Env, opRef: string): Promise<void> {
   const op = await findOperation(env, opRef, null);
   if (op) await undoHalfDone(env, op.payload as unknown as OperationPayload);
   await failOperation(env, opRef, new AppError("internal", "the operation could not be completed"));
+}
+
+/**
+ * Queues again every operation that made no progress for the recovery bound and is not waiting on a
+ * vendor, or gives it up (undoing what it did half-way) once it used its attempts. Run by the cron.
+ */
+export async function requeueStalledOperations(
+  env: Env,
+  now: Date,
+): Promise<{ requeued: number; givenUp: number }> {
+  const counts = { requeued: 0, givenUp: 0 };
+  const PAGE = 100;
+  for (;;) {
+    const before = new Date(now.getTime() - recoveryBoundMs(env));
+    const page = await claimStalledOperations(env, before, now, PAGE);
+    const spent = page.filter((op) => op.attempts >= MAX_ATTEMPTS);
+    for (const op of spent) await giveUpOperation(env, op.opRef);
+    const again = page
+      .filter((op) => op.attempts < MAX_ATTEMPTS)
+      .map((op) => ({ body: { opRef: op.opRef } }));
+    if (again.length > 0) await env.OPERATIONS.sendBatch(again);
+    counts.givenUp += spent.length;
+    counts.requeued += again.length;
+    if (page.length < PAGE) return counts;
+  }
+}
+
+/**
+ * Settles stratus's own commission `serial` (kept by ledger `home`) if it is still pending: the
+ * recovery sweep's message for a purchase whose request may be gone (`recoverPurchase`).
+ */
+export async function recoverCommission(env: Env, request: RecoveryRequest): Promise<void> {
+  const recovery = await ledgerOf(env, request.home).pendingRecovery(request.serial);
+  if (!recovery) return;
+  const outcome = await recoverPurchase(env, recovery as unknown as PurchaseRecovery, new Date());
+  console.log(JSON.stringify({ recovery: outcome, home: request.home, serial: request.serial }));
 }
 
 /** How long a syndicated purchase waits for its vendor before it is undone. */

@@ -1,3 +1,4 @@
+import { fault } from "../domain/faults";
 import { uuidv7 } from "../domain/ids";
 import { isExpired } from "../domain/subscriptions";
 import type { Env } from "../env";
@@ -29,6 +30,7 @@ export async function renewOrExpire(env: Env, id: string, at: Date): Promise<Ren
     return "expired";
   }
   const { record, ids } = plan;
+  fault("renewal.planned");
   const over = isExpired(record, at);
   try {
     // The chain is walked from the record as planned: the place after it is this renewal's.

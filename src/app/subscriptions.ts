@@ -1,9 +1,13 @@
-import { insertOrders, type Order, setOrdersState } from "../db/orders";
+import { findOperation } from "../db/operations";
+import { findOrders, insertOrders, type Order, setOrdersState } from "../db/orders";
+import { homeOf } from "../domain/commissions";
+import { fault } from "../domain/faults";
 import { uuidv7 } from "../domain/ids";
 import { type PlannedSubscription, type PurchaseObject, planPurchase } from "../domain/purchase";
 import type { SubscriptionRecord } from "../domain/subscriptions";
 import type { Env } from "../env";
 import { AppError, badRequest, fromErrorWire } from "../http/errors";
+import { ledgerOf } from "../objects/quota-ledger";
 import { type Outcome, subscriptionObject } from "../objects/subscription-object";
 import { catalogKnowing } from "./catalog";
 import { issueCommission, settleReferenced } from "./commissions";
@@ -156,6 +160,13 @@ export interface BuyOptions {
 
 const purchaseReference = (ids: PurchaseIds) => `purchase:${Object.values(ids.orders).join(",")}`;
 
+/** What the recovery sweep needs to settle a purchase whose request died (`recoverPurchase`). */
+export interface PurchaseRecovery {
+  ids: PurchaseIds;
+  /** The operation buying, if it runs as one: then the operation's fate decides. */
+  opRef: string | null;
+}
+
 /**
  * Buys a plan: one commission holds the quota of every subscription (so the whole batch fits,
  * or nothing is bought), then the orders and the objects are written. The purchase takes effect
@@ -197,6 +208,10 @@ export async function buy(
         force: false,
         autoAccept: false,
         reference,
+        recovery: { ids, opRef: operationRef ?? null } satisfies PurchaseRecovery as unknown as Record<
+          string,
+          unknown
+        >,
         provisions: records.map((r) => ({
           holder: r.customerId,
           source: "system",
@@ -209,6 +224,7 @@ export async function buy(
   } catch (error) {
     throw quotaError(error, records);
   }
+  fault("purchase.issued");
 
   const orders: Order[] = [...orderOf].map(([customerId, id]) => {
     const own = records.filter((r) => r.customerId === customerId);
@@ -233,10 +249,15 @@ export async function buy(
   // its commission is accepted: up to the accept, `abandon` can still undo all of it.
   const waits = records.some((r) => r.deploymentStatus === "PENDING");
   if (waits) await insertOrders(env, orders);
+  const commissionHome = homeOf(
+    records.map((r) => r.customerId),
+    null,
+  );
   const created = await Promise.all(
-    records.map((r) => subscriptionObject(env, r.id).create({ ...r, serial })),
+    records.map((r) => subscriptionObject(env, r.id).create({ ...r, serial, commissionHome })),
   );
   const state = purchaseState(created);
+  fault("purchase.created");
   if (waits) {
     if (state === "settled") await settle(env, ids);
   } else {
@@ -245,8 +266,10 @@ export async function buy(
       env,
       orders.map((o) => ({ ...o, state: final })),
     );
-    if (state === "settled") await settleReferenced(env, Object.keys(ids.orders), reference, "accept");
+    fault("purchase.ordered");
+    if (state === "settled") await settle(env, ids);
   }
+  fault("purchase.accepted");
   return {
     subscriptions: created,
     orders: orders.map((o) => ({
@@ -267,9 +290,17 @@ function purchaseState(records: readonly SubscriptionRecord[]): PurchaseState {
   return records.some((r) => r.deploymentStatus === "PENDING") ? "waiting" : "settled";
 }
 
-/** The purchase takes effect: its commission is accepted and its orders completed. */
+/**
+ * The purchase takes effect: its commission is accepted and its orders completed. If the recovery
+ * sweep gave it up first (its request looked dead), it is undone instead and the answer is 409:
+ * either way the purchase, its quota and its orders agree.
+ */
 export async function settle(env: Env, ids: PurchaseIds): Promise<void> {
-  await settleReferenced(env, Object.keys(ids.orders), purchaseReference(ids), "accept");
+  const ended = await settleReferenced(env, Object.keys(ids.orders), purchaseReference(ids), "accept");
+  if (ended !== "accepted") {
+    await abandon(env, ids, new Date());
+    throw new AppError("conflict", "this purchase was given up before it could complete; nothing was bought");
+  }
   await setOrdersState(env, Object.values(ids.orders), "completed");
 }
 
@@ -285,7 +316,68 @@ export async function abandon(env: Env, ids: PurchaseIds, now: Date): Promise<"u
     await setOrdersState(env, Object.values(ids.orders), "completed");
     return "took effect";
   }
-  await Promise.all(ids.subscriptions.map((id) => subscriptionObject(env, id).fail(now)));
+  const failed = await Promise.all(ids.subscriptions.map((id) => subscriptionObject(env, id).fail(now)));
+  // An extension that failed gives its place in the chain back, so the chain can be extended again.
+  await Promise.all(
+    failed.flatMap((outcome, i) => {
+      const previous = outcome.ok ? outcome.value.previousId : null;
+      const id = ids.subscriptions[i];
+      return previous && id ? [subscriptionObject(env, previous).releaseNext(id, true)] : [];
+    }),
+  );
   await setOrdersState(env, Object.values(ids.orders), "failed");
   return "undone";
+}
+
+/**
+ * Settles a purchase whose commission is still open after its request may have died, by what
+ * its records say happened. Run as an operation, the operation decides: while it is queued or
+ * running it will settle the purchase itself (the stalled-operation sweep sees that it runs);
+ * succeeded, the purchase took effect; failed or gone, it is undone. Answered at once, it took
+ * effect exactly when its orders were written completed (the last step before the accept);
+ * otherwise it is undone. Idempotent, and safe against the request finishing meanwhile: the
+ * commission's own decision is final, and the loser of a race follows it.
+ */
+export async function recoverPurchase(
+  env: Env,
+  recovery: PurchaseRecovery,
+  now: Date,
+): Promise<"took effect" | "undone" | "left to its operation"> {
+  const { ids, opRef } = recovery;
+  let tookEffect: boolean;
+  if (opRef) {
+    const state = (await findOperation(env, opRef, null))?.status ?? null;
+    if (state === "queued" || state === "running") return "left to its operation";
+    tookEffect = state === "succeeded";
+  } else {
+    const written = await findOrders(env, Object.values(ids.orders));
+    tookEffect =
+      written.length === Object.keys(ids.orders).length && written.every((o) => o.state === "completed");
+  }
+  if (tookEffect) {
+    await settle(env, ids).catch((error) => {
+      if (!(error instanceof AppError)) throw error;
+    });
+    return "took effect";
+  }
+  return abandon(env, ids, now);
+}
+
+/**
+ * Before a subscription ends by request: if its purchase's commission is still open (its request
+ * died half-way), the purchase is settled first, so ending it releases quota that was really
+ * held. A purchase whose operation is still running answers 409: cancel once it has finished.
+ */
+export async function settleOpenPurchase(env: Env, record: SubscriptionRecord, now: Date): Promise<void> {
+  if (record.serial === null || record.endedAt !== null) return;
+  const home = record.commissionHome ?? record.customerId;
+  const recovery = await ledgerOf(env, home).pendingRecovery(record.serial);
+  if (!recovery) return;
+  const outcome = await recoverPurchase(env, recovery as unknown as PurchaseRecovery, now);
+  if (outcome === "left to its operation") {
+    throw new AppError(
+      "conflict",
+      `the purchase of subscription ${record.id} is still in progress; cancel it once its operation has finished`,
+    );
+  }
 }

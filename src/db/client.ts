@@ -14,3 +14,19 @@ export function database(env: Env): DrizzleD1Database {
 }
 
 export type Database = ReturnType<typeof database>;
+
+/** D1 binds at most 100 parameters to one statement; more fails the whole query. */
+export const D1_MAX_PARAMETERS = 100;
+
+/**
+ * `values` without repeats, in chunks that each fit one statement next to the `others`
+ * parameters that statement binds besides them: for `IN (…)` lists of any length.
+ */
+export function parameterChunks<T>(values: Iterable<T>, others: number): T[][] {
+  const size = D1_MAX_PARAMETERS - others;
+  if (size < 1) throw new RangeError(`a statement with ${others} other parameters has no room for a list`);
+  const distinct = [...new Set(values)];
+  const chunks: T[][] = [];
+  for (let i = 0; i < distinct.length; i += size) chunks.push(distinct.slice(i, i + size));
+  return chunks;
+}

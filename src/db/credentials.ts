@@ -1,11 +1,14 @@
-import { eq } from "drizzle-orm";
+import { eq, getTableColumns } from "drizzle-orm";
 import { formatToken, hashSecret, newSecret, type TokenRole } from "../domain/credentials";
 import { uuidv7 } from "../domain/ids";
 import type { Env } from "../env";
 import { database } from "./client";
-import { credentials } from "./schema";
+import { credentials, partners, type RateLimitTier } from "./schema";
 
-export type Credential = typeof credentials.$inferSelect;
+export type Credential = typeof credentials.$inferSelect & {
+  /** The rate-limit tier of the credential's partner; null for those of no partner (operators, vendors). */
+  rateLimit: RateLimitTier | null;
+};
 
 export interface IssuedCredential {
   id: string;
@@ -15,8 +18,14 @@ export interface IssuedCredential {
   created_at: string;
 }
 
+/** The credential with its partner's rate-limit tier, in one query (auth reads both on every request). */
 export async function findCredential(env: Env, id: string): Promise<Credential | undefined> {
-  return database(env).select().from(credentials).where(eq(credentials.id, id)).get();
+  return database(env)
+    .select({ ...getTableColumns(credentials), rateLimit: partners.rateLimit })
+    .from(credentials)
+    .leftJoin(partners, eq(partners.id, credentials.partnerId))
+    .where(eq(credentials.id, id))
+    .get();
 }
 
 export async function verifySecret(secret: string, storedHash: string): Promise<boolean> {

@@ -1,7 +1,7 @@
 import { and, asc, eq, gt, inArray } from "drizzle-orm";
 import { uuidv7 } from "../domain/ids";
 import type { Env } from "../env";
-import { database } from "./client";
+import { database, parameterChunks } from "./client";
 import { customers } from "./schema";
 
 export type Customer = typeof customers.$inferSelect;
@@ -47,15 +47,15 @@ export async function listCustomers(
     .all();
 }
 
-/** Ids of a partner's customers, in the order they sort; D1 binds at most 100 values a statement. */
+/** Which of `ids` are a partner's customers; any number of ids, a statement per chunk of them. */
 export async function partnerCustomerIds(
   env: Env,
   partnerId: string,
   ids: readonly string[],
 ): Promise<Set<string>> {
   const found = new Set<string>();
-  for (let i = 0; i < ids.length; i += 90) {
-    const chunk = ids.slice(i, i + 90);
+  // Each statement binds the partner and its chunk of ids.
+  for (const chunk of parameterChunks(ids, 1)) {
     const rows = await database(env)
       .select({ id: customers.id })
       .from(customers)

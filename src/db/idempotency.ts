@@ -1,4 +1,4 @@
-import { and, eq, isNull, lte, or } from "drizzle-orm";
+import { and, eq, isNull, lte, or, sql } from "drizzle-orm";
 import type { Env } from "../env";
 import { database } from "./client";
 import { idempotencyKeys } from "./schema";
@@ -13,6 +13,8 @@ export interface Claim {
   credentialId: string;
   key: string;
   lockedUntil: string;
+  /** What the request that held the key before committed to, if it died after committing. */
+  intent: Record<string, unknown> | null;
 }
 
 export interface StoredResponse {
@@ -59,13 +61,21 @@ export async function claimKey(
     .values({ credentialId: input.credentialId, key: input.key, ...fresh })
     .onConflictDoUpdate({
       target: [idempotencyKeys.credentialId, idempotencyKeys.key],
-      set: { ...fresh, status: null, headers: null, body: null },
+      // A takeover of an abandoned request keeps its intent, to resume it; an expired key starts afresh.
+      set: {
+        ...fresh,
+        status: null,
+        headers: null,
+        body: null,
+        intent: sql`CASE WHEN ${idempotencyKeys.expiresAt} <= ${now} THEN NULL ELSE ${idempotencyKeys.intent} END`,
+      },
       setWhere: or(lte(idempotencyKeys.expiresAt, now), abandoned),
     })
     .returning({
       credentialId: idempotencyKeys.credentialId,
       key: idempotencyKeys.key,
       lockedUntil: idempotencyKeys.lockedUntil,
+      intent: idempotencyKeys.intent,
     })
     .get();
   return row ?? null;
@@ -90,6 +100,23 @@ export async function finishKey(
     .update(idempotencyKeys)
     .set({ ...response, expiresAt: expiresAt.toISOString() })
     .where(byClaim(claim))
+    .run();
+}
+
+/** Records what the request commits to, before it does any of it. */
+export async function recordIntent(env: Env, claim: Claim, intent: Record<string, unknown>): Promise<void> {
+  await database(env).update(idempotencyKeys).set({ intent }).where(byClaim(claim)).run();
+}
+
+/**
+ * Ends a claim whose request failed after committing to its intent: the key stays, with the
+ * intent, and unlocked, so a retry resumes that very work at once instead of starting another.
+ */
+export async function unlockKey(env: Env, claim: Claim, now: Date): Promise<void> {
+  await database(env)
+    .update(idempotencyKeys)
+    .set({ lockedUntil: now.toISOString() })
+    .where(and(byClaim(claim), isNull(idempotencyKeys.status)))
     .run();
 }
 

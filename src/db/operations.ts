@@ -7,12 +7,14 @@ export type Operation = typeof operations.$inferSelect;
 
 const RETENTION_MS = 30 * 86_400_000;
 
+/** Creates operation `opRef`, or answers it as it is if it exists: a resumed request creates it once. */
 export async function createOperation(
   env: Env,
   input: { opRef: string; partnerId: string; kind: string; payload: Record<string, unknown>; now: Date },
 ): Promise<Operation> {
   const at = input.now.toISOString();
-  return database(env)
+  const db = database(env);
+  const created = await db
     .insert(operations)
     .values({
       opRef: input.opRef,
@@ -24,8 +26,13 @@ export async function createOperation(
       updatedAt: at,
       expiresAt: new Date(input.now.getTime() + RETENTION_MS).toISOString(),
     })
+    .onConflictDoNothing()
     .returning()
     .get();
+  if (created) return created;
+  const existing = await db.select().from(operations).where(eq(operations.opRef, input.opRef)).get();
+  if (!existing) throw new Error(`operation ${input.opRef} neither inserted nor found`);
+  return existing;
 }
 
 export async function findOperation(env: Env, opRef: string, partnerId: string | null) {
@@ -93,6 +100,53 @@ export async function deleteExpiredOperations(env: Env, now: Date): Promise<void
       and(lt(operations.expiresAt, now.toISOString()), inArray(operations.status, ["succeeded", "failed"])),
     )
     .run();
+}
+
+/** Marks a running operation as waiting on a vendor: not stalled, whatever its age. */
+export async function markWaiting(env: Env, opRef: string): Promise<void> {
+  await database(env)
+    .update(operations)
+    .set({ waiting: true })
+    .where(and(eq(operations.opRef, opRef), eq(operations.status, "running")))
+    .run();
+}
+
+/**
+ * Operations queued or running, not waiting on a vendor, that made no progress since `before`:
+ * their message was lost or every delivery died. Each is claimed (its `updatedAt` set to `now`,
+ * only if it is still as read), so two sweeps never queue one twice.
+ */
+export async function claimStalledOperations(
+  env: Env,
+  before: Date,
+  now: Date,
+  limit: number,
+): Promise<Operation[]> {
+  const db = database(env);
+  const stalled = await db
+    .select()
+    .from(operations)
+    .where(
+      and(
+        inArray(operations.status, ["queued", "running"]),
+        lt(operations.updatedAt, before.toISOString()),
+        eq(operations.waiting, false),
+      ),
+    )
+    .orderBy(asc(operations.updatedAt))
+    .limit(limit)
+    .all();
+  const claimed: Operation[] = [];
+  for (const op of stalled) {
+    const row = await db
+      .update(operations)
+      .set({ updatedAt: now.toISOString() })
+      .where(and(eq(operations.opRef, op.opRef), eq(operations.updatedAt, op.updatedAt)))
+      .returning()
+      .get();
+    if (row) claimed.push(row);
+  }
+  return claimed;
 }
 
 /** Purchases still waiting on a vendor, accepted before `before`. */

@@ -1,6 +1,6 @@
 import { and, asc, eq, gt, inArray } from "drizzle-orm";
 import type { Env } from "../env";
-import { database } from "./client";
+import { database, parameterChunks } from "./client";
 import { type OrderLine, orders } from "./schema";
 
 export type Order = typeof orders.$inferSelect;
@@ -14,9 +14,22 @@ export async function insertOrders(env: Env, rows: NewOrder[]): Promise<void> {
   if (first) await db.batch([first, ...rest]);
 }
 
-export async function setOrdersState(env: Env, ids: string[], state: Order["state"]): Promise<void> {
-  if (ids.length === 0) return;
-  await database(env).update(orders).set({ state }).where(inArray(orders.id, ids)).run();
+/** Moves orders to `state`, all or none: one batch of a statement per chunk of ids. */
+export async function setOrdersState(env: Env, ids: readonly string[], state: Order["state"]): Promise<void> {
+  const db = database(env);
+  const [first, ...rest] = parameterChunks(ids, 1).map((chunk) =>
+    db.update(orders).set({ state }).where(inArray(orders.id, chunk)),
+  );
+  if (first) await db.batch([first, ...rest]);
+}
+
+export async function findOrders(env: Env, ids: string[]): Promise<Order[]> {
+  // A purchase has an order per customer, up to 500: a statement per chunk of ids.
+  const found: Order[] = [];
+  for (const chunk of parameterChunks(ids, 0)) {
+    found.push(...(await database(env).select().from(orders).where(inArray(orders.id, chunk)).all()));
+  }
+  return found;
 }
 
 export async function findOrder(env: Env, id: string, partnerId: string | null): Promise<Order | undefined> {

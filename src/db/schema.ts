@@ -4,9 +4,14 @@ import { DELIVERY_MODES, PRODUCT_KINDS } from "../domain/catalog";
 
 const createdAt = () => text("created_at").notNull().default(sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`);
 
+/** How many requests a partner's credentials may make: each tier is one rate-limiting binding. */
+export const RATE_LIMIT_TIERS = ["standard", "raised", "unlimited"] as const;
+export type RateLimitTier = (typeof RATE_LIMIT_TIERS)[number];
+
 export const partners = sqliteTable("partners", {
   id: text("id").primaryKey(),
   name: text("name").notNull(),
+  rateLimit: text("rate_limit", { enum: RATE_LIMIT_TIERS }).notNull().default("standard"),
   createdAt: createdAt(),
 });
 
@@ -228,6 +233,11 @@ export const idempotencyKeys = sqliteTable(
     status: integer("status"),
     headers: text("headers", { mode: "json" }).$type<Array<[string, string]>>(),
     body: text("body"),
+    /**
+     * The work the request committed to (its operation payload, and its opRef when it answered
+     * 202), recorded before any of it was done: a retry after a crash resumes exactly this.
+     */
+    intent: text("intent", { mode: "json" }).$type<Record<string, unknown>>(),
     lockedUntil: text("locked_until").notNull(),
     expiresAt: text("expires_at").notNull(),
   },
@@ -250,6 +260,8 @@ export const operations = sqliteTable(
     payload: text("payload", { mode: "json" }).notNull().$type<Record<string, unknown>>(),
     status: text("status", { enum: OPERATION_STATUSES }).notNull(),
     attempts: integer("attempts").notNull().default(0),
+    /** Set while a purchase waits on its vendor: nothing is stalled, the vendor's report moves it on. */
+    waiting: integer("waiting", { mode: "boolean" }).notNull().default(false),
     resultStatus: integer("result_status"),
     resultBody: text("result_body"),
     resultLocation: text("result_location"),
@@ -261,6 +273,7 @@ export const operations = sqliteTable(
     index("operations_partner").on(t.partnerId, t.opRef),
     index("operations_partner_status").on(t.partnerId, t.status, t.opRef),
     index("operations_expiry").on(t.expiresAt),
+    index("operations_unfinished").on(t.status, t.updatedAt),
   ],
 );
 

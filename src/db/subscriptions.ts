@@ -2,7 +2,7 @@ import { and, asc, eq, getTableColumns, gt, inArray, isNull, lte, or, sql } from
 import type { SQLiteInsertValue } from "drizzle-orm/sqlite-core";
 import type { StatusFilter, SubscriptionRecord } from "../domain/subscriptions";
 import type { Env } from "../env";
-import { type Database, database } from "./client";
+import { D1_MAX_PARAMETERS, type Database, database, parameterChunks } from "./client";
 import { subscriptions } from "./schema";
 
 /** The subscriptions read model: rows are projections pushed by each SubscriptionObject. */
@@ -113,6 +113,9 @@ export interface ListedSubscription {
   queued: boolean;
 }
 
+/** What a list statement binds besides its products: partner, cursor, instant and limit. */
+const LIST_OTHER_PARAMETERS = 4;
+
 /**
  * Up to `limit + 1` of a partner's subscriptions in id order. Every list request runs this, so it
  * is plain SQL rather than built by drizzle on each call, and it reads only the record (`body`).
@@ -123,7 +126,13 @@ export async function listSubscriptions(env: Env, q: ListQuery): Promise<ListedS
   const params: unknown[] = [];
   const param = (value: unknown) => `?${params.push(value)}`;
   const where = [`partner_id = ${param(q.partnerId)}`];
-  if (q.products.length > 0) where.push(`product in (${q.products.map(param).join(", ")})`);
+  // A page cannot be split across statements: the filter is bounded (MAX_FILTER_VALUES) instead,
+  // and a product named twice (an alias and its id) is bound once.
+  const products = [...new Set(q.products)];
+  if (products.length > D1_MAX_PARAMETERS - LIST_OTHER_PARAMETERS) {
+    throw new RangeError(`a list filters on at most ${D1_MAX_PARAMETERS - LIST_OTHER_PARAMETERS} products`);
+  }
+  if (products.length > 0) where.push(`product in (${products.map(param).join(", ")})`);
   if (q.after !== undefined) where.push(`id > ${param(q.after)}`);
   if (q.rootsOnly) where.push("previous_id is null");
   if (q.status !== "all") where.push(statusSql(q.status, param(q.now.toISOString())));
@@ -145,11 +154,11 @@ export async function chainMembers(
   rootIds: readonly string[],
 ): Promise<Map<string, ChainMember[]>> {
   const chains = new Map<string, ChainMember[]>();
-  for (let i = 0; i < rootIds.length; i += 90) {
+  for (const chunk of parameterChunks(rootIds, 0)) {
     const rows = await database(env)
       .select({ id: s.id, rootId: s.rootId, endTime: s.endTime })
       .from(s)
-      .where(inArray(s.rootId, rootIds.slice(i, i + 90)))
+      .where(inArray(s.rootId, chunk))
       .orderBy(asc(s.id))
       .all();
     for (const row of rows) chains.set(row.rootId, [...(chains.get(row.rootId) ?? []), row]);
@@ -199,14 +208,17 @@ export async function depletionQueue(env: Env, customerId: string, product: stri
 
 /** Whether a customer has any subscription of the given products (a vendor may then see the customer). */
 export async function customerHasProducts(env: Env, customerId: string, products: readonly string[]) {
-  if (products.length === 0) return false;
-  const row = await database(env)
-    .select({ id: s.id })
-    .from(s)
-    .where(and(eq(s.customerId, customerId), inArray(s.product, [...products])))
-    .limit(1)
-    .get();
-  return row !== undefined;
+  // A vendor may have any number of products: each statement binds the customer, a chunk and its limit.
+  for (const chunk of parameterChunks(products, 2)) {
+    const row = await database(env)
+      .select({ id: s.id })
+      .from(s)
+      .where(and(eq(s.customerId, customerId), inArray(s.product, chunk)))
+      .limit(1)
+      .get();
+    if (row !== undefined) return true;
+  }
+  return false;
 }
 
 /**

@@ -5,6 +5,9 @@ export type ProductKind = (typeof PRODUCT_KINDS)[number];
 export const DELIVERY_MODES = ["builtin", "syndicated"] as const;
 export type DeliveryMode = (typeof DELIVERY_MODES)[number];
 
+/** Aliases one product may have: every purchase and list filter looks names up among them. */
+export const MAX_ALIASES = 20;
+
 export interface Product {
   id: string;
   name: string;
@@ -32,3 +35,9 @@ export const isPerObject = (p: Pick<Product, "kind">) => p.kind === "per_object"
 
 /** CaaS clouds are started and stopped, and billed for the time they run. */
 export const isRunnable = (p: Pick<Product, "kind">) => p.kind === "caas";
+
+/**
+ * The service that owns the resources products hold quota on (`stratus.*`): no partner's service
+ * may take its name, so no service token can commission what subscriptions hold.
+ */
+export const STRATUS_SERVICE = "stratus";

@@ -18,6 +18,9 @@ export type Decision = "accept" | "reject";
 export const RESOLVING = { accept: "accepting", reject: "rejecting" } as const;
 export const RESOLVED = { accept: "accepted", reject: "rejected" } as const;
 
+/** Serials one `commissions/action` request may list to accept, and as many to reject. */
+export const MAX_RESOLVE_SERIALS = 1000;
+
 /** How many serials a ledger takes at a time. */
 export const SERIAL_BLOCK = 1024;
 

@@ -7,6 +7,7 @@ import { findProduct, isDepletable, isPerObject, isRunnable, type Product } from
 import { type CreatedWith, type DurationError, resolveDuration } from "./durations";
 import { termPriceMinor } from "./subscriptions";
 
+/** Subscriptions one purchase (or price calculation) may ask for and create: the spec's limit. */
 export const MAX_OBJECTS = 500;
 
 export interface PurchaseObject {

@@ -67,6 +67,9 @@ export interface Provision extends ProvisionKey {
   quantity: number;
 }
 
+/** Provisions one commission may list (before those of one holding are merged). */
+export const MAX_PROVISIONS = 1000;
+
 /**
  * Sums provisions that name the same holding, keeping first-seen order, as Astakos does before
  * it checks any limit. Returns null when a sum leaves the safe-integer range.

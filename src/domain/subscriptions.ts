@@ -12,6 +12,12 @@ export type Status = "active" | "inactive" | "expired";
 export const STATUS_FILTERS = ["active", "inactive", "expired", "all", "notexpired"] as const;
 export type StatusFilter = (typeof STATUS_FILTERS)[number];
 
+/**
+ * Values one list filter (`resource=a,b,…`) may name, repeats included. The filter is one D1
+ * statement (a page cannot be split), so this keeps it well under D1's 100 bound parameters.
+ */
+export const MAX_FILTER_VALUES = 50;
+
 export type EndReason = "cancelled" | "depleted" | "expired" | "failed";
 
 /** Everything the SubscriptionObject keeps about one subscription. Times are ISO 8601 UTC. */
@@ -45,6 +51,8 @@ export interface SubscriptionRecord {
   runs: RunInterval[];
   /** The commission holding this subscription's amount on the customer's quota. */
   serial: number | null;
+  /** The ledger that keeps commission `serial` (absent on records made before it was kept: the customer's). */
+  commissionHome?: string;
   /** Syndicated products are provisioned by their vendor, who reports the deployment status. */
   delivery: DeliveryMode;
   vendorId: string | null;

@@ -2,6 +2,13 @@ import { type Credential, findCredential, verifySecret } from "../db/credentials
 import type { Role } from "../db/schema";
 import { parseToken } from "../domain/credentials";
 import type { Env } from "../env";
+import { AppError } from "./errors";
+import {
+  clientAddress,
+  countFailedAuthentication,
+  limitCredential,
+  refuseBlockedAddress,
+} from "./rate-limit";
 import { ttlCache } from "./ttl-cache";
 
 export type Family = "partner" | "quota" | "vendor";
@@ -34,10 +41,19 @@ function presentedToken(request: Request, family: Family): string | null {
 }
 
 /**
- * Credentials read recently, by id: for the cost of a revocation taking up to 30 s to apply, the
- * row is read from D1 once in a while instead of on every request.
+ * Credentials read recently, by id, each with its partner's rate-limit tier: for the cost of a
+ * revocation taking up to 30 s to apply, the row is read from D1 once in a while instead of on
+ * every request.
  */
 const recentCredentials = ttlCache<Credential>(30_000);
+
+/**
+ * Forgets this isolate's cached credentials of a partner, so a change of its rate-limit tier
+ * applies here at once (other isolates pick it up within the 30 s their rows are kept).
+ */
+export function forgetPartnerCredentials(partnerId: string): void {
+  recentCredentials.forgetWhere((credential) => credential.partnerId === partnerId);
+}
 
 /**
  * The secret last verified against each cached credential row, kept with that row: presenting it
@@ -63,8 +79,12 @@ async function secretMatches(credential: Credential, secret: string): Promise<bo
   return true;
 }
 
-/** Resolves the caller from the request's credential header, or null if it is missing or unknown. */
-export async function authenticate(request: Request, env: Env, family: Family): Promise<Principal | null> {
+/** The credential the request's header presents, or null if it is missing, unknown or wrong. */
+async function authenticatedCredential(
+  request: Request,
+  env: Env,
+  family: Family,
+): Promise<Credential | null> {
   const token = presentedToken(request, family);
   if (!token) return null;
   const parsed = parseToken(token);
@@ -72,10 +92,29 @@ export async function authenticate(request: Request, env: Env, family: Family): 
   const credential = await recentCredentials(parsed.id, () => findCredential(env, parsed.id));
   if (!credential || credential.role !== parsed.role || credential.revokedAt) return null;
   if (!(await secretMatches(credential, parsed.secret))) return null;
-  return {
-    role: credential.role,
-    credentialId: credential.id,
-    partnerId: credential.partnerId,
-    subjectId: credential.subjectId,
-  };
+  return credential;
+}
+
+const principalOf = (credential: Credential): Principal => ({
+  role: credential.role,
+  credentialId: credential.id,
+  partnerId: credential.partnerId,
+  subjectId: credential.subjectId,
+});
+
+/**
+ * The gate of every authenticated route: refuses an address past the failed-authentication limit
+ * (429), authenticates (401, counted against the address), then counts the request against its
+ * credential's rate limit (429). Rate limits live here and nowhere else (rate-limit.ts).
+ */
+export async function admit(request: Request, env: Env, family: Family): Promise<Principal> {
+  const address = clientAddress(request);
+  refuseBlockedAddress(address);
+  const credential = await authenticatedCredential(request, env, family);
+  if (!credential) {
+    await countFailedAuthentication(env, address);
+    throw new AppError("unauthorized", "missing or invalid credentials");
+  }
+  await limitCredential(env, credential);
+  return principalOf(credential);
 }

@@ -16,7 +16,9 @@ export type ErrorKind =
   | "unsupported_media_type"
   | "unprocessable"
   | "failed_dependency"
-  | "internal";
+  | "too_many_requests"
+  | "internal"
+  | "unavailable";
 
 export const STATUS_OF: Record<ErrorKind, number> = {
   bad_request: 400,
@@ -30,7 +32,9 @@ export const STATUS_OF: Record<ErrorKind, number> = {
   unsupported_media_type: 415,
   unprocessable: 422,
   failed_dependency: 424,
+  too_many_requests: 429,
   internal: 500,
+  unavailable: 503,
 };
 
 /** A field-level error: `point` is a JSON Pointer (RFC 6901) into the request. */
@@ -39,11 +43,40 @@ export interface FieldError {
   message: string;
 }
 
+/**
+ * The rate-limit policy a `too_many_requests` error broke: each family's renderer turns it into
+ * `Retry-After` and the RateLimit-Policy / RateLimit headers (draft-ietf-httpapi-ratelimit-headers).
+ */
+export interface RateLimited {
+  /** The policy's name, e.g. `standard` or `auth-failures`. */
+  policy: string;
+  /** Requests allowed per window. */
+  quota: number;
+  /** The window, in seconds. */
+  window: number;
+  /** Seconds until the client may try again. */
+  retryAfter: number;
+}
+
+/** `Retry-After`, `RateLimit-Policy` and `RateLimit` of a 429, the same in every family. */
+export function rateLimitHeaders(r: RateLimited): Record<string, string> {
+  const name = `"${r.policy}"`;
+  return {
+    "retry-after": String(r.retryAfter),
+    "ratelimit-policy": `${name};q=${r.quota};w=${r.window}`,
+    ratelimit: `${name};r=0;t=${r.retryAfter}`,
+  };
+}
+
 export class AppError extends Error {
   constructor(
     readonly kind: ErrorKind,
     message: string,
-    readonly options: { fields?: FieldError[]; data?: Record<string, unknown> } = {},
+    readonly options: {
+      fields?: FieldError[];
+      data?: Record<string, unknown>;
+      rateLimited?: RateLimited;
+    } = {},
   ) {
     super(message);
     this.name = "AppError";

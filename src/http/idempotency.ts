@@ -1,11 +1,15 @@
+import { type Intent, keepJournal } from "../app/intents";
+import { resume } from "../app/operations";
 import {
   type Claim,
   claimKey,
   findKey,
   finishKey,
   type IdempotencyRecord,
+  recordIntent,
   releaseKey,
   type StoredResponse,
+  unlockKey,
 } from "../db/idempotency";
 import type { Env } from "../env";
 import type { Principal } from "./auth";
@@ -16,7 +20,8 @@ import { problemResponse } from "./problem";
  * Idempotency-Key (draft-ietf-httpapi-idempotency-key-header) for one credential: the first request
  * with a key runs and its final answer (any status below 500) is kept for 24 hours; a retry of the
  * same request gets that answer back byte for byte, a different request with the key gets 422, and a
- * retry while the first is still running gets 409.
+ * retry while the first is still running gets 409. A retry of a request that died (its lock ran
+ * out) resumes the work the first attempt committed to, never a second copy of it.
  */
 
 const LOCK_MS = 60_000;
@@ -75,22 +80,36 @@ async function answer(request: Request, run: () => Promise<Response>): Promise<R
   }
 }
 
+/**
+ * Runs the request under its claim. A request whose first attempt died after committing to its
+ * work (the claim carries the intent) resumes that work, whatever the handler would decide now,
+ * and its answer is marked as a replay; any other runs the handler, which records its intent
+ * with the key before doing anything.
+ */
 async function runClaimed(
   request: Request,
   env: Env,
   claim: Claim,
   run: () => Promise<Response>,
 ): Promise<Response> {
+  let committed = claim.intent !== null;
+  keepJournal(request, {
+    async record(intent) {
+      await recordIntent(env, claim, intent as unknown as Record<string, unknown>);
+      committed = true;
+    },
+  });
+  const resumed = claim.intent as unknown as Intent | null;
   let response: Response;
   try {
-    response = await answer(request, run);
+    response = await answer(request, resumed ? () => resume(env, resumed) : run);
   } catch (error) {
-    await releaseKey(env, claim);
+    await giveBack(env, claim, committed);
     throw error;
   }
   // A server failure is not an answer: the client may retry the key and get a real one.
   if (response.status >= 500) {
-    await releaseKey(env, claim);
+    await giveBack(env, claim, committed);
     return response;
   }
   // Stored as text: every answer of the partner API is JSON or empty.
@@ -100,7 +119,16 @@ async function runClaimed(
     body: response.body === null ? null : await response.text(),
   };
   await finishKey(env, claim, stored, new Date(Date.now() + RETENTION_MS));
-  return rebuild(stored, false);
+  return rebuild(stored, resumed !== null);
+}
+
+/**
+ * After a failure that is not an answer: a key whose request committed to work keeps that work
+ * for the retry to resume (unlocked, so it may at once); any other is given back.
+ */
+async function giveBack(env: Env, claim: Claim, committed: boolean): Promise<void> {
+  if (committed) await unlockKey(env, claim, new Date());
+  else await releaseKey(env, claim);
 }
 
 /**

@@ -38,6 +38,24 @@ function parameters(route: RouteSpec): JsonSchema[] {
   return out;
 }
 
+/** Every authenticated route may answer it (src/http/rate-limit.ts). */
+const TOO_MANY_REQUESTS: JsonSchema = {
+  description:
+    "Rate limited: too many requests with this credential, or too many failed authentications " +
+    "from this address, in the current window",
+  headers: {
+    "Retry-After": { description: "Seconds to wait", schema: { type: "integer", minimum: 1 } },
+    "RateLimit-Policy": {
+      description: 'The policy broken (draft-ietf-httpapi-ratelimit-headers), e.g. `"standard";q=600;w=60`',
+      schema: { type: "string" },
+    },
+    RateLimit: {
+      description: 'What is left of it, e.g. `"standard";r=0;t=42`',
+      schema: { type: "string" },
+    },
+  },
+};
+
 export function openApiDocument(routes: readonly RouteSpec[], serverUrl: string): JsonSchema {
   const paths: Record<string, Record<string, JsonSchema>> = {};
   for (const route of routes) {
@@ -51,7 +69,10 @@ export function openApiDocument(routes: readonly RouteSpec[], serverUrl: string)
           }
         : { description: spec.description };
     }
-    if (route.auth) responses["401"] ??= { description: "Missing or invalid credentials" };
+    if (route.auth) {
+      responses["401"] ??= { description: "Missing or invalid credentials" };
+      responses["429"] ??= TOO_MANY_REQUESTS;
+    }
     const operation: JsonSchema = {
       tags: [route.tag],
       summary: route.summary,

@@ -1,4 +1,4 @@
-import type { AppError, ErrorKind } from "./errors";
+import { type AppError, type ErrorKind, rateLimitHeaders } from "./errors";
 
 /** RFC 9457 problem details, the error format of the partner API (/v1). */
 
@@ -14,7 +14,9 @@ const TITLES: Record<ErrorKind, string> = {
   unsupported_media_type: "Unsupported Media Type",
   unprocessable: "Unprocessable Content",
   failed_dependency: "Failed Dependency",
+  too_many_requests: "Too Many Requests",
   internal: "Internal Server Error",
+  unavailable: "Service Unavailable",
 };
 
 export function problemResponse(error: AppError, instance?: string): Response {
@@ -29,5 +31,13 @@ export function problemResponse(error: AppError, instance?: string): Response {
   if (error.options.data) Object.assign(body, error.options.data);
   const headers: Record<string, string> = { "content-type": "application/problem+json" };
   if (error.kind === "unauthorized") headers["www-authenticate"] = 'ApiKey header="X-Api-Key"';
+  // Work another request is in the middle of: worth retrying in a moment.
+  if (error.kind === "unavailable") headers["retry-after"] = "1";
+  const limited = error.options.rateLimited;
+  if (limited) {
+    // The extension member the RateLimit draft defines for its quota-exceeded problem type.
+    body["violated-policies"] = [limited.policy];
+    Object.assign(headers, rateLimitHeaders(limited));
+  }
   return new Response(JSON.stringify(body), { status: error.status, headers });
 }

@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import type { Role } from "../db/schema";
 import type { Env } from "../env";
-import { authenticate, type Family, type Principal } from "./auth";
+import { admit, type Family, type Principal } from "./auth";
 import { AppError, badRequest, type FieldError } from "./errors";
 import { withIdempotency } from "./idempotency";
 
@@ -162,9 +162,9 @@ function parseRequest(route: RouteSpec, rawParams: Record<string, string>, url: 
 }
 
 /**
- * Runs one matched route: authenticate, authorize, parse, handle; partner-API writes run under
- * their Idempotency-Key. The wrong role answers as the family decides: the quota API treats a token
- * of another kind as unknown (401, as Astakos does); elsewhere it is 403.
+ * Runs one matched route: authenticate and rate-limit, authorize, parse, handle; partner-API writes
+ * run under their Idempotency-Key. The wrong role answers as the family decides: the quota API
+ * treats a token of another kind as unknown (401, as Astakos does); elsewhere it is 403.
  */
 export async function runRoute(
   route: RouteSpec,
@@ -177,8 +177,8 @@ export async function runRoute(
 ): Promise<Response> {
   let principal: Principal | null = null;
   if (route.auth) {
-    principal = await authenticate(request, env, family);
-    if (!principal) throw new AppError("unauthorized", "missing or invalid credentials");
+    // Authentication and every rate limit (per credential, and failed attempts per address).
+    principal = await admit(request, env, family);
     if (!route.auth.includes(principal.role)) {
       if (family === "quota") throw new AppError("unauthorized", "this token cannot be used here");
       throw new AppError("forbidden", `this endpoint is not available to the ${principal.role} role`);

@@ -44,5 +44,9 @@ export function ttlCache<V>(ttlMs: number, limit = 10_000) {
   const forget = (key: string) => {
     entries.delete(key);
   };
-  return Object.assign(one, { many, forget });
+  /** Drops every entry whose value matches: a rare, whole-cache sweep (an operator's change). */
+  const forgetWhere = (matches: (value: V) => boolean) => {
+    for (const [key, hit] of entries) if (matches(hit.value)) entries.delete(key);
+  };
+  return Object.assign(one, { many, forget, forgetWhere });
 }

@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { indexCommission, takeSerialBlock } from "../db/commissions";
 import { type CommissionState, type Decision, RESOLVED, RESOLVING } from "../domain/commissions";
 import * as quota from "../domain/quota";
+import { recoveryBoundMs } from "../domain/recovery";
 import type { Env } from "../env";
 import {
   type HoldFailure,
@@ -26,6 +27,20 @@ export interface CommissionRequest {
   force: boolean;
   autoAccept: boolean;
   issueTime: string;
+  /**
+   * For stratus's own commissions that stay pending (a purchase between its hold and its accept):
+   * what the recovery sweep needs to settle it should the request die (see `sweep`).
+   */
+  recovery?: RecoveryContext;
+}
+
+/** Opaque to the ledger: the application decides from it whether the work took effect. */
+export type RecoveryContext = Record<string, unknown>;
+
+/** A recovery message: the home ledger and serial of a commission whose request may be gone. */
+export interface RecoveryRequest {
+  home: string;
+  serial: number;
 }
 
 export type IssueAnswer =
@@ -52,6 +67,7 @@ interface CommissionRow extends Record<string, SqlStorageValue> {
   version: number;
   listed: number;
   indexed: number;
+  recovery: string | null;
 }
 
 /** How long a step across ledgers may take before the alarm assumes its request died and finishes it. */
@@ -75,11 +91,13 @@ export class QuotaLedger extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly holders: LedgerHoldings;
   private readonly serials: LedgerSerials;
+  private readonly recoveryMs: number;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.holders = new LedgerHoldings(this.sql);
+    this.recoveryMs = recoveryBoundMs(env);
     this.serials = new LedgerSerials(this.sql, (home) => takeSerialBlock(this.env, home));
     this.sql.exec(`
       CREATE TABLE IF NOT EXISTS commissions (
@@ -92,6 +110,12 @@ export class QuotaLedger extends DurableObject<Env> {
       CREATE INDEX IF NOT EXISTS commissions_unfinished ON commissions (state)
         WHERE state IN ('issuing', 'failing', 'accepting', 'rejecting') OR indexed = 0;
     `);
+    // Ledgers made before recovery contexts existed get the column (and its index) on first wake.
+    const columns = this.sql.exec<{ name: string }>("PRAGMA table_info(commissions)").toArray();
+    if (!columns.some((c) => c.name === "recovery"))
+      this.sql.exec("ALTER TABLE commissions ADD COLUMN recovery TEXT");
+    this.sql.exec(`CREATE INDEX IF NOT EXISTS commissions_recoverable ON commissions (updated_at)
+        WHERE state = 'pending' AND recovery IS NOT NULL`);
   }
 
   // ---- holdings ------------------------------------------------------------------------------
@@ -184,8 +208,49 @@ export class QuotaLedger extends DurableObject<Env> {
     return this.record(row.serial)?.state ?? null;
   }
 
+  /** The recovery context of stratus's own commission `serial` while it is pending, else null. */
+  pendingRecovery(serial: number): RecoveryContext | null {
+    const row = this.record(serial);
+    if (row?.state !== "pending" || row.recovery === null) return null;
+    return JSON.parse(row.recovery) as RecoveryContext;
+  }
+
+  /**
+   * Asks the application to settle every pending commission kept here whose request may be gone
+   * (pending for the recovery bound as of `now`): one recovery message each on the operations queue,
+   * whose consumer settles it by what its context says happened. Answers what it asked about.
+   * Asking again is harmless: settling is idempotent.
+   */
+  async sweep(now: number): Promise<RecoveryRequest[]> {
+    const stale = this.sql
+      .exec<{ serial: number; recovery: string }>(
+        "SELECT serial, recovery FROM commissions WHERE state = 'pending' AND recovery IS NOT NULL AND updated_at <= ?",
+        now - this.recoveryMs,
+      )
+      .toArray();
+    const asked = stale.map((row) => ({
+      home: (JSON.parse(row.recovery) as { home: string }).home,
+      serial: row.serial,
+    }));
+    const messages = asked.map((recover) => ({ body: { recover } }));
+    for (let i = 0; i < messages.length; i += 100)
+      await this.env.OPERATIONS.sendBatch(messages.slice(i, i + 100));
+    return asked;
+  }
+
   /** Finishes the steps across ledgers whose requests died, and retries the index projection. */
   override async alarm(): Promise<void> {
+    await this.sweep(Date.now());
+    const open = this.sql
+      .exec<{ oldest: number | null }>(
+        "SELECT min(updated_at) AS oldest FROM commissions WHERE state = 'pending' AND recovery IS NOT NULL",
+      )
+      .toArray()[0]?.oldest;
+    // The oldest is asked about again a bound later, should its message have been lost.
+    if (open != null)
+      await this.wakeIn(
+        open + this.recoveryMs > Date.now() ? open + this.recoveryMs - Date.now() : this.recoveryMs,
+      );
     const unfinished = this.sql
       .exec<CommissionRow>(
         "SELECT * FROM commissions WHERE state IN ('issuing', 'failing', 'accepting', 'rejecting') OR indexed = 0",
@@ -251,7 +316,10 @@ export class QuotaLedger extends DurableObject<Env> {
       }
       return { ok: true, serial };
     });
-    if (answer.ok && !request.autoAccept) await this.project(answer.serial);
+    if (answer.ok && !request.autoAccept) {
+      if (request.recovery) await this.wakeIn(this.recoveryMs);
+      await this.project(answer.serial);
+    }
     return answer;
   }
 
@@ -285,7 +353,10 @@ export class QuotaLedger extends DurableObject<Env> {
     }
     this.move(row, request.autoAccept ? "accepting" : "pending");
     if (request.autoAccept) await this.finish(serial, "accept", "accepted");
-    else await this.project(serial);
+    else {
+      if (request.recovery) await this.wakeIn(this.recoveryMs);
+      await this.project(serial);
+    }
     return { ok: true, serial };
   }
 
@@ -293,7 +364,7 @@ export class QuotaLedger extends DurableObject<Env> {
     const listed = state === "pending" && request.serviceId !== null;
     this.sql.exec(
       `INSERT INTO commissions (serial, service_id, reference, name, provisions, state, issue_time, updated_at,
-         version, listed, indexed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
+         version, listed, indexed, recovery) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)`,
       serial,
       request.serviceId,
       request.reference,
@@ -304,6 +375,7 @@ export class QuotaLedger extends DurableObject<Env> {
       Date.now(),
       listed ? 1 : 0,
       listed ? 0 : 1,
+      request.recovery ? JSON.stringify({ ...request.recovery, home: request.home }) : null,
     );
   }
 

@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { issueCommission } from "../app/commissions";
 import { dispatchEvent } from "../app/webhooks";
 import { upsertProjection, youngerInQueue } from "../db/subscriptions";
+import { fault } from "../domain/faults";
 import { isRunning, runInstant, splitAt, start, stop } from "../domain/metering";
 import {
   amountChangeRefusal,
@@ -14,11 +15,15 @@ import {
 import { canMoveTo, type DeploymentStatus, type EventType, eventOf } from "../domain/webhooks";
 import type { Env } from "../env";
 import { AppError, badRequest, type ErrorWire, refused, toErrorWire } from "../http/errors";
+import { ledgerOf } from "./quota-ledger";
+import { QuotaSteps } from "./quota-steps";
 import { SubscriptionReads, type SubscriptionView } from "./subscription-reads";
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: ErrorWire };
 
 const PROJECTION_RETRY_MS = 5_000;
+/** When an object finishes a quota step whose change never came back (`QuotaSteps`). */
+const STEP_RECOVERY_MS = 30_000;
 
 /**
  * One subscription's state machine. Every change runs one at a time (`exclusive`), including the
@@ -30,6 +35,7 @@ export class SubscriptionObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private tail: Promise<unknown> = Promise.resolve();
   private readonly reads: SubscriptionReads;
+  private readonly steps: QuotaSteps;
   /**
    * The version D1 has, as far as this instance knows. Stored only with the next commit: a write
    * of its own after every push would double the object's writes, and an instance that starts
@@ -40,6 +46,7 @@ export class SubscriptionObject extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
+    this.steps = new QuotaSteps(this.sql);
     this.reads = new SubscriptionReads(
       env,
       () => this.getJson(),
@@ -47,6 +54,10 @@ export class SubscriptionObject extends DurableObject<Env> {
     );
     this.sql.exec(`CREATE TABLE IF NOT EXISTS record (
         id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL, projected INTEGER NOT NULL DEFAULT 0)`);
+    // An instance serves nothing before finishing a quota step its predecessor left half-way.
+    ctx.blockConcurrencyWhile(async () => {
+      if (this.steps.pending()) await this.exclusive(async () => undefined);
+    });
   }
 
   /** Creates the subscription; creating it again returns what exists, so a retried purchase is harmless. */
@@ -94,9 +105,9 @@ export class SubscriptionObject extends DurableObject<Env> {
       if (refusal) throw refused(refusal);
       const difference = amount - r.amount;
       if (difference === 0) return r;
-      await this.holdQuota(r, difference, `subscription:${r.id}:v${r.version}:amount:${amount}`, now);
       const runs = isRunning(r.runs) ? splitAt(r.runs, runInstant(r.runs, now), amount) : r.runs;
-      return { ...r, amount, runs };
+      const reference = `subscription:${r.id}:v${r.version}:amount:${amount}`;
+      return this.moveQuota(r, difference, reference, now, { ...r, amount, runs });
     });
   }
 
@@ -132,7 +143,7 @@ export class SubscriptionObject extends DurableObject<Env> {
       const used = Math.min(r.remaining, quantity);
       const remaining = r.remaining - used;
       const drained = { ...r, remaining };
-      const next = remaining === 0 ? await this.ended(drained, "depleted", now) : drained;
+      const next = remaining === 0 ? await this.ended(drained, "depleted", now, {}) : drained;
       return { ok: true, value: { record: this.commit(next), leftover: quantity - used } };
     });
   }
@@ -148,11 +159,17 @@ export class SubscriptionObject extends DurableObject<Env> {
     });
   }
 
-  /** Gives the place back when the extension that claimed it could not be bought. */
-  async releaseNext(nextId: string): Promise<void> {
+  /**
+   * Gives the place back when the extension that claimed it could not be bought. An extension that
+   * was created and then failed (`failed`) can never be bought again under its ids: a renewal
+   * that had chosen them chooses new ones next time.
+   */
+  async releaseNext(nextId: string, failed = false): Promise<void> {
     await this.exclusive(async () => {
       const r = this.load();
-      if (r?.nextId === nextId) this.commit({ ...r, nextId: null });
+      if (r?.nextId !== nextId) return;
+      const renewal = failed && r.renewal?.subscription === nextId ? null : r.renewal;
+      this.commit({ ...r, nextId: null, renewal });
     });
   }
 
@@ -210,26 +227,67 @@ export class SubscriptionObject extends DurableObject<Env> {
   async expire(now: Date, renewalError: string | null = null): Promise<Outcome<SubscriptionRecord>> {
     return this.change(async (r) => {
       if (r.endedAt !== null) return r;
-      return { ...(await this.ended(r, "expired", now)), renewalError };
+      return this.ended(r, "expired", now, { renewalError });
     });
   }
 
+  /** Finishes a quota step left half-way, and pushes what is left to push. */
   override async alarm(): Promise<void> {
-    await this.project();
+    await this.exclusive(async () => undefined);
   }
 
   private async end(reason: "cancelled" | "expired", now: Date): Promise<Outcome<SubscriptionRecord>> {
-    return this.change(async (r) => (r.endedAt !== null ? r : this.ended(r, reason, now)));
+    return this.change(async (r) => (r.endedAt !== null ? r : this.ended(r, reason, now, {})));
   }
 
   private async ended(
     r: SubscriptionRecord,
     reason: "cancelled" | "expired" | "depleted",
     now: Date,
+    also: Partial<SubscriptionRecord>,
   ): Promise<SubscriptionRecord> {
-    await this.holdQuota(r, -r.amount, `subscription:${r.id}:release`, now);
     const runs = isRunning(r.runs) ? stop(r.runs, runInstant(r.runs, now)) : r.runs;
-    return { ...r, runs, endedAt: now.toISOString(), endReason: reason };
+    const next = { ...r, ...also, runs, endedAt: now.toISOString(), endReason: reason };
+    return this.moveQuota(r, -r.amount, `subscription:${r.id}:release`, now, next);
+  }
+
+  /**
+   * Moves the customer's quota by `quantity` for a change that leads to `next`, as a step that
+   * survives a crash (`QuotaSteps`): answers `next`, for the caller to commit, once the move is made.
+   */
+  private async moveQuota(
+    r: SubscriptionRecord,
+    quantity: number,
+    reference: string,
+    now: Date,
+    next: SubscriptionRecord,
+  ): Promise<SubscriptionRecord> {
+    this.ctx.storage.transactionSync(() => this.steps.begin({ reference, holder: r.customerId, next }));
+    // Whatever happens next, the alarm finishes the step should nothing else come along.
+    await this.ctx.storage.setAlarm(Date.now() + STEP_RECOVERY_MS);
+    fault("subscription.step");
+    try {
+      await this.holdQuota(r, quantity, reference, now);
+    } catch (error) {
+      // A refusal moved nothing, so the step is over; any other failure may have moved it or not.
+      if (error instanceof AppError) this.ctx.storage.transactionSync(() => this.steps.end());
+      throw error;
+    }
+    fault("subscription.moved");
+    return next;
+  }
+
+  /**
+   * A quota step an earlier attempt left open: the ledger says whether its move was made (a move
+   * is accepted in the one call that makes it, so a live commission by its reference is one
+   * made). Made, the change it led to is committed; not made, it is dropped.
+   */
+  private async finishLeftStep(): Promise<void> {
+    const left = this.steps.pending();
+    if (!left) return;
+    const ended = await ledgerOf(this.env, left.holder).settleReferenced(left.reference, "accept");
+    if (ended === "accepted") this.commit(left.next);
+    else this.ctx.storage.transactionSync(() => this.steps.end());
   }
 
   /** Moves the customer's quota by `quantity`, accepted at once; keyed so a retry never counts twice. */
@@ -278,9 +336,17 @@ export class SubscriptionObject extends DurableObject<Env> {
     // The projection is pushed inside the section, so D1 receives versions in order and a
     // caller that lists right after a change sees it.
     const step = async () => {
-      const result = await work();
-      await this.project();
-      return result;
+      await this.finishLeftStep();
+      try {
+        return await work();
+      } catch (error) {
+        // A change that failed half-way may have left its quota step open: it is finished now
+        // if the ledger answers, else by the next change or the alarm.
+        await this.finishLeftStep().catch(() => undefined);
+        throw error;
+      } finally {
+        await this.project();
+      }
     };
     const run = this.tail.then(step, step);
     this.tail = run.catch(() => undefined);
@@ -305,7 +371,17 @@ export class SubscriptionObject extends DurableObject<Env> {
    */
   private commit(next: SubscriptionRecord): SubscriptionRecord {
     this.reads.recordChanged();
+    try {
+      return this.commitNow(next);
+    } catch (error) {
+      this.steps.forget();
+      throw error;
+    }
+  }
+
+  private commitNow(next: SubscriptionRecord): SubscriptionRecord {
     return this.ctx.storage.transactionSync(() => {
+      this.steps.end();
       const previous = this.load();
       const type = next.delivery === "syndicated" ? eventOf(previous, next) : null;
       const record = {

@@ -1,13 +1,17 @@
 import * as v from "valibot";
 
+/** Items one page may hold (`limit`): a page is read, and its chains looked up, in one request. */
+export const MAX_PAGE_LIMIT = 500;
+
 export const Pagination = v.object({
   limit: v.optional(
     v.pipe(
       v.string(),
       v.regex(/^\d+$/, "must be a whole number"),
+      v.description(`Items per page, 1 to ${MAX_PAGE_LIMIT}.`),
       v.transform(Number),
-      v.minValue(1),
-      v.maxValue(500),
+      v.minValue(1, "must be at least 1"),
+      v.maxValue(MAX_PAGE_LIMIT, `at most ${MAX_PAGE_LIMIT}`),
     ),
     "50",
   ),

@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { DELIVERY_MODES, PRODUCT_KINDS } from "../domain/catalog";
+import { DELIVERY_MODES, MAX_ALIASES, PRODUCT_KINDS } from "../domain/catalog";
 import { Name, Slug } from "./common";
 
 export const ProductParams = v.object({
@@ -16,7 +16,13 @@ export const PutProduct = v.object({
   ),
   currency: v.pipe(v.string(), v.regex(/^[A-Z]{3}$/, "must be an ISO 4217 code")),
   quota_resource: Slug,
-  aliases: v.optional(v.array(v.pipe(v.string(), v.regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/))), []),
+  aliases: v.optional(
+    v.pipe(
+      v.array(v.pipe(v.string(), v.regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/)), "must be a list of aliases"),
+      v.maxLength(MAX_ALIASES, `at most ${MAX_ALIASES} aliases`),
+    ),
+    [],
+  ),
   delivery: v.optional(v.picklist(DELIVERY_MODES), "builtin"),
   vendor: v.optional(v.pipe(v.string(), v.uuid("must be a vendor id"))),
   endpoint: v.optional(

@@ -1,4 +1,6 @@
 import * as v from "valibot";
+import { MAX_RESOLVE_SERIALS } from "../domain/commissions";
+import { MAX_PROVISIONS } from "../domain/quota";
 
 /** Request schemas of the quota API (Astakos dialect). */
 
@@ -21,7 +23,10 @@ export const IssueCommission = v.object({
   name: v.optional(v.nullable(v.pipe(v.string("must be a string"), v.maxLength(1024))), ""),
   force: v.optional(v.boolean("must be a boolean"), false),
   auto_accept: v.optional(v.boolean("must be a boolean"), false),
-  provisions: v.pipe(v.array(Provision, "must be a list of provisions"), v.maxLength(1000)),
+  provisions: v.pipe(
+    v.array(Provision, "must be a list of provisions"),
+    v.maxLength(MAX_PROVISIONS, `at most ${MAX_PROVISIONS} provisions`),
+  ),
 });
 
 export const Serial = v.pipe(
@@ -40,9 +45,14 @@ export const CommissionAction = v.object({
   reject: v.optional(v.unknown()),
 });
 
+const Serials = v.pipe(
+  v.array(Serial, "must be a list of serials"),
+  v.maxLength(MAX_RESOLVE_SERIALS, `at most ${MAX_RESOLVE_SERIALS} serials`),
+);
+
 export const ResolveMany = v.object({
-  accept: v.optional(v.pipe(v.array(Serial, "must be a list of serials"), v.maxLength(1000)), []),
-  reject: v.optional(v.pipe(v.array(Serial, "must be a list of serials"), v.maxLength(1000)), []),
+  accept: v.optional(Serials, []),
+  reject: v.optional(Serials, []),
 });
 
 export const ServiceQuotasQuery = v.object({

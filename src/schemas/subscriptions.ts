@@ -1,5 +1,6 @@
 import * as v from "valibot";
-import { STATUS_FILTERS } from "../domain/subscriptions";
+import { MAX_OBJECTS } from "../domain/purchase";
+import { MAX_FILTER_VALUES, STATUS_FILTERS } from "../domain/subscriptions";
 import { DEPLOYMENT_STATUSES } from "../domain/webhooks";
 import { Uuid } from "./common";
 import { Pagination, pageMeta } from "./pagination";
@@ -35,7 +36,7 @@ export const PurchaseRequest = v.object({
   objects: v.pipe(
     v.array(PurchaseObject, "must be a list of subscriptions to buy"),
     v.minLength(1, "must not be empty"),
-    v.maxLength(500, "at most 500 subscriptions can be bought in one request"),
+    v.maxLength(MAX_OBJECTS, `at most ${MAX_OBJECTS} subscriptions can be bought in one request`),
   ),
 });
 
@@ -45,12 +46,18 @@ export const ListQuery = v.object({
   resource: v.optional(
     v.pipe(
       v.string(),
+      v.description(
+        `Comma-separated product ids or aliases, at most ${MAX_FILTER_VALUES} values (repeats count).`,
+      ),
       v.transform((s) =>
         s
           .split(",")
           .map((r) => r.trim().toLowerCase())
           .filter((r) => r.length > 0),
       ),
+      v.maxLength(MAX_FILTER_VALUES, `at most ${MAX_FILTER_VALUES} values`),
+      // A value named twice filters once.
+      v.transform((values) => [...new Set(values)]),
     ),
   ),
 });

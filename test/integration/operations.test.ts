@@ -6,9 +6,10 @@ import {
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import type { OperationPayload } from "../../src/app/intents";
 import {
+  MAX_ATTEMPTS,
   type OperationMessage,
-  type OperationPayload,
   perform,
   respond,
   runOperation,
@@ -19,7 +20,6 @@ import { uuidv7 } from "../../src/domain/ids";
 import type { Env } from "../../src/env";
 import worker from "../../src/index";
 import { subscriptionObject } from "../../src/objects/subscription-object";
-import { MAX_ATTEMPTS } from "../../src/queues/operations";
 import { call, expectOk, failingD1, type Reply, type Tenant, tenant, usageOf, withCatalog } from "../helpers";
 
 /** Async operations: 202 + Location + Retry-After, the status endpoint, and exactly-once work. */

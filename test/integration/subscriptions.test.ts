@@ -1,6 +1,7 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { issueCommission } from "../../src/app/commissions";
 import type { Env } from "../../src/env";
 import { type SubscriptionObject, subscriptionObject } from "../../src/objects/subscription-object";
 import { call, expectOk, failingD1, type Tenant, tenant, unique, usageOf, withCatalog } from "../helpers";
@@ -239,15 +240,16 @@ describe("depletable tx, read one at a time", () => {
 
     // An asynchronous purchase chose its id before this one's and creates its object only now
     // (its quota held as that purchase would have).
-    await expectOk(
-      call("POST", "/account/v1.0/commissions", {
-        token: t.serviceToken,
-        body: {
-          auto_accept: true,
-          provisions: [{ holder: c, source: "system", resource: "stratus.tx", quantity: 5 }],
-        },
-      }),
-      201,
+    await issueCommission(
+      env,
+      { serviceId: null, partnerId: t.partnerId },
+      {
+        name: "held as the asynchronous purchase would",
+        force: false,
+        autoAccept: true,
+        provisions: [{ holder: c!, source: "system", resource: "stratus.tx", quantity: 5 }],
+      },
+      new Date(),
     );
     const record = (await subscriptionObject(env, young.id).get())!;
     const olderId = `00${young.id.slice(2)}`;

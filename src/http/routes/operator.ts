@@ -1,6 +1,13 @@
 import * as v from "valibot";
 import { issueCredential } from "../../db/credentials";
-import { createPartner, createService, findPartner, findService } from "../../db/partners";
+import {
+  createPartner,
+  createService,
+  findPartner,
+  findService,
+  type Partner,
+  updatePartner,
+} from "../../db/partners";
 import { listResources, upsertResource } from "../../db/resources";
 import { IdParams, IssuedCredentialOut, KeyRequest } from "../../schemas/common";
 import {
@@ -11,7 +18,9 @@ import {
   ResourceOut,
   ResourceParams,
   ServiceOut,
+  UpdatePartner,
 } from "../../schemas/operator";
+import { forgetPartnerCredentials } from "../auth";
 import { AppError, notFound } from "../errors";
 import { defineRoute } from "../route";
 
@@ -33,8 +42,8 @@ export const operatorRoutes = [
     body: CreatePartner,
     responses: { 201: { description: "Created", schema: PartnerOut } },
     async handle({ env, body }) {
-      const p = await createPartner(env, body.name);
-      return created({ id: p.id, name: p.name, created_at: p.createdAt }, `/v1/partners/${p.id}`);
+      const p = await createPartner(env, body.name, body.rate_limit);
+      return created(partnerOut(p), `/v1/partners/${p.id}`);
     },
   }),
   defineRoute({
@@ -51,7 +60,32 @@ export const operatorRoutes = [
     async handle({ env, params }) {
       const p = await findPartner(env, params.id);
       if (!p) throw notFound(`partner ${params.id} does not exist`);
-      return Response.json({ id: p.id, name: p.name, created_at: p.createdAt });
+      return Response.json(partnerOut(p));
+    },
+  }),
+  defineRoute({
+    method: "PATCH",
+    path: "/v1/partners/{id}",
+    summary: "Rename a partner or change its rate-limit tier",
+    description:
+      "A new `rate_limit` applies to every credential of the partner within 30 s (at once on the " +
+      "Worker instance that served the change); the new tier's window starts empty.",
+    tag,
+    auth: operator,
+    params: IdParams,
+    body: UpdatePartner,
+    responses: {
+      200: { description: "The partner", schema: PartnerOut },
+      404: { description: "No such partner" },
+    },
+    async handle({ env, params, body }) {
+      const p = await updatePartner(env, params.id, {
+        ...(body.name !== undefined ? { name: body.name } : {}),
+        ...(body.rate_limit !== undefined ? { rateLimit: body.rate_limit } : {}),
+      });
+      if (!p) throw notFound(`partner ${params.id} does not exist`);
+      if (body.rate_limit !== undefined) forgetPartnerCredentials(p.id);
+      return Response.json(partnerOut(p));
     },
   }),
   defineRoute({
@@ -157,6 +191,10 @@ export const operatorRoutes = [
     },
   }),
 ];
+
+function partnerOut(p: Partner): v.InferOutput<typeof PartnerOut> {
+  return { id: p.id, name: p.name, rate_limit: p.rateLimit, created_at: p.createdAt };
+}
 
 function resourceOut(r: Awaited<ReturnType<typeof upsertResource>>): v.InferOutput<typeof ResourceOut> {
   return {

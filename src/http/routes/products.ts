@@ -4,7 +4,7 @@ import { findProductById, listProducts, upsertProduct } from "../../db/products"
 import { findResource } from "../../db/resources";
 import { findVendor, setSyndication } from "../../db/vendors";
 import { syndicationOf } from "../../db/webhooks";
-import type { Product } from "../../domain/catalog";
+import { type Product, STRATUS_SERVICE } from "../../domain/catalog";
 import { currency, parseDecimal } from "../../domain/money";
 import { money } from "../../domain/subscriptions";
 import { newSigningSecret } from "../../domain/webhooks";
@@ -50,9 +50,17 @@ export const productRoutes = [
           },
         ]);
       }
-      if (!(await findResource(env, body.quota_resource))) {
+      const resource = await findResource(env, body.quota_resource);
+      if (!resource) {
         throw badRequest(`quota resource ${body.quota_resource} is not registered`, [
           { point: "/quota_resource", message: "is not a registered resource (PUT /v1/resources/{name})" },
+        ]);
+      }
+      // A resource of a partner's service could be moved by that service's commissions under the
+      // subscriptions that hold it: products hold quota only on stratus's own.
+      if (resource.service !== STRATUS_SERVICE) {
+        throw badRequest(`quota resource ${body.quota_resource} belongs to service ${resource.service}`, [
+          { point: "/quota_resource", message: `must be a resource of service "${STRATUS_SERVICE}"` },
         ]);
       }
       const syndicated = body.delivery === "syndicated";

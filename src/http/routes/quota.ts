@@ -128,12 +128,14 @@ export const quotaRoutes = [
     method: "POST",
     path: `${base}/commissions`,
     summary: "Issue a commission",
+    description:
+      "A service commissions only the resources registered to it (`service` in `/resources`); a provision on another service's resource refuses the whole commission with 400 `badRequest`, and nothing changes.",
     tag,
     auth: ["service"],
     body: IssueCommission,
     responses: {
       201: { description: "Issued", schema: SerialOut },
-      400: { description: "Invalid input (badRequest)" },
+      400: { description: "Invalid input, or a resource of another service (badRequest)" },
       404: { description: "A holding does not exist (itemNotFound, data.name NoHoldingError)" },
       413: { description: "A limit would be exceeded or a usage fall below zero (overLimit)" },
     },
@@ -141,7 +143,7 @@ export const quotaRoutes = [
       const service = await callingService(env, principal);
       const serial = await issueCommission(
         env,
-        { serviceId: service.id, partnerId: service.partnerId },
+        { serviceId: service.id, partnerId: service.partnerId, serviceName: service.name },
         {
           name: body.name ?? "",
           force: body.force,

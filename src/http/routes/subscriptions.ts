@@ -8,6 +8,7 @@ import { assignIds, plan } from "../../app/subscriptions";
 import { findProduct } from "../../domain/catalog";
 import { uuidv7 } from "../../domain/ids";
 import { chargeFor } from "../../domain/metering";
+import { MAX_OBJECTS } from "../../domain/purchase";
 import { amountChangeRefusal, money, runRefusal } from "../../domain/subscriptions";
 import type { Env } from "../../env";
 import { IdParams } from "../../schemas/common";
@@ -89,7 +90,7 @@ export const subscriptionRoutes = [
     method: "POST",
     path: "/v1/subscriptions",
     summary: "Buy subscriptions",
-    description: `At most 500 objects. The duration truth table and noon-UTC rounding apply; tx and CaaS clouds ignore time parameters; ip/vlan with amount > 1 become that many subscriptions of amount 1. All or nothing: if any object is invalid or over quota, nothing is bought.${ASYNC}`,
+    description: `At most ${MAX_OBJECTS} objects. The duration truth table and noon-UTC rounding apply; tx and CaaS clouds ignore time parameters; ip/vlan with amount > 1 become that many subscriptions of amount 1. All or nothing: if any object is invalid or over quota, nothing is bought.${ASYNC}`,
     tag,
     auth: partners,
     body: PurchaseRequest,

@@ -1,0 +1,62 @@
+import type { PurchaseObject } from "../domain/purchase";
+import type { PurchaseIds } from "./subscriptions";
+
+/**
+ * The work behind every write of the subscriptions API, as data. A request runs it at once, or
+ * (with `Prefer: respond-async`) stores it as an operation that the operations queue runs. The
+ * payload fixes every choice made when the request was accepted (the time, the ids to create,
+ * the value a toggle sets), so running it again after a crash or a redelivery finds what the
+ * first run did instead of doing it twice.
+ */
+
+export type StoredObject = Omit<PurchaseObject, "start_time" | "end_time"> & {
+  start_time?: string;
+  end_time?: string;
+};
+
+export type OperationPayload =
+  | { kind: "purchase"; partnerId: string; at: string; objects: StoredObject[]; ids: PurchaseIds }
+  | {
+      kind: "update";
+      partnerId: string;
+      at: string;
+      subscription: string;
+      amount?: number;
+      autoRenew?: boolean;
+    }
+  | {
+      kind: "extend";
+      partnerId: string;
+      at: string;
+      subscription: string;
+      period?: string;
+      endTime?: string;
+      ids: { subscription: string; order: string };
+    }
+  | { kind: "auto_renew"; partnerId: string; at: string; subscription: string; value: boolean }
+  | { kind: "run"; partnerId: string; at: string; subscription: string; action: "start" | "stop" }
+  | { kind: "cancel"; partnerId: string; at: string; subscription: string };
+
+/**
+ * What a write under an Idempotency-Key commits to, recorded with its key before any of the work
+ * is done: the payload (every choice made: the time, the ids to create) and, for work answered
+ * with 202, the operation that runs it. A retry whose first attempt died resumes exactly this.
+ */
+export interface Intent {
+  payload: OperationPayload;
+  opRef: string | null;
+}
+
+/** Where a request records its intent: the Idempotency-Key's row, when the request has a key. */
+export interface Journal {
+  record(intent: Intent): Promise<void>;
+}
+
+const journals = new WeakMap<Request, Journal>();
+
+/** Gives `request` a journal for the work it is about to do. */
+export function keepJournal(request: Request, journal: Journal): void {
+  journals.set(request, journal);
+}
+
+export const journalOf = (request: Request): Journal | undefined => journals.get(request);

@@ -1,0 +1,68 @@
+import type { SubscriptionRecord } from "../domain/subscriptions";
+
+/** A quota move that a subscription's change depends on, recorded before the ledger is asked. */
+export interface QuotaStep {
+  /** The move's commission reference: the ledger answers by it whether the move was made. */
+  reference: string;
+  /** The ledger that keeps that commission: the subscription's customer's. */
+  holder: string;
+  /** The record the change commits once the move is made. */
+  next: SubscriptionRecord;
+}
+
+/**
+ * A subscription's quota moves, made crash-safe. A change that moves quota (an amount change, an
+ * end) records the move and the record it leads to before asking the ledger, and commits that
+ * record after, which ends the step in the same transaction. Should the object die in between,
+ * or the ledger's answer be lost, the step is still there: the object finishes it before any
+ * other change (and on its alarm) by asking the ledger how the move ended. Made, the change is
+ * committed; not made, it is dropped (its caller never got an answer). So a subscription's amount
+ * and the quota it holds never disagree past a crash. Only objects that ever moved quota have
+ * the table.
+ */
+export class QuotaSteps {
+  /** Whether this instance has read what storage holds; until then `current` is unknown. */
+  private read = false;
+  private current: QuotaStep | null = null;
+
+  constructor(private readonly sql: SqlStorage) {}
+
+  /** Records `step`; call inside a storage transaction. */
+  begin(step: QuotaStep): void {
+    this.sql.exec(
+      "CREATE TABLE IF NOT EXISTS quota_step (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL)",
+    );
+    this.sql.exec("INSERT OR REPLACE INTO quota_step (id, body) VALUES (1, ?)", JSON.stringify(step));
+    this.read = true;
+    this.current = step;
+  }
+
+  /** Ends the open step, if any; call inside the transaction that commits what it led to. */
+  end(): void {
+    if (this.pending() === null) return;
+    this.sql.exec("DELETE FROM quota_step");
+    this.current = null;
+  }
+
+  /** The step still open: at the start of a change, one that an earlier attempt left unfinished. */
+  pending(): QuotaStep | null {
+    if (!this.read) {
+      this.read = true;
+      const table = this.sql
+        .exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'quota_step'")
+        .toArray();
+      const body =
+        table.length > 0
+          ? this.sql.exec<{ body: string }>("SELECT body FROM quota_step WHERE id = 1").toArray()[0]?.body
+          : undefined;
+      this.current = body === undefined ? null : (JSON.parse(body) as QuotaStep);
+    }
+    return this.current;
+  }
+
+  /** After a transaction rolled back: what storage holds is read again. */
+  forget(): void {
+    this.read = false;
+    this.current = null;
+  }
+}

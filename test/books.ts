@@ -1,0 +1,118 @@
+import {
+  createExecutionContext,
+  createMessageBatch,
+  getQueueResult,
+  runDurableObjectAlarm,
+} from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { expect } from "vitest";
+import { type OperationMessage, requeueStalledOperations } from "../src/app/operations";
+import { recoveryBoundMs } from "../src/domain/recovery";
+import worker from "../src/index";
+import { ledgerOf } from "../src/objects/quota-ledger";
+import { subscriptionObject } from "../src/objects/subscription-object";
+import { call, expectOk, type Tenant } from "./helpers";
+
+/**
+ * The books of a tenant, read back and checked: the invariants the README states for money and
+ * quota. Used after every injected fault, once recovery has run.
+ */
+
+let delivered = 0;
+
+/** Delivers messages to the Worker's operations queue handler, as the queue would, and acks them all. */
+export async function deliver(bodies: OperationMessage[]): Promise<void> {
+  if (bodies.length === 0) return;
+  const batch = createMessageBatch<OperationMessage>(
+    "stratus-operations",
+    bodies.map((body) => ({ id: `books-${delivered++}`, timestamp: new Date(), attempts: 1, body })),
+  );
+  const ctx = createExecutionContext();
+  await worker.queue(batch, env);
+  const result = await getQueueResult(batch, ctx);
+  expect(result.retryMessages).toEqual([]);
+}
+
+/**
+ * Runs every recovery as if its bound had passed: each subscription's alarm (which finishes a
+ * quota step left open), each customer's ledger sweep (its recovery messages delivered at once),
+ * then the stalled operations, queued again and run.
+ */
+export async function recoverAll(t: Tenant): Promise<void> {
+  const later = Date.now() + recoveryBoundMs(env) + 1_000;
+  const subscriptions = await env.DB.prepare("SELECT id FROM subscriptions WHERE partner_id = ?")
+    .bind(t.partnerId)
+    .all<{ id: string }>();
+  for (const { id } of subscriptions.results) await runDurableObjectAlarm(subscriptionObject(env, id));
+  for (let round = 0; round < 3; round++) {
+    const asked = (await Promise.all(t.customers.map((c) => ledgerOf(env, c).sweep(later)))).flat();
+    await deliver(asked.map((recover) => ({ recover })));
+    const stalled = await env.DB.prepare(
+      "SELECT op_ref FROM operations WHERE partner_id = ? AND status IN ('queued', 'running') AND waiting = 0",
+    )
+      .bind(t.partnerId)
+      .all<{ op_ref: string }>();
+    await requeueStalledOperations(env, new Date(later));
+    await deliver(stalled.results.map((r) => ({ opRef: r.op_ref })));
+    if (asked.length === 0 && stalled.results.length === 0) return;
+  }
+}
+
+interface Line {
+  subscription: string;
+}
+
+/**
+ * Checks, for every customer of `t`: usage of each `stratus.*` resource equals the amounts its
+ * live subscriptions hold, nothing is pending, every subscription is on exactly one order (whose
+ * state agrees with it), and no operation is left queued or running.
+ */
+export async function expectBooksBalance(t: Tenant): Promise<void> {
+  const rows = await env.DB.prepare("SELECT id FROM subscriptions WHERE partner_id = ?")
+    .bind(t.partnerId)
+    .all<{ id: string }>();
+  const orders = await env.DB.prepare("SELECT id, state, lines FROM orders WHERE partner_id = ?")
+    .bind(t.partnerId)
+    .all<{ id: string; state: string; lines: string }>();
+  const orderOf = new Map<string, { id: string; state: string }[]>();
+  for (const order of orders.results) {
+    for (const line of JSON.parse(order.lines) as Line[]) {
+      orderOf.set(line.subscription, [...(orderOf.get(line.subscription) ?? []), order]);
+    }
+  }
+  const held = new Map<string, number>();
+  for (const { id } of rows.results) {
+    const r = await subscriptionObject(env, id).get();
+    expect(r, `subscription ${id} has an object`).not.toBeNull();
+    if (!r) continue;
+    const onOrders = orderOf.get(id) ?? [];
+    // A purchase undone before it wrote its orders has none; any other is on exactly one.
+    if (r.endReason === "failed") {
+      expect(onOrders.length, `failed ${id} is on at most one order`).toBeLessThanOrEqual(1);
+      for (const order of onOrders) expect(order.state, `failed ${id}'s order`).toBe("failed");
+    } else {
+      expect(onOrders.length, `subscription ${id} is on exactly one order`).toBe(1);
+      expect(onOrders[0]?.state, `bought ${id}'s order`).toBe("completed");
+    }
+    if (r.endedAt === null) {
+      const key = `${r.customerId} ${r.quotaResource}`;
+      held.set(key, (held.get(key) ?? 0) + r.amount);
+    }
+  }
+  for (const [i, customer] of t.customers.entries()) {
+    const q = await expectOk(call("GET", "/account/v1.0/quotas", { token: t.userTokens[i] }));
+    for (const [resource, holding] of Object.entries(
+      q.system as Record<string, { usage: number; pending: number }>,
+    )) {
+      if (!resource.startsWith("stratus.")) continue;
+      expect(holding.pending, `${customer} ${resource} pending`).toBe(0);
+      expect(holding.usage, `${customer} ${resource} usage`).toBe(held.get(`${customer} ${resource}`) ?? 0);
+    }
+  }
+  const open = await env.DB.prepare(
+    "SELECT count(*) AS n FROM operations WHERE partner_id = ? AND status IN ('queued', 'running') AND waiting = 0",
+  )
+    .bind(t.partnerId)
+    .first<{ n: number }>();
+  expect(open?.n, "operations left queued or running").toBe(0);
+}

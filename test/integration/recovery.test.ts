@@ -1,0 +1,248 @@
+import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it } from "vitest";
+import { assignIds, buy, plan } from "../../src/app/subscriptions";
+import { armFault, disarmFaults, type FaultStep } from "../../src/domain/faults";
+import { ledgerOf } from "../../src/objects/quota-ledger";
+import { subscriptionObject } from "../../src/objects/subscription-object";
+import { expectBooksBalance, recoverAll } from "../books";
+import { call, expectOk, type Tenant, tenant, unique, usageOf, withCatalog } from "../helpers";
+
+/**
+ * Crashes, retries and recovery: a retry with the key resumes what its first attempt committed
+ * to; the recovery sweep settles what a dead request left; an object finishes a quota move it
+ * was interrupted in. After each, the books balance (test/books.ts).
+ */
+
+async function setup(limit = 100): Promise<Tenant> {
+  const t = await tenant({ customers: 2 });
+  await withCatalog(t, limit);
+  return t;
+}
+
+afterEach(() => disarmFaults());
+
+const PURCHASE_STEPS: FaultStep[] = [
+  "purchase.issued",
+  "purchase.created",
+  "purchase.ordered",
+  "purchase.accepted",
+];
+
+const purchase = (t: Tenant, key?: string) =>
+  call("POST", "/v1/subscriptions/", {
+    token: t.partnerKey,
+    body: { objects: [{ customer: t.customers[0], resource: "cpu", amount: 3, period: "1 month" }] },
+    headers: key ? { "idempotency-key": key } : {},
+  });
+
+describe("a retry with the same Idempotency-Key resumes the first attempt", () => {
+  for (const step of PURCHASE_STEPS) {
+    it(`buys once when the first attempt died at ${step}`, async () => {
+      const t = await setup();
+      const key = unique("key");
+      armFault(step);
+      const first = await purchase(t, key);
+      expect(first.status).toBe(500);
+      const retry = await purchase(t, key);
+      expect(retry.status, retry.text).toBe(201);
+      expect(retry.headers.get("idempotent-replayed")).toBe("true");
+      const again = await purchase(t, key);
+      expect(again.status).toBe(201);
+      expect(again.body.objects[0].id).toBe(retry.body.objects[0].id);
+      const list = await expectOk(call("GET", "/v1/subscriptions/?status=all", { token: t.partnerKey }));
+      expect(list.objects).toHaveLength(1);
+      expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 3, pending: 0 });
+      await expectBooksBalance(t);
+    });
+  }
+
+  it("resumes the same work even when the handler would now decide otherwise", async () => {
+    const t = await setup(3);
+    const key = unique("key");
+    armFault("purchase.accepted");
+    expect((await purchase(t, key)).status).toBe(500);
+    // At its limit now: a fresh purchase would be refused, the resumed one is already held.
+    const retry = await purchase(t, key);
+    expect(retry.status, retry.text).toBe(201);
+    expect((await purchase(t)).status).toBe(413);
+    await expectBooksBalance(t);
+  });
+
+  it("changes an amount once when the first attempt died between the ledger and the object", async () => {
+    const t = await setup();
+    const bought = await expectOk(purchase(t), 201);
+    const id = bought.objects[0].id;
+    const key = unique("key");
+    const patch = () =>
+      call("PATCH", `/v1/subscriptions/${id}/`, {
+        token: t.partnerKey,
+        body: { amount: 5 },
+        headers: { "idempotency-key": key },
+      });
+    armFault("subscription.moved");
+    expect((await patch()).status).toBe(500);
+    const retry = await patch();
+    expect(retry.status, retry.text).toBe(200);
+    expect(retry.body.amount).toBe(5);
+    expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 5, pending: 0 });
+    await expectBooksBalance(t);
+  });
+
+  it("extends once when the first attempt died after its orders", async () => {
+    const t = await setup();
+    const bought = await expectOk(purchase(t), 201);
+    const key = unique("key");
+    const extend = () =>
+      call("POST", `/v1/subscriptions/${bought.objects[0].id}/action/?do=extend`, {
+        token: t.partnerKey,
+        body: {},
+        headers: { "idempotency-key": key },
+      });
+    armFault("purchase.ordered");
+    expect((await extend()).status).toBe(500);
+    const retry = await extend();
+    expect(retry.status, retry.text).toBe(200);
+    const list = await expectOk(call("GET", "/v1/subscriptions/?status=all", { token: t.partnerKey }));
+    expect(list.objects).toHaveLength(2);
+    await expectBooksBalance(t);
+  });
+});
+
+/** A purchase whose request died at `step`: bought directly, with nothing to catch the fault. */
+async function diedAt(t: Tenant, step: FaultStep) {
+  const now = new Date();
+  const planned = await plan(
+    env,
+    t.partnerId,
+    [{ customer: t.customers[0] as string, resource: "mem", amount: 2, period: "1 month" }],
+    now,
+  );
+  const ids = assignIds(planned.subscriptions);
+  armFault(step);
+  await expect(buy(env, t.partnerId, planned.subscriptions, ids, now)).rejects.toThrow(step);
+  return ids;
+}
+
+describe("the recovery sweep settles what a dead request left", () => {
+  for (const step of PURCHASE_STEPS) {
+    const tookEffect = step === "purchase.ordered" || step === "purchase.accepted";
+    it(`a purchase that died at ${step} ${tookEffect ? "took effect" : "is undone"}`, async () => {
+      const t = await setup();
+      const ids = await diedAt(t, step);
+      const held = await usageOf(t, 0, "mem");
+      if (step !== "purchase.accepted") expect(held.pending).toBe(2);
+      await recoverAll(t);
+      expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: tookEffect ? 2 : 0, pending: 0 });
+      const record = await subscriptionObject(env, ids.subscriptions[0] as string).get();
+      if (step !== "purchase.issued") expect(record?.endReason ?? null).toBe(tookEffect ? null : "failed");
+      await expectBooksBalance(t);
+    });
+  }
+
+  it("leaves alone a purchase whose request is still within the bound", async () => {
+    const t = await setup();
+    const ids = await diedAt(t, "purchase.ordered");
+    expect(await ledgerOf(env, t.customers[0] as string).sweep(Date.now())).toEqual([]);
+    expect((await usageOf(t, 0, "mem")).pending).toBe(2);
+    await recoverAll(t);
+    expect(ids.subscriptions).toHaveLength(1);
+    await expectBooksBalance(t);
+  });
+
+  it("cancelling a subscription whose commission was left open settles it first, then releases once", async () => {
+    const t = await setup();
+    for (const [step, endReason] of [
+      ["purchase.ordered", "cancelled"],
+      ["purchase.created", "failed"],
+    ] as const) {
+      const ids = await diedAt(t, step);
+      const id = ids.subscriptions[0] as string;
+      const cancelled = await expectOk(call("DELETE", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
+      expect(cancelled.end_reason).toBe(endReason);
+      expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 0, pending: 0 });
+    }
+    await expectBooksBalance(t);
+  });
+});
+
+describe("a subscription finishes a quota move it was interrupted in", () => {
+  for (const [step, applied] of [
+    ["subscription.step", false],
+    ["subscription.moved", true],
+  ] as const) {
+    it(`after ${step}, evicted, the change is ${applied ? "committed" : "dropped"} by its next call and by its alarm`, async () => {
+      const t = await setup();
+      const id = (await expectOk(purchase(t), 201)).objects[0].id;
+      for (const finish of ["next call", "alarm"] as const) {
+        const before = (await expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey })))
+          .amount;
+        armFault(step);
+        const r = await call("PATCH", `/v1/subscriptions/${id}/`, {
+          token: t.partnerKey,
+          body: { amount: before + 1 },
+        });
+        expect(r.status).toBe(500);
+        const stub = subscriptionObject(env, id);
+        await evictDurableObject(stub);
+        if (finish === "alarm") await runDurableObjectAlarm(stub);
+        const read = await expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
+        expect(read.amount).toBe(applied ? before + 1 : before);
+        expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: read.amount, pending: 0 });
+      }
+      await expectBooksBalance(t);
+    });
+  }
+
+  it("a cancel interrupted after the release ends the subscription, releasing once", async () => {
+    const t = await setup();
+    const id = (await expectOk(purchase(t), 201)).objects[0].id;
+    armFault("subscription.moved");
+    expect((await call("DELETE", `/v1/subscriptions/${id}/`, { token: t.partnerKey })).status).toBe(500);
+    await evictDurableObject(subscriptionObject(env, id));
+    const again = await expectOk(call("DELETE", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
+    expect(again.end_reason).toBe("cancelled");
+    expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 0, pending: 0 });
+    await expectBooksBalance(t);
+  });
+});
+
+describe("operations never stay stuck", () => {
+  it("an operation whose message was lost is queued again and completes", async () => {
+    const t = await setup();
+    armFault("operation.started", 1000);
+    const accepted = await call("POST", "/v1/subscriptions/", {
+      token: t.partnerKey,
+      body: { objects: [{ customer: t.customers[0], resource: "cpu", amount: 1, period: "1 month" }] },
+      headers: { prefer: "respond-async" },
+    });
+    expect(accepted.status).toBe(202);
+    const location = accepted.headers.get("location") as string;
+    // Every delivery dies: the operation stays running with no progress.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    disarmFaults();
+    await recoverAll(t);
+    const done = await call("GET", location, { token: t.partnerKey });
+    expect(done.status, done.text).toBe(201);
+    await expectBooksBalance(t);
+  });
+
+  it("an operation that used its attempts is given up and undone, not run forever", async () => {
+    const t = await setup();
+    armFault("purchase.created", 1000);
+    const accepted = await call("POST", "/v1/subscriptions/", {
+      token: t.partnerKey,
+      body: { objects: [{ customer: t.customers[0], resource: "cpu", amount: 1, period: "1 month" }] },
+      headers: { prefer: "respond-async" },
+    });
+    const opRef = (accepted.headers.get("location") as string).split("/").at(-1);
+    await env.DB.prepare("UPDATE operations SET attempts = 99 WHERE op_ref = ?").bind(opRef).run();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await recoverAll(t);
+    disarmFaults();
+    const done = await call("GET", `/v1/operations/${opRef}`, { token: t.partnerKey });
+    expect(done.status, done.text).toBe(500);
+    expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 0, pending: 0 });
+    await expectBooksBalance(t);
+  });
+});
