@@ -84,7 +84,11 @@ export async function extend(
       continue;
     }
     try {
-      const purchaseIds = { orders: { [last.customerId]: ids.order }, subscriptions: [ids.subscription] };
+      const purchaseIds = {
+        orders: { [last.customerId]: ids.order },
+        subscriptions: [ids.subscription],
+        previous: last.id,
+      };
       const bought = await buy(env, last.partnerId, [planned], purchaseIds, now, {
         chain: { rootId: last.rootId, previousId: last.id, deploymentStatus: last.deploymentStatus },
       });
@@ -92,7 +96,11 @@ export async function extend(
       if (!extension) throw new AppError("internal", "extension was not created");
       return extension;
     } catch (error) {
-      await subscriptionObject(env, last.id).releaseNext(ids.subscription);
+      // A refusal bought nothing: the place goes back. After any other failure the extension may
+      // still take effect (its commission is open): the place stays its own until the retry or
+      // the recovery sweep settles it (`abandon` gives it back if it is undone).
+      if (error instanceof AppError && error.status < 500)
+        await subscriptionObject(env, last.id).releaseNext(ids.subscription);
       throw error;
     }
   }

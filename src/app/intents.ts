@@ -1,3 +1,4 @@
+import { uuidv7 } from "../domain/ids";
 import type { PurchaseObject } from "../domain/purchase";
 import type { PurchaseIds } from "./subscriptions";
 
@@ -35,7 +36,17 @@ export type OperationPayload =
     }
   | { kind: "auto_renew"; partnerId: string; at: string; subscription: string; value: boolean }
   | { kind: "run"; partnerId: string; at: string; subscription: string; action: "start" | "stop" }
-  | { kind: "cancel"; partnerId: string; at: string; subscription: string };
+  | { kind: "cancel"; partnerId: string; at: string; subscription: string }
+  | {
+      kind: "consume";
+      partnerId: string;
+      at: string;
+      customer: string;
+      product: string;
+      amount: number;
+      /** The report's id: each subscription remembers what it took for it. */
+      report: string;
+    };
 
 /**
  * What a write under an Idempotency-Key commits to, recorded with its key before any of the work
@@ -50,6 +61,11 @@ export interface Intent {
 /** Where a request records its intent: the Idempotency-Key's row, when the request has a key. */
 export interface Journal {
   record(intent: Intent): Promise<void>;
+  /**
+   * The id of what the request creates, chosen once and recorded with the key before anything is
+   * created: a retry of a request that died creates (or finds) the same thing, never a second.
+   */
+  newId(): Promise<string>;
 }
 
 const journals = new WeakMap<Request, Journal>();
@@ -60,3 +76,8 @@ export function keepJournal(request: Request, journal: Journal): void {
 }
 
 export const journalOf = (request: Request): Journal | undefined => journals.get(request);
+
+/** The id of what `request` creates: recorded with its Idempotency-Key when it has one. */
+export function newIdFor(request: Request): Promise<string> {
+  return journalOf(request)?.newId() ?? Promise.resolve(uuidv7());
+}

@@ -19,7 +19,7 @@ import { ledgerOf, type RecoveryRequest } from "../objects/quota-ledger";
 import { subscriptionObject } from "../objects/subscription-object";
 import { extend } from "./extend";
 import { type Intent, journalOf, type OperationPayload, type StoredObject } from "./intents";
-import { present, visibleRecord } from "./reads";
+import { consume, present, visibleRecord } from "./reads";
 import {
   abandon,
   buy,
@@ -117,6 +117,11 @@ export async function perform(
       },
       location: first ? location(first.id) : null,
     };
+  }
+  if (payload.kind === "consume") {
+    const result = await consume(env, payload.customer, payload.product, payload.amount, at, payload.report);
+    const objects = await Promise.all(result.touched.map((r) => present(env, r, at)));
+    return { status: 200, body: { objects, meta: { unallocated: result.unallocated } }, location: null };
   }
   // The request already found the subscription within the partner's scope (the payload's partner
   // is the record's); the object answers 404 itself should it be gone.

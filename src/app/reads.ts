@@ -82,16 +82,24 @@ export async function listPage(env: Env, q: ListQuery, grouped: boolean) {
 }
 
 /**
- * Spreads a consumption report over the customer's depletables of `product`, oldest first. Each
- * object takes what it has left and hands back the rest, so concurrent reports never lose or
- * double-count a unit.
+ * Spreads consumption report `report` over the customer's depletables of `product`, oldest first.
+ * Each object takes what it has left and hands back the rest, so concurrent reports never lose or
+ * double-count a unit; and it remembers what it took for `report`, so the same report run again
+ * (a resumed retry, a redelivered operation) takes nothing twice and answers as the first run did.
  */
-export async function consume(env: Env, customerId: string, product: string, quantity: number, now: Date) {
+export async function consume(
+  env: Env,
+  customerId: string,
+  product: string,
+  quantity: number,
+  now: Date,
+  report: string,
+) {
   let leftover = quantity;
   const touched: SubscriptionRecord[] = [];
-  for (const id of await depletionQueue(env, customerId, product)) {
+  for (const id of await depletionQueue(env, customerId, product, now)) {
     if (leftover === 0) break;
-    const result = unwrap(await subscriptionObject(env, id).consume(leftover, now));
+    const result = unwrap(await subscriptionObject(env, id).consume(leftover, now, report));
     leftover = result.leftover;
     touched.push(result.record);
   }

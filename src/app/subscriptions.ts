@@ -27,6 +27,8 @@ export interface PurchaseIds {
   orders: Record<string, string>;
   /** Subscription id per planned subscription, in plan order. */
   subscriptions: string[];
+  /** For an extension: the subscription it follows, whose place it holds until it is bought. */
+  previous?: string;
 }
 
 export function assignIds(planned: readonly PlannedSubscription[]): PurchaseIds {
@@ -320,7 +322,8 @@ export async function abandon(env: Env, ids: PurchaseIds, now: Date): Promise<"u
   // An extension that failed gives its place in the chain back, so the chain can be extended again.
   await Promise.all(
     failed.flatMap((outcome, i) => {
-      const previous = outcome.ok ? outcome.value.previousId : null;
+      // An extension whose object was never created still holds its place: `ids` name it.
+      const previous = outcome.ok ? outcome.value.previousId : (ids.previous ?? null);
       const id = ids.subscriptions[i];
       return previous && id ? [subscriptionObject(env, previous).releaseNext(id, true)] : [];
     }),

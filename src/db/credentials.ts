@@ -34,13 +34,24 @@ export async function verifySecret(secret: string, storedHash: string): Promise<
   return presented.byteLength === stored.byteLength && crypto.subtle.timingSafeEqual(presented, stored);
 }
 
-/** Creates a credential with a fresh random secret and returns the token (the only time it is seen). */
+/**
+ * Creates a credential with a fresh random secret and returns the token (the only time it is
+ * seen). Issued again under the same `id` (a resumed request whose first answer was lost, so its
+ * secret was never seen), the credential gets the new secret instead of a second credential.
+ */
 export async function issueCredential(
   env: Env,
-  input: { role: TokenRole; partnerId: string | null; subjectId: string | null; label?: string | null },
+  input: {
+    id?: string;
+    role: TokenRole;
+    partnerId: string | null;
+    subjectId: string | null;
+    label?: string | null;
+  },
 ): Promise<IssuedCredential> {
-  const id = uuidv7();
+  const id = input.id ?? uuidv7();
   const secret = newSecret();
+  const secretHash = await hashSecret(secret);
   const row = await database(env)
     .insert(credentials)
     .values({
@@ -48,9 +59,10 @@ export async function issueCredential(
       role: input.role,
       partnerId: input.partnerId,
       subjectId: input.subjectId,
-      secretHash: await hashSecret(secret),
+      secretHash,
       label: input.label ?? null,
     })
+    .onConflictDoUpdate({ target: credentials.id, set: { secretHash } })
     .returning({ createdAt: credentials.createdAt })
     .get();
   return { id, role: input.role, token: formatToken(input.role, id, secret), created_at: row.createdAt };

@@ -1,20 +1,19 @@
 import { and, asc, eq, gt, inArray } from "drizzle-orm";
-import { uuidv7 } from "../domain/ids";
 import type { Env } from "../env";
 import { database, parameterChunks } from "./client";
 import { customers } from "./schema";
 
 export type Customer = typeof customers.$inferSelect;
 
+/** Creates customer `input.id`, or answers it as it is: a resumed request creates it once. */
 export async function createCustomer(
   env: Env,
-  input: Pick<Customer, "partnerId" | "name" | "email" | "userName" | "phone" | "address">,
+  input: Pick<Customer, "id" | "partnerId" | "name" | "email" | "userName" | "phone" | "address">,
 ): Promise<Customer> {
-  return database(env)
-    .insert(customers)
-    .values({ id: uuidv7(), ...input })
-    .returning()
-    .get();
+  const created = await database(env).insert(customers).values(input).onConflictDoNothing().returning().get();
+  const found = created ?? (await findCustomer(env, input.id, input.partnerId));
+  if (!found) throw new Error(`customer ${input.id} neither inserted nor found`);
+  return found;
 }
 
 /** A customer as seen by a partner: another partner's customer does not exist. */

@@ -1,5 +1,4 @@
 import { eq } from "drizzle-orm";
-import { uuidv7 } from "../domain/ids";
 import type { Env } from "../env";
 import { database } from "./client";
 import { partners, type RateLimitTier, services } from "./schema";
@@ -7,13 +6,25 @@ import { partners, type RateLimitTier, services } from "./schema";
 export type Partner = typeof partners.$inferSelect;
 export type Service = typeof services.$inferSelect;
 
-/** A new partner, in the `standard` rate-limit tier unless another is given. */
+/**
+ * Partner `id`, in the `standard` rate-limit tier unless another is given; if it exists (a resumed
+ * request), as it is.
+ */
 export async function createPartner(
   env: Env,
+  id: string,
   name: string,
   rateLimit: RateLimitTier = "standard",
 ): Promise<Partner> {
-  return database(env).insert(partners).values({ id: uuidv7(), name, rateLimit }).returning().get();
+  const created = await database(env)
+    .insert(partners)
+    .values({ id, name, rateLimit })
+    .onConflictDoNothing()
+    .returning()
+    .get();
+  const found = created ?? (await findPartner(env, id));
+  if (!found) throw new Error(`partner ${id} neither inserted nor found`);
+  return found;
 }
 
 /** Undefined when there is no such partner; no changes reads it as it is. */
@@ -30,15 +41,23 @@ export async function findPartner(env: Env, id: string): Promise<Partner | undef
   return database(env).select().from(partners).where(eq(partners.id, id)).get();
 }
 
-/** Null when the partner already has a service of that name. */
-export async function createService(env: Env, partnerId: string, name: string): Promise<Service | null> {
+/**
+ * Service `id`; if it exists (a resumed request), as it is. Null when the partner already has
+ * another service of that name.
+ */
+export async function createService(
+  env: Env,
+  id: string,
+  partnerId: string,
+  name: string,
+): Promise<Service | null> {
   const row = await database(env)
     .insert(services)
-    .values({ id: uuidv7(), partnerId, name })
+    .values({ id, partnerId, name })
     .onConflictDoNothing()
     .returning()
     .get();
-  return row ?? null;
+  return row ?? (await findService(env, id)) ?? null;
 }
 
 export async function findService(env: Env, id: string): Promise<Service | undefined> {

@@ -1,4 +1,4 @@
-import { and, asc, eq, getTableColumns, gt, inArray, isNull, lte, or, sql } from "drizzle-orm";
+import { and, asc, eq, getTableColumns, gt, gte, inArray, isNull, lte, or, sql } from "drizzle-orm";
 import type { SQLiteInsertValue } from "drizzle-orm/sqlite-core";
 import type { StatusFilter, SubscriptionRecord } from "../domain/subscriptions";
 import type { Env } from "../env";
@@ -158,7 +158,10 @@ export async function chainMembers(
     const rows = await database(env)
       .select({ id: s.id, rootId: s.rootId, endTime: s.endTime })
       .from(s)
-      .where(inArray(s.rootId, chunk))
+      // An extension whose purchase was undone was never part of the chain.
+      .where(
+        and(inArray(s.rootId, chunk), sql`coalesce(json_extract(${s.body}, '$.endReason'), '') != 'failed'`),
+      )
       .orderBy(asc(s.id))
       .all();
     for (const row of rows) chains.set(row.rootId, [...(chains.get(row.rootId) ?? []), row]);
@@ -195,12 +198,26 @@ export async function youngerInQueue(
   return results.map((row) => row.id);
 }
 
-/** A customer's depletables of one product that are not used up, oldest (consumed first) first. */
-export async function depletionQueue(env: Env, customerId: string, product: string): Promise<string[]> {
+/**
+ * A customer's depletables of one product that were not used up at `at`, oldest (consumed first)
+ * first: those a consumption report of that time drains, whether or not it already drained them.
+ */
+export async function depletionQueue(
+  env: Env,
+  customerId: string,
+  product: string,
+  at: Date,
+): Promise<string[]> {
   const rows = await database(env)
     .select({ id: s.id })
     .from(s)
-    .where(and(eq(s.customerId, customerId), eq(s.product, product), isNull(s.endedAt)))
+    .where(
+      and(
+        eq(s.customerId, customerId),
+        eq(s.product, product),
+        or(isNull(s.endedAt), gte(s.endedAt, at.toISOString())),
+      ),
+    )
     .orderBy(asc(s.id))
     .all();
   return rows.map((r) => r.id);
@@ -223,7 +240,10 @@ export async function customerHasProducts(env: Env, customerId: string, products
 
 /**
  * A page of subscriptions whose term ends by `before` and that nothing follows yet: not ended,
- * not extended. Ordered by (end_time, id) on the `subscriptions_due` index, resuming after a cursor.
+ * and no extension after them exists. A place reserved for an extension that was never created
+ * (a renewal whose every delivery died) counts as free, so the next run finds it again and the
+ * renewal's own ids finish it. Ordered by (end_time, id) on the `subscriptions_due` index,
+ * resuming after a cursor.
  */
 export async function dueSubscriptions(
   env: Env,
@@ -239,7 +259,7 @@ export async function dueSubscriptions(
         sql`${s.endTime} is not null`,
         lte(s.endTime, before.toISOString()),
         isNull(s.endedAt),
-        isNull(s.nextId),
+        or(isNull(s.nextId), sql`not exists (select 1 from subscriptions n where n.id = ${s.nextId})`),
         after === null
           ? undefined
           : or(gt(s.endTime, after.endTime), and(eq(s.endTime, after.endTime), gt(s.id, after.id))),

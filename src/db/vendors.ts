@@ -1,13 +1,21 @@
 import { eq } from "drizzle-orm";
-import { uuidv7 } from "../domain/ids";
 import type { Env } from "../env";
 import { database } from "./client";
 import { products, vendors } from "./schema";
 
 export type Vendor = typeof vendors.$inferSelect;
 
-export async function createVendor(env: Env, name: string): Promise<Vendor> {
-  return database(env).insert(vendors).values({ id: uuidv7(), name }).returning().get();
+/** Vendor `id`; if it exists (a resumed request), as it is. */
+export async function createVendor(env: Env, id: string, name: string): Promise<Vendor> {
+  const created = await database(env)
+    .insert(vendors)
+    .values({ id, name })
+    .onConflictDoNothing()
+    .returning()
+    .get();
+  const found = created ?? (await findVendor(env, id));
+  if (!found) throw new Error(`vendor ${id} neither inserted nor found`);
+  return found;
 }
 
 export async function findVendor(env: Env, id: string): Promise<Vendor | undefined> {

@@ -24,6 +24,8 @@ export const FAULT_STEPS = [
   "operation.performed",
   /** A renewal reserved its place in the chain; the extension is not bought yet. */
   "renewal.planned",
+  /** A keyed write did all its work; its answer is neither kept with the key nor sent. */
+  "request.answered",
 ] as const;
 
 export type FaultStep = (typeof FAULT_STEPS)[number];

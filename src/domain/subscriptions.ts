@@ -47,6 +47,10 @@ export interface SubscriptionRecord {
   rootId: string;
   previousId: string | null;
   nextId: string | null;
+  /** What recent consumption reports took from it, by report id: a report run again takes nothing more. */
+  consumed?: Array<{ report: string; used: number }>;
+  /** When the place after it was reserved (absent on records made before this was kept). */
+  nextReservedAt?: string | null;
   /** Run intervals of CaaS subscriptions; a new CaaS subscription starts stopped. */
   runs: RunInterval[];
   /** The commission holding this subscription's amount on the customer's quota. */

@@ -11,6 +11,8 @@ import {
   type StoredResponse,
   unlockKey,
 } from "../db/idempotency";
+import { fault } from "../domain/faults";
+import { uuidv7 } from "../domain/ids";
 import type { Env } from "../env";
 import type { Principal } from "./auth";
 import { AppError, badRequest } from "./errors";
@@ -93,16 +95,27 @@ async function runClaimed(
   run: () => Promise<Response>,
 ): Promise<Response> {
   let committed = claim.intent !== null;
+  const earlier = claim.intent as unknown as Partial<Intent> & { created?: string };
   keepJournal(request, {
     async record(intent) {
       await recordIntent(env, claim, intent as unknown as Record<string, unknown>);
       committed = true;
     },
+    async newId() {
+      if (earlier?.created) return earlier.created;
+      const id = uuidv7();
+      await recordIntent(env, claim, { created: id });
+      committed = true;
+      return id;
+    },
   });
-  const resumed = claim.intent as unknown as Intent | null;
+  // Work recorded as a payload is resumed as it is; a create runs its handler again, which finds
+  // the id it recorded.
+  const resumed = earlier?.payload ? (earlier as Intent) : null;
   let response: Response;
   try {
     response = await answer(request, resumed ? () => resume(env, resumed) : run);
+    fault("request.answered");
   } catch (error) {
     await giveBack(env, claim, committed);
     throw error;
@@ -119,7 +132,7 @@ async function runClaimed(
     body: response.body === null ? null : await response.text(),
   };
   await finishKey(env, claim, stored, new Date(Date.now() + RETENTION_MS));
-  return rebuild(stored, resumed !== null);
+  return rebuild(stored, claim.intent !== null);
 }
 
 /**

@@ -4,6 +4,7 @@ import { type CommissionState, type Decision, RESOLVED, RESOLVING } from "../dom
 import * as quota from "../domain/quota";
 import { recoveryBoundMs } from "../domain/recovery";
 import type { Env } from "../env";
+import { type CommissionRow, LedgerCommissions } from "./ledger-commissions";
 import {
   type HoldFailure,
   type HoldingView,
@@ -55,21 +56,6 @@ export interface CommissionView {
   provisions: quota.Provision[];
 }
 
-interface CommissionRow extends Record<string, SqlStorageValue> {
-  serial: number;
-  service_id: string | null;
-  reference: string | null;
-  name: string;
-  provisions: string;
-  state: CommissionState;
-  issue_time: string;
-  updated_at: number;
-  version: number;
-  listed: number;
-  indexed: number;
-  recovery: string | null;
-}
-
 /** How long a step across ledgers may take before the alarm assumes its request died and finishes it. */
 const STALL_MS = 60_000;
 const INDEX_RETRY_MS = 5_000;
@@ -83,39 +69,24 @@ const STEPS: ReadonlySet<CommissionState> = new Set(["issuing", "failing", "acce
  * concurrent commissions against a holder serialize here and can never over-commit.
  *
  * As a commission's home it hands out the serial (`LedgerSerials`, from a block taken from D1), keeps
- * the commission's record and decision, drives the other holders' ledgers through issue and
- * resolution, and projects a service's commissions into D1's index. A commission on this holder
- * alone, the common case, is issued (and accepted) in one transaction with no other call at all.
+ * the commission's record and decision (`LedgerCommissions`), drives the other holders' ledgers
+ * through issue and resolution, and projects a service's commissions into D1's index. A commission
+ * on this holder alone, the common case, is issued (and accepted) in one transaction with no other
+ * call at all.
  */
 export class QuotaLedger extends DurableObject<Env> {
-  private readonly sql: SqlStorage;
   private readonly holders: LedgerHoldings;
   private readonly serials: LedgerSerials;
+  private readonly commissions: LedgerCommissions;
   private readonly recoveryMs: number;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.sql = ctx.storage.sql;
-    this.holders = new LedgerHoldings(this.sql);
+    const sql = ctx.storage.sql;
+    this.holders = new LedgerHoldings(sql);
     this.recoveryMs = recoveryBoundMs(env);
-    this.serials = new LedgerSerials(this.sql, (home) => takeSerialBlock(this.env, home));
-    this.sql.exec(`
-      CREATE TABLE IF NOT EXISTS commissions (
-        serial INTEGER PRIMARY KEY, service_id TEXT, reference TEXT, name TEXT NOT NULL,
-        provisions TEXT NOT NULL, state TEXT NOT NULL, issue_time TEXT NOT NULL,
-        updated_at INTEGER NOT NULL, version INTEGER NOT NULL,
-        listed INTEGER NOT NULL DEFAULT 0, indexed INTEGER NOT NULL DEFAULT 1);
-      CREATE UNIQUE INDEX IF NOT EXISTS commissions_reference ON commissions (reference)
-        WHERE reference IS NOT NULL AND state NOT IN ('failing', 'failed');
-      CREATE INDEX IF NOT EXISTS commissions_unfinished ON commissions (state)
-        WHERE state IN ('issuing', 'failing', 'accepting', 'rejecting') OR indexed = 0;
-    `);
-    // Ledgers made before recovery contexts existed get the column (and its index) on first wake.
-    const columns = this.sql.exec<{ name: string }>("PRAGMA table_info(commissions)").toArray();
-    if (!columns.some((c) => c.name === "recovery"))
-      this.sql.exec("ALTER TABLE commissions ADD COLUMN recovery TEXT");
-    this.sql.exec(`CREATE INDEX IF NOT EXISTS commissions_recoverable ON commissions (updated_at)
-        WHERE state = 'pending' AND recovery IS NOT NULL`);
+    this.serials = new LedgerSerials(sql, (home) => takeSerialBlock(this.env, home));
+    this.commissions = new LedgerCommissions(sql);
   }
 
   // ---- holdings ------------------------------------------------------------------------------
@@ -150,13 +121,12 @@ export class QuotaLedger extends DurableObject<Env> {
   // ---- commissions kept here ---------------------------------------------------------------------
 
   async issue(request: CommissionRequest): Promise<IssueAnswer> {
+    // Taking a serial block may wait on D1, which lets other calls in: everything after is
+    // decided with no other await before its transaction, so two issues of one reference never
+    // both find it free.
+    await this.serials.ensure(request.home);
     if (request.reference !== null) {
-      const live = this.sql
-        .exec<CommissionRow>(
-          "SELECT * FROM commissions WHERE reference = ? AND state NOT IN ('failing', 'failed')",
-          request.reference,
-        )
-        .toArray()[0];
+      const live = this.commissions.live(request.reference);
       if (live) return this.resume(live, request.autoAccept);
     }
     const own = request.provisions.filter((p) => p.holder === request.home);
@@ -166,7 +136,7 @@ export class QuotaLedger extends DurableObject<Env> {
 
   /** A pending commission of `serviceId` (null: stratus's own), or null. */
   describe(serial: number, serviceId: string | null): CommissionView | null {
-    const row = this.record(serial);
+    const row = this.commissions.record(serial);
     if (!row || row.service_id !== serviceId || row.state !== "pending") return null;
     return {
       serial: row.serial,
@@ -181,11 +151,11 @@ export class QuotaLedger extends DurableObject<Env> {
    * finished first; if it was the other decision, the commission is no longer pending: "missing".
    */
   async resolve(serial: number, serviceId: string | null, decision: Decision): Promise<"done" | "missing"> {
-    const row = this.record(serial);
+    const row = this.commissions.record(serial);
     if (!row || row.service_id !== serviceId) return "missing";
-    if (row.state === "pending") this.move(row, RESOLVING[decision]);
+    if (row.state === "pending") this.commissions.move(row, RESOLVING[decision]);
     else if (row.state !== "accepting" && row.state !== "rejecting") return "missing";
-    const underway: Decision = this.record(serial)?.state === "accepting" ? "accept" : "reject";
+    const underway: Decision = this.commissions.record(serial)?.state === "accepting" ? "accept" : "reject";
     await this.finish(serial, underway, RESOLVED[underway]);
     return underway === decision ? "done" : "missing";
   }
@@ -195,22 +165,17 @@ export class QuotaLedger extends DurableObject<Env> {
    * where it ended (null: no live commission has that reference).
    */
   async settleReferenced(reference: string, decision: Decision): Promise<CommissionState | null> {
-    const row = this.sql
-      .exec<CommissionRow>(
-        "SELECT * FROM commissions WHERE reference = ? AND state NOT IN ('failing', 'failed')",
-        reference,
-      )
-      .toArray()[0];
+    const row = this.commissions.live(reference);
     if (!row) return null;
     if (row.state === "pending" || row.state === "accepting" || row.state === "rejecting") {
       await this.resolve(row.serial, row.service_id, decision);
     }
-    return this.record(row.serial)?.state ?? null;
+    return this.commissions.record(row.serial)?.state ?? null;
   }
 
   /** The recovery context of stratus's own commission `serial` while it is pending, else null. */
   pendingRecovery(serial: number): RecoveryContext | null {
-    const row = this.record(serial);
+    const row = this.commissions.record(serial);
     if (row?.state !== "pending" || row.recovery === null) return null;
     return JSON.parse(row.recovery) as RecoveryContext;
   }
@@ -222,12 +187,7 @@ export class QuotaLedger extends DurableObject<Env> {
    * Asking again is harmless: settling is idempotent.
    */
   async sweep(now: number): Promise<RecoveryRequest[]> {
-    const stale = this.sql
-      .exec<{ serial: number; recovery: string }>(
-        "SELECT serial, recovery FROM commissions WHERE state = 'pending' AND recovery IS NOT NULL AND updated_at <= ?",
-        now - this.recoveryMs,
-      )
-      .toArray();
+    const stale = this.commissions.staleRecoverable(now - this.recoveryMs);
     const asked = stale.map((row) => ({
       home: (JSON.parse(row.recovery) as { home: string }).home,
       serial: row.serial,
@@ -241,21 +201,13 @@ export class QuotaLedger extends DurableObject<Env> {
   /** Finishes the steps across ledgers whose requests died, and retries the index projection. */
   override async alarm(): Promise<void> {
     await this.sweep(Date.now());
-    const open = this.sql
-      .exec<{ oldest: number | null }>(
-        "SELECT min(updated_at) AS oldest FROM commissions WHERE state = 'pending' AND recovery IS NOT NULL",
-      )
-      .toArray()[0]?.oldest;
+    const open = this.commissions.oldestRecoverable();
     // The oldest is asked about again a bound later, should its message have been lost.
-    if (open != null)
+    if (open !== null)
       await this.wakeIn(
         open + this.recoveryMs > Date.now() ? open + this.recoveryMs - Date.now() : this.recoveryMs,
       );
-    const unfinished = this.sql
-      .exec<CommissionRow>(
-        "SELECT * FROM commissions WHERE state IN ('issuing', 'failing', 'accepting', 'rejecting') OR indexed = 0",
-      )
-      .toArray();
+    const unfinished = this.commissions.unfinished();
     const stalledBefore = Date.now() - STALL_MS;
     let later = false;
     for (const row of unfinished) {
@@ -263,8 +215,7 @@ export class QuotaLedger extends DurableObject<Env> {
       else if (row.updated_at > stalledBefore) later = true;
       else await this.finishStalled(row);
     }
-    const unindexed = this.sql.exec("SELECT 1 FROM commissions WHERE indexed = 0 LIMIT 1").toArray();
-    if (unindexed.length > 0) await this.wakeIn(INDEX_RETRY_MS);
+    if (this.commissions.anyUnindexed()) await this.wakeIn(INDEX_RETRY_MS);
     if (later) await this.wakeIn(STALL_MS);
   }
 
@@ -279,7 +230,7 @@ export class QuotaLedger extends DurableObject<Env> {
   private async finishStalled(row: CommissionRow): Promise<void> {
     switch (row.state) {
       case "issuing":
-        this.move(row, "failing");
+        this.commissions.move(row, "failing");
         return this.finish(row.serial, "reject", "failed");
       case "failing":
         return this.finish(row.serial, "reject", "failed");
@@ -302,7 +253,6 @@ export class QuotaLedger extends DurableObject<Env> {
 
   /** Every provision is this holder's (or there is none): one transaction, no other call. */
   private async issueHere(request: CommissionRequest): Promise<IssueAnswer> {
-    await this.serials.ensure(request.home);
     const answer = this.atomically((): IssueAnswer => {
       const serial = this.serials.next();
       const result = request.autoAccept
@@ -312,7 +262,7 @@ export class QuotaLedger extends DurableObject<Env> {
       // An accepted commission needs a record only to be found again by its reference: nothing
       // else can name its serial (the provisions were never pending anywhere).
       if (!request.autoAccept || request.reference !== null) {
-        this.insertRecord(serial, request, request.autoAccept ? "accepted" : "pending");
+        this.commissions.insert(serial, request, request.autoAccept ? "accepted" : "pending");
       }
       return { ok: true, serial };
     });
@@ -330,10 +280,9 @@ export class QuotaLedger extends DurableObject<Env> {
   private async issueAcross(request: CommissionRequest, own: quota.Provision[]): Promise<IssueAnswer> {
     // The alarm is set first: whatever happens after, an issue left half-way gets rolled back.
     await this.wakeIn(STALL_MS);
-    await this.serials.ensure(request.home);
     const serial = this.atomically(() => {
       const serial = this.serials.next();
-      this.insertRecord(serial, request, "issuing");
+      this.commissions.insert(serial, request, "issuing");
       return serial;
     });
     let refusal: IssueAnswer | null = null;
@@ -344,39 +293,20 @@ export class QuotaLedger extends DurableObject<Env> {
       const held = await ledgerOf(this.env, holder).hold(serial, theirs, request.force);
       if (!held.ok) refusal = refusedAt(theirs, held);
     }
-    const row = this.record(serial);
+    const row = this.commissions.record(serial);
     if (row?.state !== "issuing") return { ok: false, reason: "abandoned" };
     if (refusal) {
-      this.move(row, "failing");
+      this.commissions.move(row, "failing");
       await this.finish(serial, "reject", "failed");
       return refusal;
     }
-    this.move(row, request.autoAccept ? "accepting" : "pending");
+    this.commissions.move(row, request.autoAccept ? "accepting" : "pending");
     if (request.autoAccept) await this.finish(serial, "accept", "accepted");
     else {
       if (request.recovery) await this.wakeIn(this.recoveryMs);
       await this.project(serial);
     }
     return { ok: true, serial };
-  }
-
-  private insertRecord(serial: number, request: CommissionRequest, state: CommissionState): void {
-    const listed = state === "pending" && request.serviceId !== null;
-    this.sql.exec(
-      `INSERT INTO commissions (serial, service_id, reference, name, provisions, state, issue_time, updated_at,
-         version, listed, indexed, recovery) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)`,
-      serial,
-      request.serviceId,
-      request.reference,
-      request.name,
-      JSON.stringify(request.provisions),
-      state,
-      request.issueTime,
-      Date.now(),
-      listed ? 1 : 0,
-      listed ? 0 : 1,
-      request.recovery ? JSON.stringify({ ...request.recovery, home: request.home }) : null,
-    );
   }
 
   // ---- resolving -------------------------------------------------------------------------------
@@ -386,7 +316,7 @@ export class QuotaLedger extends DurableObject<Env> {
    * `final`. Only a commission in a step that leads there (`accepting`, `rejecting`, `failing`) moves.
    */
   private async finish(serial: number, decision: Decision, final: CommissionState): Promise<void> {
-    const row = this.record(serial);
+    const row = this.commissions.record(serial);
     if (!row) return;
     const provisions: quota.Provision[] = JSON.parse(row.provisions);
     // This ledger is the first holder's (`homeOf`): the others are reached over RPC.
@@ -396,28 +326,17 @@ export class QuotaLedger extends DurableObject<Env> {
       .slice(1);
     this.atomically(() => this.holders.settle(serial, decision));
     await Promise.all(others.map((h) => ledgerOf(this.env, h)[decision](serial)));
-    const now = this.record(serial);
-    if (now && now.state === (final === "failed" ? "failing" : RESOLVING[decision])) this.move(now, final);
+    const now = this.commissions.record(serial);
+    if (now && now.state === (final === "failed" ? "failing" : RESOLVING[decision]))
+      this.commissions.move(now, final);
     if (now?.listed) await this.project(serial);
-  }
-
-  private move(row: CommissionRow, state: CommissionState): void {
-    const listed = row.listed === 1 || (state === "pending" && row.service_id !== null);
-    this.sql.exec(
-      "UPDATE commissions SET state = ?, updated_at = ?, version = version + 1, listed = ?, indexed = ? WHERE serial = ?",
-      state,
-      Date.now(),
-      listed ? 1 : 0,
-      listed ? 0 : 1,
-      row.serial,
-    );
   }
 
   // ---- the D1 index ----------------------------------------------------------------------------
 
   /** Projects a listed commission's state into D1; if D1 fails, the alarm tries again. */
   private async project(serial: number): Promise<void> {
-    const row = this.record(serial);
+    const row = this.commissions.record(serial);
     if (!row || row.indexed === 1 || row.service_id === null) return;
     try {
       await indexCommission(this.env, {
@@ -426,19 +345,11 @@ export class QuotaLedger extends DurableObject<Env> {
         state: row.state,
         version: row.version,
       });
-      this.sql.exec(
-        "UPDATE commissions SET indexed = 1 WHERE serial = ? AND version = ?",
-        serial,
-        row.version,
-      );
+      this.commissions.markIndexed(serial, row.version);
     } catch (error) {
       console.error("commission index projection failed; the alarm retries", serial, error);
       await this.wakeIn(INDEX_RETRY_MS);
     }
-  }
-
-  private record(serial: number): CommissionRow | undefined {
-    return this.sql.exec<CommissionRow>("SELECT * FROM commissions WHERE serial = ?", serial).toArray()[0];
   }
 
   /**

@@ -1,4 +1,6 @@
 import type { SubscriptionRecord } from "../domain/subscriptions";
+import type { Env } from "../env";
+import { ledgerOf } from "./quota-ledger";
 
 /** A quota move that a subscription's change depends on, recorded before the ledger is asked. */
 export interface QuotaStep {
@@ -24,8 +26,15 @@ export class QuotaSteps {
   /** Whether this instance has read what storage holds; until then `current` is unknown. */
   private read = false;
   private current: QuotaStep | null = null;
+  private readonly sql: SqlStorage;
 
-  constructor(private readonly sql: SqlStorage) {}
+  constructor(
+    private readonly storage: DurableObjectStorage,
+    /** Commits the record a step led to, which ends the step. */
+    private readonly commit: (next: SubscriptionRecord) => unknown,
+  ) {
+    this.sql = storage.sql;
+  }
 
   /** Records `step`; call inside a storage transaction. */
   begin(step: QuotaStep): void {
@@ -58,6 +67,19 @@ export class QuotaSteps {
       this.current = body === undefined ? null : (JSON.parse(body) as QuotaStep);
     }
     return this.current;
+  }
+
+  /**
+   * A quota step an earlier attempt left open: the ledger says whether its move was made (a move
+   * is accepted in the one call that makes it, so a live commission by its reference is one
+   * made). Made, the change it led to is committed; not made, it is dropped.
+   */
+  async finishLeft(env: Env): Promise<void> {
+    const left = this.pending();
+    if (!left) return;
+    const ended = await ledgerOf(env, left.holder).settleReferenced(left.reference, "accept");
+    if (ended === "accepted") this.commit(left.next);
+    else this.storage.transactionSync(() => this.end());
   }
 
   /** After a transaction rolled back: what storage holds is read again. */

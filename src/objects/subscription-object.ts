@@ -1,9 +1,9 @@
 import { DurableObject } from "cloudflare:workers";
 import { issueCommission } from "../app/commissions";
 import { dispatchEvent } from "../app/webhooks";
-import { upsertProjection, youngerInQueue } from "../db/subscriptions";
 import { fault } from "../domain/faults";
 import { isRunning, runInstant, splitAt, start, stop } from "../domain/metering";
+import { recoveryBoundMs } from "../domain/recovery";
 import {
   amountChangeRefusal,
   type RenewalIds,
@@ -12,16 +12,15 @@ import {
   runRefusal,
   type SubscriptionRecord,
 } from "../domain/subscriptions";
-import { canMoveTo, type DeploymentStatus, type EventType, eventOf } from "../domain/webhooks";
+import { canMoveTo, type DeploymentStatus } from "../domain/webhooks";
 import type { Env } from "../env";
 import { AppError, badRequest, type ErrorWire, refused, toErrorWire } from "../http/errors";
-import { ledgerOf } from "./quota-ledger";
 import { QuotaSteps } from "./quota-steps";
 import { SubscriptionReads, type SubscriptionView } from "./subscription-reads";
+import { SubscriptionStore } from "./subscription-store";
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: ErrorWire };
 
-const PROJECTION_RETRY_MS = 5_000;
 /** When an object finishes a quota step whose change never came back (`QuotaSteps`). */
 const STEP_RECOVERY_MS = 30_000;
 
@@ -29,31 +28,27 @@ const STEP_RECOVERY_MS = 30_000;
  * One subscription's state machine. Every change runs one at a time (`exclusive`), including the
  * quota commission it needs, so concurrent changes apply in some order and quota always matches
  * the amount. The record is committed first; the D1 projection is pushed after, and an alarm
- * retries the push until it lands.
+ * retries the push until it lands (`SubscriptionStore`).
  */
 export class SubscriptionObject extends DurableObject<Env> {
-  private readonly sql: SqlStorage;
   private tail: Promise<unknown> = Promise.resolve();
   private readonly reads: SubscriptionReads;
   private readonly steps: QuotaSteps;
-  /**
-   * The version D1 has, as far as this instance knows. Stored only with the next commit: a write
-   * of its own after every push would double the object's writes, and an instance that starts
-   * from an older stored value merely pushes the same version again (the upsert keeps the newest).
-   */
-  private projected: number | undefined;
+  private readonly store: SubscriptionStore;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.sql = ctx.storage.sql;
-    this.steps = new QuotaSteps(this.sql);
+    this.steps = new QuotaSteps(ctx.storage, (next) => this.commit(next));
+    this.store = new SubscriptionStore(
+      ctx.storage,
+      (r, event) => dispatchEvent(this.env, r, event),
+      (id) => subscriptionObject(this.env, id).queueChanged(),
+    );
     this.reads = new SubscriptionReads(
       env,
-      () => this.getJson(),
-      () => this.projectedVersion(),
+      () => this.store.json(),
+      () => this.store.projectedVersion(),
     );
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS record (
-        id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL, projected INTEGER NOT NULL DEFAULT 0)`);
     // An instance serves nothing before finishing a quota step its predecessor left half-way.
     ctx.blockConcurrencyWhile(async () => {
       if (this.steps.pending()) await this.exclusive(async () => undefined);
@@ -63,14 +58,14 @@ export class SubscriptionObject extends DurableObject<Env> {
   /** Creates the subscription; creating it again returns what exists, so a retried purchase is harmless. */
   async create(record: SubscriptionRecord): Promise<SubscriptionRecord> {
     return this.exclusive(async () => {
-      const existing = this.load();
+      const existing = this.store.load();
       if (existing) return existing;
       return this.commit(record);
     });
   }
 
   get(): SubscriptionRecord | null {
-    return this.load();
+    return this.store.load();
   }
 
   /**
@@ -78,7 +73,7 @@ export class SubscriptionObject extends DurableObject<Env> {
    * a record is structured-cloned field by field on both sides.
    */
   getJson(): string | null {
-    return this.sql.exec<{ body: string }>("SELECT body FROM record WHERE id = 1").toArray()[0]?.body ?? null;
+    return this.store.json();
   }
 
   /** A read of this subscription within `scope` (see `SubscriptionReads.view`). */
@@ -127,22 +122,28 @@ export class SubscriptionObject extends DurableObject<Env> {
   }
 
   /**
-   * Consumes up to `quantity` of a depletable subscription and answers what is left over for the
-   * next one. At zero the subscription is depleted: it ends and its quota is released.
+   * Consumes up to `quantity` of a depletable subscription for consumption report `report` and
+   * answers what is left over for the next one; the same report again takes nothing more. At zero
+   * the subscription is depleted: it ends and its quota is released.
    */
   async consume(
     quantity: number,
     now: Date,
+    report: string,
   ): Promise<Outcome<{ record: SubscriptionRecord; leftover: number }>> {
     return this.exclusive(async () => {
-      const r = this.load();
+      const r = this.store.load();
       if (!r) return missing();
+      const taken = r.consumed?.find((c) => c.report === report)?.used;
+      if (taken !== undefined) return { ok: true, value: { record: r, leftover: quantity - taken } };
       if (r.kind !== "depletable" || r.remaining === null || r.endedAt !== null) {
         return { ok: true, value: { record: r, leftover: quantity } };
       }
       const used = Math.min(r.remaining, quantity);
       const remaining = r.remaining - used;
-      const drained = { ...r, remaining };
+      // A retry comes within minutes, not after this many other reports.
+      const consumed = [...(r.consumed ?? []), { report, used }].slice(-32);
+      const drained = { ...r, remaining, consumed };
       const next = remaining === 0 ? await this.ended(drained, "depleted", now, {}) : drained;
       return { ok: true, value: { record: this.commit(next), leftover: quantity - used } };
     });
@@ -151,10 +152,11 @@ export class SubscriptionObject extends DurableObject<Env> {
   /** Claims the place after this subscription in its chain; false if another extension has it. */
   async reserveNext(nextId: string): Promise<Outcome<boolean>> {
     return this.exclusive(async () => {
-      const r = this.load();
-      if (!r) return missing();
+      const found = this.store.load();
+      if (!found) return missing();
+      const r = await this.withStalePlaceFreed(found);
       if (r.nextId !== null) return { ok: true, value: r.nextId === nextId };
-      this.commit({ ...r, nextId });
+      this.commit({ ...r, nextId, nextReservedAt: new Date().toISOString() });
       return { ok: true, value: true };
     });
   }
@@ -166,10 +168,11 @@ export class SubscriptionObject extends DurableObject<Env> {
    */
   async releaseNext(nextId: string, failed = false): Promise<void> {
     await this.exclusive(async () => {
-      const r = this.load();
-      if (r?.nextId !== nextId) return;
+      const r = this.store.load();
+      if (!r) return;
+      const holds = r.nextId === nextId;
       const renewal = failed && r.renewal?.subscription === nextId ? null : r.renewal;
-      this.commit({ ...r, nextId: null, renewal });
+      if (holds || renewal !== r.renewal) this.commit({ ...r, nextId: holds ? null : r.nextId, renewal });
     });
   }
 
@@ -212,13 +215,21 @@ export class SubscriptionObject extends DurableObject<Env> {
    */
   async planRenewal(ids: RenewalIds, at: Date): Promise<RenewalPlan> {
     return this.exclusive(async () => {
-      const r = this.load();
-      if (!r) return { step: "skip" };
+      const found = this.store.load();
+      if (!found) return { step: "skip" };
+      const r = await this.withStalePlaceFreed(found);
       const step = renewalStep(r, at);
       if (step !== "renew") return { step };
       const renewal = r.renewal ?? ids;
       const record =
-        r.nextId === renewal.subscription ? r : this.commit({ ...r, renewal, nextId: renewal.subscription });
+        r.nextId === renewal.subscription
+          ? r
+          : this.commit({
+              ...r,
+              renewal,
+              nextId: renewal.subscription,
+              nextReservedAt: new Date().toISOString(),
+            });
       return { step, record, ids: renewal };
     });
   }
@@ -229,6 +240,19 @@ export class SubscriptionObject extends DurableObject<Env> {
       if (r.endedAt !== null) return r;
       return this.ended(r, "expired", now, { renewalError });
     });
+  }
+
+  /**
+   * The record, with the place after it freed if an extension reserved it longer than the recovery
+   * bound ago and was never created (its request died first): otherwise nothing could extend or
+   * renew the chain again. A renewal's place is left as it is: its own ids finish it.
+   */
+  private async withStalePlaceFreed(r: SubscriptionRecord): Promise<SubscriptionRecord> {
+    if (r.nextId === null || r.nextId === r.renewal?.subscription) return r;
+    const reservedAt = r.nextReservedAt ? Date.parse(r.nextReservedAt) : 0;
+    if (Date.now() - reservedAt < recoveryBoundMs(this.env)) return r;
+    if (await subscriptionObject(this.env, r.nextId).get()) return r;
+    return this.commit({ ...r, nextId: null, nextReservedAt: null });
   }
 
   /** Finishes a quota step left half-way, and pushes what is left to push. */
@@ -277,19 +301,6 @@ export class SubscriptionObject extends DurableObject<Env> {
     return next;
   }
 
-  /**
-   * A quota step an earlier attempt left open: the ledger says whether its move was made (a move
-   * is accepted in the one call that makes it, so a live commission by its reference is one
-   * made). Made, the change it led to is committed; not made, it is dropped.
-   */
-  private async finishLeftStep(): Promise<void> {
-    const left = this.steps.pending();
-    if (!left) return;
-    const ended = await ledgerOf(this.env, left.holder).settleReferenced(left.reference, "accept");
-    if (ended === "accepted") this.commit(left.next);
-    else this.ctx.storage.transactionSync(() => this.steps.end());
-  }
-
   /** Moves the customer's quota by `quantity`, accepted at once; keyed so a retry never counts twice. */
   private async holdQuota(
     r: SubscriptionRecord,
@@ -316,7 +327,7 @@ export class SubscriptionObject extends DurableObject<Env> {
     apply: (r: SubscriptionRecord) => SubscriptionRecord | Promise<SubscriptionRecord>,
   ): Promise<Outcome<SubscriptionRecord>> {
     return this.exclusive(async () => {
-      const r = this.load();
+      const r = this.store.load();
       if (!r) return missing();
       try {
         const next = await apply(r);
@@ -336,33 +347,21 @@ export class SubscriptionObject extends DurableObject<Env> {
     // The projection is pushed inside the section, so D1 receives versions in order and a
     // caller that lists right after a change sees it.
     const step = async () => {
-      await this.finishLeftStep();
+      await this.steps.finishLeft(this.env);
       try {
         return await work();
       } catch (error) {
         // A change that failed half-way may have left its quota step open: it is finished now
         // if the ledger answers, else by the next change or the alarm.
-        await this.finishLeftStep().catch(() => undefined);
+        await this.steps.finishLeft(this.env).catch(() => undefined);
         throw error;
       } finally {
-        await this.project();
+        await this.store.push(this.env);
       }
     };
     const run = this.tail.then(step, step);
     this.tail = run.catch(() => undefined);
     return run;
-  }
-
-  private projectedVersion(): number {
-    this.projected ??=
-      this.sql.exec<{ projected: number }>("SELECT projected FROM record WHERE id = 1").toArray()[0]
-        ?.projected ?? 0;
-    return this.projected;
-  }
-
-  private load(): SubscriptionRecord | null {
-    const body = this.getJson();
-    return body === null ? null : (JSON.parse(body) as SubscriptionRecord);
   }
 
   /**
@@ -372,91 +371,15 @@ export class SubscriptionObject extends DurableObject<Env> {
   private commit(next: SubscriptionRecord): SubscriptionRecord {
     this.reads.recordChanged();
     try {
-      return this.commitNow(next);
+      return this.ctx.storage.transactionSync(() => {
+        this.steps.end();
+        return this.store.write(next);
+      });
     } catch (error) {
       this.steps.forget();
       throw error;
     }
   }
-
-  private commitNow(next: SubscriptionRecord): SubscriptionRecord {
-    return this.ctx.storage.transactionSync(() => {
-      this.steps.end();
-      const previous = this.load();
-      const type = next.delivery === "syndicated" ? eventOf(previous, next) : null;
-      const record = {
-        ...next,
-        version: (previous?.version ?? 0) + 1,
-        sequence: next.sequence + (type ? 1 : 0),
-      };
-      this.sql.exec(
-        `INSERT INTO record (id, body, projected) VALUES (1, ?, ?)
-          ON CONFLICT (id) DO UPDATE SET body = excluded.body, projected = excluded.projected`,
-        JSON.stringify(record),
-        this.projectedVersion(),
-      );
-      if (type) {
-        // Only syndicated subscriptions have events: the others never make the table.
-        this.sql.exec(`CREATE TABLE IF NOT EXISTS outbox (
-            sequence INTEGER PRIMARY KEY, event_id TEXT NOT NULL, type TEXT NOT NULL, date TEXT NOT NULL,
-            dispatched INTEGER NOT NULL DEFAULT 0)`);
-        this.sql.exec(
-          "INSERT INTO outbox (sequence, event_id, type, date) VALUES (?, ?, ?, ?)",
-          record.sequence,
-          `msg_${crypto.randomUUID().replaceAll("-", "")}`,
-          type,
-          new Date().toISOString(),
-        );
-      }
-      return record;
-    });
-  }
-
-  /**
-   * Pushes what the last commits left to push: the version to the D1 read model, the events to
-   * the webhooks pipeline. On failure the alarm tries again, until it lands.
-   */
-  private async project(): Promise<void> {
-    const r = this.load();
-    if (!r) return;
-    try {
-      const projected = this.projectedVersion();
-      if (projected < r.version) {
-        await upsertProjection(this.env, r);
-        // The depletables after this one in its queue are told when it is created (they may have
-        // been created first: its id was chosen first) and when it ends, once the read model shows
-        // it, and before this version counts as projected, so a failed push tells them again.
-        if (r.kind === "depletable" && (projected === 0 || r.endedAt !== null)) {
-          for (const id of await youngerInQueue(this.env, r))
-            await subscriptionObject(this.env, id).queueChanged();
-        }
-        this.projected = Math.max(this.projectedVersion(), r.version);
-      }
-      const events =
-        r.delivery === "syndicated"
-          ? this.sql.exec<OutboxRow>("SELECT * FROM outbox WHERE dispatched = 0 ORDER BY sequence").toArray()
-          : [];
-      for (const event of events) {
-        await dispatchEvent(this.env, r, {
-          id: event.event_id,
-          type: event.type as EventType,
-          date: event.date,
-          sequence: event.sequence,
-        });
-        this.sql.exec("UPDATE outbox SET dispatched = 1 WHERE sequence = ?", event.sequence);
-      }
-    } catch (error) {
-      console.error("pushing projection or events failed; retrying", r.id, error);
-      await this.ctx.storage.setAlarm(Date.now() + PROJECTION_RETRY_MS);
-    }
-  }
-}
-
-interface OutboxRow extends Record<string, SqlStorageValue> {
-  sequence: number;
-  event_id: string;
-  type: string;
-  date: string;
 }
 
 export interface DeploymentPatch {

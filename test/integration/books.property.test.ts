@@ -84,7 +84,11 @@ async function run(t: Tenant, w: Write, ids: string[]): Promise<void> {
   }
   const target = ids.length === 0 ? undefined : ids[("target" in s ? s.target : 0) % ids.length];
   if (s.kind === "evict") {
-    if (target) await evictDurableObject(subscriptionObject(env, target));
+    if (!target) return;
+    // Evicting needs a running instance: a read wakes it, then it is thrown away mid-life.
+    const stub = subscriptionObject(env, target);
+    await stub.get();
+    await evictDurableObject(stub);
     return;
   }
   const key = w.keyed ? unique("key") : null;

@@ -246,3 +246,120 @@ describe("operations never stay stuck", () => {
     await expectBooksBalance(t);
   });
 });
+
+describe("every /v1 write is done once however often its answer is lost", () => {
+  const creates: Array<[string, (t: Tenant) => { path: string; token: string; body: unknown }, string]> = [
+    [
+      "a customer",
+      (t) => ({ path: "/v1/customers", token: t.partnerKey, body: { name: "once" } }),
+      "customers",
+    ],
+    [
+      "a user token",
+      (t) => ({ path: `/v1/customers/${t.customers[0]}/tokens`, token: t.partnerKey, body: {} }),
+      "credentials",
+    ],
+    [
+      "a partner",
+      (t) => ({ path: "/v1/partners", token: t.operator, body: { name: unique("p") } }),
+      "partners",
+    ],
+    [
+      "a partner key",
+      (t) => ({ path: `/v1/partners/${t.partnerId}/api-keys`, token: t.operator, body: {} }),
+      "credentials",
+    ],
+    [
+      "a service",
+      (t) => ({ path: "/v1/services", token: t.operator, body: { partner: t.partnerId, name: unique("s") } }),
+      "services",
+    ],
+    ["a vendor", (t) => ({ path: "/v1/vendors", token: t.operator, body: { name: "once" } }), "vendors"],
+  ];
+  for (const [what, request, table] of creates) {
+    it(`creates ${what} once, and the retry's answer works`, async () => {
+      const t = await setup();
+      const { path, token, body } = request(t);
+      const count = async () =>
+        (await env.DB.prepare(`SELECT count(*) AS n FROM ${table}`).first<{ n: number }>())?.n ?? 0;
+      const before = await count();
+      const key = unique("key");
+      const send = () => call("POST", path, { token, body, headers: { "idempotency-key": key } });
+      armFault("request.answered");
+      expect((await send()).status).toBe(500);
+      const retry = await send();
+      expect(retry.status, retry.text).toBe(201);
+      expect(retry.headers.get("idempotent-replayed")).toBe("true");
+      expect(await count()).toBe(before + 1);
+      // A secret whose first answer was lost is replaced: the one answered is the one that works.
+      if (typeof retry.body.token === "string") {
+        const family =
+          table === "credentials" && path.includes("/customers/") ? "/account/v1.0/quotas" : "/v1/products";
+        expect((await call("GET", family, { token: retry.body.token })).status).toBe(200);
+      }
+      expect((await send()).text).toBe(retry.text);
+    });
+  }
+
+  for (const [what, kind] of [
+    ["a purchase", "buy"],
+    ["a cancel", "cancel"],
+  ] as const) {
+    it(`${what} whose answer was lost is answered by its retry, done once`, async () => {
+      const t = await setup();
+      const id = kind === "cancel" ? (await expectOk(purchase(t), 201)).objects[0].id : null;
+      const key = unique("key");
+      const send = () =>
+        id
+          ? call("DELETE", `/v1/subscriptions/${id}/`, {
+              token: t.partnerKey,
+              headers: { "idempotency-key": key },
+            })
+          : purchase(t, key);
+      armFault("request.answered");
+      expect((await send()).status).toBe(500);
+      const retry = await send();
+      expect(retry.status, retry.text).toBe(id ? 200 : 201);
+      expect(retry.headers.get("idempotent-replayed")).toBe("true");
+      await expectBooksBalance(t);
+    });
+  }
+});
+
+describe("a consumption report drains once", () => {
+  for (const step of ["request.answered", "subscription.moved"] as const) {
+    it(`whatever its first attempt did before dying at ${step}`, async () => {
+      const t = await setup();
+      const c = t.customers[0];
+      const tx = async () =>
+        (
+          await expectOk(
+            call("POST", "/v1/subscriptions/", {
+              token: t.partnerKey,
+              body: { objects: [{ customer: c, resource: "tx", amount: 5 }] },
+            }),
+            201,
+          )
+        ).objects[0].id as string;
+      const [first, second] = [await tx(), await tx()];
+      const key = unique("key");
+      const report = () =>
+        call("POST", `/v1/customers/${c}/consumption`, {
+          token: t.partnerKey,
+          body: { resource: "tx", amount: 7 },
+          headers: { "idempotency-key": key },
+        });
+      armFault(step);
+      expect((await report()).status).toBe(500);
+      const retry = await report();
+      expect(retry.status, retry.text).toBe(200);
+      expect(retry.headers.get("idempotent-replayed")).toBe("true");
+      expect(retry.body.meta.unallocated).toBe(0);
+      const read = (id: string) => expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
+      expect(await read(first)).toMatchObject({ remaining: 0, end_reason: "depleted" });
+      expect(await read(second)).toMatchObject({ remaining: 3, end_reason: null });
+      expect(await usageOf(t, 0, "tx")).toMatchObject({ usage: 5, pending: 0 });
+      await expectBooksBalance(t);
+    });
+  }
+});

@@ -2,14 +2,20 @@ import {
   createExecutionContext,
   createMessageBatch,
   createScheduledController,
+  evictDurableObject,
   getQueueResult,
+  runInDurableObject,
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { extend } from "../../src/app/extend";
 import type { RenewalMessage } from "../../src/app/renewals";
+import { HORIZON_MS } from "../../src/cron/renewals";
+import { dueSubscriptions } from "../../src/db/subscriptions";
+import { armFault, disarmFaults } from "../../src/domain/faults";
 import worker from "../../src/index";
 import { subscriptionObject } from "../../src/objects/subscription-object";
+import { expectBooksBalance, recoverAll } from "../books";
 import { call, expectOk, type Tenant, tenant, usageOf, withCatalog } from "../helpers";
 
 /** Renewals and expiry on the cron trigger, through the renewals queue. */
@@ -271,5 +277,71 @@ describe("expiring", () => {
     expect((await read(t, cancelled.id)).descendants).toEqual([]);
     expect((await read(t, extended.id)).descendants).toEqual([byHand.id]);
     expect(await read(t, tx.id)).toMatchObject({ ended_at: null, remaining: 5 });
+  });
+});
+
+describe("renewals whose every delivery died", () => {
+  afterEach(() => disarmFaults());
+
+  for (const step of [
+    "renewal.planned",
+    "purchase.issued",
+    "purchase.created",
+    "purchase.ordered",
+  ] as const) {
+    it(`a renewal that died at ${step} is settled, found again by the next run, and renewed once`, async () => {
+      const t = await setup();
+      const y = nextYear();
+      const sub = await buyOne(t, {
+        resource: "cpu",
+        amount: 2,
+        start_time: noon(y, 2, 1).toISOString(),
+        period: "1 month",
+        auto_renew: true,
+      });
+      const at = new Date(Date.parse(sub.end_time) - 60_000);
+      armFault(step);
+      expect((await deliver([{ subscription: sub.id, at: at.toISOString() }])).retryMessages).toHaveLength(1);
+      // The message is never delivered again. Recovery settles what the dead renewal held…
+      await recoverAll(t);
+      // …and the next run finds the subscription again unless the renewal had already taken effect.
+      const due = await dueSubscriptions(env, new Date(at.getTime() + HORIZON_MS), null, 500);
+      const again = due.some((d) => d.id === sub.id);
+      expect(again).toBe(step !== "purchase.ordered");
+      if (again) await deliver([{ subscription: sub.id, at: at.toISOString() }]);
+      const root = await read(t, sub.id);
+      expect(root.descendants).toHaveLength(1);
+      expect((await read(t, root.descendants[0])).status).not.toBe("expired");
+      expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 4, pending: 0 });
+      await expectBooksBalance(t);
+    });
+  }
+
+  it("an extension whose request died after reserving its place does not block the chain", async () => {
+    const t = await setup();
+    const y = nextYear();
+    const sub = await buyOne(t, {
+      resource: "cpu",
+      amount: 1,
+      start_time: noon(y, 2, 1).toISOString(),
+      period: "1 month",
+      auto_renew: true,
+    });
+    const stub = subscriptionObject(env, sub.id);
+    const record = await stub.get();
+    if (!record) throw new Error("no record");
+    // As a request leaves it that reserved the place and died before creating the extension.
+    await runInDurableObject(stub, async (_object, state) => {
+      const reservedAt = new Date(Date.now() - 86_400_000).toISOString();
+      const body = { ...record, nextId: crypto.randomUUID(), nextReservedAt: reservedAt };
+      state.storage.sql.exec("UPDATE record SET body = ? WHERE id = 1", JSON.stringify(body));
+    });
+    await evictDurableObject(stub);
+    const extended = await expectOk(
+      call("POST", `/v1/subscriptions/${sub.id}/action/?do=extend`, { token: t.partnerKey, body: {} }),
+    );
+    expect(extended.start_time).toBe(sub.end_time);
+    expect((await read(t, sub.id)).descendants).toEqual([extended.id]);
+    await expectBooksBalance(t);
   });
 });

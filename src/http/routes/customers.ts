@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import { visibleCustomer } from "../../app/customers";
+import { newIdFor } from "../../app/intents";
 import { issueCredential } from "../../db/credentials";
 import { type Customer, createCustomer, listCustomers, updateCustomer } from "../../db/customers";
 import { findPartner } from "../../db/partners";
@@ -42,7 +43,7 @@ export const customerRoutes = [
       201: { description: "Created", schema: CustomerOut },
       400: { description: "Invalid input" },
     },
-    async handle({ env, principal, body }) {
+    async handle({ env, request, principal, body }) {
       let partnerId = principal.partnerId;
       if (principal.role === "operator") {
         if (!body.partner)
@@ -56,6 +57,7 @@ export const customerRoutes = [
       }
       if (!partnerId) throw notFound("partner does not exist");
       const c = await createCustomer(env, {
+        id: await newIdFor(request),
         partnerId,
         name: body.name,
         email: body.email,
@@ -135,9 +137,10 @@ export const customerRoutes = [
       201: { description: "The token", schema: IssuedCredentialOut },
       404: { description: "Not found" },
     },
-    async handle({ env, principal, params, body }) {
+    async handle({ env, request, principal, params, body }) {
       const c = await visibleCustomer(env, principal, params.id);
       const token = await issueCredential(env, {
+        id: await newIdFor(request),
         role: "customer",
         partnerId: c.partnerId,
         subjectId: c.id,

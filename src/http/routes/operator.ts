@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { newIdFor } from "../../app/intents";
 import { issueCredential } from "../../db/credentials";
 import {
   createPartner,
@@ -41,8 +42,8 @@ export const operatorRoutes = [
     auth: operator,
     body: CreatePartner,
     responses: { 201: { description: "Created", schema: PartnerOut } },
-    async handle({ env, body }) {
-      const p = await createPartner(env, body.name, body.rate_limit);
+    async handle({ env, request, body }) {
+      const p = await createPartner(env, await newIdFor(request), body.name, body.rate_limit);
       return created(partnerOut(p), `/v1/partners/${p.id}`);
     },
   }),
@@ -100,9 +101,10 @@ export const operatorRoutes = [
       201: { description: "The key", schema: IssuedCredentialOut },
       404: { description: "No such partner" },
     },
-    async handle({ env, params, body }) {
+    async handle({ env, request, params, body }) {
       if (!(await findPartner(env, params.id))) throw notFound(`partner ${params.id} does not exist`);
       const key = await issueCredential(env, {
+        id: await newIdFor(request),
         role: "partner",
         partnerId: params.id,
         subjectId: params.id,
@@ -124,9 +126,9 @@ export const operatorRoutes = [
       404: { description: "No such partner" },
       409: { description: "The partner already has a service of that name" },
     },
-    async handle({ env, body }) {
+    async handle({ env, request, body }) {
       if (!(await findPartner(env, body.partner))) throw notFound(`partner ${body.partner} does not exist`);
-      const s = await createService(env, body.partner, body.name);
+      const s = await createService(env, await newIdFor(request), body.partner, body.name);
       if (!s)
         throw new AppError("conflict", `partner ${body.partner} already has a service named ${body.name}`);
       return created(
@@ -147,10 +149,11 @@ export const operatorRoutes = [
       201: { description: "The token", schema: IssuedCredentialOut },
       404: { description: "No such service" },
     },
-    async handle({ env, params, body }) {
+    async handle({ env, request, params, body }) {
       const service = await findService(env, params.id);
       if (!service) throw notFound(`service ${params.id} does not exist`);
       const token = await issueCredential(env, {
+        id: await newIdFor(request),
         role: "service",
         partnerId: service.partnerId,
         subjectId: service.id,

@@ -3,7 +3,7 @@ import { catalogKnowing, productIdsNamed } from "../../app/catalog";
 import { visibleCustomer } from "../../app/customers";
 import { extensionTerm } from "../../app/extend";
 import { respond, storedObject } from "../../app/operations";
-import { consume, listPage, present, readSubscription, scopeOf, visibleRecord } from "../../app/reads";
+import { listPage, readSubscription, scopeOf, visibleRecord } from "../../app/reads";
 import { assignIds, plan } from "../../app/subscriptions";
 import { findProduct } from "../../domain/catalog";
 import { uuidv7 } from "../../domain/ids";
@@ -302,8 +302,7 @@ export const subscriptionRoutes = [
     method: "POST",
     path: "/v1/customers/{id}/consumption",
     summary: "Report consumption of a depletable resource (e.g. tx)",
-    description:
-      "Drains the customer's depletable subscriptions of the resource oldest first; at zero a subscription expires and the next becomes active. `unallocated` is what no subscription covered.",
+    description: `Drains the customer's depletable subscriptions of the resource oldest first; at zero a subscription expires and the next becomes active. \`unallocated\` is what no subscription covered. A report is applied once: its retry with the same Idempotency-Key drains nothing more.${ASYNC}`,
     tag,
     auth: ["partner", "operator", "service"],
     params: IdParams,
@@ -314,15 +313,20 @@ export const subscriptionRoutes = [
         schema: v.object({ objects: v.array(SubscriptionOut), meta: v.object({ unallocated: v.number() }) }),
       },
     },
-    async handle({ env, principal, params, body }) {
+    async handle({ env, request, principal, params, body }) {
       const customer = await visibleCustomer(env, principal, params.id);
-      const at = now();
       const product = findProduct(await catalogKnowing(env, [body.resource]), body.resource);
       if (!product)
         throw badRequest(`unknown resource "${body.resource}"`, [{ point: "/resource", message: "unknown" }]);
-      const result = await consume(env, customer.id, product.id, body.amount, at);
-      const objects = await Promise.all(result.touched.map((r) => present(env, r, at)));
-      return Response.json({ objects, meta: { unallocated: result.unallocated } });
+      return respond(env, request, {
+        kind: "consume",
+        partnerId: customer.partnerId,
+        at: now().toISOString(),
+        customer: customer.id,
+        product: product.id,
+        amount: body.amount,
+        report: uuidv7(),
+      });
     },
   }),
 ];

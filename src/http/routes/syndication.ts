@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { newIdFor } from "../../app/intents";
 import { issueCredential } from "../../db/credentials";
 import { DELIVERY_STATUSES } from "../../db/schema";
 import { createVendor, findVendor, setSyndication } from "../../db/vendors";
@@ -98,8 +99,8 @@ export const syndicationRoutes = [
     auth: ["operator"],
     body: v.object({ name: v.pipe(v.string(), v.trim(), v.minLength(1), v.maxLength(200)) }),
     responses: { 201: { description: "Created", schema: VendorOut } },
-    async handle({ env, body }) {
-      const vendor = await createVendor(env, body.name);
+    async handle({ env, request, body }) {
+      const vendor = await createVendor(env, await newIdFor(request), body.name);
       return Response.json(
         { id: vendor.id, name: vendor.name, created_at: vendor.createdAt },
         { status: 201, headers: { location: `/v1/vendors/${vendor.id}` } },
@@ -118,9 +119,10 @@ export const syndicationRoutes = [
       201: { description: "The token", schema: IssuedCredentialOut },
       404: { description: "No such vendor" },
     },
-    async handle({ env, params, body }) {
+    async handle({ env, request, params, body }) {
       if (!(await findVendor(env, params.id))) throw notFound(`vendor ${params.id} does not exist`);
       const token = await issueCredential(env, {
+        id: await newIdFor(request),
         role: "vendor",
         partnerId: null,
         subjectId: params.id,

@@ -1,0 +1,127 @@
+import type { CommissionState } from "../domain/commissions";
+import type { CommissionRequest } from "./quota-ledger";
+
+export interface CommissionRow extends Record<string, SqlStorageValue> {
+  serial: number;
+  service_id: string | null;
+  reference: string | null;
+  name: string;
+  provisions: string;
+  state: CommissionState;
+  issue_time: string;
+  updated_at: number;
+  version: number;
+  listed: number;
+  indexed: number;
+  recovery: string | null;
+}
+
+/**
+ * The records of the commissions a home ledger keeps, in its storage. A listed commission (a
+ * service's, once pending) stays unindexed from each change until D1's index has that version.
+ */
+export class LedgerCommissions {
+  constructor(private readonly sql: SqlStorage) {
+    sql.exec(`
+      CREATE TABLE IF NOT EXISTS commissions (
+        serial INTEGER PRIMARY KEY, service_id TEXT, reference TEXT, name TEXT NOT NULL,
+        provisions TEXT NOT NULL, state TEXT NOT NULL, issue_time TEXT NOT NULL,
+        updated_at INTEGER NOT NULL, version INTEGER NOT NULL,
+        listed INTEGER NOT NULL DEFAULT 0, indexed INTEGER NOT NULL DEFAULT 1);
+      CREATE UNIQUE INDEX IF NOT EXISTS commissions_reference ON commissions (reference)
+        WHERE reference IS NOT NULL AND state NOT IN ('failing', 'failed');
+      CREATE INDEX IF NOT EXISTS commissions_unfinished ON commissions (state)
+        WHERE state IN ('issuing', 'failing', 'accepting', 'rejecting') OR indexed = 0;
+    `);
+    // Ledgers made before recovery contexts existed get the column (and its index) on first wake.
+    const columns = sql.exec<{ name: string }>("PRAGMA table_info(commissions)").toArray();
+    if (!columns.some((c) => c.name === "recovery"))
+      sql.exec("ALTER TABLE commissions ADD COLUMN recovery TEXT");
+    sql.exec(`CREATE INDEX IF NOT EXISTS commissions_recoverable ON commissions (updated_at)
+        WHERE state = 'pending' AND recovery IS NOT NULL`);
+  }
+
+  record(serial: number): CommissionRow | undefined {
+    return this.sql.exec<CommissionRow>("SELECT * FROM commissions WHERE serial = ?", serial).toArray()[0];
+  }
+
+  /** The commission with `reference` that is not being rolled back (at most one: the index says so). */
+  live(reference: string): CommissionRow | undefined {
+    return this.sql
+      .exec<CommissionRow>(
+        "SELECT * FROM commissions WHERE reference = ? AND state NOT IN ('failing', 'failed')",
+        reference,
+      )
+      .toArray()[0];
+  }
+
+  insert(serial: number, request: CommissionRequest, state: CommissionState): void {
+    const listed = state === "pending" && request.serviceId !== null;
+    this.sql.exec(
+      `INSERT INTO commissions (serial, service_id, reference, name, provisions, state, issue_time, updated_at,
+         version, listed, indexed, recovery) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)`,
+      serial,
+      request.serviceId,
+      request.reference,
+      request.name,
+      JSON.stringify(request.provisions),
+      state,
+      request.issueTime,
+      Date.now(),
+      listed ? 1 : 0,
+      listed ? 0 : 1,
+      request.recovery ? JSON.stringify({ ...request.recovery, home: request.home }) : null,
+    );
+  }
+
+  move(row: CommissionRow, state: CommissionState): void {
+    const listed = row.listed === 1 || (state === "pending" && row.service_id !== null);
+    this.sql.exec(
+      "UPDATE commissions SET state = ?, updated_at = ?, version = version + 1, listed = ?, indexed = ? WHERE serial = ?",
+      state,
+      Date.now(),
+      listed ? 1 : 0,
+      listed ? 0 : 1,
+      row.serial,
+    );
+  }
+
+  /** D1's index has `version` of commission `serial`; a change made since leaves it unindexed. */
+  markIndexed(serial: number, version: number): void {
+    this.sql.exec("UPDATE commissions SET indexed = 1 WHERE serial = ? AND version = ?", serial, version);
+  }
+
+  /** The commissions in a step across ledgers, or not yet indexed. */
+  unfinished(): CommissionRow[] {
+    return this.sql
+      .exec<CommissionRow>(
+        "SELECT * FROM commissions WHERE state IN ('issuing', 'failing', 'accepting', 'rejecting') OR indexed = 0",
+      )
+      .toArray();
+  }
+
+  anyUnindexed(): boolean {
+    return this.sql.exec("SELECT 1 FROM commissions WHERE indexed = 0 LIMIT 1").toArray().length > 0;
+  }
+
+  /** The pending commissions with a recovery context, unchanged since `before` (inclusive). */
+  staleRecoverable(before: number): Array<{ serial: number; recovery: string }> {
+    return this.sql
+      .exec<{ serial: number; recovery: string }>(
+        "SELECT serial, recovery FROM commissions WHERE state = 'pending' AND recovery IS NOT NULL AND updated_at <= ?",
+        before,
+      )
+      .toArray();
+  }
+
+  /** When the longest-unchanged pending commission with a recovery context last changed, if any. */
+  oldestRecoverable(): number | null {
+    return (
+      this.sql
+        .exec<{ oldest: number | null }>(
+          "SELECT min(updated_at) AS oldest FROM commissions WHERE state = 'pending' AND recovery IS NOT NULL",
+        )
+        .toArray()[0]?.oldest ?? null
+    );
+  }
+}

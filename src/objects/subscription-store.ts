@@ -1,0 +1,138 @@
+import { upsertProjection, youngerInQueue } from "../db/subscriptions";
+import type { SubscriptionRecord } from "../domain/subscriptions";
+import { type EventType, eventOf } from "../domain/webhooks";
+import type { Env } from "../env";
+
+const PROJECTION_RETRY_MS = 5_000;
+
+/** An event of a syndicated subscription, as the webhooks pipeline takes it. */
+export interface OutboxEvent {
+  id: string;
+  type: EventType;
+  date: string;
+  sequence: number;
+}
+
+interface OutboxRow extends Record<string, SqlStorageValue> {
+  sequence: number;
+  event_id: string;
+  type: string;
+  date: string;
+}
+
+/**
+ * A SubscriptionObject's record in its storage, kept as a transactional outbox: each version, and
+ * for a syndicated product the event it makes, is written in the caller's transaction; pushing
+ * them on (the version to the D1 read model, the events to the webhooks pipeline) comes after,
+ * and is retried until it lands.
+ */
+export class SubscriptionStore {
+  /**
+   * The version D1 has, as far as this instance knows. Stored only with the next commit: a write
+   * of its own after every push would double the object's writes, and an instance that starts
+   * from an older stored value merely pushes the same version again (the upsert keeps the newest).
+   */
+  private projected: number | undefined;
+
+  constructor(
+    private readonly storage: DurableObjectStorage,
+    /** Hands an event to the webhooks pipeline; handing the same one again changes nothing. */
+    private readonly dispatch: (r: SubscriptionRecord, event: OutboxEvent) => Promise<void>,
+    /** Tells depletable `id` that one before it in its queue was created or ended. */
+    private readonly queueChanged: (id: string) => Promise<unknown>,
+  ) {
+    storage.sql.exec(`CREATE TABLE IF NOT EXISTS record (
+        id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL, projected INTEGER NOT NULL DEFAULT 0)`);
+  }
+
+  /** The record as stored, JSON text. */
+  json(): string | null {
+    return (
+      this.storage.sql.exec<{ body: string }>("SELECT body FROM record WHERE id = 1").toArray()[0]?.body ??
+      null
+    );
+  }
+
+  load(): SubscriptionRecord | null {
+    const body = this.json();
+    return body === null ? null : (JSON.parse(body) as SubscriptionRecord);
+  }
+
+  projectedVersion(): number {
+    this.projected ??=
+      this.storage.sql.exec<{ projected: number }>("SELECT projected FROM record WHERE id = 1").toArray()[0]
+        ?.projected ?? 0;
+    return this.projected;
+  }
+
+  /** Stores the next version and the event describing it, if any; call inside a storage transaction. */
+  write(next: SubscriptionRecord): SubscriptionRecord {
+    const previous = this.load();
+    const type = next.delivery === "syndicated" ? eventOf(previous, next) : null;
+    const record = {
+      ...next,
+      version: (previous?.version ?? 0) + 1,
+      sequence: next.sequence + (type ? 1 : 0),
+    };
+    this.storage.sql.exec(
+      `INSERT INTO record (id, body, projected) VALUES (1, ?, ?)
+        ON CONFLICT (id) DO UPDATE SET body = excluded.body, projected = excluded.projected`,
+      JSON.stringify(record),
+      this.projectedVersion(),
+    );
+    if (type) {
+      // Only syndicated subscriptions have events: the others never make the table.
+      this.storage.sql.exec(`CREATE TABLE IF NOT EXISTS outbox (
+          sequence INTEGER PRIMARY KEY, event_id TEXT NOT NULL, type TEXT NOT NULL, date TEXT NOT NULL,
+          dispatched INTEGER NOT NULL DEFAULT 0)`);
+      this.storage.sql.exec(
+        "INSERT INTO outbox (sequence, event_id, type, date) VALUES (?, ?, ?, ?)",
+        record.sequence,
+        `msg_${crypto.randomUUID().replaceAll("-", "")}`,
+        type,
+        new Date().toISOString(),
+      );
+    }
+    return record;
+  }
+
+  /**
+   * Pushes what the last commits left to push: the version to the D1 read model, the events to
+   * the webhooks pipeline. On failure the alarm tries again, until it lands.
+   */
+  async push(env: Env): Promise<void> {
+    const r = this.load();
+    if (!r) return;
+    try {
+      const projected = this.projectedVersion();
+      if (projected < r.version) {
+        await upsertProjection(env, r);
+        // The depletables after this one in its queue are told when it is created (they may have
+        // been created first: its id was chosen first) and when it ends, once the read model shows
+        // it, and before this version counts as projected, so a failed push tells them again.
+        if (r.kind === "depletable" && (projected === 0 || r.endedAt !== null)) {
+          for (const id of await youngerInQueue(env, r)) await this.queueChanged(id);
+        }
+        this.projected = Math.max(this.projectedVersion(), r.version);
+      }
+      const events =
+        r.delivery === "syndicated"
+          ? this.storage.sql
+              .exec<OutboxRow>("SELECT * FROM outbox WHERE dispatched = 0 ORDER BY sequence")
+              .toArray()
+          : [];
+      for (const event of events) {
+        await this.dispatch(r, {
+          id: event.event_id,
+          type: event.type as EventType,
+          date: event.date,
+          sequence: event.sequence,
+        });
+        this.storage.sql.exec("UPDATE outbox SET dispatched = 1 WHERE sequence = ?", event.sequence);
+      }
+    } catch (error) {
+      console.error("pushing projection or events failed; retrying", r.id, error);
+      await this.storage.setAlarm(Date.now() + PROJECTION_RETRY_MS);
+    }
+  }
+}
