@@ -41,7 +41,8 @@ export function extensionTerm(
 
 /**
  * Extends the last subscription of the chain `id` belongs to, as `?do=extend` does. `from`: the
- * record of `id` when the caller has just read it.
+ * record of `id` when the caller has just read it; `operationRef`: the operation extending, which
+ * then decides the extension's fate should it die half-way.
  */
 export async function extend(
   env: Env,
@@ -50,9 +51,9 @@ export async function extend(
   input: { period?: string; end_time?: Date },
   ids: { subscription: string; order: string },
   now: Date,
-  from?: SubscriptionRecord,
+  options: { from?: SubscriptionRecord; operationRef?: string } = {},
 ): Promise<SubscriptionRecord> {
-  let last = from ?? (await visibleRecord(env, scope, id));
+  let last = options.from ?? (await visibleRecord(env, scope, id));
   for (let hops = 0; hops < 1000; hops++) {
     // The walk stops before the extension these ids make, should an earlier run have made it.
     while (last.nextId !== null && last.nextId !== ids.subscription) {
@@ -60,20 +61,11 @@ export async function extend(
       if (!next) break;
       last = next;
     }
-    const product = productOf(last);
-    const { start, end, period, createdWith } = extensionTerm(last, input, now);
-    const planned: PlannedSubscription = {
-      index: 0,
-      customer: last.customerId,
-      product,
-      amount: last.amount,
-      start,
-      end,
-      period,
-      createdWith,
-      autoRenew: last.autoRenew,
-      priceMinor: termPriceMinor(product, last.amount, start, end),
-    };
+    // An earlier run that made the extension decided its term: it is finished as it was made,
+    // whatever has happened to the chain since (a cancel after it took effect refuses nothing).
+    const made =
+      last.nextId === ids.subscription ? await subscriptionObject(env, ids.subscription).get() : null;
+    const planned = made ? plannedAs(made, last) : plannedAfter(last, input, now);
     // A renewal reserves the place when it is planned: then it is this extension's already.
     if (
       last.nextId !== ids.subscription &&
@@ -91,6 +83,7 @@ export async function extend(
       };
       const bought = await buy(env, last.partnerId, [planned], purchaseIds, now, {
         chain: { rootId: last.rootId, previousId: last.id, deploymentStatus: last.deploymentStatus },
+        ...(options.operationRef ? { operationRef: options.operationRef } : {}),
       });
       const extension = bought.subscriptions[0];
       if (!extension) throw new AppError("internal", "extension was not created");
@@ -105,6 +98,44 @@ export async function extend(
     }
   }
   throw new AppError("conflict", "the chain keeps changing; try again");
+}
+
+/** The next term after `last`, or the 4xx saying why there is none (`extensionTerm`). */
+function plannedAfter(
+  last: SubscriptionRecord,
+  input: { period?: string; end_time?: Date },
+  now: Date,
+): PlannedSubscription {
+  const product = productOf(last);
+  const { start, end, period, createdWith } = extensionTerm(last, input, now);
+  return {
+    index: 0,
+    customer: last.customerId,
+    product,
+    amount: last.amount,
+    start,
+    end,
+    period,
+    createdWith,
+    autoRenew: last.autoRenew,
+    priceMinor: termPriceMinor(product, last.amount, start, end),
+  };
+}
+
+/** The term an earlier run already made, planned again exactly as it was bought. */
+function plannedAs(made: SubscriptionRecord, last: SubscriptionRecord): PlannedSubscription {
+  return {
+    index: 0,
+    customer: made.customerId,
+    product: productOf(last),
+    amount: made.amount,
+    start: new Date(made.startTime),
+    end: made.endTime === null ? null : new Date(made.endTime),
+    period: made.period,
+    createdWith: made.createdWith,
+    autoRenew: made.autoRenew,
+    priceMinor: BigInt(made.priceMinor),
+  };
 }
 
 /** The product as the subscription bought it: prices and resources do not change under it. */

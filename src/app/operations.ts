@@ -138,7 +138,10 @@ export async function perform(
         ...(payload.period !== undefined ? { period: payload.period } : {}),
         ...(payload.endTime !== undefined ? { end_time: new Date(payload.endTime) } : {}),
       };
-      return one(env, await extend(env, payload.partnerId, payload.subscription, input, payload.ids, at), at);
+      const extension = await extend(env, payload.partnerId, payload.subscription, input, payload.ids, at, {
+        ...(opRef ? { operationRef: opRef } : {}),
+      });
+      return one(env, extension, at);
     }
     case "auto_renew":
       return one(env, unwrap(await object.setAutoRenew(payload.value)), at);

@@ -301,7 +301,13 @@ export async function settle(env: Env, ids: PurchaseIds): Promise<void> {
   const ended = await settleReferenced(env, Object.keys(ids.orders), purchaseReference(ids), "accept");
   if (ended !== "accepted") {
     await abandon(env, ids, new Date());
-    throw new AppError("conflict", "this purchase was given up before it could complete; nothing was bought");
+    throw new AppError(
+      "conflict",
+      "this purchase was given up before it could complete; nothing was bought",
+      {
+        data: { orders: Object.values(ids.orders), subscriptions: ids.subscriptions },
+      },
+    );
   }
   await setOrdersState(env, Object.values(ids.orders), "completed");
 }

@@ -89,6 +89,26 @@ describe("a retry with the same Idempotency-Key resumes the first attempt", () =
     await expectBooksBalance(t);
   });
 
+  it("answers the extension it made even when the chain was cancelled before the retry (found by npm run soak)", async () => {
+    const t = await setup();
+    const base = (await expectOk(purchase(t), 201)).objects[0].id;
+    const key = unique("key");
+    const extend = () =>
+      call("POST", `/v1/subscriptions/${base}/action/?do=extend`, {
+        token: t.partnerKey,
+        body: {},
+        headers: { "idempotency-key": key },
+      });
+    armFault("purchase.accepted");
+    expect((await extend()).status).toBe(500);
+    await expectOk(call("DELETE", `/v1/subscriptions/${base}/`, { token: t.partnerKey }));
+    const retry = await extend();
+    expect(retry.status, retry.text).toBe(200);
+    expect(retry.body.extends).toBe(base);
+    expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 3, pending: 0 });
+    await expectBooksBalance(t);
+  });
+
   it("extends once when the first attempt died after its orders", async () => {
     const t = await setup();
     const bought = await expectOk(purchase(t), 201);

@@ -169,7 +169,7 @@ describe("renewing", () => {
       {},
       { subscription: crypto.randomUUID(), order: crypto.randomUUID() },
       new Date(Date.parse(sub.end_time) - 60_000),
-      stale!,
+      { from: stale! },
     );
     expect(renewal.previousId).toBe(byHand.id);
     expect(renewal.startTime).toBe(byHand.end_time);
