@@ -204,23 +204,20 @@ export interface Refusal {
 }
 
 export function amountChangeRefusal(r: Pick<SubscriptionRecord, "kind" | "endedAt">): Refusal | null {
-  if (r.kind === "per_object") {
-    return {
-      kind: "bad_request",
-      message: "the amount of a per-object subscription is always 1",
-      point: "/amount",
-    };
-  }
-  if (r.kind === "depletable") {
-    return {
-      kind: "bad_request",
-      message: "the amount of a depletable subscription cannot change",
-      point: "/amount",
-    };
-  }
   if (r.endedAt !== null)
     return { kind: "conflict", message: "the subscription has ended", point: "/amount" };
-  return null;
+  // Only a CaaS cloud is billed for what it runs; every other kind was paid for up front, at its
+  // amount, and "the only parameter that can be changed is the auto renew" (subscriptions API).
+  if (r.kind === "caas") return null;
+  const instead =
+    r.kind === "depletable"
+      ? "it is used up by consumption reports; buy another subscription for more"
+      : "buy another subscription for more, or extend this one for another term";
+  return {
+    kind: "conflict",
+    message: `a ${r.kind} subscription is prepaid: only auto_renew can change; ${instead}`,
+    point: "/amount",
+  };
 }
 
 export function runRefusal(

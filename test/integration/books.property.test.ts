@@ -19,7 +19,7 @@ import { call, type Reply, type Tenant, tenant, unique, withCatalog } from "../h
 afterEach(() => disarmFaults());
 
 type Step =
-  | { kind: "buy"; customer: number; product: "cpu" | "mem"; amount: number; async: boolean }
+  | { kind: "buy"; customer: number; product: "cpu" | "mem" | "cumulus"; amount: number; async: boolean }
   | { kind: "patch"; target: number; amount: number }
   | { kind: "extend"; target: number }
   | { kind: "cancel"; target: number }
@@ -39,7 +39,7 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   fc.record({
     kind: fc.constant("buy" as const),
     customer: fc.nat(1),
-    product: fc.constantFrom("cpu" as const, "mem" as const),
+    product: fc.constantFrom("cpu" as const, "mem" as const, "cumulus" as const),
     amount: fc.integer({ min: 1, max: 4 }),
     async: fc.boolean(),
   }),

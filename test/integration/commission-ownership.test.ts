@@ -215,15 +215,14 @@ describe("resources stratus holds for subscriptions", () => {
     const t = await tenant({ customers: 1 });
     await withCatalog(t, 10);
     const [holder] = t.customers as [string];
-    const [sub] = (await buy(t, [{ customer: holder, resource: "mem", amount: 3, period: "1 month" }]))
-      .objects;
-    expect(await usageOf(t, 0, "mem")).toEqual({ usage: 3, limit: 10, pending: 0 });
+    const [sub] = (await buy(t, [{ customer: holder, resource: "cumulus", amount: 3 }])).objects;
+    expect(await usageOf(t, 0, "cumulus")).toEqual({ usage: 3, limit: 10, pending: 0 });
     await expectOk(
       call("PATCH", `/v1/subscriptions/${sub.id}/`, { token: t.partnerKey, body: { amount: 7 } }),
     );
-    expect(await usageOf(t, 0, "mem")).toEqual({ usage: 7, limit: 10, pending: 0 });
+    expect(await usageOf(t, 0, "cumulus")).toEqual({ usage: 7, limit: 10, pending: 0 });
     await expectOk(call("DELETE", `/v1/subscriptions/${sub.id}/`, { token: t.partnerKey }));
-    expect(await usageOf(t, 0, "mem")).toEqual({ usage: 0, limit: 10, pending: 0 });
+    expect(await usageOf(t, 0, "cumulus")).toEqual({ usage: 0, limit: 10, pending: 0 });
   });
 });
 

@@ -94,7 +94,7 @@ describe("accepting and polling", () => {
     const id = created.body.objects[0].id;
     const updated = await call("PATCH", `/v1/subscriptions/${id}/`, {
       token: t.partnerKey,
-      body: { amount: 2 },
+      body: { auto_renew: true },
     });
     expect(updated.status).toBe(200);
     expect(updated.headers.get("location")).toBe(`/v1/subscriptions/${id}/`);

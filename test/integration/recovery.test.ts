@@ -29,6 +29,18 @@ const PURCHASE_STEPS: FaultStep[] = [
   "purchase.accepted",
 ];
 
+/** A CaaS cloud: the one kind whose amount may change. */
+const cloud = async (t: Tenant) =>
+  (
+    await expectOk(
+      call("POST", "/v1/subscriptions/", {
+        token: t.partnerKey,
+        body: { objects: [{ customer: t.customers[0], resource: "cumulus", amount: 3 }] },
+      }),
+      201,
+    )
+  ).objects[0].id as string;
+
 const purchase = (t: Tenant, key?: string) =>
   call("POST", "/v1/subscriptions/", {
     token: t.partnerKey,
@@ -71,8 +83,7 @@ describe("a retry with the same Idempotency-Key resumes the first attempt", () =
 
   it("changes an amount once when the first attempt died between the ledger and the object", async () => {
     const t = await setup();
-    const bought = await expectOk(purchase(t), 201);
-    const id = bought.objects[0].id;
+    const id = await cloud(t);
     const key = unique("key");
     const patch = () =>
       call("PATCH", `/v1/subscriptions/${id}/`, {
@@ -85,7 +96,7 @@ describe("a retry with the same Idempotency-Key resumes the first attempt", () =
     const retry = await patch();
     expect(retry.status, retry.text).toBe(200);
     expect(retry.body.amount).toBe(5);
-    expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 5, pending: 0 });
+    expect(await usageOf(t, 0, "cumulus")).toMatchObject({ usage: 5, pending: 0 });
     await expectBooksBalance(t);
   });
 
@@ -193,7 +204,7 @@ describe("a subscription finishes a quota move it was interrupted in", () => {
   ] as const) {
     it(`after ${step}, evicted, the change is ${applied ? "committed" : "dropped"} by its next call and by its alarm`, async () => {
       const t = await setup();
-      const id = (await expectOk(purchase(t), 201)).objects[0].id;
+      const id = await cloud(t);
       for (const finish of ["next call", "alarm"] as const) {
         const before = (await expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey })))
           .amount;
@@ -208,7 +219,7 @@ describe("a subscription finishes a quota move it was interrupted in", () => {
         if (finish === "alarm") await runDurableObjectAlarm(stub);
         const read = await expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
         expect(read.amount).toBe(applied ? before + 1 : before);
-        expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: read.amount, pending: 0 });
+        expect(await usageOf(t, 0, "cumulus")).toMatchObject({ usage: read.amount, pending: 0 });
       }
       await expectBooksBalance(t);
     });

@@ -446,17 +446,53 @@ describe("listing and reading", () => {
 });
 
 describe("changing", () => {
-  it("changes the amount with quota following, and refuses immutable fields", async () => {
+  it("refuses an amount change on every prepaid kind with 409, changing nothing", async () => {
     const t = await setup(10);
-    const sub = (await buy(t, [{ customer: t.customers[0], resource: "cpu", amount: 2, period: "1 day" }]))
-      .body.objects[0];
+    const c = t.customers[0];
+    const bought = (
+      await buy(t, [
+        { customer: c, resource: "cpu", amount: 2, period: "1 day" },
+        { customer: c, resource: "msft-windows", amount: 2, period: "1 month" },
+        { customer: c, resource: "ip", amount: 1, period: "1 month" },
+        { customer: c, resource: "tx", amount: 2 },
+      ])
+    ).body.objects;
+    const orders = async () =>
+      (await expectOk(call("GET", "/v1/orders", { token: t.partnerKey }))).objects.length;
+    const before = await orders();
+    for (const sub of bought) {
+      const r = await call("PATCH", `/v1/subscriptions/${sub.id}/`, {
+        token: t.partnerKey,
+        body: { amount: 3 },
+      });
+      expect(r.status, sub.resource).toBe(409);
+      expect(r.headers.get("content-type")).toBe("application/problem+json");
+      expect(r.body.detail).toMatch(/prepaid: only auto_renew can change; .*buy another subscription/);
+      expect(r.body.errors).toEqual([{ point: "/amount", message: r.body.detail }]);
+      const after = await expectOk(call("GET", `/v1/subscriptions/${sub.id}/`, { token: t.partnerKey }));
+      expect(after).toMatchObject({ amount: sub.amount, price: sub.price });
+      expect((await usageOf(t, 0, sub.resource)).usage).toBe(sub.amount);
+      // The one thing that can change.
+      const renew = await call("PATCH", `/v1/subscriptions/${sub.id}/`, {
+        token: t.partnerKey,
+        body: { auto_renew: true },
+      });
+      expect(renew.status).toBe(200);
+    }
+    expect(await orders()).toBe(before);
+  });
+
+  it("changes a CaaS cloud's amount with quota following, and refuses immutable fields", async () => {
+    const t = await setup(10);
+    const sub = (await buy(t, [{ customer: t.customers[0], resource: "cumulus", amount: 2 }])).body
+      .objects[0];
     const up = await call("PATCH", `/v1/subscriptions/${sub.id}/`, {
       token: t.partnerKey,
       body: { amount: 6 },
     });
     expect(up.status).toBe(200);
     expect(up.body.amount).toBe(6);
-    expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 6, pending: 0 });
+    expect(await usageOf(t, 0, "cumulus")).toMatchObject({ usage: 6, pending: 0 });
     const over = await call("PATCH", `/v1/subscriptions/${sub.id}/`, {
       token: t.partnerKey,
       body: { amount: 11 },
@@ -467,7 +503,7 @@ describe("changing", () => {
       body: { amount: 1 },
     });
     expect(down.body.amount).toBe(1);
-    expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 1, pending: 0 });
+    expect(await usageOf(t, 0, "cumulus")).toMatchObject({ usage: 1, pending: 0 });
     for (const body of [
       { resource: "mem" },
       { end_time: future(3).toISOString() },
@@ -479,13 +515,13 @@ describe("changing", () => {
       expect(r.body.errors.length).toBeGreaterThan(0);
     }
     const after = await expectOk(call("GET", `/v1/subscriptions/${sub.id}/`, { token: t.partnerKey }));
-    expect(after).toMatchObject({ amount: 1, resource: "cpu" });
+    expect(after).toMatchObject({ amount: 1, resource: "cumulus" });
   });
 
   it("applies 50 concurrent PATCHes one at a time: final amount and quota agree", async () => {
     const t = await setup(100);
-    const sub = (await buy(t, [{ customer: t.customers[0], resource: "mem", amount: 1, period: "1 day" }]))
-      .body.objects[0];
+    const sub = (await buy(t, [{ customer: t.customers[0], resource: "cumulus", amount: 1 }])).body
+      .objects[0];
     const amounts = Array.from({ length: 50 }, (_, i) => (i % 10) + 1);
     const replies = await Promise.all(
       amounts.map((amount) =>
@@ -495,8 +531,10 @@ describe("changing", () => {
     expect(replies.every((r) => r.status === 200)).toBe(true);
     const final = await expectOk(call("GET", `/v1/subscriptions/${sub.id}/`, { token: t.partnerKey }));
     expect(amounts).toContain(final.amount);
-    expect(await usageOf(t, 0, "mem")).toEqual({ usage: final.amount, limit: 100, pending: 0 });
-    const listed = await expectOk(call("GET", "/v1/subscriptions/?resource=mem", { token: t.partnerKey }));
+    expect(await usageOf(t, 0, "cumulus")).toEqual({ usage: final.amount, limit: 100, pending: 0 });
+    const listed = await expectOk(
+      call("GET", "/v1/subscriptions/?resource=cumulus", { token: t.partnerKey }),
+    );
     expect(listed.objects[0].amount).toBe(final.amount);
   });
 

@@ -174,8 +174,8 @@ export const subscriptionRoutes = [
   defineRoute({
     method: "PATCH",
     path: "/v1/subscriptions/{id}",
-    summary: "Change the quantity (amount) or auto_renew",
-    description: `Quantity up holds the difference on the customer's quota (413 if over), down releases it. Other fields are immutable.${ASYNC}`,
+    summary: "Change auto_renew, or a CaaS cloud's quantity (amount)",
+    description: `A CaaS cloud's quantity up holds the difference on the customer's quota (413 if over), down releases it, and its metering splits the running interval. Every other kind is prepaid: only auto_renew changes, and an amount answers 409 (buy another subscription, or extend). Other fields are immutable.${ASYNC}`,
     tag,
     auth: partners,
     params: IdParams,
@@ -184,7 +184,7 @@ export const subscriptionRoutes = [
       200: { description: "Updated", schema: SubscriptionOut },
       202: { description: "Accepted as an operation" },
       400: { description: "An immutable or invalid field" },
-      409: { description: "The subscription has ended" },
+      409: { description: "An amount on a prepaid subscription, or one that has ended" },
       413: { description: "Over quota" },
     },
     async handle({ env, request, principal, params, body }) {
