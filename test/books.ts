@@ -63,8 +63,8 @@ interface Line {
 }
 
 /**
- * Checks, for every customer of `t`: usage of each `stratus.*` resource equals the amounts its
- * live subscriptions hold, nothing is pending, every subscription is on exactly one order (whose
+ * Checks, for every customer of `t`: usage of each `stratus.*` resource equals, over its live
+ * chains, each chain's amount once; nothing is pending, every subscription is on exactly one order (whose
  * state agrees with it), and no operation is left queued or running.
  */
 export async function expectBooksBalance(t: Tenant): Promise<void> {
@@ -80,7 +80,9 @@ export async function expectBooksBalance(t: Tenant): Promise<void> {
       orderOf.set(line.subscription, [...(orderOf.get(line.subscription) ?? []), order]);
     }
   }
-  const held = new Map<string, number>();
+  // A chain holds its amount once (README, "Quota held once per chain"): each hold, named by the
+  // term whose purchase took it, counts while one of its terms has not ended and none released it.
+  const holds = new Map<string, { key: string; amount: number; live: boolean; released: boolean }>();
   for (const { id } of rows.results) {
     const r = await subscriptionObject(env, id).get();
     expect(r, `subscription ${id} has an object`).not.toBeNull();
@@ -94,10 +96,19 @@ export async function expectBooksBalance(t: Tenant): Promise<void> {
       expect(onOrders.length, `subscription ${id} is on exactly one order`).toBe(1);
       expect(onOrders[0]?.state, `bought ${id}'s order`).toBe("completed");
     }
-    if (r.endedAt === null) {
-      const key = `${r.customerId} ${r.quotaResource}`;
-      held.set(key, (held.get(key) ?? 0) + r.amount);
-    }
+    const hold = holds.get(r.heldBy ?? r.id) ?? {
+      key: `${r.customerId} ${r.quotaResource}`,
+      amount: r.amount,
+      live: false,
+      released: false,
+    };
+    hold.live ||= r.endedAt === null;
+    hold.released ||= r.holdReleased === true;
+    holds.set(r.heldBy ?? r.id, hold);
+  }
+  const held = new Map<string, number>();
+  for (const hold of holds.values()) {
+    if (hold.live && !hold.released) held.set(hold.key, (held.get(hold.key) ?? 0) + hold.amount);
   }
   for (const [i, customer] of t.customers.entries()) {
     const q = await expectOk(call("GET", "/account/v1.0/quotas", { token: t.userTokens[i] }));
@@ -115,4 +126,56 @@ export async function expectBooksBalance(t: Tenant): Promise<void> {
     .bind(t.partnerId)
     .first<{ n: number }>();
   expect(open?.n, "operations left queued or running").toBe(0);
+  await expectChargesBalance(t);
+}
+
+/**
+ * The charges ledger of `t` agrees with its orders: each line of a completed order has exactly
+ * one charge line (its key, its amount, its order); a failed order's lines were never written or
+ * are reversed; a pending order has none; no line exists that no order line caused. So Σ a
+ * subscription's prepaid lines is its price when bought, 0 when undone (usage lines come on top).
+ */
+export async function expectChargesBalance(t: Tenant): Promise<void> {
+  const orders = await env.DB.prepare("SELECT id, state, lines FROM orders WHERE partner_id = ?")
+    .bind(t.partnerId)
+    .all<{ id: string; state: string; lines: string }>();
+  const charges = await env.DB.prepare(
+    "SELECT key, kind, subscription_id, order_id, amount_minor FROM charges WHERE partner_id = ? AND kind != 'usage'",
+  )
+    .bind(t.partnerId)
+    .all<{ key: string; kind: string; subscription_id: string; order_id: string; amount_minor: number }>();
+  const bySubscription = new Map<string, typeof charges.results>();
+  for (const c of charges.results) {
+    bySubscription.set(c.subscription_id, [...(bySubscription.get(c.subscription_id) ?? []), c]);
+  }
+  const caused = new Set<string>();
+  for (const order of orders.results) {
+    for (const line of JSON.parse(order.lines) as Array<Line & { priceMinor: number; charge?: string }>) {
+      const lines = bySubscription.get(line.subscription) ?? [];
+      for (const c of lines) caused.add(c.key);
+      const terms = lines.filter((c) => c.kind !== "reversal");
+      const reversals = lines.filter((c) => c.kind === "reversal");
+      const sum = lines.reduce((n, c) => n + c.amount_minor, 0);
+      const what = `${order.state} order ${order.id}, subscription ${line.subscription}`;
+      if (order.state === "pending") {
+        expect(lines, `${what}: no charge line yet`).toEqual([]);
+        continue;
+      }
+      expect(reversals.length, `${what}: at most one reversal`).toBeLessThanOrEqual(1);
+      if (order.state === "completed") {
+        expect(terms, `${what}: exactly one charge line`).toHaveLength(1);
+        expect(terms[0], `${what}: its charge line`).toMatchObject({
+          key: line.charge ?? `purchase:${line.subscription}`,
+          order_id: order.id,
+          amount_minor: line.priceMinor,
+        });
+        expect(reversals, `${what}: nothing reversed`).toEqual([]);
+      } else {
+        expect(terms.length, `${what}: at most one charge line`).toBeLessThanOrEqual(1);
+        expect(reversals.length, `${what}: a written line is reversed`).toBe(terms.length);
+      }
+      expect(sum, `${what}: Σ lines`).toBe(order.state === "completed" ? line.priceMinor : 0);
+    }
+  }
+  for (const c of charges.results) expect(caused.has(c.key), `charge ${c.key} has an order line`).toBe(true);
 }

@@ -1,4 +1,5 @@
 import type { Product } from "../domain/catalog";
+import type { TermChargeKind } from "../domain/charges";
 import { type ResolvedDuration, resolveExtension } from "../domain/durations";
 import { durationErrors, type PlannedSubscription } from "../domain/purchase";
 import { type SubscriptionRecord, termPriceMinor } from "../domain/subscriptions";
@@ -51,7 +52,7 @@ export async function extend(
   input: { period?: string; end_time?: Date },
   ids: { subscription: string; order: string },
   now: Date,
-  options: { from?: SubscriptionRecord; operationRef?: string } = {},
+  options: { from?: SubscriptionRecord; operationRef?: string; chargeKind?: TermChargeKind } = {},
 ): Promise<SubscriptionRecord> {
   let last = options.from ?? (await visibleRecord(env, scope, id));
   for (let hops = 0; hops < 1000; hops++) {
@@ -67,13 +68,15 @@ export async function extend(
       last.nextId === ids.subscription ? await subscriptionObject(env, ids.subscription).get() : null;
     const planned = made ? plannedAs(made, last) : plannedAfter(last, input, now);
     // A renewal reserves the place when it is planned: then it is this extension's already.
-    if (
-      last.nextId !== ids.subscription &&
-      !unwrap(await subscriptionObject(env, last.id).reserveNext(ids.subscription))
-    ) {
-      // Something took the place after `last` since it was read: walk on from what it is now.
-      last = (await subscriptionObject(env, last.id).get()) ?? last;
-      continue;
+    let reserved = last;
+    if (last.nextId !== ids.subscription) {
+      const record = unwrap(await subscriptionObject(env, last.id).reserveNext(ids.subscription));
+      if (!record) {
+        // Something took the place after `last` since it was read: walk on from what it is now.
+        last = (await subscriptionObject(env, last.id).get()) ?? last;
+        continue;
+      }
+      reserved = record;
     }
     try {
       const purchaseIds = {
@@ -82,8 +85,17 @@ export async function extend(
         previous: last.id,
       };
       const bought = await buy(env, last.partnerId, [planned], purchaseIds, now, {
-        chain: { rootId: last.rootId, previousId: last.id, deploymentStatus: last.deploymentStatus },
+        chain: {
+          rootId: last.rootId,
+          previousId: last.id,
+          deploymentStatus: last.deploymentStatus,
+          // As `last` stood when the place was reserved: a chain still holding its quota holds
+          // nothing more for the new term; one whose hold was released holds it again.
+          heldBy: reserved.holdReleased ? null : (reserved.heldBy ?? reserved.id),
+        },
         ...(options.operationRef ? { operationRef: options.operationRef } : {}),
+        // A renewal passes `renewal`; otherwise the term is charged as an extension.
+        chargeKind: options.chargeKind ?? "extension",
       });
       const extension = bought.subscriptions[0];
       if (!extension) throw new AppError("internal", "extension was not created");

@@ -34,7 +34,7 @@ export async function renewOrExpire(env: Env, id: string, at: Date): Promise<Ren
   const over = isExpired(record, at);
   try {
     // The chain is walked from the record as planned: the place after it is this renewal's.
-    await extend(env, record.partnerId, id, {}, ids, at, { from: record });
+    await extend(env, record.partnerId, id, {}, ids, at, { from: record, chargeKind: "renewal" });
     return "renewed";
   } catch (error) {
     if (!(error instanceof AppError) || error.status >= 500) throw error;

@@ -1,5 +1,6 @@
 import { findOperation } from "../db/operations";
 import { findOrders, insertOrders, type Order, setOrdersState } from "../db/orders";
+import { type TermChargeKind, termChargeKey } from "../domain/charges";
 import { homeOf } from "../domain/commissions";
 import { fault } from "../domain/faults";
 import { uuidv7 } from "../domain/ids";
@@ -155,9 +156,17 @@ function quotaError(error: unknown, records: readonly SubscriptionRecord[]): unk
 
 export interface BuyOptions {
   /** Links the subscription bought into an extension chain, continuing its deployment. */
-  chain?: { rootId: string; previousId: string; deploymentStatus: SubscriptionRecord["deploymentStatus"] };
+  chain?: {
+    rootId: string;
+    previousId: string;
+    deploymentStatus: SubscriptionRecord["deploymentStatus"];
+    /** The term that holds the chain's quota, which the new term shares; null: it holds it anew. */
+    heldBy: string | null;
+  };
   /** The operation buying; its syndicated subscriptions complete it when their vendors report. */
   operationRef?: string;
+  /** What the charge lines call the terms bought; by default `extension` in a chain, else `purchase`. */
+  chargeKind?: TermChargeKind;
 }
 
 const purchaseReference = (ids: PurchaseIds) => `purchase:${Object.values(ids.orders).join(",")}`;
@@ -197,7 +206,13 @@ export async function buy(
       },
       now,
     );
-    return chain ? { ...record, deploymentStatus: chain.deploymentStatus } : record;
+    return chain
+      ? {
+          ...record,
+          deploymentStatus: chain.deploymentStatus,
+          ...(chain.heldBy ? { heldBy: chain.heldBy } : {}),
+        }
+      : record;
   });
   const reference = purchaseReference(ids);
   let serial: number;
@@ -218,7 +233,8 @@ export async function buy(
           holder: r.customerId,
           source: "system",
           resource: r.quotaResource,
-          quantity: r.amount,
+          // A term of a chain that holds its quota holds nothing more (README, "Quota held once per chain").
+          quantity: chain?.heldBy ? 0 : r.amount,
         })),
       },
       now,
@@ -234,11 +250,17 @@ export async function buy(
       id,
       partnerId,
       customerId,
+      // Each line says the charge line it writes once the order completes (src/db/charges.ts).
       lines: own.map((r) => ({
         subscription: r.id,
         product: r.product,
         amount: r.amount,
         priceMinor: Number(r.priceMinor),
+        charge: termChargeKey(r.id),
+        chargeKind: options.chargeKind ?? (chain ? "extension" : "purchase"),
+        unitPriceMinor: r.unitPriceMinor,
+        start: r.startTime,
+        end: r.endTime,
       })),
       totalMinor: Number(own.reduce((sum, r) => sum + BigInt(r.priceMinor), 0n)),
       currency: own[0]?.currency ?? "EUR",
@@ -269,7 +291,8 @@ export async function buy(
       orders.map((o) => ({ ...o, state: final })),
     );
     fault("purchase.ordered");
-    if (state === "settled") await settle(env, ids);
+    // Its orders were written completed: accepting is all that is left.
+    if (state === "settled") await acceptPurchase(env, ids);
   }
   fault("purchase.accepted");
   return {
@@ -293,11 +316,18 @@ function purchaseState(records: readonly SubscriptionRecord[]): PurchaseState {
 }
 
 /**
- * The purchase takes effect: its commission is accepted and its orders completed. If the recovery
+ * The purchase takes effect: its commission is accepted and its orders completed, writing their
+ * charge lines (in the same batch; lines already written stay as they are). If the recovery
  * sweep gave it up first (its request looked dead), it is undone instead and the answer is 409:
  * either way the purchase, its quota and its orders agree.
  */
 export async function settle(env: Env, ids: PurchaseIds): Promise<void> {
+  await acceptPurchase(env, ids);
+  await setOrdersState(env, Object.values(ids.orders), "completed");
+}
+
+/** Accepts the purchase's commission; one the recovery sweep gave up first is undone: 409. */
+async function acceptPurchase(env: Env, ids: PurchaseIds): Promise<void> {
   const ended = await settleReferenced(env, Object.keys(ids.orders), purchaseReference(ids), "accept");
   if (ended !== "accepted") {
     await abandon(env, ids, new Date());
@@ -309,13 +339,13 @@ export async function settle(env: Env, ids: PurchaseIds): Promise<void> {
       },
     );
   }
-  await setOrdersState(env, Object.values(ids.orders), "completed");
 }
 
 /**
  * Undoes a purchase that cannot go on: a vendor could not provision, or the work was given up
  * half-way. Its commission decides: still open, it is rejected (which gives the quota back), its
- * subscriptions end as failed and its orders fail. Already accepted, the purchase took effect:
+ * subscriptions end as failed and its orders fail, reversing the charge lines they wrote (orders
+ * written completed before the accept have lines). Already accepted, the purchase took effect:
  * it is finished instead (its orders completed) and nothing is undone. Says which it was.
  */
 export async function abandon(env: Env, ids: PurchaseIds, now: Date): Promise<"undone" | "took effect"> {

@@ -1,26 +1,42 @@
 import { and, asc, eq, gt, inArray } from "drizzle-orm";
 import type { Env } from "../env";
+import { completedOrderCharges, reversalCharges } from "./charges";
 import { database, parameterChunks } from "./client";
 import { type OrderLine, orders } from "./schema";
 
 export type Order = typeof orders.$inferSelect;
 export type NewOrder = typeof orders.$inferInsert;
 
+/**
+ * Writes orders (a row already there stays as it is). Orders written `completed` write their
+ * charge lines in the same batch: an order is never completed without its lines.
+ */
 export async function insertOrders(env: Env, rows: NewOrder[]): Promise<void> {
   if (rows.length === 0) return;
   const db = database(env);
   // Lines are JSON in one column, so a row binds few parameters: one statement per order, one batch.
   const [first, ...rest] = rows.map((row) => db.insert(orders).values(row).onConflictDoNothing());
-  if (first) await db.batch([first, ...rest]);
+  const completed = rows.filter((row) => row.state === "completed").map((row) => row.id);
+  if (first) await db.batch([first, ...rest, ...completedOrderCharges(db, completed)]);
 }
 
-/** Moves orders to `state`, all or none: one batch of a statement per chunk of ids. */
+/**
+ * Moves orders to `state`, all or none, with what that means for the charges ledger in the same
+ * batch: completed orders write their lines; failed ones reverse the lines they wrote (a purchase
+ * undone after it was written completed). One statement per chunk of ids.
+ */
 export async function setOrdersState(env: Env, ids: readonly string[], state: Order["state"]): Promise<void> {
   const db = database(env);
   const [first, ...rest] = parameterChunks(ids, 1).map((chunk) =>
     db.update(orders).set({ state }).where(inArray(orders.id, chunk)),
   );
-  if (first) await db.batch([first, ...rest]);
+  const ledger =
+    state === "completed"
+      ? completedOrderCharges(db, ids)
+      : state === "failed"
+        ? reversalCharges(db, ids)
+        : [];
+  if (first) await db.batch([first, ...rest, ...ledger]);
 }
 
 export async function findOrders(env: Env, ids: string[]): Promise<Order[]> {

@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { DELIVERY_MODES, PRODUCT_KINDS } from "../domain/catalog";
+import { CHARGE_KINDS, type TermChargeKind } from "../domain/charges";
 
 const createdAt = () => text("created_at").notNull().default(sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`);
 
@@ -171,7 +172,55 @@ export interface OrderLine {
   product: string;
   amount: number;
   priceMinor: number;
+  /**
+   * The key of the charge line this order line writes when the order completes, and what that line
+   * records besides the order's own columns. Absent on lines written before the charges ledger.
+   */
+  charge?: string;
+  chargeKind?: TermChargeKind;
+  unitPriceMinor?: number;
+  start?: string;
+  end?: string | null;
 }
+
+/**
+ * The charges ledger: one immutable line per event that moves money, keyed by what caused it
+ * (`src/domain/charges.ts`), so a retried request or a redelivered message writes nothing twice.
+ * Lines are only ever inserted (ON CONFLICT DO NOTHING), never updated or deleted: a purchase undone
+ * after its line was written gets a `reversal` line of the opposite amount. `created_at` is when D1
+ * wrote the line (its clock, at the insert), which decides the statement month it falls in.
+ */
+export const charges = sqliteTable(
+  "charges",
+  {
+    key: text("key").primaryKey(),
+    partnerId: text("partner_id").notNull(),
+    customerId: text("customer_id").notNull(),
+    subscriptionId: text("subscription_id").notNull(),
+    /** The order that bought the term; null for usage. */
+    orderId: text("order_id"),
+    kind: text("kind", { enum: CHARGE_KINDS }).notNull(),
+    product: text("product").notNull(),
+    quantity: integer("quantity").notNull(),
+    /** Per unit and hour (per unit consumed for depletables); null only on an order older than the ledger. */
+    unitPriceMinor: integer("unit_price_minor"),
+    /** The term a prepaid line buys, or the period a usage line meters. */
+    periodStart: text("period_start"),
+    periodEnd: text("period_end"),
+    /** Running seconds of a usage line. */
+    seconds: integer("seconds"),
+    /** Integer minor units of `currency`; negative for a reversal. */
+    amountMinor: integer("amount_minor").notNull(),
+    currency: text("currency").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    index("charges_customer_time").on(t.customerId, t.createdAt, t.key),
+    index("charges_partner_time").on(t.partnerId, t.createdAt, t.key),
+    index("charges_subscription").on(t.subscriptionId, t.createdAt, t.key),
+    index("charges_time").on(t.createdAt, t.key),
+  ],
+);
 
 /**
  * The read model of subscriptions, for listing and filtering. Each row is a projection pushed by

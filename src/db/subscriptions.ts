@@ -148,6 +148,17 @@ export async function listSubscriptions(env: Env, q: ListQuery): Promise<ListedS
   }));
 }
 
+/** Whether chain `rootId` has a live term other than `id` at `now`: not ended, and not over. */
+export async function otherLiveTerms(env: Env, rootId: string, id: string, now: Date): Promise<boolean> {
+  const row = await env.DB.prepare(
+    `SELECT 1 FROM subscriptions WHERE root_id = ? AND id != ? AND ended_at IS NULL
+       AND (end_time IS NULL OR end_time > ?) LIMIT 1`,
+  )
+    .bind(rootId, id, now.toISOString())
+    .first();
+  return row !== null;
+}
+
 /** Members of the given chains, in chain order (extensions are created later, so ids sort). */
 export async function chainMembers(
   env: Env,
@@ -239,11 +250,12 @@ export async function customerHasProducts(env: Env, customerId: string, products
 }
 
 /**
- * A page of subscriptions whose term ends by `before` and that nothing follows yet: not ended,
- * and no extension after them exists. A place reserved for an extension that was never created
- * (a renewal whose every delivery died) counts as free, so the next run finds it again and the
- * renewal's own ids finish it. Ordered by (end_time, id) on the `subscriptions_due` index,
- * resuming after a cursor.
+ * A page of subscriptions whose term ends by `before` and that nothing live follows: not ended,
+ * and no extension after them that has not ended. A place reserved for an extension that was
+ * never created (a renewal whose every delivery died) counts as free, so the next run finds it
+ * again and the renewal's own ids finish it; a term whose extension was cancelled is found to
+ * expire, which ends its chain's hold. Ordered by (end_time, id) on the `subscriptions_due`
+ * index, resuming after a cursor.
  */
 export async function dueSubscriptions(
   env: Env,
@@ -259,7 +271,10 @@ export async function dueSubscriptions(
         sql`${s.endTime} is not null`,
         lte(s.endTime, before.toISOString()),
         isNull(s.endedAt),
-        or(isNull(s.nextId), sql`not exists (select 1 from subscriptions n where n.id = ${s.nextId})`),
+        or(
+          isNull(s.nextId),
+          sql`not exists (select 1 from subscriptions n where n.id = ${s.nextId} and n.ended_at is null)`,
+        ),
         after === null
           ? undefined
           : or(gt(s.endTime, after.endTime), and(eq(s.endTime, after.endTime), gt(s.id, after.id))),

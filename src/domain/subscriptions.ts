@@ -49,6 +49,13 @@ export interface SubscriptionRecord {
   nextId: string | null;
   /** What recent consumption reports took from it, by report id: a report run again takes nothing more. */
   consumed?: Array<{ report: string; used: number }>;
+  /**
+   * The term whose purchase holds the quota of the chain this one belongs to (absent: itself). An
+   * extension bought while its chain holds its amount holds nothing more.
+   */
+  heldBy?: string;
+  /** Set on the term whose end released its chain's hold. */
+  holdReleased?: boolean;
   /** When the place after it was reserved (absent on records made before this was kept). */
   nextReservedAt?: string | null;
   /** Run intervals of CaaS subscriptions; a new CaaS subscription starts stopped. */
@@ -90,17 +97,21 @@ export type RenewalPlan =
 
 /**
  * What a due renewal does with a subscription at `at`: renew it (auto_renew on, and nothing but
- * its own planned renewal follows it), expire it (auto_renew off and its term over), or nothing
- * (ended, open-ended, extended by hand, or auto_renew off and its term not over yet).
+ * its own planned renewal follows it), expire it (auto_renew off and its term over, or the term
+ * after it cancelled: the chain was cancelled), or nothing (ended, open-ended, extended by hand,
+ * or auto_renew off and its term not over yet).
  */
 export function renewalStep(
   r: Pick<SubscriptionRecord, "endedAt" | "endTime" | "nextId" | "renewal" | "autoRenew">,
   at: Date,
+  successorEnded = false,
 ): "renew" | "expire" | "skip" {
   if (r.endedAt !== null || r.endTime === null) return "skip";
+  const over = Date.parse(r.endTime) <= at.getTime();
+  if (successorEnded) return over ? "expire" : "skip";
   if (r.nextId !== null && r.nextId !== r.renewal?.subscription) return "skip";
   if (r.autoRenew) return "renew";
-  return Date.parse(r.endTime) <= at.getTime() ? "expire" : "skip";
+  return over ? "expire" : "skip";
 }
 
 /** Whether a record has stopped being usable at `now`: ended explicitly, or past its end time. */

@@ -1,4 +1,5 @@
 import type { Order } from "../db/orders";
+import { termChargeKey } from "../domain/charges";
 import { money } from "../domain/subscriptions";
 
 /** Wire shapes shared by the routes that answer them and the operations that store them. */
@@ -11,6 +12,8 @@ export const orderView = (o: Order) => ({
     product: l.product,
     amount: l.amount,
     price: money(BigInt(l.priceMinor), o.currency),
+    // The charge line the order line writes once the order completes (GET /v1/charges).
+    charge: l.charge ?? termChargeKey(l.subscription),
   })),
   total_price: money(BigInt(o.totalMinor), o.currency),
   currency: o.currency,

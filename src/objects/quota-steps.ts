@@ -1,6 +1,12 @@
+import { issueCommission } from "../app/commissions";
+import { fault } from "../domain/faults";
 import type { SubscriptionRecord } from "../domain/subscriptions";
 import type { Env } from "../env";
+import { AppError } from "../http/errors";
 import { ledgerOf } from "./quota-ledger";
+
+/** When an object finishes a quota step whose change never came back. */
+const STEP_RECOVERY_MS = 30_000;
 
 /** A quota move that a subscription's change depends on, recorded before the ledger is asked. */
 export interface QuotaStep {
@@ -34,6 +40,46 @@ export class QuotaSteps {
     private readonly commit: (next: SubscriptionRecord) => unknown,
   ) {
     this.sql = storage.sql;
+  }
+
+  /**
+   * Moves the customer's quota by `quantity` for a change that leads to `next`, as a step that
+   * survives a crash: answers `next`, for the caller to commit (which ends the step), once the
+   * move is made. The move is a commission accepted at once and keyed by `reference`, so a retry
+   * never counts twice.
+   */
+  async move(
+    env: Env,
+    r: SubscriptionRecord,
+    quantity: number,
+    reference: string,
+    now: Date,
+    next: SubscriptionRecord,
+  ): Promise<SubscriptionRecord> {
+    this.storage.transactionSync(() => this.begin({ reference, holder: r.customerId, next }));
+    // Whatever happens next, the alarm finishes the step should nothing else come along.
+    await this.storage.setAlarm(Date.now() + STEP_RECOVERY_MS);
+    fault("subscription.step");
+    try {
+      await issueCommission(
+        env,
+        { serviceId: null, partnerId: r.partnerId },
+        {
+          name: reference,
+          force: false,
+          autoAccept: true,
+          reference,
+          provisions: [{ holder: r.customerId, source: "system", resource: r.quotaResource, quantity }],
+        },
+        now,
+      );
+    } catch (error) {
+      // A refusal moved nothing, so the step is over; any other failure may have moved it or not.
+      if (error instanceof AppError) this.storage.transactionSync(() => this.end());
+      throw error;
+    }
+    fault("subscription.moved");
+    return next;
   }
 
   /** Records `step`; call inside a storage transaction. */

@@ -1,9 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
-import { issueCommission } from "../app/commissions";
 import { dispatchEvent } from "../app/webhooks";
-import { fault } from "../domain/faults";
 import { isRunning, runInstant, splitAt, start, stop } from "../domain/metering";
-import { recoveryBoundMs } from "../domain/recovery";
 import {
   amountChangeRefusal,
   type RenewalIds,
@@ -16,13 +13,17 @@ import { canMoveTo, type DeploymentStatus } from "../domain/webhooks";
 import type { Env } from "../env";
 import { AppError, badRequest, type ErrorWire, refused, toErrorWire } from "../http/errors";
 import { QuotaSteps } from "./quota-steps";
+import {
+  endsChainHold,
+  type Lookup,
+  placeAbandoned,
+  placeExpiresAt,
+  releaseReference,
+} from "./subscription-chain";
 import { SubscriptionReads, type SubscriptionView } from "./subscription-reads";
 import { SubscriptionStore } from "./subscription-store";
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: ErrorWire };
-
-/** When an object finishes a quota step whose change never came back (`QuotaSteps`). */
-const STEP_RECOVERY_MS = 30_000;
 
 /**
  * One subscription's state machine. Every change runs one at a time (`exclusive`), including the
@@ -102,7 +103,7 @@ export class SubscriptionObject extends DurableObject<Env> {
       if (difference === 0) return r;
       const runs = isRunning(r.runs) ? splitAt(r.runs, runInstant(r.runs, now), amount) : r.runs;
       const reference = `subscription:${r.id}:v${r.version}:amount:${amount}`;
-      return this.moveQuota(r, difference, reference, now, { ...r, amount, runs });
+      return this.steps.move(this.env, r, difference, reference, now, { ...r, amount, runs });
     });
   }
 
@@ -149,15 +150,18 @@ export class SubscriptionObject extends DurableObject<Env> {
     });
   }
 
-  /** Claims the place after this subscription in its chain; false if another extension has it. */
-  async reserveNext(nextId: string): Promise<Outcome<boolean>> {
+  /**
+   * Claims the place after this subscription in its chain: the record as it stands with the place
+   * reserved (whether its chain still holds its quota decides what the extension holds), or null
+   * if another extension has it.
+   */
+  async reserveNext(nextId: string): Promise<Outcome<SubscriptionRecord | null>> {
     return this.exclusive(async () => {
       const found = this.store.load();
       if (!found) return missing();
       const r = await this.withStalePlaceFreed(found);
-      if (r.nextId !== null) return { ok: true, value: r.nextId === nextId };
-      this.commit({ ...r, nextId, nextReservedAt: new Date().toISOString() });
-      return { ok: true, value: true };
+      if (r.nextId !== null) return { ok: true, value: r.nextId === nextId ? r : null };
+      return { ok: true, value: this.commit({ ...r, nextId, nextReservedAt: new Date().toISOString() }) };
     });
   }
 
@@ -172,7 +176,9 @@ export class SubscriptionObject extends DurableObject<Env> {
       if (!r) return;
       const holds = r.nextId === nextId;
       const renewal = failed && r.renewal?.subscription === nextId ? null : r.renewal;
-      if (holds || renewal !== r.renewal) this.commit({ ...r, nextId: holds ? null : r.nextId, renewal });
+      if (!holds && renewal === r.renewal) return;
+      // An ended term whose hold waited on that extension releases it now, if nothing else is live.
+      await this.endHoldOf(this.commit({ ...r, nextId: holds ? null : r.nextId, renewal }));
     });
   }
 
@@ -218,7 +224,8 @@ export class SubscriptionObject extends DurableObject<Env> {
       const found = this.store.load();
       if (!found) return { step: "skip" };
       const r = await this.withStalePlaceFreed(found);
-      const step = renewalStep(r, at);
+      const successor = r.nextId === null ? null : await this.lookup(r.nextId);
+      const step = renewalStep(r, at, successor !== null && successor.endedAt !== null);
       if (step !== "renew") return { step };
       const renewal = r.renewal ?? ids;
       const record =
@@ -248,16 +255,28 @@ export class SubscriptionObject extends DurableObject<Env> {
    * renew the chain again. A renewal's place is left as it is: its own ids finish it.
    */
   private async withStalePlaceFreed(r: SubscriptionRecord): Promise<SubscriptionRecord> {
-    if (r.nextId === null || r.nextId === r.renewal?.subscription) return r;
-    const reservedAt = r.nextReservedAt ? Date.parse(r.nextReservedAt) : 0;
-    if (Date.now() - reservedAt < recoveryBoundMs(this.env)) return r;
-    if (await subscriptionObject(this.env, r.nextId).get()) return r;
+    if (!(await placeAbandoned(this.env, r, this.lookup))) return r;
     return this.commit({ ...r, nextId: null, nextReservedAt: null });
   }
 
-  /** Finishes a quota step left half-way, and pushes what is left to push. */
+  private readonly lookup: Lookup = (id) => subscriptionObject(this.env, id).get();
+
+  /**
+   * Finishes a quota step left half-way, releases the hold of an ended term whose extension never
+   * came, and pushes what is left to push.
+   */
   override async alarm(): Promise<void> {
-    await this.exclusive(async () => undefined);
+    await this.exclusive(async () => {
+      const r = this.store.load();
+      if (r?.endedAt && !r.holdReleased) await this.endHoldOf(await this.withStalePlaceFreed(r));
+    });
+  }
+
+  /** Releases the chain's hold with ended term `r` if nothing else keeps it (`endsChainHold`). */
+  private async endHoldOf(r: SubscriptionRecord): Promise<void> {
+    if (r.endedAt === null || !(await endsChainHold(this.env, r, new Date(), this.lookup))) return;
+    const released = { ...r, holdReleased: true };
+    this.commit(await this.steps.move(this.env, r, -r.amount, releaseReference(r), new Date(), released));
   }
 
   private async end(reason: "cancelled" | "expired", now: Date): Promise<Outcome<SubscriptionRecord>> {
@@ -272,54 +291,14 @@ export class SubscriptionObject extends DurableObject<Env> {
   ): Promise<SubscriptionRecord> {
     const runs = isRunning(r.runs) ? stop(r.runs, runInstant(r.runs, now)) : r.runs;
     const next = { ...r, ...also, runs, endedAt: now.toISOString(), endReason: reason };
-    return this.moveQuota(r, -r.amount, `subscription:${r.id}:release`, now, next);
-  }
-
-  /**
-   * Moves the customer's quota by `quantity` for a change that leads to `next`, as a step that
-   * survives a crash (`QuotaSteps`): answers `next`, for the caller to commit, once the move is made.
-   */
-  private async moveQuota(
-    r: SubscriptionRecord,
-    quantity: number,
-    reference: string,
-    now: Date,
-    next: SubscriptionRecord,
-  ): Promise<SubscriptionRecord> {
-    this.ctx.storage.transactionSync(() => this.steps.begin({ reference, holder: r.customerId, next }));
-    // Whatever happens next, the alarm finishes the step should nothing else come along.
-    await this.ctx.storage.setAlarm(Date.now() + STEP_RECOVERY_MS);
-    fault("subscription.step");
-    try {
-      await this.holdQuota(r, quantity, reference, now);
-    } catch (error) {
-      // A refusal moved nothing, so the step is over; any other failure may have moved it or not.
-      if (error instanceof AppError) this.ctx.storage.transactionSync(() => this.steps.end());
-      throw error;
-    }
-    fault("subscription.moved");
+    if (await endsChainHold(this.env, r, now, this.lookup))
+      return this.steps.move(this.env, r, -r.amount, releaseReference(r), now, {
+        ...next,
+        holdReleased: true,
+      });
+    // The hold stays with the chain; an extension on its way that never comes gives it back here.
+    if (r.nextId !== null) await this.ctx.storage.setAlarm(placeExpiresAt(this.env, r) + 1000);
     return next;
-  }
-
-  /** Moves the customer's quota by `quantity`, accepted at once; keyed so a retry never counts twice. */
-  private async holdQuota(
-    r: SubscriptionRecord,
-    quantity: number,
-    reference: string,
-    now: Date,
-  ): Promise<void> {
-    await issueCommission(
-      this.env,
-      { serviceId: null, partnerId: r.partnerId },
-      {
-        name: reference,
-        force: false,
-        autoAccept: true,
-        reference,
-        provisions: [{ holder: r.customerId, source: "system", resource: r.quotaResource, quantity }],
-      },
-      now,
-    );
   }
 
   /** Runs `apply` on the current record exclusively and commits its result as a new version. */

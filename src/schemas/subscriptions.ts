@@ -116,7 +116,16 @@ export const OrderOut = v.object({
   id: Uuid,
   buyer: Uuid,
   lines: v.array(
-    v.object({ subscription: Uuid, product: v.string(), amount: v.number(), price: v.string() }),
+    v.object({
+      subscription: Uuid,
+      product: v.string(),
+      amount: v.number(),
+      price: v.string(),
+      charge: v.pipe(
+        v.string(),
+        v.description("The key of the charge line this line writes once the order completes."),
+      ),
+    }),
   ),
   total_price: v.string(),
   currency: v.string(),

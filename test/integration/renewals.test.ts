@@ -42,6 +42,14 @@ async function buyOne(t: Tenant, object: Record<string, unknown>) {
   return r.objects[0];
 }
 
+const limitIp = (t: Tenant, limit: number) =>
+  expectOk(
+    call("PUT", `/v1/customers/${t.customers[0]}/quotas`, {
+      token: t.operator,
+      body: { resource: "stratus.ip", limit },
+    }),
+  );
+
 const read = (t: Tenant, id: string) =>
   expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
 
@@ -101,7 +109,8 @@ describe("renewing", () => {
       extends: sub.id,
       amount: 2,
     });
-    expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 4, pending: 0 });
+    // The chain holds its amount once: the renewal holds nothing more.
+    expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 2, pending: 0 });
   });
 
   it("renews an end_time-created subscription for its exact interval", async () => {
@@ -143,7 +152,7 @@ describe("renewing", () => {
     await new Promise((resolve) => setTimeout(resolve, 1500));
     const root = await read(t, sub.id);
     expect(root.descendants).toHaveLength(1);
-    expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 2, pending: 0 });
+    expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 1, pending: 0 });
     const grouped = await expectOk(call("GET", "/v1/groupedsubscriptions/", { token: t.partnerKey }));
     expect(grouped.objects).toHaveLength(1);
   });
@@ -187,11 +196,13 @@ describe("renewing", () => {
       auto_renew: true,
     });
     expect(await usageOf(t, 0, "ip")).toMatchObject({ usage: 1 });
+    // At its limit it would renew (the chain holds its amount once); the operator lowered the limit.
+    await limitIp(t, 0);
     await deliver([{ subscription: sub.id, at: sub.end_time }]);
     const after = await read(t, sub.id);
     expect(after).toMatchObject({ status: "expired", end_reason: "expired", descendants: [] });
     expect(after.renewal_error).toMatch(/quota exceeded/);
-    expect(await usageOf(t, 0, "ip")).toEqual({ usage: 0, limit: 1, pending: 0 });
+    expect(await usageOf(t, 0, "ip")).toEqual({ usage: 0, limit: 0, pending: 0 });
   });
 
   it("completes the same renewal on a later attempt when an earlier one failed before the term was over", async () => {
@@ -205,20 +216,16 @@ describe("renewing", () => {
       auto_renew: true,
     });
     const at = new Date(Date.parse(sub.end_time) - 60_000);
+    await limitIp(t, 0);
     await deliver([{ subscription: sub.id, at: at.toISOString() }]);
     const planned = await subscriptionObject(env, sub.id).get();
     expect(planned).toMatchObject({ endedAt: null, nextId: null });
     expect(planned?.renewal?.subscription).toEqual(expect.any(String));
     expect(await read(t, sub.id)).toMatchObject({ status: "inactive", descendants: [] });
-    await expectOk(
-      call("PUT", `/v1/customers/${t.customers[0]}/quotas`, {
-        token: t.operator,
-        body: { resource: "stratus.ip", limit: 2 },
-      }),
-    );
+    await limitIp(t, 1);
     await deliver([{ subscription: sub.id, at: at.toISOString() }]);
     expect((await read(t, sub.id)).descendants).toEqual([planned?.renewal?.subscription]);
-    expect(await usageOf(t, 0, "ip")).toEqual({ usage: 2, limit: 2, pending: 0 });
+    expect(await usageOf(t, 0, "ip")).toEqual({ usage: 1, limit: 1, pending: 0 });
   });
 });
 
@@ -312,7 +319,7 @@ describe("renewals whose every delivery died", () => {
       const root = await read(t, sub.id);
       expect(root.descendants).toHaveLength(1);
       expect((await read(t, root.descendants[0])).status).not.toBe("expired");
-      expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 4, pending: 0 });
+      expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 2, pending: 0 });
       await expectBooksBalance(t);
     });
   }

@@ -1,6 +1,7 @@
 import { docsPage } from "../docs";
 import { openApiDocument } from "../openapi";
 import { defineRoute, type RouteSpec } from "../route";
+import { chargeRoutes } from "./charges";
 import { customerRoutes } from "./customers";
 import { operationRoutes } from "./operations";
 import { operatorRoutes } from "./operator";
@@ -54,6 +55,7 @@ export const routes: readonly RouteSpec[] = [
   ...customerRoutes,
   ...subscriptionRoutes,
   ...orderRoutes,
+  ...chargeRoutes,
   ...operationRoutes,
   ...syndicationRoutes,
   ...vendorRoutes,

@@ -1,0 +1,187 @@
+import { and, asc, eq, gt, gte, lt, or, type SQL, sql } from "drizzle-orm";
+import type { Month } from "../domain/charges";
+import type { Env } from "../env";
+import { type Database, database, parameterChunks } from "./client";
+import { charges } from "./schema";
+
+/**
+ * The charges ledger (`charges` in schema.ts). Lines are written by SQL that reads what caused
+ * them (a completed order's lines; the lines a reversal undoes), so each write is one statement
+ * that runs in the same D1 batch as the change that causes it, and needs nothing read beforehand.
+ * Those SELECTs list the table's columns in the order schema.ts defines them (drizzle's insert
+ * names them so), and `ON CONFLICT (key) DO NOTHING` keeps every line written once.
+ */
+
+export type Charge = typeof charges.$inferSelect;
+export type NewCharge = typeof charges.$inferInsert;
+
+/** D1's clock, in the format of every stored instant: the time a line is written. */
+const D1_NOW = sql.raw(`strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`);
+
+/**
+ * The key of the line an order line `l` writes: the key it names (`termChargeKey`), or, on an
+ * order older than the ledger, the same key made from its subscription.
+ */
+const LINE_KEY = sql.raw(
+  "coalesce(json_extract(l.value, '$.charge'), 'purchase:' || json_extract(l.value, '$.subscription'))",
+);
+
+const list = (values: readonly string[]) =>
+  sql.join(
+    values.map((value) => sql`${value}`),
+    sql`, `,
+  );
+
+/**
+ * The lines of the orders `orderIds` that are completed, one per order line (each term bought is a
+ * subscription): its amount is the order line's price. Run after the statement that completes
+ * the orders, in the same batch. Idempotent: a line already written stays as it is. An order line
+ * written before the ledger lacks the term's details: they are read from the subscription's projection.
+ */
+export function completedOrderCharges(db: Database, orderIds: readonly string[]) {
+  return parameterChunks(orderIds, 0).map((chunk) =>
+    db
+      .insert(charges)
+      .select(sql`
+      SELECT
+        ${LINE_KEY}, o.partner_id, o.customer_id, json_extract(l.value, '$.subscription'), o.id,
+        coalesce(json_extract(l.value, '$.chargeKind'), 'purchase'),
+        json_extract(l.value, '$.product'), json_extract(l.value, '$.amount'),
+        coalesce(json_extract(l.value, '$.unitPriceMinor'), json_extract(s.body, '$.unitPriceMinor')),
+        coalesce(json_extract(l.value, '$.start'), s.start_time),
+        CASE WHEN json_type(l.value, '$.end') IS NULL THEN s.end_time ELSE json_extract(l.value, '$.end') END,
+        NULL, json_extract(l.value, '$.priceMinor'), o.currency, ${D1_NOW}
+      FROM orders o
+        JOIN json_each(o.lines) l
+        LEFT JOIN subscriptions s ON s.id = json_extract(l.value, '$.subscription')
+      WHERE o.id IN (${list(chunk)}) AND o.state = 'completed'`)
+      .onConflictDoNothing({ target: charges.key }),
+  );
+}
+
+/**
+ * Reversals of the term lines the orders `orderIds` wrote, for orders being undone: each line
+ * written gets its `reversal:` line of the opposite amount, so the subscription's lines sum to 0.
+ * Lines never written get none. Idempotent.
+ */
+export function reversalCharges(db: Database, orderIds: readonly string[]) {
+  return parameterChunks(orderIds, 0).map((chunk) =>
+    db
+      .insert(charges)
+      .select(sql`
+      SELECT
+        'reversal:' || c.subscription_id, c.partner_id, c.customer_id, c.subscription_id, c.order_id,
+        'reversal', c.product, c.quantity, c.unit_price_minor, c.period_start, c.period_end, c.seconds,
+        -c.amount_minor, c.currency, ${D1_NOW}
+      FROM charges c
+      WHERE c.key IN (
+        SELECT ${LINE_KEY}
+        FROM orders o JOIN json_each(o.lines) l
+        WHERE o.id IN (${list(chunk)})
+      )`)
+      .onConflictDoNothing({ target: charges.key }),
+  );
+}
+
+/** Who may see which lines: a partner its own customers', the operator (null) everyone's. */
+export interface ChargeFilter {
+  partnerId: string | null;
+  customerId?: string | undefined;
+  subscriptionId?: string | undefined;
+  /** Lines written at or after this instant. */
+  since?: Date | undefined;
+  /** Lines written before this instant. */
+  until?: Date | undefined;
+}
+
+/** The position after a line in the ledger's order: oldest first, ties by key. */
+export interface ChargePosition {
+  createdAt: string;
+  key: string;
+}
+
+const after = (position: ChargePosition | undefined): SQL | undefined =>
+  position === undefined
+    ? undefined
+    : or(
+        gt(charges.createdAt, position.createdAt),
+        and(eq(charges.createdAt, position.createdAt), gt(charges.key, position.key)),
+      );
+
+/** A page of lines, oldest first (`limit + 1` rows, for `toPage`). */
+export async function listCharges(
+  env: Env,
+  filter: ChargeFilter,
+  position: ChargePosition | undefined,
+  limit: number,
+): Promise<Charge[]> {
+  return database(env)
+    .select()
+    .from(charges)
+    .where(
+      and(
+        filter.partnerId === null ? undefined : eq(charges.partnerId, filter.partnerId),
+        filter.customerId === undefined ? undefined : eq(charges.customerId, filter.customerId),
+        filter.subscriptionId === undefined ? undefined : eq(charges.subscriptionId, filter.subscriptionId),
+        filter.since === undefined ? undefined : gte(charges.createdAt, filter.since.toISOString()),
+        filter.until === undefined ? undefined : lt(charges.createdAt, filter.until.toISOString()),
+        after(position),
+      ),
+    )
+    .orderBy(asc(charges.createdAt), asc(charges.key))
+    .limit(limit + 1)
+    .all();
+}
+
+/**
+ * A month of lines is every line whose `created_at` starts with `YYYY-MM-`: the strings from
+ * `YYYY-MM-` (inclusive) to `YYYY-MM.` (exclusive; '.' follows '-'), a range of the index.
+ */
+const inMonth = (month: Month) =>
+  and(gte(charges.createdAt, `${month.name}-`), lt(charges.createdAt, `${month.name}.`));
+
+export interface Statement {
+  /** Per currency: the sum of the month's lines in minor units, and how many lines there are. */
+  totals: { currency: string; amountMinor: bigint; lines: number }[];
+  /** A page of the month's lines (`limit + 1` rows). */
+  lines: Charge[];
+  /** D1's clock when the statement was read: lines are stamped by it, so it decides `closed`. */
+  now: Date;
+}
+
+/** A customer's month: its totals, a page of its lines, and the clock, all read at one instant. */
+export async function readStatement(
+  env: Env,
+  customerId: string,
+  month: Month,
+  position: ChargePosition | undefined,
+  limit: number,
+): Promise<Statement> {
+  const db = database(env);
+  const scope = and(eq(charges.customerId, customerId), inMonth(month));
+  const [totals, lines, clock] = await db.batch([
+    db
+      .select({
+        currency: charges.currency,
+        // As text: the sum is exact whatever its size, and becomes a bigint unrounded.
+        amount: sql<string>`CAST(sum(${charges.amountMinor}) AS TEXT)`,
+        lines: sql<number>`count(*)`,
+      })
+      .from(charges)
+      .where(scope)
+      .groupBy(charges.currency)
+      .orderBy(asc(charges.currency)),
+    db
+      .select()
+      .from(charges)
+      .where(and(scope, after(position)))
+      .orderBy(asc(charges.createdAt), asc(charges.key))
+      .limit(limit + 1),
+    db.select({ now: sql<string>`${D1_NOW}` }).from(sql`(SELECT 1)`),
+  ]);
+  return {
+    totals: totals.map((t) => ({ currency: t.currency, amountMinor: BigInt(t.amount), lines: t.lines })),
+    lines,
+    now: new Date(clock[0]?.now ?? Date.now()),
+  };
+}

@@ -1,0 +1,141 @@
+import type * as v from "valibot";
+import { visibleCustomer } from "../../app/customers";
+import { type Charge, type ChargePosition, listCharges, readStatement } from "../../db/charges";
+import { isClosed, parseMonth } from "../../domain/charges";
+import { money } from "../../domain/subscriptions";
+import {
+  type ChargeOut,
+  ChargePageOut,
+  ChargesQuery,
+  StatementOut,
+  StatementParams,
+} from "../../schemas/charges";
+import { Pagination } from "../../schemas/pagination";
+import { badRequest } from "../errors";
+import { decodeCursor, toPage } from "../pagination";
+import { defineRoute } from "../route";
+
+/**
+ * The charges ledger and the customers' monthly statements. Lines come oldest first (by when they
+ * were written, then by key): a client that has read to the end asks again with `since` set to
+ * the last line's `created_at` to find the lines written since.
+ */
+
+const tag = "Charges";
+const partnerOrOperator = ["operator", "partner"] as const;
+
+export const chargeView = (c: Charge): v.InferOutput<typeof ChargeOut> => ({
+  id: c.key,
+  kind: c.kind,
+  partner: c.partnerId,
+  customer: c.customerId,
+  subscription: c.subscriptionId,
+  order: c.orderId,
+  product: c.product,
+  quantity: c.quantity,
+  unit_price: c.unitPriceMinor === null ? null : money(BigInt(c.unitPriceMinor), c.currency),
+  period_start: c.periodStart,
+  period_end: c.periodEnd,
+  seconds: c.seconds,
+  amount: money(BigInt(c.amountMinor), c.currency),
+  currency: c.currency,
+  created_at: c.createdAt,
+});
+
+/** A line's place in the ledger's order, as the cursor carries it: `<created_at> <key>`. */
+const positionOf = (c: Charge) => `${c.createdAt} ${c.key}`;
+
+function position(cursor: string | undefined): ChargePosition | undefined {
+  const decoded = decodeCursor(cursor);
+  if (decoded === undefined) return undefined;
+  const space = decoded.indexOf(" ");
+  if (space < 1) {
+    throw badRequest("cursor is not valid", [
+      { point: "/cursor", message: "is not a cursor this API issued" },
+    ]);
+  }
+  return { createdAt: decoded.slice(0, space), key: decoded.slice(space + 1) };
+}
+
+/** A partner's own id; a partner credential without one sees nothing rather than everything. */
+function ownPartner(partnerId: string | null): string {
+  if (partnerId === null) throw badRequest("only partners and the operator have charges");
+  return partnerId;
+}
+
+export const chargeRoutes = [
+  defineRoute({
+    method: "GET",
+    path: "/v1/charges",
+    summary: "List charge lines",
+    description:
+      "Oldest first. Partners see their own customers' lines, the operator everyone's; a customer or subscription that is not the caller's answers an empty page. `since` is inclusive, `until` exclusive.",
+    tag,
+    auth: partnerOrOperator,
+    query: ChargesQuery,
+    responses: {
+      200: { description: "A page of lines", schema: ChargePageOut },
+      400: { description: "Invalid query" },
+    },
+    async handle({ env, principal, query }) {
+      if (query.since && query.until && query.since.getTime() > query.until.getTime()) {
+        throw badRequest("since must not be after until", [
+          { point: "/since", message: "must not be after until" },
+        ]);
+      }
+      const rows = await listCharges(
+        env,
+        {
+          partnerId: principal.role === "operator" ? null : ownPartner(principal.partnerId),
+          customerId: query.customer,
+          subscriptionId: query.subscription,
+          since: query.since,
+          until: query.until,
+        },
+        position(query.cursor),
+        query.limit,
+      );
+      return Response.json(toPage(rows, query.limit, positionOf, chargeView));
+    },
+  }),
+  defineRoute({
+    method: "GET",
+    path: "/v1/customers/{id}/statements/{month}",
+    summary: "A customer's statement for a month",
+    description:
+      "The lines written in the calendar month (UTC, by `created_at`), oldest first and paged, with the month's totals per currency. `closed` once the month is over.",
+    tag,
+    auth: partnerOrOperator,
+    params: StatementParams,
+    query: Pagination,
+    responses: {
+      200: { description: "The statement", schema: StatementOut },
+      400: { description: "Not a month" },
+      404: { description: "Not found" },
+    },
+    async handle({ env, principal, params, query }) {
+      const month = parseMonth(params.month);
+      if (!month) {
+        throw badRequest(`month "${params.month}" is not YYYY-MM`, [
+          { point: "/month", message: "must be a month as YYYY-MM, 01 to 12" },
+        ]);
+      }
+      const customer = await visibleCustomer(env, principal, params.id);
+      const statement = await readStatement(env, customer.id, month, position(query.cursor), query.limit);
+      const page = toPage(statement.lines, query.limit, positionOf, chargeView);
+      const body: v.InferOutput<typeof StatementOut> = {
+        customer: customer.id,
+        month: month.name,
+        start: month.start.toISOString(),
+        end: month.end.toISOString(),
+        closed: isClosed(month, statement.now),
+        totals: Object.fromEntries(
+          statement.totals.map((t) => [t.currency, money(t.amountMinor, t.currency)]),
+        ),
+        line_count: statement.totals.reduce((n, t) => n + t.lines, 0),
+        ...page,
+      };
+      return Response.json(body);
+    },
+  }),
+];

@@ -1,0 +1,55 @@
+import { otherLiveTerms } from "../db/subscriptions";
+import { recoveryBoundMs } from "../domain/recovery";
+import type { SubscriptionRecord } from "../domain/subscriptions";
+import type { Env } from "../env";
+
+/**
+ * A subscription's place in its extension chain, and the chain's quota hold (README, "Quota held
+ * once per chain"): a chain holds its amount once, from the purchase of its first term; its
+ * extensions and renewals hold nothing more while a term before them still holds it; ending a
+ * term releases the hold only when no other term of the chain is live and no extension is on its
+ * way after it.
+ */
+
+/** Reads a subscription by id (its object), or null if it was never created. */
+export type Lookup = (id: string) => Promise<SubscriptionRecord | null>;
+
+/** The release of the hold `r` belongs to: one per hold, whichever of its terms ends it. */
+export const releaseReference = (r: Pick<SubscriptionRecord, "id" | "heldBy">): string =>
+  `release:${r.heldBy ?? r.id}`;
+
+/** When a place reserved at `reservedAt` counts as abandoned: its request is taken for dead. */
+export function placeExpiresAt(env: Env, r: Pick<SubscriptionRecord, "nextReservedAt">): number {
+  const reservedAt = r.nextReservedAt ? Date.parse(r.nextReservedAt) : 0;
+  return reservedAt + recoveryBoundMs(env);
+}
+
+/**
+ * Whether the place after `r` was reserved for an extension that never came: reserved longer than
+ * the recovery bound ago, and not created. A renewal's place is never abandoned: its own ids
+ * finish it.
+ */
+export async function placeAbandoned(env: Env, r: SubscriptionRecord, lookup: Lookup): Promise<boolean> {
+  if (r.nextId === null || r.nextId === r.renewal?.subscription) return false;
+  if (Date.now() < placeExpiresAt(env, r)) return false;
+  return (await lookup(r.nextId)) === null;
+}
+
+/**
+ * Whether ending `r` at `now` ends its chain's hold. Not if it was released already, nor while an
+ * extension after it is live or on its way (reserved, not created yet: it will hold the chain, or
+ * give the place back if it is undone), nor while another term of the chain is live.
+ */
+export async function endsChainHold(
+  env: Env,
+  r: SubscriptionRecord,
+  now: Date,
+  lookup: Lookup,
+): Promise<boolean> {
+  if (r.holdReleased) return false;
+  if (r.nextId !== null) {
+    const next = await lookup(r.nextId);
+    if (next === null ? Date.now() < placeExpiresAt(env, r) : next.endedAt === null) return false;
+  }
+  return !(await otherLiveTerms(env, r.rootId, r.id, now));
+}

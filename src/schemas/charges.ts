@@ -1,0 +1,68 @@
+import * as v from "valibot";
+import { CHARGE_KINDS } from "../domain/charges";
+import { Uuid } from "./common";
+import { Pagination, pageMeta } from "./pagination";
+
+/** Request and response schemas of the charges ledger and statements (/v1). */
+
+const Instant = v.pipe(
+  v.string("must be an ISO 8601 date-time"),
+  v.isoTimestamp("must be an ISO 8601 date-time with a time zone, e.g. 2027-03-01T00:00:00Z"),
+  v.transform((s) => new Date(s)),
+);
+
+export const ChargesQuery = v.object({
+  ...Pagination.entries,
+  customer: v.optional(v.pipe(Uuid, v.description("Only this customer's lines."))),
+  subscription: v.optional(v.pipe(Uuid, v.description("Only this subscription's lines."))),
+  since: v.optional(v.pipe(Instant, v.description("Lines written at or after this instant."))),
+  until: v.optional(v.pipe(Instant, v.description("Lines written before this instant."))),
+});
+
+export const StatementParams = v.object({
+  id: Uuid,
+  month: v.pipe(v.string(), v.description("A calendar month in UTC: `YYYY-MM`.")),
+});
+
+export const ChargeOut = v.object({
+  id: v.pipe(
+    v.string(),
+    v.description(
+      "The line's key, named by what caused it: `purchase:<subscription>`, `reversal:<subscription>`.",
+    ),
+  ),
+  kind: v.picklist(CHARGE_KINDS),
+  partner: Uuid,
+  customer: Uuid,
+  subscription: Uuid,
+  order: v.nullable(Uuid),
+  product: v.string(),
+  quantity: v.number(),
+  unit_price: v.pipe(
+    v.nullable(v.string()),
+    v.description("Per unit and hour (per unit consumed for depletables), a decimal string in `currency`."),
+  ),
+  period_start: v.nullable(v.string()),
+  period_end: v.nullable(v.string()),
+  seconds: v.nullable(v.number()),
+  amount: v.pipe(v.string(), v.description("A decimal string in `currency`; negative for a reversal.")),
+  currency: v.string(),
+  created_at: v.pipe(v.string(), v.description("When the line was written: it decides the statement month.")),
+});
+
+export const ChargePageOut = v.object({ objects: v.array(ChargeOut), meta: pageMeta });
+
+export const StatementOut = v.object({
+  customer: Uuid,
+  month: v.string(),
+  start: v.pipe(v.string(), v.description("The month's first instant (UTC).")),
+  end: v.pipe(v.string(), v.description("The next month's first instant: the month is closed from then on.")),
+  closed: v.pipe(v.boolean(), v.description("The month is over: its lines and totals can no longer change.")),
+  totals: v.pipe(
+    v.record(v.string(), v.string()),
+    v.description("Per currency, the sum of all the month's lines, a decimal string."),
+  ),
+  line_count: v.pipe(v.number(), v.description("How many lines the month has, over all pages.")),
+  objects: v.array(ChargeOut),
+  meta: pageMeta,
+});

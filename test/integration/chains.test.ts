@@ -1,0 +1,147 @@
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { RenewalMessage } from "../../src/app/renewals";
+import { HORIZON_MS } from "../../src/cron/renewals";
+import { dueSubscriptions } from "../../src/db/subscriptions";
+import worker from "../../src/index";
+import { expectBooksBalance } from "../books";
+import { call, expectOk, type Tenant, tenant, usageOf, withCatalog } from "../helpers";
+
+/**
+ * Quota held once per chain: a chain (a subscription, its extensions and renewals) holds its amount
+ * once; the hold passes from term to term and is released when the chain's last live term ends.
+ */
+
+let year = new Date().getUTCFullYear() + 40;
+const nextYear = () => year++;
+const noon = (y: number, month: number, day: number) => new Date(Date.UTC(y, month - 1, day, 12));
+
+async function setup(limit: number): Promise<Tenant> {
+  const t = await tenant({ customers: 1 });
+  await withCatalog(t, limit);
+  return t;
+}
+
+async function buyOne(t: Tenant, object: Record<string, unknown>) {
+  const r = await call("POST", "/v1/subscriptions/", {
+    token: t.partnerKey,
+    body: { objects: [{ customer: t.customers[0], resource: "cpu", amount: 2, ...object }] },
+  });
+  expect(r.status, r.text).toBe(201);
+  return r.body.objects[0];
+}
+
+const extend = (t: Tenant, id: string) =>
+  expectOk(call("POST", `/v1/subscriptions/${id}/action/?do=extend`, { token: t.partnerKey, body: {} }));
+const cancel = (t: Tenant, id: string) =>
+  expectOk(call("DELETE", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
+const read = (t: Tenant, id: string) =>
+  expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
+const cpu = (t: Tenant) => usageOf(t, 0, "cpu");
+
+async function deliver(messages: RenewalMessage[]) {
+  const batch = createMessageBatch<RenewalMessage>(
+    "stratus-renewals",
+    messages.map((body, i) => ({
+      id: `chain-${i}-${body.subscription}`,
+      timestamp: new Date(),
+      attempts: 1,
+      body,
+    })),
+  );
+  await worker.queue(batch, env);
+  return getQueueResult(batch, createExecutionContext());
+}
+
+describe("a chain holds its quota once", () => {
+  it("extends at the limit: the extension holds nothing more", async () => {
+    const t = await setup(2);
+    const first = await buyOne(t, { period: "1 month" });
+    const second = await extend(t, first.id);
+    const third = await extend(t, first.id);
+    expect(third.extends).toBe(second.id);
+    expect(await cpu(t)).toMatchObject({ usage: 2, limit: 2, pending: 0 });
+    await expectBooksBalance(t);
+  });
+
+  it("auto-renews at the limit", async () => {
+    const t = await setup(2);
+    const y = nextYear();
+    const sub = await buyOne(t, {
+      start_time: noon(y, 2, 1).toISOString(),
+      period: "1 month",
+      auto_renew: true,
+    });
+    const at = new Date(Date.parse(sub.end_time) - 60_000);
+    await deliver([{ subscription: sub.id, at: at.toISOString() }]);
+    const renewed = await read(t, sub.id);
+    expect(renewed.descendants).toHaveLength(1);
+    expect(renewed.renewal_error).toBeNull();
+    expect(await cpu(t)).toMatchObject({ usage: 2, pending: 0 });
+    await expectBooksBalance(t);
+  });
+
+  it("cancelling the later term keeps the hold for the live one; the last live term releases it once", async () => {
+    const t = await setup(10);
+    const first = await buyOne(t, { period: "1 month" });
+    const second = await extend(t, first.id);
+    await cancel(t, second.id);
+    expect(await cpu(t)).toMatchObject({ usage: 2, pending: 0 });
+    await cancel(t, first.id);
+    expect(await cpu(t)).toMatchObject({ usage: 0, pending: 0 });
+    await cancel(t, first.id);
+    expect(await cpu(t)).toMatchObject({ usage: 0, pending: 0 });
+    await expectBooksBalance(t);
+  });
+
+  it("cancelling a term that has a successor hands the hold to it", async () => {
+    const t = await setup(10);
+    const first = await buyOne(t, { period: "1 month" });
+    const second = await extend(t, first.id);
+    await cancel(t, first.id);
+    expect(await cpu(t)).toMatchObject({ usage: 2, pending: 0 });
+    expect((await read(t, second.id)).end_reason).toBeNull();
+    await cancel(t, second.id);
+    expect(await cpu(t)).toMatchObject({ usage: 0, pending: 0 });
+    await expectBooksBalance(t);
+  });
+
+  it("a term whose extension was cancelled is expired at its end by the cron, releasing the chain", async () => {
+    const t = await setup(10);
+    const y = nextYear();
+    const first = await buyOne(t, {
+      start_time: noon(y, 2, 1).toISOString(),
+      period: "1 month",
+      auto_renew: true,
+    });
+    const second = await extend(t, first.id);
+    await cancel(t, second.id);
+    expect(await cpu(t)).toMatchObject({ usage: 2, pending: 0 });
+    const at = new Date(Date.parse(first.end_time) + 1000);
+    const due = await dueSubscriptions(env, new Date(at.getTime() + HORIZON_MS), null, 500);
+    expect(due.map((d) => d.id)).toContain(first.id);
+    await deliver([{ subscription: first.id, at: at.toISOString() }]);
+    // The chain was cancelled: its auto_renew does not renew it.
+    expect(await read(t, first.id)).toMatchObject({ end_reason: "expired", descendants: [second.id] });
+    expect(await cpu(t)).toMatchObject({ usage: 0, pending: 0 });
+    await expectBooksBalance(t);
+  });
+
+  it("a chain whose hold was released holds its amount again when extended", async () => {
+    const t = await setup(10);
+    const y = nextYear();
+    const first = await buyOne(t, { start_time: noon(y, 2, 1).toISOString(), period: "1 month" });
+    await deliver([
+      { subscription: first.id, at: new Date(Date.parse(first.end_time) + 1000).toISOString() },
+    ]);
+    expect(await read(t, first.id)).toMatchObject({ end_reason: "expired" });
+    expect(await cpu(t)).toMatchObject({ usage: 0, pending: 0 });
+    const again = await extend(t, first.id);
+    expect(again.extends).toBe(first.id);
+    expect(await cpu(t)).toMatchObject({ usage: 2, pending: 0 });
+    await cancel(t, again.id);
+    expect(await cpu(t)).toMatchObject({ usage: 0, pending: 0 });
+    await expectBooksBalance(t);
+  });
+});
