@@ -15,21 +15,13 @@ import type { Env } from "../env";
 import { AppError } from "../http/errors";
 import { problemResponse } from "../http/problem";
 import { orderView } from "../http/views";
-import { ledgerOf, type RecoveryRequest } from "../objects/quota-ledger";
+import type { RecoveryRequest } from "../objects/quota-ledger";
 import { subscriptionObject } from "../objects/subscription-object";
 import { extend } from "./extend";
 import { type Intent, journalOf, type OperationPayload, type StoredObject } from "./intents";
 import { consume, present, visibleRecord } from "./reads";
-import {
-  abandon,
-  buy,
-  type PurchaseIds,
-  type PurchaseRecovery,
-  plan,
-  recoverPurchase,
-  settleOpenPurchase,
-  unwrap,
-} from "./subscriptions";
+import { settleOpenPurchase } from "./recovery";
+import { abandon, buy, type PurchaseIds, plan, unwrap } from "./subscriptions";
 
 /** Running the work of the subscriptions API's writes (`OperationPayload`), now or as an operation. */
 
@@ -357,17 +349,6 @@ export async function requeueStalledOperations(
     counts.requeued += again.length;
     if (page.length < PAGE) return counts;
   }
-}
-
-/**
- * Settles stratus's own commission `serial` (kept by ledger `home`) if it is still pending: the
- * recovery sweep's message for a purchase whose request may be gone (`recoverPurchase`).
- */
-export async function recoverCommission(env: Env, request: RecoveryRequest): Promise<void> {
-  const recovery = await ledgerOf(env, request.home).pendingRecovery(request.serial);
-  if (!recovery) return;
-  const outcome = await recoverPurchase(env, recovery as unknown as PurchaseRecovery, new Date());
-  console.log(JSON.stringify({ recovery: outcome, home: request.home, serial: request.serial }));
 }
 
 /** How long a syndicated purchase waits for its vendor before it is undone. */

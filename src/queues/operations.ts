@@ -1,10 +1,5 @@
-import {
-  giveUpOperation,
-  MAX_ATTEMPTS,
-  type OperationMessage,
-  recoverCommission,
-  runOperation,
-} from "../app/operations";
+import { giveUpOperation, MAX_ATTEMPTS, type OperationMessage, runOperation } from "../app/operations";
+import { recoverCommission } from "../app/recovery";
 import type { Env } from "../env";
 
 const backoffSeconds = (attempts: number) => Math.min(300, 2 ** attempts);

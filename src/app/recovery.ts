@@ -1,0 +1,76 @@
+import { findOperation } from "../db/operations";
+import { findOrders } from "../db/orders";
+import type { SubscriptionRecord } from "../domain/subscriptions";
+import type { Env } from "../env";
+import { AppError } from "../http/errors";
+import { ledgerOf, type RecoveryRequest } from "../objects/quota-ledger";
+import { abandon, type PurchaseRecovery, settle } from "./subscriptions";
+
+/**
+ * Settling what a request or a consumer that died left open (README, "Recovery"): a purchase's
+ * commission found by its ledger's sweep, or by a cancel of one of its subscriptions.
+ */
+
+/**
+ * Settles stratus's own commission `serial` (kept by ledger `home`) if it is still pending: the
+ * recovery sweep's message for a purchase whose request may be gone (`recoverPurchase`).
+ */
+export async function recoverCommission(env: Env, request: RecoveryRequest): Promise<void> {
+  const recovery = await ledgerOf(env, request.home).pendingRecovery(request.serial);
+  if (!recovery) return;
+  const outcome = await recoverPurchase(env, recovery as unknown as PurchaseRecovery, new Date());
+  console.log(JSON.stringify({ recovery: outcome, home: request.home, serial: request.serial }));
+}
+
+/**
+ * Settles a purchase whose commission is still open after its request may have died, by what
+ * its records say happened. Run as an operation, the operation decides: while it is queued or
+ * running it will settle the purchase itself (the stalled-operation sweep sees that it runs);
+ * succeeded, the purchase took effect; failed or gone, it is undone. Answered at once, it took
+ * effect exactly when its orders were written completed (the last step before the accept);
+ * otherwise it is undone. Idempotent, and safe against the request finishing meanwhile: the
+ * commission's own decision is final, and the loser of a race follows it.
+ */
+export async function recoverPurchase(
+  env: Env,
+  recovery: PurchaseRecovery,
+  now: Date,
+): Promise<"took effect" | "undone" | "left to its operation"> {
+  const { ids, opRef } = recovery;
+  let tookEffect: boolean;
+  if (opRef) {
+    const state = (await findOperation(env, opRef, null))?.status ?? null;
+    if (state === "queued" || state === "running") return "left to its operation";
+    tookEffect = state === "succeeded";
+  } else {
+    const written = await findOrders(env, Object.values(ids.orders));
+    tookEffect =
+      written.length === Object.keys(ids.orders).length && written.every((o) => o.state === "completed");
+  }
+  if (tookEffect) {
+    await settle(env, ids).catch((error) => {
+      if (!(error instanceof AppError)) throw error;
+    });
+    return "took effect";
+  }
+  return abandon(env, ids, now);
+}
+
+/**
+ * Before a subscription ends by request: if its purchase's commission is still open (its request
+ * died half-way), the purchase is settled first, so ending it releases quota that was really
+ * held. A purchase whose operation is still running answers 409: cancel once it has finished.
+ */
+export async function settleOpenPurchase(env: Env, record: SubscriptionRecord, now: Date): Promise<void> {
+  if (record.serial === null || record.endedAt !== null) return;
+  const home = record.commissionHome ?? record.customerId;
+  const recovery = await ledgerOf(env, home).pendingRecovery(record.serial);
+  if (!recovery) return;
+  const outcome = await recoverPurchase(env, recovery as unknown as PurchaseRecovery, now);
+  if (outcome === "left to its operation") {
+    throw new AppError(
+      "conflict",
+      `the purchase of subscription ${record.id} is still in progress; cancel it once its operation has finished`,
+    );
+  }
+}
