@@ -1,12 +1,14 @@
-import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
+import { createExecutionContext, evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { assignIds, buy, plan } from "../../src/app/subscriptions";
 import { armFault, disarmFaults, type FaultStep } from "../../src/domain/faults";
+import type { Env } from "../../src/env";
+import worker from "../../src/index";
 import { ledgerOf } from "../../src/objects/quota-ledger";
 import { subscriptionObject } from "../../src/objects/subscription-object";
 import { expectBooksBalance, recoverAll } from "../books";
-import { call, expectOk, type Tenant, tenant, unique, usageOf, withCatalog } from "../helpers";
+import { call, expectOk, failingD1, type Tenant, tenant, unique, usageOf, withCatalog } from "../helpers";
 
 /**
  * Crashes, retries and recovery: a retry with the key resumes what its first attempt committed
@@ -68,6 +70,28 @@ describe("a retry with the same Idempotency-Key resumes the first attempt", () =
       await expectBooksBalance(t);
     });
   }
+
+  it("buys once when D1 failed the first attempt's orders: the key keeps the work, the retry finishes it", async () => {
+    const t = await setup();
+    const key = unique("key");
+    const request = () =>
+      new Request<unknown, IncomingRequestCfProperties>("http://stratus.test/v1/subscriptions/", {
+        method: "POST",
+        headers: { "x-api-key": t.partnerKey, "idempotency-key": key, "content-type": "application/json" },
+        body: JSON.stringify({
+          objects: [{ customer: t.customers[0], resource: "cpu", amount: 3, period: "1 month" }],
+        }),
+      });
+    const down: Env = { ...env, DB: failingD1(env.DB, "batch") };
+    const first = await worker.fetch(request(), down, createExecutionContext());
+    expect(first.status).toBe(500);
+    expect((await usageOf(t, 0, "cpu")).pending).toBe(3);
+    const retry = await purchase(t, key);
+    expect(retry.status, retry.text).toBe(201);
+    expect(retry.headers.get("idempotent-replayed")).toBe("true");
+    expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 3, pending: 0 });
+    await expectBooksBalance(t);
+  });
 
   it("resumes the same work even when the handler would now decide otherwise", async () => {
     const t = await setup(3);
