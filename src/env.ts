@@ -1,5 +1,6 @@
 import type { OperationMessage } from "./app/operations";
 import type { RenewalMessage } from "./app/renewals";
+import type { MonthCloseMessage } from "./app/usage";
 import type { WebhookMessage } from "./app/webhooks";
 import type { QuotaLedger } from "./objects/quota-ledger";
 import type { SubscriptionObject } from "./objects/subscription-object";
@@ -10,7 +11,8 @@ export interface Env {
   SUBSCRIPTION: DurableObjectNamespace<SubscriptionObject>;
   OPERATIONS: Queue<OperationMessage>;
   WEBHOOKS: Queue<WebhookMessage>;
-  RENEWALS: Queue<RenewalMessage>;
+  /** The cron's work: renewals and expiries, and month closes of running clouds. */
+  RENEWALS: Queue<RenewalMessage | MonthCloseMessage>;
   /** Requests per credential of a `standard`-tier partner, and of vendors (src/http/rate-limit.ts). */
   RATE_LIMIT_STANDARD: RateLimit;
   /** Requests per credential of a `raised`-tier partner, and of operators. */

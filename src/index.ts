@@ -1,6 +1,8 @@
 import { abandonOverduePurchases, type OperationMessage, requeueStalledOperations } from "./app/operations";
 import type { RenewalMessage } from "./app/renewals";
+import type { MonthCloseMessage } from "./app/usage";
 import type { WebhookMessage } from "./app/webhooks";
+import { closeUsageMonth } from "./cron/months";
 import { scheduleRenewals } from "./cron/renewals";
 import { deleteExpiredOperations } from "./db/operations";
 import type { Env } from "./env";
@@ -21,7 +23,7 @@ export default {
     if (batch.queue.startsWith("stratus-webhooks")) {
       await consumeWebhooks(batch as MessageBatch<WebhookMessage>, env);
     } else if (batch.queue.startsWith("stratus-renewals")) {
-      await consumeRenewals(batch as MessageBatch<RenewalMessage>, env);
+      await consumeRenewals(batch as MessageBatch<RenewalMessage | MonthCloseMessage>, env);
     } else {
       await consumeOperations(batch as MessageBatch<OperationMessage>, env);
     }
@@ -32,12 +34,14 @@ export default {
     const overduePurchasesAbandoned = await abandonOverduePurchases(env, now);
     const stalledOperations = await requeueStalledOperations(env, now);
     await deleteExpiredOperations(env, now);
+    const usageMonth = await closeUsageMonth(env, now);
     console.log(
       JSON.stringify({
         cron: controller.cron,
         renewalsEnqueued,
         overduePurchasesAbandoned,
         stalledOperations,
+        usageMonth,
       }),
     );
   },

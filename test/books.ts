@@ -7,7 +7,9 @@ import {
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
 import { type OperationMessage, requeueStalledOperations } from "../src/app/operations";
+import { isRunning } from "../src/domain/metering";
 import { recoveryBoundMs } from "../src/domain/recovery";
+import { meteredCharge, usageLines } from "../src/domain/usage";
 import worker from "../src/index";
 import { ledgerOf } from "../src/objects/quota-ledger";
 import { subscriptionObject } from "../src/objects/subscription-object";
@@ -133,7 +135,8 @@ export async function expectBooksBalance(t: Tenant): Promise<void> {
  * The charges ledger of `t` agrees with its orders: each line of a completed order has exactly
  * one charge line (its key, its amount, its order); a failed order's lines were never written or
  * are reversed; a pending order has none; no line exists that no order line caused. So Σ a
- * subscription's prepaid lines is its price when bought, 0 when undone (usage lines come on top).
+ * subscription's prepaid lines is its price when bought, 0 when undone; its usage lines come on
+ * top (`expectUsageBalance`).
  */
 export async function expectChargesBalance(t: Tenant): Promise<void> {
   const orders = await env.DB.prepare("SELECT id, state, lines FROM orders WHERE partner_id = ?")
@@ -178,4 +181,42 @@ export async function expectChargesBalance(t: Tenant): Promise<void> {
     }
   }
   for (const c of charges.results) expect(caused.has(c.key), `charge ${c.key} has an order line`).toBe(true);
+  await expectUsageBalance(t);
+}
+
+/**
+ * The usage lines of `t` agree with its clouds' run histories: each cloud has exactly the lines of
+ * its closed running time (README, "Charges and statements"), each once, so Σ a stopped or
+ * cancelled cloud's usage lines is its metered charge; no usage line belongs to anything else.
+ */
+export async function expectUsageBalance(t: Tenant): Promise<void> {
+  const usage = await env.DB.prepare(
+    "SELECT key, subscription_id, amount_minor FROM charges WHERE partner_id = ? AND kind = 'usage' ORDER BY key",
+  )
+    .bind(t.partnerId)
+    .all<{ key: string; subscription_id: string; amount_minor: number }>();
+  const clouds = await env.DB.prepare("SELECT id FROM subscriptions WHERE partner_id = ? AND kind = 'caas'")
+    .bind(t.partnerId)
+    .all<{ id: string }>();
+  const seen = new Set<string>();
+  for (const { id } of clouds.results) {
+    const r = await subscriptionObject(env, id).get();
+    if (!r) continue;
+    seen.add(id);
+    const price = BigInt(r.unitPriceMinor);
+    const expected = usageLines(r.id, r.runs, price);
+    const written = usage.results.filter((c) => c.subscription_id === id);
+    expect(written.map((c) => c.key).sort(), `cloud ${id}: its usage lines`).toEqual(
+      expected.map((l) => l.key).sort(),
+    );
+    const sum = written.reduce((n, c) => n + BigInt(c.amount_minor), 0n);
+    expect(sum, `cloud ${id}: Σ usage lines`).toBe(expected.reduce((n, l) => n + l.amountMinor, 0n));
+    if (!isRunning(r.runs)) {
+      expect(sum, `cloud ${id}: Σ usage lines = its metered charge`).toBe(
+        meteredCharge(r.id, r.runs, price, Number.MAX_SAFE_INTEGER),
+      );
+    }
+  }
+  for (const c of usage.results)
+    expect(seen.has(c.subscription_id), `usage ${c.key} has its cloud`).toBe(true);
 }

@@ -2,12 +2,14 @@ import { and, asc, eq, gt, gte, lt, or, type SQL, sql } from "drizzle-orm";
 import type { Month } from "../domain/charges";
 import type { Env } from "../env";
 import { type Database, database, parameterChunks } from "./client";
-import { charges } from "./schema";
+import { charges, usageCloses } from "./schema";
 
 /**
- * The charges ledger (`charges` in schema.ts). Lines are written by SQL that reads what caused
+ * The charges ledger (`charges` in schema.ts). Term lines are written by SQL that reads what caused
  * them (a completed order's lines; the lines a reversal undoes), so each write is one statement
- * that runs in the same D1 batch as the change that causes it, and needs nothing read beforehand.
+ * that runs in the same D1 batch as the change that causes it, and needs nothing read beforehand;
+ * usage lines come with their values from their subscription's object, which keeps them until they
+ * land.
  * Those SELECTs list the table's columns in the order schema.ts defines them (drizzle's insert
  * names them so), and `ON CONFLICT (key) DO NOTHING` keeps every line written once.
  */
@@ -17,6 +19,9 @@ export type NewCharge = typeof charges.$inferInsert;
 
 /** D1's clock, in the format of every stored instant: the time a line is written. */
 const D1_NOW = sql.raw(`strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`);
+
+/** The month D1's clock is in: the statement a term line goes on. */
+const D1_MONTH = sql.raw(`strftime('%Y-%m', 'now')`);
 
 /**
  * The key of the line an order line `l` writes: the key it names (`termChargeKey`), or, on an
@@ -50,7 +55,7 @@ export function completedOrderCharges(db: Database, orderIds: readonly string[])
         coalesce(json_extract(l.value, '$.unitPriceMinor'), json_extract(s.body, '$.unitPriceMinor')),
         coalesce(json_extract(l.value, '$.start'), s.start_time),
         CASE WHEN json_type(l.value, '$.end') IS NULL THEN s.end_time ELSE json_extract(l.value, '$.end') END,
-        NULL, json_extract(l.value, '$.priceMinor'), o.currency, ${D1_NOW}
+        NULL, json_extract(l.value, '$.priceMinor'), o.currency, ${D1_NOW}, ${D1_MONTH}
       FROM orders o
         JOIN json_each(o.lines) l
         LEFT JOIN subscriptions s ON s.id = json_extract(l.value, '$.subscription')
@@ -72,7 +77,7 @@ export function reversalCharges(db: Database, orderIds: readonly string[]) {
       SELECT
         'reversal:' || c.subscription_id, c.partner_id, c.customer_id, c.subscription_id, c.order_id,
         'reversal', c.product, c.quantity, c.unit_price_minor, c.period_start, c.period_end, c.seconds,
-        -c.amount_minor, c.currency, ${D1_NOW}
+        -c.amount_minor, c.currency, ${D1_NOW}, ${D1_MONTH}
       FROM charges c
       WHERE c.key IN (
         SELECT ${LINE_KEY}
@@ -81,6 +86,53 @@ export function reversalCharges(db: Database, orderIds: readonly string[]) {
       )`)
       .onConflictDoNothing({ target: charges.key }),
   );
+}
+
+/** A usage line as its SubscriptionObject records it, to be written here once (`insertUsageCharges`). */
+export interface UsageCharge {
+  key: string;
+  partnerId: string;
+  customerId: string;
+  subscriptionId: string;
+  product: string;
+  quantity: number;
+  unitPriceMinor: number;
+  periodStart: string;
+  periodEnd: string;
+  seconds: number;
+  /** Decimal text: stored exactly, whatever its size. */
+  amountMinor: string;
+  currency: string;
+  /** The month its period lies in (`YYYY-MM`): usage pieces never cross a month boundary. */
+  month: string;
+}
+
+/**
+ * The statement a usage line goes on: the month its period lies in, unless the cron has already
+ * closed that month (`usage_closes`), in which case the month D1 writes it in. A line reaches D1
+ * after the month it meters only when its push was delayed past the close (D1 down, a change
+ * accepted before the month ended and applied after); it then goes on the open statement, its
+ * period still saying what it meters, and a closed statement never changes.
+ */
+const lineMonth = (month: string) =>
+  sql`CASE WHEN EXISTS (SELECT 1 FROM usage_closes WHERE month >= ${month}) THEN ${D1_MONTH} ELSE ${month} END`;
+
+/** Writes usage lines, in one batch; a line already written stays as it is. */
+export async function insertUsageCharges(env: Env, lines: readonly UsageCharge[]): Promise<void> {
+  const db = database(env);
+  const [first, ...rest] = lines.map((l) =>
+    db
+      .insert(charges)
+      .values({
+        ...l,
+        orderId: null,
+        kind: "usage",
+        amountMinor: sql`CAST(${l.amountMinor} AS INTEGER)`,
+        month: lineMonth(l.month),
+      })
+      .onConflictDoNothing({ target: charges.key }),
+  );
+  if (first) await db.batch([first, ...rest]);
 }
 
 /** Who may see which lines: a partner its own customers', the operator (null) everyone's. */
@@ -133,13 +185,6 @@ export async function listCharges(
     .all();
 }
 
-/**
- * A month of lines is every line whose `created_at` starts with `YYYY-MM-`: the strings from
- * `YYYY-MM-` (inclusive) to `YYYY-MM.` (exclusive; '.' follows '-'), a range of the index.
- */
-const inMonth = (month: Month) =>
-  and(gte(charges.createdAt, `${month.name}-`), lt(charges.createdAt, `${month.name}.`));
-
 export interface Statement {
   /** Per currency: the sum of the month's lines in minor units, and how many lines there are. */
   totals: { currency: string; amountMinor: bigint; lines: number }[];
@@ -147,6 +192,8 @@ export interface Statement {
   lines: Charge[];
   /** D1's clock when the statement was read: lines are stamped by it, so it decides `closed`. */
   now: Date;
+  /** The latest month whose usage the cron has closed, read at the same instant. */
+  closedThrough: string | null;
 }
 
 /** A customer's month: its totals, a page of its lines, and the clock, all read at one instant. */
@@ -158,8 +205,8 @@ export async function readStatement(
   limit: number,
 ): Promise<Statement> {
   const db = database(env);
-  const scope = and(eq(charges.customerId, customerId), inMonth(month));
-  const [totals, lines, clock] = await db.batch([
+  const scope = and(eq(charges.customerId, customerId), eq(charges.month, month.name));
+  const [totals, lines, clock, closes] = await db.batch([
     db
       .select({
         currency: charges.currency,
@@ -178,10 +225,26 @@ export async function readStatement(
       .orderBy(asc(charges.createdAt), asc(charges.key))
       .limit(limit + 1),
     db.select({ now: sql<string>`${D1_NOW}` }).from(sql`(SELECT 1)`),
+    db.select({ month: sql<string | null>`max(${usageCloses.month})` }).from(usageCloses),
   ]);
   return {
     totals: totals.map((t) => ({ currency: t.currency, amountMinor: BigInt(t.amount), lines: t.lines })),
     lines,
     now: new Date(clock[0]?.now ?? Date.now()),
+    closedThrough: closes[0]?.month ?? null,
   };
+}
+
+/** The latest month whose usage the cron has closed (`usage_closes`), if any. */
+export async function usageClosedThrough(env: Env): Promise<string | null> {
+  const row = await database(env)
+    .select({ month: sql<string | null>`max(${usageCloses.month})` })
+    .from(usageCloses)
+    .get();
+  return row?.month ?? null;
+}
+
+/** Records that every cloud running into `month` was billed up to its end. */
+export async function recordUsageClosed(env: Env, month: string): Promise<void> {
+  await database(env).insert(usageCloses).values({ month }).onConflictDoNothing().run();
 }

@@ -213,8 +213,11 @@ export const charges = sqliteTable(
     amountMinor: integer("amount_minor").notNull(),
     currency: text("currency").notNull(),
     createdAt: createdAt(),
+    /** The statement (`YYYY-MM`) the line is on: see `lineMonth` in src/db/charges.ts. */
+    month: text("month").notNull().default(""),
   },
   (t) => [
+    index("charges_customer_month").on(t.customerId, t.month, t.createdAt, t.key),
     index("charges_customer_time").on(t.customerId, t.createdAt, t.key),
     index("charges_partner_time").on(t.partnerId, t.createdAt, t.key),
     index("charges_subscription").on(t.subscriptionId, t.createdAt, t.key),
@@ -247,6 +250,8 @@ export const subscriptions = sqliteTable(
     orderId: text("order_id").notNull(),
     body: text("body", { mode: "json" }).notNull().$type<Record<string, unknown>>(),
     version: integer("version").notNull(),
+    /** A running CaaS cloud's open interval start (epoch ms): the cron closes months by it. */
+    runningSince: integer("running_since"),
   },
   (t) => [
     // The partner's list walks this index in id order; it holds every column the list filters on
@@ -266,8 +271,18 @@ export const subscriptions = sqliteTable(
     index("subscriptions_root").on(t.rootId, t.id),
     index("subscriptions_due").on(t.endTime, t.id),
     index("subscriptions_depletion_queue").on(t.customerId, t.product, t.endedAt, t.id),
+    index("subscriptions_running").on(t.runningSince, t.id).where(sql`running_since is not null`),
   ],
 );
+
+/**
+ * The months whose usage the cron has closed: every cloud running into the month was billed up to
+ * its end. A statement is closed once its month is over and closed here (or a later month is).
+ */
+export const usageCloses = sqliteTable("usage_closes", {
+  month: text("month").primaryKey(),
+  closedAt: text("closed_at").notNull().default(sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`),
+});
 
 /**
  * Idempotency-Key records (IETF httpapi-idempotency-key-header): per credential and key, the

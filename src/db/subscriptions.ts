@@ -1,5 +1,6 @@
-import { and, asc, eq, getTableColumns, gt, gte, inArray, isNull, lte, or, sql } from "drizzle-orm";
+import { and, asc, eq, getTableColumns, gt, gte, inArray, isNull, lt, lte, or, sql } from "drizzle-orm";
 import type { SQLiteInsertValue } from "drizzle-orm/sqlite-core";
+import { isRunning } from "../domain/metering";
 import type { StatusFilter, SubscriptionRecord } from "../domain/subscriptions";
 import type { Env } from "../env";
 import { D1_MAX_PARAMETERS, type Database, database, parameterChunks } from "./client";
@@ -29,6 +30,7 @@ export async function upsertProjection(env: Env, r: SubscriptionRecord): Promise
     orderId: r.orderId,
     body: r as unknown as Record<string, unknown>,
     version: r.version,
+    runningSince: r.kind === "caas" && isRunning(r.runs) ? (r.runs.at(-1)?.start ?? null) : null,
   };
   await projectionUpsert(database(env)).run(row);
 }
@@ -284,4 +286,35 @@ export async function dueSubscriptions(
     .limit(limit)
     .all();
   return rows.flatMap((r) => (r.endTime === null ? [] : [{ id: r.id, endTime: r.endTime }]));
+}
+
+/**
+ * CaaS clouds running since before `before` (epoch ms), as the read model shows them, a page at a
+ * time after `after` (the `subscriptions_running` index: only running clouds are in it).
+ */
+export async function runningSince(
+  env: Env,
+  before: number,
+  after: { runningSince: number; id: string } | null,
+  limit: number,
+): Promise<Array<{ id: string; runningSince: number }>> {
+  const rows = await database(env)
+    .select({ id: s.id, runningSince: s.runningSince })
+    .from(s)
+    .where(
+      and(
+        sql`${s.runningSince} is not null`,
+        lt(s.runningSince, before),
+        after === null
+          ? undefined
+          : or(
+              gt(s.runningSince, after.runningSince),
+              and(eq(s.runningSince, after.runningSince), gt(s.id, after.id)),
+            ),
+      ),
+    )
+    .orderBy(asc(s.runningSince), asc(s.id))
+    .limit(limit)
+    .all();
+  return rows.flatMap((r) => (r.runningSince === null ? [] : [{ id: r.id, runningSince: r.runningSince }]));
 }

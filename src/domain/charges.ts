@@ -22,6 +22,14 @@ export const termChargeKey = (subscriptionId: string) => `purchase:${subscriptio
 /** The line that undoes a term's line when its purchase is undone after the line was written. */
 export const reversalChargeKey = (subscriptionId: string) => `reversal:${subscriptionId}`;
 
+/**
+ * A line of metered usage: one piece of a CaaS cloud's running time (an interval cut at each UTC
+ * month boundary), named by the instant it starts. Pieces of one subscription never overlap and an
+ * empty one writes no line, so no two lines share a start.
+ */
+export const usageChargeKey = (subscriptionId: string, startMs: number) =>
+  `usage:${subscriptionId}:${startMs}`;
+
 /** A calendar month in UTC, as statements name it (`2027-03`). */
 export interface Month {
   /** `YYYY-MM`. */
@@ -48,5 +56,31 @@ export function parseMonth(text: string): Month | null {
   return { name: text, start, end };
 }
 
-/** A month is closed once it is over: no line can be written into it any more. */
-export const isClosed = (month: Month, now: Date) => now.getTime() >= month.end.getTime();
+/** The month that contains `instant`. */
+export function monthOf(instant: Date): Month {
+  if (Number.isNaN(instant.getTime())) throw new RangeError("not an instant");
+  const start = new Date(0);
+  start.setUTCFullYear(instant.getUTCFullYear(), instant.getUTCMonth(), 1);
+  const end = new Date(0);
+  end.setUTCFullYear(instant.getUTCFullYear(), instant.getUTCMonth() + 1, 1);
+  return { name: monthName(start), start, end };
+}
+
+/** The month before `month`. */
+export const previousMonth = (month: Month): Month => monthOf(new Date(month.start.getTime() - 1));
+
+// `YYYY-MM` for years 0 to 9999, the only ones a statement names; toISOString would give ±YYYYYY.
+function monthName(start: Date): string {
+  const year = String(start.getUTCFullYear()).padStart(4, "0");
+  return `${year}-${String(start.getUTCMonth() + 1).padStart(2, "0")}`;
+}
+
+/**
+ * A month is closed once it is over and the month-closing cron run for it (or a later month) has
+ * recorded that every cloud running into it was billed up to its end (`closedThrough`: the latest
+ * month so recorded). Term lines are stamped with the month D1 writes them in, and a usage line
+ * for a month already recorded goes on the month it is written in, so a closed month never gains
+ * a line.
+ */
+export const isClosed = (month: Month, now: Date, closedThrough: string | null) =>
+  now.getTime() >= month.end.getTime() && closedThrough !== null && closedThrough >= month.name;

@@ -65,7 +65,7 @@ function assertHistory(intervals: readonly RunInterval[]): void {
  * and an immediate start) would lower the charge; boundary counting is additive:
  * seconds(a, c) = seconds(a, b) + seconds(b, c) for every a ≤ b ≤ c.
  */
-function secondsBetween(fromMs: number, toMs: number): bigint {
+export function secondsBetween(fromMs: number, toMs: number): bigint {
   // Exact integer division: Math.floor(ms / 1000) also happens to be right across the safe range,
   // but near 2^53 only by about a hundredth of an ulp, a margin nobody should have to re-prove.
   return floorSeconds(toMs) - floorSeconds(fromMs);
@@ -84,6 +84,8 @@ function floorSeconds(ms: number): bigint {
  *
  * The price is per unit and hour; the total Σ quantity × seconds × price / 3600 is rounded half-up
  * once, never per interval, so that how the history happens to be split never changes the charge.
+ * That is how a prepaid term is priced; a CaaS cloud's running time is billed as charge lines,
+ * each rounded on its own (`src/domain/usage.ts`).
  */
 export function chargeFor(
   intervals: readonly RunInterval[],

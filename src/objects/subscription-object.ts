@@ -9,6 +9,7 @@ import {
   runRefusal,
   type SubscriptionRecord,
 } from "../domain/subscriptions";
+import { closeMonthAt } from "../domain/usage";
 import { canMoveTo, type DeploymentStatus } from "../domain/webhooks";
 import type { Env } from "../env";
 import { AppError, badRequest, type ErrorWire, refused, toErrorWire } from "../http/errors";
@@ -114,6 +115,17 @@ export class SubscriptionObject extends DurableObject<Env> {
       const t = runInstant(r.runs, now);
       const runs = action === "start" ? start(r.runs, t, r.amount) : stop(r.runs, t);
       return { ...r, runs };
+    });
+  }
+
+  /**
+   * The cron's month close: a cloud running since before `boundary` is billed up to it (its lines
+   * written) and runs on. Again, or for a cloud not running then: nothing changes.
+   */
+  async closeMonth(boundary: Date): Promise<Outcome<SubscriptionRecord>> {
+    return this.change((r) => {
+      const runs = closeMonthAt(r.runs, boundary.getTime());
+      return runs === r.runs ? r : { ...r, runs };
     });
   }
 

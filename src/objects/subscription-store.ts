@@ -2,6 +2,7 @@ import { upsertProjection, youngerInQueue } from "../db/subscriptions";
 import type { SubscriptionRecord } from "../domain/subscriptions";
 import { type EventType, eventOf } from "../domain/webhooks";
 import type { Env } from "../env";
+import { UsageOutbox } from "./usage-outbox";
 
 const PROJECTION_RETRY_MS = 5_000;
 
@@ -33,6 +34,7 @@ export class SubscriptionStore {
    * from an older stored value merely pushes the same version again (the upsert keeps the newest).
    */
   private projected: number | undefined;
+  private readonly usage: UsageOutbox;
 
   constructor(
     private readonly storage: DurableObjectStorage,
@@ -43,6 +45,7 @@ export class SubscriptionStore {
   ) {
     storage.sql.exec(`CREATE TABLE IF NOT EXISTS record (
         id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL, projected INTEGER NOT NULL DEFAULT 0)`);
+    this.usage = new UsageOutbox(storage.sql);
   }
 
   /** The record as stored, JSON text. */
@@ -65,7 +68,10 @@ export class SubscriptionStore {
     return this.projected;
   }
 
-  /** Stores the next version and the event describing it, if any; call inside a storage transaction. */
+  /**
+   * Stores the next version, the event describing it, if any, and the usage lines of the running
+   * time it closes; call inside a storage transaction.
+   */
   write(next: SubscriptionRecord): SubscriptionRecord {
     const previous = this.load();
     const type = next.delivery === "syndicated" ? eventOf(previous, next) : null;
@@ -80,6 +86,7 @@ export class SubscriptionStore {
       JSON.stringify(record),
       this.projectedVersion(),
     );
+    this.usage.record(previous, record);
     if (type) {
       // Only syndicated subscriptions have events: the others never make the table.
       this.storage.sql.exec(`CREATE TABLE IF NOT EXISTS outbox (
@@ -97,13 +104,17 @@ export class SubscriptionStore {
   }
 
   /**
-   * Pushes what the last commits left to push: the version to the D1 read model, the events to
-   * the webhooks pipeline. On failure the alarm tries again, until it lands.
+   * Pushes what the last commits left to push: the usage lines to the charges ledger, the version
+   * to the D1 read model, the events to the webhooks pipeline. On failure the alarm tries again,
+   * until it lands.
    */
   async push(env: Env): Promise<void> {
     const r = this.load();
     if (!r) return;
     try {
+      // Lines first: a read model that shows a version has every line of it, so the cron, which
+      // closes a month once no cloud there runs since before its end, never closes one too early.
+      await this.usage.push(env, r);
       const projected = this.projectedVersion();
       if (projected < r.version) {
         await upsertProjection(env, r);

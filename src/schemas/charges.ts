@@ -28,7 +28,7 @@ export const ChargeOut = v.object({
   id: v.pipe(
     v.string(),
     v.description(
-      "The line's key, named by what caused it: `purchase:<subscription>`, `reversal:<subscription>`.",
+      "The line's key, named by what caused it: `purchase:<subscription>`, `reversal:<subscription>`, `usage:<subscription>:<epoch ms the metered piece starts>`.",
     ),
   ),
   kind: v.picklist(CHARGE_KINDS),
@@ -47,7 +47,13 @@ export const ChargeOut = v.object({
   seconds: v.nullable(v.number()),
   amount: v.pipe(v.string(), v.description("A decimal string in `currency`; negative for a reversal.")),
   currency: v.string(),
-  created_at: v.pipe(v.string(), v.description("When the line was written: it decides the statement month.")),
+  created_at: v.pipe(v.string(), v.description("When D1 wrote the line.")),
+  month: v.pipe(
+    v.string(),
+    v.description(
+      "The statement (`YYYY-MM`) the line is on: a term line's is the month it was written in; a usage line's the month its period lies in, or, if that month was already closed when the line was written, the month it was written in.",
+    ),
+  ),
 });
 
 export const ChargePageOut = v.object({ objects: v.array(ChargeOut), meta: pageMeta });
@@ -56,8 +62,13 @@ export const StatementOut = v.object({
   customer: Uuid,
   month: v.string(),
   start: v.pipe(v.string(), v.description("The month's first instant (UTC).")),
-  end: v.pipe(v.string(), v.description("The next month's first instant: the month is closed from then on.")),
-  closed: v.pipe(v.boolean(), v.description("The month is over: its lines and totals can no longer change.")),
+  end: v.pipe(v.string(), v.description("The next month's first instant: the month is over from then on.")),
+  closed: v.pipe(
+    v.boolean(),
+    v.description(
+      "The month is over and the cron has closed its usage: its lines and totals can no longer change.",
+    ),
+  ),
   totals: v.pipe(
     v.record(v.string(), v.string()),
     v.description("Per currency, the sum of all the month's lines, a decimal string."),

@@ -148,6 +148,18 @@ export const UsageOut = v.object({
     v.object({ start: v.string(), end: v.nullable(v.string()), quantity: v.number(), seconds: v.number() }),
   ),
   running_seconds: v.number(),
-  charge: v.string(),
+  charge: v.pipe(v.string(), v.description("`billed` + `accruing`.")),
+  billed: v.pipe(v.string(), v.description("Σ the usage lines of the closed running time.")),
+  accruing: v.pipe(v.string(), v.description("The running interval up to `as_of`, not yet a line.")),
+  lines: v.array(
+    v.object({
+      id: v.pipe(v.string(), v.description("The charge line's key (GET /v1/charges).")),
+      period_start: v.string(),
+      period_end: v.string(),
+      quantity: v.number(),
+      seconds: v.number(),
+      amount: v.string(),
+    }),
+  ),
   as_of: v.string(),
 });

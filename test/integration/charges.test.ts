@@ -108,6 +108,7 @@ describe("the ledger", () => {
         amount: sub.price,
         currency: "EUR",
         created_at: expect.any(String),
+        month: expect.stringMatching(/^\d{4}-\d{2}$/),
       });
     }
     // Each order line names its charge line, in the purchase's answer and when read back.

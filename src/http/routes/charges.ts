@@ -40,6 +40,7 @@ export const chargeView = (c: Charge): v.InferOutput<typeof ChargeOut> => ({
   amount: money(BigInt(c.amountMinor), c.currency),
   currency: c.currency,
   created_at: c.createdAt,
+  month: c.month,
 });
 
 /** A line's place in the ledger's order, as the cursor carries it: `<created_at> <key>`. */
@@ -103,7 +104,7 @@ export const chargeRoutes = [
     path: "/v1/customers/{id}/statements/{month}",
     summary: "A customer's statement for a month",
     description:
-      "The lines written in the calendar month (UTC, by `created_at`), oldest first and paged, with the month's totals per currency. `closed` once the month is over.",
+      "The lines on the calendar month's statement (UTC; a term line by when it was written, a usage line by the month it meters), oldest first and paged, with the month's totals per currency. `closed` once the month is over and its usage closed by the cron: its lines can no longer change.",
     tag,
     auth: partnerOrOperator,
     params: StatementParams,
@@ -128,7 +129,7 @@ export const chargeRoutes = [
         month: month.name,
         start: month.start.toISOString(),
         end: month.end.toISOString(),
-        closed: isClosed(month, statement.now),
+        closed: isClosed(month, statement.now, statement.closedThrough),
         totals: Object.fromEntries(
           statement.totals.map((t) => [t.currency, money(t.amountMinor, t.currency)]),
         ),

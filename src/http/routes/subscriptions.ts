@@ -10,6 +10,7 @@ import { uuidv7 } from "../../domain/ids";
 import { chargeFor } from "../../domain/metering";
 import { MAX_OBJECTS } from "../../domain/purchase";
 import { amountChangeRefusal, money, runRefusal } from "../../domain/subscriptions";
+import { accruing, usageLines } from "../../domain/usage";
 import type { Env } from "../../env";
 import { IdParams } from "../../schemas/common";
 import {
@@ -272,7 +273,9 @@ export const subscriptionRoutes = [
   defineRoute({
     method: "GET",
     path: "/v1/subscriptions/{id}/usage",
-    summary: "Run intervals and charges (Σ amount × running seconds × unit price)",
+    summary: "Run intervals and charges: the usage lines written, plus what the running interval accrues",
+    description:
+      "Each line is a piece of running time within one UTC month, rounded on its own (half up, quantity × seconds × unit price per hour ÷ 3600); `charge` = `billed` (Σ lines) + `accruing` (the running interval up to now, rounded the same way).",
     tag,
     auth: partners,
     params: IdParams,
@@ -282,6 +285,10 @@ export const subscriptionRoutes = [
       const at = now();
       const price = BigInt(r.unitPriceMinor);
       const total = chargeFor(r.runs, price, at.getTime());
+      // What the charges ledger has (or will have, once the object's push lands) and what accrues.
+      const lines = usageLines(r.id, r.runs, price);
+      const billed = lines.reduce((n, l) => n + l.amountMinor, 0n);
+      const open = accruing(r.id, r.runs, price, at.getTime());
       return Response.json({
         subscription: r.id,
         currency: r.currency,
@@ -293,7 +300,17 @@ export const subscriptionRoutes = [
           seconds: Number(chargeFor([{ ...run, quantity: 1 }], 0n, at.getTime()).seconds),
         })),
         running_seconds: Number(total.seconds),
-        charge: money(total.chargeMinor, r.currency),
+        charge: money(billed + open.amountMinor, r.currency),
+        billed: money(billed, r.currency),
+        accruing: money(open.amountMinor, r.currency),
+        lines: lines.map((l) => ({
+          id: l.key,
+          period_start: new Date(l.start).toISOString(),
+          period_end: new Date(l.end).toISOString(),
+          quantity: l.quantity,
+          seconds: Number(l.seconds),
+          amount: money(l.amountMinor, r.currency),
+        })),
         as_of: at.toISOString(),
       });
     },
