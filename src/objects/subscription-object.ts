@@ -52,9 +52,7 @@ export class SubscriptionObject extends DurableObject<Env> {
       () => this.store.projectedVersion(),
     );
     // An instance serves nothing before finishing a quota step its predecessor left half-way.
-    ctx.blockConcurrencyWhile(async () => {
-      if (this.steps.pending()) await this.exclusive(async () => undefined);
-    });
+    if (this.steps.pending()) ctx.blockConcurrencyWhile(() => this.exclusive(async () => undefined));
   }
 
   /** Creates the subscription; creating it again returns what exists, so a retried purchase is harmless. */
