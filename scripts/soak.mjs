@@ -702,10 +702,18 @@ async function checkBooks(ctx) {
   }
   for (const o of orders) if (o.state === "pending") violate("an order is left pending", { order: o.id });
 
-  // Quota: usage = Σ amount of the live subscriptions, nothing pending, never over the limit.
+  // Quota: usage = Σ over live chains of each chain's amount, once (README, "Quota held once per
+  // chain": a subscription with its extensions and renewals holds its amount once while any of
+  // its terms has not ended), nothing pending, never over the limit.
+  const rootOf = (s) => {
+    let at = s;
+    for (let hops = 0; at.extends && subs.has(at.extends) && hops < 10_000; hops++) at = subs.get(at.extends);
+    return at.id;
+  };
+  const liveChains = new Map();
+  for (const s of subs.values()) if (s.ended_at === null) liveChains.set(rootOf(s), s);
   const held = new Map();
-  for (const s of subs.values()) {
-    if (s.ended_at !== null) continue;
+  for (const s of liveChains.values()) {
     const k = `${s.customer} stratus.${s.product}`;
     held.set(k, (held.get(k) ?? 0) + s.amount);
   }
@@ -722,11 +730,11 @@ async function checkBooks(ctx) {
       if (want > 0 || h.usage > 0) quota[`${c.id.slice(-4)} ${p.resource}`] = `${h.usage}/${h.limit}`;
       if (h.pending !== 0) violate("quota left pending", { customer: c.id, resource: p.resource, ...h });
       if (h.usage !== want)
-        violate("usage is not the sum of the live subscriptions' amounts", {
+        violate("usage is not the sum of the live chains' amounts", {
           customer: c.id,
           resource: p.resource,
           usage: h.usage,
-          live_amounts: want,
+          live_chains: want,
         });
       if (h.usage > h.limit) violate("usage above the limit", { customer: c.id, resource: p.resource, ...h });
     }
