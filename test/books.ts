@@ -7,6 +7,8 @@ import {
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
 import { type OperationMessage, requeueStalledOperations } from "../src/app/operations";
+import { assignIds, buy, plan } from "../src/app/subscriptions";
+import { armFault, type FaultStep } from "../src/domain/faults";
 import { isRunning } from "../src/domain/metering";
 import { recoveryBoundMs } from "../src/domain/recovery";
 import { meteredCharge, usageLines } from "../src/domain/usage";
@@ -219,4 +221,22 @@ export async function expectUsageBalance(t: Tenant): Promise<void> {
   }
   for (const c of usage.results)
     expect(seen.has(c.subscription_id), `usage ${c.key} has its cloud`).toBe(true);
+}
+
+/**
+ * A purchase of 2 `mem` for `t`'s first customer whose request died at `step`: bought directly,
+ * with nothing to catch the fault. Answers its ids and its plan.
+ */
+export async function purchaseDiedAt(t: Tenant, step: FaultStep) {
+  const now = new Date();
+  const planned = await plan(
+    env,
+    t.partnerId,
+    [{ customer: t.customers[0] as string, resource: "mem", amount: 2, period: "1 month" }],
+    now,
+  );
+  const ids = assignIds(planned.subscriptions);
+  armFault(step);
+  await expect(buy(env, t.partnerId, planned.subscriptions, ids, now)).rejects.toThrow(step);
+  return { ids, planned: planned.subscriptions };
 }

@@ -2,10 +2,10 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { env } from "cloudflare:workers";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import type { RenewalMessage } from "../../src/app/renewals";
-import { abandon, assignIds, buy as buyDirectly, plan } from "../../src/app/subscriptions";
+import { abandon } from "../../src/app/subscriptions";
 import { armFault, disarmFaults } from "../../src/domain/faults";
 import worker from "../../src/index";
-import { expectBooksBalance, recoverAll } from "../books";
+import { expectBooksBalance, purchaseDiedAt, recoverAll } from "../books";
 import { call, expectOk, type Tenant, tenant, unique, withCatalog } from "../helpers";
 
 /** The charges ledger and monthly statements, through the Worker. */
@@ -231,19 +231,8 @@ describe("the ledger", () => {
 describe("a purchase whose request died after its orders", () => {
   /** Bought directly, dying once its orders (and lines) are written, before the accept. */
   async function diedAfterOrders(t: Tenant) {
-    const now = new Date();
-    const planned = await plan(
-      env,
-      t.partnerId,
-      [{ customer: t.customers[0] as string, resource: "mem", amount: 2, period: "1 month" }],
-      now,
-    );
-    const ids = assignIds(planned.subscriptions);
-    armFault("purchase.ordered");
-    await expect(buyDirectly(env, t.partnerId, planned.subscriptions, ids, now)).rejects.toThrow(
-      "purchase.ordered",
-    );
-    return { id: ids.subscriptions[0] as string, ids, priceMinor: planned.subscriptions[0]?.priceMinor };
+    const { ids, planned } = await purchaseDiedAt(t, "purchase.ordered");
+    return { id: ids.subscriptions[0] as string, ids, priceMinor: planned[0]?.priceMinor };
   }
 
   it("is reversed once when it is undone, however often the undoing runs", async () => {

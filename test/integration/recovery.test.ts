@@ -1,13 +1,12 @@
 import { createExecutionContext, evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
-import { assignIds, buy, plan } from "../../src/app/subscriptions";
 import { armFault, disarmFaults, type FaultStep } from "../../src/domain/faults";
 import type { Env } from "../../src/env";
 import worker from "../../src/index";
 import { ledgerOf } from "../../src/objects/quota-ledger";
 import { subscriptionObject } from "../../src/objects/subscription-object";
-import { expectBooksBalance, recoverAll } from "../books";
+import { expectBooksBalance, purchaseDiedAt, recoverAll } from "../books";
 import { call, expectOk, failingD1, type Tenant, tenant, unique, usageOf, withCatalog } from "../helpers";
 
 /**
@@ -164,20 +163,8 @@ describe("a retry with the same Idempotency-Key resumes the first attempt", () =
   });
 });
 
-/** A purchase whose request died at `step`: bought directly, with nothing to catch the fault. */
-async function diedAt(t: Tenant, step: FaultStep) {
-  const now = new Date();
-  const planned = await plan(
-    env,
-    t.partnerId,
-    [{ customer: t.customers[0] as string, resource: "mem", amount: 2, period: "1 month" }],
-    now,
-  );
-  const ids = assignIds(planned.subscriptions);
-  armFault(step);
-  await expect(buy(env, t.partnerId, planned.subscriptions, ids, now)).rejects.toThrow(step);
-  return ids;
-}
+/** A purchase whose request died at `step` (test/books.ts). */
+const diedAt = async (t: Tenant, step: FaultStep) => (await purchaseDiedAt(t, step)).ids;
 
 describe("the recovery sweep settles what a dead request left", () => {
   for (const step of PURCHASE_STEPS) {
