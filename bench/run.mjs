@@ -41,7 +41,7 @@ import autocannon from "autocannon";
 import { convertV4MiniflareOptions, Log, LogLevel, Miniflare } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { demo } from "../scripts/demo-data.mjs";
-import { credentialInsert, formatToken, run } from "../scripts/lib.mjs";
+import { credentialInsert, formatToken, inParallel, run } from "../scripts/lib.mjs";
 import { benchRenewals, renewalLog, renewalReport } from "./renewals.mjs";
 
 const root = path.resolve(import.meta.dirname, "..");
@@ -244,20 +244,6 @@ function client(origin) {
     if (!expect.includes(res.status)) throw new Error(`${method} ${route}: ${res.status} ${text}`);
     return text ? JSON.parse(text) : null;
   };
-}
-
-/** Runs `work` over `items`, `width` at a time. */
-async function inParallel(items, width, work) {
-  const out = new Array(items.length);
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(width, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await work(items[i], i);
-    }
-  });
-  await Promise.all(lanes);
-  return out;
 }
 
 /** Credentials with known secrets, a partner, a service and the demo catalog: what every phase needs. */

@@ -35,3 +35,17 @@ export async function credentialInsert({ id, role, partnerId, subjectId, secret,
   const values = [id, role, partnerId, subjectId, hash, label].map(sqlString).join(", ");
   return `INSERT OR IGNORE INTO credentials (id, role, partner_id, subject_id, secret_hash, label) VALUES (${values});`;
 }
+
+/** Runs `work` over `items`, `width` at a time. */
+export async function inParallel(items, width, work) {
+  const out = new Array(items.length);
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(width, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await work(items[i], i);
+    }
+  });
+  await Promise.all(lanes);
+  return out;
+}

@@ -28,7 +28,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { demo } from "./demo-data.mjs";
-import { credentialInsert, formatToken, newSecret } from "./lib.mjs";
+import { credentialInsert, formatToken, inParallel, newSecret } from "./lib.mjs";
 import { DevServer, freePort, snapshotTree, wrangler } from "./soak-server.mjs";
 
 const root = path.resolve(import.meta.dirname, "..");
@@ -188,20 +188,6 @@ async function listAll(route, token) {
     if (!cursor) return objects;
   }
   throw new Error(`${route}: more than 10,000 pages`);
-}
-
-/** Runs `work` over `items`, `width` at a time. */
-async function inParallel(items, width, work) {
-  const out = new Array(items.length);
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(width, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await work(items[i], i);
-    }
-  });
-  await Promise.all(lanes);
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------

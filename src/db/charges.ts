@@ -66,7 +66,8 @@ export function completedOrderCharges(db: Database, orderIds: readonly string[])
 
 /**
  * Reversals of the term lines the orders `orderIds` wrote, for orders being undone: each line
- * written gets its `reversal:` line of the opposite amount, so the subscription's lines sum to 0.
+ * written gets its `reversal:<subscription>` line of the opposite amount (keyed in the SQL, row by
+ * row), so the subscription's lines sum to 0.
  * Lines never written get none. Idempotent.
  */
 export function reversalCharges(db: Database, orderIds: readonly string[]) {

@@ -19,9 +19,6 @@ export type TermChargeKind = Extract<ChargeKind, "purchase" | "extension" | "ren
  */
 export const termChargeKey = (subscriptionId: string) => `purchase:${subscriptionId}`;
 
-/** The line that undoes a term's line when its purchase is undone after the line was written. */
-export const reversalChargeKey = (subscriptionId: string) => `reversal:${subscriptionId}`;
-
 /**
  * A line of metered usage: one piece of a CaaS cloud's running time (an interval cut at each UTC
  * month boundary), named by the instant it starts. Pieces of one subscription never overlap and an

@@ -306,8 +306,10 @@ export class SubscriptionObject extends DurableObject<Env> {
         ...next,
         holdReleased: true,
       });
-    // The hold stays with the chain; an extension on its way that never comes gives it back here.
-    if (r.nextId !== null) await this.ctx.storage.setAlarm(placeExpiresAt(this.env, r) + 1000);
+    // The hold stays with the chain. An extension still on its way (its place reserved within the
+    // bound) that never comes gives it back here, on the alarm set for when the place expires.
+    const expires = r.nextId === null ? 0 : placeExpiresAt(this.env, r);
+    if (expires > Date.now()) await this.ctx.storage.setAlarm(expires + 1000);
     return next;
   }
 
