@@ -1,13 +1,13 @@
-import { abandonOverduePurchases, type OperationMessage, requeueStalledOperations } from "./app/operations";
+import { abandonOverduePurchases, requeueStalledOperations } from "./app/operations";
 import type { RenewalMessage } from "./app/renewals";
 import type { MonthCloseMessage } from "./app/usage";
-import type { WebhookMessage } from "./app/webhooks";
 import { closeUsageMonth } from "./cron/months";
 import { scheduleRenewals } from "./cron/renewals";
 import { deleteExpiredOperations } from "./db/operations";
-import type { Env } from "./env";
 import { createApp } from "./http/app";
 import { routes } from "./http/routes";
+import type { OperationMessage } from "./objects/operations-queue";
+import type { WebhookMessage } from "./objects/webhook-events";
 import { consumeOperations } from "./queues/operations";
 import { consumeRenewals } from "./queues/renewals";
 import { consumeWebhooks } from "./queues/webhooks";

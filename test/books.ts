@@ -6,13 +6,14 @@ import {
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
-import { type OperationMessage, requeueStalledOperations } from "../src/app/operations";
+import { requeueStalledOperations } from "../src/app/operations";
 import { assignIds, buy, plan } from "../src/app/subscriptions";
 import { armFault, type FaultStep } from "../src/domain/faults";
 import { isRunning } from "../src/domain/metering";
 import { recoveryBoundMs } from "../src/domain/recovery";
 import { meteredCharge, usageLines } from "../src/domain/usage";
 import worker from "../src/index";
+import type { OperationMessage } from "../src/objects/operations-queue";
 import { ledgerOf } from "../src/objects/quota-ledger";
 import { subscriptionObject } from "../src/objects/subscription-object";
 import { call, expectOk, type Tenant } from "./helpers";

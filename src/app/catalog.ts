@@ -1,7 +1,6 @@
 import { listProducts } from "../db/products";
 import { findProduct, type Product } from "../domain/catalog";
-import type { Env } from "../env";
-import { ttlCache } from "../http/ttl-cache";
+import { ttlCache } from "../domain/ttl-cache";
 
 /**
  * The catalog as purchases and list filters read it, kept in isolate memory for 30 s: it is tiny,

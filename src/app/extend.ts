@@ -1,10 +1,9 @@
 import type { Product } from "../domain/catalog";
 import type { TermChargeKind } from "../domain/charges";
 import { type ResolvedDuration, resolveExtension } from "../domain/durations";
+import { AppError, badRequest, isFinalAnswer } from "../domain/errors";
 import { durationErrors, type PlannedSubscription } from "../domain/purchase";
 import { type SubscriptionRecord, termPriceMinor } from "../domain/subscriptions";
-import type { Env } from "../env";
-import { AppError, badRequest } from "../http/errors";
 import { subscriptionObject } from "../objects/subscription-object";
 import { visibleRecord } from "./reads";
 import { buy, unwrap } from "./subscriptions";
@@ -104,8 +103,7 @@ export async function extend(
       // A refusal bought nothing: the place goes back. After any other failure the extension may
       // still take effect (its commission is open): the place stays its own until the retry or
       // the recovery sweep settles it (`abandon` gives it back if it is undone).
-      if (error instanceof AppError && error.status < 500)
-        await subscriptionObject(env, last.id).releaseNext(ids.subscription);
+      if (isFinalAnswer(error)) await subscriptionObject(env, last.id).releaseNext(ids.subscription);
       throw error;
     }
   }

@@ -4,21 +4,20 @@ import {
   findOperation,
   finishOperation,
   markWaiting,
+  type Operation,
   startOperation,
   waitingPurchases,
 } from "../db/operations";
+import type { Order } from "../db/orders";
+import { AppError, type ErrorWire, fromErrorWire, isFinalAnswer, toErrorWire } from "../domain/errors";
 import { fault } from "../domain/faults";
 import type { PlannedSubscription, PurchaseObject } from "../domain/purchase";
 import { recoveryBoundMs } from "../domain/recovery";
-import { money, type SubscriptionRecord } from "../domain/subscriptions";
-import type { Env } from "../env";
-import { AppError } from "../http/errors";
-import { problemResponse } from "../http/problem";
-import { orderView } from "../http/views";
-import type { RecoveryRequest } from "../objects/quota-ledger";
+import type { SubscriptionRecord, SubscriptionWire } from "../domain/subscriptions";
+import { operationsQueue } from "../objects/operations-queue";
 import { subscriptionObject } from "../objects/subscription-object";
 import { extend } from "./extend";
-import { type Intent, journalOf, type OperationPayload, type StoredObject } from "./intents";
+import type { OperationPayload, StoredObject } from "./intents";
 import { consume, present, visibleRecord } from "./reads";
 import { settleOpenPurchase } from "./recovery";
 import { abandon, buy, type PurchaseIds, plan, unwrap } from "./subscriptions";
@@ -32,19 +31,17 @@ export interface PerformContext {
   planned?: PlannedSubscription[];
 }
 
-/** Runs operation `opRef`; or (`recover`) settles a commission whose request may be gone. */
-export type OperationMessage = { opRef: string } | { recover: RecoveryRequest };
-
 /** Attempts before an operation is given up as failed (the queue's max_retries is above this). */
 export const MAX_ATTEMPTS = 8;
 
-export interface OperationResult {
-  status: number;
-  body: unknown;
-  location: string | null;
-}
-
-const location = (id: string) => `/v1/subscriptions/${id}/`;
+/**
+ * What a write did, as data: the subscriptions it answers with (in wire shape), and a purchase's
+ * price and orders. `src/http` renders it, now or when the operation that ran it is read.
+ */
+export type OperationResult =
+  | { kind: "purchase"; objects: SubscriptionWire[]; totalMinor: string; currency: string; orders: Order[] }
+  | { kind: "consume"; objects: SubscriptionWire[]; unallocated: number }
+  | { kind: "subscription"; object: SubscriptionWire };
 
 export function storedObject(o: PurchaseObject): StoredObject {
   const { start_time, end_time, ...rest } = o;
@@ -64,8 +61,8 @@ function purchaseObject(o: StoredObject): PurchaseObject {
   };
 }
 
-async function one(env: Env, record: SubscriptionRecord, at: Date, status = 200): Promise<OperationResult> {
-  return { status, body: await present(env, record, at), location: location(record.id) };
+async function one(env: Env, record: SubscriptionRecord, at: Date): Promise<OperationResult> {
+  return { kind: "subscription", object: await present(env, record, at) };
 }
 
 /**
@@ -95,25 +92,18 @@ export async function perform(
         "a vendor could not provision a syndicated subscription; nothing was bought",
       );
     }
-    const objects = await Promise.all(bought.subscriptions.map((r) => present(env, r, at)));
-    const first = bought.subscriptions[0];
     return {
-      status: 201,
-      body: {
-        objects,
-        meta: {
-          total_price: money(bought.totalMinor, bought.currency),
-          currency: bought.currency,
-          orders: bought.orders.map(orderView),
-        },
-      },
-      location: first ? location(first.id) : null,
+      kind: "purchase",
+      objects: await Promise.all(bought.subscriptions.map((r) => present(env, r, at))),
+      totalMinor: String(bought.totalMinor),
+      currency: bought.currency,
+      orders: bought.orders,
     };
   }
   if (payload.kind === "consume") {
     const result = await consume(env, payload.customer, payload.product, payload.amount, at, payload.report);
     const objects = await Promise.all(result.touched.map((r) => present(env, r, at)));
-    return { status: 200, body: { objects, meta: { unallocated: result.unallocated } }, location: null };
+    return { kind: "consume", objects, unallocated: result.unallocated };
   }
   // The request already found the subscription within the partner's scope (the payload's partner
   // is the record's); the object answers 404 itself should it be gone.
@@ -147,67 +137,35 @@ export async function perform(
   }
 }
 
-const RETRY_AFTER_SECONDS = 1;
-
-export function prefersAsync(request: Request): boolean {
-  const prefer = request.headers.get("prefer") ?? "";
-  return prefer.split(/[,;]/).some((token) => token.trim().toLowerCase() === "respond-async");
-}
-
-export const operationLocation = (opRef: string) => `/v1/operations/${opRef}`;
+export const newOpRef = () => `op_${crypto.randomUUID().replaceAll("-", "")}`;
 
 /**
- * Answers a write: the result now, or 202 and an operation to poll when the client asks for it
- * or the work cannot finish within the request (`mustWait`: a vendor has to provision first).
- * Under an Idempotency-Key the work is recorded with the key before any of it is done.
+ * Does the work within the request. Work that nothing will run again (`resumable` false: no
+ * Idempotency-Key keeps it) is undone before a server fault; work kept with its key is left for
+ * the retry to finish, or for the recovery sweep should the client never come back.
  */
-export async function respond(
-  env: Env,
-  request: Request,
-  payload: OperationPayload,
-  options: { mustWait?: boolean; planned?: PlannedSubscription[] } = {},
-): Promise<Response> {
-  const journal = journalOf(request);
-  const opRef =
-    options.mustWait || prefersAsync(request) ? `op_${crypto.randomUUID().replaceAll("-", "")}` : null;
-  await journal?.record({ payload, opRef });
-  if (opRef) return enqueue(env, payload, opRef);
-  return answerNow(env, payload, { resumable: journal !== undefined, planned: options.planned });
-}
-
-/**
- * Resumes what a request that died had committed to: the same payload, with the same ids, so
- * what the first attempt did is found and finished, never done twice.
- */
-export function resume(env: Env, intent: Intent): Promise<Response> {
-  if (intent.opRef) return enqueue(env, intent.payload, intent.opRef);
-  return answerNow(env, intent.payload, { resumable: true });
-}
-
-async function answerNow(
+export async function performNow(
   env: Env,
   payload: OperationPayload,
   options: { resumable: boolean; planned?: PlannedSubscription[] | undefined },
-): Promise<Response> {
+): Promise<OperationResult> {
   let result: OperationResult | null;
   try {
     result = await perform(env, payload, options.planned ? { planned: options.planned } : {});
   } catch (error) {
-    // Work that nothing will run again is undone before the 5xx. Work kept with its key is left
-    // for the retry to finish, or for the recovery sweep should the client never come back.
-    if (!options.resumable && (!(error instanceof AppError) || error.status >= 500))
-      await undoHalfDone(env, payload);
+    if (!options.resumable && !isFinalAnswer(error)) await undoHalfDone(env, payload);
     throw error;
   }
   if (!result) throw new AppError("internal", "work that waits on a vendor must run as an operation");
-  return Response.json(result.body, {
-    status: result.status,
-    ...(result.location ? { headers: { location: result.location } } : {}),
-  });
+  return result;
 }
 
-/** Stores the work as operation `opRef` (once) and queues it: 202 and where to poll. */
-async function enqueue(env: Env, payload: OperationPayload, opRef: string): Promise<Response> {
+/** Stores the work as operation `opRef` (once) and queues it; answers the operation as stored. */
+export async function enqueueOperation(
+  env: Env,
+  payload: OperationPayload,
+  opRef: string,
+): Promise<Operation> {
   const op = await createOperation(env, {
     opRef,
     partnerId: payload.partnerId,
@@ -215,52 +173,22 @@ async function enqueue(env: Env, payload: OperationPayload, opRef: string): Prom
     payload,
     now: new Date(),
   });
-  if (op.status === "queued") await env.OPERATIONS.send({ opRef });
-  return Response.json(operationView(op), {
-    status: 202,
-    headers: {
-      location: operationLocation(opRef),
-      "retry-after": String(RETRY_AFTER_SECONDS),
-      "preference-applied": "respond-async",
-    },
-  });
+  if (op.status === "queued") await operationsQueue(env).send({ opRef });
+  return op;
 }
 
-export function operationView(op: {
-  opRef: string;
-  kind: string;
-  status: string;
-  createdAt: string;
-  updatedAt: string;
-  resultStatus: number | null;
-  resultLocation: string | null;
-}) {
-  return {
-    opRef: op.opRef,
-    kind: op.kind,
-    status: op.status,
-    created_at: op.createdAt,
-    updated_at: op.updatedAt,
-    result_status: op.resultStatus,
-    result_location: op.resultLocation,
-  };
-}
-
-/** The status endpoint's answer for an operation, as the CaaS spec has it. */
-export async function operationStatus(env: Env, opRef: string, partnerId: string | null): Promise<Response> {
-  const op = await findOperation(env, opRef, partnerId);
-  if (!op) throw new AppError("not_found", `operation ${opRef} does not exist`);
-  if (op.status === "queued" || op.status === "running") {
-    return Response.json(operationView(op), {
-      status: 202,
-      headers: { "retry-after": String(RETRY_AFTER_SECONDS), location: operationLocation(opRef) },
-    });
-  }
-  const headers: Record<string, string> = {
-    "content-type": op.status === "failed" ? "application/problem+json" : "application/json",
-  };
-  if (op.resultLocation) headers.location = op.resultLocation;
-  return new Response(op.resultBody, { status: op.resultStatus ?? 500, headers });
+/**
+ * How a finished operation ended: the result it stored, or the error it failed with. Null while it
+ * is queued or running, and for a row finished before results were stored as data, which keeps
+ * its rendered answer in `resultStatus`, `resultBody` and `resultLocation` until its retention ends.
+ */
+export function outcomeOf(
+  op: Operation,
+): { ok: true; result: OperationResult } | { ok: false; error: AppError } | null {
+  if (op.resultBody === null || op.resultStatus !== null) return null;
+  if (op.status === "failed")
+    return { ok: false, error: fromErrorWire(JSON.parse(op.resultBody) as ErrorWire) };
+  return { ok: true, result: JSON.parse(op.resultBody) as OperationResult };
 }
 
 /**
@@ -279,16 +207,11 @@ export async function runOperation(env: Env, opRef: string): Promise<void> {
     await finishOperation(
       env,
       opRef,
-      {
-        status: "succeeded",
-        resultStatus: result.status,
-        resultBody: JSON.stringify(result.body),
-        resultLocation: result.location,
-      },
+      { status: "succeeded", resultBody: JSON.stringify(result) },
       new Date(),
     );
   } catch (error) {
-    if (!(error instanceof AppError) || error.status >= 500) throw error;
+    if (!isFinalAnswer(error)) throw error;
     await failOperation(env, opRef, error);
   }
 }
@@ -344,7 +267,7 @@ export async function requeueStalledOperations(
     const again = page
       .filter((op) => op.attempts < MAX_ATTEMPTS)
       .map((op) => ({ body: { opRef: op.opRef } }));
-    if (again.length > 0) await env.OPERATIONS.sendBatch(again);
+    if (again.length > 0) await operationsQueue(env).sendBatch(again);
     counts.givenUp += spent.length;
     counts.requeued += again.length;
     if (page.length < PAGE) return counts;
@@ -377,11 +300,10 @@ export async function abandonOverduePurchases(env: Env, now: Date): Promise<numb
 }
 
 export async function failOperation(env: Env, opRef: string, error: AppError): Promise<void> {
-  const rendered = problemResponse(error, operationLocation(opRef));
   await finishOperation(
     env,
     opRef,
-    { status: "failed", resultStatus: error.status, resultBody: await rendered.text(), resultLocation: null },
+    { status: "failed", resultBody: JSON.stringify(toErrorWire(error)) },
     new Date(),
   );
 }

@@ -1,3 +1,4 @@
+import type { Principal } from "../db/credentials";
 import {
   chainMembers,
   depletionQueue,
@@ -5,10 +6,8 @@ import {
   listSubscriptions,
   queuedBehindAnother,
 } from "../db/subscriptions";
+import { notFound } from "../domain/errors";
 import { type SubscriptionRecord, type SubscriptionWire, statusOf, toWire } from "../domain/subscriptions";
-import type { Env } from "../env";
-import type { Principal } from "../http/auth";
-import { notFound } from "../http/errors";
 import { subscriptionObject } from "../objects/subscription-object";
 import { unwrap } from "./subscriptions";
 

@@ -1,9 +1,9 @@
 import { findOperation } from "../db/operations";
 import { findOrders } from "../db/orders";
+import { AppError } from "../domain/errors";
 import type { SubscriptionRecord } from "../domain/subscriptions";
-import type { Env } from "../env";
-import { AppError } from "../http/errors";
-import { ledgerOf, type RecoveryRequest } from "../objects/quota-ledger";
+import type { RecoveryRequest } from "../objects/operations-queue";
+import { ledgerOf } from "../objects/quota-ledger";
 import { abandon, type PurchaseRecovery, settle } from "./subscriptions";
 
 /**

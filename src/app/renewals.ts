@@ -1,17 +1,20 @@
+import { isFinalAnswer } from "../domain/errors";
 import { fault } from "../domain/faults";
 import { uuidv7 } from "../domain/ids";
 import { isExpired } from "../domain/subscriptions";
-import type { Env } from "../env";
-import { AppError } from "../http/errors";
 import { subscriptionObject } from "../objects/subscription-object";
 import { extend } from "./extend";
 import { unwrap } from "./subscriptions";
+import type { MonthCloseMessage } from "./usage";
 
 /** One due subscription to renew or expire; `at` is the cron run's time. */
 export interface RenewalMessage {
   subscription: string;
   at: string;
 }
+
+/** The renewals queue carries the cron's work: renewals and expiries, and month closes of running clouds. */
+export const renewalsQueue = (env: Env) => env.RENEWALS as Queue<RenewalMessage | MonthCloseMessage>;
 
 export type RenewalOutcome = "renewed" | "expired" | "failed" | "skipped";
 
@@ -37,7 +40,7 @@ export async function renewOrExpire(env: Env, id: string, at: Date): Promise<Ren
     await extend(env, record.partnerId, id, {}, ids, at, { from: record, chargeKind: "renewal" });
     return "renewed";
   } catch (error) {
-    if (!(error instanceof AppError) || error.status >= 500) throw error;
+    if (!isFinalAnswer(error)) throw error;
     if (over) unwrap(await object.expire(at, `renewal failed: ${error.message}`));
     console.warn(JSON.stringify({ renewal: "failed", subscription: id, reason: error.message }));
     return over ? "failed" : "skipped";

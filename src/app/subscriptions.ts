@@ -1,16 +1,16 @@
+import { ownCustomers } from "../db/customers";
 import { insertOrders, type Order, setOrdersState } from "../db/orders";
 import { type TermChargeKind, termChargeKey } from "../domain/charges";
 import { homeOf } from "../domain/commissions";
+import { AppError, badRequest, fromErrorWire } from "../domain/errors";
 import { fault } from "../domain/faults";
 import { uuidv7 } from "../domain/ids";
 import { type PlannedSubscription, type PurchaseObject, planPurchase } from "../domain/purchase";
 import type { SubscriptionRecord } from "../domain/subscriptions";
-import type { Env } from "../env";
-import { AppError, badRequest, fromErrorWire } from "../http/errors";
+import { issueCommission } from "../objects/commission-issue";
 import { type Outcome, subscriptionObject } from "../objects/subscription-object";
 import { catalogKnowing } from "./catalog";
-import { issueCommission, settleReferenced } from "./commissions";
-import { ownCustomers } from "./customers";
+import { settleReferenced } from "./commissions";
 
 /**
  * Buying, extending and reading subscriptions: the steps that span the catalog, the customers'

@@ -1,4 +1,3 @@
-import type { Env } from "../env";
 import { subscriptionObject } from "../objects/subscription-object";
 
 /**

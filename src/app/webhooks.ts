@@ -1,61 +1,15 @@
-import { claimDelivery, type Delivery, insertDelivery, recordAttempt, syndicationOf } from "../db/webhooks";
-import type { SubscriptionRecord } from "../domain/subscriptions";
-import { type EventType, retryAfterSeconds, retryDelay, signatureHeader } from "../domain/webhooks";
-import type { Env } from "../env";
+import { claimDelivery, type Delivery, recordAttempt, syndicationOf } from "../db/webhooks";
+import { retryAfterSeconds, retryDelay, signatureHeader } from "../domain/webhooks";
 
 /**
  * Webhooks out (spec/syndication-webhooks.md, signed per Standard Webhooks): one delivery per
- * event and endpoint, attempted from the webhooks queue until the endpoint answers 2xx or the
- * retry schedule (a little over three days) runs out.
+ * event and endpoint (`dispatchEvent`, src/objects/webhook-events.ts), attempted from the webhooks
+ * queue until the endpoint answers 2xx or the retry schedule (a little over three days) runs out.
  */
-
-export interface WebhookMessage {
-  deliveryId: string;
-}
-
-export interface SubscriptionEvent {
-  id: string;
-  type: EventType;
-  date: string;
-  sequence: number;
-}
 
 export const USER_AGENT = "stratus-webhooks/0.1 (+https://github.com/stratus)";
 const TIMEOUT_MS = 10_000;
 const LOCK_MS = 60_000;
-
-/** The event as the vendor receives it: the spec's fields, plus the subscription's sequence. */
-function payloadOf(env: Env, record: SubscriptionRecord, event: SubscriptionEvent): string {
-  return JSON.stringify({
-    date: event.date.replace(/\.\d{3}Z$/, "Z"),
-    entity: "Subscription",
-    entityUrl: new URL(`/api/subscription/${record.id}`, env.PUBLIC_URL).toString(),
-    id: record.id,
-    type: event.type,
-    sequence: event.sequence,
-  });
-}
-
-/** Hands a subscription's event to the webhooks pipeline; repeating it for the same event changes nothing. */
-export async function dispatchEvent(
-  env: Env,
-  record: SubscriptionRecord,
-  event: SubscriptionEvent,
-): Promise<void> {
-  if (!record.vendorId) return;
-  await insertDelivery(env, {
-    id: event.id,
-    vendorId: record.vendorId,
-    product: record.product,
-    subscriptionId: record.id,
-    type: event.type,
-    sequence: event.sequence,
-    payload: payloadOf(env, record, event),
-    status: "pending",
-    createdAt: event.date,
-  });
-  await env.WEBHOOKS.send({ deliveryId: event.id });
-}
 
 export type DeliveryOutcome =
   | { outcome: "delivered" | "dead" | "skipped" }

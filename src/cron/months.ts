@@ -1,8 +1,8 @@
+import { renewalsQueue } from "../app/renewals";
 import type { MonthCloseMessage } from "../app/usage";
 import { recordUsageClosed, usageClosedThrough } from "../db/charges";
 import { runningSince } from "../db/subscriptions";
 import { monthOf, previousMonth } from "../domain/charges";
-import type { Env } from "../env";
 
 const PAGE = 500;
 const SEND_BATCH = 100;
@@ -37,7 +37,7 @@ export async function closeUsageMonth(env: Env, now: Date): Promise<MonthClose> 
       const messages = page.slice(i, i + SEND_BATCH).map((row) => ({
         body: { subscription: row.id, closeMonth: boundary.toISOString() } satisfies MonthCloseMessage,
       }));
-      await env.RENEWALS.sendBatch(messages);
+      await renewalsQueue(env).sendBatch(messages);
     }
     enqueued += page.length;
     const last = page.at(-1);

@@ -1,6 +1,5 @@
-import type { RenewalMessage } from "../app/renewals";
+import { type RenewalMessage, renewalsQueue } from "../app/renewals";
 import { dueSubscriptions } from "../db/subscriptions";
-import type { Env } from "../env";
 
 /** How far ahead a run looks: the cron runs every five minutes, so whatever ends before the next run. */
 export const HORIZON_MS = 5 * 60_000;
@@ -22,7 +21,7 @@ export async function scheduleRenewals(env: Env, now: Date): Promise<number> {
       const messages = page.slice(i, i + SEND_BATCH).map((row) => ({
         body: { subscription: row.id, at: now.toISOString() } satisfies RenewalMessage,
       }));
-      await env.RENEWALS.sendBatch(messages);
+      await renewalsQueue(env).sendBatch(messages);
     }
     found += page.length;
     const last = page.at(-1);

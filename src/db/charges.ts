@@ -1,6 +1,5 @@
 import { and, asc, eq, gt, gte, lt, or, type SQL, sql } from "drizzle-orm";
 import type { Month } from "../domain/charges";
-import type { Env } from "../env";
 import { type Database, database, parameterChunks } from "./client";
 import { charges, usageCloses } from "./schema";
 

@@ -1,5 +1,4 @@
 import { type DrizzleD1Database, drizzle } from "drizzle-orm/d1";
-import type { Env } from "../env";
 
 /** One drizzle instance per D1 binding, built once: queries only use the SQL builder. */
 const instances = new WeakMap<D1Database, DrizzleD1Database>();

@@ -1,5 +1,4 @@
 import { and, asc, eq, sql } from "drizzle-orm";
-import type { Env } from "../env";
 import { database } from "./client";
 import { commissionIndex, serialBlocks } from "./schema";
 

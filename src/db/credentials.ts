@@ -1,14 +1,23 @@
 import { eq, getTableColumns } from "drizzle-orm";
 import { formatToken, hashSecret, newSecret, type TokenRole } from "../domain/credentials";
 import { uuidv7 } from "../domain/ids";
-import type { Env } from "../env";
 import { database } from "./client";
-import { credentials, partners, type RateLimitTier } from "./schema";
+import { credentials, partners, type RateLimitTier, type Role } from "./schema";
 
 export type Credential = typeof credentials.$inferSelect & {
   /** The rate-limit tier of the credential's partner; null for those of no partner (operators, vendors). */
   rateLimit: RateLimitTier | null;
 };
+
+/** Who is calling, as a credential says: every query a request makes is scoped by this. */
+export interface Principal {
+  role: Role;
+  credentialId: string;
+  /** The partner the caller belongs to; null for operators. */
+  partnerId: string | null;
+  /** What the credential stands for: the service, customer or vendor id. */
+  subjectId: string | null;
+}
 
 export interface IssuedCredential {
   id: string;

@@ -1,5 +1,5 @@
 import { and, asc, eq, gt, inArray } from "drizzle-orm";
-import type { Env } from "../env";
+import { ttlCache } from "../domain/ttl-cache";
 import { database, parameterChunks } from "./client";
 import { customers } from "./schema";
 
@@ -82,4 +82,29 @@ export async function updateCustomer(
 ): Promise<Customer | undefined> {
   if (Object.keys(changes).length === 0) return findCustomer(env, id, null);
   return database(env).update(customers).set(changes).where(eq(customers.id, id)).returning().get();
+}
+
+/**
+ * Customers known to belong to a partner, by `partner/customer`. A customer never changes partner
+ * and is never deleted, so what was found stays true; what was not is asked again next time.
+ */
+const knownCustomers = ttlCache<true>(600_000);
+
+/** Which of `ids` are customers of `partnerId`. */
+export async function ownCustomers(
+  env: Env,
+  partnerId: string,
+  ids: readonly string[],
+): Promise<Set<string>> {
+  const key = (id: string) => `${partnerId}/${id}`;
+  const found = await knownCustomers.many(ids.map(key), async (missing) => {
+    const prefix = key("").length;
+    const own = await partnerCustomerIds(
+      env,
+      partnerId,
+      missing.map((k) => k.slice(prefix)),
+    );
+    return new Map([...own].map((id) => [key(id), true as const]));
+  });
+  return new Set(ids.filter((id) => found.has(key(id))));
 }

@@ -1,5 +1,4 @@
 import { and, eq, isNull, lte, or, sql } from "drizzle-orm";
-import type { Env } from "../env";
 import { database } from "./client";
 import { idempotencyKeys } from "./schema";
 

@@ -1,5 +1,4 @@
 import { and, asc, eq, gt, inArray, lt, sql } from "drizzle-orm";
-import type { Env } from "../env";
 import { database } from "./client";
 import { type OperationStatus, operations } from "./schema";
 
@@ -58,12 +57,7 @@ export async function startOperation(env: Env, opRef: string, now: Date): Promis
 export async function finishOperation(
   env: Env,
   opRef: string,
-  result: {
-    status: OperationStatus;
-    resultStatus: number;
-    resultBody: string;
-    resultLocation: string | null;
-  },
+  result: { status: OperationStatus; resultBody: string },
   now: Date,
 ): Promise<void> {
   await database(env)

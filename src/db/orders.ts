@@ -1,5 +1,4 @@
 import { and, asc, eq, gt, inArray } from "drizzle-orm";
-import type { Env } from "../env";
 import { completedOrderCharges, reversalCharges } from "./charges";
 import { database, parameterChunks } from "./client";
 import { type OrderLine, orders } from "./schema";

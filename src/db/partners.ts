@@ -1,5 +1,4 @@
 import { eq } from "drizzle-orm";
-import type { Env } from "../env";
 import { database } from "./client";
 import { partners, type RateLimitTier, services } from "./schema";
 

@@ -1,6 +1,5 @@
 import { asc, eq } from "drizzle-orm";
 import type { Product } from "../domain/catalog";
-import type { Env } from "../env";
 import { database } from "./client";
 import { products } from "./schema";
 

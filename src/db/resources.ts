@@ -1,5 +1,4 @@
 import { asc, eq } from "drizzle-orm";
-import type { Env } from "../env";
 import { database } from "./client";
 import { resources } from "./schema";
 

@@ -326,6 +326,12 @@ export const operations = sqliteTable(
     attempts: integer("attempts").notNull().default(0),
     /** Set while a purchase waits on its vendor: nothing is stalled, the vendor's report moves it on. */
     waiting: integer("waiting", { mode: "boolean" }).notNull().default(false),
+    /**
+     * `resultBody`: what a finished operation did, as JSON: its result or, failed, its error
+     * (`outcomeOf`, src/app/operations.ts), which src/http renders when it is read. Rows finished
+     * before results were stored as data hold the rendered answer instead, with its status and
+     * location in `resultStatus` and `resultLocation`, which are null on every newer row.
+     */
     resultStatus: integer("result_status"),
     resultBody: text("result_body"),
     resultLocation: text("result_location"),

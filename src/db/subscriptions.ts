@@ -2,7 +2,6 @@ import { and, asc, eq, getTableColumns, gt, gte, inArray, isNull, lt, lte, or, s
 import type { SQLiteInsertValue } from "drizzle-orm/sqlite-core";
 import { isRunning } from "../domain/metering";
 import type { StatusFilter, SubscriptionRecord } from "../domain/subscriptions";
-import type { Env } from "../env";
 import { D1_MAX_PARAMETERS, type Database, database, parameterChunks } from "./client";
 import { subscriptions } from "./schema";
 

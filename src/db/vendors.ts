@@ -1,5 +1,4 @@
 import { eq } from "drizzle-orm";
-import type { Env } from "../env";
 import { database } from "./client";
 import { products, vendors } from "./schema";
 

@@ -1,5 +1,4 @@
 import { and, asc, eq, gt, isNull, lt, or, sql } from "drizzle-orm";
-import type { Env } from "../env";
 import { database } from "./client";
 import { type DeliveryStatus, products, webhookAttempts, webhookDeliveries } from "./schema";
 

@@ -1,8 +1,7 @@
 import { type IRequest, Router } from "itty-router";
-import type { Env } from "../env";
+import { AppError } from "../domain/errors";
 import type { Family } from "./auth";
 import { cloudFaultResponse } from "./cloudfault";
-import { AppError } from "./errors";
 import { problemResponse } from "./problem";
 import { type RouteSpec, runRoute } from "./route";
 

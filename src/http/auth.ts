@@ -1,27 +1,15 @@
-import { type Credential, findCredential, verifySecret } from "../db/credentials";
-import type { Role } from "../db/schema";
+import { type Credential, findCredential, type Principal, verifySecret } from "../db/credentials";
 import { parseToken } from "../domain/credentials";
-import type { Env } from "../env";
-import { AppError } from "./errors";
+import { AppError } from "../domain/errors";
+import { ttlCache } from "../domain/ttl-cache";
 import {
   clientAddress,
   countFailedAuthentication,
   limitCredential,
   refuseBlockedAddress,
 } from "./rate-limit";
-import { ttlCache } from "./ttl-cache";
 
 export type Family = "partner" | "quota" | "vendor";
-
-/** Who is calling: every query a handler makes is scoped by this. */
-export interface Principal {
-  role: Role;
-  credentialId: string;
-  /** The partner the caller belongs to; null for operators. */
-  partnerId: string | null;
-  /** What the credential stands for: the service, customer or vendor id. */
-  subjectId: string | null;
-}
 
 /** Each family reads the header its dialect defines. */
 function presentedToken(request: Request, family: Family): string | null {

@@ -1,4 +1,5 @@
-import { type AppError, type ErrorKind, rateLimitHeaders } from "./errors";
+import type { AppError, ErrorKind } from "../domain/errors";
+import { rateLimitHeaders, statusOf } from "./errors";
 
 /**
  * cloudFault bodies, the error format of the quota API (/account/v1.0): `{"<fault>": {message, code, data?}}`.
@@ -31,7 +32,7 @@ const FAULTS: Record<ErrorKind, string> = {
 /** The fault object alone, as resolve-many embeds it in its `failed` pairs. */
 export function cloudFault(error: AppError): Record<string, Fault> {
   const status =
-    error.kind === "method_not_allowed" || error.kind === "payload_too_large" ? 400 : error.status;
+    error.kind === "method_not_allowed" || error.kind === "payload_too_large" ? 400 : statusOf(error);
   const fault: Fault = { message: error.message, code: status };
   if (error.options.data) fault.data = error.options.data;
   if (error.options.rateLimited) fault.retryAfter = String(error.options.rateLimited.retryAfter);
@@ -40,7 +41,7 @@ export function cloudFault(error: AppError): Record<string, Fault> {
 
 export function cloudFaultResponse(error: AppError): Response {
   const body = cloudFault(error);
-  const code = Object.values(body)[0]?.code ?? error.status;
+  const code = Object.values(body)[0]?.code ?? statusOf(error);
   const limited = error.options.rateLimited;
   return Response.json(body, { status: code, ...(limited ? { headers: rateLimitHeaders(limited) } : {}) });
 }

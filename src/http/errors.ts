@@ -1,24 +1,6 @@
-/**
- * The one error type the application throws. Each API family renders it in its own dialect
- * (problem+json for /v1, cloudFault for /account/v1.0), so domain and application code never
- * decide wire formats.
- */
+import type { AppError, ErrorKind, RateLimited } from "../domain/errors";
 
-export type ErrorKind =
-  | "bad_request"
-  | "unauthorized"
-  | "forbidden"
-  | "not_found"
-  | "method_not_allowed"
-  | "conflict"
-  | "over_limit"
-  | "payload_too_large"
-  | "unsupported_media_type"
-  | "unprocessable"
-  | "failed_dependency"
-  | "too_many_requests"
-  | "internal"
-  | "unavailable";
+/** The HTTP side of the domain's error kinds (src/domain/errors.ts): their statuses and headers. */
 
 export const STATUS_OF: Record<ErrorKind, number> = {
   bad_request: 400,
@@ -37,26 +19,7 @@ export const STATUS_OF: Record<ErrorKind, number> = {
   unavailable: 503,
 };
 
-/** A field-level error: `point` is a JSON Pointer (RFC 6901) into the request. */
-export interface FieldError {
-  point: string;
-  message: string;
-}
-
-/**
- * The rate-limit policy a `too_many_requests` error broke: each family's renderer turns it into
- * `Retry-After` and the RateLimit-Policy / RateLimit headers (draft-ietf-httpapi-ratelimit-headers).
- */
-export interface RateLimited {
-  /** The policy's name, e.g. `standard` or `auth-failures`. */
-  policy: string;
-  /** Requests allowed per window. */
-  quota: number;
-  /** The window, in seconds. */
-  window: number;
-  /** Seconds until the client may try again. */
-  retryAfter: number;
-}
+export const statusOf = (error: AppError): number => STATUS_OF[error.kind];
 
 /** `Retry-After`, `RateLimit-Policy` and `RateLimit` of a 429, the same in every family. */
 export function rateLimitHeaders(r: RateLimited): Record<string, string> {
@@ -67,46 +30,3 @@ export function rateLimitHeaders(r: RateLimited): Record<string, string> {
     ratelimit: `${name};r=0;t=${r.retryAfter}`,
   };
 }
-
-export class AppError extends Error {
-  constructor(
-    readonly kind: ErrorKind,
-    message: string,
-    readonly options: {
-      fields?: FieldError[];
-      data?: Record<string, unknown>;
-      rateLimited?: RateLimited;
-    } = {},
-  ) {
-    super(message);
-    this.name = "AppError";
-  }
-
-  get status(): number {
-    return STATUS_OF[this.kind];
-  }
-}
-
-export const badRequest = (message: string, fields?: FieldError[]) =>
-  new AppError("bad_request", message, fields ? { fields } : {});
-export const notFound = (message: string, data?: Record<string, unknown>) =>
-  new AppError("not_found", message, data ? { data } : {});
-
-/** An AppError as plain data, to cross a Durable Object RPC boundary (class identity does not). */
-export interface ErrorWire {
-  kind: ErrorKind;
-  message: string;
-  fields?: FieldError[];
-  data?: Record<string, unknown>;
-}
-
-export const toErrorWire = (e: AppError): ErrorWire => ({ kind: e.kind, message: e.message, ...e.options });
-
-export const fromErrorWire = (w: ErrorWire): AppError =>
-  new AppError(w.kind, w.message, {
-    ...(w.fields ? { fields: w.fields } : {}),
-    ...(w.data ? { data: w.data } : {}),
-  });
-
-export const refused = (r: { kind: "bad_request" | "conflict"; message: string; point: string }): AppError =>
-  new AppError(r.kind, r.message, { fields: [{ point: r.point, message: r.message }] });

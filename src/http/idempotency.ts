@@ -1,5 +1,5 @@
 import { type Intent, keepJournal } from "../app/intents";
-import { resume } from "../app/operations";
+import type { Principal } from "../db/credentials";
 import {
   type Claim,
   claimKey,
@@ -11,11 +11,10 @@ import {
   type StoredResponse,
   unlockKey,
 } from "../db/idempotency";
+import { AppError, badRequest } from "../domain/errors";
 import { fault } from "../domain/faults";
 import { uuidv7 } from "../domain/ids";
-import type { Env } from "../env";
-import type { Principal } from "./auth";
-import { AppError, badRequest } from "./errors";
+import { resume } from "./operations";
 import { problemResponse } from "./problem";
 
 /**

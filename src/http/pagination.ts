@@ -1,4 +1,4 @@
-import { badRequest } from "./errors";
+import { badRequest } from "../domain/errors";
 
 /**
  * Cursor pagination for every collection: fetch `limit + 1` rows ordered by a unique key, answer

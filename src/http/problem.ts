@@ -1,4 +1,5 @@
-import { type AppError, type ErrorKind, rateLimitHeaders } from "./errors";
+import type { AppError, ErrorKind } from "../domain/errors";
+import { rateLimitHeaders, statusOf } from "./errors";
 
 /** RFC 9457 problem details, the error format of the partner API (/v1). */
 
@@ -23,7 +24,7 @@ export function problemResponse(error: AppError, instance?: string): Response {
   const body: Record<string, unknown> = {
     type: `https://stratus.dev/problems/${error.kind.replaceAll("_", "-")}`,
     title: TITLES[error.kind],
-    status: error.status,
+    status: statusOf(error),
     detail: error.message,
   };
   if (instance) body.instance = instance;
@@ -39,5 +40,5 @@ export function problemResponse(error: AppError, instance?: string): Response {
     body["violated-policies"] = [limited.policy];
     Object.assign(headers, rateLimitHeaders(limited));
   }
-  return new Response(JSON.stringify(body), { status: error.status, headers });
+  return new Response(JSON.stringify(body), { status: statusOf(error), headers });
 }

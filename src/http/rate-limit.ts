@@ -1,7 +1,6 @@
 import type { Credential } from "../db/credentials";
 import type { RateLimitTier } from "../db/schema";
-import type { Env } from "../env";
-import { AppError } from "./errors";
+import { AppError } from "../domain/errors";
 
 /**
  * Rate limits, with Workers' Rate Limiting bindings (wrangler.toml `[[ratelimits]]`). The auth

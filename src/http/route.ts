@@ -1,8 +1,8 @@
 import * as v from "valibot";
+import type { Principal } from "../db/credentials";
 import type { Role } from "../db/schema";
-import type { Env } from "../env";
-import { admit, type Family, type Principal } from "./auth";
-import { AppError, badRequest, type FieldError } from "./errors";
+import { AppError, badRequest, type FieldError } from "../domain/errors";
+import { admit, type Family } from "./auth";
 import { withIdempotency } from "./idempotency";
 
 /**

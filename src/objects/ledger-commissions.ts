@@ -1,5 +1,29 @@
 import type { CommissionState } from "../domain/commissions";
-import type { CommissionRequest } from "./quota-ledger";
+import type { Provision } from "../domain/quota";
+
+/** A commission as its issuer asks its home ledger (`homeOf`) to issue it. */
+export interface CommissionRequest {
+  /** The name this ledger was reached by: the serial blocks it takes are recorded under it. */
+  home: string;
+  /** Null for stratus's own commissions. */
+  serviceId: string | null;
+  /** Issuing again with the reference of a live commission answers that one: no double hold. */
+  reference: string | null;
+  name: string;
+  /** Merged (one per holding), for every holder. */
+  provisions: Provision[];
+  force: boolean;
+  autoAccept: boolean;
+  issueTime: string;
+  /**
+   * For stratus's own commissions that stay pending (a purchase between its hold and its accept):
+   * what the recovery sweep needs to settle it should the request die (see `QuotaLedger.sweep`).
+   */
+  recovery?: RecoveryContext;
+}
+
+/** Opaque to the ledger: the application decides from it whether the work took effect. */
+export type RecoveryContext = Record<string, unknown>;
 
 export interface CommissionRow extends Record<string, SqlStorageValue> {
   serial: number;

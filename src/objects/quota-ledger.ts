@@ -3,8 +3,12 @@ import { indexCommission, takeSerialBlock } from "../db/commissions";
 import { type CommissionState, type Decision, RESOLVED, RESOLVING } from "../domain/commissions";
 import * as quota from "../domain/quota";
 import { recoveryBoundMs } from "../domain/recovery";
-import type { Env } from "../env";
-import { type CommissionRow, LedgerCommissions } from "./ledger-commissions";
+import {
+  type CommissionRequest,
+  type CommissionRow,
+  LedgerCommissions,
+  type RecoveryContext,
+} from "./ledger-commissions";
 import {
   type HoldFailure,
   type HoldingView,
@@ -13,36 +17,7 @@ import {
   type LedgerProvision,
 } from "./ledger-holdings";
 import { LedgerSerials } from "./ledger-serials";
-
-/** A commission as its issuer asks its home ledger (`homeOf`) to issue it. */
-export interface CommissionRequest {
-  /** The name this ledger was reached by: the serial blocks it takes are recorded under it. */
-  home: string;
-  /** Null for stratus's own commissions. */
-  serviceId: string | null;
-  /** Issuing again with the reference of a live commission answers that one: no double hold. */
-  reference: string | null;
-  name: string;
-  /** Merged (one per holding), for every holder. */
-  provisions: quota.Provision[];
-  force: boolean;
-  autoAccept: boolean;
-  issueTime: string;
-  /**
-   * For stratus's own commissions that stay pending (a purchase between its hold and its accept):
-   * what the recovery sweep needs to settle it should the request die (see `sweep`).
-   */
-  recovery?: RecoveryContext;
-}
-
-/** Opaque to the ledger: the application decides from it whether the work took effect. */
-export type RecoveryContext = Record<string, unknown>;
-
-/** A recovery message: the home ledger and serial of a commission whose request may be gone. */
-export interface RecoveryRequest {
-  home: string;
-  serial: number;
-}
+import { operationsQueue, type RecoveryRequest } from "./operations-queue";
 
 export type IssueAnswer =
   | { ok: true; serial: number }
@@ -194,7 +169,7 @@ export class QuotaLedger extends DurableObject<Env> {
     }));
     const messages = asked.map((recover) => ({ body: { recover } }));
     for (let i = 0; i < messages.length; i += 100)
-      await this.env.OPERATIONS.sendBatch(messages.slice(i, i + 100));
+      await operationsQueue(this.env).sendBatch(messages.slice(i, i + 100));
     return asked;
   }
 

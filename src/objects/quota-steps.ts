@@ -1,8 +1,7 @@
-import { issueCommission } from "../app/commissions";
+import { AppError } from "../domain/errors";
 import { fault } from "../domain/faults";
 import type { SubscriptionRecord } from "../domain/subscriptions";
-import type { Env } from "../env";
-import { AppError } from "../http/errors";
+import { issueCommission } from "./commission-issue";
 import { ledgerOf } from "./quota-ledger";
 
 /** When an object finishes a quota step whose change never came back. */

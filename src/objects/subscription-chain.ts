@@ -1,7 +1,6 @@
 import { otherLiveTerms } from "../db/subscriptions";
 import { recoveryBoundMs } from "../domain/recovery";
 import type { SubscriptionRecord } from "../domain/subscriptions";
-import type { Env } from "../env";
 
 /**
  * A subscription's place in its extension chain, and the chain's quota hold (README, "Quota held

@@ -1,5 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import { dispatchEvent } from "../app/webhooks";
+import { AppError, badRequest, type ErrorWire, refused, toErrorWire } from "../domain/errors";
 import { isRunning, runInstant, splitAt, start, stop } from "../domain/metering";
 import {
   amountChangeRefusal,
@@ -11,8 +11,6 @@ import {
 } from "../domain/subscriptions";
 import { closeMonthAt } from "../domain/usage";
 import { canMoveTo, type DeploymentStatus } from "../domain/webhooks";
-import type { Env } from "../env";
-import { AppError, badRequest, type ErrorWire, refused, toErrorWire } from "../http/errors";
 import { QuotaSteps } from "./quota-steps";
 import {
   endsChainHold,
@@ -23,6 +21,7 @@ import {
 } from "./subscription-chain";
 import { SubscriptionReads, type SubscriptionView } from "./subscription-reads";
 import { SubscriptionStore } from "./subscription-store";
+import { dispatchEvent } from "./webhook-events";
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: ErrorWire };
 

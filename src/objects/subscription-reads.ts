@@ -1,6 +1,5 @@
 import { queuedBehindAnother } from "../db/subscriptions";
 import { type Status, type SubscriptionRecord, statusOf, toWire } from "../domain/subscriptions";
-import type { Env } from "../env";
 
 /** A read: the wire JSON (a bare string crosses RPC cheapest), or the record and its queued status for the caller to present. */
 export type SubscriptionView = string | { body: string; queued: boolean };

@@ -1,7 +1,6 @@
 import { upsertProjection, youngerInQueue } from "../db/subscriptions";
 import type { SubscriptionRecord } from "../domain/subscriptions";
 import { type EventType, eventOf } from "../domain/webhooks";
-import type { Env } from "../env";
 import { UsageOutbox } from "./usage-outbox";
 
 const PROJECTION_RETRY_MS = 5_000;

@@ -2,7 +2,6 @@ import { insertUsageCharges, type UsageCharge } from "../db/charges";
 import { monthOf } from "../domain/charges";
 import type { SubscriptionRecord } from "../domain/subscriptions";
 import { linesClosedBy } from "../domain/usage";
-import type { Env } from "../env";
 
 /**
  * A CaaS cloud's usage lines on their way to the charges ledger: the lines a change writes are

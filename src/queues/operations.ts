@@ -1,6 +1,6 @@
-import { giveUpOperation, MAX_ATTEMPTS, type OperationMessage, runOperation } from "../app/operations";
+import { giveUpOperation, MAX_ATTEMPTS, runOperation } from "../app/operations";
 import { recoverCommission } from "../app/recovery";
-import type { Env } from "../env";
+import type { OperationMessage } from "../objects/operations-queue";
 
 const backoffSeconds = (attempts: number) => Math.min(300, 2 ** attempts);
 

@@ -1,6 +1,5 @@
 import { type RenewalMessage, type RenewalOutcome, renewOrExpire } from "../app/renewals";
 import { closeMonthOf, isMonthClose, type MonthCloseMessage } from "../app/usage";
-import type { Env } from "../env";
 
 /**
  * The renewals queue consumer: each message renews or expires one subscription, or closes a month

@@ -1,5 +1,5 @@
-import { attemptDelivery, type WebhookMessage } from "../app/webhooks";
-import type { Env } from "../env";
+import { attemptDelivery } from "../app/webhooks";
+import type { WebhookMessage } from "../objects/webhook-events";
 
 /**
  * The webhooks queue consumer. Every message is attempted on its own, concurrently, and retried

@@ -7,18 +7,13 @@ import {
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { OperationPayload } from "../../src/app/intents";
-import {
-  MAX_ATTEMPTS,
-  type OperationMessage,
-  perform,
-  respond,
-  runOperation,
-} from "../../src/app/operations";
+import { MAX_ATTEMPTS, perform, runOperation } from "../../src/app/operations";
 import { abandon, type PurchaseIds } from "../../src/app/subscriptions";
 import { createOperation, findOperation } from "../../src/db/operations";
 import { uuidv7 } from "../../src/domain/ids";
-import type { Env } from "../../src/env";
+import { respond } from "../../src/http/operations";
 import worker from "../../src/index";
+import type { OperationMessage } from "../../src/objects/operations-queue";
 import { subscriptionObject } from "../../src/objects/subscription-object";
 import { call, expectOk, failingD1, type Reply, type Tenant, tenant, usageOf, withCatalog } from "../helpers";
 

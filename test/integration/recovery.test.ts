@@ -2,7 +2,6 @@ import { createExecutionContext, evictDurableObject, runDurableObjectAlarm } fro
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { armFault, disarmFaults, type FaultStep } from "../../src/domain/faults";
-import type { Env } from "../../src/env";
 import worker from "../../src/index";
 import { ledgerOf } from "../../src/objects/quota-ledger";
 import { subscriptionObject } from "../../src/objects/subscription-object";

@@ -1,8 +1,7 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { issueCommission } from "../../src/app/commissions";
-import type { Env } from "../../src/env";
+import { issueCommission } from "../../src/objects/commission-issue";
 import { type SubscriptionObject, subscriptionObject } from "../../src/objects/subscription-object";
 import { call, expectOk, failingD1, type Tenant, tenant, unique, usageOf, withCatalog } from "../helpers";
 

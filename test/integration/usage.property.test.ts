@@ -5,7 +5,6 @@ import { describe, expect, it } from "vitest";
 import { closeMonthOf } from "../../src/app/usage";
 import { monthOf } from "../../src/domain/charges";
 import { meteredCharge, usageLines } from "../../src/domain/usage";
-import type { Env } from "../../src/env";
 import { type SubscriptionObject, subscriptionObject } from "../../src/objects/subscription-object";
 import { expectBooksBalance } from "../books";
 import { call, expectOk, failingD1, tenant, withCatalog } from "../helpers";

@@ -12,7 +12,6 @@ import { describe, expect, it } from "vitest";
 import type { MonthCloseMessage } from "../../src/app/usage";
 import { monthOf } from "../../src/domain/charges";
 import { lineAmountMinor } from "../../src/domain/usage";
-import type { Env } from "../../src/env";
 import worker from "../../src/index";
 import { type SubscriptionObject, subscriptionObject } from "../../src/objects/subscription-object";
 import { expectBooksBalance } from "../books";

@@ -2,6 +2,7 @@ import type * as v from "valibot";
 import { visibleCustomer } from "../../app/customers";
 import { type Charge, type ChargePosition, listCharges, readStatement } from "../../db/charges";
 import { isClosed, parseMonth } from "../../domain/charges";
+import { badRequest } from "../../domain/errors";
 import { money } from "../../domain/subscriptions";
 import {
   type ChargeOut,
@@ -11,7 +12,6 @@ import {
   StatementParams,
 } from "../../schemas/charges";
 import { Pagination } from "../../schemas/pagination";
-import { badRequest } from "../errors";
 import { decodeCursor, toPage } from "../pagination";
 import { defineRoute } from "../route";
 

@@ -5,12 +5,12 @@ import { issueCredential } from "../../db/credentials";
 import { type Customer, createCustomer, listCustomers, updateCustomer } from "../../db/customers";
 import { findPartner } from "../../db/partners";
 import { findResource } from "../../db/resources";
+import { badRequest, notFound } from "../../domain/errors";
 import { ledgerOf } from "../../objects/quota-ledger";
 import { IdParams, IssuedCredentialOut, KeyRequest } from "../../schemas/common";
 import { CreateCustomer, CustomerOut, ListCustomersQuery, UpdateCustomer } from "../../schemas/customers";
 import { HoldingOut, SetLimit } from "../../schemas/operator";
 import { pageMeta } from "../../schemas/pagination";
-import { badRequest, notFound } from "../errors";
 import { decodeCursor, toPage } from "../pagination";
 import { defineRoute } from "../route";
 

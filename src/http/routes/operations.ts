@@ -1,9 +1,9 @@
 import * as v from "valibot";
-import { operationStatus, operationView } from "../../app/operations";
 import { listOperations } from "../../db/operations";
 import { OPERATION_STATUSES } from "../../db/schema";
+import { badRequest } from "../../domain/errors";
 import { Pagination, pageMeta } from "../../schemas/pagination";
-import { badRequest } from "../errors";
+import { operationStatus, operationView } from "../operations";
 import { decodeCursor, toPage } from "../pagination";
 import { defineRoute } from "../route";
 

@@ -10,6 +10,7 @@ import {
   updatePartner,
 } from "../../db/partners";
 import { listResources, upsertResource } from "../../db/resources";
+import { AppError, notFound } from "../../domain/errors";
 import { IdParams, IssuedCredentialOut, KeyRequest } from "../../schemas/common";
 import {
   CreatePartner,
@@ -22,7 +23,6 @@ import {
   UpdatePartner,
 } from "../../schemas/operator";
 import { forgetPartnerCredentials } from "../auth";
-import { AppError, notFound } from "../errors";
 import { defineRoute } from "../route";
 
 /** Operator endpoints: the catalog of resources, partners and their keys, services and their tokens. */

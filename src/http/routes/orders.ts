@@ -1,9 +1,9 @@
 import * as v from "valibot";
 import { findOrder, listOrders } from "../../db/orders";
+import { badRequest, notFound } from "../../domain/errors";
 import { IdParams } from "../../schemas/common";
 import { Pagination, pageMeta } from "../../schemas/pagination";
 import { OrderOut } from "../../schemas/subscriptions";
-import { badRequest, notFound } from "../errors";
 import { decodeCursor, toPage } from "../pagination";
 import { defineRoute } from "../route";
 import { orderView } from "../views";

@@ -5,11 +5,11 @@ import { findResource } from "../../db/resources";
 import { findVendor, setSyndication } from "../../db/vendors";
 import { syndicationOf } from "../../db/webhooks";
 import { type Product, STRATUS_SERVICE } from "../../domain/catalog";
+import { badRequest, notFound } from "../../domain/errors";
 import { currency, parseDecimal } from "../../domain/money";
 import { money } from "../../domain/subscriptions";
 import { newSigningSecret } from "../../domain/webhooks";
 import { ProductOut, ProductParams, PutProduct } from "../../schemas/products";
-import { badRequest, notFound } from "../errors";
 import { defineRoute } from "../route";
 
 /** The catalog of products partners can order. */

@@ -1,16 +1,12 @@
 import * as v from "valibot";
-import {
-  issueCommission,
-  listPending,
-  pendingCommission,
-  resolveCommission,
-  resolveMany,
-} from "../../app/commissions";
-import { ownCustomers } from "../../app/customers";
-import { allPartnerCustomerIds } from "../../db/customers";
+import { listPending, pendingCommission, resolveCommission, resolveMany } from "../../app/commissions";
+import type { Principal } from "../../db/credentials";
+import { allPartnerCustomerIds, ownCustomers } from "../../db/customers";
 import { findService, type Service } from "../../db/partners";
 import { listResources, resourceNamesOfService } from "../../db/resources";
-import type { Env } from "../../env";
+import { AppError, badRequest } from "../../domain/errors";
+import { ttlCache } from "../../domain/ttl-cache";
+import { issueCommission } from "../../objects/commission-issue";
 import type { HoldingView } from "../../objects/ledger-holdings";
 import { ledgerOf } from "../../objects/quota-ledger";
 import {
@@ -26,11 +22,8 @@ import {
   ServiceQuotasOut,
   ServiceQuotasQuery,
 } from "../../schemas/quota";
-import type { Principal } from "../auth";
 import { cloudFault } from "../cloudfault";
-import { AppError, badRequest } from "../errors";
 import { defineRoute } from "../route";
-import { ttlCache } from "../ttl-cache";
 
 /** The quota API, Astakos dialect: /account/v1.0. */
 

@@ -2,16 +2,17 @@ import * as v from "valibot";
 import { catalogKnowing, productIdsNamed } from "../../app/catalog";
 import { visibleCustomer } from "../../app/customers";
 import { extensionTerm } from "../../app/extend";
-import { respond, storedObject } from "../../app/operations";
+import { storedObject } from "../../app/operations";
 import { listPage, readSubscription, scopeOf, visibleRecord } from "../../app/reads";
 import { assignIds, plan } from "../../app/subscriptions";
+import type { Principal } from "../../db/credentials";
 import { findProduct } from "../../domain/catalog";
+import { badRequest, refused } from "../../domain/errors";
 import { uuidv7 } from "../../domain/ids";
 import { chargeFor } from "../../domain/metering";
 import { MAX_OBJECTS } from "../../domain/purchase";
 import { amountChangeRefusal, money, runRefusal } from "../../domain/subscriptions";
 import { accruing, usageLines } from "../../domain/usage";
-import type { Env } from "../../env";
 import { IdParams } from "../../schemas/common";
 import {
   ActionBody,
@@ -25,8 +26,7 @@ import {
   UpdateRequest,
   UsageOut,
 } from "../../schemas/subscriptions";
-import type { Principal } from "../auth";
-import { badRequest, refused } from "../errors";
+import { respond } from "../operations";
 import { decodeCursor, toPage } from "../pagination";
 import { defineRoute } from "../route";
 

@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import { newIdFor } from "../../app/intents";
+import type { Principal } from "../../db/credentials";
 import { issueCredential } from "../../db/credentials";
 import { DELIVERY_STATUSES } from "../../db/schema";
 import { createVendor, findVendor, setSyndication } from "../../db/vendors";
@@ -11,13 +12,12 @@ import {
   requeueDelivery,
   syndicationOf,
 } from "../../db/webhooks";
+import { AppError, notFound } from "../../domain/errors";
 import { newSigningSecret } from "../../domain/webhooks";
-import type { Env } from "../../env";
+import { webhooksQueue } from "../../objects/webhook-events";
 import { IdParams, IssuedCredentialOut, KeyRequest } from "../../schemas/common";
 import { Pagination, pageMeta } from "../../schemas/pagination";
 import { ProductParams } from "../../schemas/products";
-import type { Principal } from "../auth";
-import { AppError, notFound } from "../errors";
 import { decodeCursor, toPage } from "../pagination";
 import { defineRoute } from "../route";
 
@@ -236,7 +236,7 @@ export const syndicationRoutes = [
       if (!d) throw notFound(`delivery ${params.id} does not exist`);
       const requeued = await requeueDelivery(env, d.id);
       if (!requeued) throw new AppError("conflict", `delivery ${d.id} is still pending`);
-      await env.WEBHOOKS.send({ deliveryId: d.id });
+      await webhooksQueue(env).send({ deliveryId: d.id });
       return Response.json(deliveryOut(requeued), { status: 202 });
     },
   }),

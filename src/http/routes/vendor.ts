@@ -1,17 +1,16 @@
 import * as v from "valibot";
 import { runOperation } from "../../app/operations";
 import { unwrap } from "../../app/subscriptions";
+import type { Principal } from "../../db/credentials";
 import { findCustomer } from "../../db/customers";
 import { findOrder } from "../../db/orders";
 import { listProducts } from "../../db/products";
 import { customerHasProducts } from "../../db/subscriptions";
+import { badRequest, notFound } from "../../domain/errors";
 import { money, type SubscriptionRecord, statusOf } from "../../domain/subscriptions";
 import { DEPLOYMENT_STATUSES } from "../../domain/webhooks";
-import type { Env } from "../../env";
 import { subscriptionObject } from "../../objects/subscription-object";
 import { IdParams } from "../../schemas/common";
-import type { Principal } from "../auth";
-import { badRequest, notFound } from "../errors";
 import { defineRoute } from "../route";
 import { Endpoint } from "./syndication";
 
