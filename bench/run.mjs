@@ -88,13 +88,17 @@ function sourceTree(work) {
 /**
  * The stratus Worker's Miniflare options as wrangler reads wrangler.toml (so every binding it
  * declares: D1, Durable Objects, each queue's producer and consumer, vars), minus what the bench
- * supplies itself (the module) or fires by hand (the cron trigger). Empty sections are dropped.
+ * supplies itself (the module) or fires by hand (the cron trigger), and minus the static assets:
+ * Miniflare would put its asset router in front of every request (a few times slower than the
+ * Worker itself here), where Cloudflare matches assets before the Worker runs; the rows measure the
+ * Worker. Empty sections are dropped.
  */
 function wranglerConfig(tree) {
   const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(tree, "wrangler.toml"));
   const {
     rootPath: _rootPath,
     modulesRules: _modulesRules,
+    assets: _assets,
     cronTriggers = [],
     compatibilityDate,
     compatibilityFlags = [],

@@ -47,12 +47,12 @@ export function freePort() {
 
 /**
  * Copies what the Worker is built from (src, migrations, wrangler.toml, package.json,
- * tsconfig.json) into `dir`, beside a link to node_modules: wrangler dev watches its sources,
- * and the work tree may change while the soak runs; the snapshot does not.
+ * tsconfig.json, the static assets in public) into `dir`, beside a link to node_modules: wrangler
+ * dev watches its sources, and the work tree may change while the soak runs; the snapshot does not.
  */
 export function snapshotTree(dir) {
   mkdirSync(dir, { recursive: true });
-  for (const entry of ["src", "migrations", "wrangler.toml", "package.json", "tsconfig.json"]) {
+  for (const entry of ["src", "migrations", "wrangler.toml", "package.json", "tsconfig.json", "public"]) {
     cpSync(path.join(root, entry), path.join(dir, entry), { recursive: true });
   }
   symlinkSync(path.join(root, "node_modules"), path.join(dir, "node_modules"));

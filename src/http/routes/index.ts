@@ -1,4 +1,4 @@
-import { docsPage } from "../docs";
+import { docsContentSecurityPolicy, docsHtml } from "../docs";
 import { openApiDocument } from "../openapi";
 import { defineRoute, type RouteSpec } from "../route";
 import { chargeRoutes } from "./charges";
@@ -31,9 +31,12 @@ const metaRoutes: RouteSpec[] = [
     tag,
     auth: null,
     responses: { 200: { description: "HTML" } },
-    handle: ({ request }) =>
-      new Response(docsPage(openApiDocument(routes, new URL(request.url).origin)), {
-        headers: { "content-type": "text/html; charset=utf-8" },
+    handle: () =>
+      new Response(docsHtml, {
+        headers: {
+          "content-type": "text/html; charset=utf-8",
+          "content-security-policy": docsContentSecurityPolicy,
+        },
       }),
   }),
   defineRoute({
