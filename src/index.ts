@@ -1,6 +1,7 @@
 import { abandonOverduePurchases, requeueStalledOperations } from "./app/operations";
 import type { RenewalMessage } from "./app/renewals";
 import type { MonthCloseMessage } from "./app/usage";
+import { resendOverdueDeliveries } from "./app/webhooks";
 import { closeUsageMonth } from "./cron/months";
 import { scheduleRenewals } from "./cron/renewals";
 import { deleteExpiredOperations } from "./db/operations";
@@ -35,6 +36,7 @@ export default {
     const stalledOperations = await requeueStalledOperations(env, now);
     await deleteExpiredOperations(env, now);
     const usageMonth = await closeUsageMonth(env, now);
+    const webhooksResent = await resendOverdueDeliveries(env, now);
     console.log(
       JSON.stringify({
         cron: controller.cron,
@@ -42,6 +44,7 @@ export default {
         overduePurchasesAbandoned,
         stalledOperations,
         usageMonth,
+        webhooksResent,
       }),
     );
   },

@@ -10,9 +10,9 @@ import { buy, unwrap } from "./subscriptions";
 
 /**
  * The term that extending `last` would buy, or the 4xx saying why it cannot be: an open-ended
- * subscription has no end to extend, a cancelled one is over, and the input must be a valid
- * period or end time. Requests check it before accepting; the extension checks it again on the
- * chain's actual last subscription.
+ * subscription has no end to extend, a cancelled one is over, one waiting for its vendor has no
+ * term yet, and the input must be a valid period or end time. Requests check it before accepting;
+ * the extension checks it again on the chain's actual last subscription.
  */
 export function extensionTerm(
   last: SubscriptionRecord,
@@ -25,6 +25,12 @@ export function extensionTerm(
     ]);
   }
   if (last.endReason === "cancelled") throw new AppError("conflict", `subscription ${last.id} was cancelled`);
+  if (last.deploymentStatus === "PENDING" && last.endedAt === null) {
+    throw new AppError(
+      "conflict",
+      `subscription ${last.id} is waiting for its vendor to deploy it; extend it once it is deployed`,
+    );
+  }
   const duration = resolveExtension(
     {
       start: new Date(last.startTime),

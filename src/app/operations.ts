@@ -92,9 +92,11 @@ export async function perform(
         "a vendor could not provision a syndicated subscription; nothing was bought",
       );
     }
+    // As they stand when it completes: a syndicated one's term started when its vendor deployed it.
+    const completed = new Date();
     return {
       kind: "purchase",
-      objects: await Promise.all(bought.subscriptions.map((r) => present(env, r, at))),
+      objects: await Promise.all(bought.subscriptions.map((r) => present(env, r, completed))),
       totalMinor: String(bought.totalMinor),
       currency: bought.currency,
       orders: bought.orders,

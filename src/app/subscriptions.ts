@@ -1,5 +1,5 @@
 import { ownCustomers } from "../db/customers";
-import { insertOrders, type Order, setOrdersState } from "../db/orders";
+import { insertOrders, type Order, setOrdersState, setPendingOrderLines } from "../db/orders";
 import { type TermChargeKind, termChargeKey } from "../domain/charges";
 import { homeOf } from "../domain/commissions";
 import { AppError, badRequest, fromErrorWire } from "../domain/errors";
@@ -242,35 +242,36 @@ export async function buy(
   }
   fault("purchase.issued");
 
-  const orders: Order[] = [...orderOf].map(([customerId, id]) => {
-    const own = records.filter((r) => r.customerId === customerId);
-    return {
-      id,
-      partnerId,
-      customerId,
-      // Each line says the charge line it writes once the order completes (src/db/charges.ts).
-      lines: own.map((r) => ({
-        subscription: r.id,
-        product: r.product,
-        amount: r.amount,
-        priceMinor: Number(r.priceMinor),
-        charge: termChargeKey(r.id),
-        chargeKind: options.chargeKind ?? (chain ? "extension" : "purchase"),
-        unitPriceMinor: r.unitPriceMinor,
-        start: r.startTime,
-        end: r.endTime,
-      })),
-      totalMinor: Number(own.reduce((sum, r) => sum + BigInt(r.priceMinor), 0n)),
-      currency: own[0]?.currency ?? "EUR",
-      state: "pending",
-      createdAt: now.toISOString(),
-    };
-  });
+  const ordersOf = (bought: readonly SubscriptionRecord[]): Order[] =>
+    [...orderOf].map(([customerId, id]) => {
+      const own = bought.filter((r) => r.customerId === customerId);
+      return {
+        id,
+        partnerId,
+        customerId,
+        // Each line says the charge line it writes once the order completes (src/db/charges.ts).
+        lines: own.map((r) => ({
+          subscription: r.id,
+          product: r.product,
+          amount: r.amount,
+          priceMinor: Number(r.priceMinor),
+          charge: termChargeKey(r.id),
+          chargeKind: options.chargeKind ?? (chain ? "extension" : "purchase"),
+          unitPriceMinor: r.unitPriceMinor,
+          start: r.startTime,
+          end: r.endTime,
+        })),
+        totalMinor: Number(own.reduce((sum, r) => sum + BigInt(r.priceMinor), 0n)),
+        currency: own[0]?.currency ?? "EUR",
+        state: "pending",
+        createdAt: now.toISOString(),
+      };
+    });
   // A vendor reads the order when it is told of the subscription: then the orders are written
   // first. A purchase that takes effect at once writes them once, in their final state, before
   // its commission is accepted: up to the accept, `abandon` can still undo all of it.
   const waits = records.some((r) => r.deploymentStatus === "PENDING");
-  if (waits) await insertOrders(env, orders);
+  if (waits) await insertOrders(env, ordersOf(records));
   const commissionHome = homeOf(
     records.map((r) => r.customerId),
     null,
@@ -279,9 +280,15 @@ export async function buy(
     records.map((r) => subscriptionObject(env, r.id).create({ ...r, serial, commissionHome })),
   );
   const state = purchaseState(created);
+  // The orders of what was created: a term that waited for its vendor starts when deployed, so its
+  // line says the term and price it finally has.
+  const orders = ordersOf(created);
   fault("purchase.created");
   if (waits) {
-    if (state === "settled") await settle(env, ids);
+    if (state === "settled") {
+      await setPendingOrderLines(env, orders);
+      await settle(env, ids);
+    }
   } else {
     const final = state === "settled" ? ("completed" as const) : ("pending" as const);
     await insertOrders(

@@ -1,58 +1,143 @@
-import { claimDelivery, type Delivery, recordAttempt, syndicationOf } from "../db/webhooks";
-import { retryAfterSeconds, retryDelay, signatureHeader } from "../domain/webhooks";
+import {
+  claimDelivery,
+  type Delivery,
+  deferDelivery,
+  olderPending,
+  overdueDeliveries,
+  recordAttempt,
+  syndicationOf,
+  wakeNext,
+} from "../db/webhooks";
+import {
+  deferSeconds,
+  MAX_DELAY_SECONDS,
+  nextAttemptIn,
+  retryAfterSeconds,
+  signatureHeader,
+  webhookRetentionMs,
+} from "../domain/webhooks";
+import { type WebhookMessage, webhooksQueue } from "../objects/webhook-events";
 
 /**
  * Webhooks out (spec/syndication-webhooks.md, signed per Standard Webhooks): one delivery per
  * event and endpoint (`dispatchEvent`, src/objects/webhook-events.ts), attempted from the webhooks
- * queue until the endpoint answers 2xx or the retry schedule (a little over three days) runs out.
+ * queue until the endpoint answers 2xx or its retention horizon passes (`nextAttemptIn`).
+ *
+ * Each wait is a fresh message saying when its attempt is due (`WebhookMessage.due`), never a
+ * retry of the same message, so the queue's bound on retries only bounds a consumer that keeps
+ * crashing, and a 30-day horizon needs no more than the queue's 12-hour delays. The message whose
+ * `due` is the delivery's `nextAttemptAt` owns it; any other (a duplicate, a wake-up that lost a
+ * race) finds it not its own and is dropped, so copies never multiply.
+ *
+ * A subscription's events go out in order: a delivery is not attempted while an older event of its
+ * subscription is undelivered (`claimDelivery`). It waits instead; the older one, once delivered
+ * or dead, wakes it (`wakeNext`), and should that wake-up be lost it looks again a minute after the
+ * older one's next attempt. An endpoint that comes back so receives its backlog oldest first per
+ * subscription, whatever the jitter of each delivery's schedule.
  */
 
 export const USER_AGENT = "stratus-webhooks/0.1 (+https://github.com/stratus)";
 const TIMEOUT_MS = 10_000;
 const LOCK_MS = 60_000;
+/** Seconds before a message that found its delivery changing under it looks again. */
+const LOOK_AGAIN_SECONDS = 1;
 
 export type DeliveryOutcome =
   | { outcome: "delivered" | "dead" | "skipped" }
-  | { outcome: "retry"; delaySeconds: number };
+  /** Send a fresh message for the delivery, due at `due` (null: as soon as it is free). */
+  | { outcome: "retry"; delaySeconds: number; due: string | null };
 
-const secondsUntil = (iso: string | null, now: Date) =>
-  iso === null ? 0 : Math.max(1, Math.ceil((Date.parse(iso) - now.getTime()) / 1000));
+const secondsUntil = (iso: string, now: Date) =>
+  Math.min(MAX_DELAY_SECONDS, Math.max(1, Math.ceil((Date.parse(iso) - now.getTime()) / 1000)));
+
+const later = (now: Date, seconds: number) => new Date(now.getTime() + seconds * 1000).toISOString();
 
 /**
- * One delivery attempt. Answers what the queue should do with the message: nothing more, or
- * deliver it again after a delay (the schedule's, with jitter, or the endpoint's Retry-After).
+ * One delivery attempt for `message`. Answers what the queue should do next: nothing more, or send
+ * the delivery a fresh message after a delay (the schedule's with jitter, the endpoint's
+ * Retry-After, the wait behind an older event, or until another consumer's hold ends).
  */
 export async function attemptDelivery(
   env: Env,
-  deliveryId: string,
+  message: WebhookMessage,
   now: Date,
   random: () => number = Math.random,
 ): Promise<DeliveryOutcome> {
-  const { claimed, delivery } = await claimDelivery(env, deliveryId, now, LOCK_MS);
+  const { claimed, delivery } = await claimDelivery(env, message.deliveryId, now, LOCK_MS);
   if (delivery?.status !== "pending") return { outcome: "skipped" };
-  if (!claimed) {
-    // Early (a duplicate message, or a redelivery racing the schedule) or held by another consumer.
-    return {
-      outcome: "retry",
-      delaySeconds: secondsUntil(delivery.nextAttemptAt ?? delivery.lockedUntil, now),
-    };
-  }
+  if (!claimed) return notClaimed(env, delivery, message.due ?? null, now);
   const result = await post(env, delivery, now);
-  const retry = delivery.attempts - delivery.scheduleBase;
   const ok = result.status !== null && result.status >= 200 && result.status < 300;
-  const honoured = result.status === 429 || result.status === 503 ? result.retryAfter : null;
-  // Retry-After is honoured within the schedule, never past it: an endpoint cannot keep a delivery alive forever.
-  const scheduled = retryDelay(retry, random());
-  const delay = ok || scheduled === null ? null : (honoured ?? scheduled);
+  const delay = ok
+    ? null
+    : nextAttemptIn({
+        retry: delivery.attempts - delivery.scheduleBase,
+        random: random(),
+        retryAfter: result.status === 429 || result.status === 503 ? result.retryAfter : null,
+        now: now.getTime(),
+        scheduleStartedAt: Date.parse(delivery.scheduleStartedAt ?? delivery.createdAt),
+        retentionMs: webhookRetentionMs(env),
+      });
   const status = ok ? "delivered" : delay === null ? "dead" : "pending";
+  const nextAttemptAt = delay === null ? null : later(now, delay);
   await recordAttempt(
     env,
     delivery,
     { at: now.toISOString(), status: result.status, error: result.error, durationMs: result.durationMs },
-    { status, nextAttemptAt: delay === null ? null : new Date(now.getTime() + delay * 1000).toISOString() },
+    { status, nextAttemptAt },
   );
-  if (status === "pending" && delay !== null) return { outcome: "retry", delaySeconds: delay };
+  if (delay !== null) return { outcome: "retry", delaySeconds: delay, due: nextAttemptAt };
+  // The subscription's next event waited for this one: it goes now.
+  const next = await wakeNext(env, delivery, now);
+  if (next) await webhooksQueue(env).send({ deliveryId: next.id, due: next.nextAttemptAt });
   return { outcome: status === "delivered" ? "delivered" : "dead" };
+}
+
+/**
+ * Why a message could not take its pending delivery, and what it does: not its own (another
+ * message owns the delivery's next attempt), dropped; held by another consumer, back when the
+ * hold ends; early, back when due; behind an older undelivered event of its subscription, it waits
+ * for that one (`deferSeconds`).
+ */
+async function notClaimed(
+  env: Env,
+  delivery: Delivery,
+  due: string | null,
+  now: Date,
+): Promise<DeliveryOutcome> {
+  if (due !== delivery.nextAttemptAt) return { outcome: "skipped" };
+  const at = now.toISOString();
+  if (delivery.lockedUntil !== null && delivery.lockedUntil > at) {
+    return { outcome: "retry", delaySeconds: secondsUntil(delivery.lockedUntil, now), due };
+  }
+  if (delivery.nextAttemptAt !== null && delivery.nextAttemptAt > at) {
+    return { outcome: "retry", delaySeconds: secondsUntil(delivery.nextAttemptAt, now), due };
+  }
+  const older = await olderPending(env, delivery);
+  const wait = deferSeconds(older?.nextAttemptAt ? Date.parse(older.nextAttemptAt) : null, now.getTime());
+  const lookAgain = later(now, wait);
+  if (await deferDelivery(env, delivery.id, lookAgain, now)) {
+    return { outcome: "retry", delaySeconds: wait, due: lookAgain };
+  }
+  return { outcome: "retry", delaySeconds: LOOK_AGAIN_SECONDS, due };
+}
+
+/** How long past due a delivery nothing has attempted counts as having lost its message. */
+const OVERDUE_MS = 10 * 60_000;
+
+/**
+ * Sends a fresh message to every pending delivery overdue by more than 10 minutes that no
+ * consumer holds: its message was lost. Run by the cron; a delivery whose message was only late
+ * gets two, and the one that does not own it is dropped.
+ */
+export async function resendOverdueDeliveries(env: Env, now: Date): Promise<number> {
+  const PAGE = 500;
+  const overdue = await overdueDeliveries(env, new Date(now.getTime() - OVERDUE_MS), now, PAGE);
+  const messages = overdue.map((d) => ({ body: { deliveryId: d.id, due: d.nextAttemptAt } }));
+  for (let i = 0; i < messages.length; i += 100) {
+    await webhooksQueue(env).sendBatch(messages.slice(i, i + 100));
+  }
+  return overdue.length;
 }
 
 async function post(env: Env, delivery: Delivery, now: Date) {

@@ -38,6 +38,25 @@ export async function setOrdersState(env: Env, ids: readonly string[], state: Or
   if (first) await db.batch([first, ...rest, ...ledger]);
 }
 
+/**
+ * Rewrites the lines and total of orders that are still pending, before they complete: a term
+ * that waited for its vendor is charged for the term it gets. A completed or failed order stays
+ * as it is.
+ */
+export async function setPendingOrderLines(
+  env: Env,
+  rows: ReadonlyArray<Pick<Order, "id" | "lines" | "totalMinor">>,
+): Promise<void> {
+  const db = database(env);
+  const [first, ...rest] = rows.map((row) =>
+    db
+      .update(orders)
+      .set({ lines: row.lines, totalMinor: row.totalMinor })
+      .where(and(eq(orders.id, row.id), eq(orders.state, "pending"))),
+  );
+  if (first) await db.batch([first, ...rest]);
+}
+
 export async function findOrders(env: Env, ids: string[]): Promise<Order[]> {
   // A purchase has an order per customer, up to 500: a statement per chunk of ids.
   const found: Order[] = [];

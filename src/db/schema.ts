@@ -350,7 +350,10 @@ export const operations = sqliteTable(
 export const DELIVERY_STATUSES = ["pending", "delivered", "dead"] as const;
 export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 
-/** One event for one syndication endpoint, retried until it answers 2xx or its schedule runs out. */
+/**
+ * One event for one syndication endpoint, retried until it answers 2xx or its retention horizon
+ * passes (src/app/webhooks.ts).
+ */
 export const webhookDeliveries = sqliteTable(
   "webhook_deliveries",
   {
@@ -366,6 +369,8 @@ export const webhookDeliveries = sqliteTable(
     attempts: integer("attempts").notNull().default(0),
     /** Attempts made before the last redelivery: the retry schedule starts again from there. */
     scheduleBase: integer("schedule_base").notNull().default(0),
+    /** When the retry schedule last started over (a redelivery); null: when the event was made. */
+    scheduleStartedAt: text("schedule_started_at"),
     nextAttemptAt: text("next_attempt_at"),
     lockedUntil: text("locked_until"),
     lastStatus: integer("last_status"),
@@ -377,6 +382,10 @@ export const webhookDeliveries = sqliteTable(
     index("webhook_deliveries_vendor").on(t.vendorId, t.id),
     index("webhook_deliveries_vendor_status").on(t.vendorId, t.status, t.id),
     index("webhook_deliveries_status").on(t.status, t.id),
+    // A subscription's events go out in order: each waits for the undelivered ones before it.
+    index("webhook_deliveries_subscription").on(t.subscriptionId, t.sequence),
+    // Pending deliveries by when they are due: the cron finds those whose message was lost.
+    index("webhook_deliveries_due").on(t.status, t.nextAttemptAt),
   ],
 );
 

@@ -10,8 +10,16 @@ import { subscriptions } from "./schema";
 export type SubscriptionRow = typeof subscriptions.$inferSelect;
 export type ChainMember = Pick<SubscriptionRow, "id" | "rootId" | "endTime">;
 
+/**
+ * Where the read model puts the start of a subscription waiting for its vendor: its term starts
+ * when it is deployed, so every filter reads it as not started (`inactive`) and, with no end
+ * time, as neither over nor due for renewal. Its record keeps the term as bought until then.
+ */
+const NOT_STARTED = "9999-12-31T23:59:59.999Z";
+
 /** Writes a record's projection unless a newer version is already there. */
 export async function upsertProjection(env: Env, r: SubscriptionRecord): Promise<void> {
+  const waiting = r.deploymentStatus === "PENDING" && r.endedAt === null;
   const row: Required<NewSubscriptionRow> = {
     id: r.id,
     partnerId: r.partnerId,
@@ -19,8 +27,8 @@ export async function upsertProjection(env: Env, r: SubscriptionRecord): Promise
     product: r.product,
     kind: r.kind,
     amount: r.amount,
-    startTime: r.startTime,
-    endTime: r.endTime,
+    startTime: waiting ? NOT_STARTED : r.startTime,
+    endTime: waiting ? null : r.endTime,
     autoRenew: r.autoRenew,
     endedAt: r.endedAt,
     rootId: r.rootId,

@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, isNull, lt, or, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gt, isNull, lt, or, sql } from "drizzle-orm";
 import { database } from "./client";
 import { type DeliveryStatus, products, webhookAttempts, webhookDeliveries } from "./schema";
 
@@ -11,23 +11,31 @@ export async function insertDelivery(env: Env, row: NewDelivery): Promise<void> 
   await database(env).insert(webhookDeliveries).values(row).onConflictDoNothing().run();
 }
 
+const d = webhookDeliveries;
+
+/** Whether an older event of the same subscription is still undelivered (SQL over `d`). */
+const OLDER_PENDING = sql`exists (select 1 from webhook_deliveries o
+  where o.subscription_id = ${d.subscriptionId} and o.status = 'pending' and o.sequence < ${d.sequence})`;
+
+/** Pending, due at `at`, and held by no consumer. */
+const free = (at: string) =>
+  and(
+    eq(d.status, "pending"),
+    or(isNull(d.lockedUntil), lt(d.lockedUntil, at)),
+    or(isNull(d.nextAttemptAt), sql`${d.nextAttemptAt} <= ${at}`),
+  );
+
 /**
- * Takes a pending delivery for one attempt, unless another consumer holds it or it is not due
- * yet; answers the delivery either way so the caller can tell why.
+ * Takes a pending delivery for one attempt, unless another consumer holds it, it is not due yet,
+ * or an older event of its subscription is still undelivered (events go out in order); answers
+ * the delivery either way so the caller can tell why.
  */
 export async function claimDelivery(env: Env, id: string, now: Date, lockMs: number) {
   const at = now.toISOString();
   const claimed = await database(env)
     .update(webhookDeliveries)
     .set({ lockedUntil: new Date(now.getTime() + lockMs).toISOString() })
-    .where(
-      and(
-        eq(webhookDeliveries.id, id),
-        eq(webhookDeliveries.status, "pending"),
-        or(isNull(webhookDeliveries.lockedUntil), lt(webhookDeliveries.lockedUntil, at)),
-        or(isNull(webhookDeliveries.nextAttemptAt), sql`${webhookDeliveries.nextAttemptAt} <= ${at}`),
-      ),
-    )
+    .where(and(eq(d.id, id), free(at), sql`not ${OLDER_PENDING}`))
     .returning()
     .get();
   if (claimed) return { claimed: true as const, delivery: claimed };
@@ -113,19 +121,123 @@ export async function listDeliveries(
     .all();
 }
 
-/** Puts a delivered or dead delivery back to pending, its retry schedule starting over. */
-export async function requeueDelivery(env: Env, id: string): Promise<Delivery | undefined> {
+/**
+ * Puts a delivered or dead delivery back to pending, due `now`, its retry schedule (and its
+ * retention horizon) starting over.
+ */
+export async function requeueDelivery(env: Env, id: string, now: Date): Promise<Delivery | undefined> {
   return database(env)
     .update(webhookDeliveries)
     .set({
       status: "pending",
-      nextAttemptAt: null,
+      nextAttemptAt: now.toISOString(),
       lockedUntil: null,
       scheduleBase: sql`${webhookDeliveries.attempts}`,
+      scheduleStartedAt: now.toISOString(),
     })
     .where(and(eq(webhookDeliveries.id, id), sql`${webhookDeliveries.status} in ('delivered', 'dead')`))
     .returning()
     .get();
+}
+
+/**
+ * The undelivered event `delivery` waits for: the newest older pending one of its subscription,
+ * whose completion wakes it (`wakeNext`).
+ */
+export async function olderPending(env: Env, delivery: Pick<Delivery, "subscriptionId" | "sequence">) {
+  return database(env)
+    .select({ id: d.id, nextAttemptAt: d.nextAttemptAt })
+    .from(d)
+    .where(
+      and(
+        eq(d.subscriptionId, delivery.subscriptionId),
+        eq(d.status, "pending"),
+        lt(d.sequence, delivery.sequence),
+      ),
+    )
+    .orderBy(desc(d.sequence))
+    .limit(1)
+    .get();
+}
+
+/**
+ * Sets a free, due delivery to look again at `nextAttemptAt` while an older event of its
+ * subscription is undelivered; false if that is no longer so (the older one finished, or another
+ * consumer took it or moved it), checked in the same statement.
+ */
+export async function deferDelivery(env: Env, id: string, nextAttemptAt: string, now: Date) {
+  const deferred = await database(env)
+    .update(d)
+    .set({ nextAttemptAt })
+    .where(and(eq(d.id, id), free(now.toISOString()), OLDER_PENDING))
+    .returning({ id: d.id })
+    .get();
+  return deferred !== undefined;
+}
+
+/**
+ * Makes the next undelivered event of `delivery`'s subscription due `now`: it waited for this one,
+ * which was just delivered or died. Answers it, if there is one.
+ */
+export async function wakeNext(env: Env, delivery: Pick<Delivery, "subscriptionId" | "sequence">, now: Date) {
+  const next = database(env)
+    .select({ id: d.id })
+    .from(d)
+    .where(
+      and(
+        eq(d.subscriptionId, delivery.subscriptionId),
+        eq(d.status, "pending"),
+        gt(d.sequence, delivery.sequence),
+      ),
+    )
+    .orderBy(asc(d.sequence))
+    .limit(1);
+  return database(env)
+    .update(d)
+    .set({ nextAttemptAt: now.toISOString() })
+    .where(and(eq(d.id, sql`(${next})`), eq(d.status, "pending")))
+    .returning({ id: d.id, nextAttemptAt: d.nextAttemptAt })
+    .get();
+}
+
+/**
+ * Pending deliveries that should have been attempted before `before` and that no consumer holds: their
+ * message was lost (a send that failed after an attempt, a message from before messages said when
+ * they were due). At most `limit`, oldest due first (the `webhook_deliveries_due` index).
+ */
+export async function overdueDeliveries(env: Env, before: Date, now: Date, limit: number) {
+  return database(env)
+    .select({ id: d.id, nextAttemptAt: d.nextAttemptAt })
+    .from(d)
+    .where(
+      and(
+        eq(d.status, "pending"),
+        lt(d.nextAttemptAt, before.toISOString()),
+        or(isNull(d.lockedUntil), lt(d.lockedUntil, now.toISOString())),
+      ),
+    )
+    .orderBy(asc(d.nextAttemptAt))
+    .limit(limit)
+    .all();
+}
+
+/**
+ * The backlog per endpoint: pending deliveries, and when the oldest was made, of every product
+ * pushing to it (a vendor's own, or all for null).
+ */
+export async function backlog(env: Env, vendorId: string | null) {
+  return database(env)
+    .select({
+      endpoint: products.endpoint,
+      pending: sql<number>`count(*)`,
+      oldest: sql<string>`min(${d.createdAt})`,
+    })
+    .from(d)
+    .leftJoin(products, eq(products.id, d.product))
+    .where(and(eq(d.status, "pending"), vendorId === null ? undefined : eq(d.vendorId, vendorId)))
+    .groupBy(products.endpoint)
+    .orderBy(products.endpoint)
+    .all();
 }
 
 /** Where and how a syndicated product's events are delivered. */

@@ -15,8 +15,7 @@ export type DurationError =
   | { code: "ambiguous"; fields: string[]; message: string }
   | { code: "not_specific_enough"; fields: string[]; message: string }
   | { code: "invalid_period"; fields: ["period"]; message: string }
-  | { code: "end_not_after_start"; fields: string[]; message: string }
-  | { code: "start_in_past"; fields: ["start_time"]; message: string };
+  | { code: "end_not_after_start"; fields: string[]; message: string };
 
 /** How the length was chosen; it decides how a later extension repeats it. */
 export type CreatedWith = "period" | "end_time";
@@ -94,17 +93,18 @@ function interval(
 }
 
 /**
- * Applies the spec's truth table. A start_time before the previous noon of `now` is rejected
- * rather than clamped: it asks for time that has already gone, and clamping would silently sell
- * less than requested. Anything from that noon on rounds to `now` anyway, which also absorbs a
- * client whose clock runs a little behind.
+ * Applies the spec's truth table. A start_time in the past is now: the spec rounds the start to
+ * the later of now and its previous noon, so it starts now, and a period counts from then (the
+ * customer gets the length asked for, not what is left of it).
  *
  * The requested end must also be after both the requested start and `now`, checked before
  * rounding: both ends round outwards, so an end_time an hour before start_time, or one that
  * already passed this morning, would otherwise still buy a few hours up to the next noon.
  */
 export function resolveDuration(input: DurationInput, now: Date): DurationResult {
-  const { start_time, end_time, period: periodText } = input;
+  const { end_time, period: periodText } = input;
+  const start_time =
+    input.start_time === undefined || input.start_time.getTime() >= now.getTime() ? input.start_time : now;
   const given = (["start_time", "end_time", "period"] as const).filter((f) => input[f] !== undefined);
 
   if (start_time !== undefined && end_time !== undefined && periodText !== undefined) {
@@ -136,13 +136,6 @@ export function resolveDuration(input: DurationInput, now: Date): DurationResult
     });
   }
 
-  if (start_time !== undefined && start_time.getTime() < previousNoon(now).getTime()) {
-    return fail({
-      code: "start_in_past",
-      fields: ["start_time"],
-      message: `start_time ${start_time.toISOString()} is in the past.`,
-    });
-  }
   const earliestStart = rawStart.getTime() > now.getTime() ? rawStart : now;
   if (rawEnd.getTime() <= earliestStart.getTime()) return endNotAfterStart(earliestStart, rawEnd, given);
   const createdWith: CreatedWith = period ? "period" : "end_time";
@@ -183,11 +176,34 @@ export function resolveExtension(
     return interval(start, roundEndToNoon(end_time), "end_time", null, ["end_time"]);
   }
 
-  // A stored period that no longer parses falls back to the exact interval, recorded as such.
-  const lastPeriod = last.createdWith === "period" && last.period !== null ? parsePeriod(last.period) : null;
-  if (lastPeriod) {
-    return interval(start, roundEndToNoon(addPeriod(start, lastPeriod)), "period", lastPeriod, []);
-  }
-  const length = last.end.getTime() - last.start.getTime();
-  return interval(start, roundEndToNoon(new Date(start.getTime() + length)), "end_time", null, []);
+  return { ok: true, value: repeatFrom(last, start) };
+}
+
+/**
+ * `term` again from `start`, as long as it was bought for: the period re-read from the new start
+ * for a period term, the exact interval for an end_time one, the end rounded up to noon. A stored
+ * period that no longer parses falls back to the exact interval, recorded as such.
+ */
+function repeatFrom(term: ExtendBase, start: Date): ResolvedDuration {
+  const period = term.createdWith === "period" && term.period !== null ? parsePeriod(term.period) : null;
+  const end = period
+    ? addPeriod(start, period)
+    : new Date(start.getTime() + term.end.getTime() - term.start.getTime());
+  return {
+    start,
+    end: roundEndToNoon(end),
+    createdWith: period ? "period" : "end_time",
+    period: period ? formatPeriod(period) : null,
+  };
+}
+
+/**
+ * The term of a syndicated purchase once its vendor reports it deployed at `at`: a term due to
+ * start by then starts then instead (bought for now, it starts now), as long as it was bought for,
+ * so the customer pays nothing for the days it waited; a term that starts later stays as it is
+ * (null).
+ */
+export function deployedTerm(term: ExtendBase, at: Date): ResolvedDuration | null {
+  if (term.start.getTime() > at.getTime()) return null;
+  return repeatFrom(term, new Date(at.getTime()));
 }

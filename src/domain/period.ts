@@ -105,7 +105,7 @@ export function formatPeriod(p: Period): string {
     .join(" ");
 }
 
-function daysInMonth(year: number, monthIndex: number): number {
+export function daysInMonth(year: number, monthIndex: number): number {
   const d = new Date(0);
   d.setUTCFullYear(year, monthIndex + 1, 0);
   return d.getUTCDate();

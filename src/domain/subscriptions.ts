@@ -3,7 +3,7 @@
  * and the wire shape (the CloudSigma schema's field names, plus customer, product and run state).
  */
 import type { DeliveryMode, ProductKind } from "./catalog";
-import type { CreatedWith } from "./durations";
+import { type CreatedWith, deployedTerm } from "./durations";
 import { chargeFor, isRunning, type RunInterval } from "./metering";
 import { currency, formatMinor } from "./money";
 import type { DeploymentStatus } from "./webhooks";
@@ -99,14 +99,18 @@ export type RenewalPlan =
  * What a due renewal does with a subscription at `at`: renew it (auto_renew on, and nothing but
  * its own planned renewal follows it), expire it (auto_renew off and its term over, or the term
  * after it cancelled: the chain was cancelled), or nothing (ended, open-ended, extended by hand,
- * or auto_renew off and its term not over yet).
+ * or auto_renew off and its term not over yet). A term waiting for its vendor is left alone.
  */
 export function renewalStep(
-  r: Pick<SubscriptionRecord, "endedAt" | "endTime" | "nextId" | "renewal" | "autoRenew">,
+  r: Pick<
+    SubscriptionRecord,
+    "endedAt" | "endTime" | "nextId" | "renewal" | "autoRenew" | "deploymentStatus"
+  >,
   at: Date,
   successorEnded = false,
 ): "renew" | "expire" | "skip" {
-  if (r.endedAt !== null || r.endTime === null) return "skip";
+  // A term still waiting for its vendor has not started: it starts, and ends, once deployed.
+  if (r.endedAt !== null || r.endTime === null || r.deploymentStatus === "PENDING") return "skip";
   const over = Date.parse(r.endTime) <= at.getTime();
   if (successorEnded) return over ? "expire" : "skip";
   if (r.nextId !== null && r.nextId !== r.renewal?.subscription) return "skip";
@@ -121,16 +125,45 @@ export function isExpired(r: Pick<SubscriptionRecord, "endedAt" | "endTime">, no
 
 /**
  * Status from time and depletion. A depletable that is not used up is active unless an older one
- * of the same customer and product is still being used (`queuedBehindAnother`).
+ * of the same customer and product is still being used (`queuedBehindAnother`). A syndicated
+ * subscription is inactive until its vendor reports it deployed: its term starts then.
  */
 export function statusOf(
-  r: Pick<SubscriptionRecord, "endedAt" | "endTime" | "startTime">,
+  r: Pick<SubscriptionRecord, "endedAt" | "endTime" | "startTime" | "deploymentStatus">,
   now: Date,
   queuedBehindAnother: boolean,
 ): Status {
+  if (r.endedAt !== null) return "expired";
+  if (r.deploymentStatus === "PENDING") return "inactive";
   if (isExpired(r, now)) return "expired";
   if (Date.parse(r.startTime) > now.getTime() || queuedBehindAnother) return "inactive";
   return "active";
+}
+
+/**
+ * The record once its vendor reports it deployed at `at`: a term that waited starts then
+ * (`deployedTerm`), priced as the term it gets. Open-ended and ended ones stay as they are.
+ */
+export function startDeployed(r: SubscriptionRecord, at: Date): SubscriptionRecord {
+  if (r.endTime === null || r.endedAt !== null) return r;
+  const term = deployedTerm(
+    {
+      start: new Date(r.startTime),
+      end: new Date(r.endTime),
+      createdWith: r.createdWith ?? "end_time",
+      period: r.period,
+    },
+    at,
+  );
+  if (!term) return r;
+  return {
+    ...r,
+    startTime: term.start.toISOString(),
+    endTime: term.end.toISOString(),
+    period: term.period,
+    createdWith: term.createdWith,
+    priceMinor: termPriceMinor(r, r.amount, term.start, term.end).toString(),
+  };
 }
 
 /**
@@ -169,7 +202,10 @@ export interface SubscriptionWire {
   descendants: string[];
   subscribed_object: null;
   run_state: "running" | "stopped" | null;
-  deployment_status: DeploymentStatus;
+  /** What the vendor reported, for a syndicated product; null for the others. */
+  deployment_status: DeploymentStatus | null;
+  syndicated_endpoints: string[] | null;
+  end_user_instructions: string | null;
   order: string;
   extends: string | null;
   ended_at: string | null;
@@ -197,13 +233,23 @@ export function toWire(r: SubscriptionRecord, status: Status, descendants: strin
     descendants,
     subscribed_object: null,
     run_state: r.kind === "caas" ? (isRunning(r.runs) ? "running" : "stopped") : null,
-    deployment_status: r.deploymentStatus,
+    ...vendorReport(r),
     order: r.orderId,
     extends: r.previousId,
     ended_at: r.endedAt,
     end_reason: r.endReason,
     renewal_error: r.renewalError ?? null,
     created_at: r.createdAt,
+  };
+}
+
+/** A syndicated subscription's vendor report as the partner reads it; nulls for a built-in product. */
+function vendorReport(r: SubscriptionRecord) {
+  const syndicated = r.delivery === "syndicated";
+  return {
+    deployment_status: syndicated ? r.deploymentStatus : null,
+    syndicated_endpoints: syndicated ? r.syndicatedEndpoints : null,
+    end_user_instructions: syndicated ? r.endUserInstructions : null,
   };
 }
 

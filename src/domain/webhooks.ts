@@ -1,6 +1,6 @@
 /**
- * Webhooks out, free of I/O: Standard Webhooks signatures, the retry schedule, and the
- * deployment statuses a vendor reports.
+ * Webhooks out, free of I/O: Standard Webhooks signatures, the retry schedule and its retention
+ * horizon, and the deployment statuses a vendor reports.
  */
 
 const encoder = new TextEncoder();
@@ -42,24 +42,63 @@ export async function signatureHeader(
 }
 
 /**
- * Seconds to wait before each retry: exponential from 30 s, capped at the queue's 12-hour limit,
- * 18 retries covering a little over three days.
+ * Seconds to wait before each retry: exponential from 30 s up to the cap, the queue's 12-hour
+ * limit on a message's delay, reached on the 12th retry, about a day in; from there every retry
+ * waits the cap, until the delivery's retention horizon (`nextAttemptIn`).
  */
 export const RETRY_SCHEDULE: readonly number[] = [
-  30, 60, 120, 300, 600, 1200, 2400, 3600, 7200, 14_400, 28_800, 43_200, 43_200, 43_200, 43_200, 43_200,
-  43_200, 43_200,
+  30, 60, 120, 300, 600, 1200, 2400, 3600, 7200, 14_400, 28_800, 43_200,
 ];
 
 export const MAX_DELAY_SECONDS = 43_200;
 
 /**
- * The wait before retry number `retry` (0-based), with ±20% jitter so that deliveries failing
- * together do not retry together; null once the schedule is exhausted.
+ * The wait before retry number `retry` (0-based): the schedule's, then the cap, with ±20% jitter
+ * so that deliveries failing together do not retry together.
  */
-export function retryDelay(retry: number, random: number): number | null {
-  const base = RETRY_SCHEDULE[retry];
-  if (base === undefined) return null;
+export function retryDelay(retry: number, random: number): number {
+  const base = RETRY_SCHEDULE[retry] ?? MAX_DELAY_SECONDS;
   return Math.max(1, Math.min(MAX_DELAY_SECONDS, Math.round(base * (0.8 + 0.4 * random))));
+}
+
+export const DEFAULT_WEBHOOK_RETENTION_DAYS = 30;
+
+/**
+ * How long a delivery is retried, from when its schedule started (its event, or its last
+ * redelivery), before it is dead: `WEBHOOK_RETENTION_DAYS` (wrangler.toml), 30 days by default.
+ */
+export function webhookRetentionMs(vars: { WEBHOOK_RETENTION_DAYS?: string | undefined }): number {
+  const days = Number(vars.WEBHOOK_RETENTION_DAYS ?? DEFAULT_WEBHOOK_RETENTION_DAYS);
+  return (Number.isFinite(days) && days > 0 ? days : DEFAULT_WEBHOOK_RETENTION_DAYS) * 86_400_000;
+}
+
+/**
+ * Seconds until a failed delivery is tried again: the endpoint's `Retry-After` (429 or 503), else
+ * the schedule's (`retryDelay`); null (dead) when that falls past its retention horizon, so
+ * neither the schedule nor an endpoint can keep a delivery alive for longer.
+ */
+export function nextAttemptIn(a: {
+  retry: number;
+  random: number;
+  retryAfter: number | null;
+  now: number;
+  scheduleStartedAt: number;
+  retentionMs: number;
+}): number | null {
+  const delay = a.retryAfter ?? retryDelay(a.retry, a.random);
+  return a.now + delay * 1000 > a.scheduleStartedAt + a.retentionMs ? null : delay;
+}
+
+const DEFER_MARGIN_SECONDS = 60;
+
+/**
+ * Seconds a delivery waits behind an older undelivered event of its subscription before it looks
+ * again, should the older one's completion not wake it first: until a minute after the older one's
+ * next attempt (a minute when that is due now or unknown), at most the cap.
+ */
+export function deferSeconds(olderNextAttemptAt: number | null, now: number): number {
+  const untilOlder = olderNextAttemptAt === null ? 0 : Math.ceil((olderNextAttemptAt - now) / 1000);
+  return Math.min(MAX_DELAY_SECONDS, Math.max(0, untilOlder) + DEFER_MARGIN_SECONDS);
 }
 
 /** A `Retry-After` header in seconds or as an HTTP date, as a delay in whole seconds; null if absent or unreadable. */

@@ -8,6 +8,7 @@ import {
   renewalStep,
   runRefusal,
   type SubscriptionRecord,
+  startDeployed,
 } from "../domain/subscriptions";
 import { closeMonthAt } from "../domain/usage";
 import { canMoveTo, type DeploymentStatus } from "../domain/webhooks";
@@ -193,7 +194,8 @@ export class SubscriptionObject extends DurableObject<Env> {
 
   /**
    * Records what the vendor reports: its deployment status (along the allowed transitions),
-   * where the customer reaches the application, and how.
+   * where the customer reaches the application, and how. The first DEPLOYED starts the term that
+   * waited for it, now (`startDeployed`).
    */
   async setDeployment(patch: DeploymentPatch): Promise<Outcome<SubscriptionRecord>> {
     return this.change((r) => {
@@ -203,8 +205,10 @@ export class SubscriptionObject extends DurableObject<Env> {
           { point: "/deploymentStatus", message: `not allowed after ${r.deploymentStatus}` },
         ]);
       }
+      const started =
+        r.deploymentStatus === "PENDING" && status === "DEPLOYED" ? startDeployed(r, new Date()) : r;
       return {
-        ...r,
+        ...started,
         deploymentStatus: status,
         syndicatedEndpoints: patch.syndicatedEndpoints ?? r.syndicatedEndpoints,
         endUserInstructions: patch.endUserInstructions ?? r.endUserInstructions,

@@ -9,6 +9,11 @@ import type { EventType } from "../domain/webhooks";
 
 export interface WebhookMessage {
   deliveryId: string;
+  /**
+   * The `nextAttemptAt` of the delivery this message was sent to attempt; absent for its first
+   * attempt (src/app/webhooks.ts: the message whose `due` matches owns the delivery).
+   */
+  due?: string | null;
 }
 
 export const webhooksQueue = (env: Env) => env.WEBHOOKS as Queue<WebhookMessage>;

@@ -1,15 +1,9 @@
 import * as v from "valibot";
 import { CHARGE_KINDS } from "../domain/charges";
-import { Uuid } from "./common";
+import { Instant, Uuid } from "./common";
 import { Pagination, pageMeta } from "./pagination";
 
 /** Request and response schemas of the charges ledger and statements (/v1). */
-
-const Instant = v.pipe(
-  v.string("must be an ISO 8601 date-time"),
-  v.isoTimestamp("must be an ISO 8601 date-time with a time zone, e.g. 2027-03-01T00:00:00Z"),
-  v.transform((s) => new Date(s)),
-);
 
 export const ChargesQuery = v.object({
   ...Pagination.entries,

@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { parseInstant } from "../domain/instants";
 
 export const Uuid = v.pipe(v.string(), v.uuid("must be a UUID"));
 
@@ -10,6 +11,23 @@ export const Slug = v.pipe(
   v.minLength(1, "must not be empty"),
   v.maxLength(128),
   v.regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]*$/, "may contain only letters, digits and _ . : -"),
+);
+
+/** A time as the subscriptions spec reads it (`parseInstant`): UTC unless it names a zone. */
+export const Instant = v.pipe(
+  v.string("must be an ISO 8601 date or date-time"),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    const at = parseInstant(dataset.value);
+    if (at) return at;
+    addIssue({
+      message:
+        "must be an ISO 8601 date or date-time (UTC unless it names a zone), e.g. 2027-01-05T12:00:00Z",
+    });
+    return NEVER;
+  }),
+  v.description(
+    "ISO 8601, UTC unless it names a zone: `2027-01-05` (midnight UTC), `2027-01-05T10:00:00`, `2027-01-05T10:00:00Z`, `2027-01-05T11:00:00+01:00`.",
+  ),
 );
 
 export const IdParams = v.object({ id: Uuid });

@@ -2,16 +2,10 @@ import * as v from "valibot";
 import { MAX_OBJECTS } from "../domain/purchase";
 import { MAX_FILTER_VALUES, STATUS_FILTERS } from "../domain/subscriptions";
 import { DEPLOYMENT_STATUSES } from "../domain/webhooks";
-import { Uuid } from "./common";
+import { Instant, Uuid } from "./common";
 import { Pagination, pageMeta } from "./pagination";
 
 /** Request and response schemas of the subscriptions API (/v1, CloudSigma field names). */
-
-const Instant = v.pipe(
-  v.string("must be an ISO 8601 date-time"),
-  v.isoTimestamp("must be an ISO 8601 date-time with a time zone, e.g. 2026-12-01T12:00:00Z"),
-  v.transform((s) => new Date(s)),
-);
 
 const Period = v.pipe(v.string("must be text such as '2 months 1 week'"), v.maxLength(200));
 
@@ -103,7 +97,22 @@ export const SubscriptionOut = v.object({
   descendants: v.array(Uuid),
   subscribed_object: v.null(),
   run_state: v.nullable(v.picklist(["running", "stopped"])),
-  deployment_status: v.picklist(DEPLOYMENT_STATUSES),
+  deployment_status: v.pipe(
+    v.nullable(v.picklist(DEPLOYMENT_STATUSES)),
+    v.description("What the vendor of a syndicated product reported; null for a built-in product."),
+  ),
+  syndicated_endpoints: v.pipe(
+    v.nullable(v.array(v.string())),
+    v.description(
+      "Where the customer reaches a syndicated application, as its vendor reported; null for a built-in product.",
+    ),
+  ),
+  end_user_instructions: v.pipe(
+    v.nullable(v.string()),
+    v.description(
+      "How the customer uses a syndicated application, as its vendor reported; null for a built-in product.",
+    ),
+  ),
   order: Uuid,
   extends: v.nullable(Uuid),
   ended_at: v.nullable(v.string()),

@@ -327,11 +327,14 @@ describe("a purchase that waits on its vendor", () => {
       const written = await allLines(t.partnerKey, "");
       expect(written).toHaveLength(lines);
       if (lines) {
+        // Its term starts when deployed: the order line says the term and price it got.
+        const completed = await expectOk(call("GET", `/v1/orders/${order.id}`, { token: t.partnerKey }));
+        expect(completed.state).toBe("completed");
         expect(written[0]).toMatchObject({
           id: `purchase:${id}`,
           kind: "purchase",
           order: order.id,
-          amount: order.lines[0].price,
+          amount: completed.lines[0].price,
         });
       }
       await expectBooksBalance(t);
@@ -479,6 +482,11 @@ describe("listing charges", () => {
     const later = new Date(Date.parse(newest) + 1).toISOString();
     expect(await allLines(t.partnerKey, `since=${later}`)).toHaveLength(0);
     expect(await allLines(t.partnerKey, `since=${oldest}&until=${later}`)).toHaveLength(5);
+    // Times are UTC unless they name a zone: a date alone is its midnight, a zone-less time is UTC.
+    expect(await allLines(t.partnerKey, `since=${oldest.slice(0, -1)}`)).toHaveLength(5);
+    expect(await allLines(t.partnerKey, `until=${oldest.slice(0, -1)}`)).toHaveLength(0);
+    expect(await allLines(t.partnerKey, "until=2999-01-01")).toHaveLength(5);
+    expect(await allLines(t.partnerKey, "since=2999-01-01")).toHaveLength(0);
 
     // The operator sees every partner's lines, and filters them the same way.
     const operatorView = await allLines(t.operator, `customer=${other.customers[0]}`);
@@ -493,7 +501,8 @@ describe("listing charges", () => {
     const cases: [string, string][] = [
       ["since=2027-02-01T00:00:00Z&until=2027-01-01T00:00:00Z", "/since"],
       ["since=yesterday", "/since"],
-      ["until=2027-01-01", "/until"],
+      ["until=2027-01-32", "/until"],
+      ["until=2027-01-01T10:00:00%2B99:00", "/until"],
       ["limit=0", "/limit"],
       ["limit=501", "/limit"],
       ["cursor=bm9zcGFjZQ", "/cursor"],

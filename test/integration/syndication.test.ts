@@ -1,11 +1,20 @@
-import { createScheduledController } from "cloudflare:test";
+import {
+  createExecutionContext,
+  createMessageBatch,
+  createScheduledController,
+  getQueueResult,
+} from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { renewOrExpire } from "../../src/app/renewals";
 import { attemptDelivery } from "../../src/app/webhooks";
+import { dueSubscriptions } from "../../src/db/subscriptions";
 import { findDelivery } from "../../src/db/webhooks";
-import { RETRY_SCHEDULE } from "../../src/domain/webhooks";
+import { MAX_DELAY_SECONDS, RETRY_SCHEDULE } from "../../src/domain/webhooks";
 import worker from "../../src/index";
+import type { WebhookMessage } from "../../src/objects/webhook-events";
+import { expectBooksBalance } from "../books";
 import { call, expectOk, type Reply, type Tenant, tenant, unique, usageOf, withCatalog } from "../helpers";
 
 /**
@@ -46,10 +55,13 @@ interface Syndicated {
   vendorToken: string;
 }
 
-/** A tenant, a vendor with a token, and a syndicated product of it whose endpoint is `host`. */
-async function syndicated(receiver: Receiver): Promise<Syndicated> {
-  const t = await tenant({ customers: 1 });
-  await withCatalog(t);
+/**
+ * A tenant (a new one, or `existing`), a vendor with a token, and a syndicated product of it whose
+ * endpoint is `host`.
+ */
+async function syndicated(receiver: Receiver, existing?: Tenant): Promise<Syndicated> {
+  const t = existing ?? (await tenant({ customers: 1 }));
+  if (!existing) await withCatalog(t);
   const host = `${unique("vendor")}.example`;
   receivers.set(host, receiver);
   const vendor = await expectOk(
@@ -275,7 +287,7 @@ describe("retries", () => {
       const row = await findDelivery(env, first.id, null);
       if (row?.status !== "pending") break;
       const due = new Date(Date.parse(row.nextAttemptAt ?? new Date().toISOString()));
-      await attemptDelivery(env, first.id, due, () => 0.5);
+      await attemptDelivery(env, { deliveryId: first.id }, due, () => 0.5);
     }
     const detail = await expectOk(
       call("GET", `/v1/webhooks/deliveries/${first.id}`, { token: s.vendorToken }),
@@ -316,7 +328,7 @@ describe("retries", () => {
     expect(Date.parse(row.nextAttemptAt ?? "") - Date.parse(attempts[0].at)).toBe(120_000);
   });
 
-  it("exhausted retries leave the delivery dead, and a redelivery delivers it", async () => {
+  it("retries past the schedule at the cap until the retention horizon, then dead; a redelivery starts both over", async () => {
     let healthy = false;
     const s = await syndicated(() => new Response(null, { status: healthy ? 204 : 503 }));
     await subscriptionOf(s, (await accepted(s)).headers.get("location") as string);
@@ -326,27 +338,62 @@ describe("retries", () => {
       async () => ((await findDelivery(env, first.id, null))?.attempts ?? 0) >= 1 || undefined,
       "attempt 1",
     );
-    for (let i = 0; i < 30; i++) {
+    for (let i = 0; i < 200; i++) {
       const row = await findDelivery(env, first.id, null);
       if (row?.status !== "pending") break;
-      await attemptDelivery(env, first.id, new Date(row.nextAttemptAt ?? Date.now()), () => 0.5);
+      await attemptDelivery(
+        env,
+        { deliveryId: first.id },
+        new Date(row.nextAttemptAt ?? Date.now()),
+        () => 0.5,
+      );
     }
     const dead = await findDelivery(env, first.id, null);
-    expect(dead).toMatchObject({ status: "dead", attempts: RETRY_SCHEDULE.length + 1 });
-    const spanned = Date.parse(dead?.createdAt ?? "");
-    const lastAttempt = (
+    expect(dead?.status).toBe("dead");
+    const attempts = (
       await expectOk(call("GET", `/v1/webhooks/deliveries/${first.id}`, { token: s.vendorToken }))
-    ).attempts.at(-1).at;
-    expect(Date.parse(lastAttempt) - spanned).toBeGreaterThan(3 * 86_400_000);
+    ).attempts as Array<{ at: string; status: number }>;
+    expect(attempts).toHaveLength(dead?.attempts ?? 0);
+    const times = attempts.map((a) => Date.parse(a.at));
+    const gaps = times.slice(1).map((t, i) => (t - (times[i] ?? 0)) / 1000);
+    // The first gap was jittered by the queue's own attempt; the others follow the schedule, then the cap.
+    expect(gaps.slice(1, RETRY_SCHEDULE.length)).toEqual(RETRY_SCHEDULE.slice(1));
+    expect(new Set(gaps.slice(RETRY_SCHEDULE.length))).toEqual(new Set([MAX_DELAY_SECONDS]));
+    const horizon = Date.parse(dead?.createdAt ?? "") + 30 * 86_400_000;
+    const last = times.at(-1) ?? 0;
+    expect(last).toBeLessThanOrEqual(horizon);
+    expect(last + MAX_DELAY_SECONDS * 1000).toBeGreaterThan(horizon);
+    expect(attempts.length).toBeGreaterThan(60);
     expect((await deliveries(s, "?status=dead")).map((d) => d.id)).toContain(first.id);
 
+    // A day past its horizon, a redelivery that fails is retried on the schedule from its start.
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      vi.setSystemTime(horizon + 86_400_000);
+      const again = await call("POST", `/v1/webhooks/deliveries/${first.id}/redeliver`, {
+        token: s.vendorToken,
+      });
+      expect(again.status).toBe(202);
+      expect(again.body.status).toBe("pending");
+      await attemptDelivery(env, { deliveryId: first.id, due: again.body.next_attempt_at }, new Date());
+      const retried = await eventually(async () => {
+        const d = await findDelivery(env, first.id, null);
+        return d && d.attempts > attempts.length ? d : undefined;
+      }, "the redelivery's first attempt");
+      expect(retried.status).toBe("pending");
+      const [lastTry] = (
+        await expectOk(call("GET", `/v1/webhooks/deliveries/${first.id}`, { token: s.vendorToken }))
+      ).attempts.slice(-1);
+      const wait = (Date.parse(retried.nextAttemptAt ?? "") - Date.parse(lastTry.at)) / 1000;
+      expect(wait).toBeGreaterThanOrEqual(RETRY_SCHEDULE[0]! * 0.8);
+      expect(wait).toBeLessThanOrEqual(RETRY_SCHEDULE[0]! * 1.2);
+    } finally {
+      vi.useRealTimers();
+    }
+
     healthy = true;
-    const again = await call("POST", `/v1/webhooks/deliveries/${first.id}/redeliver`, {
-      token: s.vendorToken,
-    });
-    expect(again.status).toBe(202);
-    expect(again.body.status).toBe("pending");
-    await attemptDelivery(env, first.id, new Date(), () => 0.5);
+    const due = (await findDelivery(env, first.id, null))?.nextAttemptAt ?? "";
+    await attemptDelivery(env, { deliveryId: first.id, due }, new Date(due), () => 0.5);
     const delivered = await eventually(async () => {
       const d = await findDelivery(env, first.id, null);
       return d?.status === "delivered" ? d : undefined;
@@ -356,6 +403,148 @@ describe("retries", () => {
       token: s.vendorToken,
     });
     expect(pendingAgain.status).toBe(202);
+  });
+
+  it("an endpoint that comes back gets its backlog oldest first per subscription, and the backlog is counted per endpoint", async () => {
+    let healthy = false;
+    const got: number[] = [];
+    const s = await syndicated(async (request) => {
+      if (!healthy) return new Response(null, { status: 503 });
+      got.push(((await request.json()) as { sequence: number }).sequence);
+      return new Response(null, { status: 204 });
+    });
+    const location = (await accepted(s)).headers.get("location") as string;
+    const id = await subscriptionOf(s, location);
+    // Three more events of the same subscription while its endpoint is down.
+    await expectOk(
+      call("PATCH", `/api/subscription/${id}`, {
+        token: s.vendorToken,
+        body: { endUserInstructions: "Sign in with your email" },
+      }),
+    );
+    await expectOk(call("POST", `/v1/subscriptions/${id}/action/?do=auto_renew`, { token: s.t.partnerKey }));
+    await expectOk(
+      call("PATCH", `/api/subscription/${id}`, {
+        token: s.vendorToken,
+        body: { deploymentStatus: "DEPLOYED" },
+      }),
+    );
+    const pending = await eventually(async () => {
+      const rows = await Promise.all((await deliveries(s)).map((d) => findDelivery(env, d.id, null)));
+      // Each has met the queue once: the oldest was attempted, the others wait behind it.
+      return rows.length === 4 && rows.every((d) => d?.nextAttemptAt) ? rows : undefined;
+    }, "four events, each met once");
+    const bySequence = pending.flatMap((d) => (d ? [d] : [])).sort((a, b) => a.sequence - b.sequence);
+    expect(bySequence.map((d) => d.sequence)).toEqual([1, 2, 3, 4]);
+    expect(bySequence.map((d) => d.attempts)).toEqual([1, 0, 0, 0]);
+
+    const backlog = await expectOk(
+      call("GET", "/v1/webhooks/deliveries?status=pending", { token: s.vendorToken }),
+    );
+    expect(backlog.meta.backlog).toEqual([
+      { endpoint: `https://${s.host}/hooks`, pending: 4, oldest_created_at: bySequence[0]?.createdAt },
+    ]);
+    const operatorView = await expectOk(
+      call("GET", "/v1/webhooks/deliveries?status=pending&limit=1", { token: s.t.operator }),
+    );
+    expect(operatorView.meta.backlog).toContainEqual({
+      endpoint: `https://${s.host}/hooks`,
+      pending: 4,
+      oldest_created_at: bySequence[0]?.createdAt,
+    });
+    const everything = await expectOk(call("GET", "/v1/webhooks/deliveries", { token: s.vendorToken }));
+    expect(everything.meta.backlog).toBeUndefined();
+
+    // Back up. Each round offers every pending delivery its next attempt, newest first, a day
+    // later each time: whatever comes first, the endpoint gets them in order.
+    healthy = true;
+    let at = Date.now();
+    for (let round = 0; round < 10; round++) {
+      at += 86_400_000;
+      const rows = await Promise.all(bySequence.map((d) => findDelivery(env, d.id, null)));
+      const left = rows.filter((d) => d?.status === "pending").reverse();
+      if (left.length === 0) break;
+      for (const d of left) {
+        if (d)
+          await attemptDelivery(env, { deliveryId: d.id, due: d.nextAttemptAt }, new Date(at), () => 0.5);
+      }
+    }
+    expect(got).toEqual([1, 2, 3, 4]);
+    for (const d of bySequence) {
+      expect((await findDelivery(env, d.id, null))?.status).toBe("delivered");
+    }
+    const drained = await expectOk(
+      call("GET", "/v1/webhooks/deliveries?status=pending", { token: s.vendorToken }),
+    );
+    expect(drained).toEqual({ objects: [], meta: { limit: 50, next_cursor: null, backlog: [] } });
+  });
+
+  it("waits with a fresh message, never a retry, so a message at the queue's retry bound still leads on", async () => {
+    const s = await syndicated(() => new Response(null, { status: 503 }));
+    await subscriptionOf(s, (await accepted(s)).headers.get("location") as string);
+    const [first] = await deliveries(s);
+    if (!first) throw new Error("no delivery");
+    const row = await eventually(async () => {
+      const d = await findDelivery(env, first.id, null);
+      return d && d.attempts >= 1 ? d : undefined;
+    }, "attempt 1");
+    await env.DB.prepare("UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id = ?")
+      .bind(new Date(Date.now() - 1000).toISOString(), first.id)
+      .run();
+    const due = (await findDelivery(env, first.id, null))?.nextAttemptAt;
+    const sent = vi.spyOn(env.WEBHOOKS, "send");
+    try {
+      const batch = createMessageBatch<WebhookMessage>("stratus-webhooks", [
+        { id: "at-the-bound", timestamp: new Date(), attempts: 100, body: { deliveryId: first.id, due } },
+      ]);
+      const ctx = createExecutionContext();
+      await worker.queue(batch, env);
+      const result = await getQueueResult(batch, ctx);
+      expect(result.retryMessages).toEqual([]);
+      expect(result.explicitAcks).toEqual(["at-the-bound"]);
+      const after = await findDelivery(env, first.id, null);
+      expect(after?.attempts).toBe(row.attempts + 1);
+      expect(sent).toHaveBeenCalledWith(
+        { deliveryId: first.id, due: after?.nextAttemptAt },
+        { delaySeconds: expect.any(Number) },
+      );
+    } finally {
+      sent.mockRestore();
+    }
+  });
+
+  it("a copy of a message that no longer owns its delivery is dropped; the cron re-sends a lost one", async () => {
+    let calls = 0;
+    const s = await syndicated(() => new Response(null, { status: ++calls === 1 ? 503 : 204 }));
+    await subscriptionOf(s, (await accepted(s)).headers.get("location") as string);
+    const [first] = await deliveries(s);
+    if (!first) throw new Error("no delivery");
+    const failed = await eventually(async () => {
+      const d = await findDelivery(env, first.id, null);
+      return d && d.attempts >= 1 ? d : undefined;
+    }, "attempt 1");
+    // A stale copy (it was sent for another attempt time), even once the delivery is due: dropped.
+    const dueAt = new Date(Date.parse(failed.nextAttemptAt ?? "") + 1000);
+    await env.DB.prepare("UPDATE webhook_deliveries SET locked_until = ? WHERE id = ?")
+      .bind(new Date(dueAt.getTime() + 60_000).toISOString(), first.id)
+      .run();
+    expect(
+      await attemptDelivery(env, { deliveryId: first.id, due: "2000-01-01T00:00:00.000Z" }, dueAt),
+    ).toEqual({
+      outcome: "skipped",
+    });
+    // Its owner, meanwhile lost: the row says it was due twenty minutes ago and nothing holds it.
+    await env.DB.prepare(
+      "UPDATE webhook_deliveries SET locked_until = NULL, next_attempt_at = ? WHERE id = ?",
+    )
+      .bind(new Date(Date.now() - 20 * 60_000).toISOString(), first.id)
+      .run();
+    await worker.scheduled(createScheduledController({ scheduledTime: Date.now() }), env);
+    const delivered = await eventually(async () => {
+      const d = await findDelivery(env, first.id, null);
+      return d?.status === "delivered" ? d : undefined;
+    }, "the re-sent message's attempt");
+    expect(delivered.attempts).toBe(2);
   });
 
   it("signs with both secrets while a rotation is fresh", async () => {
@@ -370,6 +559,201 @@ describe("retries", () => {
     for (const secret of [s.secret, rotated.signing_secret]) {
       expect(new Webhook(secret).verify(request.body, request.headers)).toMatchObject({ type: "CREATED" });
     }
+  });
+});
+
+describe("the vendor's report reaches the partner", () => {
+  const read = (s: Syndicated, id: string) =>
+    expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: s.t.partnerKey }));
+  const listed = async (s: Syndicated, status: string) =>
+    (await expectOk(call("GET", `/v1/subscriptions/?status=${status}`, { token: s.t.partnerKey })))
+      .objects as Array<Record<string, unknown>>;
+
+  it("a pending subscription reads inactive with the report so far; deployed, active with the vendor's", async () => {
+    const s = await syndicated(() => new Response(null, { status: 204 }));
+    const id = await subscriptionOf(s, (await accepted(s)).headers.get("location") as string);
+    const waiting = {
+      status: "inactive",
+      deployment_status: "PENDING",
+      syndicated_endpoints: [],
+      end_user_instructions: null,
+    };
+    expect(await read(s, id)).toMatchObject(waiting);
+    expect(await listed(s, "inactive")).toEqual([expect.objectContaining({ id, ...waiting })]);
+    expect(await listed(s, "notexpired")).toEqual([expect.objectContaining({ id, ...waiting })]);
+    expect(await listed(s, "active")).toEqual([]);
+    expect(await listed(s, "expired")).toEqual([]);
+
+    // Its term starts when it is deployed: there is nothing to extend yet.
+    const extend = await call("POST", `/v1/subscriptions/${id}/action/?do=extend`, {
+      token: s.t.partnerKey,
+      body: {},
+    });
+    expect(extend.status).toBe(409);
+    expect(extend.headers.get("content-type")).toBe("application/problem+json");
+    expect((await listed(s, "all")).map((r) => r.id)).toEqual([id]);
+
+    await expectOk(
+      call("PATCH", `/api/subscription/${id}`, {
+        token: s.vendorToken,
+        body: {
+          deploymentStatus: "DEPLOYED",
+          syndicatedEndpoints: ["https://crm.example.org/acme"],
+          endUserInstructions: "Sign in with your email",
+        },
+      }),
+    );
+    const deployed = {
+      status: "active",
+      deployment_status: "DEPLOYED",
+      syndicated_endpoints: ["https://crm.example.org/acme"],
+      end_user_instructions: "Sign in with your email",
+    };
+    expect(await read(s, id)).toMatchObject(deployed);
+    expect(await listed(s, "active")).toEqual([expect.objectContaining({ id, ...deployed })]);
+    expect(await listed(s, "inactive")).toEqual([]);
+
+    const builtin = await expectOk(
+      call("POST", "/v1/subscriptions/", {
+        token: s.t.partnerKey,
+        body: { objects: [{ customer: s.t.customers[0], resource: "cpu", amount: 1, period: "1 week" }] },
+      }),
+      201,
+    );
+    const none = { deployment_status: null, syndicated_endpoints: null, end_user_instructions: null };
+    expect(builtin.objects[0]).toMatchObject(none);
+    expect(await read(s, builtin.objects[0].id)).toMatchObject(none);
+
+    const doc = await expectOk(call("GET", "/openapi.json"));
+    const props =
+      doc.paths["/v1/subscriptions/{id}"].get.responses["200"].content["application/json"].schema.properties;
+    for (const field of ["deployment_status", "syndicated_endpoints", "end_user_instructions"]) {
+      expect(JSON.stringify(props[field]), field).toContain('"null"');
+    }
+  });
+
+  it("deployed three days late, a purchase starts and ends three days late, is charged once for the term it gets, and renews from its new end", async () => {
+    const s = await syndicated(() => new Response(null, { status: 204 }));
+    const r = await call("POST", "/v1/subscriptions/", {
+      token: s.t.partnerKey,
+      body: {
+        objects: [
+          { customer: s.t.customers[0], resource: s.product, amount: 2, period: "2 weeks", auto_renew: true },
+        ],
+      },
+    });
+    const location = r.headers.get("location") as string;
+    const id = await subscriptionOf(s, location);
+    const asBought = await read(s, id);
+    const DAY = 86_400_000;
+    const deployedAt = Date.parse(asBought.start_time) + 3 * DAY;
+    // While it waits, no renewal finds it, however late.
+    expect(
+      (await dueSubscriptions(env, new Date(deployedAt + 365 * DAY), null, 500)).map((d) => d.id),
+    ).not.toContain(id);
+
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      vi.setSystemTime(deployedAt);
+      await expectOk(
+        call("PATCH", `/api/subscription/${id}`, {
+          token: s.vendorToken,
+          body: { deploymentStatus: "DEPLOYED" },
+        }),
+      );
+      const done = await call("GET", location, { token: s.t.partnerKey });
+      expect(done.status).toBe(201);
+      expect(done.body.objects[0]).toMatchObject({ id, status: "active" });
+    } finally {
+      vi.useRealTimers();
+    }
+    const term = {
+      start_time: new Date(deployedAt).toISOString(),
+      end_time: new Date(Date.parse(asBought.end_time) + 3 * DAY).toISOString(),
+      period: "2 weeks",
+      // The same length as bought: the same price.
+      price: asBought.price,
+    };
+    expect(await read(s, id)).toMatchObject(term);
+
+    const charges = await expectOk(call("GET", `/v1/charges?subscription=${id}`, { token: s.t.partnerKey }));
+    expect(charges.objects).toEqual([
+      expect.objectContaining({
+        id: `purchase:${id}`,
+        amount: term.price,
+        period_start: term.start_time,
+        period_end: term.end_time,
+      }),
+    ]);
+    const order = await expectOk(call("GET", `/v1/orders/${asBought.order}`, { token: s.t.partnerKey }));
+    expect(order).toMatchObject({
+      state: "completed",
+      total_price: term.price,
+      lines: [{ subscription: id, price: term.price }],
+    });
+    expect(await usageOf(s.t, 0, s.product)).toMatchObject({ usage: 2, pending: 0 });
+    await expectBooksBalance(s.t);
+
+    // Due where its term now ends, not where it would have.
+    const dueBy = async (at: number) =>
+      (await dueSubscriptions(env, new Date(at), null, 500)).map((d) => d.id);
+    expect(await dueBy(Date.parse(asBought.end_time) + 3_600_000)).not.toContain(id);
+    expect(await dueBy(Date.parse(term.end_time))).toContain(id);
+    expect(await renewOrExpire(env, id, new Date(Date.parse(term.end_time) - 60_000))).toBe("renewed");
+    const renewed = await read(s, id);
+    expect(renewed.descendants).toHaveLength(1);
+    expect(await read(s, renewed.descendants[0])).toMatchObject({
+      start_time: term.end_time,
+      deployment_status: "DEPLOYED",
+      extends: id,
+    });
+    expect(await usageOf(s.t, 0, s.product)).toMatchObject({ usage: 2, pending: 0 });
+    await expectBooksBalance(s.t);
+  });
+});
+
+describe("a vendor's order", () => {
+  it("shows the vendor its own lines and their total, never the order's other products", async () => {
+    const a = await syndicated(() => new Response(null, { status: 204 }));
+    const b = await syndicated(() => new Response(null, { status: 204 }), a.t);
+    const r = await call("POST", "/v1/subscriptions/", {
+      token: a.t.partnerKey,
+      body: {
+        objects: [
+          { customer: a.t.customers[0], resource: a.product, amount: 2, period: "1 month" },
+          { customer: a.t.customers[0], resource: "cpu", amount: 3, period: "1 month" },
+          { customer: a.t.customers[0], resource: b.product, amount: 1, period: "1 month" },
+        ],
+      },
+    });
+    expect(r.status).toBe(202);
+    const mine = await subscriptionOf(a, r.headers.get("location") as string);
+    const theirs = await eventually(
+      async () => (await deliveries(b)).find((d) => d.type === "CREATED")?.subscription,
+      "vendor B's CREATED",
+    );
+    const orderId = (
+      (await expectOk(call("GET", `/api/subscription/${mine}`, { token: a.vendorToken }))).orders[0]
+        .url as string
+    ).split("/")[1];
+    const whole = await expectOk(call("GET", `/v1/orders/${orderId}`, { token: a.t.partnerKey }));
+    expect(whole.lines).toHaveLength(3);
+    const priceOf = (id: string) =>
+      Number(whole.lines.find((l: { subscription: string }) => l.subscription === id).price);
+
+    const seenByA = await expectOk(call("GET", `/api/order/${orderId}`, { token: a.vendorToken }));
+    expect(seenByA.lines).toEqual([
+      expect.objectContaining({ product: { url: `product/${a.product}` }, quantity: 2 }),
+    ]);
+    expect(seenByA.totalPrice).toBe(priceOf(mine));
+    expect(seenByA.subscription).toEqual({ url: `subscription/${mine}` });
+
+    const seenByB = await expectOk(call("GET", `/api/order/${orderId}`, { token: b.vendorToken }));
+    expect(seenByB.lines).toEqual([
+      expect.objectContaining({ product: { url: `product/${b.product}` }, quantity: 1 }),
+    ]);
+    expect(seenByB.totalPrice).toBe(priceOf(theirs));
+    expect(seenByA.totalPrice + seenByB.totalPrice).toBeLessThan(Number(whole.total_price));
   });
 });
 

@@ -210,14 +210,18 @@ describe("resolveDuration: details", () => {
     ).toBe("ambiguous");
   });
 
-  it("rejects a start_time before the previous noon of now", () => {
-    expect(errorOf({ start_time: d("2025-01-31T11:59:59.999Z"), period: "1 month" })).toEqual({
-      code: "start_in_past",
-      fields: ["start_time"],
-    });
+  it("starts a start_time in the past now, and counts its period from then", () => {
+    for (const past of ["2025-01-31T11:59:59.999Z", "2024-06-01T00:00:00Z", "2025-02-01T09:29:59Z"]) {
+      expect(resolved({ start_time: d(past), period: "1 month" })).toEqual({
+        start: "2025-02-01T09:30:00.000Z",
+        end: "2025-03-01T12:00:00.000Z",
+        createdWith: "period",
+        period: "1 month",
+      });
+    }
   });
 
-  it("accepts a start_time from the previous noon on, starting it now", () => {
+  it("starts a start_time in the past now, up to its end_time", () => {
     expect(
       resolved({ start_time: d("2025-01-31T12:00:00.000Z"), end_time: d("2025-02-05T12:00:00Z") }),
     ).toEqual({
@@ -251,10 +255,17 @@ describe("resolveDuration: details", () => {
     });
   });
 
-  it("rejects a period that ends before now when started at the previous noon", () => {
-    expect(errorOf({ start_time: d("2025-01-31T12:00:00Z"), period: "1 hour" })).toEqual({
+  it("gives a past start_time's period in full from now, however short", () => {
+    expect(resolved({ start_time: d("2025-01-31T12:00:00Z"), period: "1 hour" })).toMatchObject({
+      start: "2025-02-01T09:30:00.000Z",
+      end: "2025-02-01T12:00:00.000Z",
+    });
+  });
+
+  it("rejects an end_time in the past even with a start_time further back", () => {
+    expect(errorOf({ start_time: d("2025-01-20T12:00:00Z"), end_time: d("2025-01-25T12:00:00Z") })).toEqual({
       code: "end_not_after_start",
-      fields: ["start_time", "period"],
+      fields: ["start_time", "end_time"],
     });
   });
 

@@ -4,7 +4,14 @@ import { renewalStep } from "../../src/domain/subscriptions";
 const END = "2030-03-01T12:00:00.000Z";
 const before = new Date(Date.parse(END) - 60_000);
 const after = new Date(Date.parse(END) + 1);
-const due = { endedAt: null, endTime: END, nextId: null, renewal: null, autoRenew: true };
+const due = {
+  endedAt: null,
+  endTime: END,
+  nextId: null,
+  renewal: null,
+  autoRenew: true,
+  deploymentStatus: "DEPLOYED",
+} as const;
 const planned = { subscription: "renewal-id", order: "order-id" };
 
 describe("renewalStep", () => {
@@ -30,6 +37,14 @@ describe("renewalStep", () => {
     ["auto_renew off, before the end", "skip", { ...due, autoRenew: false }, before],
     ["auto_renew off, at the end", "expire", { ...due, autoRenew: false }, new Date(END)],
     ["auto_renew off, after the end", "expire", { ...due, autoRenew: false }, after],
+    ["waiting for its vendor, auto_renew on", "skip", { ...due, deploymentStatus: "PENDING" }, after],
+    [
+      "waiting for its vendor, auto_renew off",
+      "skip",
+      { ...due, autoRenew: false, deploymentStatus: "PENDING" },
+      after,
+    ],
+    ["deployed and stopped by its vendor", "renew", { ...due, deploymentStatus: "STOPPED" }, after],
   ] as const)("%s: %s", (_what, step, record, at) => {
     expect(renewalStep(record, at)).toBe(step);
   });

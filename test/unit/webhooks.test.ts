@@ -1,5 +1,14 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { eventOf } from "../../src/domain/webhooks";
+import {
+  deferSeconds,
+  eventOf,
+  MAX_DELAY_SECONDS,
+  nextAttemptIn,
+  RETRY_SCHEDULE,
+  retryDelay,
+  webhookRetentionMs,
+} from "../../src/domain/webhooks";
 
 const live = { endedAt: null };
 const ended = { endedAt: "2030-01-01T12:00:00.000Z" };
@@ -12,5 +21,93 @@ describe("eventOf", () => {
     ["a change after it ended", null, ended, ended],
   ] as const)("%s: %s", (_what, event, previous, next) => {
     expect(eventOf(previous, next)).toBe(event);
+  });
+});
+
+describe("retryDelay", () => {
+  it("follows the schedule, then waits the cap for good", () => {
+    expect(RETRY_SCHEDULE.map((_, i) => retryDelay(i, 0.5))).toEqual([...RETRY_SCHEDULE]);
+    expect(RETRY_SCHEDULE.at(-1)).toBe(MAX_DELAY_SECONDS);
+    for (const retry of [RETRY_SCHEDULE.length, 50, 500])
+      expect(retryDelay(retry, 0.5)).toBe(MAX_DELAY_SECONDS);
+  });
+
+  it("jitters by ±20%, never past the queue's 12-hour limit on a delay", () => {
+    expect(retryDelay(0, 0)).toBe(24);
+    expect(retryDelay(0, 1)).toBe(36);
+    expect(retryDelay(40, 0)).toBe(MAX_DELAY_SECONDS * 0.8);
+    expect(retryDelay(40, 1)).toBe(MAX_DELAY_SECONDS);
+  });
+});
+
+describe("nextAttemptIn", () => {
+  const DAY = 86_400_000;
+  const start = Date.parse("2030-01-01T00:00:00Z");
+  const at = (now: number, retryAfter: number | null = null) =>
+    nextAttemptIn({
+      retry: 30,
+      random: 0.5,
+      retryAfter,
+      now,
+      scheduleStartedAt: start,
+      retentionMs: 30 * DAY,
+    });
+
+  it("retries at the cap while the next attempt falls within the horizon, then gives up", () => {
+    expect(at(start + DAY)).toBe(MAX_DELAY_SECONDS);
+    expect(at(start + 30 * DAY - MAX_DELAY_SECONDS * 1000)).toBe(MAX_DELAY_SECONDS);
+    expect(at(start + 30 * DAY - MAX_DELAY_SECONDS * 1000 + 1)).toBeNull();
+    expect(at(start + 31 * DAY)).toBeNull();
+  });
+
+  it("honours a Retry-After within the horizon, never past it", () => {
+    expect(at(start + DAY, 120)).toBe(120);
+    expect(at(start + 30 * DAY - 60_000, 120)).toBeNull();
+  });
+
+  it("counts a redelivery's horizon from its own start (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 200 }),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        fc.integer({ min: 0, max: 40 * DAY }),
+        (retry, random, elapsed) => {
+          const delay = nextAttemptIn({
+            retry,
+            random,
+            retryAfter: null,
+            now: start + elapsed,
+            scheduleStartedAt: start,
+            retentionMs: 30 * DAY,
+          });
+          if (delay === null) expect(elapsed + retryDelay(retry, random) * 1000).toBeGreaterThan(30 * DAY);
+          else expect(elapsed + delay * 1000).toBeLessThanOrEqual(30 * DAY);
+        },
+      ),
+    );
+  });
+});
+
+describe("webhookRetentionMs", () => {
+  it.each([
+    [undefined, 30],
+    ["30", 30],
+    ["7", 7],
+    ["0.5", 0.5],
+    ["0", 30],
+    ["-3", 30],
+    ["thirty", 30],
+  ])("WEBHOOK_RETENTION_DAYS=%s: %s days", (value, days) => {
+    expect(webhookRetentionMs({ WEBHOOK_RETENTION_DAYS: value })).toBe(days * 86_400_000);
+  });
+});
+
+describe("deferSeconds", () => {
+  const now = Date.parse("2030-01-01T00:00:00Z");
+  it("looks again a minute after the older event's next attempt, at most the cap", () => {
+    expect(deferSeconds(null, now)).toBe(60);
+    expect(deferSeconds(now - 5000, now)).toBe(60);
+    expect(deferSeconds(now + 30_000, now)).toBe(90);
+    expect(deferSeconds(now + 86_400_000, now)).toBe(MAX_DELAY_SECONDS);
   });
 });

@@ -6,6 +6,7 @@ import { DELIVERY_STATUSES } from "../../db/schema";
 import { createVendor, findVendor, setSyndication } from "../../db/vendors";
 import {
   attemptsOf,
+  backlog,
   type Delivery,
   findDelivery,
   listDeliveries,
@@ -56,6 +57,22 @@ const DeliveryOut = v.object({
   last_error: v.nullable(v.string()),
   created_at: v.string(),
   delivered_at: v.nullable(v.string()),
+});
+
+const DeliveriesMeta = v.object({
+  ...pageMeta.entries,
+  backlog: v.optional(
+    v.pipe(
+      v.array(
+        v.object({
+          endpoint: v.pipe(v.nullable(v.string()), v.description("The syndication endpoint; null if unset.")),
+          pending: v.number(),
+          oldest_created_at: v.string(),
+        }),
+      ),
+      v.description("With `status=pending`: the backlog of each endpoint (every page, whatever the cursor)."),
+    ),
+  ),
 });
 
 const deliveryOut = (d: Delivery): v.InferOutput<typeof DeliveryOut> => ({
@@ -178,11 +195,16 @@ export const syndicationRoutes = [
     method: "GET",
     path: "/v1/webhooks/deliveries",
     summary: "List webhook deliveries (operator: all; vendor: its own)",
+    description:
+      "With `status=pending`, `meta.backlog` counts the pending deliveries per endpoint, with when the oldest was made.",
     tag,
     auth: ["operator", "vendor"],
     query: v.object({ ...Pagination.entries, status: v.optional(v.picklist(DELIVERY_STATUSES)) }),
     responses: {
-      200: { description: "A page", schema: v.object({ objects: v.array(DeliveryOut), meta: pageMeta }) },
+      200: {
+        description: "A page",
+        schema: v.object({ objects: v.array(DeliveryOut), meta: DeliveriesMeta }),
+      },
     },
     async handle({ env, principal, query }) {
       const rows = await listDeliveries(env, {
@@ -191,7 +213,20 @@ export const syndicationRoutes = [
         after: decodeCursor(query.cursor),
         limit: query.limit,
       });
-      return Response.json(toPage(rows, query.limit, (d) => d.id, deliveryOut));
+      const page = toPage(rows, query.limit, (d) => d.id, deliveryOut);
+      if (query.status !== "pending") return Response.json(page);
+      const pending = await backlog(env, vendorScope(principal));
+      return Response.json({
+        ...page,
+        meta: {
+          ...page.meta,
+          backlog: pending.map((b) => ({
+            endpoint: b.endpoint,
+            pending: b.pending,
+            oldest_created_at: b.oldest,
+          })),
+        },
+      });
     },
   }),
   defineRoute({
@@ -222,7 +257,8 @@ export const syndicationRoutes = [
   defineRoute({
     method: "POST",
     path: "/v1/webhooks/deliveries/{id}/redeliver",
-    summary: "Deliver a dead or delivered event again (same webhook-id; the retry schedule starts over)",
+    summary:
+      "Deliver a dead or delivered event again (same webhook-id; the retry schedule and its retention horizon start over)",
     tag,
     auth: ["operator", "vendor"],
     params: v.object({ id: v.pipe(v.string(), v.regex(/^msg_[0-9a-f]{32}$/)) }),
@@ -234,9 +270,9 @@ export const syndicationRoutes = [
     async handle({ env, principal, params }) {
       const d = await findDelivery(env, params.id, vendorScope(principal));
       if (!d) throw notFound(`delivery ${params.id} does not exist`);
-      const requeued = await requeueDelivery(env, d.id);
+      const requeued = await requeueDelivery(env, d.id, new Date());
       if (!requeued) throw new AppError("conflict", `delivery ${d.id} is still pending`);
-      await webhooksQueue(env).send({ deliveryId: d.id });
+      await webhooksQueue(env).send({ deliveryId: d.id, due: requeued.nextAttemptAt });
       return Response.json(deliveryOut(requeued), { status: 202 });
     },
   }),

@@ -96,7 +96,7 @@ export const vendorRoutes = [
     path: "/api/subscription/{id}",
     summary: "Report provisioning: deploymentStatus, syndicatedEndpoints, endUserInstructions",
     description:
-      "PENDING → DEPLOYED or FAILED; DEPLOYED → STOPPED or UNDEPLOYED; STOPPED → DEPLOYED or UNDEPLOYED; UNDEPLOYED → DEPLOYED. DEPLOYED completes the pending purchase (its operation answers 201); FAILED undoes it and releases the quota.",
+      "PENDING → DEPLOYED or FAILED; DEPLOYED → STOPPED or UNDEPLOYED; STOPPED → DEPLOYED or UNDEPLOYED; UNDEPLOYED → DEPLOYED. DEPLOYED completes the pending purchase (its operation answers 201) and starts its term: a term that should have started by then starts now, as long as it was bought for, and is charged for the term it gets; FAILED undoes it and releases the quota.",
     tag,
     auth: vendor,
     params: IdParams,
@@ -162,7 +162,13 @@ export const vendorRoutes = [
           quantity: l.amount,
           price: Number(money(BigInt(l.priceMinor), order.currency)),
         })),
-        totalPrice: Number(money(BigInt(order.totalMinor), order.currency)),
+        // Its own lines only: the order's total would tell what else the customer bought.
+        totalPrice: Number(
+          money(
+            lines.reduce((sum, l) => sum + BigInt(l.priceMinor), 0n),
+            order.currency,
+          ),
+        ),
         currency: order.currency,
         state: ORDER_STATES[order.state],
       });
