@@ -7,10 +7,12 @@ import {
   startOperation,
   waitingPurchases,
 } from "../db/operations";
+import type { OperationStatus } from "../db/schema";
 import { fault } from "../domain/faults";
+import type { JsonText } from "../domain/json";
 import type { PlannedSubscription, PurchaseObject } from "../domain/purchase";
 import { recoveryBoundMs } from "../domain/recovery";
-import { money, type SubscriptionRecord } from "../domain/subscriptions";
+import { money, type SubscriptionRecord, type SubscriptionWire } from "../domain/subscriptions";
 import type { Env } from "../env";
 import { AppError } from "../http/errors";
 import { problemResponse } from "../http/problem";
@@ -38,11 +40,35 @@ export type OperationMessage = { opRef: string } | { recover: RecoveryRequest };
 /** Attempts before an operation is given up as failed (the queue's max_retries is above this). */
 export const MAX_ATTEMPTS = 8;
 
-export interface OperationResult {
-  status: number;
-  body: unknown;
-  location: string | null;
+interface Result<S extends number, B, L extends string | null> {
+  status: S;
+  body: B;
+  location: L;
 }
+
+export type PurchaseView = {
+  objects: SubscriptionWire[];
+  meta: { total_price: string; currency: string; orders: ReturnType<typeof orderView>[] };
+};
+export type ConsumptionView = { objects: SubscriptionWire[]; meta: { unallocated: number } };
+
+/** What the work of each kind answers once done. */
+export interface ResultOf {
+  purchase: Result<201, PurchaseView, string>;
+  consume: Result<200, ConsumptionView, null>;
+  update: Result<200, SubscriptionWire, string>;
+  extend: Result<200, SubscriptionWire, string>;
+  auto_renew: Result<200, SubscriptionWire, string>;
+  run: Result<200, SubscriptionWire, string>;
+  cancel: Result<200, SubscriptionWire, string>;
+}
+
+type Kind = OperationPayload["kind"];
+export type PayloadOf<K extends Kind> = Extract<OperationPayload, { kind: K }>;
+export type OperationResult = ResultOf[Kind];
+
+/** A write's answer: its result, or (202) the operation that will run it. */
+export type Answer<K extends Kind> = ResultOf[K] | { status: 202; operation: OperationView };
 
 const location = (id: string) => `/v1/subscriptions/${id}/`;
 
@@ -64,90 +90,118 @@ function purchaseObject(o: StoredObject): PurchaseObject {
   };
 }
 
-async function one(env: Env, record: SubscriptionRecord, at: Date, status = 200): Promise<OperationResult> {
-  return { status, body: await present(env, record, at), location: location(record.id) };
+async function one(env: Env, record: SubscriptionRecord, at: Date): Promise<ResultOf["update"]> {
+  return { status: 200, body: await present(env, record, at), location: location(record.id) };
 }
 
-/**
- * Does the work; null while it waits on a vendor (a syndicated purchase completes when its vendor
- * reports). Every step is idempotent for the same payload.
- */
-export async function perform(
+type Performer<K extends Kind> = (
   env: Env,
-  payload: OperationPayload,
-  context: PerformContext = {},
-): Promise<OperationResult | null> {
+  payload: PayloadOf<K>,
+  context: PerformContext,
+) => Promise<ResultOf[K] | null>;
+
+async function performPurchase(
+  env: Env,
+  payload: PayloadOf<"purchase">,
+  context: PerformContext,
+): Promise<ResultOf["purchase"] | null> {
   const at = new Date(payload.at);
   const { opRef } = context;
-  if (payload.kind === "purchase") {
-    // A request that just planned the purchase hands the plan over; a queued run plans it again.
-    const planned =
-      context.planned ??
-      (await plan(env, payload.partnerId, payload.objects.map(purchaseObject), at)).subscriptions;
-    const bought = await buy(env, payload.partnerId, planned, payload.ids, at, {
-      ...(opRef ? { operationRef: opRef } : {}),
-    });
-    if (bought.state === "waiting") return null;
-    if (bought.state === "failed") {
-      await abandon(env, payload.ids, at);
-      throw new AppError(
-        "failed_dependency",
-        "a vendor could not provision a syndicated subscription; nothing was bought",
-      );
-    }
-    const objects = await Promise.all(bought.subscriptions.map((r) => present(env, r, at)));
-    const first = bought.subscriptions[0];
-    return {
-      status: 201,
-      body: {
-        objects,
-        meta: {
-          total_price: money(bought.totalMinor, bought.currency),
-          currency: bought.currency,
-          orders: bought.orders.map(orderView),
-        },
+  // A request that just planned the purchase hands the plan over; a queued run plans it again.
+  const planned =
+    context.planned ??
+    (await plan(env, payload.partnerId, payload.objects.map(purchaseObject), at)).subscriptions;
+  const bought = await buy(env, payload.partnerId, planned, payload.ids, at, {
+    ...(opRef ? { operationRef: opRef } : {}),
+  });
+  if (bought.state === "waiting") return null;
+  if (bought.state === "failed") {
+    await abandon(env, payload.ids, at);
+    throw new AppError(
+      "failed_dependency",
+      "a vendor could not provision a syndicated subscription; nothing was bought",
+    );
+  }
+  const objects = await Promise.all(bought.subscriptions.map((r) => present(env, r, at)));
+  const first = bought.subscriptions[0];
+  if (!first) throw new AppError("internal", "a purchase bought nothing");
+  return {
+    status: 201,
+    body: {
+      objects,
+      meta: {
+        total_price: money(bought.totalMinor, bought.currency),
+        currency: bought.currency,
+        orders: bought.orders.map(orderView),
       },
-      location: first ? location(first.id) : null,
-    };
-  }
-  if (payload.kind === "consume") {
-    const result = await consume(env, payload.customer, payload.product, payload.amount, at, payload.report);
-    const objects = await Promise.all(result.touched.map((r) => present(env, r, at)));
-    return { status: 200, body: { objects, meta: { unallocated: result.unallocated } }, location: null };
-  }
-  // The request already found the subscription within the partner's scope (the payload's partner
-  // is the record's); the object answers 404 itself should it be gone.
-  const object = subscriptionObject(env, payload.subscription);
-  switch (payload.kind) {
-    case "update": {
-      let record: SubscriptionRecord | null = null;
-      if (payload.amount !== undefined) record = unwrap(await object.changeAmount(payload.amount, at));
-      if (payload.autoRenew !== undefined) record = unwrap(await object.setAutoRenew(payload.autoRenew));
-      return one(env, record ?? (await visibleRecord(env, payload.partnerId, payload.subscription)), at);
-    }
-    case "extend": {
-      const input = {
-        ...(payload.period !== undefined ? { period: payload.period } : {}),
-        ...(payload.endTime !== undefined ? { end_time: new Date(payload.endTime) } : {}),
-      };
-      const extension = await extend(env, payload.partnerId, payload.subscription, input, payload.ids, at, {
-        ...(opRef ? { operationRef: opRef } : {}),
-      });
-      return one(env, extension, at);
-    }
-    case "auto_renew":
-      return one(env, unwrap(await object.setAutoRenew(payload.value)), at);
-    case "run":
-      return one(env, unwrap(await object.run(payload.action, at)), at);
-    case "cancel": {
-      const record = await object.get();
-      if (record) await settleOpenPurchase(env, record, at);
-      return one(env, unwrap(await object.cancel(at)), at);
-    }
-  }
+    },
+    location: location(first.id),
+  };
 }
 
-const RETRY_AFTER_SECONDS = 1;
+async function performConsume(env: Env, payload: PayloadOf<"consume">): Promise<ResultOf["consume"]> {
+  const at = new Date(payload.at);
+  const result = await consume(env, payload.customer, payload.product, payload.amount, at, payload.report);
+  const objects = await Promise.all(result.touched.map((r) => present(env, r, at)));
+  return { status: 200, body: { objects, meta: { unallocated: result.unallocated } }, location: null };
+}
+
+// The request already found the subscription within the partner's scope (the payload's partner
+// is the record's); the object answers 404 itself should it be gone.
+const object = (env: Env, payload: { subscription: string }) => subscriptionObject(env, payload.subscription);
+
+/**
+ * The work of each kind; null while it waits on a vendor (a syndicated purchase completes when
+ * its vendor reports). Every step is idempotent for the same payload.
+ */
+const PERFORMERS: { [K in Kind]: Performer<K> } = {
+  purchase: performPurchase,
+  consume: performConsume,
+  async update(env, payload) {
+    const at = new Date(payload.at);
+    let record: SubscriptionRecord | null = null;
+    if (payload.amount !== undefined)
+      record = unwrap(await object(env, payload).changeAmount(payload.amount, at));
+    if (payload.autoRenew !== undefined)
+      record = unwrap(await object(env, payload).setAutoRenew(payload.autoRenew));
+    return one(env, record ?? (await visibleRecord(env, payload.partnerId, payload.subscription)), at);
+  },
+  async extend(env, payload, { opRef }) {
+    const at = new Date(payload.at);
+    const input = {
+      ...(payload.period !== undefined ? { period: payload.period } : {}),
+      ...(payload.endTime !== undefined ? { end_time: new Date(payload.endTime) } : {}),
+    };
+    const extension = await extend(env, payload.partnerId, payload.subscription, input, payload.ids, at, {
+      ...(opRef ? { operationRef: opRef } : {}),
+    });
+    return one(env, extension, at);
+  },
+  async auto_renew(env, payload) {
+    return one(env, unwrap(await object(env, payload).setAutoRenew(payload.value)), new Date(payload.at));
+  },
+  async run(env, payload) {
+    const at = new Date(payload.at);
+    return one(env, unwrap(await object(env, payload).run(payload.action, at)), at);
+  },
+  async cancel(env, payload) {
+    const at = new Date(payload.at);
+    const record = await object(env, payload).get();
+    if (record) await settleOpenPurchase(env, record, at);
+    return one(env, unwrap(await object(env, payload).cancel(at)), at);
+  },
+};
+
+/** Does the work of `payload`: its kind's result, or null while it waits on a vendor. */
+export function perform<K extends Kind>(
+  env: Env,
+  payload: PayloadOf<K>,
+  context: PerformContext = {},
+): Promise<ResultOf[K] | null> {
+  // The record maps each kind to its own performer, which TypeScript cannot follow through an index.
+  const performer = PERFORMERS[payload.kind] as unknown as Performer<K>;
+  return performer(env, payload, context);
+}
 
 export function prefersAsync(request: Request): boolean {
   const prefer = request.headers.get("prefer") ?? "";
@@ -161,12 +215,12 @@ export const operationLocation = (opRef: string) => `/v1/operations/${opRef}`;
  * or the work cannot finish within the request (`mustWait`: a vendor has to provision first).
  * Under an Idempotency-Key the work is recorded with the key before any of it is done.
  */
-export async function respond(
+export async function respond<K extends Kind>(
   env: Env,
   request: Request,
-  payload: OperationPayload,
+  payload: PayloadOf<K>,
   options: { mustWait?: boolean; planned?: PlannedSubscription[] } = {},
-): Promise<Response> {
+): Promise<Answer<K>> {
   const journal = journalOf(request);
   const opRef =
     options.mustWait || prefersAsync(request) ? `op_${crypto.randomUUID().replaceAll("-", "")}` : null;
@@ -179,17 +233,17 @@ export async function respond(
  * Resumes what a request that died had committed to: the same payload, with the same ids, so
  * what the first attempt did is found and finished, never done twice.
  */
-export function resume(env: Env, intent: Intent): Promise<Response> {
+export function resume(env: Env, intent: Intent): Promise<Answer<Kind>> {
   if (intent.opRef) return enqueue(env, intent.payload, intent.opRef);
   return answerNow(env, intent.payload, { resumable: true });
 }
 
-async function answerNow(
+async function answerNow<K extends Kind>(
   env: Env,
-  payload: OperationPayload,
+  payload: PayloadOf<K>,
   options: { resumable: boolean; planned?: PlannedSubscription[] | undefined },
-): Promise<Response> {
-  let result: OperationResult | null;
+): Promise<ResultOf[K]> {
+  let result: ResultOf[K] | null;
   try {
     result = await perform(env, payload, options.planned ? { planned: options.planned } : {});
   } catch (error) {
@@ -200,14 +254,15 @@ async function answerNow(
     throw error;
   }
   if (!result) throw new AppError("internal", "work that waits on a vendor must run as an operation");
-  return Response.json(result.body, {
-    status: result.status,
-    ...(result.location ? { headers: { location: result.location } } : {}),
-  });
+  return result;
 }
 
 /** Stores the work as operation `opRef` (once) and queues it: 202 and where to poll. */
-async function enqueue(env: Env, payload: OperationPayload, opRef: string): Promise<Response> {
+async function enqueue(
+  env: Env,
+  payload: OperationPayload,
+  opRef: string,
+): Promise<{ status: 202; operation: OperationView }> {
   const op = await createOperation(env, {
     opRef,
     partnerId: payload.partnerId,
@@ -216,28 +271,32 @@ async function enqueue(env: Env, payload: OperationPayload, opRef: string): Prom
     now: new Date(),
   });
   if (op.status === "queued") await env.OPERATIONS.send({ opRef });
-  return Response.json(operationView(op), {
-    status: 202,
-    headers: {
-      location: operationLocation(opRef),
-      "retry-after": String(RETRY_AFTER_SECONDS),
-      "preference-applied": "respond-async",
-    },
-  });
+  return { status: 202, operation: operationView(op) };
+}
+
+export interface OperationView {
+  opRef: string;
+  kind: Kind;
+  status: OperationStatus;
+  created_at: string;
+  updated_at: string;
+  result_status: number | null;
+  result_location: string | null;
 }
 
 export function operationView(op: {
   opRef: string;
   kind: string;
-  status: string;
+  status: OperationStatus;
   createdAt: string;
   updatedAt: string;
   resultStatus: number | null;
   resultLocation: string | null;
-}) {
+}): OperationView {
   return {
     opRef: op.opRef,
-    kind: op.kind,
+    // Stored from an OperationPayload's kind (createOperation).
+    kind: op.kind as Kind,
     status: op.status,
     created_at: op.createdAt,
     updated_at: op.updatedAt,
@@ -246,21 +305,40 @@ export function operationView(op: {
   };
 }
 
-/** The status endpoint's answer for an operation, as the CaaS spec has it. */
-export async function operationStatus(env: Env, opRef: string, partnerId: string | null): Promise<Response> {
+/** A finished operation's stored answer: what `perform` answered, as JSON text. */
+export type StoredResult =
+  | { status: 201; json: JsonText<PurchaseView>; location: string }
+  | { status: 200; json: JsonText<SubscriptionWire | ConsumptionView>; location: string | null };
+
+/**
+ * The status endpoint's answer for an operation, as the CaaS spec has it: still pending, its
+ * stored result, or (failed) its stored problem+json, which the caller renders as the error.
+ */
+export async function operationStatus(
+  env: Env,
+  opRef: string,
+  partnerId: string | null,
+): Promise<
+  | { state: "pending"; operation: OperationView }
+  | { state: "succeeded"; result: StoredResult }
+  | { state: "failed"; problem: string }
+> {
   const op = await findOperation(env, opRef, partnerId);
   if (!op) throw new AppError("not_found", `operation ${opRef} does not exist`);
   if (op.status === "queued" || op.status === "running") {
-    return Response.json(operationView(op), {
-      status: 202,
-      headers: { "retry-after": String(RETRY_AFTER_SECONDS), location: operationLocation(opRef) },
-    });
+    return { state: "pending", operation: operationView(op) };
   }
-  const headers: Record<string, string> = {
-    "content-type": op.status === "failed" ? "application/problem+json" : "application/json",
+  if (op.status === "failed") return { state: "failed", problem: op.resultBody ?? "{}" };
+  // Written by runOperation from perform's result, whose status tells its body's type.
+  const json = (op.resultBody ?? "null") as JsonText<never>;
+  const location = op.resultLocation;
+  return {
+    state: "succeeded",
+    result:
+      op.resultStatus === 201 && location !== null
+        ? { status: 201, json, location }
+        : { status: 200, json, location },
   };
-  if (op.resultLocation) headers.location = op.resultLocation;
-  return new Response(op.resultBody, { status: op.resultStatus ?? 500, headers });
 }
 
 /**

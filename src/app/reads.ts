@@ -5,6 +5,7 @@ import {
   listSubscriptions,
   queuedBehindAnother,
 } from "../db/subscriptions";
+import { type JsonText, jsonText } from "../domain/json";
 import { type SubscriptionRecord, type SubscriptionWire, statusOf, toWire } from "../domain/subscriptions";
 import type { Env } from "../env";
 import type { Principal } from "../http/auth";
@@ -29,11 +30,11 @@ export async function readSubscription(
   scope: string | null,
   id: string,
   now: Date,
-): Promise<string> {
+): Promise<JsonText<SubscriptionWire>> {
   const view = await subscriptionObject(env, id).view(scope, now.getTime());
   if (!view) throw notFound(`subscription ${id} does not exist`);
   if (typeof view === "string") return view;
-  return JSON.stringify(await present(env, within(scope, id, view.body), now, view.queued));
+  return jsonText(await present(env, within(scope, id, view.body), now, view.queued));
 }
 
 function within(scope: string | null, id: string, body: string | null): SubscriptionRecord {

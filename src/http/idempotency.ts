@@ -16,7 +16,9 @@ import { uuidv7 } from "../domain/ids";
 import type { Env } from "../env";
 import type { Principal } from "./auth";
 import { AppError, badRequest } from "./errors";
+import { operationReply } from "./operation-reply";
 import { problemResponse } from "./problem";
+import { render } from "./reply";
 
 /**
  * Idempotency-Key (draft-ietf-httpapi-idempotency-key-header) for one credential: the first request
@@ -114,7 +116,10 @@ async function runClaimed(
   const resumed = earlier?.payload ? (earlier as Intent) : null;
   let response: Response;
   try {
-    response = await answer(request, resumed ? () => resume(env, resumed) : run);
+    response = await answer(
+      request,
+      resumed ? async () => render(operationReply(await resume(env, resumed))) : run,
+    );
     fault("request.answered");
   } catch (error) {
     await giveBack(env, claim, committed);

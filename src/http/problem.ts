@@ -1,6 +1,8 @@
-import { type AppError, type ErrorKind, rateLimitHeaders } from "./errors";
+import { AppError, type ErrorKind, type FieldError, rateLimitHeaders } from "./errors";
 
 /** RFC 9457 problem details, the error format of the partner API (/v1). */
+
+const PROBLEM_TYPE_BASE = "https://stratus.dev/problems/";
 
 const TITLES: Record<ErrorKind, string> = {
   bad_request: "Bad Request",
@@ -21,7 +23,7 @@ const TITLES: Record<ErrorKind, string> = {
 
 export function problemResponse(error: AppError, instance?: string): Response {
   const body: Record<string, unknown> = {
-    type: `https://stratus.dev/problems/${error.kind.replaceAll("_", "-")}`,
+    type: `${PROBLEM_TYPE_BASE}${error.kind.replaceAll("_", "-")}`,
     title: TITLES[error.kind],
     status: error.status,
     detail: error.message,
@@ -40,4 +42,39 @@ export function problemResponse(error: AppError, instance?: string): Response {
     Object.assign(headers, rateLimitHeaders(limited));
   }
   return new Response(JSON.stringify(body), { status: error.status, headers });
+}
+
+const KIND_OF_TYPE = new Map(
+  (Object.keys(TITLES) as ErrorKind[]).map((kind) => [
+    `${PROBLEM_TYPE_BASE}${kind.replaceAll("_", "-")}`,
+    kind,
+  ]),
+);
+
+/** The error a stored problem+json body (a failed operation's answer) tells, to be answered again. */
+export function problemError(text: string): AppError {
+  const {
+    type,
+    title: _,
+    status,
+    detail,
+    instance: __,
+    errors,
+    request_id: ___,
+    ...data
+  } = JSON.parse(text) as {
+    type?: string;
+    title?: string;
+    status?: number;
+    detail?: string;
+    instance?: string;
+    errors?: FieldError[];
+    request_id?: string;
+    [member: string]: unknown;
+  };
+  const kind = KIND_OF_TYPE.get(type ?? "") ?? "internal";
+  return new AppError(kind, detail ?? "the operation failed", {
+    ...(errors ? { fields: errors } : {}),
+    ...(Object.keys(data).length > 0 ? { data } : {}),
+  });
 }

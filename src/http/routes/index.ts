@@ -1,3 +1,4 @@
+import { HealthOut, OpenApiOut } from "../../schemas/meta";
 import { docsPage } from "../docs";
 import { openApiDocument } from "../openapi";
 import { defineRoute, type RouteSpec } from "../route";
@@ -19,31 +20,35 @@ const metaRoutes: RouteSpec[] = [
     method: "GET",
     path: "/openapi.json",
     summary: "This API's OpenAPI 3.1 document",
+    description:
+      "Generated from the route declarations that parse requests and type replies; its server is the request's origin.",
     tag,
     auth: null,
-    responses: { 200: { description: "The document" } },
-    handle: ({ request }) => Response.json(openApiDocument(routes, new URL(request.url).origin)),
+    responses: { 200: { description: "The document", schema: OpenApiOut } },
+    handle: ({ request }) => ({ status: 200, body: openApiDocument(routes, new URL(request.url).origin) }),
   }),
   defineRoute({
     method: "GET",
     path: "/docs",
     summary: "The API reference, as a web page",
+    description: "A self-contained page rendered from the document.",
     tag,
     auth: null,
-    responses: { 200: { description: "HTML" } },
-    handle: ({ request }) =>
-      new Response(docsPage(openApiDocument(routes, new URL(request.url).origin)), {
-        headers: { "content-type": "text/html; charset=utf-8" },
-      }),
+    responses: { 200: { description: "The reference", media: "text/html" } },
+    handle: ({ request }) => ({
+      status: 200,
+      body: docsPage(openApiDocument(routes, new URL(request.url).origin)),
+    }),
   }),
   defineRoute({
     method: "GET",
     path: "/healthz",
     summary: "Liveness probe",
+    description: "Answers as soon as the Worker runs; touches no storage.",
     tag,
     auth: null,
-    responses: { 200: { description: "The Worker answers" } },
-    handle: () => Response.json({ ok: true }),
+    responses: { 200: { description: "The Worker answers", schema: HealthOut, example: { ok: true } } },
+    handle: () => ({ status: 200, body: { ok: true as const } }),
   }),
 ];
 

@@ -1,4 +1,4 @@
-import * as v from "valibot";
+import type * as v from "valibot";
 import { catalogKnowing, productIdsNamed } from "../../app/catalog";
 import { visibleCustomer } from "../../app/customers";
 import { extensionTerm } from "../../app/extend";
@@ -16,18 +16,23 @@ import { IdParams } from "../../schemas/common";
 import {
   ActionBody,
   ActionQuery,
+  ConsumptionOut,
   ConsumptionRequest,
   ListQuery,
   PageOut,
   PurchaseOut,
   PurchaseRequest,
+  QuoteOut,
   SubscriptionOut,
   UpdateRequest,
   UsageOut,
 } from "../../schemas/subscriptions";
 import type { Principal } from "../auth";
 import { badRequest, refused } from "../errors";
+import * as examples from "../examples";
+import { ACCEPTED, operationReply } from "../operation-reply";
 import { decodeCursor, toPage } from "../pagination";
+import { ETAG } from "../reply";
 import { defineRoute } from "../route";
 
 /**
@@ -62,29 +67,39 @@ async function listQuery(env: Env, principal: Principal, query: v.InferOutput<ty
 }
 
 /** The two listings share everything but `grouped`: each chain's first only, with the chain's end. */
-function listRoute(path: string, summary: string, grouped: boolean) {
+function listRoute(path: string, summary: string, description: string, grouped: boolean) {
   return defineRoute({
     method: "GET",
     path,
     summary,
+    description,
     tag,
     auth: partners,
     query: ListQuery,
-    responses: { 200: { description: "A page", schema: PageOut } },
+    responses: {
+      200: {
+        description: "A page",
+        schema: PageOut,
+        example: { objects: [examples.subscription], meta: { limit: 50, next_cursor: null } },
+      },
+    },
     async handle({ env, principal, query }) {
       const { rows, objects } = await listPage(env, await listQuery(env, principal, query), grouped);
-      return Response.json({
-        objects,
-        meta: toPage(
-          rows,
-          query.limit,
-          (r) => r.record.id,
-          () => null,
-        ).meta,
-      });
+      const { meta } = toPage(
+        rows,
+        query.limit,
+        (r) => r.record.id,
+        () => null,
+      );
+      return { status: 200, body: { objects, meta } };
     },
   });
 }
+
+/** Where a write's Location points once the work is done. */
+const SUBSCRIPTION_LOCATION = {
+  Location: { description: "The subscription.", required: true },
+} as const;
 
 export const subscriptionRoutes = [
   defineRoute({
@@ -95,11 +110,22 @@ export const subscriptionRoutes = [
     tag,
     auth: partners,
     body: PurchaseRequest,
+    bodyExample: examples.purchaseRequest,
+    async: true,
     responses: {
-      201: { description: "Bought", schema: PurchaseOut },
-      202: { description: "Accepted as an operation" },
-      400: { description: "Invalid objects; `errors` names each field" },
-      413: { description: "Over quota: names the resource, limit and usage; nothing bought" },
+      201: {
+        description: "Bought: the subscriptions, the total and the orders",
+        schema: PurchaseOut,
+        headers: { Location: { description: "The first subscription bought.", required: true } },
+        example: examples.purchase,
+      },
+      202: ACCEPTED,
+    },
+    errors: {
+      bad_request:
+        "Invalid objects (`errors` names each field), or an operator buying without a partner's key",
+      not_found: "A customer that is not the partner's",
+      over_limit: "Over quota: names the resource, limit and usage; nothing bought",
     },
     async handle({ env, request, principal, body }) {
       const at = now();
@@ -107,7 +133,7 @@ export const subscriptionRoutes = [
       const planned = await plan(env, partnerId, body.objects, at);
       // A syndicated product is provisioned by its vendor: the purchase always runs as an operation.
       const syndicated = planned.subscriptions.some((p) => p.product.delivery === "syndicated");
-      return respond(
+      const answer = await respond(
         env,
         request,
         {
@@ -119,57 +145,78 @@ export const subscriptionRoutes = [
         },
         { mustWait: syndicated, planned: planned.subscriptions },
       );
+      return operationReply(answer);
     },
   }),
   defineRoute({
     method: "POST",
     path: "/v1/subscriptioncalculator",
     summary: "Price subscriptions without buying them",
-    description: "Same input and validation as buying; nothing is bought or reserved.",
+    description:
+      "Same input and validation as buying, quota included; nothing is bought or reserved. Answers what would be bought, priced, without ids.",
     tag,
     auth: partners,
     body: PurchaseRequest,
-    responses: { 200: { description: "Priced", schema: PageOut } },
+    bodyExample: examples.purchaseRequest,
+    responses: { 200: { description: "Priced", schema: QuoteOut, example: examples.quote } },
+    errors: {
+      bad_request:
+        "Invalid objects (`errors` names each field), or an operator pricing without a partner's key",
+      not_found: "A customer that is not the partner's",
+      over_limit: "Over quota: names the resource, limit and usage",
+    },
     async handle({ env, principal, body }) {
       const planned = await plan(env, actingPartner(principal), body.objects, now());
-      return Response.json({
-        objects: planned.subscriptions.map((p) => ({
-          resource: p.product.id,
-          product: p.product.id,
-          customer: p.customer,
-          amount: p.amount,
-          start_time: p.start.toISOString(),
-          end_time: p.end?.toISOString() ?? null,
-          period: p.period,
-          auto_renew: p.autoRenew,
-          price: money(p.priceMinor, p.product.currency),
-          currency: p.product.currency,
-        })),
-        meta: { total_price: money(planned.totalMinor, planned.currency), currency: planned.currency },
-      });
+      return {
+        status: 200,
+        body: {
+          objects: planned.subscriptions.map((p) => ({
+            resource: p.product.id,
+            product: p.product.id,
+            customer: p.customer,
+            amount: p.amount,
+            start_time: p.start.toISOString(),
+            end_time: p.end?.toISOString() ?? null,
+            period: p.period,
+            auto_renew: p.autoRenew,
+            price: money(p.priceMinor, p.product.currency),
+            currency: p.product.currency,
+          })),
+          meta: { total_price: money(planned.totalMinor, planned.currency), currency: planned.currency },
+        },
+      };
     },
   }),
-  listRoute("/v1/subscriptions", "List subscriptions", false),
+  listRoute(
+    "/v1/subscriptions",
+    "List subscriptions",
+    "Oldest first, from the read model; `status` and `resource` (ids or aliases) narrow the list.",
+    false,
+  ),
   listRoute(
     "/v1/groupedsubscriptions",
-    "List the first subscription of each extension chain; `descendants` lists the extensions and `end_time` is that of the chain's last subscription",
+    "List the first subscription of each extension chain",
+    "`descendants` lists each chain's extensions, and `end_time` is that of the chain's last subscription.",
     true,
   ),
   defineRoute({
     method: "GET",
     path: "/v1/subscriptions/{id}",
-    summary: "Read a subscription (from its object: read-your-writes)",
+    summary: "Read a subscription",
+    description: "From its object, so a read follows every write that answered before it (read-your-writes).",
     tag,
     auth: partners,
     params: IdParams,
     responses: {
-      200: { description: "The subscription", schema: SubscriptionOut },
-      404: { description: "Not found" },
+      200: {
+        description: "The subscription",
+        schema: SubscriptionOut,
+        headers: ETAG,
+        example: examples.subscription,
+      },
     },
     async handle({ env, principal, params }) {
-      return new Response(await readSubscription(env, scopeOf(principal), params.id, now()), {
-        headers: { "content-type": "application/json" },
-      });
+      return { status: 200, json: await readSubscription(env, scopeOf(principal), params.id, now()) };
     },
   }),
   defineRoute({
@@ -181,18 +228,28 @@ export const subscriptionRoutes = [
     auth: partners,
     params: IdParams,
     body: UpdateRequest,
+    bodyExample: { auto_renew: true },
+    async: true,
+    ifMatch: true,
     responses: {
-      200: { description: "Updated", schema: SubscriptionOut },
-      202: { description: "Accepted as an operation" },
-      400: { description: "An immutable or invalid field" },
-      409: { description: "An amount on a prepaid subscription, or one that has ended" },
-      413: { description: "Over quota" },
+      200: {
+        description: "Updated",
+        schema: SubscriptionOut,
+        headers: { ...SUBSCRIPTION_LOCATION, ...ETAG },
+        example: { ...examples.subscription, auto_renew: true },
+      },
+      202: ACCEPTED,
+    },
+    errors: {
+      bad_request: "An immutable or invalid field",
+      conflict: "An amount on a prepaid subscription, or one that has ended",
+      over_limit: "A CaaS cloud's quantity up, over quota",
     },
     async handle({ env, request, principal, params, body }) {
       const record = await visibleRecord(env, scopeOf(principal), params.id);
       const refusal = body.amount === undefined ? null : amountChangeRefusal(record);
       if (refusal) throw refused(refusal);
-      return respond(env, request, {
+      const answer = await respond(env, request, {
         kind: "update",
         partnerId: record.partnerId,
         at: now().toISOString(),
@@ -200,6 +257,7 @@ export const subscriptionRoutes = [
         ...(body.amount !== undefined ? { amount: body.amount } : {}),
         ...(body.auto_renew !== undefined ? { autoRenew: body.auto_renew } : {}),
       });
+      return operationReply(answer);
     },
   }),
   defineRoute({
@@ -210,35 +268,58 @@ export const subscriptionRoutes = [
     tag,
     auth: partners,
     params: IdParams,
+    async: true,
+    ifMatch: true,
     responses: {
-      200: { description: "Cancelled", schema: SubscriptionOut },
-      202: { description: "Accepted as an operation" },
+      200: {
+        description: "Cancelled",
+        schema: SubscriptionOut,
+        headers: SUBSCRIPTION_LOCATION,
+        example: {
+          ...examples.subscription,
+          status: "inactive",
+          ended_at: "2026-12-15T12:00:00.000Z",
+          end_reason: "cancelled",
+        },
+      },
+      202: ACCEPTED,
     },
+    errors: { conflict: "The subscription's purchase is still in progress" },
     async handle({ env, request, principal, params }) {
       const record = await visibleRecord(env, scopeOf(principal), params.id);
-      return respond(env, request, {
+      const answer = await respond(env, request, {
         kind: "cancel",
         partnerId: record.partnerId,
         at: now().toISOString(),
         subscription: record.id,
       });
+      return operationReply(answer);
     },
   }),
   defineRoute({
     method: "POST",
     path: "/v1/subscriptions/{id}/action",
-    summary: "extend, auto_renew, start or stop (?do=…)",
+    summary: "Extend, toggle auto-renewal, start or stop (`?do=`)",
     description: `\`extend\`: buys the next term of the chain (body: optional \`period\` or \`end_time\`). \`auto_renew\`: toggles, or sets \`auto_renew\` from the body. \`start\`/\`stop\`: run a CaaS cloud.${ASYNC}`,
     tag,
     auth: partners,
     params: IdParams,
     query: ActionQuery,
     body: ActionBody,
+    bodyExample: { period: "1 month" },
+    async: true,
     responses: {
-      200: { description: "The subscription (for extend: the new one)", schema: SubscriptionOut },
-      202: { description: "Accepted as an operation" },
-      409: { description: "The chain was cancelled, or the subscription has ended" },
-      413: { description: "Over quota" },
+      200: {
+        description: "The subscription (for extend: the new one)",
+        schema: SubscriptionOut,
+        headers: SUBSCRIPTION_LOCATION,
+        example: examples.subscription,
+      },
+      202: ACCEPTED,
+    },
+    errors: {
+      conflict: "The chain was cancelled, the subscription has ended, or it cannot start or stop now",
+      over_limit: "An extension over quota",
     },
     async handle({ env, request, principal, params, query, body }) {
       const record = await visibleRecord(env, scopeOf(principal), params.id);
@@ -247,25 +328,29 @@ export const subscriptionRoutes = [
       switch (query.do) {
         case "extend":
           extensionTerm(record, body, at);
-          return respond(env, request, {
-            kind: "extend",
-            ...common,
-            ...(body.period !== undefined ? { period: body.period } : {}),
-            ...(body.end_time !== undefined ? { endTime: body.end_time.toISOString() } : {}),
-            ids: { subscription: uuidv7(), order: uuidv7() },
-          });
+          return operationReply(
+            await respond(env, request, {
+              kind: "extend",
+              ...common,
+              ...(body.period !== undefined ? { period: body.period } : {}),
+              ...(body.end_time !== undefined ? { endTime: body.end_time.toISOString() } : {}),
+              ids: { subscription: uuidv7(), order: uuidv7() },
+            }),
+          );
         case "auto_renew":
           // A toggle is decided now, so running the operation twice sets rather than flips twice.
-          return respond(env, request, {
-            kind: "auto_renew",
-            ...common,
-            value: body.auto_renew ?? !record.autoRenew,
-          });
+          return operationReply(
+            await respond(env, request, {
+              kind: "auto_renew",
+              ...common,
+              value: body.auto_renew ?? !record.autoRenew,
+            }),
+          );
         case "start":
         case "stop": {
           const refusal = runRefusal(record, query.do);
           if (refusal) throw refused(refusal);
-          return respond(env, request, { kind: "run", ...common, action: query.do });
+          return operationReply(await respond(env, request, { kind: "run", ...common, action: query.do }));
         }
       }
     },
@@ -279,7 +364,7 @@ export const subscriptionRoutes = [
     tag,
     auth: partners,
     params: IdParams,
-    responses: { 200: { description: "Usage", schema: UsageOut } },
+    responses: { 200: { description: "Usage", schema: UsageOut, example: examples.usage } },
     async handle({ env, principal, params }) {
       const r = await visibleRecord(env, scopeOf(principal), params.id);
       const at = now();
@@ -289,30 +374,33 @@ export const subscriptionRoutes = [
       const lines = usageLines(r.id, r.runs, price);
       const billed = lines.reduce((n, l) => n + l.amountMinor, 0n);
       const open = accruing(r.id, r.runs, price, at.getTime());
-      return Response.json({
-        subscription: r.id,
-        currency: r.currency,
-        unit_price_per_hour: money(price, r.currency),
-        intervals: r.runs.map((run) => ({
-          start: new Date(run.start).toISOString(),
-          end: run.end === null ? null : new Date(run.end).toISOString(),
-          quantity: run.quantity,
-          seconds: Number(chargeFor([{ ...run, quantity: 1 }], 0n, at.getTime()).seconds),
-        })),
-        running_seconds: Number(total.seconds),
-        charge: money(billed + open.amountMinor, r.currency),
-        billed: money(billed, r.currency),
-        accruing: money(open.amountMinor, r.currency),
-        lines: lines.map((l) => ({
-          id: l.key,
-          period_start: new Date(l.start).toISOString(),
-          period_end: new Date(l.end).toISOString(),
-          quantity: l.quantity,
-          seconds: Number(l.seconds),
-          amount: money(l.amountMinor, r.currency),
-        })),
-        as_of: at.toISOString(),
-      });
+      return {
+        status: 200,
+        body: {
+          subscription: r.id,
+          currency: r.currency,
+          unit_price_per_hour: money(price, r.currency),
+          intervals: r.runs.map((run) => ({
+            start: new Date(run.start).toISOString(),
+            end: run.end === null ? null : new Date(run.end).toISOString(),
+            quantity: run.quantity,
+            seconds: Number(chargeFor([{ ...run, quantity: 1 }], 0n, at.getTime()).seconds),
+          })),
+          running_seconds: Number(total.seconds),
+          charge: money(billed + open.amountMinor, r.currency),
+          billed: money(billed, r.currency),
+          accruing: money(open.amountMinor, r.currency),
+          lines: lines.map((l) => ({
+            id: l.key,
+            period_start: new Date(l.start).toISOString(),
+            period_end: new Date(l.end).toISOString(),
+            quantity: l.quantity,
+            seconds: Number(l.seconds),
+            amount: money(l.amountMinor, r.currency),
+          })),
+          as_of: at.toISOString(),
+        },
+      };
     },
   }),
   defineRoute({
@@ -324,18 +412,26 @@ export const subscriptionRoutes = [
     auth: ["partner", "operator", "service"],
     params: IdParams,
     body: ConsumptionRequest,
+    bodyExample: { resource: "tx", amount: 5 },
+    async: true,
     responses: {
       200: {
         description: "What was drained",
-        schema: v.object({ objects: v.array(SubscriptionOut), meta: v.object({ unallocated: v.number() }) }),
+        schema: ConsumptionOut,
+        example: {
+          objects: [{ ...examples.subscription, resource: "tx", product: "tx", remaining: 95 }],
+          meta: { unallocated: 0 },
+        },
       },
+      202: ACCEPTED,
     },
+    errors: { bad_request: "An unknown resource" },
     async handle({ env, request, principal, params, body }) {
       const customer = await visibleCustomer(env, principal, params.id);
       const product = findProduct(await catalogKnowing(env, [body.resource]), body.resource);
       if (!product)
         throw badRequest(`unknown resource "${body.resource}"`, [{ point: "/resource", message: "unknown" }]);
-      return respond(env, request, {
+      const answer = await respond(env, request, {
         kind: "consume",
         partnerId: customer.partnerId,
         at: now().toISOString(),
@@ -344,6 +440,7 @@ export const subscriptionRoutes = [
         amount: body.amount,
         report: uuidv7(),
       });
+      return operationReply(answer);
     },
   }),
 ];
