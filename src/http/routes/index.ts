@@ -3,6 +3,7 @@ import { docsPage } from "../docs";
 import { openApiDocument } from "../openapi";
 import { defineRoute, type RouteSpec } from "../route";
 import { chargeRoutes } from "./charges";
+import { consumptionRoutes } from "./consumption";
 import { customerRoutes } from "./customers";
 import { operationRoutes } from "./operations";
 import { operatorRoutes } from "./operator";
@@ -24,7 +25,13 @@ const metaRoutes: RouteSpec[] = [
       "Generated from the route declarations that parse requests and type replies; its server is the request's origin.",
     tag,
     auth: null,
-    responses: { 200: { description: "The document", schema: OpenApiOut } },
+    responses: {
+      200: {
+        description: "The document",
+        schema: OpenApiOut,
+        example: { openapi: "3.1.0", info: { title: "stratus", version: "0.1.0" }, paths: {} },
+      },
+    },
     handle: ({ request }) => ({ status: 200, body: openApiDocument(routes, new URL(request.url).origin) }),
   }),
   defineRoute({
@@ -34,7 +41,13 @@ const metaRoutes: RouteSpec[] = [
     description: "A self-contained page rendered from the document.",
     tag,
     auth: null,
-    responses: { 200: { description: "The reference", media: "text/html" } },
+    responses: {
+      200: {
+        description: "The reference",
+        media: "text/html",
+        example: '<!doctype html><html lang="en"><head><title>stratus API reference</title></head>…</html>',
+      },
+    },
     handle: ({ request }) => ({
       status: 200,
       body: docsPage(openApiDocument(routes, new URL(request.url).origin)),
@@ -59,6 +72,7 @@ export const routes: readonly RouteSpec[] = [
   ...productRoutes,
   ...customerRoutes,
   ...subscriptionRoutes,
+  ...consumptionRoutes,
   ...orderRoutes,
   ...chargeRoutes,
   ...operationRoutes,
