@@ -30,7 +30,7 @@ import { render } from "./reply";
 
 const LOCK_MS = 60_000;
 const RETENTION_MS = 24 * 60 * 60 * 1000;
-const MAX_KEY_LENGTH = 255;
+export const MAX_KEY_LENGTH = 255;
 
 const keyError = (message: string) =>
   badRequest(`Idempotency-Key ${message}`, [{ point: "/headers/idempotency-key", message }]);

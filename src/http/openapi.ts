@@ -1,6 +1,7 @@
 import { type ConversionConfig, toJsonSchema, toJsonSchemaDefs } from "@valibot/to-json-schema";
 import { familyOf } from "./app";
 import { REQUEST_COMPONENTS, RESPONSE_COMPONENTS } from "./components";
+import { MAX_KEY_LENGTH } from "./idempotency";
 import { ERROR_RESPONSES, errorResponses, HEADERS, isKeyed } from "./openapi-errors";
 import type { JsonSchema, ResponseSpec, Schema } from "./reply";
 import type { RouteSpec } from "./route";
@@ -72,9 +73,8 @@ const HEADER_PARAMETERS = {
     name: "Idempotency-Key",
     in: "header",
     required: false,
-    description:
-      "1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours.",
-    schema: { type: "string", minLength: 1, maxLength: 255 },
+    description: `1 to ${MAX_KEY_LENGTH} printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (\`Idempotent-Replayed: true\`); with another request, 422. Kept 24 hours.`,
+    schema: { type: "string", minLength: 1, maxLength: MAX_KEY_LENGTH },
   },
   prefer: {
     name: "Prefer",
