@@ -2,6 +2,7 @@ import type * as v from "valibot";
 import type { ChargeOut, StatementOut } from "../schemas/charges";
 import type { IssuedCredentialOut } from "../schemas/common";
 import type { CustomerOut } from "../schemas/customers";
+import type { OperationOut } from "../schemas/operations";
 import type { HoldingOut, PartnerOut, ResourceOut, ServiceOut } from "../schemas/operator";
 import type { ProductOut } from "../schemas/products";
 import type {
@@ -13,6 +14,7 @@ import type {
 } from "../schemas/quota";
 import type {
   OrderOut,
+  PurchaseOut,
   PurchaseRequest,
   QuoteOut,
   SubscriptionOut,
@@ -95,7 +97,7 @@ export const purchaseRequest: v.InferInput<typeof PurchaseRequest> = {
   objects: [{ customer: customerId, resource: "dssd", amount: 100, period: "1 month" }],
 };
 
-export const purchase = {
+export const purchase: Out<typeof PurchaseOut> = {
   objects: [subscription],
   meta: { total_price: "744.00", currency: "EUR", orders: [order] },
 };
@@ -220,6 +222,16 @@ export const statement: Out<typeof StatementOut> = {
   line_count: 1,
   objects: [charge],
   meta: { limit: 50, next_cursor: null },
+};
+
+export const operation: Out<typeof OperationOut> = {
+  opRef: "op_0193a4f0c2d87b4e9a51c7e2f0b8d6a1",
+  kind: "purchase",
+  status: "queued",
+  created_at: at,
+  updated_at: at,
+  result_status: null,
+  result_location: null,
 };
 
 export const vendor: Out<typeof VendorOut> = { id: vendorId, name: "Demo Vendor", created_at: at };

@@ -1,5 +1,6 @@
 import { type Answer, type OperationView, operationLocation, type ResultOf } from "../app/operations";
 import { OperationOut } from "../schemas/operations";
+import * as examples from "./examples";
 import type { ResponseSpec } from "./reply";
 
 /**
@@ -10,22 +11,12 @@ import type { ResponseSpec } from "./reply";
 /** Seconds a client waits before polling an operation. */
 const RETRY_AFTER_SECONDS = "1";
 
-export const OPERATION_EXAMPLE: OperationView = {
-  opRef: "op_0193a4f0c2d87b4e9a51c7e2f0b8d6a1",
-  kind: "purchase",
-  status: "queued",
-  created_at: "2026-12-01T12:00:00.000Z",
-  updated_at: "2026-12-01T12:00:00.000Z",
-  result_status: null,
-  result_location: null,
-};
-
 /** The 202 of a write run as an operation. */
 export const ACCEPTED = {
   description:
     "Accepted: the work runs as an operation; poll `Location` until it answers what this request would have.",
   schema: OperationOut,
-  example: OPERATION_EXAMPLE,
+  example: examples.operation,
   headers: {
     Location: { description: "The operation to poll (`/v1/operations/{opRef}`).", required: true },
     "Retry-After": {

@@ -5,7 +5,7 @@ import { OperationOut, OperationPageOut, OperationsQuery, OpRef } from "../../sc
 import { ConsumptionOut, PurchaseOut, SubscriptionOut } from "../../schemas/subscriptions";
 import { badRequest } from "../errors";
 import * as examples from "../examples";
-import { acceptedReply, OPERATION_EXAMPLE } from "../operation-reply";
+import { acceptedReply } from "../operation-reply";
 import { decodeCursor, toPage } from "../pagination";
 import { problemError } from "../problem";
 import { LOCATION } from "../reply";
@@ -29,7 +29,7 @@ export const operationRoutes = [
       202: {
         description: "Still in progress",
         schema: OperationOut,
-        example: { ...OPERATION_EXAMPLE, status: "running" },
+        example: { ...examples.operation, status: "running" },
         headers: {
           Location: { description: "This operation.", required: true },
           "Retry-After": {
@@ -95,7 +95,7 @@ export const operationRoutes = [
       200: {
         description: "A page",
         schema: OperationPageOut,
-        example: { objects: [OPERATION_EXAMPLE], meta: { limit: 50, next_cursor: null } },
+        example: { objects: [examples.operation], meta: { limit: 50, next_cursor: null } },
       },
     },
     async handle({ env, principal, query }) {
