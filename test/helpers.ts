@@ -1,7 +1,11 @@
 import { env, exports } from "cloudflare:workers";
 import { issueCredential } from "../src/db/credentials";
+import { checkContract } from "./contract";
 
-/** Test helpers: every call goes through the Worker's own fetch handler. */
+/**
+ * Test helpers: every call goes through the Worker's own fetch handler, and every answer is
+ * checked against the OpenAPI document (contract.ts).
+ */
 
 export interface CallOptions {
   /** Sent as X-Api-Key (partner family), X-Auth-Token (/account), CMW-Auth-Token (/api). */
@@ -47,8 +51,10 @@ export async function call<T = any>(
     body = JSON.stringify(options.body);
     headers["content-type"] = "application/json";
   }
-  const res = await exports.default.fetch(`http://stratus.test${path}`, { method, headers, body });
+  const url = `http://stratus.test${path}`;
+  const res = await exports.default.fetch(url, { method, headers, body });
   const text = await res.text();
+  checkContract(method, new URL(url), { status: res.status, headers: res.headers, text });
   let parsed: unknown = text;
   try {
     parsed = text ? JSON.parse(text) : null;
@@ -56,6 +62,12 @@ export async function call<T = any>(
     // Not JSON (HTML docs, empty bodies): keep the text.
   }
   return { status: res.status, headers: res.headers, body: parsed as T, text };
+}
+
+/** A schema of the OpenAPI document, its `$ref` to a named schema followed. */
+export function deref(doc: any, schema: any): any {
+  const name = typeof schema?.$ref === "string" ? schema.$ref.replace("#/components/schemas/", "") : null;
+  return name === null ? schema : doc.components.schemas[name];
 }
 
 /** An operator credential, made the way `scripts/operator-key.mjs` makes one in production. */

@@ -7,6 +7,7 @@ import {
   queuedBehindAnother,
 } from "../db/subscriptions";
 import { notFound } from "../domain/errors";
+import { type JsonText, jsonText } from "../domain/json";
 import { type SubscriptionRecord, type SubscriptionWire, statusOf, toWire } from "../domain/subscriptions";
 import { subscriptionObject } from "../objects/subscription-object";
 import { unwrap } from "./subscriptions";
@@ -28,11 +29,11 @@ export async function readSubscription(
   scope: string | null,
   id: string,
   now: Date,
-): Promise<string> {
+): Promise<JsonText<SubscriptionWire>> {
   const view = await subscriptionObject(env, id).view(scope, now.getTime());
   if (!view) throw notFound(`subscription ${id} does not exist`);
   if (typeof view === "string") return view;
-  return JSON.stringify(await present(env, within(scope, id, view.body), now, view.queued));
+  return jsonText(await present(env, within(scope, id, view.body), now, view.queued));
 }
 
 function within(scope: string | null, id: string, body: string | null): SubscriptionRecord {

@@ -1,4 +1,6 @@
+import type * as v from "valibot";
 import type { AppError, ErrorKind } from "../domain/errors";
+import type { CloudFault } from "../schemas/quota";
 import { rateLimitHeaders, statusOf } from "./errors";
 
 /**
@@ -30,18 +32,20 @@ const FAULTS: Record<ErrorKind, string> = {
 };
 
 /** The fault object alone, as resolve-many embeds it in its `failed` pairs. */
-export function cloudFault(error: AppError): Record<string, Fault> {
+export function cloudFault(error: AppError): v.InferOutput<typeof CloudFault> {
   const status =
     error.kind === "method_not_allowed" || error.kind === "payload_too_large" ? 400 : statusOf(error);
   const fault: Fault = { message: error.message, code: status };
   if (error.options.data) fault.data = error.options.data;
   if (error.options.rateLimited) fault.retryAfter = String(error.options.rateLimited.retryAfter);
-  return { [FAULTS[error.kind]]: fault };
+  // FAULTS and the codes above make each kind's variant as schemas/quota.ts states it; the
+  // contract checks of the suite hold every rendered fault to those schemas.
+  return { [FAULTS[error.kind]]: fault } as unknown as v.InferOutput<typeof CloudFault>;
 }
 
 export function cloudFaultResponse(error: AppError): Response {
   const body = cloudFault(error);
-  const code = Object.values(body)[0]?.code ?? statusOf(error);
+  const code = (Object.values(body)[0] as Fault | undefined)?.code ?? statusOf(error);
   const limited = error.options.rateLimited;
   return Response.json(body, { status: code, ...(limited ? { headers: rateLimitHeaders(limited) } : {}) });
 }

@@ -16,6 +16,7 @@ import { fault } from "../domain/faults";
 import { uuidv7 } from "../domain/ids";
 import { resume } from "./operations";
 import { problemResponse } from "./problem";
+import { render } from "./reply";
 
 /**
  * Idempotency-Key (draft-ietf-httpapi-idempotency-key-header) for one credential: the first request
@@ -27,7 +28,7 @@ import { problemResponse } from "./problem";
 
 const LOCK_MS = 60_000;
 const RETENTION_MS = 24 * 60 * 60 * 1000;
-const MAX_KEY_LENGTH = 255;
+export const MAX_KEY_LENGTH = 255;
 
 const keyError = (message: string) =>
   badRequest(`Idempotency-Key ${message}`, [{ point: "/headers/idempotency-key", message }]);
@@ -113,7 +114,7 @@ async function runClaimed(
   const resumed = earlier?.payload ? (earlier as Intent) : null;
   let response: Response;
   try {
-    response = await answer(request, resumed ? () => resume(env, resumed) : run);
+    response = await answer(request, resumed ? async () => render(await resume(env, resumed)) : run);
     fault("request.answered");
   } catch (error) {
     await giveBack(env, claim, committed);

@@ -1,20 +1,65 @@
-import { toJsonSchema } from "@valibot/to-json-schema";
-import type * as v from "valibot";
+import { type ConversionConfig, toJsonSchema, toJsonSchemaDefs } from "@valibot/to-json-schema";
 import { familyOf } from "./app";
+import { REQUEST_COMPONENTS, RESPONSE_COMPONENTS } from "./components";
+import { MAX_KEY_LENGTH } from "./idempotency";
+import { ERROR_RESPONSES, errorResponses, HEADERS, isKeyed } from "./openapi-errors";
+import type { JsonSchema, ResponseSpec, Schema } from "./reply";
 import type { RouteSpec } from "./route";
+import { TAGS } from "./tags";
 
-/** The OpenAPI 3.1 document, generated from the same route declarations that parse requests. */
+/**
+ * The OpenAPI 3.1 document, generated from the same route declarations that parse requests and
+ * type their replies. Named schemas (components.ts) are referred to by `$ref`; answers are
+ * described closed (`additionalProperties: false`), as the Worker renders exactly what it
+ * declares; requests open, as valibot ignores members it does not know.
+ */
 
-type JsonSchema = Record<string, unknown>;
+type Mode = "input" | "output";
 
-const schemaOf = (schema: v.GenericSchema, typeMode: "input" | "output"): JsonSchema => {
-  const { $schema: _, ...rest } = toJsonSchema(schema, {
-    target: "draft-2020-12",
-    typeMode,
-    errorMode: "ignore",
-  }) as JsonSchema;
-  return rest;
+const config = (mode: Mode, definitions: Record<string, Schema>): ConversionConfig => ({
+  target: "draft-2020-12",
+  typeMode: mode,
+  errorMode: "ignore",
+  definitions,
+  overrideRef: ({ referenceId }) => `#/components/schemas/${referenceId}`,
+  overrideSchema: ({ valibotSchema, jsonSchema }) => {
+    if (mode === "output" && valibotSchema.type === "object")
+      return { ...jsonSchema, additionalProperties: false };
+    // A closed tuple as linters read it: `items` names what may follow the prefix, `maxItems` that nothing does.
+    if (valibotSchema.type === "strict_tuple" && jsonSchema.prefixItems) {
+      return {
+        ...jsonSchema,
+        items: { anyOf: jsonSchema.prefixItems },
+        maxItems: jsonSchema.prefixItems.length,
+      };
+    }
+    return undefined;
+  },
+});
+
+const DEFINITIONS: Record<Mode, Record<string, Schema>> = {
+  input: REQUEST_COMPONENTS,
+  output: RESPONSE_COMPONENTS,
 };
+
+function schemaOf(schema: Schema, mode: Mode): JsonSchema {
+  const { $schema: _, $defs: __, ...rest } = toJsonSchema(schema, config(mode, DEFINITIONS[mode]));
+  return rest as JsonSchema;
+}
+
+/** Both sets of named schemas; one named in both must convert alike (e.g. `Provision`). */
+function componentSchemas(): Record<string, JsonSchema> {
+  const out = toJsonSchemaDefs(RESPONSE_COMPONENTS, config("output", RESPONSE_COMPONENTS)) as Record<
+    string,
+    JsonSchema
+  >;
+  const requests = toJsonSchemaDefs(REQUEST_COMPONENTS, config("input", REQUEST_COMPONENTS));
+  for (const [name, json] of Object.entries(requests)) {
+    if (name in out && name !== "Provision") throw new Error(`component ${name} is named twice`);
+    out[name] ??= json as JsonSchema;
+  }
+  return Object.fromEntries(Object.entries(out).sort(([a], [b]) => a.localeCompare(b)));
+}
 
 const SECURITY_BY_FAMILY = {
   partner: [{ apiKey: [] }, { bearer: [] }],
@@ -22,75 +67,135 @@ const SECURITY_BY_FAMILY = {
   vendor: [{ cmwAuthToken: [] }],
 } as const;
 
-function parameters(route: RouteSpec): JsonSchema[] {
+/** Request headers, by the route features they go with. */
+const HEADER_PARAMETERS = {
+  idempotencyKey: {
+    name: "Idempotency-Key",
+    in: "header",
+    required: false,
+    description: `1 to ${MAX_KEY_LENGTH} printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (\`Idempotent-Replayed: true\`); with another request, 422. Kept 24 hours.`,
+    schema: { type: "string", minLength: 1, maxLength: MAX_KEY_LENGTH },
+  },
+  prefer: {
+    name: "Prefer",
+    in: "header",
+    required: false,
+    description:
+      "`respond-async`: answer 202 and an operation to poll (`Location`) instead of waiting for the work.",
+    schema: { type: "string" },
+    example: "respond-async",
+  },
+  ifMatch: {
+    name: "If-Match",
+    in: "header",
+    required: false,
+    description: "The `ETag` of the representation the change is based on: a stale one answers 412.",
+    schema: { type: "string" },
+  },
+} as const;
+
+function parameters(route: RouteSpec, keyed: boolean): JsonSchema[] {
   const out: JsonSchema[] = [];
-  const add = (schema: v.GenericSchema | undefined, where: "path" | "query") => {
+  const add = (schema: Schema | undefined, where: "path" | "query") => {
     if (!schema) return;
     const json = schemaOf(schema, "input");
     const props = (json.properties ?? {}) as Record<string, JsonSchema>;
     const required = new Set((json.required ?? []) as string[]);
     for (const [name, prop] of Object.entries(props)) {
-      out.push({ name, in: where, required: where === "path" || required.has(name), schema: prop });
+      const { description, ...rest } = prop;
+      // A query value is text on the wire; a documented integer's default is one too in valibot.
+      const typed =
+        rest.type === "integer" && typeof rest.default === "string"
+          ? { ...rest, default: Number(rest.default) }
+          : rest;
+      out.push({
+        name,
+        in: where,
+        required: where === "path" || required.has(name),
+        ...(description ? { description } : {}),
+        schema: typed,
+      });
     }
   };
   add(route.params, "path");
   add(route.query, "query");
+  if (keyed) out.push(HEADER_PARAMETERS.idempotencyKey);
+  if (route.async) out.push(HEADER_PARAMETERS.prefer);
+  if (route.ifMatch) out.push(HEADER_PARAMETERS.ifMatch);
   return out;
 }
 
-/** Every authenticated route may answer it (src/http/rate-limit.ts). */
-const TOO_MANY_REQUESTS: JsonSchema = {
-  description:
-    "Rate limited: too many requests with this credential, or too many failed authentications " +
-    "from this address, in the current window",
-  headers: {
-    "Retry-After": { description: "Seconds to wait", schema: { type: "integer", minimum: 1 } },
-    "RateLimit-Policy": {
-      description: 'The policy broken (draft-ietf-httpapi-ratelimit-headers), e.g. `"standard";q=600;w=60`',
-      schema: { type: "string" },
-    },
-    RateLimit: {
-      description: 'What is left of it, e.g. `"standard";r=0;t=42`',
-      schema: { type: "string" },
-    },
-  },
-};
+function successResponse(spec: ResponseSpec, keyed: boolean): JsonSchema {
+  const headers: Record<string, JsonSchema> = {
+    "X-Request-Id": { $ref: "#/components/headers/X-Request-Id" },
+  };
+  for (const [name, h] of Object.entries(spec.headers ?? {})) {
+    headers[name] = {
+      description: h.description,
+      required: h.required === true,
+      schema: h.schema ?? { type: "string" },
+    };
+  }
+  if (keyed) {
+    headers["Idempotent-Replayed"] = {
+      description: "`true` on an answer replayed for a retry under the same Idempotency-Key.",
+      required: false,
+      schema: { type: "string", enum: ["true"] },
+    };
+  }
+  const out: JsonSchema = { description: spec.description, headers };
+  const example = spec.example === undefined ? {} : { example: spec.example };
+  if (spec.schema)
+    out.content = { "application/json": { schema: schemaOf(spec.schema, "output"), ...example } };
+  else if (spec.media) out.content = { [spec.media]: { schema: { type: "string" }, ...example } };
+  return out;
+}
 
-export function openApiDocument(routes: readonly RouteSpec[], serverUrl: string): JsonSchema {
+const operationId = (route: RouteSpec) =>
+  `${route.method.toLowerCase()}${route.path.replace(/[^A-Za-z0-9]+(.)?/g, (_, c: string | undefined) => (c ? c.toUpperCase() : ""))}`;
+
+function operation(route: RouteSpec): JsonSchema {
+  const family = familyOf(route.path);
+  const keyed = isKeyed(route, family);
+  const responses: Record<string, JsonSchema> = {};
+  for (const [code, spec] of Object.entries(route.responses)) responses[code] = successResponse(spec, keyed);
+  Object.assign(responses, errorResponses(route, family));
+  const op: JsonSchema = {
+    tags: [route.tag],
+    summary: route.summary,
+    description: route.description,
+    operationId: operationId(route),
+    parameters: parameters(route, keyed),
+    responses,
+    security: route.auth ? SECURITY_BY_FAMILY[family] : [],
+    ...(route.auth ? { "x-roles": route.auth } : {}),
+  };
+  if (route.body) {
+    op.requestBody = {
+      required: true,
+      content: {
+        "application/json": {
+          schema: schemaOf(route.body, "input"),
+          ...(route.bodyExample === undefined ? {} : { example: route.bodyExample }),
+        },
+      },
+    };
+  }
+  return op;
+}
+
+export interface OpenApiDocument {
+  openapi: string;
+  info: { title: string; version: string; [member: string]: unknown };
+  paths: Record<string, Record<string, JsonSchema>>;
+  [member: string]: unknown;
+}
+
+export function openApiDocument(routes: readonly RouteSpec[], serverUrl: string): OpenApiDocument {
   const paths: Record<string, Record<string, JsonSchema>> = {};
   for (const route of routes) {
-    const family = familyOf(route.path);
-    const responses: Record<string, JsonSchema> = {};
-    for (const [code, spec] of Object.entries(route.responses)) {
-      responses[code] = spec.schema
-        ? {
-            description: spec.description,
-            content: { "application/json": { schema: schemaOf(spec.schema, "output") } },
-          }
-        : { description: spec.description };
-    }
-    if (route.auth) {
-      responses["401"] ??= { description: "Missing or invalid credentials" };
-      responses["429"] ??= TOO_MANY_REQUESTS;
-    }
-    const operation: JsonSchema = {
-      tags: [route.tag],
-      summary: route.summary,
-      ...(route.description ? { description: route.description } : {}),
-      operationId: `${route.method.toLowerCase()}${route.path.replace(/[^A-Za-z0-9]+(.)?/g, (_, c: string | undefined) => (c ? c.toUpperCase() : ""))}`,
-      parameters: parameters(route),
-      responses,
-      security: route.auth ? SECURITY_BY_FAMILY[family] : [],
-      ...(route.auth ? { "x-roles": route.auth } : {}),
-    };
-    if (route.body) {
-      operation.requestBody = {
-        required: true,
-        content: { "application/json": { schema: schemaOf(route.body, "input") } },
-      };
-    }
     const item = paths[route.path] ?? {};
-    item[route.method.toLowerCase()] = operation;
+    item[route.method.toLowerCase()] = operation(route);
     paths[route.path] = item;
   }
   return {
@@ -99,17 +204,23 @@ export function openApiDocument(routes: readonly RouteSpec[], serverUrl: string)
       title: "stratus",
       version: "0.1.0",
       description:
-        "Subscriptions, quotas and syndication for cloud resellers. Errors under /v1 are RFC 9457 problem+json; under /account/v1.0 they are cloudFault bodies.",
+        "Subscriptions, quotas and syndication for cloud resellers. Three families share the Worker: the partner and operator API under `/v1` (errors are RFC 9457 `application/problem+json`), the quota API under `/account/v1.0` in Astakos's dialect (errors are cloudFault bodies) and the vendor API under `/api` in ClouDesire's (problem+json). Every path also answers with a trailing slash.",
+      contact: { name: "stratus" },
     },
-    servers: [{ url: serverUrl }],
+    servers: [{ url: serverUrl, description: "This Worker" }],
+    tags: Object.entries(TAGS).map(([name, description]) => ({ name, description })),
     paths,
     components: {
+      schemas: componentSchemas(),
+      responses: ERROR_RESPONSES,
+      headers: HEADERS,
       securitySchemes: {
         apiKey: {
           type: "apiKey",
           in: "header",
           name: "X-Api-Key",
-          description: "Partner or operator API key",
+          description:
+            "Partner or operator API key (a vendor's token on /v1/webhooks and product endpoints).",
         },
         bearer: { type: "http", scheme: "bearer", description: "The same API key as a bearer token" },
         authToken: {

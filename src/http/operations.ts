@@ -2,18 +2,27 @@ import { type Intent, journalOf, type OperationPayload } from "../app/intents";
 import { enqueueOperation, newOpRef, type OperationResult, outcomeOf, performNow } from "../app/operations";
 import { findOperation, type Operation } from "../db/operations";
 import { AppError } from "../domain/errors";
+import type { JsonText } from "../domain/json";
 import type { PlannedSubscription } from "../domain/purchase";
-import { money } from "../domain/subscriptions";
+import { money, type SubscriptionWire } from "../domain/subscriptions";
+import { OperationOut } from "../schemas/operations";
 import { statusOf } from "./errors";
-import { problemResponse } from "./problem";
+import * as examples from "./examples";
+import { problemError } from "./problem";
+import type { ResponseSpec } from "./reply";
 import { orderView } from "./views";
 
 /**
  * Writes of the subscriptions API on the wire: answered at once, or 202 and an operation to poll
- * (CaaS OpRef), whose status endpoint answers what the write would have.
+ * (CaaS OpRef), whose status endpoint answers what the write would have. The app layer stores
+ * what the work did as data; the replies here are typed against the routes' declared responses.
  */
 
-const RETRY_AFTER_SECONDS = 1;
+/** Seconds a client waits before polling an operation. */
+const RETRY_AFTER_SECONDS = "1";
+
+type Kind = OperationPayload["kind"];
+type PayloadOf<K extends Kind> = Extract<OperationPayload, { kind: K }>;
 
 export function prefersAsync(request: Request): boolean {
   const prefer = request.headers.get("prefer") ?? "";
@@ -24,11 +33,27 @@ export const operationLocation = (opRef: string) => `/v1/operations/${opRef}`;
 
 const subscriptionLocation = (id: string) => `/v1/subscriptions/${id}/`;
 
+type PurchaseBody = {
+  objects: SubscriptionWire[];
+  meta: { total_price: string; currency: string; orders: ReturnType<typeof orderView>[] };
+};
+type ConsumptionBody = { objects: SubscriptionWire[]; meta: { unallocated: number } };
+
+type PurchaseReply = { status: 201; body: PurchaseBody; headers: { Location: string } };
+type ConsumptionReply = { status: 200; body: ConsumptionBody };
+type SubscriptionReply = { status: 200; body: SubscriptionWire; headers: { Location: string } };
+type DoneReply<K extends Kind> = K extends "purchase"
+  ? PurchaseReply
+  : K extends "consume"
+    ? ConsumptionReply
+    : SubscriptionReply;
+
 /** A write's result as the request, or later its operation, answers it. */
-function answerOf(result: OperationResult): { status: number; body: unknown; location: string | null } {
+function replyOf(result: OperationResult): PurchaseReply | ConsumptionReply | SubscriptionReply {
   switch (result.kind) {
     case "purchase": {
       const first = result.objects[0];
+      if (!first) throw new AppError("internal", "a purchase bought nothing");
       return {
         status: 201,
         body: {
@@ -39,79 +64,105 @@ function answerOf(result: OperationResult): { status: number; body: unknown; loc
             orders: result.orders.map(orderView),
           },
         },
-        location: first ? subscriptionLocation(first.id) : null,
+        headers: { Location: subscriptionLocation(first.id) },
       };
     }
     case "consume":
+      return { status: 200, body: { objects: result.objects, meta: { unallocated: result.unallocated } } };
+    case "subscription":
       return {
         status: 200,
-        body: { objects: result.objects, meta: { unallocated: result.unallocated } },
-        location: null,
+        body: result.object,
+        headers: { Location: subscriptionLocation(result.object.id) },
       };
-    case "subscription":
-      return { status: 200, body: result.object, location: subscriptionLocation(result.object.id) };
   }
 }
 
-function resultResponse(result: OperationResult): Response {
-  const { status, body, location } = answerOf(result);
-  return Response.json(body, { status, ...(location ? { headers: { location } } : {}) });
+export interface OperationView {
+  opRef: string;
+  kind: Kind;
+  status: Operation["status"];
+  created_at: string;
+  updated_at: string;
+  result_status: number | null;
+  result_location: string | null;
 }
 
-/**
- * A finished operation's answer: its status and location, and the response itself. Null while it
- * is queued or running.
- */
-function finalAnswer(
-  op: Operation,
-): { status: number; location: string | null; response: () => Response } | null {
+/** A finished operation's status and location; null while it is queued or running. */
+function finalStatus(op: Operation): { status: number; location: string | null } | null {
   if (op.status === "queued" || op.status === "running") return null;
   const outcome = outcomeOf(op);
   if (outcome?.ok === true) {
-    const { status, location } = answerOf(outcome.result);
-    return { status, location, response: () => resultResponse(outcome.result) };
+    const reply = replyOf(outcome.result);
+    return { status: reply.status, location: "headers" in reply ? reply.headers.Location : null };
   }
-  if (outcome?.ok === false) {
-    return {
-      status: statusOf(outcome.error),
-      location: null,
-      response: () => problemResponse(outcome.error, operationLocation(op.opRef)),
-    };
-  }
-  // A row finished before results were stored as data: its answer was stored rendered.
-  const status = op.resultStatus ?? 500;
-  const location = op.resultLocation;
-  const headers: Record<string, string> = {
-    "content-type": op.status === "failed" ? "application/problem+json" : "application/json",
-  };
-  if (location) headers.location = location;
-  return { status, location, response: () => new Response(op.resultBody, { status, headers }) };
+  if (outcome?.ok === false) return { status: statusOf(outcome.error), location: null };
+  // A row finished before results were stored as data keeps its rendered answer.
+  return { status: op.resultStatus ?? 500, location: op.resultLocation };
 }
 
-export function operationView(op: Operation) {
-  const answer = finalAnswer(op);
+export function operationView(op: Operation): OperationView {
+  const final = finalStatus(op);
   return {
     opRef: op.opRef,
-    kind: op.kind,
+    // Stored from an OperationPayload's kind (enqueueOperation).
+    kind: op.kind as Kind,
     status: op.status,
     created_at: op.createdAt,
     updated_at: op.updatedAt,
-    result_status: answer?.status ?? null,
-    result_location: answer?.location ?? null,
+    result_status: final?.status ?? null,
+    result_location: final?.location ?? null,
   };
 }
 
-/** Stores the work as operation `opRef` (once) and queues it: 202 and where to poll. */
-async function accepted(env: Env, payload: OperationPayload, opRef: string): Promise<Response> {
-  const op = await enqueueOperation(env, payload, opRef);
-  return Response.json(operationView(op), {
-    status: 202,
-    headers: {
-      location: operationLocation(opRef),
-      "retry-after": String(RETRY_AFTER_SECONDS),
-      "preference-applied": "respond-async",
+/** The 202 of a write run as an operation. */
+export const ACCEPTED = {
+  description:
+    "Accepted: the work runs as an operation; poll `Location` until it answers what this request would have.",
+  schema: OperationOut,
+  example: examples.operation,
+  headers: {
+    Location: { description: "The operation to poll (`/v1/operations/{opRef}`).", required: true },
+    "Retry-After": {
+      description: "Seconds to wait before polling.",
+      required: true,
+      schema: { type: "integer", minimum: 0 },
     },
-  });
+    "Preference-Applied": {
+      description: "`respond-async`: the request's preference was honoured.",
+      required: true,
+      schema: { type: "string", enum: ["respond-async"] },
+    },
+  },
+} as const satisfies ResponseSpec;
+
+const acceptedReply = (operation: OperationView) =>
+  ({
+    status: 202,
+    body: operation,
+    headers: {
+      Location: operationLocation(operation.opRef),
+      "Retry-After": RETRY_AFTER_SECONDS,
+      "Preference-Applied": "respond-async",
+    },
+  }) as const;
+
+/** What a write answers: its result now, or 202 and the operation that runs it. */
+export type WriteReply<K extends Kind> = DoneReply<K> | ReturnType<typeof acceptedReply>;
+
+/** Stores the work as operation `opRef` (once) and queues it: 202 and where to poll. */
+async function accepted(env: Env, payload: OperationPayload, opRef: string) {
+  return acceptedReply(operationView(await enqueueOperation(env, payload, opRef)));
+}
+
+async function doneNow<K extends Kind>(
+  env: Env,
+  payload: PayloadOf<K>,
+  options: { resumable: boolean; planned?: PlannedSubscription[] | undefined },
+): Promise<DoneReply<K>> {
+  // performNow answers a purchase with a purchase, a report with a consumption, and any other
+  // kind with the subscription it changed: the kind of the result follows the payload's.
+  return replyOf(await performNow(env, payload, options)) as DoneReply<K>;
 }
 
 /**
@@ -119,38 +170,59 @@ async function accepted(env: Env, payload: OperationPayload, opRef: string): Pro
  * or the work cannot finish within the request (`mustWait`: a vendor has to provision first).
  * Under an Idempotency-Key the work is recorded with the key before any of it is done.
  */
-export async function respond(
+export async function respond<K extends Kind>(
   env: Env,
   request: Request,
-  payload: OperationPayload,
+  payload: PayloadOf<K>,
   options: { mustWait?: boolean; planned?: PlannedSubscription[] } = {},
-): Promise<Response> {
+): Promise<WriteReply<K>> {
   const journal = journalOf(request);
   const opRef = options.mustWait || prefersAsync(request) ? newOpRef() : null;
   await journal?.record({ payload, opRef });
   if (opRef) return accepted(env, payload, opRef);
-  return resultResponse(
-    await performNow(env, payload, { resumable: journal !== undefined, planned: options.planned }),
-  );
+  return doneNow(env, payload, { resumable: journal !== undefined, planned: options.planned });
 }
 
 /**
  * Resumes what a request that died had committed to: the same payload, with the same ids, so
  * what the first attempt did is found and finished, never done twice.
  */
-export async function resume(env: Env, intent: Intent): Promise<Response> {
+export async function resume(env: Env, intent: Intent): Promise<WriteReply<Kind>> {
   if (intent.opRef) return accepted(env, intent.payload, intent.opRef);
-  return resultResponse(await performNow(env, intent.payload, { resumable: true }));
+  return doneNow(env, intent.payload, { resumable: true });
 }
 
-/** The status endpoint's answer for an operation, as the CaaS spec has it. */
-export async function operationStatus(env: Env, opRef: string, partnerId: string | null): Promise<Response> {
+/**
+ * The status endpoint's answer for an operation, as the CaaS spec has it: 202 while it runs, the
+ * write's own answer once it succeeded, and its error (thrown, so it renders as a problem) once it
+ * failed.
+ */
+export async function operationStatus(env: Env, opRef: string, partnerId: string | null) {
   const op = await findOperation(env, opRef, partnerId);
   if (!op) throw new AppError("not_found", `operation ${opRef} does not exist`);
-  const answer = finalAnswer(op);
-  if (answer) return answer.response();
-  return Response.json(operationView(op), {
-    status: 202,
-    headers: { "retry-after": String(RETRY_AFTER_SECONDS), location: operationLocation(opRef) },
-  });
+  if (op.status === "queued" || op.status === "running") {
+    return {
+      status: 202,
+      body: operationView(op),
+      headers: { Location: operationLocation(opRef), "Retry-After": RETRY_AFTER_SECONDS },
+    } as const;
+  }
+  const outcome = outcomeOf(op);
+  if (outcome?.ok === true) return replyOf(outcome.result);
+  if (outcome?.ok === false) throw outcome.error;
+  // A row finished before results were stored as data: its answer was stored rendered.
+  if (op.status === "failed") throw problemError(op.resultBody ?? "{}");
+  const location = op.resultLocation;
+  if (op.resultStatus === 201 && location !== null) {
+    return {
+      status: 201,
+      json: op.resultBody as JsonText<PurchaseBody>,
+      headers: { Location: location },
+    } as const;
+  }
+  return {
+    status: 200,
+    json: op.resultBody as JsonText<SubscriptionWire | ConsumptionBody>,
+    headers: location === null ? {} : { Location: location },
+  } as const;
 }

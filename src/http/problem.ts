@@ -1,7 +1,9 @@
-import type { AppError, ErrorKind } from "../domain/errors";
+import { AppError, type ErrorKind, type FieldError } from "../domain/errors";
 import { rateLimitHeaders, statusOf } from "./errors";
 
 /** RFC 9457 problem details, the error format of the partner API (/v1). */
+
+const PROBLEM_TYPE_BASE = "https://stratus.dev/problems/";
 
 const TITLES: Record<ErrorKind, string> = {
   bad_request: "Bad Request",
@@ -22,7 +24,7 @@ const TITLES: Record<ErrorKind, string> = {
 
 export function problemResponse(error: AppError, instance?: string): Response {
   const body: Record<string, unknown> = {
-    type: `https://stratus.dev/problems/${error.kind.replaceAll("_", "-")}`,
+    type: `${PROBLEM_TYPE_BASE}${error.kind.replaceAll("_", "-")}`,
     title: TITLES[error.kind],
     status: statusOf(error),
     detail: error.message,
@@ -41,4 +43,39 @@ export function problemResponse(error: AppError, instance?: string): Response {
     Object.assign(headers, rateLimitHeaders(limited));
   }
   return new Response(JSON.stringify(body), { status: statusOf(error), headers });
+}
+
+const KIND_OF_TYPE = new Map(
+  (Object.keys(TITLES) as ErrorKind[]).map((kind) => [
+    `${PROBLEM_TYPE_BASE}${kind.replaceAll("_", "-")}`,
+    kind,
+  ]),
+);
+
+/** The error a stored problem+json body (a failed operation's answer) tells, to be answered again. */
+export function problemError(text: string): AppError {
+  const {
+    type,
+    title: _,
+    status,
+    detail,
+    instance: __,
+    errors,
+    request_id: ___,
+    ...data
+  } = JSON.parse(text) as {
+    type?: string;
+    title?: string;
+    status?: number;
+    detail?: string;
+    instance?: string;
+    errors?: FieldError[];
+    request_id?: string;
+    [member: string]: unknown;
+  };
+  const kind = KIND_OF_TYPE.get(type ?? "") ?? "internal";
+  return new AppError(kind, detail ?? "the operation failed", {
+    ...(errors ? { fields: errors } : {}),
+    ...(Object.keys(data).length > 0 ? { data } : {}),
+  });
 }

@@ -1,16 +1,18 @@
 import * as v from "valibot";
 import type { Principal } from "../db/credentials";
 import type { Role } from "../db/schema";
-import { AppError, badRequest, type FieldError } from "../domain/errors";
+import { AppError, badRequest, type ErrorKind, type FieldError } from "../domain/errors";
 import { admit, type Family } from "./auth";
 import { withIdempotency } from "./idempotency";
+import { type AnyReply, type Reply, type Responses, render, type Schema } from "./reply";
+import type { Tag } from "./tags";
 
 /**
- * A route is declared once, with the valibot schemas of its path parameters, query and body: the
- * same declaration drives request parsing and the OpenAPI document, so the two cannot drift.
+ * A route is declared once, with the valibot schemas of its path parameters, query and body and
+ * its answers (reply.ts): the same declaration parses requests, types and renders the handler's
+ * reply, and writes the OpenAPI document, so code and document cannot drift.
  */
 
-type Schema = v.GenericSchema;
 type Out<S> = S extends Schema ? v.InferOutput<S> : undefined;
 type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
 
@@ -24,42 +26,52 @@ export interface RouteContext<P, Q, B, A extends boolean> {
   principal: A extends true ? Principal : Principal | null;
 }
 
-export interface ResponseSpec {
-  description: string;
-  schema?: Schema;
-}
-
-export interface RouteSpec<
-  P extends Schema | undefined = Schema | undefined,
-  Q extends Schema | undefined = Schema | undefined,
-  B extends Schema | undefined = Schema | undefined,
-> {
+interface RouteFields<B extends Schema | undefined> {
   method: Method;
   /** OpenAPI-style path, e.g. `/v1/customers/{id}`. A trailing slash is always accepted. */
   path: string;
   summary: string;
-  description?: string;
-  tag: string;
+  description: string;
+  tag: Tag;
   /** Roles allowed to call it; `null` for a public route. */
   auth: readonly Role[] | null;
-  params?: P;
-  query?: Q;
+  params?: Schema;
+  query?: Schema;
   body?: B;
-  responses: Record<number, ResponseSpec>;
-  handle: (c: RouteContext<Out<P>, Out<Q>, Out<B>, boolean>) => Promise<Response> | Response;
+  /** An example request body, for the document. */
+  bodyExample?: B extends Schema ? v.InferInput<B> : never;
+  /**
+   * Error answers beyond those every route of its kind has (openapi.ts `derivedErrors`), or a
+   * better description of one of those, by kind.
+   */
+  errors?: Partial<Record<ErrorKind, string>>;
+  /** `Prefer: respond-async` applies: the work may answer 202 and an operation to poll. */
+  async?: true;
+  /** `If-Match` applies: a stale representation's change answers 412. */
+  ifMatch?: true;
+}
+
+/** A route as the router and the document see it, its types erased. */
+export interface RouteSpec extends RouteFields<Schema | undefined> {
+  responses: Responses;
+  handle: (c: RouteContext<unknown, unknown, unknown, boolean>) => Promise<AnyReply> | AnyReply;
 }
 
 export function defineRoute<
   P extends Schema | undefined = undefined,
   Q extends Schema | undefined = undefined,
   B extends Schema | undefined = undefined,
-  const R extends readonly Role[] | null = readonly Role[] | null,
+  const R extends Responses = Responses,
+  const A extends readonly Role[] | null = readonly Role[] | null,
 >(
-  spec: Omit<RouteSpec<P, Q, B>, "handle" | "auth"> & {
-    auth: R;
+  spec: Omit<RouteFields<B>, "auth" | "params" | "query"> & {
+    params?: P;
+    query?: Q;
+    auth: A;
+    responses: R;
     handle: (
-      c: RouteContext<Out<P>, Out<Q>, Out<B>, R extends null ? false : true>,
-    ) => Promise<Response> | Response;
+      c: RouteContext<Out<P>, Out<Q>, Out<B>, A extends null ? false : true>,
+    ) => Promise<Reply<R>> | Reply<R>;
   },
 ): RouteSpec {
   return spec as unknown as RouteSpec;
@@ -185,8 +197,16 @@ export async function runRoute(
     }
   }
   const text = route.body ? await readBody(request) : "";
-  const handle = async () =>
-    route.handle({ request, env, ctx, ...parseRequest(route, rawParams, url, text), principal });
+  const handle = async () => {
+    const reply = await route.handle({
+      request,
+      env,
+      ctx,
+      ...parseRequest(route, rawParams, url, text),
+      principal,
+    });
+    return render(reply, route.responses[reply.status]?.media);
+  };
   // Parsing runs under the key too: a 4xx for bad input is as final an answer as any other.
   return principal && family === "partner" && KEYED_METHODS.has(route.method)
     ? withIdempotency(request, env, principal, text, handle)

@@ -1,8 +1,15 @@
 import { queuedBehindAnother } from "../db/subscriptions";
-import { type Status, type SubscriptionRecord, statusOf, toWire } from "../domain/subscriptions";
+import { type JsonText, jsonText } from "../domain/json";
+import {
+  type Status,
+  type SubscriptionRecord,
+  type SubscriptionWire,
+  statusOf,
+  toWire,
+} from "../domain/subscriptions";
 
 /** A read: the wire JSON (a bare string crosses RPC cheapest), or the record and its queued status for the caller to present. */
-export type SubscriptionView = string | { body: string; queued: boolean };
+export type SubscriptionView = JsonText<SubscriptionWire> | { body: string; queued: boolean };
 
 /**
  * What a SubscriptionObject keeps in memory to answer reads: its record parsed, the wire JSON
@@ -11,7 +18,7 @@ export type SubscriptionView = string | { body: string; queued: boolean };
  */
 export class SubscriptionReads {
   private current:
-    | { body: string; record: SubscriptionRecord; wires: Map<Status, string> }
+    | { body: string; record: SubscriptionRecord; wires: Map<Status, JsonText<SubscriptionWire>> }
     | null
     | undefined;
   /** Whether this depletable waits behind an older one, while no change to its queue was told. */
@@ -41,7 +48,7 @@ export class SubscriptionReads {
     const status = statusOf(record, new Date(now), queued);
     let wire = wires.get(status);
     if (wire === undefined) {
-      wire = JSON.stringify(toWire(record, status, []));
+      wire = jsonText(toWire(record, status, []));
       wires.set(status, wire);
     }
     return wire;

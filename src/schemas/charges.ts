@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { CHARGE_KINDS } from "../domain/charges";
-import { Instant, Uuid } from "./common";
+import { Instant, Integer, Timestamp, Uuid } from "./common";
 import { Pagination, pageMeta } from "./pagination";
 
 /** Request and response schemas of the charges ledger and statements (/v1). */
@@ -31,17 +31,17 @@ export const ChargeOut = v.object({
   subscription: Uuid,
   order: v.nullable(Uuid),
   product: v.string(),
-  quantity: v.number(),
+  quantity: Integer,
   unit_price: v.pipe(
     v.nullable(v.string()),
     v.description("Per unit and hour (per unit consumed for depletables), a decimal string in `currency`."),
   ),
-  period_start: v.nullable(v.string()),
-  period_end: v.nullable(v.string()),
-  seconds: v.nullable(v.number()),
+  period_start: v.nullable(Timestamp),
+  period_end: v.nullable(Timestamp),
+  seconds: v.nullable(Integer),
   amount: v.pipe(v.string(), v.description("A decimal string in `currency`; negative for a reversal.")),
   currency: v.string(),
-  created_at: v.pipe(v.string(), v.description("When D1 wrote the line.")),
+  created_at: v.pipe(Timestamp, v.description("When D1 wrote the line.")),
   month: v.pipe(
     v.string(),
     v.description(
@@ -55,8 +55,8 @@ export const ChargePageOut = v.object({ objects: v.array(ChargeOut), meta: pageM
 export const StatementOut = v.object({
   customer: Uuid,
   month: v.string(),
-  start: v.pipe(v.string(), v.description("The month's first instant (UTC).")),
-  end: v.pipe(v.string(), v.description("The next month's first instant: the month is over from then on.")),
+  start: v.pipe(Timestamp, v.description("The month's first instant (UTC).")),
+  end: v.pipe(Timestamp, v.description("The next month's first instant: the month is over from then on.")),
   closed: v.pipe(
     v.boolean(),
     v.description(
@@ -67,7 +67,7 @@ export const StatementOut = v.object({
     v.record(v.string(), v.string()),
     v.description("Per currency, the sum of all the month's lines, a decimal string."),
   ),
-  line_count: v.pipe(v.number(), v.description("How many lines the month has, over all pages.")),
+  line_count: v.pipe(Integer, v.description("How many lines the month has, over all pages.")),
   objects: v.array(ChargeOut),
   meta: pageMeta,
 });

@@ -1,6 +1,6 @@
 import * as v from "valibot";
-import { Name, Uuid } from "./common";
-import { Pagination } from "./pagination";
+import { Name, Timestamp, Uuid } from "./common";
+import { Pagination, pageMeta } from "./pagination";
 
 const Email = v.pipe(v.string(), v.email("must be an e-mail address"), v.maxLength(254));
 const Text = v.pipe(v.string(), v.maxLength(200));
@@ -21,6 +21,13 @@ const Details = {
   ),
 };
 
+export const AddressOut = v.object({
+  address: v.optional(v.string()),
+  city: v.optional(v.string()),
+  zipCode: v.optional(v.string()),
+  country: v.optional(v.string()),
+});
+
 export const CreateCustomer = v.object({
   partner: v.optional(v.pipe(Uuid, v.description("Required for operators; partners create their own."))),
   name: Name,
@@ -35,11 +42,13 @@ export const CustomerOut = v.object({
   email: v.nullable(v.string()),
   user_name: v.nullable(v.string()),
   phone: v.nullable(v.string()),
-  address: v.nullable(v.record(v.string(), v.string())),
-  created_at: v.string(),
+  address: v.nullable(AddressOut),
+  created_at: Timestamp,
 });
 
 export const ListCustomersQuery = Pagination;
+
+export const CustomerPageOut = v.object({ objects: v.array(CustomerOut), meta: pageMeta });
 
 export const UpdateCustomer = v.strictObject(
   { name: v.optional(Name), email: v.optional(v.nullable(Email)), ...Details },

@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import { RATE_LIMIT_TIERS } from "../db/schema";
 import { STRATUS_SERVICE } from "../domain/catalog";
-import { Name, Slug, Uuid } from "./common";
+import { Integer, Name, Slug, Timestamp, Uuid } from "./common";
 
 /** Request and response schemas of the operator endpoints under /v1. */
 
@@ -22,7 +22,7 @@ export const PartnerOut = v.object({
   id: Uuid,
   name: v.string(),
   rate_limit: v.picklist(RATE_LIMIT_TIERS),
-  created_at: v.string(),
+  created_at: Timestamp,
 });
 
 export const CreateService = v.object({
@@ -36,7 +36,7 @@ export const CreateService = v.object({
     v.description("Matches the `service` of the resources it manages. `stratus` is reserved."),
   ),
 });
-export const ServiceOut = v.object({ id: Uuid, partner: Uuid, name: v.string(), created_at: v.string() });
+export const ServiceOut = v.object({ id: Uuid, partner: Uuid, name: v.string(), created_at: Timestamp });
 
 export const ResourceParams = v.object({
   name: v.pipe(Slug, v.description("Unique, by convention `<service>.<thing>`, e.g. `cyclades.vm`.")),
@@ -70,7 +70,11 @@ export const HoldingOut = v.object({
   holder: Uuid,
   source: v.string(),
   resource: v.string(),
-  limit: v.number(),
-  usage: v.number(),
-  pending: v.number(),
+  limit: Integer,
+  usage: Integer,
+  pending: Integer,
 });
+
+export const HoldingsOut = v.object({ objects: v.array(HoldingOut) });
+
+export const ResourceListOut = v.object({ objects: v.array(ResourceOut) });

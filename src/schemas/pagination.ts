@@ -9,6 +9,8 @@ export const Pagination = v.object({
       v.string(),
       v.regex(/^\d+$/, "must be a whole number"),
       v.description(`Items per page, 1 to ${MAX_PAGE_LIMIT}.`),
+      // What the document states: a query value is text on the wire, this one a whole number.
+      v.metadata({ type: "integer", minimum: 1, maximum: MAX_PAGE_LIMIT, pattern: undefined }),
       v.transform(Number),
       v.minValue(1, "must be at least 1"),
       v.maxValue(MAX_PAGE_LIMIT, `at most ${MAX_PAGE_LIMIT}`),
@@ -19,6 +21,9 @@ export const Pagination = v.object({
 });
 
 export const pageMeta = v.object({
-  limit: v.number(),
-  next_cursor: v.nullable(v.string()),
+  limit: v.pipe(v.number(), v.integer()),
+  next_cursor: v.pipe(
+    v.nullable(v.string()),
+    v.description("Pass it as `cursor` for the next page; null on the last."),
+  ),
 });

@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { DELIVERY_MODES, MAX_ALIASES, PRODUCT_KINDS } from "../domain/catalog";
-import { Name, Slug } from "./common";
+import { Name, Slug, Uuid } from "./common";
 
 export const ProductParams = v.object({
   id: v.pipe(v.string(), v.regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/, "must be a lower-case product id")),
@@ -45,8 +45,10 @@ export const ProductOut = v.object({
   quota_resource: v.string(),
   aliases: v.array(v.string()),
   delivery: v.picklist(DELIVERY_MODES),
-  vendor: v.nullable(v.string()),
+  vendor: v.nullable(Uuid),
   signing_secret: v.optional(
     v.pipe(v.string(), v.description("Only when the product first becomes syndicated: shown once")),
   ),
 });
+
+export const ProductListOut = v.object({ objects: v.array(ProductOut) });

@@ -2,7 +2,7 @@ import * as v from "valibot";
 import { MAX_RESOLVE_SERIALS } from "../domain/commissions";
 import { MAX_PROVISIONS } from "../domain/quota";
 
-/** Request schemas of the quota API (Astakos dialect). */
+/** Request, response and error (cloudFault) schemas of the quota API (Astakos dialect). */
 
 const Quantity = v.pipe(
   v.number("must be an integer"),
@@ -37,7 +37,12 @@ export const Serial = v.pipe(
 );
 
 export const SerialParams = v.object({
-  serial: v.pipe(v.string(), v.regex(/^\d{1,15}$/), v.transform(Number)),
+  serial: v.pipe(
+    v.string(),
+    v.regex(/^\d{1,15}$/),
+    v.metadata({ type: "integer", minimum: 1, pattern: undefined }),
+    v.transform(Number),
+  ),
 });
 
 export const CommissionAction = v.object({
@@ -59,7 +64,8 @@ export const ServiceQuotasQuery = v.object({
   user: v.optional(v.pipe(v.string(), v.uuid("must be a UUID"))),
 });
 
-const Usage = v.object({ usage: v.number(), limit: v.number(), pending: v.number() });
+const Count = v.pipe(v.number(), v.integer());
+const Usage = v.object({ usage: Count, limit: Count, pending: Count });
 export const QuotasOut = v.record(v.string(), v.record(v.string(), Usage));
 export const ServiceQuotasOut = v.record(v.string(), QuotasOut);
 export const ResourcesOut = v.record(
@@ -71,15 +77,89 @@ export const ResourcesOut = v.record(
     allow_in_projects: v.boolean(),
   }),
 );
-export const SerialOut = v.object({ serial: v.number() });
+export const SerialOut = v.object({ serial: Count });
+export const SerialsOut = v.array(Count);
 export const CommissionOut = v.object({
-  serial: v.number(),
-  issue_time: v.string(),
+  serial: Count,
+  issue_time: v.pipe(v.string(), v.isoTimestamp()),
   name: v.string(),
   provisions: v.array(Provision),
 });
+/** cloudFault bodies, as http/cloudfault.ts renders them. */
+
+const faultBody = <const C extends number>(code: C) => ({ message: v.string(), code: v.literal(code) });
+
+/** `{"<fault>": {message, code}}`, closed: the dialect names every member. */
+function fault<const K extends string, const C extends number>(key: K, code: C) {
+  const entries = { [key]: v.strictObject(faultBody(code)) } as Record<
+    K,
+    v.StrictObjectSchema<ReturnType<typeof faultBody<C>>, undefined>
+  >;
+  return v.strictObject(entries);
+}
+
+export const BadRequestFault = fault("badRequest", 400);
+export const UnauthorizedFault = fault("unauthorized", 401);
+export const ForbiddenFault = fault("forbidden", 403);
+export const ConflictFault = fault("conflict", 409);
+export const BadMediaTypeFault = fault("badMediaType", 415);
+export const InternalServerErrorFault = fault("internalServerError", 500);
+export const ServiceUnavailableFault = fault("serviceUnavailable", 503);
+
+export const ItemNotFoundFault = v.strictObject({
+  itemNotFound: v.strictObject({
+    ...faultBody(404),
+    data: v.optional(
+      v.pipe(
+        v.strictObject({ provision: Provision, name: v.literal("NoHoldingError") }),
+        v.description("A commission's provision whose holding does not exist."),
+      ),
+    ),
+  }),
+});
+
+export const OverLimitFault = v.strictObject({
+  overLimit: v.strictObject({
+    ...faultBody(413),
+    data: v.strictObject({
+      provision: Provision,
+      name: v.pipe(
+        v.picklist(["NoCapacityError", "NoQuantityError"]),
+        v.description("Over the limit, or a release below zero usage."),
+      ),
+      limit: Count,
+      usage: Count,
+    }),
+  }),
+});
+
+/** A rate limit, as OpenStack Nova's RateLimitFault: the quota's key, told apart by its code. */
+export const RateLimitFault = v.strictObject({
+  overLimit: v.strictObject({
+    ...faultBody(429),
+    retryAfter: v.pipe(v.string(), v.description("Seconds to wait.")),
+  }),
+});
+
+/** Any fault, as resolve-many pairs a failed serial with one. */
+export const CloudFault = v.union([
+  BadRequestFault,
+  UnauthorizedFault,
+  ForbiddenFault,
+  ItemNotFoundFault,
+  ConflictFault,
+  OverLimitFault,
+  RateLimitFault,
+  BadMediaTypeFault,
+  InternalServerErrorFault,
+  ServiceUnavailableFault,
+]);
+
 export const ResolveManyOut = v.object({
-  accepted: v.array(v.number()),
-  rejected: v.array(v.number()),
-  failed: v.array(v.tuple([v.number(), v.record(v.string(), v.unknown())])),
+  accepted: v.array(Count),
+  rejected: v.array(Count),
+  failed: v.pipe(
+    v.array(v.strictTuple([Count, CloudFault])),
+    v.description("Each serial that failed, paired with the cloudFault that tells why."),
+  ),
 });

@@ -2,7 +2,7 @@ import * as v from "valibot";
 import { MAX_OBJECTS } from "../domain/purchase";
 import { MAX_FILTER_VALUES, STATUS_FILTERS } from "../domain/subscriptions";
 import { DEPLOYMENT_STATUSES } from "../domain/webhooks";
-import { Instant, Uuid } from "./common";
+import { Instant, Integer, Timestamp, Uuid } from "./common";
 import { Pagination, pageMeta } from "./pagination";
 
 /** Request and response schemas of the subscriptions API (/v1, CloudSigma field names). */
@@ -79,22 +79,25 @@ export const ConsumptionRequest = v.object({
   amount: Amount,
 });
 
+const Money = (what: string) =>
+  v.pipe(v.string(), v.description(`${what}, a decimal string in \`currency\`.`));
+
 export const SubscriptionOut = v.object({
   id: Uuid,
-  uuid: Uuid,
-  resource: v.string(),
+  uuid: v.pipe(Uuid, v.description("The same as `id` (CloudSigma's name for it).")),
+  resource: v.pipe(v.string(), v.description("The product bought (CloudSigma's name for it).")),
   product: v.string(),
   customer: Uuid,
-  amount: v.number(),
-  start_time: v.string(),
-  end_time: v.nullable(v.string()),
+  amount: Integer,
+  start_time: Timestamp,
+  end_time: v.pipe(v.nullable(Timestamp), v.description("Null for what runs until cancelled.")),
   period: v.nullable(v.string()),
   status: v.picklist(["active", "inactive", "expired"]),
   auto_renew: v.boolean(),
-  price: v.pipe(v.string(), v.description("Decimal string in `currency`")),
+  price: Money("The term's price"),
   currency: v.string(),
-  remaining: v.nullable(v.number()),
-  descendants: v.array(Uuid),
+  remaining: v.pipe(v.nullable(Integer), v.description("What a depletable has left; null for other kinds.")),
+  descendants: v.pipe(v.array(Uuid), v.description("The extensions that follow it in its chain.")),
   subscribed_object: v.null(),
   run_state: v.nullable(v.picklist(["running", "stopped"])),
   deployment_status: v.pipe(
@@ -114,11 +117,11 @@ export const SubscriptionOut = v.object({
     ),
   ),
   order: Uuid,
-  extends: v.nullable(Uuid),
-  ended_at: v.nullable(v.string()),
+  extends: v.pipe(v.nullable(Uuid), v.description("The subscription it extends, if any.")),
+  ended_at: v.nullable(Timestamp),
   end_reason: v.nullable(v.picklist(["cancelled", "depleted", "expired", "failed"])),
   renewal_error: v.nullable(v.string()),
-  created_at: v.string(),
+  created_at: Timestamp,
 });
 
 export const OrderOut = v.object({
@@ -128,47 +131,79 @@ export const OrderOut = v.object({
     v.object({
       subscription: Uuid,
       product: v.string(),
-      amount: v.number(),
-      price: v.string(),
+      amount: Integer,
+      price: Money("The line's price"),
       charge: v.pipe(
         v.string(),
         v.description("The key of the charge line this line writes once the order completes."),
       ),
     }),
   ),
-  total_price: v.string(),
+  total_price: Money("The order's total"),
   currency: v.string(),
   state: v.picklist(["pending", "completed", "failed"]),
-  created_at: v.string(),
+  created_at: Timestamp,
 });
 
 export const PurchaseOut = v.object({
   objects: v.array(SubscriptionOut),
-  meta: v.object({ total_price: v.string(), currency: v.string(), orders: v.array(OrderOut) }),
+  meta: v.object({
+    total_price: Money("The purchase's total"),
+    currency: v.string(),
+    orders: v.array(OrderOut),
+  }),
+});
+
+/** What buying would answer, priced; nothing is bought, so nothing has an id yet. */
+export const QuoteOut = v.object({
+  objects: v.array(
+    v.object({
+      resource: v.string(),
+      product: v.string(),
+      customer: Uuid,
+      amount: Integer,
+      start_time: Timestamp,
+      end_time: v.nullable(Timestamp),
+      period: v.nullable(v.string()),
+      auto_renew: v.boolean(),
+      price: Money("The term's price"),
+      currency: v.string(),
+    }),
+  ),
+  meta: v.object({ total_price: Money("The total"), currency: v.string() }),
 });
 
 export const PageOut = v.object({ objects: v.array(SubscriptionOut), meta: pageMeta });
 
+export const ConsumptionOut = v.object({
+  objects: v.pipe(v.array(SubscriptionOut), v.description("The subscriptions drained, oldest first.")),
+  meta: v.object({
+    unallocated: v.pipe(Integer, v.description("What no subscription covered.")),
+  }),
+});
+
 export const UsageOut = v.object({
   subscription: Uuid,
   currency: v.string(),
-  unit_price_per_hour: v.string(),
+  unit_price_per_hour: Money("Per unit and hour"),
   intervals: v.array(
-    v.object({ start: v.string(), end: v.nullable(v.string()), quantity: v.number(), seconds: v.number() }),
+    v.object({ start: Timestamp, end: v.nullable(Timestamp), quantity: Integer, seconds: Integer }),
   ),
-  running_seconds: v.number(),
+  running_seconds: Integer,
   charge: v.pipe(v.string(), v.description("`billed` + `accruing`.")),
   billed: v.pipe(v.string(), v.description("Σ the usage lines of the closed running time.")),
   accruing: v.pipe(v.string(), v.description("The running interval up to `as_of`, not yet a line.")),
   lines: v.array(
     v.object({
       id: v.pipe(v.string(), v.description("The charge line's key (GET /v1/charges).")),
-      period_start: v.string(),
-      period_end: v.string(),
-      quantity: v.number(),
-      seconds: v.number(),
-      amount: v.string(),
+      period_start: Timestamp,
+      period_end: Timestamp,
+      quantity: Integer,
+      seconds: Integer,
+      amount: Money("The line's amount"),
     }),
   ),
-  as_of: v.string(),
+  as_of: Timestamp,
 });
+
+export const OrderPageOut = v.object({ objects: v.array(OrderOut), meta: pageMeta });

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { failOperation, newOpRef } from "../../src/app/operations";
 import { createOperation, findOperation } from "../../src/db/operations";
 import { AppError } from "../../src/domain/errors";
+import * as examples from "../../src/http/examples";
 import { call, type Tenant, tenant } from "../helpers";
 
 /**
@@ -78,39 +79,45 @@ describe("a finished operation's answer", () => {
     });
   });
 
-  it("a row that stored its answer rendered answers it byte for byte", async () => {
+  it("a row that stored its answer rendered answers it again: its success byte for byte, its problem as the error it tells", async () => {
     const t = await tenant();
     const failed = await operationOf(t);
-    const problem = `{"type":"https://stratus.dev/problems/over-limit","title":"Quota Exceeded","status":413,"detail":"no","instance":"/v1/operations/${failed}"}`;
+    const problem = `{"type":"https://stratus.dev/problems/conflict","title":"Conflict","status":409,"detail":"no","instance":"/v1/operations/${failed}"}`;
     await finishRendered(failed, {
       status: "failed",
-      resultStatus: 413,
+      resultStatus: 409,
       resultBody: problem,
       resultLocation: null,
     });
     const succeeded = await operationOf(t);
-    const body = '{"objects":[{"id":"s1"}],"meta":{"total_price":"1.00"}}';
+    const body = JSON.stringify(examples.purchase);
+    const location = `/v1/subscriptions/${examples.purchase.objects[0]?.id}/`;
     await finishRendered(succeeded, {
       status: "succeeded",
       resultStatus: 201,
       resultBody: body,
-      resultLocation: "/v1/subscriptions/s1/",
+      resultLocation: location,
     });
 
     const f = await call("GET", `/v1/operations/${failed}`, { token: t.partnerKey });
-    expect(f.status).toBe(413);
+    // A stored problem is answered again as the error it tells, in today's problem+json.
+    expect(f.status).toBe(409);
     expect(f.headers.get("content-type")).toBe("application/problem+json");
-    expect(f.text).toBe(problem);
+    expect(f.body).toMatchObject({
+      type: "https://stratus.dev/problems/conflict",
+      status: 409,
+      detail: "no",
+    });
     const s = await call("GET", `/v1/operations/${succeeded}`, { token: t.partnerKey });
     expect(s.status).toBe(201);
     expect(s.headers.get("content-type")).toBe("application/json");
-    expect(s.headers.get("location")).toBe("/v1/subscriptions/s1/");
+    expect(s.headers.get("location")).toBe(location);
     expect(s.text).toBe(body);
 
-    expect(await listed(t, failed)).toMatchObject({ result_status: 413, result_location: null });
+    expect(await listed(t, failed)).toMatchObject({ result_status: 409, result_location: null });
     expect(await listed(t, succeeded)).toMatchObject({
       result_status: 201,
-      result_location: "/v1/subscriptions/s1/",
+      result_location: location,
     });
   });
 });

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { findCredential } from "../../src/db/credentials";
 import { hashSecret, parseToken } from "../../src/domain/credentials";
 import { routes } from "../../src/http/routes";
-import { call, expectOk, operatorToken, tenant, unique } from "../helpers";
+import { call, deref, expectOk, operatorToken, tenant, unique } from "../helpers";
 
 /** Operator and partner endpoints under /v1, auth, problem+json errors, and the OpenAPI document. */
 
@@ -273,10 +273,14 @@ describe("routing, OpenAPI and docs", () => {
       ).toBeDefined();
     }
     const issue = doc.paths["/account/v1.0/commissions"].post;
-    expect(issue.requestBody.content["application/json"].schema.required).toEqual(["provisions"]);
+    expect(deref(doc, issue.requestBody.content["application/json"].schema).required).toEqual(["provisions"]);
     expect(issue.security).toEqual([{ authToken: [] }]);
     const limit = doc.paths["/v1/customers"].get.parameters.find((p: { name: string }) => p.name === "limit");
-    expect(limit).toMatchObject({ in: "query", required: false });
+    expect(limit).toMatchObject({
+      in: "query",
+      required: false,
+      schema: { type: "integer", minimum: 1, maximum: 500, default: 50 },
+    });
   });
 
   it("serves /docs as a page that draws /openapi.json with the self-hosted renderer, nothing else", async () => {

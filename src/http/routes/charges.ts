@@ -12,6 +12,7 @@ import {
   StatementParams,
 } from "../../schemas/charges";
 import { Pagination } from "../../schemas/pagination";
+import * as examples from "../examples";
 import { decodeCursor, toPage } from "../pagination";
 import { defineRoute } from "../route";
 
@@ -75,8 +76,11 @@ export const chargeRoutes = [
     auth: partnerOrOperator,
     query: ChargesQuery,
     responses: {
-      200: { description: "A page of lines", schema: ChargePageOut },
-      400: { description: "Invalid query" },
+      200: {
+        description: "A page of lines",
+        schema: ChargePageOut,
+        example: { objects: [examples.charge], meta: { limit: 50, next_cursor: null } },
+      },
     },
     async handle({ env, principal, query }) {
       if (query.since && query.until && query.since.getTime() > query.until.getTime()) {
@@ -96,7 +100,7 @@ export const chargeRoutes = [
         position(query.cursor),
         query.limit,
       );
-      return Response.json(toPage(rows, query.limit, positionOf, chargeView));
+      return { status: 200, body: toPage(rows, query.limit, positionOf, chargeView) };
     },
   }),
   defineRoute({
@@ -109,11 +113,8 @@ export const chargeRoutes = [
     auth: partnerOrOperator,
     params: StatementParams,
     query: Pagination,
-    responses: {
-      200: { description: "The statement", schema: StatementOut },
-      400: { description: "Not a month" },
-      404: { description: "Not found" },
-    },
+    responses: { 200: { description: "The statement", schema: StatementOut, example: examples.statement } },
+    errors: { bad_request: "Not a month (`YYYY-MM`), or a cursor this API did not issue" },
     async handle({ env, principal, params, query }) {
       const month = parseMonth(params.month);
       if (!month) {
@@ -136,7 +137,7 @@ export const chargeRoutes = [
         line_count: statement.totals.reduce((n, t) => n + t.lines, 0),
         ...page,
       };
-      return Response.json(body);
+      return { status: 200, body };
     },
   }),
 ];

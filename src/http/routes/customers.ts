@@ -1,4 +1,4 @@
-import * as v from "valibot";
+import type * as v from "valibot";
 import { visibleCustomer } from "../../app/customers";
 import { newIdFor } from "../../app/intents";
 import { issueCredential } from "../../db/credentials";
@@ -8,10 +8,17 @@ import { findResource } from "../../db/resources";
 import { badRequest, notFound } from "../../domain/errors";
 import { ledgerOf } from "../../objects/quota-ledger";
 import { IdParams, IssuedCredentialOut, KeyRequest } from "../../schemas/common";
-import { CreateCustomer, CustomerOut, ListCustomersQuery, UpdateCustomer } from "../../schemas/customers";
-import { HoldingOut, SetLimit } from "../../schemas/operator";
-import { pageMeta } from "../../schemas/pagination";
+import {
+  CreateCustomer,
+  CustomerOut,
+  CustomerPageOut,
+  ListCustomersQuery,
+  UpdateCustomer,
+} from "../../schemas/customers";
+import { HoldingOut, HoldingsOut, SetLimit } from "../../schemas/operator";
+import * as examples from "../examples";
 import { decodeCursor, toPage } from "../pagination";
+import { ETAG, LOCATION } from "../reply";
 import { defineRoute } from "../route";
 
 /** Customers (quota holders): partners manage their own, operators everyone's. */
@@ -39,10 +46,11 @@ export const customerRoutes = [
     tag,
     auth: partnerOrOperator,
     body: CreateCustomer,
+    bodyExample: { name: "Demo Customer", email: "ops@example.com" },
     responses: {
-      201: { description: "Created", schema: CustomerOut },
-      400: { description: "Invalid input" },
+      201: { description: "Created", schema: CustomerOut, headers: LOCATION, example: examples.customer },
     },
+    errors: { not_found: "An operator named a partner that does not exist" },
     async handle({ env, request, principal, body }) {
       let partnerId = principal.partnerId;
       if (principal.role === "operator") {
@@ -65,54 +73,59 @@ export const customerRoutes = [
         phone: body.phone ?? null,
         address: body.address ?? null,
       });
-      return Response.json(customerOut(c), { status: 201, headers: { location: `/v1/customers/${c.id}` } });
+      return { status: 201, body: customerOut(c), headers: { Location: `/v1/customers/${c.id}` } };
     },
   }),
   defineRoute({
     method: "GET",
     path: "/v1/customers",
     summary: "List customers",
+    description: "Oldest first. Partners see their own customers; the operator everyone's.",
     tag,
     auth: partnerOrOperator,
     query: ListCustomersQuery,
     responses: {
       200: {
         description: "A page of customers",
-        schema: v.object({ objects: v.array(CustomerOut), meta: pageMeta }),
+        schema: CustomerPageOut,
+        example: { objects: [examples.customer], meta: { limit: 50, next_cursor: null } },
       },
     },
     async handle({ env, principal, query }) {
       const scope = principal.role === "operator" ? null : principal.partnerId;
       const rows = await listCustomers(env, scope, decodeCursor(query.cursor), query.limit);
-      return Response.json(toPage(rows, query.limit, (c) => c.id, customerOut));
+      return { status: 200, body: toPage(rows, query.limit, (c) => c.id, customerOut) };
     },
   }),
   defineRoute({
     method: "GET",
     path: "/v1/customers/{id}",
     summary: "Read a customer",
+    description: "Another partner's customer does not exist for the caller (404).",
     tag,
     auth: partnerOrOperator,
     params: IdParams,
     responses: {
-      200: { description: "The customer", schema: CustomerOut },
-      404: { description: "Not found" },
+      200: { description: "The customer", schema: CustomerOut, headers: ETAG, example: examples.customer },
     },
     async handle({ env, principal, params }) {
-      return Response.json(customerOut(await visibleCustomer(env, principal, params.id)));
+      return { status: 200, body: customerOut(await visibleCustomer(env, principal, params.id)) };
     },
   }),
   defineRoute({
     method: "PATCH",
     path: "/v1/customers/{id}",
-    summary: "Update a customer's name or e-mail",
+    summary: "Update a customer's name, e-mail or details",
+    description:
+      "Only `name`, `email`, `user_name`, `phone` and `address` change; any other member is a 400.",
     tag,
     auth: partnerOrOperator,
     params: IdParams,
     body: UpdateCustomer,
+    bodyExample: { email: "billing@example.com" },
+    ifMatch: true,
     responses: {
-      200: { description: "The customer", schema: CustomerOut },
-      404: { description: "Not found" },
+      200: { description: "The customer", schema: CustomerOut, headers: ETAG, example: examples.customer },
     },
     async handle({ env, principal, params, body }) {
       await visibleCustomer(env, principal, params.id);
@@ -122,20 +135,26 @@ export const customerRoutes = [
         ...(user_name !== undefined ? { userName: user_name } : {}),
       });
       if (!updated) throw notFound(`customer ${params.id} does not exist`);
-      return Response.json(customerOut(updated));
+      return { status: 200, body: customerOut(updated) };
     },
   }),
   defineRoute({
     method: "POST",
     path: "/v1/customers/{id}/tokens",
-    summary: "Issue a user token for a customer (X-Auth-Token of GET /account/v1.0/quotas; shown once)",
+    summary: "Issue a user token for a customer",
+    description: "The token is the customer's `X-Auth-Token` for `GET /account/v1.0/quotas`; shown once.",
     tag,
     auth: partnerOrOperator,
     params: IdParams,
     body: KeyRequest,
+    bodyExample: { label: "quota dashboard" },
     responses: {
-      201: { description: "The token", schema: IssuedCredentialOut },
-      404: { description: "Not found" },
+      201: {
+        description: "The token",
+        schema: IssuedCredentialOut,
+        headers: LOCATION,
+        example: { ...examples.credential, role: "customer" },
+      },
     },
     async handle({ env, request, principal, params, body }) {
       const c = await visibleCustomer(env, principal, params.id);
@@ -146,7 +165,7 @@ export const customerRoutes = [
         subjectId: c.id,
         label: body.label ?? null,
       });
-      return Response.json(token, { status: 201, headers: { location: `/v1/customers/${c.id}` } });
+      return { status: 201, body: token, headers: { Location: `/v1/customers/${c.id}` } };
     },
   }),
   defineRoute({
@@ -159,31 +178,34 @@ export const customerRoutes = [
     auth: ["operator"],
     params: IdParams,
     body: SetLimit,
-    responses: {
-      200: { description: "The holding", schema: HoldingOut },
-      404: { description: "No such customer or resource" },
-    },
+    bodyExample: { source: "system", resource: "cyclades.vm", limit: 2 },
+    responses: { 200: { description: "The holding", schema: HoldingOut, example: examples.holding } },
+    errors: { not_found: "No such customer, or the resource is not registered" },
     async handle({ env, principal, params, body }) {
       const c = await visibleCustomer(env, principal, params.id);
       if (!(await findResource(env, body.resource))) {
         throw notFound(`resource ${body.resource} is not registered`);
       }
       const h = await ledgerOf(env, c.id).setLimit(body.source, body.resource, body.limit);
-      return Response.json({ holder: c.id, ...h });
+      return { status: 200, body: { holder: c.id, ...h } };
     },
   }),
   defineRoute({
     method: "GET",
     path: "/v1/customers/{id}/quotas",
     summary: "A customer's holdings",
+    description:
+      "Each (source, resource) the customer holds quota on, with its limit, usage and pending quantity.",
     tag,
     auth: partnerOrOperator,
     params: IdParams,
-    responses: { 200: { description: "Holdings", schema: v.object({ objects: v.array(HoldingOut) }) } },
+    responses: {
+      200: { description: "Holdings", schema: HoldingsOut, example: { objects: [examples.holding] } },
+    },
     async handle({ env, principal, params }) {
       const c = await visibleCustomer(env, principal, params.id);
       const holdings = await ledgerOf(env, c.id).holdings();
-      return Response.json({ objects: holdings.map((h) => ({ holder: c.id, ...h })) });
+      return { status: 200, body: { objects: holdings.map((h) => ({ holder: c.id, ...h })) } };
     },
   }),
 ];

@@ -1,7 +1,9 @@
+import { HealthOut, OpenApiOut } from "../../schemas/meta";
 import { docsContentSecurityPolicy, docsHtml } from "../docs";
 import { openApiDocument } from "../openapi";
 import { defineRoute, type RouteSpec } from "../route";
 import { chargeRoutes } from "./charges";
+import { consumptionRoutes } from "./consumption";
 import { customerRoutes } from "./customers";
 import { operationRoutes } from "./operations";
 import { operatorRoutes } from "./operator";
@@ -19,34 +21,54 @@ const metaRoutes: RouteSpec[] = [
     method: "GET",
     path: "/openapi.json",
     summary: "This API's OpenAPI 3.1 document",
+    description:
+      "Generated from the route declarations that parse requests and type replies; its server is the request's origin.",
     tag,
     auth: null,
-    responses: { 200: { description: "The document" } },
-    handle: ({ request }) => Response.json(openApiDocument(routes, new URL(request.url).origin)),
+    responses: {
+      200: {
+        description: "The document",
+        schema: OpenApiOut,
+        example: { openapi: "3.1.0", info: { title: "stratus", version: "0.1.0" }, paths: {} },
+      },
+    },
+    handle: ({ request }) => ({ status: 200, body: openApiDocument(routes, new URL(request.url).origin) }),
   }),
   defineRoute({
     method: "GET",
     path: "/docs",
     summary: "The API reference, as a web page",
+    description: "A self-contained page rendered from the document.",
     tag,
     auth: null,
-    responses: { 200: { description: "HTML" } },
-    handle: () =>
-      new Response(docsHtml, {
+    responses: {
+      200: {
+        description: "The reference: Scalar's renderer, served from this origin",
+        media: "text/html",
         headers: {
-          "content-type": "text/html; charset=utf-8",
-          "content-security-policy": docsContentSecurityPolicy,
+          "Content-Security-Policy": {
+            description: "Only this origin: the page loads nothing from anywhere else.",
+            required: true,
+          },
         },
-      }),
+        example: '<!doctype html><html lang="en"><head><title>stratus API reference</title></head>…</html>',
+      },
+    },
+    handle: () => ({
+      status: 200,
+      body: docsHtml,
+      headers: { "Content-Security-Policy": docsContentSecurityPolicy },
+    }),
   }),
   defineRoute({
     method: "GET",
     path: "/healthz",
     summary: "Liveness probe",
+    description: "Answers as soon as the Worker runs; touches no storage.",
     tag,
     auth: null,
-    responses: { 200: { description: "The Worker answers" } },
-    handle: () => Response.json({ ok: true }),
+    responses: { 200: { description: "The Worker answers", schema: HealthOut, example: { ok: true } } },
+    handle: () => ({ status: 200, body: { ok: true as const } }),
   }),
 ];
 
@@ -57,6 +79,7 @@ export const routes: readonly RouteSpec[] = [
   ...productRoutes,
   ...customerRoutes,
   ...subscriptionRoutes,
+  ...consumptionRoutes,
   ...orderRoutes,
   ...chargeRoutes,
   ...operationRoutes,

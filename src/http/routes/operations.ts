@@ -1,25 +1,17 @@
 import * as v from "valibot";
 import { listOperations } from "../../db/operations";
-import { OPERATION_STATUSES } from "../../db/schema";
 import { badRequest } from "../../domain/errors";
-import { Pagination, pageMeta } from "../../schemas/pagination";
+import { OperationOut, OperationPageOut, OperationsQuery, OpRef } from "../../schemas/operations";
+import { ConsumptionOut, PurchaseOut, SubscriptionOut } from "../../schemas/subscriptions";
+import * as examples from "../examples";
 import { operationStatus, operationView } from "../operations";
 import { decodeCursor, toPage } from "../pagination";
+import { LOCATION } from "../reply";
 import { defineRoute } from "../route";
 
 /** The status endpoint of long-running operations (CaaS OpRef). */
 
 const tag = "Operations";
-
-const OperationOut = v.object({
-  opRef: v.string(),
-  kind: v.picklist(["purchase", "update", "extend", "auto_renew", "run", "cancel"]),
-  status: v.picklist(OPERATION_STATUSES),
-  created_at: v.string(),
-  updated_at: v.string(),
-  result_status: v.nullable(v.number()),
-  result_location: v.nullable(v.string()),
-});
 
 export const operationRoutes = [
   defineRoute({
@@ -27,15 +19,42 @@ export const operationRoutes = [
     path: "/v1/operations/{opRef}",
     summary: "Poll an operation",
     description:
-      "While `queued` or `running`: 202 with the operation and `Retry-After`. Once `succeeded`: the final code (201, 200) with the resulting resource and its `Location`. Once `failed`: the persisted problem with its 4xx code. Kept at least 30 days.",
+      "While `queued` or `running`: 202 with the operation and `Retry-After`. Once `succeeded`: the final code (201 for a purchase, 200 otherwise) with what the request would have answered and its `Location`. Once `failed`: the problem the work failed with, with its code (409, 413 or 409 `quota-exceeded`, 424, or 500 once given up). Kept at least 30 days.",
     tag,
     auth: ["partner", "operator"],
-    params: v.object({ opRef: v.pipe(v.string(), v.regex(/^op_[0-9a-f]{32}$/)) }),
+    params: v.object({ opRef: OpRef }),
     responses: {
-      202: { description: "Still in progress", schema: OperationOut },
-      200: { description: "Succeeded (an update or action)" },
-      201: { description: "Succeeded (a purchase)" },
-      404: { description: "No such operation" },
+      202: {
+        description: "Still in progress",
+        schema: OperationOut,
+        example: { ...examples.operation, status: "running" },
+        headers: {
+          Location: { description: "This operation.", required: true },
+          "Retry-After": {
+            description: "Seconds to wait before polling again.",
+            required: true,
+            schema: { type: "integer", minimum: 0 },
+          },
+          "Preference-Applied": { description: "`respond-async`.", schema: { type: "string" } },
+        },
+      },
+      200: {
+        description: "Succeeded: an update, action, cancellation or consumption report",
+        schema: v.union([SubscriptionOut, ConsumptionOut]),
+        headers: { Location: { description: "The subscription changed, if the work names one." } },
+        example: examples.subscription,
+      },
+      201: {
+        description: "Succeeded: a purchase",
+        schema: PurchaseOut,
+        headers: LOCATION,
+        example: examples.purchase,
+      },
+    },
+    errors: {
+      conflict: "Failed: conflicts with the subscription's state, or the purchase was given up",
+      over_limit: "Failed: over quota; nothing was bought or changed",
+      failed_dependency: "Failed: a vendor could not provision",
     },
     handle: ({ env, principal, params }) =>
       operationStatus(env, params.opRef, principal.role === "operator" ? null : principal.partnerId),
@@ -44,11 +63,16 @@ export const operationRoutes = [
     method: "GET",
     path: "/v1/operations",
     summary: "List the partner's operations",
+    description: "Oldest first, optionally of one status.",
     tag,
     auth: ["partner"],
-    query: v.object({ ...Pagination.entries, status: v.optional(v.picklist(OPERATION_STATUSES)) }),
+    query: OperationsQuery,
     responses: {
-      200: { description: "A page", schema: v.object({ objects: v.array(OperationOut), meta: pageMeta }) },
+      200: {
+        description: "A page",
+        schema: OperationPageOut,
+        example: { objects: [examples.operation], meta: { limit: 50, next_cursor: null } },
+      },
     },
     async handle({ env, principal, query }) {
       if (!principal.partnerId) throw badRequest("only partners have operations");
@@ -58,7 +82,7 @@ export const operationRoutes = [
         after: decodeCursor(query.cursor),
         limit: query.limit,
       });
-      return Response.json(toPage(rows, query.limit, (o) => o.opRef, operationView));
+      return { status: 200, body: toPage(rows, query.limit, (o) => o.opRef, operationView) };
     },
   }),
 ];

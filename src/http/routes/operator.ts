@@ -1,4 +1,4 @@
-import * as v from "valibot";
+import type * as v from "valibot";
 import { newIdFor } from "../../app/intents";
 import { issueCredential } from "../../db/credentials";
 import {
@@ -17,12 +17,15 @@ import {
   CreateResource,
   CreateService,
   PartnerOut,
+  ResourceListOut,
   ResourceOut,
   ResourceParams,
   ServiceOut,
   UpdatePartner,
 } from "../../schemas/operator";
 import { forgetPartnerCredentials } from "../auth";
+import * as examples from "../examples";
+import { LOCATION } from "../reply";
 import { defineRoute } from "../route";
 
 /** Operator endpoints: the catalog of resources, partners and their keys, services and their tokens. */
@@ -30,38 +33,37 @@ import { defineRoute } from "../route";
 const tag = "Operator";
 const operator = ["operator"] as const;
 
-const created = (body: unknown, location: string) =>
-  Response.json(body, { status: 201, headers: { location } });
-
 export const operatorRoutes = [
   defineRoute({
     method: "POST",
     path: "/v1/partners",
     summary: "Create a partner",
+    description: "A reseller: its API keys, customers, services and subscriptions are its own.",
     tag,
     auth: operator,
     body: CreatePartner,
-    responses: { 201: { description: "Created", schema: PartnerOut } },
+    bodyExample: { name: "Demo Partner", rate_limit: "standard" },
+    responses: {
+      201: { description: "Created", schema: PartnerOut, headers: LOCATION, example: examples.partnerOut },
+    },
     async handle({ env, request, body }) {
       const p = await createPartner(env, await newIdFor(request), body.name, body.rate_limit);
-      return created(partnerOut(p), `/v1/partners/${p.id}`);
+      return { status: 201, body: partnerOut(p), headers: { Location: `/v1/partners/${p.id}` } };
     },
   }),
   defineRoute({
     method: "GET",
     path: "/v1/partners/{id}",
     summary: "Read a partner",
+    description: "Its name and rate-limit tier.",
     tag,
     auth: operator,
     params: IdParams,
-    responses: {
-      200: { description: "The partner", schema: PartnerOut },
-      404: { description: "No such partner" },
-    },
+    responses: { 200: { description: "The partner", schema: PartnerOut, example: examples.partnerOut } },
     async handle({ env, params }) {
       const p = await findPartner(env, params.id);
       if (!p) throw notFound(`partner ${params.id} does not exist`);
-      return Response.json(partnerOut(p));
+      return { status: 200, body: partnerOut(p) };
     },
   }),
   defineRoute({
@@ -75,9 +77,13 @@ export const operatorRoutes = [
     auth: operator,
     params: IdParams,
     body: UpdatePartner,
+    bodyExample: { rate_limit: "raised" },
     responses: {
-      200: { description: "The partner", schema: PartnerOut },
-      404: { description: "No such partner" },
+      200: {
+        description: "The partner",
+        schema: PartnerOut,
+        example: { ...examples.partnerOut, rate_limit: "raised" },
+      },
     },
     async handle({ env, params, body }) {
       const p = await updatePartner(env, params.id, {
@@ -86,20 +92,26 @@ export const operatorRoutes = [
       });
       if (!p) throw notFound(`partner ${params.id} does not exist`);
       if (body.rate_limit !== undefined) forgetPartnerCredentials(p.id);
-      return Response.json(partnerOut(p));
+      return { status: 200, body: partnerOut(p) };
     },
   }),
   defineRoute({
     method: "POST",
     path: "/v1/partners/{id}/api-keys",
-    summary: "Issue an API key for a partner (shown once)",
+    summary: "Issue an API key for a partner",
+    description: "The key (`X-Api-Key`, or `Authorization: Bearer`) is shown once, in this answer.",
     tag,
     auth: operator,
     params: IdParams,
     body: KeyRequest,
+    bodyExample: { label: "billing system" },
     responses: {
-      201: { description: "The key", schema: IssuedCredentialOut },
-      404: { description: "No such partner" },
+      201: {
+        description: "The key",
+        schema: IssuedCredentialOut,
+        headers: LOCATION,
+        example: examples.credential,
+      },
     },
     async handle({ env, request, params, body }) {
       if (!(await findPartner(env, params.id))) throw notFound(`partner ${params.id} does not exist`);
@@ -110,7 +122,7 @@ export const operatorRoutes = [
         subjectId: params.id,
         label: body.label ?? null,
       });
-      return created(key, `/v1/partners/${params.id}`);
+      return { status: 201, body: key, headers: { Location: `/v1/partners/${params.id}` } };
     },
   }),
   defineRoute({
@@ -121,33 +133,43 @@ export const operatorRoutes = [
     tag,
     auth: operator,
     body: CreateService,
+    bodyExample: { partner: examples.partnerOut.id, name: "cyclades" },
     responses: {
-      201: { description: "Created", schema: ServiceOut },
-      404: { description: "No such partner" },
-      409: { description: "The partner already has a service of that name" },
+      201: { description: "Created", schema: ServiceOut, headers: LOCATION, example: examples.service },
+    },
+    errors: {
+      not_found: "No such partner",
+      conflict: "The partner already has a service of that name",
     },
     async handle({ env, request, body }) {
       if (!(await findPartner(env, body.partner))) throw notFound(`partner ${body.partner} does not exist`);
       const s = await createService(env, await newIdFor(request), body.partner, body.name);
       if (!s)
         throw new AppError("conflict", `partner ${body.partner} already has a service named ${body.name}`);
-      return created(
-        { id: s.id, partner: s.partnerId, name: s.name, created_at: s.createdAt },
-        `/v1/services/${s.id}`,
-      );
+      return {
+        status: 201,
+        body: { id: s.id, partner: s.partnerId, name: s.name, created_at: s.createdAt },
+        headers: { Location: `/v1/services/${s.id}` },
+      };
     },
   }),
   defineRoute({
     method: "POST",
     path: "/v1/services/{id}/tokens",
-    summary: "Issue a service token (X-Auth-Token of the quota API; shown once)",
+    summary: "Issue a service token",
+    description: "The service's `X-Auth-Token` for the quota API; shown once, in this answer.",
     tag,
     auth: operator,
     params: IdParams,
     body: KeyRequest,
+    bodyExample: { label: "cyclades controller" },
     responses: {
-      201: { description: "The token", schema: IssuedCredentialOut },
-      404: { description: "No such service" },
+      201: {
+        description: "The token",
+        schema: IssuedCredentialOut,
+        headers: LOCATION,
+        example: { ...examples.credential, role: "service" },
+      },
     },
     async handle({ env, request, params, body }) {
       const service = await findService(env, params.id);
@@ -159,18 +181,21 @@ export const operatorRoutes = [
         subjectId: service.id,
         label: body.label ?? null,
       });
-      return created(token, `/v1/services/${service.id}`);
+      return { status: 201, body: token, headers: { Location: `/v1/services/${service.id}` } };
     },
   }),
   defineRoute({
     method: "PUT",
     path: "/v1/resources/{name}",
     summary: "Register (or update) a quota resource",
+    description:
+      "A resource belongs to the service that commissions it (`service`); stratus's own products hold quota on resources of service `stratus`.",
     tag,
     auth: operator,
     params: ResourceParams,
     body: CreateResource,
-    responses: { 200: { description: "The resource", schema: ResourceOut } },
+    bodyExample: { service: "cyclades", unit: null, description: "Virtual machines" },
+    responses: { 200: { description: "The resource", schema: ResourceOut, example: examples.resource } },
     async handle({ env, params, body }) {
       const r = await upsertResource(env, {
         name: params.name,
@@ -179,18 +204,21 @@ export const operatorRoutes = [
         service: body.service,
         allowInProjects: body.allow_in_projects,
       });
-      return Response.json(resourceOut(r));
+      return { status: 200, body: resourceOut(r) };
     },
   }),
   defineRoute({
     method: "GET",
     path: "/v1/resources",
     summary: "List quota resources",
+    description: "Every registered resource, by name.",
     tag,
     auth: ["operator", "partner"],
-    responses: { 200: { description: "Resources", schema: v.object({ objects: v.array(ResourceOut) }) } },
+    responses: {
+      200: { description: "Resources", schema: ResourceListOut, example: { objects: [examples.resource] } },
+    },
     async handle({ env }) {
-      return Response.json({ objects: (await listResources(env)).map(resourceOut) });
+      return { status: 200, body: { objects: (await listResources(env)).map(resourceOut) } };
     },
   }),
 ];

@@ -1,9 +1,9 @@
-import * as v from "valibot";
 import { findOrder, listOrders } from "../../db/orders";
 import { badRequest, notFound } from "../../domain/errors";
 import { IdParams } from "../../schemas/common";
-import { Pagination, pageMeta } from "../../schemas/pagination";
-import { OrderOut } from "../../schemas/subscriptions";
+import { Pagination } from "../../schemas/pagination";
+import { OrderOut, OrderPageOut } from "../../schemas/subscriptions";
+import * as examples from "../examples";
 import { decodeCursor, toPage } from "../pagination";
 import { defineRoute } from "../route";
 import { orderView } from "../views";
@@ -17,26 +17,32 @@ export const orderRoutes = [
     method: "GET",
     path: "/v1/orders",
     summary: "List the partner's orders",
+    description: "Oldest first: one per customer a purchase bought for, and one per extension or renewal.",
     tag,
     auth: ["partner"],
     query: Pagination,
     responses: {
-      200: { description: "A page", schema: v.object({ objects: v.array(OrderOut), meta: pageMeta }) },
+      200: {
+        description: "A page",
+        schema: OrderPageOut,
+        example: { objects: [examples.order], meta: { limit: 50, next_cursor: null } },
+      },
     },
     async handle({ env, principal, query }) {
       if (!principal.partnerId) throw badRequest("only partners have orders");
       const rows = await listOrders(env, principal.partnerId, decodeCursor(query.cursor), query.limit);
-      return Response.json(toPage(rows, query.limit, (o) => o.id, orderView));
+      return { status: 200, body: toPage(rows, query.limit, (o) => o.id, orderView) };
     },
   }),
   defineRoute({
     method: "GET",
     path: "/v1/orders/{id}",
     summary: "Read an order",
+    description: "Its lines, each naming the charge line it writes once the order completes.",
     tag,
     auth: ["partner", "operator"],
     params: IdParams,
-    responses: { 200: { description: "The order", schema: OrderOut }, 404: { description: "Not found" } },
+    responses: { 200: { description: "The order", schema: OrderOut, example: examples.order } },
     async handle({ env, principal, params }) {
       const order = await findOrder(
         env,
@@ -44,7 +50,7 @@ export const orderRoutes = [
         principal.role === "operator" ? null : principal.partnerId,
       );
       if (!order) throw notFound(`order ${params.id} does not exist`);
-      return Response.json(orderView(order));
+      return { status: 200, body: orderView(order) };
     },
   }),
 ];

@@ -1,4 +1,4 @@
-import * as v from "valibot";
+import type * as v from "valibot";
 import { catalogChanged } from "../../app/catalog";
 import { findProductById, listProducts, upsertProduct } from "../../db/products";
 import { findResource } from "../../db/resources";
@@ -9,7 +9,9 @@ import { badRequest, notFound } from "../../domain/errors";
 import { currency, parseDecimal } from "../../domain/money";
 import { money } from "../../domain/subscriptions";
 import { newSigningSecret } from "../../domain/webhooks";
-import { ProductOut, ProductParams, PutProduct } from "../../schemas/products";
+import { ProductListOut, ProductOut, ProductParams, PutProduct } from "../../schemas/products";
+import * as examples from "../examples";
+import { ETAG } from "../reply";
 import { defineRoute } from "../route";
 
 /** The catalog of products partners can order. */
@@ -34,12 +36,25 @@ export const productRoutes = [
     method: "PUT",
     path: "/v1/products/{id}",
     summary: "Create or update a product",
-    description: "`unit_price` is in the currency's minor-unit precision at most (e.g. 2 decimals for EUR).",
+    description:
+      "`unit_price` is in the currency's minor-unit precision at most (e.g. 2 decimals for EUR). The quota resource must be one of stratus's own (service `stratus`). A syndicated product needs a vendor and an endpoint; the first time a product becomes syndicated, its signing secret is answered, once.",
     tag,
     auth: ["operator"],
     params: ProductParams,
     body: PutProduct,
-    responses: { 200: { description: "The product", schema: ProductOut }, 400: { description: "Invalid" } },
+    bodyExample: {
+      name: "SSD storage",
+      kind: "timed",
+      unit: "GB",
+      unit_price: "0.01",
+      currency: "EUR",
+      quota_resource: "stratus.dssd",
+      aliases: ["hdd"],
+    },
+    ifMatch: true,
+    responses: {
+      200: { description: "The product", schema: ProductOut, headers: ETAG, example: examples.product },
+    },
     async handle({ env, params, body }) {
       const minor = parseDecimal(body.unit_price, currency(body.currency));
       if (minor === null || minor > BigInt(Number.MAX_SAFE_INTEGER)) {
@@ -91,7 +106,7 @@ export const productRoutes = [
         vendorId: syndicated ? (body.vendor ?? null) : null,
       });
       catalogChanged();
-      if (!syndicated) return Response.json(productOut(product));
+      if (!syndicated) return { status: 200, body: productOut(product) };
       // The signing secret is made once, when the product first becomes syndicated, and shown then only.
       const secret = before?.signingSecret ? null : newSigningSecret();
       await setSyndication(env, params.id, {
@@ -99,32 +114,41 @@ export const productRoutes = [
         ...(secret ? { signingSecret: secret } : {}),
       });
       catalogChanged();
-      return Response.json({ ...productOut(product), ...(secret ? { signing_secret: secret } : {}) });
+      return {
+        status: 200,
+        body: { ...productOut(product), ...(secret ? { signing_secret: secret } : {}) },
+      };
     },
   }),
   defineRoute({
     method: "GET",
     path: "/v1/products",
     summary: "List products",
+    description: "The whole catalog, by id.",
     tag,
     auth: ["operator", "partner"],
-    responses: { 200: { description: "Products", schema: v.object({ objects: v.array(ProductOut) }) } },
+    responses: {
+      200: { description: "Products", schema: ProductListOut, example: { objects: [examples.product] } },
+    },
     async handle({ env }) {
-      return Response.json({ objects: (await listProducts(env)).map(productOut) });
+      return { status: 200, body: { objects: (await listProducts(env)).map(productOut) } };
     },
   }),
   defineRoute({
     method: "GET",
     path: "/v1/products/{id}",
     summary: "Read a product",
+    description: "One product of the catalog, by id.",
     tag,
     auth: ["operator", "partner"],
     params: ProductParams,
-    responses: { 200: { description: "The product", schema: ProductOut }, 404: { description: "Not found" } },
+    responses: {
+      200: { description: "The product", schema: ProductOut, headers: ETAG, example: examples.product },
+    },
     async handle({ env, params }) {
       const product = await findProductById(env, params.id);
       if (!product) throw notFound(`product ${params.id} does not exist`);
-      return Response.json(productOut(product));
+      return { status: 200, body: productOut(product) };
     },
   }),
 ];

@@ -1,4 +1,4 @@
-import * as v from "valibot";
+import type * as v from "valibot";
 import { listPending, pendingCommission, resolveCommission, resolveMany } from "../../app/commissions";
 import type { Principal } from "../../db/credentials";
 import { allPartnerCustomerIds, ownCustomers } from "../../db/customers";
@@ -10,6 +10,7 @@ import { issueCommission } from "../../objects/commission-issue";
 import type { HoldingView } from "../../objects/ledger-holdings";
 import { ledgerOf } from "../../objects/quota-ledger";
 import {
+  type CloudFault,
   CommissionAction,
   CommissionOut,
   IssueCommission,
@@ -19,10 +20,12 @@ import {
   ResourcesOut,
   SerialOut,
   SerialParams,
+  SerialsOut,
   ServiceQuotasOut,
   ServiceQuotasQuery,
 } from "../../schemas/quota";
 import { cloudFault } from "../cloudfault";
+import * as examples from "../examples";
 import { defineRoute } from "../route";
 
 /** The quota API, Astakos dialect: /account/v1.0. */
@@ -60,9 +63,12 @@ export const quotaRoutes = [
     method: "GET",
     path: `${base}/resources`,
     summary: "List the registered resources",
+    description: "Every resource, by name, with the service it belongs to. Public.",
     tag,
     auth: null,
-    responses: { 200: { description: "Resources by name", schema: ResourcesOut } },
+    responses: {
+      200: { description: "Resources by name", schema: ResourcesOut, example: examples.quotaResources },
+    },
     async handle({ env }) {
       const out: v.InferOutput<typeof ResourcesOut> = {};
       for (const r of await listResources(env)) {
@@ -73,22 +79,20 @@ export const quotaRoutes = [
           allow_in_projects: r.allowInProjects,
         };
       }
-      return Response.json(out);
+      return { status: 200, body: out };
     },
   }),
   defineRoute({
     method: "GET",
     path: `${base}/quotas`,
     summary: "The calling user's quotas, by source and resource",
+    description: "With a user token (`X-Auth-Token`): the customer's holdings, as Astakos nests them.",
     tag,
     auth: ["customer"],
-    responses: {
-      200: { description: "Quotas", schema: QuotasOut },
-      401: { description: "Missing or invalid token" },
-    },
+    responses: { 200: { description: "Quotas", schema: QuotasOut, example: examples.quotas } },
     async handle({ env, principal }) {
       const holdings = principal.subjectId ? await ledgerOf(env, principal.subjectId).holdings() : [];
-      return Response.json(nest(holdings));
+      return { status: 200, body: nest(holdings) };
     },
   }),
   defineRoute({
@@ -99,7 +103,9 @@ export const quotaRoutes = [
     tag,
     auth: ["service"],
     query: ServiceQuotasQuery,
-    responses: { 200: { description: "Quotas by holder", schema: ServiceQuotasOut } },
+    responses: {
+      200: { description: "Quotas by holder", schema: ServiceQuotasOut, example: examples.serviceQuotas },
+    },
     async handle({ env, principal, query }) {
       const service = await callingService(env, principal);
       const [mine, holders] = await Promise.all([
@@ -114,7 +120,10 @@ export const quotaRoutes = [
             [holder, nest(await ledgerOf(env, holder).holdings(), (r) => mine.has(r))] as const,
         ),
       );
-      return Response.json(Object.fromEntries(entries.filter(([, q]) => Object.keys(q).length > 0)));
+      return {
+        status: 200,
+        body: Object.fromEntries(entries.filter(([, q]) => Object.keys(q).length > 0)),
+      };
     },
   }),
   defineRoute({
@@ -126,11 +135,13 @@ export const quotaRoutes = [
     tag,
     auth: ["service"],
     body: IssueCommission,
-    responses: {
-      201: { description: "Issued", schema: SerialOut },
-      400: { description: "Invalid input, or a resource of another service (badRequest)" },
-      404: { description: "A holding does not exist (itemNotFound, data.name NoHoldingError)" },
-      413: { description: "A limit would be exceeded or a usage fall below zero (overLimit)" },
+    bodyExample: { name: "create a VM", force: false, auto_accept: false, provisions: [examples.provision] },
+    responses: { 201: { description: "Issued", schema: SerialOut, example: { serial: 57 } } },
+    errors: {
+      bad_request: "Invalid input, or a resource of another service (`badRequest`)",
+      not_found: "A holding does not exist (`itemNotFound`, `data.name` NoHoldingError)",
+      conflict: "The commission was abandoned while it was being issued (`conflict`)",
+      over_limit: "A limit would be exceeded or a usage fall below zero (`overLimit`)",
     },
     async handle({ env, principal, body }) {
       const service = await callingService(env, principal);
@@ -145,39 +156,39 @@ export const quotaRoutes = [
         },
         now(),
       );
-      return Response.json({ serial }, { status: 201 });
+      return { status: 201, body: { serial } };
     },
   }),
   defineRoute({
     method: "GET",
     path: `${base}/commissions`,
     summary: "Serials of the calling service's pending commissions",
+    description: "Oldest first.",
     tag,
     auth: ["service"],
-    responses: { 200: { description: "Serials", schema: v.array(v.number()) } },
+    responses: { 200: { description: "Serials", schema: SerialsOut, example: [57, 58] } },
     async handle({ env, principal }) {
-      return Response.json(await listPending(env, (await callingService(env, principal)).id));
+      return { status: 200, body: await listPending(env, (await callingService(env, principal)).id) };
     },
   }),
   defineRoute({
     method: "GET",
     path: `${base}/commissions/{serial}`,
     summary: "Describe a pending commission",
+    description: "Only the calling service's own, while pending.",
     tag,
     auth: ["service"],
     params: SerialParams,
     responses: {
-      200: { description: "The commission", schema: CommissionOut },
-      404: { description: "Not pending" },
+      200: { description: "The commission", schema: CommissionOut, example: examples.commission },
     },
+    errors: { not_found: "Not a pending commission of this service (`itemNotFound`)" },
     async handle({ env, principal, params }) {
       const row = await pendingCommission(env, (await callingService(env, principal)).id, params.serial);
-      return Response.json({
-        serial: row.serial,
-        issue_time: row.issueTime,
-        name: row.name,
-        provisions: row.provisions,
-      });
+      return {
+        status: 200,
+        body: { serial: row.serial, issue_time: row.issueTime, name: row.name, provisions: row.provisions },
+      };
     },
   }),
   defineRoute({
@@ -189,10 +200,11 @@ export const quotaRoutes = [
     auth: ["service"],
     params: SerialParams,
     body: CommissionAction,
-    responses: {
-      200: { description: "Resolved" },
-      400: { description: "Both or neither of accept/reject" },
-      404: { description: "Not pending for this service" },
+    bodyExample: { accept: "" },
+    responses: { 200: { description: "Resolved; no body" } },
+    errors: {
+      bad_request: "Both or neither of accept and reject (`badRequest`)",
+      not_found: "Not pending for this service (`itemNotFound`)",
     },
     async handle({ env, principal, params, body }) {
       const accept = body.accept !== undefined;
@@ -200,27 +212,40 @@ export const quotaRoutes = [
       if (accept === reject) throw badRequest('exactly one of "accept" and "reject" is expected');
       const service = await callingService(env, principal);
       await resolveCommission(env, service.id, params.serial, accept ? "accept" : "reject");
-      return new Response(null, { status: 200 });
+      return { status: 200 };
     },
   }),
   defineRoute({
     method: "POST",
     path: `${base}/commissions/action`,
     summary: "Accept and reject several commissions",
+    description:
+      "Always 200: each serial is accepted, rejected or failed; `failed` pairs each failed serial with its cloudFault.",
     tag,
     auth: ["service"],
     body: ResolveMany,
+    bodyExample: { accept: [57], reject: [59] },
     responses: {
-      200: { description: "What was accepted, rejected, and what failed", schema: ResolveManyOut },
+      200: {
+        description: "What was accepted, rejected, and what failed",
+        schema: ResolveManyOut,
+        example: examples.resolved,
+      },
     },
     async handle({ env, principal, body }) {
       const service = await callingService(env, principal);
       const result = await resolveMany(env, service.id, body.accept, body.reject);
-      return Response.json({
-        accepted: result.accepted,
-        rejected: result.rejected,
-        failed: result.failed.map(([serial, error]) => [serial, cloudFault(error)]),
-      });
+      return {
+        status: 200,
+        body: {
+          accepted: result.accepted,
+          rejected: result.rejected,
+          failed: result.failed.map(([serial, error]): [number, v.InferOutput<typeof CloudFault>] => [
+            serial,
+            cloudFault(error),
+          ]),
+        },
+      };
     },
   }),
 ];

@@ -1,33 +1,30 @@
-import * as v from "valibot";
-import { catalogKnowing, productIdsNamed } from "../../app/catalog";
-import { visibleCustomer } from "../../app/customers";
+import type * as v from "valibot";
+import { productIdsNamed } from "../../app/catalog";
 import { extensionTerm } from "../../app/extend";
 import { storedObject } from "../../app/operations";
 import { listPage, readSubscription, scopeOf, visibleRecord } from "../../app/reads";
 import { assignIds, plan } from "../../app/subscriptions";
 import type { Principal } from "../../db/credentials";
-import { findProduct } from "../../domain/catalog";
 import { badRequest, refused } from "../../domain/errors";
 import { uuidv7 } from "../../domain/ids";
-import { chargeFor } from "../../domain/metering";
 import { MAX_OBJECTS } from "../../domain/purchase";
 import { amountChangeRefusal, money, runRefusal } from "../../domain/subscriptions";
-import { accruing, usageLines } from "../../domain/usage";
 import { IdParams } from "../../schemas/common";
 import {
   ActionBody,
   ActionQuery,
-  ConsumptionRequest,
   ListQuery,
   PageOut,
   PurchaseOut,
   PurchaseRequest,
+  QuoteOut,
   SubscriptionOut,
   UpdateRequest,
-  UsageOut,
 } from "../../schemas/subscriptions";
-import { respond } from "../operations";
+import * as examples from "../examples";
+import { ACCEPTED, respond } from "../operations";
 import { decodeCursor, toPage } from "../pagination";
+import { ETAG } from "../reply";
 import { defineRoute } from "../route";
 
 /**
@@ -40,7 +37,7 @@ const tag = "Subscriptions";
 const partners = ["partner", "operator"] as const;
 const now = () => new Date();
 
-const ASYNC =
+export const ASYNC =
   " With `Prefer: respond-async`: 202 Accepted, `Location: /v1/operations/{opRef}` and `Retry-After`; the operation then answers what this would have.";
 
 /** Operators act for a partner they name; partners act for themselves. */
@@ -62,29 +59,39 @@ async function listQuery(env: Env, principal: Principal, query: v.InferOutput<ty
 }
 
 /** The two listings share everything but `grouped`: each chain's first only, with the chain's end. */
-function listRoute(path: string, summary: string, grouped: boolean) {
+function listRoute(path: string, summary: string, description: string, grouped: boolean) {
   return defineRoute({
     method: "GET",
     path,
     summary,
+    description,
     tag,
     auth: partners,
     query: ListQuery,
-    responses: { 200: { description: "A page", schema: PageOut } },
+    responses: {
+      200: {
+        description: "A page",
+        schema: PageOut,
+        example: { objects: [examples.subscription], meta: { limit: 50, next_cursor: null } },
+      },
+    },
     async handle({ env, principal, query }) {
       const { rows, objects } = await listPage(env, await listQuery(env, principal, query), grouped);
-      return Response.json({
-        objects,
-        meta: toPage(
-          rows,
-          query.limit,
-          (r) => r.record.id,
-          () => null,
-        ).meta,
-      });
+      const { meta } = toPage(
+        rows,
+        query.limit,
+        (r) => r.record.id,
+        () => null,
+      );
+      return { status: 200, body: { objects, meta } };
     },
   });
 }
+
+/** Where a write's Location points once the work is done. */
+const SUBSCRIPTION_LOCATION = {
+  Location: { description: "The subscription.", required: true },
+} as const;
 
 export const subscriptionRoutes = [
   defineRoute({
@@ -95,11 +102,22 @@ export const subscriptionRoutes = [
     tag,
     auth: partners,
     body: PurchaseRequest,
+    bodyExample: examples.purchaseRequest,
+    async: true,
     responses: {
-      201: { description: "Bought", schema: PurchaseOut },
-      202: { description: "Accepted as an operation" },
-      400: { description: "Invalid objects; `errors` names each field" },
-      413: { description: "Over quota: names the resource, limit and usage; nothing bought" },
+      201: {
+        description: "Bought: the subscriptions, the total and the orders",
+        schema: PurchaseOut,
+        headers: { Location: { description: "The first subscription bought.", required: true } },
+        example: examples.purchase,
+      },
+      202: ACCEPTED,
+    },
+    errors: {
+      bad_request:
+        "Invalid objects (`errors` names each field), or an operator buying without a partner's key",
+      not_found: "A customer that is not the partner's",
+      over_limit: "Over quota: names the resource, limit and usage; nothing bought",
     },
     async handle({ env, request, principal, body }) {
       const at = now();
@@ -107,7 +125,7 @@ export const subscriptionRoutes = [
       const planned = await plan(env, partnerId, body.objects, at);
       // A syndicated product is provisioned by its vendor: the purchase always runs as an operation.
       const syndicated = planned.subscriptions.some((p) => p.product.delivery === "syndicated");
-      return respond(
+      const answer = await respond(
         env,
         request,
         {
@@ -119,57 +137,78 @@ export const subscriptionRoutes = [
         },
         { mustWait: syndicated, planned: planned.subscriptions },
       );
+      return answer;
     },
   }),
   defineRoute({
     method: "POST",
     path: "/v1/subscriptioncalculator",
     summary: "Price subscriptions without buying them",
-    description: "Same input and validation as buying; nothing is bought or reserved.",
+    description:
+      "Same input and validation as buying, quota included; nothing is bought or reserved. Answers what would be bought, priced, without ids.",
     tag,
     auth: partners,
     body: PurchaseRequest,
-    responses: { 200: { description: "Priced", schema: PageOut } },
+    bodyExample: examples.purchaseRequest,
+    responses: { 200: { description: "Priced", schema: QuoteOut, example: examples.quote } },
+    errors: {
+      bad_request:
+        "Invalid objects (`errors` names each field), or an operator pricing without a partner's key",
+      not_found: "A customer that is not the partner's",
+      over_limit: "Over quota: names the resource, limit and usage",
+    },
     async handle({ env, principal, body }) {
       const planned = await plan(env, actingPartner(principal), body.objects, now());
-      return Response.json({
-        objects: planned.subscriptions.map((p) => ({
-          resource: p.product.id,
-          product: p.product.id,
-          customer: p.customer,
-          amount: p.amount,
-          start_time: p.start.toISOString(),
-          end_time: p.end?.toISOString() ?? null,
-          period: p.period,
-          auto_renew: p.autoRenew,
-          price: money(p.priceMinor, p.product.currency),
-          currency: p.product.currency,
-        })),
-        meta: { total_price: money(planned.totalMinor, planned.currency), currency: planned.currency },
-      });
+      return {
+        status: 200,
+        body: {
+          objects: planned.subscriptions.map((p) => ({
+            resource: p.product.id,
+            product: p.product.id,
+            customer: p.customer,
+            amount: p.amount,
+            start_time: p.start.toISOString(),
+            end_time: p.end?.toISOString() ?? null,
+            period: p.period,
+            auto_renew: p.autoRenew,
+            price: money(p.priceMinor, p.product.currency),
+            currency: p.product.currency,
+          })),
+          meta: { total_price: money(planned.totalMinor, planned.currency), currency: planned.currency },
+        },
+      };
     },
   }),
-  listRoute("/v1/subscriptions", "List subscriptions", false),
+  listRoute(
+    "/v1/subscriptions",
+    "List subscriptions",
+    "Oldest first, from the read model; `status` and `resource` (ids or aliases) narrow the list.",
+    false,
+  ),
   listRoute(
     "/v1/groupedsubscriptions",
-    "List the first subscription of each extension chain; `descendants` lists the extensions and `end_time` is that of the chain's last subscription",
+    "List the first subscription of each extension chain",
+    "`descendants` lists each chain's extensions, and `end_time` is that of the chain's last subscription.",
     true,
   ),
   defineRoute({
     method: "GET",
     path: "/v1/subscriptions/{id}",
-    summary: "Read a subscription (from its object: read-your-writes)",
+    summary: "Read a subscription",
+    description: "From its object, so a read follows every write that answered before it (read-your-writes).",
     tag,
     auth: partners,
     params: IdParams,
     responses: {
-      200: { description: "The subscription", schema: SubscriptionOut },
-      404: { description: "Not found" },
+      200: {
+        description: "The subscription",
+        schema: SubscriptionOut,
+        headers: ETAG,
+        example: examples.subscription,
+      },
     },
     async handle({ env, principal, params }) {
-      return new Response(await readSubscription(env, scopeOf(principal), params.id, now()), {
-        headers: { "content-type": "application/json" },
-      });
+      return { status: 200, json: await readSubscription(env, scopeOf(principal), params.id, now()) };
     },
   }),
   defineRoute({
@@ -181,18 +220,28 @@ export const subscriptionRoutes = [
     auth: partners,
     params: IdParams,
     body: UpdateRequest,
+    bodyExample: { auto_renew: true },
+    async: true,
+    ifMatch: true,
     responses: {
-      200: { description: "Updated", schema: SubscriptionOut },
-      202: { description: "Accepted as an operation" },
-      400: { description: "An immutable or invalid field" },
-      409: { description: "An amount on a prepaid subscription, or one that has ended" },
-      413: { description: "Over quota" },
+      200: {
+        description: "Updated",
+        schema: SubscriptionOut,
+        headers: { ...SUBSCRIPTION_LOCATION, ...ETAG },
+        example: { ...examples.subscription, auto_renew: true },
+      },
+      202: ACCEPTED,
+    },
+    errors: {
+      bad_request: "An immutable or invalid field",
+      conflict: "An amount on a prepaid subscription, or one that has ended",
+      over_limit: "A CaaS cloud's quantity up, over quota",
     },
     async handle({ env, request, principal, params, body }) {
       const record = await visibleRecord(env, scopeOf(principal), params.id);
       const refusal = body.amount === undefined ? null : amountChangeRefusal(record);
       if (refusal) throw refused(refusal);
-      return respond(env, request, {
+      const answer = await respond(env, request, {
         kind: "update",
         partnerId: record.partnerId,
         at: now().toISOString(),
@@ -200,6 +249,7 @@ export const subscriptionRoutes = [
         ...(body.amount !== undefined ? { amount: body.amount } : {}),
         ...(body.auto_renew !== undefined ? { autoRenew: body.auto_renew } : {}),
       });
+      return answer;
     },
   }),
   defineRoute({
@@ -210,35 +260,58 @@ export const subscriptionRoutes = [
     tag,
     auth: partners,
     params: IdParams,
+    async: true,
+    ifMatch: true,
     responses: {
-      200: { description: "Cancelled", schema: SubscriptionOut },
-      202: { description: "Accepted as an operation" },
+      200: {
+        description: "Cancelled",
+        schema: SubscriptionOut,
+        headers: SUBSCRIPTION_LOCATION,
+        example: {
+          ...examples.subscription,
+          status: "inactive",
+          ended_at: "2026-12-15T12:00:00.000Z",
+          end_reason: "cancelled",
+        },
+      },
+      202: ACCEPTED,
     },
+    errors: { conflict: "The subscription's purchase is still in progress" },
     async handle({ env, request, principal, params }) {
       const record = await visibleRecord(env, scopeOf(principal), params.id);
-      return respond(env, request, {
+      const answer = await respond(env, request, {
         kind: "cancel",
         partnerId: record.partnerId,
         at: now().toISOString(),
         subscription: record.id,
       });
+      return answer;
     },
   }),
   defineRoute({
     method: "POST",
     path: "/v1/subscriptions/{id}/action",
-    summary: "extend, auto_renew, start or stop (?do=…)",
+    summary: "Extend, toggle auto-renewal, start or stop (`?do=`)",
     description: `\`extend\`: buys the next term of the chain (body: optional \`period\` or \`end_time\`). \`auto_renew\`: toggles, or sets \`auto_renew\` from the body. \`start\`/\`stop\`: run a CaaS cloud.${ASYNC}`,
     tag,
     auth: partners,
     params: IdParams,
     query: ActionQuery,
     body: ActionBody,
+    bodyExample: { period: "1 month" },
+    async: true,
     responses: {
-      200: { description: "The subscription (for extend: the new one)", schema: SubscriptionOut },
-      202: { description: "Accepted as an operation" },
-      409: { description: "The chain was cancelled, or the subscription has ended" },
-      413: { description: "Over quota" },
+      200: {
+        description: "The subscription (for extend: the new one)",
+        schema: SubscriptionOut,
+        headers: SUBSCRIPTION_LOCATION,
+        example: examples.subscription,
+      },
+      202: ACCEPTED,
+    },
+    errors: {
+      conflict: "The chain was cancelled, the subscription has ended, or it cannot start or stop now",
+      over_limit: "An extension over quota",
     },
     async handle({ env, request, principal, params, query, body }) {
       const record = await visibleRecord(env, scopeOf(principal), params.id);
@@ -268,82 +341,6 @@ export const subscriptionRoutes = [
           return respond(env, request, { kind: "run", ...common, action: query.do });
         }
       }
-    },
-  }),
-  defineRoute({
-    method: "GET",
-    path: "/v1/subscriptions/{id}/usage",
-    summary: "Run intervals and charges: the usage lines written, plus what the running interval accrues",
-    description:
-      "Each line is a piece of running time within one UTC month, rounded on its own (half up, quantity × seconds × unit price per hour ÷ 3600); `charge` = `billed` (Σ lines) + `accruing` (the running interval up to now, rounded the same way).",
-    tag,
-    auth: partners,
-    params: IdParams,
-    responses: { 200: { description: "Usage", schema: UsageOut } },
-    async handle({ env, principal, params }) {
-      const r = await visibleRecord(env, scopeOf(principal), params.id);
-      const at = now();
-      const price = BigInt(r.unitPriceMinor);
-      const total = chargeFor(r.runs, price, at.getTime());
-      // What the charges ledger has (or will have, once the object's push lands) and what accrues.
-      const lines = usageLines(r.id, r.runs, price);
-      const billed = lines.reduce((n, l) => n + l.amountMinor, 0n);
-      const open = accruing(r.id, r.runs, price, at.getTime());
-      return Response.json({
-        subscription: r.id,
-        currency: r.currency,
-        unit_price_per_hour: money(price, r.currency),
-        intervals: r.runs.map((run) => ({
-          start: new Date(run.start).toISOString(),
-          end: run.end === null ? null : new Date(run.end).toISOString(),
-          quantity: run.quantity,
-          seconds: Number(chargeFor([{ ...run, quantity: 1 }], 0n, at.getTime()).seconds),
-        })),
-        running_seconds: Number(total.seconds),
-        charge: money(billed + open.amountMinor, r.currency),
-        billed: money(billed, r.currency),
-        accruing: money(open.amountMinor, r.currency),
-        lines: lines.map((l) => ({
-          id: l.key,
-          period_start: new Date(l.start).toISOString(),
-          period_end: new Date(l.end).toISOString(),
-          quantity: l.quantity,
-          seconds: Number(l.seconds),
-          amount: money(l.amountMinor, r.currency),
-        })),
-        as_of: at.toISOString(),
-      });
-    },
-  }),
-  defineRoute({
-    method: "POST",
-    path: "/v1/customers/{id}/consumption",
-    summary: "Report consumption of a depletable resource (e.g. tx)",
-    description: `Drains the customer's depletable subscriptions of the resource oldest first; at zero a subscription expires and the next becomes active. \`unallocated\` is what no subscription covered. A report is applied once: its retry with the same Idempotency-Key drains nothing more.${ASYNC}`,
-    tag,
-    auth: ["partner", "operator", "service"],
-    params: IdParams,
-    body: ConsumptionRequest,
-    responses: {
-      200: {
-        description: "What was drained",
-        schema: v.object({ objects: v.array(SubscriptionOut), meta: v.object({ unallocated: v.number() }) }),
-      },
-    },
-    async handle({ env, request, principal, params, body }) {
-      const customer = await visibleCustomer(env, principal, params.id);
-      const product = findProduct(await catalogKnowing(env, [body.resource]), body.resource);
-      if (!product)
-        throw badRequest(`unknown resource "${body.resource}"`, [{ point: "/resource", message: "unknown" }]);
-      return respond(env, request, {
-        kind: "consume",
-        partnerId: customer.partnerId,
-        at: now().toISOString(),
-        customer: customer.id,
-        product: product.id,
-        amount: body.amount,
-        report: uuidv7(),
-      });
     },
   }),
 ];

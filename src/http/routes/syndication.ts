@@ -1,8 +1,6 @@
-import * as v from "valibot";
+import type * as v from "valibot";
 import { newIdFor } from "../../app/intents";
-import type { Principal } from "../../db/credentials";
-import { issueCredential } from "../../db/credentials";
-import { DELIVERY_STATUSES } from "../../db/schema";
+import { issueCredential, type Principal } from "../../db/credentials";
 import { createVendor, findVendor, setSyndication } from "../../db/vendors";
 import {
   attemptsOf,
@@ -17,63 +15,28 @@ import { AppError, notFound } from "../../domain/errors";
 import { newSigningSecret } from "../../domain/webhooks";
 import { webhooksQueue } from "../../objects/webhook-events";
 import { IdParams, IssuedCredentialOut, KeyRequest } from "../../schemas/common";
-import { Pagination, pageMeta } from "../../schemas/pagination";
 import { ProductParams } from "../../schemas/products";
+import {
+  CreateVendor,
+  DeliveriesQuery,
+  DeliveryDetailOut,
+  DeliveryOut,
+  DeliveryPageOut,
+  DeliveryParams,
+  EndpointOut,
+  EndpointRequest,
+  type EventOut,
+  SecretOut,
+  VendorOut,
+} from "../../schemas/syndication";
+import * as examples from "../examples";
 import { decodeCursor, toPage } from "../pagination";
+import { LOCATION } from "../reply";
 import { defineRoute } from "../route";
 
 /** Vendors, their syndication endpoints and signing secrets, and the webhook deliveries to them. */
 
 const tag = "Syndication";
-
-export const Endpoint = v.pipe(
-  v.string("must be an http(s) URL"),
-  v.url("must be an http(s) URL"),
-  v.regex(/^https?:\/\//i, "must be an http(s) URL"),
-  v.maxLength(2048),
-);
-
-const VendorOut = v.object({ id: v.string(), name: v.string(), created_at: v.string() });
-const SecretOut = v.object({
-  product: v.string(),
-  signing_secret: v.pipe(
-    v.string(),
-    v.description("Standard Webhooks secret (whsec_…). Shown only in this response."),
-  ),
-  previous_secret_expires_at: v.nullable(v.string()),
-});
-
-const DeliveryOut = v.object({
-  id: v.string(),
-  vendor: v.string(),
-  product: v.string(),
-  subscription: v.string(),
-  type: v.picklist(["CREATED", "MODIFIED", "DELETED"]),
-  sequence: v.number(),
-  status: v.picklist(DELIVERY_STATUSES),
-  attempts: v.number(),
-  next_attempt_at: v.nullable(v.string()),
-  last_status: v.nullable(v.number()),
-  last_error: v.nullable(v.string()),
-  created_at: v.string(),
-  delivered_at: v.nullable(v.string()),
-});
-
-const DeliveriesMeta = v.object({
-  ...pageMeta.entries,
-  backlog: v.optional(
-    v.pipe(
-      v.array(
-        v.object({
-          endpoint: v.pipe(v.nullable(v.string()), v.description("The syndication endpoint; null if unset.")),
-          pending: v.number(),
-          oldest_created_at: v.string(),
-        }),
-      ),
-      v.description("With `status=pending`: the backlog of each endpoint (every page, whatever the cursor)."),
-    ),
-  ),
-});
 
 const deliveryOut = (d: Delivery): v.InferOutput<typeof DeliveryOut> => ({
   id: d.id,
@@ -112,29 +75,41 @@ export const syndicationRoutes = [
     method: "POST",
     path: "/v1/vendors",
     summary: "Create a vendor",
+    description: "A third party that provisions syndicated products and reads them through the vendor API.",
     tag,
     auth: ["operator"],
-    body: v.object({ name: v.pipe(v.string(), v.trim(), v.minLength(1), v.maxLength(200)) }),
-    responses: { 201: { description: "Created", schema: VendorOut } },
+    body: CreateVendor,
+    bodyExample: { name: "Demo Vendor" },
+    responses: {
+      201: { description: "Created", schema: VendorOut, headers: LOCATION, example: examples.vendor },
+    },
     async handle({ env, request, body }) {
       const vendor = await createVendor(env, await newIdFor(request), body.name);
-      return Response.json(
-        { id: vendor.id, name: vendor.name, created_at: vendor.createdAt },
-        { status: 201, headers: { location: `/v1/vendors/${vendor.id}` } },
-      );
+      return {
+        status: 201,
+        body: { id: vendor.id, name: vendor.name, created_at: vendor.createdAt },
+        headers: { Location: `/v1/vendors/${vendor.id}` },
+      };
     },
   }),
   defineRoute({
     method: "POST",
     path: "/v1/vendors/{id}/tokens",
-    summary: "Issue a vendor token (CMW-Auth-Token of the vendor API; shown once)",
+    summary: "Issue a vendor token",
+    description:
+      "The vendor's `CMW-Auth-Token` for the vendor API (and its `X-Api-Key` for its deliveries and products under /v1); shown once, in this answer.",
     tag,
     auth: ["operator"],
     params: IdParams,
     body: KeyRequest,
+    bodyExample: { label: "provisioning" },
     responses: {
-      201: { description: "The token", schema: IssuedCredentialOut },
-      404: { description: "No such vendor" },
+      201: {
+        description: "The token",
+        schema: IssuedCredentialOut,
+        headers: LOCATION,
+        example: { ...examples.credential, role: "vendor" },
+      },
     },
     async handle({ env, request, params, body }) {
       if (!(await findVendor(env, params.id))) throw notFound(`vendor ${params.id} does not exist`);
@@ -145,36 +120,44 @@ export const syndicationRoutes = [
         subjectId: params.id,
         label: body.label ?? null,
       });
-      return Response.json(token, { status: 201 });
+      return { status: 201, body: token, headers: { Location: `/v1/vendors/${params.id}` } };
     },
   }),
   defineRoute({
     method: "PUT",
     path: "/v1/products/{id}/endpoint",
-    summary: "Set a syndicated product's endpoint (operator, or its vendor)",
+    summary: "Set a syndicated product's endpoint",
+    description: "The operator, or the product's vendor: where its events are posted from now on.",
     tag,
     auth: ["operator", "vendor"],
     params: ProductParams,
-    body: v.object({ endpoint: Endpoint }),
+    body: EndpointRequest,
+    bodyExample: { endpoint: "https://backup.example.com/stratus/events" },
     responses: {
-      200: { description: "Set", schema: v.object({ product: v.string(), endpoint: v.string() }) },
+      200: {
+        description: "Set",
+        schema: EndpointOut,
+        example: { product: "backup", endpoint: "https://backup.example.com/stratus/events" },
+      },
     },
+    errors: { conflict: "The product is not delivered by syndication" },
     async handle({ env, principal, params, body }) {
       await manageable(env, principal, params.id);
       await setSyndication(env, params.id, { endpoint: body.endpoint });
-      return Response.json({ product: params.id, endpoint: body.endpoint });
+      return { status: 200, body: { product: params.id, endpoint: body.endpoint } };
     },
   }),
   defineRoute({
     method: "POST",
     path: "/v1/products/{id}/signing-secret",
-    summary: "Rotate a syndicated product's signing secret (operator, or its vendor)",
+    summary: "Rotate a syndicated product's signing secret",
     description:
-      "The new secret is shown once. For 24 hours deliveries carry signatures with both the new and the previous secret.",
+      "The operator, or the product's vendor. The new secret is shown once. For 24 hours deliveries carry signatures with both the new and the previous secret.",
     tag,
     auth: ["operator", "vendor"],
     params: ProductParams,
-    responses: { 200: { description: "The new secret", schema: SecretOut } },
+    responses: { 200: { description: "The new secret", schema: SecretOut, example: examples.secret } },
+    errors: { conflict: "The product is not delivered by syndication" },
     async handle({ env, principal, params }) {
       const target = await manageable(env, principal, params.id);
       const secret = newSigningSecret();
@@ -184,26 +167,30 @@ export const syndicationRoutes = [
         previousSecret: target.signingSecret,
         previousSecretExpiresAt: target.signingSecret ? expires : null,
       });
-      return Response.json({
-        product: params.id,
-        signing_secret: secret,
-        previous_secret_expires_at: target.signingSecret ? expires : null,
-      });
+      return {
+        status: 200,
+        body: {
+          product: params.id,
+          signing_secret: secret,
+          previous_secret_expires_at: target.signingSecret ? expires : null,
+        },
+      };
     },
   }),
   defineRoute({
     method: "GET",
     path: "/v1/webhooks/deliveries",
-    summary: "List webhook deliveries (operator: all; vendor: its own)",
+    summary: "List webhook deliveries",
     description:
-      "With `status=pending`, `meta.backlog` counts the pending deliveries per endpoint, with when the oldest was made.",
+      "Oldest first. The operator sees every delivery; a vendor its own. With `status=pending`, `meta.backlog` counts the pending deliveries per endpoint, with when the oldest was made.",
     tag,
     auth: ["operator", "vendor"],
-    query: v.object({ ...Pagination.entries, status: v.optional(v.picklist(DELIVERY_STATUSES)) }),
+    query: DeliveriesQuery,
     responses: {
       200: {
         description: "A page",
-        schema: v.object({ objects: v.array(DeliveryOut), meta: DeliveriesMeta }),
+        schema: DeliveryPageOut,
+        example: { objects: [examples.delivery], meta: { limit: 50, next_cursor: null } },
       },
     },
     async handle({ env, principal, query }) {
@@ -214,66 +201,97 @@ export const syndicationRoutes = [
         limit: query.limit,
       });
       const page = toPage(rows, query.limit, (d) => d.id, deliveryOut);
-      if (query.status !== "pending") return Response.json(page);
+      if (query.status !== "pending") return { status: 200, body: page };
       const pending = await backlog(env, vendorScope(principal));
-      return Response.json({
-        ...page,
-        meta: {
-          ...page.meta,
-          backlog: pending.map((b) => ({
-            endpoint: b.endpoint,
-            pending: b.pending,
-            oldest_created_at: b.oldest,
-          })),
+      return {
+        status: 200,
+        body: {
+          ...page,
+          meta: {
+            ...page.meta,
+            backlog: pending.map((b) => ({
+              endpoint: b.endpoint,
+              pending: b.pending,
+              oldest_created_at: b.oldest,
+            })),
+          },
         },
-      });
+      };
     },
   }),
   defineRoute({
     method: "GET",
     path: "/v1/webhooks/deliveries/{id}",
     summary: "One delivery, with its attempts and its payload",
+    description: "`attempts` lists each attempt, oldest first; `payload` is the event as posted.",
     tag,
     auth: ["operator", "vendor"],
-    params: v.object({ id: v.pipe(v.string(), v.regex(/^msg_[0-9a-f]{32}$/)) }),
-    responses: { 200: { description: "The delivery" }, 404: { description: "Not found" } },
+    params: DeliveryParams,
+    responses: {
+      200: {
+        description: "The delivery",
+        schema: DeliveryDetailOut,
+        example: {
+          ...examples.delivery,
+          payload: {
+            date: "2026-12-01T12:00:00Z",
+            entity: "Subscription",
+            entityUrl: `http://127.0.0.1:8787/api/subscription/${examples.delivery.subscription}`,
+            id: examples.delivery.subscription,
+            type: "CREATED",
+            sequence: 1,
+          },
+          attempts: [
+            { attempt: 1, at: examples.delivery.created_at, status: 204, error: null, duration_ms: 42 },
+          ],
+        },
+      },
+    },
     async handle({ env, principal, params }) {
       const d = await findDelivery(env, params.id, vendorScope(principal));
       if (!d) throw notFound(`delivery ${params.id} does not exist`);
       const attempts = await attemptsOf(env, d.id);
-      return Response.json({
-        ...deliveryOut(d),
-        payload: JSON.parse(d.payload),
-        attempts: attempts.map((a) => ({
-          attempt: a.attempt,
-          at: a.at,
-          status: a.status,
-          error: a.error,
-          duration_ms: a.durationMs,
-        })),
-      });
+      return {
+        status: 200,
+        body: {
+          ...deliveryOut(d),
+          // Written by app/webhooks.ts from the event it posts.
+          payload: JSON.parse(d.payload) as v.InferOutput<typeof EventOut>,
+          attempts: attempts.map((a) => ({
+            attempt: a.attempt,
+            at: a.at,
+            status: a.status,
+            error: a.error,
+            duration_ms: a.durationMs,
+          })),
+        },
+      };
     },
   }),
   defineRoute({
     method: "POST",
     path: "/v1/webhooks/deliveries/{id}/redeliver",
-    summary:
-      "Deliver a dead or delivered event again (same webhook-id; the retry schedule and its retention horizon start over)",
+    summary: "Deliver an event again",
+    description:
+      "A dead or delivered event is delivered again, with the same `webhook-id`; its retry schedule and its retention horizon start over.",
     tag,
     auth: ["operator", "vendor"],
-    params: v.object({ id: v.pipe(v.string(), v.regex(/^msg_[0-9a-f]{32}$/)) }),
+    params: DeliveryParams,
     responses: {
-      202: { description: "Queued", schema: DeliveryOut },
-      404: { description: "Not found" },
-      409: { description: "Still pending" },
+      202: {
+        description: "Queued",
+        schema: DeliveryOut,
+        example: { ...examples.delivery, status: "pending", delivered_at: null },
+      },
     },
+    errors: { conflict: "The delivery is still pending" },
     async handle({ env, principal, params }) {
       const d = await findDelivery(env, params.id, vendorScope(principal));
       if (!d) throw notFound(`delivery ${params.id} does not exist`);
       const requeued = await requeueDelivery(env, d.id, new Date());
       if (!requeued) throw new AppError("conflict", `delivery ${d.id} is still pending`);
       await webhooksQueue(env).send({ deliveryId: d.id, due: requeued.nextAttemptAt });
-      return Response.json(deliveryOut(requeued), { status: 202 });
+      return { status: 202, body: deliveryOut(requeued) };
     },
   }),
 ];

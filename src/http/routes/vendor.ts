@@ -1,4 +1,4 @@
-import * as v from "valibot";
+import type * as v from "valibot";
 import { runOperation } from "../../app/operations";
 import { unwrap } from "../../app/subscriptions";
 import type { Principal } from "../../db/credentials";
@@ -8,11 +8,11 @@ import { listProducts } from "../../db/products";
 import { customerHasProducts } from "../../db/subscriptions";
 import { badRequest, notFound } from "../../domain/errors";
 import { money, type SubscriptionRecord, statusOf } from "../../domain/subscriptions";
-import { DEPLOYMENT_STATUSES } from "../../domain/webhooks";
 import { subscriptionObject } from "../../objects/subscription-object";
 import { IdParams } from "../../schemas/common";
+import { VendorOrderOut, VendorPatch, VendorSubscriptionOut, VendorUserOut } from "../../schemas/vendor";
+import * as examples from "../examples";
 import { defineRoute } from "../route";
-import { Endpoint } from "./syndication";
 
 /**
  * The vendor API (ClouDesire dialect, spec/syndication-webhooks.md): a vendor reads the
@@ -24,7 +24,7 @@ const tag = "Vendor API (ClouDesire)";
 const vendor = ["vendor"] as const;
 
 const ref = (kind: string, id: string) => ({ url: `${kind}/${id}` });
-const seconds = (iso: string | null) => (iso === null ? null : iso.replace(/\.\d{3}Z$/, "Z"));
+const seconds = (iso: string) => iso.replace(/\.\d{3}Z$/, "Z");
 
 async function ownProducts(env: Env, principal: Principal): Promise<Set<string>> {
   const catalog = await listProducts(env);
@@ -45,12 +45,12 @@ function subscriptionView(r: SubscriptionRecord) {
   return {
     id: r.id,
     self: `subscription/${r.id}`,
-    type: "NORMAL",
+    type: "NORMAL" as const,
     billingPeriod: 0,
     deploymentStatus: r.deploymentStatus,
-    status: statusOf(r, new Date(), false).toUpperCase(),
+    status: STATUSES[statusOf(r, new Date(), false)],
     startDate: seconds(r.startTime),
-    endDate: seconds(r.endTime),
+    endDate: r.endTime === null ? null : seconds(r.endTime),
     renewable: r.autoRenew,
     quantity: r.amount,
     product: ref("product", r.product),
@@ -63,32 +63,29 @@ function subscriptionView(r: SubscriptionRecord) {
   };
 }
 
-const ORDER_STATES = { pending: "PENDING", completed: "VENDOR_APPROVED", failed: "FAILED" } as const;
+const STATUSES = { active: "ACTIVE", inactive: "INACTIVE", expired: "EXPIRED" } as const;
 
-const VendorPatch = v.strictObject(
-  {
-    deploymentStatus: v.optional(
-      v.picklist(DEPLOYMENT_STATUSES, `must be one of ${DEPLOYMENT_STATUSES.join(", ")}`),
-    ),
-    syndicatedEndpoints: v.optional(v.pipe(v.array(Endpoint, "must be a list of URLs"), v.maxLength(20))),
-    endUserInstructions: v.optional(v.pipe(v.string("must be text"), v.maxLength(4000))),
-    // The spec's own example spells it so; vendors copying it are understood.
-    endUserIstructions: v.optional(v.pipe(v.string("must be text"), v.maxLength(4000))),
-  },
-  "only deploymentStatus, syndicatedEndpoints and endUserInstructions can change",
-);
+const ORDER_STATES = { pending: "PENDING", completed: "VENDOR_APPROVED", failed: "FAILED" } as const;
 
 export const vendorRoutes = [
   defineRoute({
     method: "GET",
     path: "/api/subscription/{id}",
     summary: "A subscription of one of the vendor's products",
+    description: "Any other subscription does not exist for the vendor (404).",
     tag,
     auth: vendor,
     params: IdParams,
-    responses: { 200: { description: "The subscription" }, 404: { description: "Not the vendor's" } },
+    responses: {
+      200: {
+        description: "The subscription",
+        schema: VendorSubscriptionOut,
+        example: examples.vendorSubscription,
+      },
+    },
+    errors: { not_found: "Not one of the vendor's" },
     async handle({ env, principal, params }) {
-      return Response.json(subscriptionView(await ownSubscription(env, principal, params.id)));
+      return { status: 200, body: subscriptionView(await ownSubscription(env, principal, params.id)) };
     },
   }),
   defineRoute({
@@ -101,10 +98,21 @@ export const vendorRoutes = [
     auth: vendor,
     params: IdParams,
     body: VendorPatch,
+    bodyExample: {
+      deploymentStatus: "DEPLOYED",
+      syndicatedEndpoints: ["https://backup.example.com/customers/101"],
+      endUserInstructions: "Sign in with your e-mail address.",
+    },
     responses: {
-      200: { description: "The subscription" },
-      400: { description: "Invalid body or transition; nothing changed" },
-      404: { description: "Not the vendor's" },
+      200: {
+        description: "The subscription",
+        schema: VendorSubscriptionOut,
+        example: examples.vendorSubscription,
+      },
+    },
+    errors: {
+      bad_request: "Invalid body, or a transition the lifecycle does not allow; nothing changed",
+      not_found: "Not one of the vendor's",
     },
     async handle({ env, principal, params, body }) {
       const instructions = body.endUserInstructions ?? body.endUserIstructions;
@@ -132,24 +140,27 @@ export const vendorRoutes = [
       ) {
         await runOperation(env, record.operationRef);
       }
-      return Response.json(subscriptionView(await ownSubscription(env, principal, params.id)));
+      return { status: 200, body: subscriptionView(await ownSubscription(env, principal, params.id)) };
     },
   }),
   defineRoute({
     method: "GET",
     path: "/api/order/{id}",
     summary: "An order that bought one of the vendor's products",
+    description:
+      "Only its lines of the vendor's own products; any other order does not exist for the vendor.",
     tag,
     auth: vendor,
     params: IdParams,
-    responses: { 200: { description: "The order" }, 404: { description: "Not the vendor's" } },
+    responses: { 200: { description: "The order", schema: VendorOrderOut, example: examples.vendorOrder } },
+    errors: { not_found: "No line of it is one of the vendor's products" },
     async handle({ env, principal, params }) {
       const order = await findOrder(env, params.id, null);
       const own = await ownProducts(env, principal);
       const lines = order?.lines.filter((l) => own.has(l.product)) ?? [];
       const first = lines[0];
       if (!order || !first) throw notFound(`order ${params.id} does not exist`);
-      return Response.json({
+      const body: v.InferOutput<typeof VendorOrderOut> = {
         id: order.id,
         self: `order/${order.id}`,
         type: "NORMAL",
@@ -171,17 +182,20 @@ export const vendorRoutes = [
         ),
         currency: order.currency,
         state: ORDER_STATES[order.state],
-      });
+      };
+      return { status: 200, body };
     },
   }),
   defineRoute({
     method: "GET",
     path: "/api/user/{id}",
     summary: "A customer who subscribed to one of the vendor's products",
+    description: "Any other customer does not exist for the vendor (404).",
     tag,
     auth: vendor,
     params: IdParams,
-    responses: { 200: { description: "The customer" }, 404: { description: "Not the vendor's customer" } },
+    responses: { 200: { description: "The customer", schema: VendorUserOut, example: examples.vendorUser } },
+    errors: { not_found: "Not a customer of the vendor's products" },
     async handle({ env, principal, params }) {
       const customer = await findCustomer(env, params.id, null);
       if (
@@ -190,7 +204,7 @@ export const vendorRoutes = [
       ) {
         throw notFound(`user ${params.id} does not exist`);
       }
-      return Response.json({
+      const body: v.InferOutput<typeof VendorUserOut> = {
         id: customer.id,
         self: `user/${customer.id}`,
         userName: customer.userName ?? customer.email ?? customer.id,
@@ -204,7 +218,8 @@ export const vendorRoutes = [
         acceptedTerms: true,
         environment: "stratus",
         userRole: "ROLE_USER",
-      });
+      };
+      return { status: 200, body };
     },
   }),
 ];

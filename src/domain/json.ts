@@ -1,0 +1,11 @@
+/**
+ * JSON text that is known to encode a `T`: the few answers rendered ahead of time (a subscription
+ * object's cached read) carry the type they were rendered from, so the compiler checks them
+ * against the route's declared schema as it checks a body.
+ */
+
+declare const encodes: unique symbol;
+
+export type JsonText<T> = string & { readonly [encodes]: T };
+
+export const jsonText = <T>(value: T): JsonText<T> => JSON.stringify(value) as JsonText<T>;
