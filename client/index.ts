@@ -22,9 +22,5 @@ export interface StratusClientOptions {
 }
 
 export function createStratusClient({ baseUrl, apiKey, fetch }: StratusClientOptions): StratusClient {
-  return createClient<paths>({
-    baseUrl,
-    headers: { "X-Api-Key": apiKey },
-    ...(fetch ? { fetch } : {}),
-  });
+  return createClient<paths>({ baseUrl, headers: { "X-Api-Key": apiKey }, fetch });
 }
