@@ -1,6 +1,8 @@
 // Shared by the scripts in this folder. Node 22 (from the `node` devDependency) strips the types
 // of the imported TypeScript module, so the token format has a single definition.
 import { spawn } from "node:child_process";
+import { readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
 import { formatToken, hashSecret, newSecret } from "../src/domain/credentials.ts";
 
 export { formatToken, hashSecret, newSecret };
@@ -48,4 +50,24 @@ export async function inParallel(items, width, work) {
   });
   await Promise.all(lanes);
   return out;
+}
+
+/**
+ * Writes a file generated from the code, or, with `check`, writes nothing and fails the process if
+ * the committed file differs from what was generated (CI's drift check). `command` regenerates it.
+ */
+export async function writeGenerated(target, generated, { check, command }) {
+  const name = path.relative(path.join(import.meta.dirname, ".."), target);
+  if (!check) {
+    await writeFile(target, generated);
+    console.log(`wrote ${name}`);
+    return;
+  }
+  const committed = await readFile(target, "utf8").catch(() => "");
+  if (committed === generated) {
+    console.log(`${name} is up to date`);
+    return;
+  }
+  console.error(`${name} differs from what \`${command}\` generates: run it and commit the result.`);
+  process.exitCode = 1;
 }

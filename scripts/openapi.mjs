@@ -1,11 +1,12 @@
 // Writes openapi.json at the project root from the route declarations (src/http/routes), the
 // same way the Worker serves /openapi.json, with the local server's URL. `--check` writes
 // nothing and fails if the committed file differs from what the code generates (CI's drift check).
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { build } from "esbuild";
+import { writeGenerated } from "./lib.mjs";
 
 const root = path.join(import.meta.dirname, "..");
 const target = path.join(root, "openapi.json");
@@ -51,17 +52,7 @@ async function generate() {
   }
 }
 
-const generated = await generate();
-if (process.argv.includes("--check")) {
-  const committed = await readFile(target, "utf8").catch(() => "");
-  if (committed !== generated) {
-    console.error(
-      "openapi.json differs from what the route declarations generate: run `npm run openapi` and commit it.",
-    );
-    process.exit(1);
-  }
-  console.log("openapi.json matches the route declarations");
-} else {
-  await writeFile(target, generated);
-  console.log(`wrote ${path.relative(process.cwd(), target) || target}`);
-}
+await writeGenerated(target, await generate(), {
+  check: process.argv.includes("--check"),
+  command: "npm run openapi",
+});

@@ -1,9 +1,14 @@
 import { AppError, type ErrorKind, type FieldError } from "../domain/errors";
+import { QUOTA_EXCEEDED } from "../schemas/errors";
 import { rateLimitHeaders, statusOf } from "./errors";
 
 /** RFC 9457 problem details, the error format of the partner API (/v1). */
 
 const PROBLEM_TYPE_BASE = "https://stratus.dev/problems/";
+
+/** A quota refusal has a type of its own; every other kind is named after itself. */
+const typeOf = (kind: ErrorKind) =>
+  kind === "over_limit" ? QUOTA_EXCEEDED : `${PROBLEM_TYPE_BASE}${kind.replaceAll("_", "-")}`;
 
 const TITLES: Record<ErrorKind, string> = {
   bad_request: "Bad Request",
@@ -24,7 +29,7 @@ const TITLES: Record<ErrorKind, string> = {
 
 export function problemResponse(error: AppError, instance?: string): Response {
   const body: Record<string, unknown> = {
-    type: `${PROBLEM_TYPE_BASE}${error.kind.replaceAll("_", "-")}`,
+    type: typeOf(error.kind),
     title: TITLES[error.kind],
     status: statusOf(error),
     detail: error.message,
@@ -45,12 +50,7 @@ export function problemResponse(error: AppError, instance?: string): Response {
   return new Response(JSON.stringify(body), { status: statusOf(error), headers });
 }
 
-const KIND_OF_TYPE = new Map(
-  (Object.keys(TITLES) as ErrorKind[]).map((kind) => [
-    `${PROBLEM_TYPE_BASE}${kind.replaceAll("_", "-")}`,
-    kind,
-  ]),
-);
+const KIND_OF_TYPE = new Map((Object.keys(TITLES) as ErrorKind[]).map((kind) => [typeOf(kind), kind]));
 
 /** The error a stored problem+json body (a failed operation's answer) tells, to be answered again. */
 export function problemError(text: string): AppError {

@@ -28,8 +28,12 @@ const problemEntries = {
 /** Open: a problem type may add members (RFC 9457 §3.2), as the two below do. */
 export const Problem = v.looseObject(problemEntries);
 
+export const QUOTA_EXCEEDED = "https://stratus.dev/problems/quota-exceeded";
+
+/** Its `type` a constant, so a client's generated types can tell a quota refusal by it. */
 export const QuotaExceededProblem = v.looseObject({
   ...problemEntries,
+  type: v.literal(QUOTA_EXCEEDED),
   resource: v.pipe(v.string(), v.description("The product asked for.")),
   quota_resource: v.pipe(v.string(), v.description("The quota resource it holds.")),
   customer: v.pipe(v.string(), v.uuid()),
