@@ -23,4 +23,6 @@ export interface Env {
   PUBLIC_URL: string;
   /** The recovery bound, in seconds (`recoveryBoundMs`). */
   RECOVERY_AFTER_SECONDS: string;
+  /** Origins allowed to call the API from a browser, comma-separated (`*`: any); empty: CORS off. */
+  CORS_ORIGINS: string;
 }

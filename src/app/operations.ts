@@ -7,7 +7,9 @@ import {
   startOperation,
   waitingPurchases,
 } from "../db/operations";
+import { entityTag } from "../domain/etag";
 import { fault } from "../domain/faults";
+import { logError } from "../domain/log";
 import type { PlannedSubscription, PurchaseObject } from "../domain/purchase";
 import { recoveryBoundMs } from "../domain/recovery";
 import { money, type SubscriptionRecord } from "../domain/subscriptions";
@@ -42,6 +44,8 @@ export interface OperationResult {
   status: number;
   body: unknown;
   location: string | null;
+  /** The body is the request's own target (a subscription changed or cancelled): answered with its ETag. */
+  tagged?: boolean;
 }
 
 const location = (id: string) => `/v1/subscriptions/${id}/`;
@@ -64,8 +68,8 @@ function purchaseObject(o: StoredObject): PurchaseObject {
   };
 }
 
-async function one(env: Env, record: SubscriptionRecord, at: Date, status = 200): Promise<OperationResult> {
-  return { status, body: await present(env, record, at), location: location(record.id) };
+async function one(env: Env, record: SubscriptionRecord, at: Date, tagged = false): Promise<OperationResult> {
+  return { status: 200, body: await present(env, record, at), location: location(record.id), tagged };
 }
 
 /**
@@ -120,10 +124,14 @@ export async function perform(
   const object = subscriptionObject(env, payload.subscription);
   switch (payload.kind) {
     case "update": {
-      let record: SubscriptionRecord | null = null;
-      if (payload.amount !== undefined) record = unwrap(await object.changeAmount(payload.amount, at));
-      if (payload.autoRenew !== undefined) record = unwrap(await object.setAutoRenew(payload.autoRenew));
-      return one(env, record ?? (await visibleRecord(env, payload.partnerId, payload.subscription)), at);
+      // The If-Match version guards the first change; a second follows it within the same request.
+      const { amount, autoRenew, expectedVersion } = payload;
+      let record =
+        amount === undefined ? null : unwrap(await object.changeAmount(amount, at, expectedVersion));
+      if (autoRenew !== undefined)
+        record = unwrap(await object.setAutoRenew(autoRenew, record ? undefined : expectedVersion));
+      record ??= await visibleRecord(env, payload.partnerId, payload.subscription);
+      return one(env, record, at, true);
     }
     case "extend": {
       const input = {
@@ -142,7 +150,7 @@ export async function perform(
     case "cancel": {
       const record = await object.get();
       if (record) await settleOpenPurchase(env, record, at);
-      return one(env, unwrap(await object.cancel(at)), at);
+      return one(env, unwrap(await object.cancel(at, payload.expectedVersion)), at, true);
     }
   }
 }
@@ -200,10 +208,11 @@ async function answerNow(
     throw error;
   }
   if (!result) throw new AppError("internal", "work that waits on a vendor must run as an operation");
-  return Response.json(result.body, {
-    status: result.status,
-    ...(result.location ? { headers: { location: result.location } } : {}),
-  });
+  const text = JSON.stringify(result.body);
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (result.location) headers.location = result.location;
+  if (result.tagged) headers.etag = entityTag(text);
+  return new Response(text, { status: result.status, headers });
 }
 
 /** Stores the work as operation `opRef` (once) and queues it: 202 and where to poll. */
@@ -304,7 +313,7 @@ async function undoHalfDone(env: Env, payload: OperationPayload): Promise<void> 
     const ids = await purchaseIdsOf(env, payload);
     if (ids) await abandon(env, ids, new Date());
   } catch (error) {
-    console.error("undoing a purchase given up half-way failed", payload.kind, error);
+    logError("purchase.undo_failed", error, { kind: payload.kind, partnerId: payload.partnerId });
   }
 }
 
@@ -378,10 +387,11 @@ export async function abandonOverduePurchases(env: Env, now: Date): Promise<numb
 
 export async function failOperation(env: Env, opRef: string, error: AppError): Promise<void> {
   const rendered = problemResponse(error, operationLocation(opRef));
+  const resultBody = await rendered.text();
   await finishOperation(
     env,
     opRef,
-    { status: "failed", resultStatus: error.status, resultBody: await rendered.text(), resultLocation: null },
+    { status: "failed", resultStatus: rendered.status, resultBody, resultLocation: null },
     new Date(),
   );
 }

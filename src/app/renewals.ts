@@ -1,5 +1,6 @@
 import { fault } from "../domain/faults";
 import { uuidv7 } from "../domain/ids";
+import { logWarning } from "../domain/log";
 import { isExpired } from "../domain/subscriptions";
 import type { Env } from "../env";
 import { AppError } from "../http/errors";
@@ -39,7 +40,7 @@ export async function renewOrExpire(env: Env, id: string, at: Date): Promise<Ren
   } catch (error) {
     if (!(error instanceof AppError) || error.status >= 500) throw error;
     if (over) unwrap(await object.expire(at, `renewal failed: ${error.message}`));
-    console.warn(JSON.stringify({ renewal: "failed", subscription: id, reason: error.message }));
+    logWarning("renewal.refused", { subscription: id, expired: over, error: error.message });
     return over ? "failed" : "skipped";
   }
 }

@@ -7,7 +7,8 @@ import { type PlannedSubscription, type PurchaseObject, planPurchase } from "../
 import type { SubscriptionRecord } from "../domain/subscriptions";
 import type { Env } from "../env";
 import { AppError, badRequest, fromErrorWire } from "../http/errors";
-import { type Outcome, subscriptionObject } from "../objects/subscription-object";
+import { subscriptionObject } from "../objects/subscription-object";
+import type { Outcome } from "../objects/subscription-outcome";
 import { catalogKnowing } from "./catalog";
 import { issueCommission, settleReferenced } from "./commissions";
 import { ownCustomers } from "./customers";

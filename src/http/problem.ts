@@ -9,6 +9,7 @@ const TITLES: Record<ErrorKind, string> = {
   not_found: "Not Found",
   method_not_allowed: "Method Not Allowed",
   conflict: "Conflict",
+  precondition_failed: "Precondition Failed",
   over_limit: "Quota Exceeded",
   payload_too_large: "Payload Too Large",
   unsupported_media_type: "Unsupported Media Type",
@@ -19,18 +20,31 @@ const TITLES: Record<ErrorKind, string> = {
   unavailable: "Service Unavailable",
 };
 
-export function problemResponse(error: AppError, instance?: string): Response {
+/**
+ * A quota refusal is a conflict with the state of the customer's holdings, not a request too
+ * large (HTTP's 413): the partner API answers it 409 with its own problem type. The quota API
+ * keeps Astakos's 413 `overLimit` (cloudfault.ts).
+ */
+const statusOf = (error: AppError) => (error.kind === "over_limit" ? 409 : error.status);
+const typeOf = (error: AppError) =>
+  error.kind === "over_limit" ? "quota-exceeded" : error.kind.replaceAll("_", "-");
+
+/**
+ * The problem document of `error`. `requestId` is the `X-Request-Id` of the request answered
+ * (absent only for an operation's stored failure, which its poll adds: routes/operations.ts).
+ */
+export function problemResponse(error: AppError, instance?: string, requestId?: string): Response {
+  const status = statusOf(error);
   const body: Record<string, unknown> = {
-    type: `https://stratus.dev/problems/${error.kind.replaceAll("_", "-")}`,
+    type: `https://stratus.dev/problems/${typeOf(error)}`,
     title: TITLES[error.kind],
-    status: error.status,
+    status,
     detail: error.message,
   };
   if (instance) body.instance = instance;
   if (error.options.fields) body.errors = error.options.fields;
   if (error.options.data) Object.assign(body, error.options.data);
   const headers: Record<string, string> = { "content-type": "application/problem+json" };
-  if (error.kind === "unauthorized") headers["www-authenticate"] = 'ApiKey header="X-Api-Key"';
   // Work another request is in the middle of: worth retrying in a moment.
   if (error.kind === "unavailable") headers["retry-after"] = "1";
   const limited = error.options.rateLimited;
@@ -39,5 +53,6 @@ export function problemResponse(error: AppError, instance?: string): Response {
     body["violated-policies"] = [limited.policy];
     Object.assign(headers, rateLimitHeaders(limited));
   }
-  return new Response(JSON.stringify(body), { status: error.status, headers });
+  if (requestId !== undefined) body.request_id = requestId;
+  return new Response(JSON.stringify(body), { status, headers });
 }

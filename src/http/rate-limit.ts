@@ -1,5 +1,6 @@
 import type { Credential } from "../db/credentials";
 import type { RateLimitTier } from "../db/schema";
+import { logError } from "../domain/log";
 import type { Env } from "../env";
 import { AppError } from "./errors";
 
@@ -63,7 +64,8 @@ async function withinLimit(env: Env, policy: Policy, key: string): Promise<boole
   try {
     return (await env[policy.binding].limit({ key })).success;
   } catch (error) {
-    console.error("rate limiter failed; letting the request through", policy.name, error);
+    // Its outage is not the API's: the request goes through.
+    logError("ratelimit.failed", error, { policy: policy.name });
     return true;
   }
 }

@@ -3,6 +3,7 @@ import type { Role } from "../db/schema";
 import type { Env } from "../env";
 import { admit, type Family, type Principal } from "./auth";
 import { AppError, badRequest, type FieldError } from "./errors";
+import type { Exchange } from "./exchange";
 import { withIdempotency } from "./idempotency";
 
 /**
@@ -22,6 +23,8 @@ export interface RouteContext<P, Q, B, A extends boolean> {
   query: Q;
   body: B;
   principal: A extends true ? Principal : Principal | null;
+  /** The request id (`X-Request-Id`). */
+  requestId: string;
 }
 
 export interface ResponseSpec {
@@ -100,12 +103,26 @@ export function parseWith<S extends Schema>(
   throw badRequest(describe(errors, what), errors);
 }
 
+/** `application/json`, or any `+json` type, with or without parameters (`; charset=utf-8`). */
+const JSON_MEDIA_TYPE = /^application\/(?:[\w.!#$&^-]+\+)?json\s*(?:;|$)/i;
+
+/**
+ * The request body, at most 1 MiB (413 past it). A body must say it is JSON: another Content-Type,
+ * or none, answers 415 (an empty body needs none). Read before the Idempotency-Key is taken, so a
+ * request refused for its framing can be sent again, fixed, with the same key.
+ */
 async function readBody(request: Request): Promise<string> {
   const declared = Number(request.headers.get("content-length") ?? "0");
   if (declared > MAX_BODY_BYTES) throw new AppError("payload_too_large", "request body is larger than 1 MiB");
   const text = await request.text();
   if (text.length > MAX_BODY_BYTES)
     throw new AppError("payload_too_large", "request body is larger than 1 MiB");
+  if (text.trim() !== "" && !JSON_MEDIA_TYPE.test(request.headers.get("content-type") ?? "")) {
+    throw new AppError(
+      "unsupported_media_type",
+      "the request body must be JSON, sent with Content-Type: application/json",
+    );
+  }
   return text;
 }
 
@@ -164,7 +181,8 @@ function parseRequest(route: RouteSpec, rawParams: Record<string, string>, url: 
 /**
  * Runs one matched route: authenticate and rate-limit, authorize, parse, handle; partner-API writes
  * run under their Idempotency-Key. The wrong role answers as the family decides: the quota API
- * treats a token of another kind as unknown (401, as Astakos does); elsewhere it is 403.
+ * treats a token of another kind as unknown (401, as Astakos does); elsewhere it is 403. The
+ * caller is named in `exchange`, for the request's log line.
  */
 export async function runRoute(
   route: RouteSpec,
@@ -174,21 +192,31 @@ export async function runRoute(
   url: URL,
   env: Env,
   ctx: ExecutionContext,
+  exchange: Exchange,
 ): Promise<Response> {
   let principal: Principal | null = null;
   if (route.auth) {
     // Authentication and every rate limit (per credential, and failed attempts per address).
     principal = await admit(request, env, family);
+    exchange.principal = principal;
     if (!route.auth.includes(principal.role)) {
       if (family === "quota") throw new AppError("unauthorized", "this token cannot be used here");
       throw new AppError("forbidden", `this endpoint is not available to the ${principal.role} role`);
     }
   }
   const text = route.body ? await readBody(request) : "";
+  const requestId = exchange.id;
   const handle = async () =>
-    route.handle({ request, env, ctx, ...parseRequest(route, rawParams, url, text), principal });
+    route.handle({
+      request,
+      env,
+      ctx,
+      ...parseRequest(route, rawParams, url, text),
+      principal,
+      requestId,
+    });
   // Parsing runs under the key too: a 4xx for bad input is as final an answer as any other.
   return principal && family === "partner" && KEYED_METHODS.has(route.method)
-    ? withIdempotency(request, env, principal, text, handle)
+    ? withIdempotency(request, env, principal, text, requestId, handle)
     : handle();
 }

@@ -1,4 +1,5 @@
 import { attemptDelivery, type WebhookMessage } from "../app/webhooks";
+import { logError } from "../domain/log";
 import type { Env } from "../env";
 
 /**
@@ -13,7 +14,10 @@ export async function consumeWebhooks(batch: MessageBatch<WebhookMessage>, env: 
         if (result.outcome === "retry") message.retry({ delaySeconds: result.delaySeconds });
         else message.ack();
       } catch (error) {
-        console.error("webhook attempt failed; retrying", message.body.deliveryId, error);
+        logError("webhook.retrying", error, {
+          deliveryId: message.body.deliveryId,
+          attempts: message.attempts,
+        });
         message.retry({ delaySeconds: 30 });
       }
     }),

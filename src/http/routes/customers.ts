@@ -10,6 +10,7 @@ import { IdParams, IssuedCredentialOut, KeyRequest } from "../../schemas/common"
 import { CreateCustomer, CustomerOut, ListCustomersQuery, UpdateCustomer } from "../../schemas/customers";
 import { HoldingOut, SetLimit } from "../../schemas/operator";
 import { pageMeta } from "../../schemas/pagination";
+import { ifMatch, preconditionFailed, taggedJson } from "../conditional";
 import { badRequest, notFound } from "../errors";
 import { decodeCursor, toPage } from "../pagination";
 import { defineRoute } from "../route";
@@ -99,13 +100,15 @@ export const customerRoutes = [
       404: { description: "Not found" },
     },
     async handle({ env, principal, params }) {
-      return Response.json(customerOut(await visibleCustomer(env, principal, params.id)));
+      return taggedJson(customerOut(await visibleCustomer(env, principal, params.id)));
     },
   }),
   defineRoute({
     method: "PATCH",
     path: "/v1/customers/{id}",
     summary: "Update a customer's name or e-mail",
+    description:
+      "With `If-Match` (an ETag of `GET /v1/customers/{id}`, or `*`): 412 if the customer changed since; the check is part of the update.",
     tag,
     auth: partnerOrOperator,
     params: IdParams,
@@ -113,16 +116,21 @@ export const customerRoutes = [
     responses: {
       200: { description: "The customer", schema: CustomerOut },
       404: { description: "Not found" },
+      412: { description: "If-Match does not match: the customer changed since it was read" },
     },
-    async handle({ env, principal, params, body }) {
-      await visibleCustomer(env, principal, params.id);
+    async handle({ env, request, principal, params, body }) {
+      const current = await visibleCustomer(env, principal, params.id);
+      const compared = await ifMatch(request, () => customerOut(current));
       const { user_name, ...rest } = body;
-      const updated = await updateCustomer(env, params.id, {
-        ...rest,
-        ...(user_name !== undefined ? { userName: user_name } : {}),
-      });
-      if (!updated) throw notFound(`customer ${params.id} does not exist`);
-      return Response.json(customerOut(updated));
+      const updated = await updateCustomer(
+        env,
+        params.id,
+        { ...rest, ...(user_name !== undefined ? { userName: user_name } : {}) },
+        compared ? current.version : undefined,
+      );
+      // It was just read: not there at the version compared, it changed in between.
+      if (!updated) throw compared ? preconditionFailed() : notFound(`customer ${params.id} does not exist`);
+      return taggedJson(customerOut(updated));
     },
   }),
   defineRoute({

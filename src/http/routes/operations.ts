@@ -37,8 +37,14 @@ export const operationRoutes = [
       201: { description: "Succeeded (a purchase)" },
       404: { description: "No such operation" },
     },
-    handle: ({ env, principal, params }) =>
-      operationStatus(env, params.opRef, principal.role === "operator" ? null : principal.partnerId),
+    async handle({ env, principal, params, requestId }) {
+      const scope = principal.role === "operator" ? null : principal.partnerId;
+      const answer = await operationStatus(env, params.opRef, scope);
+      if (answer.status < 400) return answer;
+      // A failed operation's problem was stored by whatever ran it; this poll's request id is added.
+      const problem = (await answer.json()) as Record<string, unknown>;
+      return new Response(JSON.stringify({ ...problem, request_id: requestId }), answer);
+    },
   }),
   defineRoute({
     method: "GET",

@@ -7,6 +7,7 @@ import {
   findPartner,
   findService,
   type Partner,
+  type Service,
   updatePartner,
 } from "../../db/partners";
 import { listResources, upsertResource } from "../../db/resources";
@@ -22,6 +23,7 @@ import {
   UpdatePartner,
 } from "../../schemas/operator";
 import { forgetPartnerCredentials } from "../auth";
+import { taggedJson } from "../conditional";
 import { AppError, notFound } from "../errors";
 import { defineRoute } from "../route";
 
@@ -61,7 +63,7 @@ export const operatorRoutes = [
     async handle({ env, params }) {
       const p = await findPartner(env, params.id);
       if (!p) throw notFound(`partner ${params.id} does not exist`);
-      return Response.json(partnerOut(p));
+      return taggedJson(partnerOut(p));
     },
   }),
   defineRoute({
@@ -131,10 +133,24 @@ export const operatorRoutes = [
       const s = await createService(env, await newIdFor(request), body.partner, body.name);
       if (!s)
         throw new AppError("conflict", `partner ${body.partner} already has a service named ${body.name}`);
-      return created(
-        { id: s.id, partner: s.partnerId, name: s.name, created_at: s.createdAt },
-        `/v1/services/${s.id}`,
-      );
+      return created(serviceOut(s), `/v1/services/${s.id}`);
+    },
+  }),
+  defineRoute({
+    method: "GET",
+    path: "/v1/services/{id}",
+    summary: "Read a service",
+    tag,
+    auth: operator,
+    params: IdParams,
+    responses: {
+      200: { description: "The service", schema: ServiceOut },
+      404: { description: "No such service" },
+    },
+    async handle({ env, params }) {
+      const s = await findService(env, params.id);
+      if (!s) throw notFound(`service ${params.id} does not exist`);
+      return taggedJson(serviceOut(s));
     },
   }),
   defineRoute({
@@ -194,6 +210,10 @@ export const operatorRoutes = [
     },
   }),
 ];
+
+function serviceOut(s: Service): v.InferOutput<typeof ServiceOut> {
+  return { id: s.id, partner: s.partnerId, name: s.name, created_at: s.createdAt };
+}
 
 function partnerOut(p: Partner): v.InferOutput<typeof PartnerOut> {
   return { id: p.id, name: p.name, rate_limit: p.rateLimit, created_at: p.createdAt };

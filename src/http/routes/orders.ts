@@ -3,6 +3,7 @@ import { findOrder, listOrders } from "../../db/orders";
 import { IdParams } from "../../schemas/common";
 import { Pagination, pageMeta } from "../../schemas/pagination";
 import { OrderOut } from "../../schemas/subscriptions";
+import { taggedJson } from "../conditional";
 import { badRequest, notFound } from "../errors";
 import { decodeCursor, toPage } from "../pagination";
 import { defineRoute } from "../route";
@@ -44,7 +45,7 @@ export const orderRoutes = [
         principal.role === "operator" ? null : principal.partnerId,
       );
       if (!order) throw notFound(`order ${params.id} does not exist`);
-      return Response.json(orderView(order));
+      return taggedJson(orderView(order));
     },
   }),
 ];

@@ -8,7 +8,9 @@ import { type Product, STRATUS_SERVICE } from "../../domain/catalog";
 import { currency, parseDecimal } from "../../domain/money";
 import { money } from "../../domain/subscriptions";
 import { newSigningSecret } from "../../domain/webhooks";
+import type { Env } from "../../env";
 import { ProductOut, ProductParams, PutProduct } from "../../schemas/products";
+import { ifMatch, preconditionFailed, taggedJson } from "../conditional";
 import { badRequest, notFound } from "../errors";
 import { defineRoute } from "../route";
 
@@ -29,18 +31,36 @@ const productOut = (p: Product): v.InferOutput<typeof ProductOut> => ({
   vendor: p.vendorId,
 });
 
+/**
+ * A PUT's If-Match: without one, the PUT creates or updates; with one, the product must exist
+ * (`*`) and match it, and the version returned is the one the update must find.
+ */
+async function productVersionMatched(env: Env, request: Request, id: string): Promise<number | undefined> {
+  if (!request.headers.has("if-match")) return undefined;
+  const current = await findProductById(env, id);
+  if (!current) throw preconditionFailed();
+  return (await ifMatch(request, () => productOut(current))) ? current.version : undefined;
+}
+
 export const productRoutes = [
   defineRoute({
     method: "PUT",
     path: "/v1/products/{id}",
     summary: "Create or update a product",
-    description: "`unit_price` is in the currency's minor-unit precision at most (e.g. 2 decimals for EUR).",
+    description:
+      "`unit_price` is in the currency's minor-unit precision at most (e.g. 2 decimals for EUR). With `If-Match` (an ETag of `GET /v1/products/{id}`, or `*`), only an existing product is updated, and only if it has not changed since: else 412.",
     tag,
     auth: ["operator"],
     params: ProductParams,
     body: PutProduct,
-    responses: { 200: { description: "The product", schema: ProductOut }, 400: { description: "Invalid" } },
-    async handle({ env, params, body }) {
+    responses: {
+      200: { description: "The product", schema: ProductOut },
+      400: { description: "Invalid" },
+      412: {
+        description: "If-Match does not match: the product changed since it was read, or does not exist",
+      },
+    },
+    async handle({ env, request, params, body }) {
       const minor = parseDecimal(body.unit_price, currency(body.currency));
       if (minor === null || minor > BigInt(Number.MAX_SAFE_INTEGER)) {
         throw badRequest("unit_price has more decimals than the currency's minor unit", [
@@ -77,21 +97,27 @@ export const productRoutes = [
           { point: "/vendor", message: "no such vendor" },
         ]);
       }
+      const expectedVersion = await productVersionMatched(env, request, params.id);
       const before = await syndicationOf(env, params.id);
-      const product = await upsertProduct(env, {
-        id: params.id,
-        name: body.name,
-        kind: body.kind,
-        unit: body.unit,
-        unitPriceMinor: Number(minor),
-        currency: body.currency,
-        quotaResource: body.quota_resource,
-        aliases: body.aliases,
-        delivery: body.delivery,
-        vendorId: syndicated ? (body.vendor ?? null) : null,
-      });
+      const product = await upsertProduct(
+        env,
+        {
+          id: params.id,
+          name: body.name,
+          kind: body.kind,
+          unit: body.unit,
+          unitPriceMinor: Number(minor),
+          currency: body.currency,
+          quotaResource: body.quota_resource,
+          aliases: body.aliases,
+          delivery: body.delivery,
+          vendorId: syndicated ? (body.vendor ?? null) : null,
+        },
+        expectedVersion,
+      );
+      if (!product) throw preconditionFailed();
       catalogChanged();
-      if (!syndicated) return Response.json(productOut(product));
+      if (!syndicated) return taggedJson(productOut(product));
       // The signing secret is made once, when the product first becomes syndicated, and shown then only.
       const secret = before?.signingSecret ? null : newSigningSecret();
       await setSyndication(env, params.id, {
@@ -99,7 +125,8 @@ export const productRoutes = [
         ...(secret ? { signingSecret: secret } : {}),
       });
       catalogChanged();
-      return Response.json({ ...productOut(product), ...(secret ? { signing_secret: secret } : {}) });
+      const shown = productOut(product);
+      return taggedJson({ ...shown, ...(secret ? { signing_secret: secret } : {}) }, shown);
     },
   }),
   defineRoute({
@@ -124,7 +151,7 @@ export const productRoutes = [
     async handle({ env, params }) {
       const product = await findProductById(env, params.id);
       if (!product) throw notFound(`product ${params.id} does not exist`);
-      return Response.json(productOut(product));
+      return taggedJson(productOut(product));
     },
   }),
 ];

@@ -3,13 +3,13 @@ import { catalogKnowing, productIdsNamed } from "../../app/catalog";
 import { visibleCustomer } from "../../app/customers";
 import { extensionTerm } from "../../app/extend";
 import { respond, storedObject } from "../../app/operations";
-import { listPage, readSubscription, scopeOf, visibleRecord } from "../../app/reads";
+import { listPage, present, readSubscription, scopeOf, visibleRecord } from "../../app/reads";
 import { assignIds, plan } from "../../app/subscriptions";
 import { findProduct } from "../../domain/catalog";
 import { uuidv7 } from "../../domain/ids";
 import { chargeFor } from "../../domain/metering";
 import { MAX_OBJECTS } from "../../domain/purchase";
-import { amountChangeRefusal, money, runRefusal } from "../../domain/subscriptions";
+import { amountChangeRefusal, money, runRefusal, type SubscriptionRecord } from "../../domain/subscriptions";
 import { accruing, usageLines } from "../../domain/usage";
 import type { Env } from "../../env";
 import { IdParams } from "../../schemas/common";
@@ -26,6 +26,7 @@ import {
   UsageOut,
 } from "../../schemas/subscriptions";
 import type { Principal } from "../auth";
+import { ifMatch, taggedText } from "../conditional";
 import { badRequest, refused } from "../errors";
 import { decodeCursor, toPage } from "../pagination";
 import { defineRoute } from "../route";
@@ -42,6 +43,18 @@ const now = () => new Date();
 
 const ASYNC =
   " With `Prefer: respond-async`: 202 Accepted, `Location: /v1/operations/{opRef}` and `Retry-After`; the operation then answers what this would have.";
+
+const IF_MATCH =
+  " With `If-Match` (an ETag of `GET /v1/subscriptions/{id}`, or `*`): 412 if the subscription changed since; the check and the change are one step in its object.";
+
+/**
+ * The version a write applies to when its If-Match names a tag: the one compared, so a change in
+ * between answers 412 (`SubscriptionObject.change`).
+ */
+async function expectedVersion(env: Env, request: Request, record: SubscriptionRecord) {
+  const compared = await ifMatch(request, () => present(env, record, now()));
+  return compared ? { expectedVersion: record.version } : {};
+}
 
 /** Operators act for a partner they name; partners act for themselves. */
 function actingPartner(principal: Principal): string {
@@ -99,7 +112,9 @@ export const subscriptionRoutes = [
       201: { description: "Bought", schema: PurchaseOut },
       202: { description: "Accepted as an operation" },
       400: { description: "Invalid objects; `errors` names each field" },
-      413: { description: "Over quota: names the resource, limit and usage; nothing bought" },
+      409: {
+        description: "Over quota (`quota-exceeded`): names the resource, limit and usage; nothing bought",
+      },
     },
     async handle({ env, request, principal, body }) {
       const at = now();
@@ -159,6 +174,7 @@ export const subscriptionRoutes = [
     method: "GET",
     path: "/v1/subscriptions/{id}",
     summary: "Read a subscription (from its object: read-your-writes)",
+    description: "Answers a strong `ETag`, for `If-Match` on its changes (and `If-None-Match`: 304).",
     tag,
     auth: partners,
     params: IdParams,
@@ -167,16 +183,14 @@ export const subscriptionRoutes = [
       404: { description: "Not found" },
     },
     async handle({ env, principal, params }) {
-      return new Response(await readSubscription(env, scopeOf(principal), params.id, now()), {
-        headers: { "content-type": "application/json" },
-      });
+      return taggedText(await readSubscription(env, scopeOf(principal), params.id, now()));
     },
   }),
   defineRoute({
     method: "PATCH",
     path: "/v1/subscriptions/{id}",
     summary: "Change auto_renew, or a CaaS cloud's quantity (amount)",
-    description: `A CaaS cloud's quantity up holds the difference on the customer's quota (413 if over), down releases it, and its metering splits the running interval. Every other kind is prepaid: only auto_renew changes, and an amount answers 409 (buy another subscription, or extend). Other fields are immutable.${ASYNC}`,
+    description: `A CaaS cloud's quantity up holds the difference on the customer's quota (409, quota-exceeded, if over), down releases it, and its metering splits the running interval. Every other kind is prepaid: only auto_renew changes, and an amount answers 409 (buy another subscription, or extend). Other fields are immutable.${IF_MATCH}${ASYNC}`,
     tag,
     auth: partners,
     params: IdParams,
@@ -185,11 +199,12 @@ export const subscriptionRoutes = [
       200: { description: "Updated", schema: SubscriptionOut },
       202: { description: "Accepted as an operation" },
       400: { description: "An immutable or invalid field" },
-      409: { description: "An amount on a prepaid subscription, or one that has ended" },
-      413: { description: "Over quota" },
+      409: { description: "An amount on a prepaid subscription, one that has ended, or over quota" },
+      412: { description: "If-Match does not match: the subscription changed since it was read" },
     },
     async handle({ env, request, principal, params, body }) {
       const record = await visibleRecord(env, scopeOf(principal), params.id);
+      const condition = await expectedVersion(env, request, record);
       const refusal = body.amount === undefined ? null : amountChangeRefusal(record);
       if (refusal) throw refused(refusal);
       return respond(env, request, {
@@ -199,6 +214,7 @@ export const subscriptionRoutes = [
         subscription: record.id,
         ...(body.amount !== undefined ? { amount: body.amount } : {}),
         ...(body.auto_renew !== undefined ? { autoRenew: body.auto_renew } : {}),
+        ...condition,
       });
     },
   }),
@@ -206,13 +222,14 @@ export const subscriptionRoutes = [
     method: "DELETE",
     path: "/v1/subscriptions/{id}",
     summary: "Cancel a subscription",
-    description: `Closes the running interval and releases the quota. Cancelling again changes nothing.${ASYNC}`,
+    description: `Closes the running interval and releases the quota. Cancelling again changes nothing.${IF_MATCH}${ASYNC}`,
     tag,
     auth: partners,
     params: IdParams,
     responses: {
       200: { description: "Cancelled", schema: SubscriptionOut },
       202: { description: "Accepted as an operation" },
+      412: { description: "If-Match does not match: the subscription changed since it was read" },
     },
     async handle({ env, request, principal, params }) {
       const record = await visibleRecord(env, scopeOf(principal), params.id);
@@ -221,6 +238,7 @@ export const subscriptionRoutes = [
         partnerId: record.partnerId,
         at: now().toISOString(),
         subscription: record.id,
+        ...(await expectedVersion(env, request, record)),
       });
     },
   }),
@@ -237,8 +255,7 @@ export const subscriptionRoutes = [
     responses: {
       200: { description: "The subscription (for extend: the new one)", schema: SubscriptionOut },
       202: { description: "Accepted as an operation" },
-      409: { description: "The chain was cancelled, or the subscription has ended" },
-      413: { description: "Over quota" },
+      409: { description: "The chain was cancelled, the subscription has ended, or over quota" },
     },
     async handle({ env, request, principal, params, query, body }) {
       const record = await visibleRecord(env, scopeOf(principal), params.id);

@@ -2,7 +2,7 @@ import * as v from "valibot";
 import { newIdFor } from "../../app/intents";
 import { issueCredential } from "../../db/credentials";
 import { DELIVERY_STATUSES } from "../../db/schema";
-import { createVendor, findVendor, setSyndication } from "../../db/vendors";
+import { createVendor, findVendor, setSyndication, type Vendor } from "../../db/vendors";
 import {
   attemptsOf,
   type Delivery,
@@ -17,6 +17,7 @@ import { IdParams, IssuedCredentialOut, KeyRequest } from "../../schemas/common"
 import { Pagination, pageMeta } from "../../schemas/pagination";
 import { ProductParams } from "../../schemas/products";
 import type { Principal } from "../auth";
+import { taggedJson } from "../conditional";
 import { AppError, notFound } from "../errors";
 import { decodeCursor, toPage } from "../pagination";
 import { defineRoute } from "../route";
@@ -33,6 +34,11 @@ export const Endpoint = v.pipe(
 );
 
 const VendorOut = v.object({ id: v.string(), name: v.string(), created_at: v.string() });
+const vendorOut = (vendor: Vendor): v.InferOutput<typeof VendorOut> => ({
+  id: vendor.id,
+  name: vendor.name,
+  created_at: vendor.createdAt,
+});
 const SecretOut = v.object({
   product: v.string(),
   signing_secret: v.pipe(
@@ -101,10 +107,27 @@ export const syndicationRoutes = [
     responses: { 201: { description: "Created", schema: VendorOut } },
     async handle({ env, request, body }) {
       const vendor = await createVendor(env, await newIdFor(request), body.name);
-      return Response.json(
-        { id: vendor.id, name: vendor.name, created_at: vendor.createdAt },
-        { status: 201, headers: { location: `/v1/vendors/${vendor.id}` } },
-      );
+      return Response.json(vendorOut(vendor), {
+        status: 201,
+        headers: { location: `/v1/vendors/${vendor.id}` },
+      });
+    },
+  }),
+  defineRoute({
+    method: "GET",
+    path: "/v1/vendors/{id}",
+    summary: "Read a vendor",
+    tag,
+    auth: ["operator"],
+    params: IdParams,
+    responses: {
+      200: { description: "The vendor", schema: VendorOut },
+      404: { description: "No such vendor" },
+    },
+    async handle({ env, params }) {
+      const vendor = await findVendor(env, params.id);
+      if (!vendor) throw notFound(`vendor ${params.id} does not exist`);
+      return taggedJson(vendorOut(vendor));
     },
   }),
   defineRoute({
@@ -206,7 +229,7 @@ export const syndicationRoutes = [
       const d = await findDelivery(env, params.id, vendorScope(principal));
       if (!d) throw notFound(`delivery ${params.id} does not exist`);
       const attempts = await attemptsOf(env, d.id);
-      return Response.json({
+      return taggedJson({
         ...deliveryOut(d),
         payload: JSON.parse(d.payload),
         attempts: attempts.map((a) => ({

@@ -11,6 +11,7 @@ import type { Env } from "../../env";
 import { subscriptionObject } from "../../objects/subscription-object";
 import { IdParams } from "../../schemas/common";
 import type { Principal } from "../auth";
+import { taggedJson } from "../conditional";
 import { badRequest, notFound } from "../errors";
 import { defineRoute } from "../route";
 import { Endpoint } from "./syndication";
@@ -89,7 +90,7 @@ export const vendorRoutes = [
     params: IdParams,
     responses: { 200: { description: "The subscription" }, 404: { description: "Not the vendor's" } },
     async handle({ env, principal, params }) {
-      return Response.json(subscriptionView(await ownSubscription(env, principal, params.id)));
+      return taggedJson(subscriptionView(await ownSubscription(env, principal, params.id)));
     },
   }),
   defineRoute({
@@ -150,7 +151,7 @@ export const vendorRoutes = [
       const lines = order?.lines.filter((l) => own.has(l.product)) ?? [];
       const first = lines[0];
       if (!order || !first) throw notFound(`order ${params.id} does not exist`);
-      return Response.json({
+      return taggedJson({
         id: order.id,
         self: `order/${order.id}`,
         type: "NORMAL",
@@ -185,7 +186,7 @@ export const vendorRoutes = [
       ) {
         throw notFound(`user ${params.id} does not exist`);
       }
-      return Response.json({
+      return taggedJson({
         id: customer.id,
         self: `user/${customer.id}`,
         userName: customer.userName ?? customer.email ?? customer.id,
