@@ -38,6 +38,17 @@ interface PathEntry {
   allow: string[];
 }
 
+/** What every answer gets on its way out: 304 or no body where due, the request id, CORS. */
+function finish(request: Request, env: Env, response: Response, exchange: Exchange): Response {
+  const read = request.method === "GET" || request.method === "HEAD";
+  let out = (read && notModified(request, response)) || response;
+  if (request.method === "HEAD" && out.body !== null) out = new Response(null, out);
+  out.headers.set("x-request-id", exchange.id);
+  const preflight = request.method === "OPTIONS" && out.status === 204;
+  addCors(request, env, out, preflight ? out.headers.get("allow")?.split(", ") : undefined);
+  return out;
+}
+
 /**
  * Builds the fetch handler over a set of routes: dispatches with itty-router, answers HEAD as the
  * GET of the same path without its body, OPTIONS with `Allow` (and CORS preflights), 404/405 for
@@ -126,15 +137,4 @@ export function createApp(routes: readonly RouteSpec[]): Handler {
     logExchange(request, response.status, exchange);
     return response;
   };
-
-  /** What every answer gets on its way out: 304 or no body where due, the request id, CORS. */
-  function finish(request: Request, env: Env, response: Response, exchange: Exchange): Response {
-    const read = request.method === "GET" || request.method === "HEAD";
-    let out = (read && notModified(request, response)) || response;
-    if (request.method === "HEAD" && out.body !== null) out = new Response(null, out);
-    out.headers.set("x-request-id", exchange.id);
-    const preflight = request.method === "OPTIONS" && out.status === 204;
-    addCors(request, env, out, preflight ? out.headers.get("allow")?.split(", ") : undefined);
-    return out;
-  }
 }
