@@ -32,8 +32,8 @@ const productOut = (p: Product): v.InferOutput<typeof ProductOut> => ({
 });
 
 /**
- * A PUT's If-Match: without one, the PUT creates or updates; with one, the product must exist
- * (`*`) and match it, and the version returned is the one the update must find.
+ * A PUT's If-Match. Without one the PUT creates or updates. With one the product must exist (412
+ * if not); a tag must also match it, and then its version is the one the update must find.
  */
 async function productVersionMatched(env: Env, request: Request, id: string): Promise<number | undefined> {
   if (!request.headers.has("if-match")) return undefined;
