@@ -21,7 +21,7 @@ const TOTAL = RENEWALS.customers * RENEWALS.perRequest;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Counts what the Workers log during the phase: the renewals consumer's per-batch tallies. */
+/** Counts what the Workers log during the phase: the renewals queue's per-batch lines (README, "Observability"). */
 export function renewalLog() {
   const counts = { batches: 0, renewed: 0, expired: 0, failed: 0, skipped: 0, retried: 0 };
   const cron = [];
@@ -37,15 +37,18 @@ export function renewalLog() {
     onLog({ level, message }) {
       try {
         const parsed = JSON.parse(message);
-        if (parsed?.renewals) {
+        if (parsed?.event === "queue" && parsed.queue?.startsWith("stratus-renewals")) {
           counts.batches++;
-          for (const [k, n] of Object.entries(parsed.renewals)) counts[k] = (counts[k] ?? 0) + n;
+          for (const k of ["renewed", "expired", "failed", "skipped", "retried", "monthsClosed"])
+            counts[k] = (counts[k] ?? 0) + (parsed[k] ?? 0);
           return;
         }
-        if (parsed?.cron !== undefined) {
+        if (parsed?.event === "cron") {
           cron.push(parsed);
           return;
         }
+        // The seeding's request lines, and other queues' batches.
+        if (parsed?.event === "request" || parsed?.event === "queue") return;
       } catch {
         // Not one of the JSON lines: shown below.
       }

@@ -205,7 +205,9 @@ function startMiniflare({ dir, bundlePath, config, state, twins = true, onLog = 
   return new Miniflare(options);
 }
 
+/** Echoes what the Workers log, but the per-request and per-batch lines: a run makes millions. */
 function echoLog({ level, message }) {
+  if (/^\{"event":"(request|queue)"/.test(message)) return;
   console.error(`[workerd ${level}] ${message}`);
 }
 

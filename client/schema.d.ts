@@ -148,6 +148,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/services/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read a service
+         * @description What `POST /v1/services` answered, found again (its `Location`).
+         */
+        get: operations["getV1ServicesId"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/services/{id}/tokens": {
         parameters: {
             query?: never;
@@ -222,7 +242,7 @@ export interface paths {
         get: operations["getV1ProductsId"];
         /**
          * Create or update a product
-         * @description `unit_price` is in the currency's minor-unit precision at most (e.g. 2 decimals for EUR). The quota resource must be one of stratus's own (service `stratus`). A syndicated product needs a vendor and an endpoint; the first time a product becomes syndicated, its signing secret is answered, once.
+         * @description `unit_price` is in the currency's minor-unit precision at most (e.g. 2 decimals for EUR). The quota resource must be one of stratus's own (service `stratus`). A syndicated product needs a vendor and an endpoint; the first time a product becomes syndicated, its signing secret is answered, once. With `If-Match` (an ETag of `GET /v1/products/{id}`, or `*`), only an existing product is updated, and only if it has not changed since: else 412.
          */
         put: operations["putV1ProductsId"];
         post?: never;
@@ -295,7 +315,7 @@ export interface paths {
         head?: never;
         /**
          * Update a customer's name, e-mail or details
-         * @description Only `name`, `email`, `user_name`, `phone` and `address` change; any other member is a 400.
+         * @description Only `name`, `email`, `user_name`, `phone` and `address` change; any other member is a 400. With `If-Match` (an ETag of `GET /v1/customers/{id}`, or `*`): 412 if the customer changed since; the check is part of the update.
          */
         patch: operations["patchV1CustomersId"];
         trace?: never;
@@ -417,21 +437,21 @@ export interface paths {
         };
         /**
          * Read a subscription
-         * @description From its object, so a read follows every write that answered before it (read-your-writes).
+         * @description From its object, so a read follows every write that answered before it (read-your-writes). Answers a strong `ETag`, for `If-Match` on its changes (and `If-None-Match`: 304).
          */
         get: operations["getV1SubscriptionsId"];
         put?: never;
         post?: never;
         /**
          * Cancel a subscription
-         * @description Closes the running interval and releases the quota. Cancelling again changes nothing. With `Prefer: respond-async`: 202 Accepted, `Location: /v1/operations/{opRef}` and `Retry-After`; the operation then answers what this would have.
+         * @description Closes the running interval and releases the quota. Cancelling again changes nothing. With `If-Match` (an ETag of `GET /v1/subscriptions/{id}`, or `*`): 412 if the subscription changed since; the check and the change are one step in its object. With `Prefer: respond-async`: 202 Accepted, `Location: /v1/operations/{opRef}` and `Retry-After`; the operation then answers what this would have.
          */
         delete: operations["deleteV1SubscriptionsId"];
         options?: never;
         head?: never;
         /**
          * Change auto_renew, or a CaaS cloud's quantity (amount)
-         * @description A CaaS cloud's quantity up holds the difference on the customer's quota (413 if over), down releases it, and its metering splits the running interval. Every other kind is prepaid: only auto_renew changes, and an amount answers 409 (buy another subscription, or extend). Other fields are immutable. With `Prefer: respond-async`: 202 Accepted, `Location: /v1/operations/{opRef}` and `Retry-After`; the operation then answers what this would have.
+         * @description A CaaS cloud's quantity up holds the difference on the customer's quota (409, quota-exceeded, if over), down releases it, and its metering splits the running interval. Every other kind is prepaid: only auto_renew changes, and an amount answers 409 (buy another subscription, or extend). Other fields are immutable. With `If-Match` (an ETag of `GET /v1/subscriptions/{id}`, or `*`): 412 if the subscription changed since; the check and the change are one step in its object. With `Prefer: respond-async`: 202 Accepted, `Location: /v1/operations/{opRef}` and `Retry-After`; the operation then answers what this would have.
          */
         patch: operations["patchV1SubscriptionsId"];
         trace?: never;
@@ -630,6 +650,26 @@ export interface paths {
          * @description A third party that provisions syndicated products and reads them through the vendor API.
          */
         post: operations["postV1Vendors"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/vendors/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read a vendor
+         * @description What `POST /v1/vendors` answered, found again (its `Location`).
+         */
+        get: operations["getV1VendorsId"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1937,16 +1977,6 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description Over quota (names the resource, limit and usage; nothing was done), or a body larger than 1 MiB. */
-        ContentTooLargeOrQuotaExceeded: {
-            headers: {
-                "X-Request-Id": components["headers"]["X-Request-Id"];
-                [name: string]: unknown;
-            };
-            content: {
-                "application/problem+json": components["schemas"]["QuotaExceededProblem"] | components["schemas"]["Problem"];
-            };
-        };
         /** @description The request body is not `application/json`. */
         UnsupportedMediaType: {
             headers: {
@@ -2265,6 +2295,8 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description The representation's version (strong); send it back as `If-Match`. */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2278,6 +2310,16 @@ export interface operations {
                      */
                     "application/json": components["schemas"]["Partner"];
                 };
+            };
+            /** @description Not modified: `If-None-Match` lists the current ETag; no body. */
+            304: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description The current ETag. */
+                    ETag: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -2456,6 +2498,55 @@ export interface operations {
             413: components["responses"]["ContentTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["UnprocessableContent"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    getV1ServicesId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The service */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description The representation's version (strong); send it back as `If-Match`. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a4f0-0000-7000-8000-0000000000a2",
+                     *       "partner": "0193a4f0-0000-7000-8000-0000000000a1",
+                     *       "name": "cyclades",
+                     *       "created_at": "2026-12-01T12:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Service"];
+                };
+            };
+            /** @description Not modified: `If-None-Match` lists the current ETag; no body. */
+            304: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description The current ETag. */
+                    ETag: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
             429: components["responses"]["TooManyRequests"];
             "5XX": components["responses"]["ServerError"];
         };
@@ -2648,6 +2739,16 @@ export interface operations {
                      */
                     "application/json": components["schemas"]["Product"];
                 };
+            };
+            /** @description Not modified: `If-None-Match` lists the current ETag; no body. */
+            304: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description The current ETag. */
+                    ETag: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -2921,6 +3022,16 @@ export interface operations {
                      */
                     "application/json": components["schemas"]["Customer"];
                 };
+            };
+            /** @description Not modified: `If-None-Match` lists the current ETag; no body. */
+            304: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description The current ETag. */
+                    ETag: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -3364,7 +3475,7 @@ export interface operations {
             405: components["responses"]["MethodNotAllowed"];
             /** @description Over quota: names the resource, limit and usage; nothing bought */
             409: components["responses"]["ConflictOrQuotaExceeded"];
-            413: components["responses"]["ContentTooLargeOrQuotaExceeded"];
+            413: components["responses"]["ContentTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["UnprocessableContent"];
             429: components["responses"]["TooManyRequests"];
@@ -3442,7 +3553,7 @@ export interface operations {
             405: components["responses"]["MethodNotAllowed"];
             /** @description Over quota: names the resource, limit and usage */
             409: components["responses"]["ConflictOrQuotaExceeded"];
-            413: components["responses"]["ContentTooLargeOrQuotaExceeded"];
+            413: components["responses"]["ContentTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["UnprocessableContent"];
             429: components["responses"]["TooManyRequests"];
@@ -3574,6 +3685,16 @@ export interface operations {
                     "application/json": components["schemas"]["Subscription"];
                 };
             };
+            /** @description Not modified: `If-None-Match` lists the current ETag; no body. */
+            304: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description The current ETag. */
+                    ETag: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
@@ -3609,6 +3730,8 @@ export interface operations {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     /** @description The subscription. */
                     Location: string;
+                    /** @description The representation's version (strong); send it back as `If-Match`. */
+                    ETag?: string;
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
                     "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
@@ -3802,7 +3925,7 @@ export interface operations {
             /** @description A CaaS cloud's quantity up, over quota */
             409: components["responses"]["ConflictOrQuotaExceeded"];
             412: components["responses"]["PreconditionFailed"];
-            413: components["responses"]["ContentTooLargeOrQuotaExceeded"];
+            413: components["responses"]["ContentTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["UnprocessableContent"];
             429: components["responses"]["TooManyRequests"];
@@ -3919,7 +4042,7 @@ export interface operations {
             405: components["responses"]["MethodNotAllowed"];
             /** @description An extension over quota */
             409: components["responses"]["ConflictOrQuotaExceeded"];
-            413: components["responses"]["ContentTooLargeOrQuotaExceeded"];
+            413: components["responses"]["ContentTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["UnprocessableContent"];
             429: components["responses"]["TooManyRequests"];
@@ -4179,6 +4302,8 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description The representation's version (strong); send it back as `If-Match`. */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4203,6 +4328,16 @@ export interface operations {
                      */
                     "application/json": components["schemas"]["Order"];
                 };
+            };
+            /** @description Not modified: `If-None-Match` lists the current ETag; no body. */
+            304: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description The current ETag. */
+                    ETag: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -4506,7 +4641,6 @@ export interface operations {
             405: components["responses"]["MethodNotAllowed"];
             /** @description Failed: over quota; nothing was bought or changed */
             409: components["responses"]["ConflictOrQuotaExceeded"];
-            413: components["responses"]["ContentTooLargeOrQuotaExceeded"];
             /** @description Failed: a vendor could not provision */
             424: components["responses"]["FailedDependency"];
             429: components["responses"]["TooManyRequests"];
@@ -4614,6 +4748,54 @@ export interface operations {
             413: components["responses"]["ContentTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["UnprocessableContent"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    getV1VendorsId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The vendor */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description The representation's version (strong); send it back as `If-Match`. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a4f0-0000-7000-8000-0000000000c1",
+                     *       "name": "Demo Vendor",
+                     *       "created_at": "2026-12-01T12:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Vendor"];
+                };
+            };
+            /** @description Not modified: `If-None-Match` lists the current ETag; no body. */
+            304: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description The current ETag. */
+                    ETag: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
             429: components["responses"]["TooManyRequests"];
             "5XX": components["responses"]["ServerError"];
         };
@@ -4841,6 +5023,8 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description The representation's version (strong); send it back as `If-Match`. */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4879,6 +5063,16 @@ export interface operations {
                      */
                     "application/json": components["schemas"]["DeliveryDetail"];
                 };
+            };
+            /** @description Not modified: `If-None-Match` lists the current ETag; no body. */
+            304: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description The current ETag. */
+                    ETag: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -4957,6 +5151,8 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description The representation's version (strong); send it back as `If-Match`. */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4993,6 +5189,16 @@ export interface operations {
                      */
                     "application/json": components["schemas"]["VendorSubscription"];
                 };
+            };
+            /** @description Not modified: `If-None-Match` lists the current ETag; no body. */
+            304: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description The current ETag. */
+                    ETag: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -5096,6 +5302,8 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description The representation's version (strong); send it back as `If-Match`. */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5131,6 +5339,16 @@ export interface operations {
                     "application/json": components["schemas"]["VendorOrder"];
                 };
             };
+            /** @description Not modified: `If-None-Match` lists the current ETag; no body. */
+            304: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description The current ETag. */
+                    ETag: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             /** @description No line of it is one of the vendor's products */
@@ -5155,6 +5373,8 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description The representation's version (strong); send it back as `If-Match`. */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5180,6 +5400,16 @@ export interface operations {
                      */
                     "application/json": components["schemas"]["VendorUser"];
                 };
+            };
+            /** @description Not modified: `If-None-Match` lists the current ETag; no body. */
+            304: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description The current ETag. */
+                    ETag: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];

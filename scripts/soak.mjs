@@ -5,7 +5,7 @@
 //    starts `wrangler dev` on it (scripts/soak-server.mjs) with RECOVERY_AFTER_SECONDS shortened,
 //    so recovery happens within the run.
 // 2. Sets up through the API: an `unlimited` partner and its key, the catalog, a few customers
-//    with limits on the `stratus.*` resources (some tight, so purchases meet 413) and user tokens.
+//    with limits on the `stratus.*` resources (some tight, so purchases meet 409 quota-exceeded) and user tokens.
 // 3. Load for SOAK_SECONDS from SOAK_CONCURRENCY lanes: purchases (some `Prefer: respond-async`),
 //    amount changes, extensions, CaaS start/stop and cancellations. Most writes carry an
 //    Idempotency-Key and are retried, as the draft says a client does, with the same key and body
@@ -241,7 +241,7 @@ async function setup(server, tree, persistTo) {
   }
   if (!products.some((p) => p.id === CLOUD && p.kind === "caas")) throw new Error(`no CaaS product ${CLOUD}`);
 
-  // Customers: the first third with tight limits (purchases meet 413), the others with room.
+  // Customers: the first third with tight limits (purchases meet 409 quota-exceeded), the others with room.
   const customers = [];
   for (let i = 0; i < CONFIG.customers; i++) {
     const c = (

@@ -11,7 +11,7 @@ export interface CallOptions {
   /** Sent as X-Api-Key (partner family), X-Auth-Token (/account), CMW-Auth-Token (/api). */
   token?: string;
   body?: unknown;
-  /** A raw body, sent as is. */
+  /** A raw body, sent as is (as `application/json` unless `headers` name a Content-Type). */
   raw?: string;
   headers?: Record<string, string>;
 }
@@ -46,9 +46,9 @@ export async function call<T = any>(
 ): Promise<Reply<T>> {
   const headers: Record<string, string> = { "cf-connecting-ip": nextAddress(), ...options.headers };
   if (options.token) headers[tokenHeader(path)] = options.token;
-  let body: string | undefined = options.raw;
-  if (options.body !== undefined) {
-    body = JSON.stringify(options.body);
+  const body = options.body !== undefined ? JSON.stringify(options.body) : options.raw;
+  // A body is JSON unless the test says otherwise: anything else answers 415.
+  if (body !== undefined && !Object.keys(headers).some((name) => name.toLowerCase() === "content-type")) {
     headers["content-type"] = "application/json";
   }
   const url = `http://stratus.test${path}`;

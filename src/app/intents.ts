@@ -24,6 +24,8 @@ export type OperationPayload =
       subscription: string;
       amount?: number;
       autoRenew?: boolean;
+      /** The version the request's If-Match matched: the change applies only to it. */
+      expectedVersion?: number;
     }
   | {
       kind: "extend";
@@ -36,7 +38,7 @@ export type OperationPayload =
     }
   | { kind: "auto_renew"; partnerId: string; at: string; subscription: string; value: boolean }
   | { kind: "run"; partnerId: string; at: string; subscription: string; action: "start" | "stop" }
-  | { kind: "cancel"; partnerId: string; at: string; subscription: string }
+  | { kind: "cancel"; partnerId: string; at: string; subscription: string; expectedVersion?: number }
   | {
       kind: "consume";
       partnerId: string;

@@ -11,6 +11,7 @@ import {
 import type { Order } from "../db/orders";
 import { AppError, type ErrorWire, fromErrorWire, isFinalAnswer, toErrorWire } from "../domain/errors";
 import { fault } from "../domain/faults";
+import { logError } from "../domain/log";
 import type { PlannedSubscription, PurchaseObject } from "../domain/purchase";
 import { recoveryBoundMs } from "../domain/recovery";
 import type { SubscriptionRecord, SubscriptionWire } from "../domain/subscriptions";
@@ -41,7 +42,8 @@ export const MAX_ATTEMPTS = 8;
 export type OperationResult =
   | { kind: "purchase"; objects: SubscriptionWire[]; totalMinor: string; currency: string; orders: Order[] }
   | { kind: "consume"; objects: SubscriptionWire[]; unallocated: number }
-  | { kind: "subscription"; object: SubscriptionWire };
+  /** `tagged`: the subscription is the request's own target (changed or cancelled), answered with its ETag. */
+  | { kind: "subscription"; object: SubscriptionWire; tagged: boolean };
 
 export function storedObject(o: PurchaseObject): StoredObject {
   const { start_time, end_time, ...rest } = o;
@@ -61,8 +63,8 @@ function purchaseObject(o: StoredObject): PurchaseObject {
   };
 }
 
-async function one(env: Env, record: SubscriptionRecord, at: Date): Promise<OperationResult> {
-  return { kind: "subscription", object: await present(env, record, at) };
+async function one(env: Env, record: SubscriptionRecord, at: Date, tagged = false): Promise<OperationResult> {
+  return { kind: "subscription", object: await present(env, record, at), tagged };
 }
 
 /**
@@ -112,10 +114,14 @@ export async function perform(
   const object = subscriptionObject(env, payload.subscription);
   switch (payload.kind) {
     case "update": {
-      let record: SubscriptionRecord | null = null;
-      if (payload.amount !== undefined) record = unwrap(await object.changeAmount(payload.amount, at));
-      if (payload.autoRenew !== undefined) record = unwrap(await object.setAutoRenew(payload.autoRenew));
-      return one(env, record ?? (await visibleRecord(env, payload.partnerId, payload.subscription)), at);
+      // The If-Match version guards the first change; a second follows it within the same request.
+      const { amount, autoRenew, expectedVersion } = payload;
+      let record =
+        amount === undefined ? null : unwrap(await object.changeAmount(amount, at, expectedVersion));
+      if (autoRenew !== undefined)
+        record = unwrap(await object.setAutoRenew(autoRenew, record ? undefined : expectedVersion));
+      record ??= await visibleRecord(env, payload.partnerId, payload.subscription);
+      return one(env, record, at, true);
     }
     case "extend": {
       const input = {
@@ -134,7 +140,7 @@ export async function perform(
     case "cancel": {
       const record = await object.get();
       if (record) await settleOpenPurchase(env, record, at);
-      return one(env, unwrap(await object.cancel(at)), at);
+      return one(env, unwrap(await object.cancel(at, payload.expectedVersion)), at, true);
     }
   }
 }
@@ -229,7 +235,7 @@ async function undoHalfDone(env: Env, payload: OperationPayload): Promise<void> 
     const ids = await purchaseIdsOf(env, payload);
     if (ids) await abandon(env, ids, new Date());
   } catch (error) {
-    console.error("undoing a purchase given up half-way failed", payload.kind, error);
+    logError("purchase.undo_failed", error, { kind: payload.kind, partnerId: payload.partnerId });
   }
 }
 

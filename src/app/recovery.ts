@@ -1,6 +1,7 @@
 import { findOperation } from "../db/operations";
 import { findOrders } from "../db/orders";
 import { AppError } from "../domain/errors";
+import { logEvent } from "../domain/log";
 import type { SubscriptionRecord } from "../domain/subscriptions";
 import type { RecoveryRequest } from "../objects/operations-queue";
 import { ledgerOf } from "../objects/quota-ledger";
@@ -19,7 +20,7 @@ export async function recoverCommission(env: Env, request: RecoveryRequest): Pro
   const recovery = await ledgerOf(env, request.home).pendingRecovery(request.serial);
   if (!recovery) return;
   const outcome = await recoverPurchase(env, recovery as unknown as PurchaseRecovery, new Date());
-  console.log(JSON.stringify({ recovery: outcome, home: request.home, serial: request.serial }));
+  logEvent("recovery", { outcome, home: request.home, serial: request.serial });
 }
 
 /**

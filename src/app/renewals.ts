@@ -1,6 +1,7 @@
 import { isFinalAnswer } from "../domain/errors";
 import { fault } from "../domain/faults";
 import { uuidv7 } from "../domain/ids";
+import { logWarning } from "../domain/log";
 import { isExpired } from "../domain/subscriptions";
 import { subscriptionObject } from "../objects/subscription-object";
 import { extend } from "./extend";
@@ -42,7 +43,7 @@ export async function renewOrExpire(env: Env, id: string, at: Date): Promise<Ren
   } catch (error) {
     if (!isFinalAnswer(error)) throw error;
     if (over) unwrap(await object.expire(at, `renewal failed: ${error.message}`));
-    console.warn(JSON.stringify({ renewal: "failed", subscription: id, reason: error.message }));
+    logWarning("renewal.refused", { subscription: id, expired: over, error: error.message });
     return over ? "failed" : "skipped";
   }
 }

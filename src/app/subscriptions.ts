@@ -8,7 +8,8 @@ import { uuidv7 } from "../domain/ids";
 import { type PlannedSubscription, type PurchaseObject, planPurchase } from "../domain/purchase";
 import type { SubscriptionRecord } from "../domain/subscriptions";
 import { issueCommission } from "../objects/commission-issue";
-import { type Outcome, subscriptionObject } from "../objects/subscription-object";
+import { subscriptionObject } from "../objects/subscription-object";
+import type { Outcome } from "../objects/subscription-outcome";
 import { catalogKnowing } from "./catalog";
 import { settleReferenced } from "./commissions";
 

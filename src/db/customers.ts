@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, inArray } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, sql } from "drizzle-orm";
 import { ttlCache } from "../domain/ttl-cache";
 import { database, parameterChunks } from "./client";
 import { customers } from "./schema";
@@ -75,13 +75,24 @@ export async function allPartnerCustomerIds(env: Env, partnerId: string): Promis
   return rows.map((r) => r.id);
 }
 
+/**
+ * Updates customer `id`, at `expectedVersion` only when one is given; undefined when there is no
+ * such customer (at that version). No changes reads it as it is.
+ */
 export async function updateCustomer(
   env: Env,
   id: string,
   changes: Partial<Pick<Customer, "name" | "email" | "userName" | "phone" | "address">>,
+  expectedVersion?: number,
 ): Promise<Customer | undefined> {
   if (Object.keys(changes).length === 0) return findCustomer(env, id, null);
-  return database(env).update(customers).set(changes).where(eq(customers.id, id)).returning().get();
+  const at = expectedVersion === undefined ? undefined : eq(customers.version, expectedVersion);
+  return database(env)
+    .update(customers)
+    .set({ ...changes, version: sql`${customers.version} + 1` })
+    .where(and(eq(customers.id, id), at))
+    .returning()
+    .get();
 }
 
 /**

@@ -41,6 +41,8 @@ export const customers = sqliteTable(
     userName: text("user_name"),
     phone: text("phone"),
     address: text("address", { mode: "json" }).$type<CustomerAddress>(),
+    /** Grows with every update: a write conditioned on If-Match applies only to the version compared. */
+    version: integer("version").notNull().default(1),
     createdAt: createdAt(),
   },
   (t) => [index("customers_partner_id").on(t.partnerId, t.id)],
@@ -135,6 +137,8 @@ export const products = sqliteTable("products", {
   /** The secret before the last rotation: deliveries carry both signatures until it expires. */
   previousSecret: text("previous_secret"),
   previousSecretExpiresAt: text("previous_secret_expires_at"),
+  /** Grows with every update of what `GET /v1/products/{id}` shows (If-Match, as for customers). */
+  version: integer("version").notNull().default(1),
   createdAt: createdAt(),
 });
 

@@ -11,6 +11,7 @@ export type ErrorKind =
   | "not_found"
   | "method_not_allowed"
   | "conflict"
+  | "precondition_failed"
   | "over_limit"
   | "payload_too_large"
   | "unsupported_media_type"

@@ -127,6 +127,13 @@ export function canMoveTo(from: DeploymentStatus, to: DeploymentStatus): boolean
   return from === to || NEXT[from].includes(to);
 }
 
+/** What a vendor reports of a subscription (the vendor API's PATCH). */
+export interface DeploymentPatch {
+  deploymentStatus?: DeploymentStatus;
+  syndicatedEndpoints?: string[];
+  endUserInstructions?: string;
+}
+
 export type EventType = "CREATED" | "MODIFIED" | "DELETED";
 
 /**

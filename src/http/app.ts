@@ -1,17 +1,22 @@
 import { type IRequest, Router } from "itty-router";
 import { AppError } from "../domain/errors";
-import type { Family } from "./auth";
+import { logError } from "../domain/log";
+import { CHALLENGES, type Family } from "./auth";
 import { cloudFaultResponse } from "./cloudfault";
+import { notModified } from "./conditional";
+import { addCors } from "./cors";
+import { type Exchange, logExchange, requestIdOf } from "./exchange";
 import { problemResponse } from "./problem";
 import { type RouteSpec, runRoute } from "./route";
 
 type Handler = (request: Request, env: Env, ctx: ExecutionContext) => Promise<Response>;
 
-const RENDER: Record<Family, (error: AppError, request: Request) => Response> = {
-  partner: (error, request) => problemResponse(error, new URL(request.url).pathname),
+const RENDER: Record<Family, (error: AppError, url: URL, requestId: string) => Response> = {
+  partner: (error, url, requestId) => problemResponse(error, url.pathname, requestId),
+  // Astakos's cloudFault has a single key: the request id is in the X-Request-Id header only.
   quota: (error) => cloudFaultResponse(error),
   // The vendor spec defines no error body, so the vendor API answers problem+json like /v1.
-  vendor: (error, request) => problemResponse(error, new URL(request.url).pathname),
+  vendor: (error, url, requestId) => problemResponse(error, url.pathname, requestId),
 };
 
 export function familyOf(pathname: string): Family {
@@ -23,43 +28,112 @@ export function familyOf(pathname: string): Family {
 /** `/v1/customers/{id}` → `/v1/customers/:id`, the itty-router pattern. */
 const ittyPath = (path: string) => path.replace(/\{(\w+)\}/g, ":$1");
 
+const METHOD_ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/** A path template and what it serves: its methods, HEAD for a GET, and OPTIONS. */
+interface PathEntry {
+  template: string;
+  pattern: RegExp;
+  allow: string[];
+}
+
+/** What every answer gets on its way out: 304 or no body where due, the request id, CORS. */
+function finish(request: Request, env: Env, response: Response, exchange: Exchange): Response {
+  const read = request.method === "GET" || request.method === "HEAD";
+  let out = (read && notModified(request, response)) || response;
+  if (request.method === "HEAD" && out.body !== null) out = new Response(null, out);
+  out.headers.set("x-request-id", exchange.id);
+  const preflight = request.method === "OPTIONS" && out.status === 204;
+  addCors(request, env, out, preflight ? out.headers.get("allow")?.split(", ") : undefined);
+  return out;
+}
+
 /**
- * Builds the fetch handler over a set of routes: dispatches with itty-router, answers 404/405 for
+ * Builds the fetch handler over a set of routes: dispatches with itty-router, answers HEAD as the
+ * GET of the same path without its body, OPTIONS with `Allow` (and CORS preflights), 404/405 for
  * what no route matches, and renders every error in the dialect of the family the path belongs to.
- * Anything that is not an AppError is a bug: it is logged and answered as a bare 500.
+ * Anything that is not an AppError is a bug: it is logged and answered as a bare 500. Every answer
+ * carries `X-Request-Id` and, when the origin is allowed, CORS headers; each writes one log line.
  */
 export function createApp(routes: readonly RouteSpec[]): Handler {
   // The URL parsed here is handed on to the route, so a request's query is not parsed again.
-  const router = Router<IRequest, [Env, ExecutionContext, URL]>();
+  const router = Router<IRequest, [Env, ExecutionContext, URL, Exchange]>();
+  const paths = new Map<string, PathEntry>();
   for (const route of routes) {
     const family = familyOf(route.path);
-    router[route.method.toLowerCase() as "get"](
-      ittyPath(route.path),
-      (req: IRequest, env: Env, ctx: ExecutionContext, url: URL) =>
-        runRoute(route, family, req.params, req as unknown as Request, url, env, ctx),
-    );
+    const handle = (req: IRequest, env: Env, ctx: ExecutionContext, url: URL, exchange: Exchange) => {
+      exchange.route = route.path;
+      return runRoute(route, family, req.params, req as unknown as Request, url, env, ctx, exchange);
+    };
+    router[route.method.toLowerCase() as "get"](ittyPath(route.path), handle);
+    const pattern = router.routes.at(-1)?.[1] as RegExp;
+    if (route.method === "GET") router.head(ittyPath(route.path), handle);
+    const entry = paths.get(route.path) ?? { template: route.path, pattern, allow: ["OPTIONS"] };
+    entry.allow.push(route.method, ...(route.method === "GET" ? ["HEAD"] : []));
+    entry.allow.sort((a, b) => METHOD_ORDER.indexOf(a) - METHOD_ORDER.indexOf(b));
+    paths.set(route.path, entry);
   }
-  const patterns = router.routes.map(([, regex]) => regex);
+  const entries = [...paths.values()];
+  /** What a path serves, across every template it matches; null when none does. */
+  const pathAt = (pathname: string) => {
+    const matching = entries.filter((entry) => entry.pattern.test(pathname));
+    const first = matching[0];
+    if (!first) return null;
+    const allow = new Set(matching.flatMap((entry) => entry.allow));
+    return { template: first.template, allow: METHOD_ORDER.filter((m) => allow.has(m)) };
+  };
+
+  function renderError(error: AppError, url: URL, exchange: Exchange): Response {
+    const response = RENDER[exchange.family](error, url, exchange.id);
+    if (error.kind === "unauthorized") response.headers.set("www-authenticate", CHALLENGES[exchange.family]);
+    const allow = error.kind === "method_not_allowed" ? pathAt(url.pathname)?.allow : undefined;
+    if (allow) response.headers.set("allow", allow.join(", "));
+    return response;
+  }
+
+  async function dispatch(request: Request, env: Env, ctx: ExecutionContext, url: URL, exchange: Exchange) {
+    const response: Response | undefined = await router.fetch(
+      request as unknown as IRequest,
+      env,
+      ctx,
+      url,
+      exchange,
+    );
+    if (response) return response;
+    const path = pathAt(url.pathname);
+    if (!path) throw new AppError("not_found", `no route for ${request.method} ${url.pathname}`);
+    exchange.route = path.template;
+    if (request.method !== "OPTIONS")
+      throw new AppError("method_not_allowed", `${request.method} is not allowed on ${url.pathname}`);
+    return new Response(null, { status: 204, headers: { allow: path.allow.join(", ") } });
+  }
 
   return async (request, env, ctx) => {
     const url = new URL(request.url);
-    const family = familyOf(url.pathname);
+    const exchange: Exchange = {
+      id: requestIdOf(request),
+      family: familyOf(url.pathname),
+      route: null,
+      principal: null,
+      started: Date.now(),
+    };
+    let response: Response;
     try {
-      const response: Response | undefined = await router.fetch(
-        request as unknown as IRequest,
-        env,
-        ctx,
-        url,
-      );
-      if (response) return response;
-      const known = patterns.some((regex) => regex.test(url.pathname));
-      if (known)
-        throw new AppError("method_not_allowed", `${request.method} is not allowed on ${url.pathname}`);
-      throw new AppError("not_found", `no route for ${request.method} ${url.pathname}`);
+      response = await dispatch(request, env, ctx, url, exchange);
     } catch (error) {
-      if (error instanceof AppError) return RENDER[family](error, request);
-      console.error("unhandled error", request.method, url.pathname, error);
-      return RENDER[family](new AppError("internal", "internal error"), request);
+      if (error instanceof AppError) {
+        response = renderError(error, url, exchange);
+      } else {
+        logError("request.unhandled", error, {
+          requestId: exchange.id,
+          method: request.method,
+          route: exchange.route,
+        });
+        response = renderError(new AppError("internal", "internal error"), url, exchange);
+      }
     }
+    response = finish(request, env, response, exchange);
+    logExchange(request, response.status, exchange);
+    return response;
   };
 }

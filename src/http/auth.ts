@@ -11,22 +11,40 @@ import {
 
 export type Family = "partner" | "quota" | "vendor";
 
+/**
+ * A header sent more than once reaches the Worker joined with ", " (Fetch): the same value repeated
+ * (a proxy or client library adding it again) is that value; differing ones stay joined, which
+ * no token parses as.
+ */
+function single(value: string | null): string | null {
+  if (value === null || !value.includes(",")) return value;
+  const [first, ...rest] = value.split(",").map((part) => part.trim());
+  return first !== undefined && rest.every((part) => part === first) ? first : value;
+}
+
 /** Each family reads the header its dialect defines. */
 function presentedToken(request: Request, family: Family): string | null {
   switch (family) {
     case "partner": {
-      const key = request.headers.get("x-api-key");
+      const key = single(request.headers.get("x-api-key"));
       if (key) return key;
-      const auth = request.headers.get("authorization");
+      const auth = single(request.headers.get("authorization"));
       const match = auth?.match(/^Bearer\s+(.+)$/i);
       return match?.[1] ?? null;
     }
     case "quota":
-      return request.headers.get("x-auth-token");
+      return single(request.headers.get("x-auth-token"));
     case "vendor":
-      return request.headers.get("cmw-auth-token");
+      return single(request.headers.get("cmw-auth-token"));
   }
 }
+
+/** The `WWW-Authenticate` challenge of each family's 401: the header (or scheme) it reads. */
+export const CHALLENGES: Record<Family, string> = {
+  partner: 'ApiKey header="X-Api-Key", Bearer',
+  quota: 'ApiKey header="X-Auth-Token"',
+  vendor: 'ApiKey header="CMW-Auth-Token"',
+};
 
 /**
  * Credentials read recently, by id, each with its partner's rate-limit tier: for the cost of a

@@ -21,6 +21,7 @@ const FAULTS: Record<ErrorKind, string> = {
   not_found: "itemNotFound",
   method_not_allowed: "badRequest",
   conflict: "conflict",
+  precondition_failed: "conflict",
   over_limit: "overLimit",
   payload_too_large: "badRequest",
   unsupported_media_type: "badMediaType",

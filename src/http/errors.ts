@@ -9,6 +9,7 @@ export const STATUS_OF: Record<ErrorKind, number> = {
   not_found: 404,
   method_not_allowed: 405,
   conflict: 409,
+  precondition_failed: 412,
   over_limit: 413,
   payload_too_large: 413,
   unsupported_media_type: 415,

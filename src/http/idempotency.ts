@@ -73,11 +73,11 @@ function existing(row: IdempotencyRecord | undefined, fingerprint: string): Resp
 }
 
 /** An AppError is the request's answer, rendered as app.ts renders it for /v1 so replays match. */
-async function answer(request: Request, run: () => Promise<Response>): Promise<Response> {
+async function answer(request: Request, requestId: string, run: () => Promise<Response>): Promise<Response> {
   try {
     return await run();
   } catch (error) {
-    if (error instanceof AppError) return problemResponse(error, new URL(request.url).pathname);
+    if (error instanceof AppError) return problemResponse(error, new URL(request.url).pathname, requestId);
     throw error;
   }
 }
@@ -92,6 +92,7 @@ async function runClaimed(
   request: Request,
   env: Env,
   claim: Claim,
+  requestId: string,
   run: () => Promise<Response>,
 ): Promise<Response> {
   let committed = claim.intent !== null;
@@ -114,7 +115,11 @@ async function runClaimed(
   const resumed = earlier?.payload ? (earlier as Intent) : null;
   let response: Response;
   try {
-    response = await answer(request, resumed ? async () => render(await resume(env, resumed)) : run);
+    response = await answer(
+      request,
+      requestId,
+      resumed ? async () => render(await resume(env, resumed)) : run,
+    );
     fault("request.answered");
   } catch (error) {
     await giveBack(env, claim, committed);
@@ -146,13 +151,16 @@ async function giveBack(env: Env, claim: Claim, committed: boolean): Promise<voi
 
 /**
  * Runs `run` under the request's Idempotency-Key, if it has one. `body` is the request body as
- * the route read it, so the fingerprint covers exactly what the handler saw.
+ * the route read it, so the fingerprint covers exactly what the handler saw. A replay answers the
+ * first request's body as it was, its problem's `request_id` included; the `X-Request-Id` header
+ * is always this request's.
  */
 export async function withIdempotency(
   request: Request,
   env: Env,
   principal: Principal,
   body: string,
+  requestId: string,
   run: () => Promise<Response>,
 ): Promise<Response> {
   const key = idempotencyKey(request.headers);
@@ -167,6 +175,6 @@ export async function withIdempotency(
     lockedUntil: new Date(now.getTime() + LOCK_MS),
     expiresAt: new Date(now.getTime() + RETENTION_MS),
   });
-  if (claim) return runClaimed(request, env, claim, run);
+  if (claim) return runClaimed(request, env, claim, requestId, run);
   return existing(await findKey(env, principal.credentialId, key), fingerprint);
 }

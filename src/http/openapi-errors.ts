@@ -75,9 +75,6 @@ export const ERROR_RESPONSES: Record<string, JsonSchema> = {
   ),
   PreconditionFailed: problem("`If-Match` names a version that is no longer current."),
   ContentTooLarge: problem("The request body is larger than 1 MiB."),
-  ContentTooLargeOrQuotaExceeded: quotaProblem(
-    "Over quota (names the resource, limit and usage; nothing was done), or a body larger than 1 MiB.",
-  ),
   UnsupportedMediaType: problem("The request body is not `application/json`."),
   UnprocessableContent: problem("The Idempotency-Key was used with a different request."),
   FailedDependency: problem("A vendor could not provision; nothing was bought."),
@@ -161,13 +158,11 @@ function errorStatuses(route: RouteSpec, family: Family): Map<ErrorStatus, strin
   if (route.auth) out.set("403", "Forbidden");
   if (route.params || has("not_found")) out.set("404", "NotFound");
   out.set("405", "MethodNotAllowed");
-  // A quota refusal under /v1 answers 413 today and 409 `quota-exceeded` from the HTTP-conventions
-  // change on: both are declared until that lands.
+  // A quota refusal under /v1 is a conflict with the holdings' state: 409 `quota-exceeded`.
   if (quota) out.set("409", "ConflictOrQuotaExceeded");
   else if (keyed || has("conflict")) out.set("409", "Conflict");
   if (route.ifMatch) out.set("412", "PreconditionFailed");
-  if (quota) out.set("413", "ContentTooLargeOrQuotaExceeded");
-  else if (route.body) out.set("413", "ContentTooLarge");
+  if (route.body) out.set("413", "ContentTooLarge");
   if (route.body) out.set("415", "UnsupportedMediaType");
   if (keyed || has("unprocessable")) out.set("422", "UnprocessableContent");
   if (has("failed_dependency")) out.set("424", "FailedDependency");

@@ -159,6 +159,16 @@ function operation(route: RouteSpec): JsonSchema {
   const keyed = isKeyed(route, family);
   const responses: Record<string, JsonSchema> = {};
   for (const [code, spec] of Object.entries(route.responses)) responses[code] = successResponse(spec, keyed);
+  // A read that answers an ETag answers If-None-Match (app.ts) with 304 when it still matches.
+  if (route.method === "GET" && route.responses[200]?.headers?.ETag) {
+    responses["304"] = {
+      description: "Not modified: `If-None-Match` lists the current ETag; no body.",
+      headers: {
+        "X-Request-Id": { $ref: "#/components/headers/X-Request-Id" },
+        ETag: { description: "The current ETag.", required: true, schema: { type: "string" } },
+      },
+    };
+  }
   Object.assign(responses, errorResponses(route, family));
   const op: JsonSchema = {
     tags: [route.tag],

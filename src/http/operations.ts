@@ -2,13 +2,13 @@ import { type Intent, journalOf, type OperationPayload } from "../app/intents";
 import { enqueueOperation, newOpRef, type OperationResult, outcomeOf, performNow } from "../app/operations";
 import { findOperation, type Operation } from "../db/operations";
 import { AppError } from "../domain/errors";
+import { entityTag } from "../domain/etag";
 import type { JsonText } from "../domain/json";
 import type { PlannedSubscription } from "../domain/purchase";
 import { money, type SubscriptionWire } from "../domain/subscriptions";
 import { OperationOut } from "../schemas/operations";
-import { statusOf } from "./errors";
 import * as examples from "./examples";
-import { problemError } from "./problem";
+import { problemError, problemStatus } from "./problem";
 import type { ResponseSpec } from "./reply";
 import { orderView } from "./views";
 
@@ -41,7 +41,11 @@ type ConsumptionBody = { objects: SubscriptionWire[]; meta: { unallocated: numbe
 
 type PurchaseReply = { status: 201; body: PurchaseBody; headers: { Location: string } };
 type ConsumptionReply = { status: 200; body: ConsumptionBody };
-type SubscriptionReply = { status: 200; body: SubscriptionWire; headers: { Location: string } };
+type SubscriptionReply = {
+  status: 200;
+  body: SubscriptionWire;
+  headers: { Location: string; ETag?: string };
+};
 type DoneReply<K extends Kind> = K extends "purchase"
   ? PurchaseReply
   : K extends "consume"
@@ -69,12 +73,13 @@ function replyOf(result: OperationResult): PurchaseReply | ConsumptionReply | Su
     }
     case "consume":
       return { status: 200, body: { objects: result.objects, meta: { unallocated: result.unallocated } } };
-    case "subscription":
-      return {
-        status: 200,
-        body: result.object,
-        headers: { Location: subscriptionLocation(result.object.id) },
-      };
+    case "subscription": {
+      const Location = subscriptionLocation(result.object.id);
+      // The request's own target (changed or cancelled) answers its new ETag, for the next If-Match.
+      if (!result.tagged) return { status: 200, body: result.object, headers: { Location } };
+      const ETag = entityTag(JSON.stringify(result.object));
+      return { status: 200, body: result.object, headers: { Location, ETag } };
+    }
   }
 }
 
@@ -96,7 +101,7 @@ function finalStatus(op: Operation): { status: number; location: string | null }
     const reply = replyOf(outcome.result);
     return { status: reply.status, location: "headers" in reply ? reply.headers.Location : null };
   }
-  if (outcome?.ok === false) return { status: statusOf(outcome.error), location: null };
+  if (outcome?.ok === false) return { status: problemStatus(outcome.error), location: null };
   // A row finished before results were stored as data keeps its rendered answer.
   return { status: op.resultStatus ?? 500, location: op.resultLocation };
 }

@@ -17,6 +17,7 @@ const TITLES: Record<ErrorKind, string> = {
   not_found: "Not Found",
   method_not_allowed: "Method Not Allowed",
   conflict: "Conflict",
+  precondition_failed: "Precondition Failed",
   over_limit: "Quota Exceeded",
   payload_too_large: "Payload Too Large",
   unsupported_media_type: "Unsupported Media Type",
@@ -27,18 +28,29 @@ const TITLES: Record<ErrorKind, string> = {
   unavailable: "Service Unavailable",
 };
 
-export function problemResponse(error: AppError, instance?: string): Response {
+/**
+ * A quota refusal is a conflict with the state of the customer's holdings, not a request too
+ * large (HTTP's 413): the partner API answers it 409 with its own problem type. The quota API
+ * keeps Astakos's 413 `overLimit` (cloudfault.ts).
+ */
+export const problemStatus = (error: AppError) => (error.kind === "over_limit" ? 409 : statusOf(error));
+
+/**
+ * The problem document of `error`. `requestId` is the `X-Request-Id` of the request answered
+ * (absent only for an operation's stored failure, which its poll adds: routes/operations.ts).
+ */
+export function problemResponse(error: AppError, instance?: string, requestId?: string): Response {
+  const status = problemStatus(error);
   const body: Record<string, unknown> = {
     type: typeOf(error.kind),
     title: TITLES[error.kind],
-    status: statusOf(error),
+    status,
     detail: error.message,
   };
   if (instance) body.instance = instance;
   if (error.options.fields) body.errors = error.options.fields;
   if (error.options.data) Object.assign(body, error.options.data);
   const headers: Record<string, string> = { "content-type": "application/problem+json" };
-  if (error.kind === "unauthorized") headers["www-authenticate"] = 'ApiKey header="X-Api-Key"';
   // Work another request is in the middle of: worth retrying in a moment.
   if (error.kind === "unavailable") headers["retry-after"] = "1";
   const limited = error.options.rateLimited;
@@ -47,7 +59,8 @@ export function problemResponse(error: AppError, instance?: string): Response {
     body["violated-policies"] = [limited.policy];
     Object.assign(headers, rateLimitHeaders(limited));
   }
-  return new Response(JSON.stringify(body), { status: statusOf(error), headers });
+  if (requestId !== undefined) body.request_id = requestId;
+  return new Response(JSON.stringify(body), { status, headers });
 }
 
 const KIND_OF_TYPE = new Map((Object.keys(TITLES) as ErrorKind[]).map((kind) => [typeOf(kind), kind]));

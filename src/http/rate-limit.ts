@@ -1,6 +1,7 @@
 import type { Credential } from "../db/credentials";
 import type { RateLimitTier } from "../db/schema";
 import { AppError } from "../domain/errors";
+import { logError } from "../domain/log";
 
 /**
  * Rate limits, with Workers' Rate Limiting bindings (wrangler.toml `[[ratelimits]]`). The auth
@@ -62,7 +63,8 @@ async function withinLimit(env: Env, policy: Policy, key: string): Promise<boole
   try {
     return (await env[policy.binding].limit({ key })).success;
   } catch (error) {
-    console.error("rate limiter failed; letting the request through", policy.name, error);
+    // Its outage is not the API's: the request goes through.
+    logError("ratelimit.failed", error, { policy: policy.name });
     return true;
   }
 }

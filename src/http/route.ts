@@ -3,6 +3,7 @@ import type { Principal } from "../db/credentials";
 import type { Role } from "../db/schema";
 import { AppError, badRequest, type ErrorKind, type FieldError } from "../domain/errors";
 import { admit, type Family } from "./auth";
+import type { Exchange } from "./exchange";
 import { withIdempotency } from "./idempotency";
 import { type AnyReply, type Reply, type Responses, render, type Schema } from "./reply";
 import type { Tag } from "./tags";
@@ -112,12 +113,26 @@ export function parseWith<S extends Schema>(
   throw badRequest(describe(errors, what), errors);
 }
 
+/** `application/json`, or any `+json` type, with or without parameters (`; charset=utf-8`). */
+const JSON_MEDIA_TYPE = /^application\/(?:[\w.!#$&^-]+\+)?json\s*(?:;|$)/i;
+
+/**
+ * The request body, at most 1 MiB (413 past it). A body must say it is JSON: another Content-Type,
+ * or none, answers 415 (an empty body needs none). Read before the Idempotency-Key is taken, so a
+ * request refused for its framing can be sent again, fixed, with the same key.
+ */
 async function readBody(request: Request): Promise<string> {
   const declared = Number(request.headers.get("content-length") ?? "0");
   if (declared > MAX_BODY_BYTES) throw new AppError("payload_too_large", "request body is larger than 1 MiB");
   const text = await request.text();
   if (text.length > MAX_BODY_BYTES)
     throw new AppError("payload_too_large", "request body is larger than 1 MiB");
+  if (text.trim() !== "" && !JSON_MEDIA_TYPE.test(request.headers.get("content-type") ?? "")) {
+    throw new AppError(
+      "unsupported_media_type",
+      "the request body must be JSON, sent with Content-Type: application/json",
+    );
+  }
   return text;
 }
 
@@ -176,7 +191,8 @@ function parseRequest(route: RouteSpec, rawParams: Record<string, string>, url: 
 /**
  * Runs one matched route: authenticate and rate-limit, authorize, parse, handle; partner-API writes
  * run under their Idempotency-Key. The wrong role answers as the family decides: the quota API
- * treats a token of another kind as unknown (401, as Astakos does); elsewhere it is 403.
+ * treats a token of another kind as unknown (401, as Astakos does); elsewhere it is 403. The
+ * caller is named in `exchange`, for the request's log line.
  */
 export async function runRoute(
   route: RouteSpec,
@@ -186,17 +202,20 @@ export async function runRoute(
   url: URL,
   env: Env,
   ctx: ExecutionContext,
+  exchange: Exchange,
 ): Promise<Response> {
   let principal: Principal | null = null;
   if (route.auth) {
     // Authentication and every rate limit (per credential, and failed attempts per address).
     principal = await admit(request, env, family);
+    exchange.principal = principal;
     if (!route.auth.includes(principal.role)) {
       if (family === "quota") throw new AppError("unauthorized", "this token cannot be used here");
       throw new AppError("forbidden", `this endpoint is not available to the ${principal.role} role`);
     }
   }
   const text = route.body ? await readBody(request) : "";
+  const requestId = exchange.id;
   const handle = async () => {
     const reply = await route.handle({
       request,
@@ -209,6 +228,6 @@ export async function runRoute(
   };
   // Parsing runs under the key too: a 4xx for bad input is as final an answer as any other.
   return principal && family === "partner" && KEYED_METHODS.has(route.method)
-    ? withIdempotency(request, env, principal, text, handle)
+    ? withIdempotency(request, env, principal, text, requestId, handle)
     : handle();
 }

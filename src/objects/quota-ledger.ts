@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { indexCommission, takeSerialBlock } from "../db/commissions";
 import { type CommissionState, type Decision, RESOLVED, RESOLVING } from "../domain/commissions";
+import { logError } from "../domain/log";
 import * as quota from "../domain/quota";
 import { recoveryBoundMs } from "../domain/recovery";
 import {
@@ -322,7 +323,7 @@ export class QuotaLedger extends DurableObject<Env> {
       });
       this.commissions.markIndexed(serial, row.version);
     } catch (error) {
-      console.error("commission index projection failed; the alarm retries", serial, error);
+      logError("commission.index_failed", error, { serial });
       await this.wakeIn(INDEX_RETRY_MS);
     }
   }

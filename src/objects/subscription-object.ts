@@ -1,5 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import { AppError, badRequest, type ErrorWire, refused, toErrorWire } from "../domain/errors";
+import { AppError, badRequest, refused, toErrorWire } from "../domain/errors";
 import { isRunning, runInstant, splitAt, start, stop } from "../domain/metering";
 import {
   amountChangeRefusal,
@@ -11,7 +11,7 @@ import {
   startDeployed,
 } from "../domain/subscriptions";
 import { closeMonthAt } from "../domain/usage";
-import { canMoveTo, type DeploymentStatus } from "../domain/webhooks";
+import { canMoveTo, type DeploymentPatch } from "../domain/webhooks";
 import { QuotaSteps } from "./quota-steps";
 import {
   endsChainHold,
@@ -20,11 +20,10 @@ import {
   placeExpiresAt,
   releaseReference,
 } from "./subscription-chain";
+import { type Expected, missing, type Outcome, stale } from "./subscription-outcome";
 import { SubscriptionReads, type SubscriptionView } from "./subscription-reads";
 import { SubscriptionStore } from "./subscription-store";
 import { dispatchEvent } from "./webhook-events";
-
-export type Outcome<T> = { ok: true; value: T } | { ok: false; error: ErrorWire };
 
 /**
  * One subscription's state machine. Every change runs one at a time (`exclusive`), including the
@@ -89,21 +88,35 @@ export class SubscriptionObject extends DurableObject<Env> {
     this.reads.queueChanged();
   }
 
-  async setAutoRenew(value: boolean | undefined): Promise<Outcome<SubscriptionRecord>> {
-    return this.change((r) => ({ ...r, autoRenew: value ?? !r.autoRenew }));
+  /** Sets auto_renew, or toggles it. `expectedVersion`, here and below: see `change`. */
+  async setAutoRenew(
+    value: boolean | undefined,
+    expectedVersion?: number,
+  ): Promise<Outcome<SubscriptionRecord>> {
+    return this.change((r) => ({ ...r, autoRenew: value ?? !r.autoRenew }), {
+      version: expectedVersion,
+      done: (r) => r.autoRenew === value,
+    });
   }
 
   /** Changes the quantity: up holds the difference on the customer's quota, down releases it. */
-  async changeAmount(amount: number, now: Date): Promise<Outcome<SubscriptionRecord>> {
-    return this.change(async (r) => {
-      const refusal = amountChangeRefusal(r);
-      if (refusal) throw refused(refusal);
-      const difference = amount - r.amount;
-      if (difference === 0) return r;
-      const runs = isRunning(r.runs) ? splitAt(r.runs, runInstant(r.runs, now), amount) : r.runs;
-      const reference = `subscription:${r.id}:v${r.version}:amount:${amount}`;
-      return this.steps.move(this.env, r, difference, reference, now, { ...r, amount, runs });
-    });
+  async changeAmount(
+    amount: number,
+    now: Date,
+    expectedVersion?: number,
+  ): Promise<Outcome<SubscriptionRecord>> {
+    return this.change(
+      async (r) => {
+        const refusal = amountChangeRefusal(r);
+        if (refusal) throw refused(refusal);
+        const difference = amount - r.amount;
+        if (difference === 0) return r;
+        const runs = isRunning(r.runs) ? splitAt(r.runs, runInstant(r.runs, now), amount) : r.runs;
+        const reference = `subscription:${r.id}:v${r.version}:amount:${amount}`;
+        return this.steps.move(this.env, r, difference, reference, now, { ...r, amount, runs });
+      },
+      { version: expectedVersion, done: (r) => r.amount === amount },
+    );
   }
 
   async run(action: "start" | "stop", now: Date): Promise<Outcome<SubscriptionRecord>> {
@@ -128,8 +141,11 @@ export class SubscriptionObject extends DurableObject<Env> {
   }
 
   /** Cancels: closes the running interval and releases the quota. Cancelling again changes nothing. */
-  async cancel(now: Date): Promise<Outcome<SubscriptionRecord>> {
-    return this.end("cancelled", now);
+  async cancel(now: Date, expectedVersion?: number): Promise<Outcome<SubscriptionRecord>> {
+    return this.change(async (r) => (r.endedAt !== null ? r : this.ended(r, "cancelled", now, {})), {
+      version: expectedVersion,
+      done: (r) => r.endedAt !== null,
+    });
   }
 
   /**
@@ -292,10 +308,6 @@ export class SubscriptionObject extends DurableObject<Env> {
     this.commit(await this.steps.move(this.env, r, -r.amount, releaseReference(r), new Date(), released));
   }
 
-  private async end(reason: "cancelled" | "expired", now: Date): Promise<Outcome<SubscriptionRecord>> {
-    return this.change(async (r) => (r.endedAt !== null ? r : this.ended(r, reason, now, {})));
-  }
-
   private async ended(
     r: SubscriptionRecord,
     reason: "cancelled" | "expired" | "depleted",
@@ -316,13 +328,21 @@ export class SubscriptionObject extends DurableObject<Env> {
     return next;
   }
 
-  /** Runs `apply` on the current record exclusively and commits its result as a new version. */
+  /**
+   * Runs `apply` on the current record exclusively and commits its result as a new version. Under
+   * If-Match (`expected`), check and write are one step: a record changed since answers 412 without
+   * `apply`, or as done if the change is already in effect (a retry of it: RFC 9110 §13.1.1).
+   */
   private async change(
     apply: (r: SubscriptionRecord) => SubscriptionRecord | Promise<SubscriptionRecord>,
+    expected?: Expected,
   ): Promise<Outcome<SubscriptionRecord>> {
     return this.exclusive(async () => {
       const r = this.store.load();
       if (!r) return missing();
+      if (expected?.version !== undefined && r.version !== expected.version) {
+        return expected.done(r) ? { ok: true, value: r } : stale();
+      }
       try {
         const next = await apply(r);
         return { ok: true, value: next === r ? r : this.commit(next) };
@@ -375,17 +395,6 @@ export class SubscriptionObject extends DurableObject<Env> {
     }
   }
 }
-
-export interface DeploymentPatch {
-  deploymentStatus?: DeploymentStatus;
-  syndicatedEndpoints?: string[];
-  endUserInstructions?: string;
-}
-
-const missing = (): { ok: false; error: ErrorWire } => ({
-  ok: false,
-  error: { kind: "not_found", message: "subscription does not exist" },
-});
 
 export function subscriptionObject(env: Env, id: string): DurableObjectStub<SubscriptionObject> {
   return env.SUBSCRIPTION.get(env.SUBSCRIPTION.idFromName(id));

@@ -1,4 +1,5 @@
 import { upsertProjection, youngerInQueue } from "../db/subscriptions";
+import { logError } from "../domain/log";
 import type { SubscriptionRecord } from "../domain/subscriptions";
 import { type EventType, eventOf } from "../domain/webhooks";
 import { UsageOutbox } from "./usage-outbox";
@@ -141,7 +142,7 @@ export class SubscriptionStore {
         this.storage.sql.exec("UPDATE outbox SET dispatched = 1 WHERE sequence = ?", event.sequence);
       }
     } catch (error) {
-      console.error("pushing projection or events failed; retrying", r.id, error);
+      logError("subscription.push_failed", error, { subscription: r.id, version: r.version });
       await this.storage.setAlarm(Date.now() + PROJECTION_RETRY_MS);
     }
   }

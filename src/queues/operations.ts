@@ -1,5 +1,6 @@
 import { giveUpOperation, MAX_ATTEMPTS, runOperation } from "../app/operations";
 import { recoverCommission } from "../app/recovery";
+import { logError } from "../domain/log";
 import type { OperationMessage } from "../objects/operations-queue";
 
 const backoffSeconds = (attempts: number) => Math.min(300, 2 ** attempts);
@@ -18,7 +19,8 @@ export async function consumeOperations(batch: MessageBatch<OperationMessage>, e
         else await runOperation(env, body.opRef);
         message.ack();
       } catch (error) {
-        console.error("operation failed; retrying", JSON.stringify(body), message.attempts, error);
+        const about = "recover" in body ? { recover: body.recover } : { opRef: body.opRef };
+        logError("operation.retrying", error, { ...about, attempts: message.attempts });
         if (message.attempts >= MAX_ATTEMPTS) {
           // A recovery out of attempts is asked again by its ledger's next sweep.
           if ("opRef" in body) await giveUpOperation(env, body.opRef);

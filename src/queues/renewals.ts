@@ -1,20 +1,20 @@
 import { type RenewalMessage, type RenewalOutcome, renewOrExpire } from "../app/renewals";
 import { closeMonthOf, isMonthClose, type MonthCloseMessage } from "../app/usage";
+import { logError } from "../domain/log";
 
 /**
  * The renewals queue consumer: each message renews or expires one subscription, or closes a month
- * of one running cloud, and says how it went.
+ * of one running cloud. Answers how they went, for the batch's log line (retries are counted there).
  */
 export async function consumeRenewals(
   batch: MessageBatch<RenewalMessage | MonthCloseMessage>,
   env: Env,
-): Promise<void> {
-  const counts: Record<RenewalOutcome | "retried" | "monthsClosed", number> = {
+): Promise<Record<RenewalOutcome | "monthsClosed", number>> {
+  const counts: Record<RenewalOutcome | "monthsClosed", number> = {
     renewed: 0,
     expired: 0,
     failed: 0,
     skipped: 0,
-    retried: 0,
     monthsClosed: 0,
   };
   await Promise.all(
@@ -28,11 +28,10 @@ export async function consumeRenewals(
         }
         message.ack();
       } catch (error) {
-        console.error("renewal failed; retrying", body.subscription, error);
-        counts.retried++;
+        logError("renewal.retrying", error, { subscription: body.subscription, attempts: message.attempts });
         message.retry({ delaySeconds: 30 });
       }
     }),
   );
-  console.log(JSON.stringify({ renewals: counts }));
+  return counts;
 }

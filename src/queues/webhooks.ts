@@ -1,4 +1,5 @@
 import { attemptDelivery } from "../app/webhooks";
+import { logError } from "../domain/log";
 import { type WebhookMessage, webhooksQueue } from "../objects/webhook-events";
 
 /**
@@ -20,7 +21,10 @@ export async function consumeWebhooks(batch: MessageBatch<WebhookMessage>, env: 
         }
         message.ack();
       } catch (error) {
-        console.error("webhook attempt failed; retrying", message.body.deliveryId, error);
+        logError("webhook.retrying", error, {
+          deliveryId: message.body.deliveryId,
+          attempts: message.attempts,
+        });
         message.retry({ delaySeconds: 30 });
       }
     }),

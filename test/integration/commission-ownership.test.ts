@@ -64,7 +64,7 @@ describe("the report: a partner's service releasing what a subscription holds", 
       token: t.partnerKey,
       body: { objects: [{ customer: holder, resource: "cpu", amount: 10, period: "1 month" }] },
     });
-    expect(more.status).toBe(413);
+    expect(more.status).toBe(409);
     expect(await usageOf(t, 0, "cpu")).toEqual({ usage: 10, limit: 10, pending: 0 });
   });
 });

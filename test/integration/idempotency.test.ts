@@ -15,6 +15,7 @@ const problem = (status: number) => ({
   status,
   detail: expect.any(String),
   instance: "/v1/customers",
+  request_id: expect.any(String),
 });
 
 const create = (token: string, key: string | null, body: unknown) =>
@@ -205,14 +206,14 @@ describe("withIdempotency after a failure that is not an answer", () => {
     const request = () =>
       new Request("http://stratus.test/v1/things", { method: "POST", headers: { "idempotency-key": "k" } });
     const boom = () => Promise.reject(new Error("bug"));
-    await expect(withIdempotency(request(), env, principal, "{}", boom)).rejects.toThrow("bug");
+    await expect(withIdempotency(request(), env, principal, "{}", "req-1", boom)).rejects.toThrow("bug");
     const down = async () => new Response("down", { status: 503 });
-    expect((await withIdempotency(request(), env, principal, "{}", down)).status).toBe(503);
+    expect((await withIdempotency(request(), env, principal, "{}", "req-1", down)).status).toBe(503);
     const ok = async () => Response.json({ ok: true }, { status: 201 });
-    const done = await withIdempotency(request(), env, principal, "{}", ok);
+    const done = await withIdempotency(request(), env, principal, "{}", "req-1", ok);
     expect(done.status).toBe(201);
     expect(done.headers.get("idempotent-replayed")).toBeNull();
-    const again = await withIdempotency(request(), env, principal, "{}", boom);
+    const again = await withIdempotency(request(), env, principal, "{}", "req-1", boom);
     expect(again.headers.get("idempotent-replayed")).toBe("true");
     expect(await again.text()).toBe('{"ok":true}');
   });

@@ -144,7 +144,7 @@ describe("accepting and polling", () => {
     expect(await usageOf(t, 0, "dssd")).toMatchObject({ usage: 2 });
   });
 
-  it("persists a failure: quota exceeded while it ran answers the 413 problem", async () => {
+  it("persists a failure: quota exceeded while it ran answers the 409 quota-exceeded problem", async () => {
     const t = await setup(5);
     const object = { customer: t.customers[0], resource: "cpu", amount: 4, period: "1 day" };
     const first = await call("POST", "/v1/subscriptions/", {
@@ -159,10 +159,19 @@ describe("accepting and polling", () => {
     });
     const results = [await poll(t, expectAccepted(first)), await poll(t, expectAccepted(second))];
     const codes = results.map((r) => r.status).sort();
-    expect(codes).toEqual([201, 413]);
-    const failed = results.find((r) => r.status === 413) as Reply;
+    expect(codes).toEqual([201, 409]);
+    const failed = results.find((r) => r.status === 409) as Reply;
     expect(failed.headers.get("content-type")).toBe("application/problem+json");
-    expect(failed.body).toMatchObject({ status: 413, resource: "cpu", limit: 5, usage: 4, requested: 4 });
+    expect(failed.body).toMatchObject({
+      type: "https://stratus.dev/problems/quota-exceeded",
+      status: 409,
+      resource: "cpu",
+      limit: 5,
+      usage: 4,
+      requested: 4,
+      // The poll that read the stored failure.
+      request_id: failed.headers.get("x-request-id"),
+    });
     expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 4, pending: 0 });
   });
 

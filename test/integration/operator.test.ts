@@ -13,6 +13,7 @@ const problem = (status: number) => ({
   status,
   detail: expect.any(String),
   instance: expect.any(String),
+  request_id: expect.any(String),
 });
 
 describe("credentials", () => {

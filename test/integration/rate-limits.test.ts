@@ -99,6 +99,7 @@ describe("per credential", () => {
       detail: expect.stringContaining("600 requests in 60 seconds"),
       instance: "/v1/customers",
       "violated-policies": ["standard"],
+      request_id: r.headers.get("x-request-id"),
     });
     expectRateLimitHeaders(r, "standard", STANDARD);
     // Another credential of the same partner has its own count.

@@ -99,7 +99,7 @@ describe("a retry with the same Idempotency-Key resumes the first attempt", () =
     // At its limit now: a fresh purchase would be refused, the resumed one is already held.
     const retry = await purchase(t, key);
     expect(retry.status, retry.text).toBe(201);
-    expect((await purchase(t)).status).toBe(413);
+    expect((await purchase(t)).status).toBe(409);
     await expectBooksBalance(t);
   });
 

@@ -159,9 +159,11 @@ describe("buying", () => {
       { customer: t.customers[1], resource: "mem", amount: 4, period: "1 day" },
       { customer: t.customers[1], resource: "mem", amount: 7, period: "1 day" },
     ]);
-    expect(r.status).toBe(413);
+    expect(r.status).toBe(409);
     expect(r.body).toMatchObject({
-      status: 413,
+      type: "https://stratus.dev/problems/quota-exceeded",
+      title: "Quota Exceeded",
+      status: 409,
       resource: "mem",
       customer: t.customers[1],
       limit: 10,
@@ -498,7 +500,8 @@ describe("changing", () => {
       token: t.partnerKey,
       body: { amount: 11 },
     });
-    expect(over.status).toBe(413);
+    expect(over.status).toBe(409);
+    expect(over.body.type).toBe("https://stratus.dev/problems/quota-exceeded");
     const down = await call("PATCH", `/v1/subscriptions/${sub.id}/`, {
       token: t.partnerKey,
       body: { amount: 1 },

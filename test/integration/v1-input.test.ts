@@ -43,6 +43,7 @@ function expectProblem(r: Reply, status: number, points?: readonly string[]) {
     title: expect.stringMatching(/\S/),
     status,
     detail: expect.stringMatching(/\S/),
+    request_id: r.headers.get("x-request-id"),
   });
   if (points) {
     expect(Array.isArray(r.body.errors), r.text).toBe(true);
@@ -204,13 +205,20 @@ describe("POST /v1/subscriptions/ and /v1/subscriptioncalculator/", async () => 
     expect(await usageOf(t, 0, "ip")).toMatchObject({ usage: 0, pending: 0 });
   });
 
-  it("over quota answers 413 naming the resource and writes nothing", async () => {
+  it("over quota answers 409 quota-exceeded naming the resource and writes nothing", async () => {
     const r = await call("POST", "/v1/subscriptions/", {
       token: t.partnerKey,
       body: { objects: [{ ...good, amount: 5000 }] },
     });
-    expectProblem(r, 413);
-    expect(r.body).toMatchObject({ resource: "cpu", customer: c0, limit: 1000, usage: 0, requested: 5000 });
+    expectProblem(r, 409);
+    expect(r.body).toMatchObject({
+      type: "https://stratus.dev/problems/quota-exceeded",
+      resource: "cpu",
+      customer: c0,
+      limit: 1000,
+      usage: 0,
+      requested: 5000,
+    });
     expect(await listOf(t)).toEqual([]);
     expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 0, pending: 0 });
   });

@@ -16,6 +16,7 @@ import {
   UpdateCustomer,
 } from "../../schemas/customers";
 import { HoldingOut, HoldingsOut, SetLimit } from "../../schemas/operator";
+import { ifMatch, preconditionFailed, tagged } from "../conditional";
 import * as examples from "../examples";
 import { decodeCursor, toPage } from "../pagination";
 import { ETAG, LOCATION } from "../reply";
@@ -109,7 +110,7 @@ export const customerRoutes = [
       200: { description: "The customer", schema: CustomerOut, headers: ETAG, example: examples.customer },
     },
     async handle({ env, principal, params }) {
-      return { status: 200, body: customerOut(await visibleCustomer(env, principal, params.id)) };
+      return tagged(customerOut(await visibleCustomer(env, principal, params.id)));
     },
   }),
   defineRoute({
@@ -117,7 +118,7 @@ export const customerRoutes = [
     path: "/v1/customers/{id}",
     summary: "Update a customer's name, e-mail or details",
     description:
-      "Only `name`, `email`, `user_name`, `phone` and `address` change; any other member is a 400.",
+      "Only `name`, `email`, `user_name`, `phone` and `address` change; any other member is a 400. With `If-Match` (an ETag of `GET /v1/customers/{id}`, or `*`): 412 if the customer changed since; the check is part of the update.",
     tag,
     auth: partnerOrOperator,
     params: IdParams,
@@ -127,15 +128,19 @@ export const customerRoutes = [
     responses: {
       200: { description: "The customer", schema: CustomerOut, headers: ETAG, example: examples.customer },
     },
-    async handle({ env, principal, params, body }) {
-      await visibleCustomer(env, principal, params.id);
+    async handle({ env, request, principal, params, body }) {
+      const current = await visibleCustomer(env, principal, params.id);
+      const compared = await ifMatch(request, () => customerOut(current));
       const { user_name, ...rest } = body;
-      const updated = await updateCustomer(env, params.id, {
-        ...rest,
-        ...(user_name !== undefined ? { userName: user_name } : {}),
-      });
-      if (!updated) throw notFound(`customer ${params.id} does not exist`);
-      return { status: 200, body: customerOut(updated) };
+      const updated = await updateCustomer(
+        env,
+        params.id,
+        { ...rest, ...(user_name !== undefined ? { userName: user_name } : {}) },
+        compared ? current.version : undefined,
+      );
+      // It was just read: not there at the version compared, it changed in between.
+      if (!updated) throw compared ? preconditionFailed() : notFound(`customer ${params.id} does not exist`);
+      return tagged(customerOut(updated));
     },
   }),
   defineRoute({

@@ -7,6 +7,7 @@ import {
   findPartner,
   findService,
   type Partner,
+  type Service,
   updatePartner,
 } from "../../db/partners";
 import { listResources, upsertResource } from "../../db/resources";
@@ -24,8 +25,9 @@ import {
   UpdatePartner,
 } from "../../schemas/operator";
 import { forgetPartnerCredentials } from "../auth";
+import { tagged } from "../conditional";
 import * as examples from "../examples";
-import { LOCATION } from "../reply";
+import { ETAG, LOCATION } from "../reply";
 import { defineRoute } from "../route";
 
 /** Operator endpoints: the catalog of resources, partners and their keys, services and their tokens. */
@@ -59,11 +61,13 @@ export const operatorRoutes = [
     tag,
     auth: operator,
     params: IdParams,
-    responses: { 200: { description: "The partner", schema: PartnerOut, example: examples.partnerOut } },
+    responses: {
+      200: { description: "The partner", schema: PartnerOut, headers: ETAG, example: examples.partnerOut },
+    },
     async handle({ env, params }) {
       const p = await findPartner(env, params.id);
       if (!p) throw notFound(`partner ${params.id} does not exist`);
-      return { status: 200, body: partnerOut(p) };
+      return tagged(partnerOut(p));
     },
   }),
   defineRoute({
@@ -146,11 +150,24 @@ export const operatorRoutes = [
       const s = await createService(env, await newIdFor(request), body.partner, body.name);
       if (!s)
         throw new AppError("conflict", `partner ${body.partner} already has a service named ${body.name}`);
-      return {
-        status: 201,
-        body: { id: s.id, partner: s.partnerId, name: s.name, created_at: s.createdAt },
-        headers: { Location: `/v1/services/${s.id}` },
-      };
+      return { status: 201, body: serviceOut(s), headers: { Location: `/v1/services/${s.id}` } };
+    },
+  }),
+  defineRoute({
+    method: "GET",
+    path: "/v1/services/{id}",
+    summary: "Read a service",
+    description: "What `POST /v1/services` answered, found again (its `Location`).",
+    tag,
+    auth: operator,
+    params: IdParams,
+    responses: {
+      200: { description: "The service", schema: ServiceOut, headers: ETAG, example: examples.service },
+    },
+    async handle({ env, params }) {
+      const s = await findService(env, params.id);
+      if (!s) throw notFound(`service ${params.id} does not exist`);
+      return tagged(serviceOut(s));
     },
   }),
   defineRoute({
@@ -222,6 +239,10 @@ export const operatorRoutes = [
     },
   }),
 ];
+
+function serviceOut(s: Service): v.InferOutput<typeof ServiceOut> {
+  return { id: s.id, partner: s.partnerId, name: s.name, created_at: s.createdAt };
+}
 
 function partnerOut(p: Partner): v.InferOutput<typeof PartnerOut> {
   return { id: p.id, name: p.name, rate_limit: p.rateLimit, created_at: p.createdAt };

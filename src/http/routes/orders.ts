@@ -3,8 +3,10 @@ import { badRequest, notFound } from "../../domain/errors";
 import { IdParams } from "../../schemas/common";
 import { Pagination } from "../../schemas/pagination";
 import { OrderOut, OrderPageOut } from "../../schemas/subscriptions";
+import { tagged } from "../conditional";
 import * as examples from "../examples";
 import { decodeCursor, toPage } from "../pagination";
+import { ETAG } from "../reply";
 import { defineRoute } from "../route";
 import { orderView } from "../views";
 
@@ -42,7 +44,9 @@ export const orderRoutes = [
     tag,
     auth: ["partner", "operator"],
     params: IdParams,
-    responses: { 200: { description: "The order", schema: OrderOut, example: examples.order } },
+    responses: {
+      200: { description: "The order", schema: OrderOut, headers: ETAG, example: examples.order },
+    },
     async handle({ env, principal, params }) {
       const order = await findOrder(
         env,
@@ -50,7 +54,7 @@ export const orderRoutes = [
         principal.role === "operator" ? null : principal.partnerId,
       );
       if (!order) throw notFound(`order ${params.id} does not exist`);
-      return { status: 200, body: orderView(order) };
+      return tagged(orderView(order));
     },
   }),
 ];

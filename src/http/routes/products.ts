@@ -10,6 +10,7 @@ import { currency, parseDecimal } from "../../domain/money";
 import { money } from "../../domain/subscriptions";
 import { newSigningSecret } from "../../domain/webhooks";
 import { ProductListOut, ProductOut, ProductParams, PutProduct } from "../../schemas/products";
+import { ifMatch, preconditionFailed, tagged } from "../conditional";
 import * as examples from "../examples";
 import { ETAG } from "../reply";
 import { defineRoute } from "../route";
@@ -31,13 +32,24 @@ const productOut = (p: Product): v.InferOutput<typeof ProductOut> => ({
   vendor: p.vendorId,
 });
 
+/**
+ * A PUT's If-Match. Without one the PUT creates or updates. With one the product must exist (412
+ * if not); a tag must also match it, and then its version is the one the update must find.
+ */
+async function productVersionMatched(env: Env, request: Request, id: string): Promise<number | undefined> {
+  if (!request.headers.has("if-match")) return undefined;
+  const current = await findProductById(env, id);
+  if (!current) throw preconditionFailed();
+  return (await ifMatch(request, () => productOut(current))) ? current.version : undefined;
+}
+
 export const productRoutes = [
   defineRoute({
     method: "PUT",
     path: "/v1/products/{id}",
     summary: "Create or update a product",
     description:
-      "`unit_price` is in the currency's minor-unit precision at most (e.g. 2 decimals for EUR). The quota resource must be one of stratus's own (service `stratus`). A syndicated product needs a vendor and an endpoint; the first time a product becomes syndicated, its signing secret is answered, once.",
+      "`unit_price` is in the currency's minor-unit precision at most (e.g. 2 decimals for EUR). The quota resource must be one of stratus's own (service `stratus`). A syndicated product needs a vendor and an endpoint; the first time a product becomes syndicated, its signing secret is answered, once. With `If-Match` (an ETag of `GET /v1/products/{id}`, or `*`), only an existing product is updated, and only if it has not changed since: else 412.",
     tag,
     auth: ["operator"],
     params: ProductParams,
@@ -55,7 +67,7 @@ export const productRoutes = [
     responses: {
       200: { description: "The product", schema: ProductOut, headers: ETAG, example: examples.product },
     },
-    async handle({ env, params, body }) {
+    async handle({ env, request, params, body }) {
       const minor = parseDecimal(body.unit_price, currency(body.currency));
       if (minor === null || minor > BigInt(Number.MAX_SAFE_INTEGER)) {
         throw badRequest("unit_price has more decimals than the currency's minor unit", [
@@ -92,21 +104,27 @@ export const productRoutes = [
           { point: "/vendor", message: "no such vendor" },
         ]);
       }
+      const expectedVersion = await productVersionMatched(env, request, params.id);
       const before = await syndicationOf(env, params.id);
-      const product = await upsertProduct(env, {
-        id: params.id,
-        name: body.name,
-        kind: body.kind,
-        unit: body.unit,
-        unitPriceMinor: Number(minor),
-        currency: body.currency,
-        quotaResource: body.quota_resource,
-        aliases: body.aliases,
-        delivery: body.delivery,
-        vendorId: syndicated ? (body.vendor ?? null) : null,
-      });
+      const product = await upsertProduct(
+        env,
+        {
+          id: params.id,
+          name: body.name,
+          kind: body.kind,
+          unit: body.unit,
+          unitPriceMinor: Number(minor),
+          currency: body.currency,
+          quotaResource: body.quota_resource,
+          aliases: body.aliases,
+          delivery: body.delivery,
+          vendorId: syndicated ? (body.vendor ?? null) : null,
+        },
+        expectedVersion,
+      );
+      if (!product) throw preconditionFailed();
       catalogChanged();
-      if (!syndicated) return { status: 200, body: productOut(product) };
+      if (!syndicated) return tagged(productOut(product));
       // The signing secret is made once, when the product first becomes syndicated, and shown then only.
       const secret = before?.signingSecret ? null : newSigningSecret();
       await setSyndication(env, params.id, {
@@ -114,10 +132,8 @@ export const productRoutes = [
         ...(secret ? { signingSecret: secret } : {}),
       });
       catalogChanged();
-      return {
-        status: 200,
-        body: { ...productOut(product), ...(secret ? { signing_secret: secret } : {}) },
-      };
+      const shown = productOut(product);
+      return tagged({ ...shown, ...(secret ? { signing_secret: secret } : {}) }, shown);
     },
   }),
   defineRoute({
@@ -148,7 +164,7 @@ export const productRoutes = [
     async handle({ env, params }) {
       const product = await findProductById(env, params.id);
       if (!product) throw notFound(`product ${params.id} does not exist`);
-      return { status: 200, body: productOut(product) };
+      return tagged(productOut(product));
     },
   }),
 ];

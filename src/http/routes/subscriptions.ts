@@ -2,13 +2,13 @@ import type * as v from "valibot";
 import { productIdsNamed } from "../../app/catalog";
 import { extensionTerm } from "../../app/extend";
 import { storedObject } from "../../app/operations";
-import { listPage, readSubscription, scopeOf, visibleRecord } from "../../app/reads";
+import { listPage, present, readSubscription, scopeOf, visibleRecord } from "../../app/reads";
 import { assignIds, plan } from "../../app/subscriptions";
 import type { Principal } from "../../db/credentials";
 import { badRequest, refused } from "../../domain/errors";
 import { uuidv7 } from "../../domain/ids";
 import { MAX_OBJECTS } from "../../domain/purchase";
-import { amountChangeRefusal, money, runRefusal } from "../../domain/subscriptions";
+import { amountChangeRefusal, money, runRefusal, type SubscriptionRecord } from "../../domain/subscriptions";
 import { IdParams } from "../../schemas/common";
 import {
   ActionBody,
@@ -21,6 +21,7 @@ import {
   SubscriptionOut,
   UpdateRequest,
 } from "../../schemas/subscriptions";
+import { ifMatch, taggedText } from "../conditional";
 import * as examples from "../examples";
 import { ACCEPTED, respond } from "../operations";
 import { decodeCursor, toPage } from "../pagination";
@@ -39,6 +40,18 @@ const now = () => new Date();
 
 export const ASYNC =
   " With `Prefer: respond-async`: 202 Accepted, `Location: /v1/operations/{opRef}` and `Retry-After`; the operation then answers what this would have.";
+
+const IF_MATCH =
+  " With `If-Match` (an ETag of `GET /v1/subscriptions/{id}`, or `*`): 412 if the subscription changed since; the check and the change are one step in its object.";
+
+/**
+ * The version a write applies to when its If-Match names a tag: the one compared, so a change in
+ * between answers 412 (`SubscriptionObject.change`).
+ */
+async function expectedVersion(env: Env, request: Request, record: SubscriptionRecord) {
+  const compared = await ifMatch(request, () => present(env, record, now()));
+  return compared ? { expectedVersion: record.version } : {};
+}
 
 /** Operators act for a partner they name; partners act for themselves. */
 function actingPartner(principal: Principal): string {
@@ -195,7 +208,8 @@ export const subscriptionRoutes = [
     method: "GET",
     path: "/v1/subscriptions/{id}",
     summary: "Read a subscription",
-    description: "From its object, so a read follows every write that answered before it (read-your-writes).",
+    description:
+      "From its object, so a read follows every write that answered before it (read-your-writes). Answers a strong `ETag`, for `If-Match` on its changes (and `If-None-Match`: 304).",
     tag,
     auth: partners,
     params: IdParams,
@@ -208,14 +222,14 @@ export const subscriptionRoutes = [
       },
     },
     async handle({ env, principal, params }) {
-      return { status: 200, json: await readSubscription(env, scopeOf(principal), params.id, now()) };
+      return taggedText(await readSubscription(env, scopeOf(principal), params.id, now()));
     },
   }),
   defineRoute({
     method: "PATCH",
     path: "/v1/subscriptions/{id}",
     summary: "Change auto_renew, or a CaaS cloud's quantity (amount)",
-    description: `A CaaS cloud's quantity up holds the difference on the customer's quota (413 if over), down releases it, and its metering splits the running interval. Every other kind is prepaid: only auto_renew changes, and an amount answers 409 (buy another subscription, or extend). Other fields are immutable.${ASYNC}`,
+    description: `A CaaS cloud's quantity up holds the difference on the customer's quota (409, quota-exceeded, if over), down releases it, and its metering splits the running interval. Every other kind is prepaid: only auto_renew changes, and an amount answers 409 (buy another subscription, or extend). Other fields are immutable.${IF_MATCH}${ASYNC}`,
     tag,
     auth: partners,
     params: IdParams,
@@ -239,6 +253,7 @@ export const subscriptionRoutes = [
     },
     async handle({ env, request, principal, params, body }) {
       const record = await visibleRecord(env, scopeOf(principal), params.id);
+      const condition = await expectedVersion(env, request, record);
       const refusal = body.amount === undefined ? null : amountChangeRefusal(record);
       if (refusal) throw refused(refusal);
       const answer = await respond(env, request, {
@@ -248,6 +263,7 @@ export const subscriptionRoutes = [
         subscription: record.id,
         ...(body.amount !== undefined ? { amount: body.amount } : {}),
         ...(body.auto_renew !== undefined ? { autoRenew: body.auto_renew } : {}),
+        ...condition,
       });
       return answer;
     },
@@ -256,7 +272,7 @@ export const subscriptionRoutes = [
     method: "DELETE",
     path: "/v1/subscriptions/{id}",
     summary: "Cancel a subscription",
-    description: `Closes the running interval and releases the quota. Cancelling again changes nothing.${ASYNC}`,
+    description: `Closes the running interval and releases the quota. Cancelling again changes nothing.${IF_MATCH}${ASYNC}`,
     tag,
     auth: partners,
     params: IdParams,
@@ -266,7 +282,7 @@ export const subscriptionRoutes = [
       200: {
         description: "Cancelled",
         schema: SubscriptionOut,
-        headers: SUBSCRIPTION_LOCATION,
+        headers: { ...SUBSCRIPTION_LOCATION, ...ETAG },
         example: {
           ...examples.subscription,
           status: "inactive",
@@ -284,6 +300,7 @@ export const subscriptionRoutes = [
         partnerId: record.partnerId,
         at: now().toISOString(),
         subscription: record.id,
+        ...(await expectedVersion(env, request, record)),
       });
       return answer;
     },

@@ -1,7 +1,7 @@
 import type * as v from "valibot";
 import { newIdFor } from "../../app/intents";
 import { issueCredential, type Principal } from "../../db/credentials";
-import { createVendor, findVendor, setSyndication } from "../../db/vendors";
+import { createVendor, findVendor, setSyndication, type Vendor } from "../../db/vendors";
 import {
   attemptsOf,
   backlog,
@@ -29,14 +29,21 @@ import {
   SecretOut,
   VendorOut,
 } from "../../schemas/syndication";
+import { tagged } from "../conditional";
 import * as examples from "../examples";
 import { decodeCursor, toPage } from "../pagination";
-import { LOCATION } from "../reply";
+import { ETAG, LOCATION } from "../reply";
 import { defineRoute } from "../route";
 
 /** Vendors, their syndication endpoints and signing secrets, and the webhook deliveries to them. */
 
 const tag = "Syndication";
+
+const vendorOut = (vendor: Vendor): v.InferOutput<typeof VendorOut> => ({
+  id: vendor.id,
+  name: vendor.name,
+  created_at: vendor.createdAt,
+});
 
 const deliveryOut = (d: Delivery): v.InferOutput<typeof DeliveryOut> => ({
   id: d.id,
@@ -85,11 +92,24 @@ export const syndicationRoutes = [
     },
     async handle({ env, request, body }) {
       const vendor = await createVendor(env, await newIdFor(request), body.name);
-      return {
-        status: 201,
-        body: { id: vendor.id, name: vendor.name, created_at: vendor.createdAt },
-        headers: { Location: `/v1/vendors/${vendor.id}` },
-      };
+      return { status: 201, body: vendorOut(vendor), headers: { Location: `/v1/vendors/${vendor.id}` } };
+    },
+  }),
+  defineRoute({
+    method: "GET",
+    path: "/v1/vendors/{id}",
+    summary: "Read a vendor",
+    description: "What `POST /v1/vendors` answered, found again (its `Location`).",
+    tag,
+    auth: ["operator"],
+    params: IdParams,
+    responses: {
+      200: { description: "The vendor", schema: VendorOut, headers: ETAG, example: examples.vendor },
+    },
+    async handle({ env, params }) {
+      const vendor = await findVendor(env, params.id);
+      if (!vendor) throw notFound(`vendor ${params.id} does not exist`);
+      return tagged(vendorOut(vendor));
     },
   }),
   defineRoute({
@@ -231,6 +251,7 @@ export const syndicationRoutes = [
       200: {
         description: "The delivery",
         schema: DeliveryDetailOut,
+        headers: ETAG,
         example: {
           ...examples.delivery,
           payload: {
@@ -251,21 +272,18 @@ export const syndicationRoutes = [
       const d = await findDelivery(env, params.id, vendorScope(principal));
       if (!d) throw notFound(`delivery ${params.id} does not exist`);
       const attempts = await attemptsOf(env, d.id);
-      return {
-        status: 200,
-        body: {
-          ...deliveryOut(d),
-          // Written by app/webhooks.ts from the event it posts.
-          payload: JSON.parse(d.payload) as v.InferOutput<typeof EventOut>,
-          attempts: attempts.map((a) => ({
-            attempt: a.attempt,
-            at: a.at,
-            status: a.status,
-            error: a.error,
-            duration_ms: a.durationMs,
-          })),
-        },
-      };
+      return tagged({
+        ...deliveryOut(d),
+        // Written by app/webhooks.ts from the event it posts.
+        payload: JSON.parse(d.payload) as v.InferOutput<typeof EventOut>,
+        attempts: attempts.map((a) => ({
+          attempt: a.attempt,
+          at: a.at,
+          status: a.status,
+          error: a.error,
+          duration_ms: a.durationMs,
+        })),
+      });
     },
   }),
   defineRoute({

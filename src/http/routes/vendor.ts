@@ -11,7 +11,9 @@ import { money, type SubscriptionRecord, statusOf } from "../../domain/subscript
 import { subscriptionObject } from "../../objects/subscription-object";
 import { IdParams } from "../../schemas/common";
 import { VendorOrderOut, VendorPatch, VendorSubscriptionOut, VendorUserOut } from "../../schemas/vendor";
+import { tagged } from "../conditional";
 import * as examples from "../examples";
+import { ETAG } from "../reply";
 import { defineRoute } from "../route";
 
 /**
@@ -80,12 +82,13 @@ export const vendorRoutes = [
       200: {
         description: "The subscription",
         schema: VendorSubscriptionOut,
+        headers: ETAG,
         example: examples.vendorSubscription,
       },
     },
     errors: { not_found: "Not one of the vendor's" },
     async handle({ env, principal, params }) {
-      return { status: 200, body: subscriptionView(await ownSubscription(env, principal, params.id)) };
+      return tagged(subscriptionView(await ownSubscription(env, principal, params.id)));
     },
   }),
   defineRoute({
@@ -152,7 +155,9 @@ export const vendorRoutes = [
     tag,
     auth: vendor,
     params: IdParams,
-    responses: { 200: { description: "The order", schema: VendorOrderOut, example: examples.vendorOrder } },
+    responses: {
+      200: { description: "The order", schema: VendorOrderOut, headers: ETAG, example: examples.vendorOrder },
+    },
     errors: { not_found: "No line of it is one of the vendor's products" },
     async handle({ env, principal, params }) {
       const order = await findOrder(env, params.id, null);
@@ -183,7 +188,7 @@ export const vendorRoutes = [
         currency: order.currency,
         state: ORDER_STATES[order.state],
       };
-      return { status: 200, body };
+      return tagged(body);
     },
   }),
   defineRoute({
@@ -194,7 +199,14 @@ export const vendorRoutes = [
     tag,
     auth: vendor,
     params: IdParams,
-    responses: { 200: { description: "The customer", schema: VendorUserOut, example: examples.vendorUser } },
+    responses: {
+      200: {
+        description: "The customer",
+        schema: VendorUserOut,
+        headers: ETAG,
+        example: examples.vendorUser,
+      },
+    },
     errors: { not_found: "Not a customer of the vendor's products" },
     async handle({ env, principal, params }) {
       const customer = await findCustomer(env, params.id, null);
@@ -219,7 +231,7 @@ export const vendorRoutes = [
         environment: "stratus",
         userRole: "ROLE_USER",
       };
-      return { status: 200, body };
+      return tagged(body);
     },
   }),
 ];

@@ -1,0 +1,51 @@
+import { AppError } from "../domain/errors";
+import { entityTag } from "../domain/etag";
+import type { JsonText } from "../domain/json";
+
+/**
+ * Conditional requests (RFC 9110 §13): single reads answer a strong `ETag` of their JSON text;
+ * writes honour `If-Match`; app.ts answers `If-None-Match` on reads with 304.
+ */
+
+/** A 200 reply with the ETag of `representation` (by default the body: a write may answer more). */
+export function tagged<B>(body: B, representation: unknown = body) {
+  return { status: 200, body, headers: { ETag: entityTag(JSON.stringify(representation)) } } as const;
+}
+
+/** A 200 reply of JSON text already serialized, with the ETag of that text. */
+export function taggedText<T>(json: JsonText<T>, etag = entityTag(json)) {
+  return { status: 200, json, headers: { ETag: etag } } as const;
+}
+
+/** The entity tags a header lists; a weak one (`W/"…"`) keeps its prefix, so it never matches strongly. */
+const tagsOf = (header: string): string[] => header.match(/(?:W\/)?"[^"]*"/g) ?? [];
+
+/**
+ * Evaluates the request's If-Match against the target's current representation (`current`, read
+ * only when a tag must be compared): 412 unless it is `*` (the caller found the target: it exists)
+ * or lists the current tag. Says whether a tag was compared: the write is then made conditional on
+ * the version compared, so a change between this check and the write answers 412 too.
+ */
+export async function ifMatch(request: Request, current: () => unknown): Promise<boolean> {
+  const header = request.headers.get("if-match");
+  if (header === null || header.trim() === "*") return false;
+  const tag = entityTag(JSON.stringify(await current()));
+  if (!tagsOf(header).includes(tag)) throw preconditionFailed();
+  return true;
+}
+
+export const preconditionFailed = () =>
+  new AppError(
+    "precondition_failed",
+    "If-Match does not match the current representation: it changed since it was read; read it again",
+  );
+
+/** 304 for a read whose If-None-Match lists the answer's tag (weak comparison, as §13.1.2 says). */
+export function notModified(request: Request, response: Response): Response | null {
+  const header = request.headers.get("if-none-match");
+  const etag = response.headers.get("etag");
+  if (header === null || etag === null || response.status !== 200) return null;
+  const bare = (tag: string) => tag.replace(/^W\//, "");
+  const matches = header.trim() === "*" || tagsOf(header).some((tag) => bare(tag) === bare(etag));
+  return matches ? new Response(null, { status: 304, headers: response.headers }) : null;
+}
