@@ -31,6 +31,7 @@ export async function listCustomers(
   env: Env,
   partnerId: string | null,
   after: string | undefined,
+  offset: number,
   limit: number,
 ) {
   const conditions = [
@@ -43,6 +44,7 @@ export async function listCustomers(
     .where(and(...conditions))
     .orderBy(asc(customers.id))
     .limit(limit + 1)
+    .offset(offset)
     .all();
 }
 

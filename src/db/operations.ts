@@ -69,7 +69,13 @@ export async function finishOperation(
 
 export async function listOperations(
   env: Env,
-  q: { partnerId: string; status: OperationStatus | undefined; after: string | undefined; limit: number },
+  q: {
+    partnerId: string;
+    status: OperationStatus | undefined;
+    after: string | undefined;
+    offset: number;
+    limit: number;
+  },
 ) {
   return database(env)
     .select()
@@ -83,6 +89,7 @@ export async function listOperations(
     )
     .orderBy(asc(operations.opRef))
     .limit(q.limit + 1)
+    .offset(q.offset)
     .all();
 }
 

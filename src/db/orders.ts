@@ -72,13 +72,20 @@ export async function findOrder(env: Env, id: string, partnerId: string | null):
   return database(env).select().from(orders).where(scope).get();
 }
 
-export async function listOrders(env: Env, partnerId: string, after: string | undefined, limit: number) {
+export async function listOrders(
+  env: Env,
+  partnerId: string,
+  after: string | undefined,
+  offset: number,
+  limit: number,
+) {
   return database(env)
     .select()
     .from(orders)
     .where(and(eq(orders.partnerId, partnerId), after === undefined ? undefined : gt(orders.id, after)))
     .orderBy(asc(orders.id))
     .limit(limit + 1)
+    .offset(offset)
     .all();
 }
 

@@ -103,6 +103,7 @@ export async function listDeliveries(
     vendorId: string | null;
     status: DeliveryStatus | undefined;
     after: string | undefined;
+    offset: number;
     limit: number;
   },
 ) {
@@ -118,6 +119,7 @@ export async function listDeliveries(
     )
     .orderBy(asc(webhookDeliveries.id))
     .limit(q.limit + 1)
+    .offset(q.offset)
     .all();
 }
 

@@ -18,7 +18,7 @@ import {
 import { HoldingOut, HoldingsOut, SetLimit } from "../../schemas/operator";
 import { ifMatch, preconditionFailed, tagged } from "../conditional";
 import * as examples from "../examples";
-import { decodeCursor, toPage } from "../pagination";
+import { pageWindow, toPage } from "../pagination";
 import { ETAG, LOCATION } from "../reply";
 import { defineRoute } from "../route";
 
@@ -94,8 +94,9 @@ export const customerRoutes = [
     },
     async handle({ env, principal, query }) {
       const scope = principal.role === "operator" ? null : principal.partnerId;
-      const rows = await listCustomers(env, scope, decodeCursor(query.cursor), query.limit);
-      return { status: 200, body: toPage(rows, query.limit, (c) => c.id, customerOut) };
+      const window = pageWindow(query);
+      const rows = await listCustomers(env, scope, window.after, window.offset, window.limit);
+      return { status: 200, body: toPage(rows, window, (c) => c.id, customerOut) };
     },
   }),
   defineRoute({

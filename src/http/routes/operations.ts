@@ -5,7 +5,7 @@ import { OperationOut, OperationPageOut, OperationsQuery, OpRef } from "../../sc
 import { ConsumptionOut, PurchaseOut, SubscriptionOut } from "../../schemas/subscriptions";
 import * as examples from "../examples";
 import { operationStatus, operationView } from "../operations";
-import { decodeCursor, toPage } from "../pagination";
+import { pageWindow, toPage } from "../pagination";
 import { LOCATION } from "../reply";
 import { defineRoute } from "../route";
 
@@ -76,13 +76,13 @@ export const operationRoutes = [
     },
     async handle({ env, principal, query }) {
       if (!principal.partnerId) throw badRequest("only partners have operations");
+      const window = pageWindow(query);
       const rows = await listOperations(env, {
         partnerId: principal.partnerId,
         status: query.status,
-        after: decodeCursor(query.cursor),
-        limit: query.limit,
+        ...window,
       });
-      return { status: 200, body: toPage(rows, query.limit, (o) => o.opRef, operationView) };
+      return { status: 200, body: toPage(rows, window, (o) => o.opRef, operationView) };
     },
   }),
 ];

@@ -31,7 +31,7 @@ import {
 } from "../../schemas/syndication";
 import { tagged } from "../conditional";
 import * as examples from "../examples";
-import { decodeCursor, toPage } from "../pagination";
+import { pageWindow, toPage } from "../pagination";
 import { ETAG, LOCATION } from "../reply";
 import { defineRoute } from "../route";
 
@@ -214,13 +214,13 @@ export const syndicationRoutes = [
       },
     },
     async handle({ env, principal, query }) {
+      const window = pageWindow(query);
       const rows = await listDeliveries(env, {
         vendorId: vendorScope(principal),
         status: query.status,
-        after: decodeCursor(query.cursor),
-        limit: query.limit,
+        ...window,
       });
-      const page = toPage(rows, query.limit, (d) => d.id, deliveryOut);
+      const page = toPage(rows, window, (d) => d.id, deliveryOut);
       if (query.status !== "pending") return { status: 200, body: page };
       const pending = await backlog(env, vendorScope(principal));
       return {
