@@ -1259,6 +1259,8 @@ export interface components {
                 next_cursor: string | null;
                 /** @description The items skipped, when the page was asked by `offset`. */
                 offset?: number;
+                /** @description How many items the whole list holds, on the lists where one indexed count tells (orders, customers, operations, deliveries, statements). */
+                total_count?: number;
                 /** @description With `status=pending`: the backlog of each endpoint (every page, whatever the cursor). */
                 backlog?: {
                     /** @description The syndication endpoint; null if unset. */
@@ -1414,6 +1416,8 @@ export interface components {
             next_cursor: string | null;
             /** @description The items skipped, when the page was asked by `offset`. */
             offset?: number;
+            /** @description How many items the whole list holds, on the lists where one indexed count tells (orders, customers, operations, deliveries, statements). */
+            total_count?: number;
         };
         Partner: {
             /** Format: uuid */

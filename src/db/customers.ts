@@ -48,6 +48,11 @@ export async function listCustomers(
     .all();
 }
 
+/** How many customers a partner has (null: everyone's): one count on `customers_partner_id`. */
+export function countCustomers(env: Env, partnerId: string | null): Promise<number> {
+  return database(env).$count(customers, partnerId === null ? undefined : eq(customers.partnerId, partnerId));
+}
+
 /** Which of `ids` are a partner's customers; any number of ids, a statement per chunk of them. */
 export async function partnerCustomerIds(
   env: Env,

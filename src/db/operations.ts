@@ -93,6 +93,17 @@ export async function listOperations(
     .all();
 }
 
+/** How many operations a partner has, of one status or all: one count on its index. */
+export function countOperations(env: Env, partnerId: string, status: OperationStatus | undefined) {
+  return database(env).$count(
+    operations,
+    and(
+      eq(operations.partnerId, partnerId),
+      status === undefined ? undefined : eq(operations.status, status),
+    ),
+  );
+}
+
 /** Forgets finished operations past their retention. */
 export async function deleteExpiredOperations(env: Env, now: Date): Promise<void> {
   await database(env)

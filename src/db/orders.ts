@@ -89,4 +89,9 @@ export async function listOrders(
     .all();
 }
 
+/** How many orders a partner has: one count on `orders_partner`. */
+export function countOrders(env: Env, partnerId: string): Promise<number> {
+  return database(env).$count(orders, eq(orders.partnerId, partnerId));
+}
+
 export type { OrderLine };

@@ -123,6 +123,17 @@ export async function listDeliveries(
     .all();
 }
 
+/** How many deliveries a vendor (null: every vendor) has, of one status or all: one indexed count. */
+export function countDeliveries(env: Env, vendorId: string | null, status: DeliveryStatus | undefined) {
+  return database(env).$count(
+    webhookDeliveries,
+    and(
+      vendorId === null ? undefined : eq(webhookDeliveries.vendorId, vendorId),
+      status === undefined ? undefined : eq(webhookDeliveries.status, status),
+    ),
+  );
+}
+
 /**
  * Puts a delivered or dead delivery back to pending, due `now`, its retry schedule (and its
  * retention horizon) starting over.

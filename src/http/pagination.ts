@@ -7,7 +7,7 @@ import { badRequest } from "../domain/errors";
 
 export interface Page<T> {
   objects: T[];
-  meta: { limit: number; next_cursor: string | null; offset?: number };
+  meta: { limit: number; next_cursor: string | null; offset?: number; total_count?: number };
 }
 
 /** Where a page starts: after a cursor's key, or past `offset` rows (0 when not asked by offset). */
@@ -52,11 +52,13 @@ export function pageWindow(query: {
   };
 }
 
+/** `total`: how many rows the whole list has, where one indexed count tells. */
 export function toPage<R, T>(
   rows: R[],
   window: PageWindow,
   keyOf: (row: R) => string,
   shape: (row: R) => T,
+  total?: number,
 ): Page<T> {
   const more = rows.length > window.limit;
   const kept = more ? rows.slice(0, window.limit) : rows;
@@ -67,6 +69,7 @@ export function toPage<R, T>(
       limit: window.limit,
       next_cursor: more && last !== undefined ? encodeCursor(keyOf(last)) : null,
       ...(window.byOffset ? { offset: window.offset } : {}),
+      ...(total !== undefined ? { total_count: total } : {}),
     },
   };
 }

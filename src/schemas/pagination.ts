@@ -62,4 +62,13 @@ export const pageMeta = v.object({
   offset: v.optional(
     v.pipe(v.number(), v.integer(), v.description("The items skipped, when the page was asked by `offset`.")),
   ),
+  total_count: v.optional(
+    v.pipe(
+      v.number(),
+      v.integer(),
+      v.description(
+        "How many items the whole list holds, on the lists where one indexed count tells (orders, customers, operations, deliveries, statements).",
+      ),
+    ),
+  ),
 });

@@ -367,7 +367,7 @@ describe("statements", () => {
       start: `${month}-01T00:00:00.000Z`,
       closed: false,
       line_count: 4,
-      meta: { limit: 50, next_cursor: null },
+      meta: { limit: 50, next_cursor: null, total_count: 4 },
     });
     expect(cents(statement.totals.EUR)).toBe(total);
     expect(Object.keys(statement.totals)).toEqual(["EUR"]);

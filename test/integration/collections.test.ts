@@ -69,6 +69,16 @@ describe("pages", async () => {
     expect(skipped.objects).toEqual(charges.objects.slice(58));
   });
 
+  it("counts the whole list where one indexed count tells", async () => {
+    const orders = await expectOk(call("GET", "/v1/orders?limit=1&offset=0", { token: t.partnerKey }));
+    expect(orders.meta).toEqual({ limit: 1, offset: 0, next_cursor: null, total_count: 1 });
+    const customers = await expectOk(call("GET", "/v1/customers?limit=1", { token: t.partnerKey }));
+    expect(customers.meta).toMatchObject({ total_count: 1 });
+    const operations = await expectOk(call("GET", "/v1/operations?status=failed", { token: t.partnerKey }));
+    expect(operations.meta).toMatchObject({ total_count: 0 });
+    expect((await list("limit=1")).meta).not.toHaveProperty("total_count");
+  });
+
   it("refuses a negative offset, an offset past the bound, and offset with cursor", async () => {
     for (const query of ["offset=-1", "offset=10001", "offset=2&cursor=YQ"]) {
       const r = await call("GET", `/v1/subscriptions/?${query}`, { token: t.partnerKey });

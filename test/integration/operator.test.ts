@@ -130,7 +130,7 @@ describe("customers", () => {
       created.body,
     );
     const list = await expectOk(call("GET", "/v1/customers", { token: a.partnerKey }));
-    expect(list).toEqual({ objects: [created.body], meta: { limit: 50, next_cursor: null } });
+    expect(list).toEqual({ objects: [created.body], meta: { limit: 50, next_cursor: null, total_count: 1 } });
 
     const foreign = b.customers[0]!;
     for (const [method, path, body] of [

@@ -133,7 +133,8 @@ export const chargeRoutes = [
         window.offset,
         window.limit,
       );
-      const page = toPage(statement.lines, window, positionOf, chargeView);
+      const total = statement.totals.reduce((sum, t) => sum + t.lines, 0);
+      const page = toPage(statement.lines, window, positionOf, chargeView, total);
       const body: v.InferOutput<typeof StatementOut> = {
         customer: customer.id,
         month: month.name,

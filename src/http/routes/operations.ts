@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { listOperations } from "../../db/operations";
+import { countOperations, listOperations } from "../../db/operations";
 import { badRequest } from "../../domain/errors";
 import { OperationOut, OperationPageOut, OperationsQuery, OpRef } from "../../schemas/operations";
 import { ConsumptionOut, PurchaseOut, SubscriptionOut } from "../../schemas/subscriptions";
@@ -77,12 +77,11 @@ export const operationRoutes = [
     async handle({ env, principal, query }) {
       if (!principal.partnerId) throw badRequest("only partners have operations");
       const window = pageWindow(query);
-      const rows = await listOperations(env, {
-        partnerId: principal.partnerId,
-        status: query.status,
-        ...window,
-      });
-      return { status: 200, body: toPage(rows, window, (o) => o.opRef, operationView) };
+      const [rows, total] = await Promise.all([
+        listOperations(env, { partnerId: principal.partnerId, status: query.status, ...window }),
+        countOperations(env, principal.partnerId, query.status),
+      ]);
+      return { status: 200, body: toPage(rows, window, (o) => o.opRef, operationView, total) };
     },
   }),
 ];

@@ -1,4 +1,4 @@
-import { findOrder, listOrders } from "../../db/orders";
+import { countOrders, findOrder, listOrders } from "../../db/orders";
 import { badRequest, notFound } from "../../domain/errors";
 import { IdParams } from "../../schemas/common";
 import { Pagination } from "../../schemas/pagination";
@@ -33,8 +33,11 @@ export const orderRoutes = [
     async handle({ env, principal, query }) {
       if (!principal.partnerId) throw badRequest("only partners have orders");
       const window = pageWindow(query);
-      const rows = await listOrders(env, principal.partnerId, window.after, window.offset, window.limit);
-      return { status: 200, body: toPage(rows, window, (o) => o.id, orderView) };
+      const [rows, total] = await Promise.all([
+        listOrders(env, principal.partnerId, window.after, window.offset, window.limit),
+        countOrders(env, principal.partnerId),
+      ]);
+      return { status: 200, body: toPage(rows, window, (o) => o.id, orderView, total) };
     },
   }),
   defineRoute({

@@ -5,6 +5,7 @@ import { createVendor, findVendor, setSyndication, type Vendor } from "../../db/
 import {
   attemptsOf,
   backlog,
+  countDeliveries,
   type Delivery,
   findDelivery,
   listDeliveries,
@@ -215,12 +216,11 @@ export const syndicationRoutes = [
     },
     async handle({ env, principal, query }) {
       const window = pageWindow(query);
-      const rows = await listDeliveries(env, {
-        vendorId: vendorScope(principal),
-        status: query.status,
-        ...window,
-      });
-      const page = toPage(rows, window, (d) => d.id, deliveryOut);
+      const [rows, total] = await Promise.all([
+        listDeliveries(env, { vendorId: vendorScope(principal), status: query.status, ...window }),
+        countDeliveries(env, vendorScope(principal), query.status),
+      ]);
+      const page = toPage(rows, window, (d) => d.id, deliveryOut, total);
       if (query.status !== "pending") return { status: 200, body: page };
       const pending = await backlog(env, vendorScope(principal));
       return {
