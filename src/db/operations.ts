@@ -69,7 +69,13 @@ export async function finishOperation(
 
 export async function listOperations(
   env: Env,
-  q: { partnerId: string; status: OperationStatus | undefined; after: string | undefined; limit: number },
+  q: {
+    partnerId: string;
+    status: OperationStatus | undefined;
+    after: string | undefined;
+    offset: number;
+    limit: number;
+  },
 ) {
   return database(env)
     .select()
@@ -83,7 +89,19 @@ export async function listOperations(
     )
     .orderBy(asc(operations.opRef))
     .limit(q.limit + 1)
+    .offset(q.offset)
     .all();
+}
+
+/** How many operations a partner has, of one status or all: one count on its index. */
+export function countOperations(env: Env, partnerId: string, status: OperationStatus | undefined) {
+  return database(env).$count(
+    operations,
+    and(
+      eq(operations.partnerId, partnerId),
+      status === undefined ? undefined : eq(operations.status, status),
+    ),
+  );
 }
 
 /** Forgets finished operations past their retention. */

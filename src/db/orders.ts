@@ -72,14 +72,26 @@ export async function findOrder(env: Env, id: string, partnerId: string | null):
   return database(env).select().from(orders).where(scope).get();
 }
 
-export async function listOrders(env: Env, partnerId: string, after: string | undefined, limit: number) {
+export async function listOrders(
+  env: Env,
+  partnerId: string,
+  after: string | undefined,
+  offset: number,
+  limit: number,
+) {
   return database(env)
     .select()
     .from(orders)
     .where(and(eq(orders.partnerId, partnerId), after === undefined ? undefined : gt(orders.id, after)))
     .orderBy(asc(orders.id))
     .limit(limit + 1)
+    .offset(offset)
     .all();
+}
+
+/** How many orders a partner has: one count on `orders_partner`. */
+export function countOrders(env: Env, partnerId: string): Promise<number> {
+  return database(env).$count(orders, eq(orders.partnerId, partnerId));
 }
 
 export type { OrderLine };

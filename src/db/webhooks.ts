@@ -103,6 +103,7 @@ export async function listDeliveries(
     vendorId: string | null;
     status: DeliveryStatus | undefined;
     after: string | undefined;
+    offset: number;
     limit: number;
   },
 ) {
@@ -118,7 +119,19 @@ export async function listDeliveries(
     )
     .orderBy(asc(webhookDeliveries.id))
     .limit(q.limit + 1)
+    .offset(q.offset)
     .all();
+}
+
+/** How many deliveries a vendor (null: every vendor) has, of one status or all: one indexed count. */
+export function countDeliveries(env: Env, vendorId: string | null, status: DeliveryStatus | undefined) {
+  return database(env).$count(
+    webhookDeliveries,
+    and(
+      vendorId === null ? undefined : eq(webhookDeliveries.vendorId, vendorId),
+      status === undefined ? undefined : eq(webhookDeliveries.status, status),
+    ),
+  );
 }
 
 /**

@@ -1,11 +1,11 @@
 import * as v from "valibot";
-import { listOperations } from "../../db/operations";
+import { countOperations, listOperations } from "../../db/operations";
 import { badRequest } from "../../domain/errors";
 import { OperationOut, OperationPageOut, OperationsQuery, OpRef } from "../../schemas/operations";
 import { ConsumptionOut, PurchaseOut, SubscriptionOut } from "../../schemas/subscriptions";
 import * as examples from "../examples";
 import { operationStatus, operationView } from "../operations";
-import { decodeCursor, toPage } from "../pagination";
+import { pageWindow, toPage } from "../pagination";
 import { LOCATION } from "../reply";
 import { defineRoute } from "../route";
 
@@ -76,13 +76,12 @@ export const operationRoutes = [
     },
     async handle({ env, principal, query }) {
       if (!principal.partnerId) throw badRequest("only partners have operations");
-      const rows = await listOperations(env, {
-        partnerId: principal.partnerId,
-        status: query.status,
-        after: decodeCursor(query.cursor),
-        limit: query.limit,
-      });
-      return { status: 200, body: toPage(rows, query.limit, (o) => o.opRef, operationView) };
+      const window = pageWindow(query);
+      const [rows, total] = await Promise.all([
+        listOperations(env, { partnerId: principal.partnerId, status: query.status, ...window }),
+        countOperations(env, principal.partnerId, query.status),
+      ]);
+      return { status: 200, body: toPage(rows, window, (o) => o.opRef, operationView, total) };
     },
   }),
 ];

@@ -1,11 +1,11 @@
-import { findOrder, listOrders } from "../../db/orders";
+import { countOrders, findOrder, listOrders } from "../../db/orders";
 import { badRequest, notFound } from "../../domain/errors";
 import { IdParams } from "../../schemas/common";
 import { Pagination } from "../../schemas/pagination";
 import { OrderOut, OrderPageOut } from "../../schemas/subscriptions";
 import { tagged } from "../conditional";
 import * as examples from "../examples";
-import { decodeCursor, toPage } from "../pagination";
+import { pageWindow, toPage } from "../pagination";
 import { ETAG } from "../reply";
 import { defineRoute } from "../route";
 import { orderView } from "../views";
@@ -32,8 +32,12 @@ export const orderRoutes = [
     },
     async handle({ env, principal, query }) {
       if (!principal.partnerId) throw badRequest("only partners have orders");
-      const rows = await listOrders(env, principal.partnerId, decodeCursor(query.cursor), query.limit);
-      return { status: 200, body: toPage(rows, query.limit, (o) => o.id, orderView) };
+      const window = pageWindow(query);
+      const [rows, total] = await Promise.all([
+        listOrders(env, principal.partnerId, window.after, window.offset, window.limit),
+        countOrders(env, principal.partnerId),
+      ]);
+      return { status: 200, body: toPage(rows, window, (o) => o.id, orderView, total) };
     },
   }),
   defineRoute({
