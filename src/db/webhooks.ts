@@ -1,6 +1,7 @@
 import { and, asc, desc, eq, gt, isNull, lt, or, sql } from "drizzle-orm";
 import { database } from "./client";
-import { type DeliveryStatus, products, webhookAttempts, webhookDeliveries } from "./schema";
+import { products } from "./schema";
+import { type DeliveryStatus, webhookAttempts, webhookDeliveries } from "./schema-webhooks";
 
 export type Delivery = typeof webhookDeliveries.$inferSelect;
 export type NewDelivery = typeof webhookDeliveries.$inferInsert;
