@@ -11,7 +11,9 @@
 // 3. Applies the D1 migrations, stores credentials with known secrets, seeds through the API
 //    (partner, service, 100 customers, catalog, limits, 100 subscriptions bought) and inserts
 //    read-model rows straight into `subscriptions` for the list benchmark (10k, then 100k).
-// 4. Drives each hot path and its baseline with autocannon for a fixed time, in the same run.
+// 4. Drives each hot path and its baseline with autocannon for a fixed time, in the same run, and
+//    counts the CPU each request costs (workerd's and this process's). Then restarts workerd on
+//    the same storage with its inspector and takes a CPU profile of each path under load.
 // 5. Renewals (bench/renewals.mjs), on a fresh workerd with the stratus Worker alone: 10,000
 //    auto-renewing subscriptions bought through the API, one scheduled() call just before they
 //    end, the time until D1 shows all 10,000 renewals (6-minute limit) and workerd's peak memory.
@@ -139,7 +141,7 @@ async function build(tree, dir) {
  * `twins`, the baseline Worker and the instrumented twin. `onLog` gets the Workers' console
  * output ({ level, message }); by default it goes to stderr, so stdout carries only the report.
  */
-function startMiniflare({ dir, bundlePath, config, state, twins = true, onLog = echoLog }) {
+function startMiniflare({ dir, bundlePath, config, state, twins = true, onLog = echoLog, inspect = false }) {
   const common = {
     compatibilityDate: config.compatibilityDate,
     compatibilityFlags: config.compatibilityFlags,
@@ -194,9 +196,10 @@ function startMiniflare({ dir, bundlePath, config, state, twins = true, onLog = 
     port: 0,
     // No Request.cf from the network: nothing but 127.0.0.1 is ever contacted.
     cf: false,
-    // The CPU profiles are taken through workerd's inspector (on 127.0.0.1 too).
-    inspectorPort: 0,
-    inspectorHost: HOST,
+    // The CPU profiles are taken through workerd's inspector (on 127.0.0.1 too). Only then: with an
+    // inspector, V8 keeps every console message for a debugger that may attach, which made each
+    // request's log line cost ~160 µs more CPU than it does without (bench/RESULTS.md, 2026-12-01 late).
+    ...(inspect ? { inspectorPort: 0, inspectorHost: HOST } : {}),
     log: new Log(LogLevel.WARN),
     handleStructuredLogs: onLog,
     resourcePersistencePath: state,
@@ -440,7 +443,43 @@ function cycle(n, make) {
  * Drives `origin` for `duration` seconds. `next()` gives each request's {path, body}; every
  * answer that is not `expect` counts as an error, as do socket errors and timeouts.
  */
+/**
+ * CPU seconds (user + system) spent so far by this process (autocannon, Miniflare's log parsing)
+ * and by its workerd children: per request, a figure that other load on the machine barely moves,
+ * unlike requests per second.
+ */
+function cpuSeconds() {
+  const ticks = (pid) => {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+      return Number(fields[11]) + Number(fields[12]);
+    } catch {
+      return 0;
+    }
+  };
+  const children = (pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean);
+    } catch {
+      return [];
+    }
+  };
+  const workerd = children(process.pid).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "workerd";
+    } catch {
+      return false;
+    }
+  });
+  const hz = 100;
+  return {
+    node: ticks(process.pid) / hz,
+    workerd: workerd.reduce((sum, pid) => sum + ticks(pid), 0) / hz,
+  };
+}
+
 async function load(origin, { method = "GET", headers = {}, next, expect = 200, duration = DURATION }) {
+  const cpuBefore = cpuSeconds();
   const result = await autocannon({
     url: origin,
     connections: CONNECTIONS,
@@ -460,6 +499,7 @@ async function load(origin, { method = "GET", headers = {}, next, expect = 200, 
       },
     ],
   });
+  const cpuAfter = cpuSeconds();
   const unexpectedCount = [...unexpected.values()].reduce((a, b) => a + b, 0);
   const statuses = Object.fromEntries(unexpected);
   unexpected.clear();
@@ -472,6 +512,10 @@ async function load(origin, { method = "GET", headers = {}, next, expect = 200, 
     mean: result.latency.average,
     errors: unexpectedCount + result.errors + result.timeouts,
     statuses,
+    cpu: {
+      workerd: cpuAfter.workerd - cpuBefore.workerd,
+      node: cpuAfter.node - cpuBefore.node,
+    },
   };
 }
 
@@ -491,6 +535,11 @@ function combine(rounds) {
     mean: weighted("mean"),
     errors: rounds.reduce((sum, r) => sum + r.errors, 0),
     statuses,
+    // µs of CPU per request, of workerd and of the load generator's process.
+    cpuUs: {
+      workerd: (1e6 * rounds.reduce((sum, r) => sum + r.cpu.workerd, 0)) / Math.max(1, total),
+      node: (1e6 * rounds.reduce((sum, r) => sum + r.cpu.node, 0)) / Math.max(1, total),
+    },
   };
 }
 
@@ -729,15 +778,19 @@ function report({
   if (rows.length > 0) {
     lines.push("");
     lines.push(
-      "| path | req/s | p50 ms | p99 ms | errors | baseline | baseline req/s | baseline p50 ms | baseline errors | ratio | target |",
+      "| path | req/s | p50 ms | p99 ms | errors | CPU µs/req (workerd + load) | baseline | baseline req/s | baseline p50 ms | baseline errors | baseline CPU µs/req | ratio | CPU ratio | target |",
     );
-    lines.push("|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|");
+    lines.push("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|");
     for (const r of rows) {
       const ratio = r.path.rps / r.base.rps;
       const verdict = ratio >= r.target ? "met" : "MISSED";
       const errors = (e) => (e.errors ? `${e.errors} ${JSON.stringify(e.statuses)}` : "0");
+      const cpu = (e) =>
+        `${fmt(e.cpuUs.workerd + e.cpuUs.node, 0)} (${fmt(e.cpuUs.workerd, 0)} + ${fmt(e.cpuUs.node, 0)})`;
+      const cpuRatio =
+        (r.base.cpuUs.workerd + r.base.cpuUs.node) / (r.path.cpuUs.workerd + r.path.cpuUs.node);
       lines.push(
-        `| ${r.name} | ${fmt(r.path.rps, 0)} | ${fmt(r.path.p50, 0)} | ${fmt(r.path.p99, 0)} | ${errors(r.path)} | ${r.baseName} | ${fmt(r.base.rps, 0)} | ${fmt(r.base.p50, 0)} | ${errors(r.base)} | ${fmt(ratio, 2)} | ≥ ${r.target}: ${verdict} |`,
+        `| ${r.name} | ${fmt(r.path.rps, 0)} | ${fmt(r.path.p50, 0)} | ${fmt(r.path.p99, 0)} | ${errors(r.path)} | ${cpu(r.path)} | ${r.baseName} | ${fmt(r.base.rps, 0)} | ${fmt(r.base.p50, 0)} | ${errors(r.base)} | ${cpu(r.base)} | ${fmt(ratio, 2)} | ${fmt(cpuRatio, 2)} | ≥ ${r.target}: ${verdict} |`,
       );
     }
     if (pageRatio)
@@ -752,7 +805,7 @@ function report({
   if (rows.length > 0) {
     lines.push("");
     lines.push(
-      `CPU under the same load (V8 sampling profiler through workerd's inspector, ${PROFILE_SECONDS} s after each measurement): busy share of the window of the stratus isolate (Worker + its Durable Objects) and of the D1 database's isolate; where stratus's time goes, by bundle module (self time, % of the window):`,
+      `CPU under the same load (V8 sampling profiler through workerd's inspector, ${PROFILE_SECONDS} s per row once every row is timed, on workerd restarted with its inspector on the same storage: the timed runs have none, as with an inspector every console.log costs more): busy share of the window of the stratus isolate (Worker + its Durable Objects) and of the D1 database's isolate; where stratus's time goes, by bundle module (self time, % of the window):`,
     );
     lines.push("");
     lines.push("| path | stratus busy | D1 busy | stratus self time by module |");
@@ -792,7 +845,8 @@ function report({
 // Main
 
 /** The hot paths against their baselines, on a Miniflare with the twins; the table's rows. */
-async function benchRows(mf, tree, bundle) {
+async function benchRows(start, tree, bundle) {
+  let mf = await start(false);
   const origin = await originOf(mf, "stratus");
   const baseline = await originOf(mf, "baseline");
   const profiled = await originOf(mf, "profiled");
@@ -895,6 +949,8 @@ async function benchRows(mf, tree, bundle) {
   const sections = bundleSections(bundle.bundlePath);
   const profiles = [];
   const plans = [];
+  // Each row is profiled once every row is timed, on a workerd restarted with its inspector.
+  const toProfile = new Map();
   const row = async (name, key, baseName, target) => {
     log(`measuring ${name} against ${baseName}`);
     const [pathResult, base] = await measurePair(origin, specs[key], baseline, specs[`${key}Base`]);
@@ -902,16 +958,7 @@ async function benchRows(mf, tree, bundle) {
     log(
       `  ${fmt(pathResult.rps, 0)} req/s vs ${fmt(base.rps, 0)} req/s, errors ${pathResult.errors}/${base.errors}`,
     );
-    log(`profiling ${name} under load`);
-    await sleep(500);
-    const [app, d1] = await cpuProfiles(mf, ["core:user:stratus", "d1:db"], () =>
-      load(origin, { ...specs[key], duration: PROFILE_SECONDS }),
-    );
-    cpu.push([name, summarize(app, sections), summarize(d1, [])]);
-    if (PROFILES) {
-      mkdirSync(PROFILES, { recursive: true });
-      writeFileSync(path.join(PROFILES, `${key}-${rows.length}.cpuprofile`), JSON.stringify(app));
-    }
+    toProfile.set(key, name);
     return pathResult;
   };
   const listPlan = async (name) => {
@@ -966,6 +1013,23 @@ async function benchRows(mf, tree, bundle) {
     await row("POST /v1/subscriptions/ (1 object)", "create", "DO write + D1 insert", 0.5);
     profiles.push(["POST /v1/subscriptions/", await profile(profiled, specs.create)]);
   }
+  if (toProfile.size > 0) {
+    log("profiling: the same storage on a workerd restarted with its inspector");
+    mf = await start(true);
+    const inspected = await originOf(mf, "stratus");
+    for (const [key, name] of toProfile) {
+      log(`profiling ${name} under load`);
+      await load(inspected, { ...specs[key], duration: WARMUP });
+      const [app, d1] = await cpuProfiles(mf, ["core:user:stratus", "d1:db"], () =>
+        load(inspected, { ...specs[key], duration: PROFILE_SECONDS }),
+      );
+      cpu.push([name, summarize(app, sections), summarize(d1, [])]);
+      if (PROFILES) {
+        mkdirSync(PROFILES, { recursive: true });
+        writeFileSync(path.join(PROFILES, `${key}.cpuprofile`), JSON.stringify(app));
+      }
+    }
+  }
   return { rows, pageRatio, profiles, plans, cpu, migrations };
 }
 
@@ -1011,9 +1075,13 @@ async function main() {
     if (PHASES.rows) {
       const state = path.join(work, "state");
       mkdirSync(state);
-      mf = startMiniflare({ dir, bundlePath: bundle.bundlePath, config, state });
-      await mf.ready;
-      result = await benchRows(mf, tree, bundle);
+      const start = async (inspect) => {
+        await mf?.dispose();
+        mf = startMiniflare({ dir, bundlePath: bundle.bundlePath, config, state, inspect });
+        await mf.ready;
+        return mf;
+      };
+      result = await benchRows(start, tree, bundle);
       await mf.dispose();
       mf = undefined;
     }
@@ -1033,6 +1101,7 @@ async function main() {
         state,
         twins: false,
         onLog: logs.onLog,
+        inspect: PROFILES !== null,
       });
       await mf.ready;
       try {

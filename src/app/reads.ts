@@ -7,9 +7,11 @@ import {
   queuedBehindAnother,
 } from "../db/subscriptions";
 import { notFound } from "../domain/errors";
-import { type JsonText, jsonText } from "../domain/json";
+import { entityTag } from "../domain/etag";
+import { jsonText } from "../domain/json";
 import { type SubscriptionRecord, type SubscriptionWire, statusOf, toWire } from "../domain/subscriptions";
 import { subscriptionObject } from "../objects/subscription-object";
+import type { TaggedWire } from "../objects/subscription-reads";
 import { unwrap } from "./subscriptions";
 
 /** Reading subscriptions (one from its object, pages from the D1 read model) and draining depletables. */
@@ -23,17 +25,18 @@ export async function visibleRecord(env: Env, scope: string | null, id: string):
   return within(scope, id, await subscriptionObject(env, id).getJson());
 }
 
-/** One subscription as a read answers it, as JSON text: mostly rendered by its object alone. */
+/** One subscription as a read answers it, JSON text and ETag: mostly rendered by its object alone. */
 export async function readSubscription(
   env: Env,
   scope: string | null,
   id: string,
   now: Date,
-): Promise<JsonText<SubscriptionWire>> {
+): Promise<TaggedWire> {
   const view = await subscriptionObject(env, id).view(scope, now.getTime());
   if (!view) throw notFound(`subscription ${id} does not exist`);
-  if (typeof view === "string") return view;
-  return jsonText(await present(env, within(scope, id, view.body), now, view.queued));
+  if ("json" in view) return view;
+  const json = jsonText(await present(env, within(scope, id, view.body), now, view.queued));
+  return { json, etag: entityTag(json) };
 }
 
 function within(scope: string | null, id: string, body: string | null): SubscriptionRecord {

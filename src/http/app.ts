@@ -1,4 +1,4 @@
-import { type IRequest, Router } from "itty-router";
+import { Router } from "itty-router";
 import { AppError } from "../domain/errors";
 import { logError } from "../domain/log";
 import { CHALLENGES, type Family } from "./auth";
@@ -30,6 +30,13 @@ const ittyPath = (path: string) => path.replace(/\{(\w+)\}/g, ":$1");
 
 const METHOD_ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
+/** A route as dispatch tries it: the path pattern itty-router compiled for its template. */
+interface Dispatchable {
+  pattern: RegExp;
+  route: RouteSpec;
+  family: Family;
+}
+
 /** A path template and what it serves: its methods, HEAD for a GET, and OPTIONS. */
 interface PathEntry {
   template: string;
@@ -56,18 +63,18 @@ function finish(request: Request, env: Env, response: Response, exchange: Exchan
  * carries `X-Request-Id` and, when the origin is allowed, CORS headers; each writes one log line.
  */
 export function createApp(routes: readonly RouteSpec[]): Handler {
-  // The URL parsed here is handed on to the route, so a request's query is not parsed again.
-  const router = Router<IRequest, [Env, ExecutionContext, URL, Exchange]>();
+  // itty-router compiles each template into its pattern; dispatch walks them itself, by method, so
+  // a request's URL is parsed once (here) and handed on to the route, never again by the router.
+  const router = Router();
+  const byMethod = new Map<string, Dispatchable[]>();
   const paths = new Map<string, PathEntry>();
   for (const route of routes) {
-    const family = familyOf(route.path);
-    const handle = (req: IRequest, env: Env, ctx: ExecutionContext, url: URL, exchange: Exchange) => {
-      exchange.route = route.path;
-      return runRoute(route, family, req.params, req as unknown as Request, url, env, ctx, exchange);
-    };
-    router[route.method.toLowerCase() as "get"](ittyPath(route.path), handle);
+    router[route.method.toLowerCase() as "get"](ittyPath(route.path));
     const pattern = router.routes.at(-1)?.[1] as RegExp;
-    if (route.method === "GET") router.head(ittyPath(route.path), handle);
+    const dispatchable = { pattern, route, family: familyOf(route.path) };
+    for (const method of route.method === "GET" ? ["GET", "HEAD"] : [route.method]) {
+      byMethod.set(method, [...(byMethod.get(method) ?? []), dispatchable]);
+    }
     const entry = paths.get(route.path) ?? { template: route.path, pattern, allow: ["OPTIONS"] };
     entry.allow.push(route.method, ...(route.method === "GET" ? ["HEAD"] : []));
     entry.allow.sort((a, b) => METHOD_ORDER.indexOf(a) - METHOD_ORDER.indexOf(b));
@@ -92,14 +99,12 @@ export function createApp(routes: readonly RouteSpec[]): Handler {
   }
 
   async function dispatch(request: Request, env: Env, ctx: ExecutionContext, url: URL, exchange: Exchange) {
-    const response: Response | undefined = await router.fetch(
-      request as unknown as IRequest,
-      env,
-      ctx,
-      url,
-      exchange,
-    );
-    if (response) return response;
+    for (const { pattern, route, family } of byMethod.get(request.method) ?? []) {
+      const match = url.pathname.match(pattern);
+      if (!match) continue;
+      exchange.route = route.path;
+      return runRoute(route, family, { ...match.groups }, request, url, env, ctx, exchange);
+    }
     const path = pathAt(url.pathname);
     if (!path) throw new AppError("not_found", `no route for ${request.method} ${url.pathname}`);
     exchange.route = path.template;

@@ -1,4 +1,5 @@
 import { queuedBehindAnother } from "../db/subscriptions";
+import { entityTag } from "../domain/etag";
 import { type JsonText, jsonText } from "../domain/json";
 import {
   type Status,
@@ -8,17 +9,23 @@ import {
   toWire,
 } from "../domain/subscriptions";
 
-/** A read: the wire JSON (a bare string crosses RPC cheapest), or the record and its queued status for the caller to present. */
-export type SubscriptionView = JsonText<SubscriptionWire> | { body: string; queued: boolean };
+/** The wire JSON of a subscription and its strong ETag, rendered together and kept together. */
+export interface TaggedWire {
+  json: JsonText<SubscriptionWire>;
+  etag: string;
+}
+
+/** A read: the tagged wire JSON, or the record and its queued status for the caller to present. */
+export type SubscriptionView = TaggedWire | { body: string; queued: boolean };
 
 /**
  * What a SubscriptionObject keeps in memory to answer reads: its record parsed, the wire JSON
- * rendered of it per status, and (for a depletable) whether it waits behind an older one. The
+ * rendered of it per status with its ETag (so a read hashes nothing), and (for a depletable) whether it waits behind an older one. The
  * object drops the record on every commit and the queued verdict when told its queue changed.
  */
 export class SubscriptionReads {
   private current:
-    | { body: string; record: SubscriptionRecord; wires: Map<Status, JsonText<SubscriptionWire>> }
+    | { body: string; record: SubscriptionRecord; wires: Map<Status, TaggedWire> }
     | null
     | undefined;
   /** Whether this depletable waits behind an older one, while no change to its queue was told. */
@@ -48,7 +55,8 @@ export class SubscriptionReads {
     const status = statusOf(record, new Date(now), queued);
     let wire = wires.get(status);
     if (wire === undefined) {
-      wire = jsonText(toWire(record, status, []));
+      const json = jsonText(toWire(record, status, []));
+      wire = { json, etag: entityTag(json) };
       wires.set(status, wire);
     }
     return wire;

@@ -125,6 +125,9 @@ export class SubscriptionStore {
           for (const id of await youngerInQueue(env, r)) await this.queueChanged(id);
         }
         this.projected = Math.max(this.projectedVersion(), r.version);
+        // Stored too: a restarted object that found 0 here would ask D1 on each read whether a
+        // depletable is queued, and push this version again.
+        this.storage.sql.exec("UPDATE record SET projected = ? WHERE id = 1", this.projected);
       }
       const events =
         r.delivery === "syndicated"

@@ -758,4 +758,27 @@ describe("the D1 read model", () => {
     expect(await projection(id)).toEqual({ version: 3, auto_renew: 0 });
     expect(await runDurableObjectAlarm(object)).toBe(false);
   });
+
+  it("is remembered by the object across restarts: a restarted depletable asks D1 once whether it is queued", async () => {
+    const t = await setup();
+    const r = await buy(t, [{ customer: t.customers[0], resource: "tx", amount: 5 }]);
+    const id = r.body.objects[0].id as string;
+    const object = subscriptionObject(env, id);
+    await evictDurableObject(object);
+    const stored = await runInDurableObject(object, (_instance, state) =>
+      state.storage.sql.exec<{ projected: number }>("SELECT projected FROM record").one(),
+    );
+    expect(stored.projected).toBe(1);
+
+    const read = () => call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey });
+    expect((await read()).body).toMatchObject({ status: "active" });
+    // Its verdict is kept now: D1 going down does not reach the reads.
+    await runInDurableObject(object, (instance: SubscriptionObject) => {
+      const own = instance as unknown as { env: Env };
+      own.env = { ...own.env, DB: failingD1(own.env.DB, "prepare", "batch") };
+    });
+    const again = await read();
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ status: "active" });
+  });
 });

@@ -209,7 +209,8 @@ export const subscriptionRoutes = [
       },
     },
     async handle({ env, principal, params }) {
-      return taggedText(await readSubscription(env, scopeOf(principal), params.id, now()));
+      const { json, etag } = await readSubscription(env, scopeOf(principal), params.id, now());
+      return taggedText(json, etag);
     },
   }),
   defineRoute({
