@@ -331,9 +331,29 @@ export interface paths {
         put?: never;
         /**
          * Issue a user token for a customer
-         * @description The token is the customer's `X-Auth-Token` for `GET /account/v1.0/quotas`; shown once.
+         * @description The token is the customer's `X-Auth-Token` for `GET /account/v1.0/quotas`; shown once. It is the same credential as a customer-scoped API key (`POST /v1/customers/{id}/api-keys`).
          */
         post: operations["postV1CustomersIdTokens"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{id}/api-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Issue a customer-scoped API key
+         * @description A key that acts as this one customer, as a CloudSigma account does: on `/v1` (`X-Api-Key`, Bearer, or as the HTTP Basic password) purchases and the calculator are for this customer (`customer` may be omitted; another answers 404), its subscriptions, orders, operations, charges and statements are all it sees, and partner and operator routes answer 403. Requests count against the partner's rate-limit tier, per key. It is also the customer's `X-Auth-Token` on the quota API. Shown once.
+         */
+        post: operations["postV1CustomersIdApiKeys"];
         delete?: never;
         options?: never;
         head?: never;
@@ -399,7 +419,7 @@ export interface paths {
         put?: never;
         /**
          * Price subscriptions without buying them
-         * @description Same input and validation as buying, quota included; nothing is bought or reserved. Answers what would be bought, priced, without ids.
+         * @description Same input and validation as buying; nothing is bought or reserved. Answers what would be bought, each object with its `price`, without ids. `customer` may be omitted: a customer-scoped key prices for its customer, a partner's key for no customer (`customer: null`), as nothing priced depends on one.
          */
         post: operations["postV1Subscriptioncalculator"];
         delete?: never;
@@ -1464,8 +1484,11 @@ export interface components {
         };
         PurchaseRequest: {
             objects: {
-                /** Format: uuid */
-                customer: string;
+                /**
+                 * Format: uuid
+                 * @description Required with a partner's key when buying. A customer-scoped key acts as its customer: omitted, it is that one; another answers 404. The calculator prices without one.
+                 */
+                customer?: string;
                 resource: string;
                 amount: number;
                 start_time?: string;
@@ -1517,8 +1540,8 @@ export interface components {
             objects: {
                 resource: string;
                 product: string;
-                /** Format: uuid */
-                customer: string;
+                /** @description null when priced for no customer */
+                customer: string | null;
                 amount: number;
                 /** Format: date-time */
                 start_time: string;
@@ -3129,7 +3152,65 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The token */
+            /** @description The credential; its `token` is shown only here */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description Where what was created or changed can be read. */
+                    Location: string;
+                    /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a4f0-0000-7000-8000-0000000000e1",
+                     *       "role": "customer",
+                     *       "token": "pk.0193a4f0-0000-7000-8000-0000000000e1.kQ3v2m9Xw0sJc8Lr5yTn1bHd7fGa4ZpE6uVq0iOe2Ck",
+                     *       "created_at": "2026-12-01T12:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["IssuedCredential"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["ContentTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    postV1CustomersIdApiKeys: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "label": "cloudsigma client"
+                 *     }
+                 */
+                "application/json": components["schemas"]["CredentialRequest"];
+            };
+        };
+        responses: {
+            /** @description The credential; its `token` is shown only here */
             201: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -3267,6 +3348,8 @@ export interface operations {
                 /** @description Items per page, 1 to 500. */
                 limit?: number;
                 cursor?: string;
+                /** @description Only this customer's; an unknown customer, or one that is not the caller's, answers an empty page. */
+                customer?: string;
                 status?: "active" | "inactive" | "expired" | "all" | "notexpired";
                 /** @description Comma-separated product ids or aliases, at most 50 values (repeats count). */
                 resource?: string;
@@ -3466,11 +3549,11 @@ export interface operations {
                     "application/json": components["schemas"]["Operation"];
                 };
             };
-            /** @description Invalid objects (`errors` names each field), or an operator buying without a partner's key */
+            /** @description Invalid objects (`errors` names each field: with a partner's key, `customer` is required and must be the partner's), or an operator buying without a partner's key */
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
-            /** @description A customer that is not the partner's */
+            /** @description With a customer-scoped key: another customer (omit `customer` to buy for its own) */
             404: components["responses"]["NotFound"];
             405: components["responses"]["MethodNotAllowed"];
             /** @description Over quota: names the resource, limit and usage; nothing bought */
@@ -3544,11 +3627,11 @@ export interface operations {
                     "application/json": components["schemas"]["Quote"];
                 };
             };
-            /** @description Invalid objects (`errors` names each field), or an operator pricing without a partner's key */
+            /** @description Invalid objects (`errors` names each field, an unknown customer included), or an operator pricing without a partner's key */
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
-            /** @description A customer that is not the partner's */
+            /** @description With a customer-scoped key: another customer */
             404: components["responses"]["NotFound"];
             405: components["responses"]["MethodNotAllowed"];
             /** @description Over quota: names the resource, limit and usage */
@@ -3566,6 +3649,8 @@ export interface operations {
                 /** @description Items per page, 1 to 500. */
                 limit?: number;
                 cursor?: string;
+                /** @description Only this customer's; an unknown customer, or one that is not the caller's, answers an empty page. */
+                customer?: string;
                 status?: "active" | "inactive" | "expired" | "all" | "notexpired";
                 /** @description Comma-separated product ids or aliases, at most 50 values (repeats count). */
                 resource?: string;
@@ -4235,6 +4320,8 @@ export interface operations {
                 /** @description Items per page, 1 to 500. */
                 limit?: number;
                 cursor?: string;
+                /** @description Only this customer's; an unknown customer, or one that is not the caller's, answers an empty page. */
+                customer?: string;
             };
             header?: never;
             path?: never;
@@ -4353,7 +4440,7 @@ export interface operations {
                 /** @description Items per page, 1 to 500. */
                 limit?: number;
                 cursor?: string;
-                /** @description Only this customer's lines. */
+                /** @description Only this customer's; an unknown customer, or one that is not the caller's, answers an empty page. */
                 customer?: string;
                 /** @description Only this subscription's lines. */
                 subscription?: string;
@@ -4653,6 +4740,8 @@ export interface operations {
                 /** @description Items per page, 1 to 500. */
                 limit?: number;
                 cursor?: string;
+                /** @description Only this customer's; an unknown customer, or one that is not the caller's, answers an empty page. */
+                customer?: string;
                 status?: "queued" | "running" | "succeeded" | "failed";
             };
             header?: never;

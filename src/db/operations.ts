@@ -1,4 +1,5 @@
 import { and, asc, eq, gt, inArray, lt, sql } from "drizzle-orm";
+import type { Scope } from "../domain/scope";
 import { database } from "./client";
 import { type OperationStatus, operations } from "./schema";
 
@@ -9,7 +10,14 @@ const RETENTION_MS = 30 * 86_400_000;
 /** Creates operation `opRef`, or answers it as it is if it exists: a resumed request creates it once. */
 export async function createOperation(
   env: Env,
-  input: { opRef: string; partnerId: string; kind: string; payload: Record<string, unknown>; now: Date },
+  input: {
+    opRef: string;
+    partnerId: string;
+    customerId: string | null;
+    kind: string;
+    payload: Record<string, unknown>;
+    now: Date;
+  },
 ): Promise<Operation> {
   const at = input.now.toISOString();
   const db = database(env);
@@ -18,6 +26,7 @@ export async function createOperation(
     .values({
       opRef: input.opRef,
       partnerId: input.partnerId,
+      customerId: input.customerId,
       kind: input.kind,
       payload: input.payload,
       status: "queued",
@@ -34,12 +43,18 @@ export async function createOperation(
   return existing;
 }
 
-export async function findOperation(env: Env, opRef: string, partnerId: string | null) {
-  const scope = partnerId === null ? undefined : eq(operations.partnerId, partnerId);
+/** The rows of `operations` within `scope`: a customer's key sees only the work for its customer. */
+const within = (scope: Scope) =>
+  and(
+    scope.partnerId === null ? undefined : eq(operations.partnerId, scope.partnerId),
+    scope.customerId === null ? undefined : eq(operations.customerId, scope.customerId),
+  );
+
+export async function findOperation(env: Env, opRef: string, scope: Scope) {
   return database(env)
     .select()
     .from(operations)
-    .where(and(eq(operations.opRef, opRef), scope))
+    .where(and(eq(operations.opRef, opRef), within(scope)))
     .get();
 }
 
@@ -69,14 +84,21 @@ export async function finishOperation(
 
 export async function listOperations(
   env: Env,
-  q: { partnerId: string; status: OperationStatus | undefined; after: string | undefined; limit: number },
+  q: {
+    scope: Scope & { partnerId: string };
+    customer: string | undefined;
+    status: OperationStatus | undefined;
+    after: string | undefined;
+    limit: number;
+  },
 ) {
   return database(env)
     .select()
     .from(operations)
     .where(
       and(
-        eq(operations.partnerId, q.partnerId),
+        within(q.scope),
+        q.customer === undefined ? undefined : eq(operations.customerId, q.customer),
         q.status === undefined ? undefined : eq(operations.status, q.status),
         q.after === undefined ? undefined : gt(operations.opRef, q.after),
       ),

@@ -1,4 +1,5 @@
 import { and, asc, eq, gt, inArray } from "drizzle-orm";
+import type { Scope } from "../domain/scope";
 import { completedOrderCharges, reversalCharges } from "./charges";
 import { database, parameterChunks } from "./client";
 import { type OrderLine, orders } from "./schema";
@@ -66,19 +67,43 @@ export async function findOrders(env: Env, ids: string[]): Promise<Order[]> {
   return found;
 }
 
-export async function findOrder(env: Env, id: string, partnerId: string | null): Promise<Order | undefined> {
-  const scope =
-    partnerId === null ? eq(orders.id, id) : and(eq(orders.id, id), eq(orders.partnerId, partnerId));
-  return database(env).select().from(orders).where(scope).get();
-}
+/** The rows of `orders` within `scope`. */
+const within = (scope: Scope) =>
+  and(
+    scope.partnerId === null ? undefined : eq(orders.partnerId, scope.partnerId),
+    scope.customerId === null ? undefined : eq(orders.customerId, scope.customerId),
+  );
 
-export async function listOrders(env: Env, partnerId: string, after: string | undefined, limit: number) {
+export async function findOrder(env: Env, id: string, scope: Scope): Promise<Order | undefined> {
   return database(env)
     .select()
     .from(orders)
-    .where(and(eq(orders.partnerId, partnerId), after === undefined ? undefined : gt(orders.id, after)))
+    .where(and(eq(orders.id, id), within(scope)))
+    .get();
+}
+
+/** A page of a partner's orders in id order, of one customer if `customer` names one. */
+export async function listOrders(
+  env: Env,
+  q: {
+    scope: Scope & { partnerId: string };
+    customer: string | undefined;
+    after: string | undefined;
+    limit: number;
+  },
+) {
+  return database(env)
+    .select()
+    .from(orders)
+    .where(
+      and(
+        within(q.scope),
+        q.customer === undefined ? undefined : eq(orders.customerId, q.customer),
+        q.after === undefined ? undefined : gt(orders.id, q.after),
+      ),
+    )
     .orderBy(asc(orders.id))
-    .limit(limit + 1)
+    .limit(q.limit + 1)
     .all();
 }
 

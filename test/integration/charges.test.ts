@@ -425,10 +425,15 @@ describe("statements", () => {
       token: t.partnerKey,
     });
     expect(unknown.status).toBe(404);
-    const service = await call("GET", `/v1/customers/${t.customers[0]}/statements/${thisMonth()}`, {
+    // A user token is the customer's own key: its statement, and no other customer's.
+    const own = await call("GET", `/v1/customers/${t.customers[0]}/statements/${thisMonth()}`, {
       token: t.userTokens[0],
     });
-    expect([401, 403]).toContain(service.status);
+    expect(own.status, own.text).toBe(200);
+    const another = await call("GET", `/v1/customers/${other.customers[0]}/statements/${thisMonth()}`, {
+      token: t.userTokens[0],
+    });
+    expect(another.status).toBe(404);
   });
 });
 

@@ -1,5 +1,6 @@
 import type * as v from "valibot";
 import { visibleCustomer } from "../../app/customers";
+import { scopeOf } from "../../app/reads";
 import { type Charge, type ChargePosition, listCharges, readStatement } from "../../db/charges";
 import { isClosed, parseMonth } from "../../domain/charges";
 import { badRequest } from "../../domain/errors";
@@ -23,7 +24,8 @@ import { defineRoute } from "../route";
  */
 
 const tag = "Charges";
-const partnerOrOperator = ["operator", "partner"] as const;
+/** A customer-scoped key sees its own customer's lines and statements (`scopeOf`). */
+const partnerOrOperator = ["operator", "partner", "customer"] as const;
 
 export const chargeView = (c: Charge): v.InferOutput<typeof ChargeOut> => ({
   id: c.key,
@@ -59,12 +61,6 @@ function position(cursor: string | undefined): ChargePosition | undefined {
   return { createdAt: decoded.slice(0, space), key: decoded.slice(space + 1) };
 }
 
-/** A partner's own id; a partner credential without one sees nothing rather than everything. */
-function ownPartner(partnerId: string | null): string {
-  if (partnerId === null) throw badRequest("only partners and the operator have charges");
-  return partnerId;
-}
-
 export const chargeRoutes = [
   defineRoute({
     method: "GET",
@@ -91,7 +87,7 @@ export const chargeRoutes = [
       const rows = await listCharges(
         env,
         {
-          partnerId: principal.role === "operator" ? null : ownPartner(principal.partnerId),
+          scope: scopeOf(principal),
           customerId: query.customer,
           subscriptionId: query.subscription,
           since: query.since,

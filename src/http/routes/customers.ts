@@ -27,6 +27,43 @@ import { defineRoute } from "../route";
 const tag = "Customers";
 const partnerOrOperator = ["operator", "partner"] as const;
 
+/**
+ * A credential that acts as one customer: the user token of the quota API and the customer-scoped
+ * key of `/v1` are one credential, issued under either name.
+ */
+function customerCredentialRoute(path: string, summary: string, description: string, label: string) {
+  return defineRoute({
+    method: "POST",
+    path,
+    summary,
+    description,
+    tag,
+    auth: partnerOrOperator,
+    params: IdParams,
+    body: KeyRequest,
+    bodyExample: { label },
+    responses: {
+      201: {
+        description: "The credential; its `token` is shown only here",
+        schema: IssuedCredentialOut,
+        headers: LOCATION,
+        example: { ...examples.credential, role: "customer" },
+      },
+    },
+    async handle({ env, request, principal, params, body }) {
+      const c = await visibleCustomer(env, principal, params.id);
+      const token = await issueCredential(env, {
+        id: await newIdFor(request),
+        role: "customer",
+        partnerId: c.partnerId,
+        subjectId: c.id,
+        label: body.label ?? null,
+      });
+      return { status: 201, body: token, headers: { Location: `/v1/customers/${c.id}` } };
+    },
+  });
+}
+
 const customerOut = (c: Customer): v.InferOutput<typeof CustomerOut> => ({
   id: c.id,
   partner: c.partnerId,
@@ -143,36 +180,18 @@ export const customerRoutes = [
       return tagged(customerOut(updated));
     },
   }),
-  defineRoute({
-    method: "POST",
-    path: "/v1/customers/{id}/tokens",
-    summary: "Issue a user token for a customer",
-    description: "The token is the customer's `X-Auth-Token` for `GET /account/v1.0/quotas`; shown once.",
-    tag,
-    auth: partnerOrOperator,
-    params: IdParams,
-    body: KeyRequest,
-    bodyExample: { label: "quota dashboard" },
-    responses: {
-      201: {
-        description: "The token",
-        schema: IssuedCredentialOut,
-        headers: LOCATION,
-        example: { ...examples.credential, role: "customer" },
-      },
-    },
-    async handle({ env, request, principal, params, body }) {
-      const c = await visibleCustomer(env, principal, params.id);
-      const token = await issueCredential(env, {
-        id: await newIdFor(request),
-        role: "customer",
-        partnerId: c.partnerId,
-        subjectId: c.id,
-        label: body.label ?? null,
-      });
-      return { status: 201, body: token, headers: { Location: `/v1/customers/${c.id}` } };
-    },
-  }),
+  customerCredentialRoute(
+    "/v1/customers/{id}/tokens",
+    "Issue a user token for a customer",
+    "The token is the customer's `X-Auth-Token` for `GET /account/v1.0/quotas`; shown once. It is the same credential as a customer-scoped API key (`POST /v1/customers/{id}/api-keys`).",
+    "quota dashboard",
+  ),
+  customerCredentialRoute(
+    "/v1/customers/{id}/api-keys",
+    "Issue a customer-scoped API key",
+    "A key that acts as this one customer, as a CloudSigma account does: on `/v1` (`X-Api-Key`, Bearer, or as the HTTP Basic password) purchases and the calculator are for this customer (`customer` may be omitted; another answers 404), its subscriptions, orders, operations, charges and statements are all it sees, and partner and operator routes answer 403. Requests count against the partner's rate-limit tier, per key. It is also the customer's `X-Auth-Token` on the quota API. Shown once.",
+    "cloudsigma client",
+  ),
   defineRoute({
     method: "PUT",
     path: "/v1/customers/{id}/quotas",
