@@ -30,9 +30,6 @@ export default defineConfig(async () => {
       setupFiles: ["./test/setup.ts"],
       // Integration tests poll operations that the local queue delivers about once a second.
       testTimeout: 30_000,
-      // Every request and queue batch writes a log line; the suite makes thousands. Other lines
-      // (errors, cron runs) are shown.
-      onConsoleLog: (line: string) => (/^\{"event":"(request|queue)"/.test(line) ? false : undefined),
       include: ["test/**/*.test.ts"],
     },
   };

@@ -384,6 +384,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/subscriptions/schema": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Describe a subscription (CloudSigma's schema)
+         * @description Its fields (type, nullable, readonly, help_text, default), the methods `/v1/subscriptions/` and its items allow, its filters and page sizes, as CloudSigma's dialect describes a resource; derived from the schemas this document is made of.
+         */
+        get: operations["getV1SubscriptionsSchema"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/subscriptioncalculator/schema": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Describe a quote (CloudSigma's schema)
+         * @description Its fields (type, nullable, readonly, help_text, default), the methods `/v1/subscriptioncalculator/` and its items allow, its filters and page sizes, as CloudSigma's dialect describes a resource; derived from the schemas this document is made of.
+         */
+        get: operations["getV1SubscriptioncalculatorSchema"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/subscriptions": {
         parameters: {
             query?: never;
@@ -460,7 +500,11 @@ export interface paths {
          * @description From its object, so a read follows every write that answered before it (read-your-writes). Answers a strong `ETag`, for `If-Match` on its changes (and `If-None-Match`: 304).
          */
         get: operations["getV1SubscriptionsId"];
-        put?: never;
+        /**
+         * Change a subscription by sending it back as read
+         * @description What CloudSigma's clients send to update: the object as `GET /v1/subscriptions/{id}` answers it (any of its fields). Read-only fields equal to what a read answers now are ignored (times compared as instants); one that differs answers 400 naming it, and nothing changes. `amount` and `auto_renew` apply as PATCH applies them, when they differ. With `If-Match` (an ETag of `GET /v1/subscriptions/{id}`, or `*`): 412 if the subscription changed since; the check and the change are one step in its object. With `Prefer: respond-async`: 202 Accepted, `Location: /v1/operations/{opRef}` and `Retry-After`; the operation then answers what this would have.
+         */
+        put: operations["putV1SubscriptionsId"];
         post?: never;
         /**
          * Cancel a subscription
@@ -1229,9 +1273,14 @@ export interface components {
         DeliveryPage: {
             objects: components["schemas"]["Delivery"][];
             meta: {
+                /** @description Items this page may hold (500 when `limit=0` asked for every item). */
                 limit: number;
                 /** @description Pass it as `cursor` for the next page; null on the last. */
                 next_cursor: string | null;
+                /** @description The items skipped, when the page was asked by `offset`. */
+                offset?: number;
+                /** @description How many items the whole list holds, on the lists where one indexed count tells (orders, customers, operations, deliveries, statements). */
+                total_count?: number;
                 /** @description With `status=pending`: the backlog of each endpoint (every page, whatever the cursor). */
                 backlog?: {
                     /** @description The syndication endpoint; null if unset. */
@@ -1381,9 +1430,14 @@ export interface components {
             };
         };
         PageMeta: {
+            /** @description Items this page may hold (500 when `limit=0` asked for every item). */
             limit: number;
             /** @description Pass it as `cursor` for the next page; null on the last. */
             next_cursor: string | null;
+            /** @description The items skipped, when the page was asked by `offset`. */
+            offset?: number;
+            /** @description How many items the whole list holds, on the lists where one indexed count tells (orders, customers, operations, deliveries, statements). */
+            total_count?: number;
         };
         Partner: {
             /** Format: uuid */
@@ -1538,18 +1592,28 @@ export interface components {
         };
         Quote: {
             objects: {
+                /** @description The product bought (CloudSigma's name for it). */
                 resource: string;
+                /** @description The product bought, by its id. */
                 product: string;
-                /** @description null when priced for no customer */
+                /** @description The customer it would be bought for; null when priced for no customer. */
                 customer: string | null;
+                /** @description How many units of the product. */
                 amount: number;
-                /** Format: date-time */
+                /**
+                 * Format: date-time
+                 * @description When the term starts.
+                 */
                 start_time: string;
+                /** @description When the term ends; null for what runs until cancelled. */
                 end_time: string | null;
+                /** @description The term's length as bought, e.g. `1 month`. */
                 period: string | null;
+                /** @description Whether the term renews itself when it ends. */
                 auto_renew: boolean;
                 /** @description The term's price, a decimal string in `currency`. */
                 price: string;
+                /** @description ISO 4217 code of the prices. */
                 currency: string;
             }[];
             meta: {
@@ -1681,7 +1745,10 @@ export interface components {
             meta: components["schemas"]["PageMeta"];
         };
         Subscription: {
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The subscription's id.
+             */
             id: string;
             /**
              * Format: uuid
@@ -1690,26 +1757,42 @@ export interface components {
             uuid: string;
             /** @description The product bought (CloudSigma's name for it). */
             resource: string;
+            /** @description The product bought, by its id. */
             product: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The customer it is bought for.
+             */
             customer: string;
+            /** @description How many units of the product. */
             amount: number;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the term starts.
+             */
             start_time: string;
-            /** @description Null for what runs until cancelled. */
+            /** @description When the term ends; null for what runs until cancelled. */
             end_time: string | null;
+            /** @description The term's length as bought, e.g. `1 month`. */
             period: string | null;
-            /** @enum {string} */
-            status: "active" | "inactive" | "expired";
+            /** @description Whether the term renews itself when it ends. */
             auto_renew: boolean;
             /** @description The term's price, a decimal string in `currency`. */
             price: string;
+            /** @description ISO 4217 code of the prices. */
             currency: string;
+            /**
+             * @description Whether it is in force now: inactive before it starts (or while queued), expired once over.
+             * @enum {string}
+             */
+            status: "active" | "inactive" | "expired";
             /** @description What a depletable has left; null for other kinds. */
             remaining: number | null;
             /** @description The extensions that follow it in its chain. */
             descendants: string[];
+            /** @description Always null: no object is bound to a subscription. */
             subscribed_object: null;
+            /** @description Whether a CaaS cloud runs; null for other kinds. */
             run_state: ("running" | "stopped") | null;
             /** @description What the vendor of a syndicated product reported; null for a built-in product. */
             deployment_status: ("PENDING" | "DEPLOYED" | "UNDEPLOYED" | "STOPPED" | "FAILED") | null;
@@ -1717,14 +1800,23 @@ export interface components {
             syndicated_endpoints: string[] | null;
             /** @description How the customer uses a syndicated application, as its vendor reported; null for a built-in product. */
             end_user_instructions: string | null;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The order that bought it.
+             */
             order: string;
             /** @description The subscription it extends, if any. */
             extends: string | null;
+            /** @description When it ended; null while it has not. */
             ended_at: string | null;
+            /** @description Why it ended; null while it has not. */
             end_reason: ("cancelled" | "depleted" | "expired" | "failed") | null;
+            /** @description Why its last renewal failed, if it did. */
             renewal_error: string | null;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When it was bought.
+             */
             created_at: string;
         };
         SubscriptionAction: {
@@ -2635,7 +2727,10 @@ export interface operations {
     putV1ResourcesName: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description Unique, by convention `<service>.<thing>`, e.g. `cyclades.vm`. */
                 name: string;
@@ -2659,6 +2754,8 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2679,8 +2776,10 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             405: components["responses"]["MethodNotAllowed"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["ContentTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
             429: components["responses"]["TooManyRequests"];
             "5XX": components["responses"]["ServerError"];
         };
@@ -2785,6 +2884,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                "Idempotency-Key"?: string;
                 /** @description The `ETag` of the representation the change is based on: a stale one answers 412. */
                 "If-Match"?: string;
             };
@@ -2818,6 +2919,8 @@ export interface operations {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     /** @description The representation's version (strong); send it back as `If-Match`. */
                     ETag?: string;
+                    /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2845,9 +2948,11 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             405: components["responses"]["MethodNotAllowed"];
+            409: components["responses"]["Conflict"];
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["ContentTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
             429: components["responses"]["TooManyRequests"];
             "5XX": components["responses"]["ServerError"];
         };
@@ -2901,9 +3006,12 @@ export interface operations {
     getV1Customers: {
         parameters: {
             query?: {
-                /** @description Items per page, 1 to 500. */
+                /** @description Items per page, 1 to 500; 0 asks for every item, which answers at most 500 (`meta.limit` says so, and `meta.next_cursor` is set when more remain). */
                 limit?: number;
+                /** @description `meta.next_cursor` of the previous page: the recommended way to page. */
                 cursor?: string;
+                /** @description Items to skip, at most 10000; not with `cursor`. Cursors are cheaper and stable while items are added. */
+                offset?: number;
             };
             header?: never;
             path?: never;
@@ -3291,7 +3399,10 @@ export interface operations {
     putV1CustomersIdQuotas: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 id: string;
             };
@@ -3314,6 +3425,8 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -3336,8 +3449,112 @@ export interface operations {
             /** @description No such customer, or the resource is not registered */
             404: components["responses"]["NotFound"];
             405: components["responses"]["MethodNotAllowed"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["ContentTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    getV1SubscriptionsSchema: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The description */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        allowed_list_http_methods: string[];
+                        allowed_detail_http_methods: string[];
+                        /** @constant */
+                        default_format: "application/json";
+                        /** @description Null for what is not a paged list. */
+                        default_limit: number | null;
+                        /** @description Null for what is not a paged list. */
+                        max_limit: number | null;
+                        /** @description The list's query parameters that narrow it, with the lookups each takes. */
+                        filtering: {
+                            [key: string]: string[];
+                        };
+                        fields: {
+                            [key: string]: {
+                                /** @description datetime, integer, float, boolean, string, list or dict. */
+                                type: string;
+                                nullable: boolean;
+                                /** @description Whether a write leaves it as it is. */
+                                readonly: boolean;
+                                help_text: string;
+                                /** @description What a write that leaves it out sets; `No default provided.` when none. */
+                                default: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            405: components["responses"]["MethodNotAllowed"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    getV1SubscriptioncalculatorSchema: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The description */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        allowed_list_http_methods: string[];
+                        allowed_detail_http_methods: string[];
+                        /** @constant */
+                        default_format: "application/json";
+                        /** @description Null for what is not a paged list. */
+                        default_limit: number | null;
+                        /** @description Null for what is not a paged list. */
+                        max_limit: number | null;
+                        /** @description The list's query parameters that narrow it, with the lookups each takes. */
+                        filtering: {
+                            [key: string]: string[];
+                        };
+                        fields: {
+                            [key: string]: {
+                                /** @description datetime, integer, float, boolean, string, list or dict. */
+                                type: string;
+                                nullable: boolean;
+                                /** @description Whether a write leaves it as it is. */
+                                readonly: boolean;
+                                help_text: string;
+                                /** @description What a write that leaves it out sets; `No default provided.` when none. */
+                                default: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            405: components["responses"]["MethodNotAllowed"];
             429: components["responses"]["TooManyRequests"];
             "5XX": components["responses"]["ServerError"];
         };
@@ -3345,9 +3562,12 @@ export interface operations {
     getV1Subscriptions: {
         parameters: {
             query?: {
-                /** @description Items per page, 1 to 500. */
+                /** @description Items per page, 1 to 500; 0 asks for every item, which answers at most 500 (`meta.limit` says so, and `meta.next_cursor` is set when more remain). */
                 limit?: number;
+                /** @description `meta.next_cursor` of the previous page: the recommended way to page. */
                 cursor?: string;
+                /** @description Items to skip, at most 10000; not with `cursor`. Cursors are cheaper and stable while items are added. */
+                offset?: number;
                 /** @description Only this customer's; an unknown customer, or one that is not the caller's, answers an empty page. */
                 customer?: string;
                 status?: "active" | "inactive" | "expired" | "all" | "notexpired";
@@ -3646,9 +3866,12 @@ export interface operations {
     getV1Groupedsubscriptions: {
         parameters: {
             query?: {
-                /** @description Items per page, 1 to 500. */
+                /** @description Items per page, 1 to 500; 0 asks for every item, which answers at most 500 (`meta.limit` says so, and `meta.next_cursor` is set when more remain). */
                 limit?: number;
+                /** @description `meta.next_cursor` of the previous page: the recommended way to page. */
                 cursor?: string;
+                /** @description Items to skip, at most 10000; not with `cursor`. Cursors are cheaper and stable while items are added. */
+                offset?: number;
                 /** @description Only this customer's; an unknown customer, or one that is not the caller's, answers an empty page. */
                 customer?: string;
                 status?: "active" | "inactive" | "expired" | "all" | "notexpired";
@@ -3784,6 +4007,224 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             405: components["responses"]["MethodNotAllowed"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    putV1SubscriptionsId: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                "Idempotency-Key"?: string;
+                /**
+                 * @description `respond-async`: answer 202 and an operation to poll (`Location`) instead of waiting for the work.
+                 * @example respond-async
+                 */
+                Prefer?: string;
+                /** @description The `ETag` of the representation the change is based on: a stale one answers 412. */
+                "If-Match"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "id": "0193a4f0-0000-7000-8000-0000000005b1",
+                 *       "uuid": "0193a4f0-0000-7000-8000-0000000005b1",
+                 *       "resource": "dssd",
+                 *       "product": "dssd",
+                 *       "customer": "0193a4f0-0000-7000-8000-000000000101",
+                 *       "amount": 100,
+                 *       "start_time": "2026-12-01T12:00:00.000Z",
+                 *       "end_time": "2027-01-01T12:00:00.000Z",
+                 *       "period": "1 month",
+                 *       "status": "active",
+                 *       "auto_renew": true,
+                 *       "price": "744.00",
+                 *       "currency": "EUR",
+                 *       "remaining": null,
+                 *       "descendants": [],
+                 *       "subscribed_object": null,
+                 *       "run_state": null,
+                 *       "deployment_status": null,
+                 *       "syndicated_endpoints": null,
+                 *       "end_user_instructions": null,
+                 *       "order": "0193a4f0-0000-7000-8000-0000000000d1",
+                 *       "extends": null,
+                 *       "ended_at": null,
+                 *       "end_reason": null,
+                 *       "renewal_error": null,
+                 *       "created_at": "2026-12-01T12:00:00.000Z"
+                 *     }
+                 */
+                "application/json": {
+                    /**
+                     * Format: uuid
+                     * @description The subscription's id.
+                     */
+                    id?: string;
+                    /**
+                     * Format: uuid
+                     * @description The same as `id` (CloudSigma's name for it).
+                     */
+                    uuid?: string;
+                    /** @description The product bought (CloudSigma's name for it). */
+                    resource?: string;
+                    /** @description The product bought, by its id. */
+                    product?: string;
+                    /**
+                     * Format: uuid
+                     * @description The customer it is bought for.
+                     */
+                    customer?: string;
+                    amount?: number;
+                    /**
+                     * Format: date-time
+                     * @description When the term starts.
+                     */
+                    start_time?: string;
+                    /** @description When the term ends; null for what runs until cancelled. */
+                    end_time?: string | null;
+                    /** @description The term's length as bought, e.g. `1 month`. */
+                    period?: string | null;
+                    auto_renew?: boolean;
+                    /** @description The term's price, a decimal string in `currency`. */
+                    price?: string;
+                    /** @description ISO 4217 code of the prices. */
+                    currency?: string;
+                    /**
+                     * @description Whether it is in force now: inactive before it starts (or while queued), expired once over.
+                     * @enum {string}
+                     */
+                    status?: "active" | "inactive" | "expired";
+                    /** @description What a depletable has left; null for other kinds. */
+                    remaining?: number | null;
+                    /** @description The extensions that follow it in its chain. */
+                    descendants?: string[];
+                    /** @description Always null: no object is bound to a subscription. */
+                    subscribed_object?: null;
+                    /** @description Whether a CaaS cloud runs; null for other kinds. */
+                    run_state?: ("running" | "stopped") | null;
+                    /** @description What the vendor of a syndicated product reported; null for a built-in product. */
+                    deployment_status?: ("PENDING" | "DEPLOYED" | "UNDEPLOYED" | "STOPPED" | "FAILED") | null;
+                    /** @description Where the customer reaches a syndicated application, as its vendor reported; null for a built-in product. */
+                    syndicated_endpoints?: string[] | null;
+                    /** @description How the customer uses a syndicated application, as its vendor reported; null for a built-in product. */
+                    end_user_instructions?: string | null;
+                    /**
+                     * Format: uuid
+                     * @description The order that bought it.
+                     */
+                    order?: string;
+                    /** @description The subscription it extends, if any. */
+                    extends?: string | null;
+                    /** @description When it ended; null while it has not. */
+                    ended_at?: string | null;
+                    /** @description Why it ended; null while it has not. */
+                    end_reason?: ("cancelled" | "depleted" | "expired" | "failed") | null;
+                    /** @description Why its last renewal failed, if it did. */
+                    renewal_error?: string | null;
+                    /**
+                     * Format: date-time
+                     * @description When it was bought.
+                     */
+                    created_at?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Updated */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description The subscription. */
+                    Location: string;
+                    /** @description The representation's version (strong); send it back as `If-Match`. */
+                    ETag?: string;
+                    /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a4f0-0000-7000-8000-0000000005b1",
+                     *       "uuid": "0193a4f0-0000-7000-8000-0000000005b1",
+                     *       "resource": "dssd",
+                     *       "product": "dssd",
+                     *       "customer": "0193a4f0-0000-7000-8000-000000000101",
+                     *       "amount": 100,
+                     *       "start_time": "2026-12-01T12:00:00.000Z",
+                     *       "end_time": "2027-01-01T12:00:00.000Z",
+                     *       "period": "1 month",
+                     *       "status": "active",
+                     *       "auto_renew": true,
+                     *       "price": "744.00",
+                     *       "currency": "EUR",
+                     *       "remaining": null,
+                     *       "descendants": [],
+                     *       "subscribed_object": null,
+                     *       "run_state": null,
+                     *       "deployment_status": null,
+                     *       "syndicated_endpoints": null,
+                     *       "end_user_instructions": null,
+                     *       "order": "0193a4f0-0000-7000-8000-0000000000d1",
+                     *       "extends": null,
+                     *       "ended_at": null,
+                     *       "end_reason": null,
+                     *       "renewal_error": null,
+                     *       "created_at": "2026-12-01T12:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Subscription"];
+                };
+            };
+            /** @description Accepted: the work runs as an operation; poll `Location` until it answers what this request would have. */
+            202: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description The operation to poll (`/v1/operations/{opRef}`). */
+                    Location: string;
+                    /** @description Seconds to wait before polling. */
+                    "Retry-After": number;
+                    /** @description `respond-async`: the request's preference was honoured. */
+                    "Preference-Applied": "respond-async";
+                    /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "opRef": "op_0193a4f0c2d87b4e9a51c7e2f0b8d6a1",
+                     *       "kind": "purchase",
+                     *       "status": "queued",
+                     *       "created_at": "2026-12-01T12:00:00.000Z",
+                     *       "updated_at": "2026-12-01T12:00:00.000Z",
+                     *       "result_status": null,
+                     *       "result_location": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Operation"];
+                };
+            };
+            /** @description A read-only field that differs from the subscription's, or an invalid field */
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            /** @description A CaaS cloud's quantity up, over quota */
+            409: components["responses"]["ConflictOrQuotaExceeded"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["ContentTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
             429: components["responses"]["TooManyRequests"];
             "5XX": components["responses"]["ServerError"];
         };
@@ -4317,9 +4758,12 @@ export interface operations {
     getV1Orders: {
         parameters: {
             query?: {
-                /** @description Items per page, 1 to 500. */
+                /** @description Items per page, 1 to 500; 0 asks for every item, which answers at most 500 (`meta.limit` says so, and `meta.next_cursor` is set when more remain). */
                 limit?: number;
+                /** @description `meta.next_cursor` of the previous page: the recommended way to page. */
                 cursor?: string;
+                /** @description Items to skip, at most 10000; not with `cursor`. Cursors are cheaper and stable while items are added. */
+                offset?: number;
                 /** @description Only this customer's; an unknown customer, or one that is not the caller's, answers an empty page. */
                 customer?: string;
             };
@@ -4437,9 +4881,12 @@ export interface operations {
     getV1Charges: {
         parameters: {
             query?: {
-                /** @description Items per page, 1 to 500. */
+                /** @description Items per page, 1 to 500; 0 asks for every item, which answers at most 500 (`meta.limit` says so, and `meta.next_cursor` is set when more remain). */
                 limit?: number;
+                /** @description `meta.next_cursor` of the previous page: the recommended way to page. */
                 cursor?: string;
+                /** @description Items to skip, at most 10000; not with `cursor`. Cursors are cheaper and stable while items are added. */
+                offset?: number;
                 /** @description Only this customer's; an unknown customer, or one that is not the caller's, answers an empty page. */
                 customer?: string;
                 /** @description Only this subscription's lines. */
@@ -4502,9 +4949,12 @@ export interface operations {
     getV1CustomersIdStatementsMonth: {
         parameters: {
             query?: {
-                /** @description Items per page, 1 to 500. */
+                /** @description Items per page, 1 to 500; 0 asks for every item, which answers at most 500 (`meta.limit` says so, and `meta.next_cursor` is set when more remain). */
                 limit?: number;
+                /** @description `meta.next_cursor` of the previous page: the recommended way to page. */
                 cursor?: string;
+                /** @description Items to skip, at most 10000; not with `cursor`. Cursors are cheaper and stable while items are added. */
+                offset?: number;
             };
             header?: never;
             path: {
@@ -4737,9 +5187,12 @@ export interface operations {
     getV1Operations: {
         parameters: {
             query?: {
-                /** @description Items per page, 1 to 500. */
+                /** @description Items per page, 1 to 500; 0 asks for every item, which answers at most 500 (`meta.limit` says so, and `meta.next_cursor` is set when more remain). */
                 limit?: number;
+                /** @description `meta.next_cursor` of the previous page: the recommended way to page. */
                 cursor?: string;
+                /** @description Items to skip, at most 10000; not with `cursor`. Cursors are cheaper and stable while items are added. */
+                offset?: number;
                 /** @description Only this customer's; an unknown customer, or one that is not the caller's, answers an empty page. */
                 customer?: string;
                 status?: "queued" | "running" | "succeeded" | "failed";
@@ -4950,7 +5403,10 @@ export interface operations {
     putV1ProductsIdEndpoint: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 id: string;
             };
@@ -4971,6 +5427,8 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -4992,6 +5450,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["ContentTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
             429: components["responses"]["TooManyRequests"];
             "5XX": components["responses"]["ServerError"];
         };
@@ -5043,9 +5502,12 @@ export interface operations {
     getV1WebhooksDeliveries: {
         parameters: {
             query?: {
-                /** @description Items per page, 1 to 500. */
+                /** @description Items per page, 1 to 500; 0 asks for every item, which answers at most 500 (`meta.limit` says so, and `meta.next_cursor` is set when more remain). */
                 limit?: number;
+                /** @description `meta.next_cursor` of the previous page: the recommended way to page. */
                 cursor?: string;
+                /** @description Items to skip, at most 10000; not with `cursor`. Cursors are cheaper and stable while items are added. */
+                offset?: number;
                 status?: "pending" | "delivered" | "dead";
             };
             header?: never;

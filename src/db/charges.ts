@@ -166,6 +166,7 @@ export async function listCharges(
   env: Env,
   filter: ChargeFilter,
   position: ChargePosition | undefined,
+  offset: number,
   limit: number,
 ): Promise<Charge[]> {
   return database(env)
@@ -184,6 +185,7 @@ export async function listCharges(
     )
     .orderBy(asc(charges.createdAt), asc(charges.key))
     .limit(limit + 1)
+    .offset(offset)
     .all();
 }
 
@@ -204,6 +206,7 @@ export async function readStatement(
   customerId: string,
   month: Month,
   position: ChargePosition | undefined,
+  offset: number,
   limit: number,
 ): Promise<Statement> {
   const db = database(env);
@@ -225,7 +228,8 @@ export async function readStatement(
       .from(charges)
       .where(and(scope, after(position)))
       .orderBy(asc(charges.createdAt), asc(charges.key))
-      .limit(limit + 1),
+      .limit(limit + 1)
+      .offset(offset),
     db.select({ now: sql<string>`${D1_NOW}` }).from(sql`(SELECT 1)`),
     db.select({ month: sql<string | null>`max(${usageCloses.month})` }).from(usageCloses),
   ]);

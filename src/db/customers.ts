@@ -31,6 +31,7 @@ export async function listCustomers(
   env: Env,
   partnerId: string | null,
   after: string | undefined,
+  offset: number,
   limit: number,
 ) {
   const conditions = [
@@ -43,7 +44,13 @@ export async function listCustomers(
     .where(and(...conditions))
     .orderBy(asc(customers.id))
     .limit(limit + 1)
+    .offset(offset)
     .all();
+}
+
+/** How many customers a partner has (null: everyone's): one count on `customers_partner_id`. */
+export function countCustomers(env: Env, partnerId: string | null): Promise<number> {
+  return database(env).$count(customers, partnerId === null ? undefined : eq(customers.partnerId, partnerId));
 }
 
 /** Which of `ids` are a partner's customers; any number of ids, a statement per chunk of them. */

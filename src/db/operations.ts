@@ -82,30 +82,37 @@ export async function finishOperation(
     .run();
 }
 
+/** Which operations a list shows: those within the caller's scope, of one customer and status if asked. */
+export interface OperationFilter {
+  scope: Scope & { partnerId: string };
+  customer: string | undefined;
+  status: OperationStatus | undefined;
+}
+
+const matching = (f: OperationFilter) =>
+  and(
+    within(f.scope),
+    f.customer === undefined ? undefined : eq(operations.customerId, f.customer),
+    f.status === undefined ? undefined : eq(operations.status, f.status),
+  );
+
 export async function listOperations(
   env: Env,
-  q: {
-    scope: Scope & { partnerId: string };
-    customer: string | undefined;
-    status: OperationStatus | undefined;
-    after: string | undefined;
-    limit: number;
-  },
+  q: OperationFilter & { after: string | undefined; offset: number; limit: number },
 ) {
   return database(env)
     .select()
     .from(operations)
-    .where(
-      and(
-        within(q.scope),
-        q.customer === undefined ? undefined : eq(operations.customerId, q.customer),
-        q.status === undefined ? undefined : eq(operations.status, q.status),
-        q.after === undefined ? undefined : gt(operations.opRef, q.after),
-      ),
-    )
+    .where(and(matching(q), q.after === undefined ? undefined : gt(operations.opRef, q.after)))
     .orderBy(asc(operations.opRef))
     .limit(q.limit + 1)
+    .offset(q.offset)
     .all();
+}
+
+/** How many operations a list shows in all: one count on its index. */
+export function countOperations(env: Env, filter: OperationFilter) {
+  return database(env).$count(operations, matching(filter));
 }
 
 /** Forgets finished operations past their retention. */

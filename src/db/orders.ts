@@ -82,29 +82,33 @@ export async function findOrder(env: Env, id: string, scope: Scope): Promise<Ord
     .get();
 }
 
-/** A page of a partner's orders in id order, of one customer if `customer` names one. */
+/** Which orders a list shows: those within the caller's scope, of one customer if `customer` names one. */
+export interface OrderFilter {
+  scope: Scope & { partnerId: string };
+  customer: string | undefined;
+}
+
+const matching = (f: OrderFilter) =>
+  and(within(f.scope), f.customer === undefined ? undefined : eq(orders.customerId, f.customer));
+
+/** A page of the orders a list shows, in id order. */
 export async function listOrders(
   env: Env,
-  q: {
-    scope: Scope & { partnerId: string };
-    customer: string | undefined;
-    after: string | undefined;
-    limit: number;
-  },
+  q: OrderFilter & { after: string | undefined; offset: number; limit: number },
 ) {
   return database(env)
     .select()
     .from(orders)
-    .where(
-      and(
-        within(q.scope),
-        q.customer === undefined ? undefined : eq(orders.customerId, q.customer),
-        q.after === undefined ? undefined : gt(orders.id, q.after),
-      ),
-    )
+    .where(and(matching(q), q.after === undefined ? undefined : gt(orders.id, q.after)))
     .orderBy(asc(orders.id))
     .limit(q.limit + 1)
+    .offset(q.offset)
     .all();
+}
+
+/** How many orders a list shows in all: one count on `orders_partner` or `orders_customer`. */
+export function countOrders(env: Env, filter: OrderFilter): Promise<number> {
+  return database(env).$count(orders, matching(filter));
 }
 
 export type { OrderLine };

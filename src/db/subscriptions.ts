@@ -114,6 +114,8 @@ export interface ListQuery {
   status: StatusFilter;
   products: string[];
   after: string | undefined;
+  /** Rows skipped before the page (the dialect's `offset`; 0 when paging by cursor). */
+  offset: number;
   limit: number;
   now: Date;
   /** Only the first subscription of each extension chain. */
@@ -126,11 +128,14 @@ export interface ListedSubscription {
   queued: boolean;
 }
 
-/** What a list statement binds besides its products: partner, two customers, cursor, instant and limit. */
-const LIST_OTHER_PARAMETERS = 6;
+/**
+ * What a list statement binds besides its products: partner, the scope's customer, `?customer=`,
+ * cursor, instant, limit and offset.
+ */
+const LIST_OTHER_PARAMETERS = 7;
 
 /**
- * Up to `limit + 1` of a partner's subscriptions in id order. Every list request runs this, so it
+ * Up to `limit + 1` of a partner's subscriptions in id order, past `offset` of them. Every list request runs this, so it
  * is plain SQL rather than built by drizzle on each call, and it reads only the record (`body`).
  * It walks `subscriptions_list`, which answers every filter; the depletion check costs nothing for
  * rows that are not depletable.
@@ -154,7 +159,7 @@ export async function listSubscriptions(env: Env, q: ListQuery): Promise<ListedS
   if (q.status !== "all") where.push(statusSql(q.status, param(q.now.toISOString())));
   const rows = await env.DB.prepare(
     `select body, case when kind = 'depletable' and ended_at is null then ${OLDER_DEPLETABLE_IN_USE} else 0 end
-     from subscriptions where ${where.join(" and ")} order by id limit ${param(q.limit + 1)}`,
+     from subscriptions where ${where.join(" and ")} order by id limit ${param(q.limit + 1)} offset ${param(q.offset)}`,
   )
     .bind(...params)
     .raw<[string, number]>();

@@ -1,6 +1,7 @@
 import { and, asc, desc, eq, gt, isNull, lt, or, sql } from "drizzle-orm";
 import { database } from "./client";
-import { type DeliveryStatus, products, webhookAttempts, webhookDeliveries } from "./schema";
+import { products } from "./schema";
+import { type DeliveryStatus, webhookAttempts, webhookDeliveries } from "./schema-webhooks";
 
 export type Delivery = typeof webhookDeliveries.$inferSelect;
 export type NewDelivery = typeof webhookDeliveries.$inferInsert;
@@ -103,6 +104,7 @@ export async function listDeliveries(
     vendorId: string | null;
     status: DeliveryStatus | undefined;
     after: string | undefined;
+    offset: number;
     limit: number;
   },
 ) {
@@ -118,7 +120,19 @@ export async function listDeliveries(
     )
     .orderBy(asc(webhookDeliveries.id))
     .limit(q.limit + 1)
+    .offset(q.offset)
     .all();
+}
+
+/** How many deliveries a vendor (null: every vendor) has, of one status or all: one indexed count. */
+export function countDeliveries(env: Env, vendorId: string | null, status: DeliveryStatus | undefined) {
+  return database(env).$count(
+    webhookDeliveries,
+    and(
+      vendorId === null ? undefined : eq(webhookDeliveries.vendorId, vendorId),
+      status === undefined ? undefined : eq(webhookDeliveries.status, status),
+    ),
+  );
 }
 
 /**

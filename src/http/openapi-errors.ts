@@ -1,7 +1,7 @@
 import type { ErrorKind } from "../domain/errors";
 import type { Family } from "./auth";
 import type { JsonSchema } from "./reply";
-import type { RouteSpec } from "./route";
+import { KEYED_METHODS, type RouteSpec } from "./route";
 
 /**
  * The error answers of the document: which statuses each route can answer, derived from what it
@@ -129,7 +129,7 @@ export const UNMATCHED: Record<Family, { notFound: string; wrongMethod: [number,
 
 /** Writes of the partner API that run under an Idempotency-Key (idempotency.ts). */
 export const isKeyed = (route: RouteSpec, family: Family) =>
-  route.auth !== null && family === "partner" && ["POST", "PATCH", "DELETE"].includes(route.method);
+  route.auth !== null && family === "partner" && KEYED_METHODS.has(route.method);
 
 type ErrorStatus = `${number}` | "5XX";
 

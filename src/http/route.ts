@@ -80,8 +80,11 @@ export function defineRoute<
 
 const MAX_BODY_BYTES = 1 << 20;
 
-/** The methods an Idempotency-Key applies to (PUT is idempotent by itself). */
-const KEYED_METHODS: ReadonlySet<Method> = new Set(["POST", "PATCH", "DELETE"]);
+/**
+ * The methods an Idempotency-Key applies to: every write, PUT included, as a PUT may answer 202
+ * and an operation that a retry must find again.
+ */
+export const KEYED_METHODS: ReadonlySet<Method> = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
 /** Turns valibot issues into field errors with JSON Pointers into the request part they came from. */
 export function fieldErrors(issues: readonly v.BaseIssue<unknown>[], root: string): FieldError[] {

@@ -3,27 +3,72 @@ import * as v from "valibot";
 /** Items one page may hold (`limit`): a page is read, and its chains looked up, in one request. */
 export const MAX_PAGE_LIMIT = 500;
 
+/** How far `offset` may skip: the database walks every skipped row, so deep pages take a cursor. */
+export const MAX_OFFSET = 10_000;
+
+const wholeNumber = (description: string, minimum: number, maximum: number) =>
+  v.pipe(
+    v.string(),
+    v.regex(/^\d+$/, "must be a whole number"),
+    v.description(description),
+    // What the document states: a query value is text on the wire, this one a whole number.
+    v.metadata({ type: "integer", minimum, maximum, pattern: undefined }),
+    v.transform(Number),
+  );
+
 export const Pagination = v.object({
   limit: v.optional(
     v.pipe(
-      v.string(),
-      v.regex(/^\d+$/, "must be a whole number"),
-      v.description(`Items per page, 1 to ${MAX_PAGE_LIMIT}.`),
-      // What the document states: a query value is text on the wire, this one a whole number.
-      v.metadata({ type: "integer", minimum: 1, maximum: MAX_PAGE_LIMIT, pattern: undefined }),
-      v.transform(Number),
-      v.minValue(1, "must be at least 1"),
+      wholeNumber(
+        `Items per page, 1 to ${MAX_PAGE_LIMIT}; 0 asks for every item, which answers at most ${MAX_PAGE_LIMIT} (\`meta.limit\` says so, and \`meta.next_cursor\` is set when more remain).`,
+        0,
+        MAX_PAGE_LIMIT,
+      ),
       v.maxValue(MAX_PAGE_LIMIT, `at most ${MAX_PAGE_LIMIT}`),
+      // CloudSigma's dialect: 0 means no pagination, bounded here by the largest page.
+      v.transform((limit) => (limit === 0 ? MAX_PAGE_LIMIT : limit)),
     ),
     "50",
   ),
-  cursor: v.optional(v.pipe(v.string(), v.maxLength(512))),
+  cursor: v.optional(
+    v.pipe(
+      v.string(),
+      v.maxLength(512),
+      v.description("`meta.next_cursor` of the previous page: the recommended way to page."),
+    ),
+  ),
+  offset: v.optional(
+    v.pipe(
+      wholeNumber(
+        `Items to skip, at most ${MAX_OFFSET}; not with \`cursor\`. Cursors are cheaper and stable while items are added.`,
+        0,
+        MAX_OFFSET,
+      ),
+      v.maxValue(MAX_OFFSET, `at most ${MAX_OFFSET}: page further with cursor`),
+    ),
+  ),
 });
 
 export const pageMeta = v.object({
-  limit: v.pipe(v.number(), v.integer()),
+  limit: v.pipe(
+    v.number(),
+    v.integer(),
+    v.description(`Items this page may hold (${MAX_PAGE_LIMIT} when \`limit=0\` asked for every item).`),
+  ),
   next_cursor: v.pipe(
     v.nullable(v.string()),
     v.description("Pass it as `cursor` for the next page; null on the last."),
+  ),
+  offset: v.optional(
+    v.pipe(v.number(), v.integer(), v.description("The items skipped, when the page was asked by `offset`.")),
+  ),
+  total_count: v.optional(
+    v.pipe(
+      v.number(),
+      v.integer(),
+      v.description(
+        "How many items the whole list holds, on the lists where one indexed count tells (orders, customers, operations, deliveries, statements).",
+      ),
+    ),
   ),
 });

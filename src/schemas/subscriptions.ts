@@ -92,24 +92,40 @@ export const ConsumptionRequest = v.object({
 const Money = (what: string) =>
   v.pipe(v.string(), v.description(`${what}, a decimal string in \`currency\`.`));
 
-export const SubscriptionOut = v.object({
-  id: Uuid,
-  uuid: v.pipe(Uuid, v.description("The same as `id` (CloudSigma's name for it).")),
+/** The fields a subscription and a quote for one share. */
+const Term = {
   resource: v.pipe(v.string(), v.description("The product bought (CloudSigma's name for it).")),
-  product: v.string(),
-  customer: Uuid,
-  amount: Integer,
-  start_time: Timestamp,
-  end_time: v.pipe(v.nullable(Timestamp), v.description("Null for what runs until cancelled.")),
-  period: v.nullable(v.string()),
-  status: v.picklist(["active", "inactive", "expired"]),
-  auto_renew: v.boolean(),
+  product: v.pipe(v.string(), v.description("The product bought, by its id.")),
+  customer: v.pipe(Uuid, v.description("The customer it is bought for.")),
+  amount: v.pipe(Integer, v.description("How many units of the product.")),
+  start_time: v.pipe(Timestamp, v.description("When the term starts.")),
+  end_time: v.pipe(
+    v.nullable(Timestamp),
+    v.description("When the term ends; null for what runs until cancelled."),
+  ),
+  period: v.pipe(v.nullable(v.string()), v.description("The term's length as bought, e.g. `1 month`.")),
+  auto_renew: v.pipe(v.boolean(), v.description("Whether the term renews itself when it ends.")),
   price: Money("The term's price"),
-  currency: v.string(),
+  currency: v.pipe(v.string(), v.description("ISO 4217 code of the prices.")),
+};
+
+export const SubscriptionOut = v.object({
+  id: v.pipe(Uuid, v.description("The subscription's id.")),
+  uuid: v.pipe(Uuid, v.description("The same as `id` (CloudSigma's name for it).")),
+  ...Term,
+  status: v.pipe(
+    v.picklist(["active", "inactive", "expired"]),
+    v.description(
+      "Whether it is in force now: inactive before it starts (or while queued), expired once over.",
+    ),
+  ),
   remaining: v.pipe(v.nullable(Integer), v.description("What a depletable has left; null for other kinds.")),
   descendants: v.pipe(v.array(Uuid), v.description("The extensions that follow it in its chain.")),
-  subscribed_object: v.null(),
-  run_state: v.nullable(v.picklist(["running", "stopped"])),
+  subscribed_object: v.pipe(v.null(), v.description("Always null: no object is bound to a subscription.")),
+  run_state: v.pipe(
+    v.nullable(v.picklist(["running", "stopped"])),
+    v.description("Whether a CaaS cloud runs; null for other kinds."),
+  ),
   deployment_status: v.pipe(
     v.nullable(v.picklist(DEPLOYMENT_STATUSES)),
     v.description("What the vendor of a syndicated product reported; null for a built-in product."),
@@ -126,12 +142,15 @@ export const SubscriptionOut = v.object({
       "How the customer uses a syndicated application, as its vendor reported; null for a built-in product.",
     ),
   ),
-  order: Uuid,
+  order: v.pipe(Uuid, v.description("The order that bought it.")),
   extends: v.pipe(v.nullable(Uuid), v.description("The subscription it extends, if any.")),
-  ended_at: v.nullable(Timestamp),
-  end_reason: v.nullable(v.picklist(["cancelled", "depleted", "expired", "failed"])),
-  renewal_error: v.nullable(v.string()),
-  created_at: Timestamp,
+  ended_at: v.pipe(v.nullable(Timestamp), v.description("When it ended; null while it has not.")),
+  end_reason: v.pipe(
+    v.nullable(v.picklist(["cancelled", "depleted", "expired", "failed"])),
+    v.description("Why it ended; null while it has not."),
+  ),
+  renewal_error: v.pipe(v.nullable(v.string()), v.description("Why its last renewal failed, if it did.")),
+  created_at: v.pipe(Timestamp, v.description("When it was bought.")),
 });
 
 export const OrderOut = v.object({
@@ -165,23 +184,27 @@ export const PurchaseOut = v.object({
 });
 
 /** What buying would answer, priced; nothing is bought, so nothing has an id yet. */
-export const QuoteOut = v.object({
-  objects: v.array(
-    v.object({
-      resource: v.string(),
-      product: v.string(),
-      customer: v.pipe(v.nullable(Uuid), v.description("null when priced for no customer")),
-      amount: Integer,
-      start_time: Timestamp,
-      end_time: v.nullable(Timestamp),
-      period: v.nullable(v.string()),
-      auto_renew: v.boolean(),
-      price: Money("The term's price"),
-      currency: v.string(),
-    }),
+export const QuoteObject = v.object({
+  ...Term,
+  customer: v.pipe(
+    v.nullable(Uuid),
+    v.description("The customer it would be bought for; null when priced for no customer."),
   ),
+});
+
+export const QuoteOut = v.object({
+  objects: v.array(QuoteObject),
   meta: v.object({ total_price: Money("The total"), currency: v.string() }),
 });
+
+/**
+ * A PUT's body: the subscription as a read answers it, whole or in part. The read-only fields must
+ * equal what a read answers now; `amount` and `auto_renew` apply as a PATCH would.
+ */
+export const ReplaceRequest = v.strictObject(
+  { ...v.partial(SubscriptionOut).entries, ...UpdateRequest.entries },
+  "only the fields a read of the subscription answers can be sent",
+);
 
 export const PageOut = v.object({ objects: v.array(SubscriptionOut), meta: pageMeta });
 

@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { DELIVERY_STATUSES } from "../db/schema";
+import { DELIVERY_STATUSES } from "../db/schema-webhooks";
 import { Integer, Timestamp, Uuid } from "./common";
 import { Pagination, pageMeta } from "./pagination";
 

@@ -367,7 +367,7 @@ describe("statements", () => {
       start: `${month}-01T00:00:00.000Z`,
       closed: false,
       line_count: 4,
-      meta: { limit: 50, next_cursor: null },
+      meta: { limit: 50, next_cursor: null, total_count: 4 },
     });
     expect(cents(statement.totals.EUR)).toBe(total);
     expect(Object.keys(statement.totals)).toEqual(["EUR"]);
@@ -508,7 +508,7 @@ describe("listing charges", () => {
       ["since=yesterday", "/since"],
       ["until=2027-01-32", "/until"],
       ["until=2027-01-01T10:00:00%2B99:00", "/until"],
-      ["limit=0", "/limit"],
+      ["offset=-1", "/offset"],
       ["limit=501", "/limit"],
       ["cursor=bm9zcGFjZQ", "/cursor"],
       ["customer=nope", "/customer"],

@@ -339,7 +339,7 @@ describe("HEAD, OPTIONS and Allow", () => {
     expect(head.headers.get("allow")).toBe("POST, OPTIONS");
     const options = await call("OPTIONS", `/v1/subscriptions/${t.customers[0]}/`);
     expect(options.status).toBe(204);
-    expect(options.headers.get("allow")).toBe("GET, HEAD, PATCH, DELETE, OPTIONS");
+    expect(options.headers.get("allow")).toBe("GET, HEAD, PUT, PATCH, DELETE, OPTIONS");
     expect((await call("OPTIONS", "/v1/nowhere")).status).toBe(404);
     // Astakos answers a wrong method 400 badRequest; Allow still says what is served.
     const quota = await call("PUT", "/account/v1.0/quotas");

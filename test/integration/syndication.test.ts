@@ -476,7 +476,10 @@ describe("retries", () => {
     const drained = await expectOk(
       call("GET", "/v1/webhooks/deliveries?status=pending", { token: s.vendorToken }),
     );
-    expect(drained).toEqual({ objects: [], meta: { limit: 50, next_cursor: null, backlog: [] } });
+    expect(drained).toEqual({
+      objects: [],
+      meta: { limit: 50, next_cursor: null, total_count: 0, backlog: [] },
+    });
   });
 
   it("waits with a fresh message, never a retry, so a message at the queue's retry bound still leads on", async () => {

@@ -442,7 +442,6 @@ describe("list queries", async () => {
   const allLists = [...subscriptionLists, "/v1/customers", "/v1/orders"];
   const long = "A".repeat(513);
   const paging: Array<[string, string]> = [
-    ["limit=0", "/limit"],
     ["limit=501", "/limit"],
     ["limit=abc", "/limit"],
     ["limit=-1", "/limit"],
@@ -451,6 +450,10 @@ describe("list queries", async () => {
     ["cursor=!!!", "/cursor"],
     ["cursor=a", "/cursor"],
     ["cursor=<513 characters>", "/cursor"],
+    ["offset=-1", "/offset"],
+    ["offset=1.5", "/offset"],
+    ["offset=10001", "/offset"],
+    ["offset=1&cursor=YQ", "/offset"],
   ];
   const table: Array<[string, string, string]> = [
     ...allLists.flatMap((path) => paging.map(([q, point]): [string, string, string] => [path, q, point])),

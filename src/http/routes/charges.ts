@@ -14,7 +14,7 @@ import {
 } from "../../schemas/charges";
 import { Pagination } from "../../schemas/pagination";
 import * as examples from "../examples";
-import { decodeCursor, toPage } from "../pagination";
+import { pageWindow, toPage } from "../pagination";
 import { defineRoute } from "../route";
 
 /**
@@ -49,8 +49,7 @@ export const chargeView = (c: Charge): v.InferOutput<typeof ChargeOut> => ({
 /** A line's place in the ledger's order, as the cursor carries it: `<created_at> <key>`. */
 const positionOf = (c: Charge) => `${c.createdAt} ${c.key}`;
 
-function position(cursor: string | undefined): ChargePosition | undefined {
-  const decoded = decodeCursor(cursor);
+function position(decoded: string | undefined): ChargePosition | undefined {
   if (decoded === undefined) return undefined;
   const space = decoded.indexOf(" ");
   if (space < 1) {
@@ -84,6 +83,7 @@ export const chargeRoutes = [
           { point: "/since", message: "must not be after until" },
         ]);
       }
+      const window = pageWindow(query);
       const rows = await listCharges(
         env,
         {
@@ -93,10 +93,11 @@ export const chargeRoutes = [
           since: query.since,
           until: query.until,
         },
-        position(query.cursor),
-        query.limit,
+        position(window.after),
+        window.offset,
+        window.limit,
       );
-      return { status: 200, body: toPage(rows, query.limit, positionOf, chargeView) };
+      return { status: 200, body: toPage(rows, window, positionOf, chargeView) };
     },
   }),
   defineRoute({
@@ -119,8 +120,17 @@ export const chargeRoutes = [
         ]);
       }
       const customer = await visibleCustomer(env, principal, params.id);
-      const statement = await readStatement(env, customer.id, month, position(query.cursor), query.limit);
-      const page = toPage(statement.lines, query.limit, positionOf, chargeView);
+      const window = pageWindow(query);
+      const statement = await readStatement(
+        env,
+        customer.id,
+        month,
+        position(window.after),
+        window.offset,
+        window.limit,
+      );
+      const total = statement.totals.reduce((sum, t) => sum + t.lines, 0);
+      const page = toPage(statement.lines, window, positionOf, chargeView, total);
       const body: v.InferOutput<typeof StatementOut> = {
         customer: customer.id,
         month: month.name,

@@ -12,7 +12,7 @@ import { ConsumptionOut, ConsumptionRequest, UsageOut } from "../../schemas/subs
 import * as examples from "../examples";
 import { ACCEPTED, respond } from "../operations";
 import { defineRoute } from "../route";
-import { ASYNC } from "./subscriptions";
+import { ASYNC } from "./subscription-updates";
 
 /** What subscriptions consume: a CaaS cloud's metered running time, and depletables drained by reports. */
 

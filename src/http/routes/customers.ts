@@ -2,7 +2,13 @@ import type * as v from "valibot";
 import { visibleCustomer } from "../../app/customers";
 import { newIdFor } from "../../app/intents";
 import { issueCredential } from "../../db/credentials";
-import { type Customer, createCustomer, listCustomers, updateCustomer } from "../../db/customers";
+import {
+  type Customer,
+  countCustomers,
+  createCustomer,
+  listCustomers,
+  updateCustomer,
+} from "../../db/customers";
 import { findPartner } from "../../db/partners";
 import { findResource } from "../../db/resources";
 import { badRequest, notFound } from "../../domain/errors";
@@ -18,7 +24,7 @@ import {
 import { HoldingOut, HoldingsOut, SetLimit } from "../../schemas/operator";
 import { ifMatch, preconditionFailed, tagged } from "../conditional";
 import * as examples from "../examples";
-import { decodeCursor, toPage } from "../pagination";
+import { pageWindow, toPage } from "../pagination";
 import { ETAG, LOCATION } from "../reply";
 import { defineRoute } from "../route";
 
@@ -131,8 +137,12 @@ export const customerRoutes = [
     },
     async handle({ env, principal, query }) {
       const scope = principal.role === "operator" ? null : principal.partnerId;
-      const rows = await listCustomers(env, scope, decodeCursor(query.cursor), query.limit);
-      return { status: 200, body: toPage(rows, query.limit, (c) => c.id, customerOut) };
+      const window = pageWindow(query);
+      const [rows, total] = await Promise.all([
+        listCustomers(env, scope, window.after, window.offset, window.limit),
+        countCustomers(env, scope),
+      ]);
+      return { status: 200, body: toPage(rows, window, (c) => c.id, customerOut, total) };
     },
   }),
   defineRoute({

@@ -10,6 +10,8 @@ import { operatorRoutes } from "./operator";
 import { orderRoutes } from "./orders";
 import { productRoutes } from "./products";
 import { quotaRoutes } from "./quota";
+import { resourceSchemaRoutes } from "./resource-schemas";
+import { subscriptionUpdateRoutes } from "./subscription-updates";
 import { subscriptionRoutes } from "./subscriptions";
 import { syndicationRoutes } from "./syndication";
 import { vendorRoutes } from "./vendor";
@@ -78,7 +80,10 @@ export const routes: readonly RouteSpec[] = [
   ...operatorRoutes,
   ...productRoutes,
   ...customerRoutes,
+  // Before `/v1/subscriptions/{id}`, which `schema` would match.
+  ...resourceSchemaRoutes(() => routes),
   ...subscriptionRoutes,
+  ...subscriptionUpdateRoutes,
   ...consumptionRoutes,
   ...orderRoutes,
   ...chargeRoutes,

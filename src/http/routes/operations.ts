@@ -1,11 +1,11 @@
 import * as v from "valibot";
 import { partnerScopeOf, scopeOf } from "../../app/reads";
-import { listOperations } from "../../db/operations";
+import { countOperations, listOperations } from "../../db/operations";
 import { OperationOut, OperationPageOut, OperationsQuery, OpRef } from "../../schemas/operations";
 import { ConsumptionOut, PurchaseOut, SubscriptionOut } from "../../schemas/subscriptions";
 import * as examples from "../examples";
 import { operationStatus, operationView } from "../operations";
-import { decodeCursor, toPage } from "../pagination";
+import { pageWindow, toPage } from "../pagination";
 import { LOCATION } from "../reply";
 import { defineRoute } from "../route";
 
@@ -74,14 +74,13 @@ export const operationRoutes = [
       },
     },
     async handle({ env, principal, query }) {
-      const rows = await listOperations(env, {
-        scope: partnerScopeOf(principal),
-        customer: query.customer,
-        status: query.status,
-        after: decodeCursor(query.cursor),
-        limit: query.limit,
-      });
-      return { status: 200, body: toPage(rows, query.limit, (o) => o.opRef, operationView) };
+      const filter = { scope: partnerScopeOf(principal), customer: query.customer, status: query.status };
+      const window = pageWindow(query);
+      const [rows, total] = await Promise.all([
+        listOperations(env, { ...filter, ...window }),
+        countOperations(env, filter),
+      ]);
+      return { status: 200, body: toPage(rows, window, (o) => o.opRef, operationView, total) };
     },
   }),
 ];

@@ -1,11 +1,11 @@
 import { partnerScopeOf, scopeOf } from "../../app/reads";
-import { findOrder, listOrders } from "../../db/orders";
+import { countOrders, findOrder, listOrders } from "../../db/orders";
 import { notFound } from "../../domain/errors";
 import { IdParams } from "../../schemas/common";
 import { OrderOut, OrderPageOut, OrdersQuery } from "../../schemas/subscriptions";
 import { tagged } from "../conditional";
 import * as examples from "../examples";
-import { decodeCursor, toPage } from "../pagination";
+import { pageWindow, toPage } from "../pagination";
 import { ETAG } from "../reply";
 import { defineRoute } from "../route";
 import { orderView } from "../views";
@@ -31,13 +31,13 @@ export const orderRoutes = [
       },
     },
     async handle({ env, principal, query }) {
-      const rows = await listOrders(env, {
-        scope: partnerScopeOf(principal),
-        customer: query.customer,
-        after: decodeCursor(query.cursor),
-        limit: query.limit,
-      });
-      return { status: 200, body: toPage(rows, query.limit, (o) => o.id, orderView) };
+      const filter = { scope: partnerScopeOf(principal), customer: query.customer };
+      const window = pageWindow(query);
+      const [rows, total] = await Promise.all([
+        listOrders(env, { ...filter, ...window }),
+        countOrders(env, filter),
+      ]);
+      return { status: 200, body: toPage(rows, window, (o) => o.id, orderView, total) };
     },
   }),
   defineRoute({

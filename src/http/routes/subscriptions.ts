@@ -3,13 +3,13 @@ import { actingPartner, requireCustomers, withCustomers } from "../../app/acting
 import { productIdsNamed } from "../../app/catalog";
 import { extensionTerm } from "../../app/extend";
 import { storedObject } from "../../app/operations";
-import { listPage, partnerScopeOf, present, readSubscription, scopeOf, visibleRecord } from "../../app/reads";
+import { listPage, partnerScopeOf, readSubscription, scopeOf, visibleRecord } from "../../app/reads";
 import { assignIds, plan } from "../../app/subscriptions";
 import type { Principal } from "../../db/credentials";
 import { refused } from "../../domain/errors";
 import { uuidv7 } from "../../domain/ids";
 import { MAX_OBJECTS } from "../../domain/purchase";
-import { amountChangeRefusal, money, runRefusal, type SubscriptionRecord } from "../../domain/subscriptions";
+import { money, runRefusal } from "../../domain/subscriptions";
 import { IdParams } from "../../schemas/common";
 import {
   ActionBody,
@@ -20,14 +20,14 @@ import {
   PurchaseRequest,
   QuoteOut,
   SubscriptionOut,
-  UpdateRequest,
 } from "../../schemas/subscriptions";
-import { ifMatch, taggedText } from "../conditional";
+import { taggedText } from "../conditional";
 import * as examples from "../examples";
 import { ACCEPTED, respond } from "../operations";
-import { decodeCursor, toPage } from "../pagination";
+import { type PageWindow, pageWindow, toPage } from "../pagination";
 import { ETAG } from "../reply";
 import { defineRoute } from "../route";
+import { ASYNC, expectedVersion, IF_MATCH, SUBSCRIPTION_LOCATION } from "./subscription-updates";
 
 /**
  * The subscriptions API (spec/subscriptions-api.md, spec/caas-partner-api.md) under /v1. Writes
@@ -40,30 +40,21 @@ const tag = "Subscriptions";
 const partners = ["partner", "operator", "customer"] as const;
 const now = () => new Date();
 
-export const ASYNC =
-  " With `Prefer: respond-async`: 202 Accepted, `Location: /v1/operations/{opRef}` and `Retry-After`; the operation then answers what this would have.";
-
-const IF_MATCH =
-  " With `If-Match` (an ETag of `GET /v1/subscriptions/{id}`, or `*`): 412 if the subscription changed since; the check and the change are one step in its object.";
-
-/**
- * The version a write applies to when its If-Match names a tag: the one compared, so a change in
- * between answers 412 (`SubscriptionObject.change`).
- */
-async function expectedVersion(env: Env, request: Request, record: SubscriptionRecord) {
-  const compared = await ifMatch(request, () => present(env, record, now()));
-  return compared ? { expectedVersion: record.version } : {};
-}
-
-async function listQuery(env: Env, principal: Principal, query: v.InferOutput<typeof ListQuery>) {
+async function listQuery(
+  env: Env,
+  principal: Principal,
+  query: v.InferOutput<typeof ListQuery>,
+  window: PageWindow,
+) {
   return {
     scope: partnerScopeOf(principal),
     customer: query.customer,
     status: query.status,
     // Aliases name their product (`hdd` is `dssd`).
     products: await productIdsNamed(env, query.resource ?? []),
-    after: decodeCursor(query.cursor),
-    limit: query.limit,
+    after: window.after,
+    offset: window.offset,
+    limit: window.limit,
     now: now(),
   };
 }
@@ -86,10 +77,11 @@ function listRoute(path: string, summary: string, description: string, grouped: 
       },
     },
     async handle({ env, principal, query }) {
-      const { rows, objects } = await listPage(env, await listQuery(env, principal, query), grouped);
+      const window = pageWindow(query);
+      const { rows, objects } = await listPage(env, await listQuery(env, principal, query, window), grouped);
       const { meta } = toPage(
         rows,
-        query.limit,
+        window,
         (r) => r.record.id,
         () => null,
       );
@@ -97,11 +89,6 @@ function listRoute(path: string, summary: string, description: string, grouped: 
     },
   });
 }
-
-/** Where a write's Location points once the work is done. */
-const SUBSCRIPTION_LOCATION = {
-  Location: { description: "The subscription.", required: true },
-} as const;
 
 export const subscriptionRoutes = [
   defineRoute({
@@ -228,50 +215,6 @@ export const subscriptionRoutes = [
     },
     async handle({ env, principal, params }) {
       return taggedText(await readSubscription(env, scopeOf(principal), params.id, now()));
-    },
-  }),
-  defineRoute({
-    method: "PATCH",
-    path: "/v1/subscriptions/{id}",
-    summary: "Change auto_renew, or a CaaS cloud's quantity (amount)",
-    description: `A CaaS cloud's quantity up holds the difference on the customer's quota (409, quota-exceeded, if over), down releases it, and its metering splits the running interval. Every other kind is prepaid: only auto_renew changes, and an amount answers 409 (buy another subscription, or extend). Other fields are immutable.${IF_MATCH}${ASYNC}`,
-    tag,
-    auth: partners,
-    params: IdParams,
-    body: UpdateRequest,
-    bodyExample: { auto_renew: true },
-    async: true,
-    ifMatch: true,
-    responses: {
-      200: {
-        description: "Updated",
-        schema: SubscriptionOut,
-        headers: { ...SUBSCRIPTION_LOCATION, ...ETAG },
-        example: { ...examples.subscription, auto_renew: true },
-      },
-      202: ACCEPTED,
-    },
-    errors: {
-      bad_request: "An immutable or invalid field",
-      conflict: "An amount on a prepaid subscription, or one that has ended",
-      over_limit: "A CaaS cloud's quantity up, over quota",
-    },
-    async handle({ env, request, principal, params, body }) {
-      const record = await visibleRecord(env, scopeOf(principal), params.id);
-      const condition = await expectedVersion(env, request, record);
-      const refusal = body.amount === undefined ? null : amountChangeRefusal(record);
-      if (refusal) throw refused(refusal);
-      const answer = await respond(env, request, {
-        kind: "update",
-        partnerId: record.partnerId,
-        customerId: record.customerId,
-        at: now().toISOString(),
-        subscription: record.id,
-        ...(body.amount !== undefined ? { amount: body.amount } : {}),
-        ...(body.auto_renew !== undefined ? { autoRenew: body.auto_renew } : {}),
-        ...condition,
-      });
-      return answer;
     },
   }),
   defineRoute({

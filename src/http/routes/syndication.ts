@@ -5,6 +5,7 @@ import { createVendor, findVendor, setSyndication, type Vendor } from "../../db/
 import {
   attemptsOf,
   backlog,
+  countDeliveries,
   type Delivery,
   findDelivery,
   listDeliveries,
@@ -31,7 +32,7 @@ import {
 } from "../../schemas/syndication";
 import { tagged } from "../conditional";
 import * as examples from "../examples";
-import { decodeCursor, toPage } from "../pagination";
+import { pageWindow, toPage } from "../pagination";
 import { ETAG, LOCATION } from "../reply";
 import { defineRoute } from "../route";
 
@@ -214,13 +215,12 @@ export const syndicationRoutes = [
       },
     },
     async handle({ env, principal, query }) {
-      const rows = await listDeliveries(env, {
-        vendorId: vendorScope(principal),
-        status: query.status,
-        after: decodeCursor(query.cursor),
-        limit: query.limit,
-      });
-      const page = toPage(rows, query.limit, (d) => d.id, deliveryOut);
+      const window = pageWindow(query);
+      const [rows, total] = await Promise.all([
+        listDeliveries(env, { vendorId: vendorScope(principal), status: query.status, ...window }),
+        countDeliveries(env, vendorScope(principal), query.status),
+      ]);
+      const page = toPage(rows, window, (d) => d.id, deliveryOut, total);
       if (query.status !== "pending") return { status: 200, body: page };
       const pending = await backlog(env, vendorScope(principal));
       return {

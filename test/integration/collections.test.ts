@@ -1,0 +1,229 @@
+import { describe, expect, it } from "vitest";
+import { call, expectOk, type Tenant, tenant, withCatalog } from "../helpers";
+
+/** CloudSigma's collection conventions, as its own Python library (pycloudsigma) sends them. */
+
+async function setup(): Promise<Tenant> {
+  const t = await tenant({ customers: 1 });
+  await withCatalog(t, 100_000);
+  return t;
+}
+
+const ids = (page: { objects: { id: string }[] }) => page.objects.map((o) => o.id);
+
+describe("pages", async () => {
+  const t = await setup();
+  // More than the default page (50).
+  const bought = await expectOk(
+    call("POST", "/v1/subscriptions/", {
+      token: t.partnerKey,
+      body: {
+        objects: Array.from({ length: 60 }, () => ({
+          customer: t.customers[0],
+          resource: "dssd",
+          amount: 1,
+          period: "1 day",
+        })),
+      },
+    }),
+    201,
+  );
+  const all = (bought.objects as { id: string }[]).map((o) => o.id).sort();
+  const list = (query: string) =>
+    expectOk(call("GET", `/v1/subscriptions/?${query}`, { token: t.partnerKey }));
+
+  it("answers every row for limit=0, saying the page held up to 500", async () => {
+    expect(ids(await list(""))).toHaveLength(50);
+    const page = await list("limit=0");
+    expect(ids(page)).toEqual(all);
+    expect(page.meta).toEqual({ limit: 500, next_cursor: null });
+  });
+
+  it("skips rows by offset, says so, and hands a cursor on", async () => {
+    const first = await list("limit=10&offset=20");
+    expect(ids(first)).toEqual(all.slice(20, 30));
+    expect(first.meta).toMatchObject({ limit: 10, offset: 20, next_cursor: expect.any(String) });
+    const next = await list(`limit=10&cursor=${first.meta.next_cursor}`);
+    expect(ids(next)).toEqual(all.slice(30, 40));
+    expect(next.meta).not.toHaveProperty("offset");
+    const last = await list("limit=0&offset=55");
+    expect(ids(last)).toEqual(all.slice(55));
+    expect(last.meta).toEqual({ limit: 500, offset: 55, next_cursor: null });
+    expect(ids(await list("offset=60"))).toEqual([]);
+  });
+
+  it("pages every /v1 collection by offset", async () => {
+    for (const path of [
+      "/v1/orders",
+      "/v1/customers",
+      "/v1/operations",
+      "/v1/charges",
+      "/v1/groupedsubscriptions/",
+    ]) {
+      const r = await expectOk(call("GET", `${path}?limit=0&offset=0`, { token: t.partnerKey }));
+      expect(r.meta, path).toMatchObject({ limit: 500, offset: 0, next_cursor: null });
+    }
+    const charges = await expectOk(call("GET", "/v1/charges?limit=0", { token: t.partnerKey }));
+    expect(charges.objects).toHaveLength(60);
+    const skipped = await expectOk(call("GET", "/v1/charges?offset=58", { token: t.partnerKey }));
+    expect(skipped.objects).toEqual(charges.objects.slice(58));
+  });
+
+  it("counts the whole list where one indexed count tells", async () => {
+    const orders = await expectOk(call("GET", "/v1/orders?limit=1&offset=0", { token: t.partnerKey }));
+    expect(orders.meta).toEqual({ limit: 1, offset: 0, next_cursor: null, total_count: 1 });
+    const customers = await expectOk(call("GET", "/v1/customers?limit=1", { token: t.partnerKey }));
+    expect(customers.meta).toMatchObject({ total_count: 1 });
+    const operations = await expectOk(call("GET", "/v1/operations?status=failed", { token: t.partnerKey }));
+    expect(operations.meta).toMatchObject({ total_count: 0 });
+    expect((await list("limit=1")).meta).not.toHaveProperty("total_count");
+  });
+
+  it("refuses a negative offset, an offset past the bound, and offset with cursor", async () => {
+    for (const query of ["offset=-1", "offset=10001", "offset=2&cursor=YQ"]) {
+      const r = await call("GET", `/v1/subscriptions/?${query}`, { token: t.partnerKey });
+      expect(r.status, query).toBe(400);
+      expect(r.headers.get("content-type")).toBe("application/problem+json");
+      expect(r.body.errors.map((e: { point: string }) => e.point)).toEqual(["/offset"]);
+    }
+  });
+});
+
+describe("PUT /v1/subscriptions/{id}/ with the object as read", async () => {
+  const t = await setup();
+  const buy = async (resource: string) =>
+    (
+      await expectOk(
+        call("POST", "/v1/subscriptions/", {
+          token: t.partnerKey,
+          body: { objects: [{ customer: t.customers[0], resource, amount: 1, period: "1 month" }] },
+        }),
+        201,
+      )
+    ).objects[0];
+  const read = async (id: string) => call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey });
+  const put = (id: string, body: unknown, headers: Record<string, string> = {}) =>
+    call("PUT", `/v1/subscriptions/${id}/`, { token: t.partnerKey, body, headers });
+
+  it("applies auto_renew flipped, ignoring the read-only fields that match (times as instants)", async () => {
+    const sub = await buy("dssd");
+    const before = (await read(sub.id)).body;
+    const sent = {
+      ...before,
+      auto_renew: !before.auto_renew,
+      // The same instant, written differently.
+      start_time: before.start_time.replace(/\.000Z$/, "Z").replace("Z", "+00:00"),
+    };
+    expect(sent.start_time).not.toBe(before.start_time);
+    const r = await put(sub.id, sent);
+    expect(r.status, r.text).toBe(200);
+    expect(r.body).toEqual({ ...before, auto_renew: !before.auto_renew });
+    expect((await read(sub.id)).body.auto_renew).toBe(!before.auto_renew);
+    // Sent again unchanged: nothing to change, the same answer.
+    const again = await put(sub.id, r.body);
+    expect(again.status).toBe(200);
+    expect(again.body).toEqual(r.body);
+  });
+
+  it("refuses a changed resource, or any read-only field, naming it and writing nothing", async () => {
+    const sub = await buy("dssd");
+    const before = await read(sub.id);
+    const cases: [Record<string, unknown>, string[]][] = [
+      [{ ...before.body, resource: "cpu", auto_renew: !before.body.auto_renew }, ["/resource"]],
+      [{ ...before.body, end_time: "2031-01-01T12:00:00Z", price: "0.01" }, ["/end_time", "/price"]],
+      [{ customer: t.customers[0], status: "expired" }, ["/status"]],
+    ];
+    for (const [body, points] of cases) {
+      const r = await put(sub.id, body);
+      expect(r.status, r.text).toBe(400);
+      expect(r.headers.get("content-type")).toBe("application/problem+json");
+      expect(r.body.errors.map((e: { point: string }) => e.point).sort()).toEqual(points);
+    }
+    const after = await read(sub.id);
+    expect(after.body).toEqual(before.body);
+    expect(after.headers.get("etag")).toBe(before.headers.get("etag"));
+    const unknown = await put(sub.id, { ...before.body, colour: "blue" });
+    expect(unknown.status).toBe(400);
+  });
+
+  it("applies If-Match and Idempotency-Key as PATCH does", async () => {
+    const sub = await buy("dssd");
+    const before = await read(sub.id);
+    const flipped = { ...before.body, auto_renew: !before.body.auto_renew };
+    const stale = await put(sub.id, flipped, { "if-match": '"stale"' });
+    expect(stale.status).toBe(412);
+    const key = { "idempotency-key": `put-${sub.id}` };
+    const first = await put(sub.id, flipped, { ...key, "if-match": before.headers.get("etag")! });
+    expect(first.status, first.text).toBe(200);
+    const replay = await put(sub.id, flipped, { ...key, "if-match": before.headers.get("etag")! });
+    expect(replay.status).toBe(200);
+    expect(replay.headers.get("idempotent-replayed")).toBe("true");
+    expect(replay.body).toEqual(first.body);
+  });
+
+  it("refuses an amount changed on a prepaid subscription with 409, as PATCH does", async () => {
+    const sub = await buy("dssd");
+    const before = (await read(sub.id)).body;
+    const r = await put(sub.id, { ...before, amount: 2 });
+    expect(r.status).toBe(409);
+    expect((await read(sub.id)).body).toEqual(before);
+  });
+});
+
+describe("GET …/schema/", async () => {
+  const t = await setup();
+
+  it("describes a subscription as CloudSigma's dialect does, from the document's schemas", async () => {
+    const r = await call("GET", "/v1/subscriptions/schema/", { token: t.partnerKey });
+    expect(r.status, r.text).toBe(200);
+    expect(r.body).toMatchObject({
+      allowed_list_http_methods: ["get", "post"],
+      allowed_detail_http_methods: ["get", "put", "patch", "delete"],
+      default_format: "application/json",
+      default_limit: 50,
+      max_limit: 500,
+      filtering: { status: ["exact"], resource: ["exact"] },
+    });
+    expect(r.body.filtering).not.toHaveProperty("limit");
+    const { fields } = r.body;
+    expect(fields.auto_renew).toEqual({
+      type: "boolean",
+      nullable: false,
+      readonly: false,
+      help_text: expect.stringMatching(/\S/),
+      default: "No default provided.",
+    });
+    expect(fields.start_time).toMatchObject({ type: "datetime", nullable: false, readonly: true });
+    expect(fields.end_time).toMatchObject({ type: "datetime", nullable: true, readonly: true });
+    expect(fields.amount).toMatchObject({ type: "integer", readonly: false });
+    expect(fields.resource).toMatchObject({ type: "string", readonly: true });
+    expect(fields.descendants).toMatchObject({ type: "list" });
+    // Every field a read answers, each with help.
+    const read = await expectOk(call("GET", "/v1/subscriptions/?limit=1", { token: t.partnerKey }));
+    const doc = await expectOk(call("GET", "/openapi.json"));
+    const documented = Object.keys(doc.components.schemas.Subscription.properties);
+    expect(Object.keys(fields).sort()).toEqual(documented.sort());
+    for (const [name, field] of Object.entries(fields)) {
+      expect((field as { help_text: string }).help_text, name).toMatch(/\S/);
+    }
+    expect(read.objects).toEqual([]);
+  });
+
+  it("describes a quote: what a purchase object takes is writable", async () => {
+    const r = await expectOk(call("GET", "/v1/subscriptioncalculator/schema/", { token: t.partnerKey }));
+    expect(r).toMatchObject({
+      allowed_list_http_methods: ["post"],
+      allowed_detail_http_methods: [],
+      default_limit: null,
+      max_limit: null,
+      filtering: {},
+    });
+    expect(r.fields.price).toMatchObject({ type: "string", readonly: true });
+    expect(r.fields.period).toMatchObject({ type: "string", nullable: true, readonly: false });
+    expect(r.fields.customer).toMatchObject({ readonly: false });
+  });
+
+  it("asks for a key", async () => {
+    expect((await call("GET", "/v1/subscriptions/schema/")).status).toBe(401);
+  });
+});
