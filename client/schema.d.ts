@@ -331,7 +331,7 @@ export interface paths {
         put?: never;
         /**
          * Issue a user token for a customer
-         * @description The token is the customer's `X-Auth-Token` for `GET /account/v1.0/quotas`; shown once. It is the same credential as a customer-scoped API key (`POST /v1/customers/{id}/api-keys`).
+         * @description The token is the customer's `X-Auth-Token` for `GET /account/v1.0/quotas`, and nothing else: it cannot buy or read on `/v1` (a customer-scoped API key does that: `POST /v1/customers/{id}/api-keys`). Shown once.
          */
         post: operations["postV1CustomersIdTokens"];
         delete?: never;
@@ -351,7 +351,7 @@ export interface paths {
         put?: never;
         /**
          * Issue a customer-scoped API key
-         * @description A key that acts as this one customer, as a CloudSigma account does: on `/v1` (`X-Api-Key`, Bearer, or as the HTTP Basic password) purchases and the calculator are for this customer (`customer` may be omitted; another answers 404), its subscriptions, orders, operations, charges and statements are all it sees, and partner and operator routes answer 403. Requests count against the partner's rate-limit tier, per key. It is also the customer's `X-Auth-Token` on the quota API. Shown once.
+         * @description A key (role `account`, `acc.…`) that acts as this one customer on `/v1`, as a CloudSigma account does (`X-Api-Key`, Bearer, or the HTTP Basic password): purchases and the calculator are for this customer (`customer` may be omitted; another answers 404); its subscriptions, orders, operations, charges and statements are all it sees (another customer's answer 404, lists and `meta.total_count` leave them out); partner and operator routes, webhooks, the vendor API and the quota API refuse it (403; 401 on the quota API). Its requests count against the partner's rate-limit tier, per key, and its `Idempotency-Key`s are its own. Shown once.
          */
         post: operations["postV1CustomersIdApiKeys"];
         delete?: never;
@@ -1330,7 +1330,7 @@ export interface components {
             /** Format: uuid */
             id: string;
             /** @enum {string} */
-            role: "operator" | "partner" | "service" | "customer" | "vendor";
+            role: "operator" | "partner" | "service" | "customer" | "account" | "vendor";
             /** @description The secret token. Shown only in this response; store it now. */
             token: string;
             /** Format: date-time */
@@ -2704,7 +2704,7 @@ export interface operations {
                      * @example {
                      *       "id": "0193a4f0-0000-7000-8000-0000000000e1",
                      *       "role": "service",
-                     *       "token": "pk.0193a4f0-0000-7000-8000-0000000000e1.kQ3v2m9Xw0sJc8Lr5yTn1bHd7fGa4ZpE6uVq0iOe2Ck",
+                     *       "token": "svc.0193a4f0-0000-7000-8000-0000000000e1.kQ3v2m9Xw0sJc8Lr5yTn1bHd7fGa4ZpE6uVq0iOe2Ck",
                      *       "created_at": "2026-12-01T12:00:00.000Z"
                      *     }
                      */
@@ -3275,7 +3275,7 @@ export interface operations {
                      * @example {
                      *       "id": "0193a4f0-0000-7000-8000-0000000000e1",
                      *       "role": "customer",
-                     *       "token": "pk.0193a4f0-0000-7000-8000-0000000000e1.kQ3v2m9Xw0sJc8Lr5yTn1bHd7fGa4ZpE6uVq0iOe2Ck",
+                     *       "token": "usr.0193a4f0-0000-7000-8000-0000000000e1.kQ3v2m9Xw0sJc8Lr5yTn1bHd7fGa4ZpE6uVq0iOe2Ck",
                      *       "created_at": "2026-12-01T12:00:00.000Z"
                      *     }
                      */
@@ -3332,8 +3332,8 @@ export interface operations {
                     /**
                      * @example {
                      *       "id": "0193a4f0-0000-7000-8000-0000000000e1",
-                     *       "role": "customer",
-                     *       "token": "pk.0193a4f0-0000-7000-8000-0000000000e1.kQ3v2m9Xw0sJc8Lr5yTn1bHd7fGa4ZpE6uVq0iOe2Ck",
+                     *       "role": "account",
+                     *       "token": "acc.0193a4f0-0000-7000-8000-0000000000e1.kQ3v2m9Xw0sJc8Lr5yTn1bHd7fGa4ZpE6uVq0iOe2Ck",
                      *       "created_at": "2026-12-01T12:00:00.000Z"
                      *     }
                      */
@@ -5380,7 +5380,7 @@ export interface operations {
                      * @example {
                      *       "id": "0193a4f0-0000-7000-8000-0000000000e1",
                      *       "role": "vendor",
-                     *       "token": "pk.0193a4f0-0000-7000-8000-0000000000e1.kQ3v2m9Xw0sJc8Lr5yTn1bHd7fGa4ZpE6uVq0iOe2Ck",
+                     *       "token": "vnd.0193a4f0-0000-7000-8000-0000000000e1.kQ3v2m9Xw0sJc8Lr5yTn1bHd7fGa4ZpE6uVq0iOe2Ck",
                      *       "created_at": "2026-12-01T12:00:00.000Z"
                      *     }
                      */

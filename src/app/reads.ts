@@ -23,10 +23,10 @@ export function scopeOf(principal: Principal): Scope {
   if (principal.role === "operator") return EVERYTHING;
   // Only the operator sees every partner: any other credential of no partner sees nothing.
   if (principal.partnerId === null) throw new AppError("forbidden", "this credential belongs to no partner");
-  return {
-    partnerId: principal.partnerId,
-    customerId: principal.role === "customer" ? principal.subjectId : null,
-  };
+  if (principal.role !== "account") return { partnerId: principal.partnerId, customerId: null };
+  // A customer-scoped key of no customer would see its whole partner: it sees nothing instead.
+  if (principal.subjectId === null) throw new AppError("forbidden", "this key belongs to no customer");
+  return { partnerId: principal.partnerId, customerId: principal.subjectId };
 }
 
 /** The scope of a list only a partner's rows make up: a credential of no partner has none. */

@@ -55,7 +55,11 @@ export interface CustomerAddress {
   country?: string;
 }
 
-export const ROLES = ["operator", "partner", "service", "customer", "vendor"] as const;
+/**
+ * `customer`: an end user's quota-API token (`X-Auth-Token`); `account`: a customer-scoped `/v1`
+ * key, which buys. Two roles, so a user's token never gains the account's buying power.
+ */
+export const ROLES = ["operator", "partner", "service", "customer", "account", "vendor"] as const;
 export type Role = (typeof ROLES)[number];
 
 /**

@@ -1,13 +1,11 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { call, expectOk, type Tenant, tenant, withCatalog } from "../helpers";
+import { basic, call, customerKeyed, expectOk, type Tenant, tenant } from "../helpers";
 
 /**
  * Requests shaped as CloudSigma's own client library (pycloudsigma) sends them: HTTP Basic with
  * the account's username and password, where the password is a stratus API key.
  */
-
-const basic = (user: string, password: string) => ({ authorization: `Basic ${btoa(`${user}:${password}`)}` });
 
 const credentialCount = async () =>
   (await env.DB.prepare("SELECT count(*) AS n FROM credentials").first<{ n: number }>())?.n;
@@ -51,21 +49,6 @@ describe("HTTP Basic on /v1", () => {
     expect(doc.paths["/v1/subscriptions"].get.security).toContainEqual({ basic: [] });
   });
 });
-
-/** A tenant of two customers with the catalog, and a customer-scoped key for the first. */
-async function customerKeyed(): Promise<Tenant & { customerKey: string }> {
-  const t = await tenant({ customers: 2 });
-  await withCatalog(t);
-  const key = await expectOk(
-    call("POST", `/v1/customers/${t.customers[0]}/api-keys`, {
-      token: t.partnerKey,
-      body: { label: "account" },
-    }),
-    201,
-  );
-  expect(key.role).toBe("customer");
-  return { ...t, customerKey: key.token };
-}
 
 const ASYNC = { prefer: "respond-async" };
 
@@ -256,6 +239,77 @@ describe("customer-scoped keys", () => {
   });
 });
 
+describe("pycloudsigma's Subscriptions() calls under a customer-scoped key", () => {
+  /** The account's own subscription, and one of its partner's other customer. */
+  async function twoBought() {
+    const t = await customerKeyed();
+    const auth = basic(t.customers[0] as string, t.customerKey);
+    const mine = (
+      await expectOk(
+        call("POST", "/v1/subscriptions/", {
+          headers: auth,
+          body: { objects: [{ amount: 10, period: "1 month", resource: "dssd" }] },
+        }),
+        201,
+      )
+    ).objects[0];
+    await expectOk(
+      call("POST", "/v1/subscriptions/", {
+        token: t.partnerKey,
+        body: { objects: [{ customer: t.customers[1], amount: 1, period: "1 month", resource: "cpu" }] },
+      }),
+      201,
+    );
+    return { t, auth, mine };
+  }
+
+  it("list(): GET /v1/subscriptions/?limit=0 answers every subscription of its customer, and only those", async () => {
+    const { t, auth, mine } = await twoBought();
+    const r = await call("GET", "/v1/subscriptions/?limit=0", { headers: auth });
+    expect(r.status, r.text).toBe(200);
+    expect(r.body.objects.map((o: { id: string }) => o.id)).toEqual([mine.id]);
+    expect(r.body.meta).toEqual({ limit: 500, next_cursor: null });
+    const whole = await call("GET", "/v1/subscriptions/?limit=0", { token: t.partnerKey });
+    expect(whole.body.objects).toHaveLength(2);
+  });
+
+  it("update(uuid, data): PUT of the subscription as read with auto_renew flipped changes it", async () => {
+    const { auth, mine } = await twoBought();
+    const read = await expectOk(call("GET", `/v1/subscriptions/${mine.id}/`, { headers: auth }));
+    const put = await call("PUT", `/v1/subscriptions/${mine.id}/`, {
+      headers: auth,
+      body: { ...read, auto_renew: !read.auto_renew },
+    });
+    expect(put.status, put.text).toBe(200);
+    expect(put.body.auto_renew).toBe(!read.auto_renew);
+    const after = await expectOk(call("GET", `/v1/subscriptions/${mine.id}/`, { headers: auth }));
+    expect(after).toEqual({ ...read, auto_renew: !read.auto_renew });
+  });
+
+  it("a PUT that changes resource answers 400 problem+json naming it, and writes nothing", async () => {
+    const { auth, mine } = await twoBought();
+    const before = await call("GET", `/v1/subscriptions/${mine.id}/`, { headers: auth });
+    const put = await call("PUT", `/v1/subscriptions/${mine.id}/`, {
+      headers: auth,
+      body: { ...before.body, resource: "cpu", auto_renew: !before.body.auto_renew },
+    });
+    expect(put.status).toBe(400);
+    expect(put.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+    expect(put.body.errors).toEqual([{ point: "/resource", message: expect.stringContaining("read-only") }]);
+    const after = await call("GET", `/v1/subscriptions/${mine.id}/`, { headers: auth });
+    expect(after.headers.get("etag")).toBe(before.headers.get("etag"));
+    expect(after.body).toEqual(before.body);
+  });
+
+  it("get_schema(): GET /v1/subscriptions/schema/ describes the resource, customer filter included", async () => {
+    const { auth } = await twoBought();
+    const r = await call("GET", "/v1/subscriptions/schema/", { headers: auth });
+    expect(r.status, r.text).toBe(200);
+    expect(r.body.filtering).toHaveProperty("customer");
+    expect(r.body.fields.auto_renew).toMatchObject({ type: "boolean", readonly: false });
+  });
+});
+
 describe("the calculator without customer", () => {
   const quote = { objects: [{ amount: 10, period: "1 month", resource: "dssd" }] };
 
@@ -390,6 +444,17 @@ describe("?customer= on the lists", () => {
     );
     expect(operations).toMatch(/USING INDEX operations_customer/);
     for (const detail of [subscriptions, orders, operations]) expect(detail).not.toMatch(/TEMP B-TREE/);
+    // meta.total_count of one customer's orders and operations: counted on the same indexes.
+    const countPlan = async (sql: string) =>
+      (await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`).bind("p", "c").all<{ detail: string }>()).results
+        .map((r) => r.detail)
+        .join("; ");
+    expect(await countPlan("select count(*) from orders where partner_id = ? and customer_id = ?")).toMatch(
+      /USING COVERING INDEX orders_customer/,
+    );
+    expect(
+      await countPlan("select count(*) from operations where partner_id = ? and customer_id = ?"),
+    ).toMatch(/USING COVERING INDEX operations_customer/);
     const partnerList = await plan(
       "select body from subscriptions where partner_id = ? and id > ? and previous_id is null and ? is not null order by id limit 51",
     );

@@ -25,7 +25,7 @@ import { defineRoute } from "../route";
 
 const tag = "Charges";
 /** A customer-scoped key sees its own customer's lines and statements (`scopeOf`). */
-const partnerOrOperator = ["operator", "partner", "customer"] as const;
+const readers = ["operator", "partner", "account"] as const;
 
 export const chargeView = (c: Charge): v.InferOutput<typeof ChargeOut> => ({
   id: c.key,
@@ -68,7 +68,7 @@ export const chargeRoutes = [
     description:
       "Oldest first. Partners see their own customers' lines, the operator everyone's; a customer or subscription that is not the caller's answers an empty page. `since` is inclusive, `until` exclusive.",
     tag,
-    auth: partnerOrOperator,
+    auth: readers,
     query: ChargesQuery,
     responses: {
       200: {
@@ -107,7 +107,7 @@ export const chargeRoutes = [
     description:
       "The lines on the calendar month's statement (UTC; a term line by when it was written, a usage line by the month it meters), oldest first and paged, with the month's totals per currency. `closed` once the month is over and its usage closed by the cron: its lines can no longer change.",
     tag,
-    auth: partnerOrOperator,
+    auth: readers,
     params: StatementParams,
     query: Pagination,
     responses: { 200: { description: "The statement", schema: StatementOut, example: examples.statement } },

@@ -18,7 +18,7 @@ import { ASYNC } from "./subscription-updates";
 
 const tag = "Subscriptions";
 /** Who reads a subscription's usage: a customer-scoped key too, its own (`scopeOf`). */
-const readers = ["partner", "operator", "customer"] as const;
+const readers = ["partner", "operator", "account"] as const;
 const now = () => new Date();
 
 export const consumptionRoutes = [

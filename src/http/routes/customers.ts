@@ -1,6 +1,7 @@
 import type * as v from "valibot";
 import { visibleCustomer } from "../../app/customers";
 import { newIdFor } from "../../app/intents";
+import { scopeOf } from "../../app/reads";
 import { issueCredential } from "../../db/credentials";
 import {
   type Customer,
@@ -34,10 +35,17 @@ const tag = "Customers";
 const partnerOrOperator = ["operator", "partner"] as const;
 
 /**
- * A credential that acts as one customer: the user token of the quota API and the customer-scoped
- * key of `/v1` are one credential, issued under either name.
+ * Issuing a credential that stands for one customer: the user token of the quota API (`customer`)
+ * or the customer-scoped key of `/v1` (`account`). They are distinct roles, so a user's token
+ * reads quotas and never buys.
  */
-function customerCredentialRoute(path: string, summary: string, description: string, label: string) {
+function customerCredentialRoute(
+  role: "customer" | "account",
+  path: string,
+  summary: string,
+  description: string,
+  label: string,
+) {
   return defineRoute({
     method: "POST",
     path,
@@ -53,14 +61,14 @@ function customerCredentialRoute(path: string, summary: string, description: str
         description: "The credential; its `token` is shown only here",
         schema: IssuedCredentialOut,
         headers: LOCATION,
-        example: { ...examples.credential, role: "customer" },
+        example: examples.credentialOf(role),
       },
     },
     async handle({ env, request, principal, params, body }) {
       const c = await visibleCustomer(env, principal, params.id);
       const token = await issueCredential(env, {
         id: await newIdFor(request),
-        role: "customer",
+        role,
         partnerId: c.partnerId,
         subjectId: c.id,
         label: body.label ?? null,
@@ -136,7 +144,7 @@ export const customerRoutes = [
       },
     },
     async handle({ env, principal, query }) {
-      const scope = principal.role === "operator" ? null : principal.partnerId;
+      const scope = scopeOf(principal).partnerId;
       const window = pageWindow(query);
       const [rows, total] = await Promise.all([
         listCustomers(env, scope, window.after, window.offset, window.limit),
@@ -191,15 +199,17 @@ export const customerRoutes = [
     },
   }),
   customerCredentialRoute(
+    "customer",
     "/v1/customers/{id}/tokens",
     "Issue a user token for a customer",
-    "The token is the customer's `X-Auth-Token` for `GET /account/v1.0/quotas`; shown once. It is the same credential as a customer-scoped API key (`POST /v1/customers/{id}/api-keys`).",
+    "The token is the customer's `X-Auth-Token` for `GET /account/v1.0/quotas`, and nothing else: it cannot buy or read on `/v1` (a customer-scoped API key does that: `POST /v1/customers/{id}/api-keys`). Shown once.",
     "quota dashboard",
   ),
   customerCredentialRoute(
+    "account",
     "/v1/customers/{id}/api-keys",
     "Issue a customer-scoped API key",
-    "A key that acts as this one customer, as a CloudSigma account does: on `/v1` (`X-Api-Key`, Bearer, or as the HTTP Basic password) purchases and the calculator are for this customer (`customer` may be omitted; another answers 404), its subscriptions, orders, operations, charges and statements are all it sees, and partner and operator routes answer 403. Requests count against the partner's rate-limit tier, per key. It is also the customer's `X-Auth-Token` on the quota API. Shown once.",
+    "A key (role `account`, `acc.…`) that acts as this one customer on `/v1`, as a CloudSigma account does (`X-Api-Key`, Bearer, or the HTTP Basic password): purchases and the calculator are for this customer (`customer` may be omitted; another answers 404); its subscriptions, orders, operations, charges and statements are all it sees (another customer's answer 404, lists and `meta.total_count` leave them out); partner and operator routes, webhooks, the vendor API and the quota API refuse it (403; 401 on the quota API). Its requests count against the partner's rate-limit tier, per key, and its `Idempotency-Key`s are its own. Shown once.",
     "cloudsigma client",
   ),
   defineRoute({

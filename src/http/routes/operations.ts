@@ -21,7 +21,7 @@ export const operationRoutes = [
     description:
       "While `queued` or `running`: 202 with the operation and `Retry-After`. Once `succeeded`: the final code (201 for a purchase, 200 otherwise) with what the request would have answered and its `Location`. Once `failed`: the problem the work failed with, with its code (409, 413 or 409 `quota-exceeded`, 424, or 500 once given up). Kept at least 30 days.",
     tag,
-    auth: ["partner", "operator", "customer"],
+    auth: ["partner", "operator", "account"],
     params: v.object({ opRef: OpRef }),
     responses: {
       202: {
@@ -64,7 +64,7 @@ export const operationRoutes = [
     summary: "List the partner's operations",
     description: "Oldest first, optionally of one status.",
     tag,
-    auth: ["partner", "customer"],
+    auth: ["partner", "account"],
     query: OperationsQuery,
     responses: {
       200: {

@@ -21,7 +21,7 @@ export const orderRoutes = [
     summary: "List the partner's orders",
     description: "Oldest first: one per customer a purchase bought for, and one per extension or renewal.",
     tag,
-    auth: ["partner", "customer"],
+    auth: ["partner", "account"],
     query: OrdersQuery,
     responses: {
       200: {
@@ -46,7 +46,7 @@ export const orderRoutes = [
     summary: "Read an order",
     description: "Its lines, each naming the charge line it writes once the order completes.",
     tag,
-    auth: ["partner", "operator", "customer"],
+    auth: ["partner", "operator", "account"],
     params: IdParams,
     responses: {
       200: { description: "The order", schema: OrderOut, headers: ETAG, example: examples.order },

@@ -17,7 +17,7 @@ import { defineRoute } from "../route";
 
 const tag = "Subscriptions";
 /** A customer-scoped key changes its own customer's subscriptions too (`scopeOf`). */
-const partners = ["partner", "operator", "customer"] as const;
+const partners = ["partner", "operator", "account"] as const;
 const now = () => new Date();
 
 export const ASYNC =

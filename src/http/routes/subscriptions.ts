@@ -37,7 +37,7 @@ import { ASYNC, expectedVersion, IF_MATCH, SUBSCRIPTION_LOCATION } from "./subsc
 
 const tag = "Subscriptions";
 /** A customer-scoped key reaches these too, within its customer (`scopeOf`). */
-const partners = ["partner", "operator", "customer"] as const;
+const partners = ["partner", "operator", "account"] as const;
 const now = () => new Date();
 
 async function listQuery(
