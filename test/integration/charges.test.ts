@@ -425,13 +425,21 @@ describe("statements", () => {
       token: t.partnerKey,
     });
     expect(unknown.status).toBe(404);
-    // A user token is the customer's own key: its statement, and no other customer's.
-    const own = await call("GET", `/v1/customers/${t.customers[0]}/statements/${thisMonth()}`, {
+    // A user token reads quotas only; the customer's own key (an account's) reads its statement.
+    const user = await call("GET", `/v1/customers/${t.customers[0]}/statements/${thisMonth()}`, {
       token: t.userTokens[0],
+    });
+    expect(user.status).toBe(403);
+    const key = await expectOk(
+      call("POST", `/v1/customers/${t.customers[0]}/api-keys`, { token: t.partnerKey, body: {} }),
+      201,
+    );
+    const own = await call("GET", `/v1/customers/${t.customers[0]}/statements/${thisMonth()}`, {
+      token: key.token,
     });
     expect(own.status, own.text).toBe(200);
     const another = await call("GET", `/v1/customers/${other.customers[0]}/statements/${thisMonth()}`, {
-      token: t.userTokens[0],
+      token: key.token,
     });
     expect(another.status).toBe(404);
   });
