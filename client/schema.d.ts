@@ -331,9 +331,29 @@ export interface paths {
         put?: never;
         /**
          * Issue a user token for a customer
-         * @description The token is the customer's `X-Auth-Token` for `GET /account/v1.0/quotas`; shown once.
+         * @description The token is the customer's `X-Auth-Token` for `GET /account/v1.0/quotas`, and nothing else: it cannot buy or read on `/v1` (a customer-scoped API key does that: `POST /v1/customers/{id}/api-keys`). Shown once.
          */
         post: operations["postV1CustomersIdTokens"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{id}/api-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Issue a customer-scoped API key
+         * @description A key (role `account`, `acc.…`) that acts as this one customer on `/v1`, as a CloudSigma account does (`X-Api-Key`, Bearer, or the HTTP Basic password): purchases and the calculator are for this customer (`customer` may be omitted; another answers 404); its subscriptions, orders, operations, charges and statements are all it sees (another customer's answer 404, lists and `meta.total_count` leave them out); partner and operator routes, webhooks, the vendor API and the quota API refuse it (403; 401 on the quota API). Its requests count against the partner's rate-limit tier, per key, and its `Idempotency-Key`s are its own. Shown once.
+         */
+        post: operations["postV1CustomersIdApiKeys"];
         delete?: never;
         options?: never;
         head?: never;
@@ -439,7 +459,7 @@ export interface paths {
         put?: never;
         /**
          * Price subscriptions without buying them
-         * @description Same input and validation as buying, quota included; nothing is bought or reserved. Answers what would be bought, priced, without ids.
+         * @description Same input and validation as buying; nothing is bought or reserved. Answers what would be bought, each object with its `price`, without ids. `customer` may be omitted: a customer-scoped key prices for its customer, a partner's key for no customer (`customer: null`), as nothing priced depends on one.
          */
         post: operations["postV1Subscriptioncalculator"];
         delete?: never;
@@ -1310,7 +1330,7 @@ export interface components {
             /** Format: uuid */
             id: string;
             /** @enum {string} */
-            role: "operator" | "partner" | "service" | "customer" | "vendor";
+            role: "operator" | "partner" | "service" | "customer" | "account" | "vendor";
             /** @description The secret token. Shown only in this response; store it now. */
             token: string;
             /** Format: date-time */
@@ -1518,8 +1538,11 @@ export interface components {
         };
         PurchaseRequest: {
             objects: {
-                /** Format: uuid */
-                customer: string;
+                /**
+                 * Format: uuid
+                 * @description Required with a partner's key when buying. A customer-scoped key acts as its customer: omitted, it is that one; another answers 404. The calculator prices without one.
+                 */
+                customer?: string;
                 resource: string;
                 amount: number;
                 start_time?: string;
@@ -1573,11 +1596,8 @@ export interface components {
                 resource: string;
                 /** @description The product bought, by its id. */
                 product: string;
-                /**
-                 * Format: uuid
-                 * @description The customer it is bought for.
-                 */
-                customer: string;
+                /** @description The customer it would be bought for; null when priced for no customer. */
+                customer: string | null;
                 /** @description How many units of the product. */
                 amount: number;
                 /**
@@ -2684,7 +2704,7 @@ export interface operations {
                      * @example {
                      *       "id": "0193a4f0-0000-7000-8000-0000000000e1",
                      *       "role": "service",
-                     *       "token": "pk.0193a4f0-0000-7000-8000-0000000000e1.kQ3v2m9Xw0sJc8Lr5yTn1bHd7fGa4ZpE6uVq0iOe2Ck",
+                     *       "token": "svc.0193a4f0-0000-7000-8000-0000000000e1.kQ3v2m9Xw0sJc8Lr5yTn1bHd7fGa4ZpE6uVq0iOe2Ck",
                      *       "created_at": "2026-12-01T12:00:00.000Z"
                      *     }
                      */
@@ -3240,7 +3260,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The token */
+            /** @description The credential; its `token` is shown only here */
             201: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -3255,7 +3275,65 @@ export interface operations {
                      * @example {
                      *       "id": "0193a4f0-0000-7000-8000-0000000000e1",
                      *       "role": "customer",
-                     *       "token": "pk.0193a4f0-0000-7000-8000-0000000000e1.kQ3v2m9Xw0sJc8Lr5yTn1bHd7fGa4ZpE6uVq0iOe2Ck",
+                     *       "token": "usr.0193a4f0-0000-7000-8000-0000000000e1.kQ3v2m9Xw0sJc8Lr5yTn1bHd7fGa4ZpE6uVq0iOe2Ck",
+                     *       "created_at": "2026-12-01T12:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["IssuedCredential"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["ContentTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    postV1CustomersIdApiKeys: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "label": "cloudsigma client"
+                 *     }
+                 */
+                "application/json": components["schemas"]["CredentialRequest"];
+            };
+        };
+        responses: {
+            /** @description The credential; its `token` is shown only here */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description Where what was created or changed can be read. */
+                    Location: string;
+                    /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a4f0-0000-7000-8000-0000000000e1",
+                     *       "role": "account",
+                     *       "token": "acc.0193a4f0-0000-7000-8000-0000000000e1.kQ3v2m9Xw0sJc8Lr5yTn1bHd7fGa4ZpE6uVq0iOe2Ck",
                      *       "created_at": "2026-12-01T12:00:00.000Z"
                      *     }
                      */
@@ -3490,6 +3568,8 @@ export interface operations {
                 cursor?: string;
                 /** @description Items to skip, at most 10000; not with `cursor`. Cursors are cheaper and stable while items are added. */
                 offset?: number;
+                /** @description Only this customer's; an unknown customer, or one that is not the caller's, answers an empty page. */
+                customer?: string;
                 status?: "active" | "inactive" | "expired" | "all" | "notexpired";
                 /** @description Comma-separated product ids or aliases, at most 50 values (repeats count). */
                 resource?: string;
@@ -3689,11 +3769,11 @@ export interface operations {
                     "application/json": components["schemas"]["Operation"];
                 };
             };
-            /** @description Invalid objects (`errors` names each field), or an operator buying without a partner's key */
+            /** @description Invalid objects (`errors` names each field: with a partner's key, `customer` is required and must be the partner's), or an operator buying without a partner's key */
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
-            /** @description A customer that is not the partner's */
+            /** @description With a customer-scoped key: another customer (omit `customer` to buy for its own) */
             404: components["responses"]["NotFound"];
             405: components["responses"]["MethodNotAllowed"];
             /** @description Over quota: names the resource, limit and usage; nothing bought */
@@ -3767,11 +3847,11 @@ export interface operations {
                     "application/json": components["schemas"]["Quote"];
                 };
             };
-            /** @description Invalid objects (`errors` names each field), or an operator pricing without a partner's key */
+            /** @description Invalid objects (`errors` names each field, an unknown customer included), or an operator pricing without a partner's key */
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
-            /** @description A customer that is not the partner's */
+            /** @description With a customer-scoped key: another customer */
             404: components["responses"]["NotFound"];
             405: components["responses"]["MethodNotAllowed"];
             /** @description Over quota: names the resource, limit and usage */
@@ -3792,6 +3872,8 @@ export interface operations {
                 cursor?: string;
                 /** @description Items to skip, at most 10000; not with `cursor`. Cursors are cheaper and stable while items are added. */
                 offset?: number;
+                /** @description Only this customer's; an unknown customer, or one that is not the caller's, answers an empty page. */
+                customer?: string;
                 status?: "active" | "inactive" | "expired" | "all" | "notexpired";
                 /** @description Comma-separated product ids or aliases, at most 50 values (repeats count). */
                 resource?: string;
@@ -4682,6 +4764,8 @@ export interface operations {
                 cursor?: string;
                 /** @description Items to skip, at most 10000; not with `cursor`. Cursors are cheaper and stable while items are added. */
                 offset?: number;
+                /** @description Only this customer's; an unknown customer, or one that is not the caller's, answers an empty page. */
+                customer?: string;
             };
             header?: never;
             path?: never;
@@ -4803,7 +4887,7 @@ export interface operations {
                 cursor?: string;
                 /** @description Items to skip, at most 10000; not with `cursor`. Cursors are cheaper and stable while items are added. */
                 offset?: number;
-                /** @description Only this customer's lines. */
+                /** @description Only this customer's; an unknown customer, or one that is not the caller's, answers an empty page. */
                 customer?: string;
                 /** @description Only this subscription's lines. */
                 subscription?: string;
@@ -5109,6 +5193,8 @@ export interface operations {
                 cursor?: string;
                 /** @description Items to skip, at most 10000; not with `cursor`. Cursors are cheaper and stable while items are added. */
                 offset?: number;
+                /** @description Only this customer's; an unknown customer, or one that is not the caller's, answers an empty page. */
+                customer?: string;
                 status?: "queued" | "running" | "succeeded" | "failed";
             };
             header?: never;
@@ -5294,7 +5380,7 @@ export interface operations {
                      * @example {
                      *       "id": "0193a4f0-0000-7000-8000-0000000000e1",
                      *       "role": "vendor",
-                     *       "token": "pk.0193a4f0-0000-7000-8000-0000000000e1.kQ3v2m9Xw0sJc8Lr5yTn1bHd7fGa4ZpE6uVq0iOe2Ck",
+                     *       "token": "vnd.0193a4f0-0000-7000-8000-0000000000e1.kQ3v2m9Xw0sJc8Lr5yTn1bHd7fGa4ZpE6uVq0iOe2Ck",
                      *       "created_at": "2026-12-01T12:00:00.000Z"
                      *     }
                      */

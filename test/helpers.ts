@@ -230,3 +230,25 @@ export function failingD1(db: D1Database, ...methods: Array<"prepare" | "batch">
     },
   });
 }
+
+/** HTTP Basic as CloudSigma's clients send it: the account's username and password (the API key). */
+export const basic = (user: string, password: string) => ({
+  authorization: `Basic ${btoa(`${user}:${password}`)}`,
+});
+
+/** A tenant of two customers with the catalog, and a customer-scoped key for the first. */
+export async function customerKeyed(): Promise<Tenant & { customerKey: string }> {
+  const t = await tenant({ customers: 2 });
+  await withCatalog(t);
+  const key = await expectOk(
+    call("POST", `/v1/customers/${t.customers[0]}/api-keys`, {
+      token: t.partnerKey,
+      body: { label: "account" },
+    }),
+    201,
+  );
+  if (key.role !== "account" || !key.token.startsWith("acc.")) {
+    throw new Error(`a customer-scoped key is an account's: ${JSON.stringify(key)}`);
+  }
+  return { ...t, customerKey: key.token };
+}

@@ -3,6 +3,7 @@ import type { TermChargeKind } from "../domain/charges";
 import { type ResolvedDuration, resolveExtension } from "../domain/durations";
 import { AppError, badRequest, isFinalAnswer } from "../domain/errors";
 import { durationErrors, type PlannedSubscription } from "../domain/purchase";
+import type { Scope } from "../domain/scope";
 import { type SubscriptionRecord, termPriceMinor } from "../domain/subscriptions";
 import { subscriptionObject } from "../objects/subscription-object";
 import { visibleRecord } from "./reads";
@@ -52,7 +53,7 @@ export function extensionTerm(
  */
 export async function extend(
   env: Env,
-  scope: string | null,
+  scope: Scope,
   id: string,
   input: { period?: string; end_time?: Date },
   ids: { subscription: string; order: string },

@@ -15,7 +15,11 @@ export type StoredObject = Omit<PurchaseObject, "start_time" | "end_time"> & {
   end_time?: string;
 };
 
-export type OperationPayload =
+/**
+ * The work of a partner-API write. `customerId`: the one customer it is for, when it is for one,
+ * so that customer's key may read its operation (a consumption report names its `customer`).
+ */
+export type OperationPayload = { customerId?: string } & (
   | { kind: "purchase"; partnerId: string; at: string; objects: StoredObject[]; ids: PurchaseIds }
   | {
       kind: "update";
@@ -48,7 +52,8 @@ export type OperationPayload =
       amount: number;
       /** The report's id: each subscription remembers what it took for it. */
       report: string;
-    };
+    }
+);
 
 /**
  * What a write under an Idempotency-Key commits to, recorded with its key before any of the work

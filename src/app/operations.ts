@@ -14,6 +14,7 @@ import { fault } from "../domain/faults";
 import { logError } from "../domain/log";
 import type { PlannedSubscription, PurchaseObject } from "../domain/purchase";
 import { recoveryBoundMs } from "../domain/recovery";
+import { EVERYTHING, partnerScope } from "../domain/scope";
 import type { SubscriptionRecord, SubscriptionWire } from "../domain/subscriptions";
 import { operationsQueue } from "../objects/operations-queue";
 import { subscriptionObject } from "../objects/subscription-object";
@@ -120,7 +121,7 @@ export async function perform(
         amount === undefined ? null : unwrap(await object.changeAmount(amount, at, expectedVersion));
       if (autoRenew !== undefined)
         record = unwrap(await object.setAutoRenew(autoRenew, record ? undefined : expectedVersion));
-      record ??= await visibleRecord(env, payload.partnerId, payload.subscription);
+      record ??= await visibleRecord(env, partnerScope(payload.partnerId), payload.subscription);
       return one(env, record, at, true);
     }
     case "extend": {
@@ -128,9 +129,17 @@ export async function perform(
         ...(payload.period !== undefined ? { period: payload.period } : {}),
         ...(payload.endTime !== undefined ? { end_time: new Date(payload.endTime) } : {}),
       };
-      const extension = await extend(env, payload.partnerId, payload.subscription, input, payload.ids, at, {
-        ...(opRef ? { operationRef: opRef } : {}),
-      });
+      const extension = await extend(
+        env,
+        partnerScope(payload.partnerId),
+        payload.subscription,
+        input,
+        payload.ids,
+        at,
+        {
+          ...(opRef ? { operationRef: opRef } : {}),
+        },
+      );
       return one(env, extension, at);
     }
     case "auto_renew":
@@ -177,6 +186,7 @@ export async function enqueueOperation(
   const op = await createOperation(env, {
     opRef,
     partnerId: payload.partnerId,
+    customerId: payload.kind === "consume" ? payload.customer : (payload.customerId ?? null),
     kind: payload.kind,
     payload,
     now: new Date(),
@@ -252,7 +262,7 @@ async function purchaseIdsOf(env: Env, payload: OperationPayload): Promise<Purch
 
 /** An operation out of attempts: what it did half-way is undone, and it fails as a 500. */
 export async function giveUpOperation(env: Env, opRef: string): Promise<void> {
-  const op = await findOperation(env, opRef, null);
+  const op = await findOperation(env, opRef, EVERYTHING);
   if (op) await undoHalfDone(env, op.payload as unknown as OperationPayload);
   await failOperation(env, opRef, new AppError("internal", "the operation could not be completed"));
 }

@@ -6,9 +6,10 @@ import {
   listSubscriptions,
   queuedBehindAnother,
 } from "../db/subscriptions";
-import { notFound } from "../domain/errors";
+import { AppError, badRequest, notFound } from "../domain/errors";
 import { entityTag } from "../domain/etag";
 import { jsonText } from "../domain/json";
+import { EVERYTHING, type Scope, sees } from "../domain/scope";
 import { type SubscriptionRecord, type SubscriptionWire, statusOf, toWire } from "../domain/subscriptions";
 import { subscriptionObject } from "../objects/subscription-object";
 import type { TaggedWire } from "../objects/subscription-reads";
@@ -16,22 +17,34 @@ import { unwrap } from "./subscriptions";
 
 /** Reading subscriptions (one from its object, pages from the D1 read model) and draining depletables. */
 
-/** Whose subscriptions a caller sees: its partner's, or everyone's (null) for an operator. */
-export const scopeOf = (principal: Principal): string | null =>
-  principal.role === "operator" ? null : principal.partnerId;
+/**
+ * What a caller sees: everything for an operator, its own customer's rows for a customer-scoped
+ * key, its partner's otherwise. Every read and list of the partner API is scoped by this.
+ */
+export function scopeOf(principal: Principal): Scope {
+  if (principal.role === "operator") return EVERYTHING;
+  // Only the operator sees every partner: any other credential of no partner sees nothing.
+  if (principal.partnerId === null) throw new AppError("forbidden", "this credential belongs to no partner");
+  if (principal.role !== "account") return { partnerId: principal.partnerId, customerId: null };
+  // A customer-scoped key of no customer would see its whole partner: it sees nothing instead.
+  if (principal.subjectId === null) throw new AppError("forbidden", "this key belongs to no customer");
+  return { partnerId: principal.partnerId, customerId: principal.subjectId };
+}
 
-/** A subscription within `scope` (a partner id; null: any); another partner's does not exist. */
-export async function visibleRecord(env: Env, scope: string | null, id: string): Promise<SubscriptionRecord> {
+/** The scope of a list only a partner's rows make up: a credential of no partner has none. */
+export function partnerScopeOf(principal: Principal): Scope & { partnerId: string } {
+  const scope = scopeOf(principal);
+  if (scope.partnerId === null) throw badRequest("this list is a partner's: call it with a partner's key");
+  return { ...scope, partnerId: scope.partnerId };
+}
+
+/** A subscription within `scope`; one outside it does not exist. */
+export async function visibleRecord(env: Env, scope: Scope, id: string): Promise<SubscriptionRecord> {
   return within(scope, id, await subscriptionObject(env, id).getJson());
 }
 
 /** One subscription as a read answers it, JSON text and ETag: mostly rendered by its object alone. */
-export async function readSubscription(
-  env: Env,
-  scope: string | null,
-  id: string,
-  now: Date,
-): Promise<TaggedWire> {
+export async function readSubscription(env: Env, scope: Scope, id: string, now: Date): Promise<TaggedWire> {
   const view = await subscriptionObject(env, id).view(scope, now.getTime());
   if (!view) throw notFound(`subscription ${id} does not exist`);
   if ("json" in view) return view;
@@ -39,9 +52,9 @@ export async function readSubscription(
   return { json, etag: entityTag(json) };
 }
 
-function within(scope: string | null, id: string, body: string | null): SubscriptionRecord {
+function within(scope: Scope, id: string, body: string | null): SubscriptionRecord {
   const record = body === null ? null : (JSON.parse(body) as SubscriptionRecord);
-  if (!record || (scope !== null && record.partnerId !== scope)) {
+  if (!record || !sees(scope, record)) {
     throw notFound(`subscription ${id} does not exist`);
   }
   return record;

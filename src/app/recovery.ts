@@ -2,6 +2,7 @@ import { findOperation } from "../db/operations";
 import { findOrders } from "../db/orders";
 import { AppError } from "../domain/errors";
 import { logEvent } from "../domain/log";
+import { EVERYTHING } from "../domain/scope";
 import type { SubscriptionRecord } from "../domain/subscriptions";
 import type { RecoveryRequest } from "../objects/operations-queue";
 import { ledgerOf } from "../objects/quota-ledger";
@@ -40,7 +41,7 @@ export async function recoverPurchase(
   const { ids, opRef } = recovery;
   let tookEffect: boolean;
   if (opRef) {
-    const state = (await findOperation(env, opRef, null))?.status ?? null;
+    const state = (await findOperation(env, opRef, EVERYTHING))?.status ?? null;
     if (state === "queued" || state === "running") return "left to its operation";
     tookEffect = state === "succeeded";
   } else {

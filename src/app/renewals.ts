@@ -2,6 +2,7 @@ import { isFinalAnswer } from "../domain/errors";
 import { fault } from "../domain/faults";
 import { uuidv7 } from "../domain/ids";
 import { logWarning } from "../domain/log";
+import { partnerScope } from "../domain/scope";
 import { isExpired } from "../domain/subscriptions";
 import { subscriptionObject } from "../objects/subscription-object";
 import { extend } from "./extend";
@@ -38,7 +39,10 @@ export async function renewOrExpire(env: Env, id: string, at: Date): Promise<Ren
   const over = isExpired(record, at);
   try {
     // The chain is walked from the record as planned: the place after it is this renewal's.
-    await extend(env, record.partnerId, id, {}, ids, at, { from: record, chargeKind: "renewal" });
+    await extend(env, partnerScope(record.partnerId), id, {}, ids, at, {
+      from: record,
+      chargeKind: "renewal",
+    });
     return "renewed";
   } catch (error) {
     if (!isFinalAnswer(error)) throw error;

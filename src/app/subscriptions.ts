@@ -52,17 +52,27 @@ export function unwrap<T>(outcome: Outcome<T>): T {
   return outcome.value;
 }
 
-/** The plan of a purchase, or a 400 naming every field that makes it impossible. */
-export async function plan(env: Env, partnerId: string, objects: PurchaseObject[], now: Date) {
+/**
+ * The plan of a purchase, or a 400 naming every field that makes it impossible. An object of no
+ * customer (`null`, priced by the calculator) is priced without one.
+ */
+export async function plan<C extends string | null>(
+  env: Env,
+  partnerId: string,
+  objects: PurchaseObject<C>[],
+  now: Date,
+) {
   const catalog = await catalogKnowing(
     env,
     objects.map((o) => o.resource),
   );
   const result = planPurchase(objects, catalog, now);
-  const customers = [...new Set(objects.map((o) => o.customer))];
+  const customers = [...new Set(objects.flatMap((o) => (o.customer === null ? [] : [o.customer])))];
   const known = await ownCustomers(env, partnerId, customers);
   const strangers = objects.flatMap((o, i) =>
-    known.has(o.customer) ? [] : [{ point: `/objects/${i}/customer`, message: "no such customer" }],
+    o.customer === null || known.has(o.customer)
+      ? []
+      : [{ point: `/objects/${i}/customer`, message: "no such customer" }],
   );
   const errors = [...strangers, ...(result.ok ? [] : result.errors)];
   if (errors.length > 0 || !result.ok) throw badRequest(summary(errors), errors);

@@ -1,5 +1,6 @@
 import { and, asc, eq, gt, gte, lt, or, type SQL, sql } from "drizzle-orm";
 import type { Month } from "../domain/charges";
+import type { Scope } from "../domain/scope";
 import { type Database, database, parameterChunks } from "./client";
 import { charges, usageCloses } from "./schema";
 
@@ -135,9 +136,9 @@ export async function insertUsageCharges(env: Env, lines: readonly UsageCharge[]
   if (first) await db.batch([first, ...rest]);
 }
 
-/** Who may see which lines: a partner its own customers', the operator (null) everyone's. */
+/** Which lines: those within the caller's scope, narrowed by the rest. */
 export interface ChargeFilter {
-  partnerId: string | null;
+  scope: Scope;
   customerId?: string | undefined;
   subscriptionId?: string | undefined;
   /** Lines written at or after this instant. */
@@ -173,7 +174,8 @@ export async function listCharges(
     .from(charges)
     .where(
       and(
-        filter.partnerId === null ? undefined : eq(charges.partnerId, filter.partnerId),
+        filter.scope.partnerId === null ? undefined : eq(charges.partnerId, filter.scope.partnerId),
+        filter.scope.customerId === null ? undefined : eq(charges.customerId, filter.scope.customerId),
         filter.customerId === undefined ? undefined : eq(charges.customerId, filter.customerId),
         filter.subscriptionId === undefined ? undefined : eq(charges.subscriptionId, filter.subscriptionId),
         filter.since === undefined ? undefined : gte(charges.createdAt, filter.since.toISOString()),

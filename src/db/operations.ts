@@ -1,4 +1,5 @@
 import { and, asc, eq, gt, inArray, lt, sql } from "drizzle-orm";
+import type { Scope } from "../domain/scope";
 import { database } from "./client";
 import { type OperationStatus, operations } from "./schema";
 
@@ -9,7 +10,14 @@ const RETENTION_MS = 30 * 86_400_000;
 /** Creates operation `opRef`, or answers it as it is if it exists: a resumed request creates it once. */
 export async function createOperation(
   env: Env,
-  input: { opRef: string; partnerId: string; kind: string; payload: Record<string, unknown>; now: Date },
+  input: {
+    opRef: string;
+    partnerId: string;
+    customerId: string | null;
+    kind: string;
+    payload: Record<string, unknown>;
+    now: Date;
+  },
 ): Promise<Operation> {
   const at = input.now.toISOString();
   const db = database(env);
@@ -18,6 +26,7 @@ export async function createOperation(
     .values({
       opRef: input.opRef,
       partnerId: input.partnerId,
+      customerId: input.customerId,
       kind: input.kind,
       payload: input.payload,
       status: "queued",
@@ -34,12 +43,18 @@ export async function createOperation(
   return existing;
 }
 
-export async function findOperation(env: Env, opRef: string, partnerId: string | null) {
-  const scope = partnerId === null ? undefined : eq(operations.partnerId, partnerId);
+/** The rows of `operations` within `scope`: a customer's key sees only the work for its customer. */
+const within = (scope: Scope) =>
+  and(
+    scope.partnerId === null ? undefined : eq(operations.partnerId, scope.partnerId),
+    scope.customerId === null ? undefined : eq(operations.customerId, scope.customerId),
+  );
+
+export async function findOperation(env: Env, opRef: string, scope: Scope) {
   return database(env)
     .select()
     .from(operations)
-    .where(and(eq(operations.opRef, opRef), scope))
+    .where(and(eq(operations.opRef, opRef), within(scope)))
     .get();
 }
 
@@ -67,41 +82,37 @@ export async function finishOperation(
     .run();
 }
 
+/** Which operations a list shows: those within the caller's scope, of one customer and status if asked. */
+export interface OperationFilter {
+  scope: Scope & { partnerId: string };
+  customer: string | undefined;
+  status: OperationStatus | undefined;
+}
+
+const matching = (f: OperationFilter) =>
+  and(
+    within(f.scope),
+    f.customer === undefined ? undefined : eq(operations.customerId, f.customer),
+    f.status === undefined ? undefined : eq(operations.status, f.status),
+  );
+
 export async function listOperations(
   env: Env,
-  q: {
-    partnerId: string;
-    status: OperationStatus | undefined;
-    after: string | undefined;
-    offset: number;
-    limit: number;
-  },
+  q: OperationFilter & { after: string | undefined; offset: number; limit: number },
 ) {
   return database(env)
     .select()
     .from(operations)
-    .where(
-      and(
-        eq(operations.partnerId, q.partnerId),
-        q.status === undefined ? undefined : eq(operations.status, q.status),
-        q.after === undefined ? undefined : gt(operations.opRef, q.after),
-      ),
-    )
+    .where(and(matching(q), q.after === undefined ? undefined : gt(operations.opRef, q.after)))
     .orderBy(asc(operations.opRef))
     .limit(q.limit + 1)
     .offset(q.offset)
     .all();
 }
 
-/** How many operations a partner has, of one status or all: one count on its index. */
-export function countOperations(env: Env, partnerId: string, status: OperationStatus | undefined) {
-  return database(env).$count(
-    operations,
-    and(
-      eq(operations.partnerId, partnerId),
-      status === undefined ? undefined : eq(operations.status, status),
-    ),
-  );
+/** How many operations a list shows in all: one count on its index. */
+export function countOperations(env: Env, filter: OperationFilter) {
+  return database(env).$count(operations, matching(filter));
 }
 
 /** Forgets finished operations past their retention. */

@@ -1,4 +1,5 @@
 import { and, asc, eq, gt, inArray } from "drizzle-orm";
+import type { Scope } from "../domain/scope";
 import { completedOrderCharges, reversalCharges } from "./charges";
 import { database, parameterChunks } from "./client";
 import { type OrderLine, orders } from "./schema";
@@ -66,32 +67,48 @@ export async function findOrders(env: Env, ids: string[]): Promise<Order[]> {
   return found;
 }
 
-export async function findOrder(env: Env, id: string, partnerId: string | null): Promise<Order | undefined> {
-  const scope =
-    partnerId === null ? eq(orders.id, id) : and(eq(orders.id, id), eq(orders.partnerId, partnerId));
-  return database(env).select().from(orders).where(scope).get();
+/** The rows of `orders` within `scope`. */
+const within = (scope: Scope) =>
+  and(
+    scope.partnerId === null ? undefined : eq(orders.partnerId, scope.partnerId),
+    scope.customerId === null ? undefined : eq(orders.customerId, scope.customerId),
+  );
+
+export async function findOrder(env: Env, id: string, scope: Scope): Promise<Order | undefined> {
+  return database(env)
+    .select()
+    .from(orders)
+    .where(and(eq(orders.id, id), within(scope)))
+    .get();
 }
 
+/** Which orders a list shows: those within the caller's scope, of one customer if `customer` names one. */
+export interface OrderFilter {
+  scope: Scope & { partnerId: string };
+  customer: string | undefined;
+}
+
+const matching = (f: OrderFilter) =>
+  and(within(f.scope), f.customer === undefined ? undefined : eq(orders.customerId, f.customer));
+
+/** A page of the orders a list shows, in id order. */
 export async function listOrders(
   env: Env,
-  partnerId: string,
-  after: string | undefined,
-  offset: number,
-  limit: number,
+  q: OrderFilter & { after: string | undefined; offset: number; limit: number },
 ) {
   return database(env)
     .select()
     .from(orders)
-    .where(and(eq(orders.partnerId, partnerId), after === undefined ? undefined : gt(orders.id, after)))
+    .where(and(matching(q), q.after === undefined ? undefined : gt(orders.id, q.after)))
     .orderBy(asc(orders.id))
-    .limit(limit + 1)
-    .offset(offset)
+    .limit(q.limit + 1)
+    .offset(q.offset)
     .all();
 }
 
-/** How many orders a partner has: one count on `orders_partner`. */
-export function countOrders(env: Env, partnerId: string): Promise<number> {
-  return database(env).$count(orders, eq(orders.partnerId, partnerId));
+/** How many orders a list shows in all: one count on `orders_partner` or `orders_customer`. */
+export function countOrders(env: Env, filter: OrderFilter): Promise<number> {
+  return database(env).$count(orders, matching(filter));
 }
 
 export type { OrderLine };

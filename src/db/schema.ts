@@ -55,7 +55,11 @@ export interface CustomerAddress {
   country?: string;
 }
 
-export const ROLES = ["operator", "partner", "service", "customer", "vendor"] as const;
+/**
+ * `customer`: an end user's quota-API token (`X-Auth-Token`); `account`: a customer-scoped `/v1`
+ * key, which buys. Two roles, so a user's token never gains the account's buying power.
+ */
+export const ROLES = ["operator", "partner", "service", "customer", "account", "vendor"] as const;
 export type Role = (typeof ROLES)[number];
 
 /**
@@ -168,7 +172,11 @@ export const orders = sqliteTable(
     state: text("state", { enum: ORDER_STATES }).notNull(),
     createdAt: createdAt(),
   },
-  (t) => [index("orders_partner").on(t.partnerId, t.id)],
+  (t) => [
+    index("orders_partner").on(t.partnerId, t.id),
+    // A customer-scoped key's list, and `?customer=`: one customer's orders in id order.
+    index("orders_customer").on(t.partnerId, t.customerId, t.id),
+  ],
 );
 
 export interface OrderLine {
@@ -271,6 +279,18 @@ export const subscriptions = sqliteTable(
       t.endedAt,
       t.previousId,
     ),
+    // The same walk over one customer's subscriptions (a customer-scoped key, `?customer=`).
+    index("subscriptions_customer").on(
+      t.partnerId,
+      t.customerId,
+      t.id,
+      t.product,
+      t.kind,
+      t.startTime,
+      t.endTime,
+      t.endedAt,
+      t.previousId,
+    ),
     index("subscriptions_partner_product").on(t.partnerId, t.product, t.id),
     index("subscriptions_root").on(t.rootId, t.id),
     index("subscriptions_due").on(t.endTime, t.id),
@@ -324,6 +344,8 @@ export const operations = sqliteTable(
   {
     opRef: text("op_ref").primaryKey(),
     partnerId: text("partner_id").notNull(),
+    /** The one customer the work is for, if it is for one: that customer's key may read it. */
+    customerId: text("customer_id"),
     kind: text("kind").notNull(),
     payload: text("payload", { mode: "json" }).notNull().$type<Record<string, unknown>>(),
     status: text("status", { enum: OPERATION_STATUSES }).notNull(),
@@ -346,6 +368,7 @@ export const operations = sqliteTable(
   (t) => [
     index("operations_partner").on(t.partnerId, t.opRef),
     index("operations_partner_status").on(t.partnerId, t.status, t.opRef),
+    index("operations_customer").on(t.partnerId, t.customerId, t.opRef, t.status),
     index("operations_expiry").on(t.expiresAt),
     index("operations_unfinished").on(t.status, t.updatedAt),
   ],

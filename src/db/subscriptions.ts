@@ -1,6 +1,7 @@
 import { and, asc, eq, getTableColumns, gt, gte, inArray, isNull, lt, lte, or, sql } from "drizzle-orm";
 import type { SQLiteInsertValue } from "drizzle-orm/sqlite-core";
 import { isRunning } from "../domain/metering";
+import type { Scope } from "../domain/scope";
 import type { StatusFilter, SubscriptionRecord } from "../domain/subscriptions";
 import { D1_MAX_PARAMETERS, type Database, database, parameterChunks } from "./client";
 import { subscriptions } from "./schema";
@@ -106,7 +107,10 @@ function statusSql(status: Exclude<StatusFilter, "all">, now: string): string {
 }
 
 export interface ListQuery {
-  partnerId: string;
+  /** A partner's, or within it one customer's (a customer-scoped key). */
+  scope: Scope & { partnerId: string };
+  /** Only this customer's (`?customer=`); within the scope, so another's answers nothing. */
+  customer?: string | undefined;
   status: StatusFilter;
   products: string[];
   after: string | undefined;
@@ -124,8 +128,11 @@ export interface ListedSubscription {
   queued: boolean;
 }
 
-/** What a list statement binds besides its products: partner, cursor, instant, limit and offset. */
-const LIST_OTHER_PARAMETERS = 5;
+/**
+ * What a list statement binds besides its products: partner, the scope's customer, `?customer=`,
+ * cursor, instant, limit and offset.
+ */
+const LIST_OTHER_PARAMETERS = 7;
 
 /**
  * Up to `limit + 1` of a partner's subscriptions in id order, past `offset` of them. Every list request runs this, so it
@@ -136,7 +143,10 @@ const LIST_OTHER_PARAMETERS = 5;
 export async function listSubscriptions(env: Env, q: ListQuery): Promise<ListedSubscription[]> {
   const params: unknown[] = [];
   const param = (value: unknown) => `?${params.push(value)}`;
-  const where = [`partner_id = ${param(q.partnerId)}`];
+  const where = [`partner_id = ${param(q.scope.partnerId)}`];
+  // One customer's rows walk `subscriptions_customer` instead, in the same order.
+  if (q.scope.customerId !== null) where.push(`customer_id = ${param(q.scope.customerId)}`);
+  if (q.customer !== undefined) where.push(`customer_id = ${param(q.customer)}`);
   // A page cannot be split across statements: the filter is bounded (MAX_FILTER_VALUES) instead,
   // and a product named twice (an alias and its id) is bound once.
   const products = [...new Set(q.products)];

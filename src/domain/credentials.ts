@@ -9,6 +9,8 @@ export const TOKEN_KINDS = {
   partner: "pk",
   service: "svc",
   customer: "usr",
+  /** A customer-scoped `/v1` key: acts as one customer, as a CloudSigma account does. */
+  account: "acc",
   vendor: "vnd",
 } as const;
 

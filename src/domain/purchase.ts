@@ -10,8 +10,9 @@ import { termPriceMinor } from "./subscriptions";
 /** Subscriptions one purchase (or price calculation) may ask for and create: the spec's limit. */
 export const MAX_OBJECTS = 500;
 
-export interface PurchaseObject {
-  customer: string;
+/** `C`: the customer's id; the calculator prices objects of no customer (`null`) too. */
+export interface PurchaseObject<C extends string | null = string> {
+  customer: C;
   resource: string;
   amount: number;
   start_time?: Date;
@@ -20,10 +21,10 @@ export interface PurchaseObject {
   auto_renew?: boolean;
 }
 
-export interface PlannedSubscription {
+export interface PlannedSubscription<C extends string | null = string> {
   /** Index of the requested object it comes from. */
   index: number;
-  customer: string;
+  customer: C;
   product: Product;
   amount: number;
   start: Date;
@@ -39,21 +40,21 @@ export interface PlanError {
   message: string;
 }
 
-export type Plan =
-  | { ok: true; subscriptions: PlannedSubscription[]; currency: string; totalMinor: bigint }
+export type Plan<C extends string | null = string> =
+  | { ok: true; subscriptions: PlannedSubscription<C>[]; currency: string; totalMinor: bigint }
   | { ok: false; errors: PlanError[] };
 
 export function durationErrors(error: DurationError, at: string): PlanError[] {
   return error.fields.map((field) => ({ point: `${at}/${field}`, message: error.message }));
 }
 
-export function planPurchase(
-  objects: readonly PurchaseObject[],
+export function planPurchase<C extends string | null>(
+  objects: readonly PurchaseObject<C>[],
   catalog: readonly Product[],
   now: Date,
-): Plan {
+): Plan<C> {
   const errors: PlanError[] = [];
-  const subscriptions: PlannedSubscription[] = [];
+  const subscriptions: PlannedSubscription<C>[] = [];
   let currency: string | null = null;
 
   objects.forEach((object, index) => {

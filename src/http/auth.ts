@@ -22,6 +22,22 @@ function single(value: string | null): string | null {
   return first !== undefined && rest.every((part) => part === first) ? first : value;
 }
 
+/**
+ * The password of an HTTP Basic `Authorization` (RFC 7617), which is the API key: CloudSigma's
+ * clients send their account's username and password, so the username is not checked (the key's
+ * id, an email, anything). Credentials that are not base64 or have no colon present nothing.
+ */
+function basicPassword(credentials: string): string | null {
+  let decoded: string;
+  try {
+    decoded = atob(credentials.trim());
+  } catch {
+    return null;
+  }
+  const colon = decoded.indexOf(":");
+  return colon < 0 ? null : decoded.slice(colon + 1);
+}
+
 /** Each family reads the header its dialect defines. */
 function presentedToken(request: Request, family: Family): string | null {
   switch (family) {
@@ -29,8 +45,10 @@ function presentedToken(request: Request, family: Family): string | null {
       const key = single(request.headers.get("x-api-key"));
       if (key) return key;
       const auth = single(request.headers.get("authorization"));
-      const match = auth?.match(/^Bearer\s+(.+)$/i);
-      return match?.[1] ?? null;
+      const bearer = auth?.match(/^Bearer\s+(.+)$/i);
+      if (bearer?.[1]) return bearer[1];
+      const basic = auth?.match(/^Basic\s+(.+)$/i);
+      return basic?.[1] ? basicPassword(basic[1]) : null;
     }
     case "quota":
       return single(request.headers.get("x-auth-token"));
@@ -41,7 +59,7 @@ function presentedToken(request: Request, family: Family): string | null {
 
 /** The `WWW-Authenticate` challenge of each family's 401: the header (or scheme) it reads. */
 export const CHALLENGES: Record<Family, string> = {
-  partner: 'ApiKey header="X-Api-Key", Bearer',
+  partner: 'ApiKey header="X-Api-Key", Bearer, Basic realm="stratus"',
   quota: 'ApiKey header="X-Auth-Token"',
   vendor: 'ApiKey header="CMW-Auth-Token"',
 };

@@ -1,4 +1,5 @@
 import type * as v from "valibot";
+import { formatToken, type TokenRole } from "../domain/credentials";
 import type { ChargeOut, StatementOut } from "../schemas/charges";
 import type { IssuedCredentialOut } from "../schemas/common";
 import type { CustomerOut } from "../schemas/customers";
@@ -153,12 +154,19 @@ export const holding: Out<typeof HoldingOut> = {
   pending: 0,
 };
 
-export const credential: Out<typeof IssuedCredentialOut> = {
+/** An issued credential of `role`, its token of that role's kind. */
+export const credentialOf = (role: TokenRole): Out<typeof IssuedCredentialOut> => ({
   id: "0193a4f0-0000-7000-8000-0000000000e1",
-  role: "partner",
-  token: "pk.0193a4f0-0000-7000-8000-0000000000e1.kQ3v2m9Xw0sJc8Lr5yTn1bHd7fGa4ZpE6uVq0iOe2Ck",
+  role,
+  token: formatToken(
+    role,
+    "0193a4f0-0000-7000-8000-0000000000e1",
+    "kQ3v2m9Xw0sJc8Lr5yTn1bHd7fGa4ZpE6uVq0iOe2Ck",
+  ),
   created_at: at,
-};
+});
+
+export const credential = credentialOf("partner");
 
 export const partnerOut: Out<typeof PartnerOut> = {
   id: partner,

@@ -62,7 +62,7 @@ function componentSchemas(): Record<string, JsonSchema> {
 }
 
 const SECURITY_BY_FAMILY = {
-  partner: [{ apiKey: [] }, { bearer: [] }],
+  partner: [{ apiKey: [] }, { bearer: [] }, { basic: [] }],
   quota: [{ authToken: [] }],
   vendor: [{ cmwAuthToken: [] }],
 } as const;
@@ -233,6 +233,12 @@ export function openApiDocument(routes: readonly RouteSpec[], serverUrl: string)
             "Partner or operator API key (a vendor's token on /v1/webhooks and product endpoints).",
         },
         bearer: { type: "http", scheme: "bearer", description: "The same API key as a bearer token" },
+        basic: {
+          type: "http",
+          scheme: "basic",
+          description:
+            "HTTP Basic, as CloudSigma's clients send it: the password is the API key, the username is not checked (the key's id, or anything).",
+        },
         authToken: {
           type: "apiKey",
           in: "header",

@@ -5,6 +5,7 @@ import { AppError } from "../domain/errors";
 import { entityTag } from "../domain/etag";
 import type { JsonText } from "../domain/json";
 import type { PlannedSubscription } from "../domain/purchase";
+import type { Scope } from "../domain/scope";
 import { money, type SubscriptionWire } from "../domain/subscriptions";
 import { OperationOut } from "../schemas/operations";
 import * as examples from "./examples";
@@ -202,8 +203,8 @@ export async function resume(env: Env, intent: Intent): Promise<WriteReply<Kind>
  * write's own answer once it succeeded, and its error (thrown, so it renders as a problem) once it
  * failed.
  */
-export async function operationStatus(env: Env, opRef: string, partnerId: string | null) {
-  const op = await findOperation(env, opRef, partnerId);
+export async function operationStatus(env: Env, opRef: string, scope: Scope) {
+  const op = await findOperation(env, opRef, scope);
   if (!op) throw new AppError("not_found", `operation ${opRef} does not exist`);
   if (op.status === "queued" || op.status === "running") {
     return {

@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { AppError, badRequest, refused, toErrorWire } from "../domain/errors";
 import { isRunning, runInstant, splitAt, start, stop } from "../domain/metering";
+import type { Scope } from "../domain/scope";
 import {
   amountChangeRefusal,
   type RenewalIds,
@@ -76,7 +77,7 @@ export class SubscriptionObject extends DurableObject<Env> {
   }
 
   /** A read of this subscription within `scope` (see `SubscriptionReads.view`). */
-  view(scope: string | null, now: number): Promise<SubscriptionView | null> {
+  view(scope: Scope, now: number): Promise<SubscriptionView | null> {
     return this.reads.view(scope, now);
   }
 

@@ -1,6 +1,7 @@
 import { queuedBehindAnother } from "../db/subscriptions";
 import { entityTag } from "../domain/etag";
 import { type JsonText, jsonText } from "../domain/json";
+import { type Scope, sees } from "../domain/scope";
 import {
   type Status,
   type SubscriptionRecord,
@@ -42,13 +43,13 @@ export class SubscriptionReads {
   ) {}
 
   /**
-   * A read within `scope` (a partner id; null: any), or null if it is not there for that caller.
+   * A read within `scope`, or null if it is not there for that caller.
    * The wire JSON when the object alone knows it all; a subscription with extensions needs its
    * chain from D1, so then the record (JSON text) and its queued status, for the caller to present.
    */
-  async view(scope: string | null, now: number): Promise<SubscriptionView | null> {
+  async view(scope: Scope, now: number): Promise<SubscriptionView | null> {
     const current = this.parsed();
-    if (!current || (scope !== null && current.record.partnerId !== scope)) return null;
+    if (!current || !sees(scope, current.record)) return null;
     const { body, record, wires } = current;
     const queued = record.kind === "depletable" && record.endedAt === null && (await this.queuedNow(record));
     if (record.nextId !== null) return { body, queued };

@@ -1,13 +1,13 @@
 import * as v from "valibot";
 import { CHARGE_KINDS } from "../domain/charges";
-import { Instant, Integer, Timestamp, Uuid } from "./common";
+import { CustomerFilter, Instant, Integer, Timestamp, Uuid } from "./common";
 import { Pagination, pageMeta } from "./pagination";
 
 /** Request and response schemas of the charges ledger and statements (/v1). */
 
 export const ChargesQuery = v.object({
   ...Pagination.entries,
-  customer: v.optional(v.pipe(Uuid, v.description("Only this customer's lines."))),
+  customer: CustomerFilter,
   subscription: v.optional(v.pipe(Uuid, v.description("Only this subscription's lines."))),
   since: v.optional(v.pipe(Instant, v.description("Lines written at or after this instant."))),
   until: v.optional(v.pipe(Instant, v.description("Lines written before this instant."))),

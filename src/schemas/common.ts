@@ -4,6 +4,16 @@ import { parseInstant } from "../domain/instants";
 
 export const Uuid = v.pipe(v.string(), v.uuid("must be a UUID"));
 
+/** `?customer=` on a list: never widens what the caller sees, so a customer not its own lists nothing. */
+export const CustomerFilter = v.optional(
+  v.pipe(
+    Uuid,
+    v.description(
+      "Only this customer's; an unknown customer, or one that is not the caller's, answers an empty page.",
+    ),
+  ),
+);
+
 /** An instant as the API answers it: ISO 8601 in UTC (`format: date-time`). */
 export const Timestamp = v.pipe(v.string(), v.isoTimestamp());
 

@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { OPERATION_STATUSES } from "../db/schema";
-import { Integer, Timestamp } from "./common";
+import { CustomerFilter, Integer, Timestamp } from "./common";
 import { Pagination, pageMeta } from "./pagination";
 
 /** Long-running operations (CaaS OpRef): what a 202 answers and the status endpoint reports. */
@@ -24,5 +24,6 @@ export const OperationPageOut = v.object({ objects: v.array(OperationOut), meta:
 
 export const OperationsQuery = v.object({
   ...Pagination.entries,
+  customer: CustomerFilter,
   status: v.optional(v.picklist(OPERATION_STATUSES, `must be one of ${OPERATION_STATUSES.join(", ")}`)),
 });

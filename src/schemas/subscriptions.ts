@@ -2,7 +2,7 @@ import * as v from "valibot";
 import { MAX_OBJECTS } from "../domain/purchase";
 import { MAX_FILTER_VALUES, STATUS_FILTERS } from "../domain/subscriptions";
 import { DEPLOYMENT_STATUSES } from "../domain/webhooks";
-import { Instant, Integer, Timestamp, Uuid } from "./common";
+import { CustomerFilter, Instant, Integer, Timestamp, Uuid } from "./common";
 import { Pagination, pageMeta } from "./pagination";
 
 /** Request and response schemas of the subscriptions API (/v1, CloudSigma field names). */
@@ -17,7 +17,14 @@ const Amount = v.pipe(
 );
 
 export const PurchaseObject = v.object({
-  customer: Uuid,
+  customer: v.optional(
+    v.pipe(
+      Uuid,
+      v.description(
+        "Required with a partner's key when buying. A customer-scoped key acts as its customer: omitted, it is that one; another answers 404. The calculator prices without one.",
+      ),
+    ),
+  ),
   resource: v.pipe(v.string("must be a resource name"), v.minLength(1), v.maxLength(128)),
   amount: Amount,
   start_time: v.optional(Instant),
@@ -36,6 +43,7 @@ export const PurchaseRequest = v.object({
 
 export const ListQuery = v.object({
   ...Pagination.entries,
+  customer: CustomerFilter,
   status: v.optional(v.picklist(STATUS_FILTERS, `must be one of ${STATUS_FILTERS.join(", ")}`), "all"),
   resource: v.optional(
     v.pipe(
@@ -55,6 +63,8 @@ export const ListQuery = v.object({
     ),
   ),
 });
+
+export const OrdersQuery = v.object({ ...Pagination.entries, customer: CustomerFilter });
 
 export const UpdateRequest = v.strictObject(
   {
@@ -174,7 +184,13 @@ export const PurchaseOut = v.object({
 });
 
 /** What buying would answer, priced; nothing is bought, so nothing has an id yet. */
-export const QuoteObject = v.object(Term);
+export const QuoteObject = v.object({
+  ...Term,
+  customer: v.pipe(
+    v.nullable(Uuid),
+    v.description("The customer it would be bought for; null when priced for no customer."),
+  ),
+});
 
 export const QuoteOut = v.object({
   objects: v.array(QuoteObject),

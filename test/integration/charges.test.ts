@@ -425,10 +425,23 @@ describe("statements", () => {
       token: t.partnerKey,
     });
     expect(unknown.status).toBe(404);
-    const service = await call("GET", `/v1/customers/${t.customers[0]}/statements/${thisMonth()}`, {
+    // A user token reads quotas only; the customer's own key (an account's) reads its statement.
+    const user = await call("GET", `/v1/customers/${t.customers[0]}/statements/${thisMonth()}`, {
       token: t.userTokens[0],
     });
-    expect([401, 403]).toContain(service.status);
+    expect(user.status).toBe(403);
+    const key = await expectOk(
+      call("POST", `/v1/customers/${t.customers[0]}/api-keys`, { token: t.partnerKey, body: {} }),
+      201,
+    );
+    const own = await call("GET", `/v1/customers/${t.customers[0]}/statements/${thisMonth()}`, {
+      token: key.token,
+    });
+    expect(own.status, own.text).toBe(200);
+    const another = await call("GET", `/v1/customers/${other.customers[0]}/statements/${thisMonth()}`, {
+      token: key.token,
+    });
+    expect(another.status).toBe(404);
   });
 });
 

@@ -420,7 +420,7 @@ describe("415 for a body that is not JSON", () => {
 describe("credentials", () => {
   it("names each family's own header in WWW-Authenticate", async () => {
     const challenges: Array<[string, string]> = [
-      ["/v1/customers", 'ApiKey header="X-Api-Key", Bearer'],
+      ["/v1/customers", 'ApiKey header="X-Api-Key", Bearer, Basic realm="stratus"'],
       ["/account/v1.0/quotas", 'ApiKey header="X-Auth-Token"'],
       ["/api/subscription/00000000-0000-7000-8000-000000000000", 'ApiKey header="CMW-Auth-Token"'],
     ];

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { failOperation, newOpRef } from "../../src/app/operations";
 import { createOperation, findOperation } from "../../src/db/operations";
 import { AppError } from "../../src/domain/errors";
+import { partnerScope } from "../../src/domain/scope";
 import * as examples from "../../src/http/examples";
 import { call, type Tenant, tenant } from "../helpers";
 
@@ -16,6 +17,7 @@ async function operationOf(t: Tenant): Promise<string> {
   await createOperation(env, {
     opRef,
     partnerId: t.partnerId,
+    customerId: null,
     kind: "update",
     payload: { kind: "update", partnerId: t.partnerId, at: new Date().toISOString(), subscription: "x" },
     now: new Date(),
@@ -53,7 +55,7 @@ describe("a finished operation's answer", () => {
     const fields = [{ point: "/amount", message: "too large" }];
     await failOperation(env, opRef, new AppError("conflict", "the chain keeps changing", { fields }));
 
-    const row = await findOperation(env, opRef, t.partnerId);
+    const row = await findOperation(env, opRef, partnerScope(t.partnerId));
     expect(row).toMatchObject({ status: "failed", resultStatus: null, resultLocation: null });
     expect(JSON.parse(row?.resultBody ?? "null")).toEqual({
       kind: "conflict",

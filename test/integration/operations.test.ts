@@ -11,6 +11,7 @@ import { MAX_ATTEMPTS, perform, runOperation } from "../../src/app/operations";
 import { abandon, type PurchaseIds } from "../../src/app/subscriptions";
 import { createOperation, findOperation } from "../../src/db/operations";
 import { uuidv7 } from "../../src/domain/ids";
+import { EVERYTHING } from "../../src/domain/scope";
 import { respond } from "../../src/http/operations";
 import worker from "../../src/index";
 import type { OperationMessage } from "../../src/objects/operations-queue";
@@ -253,7 +254,7 @@ describe("exactly once", () => {
       body: { objects: [object] },
     });
     const opRef = opRefOf(expectAccepted(r));
-    const op = await findOperation(env, opRef, null);
+    const op = await findOperation(env, opRef, EVERYTHING);
     return { opRef, payload: op?.payload };
   }
 
@@ -286,7 +287,7 @@ describe("exactly once", () => {
     });
     // The work ran to the end, but the consumer died before recording the result.
     await perform(env, payload as never);
-    const op = await findOperation(env, opRef, null);
+    const op = await findOperation(env, opRef, EVERYTHING);
     expect(op?.status).not.toBe("succeeded");
     await deliver(opRef, 2);
     const done = await poll(t, `/v1/operations/${opRef}`);
@@ -313,7 +314,7 @@ describe("exactly once", () => {
       headers: ASYNC,
     });
     const opRef = opRefOf(expectAccepted(r));
-    const payload = (await findOperation(env, opRef, null))?.payload;
+    const payload = (await findOperation(env, opRef, EVERYTHING))?.payload;
     await perform(env, payload as never);
     await evictDurableObject(subscriptionObject(env, sub.id));
     await runOperation(env, opRef);
@@ -331,6 +332,7 @@ describe("exactly once", () => {
     await createOperation(env, {
       opRef,
       partnerId: t.partnerId,
+      customerId: null,
       kind: "purchase",
       payload: { kind: "purchase", partnerId: t.partnerId, at: new Date().toISOString(), objects: null },
       now: new Date(),
@@ -387,6 +389,7 @@ describe("work given up half-way", () => {
     await createOperation(env, {
       opRef,
       partnerId: t.partnerId,
+      customerId: null,
       kind: "purchase",
       payload: purchase(t, ids),
       now: new Date(),

@@ -74,6 +74,7 @@ describe("configuration", () => {
     expect(tierOf({ role: "partner", rateLimit: "unlimited" })).toBe("unlimited");
     expect(tierOf({ role: "service", rateLimit: "raised" })).toBe("raised");
     expect(tierOf({ role: "customer", rateLimit: "standard" })).toBe("standard");
+    expect(tierOf({ role: "account", rateLimit: "raised" })).toBe("raised");
     expect(tierOf({ role: "operator", rateLimit: null })).toBe("raised");
     expect(tierOf({ role: "vendor", rateLimit: null })).toBe("standard");
   });

@@ -13,6 +13,7 @@ import type { RenewalMessage } from "../../src/app/renewals";
 import { HORIZON_MS } from "../../src/cron/renewals";
 import { dueSubscriptions } from "../../src/db/subscriptions";
 import { armFault, disarmFaults } from "../../src/domain/faults";
+import { partnerScope } from "../../src/domain/scope";
 import worker from "../../src/index";
 import { subscriptionObject } from "../../src/objects/subscription-object";
 import { expectBooksBalance, recoverAll } from "../books";
@@ -173,7 +174,7 @@ describe("renewing", () => {
     );
     const renewal = await extend(
       env,
-      t.partnerId,
+      partnerScope(t.partnerId),
       sub.id,
       {},
       { subscription: crypto.randomUUID(), order: crypto.randomUUID() },

@@ -156,14 +156,17 @@ describe("POST /v1/subscriptions/ and /v1/subscriptioncalculator/", async () => 
     ],
   ];
   const routes = ["/v1/subscriptions/", "/v1/subscriptioncalculator/"];
+  // The calculator prices without a customer (cloudsigma-client.test.ts); buying needs one.
   const table = cases.flatMap(([name, raw, status, points]) =>
-    routes.map((route): [string, string, string, number, string[] | undefined] => [
-      route,
-      name,
-      raw,
-      status,
-      points,
-    ]),
+    routes
+      .filter((route) => name !== "customer missing" || route === "/v1/subscriptions/")
+      .map((route): [string, string, string, number, string[] | undefined] => [
+        route,
+        name,
+        raw,
+        status,
+        points,
+      ]),
   );
 
   it("prices the good object every case below breaks in one way (the control; nothing bought)", async () => {

@@ -1,5 +1,6 @@
 import type * as v from "valibot";
 import { visibleCustomer } from "../../app/customers";
+import { scopeOf } from "../../app/reads";
 import { type Charge, type ChargePosition, listCharges, readStatement } from "../../db/charges";
 import { isClosed, parseMonth } from "../../domain/charges";
 import { badRequest } from "../../domain/errors";
@@ -23,7 +24,8 @@ import { defineRoute } from "../route";
  */
 
 const tag = "Charges";
-const partnerOrOperator = ["operator", "partner"] as const;
+/** A customer-scoped key sees its own customer's lines and statements (`scopeOf`). */
+const readers = ["operator", "partner", "account"] as const;
 
 export const chargeView = (c: Charge): v.InferOutput<typeof ChargeOut> => ({
   id: c.key,
@@ -58,12 +60,6 @@ function position(decoded: string | undefined): ChargePosition | undefined {
   return { createdAt: decoded.slice(0, space), key: decoded.slice(space + 1) };
 }
 
-/** A partner's own id; a partner credential without one sees nothing rather than everything. */
-function ownPartner(partnerId: string | null): string {
-  if (partnerId === null) throw badRequest("only partners and the operator have charges");
-  return partnerId;
-}
-
 export const chargeRoutes = [
   defineRoute({
     method: "GET",
@@ -72,7 +68,7 @@ export const chargeRoutes = [
     description:
       "Oldest first. Partners see their own customers' lines, the operator everyone's; a customer or subscription that is not the caller's answers an empty page. `since` is inclusive, `until` exclusive.",
     tag,
-    auth: partnerOrOperator,
+    auth: readers,
     query: ChargesQuery,
     responses: {
       200: {
@@ -91,7 +87,7 @@ export const chargeRoutes = [
       const rows = await listCharges(
         env,
         {
-          partnerId: principal.role === "operator" ? null : ownPartner(principal.partnerId),
+          scope: scopeOf(principal),
           customerId: query.customer,
           subscriptionId: query.subscription,
           since: query.since,
@@ -111,7 +107,7 @@ export const chargeRoutes = [
     description:
       "The lines on the calendar month's statement (UTC; a term line by when it was written, a usage line by the month it meters), oldest first and paged, with the month's totals per currency. `closed` once the month is over and its usage closed by the cron: its lines can no longer change.",
     tag,
-    auth: partnerOrOperator,
+    auth: readers,
     params: StatementParams,
     query: Pagination,
     responses: { 200: { description: "The statement", schema: StatementOut, example: examples.statement } },

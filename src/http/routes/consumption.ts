@@ -17,7 +17,8 @@ import { ASYNC } from "./subscription-updates";
 /** What subscriptions consume: a CaaS cloud's metered running time, and depletables drained by reports. */
 
 const tag = "Subscriptions";
-const partners = ["partner", "operator"] as const;
+/** Who reads a subscription's usage: a customer-scoped key too, its own (`scopeOf`). */
+const readers = ["partner", "operator", "account"] as const;
 const now = () => new Date();
 
 export const consumptionRoutes = [
@@ -28,7 +29,7 @@ export const consumptionRoutes = [
     description:
       "Each line is a piece of running time within one UTC month, rounded on its own (half up, quantity × seconds × unit price per hour ÷ 3600); `charge` = `billed` (Σ lines) + `accruing` (the running interval up to now, rounded the same way).",
     tag,
-    auth: partners,
+    auth: readers,
     params: IdParams,
     responses: { 200: { description: "Usage", schema: UsageOut, example: examples.usage } },
     async handle({ env, principal, params }) {

@@ -1,6 +1,7 @@
 import type * as v from "valibot";
 import { visibleCustomer } from "../../app/customers";
 import { newIdFor } from "../../app/intents";
+import { scopeOf } from "../../app/reads";
 import { issueCredential } from "../../db/credentials";
 import {
   type Customer,
@@ -32,6 +33,50 @@ import { defineRoute } from "../route";
 
 const tag = "Customers";
 const partnerOrOperator = ["operator", "partner"] as const;
+
+/**
+ * Issuing a credential that stands for one customer: the user token of the quota API (`customer`)
+ * or the customer-scoped key of `/v1` (`account`). They are distinct roles, so a user's token
+ * reads quotas and never buys.
+ */
+function customerCredentialRoute(
+  role: "customer" | "account",
+  path: string,
+  summary: string,
+  description: string,
+  label: string,
+) {
+  return defineRoute({
+    method: "POST",
+    path,
+    summary,
+    description,
+    tag,
+    auth: partnerOrOperator,
+    params: IdParams,
+    body: KeyRequest,
+    bodyExample: { label },
+    responses: {
+      201: {
+        description: "The credential; its `token` is shown only here",
+        schema: IssuedCredentialOut,
+        headers: LOCATION,
+        example: examples.credentialOf(role),
+      },
+    },
+    async handle({ env, request, principal, params, body }) {
+      const c = await visibleCustomer(env, principal, params.id);
+      const token = await issueCredential(env, {
+        id: await newIdFor(request),
+        role,
+        partnerId: c.partnerId,
+        subjectId: c.id,
+        label: body.label ?? null,
+      });
+      return { status: 201, body: token, headers: { Location: `/v1/customers/${c.id}` } };
+    },
+  });
+}
 
 const customerOut = (c: Customer): v.InferOutput<typeof CustomerOut> => ({
   id: c.id,
@@ -99,7 +144,7 @@ export const customerRoutes = [
       },
     },
     async handle({ env, principal, query }) {
-      const scope = principal.role === "operator" ? null : principal.partnerId;
+      const scope = scopeOf(principal).partnerId;
       const window = pageWindow(query);
       const [rows, total] = await Promise.all([
         listCustomers(env, scope, window.after, window.offset, window.limit),
@@ -153,36 +198,20 @@ export const customerRoutes = [
       return tagged(customerOut(updated));
     },
   }),
-  defineRoute({
-    method: "POST",
-    path: "/v1/customers/{id}/tokens",
-    summary: "Issue a user token for a customer",
-    description: "The token is the customer's `X-Auth-Token` for `GET /account/v1.0/quotas`; shown once.",
-    tag,
-    auth: partnerOrOperator,
-    params: IdParams,
-    body: KeyRequest,
-    bodyExample: { label: "quota dashboard" },
-    responses: {
-      201: {
-        description: "The token",
-        schema: IssuedCredentialOut,
-        headers: LOCATION,
-        example: { ...examples.credential, role: "customer" },
-      },
-    },
-    async handle({ env, request, principal, params, body }) {
-      const c = await visibleCustomer(env, principal, params.id);
-      const token = await issueCredential(env, {
-        id: await newIdFor(request),
-        role: "customer",
-        partnerId: c.partnerId,
-        subjectId: c.id,
-        label: body.label ?? null,
-      });
-      return { status: 201, body: token, headers: { Location: `/v1/customers/${c.id}` } };
-    },
-  }),
+  customerCredentialRoute(
+    "customer",
+    "/v1/customers/{id}/tokens",
+    "Issue a user token for a customer",
+    "The token is the customer's `X-Auth-Token` for `GET /account/v1.0/quotas`, and nothing else: it cannot buy or read on `/v1` (a customer-scoped API key does that: `POST /v1/customers/{id}/api-keys`). Shown once.",
+    "quota dashboard",
+  ),
+  customerCredentialRoute(
+    "account",
+    "/v1/customers/{id}/api-keys",
+    "Issue a customer-scoped API key",
+    "A key (role `account`, `acc.…`) that acts as this one customer on `/v1`, as a CloudSigma account does (`X-Api-Key`, Bearer, or the HTTP Basic password): purchases and the calculator are for this customer (`customer` may be omitted; another answers 404); its subscriptions, orders, operations, charges and statements are all it sees (another customer's answer 404, lists and `meta.total_count` leave them out); partner and operator routes, webhooks, the vendor API and the quota API refuse it (403; 401 on the quota API). Its requests count against the partner's rate-limit tier, per key, and its `Idempotency-Key`s are its own. Shown once.",
+    "cloudsigma client",
+  ),
   defineRoute({
     method: "PUT",
     path: "/v1/customers/{id}/quotas",

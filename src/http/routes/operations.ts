@@ -1,6 +1,6 @@
 import * as v from "valibot";
+import { partnerScopeOf, scopeOf } from "../../app/reads";
 import { countOperations, listOperations } from "../../db/operations";
-import { badRequest } from "../../domain/errors";
 import { OperationOut, OperationPageOut, OperationsQuery, OpRef } from "../../schemas/operations";
 import { ConsumptionOut, PurchaseOut, SubscriptionOut } from "../../schemas/subscriptions";
 import * as examples from "../examples";
@@ -21,7 +21,7 @@ export const operationRoutes = [
     description:
       "While `queued` or `running`: 202 with the operation and `Retry-After`. Once `succeeded`: the final code (201 for a purchase, 200 otherwise) with what the request would have answered and its `Location`. Once `failed`: the problem the work failed with, with its code (409, 413 or 409 `quota-exceeded`, 424, or 500 once given up). Kept at least 30 days.",
     tag,
-    auth: ["partner", "operator"],
+    auth: ["partner", "operator", "account"],
     params: v.object({ opRef: OpRef }),
     responses: {
       202: {
@@ -56,8 +56,7 @@ export const operationRoutes = [
       over_limit: "Failed: over quota; nothing was bought or changed",
       failed_dependency: "Failed: a vendor could not provision",
     },
-    handle: ({ env, principal, params }) =>
-      operationStatus(env, params.opRef, principal.role === "operator" ? null : principal.partnerId),
+    handle: ({ env, principal, params }) => operationStatus(env, params.opRef, scopeOf(principal)),
   }),
   defineRoute({
     method: "GET",
@@ -65,7 +64,7 @@ export const operationRoutes = [
     summary: "List the partner's operations",
     description: "Oldest first, optionally of one status.",
     tag,
-    auth: ["partner"],
+    auth: ["partner", "account"],
     query: OperationsQuery,
     responses: {
       200: {
@@ -75,11 +74,11 @@ export const operationRoutes = [
       },
     },
     async handle({ env, principal, query }) {
-      if (!principal.partnerId) throw badRequest("only partners have operations");
+      const filter = { scope: partnerScopeOf(principal), customer: query.customer, status: query.status };
       const window = pageWindow(query);
       const [rows, total] = await Promise.all([
-        listOperations(env, { partnerId: principal.partnerId, status: query.status, ...window }),
-        countOperations(env, principal.partnerId, query.status),
+        listOperations(env, { ...filter, ...window }),
+        countOperations(env, filter),
       ]);
       return { status: 200, body: toPage(rows, window, (o) => o.opRef, operationView, total) };
     },

@@ -185,7 +185,7 @@ export const operatorRoutes = [
         description: "The token",
         schema: IssuedCredentialOut,
         headers: LOCATION,
-        example: { ...examples.credential, role: "service" },
+        example: examples.credentialOf("service"),
       },
     },
     async handle({ env, request, params, body }) {

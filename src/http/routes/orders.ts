@@ -1,8 +1,8 @@
+import { partnerScopeOf, scopeOf } from "../../app/reads";
 import { countOrders, findOrder, listOrders } from "../../db/orders";
-import { badRequest, notFound } from "../../domain/errors";
+import { notFound } from "../../domain/errors";
 import { IdParams } from "../../schemas/common";
-import { Pagination } from "../../schemas/pagination";
-import { OrderOut, OrderPageOut } from "../../schemas/subscriptions";
+import { OrderOut, OrderPageOut, OrdersQuery } from "../../schemas/subscriptions";
 import { tagged } from "../conditional";
 import * as examples from "../examples";
 import { pageWindow, toPage } from "../pagination";
@@ -21,8 +21,8 @@ export const orderRoutes = [
     summary: "List the partner's orders",
     description: "Oldest first: one per customer a purchase bought for, and one per extension or renewal.",
     tag,
-    auth: ["partner"],
-    query: Pagination,
+    auth: ["partner", "account"],
+    query: OrdersQuery,
     responses: {
       200: {
         description: "A page",
@@ -31,11 +31,11 @@ export const orderRoutes = [
       },
     },
     async handle({ env, principal, query }) {
-      if (!principal.partnerId) throw badRequest("only partners have orders");
+      const filter = { scope: partnerScopeOf(principal), customer: query.customer };
       const window = pageWindow(query);
       const [rows, total] = await Promise.all([
-        listOrders(env, principal.partnerId, window.after, window.offset, window.limit),
-        countOrders(env, principal.partnerId),
+        listOrders(env, { ...filter, ...window }),
+        countOrders(env, filter),
       ]);
       return { status: 200, body: toPage(rows, window, (o) => o.id, orderView, total) };
     },
@@ -46,17 +46,13 @@ export const orderRoutes = [
     summary: "Read an order",
     description: "Its lines, each naming the charge line it writes once the order completes.",
     tag,
-    auth: ["partner", "operator"],
+    auth: ["partner", "operator", "account"],
     params: IdParams,
     responses: {
       200: { description: "The order", schema: OrderOut, headers: ETAG, example: examples.order },
     },
     async handle({ env, principal, params }) {
-      const order = await findOrder(
-        env,
-        params.id,
-        principal.role === "operator" ? null : principal.partnerId,
-      );
+      const order = await findOrder(env, params.id, scopeOf(principal));
       if (!order) throw notFound(`order ${params.id} does not exist`);
       return tagged(orderView(order));
     },

@@ -32,7 +32,7 @@ function schemaRoute(
     summary,
     description: `Its fields (type, nullable, readonly, help_text, default), the methods \`${list}/\` and its items allow, its filters and page sizes, as CloudSigma's dialect describes a resource; derived from the schemas this document is made of.`,
     tag,
-    auth: ["partner", "operator"],
+    auth: ["partner", "operator", "account"],
     responses: { 200: { description: "The description", schema: ResourceSchemaOut } },
     handle: () => ({
       status: 200,

@@ -16,7 +16,8 @@ import { defineRoute } from "../route";
  */
 
 const tag = "Subscriptions";
-const partners = ["partner", "operator"] as const;
+/** A customer-scoped key changes its own customer's subscriptions too (`scopeOf`). */
+const partners = ["partner", "operator", "account"] as const;
 const now = () => new Date();
 
 export const ASYNC =
@@ -51,6 +52,7 @@ async function update(env: Env, request: Request, record: SubscriptionRecord, ch
   return respond(env, request, {
     kind: "update",
     partnerId: record.partnerId,
+    customerId: record.customerId,
     at: now().toISOString(),
     subscription: record.id,
     ...(change.amount !== undefined ? { amount: change.amount } : {}),

@@ -1,11 +1,12 @@
 import type * as v from "valibot";
+import { actingPartner, requireCustomers, withCustomers } from "../../app/acting";
 import { productIdsNamed } from "../../app/catalog";
 import { extensionTerm } from "../../app/extend";
 import { storedObject } from "../../app/operations";
-import { listPage, readSubscription, scopeOf, visibleRecord } from "../../app/reads";
+import { listPage, partnerScopeOf, readSubscription, scopeOf, visibleRecord } from "../../app/reads";
 import { assignIds, plan } from "../../app/subscriptions";
 import type { Principal } from "../../db/credentials";
-import { badRequest, refused } from "../../domain/errors";
+import { refused } from "../../domain/errors";
 import { uuidv7 } from "../../domain/ids";
 import { MAX_OBJECTS } from "../../domain/purchase";
 import { money, runRefusal } from "../../domain/subscriptions";
@@ -35,14 +36,9 @@ import { ASYNC, expectedVersion, IF_MATCH, SUBSCRIPTION_LOCATION } from "./subsc
  */
 
 const tag = "Subscriptions";
-const partners = ["partner", "operator"] as const;
+/** A customer-scoped key reaches these too, within its customer (`scopeOf`). */
+const partners = ["partner", "operator", "account"] as const;
 const now = () => new Date();
-
-/** Operators act for a partner they name; partners act for themselves. */
-function actingPartner(principal: Principal): string {
-  if (!principal.partnerId) throw badRequest("operators buy through a partner's API key");
-  return principal.partnerId;
-}
 
 async function listQuery(
   env: Env,
@@ -51,7 +47,8 @@ async function listQuery(
   window: PageWindow,
 ) {
   return {
-    partnerId: actingPartner(principal),
+    scope: partnerScopeOf(principal),
+    customer: query.customer,
     status: query.status,
     // Aliases name their product (`hdd` is `dssd`).
     products: await productIdsNamed(env, query.resource ?? []),
@@ -115,14 +112,16 @@ export const subscriptionRoutes = [
     },
     errors: {
       bad_request:
-        "Invalid objects (`errors` names each field), or an operator buying without a partner's key",
-      not_found: "A customer that is not the partner's",
+        "Invalid objects (`errors` names each field: with a partner's key, `customer` is required and must be the partner's), or an operator buying without a partner's key",
+      not_found: "With a customer-scoped key: another customer (omit `customer` to buy for its own)",
       over_limit: "Over quota: names the resource, limit and usage; nothing bought",
     },
     async handle({ env, request, principal, body }) {
       const at = now();
       const partnerId = actingPartner(principal);
-      const planned = await plan(env, partnerId, body.objects, at);
+      const objects = requireCustomers(withCustomers(principal, body.objects));
+      const planned = await plan(env, partnerId, objects, at);
+      const customers = new Set(objects.map((o) => o.customer));
       // A syndicated product is provisioned by its vendor: the purchase always runs as an operation.
       const syndicated = planned.subscriptions.some((p) => p.product.delivery === "syndicated");
       const answer = await respond(
@@ -131,8 +130,9 @@ export const subscriptionRoutes = [
         {
           kind: "purchase",
           partnerId,
+          ...(customers.size === 1 ? { customerId: objects[0]?.customer } : {}),
           at: at.toISOString(),
-          objects: body.objects.map(storedObject),
+          objects: objects.map(storedObject),
           ids: assignIds(planned.subscriptions),
         },
         { mustWait: syndicated, planned: planned.subscriptions },
@@ -145,7 +145,7 @@ export const subscriptionRoutes = [
     path: "/v1/subscriptioncalculator",
     summary: "Price subscriptions without buying them",
     description:
-      "Same input and validation as buying, quota included; nothing is bought or reserved. Answers what would be bought, priced, without ids.",
+      "Same input and validation as buying; nothing is bought or reserved. Answers what would be bought, each object with its `price`, without ids. `customer` may be omitted: a customer-scoped key prices for its customer, a partner's key for no customer (`customer: null`), as nothing priced depends on one.",
     tag,
     auth: partners,
     body: PurchaseRequest,
@@ -153,12 +153,17 @@ export const subscriptionRoutes = [
     responses: { 200: { description: "Priced", schema: QuoteOut, example: examples.quote } },
     errors: {
       bad_request:
-        "Invalid objects (`errors` names each field), or an operator pricing without a partner's key",
-      not_found: "A customer that is not the partner's",
+        "Invalid objects (`errors` names each field, an unknown customer included), or an operator pricing without a partner's key",
+      not_found: "With a customer-scoped key: another customer",
       over_limit: "Over quota: names the resource, limit and usage",
     },
     async handle({ env, principal, body }) {
-      const planned = await plan(env, actingPartner(principal), body.objects, now());
+      const planned = await plan(
+        env,
+        actingPartner(principal),
+        withCustomers(principal, body.objects),
+        now(),
+      );
       return {
         status: 200,
         body: {
@@ -243,6 +248,7 @@ export const subscriptionRoutes = [
       const answer = await respond(env, request, {
         kind: "cancel",
         partnerId: record.partnerId,
+        customerId: record.customerId,
         at: now().toISOString(),
         subscription: record.id,
         ...(await expectedVersion(env, request, record)),
@@ -278,7 +284,12 @@ export const subscriptionRoutes = [
     async handle({ env, request, principal, params, query, body }) {
       const record = await visibleRecord(env, scopeOf(principal), params.id);
       const at = now();
-      const common = { partnerId: record.partnerId, at: at.toISOString(), subscription: record.id };
+      const common = {
+        partnerId: record.partnerId,
+        customerId: record.customerId,
+        at: at.toISOString(),
+        subscription: record.id,
+      };
       switch (query.do) {
         case "extend":
           extensionTerm(record, body, at);

@@ -129,7 +129,7 @@ export const syndicationRoutes = [
         description: "The token",
         schema: IssuedCredentialOut,
         headers: LOCATION,
-        example: { ...examples.credential, role: "vendor" },
+        example: examples.credentialOf("vendor"),
       },
     },
     async handle({ env, request, params, body }) {

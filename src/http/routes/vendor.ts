@@ -7,6 +7,7 @@ import { findOrder } from "../../db/orders";
 import { listProducts } from "../../db/products";
 import { customerHasProducts } from "../../db/subscriptions";
 import { badRequest, notFound } from "../../domain/errors";
+import { EVERYTHING } from "../../domain/scope";
 import { money, type SubscriptionRecord, statusOf } from "../../domain/subscriptions";
 import { subscriptionObject } from "../../objects/subscription-object";
 import { IdParams } from "../../schemas/common";
@@ -160,7 +161,7 @@ export const vendorRoutes = [
     },
     errors: { not_found: "No line of it is one of the vendor's products" },
     async handle({ env, principal, params }) {
-      const order = await findOrder(env, params.id, null);
+      const order = await findOrder(env, params.id, EVERYTHING);
       const own = await ownProducts(env, principal);
       const lines = order?.lines.filter((l) => own.has(l.product)) ?? [];
       const first = lines[0];
