@@ -1048,6 +1048,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/identity/v2.0/tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Authenticate a token and read the service catalog (Astakos identity v2.0)
+         * @description The client's first call. `{"auth": {"token": {"id": "<token>"}}}`, or an empty body with `X-Auth-Token`, answers the token's access document: `token`, `user` (the service or customer it stands for) and `serviceCatalog`. An empty body without a token answers the catalog alone. `astakos_account`'s `publicURL` is this deployment's `/account/v1.0`.
+         */
+        post: operations["postIdentityV20Tokens"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -6219,6 +6239,145 @@ export interface operations {
                 };
             };
             400: components["responses"]["FaultBadRequest"];
+            401: components["responses"]["FaultUnauthorized"];
+            415: components["responses"]["FaultBadMediaType"];
+            429: components["responses"]["FaultTooManyRequests"];
+            "5XX": components["responses"]["FaultServerError"];
+        };
+    };
+    postIdentityV20Tokens: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "auth": {
+                 *         "token": {
+                 *           "id": "stx_svc_…"
+                 *         }
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    auth?: {
+                        token?: {
+                            id: string;
+                        };
+                        passwordCredentials?: {
+                            username?: string;
+                            password: string;
+                        };
+                        tenantName?: string | null;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description The access document */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "access": {
+                     *         "token": {
+                     *           "id": "stx_svc_…",
+                     *           "expires": null,
+                     *           "tenant": {
+                     *             "id": "0190a4c1-8b5e-7f00-8000-000000000001",
+                     *             "name": "cyclades"
+                     *           }
+                     *         },
+                     *         "user": {
+                     *           "id": "0190a4c1-8b5e-7f00-8000-000000000001",
+                     *           "name": "cyclades",
+                     *           "roles": [
+                     *             {
+                     *               "id": "service",
+                     *               "name": "service"
+                     *             }
+                     *           ],
+                     *           "roles_links": []
+                     *         },
+                     *         "serviceCatalog": [
+                     *           {
+                     *             "name": "astakos_account",
+                     *             "type": "account",
+                     *             "endpoints": [
+                     *               {
+                     *                 "versionId": "v1.0",
+                     *                 "publicURL": "https://stratus.example.com/account/v1.0",
+                     *                 "SNF:uiURL": "https://stratus.example.com/docs",
+                     *                 "region": "default"
+                     *               }
+                     *             ],
+                     *             "endpoints_links": []
+                     *           },
+                     *           {
+                     *             "name": "astakos_identity",
+                     *             "type": "identity",
+                     *             "endpoints": [
+                     *               {
+                     *                 "versionId": "v2.0",
+                     *                 "publicURL": "https://stratus.example.com/identity/v2.0",
+                     *                 "SNF:uiURL": "https://stratus.example.com/docs",
+                     *                 "region": "default"
+                     *               }
+                     *             ],
+                     *             "endpoints_links": []
+                     *           }
+                     *         ]
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        access: {
+                            token?: {
+                                id: string;
+                                /** @description Tokens do not expire (they are revoked): null. */
+                                expires: string | null;
+                                tenant: {
+                                    id: string;
+                                    name: string;
+                                };
+                            };
+                            user?: {
+                                id: string;
+                                name: string;
+                                roles: {
+                                    id: string;
+                                    name: string;
+                                }[];
+                                roles_links: unknown[];
+                            };
+                            serviceCatalog: {
+                                name: string;
+                                type: string;
+                                endpoints: {
+                                    versionId: string;
+                                    /** Format: uri */
+                                    publicURL: string;
+                                    /** Format: uri */
+                                    "SNF:uiURL": string;
+                                    region: string;
+                                }[];
+                                endpoints_links: unknown[];
+                            }[];
+                        };
+                    };
+                };
+            };
+            /** @description No token in `auth`, or a `tenantName` that is not the token's holder (`badRequest`) */
+            400: components["responses"]["FaultBadRequest"];
+            /** @description An unknown or revoked token, or one that is not a service or user token (`unauthorized`) */
             401: components["responses"]["FaultUnauthorized"];
             415: components["responses"]["FaultBadMediaType"];
             429: components["responses"]["FaultTooManyRequests"];

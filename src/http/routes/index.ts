@@ -5,6 +5,7 @@ import { defineRoute, type RouteSpec } from "../route";
 import { chargeRoutes } from "./charges";
 import { consumptionRoutes } from "./consumption";
 import { customerRoutes } from "./customers";
+import { identityRoutes } from "./identity";
 import { operationRoutes } from "./operations";
 import { operatorRoutes } from "./operator";
 import { orderRoutes } from "./orders";
@@ -91,4 +92,5 @@ export const routes: readonly RouteSpec[] = [
   ...syndicationRoutes,
   ...vendorRoutes,
   ...quotaRoutes,
+  ...identityRoutes,
 ];
