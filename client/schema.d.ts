@@ -953,7 +953,7 @@ export interface paths {
         };
         /**
          * Quotas of the calling service's resources, by holder
-         * @description Holders are the customers of the service's partner. `?user=<uuid>` narrows to one.
+         * @description Holders are the customers of the service's partner. `?user=<uuid>` narrows to one, `?user=a,b` to several (at most 100); a user that is not the partner's is left out.
          */
         get: operations["getAccountV10ServiceQuotas"];
         put?: never;
@@ -5977,6 +5977,7 @@ export interface operations {
     getAccountV10ServiceQuotas: {
         parameters: {
             query?: {
+                /** @description One user id, or several comma-separated (at most 100). */
                 user?: string;
             };
             header?: never;

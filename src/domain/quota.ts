@@ -67,6 +67,9 @@ export interface Provision extends ProvisionKey {
   quantity: number;
 }
 
+/** Holders one `?user=a,b` (or `?project=a,b`) of the quota API may list: each costs a ledger read. */
+export const MAX_LISTED_HOLDERS = 100;
+
 /** Provisions one commission may list (before those of one holding are merged). */
 export const MAX_PROVISIONS = 1000;
 

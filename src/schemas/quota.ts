@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { MAX_RESOLVE_SERIALS } from "../domain/commissions";
-import { MAX_PROVISIONS } from "../domain/quota";
+import { MAX_LISTED_HOLDERS, MAX_PROVISIONS } from "../domain/quota";
 
 /** Request, response and error (cloudFault) schemas of the quota API (Astakos dialect). */
 
@@ -60,9 +60,18 @@ export const ResolveMany = v.object({
   reject: v.optional(Serials, []),
 });
 
-export const ServiceQuotasQuery = v.object({
-  user: v.optional(v.pipe(v.string(), v.uuid("must be a UUID"))),
-});
+/** `a,b,…` as astakosclient joins a list: UUIDs, at most `MAX_LISTED_HOLDERS`, a repeat counted once. */
+const UuidList = (what: string) =>
+  v.pipe(
+    v.string(),
+    v.description(`One ${what} id, or several comma-separated (at most ${MAX_LISTED_HOLDERS}).`),
+    v.transform((s) => s.split(",")),
+    v.maxLength(MAX_LISTED_HOLDERS, `at most ${MAX_LISTED_HOLDERS} values`),
+    v.array(v.pipe(v.string(), v.uuid("must be a UUID"))),
+    v.transform((ids) => [...new Set(ids)]),
+  );
+
+export const ServiceQuotasQuery = v.object({ user: v.optional(UuidList("user")) });
 
 const Count = v.pipe(v.number(), v.integer());
 const Usage = v.object({ usage: Count, limit: Count, pending: Count });

@@ -99,7 +99,8 @@ export const quotaRoutes = [
     method: "GET",
     path: `${base}/service_quotas`,
     summary: "Quotas of the calling service's resources, by holder",
-    description: "Holders are the customers of the service's partner. `?user=<uuid>` narrows to one.",
+    description:
+      "Holders are the customers of the service's partner. `?user=<uuid>` narrows to one, `?user=a,b` to several (at most 100); a user that is not the partner's is left out.",
     tag,
     auth: ["service"],
     query: ServiceQuotasQuery,
@@ -111,7 +112,7 @@ export const quotaRoutes = [
       const [mine, holders] = await Promise.all([
         resourceNamesOfService(env, service.name),
         query.user
-          ? ownCustomers(env, service.partnerId, [query.user]).then((s) => [...s])
+          ? ownCustomers(env, service.partnerId, query.user).then((s) => [...s])
           : allPartnerCustomerIds(env, service.partnerId),
       ]);
       const entries = await Promise.all(
