@@ -13,8 +13,18 @@ const Quantity = v.pipe(
 const Key = v.pipe(v.string("must be a string"), v.minLength(1, "must not be empty"), v.maxLength(256));
 
 export const Provision = v.object({
-  holder: Key,
-  source: Key,
+  holder: v.pipe(
+    Key,
+    v.description(
+      "A user's UUID (the spec's dialect), `user:<uuid>` or `project:<uuid>` (the project dialect).",
+    ),
+  ),
+  source: v.pipe(
+    v.nullable(Key),
+    v.description(
+      "`system` (the holder's base project), `project:<uuid>` for a member's holding, null for a project's own.",
+    ),
+  ),
   resource: Key,
   quantity: Quantity,
 });
@@ -71,12 +81,28 @@ const UuidList = (what: string) =>
     v.transform((ids) => [...new Set(ids)]),
   );
 
-export const ServiceQuotasQuery = v.object({ user: v.optional(UuidList("user")) });
+export const ServiceQuotasQuery = v.object({
+  user: v.optional(UuidList("user")),
+  project: v.optional(UuidList("project")),
+});
+export const ServiceProjectQuotasQuery = v.object({ project: v.optional(UuidList("project")) });
 
 const Count = v.pipe(v.number(), v.integer());
-const Usage = v.object({ usage: Count, limit: Count, pending: Count });
+const ProjectUsage = {
+  project_limit: v.optional(Count),
+  project_usage: v.optional(Count),
+  project_pending: v.optional(Count),
+};
+const Usage = v.pipe(
+  v.object({ usage: Count, limit: Count, pending: Count, ...ProjectUsage }),
+  v.description("Under a project's id (not under `system`), also that project's own numbers: `project_*`."),
+);
 export const QuotasOut = v.record(v.string(), v.record(v.string(), Usage));
 export const ServiceQuotasOut = v.record(v.string(), QuotasOut);
+export const ServiceProjectQuotasOut = v.record(
+  v.string(),
+  v.record(v.string(), v.object({ project_limit: Count, project_usage: Count, project_pending: Count })),
+);
 export const ResourcesOut = v.record(
   v.string(),
   v.object({

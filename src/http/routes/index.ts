@@ -10,6 +10,7 @@ import { operationRoutes } from "./operations";
 import { operatorRoutes } from "./operator";
 import { orderRoutes } from "./orders";
 import { productRoutes } from "./products";
+import { projectRoutes } from "./projects";
 import { quotaRoutes } from "./quota";
 import { resourceSchemaRoutes } from "./resource-schemas";
 import { subscriptionUpdateRoutes } from "./subscription-updates";
@@ -81,6 +82,7 @@ export const routes: readonly RouteSpec[] = [
   ...operatorRoutes,
   ...productRoutes,
   ...customerRoutes,
+  ...projectRoutes,
   // Before `/v1/subscriptions/{id}`, which `schema` would match.
   ...resourceSchemaRoutes(() => routes),
   ...subscriptionRoutes,
