@@ -133,7 +133,7 @@ export async function issueCommission(
   const routed = routeProvisions(wire, known.isBase);
   if (!routed.ok) throw badRequest(routed.message);
   // Both dialects may name one holding in one commission: it is held once, for their sum.
-  const provisions = mergeProvisions(routed.provisions);
+  const provisions = routed.renamed ? mergeProvisions(routed.provisions) : routed.provisions;
   if (!provisions) throw tooLarge();
 
   const home = homeOf(

@@ -17,6 +17,11 @@ describe("service_get_quotas(user=[a, b])", () => {
     expect(Object.keys(r).sort()).toEqual([a, b].sort());
     expect(r[a].system[t.resources[0]!]).toMatchObject({ usage: 0, limit: 4, pending: 0 });
     expect(r[c]).toBeUndefined();
+    // Its newer versions build the query with urlencode, which escapes the comma.
+    const encoded = await expectOk(
+      call("GET", `${base}/service_quotas?user=${a}%2C${b}`, { token: t.serviceToken }),
+    );
+    expect(encoded).toEqual(r);
     // A repeat counts once; another partner's user is left out, as one alone is.
     const other = await tenant({ customers: 1 });
     const mixed = await expectOk(
