@@ -85,8 +85,13 @@ async function secretMatches(credential: Credential, secret: string): Promise<bo
   return true;
 }
 
-/** The credential `token` presents, or null if it is missing, unknown or wrong. */
-async function authenticatedCredential(env: Env, token: string | null): Promise<Credential | null> {
+/** The credential the request's header presents, or null if it is missing, unknown or wrong. */
+async function authenticatedCredential(
+  request: Request,
+  env: Env,
+  family: Family,
+): Promise<Credential | null> {
+  const token = presentedToken(request, family);
   if (!token) return null;
   const parsed = parseToken(token);
   if (!parsed) return null;
@@ -108,15 +113,10 @@ const principalOf = (credential: Credential): Principal => ({
  * (429), authenticates (401, counted against the address), then counts the request against its
  * credential's rate limit (429). Rate limits live here and nowhere else (rate-limit.ts).
  */
-export function admit(request: Request, env: Env, family: Family): Promise<Principal> {
-  return admitToken(request, env, presentedToken(request, family));
-}
-
-/** `admit` for a token the request carries elsewhere than its family's header (a body). */
-export async function admitToken(request: Request, env: Env, token: string | null): Promise<Principal> {
+export async function admit(request: Request, env: Env, family: Family): Promise<Principal> {
   const address = clientAddress(request);
   refuseBlockedAddress(address);
-  const credential = await authenticatedCredential(env, token);
+  const credential = await authenticatedCredential(request, env, family);
   if (!credential) {
     await countFailedAuthentication(env, address);
     throw new AppError("unauthorized", "missing or invalid credentials");

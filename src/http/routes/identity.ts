@@ -4,7 +4,7 @@ import { findCustomer } from "../../db/customers";
 import { findService } from "../../db/partners";
 import { AppError, badRequest } from "../../domain/errors";
 import { AccessOut, Authenticate } from "../../schemas/identity";
-import { admitToken } from "../auth";
+import { admit } from "../auth";
 import { defineRoute } from "../route";
 
 /**
@@ -44,6 +44,13 @@ async function holderName(env: Env, principal: Principal): Promise<string> {
           : undefined;
   if (!holder) throw new AppError("unauthorized", "Invalid token");
   return holder.name;
+}
+
+/** `admit` reads a quota token from `X-Auth-Token`: one sent in the body is presented there. */
+function presenting(request: Request, token: string): Request {
+  const headers = new Headers(request.headers);
+  headers.set("x-auth-token", token);
+  return new Request(request.url, { headers });
 }
 
 export const identityRoutes = [
@@ -93,7 +100,7 @@ export const identityRoutes = [
         : request.headers.get("x-auth-token");
       if (auth && !token) throw badRequest("Malformed request: missing credentials");
       if (!token) return { status: 200, body: { access: { serviceCatalog: catalog } } };
-      const principal = await admitToken(request, env, token);
+      const principal = await admit(presenting(request, token), env, "quota");
       const name = await holderName(env, principal);
       const id = principal.subjectId ?? "";
       const username = auth?.passwordCredentials?.username;
