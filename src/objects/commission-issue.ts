@@ -42,10 +42,11 @@ export interface IssueInput {
 
 function failureError(provision: WireProvision, failure: HoldFailure): AppError {
   if (failure.name === "NoHoldingError") return noHolding(provision);
+  const holding = `${provision.resource} of ${provision.holder} (${provision.source ?? "its own"})`;
   const message =
     failure.name === "NoCapacityError"
-      ? `${provision.resource} of ${provision.holder} (${provision.source}): usage ${failure.usage} + ${provision.quantity} exceeds limit ${failure.limit}`
-      : `${provision.resource} of ${provision.holder} (${provision.source}): releasing ${-provision.quantity} would bring usage below zero`;
+      ? `${holding}: usage ${failure.usage} + ${provision.quantity} exceeds limit ${failure.limit}`
+      : `${holding}: releasing ${-provision.quantity} would bring usage below zero`;
   return new AppError("over_limit", message, {
     data: { provision, name: failure.name, limit: failure.limit, usage: failure.usage },
   });

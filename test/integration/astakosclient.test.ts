@@ -193,6 +193,7 @@ describe("projects", () => {
     expect((await issue(t, mkProvisions(b, p, vm, 2), { auto_accept: true })).status).toBe(201);
     const third = await issue(t, mkProvisions(c, p, vm, 2));
     expect(third.status).toBe(413);
+    expect(third.body.overLimit.message).toBe(`${vm} of project:${p} (its own): usage 4 + 2 exceeds limit 5`);
     expect(third.body.overLimit.data).toEqual({
       provision: { holder: `project:${p}`, source: null, resource: vm, quantity: 2 },
       name: "NoCapacityError",
