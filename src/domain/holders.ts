@@ -51,6 +51,13 @@ export function projectOfSource(user: string, source: string): string | null {
   return source.startsWith(PROJECT) ? source.slice(PROJECT.length) : null;
 }
 
+/** A provision naming a user by its bare id and a source that is no project: held as named. */
+const inSpecDialect = (p: WireProvision): p is Provision =>
+  p.source !== null &&
+  !p.source.startsWith(PROJECT) &&
+  !p.holder.startsWith(USER) &&
+  !p.holder.startsWith(PROJECT);
+
 const sameHolding = (a: Provision, b: Provision) =>
   a.holder === b.holder && a.source === b.source && a.resource === b.resource;
 
@@ -75,6 +82,8 @@ export function routeProvisions(
   wire: readonly WireProvision[],
   isBase: (projectId: string) => boolean,
 ): Routed {
+  // The spec's dialect, the common case, is held as it is named.
+  if (wire.every(inSpecDialect)) return { ok: true, provisions: [...wire], from: [...wire], renamed: false };
   const provisions: Provision[] = [];
   const from: WireProvision[] = [];
   const baseOwn: WireProvision[] = [];
