@@ -2,6 +2,6 @@ import { defineConfig } from "drizzle-kit";
 
 export default defineConfig({
   dialect: "sqlite",
-  schema: ["./src/db/schema.ts", "./src/db/schema-webhooks.ts"],
+  schema: ["./src/db/schema.ts", "./src/db/schema-webhooks.ts", "./src/db/schema-projects.ts"],
   out: "./migrations",
 });

@@ -384,6 +384,126 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/projects": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create a project
+         * @description A quota holder with members: its own limits cap what all its members hold of it together. Partners create their own; operators name the `partner`. Every customer also has a base project, its id the customer's, which is not created.
+         */
+        post: operations["postV1Projects"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read a project and its members
+         * @description A customer's id reads its base project. Another partner's project does not exist for the caller (404).
+         */
+        get: operations["getV1ProjectsId"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{id}/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add a member to a project
+         * @description A customer of the project's partner. It holds nothing of the project until its member limit is set (`PUT /v1/projects/{id}/members/{customer}/quotas`). Adding a member again changes nothing.
+         */
+        post: operations["postV1ProjectsIdMembers"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{id}/members/{customer}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove a member from a project
+         * @description Its holdings of the project get limit 0 and keep their usage: what it holds is still released as usual, nothing more can be issued.
+         */
+        delete: operations["deleteV1ProjectsIdMembersCustomer"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{id}/quotas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set a project's own limit for a resource
+         * @description The cap over what all members together hold of the project (Astakos's project holding, source null). On a base project it is its customer's `system` limit.
+         */
+        put: operations["putV1ProjectsIdQuotas"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{id}/members/{customer}/quotas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set what one member may hold of a project
+         * @description The member's holding of the project (holder `user:<customer>`, source `project:<id>`). On a base project it is the customer's `system` holding.
+         */
+        put: operations["putV1ProjectsIdMembersCustomerQuotas"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/subscriptions/schema": {
         parameters: {
             query?: never;
@@ -953,7 +1073,7 @@ export interface paths {
         };
         /**
          * The calling user's quotas, by source and resource
-         * @description With a user token (`X-Auth-Token`): the customer's holdings, as Astakos nests them.
+         * @description With a user token (`X-Auth-Token`): the customer's holdings, as Astakos nests them, in both dialects: its base project under `system` (the spec's) and under its id (the customer's, with `project_*`), each other project of which it is a member under the project's id (with that project's own numbers in `project_*`).
          */
         get: operations["getAccountV10Quotas"];
         put?: never;
@@ -973,9 +1093,29 @@ export interface paths {
         };
         /**
          * Quotas of the calling service's resources, by holder
-         * @description Holders are the customers of the service's partner. `?user=<uuid>` narrows to one.
+         * @description Holders are the customers of the service's partner, each answered as `GET /quotas` answers it. `?user=<uuid>` narrows to one, `?user=a,b` to several (at most 100); a user that is not the partner's is left out. `?project=a,b` keeps those projects' entries (a base project's under `system` and its id).
          */
         get: operations["getAccountV10ServiceQuotas"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/account/v1.0/service_project_quotas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Projects' own quotas of the calling service's resources, by project
+         * @description Each project of the service's partner (its own, and each customer's base project, whose id is the customer's) with its own holdings: `project_limit`, `project_usage`, `project_pending`. `?project=a,b` narrows to those (at most 100); a project that is not the partner's is left out.
+         */
+        get: operations["getAccountV10ServiceProjectQuotas"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1062,6 +1202,26 @@ export interface paths {
          * @description Always 200: each serial is accepted, rejected or failed; `failed` pairs each failed serial with its cloudFault.
          */
         post: operations["postAccountV10CommissionsAction"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/identity/v2.0/tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Authenticate a token and read the service catalog (Astakos identity v2.0)
+         * @description The client's first call. `{"auth": {"token": {"id": "<token>"}}}`, or an empty body with `X-Auth-Token`, answers the token's access document: `token`, `user` (the service or customer it stands for) and `serviceCatalog`. An empty body without a token answers the catalog alone. `astakos_account`'s `publicURL` is this deployment's `/account/v1.0`.
+         */
+        post: operations["postIdentityV20Tokens"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1522,8 +1682,10 @@ export interface components {
             endpoint?: string;
         };
         Provision: {
+            /** @description A user's UUID (the spec's dialect), `user:<uuid>` or `project:<uuid>` (the project dialect). */
             holder: string;
-            source: string;
+            /** @description `system` (the holder's base project), `project:<uuid>` for a member's holding, null for a project's own. */
+            source: string | null;
             resource: string;
             quantity: number;
         };
@@ -1587,6 +1749,9 @@ export interface components {
                     usage: number;
                     limit: number;
                     pending: number;
+                    project_limit?: number;
+                    project_usage?: number;
+                    project_pending?: number;
                 };
             };
         };
@@ -3447,6 +3612,393 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             /** @description No such customer, or the resource is not registered */
+            404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["ContentTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    postV1Projects: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "research"
+                 *     }
+                 */
+                "application/json": {
+                    name: string;
+                    /**
+                     * Format: uuid
+                     * @description Required of an operator; a partner's own otherwise.
+                     */
+                    partner?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description Where what was created or changed can be read. */
+                    Location: string;
+                    /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a4f0-0000-7000-8000-0000000000f1",
+                     *       "partner": "0193a4f0-0000-7000-8000-0000000000a1",
+                     *       "name": "research",
+                     *       "base": false,
+                     *       "members": [],
+                     *       "created_at": "2026-01-05T12:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": {
+                        /** Format: uuid */
+                        id: string;
+                        /** Format: uuid */
+                        partner: string;
+                        name: string;
+                        /** @description A customer's base project: its id is the customer's, its only member is that customer. */
+                        base: boolean;
+                        members: string[];
+                        /** Format: date-time */
+                        created_at: string;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description An operator named a partner that does not exist */
+            404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["ContentTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    getV1ProjectsId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The project */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a4f0-0000-7000-8000-0000000000f1",
+                     *       "partner": "0193a4f0-0000-7000-8000-0000000000a1",
+                     *       "name": "research",
+                     *       "base": false,
+                     *       "members": [
+                     *         "0193a4f0-0000-7000-8000-000000000101"
+                     *       ],
+                     *       "created_at": "2026-01-05T12:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": {
+                        /** Format: uuid */
+                        id: string;
+                        /** Format: uuid */
+                        partner: string;
+                        name: string;
+                        /** @description A customer's base project: its id is the customer's, its only member is that customer. */
+                        base: boolean;
+                        members: string[];
+                        /** Format: date-time */
+                        created_at: string;
+                    };
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    postV1ProjectsIdMembers: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "customer": "0193a4f0-0000-7000-8000-000000000101"
+                 *     }
+                 */
+                "application/json": {
+                    /** Format: uuid */
+                    customer: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The project */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a4f0-0000-7000-8000-0000000000f1",
+                     *       "partner": "0193a4f0-0000-7000-8000-0000000000a1",
+                     *       "name": "research",
+                     *       "base": false,
+                     *       "members": [
+                     *         "0193a4f0-0000-7000-8000-000000000101"
+                     *       ],
+                     *       "created_at": "2026-01-05T12:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": {
+                        /** Format: uuid */
+                        id: string;
+                        /** Format: uuid */
+                        partner: string;
+                        name: string;
+                        /** @description A customer's base project: its id is the customer's, its only member is that customer. */
+                        base: boolean;
+                        members: string[];
+                        /** Format: date-time */
+                        created_at: string;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such project or customer */
+            404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            /** @description A base project: its only member is its customer */
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["ContentTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    deleteV1ProjectsIdMembersCustomer: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+                customer: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such project, or the customer is not a member */
+            404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            /** @description A base project: its only member is its customer */
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["UnprocessableContent"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    putV1ProjectsIdQuotas: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "resource": "cyclades.vm",
+                 *       "limit": 50
+                 *     }
+                 */
+                "application/json": {
+                    resource: string;
+                    limit: number;
+                };
+            };
+        };
+        responses: {
+            /** @description The project's holding */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "holder": "project:0193a4f0-0000-7000-8000-0000000000f1",
+                     *       "source": null,
+                     *       "resource": "cyclades.vm",
+                     *       "limit": 50,
+                     *       "usage": 3,
+                     *       "pending": 0
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description `project:<id>` for the project's own holding, `user:<id>` for a member's. */
+                        holder: string;
+                        /** @description null for the project's own holding, `project:<id>` for a member's. */
+                        source: string | null;
+                        resource: string;
+                        limit: number;
+                        usage: number;
+                        pending: number;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such project, or the resource is not registered */
+            404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["ContentTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    putV1ProjectsIdMembersCustomerQuotas: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+                customer: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "resource": "cyclades.vm",
+                 *       "limit": 20
+                 *     }
+                 */
+                "application/json": {
+                    resource: string;
+                    limit: number;
+                };
+            };
+        };
+        responses: {
+            /** @description The member's holding */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "holder": "user:0193a4f0-0000-7000-8000-000000000101",
+                     *       "source": "project:0193a4f0-0000-7000-8000-0000000000f1",
+                     *       "resource": "cyclades.vm",
+                     *       "limit": 20,
+                     *       "usage": 1,
+                     *       "pending": 0
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description `project:<id>` for the project's own holding, `user:<id>` for a member's. */
+                        holder: string;
+                        /** @description null for the project's own holding, `project:<id>` for a member's. */
+                        source: string | null;
+                        resource: string;
+                        limit: number;
+                        usage: number;
+                        pending: number;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such project, the customer is not a member, or the resource is not registered */
             404: components["responses"]["NotFound"];
             405: components["responses"]["MethodNotAllowed"];
             409: components["responses"]["Conflict"];
@@ -6043,7 +6595,10 @@ export interface operations {
     getAccountV10ServiceQuotas: {
         parameters: {
             query?: {
+                /** @description One user id, or several comma-separated (at most 100). */
                 user?: string;
+                /** @description One project id, or several comma-separated (at most 100). */
+                project?: string;
             };
             header?: never;
             path?: never;
@@ -6072,6 +6627,53 @@ export interface operations {
                      *     }
                      */
                     "application/json": components["schemas"]["ServiceQuotas"];
+                };
+            };
+            400: components["responses"]["FaultBadRequest"];
+            401: components["responses"]["FaultUnauthorized"];
+            429: components["responses"]["FaultTooManyRequests"];
+            "5XX": components["responses"]["FaultServerError"];
+        };
+    };
+    getAccountV10ServiceProjectQuotas: {
+        parameters: {
+            query?: {
+                /** @description One project id, or several comma-separated (at most 100). */
+                project?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Quotas by project */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "0193a4f0-0000-7000-8000-0000000000f1": {
+                     *         "cyclades.vm": {
+                     *           "project_limit": 50,
+                     *           "project_usage": 3,
+                     *           "project_pending": 1
+                     *         }
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        [key: string]: {
+                            [key: string]: {
+                                project_limit: number;
+                                project_usage: number;
+                                project_pending: number;
+                            };
+                        };
+                    };
                 };
             };
             400: components["responses"]["FaultBadRequest"];
@@ -6305,6 +6907,145 @@ export interface operations {
                 };
             };
             400: components["responses"]["FaultBadRequest"];
+            401: components["responses"]["FaultUnauthorized"];
+            415: components["responses"]["FaultBadMediaType"];
+            429: components["responses"]["FaultTooManyRequests"];
+            "5XX": components["responses"]["FaultServerError"];
+        };
+    };
+    postIdentityV20Tokens: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "auth": {
+                 *         "token": {
+                 *           "id": "stx_svc_…"
+                 *         }
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    auth?: {
+                        token?: {
+                            id: string;
+                        };
+                        passwordCredentials?: {
+                            username?: string;
+                            password: string;
+                        };
+                        tenantName?: string | null;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description The access document */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "access": {
+                     *         "token": {
+                     *           "id": "stx_svc_…",
+                     *           "expires": null,
+                     *           "tenant": {
+                     *             "id": "0190a4c1-8b5e-7f00-8000-000000000001",
+                     *             "name": "cyclades"
+                     *           }
+                     *         },
+                     *         "user": {
+                     *           "id": "0190a4c1-8b5e-7f00-8000-000000000001",
+                     *           "name": "cyclades",
+                     *           "roles": [
+                     *             {
+                     *               "id": "service",
+                     *               "name": "service"
+                     *             }
+                     *           ],
+                     *           "roles_links": []
+                     *         },
+                     *         "serviceCatalog": [
+                     *           {
+                     *             "name": "astakos_account",
+                     *             "type": "account",
+                     *             "endpoints": [
+                     *               {
+                     *                 "versionId": "v1.0",
+                     *                 "publicURL": "https://stratus.example.com/account/v1.0",
+                     *                 "SNF:uiURL": "https://stratus.example.com/docs",
+                     *                 "region": "default"
+                     *               }
+                     *             ],
+                     *             "endpoints_links": []
+                     *           },
+                     *           {
+                     *             "name": "astakos_identity",
+                     *             "type": "identity",
+                     *             "endpoints": [
+                     *               {
+                     *                 "versionId": "v2.0",
+                     *                 "publicURL": "https://stratus.example.com/identity/v2.0",
+                     *                 "SNF:uiURL": "https://stratus.example.com/docs",
+                     *                 "region": "default"
+                     *               }
+                     *             ],
+                     *             "endpoints_links": []
+                     *           }
+                     *         ]
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        access: {
+                            token?: {
+                                id: string;
+                                /** @description Tokens do not expire (they are revoked): null. */
+                                expires: string | null;
+                                tenant: {
+                                    id: string;
+                                    name: string;
+                                };
+                            };
+                            user?: {
+                                id: string;
+                                name: string;
+                                roles: {
+                                    id: string;
+                                    name: string;
+                                }[];
+                                roles_links: unknown[];
+                            };
+                            serviceCatalog: {
+                                name: string;
+                                type: string;
+                                endpoints: {
+                                    versionId: string;
+                                    /** Format: uri */
+                                    publicURL: string;
+                                    /** Format: uri */
+                                    "SNF:uiURL": string;
+                                    region: string;
+                                }[];
+                                endpoints_links: unknown[];
+                            }[];
+                        };
+                    };
+                };
+            };
+            /** @description No token in `auth`, or a `tenantName` that is not the token's holder (`badRequest`) */
+            400: components["responses"]["FaultBadRequest"];
+            /** @description An unknown or revoked token, or one that is not a service or user token (`unauthorized`) */
             401: components["responses"]["FaultUnauthorized"];
             415: components["responses"]["FaultBadMediaType"];
             429: components["responses"]["FaultTooManyRequests"];

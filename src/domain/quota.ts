@@ -67,6 +67,9 @@ export interface Provision extends ProvisionKey {
   quantity: number;
 }
 
+/** Holders one `?user=a,b` (or `?project=a,b`) of the quota API may list: each costs a ledger read. */
+export const MAX_LISTED_HOLDERS = 100;
+
 /** Provisions one commission may list (before those of one holding are merged). */
 export const MAX_PROVISIONS = 1000;
 
@@ -74,8 +77,10 @@ export const MAX_PROVISIONS = 1000;
  * Sums provisions that name the same holding, keeping first-seen order, as Astakos does before
  * it checks any limit. Returns null when a sum leaves the safe-integer range.
  */
-export function mergeProvisions(provisions: readonly Provision[]): Provision[] | null {
-  const merged = new Map<string, Provision>();
+export function mergeProvisions<P extends Omit<Provision, "source"> & { source: string | null }>(
+  provisions: readonly P[],
+): P[] | null {
+  const merged = new Map<string, P>();
   for (const p of provisions) {
     const key = JSON.stringify([p.holder, p.source, p.resource]);
     const seen = merged.get(key);

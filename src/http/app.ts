@@ -21,6 +21,7 @@ const RENDER: Record<Family, (error: AppError, url: URL, requestId: string) => R
 
 export function familyOf(pathname: string): Family {
   if (pathname === "/account/v1.0" || pathname.startsWith("/account/")) return "quota";
+  if (pathname.startsWith("/identity/")) return "quota";
   if (pathname === "/api" || pathname.startsWith("/api/")) return "vendor";
   return "partner";
 }

@@ -142,12 +142,13 @@ function errorStatuses(route: RouteSpec, family: Family): Map<ErrorStatus, strin
   if (family === "quota") {
     // Bodies too large and methods not taken are bad requests in this dialect.
     out.set("400", "FaultBadRequest");
-    if (route.auth) out.set("401", "FaultUnauthorized");
+    // A public route that reads a token itself (the identity endpoint) names the kind.
+    if (route.auth || has("unauthorized")) out.set("401", "FaultUnauthorized");
     if (route.params || has("not_found")) out.set("404", "FaultNotFound");
     if (has("conflict")) out.set("409", "FaultConflict");
     if (has("over_limit")) out.set("413", "FaultOverLimit");
     if (route.body) out.set("415", "FaultBadMediaType");
-    if (route.auth) out.set("429", "FaultTooManyRequests");
+    if (route.auth || has("too_many_requests")) out.set("429", "FaultTooManyRequests");
     out.set("5XX", "FaultServerError");
     return out;
   }

@@ -4,7 +4,8 @@ export const TAGS = {
   Operator:
     "The operator's catalog and tenants: partners and their API keys, services and their tokens, quota resources and customers' limits.",
   Products: "The catalog of products partners buy, each holding quota on one of stratus's own resources.",
-  Customers: "A partner's customers, the holders of quota, and their user tokens.",
+  Customers:
+    "A partner's customers, the holders of quota, and their user tokens; projects, which cap what their member customers hold together.",
   Subscriptions:
     "Buying, reading, changing, extending and cancelling subscriptions (CloudSigma's subscriptions API and the CaaS partner API). Writes may run as operations (`Prefer: respond-async`).",
   Orders: "The orders every purchase, extension and renewal writes.",

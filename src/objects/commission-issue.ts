@@ -1,7 +1,9 @@
 import { ownCustomers } from "../db/customers";
+import { ownProjects, type ProjectKind } from "../db/projects";
 import { listResources } from "../db/resources";
 import { homeOf } from "../domain/commissions";
 import { AppError, badRequest, notFound } from "../domain/errors";
+import { parseHolder, routeProvisions, type WireProvision } from "../domain/holders";
 import { mergeProvisions, type Provision } from "../domain/quota";
 import { ttlCache } from "../domain/ttl-cache";
 import type { RecoveryContext } from "./ledger-commissions";
@@ -27,7 +29,8 @@ export interface IssueInput {
   name: string;
   force: boolean;
   autoAccept: boolean;
-  provisions: Provision[];
+  /** In either dialect, mixed at will (domain/holders.ts). */
+  provisions: WireProvision[];
   /**
    * What the commission is for. Issuing again with the reference of a live commission returns
    * that commission instead of holding the quota twice: retried work never double-charges.
@@ -37,18 +40,19 @@ export interface IssueInput {
   recovery?: RecoveryContext;
 }
 
-function failureError(provision: Provision, failure: HoldFailure): AppError {
+function failureError(provision: WireProvision, failure: HoldFailure): AppError {
   if (failure.name === "NoHoldingError") return noHolding(provision);
+  const holding = `${provision.resource} of ${provision.holder} (${provision.source ?? "its own"})`;
   const message =
     failure.name === "NoCapacityError"
-      ? `${provision.resource} of ${provision.holder} (${provision.source}): usage ${failure.usage} + ${provision.quantity} exceeds limit ${failure.limit}`
-      : `${provision.resource} of ${provision.holder} (${provision.source}): releasing ${-provision.quantity} would bring usage below zero`;
+      ? `${holding}: usage ${failure.usage} + ${provision.quantity} exceeds limit ${failure.limit}`
+      : `${holding}: releasing ${-provision.quantity} would bring usage below zero`;
   return new AppError("over_limit", message, {
     data: { provision, name: failure.name, limit: failure.limit, usage: failure.usage },
   });
 }
 
-function noHolding(provision: Provision): AppError {
+function noHolding(provision: WireProvision): AppError {
   return notFound(`holding ${provision.holder}/${provision.source}/${provision.resource} does not exist`, {
     provision,
     name: "NoHoldingError",
@@ -68,8 +72,8 @@ const ownerOfResource = ttlCache<string>(60_000);
 async function foreignProvision(
   env: Env,
   serviceName: string,
-  provisions: readonly Provision[],
-): Promise<Provision | undefined> {
+  provisions: readonly WireProvision[],
+): Promise<WireProvision | undefined> {
   const owners = await ownerOfResource.many(
     [...new Set(provisions.map((p) => p.resource))],
     async () => new Map((await listResources(env)).map((r) => [r.name, r.service])),
@@ -80,21 +84,45 @@ async function foreignProvision(
   });
 }
 
+/**
+ * Which holders the provisions name are the issuer's partner's: its customers (as users) and its
+ * projects (each customer's base one included). Both lookups are cached: warm, no D1 read.
+ */
+async function knownHolders(env: Env, partnerId: string, provisions: readonly WireProvision[]) {
+  const holders = provisions.map((p) => parseHolder(p.holder));
+  const ids = (kind: "user" | "project") => [
+    ...new Set(holders.filter((h) => h.kind === kind).map((h) => h.id)),
+  ];
+  const projectIds = ids("project");
+  const [users, projects] = await Promise.all([
+    ownCustomers(env, partnerId, ids("user")),
+    projectIds.length > 0 ? ownProjects(env, partnerId, projectIds) : new Map<string, ProjectKind>(),
+  ]);
+  return {
+    isBase: (id: string) => projects.get(id) === "base",
+    knows: (p: WireProvision) => {
+      const h = parseHolder(p.holder);
+      return h.kind === "user" ? users.has(h.id) : projects.has(h.id);
+    },
+  };
+}
+
 export async function issueCommission(
   env: Env,
   issuer: Issuer,
   input: IssueInput,
   now: Date,
 ): Promise<number> {
-  const provisions = mergeProvisions(input.provisions);
-  if (!provisions) throw badRequest("the quantities of one holding add up beyond the safe-integer range");
+  const tooLarge = () => badRequest("the quantities of one holding add up beyond the safe-integer range");
+  const wire = mergeProvisions(input.provisions);
+  if (!wire) throw tooLarge();
 
   const service = issuer.serviceId === null ? null : issuer.serviceName;
   const [known, foreign] = await Promise.all([
-    ownCustomers(env, issuer.partnerId, [...new Set(provisions.map((p) => p.holder))]),
-    service === null ? undefined : foreignProvision(env, service, provisions),
+    knownHolders(env, issuer.partnerId, wire),
+    service === null ? undefined : foreignProvision(env, service, wire),
   ]);
-  const stranger = provisions.find((p) => !known.has(p.holder));
+  const stranger = wire.find((p) => !known.knows(p));
   if (stranger) throw noHolding(stranger);
   // Refused as Astakos refuses a well-formed commission it will not take (InvalidDataError: 400
   // badRequest), before any ledger is touched: no serial is taken and nothing is held.
@@ -103,6 +131,11 @@ export async function issueCommission(
       `resource ${foreign.resource} is not registered to service ${service}: a service commissions only its own resources`,
     );
   }
+  const routed = routeProvisions(wire, known.isBase);
+  if (!routed.ok) throw badRequest(routed.message);
+  // Both dialects may name one holding in one commission: it is held once, for their sum.
+  const provisions = routed.renamed ? mergeProvisions(routed.provisions) : routed.provisions;
+  if (!provisions) throw tooLarge();
 
   const home = homeOf(
     provisions.map((p) => p.holder),
@@ -114,6 +147,7 @@ export async function issueCommission(
     reference: input.reference ?? null,
     name: input.name,
     provisions,
+    ...(routed.renamed ? { shown: wire } : {}),
     force: input.force,
     autoAccept: input.autoAccept,
     issueTime: now.toISOString(),
@@ -122,7 +156,7 @@ export async function issueCommission(
   if (answer.ok) return answer.serial;
   switch (answer.reason) {
     case "refused":
-      throw failureError(answer.provision, answer.failure);
+      throw failureError(blamed(answer.provision, routed.provisions, routed.from), answer.failure);
     case "busy":
       // A retry racing its first attempt: not an answer, so the key keeps its work for the next try.
       throw new AppError(
@@ -135,4 +169,18 @@ export async function issueCommission(
         "the commission was abandoned while it was being issued; issue it again",
       );
   }
+}
+
+/** The client's provision a ledger's refusal is about: the first one held on that holding. */
+function blamed(
+  refused: Provision,
+  held: readonly Provision[],
+  from: readonly WireProvision[],
+): WireProvision {
+  const i = held.findIndex(
+    (p) => p.holder === refused.holder && p.source === refused.source && p.resource === refused.resource,
+  );
+  const provision = from[i];
+  if (!provision) throw new Error("a ledger blamed a holding no provision named");
+  return provision;
 }

@@ -1,4 +1,5 @@
 import type { CommissionState } from "../domain/commissions";
+import type { WireProvision } from "../domain/holders";
 import type { Provision } from "../domain/quota";
 
 /** A commission as its issuer asks its home ledger (`homeOf`) to issue it. */
@@ -10,8 +11,10 @@ export interface CommissionRequest {
   /** Issuing again with the reference of a live commission answers that one: no double hold. */
   reference: string | null;
   name: string;
-  /** Merged (one per holding), for every holder. */
+  /** Merged (one per holding), for every holder, each named as its ledger names it. */
   provisions: Provision[];
+  /** The provisions as the client named them, when that differs (the project dialect): what describe answers. */
+  shown?: WireProvision[];
   force: boolean;
   autoAccept: boolean;
   issueTime: string;
@@ -38,6 +41,7 @@ export interface CommissionRow extends Record<string, SqlStorageValue> {
   listed: number;
   indexed: number;
   recovery: string | null;
+  shown: string | null;
 }
 
 /**
@@ -61,6 +65,8 @@ export class LedgerCommissions {
     const columns = sql.exec<{ name: string }>("PRAGMA table_info(commissions)").toArray();
     if (!columns.some((c) => c.name === "recovery"))
       sql.exec("ALTER TABLE commissions ADD COLUMN recovery TEXT");
+    // And before the project dialect, the column of the provisions as a client named them.
+    if (!columns.some((c) => c.name === "shown")) sql.exec("ALTER TABLE commissions ADD COLUMN shown TEXT");
     sql.exec(`CREATE INDEX IF NOT EXISTS commissions_recoverable ON commissions (updated_at)
         WHERE state = 'pending' AND recovery IS NOT NULL`);
   }
@@ -83,7 +89,7 @@ export class LedgerCommissions {
     const listed = state === "pending" && request.serviceId !== null;
     this.sql.exec(
       `INSERT INTO commissions (serial, service_id, reference, name, provisions, state, issue_time, updated_at,
-         version, listed, indexed, recovery) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)`,
+         version, listed, indexed, recovery, shown) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)`,
       serial,
       request.serviceId,
       request.reference,
@@ -95,6 +101,7 @@ export class LedgerCommissions {
       listed ? 1 : 0,
       listed ? 0 : 1,
       request.recovery ? JSON.stringify({ ...request.recovery, home: request.home }) : null,
+      request.shown ? JSON.stringify(request.shown) : null,
     );
   }
 

@@ -76,6 +76,12 @@ export class LedgerHoldings {
     return view(row);
   }
 
+  /** Every holding of `source` gets limit 0 (a member leaving a project); usage stays to be released. */
+  closeSource(source: string): void {
+    this.sql.exec("UPDATE holdings SET limit_value = 0 WHERE source = ?", source);
+    this.cached.clear();
+  }
+
   all(): HoldingView[] {
     return this.sql.exec<HoldingRow>("SELECT * FROM holdings ORDER BY source, resource").toArray().map(view);
   }

@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { indexCommission, takeSerialBlock } from "../db/commissions";
 import { type CommissionState, type Decision, RESOLVED, RESOLVING } from "../domain/commissions";
+import type { WireProvision } from "../domain/holders";
 import { logError } from "../domain/log";
 import * as quota from "../domain/quota";
 import { recoveryBoundMs } from "../domain/recovery";
@@ -29,7 +30,7 @@ export interface CommissionView {
   serial: number;
   issueTime: string;
   name: string;
-  provisions: quota.Provision[];
+  provisions: WireProvision[];
 }
 
 /** How long a step across ledgers may take before the alarm assumes its request died and finishes it. */
@@ -69,6 +70,10 @@ export class QuotaLedger extends DurableObject<Env> {
 
   setLimit(source: string, resource: string, limit: number): HoldingView {
     return this.holders.setLimit(source, resource, limit);
+  }
+
+  closeSource(source: string): void {
+    this.holders.closeSource(source);
   }
 
   holdings(): HoldingView[] {
@@ -118,7 +123,7 @@ export class QuotaLedger extends DurableObject<Env> {
       serial: row.serial,
       issueTime: row.issue_time,
       name: row.name,
-      provisions: JSON.parse(row.provisions),
+      provisions: JSON.parse(row.shown ?? row.provisions),
     };
   }
 

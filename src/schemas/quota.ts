@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { MAX_RESOLVE_SERIALS } from "../domain/commissions";
-import { MAX_PROVISIONS } from "../domain/quota";
+import { MAX_LISTED_HOLDERS, MAX_PROVISIONS } from "../domain/quota";
 
 /** Request, response and error (cloudFault) schemas of the quota API (Astakos dialect). */
 
@@ -13,8 +13,18 @@ const Quantity = v.pipe(
 const Key = v.pipe(v.string("must be a string"), v.minLength(1, "must not be empty"), v.maxLength(256));
 
 export const Provision = v.object({
-  holder: Key,
-  source: Key,
+  holder: v.pipe(
+    Key,
+    v.description(
+      "A user's UUID (the spec's dialect), `user:<uuid>` or `project:<uuid>` (the project dialect).",
+    ),
+  ),
+  source: v.pipe(
+    v.nullable(Key),
+    v.description(
+      "`system` (the holder's base project), `project:<uuid>` for a member's holding, null for a project's own.",
+    ),
+  ),
   resource: Key,
   quantity: Quantity,
 });
@@ -60,14 +70,39 @@ export const ResolveMany = v.object({
   reject: v.optional(Serials, []),
 });
 
+/** `a,b,…` as astakosclient joins a list: UUIDs, at most `MAX_LISTED_HOLDERS`, a repeat counted once. */
+const UuidList = (what: string) =>
+  v.pipe(
+    v.string(),
+    v.description(`One ${what} id, or several comma-separated (at most ${MAX_LISTED_HOLDERS}).`),
+    v.transform((s) => s.split(",")),
+    v.maxLength(MAX_LISTED_HOLDERS, `at most ${MAX_LISTED_HOLDERS} values`),
+    v.array(v.pipe(v.string(), v.uuid("must be a UUID"))),
+    v.transform((ids) => [...new Set(ids)]),
+  );
+
 export const ServiceQuotasQuery = v.object({
-  user: v.optional(v.pipe(v.string(), v.uuid("must be a UUID"))),
+  user: v.optional(UuidList("user")),
+  project: v.optional(UuidList("project")),
 });
+export const ServiceProjectQuotasQuery = v.object({ project: v.optional(UuidList("project")) });
 
 const Count = v.pipe(v.number(), v.integer());
-const Usage = v.object({ usage: Count, limit: Count, pending: Count });
+const ProjectUsage = {
+  project_limit: v.optional(Count),
+  project_usage: v.optional(Count),
+  project_pending: v.optional(Count),
+};
+const Usage = v.pipe(
+  v.object({ usage: Count, limit: Count, pending: Count, ...ProjectUsage }),
+  v.description("Under a project's id (not under `system`), also that project's own numbers: `project_*`."),
+);
 export const QuotasOut = v.record(v.string(), v.record(v.string(), Usage));
 export const ServiceQuotasOut = v.record(v.string(), QuotasOut);
+export const ServiceProjectQuotasOut = v.record(
+  v.string(),
+  v.record(v.string(), v.object({ project_limit: Count, project_usage: Count, project_pending: Count })),
+);
 export const ResourcesOut = v.record(
   v.string(),
   v.object({

@@ -38,13 +38,18 @@ describe("resources", () => {
 });
 
 describe("quotas and service_quotas", () => {
-  it("answers a user's quotas by source and resource", async () => {
+  it("answers a user's quotas by source and resource, its base project also under its id", async () => {
     const t = await tenant({ customers: 1, limit: 5 });
     const q = await quotasOf(t, 0);
+    const base = { project_limit: 5, project_usage: 0, project_pending: 0 };
     expect(q).toEqual({
       system: {
         [t.resources[0]!]: { usage: 0, limit: 5, pending: 0 },
         [t.resources[1]!]: { usage: 0, limit: 5, pending: 0 },
+      },
+      [t.customers[0]!]: {
+        [t.resources[0]!]: { usage: 0, limit: 5, pending: 0, ...base },
+        [t.resources[1]!]: { usage: 0, limit: 5, pending: 0, ...base },
       },
     });
   });

@@ -5,10 +5,12 @@ import { defineRoute, type RouteSpec } from "../route";
 import { chargeRoutes } from "./charges";
 import { consumptionRoutes } from "./consumption";
 import { customerRoutes } from "./customers";
+import { identityRoutes } from "./identity";
 import { operationRoutes } from "./operations";
 import { operatorRoutes } from "./operator";
 import { orderRoutes } from "./orders";
 import { productRoutes } from "./products";
+import { projectRoutes } from "./projects";
 import { quotaRoutes } from "./quota";
 import { resourceSchemaRoutes } from "./resource-schemas";
 import { subscriptionUpdateRoutes } from "./subscription-updates";
@@ -80,6 +82,7 @@ export const routes: readonly RouteSpec[] = [
   ...operatorRoutes,
   ...productRoutes,
   ...customerRoutes,
+  ...projectRoutes,
   // Before `/v1/subscriptions/{id}`, which `schema` would match.
   ...resourceSchemaRoutes(() => routes),
   ...subscriptionRoutes,
@@ -91,4 +94,5 @@ export const routes: readonly RouteSpec[] = [
   ...syndicationRoutes,
   ...vendorRoutes,
   ...quotaRoutes,
+  ...identityRoutes,
 ];

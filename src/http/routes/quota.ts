@@ -1,5 +1,6 @@
 import type * as v from "valibot";
 import { listPending, pendingCommission, resolveCommission, resolveMany } from "../../app/commissions";
+import { ofProjects, projectQuotas, userQuotas } from "../../app/quota-views";
 import type { Principal } from "../../db/credentials";
 import { allPartnerCustomerIds, ownCustomers } from "../../db/customers";
 import { findService, type Service } from "../../db/partners";
@@ -7,8 +8,6 @@ import { listResources, resourceNamesOfService } from "../../db/resources";
 import { AppError, badRequest } from "../../domain/errors";
 import { ttlCache } from "../../domain/ttl-cache";
 import { issueCommission } from "../../objects/commission-issue";
-import type { HoldingView } from "../../objects/ledger-holdings";
-import { ledgerOf } from "../../objects/quota-ledger";
 import {
   type CloudFault,
   CommissionAction,
@@ -21,6 +20,8 @@ import {
   SerialOut,
   SerialParams,
   SerialsOut,
+  ServiceProjectQuotasOut,
+  ServiceProjectQuotasQuery,
   ServiceQuotasOut,
   ServiceQuotasQuery,
 } from "../../schemas/quota";
@@ -32,19 +33,6 @@ import { defineRoute } from "../route";
 
 const tag = "Quota (Astakos)";
 const base = "/account/v1.0";
-
-type Quotas = Record<string, Record<string, { usage: number; limit: number; pending: number }>>;
-
-function nest(holdings: readonly HoldingView[], keep: (resource: string) => boolean = () => true): Quotas {
-  const out: Quotas = {};
-  for (const h of holdings) {
-    if (!keep(h.resource)) continue;
-    const bySource = out[h.source] ?? {};
-    bySource[h.resource] = { usage: h.usage, limit: h.limit, pending: h.pending };
-    out[h.source] = bySource;
-  }
-  return out;
-}
 
 /** Services never change once registered, so the calling one is remembered for a while. */
 const recentServices = ttlCache<Service>(60_000);
@@ -86,20 +74,21 @@ export const quotaRoutes = [
     method: "GET",
     path: `${base}/quotas`,
     summary: "The calling user's quotas, by source and resource",
-    description: "With a user token (`X-Auth-Token`): the customer's holdings, as Astakos nests them.",
+    description:
+      "With a user token (`X-Auth-Token`): the customer's holdings, as Astakos nests them, in both dialects: its base project under `system` (the spec's) and under its id (the customer's, with `project_*`), each other project of which it is a member under the project's id (with that project's own numbers in `project_*`).",
     tag,
     auth: ["customer"],
     responses: { 200: { description: "Quotas", schema: QuotasOut, example: examples.quotas } },
     async handle({ env, principal }) {
-      const holdings = principal.subjectId ? await ledgerOf(env, principal.subjectId).holdings() : [];
-      return { status: 200, body: nest(holdings) };
+      return { status: 200, body: principal.subjectId ? await userQuotas(env, principal.subjectId) : {} };
     },
   }),
   defineRoute({
     method: "GET",
     path: `${base}/service_quotas`,
     summary: "Quotas of the calling service's resources, by holder",
-    description: "Holders are the customers of the service's partner. `?user=<uuid>` narrows to one.",
+    description:
+      "Holders are the customers of the service's partner, each answered as `GET /quotas` answers it. `?user=<uuid>` narrows to one, `?user=a,b` to several (at most 100); a user that is not the partner's is left out. `?project=a,b` keeps those projects' entries (a base project's under `system` and its id).",
     tag,
     auth: ["service"],
     query: ServiceQuotasQuery,
@@ -111,19 +100,46 @@ export const quotaRoutes = [
       const [mine, holders] = await Promise.all([
         resourceNamesOfService(env, service.name),
         query.user
-          ? ownCustomers(env, service.partnerId, [query.user]).then((s) => [...s])
+          ? ownCustomers(env, service.partnerId, query.user).then((s) => [...s])
           : allPartnerCustomerIds(env, service.partnerId),
       ]);
       const entries = await Promise.all(
-        holders.map(
-          async (holder) =>
-            [holder, nest(await ledgerOf(env, holder).holdings(), (r) => mine.has(r))] as const,
-        ),
+        holders.map(async (holder) => {
+          const quotas = await userQuotas(env, holder, (r) => mine.has(r));
+          return [holder, query.project ? ofProjects(holder, quotas, query.project) : quotas] as const;
+        }),
       );
       return {
         status: 200,
         body: Object.fromEntries(entries.filter(([, q]) => Object.keys(q).length > 0)),
       };
+    },
+  }),
+  defineRoute({
+    method: "GET",
+    path: `${base}/service_project_quotas`,
+    summary: "Projects' own quotas of the calling service's resources, by project",
+    description:
+      "Each project of the service's partner (its own, and each customer's base project, whose id is the customer's) with its own holdings: `project_limit`, `project_usage`, `project_pending`. `?project=a,b` narrows to those (at most 100); a project that is not the partner's is left out.",
+    tag,
+    auth: ["service"],
+    query: ServiceProjectQuotasQuery,
+    responses: {
+      200: {
+        description: "Quotas by project",
+        schema: ServiceProjectQuotasOut,
+        example: {
+          "0193a4f0-0000-7000-8000-0000000000f1": {
+            "cyclades.vm": { project_limit: 50, project_usage: 3, project_pending: 1 },
+          },
+        },
+      },
+    },
+    async handle({ env, principal, query }) {
+      const service = await callingService(env, principal);
+      const mine = await resourceNamesOfService(env, service.name);
+      const body = await projectQuotas(env, service.partnerId, query.project, (r) => mine.has(r));
+      return { status: 200, body };
     },
   }),
   defineRoute({

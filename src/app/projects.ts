@@ -1,0 +1,104 @@
+import type { Principal } from "../db/credentials";
+import { findCustomer } from "../db/customers";
+import { addMember, findProject, isMember, projectMemberIds, removeMember } from "../db/projects";
+import { findResource } from "../db/resources";
+import { AppError, notFound } from "../domain/errors";
+import { BASE_SOURCE, memberSource, OWN_SOURCE, projectLedger } from "../domain/holders";
+import type { HoldingView } from "../objects/ledger-holdings";
+import { ledgerOf } from "../objects/quota-ledger";
+
+/**
+ * Projects as the operator and partners manage them (domain/holders.ts): membership in D1, every
+ * number in the quota ledgers. A customer's base project (id = the customer's) has no row: its
+ * only member is its customer, and its limits are the customer's `system` ones.
+ */
+
+export interface ProjectView {
+  id: string;
+  partnerId: string;
+  name: string;
+  base: boolean;
+  members: string[];
+  createdAt: string;
+}
+
+/** Operators see every project; a partner its own (and its customers' base projects), others do not exist. */
+export async function visibleProject(env: Env, principal: Principal, id: string): Promise<ProjectView> {
+  const partner = principal.role === "operator" ? null : principal.partnerId;
+  const project = await findProject(env, id, partner);
+  if (project) {
+    return { ...project, base: false, members: await projectMemberIds(env, id) };
+  }
+  const customer = await findCustomer(env, id, partner);
+  if (!customer) throw notFound(`project ${id} does not exist`);
+  return {
+    id,
+    partnerId: customer.partnerId,
+    name: customer.name,
+    base: true,
+    members: [id],
+    createdAt: customer.createdAt,
+  };
+}
+
+function notOfBase(project: ProjectView): void {
+  if (project.base) {
+    throw new AppError(
+      "conflict",
+      `project ${project.id} is a customer's base project: its only member is its customer`,
+    );
+  }
+}
+
+/** A customer of the project's partner joins it (again: nothing changes). */
+export async function join(env: Env, project: ProjectView, customerId: string): Promise<ProjectView> {
+  notOfBase(project);
+  if (!(await findCustomer(env, customerId, project.partnerId))) {
+    throw notFound(`customer ${customerId} does not exist`);
+  }
+  await addMember(env, project.id, customerId);
+  return { ...project, members: [...new Set([...project.members, customerId])].sort() };
+}
+
+/**
+ * A member leaves: its holdings of the project keep their usage (what it holds is released as
+ * usual) but get limit 0, as Astakos does for a membership that ends.
+ */
+export async function leave(env: Env, project: ProjectView, customerId: string): Promise<void> {
+  notOfBase(project);
+  if (!(await removeMember(env, project.id, customerId))) {
+    throw notFound(`customer ${customerId} is not a member of project ${project.id}`);
+  }
+  await ledgerOf(env, customerId).closeSource(memberSource(customerId, project.id));
+}
+
+async function registered(env: Env, resource: string): Promise<void> {
+  if (!(await findResource(env, resource))) throw notFound(`resource ${resource} is not registered`);
+}
+
+/** The project's own limit: the cap over everything its members hold of it. */
+export async function setProjectLimit(
+  env: Env,
+  project: ProjectView,
+  resource: string,
+  limit: number,
+): Promise<HoldingView> {
+  await registered(env, resource);
+  // A base project's own holding is its one member's.
+  if (project.base) return ledgerOf(env, project.id).setLimit(BASE_SOURCE, resource, limit);
+  return ledgerOf(env, projectLedger(project.id)).setLimit(OWN_SOURCE, resource, limit);
+}
+
+/** What one member may hold of the project. */
+export async function setMemberLimit(
+  env: Env,
+  project: ProjectView,
+  customerId: string,
+  resource: string,
+  limit: number,
+): Promise<HoldingView> {
+  const member = project.base ? customerId === project.id : await isMember(env, project.id, customerId);
+  if (!member) throw notFound(`customer ${customerId} is not a member of project ${project.id}`);
+  await registered(env, resource);
+  return ledgerOf(env, customerId).setLimit(memberSource(customerId, project.id), resource, limit);
+}

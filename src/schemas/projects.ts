@@ -1,0 +1,50 @@
+import * as v from "valibot";
+import { Integer, Name, Slug, Timestamp, Uuid } from "./common";
+
+/** Projects under /v1: a quota holder with members, capping what they hold of it. */
+
+export const CreateProject = v.object({
+  name: Name,
+  partner: v.optional(v.pipe(Uuid, v.description("Required of an operator; a partner's own otherwise."))),
+});
+
+export const ProjectOut = v.object({
+  id: Uuid,
+  partner: Uuid,
+  name: v.string(),
+  base: v.pipe(
+    v.boolean(),
+    v.description("A customer's base project: its id is the customer's, its only member is that customer."),
+  ),
+  members: v.array(Uuid),
+  created_at: Timestamp,
+});
+
+export const AddMember = v.object({ customer: Uuid });
+
+export const MemberParams = v.object({ id: Uuid, customer: Uuid });
+
+export const SetProjectLimit = v.object({
+  resource: Slug,
+  limit: v.pipe(
+    v.number("must be an integer"),
+    v.integer("must be an integer"),
+    v.minValue(0),
+    v.safeInteger(),
+  ),
+});
+
+export const ProjectHoldingOut = v.object({
+  holder: v.pipe(
+    v.string(),
+    v.description("`project:<id>` for the project's own holding, `user:<id>` for a member's."),
+  ),
+  source: v.pipe(
+    v.nullable(v.string()),
+    v.description("null for the project's own holding, `project:<id>` for a member's."),
+  ),
+  resource: v.string(),
+  limit: Integer,
+  usage: Integer,
+  pending: Integer,
+});

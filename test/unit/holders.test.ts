@@ -1,0 +1,49 @@
+import { describe, expect, it } from "vitest";
+import { OWN_SOURCE, routeProvisions } from "../../src/domain/holders";
+
+/** Where each provision of either dialect is held (domain/holders.ts). */
+
+const u = "0193a4f0-0000-7000-8000-000000000101";
+const p = "0193a4f0-0000-7000-8000-0000000000f1";
+const isBase = (id: string) => id === u;
+
+describe("routeProvisions", () => {
+  it("leaves the spec's dialect as it is", () => {
+    const wire = [{ holder: u, source: "system", resource: "vm", quantity: 1 }];
+    expect(routeProvisions(wire, isBase)).toEqual({ ok: true, provisions: wire, from: wire, renamed: false });
+  });
+
+  it("holds a base project's pair once, on the member's `system` holding", () => {
+    const wire = [
+      { holder: `user:${u}`, source: `project:${u}`, resource: "vm", quantity: 2 },
+      { holder: `project:${u}`, source: null, resource: "vm", quantity: 2 },
+    ];
+    const routed = routeProvisions(wire, isBase);
+    expect(routed).toEqual({
+      ok: true,
+      provisions: [{ holder: u, source: "system", resource: "vm", quantity: 2 }],
+      from: [wire[0]],
+      renamed: true,
+    });
+  });
+
+  it("holds another project's pair on the member's ledger and the project's", () => {
+    const wire = [
+      { holder: `user:${u}`, source: `project:${p}`, resource: "vm", quantity: 1 },
+      { holder: `project:${p}`, source: null, resource: "vm", quantity: 1 },
+    ];
+    const routed = routeProvisions(wire, isBase);
+    expect(routed.ok && routed.provisions).toEqual([
+      { holder: u, source: `project:${p}`, resource: "vm", quantity: 1 },
+      { holder: `project:${p}`, source: OWN_SOURCE, resource: "vm", quantity: 1 },
+    ]);
+  });
+
+  it("refuses a base project's own provision without its member's, and a user's without a source", () => {
+    const own = { holder: `project:${u}`, source: null, resource: "vm", quantity: 1 };
+    expect(routeProvisions([own], isBase).ok).toBe(false);
+    const member = { holder: `user:${u}`, source: `project:${u}`, resource: "vm", quantity: 3 };
+    expect(routeProvisions([member, own], isBase).ok).toBe(false);
+    expect(routeProvisions([{ ...member, source: null }], isBase).ok).toBe(false);
+  });
+});
