@@ -2004,6 +2004,7 @@ export interface components {
         BadRequest: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
+                "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                 [name: string]: unknown;
             };
             content: {
@@ -2014,6 +2015,7 @@ export interface components {
         Unauthorized: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
+                "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                 "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                 [name: string]: unknown;
             };
@@ -2025,6 +2027,7 @@ export interface components {
         Forbidden: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
+                "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                 [name: string]: unknown;
             };
             content: {
@@ -2035,6 +2038,7 @@ export interface components {
         NotFound: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
+                "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                 [name: string]: unknown;
             };
             content: {
@@ -2045,6 +2049,7 @@ export interface components {
         MethodNotAllowed: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
+                "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                 Allow: components["headers"]["Allow"];
                 [name: string]: unknown;
             };
@@ -2056,6 +2061,7 @@ export interface components {
         Conflict: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
+                "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                 [name: string]: unknown;
             };
             content: {
@@ -2066,6 +2072,7 @@ export interface components {
         ConflictOrQuotaExceeded: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
+                "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                 [name: string]: unknown;
             };
             content: {
@@ -2076,6 +2083,7 @@ export interface components {
         PreconditionFailed: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
+                "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                 [name: string]: unknown;
             };
             content: {
@@ -2086,6 +2094,7 @@ export interface components {
         ContentTooLarge: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
+                "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                 [name: string]: unknown;
             };
             content: {
@@ -2096,6 +2105,7 @@ export interface components {
         UnsupportedMediaType: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
+                "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                 [name: string]: unknown;
             };
             content: {
@@ -2106,6 +2116,7 @@ export interface components {
         UnprocessableContent: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
+                "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                 [name: string]: unknown;
             };
             content: {
@@ -2116,6 +2127,7 @@ export interface components {
         FailedDependency: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
+                "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                 [name: string]: unknown;
             };
             content: {
@@ -2126,6 +2138,7 @@ export interface components {
         TooManyRequests: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
+                "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                 /** @description Seconds to wait before asking again. */
                 "Retry-After": number;
                 /** @description The policy broken (draft-ietf-httpapi-ratelimit-headers), e.g. `"standard";q=600;w=60`. */
@@ -2142,6 +2155,7 @@ export interface components {
         ServerError: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
+                "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                 "Retry-After": components["headers"]["Retry-After"];
                 [name: string]: unknown;
             };
@@ -2153,6 +2167,7 @@ export interface components {
         FaultBadRequest: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
+                "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                 [name: string]: unknown;
             };
             content: {
@@ -2163,6 +2178,7 @@ export interface components {
         FaultUnauthorized: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
+                "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                 [name: string]: unknown;
             };
             content: {
@@ -2173,6 +2189,7 @@ export interface components {
         FaultNotFound: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
+                "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                 [name: string]: unknown;
             };
             content: {
@@ -2183,6 +2200,7 @@ export interface components {
         FaultConflict: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
+                "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                 [name: string]: unknown;
             };
             content: {
@@ -2193,6 +2211,7 @@ export interface components {
         FaultOverLimit: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
+                "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                 [name: string]: unknown;
             };
             content: {
@@ -2203,6 +2222,7 @@ export interface components {
         FaultBadMediaType: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
+                "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                 [name: string]: unknown;
             };
             content: {
@@ -2213,6 +2233,7 @@ export interface components {
         FaultTooManyRequests: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
+                "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                 /** @description Seconds to wait before asking again. */
                 "Retry-After": number;
                 /** @description The policy broken (draft-ietf-httpapi-ratelimit-headers), e.g. `"standard";q=600;w=60`. */
@@ -2229,6 +2250,7 @@ export interface components {
         FaultServerError: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
+                "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                 [name: string]: unknown;
             };
             content: {
@@ -2236,7 +2258,10 @@ export interface components {
             };
         };
     };
-    parameters: never;
+    parameters: {
+        /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+        D1Bookmark: string;
+    };
     requestBodies: never;
     headers: {
         /** @description The request's id (`cf-ray` when present, else generated; an incoming one is echoed). */
@@ -2247,6 +2272,8 @@ export interface components {
         "WWW-Authenticate": string;
         /** @description The methods the path does take. */
         Allow: string;
+        /** @description The latest D1 bookmark the request saw (or the one it sent, if it read nothing from D1): send it back in `X-D1-Bookmark` to read at least what this answer reflects, from any replica. */
+        "X-D1-Bookmark": string;
     };
     pathItems: never;
 }
@@ -2255,7 +2282,10 @@ export interface operations {
     getOpenapiJson: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2265,6 +2295,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2281,6 +2312,7 @@ export interface operations {
                     "application/json": components["schemas"]["OpenApiDocument"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             405: components["responses"]["MethodNotAllowed"];
             "5XX": components["responses"]["ServerError"];
         };
@@ -2288,7 +2320,10 @@ export interface operations {
     getDocs: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2298,6 +2333,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description Only this origin: the page loads nothing from anywhere else. */
                     "Content-Security-Policy": string;
                     [name: string]: unknown;
@@ -2307,6 +2343,7 @@ export interface operations {
                     "text/html": string;
                 };
             };
+            400: components["responses"]["BadRequest"];
             405: components["responses"]["MethodNotAllowed"];
             "5XX": components["responses"]["ServerError"];
         };
@@ -2314,7 +2351,10 @@ export interface operations {
     getHealthz: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2324,6 +2364,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2335,6 +2376,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             405: components["responses"]["MethodNotAllowed"];
             "5XX": components["responses"]["ServerError"];
         };
@@ -2343,6 +2385,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
                 /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
                 "Idempotency-Key"?: string;
             };
@@ -2365,6 +2409,7 @@ export interface operations {
             201: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description Where what was created or changed can be read. */
                     Location: string;
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
@@ -2398,7 +2443,10 @@ export interface operations {
     getV1PartnersId: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path: {
                 id: string;
             };
@@ -2410,6 +2458,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The representation's version (strong); send it back as `If-Match`. */
                     ETag?: string;
                     [name: string]: unknown;
@@ -2430,12 +2479,14 @@ export interface operations {
             304: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The current ETag. */
                     ETag: string;
                     [name: string]: unknown;
                 };
                 content?: never;
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
@@ -2448,6 +2499,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
                 /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
                 "Idempotency-Key"?: string;
             };
@@ -2471,6 +2524,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
                     "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
@@ -2504,6 +2558,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
                 /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
                 "Idempotency-Key"?: string;
             };
@@ -2527,6 +2583,7 @@ export interface operations {
             201: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description Where what was created or changed can be read. */
                     Location: string;
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
@@ -2562,6 +2619,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
                 /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
                 "Idempotency-Key"?: string;
             };
@@ -2584,6 +2643,7 @@ export interface operations {
             201: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description Where what was created or changed can be read. */
                     Location: string;
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
@@ -2620,7 +2680,10 @@ export interface operations {
     getV1ServicesId: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path: {
                 id: string;
             };
@@ -2632,6 +2695,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The representation's version (strong); send it back as `If-Match`. */
                     ETag?: string;
                     [name: string]: unknown;
@@ -2652,12 +2716,14 @@ export interface operations {
             304: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The current ETag. */
                     ETag: string;
                     [name: string]: unknown;
                 };
                 content?: never;
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
@@ -2670,6 +2736,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
                 /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
                 "Idempotency-Key"?: string;
             };
@@ -2693,6 +2761,7 @@ export interface operations {
             201: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description Where what was created or changed can be read. */
                     Location: string;
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
@@ -2728,6 +2797,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
                 /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
                 "Idempotency-Key"?: string;
             };
@@ -2754,6 +2825,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
                     "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
@@ -2787,7 +2859,10 @@ export interface operations {
     getV1Resources: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2797,6 +2872,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2816,6 +2892,7 @@ export interface operations {
                     "application/json": components["schemas"]["ResourceList"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             405: components["responses"]["MethodNotAllowed"];
@@ -2826,7 +2903,10 @@ export interface operations {
     getV1ProductsId: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path: {
                 id: string;
             };
@@ -2838,6 +2918,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The representation's version (strong); send it back as `If-Match`. */
                     ETag?: string;
                     [name: string]: unknown;
@@ -2866,12 +2947,14 @@ export interface operations {
             304: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The current ETag. */
                     ETag: string;
                     [name: string]: unknown;
                 };
                 content?: never;
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
@@ -2884,6 +2967,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
                 /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
                 "Idempotency-Key"?: string;
                 /** @description The `ETag` of the representation the change is based on: a stale one answers 412. */
@@ -2917,6 +3002,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The representation's version (strong); send it back as `If-Match`. */
                     ETag?: string;
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
@@ -2960,7 +3046,10 @@ export interface operations {
     getV1Products: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2970,6 +3059,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2996,6 +3086,7 @@ export interface operations {
                     "application/json": components["schemas"]["ProductList"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             405: components["responses"]["MethodNotAllowed"];
@@ -3013,7 +3104,10 @@ export interface operations {
                 /** @description Items to skip, at most 10000; not with `cursor`. Cursors are cheaper and stable while items are added. */
                 offset?: number;
             };
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -3023,6 +3117,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3061,6 +3156,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
                 /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
                 "Idempotency-Key"?: string;
             };
@@ -3083,6 +3180,7 @@ export interface operations {
             201: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description Where what was created or changed can be read. */
                     Location: string;
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
@@ -3122,7 +3220,10 @@ export interface operations {
     getV1CustomersId: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path: {
                 id: string;
             };
@@ -3134,6 +3235,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The representation's version (strong); send it back as `If-Match`. */
                     ETag?: string;
                     [name: string]: unknown;
@@ -3158,12 +3260,14 @@ export interface operations {
             304: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The current ETag. */
                     ETag: string;
                     [name: string]: unknown;
                 };
                 content?: never;
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
@@ -3176,6 +3280,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
                 /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
                 "Idempotency-Key"?: string;
                 /** @description The `ETag` of the representation the change is based on: a stale one answers 412. */
@@ -3201,6 +3307,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The representation's version (strong); send it back as `If-Match`. */
                     ETag?: string;
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
@@ -3241,6 +3348,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
                 /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
                 "Idempotency-Key"?: string;
             };
@@ -3264,6 +3373,7 @@ export interface operations {
             201: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description Where what was created or changed can be read. */
                     Location: string;
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
@@ -3299,6 +3409,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
                 /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
                 "Idempotency-Key"?: string;
             };
@@ -3322,6 +3434,7 @@ export interface operations {
             201: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description Where what was created or changed can be read. */
                     Location: string;
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
@@ -3356,7 +3469,10 @@ export interface operations {
     getV1CustomersIdQuotas: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path: {
                 id: string;
             };
@@ -3368,6 +3484,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3388,6 +3505,7 @@ export interface operations {
                     "application/json": components["schemas"]["Holdings"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
@@ -3400,6 +3518,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
                 /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
                 "Idempotency-Key"?: string;
             };
@@ -3425,6 +3545,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
                     "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
@@ -3460,7 +3581,10 @@ export interface operations {
     getV1SubscriptionsSchema: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -3470,6 +3594,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3501,6 +3626,7 @@ export interface operations {
                     };
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             405: components["responses"]["MethodNotAllowed"];
@@ -3511,7 +3637,10 @@ export interface operations {
     getV1SubscriptioncalculatorSchema: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -3521,6 +3650,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3552,6 +3682,7 @@ export interface operations {
                     };
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             405: components["responses"]["MethodNotAllowed"];
@@ -3574,7 +3705,10 @@ export interface operations {
                 /** @description Comma-separated product ids or aliases, at most 50 values (repeats count). */
                 resource?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -3584,6 +3718,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3640,6 +3775,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
                 /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
                 "Idempotency-Key"?: string;
                 /**
@@ -3673,6 +3810,7 @@ export interface operations {
             201: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The first subscription bought. */
                     Location: string;
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
@@ -3744,6 +3882,7 @@ export interface operations {
             202: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The operation to poll (`/v1/operations/{opRef}`). */
                     Location: string;
                     /** @description Seconds to wait before polling. */
@@ -3789,6 +3928,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
                 /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
                 "Idempotency-Key"?: string;
             };
@@ -3817,6 +3958,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
                     "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
@@ -3878,7 +4020,10 @@ export interface operations {
                 /** @description Comma-separated product ids or aliases, at most 50 values (repeats count). */
                 resource?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -3888,6 +4033,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3943,7 +4089,10 @@ export interface operations {
     getV1SubscriptionsId: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path: {
                 id: string;
             };
@@ -3955,6 +4104,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The representation's version (strong); send it back as `If-Match`. */
                     ETag?: string;
                     [name: string]: unknown;
@@ -3997,12 +4147,14 @@ export interface operations {
             304: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The current ETag. */
                     ETag: string;
                     [name: string]: unknown;
                 };
                 content?: never;
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
@@ -4015,6 +4167,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
                 /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
                 "Idempotency-Key"?: string;
                 /**
@@ -4142,6 +4296,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The subscription. */
                     Location: string;
                     /** @description The representation's version (strong); send it back as `If-Match`. */
@@ -4188,6 +4343,7 @@ export interface operations {
             202: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The operation to poll (`/v1/operations/{opRef}`). */
                     Location: string;
                     /** @description Seconds to wait before polling. */
@@ -4233,6 +4389,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
                 /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
                 "Idempotency-Key"?: string;
                 /**
@@ -4254,6 +4412,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The subscription. */
                     Location: string;
                     /** @description The representation's version (strong); send it back as `If-Match`. */
@@ -4300,6 +4459,7 @@ export interface operations {
             202: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The operation to poll (`/v1/operations/{opRef}`). */
                     Location: string;
                     /** @description Seconds to wait before polling. */
@@ -4325,6 +4485,7 @@ export interface operations {
                     "application/json": components["schemas"]["Operation"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
@@ -4341,6 +4502,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
                 /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
                 "Idempotency-Key"?: string;
                 /**
@@ -4371,6 +4534,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The subscription. */
                     Location: string;
                     /** @description The representation's version (strong); send it back as `If-Match`. */
@@ -4417,6 +4581,7 @@ export interface operations {
             202: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The operation to poll (`/v1/operations/{opRef}`). */
                     Location: string;
                     /** @description Seconds to wait before polling. */
@@ -4464,6 +4629,8 @@ export interface operations {
                 do: "extend" | "auto_renew" | "start" | "stop";
             };
             header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
                 /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
                 "Idempotency-Key"?: string;
                 /**
@@ -4492,6 +4659,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The subscription. */
                     Location: string;
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
@@ -4536,6 +4704,7 @@ export interface operations {
             202: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The operation to poll (`/v1/operations/{opRef}`). */
                     Location: string;
                     /** @description Seconds to wait before polling. */
@@ -4578,7 +4747,10 @@ export interface operations {
     getV1SubscriptionsIdUsage: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path: {
                 id: string;
             };
@@ -4590,6 +4762,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4626,6 +4799,7 @@ export interface operations {
                     "application/json": components["schemas"]["Usage"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
@@ -4638,6 +4812,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
                 /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
                 "Idempotency-Key"?: string;
                 /**
@@ -4667,6 +4843,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
                     "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
@@ -4716,6 +4893,7 @@ export interface operations {
             202: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The operation to poll (`/v1/operations/{opRef}`). */
                     Location: string;
                     /** @description Seconds to wait before polling. */
@@ -4767,7 +4945,10 @@ export interface operations {
                 /** @description Only this customer's; an unknown customer, or one that is not the caller's, answers an empty page. */
                 customer?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -4777,6 +4958,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4821,7 +5003,10 @@ export interface operations {
     getV1OrdersId: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path: {
                 id: string;
             };
@@ -4833,6 +5018,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The representation's version (strong); send it back as `If-Match`. */
                     ETag?: string;
                     [name: string]: unknown;
@@ -4864,12 +5050,14 @@ export interface operations {
             304: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The current ETag. */
                     ETag: string;
                     [name: string]: unknown;
                 };
                 content?: never;
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
@@ -4894,7 +5082,10 @@ export interface operations {
                 since?: string;
                 until?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -4904,6 +5095,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4956,7 +5148,10 @@ export interface operations {
                 /** @description Items to skip, at most 10000; not with `cursor`. Cursors are cheaper and stable while items are added. */
                 offset?: number;
             };
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path: {
                 id: string;
                 /** @description A calendar month in UTC: `YYYY-MM`. */
@@ -4970,6 +5165,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5026,7 +5222,10 @@ export interface operations {
     getV1OperationsOpRef: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path: {
                 opRef: string;
             };
@@ -5038,6 +5237,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The subscription changed, if the work names one. */
                     Location?: string;
                     [name: string]: unknown;
@@ -5080,6 +5280,7 @@ export interface operations {
             201: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description Where what was created or changed can be read. */
                     Location: string;
                     [name: string]: unknown;
@@ -5149,6 +5350,7 @@ export interface operations {
             202: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description This operation. */
                     Location: string;
                     /** @description Seconds to wait before polling again. */
@@ -5172,6 +5374,7 @@ export interface operations {
                     "application/json": components["schemas"]["Operation"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
@@ -5197,7 +5400,10 @@ export interface operations {
                 customer?: string;
                 status?: "queued" | "running" | "succeeded" | "failed";
             };
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -5207,6 +5413,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5244,6 +5451,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
                 /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
                 "Idempotency-Key"?: string;
             };
@@ -5265,6 +5474,7 @@ export interface operations {
             201: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description Where what was created or changed can be read. */
                     Location: string;
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
@@ -5297,7 +5507,10 @@ export interface operations {
     getV1VendorsId: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path: {
                 id: string;
             };
@@ -5309,6 +5522,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The representation's version (strong); send it back as `If-Match`. */
                     ETag?: string;
                     [name: string]: unknown;
@@ -5328,12 +5542,14 @@ export interface operations {
             304: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The current ETag. */
                     ETag: string;
                     [name: string]: unknown;
                 };
                 content?: never;
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
@@ -5346,6 +5562,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
                 /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
                 "Idempotency-Key"?: string;
             };
@@ -5369,6 +5587,7 @@ export interface operations {
             201: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description Where what was created or changed can be read. */
                     Location: string;
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
@@ -5404,6 +5623,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
                 /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
                 "Idempotency-Key"?: string;
             };
@@ -5427,6 +5648,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
                     "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
@@ -5459,6 +5681,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
                 /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
                 "Idempotency-Key"?: string;
             };
@@ -5473,6 +5697,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
                     "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
@@ -5488,6 +5713,7 @@ export interface operations {
                     "application/json": components["schemas"]["SigningSecret"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
@@ -5510,7 +5736,10 @@ export interface operations {
                 offset?: number;
                 status?: "pending" | "delivered" | "dead";
             };
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -5520,6 +5749,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5562,7 +5792,10 @@ export interface operations {
     getV1WebhooksDeliveriesId: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path: {
                 id: string;
             };
@@ -5574,6 +5807,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The representation's version (strong); send it back as `If-Match`. */
                     ETag?: string;
                     [name: string]: unknown;
@@ -5619,12 +5853,14 @@ export interface operations {
             304: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The current ETag. */
                     ETag: string;
                     [name: string]: unknown;
                 };
                 content?: never;
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
@@ -5637,6 +5873,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
                 /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
                 "Idempotency-Key"?: string;
             };
@@ -5651,6 +5889,7 @@ export interface operations {
             202: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
                     "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
@@ -5676,6 +5915,7 @@ export interface operations {
                     "application/json": components["schemas"]["Delivery"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
@@ -5690,7 +5930,10 @@ export interface operations {
     getApiSubscriptionId: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path: {
                 id: string;
             };
@@ -5702,6 +5945,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The representation's version (strong); send it back as `If-Match`. */
                     ETag?: string;
                     [name: string]: unknown;
@@ -5745,12 +5989,14 @@ export interface operations {
             304: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The current ETag. */
                     ETag: string;
                     [name: string]: unknown;
                 };
                 content?: never;
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             /** @description Not one of the vendor's */
@@ -5763,7 +6009,10 @@ export interface operations {
     patchApiSubscriptionId: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path: {
                 id: string;
             };
@@ -5788,6 +6037,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5841,7 +6091,10 @@ export interface operations {
     getApiOrderId: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path: {
                 id: string;
             };
@@ -5853,6 +6106,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The representation's version (strong); send it back as `If-Match`. */
                     ETag?: string;
                     [name: string]: unknown;
@@ -5894,12 +6148,14 @@ export interface operations {
             304: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The current ETag. */
                     ETag: string;
                     [name: string]: unknown;
                 };
                 content?: never;
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             /** @description No line of it is one of the vendor's products */
@@ -5912,7 +6168,10 @@ export interface operations {
     getApiUserId: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path: {
                 id: string;
             };
@@ -5924,6 +6183,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The representation's version (strong); send it back as `If-Match`. */
                     ETag?: string;
                     [name: string]: unknown;
@@ -5956,12 +6216,14 @@ export interface operations {
             304: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The current ETag. */
                     ETag: string;
                     [name: string]: unknown;
                 };
                 content?: never;
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             /** @description Not a customer of the vendor's products */
@@ -5974,7 +6236,10 @@ export interface operations {
     getAccountV10Resources: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -5984,6 +6249,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6007,7 +6273,10 @@ export interface operations {
     getAccountV10Quotas: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -6017,6 +6286,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6045,7 +6315,10 @@ export interface operations {
             query?: {
                 user?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -6055,6 +6328,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6083,7 +6357,10 @@ export interface operations {
     getAccountV10Commissions: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -6093,6 +6370,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6114,7 +6392,10 @@ export interface operations {
     postAccountV10Commissions: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -6143,6 +6424,7 @@ export interface operations {
             201: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6171,7 +6453,10 @@ export interface operations {
     getAccountV10CommissionsSerial: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path: {
                 serial: number;
             };
@@ -6183,6 +6468,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6215,7 +6501,10 @@ export interface operations {
     postAccountV10CommissionsSerialAction: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path: {
                 serial: number;
             };
@@ -6236,6 +6525,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -6253,7 +6543,10 @@ export interface operations {
     postAccountV10CommissionsAction: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -6277,6 +6570,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     [name: string]: unknown;
                 };
                 content: {
