@@ -35,6 +35,94 @@ export interface RequestDatabase {
   stamp(response: Response): void;
 }
 
+const SESSION = Symbol("the request's D1 session");
+type Carrier = Env & { [SESSION]: RequestSession };
+
+/**
+ * What every request's env inherits, built once per Worker env: the Worker's bindings, with `DB`
+ * the request's session and the objects' namespaces noting that the request reached one. A request
+ * then costs one small object, not a copy of the env nor getters of its own.
+ */
+const prototypes = new WeakMap<Env, Env>();
+
+function requestPrototype(env: Env): Env {
+  let prototype = prototypes.get(env);
+  if (!prototype) {
+    prototype = Object.create(env, {
+      // The session stands in for the binding: the request's code only prepares statements and
+      // batches them, all a session does.
+      DB: {
+        get(this: Carrier) {
+          return this[SESSION].open();
+        },
+      },
+      // The objects write to D1 through their own env, on the primary, outside this session.
+      SUBSCRIPTION: {
+        get(this: Carrier) {
+          return this[SESSION].reach(env.SUBSCRIPTION);
+        },
+      },
+      QUOTA_LEDGER: {
+        get(this: Carrier) {
+          return this[SESSION].reach(env.QUOTA_LEDGER);
+        },
+      },
+    }) as Env;
+    prototypes.set(env, prototype);
+  }
+  return prototype;
+}
+
+class RequestSession implements RequestDatabase {
+  readonly env: Env;
+  private session: D1DatabaseSession | null = null;
+  private reachedObject = false;
+  private caughtUp: string | null = null;
+
+  constructor(
+    private readonly base: Env,
+    private readonly given: string | null,
+    private readonly read: boolean,
+  ) {
+    const env = Object.create(requestPrototype(base)) as Carrier;
+    env[SESSION] = this;
+    this.env = env;
+  }
+
+  open(): D1DatabaseSession {
+    this.session ??= this.base.DB.withSession(
+      this.given ?? (this.read ? "first-unconstrained" : "first-primary"),
+    );
+    return this.session;
+  }
+
+  reach<T>(namespace: T): T {
+    this.reachedObject = true;
+    return namespace;
+  }
+
+  settle(status: number): Promise<void> | undefined {
+    if (this.read || !this.reachedObject || status >= 400) return undefined;
+    // A fresh session: the request's own may send this read to a replica only as new as it is.
+    const primary = this.base.DB.withSession("first-primary");
+    return primary
+      .prepare("SELECT 1")
+      .run()
+      .then(
+        () => {
+          this.caughtUp = primary.getBookmark();
+        },
+        // The write is done: the caller still gets the bookmark of what this session saw.
+        (error: unknown) => logError("d1.catch_up_failed", error),
+      );
+  }
+
+  stamp(response: Response): void {
+    const bookmark = later(later(this.given, this.session?.getBookmark() ?? null), this.caughtUp);
+    if (bookmark !== null) response.headers.set(BOOKMARK_HEADER, bookmark);
+  }
+}
+
 /** The request's D1 session, from its `X-D1-Bookmark`: 400 if that is not a bookmark. */
 export function requestDatabase(request: Request, env: Env): RequestDatabase {
   const given = request.headers.get(BOOKMARK_HEADER);
@@ -42,48 +130,5 @@ export function requestDatabase(request: Request, env: Env): RequestDatabase {
     const message = "must be a bookmark this API answered in X-D1-Bookmark";
     throw badRequest(`X-D1-Bookmark ${message}`, [{ point: "/headers/x-d1-bookmark", message }]);
   }
-  const read = request.method === "GET" || request.method === "HEAD";
-  let session: D1DatabaseSession | null = null;
-  let reachedObject = false;
-  let caughtUp: string | null = null;
-  // The request's env inherits every binding from the Worker's: built per request, without a copy.
-  const own: Env = Object.create(env, {
-    // The session stands in for the binding: the request's code only prepares statements and
-    // batches them, all a session does.
-    DB: {
-      get: () => {
-        session ??= env.DB.withSession(given ?? (read ? "first-unconstrained" : "first-primary"));
-        return session;
-      },
-    },
-    // The objects write to D1 through their own env, on the primary, outside this session.
-    SUBSCRIPTION: { get: () => reached(env.SUBSCRIPTION) },
-    QUOTA_LEDGER: { get: () => reached(env.QUOTA_LEDGER) },
-  });
-  const reached = <T>(namespace: T) => {
-    reachedObject = true;
-    return namespace;
-  };
-  return {
-    env: own,
-    settle(status) {
-      if (read || !reachedObject || status >= 400) return undefined;
-      // A fresh session: the request's own may send this read to a replica only as new as it is.
-      const primary = env.DB.withSession("first-primary");
-      return primary
-        .prepare("SELECT 1")
-        .run()
-        .then(
-          () => {
-            caughtUp = primary.getBookmark();
-          },
-          // The write is done: the caller still gets the bookmark of what this session saw.
-          (error: unknown) => logError("d1.catch_up_failed", error),
-        );
-    },
-    stamp(response) {
-      const bookmark = later(later(given, session?.getBookmark() ?? null), caughtUp);
-      if (bookmark !== null) response.headers.set(BOOKMARK_HEADER, bookmark);
-    },
-  };
+  return new RequestSession(env, given, request.method === "GET" || request.method === "HEAD");
 }
