@@ -14,7 +14,7 @@ export const BOOKMARK_HEADER = "X-D1-Bookmark";
 
 /**
  * A bookmark as D1 makes them (Cloudflare's glossary: `0000007b-0000b26e-00001538-0c3e87bb…`).
- * Anything else is refused here: D1 would fail the request's first query with it, as a 500.
+ * Anything else is the caller's mistake, refused here (400) rather than left to D1 to fail on.
  */
 export const BOOKMARK_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{32}$";
 const BOOKMARK = new RegExp(BOOKMARK_PATTERN);
