@@ -51,6 +51,8 @@ function database(db) {
           return timed(entry, target.batch(statements));
         };
       }
+      // A request's D1 work runs in a session (src/http/d1-session.ts): its statements too.
+      if (key === "withSession") return (start) => database(target.withSession(start));
       const value = target[key];
       return typeof value === "function" ? value.bind(target) : value;
     },

@@ -21,6 +21,25 @@ export interface StratusClientOptions {
   fetch?: (request: Request) => Promise<Response>;
 }
 
+/**
+ * The client reads its own writes from any D1 replica (README, "Read replication"): it keeps the
+ * latest `X-D1-Bookmark` it was answered (bookmarks compare as strings, the greater the later) and
+ * sends it with each request, unless the call sets one itself.
+ */
 export function createStratusClient({ baseUrl, apiKey, fetch }: StratusClientOptions): StratusClient {
-  return createClient<paths>({ baseUrl, headers: { "X-Api-Key": apiKey }, fetch });
+  const client = createClient<paths>({ baseUrl, headers: { "X-Api-Key": apiKey }, fetch });
+  let latest: string | null = null;
+  client.use({
+    onRequest({ request }) {
+      if (latest !== null && !request.headers.has("X-D1-Bookmark"))
+        request.headers.set("X-D1-Bookmark", latest);
+      return request;
+    },
+    onResponse({ response }) {
+      const bookmark = response.headers.get("X-D1-Bookmark");
+      if (bookmark !== null && (latest === null || bookmark > latest)) latest = bookmark;
+      return response;
+    },
+  });
+  return client;
 }

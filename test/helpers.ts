@@ -217,14 +217,22 @@ export async function usageOf(t: Tenant, customerIndex: number, product: string)
   return q.system[`stratus.${product}`] as { usage: number; limit: number; pending: number };
 }
 
-/** `db` with the named methods failing as if D1 were down; everything else goes to `db`. */
-export function failingD1(db: D1Database, ...methods: Array<"prepare" | "batch">): D1Database {
+/**
+ * `db` with the named methods failing as if D1 were down, in its sessions too (a request's D1 work
+ * runs in one); everything else goes to `db`.
+ */
+export function failingD1<T extends D1Database | D1DatabaseSession>(
+  db: T,
+  ...methods: Array<"prepare" | "batch">
+): T {
   return new Proxy(db, {
     get(target, key) {
       if ((methods as PropertyKey[]).includes(key))
         return () => {
           throw new Error("D1 is down");
         };
+      if (key === "withSession")
+        return (start?: string) => failingD1((target as D1Database).withSession(start), ...methods);
       const value = Reflect.get(target, key);
       return typeof value === "function" ? value.bind(target) : value;
     },

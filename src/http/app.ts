@@ -5,6 +5,7 @@ import { CHALLENGES, type Family } from "./auth";
 import { cloudFaultResponse } from "./cloudfault";
 import { notModified } from "./conditional";
 import { addCors } from "./cors";
+import { type RequestDatabase, requestDatabase } from "./d1-session";
 import { type Exchange, logExchange, requestIdOf } from "./exchange";
 import { problemResponse } from "./problem";
 import { type RouteSpec, runRoute } from "./route";
@@ -61,7 +62,8 @@ function finish(request: Request, env: Env, response: Response, exchange: Exchan
  * GET of the same path without its body, OPTIONS with `Allow` (and CORS preflights), 404/405 for
  * what no route matches, and renders every error in the dialect of the family the path belongs to.
  * Anything that is not an AppError is a bug: it is logged and answered as a bare 500. Every answer
- * carries `X-Request-Id` and, when the origin is allowed, CORS headers; each writes one log line.
+ * carries `X-Request-Id`, the request's D1 bookmark (d1-session.ts) and, when the origin is allowed,
+ * CORS headers; each writes one log line.
  */
 export function createApp(routes: readonly RouteSpec[]): Handler {
   // itty-router compiles each template into its pattern; dispatch walks them itself, by method, so
@@ -124,8 +126,10 @@ export function createApp(routes: readonly RouteSpec[]): Handler {
       started: Date.now(),
     };
     let response: Response;
+    let d1: RequestDatabase | undefined;
     try {
-      response = await dispatch(request, env, ctx, url, exchange);
+      d1 = requestDatabase(request, env);
+      response = await dispatch(request, d1.env, ctx, url, exchange);
     } catch (error) {
       if (error instanceof AppError) {
         response = renderError(error, url, exchange);
@@ -138,7 +142,10 @@ export function createApp(routes: readonly RouteSpec[]): Handler {
         response = renderError(new AppError("internal", "internal error"), url, exchange);
       }
     }
+    const settling = d1?.settle(response.status);
+    if (settling) await settling;
     response = finish(request, env, response, exchange);
+    d1?.stamp(response);
     logExchange(request, response.status, exchange);
     return response;
   };

@@ -12,6 +12,7 @@ const EXPOSED = [
   "Retry-After",
   "ETag",
   "X-Request-Id",
+  "X-D1-Bookmark",
   "Idempotent-Replayed",
   "Preference-Applied",
   "RateLimit",
@@ -30,6 +31,7 @@ const ALLOWED_HEADERS = [
   "If-Match",
   "If-None-Match",
   "X-Request-Id",
+  "X-D1-Bookmark",
 ].join(", ");
 
 /** Two hours: the most Chromium caches a preflight for. */

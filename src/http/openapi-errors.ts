@@ -1,5 +1,6 @@
 import type { ErrorKind } from "../domain/errors";
 import type { Family } from "./auth";
+import { BOOKMARK_HEADER, BOOKMARK_PATTERN } from "./d1-session";
 import type { JsonSchema } from "./reply";
 import { KEYED_METHODS, type RouteSpec } from "./route";
 
@@ -24,14 +25,23 @@ export const HEADERS: Record<string, JsonSchema> = {
   },
   "WWW-Authenticate": { description: "The credential header the family reads.", schema: { type: "string" } },
   Allow: { description: "The methods the path does take.", schema: { type: "string" } },
+  [BOOKMARK_HEADER]: {
+    description:
+      "The latest D1 bookmark the request saw (or the one it sent, if it read nothing from D1): send it back in `X-D1-Bookmark` to read at least what this answer reflects, from any replica.",
+    schema: { type: "string", pattern: BOOKMARK_PATTERN },
+  },
 };
 
-const requestId = { "X-Request-Id": header("X-Request-Id") };
+/** The headers every answer may carry, success or error. */
+export const EVERY_ANSWER = {
+  "X-Request-Id": header("X-Request-Id"),
+  [BOOKMARK_HEADER]: header(BOOKMARK_HEADER),
+};
 
 function answer(description: string, media: string, body: JsonSchema, headers: JsonSchema = {}) {
   return {
     description,
-    headers: { ...requestId, ...headers },
+    headers: { ...EVERY_ANSWER, ...headers },
     content: { [media]: { schema: body } },
   };
 }
@@ -138,7 +148,6 @@ function errorStatuses(route: RouteSpec, family: Family): Map<ErrorStatus, strin
   const declared = route.errors ?? {};
   const has = (kind: ErrorKind) => kind in declared;
   const out = new Map<ErrorStatus, string>();
-  const parsesInput = route.query !== undefined || route.body !== undefined;
   if (family === "quota") {
     // Bodies too large and methods not taken are bad requests in this dialect.
     out.set("400", "FaultBadRequest");
@@ -154,7 +163,8 @@ function errorStatuses(route: RouteSpec, family: Family): Map<ErrorStatus, strin
   }
   const keyed = isKeyed(route, family);
   const quota = has("over_limit");
-  if (parsesInput || has("bad_request")) out.set("400", "BadRequest");
+  // Every route reads X-D1-Bookmark: a malformed one is a bad request anywhere.
+  out.set("400", "BadRequest");
   if (route.auth) out.set("401", "Unauthorized");
   if (route.auth) out.set("403", "Forbidden");
   if (route.params || has("not_found")) out.set("404", "NotFound");

@@ -1,8 +1,9 @@
 import { type ConversionConfig, toJsonSchema, toJsonSchemaDefs } from "@valibot/to-json-schema";
 import { familyOf } from "./app";
 import { REQUEST_COMPONENTS, RESPONSE_COMPONENTS } from "./components";
+import { BOOKMARK_HEADER, BOOKMARK_PATTERN } from "./d1-session";
 import { MAX_KEY_LENGTH } from "./idempotency";
-import { ERROR_RESPONSES, errorResponses, HEADERS, isKeyed } from "./openapi-errors";
+import { ERROR_RESPONSES, EVERY_ANSWER, errorResponses, HEADERS, isKeyed } from "./openapi-errors";
 import type { JsonSchema, ResponseSpec, Schema } from "./reply";
 import type { RouteSpec } from "./route";
 import { TAGS } from "./tags";
@@ -94,8 +95,20 @@ const HEADER_PARAMETERS = {
   },
 } as const;
 
+/** Request headers every operation takes, named once in `components.parameters`. */
+const SHARED_PARAMETERS = {
+  D1Bookmark: {
+    name: BOOKMARK_HEADER,
+    in: "header",
+    required: false,
+    description:
+      "A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400.",
+    schema: { type: "string", pattern: BOOKMARK_PATTERN },
+  },
+};
+
 function parameters(route: RouteSpec, keyed: boolean): JsonSchema[] {
-  const out: JsonSchema[] = [];
+  const out: JsonSchema[] = [{ $ref: "#/components/parameters/D1Bookmark" }];
   const add = (schema: Schema | undefined, where: "path" | "query") => {
     if (!schema) return;
     const json = schemaOf(schema, "input");
@@ -126,9 +139,7 @@ function parameters(route: RouteSpec, keyed: boolean): JsonSchema[] {
 }
 
 function successResponse(spec: ResponseSpec, keyed: boolean): JsonSchema {
-  const headers: Record<string, JsonSchema> = {
-    "X-Request-Id": { $ref: "#/components/headers/X-Request-Id" },
-  };
+  const headers: Record<string, JsonSchema> = { ...EVERY_ANSWER };
   for (const [name, h] of Object.entries(spec.headers ?? {})) {
     headers[name] = {
       description: h.description,
@@ -164,7 +175,7 @@ function operation(route: RouteSpec): JsonSchema {
     responses["304"] = {
       description: "Not modified: `If-None-Match` lists the current ETag; no body.",
       headers: {
-        "X-Request-Id": { $ref: "#/components/headers/X-Request-Id" },
+        ...EVERY_ANSWER,
         ETag: { description: "The current ETag.", required: true, schema: { type: "string" } },
       },
     };
@@ -223,6 +234,7 @@ export function openApiDocument(routes: readonly RouteSpec[], serverUrl: string)
     components: {
       schemas: componentSchemas(),
       responses: ERROR_RESPONSES,
+      parameters: SHARED_PARAMETERS,
       headers: HEADERS,
       securitySchemes: {
         apiKey: {

@@ -103,4 +103,28 @@ describe("the typed client", () => {
       runMainFlow({ partner: client(t.partnerKey), operator: client(t.partnerKey) }),
     ).rejects.toThrow(/grant the limit: expected 200, got 403/);
   });
+
+  it("sends back the latest X-D1-Bookmark it was answered: it reads its own writes from any replica", async () => {
+    const t = await tenant({ customers: 0 });
+    const sent: Array<string | null> = [];
+    const answered: Array<string | null> = [];
+    const client = createStratusClient({
+      baseUrl: BASE,
+      apiKey: t.partnerKey,
+      fetch: async (request) => {
+        sent.push(request.headers.get("x-d1-bookmark"));
+        const response = await workerFetch(request);
+        answered.push(response.headers.get("x-d1-bookmark"));
+        return response;
+      },
+    });
+    const created = await client.POST("/v1/customers", { body: { name: "Bookmarked", email: null } });
+    expect(created.response.status).toBe(201);
+    const listed = await client.GET("/v1/customers");
+    expect(listed.data?.objects.map((c) => c.id)).toContain(created.data?.id);
+    const [write, read] = answered;
+    expect(write).toMatch(/^[0-9a-f]{8}-/);
+    expect(sent).toEqual([null, write]);
+    expect(read! >= write!).toBe(true);
+  });
 });

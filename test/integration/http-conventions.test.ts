@@ -262,7 +262,14 @@ describe("CORS", () => {
     expect(preflight.headers.get("access-control-allow-origin")).toBe("https://admin.example.com");
     expect(preflight.headers.get("access-control-allow-methods")).toBe("GET, HEAD, PATCH, OPTIONS");
     const allowed = preflight.headers.get("access-control-allow-headers")!.toLowerCase();
-    for (const name of ["x-api-key", "if-match", "content-type", "idempotency-key", "authorization"])
+    for (const name of [
+      "x-api-key",
+      "if-match",
+      "content-type",
+      "idempotency-key",
+      "authorization",
+      "x-d1-bookmark",
+    ])
       expect(allowed).toContain(name);
     expect(preflight.headers.get("access-control-max-age")).toBe("7200");
     expect(preflight.headers.get("vary")).toContain("Origin");
@@ -273,7 +280,14 @@ describe("CORS", () => {
     expect(read.status).toBe(200);
     expect(read.headers.get("access-control-allow-origin")).toBe("https://console.example.com");
     const exposed = read.headers.get("access-control-expose-headers")!;
-    for (const name of ["Location", "Retry-After", "ETag", "X-Request-Id", "Idempotent-Replayed"])
+    for (const name of [
+      "Location",
+      "Retry-After",
+      "ETag",
+      "X-Request-Id",
+      "Idempotent-Replayed",
+      "X-D1-Bookmark",
+    ])
       expect(exposed).toContain(name);
     expect(read.headers.get("vary")).toContain("Origin");
     // Errors carry them too, so the page can read the problem.

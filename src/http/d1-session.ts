@@ -1,0 +1,134 @@
+import { badRequest } from "../domain/errors";
+import { logError } from "../domain/log";
+
+/**
+ * Reads from the nearest D1 replica (README, "Read replication"). Each request runs its D1 work in
+ * one D1 session, opened the first time the request touches `env.DB`: from the bookmark the caller
+ * sends in `X-D1-Bookmark`, else `first-unconstrained` for a read (any replica will do) and
+ * `first-primary` for a write. The answer carries the latest bookmark the request saw, for the
+ * caller's next request to start from: what it wrote, it then reads, from whichever replica.
+ */
+
+/** The header a bookmark travels in, both ways: the name Cloudflare's D1 documentation uses. */
+export const BOOKMARK_HEADER = "X-D1-Bookmark";
+
+/**
+ * A bookmark as D1 makes them (Cloudflare's glossary: `0000007b-0000b26e-00001538-0c3e87bb…`).
+ * Anything else is the caller's mistake, refused here (400) rather than left to D1 to fail on.
+ */
+export const BOOKMARK_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{32}$";
+const BOOKMARK = new RegExp(BOOKMARK_PATTERN);
+
+/** Bookmarks sort as their database's history does: the greater is the later. */
+const later = (a: string | null, b: string | null) => (a === null || (b !== null && b > a) ? b : a);
+
+export interface RequestDatabase {
+  /** The request's env: `DB` is its session, opened on first use. */
+  env: Env;
+  /**
+   * For a write that reached a Durable Object and succeeded: a read on the primary, after the
+   * objects' own D1 writes, so the bookmark answered covers them too (README, "Read replication",
+   * says why this and not a bookmark from each object). Nothing, and no await, for any other request.
+   */
+  settle(status: number): Promise<void> | undefined;
+  /** Sets the bookmark to answer on `response`, if the request has one. */
+  stamp(response: Response): void;
+}
+
+const SESSION = Symbol("the request's D1 session");
+type Carrier = Env & { [SESSION]: RequestSession };
+
+/**
+ * What every request's env inherits, built once per Worker env: the Worker's bindings, with `DB`
+ * the request's session and the objects' namespaces noting that the request reached one. A request
+ * then costs one small object, not a copy of the env nor getters of its own.
+ */
+const prototypes = new WeakMap<Env, Env>();
+
+function requestPrototype(env: Env): Env {
+  let prototype = prototypes.get(env);
+  if (!prototype) {
+    prototype = Object.create(env, {
+      // The session stands in for the binding: the request's code only prepares statements and
+      // batches them, all a session does.
+      DB: {
+        get(this: Carrier) {
+          return this[SESSION].open();
+        },
+      },
+      // The objects write to D1 through their own env, on the primary, outside this session.
+      SUBSCRIPTION: {
+        get(this: Carrier) {
+          return this[SESSION].reach(env.SUBSCRIPTION);
+        },
+      },
+      QUOTA_LEDGER: {
+        get(this: Carrier) {
+          return this[SESSION].reach(env.QUOTA_LEDGER);
+        },
+      },
+    }) as Env;
+    prototypes.set(env, prototype);
+  }
+  return prototype;
+}
+
+class RequestSession implements RequestDatabase {
+  readonly env: Env;
+  private session: D1DatabaseSession | null = null;
+  private reachedObject = false;
+  private caughtUp: string | null = null;
+
+  constructor(
+    private readonly base: Env,
+    private readonly given: string | null,
+    private readonly read: boolean,
+  ) {
+    const env = Object.create(requestPrototype(base)) as Carrier;
+    env[SESSION] = this;
+    this.env = env;
+  }
+
+  open(): D1DatabaseSession {
+    this.session ??= this.base.DB.withSession(
+      this.given ?? (this.read ? "first-unconstrained" : "first-primary"),
+    );
+    return this.session;
+  }
+
+  reach<T>(namespace: T): T {
+    this.reachedObject = true;
+    return namespace;
+  }
+
+  settle(status: number): Promise<void> | undefined {
+    if (this.read || !this.reachedObject || status >= 400) return undefined;
+    // A fresh session: the request's own may send this read to a replica only as new as it is.
+    const primary = this.base.DB.withSession("first-primary");
+    return primary
+      .prepare("SELECT 1")
+      .run()
+      .then(
+        () => {
+          this.caughtUp = primary.getBookmark();
+        },
+        // The write is done: the caller still gets the bookmark of what this session saw.
+        (error: unknown) => logError("d1.catch_up_failed", error),
+      );
+  }
+
+  stamp(response: Response): void {
+    const bookmark = later(later(this.given, this.session?.getBookmark() ?? null), this.caughtUp);
+    if (bookmark !== null) response.headers.set(BOOKMARK_HEADER, bookmark);
+  }
+}
+
+/** The request's D1 session, from its `X-D1-Bookmark`: 400 if that is not a bookmark. */
+export function requestDatabase(request: Request, env: Env): RequestDatabase {
+  const given = request.headers.get(BOOKMARK_HEADER);
+  if (given !== null && !BOOKMARK.test(given)) {
+    const message = "must be a bookmark this API answered in X-D1-Bookmark";
+    throw badRequest(`X-D1-Bookmark ${message}`, [{ point: "/headers/x-d1-bookmark", message }]);
+  }
+  return new RequestSession(env, given, request.method === "GET" || request.method === "HEAD");
+}
