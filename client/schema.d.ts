@@ -3747,6 +3747,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
                 /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
                 "Idempotency-Key"?: string;
             };
@@ -3775,6 +3777,7 @@ export interface operations {
             201: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description Where what was created or changed can be read. */
                     Location: string;
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
@@ -3823,7 +3826,10 @@ export interface operations {
     getV1ProjectsId: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path: {
                 id: string;
             };
@@ -3835,6 +3841,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3864,6 +3871,7 @@ export interface operations {
                     };
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
@@ -3876,6 +3884,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
                 /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
                 "Idempotency-Key"?: string;
             };
@@ -3902,6 +3912,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
                     "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
@@ -3952,6 +3963,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
                 /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
                 "Idempotency-Key"?: string;
             };
@@ -3967,12 +3980,14 @@ export interface operations {
             204: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
                     "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content?: never;
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             /** @description No such project, or the customer is not a member */
@@ -3989,6 +4004,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
                 /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
                 "Idempotency-Key"?: string;
             };
@@ -4016,6 +4033,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
                     "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
@@ -4061,6 +4079,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
                 /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
                 "Idempotency-Key"?: string;
             };
@@ -4089,6 +4109,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
                     "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
@@ -6915,7 +6936,10 @@ export interface operations {
                 /** @description One project id, or several comma-separated (at most 100). */
                 project?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -6925,6 +6949,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -7210,7 +7235,10 @@ export interface operations {
     postIdentityV20Tokens: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -7244,6 +7272,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     [name: string]: unknown;
                 };
                 content: {
