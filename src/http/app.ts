@@ -128,7 +128,7 @@ export function createApp(routes: readonly RouteSpec[]): Handler {
     let response: Response;
     let d1: RequestDatabase | undefined;
     try {
-      d1 = requestDatabase(request, env);
+      d1 = requestDatabase(request, env, exchange.family);
       response = await dispatch(request, d1.env, ctx, url, exchange);
     } catch (error) {
       if (error instanceof AppError) {

@@ -1,5 +1,6 @@
 import { badRequest } from "../domain/errors";
 import { logError } from "../domain/log";
+import type { Family } from "./auth";
 
 /**
  * Reads from the nearest D1 replica (README, "Read replication"). Each request runs its D1 work in
@@ -7,6 +8,10 @@ import { logError } from "../domain/log";
  * sends in `X-D1-Bookmark`, else `first-unconstrained` for a read (any replica will do) and
  * `first-primary` for a write. The answer carries the latest bookmark the request saw, for the
  * caller's next request to start from: what it wrote, it then reads, from whichever replica.
+ *
+ * The quota API is the exception: what it reads of D1 (the serial blocks and the index of pending
+ * commissions) is written by the ledgers, outside any request's session, so it always starts on
+ * the primary. The ledgers write nothing else to D1, so a call that reaches one needs no catch-up.
  */
 
 /** The header a bookmark travels in, both ways: the name Cloudflare's D1 documentation uses. */
@@ -56,15 +61,11 @@ function requestPrototype(env: Env): Env {
           return this[SESSION].open();
         },
       },
-      // The objects write to D1 through their own env, on the primary, outside this session.
+      // The subscriptions write their read model to D1 through their own env, on the primary,
+      // outside this session.
       SUBSCRIPTION: {
         get(this: Carrier) {
           return this[SESSION].reach(env.SUBSCRIPTION);
-        },
-      },
-      QUOTA_LEDGER: {
-        get(this: Carrier) {
-          return this[SESSION].reach(env.QUOTA_LEDGER);
         },
       },
     }) as Env;
@@ -81,7 +82,10 @@ class RequestSession implements RequestDatabase {
 
   constructor(
     private readonly base: Env,
+    /** The bookmark the caller sent, answered back if nothing newer is seen. */
     private readonly given: string | null,
+    /** Where the session starts: a bookmark, or `first-primary`/`first-unconstrained`. */
+    private readonly start: string,
     private readonly read: boolean,
   ) {
     const env = Object.create(requestPrototype(base)) as Carrier;
@@ -90,9 +94,7 @@ class RequestSession implements RequestDatabase {
   }
 
   open(): D1DatabaseSession {
-    this.session ??= this.base.DB.withSession(
-      this.given ?? (this.read ? "first-unconstrained" : "first-primary"),
-    );
+    this.session ??= this.base.DB.withSession(this.start);
     return this.session;
   }
 
@@ -124,11 +126,14 @@ class RequestSession implements RequestDatabase {
 }
 
 /** The request's D1 session, from its `X-D1-Bookmark`: 400 if that is not a bookmark. */
-export function requestDatabase(request: Request, env: Env): RequestDatabase {
+export function requestDatabase(request: Request, env: Env, family: Family): RequestDatabase {
   const given = request.headers.get(BOOKMARK_HEADER);
   if (given !== null && !BOOKMARK.test(given)) {
     const message = "must be a bookmark this API answered in X-D1-Bookmark";
     throw badRequest(`X-D1-Bookmark ${message}`, [{ point: "/headers/x-d1-bookmark", message }]);
   }
-  return new RequestSession(env, given, request.method === "GET" || request.method === "HEAD");
+  const read = request.method === "GET" || request.method === "HEAD";
+  return family === "quota"
+    ? new RequestSession(env, given, "first-primary", read)
+    : new RequestSession(env, given, given ?? (read ? "first-unconstrained" : "first-primary"), read);
 }

@@ -191,13 +191,13 @@ describe("the request's D1 session", () => {
 
   it("is opened only when the request touches D1, once, and answers nothing it did not see", async () => {
     const w = watched();
-    const untouched = requestDatabase(request("GET"), w.env);
+    const untouched = requestDatabase(request("GET"), w.env, "partner");
     const response = new Response(null);
     untouched.stamp(response);
     expect(w.opened).toEqual([]);
     expect(response.headers.get("x-d1-bookmark")).toBeNull();
 
-    const touched = requestDatabase(request("GET"), w.env);
+    const touched = requestDatabase(request("GET"), w.env, "partner");
     await touched.env.DB.prepare("SELECT 1").run();
     await touched.env.DB.prepare("SELECT 2").run();
     expect(w.opened).toEqual(["first-unconstrained"]);
@@ -215,7 +215,7 @@ describe("the request's D1 session", () => {
       ["POST", from(bookmark), bookmark],
     ] as const) {
       w.opened.length = 0;
-      const d1 = requestDatabase(request(method, headers), w.env);
+      const d1 = requestDatabase(request(method, headers), w.env, "partner");
       await d1.env.DB.prepare("SELECT 1").run();
       expect(w.opened).toEqual([expected]);
       const response = new Response(null);
@@ -226,7 +226,7 @@ describe("the request's D1 session", () => {
 
   it("reads the primary after a write only when the write reached an object and succeeded", async () => {
     const w = watched();
-    const write = () => requestDatabase(request("POST"), w.env);
+    const write = () => requestDatabase(request("POST"), w.env, "partner");
     expect(write().settle(201)).toBeUndefined();
     const viaObject = write();
     void viaObject.env.SUBSCRIPTION;
@@ -234,8 +234,25 @@ describe("the request's D1 session", () => {
     expect(w.opened).toEqual([]);
     await viaObject.settle(201);
     expect(w.opened).toEqual(["first-primary"]);
-    const read = requestDatabase(request("GET"), w.env);
-    void read.env.QUOTA_LEDGER;
+    const read = requestDatabase(request("GET"), w.env, "partner");
+    void read.env.SUBSCRIPTION;
     expect(read.settle(200)).toBeUndefined();
+  });
+
+  it("runs the quota API on the primary, from any bookmark, with no catch-up after a ledger", async () => {
+    const w = watched();
+    const bookmark = await primaryNow();
+    for (const [method, headers] of [
+      ["GET", {}],
+      ["GET", from(bookmark)],
+      ["POST", from(bookmark)],
+    ] as const) {
+      w.opened.length = 0;
+      const d1 = requestDatabase(request(method, headers), w.env, "quota");
+      void d1.env.QUOTA_LEDGER;
+      expect(d1.settle(201)).toBeUndefined();
+      await d1.env.DB.prepare("SELECT 1").run();
+      expect(w.opened).toEqual(["first-primary"]);
+    }
   });
 });
