@@ -1,10 +1,21 @@
 import { type RenewalMessage, type RenewalOutcome, renewOrExpire } from "../app/renewals";
 import { closeMonthOf, isMonthClose, type MonthCloseMessage } from "../app/usage";
+import { eachWithin } from "../domain/concurrency";
 import { logError } from "../domain/log";
 
 /**
+ * How many of a batch's messages are worked on at once. Each renewal is a chain of awaited calls
+ * (its object, the customer's ledger, the new term's object, D1), so one at a time leaves the
+ * invocation idle; all of a batch at once queues them behind one another on the same ledger and
+ * on D1, and makes the batch as slow as its slowest. Measured in bench/RESULTS.md (2026-12-01,
+ * night); docs/SCALING.md says how this multiplies with Cloudflare's concurrent consumers.
+ */
+export const RENEWALS_AT_ONCE = 16;
+
+/**
  * The renewals queue consumer: each message renews or expires one subscription, or closes a month
- * of one running cloud. Answers how they went, for the batch's log line (retries are counted there).
+ * of one running cloud, and is acked or retried on its own. Answers how they went, for the batch's
+ * log line (retries are counted there).
  */
 export async function consumeRenewals(
   batch: MessageBatch<RenewalMessage | MonthCloseMessage>,
@@ -17,21 +28,19 @@ export async function consumeRenewals(
     skipped: 0,
     monthsClosed: 0,
   };
-  await Promise.all(
-    batch.messages.map(async (message) => {
-      const body = message.body;
-      try {
-        if (isMonthClose(body)) {
-          counts[(await closeMonthOf(env, body)) === "closed" ? "monthsClosed" : "skipped"]++;
-        } else {
-          counts[await renewOrExpire(env, body.subscription, new Date(body.at))]++;
-        }
-        message.ack();
-      } catch (error) {
-        logError("renewal.retrying", error, { subscription: body.subscription, attempts: message.attempts });
-        message.retry({ delaySeconds: 30 });
+  await eachWithin(batch.messages, RENEWALS_AT_ONCE, async (message) => {
+    const body = message.body;
+    try {
+      if (isMonthClose(body)) {
+        counts[(await closeMonthOf(env, body)) === "closed" ? "monthsClosed" : "skipped"]++;
+      } else {
+        counts[await renewOrExpire(env, body.subscription, new Date(body.at))]++;
       }
-    }),
-  );
+      message.ack();
+    } catch (error) {
+      logError("renewal.retrying", error, { subscription: body.subscription, attempts: message.attempts });
+      message.retry({ delaySeconds: 30 });
+    }
+  });
   return counts;
 }

@@ -16,6 +16,7 @@ import { armFault, disarmFaults } from "../../src/domain/faults";
 import { partnerScope } from "../../src/domain/scope";
 import worker from "../../src/index";
 import { subscriptionObject } from "../../src/objects/subscription-object";
+import { RENEWALS_AT_ONCE } from "../../src/queues/renewals";
 import { expectBooksBalance, recoverAll } from "../books";
 import { call, expectOk, type Tenant, tenant, usageOf, withCatalog } from "../helpers";
 
@@ -227,6 +228,80 @@ describe("renewing", () => {
     await deliver([{ subscription: sub.id, at: at.toISOString() }]);
     expect((await read(t, sub.id)).descendants).toEqual([planned?.renewal?.subscription]);
     expect(await usageOf(t, 0, "ip")).toEqual({ usage: 1, limit: 1, pending: 0 });
+  });
+});
+
+describe("a batch worked on concurrently", () => {
+  /** More subscriptions than the consumer works on at once, so its lanes each take several. */
+  const COUNT = RENEWALS_AT_ONCE + 4;
+
+  /** COUNT `ip` subscriptions of 1, auto_renew, in one purchase: the customer at its limit of COUNT. */
+  async function atTheLimit() {
+    const t = await setup(COUNT);
+    const y = nextYear();
+    const bought = await expectOk(
+      call("POST", "/v1/subscriptions/", {
+        token: t.partnerKey,
+        body: {
+          objects: Array.from({ length: COUNT }, () => ({
+            customer: t.customers[0],
+            resource: "ip",
+            amount: 1,
+            start_time: noon(y, 3, 1).toISOString(),
+            period: "1 day",
+            auto_renew: true,
+          })),
+        },
+      }),
+      201,
+    );
+    const subs: { id: string; end_time: string }[] = bought.objects;
+    expect(await usageOf(t, 0, "ip")).toEqual({ usage: COUNT, limit: COUNT, pending: 0 });
+    return { t, subs };
+  }
+
+  /** Each subscription's renewals, and whether it ended; none may be left with its place reserved. */
+  async function outcomes(t: Tenant, subs: { id: string }[]) {
+    return Promise.all(
+      subs.map(async (s) => {
+        const root = await read(t, s.id);
+        const record = await subscriptionObject(env, s.id).get();
+        expect(record?.nextId ?? null, `${s.id}: its place is its renewal's or free`).toBe(
+          root.descendants[0] ?? null,
+        );
+        return { renewals: root.descendants.length as number, expired: root.status === "expired", root };
+      }),
+    );
+  }
+
+  it("renews each once when every message comes twice in one batch, holding the quota once", async () => {
+    const { t, subs } = await atTheLimit();
+    const at = new Date(Date.parse(subs[0]!.end_time) - 60_000).toISOString();
+    const messages = subs.map((s) => ({ subscription: s.id, at }));
+    const result = await deliver([...messages, ...messages]);
+    expect(result.retryMessages).toEqual([]);
+    expect(result.explicitAcks).toHaveLength(2 * COUNT);
+    await deliver(messages);
+    for (const o of await outcomes(t, subs)) expect(o).toMatchObject({ renewals: 1, expired: false });
+    expect(await usageOf(t, 0, "ip")).toEqual({ usage: COUNT, limit: COUNT, pending: 0 });
+    await expectBooksBalance(t);
+  });
+
+  it("over a lowered limit, renews what fits as the refused ones expire, never over the limit", async () => {
+    const { t, subs } = await atTheLimit();
+    const limit = COUNT - 5;
+    await limitIp(t, limit);
+    // The terms are over: a renewal refused expires its term, releasing the quota the next one needs.
+    const result = await deliver(subs.map((s) => ({ subscription: s.id, at: s.end_time })));
+    expect(result.retryMessages).toEqual([]);
+    const all = await outcomes(t, subs);
+    const renewed = all.filter((o) => o.renewals === 1 && !o.expired).length;
+    const refused = all.filter((o) => o.renewals === 0 && o.expired);
+    expect(renewed + refused.length).toBe(COUNT);
+    expect(refused.length).toBeGreaterThanOrEqual(5);
+    for (const o of refused) expect(o.root.renewal_error).toMatch(/quota exceeded/);
+    expect(await usageOf(t, 0, "ip")).toEqual({ usage: renewed, limit, pending: 0 });
+    await expectBooksBalance(t);
   });
 });
 
