@@ -7,12 +7,11 @@ import {
   queuedBehindAnother,
 } from "../db/subscriptions";
 import { AppError, badRequest, notFound } from "../domain/errors";
-import { entityTag } from "../domain/etag";
+import { type TaggedJson, tagJson } from "../domain/etag";
 import { jsonText } from "../domain/json";
 import { EVERYTHING, type Scope, sees } from "../domain/scope";
 import { type SubscriptionRecord, type SubscriptionWire, statusOf, toWire } from "../domain/subscriptions";
 import { subscriptionObject } from "../objects/subscription-object";
-import type { TaggedWire } from "../objects/subscription-reads";
 import { unwrap } from "./subscriptions";
 
 /** Reading subscriptions (one from its object, pages from the D1 read model) and draining depletables. */
@@ -44,12 +43,16 @@ export async function visibleRecord(env: Env, scope: Scope, id: string): Promise
 }
 
 /** One subscription as a read answers it, JSON text and ETag: mostly rendered by its object alone. */
-export async function readSubscription(env: Env, scope: Scope, id: string, now: Date): Promise<TaggedWire> {
+export async function readSubscription(
+  env: Env,
+  scope: Scope,
+  id: string,
+  now: Date,
+): Promise<TaggedJson<SubscriptionWire>> {
   const view = await subscriptionObject(env, id).view(scope, now.getTime());
   if (!view) throw notFound(`subscription ${id} does not exist`);
-  if ("json" in view) return view;
-  const json = jsonText(await present(env, within(scope, id, view.body), now, view.queued));
-  return { json, etag: entityTag(json) };
+  if (typeof view === "string") return view;
+  return tagJson(jsonText(await present(env, within(scope, id, view.body), now, view.queued)));
 }
 
 function within(scope: Scope, id: string, body: string | null): SubscriptionRecord {

@@ -1,3 +1,5 @@
+import type { JsonText } from "./json";
+
 /**
  * A strong entity tag (RFC 9110 §8.8.3) of a representation's bytes: two representations share a
  * tag only if their text is the same. Not a cryptographic hash (a tag guards against lost updates,
@@ -17,3 +19,21 @@ export function entityTag(text: string): string {
   const hex = (n: number) => (n >>> 0).toString(16).padStart(8, "0");
   return `"${hex(h2)}${hex(h1)}"`;
 }
+
+/** Every tag `entityTag` makes has this length: the quotes and 16 hex digits. */
+const TAG_LENGTH = 18;
+
+declare const tags: unique symbol;
+
+/**
+ * JSON text with its entity tag in front, in one string: a representation rendered once and kept
+ * with its tag, and passed on as a bare string (which crosses a Durable Object call cheapest).
+ */
+export type TaggedJson<T> = string & { readonly [tags]: T };
+
+export const tagJson = <T>(json: JsonText<T>): TaggedJson<T> => `${entityTag(json)}${json}` as TaggedJson<T>;
+
+export const untagJson = <T>(tagged: TaggedJson<T>): { json: JsonText<T>; etag: string } => ({
+  etag: tagged.slice(0, TAG_LENGTH),
+  json: tagged.slice(TAG_LENGTH) as JsonText<T>,
+});

@@ -74,11 +74,33 @@ function requestPrototype(env: Env): Env {
   return prototype;
 }
 
+/** A statement that changes the database: D1 runs it on the primary, whatever the session. */
+const WRITE = /^\s*(?:insert|update|delete|replace)\b/i;
+
+/** `target` with some members replaced; the others are its own, called on it. */
+function bound<T extends object>(target: T, replaced: Partial<T>): T {
+  return new Proxy(target, {
+    get: (own, key) => {
+      if (key in replaced) return replaced[key as keyof T];
+      const member = Reflect.get(own, key);
+      return typeof member === "function" ? (...args: unknown[]) => Reflect.apply(member, own, args) : member;
+    },
+  });
+}
+
 class RequestSession implements RequestDatabase {
   readonly env: Env;
   private session: D1DatabaseSession | null = null;
-  private reachedObject = false;
+  /** What the request prepared on it: the session, with each write noted. */
+  private database: D1DatabaseSession | null = null;
   private caughtUp: string | null = null;
+  /** Ticks ordering the events below within the request. */
+  private clock = 0;
+  /** When the last call to a subscription's object ended; 0: none did. */
+  private objectDone = 0;
+  private objectCalls = 0;
+  /** When the request's last write statement was prepared; 0: none was. */
+  private wrote = 0;
 
   constructor(
     private readonly base: Env,
@@ -94,17 +116,49 @@ class RequestSession implements RequestDatabase {
   }
 
   open(): D1DatabaseSession {
-    this.session ??= this.base.DB.withSession(this.start);
-    return this.session;
+    if (this.database) return this.database;
+    const session = this.base.DB.withSession(this.start);
+    this.session = session;
+    this.database = this.read
+      ? session
+      : bound(session, {
+          prepare: (sql: string) => {
+            if (WRITE.test(sql)) this.wrote = ++this.clock;
+            return session.prepare(sql);
+          },
+        });
+    return this.database;
   }
 
-  reach<T>(namespace: T): T {
-    this.reachedObject = true;
-    return namespace;
+  /**
+   * A write's calls to subscriptions' objects are timed: a write statement of its own that was
+   * prepared after the last of them ended ran on the primary after their D1 writes, so the
+   * session's bookmark already covers those (a purchase's orders, written after its objects).
+   */
+  reach(namespace: Env["SUBSCRIPTION"]): Env["SUBSCRIPTION"] {
+    if (this.read) return namespace;
+    const timed = <T extends object>(stub: T): T =>
+      new Proxy(stub, {
+        get: (target, key) => {
+          const member = Reflect.get(target, key);
+          if (typeof member !== "function" || key === "then") return member;
+          return (...args: unknown[]) => {
+            this.objectCalls += 1;
+            return Promise.resolve(Reflect.apply(member, target, args)).finally(() => {
+              this.objectCalls -= 1;
+              this.objectDone = ++this.clock;
+            });
+          };
+        },
+      });
+    return bound(namespace, { get: (id: DurableObjectId) => timed(namespace.get(id)) });
   }
 
   settle(status: number): Promise<void> | undefined {
-    if (this.read || !this.reachedObject || status >= 400) return undefined;
+    if (this.read || status >= 400) return undefined;
+    const covered = this.objectCalls === 0 && this.wrote > this.objectDone;
+    if (this.objectDone === 0 && this.objectCalls === 0) return undefined;
+    if (covered) return undefined;
     // A fresh session: the request's own may send this read to a replica only as new as it is.
     const primary = this.base.DB.withSession("first-primary");
     return primary

@@ -1,6 +1,6 @@
 import { queuedBehindAnother } from "../db/subscriptions";
-import { entityTag } from "../domain/etag";
-import { type JsonText, jsonText } from "../domain/json";
+import { type TaggedJson, tagJson } from "../domain/etag";
+import { jsonText } from "../domain/json";
 import { type Scope, sees } from "../domain/scope";
 import {
   type Status,
@@ -10,14 +10,8 @@ import {
   toWire,
 } from "../domain/subscriptions";
 
-/** The wire JSON of a subscription and its strong ETag, rendered together and kept together. */
-export interface TaggedWire {
-  json: JsonText<SubscriptionWire>;
-  etag: string;
-}
-
-/** A read: the tagged wire JSON, or the record and its queued status for the caller to present. */
-export type SubscriptionView = TaggedWire | { body: string; queued: boolean };
+/** A read: the wire JSON with its ETag, or the record and its queued status for the caller to present. */
+export type SubscriptionView = TaggedJson<SubscriptionWire> | { body: string; queued: boolean };
 
 /**
  * What a SubscriptionObject keeps in memory to answer reads: its record parsed, the wire JSON
@@ -26,7 +20,7 @@ export type SubscriptionView = TaggedWire | { body: string; queued: boolean };
  */
 export class SubscriptionReads {
   private current:
-    | { body: string; record: SubscriptionRecord; wires: Map<Status, TaggedWire> }
+    | { body: string; record: SubscriptionRecord; wires: Map<Status, TaggedJson<SubscriptionWire>> }
     | null
     | undefined;
   /** Whether this depletable waits behind an older one, while no change to its queue was told. */
@@ -56,8 +50,7 @@ export class SubscriptionReads {
     const status = statusOf(record, new Date(now), queued);
     let wire = wires.get(status);
     if (wire === undefined) {
-      const json = jsonText(toWire(record, status, []));
-      wire = { json, etag: entityTag(json) };
+      wire = tagJson(jsonText(toWire(record, status, [])));
       wires.set(status, wire);
     }
     return wire;

@@ -224,16 +224,36 @@ describe("the request's D1 session", () => {
     }
   });
 
-  it("reads the primary after a write only when the write reached an object and succeeded", async () => {
+  it("reads the primary after a write only when an object call ended after its last write statement", async () => {
     const w = watched();
     const write = () => requestDatabase(request("POST"), w.env, "partner");
     expect(write().settle(201)).toBeUndefined();
+    const objectCall = (d1: ReturnType<typeof write>) =>
+      subscriptionObject(d1.env, crypto.randomUUID()).get();
+
     const viaObject = write();
     void viaObject.env.SUBSCRIPTION;
+    expect(viaObject.settle(201)).toBeUndefined();
+    await objectCall(viaObject);
     expect(viaObject.settle(409)).toBeUndefined();
     expect(w.opened).toEqual([]);
     await viaObject.settle(201);
     expect(w.opened).toEqual(["first-primary"]);
+
+    // A write statement of its own after the object's call ran on the primary after the object's
+    // D1 writes: the session's bookmark covers them (a purchase's orders).
+    w.opened.length = 0;
+    const thenWrote = write();
+    await objectCall(thenWrote);
+    await thenWrote.env.DB.prepare("DELETE FROM customers WHERE id = ?").bind("none").run();
+    expect(thenWrote.settle(201)).toBeUndefined();
+    expect(w.opened).toEqual(["first-primary"]);
+    // A read statement after it proves nothing: it may have gone to a replica.
+    const thenRead = write();
+    await objectCall(thenRead);
+    await thenRead.env.DB.prepare("SELECT 1").run();
+    await thenRead.settle(201);
+    expect(w.opened.length).toBe(3);
     const read = requestDatabase(request("GET"), w.env, "partner");
     void read.env.SUBSCRIPTION;
     expect(read.settle(200)).toBeUndefined();

@@ -7,6 +7,7 @@ import { listPage, partnerScopeOf, readSubscription, scopeOf, visibleRecord } fr
 import { assignIds, plan } from "../../app/subscriptions";
 import type { Principal } from "../../db/credentials";
 import { refused } from "../../domain/errors";
+import { untagJson } from "../../domain/etag";
 import { uuidv7 } from "../../domain/ids";
 import { MAX_OBJECTS } from "../../domain/purchase";
 import { money, runRefusal } from "../../domain/subscriptions";
@@ -214,7 +215,7 @@ export const subscriptionRoutes = [
       },
     },
     async handle({ env, principal, params }) {
-      const { json, etag } = await readSubscription(env, scopeOf(principal), params.id, now());
+      const { json, etag } = untagJson(await readSubscription(env, scopeOf(principal), params.id, now()));
       return taggedText(json, etag);
     },
   }),
