@@ -1,4 +1,5 @@
 import type { Principal } from "../db/credentials";
+import { findPartner } from "../db/partners";
 import { badRequest, type FieldError, notFound } from "../domain/errors";
 import type { PurchaseObject } from "../domain/purchase";
 import { scopeOf } from "./reads";
@@ -8,6 +9,29 @@ import { scopeOf } from "./reads";
 /** Operators act for a partner they name; partners, and their customers' keys, for that partner. */
 export function actingPartner(principal: Principal): string {
   if (!principal.partnerId) throw badRequest("operators buy through a partner's API key");
+  return principal.partnerId;
+}
+
+/**
+ * The partner what a caller creates (a customer, a project) belongs to: an operator names it (404
+ * if there is none such), a partner's key is its own partner and may name only that one.
+ */
+export async function owningPartner(
+  env: Env,
+  principal: Principal,
+  named: string | undefined,
+): Promise<string> {
+  if (principal.role === "operator") {
+    if (!named) throw badRequest("partner is required", [{ point: "/partner", message: "is required" }]);
+    if (!(await findPartner(env, named))) throw notFound(`partner ${named} does not exist`);
+    return named;
+  }
+  if (named && named !== principal.partnerId) {
+    throw badRequest("partner must be your own", [
+      { point: "/partner", message: "must be your own partner id" },
+    ]);
+  }
+  if (!principal.partnerId) throw notFound("partner does not exist");
   return principal.partnerId;
 }
 

@@ -68,10 +68,7 @@ export class SubscriptionObject extends DurableObject<Env> {
     return this.store.load();
   }
 
-  /**
-   * The record as stored, JSON text: what a read passes on. A string crosses RPC as it is, where
-   * a record is structured-cloned field by field on both sides.
-   */
+  /** The record as stored, JSON text: a string crosses RPC as it is, a record field by field. */
   getJson(): string | null {
     return this.store.json();
   }

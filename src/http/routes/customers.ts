@@ -1,4 +1,5 @@
 import type * as v from "valibot";
+import { owningPartner } from "../../app/acting";
 import { visibleCustomer } from "../../app/customers";
 import { newIdFor } from "../../app/intents";
 import { scopeOf } from "../../app/reads";
@@ -10,9 +11,8 @@ import {
   listCustomers,
   updateCustomer,
 } from "../../db/customers";
-import { findPartner } from "../../db/partners";
 import { findResource } from "../../db/resources";
-import { badRequest, notFound } from "../../domain/errors";
+import { notFound } from "../../domain/errors";
 import { ledgerOf } from "../../objects/quota-ledger";
 import { IdParams, IssuedCredentialOut, KeyRequest } from "../../schemas/common";
 import {
@@ -104,18 +104,7 @@ export const customerRoutes = [
     },
     errors: { not_found: "An operator named a partner that does not exist" },
     async handle({ env, request, principal, body }) {
-      let partnerId = principal.partnerId;
-      if (principal.role === "operator") {
-        if (!body.partner)
-          throw badRequest("partner is required", [{ point: "/partner", message: "is required" }]);
-        if (!(await findPartner(env, body.partner))) throw notFound(`partner ${body.partner} does not exist`);
-        partnerId = body.partner;
-      } else if (body.partner && body.partner !== principal.partnerId) {
-        throw badRequest("partner must be your own", [
-          { point: "/partner", message: "must be your own partner id" },
-        ]);
-      }
-      if (!partnerId) throw notFound("partner does not exist");
+      const partnerId = await owningPartner(env, principal, body.partner);
       const c = await createCustomer(env, {
         id: await newIdFor(request),
         partnerId,

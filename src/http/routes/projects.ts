@@ -1,4 +1,5 @@
 import type * as v from "valibot";
+import { owningPartner } from "../../app/acting";
 import { newIdFor } from "../../app/intents";
 import {
   join,
@@ -8,9 +9,7 @@ import {
   setProjectLimit,
   visibleProject,
 } from "../../app/projects";
-import { findPartner } from "../../db/partners";
 import { createProject } from "../../db/projects";
-import { badRequest, notFound } from "../../domain/errors";
 import type { HoldingView } from "../../objects/ledger-holdings";
 import { IdParams } from "../../schemas/common";
 import {
@@ -83,18 +82,7 @@ export const projectRoutes = [
     },
     errors: { not_found: "An operator named a partner that does not exist" },
     async handle({ env, request, principal, body }) {
-      let partnerId = principal.partnerId;
-      if (principal.role === "operator") {
-        if (!body.partner)
-          throw badRequest("partner is required", [{ point: "/partner", message: "is required" }]);
-        if (!(await findPartner(env, body.partner))) throw notFound(`partner ${body.partner} does not exist`);
-        partnerId = body.partner;
-      } else if (body.partner && body.partner !== principal.partnerId) {
-        throw badRequest("partner must be your own", [
-          { point: "/partner", message: "must be your own partner id" },
-        ]);
-      }
-      if (!partnerId) throw notFound("partner does not exist");
+      const partnerId = await owningPartner(env, principal, body.partner);
       const p = await createProject(env, { id: await newIdFor(request), partnerId, name: body.name });
       const out = projectOut({ ...p, base: false, members: [] });
       return { status: 201, body: out, headers: { Location: `/v1/projects/${p.id}` } };
