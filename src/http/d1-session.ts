@@ -31,9 +31,10 @@ export interface RequestDatabase {
   /** The request's env: `DB` is its session, opened on first use. */
   env: Env;
   /**
-   * For a write that reached a Durable Object and succeeded: a read on the primary, after the
-   * objects' own D1 writes, so the bookmark answered covers them too (README, "Read replication",
-   * says why this and not a bookmark from each object). Nothing, and no await, for any other request.
+   * For a write that called a subscription's object and succeeded, unless a write statement of its
+   * own followed the last call: a read on the primary, after the objects' own D1 writes, so the
+   * bookmark answered covers them too (README, "Read replication", says why this and not a bookmark
+   * from each object). Nothing, and no await, for any other request.
    */
   settle(status: number): Promise<void> | undefined;
   /** Sets the bookmark to answer on `response`, if the request has one. */
@@ -155,10 +156,10 @@ class RequestSession implements RequestDatabase {
   }
 
   settle(status: number): Promise<void> | undefined {
-    if (this.read || status >= 400) return undefined;
-    const covered = this.objectCalls === 0 && this.wrote > this.objectDone;
-    if (this.objectDone === 0 && this.objectCalls === 0) return undefined;
-    if (covered) return undefined;
+    const settled = this.objectCalls === 0;
+    // No object call, or a write statement of its own after the last one: nothing to catch up.
+    if (this.read || status >= 400 || (settled && (this.objectDone === 0 || this.wrote > this.objectDone)))
+      return undefined;
     // A fresh session: the request's own may send this read to a replica only as new as it is.
     const primary = this.base.DB.withSession("first-primary");
     return primary
