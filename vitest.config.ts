@@ -22,6 +22,8 @@ export default defineConfig(async () => {
           bindings: {
             TEST_MIGRATIONS: migrations,
             TEST_RATELIMITS: limits,
+            // `STRATUS_TEST_LOGS=1 npm test` prints the Worker's log lines (test/setup.ts).
+            TEST_SHOW_LOGS: process.env.STRATUS_TEST_LOGS === "1",
           },
         },
       }),

@@ -38,6 +38,8 @@ export const demo = {
       name: "Demo Customer",
       email: "customer@example.org",
       token: { id: "d0000000-0000-7000-8000-0000000000b1", secret: "demo-user-secret-0101" },
+      /** A customer-scoped `/v1` key (`account`): buys and reads for this customer only. */
+      accountKey: { id: "d0000000-0000-7000-8000-0000000000d1", secret: "demo-account-secret-0101" },
       limits: {
         "cyclades.vm": 2,
         "cyclades.ram": 1073741824,

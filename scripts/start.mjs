@@ -61,6 +61,21 @@ async function seedSql() {
         }),
       ),
     )),
+    ...(await Promise.all(
+      demo.customers.flatMap((c) =>
+        c.accountKey
+          ? [
+              credentialInsert({
+                ...c.accountKey,
+                role: "account",
+                partnerId: partner.id,
+                subjectId: c.id,
+                label: "demo",
+              }),
+            ]
+          : [],
+      ),
+    )),
   ];
   const file = path.join(mkdtempSync(path.join(tmpdir(), "stratus-")), "seed.sql");
   writeFileSync(file, `${lines.join("\n")}\n`);
@@ -119,6 +134,11 @@ function banner() {
     [`service ${demo.service.name} (X-Auth-Token)`, token("service", demo.service.token)],
     [`vendor ${demo.vendor.name} (CMW-Auth-Token)`, token("vendor", demo.vendor.token)],
     ...demo.customers.map((c) => [`user ${c.name} ${c.id} (X-Auth-Token)`, token("customer", c.token)]),
+    ...demo.customers.flatMap((c) =>
+      c.accountKey
+        ? [[`account of ${c.name} (X-Api-Key, or Basic's password)`, token("account", c.accountKey)]]
+        : [],
+    ),
   ];
   return [
     "",

@@ -11,10 +11,11 @@ await applyD1Migrations(env.DB, env.TEST_MIGRATIONS);
  * each such line that reaches vitest risks the plugin's known hang: a file whose last RPC waits
  * forever on a parked console line (cloudflare/workers-sdk#15719). Tests that read them spy on
  * the console (`vi.spyOn(console, "log")`), which still sees every call; anything else printed
- * goes through as before.
+ * goes through as before. To debug (a 500's `request.unhandled` line, say), `STRATUS_TEST_LOGS=1
+ * npm test` lets them through, hang risk and all.
  */
 const WORKER_LINE = /^\{"event":/;
-for (const method of ["log", "warn", "error"] as const) {
+for (const method of env.TEST_SHOW_LOGS ? [] : (["log", "warn", "error"] as const)) {
   const write = console[method].bind(console);
   console[method] = (...args: unknown[]) => {
     if (typeof args[0] === "string" && WORKER_LINE.test(args[0])) return;
