@@ -239,6 +239,13 @@ export function failingD1<T extends D1Database | D1DatabaseSession>(
   });
 }
 
+/** A tenant of `customers` with the demo catalog and a limit of `limit` on each of its resources. */
+export async function tenantWithCatalog(customers: number, limit?: number): Promise<Tenant> {
+  const t = await tenant({ customers });
+  await withCatalog(t, limit);
+  return t;
+}
+
 /** HTTP Basic as CloudSigma's clients send it: the account's username and password (the API key). */
 export const basic = (user: string, password: string) => ({
   authorization: `Basic ${btoa(`${user}:${password}`)}`,
@@ -246,8 +253,7 @@ export const basic = (user: string, password: string) => ({
 
 /** A tenant of two customers with the catalog, and a customer-scoped key for the first. */
 export async function customerKeyed(): Promise<Tenant & { customerKey: string }> {
-  const t = await tenant({ customers: 2 });
-  await withCatalog(t);
+  const t = await tenantWithCatalog(2);
   const key = await expectOk(
     call("POST", `/v1/customers/${t.customers[0]}/api-keys`, {
       token: t.partnerKey,
@@ -259,4 +265,31 @@ export async function customerKeyed(): Promise<Tenant & { customerKey: string }>
     throw new Error(`a customer-scoped key is an account's: ${JSON.stringify(key)}`);
   }
   return { ...t, customerKey: key.token };
+}
+
+/**
+ * `count` purchases for `customer` (an order each, `amount` of cpu for a month), and a queued
+ * operation on each subscription (an `auto_renew` toggle answered 202): one row per list.
+ */
+export async function boughtWithOperations(t: Tenant, customer: string, count: number, amount = 1) {
+  const bought: Array<{ id: string; order: string; op: string }> = [];
+  for (let i = 0; i < count; i++) {
+    const sub = (
+      await expectOk(
+        call("POST", "/v1/subscriptions/", {
+          token: t.partnerKey,
+          body: { objects: [{ customer, amount, period: "1 month", resource: "cpu" }] },
+        }),
+        201,
+      )
+    ).objects[0];
+    const op = await call("POST", `/v1/subscriptions/${sub.id}/action/?do=auto_renew`, {
+      token: t.partnerKey,
+      headers: { prefer: "respond-async" },
+      body: {},
+    });
+    if (op.status !== 202) throw new Error(`the auto_renew toggle answered ${op.status}: ${op.text}`);
+    bought.push({ id: sub.id, order: sub.order, op: op.body.opRef });
+  }
+  return bought;
 }

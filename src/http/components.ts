@@ -26,28 +26,19 @@ import {
 import { pageMeta } from "../schemas/pagination";
 import { ProductListOut, ProductOut, PutProduct } from "../schemas/products";
 import {
-  BadMediaTypeFault,
-  BadRequestFault,
   CloudFault,
   CommissionAction,
   CommissionOut,
-  ConflictFault,
-  ForbiddenFault,
-  InternalServerErrorFault,
+  FAULTS,
   IssueCommission,
-  ItemNotFoundFault,
-  OverLimitFault,
   Provision,
   QuotasOut,
-  RateLimitFault,
   ResolveMany,
   ResolveManyOut,
   ResourcesOut,
   SerialOut,
   SerialsOut,
   ServiceQuotasOut,
-  ServiceUnavailableFault,
-  UnauthorizedFault,
 } from "../schemas/quota";
 import {
   ActionBody,
@@ -135,16 +126,7 @@ export const RESPONSE_COMPONENTS: Record<string, Schema> = {
   QuotaExceededProblem,
   RateLimitedProblem,
   CloudFault,
-  BadRequestFault,
-  UnauthorizedFault,
-  ForbiddenFault,
-  ItemNotFoundFault,
-  ConflictFault,
-  OverLimitFault,
-  RateLimitFault,
-  BadMediaTypeFault,
-  InternalServerErrorFault,
-  ServiceUnavailableFault,
+  ...FAULTS,
 };
 
 export const REQUEST_COMPONENTS: Record<string, Schema> = {

@@ -176,8 +176,8 @@ export const RateLimitFault = v.strictObject({
   }),
 });
 
-/** Any fault, as resolve-many pairs a failed serial with one. */
-export const CloudFault = v.union([
+/** Every fault variant by its component name (the OpenAPI document lists each). */
+export const FAULTS = {
   BadRequestFault,
   UnauthorizedFault,
   ForbiddenFault,
@@ -188,7 +188,10 @@ export const CloudFault = v.union([
   BadMediaTypeFault,
   InternalServerErrorFault,
   ServiceUnavailableFault,
-]);
+};
+
+/** Any fault, as resolve-many pairs a failed serial with one. */
+export const CloudFault = v.union(Object.values(FAULTS));
 
 export const ResolveManyOut = v.object({
   accepted: v.array(Count),

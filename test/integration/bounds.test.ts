@@ -12,17 +12,7 @@ import { MAX_OBJECTS } from "../../src/domain/purchase";
 import { MAX_PROVISIONS } from "../../src/domain/quota";
 import { MAX_FILTER_VALUES } from "../../src/domain/subscriptions";
 import { MAX_PAGE_LIMIT } from "../../src/schemas/pagination";
-import {
-  call,
-  deref,
-  expectOk,
-  PRODUCTS,
-  type Reply,
-  type Tenant,
-  tenant,
-  unique,
-  withCatalog,
-} from "../helpers";
+import { call, deref, expectOk, PRODUCTS, type Reply, tenant, tenantWithCatalog, unique } from "../helpers";
 
 /**
  * Bounded inputs: every list a request carries (a filter, a batch body) answers 200 up to its
@@ -30,11 +20,7 @@ import {
  * statement binds more than 100 parameters, however long a list reaches the database.
  */
 
-async function setup(): Promise<Tenant> {
-  const t = await tenant({ customers: 2 });
-  await withCatalog(t);
-  return t;
-}
+const setup = () => tenantWithCatalog(2);
 
 /** A /v1 answer over a bound: problem+json whose `errors` name `point` with the bound's message. */
 function expectOverBound(r: Reply, point: string, message: string) {

@@ -6,7 +6,7 @@ import { HORIZON_MS } from "../../src/cron/renewals";
 import { dueSubscriptions } from "../../src/db/subscriptions";
 import worker from "../../src/index";
 import { expectBooksBalance } from "../books";
-import { call, expectOk, type Tenant, tenant, usageOf, withCatalog } from "../helpers";
+import { call, expectOk, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
 
 /**
  * Quota held once per chain: a chain (a subscription, its extensions and renewals) holds its amount
@@ -17,11 +17,7 @@ let year = new Date().getUTCFullYear() + 40;
 const nextYear = () => year++;
 const noon = (y: number, month: number, day: number) => new Date(Date.UTC(y, month - 1, day, 12));
 
-async function setup(limit: number): Promise<Tenant> {
-  const t = await tenant({ customers: 1 });
-  await withCatalog(t, limit);
-  return t;
-}
+const setup = (limit: number) => tenantWithCatalog(1, limit);
 
 async function buyOne(t: Tenant, object: Record<string, unknown>) {
   const r = await call("POST", "/v1/subscriptions/", {

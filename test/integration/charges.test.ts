@@ -6,7 +6,7 @@ import { abandon } from "../../src/app/subscriptions";
 import { armFault, disarmFaults } from "../../src/domain/faults";
 import worker from "../../src/index";
 import { expectBooksBalance, purchaseDiedAt, recoverAll } from "../books";
-import { call, expectOk, type Tenant, tenant, unique, withCatalog } from "../helpers";
+import { call, expectOk, type Tenant, tenantWithCatalog, unique } from "../helpers";
 
 /** The charges ledger and monthly statements, through the Worker. */
 
@@ -33,11 +33,7 @@ afterAll(async () => {
   vi.restoreAllMocks();
 });
 
-async function setup(customers = 2): Promise<Tenant> {
-  const t = await tenant({ customers });
-  await withCatalog(t);
-  return t;
-}
+const setup = (customers = 2) => tenantWithCatalog(customers);
 
 const buy = (t: Tenant, objects: unknown[], headers: Record<string, string> = {}) =>
   call("POST", "/v1/subscriptions/", { token: t.partnerKey, body: { objects }, headers });

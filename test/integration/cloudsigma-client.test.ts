@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { basic, call, customerKeyed, expectOk, type Tenant, tenant } from "../helpers";
+import { basic, boughtWithOperations, call, customerKeyed, expectOk, type Tenant, tenant } from "../helpers";
 
 /**
  * Requests shaped as CloudSigma's own client library (pycloudsigma) sends them: HTTP Basic with
@@ -361,26 +361,12 @@ describe("?customer= on the lists", () => {
     "/v1/orders": (o) => o.buyer,
   };
 
-  /** Each customer with a subscription, its order and an operation (a queued auto_renew toggle). */
+  /** Each customer with a subscription, its order and an operation: its opRef by customer. */
   async function bought(t: Tenant) {
     const ops: Record<string, string> = {};
     for (const customer of t.customers) {
-      const sub = (
-        await expectOk(
-          call("POST", "/v1/subscriptions/", {
-            token: t.partnerKey,
-            body: { objects: [{ customer, amount: 2, period: "1 month", resource: "cpu" }] },
-          }),
-          201,
-        )
-      ).objects[0];
-      const op = await call("POST", `/v1/subscriptions/${sub.id}/action/?do=auto_renew`, {
-        token: t.partnerKey,
-        headers: ASYNC,
-        body: {},
-      });
-      expect(op.status).toBe(202);
-      ops[customer] = op.body.opRef;
+      const [one] = await boughtWithOperations(t, customer, 1, 2);
+      if (one) ops[customer] = one.op;
     }
     return ops;
   }

@@ -1,13 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { call, expectOk, type Tenant, tenant, withCatalog } from "../helpers";
+import { call, expectOk, tenantWithCatalog } from "../helpers";
 
 /** CloudSigma's collection conventions, as its own Python library (pycloudsigma) sends them. */
 
-async function setup(): Promise<Tenant> {
-  const t = await tenant({ customers: 1 });
-  await withCatalog(t, 100_000);
-  return t;
-}
+const setup = () => tenantWithCatalog(1, 100_000);
 
 const ids = (page: { objects: { id: string }[] }) => page.objects.map((o) => o.id);
 

@@ -3,38 +3,12 @@ import { describe, expect, it } from "vitest";
 import { findCredential } from "../../src/db/credentials";
 import { parseToken } from "../../src/domain/credentials";
 import { tierOf } from "../../src/http/rate-limit";
-import { basic, call, customerKeyed, expectOk, type Tenant } from "../helpers";
+import { basic, boughtWithOperations, call, customerKeyed, expectOk } from "../helpers";
 
 /**
  * A customer-scoped key (role `account`) sees one customer through one scope: its single reads of
  * another customer answer 404, and its lists and their `meta.total_count` leave others out.
  */
-
-const ASYNC = { prefer: "respond-async" };
-
-/** `count` purchases for `customer` (an order each), and a queued operation on each subscription. */
-async function boughtFor(t: Tenant, customer: string, count: number) {
-  const bought: Array<{ id: string; order: string; op: string }> = [];
-  for (let i = 0; i < count; i++) {
-    const sub = (
-      await expectOk(
-        call("POST", "/v1/subscriptions/", {
-          token: t.partnerKey,
-          body: { objects: [{ customer, amount: 1, period: "1 month", resource: "cpu" }] },
-        }),
-        201,
-      )
-    ).objects[0];
-    const op = await call("POST", `/v1/subscriptions/${sub.id}/action/?do=auto_renew`, {
-      token: t.partnerKey,
-      headers: ASYNC,
-      body: {},
-    });
-    expect(op.status, op.text).toBe(202);
-    bought.push({ id: sub.id, order: sub.order, op: op.body.opRef });
-  }
-  return bought;
-}
 
 const meta = async (path: string, auth: { token: string } | { headers: Record<string, string> }) => {
   const r = await call("GET", path, auth);
@@ -46,8 +20,8 @@ describe("what a customer-scoped key sees", () => {
   it("counts in meta.total_count only its customer's orders and operations, and ?customer= narrows every count", async () => {
     const t = await customerKeyed();
     const [a, b] = t.customers as [string, string];
-    await boughtFor(t, a, 2);
-    await boughtFor(t, b, 3);
+    await boughtWithOperations(t, a, 2);
+    await boughtWithOperations(t, b, 3);
     const partner = { token: t.partnerKey };
     const account = { headers: basic("me", t.customerKey) };
     for (const list of ["/v1/orders", "/v1/operations"]) {
@@ -71,8 +45,8 @@ describe("what a customer-scoped key sees", () => {
   it("counts its own statement's lines, and another customer's statement does not exist for it", async () => {
     const t = await customerKeyed();
     const [a, b] = t.customers as [string, string];
-    await boughtFor(t, a, 2);
-    await boughtFor(t, b, 3);
+    await boughtWithOperations(t, a, 2);
+    await boughtWithOperations(t, b, 3);
     const month = new Date().toISOString().slice(0, 7);
     const own = await call("GET", `/v1/customers/${a}/statements/${month}?limit=1`, {
       headers: basic("me", t.customerKey),
@@ -90,7 +64,7 @@ describe("what a customer-scoped key sees", () => {
 
   it("answers 404, not 403, for another customer's order, subscription, usage and operation, changing nothing", async () => {
     const t = await customerKeyed();
-    const [theirs] = await boughtFor(t, t.customers[1] as string, 1);
+    const [theirs] = await boughtWithOperations(t, t.customers[1] as string, 1);
     if (!theirs) throw new Error("nothing bought");
     const auth = { headers: basic("me", t.customerKey) };
     const before = await call("GET", `/v1/subscriptions/${theirs.id}/`, { token: t.partnerKey });

@@ -5,7 +5,7 @@ import { findCustomer, updateCustomer } from "../../src/db/customers";
 import { findProductById, upsertProduct } from "../../src/db/products";
 import worker from "../../src/index";
 import { subscriptionObject } from "../../src/objects/subscription-object";
-import { call, expectOk, type Reply, type Tenant, tenant, unique, withCatalog } from "../helpers";
+import { call, expectOk, type Reply, type Tenant, tenant, tenantWithCatalog, unique } from "../helpers";
 
 /**
  * The HTTP conventions every family shares: ETag and If-Match, CORS, the request id, HEAD, OPTIONS
@@ -13,11 +13,7 @@ import { call, expectOk, type Reply, type Tenant, tenant, unique, withCatalog } 
  * headers, and a GET behind every Location.
  */
 
-async function setup(): Promise<Tenant> {
-  const t = await tenant({ customers: 1 });
-  await withCatalog(t);
-  return t;
-}
+const setup = () => tenantWithCatalog(1);
 
 async function buyOne(t: Tenant, resource = "cpu") {
   const r = await call("POST", "/v1/subscriptions/", {

@@ -16,17 +16,22 @@ import { respond } from "../../src/http/operations";
 import worker from "../../src/index";
 import type { OperationMessage } from "../../src/objects/operations-queue";
 import { subscriptionObject } from "../../src/objects/subscription-object";
-import { call, expectOk, failingD1, type Reply, type Tenant, tenant, usageOf, withCatalog } from "../helpers";
+import {
+  call,
+  expectOk,
+  failingD1,
+  type Reply,
+  type Tenant,
+  tenant,
+  tenantWithCatalog,
+  usageOf,
+} from "../helpers";
 
 /** Async operations: 202 + Location + Retry-After, the status endpoint, and exactly-once work. */
 
 const ASYNC = { prefer: "respond-async" };
 
-async function setup(limit = 100): Promise<Tenant> {
-  const t = await tenant({ customers: 1 });
-  await withCatalog(t, limit);
-  return t;
-}
+const setup = (limit = 100) => tenantWithCatalog(1, limit);
 
 function expectAccepted(r: Reply) {
   expect(r.status).toBe(202);

@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { requestDatabase } from "../../src/http/d1-session";
 import { type SubscriptionObject, subscriptionObject } from "../../src/objects/subscription-object";
-import { call, expectOk, type Reply, type Tenant, tenant, withCatalog } from "../helpers";
+import { call, expectOk, type Reply, type Tenant, tenant, tenantWithCatalog } from "../helpers";
 
 /**
  * Reads from the nearest replica (README, "Read replication"): every request runs its D1 work in
@@ -24,11 +24,7 @@ function bookmarkOf(reply: Reply): string {
 
 const from = (bookmark: string) => ({ "x-d1-bookmark": bookmark });
 
-async function setup(): Promise<Tenant> {
-  const t = await tenant({ customers: 1 });
-  await withCatalog(t);
-  return t;
-}
+const setup = () => tenantWithCatalog(1);
 
 const buy = (t: Tenant, headers: Record<string, string> = {}) =>
   call("POST", "/v1/subscriptions", {

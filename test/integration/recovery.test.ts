@@ -6,7 +6,7 @@ import worker from "../../src/index";
 import { ledgerOf } from "../../src/objects/quota-ledger";
 import { subscriptionObject } from "../../src/objects/subscription-object";
 import { expectBooksBalance, purchaseDiedAt, recoverAll } from "../books";
-import { call, expectOk, failingD1, type Tenant, tenant, unique, usageOf, withCatalog } from "../helpers";
+import { call, expectOk, failingD1, type Tenant, tenantWithCatalog, unique, usageOf } from "../helpers";
 
 /**
  * Crashes, retries and recovery: a retry with the key resumes what its first attempt committed
@@ -14,11 +14,7 @@ import { call, expectOk, failingD1, type Tenant, tenant, unique, usageOf, withCa
  * was interrupted in. After each, the books balance (test/books.ts).
  */
 
-async function setup(limit = 100): Promise<Tenant> {
-  const t = await tenant({ customers: 2 });
-  await withCatalog(t, limit);
-  return t;
-}
+const setup = (limit = 100) => tenantWithCatalog(2, limit);
 
 afterEach(() => disarmFaults());
 

@@ -18,7 +18,7 @@ import worker from "../../src/index";
 import { subscriptionObject } from "../../src/objects/subscription-object";
 import { RENEWALS_AT_ONCE } from "../../src/queues/renewals";
 import { expectBooksBalance, recoverAll } from "../books";
-import { call, expectOk, type Tenant, tenant, usageOf, withCatalog } from "../helpers";
+import { call, expectOk, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
 
 /** Renewals and expiry on the cron trigger, through the renewals queue. */
 
@@ -27,11 +27,7 @@ let year = new Date().getUTCFullYear() + 3;
 const nextYear = () => year++;
 const noon = (y: number, month: number, day: number) => new Date(Date.UTC(y, month - 1, day, 12));
 
-async function setup(limit = 100): Promise<Tenant> {
-  const t = await tenant({ customers: 1 });
-  await withCatalog(t, limit);
-  return t;
-}
+const setup = (limit = 100) => tenantWithCatalog(1, limit);
 
 async function buyOne(t: Tenant, object: Record<string, unknown>) {
   const r = await expectOk(

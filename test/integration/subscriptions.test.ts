@@ -3,15 +3,20 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { issueCommission } from "../../src/objects/commission-issue";
 import { type SubscriptionObject, subscriptionObject } from "../../src/objects/subscription-object";
-import { call, expectOk, failingD1, type Tenant, tenant, unique, usageOf, withCatalog } from "../helpers";
+import {
+  call,
+  expectOk,
+  failingD1,
+  type Tenant,
+  tenant,
+  tenantWithCatalog,
+  unique,
+  usageOf,
+} from "../helpers";
 
 /** The subscriptions API through the Worker: SubscriptionObjects, the D1 read model and quota. */
 
-async function setup(limit = 1000): Promise<Tenant> {
-  const t = await tenant({ customers: 2 });
-  await withCatalog(t, limit);
-  return t;
-}
+const setup = (limit = 1000) => tenantWithCatalog(2, limit);
 
 const buy = (t: Tenant, objects: unknown[], headers: Record<string, string> = {}) =>
   call("POST", "/v1/subscriptions/", { token: t.partnerKey, body: { objects }, headers });

@@ -15,7 +15,7 @@ import { lineAmountMinor } from "../../src/domain/usage";
 import worker from "../../src/index";
 import { type SubscriptionObject, subscriptionObject } from "../../src/objects/subscription-object";
 import { expectBooksBalance } from "../books";
-import { call, expectOk, failingD1, type Tenant, tenant, withCatalog } from "../helpers";
+import { call, expectOk, failingD1, type Tenant, tenantWithCatalog } from "../helpers";
 
 /**
  * Metered CaaS billing: a cloud's running time becomes `usage` lines of the charges ledger, at each
@@ -31,11 +31,7 @@ const PRICE = 100n;
 let year = new Date().getUTCFullYear() + 3;
 const nextYear = () => year++;
 
-async function setup(): Promise<Tenant> {
-  const t = await tenant({ customers: 1 });
-  await withCatalog(t);
-  return t;
-}
+const setup = () => tenantWithCatalog(1);
 
 async function buyCloud(t: Tenant, amount: number): Promise<string> {
   const r = await expectOk(

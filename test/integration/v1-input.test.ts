@@ -6,9 +6,9 @@ import {
   type Reply,
   type Tenant,
   tenant,
+  tenantWithCatalog,
   unique,
   usageOf,
-  withCatalog,
 } from "../helpers";
 
 /**
@@ -16,11 +16,7 @@ import {
  * blame with a JSON Pointer, and writes nothing.
  */
 
-async function setup(): Promise<Tenant> {
-  const t = await tenant({ customers: 2 });
-  await withCatalog(t);
-  return t;
-}
+const setup = () => tenantWithCatalog(2);
 
 /** A well-formed UUID that names nothing. */
 const NOBODY = "0190f2a0-0000-7000-8000-000000000000";

@@ -43,6 +43,9 @@ async function productVersionMatched(env: Env, request: Request, id: string): Pr
   return (await ifMatch(request, () => productOut(current))) ? current.version : undefined;
 }
 
+/** The example product as a PUT sends it: what it answers, but the id, delivery and vendor. */
+const { id: _id, delivery: _delivery, vendor: _vendor, ...productAsSent } = examples.product;
+
 export const productRoutes = [
   defineRoute({
     method: "PUT",
@@ -54,15 +57,7 @@ export const productRoutes = [
     auth: ["operator"],
     params: ProductParams,
     body: PutProduct,
-    bodyExample: {
-      name: "SSD storage",
-      kind: "timed",
-      unit: "GB",
-      unit_price: "0.01",
-      currency: "EUR",
-      quota_resource: "stratus.dssd",
-      aliases: ["hdd"],
-    },
+    bodyExample: productAsSent,
     ifMatch: true,
     responses: {
       200: { description: "The product", schema: ProductOut, headers: ETAG, example: examples.product },
