@@ -50,30 +50,17 @@ async function seedSql() {
       subjectId: service.id,
       label: "demo",
     }),
-    ...(await Promise.all(
-      demo.customers.map((c) =>
-        credentialInsert({
-          ...c.token,
-          role: "customer",
-          partnerId: partner.id,
-          subjectId: c.id,
-          label: "demo",
-        }),
-      ),
-    )),
+    // Each customer's user token (quota API) and, where it has one, its account key (/v1).
     ...(await Promise.all(
       demo.customers.flatMap((c) =>
-        c.accountKey
-          ? [
-              credentialInsert({
-                ...c.accountKey,
-                role: "account",
-                partnerId: partner.id,
-                subjectId: c.id,
-                label: "demo",
-              }),
-            ]
-          : [],
+        [
+          ["customer", c.token],
+          ["account", c.accountKey],
+        ].flatMap(([role, key]) =>
+          key
+            ? [credentialInsert({ ...key, role, partnerId: partner.id, subjectId: c.id, label: "demo" })]
+            : [],
+        ),
       ),
     )),
   ];
