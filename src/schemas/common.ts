@@ -19,6 +19,14 @@ export const Timestamp = v.pipe(v.string(), v.isoTimestamp());
 
 export const Integer = v.pipe(v.number(), v.integer());
 
+/** A holding's limit: a whole number of units, 0 or more, within JavaScript's safe integers. */
+export const QuotaLimit = v.pipe(
+  v.number("must be an integer"),
+  v.integer("must be an integer"),
+  v.minValue(0),
+  v.safeInteger(),
+);
+
 export const Name = v.pipe(v.string(), v.trim(), v.minLength(1, "must not be empty"), v.maxLength(200));
 
 /** Identifiers that appear in paths and quota keys: no spaces, no slashes. */

@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import { RATE_LIMIT_TIERS } from "../db/schema";
 import { STRATUS_SERVICE } from "../domain/catalog";
-import { Integer, Name, Slug, Timestamp, Uuid } from "./common";
+import { Integer, Name, QuotaLimit, Slug, Timestamp, Uuid } from "./common";
 
 /** Request and response schemas of the operator endpoints under /v1. */
 
@@ -59,12 +59,7 @@ export const ResourceOut = v.object({
 export const SetLimit = v.object({
   source: v.optional(Slug, "system"),
   resource: Slug,
-  limit: v.pipe(
-    v.number("must be an integer"),
-    v.integer("must be an integer"),
-    v.minValue(0),
-    v.safeInteger(),
-  ),
+  limit: QuotaLimit,
 });
 export const HoldingOut = v.object({
   holder: Uuid,

@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { Integer, Name, Slug, Timestamp, Uuid } from "./common";
+import { Integer, Name, QuotaLimit, Slug, Timestamp, Uuid } from "./common";
 
 /** Projects under /v1: a quota holder with members, capping what they hold of it. */
 
@@ -26,12 +26,7 @@ export const MemberParams = v.object({ id: Uuid, customer: Uuid });
 
 export const SetProjectLimit = v.object({
   resource: Slug,
-  limit: v.pipe(
-    v.number("must be an integer"),
-    v.integer("must be an integer"),
-    v.minValue(0),
-    v.safeInteger(),
-  ),
+  limit: QuotaLimit,
 });
 
 export const ProjectHoldingOut = v.object({
