@@ -48,9 +48,9 @@ async function resolveAt(
 
 /**
  * Carries stratus's own commission for `reference` (kept by the ledger of `holders`' first) to
- * `decision` if it is still open; one already resolved is left as it is.
+ * `decision` if it is still open; one already resolved is left as it is. Answers where it ended
+ * (null: no live commission has that reference).
  */
-/** Carries stratus's own commission `reference` to `decision` if it is open; answers where it ended (null: no live one). */
 export async function settleReferenced(
   env: Env,
   holders: readonly string[],
