@@ -2073,6 +2073,30 @@ export interface components {
             subscription: {
                 url: string;
             };
+            /** @description What was bought, as ClouDesire's order tells it: `configuration` names the product's version (stratus versions a product by its id), `endOfPeriod` when the first line's term ends. */
+            budget: {
+                /** @description A link to the productVersion: `productVersion/<id>`. */
+                configuration: {
+                    url: string;
+                };
+                endOfPeriod: string | null;
+                /** @description The order's lines of the vendor's own products. */
+                lines: {
+                    /** @description A link to the product: `product/<id>`. */
+                    product: {
+                        url: string;
+                    };
+                    /** @description A link to the subscription: `subscription/<id>`. */
+                    subscription: {
+                        url: string;
+                    };
+                    quantity: number;
+                    price: number;
+                }[];
+                /** @description The buyer's country (ISO 3166 alpha-2), when its address has one. */
+                nation: string | null;
+                totalPrice: number;
+            };
             /** @description The order's lines of the vendor's own products. */
             lines: {
                 /** @description A link to the product: `product/<id>`. */
@@ -2674,7 +2698,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 /**
                  * @example {
@@ -2733,7 +2757,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 /**
                  * @example {
@@ -2911,7 +2935,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 /**
                  * @example {
@@ -3457,7 +3481,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 /**
                  * @example {
@@ -3523,7 +3547,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 /**
                  * @example {
@@ -3584,7 +3608,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 /**
                  * @example {
@@ -4757,7 +4781,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 /**
                  * @example {
@@ -5092,7 +5116,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 /**
                  * @example {
@@ -5217,7 +5241,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 /**
                  * @example {
@@ -5926,7 +5950,7 @@ export interface operations {
                     "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description This operation. */
                     Location: string;
-                    /** @description Seconds to wait before polling again. */
+                    /** @description Seconds to wait before polling again: a tenth of the operation's age, from 1 up to 60 (one waiting for a vendor is polled once a minute). */
                     "Retry-After": number;
                     /** @description `respond-async`. */
                     "Preference-Applied"?: string;
@@ -6145,7 +6169,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 /**
                  * @example {
@@ -6591,7 +6615,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 /**
                  * @example {
@@ -6696,6 +6720,26 @@ export interface operations {
                      *       },
                      *       "subscription": {
                      *         "url": "subscription/0193a4f0-0000-7000-8000-0000000005b1"
+                     *       },
+                     *       "budget": {
+                     *         "configuration": {
+                     *           "url": "productVersion/backup"
+                     *         },
+                     *         "endOfPeriod": "2027-01-01T12:00:00Z",
+                     *         "lines": [
+                     *           {
+                     *             "product": {
+                     *               "url": "product/backup"
+                     *             },
+                     *             "subscription": {
+                     *               "url": "subscription/0193a4f0-0000-7000-8000-0000000005b1"
+                     *             },
+                     *             "quantity": 1,
+                     *             "price": 5
+                     *           }
+                     *         ],
+                     *         "nation": "IT",
+                     *         "totalPrice": 5
                      *       },
                      *       "lines": [
                      *         {
@@ -7137,7 +7181,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 /**
                  * @example {
@@ -7177,7 +7221,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 /**
                  * @example {
@@ -7242,7 +7286,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 /**
                  * @example {

@@ -22,7 +22,7 @@ import { extend } from "./extend";
 import type { OperationPayload, StoredObject } from "./intents";
 import { consume, present, visibleRecord } from "./reads";
 import { settleOpenPurchase } from "./recovery";
-import { abandon, buy, type PurchaseIds, plan, unwrap } from "./subscriptions";
+import { abandon, buy, type PurchaseIds, plan, quotaError, unwrap } from "./subscriptions";
 
 /** Running the work of the subscriptions API's writes (`OperationPayload`), now or as an operation. */
 
@@ -117,8 +117,16 @@ export async function perform(
     case "update": {
       // The If-Match version guards the first change; a second follows it within the same request.
       const { amount, autoRenew, expectedVersion } = payload;
-      let record =
-        amount === undefined ? null : unwrap(await object.changeAmount(amount, at, expectedVersion));
+      let record: SubscriptionRecord | null = null;
+      if (amount !== undefined) {
+        try {
+          record = unwrap(await object.changeAmount(amount, at, expectedVersion));
+        } catch (error) {
+          throw quotaError(error, [
+            await visibleRecord(env, partnerScope(payload.partnerId), payload.subscription),
+          ]);
+        }
+      }
       if (autoRenew !== undefined)
         record = unwrap(await object.setAutoRenew(autoRenew, record ? undefined : expectedVersion));
       record ??= await visibleRecord(env, partnerScope(payload.partnerId), payload.subscription);

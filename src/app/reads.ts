@@ -10,7 +10,13 @@ import { AppError, badRequest, notFound } from "../domain/errors";
 import { type TaggedJson, tagJson } from "../domain/etag";
 import { jsonText } from "../domain/json";
 import { EVERYTHING, type Scope, sees } from "../domain/scope";
-import { type SubscriptionRecord, type SubscriptionWire, statusOf, toWire } from "../domain/subscriptions";
+import {
+  chainStatus,
+  type SubscriptionRecord,
+  type SubscriptionWire,
+  statusOf,
+  toWire,
+} from "../domain/subscriptions";
 import { subscriptionObject } from "../objects/subscription-object";
 import { unwrap } from "./subscriptions";
 
@@ -93,8 +99,10 @@ export async function listPage(env: Env, q: ListQuery, grouped: boolean) {
   const objects = kept.map(({ record, queued }) => {
     const chain = chains.get(record.rootId) ?? [];
     const descendants = chain.filter((c) => c.id > record.id).map((c) => c.id);
-    const wire = toWire(record, statusOf(record, q.now, queued), descendants);
     const last = chain.at(-1);
+    // A chain is listed by its first term, with the chain's end and the chain's status.
+    const status = grouped && last ? chainStatus(chain, q.now) : statusOf(record, q.now, queued);
+    const wire = toWire(record, status, descendants);
     return grouped && last ? { ...wire, end_time: last.endTime } : wire;
   });
   return { rows, objects };

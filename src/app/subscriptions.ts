@@ -136,11 +136,16 @@ function newRecord(
   };
 }
 
-/** A quota failure of stratus's own commission, told in the partner API's terms. */
-function quotaError(error: unknown, records: readonly SubscriptionRecord[]): unknown {
+/**
+ * A quota failure of stratus's own commission for `records` (a purchase, an amount change), told
+ * in the partner API's terms: 409 `quota-exceeded`. Any other error is answered as it is.
+ */
+export function quotaError(error: unknown, records: readonly SubscriptionRecord[]): unknown {
   if (!(error instanceof AppError) || (error.kind !== "over_limit" && error.kind !== "not_found"))
     return error;
   const data = error.options.data ?? {};
+  // Only a commission's refusal names the provision it refused; another 404 is not about quota.
+  if (data.provision === undefined) return error;
   const provision = (data.provision ?? {}) as { holder?: string; resource?: string; quantity?: number };
   const record = records.find(
     (r) => r.quotaResource === provision.resource && r.customerId === provision.holder,

@@ -173,6 +173,10 @@ async function post(env: Env, delivery: Delivery, now: Date) {
       },
       body: delivery.payload,
       signal: AbortSignal.timeout(TIMEOUT_MS),
+      // A redirect is the endpoint's answer, not 2xx: the event is tried again later. Followed,
+      // a 301/302 would turn the POST into a bodiless GET whose 2xx counted as delivered, and a
+      // 307 would carry the signed event to whatever host it names.
+      redirect: "manual",
     });
     await response.body?.cancel();
     return done(response.status, null, retryAfterSeconds(response.headers.get("retry-after"), now));

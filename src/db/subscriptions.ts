@@ -9,7 +9,7 @@ import { subscriptions } from "./schema";
 /** The subscriptions read model: rows are projections pushed by each SubscriptionObject. */
 
 export type SubscriptionRow = typeof subscriptions.$inferSelect;
-export type ChainMember = Pick<SubscriptionRow, "id" | "rootId" | "endTime">;
+export type ChainMember = Pick<SubscriptionRow, "id" | "rootId" | "startTime" | "endTime" | "endedAt">;
 
 /**
  * Where the read model puts the start of a subscription waiting for its vendor: its term starts
@@ -85,24 +85,48 @@ const s = subscriptions;
 
 /**
  * Whether an older depletable of the same customer and product is not used up: it is consumed
- * first, so this one waits. SQL over the outer `subscriptions` row.
+ * first, so the row named `row` waits.
  */
-const OLDER_DEPLETABLE_IN_USE = `exists (select 1 from subscriptions older
-  where older.customer_id = subscriptions.customer_id and older.product = subscriptions.product
-    and older.ended_at is null and older.id < subscriptions.id)`;
+const olderDepletableInUse = (row: string) => `exists (select 1 from subscriptions older
+  where older.customer_id = ${row}.customer_id and older.product = ${row}.product
+    and older.ended_at is null and older.id < ${row}.id)`;
 
-/** A status filter as SQL over the row's columns; `now` names the parameter holding the instant. */
-function statusSql(status: Exclude<StatusFilter, "all">, now: string): string {
-  const notExpired = `ended_at is null and (end_time is null or end_time > ${now})`;
+const OLDER_DEPLETABLE_IN_USE = olderDepletableInUse("subscriptions");
+
+/**
+ * A status filter as SQL over the columns of the row named `row`; `now` names the parameter
+ * holding the instant.
+ */
+function statusSql(status: Exclude<StatusFilter, "all">, now: string, row = "subscriptions"): string {
+  const notExpired = `${row}.ended_at is null and (${row}.end_time is null or ${row}.end_time > ${now})`;
   switch (status) {
     case "expired":
-      return `(ended_at is not null or (end_time is not null and end_time <= ${now}))`;
+      return `(${row}.ended_at is not null or (${row}.end_time is not null and ${row}.end_time <= ${now}))`;
     case "notexpired":
       return `(${notExpired})`;
     case "active":
-      return `(${notExpired} and start_time <= ${now} and (kind <> 'depletable' or not ${OLDER_DEPLETABLE_IN_USE}))`;
+      return `(${notExpired} and ${row}.start_time <= ${now} and (${row}.kind <> 'depletable' or not ${olderDepletableInUse(row)}))`;
     case "inactive":
-      return `(${notExpired} and (start_time > ${now} or (kind = 'depletable' and ${OLDER_DEPLETABLE_IN_USE})))`;
+      return `(${notExpired} and (${row}.start_time > ${now} or (${row}.kind = 'depletable' and ${olderDepletableInUse(row)})))`;
+  }
+}
+
+/**
+ * A status filter over a chain's first row, as the chain stands (`chainStatus`): active while one
+ * of its terms is, else inactive while one is still to come, else expired.
+ */
+function chainStatusSql(status: Exclude<StatusFilter, "all">, now: string): string {
+  const some = (s: "active" | "inactive" | "notexpired") =>
+    `exists (select 1 from subscriptions term where term.root_id = subscriptions.id and ${statusSql(s, now, "term")})`;
+  switch (status) {
+    case "expired":
+      return `not ${some("notexpired")}`;
+    case "notexpired":
+      return some("notexpired");
+    case "active":
+      return some("active");
+    case "inactive":
+      return `(not ${some("active")} and ${some("inactive")})`;
   }
 }
 
@@ -156,7 +180,10 @@ export async function listSubscriptions(env: Env, q: ListQuery): Promise<ListedS
   if (products.length > 0) where.push(`product in (${products.map(param).join(", ")})`);
   if (q.after !== undefined) where.push(`id > ${param(q.after)}`);
   if (q.rootsOnly) where.push("previous_id is null");
-  if (q.status !== "all") where.push(statusSql(q.status, param(q.now.toISOString())));
+  if (q.status !== "all") {
+    const now = param(q.now.toISOString());
+    where.push(q.rootsOnly ? chainStatusSql(q.status, now) : statusSql(q.status, now));
+  }
   const rows = await env.DB.prepare(
     `select body, case when kind = 'depletable' and ended_at is null then ${OLDER_DEPLETABLE_IN_USE} else 0 end
      from subscriptions where ${where.join(" and ")} order by id limit ${param(q.limit + 1)} offset ${param(q.offset)}`,
@@ -188,7 +215,7 @@ export async function chainMembers(
   const chains = new Map<string, ChainMember[]>();
   for (const chunk of parameterChunks(rootIds, 0)) {
     const rows = await database(env)
-      .select({ id: s.id, rootId: s.rootId, endTime: s.endTime })
+      .select({ id: s.id, rootId: s.rootId, startTime: s.startTime, endTime: s.endTime, endedAt: s.endedAt })
       .from(s)
       // An extension whose purchase was undone was never part of the chain.
       .where(

@@ -15,7 +15,8 @@ export type DurationError =
   | { code: "ambiguous"; fields: string[]; message: string }
   | { code: "not_specific_enough"; fields: string[]; message: string }
   | { code: "invalid_period"; fields: ["period"]; message: string }
-  | { code: "end_not_after_start"; fields: string[]; message: string };
+  | { code: "end_not_after_start"; fields: string[]; message: string }
+  | { code: "end_too_late"; fields: string[]; message: string };
 
 /** How the length was chosen; it decides how a later extension repeats it. */
 export type CreatedWith = "period" | "end_time";
@@ -36,6 +37,12 @@ export interface ExtendBase {
   createdWith: CreatedWith;
   period: string | null;
 }
+
+/**
+ * The latest end a term can have: the last noon whose timestamp RFC 3339 (and the `date-time` of
+ * the API's documents) can write. Past it, years take six digits and a sign.
+ */
+export const LATEST_END = new Date("9999-12-31T12:00:00.000Z");
 
 const DAY_MS = 86_400_000;
 const NOON_MS = 43_200_000;
@@ -81,6 +88,14 @@ function endNotAfterStart(start: Date, end: Date, fields: string[]): DurationRes
   });
 }
 
+function endTooLate(fields: string[]): DurationResult {
+  return fail({
+    code: "end_too_late",
+    fields,
+    message: `The subscription would end after ${LATEST_END.toISOString()}, the latest end a term can have.`,
+  });
+}
+
 function interval(
   start: Date,
   end: Date,
@@ -89,6 +104,7 @@ function interval(
   fields: string[],
 ): DurationResult {
   if (end.getTime() <= start.getTime()) return endNotAfterStart(start, end, fields);
+  if (!(end.getTime() <= LATEST_END.getTime())) return endTooLate(fields);
   return { ok: true, value: { start, end, createdWith, period: period ? formatPeriod(period) : null } };
 }
 
@@ -176,7 +192,9 @@ export function resolveExtension(
     return interval(start, roundEndToNoon(end_time), "end_time", null, ["end_time"]);
   }
 
-  return { ok: true, value: repeatFrom(last, start) };
+  const repeated = repeatFrom(last, start);
+  if (!(repeated.end.getTime() <= LATEST_END.getTime())) return endTooLate([]);
+  return { ok: true, value: repeated };
 }
 
 /**

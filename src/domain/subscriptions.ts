@@ -141,6 +141,22 @@ export function statusOf(
 }
 
 /**
+ * The status of an extension chain as a whole (`groupedsubscriptions`): active while one of its
+ * terms is, else inactive while one is still to come, else expired. From the read model's columns,
+ * where a term waiting for its vendor reads as not started.
+ */
+export function chainStatus(
+  terms: ReadonlyArray<{ startTime: string; endTime: string | null; endedAt: string | null }>,
+  now: Date,
+): Status {
+  const statuses = terms.map((t) =>
+    isExpired(t, now) ? "expired" : Date.parse(t.startTime) > now.getTime() ? "inactive" : "active",
+  );
+  if (statuses.includes("active")) return "active";
+  return statuses.includes("inactive") ? "inactive" : "expired";
+}
+
+/**
  * The record once its vendor reports it deployed at `at`: a term that waited starts then
  * (`deployedTerm`), priced as the term it gets. Open-ended and ended ones stay as they are.
  */

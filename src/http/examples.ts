@@ -295,6 +295,20 @@ export const vendorOrder: Out<typeof VendorOrderOut> = {
   date: "2026-12-01T12:00:00Z",
   buyer: { url: `user/${customerId}` },
   subscription: { url: `subscription/${subscriptionId}` },
+  budget: {
+    configuration: { url: "productVersion/backup" },
+    endOfPeriod: "2027-01-01T12:00:00Z",
+    lines: [
+      {
+        product: { url: "product/backup" },
+        subscription: { url: `subscription/${subscriptionId}` },
+        quantity: 1,
+        price: 5,
+      },
+    ],
+    nation: "IT",
+    totalPrice: 5,
+  },
   lines: [
     {
       product: { url: "product/backup" },

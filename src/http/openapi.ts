@@ -1,4 +1,5 @@
 import { type ConversionConfig, toJsonSchema, toJsonSchemaDefs } from "@valibot/to-json-schema";
+import * as v from "valibot";
 import { familyOf } from "./app";
 import { REQUEST_COMPONENTS, RESPONSE_COMPONENTS } from "./components";
 import { BOOKMARK_HEADER, BOOKMARK_PATTERN } from "./d1-session";
@@ -193,7 +194,8 @@ function operation(route: RouteSpec): JsonSchema {
   };
   if (route.body) {
     op.requestBody = {
-      required: true,
+      // An empty body is read as `{}` (route.ts): a body whose members are all optional may be left out.
+      required: !v.safeParse(route.body, {}).success,
       content: {
         "application/json": {
           schema: schemaOf(route.body, "input"),

@@ -19,8 +19,18 @@ import { orderView } from "./views";
  * what the work did as data; the replies here are typed against the routes' declared responses.
  */
 
-/** Seconds a client waits before polling an operation. */
+/** Seconds a client waits before polling an operation it has just been given. */
 const RETRY_AFTER_SECONDS = "1";
+
+/**
+ * Seconds to wait before polling an operation still under way: a tenth of its age, between 1 and
+ * 60. Most finish within a second; one waiting days for a vendor is then polled once a minute,
+ * not once a second.
+ */
+export function retryAfterSeconds(createdAt: string, now: number): string {
+  const age = (now - Date.parse(createdAt)) / 1000;
+  return String(Math.min(60, Math.max(1, Math.floor(age / 10))));
+}
 
 type Kind = OperationPayload["kind"];
 type PayloadOf<K extends Kind> = Extract<OperationPayload, { kind: K }>;
@@ -210,7 +220,10 @@ export async function operationStatus(env: Env, opRef: string, scope: Scope) {
     return {
       status: 202,
       body: operationView(op),
-      headers: { Location: operationLocation(opRef), "Retry-After": RETRY_AFTER_SECONDS },
+      headers: {
+        Location: operationLocation(opRef),
+        "Retry-After": retryAfterSeconds(op.createdAt, Date.now()),
+      },
     } as const;
   }
   const outcome = outcomeOf(op);

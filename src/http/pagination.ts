@@ -22,15 +22,25 @@ export function encodeCursor(key: string): string {
   return btoa(key).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }
 
+/** The keys cursors carry (ids, timestamps, serials) are printable ASCII; anything else is not one. */
+const CURSOR_KEY = /^[\x20-\x7e]+$/;
+
 function decodeCursor(cursor: string | undefined): string | undefined {
   if (cursor === undefined) return undefined;
+  let key: string | undefined;
   try {
-    return atob(cursor.replaceAll("-", "+").replaceAll("_", "/"));
+    key = atob(cursor.replaceAll("-", "+").replaceAll("_", "/"));
   } catch {
+    key = undefined;
+  }
+  // A cursor that decodes to no key this API could have issued would page from nowhere: an
+  // empty page that reads as the end of the list. It is refused instead.
+  if (key === undefined || !CURSOR_KEY.test(key) || encodeCursor(key) !== cursor) {
     throw badRequest("cursor is not valid", [
       { point: "/cursor", message: "is not a cursor this API issued" },
     ]);
   }
+  return key;
 }
 
 /** The window a list query asks for: its cursor decoded to the key rows resume after. */

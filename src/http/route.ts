@@ -171,9 +171,15 @@ function decodeParams(raw: Record<string, string>): Record<string, string> {
   return out;
 }
 
+/**
+ * The query as one value per name. A name given more than once (`?resource=cpu&resource=mem`, as
+ * many HTTP libraries send a list) has its values joined with commas: a list filter reads them
+ * all, and any other parameter refuses the joined value instead of silently keeping the last.
+ */
 function queryObject(url: URL): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [key, value] of url.searchParams) out[key] = value;
+  for (const [key, value] of url.searchParams)
+    out[key] = Object.hasOwn(out, key) ? `${out[key]},${value}` : value;
   return out;
 }
 

@@ -2,7 +2,8 @@ import * as v from "valibot";
 import { ROLES } from "../db/schema";
 import { parseInstant } from "../domain/instants";
 
-export const Uuid = v.pipe(v.string(), v.uuid("must be a UUID"));
+/** Read in any case (RFC 9562 §4: UUIDs are case-insensitive on input), kept and answered in lowercase. */
+export const Uuid = v.pipe(v.string(), v.uuid("must be a UUID"), v.toLowerCase());
 
 /** `?customer=` on a list: never widens what the caller sees, so a customer not its own lists nothing. */
 export const CustomerFilter = v.optional(

@@ -78,11 +78,18 @@ export const ActionQuery = v.object({
   do: v.picklist(["extend", "auto_renew", "start", "stop"], "must be one of extend, auto_renew, start, stop"),
 });
 
-export const ActionBody = v.object({
-  period: v.optional(Period),
-  end_time: v.optional(Instant),
-  auto_renew: v.optional(v.boolean("must be a boolean")),
-});
+/**
+ * Strict: a member it does not take (`{"value": false}` for `auto_renew`) would otherwise be
+ * ignored, and the flag toggled instead of set as asked.
+ */
+export const ActionBody = v.strictObject(
+  {
+    period: v.optional(Period),
+    end_time: v.optional(Instant),
+    auto_renew: v.optional(v.boolean("must be a boolean")),
+  },
+  "the body takes only period, end_time (extend) and auto_renew (auto_renew)",
+);
 
 export const ConsumptionRequest = v.object({
   resource: v.pipe(v.string(), v.minLength(1), v.maxLength(128)),

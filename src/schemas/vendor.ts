@@ -45,6 +45,18 @@ export const VendorSubscriptionOut = v.object({
   sequence: v.pipe(Integer, v.description("The sequence of the subscription's last event.")),
 });
 
+const OrderLines = v.pipe(
+  v.array(
+    v.object({
+      product: Link("product"),
+      subscription: Link("subscription"),
+      quantity: Integer,
+      price: v.number(),
+    }),
+  ),
+  v.description("The order's lines of the vendor's own products."),
+);
+
 export const VendorOrderOut = v.object({
   id: Uuid,
   self: v.string(),
@@ -52,17 +64,22 @@ export const VendorOrderOut = v.object({
   date: Instant,
   buyer: Link("user"),
   subscription: Link("subscription"),
-  lines: v.pipe(
-    v.array(
-      v.object({
-        product: Link("product"),
-        subscription: Link("subscription"),
-        quantity: Integer,
-        price: v.number(),
-      }),
+  budget: v.pipe(
+    v.object({
+      configuration: Link("productVersion"),
+      endOfPeriod: v.nullable(Instant),
+      lines: OrderLines,
+      nation: v.pipe(
+        v.nullable(v.string()),
+        v.description("The buyer's country (ISO 3166 alpha-2), when its address has one."),
+      ),
+      totalPrice: v.number(),
+    }),
+    v.description(
+      "What was bought, as ClouDesire's order tells it: `configuration` names the product's version (stratus versions a product by its id), `endOfPeriod` when the first line's term ends.",
     ),
-    v.description("The order's lines of the vendor's own products."),
   ),
+  lines: OrderLines,
   totalPrice: v.number(),
   currency: v.string(),
   state: v.picklist(["PENDING", "VENDOR_APPROVED", "FAILED"]),

@@ -50,6 +50,57 @@ async function deliver(messages: RenewalMessage[]) {
   return getQueueResult(batch, createExecutionContext());
 }
 
+describe("a chain as a whole", () => {
+  const grouped = async (t: Tenant, status: string) =>
+    (
+      await expectOk(
+        call("GET", `/v1/groupedsubscriptions/?resource=cpu&status=${status}`, { token: t.partnerKey }),
+      )
+    ).objects as Array<{ id: string; status: string; end_time: string; descendants: string[] }>;
+
+  it("is listed by groupedsubscriptions under its own status, not its first term's", async () => {
+    const t = await setup(10);
+    const first = await buyOne(t, { period: "1 week" });
+    const second = await extend(t, first.id);
+    const third = await extend(t, first.id);
+    expect((await grouped(t, "active")).map((g) => g.id)).toEqual([first.id]);
+
+    // The first term is over; the chain goes on with the two terms still to come.
+    await cancel(t, first.id);
+    const [chain] = await grouped(t, "notexpired");
+    expect(chain).toMatchObject({
+      id: first.id,
+      status: "inactive",
+      end_time: third.end_time,
+      descendants: [second.id, third.id],
+    });
+    expect(await grouped(t, "inactive")).toHaveLength(1);
+    expect(await grouped(t, "expired")).toEqual([]);
+    expect(await grouped(t, "active")).toEqual([]);
+    // Listed one by one, the first term is expired.
+    const own = await expectOk(
+      call("GET", "/v1/subscriptions/?resource=cpu&status=expired", { token: t.partnerKey }),
+    );
+    expect(own.objects.map((o: { id: string }) => o.id)).toEqual([first.id]);
+
+    await cancel(t, second.id);
+    await cancel(t, third.id);
+    expect((await grouped(t, "expired")).map((g) => g.status)).toEqual(["expired"]);
+    expect(await grouped(t, "notexpired")).toEqual([]);
+    await expectBooksBalance(t);
+  });
+
+  it("is extended from its last term through any of its terms, a cancelled first one included", async () => {
+    const t = await setup(10);
+    const first = await buyOne(t, { period: "1 week" });
+    const second = await extend(t, first.id);
+    await cancel(t, first.id);
+    const third = await extend(t, first.id);
+    expect(third).toMatchObject({ extends: second.id, start_time: second.end_time });
+    await expectBooksBalance(t);
+  });
+});
+
 describe("a chain holds its quota once", () => {
   it("extends at the limit: the extension holds nothing more", async () => {
     const t = await setup(2);

@@ -506,7 +506,18 @@ describe("changing", () => {
       body: { amount: 11 },
     });
     expect(over.status).toBe(409);
-    expect(over.body.type).toBe("https://stratus.dev/problems/quota-exceeded");
+    // The shape of every quota refusal under /v1, a purchase's included; no Astakos member leaks.
+    expect(over.body).toMatchObject({
+      type: "https://stratus.dev/problems/quota-exceeded",
+      resource: "cumulus",
+      quota_resource: "stratus.cumulus",
+      customer: t.customers[0],
+      limit: 10,
+      usage: 6,
+      requested: 5,
+    });
+    expect(over.body).not.toHaveProperty("provision");
+    expect(over.body).not.toHaveProperty("name");
     const down = await call("PATCH", `/v1/subscriptions/${sub.id}/`, {
       token: t.partnerKey,
       body: { amount: 1 },

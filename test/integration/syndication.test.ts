@@ -190,6 +190,14 @@ describe("the full flow", () => {
       state: "PENDING",
     });
     expect(typeof order.totalPrice).toBe("number");
+    // Where the spec's vendor finds which version of its product was bought.
+    expect(order.budget).toEqual({
+      configuration: { url: `productVersion/${s.product}` },
+      endOfPeriod: sub.endDate,
+      lines: order.lines,
+      nation: null,
+      totalPrice: order.totalPrice,
+    });
     const user = await expectOk(call("GET", `/api/user/${s.t.customers[0]}`, { token: s.vendorToken }));
     expect(user).toMatchObject({
       id: s.t.customers[0],
@@ -224,6 +232,37 @@ describe("the full flow", () => {
       "MODIFIED for the deployment",
     );
     expect(modified.sequence).toBe(2);
+  });
+
+  it("a PATCH that changes nothing is no new version: no event, the same sequence", async () => {
+    const s = await syndicated(() => new Response(null, { status: 204 }));
+    const location = (await accepted(s)).headers.get("location") as string;
+    const id = await subscriptionOf(s, location);
+    const deploy = { deploymentStatus: "DEPLOYED", endUserInstructions: "Sign in with your e-mail" };
+    const deployed = await expectOk(
+      call("PATCH", `/api/subscription/${id}`, { token: s.vendorToken, body: deploy }),
+    );
+    // As a vendor answering MODIFIED by asserting what it did would: it must not make another MODIFIED.
+    for (const body of [
+      deploy,
+      { deploymentStatus: "DEPLOYED" },
+      { endUserIstructions: deploy.endUserInstructions },
+    ]) {
+      const again = await expectOk(call("PATCH", `/api/subscription/${id}`, { token: s.vendorToken, body }));
+      expect(again.sequence).toBe(deployed.sequence);
+    }
+    expect((await call("GET", location, { token: s.t.partnerKey })).status).toBe(201);
+    const modified = (await deliveries(s)).filter((d) => d.type === "MODIFIED");
+    expect(modified.map((d) => d.sequence)).toEqual([deployed.sequence]);
+    // Two spellings of the instructions that disagree are refused, and nothing changes.
+    const both = await call("PATCH", `/api/subscription/${id}`, {
+      token: s.vendorToken,
+      body: { endUserInstructions: "A", endUserIstructions: "B" },
+    });
+    expect(both.status).toBe(400);
+    expect(
+      (await expectOk(call("GET", `/api/subscription/${id}`, { token: s.vendorToken }))).endUserInstructions,
+    ).toBe(deploy.endUserInstructions);
   });
 
   it("FAILED undoes the purchase: the operation fails, the quota is released", async () => {
@@ -306,6 +345,23 @@ describe("retries", () => {
         .map((r) => r.headers["webhook-id"]),
     );
     expect(ids).toEqual(new Set([first.id]));
+  });
+
+  it("takes a redirect as the endpoint's answer, not a delivery: not followed, tried again", async () => {
+    // Followed, a 302 would turn into a bodiless GET at the new place, whose 204 counted as delivered.
+    const s = await syndicated((request) =>
+      request.redirect === "manual"
+        ? new Response(null, { status: 302, headers: { location: "https://elsewhere.example/hooks" } })
+        : new Response(null, { status: 204 }),
+    );
+    await subscriptionOf(s, (await accepted(s)).headers.get("location") as string);
+    const [first] = await deliveries(s);
+    const row = await eventually(async () => {
+      const d = await findDelivery(env, first?.id ?? "", null);
+      return d && d.attempts >= 1 ? d : undefined;
+    }, "the first attempt");
+    expect(row).toMatchObject({ status: "pending", lastStatus: 302 });
+    expect(row.nextAttemptAt).not.toBeNull();
   });
 
   it("honours Retry-After on 429", async () => {

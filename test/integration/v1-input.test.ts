@@ -129,6 +129,18 @@ describe("POST /v1/subscriptions/ and /v1/subscriptioncalculator/", async () => 
     ["period '0 days'", one({ period: "0 days" }), 400, at("period")],
     ["period '-1 week'", one({ period: "-1 week" }), 400, at("period")],
     ["period longer than 100 years", one({ period: "101 years" }), 400, at("period")],
+    [
+      "end_time past the last noon of year 9999",
+      body({ ...good, period: undefined, end_time: "9999-12-31T13:00:00Z" }),
+      400,
+      at("end_time"),
+    ],
+    [
+      "a period that ends past year 9999",
+      one({ start_time: "9999-12-01T12:00:00Z", period: "1 month" }),
+      400,
+      [...at("start_time"), ...at("period")],
+    ],
     ["auto_renew not a boolean", one({ auto_renew: "yes" }), 400, at("auto_renew")],
     [
       "end_time before start_time",
@@ -372,6 +384,24 @@ describe("POST /v1/subscriptions/{id}/action/", async () => {
       400,
       ["/auto_renew"],
     ],
+    [
+      "extend with end_time past year 9999",
+      id,
+      "?do=extend",
+      JSON.stringify({ end_time: "9999-12-31T23:59:59Z" }),
+      400,
+      ["/end_time"],
+    ],
+    // A member it does not take is refused, not ignored: ignored, the flag would toggle instead.
+    [
+      "auto_renew with a value member",
+      id,
+      "?do=auto_renew",
+      JSON.stringify({ value: false }),
+      400,
+      ["/value"],
+    ],
+    ["extend with a length member", id, "?do=extend", JSON.stringify({ length: "1 week" }), 400, ["/length"]],
     ["a non-UUID id", "not-a-uuid", "?do=extend", "{}", 404, undefined],
     ["an unknown UUID", NOBODY, "?do=extend", "{}", 404, undefined],
   ];
@@ -432,6 +462,30 @@ describe("malformed and unknown subscription ids", async () => {
   });
 });
 
+describe("UUIDs in upper case", async () => {
+  const t = await setup();
+
+  it("name the same subscription and customer (RFC 9562: case-insensitive on input), answered in lower case", async () => {
+    const bought = await expectOk(
+      call("POST", "/v1/subscriptions/", {
+        token: t.partnerKey,
+        body: {
+          objects: [
+            { customer: t.customers[0]?.toUpperCase(), resource: "cpu", amount: 1, period: "1 week" },
+          ],
+        },
+      }),
+      201,
+    );
+    const id: string = bought.objects[0].id;
+    expect(bought.objects[0].customer).toBe(t.customers[0]);
+    const read = await expectOk(
+      call("GET", `/v1/subscriptions/${id.toUpperCase()}/`, { token: t.partnerKey }),
+    );
+    expect(read.id).toBe(id);
+  });
+});
+
 describe("list queries", async () => {
   const t = await setup();
   const subscriptionLists = ["/v1/subscriptions/", "/v1/groupedsubscriptions/"];
@@ -446,6 +500,9 @@ describe("list queries", async () => {
     ["cursor=!!!", "/cursor"],
     ["cursor=a", "/cursor"],
     ["cursor=<513 characters>", "/cursor"],
+    // Base64 that decodes to no key this API issues: refused, not an empty page read as the end.
+    ["cursor=garbage", "/cursor"],
+    ["limit=10&limit=20", "/limit"],
     ["offset=-1", "/offset"],
     ["offset=1.5", "/offset"],
     ["offset=10001", "/offset"],
@@ -454,7 +511,9 @@ describe("list queries", async () => {
   const table: Array<[string, string, string]> = [
     ...allLists.flatMap((path) => paging.map(([q, point]): [string, string, string] => [path, q, point])),
     ...subscriptionLists.flatMap((path) =>
-      ["status=bogus", "status=ACTIVE", "status="].map((q): [string, string, string] => [path, q, "/status"]),
+      ["status=bogus", "status=ACTIVE", "status=", "status=active&status=expired"].map(
+        (q): [string, string, string] => [path, q, "/status"],
+      ),
     ),
   ];
 
@@ -462,6 +521,32 @@ describe("list queries", async () => {
     const q = query.replace("<513 characters>", long);
     const r = await call("GET", `${path}?${q}`, { token: t.partnerKey });
     expectProblem(r, 400, [point]);
+  });
+
+  it.each(subscriptionLists)("GET %s?resource=cpu&resource=mem filters on both", async (path) => {
+    await expectOk(
+      call("POST", "/v1/subscriptions/", {
+        token: t.partnerKey,
+        body: {
+          objects: ["cpu", "mem", "dssd"].map((resource) => ({
+            customer: t.customers[0],
+            resource,
+            amount: 1,
+            period: "1 week",
+          })),
+        },
+      }),
+      201,
+    );
+    const products = async (query: string) =>
+      (await expectOk(call("GET", `${path}?${query}`, { token: t.partnerKey }))).objects
+        .map((o: { product: string }) => o.product)
+        .sort();
+    const both = await products("resource=cpu,mem");
+    expect(both).toContain("cpu");
+    expect(both).toContain("mem");
+    expect(both).not.toContain("dssd");
+    expect(await products("resource=cpu&resource=mem")).toEqual(both);
   });
 
   it.each(allLists)("GET %s with good paging answers 200 (the control)", async (path) => {

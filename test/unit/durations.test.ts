@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import {
   type DurationInput,
   type ExtendBase,
+  LATEST_END,
   previousNoon,
   type ResolvedDuration,
   resolveDuration,
@@ -493,5 +494,38 @@ describe("resolveExtension", () => {
         }
       }),
     );
+  });
+});
+
+describe("the latest end a term can have", () => {
+  it("is the last noon of year 9999, which RFC 3339 can still write", () => {
+    expect(LATEST_END.toISOString()).toBe("9999-12-31T12:00:00.000Z");
+    expect(resolved({ end_time: d("9999-12-31T12:00:00Z") }).end).toBe("9999-12-31T12:00:00.000Z");
+  });
+
+  it.each([
+    ["an end_time that rounds past it", { end_time: d("9999-12-31T12:00:00.001Z") }, ["end_time"]],
+    [
+      "a period that runs past it",
+      { start_time: d("9999-12-01T12:00:00Z"), period: "1 month" },
+      ["start_time", "period"],
+    ],
+  ])("refuses %s", (_, input: DurationInput, fields) => {
+    expect(errorOf(input)).toEqual({ code: "end_too_late", fields });
+  });
+
+  it("refuses an extension past it, asked for or repeated", () => {
+    const last: ExtendBase = {
+      start: d("9999-11-01T12:00:00Z"),
+      end: d("9999-12-01T12:00:00Z"),
+      createdWith: "period",
+      period: "1 month",
+    };
+    expect(resolveExtension(last, { period: "1 month" }, NOW)).toMatchObject({
+      ok: false,
+      error: { code: "end_too_late" },
+    });
+    expect(resolveExtension(last, {}, NOW)).toMatchObject({ ok: false, error: { code: "end_too_late" } });
+    expect(resolveExtension(last, { end_time: d("9999-12-20T00:00:00Z") }, NOW)).toMatchObject({ ok: true });
   });
 });

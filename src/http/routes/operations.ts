@@ -31,7 +31,8 @@ export const operationRoutes = [
         headers: {
           Location: { description: "This operation.", required: true },
           "Retry-After": {
-            description: "Seconds to wait before polling again.",
+            description:
+              "Seconds to wait before polling again: a tenth of the operation's age, from 1 up to 60 (one waiting for a vendor is polled once a minute).",
             required: true,
             schema: { type: "integer", minimum: 0 },
           },

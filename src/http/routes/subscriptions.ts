@@ -293,7 +293,9 @@ export const subscriptionRoutes = [
       };
       switch (query.do) {
         case "extend":
-          extensionTerm(record, body, at);
+          // Checked before it is accepted on the chain's last term only: a term something follows
+          // is not what is extended (the chain is walked to its end, which checks it then).
+          if (record.nextId === null) extensionTerm(record, body, at);
           return respond(env, request, {
             kind: "extend",
             ...common,

@@ -121,6 +121,14 @@ export const vendorRoutes = [
     async handle({ env, principal, params, body }) {
       const instructions = body.endUserInstructions ?? body.endUserIstructions;
       if (
+        body.endUserInstructions !== undefined &&
+        body.endUserIstructions !== undefined &&
+        body.endUserInstructions !== body.endUserIstructions
+      ) {
+        const message = "gives other instructions than endUserInstructions: send one of the two spellings";
+        throw badRequest(`endUserIstructions ${message}`, [{ point: "/endUserIstructions", message }]);
+      }
+      if (
         body.deploymentStatus === undefined &&
         body.syndicatedEndpoints === undefined &&
         instructions === undefined
@@ -166,6 +174,20 @@ export const vendorRoutes = [
       const lines = order?.lines.filter((l) => own.has(l.product)) ?? [];
       const first = lines[0];
       if (!order || !first) throw notFound(`order ${params.id} does not exist`);
+      const wireLines = lines.map((l) => ({
+        product: ref("product", l.product),
+        subscription: ref("subscription", l.subscription),
+        quantity: l.amount,
+        price: Number(money(BigInt(l.priceMinor), order.currency)),
+      }));
+      // Its own lines only: the order's total would tell what else the customer bought.
+      const totalPrice = Number(
+        money(
+          lines.reduce((sum, l) => sum + BigInt(l.priceMinor), 0n),
+          order.currency,
+        ),
+      );
+      const buyer = await findCustomer(env, order.customerId, null);
       const body: v.InferOutput<typeof VendorOrderOut> = {
         id: order.id,
         self: `order/${order.id}`,
@@ -173,19 +195,15 @@ export const vendorRoutes = [
         date: seconds(order.createdAt),
         buyer: ref("user", order.customerId),
         subscription: ref("subscription", first.subscription),
-        lines: lines.map((l) => ({
-          product: ref("product", l.product),
-          subscription: ref("subscription", l.subscription),
-          quantity: l.amount,
-          price: Number(money(BigInt(l.priceMinor), order.currency)),
-        })),
-        // Its own lines only: the order's total would tell what else the customer bought.
-        totalPrice: Number(
-          money(
-            lines.reduce((sum, l) => sum + BigInt(l.priceMinor), 0n),
-            order.currency,
-          ),
-        ),
+        budget: {
+          configuration: ref("productVersion", first.product),
+          endOfPeriod: first.end ? seconds(first.end) : null,
+          lines: wireLines,
+          nation: buyer?.address?.country ?? null,
+          totalPrice,
+        },
+        lines: wireLines,
+        totalPrice,
         currency: order.currency,
         state: ORDER_STATES[order.state],
       };
