@@ -37,6 +37,8 @@ interface Dispatchable {
   pattern: RegExp;
   route: RouteSpec;
   family: Family;
+  /** The patterns of the more specific templates that take some of this one's paths (`narrower`). */
+  shadowedBy: RegExp[];
 }
 
 /** A path template and what it serves: its methods, HEAD for a GET, and OPTIONS. */
@@ -44,6 +46,25 @@ interface PathEntry {
   template: string;
   pattern: RegExp;
   allow: string[];
+}
+
+/**
+ * Whether template `b` names some of `a`'s paths more specifically: the same segments, a literal
+ * (`/v1/subscriptions/schema`) where `a` has a parameter (`/v1/subscriptions/{id}`) and nowhere
+ * the other way round. Such a path is `b`'s alone: `a`'s methods do not apply to it.
+ */
+function narrower(b: string, a: string): boolean {
+  const as = a.split("/");
+  const bs = b.split("/");
+  if (as.length !== bs.length || a === b) return false;
+  const isParam = (segment: string) => segment.startsWith("{");
+  let literalForParam = false;
+  for (const [i, segment] of as.entries()) {
+    const other = bs[i] as string;
+    if (isParam(segment)) literalForParam ||= !isParam(other);
+    else if (segment !== other) return false;
+  }
+  return literalForParam;
 }
 
 /** What every answer gets on its way out: 304 or no body where due, the request id, CORS. */
@@ -71,10 +92,16 @@ export function createApp(routes: readonly RouteSpec[]): Handler {
   const router = Router();
   const byMethod = new Map<string, Dispatchable[]>();
   const paths = new Map<string, PathEntry>();
+  const patternOf = (template: string) => {
+    router.all(ittyPath(template));
+    return router.routes.at(-1)?.[1] as RegExp;
+  };
   for (const route of routes) {
-    router[route.method.toLowerCase() as "get"](ittyPath(route.path));
-    const pattern = router.routes.at(-1)?.[1] as RegExp;
-    const dispatchable = { pattern, route, family: familyOf(route.path) };
+    const pattern = patternOf(route.path);
+    const shadowedBy = [...new Set(routes.map((r) => r.path))]
+      .filter((template) => narrower(template, route.path))
+      .map(patternOf);
+    const dispatchable = { pattern, route, family: familyOf(route.path), shadowedBy };
     for (const method of route.method === "GET" ? ["GET", "HEAD"] : [route.method]) {
       byMethod.set(method, [...(byMethod.get(method) ?? []), dispatchable]);
     }
@@ -84,9 +111,10 @@ export function createApp(routes: readonly RouteSpec[]): Handler {
     paths.set(route.path, entry);
   }
   const entries = [...paths.values()];
-  /** What a path serves, across every template it matches; null when none does. */
+  /** What a path serves, across every template it matches but those a narrower one takes it from; null when none does. */
   const pathAt = (pathname: string) => {
-    const matching = entries.filter((entry) => entry.pattern.test(pathname));
+    const all = entries.filter((entry) => entry.pattern.test(pathname));
+    const matching = all.filter((entry) => !all.some((other) => narrower(other.template, entry.template)));
     const first = matching[0];
     if (!first) return null;
     const allow = new Set(matching.flatMap((entry) => entry.allow));
@@ -102,9 +130,9 @@ export function createApp(routes: readonly RouteSpec[]): Handler {
   }
 
   async function dispatch(request: Request, env: Env, ctx: ExecutionContext, url: URL, exchange: Exchange) {
-    for (const { pattern, route, family } of byMethod.get(request.method) ?? []) {
+    for (const { pattern, route, family, shadowedBy } of byMethod.get(request.method) ?? []) {
       const match = url.pathname.match(pattern);
-      if (!match) continue;
+      if (!match || shadowedBy.some((narrow) => narrow.test(url.pathname))) continue;
       exchange.route = route.path;
       return runRoute(route, family, { ...match.groups }, request, url, env, ctx, exchange);
     }

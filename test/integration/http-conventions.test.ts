@@ -357,6 +357,27 @@ describe("HEAD, OPTIONS and Allow", () => {
     expect(quota.body.badRequest.code).toBe(400);
     expect(quota.headers.get("allow")).toBe("GET, HEAD, OPTIONS");
   });
+
+  it("takes a literal path for its own, never for a parameter of another template", async () => {
+    const t = await tenant({ customers: 1 });
+    // `/v1/subscriptions/schema` is not a subscription `{id}`: its methods are its own.
+    const options = await call("OPTIONS", "/v1/subscriptions/schema");
+    expect(options.headers.get("allow")).toBe("GET, HEAD, OPTIONS");
+    for (const method of ["PUT", "PATCH", "DELETE", "POST"]) {
+      const r = await call(method, "/v1/subscriptions/schema", { token: t.partnerKey, body: {} });
+      expectProblem(r, 405, "method-not-allowed");
+      expect(r.headers.get("allow")).toBe("GET, HEAD, OPTIONS");
+    }
+    expect((await call("GET", "/v1/subscriptions/schema/", { token: t.partnerKey })).status).toBe(200);
+    // Nor is `/account/v1.0/commissions/action` a commission's `{serial}`.
+    const get = await call("GET", "/account/v1.0/commissions/action", { token: t.serviceToken });
+    expect(get.status).toBe(400);
+    expect(get.body.badRequest.code).toBe(400);
+    expect(get.headers.get("allow")).toBe("POST, OPTIONS");
+    expect((await call("OPTIONS", "/account/v1.0/commissions/action")).headers.get("allow")).toBe(
+      "POST, OPTIONS",
+    );
+  });
 });
 
 describe("415 for a body that is not JSON", () => {
