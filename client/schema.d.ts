@@ -128,6 +128,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/credentials/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke a credential
+         * @description Any key or token, by its `id` (the one its issue answered, also the part of the token before the secret): a partner key, a service, user or vendor token, a customer's account key. It authenticates nothing from then on: at once on the instance that took the request, within 30 s everywhere (README, "Credentials"). A partner revokes its own partner's credentials (its keys, its services' and customers' tokens); the operator any. Revoking again answers the same.
+         */
+        delete: operations["deleteV1CredentialsId"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/services": {
         parameters: {
             query?: never;
@@ -198,7 +218,7 @@ export interface paths {
         get?: never;
         /**
          * Register (or update) a quota resource
-         * @description A resource belongs to the service that commissions it (`service`); stratus's own products hold quota on resources of service `stratus`.
+         * @description A resource belongs to the service that commissions it (`service`); stratus's own products hold quota on resources of service `stratus`. A registered resource keeps its service (409 to change it: what its holders hold was commissioned by that service), and every `stratus.*` name is stratus's (400 for another service).
          */
         put: operations["putV1ResourcesName"];
         post?: never;
@@ -1325,6 +1345,17 @@ export interface components {
         ConsumptionReport: {
             resource: string;
             amount: number;
+        };
+        Credential: {
+            /** Format: uuid */
+            id: string;
+            /** @enum {string} */
+            role: "operator" | "partner" | "service" | "customer" | "account" | "vendor";
+            label: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** @description When it was revoked: it authenticates nothing since. */
+            revoked_at: string | null;
         };
         CredentialRequest: {
             label?: string | null;
@@ -2804,6 +2835,56 @@ export interface operations {
             "5XX": components["responses"]["ServerError"];
         };
     };
+    deleteV1CredentialsId: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The credential, revoked */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
+                    /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a4f0-0000-7000-8000-0000000000e1",
+                     *       "role": "partner",
+                     *       "label": "billing system",
+                     *       "created_at": "2026-12-01T12:00:00.000Z",
+                     *       "revoked_at": "2026-12-02T09:30:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Credential"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such credential, or not the partner's */
+            404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["UnprocessableContent"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
     postV1Services: {
         parameters: {
             query?: never;
@@ -3032,11 +3113,13 @@ export interface operations {
                     "application/json": components["schemas"]["Resource"];
                 };
             };
+            /** @description Invalid body, or a `stratus.*` name for another service than `stratus` */
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             405: components["responses"]["MethodNotAllowed"];
+            /** @description The resource is registered to another service */
             409: components["responses"]["Conflict"];
             413: components["responses"]["ContentTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];

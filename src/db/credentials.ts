@@ -1,4 +1,4 @@
-import { eq, getTableColumns } from "drizzle-orm";
+import { and, eq, getTableColumns, isNull } from "drizzle-orm";
 import { formatToken, hashSecret, newSecret, type TokenRole } from "../domain/credentials";
 import { uuidv7 } from "../domain/ids";
 import { database } from "./client";
@@ -25,6 +25,23 @@ export interface IssuedCredential {
   /** The full secret token; returned once, never stored. */
   token: string;
   created_at: string;
+}
+
+/**
+ * Revokes credential `id` (once: revoking it again keeps the first time), if it is `partnerId`'s
+ * (null: anyone's). Answers the credential as it now stands; undefined if there is none to revoke.
+ */
+export async function revokeCredential(env: Env, id: string, partnerId: string | null, at: Date) {
+  const db = database(env);
+  const mine =
+    partnerId === null
+      ? eq(credentials.id, id)
+      : and(eq(credentials.id, id), eq(credentials.partnerId, partnerId));
+  await db
+    .update(credentials)
+    .set({ revokedAt: at.toISOString() })
+    .where(and(mine, isNull(credentials.revokedAt)));
+  return db.select().from(credentials).where(mine).get();
 }
 
 /** The credential with its partner's rate-limit tier, in one query (auth reads both on every request). */

@@ -79,6 +79,11 @@ export function forgetPartnerCredentials(partnerId: string): void {
   recentCredentials.forgetWhere((credential) => credential.partnerId === partnerId);
 }
 
+/** Forgets a credential this isolate keeps, so its revocation applies here at once. */
+export function forgetCredential(id: string): void {
+  recentCredentials.forget(id);
+}
+
 /**
  * The secret last verified against each cached credential row, kept with that row: presenting it
  * again is a constant-time comparison instead of a SHA-256 hash. It goes when the row is reloaded,

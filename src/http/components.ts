@@ -1,5 +1,5 @@
 import { ChargeOut, ChargePageOut, StatementOut } from "../schemas/charges";
-import { IssuedCredentialOut, KeyRequest } from "../schemas/common";
+import { CredentialOut, IssuedCredentialOut, KeyRequest } from "../schemas/common";
 import {
   AddressOut,
   CreateCustomer,
@@ -89,6 +89,7 @@ export const RESPONSE_COMPONENTS: Record<string, Schema> = {
   Holding: HoldingOut,
   Holdings: HoldingsOut,
   IssuedCredential: IssuedCredentialOut,
+  Credential: CredentialOut,
   Partner: PartnerOut,
   Service: ServiceOut,
   Resource: ResourceOut,

@@ -1,7 +1,7 @@
 import type * as v from "valibot";
 import { formatToken, type TokenRole } from "../domain/credentials";
 import type { ChargeOut, StatementOut } from "../schemas/charges";
-import type { IssuedCredentialOut } from "../schemas/common";
+import type { CredentialOut, IssuedCredentialOut } from "../schemas/common";
 import type { CustomerOut } from "../schemas/customers";
 import type { OperationOut } from "../schemas/operations";
 import type { HoldingOut, PartnerOut, ResourceOut, ServiceOut } from "../schemas/operator";
@@ -167,6 +167,14 @@ export const credentialOf = (role: TokenRole): Out<typeof IssuedCredentialOut> =
 });
 
 export const credential = credentialOf("partner");
+
+export const revokedCredential: Out<typeof CredentialOut> = {
+  id: "0193a4f0-0000-7000-8000-0000000000e1",
+  role: "partner",
+  label: "billing system",
+  created_at: at,
+  revoked_at: "2026-12-02T09:30:00.000Z",
+};
 
 export const partnerOut: Out<typeof PartnerOut> = {
   id: partner,

@@ -67,3 +67,15 @@ export const IssuedCredentialOut = v.object({
 });
 
 export const KeyRequest = v.object({ label: Label });
+
+/** A credential as it stands, its secret never shown again. */
+export const CredentialOut = v.object({
+  id: Uuid,
+  role: v.picklist(ROLES),
+  label: v.nullable(v.string()),
+  created_at: Timestamp,
+  revoked_at: v.pipe(
+    v.nullable(Timestamp),
+    v.description("When it was revoked: it authenticates nothing since."),
+  ),
+});

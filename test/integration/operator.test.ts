@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { findCredential } from "../../src/db/credentials";
 import { hashSecret, parseToken } from "../../src/domain/credentials";
 import { routes } from "../../src/http/routes";
-import { call, deref, expectOk, operatorToken, tenant, unique } from "../helpers";
+import { call, deref, expectOk, operatorToken, tenant, tenantWithCatalog, unique, usageOf } from "../helpers";
 
 /** Operator and partner endpoints under /v1, auth, problem+json errors, and the OpenAPI document. */
 
@@ -195,7 +195,80 @@ describe("customers", () => {
   });
 });
 
+describe("revoking a credential", () => {
+  it("stops it authenticating at once; a partner revokes only its own, the operator any", async () => {
+    const t = await tenant({ customers: 1 });
+    const other = await tenant({ customers: 0 });
+    const key = await expectOk(
+      call("POST", `/v1/partners/${t.partnerId}/api-keys`, { token: t.operator, body: { label: "leaked" } }),
+      201,
+    );
+    expect((await call("GET", "/v1/customers", { token: key.token })).status).toBe(200);
+
+    expect((await call("DELETE", `/v1/credentials/${key.id}`, { token: other.partnerKey })).status).toBe(404);
+    expect((await call("GET", "/v1/customers", { token: key.token })).status).toBe(200);
+
+    const revoked = await expectOk(call("DELETE", `/v1/credentials/${key.id}`, { token: t.partnerKey }));
+    expect(revoked).toEqual({
+      id: key.id,
+      role: "partner",
+      label: "leaked",
+      created_at: key.created_at,
+      revoked_at: expect.any(String),
+    });
+    expect((await call("GET", "/v1/customers", { token: key.token })).status).toBe(401);
+    const again = await expectOk(call("DELETE", `/v1/credentials/${key.id}`, { token: t.partnerKey }));
+    expect(again.revoked_at).toBe(revoked.revoked_at);
+    expect((await call("GET", "/v1/customers", { token: t.partnerKey })).status).toBe(200);
+
+    const service = t.serviceToken.split(".")[1] as string;
+    expect((await call("GET", "/account/v1.0/commissions", { token: t.serviceToken })).status).toBe(200);
+    await expectOk(call("DELETE", `/v1/credentials/${service}`, { token: t.operator }));
+    expect((await call("GET", "/account/v1.0/commissions", { token: t.serviceToken })).status).toBe(401);
+    expect((await call("DELETE", `/v1/credentials/${service}x`, { token: t.operator })).status).toBe(404);
+  });
+});
+
 describe("catalog and limits", () => {
+  it("keeps a resource with its service: stratus's own cannot be handed to a service that would release them", async () => {
+    const t = await tenantWithCatalog(1, 10);
+    const bought = await expectOk(
+      call("POST", "/v1/subscriptions/", {
+        token: t.partnerKey,
+        body: { objects: [{ customer: t.customers[0], resource: "cpu", amount: 4, period: "1 week" }] },
+      }),
+      201,
+    );
+    expect(bought.objects).toHaveLength(1);
+    const moved = await call("PUT", "/v1/resources/stratus.cpu", {
+      token: t.operator,
+      body: { service: t.serviceName, unit: "GHz" },
+    });
+    expect(moved.status).toBe(400);
+    expect(moved.body.errors).toEqual([{ point: "/service", message: expect.stringContaining("stratus") }]);
+    const fresh = await call("PUT", `/v1/resources/stratus.${unique("x")}`, {
+      token: t.operator,
+      body: { service: t.serviceName },
+    });
+    expect(fresh.status).toBe(400);
+    // A service's resource keeps its service too.
+    const taken = await call("PUT", `/v1/resources/${t.serviceName}.vm`, {
+      token: t.operator,
+      body: { service: "stratus" },
+    });
+    expect(taken.status).toBe(409);
+    // So the service cannot release what the subscription holds.
+    const release = await call("POST", "/account/v1.0/commissions", {
+      token: t.serviceToken,
+      body: {
+        auto_accept: true,
+        provisions: [{ holder: t.customers[0], source: "system", resource: "stratus.cpu", quantity: -4 }],
+      },
+    });
+    expect(release.status).toBe(400);
+    expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 4, pending: 0 });
+  });
+
   it("registers resources idempotently and sets limits on registered resources only", async () => {
     const t = await tenant({ customers: 1 });
     const name = `${t.serviceName}.disk`;

@@ -1,6 +1,6 @@
 import type * as v from "valibot";
 import { newIdFor } from "../../app/intents";
-import { issueCredential } from "../../db/credentials";
+import { issueCredential, revokeCredential } from "../../db/credentials";
 import {
   createPartner,
   createService,
@@ -10,9 +10,10 @@ import {
   type Service,
   updatePartner,
 } from "../../db/partners";
-import { listResources, upsertResource } from "../../db/resources";
-import { AppError, notFound } from "../../domain/errors";
-import { IdParams, IssuedCredentialOut, KeyRequest } from "../../schemas/common";
+import { findResource, listResources, type Resource, upsertResource } from "../../db/resources";
+import { STRATUS_SERVICE } from "../../domain/catalog";
+import { AppError, badRequest, notFound } from "../../domain/errors";
+import { CredentialOut, IdParams, IssuedCredentialOut, KeyRequest } from "../../schemas/common";
 import {
   CreatePartner,
   CreateResource,
@@ -24,7 +25,7 @@ import {
   ServiceOut,
   UpdatePartner,
 } from "../../schemas/operator";
-import { forgetPartnerCredentials } from "../auth";
+import { forgetCredential, forgetPartnerCredentials } from "../auth";
 import { tagged } from "../conditional";
 import * as examples from "../examples";
 import { ETAG, LOCATION } from "../reply";
@@ -130,6 +131,40 @@ export const operatorRoutes = [
     },
   }),
   defineRoute({
+    method: "DELETE",
+    path: "/v1/credentials/{id}",
+    summary: "Revoke a credential",
+    description:
+      "Any key or token, by its `id` (the one its issue answered, also the part of the token before the secret): a partner key, a service, user or vendor token, a customer's account key. It authenticates nothing from then on: at once on the instance that took the request, within 30 s everywhere (README, \"Credentials\"). A partner revokes its own partner's credentials (its keys, its services' and customers' tokens); the operator any. Revoking again answers the same.",
+    tag,
+    auth: ["operator", "partner"],
+    params: IdParams,
+    responses: {
+      200: {
+        description: "The credential, revoked",
+        schema: CredentialOut,
+        example: examples.revokedCredential,
+      },
+    },
+    errors: { not_found: "No such credential, or not the partner's" },
+    async handle({ env, principal, params }) {
+      const partner = principal.role === "operator" ? null : principal.partnerId;
+      const revoked = await revokeCredential(env, params.id, partner, new Date());
+      if (!revoked) throw notFound(`credential ${params.id} does not exist`);
+      forgetCredential(revoked.id);
+      return {
+        status: 200,
+        body: {
+          id: revoked.id,
+          role: revoked.role,
+          label: revoked.label,
+          created_at: revoked.createdAt,
+          revoked_at: revoked.revokedAt,
+        },
+      };
+    },
+  }),
+  defineRoute({
     method: "POST",
     path: "/v1/services",
     summary: "Register a service of a partner",
@@ -206,14 +241,20 @@ export const operatorRoutes = [
     path: "/v1/resources/{name}",
     summary: "Register (or update) a quota resource",
     description:
-      "A resource belongs to the service that commissions it (`service`); stratus's own products hold quota on resources of service `stratus`.",
+      "A resource belongs to the service that commissions it (`service`); stratus's own products hold quota on resources of service `stratus`. A registered resource keeps its service (409 to change it: what its holders hold was commissioned by that service), and every `stratus.*` name is stratus's (400 for another service).",
     tag,
     auth: operator,
     params: ResourceParams,
     body: CreateResource,
     bodyExample: { service: "cyclades", unit: null, description: "Virtual machines" },
     responses: { 200: { description: "The resource", schema: ResourceOut, example: examples.resource } },
+    errors: {
+      bad_request: "Invalid body, or a `stratus.*` name for another service than `stratus`",
+      conflict: "The resource is registered to another service",
+    },
     async handle({ env, params, body }) {
+      const refusal = resourceOwnerRefusal(params.name, body.service, await findResource(env, params.name));
+      if (refusal) throw refusal;
       const r = await upsertResource(env, {
         name: params.name,
         unit: body.unit,
@@ -239,6 +280,29 @@ export const operatorRoutes = [
     },
   }),
 ];
+
+/**
+ * Why `name` cannot be registered to `service`, if it cannot. Quota is moved only by its owner
+ * (README, "Recovery", invariant 4): a resource moved to another service would let that service's
+ * commissions release what subscriptions (or the first service's commissions) hold.
+ */
+function resourceOwnerRefusal(name: string, service: string, current: Resource | undefined): AppError | null {
+  if (name.startsWith(`${STRATUS_SERVICE}.`) && service !== STRATUS_SERVICE) {
+    return badRequest(`${name} is a name of stratus's own resources`, [
+      {
+        point: "/service",
+        message: `a ${STRATUS_SERVICE}.* resource belongs to service "${STRATUS_SERVICE}"`,
+      },
+    ]);
+  }
+  if (current && current.service !== service) {
+    return new AppError(
+      "conflict",
+      `resource ${name} belongs to service ${current.service}: what its holders hold was commissioned by it, so it keeps its service`,
+    );
+  }
+  return null;
+}
 
 function serviceOut(s: Service): v.InferOutput<typeof ServiceOut> {
   return { id: s.id, partner: s.partnerId, name: s.name, created_at: s.createdAt };
