@@ -262,7 +262,7 @@ export interface paths {
         get: operations["getV1ProductsId"];
         /**
          * Create or update a product
-         * @description `unit_price` is in the currency's minor-unit precision at most (e.g. 2 decimals for EUR). The quota resource must be one of stratus's own (service `stratus`). A syndicated product needs a vendor and an endpoint; the first time a product becomes syndicated, its signing secret is answered, once. With `If-Match` (an ETag of `GET /v1/products/{id}`, or `*`), only an existing product is updated, and only if it has not changed since: else 412.
+         * @description `unit_price` is in the currency's minor-unit precision at most (e.g. 2 decimals for EUR). The quota resource must be one of stratus's own (service `stratus`). A syndicated product needs a vendor and an endpoint; the first time a product becomes syndicated, its signing secret is answered, once. With `If-Match` (an ETag of `GET /v1/products/{id}`, or `*`), only an existing product is updated, and only if it has not changed since: else 412. Each name names one product: an alias that is another product's id or alias, or an id that is another product's alias, answers 409 (to move an alias, take it off its product first).
          */
         put: operations["putV1ProductsId"];
         post?: never;
@@ -3306,6 +3306,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             405: components["responses"]["MethodNotAllowed"];
+            /** @description An alias, or the id, that names another product */
             409: components["responses"]["Conflict"];
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["ContentTooLarge"];

@@ -27,6 +27,25 @@ export function findProduct(catalog: readonly Product[], name: string): Product 
   return catalog.find((p) => p.id === wanted) ?? catalog.find((p) => p.aliases.includes(wanted));
 }
 
+/**
+ * Why product `id` cannot be known by `aliases` in `catalog`, if it cannot: each name (an id or
+ * an alias) must name one product only, or the catalog would show one product under a name a
+ * purchase resolves to another (`findProduct` takes an id first, then the first alias).
+ */
+export function nameClash(catalog: readonly Product[], id: string, aliases: readonly string[]): string | null {
+  for (const other of catalog) {
+    if (other.id === id) continue;
+    const taken = aliases.find((alias) => alias === other.id || other.aliases.includes(alias));
+    if (taken !== undefined) {
+      return taken === other.id
+        ? `alias ${taken} is the id of product ${other.id}`
+        : `alias ${taken} is product ${other.id}'s: take it off that product first`;
+    }
+    if (other.aliases.includes(id)) return `${id} is an alias of product ${other.id}`;
+  }
+  return null;
+}
+
 /** Depletable products are consumed, not rented: time parameters do not apply to them. */
 export const isDepletable = (p: Pick<Product, "kind">) => p.kind === "depletable";
 

@@ -742,6 +742,30 @@ describe("PUT /v1/products/{id}", async () => {
     },
   );
 
+  it("refuses a name that already names another product (409): one name, one product", async () => {
+    const id = unique("named");
+    // `hdd` is dssd's alias, `cpu` a product's id; neither may name this one too.
+    for (const aliases of [["hdd"], ["cpu"]]) {
+      expectProblem(await put(id, { ...good, aliases }), 409);
+      expectProblem(await call("GET", `/v1/products/${id}`, { token: t.operator }), 404);
+    }
+    expectProblem(await put("hdd", good), 409);
+    const priced = await expectOk(
+      call("POST", "/v1/subscriptioncalculator/", {
+        token: t.partnerKey,
+        body: { objects: [{ resource: "hdd", amount: 1, period: "1 day" }] },
+      }),
+    );
+    expect(priced.objects[0].product).toBe("dssd");
+    // Taken off its product first, an alias moves.
+    const alias = unique("alias");
+    await expectOk(put(id, { ...good, aliases: [alias] }));
+    const other = unique("other");
+    expectProblem(await put(other, { ...good, aliases: [alias] }), 409);
+    await expectOk(put(id, { ...good, aliases: [] }));
+    expect(await expectOk(put(other, { ...good, aliases: [alias] }))).toMatchObject({ aliases: [alias] });
+  });
+
   it("with a partner key answers 403 and writes nothing", async () => {
     const id = unique("partner");
     expectProblem(await put(id, good, t.partnerKey), 403);

@@ -4,8 +4,8 @@ import { findProductById, listProducts, upsertProduct } from "../../db/products"
 import { findResource } from "../../db/resources";
 import { findVendor, setSyndication } from "../../db/vendors";
 import { syndicationOf } from "../../db/webhooks";
-import { type Product, STRATUS_SERVICE } from "../../domain/catalog";
-import { badRequest, notFound } from "../../domain/errors";
+import { nameClash, type Product, STRATUS_SERVICE } from "../../domain/catalog";
+import { AppError, badRequest, notFound } from "../../domain/errors";
 import { currency, parseDecimal } from "../../domain/money";
 import { money } from "../../domain/subscriptions";
 import { newSigningSecret } from "../../domain/webhooks";
@@ -52,7 +52,7 @@ export const productRoutes = [
     path: "/v1/products/{id}",
     summary: "Create or update a product",
     description:
-      "`unit_price` is in the currency's minor-unit precision at most (e.g. 2 decimals for EUR). The quota resource must be one of stratus's own (service `stratus`). A syndicated product needs a vendor and an endpoint; the first time a product becomes syndicated, its signing secret is answered, once. With `If-Match` (an ETag of `GET /v1/products/{id}`, or `*`), only an existing product is updated, and only if it has not changed since: else 412.",
+      "`unit_price` is in the currency's minor-unit precision at most (e.g. 2 decimals for EUR). The quota resource must be one of stratus's own (service `stratus`). A syndicated product needs a vendor and an endpoint; the first time a product becomes syndicated, its signing secret is answered, once. With `If-Match` (an ETag of `GET /v1/products/{id}`, or `*`), only an existing product is updated, and only if it has not changed since: else 412. Each name names one product: an alias that is another product's id or alias, or an id that is another product's alias, answers 409 (to move an alias, take it off its product first).",
     tag,
     auth: ["operator"],
     params: ProductParams,
@@ -62,6 +62,7 @@ export const productRoutes = [
     responses: {
       200: { description: "The product", schema: ProductOut, headers: ETAG, example: examples.product },
     },
+    errors: { conflict: "An alias, or the id, that names another product" },
     async handle({ env, request, params, body }) {
       const minor = parseDecimal(body.unit_price, currency(body.currency));
       if (minor === null || minor > BigInt(Number.MAX_SAFE_INTEGER)) {
@@ -72,6 +73,8 @@ export const productRoutes = [
           },
         ]);
       }
+      const clash = nameClash(await listProducts(env), params.id, body.aliases);
+      if (clash) throw new AppError("conflict", clash);
       const resource = await findResource(env, body.quota_resource);
       if (!resource) {
         throw badRequest(`quota resource ${body.quota_resource} is not registered`, [
