@@ -85,7 +85,7 @@ function floorSeconds(ms: number): bigint {
  * The price is per unit and hour; the total Σ quantity × seconds × price / 3600 is rounded half-up
  * once, never per interval, so that how the history happens to be split never changes the charge.
  * That is how a prepaid term is priced; a CaaS cloud's running time is billed as charge lines,
- * each rounded on its own (`src/domain/usage.ts`).
+ * whose amounts add up to each month's total rounded once (`src/domain/usage.ts`).
  */
 export function chargeFor(
   intervals: readonly RunInterval[],

@@ -3,12 +3,14 @@
  * lines of the charges ledger, and what is accruing on top of them.
  *
  * Every interval of a run history is cut at each UTC month boundary into pieces; each closed
- * piece is one line, rounded on its own: half up, of quantity × seconds × unit price per hour
- * ÷ 3600, in integer minor units. A piece's seconds count second boundaries as `chargeFor` does,
- * so pieces add up to exactly the seconds of their interval. Where a history is split (a quantity
- * change, a stop and a start, the cron closing a month) changes which lines there are, and so
- * the rounding; cutting a running interval at a month boundary does not, because the pieces are
- * cut there anyway: the cron closing a month only decides when a line is written, never its amount.
+ * piece is one line. A piece's seconds count second boundaries as `chargeFor` does, so pieces add
+ * up to exactly the seconds of their interval. A month's lines are rounded as one: each is the
+ * month's running total (Σ quantity × seconds × unit price per hour ÷ 3600, exact) rounded half up
+ * at the piece's end, less the same rounded at its start, in integer minor units. So a month's
+ * lines add up to its exact total rounded once, however the history is split (quantity changes,
+ * stops and starts, the cron closing the month): ten runs of a few seconds each cost what one run
+ * of their total costs, never nothing. A line depends only on the history before it, so lines
+ * already written never change as the history grows.
  */
 import { monthOf, usageChargeKey } from "./charges";
 import { isRunning, type RunInterval, secondsBetween, splitAt } from "./metering";
@@ -26,16 +28,25 @@ export interface UsageLine {
 
 const SECONDS_PER_HOUR = 3600n;
 
-/** One line's amount: quantity × seconds × price per hour ÷ 3600, rounded half up. */
+/** quantity × seconds × price per hour ÷ 3600, rounded half up: one run's amount, alone. */
 export function lineAmountMinor(quantity: number, seconds: bigint, unitPricePerHourMinor: bigint): bigint {
-  if (unitPricePerHourMinor < 0n) throw new RangeError("unit price must not be negative");
-  return (BigInt(quantity) * seconds * unitPricePerHourMinor + SECONDS_PER_HOUR / 2n) / SECONDS_PER_HOUR;
+  return roundedMinor(BigInt(quantity) * seconds, unitPricePerHourMinor);
 }
 
+/** `quantitySeconds` × price per hour ÷ 3600, rounded half up, in minor units. */
+function roundedMinor(quantitySeconds: bigint, unitPricePerHourMinor: bigint): bigint {
+  if (unitPricePerHourMinor < 0n) throw new RangeError("unit price must not be negative");
+  return (quantitySeconds * unitPricePerHourMinor + SECONDS_PER_HOUR / 2n) / SECONDS_PER_HOUR;
+}
+
+/** The quantity-seconds each month (by its start, epoch ms) has run so far, as lines are made. */
+type MonthTotals = Map<number, bigint>;
+
 /**
- * [from, to) cut at every UTC month boundary inside it, as lines. A piece with no running second
- * bills nothing and makes no line, which also keeps keys unique: an empty interval can start
- * where the next one starts.
+ * [from, to) cut at every UTC month boundary inside it, as lines, each priced as its month's
+ * running total in `totals` rounded after it less rounded before it; `totals` moves on by it. A
+ * piece with no running second bills nothing and makes no line, which also keeps keys unique: an
+ * empty interval can start where the next one starts.
  */
 function piecesOf(
   subscriptionId: string,
@@ -43,18 +54,32 @@ function piecesOf(
   to: number,
   quantity: number,
   price: bigint,
+  totals: MonthTotals,
 ): UsageLine[] {
   const lines: UsageLine[] = [];
   for (let start = from; start < to; ) {
-    const end = Math.min(monthOf(new Date(start)).end.getTime(), to);
+    const month = monthOf(new Date(start));
+    const end = Math.min(month.end.getTime(), to);
     const seconds = secondsBetween(start, end);
     if (seconds > 0n) {
-      const amountMinor = lineAmountMinor(quantity, seconds, price);
+      const before = totals.get(month.start.getTime()) ?? 0n;
+      const after = before + BigInt(quantity) * seconds;
+      totals.set(month.start.getTime(), after);
+      const amountMinor = roundedMinor(after, price) - roundedMinor(before, price);
       lines.push({ key: usageChargeKey(subscriptionId, start), start, end, quantity, seconds, amountMinor });
     }
     start = end;
   }
   return lines;
+}
+
+/** The lines of the closed intervals of `intervals`, with the month totals they leave. */
+function closedLines(subscriptionId: string, intervals: readonly RunInterval[], price: bigint) {
+  const totals: MonthTotals = new Map();
+  const lines = intervals.flatMap((i) =>
+    i.end === null ? [] : piecesOf(subscriptionId, i.start, i.end, i.quantity, price, totals),
+  );
+  return { lines, totals };
 }
 
 /** The lines of the closed intervals of `intervals`: what the ledger holds once every push landed. */
@@ -63,9 +88,7 @@ export function usageLines(
   intervals: readonly RunInterval[],
   unitPricePerHourMinor: bigint,
 ): UsageLine[] {
-  return intervals.flatMap((i) =>
-    i.end === null ? [] : piecesOf(subscriptionId, i.start, i.end, i.quantity, unitPricePerHourMinor),
-  );
+  return closedLines(subscriptionId, intervals, unitPricePerHourMinor).lines;
 }
 
 /**
@@ -80,7 +103,10 @@ export function linesClosedBy(
   unitPricePerHourMinor: bigint,
 ): UsageLine[] {
   const closedBefore = previous.filter((i) => i.end !== null).length;
-  return usageLines(subscriptionId, next.slice(closedBefore), unitPricePerHourMinor);
+  // Priced after the whole history before them (their months' running totals), which is why the
+  // lines already written are counted again here rather than taken from `previous`.
+  const written = usageLines(subscriptionId, next.slice(0, closedBefore), unitPricePerHourMinor).length;
+  return usageLines(subscriptionId, next, unitPricePerHourMinor).slice(written);
 }
 
 /** What the open interval has run up to `now` and not yet billed, rounded as its lines will be. */
@@ -92,7 +118,8 @@ export function accruing(
 ): { seconds: bigint; amountMinor: bigint } {
   const open = intervals.at(-1);
   if (open === undefined || open.end !== null) return { seconds: 0n, amountMinor: 0n };
-  const pieces = piecesOf(subscriptionId, open.start, now, open.quantity, unitPricePerHourMinor);
+  const { totals } = closedLines(subscriptionId, intervals, unitPricePerHourMinor);
+  const pieces = piecesOf(subscriptionId, open.start, now, open.quantity, unitPricePerHourMinor, totals);
   return {
     seconds: pieces.reduce((n, p) => n + p.seconds, 0n),
     amountMinor: pieces.reduce((n, p) => n + p.amountMinor, 0n),
