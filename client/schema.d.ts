@@ -1697,7 +1697,9 @@ export interface components {
             /** @enum {string} */
             kind: "timed" | "depletable" | "per_object" | "license" | "caas";
             unit: string;
+            /** @description Per unit and hour (per unit consumed for depletables), a decimal string with at most the currency's minor-unit decimals: 2 for EUR, 0 for JPY, 3 for KWD. */
             unit_price: string;
+            /** @description An ISO 4217 code, three capital letters; its minor unit decides the decimals of prices. */
             currency: string;
             quota_resource: string;
             /** @default [] */

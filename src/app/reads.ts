@@ -6,7 +6,7 @@ import {
   listSubscriptions,
   queuedBehindAnother,
 } from "../db/subscriptions";
-import { AppError, badRequest, notFound } from "../domain/errors";
+import { AppError, notFound } from "../domain/errors";
 import { type TaggedJson, tagJson } from "../domain/etag";
 import { jsonText } from "../domain/json";
 import { EVERYTHING, type Scope, sees } from "../domain/scope";
@@ -39,7 +39,9 @@ export function scopeOf(principal: Principal): Scope {
 /** The scope of a list only a partner's rows make up: a credential of no partner has none. */
 export function partnerScopeOf(principal: Principal): Scope & { partnerId: string } {
   const scope = scopeOf(principal);
-  if (scope.partnerId === null) throw badRequest("this list is a partner's: call it with a partner's key");
+  if (scope.partnerId === null) {
+    throw new AppError("forbidden", "this list is a partner's: call it with a partner's key");
+  }
   return { ...scope, partnerId: scope.partnerId };
 }
 

@@ -32,7 +32,11 @@ export function findProduct(catalog: readonly Product[], name: string): Product 
  * an alias) must name one product only, or the catalog would show one product under a name a
  * purchase resolves to another (`findProduct` takes an id first, then the first alias).
  */
-export function nameClash(catalog: readonly Product[], id: string, aliases: readonly string[]): string | null {
+export function nameClash(
+  catalog: readonly Product[],
+  id: string,
+  aliases: readonly string[],
+): string | null {
   for (const other of catalog) {
     if (other.id === id) continue;
     const taken = aliases.find((alias) => alias === other.id || other.aliases.includes(alias));

@@ -39,12 +39,16 @@ export interface Month {
 
 const MONTH = /^(\d{4})-(0[1-9]|1[0-2])$/;
 
-/** `YYYY-MM` (month 01 to 12), or null for anything else. */
+/**
+ * `YYYY-MM` (month 01 to 12), or null for anything else, and for 9999-12, whose end (year 10000)
+ * no RFC 3339 timestamp can write.
+ */
 export function parseMonth(text: string): Month | null {
   const match = MONTH.exec(text);
   if (!match) return null;
   const year = Number(match[1]);
   const month = Number(match[2]);
+  if (year === 9999 && month === 12) return null;
   // setUTCFullYear, not Date.UTC: Date.UTC reads years 0 to 99 as 1900 to 1999.
   const start = new Date(0);
   start.setUTCFullYear(year, month - 1, 1);

@@ -55,6 +55,17 @@ export function currency(code: string): Currency {
   return { code: upper, exponent: EXPONENTS.get(upper) ?? DEFAULT_EXPONENT };
 }
 
+/** Whether `code` is a currency ISO 4217 lists (as the runtime's ICU data knows them), not just three letters. */
+export function isKnownCurrency(code: string): boolean {
+  return knownCurrencies().has(code.toUpperCase());
+}
+
+let known: Set<string> | undefined;
+const knownCurrencies = () => {
+  known ??= new Set(Intl.supportedValuesOf("currency"));
+  return known;
+};
+
 // A hand-built Currency could carry any number; a negative or fractional exponent has no decimal form.
 function exponentOf(cur: Currency): number {
   if (!Number.isSafeInteger(cur.exponent) || cur.exponent < 0) {

@@ -39,20 +39,39 @@ export const Slug = v.pipe(
 );
 
 /** A time as the subscriptions spec reads it (`parseInstant`): UTC unless it names a zone. */
-export const Instant = v.pipe(
-  v.string("must be an ISO 8601 date or date-time"),
-  v.rawTransform(({ dataset, addIssue, NEVER }) => {
-    const at = parseInstant(dataset.value);
+const instant = (fromQuery: boolean) =>
+  v.rawTransform<string, Date>(({ dataset, addIssue, NEVER }) => {
+    const at = parseInstant(fromQuery ? plusOfZone(dataset.value) : dataset.value);
     if (at) return at;
     addIssue({
       message:
         "must be an ISO 8601 date or date-time (UTC unless it names a zone), e.g. 2027-01-05T12:00:00Z",
     });
     return NEVER;
-  }),
+  });
+
+/**
+ * A query string reads an unencoded `+` as a space, so the zone of `…T10:00:00+01:00` arrives as
+ * `…T10:00:00 01:00`: that space stands for the `+` the sender meant.
+ */
+const plusOfZone = (text: string) => text.replace(/(T[\d:.]+) (\d{2}(?::?\d{2})?)$/, "$1+$2");
+
+const INSTANT_DESCRIPTION =
+  "ISO 8601, UTC unless it names a zone: `2027-01-05` (midnight UTC), `2027-01-05T10:00:00`, `2027-01-05T10:00:00Z`, `2027-01-05T11:00:00+01:00`.";
+
+/** An `Instant` in a query string (`since`, `until`): a zone's `+` may come unencoded, as a space. */
+export const QueryInstant = v.pipe(
+  v.string("must be an ISO 8601 date or date-time"),
+  instant(true),
   v.description(
-    "ISO 8601, UTC unless it names a zone: `2027-01-05` (midnight UTC), `2027-01-05T10:00:00`, `2027-01-05T10:00:00Z`, `2027-01-05T11:00:00+01:00`.",
+    `${INSTANT_DESCRIPTION} Send the zone's \`+\` as \`%2B\`; left unencoded it reads as a space, which is taken for it.`,
   ),
+);
+
+export const Instant = v.pipe(
+  v.string("must be an ISO 8601 date or date-time"),
+  instant(false),
+  v.description(INSTANT_DESCRIPTION),
 );
 
 export const IdParams = v.object({ id: Uuid });

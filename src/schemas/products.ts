@@ -11,10 +11,17 @@ export const PutProduct = v.object({
   kind: v.picklist(PRODUCT_KINDS, `must be one of ${PRODUCT_KINDS.join(", ")}`),
   unit: v.pipe(v.string(), v.minLength(1), v.maxLength(32)),
   unit_price: v.pipe(
-    v.string('must be a decimal string, e.g. "0.0125" per unit and hour'),
+    v.string('must be a decimal string, e.g. "0.05" per unit and hour'),
     v.regex(/^\d{1,12}(\.\d{1,8})?$/, "must be a non-negative decimal string"),
+    v.description(
+      "Per unit and hour (per unit consumed for depletables), a decimal string with at most the currency's minor-unit decimals: 2 for EUR, 0 for JPY, 3 for KWD.",
+    ),
   ),
-  currency: v.pipe(v.string(), v.regex(/^[A-Z]{3}$/, "must be an ISO 4217 code")),
+  currency: v.pipe(
+    v.string(),
+    v.regex(/^[A-Z]{3}$/, "must be an ISO 4217 code"),
+    v.description("An ISO 4217 code, three capital letters; its minor unit decides the decimals of prices."),
+  ),
   quota_resource: Slug,
   aliases: v.optional(
     v.pipe(

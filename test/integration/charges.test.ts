@@ -405,7 +405,7 @@ describe("statements", () => {
   it("answers 400 for a month that is not YYYY-MM, naming it, and 404 for another partner's customer", async () => {
     const t = await setup(1);
     const other = await setup(1);
-    for (const month of ["2027-13", "2027-00", "2027-1", "abc", "2027-01-01", "27-01"]) {
+    for (const month of ["2027-13", "2027-00", "2027-1", "abc", "2027-01-01", "27-01", "9999-12"]) {
       const r = await call("GET", `/v1/customers/${t.customers[0]}/statements/${month}`, {
         token: t.partnerKey,
       });
@@ -496,6 +496,13 @@ describe("listing charges", () => {
     expect(await allLines(t.partnerKey, `until=${oldest.slice(0, -1)}`)).toHaveLength(0);
     expect(await allLines(t.partnerKey, "until=2999-01-01")).toHaveLength(5);
     expect(await allLines(t.partnerKey, "since=2999-01-01")).toHaveLength(0);
+    // A zone's `+`, encoded or not (unencoded, a query string reads it as a space).
+    const inParis = (iso: string) =>
+      `${new Date(Date.parse(iso) + 3_600_000).toISOString().slice(0, 19)}+01:00`;
+    expect(await allLines(t.partnerKey, `since=${encodeURIComponent(inParis(oldest))}`)).toHaveLength(5);
+    expect(await allLines(t.partnerKey, `since=${inParis(oldest)}`)).toHaveLength(5);
+    const afterAll = new Date(Date.parse(newest) + 2000).toISOString();
+    expect(await allLines(t.partnerKey, `since=${inParis(afterAll)}`)).toHaveLength(0);
 
     // The operator sees every partner's lines, and filters them the same way.
     const operatorView = await allLines(t.operator, `customer=${other.customers[0]}`);

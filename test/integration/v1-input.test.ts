@@ -698,6 +698,7 @@ describe("PUT /v1/products/{id}", async () => {
     ["a lower-case currency", { ...good, currency: "eur" }, ["/currency"]],
     ["a currency of four letters", { ...good, currency: "EURO" }, ["/currency"]],
     ["a numeric currency", { ...good, currency: 978 }, ["/currency"]],
+    ["a currency ISO 4217 does not list", { ...good, currency: "ZZZ" }, ["/currency"]],
     ['unit_price "0.001" in EUR', { ...good, unit_price: "0.001" }, ["/unit_price"]],
     ['unit_price "1.5" in JPY', { ...good, unit_price: "1.5", currency: "JPY" }, ["/unit_price"]],
     ['a negative unit_price "-1.00"', { ...good, unit_price: "-1.00" }, ["/unit_price"]],

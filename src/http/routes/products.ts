@@ -6,7 +6,7 @@ import { findVendor, setSyndication } from "../../db/vendors";
 import { syndicationOf } from "../../db/webhooks";
 import { nameClash, type Product, STRATUS_SERVICE } from "../../domain/catalog";
 import { AppError, badRequest, notFound } from "../../domain/errors";
-import { currency, parseDecimal } from "../../domain/money";
+import { currency, isKnownCurrency, parseDecimal } from "../../domain/money";
 import { money } from "../../domain/subscriptions";
 import { newSigningSecret } from "../../domain/webhooks";
 import { ProductListOut, ProductOut, ProductParams, PutProduct } from "../../schemas/products";
@@ -64,6 +64,11 @@ export const productRoutes = [
     },
     errors: { conflict: "An alias, or the id, that names another product" },
     async handle({ env, request, params, body }) {
+      if (!isKnownCurrency(body.currency)) {
+        throw badRequest(`currency ${body.currency} is not an ISO 4217 currency`, [
+          { point: "/currency", message: "must be an ISO 4217 currency code" },
+        ]);
+      }
       const minor = parseDecimal(body.unit_price, currency(body.currency));
       if (minor === null || minor > BigInt(Number.MAX_SAFE_INTEGER)) {
         throw badRequest("unit_price has more decimals than the currency's minor unit", [
