@@ -4570,8 +4570,8 @@ export interface operations {
                     Location: string;
                     /** @description Seconds to wait before polling. */
                     "Retry-After": number;
-                    /** @description `respond-async`: the request's preference was honoured. */
-                    "Preference-Applied": "respond-async";
+                    /** @description `respond-async`, when the request sent `Prefer: respond-async` (RFC 7240: only a preference that was sent is said to be applied). A purchase that must wait for its vendor answers 202 without it. */
+                    "Preference-Applied"?: "respond-async";
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
                     "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
@@ -5031,8 +5031,8 @@ export interface operations {
                     Location: string;
                     /** @description Seconds to wait before polling. */
                     "Retry-After": number;
-                    /** @description `respond-async`: the request's preference was honoured. */
-                    "Preference-Applied": "respond-async";
+                    /** @description `respond-async`, when the request sent `Prefer: respond-async` (RFC 7240: only a preference that was sent is said to be applied). A purchase that must wait for its vendor answers 202 without it. */
+                    "Preference-Applied"?: "respond-async";
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
                     "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
@@ -5147,8 +5147,8 @@ export interface operations {
                     Location: string;
                     /** @description Seconds to wait before polling. */
                     "Retry-After": number;
-                    /** @description `respond-async`: the request's preference was honoured. */
-                    "Preference-Applied": "respond-async";
+                    /** @description `respond-async`, when the request sent `Prefer: respond-async` (RFC 7240: only a preference that was sent is said to be applied). A purchase that must wait for its vendor answers 202 without it. */
+                    "Preference-Applied"?: "respond-async";
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
                     "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
@@ -5269,8 +5269,8 @@ export interface operations {
                     Location: string;
                     /** @description Seconds to wait before polling. */
                     "Retry-After": number;
-                    /** @description `respond-async`: the request's preference was honoured. */
-                    "Preference-Applied": "respond-async";
+                    /** @description `respond-async`, when the request sent `Prefer: respond-async` (RFC 7240: only a preference that was sent is said to be applied). A purchase that must wait for its vendor answers 202 without it. */
+                    "Preference-Applied"?: "respond-async";
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
                     "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
@@ -5392,8 +5392,8 @@ export interface operations {
                     Location: string;
                     /** @description Seconds to wait before polling. */
                     "Retry-After": number;
-                    /** @description `respond-async`: the request's preference was honoured. */
-                    "Preference-Applied": "respond-async";
+                    /** @description `respond-async`, when the request sent `Prefer: respond-async` (RFC 7240: only a preference that was sent is said to be applied). A purchase that must wait for its vendor answers 202 without it. */
+                    "Preference-Applied"?: "respond-async";
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
                     "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
@@ -5581,8 +5581,8 @@ export interface operations {
                     Location: string;
                     /** @description Seconds to wait before polling. */
                     "Retry-After": number;
-                    /** @description `respond-async`: the request's preference was honoured. */
-                    "Preference-Applied": "respond-async";
+                    /** @description `respond-async`, when the request sent `Prefer: respond-async` (RFC 7240: only a preference that was sent is said to be applied). A purchase that must wait for its vendor answers 202 without it. */
+                    "Preference-Applied"?: "respond-async";
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
                     "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;

@@ -118,7 +118,7 @@ async function runClaimed(
     response = await answer(
       request,
       requestId,
-      resumed ? async () => render(await resume(env, resumed)) : run,
+      resumed ? async () => render(await resume(env, request, resumed)) : run,
     );
     fault("request.answered");
   } catch (error) {

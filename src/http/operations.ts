@@ -145,21 +145,21 @@ export const ACCEPTED = {
       schema: { type: "integer", minimum: 0 },
     },
     "Preference-Applied": {
-      description: "`respond-async`: the request's preference was honoured.",
-      required: true,
+      description:
+        "`respond-async`, when the request sent `Prefer: respond-async` (RFC 7240: only a preference that was sent is said to be applied). A purchase that must wait for its vendor answers 202 without it.",
       schema: { type: "string", enum: ["respond-async"] },
     },
   },
 } as const satisfies ResponseSpec;
 
-const acceptedReply = (operation: OperationView) =>
+const acceptedReply = (operation: OperationView, preferred: boolean) =>
   ({
     status: 202,
     body: operation,
     headers: {
       Location: operationLocation(operation.opRef),
       "Retry-After": RETRY_AFTER_SECONDS,
-      "Preference-Applied": "respond-async",
+      ...(preferred ? { "Preference-Applied": "respond-async" as const } : {}),
     },
   }) as const;
 
@@ -167,8 +167,8 @@ const acceptedReply = (operation: OperationView) =>
 export type WriteReply<K extends Kind> = DoneReply<K> | ReturnType<typeof acceptedReply>;
 
 /** Stores the work as operation `opRef` (once) and queues it: 202 and where to poll. */
-async function accepted(env: Env, payload: OperationPayload, opRef: string) {
-  return acceptedReply(operationView(await enqueueOperation(env, payload, opRef)));
+async function accepted(env: Env, request: Request, payload: OperationPayload, opRef: string) {
+  return acceptedReply(operationView(await enqueueOperation(env, payload, opRef)), prefersAsync(request));
 }
 
 async function doneNow<K extends Kind>(
@@ -195,7 +195,7 @@ export async function respond<K extends Kind>(
   const journal = journalOf(request);
   const opRef = options.mustWait || prefersAsync(request) ? newOpRef() : null;
   await journal?.record({ payload, opRef });
-  if (opRef) return accepted(env, payload, opRef);
+  if (opRef) return accepted(env, request, payload, opRef);
   return doneNow(env, payload, { resumable: journal !== undefined, planned: options.planned });
 }
 
@@ -203,8 +203,8 @@ export async function respond<K extends Kind>(
  * Resumes what a request that died had committed to: the same payload, with the same ids, so
  * what the first attempt did is found and finished, never done twice.
  */
-export async function resume(env: Env, intent: Intent): Promise<WriteReply<Kind>> {
-  if (intent.opRef) return accepted(env, intent.payload, intent.opRef);
+export async function resume(env: Env, request: Request, intent: Intent): Promise<WriteReply<Kind>> {
+  if (intent.opRef) return accepted(env, request, intent.payload, intent.opRef);
   return doneNow(env, intent.payload, { resumable: true });
 }
 

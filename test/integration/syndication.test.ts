@@ -145,6 +145,8 @@ describe("the full flow", () => {
     const s = await syndicated(() => new Response(null, { status: 204 }));
     const r = await accepted(s);
     expect(r.status).toBe(202);
+    // It waits for its vendor; no Prefer was sent, so none is said to be applied (RFC 7240).
+    expect(r.headers.get("preference-applied")).toBeNull();
     const location = r.headers.get("location") as string;
     const id = await subscriptionOf(s, location);
 
