@@ -394,7 +394,7 @@ export interface paths {
         get: operations["getV1CustomersIdQuotas"];
         /**
          * Set a customer's limit for a (source, resource)
-         * @description Creates the holding if needed. Lowering a limit below usage is allowed; pending commissions still resolve.
+         * @description The customer's own holding: its base project, whichever name `source` gives it (`system`, the default, the customer's id, or `project:<customer id>`: one holding). A member's limit on another project is set with `PUT /v1/projects/{id}/members/{customer}/quotas`; any other source answers 400. Creates the holding if needed. Lowering a limit below usage is allowed; pending commissions still resolve.
          */
         put: operations["putV1CustomersIdQuotas"];
         post?: never;

@@ -293,7 +293,8 @@ export const subscriptions = sqliteTable(
     ),
     index("subscriptions_partner_product").on(t.partnerId, t.product, t.id),
     index("subscriptions_root").on(t.rootId, t.id),
-    index("subscriptions_due").on(t.endTime, t.id),
+    // Only live terms: the cron's scan for the due walks these, not every term that ever ended.
+    index("subscriptions_due").on(t.endTime, t.id).where(sql`ended_at is null`),
     index("subscriptions_depletion_queue").on(t.customerId, t.product, t.endedAt, t.id),
     index("subscriptions_running").on(t.runningSince, t.id).where(sql`running_since is not null`),
   ],

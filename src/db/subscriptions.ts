@@ -311,7 +311,18 @@ export async function dueSubscriptions(
   after: { endTime: string; id: string } | null,
   limit: number,
 ): Promise<Array<{ id: string; endTime: string }>> {
-  const rows = await database(env)
+  const rows = await dueQuery(env, before, after, limit).all();
+  return rows.flatMap((r) => (r.endTime === null ? [] : [{ id: r.id, endTime: r.endTime }]));
+}
+
+/** The statement `dueSubscriptions` runs (its query plan is checked against the partial index). */
+export function dueQuery(
+  env: Env,
+  before: Date,
+  after: { endTime: string; id: string } | null,
+  limit: number,
+) {
+  return database(env)
     .select({ id: s.id, endTime: s.endTime })
     .from(s)
     .where(
@@ -329,9 +340,7 @@ export async function dueSubscriptions(
       ),
     )
     .orderBy(asc(s.endTime), asc(s.id))
-    .limit(limit)
-    .all();
-  return rows.flatMap((r) => (r.endTime === null ? [] : [{ id: r.id, endTime: r.endTime }]));
+    .limit(limit);
 }
 
 /**

@@ -45,6 +45,17 @@ export const projectLedger = (projectId: string) => `${PROJECT}${projectId}`;
 export const memberSource = (user: string, projectId: string) =>
   projectId === user ? BASE_SOURCE : `${PROJECT}${projectId}`;
 
+/**
+ * The holding a customer's limit is set on when `source` names it: its base project, whatever the
+ * dialect calls it (`system`, the customer's id, `project:<its id>`). Null for any other source: a
+ * member's holding of another project is that project's to set (its membership and its partner
+ * are checked there), and a free-form name would make a holding no quota view shows.
+ */
+export function baseSourceOf(customerId: string, source: string): typeof BASE_SOURCE | null {
+  const named = source.startsWith(PROJECT) ? source.slice(PROJECT.length) : source;
+  return source === BASE_SOURCE || named === customerId ? BASE_SOURCE : null;
+}
+
 /** The project a user's ledger source stands for (its base project for `system`), or null. */
 export function projectOfSource(user: string, source: string): string | null {
   if (source === BASE_SOURCE) return user;
@@ -76,11 +87,15 @@ export type Routed =
 /**
  * Where each provision is held. `isBase(id)`: the project is a customer's base project. A base
  * project's own provision moves with its member's: it is accepted only beside the member's
- * provision of the same resource and quantity, which is then the one held.
+ * provision of the same resource and quantity, which is then the one held. Any other project's
+ * cap holds only if what its members take is taken from it too: its members' provisions of a
+ * resource must add up to its own provision of it, as astakosclient's `mk_provisions` pairs them.
  */
 export function routeProvisions(
   wire: readonly WireProvision[],
   isBase: (projectId: string) => boolean,
+  /** Whether the project is the issuer's partner's: an unknown one is the ledger's to refuse (404). */
+  isProject: (projectId: string) => boolean = () => true,
 ): Routed {
   // The spec's dialect, the common case, is held as it is named.
   if (wire.every(inSpecDialect)) return { ok: true, provisions: [...wire], from: [...wire], renamed: false };
@@ -115,9 +130,45 @@ export function routeProvisions(
     if (!paired) {
       return {
         ok: false,
-        message: `${own.holder} is ${id}'s base project, whose own holding is its member's: provision user:${id} (source ${own.holder}) with ${own.resource} ${own.quantity} beside it`,
+        message: `${own.holder} is ${id}'s base project, whose own holding is its member's: send the member's provision (holder user:${id}, source ${own.holder}, ${own.resource} ${own.quantity}) beside it`,
       };
     }
   }
+  const unpaired = unpairedProject(wire, (id) => isProject(id) && !isBase(id));
+  if (unpaired) return { ok: false, message: unpaired };
   return { ok: true, provisions, from, renamed };
+}
+
+/**
+ * The first (project, resource) of a `capped` project whose members' provisions do not add up to
+ * the project's own provision, told as the refusal says it; null when every one does.
+ */
+function unpairedProject(
+  wire: readonly WireProvision[],
+  capped: (projectId: string) => boolean,
+): string | null {
+  const members = new Map<string, number>();
+  const own = new Map<string, number>();
+  const key = (project: string, resource: string) => `${project}\u0000${resource}`;
+  for (const w of wire) {
+    const holder = parseHolder(w.holder);
+    if (holder.kind === "project" && w.source === null && capped(holder.id)) {
+      const k = key(holder.id, w.resource);
+      own.set(k, (own.get(k) ?? 0) + w.quantity);
+    } else if (holder.kind === "user" && w.source !== null) {
+      const project = parseHolder(w.source);
+      if (project.kind !== "project" || project.id === holder.id || !capped(project.id)) continue;
+      const k = key(project.id, w.resource);
+      members.set(k, (members.get(k) ?? 0) + w.quantity);
+    }
+  }
+  for (const k of new Set([...members.keys(), ...own.keys()])) {
+    const [project, resource] = k.split("\u0000") as [string, string];
+    const taken = members.get(k) ?? 0;
+    const capped = own.get(k) ?? 0;
+    if (taken !== capped) {
+      return `project:${project}'s ${resource}: its members' provisions add up to ${taken}, its own provision (holder project:${project}, source null) to ${capped}; what members take is taken from the project's cap, so the two must be equal`;
+    }
+  }
+  return null;
 }

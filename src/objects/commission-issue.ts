@@ -93,13 +93,19 @@ async function knownHolders(env: Env, partnerId: string, provisions: readonly Wi
   const ids = (kind: "user" | "project") => [
     ...new Set(holders.filter((h) => h.kind === kind).map((h) => h.id)),
   ];
-  const projectIds = ids("project");
+  // The projects members' provisions draw on are looked up too: their caps must be provisioned.
+  const sourced = provisions.flatMap((p) => {
+    const source = p.source === null ? null : parseHolder(p.source);
+    return source?.kind === "project" ? [source.id] : [];
+  });
+  const projectIds = [...new Set([...ids("project"), ...sourced])];
   const [users, projects] = await Promise.all([
     ownCustomers(env, partnerId, ids("user")),
     projectIds.length > 0 ? ownProjects(env, partnerId, projectIds) : new Map<string, ProjectKind>(),
   ]);
   return {
     isBase: (id: string) => projects.get(id) === "base",
+    isProject: (id: string) => projects.has(id),
     knows: (p: WireProvision) => {
       const h = parseHolder(p.holder);
       return h.kind === "user" ? users.has(h.id) : projects.has(h.id);
@@ -131,7 +137,7 @@ export async function issueCommission(
       `resource ${foreign.resource} is not registered to service ${service}: a service commissions only its own resources`,
     );
   }
-  const routed = routeProvisions(wire, known.isBase);
+  const routed = routeProvisions(wire, known.isBase, known.isProject);
   if (!routed.ok) throw badRequest(routed.message);
   // Both dialects may name one holding in one commission: it is held once, for their sum.
   const provisions = routed.renamed ? mergeProvisions(routed.provisions) : routed.provisions;

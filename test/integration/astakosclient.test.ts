@@ -252,7 +252,7 @@ describe("projects", () => {
     const t = await tenant({ customers: 2, limit: 10 });
     const [a, b] = t.customers as [string, string];
     const [vm] = t.resources as [string];
-    const p = await project(t, [a], 4, 4);
+    const p = await project(t, [a], 4, 5);
     // user_provisions {(a, p, vm): 1, (b, b, vm): 2}, project_provisions {(p, vm): 1, (b, vm): 2}, plus the spec's dialect.
     const generic = [
       { holder: `user:${a}`, source: `project:${p}`, resource: vm, quantity: 1 },
@@ -271,9 +271,14 @@ describe("projects", () => {
     await expectOk(
       call("POST", `${base}/commissions/${serial}/action`, { token: t.serviceToken, body: { reject: "" } }),
     );
-    // Refused on the project's cap: nothing is held anywhere.
+    // A member's provision must be taken from its project's cap too: unpaired, it is refused.
+    const unpaired = await issue(t, [{ ...generic[0]!, quantity: 5 }, ...generic.slice(1)]);
+    expect(unpaired.status).toBe(400);
+    expect(unpaired.body.badRequest.message).toMatch(/members' provisions add up to 5, its own provision/);
+    // Refused on the project's cap (4; the member's limit is 5): nothing is held anywhere.
     const refused = await issue(t, [
-      ...generic.slice(0, 2),
+      { ...generic[0]!, quantity: 5 },
+      generic[1]!,
       { ...generic[2]!, quantity: 5 },
       ...generic.slice(3),
     ]);

@@ -195,6 +195,37 @@ describe("customers", () => {
   });
 });
 
+describe("a customer's limit", () => {
+  it("is on its base project whichever name the source gives it; any other source answers 400", async () => {
+    const t = await tenant({ customers: 1 });
+    const [c] = t.customers as [string];
+    const vm = t.resources[0] as string;
+    const set = (source: string, limit: number) =>
+      call("PUT", `/v1/customers/${c}/quotas`, { token: t.operator, body: { source, resource: vm, limit } });
+    for (const [source, limit] of [
+      [c, 9],
+      [`project:${c}`, 8],
+      ["system", 7],
+    ] as const) {
+      expect(await expectOk(set(source, limit))).toMatchObject({ source: "system", limit });
+    }
+    const holdings = await expectOk(call("GET", `/v1/customers/${c}/quotas`, { token: t.operator }));
+    expect(holdings.objects.filter((h: { resource: string }) => h.resource === vm)).toEqual([
+      expect.objectContaining({ source: "system", limit: 7 }),
+    ]);
+    // A project's member limits are the project's to set; a free-form name would be a hidden holding.
+    const elsewhere = await expectOk(
+      call("POST", "/v1/projects", { token: t.partnerKey, body: { name: "elsewhere" } }),
+      201,
+    );
+    for (const source of [`project:${elsewhere.id}`, "System", "null"]) {
+      const r = await set(source, 5);
+      expect(r.status, source).toBe(400);
+      expect(r.body.errors).toEqual([{ point: "/source", message: expect.any(String) }]);
+    }
+  });
+});
+
 describe("revoking a credential", () => {
   it("stops it authenticating at once; a partner revokes only its own, the operator any", async () => {
     const t = await tenant({ customers: 1 });

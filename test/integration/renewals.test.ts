@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { extend } from "../../src/app/extend";
 import type { RenewalMessage } from "../../src/app/renewals";
 import { HORIZON_MS } from "../../src/cron/renewals";
-import { dueSubscriptions } from "../../src/db/subscriptions";
+import { dueQuery, dueSubscriptions } from "../../src/db/subscriptions";
 import { armFault, disarmFaults } from "../../src/domain/faults";
 import { partnerScope } from "../../src/domain/scope";
 import worker from "../../src/index";
@@ -422,5 +422,30 @@ describe("renewals whose every delivery died", () => {
     expect(extended.start_time).toBe(sub.end_time);
     expect((await read(t, sub.id)).descendants).toEqual([extended.id]);
     await expectBooksBalance(t);
+  });
+});
+
+describe("the cron's scan for due terms", () => {
+  it("walks the live terms' index only, on every page, never the terms that ended", async () => {
+    const index = await env.DB.prepare(
+      "SELECT sql FROM sqlite_master WHERE name = 'subscriptions_due'",
+    ).first<{
+      sql: string;
+    }>();
+    expect(index?.sql).toMatch(/WHERE ended_at is null$/i);
+    const before = new Date(Date.UTC(2040, 0, 1));
+    for (const after of [
+      null,
+      { endTime: "2030-01-01T12:00:00.000Z", id: "0190f2a0-0000-7000-8000-000000000000" },
+    ]) {
+      const { sql, params } = dueQuery(env, before, after, 500).toSQL();
+      const plan = (
+        await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`)
+          .bind(...params)
+          .all<{ detail: string }>()
+      ).results.map((r) => r.detail);
+      expect(plan[0], plan.join("; ")).toMatch(/USING INDEX subscriptions_due\b/);
+      expect(plan.join("; ")).not.toMatch(/TEMP B-TREE|SCAN subscriptions\b(?! USING)/);
+    }
   });
 });

@@ -578,6 +578,9 @@ describe("POST /v1/customers/{id}/consumption", async () => {
     ["resource missing", c0, JSON.stringify({ amount: 5 }), 400, ["/resource"]],
     ["an empty resource", c0, JSON.stringify({ resource: "", amount: 5 }), 400, ["/resource"]],
     ["an unknown resource", c0, JSON.stringify({ resource: "bandwidth", amount: 5 }), 400, ["/resource"]],
+    // Not depletable: a timed cpu would otherwise be answered as drained, untouched.
+    ["a timed resource", c0, JSON.stringify({ resource: "cpu", amount: 5 }), 400, ["/resource"]],
+    ["a CaaS cloud", c0, JSON.stringify({ resource: "cumulus", amount: 5 }), 400, ["/resource"]],
     ["not JSON", c0, "{resource: tx", 400, undefined],
     ["an empty body", c0, "", 400, ["/resource", "/amount"]],
     ["a non-UUID customer", "customer-0", JSON.stringify({ resource: "tx", amount: 5 }), 404, undefined],

@@ -46,4 +46,26 @@ describe("routeProvisions", () => {
     expect(routeProvisions([member, own], isBase).ok).toBe(false);
     expect(routeProvisions([{ ...member, source: null }], isBase).ok).toBe(false);
   });
+
+  it("takes what members of a project take from its cap too: their provisions must add up to its own", () => {
+    const a = { holder: `user:${u}`, source: `project:${p}`, resource: "vm", quantity: 2 };
+    const b = {
+      holder: "user:0193a4f0-0000-7000-8000-0000000000b2",
+      source: `project:${p}`,
+      resource: "vm",
+      quantity: 1,
+    };
+    const own = (quantity: number) => ({ holder: `project:${p}`, source: null, resource: "vm", quantity });
+    expect(routeProvisions([a, b, own(3)], isBase).ok).toBe(true);
+    expect(
+      routeProvisions([a, own(2), { ...a, resource: "ram" }, { ...own(2), resource: "ram" }], isBase).ok,
+    ).toBe(true);
+    for (const unpaired of [[a], [own(1)], [a, b, own(2)], [a, own(2), { ...a, resource: "ram" }]]) {
+      const routed = routeProvisions(unpaired, isBase);
+      expect(routed.ok).toBe(false);
+      expect(!routed.ok && routed.message).toMatch(/must be equal/);
+    }
+    // A project that is not the issuer's partner's is the ledger's to refuse (NoHoldingError).
+    expect(routeProvisions([a], isBase, () => false).ok).toBe(true);
+  });
 });

@@ -1,7 +1,7 @@
 import { catalogKnowing } from "../../app/catalog";
 import { visibleCustomer } from "../../app/customers";
 import { scopeOf, visibleRecord } from "../../app/reads";
-import { findProduct } from "../../domain/catalog";
+import { findProduct, isDepletable } from "../../domain/catalog";
 import { badRequest } from "../../domain/errors";
 import { uuidv7 } from "../../domain/ids";
 import { chargeFor } from "../../domain/metering";
@@ -98,6 +98,12 @@ export const consumptionRoutes = [
       const product = findProduct(await catalogKnowing(env, [body.resource]), body.resource);
       if (!product)
         throw badRequest(`unknown resource "${body.resource}"`, [{ point: "/resource", message: "unknown" }]);
+      // Only a depletable is used up by what is consumed: any other would answer as drained, untouched.
+      if (!isDepletable(product)) {
+        throw badRequest(`${product.id} is not depletable: only a depletable (e.g. tx) is consumed`, [
+          { point: "/resource", message: `is a ${product.kind} product, not a depletable` },
+        ]);
+      }
       const answer = await respond(env, request, {
         kind: "consume",
         partnerId: customer.partnerId,

@@ -12,7 +12,8 @@ import {
   updateCustomer,
 } from "../../db/customers";
 import { findResource } from "../../db/resources";
-import { notFound } from "../../domain/errors";
+import { badRequest, notFound } from "../../domain/errors";
+import { baseSourceOf } from "../../domain/holders";
 import { ledgerOf } from "../../objects/quota-ledger";
 import { IdParams, IssuedCredentialOut, KeyRequest } from "../../schemas/common";
 import {
@@ -206,7 +207,7 @@ export const customerRoutes = [
     path: "/v1/customers/{id}/quotas",
     summary: "Set a customer's limit for a (source, resource)",
     description:
-      "Creates the holding if needed. Lowering a limit below usage is allowed; pending commissions still resolve.",
+      "The customer's own holding: its base project, whichever name `source` gives it (`system`, the default, the customer's id, or `project:<customer id>`: one holding). A member's limit on another project is set with `PUT /v1/projects/{id}/members/{customer}/quotas`; any other source answers 400. Creates the holding if needed. Lowering a limit below usage is allowed; pending commissions still resolve.",
     tag: "Operator",
     auth: ["operator"],
     params: IdParams,
@@ -216,10 +217,17 @@ export const customerRoutes = [
     errors: { not_found: "No such customer, or the resource is not registered" },
     async handle({ env, principal, params, body }) {
       const c = await visibleCustomer(env, principal, params.id);
+      const source = baseSourceOf(c.id, body.source);
+      if (source === null) {
+        const message = `a customer's limit is on its base project (\`system\`); a project member's is set with PUT /v1/projects/{id}/members/{customer}/quotas`;
+        throw badRequest(`source ${body.source} is not customer ${c.id}'s base project`, [
+          { point: "/source", message },
+        ]);
+      }
       if (!(await findResource(env, body.resource))) {
         throw notFound(`resource ${body.resource} is not registered`);
       }
-      const h = await ledgerOf(env, c.id).setLimit(body.source, body.resource, body.limit);
+      const h = await ledgerOf(env, c.id).setLimit(source, body.resource, body.limit);
       return { status: 200, body: { holder: c.id, ...h } };
     },
   }),
