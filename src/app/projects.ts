@@ -2,7 +2,8 @@ import type { Principal } from "../db/credentials";
 import { findCustomer } from "../db/customers";
 import { addMember, findProject, isMember, projectMemberIds, removeMember } from "../db/projects";
 import { findResource } from "../db/resources";
-import { AppError, notFound } from "../domain/errors";
+import { STRATUS_SERVICE } from "../domain/catalog";
+import { AppError, badRequest, notFound } from "../domain/errors";
 import { BASE_SOURCE, memberSource, OWN_SOURCE, projectLedger } from "../domain/holders";
 import type { HoldingView } from "../objects/ledger-holdings";
 import { ledgerOf } from "../objects/quota-ledger";
@@ -72,8 +73,21 @@ export async function leave(env: Env, project: ProjectView, customerId: string):
   await ledgerOf(env, customerId).closeSource(memberSource(customerId, project.id));
 }
 
-async function registered(env: Env, resource: string): Promise<void> {
-  if (!(await findResource(env, resource))) throw notFound(`resource ${resource} is not registered`);
+/**
+ * Refuses a limit on `resource` in `project` unless it is registered and, outside a customer's
+ * base project (its `system`), allowed in projects: Astakos's `allow_in_projects`, and never one
+ * of stratus's own, which subscriptions hold on the customer and no service commissions.
+ */
+async function registered(env: Env, resource: string, project: ProjectView): Promise<void> {
+  const found = await findResource(env, resource);
+  if (!found) throw notFound(`resource ${resource} is not registered`);
+  if (project.base) return;
+  if (!found.allowInProjects || found.service === STRATUS_SERVICE) {
+    const message = found.allowInProjects
+      ? `is one of stratus's own resources, held on customers, not projects`
+      : "is not allowed in projects (allow_in_projects is false)";
+    throw badRequest(`resource ${resource} ${message}`, [{ point: "/resource", message }]);
+  }
 }
 
 /** The project's own limit: the cap over everything its members hold of it. */
@@ -83,7 +97,7 @@ export async function setProjectLimit(
   resource: string,
   limit: number,
 ): Promise<HoldingView> {
-  await registered(env, resource);
+  await registered(env, resource, project);
   // A base project's own holding is its one member's.
   if (project.base) return ledgerOf(env, project.id).setLimit(BASE_SOURCE, resource, limit);
   return ledgerOf(env, projectLedger(project.id)).setLimit(OWN_SOURCE, resource, limit);
@@ -99,6 +113,6 @@ export async function setMemberLimit(
 ): Promise<HoldingView> {
   const member = project.base ? customerId === project.id : await isMember(env, project.id, customerId);
   if (!member) throw notFound(`customer ${customerId} is not a member of project ${project.id}`);
-  await registered(env, resource);
+  await registered(env, resource, project);
   return ledgerOf(env, customerId).setLimit(memberSource(customerId, project.id), resource, limit);
 }

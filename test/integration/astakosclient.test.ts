@@ -392,4 +392,40 @@ describe("projects", () => {
     });
     expect(unknown.status).toBe(404);
   });
+
+  it("/v1: a project takes limits only on resources allowed in projects, never on stratus's own", async () => {
+    const t = await tenant({ customers: 1, limit: 10 });
+    const [a] = t.customers as [string];
+    const p = await project(t, [a], 5, 3);
+    const disk = `${t.serviceName}.disk`;
+    await expectOk(
+      call("PUT", `/v1/resources/${disk}`, {
+        token: t.operator,
+        body: { service: t.serviceName, allow_in_projects: false },
+      }),
+    );
+    for (const path of [`/v1/projects/${p}/quotas`, `/v1/projects/${p}/members/${a}/quotas`]) {
+      const refused = await call("PUT", path, { token: t.partnerKey, body: { resource: disk, limit: 5 } });
+      expect(refused.status, path).toBe(400);
+      expect(refused.body.errors).toEqual([
+        { point: "/resource", message: expect.stringContaining("projects") },
+      ]);
+    }
+    await expectOk(
+      call("PUT", `/v1/resources/stratus.${t.serviceName}`, {
+        token: t.operator,
+        body: { service: "stratus" },
+      }),
+    );
+    const own = await call("PUT", `/v1/projects/${p}/quotas`, {
+      token: t.partnerKey,
+      body: { resource: `stratus.${t.serviceName}`, limit: 5 },
+    });
+    expect(own.status).toBe(400);
+    // A customer's base project is its `system`: any resource is set there.
+    await expectOk(
+      call("PUT", `/v1/projects/${a}/quotas`, { token: t.operator, body: { resource: disk, limit: 2 } }),
+    );
+    expect((await quotasOf(t, a)).system[disk]).toMatchObject({ limit: 2 });
+  });
 });
