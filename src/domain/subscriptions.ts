@@ -141,6 +141,14 @@ export function statusOf(
 }
 
 /**
+ * Whether a change left the record as it was (a vendor asserting DEPLOYED again, auto_renew set to
+ * what it is): then it is no new version, makes no event and no new ETag, and leaves a vendor that
+ * answers each MODIFIED by asserting its state nothing to answer.
+ */
+export const sameRecord = (next: SubscriptionRecord, current: SubscriptionRecord): boolean =>
+  next === current || JSON.stringify(next) === JSON.stringify(current);
+
+/**
  * The status of an extension chain as a whole (`groupedsubscriptions`): active while one of its
  * terms is, else inactive while one is still to come, else expired. From the read model's columns,
  * where a term waiting for its vendor reads as not started.

@@ -9,6 +9,7 @@ import {
   renewalStep,
   runRefusal,
   type SubscriptionRecord,
+  sameRecord,
   startDeployed,
 } from "../domain/subscriptions";
 import { closeMonthAt } from "../domain/usage";
@@ -343,10 +344,7 @@ export class SubscriptionObject extends DurableObject<Env> {
       }
       try {
         const next = await apply(r);
-        // A change that changes nothing (a vendor asserting DEPLOYED again, auto_renew set to what
-        // it is) is no new version: no event, no new ETag, nothing for a vendor to answer again.
-        const same = next === r || JSON.stringify(next) === JSON.stringify(r);
-        return { ok: true, value: same ? r : this.commit(next) };
+        return { ok: true, value: sameRecord(next, r) ? r : this.commit(next) };
       } catch (error) {
         if (error instanceof AppError) return { ok: false, error: toErrorWire(error) };
         throw error;

@@ -130,6 +130,16 @@ async function deliveries(s: Syndicated, query = "") {
   }>;
 }
 
+/** Buys one of `s`'s product and waits for its CREATED event's first delivery attempt. */
+async function firstAttempt(s: Syndicated) {
+  await subscriptionOf(s, (await accepted(s)).headers.get("location") as string);
+  const [first] = await deliveries(s);
+  return eventually(async () => {
+    const d = await findDelivery(env, first?.id ?? "", null);
+    return d && d.attempts >= 1 ? d : undefined;
+  }, "the first attempt");
+}
+
 async function subscriptionOf(s: Syndicated, location: string): Promise<string> {
   const op = await expectOk(call("GET", location, { token: s.t.partnerKey }), 202);
   expect(op.status).toMatch(/queued|running/);
@@ -356,12 +366,7 @@ describe("retries", () => {
         ? new Response(null, { status: 302, headers: { location: "https://elsewhere.example/hooks" } })
         : new Response(null, { status: 204 }),
     );
-    await subscriptionOf(s, (await accepted(s)).headers.get("location") as string);
-    const [first] = await deliveries(s);
-    const row = await eventually(async () => {
-      const d = await findDelivery(env, first?.id ?? "", null);
-      return d && d.attempts >= 1 ? d : undefined;
-    }, "the first attempt");
+    const row = await firstAttempt(s);
     expect(row).toMatchObject({ status: "pending", lastStatus: 302 });
     expect(row.nextAttemptAt).not.toBeNull();
   });
@@ -373,12 +378,7 @@ describe("retries", () => {
         ? new Response(null, { status: 429, headers: { "retry-after": "120" } })
         : new Response(null, { status: 204 }),
     );
-    await subscriptionOf(s, (await accepted(s)).headers.get("location") as string);
-    const [first] = await deliveries(s);
-    const row = await eventually(async () => {
-      const d = await findDelivery(env, first?.id ?? "", null);
-      return d && d.attempts >= 1 ? d : undefined;
-    }, "the 429");
+    const row = await firstAttempt(s);
     expect(row.lastStatus).toBe(429);
     const attempts = (
       await expectOk(call("GET", `/v1/webhooks/deliveries/${row.id}`, { token: s.vendorToken }))
