@@ -1615,7 +1615,9 @@ export interface components {
                      * @enum {string}
                      */
                     name: "NoCapacityError" | "NoQuantityError";
+                    /** @description NoCapacityError: the holding's limit. NoQuantityError: 0, the floor. */
                     limit: number;
+                    /** @description NoCapacityError: usage_max (pending included). NoQuantityError: usage_min, what is certainly used. */
                     usage: number;
                 };
             };

@@ -40,7 +40,9 @@ export function issue(h: Holding, quantity: number, force: boolean): IssueResult
   }
   const usageMin = h.usageMin + quantity;
   if (usageMin < 0) {
-    return { ok: false, failure: { name: "NoQuantityError", limit: h.limit, usage: h.usageMax } };
+    // As Astakos answers a release past what is held: the floor it hit (0) and what is certainly
+    // used (usage_min), the numbers the refusal is about, not the limit and usage_max.
+    return { ok: false, failure: { name: "NoQuantityError", limit: 0, usage: h.usageMin } };
   }
   return { ok: true, holding: { ...h, usageMin } };
 }

@@ -162,8 +162,16 @@ export const OverLimitFault = v.strictObject({
         v.picklist(["NoCapacityError", "NoQuantityError"]),
         v.description("Over the limit, or a release below zero usage."),
       ),
-      limit: Count,
-      usage: Count,
+      limit: v.pipe(
+        Count,
+        v.description("NoCapacityError: the holding's limit. NoQuantityError: 0, the floor."),
+      ),
+      usage: v.pipe(
+        Count,
+        v.description(
+          "NoCapacityError: usage_max (pending included). NoQuantityError: usage_min, what is certainly used.",
+        ),
+      ),
     }),
   }),
 });

@@ -34,7 +34,7 @@ describe("issue", () => {
     expect(issue(h(5, 3, 4), -3, false)).toEqual({ ok: true, holding: h(5, 0, 4) });
     expect(issue(h(5, 3, 4), -4, true)).toEqual({
       ok: false,
-      failure: { name: "NoQuantityError", limit: 5, usage: 4 },
+      failure: { name: "NoQuantityError", limit: 0, usage: 3 },
     });
   });
 
