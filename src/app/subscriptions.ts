@@ -146,7 +146,7 @@ export function quotaError(error: unknown, records: readonly SubscriptionRecord[
   const data = error.options.data ?? {};
   // Only a commission's refusal names the provision it refused; another 404 is not about quota.
   if (data.provision === undefined) return error;
-  const provision = (data.provision ?? {}) as { holder?: string; resource?: string; quantity?: number };
+  const provision = data.provision as { holder?: string; resource?: string; quantity?: number };
   const record = records.find(
     (r) => r.quotaResource === provision.resource && r.customerId === provision.holder,
   );

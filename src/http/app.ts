@@ -92,15 +92,17 @@ export function createApp(routes: readonly RouteSpec[]): Handler {
   const router = Router();
   const byMethod = new Map<string, Dispatchable[]>();
   const paths = new Map<string, PathEntry>();
-  const patternOf = (template: string) => {
-    router.all(ittyPath(template));
-    return router.routes.at(-1)?.[1] as RegExp;
-  };
+  const templates = [...new Set(routes.map((route) => route.path))];
+  const patterns = new Map(
+    templates.map((template) => {
+      router.all(ittyPath(template));
+      return [template, router.routes.at(-1)?.[1] as RegExp] as const;
+    }),
+  );
+  const patternOf = (template: string) => patterns.get(template) as RegExp;
   for (const route of routes) {
     const pattern = patternOf(route.path);
-    const shadowedBy = [...new Set(routes.map((r) => r.path))]
-      .filter((template) => narrower(template, route.path))
-      .map(patternOf);
+    const shadowedBy = templates.filter((template) => narrower(template, route.path)).map(patternOf);
     const dispatchable = { pattern, route, family: familyOf(route.path), shadowedBy };
     for (const method of route.method === "GET" ? ["GET", "HEAD"] : [route.method]) {
       byMethod.set(method, [...(byMethod.get(method) ?? []), dispatchable]);
