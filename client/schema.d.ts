@@ -544,6 +544,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/groupedsubscriptions/schema": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Describe a chain of subscriptions as grouped lists it (CloudSigma's schema)
+         * @description Its fields (type, nullable, readonly, help_text, default), the methods `/v1/groupedsubscriptions/` and its items allow, its filters and page sizes, as CloudSigma's dialect describes a resource; derived from the schemas this document is made of.
+         */
+        get: operations["getV1GroupedsubscriptionsSchema"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/subscriptioncalculator/schema": {
         parameters: {
             query?: never;
@@ -617,9 +637,49 @@ export interface paths {
         };
         /**
          * List the first subscription of each extension chain
-         * @description `descendants` lists each chain's extensions, and `end_time` is that of the chain's last subscription.
+         * @description `descendants` lists each chain's extensions; `end_time`, `status` and `auto_renew` are the chain's (its last subscription's end and flag).
          */
         get: operations["getV1Groupedsubscriptions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/subscriptions/detail": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List subscriptions, whole (CloudSigma's detail list)
+         * @description The same as `GET /v1/subscriptions/`.
+         */
+        get: operations["getV1SubscriptionsDetail"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/groupedsubscriptions/detail": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List extension chains, whole (CloudSigma's detail list)
+         * @description The same as `GET /v1/groupedsubscriptions/`.
+         */
+        get: operations["getV1GroupedsubscriptionsDetail"];
         put?: never;
         post?: never;
         delete?: never;
@@ -671,7 +731,7 @@ export interface paths {
         put?: never;
         /**
          * Extend, toggle auto-renewal, start or stop (`?do=`)
-         * @description `extend`: buys the next term of the chain (body: optional `period` or `end_time`). `auto_renew`: toggles, or sets `auto_renew` from the body. `start`/`stop`: run a CaaS cloud. With `Prefer: respond-async`: 202 Accepted, `Location: /v1/operations/{opRef}` and `Retry-After`; the operation then answers what this would have.
+         * @description `extend`: buys the next term of the chain (body: optional `period` or `end_time`). `auto_renew`: toggles, or sets `auto_renew` from the body, on this term and the terms after it in its chain. `start`/`stop`: run a CaaS cloud (no body). A member the action does not read answers 400. A JSON `null` body is no body. With `Prefer: respond-async`: 202 Accepted, `Location: /v1/operations/{opRef}` and `Retry-After`; the operation then answers what this would have.
          */
         post: operations["postV1SubscriptionsIdAction"];
         delete?: never;
@@ -1113,7 +1173,7 @@ export interface paths {
         };
         /**
          * Quotas of the calling service's resources, by holder
-         * @description Holders are the customers of the service's partner, each answered as `GET /quotas` answers it. `?user=<uuid>` narrows to one, `?user=a,b` to several (at most 100); a user that is not the partner's is left out. `?project=a,b` keeps those projects' entries (a base project's under `system` and its id).
+         * @description Holders are the customers of the service's partner, each answered as `GET /quotas` answers it. `?user=<uuid>` narrows to one, `?user=a,b` to several (at most 100); a user that is not the partner's is left out, and a filter that leaves no holder answers 404 `itemNotFound`, as Astakos does. `?project=a,b` keeps those projects' entries (a base project's under `system` and its id).
          */
         get: operations["getAccountV10ServiceQuotas"];
         put?: never;
@@ -1133,7 +1193,7 @@ export interface paths {
         };
         /**
          * Projects' own quotas of the calling service's resources, by project
-         * @description Each project of the service's partner (its own, and each customer's base project, whose id is the customer's) with its own holdings: `project_limit`, `project_usage`, `project_pending`. `?project=a,b` narrows to those (at most 100); a project that is not the partner's is left out.
+         * @description Each project of the service's partner (its own, and each customer's base project, whose id is the customer's) with its own holdings: `project_limit`, `project_usage`, `project_pending`. `?project=a,b` narrows to those (at most 100); a project that is not the partner's is left out, and a filter that leaves none answers 404 `itemNotFound`.
          */
         get: operations["getAccountV10ServiceProjectQuotas"];
         put?: never;
@@ -1239,7 +1299,7 @@ export interface paths {
         put?: never;
         /**
          * Authenticate a token and read the service catalog (Astakos identity v2.0)
-         * @description The client's first call. `{"auth": {"token": {"id": "<token>"}}}`, or an empty body with `X-Auth-Token`, answers the token's access document: `token`, `user` (the service or customer it stands for) and `serviceCatalog`. An empty body without a token answers the catalog alone. `astakos_account`'s `publicURL` is this deployment's `/account/v1.0`.
+         * @description The client's first call. `{"auth": {"token": {"id": "<token>"}}}`, or an empty body with `X-Auth-Token`, answers the token's access document: `token`, `user` (the service or customer it stands for) and `serviceCatalog`. An empty body without a token answers the catalog alone. A user's `projects` are its base project (its own id) and the projects it is a member of. `astakos_account`'s `publicURL` is this deployment's `/account/v1.0`.
          */
         post: operations["postIdentityV20Tokens"];
         delete?: never;
@@ -1306,7 +1366,7 @@ export interface components {
             objects: components["schemas"]["Charge"][];
             meta: components["schemas"]["PageMeta"];
         };
-        CloudFault: components["schemas"]["BadRequestFault"] | components["schemas"]["UnauthorizedFault"] | components["schemas"]["ForbiddenFault"] | components["schemas"]["ItemNotFoundFault"] | components["schemas"]["ConflictFault"] | components["schemas"]["OverLimitFault"] | components["schemas"]["RateLimitFault"] | components["schemas"]["BadMediaTypeFault"] | components["schemas"]["InternalServerErrorFault"] | components["schemas"]["ServiceUnavailableFault"];
+        CloudFault: components["schemas"]["BadRequestFault"] | components["schemas"]["UnauthorizedFault"] | components["schemas"]["ForbiddenFault"] | components["schemas"]["ItemNotFoundFault"] | components["schemas"]["NotAllowedFault"] | components["schemas"]["ConflictFault"] | components["schemas"]["OverLimitFault"] | components["schemas"]["RateLimitFault"] | components["schemas"]["BadMediaTypeFault"] | components["schemas"]["InternalServerErrorFault"] | components["schemas"]["ServiceUnavailableFault"];
         Commission: {
             serial: number;
             /** Format: date-time */
@@ -1545,6 +1605,13 @@ export interface components {
             source: string;
             resource: string;
             limit: number;
+        };
+        NotAllowedFault: {
+            notAllowed: {
+                message: string;
+                /** @constant */
+                code: 405;
+            };
         };
         /** @description An OpenAPI 3.1 document. */
         OpenApiDocument: {
@@ -2418,6 +2485,18 @@ export interface components {
             };
             content: {
                 "application/json": components["schemas"]["ItemNotFoundFault"];
+            };
+        };
+        /** @description A method this path does not serve (`notAllowed`); `Allow` lists those it does. */
+        FaultNotAllowed: {
+            headers: {
+                "X-Request-Id": components["headers"]["X-Request-Id"];
+                "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
+                Allow: components["headers"]["Allow"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["NotAllowedFault"];
             };
         };
         /** @description Conflicts with the commission's state (`conflict`). */
@@ -4319,6 +4398,62 @@ export interface operations {
             "5XX": components["responses"]["ServerError"];
         };
     };
+    getV1GroupedsubscriptionsSchema: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The description */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        allowed_list_http_methods: string[];
+                        allowed_detail_http_methods: string[];
+                        /** @constant */
+                        default_format: "application/json";
+                        /** @description Null for what is not a paged list. */
+                        default_limit: number | null;
+                        /** @description Null for what is not a paged list. */
+                        max_limit: number | null;
+                        /** @description The list's query parameters that narrow it, with the lookups each takes. */
+                        filtering: {
+                            [key: string]: string[];
+                        };
+                        fields: {
+                            [key: string]: {
+                                /** @description datetime, integer, float, boolean, string, list or dict. */
+                                type: string;
+                                nullable: boolean;
+                                /** @description Whether a write leaves it as it is. */
+                                readonly: boolean;
+                                help_text: string;
+                                /** @description What a write that leaves it out sets; `No default provided.` when none. */
+                                default: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            405: components["responses"]["MethodNotAllowed"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
     getV1SubscriptioncalculatorSchema: {
         parameters: {
             query?: never;
@@ -4691,6 +4826,168 @@ export interface operations {
         };
     };
     getV1Groupedsubscriptions: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 500; 0 asks for every item, which answers at most 500 (`meta.limit` says so, and `meta.next_cursor` is set when more remain). */
+                limit?: number;
+                /** @description `meta.next_cursor` of the previous page: the recommended way to page. */
+                cursor?: string;
+                /** @description Items to skip, at most 10000; not with `cursor`. Cursors are cheaper and stable while items are added. */
+                offset?: number;
+                /** @description Only this customer's; an unknown customer, or one that is not the caller's, answers an empty page. */
+                customer?: string;
+                status?: "active" | "inactive" | "expired" | "all" | "notexpired";
+                /** @description Comma-separated product ids or aliases, at most 50 values (repeats count). */
+                resource?: string;
+            };
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "objects": [
+                     *         {
+                     *           "id": "0193a4f0-0000-7000-8000-0000000005b1",
+                     *           "uuid": "0193a4f0-0000-7000-8000-0000000005b1",
+                     *           "resource": "dssd",
+                     *           "product": "dssd",
+                     *           "customer": "0193a4f0-0000-7000-8000-000000000101",
+                     *           "amount": 100,
+                     *           "start_time": "2026-12-01T12:00:00.000Z",
+                     *           "end_time": "2027-01-01T12:00:00.000Z",
+                     *           "period": "1 month",
+                     *           "status": "active",
+                     *           "auto_renew": false,
+                     *           "price": "744.00",
+                     *           "currency": "EUR",
+                     *           "remaining": null,
+                     *           "descendants": [],
+                     *           "subscribed_object": null,
+                     *           "run_state": null,
+                     *           "deployment_status": null,
+                     *           "syndicated_endpoints": null,
+                     *           "end_user_instructions": null,
+                     *           "order": "0193a4f0-0000-7000-8000-0000000000d1",
+                     *           "extends": null,
+                     *           "ended_at": null,
+                     *           "end_reason": null,
+                     *           "renewal_error": null,
+                     *           "created_at": "2026-12-01T12:00:00.000Z"
+                     *         }
+                     *       ],
+                     *       "meta": {
+                     *         "limit": 50,
+                     *         "next_cursor": null
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["SubscriptionPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            405: components["responses"]["MethodNotAllowed"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    getV1SubscriptionsDetail: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 500; 0 asks for every item, which answers at most 500 (`meta.limit` says so, and `meta.next_cursor` is set when more remain). */
+                limit?: number;
+                /** @description `meta.next_cursor` of the previous page: the recommended way to page. */
+                cursor?: string;
+                /** @description Items to skip, at most 10000; not with `cursor`. Cursors are cheaper and stable while items are added. */
+                offset?: number;
+                /** @description Only this customer's; an unknown customer, or one that is not the caller's, answers an empty page. */
+                customer?: string;
+                status?: "active" | "inactive" | "expired" | "all" | "notexpired";
+                /** @description Comma-separated product ids or aliases, at most 50 values (repeats count). */
+                resource?: string;
+            };
+            header?: {
+                /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
+                "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "objects": [
+                     *         {
+                     *           "id": "0193a4f0-0000-7000-8000-0000000005b1",
+                     *           "uuid": "0193a4f0-0000-7000-8000-0000000005b1",
+                     *           "resource": "dssd",
+                     *           "product": "dssd",
+                     *           "customer": "0193a4f0-0000-7000-8000-000000000101",
+                     *           "amount": 100,
+                     *           "start_time": "2026-12-01T12:00:00.000Z",
+                     *           "end_time": "2027-01-01T12:00:00.000Z",
+                     *           "period": "1 month",
+                     *           "status": "active",
+                     *           "auto_renew": false,
+                     *           "price": "744.00",
+                     *           "currency": "EUR",
+                     *           "remaining": null,
+                     *           "descendants": [],
+                     *           "subscribed_object": null,
+                     *           "run_state": null,
+                     *           "deployment_status": null,
+                     *           "syndicated_endpoints": null,
+                     *           "end_user_instructions": null,
+                     *           "order": "0193a4f0-0000-7000-8000-0000000000d1",
+                     *           "extends": null,
+                     *           "ended_at": null,
+                     *           "end_reason": null,
+                     *           "renewal_error": null,
+                     *           "created_at": "2026-12-01T12:00:00.000Z"
+                     *         }
+                     *       ],
+                     *       "meta": {
+                     *         "limit": 50,
+                     *         "next_cursor": null
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["SubscriptionPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            405: components["responses"]["MethodNotAllowed"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    getV1GroupedsubscriptionsDetail: {
         parameters: {
             query?: {
                 /** @description Items per page, 1 to 500; 0 asks for every item, which answers at most 500 (`meta.limit` says so, and `meta.next_cursor` is set when more remain). */
@@ -6972,6 +7269,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["FaultBadRequest"];
+            405: components["responses"]["FaultNotAllowed"];
             "5XX": components["responses"]["FaultServerError"];
         };
     };
@@ -7011,6 +7309,7 @@ export interface operations {
             };
             400: components["responses"]["FaultBadRequest"];
             401: components["responses"]["FaultUnauthorized"];
+            405: components["responses"]["FaultNotAllowed"];
             429: components["responses"]["FaultTooManyRequests"];
             "5XX": components["responses"]["FaultServerError"];
         };
@@ -7058,6 +7357,9 @@ export interface operations {
             };
             400: components["responses"]["FaultBadRequest"];
             401: components["responses"]["FaultUnauthorized"];
+            /** @description `?user=` names no holder of the partner's with quotas of this service */
+            404: components["responses"]["FaultNotFound"];
+            405: components["responses"]["FaultNotAllowed"];
             429: components["responses"]["FaultTooManyRequests"];
             "5XX": components["responses"]["FaultServerError"];
         };
@@ -7109,6 +7411,9 @@ export interface operations {
             };
             400: components["responses"]["FaultBadRequest"];
             401: components["responses"]["FaultUnauthorized"];
+            /** @description `?project=` names no project of the partner's with quotas of this service */
+            404: components["responses"]["FaultNotFound"];
+            405: components["responses"]["FaultNotAllowed"];
             429: components["responses"]["FaultTooManyRequests"];
             "5XX": components["responses"]["FaultServerError"];
         };
@@ -7144,6 +7449,7 @@ export interface operations {
             };
             400: components["responses"]["FaultBadRequest"];
             401: components["responses"]["FaultUnauthorized"];
+            405: components["responses"]["FaultNotAllowed"];
             429: components["responses"]["FaultTooManyRequests"];
             "5XX": components["responses"]["FaultServerError"];
         };
@@ -7200,6 +7506,7 @@ export interface operations {
             401: components["responses"]["FaultUnauthorized"];
             /** @description A holding does not exist (`itemNotFound`, `data.name` NoHoldingError) */
             404: components["responses"]["FaultNotFound"];
+            405: components["responses"]["FaultNotAllowed"];
             /** @description The commission was abandoned while it was being issued (`conflict`) */
             409: components["responses"]["FaultConflict"];
             /** @description A limit would be exceeded or a usage fall below zero (`overLimit`) */
@@ -7253,6 +7560,7 @@ export interface operations {
             401: components["responses"]["FaultUnauthorized"];
             /** @description Not a pending commission of this service (`itemNotFound`) */
             404: components["responses"]["FaultNotFound"];
+            405: components["responses"]["FaultNotAllowed"];
             429: components["responses"]["FaultTooManyRequests"];
             "5XX": components["responses"]["FaultServerError"];
         };
@@ -7294,6 +7602,7 @@ export interface operations {
             401: components["responses"]["FaultUnauthorized"];
             /** @description Not pending for this service (`itemNotFound`) */
             404: components["responses"]["FaultNotFound"];
+            405: components["responses"]["FaultNotAllowed"];
             415: components["responses"]["FaultBadMediaType"];
             429: components["responses"]["FaultTooManyRequests"];
             "5XX": components["responses"]["FaultServerError"];
@@ -7359,6 +7668,7 @@ export interface operations {
             };
             400: components["responses"]["FaultBadRequest"];
             401: components["responses"]["FaultUnauthorized"];
+            405: components["responses"]["FaultNotAllowed"];
             415: components["responses"]["FaultBadMediaType"];
             429: components["responses"]["FaultTooManyRequests"];
             "5XX": components["responses"]["FaultServerError"];
@@ -7428,7 +7738,8 @@ export interface operations {
                      *               "name": "service"
                      *             }
                      *           ],
-                     *           "roles_links": []
+                     *           "roles_links": [],
+                     *           "projects": []
                      *         },
                      *         "serviceCatalog": [
                      *           {
@@ -7480,6 +7791,8 @@ export interface operations {
                                     name: string;
                                 }[];
                                 roles_links: unknown[];
+                                /** @description The projects a user is a member of, its base project (its own id) first; a service's token: none. */
+                                projects: string[];
                             };
                             serviceCatalog: {
                                 name: string;
@@ -7502,6 +7815,7 @@ export interface operations {
             400: components["responses"]["FaultBadRequest"];
             /** @description An unknown or revoked token, or one that is not a service or user token (`unauthorized`) */
             401: components["responses"]["FaultUnauthorized"];
+            405: components["responses"]["FaultNotAllowed"];
             415: components["responses"]["FaultBadMediaType"];
             429: components["responses"]["FaultTooManyRequests"];
             "5XX": components["responses"]["FaultServerError"];

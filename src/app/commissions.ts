@@ -14,6 +14,8 @@ import { type CommissionView, ledgerOf } from "../objects/quota-ledger";
 const homesOfBlocks = ttlCache<string>(3_600_000);
 
 async function homeOfSerial(env: Env, serial: number): Promise<string | undefined> {
+  // Serials start at 1: resolve-many takes any integer, and one below names no commission.
+  if (serial < 1) return undefined;
   const block = blockOf(serial);
   return homesOfBlocks(String(block), () => homeOfBlock(env, block));
 }

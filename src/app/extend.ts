@@ -2,7 +2,7 @@ import type { Product } from "../domain/catalog";
 import type { TermChargeKind } from "../domain/charges";
 import { type ResolvedDuration, resolveExtension } from "../domain/durations";
 import { AppError, badRequest, isFinalAnswer } from "../domain/errors";
-import { durationErrors, type PlannedSubscription } from "../domain/purchase";
+import { durationErrors, type PlannedSubscription, priceRefusal } from "../domain/purchase";
 import type { Scope } from "../domain/scope";
 import { type SubscriptionRecord, termPriceMinor } from "../domain/subscriptions";
 import { subscriptionObject } from "../objects/subscription-object";
@@ -117,6 +117,31 @@ export async function extend(
   throw new AppError("conflict", "the chain keeps changing; try again");
 }
 
+/**
+ * Sets auto_renew on subscription `id` (`expectedVersion`: its If-Match) and carries the flag it
+ * ends with to every term after it in its chain. The chain's last term decides whether the chain
+ * renews; a client setting the flag on an earlier term (the chain's first, as
+ * `/groupedsubscriptions` lists it) means the chain, and must not be charged a renewal it turned
+ * off. Answers the record of `id`.
+ */
+export async function setAutoRenew(
+  env: Env,
+  id: string,
+  value: boolean,
+  expectedVersion?: number,
+): Promise<SubscriptionRecord> {
+  const record = unwrap(await subscriptionObject(env, id).setAutoRenew(value, expectedVersion));
+  let next = record.nextId;
+  while (next !== null) {
+    const outcome = await subscriptionObject(env, next).setAutoRenew(record.autoRenew);
+    // A place held for an extension being bought has no object yet: that term took its flag
+    // from the term it follows when it was planned.
+    if (!outcome.ok) break;
+    next = outcome.value.nextId;
+  }
+  return record;
+}
+
 /** The next term after `last`, or the 4xx saying why there is none (`extensionTerm`). */
 function plannedAfter(
   last: SubscriptionRecord,
@@ -125,6 +150,12 @@ function plannedAfter(
 ): PlannedSubscription {
   const product = productOf(last);
   const { start, end, period, createdWith } = extensionTerm(last, input, now);
+  const priceMinor = termPriceMinor(product, last.amount, start, end);
+  const refusal = priceRefusal(priceMinor);
+  if (refusal) {
+    const point = input.end_time === undefined ? "/period" : "/end_time";
+    throw badRequest(`${point}: the term ${refusal}`, [{ point, message: `the term ${refusal}` }]);
+  }
   return {
     index: 0,
     customer: last.customerId,
@@ -135,7 +166,7 @@ function plannedAfter(
     period,
     createdWith,
     autoRenew: last.autoRenew,
-    priceMinor: termPriceMinor(product, last.amount, start, end),
+    priceMinor,
   };
 }
 

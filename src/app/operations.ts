@@ -18,7 +18,7 @@ import { EVERYTHING, partnerScope } from "../domain/scope";
 import type { SubscriptionRecord, SubscriptionWire } from "../domain/subscriptions";
 import { operationsQueue } from "../objects/operations-queue";
 import { subscriptionObject } from "../objects/subscription-object";
-import { extend } from "./extend";
+import { extend, setAutoRenew } from "./extend";
 import type { OperationPayload, StoredObject } from "./intents";
 import { consume, present, visibleRecord } from "./reads";
 import { settleOpenPurchase } from "./recovery";
@@ -128,7 +128,12 @@ export async function perform(
         }
       }
       if (autoRenew !== undefined)
-        record = unwrap(await object.setAutoRenew(autoRenew, record ? undefined : expectedVersion));
+        record = await setAutoRenew(
+          env,
+          payload.subscription,
+          autoRenew,
+          record ? undefined : expectedVersion,
+        );
       record ??= await visibleRecord(env, partnerScope(payload.partnerId), payload.subscription);
       return one(env, record, at, true);
     }
@@ -151,7 +156,7 @@ export async function perform(
       return one(env, extension, at);
     }
     case "auto_renew":
-      return one(env, unwrap(await object.setAutoRenew(payload.value)), at);
+      return one(env, await setAutoRenew(env, payload.subscription, payload.value), at);
     case "run":
       return one(env, unwrap(await object.run(payload.action, at)), at);
     case "cancel": {

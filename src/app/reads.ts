@@ -91,7 +91,10 @@ export async function present(
   return toWire(record, statusOf(record, now, behind), descendants);
 }
 
-/** A page of the read model in wire shape; `grouped` answers each chain's first with the chain's end. */
+/**
+ * A page of the read model in wire shape; `grouped` answers each chain's first with the chain's
+ * end, status and auto_renew: the last term's flag is the one that decides whether it renews.
+ */
 export async function listPage(env: Env, q: ListQuery, grouped: boolean) {
   const rows = await listSubscriptions(env, { ...q, rootsOnly: grouped });
   const kept = rows.slice(0, q.limit);
@@ -105,7 +108,7 @@ export async function listPage(env: Env, q: ListQuery, grouped: boolean) {
     // A chain is listed by its first term, with the chain's end and the chain's status.
     const status = grouped && last ? chainStatus(chain, q.now) : statusOf(record, q.now, queued);
     const wire = toWire(record, status, descendants);
-    return grouped && last ? { ...wire, end_time: last.endTime } : wire;
+    return grouped && last ? { ...wire, end_time: last.endTime, auto_renew: last.autoRenew } : wire;
   });
   return { rows, objects };
 }

@@ -200,6 +200,9 @@ export interface Statement {
   closedThrough: string | null;
 }
 
+/** Where a month's total is split in two to be summed (`readStatement`). */
+const SUM_PART = "1000000000";
+
 /** A customer's month: its totals, a page of its lines, and the clock, all read at one instant. */
 export async function readStatement(
   env: Env,
@@ -215,8 +218,10 @@ export async function readStatement(
     db
       .select({
         currency: charges.currency,
-        // As text: the sum is exact whatever its size, and becomes a bigint unrounded.
-        amount: sql<string>`CAST(sum(${charges.amountMinor}) AS TEXT)`,
+        // In two parts, each summed within SQLite's 64 bits however many lines a month has (a
+        // sum past them fails the query), and joined as a bigint, exact whatever its size.
+        high: sql<string>`CAST(sum(${charges.amountMinor} / ${sql.raw(SUM_PART)}) AS TEXT)`,
+        low: sql<string>`CAST(sum(${charges.amountMinor} % ${sql.raw(SUM_PART)}) AS TEXT)`,
         lines: sql<number>`count(*)`,
       })
       .from(charges)
@@ -234,7 +239,11 @@ export async function readStatement(
     db.select({ month: sql<string | null>`max(${usageCloses.month})` }).from(usageCloses),
   ]);
   return {
-    totals: totals.map((t) => ({ currency: t.currency, amountMinor: BigInt(t.amount), lines: t.lines })),
+    totals: totals.map((t) => ({
+      currency: t.currency,
+      amountMinor: BigInt(t.high) * BigInt(SUM_PART) + BigInt(t.low),
+      lines: t.lines,
+    })),
     lines,
     now: new Date(clock[0]?.now ?? Date.now()),
     closedThrough: closes[0]?.month ?? null,

@@ -34,6 +34,17 @@ export async function projectMemberIds(env: Env, projectId: string): Promise<str
   return rows.map((r) => r.id);
 }
 
+/** The projects `customerId` is a member of, by id (its base project is not among them). */
+export async function projectsOfMember(env: Env, customerId: string): Promise<string[]> {
+  const rows = await database(env)
+    .select({ id: projectMembers.projectId })
+    .from(projectMembers)
+    .where(eq(projectMembers.customerId, customerId))
+    .orderBy(asc(projectMembers.projectId))
+    .all();
+  return rows.map((r) => r.id);
+}
+
 export async function addMember(env: Env, projectId: string, customerId: string): Promise<void> {
   await database(env).insert(projectMembers).values({ projectId, customerId }).onConflictDoNothing().run();
 }

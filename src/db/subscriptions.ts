@@ -9,7 +9,10 @@ import { subscriptions } from "./schema";
 /** The subscriptions read model: rows are projections pushed by each SubscriptionObject. */
 
 export type SubscriptionRow = typeof subscriptions.$inferSelect;
-export type ChainMember = Pick<SubscriptionRow, "id" | "rootId" | "startTime" | "endTime" | "endedAt">;
+export type ChainMember = Pick<
+  SubscriptionRow,
+  "id" | "rootId" | "startTime" | "endTime" | "endedAt" | "autoRenew"
+>;
 
 /**
  * Where the read model puts the start of a subscription waiting for its vendor: its term starts
@@ -215,7 +218,14 @@ export async function chainMembers(
   const chains = new Map<string, ChainMember[]>();
   for (const chunk of parameterChunks(rootIds, 0)) {
     const rows = await database(env)
-      .select({ id: s.id, rootId: s.rootId, startTime: s.startTime, endTime: s.endTime, endedAt: s.endedAt })
+      .select({
+        id: s.id,
+        rootId: s.rootId,
+        startTime: s.startTime,
+        endTime: s.endTime,
+        endedAt: s.endedAt,
+        autoRenew: s.autoRenew,
+      })
       .from(s)
       // An extension whose purchase was undone was never part of the chain.
       .where(

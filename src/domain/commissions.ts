@@ -18,6 +18,9 @@ export type Decision = "accept" | "reject";
 export const RESOLVING = { accept: "accepting", reject: "rejecting" } as const;
 export const RESOLVED = { accept: "accepted", reject: "rejected" } as const;
 
+/** The longest commission name, in characters: what Astakos keeps (`Commission.name`). */
+export const MAX_COMMISSION_NAME = 4096;
+
 /** Serials one `commissions/action` request may list to accept, and as many to reject. */
 export const MAX_RESOLVE_SERIALS = 1000;
 

@@ -10,6 +10,20 @@ import { termPriceMinor } from "./subscriptions";
 /** Subscriptions one purchase (or price calculation) may ask for and create: the spec's limit. */
 export const MAX_OBJECTS = 500;
 
+/**
+ * The most one purchase, or one term of it, may cost, in minor units. Past it a price is no longer
+ * exact as a JS number, which is how an order's total and a charge line travel to D1: the price
+ * answered, the order and the charge line would disagree.
+ */
+export const MAX_PRICE_MINOR = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** Why `priceMinor` cannot be charged, or null. */
+export function priceRefusal(priceMinor: bigint): string | null {
+  return priceMinor > MAX_PRICE_MINOR
+    ? `costs ${priceMinor} minor units, more than the ${MAX_PRICE_MINOR} one purchase may cost`
+    : null;
+}
+
 /** `C`: the customer's id; the calculator prices objects of no customer (`null`) too. */
 export interface PurchaseObject<C extends string | null = string> {
   customer: C;
@@ -75,6 +89,12 @@ export function planPurchase<C extends string | null>(
     const base = { index, customer: object.customer, product, autoRenew: object.auto_renew ?? false };
     if (isDepletable(product) || isRunnable(product)) {
       // Time parameters do not apply: depletables last until used up, clouds until cancelled.
+      const priceMinor = termPriceMinor(product, object.amount, now, null);
+      const refusal = priceRefusal(priceMinor);
+      if (refusal) {
+        errors.push({ point: `${at}/amount`, message: refusal });
+        return;
+      }
       subscriptions.push({
         ...base,
         amount: object.amount,
@@ -83,7 +103,7 @@ export function planPurchase<C extends string | null>(
         period: null,
         createdWith: null,
         autoRenew: false,
-        priceMinor: termPriceMinor(product, object.amount, now, null),
+        priceMinor,
       });
       return;
     }
@@ -103,16 +123,14 @@ export function planPurchase<C extends string | null>(
       return;
     }
     const amount = isPerObject(product) ? 1 : object.amount;
+    const priceMinor = termPriceMinor(product, amount, start, end);
+    const refusal = priceRefusal(priceMinor);
+    if (refusal) {
+      errors.push({ point: `${at}/amount`, message: refusal });
+      return;
+    }
     for (let i = 0; i < copies; i++) {
-      subscriptions.push({
-        ...base,
-        amount,
-        start,
-        end,
-        period,
-        createdWith,
-        priceMinor: termPriceMinor(product, amount, start, end),
-      });
+      subscriptions.push({ ...base, amount, start, end, period, createdWith, priceMinor });
     }
   });
 
@@ -129,5 +147,7 @@ export function planPurchase<C extends string | null>(
     };
   }
   const totalMinor = subscriptions.reduce((sum, s) => sum + s.priceMinor, 0n);
+  const refusal = priceRefusal(totalMinor);
+  if (refusal) return { ok: false, errors: [{ point: "/objects", message: `the purchase ${refusal}` }] };
   return { ok: true, subscriptions, currency: currency ?? "EUR", totalMinor };
 }

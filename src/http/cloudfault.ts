@@ -19,7 +19,7 @@ const FAULTS: Record<ErrorKind, string> = {
   unauthorized: "unauthorized",
   forbidden: "forbidden",
   not_found: "itemNotFound",
-  method_not_allowed: "badRequest",
+  method_not_allowed: "notAllowed",
   conflict: "conflict",
   precondition_failed: "conflict",
   over_limit: "overLimit",
@@ -34,8 +34,8 @@ const FAULTS: Record<ErrorKind, string> = {
 
 /** The fault object alone, as resolve-many embeds it in its `failed` pairs. */
 export function cloudFault(error: AppError): v.InferOutput<typeof CloudFault> {
-  const status =
-    error.kind === "method_not_allowed" || error.kind === "payload_too_large" ? 400 : statusOf(error);
+  // Astakos's 413 is a quota refusal: a body too large is a bad request in this dialect.
+  const status = error.kind === "payload_too_large" ? 400 : statusOf(error);
   const fault: Fault = { message: error.message, code: status };
   if (error.options.data) fault.data = error.options.data;
   if (error.options.rateLimited) fault.retryAfter = String(error.options.rateLimited.retryAfter);

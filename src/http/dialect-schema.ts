@@ -14,8 +14,8 @@ const NO_DEFAULT = "No default provided.";
 export interface ResourceDescription {
   /** The object a read answers. */
   read: Schema;
-  /** The object a write takes: its fields are the writable ones. */
-  write: Schema;
+  /** The objects the writes take (a create's, an update's): their fields are the writable ones. */
+  write: readonly Schema[];
   list: readonly string[];
   detail: readonly string[];
   /** The list query, if it is a paged collection: its fields besides paging are the filters. */
@@ -51,7 +51,11 @@ const methods = (served: readonly string[]) =>
 const PAGING_FIELDS: ReadonlySet<string> = new Set(Object.keys(Pagination.entries));
 
 export function describeResource(d: ResourceDescription) {
-  const written = fieldsOf(d.write, "input");
+  // The first write that takes a field describes it: a create's default is the one a client sees.
+  const written: Record<string, JsonSchema> = {};
+  for (const write of d.write) {
+    for (const [name, field] of Object.entries(fieldsOf(write, "input"))) written[name] ??= field;
+  }
   const fields = Object.fromEntries(
     Object.entries(fieldsOf(d.read, "output")).map(([name, field]) => {
       const input = written[name];

@@ -109,6 +109,11 @@ export const ERROR_RESPONSES: Record<string, JsonSchema> = {
     schema("UnauthorizedFault"),
   ),
   FaultNotFound: fault("No such item (`itemNotFound`).", schema("ItemNotFoundFault")),
+  FaultNotAllowed: fault(
+    "A method this path does not serve (`notAllowed`); `Allow` lists those it does.",
+    schema("NotAllowedFault"),
+    { Allow: header("Allow") },
+  ),
   FaultConflict: fault("Conflicts with the commission's state (`conflict`).", schema("ConflictFault")),
   FaultOverLimit: fault(
     "A limit would be exceeded or a usage fall below zero (`overLimit`, with `data`).",
@@ -133,8 +138,8 @@ export const ERROR_RESPONSES: Record<string, JsonSchema> = {
 export const UNMATCHED: Record<Family, { notFound: string; wrongMethod: [number, string] }> = {
   partner: { notFound: "NotFound", wrongMethod: [405, "MethodNotAllowed"] },
   vendor: { notFound: "NotFound", wrongMethod: [405, "MethodNotAllowed"] },
-  // Astakos answers a method it does not take as a bad request.
-  quota: { notFound: "FaultNotFound", wrongMethod: [400, "FaultBadRequest"] },
+  // Synnefo (since the project dialect this API serves) answers it 405 `notAllowed`.
+  quota: { notFound: "FaultNotFound", wrongMethod: [405, "FaultNotAllowed"] },
 };
 
 /** Writes of the partner API that run under an Idempotency-Key (idempotency.ts). */
@@ -149,11 +154,12 @@ function errorStatuses(route: RouteSpec, family: Family): Map<ErrorStatus, strin
   const has = (kind: ErrorKind) => kind in declared;
   const out = new Map<ErrorStatus, string>();
   if (family === "quota") {
-    // Bodies too large and methods not taken are bad requests in this dialect.
+    // Bodies too large are bad requests in this dialect (its 413 is a quota refusal).
     out.set("400", "FaultBadRequest");
     // A public route that reads a token itself (the identity endpoint) names the kind.
     if (route.auth || has("unauthorized")) out.set("401", "FaultUnauthorized");
     if (route.params || has("not_found")) out.set("404", "FaultNotFound");
+    out.set("405", "FaultNotAllowed");
     if (has("conflict")) out.set("409", "FaultConflict");
     if (has("over_limit")) out.set("413", "FaultOverLimit");
     if (route.body) out.set("415", "FaultBadMediaType");

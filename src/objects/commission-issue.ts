@@ -162,7 +162,12 @@ export async function issueCommission(
   if (answer.ok) return answer.serial;
   switch (answer.reason) {
     case "refused":
-      throw failureError(blamed(answer.provision, routed.provisions, routed.from), answer.failure);
+      // Named as the client named it, with the quantity checked: both dialects' provisions of one
+      // holding are checked as their sum.
+      throw failureError(
+        { ...blamed(answer.provision, routed.provisions, routed.from), quantity: answer.provision.quantity },
+        answer.failure,
+      );
     case "busy":
       // A retry racing its first attempt: not an answer, so the key keeps its work for the next try.
       throw new AppError(

@@ -54,6 +54,12 @@ export const AccessOut = v.object({
         name: v.string(),
         roles: v.array(Named),
         roles_links: v.array(v.unknown()),
+        projects: v.pipe(
+          v.array(v.string()),
+          v.description(
+            "The projects a user is a member of, its base project (its own id) first; a service's token: none.",
+          ),
+        ),
       }),
     ),
     serviceCatalog: v.array(CatalogEntry),

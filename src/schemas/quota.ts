@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { MAX_RESOLVE_SERIALS } from "../domain/commissions";
+import { MAX_COMMISSION_NAME, MAX_RESOLVE_SERIALS } from "../domain/commissions";
 import { MAX_LISTED_HOLDERS, MAX_PROVISIONS } from "../domain/quota";
 
 /** Request, response and error (cloudFault) schemas of the quota API (Astakos dialect). */
@@ -30,7 +30,7 @@ export const Provision = v.object({
 });
 
 export const IssueCommission = v.object({
-  name: v.optional(v.nullable(v.pipe(v.string("must be a string"), v.maxLength(1024))), ""),
+  name: v.optional(v.nullable(v.pipe(v.string("must be a string"), v.maxLength(MAX_COMMISSION_NAME))), ""),
   force: v.optional(v.boolean("must be a boolean"), false),
   auto_accept: v.optional(v.boolean("must be a boolean"), false),
   provisions: v.pipe(
@@ -39,12 +39,11 @@ export const IssueCommission = v.object({
   ),
 });
 
-export const Serial = v.pipe(
-  v.number("must be an integer"),
-  v.integer("must be an integer"),
-  v.minValue(1),
-  v.safeInteger(),
-);
+/**
+ * A serial as resolve-many takes it: any integer, as Astakos checks only that (`are_integer`); one
+ * no commission has (0, a negative) fails on its own as not found, the others still resolve.
+ */
+const Serial = v.pipe(v.number("must be an integer"), v.integer("must be an integer"), v.safeInteger());
 
 export const SerialParams = v.object({
   serial: v.pipe(
@@ -136,6 +135,8 @@ function fault<const K extends string, const C extends number>(key: K, code: C) 
 export const BadRequestFault = fault("badRequest", 400);
 export const UnauthorizedFault = fault("unauthorized", 401);
 export const ForbiddenFault = fault("forbidden", 403);
+/** A method the path does not serve: Synnefo's `NotAllowed` (snf-django `faults.py`), with `Allow`. */
+export const NotAllowedFault = fault("notAllowed", 405);
 export const ConflictFault = fault("conflict", 409);
 export const BadMediaTypeFault = fault("badMediaType", 415);
 export const InternalServerErrorFault = fault("internalServerError", 500);
@@ -190,6 +191,7 @@ export const FAULTS = {
   UnauthorizedFault,
   ForbiddenFault,
   ItemNotFoundFault,
+  NotAllowedFault,
   ConflictFault,
   OverLimitFault,
   RateLimitFault,

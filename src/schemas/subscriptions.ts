@@ -41,28 +41,35 @@ export const PurchaseRequest = v.object({
   ),
 });
 
-export const ListQuery = v.object({
-  ...Pagination.entries,
-  customer: CustomerFilter,
-  status: v.optional(v.picklist(STATUS_FILTERS, `must be one of ${STATUS_FILTERS.join(", ")}`), "all"),
-  resource: v.optional(
-    v.pipe(
-      v.string(),
-      v.description(
-        `Comma-separated product ids or aliases, at most ${MAX_FILTER_VALUES} values (repeats count).`,
+/**
+ * Strict: a filter the list does not take (`?uuid=`, `?resource__in=`) would otherwise be ignored
+ * and the whole list answered, which a client would act on as if it matched.
+ */
+export const ListQuery = v.strictObject(
+  {
+    ...Pagination.entries,
+    customer: CustomerFilter,
+    status: v.optional(v.picklist(STATUS_FILTERS, `must be one of ${STATUS_FILTERS.join(", ")}`), "all"),
+    resource: v.optional(
+      v.pipe(
+        v.string(),
+        v.description(
+          `Comma-separated product ids or aliases, at most ${MAX_FILTER_VALUES} values (repeats count).`,
+        ),
+        v.transform((s) =>
+          s
+            .split(",")
+            .map((r) => r.trim().toLowerCase())
+            .filter((r) => r.length > 0),
+        ),
+        v.maxLength(MAX_FILTER_VALUES, `at most ${MAX_FILTER_VALUES} values`),
+        // A value named twice filters once.
+        v.transform((values) => [...new Set(values)]),
       ),
-      v.transform((s) =>
-        s
-          .split(",")
-          .map((r) => r.trim().toLowerCase())
-          .filter((r) => r.length > 0),
-      ),
-      v.maxLength(MAX_FILTER_VALUES, `at most ${MAX_FILTER_VALUES} values`),
-      // A value named twice filters once.
-      v.transform((values) => [...new Set(values)]),
     ),
-  ),
-});
+  },
+  "filters are customer, status and resource; pages take limit, offset and cursor",
+);
 
 export const OrdersQuery = v.object({ ...Pagination.entries, customer: CustomerFilter });
 
@@ -74,8 +81,9 @@ export const UpdateRequest = v.strictObject(
   "only amount and auto_renew can change",
 );
 
+const ACTIONS = ["extend", "auto_renew", "start", "stop"] as const;
 export const ActionQuery = v.object({
-  do: v.picklist(["extend", "auto_renew", "start", "stop"], "must be one of extend, auto_renew, start, stop"),
+  do: v.picklist(ACTIONS, "must be one of extend, auto_renew, start, stop"),
 });
 
 /**
@@ -90,6 +98,15 @@ export const ActionBody = v.strictObject(
   },
   "the body takes only period, end_time (extend) and auto_renew (auto_renew)",
 );
+
+/**
+ * The members of the action body each action reads. One another action reads (`auto_renew` on
+ * an extend) is refused too: ignored, the extension would renew against the caller's wish.
+ */
+export const ACTION_MEMBERS: Record<
+  (typeof ACTIONS)[number],
+  ReadonlyArray<keyof v.InferOutput<typeof ActionBody>>
+> = { extend: ["period", "end_time"], auto_renew: ["auto_renew"], start: [], stop: [] };
 
 export const ConsumptionRequest = v.object({
   resource: v.pipe(v.string(), v.minLength(1), v.maxLength(128)),

@@ -134,6 +134,19 @@ describe("issue_one_commission(holder, {(source, resource): quantity}) on the ba
       limit: 10,
       usage: 5,
     });
+    // Both dialects on one holding in one commission are checked as their sum, and told so.
+    const both = await issue(t, [
+      { holder: u, source: "system", resource: vm, quantity: 3 },
+      ...mkProvisions(u, u, vm, 3),
+    ]);
+    expect(both.status).toBe(413);
+    expect(both.body.overLimit.message).toContain("usage 5 + 6 exceeds limit 10");
+    expect(both.body.overLimit.data).toEqual({
+      provision: { holder: u, source: "system", resource: vm, quantity: 6 },
+      name: "NoCapacityError",
+      limit: 10,
+      usage: 5,
+    });
     // A release in the old dialect of what the new one took.
     expect(
       (await issue(t, [{ holder: u, source: "system", resource: vm, quantity: -3 }], { auto_accept: true }))

@@ -402,6 +402,48 @@ describe("statements", () => {
     expect(december).toMatchObject({ end: "2100-01-01T00:00:00.000Z", closed: false });
   });
 
+  it("totals a month exactly past SQLite's 64 bits, and refuses a price past the safe integers", async () => {
+    const t = await setup(1);
+    const customer = t.customers[0]!;
+    // Three lines of ~4e18 minor units: their sum is past 2^63, where SQLite's sum() fails.
+    const big = 4_000_000_000_000_000_123n;
+    const month = "2098-05";
+    for (const i of [1, 2, 3]) {
+      await env.DB.prepare(
+        `INSERT INTO charges (key, partner_id, customer_id, subscription_id, kind, product, quantity,
+          amount_minor, currency, month) VALUES (?, ?, ?, ?, 'purchase', 'cpu', 1, CAST(? AS INTEGER), 'EUR', ?)`,
+      )
+        .bind(`test:big:${customer}:${i}`, t.partnerId, customer, crypto.randomUUID(), String(big), month)
+        .run();
+    }
+    const statement = await expectOk(
+      call("GET", `/v1/customers/${customer}/statements/${month}`, { token: t.partnerKey }),
+    );
+    expect(cents(statement.totals.EUR)).toBe(3n * big);
+    // One term past 2^53 − 1 minor units would be charged and stored inexactly: refused, nothing bought.
+    const before = await expectOk(call("GET", "/v1/subscriptions/", { token: t.partnerKey }));
+    const one = await buy(t, [{ customer, resource: "cpu", amount: 999_999_999_999, period: "10 years" }]);
+    expect(one.status).toBe(400);
+    expect(one.body.errors).toEqual([
+      { point: "/objects/0/amount", message: expect.stringContaining("minor units") },
+    ]);
+    // Each term within it, but the purchase past it.
+    const two = await buy(t, [
+      { customer, resource: "cpu", amount: 30_000_000_000, period: "10 years" },
+      { customer, resource: "cpu", amount: 30_000_000_000, period: "10 years" },
+    ]);
+    expect(two.status).toBe(400);
+    expect(two.body.errors).toEqual([
+      { point: "/objects", message: expect.stringContaining("the purchase costs") },
+    ]);
+    const quote = await call("POST", "/v1/subscriptioncalculator/", {
+      token: t.partnerKey,
+      body: { objects: [{ resource: "cpu", amount: 999_999_999_999, period: "10 years" }] },
+    });
+    expect(quote.status).toBe(400);
+    expect(await expectOk(call("GET", "/v1/subscriptions/", { token: t.partnerKey }))).toEqual(before);
+  });
+
   it("answers 400 for a month that is not YYYY-MM, naming it, and 404 for another partner's customer", async () => {
     const t = await setup(1);
     const other = await setup(1);

@@ -75,6 +75,24 @@ describe("pages", async () => {
     expect((await list("limit=1")).meta).not.toHaveProperty("total_count");
   });
 
+  it("answers list_detail()'s detail/ as the list, and refuses a filter the list does not take", async () => {
+    expect(await list("limit=0")).toEqual(
+      await expectOk(call("GET", "/v1/subscriptions/detail/?limit=0", { token: t.partnerKey })),
+    );
+    const grouped = await expectOk(call("GET", "/v1/groupedsubscriptions/?limit=5", { token: t.partnerKey }));
+    expect(
+      await expectOk(call("GET", "/v1/groupedsubscriptions/detail/?limit=5", { token: t.partnerKey })),
+    ).toEqual(grouped);
+    // Ignored, these would answer every subscription as if it matched.
+    for (const query of [`uuid=${all[0]}`, "resource__in=cpu", "auto_renew=true", "fields=id"]) {
+      const r = await call("GET", `/v1/subscriptions/?${query}`, { token: t.partnerKey });
+      expect(r.status, query).toBe(400);
+      expect(r.body.errors).toEqual([{ point: `/${query.split("=")[0]}`, message: expect.any(String) }]);
+      const g = await call("GET", `/v1/groupedsubscriptions/detail/?${query}`, { token: t.partnerKey });
+      expect(g.status, query).toBe(400);
+    }
+  });
+
   it("refuses a negative offset, an offset past the bound, and offset with cursor", async () => {
     for (const query of ["offset=-1", "offset=10001", "offset=2&cursor=YQ"]) {
       const r = await call("GET", `/v1/subscriptions/?${query}`, { token: t.partnerKey });
@@ -189,10 +207,12 @@ describe("GET …/schema/", async () => {
       help_text: expect.stringMatching(/\S/),
       default: "No default provided.",
     });
-    expect(fields.start_time).toMatchObject({ type: "datetime", nullable: false, readonly: true });
-    expect(fields.end_time).toMatchObject({ type: "datetime", nullable: true, readonly: true });
+    // What a purchase takes is writable (a schema-driven client would leave it out of a create).
+    expect(fields.start_time).toMatchObject({ type: "datetime", nullable: false, readonly: false });
+    expect(fields.end_time).toMatchObject({ type: "datetime", nullable: true, readonly: false });
     expect(fields.amount).toMatchObject({ type: "integer", readonly: false });
-    expect(fields.resource).toMatchObject({ type: "string", readonly: true });
+    expect(fields.resource).toMatchObject({ type: "string", readonly: false });
+    expect(fields.price).toMatchObject({ readonly: true, default: "No default provided." });
     expect(fields.descendants).toMatchObject({ type: "list" });
     // Every field a read answers, each with help.
     const read = await expectOk(call("GET", "/v1/subscriptions/?limit=1", { token: t.partnerKey }));
@@ -217,6 +237,16 @@ describe("GET …/schema/", async () => {
     expect(r.fields.price).toMatchObject({ type: "string", readonly: true });
     expect(r.fields.period).toMatchObject({ type: "string", nullable: true, readonly: false });
     expect(r.fields.customer).toMatchObject({ readonly: false });
+  });
+
+  it("describes the grouped list: everything read-only, its filters and methods", async () => {
+    const r = await expectOk(call("GET", "/v1/groupedsubscriptions/schema/", { token: t.partnerKey }));
+    expect(r).toMatchObject({
+      allowed_list_http_methods: ["get"],
+      allowed_detail_http_methods: [],
+      filtering: { status: ["exact"], resource: ["exact"] },
+    });
+    expect(Object.values(r.fields).every((f: any) => f.readonly)).toBe(true);
   });
 
   it("asks for a key", async () => {

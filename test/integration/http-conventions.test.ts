@@ -351,10 +351,12 @@ describe("HEAD, OPTIONS and Allow", () => {
     expect(options.status).toBe(204);
     expect(options.headers.get("allow")).toBe("GET, HEAD, PUT, PATCH, DELETE, OPTIONS");
     expect((await call("OPTIONS", "/v1/nowhere")).status).toBe(404);
-    // Astakos answers a wrong method 400 badRequest; Allow still says what is served.
+    // Synnefo's answer to a wrong method: 405 `notAllowed` (faults.NotAllowed), with Allow.
     const quota = await call("PUT", "/account/v1.0/quotas");
-    expect(quota.status).toBe(400);
-    expect(quota.body.badRequest.code).toBe(400);
+    expect(quota.status).toBe(405);
+    expect(quota.body).toEqual({
+      notAllowed: { message: "PUT is not allowed on /account/v1.0/quotas", code: 405 },
+    });
     expect(quota.headers.get("allow")).toBe("GET, HEAD, OPTIONS");
   });
 
@@ -371,9 +373,12 @@ describe("HEAD, OPTIONS and Allow", () => {
     expect((await call("GET", "/v1/subscriptions/schema/", { token: t.partnerKey })).status).toBe(200);
     // Nor is `/account/v1.0/commissions/action` a commission's `{serial}`.
     const get = await call("GET", "/account/v1.0/commissions/action", { token: t.serviceToken });
-    expect(get.status).toBe(400);
-    expect(get.body.badRequest.code).toBe(400);
+    expect(get.status).toBe(405);
+    expect(get.body.notAllowed.code).toBe(405);
     expect(get.headers.get("allow")).toBe("POST, OPTIONS");
+    // pycloudsigma's `list_detail()` path is a list, not a subscription `{id}`.
+    const detail = await call("OPTIONS", "/v1/subscriptions/detail/");
+    expect(detail.headers.get("allow")).toBe("GET, HEAD, OPTIONS");
     expect((await call("OPTIONS", "/account/v1.0/commissions/action")).headers.get("allow")).toBe(
       "POST, OPTIONS",
     );

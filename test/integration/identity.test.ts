@@ -77,6 +77,7 @@ describe("POST /identity/v2.0/tokens", () => {
         name: t.serviceName,
         roles: [{ id: "service", name: "service" }],
         roles_links: [],
+        projects: [],
       });
       expect(accountEndpoint(r.body).publicURL).toBe(`${origin}/account/v1.0`);
     }
@@ -89,6 +90,15 @@ describe("POST /identity/v2.0/tokens", () => {
     expect(r.body.access.user).toMatchObject({ id: t.customers[0], name: "customer 0" });
     expect(r.body.access.token.tenant).toEqual({ id: t.customers[0], name: "customer 0" });
     expect(accountEndpoint(r.body)["SNF:uiURL"]).toBe(`${origin}/docs`);
+    // Its projects, as newer Synnefo services read them: the base project, then those it joined.
+    expect(r.body.access.user.projects).toEqual([t.customers[0]]);
+    const p = await call("POST", "/v1/projects", { token: t.partnerKey, body: { name: "lab" } });
+    await call("POST", `/v1/projects/${p.body.id}/members`, {
+      token: t.partnerKey,
+      body: { customer: t.customers[0] },
+    });
+    const joined = await authenticate(t.userTokens[0]!);
+    expect(joined.body.access.user.projects).toEqual([t.customers[0], p.body.id]);
     // The publicURL really is the account API: the client's next call works there.
     const quotas = await call("GET", "/account/v1.0/quotas", { token: t.userTokens[0] });
     expect(quotas.status).toBe(200);

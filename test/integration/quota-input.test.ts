@@ -65,13 +65,38 @@ describe("bad input", async () => {
     ["accept not a list", JSON.stringify({ accept: 5 })],
     ["a serial that is a string", JSON.stringify({ accept: ["5"] })],
     ["a fractional serial", JSON.stringify({ reject: [1.5] })],
-    ["a negative serial", JSON.stringify({ reject: [-1] })],
+    ["a serial past the safe integers", JSON.stringify({ reject: [2 ** 53] })],
   ];
 
   it.each(resolveBodies)("resolving many with %s answers 400 badRequest", async (_, raw) => {
     const r = await call("POST", "/account/v1.0/commissions/action", { token: t.serviceToken, raw });
     expect(r.status).toBe(400);
     expect(r.body.badRequest.code).toBe(400);
+  });
+
+  it("resolving many fails a serial below 1 on its own, as not found, as Astakos does", async () => {
+    const r = await call("POST", "/account/v1.0/commissions/action", {
+      token: t.serviceToken,
+      body: { accept: [0], reject: [-3] },
+    });
+    expect(r.status).toBe(200);
+    expect(r.body).toEqual({
+      accepted: [],
+      rejected: [],
+      failed: [
+        [0, { itemNotFound: { message: "serial 0 does not exist", code: 404 } }],
+        [-3, { itemNotFound: { message: "serial -3 does not exist", code: 404 } }],
+      ],
+    });
+  });
+
+  it("takes a commission name of up to 4096 characters, as Astakos keeps", async () => {
+    const issue = (name: string) =>
+      call("POST", "/account/v1.0/commissions", { token: t.serviceToken, body: { name, provisions: [] } });
+    expect((await issue("n".repeat(4096))).status).toBe(201);
+    const long = await issue("n".repeat(4097));
+    expect(long.status).toBe(400);
+    expect(long.body.badRequest.message).toContain("/name");
   });
 
   it.each([
@@ -110,8 +135,9 @@ describe("bad input", async () => {
     expect(r.status).toBe(404);
     expect(r.body.itemNotFound.code).toBe(404);
     const m = await call("DELETE", "/account/v1.0/commissions", { token: t.serviceToken });
-    expect(m.status).toBe(400);
-    expect(m.body.badRequest.message).toContain("DELETE");
+    expect(m.status).toBe(405);
+    expect(m.body.notAllowed.message).toContain("DELETE");
+    expect(m.headers.get("allow")).toBe("GET, HEAD, POST, OPTIONS");
   });
 });
 

@@ -77,10 +77,22 @@ describe("quotas and service_quotas", () => {
       call("GET", `/account/v1.0/service_quotas?user=${t.customers[1]}`, { token: t.serviceToken }),
     );
     expect(Object.keys(one)).toEqual([t.customers[1]]);
-    const stranger = await expectOk(
-      call("GET", `/account/v1.0/service_quotas?user=${other.customers[0]}`, { token: t.serviceToken }),
+    // A user not the partner's is no holder of this service's: Astakos's 404 (quotas.py), which
+    // its callers (Pithos's reconcile) take for "does not exist".
+    const stranger = await call("GET", `/account/v1.0/service_quotas?user=${other.customers[0]}`, {
+      token: t.serviceToken,
+    });
+    expect(stranger.status).toBe(404);
+    expect(stranger.body).toEqual({
+      itemNotFound: { message: `No user with UUID '${other.customers[0]}'`, code: 404 },
+    });
+    const projects = await call(
+      "GET",
+      `/account/v1.0/service_project_quotas?project=${other.customers[0]},${other.customers[0]}`,
+      { token: t.serviceToken },
     );
-    expect(stranger).toEqual({});
+    expect(projects.status).toBe(404);
+    expect(projects.body.itemNotFound.message).toBe(`No project with UUID '${other.customers[0]}'`);
     const bad = await call("GET", "/account/v1.0/service_quotas?user=not-a-uuid", { token: t.serviceToken });
     expect(bad.status).toBe(400);
     expect(bad.body.badRequest.code).toBe(400);

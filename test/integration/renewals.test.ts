@@ -324,6 +324,52 @@ describe("expiring", () => {
     expect(list.objects.map((s: { id: string }) => s.id)).toContain(sub.id);
   });
 
+  it("stops renewing a chain whose auto_renew was turned off on its first id, as grouped lists it", async () => {
+    const t = await setup();
+    const y = nextYear();
+    const sub = await buyOne(t, {
+      resource: "mem",
+      amount: 1,
+      start_time: noon(y, 6, 1).toISOString(),
+      period: "1 week",
+      auto_renew: true,
+    });
+    const action = (id: string, what: string, raw?: string) =>
+      expectOk(
+        call("POST", `/v1/subscriptions/${id}/action/?do=${what}`, {
+          token: t.partnerKey,
+          ...(raw === undefined ? {} : { raw, headers: { "content-type": "application/json" } }),
+        }),
+      );
+    // Two extensions inherit the flag; the chain's last term is the one due.
+    await action(sub.id, "extend");
+    const last = await action(sub.id, "extend");
+    expect(last.auto_renew).toBe(true);
+    // pycloudsigma's generic `_action(id, "auto_renew")` posts `null`: a toggle, on the chain.
+    expect((await action(sub.id, "auto_renew", "null")).auto_renew).toBe(false);
+    expect((await read(t, last.id)).auto_renew).toBe(false);
+    const grouped = await expectOk(
+      call("GET", "/v1/groupedsubscriptions/?resource=mem", { token: t.partnerKey }),
+    );
+    expect(grouped.objects.find((g: { id: string }) => g.id === sub.id)).toMatchObject({
+      auto_renew: false,
+      end_time: last.end_time,
+    });
+    await deliver([
+      { subscription: last.id, at: new Date(Date.parse(last.end_time) - 60_000).toISOString() },
+    ]);
+    expect((await read(t, sub.id)).descendants).toHaveLength(2);
+    const charges = await expectOk(call("GET", "/v1/charges", { token: t.partnerKey }));
+    expect(charges.objects.filter((c: { kind: string }) => c.kind === "renewal")).toEqual([]);
+    // Turned back on by the last term's own id: grouped shows the flag that decides.
+    await action(last.id, "auto_renew", JSON.stringify({ auto_renew: true }));
+    const again = await expectOk(
+      call("GET", "/v1/groupedsubscriptions/?resource=mem", { token: t.partnerKey }),
+    );
+    expect(again.objects.find((g: { id: string }) => g.id === sub.id).auto_renew).toBe(true);
+    expect((await read(t, sub.id)).auto_renew).toBe(false);
+  });
+
   it("leaves alone what was cancelled or extended by hand before the run, and depletables", async () => {
     const t = await setup();
     const y = nextYear();

@@ -81,7 +81,7 @@ describe("POST /v1/subscriptions/ and /v1/subscriptioncalculator/", async () => 
     ["not JSON", '{"objects": [', 400, undefined],
     ["an empty body", "", 400, ["/objects"]],
     ["a JSON array", JSON.stringify([good]), 400, [""]],
-    ["null", "null", 400, [""]],
+    ["null (no body)", "null", 400, ["/objects"]],
     ["a JSON string", JSON.stringify("objects"), 400, [""]],
     ["{} (objects missing)", "{}", 400, ["/objects"]],
     ["objects not a list", JSON.stringify({ objects: good }), 400, ["/objects"]],
@@ -402,6 +402,17 @@ describe("POST /v1/subscriptions/{id}/action/", async () => {
       ["/value"],
     ],
     ["extend with a length member", id, "?do=extend", JSON.stringify({ length: "1 week" }), 400, ["/length"]],
+    // Another action's member is refused too: ignored, an extension asked not to renew would renew.
+    ["extend with auto_renew", id, "?do=extend", JSON.stringify({ auto_renew: false }), 400, ["/auto_renew"]],
+    [
+      "auto_renew with period and end_time",
+      id,
+      "?do=auto_renew",
+      JSON.stringify({ period: "1 month", end_time: daysFromNow(40) }),
+      400,
+      ["/period", "/end_time"],
+    ],
+    ["start with a period", id, "?do=start", JSON.stringify({ period: "1 month" }), 400, ["/period"]],
     ["a non-UUID id", "not-a-uuid", "?do=extend", "{}", 404, undefined],
     ["an unknown UUID", NOBODY, "?do=extend", "{}", 404, undefined],
   ];

@@ -2,6 +2,7 @@ import type * as v from "valibot";
 import type { Principal } from "../../db/credentials";
 import { findCustomer } from "../../db/customers";
 import { findService } from "../../db/partners";
+import { projectsOfMember } from "../../db/projects";
 import { AppError, badRequest } from "../../domain/errors";
 import { AccessOut, Authenticate } from "../../schemas/identity";
 import { admit } from "../auth";
@@ -59,7 +60,7 @@ export const identityRoutes = [
     path: "/identity/v2.0/tokens",
     summary: "Authenticate a token and read the service catalog (Astakos identity v2.0)",
     description:
-      'The client\'s first call. `{"auth": {"token": {"id": "<token>"}}}`, or an empty body with `X-Auth-Token`, answers the token\'s access document: `token`, `user` (the service or customer it stands for) and `serviceCatalog`. An empty body without a token answers the catalog alone. `astakos_account`\'s `publicURL` is this deployment\'s `/account/v1.0`.',
+      'The client\'s first call. `{"auth": {"token": {"id": "<token>"}}}`, or an empty body with `X-Auth-Token`, answers the token\'s access document: `token`, `user` (the service or customer it stands for) and `serviceCatalog`. An empty body without a token answers the catalog alone. A user\'s `projects` are its base project (its own id) and the projects it is a member of. `astakos_account`\'s `publicURL` is this deployment\'s `/account/v1.0`.',
     tag,
     auth: null,
     body: Authenticate,
@@ -80,6 +81,7 @@ export const identityRoutes = [
               name: "cyclades",
               roles: [{ id: "service", name: "service" }],
               roles_links: [],
+              projects: [],
             },
             serviceCatalog: serviceCatalog("https://stratus.example.com"),
           },
@@ -107,9 +109,10 @@ export const identityRoutes = [
       if (username !== undefined && username !== id)
         throw new AppError("unauthorized", "Invalid credentials");
       if (auth?.tenantName && auth.tenantName !== id) throw badRequest("Not conforming tenantName");
+      const projects = principal.role === "customer" ? [id, ...(await projectsOfMember(env, id))] : [];
       const access: Access = {
         token: { id: token, expires: null, tenant: { id, name } },
-        user: { id, name, roles: [{ id: principal.role, name: principal.role }], roles_links: [] },
+        user: { id, name, roles: [{ id: principal.role, name: principal.role }], roles_links: [], projects },
         serviceCatalog: catalog,
       };
       return { status: 200, body: { access } };

@@ -5,7 +5,7 @@ import type { Principal } from "../../db/credentials";
 import { allPartnerCustomerIds, ownCustomers } from "../../db/customers";
 import { findService, type Service } from "../../db/partners";
 import { listResources, resourceNamesOfService } from "../../db/resources";
-import { AppError, badRequest } from "../../domain/errors";
+import { AppError, badRequest, notFound } from "../../domain/errors";
 import { ttlCache } from "../../domain/ttl-cache";
 import { issueCommission } from "../../objects/commission-issue";
 import {
@@ -45,6 +45,13 @@ async function callingService(env: Env, principal: Principal): Promise<Service> 
 }
 
 const now = () => new Date();
+
+/**
+ * Astakos's answer to a filter that found nothing of the service's: 404 naming the filter as it
+ * was sent (quotas.py: "No user with UUID '<user>'"), which its callers take for "no such holder".
+ */
+const noneNamed = (kind: "user" | "project", ids: readonly string[]) =>
+  notFound(`No ${kind} with UUID '${ids.join(",")}'`);
 
 export const quotaRoutes = [
   defineRoute({
@@ -88,10 +95,11 @@ export const quotaRoutes = [
     path: `${base}/service_quotas`,
     summary: "Quotas of the calling service's resources, by holder",
     description:
-      "Holders are the customers of the service's partner, each answered as `GET /quotas` answers it. `?user=<uuid>` narrows to one, `?user=a,b` to several (at most 100); a user that is not the partner's is left out. `?project=a,b` keeps those projects' entries (a base project's under `system` and its id).",
+      "Holders are the customers of the service's partner, each answered as `GET /quotas` answers it. `?user=<uuid>` narrows to one, `?user=a,b` to several (at most 100); a user that is not the partner's is left out, and a filter that leaves no holder answers 404 `itemNotFound`, as Astakos does. `?project=a,b` keeps those projects' entries (a base project's under `system` and its id).",
     tag,
     auth: ["service"],
     query: ServiceQuotasQuery,
+    errors: { not_found: "`?user=` names no holder of the partner's with quotas of this service" },
     responses: {
       200: { description: "Quotas by holder", schema: ServiceQuotasOut, example: examples.serviceQuotas },
     },
@@ -109,10 +117,9 @@ export const quotaRoutes = [
           return [holder, query.project ? ofProjects(holder, quotas, query.project) : quotas] as const;
         }),
       );
-      return {
-        status: 200,
-        body: Object.fromEntries(entries.filter(([, q]) => Object.keys(q).length > 0)),
-      };
+      const body = Object.fromEntries(entries.filter(([, q]) => Object.keys(q).length > 0));
+      if (query.user && Object.keys(body).length === 0) throw noneNamed("user", query.user);
+      return { status: 200, body };
     },
   }),
   defineRoute({
@@ -120,10 +127,11 @@ export const quotaRoutes = [
     path: `${base}/service_project_quotas`,
     summary: "Projects' own quotas of the calling service's resources, by project",
     description:
-      "Each project of the service's partner (its own, and each customer's base project, whose id is the customer's) with its own holdings: `project_limit`, `project_usage`, `project_pending`. `?project=a,b` narrows to those (at most 100); a project that is not the partner's is left out.",
+      "Each project of the service's partner (its own, and each customer's base project, whose id is the customer's) with its own holdings: `project_limit`, `project_usage`, `project_pending`. `?project=a,b` narrows to those (at most 100); a project that is not the partner's is left out, and a filter that leaves none answers 404 `itemNotFound`.",
     tag,
     auth: ["service"],
     query: ServiceProjectQuotasQuery,
+    errors: { not_found: "`?project=` names no project of the partner's with quotas of this service" },
     responses: {
       200: {
         description: "Quotas by project",
@@ -139,6 +147,7 @@ export const quotaRoutes = [
       const service = await callingService(env, principal);
       const mine = await resourceNamesOfService(env, service.name);
       const body = await projectQuotas(env, service.partnerId, query.project, (r) => mine.has(r));
+      if (query.project && Object.keys(body).length === 0) throw noneNamed("project", query.project);
       return { status: 200, body };
     },
   }),

@@ -44,12 +44,18 @@ function schemaRoute(
 export const resourceSchemaRoutes = (routes: () => readonly RouteSpec[]) => [
   schemaRoute(routes, "/v1/subscriptions", "Describe a subscription (CloudSigma's schema)", {
     read: SubscriptionOut,
-    write: UpdateRequest,
+    write: [PurchaseObject, UpdateRequest],
     query: ListQuery,
   }),
+  schemaRoute(
+    routes,
+    "/v1/groupedsubscriptions",
+    "Describe a chain of subscriptions as grouped lists it (CloudSigma's schema)",
+    { read: SubscriptionOut, write: [], query: ListQuery },
+  ),
   schemaRoute(routes, "/v1/subscriptioncalculator", "Describe a quote (CloudSigma's schema)", {
     read: QuoteObject,
-    write: PurchaseObject,
+    write: [PurchaseObject],
     query: null,
   }),
 ];

@@ -6,13 +6,14 @@ import { storedObject } from "../../app/operations";
 import { listPage, partnerScopeOf, readSubscription, scopeOf, visibleRecord } from "../../app/reads";
 import { assignIds, plan } from "../../app/subscriptions";
 import type { Principal } from "../../db/credentials";
-import { refused } from "../../domain/errors";
+import { badRequest, refused } from "../../domain/errors";
 import { untagJson } from "../../domain/etag";
 import { uuidv7 } from "../../domain/ids";
 import { MAX_OBJECTS } from "../../domain/purchase";
 import { money, runRefusal } from "../../domain/subscriptions";
 import { IdParams } from "../../schemas/common";
 import {
+  ACTION_MEMBERS,
   ActionBody,
   ActionQuery,
   ListQuery,
@@ -194,7 +195,21 @@ export const subscriptionRoutes = [
   listRoute(
     "/v1/groupedsubscriptions",
     "List the first subscription of each extension chain",
-    "`descendants` lists each chain's extensions, and `end_time` is that of the chain's last subscription.",
+    "`descendants` lists each chain's extensions; `end_time`, `status` and `auto_renew` are the chain's (its last subscription's end and flag).",
+    true,
+  ),
+  // CloudSigma's `detail/` lists (pycloudsigma's `list_detail()`): a list here already answers
+  // whole objects, so each is its list under another name.
+  listRoute(
+    "/v1/subscriptions/detail",
+    "List subscriptions, whole (CloudSigma's detail list)",
+    "The same as `GET /v1/subscriptions/`.",
+    false,
+  ),
+  listRoute(
+    "/v1/groupedsubscriptions/detail",
+    "List extension chains, whole (CloudSigma's detail list)",
+    "The same as `GET /v1/groupedsubscriptions/`.",
     true,
   ),
   defineRoute({
@@ -261,7 +276,7 @@ export const subscriptionRoutes = [
     method: "POST",
     path: "/v1/subscriptions/{id}/action",
     summary: "Extend, toggle auto-renewal, start or stop (`?do=`)",
-    description: `\`extend\`: buys the next term of the chain (body: optional \`period\` or \`end_time\`). \`auto_renew\`: toggles, or sets \`auto_renew\` from the body. \`start\`/\`stop\`: run a CaaS cloud.${ASYNC}`,
+    description: `\`extend\`: buys the next term of the chain (body: optional \`period\` or \`end_time\`). \`auto_renew\`: toggles, or sets \`auto_renew\` from the body, on this term and the terms after it in its chain. \`start\`/\`stop\`: run a CaaS cloud (no body). A member the action does not read answers 400. A JSON \`null\` body is no body.${ASYNC}`,
     tag,
     auth: partners,
     params: IdParams,
@@ -283,6 +298,16 @@ export const subscriptionRoutes = [
       over_limit: "An extension over quota",
     },
     async handle({ env, request, principal, params, query, body }) {
+      const stray = Object.entries(body).flatMap(([member, value]) =>
+        value === undefined || ACTION_MEMBERS[query.do].some((m) => m === member) ? [] : [member],
+      );
+      if (stray.length > 0) {
+        const message = `not read by ?do=${query.do}`;
+        throw badRequest(
+          `/${stray[0]}: ${message}`,
+          stray.map((member) => ({ point: `/${member}`, message })),
+        );
+      }
       const record = await visibleRecord(env, scopeOf(principal), params.id);
       const at = now();
       const common = {
