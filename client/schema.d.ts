@@ -869,7 +869,7 @@ export interface paths {
         };
         /**
          * Poll an operation
-         * @description While `queued` or `running`: 202 with the operation and `Retry-After`. Once `succeeded`: the final code (201 for a purchase, 200 otherwise) with what the request would have answered and its `Location`. Once `failed`: the problem the work failed with, with its code (409, 413 or 409 `quota-exceeded`, 424, or 500 once given up). Kept at least 30 days.
+         * @description While `queued` or `running`: 202 with the operation and `Retry-After`. Once `succeeded`: the final code (201 for a purchase, 200 otherwise) with what the request would have answered and its `Location`. Once `failed`: the problem the work failed with, with its code (409, 409 `quota-exceeded`, 412 when an `If-Match` version was no longer current once the queued work ran, 424, or 500 once given up). Kept at least 30 days.
          */
         get: operations["getV1OperationsOpRef"];
         put?: never;
@@ -1079,7 +1079,7 @@ export interface paths {
         head?: never;
         /**
          * Report provisioning: deploymentStatus, syndicatedEndpoints, endUserInstructions
-         * @description PENDING → DEPLOYED or FAILED; DEPLOYED → STOPPED or UNDEPLOYED; STOPPED → DEPLOYED or UNDEPLOYED; UNDEPLOYED → DEPLOYED. DEPLOYED completes the pending purchase (its operation answers 201) and starts its term: a term that should have started by then starts now, as long as it was bought for, and is charged for the term it gets; FAILED undoes it and releases the quota.
+         * @description PENDING → DEPLOYED or FAILED; DEPLOYED → STOPPED or UNDEPLOYED; STOPPED → DEPLOYED or UNDEPLOYED; UNDEPLOYED → DEPLOYED. DEPLOYED completes the pending purchase (its operation answers 201) and starts its term: a term that should have started by then starts now, as long as it was bought for, and is charged for the term it gets; FAILED undoes it and releases the quota. A subscription that has ended (cancelled, expired, failed) sends no more events: it takes only UNDEPLOYED, and reports that change nothing (409 otherwise).
          */
         patch: operations["patchApiSubscriptionId"];
         trace?: never;
@@ -6363,6 +6363,8 @@ export interface operations {
             405: components["responses"]["MethodNotAllowed"];
             /** @description Failed: over quota; nothing was bought or changed */
             409: components["responses"]["ConflictOrQuotaExceeded"];
+            /** @description Failed: the `If-Match` version was no longer current when the queued work ran */
+            412: components["responses"]["PreconditionFailed"];
             /** @description Failed: a vendor could not provision */
             424: components["responses"]["FailedDependency"];
             429: components["responses"]["TooManyRequests"];
@@ -7064,6 +7066,8 @@ export interface operations {
             /** @description Not one of the vendor's */
             404: components["responses"]["NotFound"];
             405: components["responses"]["MethodNotAllowed"];
+            /** @description The subscription has ended: only UNDEPLOYED is taken; nothing changed */
+            409: components["responses"]["Conflict"];
             413: components["responses"]["ContentTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];

@@ -7,6 +7,7 @@ import type { Scope } from "../domain/scope";
 import { type SubscriptionRecord, termPriceMinor } from "../domain/subscriptions";
 import { subscriptionObject } from "../objects/subscription-object";
 import { visibleRecord } from "./reads";
+import { settleOpenPurchase } from "./recovery";
 import { buy, unwrap } from "./subscriptions";
 
 /**
@@ -26,6 +27,8 @@ export function extensionTerm(
     ]);
   }
   if (last.endReason === "cancelled") throw new AppError("conflict", `subscription ${last.id} was cancelled`);
+  if (last.endReason === "failed")
+    throw new AppError("conflict", `subscription ${last.id} was never bought: its purchase was undone`);
   if (last.deploymentStatus === "PENDING" && last.endedAt === null) {
     throw new AppError(
       "conflict",
@@ -72,6 +75,14 @@ export async function extend(
     // whatever has happened to the chain since (a cancel after it took effect refuses nothing).
     const made =
       last.nextId === ids.subscription ? await subscriptionObject(env, ids.subscription).get() : null;
+    // A term may still wait on its purchase (a vendor in the same order, a request that died):
+    // extended now, the extension would outlive that purchase's FAILED, charged and holding
+    // nothing. A due term's purchase was settled long ago unless an operation still runs it.
+    const renewal = options.chargeKind === "renewal";
+    if (!made && last.endedAt === null && (!renewal || last.operationRef !== null)) {
+      if (await settleOpenPurchase(env, last, now, "extend"))
+        last = (await subscriptionObject(env, last.id).get()) ?? last;
+    }
     const planned = made ? plannedAs(made, last) : plannedAfter(last, input, now);
     // A renewal reserves the place when it is planned: then it is this extension's already.
     let reserved = last;

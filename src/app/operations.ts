@@ -119,6 +119,7 @@ export async function perform(
       const { amount, autoRenew, expectedVersion } = payload;
       let record: SubscriptionRecord | null = null;
       if (amount !== undefined) {
+        await settleOpenPurchaseOf(env, object, at, "change");
         try {
           record = unwrap(await object.changeAmount(amount, at, expectedVersion));
         } catch (error) {
@@ -158,13 +159,26 @@ export async function perform(
     case "auto_renew":
       return one(env, await setAutoRenew(env, payload.subscription, payload.value), at);
     case "run":
+      await settleOpenPurchaseOf(env, object, at, payload.action);
       return one(env, unwrap(await object.run(payload.action, at)), at);
-    case "cancel": {
-      const record = await object.get();
-      if (record) await settleOpenPurchase(env, record, at);
+    case "cancel":
+      await settleOpenPurchaseOf(env, object, at, "cancel");
       return one(env, unwrap(await object.cancel(at, payload.expectedVersion)), at, true);
-    }
   }
+}
+
+/**
+ * `settleOpenPurchase` for the subscription of `object`: a cloud whose vendor has not delivered
+ * it neither runs nor changes size, so nothing is billed or held for what may never be bought.
+ */
+async function settleOpenPurchaseOf(
+  env: Env,
+  object: ReturnType<typeof subscriptionObject>,
+  at: Date,
+  action: Parameters<typeof settleOpenPurchase>[3],
+): Promise<void> {
+  const record = await object.get();
+  if (record) await settleOpenPurchase(env, record, at, action);
 }
 
 export const newOpRef = () => `op_${crypto.randomUUID().replaceAll("-", "")}`;

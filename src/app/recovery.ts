@@ -59,20 +59,29 @@ export async function recoverPurchase(
 }
 
 /**
- * Before a subscription ends by request: if its purchase's commission is still open (its request
- * died half-way), the purchase is settled first, so ending it releases quota that was really
- * held. A purchase whose operation is still running answers 409: cancel once it has finished.
+ * Before a subscription is changed by request (ended, extended, started or stopped, its amount
+ * changed): if its purchase's commission is still open (its request died half-way), the purchase
+ * is settled first, so the change applies to what was really bought: ending it releases quota
+ * that was really held, an extension follows a term that was bought, a cloud runs and is billed
+ * only once it is. A purchase whose operation is still running (waiting on a vendor) answers 409:
+ * `action` it once it has finished. Answers whether it settled one (the record may have changed).
  */
-export async function settleOpenPurchase(env: Env, record: SubscriptionRecord, now: Date): Promise<void> {
-  if (record.serial === null || record.endedAt !== null) return;
+export async function settleOpenPurchase(
+  env: Env,
+  record: SubscriptionRecord,
+  now: Date,
+  action: "cancel" | "extend" | "start" | "stop" | "change" = "cancel",
+): Promise<boolean> {
+  if (record.serial === null || record.endedAt !== null) return false;
   const home = record.commissionHome ?? record.customerId;
   const recovery = await ledgerOf(env, home).pendingRecovery(record.serial);
-  if (!recovery) return;
+  if (!recovery) return false;
   const outcome = await recoverPurchase(env, recovery as unknown as PurchaseRecovery, now);
   if (outcome === "left to its operation") {
     throw new AppError(
       "conflict",
-      `the purchase of subscription ${record.id} is still in progress; cancel it once its operation has finished`,
+      `the purchase of subscription ${record.id} is still in progress; ${action} it once its operation has finished`,
     );
   }
+  return true;
 }

@@ -6,7 +6,7 @@ import type { DeliveryMode, ProductKind } from "./catalog";
 import { type CreatedWith, deployedTerm } from "./durations";
 import { chargeFor, isRunning, type RunInterval } from "./metering";
 import { currency, formatMinor } from "./money";
-import type { DeploymentStatus } from "./webhooks";
+import { canMoveTo, type DeploymentPatch, type DeploymentStatus } from "./webhooks";
 
 export type Status = "active" | "inactive" | "expired";
 export const STATUS_FILTERS = ["active", "inactive", "expired", "all", "notexpired"] as const;
@@ -309,4 +309,41 @@ export function runRefusal(
     return { kind: "bad_request", message: `only CaaS subscriptions can ${action}`, point: "/do" };
   if (r.endedAt !== null) return { kind: "conflict", message: "the subscription has ended", point: "/do" };
   return null;
+}
+
+/**
+ * Why a vendor's report (the vendor API's PATCH) cannot apply to `r`, or null. A subscription that
+ * has ended sends no more events, so a change to it would reach no one, and would show a cancelled
+ * or failed purchase live again: it takes only UNDEPLOYED (the vendor saying it deprovisioned) and
+ * reports that change nothing.
+ */
+export function deploymentRefusal(
+  r: Pick<SubscriptionRecord, "deploymentStatus" | "endedAt" | "syndicatedEndpoints" | "endUserInstructions">,
+  patch: DeploymentPatch,
+): Refusal | null {
+  const status = patch.deploymentStatus ?? r.deploymentStatus;
+  if (!canMoveTo(r.deploymentStatus, status)) {
+    const message = `deploymentStatus cannot go from ${r.deploymentStatus} to ${status}`;
+    return { kind: "bad_request", message, point: "/deploymentStatus" };
+  }
+  if (r.endedAt === null) return null;
+  const moved = status !== r.deploymentStatus && status !== "UNDEPLOYED";
+  const endpoints =
+    patch.syndicatedEndpoints !== undefined &&
+    patch.syndicatedEndpoints.join("\n") !== r.syndicatedEndpoints.join("\n");
+  const instructions =
+    patch.endUserInstructions !== undefined && patch.endUserInstructions !== r.endUserInstructions;
+  const point = moved
+    ? "/deploymentStatus"
+    : endpoints
+      ? "/syndicatedEndpoints"
+      : instructions
+        ? "/endUserInstructions"
+        : null;
+  if (point === null) return null;
+  return {
+    kind: "conflict",
+    message: "the subscription has ended: it takes only deploymentStatus UNDEPLOYED",
+    point,
+  };
 }

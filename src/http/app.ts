@@ -67,11 +67,21 @@ function narrower(b: string, a: string): boolean {
   return literalForParam;
 }
 
-/** What every answer gets on its way out: 304 or no body where due, the request id, CORS. */
+/**
+ * A HEAD's answer: its GET's without the body, saying the length the body has (RFC 9110 §9.3.2),
+ * which the runtime would otherwise leave out of a response with no body.
+ */
+async function headOf(response: Response): Promise<Response> {
+  const length = (await response.arrayBuffer()).byteLength;
+  const out = new Response(null, response);
+  out.headers.set("content-length", String(length));
+  return out;
+}
+
+/** What every answer gets on its way out: 304 where due, the request id, CORS. */
 function finish(request: Request, env: Env, response: Response, exchange: Exchange): Response {
   const read = request.method === "GET" || request.method === "HEAD";
-  let out = (read && notModified(request, response)) || response;
-  if (request.method === "HEAD" && out.body !== null) out = new Response(null, out);
+  const out = (read && notModified(request, response)) || response;
   out.headers.set("x-request-id", exchange.id);
   const preflight = request.method === "OPTIONS" && out.status === 204;
   addCors(request, env, out, preflight ? out.headers.get("allow")?.split(", ") : undefined);
@@ -174,6 +184,7 @@ export function createApp(routes: readonly RouteSpec[]): Handler {
     }
     const settling = d1?.settle(response.status);
     if (settling) await settling;
+    if (request.method === "HEAD" && response.body !== null) response = await headOf(response);
     response = finish(request, env, response, exchange);
     d1?.stamp(response);
     logExchange(request, response.status, exchange);

@@ -178,7 +178,7 @@ function errorStatuses(route: RouteSpec, family: Family): Map<ErrorStatus, strin
   // A quota refusal under /v1 is a conflict with the holdings' state: 409 `quota-exceeded`.
   if (quota) out.set("409", "ConflictOrQuotaExceeded");
   else if (keyed || has("conflict")) out.set("409", "Conflict");
-  if (route.ifMatch) out.set("412", "PreconditionFailed");
+  if (route.ifMatch || has("precondition_failed")) out.set("412", "PreconditionFailed");
   if (route.body) out.set("413", "ContentTooLarge");
   if (route.body) out.set("415", "UnsupportedMediaType");
   if (keyed || has("unprocessable")) out.set("422", "UnprocessableContent");
@@ -194,6 +194,7 @@ const STATUS_OF_KIND: Partial<Record<ErrorKind, ErrorStatus>> = {
   forbidden: "403",
   not_found: "404",
   conflict: "409",
+  precondition_failed: "412",
   unprocessable: "422",
   failed_dependency: "424",
 };

@@ -153,11 +153,39 @@ function parseJson(text: string): unknown {
   // body is all optional (an extension with its defaults) need not send one. So is `null`, what
   // Python clients send for no data (pycloudsigma's generic `_action` posts `json.dumps(None)`).
   if (text.trim() === "" || text.trim() === "null") return {};
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch {
     throw badRequest("request body is not valid JSON");
   }
+  // Only an escape makes a lone surrogate (a UTF-8 body decodes to whole characters): stored, it
+  // would be answered back to clients whose strict JSON readers then fail on the whole document.
+  const point = SURROGATE_ESCAPE.test(text) ? notText(value, "") : null;
+  if (point !== null) {
+    const message = "must be Unicode text: it has a lone UTF-16 surrogate";
+    throw badRequest(`${point || "body"}: ${message}`, [{ point, message }]);
+  }
+  return value;
+}
+
+const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * The JSON pointer of the first string in `value` that is not Unicode text, or of the object
+ * holding a member name that is not (the name itself cannot be answered back), or null.
+ */
+function notText(value: unknown, at: string): string | null {
+  if (typeof value === "string") return LONE_SURROGATE.test(value) ? at : null;
+  if (typeof value !== "object" || value === null) return null;
+  for (const [key, member] of Object.entries(value)) {
+    if (LONE_SURROGATE.test(key)) return at;
+    const point = `${at}/${key.replaceAll("~", "~0").replaceAll("/", "~1")}`;
+    const found = notText(member, point);
+    if (found !== null) return found;
+  }
+  return null;
 }
 
 function decodeParams(raw: Record<string, string>): Record<string, string> {

@@ -1,9 +1,10 @@
 import { DurableObject } from "cloudflare:workers";
-import { AppError, badRequest, refused, toErrorWire } from "../domain/errors";
+import { AppError, refused, toErrorWire } from "../domain/errors";
 import { isRunning, runInstant, splitAt, start, stop } from "../domain/metering";
 import type { Scope } from "../domain/scope";
 import {
   amountChangeRefusal,
+  deploymentRefusal,
   type RenewalIds,
   type RenewalPlan,
   renewalStep,
@@ -13,7 +14,7 @@ import {
   startDeployed,
 } from "../domain/subscriptions";
 import { closeMonthAt } from "../domain/usage";
-import { canMoveTo, type DeploymentPatch } from "../domain/webhooks";
+import type { DeploymentPatch } from "../domain/webhooks";
 import { QuotaSteps } from "./quota-steps";
 import {
   endsChainHold,
@@ -214,12 +215,9 @@ export class SubscriptionObject extends DurableObject<Env> {
    */
   async setDeployment(patch: DeploymentPatch): Promise<Outcome<SubscriptionRecord>> {
     return this.change((r) => {
+      const refusal = deploymentRefusal(r, patch);
+      if (refusal) throw refused(refusal);
       const status = patch.deploymentStatus ?? r.deploymentStatus;
-      if (!canMoveTo(r.deploymentStatus, status)) {
-        throw badRequest(`deploymentStatus cannot go from ${r.deploymentStatus} to ${status}`, [
-          { point: "/deploymentStatus", message: `not allowed after ${r.deploymentStatus}` },
-        ]);
-      }
       const started =
         r.deploymentStatus === "PENDING" && status === "DEPLOYED" ? startDeployed(r, new Date()) : r;
       return {

@@ -8,7 +8,10 @@ import { Pagination, pageMeta } from "./pagination";
 export const Endpoint = v.pipe(
   v.string("must be an http(s) URL"),
   v.url("must be an http(s) URL"),
-  v.regex(/^https?:\/\//i, "must be an http(s) URL"),
+  // The URL as sent is what is stored and shown: no control character or space, which the URL
+  // parser would quietly strip or encode.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses.
+  v.regex(/^https?:\/\/[^\s\u0000-\u001f\u007f-\u009f]+$/i, "must be an http(s) URL"),
   v.maxLength(2048),
 );
 

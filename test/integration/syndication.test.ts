@@ -301,6 +301,123 @@ describe("the full flow", () => {
     });
     expect(again.status).toBe(400);
   });
+
+  it("a built-in line of a purchase waiting on its vendor is not extended; an ended one takes no report but UNDEPLOYED", async () => {
+    const s = await syndicated(() => new Response(null, { status: 204 }));
+    const r = await call("POST", "/v1/subscriptions/", {
+      token: s.t.partnerKey,
+      body: {
+        objects: [
+          { customer: s.t.customers[0], resource: s.product, amount: 1, period: "1 week" },
+          { customer: s.t.customers[0], resource: "mem", amount: 3, period: "1 week" },
+        ],
+      },
+    });
+    const location = r.headers.get("location") as string;
+    const id = await subscriptionOf(s, location);
+    const list = await expectOk(call("GET", "/v1/subscriptions/?resource=mem", { token: s.t.partnerKey }));
+    const mem = list.objects[0].id as string;
+    // Extended now, the term would outlive the purchase's FAILED, charged and holding no quota.
+    const extend = await call("POST", `/v1/subscriptions/${mem}/action/?do=extend`, {
+      token: s.t.partnerKey,
+    });
+    expect(extend.status).toBe(409);
+    expect(extend.body.detail).toContain("extend it once its operation has finished");
+    await expectOk(
+      call("PATCH", `/api/subscription/${id}`, {
+        token: s.vendorToken,
+        body: { deploymentStatus: "FAILED" },
+      }),
+    );
+    expect((await call("GET", location, { token: s.t.partnerKey })).status).toBe(424);
+    const after = await call("POST", `/v1/subscriptions/${mem}/action/?do=extend`, { token: s.t.partnerKey });
+    expect(after.status).toBe(409);
+    expect(await usageOf(s.t, 0, "mem")).toMatchObject({ usage: 0, pending: 0 });
+    const charges = await expectOk(call("GET", "/v1/charges", { token: s.t.partnerKey }));
+    expect(charges.objects).toEqual([]);
+    // The failed subscription sends no more events: a report that would change it is refused.
+    const before = await expectOk(call("GET", `/api/subscription/${id}`, { token: s.vendorToken }));
+    for (const body of [
+      { endUserInstructions: "after the end" },
+      { syndicatedEndpoints: ["https://late.example"] },
+    ]) {
+      const late = await call("PATCH", `/api/subscription/${id}`, { token: s.vendorToken, body });
+      expect(late.status, JSON.stringify(body)).toBe(409);
+    }
+    expect(await expectOk(call("GET", `/api/subscription/${id}`, { token: s.vendorToken }))).toEqual(before);
+  });
+
+  it("a cloud its vendor has not delivered neither runs nor changes size: nothing billed or held after FAILED", async () => {
+    const s = await syndicated(() => new Response(null, { status: 204 }));
+    const cloud = unique("cloud");
+    const op = s.t.operator;
+    await expectOk(
+      call("PUT", `/v1/resources/stratus.${cloud}`, { token: op, body: { service: "stratus" } }),
+    );
+    await expectOk(
+      call("PUT", `/v1/products/${cloud}`, {
+        token: op,
+        body: {
+          name: "Vendor cloud",
+          kind: "caas",
+          unit: "vm",
+          unit_price: "0.10",
+          currency: "EUR",
+          quota_resource: `stratus.${cloud}`,
+          delivery: "syndicated",
+          vendor: s.vendorId,
+          endpoint: `https://${s.host}/hooks`,
+        },
+      }),
+    );
+    await expectOk(
+      call("PUT", `/v1/customers/${s.t.customers[0]}/quotas`, {
+        token: op,
+        body: { resource: `stratus.${cloud}`, limit: 5 },
+      }),
+    );
+    const r = await call("POST", "/v1/subscriptions/", {
+      token: s.t.partnerKey,
+      body: { objects: [{ customer: s.t.customers[0], resource: cloud, amount: 3 }] },
+    });
+    const location = r.headers.get("location") as string;
+    const id = await subscriptionOf(s, location);
+    const tried = [
+      await call("POST", `/v1/subscriptions/${id}/action/?do=start`, { token: s.t.partnerKey }),
+      await call("PATCH", `/v1/subscriptions/${id}/`, { token: s.t.partnerKey, body: { amount: 1 } }),
+    ];
+    for (const attempt of tried) {
+      expect(attempt.status).toBe(409);
+      expect(attempt.body.detail).toContain("still in progress");
+    }
+    expect(await usageOf(s.t, 0, cloud)).toMatchObject({ usage: 3, pending: 3 });
+    await expectOk(
+      call("PATCH", `/api/subscription/${id}`, {
+        token: s.vendorToken,
+        body: { deploymentStatus: "FAILED" },
+      }),
+    );
+    expect((await call("GET", location, { token: s.t.partnerKey })).status).toBe(424);
+    expect(await usageOf(s.t, 0, cloud)).toMatchObject({ usage: 0, pending: 0 });
+    const usage = await expectOk(call("GET", `/v1/subscriptions/${id}/usage`, { token: s.t.partnerKey }));
+    expect(usage.lines).toEqual([]);
+    expect((await expectOk(call("GET", "/v1/charges", { token: s.t.partnerKey }))).objects).toEqual([]);
+  });
+
+  it("a cancelled subscription takes the vendor's UNDEPLOYED, and nothing that would show it live", async () => {
+    const s = await syndicated(() => new Response(null, { status: 204 }));
+    const id = await subscriptionOf(s, (await accepted(s)).headers.get("location") as string);
+    const patch = (body: unknown) => call("PATCH", `/api/subscription/${id}`, { token: s.vendorToken, body });
+    await expectOk(patch({ deploymentStatus: "DEPLOYED" }));
+    await expectOk(call("DELETE", `/v1/subscriptions/${id}/`, { token: s.t.partnerKey }));
+    expect((await patch({ deploymentStatus: "DEPLOYED", endUserInstructions: "resurrected" })).status).toBe(
+      409,
+    );
+    expect((await patch({ deploymentStatus: "STOPPED" })).status).toBe(409);
+    const undeployed = await expectOk(patch({ deploymentStatus: "UNDEPLOYED" }));
+    expect(undeployed.deploymentStatus).toBe("UNDEPLOYED");
+    expect((await patch({ deploymentStatus: "DEPLOYED" })).status).toBe(409);
+  });
 });
 
 describe("the vendor deadline", () => {
@@ -856,6 +973,11 @@ describe("isolation and bad input", () => {
     ["endpoints that are not URLs", { syndicatedEndpoints: ["not a url"] }],
     ["endpoints not a list", { syndicatedEndpoints: "http://x.example" }],
     ["instructions not text", { endUserInstructions: 5 }],
+    // Stored, a lone surrogate would make strict JSON readers fail on every answer that shows it.
+    ["instructions with a lone surrogate", { endUserInstructions: "a\ud800b" }],
+    ["an endpoint with a trailing newline", { syndicatedEndpoints: ["http://x.example\n"] }],
+    ["an endpoint with a NUL", { syndicatedEndpoints: ["http://x.example/\u0000"] }],
+    ["an endpoint with a line separator", { syndicatedEndpoints: ["http://x.example/\u2028"] }],
     ["nothing", {}],
   ])("a PATCH with %s answers 400 and changes nothing", async (_, body) => {
     const s = await syndicated(() => new Response(null, { status: 204 }));

@@ -82,6 +82,13 @@ describe("POST /v1/subscriptions/ and /v1/subscriptioncalculator/", async () => 
     ["an empty body", "", 400, ["/objects"]],
     ["a JSON array", JSON.stringify([good]), 400, [""]],
     ["null (no body)", "null", 400, ["/objects"]],
+    [
+      "a lone surrogate in a value",
+      '{"objects": [{"resource": "cpu\\udc00"}]}',
+      400,
+      ["/objects/0/resource"],
+    ],
+    ["a lone surrogate in a member name", '{"objects": [], "\\ud83d": 1}', 400, [""]],
     ["a JSON string", JSON.stringify("objects"), 400, [""]],
     ["{} (objects missing)", "{}", 400, ["/objects"]],
     ["objects not a list", JSON.stringify({ objects: good }), 400, ["/objects"]],

@@ -97,7 +97,7 @@ export const vendorRoutes = [
     path: "/api/subscription/{id}",
     summary: "Report provisioning: deploymentStatus, syndicatedEndpoints, endUserInstructions",
     description:
-      "PENDING → DEPLOYED or FAILED; DEPLOYED → STOPPED or UNDEPLOYED; STOPPED → DEPLOYED or UNDEPLOYED; UNDEPLOYED → DEPLOYED. DEPLOYED completes the pending purchase (its operation answers 201) and starts its term: a term that should have started by then starts now, as long as it was bought for, and is charged for the term it gets; FAILED undoes it and releases the quota.",
+      "PENDING → DEPLOYED or FAILED; DEPLOYED → STOPPED or UNDEPLOYED; STOPPED → DEPLOYED or UNDEPLOYED; UNDEPLOYED → DEPLOYED. DEPLOYED completes the pending purchase (its operation answers 201) and starts its term: a term that should have started by then starts now, as long as it was bought for, and is charged for the term it gets; FAILED undoes it and releases the quota. A subscription that has ended (cancelled, expired, failed) sends no more events: it takes only UNDEPLOYED, and reports that change nothing (409 otherwise).",
     tag,
     auth: vendor,
     params: IdParams,
@@ -117,6 +117,7 @@ export const vendorRoutes = [
     errors: {
       bad_request: "Invalid body, or a transition the lifecycle does not allow; nothing changed",
       not_found: "Not one of the vendor's",
+      conflict: "The subscription has ended: only UNDEPLOYED is taken; nothing changed",
     },
     async handle({ env, principal, params, body }) {
       const instructions = body.endUserInstructions ?? body.endUserIstructions;
