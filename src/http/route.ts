@@ -152,7 +152,8 @@ function parseJson(text: string): unknown {
   // An empty body is an empty object: the schema then names what is missing, and routes whose
   // body is all optional (an extension with its defaults) need not send one. So is `null`, what
   // Python clients send for no data (pycloudsigma's generic `_action` posts `json.dumps(None)`).
-  if (text.trim() === "" || text.trim() === "null") return {};
+  const trimmed = text.trim();
+  if (trimmed === "" || trimmed === "null") return {};
   let value: unknown;
   try {
     value = JSON.parse(text);
