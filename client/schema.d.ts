@@ -494,7 +494,7 @@ export interface paths {
         get?: never;
         /**
          * Set a project's own limit for a resource
-         * @description The cap over what all members together hold of the project (Astakos's project holding, source null). On a base project it is its customer's `system` limit.
+         * @description The cap over what all members together hold of the project (Astakos's project holding, source null). On a base project it is its customer's `system` limit, which only the operator sets (a partner: 403).
          */
         put: operations["putV1ProjectsIdQuotas"];
         post?: never;
@@ -514,7 +514,7 @@ export interface paths {
         get?: never;
         /**
          * Set what one member may hold of a project
-         * @description The member's holding of the project (holder `user:<customer>`, source `project:<id>`). On a base project it is the customer's `system` holding.
+         * @description The member's holding of the project (holder `user:<customer>`, source `project:<id>`). On a base project it is the customer's `system` holding, which only the operator sets (a partner: 403).
          */
         put: operations["putV1ProjectsIdMembersCustomerQuotas"];
         post?: never;

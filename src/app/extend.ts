@@ -75,13 +75,17 @@ export async function extend(
     // whatever has happened to the chain since (a cancel after it took effect refuses nothing).
     const made =
       last.nextId === ids.subscription ? await subscriptionObject(env, ids.subscription).get() : null;
-    // A term may still wait on its purchase (a vendor in the same order, a request that died):
+    // A term bought by an operation may still wait on its purchase (a vendor in the same order):
     // extended now, the extension would outlive that purchase's FAILED, charged and holding
-    // nothing. A due term's purchase was settled long ago unless an operation still runs it.
+    // nothing. One settled here may have been undone: the chain is walked again. (A request that
+    // died half-way is left to the recovery sweep's bound, as its retry may still finish it; a
+    // renewal waits for the purchase instead: `renewOrExpire`.)
     const renewal = options.chargeKind === "renewal";
-    if (!made && last.endedAt === null && (!renewal || last.operationRef !== null)) {
-      if (await settleOpenPurchase(env, last, now, "extend"))
-        last = (await subscriptionObject(env, last.id).get()) ?? last;
+    if (!made && !renewal && last.endedAt === null && last.operationRef !== null) {
+      if (await settleOpenPurchase(env, last, now, "extend")) {
+        last = await visibleRecord(env, scope, id);
+        continue;
+      }
     }
     const planned = made ? plannedAs(made, last) : plannedAfter(last, input, now);
     // A renewal reserves the place when it is planned: then it is this extension's already.
@@ -116,6 +120,12 @@ export async function extend(
       });
       const extension = bought.subscriptions[0];
       if (!extension) throw new AppError("internal", "extension was not created");
+      // auto_renew set on the chain while this term was bought reached `last`, not this term,
+      // whose object did not exist yet: it takes the flag `last` has now.
+      const followed = await subscriptionObject(env, last.id).get();
+      if (followed && followed.autoRenew !== extension.autoRenew) {
+        return unwrap(await subscriptionObject(env, extension.id).setAutoRenew(followed.autoRenew));
+      }
       return extension;
     } catch (error) {
       // A refusal bought nothing: the place goes back. After any other failure the extension may

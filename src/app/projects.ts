@@ -90,13 +90,28 @@ async function registered(env: Env, resource: string, project: ProjectView): Pro
   }
 }
 
+/**
+ * A customer's base project's limits are its `system` ones, which only the operator sets (`PUT
+ * /v1/customers/{id}/quotas`): through the project, a partner would raise its own customers'.
+ */
+function mayLimit(by: Principal, project: ProjectView): void {
+  if (project.base && by.role !== "operator") {
+    throw new AppError(
+      "forbidden",
+      `project ${project.id} is a customer's base project: its limits are the customer's, which the operator sets`,
+    );
+  }
+}
+
 /** The project's own limit: the cap over everything its members hold of it. */
 export async function setProjectLimit(
   env: Env,
+  by: Principal,
   project: ProjectView,
   resource: string,
   limit: number,
 ): Promise<HoldingView> {
+  mayLimit(by, project);
   await registered(env, resource, project);
   // A base project's own holding is its one member's.
   if (project.base) return ledgerOf(env, project.id).setLimit(BASE_SOURCE, resource, limit);
@@ -106,11 +121,13 @@ export async function setProjectLimit(
 /** What one member may hold of the project. */
 export async function setMemberLimit(
   env: Env,
+  by: Principal,
   project: ProjectView,
   customerId: string,
   resource: string,
   limit: number,
 ): Promise<HoldingView> {
+  mayLimit(by, project);
   const member = project.base ? customerId === project.id : await isMember(env, project.id, customerId);
   if (!member) throw notFound(`customer ${customerId} is not a member of project ${project.id}`);
   await registered(env, resource, project);

@@ -91,6 +91,13 @@ export async function present(
   return toWire(record, statusOf(record, now, behind), descendants);
 }
 
+/** The auto_renew that decides whether `record`'s chain renews: its last term's, as grouped lists show it. */
+export async function chainAutoRenew(env: Env, record: SubscriptionRecord): Promise<boolean> {
+  if (record.nextId === null) return record.autoRenew;
+  const last = (await chainMembers(env, [record.rootId])).get(record.rootId)?.at(-1);
+  return last?.autoRenew ?? record.autoRenew;
+}
+
 /**
  * A page of the read model in wire shape; `grouped` answers each chain's first with the chain's
  * end, status and auto_renew: the last term's flag is the one that decides whether it renews.

@@ -72,9 +72,7 @@ export async function settleOpenPurchase(
   now: Date,
   action: "cancel" | "extend" | "start" | "stop" | "change" = "cancel",
 ): Promise<boolean> {
-  if (record.serial === null || record.endedAt !== null) return false;
-  const home = record.commissionHome ?? record.customerId;
-  const recovery = await ledgerOf(env, home).pendingRecovery(record.serial);
+  const recovery = await openPurchaseOf(env, record);
   if (!recovery) return false;
   const outcome = await recoverPurchase(env, recovery as unknown as PurchaseRecovery, now);
   if (outcome === "left to its operation") {
@@ -84,4 +82,14 @@ export async function settleOpenPurchase(
     );
   }
   return true;
+}
+
+/** Whether the purchase of `record` is still open: its commission pending (a vendor, a dead request). */
+export async function purchaseOpen(env: Env, record: SubscriptionRecord): Promise<boolean> {
+  return (await openPurchaseOf(env, record)) !== null;
+}
+
+async function openPurchaseOf(env: Env, record: SubscriptionRecord) {
+  if (record.serial === null || record.endedAt !== null) return null;
+  return ledgerOf(env, record.commissionHome ?? record.customerId).pendingRecovery(record.serial);
 }

@@ -6,6 +6,7 @@ import { partnerScope } from "../domain/scope";
 import { isExpired } from "../domain/subscriptions";
 import { subscriptionObject } from "../objects/subscription-object";
 import { extend } from "./extend";
+import { purchaseOpen } from "./recovery";
 import { unwrap } from "./subscriptions";
 import type { MonthCloseMessage } from "./usage";
 
@@ -36,6 +37,9 @@ export async function renewOrExpire(env: Env, id: string, at: Date): Promise<Ren
   }
   const { record, ids } = plan;
   fault("renewal.planned");
+  // A term of a purchase still waiting on its vendor renews once the purchase completes (the
+  // cron finds it due again): renewed now, the renewal would outlive the purchase's FAILED.
+  if (record.operationRef !== null && (await purchaseOpen(env, record))) return "skipped";
   const over = isExpired(record, at);
   try {
     // The chain is walked from the record as planned: the place after it is this renewal's.

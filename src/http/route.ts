@@ -175,16 +175,22 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 
 /**
  * The JSON pointer of the first string in `value` that is not Unicode text, or of the object
- * holding a member name that is not (the name itself cannot be answered back), or null.
+ * holding a member name that is not (the name itself cannot be answered back), or null. Walked
+ * with a stack of its own: a body nested ten thousand deep must not overflow the call stack.
  */
 function notText(value: unknown, at: string): string | null {
-  if (typeof value === "string") return LONE_SURROGATE.test(value) ? at : null;
-  if (typeof value !== "object" || value === null) return null;
-  for (const [key, member] of Object.entries(value)) {
-    if (LONE_SURROGATE.test(key)) return at;
-    const point = `${at}/${key.replaceAll("~", "~0").replaceAll("/", "~1")}`;
-    const found = notText(member, point);
-    if (found !== null) return found;
+  const pending: Array<[unknown, string]> = [[value, at]];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [item, point] = next;
+    if (typeof item === "string") {
+      if (LONE_SURROGATE.test(item)) return point;
+      continue;
+    }
+    if (typeof item !== "object" || item === null) continue;
+    for (const [key, member] of Object.entries(item).reverse()) {
+      if (LONE_SURROGATE.test(key)) return point;
+      pending.push([member, `${point}/${key.replaceAll("~", "~0").replaceAll("/", "~1")}`]);
+    }
   }
   return null;
 }

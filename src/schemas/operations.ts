@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import { OPERATION_STATUSES } from "../db/schema";
 import { CustomerFilter, Integer, Timestamp } from "./common";
-import { Pagination, pageMeta } from "./pagination";
+import { NOT_A_PARAMETER, Pagination, pageMeta } from "./pagination";
 
 /** Long-running operations (CaaS OpRef): what a 202 answers and the status endpoint reports. */
 
@@ -22,8 +22,11 @@ export const OperationOut = v.object({
 
 export const OperationPageOut = v.object({ objects: v.array(OperationOut), meta: pageMeta });
 
-export const OperationsQuery = v.object({
-  ...Pagination.entries,
-  customer: CustomerFilter,
-  status: v.optional(v.picklist(OPERATION_STATUSES, `must be one of ${OPERATION_STATUSES.join(", ")}`)),
-});
+export const OperationsQuery = v.strictObject(
+  {
+    ...Pagination.entries,
+    customer: CustomerFilter,
+    status: v.optional(v.picklist(OPERATION_STATUSES, `must be one of ${OPERATION_STATUSES.join(", ")}`)),
+  },
+  NOT_A_PARAMETER,
+);

@@ -16,38 +16,47 @@ const wholeNumber = (description: string, minimum: number, maximum: number) =>
     v.transform(Number),
   );
 
-export const Pagination = v.object({
-  limit: v.optional(
-    v.pipe(
-      wholeNumber(
-        `Items per page, 1 to ${MAX_PAGE_LIMIT}; 0 asks for every item, which answers at most ${MAX_PAGE_LIMIT} (\`meta.limit\` says so, and \`meta.next_cursor\` is set when more remain).`,
-        0,
-        MAX_PAGE_LIMIT,
+/**
+ * What a list's query answers for a parameter it does not take: 400 naming it. Ignored, a
+ * misspelt filter (`?subscripton=` on the charges) would answer the whole list as if it matched.
+ */
+export const NOT_A_PARAMETER = "not a parameter of this list";
+
+export const Pagination = v.strictObject(
+  {
+    limit: v.optional(
+      v.pipe(
+        wholeNumber(
+          `Items per page, 1 to ${MAX_PAGE_LIMIT}; 0 asks for every item, which answers at most ${MAX_PAGE_LIMIT} (\`meta.limit\` says so, and \`meta.next_cursor\` is set when more remain).`,
+          0,
+          MAX_PAGE_LIMIT,
+        ),
+        v.maxValue(MAX_PAGE_LIMIT, `at most ${MAX_PAGE_LIMIT}`),
+        // CloudSigma's dialect: 0 means no pagination, bounded here by the largest page.
+        v.transform((limit) => (limit === 0 ? MAX_PAGE_LIMIT : limit)),
       ),
-      v.maxValue(MAX_PAGE_LIMIT, `at most ${MAX_PAGE_LIMIT}`),
-      // CloudSigma's dialect: 0 means no pagination, bounded here by the largest page.
-      v.transform((limit) => (limit === 0 ? MAX_PAGE_LIMIT : limit)),
+      "50",
     ),
-    "50",
-  ),
-  cursor: v.optional(
-    v.pipe(
-      v.string(),
-      v.maxLength(512),
-      v.description("`meta.next_cursor` of the previous page: the recommended way to page."),
-    ),
-  ),
-  offset: v.optional(
-    v.pipe(
-      wholeNumber(
-        `Items to skip, at most ${MAX_OFFSET}; not with \`cursor\`. Cursors are cheaper and stable while items are added.`,
-        0,
-        MAX_OFFSET,
+    cursor: v.optional(
+      v.pipe(
+        v.string(),
+        v.maxLength(512),
+        v.description("`meta.next_cursor` of the previous page: the recommended way to page."),
       ),
-      v.maxValue(MAX_OFFSET, `at most ${MAX_OFFSET}: page further with cursor`),
     ),
-  ),
-});
+    offset: v.optional(
+      v.pipe(
+        wholeNumber(
+          `Items to skip, at most ${MAX_OFFSET}; not with \`cursor\`. Cursors are cheaper and stable while items are added.`,
+          0,
+          MAX_OFFSET,
+        ),
+        v.maxValue(MAX_OFFSET, `at most ${MAX_OFFSET}: page further with cursor`),
+      ),
+    ),
+  },
+  NOT_A_PARAMETER,
+);
 
 export const pageMeta = v.object({
   limit: v.pipe(

@@ -3,7 +3,7 @@ import { MAX_OBJECTS } from "../domain/purchase";
 import { MAX_FILTER_VALUES, STATUS_FILTERS } from "../domain/subscriptions";
 import { DEPLOYMENT_STATUSES } from "../domain/webhooks";
 import { CustomerFilter, Instant, Integer, Timestamp, Uuid } from "./common";
-import { Pagination, pageMeta } from "./pagination";
+import { NOT_A_PARAMETER, Pagination, pageMeta } from "./pagination";
 
 /** Request and response schemas of the subscriptions API (/v1, CloudSigma field names). */
 
@@ -71,7 +71,10 @@ export const ListQuery = v.strictObject(
   "filters are customer, status and resource; pages take limit, offset and cursor",
 );
 
-export const OrdersQuery = v.object({ ...Pagination.entries, customer: CustomerFilter });
+export const OrdersQuery = v.strictObject(
+  { ...Pagination.entries, customer: CustomerFilter },
+  NOT_A_PARAMETER,
+);
 
 export const UpdateRequest = v.strictObject(
   {

@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import { DELIVERY_STATUSES } from "../db/schema-webhooks";
 import { Integer, Timestamp, Uuid } from "./common";
-import { Pagination, pageMeta } from "./pagination";
+import { NOT_A_PARAMETER, Pagination, pageMeta } from "./pagination";
 
 /** Vendors, syndication endpoints and signing secrets, and the webhook deliveries (/v1). */
 
@@ -41,10 +41,13 @@ export const DeliveryId = v.pipe(v.string(), v.regex(/^msg_[0-9a-f]{32}$/, "must
 
 export const DeliveryParams = v.object({ id: DeliveryId });
 
-export const DeliveriesQuery = v.object({
-  ...Pagination.entries,
-  status: v.optional(v.picklist(DELIVERY_STATUSES, `must be one of ${DELIVERY_STATUSES.join(", ")}`)),
-});
+export const DeliveriesQuery = v.strictObject(
+  {
+    ...Pagination.entries,
+    status: v.optional(v.picklist(DELIVERY_STATUSES, `must be one of ${DELIVERY_STATUSES.join(", ")}`)),
+  },
+  NOT_A_PARAMETER,
+);
 
 const deliveryEntries = {
   id: v.pipe(DeliveryId, v.description("The `webhook-id`, the same on every attempt.")),

@@ -386,6 +386,14 @@ describe("projects", () => {
       body: { customer: b },
     });
     expect(join.status).toBe(409);
+    // A base project's limits are its customer's `system` ones: the operator's to set, never a
+    // partner's (it would raise its own customers' limits, `stratus.*` ones included).
+    for (const path of [`/v1/projects/${a}/quotas`, `/v1/projects/${a}/members/${a}/quotas`]) {
+      for (const resource of [vm, "stratus.ip"]) {
+        const raise = await call("PUT", path, { token: t.partnerKey, body: { resource, limit: 100_000 } });
+        expect(raise.status, `${path} ${resource}`).toBe(403);
+      }
+    }
     // A base project's own limit is its customer's `system` limit.
     const set = await expectOk(
       call("PUT", `/v1/projects/${a}/quotas`, { token: t.operator, body: { resource: vm, limit: 7 } }),

@@ -65,6 +65,20 @@ describe("pages", async () => {
     expect(skipped.objects).toEqual(charges.objects.slice(58));
   });
 
+  it("refuses a parameter a list does not take, on every /v1 list", async () => {
+    const statement = `/v1/customers/${t.customers[0]}/statements/${new Date().toISOString().slice(0, 7)}`;
+    for (const path of ["/v1/orders", "/v1/customers", "/v1/operations", "/v1/charges", statement]) {
+      // Ignored, a misspelt filter would answer the whole list as if it matched.
+      const r = await call("GET", `${path}?subscripton=${all[0]}`, { token: t.partnerKey });
+      expect(r.status, path).toBe(400);
+      expect(r.body.errors, path).toEqual([
+        { point: "/subscripton", message: "not a parameter of this list" },
+      ]);
+    }
+    const deliveries = await call("GET", "/v1/webhooks/deliveries?state=dead", { token: t.operator });
+    expect(deliveries.status).toBe(400);
+  });
+
   it("counts the whole list where one indexed count tells", async () => {
     const orders = await expectOk(call("GET", "/v1/orders?limit=1&offset=0", { token: t.partnerKey }));
     expect(orders.meta).toEqual({ limit: 1, offset: 0, next_cursor: null, total_count: 1 });

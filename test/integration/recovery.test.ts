@@ -161,6 +161,40 @@ describe("a retry with the same Idempotency-Key resumes the first attempt", () =
 /** A purchase whose request died at `step` (test/books.ts). */
 const diedAt = async (t: Tenant, step: FaultStep) => (await purchaseDiedAt(t, step)).ids;
 
+describe("an extension racing one whose request died", () => {
+  it("extends the chain, and the dead one's retry with its key still finishes it", async () => {
+    const t = await setup();
+    const bought = await expectOk(
+      call("POST", "/v1/subscriptions/", {
+        token: t.partnerKey,
+        body: { objects: [{ customer: t.customers[0], resource: "cpu", amount: 3, period: "1 month" }] },
+      }),
+      201,
+    );
+    const base = bought.objects[0].id;
+    const key = unique("key");
+    const first = () =>
+      call("POST", `/v1/subscriptions/${base}/action/?do=extend`, {
+        token: t.partnerKey,
+        body: {},
+        headers: { "idempotency-key": key },
+      });
+    armFault("purchase.created");
+    expect((await first()).status).toBe(500);
+    disarmFaults();
+    // Another extension of the chain (another client): the dead one is left to its retry or
+    // the sweep's bound, not undone under it.
+    const second = await call("POST", `/v1/subscriptions/${base}/action/?do=extend`, { token: t.partnerKey });
+    expect(second.status, second.text).toBe(200);
+    const retry = await first();
+    expect(retry.status, retry.text).toBe(200);
+    const chain = await expectOk(call("GET", `/v1/subscriptions/${base}/`, { token: t.partnerKey }));
+    expect(chain.descendants).toHaveLength(2);
+    await recoverAll(t);
+    await expectBooksBalance(t);
+  });
+});
+
 describe("the recovery sweep settles what a dead request left", () => {
   for (const step of PURCHASE_STEPS) {
     const tookEffect = step === "purchase.ordered" || step === "purchase.accepted";

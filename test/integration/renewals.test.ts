@@ -370,6 +370,72 @@ describe("expiring", () => {
     expect((await read(t, sub.id)).auto_renew).toBe(false);
   });
 
+  it("toggles, on the chain's first id, the flag grouped shows: its last term's", async () => {
+    const t = await setup();
+    const y = nextYear();
+    const sub = await buyOne(t, {
+      resource: "mem",
+      amount: 1,
+      start_time: noon(y, 6, 1).toISOString(),
+      period: "1 week",
+    });
+    const last = await expectOk(
+      call("POST", `/v1/subscriptions/${sub.id}/action/?do=extend`, { token: t.partnerKey }),
+    );
+    await expectOk(
+      call("POST", `/v1/subscriptions/${last.id}/action/?do=auto_renew`, {
+        token: t.partnerKey,
+        body: { auto_renew: true },
+      }),
+    );
+    const grouped = async () =>
+      (
+        await expectOk(call("GET", "/v1/groupedsubscriptions/?resource=mem", { token: t.partnerKey }))
+      ).objects.find((g: { id: string }) => g.id === sub.id).auto_renew;
+    expect(await grouped()).toBe(true);
+    await expectOk(
+      call("POST", `/v1/subscriptions/${sub.id}/action/?do=auto_renew`, { token: t.partnerKey }),
+    );
+    expect(await grouped()).toBe(false);
+    expect((await read(t, last.id)).auto_renew).toBe(false);
+  });
+
+  it("gives a renewal bought while auto_renew was turned off the chain's new flag", async () => {
+    const t = await setup();
+    const y = nextYear();
+    const sub = await buyOne(t, {
+      resource: "mem",
+      amount: 1,
+      start_time: noon(y, 6, 1).toISOString(),
+      period: "1 week",
+      auto_renew: true,
+    });
+    const at = new Date(Date.parse(sub.end_time) - 60_000);
+    // The consumer's first step: the renewal planned, its place reserved; then the client's PATCH.
+    const plan = await subscriptionObject(env, sub.id).planRenewal(
+      { subscription: crypto.randomUUID(), order: crypto.randomUUID() },
+      at,
+    );
+    if (plan.step !== "renew") throw new Error(`planned ${plan.step}`);
+    await expectOk(
+      call("PATCH", `/v1/subscriptions/${sub.id}/`, { token: t.partnerKey, body: { auto_renew: false } }),
+    );
+    const renewed = await extend(env, partnerScope(plan.record.partnerId), sub.id, {}, plan.ids, at, {
+      from: plan.record,
+      chargeKind: "renewal",
+    });
+    expect(renewed.autoRenew).toBe(false);
+    // So the term renewed last does not renew again.
+    await deliver([
+      {
+        subscription: renewed.id,
+        at: new Date(Date.parse(renewed.endTime as string) - 60_000).toISOString(),
+      },
+    ]);
+    const charges = await expectOk(call("GET", "/v1/charges", { token: t.partnerKey }));
+    expect(charges.objects.filter((c: { kind: string }) => c.kind === "renewal")).toHaveLength(1);
+  });
+
   it("leaves alone what was cancelled or extended by hand before the run, and depletables", async () => {
     const t = await setup();
     const y = nextYear();

@@ -404,6 +404,42 @@ describe("the full flow", () => {
     expect((await expectOk(call("GET", "/v1/charges", { token: s.t.partnerKey }))).objects).toEqual([]);
   });
 
+  it("a due built-in line of a purchase waiting on its vendor renews once the purchase completes, not before", async () => {
+    const s = await syndicated(() => new Response(null, { status: 204 }));
+    const r = await call("POST", "/v1/subscriptions/", {
+      token: s.t.partnerKey,
+      body: {
+        objects: [
+          { customer: s.t.customers[0], resource: s.product, amount: 1, period: "1 month" },
+          { customer: s.t.customers[0], resource: "mem", amount: 3, period: "1 day", auto_renew: true },
+        ],
+      },
+    });
+    const id = await subscriptionOf(s, r.headers.get("location") as string);
+    const list = await expectOk(call("GET", "/v1/subscriptions/?resource=mem", { token: s.t.partnerKey }));
+    const mem = list.objects[0];
+    const due = new Date(Date.parse(mem.end_time) - 60_000);
+    // Neither before its end nor after it: left for a later cron run, not expired.
+    expect(await renewOrExpire(env, mem.id, due)).toBe("skipped");
+    expect(await renewOrExpire(env, mem.id, new Date(due.getTime() + 5 * 60_000))).toBe("skipped");
+    expect(
+      await expectOk(call("GET", `/v1/subscriptions/${mem.id}/`, { token: s.t.partnerKey })),
+    ).toMatchObject({
+      end_reason: null,
+      descendants: [],
+    });
+    await expectOk(
+      call("PATCH", `/api/subscription/${id}`, {
+        token: s.vendorToken,
+        body: { deploymentStatus: "DEPLOYED" },
+      }),
+    );
+    expect(await renewOrExpire(env, mem.id, new Date(due.getTime() + 10 * 60_000))).toBe("renewed");
+    const renewed = await expectOk(call("GET", `/v1/subscriptions/${mem.id}/`, { token: s.t.partnerKey }));
+    expect(renewed.descendants).toHaveLength(1);
+    expect(await usageOf(s.t, 0, "mem")).toMatchObject({ usage: 3, pending: 0 });
+  });
+
   it("a cancelled subscription takes the vendor's UNDEPLOYED, and nothing that would show it live", async () => {
     const s = await syndicated(() => new Response(null, { status: 204 }));
     const id = await subscriptionOf(s, (await accepted(s)).headers.get("location") as string);

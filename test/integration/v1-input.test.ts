@@ -89,6 +89,13 @@ describe("POST /v1/subscriptions/ and /v1/subscriptioncalculator/", async () => 
       ["/objects/0/resource"],
     ],
     ["a lone surrogate in a member name", '{"objects": [], "\\ud83d": 1}', 400, [""]],
+    // Walked without recursion: nested ten thousand deep, still a 400.
+    [
+      "a lone surrogate after a deep nesting",
+      `{"x":${"[".repeat(10_000)}${"]".repeat(10_000)},"y":"\\ud800"}`,
+      400,
+      ["/y"],
+    ],
     ["a JSON string", JSON.stringify("objects"), 400, [""]],
     ["{} (objects missing)", "{}", 400, ["/objects"]],
     ["objects not a list", JSON.stringify({ objects: good }), 400, ["/objects"]],

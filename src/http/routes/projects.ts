@@ -147,7 +147,7 @@ export const projectRoutes = [
     path: "/v1/projects/{id}/quotas",
     summary: "Set a project's own limit for a resource",
     description:
-      "The cap over what all members together hold of the project (Astakos's project holding, source null). On a base project it is its customer's `system` limit.",
+      "The cap over what all members together hold of the project (Astakos's project holding, source null). On a base project it is its customer's `system` limit, which only the operator sets (a partner: 403).",
     tag,
     auth: partnerOrOperator,
     params: IdParams,
@@ -170,7 +170,7 @@ export const projectRoutes = [
     errors: { not_found: "No such project, or the resource is not registered" },
     async handle({ env, principal, params, body }) {
       const project = await visibleProject(env, principal, params.id);
-      const h = await setProjectLimit(env, project, body.resource, body.limit);
+      const h = await setProjectLimit(env, principal, project, body.resource, body.limit);
       return { status: 200, body: holdingOut(`project:${project.id}`, null, h) };
     },
   }),
@@ -179,7 +179,7 @@ export const projectRoutes = [
     path: "/v1/projects/{id}/members/{customer}/quotas",
     summary: "Set what one member may hold of a project",
     description:
-      "The member's holding of the project (holder `user:<customer>`, source `project:<id>`). On a base project it is the customer's `system` holding.",
+      "The member's holding of the project (holder `user:<customer>`, source `project:<id>`). On a base project it is the customer's `system` holding, which only the operator sets (a partner: 403).",
     tag,
     auth: partnerOrOperator,
     params: MemberParams,
@@ -202,7 +202,7 @@ export const projectRoutes = [
     errors: { not_found: "No such project, the customer is not a member, or the resource is not registered" },
     async handle({ env, principal, params, body }) {
       const project = await visibleProject(env, principal, params.id);
-      const h = await setMemberLimit(env, project, params.customer, body.resource, body.limit);
+      const h = await setMemberLimit(env, principal, project, params.customer, body.resource, body.limit);
       return { status: 200, body: holdingOut(`user:${params.customer}`, `project:${project.id}`, h) };
     },
   }),

@@ -3,7 +3,14 @@ import { actingPartner, requireCustomers, withCustomers } from "../../app/acting
 import { productIdsNamed } from "../../app/catalog";
 import { extensionTerm } from "../../app/extend";
 import { storedObject } from "../../app/operations";
-import { listPage, partnerScopeOf, readSubscription, scopeOf, visibleRecord } from "../../app/reads";
+import {
+  chainAutoRenew,
+  listPage,
+  partnerScopeOf,
+  readSubscription,
+  scopeOf,
+  visibleRecord,
+} from "../../app/reads";
 import { assignIds, plan } from "../../app/subscriptions";
 import type { Principal } from "../../db/credentials";
 import { badRequest, refused } from "../../domain/errors";
@@ -329,11 +336,12 @@ export const subscriptionRoutes = [
             ids: { subscription: uuidv7(), order: uuidv7() },
           });
         case "auto_renew":
-          // A toggle is decided now, so running the operation twice sets rather than flips twice.
+          // A toggle is decided now, so running the operation twice sets rather than flips twice;
+          // it flips the chain's flag, the one that decides its renewal.
           return respond(env, request, {
             kind: "auto_renew",
             ...common,
-            value: body.auto_renew ?? !record.autoRenew,
+            value: body.auto_renew ?? !(await chainAutoRenew(env, record)),
           });
         case "start":
         case "stop": {
