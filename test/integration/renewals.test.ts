@@ -13,6 +13,7 @@ import type { RenewalMessage } from "../../src/app/renewals";
 import { HORIZON_MS } from "../../src/cron/renewals";
 import { dueQuery, dueSubscriptions } from "../../src/db/subscriptions";
 import { armFault, disarmFaults } from "../../src/domain/faults";
+import { uuidv7 } from "../../src/domain/ids";
 import { partnerScope } from "../../src/domain/scope";
 import worker from "../../src/index";
 import { subscriptionObject } from "../../src/objects/subscription-object";
@@ -174,7 +175,7 @@ describe("renewing", () => {
       partnerScope(t.partnerId),
       sub.id,
       {},
-      { subscription: crypto.randomUUID(), order: crypto.randomUUID() },
+      { subscription: uuidv7(), order: uuidv7() },
       new Date(Date.parse(sub.end_time) - 60_000),
       { from: stale! },
     );
@@ -413,7 +414,7 @@ describe("expiring", () => {
     const at = new Date(Date.parse(sub.end_time) - 60_000);
     // The consumer's first step: the renewal planned, its place reserved; then the client's PATCH.
     const plan = await subscriptionObject(env, sub.id).planRenewal(
-      { subscription: crypto.randomUUID(), order: crypto.randomUUID() },
+      { subscription: uuidv7(), order: uuidv7() },
       at,
     );
     if (plan.step !== "renew") throw new Error(`planned ${plan.step}`);
