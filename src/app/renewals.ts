@@ -31,15 +31,20 @@ export async function renewOrExpire(env: Env, id: string, at: Date): Promise<Ren
   const object = subscriptionObject(env, id);
   const plan = await object.planRenewal({ subscription: uuidv7(), order: uuidv7() }, at);
   if (plan.step === "skip") return "skipped";
+  // A term of a purchase still waiting on its vendor is left as it is until the purchase
+  // completes (the cron finds it due again): renewed, the renewal would outlive the purchase's
+  // FAILED; expired, its quota would be released twice, once here and once by that FAILED. Its
+  // place goes back, so an extension by hand meanwhile is not kept waiting on it.
+  if (plan.record.operationRef !== null && (await purchaseOpen(env, plan.record))) {
+    if (plan.step === "renew") await object.releaseNext(plan.ids.subscription);
+    return "skipped";
+  }
   if (plan.step === "expire") {
     unwrap(await object.expire(at));
     return "expired";
   }
   const { record, ids } = plan;
   fault("renewal.planned");
-  // A term of a purchase still waiting on its vendor renews once the purchase completes (the
-  // cron finds it due again): renewed now, the renewal would outlive the purchase's FAILED.
-  if (record.operationRef !== null && (await purchaseOpen(env, record))) return "skipped";
   const over = isExpired(record, at);
   try {
     // The chain is walked from the record as planned: the place after it is this renewal's.

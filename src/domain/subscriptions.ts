@@ -92,7 +92,7 @@ export interface RenewalIds {
 /** What a due renewal found: renew, with the record as it now stands and the renewal's ids; expire; or nothing. */
 export type RenewalPlan =
   | { step: "skip" }
-  | { step: "expire" }
+  | { step: "expire"; record: SubscriptionRecord }
   | { step: "renew"; record: SubscriptionRecord; ids: RenewalIds };
 
 /**

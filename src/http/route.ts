@@ -174,9 +174,9 @@ const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /**
- * The JSON pointer of the first string in `value` that is not Unicode text, or of the object
- * holding a member name that is not (the name itself cannot be answered back), or null. Walked
- * with a stack of its own: a body nested ten thousand deep must not overflow the call stack.
+ * The JSON pointer of a string in `value` that is not Unicode text, or of the object holding a
+ * member name that is not (the name itself cannot be answered back), or null. Walked with a
+ * stack of its own: a body nested ten thousand deep must not overflow the call stack.
  */
 function notText(value: unknown, at: string): string | null {
   const pending: Array<[unknown, string]> = [[value, at]];

@@ -252,7 +252,7 @@ export class SubscriptionObject extends DurableObject<Env> {
       const r = await this.withStalePlaceFreed(found);
       const successor = r.nextId === null ? null : await this.lookup(r.nextId);
       const step = renewalStep(r, at, successor !== null && successor.endedAt !== null);
-      if (step !== "renew") return { step };
+      if (step !== "renew") return step === "expire" ? { step, record: r } : { step };
       const renewal = r.renewal ?? ids;
       const record =
         r.nextId === renewal.subscription

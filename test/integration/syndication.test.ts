@@ -434,10 +434,55 @@ describe("the full flow", () => {
         body: { deploymentStatus: "DEPLOYED" },
       }),
     );
-    expect(await renewOrExpire(env, mem.id, new Date(due.getTime() + 10 * 60_000))).toBe("renewed");
+    // The skipped renewal gave its place back: extended by hand before the next run, at once.
+    const byHand = await call("POST", `/v1/subscriptions/${mem.id}/action/?do=extend`, {
+      token: s.t.partnerKey,
+    });
+    expect(byHand.status, byHand.text).toBe(200);
+    expect(await renewOrExpire(env, mem.id, new Date(due.getTime() + 10 * 60_000))).toBe("skipped");
+    const byHandDue = new Date(Date.parse(byHand.body.end_time) - 60_000);
+    expect(await renewOrExpire(env, byHand.body.id, byHandDue)).toBe("renewed");
     const renewed = await expectOk(call("GET", `/v1/subscriptions/${mem.id}/`, { token: s.t.partnerKey }));
-    expect(renewed.descendants).toHaveLength(1);
+    expect(renewed.descendants).toHaveLength(2);
     expect(await usageOf(s.t, 0, "mem")).toMatchObject({ usage: 3, pending: 0 });
+  });
+
+  it("a due line without auto_renew waits for its purchase too: FAILED then releases its quota once", async () => {
+    const s = await syndicated(() => new Response(null, { status: 204 }));
+    // Another live mem of the customer: 3 held, which a second release would take away.
+    await expectOk(
+      call("POST", "/v1/subscriptions/", {
+        token: s.t.partnerKey,
+        body: { objects: [{ customer: s.t.customers[0], resource: "mem", amount: 3, period: "1 month" }] },
+      }),
+      201,
+    );
+    const r = await call("POST", "/v1/subscriptions/", {
+      token: s.t.partnerKey,
+      body: {
+        objects: [
+          { customer: s.t.customers[0], resource: s.product, amount: 1, period: "1 month" },
+          { customer: s.t.customers[0], resource: "mem", amount: 3, period: "1 day" },
+        ],
+      },
+    });
+    const id = await subscriptionOf(s, r.headers.get("location") as string);
+    const list = await expectOk(call("GET", "/v1/subscriptions/?resource=mem", { token: s.t.partnerKey }));
+    const mem = list.objects.find((o: { period: string }) => o.period === "1 day");
+    expect(await renewOrExpire(env, mem.id, new Date(Date.parse(mem.end_time) + 60_000))).toBe("skipped");
+    expect(await usageOf(s.t, 0, "mem")).toMatchObject({ usage: 6, pending: 3 });
+    await expectOk(
+      call("PATCH", `/api/subscription/${id}`, {
+        token: s.vendorToken,
+        body: { deploymentStatus: "FAILED" },
+      }),
+    );
+    expect(await usageOf(s.t, 0, "mem")).toMatchObject({ usage: 3, pending: 0 });
+    expect(
+      await expectOk(call("GET", `/v1/subscriptions/${mem.id}/`, { token: s.t.partnerKey })),
+    ).toMatchObject({
+      end_reason: "failed",
+    });
   });
 
   it("a cancelled subscription takes the vendor's UNDEPLOYED, and nothing that would show it live", async () => {
