@@ -170,6 +170,8 @@ export async function perform(
 /**
  * `settleOpenPurchase` for the subscription of `object`: a cloud whose vendor has not delivered
  * it neither runs nor changes size, so nothing is billed or held for what may never be bought.
+ * A cancel settles any open purchase; another change only one an operation runs (a vendor may
+ * still fail it), as an extension does: a dead request's is left to its retry or the sweep.
  */
 async function settleOpenPurchaseOf(
   env: Env,
@@ -178,7 +180,8 @@ async function settleOpenPurchaseOf(
   action: Parameters<typeof settleOpenPurchase>[3],
 ): Promise<void> {
   const record = await object.get();
-  if (record) await settleOpenPurchase(env, record, at, action);
+  if (record && (action === "cancel" || record.operationRef !== null))
+    await settleOpenPurchase(env, record, at, action);
 }
 
 export const newOpRef = () => `op_${crypto.randomUUID().replaceAll("-", "")}`;
