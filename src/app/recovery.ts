@@ -70,7 +70,7 @@ export async function settleOpenPurchase(
   env: Env,
   record: SubscriptionRecord,
   now: Date,
-  action: "cancel" | "extend" | "start" | "stop" | "change" = "cancel",
+  action: "cancel" | "extend" | "start" | "stop" | "change",
 ): Promise<boolean> {
   const recovery = await openPurchaseOf(env, record);
   if (!recovery) return false;
