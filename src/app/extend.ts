@@ -52,7 +52,8 @@ export function extensionTerm(
 /**
  * Extends the last subscription of the chain `id` belongs to, as `?do=extend` does. `from`: the
  * record of `id` when the caller has just read it; `operationRef`: the operation extending, which
- * then decides the extension's fate should it die half-way.
+ * then decides the extension's fate should it die half-way; `fresh`: `ids` were chosen by this
+ * attempt, so nothing was made under them yet.
  */
 export async function extend(
   env: Env,
@@ -61,7 +62,12 @@ export async function extend(
   input: { period?: string; end_time?: Date },
   ids: { subscription: string; order: string },
   now: Date,
-  options: { from?: SubscriptionRecord; operationRef?: string; chargeKind?: TermChargeKind } = {},
+  options: {
+    from?: SubscriptionRecord;
+    operationRef?: string;
+    chargeKind?: TermChargeKind;
+    fresh?: boolean;
+  } = {},
 ): Promise<SubscriptionRecord> {
   let last = options.from ?? (await visibleRecord(env, scope, id));
   for (let hops = 0; hops < 1000; hops++) {
@@ -74,7 +80,9 @@ export async function extend(
     // An earlier run that made the extension decided its term: it is finished as it was made,
     // whatever has happened to the chain since (a cancel after it took effect refuses nothing).
     const made =
-      last.nextId === ids.subscription ? await subscriptionObject(env, ids.subscription).get() : null;
+      last.nextId === ids.subscription && !options.fresh
+        ? await subscriptionObject(env, ids.subscription).get()
+        : null;
     // A term bought by an operation may still wait on its purchase (a vendor in the same order):
     // extended now, the extension would outlive that purchase's FAILED, charged and holding
     // nothing. One settled here may have been undone: the chain is walked again. (A request that
@@ -120,12 +128,6 @@ export async function extend(
       });
       const extension = bought.subscriptions[0];
       if (!extension) throw new AppError("internal", "extension was not created");
-      // auto_renew set on the chain while this term was bought reached `last`, not this term,
-      // whose object did not exist yet: it takes the flag `last` has now.
-      const followed = await subscriptionObject(env, last.id).get();
-      if (followed && followed.autoRenew !== extension.autoRenew) {
-        return unwrap(await subscriptionObject(env, extension.id).setAutoRenew(followed.autoRenew));
-      }
       return extension;
     } catch (error) {
       // A refusal bought nothing: the place goes back. After any other failure the extension may

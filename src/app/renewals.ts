@@ -1,6 +1,6 @@
 import { isFinalAnswer } from "../domain/errors";
 import { fault } from "../domain/faults";
-import { uuidv7 } from "../domain/ids";
+import { subscriptionIdBeside, uuidv7 } from "../domain/ids";
 import { logWarning } from "../domain/log";
 import { partnerScope } from "../domain/scope";
 import { isExpired } from "../domain/subscriptions";
@@ -29,7 +29,7 @@ export type RenewalOutcome = "renewed" | "expired" | "failed" | "skipped";
  */
 export async function renewOrExpire(env: Env, id: string, at: Date): Promise<RenewalOutcome> {
   const object = subscriptionObject(env, id);
-  const plan = await object.planRenewal({ subscription: uuidv7(), order: uuidv7() }, at);
+  const plan = await object.planRenewal({ subscription: subscriptionIdBeside(id), order: uuidv7() }, at);
   if (plan.step === "skip") return "skipped";
   // A term of a purchase still waiting on its vendor is left as it is until the purchase
   // completes (the cron finds it due again): renewed, the renewal would outlive the purchase's
@@ -43,7 +43,7 @@ export async function renewOrExpire(env: Env, id: string, at: Date): Promise<Ren
     unwrap(await object.expire(at));
     return "expired";
   }
-  const { record, ids } = plan;
+  const { record, ids, fresh } = plan;
   fault("renewal.planned");
   const over = isExpired(record, at);
   try {
@@ -51,6 +51,7 @@ export async function renewOrExpire(env: Env, id: string, at: Date): Promise<Ren
     await extend(env, partnerScope(record.partnerId), id, {}, ids, at, {
       from: record,
       chargeKind: "renewal",
+      fresh,
     });
     return "renewed";
   } catch (error) {

@@ -4,7 +4,7 @@ import { type TermChargeKind, termChargeKey } from "../domain/charges";
 import { homeOf } from "../domain/commissions";
 import { AppError, badRequest, fromErrorWire } from "../domain/errors";
 import { fault } from "../domain/faults";
-import { uuidv7 } from "../domain/ids";
+import { subscriptionId, uuidv7 } from "../domain/ids";
 import { type PlannedSubscription, type PurchaseObject, planPurchase } from "../domain/purchase";
 import type { SubscriptionRecord } from "../domain/subscriptions";
 import { issueCommission } from "../objects/commission-issue";
@@ -34,7 +34,7 @@ export interface PurchaseIds {
 export function assignIds(planned: readonly PlannedSubscription[]): PurchaseIds {
   const orders: Record<string, string> = {};
   for (const p of planned) orders[p.customer] ??= uuidv7();
-  return { orders, subscriptions: planned.map(() => uuidv7()) };
+  return { orders, subscriptions: planned.map((p) => subscriptionId(p.customer)) };
 }
 
 export interface Purchase {
@@ -212,7 +212,7 @@ export async function buy(
     const record = newRecord(
       p,
       {
-        id: ids.subscriptions[i] ?? uuidv7(),
+        id: ids.subscriptions[i] ?? subscriptionId(p.customer),
         orderId: orderOf.get(p.customer) ?? "",
         partnerId,
         ...(chain ? { rootId: chain.rootId, previousId: chain.previousId } : {}),

@@ -6,7 +6,7 @@ import type { StatusFilter, SubscriptionRecord } from "../domain/subscriptions";
 import { D1_MAX_PARAMETERS, type Database, database, parameterChunks } from "./client";
 import { subscriptions } from "./schema";
 
-/** The subscriptions read model: rows are projections pushed by each SubscriptionObject. */
+/** The subscriptions read model: rows are projections pushed by each subscription's book. */
 
 export type SubscriptionRow = typeof subscriptions.$inferSelect;
 export type ChainMember = Pick<
@@ -197,6 +197,11 @@ export async function listSubscriptions(env: Env, q: ListQuery): Promise<ListedS
     record: JSON.parse(body) as SubscriptionRecord,
     queued: queued === 1,
   }));
+}
+
+/** Whether the read model has subscription `id`: it was created, by this book or before books. */
+export async function inReadModel(env: Env, id: string): Promise<boolean> {
+  return (await env.DB.prepare("SELECT 1 FROM subscriptions WHERE id = ?").bind(id).first()) !== null;
 }
 
 /** Whether chain `rootId` has a live term other than `id` at `now`: not ended, and not over. */

@@ -89,11 +89,14 @@ export interface RenewalIds {
   order: string;
 }
 
-/** What a due renewal found: renew, with the record as it now stands and the renewal's ids; expire; or nothing. */
+/**
+ * What a due renewal found: renew, with the record as it now stands and the renewal's ids (`fresh`:
+ * chosen by this attempt, so nothing was made under them yet); expire; or nothing.
+ */
 export type RenewalPlan =
   | { step: "skip" }
   | { step: "expire"; record: SubscriptionRecord }
-  | { step: "renew"; record: SubscriptionRecord; ids: RenewalIds };
+  | { step: "renew"; record: SubscriptionRecord; ids: RenewalIds; fresh: boolean };
 
 /**
  * What a due renewal does with a subscription at `at`: renew it (auto_renew on, and nothing but

@@ -24,8 +24,8 @@ export interface QuotaStep {
  * or the ledger's answer be lost, the step is still there: the object finishes it before any
  * other change (and on its alarm) by asking the ledger how the move ended. Made, the change is
  * committed; not made, it is dropped (its caller never got an answer). So a subscription's amount
- * and the quota it holds never disagree past a crash. Only objects that ever moved quota have
- * the table.
+ * and the quota it holds never disagree past a crash. A book keeps one row per subscription with
+ * a step open.
  */
 export class QuotaSteps {
   /** Whether this instance has read what storage holds; until then `current` is unknown. */
@@ -35,6 +35,9 @@ export class QuotaSteps {
 
   constructor(
     private readonly storage: DurableObjectStorage,
+    private readonly id: string,
+    /** Asks to be woken after `ms` (the book's alarm). */
+    private readonly wakeIn: (ms: number) => Promise<void>,
     /** Commits the record a step led to, which ends the step. */
     private readonly commit: (next: SubscriptionRecord) => unknown,
   ) {
@@ -57,7 +60,7 @@ export class QuotaSteps {
   ): Promise<SubscriptionRecord> {
     this.storage.transactionSync(() => this.begin({ reference, holder: r.customerId, next }));
     // Whatever happens next, the alarm finishes the step should nothing else come along.
-    await this.storage.setAlarm(Date.now() + STEP_RECOVERY_MS);
+    await this.wakeIn(STEP_RECOVERY_MS);
     fault("subscription.step");
     try {
       await issueCommission(
@@ -84,9 +87,10 @@ export class QuotaSteps {
   /** Records `step`; call inside a storage transaction. */
   begin(step: QuotaStep): void {
     this.sql.exec(
-      "CREATE TABLE IF NOT EXISTS quota_step (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL)",
+      "INSERT OR REPLACE INTO quota_steps (subscription, body) VALUES (?, ?)",
+      this.id,
+      JSON.stringify(step),
     );
-    this.sql.exec("INSERT OR REPLACE INTO quota_step (id, body) VALUES (1, ?)", JSON.stringify(step));
     this.read = true;
     this.current = step;
   }
@@ -94,7 +98,7 @@ export class QuotaSteps {
   /** Ends the open step, if any; call inside the transaction that commits what it led to. */
   end(): void {
     if (this.pending() === null) return;
-    this.sql.exec("DELETE FROM quota_step");
+    this.sql.exec("DELETE FROM quota_steps WHERE subscription = ?", this.id);
     this.current = null;
   }
 
@@ -102,13 +106,9 @@ export class QuotaSteps {
   pending(): QuotaStep | null {
     if (!this.read) {
       this.read = true;
-      const table = this.sql
-        .exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'quota_step'")
-        .toArray();
-      const body =
-        table.length > 0
-          ? this.sql.exec<{ body: string }>("SELECT body FROM quota_step WHERE id = 1").toArray()[0]?.body
-          : undefined;
+      const body = this.sql
+        .exec<{ body: string }>("SELECT body FROM quota_steps WHERE subscription = ?", this.id)
+        .toArray()[0]?.body;
       this.current = body === undefined ? null : (JSON.parse(body) as QuotaStep);
     }
     return this.current;
@@ -125,6 +125,19 @@ export class QuotaSteps {
     const ended = await ledgerOf(env, left.holder).settleReferenced(left.reference, "accept");
     if (ended === "accepted") this.commit(left.next);
     else this.storage.transactionSync(() => this.end());
+  }
+
+  /** The book's table of open steps. */
+  static createTable(sql: SqlStorage): void {
+    sql.exec("CREATE TABLE IF NOT EXISTS quota_steps (subscription TEXT PRIMARY KEY, body TEXT NOT NULL)");
+  }
+
+  /** The subscriptions of the book with a step open. */
+  static open(sql: SqlStorage): string[] {
+    return sql
+      .exec<{ subscription: string }>("SELECT subscription FROM quota_steps")
+      .toArray()
+      .map((row) => row.subscription);
   }
 
   /** After a transaction rolled back: what storage holds is read again. */

@@ -1,398 +1,270 @@
 import { DurableObject } from "cloudflare:workers";
-import { AppError, refused, toErrorWire } from "../domain/errors";
-import { isRunning, runInstant, splitAt, start, stop } from "../domain/metering";
+import { inReadModel } from "../db/subscriptions";
+import { eachWithin } from "../domain/concurrency";
+import { bookOf } from "../domain/ids";
+import { logError } from "../domain/log";
 import type { Scope } from "../domain/scope";
-import {
-  amountChangeRefusal,
-  deploymentRefusal,
-  type RenewalIds,
-  type RenewalPlan,
-  renewalStep,
-  runRefusal,
-  type SubscriptionRecord,
-  sameRecord,
-  startDeployed,
-} from "../domain/subscriptions";
-import { closeMonthAt } from "../domain/usage";
+import type { RenewalIds, SubscriptionRecord } from "../domain/subscriptions";
 import type { DeploymentPatch } from "../domain/webhooks";
+import { adoptLegacy, dropLegacy, type HandedOver, holdsLegacy, legacyState } from "./legacy-subscription";
 import { QuotaSteps } from "./quota-steps";
-import {
-  endsChainHold,
-  type Lookup,
-  placeAbandoned,
-  placeExpiresAt,
-  releaseReference,
-} from "./subscription-chain";
-import { type Expected, missing, type Outcome, stale } from "./subscription-outcome";
-import { SubscriptionReads, type SubscriptionView } from "./subscription-reads";
-import { SubscriptionStore } from "./subscription-store";
-import { dispatchEvent } from "./webhook-events";
+import { Subscription, type SubscriptionHost } from "./subscription";
+import { createSubscriptionTables } from "./subscription-store";
+
+/** How many subscriptions a book keeps in memory; idle ones past it are forgotten, first kept first. */
+const KEPT_IN_MEMORY = 1_000;
+
+/** When a subscription whose alarm failed is woken again. */
+const ALARM_RETRY_MS = 5_000;
+
+/** How many subscriptions' alarms run at once. */
+const ALARMS_AT_ONCE = 8;
 
 /**
- * One subscription's state machine. Every change runs one at a time (`exclusive`), including the
- * quota commission it needs, so concurrent changes apply in some order and quota always matches
- * the amount. The record is committed first; the D1 projection is pushed after, and an alarm
- * retries the push until it lands (`SubscriptionStore`).
+ * The Durable Object that keeps subscriptions: a book of every subscription whose id ends in its
+ * name (`bookOf`), a customer's together (`subscriptionId`). Each subscription is still its own
+ * state machine with its own rows, changed one change at a time (`Subscription`); the book gives
+ * them one storage, one alarm and one warm instance, so a purchase or a renewal starts no object
+ * (bench/RESULTS.md: starting one was most of a purchase's cost).
  */
 export class SubscriptionObject extends DurableObject<Env> {
-  private tail: Promise<unknown> = Promise.resolve();
-  private readonly reads: SubscriptionReads;
-  private readonly steps: QuotaSteps;
-  private readonly store: SubscriptionStore;
+  private readonly kept = new Map<string, Subscription>();
+  private readonly host: SubscriptionHost;
+  /** This book's name, known from the first id it is asked about. */
+  private name: string | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.steps = new QuotaSteps(ctx.storage, (next) => this.commit(next));
-    this.store = new SubscriptionStore(
-      ctx.storage,
-      (r, event) => dispatchEvent(this.env, r, event),
-      (id) => subscriptionObject(this.env, id).queueChanged(),
-    );
-    this.reads = new SubscriptionReads(
-      env,
-      () => this.store.json(),
-      () => this.store.projectedVersion(),
-    );
-    // An instance serves nothing before finishing a quota step its predecessor left half-way.
-    if (this.steps.pending()) ctx.blockConcurrencyWhile(() => this.exclusive(async () => undefined));
-  }
-
-  /** Creates the subscription; creating it again returns what exists, so a retried purchase is harmless. */
-  async create(record: SubscriptionRecord): Promise<SubscriptionRecord> {
-    return this.exclusive(async () => {
-      const existing = this.store.load();
-      if (existing) return existing;
-      return this.commit(record);
-    });
-  }
-
-  get(): SubscriptionRecord | null {
-    return this.store.load();
-  }
-
-  /** The record as stored, JSON text: a string crosses RPC as it is, a record field by field. */
-  getJson(): string | null {
-    return this.store.json();
-  }
-
-  /** A read of this subscription within `scope` (see `SubscriptionReads.view`). */
-  view(scope: Scope, now: number): Promise<SubscriptionView | null> {
-    return this.reads.view(scope, now);
-  }
-
-  /**
-   * Told by a depletable of the same customer and product that comes before this one in the
-   * queue when it is created (after this one: its id was chosen first) or ends.
-   */
-  queueChanged(): void {
-    this.reads.queueChanged();
-  }
-
-  /** Sets auto_renew, or toggles it. `expectedVersion`, here and below: see `change`. */
-  async setAutoRenew(
-    value: boolean | undefined,
-    expectedVersion?: number,
-  ): Promise<Outcome<SubscriptionRecord>> {
-    return this.change((r) => ({ ...r, autoRenew: value ?? !r.autoRenew }), {
-      version: expectedVersion,
-      done: (r) => r.autoRenew === value,
-    });
-  }
-
-  /** Changes the quantity: up holds the difference on the customer's quota, down releases it. */
-  async changeAmount(
-    amount: number,
-    now: Date,
-    expectedVersion?: number,
-  ): Promise<Outcome<SubscriptionRecord>> {
-    return this.change(
-      async (r) => {
-        const refusal = amountChangeRefusal(r);
-        if (refusal) throw refused(refusal);
-        const difference = amount - r.amount;
-        if (difference === 0) return r;
-        const runs = isRunning(r.runs) ? splitAt(r.runs, runInstant(r.runs, now), amount) : r.runs;
-        const reference = `subscription:${r.id}:v${r.version}:amount:${amount}`;
-        return this.steps.move(this.env, r, difference, reference, now, { ...r, amount, runs });
+    const sql = ctx.storage.sql;
+    createSubscriptionTables(sql);
+    QuotaSteps.createTable(sql);
+    // One alarm per subscription, each set replacing the one before, as an object's own would.
+    sql.exec("CREATE TABLE IF NOT EXISTS wakes (subscription TEXT PRIMARY KEY, at INTEGER NOT NULL)");
+    const book = this;
+    this.host = {
+      get env() {
+        return book.env;
       },
-      { version: expectedVersion, done: (r) => r.amount === amount },
-    );
+      storage: ctx.storage,
+      wake: (id, at) => this.wake(id, at),
+      lookup: async (id) =>
+        this.keeps(id) ? (await this.found(id)).get() : subscriptionObject(this.env, id).get(),
+      queueChanged: async (id) =>
+        this.keeps(id)
+          ? this.subscription(id).queueChanged()
+          : subscriptionObject(this.env, id).queueChanged(),
+    };
   }
 
-  async run(action: "start" | "stop", now: Date): Promise<Outcome<SubscriptionRecord>> {
-    return this.change((r) => {
-      const refusal = runRefusal(r, action);
-      if (refusal) throw refused(refusal);
-      const t = runInstant(r.runs, now);
-      const runs = action === "start" ? start(r.runs, t, r.amount) : stop(r.runs, t);
-      return { ...r, runs };
-    });
+  create(id: string, record: SubscriptionRecord) {
+    return this.subscription(id).create(record);
+  }
+
+  async get(id: string) {
+    return (await this.found(id)).get();
+  }
+
+  async getJson(id: string) {
+    return (await this.found(id)).getJson();
+  }
+
+  async view(id: string, scope: Scope, now: number) {
+    return (await this.found(id)).view(scope, now);
+  }
+
+  /** Only an instance in memory keeps a verdict to drop. */
+  queueChanged(id: string) {
+    this.kept.get(id)?.queueChanged();
+  }
+
+  async setAutoRenew(id: string, value: boolean | undefined, expectedVersion?: number) {
+    return (await this.found(id)).setAutoRenew(value, expectedVersion);
+  }
+
+  async changeAmount(id: string, amount: number, now: Date, expectedVersion?: number) {
+    return (await this.found(id)).changeAmount(amount, now, expectedVersion);
+  }
+
+  async run(id: string, action: "start" | "stop", now: Date) {
+    return (await this.found(id)).run(action, now);
+  }
+
+  async closeMonth(id: string, boundary: Date) {
+    return (await this.found(id)).closeMonth(boundary);
+  }
+
+  async cancel(id: string, now: Date, expectedVersion?: number) {
+    return (await this.found(id)).cancel(now, expectedVersion);
+  }
+
+  async consume(id: string, quantity: number, now: Date, report: string) {
+    return (await this.found(id)).consume(quantity, now, report);
+  }
+
+  async reserveNext(id: string, nextId: string) {
+    return (await this.found(id)).reserveNext(nextId);
+  }
+
+  async releaseNext(id: string, nextId: string, failed?: boolean) {
+    return (await this.found(id)).releaseNext(nextId, failed);
+  }
+
+  async setDeployment(id: string, patch: DeploymentPatch) {
+    return (await this.found(id)).setDeployment(patch);
+  }
+
+  async fail(id: string, now: Date) {
+    return (await this.found(id)).fail(now);
+  }
+
+  async planRenewal(id: string, ids: RenewalIds, at: Date) {
+    return (await this.found(id)).planRenewal(ids, at);
+  }
+
+  async expire(id: string, now: Date, renewalError?: string | null) {
+    return (await this.found(id)).expire(now, renewalError);
   }
 
   /**
-   * The cron's month close: a cloud running since before `boundary` is billed up to it (its lines
-   * written) and runs on. Again, or for a cloud not running then: nothing changes.
+   * Takes over subscription `id` from the object of its own it had before books, if that still
+   * keeps it (`legacy-subscription.ts`). Asked by that object's alarm.
    */
-  async closeMonth(boundary: Date): Promise<Outcome<SubscriptionRecord>> {
-    return this.change((r) => {
-      const runs = closeMonthAt(r.runs, boundary.getTime());
-      return runs === r.runs ? r : { ...r, runs };
-    });
+  async adopt(id: string): Promise<void> {
+    if (this.hasRecord(id)) await legacyObject(this.env, id).handedOver();
+    else await this.takeOver(id);
   }
 
-  /** Cancels: closes the running interval and releases the quota. Cancelling again changes nothing. */
-  async cancel(now: Date, expectedVersion?: number): Promise<Outcome<SubscriptionRecord>> {
-    return this.change(async (r) => (r.endedAt !== null ? r : this.ended(r, "cancelled", now, {})), {
-      version: expectedVersion,
-      done: (r) => r.endedAt !== null,
-    });
+  /** On an object of its own from before books: what it keeps, for its book to take over. */
+  handOver(): HandedOver | null {
+    return legacyState(this.ctx.storage.sql);
   }
 
-  /**
-   * Consumes up to `quantity` of a depletable subscription for consumption report `report` and
-   * answers what is left over for the next one; the same report again takes nothing more. At zero
-   * the subscription is depleted: it ends and its quota is released.
-   */
-  async consume(
-    quantity: number,
-    now: Date,
-    report: string,
-  ): Promise<Outcome<{ record: SubscriptionRecord; leftover: number }>> {
-    return this.exclusive(async () => {
-      const r = this.store.load();
-      if (!r) return missing();
-      const taken = r.consumed?.find((c) => c.report === report)?.used;
-      if (taken !== undefined) return { ok: true, value: { record: r, leftover: quantity - taken } };
-      if (r.kind !== "depletable" || r.remaining === null || r.endedAt !== null) {
-        return { ok: true, value: { record: r, leftover: quantity } };
-      }
-      const used = Math.min(r.remaining, quantity);
-      const remaining = r.remaining - used;
-      // A retry comes within minutes, not after this many other reports.
-      const consumed = [...(r.consumed ?? []), { report, used }].slice(-32);
-      const drained = { ...r, remaining, consumed };
-      const next = remaining === 0 ? await this.ended(drained, "depleted", now, {}) : drained;
-      return { ok: true, value: { record: this.commit(next), leftover: quantity - used } };
-    });
+  /** On an object of its own from before books: its book has it all, it keeps nothing more. */
+  async handedOver(): Promise<void> {
+    dropLegacy(this.ctx.storage.sql);
+    await this.schedule();
   }
 
   /**
-   * Claims the place after this subscription in its chain: the record as it stands with the place
-   * reserved (whether its chain still holds its quota decides what the extension holds), or null
-   * if another extension has it.
-   */
-  async reserveNext(nextId: string): Promise<Outcome<SubscriptionRecord | null>> {
-    return this.exclusive(async () => {
-      const found = this.store.load();
-      if (!found) return missing();
-      const r = await this.withStalePlaceFreed(found);
-      if (r.nextId !== null) return { ok: true, value: r.nextId === nextId ? r : null };
-      return { ok: true, value: this.commit({ ...r, nextId, nextReservedAt: new Date().toISOString() }) };
-    });
-  }
-
-  /**
-   * Gives the place back when the extension that claimed it could not be bought. An extension that
-   * was created and then failed (`failed`) can never be bought again under its ids: a renewal
-   * that had chosen them chooses new ones next time.
-   */
-  async releaseNext(nextId: string, failed = false): Promise<void> {
-    await this.exclusive(async () => {
-      const r = this.store.load();
-      if (!r) return;
-      const holds = r.nextId === nextId;
-      const renewal = failed && r.renewal?.subscription === nextId ? null : r.renewal;
-      if (!holds && renewal === r.renewal) return;
-      // An ended term whose hold waited on that extension releases it now, if nothing else is live.
-      await this.endHoldOf(this.commit({ ...r, nextId: holds ? null : r.nextId, renewal }));
-    });
-  }
-
-  /**
-   * Records what the vendor reports: its deployment status (along the allowed transitions),
-   * where the customer reaches the application, and how. The first DEPLOYED starts the term that
-   * waited for it, now (`startDeployed`).
-   */
-  async setDeployment(patch: DeploymentPatch): Promise<Outcome<SubscriptionRecord>> {
-    return this.change((r) => {
-      const refusal = deploymentRefusal(r, patch);
-      if (refusal) throw refused(refusal);
-      const status = patch.deploymentStatus ?? r.deploymentStatus;
-      const started =
-        r.deploymentStatus === "PENDING" && status === "DEPLOYED" ? startDeployed(r, new Date()) : r;
-      return {
-        ...started,
-        deploymentStatus: status,
-        syndicatedEndpoints: patch.syndicatedEndpoints ?? r.syndicatedEndpoints,
-        endUserInstructions: patch.endUserInstructions ?? r.endUserInstructions,
-      };
-    });
-  }
-
-  /**
-   * Ends a subscription whose purchase was undone. Its quota is not released here: the purchase's
-   * commission is rejected instead, which gives it back.
-   */
-  async fail(now: Date): Promise<Outcome<SubscriptionRecord>> {
-    return this.change((r) =>
-      r.endedAt !== null ? r : { ...r, endedAt: now.toISOString(), endReason: "failed" as const },
-    );
-  }
-
-  /**
-   * A due renewal (`renewalStep`). To renew, the ids the renewal creates are chosen by the first
-   * attempt and kept, so every later attempt (a second cron run, a redelivery) completes the same
-   * renewal instead of buying another, and the place after this subscription is reserved for it
-   * in the same commit (as `reserveNext` would): the answer's record shows it reserved.
-   */
-  async planRenewal(ids: RenewalIds, at: Date): Promise<RenewalPlan> {
-    return this.exclusive(async () => {
-      const found = this.store.load();
-      if (!found) return { step: "skip" };
-      const r = await this.withStalePlaceFreed(found);
-      const successor = r.nextId === null ? null : await this.lookup(r.nextId);
-      const step = renewalStep(r, at, successor !== null && successor.endedAt !== null);
-      if (step !== "renew") return step === "expire" ? { step, record: r } : { step };
-      const renewal = r.renewal ?? ids;
-      const record =
-        r.nextId === renewal.subscription
-          ? r
-          : this.commit({
-              ...r,
-              renewal,
-              nextId: renewal.subscription,
-              nextReservedAt: new Date().toISOString(),
-            });
-      return { step, record, ids: renewal };
-    });
-  }
-
-  /** Ends a subscription whose term is over and that is not renewed: its quota is released. */
-  async expire(now: Date, renewalError: string | null = null): Promise<Outcome<SubscriptionRecord>> {
-    return this.change(async (r) => {
-      if (r.endedAt !== null) return r;
-      return this.ended(r, "expired", now, { renewalError });
-    });
-  }
-
-  /**
-   * The record, with the place after it freed if an extension reserved it longer than the recovery
-   * bound ago and was never created (its request died first): otherwise nothing could extend or
-   * renew the chain again. A renewal's place is left as it is: its own ids finish it.
-   */
-  private async withStalePlaceFreed(r: SubscriptionRecord): Promise<SubscriptionRecord> {
-    if (!(await placeAbandoned(this.env, r, this.lookup))) return r;
-    return this.commit({ ...r, nextId: null, nextReservedAt: null });
-  }
-
-  private readonly lookup: Lookup = (id) => subscriptionObject(this.env, id).get();
-
-  /**
-   * Finishes a quota step left half-way, releases the hold of an ended term whose extension never
-   * came, and pushes what is left to push.
+   * Runs the subscriptions' alarms that are due: the earliest at least (an alarm run early, as a
+   * test does, runs those). Each is then over unless it was set again meanwhile, and one that
+   * failed is tried again later on its own.
    */
   override async alarm(): Promise<void> {
-    await this.exclusive(async () => {
-      const r = this.store.load();
-      if (r?.endedAt && !r.holdReleased) await this.endHoldOf(await this.withStalePlaceFreed(r));
-    });
-  }
-
-  /** Releases the chain's hold with ended term `r` if nothing else keeps it (`endsChainHold`). */
-  private async endHoldOf(r: SubscriptionRecord): Promise<void> {
-    if (r.endedAt === null || !(await endsChainHold(this.env, r, new Date(), this.lookup))) return;
-    const released = { ...r, holdReleased: true };
-    this.commit(await this.steps.move(this.env, r, -r.amount, releaseReference(r), new Date(), released));
-  }
-
-  private async ended(
-    r: SubscriptionRecord,
-    reason: "cancelled" | "expired" | "depleted",
-    now: Date,
-    also: Partial<SubscriptionRecord>,
-  ): Promise<SubscriptionRecord> {
-    const runs = isRunning(r.runs) ? stop(r.runs, runInstant(r.runs, now)) : r.runs;
-    const next = { ...r, ...also, runs, endedAt: now.toISOString(), endReason: reason };
-    if (await endsChainHold(this.env, r, now, this.lookup))
-      return this.steps.move(this.env, r, -r.amount, releaseReference(r), now, {
-        ...next,
-        holdReleased: true,
-      });
-    // The hold stays with the chain. An extension still on its way (its place reserved within the
-    // bound) that never comes gives it back here, on the alarm set for when the place expires.
-    const expires = r.nextId === null ? 0 : placeExpiresAt(this.env, r);
-    if (expires > Date.now()) await this.ctx.storage.setAlarm(expires + 1000);
-    return next;
-  }
-
-  /**
-   * Runs `apply` on the current record exclusively and commits its result as a new version. Under
-   * If-Match (`expected`), check and write are one step: a record changed since answers 412 without
-   * `apply`, or as done if the change is already in effect (a retry of it: RFC 9110 §13.1.1).
-   */
-  private async change(
-    apply: (r: SubscriptionRecord) => SubscriptionRecord | Promise<SubscriptionRecord>,
-    expected?: Expected,
-  ): Promise<Outcome<SubscriptionRecord>> {
-    return this.exclusive(async () => {
-      const r = this.store.load();
-      if (!r) return missing();
-      if (expected?.version !== undefined && r.version !== expected.version) {
-        return expected.done(r) ? { ok: true, value: r } : stale();
-      }
-      try {
-        const next = await apply(r);
-        return { ok: true, value: sameRecord(next, r) ? r : this.commit(next) };
-      } catch (error) {
-        if (error instanceof AppError) return { ok: false, error: toErrorWire(error) };
-        throw error;
-      }
-    });
-  }
-
-  /**
-   * Serializes every mutation, across awaits: the storage input gate alone would let a second
-   * change in while the first waits on the quota ledger.
-   */
-  private exclusive<T>(work: () => Promise<T>): Promise<T> {
-    // The projection is pushed inside the section, so D1 receives versions in order and a
-    // caller that lists right after a change sees it.
-    const step = async () => {
-      await this.steps.finishLeft(this.env);
-      try {
-        return await work();
-      } catch (error) {
-        // A change that failed half-way may have left its quota step open: it is finished now
-        // if the ledger answers, else by the next change or the alarm.
-        await this.steps.finishLeft(this.env).catch(() => undefined);
-        throw error;
-      } finally {
-        await this.store.push(this.env);
-      }
-    };
-    const run = this.tail.then(step, step);
-    this.tail = run.catch(() => undefined);
-    return run;
-  }
-
-  /**
-   * Stores the next version and, for a syndicated product, the event describing it, in one
-   * storage transaction: the event can never be lost, nor sent for a change that did not happen.
-   */
-  private commit(next: SubscriptionRecord): SubscriptionRecord {
-    this.reads.recordChanged();
-    try {
-      return this.ctx.storage.transactionSync(() => {
-        this.steps.end();
-        return this.store.write(next);
-      });
-    } catch (error) {
-      this.steps.forget();
-      throw error;
+    const sql = this.ctx.storage.sql;
+    // An object of its own from before books hands its subscription, and what was left to do, over.
+    if (holdsLegacy(sql)) {
+      const state = legacyState(sql);
+      if (state) {
+        const { id } = JSON.parse(state.body) as SubscriptionRecord;
+        await subscriptionBook(this.env, id).adopt(id);
+      } else dropLegacy(sql);
     }
+    const first = sql.exec<{ at: number | null }>("SELECT MIN(at) AS at FROM wakes").one().at;
+    if (first === null) return;
+    const due = sql
+      .exec<{ subscription: string; at: number }>(
+        "SELECT subscription, at FROM wakes WHERE at <= ?",
+        Math.max(Date.now(), first),
+      )
+      .toArray();
+    await eachWithin(due, ALARMS_AT_ONCE, async ({ subscription, at }) => {
+      try {
+        await this.subscription(subscription).alarm();
+        sql.exec("DELETE FROM wakes WHERE subscription = ? AND at = ?", subscription, at);
+      } catch (error) {
+        logError("subscription.alarm_failed", error, { subscription });
+        sql.exec(
+          "UPDATE wakes SET at = ? WHERE subscription = ? AND at = ?",
+          Date.now() + ALARM_RETRY_MS,
+          subscription,
+          at,
+        );
+      }
+    });
+    await this.schedule();
+  }
+
+  /**
+   * Subscription `id`, found: one the read model has but this book has not was created before
+   * books, and is taken over from its object of its own first. Only a miss asks D1.
+   */
+  private async found(id: string): Promise<Subscription> {
+    if (!this.kept.has(id) && !this.hasRecord(id) && (await inReadModel(this.env, id)))
+      await this.takeOver(id);
+    return this.subscription(id);
+  }
+
+  private hasRecord(id: string): boolean {
+    return this.ctx.storage.sql.exec("SELECT 1 FROM records WHERE id = ?", id).toArray().length > 0;
+  }
+
+  private async takeOver(id: string): Promise<void> {
+    const legacy = legacyObject(this.env, id);
+    const state = await legacy.handOver();
+    if (!state) return;
+    this.ctx.storage.transactionSync(() => adoptLegacy(this.ctx.storage.sql, id, state));
+    // What the object had left to do (a push, a quota step, a hold to release), its alarm does here.
+    await this.wake(id, Date.now());
+    await legacy.handedOver();
+  }
+
+  private keeps(id: string): boolean {
+    return this.name !== null && bookOf(id) === this.name;
+  }
+
+  /** The state machine of subscription `id`, kept in memory while it is used. */
+  private subscription(id: string): Subscription {
+    const kept = this.kept.get(id);
+    if (kept) return kept;
+    this.name ??= bookOf(id);
+    const subscription = new Subscription(id, this.host);
+    this.kept.set(id, subscription);
+    if (this.kept.size > KEPT_IN_MEMORY) {
+      for (const [other, s] of this.kept) {
+        if (this.kept.size <= KEPT_IN_MEMORY) break;
+        if (s.idle() && other !== id) this.kept.delete(other);
+      }
+    }
+    return subscription;
+  }
+
+  private async wake(id: string, at: number): Promise<void> {
+    this.ctx.storage.sql.exec("INSERT OR REPLACE INTO wakes (subscription, at) VALUES (?, ?)", id, at);
+    await this.schedule();
+  }
+
+  /** The alarm, set for the earliest wake. */
+  private async schedule(): Promise<void> {
+    const next = this.ctx.storage.sql.exec<{ at: number | null }>("SELECT MIN(at) AS at FROM wakes").one().at;
+    if (next === null) await this.ctx.storage.deleteAlarm();
+    else if ((await this.ctx.storage.getAlarm()) !== next) await this.ctx.storage.setAlarm(next);
   }
 }
 
-export function subscriptionObject(env: Env, id: string): DurableObjectStub<SubscriptionObject> {
-  return env.SUBSCRIPTION.get(env.SUBSCRIPTION.idFromName(id));
+/** A subscription's calls, as its book answers them across RPC. */
+export type SubscriptionCalls = {
+  [K in Exclude<keyof Subscription, "idle" | "alarm">]: Subscription[K] extends (...args: infer A) => infer R
+    ? (...args: A) => Promise<Awaited<R>>
+    : never;
+};
+
+/** The book that keeps subscription `id`: its Durable Object. */
+export function subscriptionBook(env: Env, id: string): DurableObjectStub<SubscriptionObject> {
+  return env.SUBSCRIPTION.get(env.SUBSCRIPTION.idFromName(bookOf(id)));
+}
+
+/** The object of its own that kept subscription `id` before books. */
+const legacyObject = (env: Env, id: string) => env.SUBSCRIPTION.get(env.SUBSCRIPTION.idFromName(id));
+
+/** Subscription `id`'s calls, made on its book. */
+export function subscriptionObject(env: Env, id: string): SubscriptionCalls {
+  const book = subscriptionBook(env, id) as unknown as Record<string, (...args: unknown[]) => unknown>;
+  return new Proxy({} as SubscriptionCalls, {
+    // `then` stays undefined: the calls are not a promise.
+    get: (_, method) =>
+      typeof method === "string" && method !== "then"
+        ? (...args: unknown[]) => book[method]?.(id, ...args)
+        : undefined,
+  });
 }

@@ -14,7 +14,7 @@ import {
 export type SubscriptionView = TaggedJson<SubscriptionWire> | { body: string; queued: boolean };
 
 /**
- * What a SubscriptionObject keeps in memory to answer reads: its record parsed, the wire JSON
+ * What a Subscription keeps in memory to answer reads: its record parsed, the wire JSON
  * rendered of it per status with its ETag (so a read hashes nothing), and (for a depletable) whether it waits behind an older one. The
  * object drops the record on every commit and the queued verdict when told its queue changed.
  */
@@ -29,7 +29,8 @@ export class SubscriptionReads {
   private queueChanges = 0;
 
   constructor(
-    private readonly env: Env,
+    /** The book's env as it is now (a test may replace it). */
+    private readonly env: () => Env,
     /** The stored record, JSON text. */
     private readonly stored: () => string | null,
     /** The version of the record the D1 read model has. */
@@ -85,7 +86,7 @@ export class SubscriptionReads {
   private async queuedNow(r: SubscriptionRecord): Promise<boolean> {
     if (this.queued !== undefined) return this.queued;
     const changes = this.queueChanges;
-    const queued = await queuedBehindAnother(this.env, r);
+    const queued = await queuedBehindAnother(this.env(), r);
     if (changes === this.queueChanges && this.projected() > 0) this.queued = queued;
     return queued;
   }

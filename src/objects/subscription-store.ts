@@ -2,7 +2,7 @@ import { upsertProjection, youngerInQueue } from "../db/subscriptions";
 import { logError } from "../domain/log";
 import type { SubscriptionRecord } from "../domain/subscriptions";
 import { type EventType, eventOf } from "../domain/webhooks";
-import { UsageOutbox } from "./usage-outbox";
+import { createUsageLines, UsageOutbox } from "./usage-outbox";
 
 const PROJECTION_RETRY_MS = 5_000;
 
@@ -21,8 +21,18 @@ interface OutboxRow extends Record<string, SqlStorageValue> {
   date: string;
 }
 
+/** The tables a book keeps its subscriptions in (one row each, its events, its usage lines). */
+export function createSubscriptionTables(sql: SqlStorage): void {
+  sql.exec(`CREATE TABLE IF NOT EXISTS records (
+      id TEXT PRIMARY KEY, body TEXT NOT NULL, projected INTEGER NOT NULL DEFAULT 0)`);
+  sql.exec(`CREATE TABLE IF NOT EXISTS events (
+      subscription TEXT NOT NULL, sequence INTEGER NOT NULL, event_id TEXT NOT NULL, type TEXT NOT NULL,
+      date TEXT NOT NULL, dispatched INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (subscription, sequence))`);
+  createUsageLines(sql);
+}
+
 /**
- * A SubscriptionObject's record in its storage, kept as a transactional outbox: each version, and
+ * A subscription's record in its book's storage, kept as a transactional outbox: each version, and
  * for a syndicated product the event it makes, is written in the caller's transaction; pushing
  * them on (the version to the D1 read model, the events to the webhooks pipeline) comes after,
  * and is retried until it lands.
@@ -38,21 +48,22 @@ export class SubscriptionStore {
 
   constructor(
     private readonly storage: DurableObjectStorage,
+    private readonly id: string,
+    /** Asks for a push again after `ms` (the book's alarm). */
+    private readonly retryIn: (ms: number) => Promise<void>,
     /** Hands an event to the webhooks pipeline; handing the same one again changes nothing. */
     private readonly dispatch: (r: SubscriptionRecord, event: OutboxEvent) => Promise<void>,
     /** Tells depletable `id` that one before it in its queue was created or ended. */
     private readonly queueChanged: (id: string) => Promise<unknown>,
   ) {
-    storage.sql.exec(`CREATE TABLE IF NOT EXISTS record (
-        id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL, projected INTEGER NOT NULL DEFAULT 0)`);
     this.usage = new UsageOutbox(storage.sql);
   }
 
   /** The record as stored, JSON text. */
   json(): string | null {
     return (
-      this.storage.sql.exec<{ body: string }>("SELECT body FROM record WHERE id = 1").toArray()[0]?.body ??
-      null
+      this.storage.sql.exec<{ body: string }>("SELECT body FROM records WHERE id = ?", this.id).toArray()[0]
+        ?.body ?? null
     );
   }
 
@@ -63,8 +74,9 @@ export class SubscriptionStore {
 
   projectedVersion(): number {
     this.projected ??=
-      this.storage.sql.exec<{ projected: number }>("SELECT projected FROM record WHERE id = 1").toArray()[0]
-        ?.projected ?? 0;
+      this.storage.sql
+        .exec<{ projected: number }>("SELECT projected FROM records WHERE id = ?", this.id)
+        .toArray()[0]?.projected ?? 0;
     return this.projected;
   }
 
@@ -81,19 +93,17 @@ export class SubscriptionStore {
       sequence: next.sequence + (type ? 1 : 0),
     };
     this.storage.sql.exec(
-      `INSERT INTO record (id, body, projected) VALUES (1, ?, ?)
+      `INSERT INTO records (id, body, projected) VALUES (?, ?, ?)
         ON CONFLICT (id) DO UPDATE SET body = excluded.body, projected = excluded.projected`,
+      this.id,
       JSON.stringify(record),
       this.projectedVersion(),
     );
     this.usage.record(previous, record);
     if (type) {
-      // Only syndicated subscriptions have events: the others never make the table.
-      this.storage.sql.exec(`CREATE TABLE IF NOT EXISTS outbox (
-          sequence INTEGER PRIMARY KEY, event_id TEXT NOT NULL, type TEXT NOT NULL, date TEXT NOT NULL,
-          dispatched INTEGER NOT NULL DEFAULT 0)`);
       this.storage.sql.exec(
-        "INSERT INTO outbox (sequence, event_id, type, date) VALUES (?, ?, ?, ?)",
+        "INSERT INTO events (subscription, sequence, event_id, type, date) VALUES (?, ?, ?, ?, ?)",
+        this.id,
         record.sequence,
         `msg_${crypto.randomUUID().replaceAll("-", "")}`,
         type,
@@ -127,12 +137,15 @@ export class SubscriptionStore {
         this.projected = Math.max(this.projectedVersion(), r.version);
         // Stored too: a restarted object that found 0 here would ask D1 on each read whether a
         // depletable is queued, and push this version again.
-        this.storage.sql.exec("UPDATE record SET projected = ? WHERE id = 1", this.projected);
+        this.storage.sql.exec("UPDATE records SET projected = ? WHERE id = ?", this.projected, this.id);
       }
       const events =
         r.delivery === "syndicated"
           ? this.storage.sql
-              .exec<OutboxRow>("SELECT * FROM outbox WHERE dispatched = 0 ORDER BY sequence")
+              .exec<OutboxRow>(
+                "SELECT * FROM events WHERE subscription = ? AND dispatched = 0 ORDER BY sequence",
+                this.id,
+              )
               .toArray()
           : [];
       for (const event of events) {
@@ -142,11 +155,15 @@ export class SubscriptionStore {
           date: event.date,
           sequence: event.sequence,
         });
-        this.storage.sql.exec("UPDATE outbox SET dispatched = 1 WHERE sequence = ?", event.sequence);
+        this.storage.sql.exec(
+          "UPDATE events SET dispatched = 1 WHERE subscription = ? AND sequence = ?",
+          this.id,
+          event.sequence,
+        );
       }
     } catch (error) {
       logError("subscription.push_failed", error, { subscription: r.id, version: r.version });
-      await this.storage.setAlarm(Date.now() + PROJECTION_RETRY_MS);
+      await this.retryIn(PROJECTION_RETRY_MS);
     }
   }
 }

@@ -7,20 +7,15 @@ import { linesClosedBy } from "../domain/usage";
  * A CaaS cloud's usage lines on their way to the charges ledger: the lines a change writes are
  * recorded in the storage transaction that commits the change (the record that closes the
  * interval), then pushed to D1 and only then deleted here. A crash never loses a line; pushing one
- * again writes nothing, since its key is its primary key in D1. Only clouds have the table.
+ * again writes nothing, since its key is its primary key in D1. Only clouds write lines.
  */
 export class UsageOutbox {
-  private created = false;
-
   constructor(private readonly sql: SqlStorage) {}
 
   /** Records the lines the change from `previous` to `next` writes; call inside its transaction. */
   record(previous: SubscriptionRecord | null, next: SubscriptionRecord): void {
     if (next.kind !== "caas") return;
     const lines = linesClosedBy(next.id, previous?.runs ?? [], next.runs, BigInt(next.unitPriceMinor));
-    if (lines.length === 0) return;
-    // Not remembered as created: a transaction that rolls back takes the table with it.
-    this.sql.exec(TABLE);
     for (const line of lines) {
       const charge: UsageCharge = {
         key: line.key,
@@ -38,8 +33,9 @@ export class UsageOutbox {
         month: monthOf(new Date(line.start)).name,
       };
       this.sql.exec(
-        "INSERT OR IGNORE INTO usage_outbox (key, start, body) VALUES (?, ?, ?)",
+        "INSERT OR IGNORE INTO usage_lines (key, subscription, start, body) VALUES (?, ?, ?, ?)",
         line.key,
+        next.id,
         line.start,
         JSON.stringify(charge),
       );
@@ -49,24 +45,24 @@ export class UsageOutbox {
   /** Writes the lines not yet in D1 there; throws if D1 does not take them, keeping them for a retry. */
   async push(env: Env, r: SubscriptionRecord): Promise<void> {
     if (r.kind !== "caas") return;
-    this.create();
     const rows = this.sql
-      .exec<{ key: string; body: string }>("SELECT key, body FROM usage_outbox ORDER BY start")
+      .exec<{ key: string; body: string }>(
+        "SELECT key, body FROM usage_lines WHERE subscription = ? ORDER BY start",
+        r.id,
+      )
       .toArray();
     if (rows.length === 0) return;
     await insertUsageCharges(
       env,
       rows.map((row) => JSON.parse(row.body) as UsageCharge),
     );
-    for (const row of rows) this.sql.exec("DELETE FROM usage_outbox WHERE key = ?", row.key);
-  }
-
-  private create(): void {
-    if (this.created) return;
-    this.sql.exec(TABLE);
-    this.created = true;
+    for (const row of rows) this.sql.exec("DELETE FROM usage_lines WHERE key = ?", row.key);
   }
 }
 
-const TABLE = `CREATE TABLE IF NOT EXISTS usage_outbox (
-    key TEXT PRIMARY KEY, start INTEGER NOT NULL, body TEXT NOT NULL)`;
+/** The lines waiting for D1, of every cloud in the book. */
+export function createUsageLines(sql: SqlStorage): void {
+  sql.exec(`CREATE TABLE IF NOT EXISTS usage_lines (
+      key TEXT PRIMARY KEY, subscription TEXT NOT NULL, start INTEGER NOT NULL, body TEXT NOT NULL)`);
+  sql.exec("CREATE INDEX IF NOT EXISTS usage_lines_subscription ON usage_lines (subscription, start)");
+}

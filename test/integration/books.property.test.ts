@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { renewOrExpire } from "../../src/app/renewals";
 import { assignIds, buy, plan } from "../../src/app/subscriptions";
 import { armFault, disarmFaults, FAULT_STEPS, type FaultStep } from "../../src/domain/faults";
-import { subscriptionObject } from "../../src/objects/subscription-object";
+import { subscriptionBook, subscriptionObject } from "../../src/objects/subscription-object";
 import { expectBooksBalance, recoverAll } from "../books";
 import { call, type Reply, type Tenant, tenant, unique, withCatalog } from "../helpers";
 
@@ -100,9 +100,8 @@ async function run(t: Tenant, w: Write, ids: string[]): Promise<void> {
   if (s.kind === "evict") {
     if (!target) return;
     // Evicting needs a running instance: a read wakes it, then it is thrown away mid-life.
-    const stub = subscriptionObject(env, target);
-    await stub.get();
-    await evictDurableObject(stub);
+    await subscriptionObject(env, target).get();
+    await evictDurableObject(subscriptionBook(env, target));
     return;
   }
   const key = w.keyed ? unique("key") : null;

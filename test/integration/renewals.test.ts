@@ -16,7 +16,7 @@ import { armFault, disarmFaults } from "../../src/domain/faults";
 import { uuidv7 } from "../../src/domain/ids";
 import { partnerScope } from "../../src/domain/scope";
 import worker from "../../src/index";
-import { subscriptionObject } from "../../src/objects/subscription-object";
+import { subscriptionBook, subscriptionObject } from "../../src/objects/subscription-object";
 import { RENEWALS_AT_ONCE } from "../../src/queues/renewals";
 import { expectBooksBalance, recoverAll } from "../books";
 import { call, expectOk, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
@@ -519,14 +519,14 @@ describe("renewals whose every delivery died", () => {
       period: "1 month",
       auto_renew: true,
     });
-    const stub = subscriptionObject(env, sub.id);
-    const record = await stub.get();
+    const stub = subscriptionBook(env, sub.id);
+    const record = await subscriptionObject(env, sub.id).get();
     if (!record) throw new Error("no record");
     // As a request leaves it that reserved the place and died before creating the extension.
     await runInDurableObject(stub, async (_object, state) => {
       const reservedAt = new Date(Date.now() - 86_400_000).toISOString();
       const body = { ...record, nextId: crypto.randomUUID(), nextReservedAt: reservedAt };
-      state.storage.sql.exec("UPDATE record SET body = ? WHERE id = 1", JSON.stringify(body));
+      state.storage.sql.exec("UPDATE records SET body = ? WHERE id = ?", JSON.stringify(body), sub.id);
     });
     await evictDurableObject(stub);
     const extended = await expectOk(

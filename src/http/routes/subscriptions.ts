@@ -15,7 +15,7 @@ import { assignIds, plan } from "../../app/subscriptions";
 import type { Principal } from "../../db/credentials";
 import { badRequest, refused } from "../../domain/errors";
 import { untagJson } from "../../domain/etag";
-import { uuidv7 } from "../../domain/ids";
+import { subscriptionIdBeside, uuidv7 } from "../../domain/ids";
 import { MAX_OBJECTS } from "../../domain/purchase";
 import { money, runRefusal } from "../../domain/subscriptions";
 import { IdParams } from "../../schemas/common";
@@ -333,7 +333,7 @@ export const subscriptionRoutes = [
             ...common,
             ...(body.period !== undefined ? { period: body.period } : {}),
             ...(body.end_time !== undefined ? { endTime: body.end_time.toISOString() } : {}),
-            ids: { subscription: uuidv7(), order: uuidv7() },
+            ids: { subscription: subscriptionIdBeside(record.id), order: uuidv7() },
           });
         case "auto_renew":
           // A toggle is decided now, so running the operation twice sets rather than flips twice;

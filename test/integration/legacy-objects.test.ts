@@ -1,0 +1,134 @@
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import {
+  type SubscriptionObject,
+  subscriptionBook,
+  subscriptionObject,
+} from "../../src/objects/subscription-object";
+import { expectBooksBalance } from "../books";
+import { call, expectOk, failingD1, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
+
+/**
+ * Before books, each subscription was an object of its own, named by its id. A deployment that
+ * upgrades keeps those objects: each subscription's book takes it over, whole, the first time it
+ * is asked for or when the old object's alarm fires.
+ */
+
+const legacyObject = (id: string) => env.SUBSCRIPTION.get(env.SUBSCRIPTION.idFromName(id));
+
+async function buyCloud(t: Tenant): Promise<string> {
+  const r = await expectOk(
+    call("POST", "/v1/subscriptions/", {
+      token: t.partnerKey,
+      body: { objects: [{ customer: t.customers[0], resource: "cumulus", amount: 1 }] },
+    }),
+    201,
+  );
+  return r.objects[0].id;
+}
+
+/**
+ * Moves subscription `id` out of its book into an object of its own, laid out as before books:
+ * its record, and the usage lines it had not pushed yet.
+ */
+async function toObjectOfItsOwn(id: string): Promise<void> {
+  const book = subscriptionBook(env, id);
+  const kept = await runInDurableObject(book, (_instance, state) => {
+    const sql = state.storage.sql;
+    const record = sql
+      .exec<{ body: string; projected: number }>("SELECT body, projected FROM records WHERE id = ?", id)
+      .one();
+    const lines = sql
+      .exec<{ key: string; start: number; body: string }>(
+        "SELECT key, start, body FROM usage_lines WHERE subscription = ?",
+        id,
+      )
+      .toArray();
+    sql.exec("DELETE FROM records WHERE id = ?", id);
+    sql.exec("DELETE FROM usage_lines WHERE subscription = ?", id);
+    sql.exec("DELETE FROM wakes WHERE subscription = ?", id);
+    return { record, lines };
+  });
+  await evictDurableObject(book);
+  await runInDurableObject(legacyObject(id), (_instance, state) => {
+    const sql = state.storage.sql;
+    sql.exec(`CREATE TABLE record (
+        id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL, projected INTEGER NOT NULL DEFAULT 0)`);
+    sql.exec(
+      "INSERT INTO record (id, body, projected) VALUES (1, ?, ?)",
+      kept.record.body,
+      kept.record.projected,
+    );
+    sql.exec("CREATE TABLE usage_outbox (key TEXT PRIMARY KEY, start INTEGER NOT NULL, body TEXT NOT NULL)");
+    for (const line of kept.lines) {
+      sql.exec(
+        "INSERT INTO usage_outbox (key, start, body) VALUES (?, ?, ?)",
+        line.key,
+        line.start,
+        line.body,
+      );
+    }
+  });
+}
+
+const legacyTables = (id: string) =>
+  runInDurableObject(legacyObject(id), (_instance, state) =>
+    state.storage.sql
+      .exec<{ name: string }>(
+        "SELECT name FROM sqlite_master WHERE name IN ('record', 'outbox', 'usage_outbox', 'quota_step')",
+      )
+      .toArray()
+      .map((row) => row.name),
+  );
+
+describe("subscriptions kept by an object of their own, from before books", () => {
+  it("are taken over by their book the first time they are asked for, whole, and change from there", async () => {
+    const t = await tenantWithCatalog(1);
+    const id = await buyCloud(t);
+    const before = await expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
+    await toObjectOfItsOwn(id);
+
+    const read = await expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
+    expect(read).toEqual(before);
+    expect(await legacyTables(id)).toEqual([]);
+
+    const resized = await expectOk(
+      call("PATCH", `/v1/subscriptions/${id}/`, { token: t.partnerKey, body: { amount: 3 } }),
+    );
+    expect(resized.amount).toBe(3);
+    expect(await usageOf(t, 0, "cumulus")).toMatchObject({ usage: 3, pending: 0 });
+    await expectBooksBalance(t);
+  });
+
+  it("hand over what was left to do when the old object's alarm fires: a usage line D1 never got lands once", async () => {
+    const t = await tenantWithCatalog(1);
+    const id = await buyCloud(t);
+    const object = subscriptionObject(env, id);
+    const start = Date.now() - 3 * 3_600_000;
+    expect((await object.run("start", new Date(start))).ok).toBe(true);
+    // D1 is down for the book: the stop's line stays in its storage, the read model behind.
+    await runInDurableObject(subscriptionBook(env, id), (instance: SubscriptionObject) => {
+      const own = instance as unknown as { env: Env };
+      own.env = { ...own.env, DB: failingD1(own.env.DB, "prepare", "batch") };
+    });
+    expect((await object.run("stop", new Date(start + 3_600_000))).ok).toBe(true);
+    await toObjectOfItsOwn(id);
+    const legacy = legacyObject(id);
+    await runInDurableObject(legacy, (_instance, state) => state.storage.setAlarm(Date.now() + 60_000));
+
+    expect(await runDurableObjectAlarm(legacy)).toBe(true);
+    expect(await legacyTables(id)).toEqual([]);
+    // The book was woken to do it: its alarm pushes the line and the stopped cloud.
+    expect(await runDurableObjectAlarm(subscriptionBook(env, id))).toBe(true);
+    const charges = await expectOk(call("GET", `/v1/charges?subscription=${id}`, { token: t.partnerKey }));
+    expect(charges.objects.filter((l: any) => l.kind === "usage").map((l: any) => l.amount)).toEqual([
+      "1.00",
+    ]);
+    const projected = await env.DB.prepare("SELECT running_since AS r FROM subscriptions WHERE id = ?")
+      .bind(id)
+      .first<{ r: number | null }>();
+    expect(projected?.r).toBeNull();
+    await expectBooksBalance(t);
+  });
+});
