@@ -1,9 +1,23 @@
-import { and, asc, eq, getTableColumns, gt, gte, inArray, isNull, lt, lte, or, sql } from "drizzle-orm";
+import {
+  and,
+  asc,
+  eq,
+  fillPlaceholders,
+  getTableColumns,
+  gt,
+  gte,
+  inArray,
+  isNull,
+  lt,
+  lte,
+  or,
+  sql,
+} from "drizzle-orm";
 import type { SQLiteInsertValue } from "drizzle-orm/sqlite-core";
 import { isRunning } from "../domain/metering";
 import type { Scope } from "../domain/scope";
 import type { StatusFilter, SubscriptionRecord } from "../domain/subscriptions";
-import { D1_MAX_PARAMETERS, type Database, database, parameterChunks } from "./client";
+import { D1_MAX_PARAMETERS, database, parameterChunks } from "./client";
 import { subscriptions } from "./schema";
 
 /** The subscriptions read model: rows are projections pushed by each subscription's book. */
@@ -21,10 +35,16 @@ export type ChainMember = Pick<
  */
 const NOT_STARTED = "9999-12-31T23:59:59.999Z";
 
-/** Writes a record's projection unless a newer version is already there. */
-export async function upsertProjection(env: Env, r: SubscriptionRecord): Promise<void> {
+/** Writes records' projections, in one batch, each unless a newer version is already there. */
+export async function upsertProjections(env: Env, records: readonly SubscriptionRecord[]): Promise<void> {
+  const { text, params } = projectionUpsert(env);
+  const statement = env.DB.prepare(text);
+  await env.DB.batch(records.map((r) => statement.bind(...fillPlaceholders(params, projectionRow(r)))));
+}
+
+function projectionRow(r: SubscriptionRecord): Required<NewSubscriptionRow> {
   const waiting = r.deploymentStatus === "PENDING" && r.endedAt === null;
-  const row: Required<NewSubscriptionRow> = {
+  return {
     id: r.id,
     partnerId: r.partnerId,
     customerId: r.customerId,
@@ -43,45 +63,40 @@ export async function upsertProjection(env: Env, r: SubscriptionRecord): Promise
     version: r.version,
     runningSince: r.kind === "caas" && isRunning(r.runs) ? (r.runs.at(-1)?.start ?? null) : null,
   };
-  await projectionUpsert(database(env)).run(row);
 }
 
 type NewSubscriptionRow = typeof subscriptions.$inferInsert;
 
 /**
- * The projection's upsert, built once per database: every projection push runs it, so its SQL is
- * not rebuilt each time, and a conflict takes the new values from `excluded` (each bound once).
+ * The projection's upsert, built once: every push binds it, so its SQL is not rebuilt each time.
+ * A conflict takes the new values from `excluded` (each bound once); each value is encoded as
+ * its column says (`fillPlaceholders`), as drizzle's own prepared statements do.
  */
-const projectionUpserts = new WeakMap<Database, ReturnType<typeof buildProjectionUpsert>>();
+let projectionUpsertQuery: { text: string; params: unknown[] } | undefined;
 
-function projectionUpsert(db: Database) {
-  let statement = projectionUpserts.get(db);
-  if (!statement) {
-    statement = buildProjectionUpsert(db);
-    projectionUpserts.set(db, statement);
+function projectionUpsert(env: Env) {
+  if (!projectionUpsertQuery) {
+    const columns = Object.entries(getTableColumns(subscriptions));
+    const { sql: text, params } = database(env)
+      .insert(subscriptions)
+      .values(
+        Object.fromEntries(columns.map(([key]) => [key, sql.placeholder(key)])) as SQLiteInsertValue<
+          typeof subscriptions
+        >,
+      )
+      .onConflictDoUpdate({
+        target: subscriptions.id,
+        set: Object.fromEntries(
+          columns
+            .filter(([key]) => key !== "id")
+            .map(([key, c]) => [key, sql`excluded.${sql.identifier(c.name)}`]),
+        ),
+        setWhere: sql`excluded.version > ${subscriptions.version}`,
+      })
+      .toSQL();
+    projectionUpsertQuery = { text, params };
   }
-  return statement;
-}
-
-function buildProjectionUpsert(db: Database) {
-  const columns = Object.entries(getTableColumns(subscriptions));
-  return db
-    .insert(subscriptions)
-    .values(
-      Object.fromEntries(columns.map(([key]) => [key, sql.placeholder(key)])) as SQLiteInsertValue<
-        typeof subscriptions
-      >,
-    )
-    .onConflictDoUpdate({
-      target: subscriptions.id,
-      set: Object.fromEntries(
-        columns
-          .filter(([key]) => key !== "id")
-          .map(([key, c]) => [key, sql`excluded.${sql.identifier(c.name)}`]),
-      ),
-      setWhere: sql`excluded.version > ${subscriptions.version}`,
-    })
-    .prepare();
+  return projectionUpsertQuery;
 }
 
 const s = subscriptions;

@@ -36,6 +36,8 @@ export class QuotaSteps {
   constructor(
     private readonly storage: DurableObjectStorage,
     private readonly id: string,
+    /** The book's subscriptions with a step open: this one's row is read only if it is one. */
+    private readonly open: Set<string>,
     /** Asks to be woken after `ms` (the book's alarm). */
     private readonly wakeIn: (ms: number) => Promise<void>,
     /** Commits the record a step led to, which ends the step. */
@@ -91,6 +93,7 @@ export class QuotaSteps {
       this.id,
       JSON.stringify(step),
     );
+    this.open.add(this.id);
     this.read = true;
     this.current = step;
   }
@@ -99,6 +102,7 @@ export class QuotaSteps {
   end(): void {
     if (this.pending() === null) return;
     this.sql.exec("DELETE FROM quota_steps WHERE subscription = ?", this.id);
+    this.open.delete(this.id);
     this.current = null;
   }
 
@@ -106,9 +110,11 @@ export class QuotaSteps {
   pending(): QuotaStep | null {
     if (!this.read) {
       this.read = true;
-      const body = this.sql
-        .exec<{ body: string }>("SELECT body FROM quota_steps WHERE subscription = ?", this.id)
-        .toArray()[0]?.body;
+      const body = this.open.has(this.id)
+        ? this.sql
+            .exec<{ body: string }>("SELECT body FROM quota_steps WHERE subscription = ?", this.id)
+            .toArray()[0]?.body
+        : undefined;
       this.current = body === undefined ? null : (JSON.parse(body) as QuotaStep);
     }
     return this.current;
@@ -144,5 +150,8 @@ export class QuotaSteps {
   forget(): void {
     this.read = false;
     this.current = null;
+    const open = this.sql.exec("SELECT 1 FROM quota_steps WHERE subscription = ?", this.id).toArray();
+    if (open.length > 0) this.open.add(this.id);
+    else this.open.delete(this.id);
   }
 }

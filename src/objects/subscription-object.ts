@@ -7,6 +7,7 @@ import type { Scope } from "../domain/scope";
 import type { RenewalIds, SubscriptionRecord } from "../domain/subscriptions";
 import type { DeploymentPatch } from "../domain/webhooks";
 import { adoptLegacy, dropLegacy, type HandedOver, holdsLegacy, legacyState } from "./legacy-subscription";
+import { ProjectionPushes } from "./projection-pushes";
 import { QuotaSteps } from "./quota-steps";
 import { Subscription, type SubscriptionHost } from "./subscription";
 import { createSubscriptionTables } from "./subscription-store";
@@ -46,6 +47,8 @@ export class SubscriptionObject extends DurableObject<Env> {
         return book.env;
       },
       storage: ctx.storage,
+      openSteps: new Set(QuotaSteps.open(sql)),
+      projections: new ProjectionPushes(() => this.env),
       wake: (id, at) => this.wake(id, at),
       lookup: async (id) =>
         this.keeps(id) ? (await this.found(id)).get() : subscriptionObject(this.env, id).get(),
@@ -190,8 +193,13 @@ export class SubscriptionObject extends DurableObject<Env> {
    * books, and is taken over from its object of its own first. Only a miss asks D1.
    */
   private async found(id: string): Promise<Subscription> {
-    if (!this.kept.has(id) && !this.hasRecord(id) && (await inReadModel(this.env, id)))
-      await this.takeOver(id);
+    const kept = this.kept.get(id);
+    if (kept) return kept;
+    const subscription = this.subscription(id);
+    if (subscription.stored() || !(await inReadModel(this.env, id))) return subscription;
+    // That instance read no record: the one made after the take-over reads what was taken.
+    this.kept.delete(id);
+    await this.takeOver(id);
     return this.subscription(id);
   }
 
@@ -204,6 +212,7 @@ export class SubscriptionObject extends DurableObject<Env> {
     const state = await legacy.handOver();
     if (!state) return;
     this.ctx.storage.transactionSync(() => adoptLegacy(this.ctx.storage.sql, id, state));
+    if (state.step !== null) this.host.openSteps.add(id);
     // What the object had left to do (a push, a quota step, a hold to release), its alarm does here.
     await this.wake(id, Date.now());
     await legacy.handedOver();
@@ -244,7 +253,9 @@ export class SubscriptionObject extends DurableObject<Env> {
 
 /** A subscription's calls, as its book answers them across RPC. */
 export type SubscriptionCalls = {
-  [K in Exclude<keyof Subscription, "idle" | "alarm">]: Subscription[K] extends (...args: infer A) => infer R
+  [K in Exclude<keyof Subscription, "idle" | "alarm" | "stored">]: Subscription[K] extends (
+    ...args: infer A
+  ) => infer R
     ? (...args: A) => Promise<Awaited<R>>
     : never;
 };

@@ -1,4 +1,4 @@
-import { upsertProjection, youngerInQueue } from "../db/subscriptions";
+import { youngerInQueue } from "../db/subscriptions";
 import { logError } from "../domain/log";
 import type { SubscriptionRecord } from "../domain/subscriptions";
 import { type EventType, eventOf } from "../domain/webhooks";
@@ -44,6 +44,8 @@ export class SubscriptionStore {
    * from an older stored value merely pushes the same version again (the upsert keeps the newest).
    */
   private projected: number | undefined;
+  /** The stored row as this instance last read or wrote it (undefined: not read yet). */
+  private row: { body: string; projected: number } | null | undefined;
   private readonly usage: UsageOutbox;
 
   constructor(
@@ -55,16 +57,33 @@ export class SubscriptionStore {
     private readonly dispatch: (r: SubscriptionRecord, event: OutboxEvent) => Promise<void>,
     /** Tells depletable `id` that one before it in its queue was created or ended. */
     private readonly queueChanged: (id: string) => Promise<unknown>,
+    /** Writes a version to the D1 read model (`ProjectionPushes`), resolving once it is there. */
+    private readonly project: (r: SubscriptionRecord) => Promise<void>,
   ) {
     this.usage = new UsageOutbox(storage.sql);
   }
 
   /** The record as stored, JSON text. */
   json(): string | null {
-    return (
-      this.storage.sql.exec<{ body: string }>("SELECT body FROM records WHERE id = ?", this.id).toArray()[0]
-        ?.body ?? null
-    );
+    return this.stored()?.body ?? null;
+  }
+
+  /** After a transaction rolled back: what storage holds is read again. */
+  forget(): void {
+    this.row = undefined;
+  }
+
+  private stored() {
+    if (this.row === undefined) {
+      this.row =
+        this.storage.sql
+          .exec<{ body: string; projected: number }>(
+            "SELECT body, projected FROM records WHERE id = ?",
+            this.id,
+          )
+          .toArray()[0] ?? null;
+    }
+    return this.row;
   }
 
   load(): SubscriptionRecord | null {
@@ -73,10 +92,7 @@ export class SubscriptionStore {
   }
 
   projectedVersion(): number {
-    this.projected ??=
-      this.storage.sql
-        .exec<{ projected: number }>("SELECT projected FROM records WHERE id = ?", this.id)
-        .toArray()[0]?.projected ?? 0;
+    this.projected ??= this.stored()?.projected ?? 0;
     return this.projected;
   }
 
@@ -92,12 +108,13 @@ export class SubscriptionStore {
       version: (previous?.version ?? 0) + 1,
       sequence: next.sequence + (type ? 1 : 0),
     };
+    const row = { body: JSON.stringify(record), projected: this.projectedVersion() };
     this.storage.sql.exec(
       `INSERT INTO records (id, body, projected) VALUES (?, ?, ?)
         ON CONFLICT (id) DO UPDATE SET body = excluded.body, projected = excluded.projected`,
       this.id,
-      JSON.stringify(record),
-      this.projectedVersion(),
+      row.body,
+      row.projected,
     );
     this.usage.record(previous, record);
     if (type) {
@@ -110,6 +127,7 @@ export class SubscriptionStore {
         new Date().toISOString(),
       );
     }
+    this.row = row;
     return record;
   }
 
@@ -127,7 +145,7 @@ export class SubscriptionStore {
       await this.usage.push(env, r);
       const projected = this.projectedVersion();
       if (projected < r.version) {
-        await upsertProjection(env, r);
+        await this.project(r);
         // The depletables after this one in its queue are told when it is created (they may have
         // been created first: its id was chosen first) and when it ends, once the read model shows
         // it, and before this version counts as projected, so a failed push tells them again.
@@ -135,9 +153,12 @@ export class SubscriptionStore {
           for (const id of await youngerInQueue(env, r)) await this.queueChanged(id);
         }
         this.projected = Math.max(this.projectedVersion(), r.version);
-        // Stored too: a restarted object that found 0 here would ask D1 on each read whether a
-        // depletable is queued, and push this version again.
-        this.storage.sql.exec("UPDATE records SET projected = ? WHERE id = ?", this.projected, this.id);
+        // Stored at once for a depletable: restarted, one that found 0 here would ask D1 on each
+        // read whether it is queued. Another kind stores it with its next commit; restarted
+        // before that, it pushes this version again, which the upsert ignores.
+        if (r.kind === "depletable") {
+          this.storage.sql.exec("UPDATE records SET projected = ? WHERE id = ?", this.projected, this.id);
+        }
       }
       const events =
         r.delivery === "syndicated"

@@ -14,6 +14,7 @@ import {
 } from "../domain/subscriptions";
 import { closeMonthAt } from "../domain/usage";
 import type { DeploymentPatch } from "../domain/webhooks";
+import type { ProjectionPushes } from "./projection-pushes";
 import { QuotaSteps } from "./quota-steps";
 import {
   endsChainHold,
@@ -31,6 +32,10 @@ import { dispatchEvent } from "./webhook-events";
 export interface SubscriptionHost {
   readonly env: Env;
   readonly storage: DurableObjectStorage;
+  /** The book's pushes to the D1 read model, written together. */
+  readonly projections: ProjectionPushes;
+  /** The subscriptions of the book with a quota step open (`QuotaSteps`). */
+  readonly openSteps: Set<string>;
   /** Runs subscription `id`'s `alarm` at `at` (ms), or soon after. */
   wake(id: string, at: number): Promise<void>;
   /** Reads a subscription, kept in this book or another. */
@@ -60,13 +65,14 @@ export class Subscription {
     private readonly host: SubscriptionHost,
   ) {
     const wakeIn = (ms: number) => host.wake(id, Date.now() + ms);
-    this.steps = new QuotaSteps(host.storage, id, wakeIn, (next) => this.commit(next));
+    this.steps = new QuotaSteps(host.storage, id, host.openSteps, wakeIn, (next) => this.commit(next));
     this.store = new SubscriptionStore(
       host.storage,
       id,
       wakeIn,
       (r, event) => dispatchEvent(this.env, r, event),
       (other) => host.queueChanged(other),
+      (r) => host.projections.push(r),
     );
     this.reads = new SubscriptionReads(
       () => this.env,
@@ -80,6 +86,11 @@ export class Subscription {
 
   private get env(): Env {
     return this.host.env;
+  }
+
+  /** Whether the book has this subscription's record. */
+  stored(): boolean {
+    return this.store.json() !== null;
   }
 
   /** Whether nothing is running or waiting to: the book may forget this instance. */
@@ -432,6 +443,7 @@ export class Subscription {
       });
     } catch (error) {
       this.steps.forget();
+      this.store.forget();
       throw error;
     }
   }
