@@ -15,7 +15,7 @@ import { meteredCharge, usageLines } from "../src/domain/usage";
 import worker from "../src/index";
 import type { OperationMessage } from "../src/objects/operations-queue";
 import { ledgerOf } from "../src/objects/quota-ledger";
-import { subscriptionBook, subscriptionObject } from "../src/objects/subscription-object";
+import { subscriptionObject, subscriptionShard } from "../src/objects/subscription-object";
 import { call, expectOk, type Tenant } from "./helpers";
 
 /**
@@ -48,7 +48,7 @@ export async function recoverAll(t: Tenant): Promise<void> {
   const subscriptions = await env.DB.prepare("SELECT id FROM subscriptions WHERE partner_id = ?")
     .bind(t.partnerId)
     .all<{ id: string }>();
-  for (const { id } of subscriptions.results) await runDurableObjectAlarm(subscriptionBook(env, id));
+  for (const { id } of subscriptions.results) await runDurableObjectAlarm(subscriptionShard(env, id));
   for (let round = 0; round < 3; round++) {
     const asked = (await Promise.all(t.customers.map((c) => ledgerOf(env, c).sweep(later)))).flat();
     await deliver(asked.map((recover) => ({ recover })));

@@ -20,7 +20,7 @@ import type { StatusFilter, SubscriptionRecord } from "../domain/subscriptions";
 import { D1_MAX_PARAMETERS, database, parameterChunks } from "./client";
 import { subscriptions } from "./schema";
 
-/** The subscriptions read model: rows are projections pushed by each subscription's book. */
+/** The subscriptions read model: rows are projections pushed by each subscription's shard. */
 
 export type SubscriptionRow = typeof subscriptions.$inferSelect;
 export type ChainMember = Pick<
@@ -214,7 +214,7 @@ export async function listSubscriptions(env: Env, q: ListQuery): Promise<ListedS
   }));
 }
 
-/** Whether the read model has subscription `id`: it was created, by this book or before books. */
+/** Whether the read model has subscription `id`: it was created, by this shard or before shards. */
 export async function inReadModel(env: Env, id: string): Promise<boolean> {
   return (await env.DB.prepare("SELECT 1 FROM subscriptions WHERE id = ?").bind(id).first()) !== null;
 }

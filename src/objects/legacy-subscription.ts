@@ -1,12 +1,12 @@
 /**
- * A subscription kept the way stratus kept them before books: an object of its own, named by the
+ * A subscription kept the way stratus kept them before shards: an object of its own, named by the
  * subscription's id, holding one record (row 1 of `record`), its undispatched events (`outbox`), its
- * usage lines on their way to D1 (`usage_outbox`) and an open quota step (`quota_step`). Its book
+ * usage lines on their way to D1 (`usage_outbox`) and an open quota step (`quota_step`). Its shard
  * takes all of it over the first time the subscription is asked for, or when the old object's
  * alarm fires, so an upgrade loses nothing and leaves nothing half-done.
  */
 
-/** What an object of its own hands over to the subscription's book. */
+/** What an object of its own hands over to the subscription's shard. */
 export interface HandedOver {
   body: string;
   projected: number;
@@ -56,12 +56,12 @@ export function legacyState(sql: SqlStorage): HandedOver | null {
   };
 }
 
-/** Forgets what was handed over; call once the book has it. */
+/** Forgets what was handed over; call once the shard has it. */
 export function dropLegacy(sql: SqlStorage): void {
   for (const table of LEGACY_TABLES) sql.exec(`DROP TABLE IF EXISTS ${table}`);
 }
 
-/** Takes subscription `id`'s state into the book's tables; call inside a storage transaction. */
+/** Takes subscription `id`'s state into the shard's tables; call inside a storage transaction. */
 export function adoptLegacy(sql: SqlStorage, id: string, state: HandedOver): void {
   sql.exec(
     "INSERT OR IGNORE INTO records (id, body, projected) VALUES (?, ?, ?)",

@@ -10,7 +10,7 @@ interface Waiting {
 }
 
 /**
- * A book's pushes of projections to the D1 read model, written together: while one batch is on
+ * A shard's pushes of projections to the D1 read model, written together: while one batch is on
  * its way, the pushes that come in wait for the next, which takes them all (a group commit). Each
  * push still resolves only once its version is in D1, so a change answers after its caller can
  * list it. A batch that fails is tried again one projection at a time, so one that D1 refuses
@@ -21,7 +21,7 @@ export class ProjectionPushes {
   private writing: Promise<void> | null = null;
 
   constructor(
-    /** The book's env as it is now (a test may replace it). */
+    /** The shard's env as it is now (a test may replace it). */
     private readonly env: () => Env,
   ) {}
 

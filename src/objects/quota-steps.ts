@@ -24,7 +24,7 @@ export interface QuotaStep {
  * or the ledger's answer be lost, the step is still there: the object finishes it before any
  * other change (and on its alarm) by asking the ledger how the move ended. Made, the change is
  * committed; not made, it is dropped (its caller never got an answer). So a subscription's amount
- * and the quota it holds never disagree past a crash. A book keeps one row per subscription with
+ * and the quota it holds never disagree past a crash. A shard keeps one row per subscription with
  * a step open.
  */
 export class QuotaSteps {
@@ -36,9 +36,9 @@ export class QuotaSteps {
   constructor(
     private readonly storage: DurableObjectStorage,
     private readonly id: string,
-    /** The book's subscriptions with a step open: this one's row is read only if it is one. */
+    /** The shard's subscriptions with a step open: this one's row is read only if it is one. */
     private readonly open: Set<string>,
-    /** Asks to be woken after `ms` (the book's alarm). */
+    /** Asks to be woken after `ms` (the shard's alarm). */
     private readonly wakeIn: (ms: number) => Promise<void>,
     /** Commits the record a step led to, which ends the step. */
     private readonly commit: (next: SubscriptionRecord) => unknown,
@@ -133,12 +133,12 @@ export class QuotaSteps {
     else this.storage.transactionSync(() => this.end());
   }
 
-  /** The book's table of open steps. */
+  /** The shard's table of open steps. */
   static createTable(sql: SqlStorage): void {
     sql.exec("CREATE TABLE IF NOT EXISTS quota_steps (subscription TEXT PRIMARY KEY, body TEXT NOT NULL)");
   }
 
-  /** The subscriptions of the book with a step open. */
+  /** The subscriptions of the shard with a step open. */
   static open(sql: SqlStorage): string[] {
     return sql
       .exec<{ subscription: string }>("SELECT subscription FROM quota_steps")

@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { inReadModel } from "../db/subscriptions";
 import { eachWithin } from "../domain/concurrency";
-import { bookOf } from "../domain/ids";
+import { shardOf } from "../domain/ids";
 import { logError } from "../domain/log";
 import type { Scope } from "../domain/scope";
 import type { RenewalIds, SubscriptionRecord } from "../domain/subscriptions";
@@ -12,7 +12,7 @@ import { QuotaSteps } from "./quota-steps";
 import { Subscription, type SubscriptionHost } from "./subscription";
 import { createSubscriptionTables } from "./subscription-store";
 
-/** How many subscriptions a book keeps in memory; idle ones past it are forgotten, first kept first. */
+/** How many subscriptions a shard keeps in memory; idle ones past it are forgotten, first kept first. */
 const KEPT_IN_MEMORY = 1_000;
 
 /** When a subscription whose alarm failed is woken again. */
@@ -22,16 +22,16 @@ const ALARM_RETRY_MS = 5_000;
 const ALARMS_AT_ONCE = 8;
 
 /**
- * The Durable Object that keeps subscriptions: a book of every subscription whose id ends in its
- * name (`bookOf`), a customer's together (`subscriptionId`). Each subscription is still its own
- * state machine with its own rows, changed one change at a time (`Subscription`); the book gives
+ * The Durable Object that keeps subscriptions: a shard of every subscription whose id ends in its
+ * name (`shardOf`), a customer's together (`subscriptionId`). Each subscription is still its own
+ * state machine with its own rows, changed one change at a time (`Subscription`); the shard gives
  * them one storage, one alarm and one warm instance, so a purchase or a renewal starts no object
  * (bench/RESULTS.md: starting one was most of a purchase's cost).
  */
 export class SubscriptionObject extends DurableObject<Env> {
   private readonly kept = new Map<string, Subscription>();
   private readonly host: SubscriptionHost;
-  /** This book's name, known from the first id it is asked about. */
+  /** This shard's name, known from the first id it is asked about. */
   private name: string | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -41,10 +41,10 @@ export class SubscriptionObject extends DurableObject<Env> {
     QuotaSteps.createTable(sql);
     // One alarm per subscription, each set replacing the one before, as an object's own would.
     sql.exec("CREATE TABLE IF NOT EXISTS wakes (subscription TEXT PRIMARY KEY, at INTEGER NOT NULL)");
-    const book = this;
+    const shard = this;
     this.host = {
       get env() {
-        return book.env;
+        return shard.env;
       },
       storage: ctx.storage,
       openSteps: new Set(QuotaSteps.open(sql)),
@@ -129,7 +129,7 @@ export class SubscriptionObject extends DurableObject<Env> {
   }
 
   /**
-   * Takes over subscription `id` from the object of its own it had before books, if that still
+   * Takes over subscription `id` from the object of its own it had before shards, if that still
    * keeps it (`legacy-subscription.ts`). Asked by that object's alarm.
    */
   async adopt(id: string): Promise<void> {
@@ -137,12 +137,12 @@ export class SubscriptionObject extends DurableObject<Env> {
     else await this.takeOver(id);
   }
 
-  /** On an object of its own from before books: what it keeps, for its book to take over. */
+  /** On an object of its own from before shards: what it keeps, for its shard to take over. */
   handOver(): HandedOver | null {
     return legacyState(this.ctx.storage.sql);
   }
 
-  /** On an object of its own from before books: its book has it all, it keeps nothing more. */
+  /** On an object of its own from before shards: its shard has it all, it keeps nothing more. */
   async handedOver(): Promise<void> {
     dropLegacy(this.ctx.storage.sql);
     await this.schedule();
@@ -155,12 +155,12 @@ export class SubscriptionObject extends DurableObject<Env> {
    */
   override async alarm(): Promise<void> {
     const sql = this.ctx.storage.sql;
-    // An object of its own from before books hands its subscription, and what was left to do, over.
+    // An object of its own from before shards hands its subscription, and what was left to do, over.
     if (holdsLegacy(sql)) {
       const state = legacyState(sql);
       if (state) {
         const { id } = JSON.parse(state.body) as SubscriptionRecord;
-        await subscriptionBook(this.env, id).adopt(id);
+        await subscriptionShard(this.env, id).adopt(id);
       } else dropLegacy(sql);
     }
     const first = sql.exec<{ at: number | null }>("SELECT MIN(at) AS at FROM wakes").one().at;
@@ -189,8 +189,8 @@ export class SubscriptionObject extends DurableObject<Env> {
   }
 
   /**
-   * Subscription `id`, found: one the read model has but this book has not was created before
-   * books, and is taken over from its object of its own first. Only a miss asks D1.
+   * Subscription `id`, found: one the read model has but this shard has not was created before
+   * shards, and is taken over from its object of its own first. Only a miss asks D1.
    */
   private async found(id: string): Promise<Subscription> {
     const kept = this.kept.get(id);
@@ -219,14 +219,14 @@ export class SubscriptionObject extends DurableObject<Env> {
   }
 
   private keeps(id: string): boolean {
-    return this.name !== null && bookOf(id) === this.name;
+    return this.name !== null && shardOf(id) === this.name;
   }
 
   /** The state machine of subscription `id`, kept in memory while it is used. */
   private subscription(id: string): Subscription {
     const kept = this.kept.get(id);
     if (kept) return kept;
-    this.name ??= bookOf(id);
+    this.name ??= shardOf(id);
     const subscription = new Subscription(id, this.host);
     this.kept.set(id, subscription);
     if (this.kept.size > KEPT_IN_MEMORY) {
@@ -251,7 +251,7 @@ export class SubscriptionObject extends DurableObject<Env> {
   }
 }
 
-/** A subscription's calls, as its book answers them across RPC. */
+/** A subscription's calls, as its shard answers them across RPC. */
 export type SubscriptionCalls = {
   [K in Exclude<keyof Subscription, "idle" | "alarm" | "stored">]: Subscription[K] extends (
     ...args: infer A
@@ -260,22 +260,22 @@ export type SubscriptionCalls = {
     : never;
 };
 
-/** The book that keeps subscription `id`: its Durable Object. */
-export function subscriptionBook(env: Env, id: string): DurableObjectStub<SubscriptionObject> {
-  return env.SUBSCRIPTION.get(env.SUBSCRIPTION.idFromName(bookOf(id)));
+/** The shard that keeps subscription `id`: its Durable Object. */
+export function subscriptionShard(env: Env, id: string): DurableObjectStub<SubscriptionObject> {
+  return env.SUBSCRIPTION.get(env.SUBSCRIPTION.idFromName(shardOf(id)));
 }
 
-/** The object of its own that kept subscription `id` before books. */
+/** The object of its own that kept subscription `id` before shards. */
 const legacyObject = (env: Env, id: string) => env.SUBSCRIPTION.get(env.SUBSCRIPTION.idFromName(id));
 
-/** Subscription `id`'s calls, made on its book. */
+/** Subscription `id`'s calls, made on its shard. */
 export function subscriptionObject(env: Env, id: string): SubscriptionCalls {
-  const book = subscriptionBook(env, id) as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const shard = subscriptionShard(env, id) as unknown as Record<string, (...args: unknown[]) => unknown>;
   return new Proxy({} as SubscriptionCalls, {
     // `then` stays undefined: the calls are not a promise.
     get: (_, method) =>
       typeof method === "string" && method !== "then"
-        ? (...args: unknown[]) => book[method]?.(id, ...args)
+        ? (...args: unknown[]) => shard[method]?.(id, ...args)
         : undefined,
   });
 }

@@ -29,7 +29,7 @@ export class SubscriptionReads {
   private queueChanges = 0;
 
   constructor(
-    /** The book's env as it is now (a test may replace it). */
+    /** The shard's env as it is now (a test may replace it). */
     private readonly env: () => Env,
     /** The stored record, JSON text. */
     private readonly stored: () => string | null,

@@ -21,7 +21,7 @@ interface OutboxRow extends Record<string, SqlStorageValue> {
   date: string;
 }
 
-/** The tables a book keeps its subscriptions in (one row each, its events, its usage lines). */
+/** The tables a shard keeps its subscriptions in (one row each, its events, its usage lines). */
 export function createSubscriptionTables(sql: SqlStorage): void {
   sql.exec(`CREATE TABLE IF NOT EXISTS records (
       id TEXT PRIMARY KEY, body TEXT NOT NULL, projected INTEGER NOT NULL DEFAULT 0)`);
@@ -32,7 +32,7 @@ export function createSubscriptionTables(sql: SqlStorage): void {
 }
 
 /**
- * A subscription's record in its book's storage, kept as a transactional outbox: each version, and
+ * A subscription's record in its shard's storage, kept as a transactional outbox: each version, and
  * for a syndicated product the event it makes, is written in the caller's transaction; pushing
  * them on (the version to the D1 read model, the events to the webhooks pipeline) comes after,
  * and is retried until it lands.
@@ -51,7 +51,7 @@ export class SubscriptionStore {
   constructor(
     private readonly storage: DurableObjectStorage,
     private readonly id: string,
-    /** Asks for a push again after `ms` (the book's alarm). */
+    /** Asks for a push again after `ms` (the shard's alarm). */
     private readonly retryIn: (ms: number) => Promise<void>,
     /** Hands an event to the webhooks pipeline; handing the same one again changes nothing. */
     private readonly dispatch: (r: SubscriptionRecord, event: OutboxEvent) => Promise<void>,

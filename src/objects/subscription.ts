@@ -28,26 +28,26 @@ import { SubscriptionReads, type SubscriptionView } from "./subscription-reads";
 import { SubscriptionStore } from "./subscription-store";
 import { dispatchEvent } from "./webhook-events";
 
-/** What a subscription needs of the book that keeps it (`SubscriptionObject`). */
+/** What a subscription needs of the shard that keeps it (`SubscriptionObject`). */
 export interface SubscriptionHost {
   readonly env: Env;
   readonly storage: DurableObjectStorage;
-  /** The book's pushes to the D1 read model, written together. */
+  /** The shard's pushes to the D1 read model, written together. */
   readonly projections: ProjectionPushes;
-  /** The subscriptions of the book with a quota step open (`QuotaSteps`). */
+  /** The subscriptions of the shard with a quota step open (`QuotaSteps`). */
   readonly openSteps: Set<string>;
   /** Runs subscription `id`'s `alarm` at `at` (ms), or soon after. */
   wake(id: string, at: number): Promise<void>;
-  /** Reads a subscription, kept in this book or another. */
+  /** Reads a subscription, kept in this shard or another. */
   lookup: Lookup;
-  /** Tells depletable `id`, in this book or another, that its queue changed. */
+  /** Tells depletable `id`, in this shard or another, that its queue changed. */
   queueChanged(id: string): Promise<unknown>;
 }
 
 /**
  * One subscription's state machine. Every change runs one at a time (`exclusive`), including the
  * quota commission it needs, so concurrent changes apply in some order and quota always matches
- * the amount. The record is committed first; the D1 projection is pushed after, and the book's
+ * the amount. The record is committed first; the D1 projection is pushed after, and the shard's
  * alarm retries the push until it lands (`SubscriptionStore`).
  */
 export class Subscription {
@@ -88,12 +88,12 @@ export class Subscription {
     return this.host.env;
   }
 
-  /** Whether the book has this subscription's record. */
+  /** Whether the shard has this subscription's record. */
   stored(): boolean {
     return this.store.json() !== null;
   }
 
-  /** Whether nothing is running or waiting to: the book may forget this instance. */
+  /** Whether nothing is running or waiting to: the shard may forget this instance. */
   idle(): boolean {
     return this.running === 0;
   }

@@ -60,7 +60,7 @@ export class UsageOutbox {
   }
 }
 
-/** The lines waiting for D1, of every cloud in the book. */
+/** The lines waiting for D1, of every cloud in the shard. */
 export function createUsageLines(sql: SqlStorage): void {
   sql.exec(`CREATE TABLE IF NOT EXISTS usage_lines (
       key TEXT PRIMARY KEY, subscription TEXT NOT NULL, start INTEGER NOT NULL, body TEXT NOT NULL)`);

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { renewOrExpire } from "../../src/app/renewals";
 import { assignIds, buy, plan } from "../../src/app/subscriptions";
 import { armFault, disarmFaults, FAULT_STEPS, type FaultStep } from "../../src/domain/faults";
-import { subscriptionBook, subscriptionObject } from "../../src/objects/subscription-object";
+import { subscriptionObject, subscriptionShard } from "../../src/objects/subscription-object";
 import { expectBooksBalance, recoverAll } from "../books";
 import { call, type Reply, type Tenant, tenant, unique, withCatalog } from "../helpers";
 
@@ -101,7 +101,7 @@ async function run(t: Tenant, w: Write, ids: string[]): Promise<void> {
     if (!target) return;
     // Evicting needs a running instance: a read wakes it, then it is thrown away mid-life.
     await subscriptionObject(env, target).get();
-    await evictDurableObject(subscriptionBook(env, target));
+    await evictDurableObject(subscriptionShard(env, target));
     return;
   }
   const key = w.keyed ? unique("key") : null;

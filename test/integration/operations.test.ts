@@ -15,7 +15,7 @@ import { EVERYTHING } from "../../src/domain/scope";
 import { respond } from "../../src/http/operations";
 import worker from "../../src/index";
 import type { OperationMessage } from "../../src/objects/operations-queue";
-import { subscriptionBook } from "../../src/objects/subscription-object";
+import { subscriptionShard } from "../../src/objects/subscription-object";
 import {
   call,
   expectOk,
@@ -321,7 +321,7 @@ describe("exactly once", () => {
     const opRef = opRefOf(expectAccepted(r));
     const payload = (await findOperation(env, opRef, EVERYTHING))?.payload;
     await perform(env, payload as never);
-    await evictDurableObject(subscriptionBook(env, sub.id));
+    await evictDurableObject(subscriptionShard(env, sub.id));
     await runOperation(env, opRef);
     const done = await poll(t, `/v1/operations/${opRef}`);
     expect(done.status).toBe(200);

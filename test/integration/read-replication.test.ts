@@ -4,8 +4,8 @@ import { describe, expect, it } from "vitest";
 import { requestDatabase } from "../../src/http/d1-session";
 import {
   type SubscriptionObject,
-  subscriptionBook,
   subscriptionObject,
+  subscriptionShard,
 } from "../../src/objects/subscription-object";
 import { call, expectOk, type Reply, type Tenant, tenant, tenantWithCatalog } from "../helpers";
 
@@ -115,7 +115,7 @@ describe("X-D1-Bookmark", () => {
     const id = bought.body.objects[0].id as string;
     // The object pushes its new version to D1 itself: note the primary's bookmark after each query.
     const pushed: string[] = [];
-    await runInDurableObject(subscriptionBook(env, id), (instance: SubscriptionObject) => {
+    await runInDurableObject(subscriptionShard(env, id), (instance: SubscriptionObject) => {
       const own = instance as unknown as { env: Env };
       own.env = { ...own.env, DB: noting(own.env.DB, pushed) };
     });

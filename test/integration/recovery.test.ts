@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { armFault, disarmFaults, type FaultStep } from "../../src/domain/faults";
 import worker from "../../src/index";
 import { ledgerOf } from "../../src/objects/quota-ledger";
-import { subscriptionBook, subscriptionObject } from "../../src/objects/subscription-object";
+import { subscriptionObject, subscriptionShard } from "../../src/objects/subscription-object";
 import { expectBooksBalance, purchaseDiedAt, recoverAll } from "../books";
 import { call, expectOk, failingD1, type Tenant, tenantWithCatalog, unique, usageOf } from "../helpers";
 
@@ -254,7 +254,7 @@ describe("a subscription finishes a quota move it was interrupted in", () => {
           body: { amount: before + 1 },
         });
         expect(r.status).toBe(500);
-        const stub = subscriptionBook(env, id);
+        const stub = subscriptionShard(env, id);
         await evictDurableObject(stub);
         if (finish === "alarm") await runDurableObjectAlarm(stub);
         const read = await expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
@@ -270,7 +270,7 @@ describe("a subscription finishes a quota move it was interrupted in", () => {
     const id = (await expectOk(purchase(t), 201)).objects[0].id;
     armFault("subscription.moved");
     expect((await call("DELETE", `/v1/subscriptions/${id}/`, { token: t.partnerKey })).status).toBe(500);
-    await evictDurableObject(subscriptionBook(env, id));
+    await evictDurableObject(subscriptionShard(env, id));
     const again = await expectOk(call("DELETE", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
     expect(again.end_reason).toBe("cancelled");
     expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 0, pending: 0 });

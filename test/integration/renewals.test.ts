@@ -16,7 +16,7 @@ import { armFault, disarmFaults } from "../../src/domain/faults";
 import { uuidv7 } from "../../src/domain/ids";
 import { partnerScope } from "../../src/domain/scope";
 import worker from "../../src/index";
-import { subscriptionBook, subscriptionObject } from "../../src/objects/subscription-object";
+import { subscriptionObject, subscriptionShard } from "../../src/objects/subscription-object";
 import { RENEWALS_AT_ONCE } from "../../src/queues/renewals";
 import { expectBooksBalance, recoverAll } from "../books";
 import { call, expectOk, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
@@ -519,7 +519,7 @@ describe("renewals whose every delivery died", () => {
       period: "1 month",
       auto_renew: true,
     });
-    const stub = subscriptionBook(env, sub.id);
+    const stub = subscriptionShard(env, sub.id);
     const record = await subscriptionObject(env, sub.id).get();
     if (!record) throw new Error("no record");
     // As a request leaves it that reserved the place and died before creating the extension.

@@ -4,8 +4,8 @@ import { describe, expect, it } from "vitest";
 import { issueCommission } from "../../src/objects/commission-issue";
 import {
   type SubscriptionObject,
-  subscriptionBook,
   subscriptionObject,
+  subscriptionShard,
 } from "../../src/objects/subscription-object";
 import {
   call,
@@ -760,12 +760,12 @@ describe("the D1 read model", () => {
     const object = subscriptionObject(env, id);
     expect(await projection(id)).toEqual({ version: 1, auto_renew: 0 });
 
-    await evictDurableObject(subscriptionBook(env, id));
+    await evictDurableObject(subscriptionShard(env, id));
     expect((await object.setAutoRenew(true)).ok).toBe(true);
     expect(await projection(id)).toEqual({ version: 2, auto_renew: 1 });
 
     // The next push fails: the change is committed, D1 still shows the version before it.
-    await runInDurableObject(subscriptionBook(env, id), (instance: SubscriptionObject) => {
+    await runInDurableObject(subscriptionShard(env, id), (instance: SubscriptionObject) => {
       const own = instance as unknown as { env: Env };
       own.env = { ...own.env, DB: failingD1(own.env.DB, "prepare", "batch") };
     });
@@ -773,18 +773,18 @@ describe("the D1 read model", () => {
     expect(await projection(id)).toEqual({ version: 2, auto_renew: 1 });
 
     // A restart loses what the instance knew; the alarm still pushes the version D1 lacks.
-    await evictDurableObject(subscriptionBook(env, id));
-    expect(await runDurableObjectAlarm(subscriptionBook(env, id))).toBe(true);
+    await evictDurableObject(subscriptionShard(env, id));
+    expect(await runDurableObjectAlarm(subscriptionShard(env, id))).toBe(true);
     expect(await projection(id)).toEqual({ version: 3, auto_renew: 0 });
-    expect(await runDurableObjectAlarm(subscriptionBook(env, id))).toBe(false);
+    expect(await runDurableObjectAlarm(subscriptionShard(env, id))).toBe(false);
   });
 
   it("is remembered by the object across restarts: a restarted depletable asks D1 once whether it is queued", async () => {
     const t = await setup();
     const r = await buy(t, [{ customer: t.customers[0], resource: "tx", amount: 5 }]);
     const id = r.body.objects[0].id as string;
-    await evictDurableObject(subscriptionBook(env, id));
-    const stored = await runInDurableObject(subscriptionBook(env, id), (_instance, state) =>
+    await evictDurableObject(subscriptionShard(env, id));
+    const stored = await runInDurableObject(subscriptionShard(env, id), (_instance, state) =>
       state.storage.sql.exec<{ projected: number }>("SELECT projected FROM records WHERE id = ?", id).one(),
     );
     expect(stored.projected).toBe(1);
@@ -792,7 +792,7 @@ describe("the D1 read model", () => {
     const read = () => call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey });
     expect((await read()).body).toMatchObject({ status: "active" });
     // Its verdict is kept now: D1 going down does not reach the reads.
-    await runInDurableObject(subscriptionBook(env, id), (instance: SubscriptionObject) => {
+    await runInDurableObject(subscriptionShard(env, id), (instance: SubscriptionObject) => {
       const own = instance as unknown as { env: Env };
       own.env = { ...own.env, DB: failingD1(own.env.DB, "prepare", "batch") };
     });

@@ -7,8 +7,8 @@ import { monthOf } from "../../src/domain/charges";
 import { meteredCharge, usageLines } from "../../src/domain/usage";
 import {
   type SubscriptionObject,
-  subscriptionBook,
   subscriptionObject,
+  subscriptionShard,
 } from "../../src/objects/subscription-object";
 import { expectBooksBalance } from "../books";
 import { call, expectOk, failingD1, tenant, withCatalog } from "../helpers";
@@ -82,8 +82,8 @@ describe("usage lines through the objects (property)", () => {
         const recover = async () => {
           // A new instance sees D1 again; its alarm pushes what the old one could not.
           await object.get();
-          await evictDurableObject(subscriptionBook(env, id));
-          await runDurableObjectAlarm(subscriptionBook(env, id));
+          await evictDurableObject(subscriptionShard(env, id));
+          await runDurableObjectAlarm(subscriptionShard(env, id));
           down = false;
         };
         for (const { after, action: s } of steps) {
@@ -111,7 +111,7 @@ describe("usage lines through the objects (property)", () => {
               await recover();
               break;
             case "D1 down":
-              await runInDurableObject(subscriptionBook(env, id), (instance: SubscriptionObject) => {
+              await runInDurableObject(subscriptionShard(env, id), (instance: SubscriptionObject) => {
                 const own = instance as unknown as { env: Env };
                 own.env = { ...own.env, DB: failingD1(own.env.DB, "prepare", "batch") };
               });

@@ -15,8 +15,8 @@ import { lineAmountMinor } from "../../src/domain/usage";
 import worker from "../../src/index";
 import {
   type SubscriptionObject,
-  subscriptionBook,
   subscriptionObject,
+  subscriptionShard,
 } from "../../src/objects/subscription-object";
 import { expectBooksBalance } from "../books";
 import { call, expectOk, failingD1, type Tenant, tenantWithCatalog } from "../helpers";
@@ -110,7 +110,7 @@ const projectedRunningSince = async (id: string) =>
 
 /** Makes the cloud's object see D1 as down until it is evicted. */
 const failD1For = (id: string) =>
-  runInDurableObject(subscriptionBook(env, id), (instance: SubscriptionObject) => {
+  runInDurableObject(subscriptionShard(env, id), (instance: SubscriptionObject) => {
     const own = instance as unknown as { env: Env };
     own.env = { ...own.env, DB: failingD1(own.env.DB, "prepare", "batch") };
   });
@@ -290,13 +290,13 @@ describe("month ends", () => {
     expect(await closedThrough()).not.toBe(`${y}-01`);
 
     // A new instance, D1 back: the alarm pushes the line, once.
-    await evictDurableObject(subscriptionBook(env, id));
-    expect(await runDurableObjectAlarm(subscriptionBook(env, id))).toBe(true);
+    await evictDurableObject(subscriptionShard(env, id));
+    expect(await runDurableObjectAlarm(subscriptionShard(env, id))).toBe(true);
     const lines = await usageLinesOf(t, id);
     expect(lines.map((l) => [l.id, l.amount, l.month])).toEqual([
       [`usage:${id}:${boundary - 2 * HOUR}`, "1.00", `${y}-01`],
     ]);
-    expect(await runDurableObjectAlarm(subscriptionBook(env, id))).toBe(false);
+    expect(await runDurableObjectAlarm(subscriptionShard(env, id))).toBe(false);
     expect(await projectedRunningSince(id)).toBeNull();
     await cron(boundary + 11 * 60_000);
     expect(await closedThrough()).toBe(`${y}-01`);
@@ -317,8 +317,8 @@ describe("month ends", () => {
     await cron(boundary + 60_000);
     expect(await closedThrough()).toBe(`${y}-01`);
 
-    await evictDurableObject(subscriptionBook(env, id));
-    expect(await runDurableObjectAlarm(subscriptionBook(env, id))).toBe(true);
+    await evictDurableObject(subscriptionShard(env, id));
+    expect(await runDurableObjectAlarm(subscriptionShard(env, id))).toBe(true);
     const [line] = await usageLinesOf(t, id);
     expect(line).toMatchObject({ period_start: iso(boundary - 2 * HOUR), amount: "1.00" });
     // January's statement never changes once closed; the line is on the month D1 wrote it in.

@@ -1,17 +1,90 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { shardOf } from "../../src/domain/ids";
+import type { SubscriptionRecord } from "../../src/domain/subscriptions";
+import { ProjectionPushes } from "../../src/objects/projection-pushes";
 import {
   type SubscriptionObject,
-  subscriptionBook,
   subscriptionObject,
+  subscriptionShard,
 } from "../../src/objects/subscription-object";
 import { expectBooksBalance } from "../books";
 import { call, expectOk, failingD1, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
 
+describe("subscription shards", () => {
+  it("keep a customer's subscriptions, and the terms of their chains, together", async () => {
+    const t = await tenantWithCatalog(2);
+    const bought = await expectOk(
+      call("POST", "/v1/subscriptions/", {
+        token: t.partnerKey,
+        body: {
+          objects: [
+            { customer: t.customers[0], resource: "cpu", amount: 1, period: "1 month" },
+            { customer: t.customers[0], resource: "mem", amount: 1, period: "1 month" },
+            { customer: t.customers[1], resource: "cpu", amount: 1, period: "1 month" },
+          ],
+        },
+      }),
+      201,
+    );
+    const [a, b, other] = bought.objects.map((o: any) => o.id as string);
+    expect(shardOf(a)).toBe(shardOf(b));
+    expect(shardOf(other)).not.toBe(shardOf(a));
+    const extension = await expectOk(
+      call("POST", `/v1/subscriptions/${a}/action/?do=extend`, { token: t.partnerKey, body: {} }),
+    );
+    expect(shardOf(extension.id)).toBe(shardOf(a));
+    await expectBooksBalance(t);
+  });
+
+  it("write the projections waiting together in one D1 batch, and one D1 refuses fails alone", async () => {
+    const t = await tenantWithCatalog(1);
+    const bought = await expectOk(
+      call("POST", "/v1/subscriptions/", {
+        token: t.partnerKey,
+        body: { objects: [{ customer: t.customers[0], resource: "cpu", amount: 1, period: "1 month" }] },
+      }),
+      201,
+    );
+    const record = (await subscriptionObject(env, bought.objects[0].id).get()) as SubscriptionRecord;
+    const copy = (changes: Partial<SubscriptionRecord>) => ({
+      ...record,
+      id: crypto.randomUUID(),
+      ...changes,
+    });
+    let batches = 0;
+    const counted = {
+      ...env,
+      DB: new Proxy(env.DB, {
+        get(target, key) {
+          if (key === "batch") batches += 1;
+          const value = Reflect.get(target, key);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      }),
+    };
+    const pushes = new ProjectionPushes(() => counted);
+
+    const good = [copy({}), copy({}), copy({}), copy({})];
+    await Promise.all(good.map((r) => pushes.push(r)));
+    // The first goes alone; the three that came while it was on its way go together.
+    expect(batches).toBe(2);
+
+    // NOT NULL start_time: D1 refuses that row, and the batch it came in is tried row by row.
+    const refused = copy({ startTime: null as unknown as string });
+    const after = [copy({}), refused, copy({}), copy({})];
+    const outcomes = await Promise.allSettled(after.map((r) => pushes.push(r)));
+    expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "rejected", "fulfilled", "fulfilled"]);
+    const inD1 = async (id: string) =>
+      (await env.DB.prepare("SELECT 1 FROM subscriptions WHERE id = ?").bind(id).first()) !== null;
+    for (const r of [...good, ...after]) expect(await inD1(r.id)).toBe(r !== refused);
+  });
+});
+
 /**
- * Before books, each subscription was an object of its own, named by its id. A deployment that
- * upgrades keeps those objects: each subscription's book takes it over, whole, the first time it
+ * Before shards, each subscription was an object of its own, named by its id. A deployment that
+ * upgrades keeps those objects: each subscription's shard takes it over, whole, the first time it
  * is asked for or when the old object's alarm fires.
  */
 
@@ -29,12 +102,12 @@ async function buyCloud(t: Tenant): Promise<string> {
 }
 
 /**
- * Moves subscription `id` out of its book into an object of its own, laid out as before books:
+ * Moves subscription `id` out of its shard into an object of its own, laid out as before shards:
  * its record, and the usage lines it had not pushed yet.
  */
 async function toObjectOfItsOwn(id: string): Promise<void> {
-  const book = subscriptionBook(env, id);
-  const kept = await runInDurableObject(book, (_instance, state) => {
+  const shard = subscriptionShard(env, id);
+  const kept = await runInDurableObject(shard, (_instance, state) => {
     const sql = state.storage.sql;
     const record = sql
       .exec<{ body: string; projected: number }>("SELECT body, projected FROM records WHERE id = ?", id)
@@ -50,7 +123,7 @@ async function toObjectOfItsOwn(id: string): Promise<void> {
     sql.exec("DELETE FROM wakes WHERE subscription = ?", id);
     return { record, lines };
   });
-  await evictDurableObject(book);
+  await evictDurableObject(shard);
   await runInDurableObject(legacyObject(id), (_instance, state) => {
     const sql = state.storage.sql;
     sql.exec(`CREATE TABLE record (
@@ -82,8 +155,8 @@ const legacyTables = (id: string) =>
       .map((row) => row.name),
   );
 
-describe("subscriptions kept by an object of their own, from before books", () => {
-  it("are taken over by their book the first time they are asked for, whole, and change from there", async () => {
+describe("subscriptions kept by an object of their own, from before shards", () => {
+  it("are taken over by their shard the first time they are asked for, whole, and change from there", async () => {
     const t = await tenantWithCatalog(1);
     const id = await buyCloud(t);
     const before = await expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
@@ -107,8 +180,8 @@ describe("subscriptions kept by an object of their own, from before books", () =
     const object = subscriptionObject(env, id);
     const start = Date.now() - 3 * 3_600_000;
     expect((await object.run("start", new Date(start))).ok).toBe(true);
-    // D1 is down for the book: the stop's line stays in its storage, the read model behind.
-    await runInDurableObject(subscriptionBook(env, id), (instance: SubscriptionObject) => {
+    // D1 is down for the shard: the stop's line stays in its storage, the read model behind.
+    await runInDurableObject(subscriptionShard(env, id), (instance: SubscriptionObject) => {
       const own = instance as unknown as { env: Env };
       own.env = { ...own.env, DB: failingD1(own.env.DB, "prepare", "batch") };
     });
@@ -119,8 +192,8 @@ describe("subscriptions kept by an object of their own, from before books", () =
 
     expect(await runDurableObjectAlarm(legacy)).toBe(true);
     expect(await legacyTables(id)).toEqual([]);
-    // The book was woken to do it: its alarm pushes the line and the stopped cloud.
-    expect(await runDurableObjectAlarm(subscriptionBook(env, id))).toBe(true);
+    // The shard was woken to do it: its alarm pushes the line and the stopped cloud.
+    expect(await runDurableObjectAlarm(subscriptionShard(env, id))).toBe(true);
     const charges = await expectOk(call("GET", `/v1/charges?subscription=${id}`, { token: t.partnerKey }));
     expect(charges.objects.filter((l: any) => l.kind === "usage").map((l: any) => l.amount)).toEqual([
       "1.00",
