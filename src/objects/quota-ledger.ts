@@ -134,6 +134,16 @@ export class QuotaLedger extends DurableObject<Env> {
   async resolve(serial: number, serviceId: string | null, decision: Decision): Promise<"done" | "missing"> {
     const row = this.commissions.record(serial);
     if (!row || row.service_id !== serviceId) return "missing";
+    if (row.state === "pending" && quota.groupByHolder(JSON.parse(row.provisions)).length <= 1) {
+      // Every provision is held here: settled and recorded in one transaction, with no step
+      // between for a crash to leave half-way (the steps are for commissions across ledgers).
+      this.atomically(() => {
+        this.holders.settle(serial, decision);
+        this.commissions.move(row, RESOLVED[decision]);
+      });
+      if (row.listed === 1) await this.project(serial);
+      return "done";
+    }
     if (row.state === "pending") this.commissions.move(row, RESOLVING[decision]);
     else if (row.state !== "accepting" && row.state !== "rejecting") return "missing";
     const underway: Decision = this.commissions.record(serial)?.state === "accepting" ? "accept" : "reject";
@@ -249,7 +259,8 @@ export class QuotaLedger extends DurableObject<Env> {
     });
     if (answer.ok && !request.autoAccept) {
       if (request.recovery) await this.wakeIn(this.recoveryMs);
-      await this.project(answer.serial);
+      // Only a service's commissions are indexed in D1 (stratus's own are found by reference).
+      if (request.serviceId !== null) await this.project(answer.serial);
     }
     return answer;
   }
