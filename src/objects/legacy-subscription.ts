@@ -2,8 +2,9 @@
  * A subscription kept the way stratus kept them before shards: an object of its own, named by the
  * subscription's id, holding one record (row 1 of `record`), its undispatched events (`outbox`), its
  * usage lines on their way to D1 (`usage_outbox`) and an open quota step (`quota_step`). Its shard
- * takes all of it over the first time the subscription is asked for, or when the old object's
- * alarm fires, so an upgrade loses nothing and leaves nothing half-done.
+ * takes all of it over the first time the subscription is asked for (one the read model knows),
+ * or when the old object's alarm fires, whichever comes first; the subscription's alarm then does
+ * what the old object had left to do, and the old object is emptied.
  */
 
 /** What an object of its own hands over to the subscription's shard. */
@@ -15,9 +16,8 @@ export interface HandedOver {
   step: string | null;
 }
 
-const LEGACY_TABLES = ["record", "outbox", "usage_outbox", "quota_step"] as const;
-
-function tables(sql: SqlStorage): Set<string> {
+/** The tables in an object's storage. */
+export function storageTables(sql: SqlStorage): Set<string> {
   return new Set(
     sql
       .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'")
@@ -26,12 +26,9 @@ function tables(sql: SqlStorage): Set<string> {
   );
 }
 
-/** Whether this storage is an object of its own's, not handed over yet. */
-export const holdsLegacy = (sql: SqlStorage): boolean => tables(sql).has("record");
-
 /** What the object of its own keeps, or null if it keeps nothing. */
 export function legacyState(sql: SqlStorage): HandedOver | null {
-  const present = tables(sql);
+  const present = storageTables(sql);
   if (!present.has("record")) return null;
   const record = sql
     .exec<{ body: string; projected: number }>("SELECT body, projected FROM record WHERE id = 1")
@@ -54,11 +51,6 @@ export function legacyState(sql: SqlStorage): HandedOver | null {
       ? (sql.exec<{ body: string }>("SELECT body FROM quota_step WHERE id = 1").toArray()[0]?.body ?? null)
       : null,
   };
-}
-
-/** Forgets what was handed over; call once the shard has it. */
-export function dropLegacy(sql: SqlStorage): void {
-  for (const table of LEGACY_TABLES) sql.exec(`DROP TABLE IF EXISTS ${table}`);
 }
 
 /** Takes subscription `id`'s state into the shard's tables; call inside a storage transaction. */

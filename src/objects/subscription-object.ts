@@ -6,7 +6,7 @@ import { logError } from "../domain/log";
 import type { Scope } from "../domain/scope";
 import type { RenewalIds, SubscriptionRecord } from "../domain/subscriptions";
 import type { DeploymentPatch } from "../domain/webhooks";
-import { adoptLegacy, dropLegacy, type HandedOver, holdsLegacy, legacyState } from "./legacy-subscription";
+import { adoptLegacy, type HandedOver, legacyState, storageTables } from "./legacy-subscription";
 import { ProjectionPushes } from "./projection-pushes";
 import { QuotaSteps } from "./quota-steps";
 import { Subscription, type SubscriptionHost } from "./subscription";
@@ -33,6 +33,8 @@ export class SubscriptionObject extends DurableObject<Env> {
   private readonly host: SubscriptionHost;
   /** This shard's name, known from the first id it is asked about. */
   private name: string | null = null;
+  /** Take-overs from objects of their own under way, by subscription id. */
+  private readonly takingOver = new Map<string, Promise<void>>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -133,19 +135,22 @@ export class SubscriptionObject extends DurableObject<Env> {
    * keeps it (`legacy-subscription.ts`). Asked by that object's alarm.
    */
   async adopt(id: string): Promise<void> {
-    if (this.hasRecord(id)) await legacyObject(this.env, id).handedOver();
-    else await this.takeOver(id);
+    await this.takeOver(id);
   }
 
-  /** On an object of its own from before shards: what it keeps, for its shard to take over. */
-  handOver(): HandedOver | null {
-    return legacyState(this.ctx.storage.sql);
+  /**
+   * On an object of its own from before shards: what it keeps, for its shard to take over. One
+   * that keeps nothing (never was one, or handed over already) is emptied.
+   */
+  async handOver(): Promise<HandedOver | null> {
+    const state = legacyState(this.ctx.storage.sql);
+    if (!state) await this.empty();
+    return state;
   }
 
-  /** On an object of its own from before shards: its shard has it all, it keeps nothing more. */
+  /** On an object of its own from before shards: its shard has it all, so it keeps nothing. */
   async handedOver(): Promise<void> {
-    dropLegacy(this.ctx.storage.sql);
-    await this.schedule();
+    await this.empty();
   }
 
   /**
@@ -155,14 +160,17 @@ export class SubscriptionObject extends DurableObject<Env> {
    */
   override async alarm(): Promise<void> {
     const sql = this.ctx.storage.sql;
+    const tables = storageTables(sql);
     // An object of its own from before shards hands its subscription, and what was left to do, over.
-    if (holdsLegacy(sql)) {
+    if (tables.has("record")) {
       const state = legacyState(sql);
       if (state) {
         const { id } = JSON.parse(state.body) as SubscriptionRecord;
         await subscriptionShard(this.env, id).adopt(id);
-      } else dropLegacy(sql);
+      } else await this.empty();
+      return;
     }
+    if (!tables.has("wakes")) return;
     const first = sql.exec<{ at: number | null }>("SELECT MIN(at) AS at FROM wakes").one().at;
     if (first === null) return;
     const due = sql
@@ -195,11 +203,7 @@ export class SubscriptionObject extends DurableObject<Env> {
   private async found(id: string): Promise<Subscription> {
     const kept = this.kept.get(id);
     if (kept) return kept;
-    const subscription = this.subscription(id);
-    if (subscription.stored() || !(await inReadModel(this.env, id))) return subscription;
-    // That instance read no record: the one made after the take-over reads what was taken.
-    this.kept.delete(id);
-    await this.takeOver(id);
+    if (!this.hasRecord(id) && (await inReadModel(this.env, id))) await this.takeOver(id);
     return this.subscription(id);
   }
 
@@ -207,15 +211,37 @@ export class SubscriptionObject extends DurableObject<Env> {
     return this.ctx.storage.sql.exec("SELECT 1 FROM records WHERE id = ?", id).toArray().length > 0;
   }
 
-  private async takeOver(id: string): Promise<void> {
+  /** Takes subscription `id` over from its old object: one take-over at a time per subscription. */
+  private takeOver(id: string): Promise<void> {
+    let running = this.takingOver.get(id);
+    if (!running) {
+      running = this.takeOverNow(id).finally(() => this.takingOver.delete(id));
+      this.takingOver.set(id, running);
+    }
+    return running;
+  }
+
+  private async takeOverNow(id: string): Promise<void> {
     const legacy = legacyObject(this.env, id);
     const state = await legacy.handOver();
     if (!state) return;
-    this.ctx.storage.transactionSync(() => adoptLegacy(this.ctx.storage.sql, id, state));
-    if (state.step !== null) this.host.openSteps.add(id);
-    // What the object had left to do (a push, a quota step, a hold to release), its alarm does here.
-    await this.wake(id, Date.now());
+    // Checked after the await: a record here (created meanwhile) is newer than the old object's.
+    if (!this.hasRecord(id)) {
+      this.ctx.storage.transactionSync(() => adoptLegacy(this.ctx.storage.sql, id, state));
+      if (state.step !== null) this.host.openSteps.add(id);
+      // An instance made before, which found no record, reads what was taken.
+      this.kept.get(id)?.reload();
+      // What the old object had left to do (a push, a quota step, a hold to release), the
+      // subscription's alarm does here; one waiting for a place to expire sets its wake again.
+      await this.wake(id, Date.now());
+    }
     await legacy.handedOver();
+  }
+
+  /** Deletes everything this object stores, its alarm included. */
+  private async empty(): Promise<void> {
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
   }
 
   private keeps(id: string): boolean {
@@ -253,7 +279,7 @@ export class SubscriptionObject extends DurableObject<Env> {
 
 /** A subscription's calls, as its shard answers them across RPC. */
 export type SubscriptionCalls = {
-  [K in Exclude<keyof Subscription, "idle" | "alarm" | "stored">]: Subscription[K] extends (
+  [K in Exclude<keyof Subscription, "idle" | "alarm" | "reload">]: Subscription[K] extends (
     ...args: infer A
   ) => infer R
     ? (...args: A) => Promise<Awaited<R>>

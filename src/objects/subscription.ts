@@ -54,8 +54,11 @@ export class Subscription {
   private tail: Promise<unknown> = Promise.resolve();
   /** How many changes are queued or running: a subscription at 0 may be dropped from memory. */
   private running = 0;
-  /** Set while a quota step an earlier instance left half-way is being finished. */
-  private readonly ready: Promise<unknown> | undefined;
+  /**
+   * Whether a quota step an earlier instance left half-way may still be open: this subscription
+   * serves nothing before it is finished (`settled`).
+   */
+  private leftover: boolean;
   private readonly reads: SubscriptionReads;
   private readonly steps: QuotaSteps;
   private readonly store: SubscriptionStore;
@@ -79,18 +82,29 @@ export class Subscription {
       () => this.store.json(),
       () => this.store.projectedVersion(),
     );
-    // Nothing is served before a quota step an earlier instance left half-way is finished (or
-    // found unfinishable for now: then the next change tries again).
-    if (this.steps.pending()) this.ready = this.exclusive(async () => undefined).catch(() => undefined);
+    this.leftover = this.steps.pending() !== null;
+  }
+
+  /** What storage holds is read again: the shard wrote this subscription's rows itself. */
+  reload(): void {
+    this.store.forget();
+    this.steps.forget();
+    this.reads.recordChanged();
+    this.leftover = this.steps.pending() !== null;
+  }
+
+  /**
+   * Finishes a quota step an earlier instance left half-way, before anything is served: a read
+   * while the ledger cannot say how the step ended fails, and the next one tries again.
+   */
+  private async settled(): Promise<void> {
+    if (!this.leftover) return;
+    await this.exclusive(async () => undefined);
+    this.leftover = false;
   }
 
   private get env(): Env {
     return this.host.env;
-  }
-
-  /** Whether the shard has this subscription's record. */
-  stored(): boolean {
-    return this.store.json() !== null;
   }
 
   /** Whether nothing is running or waiting to: the shard may forget this instance. */
@@ -107,28 +121,31 @@ export class Subscription {
     return this.exclusive(async () => {
       const existing = this.store.load();
       if (existing) return existing;
-      const created = this.commit(record);
       const previous = record.previousId === null ? null : await this.lookup(record.previousId);
-      return previous && previous.autoRenew !== created.autoRenew
-        ? this.commit({ ...created, autoRenew: previous.autoRenew })
-        : created;
+      // One commit: a flag set on the predecessor after this read is carried here by that change
+      // (`setAutoRenew` walks the chain), queued behind this one.
+      return this.commit(
+        previous && previous.autoRenew !== record.autoRenew
+          ? { ...record, autoRenew: previous.autoRenew }
+          : record,
+      );
     });
   }
 
   async get(): Promise<SubscriptionRecord | null> {
-    if (this.ready) await this.ready;
+    await this.settled();
     return this.store.load();
   }
 
   /** The record as stored, JSON text: a string crosses RPC as it is, a record field by field. */
   async getJson(): Promise<string | null> {
-    if (this.ready) await this.ready;
+    await this.settled();
     return this.store.json();
   }
 
   /** A read of this subscription within `scope` (see `SubscriptionReads.view`). */
   async view(scope: Scope, now: number): Promise<SubscriptionView | null> {
-    if (this.ready) await this.ready;
+    await this.settled();
     return this.reads.view(scope, now);
   }
 
@@ -346,8 +363,19 @@ export class Subscription {
   async alarm(): Promise<void> {
     await this.exclusive(async () => {
       const r = this.store.load();
-      if (r?.endedAt && !r.holdReleased) await this.endHoldOf(await this.withStalePlaceFreed(r));
+      if (!r?.endedAt || r.holdReleased) return;
+      await this.endHoldOf(await this.withStalePlaceFreed(r));
+      // Still held for an extension on its way: looked at again when its place expires (the wake
+      // `ended` set for that may have been replaced since, by a push's retry or a take-over).
+      const now = this.store.load();
+      if (now && !now.holdReleased) await this.wakeWhenPlaceExpires(now);
     });
+  }
+
+  /** Wakes this subscription once the place reserved after it counts as abandoned, if one is. */
+  private async wakeWhenPlaceExpires(r: SubscriptionRecord): Promise<void> {
+    const expires = r.nextId === null ? 0 : placeExpiresAt(this.env, r);
+    if (expires > Date.now()) await this.host.wake(this.id, expires + 1000);
   }
 
   /** Releases the chain's hold with ended term `r` if nothing else keeps it (`endsChainHold`). */
@@ -372,8 +400,7 @@ export class Subscription {
       });
     // The hold stays with the chain. An extension still on its way (its place reserved within the
     // bound) that never comes gives it back here, on the alarm set for when the place expires.
-    const expires = r.nextId === null ? 0 : placeExpiresAt(this.env, r);
-    if (expires > Date.now()) await this.host.wake(this.id, expires + 1000);
+    await this.wakeWhenPlaceExpires(r);
     return next;
   }
 

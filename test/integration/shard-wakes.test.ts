@@ -1,0 +1,65 @@
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { subscriptionObject, subscriptionShard } from "../../src/objects/subscription-object";
+import { call, expectOk, tenantWithCatalog, usageOf } from "../helpers";
+
+describe("a shard's alarm", () => {
+  it("two subscriptions of a shard waiting on their places both release their holds, each on its wake", async () => {
+    const t = await tenantWithCatalog(1);
+    const bought = await expectOk(
+      call("POST", "/v1/subscriptions/", {
+        token: t.partnerKey,
+        body: {
+          objects: [
+            { customer: t.customers[0], resource: "cpu", amount: 1, period: "1 month" },
+            { customer: t.customers[0], resource: "cpu", amount: 2, period: "1 month" },
+          ],
+        },
+      }),
+      201,
+    );
+    const [a, b] = bought.objects.map((o: any) => o.id as string);
+    const shard = subscriptionShard(env, a);
+    for (const [id, ago] of [
+      [a, 300_000],
+      [b, 0],
+    ] as const) {
+      expect((await subscriptionObject(env, id).reserveNext(crypto.randomUUID())).ok).toBe(true);
+      await runInDurableObject(shard, (_i, state) => {
+        const row = state.storage.sql
+          .exec<{ body: string }>("SELECT body FROM records WHERE id = ?", id)
+          .one();
+        const body = { ...JSON.parse(row.body), nextReservedAt: new Date(Date.now() - ago).toISOString() };
+        state.storage.sql.exec("UPDATE records SET body = ? WHERE id = ?", JSON.stringify(body), id);
+      });
+      await evictDurableObject(shard);
+      expect((await subscriptionObject(env, id).cancel(new Date())).ok).toBe(true);
+    }
+    const wakes = await runInDurableObject(shard, async (_i, state) => ({
+      wakes: state.storage.sql.exec("SELECT subscription, at FROM wakes ORDER BY at").toArray(),
+      alarm: await state.storage.getAlarm(),
+    }));
+    expect(wakes.wakes).toHaveLength(2);
+    // Time passes: both places are abandoned.
+    await runInDurableObject(shard, (_i, state) => {
+      for (const id of [a, b]) {
+        const row = state.storage.sql
+          .exec<{ body: string }>("SELECT body FROM records WHERE id = ?", id)
+          .one();
+        const body = {
+          ...JSON.parse(row.body),
+          nextReservedAt: new Date(Date.now() - 86_400_000).toISOString(),
+        };
+        state.storage.sql.exec("UPDATE records SET body = ? WHERE id = ?", JSON.stringify(body), id);
+      }
+    });
+    await evictDurableObject(shard);
+    expect(await runDurableObjectAlarm(shard)).toBe(true);
+    expect(await runDurableObjectAlarm(shard)).toBe(true);
+    // (The first hold release's own 30 s step wake came next; the second's comes after it.)
+    let runs = 0;
+    while ((await runDurableObjectAlarm(shard)) && runs < 5) runs++;
+    expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 0, pending: 0 });
+  });
+});
