@@ -1,6 +1,7 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { subscriptionShard } from "../src/objects/subscription-object";
+import { call, expectOk, type Tenant } from "./helpers";
 
 /**
  * Subscriptions as stratus kept them before shards: an object of its own, named by the
@@ -66,4 +67,36 @@ export async function toObjectOfItsOwn(
     if (options.alarmAt !== undefined) await state.storage.setAlarm(options.alarmAt);
   });
   await evictDurableObject(legacyObject(id));
+}
+
+/** One subscription of `resource` bought for the tenant's first customer: its id. */
+export async function buyFor(
+  t: Tenant,
+  resource: string,
+  extra: Record<string, unknown> = {},
+): Promise<string> {
+  const r = await expectOk(
+    call("POST", "/v1/subscriptions/", {
+      token: t.partnerKey,
+      body: { objects: [{ customer: t.customers[0], resource, amount: 1, ...extra }] },
+    }),
+    201,
+  );
+  return r.objects[0].id;
+}
+
+/**
+ * Makes the place reserved after subscription `id` look abandoned, as time would (reserved 30 days
+ * ago), and restarts its shard.
+ */
+export async function abandonPlace(id: string): Promise<void> {
+  await runInDurableObject(subscriptionShard(env, id), (_i, state) => {
+    const row = state.storage.sql.exec<{ body: string }>("SELECT body FROM records WHERE id = ?", id).one();
+    const body = {
+      ...JSON.parse(row.body),
+      nextReservedAt: new Date(Date.now() - 86_400_000 * 30).toISOString(),
+    };
+    state.storage.sql.exec("UPDATE records SET body = ? WHERE id = ?", JSON.stringify(body), id);
+  });
+  await evictDurableObject(subscriptionShard(env, id));
 }

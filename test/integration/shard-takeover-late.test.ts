@@ -3,26 +3,15 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { disarmFaults } from "../../src/domain/faults";
 import { subscriptionObject, subscriptionShard } from "../../src/objects/subscription-object";
-import { call, expectOk, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
-import { legacyObject, toObjectOfItsOwn } from "../legacy";
+import { call, expectOk, tenantWithCatalog, usageOf } from "../helpers";
+import { buyFor, legacyObject, toObjectOfItsOwn } from "../legacy";
 
 afterEach(() => disarmFaults());
-
-async function buyCloud(t: Tenant): Promise<string> {
-  const r = await expectOk(
-    call("POST", "/v1/subscriptions/", {
-      token: t.partnerKey,
-      body: { objects: [{ customer: t.customers[0], resource: "cumulus", amount: 1 }] },
-    }),
-    201,
-  );
-  return r.objects[0].id;
-}
 
 describe("a take-over from an old object, answered late", () => {
   it("is the only one: a read waits for it, and a quota step finished once is never brought back", async () => {
     const t = await tenantWithCatalog(1);
-    const id = await buyCloud(t);
+    const id = await buyFor(t, "cumulus");
     // An amount change to 3 whose quota move was made, its commit lost: the old object kept the
     // record before it and the step (as QuotaSteps.move writes it), as a crash leaves them.
     const before = (await subscriptionObject(env, id).get())!;

@@ -3,27 +3,16 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { armFault, disarmFaults } from "../../src/domain/faults";
 import { subscriptionObject, subscriptionShard } from "../../src/objects/subscription-object";
-import { call, expectOk, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
-import { legacyObject, toObjectOfItsOwn } from "../legacy";
+import { call, tenantWithCatalog, usageOf } from "../helpers";
+import { buyFor, legacyObject, toObjectOfItsOwn } from "../legacy";
 
 afterEach(() => disarmFaults());
-
-async function buyCloud(t: Tenant): Promise<string> {
-  const r = await expectOk(
-    call("POST", "/v1/subscriptions/", {
-      token: t.partnerKey,
-      body: { objects: [{ customer: t.customers[0], resource: "cumulus", amount: 1 }] },
-    }),
-    201,
-  );
-  return r.objects[0].id;
-}
 
 describe("take-overs from an old object at once", () => {
   for (let round = 0; round < 4; round++) {
     it(`round ${round}: an old object's half-done amount change, taken over by reads and its alarm at once, is finished once`, async () => {
       const t = await tenantWithCatalog(1);
-      const id = await buyCloud(t);
+      const id = await buyFor(t, "cumulus");
       armFault("subscription.moved");
       const failed = await call("PATCH", `/v1/subscriptions/${id}/`, {
         token: t.partnerKey,

@@ -1,28 +1,17 @@
-import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { renewOrExpire } from "../../src/app/renewals";
 import { placeExpiresAt } from "../../src/objects/subscription-chain";
 import type { SubscriptionObject } from "../../src/objects/subscription-object";
 import { subscriptionObject, subscriptionShard } from "../../src/objects/subscription-object";
-import { call, expectOk, failingD1, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
-import { legacyObject, toObjectOfItsOwn } from "../legacy";
-
-async function buy(t: Tenant, resource: string, extra: Record<string, unknown> = {}): Promise<string> {
-  const r = await expectOk(
-    call("POST", "/v1/subscriptions/", {
-      token: t.partnerKey,
-      body: { objects: [{ customer: t.customers[0], resource, amount: 1, ...extra }] },
-    }),
-    201,
-  );
-  return r.objects[0].id;
-}
+import { call, expectOk, failingD1, tenantWithCatalog, usageOf } from "../helpers";
+import { abandonPlace, buyFor, legacyObject, toObjectOfItsOwn } from "../legacy";
 
 describe("a subscription taken over from its old object", () => {
   it("two concurrent first reads of a subscription kept by an old object both find it", async () => {
     const t = await tenantWithCatalog(1);
-    const id = await buy(t, "cpu", { period: "1 month" });
+    const id = await buyFor(t, "cpu", { period: "1 month" });
     await toObjectOfItsOwn(id);
     const reads = await Promise.all([
       call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }),
@@ -34,7 +23,7 @@ describe("a subscription taken over from its old object", () => {
 
   it("a cancel racing the first read of an old object's subscription is not answered 404", async () => {
     const t = await tenantWithCatalog(1);
-    const id = await buy(t, "cpu", { period: "1 month" });
+    const id = await buyFor(t, "cpu", { period: "1 month" });
     await toObjectOfItsOwn(id);
     const [read, cancel] = await Promise.all([
       call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }),
@@ -45,7 +34,7 @@ describe("a subscription taken over from its old object", () => {
 
   it("an old object's subscription asked for before its projection landed is taken over by its alarm, and lands", async () => {
     const t = await tenantWithCatalog(1);
-    const id = await buy(t, "cpu", { period: "1 month" });
+    const id = await buyFor(t, "cpu", { period: "1 month" });
     // The old object's creation push had failed: D1 does not have it yet, its alarm retries it.
     await toObjectOfItsOwn(id, { alarmAt: Date.now() + 5_000 });
     await env.DB.prepare("DELETE FROM subscriptions WHERE id = ?").bind(id).run();
@@ -64,7 +53,7 @@ describe("a subscription taken over from its old object", () => {
 
   it("an ended term waiting on an extension's place keeps its hold-release alarm across the take-over", async () => {
     const t = await tenantWithCatalog(1);
-    const id = await buy(t, "cpu", { period: "1 month" });
+    const id = await buyFor(t, "cpu", { period: "1 month" });
     const object = subscriptionObject(env, id);
     const placeholder = crypto.randomUUID();
     expect((await object.reserveNext(placeholder)).ok).toBe(true);
@@ -98,15 +87,7 @@ describe("a subscription taken over from its old object", () => {
     const pending = [...after.wakes.map((w) => w.at), legacyAlarm].filter((x): x is number => x !== null);
     // The place is then abandoned (its bound passed, the extension never came): rewritten as
     // time would make it, and the shard restarted.
-    await runInDurableObject(subscriptionShard(env, id), (_i, state) => {
-      const row = state.storage.sql.exec<{ body: string }>("SELECT body FROM records WHERE id = ?", id).one();
-      const body = {
-        ...JSON.parse(row.body),
-        nextReservedAt: new Date(Date.now() - 86_400_000 * 30).toISOString(),
-      };
-      state.storage.sql.exec("UPDATE records SET body = ? WHERE id = ?", JSON.stringify(body), id);
-    });
-    await evictDurableObject(subscriptionShard(env, id));
+    await abandonPlace(id);
     expect(pending.some((at) => at >= releaseAt - 1000)).toBe(true);
     expect(await runDurableObjectAlarm(subscriptionShard(env, id))).toBe(true);
     expect(await runDurableObjectAlarm(legacyObject(id))).toBe(false);
@@ -116,26 +97,18 @@ describe("a subscription taken over from its old object", () => {
 
   it("the same term never taken over releases its hold once the place is abandoned", async () => {
     const t = await tenantWithCatalog(1);
-    const id = await buy(t, "cpu", { period: "1 month" });
+    const id = await buyFor(t, "cpu", { period: "1 month" });
     const object = subscriptionObject(env, id);
     expect((await object.reserveNext(crypto.randomUUID())).ok).toBe(true);
     expect((await object.cancel(new Date())).ok).toBe(true);
-    await runInDurableObject(subscriptionShard(env, id), (_i, state) => {
-      const row = state.storage.sql.exec<{ body: string }>("SELECT body FROM records WHERE id = ?", id).one();
-      const body = {
-        ...JSON.parse(row.body),
-        nextReservedAt: new Date(Date.now() - 86_400_000 * 30).toISOString(),
-      };
-      state.storage.sql.exec("UPDATE records SET body = ? WHERE id = ?", JSON.stringify(body), id);
-    });
-    await evictDurableObject(subscriptionShard(env, id));
+    await abandonPlace(id);
     expect(await runDurableObjectAlarm(subscriptionShard(env, id))).toBe(true);
     expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 0, pending: 0 });
   });
 
   it("one D1 failure on the first read of an old object's subscription does not hide it for good", async () => {
     const t = await tenantWithCatalog(1);
-    const id = await buy(t, "cpu", { period: "1 month" });
+    const id = await buyFor(t, "cpu", { period: "1 month" });
     await toObjectOfItsOwn(id);
     let saved: Env | undefined;
     await runInDurableObject(subscriptionShard(env, id), (instance: SubscriptionObject) => {
@@ -156,7 +129,7 @@ describe("a subscription taken over from its old object", () => {
 
   it("an old object keeps nothing once handed over", async () => {
     const t = await tenantWithCatalog(1);
-    const id = await buy(t, "cpu", { period: "1 month" });
+    const id = await buyFor(t, "cpu", { period: "1 month" });
     await toObjectOfItsOwn(id);
     await expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
     const legacyTables = await runInDurableObject(legacyObject(id), (_i, state) =>
@@ -172,7 +145,7 @@ describe("a subscription taken over from its old object", () => {
 
   it("a push that fails while a cancelled term waits on its place does not lose its hold release", async () => {
     const t = await tenantWithCatalog(1);
-    const id = await buy(t, "cpu", { period: "1 month" });
+    const id = await buyFor(t, "cpu", { period: "1 month" });
     const object = subscriptionObject(env, id);
     expect((await object.reserveNext(crypto.randomUUID())).ok).toBe(true);
     let saved: Env | undefined;
@@ -187,15 +160,7 @@ describe("a subscription taken over from its old object", () => {
     });
     // The push retry's wake fires (and lands the push); the place has not expired yet.
     expect(await runDurableObjectAlarm(subscriptionShard(env, id))).toBe(true);
-    await runInDurableObject(subscriptionShard(env, id), (_i, state) => {
-      const row = state.storage.sql.exec<{ body: string }>("SELECT body FROM records WHERE id = ?", id).one();
-      const body = {
-        ...JSON.parse(row.body),
-        nextReservedAt: new Date(Date.now() - 86_400_000 * 30).toISOString(),
-      };
-      state.storage.sql.exec("UPDATE records SET body = ? WHERE id = ?", JSON.stringify(body), id);
-    });
-    await evictDurableObject(subscriptionShard(env, id));
+    await abandonPlace(id);
     expect(await runDurableObjectAlarm(subscriptionShard(env, id))).toBe(true);
     expect((await usageOf(t, 0, "cpu")).usage).toBe(0);
   });

@@ -1,4 +1,4 @@
-import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { shardOf } from "../../src/domain/ids";
@@ -10,7 +10,8 @@ import {
   subscriptionShard,
 } from "../../src/objects/subscription-object";
 import { expectBooksBalance } from "../books";
-import { call, expectOk, failingD1, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
+import { call, expectOk, failingD1, tenantWithCatalog, usageOf } from "../helpers";
+import { buyFor, legacyObject, toObjectOfItsOwn } from "../legacy";
 
 describe("subscription shards", () => {
   it("keep a customer's subscriptions, and the terms of their chains, together", async () => {
@@ -82,69 +83,6 @@ describe("subscription shards", () => {
   });
 });
 
-/**
- * Before shards, each subscription was an object of its own, named by its id. A deployment that
- * upgrades keeps those objects: each subscription's shard takes it over, whole, the first time it
- * is asked for or when the old object's alarm fires.
- */
-
-const legacyObject = (id: string) => env.SUBSCRIPTION.get(env.SUBSCRIPTION.idFromName(id));
-
-async function buyCloud(t: Tenant): Promise<string> {
-  const r = await expectOk(
-    call("POST", "/v1/subscriptions/", {
-      token: t.partnerKey,
-      body: { objects: [{ customer: t.customers[0], resource: "cumulus", amount: 1 }] },
-    }),
-    201,
-  );
-  return r.objects[0].id;
-}
-
-/**
- * Moves subscription `id` out of its shard into an object of its own, laid out as before shards:
- * its record, and the usage lines it had not pushed yet.
- */
-async function toObjectOfItsOwn(id: string): Promise<void> {
-  const shard = subscriptionShard(env, id);
-  const kept = await runInDurableObject(shard, (_instance, state) => {
-    const sql = state.storage.sql;
-    const record = sql
-      .exec<{ body: string; projected: number }>("SELECT body, projected FROM records WHERE id = ?", id)
-      .one();
-    const lines = sql
-      .exec<{ key: string; start: number; body: string }>(
-        "SELECT key, start, body FROM usage_lines WHERE subscription = ?",
-        id,
-      )
-      .toArray();
-    sql.exec("DELETE FROM records WHERE id = ?", id);
-    sql.exec("DELETE FROM usage_lines WHERE subscription = ?", id);
-    sql.exec("DELETE FROM wakes WHERE subscription = ?", id);
-    return { record, lines };
-  });
-  await evictDurableObject(shard);
-  await runInDurableObject(legacyObject(id), (_instance, state) => {
-    const sql = state.storage.sql;
-    sql.exec(`CREATE TABLE record (
-        id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL, projected INTEGER NOT NULL DEFAULT 0)`);
-    sql.exec(
-      "INSERT INTO record (id, body, projected) VALUES (1, ?, ?)",
-      kept.record.body,
-      kept.record.projected,
-    );
-    sql.exec("CREATE TABLE usage_outbox (key TEXT PRIMARY KEY, start INTEGER NOT NULL, body TEXT NOT NULL)");
-    for (const line of kept.lines) {
-      sql.exec(
-        "INSERT INTO usage_outbox (key, start, body) VALUES (?, ?, ?)",
-        line.key,
-        line.start,
-        line.body,
-      );
-    }
-  });
-}
-
 const legacyTables = (id: string) =>
   runInDurableObject(legacyObject(id), (_instance, state) =>
     state.storage.sql
@@ -158,7 +96,7 @@ const legacyTables = (id: string) =>
 describe("subscriptions kept by an object of their own, from before shards", () => {
   it("are taken over by their shard the first time they are asked for, whole, and change from there", async () => {
     const t = await tenantWithCatalog(1);
-    const id = await buyCloud(t);
+    const id = await buyFor(t, "cumulus");
     const before = await expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
     await toObjectOfItsOwn(id);
 
@@ -176,7 +114,7 @@ describe("subscriptions kept by an object of their own, from before shards", () 
 
   it("hand over what was left to do when the old object's alarm fires: a usage line D1 never got lands once", async () => {
     const t = await tenantWithCatalog(1);
-    const id = await buyCloud(t);
+    const id = await buyFor(t, "cumulus");
     const object = subscriptionObject(env, id);
     const start = Date.now() - 3 * 3_600_000;
     expect((await object.run("start", new Date(start))).ok).toBe(true);
