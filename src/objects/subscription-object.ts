@@ -9,7 +9,8 @@ import type { DeploymentPatch } from "../domain/webhooks";
 import { adoptLegacy, type HandedOver, legacyState, storageTables } from "./legacy-subscription";
 import { ProjectionPushes } from "./projection-pushes";
 import { QuotaSteps } from "./quota-steps";
-import { Subscription, type SubscriptionHost } from "./subscription";
+import { Subscription } from "./subscription";
+import type { SubscriptionHost } from "./subscription-machine";
 import { createSubscriptionTables } from "./subscription-store";
 
 /** How many subscriptions a shard keeps in memory; idle ones past it are forgotten, first kept first. */

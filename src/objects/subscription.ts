@@ -1,6 +1,5 @@
-import { AppError, refused, toErrorWire } from "../domain/errors";
+import { refused } from "../domain/errors";
 import { isRunning, runInstant, splitAt, start, stop } from "../domain/metering";
-import type { Scope } from "../domain/scope";
 import {
   amountChangeRefusal,
   deploymentRefusal,
@@ -9,40 +8,13 @@ import {
   renewalStep,
   runRefusal,
   type SubscriptionRecord,
-  sameRecord,
   startDeployed,
 } from "../domain/subscriptions";
 import { closeMonthAt } from "../domain/usage";
 import type { DeploymentPatch } from "../domain/webhooks";
-import type { ProjectionPushes } from "./projection-pushes";
-import { QuotaSteps } from "./quota-steps";
-import {
-  endsChainHold,
-  type Lookup,
-  placeAbandoned,
-  placeExpiresAt,
-  releaseReference,
-} from "./subscription-chain";
-import { type Expected, missing, type Outcome, stale } from "./subscription-outcome";
-import { SubscriptionReads, type SubscriptionView } from "./subscription-reads";
-import { SubscriptionStore } from "./subscription-store";
-import { dispatchEvent } from "./webhook-events";
-
-/** What a subscription needs of the shard that keeps it (`SubscriptionObject`). */
-export interface SubscriptionHost {
-  readonly env: Env;
-  readonly storage: DurableObjectStorage;
-  /** The shard's pushes to the D1 read model, written together. */
-  readonly projections: ProjectionPushes;
-  /** The subscriptions of the shard with a quota step open (`QuotaSteps`). */
-  readonly openSteps: Set<string>;
-  /** Runs subscription `id`'s `alarm` at `at` (ms), or soon after. */
-  wake(id: string, at: number): Promise<void>;
-  /** Reads a subscription, kept in this shard or another. */
-  lookup: Lookup;
-  /** Tells depletable `id`, in this shard or another, that its queue changed. */
-  queueChanged(id: string): Promise<unknown>;
-}
+import { endsChainHold, placeAbandoned, placeExpiresAt, releaseReference } from "./subscription-chain";
+import { SubscriptionMachine } from "./subscription-machine";
+import { missing, type Outcome } from "./subscription-outcome";
 
 /**
  * One subscription's state machine. Every change runs one at a time (`exclusive`), including the
@@ -50,72 +22,11 @@ export interface SubscriptionHost {
  * the amount. The record is committed first; the D1 projection is pushed after, and the shard's
  * alarm retries the push until it lands (`SubscriptionStore`).
  */
-export class Subscription {
-  private tail: Promise<unknown> = Promise.resolve();
-  /** How many changes are queued or running: a subscription at 0 may be dropped from memory. */
-  private running = 0;
-  /**
-   * Whether a quota step an earlier instance left half-way may still be open: this subscription
-   * serves nothing before it is finished (`settled`).
-   */
-  private leftover: boolean;
-  private readonly reads: SubscriptionReads;
-  private readonly steps: QuotaSteps;
-  private readonly store: SubscriptionStore;
-
-  constructor(
-    private readonly id: string,
-    private readonly host: SubscriptionHost,
-  ) {
-    const wakeIn = (ms: number) => host.wake(id, Date.now() + ms);
-    this.steps = new QuotaSteps(host.storage, id, host.openSteps, wakeIn, (next) => this.commit(next));
-    this.store = new SubscriptionStore(
-      host.storage,
-      id,
-      wakeIn,
-      (r, event) => dispatchEvent(this.env, r, event),
-      (other) => host.queueChanged(other),
-      (r) => host.projections.push(r),
-    );
-    this.reads = new SubscriptionReads(
-      () => this.env,
-      () => this.store.json(),
-      () => this.store.projectedVersion(),
-    );
-    this.leftover = this.steps.pending() !== null;
-  }
-
-  /** What storage holds is read again: the shard wrote this subscription's rows itself. */
-  reload(): void {
-    this.store.forget();
-    this.steps.forget();
-    this.reads.recordChanged();
-    this.leftover = this.steps.pending() !== null;
-  }
-
-  /**
-   * Finishes a quota step an earlier instance left half-way, before anything is served: a read
-   * while the ledger cannot say how the step ended fails, and the next one tries again.
-   */
-  private async settled(): Promise<void> {
-    if (!this.leftover) return;
-    await this.exclusive(async () => undefined);
-    this.leftover = false;
-  }
-
-  private get env(): Env {
-    return this.host.env;
-  }
-
-  /** Whether nothing is running or waiting to: the shard may forget this instance. */
-  idle(): boolean {
-    return this.running === 0;
-  }
-
+export class Subscription extends SubscriptionMachine {
   /**
    * Creates the subscription; creating it again returns what exists, so a retried purchase is
    * harmless. A term of a chain takes the auto_renew its predecessor has once it exists: a change
-   * of the chain's flag while it was bought reached the predecessor only (README, "Auto-renew").
+   * of the chain's flag while it was bought reached the predecessor only (`setAutoRenew` in app/extend.ts).
    */
   async create(record: SubscriptionRecord): Promise<SubscriptionRecord> {
     return this.exclusive(async () => {
@@ -130,31 +41,6 @@ export class Subscription {
           : record,
       );
     });
-  }
-
-  async get(): Promise<SubscriptionRecord | null> {
-    await this.settled();
-    return this.store.load();
-  }
-
-  /** The record as stored, JSON text: a string crosses RPC as it is, a record field by field. */
-  async getJson(): Promise<string | null> {
-    await this.settled();
-    return this.store.json();
-  }
-
-  /** A read of this subscription within `scope` (see `SubscriptionReads.view`). */
-  async view(scope: Scope, now: number): Promise<SubscriptionView | null> {
-    await this.settled();
-    return this.reads.view(scope, now);
-  }
-
-  /**
-   * Told by a depletable of the same customer and product that comes before this one in the
-   * queue when it is created (after this one: its id was chosen first) or ends.
-   */
-  queueChanged(): void {
-    this.reads.queueChanged();
   }
 
   /** Sets auto_renew, or toggles it. `expectedVersion`, here and below: see `change`. */
@@ -354,8 +240,6 @@ export class Subscription {
     return this.commit({ ...r, nextId: null, nextReservedAt: null });
   }
 
-  private readonly lookup: Lookup = (id) => this.host.lookup(id);
-
   /**
    * Finishes a quota step left half-way, releases the hold of an ended term whose extension never
    * came, and pushes what is left to push.
@@ -402,76 +286,5 @@ export class Subscription {
     // bound) that never comes gives it back here, on the alarm set for when the place expires.
     await this.wakeWhenPlaceExpires(r);
     return next;
-  }
-
-  /**
-   * Runs `apply` on the current record exclusively and commits its result as a new version. Under
-   * If-Match (`expected`), check and write are one step: a record changed since answers 412 without
-   * `apply`, or as done if the change is already in effect (a retry of it: RFC 9110 §13.1.1).
-   */
-  private async change(
-    apply: (r: SubscriptionRecord) => SubscriptionRecord | Promise<SubscriptionRecord>,
-    expected?: Expected,
-  ): Promise<Outcome<SubscriptionRecord>> {
-    return this.exclusive(async () => {
-      const r = this.store.load();
-      if (!r) return missing();
-      if (expected?.version !== undefined && r.version !== expected.version) {
-        return expected.done(r) ? { ok: true, value: r } : stale();
-      }
-      try {
-        const next = await apply(r);
-        return { ok: true, value: sameRecord(next, r) ? r : this.commit(next) };
-      } catch (error) {
-        if (error instanceof AppError) return { ok: false, error: toErrorWire(error) };
-        throw error;
-      }
-    });
-  }
-
-  /**
-   * Serializes every mutation, across awaits: the storage input gate alone would let a second
-   * change in while the first waits on the quota ledger.
-   */
-  private exclusive<T>(work: () => Promise<T>): Promise<T> {
-    // The projection is pushed inside the section, so D1 receives versions in order and a
-    // caller that lists right after a change sees it.
-    const step = async () => {
-      await this.steps.finishLeft(this.env);
-      try {
-        return await work();
-      } catch (error) {
-        // A change that failed half-way may have left its quota step open: it is finished now
-        // if the ledger answers, else by the next change or the alarm.
-        await this.steps.finishLeft(this.env).catch(() => undefined);
-        throw error;
-      } finally {
-        await this.store.push(this.env);
-      }
-    };
-    this.running += 1;
-    const run = this.tail.then(step, step).finally(() => {
-      this.running -= 1;
-    });
-    this.tail = run.catch(() => undefined);
-    return run;
-  }
-
-  /**
-   * Stores the next version and, for a syndicated product, the event describing it, in one
-   * storage transaction: the event can never be lost, nor sent for a change that did not happen.
-   */
-  private commit(next: SubscriptionRecord): SubscriptionRecord {
-    this.reads.recordChanged();
-    try {
-      return this.host.storage.transactionSync(() => {
-        this.steps.end();
-        return this.store.write(next);
-      });
-    } catch (error) {
-      this.steps.forget();
-      this.store.forget();
-      throw error;
-    }
   }
 }
