@@ -37,7 +37,7 @@ const NOT_STARTED = "9999-12-31T23:59:59.999Z";
 
 /** Writes records' projections, in one batch, each unless a newer version is already there. */
 export async function upsertProjections(env: Env, records: readonly SubscriptionRecord[]): Promise<void> {
-  const { text, params } = projectionUpsert(env);
+  const { sql: text, params } = projectionUpsert(env);
   const statement = env.DB.prepare(text);
   await env.DB.batch(records.map((r) => statement.bind(...fillPlaceholders(params, projectionRow(r)))));
 }
@@ -68,16 +68,15 @@ function projectionRow(r: SubscriptionRecord): Required<NewSubscriptionRow> {
 type NewSubscriptionRow = typeof subscriptions.$inferInsert;
 
 /**
- * The projection's upsert, built once: every push binds it, so its SQL is not rebuilt each time.
- * A conflict takes the new values from `excluded` (each bound once); each value is encoded as
- * its column says (`fillPlaceholders`), as drizzle's own prepared statements do.
+ * The projection's upsert, built once (a conflict takes the new values from `excluded`), each push
+ * binding it with its values encoded as their columns say, as drizzle's prepared statements do.
  */
-let projectionUpsertQuery: { text: string; params: unknown[] } | undefined;
+let projectionUpsertQuery: { sql: string; params: unknown[] } | undefined;
 
 function projectionUpsert(env: Env) {
   if (!projectionUpsertQuery) {
     const columns = Object.entries(getTableColumns(subscriptions));
-    const { sql: text, params } = database(env)
+    projectionUpsertQuery = database(env)
       .insert(subscriptions)
       .values(
         Object.fromEntries(columns.map(([key]) => [key, sql.placeholder(key)])) as SQLiteInsertValue<
@@ -94,27 +93,20 @@ function projectionUpsert(env: Env) {
         setWhere: sql`excluded.version > ${subscriptions.version}`,
       })
       .toSQL();
-    projectionUpsertQuery = { text, params };
   }
   return projectionUpsertQuery;
 }
 
 const s = subscriptions;
 
-/**
- * Whether an older depletable of the same customer and product is not used up: it is consumed
- * first, so the row named `row` waits.
- */
+/** Whether an older depletable of the row named `row`'s customer and product is not used up. */
 const olderDepletableInUse = (row: string) => `exists (select 1 from subscriptions older
   where older.customer_id = ${row}.customer_id and older.product = ${row}.product
     and older.ended_at is null and older.id < ${row}.id)`;
 
 const OLDER_DEPLETABLE_IN_USE = olderDepletableInUse("subscriptions");
 
-/**
- * A status filter as SQL over the columns of the row named `row`; `now` names the parameter
- * holding the instant.
- */
+/** A status filter as SQL over the row named `row`; `now` names the parameter of the instant. */
 function statusSql(status: Exclude<StatusFilter, "all">, now: string, row = "subscriptions"): string {
   const notExpired = `${row}.ended_at is null and (${row}.end_time is null or ${row}.end_time > ${now})`;
   switch (status) {
@@ -170,10 +162,7 @@ export interface ListedSubscription {
   queued: boolean;
 }
 
-/**
- * What a list statement binds besides its products: partner, the scope's customer, `?customer=`,
- * cursor, instant, limit and offset.
- */
+/** What a list statement binds besides its products: partner, scope, customer, cursor, now, limit, offset. */
 const LIST_OTHER_PARAMETERS = 7;
 
 /**
