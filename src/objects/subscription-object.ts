@@ -34,6 +34,8 @@ export class SubscriptionObject extends DurableObject<Env> {
   private readonly host: SubscriptionHost;
   /** This shard's name, known from the first id it is asked about. */
   private name: string | null = null;
+  /** Subscriptions whose alarm is running, and whether their wake was set again meanwhile. */
+  private readonly alarming = new Map<string, boolean>();
   /** Take-overs from objects of their own under way, by subscription id. */
   private readonly takingOver = new Map<string, Promise<void>>();
 
@@ -56,9 +58,7 @@ export class SubscriptionObject extends DurableObject<Env> {
       lookup: async (id) =>
         this.keeps(id) ? (await this.found(id)).get() : subscriptionObject(this.env, id).get(),
       queueChanged: async (id) =>
-        this.keeps(id)
-          ? this.subscription(id).queueChanged()
-          : subscriptionObject(this.env, id).queueChanged(),
+        this.keeps(id) ? this.queueChanged(id) : subscriptionObject(this.env, id).queueChanged(),
     };
   }
 
@@ -181,10 +181,15 @@ export class SubscriptionObject extends DurableObject<Env> {
       )
       .toArray();
     await eachWithin(due, ALARMS_AT_ONCE, async ({ subscription, at }) => {
+      // A wake set while this one runs (even for the same instant) is a new one, and stays.
+      this.alarming.set(subscription, false);
       try {
         await this.subscription(subscription).alarm();
-        sql.exec("DELETE FROM wakes WHERE subscription = ? AND at = ?", subscription, at);
+        if (!this.alarming.get(subscription))
+          sql.exec("DELETE FROM wakes WHERE subscription = ? AND at = ?", subscription, at);
+        this.alarming.delete(subscription);
       } catch (error) {
+        this.alarming.delete(subscription);
         logError("subscription.alarm_failed", error, { subscription });
         sql.exec(
           "UPDATE wakes SET at = ? WHERE subscription = ? AND at = ?",
@@ -267,6 +272,7 @@ export class SubscriptionObject extends DurableObject<Env> {
 
   private async wake(id: string, at: number): Promise<void> {
     this.ctx.storage.sql.exec("INSERT OR REPLACE INTO wakes (subscription, at) VALUES (?, ?)", id, at);
+    if (this.alarming.has(id)) this.alarming.set(id, true);
     await this.schedule();
   }
 

@@ -1,8 +1,10 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { placeExpiresAt } from "../../src/objects/subscription-chain";
 import { subscriptionObject, subscriptionShard } from "../../src/objects/subscription-object";
 import { call, expectOk, tenantWithCatalog, usageOf } from "../helpers";
+import { buyFor } from "../legacy";
 
 describe("a shard's alarm", () => {
   it("two subscriptions of a shard waiting on their places both release their holds, each on its wake", async () => {
@@ -61,5 +63,26 @@ describe("a shard's alarm", () => {
     let runs = 0;
     while ((await runDurableObjectAlarm(shard)) && runs < 5) runs++;
     expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 0, pending: 0 });
+  });
+
+  it("keeps a wake set again for the same instant while its alarm ran (run early, as here)", async () => {
+    const t = await tenantWithCatalog(1);
+    const id = await buyFor(t, "cpu", { period: "1 month" });
+    const object = subscriptionObject(env, id);
+    expect((await object.reserveNext(crypto.randomUUID())).ok).toBe(true);
+    expect((await object.cancel(new Date())).ok).toBe(true);
+    const ended = await object.get();
+    const releaseAt = placeExpiresAt(env, ended!) + 1000;
+    const wakes = () =>
+      runInDurableObject(subscriptionShard(env, id), async (_i, state) => ({
+        wakes: state.storage.sql
+          .exec<{ at: number }>("SELECT at FROM wakes WHERE subscription = ?", id)
+          .toArray()
+          .map((w) => w.at),
+        alarm: await state.storage.getAlarm(),
+      }));
+    expect((await wakes()).wakes).toEqual([releaseAt]);
+    expect(await runDurableObjectAlarm(subscriptionShard(env, id))).toBe(true);
+    expect(await wakes()).toEqual({ wakes: [releaseAt], alarm: releaseAt });
   });
 });
