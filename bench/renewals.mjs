@@ -316,7 +316,11 @@ export async function benchRenewals({
 const mib = (kib) => (kib === null || kib === undefined ? "-" : `${(kib / 1024).toFixed(0)} MiB`);
 
 /** The report's renewal section. */
-export function renewalReport(r, consumer) {
+/**
+ * The renewal phase's lines; `purchaseRps`: the purchase row's req/s in the same run, if it ran
+ * (issue 17: renewals at least as fast as purchases, 10,000 in 45 s or less).
+ */
+export function renewalReport(r, consumer, purchaseRps = null) {
   if (r.error) return [`Renewals: FAILED: ${r.error}`];
   const lines = [];
   const c = r.counts;
@@ -340,5 +344,15 @@ export function renewalReport(r, consumer) {
   if (r.progress.length > 0) {
     lines.push(`Progress: ${r.progress.map(([s, n]) => `${n} at ${s.toFixed(0)} s`).join(", ")}.`);
   }
+  const fast =
+    purchaseRps === null
+      ? "the purchase row did not run"
+      : `${rate >= purchaseRps ? "met" : "MISSED"} (${purchaseRps.toFixed(1)} purchase req/s)`;
+  const quick = r.timedOut
+    ? "MISSED (timed out)"
+    : `${r.seconds <= 45 ? "met" : "MISSED"} (${r.seconds.toFixed(1)} s)`;
+  lines.push(
+    `Goals (issue 17): renewals/s ≥ the purchase row's req/s: ${fast}; all renewed in ≤ 45 s: ${quick}.`,
+  );
   return lines;
 }

@@ -225,15 +225,21 @@ export async function expectUsageBalance(t: Tenant): Promise<void> {
 }
 
 /**
- * A purchase of 2 `mem` for `t`'s first customer whose request died at `step`: bought directly,
- * with nothing to catch the fault. Answers its ids and its plan.
+ * A purchase of 2 of each of `resources` (one subscription of `mem` by default) for `t`'s first
+ * customer whose request died at `step`: bought directly, with nothing to catch the fault.
+ * Answers its ids and its plan.
  */
-export async function purchaseDiedAt(t: Tenant, step: FaultStep) {
+export async function purchaseDiedAt(t: Tenant, step: FaultStep, resources: readonly string[] = ["mem"]) {
   const now = new Date();
   const planned = await plan(
     env,
     t.partnerId,
-    [{ customer: t.customers[0] as string, resource: "mem", amount: 2, period: "1 month" }],
+    resources.map((resource) => ({
+      customer: t.customers[0] as string,
+      resource,
+      amount: 2,
+      period: "1 month",
+    })),
     now,
   );
   const ids = assignIds(planned.subscriptions);

@@ -1,7 +1,7 @@
-import { and, asc, eq, gt, gte, lt, or, type SQL, sql } from "drizzle-orm";
+import { and, asc, eq, gt, gte, lt, or, type Placeholder, type SQL, sql } from "drizzle-orm";
 import type { Month } from "../domain/charges";
 import type { Scope } from "../domain/scope";
-import { type Database, database, parameterChunks } from "./client";
+import { builtOnce, type Database, database, parameterChunks } from "./client";
 import { charges, usageCloses } from "./schema";
 
 /**
@@ -44,10 +44,16 @@ const list = (values: readonly string[]) =>
  * written before the ledger lacks the term's details: they are read from the subscription's projection.
  */
 export function completedOrderCharges(db: Database, orderIds: readonly string[]) {
-  return parameterChunks(orderIds, 0).map((chunk) =>
-    db
-      .insert(charges)
-      .select(sql`
+  return parameterChunks(orderIds, 0).map((chunk) => chargesOfCompleted(db, list(chunk)));
+}
+
+/** `completedOrderCharges` of the one order `{ order }` binds, built once. */
+export const completedOrderChargesOfOne = builtOnce((db) => chargesOfCompleted(db, sql.placeholder("order")));
+
+function chargesOfCompleted(db: Database, orderIds: SQL | Placeholder<string>) {
+  return db
+    .insert(charges)
+    .select(sql`
       SELECT
         ${LINE_KEY}, o.partner_id, o.customer_id, json_extract(l.value, '$.subscription'), o.id,
         coalesce(json_extract(l.value, '$.chargeKind'), 'purchase'),
@@ -59,9 +65,8 @@ export function completedOrderCharges(db: Database, orderIds: readonly string[])
       FROM orders o
         JOIN json_each(o.lines) l
         LEFT JOIN subscriptions s ON s.id = json_extract(l.value, '$.subscription')
-      WHERE o.id IN (${list(chunk)}) AND o.state = 'completed'`)
-      .onConflictDoNothing({ target: charges.key }),
-  );
+      WHERE o.id IN (${orderIds}) AND o.state = 'completed'`)
+    .onConflictDoNothing({ target: charges.key });
 }
 
 /**

@@ -1,3 +1,4 @@
+import { fillPlaceholders } from "drizzle-orm";
 import { type DrizzleD1Database, drizzle } from "drizzle-orm/d1";
 
 /** One drizzle instance per D1 binding, built once: queries only use the SQL builder. */
@@ -28,4 +29,26 @@ export function parameterChunks<T>(values: Iterable<T>, others: number): T[][] {
   const chunks: T[][] = [];
   for (let i = 0; i < distinct.length; i += size) chunks.push(distinct.slice(i, i + size));
   return chunks;
+}
+
+/**
+ * A statement drizzle builds once, with `sql.placeholder`s, then bound on each use as drizzle's
+ * prepared statements bind theirs (each value encoded as its column says): for the statements of
+ * the hottest writes, which go into D1 batches of raw statements.
+ */
+export function builtOnce(build: (db: Database) => { toSQL(): { sql: string; params: unknown[] } }) {
+  let query: { sql: string; params: unknown[] } | undefined;
+  return (env: Env, values: Record<string, unknown> = {}): D1PreparedStatement => {
+    query ??= build(database(env)).toSQL();
+    return env.DB.prepare(query.sql).bind(...fillPlaceholders(query.params, values));
+  };
+}
+
+/** A query drizzle built, as a D1 statement of its own: for a batch that mixes it with `builtOnce`'s. */
+export function statementOf(
+  env: Env,
+  query: { toSQL(): { sql: string; params: unknown[] } },
+): D1PreparedStatement {
+  const { sql, params } = query.toSQL();
+  return env.DB.prepare(sql).bind(...params);
 }

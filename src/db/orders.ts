@@ -1,24 +1,47 @@
-import { and, asc, eq, gt, inArray } from "drizzle-orm";
+import { and, asc, eq, getTableColumns, gt, inArray, sql } from "drizzle-orm";
+import type { SQLiteInsertValue } from "drizzle-orm/sqlite-core";
 import type { Scope } from "../domain/scope";
-import { completedOrderCharges, reversalCharges } from "./charges";
-import { database, parameterChunks } from "./client";
+import { completedOrderCharges, completedOrderChargesOfOne, reversalCharges } from "./charges";
+import { builtOnce, database, parameterChunks, statementOf } from "./client";
 import { type OrderLine, orders } from "./schema";
 
 export type Order = typeof orders.$inferSelect;
-export type NewOrder = typeof orders.$inferInsert;
 
 /**
  * Writes orders (a row already there stays as it is). Orders written `completed` write their
  * charge lines in the same batch: an order is never completed without its lines.
  */
-export async function insertOrders(env: Env, rows: NewOrder[]): Promise<void> {
+export async function insertOrders(env: Env, rows: Order[]): Promise<void> {
   if (rows.length === 0) return;
-  const db = database(env);
   // Lines are JSON in one column, so a row binds few parameters: one statement per order, one batch.
-  const [first, ...rest] = rows.map((row) => db.insert(orders).values(row).onConflictDoNothing());
   const completed = rows.filter((row) => row.state === "completed").map((row) => row.id);
-  if (first) await db.batch([first, ...rest, ...completedOrderCharges(db, completed)]);
+  await env.DB.batch([
+    ...rows.map((row) => orderInsert(env, row)),
+    ...completedOrderCharges(database(env), completed).map((q) => statementOf(env, q)),
+  ]);
 }
+
+/**
+ * The statements of `insertOrders([order])`, for a batch of the caller's: a purchase of one
+ * subscription writes its order with the subscription's projection (`SubscriptionStore.ride`).
+ */
+export function orderWrites(env: Env, order: Order): D1PreparedStatement[] {
+  const insert = orderInsert(env, order);
+  return order.state === "completed"
+    ? [insert, completedOrderChargesOfOne(env, { order: order.id })]
+    : [insert];
+}
+
+const orderInsert = builtOnce((db) =>
+  db
+    .insert(orders)
+    .values(
+      Object.fromEntries(
+        Object.keys(getTableColumns(orders)).map((key) => [key, sql.placeholder(key)]),
+      ) as SQLiteInsertValue<typeof orders>,
+    )
+    .onConflictDoNothing(),
+);
 
 /**
  * Moves orders to `state`, all or none, with what that means for the charges ledger in the same

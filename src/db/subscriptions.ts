@@ -1,23 +1,9 @@
-import {
-  and,
-  asc,
-  eq,
-  fillPlaceholders,
-  getTableColumns,
-  gt,
-  gte,
-  inArray,
-  isNull,
-  lt,
-  lte,
-  or,
-  sql,
-} from "drizzle-orm";
+import { and, asc, eq, getTableColumns, gt, gte, inArray, isNull, lt, lte, or, sql } from "drizzle-orm";
 import type { SQLiteInsertValue } from "drizzle-orm/sqlite-core";
 import { isRunning } from "../domain/metering";
 import type { Scope } from "../domain/scope";
 import type { StatusFilter, SubscriptionRecord } from "../domain/subscriptions";
-import { D1_MAX_PARAMETERS, database, parameterChunks } from "./client";
+import { builtOnce, D1_MAX_PARAMETERS, database, parameterChunks } from "./client";
 import { subscriptions } from "./schema";
 
 /** The subscriptions read model: rows are projections pushed by each subscription's shard. */
@@ -35,11 +21,16 @@ export type ChainMember = Pick<
  */
 const NOT_STARTED = "9999-12-31T23:59:59.999Z";
 
-/** Writes records' projections, in one batch, each unless a newer version is already there. */
-export async function upsertProjections(env: Env, records: readonly SubscriptionRecord[]): Promise<void> {
-  const { sql: text, params } = projectionUpsert(env);
-  const statement = env.DB.prepare(text);
-  await env.DB.batch(records.map((r) => statement.bind(...fillPlaceholders(params, projectionRow(r)))));
+/**
+ * Writes records' projections, in one batch, each unless a newer version is already there; then
+ * `alongside`, statements that must land in the same batch (an order written with its subscription).
+ */
+export async function upsertProjections(
+  env: Env,
+  records: readonly SubscriptionRecord[],
+  alongside: readonly D1PreparedStatement[] = [],
+): Promise<void> {
+  await env.DB.batch([...records.map((r) => projectionUpsert(env, projectionRow(r))), ...alongside]);
 }
 
 function projectionRow(r: SubscriptionRecord): Required<NewSubscriptionRow> {
@@ -67,35 +58,26 @@ function projectionRow(r: SubscriptionRecord): Required<NewSubscriptionRow> {
 
 type NewSubscriptionRow = typeof subscriptions.$inferInsert;
 
-/**
- * The projection's upsert, built once (a conflict takes the new values from `excluded`), each push
- * binding it with its values encoded as their columns say, as drizzle's prepared statements do.
- */
-let projectionUpsertQuery: { sql: string; params: unknown[] } | undefined;
-
-function projectionUpsert(env: Env) {
-  if (!projectionUpsertQuery) {
-    const columns = Object.entries(getTableColumns(subscriptions));
-    projectionUpsertQuery = database(env)
-      .insert(subscriptions)
-      .values(
-        Object.fromEntries(columns.map(([key]) => [key, sql.placeholder(key)])) as SQLiteInsertValue<
-          typeof subscriptions
-        >,
-      )
-      .onConflictDoUpdate({
-        target: subscriptions.id,
-        set: Object.fromEntries(
-          columns
-            .filter(([key]) => key !== "id")
-            .map(([key, c]) => [key, sql`excluded.${sql.identifier(c.name)}`]),
-        ),
-        setWhere: sql`excluded.version > ${subscriptions.version}`,
-      })
-      .toSQL();
-  }
-  return projectionUpsertQuery;
-}
+/** The projection's upsert: a conflict takes the new values from `excluded`, unless older. */
+const projectionUpsert = builtOnce((db) => {
+  const columns = Object.entries(getTableColumns(subscriptions));
+  return db
+    .insert(subscriptions)
+    .values(
+      Object.fromEntries(columns.map(([key]) => [key, sql.placeholder(key)])) as SQLiteInsertValue<
+        typeof subscriptions
+      >,
+    )
+    .onConflictDoUpdate({
+      target: subscriptions.id,
+      set: Object.fromEntries(
+        columns
+          .filter(([key]) => key !== "id")
+          .map(([key, c]) => [key, sql`excluded.${sql.identifier(c.name)}`]),
+      ),
+      setWhere: sql`excluded.version > ${subscriptions.version}`,
+    });
+});
 
 const s = subscriptions;
 

@@ -24,6 +24,12 @@ export const BOOKMARK_HEADER = "X-D1-Bookmark";
 export const BOOKMARK_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{32}$";
 const BOOKMARK = new RegExp(BOOKMARK_PATTERN);
 
+/** The `bookmark` an object's answer carries, if any. */
+function bookmarkOf(answer: unknown): string | null {
+  if (typeof answer !== "object" || answer === null || !("bookmark" in answer)) return null;
+  return typeof answer.bookmark === "string" ? answer.bookmark : null;
+}
+
 /** Bookmarks sort as their database's history does: the greater is the later. */
 const later = (a: string | null, b: string | null) => (a === null || (b !== null && b > a) ? b : a);
 
@@ -145,10 +151,21 @@ class RequestSession implements RequestDatabase {
           if (typeof member !== "function" || key === "then") return member;
           return (...args: unknown[]) => {
             this.objectCalls += 1;
-            return Promise.resolve(Reflect.apply(member, target, args)).finally(() => {
-              this.objectCalls -= 1;
-              this.objectDone = ++this.clock;
-            });
+            return Promise.resolve(Reflect.apply(member, target, args)).then(
+              (answer) => {
+                this.objectCalls -= 1;
+                // An object that answers the bookmark of its D1 write (`create`) proved it.
+                const bookmark = bookmarkOf(answer);
+                if (bookmark === null) this.objectDone = ++this.clock;
+                else this.caughtUp = later(this.caughtUp, bookmark);
+                return answer;
+              },
+              (error: unknown) => {
+                this.objectCalls -= 1;
+                this.objectDone = ++this.clock;
+                throw error;
+              },
+            );
           };
         },
       });

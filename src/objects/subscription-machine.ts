@@ -55,7 +55,7 @@ export abstract class SubscriptionMachine {
       wakeIn,
       (r, event) => dispatchEvent(this.env, r, event),
       (other) => host.queueChanged(other),
-      (r) => host.projections.push(r),
+      (r, rider) => host.projections.push(r, rider),
     );
     this.reads = new SubscriptionReads(
       () => this.env,

@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import type { Order } from "../db/orders";
 import { inReadModel } from "../db/subscriptions";
 import { eachWithin } from "../domain/concurrency";
 import { shardOf } from "../domain/ids";
@@ -62,8 +63,8 @@ export class SubscriptionObject extends DurableObject<Env> {
     };
   }
 
-  create(id: string, record: SubscriptionRecord) {
-    return this.subscription(id).create(record);
+  create(id: string, record: SubscriptionRecord, order?: Order) {
+    return this.subscription(id).create(record, order);
   }
 
   async get(id: string) {

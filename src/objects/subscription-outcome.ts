@@ -4,6 +4,16 @@ import type { SubscriptionRecord } from "../domain/subscriptions";
 /** What a SubscriptionObject's change answers across RPC: its value, or its error as plain data. */
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: ErrorWire };
 
+/**
+ * What `create` answers: the subscription, whether the order it was given landed with it, and
+ * then the D1 bookmark of that write (a request answers it: src/http/d1-session.ts).
+ */
+export interface Created {
+  record: SubscriptionRecord;
+  ordered: boolean;
+  bookmark: string | null;
+}
+
 type Refusal = { ok: false; error: ErrorWire };
 
 export const missing = (): Refusal => ({

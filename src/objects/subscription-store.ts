@@ -2,6 +2,7 @@ import { youngerInQueue } from "../db/subscriptions";
 import { logError } from "../domain/log";
 import type { SubscriptionRecord } from "../domain/subscriptions";
 import { type EventType, eventOf } from "../domain/webhooks";
+import type { Rider } from "./projection-pushes";
 import { createUsageLines, UsageOutbox } from "./usage-outbox";
 
 const PROJECTION_RETRY_MS = 5_000;
@@ -19,6 +20,11 @@ interface OutboxRow extends Record<string, SqlStorageValue> {
   event_id: string;
   type: string;
   date: string;
+}
+
+/** Writes that landed with a push, and the D1 bookmark of the batch they landed in. */
+export interface Landed {
+  bookmark: string | null;
 }
 
 /** The tables a shard keeps its subscriptions in (one row each, its events, its usage lines). */
@@ -47,6 +53,8 @@ export class SubscriptionStore {
   /** The stored row as this instance last read or wrote it (undefined: not read yet). */
   private row: { body: string; projected: number } | null | undefined;
   private readonly usage: UsageOutbox;
+  /** What the next push of one version writes with it (`ride`), and whether that push landed. */
+  private rider: { version: number; writes: Rider; landed: Landed | null } | null = null;
 
   constructor(
     private readonly storage: DurableObjectStorage,
@@ -58,7 +66,7 @@ export class SubscriptionStore {
     /** Tells depletable `id` that one before it in its queue was created or ended. */
     private readonly queueChanged: (id: string) => Promise<unknown>,
     /** Writes a version to the D1 read model (`ProjectionPushes`), resolving once it is there. */
-    private readonly project: (r: SubscriptionRecord) => Promise<void>,
+    private readonly project: (r: SubscriptionRecord, rider?: Rider) => Promise<string | null>,
   ) {
     this.usage = new UsageOutbox(storage.sql);
   }
@@ -132,12 +140,24 @@ export class SubscriptionStore {
   }
 
   /**
+   * `writes` go to D1 in the batch of the next push of `version`, and only then: if that push
+   * fails, the retries go without them. Answers, once that push is over, whether they landed
+   * (`landed`: with the D1 bookmark of their batch).
+   */
+  ride(version: number, writes: Rider): { landed: Landed | null } {
+    this.rider = { version, writes, landed: null };
+    return this.rider;
+  }
+
+  /**
    * Pushes what the last commits left to push: the usage lines to the charges ledger, the version
    * to the D1 read model, the events to the webhooks pipeline. On failure the alarm tries again,
    * until it lands.
    */
   async push(env: Env): Promise<void> {
     const r = this.load();
+    const rider = this.rider?.version === r?.version ? this.rider : null;
+    this.rider = null;
     if (!r) return;
     try {
       // Lines first: a read model that shows a version has every line of it, so the cron, which
@@ -145,7 +165,8 @@ export class SubscriptionStore {
       await this.usage.push(env, r);
       const projected = this.projectedVersion();
       if (projected < r.version) {
-        await this.project(r);
+        const bookmark = await this.project(r, rider?.writes);
+        if (rider) rider.landed = { bookmark };
         // The depletables after this one in its queue are told when it is created (they may have
         // been created first: its id was chosen first) and when it ends, once the read model shows
         // it, and before this version counts as projected, so a failed push tells them again.

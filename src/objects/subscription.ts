@@ -1,3 +1,4 @@
+import { type Order, orderWrites } from "../db/orders";
 import { refused } from "../domain/errors";
 import { isRunning, runInstant, splitAt, start, stop } from "../domain/metering";
 import {
@@ -14,7 +15,8 @@ import { closeMonthAt } from "../domain/usage";
 import type { DeploymentPatch } from "../domain/webhooks";
 import { endsChainHold, placeAbandoned, placeExpiresAt, releaseReference } from "./subscription-chain";
 import { SubscriptionMachine } from "./subscription-machine";
-import { missing, type Outcome } from "./subscription-outcome";
+import { type Created, missing, type Outcome } from "./subscription-outcome";
+import type { Landed } from "./subscription-store";
 
 /**
  * One subscription's state machine. Every change runs one at a time (`exclusive`), including the
@@ -27,20 +29,28 @@ export class Subscription extends SubscriptionMachine {
    * Creates the subscription; creating it again returns what exists, so a retried purchase is
    * harmless. A term of a chain takes the auto_renew its predecessor has once it exists: a change
    * of the chain's flag while it was bought reached the predecessor only (`setAutoRenew` in app/extend.ts).
+   * `order`, the purchase's one order, is written in the batch of the new subscription's projection
+   * (one D1 write for both); `ordered` says it landed there (`bookmark`: that batch's), else the
+   * caller writes it.
    */
-  async create(record: SubscriptionRecord): Promise<SubscriptionRecord> {
-    return this.exclusive(async () => {
+  async create(record: SubscriptionRecord, order?: Order): Promise<Created> {
+    let rider = null as { landed: Landed | null } | null;
+    const created = await this.exclusive(async () => {
       const existing = this.store.load();
       if (existing) return existing;
       const previous = record.previousId === null ? null : await this.lookup(record.previousId);
       // One commit: a flag set on the predecessor after this read is carried here by that change
       // (`setAutoRenew` walks the chain), queued behind this one.
-      return this.commit(
+      const committed = this.commit(
         previous && previous.autoRenew !== record.autoRenew
           ? { ...record, autoRenew: previous.autoRenew }
           : record,
       );
+      if (order) rider = this.store.ride(committed.version, (env) => orderWrites(env, order));
+      return committed;
     });
+    const landed = rider?.landed ?? null;
+    return { record: created, ordered: landed !== null, bookmark: landed?.bookmark ?? null };
   }
 
   /** Sets auto_renew, or toggles it. `expectedVersion`, here and below: see `change`. */

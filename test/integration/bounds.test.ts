@@ -260,6 +260,7 @@ describe("D1 statements with lists of any length", async () => {
         lines: [],
         totalMinor: 0,
         currency: "EUR",
+        createdAt: new Date().toISOString(),
         state: "pending" as const,
       })),
     );

@@ -355,20 +355,29 @@ describe("exactly once", () => {
 });
 
 describe("work given up half-way", () => {
-  /** The same bindings, except that D1 batches (the orders' insert) fail. */
+  /**
+   * The same bindings, except that D1 batches (the orders' insert) fail. The purchases below are
+   * of two subscriptions: one subscription's order is written by its shard, with its projection.
+   */
   const ordersDown = (): Env => ({ ...env, DB: failingD1(env.DB, "batch") });
 
   const purchase = (t: Tenant, ids: PurchaseIds): OperationPayload => ({
     kind: "purchase",
     partnerId: t.partnerId,
     at: new Date().toISOString(),
-    objects: [{ customer: t.customers[0] as string, resource: "cpu", amount: 2, period: "1 week" }],
+    objects: [
+      { customer: t.customers[0] as string, resource: "cpu", amount: 2, period: "1 week" },
+      { customer: t.customers[0] as string, resource: "mem", amount: 1, period: "1 week" },
+    ],
     ids,
   });
 
   const idsFor = (t: Tenant) => {
     const order = crypto.randomUUID();
-    const ids: PurchaseIds = { orders: { [t.customers[0] as string]: order }, subscriptions: [uuidv7()] };
+    const ids: PurchaseIds = {
+      orders: { [t.customers[0] as string]: order },
+      subscriptions: [uuidv7(), uuidv7()],
+    };
     return { ids, order };
   };
 

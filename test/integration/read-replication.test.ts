@@ -1,7 +1,9 @@
-import { runInDurableObject } from "cloudflare:test";
+import { createExecutionContext, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { subscriptionId } from "../../src/domain/ids";
 import { requestDatabase } from "../../src/http/d1-session";
+import worker from "../../src/index";
 import {
   type SubscriptionObject,
   subscriptionObject,
@@ -52,7 +54,7 @@ function noting<T extends object>(db: T, marks: string[]): T {
     get(target, key) {
       const value = Reflect.get(target, key);
       if (typeof value !== "function") return value;
-      if (key === "prepare" || key === "bind")
+      if (key === "prepare" || key === "bind" || key === "withSession")
         return (...args: unknown[]) => noting(value.apply(target, args), marks);
       if (!QUERIES.has(key)) return value.bind(target);
       return async (...args: unknown[]) => {
@@ -135,6 +137,78 @@ describe("X-D1-Bookmark", () => {
       call("GET", "/v1/subscriptions", { token: t.partnerKey, headers: from(written) }),
     );
     expect(list.objects).toMatchObject([{ id, auto_renew: true }]);
+  });
+
+  it("takes a purchase's bookmark from its object, which wrote the purchase to D1: no read after it", async () => {
+    const t = await setup();
+    // The bookmark of each session the object writes through, after its batch.
+    const pushed: string[] = [];
+    const batches = (db: D1Database) =>
+      new Proxy(db, {
+        get(target, key) {
+          if (key !== "withSession") return Reflect.get(target, key);
+          return (start: string) => {
+            const session = target.withSession(start);
+            return new Proxy(session, {
+              get(own, member) {
+                const value = Reflect.get(own, member);
+                if (member !== "batch") return typeof value === "function" ? value.bind(own) : value;
+                return async (statements: D1PreparedStatement[]) => {
+                  const out = await own.batch(statements);
+                  pushed.push(own.getBookmark() as string);
+                  return out;
+                };
+              },
+            });
+          };
+        },
+      });
+    await runInDurableObject(
+      subscriptionShard(env, subscriptionId(t.customers[0] as string)),
+      (instance: SubscriptionObject) => {
+        const own = instance as unknown as { env: Env };
+        own.env = { ...own.env, DB: batches(own.env.DB) };
+      },
+    );
+    // What the request's own sessions prepare: a catch-up would be a `SELECT 1` after the object.
+    const prepared: string[] = [];
+    const DB = new Proxy(env.DB, {
+      get(target, key) {
+        if (key !== "withSession") return Reflect.get(target, key);
+        return (start: string) =>
+          new Proxy(target.withSession(start), {
+            get(session, member) {
+              const value = Reflect.get(session, member);
+              if (member !== "prepare") return typeof value === "function" ? value.bind(session) : value;
+              return (sql: string) => {
+                prepared.push(sql);
+                return session.prepare(sql);
+              };
+            },
+          });
+      },
+    });
+    const bought = await worker.fetch(
+      new Request("http://stratus.test/v1/subscriptions/", {
+        method: "POST",
+        headers: { "x-api-key": t.partnerKey, "content-type": "application/json" },
+        body: JSON.stringify({
+          objects: [{ customer: t.customers[0], resource: "cpu", amount: 2, period: "1 week" }],
+        }),
+      }),
+      { ...env, DB } as Env,
+      createExecutionContext(),
+    );
+    expect(bought.status).toBe(201);
+    expect(prepared).not.toContain("SELECT 1");
+    expect(pushed.length).toBeGreaterThan(0);
+    const answered = bought.headers.get("x-d1-bookmark") as string;
+    for (const bookmark of pushed) expect(answered >= bookmark).toBe(true);
+    const id = ((await bought.json()) as { objects: Array<{ id: string }> }).objects[0]?.id;
+    const list = await expectOk(
+      call("GET", "/v1/subscriptions", { token: t.partnerKey, headers: from(answered) }),
+    );
+    expect(list.objects.map((o: { id: string }) => o.id)).toContain(id);
   });
 
   it("refuses what is not a bookmark: 400 in the family's format, even where D1 is never read", async () => {

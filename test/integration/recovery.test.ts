@@ -72,16 +72,21 @@ describe("a retry with the same Idempotency-Key resumes the first attempt", () =
       new Request<unknown, IncomingRequestCfProperties>("http://stratus.test/v1/subscriptions/", {
         method: "POST",
         headers: { "x-api-key": t.partnerKey, "idempotency-key": key, "content-type": "application/json" },
+        // Two subscriptions: their order is written by the request, after both exist (one
+        // subscription's rides in its projection's batch, which its shard writes).
         body: JSON.stringify({
-          objects: [{ customer: t.customers[0], resource: "cpu", amount: 3, period: "1 month" }],
+          objects: [
+            { customer: t.customers[0], resource: "cpu", amount: 3, period: "1 month" },
+            { customer: t.customers[0], resource: "mem", amount: 1, period: "1 month" },
+          ],
         }),
       });
     const down: Env = { ...env, DB: failingD1(env.DB, "batch") };
     const first = await worker.fetch(request(), down, createExecutionContext());
     expect(first.status).toBe(500);
     expect((await usageOf(t, 0, "cpu")).pending).toBe(3);
-    const retry = await purchase(t, key);
-    expect(retry.status, retry.text).toBe(201);
+    const retry = await worker.fetch(request(), env, createExecutionContext());
+    expect(retry.status, await retry.clone().text()).toBe(201);
     expect(retry.headers.get("idempotent-replayed")).toBe("true");
     expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 3, pending: 0 });
     await expectBooksBalance(t);
@@ -159,7 +164,8 @@ describe("a retry with the same Idempotency-Key resumes the first attempt", () =
 });
 
 /** A purchase whose request died at `step` (test/books.ts). */
-const diedAt = async (t: Tenant, step: FaultStep) => (await purchaseDiedAt(t, step)).ids;
+const diedAt = async (t: Tenant, step: FaultStep, resources?: readonly string[]) =>
+  (await purchaseDiedAt(t, step, resources)).ids;
 
 describe("an extension racing one whose request died", () => {
   it("extends the chain, and the dead one's retry with its key still finishes it", async () => {
@@ -196,19 +202,28 @@ describe("an extension racing one whose request died", () => {
 });
 
 describe("the recovery sweep settles what a dead request left", () => {
-  for (const step of PURCHASE_STEPS) {
-    const tookEffect = step === "purchase.ordered" || step === "purchase.accepted";
-    it(`a purchase that died at ${step} ${tookEffect ? "took effect" : "is undone"}`, async () => {
-      const t = await setup();
-      const ids = await diedAt(t, step);
-      const held = await usageOf(t, 0, "mem");
-      if (step !== "purchase.accepted") expect(held.pending).toBe(2);
-      await recoverAll(t);
-      expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: tookEffect ? 2 : 0, pending: 0 });
-      const record = await subscriptionObject(env, ids.subscriptions[0] as string).get();
-      if (step !== "purchase.issued") expect(record?.endReason ?? null).toBe(tookEffect ? null : "failed");
-      await expectBooksBalance(t);
-    });
+  for (const resources of [["mem"], ["mem", "cpu"]]) {
+    for (const step of PURCHASE_STEPS) {
+      // It took effect once its orders were written completed: one subscription's order is
+      // written with it (at purchase.created), several subscriptions' once they all exist.
+      const ordered = resources.length === 1 ? "purchase.created" : "purchase.ordered";
+      const tookEffect = PURCHASE_STEPS.indexOf(step) >= PURCHASE_STEPS.indexOf(ordered);
+      const what = `a purchase of ${resources.length} that died at ${step}`;
+      it(`${what} ${tookEffect ? "took effect" : "is undone"}`, async () => {
+        const t = await setup();
+        const ids = await diedAt(t, step, resources);
+        const held = await usageOf(t, 0, "mem");
+        if (step !== "purchase.accepted") expect(held.pending).toBe(2);
+        await recoverAll(t);
+        expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: tookEffect ? 2 : 0, pending: 0 });
+        for (const id of ids.subscriptions) {
+          const record = await subscriptionObject(env, id).get();
+          if (step !== "purchase.issued")
+            expect(record?.endReason ?? null).toBe(tookEffect ? null : "failed");
+        }
+        await expectBooksBalance(t);
+      });
+    }
   }
 
   it("leaves alone a purchase whose request is still within the bound", async () => {
@@ -223,11 +238,12 @@ describe("the recovery sweep settles what a dead request left", () => {
 
   it("cancelling a subscription whose commission was left open settles it first, then releases once", async () => {
     const t = await setup();
-    for (const [step, endReason] of [
-      ["purchase.ordered", "cancelled"],
-      ["purchase.created", "failed"],
+    for (const [step, resources, endReason] of [
+      ["purchase.ordered", ["mem"], "cancelled"],
+      ["purchase.created", ["mem"], "cancelled"],
+      ["purchase.created", ["mem", "cpu"], "failed"],
     ] as const) {
-      const ids = await diedAt(t, step);
+      const ids = await diedAt(t, step, resources);
       const id = ids.subscriptions[0] as string;
       const cancelled = await expectOk(call("DELETE", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
       expect(cancelled.end_reason).toBe(endReason);

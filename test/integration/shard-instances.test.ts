@@ -95,7 +95,7 @@ describe("a subscription in memory", () => {
       version: 0,
       runs: [],
     });
-    expect(created.id).toBe(x);
+    expect(created.record.id).toBe(x);
     // A change starts on the instance that created it (its quota move on its way to the ledger)...
     const grow = subscriptionObject(env, x).changeAmount(3, new Date());
     // ...as D1's late answer arrives: "it is in the read model" -> take-over path, instance dropped.

@@ -1,7 +1,8 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
-import { shardOf } from "../../src/domain/ids";
+import { afterEach, describe, expect, it } from "vitest";
+import { disarmFaults } from "../../src/domain/faults";
+import { shardOf, subscriptionId } from "../../src/domain/ids";
 import type { SubscriptionRecord } from "../../src/domain/subscriptions";
 import { ProjectionPushes } from "../../src/objects/projection-pushes";
 import {
@@ -9,7 +10,7 @@ import {
   subscriptionObject,
   subscriptionShard,
 } from "../../src/objects/subscription-object";
-import { expectBooksBalance } from "../books";
+import { expectBooksBalance, purchaseDiedAt, recoverAll } from "../books";
 import { call, expectOk, failingD1, tenantWithCatalog, usageOf } from "../helpers";
 import { buyFor, legacyObject, toObjectOfItsOwn } from "../legacy";
 
@@ -55,16 +56,18 @@ describe("subscription shards", () => {
       ...changes,
     });
     let batches = 0;
-    const counted = {
-      ...env,
-      DB: new Proxy(env.DB, {
+    const counting = <T extends object>(db: T): T =>
+      new Proxy(db, {
         get(target, key) {
           if (key === "batch") batches += 1;
           const value = Reflect.get(target, key);
+          if (key === "withSession") {
+            return (start: string) => counting((target as unknown as D1Database).withSession(start));
+          }
           return typeof value === "function" ? value.bind(target) : value;
         },
-      }),
-    };
+      });
+    const counted = { ...env, DB: counting(env.DB) };
     const pushes = new ProjectionPushes(() => counted);
 
     const good = [copy({}), copy({}), copy({}), copy({})];
@@ -80,6 +83,57 @@ describe("subscription shards", () => {
     const inD1 = async (id: string) =>
       (await env.DB.prepare("SELECT 1 FROM subscriptions WHERE id = ?").bind(id).first()) !== null;
     for (const r of [...good, ...after]) expect(await inD1(r.id)).toBe(r !== refused);
+  });
+});
+
+describe("a purchase of one subscription", () => {
+  afterEach(() => disarmFaults());
+
+  const orderOf = (id: string) =>
+    env.DB.prepare(
+      "SELECT o.state, (SELECT count(*) FROM charges c WHERE c.order_id = o.id) AS lines FROM orders o WHERE o.id = ?",
+    )
+      .bind(id)
+      .first<{ state: string; lines: number }>();
+
+  it("has its order and charge line written in its projection's batch, before the request goes on", async () => {
+    const t = await tenantWithCatalog(1);
+    // The request dies right after the shard answered: it never wrote an order itself.
+    const { ids } = await purchaseDiedAt(t, "purchase.created");
+    const [order] = Object.values(ids.orders);
+    expect(await orderOf(order as string)).toEqual({ state: "completed", lines: 1 });
+    await recoverAll(t);
+    expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 2, pending: 0 });
+    await expectBooksBalance(t);
+  });
+
+  it("has its order written by the request when its shard's batch fails, and its projection by the alarm", async () => {
+    const t = await tenantWithCatalog(1);
+    const shard = subscriptionShard(env, subscriptionId(t.customers[0] as string));
+    const swap = (make: (db: D1Database) => D1Database) =>
+      runInDurableObject(shard, (instance: SubscriptionObject) => {
+        const own = instance as unknown as { env: Env };
+        own.env = { ...own.env, DB: make(own.env.DB) };
+      });
+    await swap((db) => failingD1(db, "batch"));
+    const bought = await expectOk(
+      call("POST", "/v1/subscriptions/", {
+        token: t.partnerKey,
+        body: { objects: [{ customer: t.customers[0], resource: "cpu", amount: 1, period: "1 month" }] },
+      }),
+      201,
+    );
+    const id = bought.objects[0].id as string;
+    const record = (await subscriptionObject(env, id).get()) as SubscriptionRecord;
+    expect(await orderOf(record.orderId)).toEqual({ state: "completed", lines: 1 });
+    const inReadModel = async () =>
+      (await env.DB.prepare("SELECT 1 FROM subscriptions WHERE id = ?").bind(id).first()) !== null;
+    expect(await inReadModel()).toBe(false);
+    await swap(() => env.DB);
+    expect(await runDurableObjectAlarm(shard)).toBe(true);
+    expect(await inReadModel()).toBe(true);
+    expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 1, pending: 0 });
+    await expectBooksBalance(t);
   });
 });
 
