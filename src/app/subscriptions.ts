@@ -254,6 +254,11 @@ export async function buy(
       now,
     );
   } catch (error) {
+    // Retried after the recovery sweep undid it: it stays undone (finished if the undo was not).
+    if (error instanceof AppError && error.options.data?.state === "rejected") {
+      await abandon(env, ids, now);
+      throw givenUp(ids);
+    }
     throw quotaError(error, records);
   }
   fault("purchase.issued");
@@ -365,15 +370,14 @@ async function acceptPurchase(env: Env, ids: PurchaseIds): Promise<void> {
   const ended = await settleReferenced(env, Object.keys(ids.orders), purchaseReference(ids), "accept");
   if (ended !== "accepted") {
     await abandon(env, ids, new Date());
-    throw new AppError(
-      "conflict",
-      "this purchase was given up before it could complete; nothing was bought",
-      {
-        data: { orders: Object.values(ids.orders), subscriptions: ids.subscriptions },
-      },
-    );
+    throw givenUp(ids);
   }
 }
+
+const givenUp = (ids: PurchaseIds) =>
+  new AppError("conflict", "this purchase was given up before it could complete; nothing was bought", {
+    data: { orders: Object.values(ids.orders), subscriptions: ids.subscriptions },
+  });
 
 /**
  * Undoes a purchase that cannot go on: a vendor could not provision, or the work was given up

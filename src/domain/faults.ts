@@ -8,7 +8,10 @@
 export const FAULT_STEPS = [
   /** A purchase's commission holds its quota; nothing else is written yet. */
   "purchase.issued",
-  /** Its subscriptions' objects exist; no order yet. */
+  /**
+   * Its subscriptions exist; no order yet, but for a purchase of one subscription that takes
+   * effect at once, whose order was written completed with it.
+   */
   "purchase.created",
   /** Its orders are written completed; the commission is not accepted yet. */
   "purchase.ordered",

@@ -179,6 +179,11 @@ export async function issueCommission(
         "conflict",
         "the commission was abandoned while it was being issued; issue it again",
       );
+    case "rejected":
+      // Only stratus's own commissions are issued by reference: work retried after it was undone.
+      throw new AppError("conflict", `commission ${input.reference} was rejected: its work was given up`, {
+        data: { reference: input.reference, state: "rejected" },
+      });
   }
 }
 

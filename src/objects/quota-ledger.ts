@@ -24,7 +24,7 @@ import { operationsQueue, type RecoveryRequest } from "./operations-queue";
 export type IssueAnswer =
   | { ok: true; serial: number }
   | { ok: false; reason: "refused"; provision: quota.Provision; failure: HoldFailure }
-  | { ok: false; reason: "busy" | "abandoned" };
+  | { ok: false; reason: "busy" | "abandoned" | "rejected" };
 
 export interface CommissionView {
   serial: number;
@@ -236,6 +236,8 @@ export class QuotaLedger extends DurableObject<Env> {
 
   private async resume(row: CommissionRow, autoAccept: boolean): Promise<IssueAnswer> {
     if (row.state === "issuing") return { ok: false, reason: "busy" };
+    // What it was issued for was given up (a purchase the recovery sweep undid): not to be resumed.
+    if (row.state === "rejecting" || row.state === "rejected") return { ok: false, reason: "rejected" };
     if (autoAccept && (row.state === "pending" || row.state === "accepting")) {
       await this.resolve(row.serial, row.service_id, "accept");
     }

@@ -1,6 +1,7 @@
 import { createExecutionContext, evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
+import { buy } from "../../src/app/subscriptions";
 import { armFault, disarmFaults, type FaultStep } from "../../src/domain/faults";
 import worker from "../../src/index";
 import { ledgerOf } from "../../src/objects/quota-ledger";
@@ -225,6 +226,27 @@ describe("the recovery sweep settles what a dead request left", () => {
       });
     }
   }
+
+  it("a purchase retried after the sweep undid it stays undone: 409, nothing created, charged or held", async () => {
+    const t = await setup();
+    const { ids, planned } = await purchaseDiedAt(t, "purchase.issued");
+    await recoverAll(t);
+    expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 0, pending: 0 });
+    // The retry dies at the step after its create, if it gets there: nothing may be left live.
+    armFault("purchase.created");
+    const retried = buy(env, t.partnerId, planned, ids, new Date());
+    await expect(retried).rejects.toMatchObject({ kind: "conflict" });
+    await expect(retried).rejects.toThrow("given up");
+    disarmFaults();
+    await recoverAll(t);
+    expect(await subscriptionObject(env, ids.subscriptions[0] as string).get()).toBeNull();
+    const orders = await env.DB.prepare("SELECT count(*) AS n FROM orders WHERE id = ?")
+      .bind(Object.values(ids.orders)[0])
+      .first<{ n: number }>();
+    expect(orders?.n).toBe(0);
+    expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 0, pending: 0 });
+    await expectBooksBalance(t);
+  });
 
   it("leaves alone a purchase whose request is still within the bound", async () => {
     const t = await setup();
