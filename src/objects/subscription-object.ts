@@ -14,7 +14,7 @@ import { Subscription } from "./subscription";
 import type { SubscriptionHost } from "./subscription-machine";
 import { createSubscriptionTables } from "./subscription-store";
 
-/** How many subscriptions a shard keeps in memory; idle ones past it are forgotten, first kept first. */
+/** How many subscriptions a shard keeps in memory; past it, the idle ones used least recently are forgotten. */
 const KEPT_IN_MEMORY = 1_000;
 
 /** When a subscription whose alarm failed is woken again. */
@@ -31,7 +31,9 @@ const ALARMS_AT_ONCE = 8;
  * (bench/RESULTS.md: starting one was most of a purchase's cost).
  */
 export class SubscriptionObject extends DurableObject<Env> {
+  /** In order of last use, the least recent first. */
   private readonly kept = new Map<string, Subscription>();
+  private readonly keptAtMost = KEPT_IN_MEMORY;
   private readonly host: SubscriptionHost;
   /** This shard's name, known from the first id it is asked about. */
   private name: string | null = null;
@@ -208,8 +210,7 @@ export class SubscriptionObject extends DurableObject<Env> {
    * shards, and is taken over from its object of its own first. Only a miss asks D1.
    */
   private async found(id: string): Promise<Subscription> {
-    const kept = this.kept.get(id);
-    if (kept) return kept;
+    if (this.kept.has(id)) return this.subscription(id);
     if (!this.hasRecord(id) && (await inReadModel(this.env, id))) await this.takeOver(id);
     return this.subscription(id);
   }
@@ -258,13 +259,17 @@ export class SubscriptionObject extends DurableObject<Env> {
   /** The state machine of subscription `id`, kept in memory while it is used. */
   private subscription(id: string): Subscription {
     const kept = this.kept.get(id);
-    if (kept) return kept;
+    if (kept) {
+      this.kept.delete(id);
+      this.kept.set(id, kept);
+      return kept;
+    }
     this.name ??= shardOf(id);
     const subscription = new Subscription(id, this.host);
     this.kept.set(id, subscription);
-    if (this.kept.size > KEPT_IN_MEMORY) {
+    if (this.kept.size > this.keptAtMost) {
       for (const [other, s] of this.kept) {
-        if (this.kept.size <= KEPT_IN_MEMORY) break;
+        if (this.kept.size <= this.keptAtMost) break;
         if (s.idle() && other !== id) this.kept.delete(other);
       }
     }

@@ -127,3 +127,46 @@ describe("a subscription in memory", () => {
     expect(usage.usage).toBe(final.endedAt === null ? final.amount : 0);
   });
 });
+
+describe("a shard's subscriptions in memory", () => {
+  it("past its bound, forget the idle ones used least recently, and read them again from storage when asked", async () => {
+    const t = await tenantWithCatalog(1);
+    const bought = await expectOk(
+      call("POST", "/v1/subscriptions/", {
+        token: t.partnerKey,
+        body: {
+          objects: ["cpu", "mem", "cumulus"].map((resource) => ({
+            customer: t.customers[0],
+            resource,
+            amount: 1,
+            period: resource === "cumulus" ? undefined : "1 month",
+          })),
+        },
+      }),
+      201,
+    );
+    const [a, b, c] = bought.objects.map((o: { id: string }) => o.id) as [string, string, string];
+    const shard = subscriptionShard(env, a);
+    type Kept = { kept: Map<string, unknown>; keptAtMost: number };
+    const inMemory = () =>
+      runInDurableObject(shard, (instance: SubscriptionObject) => [
+        ...(instance as unknown as Kept).kept.keys(),
+      ]);
+    await runInDurableObject(shard, (instance: SubscriptionObject) => {
+      const own = instance as unknown as Kept;
+      own.kept.clear();
+      own.keptAtMost = 2;
+    });
+    const read = async (id: string) =>
+      (await expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }))).id;
+    expect(await read(a)).toBe(a);
+    expect(await read(b)).toBe(b);
+    // `a` used again: `b` is now the least recent, and the one forgotten for `c`.
+    expect(await read(a)).toBe(a);
+    expect(await read(c)).toBe(c);
+    expect(await inMemory()).toEqual([a, c]);
+    expect(await read(b)).toBe(b);
+    expect(await inMemory()).toEqual([c, b]);
+    expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 1, pending: 0 });
+  });
+});
