@@ -1,5 +1,7 @@
+import { createExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { issueCredential } from "../src/db/credentials";
+import worker from "../src/index";
 import { checkContract } from "./contract";
 
 /**
@@ -14,6 +16,8 @@ export interface CallOptions {
   /** A raw body, sent as is (as `application/json` unless `headers` name a Content-Type). */
   raw?: string;
   headers?: Record<string, string>;
+  /** The bindings the Worker runs with (a D1 that fails, one that notes what it is asked), if not its own. */
+  env?: Env;
 }
 
 export interface Reply<T = any> {
@@ -52,7 +56,9 @@ export async function call<T = any>(
     headers["content-type"] = "application/json";
   }
   const url = `http://stratus.test${path}`;
-  const res = await exports.default.fetch(url, { method, headers, body });
+  const res = options.env
+    ? await worker.fetch(new Request(url, { method, headers, body }), options.env, createExecutionContext())
+    : await exports.default.fetch(url, { method, headers, body });
   const text = await res.text();
   checkContract(method, new URL(url), { status: res.status, headers: res.headers, text });
   let parsed: unknown = text;

@@ -20,9 +20,10 @@ import { operationsQueue } from "../objects/operations-queue";
 import { subscriptionObject } from "../objects/subscription-object";
 import { extend, setAutoRenew } from "./extend";
 import type { OperationPayload, StoredObject } from "./intents";
+import { quotaError } from "./quota-error";
 import { consume, present, visibleRecord } from "./reads";
 import { settleOpenPurchase } from "./recovery";
-import { abandon, buy, type PurchaseIds, plan, quotaError, unwrap } from "./subscriptions";
+import { abandon, buy, type PurchaseIds, plan, unwrap } from "./subscriptions";
 
 /** Running the work of the subscriptions API's writes (`OperationPayload`), now or as an operation. */
 

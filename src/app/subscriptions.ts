@@ -12,6 +12,7 @@ import { subscriptionObject } from "../objects/subscription-object";
 import type { Outcome } from "../objects/subscription-outcome";
 import { catalogKnowing } from "./catalog";
 import { settleReferenced } from "./commissions";
+import { quotaError } from "./quota-error";
 
 /**
  * Buying, extending and reading subscriptions: the steps that span the catalog, the customers'
@@ -134,38 +135,6 @@ function newRecord(
     version: 0,
     createdAt: now.toISOString(),
   };
-}
-
-/**
- * A quota failure of stratus's own commission for `records` (a purchase, an amount change), told
- * in the partner API's terms: 409 `quota-exceeded`. Any other error is answered as it is.
- */
-export function quotaError(error: unknown, records: readonly SubscriptionRecord[]): unknown {
-  if (!(error instanceof AppError) || (error.kind !== "over_limit" && error.kind !== "not_found"))
-    return error;
-  const data = error.options.data ?? {};
-  // Only a commission's refusal names the provision it refused; another 404 is not about quota.
-  if (data.provision === undefined) return error;
-  const provision = data.provision as { holder?: string; resource?: string; quantity?: number };
-  const record = records.find(
-    (r) => r.quotaResource === provision.resource && r.customerId === provision.holder,
-  );
-  const limit = typeof data.limit === "number" ? data.limit : 0;
-  const usage = typeof data.usage === "number" ? data.usage : 0;
-  return new AppError(
-    "over_limit",
-    `quota exceeded for ${record?.product ?? provision.resource}: customer ${provision.holder} has ${usage} of ${limit} in use and asked for ${provision.quantity} more`,
-    {
-      data: {
-        resource: record?.product ?? provision.resource,
-        quota_resource: provision.resource,
-        customer: provision.holder,
-        limit,
-        usage,
-        requested: provision.quantity,
-      },
-    },
-  );
 }
 
 export interface BuyOptions {

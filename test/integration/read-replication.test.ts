@@ -1,9 +1,8 @@
-import { createExecutionContext, runInDurableObject } from "cloudflare:test";
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { subscriptionId } from "../../src/domain/ids";
 import { requestDatabase } from "../../src/http/d1-session";
-import worker from "../../src/index";
 import {
   type SubscriptionObject,
   subscriptionObject,
@@ -32,11 +31,12 @@ const from = (bookmark: string) => ({ "x-d1-bookmark": bookmark });
 
 const setup = () => tenantWithCatalog(1);
 
-const buy = (t: Tenant, headers: Record<string, string> = {}) =>
+const buy = (t: Tenant, headers: Record<string, string> = {}, bindings?: Env) =>
   call("POST", "/v1/subscriptions", {
     token: t.partnerKey,
     body: { objects: [{ customer: t.customers[0], resource: "cpu", amount: 2, period: "1 week" }] },
     headers,
+    ...(bindings ? { env: bindings } : {}),
   });
 
 /** The primary's bookmark now: after everything written so far. */
@@ -188,23 +188,13 @@ describe("X-D1-Bookmark", () => {
           });
       },
     });
-    const bought = await worker.fetch(
-      new Request("http://stratus.test/v1/subscriptions/", {
-        method: "POST",
-        headers: { "x-api-key": t.partnerKey, "content-type": "application/json" },
-        body: JSON.stringify({
-          objects: [{ customer: t.customers[0], resource: "cpu", amount: 2, period: "1 week" }],
-        }),
-      }),
-      { ...env, DB } as Env,
-      createExecutionContext(),
-    );
+    const bought = await buy(t, {}, { ...env, DB } as Env);
     expect(bought.status).toBe(201);
     expect(prepared).not.toContain("SELECT 1");
     expect(pushed.length).toBeGreaterThan(0);
-    const answered = bought.headers.get("x-d1-bookmark") as string;
+    const answered = bookmarkOf(bought);
     for (const bookmark of pushed) expect(answered >= bookmark).toBe(true);
-    const id = ((await bought.json()) as { objects: Array<{ id: string }> }).objects[0]?.id;
+    const id = bought.body.objects[0].id;
     const list = await expectOk(
       call("GET", "/v1/subscriptions", { token: t.partnerKey, headers: from(answered) }),
     );

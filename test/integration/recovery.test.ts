@@ -1,9 +1,8 @@
-import { createExecutionContext, evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
+import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { buy } from "../../src/app/subscriptions";
 import { armFault, disarmFaults, type FaultStep } from "../../src/domain/faults";
-import worker from "../../src/index";
 import { ledgerOf } from "../../src/objects/quota-ledger";
 import { subscriptionObject, subscriptionShard } from "../../src/objects/subscription-object";
 import { expectBooksBalance, purchaseDiedAt, recoverAll } from "../books";
@@ -69,25 +68,25 @@ describe("a retry with the same Idempotency-Key resumes the first attempt", () =
   it("buys once when D1 failed the first attempt's orders: the key keeps the work, the retry finishes it", async () => {
     const t = await setup();
     const key = unique("key");
-    const request = () =>
-      new Request<unknown, IncomingRequestCfProperties>("http://stratus.test/v1/subscriptions/", {
-        method: "POST",
-        headers: { "x-api-key": t.partnerKey, "idempotency-key": key, "content-type": "application/json" },
+    const request = (bindings: Env) =>
+      call("POST", "/v1/subscriptions/", {
+        token: t.partnerKey,
+        headers: { "idempotency-key": key },
         // Two subscriptions: their order is written by the request, after both exist (one
         // subscription's rides in its projection's batch, which its shard writes).
-        body: JSON.stringify({
+        body: {
           objects: [
             { customer: t.customers[0], resource: "cpu", amount: 3, period: "1 month" },
             { customer: t.customers[0], resource: "mem", amount: 1, period: "1 month" },
           ],
-        }),
+        },
+        env: bindings,
       });
-    const down: Env = { ...env, DB: failingD1(env.DB, "batch") };
-    const first = await worker.fetch(request(), down, createExecutionContext());
+    const first = await request({ ...env, DB: failingD1(env.DB, "batch") });
     expect(first.status).toBe(500);
     expect((await usageOf(t, 0, "cpu")).pending).toBe(3);
-    const retry = await worker.fetch(request(), env, createExecutionContext());
-    expect(retry.status, await retry.clone().text()).toBe(201);
+    const retry = await request(env);
+    expect(retry.status, retry.text).toBe(201);
     expect(retry.headers.get("idempotent-replayed")).toBe("true");
     expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 3, pending: 0 });
     await expectBooksBalance(t);

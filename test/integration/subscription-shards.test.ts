@@ -1,10 +1,9 @@
-import { createExecutionContext, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { disarmFaults } from "../../src/domain/faults";
 import { shardOf, subscriptionId } from "../../src/domain/ids";
 import type { SubscriptionRecord } from "../../src/domain/subscriptions";
-import worker from "../../src/index";
 import { ProjectionPushes } from "../../src/objects/projection-pushes";
 import {
   type SubscriptionObject,
@@ -110,19 +109,15 @@ describe("a purchase of one subscription", () => {
 
   it("takes effect when the request's own D1 writes fail: its shard wrote the order", async () => {
     const t = await tenantWithCatalog(1);
-    const response = await worker.fetch(
-      new Request("http://stratus.test/v1/subscriptions/", {
-        method: "POST",
-        headers: { "x-api-key": t.partnerKey, "content-type": "application/json" },
-        body: JSON.stringify({
-          objects: [{ customer: t.customers[0], resource: "cpu", amount: 2, period: "1 month" }],
-        }),
+    const bought = await expectOk(
+      call("POST", "/v1/subscriptions/", {
+        token: t.partnerKey,
+        body: { objects: [{ customer: t.customers[0], resource: "cpu", amount: 2, period: "1 month" }] },
+        env: { ...env, DB: failingD1(env.DB, "batch") },
       }),
-      { ...env, DB: failingD1(env.DB, "batch") },
-      createExecutionContext(),
+      201,
     );
-    expect(response.status, await response.clone().text()).toBe(201);
-    const id = ((await response.json()) as { objects: Array<{ id: string }> }).objects[0]?.id as string;
+    const id = bought.objects[0].id as string;
     const record = (await subscriptionObject(env, id).get()) as SubscriptionRecord;
     expect(await orderOf(record.orderId)).toEqual({ state: "completed", lines: 1 });
     expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 2, pending: 0 });
