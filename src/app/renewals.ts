@@ -7,7 +7,7 @@ import { isExpired } from "../domain/subscriptions";
 import { subscriptionObject } from "../objects/subscription-object";
 import { extend } from "./extend";
 import { purchaseOpen } from "./recovery";
-import { unwrap } from "./subscriptions";
+import { PurchaseGivenUp, unwrap } from "./subscriptions";
 import type { MonthCloseMessage } from "./usage";
 
 /** One due subscription to renew or expire; `at` is the cron run's time. */
@@ -27,7 +27,7 @@ export type RenewalOutcome = "renewed" | "expired" | "failed" | "skipped";
  * (quota, a product gone) expires it and records why. Idempotent: a subscription already
  * renewed, extended by hand, cancelled or expired is left alone.
  */
-export async function renewOrExpire(env: Env, id: string, at: Date): Promise<RenewalOutcome> {
+export async function renewOrExpire(env: Env, id: string, at: Date, again = false): Promise<RenewalOutcome> {
   const object = subscriptionObject(env, id);
   const plan = await object.planRenewal({ subscription: subscriptionIdBeside(id), order: uuidv7() }, at);
   if (plan.step === "skip") return "skipped";
@@ -55,6 +55,9 @@ export async function renewOrExpire(env: Env, id: string, at: Date): Promise<Ren
     });
     return "renewed";
   } catch (error) {
+    // Its first attempt was given up by the recovery sweep: not a refusal. That undo gave the
+    // place back, so the renewal is planned again, with ids of its own (once; then the next run).
+    if (error instanceof PurchaseGivenUp) return again ? "skipped" : renewOrExpire(env, id, at, true);
     if (!isFinalAnswer(error)) throw error;
     if (over) unwrap(await object.expire(at, `renewal failed: ${error.message}`));
     logWarning("renewal.refused", { subscription: id, expired: over, error: error.message });

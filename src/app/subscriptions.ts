@@ -226,7 +226,7 @@ export async function buy(
     // Retried after the recovery sweep undid it: it stays undone (finished if the undo was not).
     if (error instanceof AppError && error.options.data?.state === "rejected") {
       await abandon(env, ids, now);
-      throw givenUp(ids);
+      throw new PurchaseGivenUp(ids);
     }
     throw quotaError(error, records);
   }
@@ -279,6 +279,12 @@ export async function buy(
     ),
   );
   const created = answers.map((a) => a.record);
+  // The recovery sweep undid it while this request was on its way (it took the request for dead):
+  // created failed, it stays undone, and no order is written.
+  if (created.some((r) => r.endReason === "failed")) {
+    await abandon(env, ids, now);
+    throw new PurchaseGivenUp(ids);
+  }
   const ordered = answers.every((a) => a.ordered);
   const state = purchaseState(created);
   // The orders of what was created: a term that waited for its vendor starts when deployed, so its
@@ -339,14 +345,18 @@ async function acceptPurchase(env: Env, ids: PurchaseIds): Promise<void> {
   const ended = await settleReferenced(env, Object.keys(ids.orders), purchaseReference(ids), "accept");
   if (ended !== "accepted") {
     await abandon(env, ids, new Date());
-    throw givenUp(ids);
+    throw new PurchaseGivenUp(ids);
   }
 }
 
-const givenUp = (ids: PurchaseIds) =>
-  new AppError("conflict", "this purchase was given up before it could complete; nothing was bought", {
-    data: { orders: Object.values(ids.orders), subscriptions: ids.subscriptions },
-  });
+/** 409: the purchase was undone (the recovery sweep gave it up) before it could complete. */
+export class PurchaseGivenUp extends AppError {
+  constructor(ids: PurchaseIds) {
+    super("conflict", "this purchase was given up before it could complete; nothing was bought", {
+      data: { orders: Object.values(ids.orders), subscriptions: ids.subscriptions },
+    });
+  }
+}
 
 /**
  * Undoes a purchase that cannot go on: a vendor could not provision, or the work was given up

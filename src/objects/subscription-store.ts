@@ -34,6 +34,8 @@ export function createSubscriptionTables(sql: SqlStorage): void {
   sql.exec(`CREATE TABLE IF NOT EXISTS events (
       subscription TEXT NOT NULL, sequence INTEGER NOT NULL, event_id TEXT NOT NULL, type TEXT NOT NULL,
       date TEXT NOT NULL, dispatched INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (subscription, sequence))`);
+  // Subscriptions given up before they were created (`giveUp`): none of them is ever created live.
+  sql.exec("CREATE TABLE IF NOT EXISTS given_up (id TEXT PRIMARY KEY, at TEXT NOT NULL)");
   createUsageLines(sql);
 }
 
@@ -92,6 +94,22 @@ export class SubscriptionStore {
           .toArray()[0] ?? null;
     }
     return this.row;
+  }
+
+  /**
+   * The purchase this subscription was to be created by was undone before it was (the recovery
+   * sweep took its request for dead): created later, it is created failed, as of `at`.
+   */
+  giveUp(at: string): void {
+    this.storage.sql.exec("INSERT OR IGNORE INTO given_up (id, at) VALUES (?, ?)", this.id, at);
+  }
+
+  /** When it was given up before it was created (`giveUp`), or null. */
+  givenUpAt(): string | null {
+    return (
+      this.storage.sql.exec<{ at: string }>("SELECT at FROM given_up WHERE id = ?", this.id).toArray()[0]
+        ?.at ?? null
+    );
   }
 
   load(): SubscriptionRecord | null {

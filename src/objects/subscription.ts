@@ -38,6 +38,9 @@ export class Subscription extends SubscriptionMachine {
     const created = await this.exclusive(async () => {
       const existing = this.store.load();
       if (existing) return existing;
+      // Its purchase was undone first: it is created ended, never live, and its order stays unwritten.
+      const givenUp = this.store.givenUpAt();
+      if (givenUp !== null) return this.commit({ ...record, endedAt: givenUp, endReason: "failed" });
       const previous = record.previousId === null ? null : await this.lookup(record.previousId);
       // One commit: a flag set on the predecessor after this read is carried here by that change
       // (`setAutoRenew` walks the chain), queued behind this one.
@@ -196,12 +199,20 @@ export class Subscription extends SubscriptionMachine {
 
   /**
    * Ends a subscription whose purchase was undone. Its quota is not released here: the purchase's
-   * commission is rejected instead, which gives it back.
+   * commission is rejected instead, which gives it back. One not created yet (its request still on
+   * its way, or dead) is given up: its `create` makes it failed.
    */
   async fail(now: Date): Promise<Outcome<SubscriptionRecord>> {
-    return this.change((r) =>
-      r.endedAt !== null ? r : { ...r, endedAt: now.toISOString(), endReason: "failed" as const },
-    );
+    return this.exclusive(async () => {
+      const r = this.store.load();
+      if (!r) {
+        this.store.giveUp(now.toISOString());
+        return missing();
+      }
+      const failed =
+        r.endedAt !== null ? r : this.commit({ ...r, endedAt: now.toISOString(), endReason: "failed" });
+      return { ok: true, value: failed };
+    });
   }
 
   /**

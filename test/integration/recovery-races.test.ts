@@ -1,0 +1,171 @@
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it } from "vitest";
+import type { RenewalMessage } from "../../src/app/renewals";
+import { assignIds, buy, plan } from "../../src/app/subscriptions";
+import { armFault, disarmFaults } from "../../src/domain/faults";
+import worker from "../../src/index";
+import { ledgerOf } from "../../src/objects/quota-ledger";
+import { subscriptionObject } from "../../src/objects/subscription-object";
+import { expectBooksBalance, recoverAll } from "../books";
+import { call, expectOk, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
+
+/**
+ * The recovery sweep racing the work it settles: a request it took for dead that was only slow,
+ * and a renewal delivered again after its first attempt was undone. Reproduced by a review of
+ * the purchase path (before the fix, each left a live or charged subscription under a rejected
+ * commission, or expired a subscription that should have renewed).
+ */
+
+afterEach(() => disarmFaults());
+
+/** Bindings whose subscription shards' `create` waits at a gate: a request stalled between its issue and its create. */
+function stalledBeforeCreate() {
+  let arrived!: () => void;
+  const reached = new Promise<void>((resolve) => {
+    arrived = resolve;
+  });
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const shards = env.SUBSCRIPTION;
+  const stalled = {
+    idFromName: (name: string) => shards.idFromName(name),
+    get: (id: DurableObjectId) => {
+      const stub = shards.get(id) as unknown as Record<string, (...args: unknown[]) => unknown>;
+      return new Proxy(
+        {},
+        {
+          get: (_, method) =>
+            method === "then"
+              ? undefined
+              : async (...args: unknown[]) => {
+                  if (method === "create") {
+                    arrived();
+                    await gate;
+                  }
+                  return stub[method as string]?.(...args);
+                },
+        },
+      );
+    },
+  };
+  return { env: { ...env, SUBSCRIPTION: stalled as unknown as Env["SUBSCRIPTION"] }, reached, release };
+}
+
+/** A purchase of 2 `mem` whose request stalls before its create until the sweep has undone it. */
+async function undoneWhileStalled(t: Tenant) {
+  const now = new Date();
+  const planned = (
+    await plan(
+      env,
+      t.partnerId,
+      [{ customer: t.customers[0] as string, resource: "mem", amount: 2, period: "1 month" }],
+      now,
+    )
+  ).subscriptions;
+  const ids = assignIds(planned);
+  const slow = stalledBeforeCreate();
+  const original = buy(slow.env, t.partnerId, planned, ids, now).then(
+    () => "answered",
+    (error: unknown) => String(error),
+  );
+  await slow.reached;
+  await recoverAll(t);
+  expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 0, pending: 0 });
+  return { planned, ids, original, release: slow.release };
+}
+
+async function expectUndone(t: Tenant, ids: { orders: Record<string, string>; subscriptions: string[] }) {
+  const id = ids.subscriptions[0] as string;
+  expect((await subscriptionObject(env, id).get())?.endReason).toBe("failed");
+  const order = await env.DB.prepare("SELECT state FROM orders WHERE id = ?")
+    .bind(Object.values(ids.orders)[0])
+    .first<{ state: string }>();
+  expect(order?.state ?? "never written").not.toBe("completed");
+  expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 0, pending: 0 });
+  await expectBooksBalance(t);
+}
+
+describe("a request slower than the recovery bound", () => {
+  it("creates nothing live once the sweep undid its purchase: it answers 409 and writes no order", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const { ids, original, release } = await undoneWhileStalled(t);
+    // Were it to die right after its create, nothing could undo what it made.
+    armFault("purchase.created");
+    release();
+    expect(await original).toMatch("given up");
+    disarmFaults();
+    await recoverAll(t);
+    await expectUndone(t, ids);
+  });
+
+  it("and its retry with the same ids both stay undone, whichever comes first", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const { planned, ids, original, release } = await undoneWhileStalled(t);
+    await expect(buy(env, t.partnerId, planned, ids, new Date())).rejects.toThrow("given up");
+    armFault("purchase.created");
+    release();
+    expect(await original).toMatch("given up");
+    disarmFaults();
+    await recoverAll(t);
+    await expectUndone(t, ids);
+  });
+});
+
+describe("a renewal delivered again after the sweep undid its first attempt", () => {
+  it("renews with ids of its own instead of taking the undo for a refusal and expiring the subscription", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const y = new Date().getUTCFullYear() + 40;
+    const sub = (
+      await expectOk(
+        call("POST", "/v1/subscriptions/", {
+          token: t.partnerKey,
+          body: {
+            objects: [
+              {
+                customer: t.customers[0],
+                resource: "cpu",
+                amount: 2,
+                start_time: new Date(Date.UTC(y, 1, 1, 12)).toISOString(),
+                period: "1 month",
+                auto_renew: true,
+              },
+            ],
+          },
+        }),
+        201,
+      )
+    ).objects[0];
+    // A late run: a minute after the term's end, when a refused renewal expires the subscription.
+    const at = new Date(Date.parse(sub.end_time) + 60_000).toISOString();
+    const deliver = async () => {
+      const batch = createMessageBatch<RenewalMessage>("stratus-renewals", [
+        {
+          id: `r-${crypto.randomUUID()}`,
+          timestamp: new Date(),
+          attempts: 1,
+          body: { subscription: sub.id, at },
+        },
+      ]);
+      await worker.queue(batch, env);
+      return getQueueResult(batch, createExecutionContext());
+    };
+    armFault("purchase.issued");
+    expect((await deliver()).retryMessages).toHaveLength(1);
+    disarmFaults();
+    const renewal = (await subscriptionObject(env, sub.id).get())?.renewal as { order: string };
+    // The sweep's undo got as far as its first step, the reject, before it gave the place back.
+    expect(
+      await ledgerOf(env, t.customers[0] as string).settleReferenced(`purchase:${renewal.order}`, "reject"),
+    ).toBe("rejected");
+
+    expect((await deliver()).retryMessages).toHaveLength(0);
+    const root = await expectOk(call("GET", `/v1/subscriptions/${sub.id}/`, { token: t.partnerKey }));
+    expect(root).toMatchObject({ end_reason: null, renewal_error: null });
+    expect(root.descendants).toHaveLength(1);
+    expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 2, pending: 0 });
+    await expectBooksBalance(t);
+  });
+});
