@@ -1,6 +1,6 @@
 import { ownCustomers } from "../db/customers";
 import { insertOrders, type Order, setOrdersState, setPendingOrderLines } from "../db/orders";
-import { type TermChargeKind, termChargeKey } from "../domain/charges";
+import type { TermChargeKind } from "../domain/charges";
 import { homeOf } from "../domain/commissions";
 import { AppError, badRequest, fromErrorWire } from "../domain/errors";
 import { fault } from "../domain/faults";
@@ -12,6 +12,7 @@ import { subscriptionObject } from "../objects/subscription-object";
 import type { Outcome } from "../objects/subscription-outcome";
 import { catalogKnowing } from "./catalog";
 import { settleReferenced } from "./commissions";
+import { purchaseOrders } from "./purchase-orders";
 import { quotaError } from "./quota-error";
 
 /**
@@ -232,31 +233,8 @@ export async function buy(
   }
   fault("purchase.issued");
 
-  const ordersOf = (bought: readonly SubscriptionRecord[]): Order[] =>
-    [...orderOf].map(([customerId, id]) => {
-      const own = bought.filter((r) => r.customerId === customerId);
-      return {
-        id,
-        partnerId,
-        customerId,
-        // Each line says the charge line it writes once the order completes (src/db/charges.ts).
-        lines: own.map((r) => ({
-          subscription: r.id,
-          product: r.product,
-          amount: r.amount,
-          priceMinor: Number(r.priceMinor),
-          charge: termChargeKey(r.id),
-          chargeKind: options.chargeKind ?? (chain ? "extension" : "purchase"),
-          unitPriceMinor: r.unitPriceMinor,
-          start: r.startTime,
-          end: r.endTime,
-        })),
-        totalMinor: Number(own.reduce((sum, r) => sum + BigInt(r.priceMinor), 0n)),
-        currency: own[0]?.currency ?? "EUR",
-        state: "pending",
-        createdAt: now.toISOString(),
-      };
-    });
+  const ordersOf = (bought: readonly SubscriptionRecord[]) =>
+    purchaseOrders(ids.orders, bought, options.chargeKind ?? (chain ? "extension" : "purchase"), now);
   // A vendor reads the order when it is told of the subscription: then the orders are written
   // first. A purchase that takes effect at once writes them once, in their final state, before
   // its commission is accepted: up to the accept, `abandon` can still undo all of it.
@@ -380,6 +358,13 @@ export async function abandon(env: Env, ids: PurchaseIds, now: Date): Promise<"u
       const id = ids.subscriptions[i];
       return previous && id ? [subscriptionObject(env, previous).releaseNext(id, true)] : [];
     }),
+  );
+  // An order not written yet is written failed: a request still on its way (the sweep took it for
+  // dead) that writes it later leaves it failed, with no charge line.
+  const records = failed.flatMap((outcome) => (outcome.ok ? [outcome.value] : []));
+  await insertOrders(
+    env,
+    purchaseOrders(ids.orders, records, "purchase", now).map((o) => ({ ...o, state: "failed" as const })),
   );
   await setOrdersState(env, Object.values(ids.orders), "failed");
   return "undone";

@@ -1,14 +1,24 @@
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import {
+  createExecutionContext,
+  createMessageBatch,
+  getQueueResult,
+  runInDurableObject,
+} from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import type { RenewalMessage } from "../../src/app/renewals";
 import { assignIds, buy, plan } from "../../src/app/subscriptions";
 import { armFault, disarmFaults } from "../../src/domain/faults";
+import { subscriptionId } from "../../src/domain/ids";
 import worker from "../../src/index";
 import { ledgerOf } from "../../src/objects/quota-ledger";
-import { subscriptionObject } from "../../src/objects/subscription-object";
+import {
+  type SubscriptionObject,
+  subscriptionObject,
+  subscriptionShard,
+} from "../../src/objects/subscription-object";
 import { expectBooksBalance, recoverAll } from "../books";
-import { call, expectOk, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
+import { call, expectOk, failingD1, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
 
 /**
  * The recovery sweep racing the work it settles: a request it took for dead that was only slow,
@@ -19,8 +29,11 @@ import { call, expectOk, type Tenant, tenantWithCatalog, usageOf } from "../help
 
 afterEach(() => disarmFaults());
 
-/** Bindings whose subscription shards' `create` waits at a gate: a request stalled between its issue and its create. */
-function stalledBeforeCreate() {
+/**
+ * Bindings whose subscription shards' `create` waits at a gate: a request stalled between its
+ * issue and its create (`before`), or between its create and what follows (`after`).
+ */
+function stalledAtCreate(when: "before" | "after" = "before") {
   let arrived!: () => void;
   const reached = new Promise<void>((resolve) => {
     arrived = resolve;
@@ -41,11 +54,17 @@ function stalledBeforeCreate() {
             method === "then"
               ? undefined
               : async (...args: unknown[]) => {
-                  if (method === "create") {
+                  if (method !== "create") return stub[method as string]?.(...args);
+                  if (when === "before") {
                     arrived();
                     await gate;
                   }
-                  return stub[method as string]?.(...args);
+                  const answer = await stub[method as string]?.(...args);
+                  if (when === "after") {
+                    arrived();
+                    await gate;
+                  }
+                  return answer;
                 },
         },
       );
@@ -54,8 +73,8 @@ function stalledBeforeCreate() {
   return { env: { ...env, SUBSCRIPTION: stalled as unknown as Env["SUBSCRIPTION"] }, reached, release };
 }
 
-/** A purchase of 2 `mem` whose request stalls before its create until the sweep has undone it. */
-async function undoneWhileStalled(t: Tenant) {
+/** A purchase of 2 `mem` whose request stalls at its create until the sweep has undone it. */
+async function undoneWhileStalled(t: Tenant, when: "before" | "after" = "before") {
   const now = new Date();
   const planned = (
     await plan(
@@ -66,7 +85,7 @@ async function undoneWhileStalled(t: Tenant) {
     )
   ).subscriptions;
   const ids = assignIds(planned);
-  const slow = stalledBeforeCreate();
+  const slow = stalledAtCreate(when);
   const original = buy(slow.env, t.partnerId, planned, ids, now).then(
     () => "answered",
     (error: unknown) => String(error),
@@ -109,6 +128,30 @@ describe("a request slower than the recovery bound", () => {
     release();
     expect(await original).toMatch("given up");
     disarmFaults();
+    await recoverAll(t);
+    await expectUndone(t, ids);
+  });
+});
+
+describe("a request slower than the recovery bound after its create", () => {
+  it("whose shard could not write its order cannot complete that order once the sweep undid it", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    // The shard's D1 batch fails: the order does not ride with the subscription, the request is to write it.
+    const shard = subscriptionShard(env, subscriptionId(t.customers[0] as string));
+    await runInDurableObject(shard, (instance: SubscriptionObject) => {
+      const own = instance as unknown as { env: Env };
+      own.env = { ...own.env, DB: failingD1(own.env.DB, "batch") };
+    });
+    const { ids, original, release } = await undoneWhileStalled(t, "after");
+    // It writes its order completed, and dies before its accept could tell it the purchase was undone.
+    armFault("purchase.ordered");
+    release();
+    expect(await original).toMatch("purchase.ordered");
+    disarmFaults();
+    await runInDurableObject(shard, (instance: SubscriptionObject) => {
+      const own = instance as unknown as { env: Env };
+      own.env = { ...own.env, DB: env.DB };
+    });
     await recoverAll(t);
     await expectUndone(t, ids);
   });

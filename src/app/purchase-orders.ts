@@ -1,0 +1,42 @@
+import type { Order } from "../db/orders";
+import { type TermChargeKind, termChargeKey } from "../domain/charges";
+import type { SubscriptionRecord } from "../domain/subscriptions";
+
+/**
+ * The orders of a purchase's `records`, `pending`: one per customer `orderIds` gives an order id
+ * (customer id → order id), of its records; a customer with none among them has none.
+ */
+export function purchaseOrders(
+  orderIds: Readonly<Record<string, string>>,
+  records: readonly SubscriptionRecord[],
+  chargeKind: TermChargeKind,
+  now: Date,
+): Order[] {
+  return Object.entries(orderIds).flatMap(([customerId, id]) => {
+    const own = records.filter((r) => r.customerId === customerId);
+    const first = own[0];
+    if (!first) return [];
+    const order: Order = {
+      id,
+      partnerId: first.partnerId,
+      customerId,
+      // Each line says the charge line it writes once the order completes (src/db/charges.ts).
+      lines: own.map((r) => ({
+        subscription: r.id,
+        product: r.product,
+        amount: r.amount,
+        priceMinor: Number(r.priceMinor),
+        charge: termChargeKey(r.id),
+        chargeKind,
+        unitPriceMinor: r.unitPriceMinor,
+        start: r.startTime,
+        end: r.endTime,
+      })),
+      totalMinor: Number(own.reduce((sum, r) => sum + BigInt(r.priceMinor), 0n)),
+      currency: first.currency,
+      state: "pending",
+      createdAt: now.toISOString(),
+    };
+    return [order];
+  });
+}
