@@ -144,7 +144,8 @@ export function eventOf(
   previous: { endedAt: string | null } | null,
   next: { endedAt: string | null },
 ): EventType | null {
-  if (!previous) return "CREATED";
+  // One created already ended (its purchase was undone before it was created) never was: no event.
+  if (!previous) return next.endedAt !== null ? null : "CREATED";
   if (previous.endedAt !== null) return null;
   return next.endedAt !== null ? "DELETED" : "MODIFIED";
 }

@@ -45,7 +45,8 @@ export async function endsChainHold(
   now: Date,
   lookup: Lookup,
 ): Promise<boolean> {
-  if (r.holdReleased) return false;
+  // A failed term never releases (`failed` in subscription.ts; one stored before that says so too).
+  if (r.holdReleased || r.endReason === "failed") return false;
   if (r.nextId !== null) {
     const next = await lookup(r.nextId);
     if (next === null ? Date.now() < placeExpiresAt(env, r) : next.endedAt === null) return false;

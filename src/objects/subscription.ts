@@ -40,7 +40,7 @@ export class Subscription extends SubscriptionMachine {
       if (existing) return existing;
       // Its purchase was undone first: it is created ended, never live, and its order stays unwritten.
       const givenUp = this.store.givenUpAt();
-      if (givenUp !== null) return this.commit({ ...record, endedAt: givenUp, endReason: "failed" });
+      if (givenUp !== null) return this.commit(failed(record, givenUp));
       const previous = record.previousId === null ? null : await this.lookup(record.previousId);
       // One commit: a flag set on the predecessor after this read is carried here by that change
       // (`setAutoRenew` walks the chain), queued behind this one.
@@ -209,9 +209,7 @@ export class Subscription extends SubscriptionMachine {
         this.store.giveUp(now.toISOString());
         return missing();
       }
-      const failed =
-        r.endedAt !== null ? r : this.commit({ ...r, endedAt: now.toISOString(), endReason: "failed" });
-      return { ok: true, value: failed };
+      return { ok: true, value: r.endedAt !== null ? r : this.commit(failed(r, now.toISOString())) };
     });
   }
 
@@ -309,3 +307,15 @@ export class Subscription extends SubscriptionMachine {
     return next;
   }
 }
+
+/**
+ * `r` ended as failed at `at`: its purchase was undone. It has no hold to release, ever: its own
+ * quota came back with its purchase's rejected commission, and a chain's hold stays with the term
+ * that holds it.
+ */
+const failed = (r: SubscriptionRecord, at: string): SubscriptionRecord => ({
+  ...r,
+  endedAt: at,
+  endReason: "failed",
+  holdReleased: true,
+});

@@ -2,6 +2,7 @@ import {
   createExecutionContext,
   createMessageBatch,
   getQueueResult,
+  runDurableObjectAlarm,
   runInDurableObject,
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
@@ -17,7 +18,7 @@ import {
   subscriptionObject,
   subscriptionShard,
 } from "../../src/objects/subscription-object";
-import { expectBooksBalance, recoverAll } from "../books";
+import { expectBooksBalance, purchaseDiedAt, recoverAll } from "../books";
 import { call, expectOk, failingD1, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
 
 /**
@@ -75,6 +76,7 @@ function stalledAtCreate(when: "before" | "after" = "before") {
 
 /** A purchase of 2 `mem` whose request stalls at its create until the sweep has undone it. */
 async function undoneWhileStalled(t: Tenant, when: "before" | "after" = "before") {
+  const held = (await usageOf(t, 0, "mem")).usage;
   const now = new Date();
   const planned = (
     await plan(
@@ -92,18 +94,22 @@ async function undoneWhileStalled(t: Tenant, when: "before" | "after" = "before"
   );
   await slow.reached;
   await recoverAll(t);
-  expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 0, pending: 0 });
+  expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: held, pending: 0 });
   return { planned, ids, original, release: slow.release };
 }
 
-async function expectUndone(t: Tenant, ids: { orders: Record<string, string>; subscriptions: string[] }) {
+async function expectUndone(
+  t: Tenant,
+  ids: { orders: Record<string, string>; subscriptions: string[] },
+  memHeldBefore = 0,
+) {
   const id = ids.subscriptions[0] as string;
   expect((await subscriptionObject(env, id).get())?.endReason).toBe("failed");
   const order = await env.DB.prepare("SELECT state FROM orders WHERE id = ?")
     .bind(Object.values(ids.orders)[0])
     .first<{ state: string }>();
   expect(order?.state ?? "never written").not.toBe("completed");
-  expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 0, pending: 0 });
+  expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: memHeldBefore, pending: 0 });
   await expectBooksBalance(t);
 }
 
@@ -137,23 +143,67 @@ describe("a request slower than the recovery bound after its create", () => {
   it("whose shard could not write its order cannot complete that order once the sweep undid it", async () => {
     const t = await tenantWithCatalog(1, 100);
     // The shard's D1 batch fails: the order does not ride with the subscription, the request is to write it.
-    const shard = subscriptionShard(env, subscriptionId(t.customers[0] as string));
-    await runInDurableObject(shard, (instance: SubscriptionObject) => {
-      const own = instance as unknown as { env: Env };
-      own.env = { ...own.env, DB: failingD1(own.env.DB, "batch") };
-    });
+    await shardDatabase(t, failingD1(env.DB, "batch"));
     const { ids, original, release } = await undoneWhileStalled(t, "after");
     // It writes its order completed, and dies before its accept could tell it the purchase was undone.
     armFault("purchase.ordered");
     release();
     expect(await original).toMatch("purchase.ordered");
     disarmFaults();
-    await runInDurableObject(shard, (instance: SubscriptionObject) => {
-      const own = instance as unknown as { env: Env };
-      own.env = { ...own.env, DB: env.DB };
-    });
+    await shardDatabase(t, env.DB);
     await recoverAll(t);
     await expectUndone(t, ids);
+  });
+});
+
+/** Bindings for the shard of `t`'s first customer: its D1 replaced by `db`. */
+async function shardDatabase(t: Tenant, db: D1Database) {
+  const shard = subscriptionShard(env, subscriptionId(t.customers[0] as string));
+  await runInDurableObject(shard, (instance: SubscriptionObject) => {
+    const own = instance as unknown as { env: Env };
+    own.env = { ...own.env, DB: db };
+  });
+  return shard;
+}
+
+describe("a subscription failed because its purchase was undone", () => {
+  /** `t`'s first customer holds 2 `mem` of a live subscription. */
+  const holdingTwo = async () => {
+    const t = await tenantWithCatalog(1, 100);
+    await expectOk(
+      call("POST", "/v1/subscriptions/", {
+        token: t.partnerKey,
+        body: { objects: [{ customer: t.customers[0], resource: "mem", amount: 2, period: "1 month" }] },
+      }),
+      201,
+    );
+    return t;
+  };
+
+  it("created after the undo, releases nothing when its shard's alarm runs it", async () => {
+    const t = await holdingTwo();
+    const { ids, original, release } = await undoneWhileStalled(t);
+    // Its late create's push fails: the shard's alarm is to run it again.
+    const shard = await shardDatabase(t, failingD1(env.DB, "batch"));
+    release();
+    expect(await original).toMatch("given up");
+    await shardDatabase(t, env.DB);
+    expect(await runDurableObjectAlarm(shard)).toBe(true);
+    expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 2, pending: 0 });
+    await expectUndone(t, ids, 2);
+  });
+
+  it("created before it, releases nothing when its shard's alarm runs it", async () => {
+    const t = await holdingTwo();
+    const { ids } = await purchaseDiedAt(t, "purchase.created", ["mem", "cpu"]);
+    const shard = await shardDatabase(t, failingD1(env.DB, "batch"));
+    await recoverAll(t);
+    await shardDatabase(t, env.DB);
+    expect((await subscriptionObject(env, ids.subscriptions[0] as string).get())?.endReason).toBe("failed");
+    expect(await runDurableObjectAlarm(shard)).toBe(true);
+    expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 2, pending: 0 });
+    await recoverAll(t);
+    await expectBooksBalance(t);
   });
 });
 

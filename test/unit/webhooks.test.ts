@@ -19,6 +19,7 @@ describe("eventOf", () => {
     ["a change while live", "MODIFIED", live, live],
     ["the version that ends it", "DELETED", live, ended],
     ["a change after it ended", null, ended, ended],
+    ["a first version already ended (its purchase undone before it was created)", null, null, ended],
   ] as const)("%s: %s", (_what, event, previous, next) => {
     expect(eventOf(previous, next)).toBe(event);
   });
