@@ -74,7 +74,8 @@ export async function extend(
     // The walk stops before the extension these ids make, should an earlier run have made it.
     while (last.nextId !== null && last.nextId !== ids.subscription) {
       const next = await subscriptionObject(env, last.nextId).get();
-      if (!next) break;
+      // One created failed was never bought: its place is free (`placeAbandoned`).
+      if (!next || next.endReason === "failed") break;
       last = next;
     }
     // An earlier run that made the extension decided its term: it is finished as it was made,

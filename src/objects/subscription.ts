@@ -309,13 +309,14 @@ export class Subscription extends SubscriptionMachine {
 }
 
 /**
- * `r` ended as failed at `at`: its purchase was undone. It has no hold to release, ever: its own
- * quota came back with its purchase's rejected commission, and a chain's hold stays with the term
- * that holds it.
+ * `r` ended as failed at `at`: its purchase was undone. It never releases a hold (`endsChainHold`):
+ * one that held its own quota had it given back by its purchase's rejected commission, which
+ * `holdReleased` records; a term of a chain (`heldBy`) held nothing of its own, and the chain's
+ * hold stays with the term that holds it.
  */
 const failed = (r: SubscriptionRecord, at: string): SubscriptionRecord => ({
   ...r,
   endedAt: at,
   endReason: "failed",
-  holdReleased: true,
+  ...(r.heldBy ? {} : { holdReleased: true }),
 });

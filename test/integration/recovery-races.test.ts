@@ -10,7 +10,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { RenewalMessage } from "../../src/app/renewals";
 import { assignIds, buy, plan } from "../../src/app/subscriptions";
 import { armFault, disarmFaults } from "../../src/domain/faults";
-import { subscriptionId } from "../../src/domain/ids";
+import { subscriptionId, subscriptionIdBeside } from "../../src/domain/ids";
+import type { SubscriptionRecord } from "../../src/domain/subscriptions";
 import worker from "../../src/index";
 import { ledgerOf } from "../../src/objects/quota-ledger";
 import {
@@ -203,6 +204,42 @@ describe("a subscription failed because its purchase was undone", () => {
     expect(await runDurableObjectAlarm(shard)).toBe(true);
     expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 2, pending: 0 });
     await recoverAll(t);
+    await expectBooksBalance(t);
+  });
+});
+
+describe("an extension given up before it was created, then created failed by its slow run", () => {
+  it("leaves its place free: the chain is extended by hand at once", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const bought = await expectOk(
+      call("POST", "/v1/subscriptions/", {
+        token: t.partnerKey,
+        body: { objects: [{ customer: t.customers[0], resource: "cpu", amount: 1, period: "1 month" }] },
+      }),
+      201,
+    );
+    const base = bought.objects[0].id as string;
+    const record = (await subscriptionObject(env, base).get()) as SubscriptionRecord;
+    // An extension's run reserved the place after it, then stalled; its undo (an operation given
+    // up: it knows no predecessor to give the place back to) failed what did not exist yet.
+    const x = subscriptionIdBeside(base);
+    expect((await subscriptionObject(env, base).reserveNext(x)).ok).toBe(true);
+    await subscriptionObject(env, x).fail(new Date());
+    // The slow run creates it, failed, and dies before its own undo.
+    const late = await subscriptionObject(env, x).create({
+      ...record,
+      id: x,
+      previousId: base,
+      heldBy: base,
+      version: 0,
+    });
+    expect(late.record.endReason).toBe("failed");
+
+    const extended = await expectOk(
+      call("POST", `/v1/subscriptions/${base}/action/?do=extend`, { token: t.partnerKey, body: {} }),
+    );
+    expect(extended.extends).toBe(base);
+    expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 1, pending: 0 });
     await expectBooksBalance(t);
   });
 });
