@@ -1,3 +1,4 @@
+import type { Customer } from "../db/customers";
 import type { Order } from "../db/orders";
 import { type TermChargeKind, termChargeKey } from "../domain/charges";
 import type { SubscriptionRecord } from "../domain/subscriptions";
@@ -39,4 +40,21 @@ export function purchaseOrders(
     };
     return [order];
   });
+}
+
+/**
+ * An order of no lines for `customer`, `pending`: the place of an order whose subscriptions were
+ * never made: its total 0, in EUR, as `buy` prices a purchase of nothing.
+ */
+export function emptyOrder(id: string, customer: Pick<Customer, "id" | "partnerId">, now: Date): Order {
+  return {
+    id,
+    partnerId: customer.partnerId,
+    customerId: customer.id,
+    lines: [],
+    totalMinor: 0,
+    currency: "EUR",
+    state: "pending",
+    createdAt: now.toISOString(),
+  };
 }

@@ -1,4 +1,4 @@
-import { ownCustomers } from "../db/customers";
+import { findCustomer, ownCustomers } from "../db/customers";
 import { insertOrders, type Order, setOrdersState, setPendingOrderLines } from "../db/orders";
 import type { TermChargeKind } from "../domain/charges";
 import { homeOf } from "../domain/commissions";
@@ -12,7 +12,7 @@ import { subscriptionObject } from "../objects/subscription-object";
 import type { Outcome } from "../objects/subscription-outcome";
 import { catalogKnowing } from "./catalog";
 import { settleReferenced } from "./commissions";
-import { purchaseOrders } from "./purchase-orders";
+import { emptyOrder, purchaseOrders } from "./purchase-orders";
 import { quotaError } from "./quota-error";
 
 /**
@@ -360,11 +360,17 @@ export async function abandon(env: Env, ids: PurchaseIds, now: Date): Promise<"u
     }),
   );
   // An order not written yet is written failed: a request still on its way (the sweep took it for
-  // dead) that writes it later leaves it failed, with no charge line.
+  // dead) that writes it later leaves it failed, with no charge line. A customer none of whose
+  // subscriptions exist gets it without lines.
   const records = failed.flatMap((outcome) => (outcome.ok ? [outcome.value] : []));
+  const orders = purchaseOrders(ids.orders, records, "purchase", now);
+  for (const [customerId, id] of Object.entries(ids.orders)) {
+    const customer = orders.some((o) => o.id === id) ? undefined : await findCustomer(env, customerId, null);
+    if (customer) orders.push(emptyOrder(id, customer, now));
+  }
   await insertOrders(
     env,
-    purchaseOrders(ids.orders, records, "purchase", now).map((o) => ({ ...o, state: "failed" as const })),
+    orders.map((o) => ({ ...o, state: "failed" as const })),
   );
   await setOrdersState(env, Object.values(ids.orders), "failed");
   return "undone";
