@@ -299,3 +299,58 @@ export async function boughtWithOperations(t: Tenant, customer: string, count: n
   }
   return bought;
 }
+
+/**
+ * A vendor of `t` with a syndicated product (a `license`, its hooks at `host`), and a limit of 10 of
+ * it for `t`'s first customer.
+ */
+export async function syndicatedProduct(t: Tenant, host = `${unique("vendor")}.example`) {
+  const vendor = await expectOk(
+    call("POST", "/v1/vendors", { token: t.operator, body: { name: "CRM Inc" } }),
+    201,
+  );
+  const product = unique("crm");
+  await expectOk(
+    call("PUT", `/v1/resources/stratus.${product}`, { token: t.operator, body: { service: "stratus" } }),
+  );
+  const created = await expectOk(
+    call("PUT", `/v1/products/${product}`, {
+      token: t.operator,
+      body: {
+        name: "CRM seats",
+        kind: "license",
+        unit: "seat",
+        unit_price: "0.10",
+        currency: "EUR",
+        quota_resource: `stratus.${product}`,
+        delivery: "syndicated",
+        vendor: vendor.id,
+        endpoint: `https://${host}/hooks`,
+      },
+    }),
+  );
+  await expectOk(
+    call("PUT", `/v1/customers/${t.customers[0]}/quotas`, {
+      token: t.operator,
+      body: { resource: `stratus.${product}`, limit: 10 },
+    }),
+  );
+  return { product, vendorId: vendor.id as string, secret: created.signing_secret as string };
+}
+
+/** A point a test holds work at: `reached` once the work `arrive`s, which then waits for `release`. */
+export function gate() {
+  let arrive!: () => void;
+  const reached = new Promise<void>((resolve) => {
+    arrive = resolve;
+  });
+  let release!: () => void;
+  const opened = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const pass = () => {
+    arrive();
+    return opened;
+  };
+  return { reached, release, pass };
+}

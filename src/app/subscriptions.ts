@@ -7,7 +7,7 @@ import { fault } from "../domain/faults";
 import { subscriptionId, uuidv7 } from "../domain/ids";
 import { type PlannedSubscription, type PurchaseObject, planPurchase } from "../domain/purchase";
 import type { SubscriptionRecord } from "../domain/subscriptions";
-import { issueCommission } from "../objects/commission-issue";
+import { CommissionRejected, issueCommission } from "../objects/commission-issue";
 import { subscriptionObject } from "../objects/subscription-object";
 import type { Outcome } from "../objects/subscription-outcome";
 import { catalogKnowing } from "./catalog";
@@ -225,7 +225,7 @@ export async function buy(
     );
   } catch (error) {
     // Retried after the recovery sweep undid it: it stays undone (finished if the undo was not).
-    if (error instanceof AppError && error.options.data?.state === "rejected") {
+    if (error instanceof CommissionRejected) {
       await abandon(env, ids, now);
       throw new PurchaseGivenUp(ids);
     }

@@ -180,10 +180,17 @@ export async function issueCommission(
         "the commission was abandoned while it was being issued; issue it again",
       );
     case "rejected":
-      // Only stratus's own commissions are issued by reference: work retried after it was undone.
-      throw new AppError("conflict", `commission ${input.reference} was rejected: its work was given up`, {
-        data: { reference: input.reference, state: "rejected" },
-      });
+      throw new CommissionRejected(input.reference ?? "");
+  }
+}
+
+/**
+ * Issued again by the reference of a commission that was rejected: the work it was issued for was
+ * given up (only stratus's own commissions are issued by reference: work retried after its undo).
+ */
+export class CommissionRejected extends AppError {
+  constructor(reference: string) {
+    super("conflict", `commission ${reference} was rejected: its work was given up`);
   }
 }
 

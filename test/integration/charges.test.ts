@@ -6,7 +6,7 @@ import { abandon } from "../../src/app/subscriptions";
 import { armFault, disarmFaults } from "../../src/domain/faults";
 import worker from "../../src/index";
 import { expectBooksBalance, purchaseDiedAt, recoverAll } from "../books";
-import { call, expectOk, type Tenant, tenantWithCatalog, unique } from "../helpers";
+import { call, expectOk, syndicatedProduct, type Tenant, tenantWithCatalog, unique } from "../helpers";
 
 /** The charges ledger and monthly statements, through the Worker. */
 
@@ -257,39 +257,10 @@ describe("a purchase whose request died after its orders", () => {
 describe("a purchase that waits on its vendor", () => {
   async function syndicated() {
     const t = await setup(1);
-    const vendor = await expectOk(
-      call("POST", "/v1/vendors", { token: t.operator, body: { name: "v" } }),
-      201,
-    );
+    const { product, vendorId } = await syndicatedProduct(t);
     const token = await expectOk(
-      call("POST", `/v1/vendors/${vendor.id}/tokens`, { token: t.operator, body: {} }),
+      call("POST", `/v1/vendors/${vendorId}/tokens`, { token: t.operator, body: {} }),
       201,
-    );
-    const product = unique("crm");
-    await expectOk(
-      call("PUT", `/v1/resources/stratus.${product}`, { token: t.operator, body: { service: "stratus" } }),
-    );
-    await expectOk(
-      call("PUT", `/v1/products/${product}`, {
-        token: t.operator,
-        body: {
-          name: "CRM seats",
-          kind: "license",
-          unit: "seat",
-          unit_price: "0.10",
-          currency: "EUR",
-          quota_resource: `stratus.${product}`,
-          delivery: "syndicated",
-          vendor: vendor.id,
-          endpoint: `https://${unique("vendor")}.example/hooks`,
-        },
-      }),
-    );
-    await expectOk(
-      call("PUT", `/v1/customers/${t.customers[0]}/quotas`, {
-        token: t.operator,
-        body: { resource: `stratus.${product}`, limit: 10 },
-      }),
     );
     const r = await buy(t, [{ customer: t.customers[0], resource: product, amount: 2, period: "1 month" }]);
     expect(r.status, r.text).toBe(202);

@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { abandon, assignIds, buy, plan } from "../../src/app/subscriptions";
 import { expectBooksBalance, recoverAll } from "../books";
-import { call, expectOk, tenant, unique, withCatalog } from "../helpers";
+import { gate, syndicatedProduct, tenant, withCatalog } from "../helpers";
 
 /**
  * The recovery sweep racing a purchase that waits on its vendor, whose orders are written pending
@@ -13,36 +13,7 @@ describe("a purchase waiting on its vendor, undone while its request stalls befo
   it("leaves no order pending: the undo wrote it failed, and the late insert changes nothing", async () => {
     const t = await tenant({ customers: 1 });
     await withCatalog(t);
-    const vendor = await expectOk(
-      call("POST", "/v1/vendors", { token: t.operator, body: { name: "CRM Inc" } }),
-      201,
-    );
-    const product = unique("crm");
-    await expectOk(
-      call("PUT", `/v1/resources/stratus.${product}`, { token: t.operator, body: { service: "stratus" } }),
-    );
-    await expectOk(
-      call("PUT", `/v1/products/${product}`, {
-        token: t.operator,
-        body: {
-          name: "CRM seats",
-          kind: "license",
-          unit: "seat",
-          unit_price: "0.10",
-          currency: "EUR",
-          quota_resource: `stratus.${product}`,
-          delivery: "syndicated",
-          vendor: vendor.id,
-          endpoint: `https://${unique("vendor")}.example/hooks`,
-        },
-      }),
-    );
-    await expectOk(
-      call("PUT", `/v1/customers/${t.customers[0]}/quotas`, {
-        token: t.operator,
-        body: { resource: `stratus.${product}`, limit: 10 },
-      }),
-    );
+    const { product } = await syndicatedProduct(t);
     const now = new Date();
     const planned = (
       await plan(
@@ -54,14 +25,7 @@ describe("a purchase waiting on its vendor, undone while its request stalls befo
     ).subscriptions;
     const ids = assignIds(planned);
     // The request stalls at its first D1 batch (the pending orders a vendor reads), then dies at its create.
-    let arrived!: () => void;
-    const reached = new Promise<void>((resolve) => {
-      arrived = resolve;
-    });
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
+    const stall = gate();
     const own = <T extends object>(target: T, key: PropertyKey) => {
       const value = Reflect.get(target, key);
       return typeof value === "function" ? value.bind(target) : value;
@@ -70,8 +34,7 @@ describe("a purchase waiting on its vendor, undone while its request stalls befo
       get(target, key) {
         if (key !== "batch") return own(target, key);
         return async (statements: D1PreparedStatement[]) => {
-          arrived();
-          await gate;
+          await stall.pass();
           return target.batch(statements);
         };
       },
@@ -93,9 +56,9 @@ describe("a purchase waiting on its vendor, undone while its request stalls befo
       () => "answered",
       (error: unknown) => String(error),
     );
-    await reached;
+    await stall.reached;
     expect(await abandon(env, ids, new Date())).toBe("undone");
-    release();
+    stall.release();
     expect(await original).toMatch("died at its create");
     await recoverAll(t);
     const order = await env.DB.prepare("SELECT state FROM orders WHERE id = ?")

@@ -20,7 +20,7 @@ import {
   subscriptionShard,
 } from "../../src/objects/subscription-object";
 import { expectBooksBalance, purchaseDiedAt, recoverAll } from "../books";
-import { call, expectOk, failingD1, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
+import { call, expectOk, failingD1, gate, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
 
 /**
  * The recovery sweep racing the work it settles: a request it took for dead that was only slow,
@@ -36,14 +36,7 @@ afterEach(() => disarmFaults());
  * issue and its create (`before`), or between its create and what follows (`after`).
  */
 function stalledAtCreate(when: "before" | "after" = "before") {
-  let arrived!: () => void;
-  const reached = new Promise<void>((resolve) => {
-    arrived = resolve;
-  });
-  let release!: () => void;
-  const gate = new Promise<void>((resolve) => {
-    release = resolve;
-  });
+  const stall = gate();
   const shards = env.SUBSCRIPTION;
   const stalled = {
     idFromName: (name: string) => shards.idFromName(name),
@@ -57,22 +50,16 @@ function stalledAtCreate(when: "before" | "after" = "before") {
               ? undefined
               : async (...args: unknown[]) => {
                   if (method !== "create") return stub[method as string]?.(...args);
-                  if (when === "before") {
-                    arrived();
-                    await gate;
-                  }
+                  if (when === "before") await stall.pass();
                   const answer = await stub[method as string]?.(...args);
-                  if (when === "after") {
-                    arrived();
-                    await gate;
-                  }
+                  if (when === "after") await stall.pass();
                   return answer;
                 },
         },
       );
     },
   };
-  return { env: { ...env, SUBSCRIPTION: stalled as unknown as Env["SUBSCRIPTION"] }, reached, release };
+  return { env: { ...env, SUBSCRIPTION: stalled as unknown as Env["SUBSCRIPTION"] }, ...stall };
 }
 
 /** A purchase of 2 `mem` whose request stalls at its create until the sweep has undone it. */
@@ -115,29 +102,25 @@ async function expectUndone(
 }
 
 describe("a request slower than the recovery bound", () => {
-  it("creates nothing live once the sweep undid its purchase: it answers 409 and writes no order", async () => {
-    const t = await tenantWithCatalog(1, 100);
-    const { ids, original, release } = await undoneWhileStalled(t);
-    // Were it to die right after its create, nothing could undo what it made.
-    armFault("purchase.created");
-    release();
-    expect(await original).toMatch("given up");
-    disarmFaults();
-    await recoverAll(t);
-    await expectUndone(t, ids);
-  });
-
-  it("and its retry with the same ids both stay undone, whichever comes first", async () => {
-    const t = await tenantWithCatalog(1, 100);
-    const { planned, ids, original, release } = await undoneWhileStalled(t);
-    await expect(buy(env, t.partnerId, planned, ids, new Date())).rejects.toThrow("given up");
-    armFault("purchase.created");
-    release();
-    expect(await original).toMatch("given up");
-    disarmFaults();
-    await recoverAll(t);
-    await expectUndone(t, ids);
-  });
+  for (const retried of [false, true]) {
+    const what = retried
+      ? "and its retry with the same ids both stay undone, whichever comes first"
+      : "creates nothing live once the sweep undid its purchase: it answers 409 and writes no order";
+    it(what, async () => {
+      const t = await tenantWithCatalog(1, 100);
+      const { planned, ids, original, release } = await undoneWhileStalled(t);
+      if (retried) {
+        await expect(buy(env, t.partnerId, planned, ids, new Date())).rejects.toThrow("given up");
+      }
+      // Were it to die right after its create, nothing could undo what it made.
+      armFault("purchase.created");
+      release();
+      expect(await original).toMatch("given up");
+      disarmFaults();
+      await recoverAll(t);
+      await expectUndone(t, ids);
+    });
+  }
 });
 
 describe("a request slower than the recovery bound after its create", () => {

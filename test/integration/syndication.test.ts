@@ -15,7 +15,17 @@ import { MAX_DELAY_SECONDS, RETRY_SCHEDULE } from "../../src/domain/webhooks";
 import worker from "../../src/index";
 import type { WebhookMessage } from "../../src/objects/webhook-events";
 import { expectBooksBalance } from "../books";
-import { call, expectOk, type Reply, type Tenant, tenant, unique, usageOf, withCatalog } from "../helpers";
+import {
+  call,
+  expectOk,
+  type Reply,
+  syndicatedProduct,
+  type Tenant,
+  tenant,
+  unique,
+  usageOf,
+  withCatalog,
+} from "../helpers";
 
 /**
  * Syndication: events pushed to vendors' endpoints (signed, retried, dead-lettered, redelivered)
@@ -64,42 +74,13 @@ async function syndicated(receiver: Receiver, existing?: Tenant): Promise<Syndic
   if (!existing) await withCatalog(t);
   const host = `${unique("vendor")}.example`;
   receivers.set(host, receiver);
-  const vendor = await expectOk(
-    call("POST", "/v1/vendors", { token: t.operator, body: { name: "CRM Inc" } }),
-    201,
-  );
+  const { product, vendorId, secret } = await syndicatedProduct(t, host);
+  expect(secret).toMatch(/^whsec_/);
   const token = await expectOk(
-    call("POST", `/v1/vendors/${vendor.id}/tokens`, { token: t.operator, body: {} }),
+    call("POST", `/v1/vendors/${vendorId}/tokens`, { token: t.operator, body: {} }),
     201,
   );
-  const product = unique("crm");
-  await expectOk(
-    call("PUT", `/v1/resources/stratus.${product}`, { token: t.operator, body: { service: "stratus" } }),
-  );
-  const created = await expectOk(
-    call("PUT", `/v1/products/${product}`, {
-      token: t.operator,
-      body: {
-        name: "CRM seats",
-        kind: "license",
-        unit: "seat",
-        unit_price: "0.10",
-        currency: "EUR",
-        quota_resource: `stratus.${product}`,
-        delivery: "syndicated",
-        vendor: vendor.id,
-        endpoint: `https://${host}/hooks`,
-      },
-    }),
-  );
-  expect(created.signing_secret).toMatch(/^whsec_/);
-  await expectOk(
-    call("PUT", `/v1/customers/${t.customers[0]}/quotas`, {
-      token: t.operator,
-      body: { resource: `stratus.${product}`, limit: 10 },
-    }),
-  );
-  return { t, host, product, secret: created.signing_secret, vendorId: vendor.id, vendorToken: token.token };
+  return { t, host, product, secret, vendorId, vendorToken: token.token };
 }
 
 const accepted = async (s: Syndicated, amount = 2): Promise<Reply> =>
