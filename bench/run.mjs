@@ -13,7 +13,9 @@
 //    read-model rows straight into `subscriptions` for the list benchmark (10k, then 100k).
 // 4. Drives each hot path and its baseline with autocannon for a fixed time, in the same run, and
 //    counts the CPU each request costs (workerd's and this process's). Then restarts workerd on
-//    the same storage with its inspector and takes a CPU profile of each path under load.
+//    the same storage with its inspector and takes a CPU profile of each path under load. Meanwhile
+//    workerd writes its console output to a file, read back at the end: every request must have
+//    its log line.
 // 5. Renewals (bench/renewals.mjs), on a fresh workerd with the stratus Worker alone: 10,000
 //    auto-renewing subscriptions bought through the API, one scheduled() call just before they
 //    end, the time until D1 shows all 10,000 renewals (6-minute limit) and workerd's peak memory.
@@ -28,6 +30,8 @@ import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
   copyFileSync,
+  createReadStream,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -38,9 +42,11 @@ import {
 } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { createInterface } from "node:readline";
 import { gzipSync } from "node:zlib";
 import autocannon from "autocannon";
 import { convertV4MiniflareOptions, Log, LogLevel, Miniflare } from "miniflare";
+import workerd from "workerd";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { demo } from "../scripts/demo-data.mjs";
 import { credentialInsert, formatToken, inParallel, run } from "../scripts/lib.mjs";
@@ -59,6 +65,14 @@ const SAMPLING_US = 250;
 const MAX_SAMPLE_US = 10 * SAMPLING_US;
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const HOST = "127.0.0.1";
+/** The route template each row's requests name in their log line (`route`). */
+const LOGGED_ROUTES = {
+  get: "/v1/subscriptions/{id}",
+  list: "/v1/subscriptions",
+  commissionOne: "/account/v1.0/commissions",
+  commissionSpread: "/account/v1.0/commissions",
+  create: "/v1/subscriptions",
+};
 // BENCH_RENEWALS: "0" skips the renewal phase, "only" runs nothing else.
 const PHASES = {
   rows: process.env.BENCH_RENEWALS !== "only",
@@ -147,7 +161,16 @@ async function build(tree, dir) {
  * `twins`, the baseline Worker and the instrumented twin. `onLog` gets the Workers' console
  * output ({ level, message }); by default it goes to stderr, so stdout carries only the report.
  */
-function startMiniflare({ dir, bundlePath, config, state, twins = true, onLog = echoLog, inspect = false }) {
+function startMiniflare({
+  dir,
+  bundlePath,
+  config,
+  state,
+  twins = true,
+  onLog = echoLog,
+  inspect = false,
+  stdoutTo = null,
+}) {
   const common = {
     compatibilityDate: config.compatibilityDate,
     compatibilityFlags: config.compatibilityFlags,
@@ -211,8 +234,77 @@ function startMiniflare({ dir, bundlePath, config, state, twins = true, onLog = 
     resourcePersistencePath: state,
     workers,
   });
-  return new Miniflare(options);
+  if (!stdoutTo) return new Miniflare(options);
+  // Miniflare reads the binary's path when it spawns workerd, during `ready`.
+  const own = process.env.MINIFLARE_WORKERD_PATH;
+  process.env.MINIFLARE_WORKERD_PATH = workerdWritingTo(dir, stdoutTo);
+  const mf = new Miniflare(options);
+  const restore = () => {
+    if (own === undefined) delete process.env.MINIFLARE_WORKERD_PATH;
+    else process.env.MINIFLARE_WORKERD_PATH = own;
+  };
+  mf.ready.then(restore, restore);
+  return mf;
 }
+
+/**
+ * A launcher of workerd whose standard output, where every console line goes, is appended to
+ * `file` instead of a pipe into this process. Miniflare would parse each line here, on the event
+ * loop autocannon runs on, and a Worker's write into that pipe would wait on it: that costs the
+ * machine as much CPU as the line itself, and nothing of it is the Worker's in production, where
+ * the runtime ships console output after the invocation (bench/RESULTS.md, 2026-12-02 third
+ * session). The lines are read back, counted and echoed once the rows are done (`readLog`).
+ */
+function workerdWritingTo(dir, file) {
+  const binary = process.env.MINIFLARE_WORKERD_PATH ?? workerd.default;
+  const launcher = path.join(dir, "workerd-stdout-to-file.sh");
+  const quote = (s) => `'${s.replaceAll("'", "'\\''")}'`;
+  writeFileSync(launcher, `#!/bin/sh\nexec ${quote(binary)} "$@" >> ${quote(file)}\n`, { mode: 0o755 });
+  return launcher;
+}
+
+/**
+ * What workerd wrote to `file` (`workerdWritingTo`): each line but the per-request and per-batch
+ * ones echoed as `echoLog` would have, and the number of per-request lines by method and route
+ * template.
+ */
+async function readLog(file) {
+  const requestLines = new Map();
+  if (!existsSync(file)) return requestLines;
+  for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
+    if (!line) continue;
+    let entry;
+    try {
+      entry = JSON.parse(line);
+    } catch {
+      console.error(`[workerd] ${line}`);
+      continue;
+    }
+    const message = String(entry.message ?? "");
+    if (message.startsWith('{"event":"request"')) {
+      const { method, route } = JSON.parse(message);
+      const key = `${method} ${route}`;
+      requestLines.set(key, (requestLines.get(key) ?? 0) + 1);
+    } else echoLog({ level: entry.level, message });
+  }
+  return requestLines;
+}
+
+/**
+ * Per method and route template of the timed rows: their requests and the per-request log lines
+ * workerd wrote (warm-ups, seeding and the profiles log too, so there are more lines).
+ */
+function loggedPerRoute(rows, lines) {
+  const out = new Map();
+  for (const r of rows) {
+    const entry = out.get(r.logged) ?? { requests: 0, lines: lines.get(r.logged) ?? 0 };
+    entry.requests += r.path.total;
+    out.set(r.logged, entry);
+  }
+  return out;
+}
+
+const logLinesComplete = (logLines) => [...logLines.values()].every((n) => n.lines >= n.requests);
 
 /** Echoes what the Workers log, but the per-request and per-batch lines: a run makes millions. */
 function echoLog({ level, message }) {
@@ -446,12 +538,8 @@ function cycle(n, make) {
 }
 
 /**
- * Drives `origin` for `duration` seconds. `next()` gives each request's {path, body}; every
- * answer that is not `expect` counts as an error, as do socket errors and timeouts.
- */
-/**
- * CPU seconds (user + system) spent so far by this process (autocannon, Miniflare's log parsing)
- * and by its workerd children: per request, a figure that other load on the machine barely moves,
+ * CPU seconds (user + system) spent so far by this process (autocannon; during the rows Miniflare
+ * no longer reads workerd's console output here, `workerdWritingTo`) and by its workerd children: per request, a figure that other load on the machine barely moves,
  * unlike requests per second.
  */
 function cpuSeconds() {
@@ -484,6 +572,10 @@ function cpuSeconds() {
   };
 }
 
+/**
+ * Drives `origin` for `duration` seconds. `next()` gives each request's {path, body}; every
+ * answer that is not `expect` counts as an error, as do socket errors and timeouts.
+ */
 async function load(origin, { method = "GET", headers = {}, next, expect = 200, duration = DURATION }) {
   const cpuBefore = cpuSeconds();
   const result = await autocannon({
@@ -774,6 +866,7 @@ function machine() {
 
 function report({
   rows,
+  logLines,
   pageRatio,
   bundle,
   profiles,
@@ -825,6 +918,15 @@ function report({
         "",
         `List page time at 100k vs 10k rows: p50 ${fmt(pageRatio.p50, 2)}×, mean ${fmt(pageRatio.mean, 2)}× (flat = 1.0; the baseline's: mean ${fmt(pageRatio.baseMean, 2)}×).`,
       );
+    if (logLines) {
+      const counts = [...logLines].map(
+        ([route, n]) => `${route}: ${n.lines} lines for ${n.requests} timed requests`,
+      );
+      lines.push(
+        "",
+        `Per-request log lines workerd wrote during the rows (to a file: its console output is not parsed during the run; warm-ups, seeding, the single profiled requests and the profiles' load log too): ${counts.join("; ")}: ${logLinesComplete(logLines) ? "every request logged" : "MISSING LINES"}.`,
+      );
+    }
   }
   lines.push(
     `Bundle (wrangler deploy --dry-run): ${fmt(bundle.rawKiB)} KiB raw, ${fmt(bundle.gzipKiB)} KiB gzip (node:zlib; wrangler reports ${fmt(bundle.wranglerGzipKiB)} KiB): target ≤ 200 KB: ${bundle.gzipKiB * 1024 <= 200_000 ? "met" : "MISSED"}.`,
@@ -983,7 +1085,8 @@ async function benchRows(start, tree, bundle) {
   const row = async (name, key, baseName, target, goal) => {
     log(`measuring ${name} against ${baseName}`);
     const [pathResult, base, pairs] = await measurePair(origin, specs[key], baseline, specs[`${key}Base`]);
-    rows.push({ name, path: pathResult, base, baseName, target, goal, pairs });
+    const logged = `${specs[key].method ?? "GET"} ${LOGGED_ROUTES[key]}`;
+    rows.push({ name, path: pathResult, base, baseName, target, goal, pairs, logged });
     log(
       `  ${fmt(pathResult.rps, 0)} req/s vs ${fmt(base.rps, 0)} req/s, errors ${pathResult.errors}/${base.errors}`,
     );
@@ -1114,15 +1217,30 @@ async function main() {
     if (PHASES.rows) {
       const state = path.join(work, "state");
       mkdirSync(state);
+      const timedLog = path.join(work, "workerd-stdout.log");
       const start = async (inspect) => {
         await mf?.dispose();
-        mf = startMiniflare({ dir, bundlePath: bundle.bundlePath, config, state, inspect });
+        mf = startMiniflare({
+          dir,
+          bundlePath: bundle.bundlePath,
+          config,
+          state,
+          inspect,
+          stdoutTo: timedLog,
+        });
         await mf.ready;
         return mf;
       };
-      result = await benchRows(start, tree, bundle);
-      await mf.dispose();
-      mf = undefined;
+      let lines;
+      try {
+        result = await benchRows(start, tree, bundle);
+      } finally {
+        await mf?.dispose();
+        mf = undefined;
+        // Complete once workerd is gone; echoed even when the rows failed.
+        lines = await readLog(timedLog);
+      }
+      result.logLines = loggedPerRoute(result.rows, lines);
     }
 
     let renewals = null;
@@ -1191,6 +1309,7 @@ async function main() {
     writeFileSync(path.join(out, "report.md"), `${text}\n`);
     log(`report written to bench/.out/report.md; paste it into bench/RESULTS.md`);
     const failed = result.rows.filter((r) => r.path.errors > 0 || r.base.errors > 0).map((r) => r.name);
+    if (result.logLines && !logLinesComplete(result.logLines)) failed.push("per-request log lines");
     if (
       renewals &&
       (renewals.error || renewals.timedOut || renewals.counts.retried > 0 || renewals.quota?.pending > 0)
