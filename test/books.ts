@@ -70,7 +70,8 @@ interface Line {
 /**
  * Checks, for every customer of `t`: usage of each `stratus.*` resource equals, over its live
  * chains, each chain's amount once; nothing is pending, every subscription is on exactly one order (whose
- * state agrees with it), and no operation is left queued or running.
+ * state agrees with it), no order is left pending (also one none of whose subscriptions exists),
+ * and no operation is left queued or running.
  */
 export async function expectBooksBalance(t: Tenant): Promise<void> {
   const rows = await env.DB.prepare("SELECT id FROM subscriptions WHERE partner_id = ?")
@@ -79,6 +80,7 @@ export async function expectBooksBalance(t: Tenant): Promise<void> {
   const orders = await env.DB.prepare("SELECT id, state, lines FROM orders WHERE partner_id = ?")
     .bind(t.partnerId)
     .all<{ id: string; state: string; lines: string }>();
+  for (const order of orders.results) expect(order.state, `order ${order.id} is settled`).not.toBe("pending");
   const orderOf = new Map<string, { id: string; state: string }[]>();
   for (const order of orders.results) {
     for (const line of JSON.parse(order.lines) as Line[]) {
