@@ -19,6 +19,11 @@ export interface SubscriptionHost {
   readonly openSteps: Set<string>;
   /** Runs subscription `id`'s `alarm` at `at` (ms), or soon after. */
   wake(id: string, at: number): Promise<void>;
+  /**
+   * Runs subscription `id`'s `alarm` again after a failure: soon after a first one, later after
+   * each failure in a row (`backoff`).
+   */
+  retry(id: string): Promise<void>;
   /** Reads a subscription, kept in this shard or another. */
   lookup: Lookup;
   /** Tells depletable `id`, in this shard or another, that its queue changed. */
@@ -52,7 +57,7 @@ export abstract class SubscriptionMachine {
     this.store = new SubscriptionStore(
       host.storage,
       id,
-      wakeIn,
+      () => host.retry(id),
       (r, event) => dispatchEvent(this.env, r, event),
       (other) => host.queueChanged(other),
       (r, rider) => host.projections.push(r, rider),

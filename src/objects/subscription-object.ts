@@ -4,6 +4,7 @@ import { inReadModel } from "../db/subscriptions";
 import { eachWithin } from "../domain/concurrency";
 import { shardOf } from "../domain/ids";
 import { logError } from "../domain/log";
+import { backoff } from "../domain/retry";
 import type { Scope } from "../domain/scope";
 import type { RenewalIds, SubscriptionRecord } from "../domain/subscriptions";
 import type { DeploymentPatch } from "../domain/webhooks";
@@ -17,8 +18,12 @@ import { createSubscriptionTables } from "./subscription-store";
 /** How many subscriptions a shard keeps in memory; past it, the idle ones used least recently are forgotten. */
 const KEPT_IN_MEMORY = 1_000;
 
-/** When a subscription whose alarm failed is woken again. */
+/**
+ * When a subscription whose alarm failed is woken again: 5 s after a first failure, twice as long
+ * after each failure in a row, at most 5 minutes (`backoff`).
+ */
 const ALARM_RETRY_MS = 5_000;
+const ALARM_RETRY_MAX_MS = 300_000;
 
 /** How many subscriptions' alarms run at once. */
 const ALARMS_AT_ONCE = 8;
@@ -47,8 +52,19 @@ export class SubscriptionObject extends DurableObject<Env> {
     const sql = ctx.storage.sql;
     createSubscriptionTables(sql);
     QuotaSteps.createTable(sql);
-    // One alarm per subscription, each set replacing the one before, as an object's own would.
-    sql.exec("CREATE TABLE IF NOT EXISTS wakes (subscription TEXT PRIMARY KEY, at INTEGER NOT NULL)");
+    // One alarm per subscription, each set replacing the one before, as an object's own would;
+    // `failures`: how many times in a row its alarm failed.
+    sql.exec(
+      "CREATE TABLE IF NOT EXISTS wakes (subscription TEXT PRIMARY KEY, at INTEGER NOT NULL, failures INTEGER NOT NULL DEFAULT 0)",
+    );
+    // Shards made before the column get it on their first start.
+    if (
+      !sql
+        .exec<{ name: string }>("PRAGMA table_info(wakes)")
+        .toArray()
+        .some((c) => c.name === "failures")
+    )
+      sql.exec("ALTER TABLE wakes ADD COLUMN failures INTEGER NOT NULL DEFAULT 0");
     const shard = this;
     this.host = {
       get env() {
@@ -58,6 +74,7 @@ export class SubscriptionObject extends DurableObject<Env> {
       openSteps: new Set(QuotaSteps.open(sql)),
       projections: new ProjectionPushes(() => this.env),
       wake: (id, at) => this.wake(id, at),
+      retry: (id) => this.retry(id),
       lookup: async (id) =>
         this.keeps(id) ? (await this.found(id)).get() : subscriptionObject(this.env, id).get(),
       queueChanged: async (id) =>
@@ -178,12 +195,12 @@ export class SubscriptionObject extends DurableObject<Env> {
     const first = sql.exec<{ at: number | null }>("SELECT MIN(at) AS at FROM wakes").one().at;
     if (first === null) return;
     const due = sql
-      .exec<{ subscription: string; at: number }>(
-        "SELECT subscription, at FROM wakes WHERE at <= ?",
+      .exec<{ subscription: string; at: number; failures: number }>(
+        "SELECT subscription, at, failures FROM wakes WHERE at <= ?",
         Math.max(Date.now(), first),
       )
       .toArray();
-    await eachWithin(due, ALARMS_AT_ONCE, async ({ subscription, at }) => {
+    await eachWithin(due, ALARMS_AT_ONCE, async ({ subscription, at, failures }) => {
       // A wake set while this one runs (even for the same instant) is a new one, and stays.
       this.alarming.set(subscription, false);
       try {
@@ -193,10 +210,12 @@ export class SubscriptionObject extends DurableObject<Env> {
         this.alarming.delete(subscription);
       } catch (error) {
         this.alarming.delete(subscription);
-        logError("subscription.alarm_failed", error, { subscription });
+        const retryInMs = backoff(ALARM_RETRY_MS, ALARM_RETRY_MAX_MS, failures);
+        logError("subscription.alarm_failed", error, { subscription, failures: failures + 1, retryInMs });
+        // A wake set again while it ran is a new one: it keeps its own instant and count.
         sql.exec(
-          "UPDATE wakes SET at = ? WHERE subscription = ? AND at = ?",
-          Date.now() + ALARM_RETRY_MS,
+          "UPDATE wakes SET at = ?, failures = failures + 1 WHERE subscription = ? AND at = ?",
+          Date.now() + retryInMs,
           subscription,
           at,
         );
@@ -276,10 +295,25 @@ export class SubscriptionObject extends DurableObject<Env> {
     return subscription;
   }
 
-  private async wake(id: string, at: number): Promise<void> {
-    this.ctx.storage.sql.exec("INSERT OR REPLACE INTO wakes (subscription, at) VALUES (?, ?)", id, at);
+  /** Sets `id`'s wake to `at`, replacing the one it had; `failures`: in a row, before this one. */
+  private async wake(id: string, at: number, failures = 0): Promise<void> {
+    this.ctx.storage.sql.exec(
+      "INSERT OR REPLACE INTO wakes (subscription, at, failures) VALUES (?, ?, ?)",
+      id,
+      at,
+      failures,
+    );
     if (this.alarming.has(id)) this.alarming.set(id, true);
     await this.schedule();
+  }
+
+  /** Wakes `id` again after a failure, as long after as the failures of its wake in a row say. */
+  private async retry(id: string): Promise<void> {
+    const failures =
+      this.ctx.storage.sql
+        .exec<{ failures: number }>("SELECT failures FROM wakes WHERE subscription = ?", id)
+        .toArray()[0]?.failures ?? 0;
+    await this.wake(id, Date.now() + backoff(ALARM_RETRY_MS, ALARM_RETRY_MAX_MS, failures), failures + 1);
   }
 
   /** The alarm, set for the earliest wake. */

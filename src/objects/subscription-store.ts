@@ -5,8 +5,6 @@ import { type EventType, eventOf } from "../domain/webhooks";
 import type { Rider } from "./projection-pushes";
 import { createUsageLines, UsageOutbox } from "./usage-outbox";
 
-const PROJECTION_RETRY_MS = 5_000;
-
 /** An event of a syndicated subscription, as the webhooks pipeline takes it. */
 export interface OutboxEvent {
   id: string;
@@ -62,7 +60,8 @@ export class SubscriptionStore {
     private readonly storage: DurableObjectStorage,
     private readonly id: string,
     /** Asks for a push again after `ms` (the shard's alarm). */
-    private readonly retryIn: (ms: number) => Promise<void>,
+    /** Has the alarm push again, later each time pushes keep failing. */
+    private readonly retryLater: () => Promise<void>,
     /** Hands an event to the webhooks pipeline; handing the same one again changes nothing. */
     private readonly dispatch: (r: SubscriptionRecord, event: OutboxEvent) => Promise<void>,
     /** Tells depletable `id` that one before it in its queue was created or ended. */
@@ -223,7 +222,7 @@ export class SubscriptionStore {
       }
     } catch (error) {
       logError("subscription.push_failed", error, { subscription: r.id, version: r.version });
-      await this.retryIn(PROJECTION_RETRY_MS);
+      await this.retryLater();
     }
   }
 }

@@ -1,9 +1,8 @@
 import { giveUpOperation, MAX_ATTEMPTS, runOperation } from "../app/operations";
 import { recoverCommission } from "../app/recovery";
 import { logError } from "../domain/log";
+import { backoff } from "../domain/retry";
 import type { OperationMessage } from "../objects/operations-queue";
-
-const backoffSeconds = (attempts: number) => Math.min(300, 2 ** attempts);
 
 /**
  * The operations queue consumer. Each message names an operation, or a commission for the
@@ -26,7 +25,7 @@ export async function consumeOperations(batch: MessageBatch<OperationMessage>, e
           if ("opRef" in body) await giveUpOperation(env, body.opRef);
           message.ack();
         } else {
-          message.retry({ delaySeconds: backoffSeconds(message.attempts) });
+          message.retry({ delaySeconds: backoff(1, 300, message.attempts) });
         }
       }
     }),

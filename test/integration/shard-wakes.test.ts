@@ -2,8 +2,9 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { placeExpiresAt } from "../../src/objects/subscription-chain";
+import type { SubscriptionObject } from "../../src/objects/subscription-object";
 import { subscriptionObject, subscriptionShard } from "../../src/objects/subscription-object";
-import { call, expectOk, tenantWithCatalog, usageOf } from "../helpers";
+import { call, expectOk, failingD1, tenantWithCatalog, usageOf } from "../helpers";
 import { buyFor } from "../legacy";
 
 describe("a shard's alarm", () => {
@@ -84,5 +85,66 @@ describe("a shard's alarm", () => {
     expect((await wakes()).wakes).toEqual([releaseAt]);
     expect(await runDurableObjectAlarm(subscriptionShard(env, id))).toBe(true);
     expect(await wakes()).toEqual({ wakes: [releaseAt], alarm: releaseAt });
+  });
+
+  it("tries a wake that keeps failing again later each time, up to 5 minutes, and from the start once it succeeds", async () => {
+    const t = await tenantWithCatalog(1);
+    const id = await buyFor(t, "cpu", { period: "1 month" });
+    const shard = subscriptionShard(env, id);
+    const setDb = (down: boolean) =>
+      runInDurableObject(shard, (instance: SubscriptionObject) => {
+        const own = instance as unknown as { env: Env };
+        own.env = { ...own.env, DB: down ? failingD1(env.DB, "prepare", "batch") : env.DB };
+      });
+    const wake = () =>
+      runInDurableObject(shard, (_i, state) =>
+        state.storage.sql
+          .exec<{ at: number; failures: number }>("SELECT at, failures FROM wakes WHERE subscription = ?", id)
+          .toArray(),
+      );
+    // D1 is down: the change is committed, its push fails, and the alarm is to push it.
+    await setDb(true);
+    const before = Date.now();
+    expect((await subscriptionObject(env, id).setAutoRenew(true)).ok).toBe(true);
+    const [first] = await wake();
+    expect(first?.failures).toBe(1);
+    const waits = [Math.round(((first?.at ?? 0) - before) / 1000)];
+    for (let i = 2; i <= 8; i++) {
+      const before = Date.now();
+      expect(await runDurableObjectAlarm(shard)).toBe(true);
+      const [row] = await wake();
+      expect(row?.failures).toBe(i);
+      waits.push(Math.round(((row?.at ?? 0) - before) / 1000));
+    }
+    // Seconds until each retry, within a second of 5 doubled each time, at most 300.
+    for (const [i, expected] of [5, 10, 20, 40, 80, 160, 300, 300].entries()) {
+      expect(Math.abs((waits[i] ?? 0) - expected), `retry ${i + 1}: ${waits.join(", ")}`).toBeLessThanOrEqual(
+        1,
+      );
+    }
+    await setDb(false);
+    expect(await runDurableObjectAlarm(shard)).toBe(true);
+    expect(await wake()).toEqual([]);
+    const projected = await env.DB.prepare("SELECT auto_renew FROM subscriptions WHERE id = ?")
+      .bind(id)
+      .first<{ auto_renew: number }>();
+    expect(projected?.auto_renew).toBe(1);
+  });
+
+  it("a shard stored before wakes counted failures gets the column when it starts, its wakes kept", async () => {
+    const t = await tenantWithCatalog(1);
+    const id = await buyFor(t, "cpu", { period: "1 month" });
+    const shard = subscriptionShard(env, id);
+    await runInDurableObject(shard, (_i, state) => {
+      const sql = state.storage.sql;
+      sql.exec("DROP TABLE wakes");
+      sql.exec("CREATE TABLE wakes (subscription TEXT PRIMARY KEY, at INTEGER NOT NULL)");
+      sql.exec("INSERT INTO wakes (subscription, at) VALUES (?, ?)", id, 42);
+    });
+    await evictDurableObject(shard);
+    const rows = await runInDurableObject(shard, (_i, state) =>
+      state.storage.sql.exec("SELECT subscription, at, failures FROM wakes").toArray(),
+    );
+    expect(rows).toEqual([{ subscription: id, at: 42, failures: 0 }]);
   });
 });
