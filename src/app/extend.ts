@@ -84,13 +84,13 @@ export async function extend(
       last.nextId === ids.subscription && !options.fresh
         ? await subscriptionObject(env, ids.subscription).get()
         : null;
-    // A term bought by an operation may still wait on its purchase (a vendor in the same order):
-    // extended now, the extension would outlive that purchase's FAILED, charged and holding
-    // nothing. One settled here may have been undone: the chain is walked again. (A request that
-    // died half-way is left to the recovery sweep's bound, as its retry may still finish it; a
-    // renewal waits for the purchase instead: `renewOrExpire`.)
+    // A term may still wait on its purchase (a vendor in the same order, a request that died
+    // before its orders): extended now, the extension would outlive that purchase's undo, charged
+    // and holding nothing. One settled here may have been undone: the chain is walked again; one
+    // that has not taken effect answers 409 (`settleOpenPurchase`). A renewal waits for the
+    // purchase instead: `renewOrExpire`.
     const renewal = options.chargeKind === "renewal";
-    if (!made && !renewal && last.endedAt === null && last.operationRef !== null) {
+    if (!made && !renewal && last.endedAt === null) {
       if (await settleOpenPurchase(env, last, now, "extend")) {
         last = await visibleRecord(env, scope, id);
         continue;

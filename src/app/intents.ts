@@ -41,7 +41,15 @@ export type OperationPayload = { customerId?: string } & (
       ids: { subscription: string; order: string };
     }
   | { kind: "auto_renew"; partnerId: string; at: string; subscription: string; value: boolean }
-  | { kind: "run"; partnerId: string; at: string; subscription: string; action: "start" | "stop" }
+  | {
+      kind: "run";
+      partnerId: string;
+      at: string;
+      subscription: string;
+      action: "start" | "stop";
+      /** The start or stop, applied once however often its work runs (absent: recorded before). */
+      ref?: string;
+    }
   | { kind: "cancel"; partnerId: string; at: string; subscription: string; expectedVersion?: number }
   | {
       kind: "consume";

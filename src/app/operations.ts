@@ -161,7 +161,7 @@ export async function perform(
       return one(env, await setAutoRenew(env, payload.subscription, payload.value), at);
     case "run":
       await settleOpenPurchaseOf(env, object, at, payload.action);
-      return one(env, unwrap(await object.run(payload.action, at)), at);
+      return one(env, unwrap(await object.run(payload.action, at, payload.ref)), at);
     case "cancel":
       await settleOpenPurchaseOf(env, object, at, "cancel");
       return one(env, unwrap(await object.cancel(at, payload.expectedVersion)), at, true);
@@ -169,10 +169,9 @@ export async function perform(
 }
 
 /**
- * `settleOpenPurchase` for the subscription of `object`: a cloud whose vendor has not delivered
- * it neither runs nor changes size, so nothing is billed or held for what may never be bought.
- * A cancel settles any open purchase; another change only one an operation runs (a vendor may
- * still fail it), as an extension does: a dead request's is left to its retry or the sweep.
+ * `settleOpenPurchase` for the subscription of `object`: a cloud whose purchase has not taken
+ * effect (a vendor has not delivered it, a request died before its orders) neither runs nor
+ * changes size, so nothing is billed or held for what may never be bought.
  */
 async function settleOpenPurchaseOf(
   env: Env,
@@ -181,8 +180,7 @@ async function settleOpenPurchaseOf(
   action: Parameters<typeof settleOpenPurchase>[3],
 ): Promise<void> {
   const record = await object.get();
-  if (record && (action === "cancel" || record.operationRef !== null))
-    await settleOpenPurchase(env, record, at, action);
+  if (record) await settleOpenPurchase(env, record, at, action);
 }
 
 export const newOpRef = () => `op_${crypto.randomUUID().replaceAll("-", "")}`;

@@ -45,9 +45,7 @@ export async function recoverPurchase(
     if (state === "queued" || state === "running") return "left to its operation";
     tookEffect = state === "succeeded";
   } else {
-    const written = await findOrders(env, Object.values(ids.orders));
-    tookEffect =
-      written.length === Object.keys(ids.orders).length && written.every((o) => o.state === "completed");
+    tookEffect = await ordersCompleted(env, ids);
   }
   if (tookEffect) {
     await settle(env, ids).catch((error) => {
@@ -58,13 +56,22 @@ export async function recoverPurchase(
   return abandon(env, ids, now);
 }
 
+/** Whether a purchase answered at once took effect: every order of it was written completed. */
+async function ordersCompleted(env: Env, ids: PurchaseRecovery["ids"]): Promise<boolean> {
+  const written = await findOrders(env, Object.values(ids.orders));
+  return written.length === Object.keys(ids.orders).length && written.every((o) => o.state === "completed");
+}
+
 /**
  * Before a subscription is changed by request (ended, extended, started or stopped, its amount
- * changed): if its purchase's commission is still open (its request died half-way), the purchase
- * is settled first, so the change applies to what was really bought: ending it releases quota
- * that was really held, an extension follows a term that was bought, a cloud runs and is billed
- * only once it is. A purchase whose operation is still running (waiting on a vendor) answers 409:
- * `action` it once it has finished. Answers whether it settled one (the record may have changed).
+ * changed): if its purchase's commission is still open (its request died half-way, or is still on
+ * its way), the purchase is settled first, so the change applies to what was really bought: ending
+ * it releases quota that was really held, an extension follows a term that was bought, a cloud runs
+ * and is billed only once it is. A purchase answered at once that has not taken effect (its orders
+ * not written) is given up by a cancel only: its request, or that request's retry, may still
+ * finish it, so any other change answers 409 and the recovery sweep decides it after its bound.
+ * A purchase whose operation is still running (waiting on a vendor) answers 409: `action` it once
+ * it has finished. Answers whether it settled one (the record may have changed).
  */
 export async function settleOpenPurchase(
   env: Env,
@@ -74,7 +81,14 @@ export async function settleOpenPurchase(
 ): Promise<boolean> {
   const recovery = await openPurchaseOf(env, record);
   if (!recovery) return false;
-  const outcome = await recoverPurchase(env, recovery as unknown as PurchaseRecovery, now);
+  const purchase = recovery as unknown as PurchaseRecovery;
+  if (action !== "cancel" && !purchase.opRef && !(await ordersCompleted(env, purchase.ids))) {
+    throw new AppError(
+      "conflict",
+      `the purchase of subscription ${record.id} has not taken effect yet; ${action} it once it has (a retry of its request with the same Idempotency-Key finishes it; one given up is undone within the recovery bound)`,
+    );
+  }
+  const outcome = await recoverPurchase(env, purchase, now);
   if (outcome === "left to its operation") {
     throw new AppError(
       "conflict",

@@ -102,3 +102,10 @@ export function parseDecimal(text: string, cur: Currency): bigint | null {
   const magnitude = BigInt(whole + fraction.padEnd(exponent, "0"));
   return sign === "-" ? -magnitude : magnitude;
 }
+
+/**
+ * The most one purchase, one term of it, or one usage line may cost, in minor units. Past it an
+ * amount is no longer exact as a JS number, which is how an order's total and a charge line travel
+ * to D1: the price answered, the order and the charge line would disagree.
+ */
+export const MAX_PRICE_MINOR = BigInt(Number.MAX_SAFE_INTEGER);

@@ -5,17 +5,11 @@
  */
 import { findProduct, isDepletable, isPerObject, isRunnable, type Product } from "./catalog";
 import { type CreatedWith, type DurationError, resolveDuration } from "./durations";
-import { termPriceMinor } from "./subscriptions";
+import { MAX_PRICE_MINOR } from "./money";
+import { cloudRefusal, termPriceMinor } from "./subscriptions";
 
 /** Subscriptions one purchase (or price calculation) may ask for and create: the spec's limit. */
 export const MAX_OBJECTS = 500;
-
-/**
- * The most one purchase, or one term of it, may cost, in minor units. Past it a price is no longer
- * exact as a JS number, which is how an order's total and a charge line travel to D1: the price
- * answered, the order and the charge line would disagree.
- */
-export const MAX_PRICE_MINOR = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** Why `priceMinor` cannot be charged, or null. */
 export function priceRefusal(priceMinor: bigint): string | null {
@@ -90,7 +84,9 @@ export function planPurchase<C extends string | null>(
     if (isDepletable(product) || isRunnable(product)) {
       // Time parameters do not apply: depletables last until used up, clouds until cancelled.
       const priceMinor = termPriceMinor(product, object.amount, now, null);
-      const refusal = priceRefusal(priceMinor);
+      const refusal =
+        priceRefusal(priceMinor) ??
+        (isRunnable(product) ? cloudRefusal(object.amount, BigInt(product.unitPriceMinor)) : null);
       if (refusal) {
         errors.push({ point: `${at}/amount`, message: refusal });
         return;

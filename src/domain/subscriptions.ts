@@ -5,7 +5,7 @@
 import type { DeliveryMode, ProductKind } from "./catalog";
 import { type CreatedWith, deployedTerm } from "./durations";
 import { chargeFor, isRunning, type RunInterval } from "./metering";
-import { currency, formatMinor } from "./money";
+import { currency, formatMinor, MAX_PRICE_MINOR } from "./money";
 import { canMoveTo, type DeploymentPatch, type DeploymentStatus } from "./webhooks";
 
 export type Status = "active" | "inactive" | "expired";
@@ -49,6 +49,11 @@ export interface SubscriptionRecord {
   nextId: string | null;
   /** What recent consumption reports took from it, by report id: a report run again takes nothing more. */
   consumed?: Array<{ report: string; used: number }>;
+  /**
+   * The references of the recent starts and stops applied to a cloud: one run again (a keyed
+   * retry, a redelivered operation) changes nothing, so it never undoes a later stop or start.
+   */
+  ranBy?: string[];
   /**
    * The term whose purchase holds the quota of the chain this one belongs to (absent: itself). An
    * extension bought while its chain holds its amount holds nothing more.
@@ -287,12 +292,32 @@ export interface Refusal {
   point: string;
 }
 
-export function amountChangeRefusal(r: Pick<SubscriptionRecord, "kind" | "endedAt">): Refusal | null {
+/** Hours of the longest piece one usage line bills: a whole 31-day month (lines never span two). */
+const LONGEST_LINE_HOURS = 744n;
+
+/**
+ * Why a cloud of `amount` at `unitPriceMinor` an hour cannot be run, or null: a month of it running
+ * would be one usage line past `MAX_PRICE_MINOR`, which could not be charged exactly.
+ */
+export function cloudRefusal(amount: number, unitPriceMinor: bigint): string | null {
+  const month = BigInt(amount) * unitPriceMinor * LONGEST_LINE_HOURS;
+  return month > MAX_PRICE_MINOR
+    ? `a month of running would cost ${month} minor units, more than the ${MAX_PRICE_MINOR} one usage line may cost`
+    : null;
+}
+
+export function amountChangeRefusal(
+  r: Pick<SubscriptionRecord, "kind" | "endedAt" | "unitPriceMinor">,
+  amount: number,
+): Refusal | null {
   if (r.endedAt !== null)
     return { kind: "conflict", message: "the subscription has ended", point: "/amount" };
   // Only a CaaS cloud is billed for what it runs; every other kind was paid for up front, at its
   // amount, and "the only parameter that can be changed is the auto renew" (subscriptions API).
-  if (r.kind === "caas") return null;
+  if (r.kind === "caas") {
+    const refusal = cloudRefusal(amount, BigInt(r.unitPriceMinor));
+    return refusal ? { kind: "bad_request", message: refusal, point: "/amount" } : null;
+  }
   const instead =
     r.kind === "depletable"
       ? "it is used up by consumption reports; buy another subscription for more"

@@ -111,8 +111,8 @@ export class SubscriptionObject extends DurableObject<Env> {
     return (await this.found(id)).changeAmount(amount, now, expectedVersion);
   }
 
-  async run(id: string, action: "start" | "stop", now: Date) {
-    return (await this.found(id)).run(action, now);
+  async run(id: string, action: "start" | "stop", now: Date, ref?: string) {
+    return (await this.found(id)).run(action, now, ref);
   }
 
   async closeMonth(id: string, boundary: Date) {

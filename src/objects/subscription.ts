@@ -75,7 +75,7 @@ export class Subscription extends SubscriptionMachine {
   ): Promise<Outcome<SubscriptionRecord>> {
     return this.change(
       async (r) => {
-        const refusal = amountChangeRefusal(r);
+        const refusal = amountChangeRefusal(r, amount);
         if (refusal) throw refused(refusal);
         const difference = amount - r.amount;
         if (difference === 0) return r;
@@ -87,13 +87,16 @@ export class Subscription extends SubscriptionMachine {
     );
   }
 
-  async run(action: "start" | "stop", now: Date): Promise<Outcome<SubscriptionRecord>> {
+  /** Starts or stops a cloud; `ref`, the work asking, is applied once (`ranBy`). */
+  async run(action: "start" | "stop", now: Date, ref?: string): Promise<Outcome<SubscriptionRecord>> {
     return this.change((r) => {
+      if (ref !== undefined && r.ranBy?.includes(ref)) return r;
       const refusal = runRefusal(r, action);
       if (refusal) throw refused(refusal);
       const t = runInstant(r.runs, now);
       const runs = action === "start" ? start(r.runs, t, r.amount) : stop(r.runs, t);
-      return { ...r, runs };
+      // A retry comes within minutes, not after this many other starts and stops.
+      return { ...r, runs, ...(ref === undefined ? {} : { ranBy: [...(r.ranBy ?? []), ref].slice(-32) }) };
     });
   }
 
@@ -312,10 +315,11 @@ export class Subscription extends SubscriptionMachine {
  * `r` ended as failed at `at`: its purchase was undone. It never releases a hold (`endsChainHold`):
  * one that held its own quota had it given back by its purchase's rejected commission, which
  * `holdReleased` records; a term of a chain (`heldBy`) held nothing of its own, and the chain's
- * hold stays with the term that holds it.
+ * hold stays with the term that holds it. A cloud stops running: nothing that ended is billed on.
  */
 const failed = (r: SubscriptionRecord, at: string): SubscriptionRecord => ({
   ...r,
+  runs: isRunning(r.runs) ? stop(r.runs, runInstant(r.runs, new Date(at))) : r.runs,
   endedAt: at,
   endReason: "failed",
   ...(r.heldBy ? {} : { holdReleased: true }),

@@ -1,7 +1,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { Product } from "../../src/domain/catalog";
-import { MAX_PRICE_MINOR, planPurchase } from "../../src/domain/purchase";
+import { MAX_PRICE_MINOR } from "../../src/domain/money";
+import { planPurchase } from "../../src/domain/purchase";
 
 /** The price bound (README, "Exact, or refused"): what a plan prices is always exact as a number. */
 

@@ -47,7 +47,7 @@ interface Change {
 
 async function update(env: Env, request: Request, record: SubscriptionRecord, change: Change) {
   const condition = await expectedVersion(env, request, record);
-  const refusal = change.amount === undefined ? null : amountChangeRefusal(record);
+  const refusal = change.amount === undefined ? null : amountChangeRefusal(record, change.amount);
   if (refusal) throw refused(refusal);
   return respond(env, request, {
     kind: "update",

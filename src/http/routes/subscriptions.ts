@@ -347,7 +347,7 @@ export const subscriptionRoutes = [
         case "stop": {
           const refusal = runRefusal(record, query.do);
           if (refusal) throw refused(refusal);
-          return respond(env, request, { kind: "run", ...common, action: query.do });
+          return respond(env, request, { kind: "run", ...common, action: query.do, ref: uuidv7() });
         }
       }
     },

@@ -1,0 +1,123 @@
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it } from "vitest";
+import { armFault, disarmFaults } from "../../src/domain/faults";
+import { isRunning } from "../../src/domain/metering";
+import { subscriptionObject } from "../../src/objects/subscription-object";
+import { expectBooksBalance, purchaseDiedAt, recoverAll } from "../books";
+import { call, expectOk, type Tenant, tenantWithCatalog } from "../helpers";
+
+afterEach(() => disarmFaults());
+
+const cloudOf = async (t: Tenant) =>
+  (
+    await expectOk(
+      call("POST", "/v1/subscriptions/", {
+        token: t.partnerKey,
+        body: { objects: [{ customer: t.customers[0], resource: "cumulus", amount: 1 }] },
+      }),
+      201,
+    )
+  ).objects[0].id as string;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A start or stop is applied once, however often its work runs: never over a later stop or start. */
+describe("a start run again", () => {
+  it("by its Idempotency-Key after a later stop leaves the cloud stopped, its time billed once", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const id = await cloudOf(t);
+    const start = () =>
+      call("POST", `/v1/subscriptions/${id}/action/?do=start`, {
+        token: t.partnerKey,
+        headers: { "idempotency-key": "start-once" },
+      });
+    // The start takes effect but its answer is lost.
+    armFault("request.answered");
+    expect((await start()).status).toBe(500);
+    const stopped = await expectOk(
+      call("POST", `/v1/subscriptions/${id}/action/?do=stop`, { token: t.partnerKey }),
+    );
+    expect(stopped.run_state).toBe("stopped");
+    await sleep(1_100);
+    const retry = await start();
+    expect(retry.status, retry.text).toBe(200);
+    expect(retry.headers.get("idempotent-replayed")).toBe("true");
+    expect(retry.body.run_state).toBe("stopped");
+    const after = await subscriptionObject(env, id).get();
+    expect(after?.runs).toHaveLength(1);
+    expect(isRunning(after?.runs ?? [])).toBe(false);
+    await expectBooksBalance(t);
+  });
+
+  it("by a redelivered operation after a later stop leaves the cloud stopped", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const id = await cloudOf(t);
+    // The consumer performs the start, then dies before storing its result: the queue redelivers.
+    armFault("operation.performed");
+    const accepted = await call("POST", `/v1/subscriptions/${id}/action/?do=start`, {
+      token: t.partnerKey,
+      headers: { prefer: "respond-async" },
+    });
+    expect(accepted.status).toBe(202);
+    for (let i = 0; i < 100 && !isRunning((await subscriptionObject(env, id).get())?.runs ?? []); i++)
+      await sleep(50);
+    expect(isRunning((await subscriptionObject(env, id).get())?.runs ?? [])).toBe(true);
+    await expectOk(call("POST", `/v1/subscriptions/${id}/action/?do=stop`, { token: t.partnerKey }));
+    let op = await call("GET", accepted.headers.get("location") as string, { token: t.partnerKey });
+    for (let i = 0; i < 150 && op.status === 202; i++) {
+      await sleep(100);
+      op = await call("GET", accepted.headers.get("location") as string, { token: t.partnerKey });
+    }
+    expect(op.status, op.text).toBe(200);
+    const after = await subscriptionObject(env, id).get();
+    expect(after?.runs).toHaveLength(1);
+    expect(isRunning(after?.runs ?? [])).toBe(false);
+    await expectBooksBalance(t);
+  });
+});
+
+describe("a cloud whose purchase is undone while it runs", () => {
+  it("stops at its end: nothing is billed on, and its time run is billed once", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const { ids, planned } = await purchaseDiedAt(t, "purchase.created", ["cumulus", "mem"]);
+    const cloud = ids.subscriptions[planned.findIndex((p) => p.product.id === "cumulus")] as string;
+    // Started past the request's own check (as a start that raced the undo would be).
+    expect((await subscriptionObject(env, cloud).run("start", new Date())).ok).toBe(true);
+    await recoverAll(t);
+    const after = await subscriptionObject(env, cloud).get();
+    expect(after?.endReason).toBe("failed");
+    expect(isRunning(after?.runs ?? [])).toBe(false);
+    expect(after?.runs.at(-1)?.end).toBe(Date.parse(after?.endedAt as string));
+    await expectBooksBalance(t);
+  });
+});
+
+describe("a cloud a month of which could not be charged exactly", () => {
+  // 1.00/h: a month (744 h) of 121,064,506,113 clouds passes 2^53 − 1 minor units; one fewer does not.
+  const tooMany = 121_064_506_113;
+
+  it("is refused when bought or resized (400 naming /amount), and nothing changes", async () => {
+    const t = await tenantWithCatalog(1, 999_999_999_999);
+    const bought = await call("POST", "/v1/subscriptions/", {
+      token: t.partnerKey,
+      body: { objects: [{ customer: t.customers[0], resource: "cumulus", amount: tooMany }] },
+    });
+    expect(bought.status, bought.text).toBe(400);
+    expect(bought.body.errors).toEqual([
+      expect.objectContaining({ point: "/objects/0/amount", message: expect.stringMatching(/usage line/) }),
+    ]);
+    const id = await cloudOf(t);
+    const resized = await call("PATCH", `/v1/subscriptions/${id}/`, {
+      token: t.partnerKey,
+      body: { amount: tooMany },
+    });
+    expect(resized.status, resized.text).toBe(400);
+    expect(resized.body.errors).toEqual([expect.objectContaining({ point: "/amount" })]);
+    const fits = await call("PATCH", `/v1/subscriptions/${id}/`, {
+      token: t.partnerKey,
+      body: { amount: tooMany - 1 },
+    });
+    expect(fits.status, fits.text).toBe(200);
+    await expectBooksBalance(t);
+  });
+});
