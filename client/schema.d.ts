@@ -237,7 +237,7 @@ export interface paths {
         };
         /**
          * List quota resources
-         * @description Every registered resource, by name.
+         * @description Every registered resource, by name. It takes no query parameter: any one answers 400.
          */
         get: operations["getV1Resources"];
         put?: never;
@@ -281,7 +281,7 @@ export interface paths {
         };
         /**
          * List products
-         * @description The whole catalog, by id.
+         * @description The whole catalog, by id. It takes no query parameter: any one answers 400.
          */
         get: operations["getV1Products"];
         put?: never;

@@ -22,6 +22,9 @@ const wholeNumber = (description: string, minimum: number, maximum: number) =>
  */
 export const NOT_A_PARAMETER = "not a parameter of this list";
 
+/** The query of a list that takes no parameter (a whole catalog): any one answers 400. */
+export const NoParameters = v.strictObject({}, NOT_A_PARAMETER);
+
 export const Pagination = v.strictObject(
   {
     limit: v.optional(

@@ -67,7 +67,16 @@ describe("pages", async () => {
 
   it("refuses a parameter a list does not take, on every /v1 list", async () => {
     const statement = `/v1/customers/${t.customers[0]}/statements/${new Date().toISOString().slice(0, 7)}`;
-    for (const path of ["/v1/orders", "/v1/customers", "/v1/operations", "/v1/charges", statement]) {
+    for (const path of [
+      "/v1/orders",
+      "/v1/customers",
+      "/v1/operations",
+      "/v1/charges",
+      statement,
+      // The whole catalogs take none at all.
+      "/v1/products",
+      "/v1/resources",
+    ]) {
       // Ignored, a misspelt filter would answer the whole list as if it matched.
       const r = await call("GET", `${path}?subscripton=${all[0]}`, { token: t.partnerKey });
       expect(r.status, path).toBe(400);

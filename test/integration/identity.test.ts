@@ -111,6 +111,13 @@ describe("POST /identity/v2.0/tokens", () => {
       await getEndpoints("usr.nope.nopenopenopenopenope"),
       await authenticate(t.partnerKey),
       await authenticate(t.operator),
+      // No header could carry these as sent: no token of ours, not a 500.
+      ...(await Promise.all(
+        ["\u0000", `${t.serviceToken}\n`].map((id) =>
+          call("POST", tokens, { body: { auth: { token: { id } } } }),
+        ),
+      )),
+      await call("POST", tokens, { body: { auth: { passwordCredentials: { password: "a\r\nb" } } } }),
     ]) {
       expect(r.status).toBe(401);
       expect(r.body).toEqual({ unauthorized: { message: expect.any(String), code: 401 } });

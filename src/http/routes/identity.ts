@@ -47,10 +47,18 @@ async function holderName(env: Env, principal: Principal): Promise<string> {
   return holder.name;
 }
 
-/** `admit` reads a quota token from `X-Auth-Token`: one sent in the body is presented there. */
+/** What every token is made of: visible ASCII, which a header carries exactly as sent. */
+const TOKEN_TEXT = /^[\x21-\x7e]+$/;
+
+/**
+ * `admit` reads a quota token from `X-Auth-Token`: one sent in the body is presented there. One a
+ * header cannot carry as sent (a control character, or whitespace a header would trim off) is no
+ * token of ours: it is presented as none, and refused as an unknown one is.
+ */
 function presenting(request: Request, token: string): Request {
   const headers = new Headers(request.headers);
-  headers.set("x-auth-token", token);
+  if (TOKEN_TEXT.test(token)) headers.set("x-auth-token", token);
+  else headers.delete("x-auth-token");
   return new Request(request.url, { headers });
 }
 

@@ -25,6 +25,7 @@ import {
   ServiceOut,
   UpdatePartner,
 } from "../../schemas/operator";
+import { NoParameters } from "../../schemas/pagination";
 import { forgetCredential, forgetPartnerCredentials } from "../auth";
 import { tagged } from "../conditional";
 import * as examples from "../examples";
@@ -269,9 +270,10 @@ export const operatorRoutes = [
     method: "GET",
     path: "/v1/resources",
     summary: "List quota resources",
-    description: "Every registered resource, by name.",
+    description: "Every registered resource, by name. It takes no query parameter: any one answers 400.",
     tag,
     auth: ["operator", "partner"],
+    query: NoParameters,
     responses: {
       200: { description: "Resources", schema: ResourceListOut, example: { objects: [examples.resource] } },
     },

@@ -9,6 +9,7 @@ import { AppError, badRequest, notFound } from "../../domain/errors";
 import { currency, isKnownCurrency, parseDecimal } from "../../domain/money";
 import { money } from "../../domain/subscriptions";
 import { newSigningSecret } from "../../domain/webhooks";
+import { NoParameters } from "../../schemas/pagination";
 import { ProductListOut, ProductOut, ProductParams, PutProduct } from "../../schemas/products";
 import { ifMatch, preconditionFailed, tagged } from "../conditional";
 import * as examples from "../examples";
@@ -143,9 +144,10 @@ export const productRoutes = [
     method: "GET",
     path: "/v1/products",
     summary: "List products",
-    description: "The whole catalog, by id.",
+    description: "The whole catalog, by id. It takes no query parameter: any one answers 400.",
     tag,
     auth: ["operator", "partner"],
+    query: NoParameters,
     responses: {
       200: { description: "Products", schema: ProductListOut, example: { objects: [examples.product] } },
     },
