@@ -141,17 +141,12 @@ export function createApp(routes: readonly RouteSpec[]): Handler {
     return response;
   }
 
-  /**
-   * The route the request names, with its path parameters, or the answer it gets instead: 404 and
-   * 405 (thrown), an OPTIONS's 204 with `Allow`. Decided before anything else is read of the
-   * request, so a path that names nothing answers 404 whatever its headers hold.
-   */
-  function routeOf(request: Request, url: URL, exchange: Exchange) {
+  async function dispatch(request: Request, env: Env, ctx: ExecutionContext, url: URL, exchange: Exchange) {
     for (const { pattern, route, family, shadowedBy } of byMethod.get(request.method) ?? []) {
       const match = url.pathname.match(pattern);
       if (!match || shadowedBy.some((narrow) => narrow.test(url.pathname))) continue;
       exchange.route = route.path;
-      return { route, family, params: { ...match.groups } };
+      return runRoute(route, family, { ...match.groups }, request, url, env, ctx, exchange);
     }
     const path = pathAt(url.pathname);
     if (!path) throw new AppError("not_found", `no route for ${request.method} ${url.pathname}`);
@@ -173,12 +168,8 @@ export function createApp(routes: readonly RouteSpec[]): Handler {
     let response: Response;
     let d1: RequestDatabase | undefined;
     try {
-      const found = routeOf(request, url, exchange);
       d1 = requestDatabase(request, env, exchange.family);
-      response =
-        found instanceof Response
-          ? found
-          : await runRoute(found.route, found.family, found.params, request, url, d1.env, ctx, exchange);
+      response = await dispatch(request, d1.env, ctx, url, exchange);
     } catch (error) {
       if (error instanceof AppError) {
         response = renderError(error, url, exchange);
