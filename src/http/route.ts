@@ -198,6 +198,11 @@ function notText(value: unknown, at: string): string | null {
 function decodeParams(raw: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [key, value] of Object.entries(raw)) {
+    // Only an escape needs decoding (most ids have none).
+    if (!value.includes("%")) {
+      out[key] = value;
+      continue;
+    }
     try {
       out[key] = decodeURIComponent(value);
     } catch {

@@ -333,9 +333,27 @@ export type SubscriptionCalls = {
     : never;
 };
 
+/**
+ * The ids of the shards, by namespace and name: deriving one hashes its name, and a shard is asked
+ * for again and again (at most 65,536 names).
+ */
+const shardIds = new WeakMap<Env["SUBSCRIPTION"], Map<string, DurableObjectId>>();
+
 /** The shard that keeps subscription `id`: its Durable Object. */
 export function subscriptionShard(env: Env, id: string): DurableObjectStub<SubscriptionObject> {
-  return env.SUBSCRIPTION.get(env.SUBSCRIPTION.idFromName(shardOf(id)));
+  const namespace = env.SUBSCRIPTION;
+  let ids = shardIds.get(namespace);
+  if (!ids) {
+    ids = new Map();
+    shardIds.set(namespace, ids);
+  }
+  const name = shardOf(id);
+  let shard = ids.get(name);
+  if (!shard) {
+    shard = namespace.idFromName(name);
+    ids.set(name, shard);
+  }
+  return namespace.get(shard);
 }
 
 /** The object of its own that kept subscription `id` before shards. */
