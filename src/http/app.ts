@@ -141,6 +141,23 @@ export function createApp(routes: readonly RouteSpec[]): Handler {
     return response;
   }
 
+  /**
+   * The request's D1 session (`requestDatabase`). A bookmark that is not one answers 400, but for
+   * a path no route serves, which answers 404 (a method it does not take, 405) whatever it sends.
+   */
+  function openedFor(request: Request, env: Env, url: URL, exchange: Exchange): RequestDatabase {
+    try {
+      return requestDatabase(request, env, exchange.family);
+    } catch (error) {
+      const path = pathAt(url.pathname);
+      if (!path) throw new AppError("not_found", `no route for ${request.method} ${url.pathname}`);
+      exchange.route = path.template;
+      if (!path.allow.includes(request.method))
+        throw new AppError("method_not_allowed", `${request.method} is not allowed on ${url.pathname}`);
+      throw error;
+    }
+  }
+
   async function dispatch(request: Request, env: Env, ctx: ExecutionContext, url: URL, exchange: Exchange) {
     for (const { pattern, route, family, shadowedBy } of byMethod.get(request.method) ?? []) {
       const match = url.pathname.match(pattern);
@@ -168,7 +185,7 @@ export function createApp(routes: readonly RouteSpec[]): Handler {
     let response: Response;
     let d1: RequestDatabase | undefined;
     try {
-      d1 = requestDatabase(request, env, exchange.family);
+      d1 = openedFor(request, env, url, exchange);
       response = await dispatch(request, d1.env, ctx, url, exchange);
     } catch (error) {
       if (error instanceof AppError) {

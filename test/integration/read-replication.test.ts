@@ -222,6 +222,16 @@ describe("X-D1-Bookmark", () => {
     const list = await expectOk(call("GET", "/v1/subscriptions", { token: t.partnerKey }));
     expect(list.objects).toHaveLength(1);
 
+    // A path that names nothing is not found, whatever the bookmark: 404 (and 405) come first.
+    const nowhere = await call("GET", "/v1/no-such-thing", { token: t.partnerKey, headers: from("garbage") });
+    expect(nowhere.status).toBe(404);
+    const wrongMethod = await call("PUT", "/v1/subscriptions", {
+      token: t.partnerKey,
+      headers: from("garbage"),
+    });
+    expect(wrongMethod.status).toBe(405);
+    expect(wrongMethod.headers.get("allow")).toContain("GET");
+
     const quota = await call("GET", "/account/v1.0/quotas", {
       token: t.userTokens[0],
       headers: from("garbage"),
