@@ -85,7 +85,7 @@ export const IssuedCredentialOut = v.object({
   created_at: Timestamp,
 });
 
-export const KeyRequest = v.object({ label: Label });
+export const KeyRequest = v.strictObject({ label: Label }, "not a member of a key request: label is");
 
 /** A credential as it stands, its secret never shown again. */
 export const CredentialOut = v.object({

@@ -28,12 +28,16 @@ export const AddressOut = v.object({
   country: v.optional(v.string()),
 });
 
-export const CreateCustomer = v.object({
-  partner: v.optional(v.pipe(Uuid, v.description("Required for operators; partners create their own."))),
-  name: Name,
-  email: v.optional(v.nullable(Email), null),
-  ...Details,
-});
+/** A member it does not read answers 400 naming it: a misspelt `emial` would be lost, unseen. */
+export const CreateCustomer = v.strictObject(
+  {
+    partner: v.optional(v.pipe(Uuid, v.description("Required for operators; partners create their own."))),
+    name: Name,
+    email: v.optional(v.nullable(Email), null),
+    ...Details,
+  },
+  "not a member of a customer: partner, name, email, user_name, phone and address are",
+);
 
 export const CustomerOut = v.object({
   id: Uuid,

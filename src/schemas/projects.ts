@@ -3,10 +3,13 @@ import { Integer, Name, QuotaLimit, Slug, Timestamp, Uuid } from "./common";
 
 /** Projects under /v1: a quota holder with members, capping what they hold of it. */
 
-export const CreateProject = v.object({
-  name: Name,
-  partner: v.optional(v.pipe(Uuid, v.description("Required of an operator; a partner's own otherwise."))),
-});
+export const CreateProject = v.strictObject(
+  {
+    name: Name,
+    partner: v.optional(v.pipe(Uuid, v.description("Required of an operator; a partner's own otherwise."))),
+  },
+  "not a member of a project: name and partner are",
+);
 
 export const ProjectOut = v.object({
   id: Uuid,

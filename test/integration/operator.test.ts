@@ -167,6 +167,8 @@ describe("customers", () => {
       [{ name: 5 }, "/name"],
       [{ name: "x", email: "not-an-email" }, "/email"],
       [{ name: "x", partner: "00000000-0000-7000-8000-000000000000" }, "/partner"],
+      // A misspelt member is refused, not dropped: the e-mail would be lost unseen.
+      [{ name: "x", emial: "customer@example.org" }, "/emial"],
     ];
     for (const [body, point] of cases) {
       const r = await call("POST", "/v1/customers", { token: t.partnerKey, body });
@@ -192,6 +194,26 @@ describe("customers", () => {
     const r = await call("POST", "/v1/customers", { token: operator, body: { name: "x" } });
     expect(r.status).toBe(400);
     expect(r.body.errors).toEqual([{ point: "/partner", message: "is required" }]);
+  });
+
+  it("refuses a member a project or a key does not read, creating nothing", async () => {
+    const t = await tenant({ customers: 1 });
+    const project = await call("POST", "/v1/projects", {
+      token: t.partnerKey,
+      body: { name: "p", nmae: "q" },
+    });
+    expect(project.status).toBe(400);
+    expect(project.body.errors).toEqual([expect.objectContaining({ point: "/nmae" })]);
+    const key = await call("POST", `/v1/customers/${t.customers[0]}/api-keys`, {
+      token: t.partnerKey,
+      body: { label: "k", lable: "k" },
+    });
+    expect(key.status).toBe(400);
+    expect(key.body.errors).toEqual([expect.objectContaining({ point: "/lable" })]);
+    const projects = await env.DB.prepare("SELECT count(*) AS n FROM projects WHERE partner_id = ?")
+      .bind(t.partnerId)
+      .first<{ n: number }>();
+    expect(projects?.n).toBe(0);
   });
 });
 
