@@ -30,14 +30,16 @@ export async function recoverCommission(env: Env, request: RecoveryRequest): Pro
  * running it will settle the purchase itself (the stalled-operation sweep sees that it runs);
  * succeeded, the purchase took effect; failed or gone, it is undone. Answered at once, it took
  * effect exactly when its orders were written completed (the last step before the accept);
- * otherwise it is undone. Idempotent, and safe against the request finishing meanwhile: the
- * commission's own decision is final, and the loser of a race follows it.
+ * otherwise it is undone, unless `leaveUnwritten`: then one whose orders are not written is
+ * left to its request or the sweep ("not taken effect"). Idempotent, and safe against the request
+ * finishing meanwhile: the commission's own decision is final, and the loser of a race follows it.
  */
 export async function recoverPurchase(
   env: Env,
   recovery: PurchaseRecovery,
   now: Date,
-): Promise<"took effect" | "undone" | "left to its operation"> {
+  leaveUnwritten = false,
+): Promise<"took effect" | "undone" | "left to its operation" | "not taken effect"> {
   const { ids, opRef } = recovery;
   let tookEffect: boolean;
   if (opRef) {
@@ -45,7 +47,10 @@ export async function recoverPurchase(
     if (state === "queued" || state === "running") return "left to its operation";
     tookEffect = state === "succeeded";
   } else {
-    tookEffect = await ordersCompleted(env, ids);
+    const written = await findOrders(env, Object.values(ids.orders));
+    tookEffect =
+      written.length === Object.keys(ids.orders).length && written.every((o) => o.state === "completed");
+    if (!tookEffect && leaveUnwritten) return "not taken effect";
   }
   if (tookEffect) {
     await settle(env, ids).catch((error) => {
@@ -54,12 +59,6 @@ export async function recoverPurchase(
     return "took effect";
   }
   return abandon(env, ids, now);
-}
-
-/** Whether a purchase answered at once took effect: every order of it was written completed. */
-async function ordersCompleted(env: Env, ids: PurchaseRecovery["ids"]): Promise<boolean> {
-  const written = await findOrders(env, Object.values(ids.orders));
-  return written.length === Object.keys(ids.orders).length && written.every((o) => o.state === "completed");
 }
 
 /**
@@ -81,14 +80,18 @@ export async function settleOpenPurchase(
 ): Promise<boolean> {
   const recovery = await openPurchaseOf(env, record);
   if (!recovery) return false;
-  const purchase = recovery as unknown as PurchaseRecovery;
-  if (action !== "cancel" && !purchase.opRef && !(await ordersCompleted(env, purchase.ids))) {
+  const outcome = await recoverPurchase(
+    env,
+    recovery as unknown as PurchaseRecovery,
+    now,
+    action !== "cancel",
+  );
+  if (outcome === "not taken effect") {
     throw new AppError(
       "conflict",
       `the purchase of subscription ${record.id} has not taken effect yet; ${action} it once it has (a retry of its request with the same Idempotency-Key finishes it; one given up is undone within the recovery bound)`,
     );
   }
-  const outcome = await recoverPurchase(env, purchase, now);
   if (outcome === "left to its operation") {
     throw new AppError(
       "conflict",

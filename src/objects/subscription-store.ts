@@ -59,8 +59,7 @@ export class SubscriptionStore {
   constructor(
     private readonly storage: DurableObjectStorage,
     private readonly id: string,
-    /** Asks for a push again after `ms` (the shard's alarm). */
-    /** Has the alarm push again, later each time pushes keep failing. */
+    /** Has the shard's alarm push again, later each time pushes keep failing. */
     private readonly retryLater: () => Promise<void>,
     /** Hands an event to the webhooks pipeline; handing the same one again changes nothing. */
     private readonly dispatch: (r: SubscriptionRecord, event: OutboxEvent) => Promise<void>,

@@ -5,19 +5,11 @@ import { isRunning } from "../../src/domain/metering";
 import { subscriptionObject } from "../../src/objects/subscription-object";
 import { expectBooksBalance, purchaseDiedAt, recoverAll } from "../books";
 import { call, expectOk, type Tenant, tenantWithCatalog } from "../helpers";
+import { buyFor } from "../legacy";
 
 afterEach(() => disarmFaults());
 
-const cloudOf = async (t: Tenant) =>
-  (
-    await expectOk(
-      call("POST", "/v1/subscriptions/", {
-        token: t.partnerKey,
-        body: { objects: [{ customer: t.customers[0], resource: "cumulus", amount: 1 }] },
-      }),
-      201,
-    )
-  ).objects[0].id as string;
+const cloudOf = (t: Tenant) => buyFor(t, "cumulus");
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
