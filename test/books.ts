@@ -11,6 +11,7 @@ import { assignIds, buy, plan } from "../src/app/subscriptions";
 import { armFault, type FaultStep } from "../src/domain/faults";
 import { isRunning } from "../src/domain/metering";
 import { recoveryBoundMs } from "../src/domain/recovery";
+import type { SubscriptionRecord } from "../src/domain/subscriptions";
 import { meteredCharge, usageLines } from "../src/domain/usage";
 import worker from "../src/index";
 import type { OperationMessage } from "../src/objects/operations-queue";
@@ -90,10 +91,25 @@ export async function expectBooksBalance(t: Tenant): Promise<void> {
   // A chain holds its amount once (README, "Quota held once per chain"): each hold, named by the
   // term whose purchase took it, counts while one of its terms has not ended and none released it.
   const holds = new Map<string, { key: string; amount: number; live: boolean; released: boolean }>();
+  const records = new Map<string, SubscriptionRecord>();
   for (const { id } of rows.results) {
     const r = await subscriptionObject(env, id).get();
     expect(r, `subscription ${id} has an object`).not.toBeNull();
-    if (!r) continue;
+    if (r) records.set(id, r);
+  }
+  for (const r of records.values()) {
+    const { id } = r;
+    // Nothing bought follows a term that never was: an undone purchase leaves no extension,
+    // renewal or hold behind it (README, "Recovery").
+    if (r.endReason !== "failed") {
+      for (const before of [r.previousId, r.heldBy]) {
+        if (before) expect(records.get(before)?.endReason, `${id} follows ${before}`).not.toBe("failed");
+      }
+    }
+    // An undone renewal attempt is not a refusal: an auto-renewing term expires only with a reason.
+    if (r.endReason === "expired" && r.autoRenew && r.nextId === null) {
+      expect(r.renewalError, `auto-renewing ${id} expired without renewing`).not.toBeNull();
+    }
     const onOrders = orderOf.get(id) ?? [];
     // A purchase undone before it wrote its orders has none; any other is on exactly one.
     if (r.endReason === "failed") {

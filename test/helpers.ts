@@ -1,7 +1,9 @@
-import { createExecutionContext } from "cloudflare:test";
+import { createExecutionContext, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { issueCredential } from "../src/db/credentials";
 import worker from "../src/index";
+import { subscriptionShard } from "../src/objects/subscription-object";
+import { PUSH_CHECK_AFTER_MS } from "../src/objects/unpushed-changes";
 import { checkContract } from "./contract";
 
 /**
@@ -221,6 +223,25 @@ export async function withCatalog(t: Tenant, limit = 1000): Promise<void> {
 export async function usageOf(t: Tenant, customerIndex: number, product: string) {
   const q = await expectOk(call("GET", "/account/v1.0/quotas", { token: t.userTokens[customerIndex] }));
   return q.system[`stratus.${product}`] as { usage: number; limit: number; pending: number };
+}
+
+/**
+ * What the alarm of subscription `id`'s shard waits for: the subscription's wake (none, or one
+ * instant), when the shard's next push check is due (null: none), and when the alarm is set for.
+ */
+export function shardAlarmOf(id: string) {
+  return runInDurableObject(subscriptionShard(env, id), async (_i, state) => {
+    const sql = state.storage.sql;
+    const first = sql.exec<{ at: number | null }>("SELECT MIN(at) AS at FROM unpushed").one().at;
+    return {
+      wakes: sql
+        .exec<{ at: number }>("SELECT at FROM wakes WHERE subscription = ?", id)
+        .toArray()
+        .map((w) => w.at),
+      check: first === null ? null : first + PUSH_CHECK_AFTER_MS,
+      alarm: await state.storage.getAlarm(),
+    };
+  });
 }
 
 /**

@@ -119,6 +119,8 @@ export async function extend(
           rootId: last.rootId,
           previousId: last.id,
           deploymentStatus: last.deploymentStatus,
+          syndicatedEndpoints: last.syndicatedEndpoints,
+          endUserInstructions: last.endUserInstructions,
           // As `last` stood when the place was reserved: a chain still holding its quota holds
           // nothing more for the new term; one whose hold was released holds it again.
           heldBy: reserved.holdReleased ? null : (reserved.heldBy ?? reserved.id),

@@ -31,11 +31,13 @@ export async function renewOrExpire(env: Env, id: string, at: Date, again = fals
   const object = subscriptionObject(env, id);
   const plan = await object.planRenewal({ subscription: subscriptionIdBeside(id), order: uuidv7() }, at);
   if (plan.step === "skip") return "skipped";
-  // A term of a purchase still waiting on its vendor is left as it is until the purchase
-  // completes (the cron finds it due again): renewed, the renewal would outlive the purchase's
-  // FAILED; expired, its quota would be released twice, once here and once by that FAILED. Its
-  // place goes back, so an extension by hand meanwhile is not kept waiting on it.
-  if (plan.record.operationRef !== null && (await purchaseOpen(env, plan.record))) {
+  // A term whose purchase is still open (waiting on its vendor, or answered at once by a request
+  // that died before its orders) is left as it is until the purchase is settled, by its operation
+  // or the recovery sweep (the cron finds it due again): renewed, the renewal would outlive the
+  // purchase's undo, charged and holding nothing; expired, its quota would be released twice, once
+  // here and once by that undo. Its place goes back, so an extension by hand meanwhile is not kept
+  // waiting on it.
+  if (await purchaseOpen(env, plan.record)) {
     if (plan.step === "renew") await object.releaseNext(plan.ids.subscription);
     return "skipped";
   }

@@ -139,11 +139,16 @@ function newRecord(
 }
 
 export interface BuyOptions {
-  /** Links the subscription bought into an extension chain, continuing its deployment. */
+  /**
+   * Links the subscription bought into an extension chain, continuing its deployment: its status,
+   * and where and how the customer reaches what the vendor deployed.
+   */
   chain?: {
     rootId: string;
     previousId: string;
     deploymentStatus: SubscriptionRecord["deploymentStatus"];
+    syndicatedEndpoints: SubscriptionRecord["syndicatedEndpoints"];
+    endUserInstructions: SubscriptionRecord["endUserInstructions"];
     /** The term that holds the chain's quota, which the new term shares; null: it holds it anew. */
     heldBy: string | null;
   };
@@ -194,6 +199,8 @@ export async function buy(
       ? {
           ...record,
           deploymentStatus: chain.deploymentStatus,
+          syndicatedEndpoints: chain.syndicatedEndpoints,
+          endUserInstructions: chain.endUserInstructions,
           ...(chain.heldBy ? { heldBy: chain.heldBy } : {}),
         }
       : record;

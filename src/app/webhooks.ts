@@ -36,7 +36,7 @@ import { type WebhookMessage, webhooksQueue } from "../objects/webhook-events";
  * subscription, whatever the jitter of each delivery's schedule.
  */
 
-export const USER_AGENT = "stratus-webhooks/0.1 (+https://github.com/stratus)";
+export const USER_AGENT = "ClouDesire";
 const TIMEOUT_MS = 10_000;
 const LOCK_MS = 60_000;
 /** Seconds before a message that found its delivery changing under it looks again. */

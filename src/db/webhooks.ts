@@ -216,21 +216,27 @@ export async function wakeNext(env: Env, delivery: Pick<Delivery, "subscriptionI
 
 /**
  * Pending deliveries that should have been attempted before `before` and that no consumer holds: their
- * message was lost (a send that failed after an attempt, a message from before messages said when
- * they were due). At most `limit`, oldest due first (the `webhook_deliveries_due` index).
+ * message was lost (a send that failed after an attempt, a first message that never arrived or ran
+ * out of retries before any attempt was recorded, a message from before messages said when they
+ * were due). A delivery never attempted was due when it was made. At most `limit`, oldest due
+ * first (the `webhook_deliveries_due` index).
  */
 export async function overdueDeliveries(env: Env, before: Date, now: Date, limit: number) {
+  const due = sql<string>`coalesce(${d.nextAttemptAt}, ${d.createdAt})`;
   return database(env)
     .select({ id: d.id, nextAttemptAt: d.nextAttemptAt })
     .from(d)
     .where(
       and(
         eq(d.status, "pending"),
-        lt(d.nextAttemptAt, before.toISOString()),
+        or(
+          lt(d.nextAttemptAt, before.toISOString()),
+          and(isNull(d.nextAttemptAt), lt(d.createdAt, before.toISOString())),
+        ),
         or(isNull(d.lockedUntil), lt(d.lockedUntil, now.toISOString())),
       ),
     )
-    .orderBy(asc(d.nextAttemptAt))
+    .orderBy(asc(due))
     .limit(limit)
     .all();
 }

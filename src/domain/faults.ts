@@ -17,6 +17,11 @@ export const FAULT_STEPS = [
   "purchase.ordered",
   /** Accepted; the answer is not sent yet. */
   "purchase.accepted",
+  /**
+   * A subscription committed a change; nothing of it is pushed yet (read model, usage lines,
+   * events). Thrown, it skips the push, as an instance that dies there does.
+   */
+  "subscription.committed",
   /** A subscription recorded the quota move its change needs; the ledger has not moved yet. */
   "subscription.step",
   /** The ledger moved the quota; the subscription has not committed the change yet. */

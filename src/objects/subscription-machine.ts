@@ -1,4 +1,5 @@
 import { AppError, toErrorWire } from "../domain/errors";
+import { fault } from "../domain/faults";
 import type { Scope } from "../domain/scope";
 import { type SubscriptionRecord, sameRecord } from "../domain/subscriptions";
 import type { ProjectionPushes } from "./projection-pushes";
@@ -7,6 +8,7 @@ import type { Lookup } from "./subscription-chain";
 import { type Expected, missing, type Outcome, stale } from "./subscription-outcome";
 import { SubscriptionReads, type SubscriptionView } from "./subscription-reads";
 import { SubscriptionStore } from "./subscription-store";
+import type { UnpushedChanges } from "./unpushed-changes";
 import { dispatchEvent } from "./webhook-events";
 
 /** What a subscription needs of the shard that keeps it (`SubscriptionObject`). */
@@ -28,6 +30,15 @@ export interface SubscriptionHost {
   lookup: Lookup;
   /** Tells depletable `id`, in this shard or another, that its queue changed. */
   queueChanged(id: string): Promise<unknown>;
+  /**
+   * Gives subscription `id` of this shard up if it is not created yet (its `create` then makes it
+   * failed): whether it was.
+   */
+  giveUp(id: string, at: Date): Promise<boolean>;
+  /** The commits that may not be pushed yet: each is noted in its own transaction. */
+  readonly unpushed: UnpushedChanges;
+  /** Has the shard's alarm check, once due, that what was committed at `at` was pushed. */
+  checkPushOf(at: number): void;
 }
 
 /**
@@ -166,6 +177,7 @@ export abstract class SubscriptionMachine {
         await this.steps.finishLeft(this.env).catch(() => undefined);
         throw error;
       } finally {
+        fault("subscription.committed");
         await this.store.push(this.env);
       }
     };
@@ -183,15 +195,30 @@ export abstract class SubscriptionMachine {
    */
   protected commit(next: SubscriptionRecord): SubscriptionRecord {
     this.reads.recordChanged();
+    const at = Date.now();
+    let written: SubscriptionRecord;
     try {
-      return this.host.storage.transactionSync(() => {
+      written = this.host.storage.transactionSync(() => {
         this.steps.end();
-        return this.store.write(next);
+        const record = this.store.write(next);
+        this.host.unpushed.note(this.id, record.version, at);
+        return record;
       });
     } catch (error) {
       this.steps.forget();
       this.store.forget();
       throw error;
     }
+    // In the same turn as the commit, so stored with it: no instance can die between the two.
+    this.host.checkPushOf(at);
+    return written;
+  }
+
+  /**
+   * Pushes what a commit left to push (its instance may have died before): true once all of it
+   * is where it goes, false if a push failed (which wakes this subscription again on its own).
+   */
+  async pushLeft(): Promise<boolean> {
+    return this.exclusive(() => this.store.push(this.env));
   }
 }

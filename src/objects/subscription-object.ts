@@ -1,32 +1,20 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Order } from "../db/orders";
 import { inReadModel } from "../db/subscriptions";
-import { eachWithin } from "../domain/concurrency";
 import { shardOf } from "../domain/ids";
-import { logError } from "../domain/log";
-import { backoff } from "../domain/retry";
 import type { Scope } from "../domain/scope";
 import type { RenewalIds, SubscriptionRecord } from "../domain/subscriptions";
 import type { DeploymentPatch } from "../domain/webhooks";
 import { adoptLegacy, type HandedOver, legacyState, storageTables } from "./legacy-subscription";
 import { ProjectionPushes } from "./projection-pushes";
 import { QuotaSteps } from "./quota-steps";
+import { ShardAlarm } from "./shard-alarm";
 import { Subscription } from "./subscription";
 import type { SubscriptionHost } from "./subscription-machine";
 import { createSubscriptionTables } from "./subscription-store";
 
 /** How many subscriptions a shard keeps in memory; past it, the idle ones used least recently are forgotten. */
 const KEPT_IN_MEMORY = 1_000;
-
-/**
- * When a subscription whose alarm failed is woken again: 5 s after a first failure, twice as long
- * after each failure in a row, at most 5 minutes (`backoff`).
- */
-const ALARM_RETRY_MS = 5_000;
-const ALARM_RETRY_MAX_MS = 300_000;
-
-/** How many subscriptions' alarms run at once. */
-const ALARMS_AT_ONCE = 8;
 
 /**
  * The Durable Object that keeps subscriptions: a shard of every subscription whose id ends in its
@@ -42,29 +30,17 @@ export class SubscriptionObject extends DurableObject<Env> {
   private readonly host: SubscriptionHost;
   /** This shard's name, known from the first id it is asked about. */
   private name: string | null = null;
-  /** Subscriptions whose alarm is running, and whether their wake was set again meanwhile. */
-  private readonly alarming = new Map<string, boolean>();
   /** Take-overs from objects of their own under way, by subscription id. */
   private readonly takingOver = new Map<string, Promise<void>>();
+  private readonly alarms: ShardAlarm;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     const sql = ctx.storage.sql;
     createSubscriptionTables(sql);
     QuotaSteps.createTable(sql);
-    // One alarm per subscription, each set replacing the one before, as an object's own would;
-    // `failures`: how many times in a row its alarm failed.
-    sql.exec(
-      "CREATE TABLE IF NOT EXISTS wakes (subscription TEXT PRIMARY KEY, at INTEGER NOT NULL, failures INTEGER NOT NULL DEFAULT 0)",
-    );
-    // Shards made before the column get it on their first start.
-    if (
-      !sql
-        .exec<{ name: string }>("PRAGMA table_info(wakes)")
-        .toArray()
-        .some((c) => c.name === "failures")
-    )
-      sql.exec("ALTER TABLE wakes ADD COLUMN failures INTEGER NOT NULL DEFAULT 0");
+    const alarms = new ShardAlarm(ctx.storage);
+    this.alarms = alarms;
     const shard = this;
     this.host = {
       get env() {
@@ -73,8 +49,12 @@ export class SubscriptionObject extends DurableObject<Env> {
       storage: ctx.storage,
       openSteps: new Set(QuotaSteps.open(sql)),
       projections: new ProjectionPushes(() => this.env),
-      wake: (id, at) => this.wake(id, at),
-      retry: (id) => this.retry(id),
+      wake: (id, at) => alarms.wake(id, at),
+      retry: (id) => alarms.retry(id),
+      unpushed: alarms.unpushed,
+      checkPushOf: (at) => alarms.checkPushOf(at),
+      // A renewal's ids are chosen beside its term's (`subscriptionIdBeside`): always this shard's.
+      giveUp: (id, at) => this.subscription(id).giveUpUnlessCreated(at),
       lookup: async (id) =>
         this.keeps(id) ? (await this.found(id)).get() : subscriptionObject(this.env, id).get(),
       queueChanged: async (id) =>
@@ -174,16 +154,10 @@ export class SubscriptionObject extends DurableObject<Env> {
     await this.empty();
   }
 
-  /**
-   * Runs the subscriptions' alarms that are due: the earliest at least (an alarm run early, as a
-   * test does, runs those). Each is then over unless it was set again meanwhile, and one that
-   * failed is tried again later on its own.
-   */
+  /** The shard's alarm (`ShardAlarm.run`); an object of its own from before shards hands over instead. */
   override async alarm(): Promise<void> {
     const sql = this.ctx.storage.sql;
-    const tables = storageTables(sql);
-    // An object of its own from before shards hands its subscription, and what was left to do, over.
-    if (tables.has("record")) {
+    if (storageTables(sql).has("record")) {
       const state = legacyState(sql);
       if (state) {
         const { id } = JSON.parse(state.body) as SubscriptionRecord;
@@ -191,37 +165,10 @@ export class SubscriptionObject extends DurableObject<Env> {
       } else await this.empty();
       return;
     }
-    if (!tables.has("wakes")) return;
-    const first = sql.exec<{ at: number | null }>("SELECT MIN(at) AS at FROM wakes").one().at;
-    if (first === null) return;
-    const due = sql
-      .exec<{ subscription: string; at: number; failures: number }>(
-        "SELECT subscription, at, failures FROM wakes WHERE at <= ?",
-        Math.max(Date.now(), first),
-      )
-      .toArray();
-    await eachWithin(due, ALARMS_AT_ONCE, async ({ subscription, at, failures }) => {
-      // A wake set while this one runs (even for the same instant) is a new one, and stays.
-      this.alarming.set(subscription, false);
-      try {
-        await this.subscription(subscription).alarm();
-        if (!this.alarming.get(subscription))
-          sql.exec("DELETE FROM wakes WHERE subscription = ? AND at = ?", subscription, at);
-        this.alarming.delete(subscription);
-      } catch (error) {
-        this.alarming.delete(subscription);
-        const retryInMs = backoff(ALARM_RETRY_MS, ALARM_RETRY_MAX_MS, failures);
-        logError("subscription.alarm_failed", error, { subscription, failures: failures + 1, retryInMs });
-        // A wake set again while it ran is a new one: it keeps its own instant and count.
-        sql.exec(
-          "UPDATE wakes SET at = ?, failures = failures + 1 WHERE subscription = ? AND at = ?",
-          Date.now() + retryInMs,
-          subscription,
-          at,
-        );
-      }
+    await this.alarms.run({
+      alarm: (id) => this.subscription(id).alarm(),
+      pushLeft: (id) => this.subscription(id).pushLeft(),
     });
-    await this.schedule();
   }
 
   /**
@@ -260,7 +207,7 @@ export class SubscriptionObject extends DurableObject<Env> {
       this.kept.get(id)?.reload();
       // What the old object had left to do (a push, a quota step, a hold to release), the
       // subscription's alarm does here; one waiting for a place to expire sets its wake again.
-      await this.wake(id, Date.now());
+      await this.alarms.wake(id, Date.now());
     }
     await legacy.handedOver();
   }
@@ -294,43 +241,14 @@ export class SubscriptionObject extends DurableObject<Env> {
     }
     return subscription;
   }
-
-  /** Sets `id`'s wake to `at`, replacing the one it had; `failures`: in a row, before this one. */
-  private async wake(id: string, at: number, failures = 0): Promise<void> {
-    this.ctx.storage.sql.exec(
-      "INSERT OR REPLACE INTO wakes (subscription, at, failures) VALUES (?, ?, ?)",
-      id,
-      at,
-      failures,
-    );
-    if (this.alarming.has(id)) this.alarming.set(id, true);
-    await this.schedule();
-  }
-
-  /** Wakes `id` again after a failure, as long after as the failures of its wake in a row say. */
-  private async retry(id: string): Promise<void> {
-    const failures =
-      this.ctx.storage.sql
-        .exec<{ failures: number }>("SELECT failures FROM wakes WHERE subscription = ?", id)
-        .toArray()[0]?.failures ?? 0;
-    await this.wake(id, Date.now() + backoff(ALARM_RETRY_MS, ALARM_RETRY_MAX_MS, failures), failures + 1);
-  }
-
-  /** The alarm, set for the earliest wake. */
-  private async schedule(): Promise<void> {
-    const next = this.ctx.storage.sql.exec<{ at: number | null }>("SELECT MIN(at) AS at FROM wakes").one().at;
-    if (next === null) await this.ctx.storage.deleteAlarm();
-    else if ((await this.ctx.storage.getAlarm()) !== next) await this.ctx.storage.setAlarm(next);
-  }
 }
 
 /** A subscription's calls, as its shard answers them across RPC. */
 export type SubscriptionCalls = {
-  [K in Exclude<keyof Subscription, "idle" | "alarm" | "reload">]: Subscription[K] extends (
-    ...args: infer A
-  ) => infer R
-    ? (...args: A) => Promise<Awaited<R>>
-    : never;
+  [K in Exclude<
+    keyof Subscription,
+    "idle" | "alarm" | "reload" | "pushLeft" | "giveUpUnlessCreated"
+  >]: Subscription[K] extends (...args: infer A) => infer R ? (...args: A) => Promise<Awaited<R>> : never;
 };
 
 /**

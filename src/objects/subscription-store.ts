@@ -168,13 +168,13 @@ export class SubscriptionStore {
   /**
    * Pushes what the last commits left to push: the usage lines to the charges ledger, the version
    * to the D1 read model, the events to the webhooks pipeline. On failure the alarm tries again,
-   * until it lands.
+   * until it lands. Answers whether everything landed.
    */
-  async push(env: Env): Promise<void> {
+  async push(env: Env): Promise<boolean> {
     const r = this.load();
     const rider = this.rider?.version === r?.version ? this.rider : null;
     this.rider = null;
-    if (!r) return;
+    if (!r) return true;
     try {
       // Lines first: a read model that shows a version has every line of it, so the cron, which
       // closes a month once no cloud there runs since before its end, never closes one too early.
@@ -219,9 +219,11 @@ export class SubscriptionStore {
           event.sequence,
         );
       }
+      return true;
     } catch (error) {
       logError("subscription.push_failed", error, { subscription: r.id, version: r.version });
       await this.retryLater();
+      return false;
     }
   }
 }

@@ -113,9 +113,28 @@ export class Subscription extends SubscriptionMachine {
 
   /** Cancels: closes the running interval and releases the quota. Cancelling again changes nothing. */
   async cancel(now: Date, expectedVersion?: number): Promise<Outcome<SubscriptionRecord>> {
-    return this.change(async (r) => (r.endedAt !== null ? r : this.ended(r, "cancelled", now, {})), {
-      version: expectedVersion,
-      done: (r) => r.endedAt !== null,
+    return this.change(
+      async (r) => {
+        if (r.endedAt !== null) return r;
+        // A renewal planned and not created yet is given up: cancelled first, the chain is never
+        // renewed (its late create makes it failed, and its purchase is undone, nothing billed).
+        const renewal = r.renewal?.subscription;
+        const dropped =
+          renewal !== undefined && r.nextId === renewal && (await this.host.giveUp(renewal, now))
+            ? { ...r, nextId: null, nextReservedAt: null, renewal: null }
+            : r;
+        return this.ended(dropped, "cancelled", now, {});
+      },
+      { version: expectedVersion, done: (r) => r.endedAt !== null },
+    );
+  }
+
+  /** Gives this subscription up if it is not created yet (`fail` would end a live one): whether it was. */
+  async giveUpUnlessCreated(at: Date): Promise<boolean> {
+    return this.exclusive(async () => {
+      if (this.store.load()) return false;
+      this.store.giveUp(at.toISOString());
+      return true;
     });
   }
 
@@ -226,8 +245,15 @@ export class Subscription extends SubscriptionMachine {
     return this.exclusive(async () => {
       const found = this.store.load();
       if (!found) return { step: "skip" };
-      const r = await this.withStalePlaceFreed(found);
-      const successor = r.nextId === null ? null : await this.lookup(r.nextId);
+      let r = await this.withStalePlaceFreed(found);
+      let successor = r.nextId === null ? null : await this.lookup(r.nextId);
+      // This renewal's own term, created failed: the attempt was undone, which refuses nothing and
+      // ends no chain. Its place and ids go back (as the undo's `releaseNext` does, should it not
+      // have yet) and the renewal is planned again with this attempt's ids.
+      if (successor?.endReason === "failed" && successor.id === r.renewal?.subscription) {
+        r = this.commit({ ...r, nextId: null, nextReservedAt: null, renewal: null });
+        successor = null;
+      }
       const step = renewalStep(r, at, successor !== null && successor.endedAt !== null);
       if (step !== "renew") return step === "expire" ? { step, record: r } : { step };
       const renewal = r.renewal ?? ids;

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { placeExpiresAt } from "../../src/objects/subscription-chain";
 import type { SubscriptionObject } from "../../src/objects/subscription-object";
 import { subscriptionObject, subscriptionShard } from "../../src/objects/subscription-object";
-import { call, expectOk, failingD1, tenantWithCatalog, usageOf } from "../helpers";
+import { call, expectOk, failingD1, shardAlarmOf, tenantWithCatalog, usageOf } from "../helpers";
 import { buyFor } from "../legacy";
 
 describe("a shard's alarm", () => {
@@ -74,17 +74,13 @@ describe("a shard's alarm", () => {
     expect((await object.cancel(new Date())).ok).toBe(true);
     const ended = await object.get();
     const releaseAt = placeExpiresAt(env, ended!) + 1000;
-    const wakes = () =>
-      runInDurableObject(subscriptionShard(env, id), async (_i, state) => ({
-        wakes: state.storage.sql
-          .exec<{ at: number }>("SELECT at FROM wakes WHERE subscription = ?", id)
-          .toArray()
-          .map((w) => w.at),
-        alarm: await state.storage.getAlarm(),
-      }));
-    expect((await wakes()).wakes).toEqual([releaseAt]);
+    expect((await shardAlarmOf(id)).wakes).toEqual([releaseAt]);
     expect(await runDurableObjectAlarm(subscriptionShard(env, id))).toBe(true);
-    expect(await wakes()).toEqual({ wakes: [releaseAt], alarm: releaseAt });
+    // The alarm is set for the wake, or before it for the push check of the cancel.
+    const { wakes, check, alarm } = await shardAlarmOf(id);
+    expect(wakes).toEqual([releaseAt]);
+    expect(check).not.toBeNull();
+    expect(alarm).toBe(Math.min(releaseAt, check as number));
   });
 
   it("tries a wake that keeps failing again later each time, up to 5 minutes, and from the start once it succeeds", async () => {

@@ -150,7 +150,7 @@ describe("the full flow", () => {
     expect(request?.headers).toMatchObject({
       "content-type": "application/json; charset=utf-8",
       accept: "application/json",
-      "user-agent": expect.stringMatching(/^stratus-webhooks\//),
+      "user-agent": "ClouDesire",
       "webhook-id": delivered.id,
     });
     const payload = new Webhook(s.secret).verify(request?.body ?? "", request?.headers ?? {});
@@ -787,6 +787,32 @@ describe("retries", () => {
     expect(delivered.attempts).toBe(2);
   });
 
+  it("the cron sends a delivery whose first message never arrived: never attempted, it was due when made", async () => {
+    const s = await syndicated(() => new Response(null, { status: 204 }));
+    // The first message is lost (here: never sent), so nothing ever attempts the delivery.
+    const sent = vi.spyOn(env.WEBHOOKS, "send").mockImplementation(async () => undefined as never);
+    try {
+      await subscriptionOf(s, (await accepted(s)).headers.get("location") as string);
+      await eventually(async () => (sent.mock.calls.length > 0 ? true : undefined), "the lost message");
+    } finally {
+      sent.mockRestore();
+    }
+    const [created] = await deliveries(s);
+    if (!created) throw new Error("no delivery");
+    expect(await findDelivery(env, created.id, null)).toMatchObject({ attempts: 0, nextAttemptAt: null });
+    // Made twenty minutes ago, as far as the cron can tell.
+    await env.DB.prepare("UPDATE webhook_deliveries SET created_at = ? WHERE id = ?")
+      .bind(new Date(Date.now() - 20 * 60_000).toISOString(), created.id)
+      .run();
+    await worker.scheduled(createScheduledController({ scheduledTime: Date.now() }), env);
+    const delivered = await eventually(async () => {
+      const d = await findDelivery(env, created.id, null);
+      return d?.status === "delivered" ? d : undefined;
+    }, "the re-sent first message's attempt");
+    expect(delivered.attempts).toBe(1);
+    expect((received.get(s.host) ?? []).map((r) => JSON.parse(r.body).type)).toEqual(["CREATED"]);
+  });
+
   it("signs with both secrets while a rotation is fresh", async () => {
     const s = await syndicated(() => new Response(null, { status: 204 }));
     const rotated = await expectOk(
@@ -852,6 +878,15 @@ describe("the vendor's report reaches the partner", () => {
     expect(await read(s, id)).toMatchObject(deployed);
     expect(await listed(s, "active")).toEqual([expect.objectContaining({ id, ...deployed })]);
     expect(await listed(s, "inactive")).toEqual([]);
+
+    // An extension continues the deployment: the customer reaches it where and as before (its
+    // term starts when this one ends).
+    const { status: _, ...deployment } = deployed;
+    const extension = await expectOk(
+      call("POST", `/v1/subscriptions/${id}/action/?do=extend`, { token: s.t.partnerKey, body: {} }),
+    );
+    expect(extension).toMatchObject({ ...deployment, status: "inactive", extends: id });
+    expect(await read(s, extension.id)).toMatchObject(deployment);
 
     const builtin = await expectOk(
       call("POST", "/v1/subscriptions/", {

@@ -1,0 +1,62 @@
+/**
+ * How long after a commit the shard's alarm checks that the commit was pushed (read model, usage
+ * lines, events). A live instance pushes within the request that committed (and retries a failed
+ * push on its own wake); this is the bound for one that died between its commit and its push.
+ */
+export const PUSH_CHECK_AFTER_MS = 60_000;
+
+/**
+ * The changes of a shard's subscriptions that may not be pushed yet: each commit notes its
+ * subscription and version in the commit's own transaction, and the shard's alarm, once the check
+ * is due, has each pushed (a push of what already landed writes nothing) and forgets it. So an
+ * instance that dies after a commit, before or during its push, leaves nothing behind for good:
+ * no read model showing an older version, no usage line missing from the charges, no event that
+ * never reaches its vendor. Forgetting happens in the alarm, not after each push, so a change
+ * costs no storage write beyond its commit's.
+ */
+export class UnpushedChanges {
+  constructor(private readonly sql: SqlStorage) {
+    sql.exec(`CREATE TABLE IF NOT EXISTS unpushed (
+      subscription TEXT PRIMARY KEY, version INTEGER NOT NULL, at INTEGER NOT NULL)`);
+  }
+
+  /**
+   * Subscription `id` committed `version` at `at`; call inside the commit's transaction. A change
+   * not checked yet keeps its instant: the check of the first is due first, and covers both.
+   */
+  note(id: string, version: number, at: number): void {
+    this.sql.exec(
+      `INSERT INTO unpushed (subscription, version, at) VALUES (?, ?, ?)
+        ON CONFLICT (subscription) DO UPDATE SET version = excluded.version`,
+      id,
+      version,
+      at,
+    );
+  }
+
+  /** The changes whose check is due at `now`. */
+  due(now: number): Array<{ subscription: string; version: number }> {
+    return this.sql
+      .exec<{ subscription: string; version: number }>(
+        "SELECT subscription, version FROM unpushed WHERE at <= ?",
+        now - PUSH_CHECK_AFTER_MS,
+      )
+      .toArray();
+  }
+
+  /** `id`'s `version` is pushed: forgotten, unless a later commit noted a later one. */
+  pushed(id: string, version: number): void {
+    this.sql.exec("DELETE FROM unpushed WHERE subscription = ? AND version <= ?", id, version);
+  }
+
+  /** `id`'s `version` could not be pushed now: checked again a whole delay later. */
+  postpone(id: string, version: number, now: number): void {
+    this.sql.exec("UPDATE unpushed SET at = ? WHERE subscription = ? AND version = ?", now, id, version);
+  }
+
+  /** When the next check is due, or null when nothing is left to check. */
+  nextCheck(): number | null {
+    const first = this.sql.exec<{ at: number | null }>("SELECT MIN(at) AS at FROM unpushed").one().at;
+    return first === null ? null : first + PUSH_CHECK_AFTER_MS;
+  }
+}

@@ -1,0 +1,235 @@
+import {
+  createExecutionContext,
+  createMessageBatch,
+  getQueueResult,
+  runInDurableObject,
+} from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it } from "vitest";
+import { recoverPurchase } from "../../src/app/recovery";
+import { type RenewalMessage, renewOrExpire } from "../../src/app/renewals";
+import { assignIds, buy, plan } from "../../src/app/subscriptions";
+import type { MonthCloseMessage } from "../../src/app/usage";
+import { armFault, disarmFaults } from "../../src/domain/faults";
+import { subscriptionId } from "../../src/domain/ids";
+import worker from "../../src/index";
+import type { SubscriptionObject } from "../../src/objects/subscription-object";
+import { subscriptionObject, subscriptionShard } from "../../src/objects/subscription-object";
+import { expectBooksBalance, recoverAll } from "../books";
+import { call, expectOk, failingD1, gate, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
+
+/**
+ * Renewals racing what undoes or ends their term (a review of 2026-12-02 found each of these
+ * billing or holding what it should not): a term whose purchase has not taken effect, an undone
+ * renewal attempt, and a cancel while the renewal is on its way.
+ */
+
+afterEach(() => disarmFaults());
+
+let year = new Date().getUTCFullYear() + 45;
+const noon = (y: number, month: number, day: number) => new Date(Date.UTC(y, month - 1, day, 12));
+
+/** A term of 2 cpu, auto_renew on, from 1 February noon of a year of its own, for a month. */
+async function dueTerm(t: Tenant) {
+  const r = await expectOk(
+    call("POST", "/v1/subscriptions/", {
+      token: t.partnerKey,
+      body: {
+        objects: [
+          {
+            customer: t.customers[0],
+            resource: "cpu",
+            amount: 2,
+            start_time: noon(year++, 2, 1).toISOString(),
+            period: "1 month",
+            auto_renew: true,
+          },
+        ],
+      },
+    }),
+    201,
+  );
+  const sub = r.objects[0] as { id: string; end_time: string };
+  const end = Date.parse(sub.end_time);
+  return { id: sub.id, before: new Date(end - 60_000), over: new Date(end + 60_000) };
+}
+
+const read = (t: Tenant, id: string) =>
+  expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
+
+let delivered = 0;
+async function deliver(messages: Array<RenewalMessage | MonthCloseMessage>) {
+  const batch = createMessageBatch<RenewalMessage | MonthCloseMessage>(
+    "stratus-renewals",
+    messages.map((body) => ({ id: `race-${delivered++}`, timestamp: new Date(), attempts: 1, body })),
+  );
+  await worker.queue(batch as MessageBatch<never>, env);
+  return getQueueResult(batch, createExecutionContext());
+}
+
+async function renewalLines(t: Tenant) {
+  const rows = await env.DB.prepare(
+    "SELECT amount_minor FROM charges WHERE partner_id = ? AND kind = 'renewal'",
+  )
+    .bind(t.partnerId)
+    .all<{ amount_minor: number }>();
+  return rows.results.map((r) => r.amount_minor);
+}
+
+/** Bindings whose shards' `method` either waits at a gate or (`dies`) throws, as a dead Worker. */
+function shardsWhere(method: string, dies = false) {
+  const stall = gate();
+  const stalled = {
+    idFromName: (name: string) => env.SUBSCRIPTION.idFromName(name),
+    get: (id: DurableObjectId) => {
+      const stub = env.SUBSCRIPTION.get(id) as unknown as Record<string, (...args: unknown[]) => unknown>;
+      return new Proxy(
+        {},
+        {
+          get: (_, m) =>
+            m === "then"
+              ? undefined
+              : async (...args: unknown[]) => {
+                  if (m === method) {
+                    if (dies) throw new Error("the Worker died");
+                    await stall.pass();
+                  }
+                  return stub[m as string]?.(...args);
+                },
+        },
+      );
+    },
+  };
+  return { env: { ...env, SUBSCRIPTION: stalled as unknown as Env["SUBSCRIPTION"] }, ...stall };
+}
+
+/** The D1 that the shard of `t`'s first customer writes to. */
+async function shardDatabase(t: Tenant, db: D1Database) {
+  await runInDurableObject(
+    subscriptionShard(env, subscriptionId(t.customers[0] as string)),
+    (instance: SubscriptionObject) => {
+      const own = instance as unknown as { env: Env };
+      own.env = { ...own.env, DB: db };
+    },
+  );
+}
+
+/** A first renewal attempt whose term is created but whose order never is (D1 refuses batches). */
+async function renewalLeftUnordered(t: Tenant, id: string, at: Date) {
+  await shardDatabase(t, failingD1(env.DB, "batch"));
+  await expect(renewOrExpire({ ...env, DB: failingD1(env.DB, "batch") }, id, at)).rejects.toThrow();
+  await shardDatabase(t, env.DB);
+  const first = (await subscriptionObject(env, id).get())?.renewal;
+  if (!first) throw new Error("no renewal planned");
+  return {
+    ids: {
+      orders: { [t.customers[0] as string]: first.order },
+      subscriptions: [first.subscription],
+      previous: id,
+    },
+    opRef: null,
+  };
+}
+
+describe("a renewal", () => {
+  it("waits for its term's purchase to take effect, and follows nothing the sweep undid", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const y = year++;
+    const now = new Date();
+    const objects = [
+      { resource: "mem", amount: 2, auto_renew: true },
+      { resource: "cpu", amount: 1 },
+    ].map((o) => ({ customer: t.customers[0] as string, start_time: noon(y, 3, 1), period: "1 week", ...o }));
+    const planned = (await plan(env, t.partnerId, objects, now)).subscriptions;
+    const ids = assignIds(planned);
+    // Answered at once, its request dies before its orders: it has not taken effect.
+    armFault("purchase.created");
+    await expect(buy(env, t.partnerId, planned, ids, now)).rejects.toThrow("purchase.created");
+    const mem = ids.subscriptions[0] as string;
+    const term = await subscriptionObject(env, mem).get();
+    const at = new Date(Date.parse(term?.endTime as string) - 60_000);
+    expect((await deliver([{ subscription: mem, at: at.toISOString() }])).retryMessages).toEqual([]);
+    expect((await subscriptionObject(env, mem).get())?.nextId).toBeNull();
+    await recoverAll(t);
+    expect((await subscriptionObject(env, mem).get())?.endReason).toBe("failed");
+    await deliver([{ subscription: mem, at: at.toISOString() }]);
+    expect((await subscriptionObject(env, mem).get())?.nextId).toBeNull();
+    expect(await renewalLines(t)).toEqual([]);
+    expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 0, pending: 0 });
+    await expectBooksBalance(t);
+  });
+
+  it("whose attempt is being undone when the next run reads it renews the term, not expires it", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const { id, before, over } = await dueTerm(t);
+    const attempt = await renewalLeftUnordered(t, id, before);
+    // The sweep's undo has failed the renewal term and not given its place back yet.
+    const slow = shardsWhere("releaseNext");
+    const undo = recoverPurchase(slow.env, attempt, new Date());
+    await slow.reached;
+    expect((await deliver([{ subscription: id, at: over.toISOString() }])).retryMessages).toEqual([]);
+    slow.release();
+    expect(await undo).toBe("undone");
+    await deliver([{ subscription: id, at: over.toISOString() }]);
+    await recoverAll(t);
+    const root = await read(t, id);
+    expect({ end_reason: root.end_reason, renewed: root.descendants.length }).toEqual({
+      end_reason: null,
+      renewed: 1,
+    });
+    expect(await renewalLines(t)).toHaveLength(1);
+    await expectBooksBalance(t);
+  });
+
+  it("whose undo died before giving its place back is planned again, and renews the term once", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const { id, before, over } = await dueTerm(t);
+    const attempt = await renewalLeftUnordered(t, id, before);
+    await expect(recoverPurchase(shardsWhere("releaseNext", true).env, attempt, new Date())).rejects.toThrow(
+      "died",
+    );
+    await deliver([{ subscription: id, at: before.toISOString() }]);
+    await recoverAll(t);
+    await deliver([{ subscription: id, at: over.toISOString() }]);
+    await deliver([{ subscription: id, at: over.toISOString() }]);
+    await recoverAll(t);
+    const root = await read(t, id);
+    expect({ end_reason: root.end_reason, renewal_error: root.renewal_error }).toEqual({
+      end_reason: null,
+      renewal_error: null,
+    });
+    expect(await renewalLines(t)).toHaveLength(1);
+    await expectBooksBalance(t);
+  });
+});
+
+describe("a cancel of the due term", () => {
+  it("while its renewal is on its way gives the renewal up: nothing follows, nothing is billed", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const { id, before } = await dueTerm(t);
+    const slow = shardsWhere("create");
+    const running = renewOrExpire(slow.env, id, before);
+    await slow.reached;
+    const cancelled = await expectOk(call("DELETE", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
+    expect(cancelled).toMatchObject({ end_reason: "cancelled", descendants: [] });
+    slow.release();
+    expect(await running).toBe("skipped");
+    await recoverAll(t);
+    expect((await read(t, id)).descendants).toEqual([]);
+    expect(await renewalLines(t)).toEqual([]);
+    expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 0, pending: 0 });
+    await expectBooksBalance(t);
+  });
+
+  it("after its renewal died once planned releases the hold at once; the redelivery renews nothing", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const { id, before } = await dueTerm(t);
+    armFault("renewal.planned");
+    expect((await deliver([{ subscription: id, at: before.toISOString() }])).retryMessages).toHaveLength(1);
+    await expectOk(call("DELETE", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
+    expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 0, pending: 0 });
+    await deliver([{ subscription: id, at: before.toISOString() }]);
+    expect(await renewalLines(t)).toEqual([]);
+    await expectBooksBalance(t);
+  });
+});
