@@ -2269,6 +2269,8 @@ export interface components {
             address: components["schemas"]["Address"] | null;
             /** Format: date-time */
             creationDate: string;
+            /** Format: date-time */
+            activationDate: string;
             activated: boolean;
             enabled: boolean;
             acceptedTerms: boolean;
@@ -7208,6 +7210,7 @@ export interface operations {
                      *         "country": "GR"
                      *       },
                      *       "creationDate": "2026-12-01T12:00:00Z",
+                     *       "activationDate": "2026-12-01T12:00:00Z",
                      *       "activated": true,
                      *       "enabled": true,
                      *       "acceptedTerms": true,

@@ -190,6 +190,20 @@ export async function inReadModel(env: Env, id: string): Promise<boolean> {
   return (await env.DB.prepare("SELECT 1 FROM subscriptions WHERE id = ?").bind(id).first()) !== null;
 }
 
+/** The version the read model has of each of `ids` (absent: none); a statement per chunk of them. */
+export async function projectedVersions(env: Env, ids: readonly string[]): Promise<Map<string, number>> {
+  const versions = new Map<string, number>();
+  for (const chunk of parameterChunks(ids, 0)) {
+    const rows = await database(env)
+      .select({ id: subscriptions.id, version: subscriptions.version })
+      .from(subscriptions)
+      .where(inArray(subscriptions.id, chunk))
+      .all();
+    for (const row of rows) versions.set(row.id, row.version);
+  }
+  return versions;
+}
+
 /** Whether chain `rootId` has a live term other than `id` at `now`: not ended, and not over. */
 export async function otherLiveTerms(env: Env, rootId: string, id: string, now: Date): Promise<boolean> {
   const row = await env.DB.prepare(

@@ -339,6 +339,7 @@ export const vendorUser: Out<typeof VendorUserOut> = {
   phoneNumber: null,
   address: { city: "Athens", country: "GR" },
   creationDate: "2026-12-01T12:00:00Z",
+  activationDate: "2026-12-01T12:00:00Z",
   activated: true,
   enabled: true,
   acceptedTerms: true,

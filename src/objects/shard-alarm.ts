@@ -1,7 +1,7 @@
 import { eachWithin } from "../domain/concurrency";
 import { logError } from "../domain/log";
 import { backoff } from "../domain/retry";
-import { PUSH_CHECK_AFTER_MS, UnpushedChanges } from "./unpushed-changes";
+import { type Commit, PUSH_CHECK_AFTER_MS, UnpushedChanges } from "./unpushed-changes";
 
 /**
  * When a subscription whose alarm failed is woken again: 5 s after a first failure, twice as long
@@ -10,18 +10,18 @@ import { PUSH_CHECK_AFTER_MS, UnpushedChanges } from "./unpushed-changes";
 const ALARM_RETRY_MS = 5_000;
 const ALARM_RETRY_MAX_MS = 300_000;
 
-/** How many subscriptions' alarms, or push checks, run at once. */
+/** How many subscriptions' alarms run at once. */
 const ALARMS_AT_ONCE = 8;
 
 const earliestOf = (a: number | null, b: number | null): number | null =>
   a === null ? b : b === null ? a : Math.min(a, b);
 
-/** What the shard's alarm runs, for one of its subscriptions. */
+/** What the shard's alarm runs, for its subscriptions. */
 export interface AlarmTargets {
   /** Subscription `id`'s own alarm: its wake came. */
   alarm(id: string): Promise<void>;
-  /** Pushes what subscription `id` committed: true once all of it landed. */
-  pushLeft(id: string): Promise<boolean>;
+  /** Has what `commits` left unpushed pushed: answers the subscriptions all of whose commit landed. */
+  pushLeft(commits: readonly Commit[]): Promise<Set<string>>;
 }
 
 /**
@@ -103,16 +103,19 @@ export class ShardAlarm {
     const firstWake = this.firstWake();
     const early = checks.length === 0 && firstWake !== null && firstWake > now;
     await this.runWakes(early ? firstWake : now, targets);
-    await eachWithin(checks, ALARMS_AT_ONCE, async ({ subscription, version }) => {
-      let pushed = false;
+    if (checks.length > 0) {
+      let landed = new Set<string>();
       try {
-        pushed = await targets.pushLeft(subscription);
+        landed = await targets.pushLeft(checks);
       } catch (error) {
-        logError("subscription.push_check_failed", error, { subscription, version });
+        logError("subscription.push_check_failed", error, { commits: checks.length });
       }
-      if (pushed) this.unpushed.pushed(subscription, version);
-      else this.unpushed.postpone(subscription, version, Date.now());
-    });
+      const at = Date.now();
+      for (const { subscription, version } of checks) {
+        if (landed.has(subscription)) this.unpushed.pushed(subscription, version);
+        else this.unpushed.postpone(subscription, version, at);
+      }
+    }
     await this.schedule();
   }
 

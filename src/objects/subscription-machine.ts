@@ -215,6 +215,15 @@ export abstract class SubscriptionMachine {
   }
 
   /**
+   * Whether this instance pushed `version` to the read model (and so its usage lines, pushed
+   * first; an event that failed after it has its own retry). An instance made after a crash does
+   * not know: its stored value lags by a push.
+   */
+  pushedThrough(version: number): boolean {
+    return this.store.projectedVersion() >= version;
+  }
+
+  /**
    * Pushes what a commit left to push (its instance may have died before): true once all of it
    * is where it goes, false if a push failed (which wakes this subscription again on its own).
    */

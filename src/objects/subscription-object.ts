@@ -1,7 +1,9 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Order } from "../db/orders";
-import { inReadModel } from "../db/subscriptions";
+import { inReadModel, projectedVersions } from "../db/subscriptions";
+import { eachWithin } from "../domain/concurrency";
 import { shardOf } from "../domain/ids";
+import { logError } from "../domain/log";
 import type { Scope } from "../domain/scope";
 import type { RenewalIds, SubscriptionRecord } from "../domain/subscriptions";
 import type { DeploymentPatch } from "../domain/webhooks";
@@ -12,9 +14,13 @@ import { ShardAlarm } from "./shard-alarm";
 import { Subscription } from "./subscription";
 import type { SubscriptionHost } from "./subscription-machine";
 import { createSubscriptionTables } from "./subscription-store";
+import type { Commit } from "./unpushed-changes";
 
 /** How many subscriptions a shard keeps in memory; past it, the idle ones used least recently are forgotten. */
 const KEPT_IN_MEMORY = 1_000;
+
+/** How many subscriptions a push check pushes at once. */
+const PUSHES_AT_ONCE = 8;
 
 /**
  * The Durable Object that keeps subscriptions: a shard of every subscription whose id ends in its
@@ -167,8 +173,44 @@ export class SubscriptionObject extends DurableObject<Env> {
     }
     await this.alarms.run({
       alarm: (id) => this.subscription(id).alarm(),
-      pushLeft: (id) => this.subscription(id).pushLeft(),
+      pushLeft: (commits) => this.pushLeft(commits),
     });
+  }
+
+  /**
+   * The push checks that came due (`ShardAlarm`). A subscription in memory that pushed the version
+   * has nothing left. For the others, the read model says whether the version landed (with its
+   * usage lines, pushed before it) and the outbox whether an event did not; what did not is
+   * pushed now. Answers the subscriptions whose commit landed.
+   */
+  private async pushLeft(commits: readonly Commit[]): Promise<Set<string>> {
+    const landed = new Set<string>();
+    const unknown = commits.filter(({ subscription, version }) => {
+      if (!this.kept.get(subscription)?.pushedThrough(version)) return true;
+      landed.add(subscription);
+      return false;
+    });
+    const projected = await projectedVersions(
+      this.env,
+      unknown.map((c) => c.subscription),
+    );
+    const sql = this.ctx.storage.sql;
+    await eachWithin(unknown, PUSHES_AT_ONCE, async ({ subscription, version }) => {
+      const eventLeft =
+        sql
+          .exec("SELECT 1 FROM events WHERE subscription = ? AND dispatched = 0 LIMIT 1", subscription)
+          .toArray().length > 0;
+      if ((projected.get(subscription) ?? 0) >= version && !eventLeft) {
+        landed.add(subscription);
+        return;
+      }
+      try {
+        if (await this.subscription(subscription).pushLeft()) landed.add(subscription);
+      } catch (error) {
+        logError("subscription.push_check_failed", error, { subscription, version });
+      }
+    });
+    return landed;
   }
 
   /**
@@ -247,7 +289,7 @@ export class SubscriptionObject extends DurableObject<Env> {
 export type SubscriptionCalls = {
   [K in Exclude<
     keyof Subscription,
-    "idle" | "alarm" | "reload" | "pushLeft" | "giveUpUnlessCreated"
+    "idle" | "alarm" | "reload" | "pushLeft" | "pushedThrough" | "giveUpUnlessCreated"
   >]: Subscription[K] extends (...args: infer A) => infer R ? (...args: A) => Promise<Awaited<R>> : never;
 };
 

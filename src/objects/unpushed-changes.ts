@@ -5,6 +5,12 @@
  */
 export const PUSH_CHECK_AFTER_MS = 60_000;
 
+/** A commit whose push is to be checked: its subscription and version. */
+export interface Commit {
+  subscription: string;
+  version: number;
+}
+
 /**
  * The changes of a shard's subscriptions that may not be pushed yet: each commit notes its
  * subscription and version in the commit's own transaction, and the shard's alarm, once the check
@@ -35,7 +41,7 @@ export class UnpushedChanges {
   }
 
   /** The changes whose check is due at `now`. */
-  due(now: number): Array<{ subscription: string; version: number }> {
+  due(now: number): Commit[] {
     return this.sql
       .exec<{ subscription: string; version: number }>(
         "SELECT subscription, version FROM unpushed WHERE at <= ?",

@@ -94,6 +94,8 @@ export const VendorUserOut = v.object({
   phoneNumber: v.nullable(v.string()),
   address: v.nullable(AddressOut),
   creationDate: Instant,
+  /** When the account was activated: stratus's customers are active from their creation. */
+  activationDate: Instant,
   activated: v.boolean(),
   enabled: v.boolean(),
   acceptedTerms: v.boolean(),

@@ -2,10 +2,10 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { armFault, disarmFaults } from "../../src/domain/faults";
-import { subscriptionShard } from "../../src/objects/subscription-object";
+import { type SubscriptionObject, subscriptionShard } from "../../src/objects/subscription-object";
 import { PUSH_CHECK_AFTER_MS } from "../../src/objects/unpushed-changes";
 import { expectBooksBalance } from "../books";
-import { call, expectOk, tenantWithCatalog } from "../helpers";
+import { call, expectOk, failingD1, shardAlarmOf, tenantWithCatalog } from "../helpers";
 import { buyFor } from "../legacy";
 
 afterEach(() => disarmFaults());
@@ -67,6 +67,24 @@ describe("a change whose push died with its instance", () => {
     const after = await inD1(id);
     expect(after.row?.running_since).toBeNull();
     expect(after.usageLines).toBe(1);
+    await expectBooksBalance(t);
+  });
+
+  it("a change that was pushed is only forgotten by its check: nothing is pushed again", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const id = await buyFor(t, "cpu", { period: "1 month" });
+    const committedBy = Date.now();
+    await checkDue(id, committedBy);
+    // A new instance knows nothing of its pushes: the read model tells. With D1 refusing writes, a
+    // push would fail and the check stay; it goes, since the version is in the read model.
+    const shard = subscriptionShard(env, id);
+    await evictDurableObject(shard);
+    await runInDurableObject(shard, (instance: SubscriptionObject) => {
+      const own = instance as unknown as { env: Env };
+      own.env = { ...own.env, DB: failingD1(env.DB, "batch") };
+    });
+    expect(await runDurableObjectAlarm(shard)).toBe(true);
+    expect((await shardAlarmOf(id)).check).toBeNull();
     await expectBooksBalance(t);
   });
 

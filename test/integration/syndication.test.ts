@@ -196,7 +196,9 @@ describe("the full flow", () => {
       id: s.t.customers[0],
       self: `user/${s.t.customers[0]}`,
       name: "customer 0",
+      activated: true,
     });
+    expect(user.activationDate).toBe(user.creationDate);
     expect(await usageOf(s.t, 0, s.product)).toEqual({ usage: 2, limit: 10, pending: 2 });
 
     const patched = await call("PATCH", `/api/subscription/${id}`, {

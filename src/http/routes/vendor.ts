@@ -245,6 +245,7 @@ export const vendorRoutes = [
         phoneNumber: customer.phone,
         address: customer.address ?? null,
         creationDate: seconds(customer.createdAt),
+        activationDate: seconds(customer.createdAt),
         activated: true,
         enabled: true,
         acceptedTerms: true,
