@@ -96,7 +96,10 @@ export async function extend(
         continue;
       }
     }
-    const planned = made ? plannedAs(made, last) : plannedAfter(last, input, now);
+    // A renewal continues the chain from its end, even when it runs after it.
+    const from =
+      renewal && last.endTime !== null ? new Date(Math.min(now.getTime(), Date.parse(last.endTime))) : now;
+    const planned = made ? plannedAs(made, last) : plannedAfter(last, input, from);
     // A renewal reserves the place when it is planned: then it is this extension's already.
     let reserved = last;
     if (last.nextId !== ids.subscription) {

@@ -289,11 +289,22 @@ async function purchaseIdsOf(env: Env, payload: OperationPayload): Promise<Purch
     : null;
 }
 
-/** An operation out of attempts: what it did half-way is undone, and it fails as a 500. */
+/**
+ * An operation out of attempts: what it did half-way is undone, and it fails with a 409, the 4xx
+ * the CaaS spec has its status endpoint keep for an error during processing (a 5xx there would
+ * read as the status endpoint failing, and a client would poll on for good).
+ */
 export async function giveUpOperation(env: Env, opRef: string): Promise<void> {
   const op = await findOperation(env, opRef, EVERYTHING);
   if (op) await undoHalfDone(env, op.payload as unknown as OperationPayload);
-  await failOperation(env, opRef, new AppError("internal", "the operation could not be completed"));
+  await failOperation(
+    env,
+    opRef,
+    new AppError(
+      "conflict",
+      `the operation could not be completed in ${MAX_ATTEMPTS} attempts and was given up: a purchase it made half-way was undone; read the subscription for where it stands, and send the request again if need be`,
+    ),
+  );
 }
 
 /**

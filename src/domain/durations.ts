@@ -159,20 +159,21 @@ export function resolveDuration(input: DurationInput, now: Date): DurationResult
 }
 
 /**
- * An extension is a new subscription that starts where the chain ends, even when that is already
- * in the past, so the chain stays contiguous. Without an explicit length it repeats the last one:
- * the exact interval for end_time subscriptions, the period re-read from the new start for period
- * ones. The end is still rounded up to noon, which only matters when the last subscription started
- * off-noon (bought "now"): its length is then topped up to the next noon rather than ending mid-day.
+ * An extension is a new subscription that starts where the chain ends, so the chain stays
+ * contiguous; a chain that has already lapsed continues from `now` instead (a start is never in the
+ * past: "the maximum between the current time and the previous noon"), so no term is bought that
+ * is over before it is bought. A renewal passes the chain's end as `now`: it continues the chain
+ * even when it runs late. Without an explicit length it repeats the last one: the exact interval
+ * for end_time subscriptions, the period re-read from the new start for period ones. The end is
+ * still rounded up to noon, which only matters when the last subscription started off-noon
+ * (bought "now"): its length is then topped up to the next noon rather than ending mid-day.
  */
 export function resolveExtension(
   last: ExtendBase,
   input: { end_time?: Date; period?: string },
-  // Unused: a chain that lapsed still continues from its end (see above). Taken anyway so every
-  // resolver has the same shape and a future policy for lapsed chains changes no caller.
-  _now: Date,
+  now: Date,
 ): DurationResult {
-  const start = new Date(last.end.getTime());
+  const start = new Date(Math.max(last.end.getTime(), now.getTime()));
   const { end_time, period: periodText } = input;
   if (end_time !== undefined && periodText !== undefined) {
     return fail({

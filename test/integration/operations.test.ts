@@ -330,7 +330,7 @@ describe("exactly once", () => {
     expect(await usageOf(t, 0, "dssd")).toMatchObject({ usage: 1, pending: 0 });
   });
 
-  it("a failure that is not the request's fault is retried, then given up as a 500", async () => {
+  it("a failure that is not the request's fault is retried, then given up as a 409 kept at its status URL", async () => {
     const t = await setup();
     const opRef = `op_${"0".repeat(31)}1`;
     // Work that cannot run (as if the code had a bug): it throws something other than a 4xx.
@@ -349,8 +349,9 @@ describe("exactly once", () => {
     const abandoned = await deliver(opRef, MAX_ATTEMPTS);
     expect(abandoned.explicitAcks).toEqual([`msg-${opRef}-${MAX_ATTEMPTS}`]);
     const final = await call("GET", `/v1/operations/${opRef}`, { token: t.partnerKey });
-    expect(final.status).toBe(500);
-    expect(final.body).toMatchObject({ status: 500, title: "Internal Server Error" });
+    expect(final.status).toBe(409);
+    expect(final.body).toMatchObject({ status: 409 });
+    expect(final.body.detail).toContain(`could not be completed in ${MAX_ATTEMPTS} attempts`);
   });
 });
 
@@ -396,7 +397,7 @@ describe("work given up half-way", () => {
     await expectUndone(t, ids);
   });
 
-  it("an operation out of attempts undoes what its purchase did, and fails as a 500", async () => {
+  it("an operation out of attempts undoes what its purchase did, and fails as a 409", async () => {
     const t = await setup();
     const { ids } = idsFor(t);
     const opRef = `op_${crypto.randomUUID().replaceAll("-", "")}`;
@@ -417,7 +418,7 @@ describe("work given up half-way", () => {
     });
     await expectUndone(t, ids);
     const final = await call("GET", `/v1/operations/${opRef}`, { token: t.partnerKey });
-    expect(final.status).toBe(500);
+    expect(final.status).toBe(409);
   });
 
   it("a purchase whose commission was accepted took effect: giving it up undoes nothing", async () => {

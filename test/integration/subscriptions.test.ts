@@ -1,12 +1,13 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { issueCommission } from "../../src/objects/commission-issue";
 import {
   type SubscriptionObject,
   subscriptionObject,
   subscriptionShard,
 } from "../../src/objects/subscription-object";
+import { expectBooksBalance } from "../books";
 import {
   call,
   expectOk,
@@ -608,6 +609,27 @@ describe("changing", () => {
 });
 
 describe("extending", () => {
+  it("a chain that has lapsed continues from now: no term is bought that is over before it is bought", async () => {
+    const t = await setup();
+    const bought = new Date(Date.UTC(new Date().getUTCFullYear() + 3, 2, 10, 15));
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      vi.setSystemTime(bought);
+      const sub = (await buy(t, [{ customer: t.customers[0], resource: "cpu", amount: 1, period: "1 day" }]))
+        .body.objects[0];
+      const later = new Date(bought.getTime() + 22 * 86_400_000);
+      vi.setSystemTime(later);
+      const r = await expectOk(
+        call("POST", `/v1/subscriptions/${sub.id}/action/?do=extend`, { token: t.partnerKey }),
+      );
+      expect(r).toMatchObject({ start_time: later.toISOString(), status: "active", extends: sub.id });
+      expect(Date.parse(r.end_time)).toBeGreaterThan(later.getTime() + 86_400_000);
+      await expectBooksBalance(t);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it("repeats a period-created subscription's period from the new start: February then March", async () => {
     const t = await setup();
     const feb = new Date(Date.UTC(new Date().getUTCFullYear() + 2, 1, 1, 12));

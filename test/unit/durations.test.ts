@@ -362,8 +362,8 @@ describe("resolveExtension", () => {
   it("in a leap year, the end_time variant repeats 29 days and the period variant gives 31", () => {
     const start = d("2024-02-01T12:00:00Z");
     const end = d("2024-03-01T12:00:00Z");
-    const leapPeriod = extend({ start, end, createdWith: "period", period: "1 month" });
-    const leapEndTime = extend({ start, end, createdWith: "end_time", period: null });
+    const leapPeriod = extend({ start, end, createdWith: "period", period: "1 month" }, {}, start);
+    const leapEndTime = extend({ start, end, createdWith: "end_time", period: null }, {}, start);
     expect(leapPeriod.end).toBe("2024-04-01T12:00:00.000Z");
     expect(days(leapPeriod)).toBe(31);
     expect(leapEndTime.end).toBe("2024-03-30T12:00:00.000Z");
@@ -377,7 +377,7 @@ describe("resolveExtension", () => {
       createdWith: "period",
       period: "1 month",
     };
-    expect(extend(last).end).toBe("2025-02-28T12:00:00.000Z");
+    expect(extend(last, {}, last.start).end).toBe("2025-02-28T12:00:00.000Z");
   });
 
   it("uses an explicit period and records it", () => {
@@ -412,8 +412,15 @@ describe("resolveExtension", () => {
     expect(extend(boughtNow).end).toBe("2025-03-29T12:00:00.000Z");
   });
 
-  it("continues a lapsed chain from its end", () => {
-    expect(extend(byPeriod, {}, d("2025-06-01T00:00:00Z")).start).toBe("2025-03-01T12:00:00.000Z");
+  it("continues a lapsed chain from now: no term is bought that is over before it is bought", () => {
+    expect(extend(byPeriod, {}, d("2025-06-01T00:00:00Z"))).toEqual({
+      start: "2025-06-01T00:00:00.000Z",
+      end: "2025-07-01T12:00:00.000Z",
+      createdWith: "period",
+      period: "1 month",
+    });
+    // A renewal passes the chain's end as now: it continues the chain, however late it runs.
+    expect(extend(byPeriod, {}, byPeriod.end).start).toBe("2025-03-01T12:00:00.000Z");
   });
 
   it("falls back to the exact interval when the stored period no longer parses", () => {
@@ -480,7 +487,7 @@ describe("resolveExtension", () => {
       );
     fc.assert(
       fc.property(lastArb, (last) => {
-        const result = resolveExtension(last, {}, NOW);
+        const result = resolveExtension(last, {}, last.start);
         expect(result.ok).toBe(true);
         if (!result.ok) return;
         expect(result.value.start.getTime()).toBe(last.end.getTime());

@@ -19,7 +19,7 @@ export const operationRoutes = [
     path: "/v1/operations/{opRef}",
     summary: "Poll an operation",
     description:
-      "While `queued` or `running`: 202 with the operation and `Retry-After`. Once `succeeded`: the final code (201 for a purchase, 200 otherwise) with what the request would have answered and its `Location`. Once `failed`: the problem the work failed with, with its code (409, 409 `quota-exceeded`, 412 when an `If-Match` version was no longer current once the queued work ran, 424, or 500 once given up). Kept at least 30 days.",
+      "While `queued` or `running`: 202 with the operation and `Retry-After`. Once `succeeded`: the final code (201 for a purchase, 200 otherwise) with what the request would have answered and its `Location`. Once `failed`: the problem the work failed with, with its code (409, 409 `quota-exceeded`, 412 when an `If-Match` version was no longer current once the queued work ran, 424; 409 too once given up after 8 attempts, what it bought half-way undone). Kept at least 30 days.",
     tag,
     auth: ["partner", "operator", "account"],
     params: v.object({ opRef: OpRef }),
@@ -53,7 +53,8 @@ export const operationRoutes = [
       },
     },
     errors: {
-      conflict: "Failed: conflicts with the subscription's state, or the purchase was given up",
+      conflict:
+        "Failed: conflicts with the subscription's state, the purchase was given up, or the work was given up after 8 attempts",
       over_limit: "Failed: over quota; nothing was bought or changed",
       precondition_failed: "Failed: the `If-Match` version was no longer current when the queued work ran",
       failed_dependency: "Failed: a vendor could not provision",
