@@ -159,9 +159,14 @@ export async function perform(
     }
     case "auto_renew":
       return one(env, await setAutoRenew(env, payload.subscription, payload.value), at);
-    case "run":
-      await settleOpenPurchaseOf(env, object, at, payload.action);
-      return one(env, unwrap(await object.run(payload.action, at, payload.ref)), at);
+    case "run": {
+      // Applied, and billed, when it runs, not when it was accepted: a queued start charges
+      // nothing for the time it waited. Run again, its reference keeps it from applying twice;
+      // one a later start or stop overtook changes nothing (`Subscription.run`).
+      const ranAt = new Date();
+      await settleOpenPurchaseOf(env, object, ranAt, payload.action);
+      return one(env, unwrap(await object.run(payload.action, ranAt, payload.ref)), ranAt);
+    }
     case "cancel":
       await settleOpenPurchaseOf(env, object, at, "cancel");
       return one(env, unwrap(await object.cancel(at, payload.expectedVersion)), at, true);

@@ -87,10 +87,15 @@ export class Subscription extends SubscriptionMachine {
     );
   }
 
-  /** Starts or stops a cloud; `ref`, the work asking, is applied once (`ranBy`). */
+  /**
+   * Starts or stops a cloud at `now`; `ref`, the work asking, is applied once, and not after a
+   * start or stop accepted later (`ranBy`).
+   */
   async run(action: "start" | "stop", now: Date, ref?: string): Promise<Outcome<SubscriptionRecord>> {
     return this.change((r) => {
-      if (ref !== undefined && r.ranBy?.includes(ref)) return r;
+      // Applied already; or overtaken by a start or stop accepted after it (references are
+      // UUIDv7s, ordered by when they were made): the last one accepted decides the state.
+      if (ref !== undefined && r.ranBy?.some((other) => other >= ref)) return r;
       const refusal = runRefusal(r, action);
       if (refusal) throw refused(refusal);
       const t = runInstant(r.runs, now);

@@ -1,7 +1,12 @@
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import { v7 } from "uuid";
 import { afterEach, describe, expect, it } from "vitest";
+import { createOperation } from "../../src/db/operations";
 import { armFault, disarmFaults } from "../../src/domain/faults";
 import { isRunning } from "../../src/domain/metering";
+import worker from "../../src/index";
+import type { OperationMessage } from "../../src/objects/operations-queue";
 import { subscriptionObject } from "../../src/objects/subscription-object";
 import { expectBooksBalance, purchaseDiedAt, recoverAll } from "../books";
 import { call, expectOk, type Tenant, tenantWithCatalog } from "../helpers";
@@ -64,6 +69,67 @@ describe("a start run again", () => {
     const after = await subscriptionObject(env, id).get();
     expect(after?.runs).toHaveLength(1);
     expect(isRunning(after?.runs ?? [])).toBe(false);
+    await expectBooksBalance(t);
+  });
+});
+
+/** A start or stop accepted `ago` ms ago and queued since: its operation, not delivered yet. */
+async function queuedRun(t: Tenant, id: string, action: "start" | "stop", ago: number) {
+  const accepted = new Date(Date.now() - ago);
+  const opRef = `op_${crypto.randomUUID().replaceAll("-", "")}`;
+  await createOperation(env, {
+    opRef,
+    partnerId: t.partnerId,
+    customerId: null,
+    kind: "run",
+    payload: {
+      kind: "run",
+      partnerId: t.partnerId,
+      at: accepted.toISOString(),
+      subscription: id,
+      action,
+      ref: v7({ msecs: accepted.getTime() }),
+    },
+    now: accepted,
+  });
+  return opRef;
+}
+
+async function deliver(opRef: string) {
+  const batch = createMessageBatch<OperationMessage>("stratus-operations", [
+    { id: `msg-${opRef}`, timestamp: new Date(), attempts: 1, body: { opRef } },
+  ]);
+  await worker.queue(batch, env);
+  return getQueueResult(batch, createExecutionContext());
+}
+
+describe("a start or stop that waited in the queue", () => {
+  it("is applied, and billed, from when it runs, not from when it was accepted", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const id = await cloudOf(t);
+    const opRef = await queuedRun(t, id, "start", 10 * 60_000);
+    const before = Date.now();
+    expect((await deliver(opRef)).explicitAcks).toEqual([`msg-${opRef}`]);
+    const runs = (await subscriptionObject(env, id).get())?.runs ?? [];
+    expect(runs).toHaveLength(1);
+    expect(runs[0]?.start).toBeGreaterThanOrEqual(before);
+    await expectBooksBalance(t);
+  });
+
+  it("changes nothing once a start or stop accepted after it was applied: the last one accepted wins", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const id = await cloudOf(t);
+    const opRef = await queuedRun(t, id, "start", 60_000);
+    // The partner changes its mind before the start ran: a stop, answered at once.
+    const stopped = await expectOk(
+      call("POST", `/v1/subscriptions/${id}/action/?do=stop`, { token: t.partnerKey }),
+    );
+    expect(stopped.run_state).toBe("stopped");
+    await deliver(opRef);
+    const result = await expectOk(call("GET", `/v1/operations/${opRef}`, { token: t.partnerKey }));
+    expect(result.run_state).toBe("stopped");
+    expect(isRunning((await subscriptionObject(env, id).get())?.runs ?? [])).toBe(false);
+    expect((await subscriptionObject(env, id).get())?.runs).toEqual([]);
     await expectBooksBalance(t);
   });
 });
