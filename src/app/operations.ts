@@ -120,9 +120,11 @@ export async function perform(
       const { amount, autoRenew, expectedVersion } = payload;
       let record: SubscriptionRecord | null = null;
       if (amount !== undefined) {
-        await settleOpenPurchaseOf(env, object, at, "change");
+        // As a start or stop: a running cloud is billed at its new size from when the change runs.
+        const changedAt = new Date();
+        await settleOpenPurchaseOf(env, object, changedAt, "change");
         try {
-          record = unwrap(await object.changeAmount(amount, at, expectedVersion));
+          record = unwrap(await object.changeAmount(amount, changedAt, expectedVersion));
         } catch (error) {
           throw quotaError(error, [
             await visibleRecord(env, partnerScope(payload.partnerId), payload.subscription),

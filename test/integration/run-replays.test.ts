@@ -73,27 +73,32 @@ describe("a start run again", () => {
   });
 });
 
-/** A start or stop accepted `ago` ms ago and queued since: its operation, not delivered yet. */
-async function queuedRun(t: Tenant, id: string, action: "start" | "stop", ago: number) {
+/** A change of cloud `id` accepted `ago` ms ago and queued since: its operation, not delivered yet. */
+async function queued(
+  t: Tenant,
+  id: string,
+  ago: number,
+  change: { kind: "run"; action: "start" | "stop" } | { kind: "update"; amount: number },
+) {
   const accepted = new Date(Date.now() - ago);
   const opRef = `op_${crypto.randomUUID().replaceAll("-", "")}`;
+  const common = { partnerId: t.partnerId, at: accepted.toISOString(), subscription: id };
   await createOperation(env, {
     opRef,
     partnerId: t.partnerId,
     customerId: null,
-    kind: "run",
-    payload: {
-      kind: "run",
-      partnerId: t.partnerId,
-      at: accepted.toISOString(),
-      subscription: id,
-      action,
-      ref: v7({ msecs: accepted.getTime() }),
-    },
+    kind: change.kind,
+    payload:
+      change.kind === "run"
+        ? { ...common, ...change, ref: v7({ msecs: accepted.getTime() }) }
+        : { ...common, ...change },
     now: accepted,
   });
   return opRef;
 }
+
+const queuedRun = (t: Tenant, id: string, action: "start" | "stop", ago: number) =>
+  queued(t, id, ago, { kind: "run", action });
 
 async function deliver(opRef: string) {
   const batch = createMessageBatch<OperationMessage>("stratus-operations", [
@@ -113,6 +118,19 @@ describe("a start or stop that waited in the queue", () => {
     const runs = (await subscriptionObject(env, id).get())?.runs ?? [];
     expect(runs).toHaveLength(1);
     expect(runs[0]?.start).toBeGreaterThanOrEqual(before);
+    await expectBooksBalance(t);
+  });
+
+  it("a resize of a running cloud bills the new size from when it runs", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const id = await cloudOf(t);
+    await expectOk(call("POST", `/v1/subscriptions/${id}/action/?do=start`, { token: t.partnerKey }));
+    const opRef = await queued(t, id, 10 * 60_000, { kind: "update", amount: 3 });
+    const before = Date.now();
+    await deliver(opRef);
+    const runs = (await subscriptionObject(env, id).get())?.runs ?? [];
+    expect(runs.map((r) => r.quantity)).toEqual([1, 3]);
+    expect(runs[1]?.start).toBeGreaterThanOrEqual(before);
     await expectBooksBalance(t);
   });
 
