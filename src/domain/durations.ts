@@ -127,7 +127,7 @@ export function resolveDuration(input: DurationInput, now: Date): DurationResult
     return fail({
       code: "ambiguous",
       fields: ["start_time", "end_time", "period"],
-      message: "Give at most two of start_time, end_time and period.",
+      message: "Ambiguous: give at most two of start_time, end_time and period.",
     });
   }
   let period: Period | null = null;
@@ -148,7 +148,7 @@ export function resolveDuration(input: DurationInput, now: Date): DurationResult
     return fail({
       code: "not_specific_enough",
       fields: ["end_time", "period"],
-      message: "Give an end_time or a period to say how long the subscription lasts.",
+      message: "Not specific enough: give an end_time or a period to say how long the subscription lasts.",
     });
   }
 
@@ -179,7 +179,7 @@ export function resolveExtension(
     return fail({
       code: "ambiguous",
       fields: ["end_time", "period"],
-      message: "Give an end_time or a period for the extension, not both.",
+      message: "Ambiguous: give an end_time or a period for the extension, not both.",
     });
   }
   if (periodText !== undefined) {

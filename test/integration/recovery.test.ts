@@ -350,7 +350,7 @@ describe("operations never stay stuck", () => {
     await recoverAll(t);
     disarmFaults();
     const done = await call("GET", `/v1/operations/${opRef}`, { token: t.partnerKey });
-    expect(done.status, done.text).toBe(500);
+    expect(done.status, done.text).toBe(409);
     expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 0, pending: 0 });
     await expectBooksBalance(t);
   });
