@@ -92,8 +92,9 @@ export class ShardAlarm {
   /**
    * The alarm went off: runs the subscriptions' alarms whose wake is due, then has every change
    * whose push check is due pushed. Run before anything is due (as a test does), it runs the
-   * earliest wakes; a check runs only once due. Each wake is then over unless it was set again meanwhile, and one that failed is
-   * tried again later on its own; a change whose push failed is checked again a whole delay later.
+   * earliest wakes; a check runs only once due. Each wake is then over unless it was set again
+   * meanwhile, and one that failed is tried again later on its own; a change whose push failed is
+   * checked again a whole delay later.
    */
   async run(targets: AlarmTargets): Promise<void> {
     // The alarm that went off is set no more.
