@@ -111,6 +111,21 @@ describe("resolveDuration: the truth table", () => {
     ).toEqual({ code: "ambiguous", fields: ["start_time", "end_time", "period"] });
   });
 
+  it("says each error in the spec's words: Ambiguous, Not specific enough", () => {
+    const message = (input: DurationInput) => {
+      const result = resolveDuration(input, NOW);
+      return result.ok ? null : result.error.message;
+    };
+    const all = {
+      start_time: d("2025-02-10T12:00:00Z"),
+      end_time: d("2025-03-10T12:00:00Z"),
+      period: "1 month",
+    };
+    expect(message(all)).toMatch(/^Ambiguous: /);
+    expect(message({ start_time: d("2025-02-10T12:00:00Z") })).toMatch(/^Not specific enough: /);
+    expect(message({})).toMatch(/^Not specific enough: /);
+  });
+
   it("start and end: between them, rounded outwards to noon", () => {
     expect(resolved({ start_time: d("2025-02-10T15:00:00Z"), end_time: d("2025-02-20T15:00:00Z") })).toEqual({
       start: "2025-02-10T12:00:00.000Z",
