@@ -4818,8 +4818,7 @@ export interface operations {
             /** @description With a customer-scoped key: another customer */
             404: components["responses"]["NotFound"];
             405: components["responses"]["MethodNotAllowed"];
-            /** @description Over quota: names the resource, limit and usage */
-            409: components["responses"]["ConflictOrQuotaExceeded"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["ContentTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["UnprocessableContent"];

@@ -164,7 +164,6 @@ export const subscriptionRoutes = [
       bad_request:
         "Invalid objects (`errors` names each field, an unknown customer included), or an operator pricing without a partner's key",
       not_found: "With a customer-scoped key: another customer",
-      over_limit: "Over quota: names the resource, limit and usage",
     },
     async handle({ env, principal, body }) {
       const planned = await plan(
