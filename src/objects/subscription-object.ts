@@ -13,7 +13,7 @@ import { QuotaSteps } from "./quota-steps";
 import { ShardAlarm } from "./shard-alarm";
 import { Subscription } from "./subscription";
 import type { SubscriptionHost } from "./subscription-machine";
-import { createSubscriptionTables } from "./subscription-store";
+import { createSubscriptionTables, hasUndispatchedEvent } from "./subscription-store";
 import type { Commit } from "./unpushed-changes";
 
 /** How many subscriptions a shard keeps in memory; past it, the idle ones used least recently are forgotten. */
@@ -196,11 +196,7 @@ export class SubscriptionObject extends DurableObject<Env> {
     );
     const sql = this.ctx.storage.sql;
     await eachWithin(unknown, PUSHES_AT_ONCE, async ({ subscription, version }) => {
-      const eventLeft =
-        sql
-          .exec("SELECT 1 FROM events WHERE subscription = ? AND dispatched = 0 LIMIT 1", subscription)
-          .toArray().length > 0;
-      if ((projected.get(subscription) ?? 0) >= version && !eventLeft) {
+      if ((projected.get(subscription) ?? 0) >= version && !hasUndispatchedEvent(sql, subscription)) {
         landed.add(subscription);
         return;
       }

@@ -37,6 +37,14 @@ export function createSubscriptionTables(sql: SqlStorage): void {
   createUsageLines(sql);
 }
 
+/** Whether subscription `id` has an event its push has not handed to the webhooks pipeline yet. */
+export function hasUndispatchedEvent(sql: SqlStorage, id: string): boolean {
+  return (
+    sql.exec("SELECT 1 FROM events WHERE subscription = ? AND dispatched = 0 LIMIT 1", id).toArray().length >
+    0
+  );
+}
+
 /**
  * A subscription's record in its shard's storage, kept as a transactional outbox: each version, and
  * for a syndicated product the event it makes, is written in the caller's transaction; pushing
