@@ -30,6 +30,8 @@ export type OperationPayload = { customerId?: string } & (
       autoRenew?: boolean;
       /** The version the request's If-Match matched: the change applies only to it. */
       expectedVersion?: number;
+      /** The resize, applied once however often its work runs (absent: recorded before). */
+      ref?: string;
     }
   | {
       kind: "extend";

@@ -15,7 +15,7 @@ import { logError } from "../domain/log";
 import type { PlannedSubscription, PurchaseObject } from "../domain/purchase";
 import { recoveryBoundMs } from "../domain/recovery";
 import { EVERYTHING, partnerScope } from "../domain/scope";
-import type { SubscriptionRecord, SubscriptionWire } from "../domain/subscriptions";
+import type { SubscriptionRecord, SubscriptionWire, WorkRef } from "../domain/subscriptions";
 import { operationsQueue } from "../objects/operations-queue";
 import { subscriptionObject } from "../objects/subscription-object";
 import { extend, setAutoRenew } from "./extend";
@@ -32,6 +32,11 @@ export interface PerformContext {
   opRef?: string;
   /** A purchase's plan, already made by the request for this payload. */
   planned?: PlannedSubscription[];
+  /**
+   * The work runs in the request that accepted it (not a queued run, nor a retry resuming it): a
+   * start, stop or resize is then the last one accepted, and applies (`superseded`).
+   */
+  fresh?: boolean;
 }
 
 /** Attempts before an operation is given up as failed (the queue's max_retries is above this). */
@@ -120,11 +125,14 @@ export async function perform(
       const { amount, autoRenew, expectedVersion } = payload;
       let record: SubscriptionRecord | null = null;
       if (amount !== undefined) {
-        // As a start or stop: a running cloud is billed at its new size from when the change runs.
+        // As a start or stop: a running cloud is billed at its new size from when the change runs,
+        // once, and not over a resize accepted after it.
         const changedAt = new Date();
         await settleOpenPurchaseOf(env, object, changedAt, "change");
         try {
-          record = unwrap(await object.changeAmount(amount, changedAt, expectedVersion));
+          record = unwrap(
+            await object.changeAmount(amount, changedAt, expectedVersion, workOf(payload.ref, context)),
+          );
         } catch (error) {
           throw quotaError(error, [
             await visibleRecord(env, partnerScope(payload.partnerId), payload.subscription),
@@ -167,13 +175,22 @@ export async function perform(
       // one a later start or stop overtook changes nothing (`Subscription.run`).
       const ranAt = new Date();
       await settleOpenPurchaseOf(env, object, ranAt, payload.action);
-      return one(env, unwrap(await object.run(payload.action, ranAt, payload.ref)), ranAt);
+      return one(env, unwrap(await object.run(payload.action, ranAt, workOf(payload.ref, context))), ranAt);
     }
-    case "cancel":
-      await settleOpenPurchaseOf(env, object, at, "cancel");
-      return one(env, unwrap(await object.cancel(at, payload.expectedVersion)), at, true);
+    case "cancel": {
+      // Also when it runs: a cloud runs, and is billed, until its cancel ends it (a queued cancel
+      // fixed at its acceptance would bill nothing of a start applied while it waited).
+      const cancelledAt = new Date();
+      await settleOpenPurchaseOf(env, object, cancelledAt, "cancel");
+      return one(env, unwrap(await object.cancel(cancelledAt, payload.expectedVersion)), cancelledAt, true);
+    }
   }
 }
+
+const workOf = (ref: string | undefined, context: PerformContext): WorkRef => ({
+  ref,
+  fresh: context.fresh === true,
+});
 
 /**
  * `settleOpenPurchase` for the subscription of `object`: a cloud whose purchase has not taken
@@ -200,11 +217,14 @@ export const newOpRef = () => `op_${crypto.randomUUID().replaceAll("-", "")}`;
 export async function performNow(
   env: Env,
   payload: OperationPayload,
-  options: { resumable: boolean; planned?: PlannedSubscription[] | undefined },
+  options: { resumable: boolean; fresh: boolean; planned?: PlannedSubscription[] | undefined },
 ): Promise<OperationResult> {
   let result: OperationResult | null;
   try {
-    result = await perform(env, payload, options.planned ? { planned: options.planned } : {});
+    result = await perform(env, payload, {
+      fresh: options.fresh,
+      ...(options.planned ? { planned: options.planned } : {}),
+    });
   } catch (error) {
     if (!options.resumable && !isFinalAnswer(error)) await undoHalfDone(env, payload);
     throw error;
@@ -297,13 +317,47 @@ async function purchaseIdsOf(env: Env, payload: OperationPayload): Promise<Purch
 }
 
 /**
- * An operation out of attempts: what it did half-way is undone, and it fails with a 409, the 4xx
- * the CaaS spec has its status endpoint keep for an error during processing (a 5xx there would
- * read as the status endpoint failing, and a client would poll on for good).
+ * The result of work that took effect although its run did not get to store it (the attempt
+ * died after it), read off the subscription; null for work not in effect, and for a purchase,
+ * an extension or a report, which are settled by their commissions instead.
+ */
+async function resultInEffect(env: Env, payload: OperationPayload): Promise<OperationResult | null> {
+  if (payload.kind === "purchase" || payload.kind === "extend" || payload.kind === "consume") return null;
+  const r = await subscriptionObject(env, payload.subscription).get();
+  if (!r) return null;
+  const now = new Date();
+  switch (payload.kind) {
+    case "run":
+      return payload.ref !== undefined && r.ranBy?.includes(payload.ref) ? one(env, r, now) : null;
+    case "update": {
+      const resized =
+        payload.amount === undefined || (payload.ref !== undefined && r.resizedBy?.includes(payload.ref));
+      const toggled = payload.autoRenew === undefined || r.autoRenew === payload.autoRenew;
+      return resized && toggled ? one(env, r, now, true) : null;
+    }
+    case "auto_renew":
+      return r.autoRenew === payload.value ? one(env, r, now) : null;
+    case "cancel":
+      return r.endedAt !== null ? one(env, r, now, true) : null;
+  }
+}
+
+/**
+ * An operation out of attempts. Work that took effect on its last attempt (a start applied, the
+ * attempt dead before it stored its result) succeeded: it says so, as the subscription shows.
+ * Otherwise what it did half-way is undone, and it fails with a 409, the 4xx the CaaS spec has
+ * its status endpoint keep for an error during processing (a 5xx there would read as the status
+ * endpoint failing, and a client would poll on for good).
  */
 export async function giveUpOperation(env: Env, opRef: string): Promise<void> {
   const op = await findOperation(env, opRef, EVERYTHING);
-  if (op) await undoHalfDone(env, op.payload as unknown as OperationPayload);
+  const payload = op?.payload as unknown as OperationPayload | undefined;
+  const done = payload ? await resultInEffect(env, payload) : null;
+  if (done) {
+    await finishOperation(env, opRef, { status: "succeeded", resultBody: JSON.stringify(done) }, new Date());
+    return;
+  }
+  if (payload) await undoHalfDone(env, payload);
   await failOperation(
     env,
     opRef,

@@ -174,7 +174,7 @@ async function accepted(env: Env, request: Request, payload: OperationPayload, o
 async function doneNow<K extends Kind>(
   env: Env,
   payload: PayloadOf<K>,
-  options: { resumable: boolean; planned?: PlannedSubscription[] | undefined },
+  options: { resumable: boolean; fresh: boolean; planned?: PlannedSubscription[] | undefined },
 ): Promise<DoneReply<K>> {
   // performNow answers a purchase with a purchase, a report with a consumption, and any other
   // kind with the subscription it changed: the kind of the result follows the payload's.
@@ -196,7 +196,7 @@ export async function respond<K extends Kind>(
   const opRef = options.mustWait || prefersAsync(request) ? newOpRef() : null;
   await journal?.record({ payload, opRef });
   if (opRef) return accepted(env, request, payload, opRef);
-  return doneNow(env, payload, { resumable: journal !== undefined, planned: options.planned });
+  return doneNow(env, payload, { resumable: journal !== undefined, fresh: true, planned: options.planned });
 }
 
 /**
@@ -205,7 +205,7 @@ export async function respond<K extends Kind>(
  */
 export async function resume(env: Env, request: Request, intent: Intent): Promise<WriteReply<Kind>> {
   if (intent.opRef) return accepted(env, request, intent.payload, intent.opRef);
-  return doneNow(env, intent.payload, { resumable: true });
+  return doneNow(env, intent.payload, { resumable: true, fresh: false });
 }
 
 /**

@@ -5,7 +5,7 @@ import { eachWithin } from "../domain/concurrency";
 import { shardOf } from "../domain/ids";
 import { logError } from "../domain/log";
 import type { Scope } from "../domain/scope";
-import type { RenewalIds, SubscriptionRecord } from "../domain/subscriptions";
+import type { RenewalIds, SubscriptionRecord, WorkRef } from "../domain/subscriptions";
 import type { DeploymentPatch } from "../domain/webhooks";
 import { adoptLegacy, type HandedOver, legacyState, storageTables } from "./legacy-subscription";
 import { ProjectionPushes } from "./projection-pushes";
@@ -93,12 +93,12 @@ export class SubscriptionObject extends DurableObject<Env> {
     return (await this.found(id)).setAutoRenew(value, expectedVersion);
   }
 
-  async changeAmount(id: string, amount: number, now: Date, expectedVersion?: number) {
-    return (await this.found(id)).changeAmount(amount, now, expectedVersion);
+  async changeAmount(id: string, amount: number, now: Date, expectedVersion?: number, work?: WorkRef) {
+    return (await this.found(id)).changeAmount(amount, now, expectedVersion, work);
   }
 
-  async run(id: string, action: "start" | "stop", now: Date, ref?: string) {
-    return (await this.found(id)).run(action, now, ref);
+  async run(id: string, action: "start" | "stop", now: Date, work?: WorkRef) {
+    return (await this.found(id)).run(action, now, work);
   }
 
   async closeMonth(id: string, boundary: Date) {

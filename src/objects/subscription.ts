@@ -3,6 +3,7 @@ import { refused } from "../domain/errors";
 import { isRunning, runInstant, splitAt, start, stop } from "../domain/metering";
 import {
   amountChangeRefusal,
+  appliedWith,
   deploymentRefusal,
   type RenewalIds,
   type RenewalPlan,
@@ -10,6 +11,8 @@ import {
   runRefusal,
   type SubscriptionRecord,
   startDeployed,
+  superseded,
+  type WorkRef,
 } from "../domain/subscriptions";
 import { closeMonthAt } from "../domain/usage";
 import type { DeploymentPatch } from "../domain/webhooks";
@@ -67,41 +70,47 @@ export class Subscription extends SubscriptionMachine {
     });
   }
 
-  /** Changes the quantity: up holds the difference on the customer's quota, down releases it. */
+  /**
+   * Changes the quantity: up holds the difference on the customer's quota, down releases it.
+   * `work`, the resize asking, is applied once, and not after a resize accepted later (`superseded`).
+   */
   async changeAmount(
     amount: number,
     now: Date,
     expectedVersion?: number,
+    work: WorkRef = {},
   ): Promise<Outcome<SubscriptionRecord>> {
+    const applied = (r: SubscriptionRecord) =>
+      work.ref !== undefined && r.resizedBy?.includes(work.ref) === true;
     return this.change(
       async (r) => {
+        if (superseded(r.resizedBy, work)) return r;
         const refusal = amountChangeRefusal(r, amount);
         if (refusal) throw refused(refusal);
         const difference = amount - r.amount;
-        if (difference === 0) return r;
+        const resizedBy = appliedWith(r.resizedBy, work);
+        if (difference === 0) return resizedBy === r.resizedBy ? r : { ...r, resizedBy };
         const runs = isRunning(r.runs) ? splitAt(r.runs, runInstant(r.runs, now), amount) : r.runs;
         const reference = `subscription:${r.id}:v${r.version}:amount:${amount}`;
-        return this.steps.move(this.env, r, difference, reference, now, { ...r, amount, runs });
+        return this.steps.move(this.env, r, difference, reference, now, { ...r, amount, runs, resizedBy });
       },
-      { version: expectedVersion, done: (r) => r.amount === amount },
+      { version: expectedVersion, done: (r) => r.amount === amount || applied(r) },
     );
   }
 
   /**
-   * Starts or stops a cloud at `now`; `ref`, the work asking, is applied once, and not after a
-   * start or stop accepted later (`ranBy`).
+   * Starts or stops a cloud at `now`; `work`, the start or stop asking, is applied once, and not
+   * after a start or stop accepted later (`superseded`).
    */
-  async run(action: "start" | "stop", now: Date, ref?: string): Promise<Outcome<SubscriptionRecord>> {
+  async run(action: "start" | "stop", now: Date, work: WorkRef = {}): Promise<Outcome<SubscriptionRecord>> {
     return this.change((r) => {
-      // Applied already; or overtaken by a start or stop accepted after it (references are
-      // UUIDv7s, ordered by when they were made): the last one accepted decides the state.
-      if (ref !== undefined && r.ranBy?.some((other) => other >= ref)) return r;
+      if (superseded(r.ranBy, work)) return r;
       const refusal = runRefusal(r, action);
       if (refusal) throw refused(refusal);
       const t = runInstant(r.runs, now);
       const runs = action === "start" ? start(r.runs, t, r.amount) : stop(r.runs, t);
-      // A retry comes within minutes, not after this many other starts and stops.
-      return { ...r, runs, ...(ref === undefined ? {} : { ranBy: [...(r.ranBy ?? []), ref].slice(-32) }) };
+      const ranBy = appliedWith(r.ranBy, work);
+      return { ...r, runs, ...(ranBy ? { ranBy } : {}) };
     });
   }
 

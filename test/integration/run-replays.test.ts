@@ -9,7 +9,7 @@ import worker from "../../src/index";
 import type { OperationMessage } from "../../src/objects/operations-queue";
 import { subscriptionObject } from "../../src/objects/subscription-object";
 import { expectBooksBalance, purchaseDiedAt, recoverAll } from "../books";
-import { call, expectOk, type Tenant, tenantWithCatalog } from "../helpers";
+import { call, expectOk, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
 import { buyFor } from "../legacy";
 
 afterEach(() => disarmFaults());
@@ -78,7 +78,7 @@ async function queued(
   t: Tenant,
   id: string,
   ago: number,
-  change: { kind: "run"; action: "start" | "stop" } | { kind: "update"; amount: number },
+  change: { kind: "run"; action: "start" | "stop" } | { kind: "update"; amount: number } | { kind: "cancel" },
 ) {
   const accepted = new Date(Date.now() - ago);
   const opRef = `op_${crypto.randomUUID().replaceAll("-", "")}`;
@@ -89,9 +89,9 @@ async function queued(
     customerId: null,
     kind: change.kind,
     payload:
-      change.kind === "run"
-        ? { ...common, ...change, ref: v7({ msecs: accepted.getTime() }) }
-        : { ...common, ...change },
+      change.kind === "cancel"
+        ? { ...common, ...change }
+        : { ...common, ...change, ref: v7({ msecs: accepted.getTime() }) },
     now: accepted,
   });
   return opRef;
@@ -100,9 +100,9 @@ async function queued(
 const queuedRun = (t: Tenant, id: string, action: "start" | "stop", ago: number) =>
   queued(t, id, ago, { kind: "run", action });
 
-async function deliver(opRef: string) {
+async function deliver(opRef: string, attempts = 1) {
   const batch = createMessageBatch<OperationMessage>("stratus-operations", [
-    { id: `msg-${opRef}`, timestamp: new Date(), attempts: 1, body: { opRef } },
+    { id: `msg-${opRef}`, timestamp: new Date(), attempts, body: { opRef } },
   ]);
   await worker.queue(batch, env);
   return getQueueResult(batch, createExecutionContext());
@@ -194,6 +194,138 @@ describe("a cloud a month of which could not be charged exactly", () => {
       body: { amount: tooMany - 1 },
     });
     expect(fits.status, fits.text).toBe(200);
+    await expectBooksBalance(t);
+  });
+});
+
+/** A resize is applied once, however often its work runs: never over a later resize. */
+describe("a resize run again", () => {
+  const resize = (t: Tenant, id: string, amount: number, headers: Record<string, string> = {}) =>
+    call("PATCH", `/v1/subscriptions/${id}/`, { token: t.partnerKey, body: { amount }, headers });
+
+  it("by its Idempotency-Key after a later resize keeps the later size, billed and held", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const id = await cloudOf(t);
+    await expectOk(call("POST", `/v1/subscriptions/${id}/action/?do=start`, { token: t.partnerKey }));
+    // The resize to 5 takes effect; its answer is lost.
+    armFault("request.answered");
+    expect((await resize(t, id, 5, { "idempotency-key": "to-5" })).status).toBe(500);
+    expect((await expectOk(resize(t, id, 1))).amount).toBe(1);
+    const retry = await resize(t, id, 5, { "idempotency-key": "to-5" });
+    expect(retry.status, retry.text).toBe(200);
+    expect(retry.body.amount).toBe(1);
+    const after = await subscriptionObject(env, id).get();
+    expect(after?.runs.map((r) => r.quantity)).toEqual([1, 5, 1]);
+    expect((await usageOf(t, 0, "cumulus")).usage).toBe(1);
+    await expectBooksBalance(t);
+  });
+
+  it("by a redelivered operation after a later resize keeps the later size", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const id = await cloudOf(t);
+    await expectOk(call("POST", `/v1/subscriptions/${id}/action/?do=start`, { token: t.partnerKey }));
+    const opRef = await queued(t, id, 60_000, { kind: "update", amount: 5 });
+    // Applied, and its result lost: the consumer dies after the work.
+    armFault("operation.performed");
+    await deliver(opRef);
+    expect((await subscriptionObject(env, id).get())?.amount).toBe(5);
+    await expectOk(resize(t, id, 1));
+    await deliver(opRef, 2);
+    const result = await expectOk(call("GET", `/v1/operations/${opRef}`, { token: t.partnerKey }));
+    expect(result.amount).toBe(1);
+    expect((await subscriptionObject(env, id).get())?.runs.map((r) => r.quantity)).toEqual([1, 5, 1]);
+    expect((await usageOf(t, 0, "cumulus")).usage).toBe(1);
+    await expectBooksBalance(t);
+  });
+
+  it("that waited in the queue changes nothing once a resize accepted after it was applied", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const id = await cloudOf(t);
+    const opRef = await queued(t, id, 60_000, { kind: "update", amount: 5 });
+    await expectOk(resize(t, id, 2));
+    await deliver(opRef);
+    expect((await expectOk(call("GET", `/v1/operations/${opRef}`, { token: t.partnerKey }))).amount).toBe(2);
+    expect((await usageOf(t, 0, "cumulus")).usage).toBe(2);
+    await expectBooksBalance(t);
+  });
+});
+
+describe("work answered at once", () => {
+  it("is the last accepted, whatever clock made an applied reference: a stop after a start applies", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const id = await cloudOf(t);
+    // A start whose reference an instance with a clock 2 s fast made.
+    const ahead = v7({ msecs: Date.now() + 2_000 });
+    expect((await subscriptionObject(env, id).run("start", new Date(), { ref: ahead })).ok).toBe(true);
+    const stopped = await expectOk(
+      call("POST", `/v1/subscriptions/${id}/action/?do=stop`, { token: t.partnerKey }),
+    );
+    expect(stopped.run_state).toBe("stopped");
+    expect(isRunning((await subscriptionObject(env, id).get())?.runs ?? [])).toBe(false);
+    await expectBooksBalance(t);
+  });
+});
+
+describe("a cancel", () => {
+  it("that waited in the queue bills a cloud started meanwhile until the cancel ran", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const id = await cloudOf(t);
+    const opRef = await queued(t, id, 1_000, { kind: "cancel" });
+    await expectOk(call("POST", `/v1/subscriptions/${id}/action/?do=start`, { token: t.partnerKey }));
+    await sleep(1_100);
+    const before = Date.now();
+    await deliver(opRef);
+    const r = await subscriptionObject(env, id).get();
+    expect(r?.endReason).toBe("cancelled");
+    expect(r?.runs).toHaveLength(1);
+    expect(r?.runs[0]?.end).toBeGreaterThanOrEqual(before);
+    expect(Date.parse(r?.endedAt ?? "")).toBeGreaterThanOrEqual(before);
+    await expectBooksBalance(t);
+  });
+
+  it("retried by its key after a 5xx bills the cloud until the retry ended it", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const id = await cloudOf(t);
+    await expectOk(call("POST", `/v1/subscriptions/${id}/action/?do=start`, { token: t.partnerKey }));
+    const cancel = () =>
+      call("DELETE", `/v1/subscriptions/${id}/`, {
+        token: t.partnerKey,
+        headers: { "idempotency-key": "end" },
+      });
+    // It fails before it takes effect: the cloud runs on.
+    armFault("subscription.step");
+    expect((await cancel()).status).toBe(500);
+    disarmFaults();
+    await sleep(1_100);
+    const before = Date.now();
+    expect((await cancel()).status).toBe(200);
+    const r = await subscriptionObject(env, id).get();
+    expect(r?.runs[0]?.end).toBeGreaterThanOrEqual(before);
+    await expectBooksBalance(t);
+  });
+});
+
+describe("an operation out of attempts", () => {
+  it("whose start took effect on its last attempt succeeded, as the cloud shows", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const id = await cloudOf(t);
+    const opRef = await queuedRun(t, id, "start", 60_000);
+    armFault("operation.performed");
+    await deliver(opRef, 8);
+    const op = await expectOk(call("GET", `/v1/operations/${opRef}`, { token: t.partnerKey }));
+    expect(op.run_state).toBe("running");
+    expect(isRunning((await subscriptionObject(env, id).get())?.runs ?? [])).toBe(true);
+    await expectBooksBalance(t);
+  });
+
+  it("whose start did not take effect fails with 409, and the cloud stays stopped", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const id = await cloudOf(t);
+    const opRef = await queuedRun(t, id, "start", 60_000);
+    armFault("operation.started");
+    await deliver(opRef, 8);
+    expect((await call("GET", `/v1/operations/${opRef}`, { token: t.partnerKey })).status).toBe(409);
+    expect((await subscriptionObject(env, id).get())?.runs).toEqual([]);
     await expectBooksBalance(t);
   });
 });

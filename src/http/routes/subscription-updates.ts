@@ -1,5 +1,6 @@
 import { present, scopeOf, visibleRecord } from "../../app/reads";
 import { badRequest, refused } from "../../domain/errors";
+import { uuidv7 } from "../../domain/ids";
 import { amountChangeRefusal, type SubscriptionRecord } from "../../domain/subscriptions";
 import { IdParams } from "../../schemas/common";
 import { ReplaceRequest, SubscriptionOut, UpdateRequest } from "../../schemas/subscriptions";
@@ -55,7 +56,7 @@ async function update(env: Env, request: Request, record: SubscriptionRecord, ch
     customerId: record.customerId,
     at: now().toISOString(),
     subscription: record.id,
-    ...(change.amount !== undefined ? { amount: change.amount } : {}),
+    ...(change.amount !== undefined ? { amount: change.amount, ref: uuidv7() } : {}),
     ...(change.auto_renew !== undefined ? { autoRenew: change.auto_renew } : {}),
     ...condition,
   });
