@@ -1,6 +1,14 @@
 import { homeOfBlock, pendingSerials } from "../db/commissions";
-import { blockOf, type CommissionState, type Decision, homeOf, serialIn } from "../domain/commissions";
+import {
+  blockOf,
+  type CommissionState,
+  type Decision,
+  homeOf,
+  MAX_RESOLVE_SERIALS,
+  serialIn,
+} from "../domain/commissions";
 import { AppError, badRequest, notFound } from "../domain/errors";
+import { logError } from "../domain/log";
 import { ttlCache } from "../domain/ttl-cache";
 import { type CommissionView, ledgerOf } from "../objects/quota-ledger";
 
@@ -51,15 +59,22 @@ async function resolveAt(
 /**
  * Carries stratus's own commission for `reference` (kept by the ledger of `holders`' first) to
  * `decision` if it is still open; one already resolved is left as it is. Answers where it ended
- * (null: no live commission has that reference).
+ * (null: no live commission has that reference). With `followUp`, the caller has work to do after
+ * the decision: the commission stays open to the recovery sweep until `followedUp`.
  */
 export async function settleReferenced(
   env: Env,
   holders: readonly string[],
   reference: string,
   decision: Decision,
+  followUp = false,
 ): Promise<CommissionState | null> {
-  return ledgerOf(env, homeOf(holders, null)).settleReferenced(reference, decision);
+  return ledgerOf(env, homeOf(holders, null)).settleReferenced(reference, decision, followUp);
+}
+
+/** The work after the decision on commission `reference` (`settleReferenced`) is done. */
+export async function followedUp(env: Env, holders: readonly string[], reference: string): Promise<void> {
+  await ledgerOf(env, homeOf(holders, null)).followedUp(reference);
 }
 
 export interface ResolveManyResult {
@@ -78,13 +93,18 @@ export async function resolveMany(
   const toReject = [...new Set(reject)];
   const both = new Set(toAccept.filter((s) => toReject.includes(s)));
   const result: ResolveManyResult = { accepted: [], rejected: [], failed: [] };
+  // Listed first, as the spec's example lists them (Astakos's own code lists them last).
   for (const serial of both) {
     result.failed.push([serial, badRequest(`cannot both accept and reject serial ${serial}`)]);
   }
-  const work: Array<[number, Decision]> = [
+  const all: Array<[number, Decision]> = [
     ...toAccept.filter((s) => !both.has(s)).map((s): [number, Decision] => [s, "accept"]),
     ...toReject.filter((s) => !both.has(s)).map((s): [number, Decision] => [s, "reject"]),
   ];
+  // One request resolves a bounded number (each is a call to a ledger); the rest are answered
+  // one by one, so a backlog (Cyclades sends every pending serial at once) drains over requests.
+  const work = all.slice(0, MAX_RESOLVE_SERIALS);
+  const left = all.slice(MAX_RESOLVE_SERIALS);
   // Serials of one block share a ledger: each block is looked up once, however many serials it has.
   const blocks = [...new Set(work.map(([serial]) => blockOf(serial)))];
   const homes = new Map(
@@ -99,7 +119,10 @@ export async function resolveMany(
         return null;
       } catch (error) {
         if (error instanceof AppError) return error;
-        throw error;
+        // Others of the request may be resolved already: the answer must say so, not fail whole.
+        // One resolved half-way is finished by its home's alarm, or by sending it again.
+        logError("commission.resolve_failed", error, { serial, decision });
+        return new AppError("unavailable", `serial ${serial} could not be resolved now; send it again`);
       }
     }),
   );
@@ -108,6 +131,10 @@ export async function resolveMany(
     if (error) result.failed.push([serial, error]);
     else (decision === "accept" ? result.accepted : result.rejected).push(serial);
   });
+  for (const [serial] of left) {
+    const message = `serial ${serial} was not resolved: one request resolves at most ${MAX_RESOLVE_SERIALS}; send it again`;
+    result.failed.push([serial, new AppError("unavailable", message)]);
+  }
   return result;
 }
 

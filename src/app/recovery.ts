@@ -1,11 +1,12 @@
 import { findOperation } from "../db/operations";
 import { findOrders } from "../db/orders";
+import type { Decision } from "../domain/commissions";
 import { AppError } from "../domain/errors";
 import { logEvent } from "../domain/log";
 import { EVERYTHING } from "../domain/scope";
 import type { SubscriptionRecord } from "../domain/subscriptions";
 import type { RecoveryRequest } from "../objects/operations-queue";
-import { ledgerOf } from "../objects/quota-ledger";
+import { ledgerOf, type OpenRecovery } from "../objects/quota-ledger";
 import { abandon, type PurchaseRecovery, settle } from "./subscriptions";
 
 /**
@@ -18,9 +19,10 @@ import { abandon, type PurchaseRecovery, settle } from "./subscriptions";
  * recovery sweep's message for a purchase whose request may be gone (`recoverPurchase`).
  */
 export async function recoverCommission(env: Env, request: RecoveryRequest): Promise<void> {
-  const recovery = await ledgerOf(env, request.home).pendingRecovery(request.serial);
-  if (!recovery) return;
-  const outcome = await recoverPurchase(env, recovery as unknown as PurchaseRecovery, new Date());
+  const open = await openRecovery(env, request.home, request.serial);
+  if (!open) return;
+  const recovery = open.context as unknown as PurchaseRecovery;
+  const outcome = await recoverPurchase(env, recovery, new Date(), false, open.decision);
   logEvent("recovery", { outcome, home: request.home, serial: request.serial });
 }
 
@@ -39,10 +41,14 @@ export async function recoverPurchase(
   recovery: PurchaseRecovery,
   now: Date,
   leaveUnwritten = false,
+  decided: Decision | null = null,
 ): Promise<"took effect" | "undone" | "left to its operation" | "not taken effect"> {
   const { ids, opRef } = recovery;
   let tookEffect: boolean;
-  if (opRef) {
+  // Decided already, by a settle or an undo that died before its follow-up: that decision stands.
+  if (decided) {
+    tookEffect = decided === "accept";
+  } else if (opRef) {
     const state = (await findOperation(env, opRef, EVERYTHING))?.status ?? null;
     if (state === "queued" || state === "running") return "left to its operation";
     tookEffect = state === "succeeded";
@@ -78,13 +84,14 @@ export async function settleOpenPurchase(
   now: Date,
   action: "cancel" | "extend" | "start" | "stop" | "change",
 ): Promise<boolean> {
-  const recovery = await openPurchaseOf(env, record);
-  if (!recovery) return false;
+  const open = await openPurchaseOf(env, record);
+  if (!open) return false;
   const outcome = await recoverPurchase(
     env,
-    recovery as unknown as PurchaseRecovery,
+    open.context as unknown as PurchaseRecovery,
     now,
     action !== "cancel",
+    open.decision,
   );
   if (outcome === "not taken effect") {
     throw new AppError(
@@ -101,12 +108,19 @@ export async function settleOpenPurchase(
   return true;
 }
 
-/** Whether the purchase of `record` is still open: its commission pending (a vendor, a dead request). */
+/**
+ * Whether the purchase of `record` is still open: its commission pending (a vendor, a dead
+ * request), or decided with what follows the decision not done yet.
+ */
 export async function purchaseOpen(env: Env, record: SubscriptionRecord): Promise<boolean> {
   return (await openPurchaseOf(env, record)) !== null;
 }
 
 async function openPurchaseOf(env: Env, record: SubscriptionRecord) {
   if (record.serial === null || record.endedAt !== null) return null;
-  return ledgerOf(env, record.commissionHome ?? record.customerId).pendingRecovery(record.serial);
+  return openRecovery(env, record.commissionHome ?? record.customerId, record.serial);
 }
+
+/** The context is opaque JSON to the RPC's types, which cannot name it: it is what the ledger stored. */
+const openRecovery = async (env: Env, home: string, serial: number) =>
+  (await ledgerOf(env, home).openRecovery(serial)) as OpenRecovery | null;

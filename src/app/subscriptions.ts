@@ -11,7 +11,7 @@ import { CommissionRejected, issueCommission } from "../objects/commission-issue
 import { subscriptionObject } from "../objects/subscription-object";
 import type { Outcome } from "../objects/subscription-outcome";
 import { catalogKnowing } from "./catalog";
-import { settleReferenced } from "./commissions";
+import { followedUp, settleReferenced } from "./commissions";
 import { emptyOrder, purchaseOrders } from "./purchase-orders";
 import { quotaError } from "./quota-error";
 
@@ -321,13 +321,19 @@ function purchaseState(records: readonly SubscriptionRecord[]): PurchaseState {
  * either way the purchase, its quota and its orders agree.
  */
 export async function settle(env: Env, ids: PurchaseIds): Promise<void> {
-  await acceptPurchase(env, ids);
+  await acceptPurchase(env, ids, true);
+  fault("purchase.settled");
   await setOrdersState(env, Object.values(ids.orders), "completed");
+  await followedUp(env, Object.keys(ids.orders), purchaseReference(ids));
 }
 
-/** Accepts the purchase's commission; one the recovery sweep gave up first is undone: 409. */
-async function acceptPurchase(env: Env, ids: PurchaseIds): Promise<void> {
-  const ended = await settleReferenced(env, Object.keys(ids.orders), purchaseReference(ids), "accept");
+/**
+ * Accepts the purchase's commission (`followUp`: with work after it, see `settleReferenced`); one
+ * the recovery sweep gave up first is undone: 409.
+ */
+async function acceptPurchase(env: Env, ids: PurchaseIds, followUp = false): Promise<void> {
+  const holders = Object.keys(ids.orders);
+  const ended = await settleReferenced(env, holders, purchaseReference(ids), "accept", followUp);
   if (ended !== "accepted") {
     await abandon(env, ids, new Date());
     throw new PurchaseGivenUp(ids);
@@ -351,11 +357,17 @@ export class PurchaseGivenUp extends AppError {
  * it is finished instead (its orders completed) and nothing is undone. Says which it was.
  */
 export async function abandon(env: Env, ids: PurchaseIds, now: Date): Promise<"undone" | "took effect"> {
-  const ended = await settleReferenced(env, Object.keys(ids.orders), purchaseReference(ids), "reject");
+  const holders = Object.keys(ids.orders);
+  const reference = purchaseReference(ids);
+  // Until the undo is done, the commission stays open to the sweep (and to a cancel): rejected
+  // alone, its subscriptions would stay live holding nothing, and a cancel would release again.
+  const ended = await settleReferenced(env, holders, reference, "reject", true);
   if (ended === "accepted") {
     await setOrdersState(env, Object.values(ids.orders), "completed");
+    await followedUp(env, holders, reference);
     return "took effect";
   }
+  fault("purchase.rejected");
   const failed = await Promise.all(ids.subscriptions.map((id) => subscriptionObject(env, id).fail(now)));
   // An extension that failed gives its place in the chain back, so the chain can be extended again.
   await Promise.all(
@@ -380,5 +392,6 @@ export async function abandon(env: Env, ids: PurchaseIds, now: Date): Promise<"u
     orders.map((o) => ({ ...o, state: "failed" as const })),
   );
   await setOrdersState(env, Object.values(ids.orders), "failed");
+  await followedUp(env, holders, reference);
   return "undone";
 }

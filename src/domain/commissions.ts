@@ -21,8 +21,11 @@ export const RESOLVED = { accept: "accepted", reject: "rejected" } as const;
 /** The longest commission name, in characters: what Astakos keeps (`Commission.name`). */
 export const MAX_COMMISSION_NAME = 4096;
 
-/** Serials one `commissions/action` request may list to accept, and as many to reject. */
+/** Serials one `commissions/action` request resolves; those past it are answered as not resolved. */
 export const MAX_RESOLVE_SERIALS = 1000;
+
+/** Serials one `commissions/action` request may list to accept, and as many to reject (a body bound). */
+export const MAX_LISTED_SERIALS = 100_000;
 
 /** How many serials a ledger takes at a time. */
 export const SERIAL_BLOCK = 1024;

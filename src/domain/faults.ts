@@ -17,6 +17,10 @@ export const FAULT_STEPS = [
   "purchase.ordered",
   /** Accepted; the answer is not sent yet. */
   "purchase.accepted",
+  /** A purchase being settled (its vendor delivered, the sweep found it took effect) is accepted; its orders are not completed yet. */
+  "purchase.settled",
+  /** A purchase being undone is rejected; its subscriptions are not failed, its orders not written failed. */
+  "purchase.rejected",
   /**
    * A subscription committed a change; nothing of it is pushed yet (read model, usage lines,
    * events). Thrown, it skips the push, as an instance that dies there does.

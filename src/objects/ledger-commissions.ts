@@ -42,6 +42,8 @@ export interface CommissionRow extends Record<string, SqlStorageValue> {
   indexed: number;
   recovery: string | null;
   shown: string | null;
+  /** 1 while the work a decision on a purchase's commission calls for is not done yet (`owe`). */
+  follow_up: number;
 }
 
 /**
@@ -67,8 +69,12 @@ export class LedgerCommissions {
       sql.exec("ALTER TABLE commissions ADD COLUMN recovery TEXT");
     // And before the project dialect, the column of the provisions as a client named them.
     if (!columns.some((c) => c.name === "shown")) sql.exec("ALTER TABLE commissions ADD COLUMN shown TEXT");
-    sql.exec(`CREATE INDEX IF NOT EXISTS commissions_recoverable ON commissions (updated_at)
-        WHERE state = 'pending' AND recovery IS NOT NULL`);
+    // And before decisions owed their follow-up: those decided before owe nothing (their callers did it).
+    if (!columns.some((c) => c.name === "follow_up"))
+      sql.exec("ALTER TABLE commissions ADD COLUMN follow_up INTEGER NOT NULL DEFAULT 0");
+    sql.exec(`DROP INDEX IF EXISTS commissions_recoverable;
+      CREATE INDEX IF NOT EXISTS commissions_open ON commissions (updated_at)
+        WHERE (state = 'pending' OR follow_up = 1) AND recovery IS NOT NULL`);
   }
 
   record(serial: number): CommissionRow | undefined {
@@ -135,22 +141,40 @@ export class LedgerCommissions {
     return this.sql.exec("SELECT 1 FROM commissions WHERE indexed = 0 LIMIT 1").toArray().length > 0;
   }
 
-  /** The pending commissions with a recovery context, unchanged since `before` (inclusive). */
+  /**
+   * Commission `serial`'s decision owes its follow-up (a purchase undone: its subscriptions failed,
+   * its orders written failed; accepted: its orders completed) until `followedUp`. Recorded before
+   * the decision, so no crash can leave a decision without it.
+   */
+  owe(serial: number): void {
+    this.sql.exec("UPDATE commissions SET follow_up = 1 WHERE serial = ?", serial);
+  }
+
+  followedUp(reference: string): void {
+    this.sql.exec("UPDATE commissions SET follow_up = 0 WHERE reference = ? AND follow_up = 1", reference);
+  }
+
+  /**
+   * The open commissions with a recovery context (pending, or decided with their follow-up owed),
+   * unchanged since `before` (inclusive).
+   */
   staleRecoverable(before: number): Array<{ serial: number; recovery: string }> {
     return this.sql
       .exec<{ serial: number; recovery: string }>(
-        "SELECT serial, recovery FROM commissions WHERE state = 'pending' AND recovery IS NOT NULL AND updated_at <= ?",
+        `SELECT serial, recovery FROM commissions
+          WHERE (state = 'pending' OR follow_up = 1) AND recovery IS NOT NULL AND updated_at <= ?`,
         before,
       )
       .toArray();
   }
 
-  /** When the longest-unchanged pending commission with a recovery context last changed, if any. */
+  /** When the longest-unchanged open commission with a recovery context last changed, if any. */
   oldestRecoverable(): number | null {
     return (
       this.sql
         .exec<{ oldest: number | null }>(
-          "SELECT min(updated_at) AS oldest FROM commissions WHERE state = 'pending' AND recovery IS NOT NULL",
+          `SELECT min(updated_at) AS oldest FROM commissions
+            WHERE (state = 'pending' OR follow_up = 1) AND recovery IS NOT NULL`,
         )
         .toArray()[0]?.oldest ?? null
     );

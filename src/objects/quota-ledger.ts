@@ -34,6 +34,12 @@ export interface CommissionView {
 }
 
 /** How long a step across ledgers may take before the alarm assumes its request died and finishes it. */
+/** An open commission's recovery context, and the decision made on it whose follow-up is owed, if any. */
+export interface OpenRecovery {
+  context: RecoveryContext;
+  decision: Decision | null;
+}
+
 const STALL_MS = 60_000;
 const INDEX_RETRY_MS = 5_000;
 const STEPS: ReadonlySet<CommissionState> = new Set(["issuing", "failing", "accepting", "rejecting"]);
@@ -144,8 +150,11 @@ export class QuotaLedger extends DurableObject<Env> {
       if (row.listed === 1) await this.project(serial);
       return "done";
     }
-    if (row.state === "pending") this.commissions.move(row, RESOLVING[decision]);
-    else if (row.state !== "accepting" && row.state !== "rejecting") return "missing";
+    if (row.state === "pending") {
+      // Before the decision is recorded: a request that dies between the ledgers leaves it to the alarm.
+      await this.wakeIn(STALL_MS);
+      this.commissions.move(row, RESOLVING[decision]);
+    } else if (row.state !== "accepting" && row.state !== "rejecting") return "missing";
     const underway: Decision = this.commissions.record(serial)?.state === "accepting" ? "accept" : "reject";
     await this.finish(serial, underway, RESOLVED[underway]);
     return underway === decision ? "done" : "missing";
@@ -155,20 +164,38 @@ export class QuotaLedger extends DurableObject<Env> {
    * Carries stratus's own commission `reference` to `decision` if it is still open, and tells
    * where it ended (null: no live commission has that reference).
    */
-  async settleReferenced(reference: string, decision: Decision): Promise<CommissionState | null> {
+  async settleReferenced(
+    reference: string,
+    decision: Decision,
+    followUp = false,
+  ): Promise<CommissionState | null> {
     const row = this.commissions.live(reference);
     if (!row) return null;
     if (row.state === "pending" || row.state === "accepting" || row.state === "rejecting") {
+      // The work after the decision is owed until the caller says it is done (`followedUp`): the
+      // sweep finishes it should the caller die first.
+      if (followUp && row.recovery !== null) this.commissions.owe(row.serial);
       await this.resolve(row.serial, row.service_id, decision);
     }
     return this.commissions.record(row.serial)?.state ?? null;
   }
 
-  /** The recovery context of stratus's own commission `serial` while it is pending, else null. */
-  pendingRecovery(serial: number): RecoveryContext | null {
+  /** The work the decision on commission `reference` called for is done. */
+  followedUp(reference: string): void {
+    this.commissions.followedUp(reference);
+  }
+
+  /**
+   * The recovery context of stratus's own commission `serial` while it is open: pending
+   * (`decision` null), or decided with its follow-up still owed (`decision` what was decided).
+   */
+  openRecovery(serial: number): OpenRecovery | null {
     const row = this.commissions.record(serial);
-    if (row?.state !== "pending" || row.recovery === null) return null;
-    return JSON.parse(row.recovery) as RecoveryContext;
+    if (!row || row.recovery === null) return null;
+    const context = JSON.parse(row.recovery) as RecoveryContext;
+    if (row.state === "pending") return { context, decision: null };
+    if (row.follow_up !== 1) return null;
+    return { context, decision: row.state === "accepted" || row.state === "accepting" ? "accept" : "reject" };
   }
 
   /**
@@ -202,9 +229,15 @@ export class QuotaLedger extends DurableObject<Env> {
     const stalledBefore = Date.now() - STALL_MS;
     let later = false;
     for (const row of unfinished) {
-      if (!STEPS.has(row.state)) await this.project(row.serial);
-      else if (row.updated_at > stalledBefore) later = true;
-      else await this.finishStalled(row);
+      // One row that cannot be finished now (another ledger down) keeps none of the others waiting.
+      try {
+        if (!STEPS.has(row.state)) await this.project(row.serial);
+        else if (row.updated_at > stalledBefore) later = true;
+        else await this.finishStalled(row);
+      } catch (error) {
+        logError("ledger.finish_failed", error, { serial: row.serial, state: row.state });
+        later = true;
+      }
     }
     if (this.commissions.anyUnindexed()) await this.wakeIn(INDEX_RETRY_MS);
     if (later) await this.wakeIn(STALL_MS);

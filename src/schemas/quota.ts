@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { MAX_COMMISSION_NAME, MAX_RESOLVE_SERIALS } from "../domain/commissions";
+import { MAX_COMMISSION_NAME, MAX_LISTED_SERIALS } from "../domain/commissions";
 import { MAX_LISTED_HOLDERS, MAX_PROVISIONS } from "../domain/quota";
 
 /** Request, response and error (cloudFault) schemas of the quota API (Astakos dialect). */
@@ -61,7 +61,7 @@ export const CommissionAction = v.object({
 
 const Serials = v.pipe(
   v.array(Serial, "must be a list of serials"),
-  v.maxLength(MAX_RESOLVE_SERIALS, `at most ${MAX_RESOLVE_SERIALS} serials`),
+  v.maxLength(MAX_LISTED_SERIALS, `at most ${MAX_LISTED_SERIALS} serials`),
 );
 
 export const ResolveMany = v.object({
