@@ -1,5 +1,6 @@
 import { and, eq, getTableColumns, isNull } from "drizzle-orm";
 import { formatToken, hashSecret, newSecret, type TokenRole } from "../domain/credentials";
+import { AppError } from "../domain/errors";
 import { uuidv7 } from "../domain/ids";
 import { database } from "./client";
 import { credentials, partners, type RateLimitTier, type Role } from "./schema";
@@ -88,8 +89,14 @@ export async function issueCredential(
       secretHash,
       label: input.label ?? null,
     })
-    .onConflictDoUpdate({ target: credentials.id, set: { secretHash } })
+    // Issued again under its id (a retry of the request that issued it): a new secret, unless revoked.
+    .onConflictDoUpdate({
+      target: credentials.id,
+      set: { secretHash },
+      setWhere: isNull(credentials.revokedAt),
+    })
     .returning({ createdAt: credentials.createdAt })
     .get();
+  if (!row) throw new AppError("conflict", `credential ${id} was revoked; issue a new one`);
   return { id, role: input.role, token: formatToken(input.role, id, secret), created_at: row.createdAt };
 }

@@ -92,7 +92,7 @@ async function runClaimed(
   request: Request,
   env: Env,
   claim: Claim,
-  requestId: string,
+  { requestId, keepAnswer }: { requestId: string; keepAnswer: boolean },
   run: () => Promise<Response>,
 ): Promise<Response> {
   let committed = claim.intent !== null;
@@ -125,8 +125,10 @@ async function runClaimed(
     await giveBack(env, claim, committed);
     throw error;
   }
-  // A server failure is not an answer: the client may retry the key and get a real one.
-  if (response.status >= 500) {
+  // A server failure is not an answer: the client may retry the key and get a real one. Nor is a
+  // secret kept: a retry runs the request again, under the ids it recorded (a credential's secret
+  // is issued anew under its id).
+  if (response.status >= 500 || (!keepAnswer && response.ok)) {
     await giveBack(env, claim, committed);
     return response;
   }
@@ -151,7 +153,8 @@ async function giveBack(env: Env, claim: Claim, committed: boolean): Promise<voi
 
 /**
  * Runs `run` under the request's Idempotency-Key, if it has one. `body` is the request body as
- * the route read it, so the fingerprint covers exactly what the handler saw. A replay answers the
+ * the route read it, so the fingerprint covers exactly what the handler saw; `keepAnswer` false
+ * for a route whose answer shows a secret (`RouteSpec.secret`). A replay answers the
  * first request's body as it was, its problem's `request_id` included; the `X-Request-Id` header
  * is always this request's.
  */
@@ -159,10 +162,10 @@ export async function withIdempotency(
   request: Request,
   env: Env,
   principal: Principal,
-  body: string,
-  requestId: string,
+  how: { body: string; requestId: string; keepAnswer: boolean },
   run: () => Promise<Response>,
 ): Promise<Response> {
+  const { body, requestId, keepAnswer } = how;
   const key = idempotencyKey(request.headers);
   if (key === null) return run();
   const fingerprint = await fingerprintOf(request, body);
@@ -175,6 +178,6 @@ export async function withIdempotency(
     lockedUntil: new Date(now.getTime() + LOCK_MS),
     expiresAt: new Date(now.getTime() + RETENTION_MS),
   });
-  if (claim) return runClaimed(request, env, claim, requestId, run);
+  if (claim) return runClaimed(request, env, claim, { requestId, keepAnswer }, run);
   return existing(await findKey(env, principal.credentialId, key), fingerprint);
 }

@@ -50,6 +50,11 @@ interface RouteFields<B extends Schema | undefined> {
   async?: true;
   /** `If-Match` applies: a stale representation's change answers 412. */
   ifMatch?: true;
+  /**
+   * Its answer shows a secret once (a token, a signing secret): under an Idempotency-Key it is never
+   * kept (only hashes of secrets are stored), so a retry runs the request again instead of replaying it.
+   */
+  secret?: true;
 }
 
 /** A route as the router and the document see it, its types erased. */
@@ -278,6 +283,6 @@ export async function runRoute(
   };
   // Parsing runs under the key too: a 4xx for bad input is as final an answer as any other.
   return principal && family === "partner" && KEYED_METHODS.has(route.method)
-    ? withIdempotency(request, env, principal, text, requestId, handle)
+    ? withIdempotency(request, env, principal, { body: text, requestId, keepAnswer: !route.secret }, handle)
     : handle();
 }

@@ -205,16 +205,78 @@ describe("withIdempotency after a failure that is not an answer", () => {
     };
     const request = () =>
       new Request("http://stratus.test/v1/things", { method: "POST", headers: { "idempotency-key": "k" } });
+    const keyed = { body: "{}", requestId: "req-1", keepAnswer: true };
     const boom = () => Promise.reject(new Error("bug"));
-    await expect(withIdempotency(request(), env, principal, "{}", "req-1", boom)).rejects.toThrow("bug");
+    await expect(withIdempotency(request(), env, principal, keyed, boom)).rejects.toThrow("bug");
     const down = async () => new Response("down", { status: 503 });
-    expect((await withIdempotency(request(), env, principal, "{}", "req-1", down)).status).toBe(503);
+    expect((await withIdempotency(request(), env, principal, keyed, down)).status).toBe(503);
     const ok = async () => Response.json({ ok: true }, { status: 201 });
-    const done = await withIdempotency(request(), env, principal, "{}", "req-1", ok);
+    const done = await withIdempotency(request(), env, principal, keyed, ok);
     expect(done.status).toBe(201);
     expect(done.headers.get("idempotent-replayed")).toBeNull();
-    const again = await withIdempotency(request(), env, principal, "{}", "req-1", boom);
+    const again = await withIdempotency(request(), env, principal, keyed, boom);
     expect(again.headers.get("idempotent-replayed")).toBe("true");
     expect(await again.text()).toBe('{"ok":true}');
+  });
+});
+
+describe("an answer that shows a secret, under an Idempotency-Key", () => {
+  const storedBodies = async (token: string, key: string) =>
+    (
+      await env.DB.prepare("SELECT body FROM idempotency_keys WHERE credential_id = ? AND key = ?")
+        .bind(parseToken(token)?.id, key)
+        .all<{ body: string | null }>()
+    ).results.map((r) => r.body ?? "");
+
+  it.each([
+    [
+      "a partner key",
+      (t: Awaited<ReturnType<typeof tenant>>) => [`/v1/partners/${t.partnerId}/api-keys`, t.operator],
+    ],
+    [
+      "a customer's key",
+      (t: Awaited<ReturnType<typeof tenant>>) => [`/v1/customers/${t.customers[0]}/api-keys`, t.partnerKey],
+    ],
+    [
+      "a user token",
+      (t: Awaited<ReturnType<typeof tenant>>) => [`/v1/customers/${t.customers[0]}/tokens`, t.partnerKey],
+    ],
+  ])(
+    "is never kept (%s): the retry issues a new secret under the same id, the lost one stops working",
+    async (_, route) => {
+      const t = await tenant({ customers: 1 });
+      const [path, token] = route(t) as [string, string];
+      const key = unique("secret");
+      const issue = () => call("POST", path, { token, body: {}, headers: { "idempotency-key": key } });
+      const first = await expectOk(issue(), 201);
+      expect((await storedBodies(token, key)).join("")).not.toContain(parseToken(first.token)?.secret);
+      const again = await expectOk(issue(), 201);
+      expect(again.id).toBe(first.id);
+      expect(again.token).not.toBe(first.token);
+      expect((await storedBodies(token, key)).join("")).not.toContain(parseToken(again.token)?.secret);
+      const path2 = path.includes("/tokens") ? "/account/v1.0/quotas" : "/v1/subscriptions/";
+      const tokenHeader = (tk: string): Record<string, string> =>
+        path.includes("/tokens") ? { "x-auth-token": tk } : { "x-api-key": tk };
+      expect((await call("GET", path2, { headers: tokenHeader(first.token) })).status).toBe(401);
+      expect((await call("GET", path2, { headers: tokenHeader(again.token) })).status).toBe(200);
+    },
+  );
+
+  it("once its credential is revoked, answers 409 and issues nothing", async () => {
+    const t = await tenant({ customers: 1 });
+    const key = unique("secret");
+    const issue = () =>
+      call("POST", `/v1/customers/${t.customers[0]}/api-keys`, {
+        token: t.partnerKey,
+        body: {},
+        headers: { "idempotency-key": key },
+      });
+    const first = await expectOk(issue(), 201);
+    await expectOk(call("DELETE", `/v1/credentials/${first.id}`, { token: t.partnerKey }));
+    const again = await issue();
+    expect(again.status, again.text).toBe(409);
+    expect((await call("GET", "/v1/subscriptions/", { headers: { "x-api-key": first.token } })).status).toBe(
+      401,
+    );
   });
 });

@@ -50,6 +50,7 @@ function customerCredentialRoute(
   return defineRoute({
     method: "POST",
     path,
+    secret: true,
     summary,
     description,
     tag,

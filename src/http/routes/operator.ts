@@ -104,6 +104,7 @@ export const operatorRoutes = [
   defineRoute({
     method: "POST",
     path: "/v1/partners/{id}/api-keys",
+    secret: true,
     summary: "Issue an API key for a partner",
     description: "The key (`X-Api-Key`, or `Authorization: Bearer`) is shown once, in this answer.",
     tag,
@@ -209,6 +210,7 @@ export const operatorRoutes = [
   defineRoute({
     method: "POST",
     path: "/v1/services/{id}/tokens",
+    secret: true,
     summary: "Issue a service token",
     description: "The service's `X-Auth-Token` for the quota API; shown once, in this answer.",
     tag,

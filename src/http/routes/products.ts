@@ -2,6 +2,7 @@ import type * as v from "valibot";
 import { catalogChanged } from "../../app/catalog";
 import { findProductById, listProducts, upsertProduct } from "../../db/products";
 import { findResource } from "../../db/resources";
+import { productSold } from "../../db/subscriptions";
 import { findVendor, setSyndication } from "../../db/vendors";
 import { syndicationOf } from "../../db/webhooks";
 import { nameClash, type Product, STRATUS_SERVICE } from "../../domain/catalog";
@@ -51,6 +52,7 @@ export const productRoutes = [
   defineRoute({
     method: "PUT",
     path: "/v1/products/{id}",
+    secret: true,
     summary: "Create or update a product",
     description:
       "`unit_price` is in the currency's minor-unit precision at most (e.g. 2 decimals for EUR). The quota resource must be one of stratus's own (service `stratus`). A syndicated product needs a vendor and an endpoint; the first time a product becomes syndicated, its signing secret is answered, once. With `If-Match` (an ETag of `GET /v1/products/{id}`, or `*`), only an existing product is updated, and only if it has not changed since: else 412. Each name names one product: an alias that is another product's id or alias, or an id that is another product's alias, answers 409 (to move an alias, take it off its product first).",
@@ -63,7 +65,9 @@ export const productRoutes = [
     responses: {
       200: { description: "The product", schema: ProductOut, headers: ETAG, example: examples.product },
     },
-    errors: { conflict: "An alias, or the id, that names another product" },
+    errors: {
+      conflict: "An alias, or the id, that names another product; or a new vendor for a product already sold",
+    },
     async handle({ env, request, params, body }) {
       if (!isKnownCurrency(body.currency)) {
         throw badRequest(`currency ${body.currency} is not an ISO 4217 currency`, [
@@ -110,6 +114,16 @@ export const productRoutes = [
       }
       const expectedVersion = await productVersionMatched(env, request, params.id);
       const before = await syndicationOf(env, params.id);
+      // A vendor reads the orders and buyers of its products' subscriptions: the vendor they were
+      // sold through stays theirs, so a product once sold keeps its vendor (or none).
+      const vendorId = syndicated ? (body.vendor ?? null) : null;
+      if (before && before.vendorId !== vendorId && (await productSold(env, params.id))) {
+        throw new AppError(
+          "conflict",
+          `product ${params.id} has been sold ${before.vendorId ? `through vendor ${before.vendorId}` : "without a vendor"}: its vendor cannot change; make a new product`,
+          { fields: [{ point: "/vendor", message: "cannot change once the product has been sold" }] },
+        );
+      }
       const product = await upsertProduct(
         env,
         {
@@ -122,7 +136,7 @@ export const productRoutes = [
           quotaResource: body.quota_resource,
           aliases: body.aliases,
           delivery: body.delivery,
-          vendorId: syndicated ? (body.vendor ?? null) : null,
+          vendorId,
         },
         expectedVersion,
       );

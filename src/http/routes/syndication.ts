@@ -116,6 +116,7 @@ export const syndicationRoutes = [
   defineRoute({
     method: "POST",
     path: "/v1/vendors/{id}/tokens",
+    secret: true,
     summary: "Issue a vendor token",
     description:
       "The vendor's `CMW-Auth-Token` for the vendor API (and its `X-Api-Key` for its deliveries and products under /v1); shown once, in this answer.",
@@ -171,6 +172,7 @@ export const syndicationRoutes = [
   defineRoute({
     method: "POST",
     path: "/v1/products/{id}/signing-secret",
+    secret: true,
     summary: "Rotate a syndicated product's signing secret",
     description:
       "The operator, or the product's vendor. The new secret is shown once. For 24 hours deliveries carry signatures with both the new and the previous secret.",
