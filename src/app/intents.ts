@@ -42,7 +42,15 @@ export type OperationPayload = { customerId?: string } & (
       endTime?: string;
       ids: { subscription: string; order: string };
     }
-  | { kind: "auto_renew"; partnerId: string; at: string; subscription: string; value: boolean }
+  | {
+      kind: "auto_renew";
+      partnerId: string;
+      at: string;
+      subscription: string;
+      value: boolean;
+      /** The version the request's If-Match matched: the toggle applies only to it. */
+      expectedVersion?: number;
+    }
   | {
       kind: "run";
       partnerId: string;

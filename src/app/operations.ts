@@ -168,7 +168,11 @@ export async function perform(
       return one(env, extension, at);
     }
     case "auto_renew":
-      return one(env, await setAutoRenew(env, payload.subscription, payload.value), at);
+      return one(
+        env,
+        await setAutoRenew(env, payload.subscription, payload.value, payload.expectedVersion),
+        at,
+      );
     case "run": {
       // Applied, and billed, when it runs, not when it was accepted: a queued start charges
       // nothing for the time it waited. Run again, its reference keeps it from applying twice;

@@ -130,11 +130,25 @@ const JSON_MEDIA_TYPE = /^application\/(?:[\w.!#$&^-]+\+)?json\s*(?:;|$)/i;
  * request refused for its framing can be sent again, fixed, with the same key.
  */
 async function readBody(request: Request): Promise<string> {
+  const tooLarge = () => new AppError("payload_too_large", "request body is larger than 1 MiB");
   const declared = Number(request.headers.get("content-length") ?? "0");
-  if (declared > MAX_BODY_BYTES) throw new AppError("payload_too_large", "request body is larger than 1 MiB");
-  const text = await request.text();
-  if (text.length > MAX_BODY_BYTES)
-    throw new AppError("payload_too_large", "request body is larger than 1 MiB");
+  if (declared > MAX_BODY_BYTES) throw tooLarge();
+  // Counted in bytes as they arrive: a body without Content-Length (chunked) is refused once past
+  // the bound, never read whole first.
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
+  if (request.body) {
+    const reader = request.body.getReader();
+    for (let read = await reader.read(); !read.done; read = await reader.read()) {
+      bytes += read.value.byteLength;
+      if (bytes > MAX_BODY_BYTES) {
+        await reader.cancel();
+        throw tooLarge();
+      }
+      chunks.push(read.value);
+    }
+  }
+  const text = new TextDecoder().decode(concatBytes(chunks, bytes));
   if (text.trim() !== "" && !JSON_MEDIA_TYPE.test(request.headers.get("content-type") ?? "")) {
     throw new AppError(
       "unsupported_media_type",
@@ -142,6 +156,17 @@ async function readBody(request: Request): Promise<string> {
     );
   }
   return text;
+}
+
+function concatBytes(chunks: readonly Uint8Array[], length: number): Uint8Array {
+  if (chunks.length === 1 && chunks[0]) return chunks[0];
+  const all = new Uint8Array(length);
+  let at = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return all;
 }
 
 /** Every request body is a JSON object; an array would otherwise pass as one with keys "0", "1"… */

@@ -295,3 +295,40 @@ describe("D1 statements with lists of any length", async () => {
     expect(await customerHasProducts(env, t.customers[0]!, [...names, "mem"])).toBe(true);
   });
 });
+
+describe("the request body bound", async () => {
+  const t = await tenant({ customers: 0 });
+  /** A body streamed without Content-Length (chunked), as a client that does not know its size sends it. */
+  async function streamed(text: string) {
+    const { exports } = await import("cloudflare:workers");
+    const bytes = new TextEncoder().encode(text);
+    const body = new ReadableStream({
+      start(controller) {
+        for (let at = 0; at < bytes.byteLength; at += 64 * 1024)
+          controller.enqueue(bytes.slice(at, at + 64 * 1024));
+        controller.close();
+      },
+    });
+    return exports.default.fetch("http://stratus.test/v1/customers", {
+      method: "POST",
+      headers: {
+        "x-api-key": t.partnerKey,
+        "content-type": "application/json",
+        "cf-connecting-ip": unique("ip"),
+      },
+      body,
+    });
+  }
+
+  it("counts bytes, not characters: 1.2 MB of UTF-8 in 600,000 characters answers 413", async () => {
+    const text = JSON.stringify({ name: "é".repeat(600_000) });
+    expect(text.length).toBeLessThan(1 << 20);
+    const r = await streamed(text);
+    expect(r.status, (await r.text()).slice(0, 200)).toBe(413);
+  });
+
+  it("reads a streamed body within it as JSON", async () => {
+    const r = await streamed(JSON.stringify({ name: "é".repeat(150) }));
+    expect(r.status, (await r.text()).slice(0, 200)).toBe(201);
+  });
+});

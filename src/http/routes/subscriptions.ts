@@ -282,7 +282,7 @@ export const subscriptionRoutes = [
     method: "POST",
     path: "/v1/subscriptions/{id}/action",
     summary: "Extend, toggle auto-renewal, start or stop (`?do=`)",
-    description: `\`extend\`: buys the next term of the chain (body: optional \`period\` or \`end_time\`). \`auto_renew\`: toggles, or sets \`auto_renew\` from the body, on this term and the terms after it in its chain. \`start\`/\`stop\`: run a CaaS cloud (no body). A member the action does not read answers 400. A JSON \`null\` body is no body.${ASYNC}`,
+    description: `\`extend\`: buys the next term of the chain (body: optional \`period\` or \`end_time\`). \`auto_renew\`: toggles, or sets \`auto_renew\` from the body, on this term and the terms after it in its chain. \`start\`/\`stop\`: run a CaaS cloud (no body). A member the action does not read answers 400. A JSON \`null\` body is no body. With \`If-Match\` (an ETag of \`GET /v1/subscriptions/{id}\`, or \`*\`): 412 if the subscription changed since it was read, checked when the request is accepted (for a toggle, also in its object).${ASYNC}`,
     tag,
     auth: partners,
     params: IdParams,
@@ -290,6 +290,7 @@ export const subscriptionRoutes = [
     body: ActionBody,
     bodyExample: { period: "1 month" },
     async: true,
+    ifMatch: true,
     responses: {
       200: {
         description: "The subscription (for extend: the new one)",
@@ -315,6 +316,8 @@ export const subscriptionRoutes = [
         );
       }
       const record = await visibleRecord(env, scopeOf(principal), params.id);
+      // A stale If-Match answers 412 before anything is accepted; a toggle also applies only to it.
+      const condition = await expectedVersion(env, request, record);
       const at = now();
       const common = {
         partnerId: record.partnerId,
@@ -341,6 +344,7 @@ export const subscriptionRoutes = [
             kind: "auto_renew",
             ...common,
             value: body.auto_renew ?? !(await chainAutoRenew(env, record)),
+            ...condition,
           });
         case "start":
         case "stop": {
