@@ -5,6 +5,9 @@
  */
 export function ttlCache<V>(ttlMs: number, limit = 10_000) {
   const entries = new Map<string, { value: V; until: number }>();
+  // Bumped by every forget: a load that began before one may have read what was forgotten (a
+  // credential revoked while its lookup was on its way), so it is not remembered. Forgets are rare.
+  let forgets = 0;
   const fresh = (key: string): V | undefined => {
     const hit = entries.get(key);
     return hit && hit.until > Date.now() ? hit.value : undefined;
@@ -16,8 +19,9 @@ export function ttlCache<V>(ttlMs: number, limit = 10_000) {
   const one = async (key: string, load: () => Promise<V | undefined>): Promise<V | undefined> => {
     const hit = fresh(key);
     if (hit !== undefined) return hit;
+    const before = forgets;
     const value = await load();
-    if (value !== undefined) remember(key, value);
+    if (value !== undefined && forgets === before) remember(key, value);
     return value;
   };
   /** Several keys at once: the ones not cached are loaded together, by one call of `load`. */
@@ -33,8 +37,9 @@ export function ttlCache<V>(ttlMs: number, limit = 10_000) {
       else found.set(key, hit);
     }
     if (missing.length > 0) {
+      const before = forgets;
       for (const [key, value] of await load(missing)) {
-        remember(key, value);
+        if (forgets === before) remember(key, value);
         found.set(key, value);
       }
     }
@@ -42,10 +47,12 @@ export function ttlCache<V>(ttlMs: number, limit = 10_000) {
   };
   /** Drops what is kept for `key`: the next call loads it again. */
   const forget = (key: string) => {
+    forgets++;
     entries.delete(key);
   };
   /** Drops every entry whose value matches: a rare, whole-cache sweep (an operator's change). */
   const forgetWhere = (matches: (value: V) => boolean) => {
+    forgets++;
     for (const [key, hit] of entries) if (matches(hit.value)) entries.delete(key);
   };
   return Object.assign(one, { many, forget, forgetWhere });
