@@ -1,4 +1,4 @@
-import type { Product } from "../domain/catalog";
+import { findProduct, type Product } from "../domain/catalog";
 import type { TermChargeKind } from "../domain/charges";
 import { type ResolvedDuration, resolveExtension } from "../domain/durations";
 import { AppError, badRequest, isFinalAnswer } from "../domain/errors";
@@ -6,6 +6,7 @@ import { durationErrors, type PlannedSubscription, priceRefusal } from "../domai
 import type { Scope } from "../domain/scope";
 import { type SubscriptionRecord, termPriceMinor } from "../domain/subscriptions";
 import { subscriptionObject } from "../objects/subscription-object";
+import { catalogKnowing } from "./catalog";
 import { visibleRecord } from "./reads";
 import { settleOpenPurchase } from "./recovery";
 import { buy, unwrap } from "./subscriptions";
@@ -99,7 +100,7 @@ export async function extend(
     // A renewal continues the chain from its end, even when it runs after it.
     const from =
       renewal && last.endTime !== null ? new Date(Math.min(now.getTime(), Date.parse(last.endTime))) : now;
-    const planned = made ? plannedAs(made, last) : plannedAfter(last, input, from);
+    const planned = made ? plannedAs(made, last) : plannedAfter(last, await priced(env, last), input, from);
     // A renewal reserves the place when it is planned: then it is this extension's already.
     let reserved = last;
     if (last.nextId !== ids.subscription) {
@@ -174,10 +175,10 @@ export async function setAutoRenew(
 /** The next term after `last`, or the 4xx saying why there is none (`extensionTerm`). */
 function plannedAfter(
   last: SubscriptionRecord,
+  product: Product,
   input: { period?: string; end_time?: Date },
   now: Date,
 ): PlannedSubscription {
-  const product = productOf(last);
   const { start, end, period, createdWith } = extensionTerm(last, input, now);
   const priceMinor = termPriceMinor(product, last.amount, start, end);
   const refusal = priceRefusal(priceMinor);
@@ -213,6 +214,17 @@ function plannedAs(made: SubscriptionRecord, last: SubscriptionRecord): PlannedS
     autoRenew: made.autoRenew,
     priceMinor: BigInt(made.priceMinor),
   };
+}
+
+/**
+ * The product a new term of `last`'s chain is bought as: at the catalog's price today, as any
+ * purchase and the calculator price it (an extension is "just another subscription"), with the
+ * chain's quota resource and delivery, which its hold and its vendor follow.
+ */
+async function priced(env: Env, last: SubscriptionRecord): Promise<Product> {
+  const current = findProduct(await catalogKnowing(env, [last.product]), last.product);
+  const bought = productOf(last);
+  return current ? { ...bought, unitPriceMinor: current.unitPriceMinor, currency: current.currency } : bought;
 }
 
 /** The product as the subscription bought it: prices and resources do not change under it. */
