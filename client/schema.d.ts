@@ -1404,7 +1404,7 @@ export interface components {
         };
         ConsumptionReport: {
             resource: string;
-            amount: number;
+            amount: number | string;
         };
         Credential: {
             /** Format: uuid */
@@ -1808,7 +1808,7 @@ export interface components {
                  */
                 customer?: string;
                 resource: string;
-                amount: number;
+                amount: number | string;
                 start_time?: string;
                 end_time?: string;
                 period?: string;
@@ -2096,7 +2096,7 @@ export interface components {
             meta: components["schemas"]["PageMeta"];
         };
         SubscriptionUpdate: {
-            amount?: number;
+            amount?: number | string;
             auto_renew?: boolean;
         };
         SyndicationEndpoint: {
@@ -4526,6 +4526,8 @@ export interface operations {
                 status?: "active" | "inactive" | "expired" | "all" | "notexpired";
                 /** @description Comma-separated product ids or aliases, at most 50 values (repeats count). */
                 resource?: string;
+                /** @description CloudSigma's one declared filter: the subscription bound to an object. No subscription here is bound to one (`subscribed_object` is always null), so any value answers an empty page. */
+                subscribed_object?: string;
             };
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
@@ -4840,6 +4842,8 @@ export interface operations {
                 status?: "active" | "inactive" | "expired" | "all" | "notexpired";
                 /** @description Comma-separated product ids or aliases, at most 50 values (repeats count). */
                 resource?: string;
+                /** @description CloudSigma's one declared filter: the subscription bound to an object. No subscription here is bound to one (`subscribed_object` is always null), so any value answers an empty page. */
+                subscribed_object?: string;
             };
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
@@ -4921,6 +4925,8 @@ export interface operations {
                 status?: "active" | "inactive" | "expired" | "all" | "notexpired";
                 /** @description Comma-separated product ids or aliases, at most 50 values (repeats count). */
                 resource?: string;
+                /** @description CloudSigma's one declared filter: the subscription bound to an object. No subscription here is bound to one (`subscribed_object` is always null), so any value answers an empty page. */
+                subscribed_object?: string;
             };
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
@@ -5002,6 +5008,8 @@ export interface operations {
                 status?: "active" | "inactive" | "expired" | "all" | "notexpired";
                 /** @description Comma-separated product ids or aliases, at most 50 values (repeats count). */
                 resource?: string;
+                /** @description CloudSigma's one declared filter: the subscription bound to an object. No subscription here is bound to one (`subscribed_object` is always null), so any value answers an empty page. */
+                subscribed_object?: string;
             };
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
@@ -5219,7 +5227,7 @@ export interface operations {
                      * @description The customer it is bought for.
                      */
                     customer?: string;
-                    amount?: number;
+                    amount?: number | string;
                     /**
                      * Format: date-time
                      * @description When the term starts.

@@ -9,8 +9,12 @@ import { NOT_A_PARAMETER, Pagination, pageMeta } from "./pagination";
 
 const Period = v.pipe(v.string("must be text such as '2 months 1 week'"), v.maxLength(200));
 
+/** A number, or a string of digits as CloudSigma's own answers and clients send it (`"amount": "1"`). */
 const Amount = v.pipe(
-  v.number("must be a whole number"),
+  v.union(
+    [v.number(), v.pipe(v.string(), v.regex(/^[0-9]{1,16}$/), v.transform(Number))],
+    "must be a whole number",
+  ),
   v.integer("must be a whole number"),
   v.minValue(1, "must be at least 1"),
   v.maxValue(1_000_000_000_000, "is too large"),
@@ -67,8 +71,17 @@ export const ListQuery = v.strictObject(
         v.transform((values) => [...new Set(values)]),
       ),
     ),
+    subscribed_object: v.optional(
+      v.pipe(
+        v.string(),
+        v.maxLength(200, "is too long"),
+        v.description(
+          "CloudSigma's one declared filter: the subscription bound to an object. No subscription here is bound to one (`subscribed_object` is always null), so any value answers an empty page.",
+        ),
+      ),
+    ),
   },
-  "filters are customer, status and resource; pages take limit, offset and cursor",
+  "filters are customer, status, resource and subscribed_object; pages take limit, offset and cursor",
 );
 
 export const OrdersQuery = v.strictObject(

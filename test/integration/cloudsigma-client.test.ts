@@ -273,6 +273,37 @@ describe("pycloudsigma's Subscriptions() calls under a customer-scoped key", () 
     expect(whole.body.objects).toHaveLength(2);
   });
 
+  it("list({'subscribed_object': ip}): no subscription is bound to an object, so the filter matches none", async () => {
+    const { auth } = await twoBought();
+    const r = await call("GET", "/v1/subscriptions/?subscribed_object=a0c6a6a1-77e5-4d8e-b1a5-d4c55cd1e0a7", {
+      headers: auth,
+    });
+    expect(r.status, r.text).toBe(200);
+    expect(r.body).toEqual({ objects: [], meta: { limit: 50, next_cursor: null } });
+  });
+
+  it("create() and get_price() take amount as CloudSigma sends it, a string of digits; others answer 400", async () => {
+    const { auth } = await twoBought();
+    const object = { amount: "3", period: "1 month", resource: "cpu" };
+    const quote = await expectOk(
+      call("POST", "/v1/subscriptioncalculator/", { headers: auth, body: { objects: [object] } }),
+    );
+    expect(quote.objects[0].amount).toBe(3);
+    const bought = await expectOk(
+      call("POST", "/v1/subscriptions/", { headers: auth, body: { objects: [object] } }),
+      201,
+    );
+    expect(bought.objects[0]).toMatchObject({ amount: 3, price: quote.objects[0].price });
+    for (const amount of ["3.5", "-1", "", "1e3", " 3"]) {
+      const r = await call("POST", "/v1/subscriptions/", {
+        headers: auth,
+        body: { objects: [{ ...object, amount }] },
+      });
+      expect(r.status, `${amount}: ${r.text}`).toBe(400);
+      expect(r.body.errors[0].point).toBe("/objects/0/amount");
+    }
+  });
+
   it("update(uuid, data): PUT of the subscription as read with auto_renew flipped changes it", async () => {
     const { auth, mine } = await twoBought();
     const read = await expectOk(call("GET", `/v1/subscriptions/${mine.id}/`, { headers: auth }));

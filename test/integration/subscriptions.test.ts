@@ -534,7 +534,7 @@ describe("changing", () => {
       { resource: "mem" },
       { end_time: future(3).toISOString() },
       { amount: 0 },
-      { amount: "2" },
+      { amount: "2.5" },
     ]) {
       const r = await call("PATCH", `/v1/subscriptions/${sub.id}/`, { token: t.partnerKey, body });
       expect(r.status).toBe(400);

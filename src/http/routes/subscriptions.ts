@@ -87,6 +87,10 @@ function listRoute(path: string, summary: string, description: string, grouped: 
     },
     async handle({ env, principal, query }) {
       const window = pageWindow(query);
+      // Bound to no object, no subscription matches a `subscribed_object` filter.
+      if (query.subscribed_object !== undefined) {
+        return { status: 200, body: { objects: [], meta: toPage([], window, String, String).meta } };
+      }
       const { rows, objects } = await listPage(env, await listQuery(env, principal, query, window), grouped);
       const { meta } = toPage(
         rows,
