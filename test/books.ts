@@ -11,7 +11,7 @@ import { assignIds, buy, plan } from "../src/app/subscriptions";
 import { armFault, type FaultStep } from "../src/domain/faults";
 import { isRunning } from "../src/domain/metering";
 import { recoveryBoundMs } from "../src/domain/recovery";
-import type { SubscriptionRecord } from "../src/domain/subscriptions";
+import { money, type SubscriptionRecord } from "../src/domain/subscriptions";
 import { meteredCharge, usageLines } from "../src/domain/usage";
 import worker from "../src/index";
 import type { OperationMessage } from "../src/objects/operations-queue";
@@ -203,6 +203,32 @@ export async function expectChargesBalance(t: Tenant): Promise<void> {
   }
   for (const c of charges.results) expect(caused.has(c.key), `charge ${c.key} has an order line`).toBe(true);
   await expectUsageBalance(t);
+  await expectStatementsBalance(t);
+}
+
+/**
+ * Each customer's statement of each month with lines shows, per currency, the exact sum of the
+ * lines D1 has on it, and counts them all (README, "Charges and statements").
+ */
+export async function expectStatementsBalance(t: Tenant): Promise<void> {
+  const months = await env.DB.prepare(
+    `SELECT customer_id, month, currency, sum(amount_minor) AS total, count(*) AS lines FROM charges
+      WHERE partner_id = ? GROUP BY customer_id, month, currency`,
+  )
+    .bind(t.partnerId)
+    .all<{ customer_id: string; month: string; currency: string; total: number; lines: number }>();
+  const byStatement = new Map<string, typeof months.results>();
+  for (const m of months.results) {
+    const statement = `${m.customer_id}/statements/${m.month}`;
+    byStatement.set(statement, [...(byStatement.get(statement) ?? []), m]);
+  }
+  for (const [statement, rows] of byStatement) {
+    const read = await expectOk(call("GET", `/v1/customers/${statement}?limit=1`, { token: t.operator }));
+    expect(read.totals, `statement ${statement}: totals`).toEqual(
+      Object.fromEntries(rows.map((m) => [m.currency, money(BigInt(m.total), m.currency)])),
+    );
+    expect(read.line_count, `statement ${statement}: its lines`).toBe(rows.reduce((n, m) => n + m.lines, 0));
+  }
 }
 
 /**
@@ -232,6 +258,8 @@ export async function expectUsageBalance(t: Tenant): Promise<void> {
     expect(written.map((c) => c.key).sort(), `cloud ${id}: its usage lines`).toEqual(
       expected.map((l) => l.key).sort(),
     );
+    const amounts = new Map(expected.map((l) => [l.key, l.amountMinor]));
+    for (const c of written) expect(BigInt(c.amount_minor), `usage line ${c.key}`).toBe(amounts.get(c.key));
     const sum = written.reduce((n, c) => n + BigInt(c.amount_minor), 0n);
     expect(sum, `cloud ${id}: Σ usage lines`).toBe(expected.reduce((n, l) => n + l.amountMinor, 0n));
     if (!isRunning(r.runs)) {
