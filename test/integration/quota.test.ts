@@ -93,9 +93,9 @@ describe("quotas and service_quotas", () => {
     );
     expect(projects.status).toBe(404);
     expect(projects.body.itemNotFound.message).toBe(`No project with UUID '${other.customers[0]}'`);
-    const bad = await call("GET", "/account/v1.0/service_quotas?user=not-a-uuid", { token: t.serviceToken });
-    expect(bad.status).toBe(400);
-    expect(bad.body.badRequest.code).toBe(400);
+    const odd = await call("GET", "/account/v1.0/service_quotas?user=not-a-uuid", { token: t.serviceToken });
+    expect(odd.status).toBe(404);
+    expect(odd.body).toEqual({ itemNotFound: { message: "No user with UUID 'not-a-uuid'", code: 404 } });
   });
 });
 
