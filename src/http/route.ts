@@ -131,24 +131,11 @@ const JSON_MEDIA_TYPE = /^application\/(?:[\w.!#$&^-]+\+)?json\s*(?:;|$)/i;
  */
 async function readBody(request: Request): Promise<string> {
   const tooLarge = () => new AppError("payload_too_large", "request body is larger than 1 MiB");
-  const declared = Number(request.headers.get("content-length") ?? "0");
-  if (declared > MAX_BODY_BYTES) throw tooLarge();
-  // Counted in bytes as they arrive: a body without Content-Length (chunked) is refused once past
-  // the bound, never read whole first.
-  const chunks: Uint8Array[] = [];
-  let bytes = 0;
-  if (request.body) {
-    const reader = request.body.getReader();
-    for (let read = await reader.read(); !read.done; read = await reader.read()) {
-      bytes += read.value.byteLength;
-      if (bytes > MAX_BODY_BYTES) {
-        await reader.cancel();
-        throw tooLarge();
-      }
-      chunks.push(read.value);
-    }
-  }
-  const text = new TextDecoder().decode(concatBytes(chunks, bytes));
+  const length = request.headers.get("content-length");
+  if (Number(length ?? "0") > MAX_BODY_BYTES) throw tooLarge();
+  // A declared length is the body's (HTTP framing): within the bound, it is read as it is.
+  const text =
+    length !== null || !request.body ? await request.text() : await streamedText(request.body, tooLarge);
   if (text.trim() !== "" && !JSON_MEDIA_TYPE.test(request.headers.get("content-type") ?? "")) {
     throw new AppError(
       "unsupported_media_type",
@@ -158,15 +145,29 @@ async function readBody(request: Request): Promise<string> {
   return text;
 }
 
-function concatBytes(chunks: readonly Uint8Array[], length: number): Uint8Array {
-  if (chunks.length === 1 && chunks[0]) return chunks[0];
-  const all = new Uint8Array(length);
+/**
+ * A body sent without Content-Length (chunked), counted in bytes as they arrive: refused once past
+ * the bound, never read whole first.
+ */
+async function streamedText(body: ReadableStream<Uint8Array>, tooLarge: () => AppError): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
+  const reader = body.getReader();
+  for (let read = await reader.read(); !read.done; read = await reader.read()) {
+    bytes += read.value.byteLength;
+    if (bytes > MAX_BODY_BYTES) {
+      await reader.cancel();
+      throw tooLarge();
+    }
+    chunks.push(read.value);
+  }
+  const all = new Uint8Array(bytes);
   let at = 0;
   for (const chunk of chunks) {
     all.set(chunk, at);
     at += chunk.byteLength;
   }
-  return all;
+  return new TextDecoder().decode(all);
 }
 
 /** Every request body is a JSON object; an array would otherwise pass as one with keys "0", "1"… */

@@ -64,10 +64,22 @@ export class Subscription extends SubscriptionMachine {
     value: boolean | undefined,
     expectedVersion?: number,
   ): Promise<Outcome<SubscriptionRecord>> {
-    return this.change((r) => ({ ...r, autoRenew: value ?? !r.autoRenew }), {
-      version: expectedVersion,
-      done: (r) => r.autoRenew === value,
-    });
+    return this.change(
+      (r) => {
+        const autoRenew = value ?? !r.autoRenew;
+        // Ended, with nothing after it: a chain over renews nothing, so a flag turned on would
+        // tell the partner it will.
+        if (autoRenew && !r.autoRenew && r.endedAt !== null && r.nextId === null) {
+          throw refused({
+            kind: "conflict",
+            message: "the subscription has ended and nothing follows it: there is nothing to renew",
+            point: "/auto_renew",
+          });
+        }
+        return { ...r, autoRenew };
+      },
+      { version: expectedVersion, done: (r) => r.autoRenew === value },
+    );
   }
 
   /**

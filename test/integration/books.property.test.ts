@@ -5,16 +5,19 @@ import { afterEach, describe, expect, it } from "vitest";
 import { renewOrExpire } from "../../src/app/renewals";
 import { assignIds, buy, plan } from "../../src/app/subscriptions";
 import { armFault, disarmFaults, FAULT_STEPS, type FaultStep } from "../../src/domain/faults";
+import { isRunning } from "../../src/domain/metering";
 import { subscriptionObject, subscriptionShard } from "../../src/objects/subscription-object";
 import { expectBooksBalance, recoverAll } from "../books";
 import { call, type Reply, type Tenant, tenant, unique, withCatalog } from "../helpers";
 
 /**
- * The books balance whatever happens: random sequences of purchases, amount changes, extensions,
- * auto_renew toggles, terms ending (renewed or expired, as the cron does) and cancels, with a fault injected at a random step of any of them, a retry with the same key
+ * The books balance whatever happens: random sequences of purchases, amount changes, starts and
+ * stops, extensions, auto_renew toggles, terms ending (renewed or expired, as the cron does) and
+ * cancels, with a fault injected at a random step of any of them, a retry with the same key
  * or none, objects evicted, and requests that die with nothing to catch them. After recovery,
  * `expectBooksBalance` holds: quota equals what live subscriptions hold, nothing pending,
- * nothing on two orders, no operation stuck.
+ * nothing on two orders, no operation stuck; and each cloud runs, at the size, as the requests
+ * asked (`expectCloudsAsAsked`).
  */
 
 afterEach(() => disarmFaults());
@@ -22,6 +25,7 @@ afterEach(() => disarmFaults());
 type Step =
   | { kind: "buy"; customer: number; product: "cpu" | "mem" | "cumulus"; amount: number; async: boolean }
   | { kind: "patch"; target: number; amount: number }
+  | { kind: "run"; target: number; action: "start" | "stop" }
   | { kind: "extend"; target: number }
   | { kind: "cancel"; target: number }
   | { kind: "died"; customer: number; at: FaultStep }
@@ -51,6 +55,11 @@ const step: fc.Arbitrary<Step> = fc.oneof(
     target: fc.nat(20),
     amount: fc.integer({ min: 1, max: 5 }),
   }),
+  fc.record({
+    kind: fc.constant("run" as const),
+    target: fc.nat(20),
+    action: fc.constantFrom("start" as const, "stop" as const),
+  }),
   fc.record({ kind: fc.constant("extend" as const), target: fc.nat(20) }),
   fc.record({ kind: fc.constant("cancel" as const), target: fc.nat(20) }),
   fc.record({
@@ -70,7 +79,39 @@ const write: fc.Arbitrary<Write> = fc.record({
   retried: fc.boolean(),
 });
 
-async function run(t: Tenant, w: Write, ids: string[]): Promise<void> {
+/**
+ * What the requests asked of each cloud, kept apart from what stratus stored (its run history
+ * would agree with itself however wrong it is): the value of the last change answered 2xx, and
+ * those of changes answered 5xx since, which may or may not have applied. The requests run one
+ * after another, so the cloud must end in one of these: the last one accepted decides.
+ */
+interface Asked<T> {
+  last: T;
+  maybe: Set<T>;
+}
+interface CloudModel {
+  amount: Asked<number>;
+  running: Asked<boolean>;
+}
+
+function answered<T>(asked: Asked<T>, value: T, status: number): void {
+  if (status >= 200 && status < 300) {
+    asked.last = value;
+    asked.maybe.clear();
+  } else if (status >= 500) asked.maybe.add(value);
+}
+
+async function expectCloudsAsAsked(clouds: Map<string, CloudModel>): Promise<void> {
+  for (const [id, model] of clouds) {
+    const r = await subscriptionObject(env, id).get();
+    if (!r || r.endedAt !== null) continue;
+    expect([model.amount.last, ...model.amount.maybe], `cloud ${id}: its amount`).toContain(r.amount);
+    const running = isRunning(r.runs);
+    expect([model.running.last, ...model.running.maybe], `cloud ${id}: running`).toContain(running);
+  }
+}
+
+async function run(t: Tenant, w: Write, ids: string[], clouds: Map<string, CloudModel>): Promise<void> {
   const s = w.step;
   if (s.kind === "died") {
     const now = new Date();
@@ -125,6 +166,12 @@ async function run(t: Tenant, w: Write, ids: string[]): Promise<void> {
           headers,
           body: { amount: s.amount },
         });
+      case "run":
+        return call("POST", `/v1/subscriptions/${target}/action/?do=${s.action}`, {
+          token: t.partnerKey,
+          headers,
+          body: {},
+        });
       case "extend":
         return call("POST", `/v1/subscriptions/${target}/action/?do=extend`, {
           token: t.partnerKey,
@@ -146,9 +193,22 @@ async function run(t: Tenant, w: Write, ids: string[]): Promise<void> {
   let reply = await send();
   disarmFaults();
   if (reply.status >= 500 && key && w.retried) reply = await send();
-  // The requests are well formed: the one 400 is extending what has no end (a cloud, traffic).
-  if (reply.status === 400) expect(reply.body.detail, reply.text).toMatch(/has no end to extend/);
-  for (const o of (reply.status === 201 ? reply.body.objects : []) as { id: string }[]) ids.push(o.id);
+  // The requests are well formed: the one 400s are extending what has no end (a cloud, traffic)
+  // and starting or stopping what is not a cloud.
+  if (reply.status === 400)
+    expect(reply.body.detail, reply.text).toMatch(/has no end to extend|only CaaS subscriptions can/);
+  const cloud = target === undefined ? undefined : clouds.get(target);
+  if (cloud && s.kind === "patch") answered(cloud.amount, s.amount, reply.status);
+  if (cloud && s.kind === "run") answered(cloud.running, s.action === "start", reply.status);
+  for (const o of (reply.status === 201 ? reply.body.objects : []) as { id: string; product: string }[]) {
+    ids.push(o.id);
+    if (s.kind === "buy" && o.product === "cumulus") {
+      clouds.set(o.id, {
+        amount: { last: s.amount, maybe: new Set() },
+        running: { last: false, maybe: new Set() },
+      });
+    }
+  }
 }
 
 describe("the books balance under random work and injected faults", () => {
@@ -158,11 +218,13 @@ describe("the books balance under random work and injected faults", () => {
         const t = await tenant({ customers: 2 });
         await withCatalog(t, 12);
         const ids: string[] = [];
-        for (const w of writes) await run(t, w, ids);
+        const clouds = new Map<string, CloudModel>();
+        for (const w of writes) await run(t, w, ids, clouds);
         // Let asynchronous purchases run (or die), then recover as if the bound had passed.
         await new Promise((resolve) => setTimeout(resolve, 300));
         await recoverAll(t);
         await expectBooksBalance(t);
+        await expectCloudsAsAsked(clouds);
       }),
       { numRuns: 25, interruptAfterTimeLimit: 240_000 },
     );

@@ -323,6 +323,22 @@ describe("expiring", () => {
     expect(await usageOf(t, 0, "vlan")).toMatchObject({ usage: 0, pending: 0 });
     const list = await expectOk(call("GET", "/v1/subscriptions/?status=expired", { token: t.partnerKey }));
     expect(list.objects.map((s: { id: string }) => s.id)).toContain(sub.id);
+    // Nothing is left to renew: turning auto_renew on answers 409 and changes nothing.
+    for (const [what, request] of [
+      [
+        "the toggle",
+        call("POST", `/v1/subscriptions/${sub.id}/action/?do=auto_renew`, { token: t.partnerKey }),
+      ],
+      [
+        "PATCH",
+        call("PATCH", `/v1/subscriptions/${sub.id}/`, { token: t.partnerKey, body: { auto_renew: true } }),
+      ],
+    ] as const) {
+      const r = await request;
+      expect(r.status, `${what}: ${r.text}`).toBe(409);
+    }
+    expect((await read(t, sub.id)).auto_renew).toBe(false);
+    await expectBooksBalance(t);
   });
 
   it("stops renewing a chain whose auto_renew was turned off on its first id, as grouped lists it", async () => {
