@@ -5,8 +5,9 @@ import { AppError } from "../domain/errors";
 import { logEvent } from "../domain/log";
 import { EVERYTHING } from "../domain/scope";
 import type { SubscriptionRecord } from "../domain/subscriptions";
+import type { OpenRecovery } from "../objects/ledger-commissions";
 import type { RecoveryRequest } from "../objects/operations-queue";
-import { ledgerOf, type OpenRecovery } from "../objects/quota-ledger";
+import { ledgerOf } from "../objects/quota-ledger";
 import { abandon, type PurchaseRecovery, settle } from "./subscriptions";
 
 /**

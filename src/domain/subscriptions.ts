@@ -331,32 +331,6 @@ export function amountChangeRefusal(
   };
 }
 
-/**
- * A start, stop or resize as applied work: `ref`, a UUIDv7 made when it was accepted, and
- * whether the request that accepted it is the one applying it now (`fresh`).
- */
-export interface WorkRef {
-  ref?: string | undefined;
-  fresh?: boolean;
-}
-
-/**
- * Whether work `w` is not to be applied to a cloud that recently applied `applied` (`ranBy`,
- * `resizedBy`): applied already (a keyed retry, a redelivered operation), or overtaken by work of
- * its kind accepted after it, whose reference sorts after its own, so the last one accepted
- * decides. Fresh work is the last accepted whatever the clocks that made the references say: it
- * is checked for being applied only.
- */
-export function superseded(applied: readonly string[] | undefined, w: WorkRef): boolean {
-  const { ref } = w;
-  if (ref === undefined || applied === undefined) return false;
-  return w.fresh ? applied.includes(ref) : applied.some((other) => other >= ref);
-}
-
-/** `applied` with `w`'s reference: the recent ones only, as a retry comes within minutes, not after this many others. */
-export const appliedWith = (applied: string[] | undefined, w: WorkRef): string[] | undefined =>
-  w.ref === undefined ? applied : [...(applied ?? []), w.ref].slice(-32);
-
 export function runRefusal(
   r: Pick<SubscriptionRecord, "kind" | "endedAt">,
   action: "start" | "stop",

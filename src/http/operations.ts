@@ -1,5 +1,6 @@
 import { type Intent, journalOf, type OperationPayload } from "../app/intents";
-import { enqueueOperation, newOpRef, type OperationResult, outcomeOf, performNow } from "../app/operations";
+import { enqueueOperation, newOpRef, outcomeOf, performNow } from "../app/operations";
+import type { OperationResult } from "../app/perform";
 import { findOperation, type Operation } from "../db/operations";
 import { AppError } from "../domain/errors";
 import { entityTag } from "../domain/etag";

@@ -1,4 +1,4 @@
-import type { CommissionState } from "../domain/commissions";
+import type { CommissionState, Decision } from "../domain/commissions";
 import type { WireProvision } from "../domain/holders";
 import type { Provision } from "../domain/quota";
 
@@ -27,6 +27,12 @@ export interface CommissionRequest {
 
 /** Opaque to the ledger: the application decides from it whether the work took effect. */
 export type RecoveryContext = Record<string, unknown>;
+
+/** An open commission's recovery context, and the decision made on it whose follow-up is owed, if any. */
+export interface OpenRecovery {
+  context: RecoveryContext;
+  decision: Decision | null;
+}
 
 export interface CommissionRow extends Record<string, SqlStorageValue> {
   serial: number;
@@ -148,6 +154,16 @@ export class LedgerCommissions {
    */
   owe(serial: number): void {
     this.sql.exec("UPDATE commissions SET follow_up = 1 WHERE serial = ?", serial);
+  }
+
+  /** Commission `serial`'s recovery context while it is pending or owes its decision's follow-up. */
+  openRecovery(serial: number): OpenRecovery | null {
+    const row = this.record(serial);
+    if (!row || row.recovery === null) return null;
+    const context = JSON.parse(row.recovery) as RecoveryContext;
+    if (row.state === "pending") return { context, decision: null };
+    if (row.follow_up !== 1) return null;
+    return { context, decision: row.state === "accepted" || row.state === "accepting" ? "accept" : "reject" };
   }
 
   followedUp(reference: string): void {

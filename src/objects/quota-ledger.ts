@@ -9,7 +9,7 @@ import {
   type CommissionRequest,
   type CommissionRow,
   LedgerCommissions,
-  type RecoveryContext,
+  type OpenRecovery,
 } from "./ledger-commissions";
 import {
   type HoldFailure,
@@ -34,12 +34,6 @@ export interface CommissionView {
 }
 
 /** How long a step across ledgers may take before the alarm assumes its request died and finishes it. */
-/** An open commission's recovery context, and the decision made on it whose follow-up is owed, if any. */
-export interface OpenRecovery {
-  context: RecoveryContext;
-  decision: Decision | null;
-}
-
 const STALL_MS = 60_000;
 const INDEX_RETRY_MS = 5_000;
 const STEPS: ReadonlySet<CommissionState> = new Set(["issuing", "failing", "accepting", "rejecting"]);
@@ -190,12 +184,7 @@ export class QuotaLedger extends DurableObject<Env> {
    * (`decision` null), or decided with its follow-up still owed (`decision` what was decided).
    */
   openRecovery(serial: number): OpenRecovery | null {
-    const row = this.commissions.record(serial);
-    if (!row || row.recovery === null) return null;
-    const context = JSON.parse(row.recovery) as RecoveryContext;
-    if (row.state === "pending") return { context, decision: null };
-    if (row.follow_up !== 1) return null;
-    return { context, decision: row.state === "accepted" || row.state === "accepting" ? "accept" : "reject" };
+    return this.commissions.openRecovery(serial);
   }
 
   /**

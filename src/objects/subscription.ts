@@ -3,7 +3,6 @@ import { refused } from "../domain/errors";
 import { isRunning, runInstant, splitAt, start, stop } from "../domain/metering";
 import {
   amountChangeRefusal,
-  appliedWith,
   deploymentRefusal,
   type RenewalIds,
   type RenewalPlan,
@@ -11,11 +10,10 @@ import {
   runRefusal,
   type SubscriptionRecord,
   startDeployed,
-  superseded,
-  type WorkRef,
 } from "../domain/subscriptions";
 import { closeMonthAt } from "../domain/usage";
 import type { DeploymentPatch } from "../domain/webhooks";
+import { appliedWith, superseded, type WorkRef } from "../domain/work-refs";
 import { endsChainHold, placeAbandoned, placeExpiresAt, releaseReference } from "./subscription-chain";
 import { SubscriptionMachine } from "./subscription-machine";
 import { type Created, missing, type Outcome } from "./subscription-outcome";

@@ -7,7 +7,8 @@ import {
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { OperationPayload } from "../../src/app/intents";
-import { MAX_ATTEMPTS, perform, runOperation } from "../../src/app/operations";
+import { MAX_ATTEMPTS, runOperation } from "../../src/app/operations";
+import { perform } from "../../src/app/perform";
 import { abandon, type PurchaseIds } from "../../src/app/subscriptions";
 import { createOperation, findOperation } from "../../src/db/operations";
 import { uuidv7 } from "../../src/domain/ids";

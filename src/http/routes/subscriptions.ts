@@ -2,7 +2,7 @@ import type * as v from "valibot";
 import { actingPartner, requireCustomers, withCustomers } from "../../app/acting";
 import { productIdsNamed } from "../../app/catalog";
 import { extensionTerm } from "../../app/extend";
-import { storedObject } from "../../app/operations";
+import { storedObject } from "../../app/perform";
 import {
   chainAutoRenew,
   listPage,
