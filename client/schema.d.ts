@@ -1213,7 +1213,7 @@ export interface paths {
         };
         /**
          * Serials of the calling service's pending commissions
-         * @description Oldest first.
+         * @description In serial order. Serials grow per holder (each holder's ledger hands them out from its own block), so across holders this is not the order they were issued in.
          */
         get: operations["getAccountV10Commissions"];
         put?: never;

@@ -188,7 +188,8 @@ export const quotaRoutes = [
     method: "GET",
     path: `${base}/commissions`,
     summary: "Serials of the calling service's pending commissions",
-    description: "Oldest first.",
+    description:
+      "In serial order. Serials grow per holder (each holder's ledger hands them out from its own block), so across holders this is not the order they were issued in.",
     tag,
     auth: ["service"],
     responses: { 200: { description: "Serials", schema: SerialsOut, example: [57, 58] } },
