@@ -26,17 +26,21 @@ import { call, expectOk, type Tenant } from "./helpers";
 
 let delivered = 0;
 
-/** Delivers messages to the Worker's operations queue handler, as the queue would, and acks them all. */
-export async function deliver(bodies: OperationMessage[]): Promise<void> {
-  if (bodies.length === 0) return;
+/** Delivers messages to the Worker's operations queue handler, as the queue would: what it acked and retried. */
+export async function runOperationsQueue(bodies: OperationMessage[]) {
   const batch = createMessageBatch<OperationMessage>(
     "stratus-operations",
     bodies.map((body) => ({ id: `books-${delivered++}`, timestamp: new Date(), attempts: 1, body })),
   );
   const ctx = createExecutionContext();
   await worker.queue(batch, env);
-  const result = await getQueueResult(batch, ctx);
-  expect(result.retryMessages).toEqual([]);
+  return getQueueResult(batch, ctx);
+}
+
+/** Delivers messages to the operations queue handler, which must ack them all. */
+export async function deliver(bodies: OperationMessage[]): Promise<void> {
+  if (bodies.length === 0) return;
+  expect((await runOperationsQueue(bodies)).retryMessages).toEqual([]);
 }
 
 /**

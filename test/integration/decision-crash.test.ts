@@ -1,19 +1,11 @@
-import {
-  createExecutionContext,
-  createMessageBatch,
-  getQueueResult,
-  runDurableObjectAlarm,
-  runInDurableObject,
-} from "cloudflare:test";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { armFault, disarmFaults } from "../../src/domain/faults";
 import { recoveryBoundMs } from "../../src/domain/recovery";
-import worker from "../../src/index";
-import type { OperationMessage } from "../../src/objects/operations-queue";
 import { ledgerOf, QuotaLedger } from "../../src/objects/quota-ledger";
 import { subscriptionObject } from "../../src/objects/subscription-object";
-import { expectBooksBalance, purchaseDiedAt, recoverAll } from "../books";
+import { expectBooksBalance, purchaseDiedAt, recoverAll, runOperationsQueue } from "../books";
 import { call, expectOk, type Tenant, tenant, tenantWithCatalog, usageOf } from "../helpers";
 
 /**
@@ -27,16 +19,6 @@ afterEach(() => {
   disarmFaults();
   QuotaLedger.prototype.accept = accept;
 });
-
-let sent = 0;
-async function deliver(bodies: OperationMessage[]) {
-  const batch = createMessageBatch<OperationMessage>(
-    "stratus-operations",
-    bodies.map((body) => ({ id: `decision-${sent++}`, timestamp: new Date(), attempts: 1, body })),
-  );
-  await worker.queue(batch, env);
-  return getQueueResult(batch, createExecutionContext());
-}
 
 /** A live subscription of 3 `cpu`, then a purchase of 2 `cpu` and 2 `mem` whose request died before its orders. */
 async function undoneHalfway(t: Tenant) {
@@ -64,10 +46,10 @@ describe("an undo of a purchase that dies after rejecting its commission", () =>
     );
     expect(asked).toHaveLength(1);
     armFault("purchase.rejected");
-    const first = await deliver(asked.map((recover) => ({ recover })));
+    const first = await runOperationsQueue(asked.map((recover) => ({ recover })));
     expect(first.retryMessages).toHaveLength(1);
     expect(await statusesOf(ids.subscriptions)).toEqual(["live", "live"]);
-    await deliver(asked.map((recover) => ({ recover })));
+    await runOperationsQueue(asked.map((recover) => ({ recover })));
     expect(await statusesOf(ids.subscriptions)).toEqual(["failed", "failed"]);
     expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 3, pending: 0 });
     await expectBooksBalance(t);
@@ -80,7 +62,7 @@ describe("an undo of a purchase that dies after rejecting its commission", () =>
       Date.now() + recoveryBoundMs(env) + 1_000,
     );
     armFault("purchase.rejected");
-    await deliver(asked.map((recover) => ({ recover })));
+    await runOperationsQueue(asked.map((recover) => ({ recover })));
     await recoverAll(t);
     expect(await statusesOf(ids.subscriptions)).toEqual(["failed", "failed"]);
     await expectBooksBalance(t);
