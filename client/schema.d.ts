@@ -1524,7 +1524,7 @@ export interface components {
         DeliveryPage: {
             objects: components["schemas"]["Delivery"][];
             meta: {
-                /** @description Items this page may hold (500 when `limit=0` asked for every item). */
+                /** @description Items this page may hold; 0 when `limit=0` asked for every item. */
                 limit: number;
                 /** @description Pass it as `cursor` for the next page; null on the last. */
                 next_cursor: string | null;
@@ -1690,7 +1690,7 @@ export interface components {
             };
         };
         PageMeta: {
-            /** @description Items this page may hold (500 when `limit=0` asked for every item). */
+            /** @description Items this page may hold; 0 when `limit=0` asked for every item. */
             limit: number;
             /** @description Pass it as `cursor` for the next page; null on the last. */
             next_cursor: string | null;
@@ -3455,7 +3455,7 @@ export interface operations {
     getV1Customers: {
         parameters: {
             query?: {
-                /** @description Items per page, 1 to 500; 0 asks for every item, which answers at most 500 (`meta.limit` says so, and `meta.next_cursor` is set when more remain). */
+                /** @description Items per page, 1 to 500; 0 asks for every item (CloudSigma's "no pagination"): the answer then holds up to 50000, streamed, with `meta.limit` 0 and `meta.next_cursor` set only when more remain. */
                 limit?: number;
                 /** @description `meta.next_cursor` of the previous page: the recommended way to page. */
                 cursor?: string;
@@ -4515,7 +4515,7 @@ export interface operations {
     getV1Subscriptions: {
         parameters: {
             query?: {
-                /** @description Items per page, 1 to 500; 0 asks for every item, which answers at most 500 (`meta.limit` says so, and `meta.next_cursor` is set when more remain). */
+                /** @description Items per page, 1 to 500; 0 asks for every item (CloudSigma's "no pagination"): the answer then holds up to 50000, streamed, with `meta.limit` 0 and `meta.next_cursor` set only when more remain. */
                 limit?: number;
                 /** @description `meta.next_cursor` of the previous page: the recommended way to page. */
                 cursor?: string;
@@ -4831,7 +4831,7 @@ export interface operations {
     getV1Groupedsubscriptions: {
         parameters: {
             query?: {
-                /** @description Items per page, 1 to 500; 0 asks for every item, which answers at most 500 (`meta.limit` says so, and `meta.next_cursor` is set when more remain). */
+                /** @description Items per page, 1 to 500; 0 asks for every item (CloudSigma's "no pagination"): the answer then holds up to 50000, streamed, with `meta.limit` 0 and `meta.next_cursor` set only when more remain. */
                 limit?: number;
                 /** @description `meta.next_cursor` of the previous page: the recommended way to page. */
                 cursor?: string;
@@ -4914,7 +4914,7 @@ export interface operations {
     getV1SubscriptionsDetail: {
         parameters: {
             query?: {
-                /** @description Items per page, 1 to 500; 0 asks for every item, which answers at most 500 (`meta.limit` says so, and `meta.next_cursor` is set when more remain). */
+                /** @description Items per page, 1 to 500; 0 asks for every item (CloudSigma's "no pagination"): the answer then holds up to 50000, streamed, with `meta.limit` 0 and `meta.next_cursor` set only when more remain. */
                 limit?: number;
                 /** @description `meta.next_cursor` of the previous page: the recommended way to page. */
                 cursor?: string;
@@ -4997,7 +4997,7 @@ export interface operations {
     getV1GroupedsubscriptionsDetail: {
         parameters: {
             query?: {
-                /** @description Items per page, 1 to 500; 0 asks for every item, which answers at most 500 (`meta.limit` says so, and `meta.next_cursor` is set when more remain). */
+                /** @description Items per page, 1 to 500; 0 asks for every item (CloudSigma's "no pagination"): the answer then holds up to 50000, streamed, with `meta.limit` 0 and `meta.next_cursor` set only when more remain. */
                 limit?: number;
                 /** @description `meta.next_cursor` of the previous page: the recommended way to page. */
                 cursor?: string;
@@ -5930,7 +5930,7 @@ export interface operations {
     getV1Orders: {
         parameters: {
             query?: {
-                /** @description Items per page, 1 to 500; 0 asks for every item, which answers at most 500 (`meta.limit` says so, and `meta.next_cursor` is set when more remain). */
+                /** @description Items per page, 1 to 500; 0 asks for every item (CloudSigma's "no pagination"): the answer then holds up to 50000, streamed, with `meta.limit` 0 and `meta.next_cursor` set only when more remain. */
                 limit?: number;
                 /** @description `meta.next_cursor` of the previous page: the recommended way to page. */
                 cursor?: string;
@@ -6063,7 +6063,7 @@ export interface operations {
     getV1Charges: {
         parameters: {
             query?: {
-                /** @description Items per page, 1 to 500; 0 asks for every item, which answers at most 500 (`meta.limit` says so, and `meta.next_cursor` is set when more remain). */
+                /** @description Items per page, 1 to 500; 0 asks for every item (CloudSigma's "no pagination"): the answer then holds up to 50000, streamed, with `meta.limit` 0 and `meta.next_cursor` set only when more remain. */
                 limit?: number;
                 /** @description `meta.next_cursor` of the previous page: the recommended way to page. */
                 cursor?: string;
@@ -6135,7 +6135,7 @@ export interface operations {
     getV1CustomersIdStatementsMonth: {
         parameters: {
             query?: {
-                /** @description Items per page, 1 to 500; 0 asks for every item, which answers at most 500 (`meta.limit` says so, and `meta.next_cursor` is set when more remain). */
+                /** @description Items per page, 1 to 500; 0 asks for every item (CloudSigma's "no pagination"): the answer then holds up to 50000, streamed, with `meta.limit` 0 and `meta.next_cursor` set only when more remain. */
                 limit?: number;
                 /** @description `meta.next_cursor` of the previous page: the recommended way to page. */
                 cursor?: string;
@@ -6386,7 +6386,7 @@ export interface operations {
     getV1Operations: {
         parameters: {
             query?: {
-                /** @description Items per page, 1 to 500; 0 asks for every item, which answers at most 500 (`meta.limit` says so, and `meta.next_cursor` is set when more remain). */
+                /** @description Items per page, 1 to 500; 0 asks for every item (CloudSigma's "no pagination"): the answer then holds up to 50000, streamed, with `meta.limit` 0 and `meta.next_cursor` set only when more remain. */
                 limit?: number;
                 /** @description `meta.next_cursor` of the previous page: the recommended way to page. */
                 cursor?: string;
@@ -6724,7 +6724,7 @@ export interface operations {
     getV1WebhooksDeliveries: {
         parameters: {
             query?: {
-                /** @description Items per page, 1 to 500; 0 asks for every item, which answers at most 500 (`meta.limit` says so, and `meta.next_cursor` is set when more remain). */
+                /** @description Items per page, 1 to 500; 0 asks for every item (CloudSigma's "no pagination"): the answer then holds up to 50000, streamed, with `meta.limit` 0 and `meta.next_cursor` set only when more remain. */
                 limit?: number;
                 /** @description `meta.next_cursor` of the previous page: the recommended way to page. */
                 cursor?: string;

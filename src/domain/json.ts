@@ -9,3 +9,9 @@ declare const encodes: unique symbol;
 export type JsonText<T> = string & { readonly [encodes]: T };
 
 export const jsonText = <T>(value: T): JsonText<T> => JSON.stringify(value) as JsonText<T>;
+
+/**
+ * JSON text of a `T` written as it is read (a list answering every page, `limit=0`): the stream
+ * carries the type it encodes, checked against the route's schema as a body is.
+ */
+export type JsonStream<T> = ReadableStream<Uint8Array> & { readonly [encodes]: T };

@@ -1,4 +1,7 @@
 import { badRequest } from "../domain/errors";
+import type { JsonStream } from "../domain/json";
+import { logError } from "../domain/log";
+import { MAX_EVERY_ITEMS, MAX_PAGE_LIMIT } from "../schemas/pagination";
 
 /**
  * Pagination for every collection: fetch `limit + 1` rows ordered by a unique key, after a cursor
@@ -16,6 +19,8 @@ export interface PageWindow {
   offset: number;
   limit: number;
   byOffset: boolean;
+  /** `limit=0`: every page in turn (`pagedAnswer`), each of `limit` (the largest page). */
+  every: boolean;
 }
 
 export function encodeCursor(key: string): string {
@@ -54,11 +59,13 @@ export function pageWindow(query: {
       { point: "/offset", message: "cannot be used with cursor" },
     ]);
   }
+  const every = query.limit === 0;
   return {
     after: decodeCursor(query.cursor),
     offset: query.offset ?? 0,
-    limit: query.limit,
+    limit: every ? MAX_PAGE_LIMIT : query.limit,
     byOffset: query.offset !== undefined,
+    every,
   };
 }
 
@@ -82,4 +89,64 @@ export function toPage<R, T>(
       ...(total !== undefined ? { total_count: total } : {}),
     },
   };
+}
+
+/** A list's answer: its page (`objects`, `meta`), and any fields of its own before them. */
+type PagedBody = { objects: unknown[]; meta: Page<unknown>["meta"] };
+
+const encoder = new TextEncoder();
+
+/**
+ * A list's answer for `window`: the page `pageAt` reads, or for `limit=0` every page in turn,
+ * streamed as one body (CloudSigma's clients ask for the whole list and never read `meta`, so a
+ * page cut short would read as rows that do not exist). The first page is read before answering,
+ * so a bad request still answers its 4xx; each next one as the client reads, so memory holds one
+ * page. `meta` comes last: `limit` 0, `next_cursor` set only past `MAX_EVERY_ITEMS`, `offset` and
+ * `total_count` as the first page said them. A page that fails later cuts the body short (the
+ * status is sent): the client's JSON does not parse, which a missing row would.
+ */
+export async function pagedAnswer<B extends PagedBody>(
+  window: PageWindow,
+  pageAt: (window: PageWindow) => Promise<B>,
+): Promise<{ body: B } | { stream: JsonStream<B> }> {
+  const first = await pageAt(window);
+  if (!window.every) return { body: first };
+  const { objects: _, meta: firstMeta, ...head } = first;
+  const fields = JSON.stringify(head);
+  let text = `${fields.slice(0, -1)}${fields === "{}" ? "" : ","}"objects":[`;
+  let page: B | null = first;
+  let items = 0;
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        try {
+          page ??= await pageAt(window);
+          for (const item of page.objects) text += `${items++ === 0 ? "" : ","}${JSON.stringify(item)}`;
+          const next = page.meta.next_cursor;
+          if (next === null || items >= MAX_EVERY_ITEMS) {
+            const meta = {
+              ...page.meta,
+              limit: 0,
+              next_cursor: next,
+              offset: firstMeta.offset,
+              total_count: firstMeta.total_count,
+            };
+            controller.enqueue(encoder.encode(`${text}],"meta":${JSON.stringify(meta)}}`));
+            controller.close();
+            return;
+          }
+          controller.enqueue(encoder.encode(text));
+          text = "";
+          page = null;
+          window = { ...window, after: decodeCursor(next), offset: 0, byOffset: false };
+        } catch (error) {
+          logError("list.page_failed", error, { items });
+          controller.error(error);
+        }
+      },
+      // Nothing is read ahead: a page is read when the client has taken the one before.
+    },
+    { highWaterMark: 0 },
+  );
+  return { stream: stream as JsonStream<B> };
 }

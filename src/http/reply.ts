@@ -1,5 +1,5 @@
 import type * as v from "valibot";
-import type { JsonText } from "../domain/json";
+import type { JsonStream, JsonText } from "../domain/json";
 
 /**
  * What a route may answer, declared once: each success status with its body schema (or another
@@ -58,10 +58,13 @@ type HeaderPart<X> = X extends { headers: infer H }
   : { headers?: undefined };
 
 type BodyPart<X> = X extends { schema: infer S extends Schema }
-  ? { body: v.InferOutput<S>; json?: undefined } | { json: JsonText<v.InferOutput<S>>; body?: undefined }
+  ?
+      | { body: v.InferOutput<S>; json?: undefined; stream?: undefined }
+      | { json: JsonText<v.InferOutput<S>>; body?: undefined; stream?: undefined }
+      | { stream: JsonStream<v.InferOutput<S>>; body?: undefined; json?: undefined }
   : X extends { media: string }
-    ? { body: string; json?: undefined }
-    : { body?: undefined; json?: undefined };
+    ? { body: string; json?: undefined; stream?: undefined }
+    : { body?: undefined; json?: undefined; stream?: undefined };
 
 /** One declared answer: its status, a body of its schema's type, and its required headers. */
 type ReplyOf<C, X> = { status: C } & BodyPart<X> & HeaderPart<X>;
@@ -76,6 +79,7 @@ export interface AnyReply {
   status: number;
   body?: unknown;
   json?: string;
+  stream?: ReadableStream<Uint8Array>;
   headers?: Readonly<Record<string, string | undefined>>;
 }
 
@@ -88,9 +92,9 @@ export function render(reply: AnyReply, media = "application/json"): Response {
     if (value !== undefined) headers[name] = value;
   }
   const { status } = reply;
-  if (reply.json !== undefined) {
+  if (reply.json !== undefined || reply.stream !== undefined) {
     headers["content-type"] = "application/json";
-    return new Response(reply.json, { status, headers });
+    return new Response(reply.json ?? reply.stream, { status, headers });
   }
   if (reply.body === undefined) return new Response(null, { status, headers });
   if (media !== "application/json") {

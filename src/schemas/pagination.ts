@@ -3,6 +3,13 @@ import * as v from "valibot";
 /** Items one page may hold (`limit`): a page is read, and its chains looked up, in one request. */
 export const MAX_PAGE_LIMIT = 500;
 
+/**
+ * Items `limit=0` answers at most: read a page at a time while the answer is sent, so memory stays
+ * that of one page; the bound keeps one request within D1's queries per invocation (a page costs
+ * a list's few statements).
+ */
+export const MAX_EVERY_ITEMS = 50_000;
+
 /** How far `offset` may skip: the database walks every skipped row, so deep pages take a cursor. */
 export const MAX_OFFSET = 10_000;
 
@@ -30,13 +37,11 @@ export const Pagination = v.strictObject(
     limit: v.optional(
       v.pipe(
         wholeNumber(
-          `Items per page, 1 to ${MAX_PAGE_LIMIT}; 0 asks for every item, which answers at most ${MAX_PAGE_LIMIT} (\`meta.limit\` says so, and \`meta.next_cursor\` is set when more remain).`,
+          `Items per page, 1 to ${MAX_PAGE_LIMIT}; 0 asks for every item (CloudSigma's "no pagination"): the answer then holds up to ${MAX_EVERY_ITEMS}, streamed, with \`meta.limit\` 0 and \`meta.next_cursor\` set only when more remain.`,
           0,
           MAX_PAGE_LIMIT,
         ),
         v.maxValue(MAX_PAGE_LIMIT, `at most ${MAX_PAGE_LIMIT}`),
-        // CloudSigma's dialect: 0 means no pagination, bounded here by the largest page.
-        v.transform((limit) => (limit === 0 ? MAX_PAGE_LIMIT : limit)),
       ),
       "50",
     ),
@@ -65,7 +70,7 @@ export const pageMeta = v.object({
   limit: v.pipe(
     v.number(),
     v.integer(),
-    v.description(`Items this page may hold (${MAX_PAGE_LIMIT} when \`limit=0\` asked for every item).`),
+    v.description("Items this page may hold; 0 when `limit=0` asked for every item."),
   ),
   next_cursor: v.pipe(
     v.nullable(v.string()),

@@ -268,7 +268,7 @@ describe("pycloudsigma's Subscriptions() calls under a customer-scoped key", () 
     const r = await call("GET", "/v1/subscriptions/?limit=0", { headers: auth });
     expect(r.status, r.text).toBe(200);
     expect(r.body.objects.map((o: { id: string }) => o.id)).toEqual([mine.id]);
-    expect(r.body.meta).toEqual({ limit: 500, next_cursor: null });
+    expect(r.body.meta).toEqual({ limit: 0, next_cursor: null });
     const whole = await call("GET", "/v1/subscriptions/?limit=0", { token: t.partnerKey });
     expect(whole.body.objects).toHaveLength(2);
   });

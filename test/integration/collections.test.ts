@@ -28,11 +28,11 @@ describe("pages", async () => {
   const list = (query: string) =>
     expectOk(call("GET", `/v1/subscriptions/?${query}`, { token: t.partnerKey }));
 
-  it("answers every row for limit=0, saying the page held up to 500", async () => {
+  it("answers every row for limit=0, saying so with meta.limit 0", async () => {
     expect(ids(await list(""))).toHaveLength(50);
     const page = await list("limit=0");
     expect(ids(page)).toEqual(all);
-    expect(page.meta).toEqual({ limit: 500, next_cursor: null });
+    expect(page.meta).toEqual({ limit: 0, next_cursor: null });
   });
 
   it("skips rows by offset, says so, and hands a cursor on", async () => {
@@ -44,7 +44,7 @@ describe("pages", async () => {
     expect(next.meta).not.toHaveProperty("offset");
     const last = await list("limit=0&offset=55");
     expect(ids(last)).toEqual(all.slice(55));
-    expect(last.meta).toEqual({ limit: 500, offset: 55, next_cursor: null });
+    expect(last.meta).toEqual({ limit: 0, offset: 55, next_cursor: null });
     expect(ids(await list("offset=60"))).toEqual([]);
   });
 
@@ -57,7 +57,7 @@ describe("pages", async () => {
       "/v1/groupedsubscriptions/",
     ]) {
       const r = await expectOk(call("GET", `${path}?limit=0&offset=0`, { token: t.partnerKey }));
-      expect(r.meta, path).toMatchObject({ limit: 500, offset: 0, next_cursor: null });
+      expect(r.meta, path).toMatchObject({ limit: 0, offset: 0, next_cursor: null });
     }
     const charges = await expectOk(call("GET", "/v1/charges?limit=0", { token: t.partnerKey }));
     expect(charges.objects).toHaveLength(60);
@@ -123,6 +123,88 @@ describe("pages", async () => {
       expect(r.headers.get("content-type")).toBe("application/problem+json");
       expect(r.body.errors.map((e: { point: string }) => e.point)).toEqual(["/offset"]);
     }
+  });
+});
+
+describe("limit=0 past one page", async () => {
+  const t = await setup();
+  // pycloudsigma's list() asks for every row and never reads meta: 1,100 must all come back.
+  const bought: string[] = [];
+  for (const count of [500, 500, 100]) {
+    const r = await expectOk(
+      call("POST", "/v1/subscriptions/", {
+        token: t.partnerKey,
+        body: {
+          objects: Array.from({ length: count }, () => ({
+            customer: t.customers[0],
+            resource: "dssd",
+            amount: 1,
+            period: "1 day",
+          })),
+        },
+      }),
+      201,
+    );
+    bought.push(...(r.objects as { id: string }[]).map((o) => o.id));
+  }
+  bought.sort();
+
+  it("answers every subscription, in order, once, on both lists and their detail/", async () => {
+    for (const path of [
+      "/v1/subscriptions/",
+      "/v1/subscriptions/detail/",
+      "/v1/groupedsubscriptions/",
+      "/v1/groupedsubscriptions/detail/",
+    ]) {
+      const r = await call("GET", `${path}?limit=0`, { token: t.partnerKey });
+      expect(r.status, path).toBe(200);
+      expect(r.headers.get("content-type"), path).toBe("application/json");
+      expect(ids(r.body), path).toEqual(bought);
+      expect(r.body.meta, path).toEqual({ limit: 0, next_cursor: null });
+    }
+    const skipped = await expectOk(
+      call("GET", "/v1/subscriptions/?limit=0&offset=501", { token: t.partnerKey }),
+    );
+    expect(ids(skipped)).toEqual(bought.slice(501));
+    expect(skipped.meta).toEqual({ limit: 0, offset: 501, next_cursor: null });
+    const after = await expectOk(
+      call("GET", `/v1/subscriptions/?limit=1&cursor=${(await list1()).meta.next_cursor}`, {
+        token: t.partnerKey,
+      }),
+    );
+    const rest = await expectOk(
+      call("GET", `/v1/subscriptions/?limit=0&cursor=${(await list1()).meta.next_cursor}`, {
+        token: t.partnerKey,
+      }),
+    );
+    expect(ids(after)).toEqual([bought[1]]);
+    expect(ids(rest)).toEqual(bought.slice(1));
+  });
+
+  const list1 = () => expectOk(call("GET", "/v1/subscriptions/?limit=1", { token: t.partnerKey }));
+
+  it("answers every charge line, and a whole statement with its totals first", async () => {
+    const charges = await expectOk(call("GET", "/v1/charges?limit=0", { token: t.partnerKey }));
+    expect(charges.objects).toHaveLength(1100);
+    expect(new Set(charges.objects.map((c: { id: string }) => c.id)).size).toBe(1100);
+    const month = new Date().toISOString().slice(0, 7);
+    const path = `/v1/customers/${t.customers[0]}/statements/${month}`;
+    const whole = await expectOk(call("GET", `${path}?limit=0`, { token: t.partnerKey }));
+    const page = await expectOk(call("GET", `${path}?limit=500`, { token: t.partnerKey }));
+    expect(whole.objects).toHaveLength(whole.line_count);
+    expect(whole.line_count).toBeGreaterThanOrEqual(1100);
+    expect(whole.objects.slice(0, 500)).toEqual(page.objects);
+    const { objects: _a, meta, ...head } = whole;
+    const { objects: _b, meta: pageMeta, ...pageHead } = page;
+    expect(head).toEqual(pageHead);
+    expect(meta).toEqual({ limit: 0, next_cursor: null, total_count: pageMeta.total_count });
+  });
+
+  it("answers HEAD with the whole body's length", async () => {
+    const get = await call("GET", "/v1/subscriptions/?limit=0", { token: t.partnerKey });
+    const head = await call("HEAD", "/v1/subscriptions/?limit=0", { token: t.partnerKey });
+    expect(head.status).toBe(200);
+    expect(head.headers.get("content-length")).toBe(String(new TextEncoder().encode(get.text).byteLength));
   });
 });
 

@@ -14,7 +14,7 @@ import {
 } from "../../schemas/charges";
 import { Pagination } from "../../schemas/pagination";
 import * as examples from "../examples";
-import { pageWindow, toPage } from "../pagination";
+import { type PageWindow, pagedAnswer, pageWindow, toPage } from "../pagination";
 import { defineRoute } from "../route";
 
 /**
@@ -83,21 +83,18 @@ export const chargeRoutes = [
           { point: "/since", message: "must not be after until" },
         ]);
       }
-      const window = pageWindow(query);
-      const rows = await listCharges(
-        env,
-        {
-          scope: scopeOf(principal),
-          customerId: query.customer,
-          subscriptionId: query.subscription,
-          since: query.since,
-          until: query.until,
-        },
-        position(window.after),
-        window.offset,
-        window.limit,
-      );
-      return { status: 200, body: toPage(rows, window, positionOf, chargeView) };
+      const filter = {
+        scope: scopeOf(principal),
+        customerId: query.customer,
+        subscriptionId: query.subscription,
+        since: query.since,
+        until: query.until,
+      };
+      const page = async (window: PageWindow) => {
+        const rows = await listCharges(env, filter, position(window.after), window.offset, window.limit);
+        return toPage(rows, window, positionOf, chargeView);
+      };
+      return { status: 200, ...(await pagedAnswer(pageWindow(query), page)) };
     },
   }),
   defineRoute({
@@ -120,30 +117,30 @@ export const chargeRoutes = [
         ]);
       }
       const customer = await visibleCustomer(env, principal, params.id);
-      const window = pageWindow(query);
-      const statement = await readStatement(
-        env,
-        customer.id,
-        month,
-        position(window.after),
-        window.offset,
-        window.limit,
-      );
-      const total = statement.totals.reduce((sum, t) => sum + t.lines, 0);
-      const page = toPage(statement.lines, window, positionOf, chargeView, total);
-      const body: v.InferOutput<typeof StatementOut> = {
-        customer: customer.id,
-        month: month.name,
-        start: month.start.toISOString(),
-        end: month.end.toISOString(),
-        closed: isClosed(month, statement.now, statement.closedThrough),
-        totals: Object.fromEntries(
-          statement.totals.map((t) => [t.currency, money(t.amountMinor, t.currency)]),
-        ),
-        line_count: statement.totals.reduce((n, t) => n + t.lines, 0),
-        ...page,
+      const page = async (window: PageWindow): Promise<v.InferOutput<typeof StatementOut>> => {
+        const statement = await readStatement(
+          env,
+          customer.id,
+          month,
+          position(window.after),
+          window.offset,
+          window.limit,
+        );
+        const total = statement.totals.reduce((sum, t) => sum + t.lines, 0);
+        return {
+          customer: customer.id,
+          month: month.name,
+          start: month.start.toISOString(),
+          end: month.end.toISOString(),
+          closed: isClosed(month, statement.now, statement.closedThrough),
+          totals: Object.fromEntries(
+            statement.totals.map((t) => [t.currency, money(t.amountMinor, t.currency)]),
+          ),
+          line_count: statement.totals.reduce((n, t) => n + t.lines, 0),
+          ...toPage(statement.lines, window, positionOf, chargeView, total),
+        };
       };
-      return { status: 200, body };
+      return { status: 200, ...(await pagedAnswer(pageWindow(query), page)) };
     },
   }),
 ];

@@ -26,7 +26,7 @@ import {
 import { HoldingOut, HoldingsOut, SetLimit } from "../../schemas/operator";
 import { ifMatch, preconditionFailed, tagged } from "../conditional";
 import * as examples from "../examples";
-import { pageWindow, toPage } from "../pagination";
+import { type PageWindow, pagedAnswer, pageWindow, toPage } from "../pagination";
 import { ETAG, LOCATION } from "../reply";
 import { defineRoute } from "../route";
 
@@ -136,12 +136,14 @@ export const customerRoutes = [
     },
     async handle({ env, principal, query }) {
       const scope = scopeOf(principal).partnerId;
-      const window = pageWindow(query);
-      const [rows, total] = await Promise.all([
-        listCustomers(env, scope, window.after, window.offset, window.limit),
-        countCustomers(env, scope),
-      ]);
-      return { status: 200, body: toPage(rows, window, (c) => c.id, customerOut, total) };
+      const page = async (window: PageWindow) => {
+        const [rows, total] = await Promise.all([
+          listCustomers(env, scope, window.after, window.offset, window.limit),
+          countCustomers(env, scope),
+        ]);
+        return toPage(rows, window, (c) => c.id, customerOut, total);
+      };
+      return { status: 200, ...(await pagedAnswer(pageWindow(query), page)) };
     },
   }),
   defineRoute({

@@ -5,7 +5,7 @@ import { OperationOut, OperationPageOut, OperationsQuery, OpRef } from "../../sc
 import { ConsumptionOut, PurchaseOut, SubscriptionOut } from "../../schemas/subscriptions";
 import * as examples from "../examples";
 import { operationStatus, operationView } from "../operations";
-import { pageWindow, toPage } from "../pagination";
+import { type PageWindow, pagedAnswer, pageWindow, toPage } from "../pagination";
 import { LOCATION } from "../reply";
 import { defineRoute } from "../route";
 
@@ -78,12 +78,14 @@ export const operationRoutes = [
     },
     async handle({ env, principal, query }) {
       const filter = { scope: partnerScopeOf(principal), customer: query.customer, status: query.status };
-      const window = pageWindow(query);
-      const [rows, total] = await Promise.all([
-        listOperations(env, { ...filter, ...window }),
-        countOperations(env, filter),
-      ]);
-      return { status: 200, body: toPage(rows, window, (o) => o.opRef, operationView, total) };
+      const page = async (window: PageWindow) => {
+        const [rows, total] = await Promise.all([
+          listOperations(env, { ...filter, ...window }),
+          countOperations(env, filter),
+        ]);
+        return toPage(rows, window, (o) => o.opRef, operationView, total);
+      };
+      return { status: 200, ...(await pagedAnswer(pageWindow(query), page)) };
     },
   }),
 ];

@@ -5,7 +5,7 @@ import { IdParams } from "../../schemas/common";
 import { OrderOut, OrderPageOut, OrdersQuery } from "../../schemas/subscriptions";
 import { tagged } from "../conditional";
 import * as examples from "../examples";
-import { pageWindow, toPage } from "../pagination";
+import { type PageWindow, pagedAnswer, pageWindow, toPage } from "../pagination";
 import { ETAG } from "../reply";
 import { defineRoute } from "../route";
 import { orderView } from "../views";
@@ -32,12 +32,14 @@ export const orderRoutes = [
     },
     async handle({ env, principal, query }) {
       const filter = { scope: partnerScopeOf(principal), customer: query.customer };
-      const window = pageWindow(query);
-      const [rows, total] = await Promise.all([
-        listOrders(env, { ...filter, ...window }),
-        countOrders(env, filter),
-      ]);
-      return { status: 200, body: toPage(rows, window, (o) => o.id, orderView, total) };
+      const page = async (window: PageWindow) => {
+        const [rows, total] = await Promise.all([
+          listOrders(env, { ...filter, ...window }),
+          countOrders(env, filter),
+        ]);
+        return toPage(rows, window, (o) => o.id, orderView, total);
+      };
+      return { status: 200, ...(await pagedAnswer(pageWindow(query), page)) };
     },
   }),
   defineRoute({

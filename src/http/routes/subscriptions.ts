@@ -33,7 +33,7 @@ import {
 import { taggedText } from "../conditional";
 import * as examples from "../examples";
 import { ACCEPTED, respond } from "../operations";
-import { type PageWindow, pageWindow, toPage } from "../pagination";
+import { type PageWindow, pagedAnswer, pageWindow, toPage } from "../pagination";
 import { ETAG } from "../reply";
 import { defineRoute } from "../route";
 import { ASYNC, expectedVersion, IF_MATCH, SUBSCRIPTION_LOCATION } from "./subscription-updates";
@@ -86,19 +86,24 @@ function listRoute(path: string, summary: string, description: string, grouped: 
       },
     },
     async handle({ env, principal, query }) {
-      const window = pageWindow(query);
-      // Bound to no object, no subscription matches a `subscribed_object` filter.
-      if (query.subscribed_object !== undefined) {
-        return { status: 200, body: { objects: [], meta: toPage([], window, String, String).meta } };
-      }
-      const { rows, objects } = await listPage(env, await listQuery(env, principal, query, window), grouped);
-      const { meta } = toPage(
-        rows,
-        window,
-        (r) => r.record.id,
-        () => null,
-      );
-      return { status: 200, body: { objects, meta } };
+      const page = async (window: PageWindow) => {
+        // Bound to no object, no subscription matches a `subscribed_object` filter.
+        if (query.subscribed_object !== undefined) {
+          return { objects: [], meta: toPage([], window, String, String).meta };
+        }
+        const q = await listQuery(env, principal, query, window);
+        const { rows, objects } = await listPage(env, q, grouped);
+        return {
+          objects,
+          meta: toPage(
+            rows,
+            window,
+            (r) => r.record.id,
+            () => null,
+          ).meta,
+        };
+      };
+      return { status: 200, ...(await pagedAnswer(pageWindow(query), page)) };
     },
   });
 }

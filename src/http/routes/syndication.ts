@@ -32,7 +32,7 @@ import {
 } from "../../schemas/syndication";
 import { tagged } from "../conditional";
 import * as examples from "../examples";
-import { pageWindow, toPage } from "../pagination";
+import { type PageWindow, pagedAnswer, pageWindow, toPage } from "../pagination";
 import { ETAG, LOCATION } from "../reply";
 import { defineRoute } from "../route";
 
@@ -217,28 +217,22 @@ export const syndicationRoutes = [
       },
     },
     async handle({ env, principal, query }) {
-      const window = pageWindow(query);
-      const [rows, total] = await Promise.all([
-        listDeliveries(env, { vendorId: vendorScope(principal), status: query.status, ...window }),
-        countDeliveries(env, vendorScope(principal), query.status),
-      ]);
-      const page = toPage(rows, window, (d) => d.id, deliveryOut, total);
-      if (query.status !== "pending") return { status: 200, body: page };
-      const pending = await backlog(env, vendorScope(principal));
-      return {
-        status: 200,
-        body: {
-          ...page,
-          meta: {
-            ...page.meta,
-            backlog: pending.map((b) => ({
-              endpoint: b.endpoint,
-              pending: b.pending,
-              oldest_created_at: b.oldest,
-            })),
-          },
-        },
+      const page = async (window: PageWindow) => {
+        const [rows, total] = await Promise.all([
+          listDeliveries(env, { vendorId: vendorScope(principal), status: query.status, ...window }),
+          countDeliveries(env, vendorScope(principal), query.status),
+        ]);
+        const listed = toPage(rows, window, (d) => d.id, deliveryOut, total);
+        if (query.status !== "pending") return listed;
+        const pending = await backlog(env, vendorScope(principal));
+        const backlogOut = pending.map((b) => ({
+          endpoint: b.endpoint,
+          pending: b.pending,
+          oldest_created_at: b.oldest,
+        }));
+        return { ...listed, meta: { ...listed.meta, backlog: backlogOut } };
       };
+      return { status: 200, ...(await pagedAnswer(pageWindow(query), page)) };
     },
   }),
   defineRoute({
