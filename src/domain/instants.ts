@@ -30,5 +30,7 @@ export function parseInstant(text: string): Date | null {
   // setUTCFullYear, unlike Date.UTC, does not map years 0-99 onto 1900-1999.
   d.setUTCFullYear(year, month - 1, day);
   d.setUTCHours(hour, minute - offset, second, millis);
-  return d;
+  // The end of 9999 with a negative zone is in year 10000, which ISO 8601 text (and so every
+  // comparison of stored times as text) writes as `+010000-…`, sorting before every other year.
+  return d.getUTCFullYear() > 9999 ? null : d;
 }

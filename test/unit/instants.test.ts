@@ -21,6 +21,7 @@ describe("parseInstant", () => {
     ["a zone that crosses midnight", "2027-01-05T01:00:00+03:00", "2027-01-04T22:00:00.000Z"],
     ["29 February of a leap year", "2028-02-29", "2028-02-29T00:00:00.000Z"],
     ["a year before 100 stays itself", "0099-03-01", "0099-03-01T00:00:00.000Z"],
+    ["the last hour of 9999", "9999-12-31T23:00:00+02:00", "9999-12-31T21:00:00.000Z"],
   ])("%s", (_, text, expected) => {
     expect(iso(text)).toBe(expected);
   });
@@ -38,6 +39,7 @@ describe("parseInstant", () => {
     ["2027-01-05T10:60:00", "minute 60"],
     ["2027-01-05T10:00:60Z", "second 60"],
     ["2027-01-05T10:00:00+24:00", "a zone of 24 hours"],
+    ["9999-12-31T23:00:00-02:00", "year 10000 once its zone applies (ISO text would write it +010000)"],
     ["2027-01-05T10:00:00+01:60", "a zone with minute 60"],
     ["2027-01-05T10", "an hour without minutes"],
     ["2027-01-05T10:00:00 Z", "a space before the zone"],
