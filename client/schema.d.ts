@@ -869,7 +869,7 @@ export interface paths {
         };
         /**
          * Poll an operation
-         * @description While `queued` or `running`: 202 with the operation and `Retry-After`. Once `succeeded`: the final code (201 for a purchase, 200 otherwise) with what the request would have answered and its `Location`. Once `failed`: the problem the work failed with, with its code (409, 409 `quota-exceeded`, 412 when an `If-Match` version was no longer current once the queued work ran, 424; 409 too once given up after 8 attempts, what it bought half-way undone). Kept at least 30 days.
+         * @description While `queued` or `running`: 202 with the operation and `Retry-After`. Once `succeeded`: the final code (201 for a purchase, 200 otherwise) with what the request would have answered and its `Location`. Once `failed`: the problem the work failed with, with its code (409, 409 `quota-exceeded`, 412 when an `If-Match` version was no longer current once the queued work ran, 424; 409 too once given up after 8 attempts, what it bought half-way undone). Kept at least 30 days. A service's token reads its partner's consumption reports.
          */
         get: operations["getV1OperationsOpRef"];
         put?: never;

@@ -112,12 +112,13 @@ export async function runOperation(env: Env, opRef: string): Promise<void> {
  * commission did not make final (`abandon`). Best effort: a failure here is logged, and the
  * commission, still open, shows as pending.
  */
-async function undoHalfDone(env: Env, payload: OperationPayload): Promise<void> {
+async function undoHalfDone(env: Env, payload: OperationPayload): Promise<"undone" | "took effect" | null> {
   try {
     const ids = await purchaseIdsOf(env, payload);
-    if (ids) await abandon(env, ids, new Date());
+    return ids ? await abandon(env, ids, new Date()) : null;
   } catch (error) {
     logError("purchase.undo_failed", error, { kind: payload.kind, partnerId: payload.partnerId });
+    return null;
   }
 }
 
@@ -147,15 +148,31 @@ export async function giveUpOperation(env: Env, opRef: string): Promise<void> {
     await finishOperation(env, opRef, { status: "succeeded", resultBody: JSON.stringify(done) }, new Date());
     return;
   }
-  if (payload) await undoHalfDone(env, payload);
-  await failOperation(
-    env,
-    opRef,
-    new AppError(
-      "conflict",
-      `the operation could not be completed in ${MAX_ATTEMPTS} attempts and was given up: a purchase it made half-way was undone; read the subscription for where it stands, and send the request again if need be`,
-    ),
-  );
+  const undone = payload ? await undoHalfDone(env, payload) : null;
+  // A purchase or extension whose commission was accepted took effect, and a report is applied
+  // once whatever runs it: either is run once more for its answer (every step of it is
+  // idempotent), never answered "undone, send it again", which would buy or drain twice.
+  if (undone === "took effect" || payload?.kind === "consume") {
+    try {
+      await runOperation(env, opRef);
+      return;
+    } catch (error) {
+      logError("operation.give_up_failed", error, { opRef, kind: payload?.kind });
+      // What took effect is finished by the stalled-operation sweep's next give-up, not failed.
+      if (undone === "took effect") return;
+    }
+  }
+  await failOperation(env, opRef, new AppError("conflict", givenUpMessage(payload?.kind)));
+}
+
+/** What an operation given up says it did: a client reads it to decide whether to send it again. */
+function givenUpMessage(kind: OperationPayload["kind"] | undefined): string {
+  const given = `the operation could not be completed in ${MAX_ATTEMPTS} attempts and was given up`;
+  if (kind === "purchase" || kind === "extend")
+    return `${given}: what it bought half-way was undone and nothing is charged; send the request again if need be`;
+  if (kind === "consume")
+    return `${given}: part of the report may have been drained; read the subscriptions' remaining before reporting the rest`;
+  return `${given}: it did not take effect; read the subscription for where it stands, and send the request again if need be`;
 }
 
 /**

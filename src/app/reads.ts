@@ -18,6 +18,7 @@ import {
   toWire,
 } from "../domain/subscriptions";
 import { subscriptionObject } from "../objects/subscription-object";
+import { settleOpenPurchase } from "./recovery";
 import { unwrap } from "./subscriptions";
 
 /** Reading subscriptions (one from its object, pages from the D1 read model) and draining depletables. */
@@ -138,9 +139,29 @@ export async function consume(
   const touched: SubscriptionRecord[] = [];
   for (const id of await depletionQueue(env, customerId, product, now)) {
     if (leftover === 0) break;
+    if (await awaitsItsPurchase(env, id, now)) continue;
     const result = unwrap(await subscriptionObject(env, id).consume(leftover, now, report));
     leftover = result.leftover;
     touched.push(result.record);
   }
   return { touched, unallocated: leftover };
+}
+
+/**
+ * Whether depletable `id` cannot be drained yet: its purchase has not taken effect (a vendor has
+ * not reported, or its request died before its orders; settled here when its records tell). What
+ * it would have covered goes to the next one, or is `unallocated`: drawn from it, the traffic
+ * would be billed to nobody should the purchase be undone, and drained to zero, it would release
+ * quota its commission never accepted.
+ */
+async function awaitsItsPurchase(env: Env, id: string, now: Date): Promise<boolean> {
+  const record = await subscriptionObject(env, id).get();
+  if (!record) return true;
+  try {
+    await settleOpenPurchase(env, record, now, "consume");
+    return false;
+  } catch (error) {
+    if (error instanceof AppError && error.kind === "conflict") return true;
+    throw error;
+  }
 }

@@ -83,7 +83,7 @@ export async function settleOpenPurchase(
   env: Env,
   record: SubscriptionRecord,
   now: Date,
-  action: "cancel" | "extend" | "start" | "stop" | "change",
+  action: "cancel" | "extend" | "start" | "stop" | "change" | "consume",
 ): Promise<boolean> {
   const open = await openPurchaseOf(env, record);
   if (!open) return false;

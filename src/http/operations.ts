@@ -212,11 +212,17 @@ export async function resume(env: Env, request: Request, intent: Intent): Promis
 /**
  * The status endpoint's answer for an operation, as the CaaS spec has it: 202 while it runs, the
  * write's own answer once it succeeded, and its error (thrown, so it renders as a problem) once it
- * failed.
+ * failed. `kinds`: the only kinds of operation the caller may read (others do not exist for it).
  */
-export async function operationStatus(env: Env, opRef: string, scope: Scope) {
+export async function operationStatus(
+  env: Env,
+  opRef: string,
+  scope: Scope,
+  kinds: readonly string[] | null = null,
+) {
   const op = await findOperation(env, opRef, scope);
-  if (!op) throw new AppError("not_found", `operation ${opRef} does not exist`);
+  if (!op || (kinds !== null && !kinds.includes(op.kind)))
+    throw new AppError("not_found", `operation ${opRef} does not exist`);
   if (op.status === "queued" || op.status === "running") {
     return {
       status: 202,

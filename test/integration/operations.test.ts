@@ -435,3 +435,27 @@ describe("work given up half-way", () => {
     expect(order).toMatchObject({ state: "completed" });
   });
 });
+
+describe("a service's consumption report run as an operation", () => {
+  it("answers a 202 whose Location the service's own token polls; the partner's other operations do not exist for it", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const customer = t.customers[0] as string;
+    const bought = await call("POST", "/v1/subscriptions/", {
+      token: t.partnerKey,
+      body: { objects: [{ customer, resource: "tx", amount: 50 }] },
+      headers: { prefer: "respond-async" },
+    });
+    expect(bought.status).toBe(202);
+    const reported = await call("POST", `/v1/customers/${customer}/consumption`, {
+      token: t.serviceToken,
+      headers: { prefer: "respond-async" },
+      body: { resource: "tx", amount: 5 },
+    });
+    expect(reported.status).toBe(202);
+    const location = reported.headers.get("location") as string;
+    expect([200, 202]).toContain((await call("GET", location, { token: t.serviceToken })).status);
+    const purchase = await call("GET", bought.headers.get("location") as string, { token: t.serviceToken });
+    expect(purchase.status, purchase.text).toBe(404);
+    expect((await call("GET", location, { token: t.partnerKey })).status).not.toBe(404);
+  });
+});

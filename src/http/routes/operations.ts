@@ -19,9 +19,9 @@ export const operationRoutes = [
     path: "/v1/operations/{opRef}",
     summary: "Poll an operation",
     description:
-      "While `queued` or `running`: 202 with the operation and `Retry-After`. Once `succeeded`: the final code (201 for a purchase, 200 otherwise) with what the request would have answered and its `Location`. Once `failed`: the problem the work failed with, with its code (409, 409 `quota-exceeded`, 412 when an `If-Match` version was no longer current once the queued work ran, 424; 409 too once given up after 8 attempts, what it bought half-way undone). Kept at least 30 days.",
+      "While `queued` or `running`: 202 with the operation and `Retry-After`. Once `succeeded`: the final code (201 for a purchase, 200 otherwise) with what the request would have answered and its `Location`. Once `failed`: the problem the work failed with, with its code (409, 409 `quota-exceeded`, 412 when an `If-Match` version was no longer current once the queued work ran, 424; 409 too once given up after 8 attempts, what it bought half-way undone). Kept at least 30 days. A service's token reads its partner's consumption reports.",
     tag,
-    auth: ["partner", "operator", "account"],
+    auth: ["partner", "operator", "account", "service"],
     params: v.object({ opRef: OpRef }),
     responses: {
       202: {
@@ -59,7 +59,14 @@ export const operationRoutes = [
       precondition_failed: "Failed: the `If-Match` version was no longer current when the queued work ran",
       failed_dependency: "Failed: a vendor could not provision",
     },
-    handle: ({ env, principal, params }) => operationStatus(env, params.opRef, scopeOf(principal)),
+    // A service reports consumption, the one write it may run as an operation: it polls those.
+    handle: ({ env, principal, params }) =>
+      operationStatus(
+        env,
+        params.opRef,
+        scopeOf(principal),
+        principal.role === "service" ? ["consume"] : null,
+      ),
   }),
   defineRoute({
     method: "GET",

@@ -1,0 +1,126 @@
+import { env } from "cloudflare:workers";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { disarmFaults } from "../../src/domain/faults";
+import { expectBooksBalance, purchaseDiedAt, recoverAll } from "../books";
+import { call, expectOk, syndicatedProduct, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
+
+/**
+ * A consumption report never drains a depletable whose purchase has not taken effect (README,
+ * "Consumption"): what it would cover goes to the next one or is `unallocated`. Drawn from it, the
+ * traffic would be billed to nobody once the purchase is undone; drained to zero, it would release
+ * quota its commission never accepted (that answered 500).
+ */
+
+beforeAll(() => {
+  const realFetch = globalThis.fetch;
+  vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
+    const url = new URL(new Request(input as RequestInfo, init).url);
+    if (url.host.endsWith(".example")) return new Response(null, { status: 204 });
+    return realFetch(input as RequestInfo, init);
+  });
+});
+afterAll(() => vi.restoreAllMocks());
+
+async function waitFor<T>(probe: () => Promise<T | undefined>, what: string): Promise<T> {
+  for (let i = 0; i < 150; i++) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** A purchase of a syndicated line and 50 of tx, waiting on its vendor. */
+async function waitingOnVendor() {
+  const t = await tenantWithCatalog(1, 100);
+  const { product, vendorId } = await syndicatedProduct(t);
+  const customer = t.customers[0] as string;
+  const bought = await call("POST", "/v1/subscriptions/", {
+    token: t.partnerKey,
+    body: {
+      objects: [
+        { customer, resource: product, amount: 1, period: "1 week" },
+        { customer, resource: "tx", amount: 50 },
+      ],
+    },
+  });
+  expect(bought.status).toBe(202);
+  const rows = await waitFor(async () => {
+    const list = await expectOk(call("GET", "/v1/subscriptions/?status=all", { token: t.partnerKey }));
+    return list.objects.length === 2 ? list.objects : undefined;
+  }, "the purchase's subscriptions");
+  const vendorToken = (
+    await expectOk(call("POST", `/v1/vendors/${vendorId}/tokens`, { token: t.operator, body: {} }), 201)
+  ).token as string;
+  const report = (amount: number) =>
+    call("POST", `/v1/customers/${customer}/consumption`, {
+      token: t.partnerKey,
+      body: { resource: "tx", amount },
+    });
+  const vendorSays = (deploymentStatus: string) =>
+    expectOk(
+      call(
+        "PATCH",
+        `/api/subscription/${rows.find((o: { resource: string }) => o.resource === product).id}`,
+        {
+          token: vendorToken,
+          body: { deploymentStatus },
+        },
+      ),
+    );
+  const tx = rows.find((o: { resource: string }) => o.resource === "tx").id as string;
+  return { t, tx, report, vendorSays, operation: bought.headers.get("location") as string };
+}
+
+const read = (t: Tenant, id: string) =>
+  expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
+
+describe("a depletable whose purchase waits on its vendor", () => {
+  it("is not drained: a report answers its traffic unallocated, and FAILED then undoes a purchase nothing drew from", async () => {
+    const { t, tx, report, vendorSays, operation } = await waitingOnVendor();
+    for (const amount of [30, 50]) {
+      const r = await report(amount);
+      expect(r.status, r.text).toBe(200);
+      expect(r.body).toEqual({ objects: [], meta: { unallocated: amount } });
+    }
+    expect((await read(t, tx)).remaining).toBe(50);
+    await vendorSays("FAILED");
+    expect((await call("GET", operation, { token: t.partnerKey })).status).toBe(424);
+    expect(await read(t, tx)).toMatchObject({ end_reason: "failed", remaining: 50 });
+    expect(await usageOf(t, 0, "tx")).toMatchObject({ usage: 0, pending: 0 });
+    await expectBooksBalance(t);
+  });
+
+  it("is drained once its vendor deployed", async () => {
+    const { t, tx, report, vendorSays } = await waitingOnVendor();
+    await vendorSays("DEPLOYED");
+    const r = await report(50);
+    expect(r.status, r.text).toBe(200);
+    expect(r.body.meta).toEqual({ unallocated: 0 });
+    expect(await read(t, tx)).toMatchObject({ status: "expired", end_reason: "depleted", remaining: 0 });
+    expect(await usageOf(t, 0, "tx")).toMatchObject({ usage: 0, pending: 0 });
+    await expectBooksBalance(t);
+  });
+});
+
+describe("a depletable whose purchase answered at once died before its orders", () => {
+  it("is not drained, and the sweep then undoes it", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const { ids } = await purchaseDiedAt(t, "purchase.created", ["mem", "tx"]);
+    disarmFaults();
+    const tx = ids.subscriptions[1] as string;
+    const r = await call("POST", `/v1/customers/${t.customers[0]}/consumption`, {
+      token: t.partnerKey,
+      body: { resource: "tx", amount: 1 },
+    });
+    expect(r.status, r.text).toBe(200);
+    expect(r.body.meta).toEqual({ unallocated: 1 });
+    await recoverAll(t);
+    expect(await read(t, tx)).toMatchObject({ end_reason: "failed", remaining: 2 });
+    await expectBooksBalance(t);
+    const charged = await env.DB.prepare("SELECT count(*) AS n FROM charges WHERE subscription_id = ?")
+      .bind(tx)
+      .first<{ n: number }>();
+    expect(charged?.n).toBe(0);
+  });
+});
