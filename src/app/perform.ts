@@ -10,7 +10,7 @@ import type { OperationPayload, StoredObject } from "./intents";
 import { quotaError } from "./quota-error";
 import { consume, present, visibleRecord } from "./reads";
 import { settleOpenPurchase } from "./recovery";
-import { abandon, buy, plan, unwrap } from "./subscriptions";
+import { abandon, buy, PurchaseGivenUp, plan, unwrap } from "./subscriptions";
 
 /** The work of the subscriptions API's writes (`OperationPayload`), wherever it runs, and what it answers. */
 
@@ -58,6 +58,18 @@ async function one(env: Env, record: SubscriptionRecord, at: Date, tagged = fals
   return { kind: "subscription", object: await present(env, record, at), tagged };
 }
 
+const vendorCouldNotProvision = () =>
+  new AppError(
+    "failed_dependency",
+    "a vendor could not provision a syndicated subscription; nothing was bought",
+  );
+
+/** Whether a vendor reported any of subscriptions `ids` FAILED. */
+async function vendorFailed(env: Env, ids: readonly string[]): Promise<boolean> {
+  const records = await Promise.all(ids.map((id) => subscriptionObject(env, id).get()));
+  return records.some((r) => r?.deploymentStatus === "FAILED");
+}
+
 /**
  * Does the work; null while it waits on a vendor (a syndicated purchase completes when its vendor
  * reports). Every step is idempotent for the same payload.
@@ -74,16 +86,22 @@ export async function perform(
     const planned =
       context.planned ??
       (await plan(env, payload.partnerId, payload.objects.map(purchaseObject), at)).subscriptions;
-    const bought = await buy(env, payload.partnerId, planned, payload.ids, at, {
-      ...(opRef ? { operationRef: opRef } : {}),
-    });
+    let bought: Awaited<ReturnType<typeof buy>>;
+    try {
+      bought = await buy(env, payload.partnerId, planned, payload.ids, at, {
+        ...(opRef ? { operationRef: opRef } : {}),
+      });
+    } catch (error) {
+      // Given up because its vendor reported FAILED (the undo that report began was finished by
+      // the recovery sweep): it answers as that report would have.
+      if (error instanceof PurchaseGivenUp && (await vendorFailed(env, payload.ids.subscriptions)))
+        throw vendorCouldNotProvision();
+      throw error;
+    }
     if (bought.state === "waiting") return null;
     if (bought.state === "failed") {
       await abandon(env, payload.ids, at);
-      throw new AppError(
-        "failed_dependency",
-        "a vendor could not provision a syndicated subscription; nothing was bought",
-      );
+      throw vendorCouldNotProvision();
     }
     // As they stand when it completes: a syndicated one's term started when its vendor deployed it.
     const completed = new Date();

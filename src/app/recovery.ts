@@ -6,7 +6,7 @@ import { logEvent } from "../domain/log";
 import { EVERYTHING } from "../domain/scope";
 import type { SubscriptionRecord } from "../domain/subscriptions";
 import type { OpenRecovery } from "../objects/ledger-commissions";
-import type { RecoveryRequest } from "../objects/operations-queue";
+import { operationsQueue, type RecoveryRequest } from "../objects/operations-queue";
 import { ledgerOf } from "../objects/quota-ledger";
 import { abandon, type PurchaseRecovery, settle } from "./subscriptions";
 
@@ -59,13 +59,19 @@ export async function recoverPurchase(
       written.length === Object.keys(ids.orders).length && written.every((o) => o.state === "completed");
     if (!tookEffect && leaveUnwritten) return "not taken effect";
   }
+  let outcome: "took effect" | "undone";
   if (tookEffect) {
     await settle(env, ids).catch((error) => {
       if (!(error instanceof AppError)) throw error;
     });
-    return "took effect";
+    outcome = "took effect";
+  } else {
+    outcome = await abandon(env, ids, now);
   }
-  return abandon(env, ids, now);
+  // A decision made by its operation's own work (a vendor's report) whose follow-up died: the
+  // operation, left running, is run again to answer what was decided (201, or 424 after FAILED).
+  if (decided && opRef) await operationsQueue(env).send({ opRef });
+  return outcome;
 }
 
 /**

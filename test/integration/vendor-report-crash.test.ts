@@ -1,0 +1,103 @@
+import { env } from "cloudflare:workers";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { armFault, disarmFaults } from "../../src/domain/faults";
+import { recoveryBoundMs } from "../../src/domain/recovery";
+import { ledgerOf } from "../../src/objects/quota-ledger";
+import { deliver, expectBooksBalance } from "../books";
+import { call, expectOk, syndicatedProduct, tenantWithCatalog, usageOf } from "../helpers";
+
+beforeAll(() => {
+  const realFetch = globalThis.fetch;
+  vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
+    const url = new URL(new Request(input as RequestInfo, init).url);
+    if (url.host.endsWith(".example")) return new Response(null, { status: 204 });
+    return realFetch(input as RequestInfo, init);
+  });
+});
+afterAll(() => vi.restoreAllMocks());
+afterEach(() => disarmFaults());
+
+async function waitFor<T>(probe: () => Promise<T | undefined>, what: string): Promise<T> {
+  for (let i = 0; i < 150; i++) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/**
+ * A vendor's report whose request dies after the ledger decided the purchase (README,
+ * "Recovery"): the sweep finishes what the decision owes, and runs the operation again, which
+ * answers as the report would have: 424 after FAILED, 201 after DEPLOYED. It is not left running
+ * until the vendor deadline.
+ */
+describe("a vendor's report whose request dies after the decision", () => {
+  async function waitingPurchase() {
+    const t = await tenantWithCatalog(1, 100);
+    const { product, vendorId } = await syndicatedProduct(t);
+    const customer = t.customers[0] as string;
+    const r = await call("POST", "/v1/subscriptions/", {
+      token: t.partnerKey,
+      body: { objects: [{ customer, resource: product, amount: 3, period: "1 week" }] },
+    });
+    const location = r.headers.get("location") as string;
+    const opRef = location.split("/").at(-1) as string;
+    const syn = await waitFor(async () => {
+      const list = await expectOk(call("GET", "/v1/subscriptions/?status=all", { token: t.partnerKey }));
+      return list.objects[0];
+    }, "the subscription");
+    await waitFor(async () => {
+      const op = await env.DB.prepare("SELECT waiting FROM operations WHERE op_ref = ?")
+        .bind(opRef)
+        .first<{ waiting: number }>();
+      return op?.waiting ? true : undefined;
+    }, "waiting");
+    const vendorToken = (
+      await expectOk(call("POST", `/v1/vendors/${vendorId}/tokens`, { token: t.operator, body: {} }), 201)
+    ).token as string;
+    const report = (deploymentStatus: string) =>
+      call("PATCH", `/api/subscription/${syn.id}`, { token: vendorToken, body: { deploymentStatus } });
+    /** The ledger's sweep, past its bound; the operation it queues again runs from the queue. */
+    const sweep = async () => {
+      const asked = await ledgerOf(env, customer).sweep(Date.now() + recoveryBoundMs(env) + 1_000);
+      expect(asked).toHaveLength(1);
+      await deliver(asked.map((recover) => ({ recover })));
+      await waitFor(async () => {
+        const op = await env.DB.prepare("SELECT status FROM operations WHERE op_ref = ?")
+          .bind(opRef)
+          .first<{ status: string }>();
+        return op?.status === "running" ? undefined : op;
+      }, "the operation to finish");
+    };
+    return { t, product, location, report, sweep, id: syn.id as string };
+  }
+
+  it("FAILED, dead in the undo: the operation answers 424 once the sweep finished it", async () => {
+    const { t, product, location, report, sweep } = await waitingPurchase();
+    armFault("purchase.rejected");
+    expect((await report("FAILED")).status).toBe(500);
+    disarmFaults();
+    await sweep();
+    const final = await call("GET", location, { token: t.partnerKey });
+    expect(final.status, final.text).toBe(424);
+    expect(await usageOf(t, 0, product)).toMatchObject({ usage: 0, pending: 0 });
+    // The vendor's retry of its report changes nothing.
+    expect((await report("FAILED")).status).toBe(200);
+    expect((await call("GET", location, { token: t.partnerKey })).status).toBe(424);
+    await expectBooksBalance(t);
+  });
+
+  it("DEPLOYED, dead after the accept: the operation answers 201 once the sweep finished it", async () => {
+    const { t, product, location, report, sweep, id } = await waitingPurchase();
+    armFault("purchase.settled");
+    expect((await report("DEPLOYED")).status).toBe(500);
+    disarmFaults();
+    await sweep();
+    const final = await call("GET", location, { token: t.partnerKey });
+    expect(final.status, final.text).toBe(201);
+    expect(final.body.objects.map((o: { id: string }) => o.id)).toEqual([id]);
+    expect(await usageOf(t, 0, product)).toMatchObject({ usage: 3, pending: 0 });
+    await expectBooksBalance(t);
+  });
+});
