@@ -55,30 +55,28 @@ export default {
   async scheduled(controller, env) {
     const started = Date.now();
     const now = new Date(controller.scheduledTime);
-    try {
-      const renewalsEnqueued = await scheduleRenewals(env, now);
-      const overduePurchasesAbandoned = await abandonOverduePurchases(env, now);
-      const stalledOperations = await requeueStalledOperations(env, now);
-      await deleteExpiredOperations(env, now);
-      const usageMonth = await closeUsageMonth(env, now);
-      const webhooksResent = await resendOverdueDeliveries(env, now);
-      logEvent("cron", {
-        cron: controller.cron,
-        scheduledTime: now.toISOString(),
-        durationMs: Date.now() - started,
-        renewalsEnqueued,
-        overduePurchasesAbandoned,
-        stalledOperations,
-        usageMonth,
-        webhooksResent,
-      });
-    } catch (error) {
-      logError("cron.failed", error, {
-        cron: controller.cron,
-        scheduledTime: now.toISOString(),
-        durationMs: Date.now() - started,
-      });
-      throw error;
+    const run = { cron: controller.cron, scheduledTime: now.toISOString() };
+    // Each step on its own: one that keeps failing (an overdue purchase whose undo throws) must not
+    // starve the others, which would otherwise stop at it on every run.
+    const steps = {
+      renewalsEnqueued: () => scheduleRenewals(env, now),
+      overduePurchasesAbandoned: () => abandonOverduePurchases(env, now),
+      stalledOperations: () => requeueStalledOperations(env, now),
+      expiredOperationsDeleted: () => deleteExpiredOperations(env, now),
+      usageMonth: () => closeUsageMonth(env, now),
+      webhooksResent: () => resendOverdueDeliveries(env, now),
+    };
+    const done: Record<string, unknown> = {};
+    const failed: string[] = [];
+    for (const [step, work] of Object.entries(steps)) {
+      try {
+        done[step] = await work();
+      } catch (error) {
+        failed.push(step);
+        logError("cron.failed", error, { ...run, step, durationMs: Date.now() - started });
+      }
     }
+    logEvent("cron", { ...run, durationMs: Date.now() - started, ...done, failed });
+    if (failed.length > 0) throw new Error(`cron steps failed: ${failed.join(", ")}`);
   },
 } satisfies ExportedHandler<Env>;

@@ -189,7 +189,12 @@ export async function requeueStalledOperations(
     const before = new Date(now.getTime() - recoveryBoundMs(env));
     const page = await claimStalledOperations(env, before, now, PAGE);
     const spent = page.filter((op) => op.attempts >= MAX_ATTEMPTS);
-    for (const op of spent) await giveUpOperation(env, op.opRef);
+    for (const op of spent) {
+      // Claimed, one that fails here is found again once the bound has passed; the others go on.
+      await giveUpOperation(env, op.opRef).catch((error: unknown) =>
+        logError("operation.retrying", error, { opRef: op.opRef, attempts: op.attempts }),
+      );
+    }
     const again = page
       .filter((op) => op.attempts < MAX_ATTEMPTS)
       .map((op) => ({ body: { opRef: op.opRef } }));
@@ -209,20 +214,27 @@ export const VENDOR_DEADLINE_MS = 7 * 86_400_000;
  */
 export async function abandonOverduePurchases(env: Env, now: Date): Promise<number> {
   const overdue = await waitingPurchases(env, new Date(now.getTime() - VENDOR_DEADLINE_MS), 100);
+  let abandoned = 0;
   for (const op of overdue) {
     const payload = op.payload as unknown as Extract<OperationPayload, { kind: "purchase" }>;
-    // A vendor's DEPLOYED may have settled it meanwhile: then it completes as that would.
-    if ((await abandon(env, payload.ids, now)) === "took effect") {
-      await runOperation(env, op.opRef);
-      continue;
+    try {
+      // A vendor's DEPLOYED may have settled it meanwhile: then it completes as that would.
+      if ((await abandon(env, payload.ids, now)) === "took effect") {
+        await runOperation(env, op.opRef);
+        continue;
+      }
+      await failOperation(
+        env,
+        op.opRef,
+        new AppError("failed_dependency", "the vendor did not provision within 7 days; nothing was bought"),
+      );
+      abandoned += 1;
+    } catch (error) {
+      // The next run tries it again; the others go on now.
+      logError("operation.retrying", error, { opRef: op.opRef, attempts: op.attempts });
     }
-    await failOperation(
-      env,
-      op.opRef,
-      new AppError("failed_dependency", "the vendor did not provision within 7 days; nothing was bought"),
-    );
   }
-  return overdue.length;
+  return abandoned;
 }
 
 export async function failOperation(env: Env, opRef: string, error: AppError): Promise<void> {

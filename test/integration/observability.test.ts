@@ -140,7 +140,39 @@ describe("the queue and cron lines", () => {
         renewalsEnqueued: expect.any(Number),
         stalledOperations: expect.any(Object),
         usageMonth: expect.any(Object),
+        failed: [],
       }),
+    ]);
+  });
+
+  it("runs every step of a cron run though one fails, and says which failed", async () => {
+    // D1 refuses the query of the purchases waiting on a vendor, and only it.
+    const db = new Proxy(env.DB, {
+      get(target, key) {
+        if (key === "prepare")
+          return (query: string) => {
+            if (/"kind" = \? and "operations"\."created_at" < \?/.test(query)) throw new Error("D1 is down");
+            return target.prepare(query);
+          };
+        const value = Reflect.get(target, key);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const scheduledTime = Date.now();
+    const controller = createScheduledController({ scheduledTime, cron: "*/5 * * * *" });
+    await expect(worker.scheduled(controller, { ...env, DB: db })).rejects.toThrow(
+      "overduePurchasesAbandoned",
+    );
+    const [line] = lines(logs, "cron");
+    expect(line).toMatchObject({
+      failed: ["overduePurchasesAbandoned"],
+      renewalsEnqueued: expect.any(Number),
+      stalledOperations: expect.any(Object),
+      usageMonth: expect.any(Object),
+      webhooksResent: expect.any(Number),
+    });
+    expect(lines(errors, "cron.failed")).toEqual([
+      expect.objectContaining({ step: "overduePurchasesAbandoned", error: "D1 is down" }),
     ]);
   });
 });
