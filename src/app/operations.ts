@@ -14,6 +14,7 @@ import { logError } from "../domain/log";
 import type { PlannedSubscription } from "../domain/purchase";
 import { recoveryBoundMs } from "../domain/recovery";
 import { EVERYTHING } from "../domain/scope";
+import type { SubscriptionRecord } from "../domain/subscriptions";
 import { operationsQueue } from "../objects/operations-queue";
 import { subscriptionObject } from "../objects/subscription-object";
 import type { OperationPayload } from "./intents";
@@ -128,9 +129,18 @@ async function purchaseIdsOf(env: Env, payload: OperationPayload): Promise<Purch
   if (payload.kind !== "extend") return null;
   // An extension is bought for the customer of the chain it extends.
   const base = await subscriptionObject(env, payload.subscription).get();
-  return base
-    ? { orders: { [base.customerId]: payload.ids.order }, subscriptions: [payload.ids.subscription] }
-    : null;
+  if (!base) return null;
+  // The term whose place it reserved: the undo gives the place back even when the extension's own
+  // object was never created (its request died before), or the chain would wait on it.
+  let term: SubscriptionRecord | null = base;
+  for (let hops = 0; term && term.nextId !== null && term.nextId !== payload.ids.subscription; hops++) {
+    term = hops < 1000 ? await subscriptionObject(env, term.nextId).get() : null;
+  }
+  return {
+    orders: { [base.customerId]: payload.ids.order },
+    subscriptions: [payload.ids.subscription],
+    ...(term?.nextId === payload.ids.subscription ? { previous: term.id } : {}),
+  };
 }
 
 /**

@@ -42,7 +42,9 @@ export async function renewOrExpire(env: Env, id: string, at: Date, again = fals
     return "skipped";
   }
   if (plan.step === "expire") {
-    unwrap(await object.expire(at));
+    const ended = unwrap(await object.expire(at, null, true));
+    // auto_renew was turned on after the plan read it off: the term is renewed instead.
+    if (ended.endedAt === null) return again ? "skipped" : renewOrExpire(env, id, at, true);
     return "expired";
   }
   const { record, ids, fresh } = plan;

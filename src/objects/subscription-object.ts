@@ -134,8 +134,8 @@ export class SubscriptionObject extends DurableObject<Env> {
     return (await this.found(id)).planRenewal(ids, at);
   }
 
-  async expire(id: string, now: Date, renewalError?: string | null) {
-    return (await this.found(id)).expire(now, renewalError);
+  async expire(id: string, now: Date, renewalError?: string | null, planned?: boolean) {
+    return (await this.found(id)).expire(now, renewalError, planned);
   }
 
   /**

@@ -295,9 +295,16 @@ export class Subscription extends SubscriptionMachine {
   }
 
   /** Ends a subscription whose term is over and that is not renewed: its quota is released. */
-  async expire(now: Date, renewalError: string | null = null): Promise<Outcome<SubscriptionRecord>> {
+  async expire(
+    now: Date,
+    renewalError: string | null = null,
+    planned = false,
+  ): Promise<Outcome<SubscriptionRecord>> {
     return this.change(async (r) => {
       if (r.endedAt !== null) return r;
+      // The cron planned this expiry while auto_renew was off; turned on since (and answered 200),
+      // the term is due for renewal instead: left as it is, for the renewal to be planned again.
+      if (planned && renewalStep(r, now) === "renew") return r;
       return this.ended(r, "expired", now, { renewalError });
     });
   }

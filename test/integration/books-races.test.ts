@@ -1,0 +1,97 @@
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it } from "vitest";
+import { renewOrExpire } from "../../src/app/renewals";
+import { armFault, disarmFaults } from "../../src/domain/faults";
+import { subscriptionObject } from "../../src/objects/subscription-object";
+import { expectBooksBalance } from "../books";
+import { call, expectOk, gate, tenantWithCatalog, usageOf } from "../helpers";
+
+/**
+ * Races the concurrent property (books-concurrent.property.test.ts) found: the cron's renewal
+ * decides from the term as `planRenewal` read it, then asks the ledger whether the term's purchase
+ * is still open, and only then expires it; and an extension whose request died before it existed.
+ */
+
+/** Bindings whose quota ledgers' `openRecovery` waits at a gate (the await inside renewOrExpire). */
+function ledgersHeld() {
+  const stall = gate();
+  const held = {
+    idFromName: (name: string) => env.QUOTA_LEDGER.idFromName(name),
+    get: (id: DurableObjectId) => {
+      const stub = env.QUOTA_LEDGER.get(id) as unknown as Record<string, (...args: unknown[]) => unknown>;
+      return new Proxy(
+        {},
+        {
+          get: (_, m) =>
+            m === "then"
+              ? undefined
+              : async (...args: unknown[]) => {
+                  if (m === "openRecovery") await stall.pass();
+                  return stub[m as string]?.(...args);
+                },
+        },
+      );
+    },
+  };
+  return { env: { ...env, QUOTA_LEDGER: held as unknown as Env["QUOTA_LEDGER"] }, ...stall };
+}
+
+async function term(t: Awaited<ReturnType<typeof tenantWithCatalog>>, autoRenew: boolean) {
+  const bought = await expectOk(
+    call("POST", "/v1/subscriptions/", {
+      token: t.partnerKey,
+      body: {
+        objects: [
+          { customer: t.customers[0], resource: "mem", amount: 2, period: "1 month", auto_renew: autoRenew },
+        ],
+      },
+    }),
+    201,
+  );
+  const sub = bought.objects[0] as { id: string; end_time: string };
+  return { id: sub.id, over: new Date(Date.parse(sub.end_time) + 1000) };
+}
+
+afterEach(() => disarmFaults());
+
+describe("auto_renew turned on while the cron expires the term", () => {
+  it("renews the term: the toggle answered 200, so the expiry planned before it does not happen", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const { id, over } = await term(t, false);
+    const held = ledgersHeld();
+    const cron = renewOrExpire(held.env, id, over);
+    // planRenewal decided "expire"; the check of its purchase is on its way.
+    await held.reached;
+    const toggled = await call("POST", `/v1/subscriptions/${id}/action/?do=auto_renew`, {
+      token: t.partnerKey,
+      body: {},
+    });
+    expect(toggled.status).toBe(200);
+    expect(toggled.body.auto_renew).toBe(true);
+    held.release();
+    expect(await cron).toBe("renewed");
+    const r = await subscriptionObject(env, id).get();
+    expect(r).toMatchObject({ autoRenew: true, endReason: null });
+    expect(r?.nextId).not.toBeNull();
+    await expectBooksBalance(t);
+  });
+});
+
+describe("an extension without a key whose request died before it existed", () => {
+  it("gives its place in the chain back at once, so a cancel then releases the chain's quota", async () => {
+    const t = await tenantWithCatalog(1, 6);
+    const { id } = await term(t, false);
+    armFault("purchase.issued");
+    const died = await call("POST", `/v1/subscriptions/${id}/action/?do=extend`, {
+      token: t.partnerKey,
+      body: {},
+    });
+    expect(died.status).toBe(500);
+    disarmFaults();
+    // Held for an extension that will never exist, the place kept the chain's quota after a cancel.
+    expect((await subscriptionObject(env, id).get())?.nextId).toBeNull();
+    await expectOk(call("DELETE", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
+    expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 0, pending: 0 });
+    await expectBooksBalance(t);
+  });
+});
