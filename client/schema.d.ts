@@ -2127,11 +2127,21 @@ export interface components {
                 quantity: number;
                 seconds: number;
             }[];
+            /** @description Its whole life's, `settled` included. */
             running_seconds: number;
             /** @description `billed` + `accruing`. */
             charge: string;
-            /** @description Σ the usage lines of the closed running time. */
+            /** @description Σ the usage lines of the closed running time, `settled` included. */
             billed: string;
+            /** @description The months wholly billed before `through`, no longer in `intervals` and `lines` (their lines are in GET /v1/charges?subscription=…&until=…); null until a month is. */
+            settled: {
+                /** Format: date-time */
+                through: string;
+                intervals: number;
+                running_seconds: number;
+                /** @description Σ their lines, a decimal string in `currency`. */
+                billed: string;
+            } | null;
             /** @description The running interval up to `as_of`, not yet a line. */
             accruing: string;
             lines: {
@@ -5776,6 +5786,7 @@ export interface operations {
                      *       "running_seconds": 7200,
                      *       "charge": "4.00",
                      *       "billed": "4.00",
+                     *       "settled": null,
                      *       "accruing": "0.00",
                      *       "lines": [
                      *         {

@@ -258,7 +258,17 @@ export async function expectUsageBalance(t: Tenant): Promise<void> {
     if (r.endedAt !== null) expect(isRunning(r.runs), `ended cloud ${id} is not running`).toBe(false);
     const price = BigInt(r.unitPriceMinor);
     const expected = usageLines(r.id, r.runs, price);
-    const written = usage.results.filter((c) => c.subscription_id === id);
+    // The lines of the months its history settled (`settledRuns`) are summed, the others matched.
+    const through = r.settledRuns?.through ?? Number.NEGATIVE_INFINITY;
+    const lines = usage.results.filter((c) => c.subscription_id === id);
+    const startOf = (c: { key: string }) => Number(c.key.split(":").at(-1));
+    const written = lines.filter((c) => startOf(c) >= through);
+    const settled = lines
+      .filter((c) => startOf(c) < through)
+      .reduce((n, c) => n + BigInt(c.amount_minor), 0n);
+    expect(settled, `cloud ${id}: Σ its settled months' lines`).toBe(
+      BigInt(r.settledRuns?.billedMinor ?? "0"),
+    );
     expect(written.map((c) => c.key).sort(), `cloud ${id}: its usage lines`).toEqual(
       expected.map((l) => l.key).sort(),
     );

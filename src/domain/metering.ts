@@ -110,6 +110,20 @@ export function chargeFor(
   return { seconds, quantitySeconds, chargeMinor };
 }
 
+/**
+ * Run intervals one history holds at most. A start, and a resize while running, each add one;
+ * months wholly billed leave the history (`settleRuns`), so this bounds one month: a start every
+ * 9 minutes, all month. Past it a record would outgrow one stored row (2 MB, in a Durable Object's
+ * SQLite and in D1): a stop could no longer be saved, and the cloud would run on, billed. A stop,
+ * a cancel and the month close are never refused.
+ */
+export const MAX_RUN_INTERVALS = 5_000;
+
+/** Whether starting (or resizing a running) cloud would add an interval past `MAX_RUN_INTERVALS`. */
+export function historyFull(intervals: readonly RunInterval[]): boolean {
+  return intervals.length >= MAX_RUN_INTERVALS;
+}
+
 export function isRunning(intervals: readonly RunInterval[]): boolean {
   return intervals.at(-1)?.end === null;
 }

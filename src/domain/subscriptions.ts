@@ -4,8 +4,9 @@
  */
 import type { DeliveryMode, ProductKind } from "./catalog";
 import { type CreatedWith, deployedTerm } from "./durations";
-import { chargeFor, isRunning, type RunInterval } from "./metering";
+import { chargeFor, historyFull, isRunning, MAX_RUN_INTERVALS, type RunInterval } from "./metering";
 import { currency, formatMinor, MAX_PRICE_MINOR } from "./money";
+import { type SettledRuns, settleRuns } from "./usage";
 import { canMoveTo, type DeploymentPatch, type DeploymentStatus } from "./webhooks";
 
 export type Status = "active" | "inactive" | "expired";
@@ -67,6 +68,8 @@ export interface SubscriptionRecord {
   nextReservedAt?: string | null;
   /** Run intervals of CaaS subscriptions; a new CaaS subscription starts stopped. */
   runs: RunInterval[];
+  /** A cloud's months wholly billed, gone from `runs` (`settleRuns`); absent until a month is. */
+  settledRuns?: SettledRuns;
   /** The commission holding this subscription's amount on the customer's quota. */
   serial: number | null;
   /** The ledger that keeps commission `serial` (absent on records made before it was kept: the customer's). */
@@ -309,7 +312,7 @@ export function cloudRefusal(amount: number, unitPriceMinor: bigint): string | n
 }
 
 export function amountChangeRefusal(
-  r: Pick<SubscriptionRecord, "kind" | "endedAt" | "unitPriceMinor">,
+  r: Pick<SubscriptionRecord, "kind" | "endedAt" | "unitPriceMinor" | "runs" | "amount">,
   amount: number,
 ): Refusal | null {
   if (r.endedAt !== null)
@@ -318,7 +321,10 @@ export function amountChangeRefusal(
   // amount, and "the only parameter that can be changed is the auto renew" (subscriptions API).
   if (r.kind === "caas") {
     const refusal = cloudRefusal(amount, BigInt(r.unitPriceMinor));
-    return refusal ? { kind: "bad_request", message: refusal, point: "/amount" } : null;
+    if (refusal) return { kind: "bad_request", message: refusal, point: "/amount" };
+    return amount !== r.amount && isRunning(r.runs) && historyFull(r.runs)
+      ? historyFullRefusal("/amount")
+      : null;
   }
   const instead =
     r.kind === "depletable"
@@ -332,13 +338,33 @@ export function amountChangeRefusal(
 }
 
 export function runRefusal(
-  r: Pick<SubscriptionRecord, "kind" | "endedAt">,
+  r: Pick<SubscriptionRecord, "kind" | "endedAt" | "runs">,
   action: "start" | "stop",
 ): Refusal | null {
   if (r.kind !== "caas")
     return { kind: "bad_request", message: `only CaaS subscriptions can ${action}`, point: "/do" };
   if (r.endedAt !== null) return { kind: "conflict", message: "the subscription has ended", point: "/do" };
+  if (action === "start" && !isRunning(r.runs) && historyFull(r.runs)) return historyFullRefusal("/do");
   return null;
+}
+
+/** A cloud started (or resized running) `MAX_RUN_INTERVALS` times since its last month wholly billed. */
+function historyFullRefusal(point: string): Refusal {
+  return {
+    kind: "conflict",
+    message: `this cloud's run history holds ${MAX_RUN_INTERVALS} intervals since its last month billed, the most one keeps: it starts (or resizes while running) again once this month is billed; a stop always applies`,
+    point,
+  };
+}
+
+/**
+ * `r` with its months wholly billed gone from its run history (`settleRuns`); anything but a
+ * cloud, or one with no such month, as it is.
+ */
+export function withSettledRuns(r: SubscriptionRecord): SubscriptionRecord {
+  if (r.kind !== "caas") return r;
+  const { intervals, settled } = settleRuns(r.id, r.runs, BigInt(r.unitPriceMinor), r.settledRuns);
+  return intervals === r.runs ? r : { ...r, runs: intervals, ...(settled ? { settledRuns: settled } : {}) };
 }
 
 /**

@@ -151,3 +151,59 @@ export function closeMonthAt(intervals: RunInterval[], boundary: number): RunInt
   if (!isRunning(intervals) || open === undefined || open.start >= boundary) return intervals;
   return splitAt(intervals, boundary, open.quantity);
 }
+
+/**
+ * What a cloud's run history no longer keeps (`settleRuns`): the intervals of its months wholly
+ * billed, whose lines are in the charges ledger. Big integers are decimal text, as JSON keeps them.
+ */
+export interface SettledRuns {
+  /** Epoch milliseconds, a UTC month's start: every interval dropped ended by then. */
+  through: number;
+  intervals: number;
+  /** Their running seconds. */
+  seconds: string;
+  /** Σ their lines, in minor units. */
+  billedMinor: string;
+}
+
+/**
+ * `intervals` without its months wholly billed, and `settled` with them added. A history keeps
+ * every interval from the latest UTC month start that no interval runs across and that is not
+ * after its last instant: a line is priced by its own month's running total and every line still
+ * to come is at or after that instant, so no line written or to write changes, and each cloud's
+ * history holds about a month, however long it lives (`MAX_RUN_INTERVALS` bounds that month).
+ */
+export function settleRuns(
+  subscriptionId: string,
+  intervals: RunInterval[],
+  unitPricePerHourMinor: bigint,
+  settled: SettledRuns | undefined,
+): { intervals: RunInterval[]; settled: SettledRuns | undefined } {
+  const last = intervals.at(-1);
+  if (last === undefined) return { intervals, settled };
+  const monthStart = (ms: number) => monthOf(new Date(ms)).start.getTime();
+  let through = monthStart(last.end ?? last.start);
+  let kept = intervals.length;
+  for (let i = intervals.length - 1; i >= 0; i--) {
+    const run = intervals[i] as RunInterval;
+    if (run.end !== null && run.end <= through) break;
+    kept = i;
+    // A run across the month start keeps its month: its earlier piece was priced with it.
+    if (run.start < through) through = monthStart(run.start);
+  }
+  if (kept === 0) return { intervals, settled };
+  const dropped = intervals.slice(0, kept);
+  const billed = usageLines(subscriptionId, intervals, unitPricePerHourMinor)
+    .filter((line) => line.end <= through)
+    .reduce((n, line) => n + line.amountMinor, 0n);
+  const seconds = dropped.reduce((n, run) => n + secondsBetween(run.start, run.end as number), 0n);
+  return {
+    intervals: intervals.slice(kept),
+    settled: {
+      through,
+      intervals: (settled?.intervals ?? 0) + dropped.length,
+      seconds: (BigInt(settled?.seconds ?? "0") + seconds).toString(),
+      billedMinor: (BigInt(settled?.billedMinor ?? "0") + billed).toString(),
+    },
+  };
+}

@@ -131,6 +131,7 @@ export const usage: Out<typeof UsageOut> = {
   running_seconds: 7200,
   charge: "4.00",
   billed: "4.00",
+  settled: null,
   accruing: "0.00",
   lines: [
     {

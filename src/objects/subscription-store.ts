@@ -1,6 +1,6 @@
 import { youngerInQueue } from "../db/subscriptions";
 import { logError } from "../domain/log";
-import type { SubscriptionRecord } from "../domain/subscriptions";
+import { type SubscriptionRecord, withSettledRuns } from "../domain/subscriptions";
 import { type EventType, eventOf } from "../domain/webhooks";
 import type { Rider } from "./projection-pushes";
 import { createUsageLines, UsageOutbox } from "./usage-outbox";
@@ -135,11 +135,15 @@ export class SubscriptionStore {
   write(next: SubscriptionRecord): SubscriptionRecord {
     const previous = this.load();
     const type = next.delivery === "syndicated" ? eventOf(previous, next) : null;
-    const record = {
+    const changed = {
       ...next,
       version: (previous?.version ?? 0) + 1,
       sequence: next.sequence + (type ? 1 : 0),
     };
+    // Its lines are read off the history as the change left it; what is stored then keeps only
+    // the months not wholly billed (`withSettledRuns`).
+    this.usage.record(previous, changed);
+    const record = withSettledRuns(changed);
     const row = { body: JSON.stringify(record), projected: this.projectedVersion() };
     this.storage.sql.exec(
       `INSERT INTO records (id, body, projected) VALUES (?, ?, ?)
@@ -148,7 +152,6 @@ export class SubscriptionStore {
       row.body,
       row.projected,
     );
-    this.usage.record(previous, record);
     if (type) {
       this.storage.sql.exec(
         "INSERT INTO events (subscription, sequence, event_id, type, date) VALUES (?, ?, ?, ?, ?)",

@@ -262,9 +262,25 @@ export const UsageOut = v.object({
   intervals: v.array(
     v.object({ start: Timestamp, end: v.nullable(Timestamp), quantity: Integer, seconds: Integer }),
   ),
-  running_seconds: Integer,
+  running_seconds: v.pipe(Integer, v.description("Its whole life's, `settled` included.")),
   charge: v.pipe(v.string(), v.description("`billed` + `accruing`.")),
-  billed: v.pipe(v.string(), v.description("Σ the usage lines of the closed running time.")),
+  billed: v.pipe(
+    v.string(),
+    v.description("Σ the usage lines of the closed running time, `settled` included."),
+  ),
+  settled: v.pipe(
+    v.nullable(
+      v.object({
+        through: Timestamp,
+        intervals: Integer,
+        running_seconds: Integer,
+        billed: Money("Σ their lines"),
+      }),
+    ),
+    v.description(
+      "The months wholly billed before `through`, no longer in `intervals` and `lines` (their lines are in GET /v1/charges?subscription=…&until=…); null until a month is.",
+    ),
+  ),
   accruing: v.pipe(v.string(), v.description("The running interval up to `as_of`, not yet a line.")),
   lines: v.array(
     v.object({

@@ -262,10 +262,16 @@ describe("month ends", () => {
     expect((await statement(t, february)).objects.map((l: any) => l.id)).toEqual([lines[1].id]);
     const usage = await usageOf(t, id);
     expect(usage.charge).toBe("7.51");
+    // January, billed whole, has left the history; the view counts it as settled.
     expect(usage.intervals.map((i: any) => [i.start, i.end])).toEqual([
-      [iso(boundary - HOUR), iso(boundary)],
       [iso(boundary), iso(boundary + 1.5 * HOUR + 13_000)],
     ]);
+    expect(usage.settled).toEqual({
+      through: iso(boundary),
+      intervals: 1,
+      running_seconds: 3600,
+      billed: "3.00",
+    });
     await expectBooksBalance(t);
   });
 
@@ -327,6 +333,48 @@ describe("month ends", () => {
     // January's statement never changes once closed; the line is on the month D1 wrote it in.
     expect(line.month).toBe(line.created_at.slice(0, 7));
     expect((await statement(t, `${y}-01`)).objects).toEqual([]);
+    await expectBooksBalance(t);
+  });
+});
+
+describe("a cloud's history over months", () => {
+  it("keeps only its months not wholly billed; the usage view and the books count the rest as settled", async () => {
+    const t = await setup();
+    const id = await buyCloud(t, 2);
+    const y = nextYear();
+    const day = (month: number, date: number) => Date.UTC(y, month, date, 12);
+    for (const month of [0, 1]) {
+      expect((await subscriptionObject(env, id).run("start", new Date(day(month, 10)))).ok).toBe(true);
+      expect((await subscriptionObject(env, id).run("stop", new Date(day(month, 11)))).ok).toBe(true);
+    }
+    const started = await subscriptionObject(env, id).run("start", new Date(day(2, 10)));
+    expect(started.ok).toBe(true);
+    const r = await subscriptionObject(env, id).get();
+    // January and February are billed whole: only March's run is kept.
+    expect(r?.runs).toEqual([{ start: day(2, 10), end: null, quantity: 2 }]);
+    const day2 = lineAmountMinor(2, 86_400n, PRICE);
+    expect(r?.settledRuns).toEqual({
+      through: Date.UTC(y, 2, 1),
+      intervals: 2,
+      seconds: "172800",
+      billedMinor: String(2n * day2),
+    });
+    const view = await usageOf(t, id);
+    expect(view).toMatchObject({
+      intervals: [{ start: iso(day(2, 10)), end: null, quantity: 2 }],
+      lines: [],
+      billed: euros(2n * day2),
+      settled: {
+        through: iso(Date.UTC(y, 2, 1)),
+        intervals: 2,
+        running_seconds: 172_800,
+        billed: euros(2n * day2),
+      },
+    });
+    expect((await usageLinesOf(t, id)).map((l) => l.amount)).toEqual([euros(day2), euros(day2)]);
+    expect((await subscriptionObject(env, id).run("stop", new Date(day(2, 11)))).ok).toBe(true);
+    const stopped = await usageOf(t, id);
+    expect(stopped.billed).toBe(euros(3n * day2));
     await expectBooksBalance(t);
   });
 });

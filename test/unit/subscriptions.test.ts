@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { chainStatus } from "../../src/domain/subscriptions";
+import { MAX_RUN_INTERVALS } from "../../src/domain/metering";
+import { amountChangeRefusal, chainStatus, runRefusal } from "../../src/domain/subscriptions";
 import { retryAfterSeconds } from "../../src/http/operations";
 
 const NOW = new Date("2027-03-10T09:00:00.000Z");
@@ -37,5 +38,33 @@ describe("retryAfterSeconds: how long a client waits before polling an operation
     [7 * 86_400, "60"],
   ])("after %i s: %s", (age, wait) => {
     expect(retryAfterSeconds(created, after(age))).toBe(wait);
+  });
+});
+
+describe("a cloud's run history at its bound", () => {
+  const H = 3_600_000;
+  const full = Array.from({ length: MAX_RUN_INTERVALS }, (_, i) => ({
+    start: i * H,
+    end: i * H + 1,
+    quantity: 1,
+  }));
+  const stopped = { kind: "caas" as const, endedAt: null, unitPriceMinor: 100, amount: 1, runs: full };
+  const running = {
+    ...stopped,
+    runs: [...full.slice(1), { start: MAX_RUN_INTERVALS * H, end: null, quantity: 1 }],
+  };
+
+  it("refuses what would add an interval: a start, a resize while running", () => {
+    expect(runRefusal(stopped, "start")).toMatchObject({ kind: "conflict", point: "/do" });
+    expect(amountChangeRefusal(running, 2)).toMatchObject({ kind: "conflict", point: "/amount" });
+  });
+
+  it("never a stop, a start of a running cloud, a resize while stopped, or one below the bound", () => {
+    expect(runRefusal(running, "stop")).toBeNull();
+    expect(runRefusal(stopped, "stop")).toBeNull();
+    expect(runRefusal(running, "start")).toBeNull();
+    expect(amountChangeRefusal(stopped, 2)).toBeNull();
+    expect(amountChangeRefusal(running, 1)).toBeNull();
+    expect(runRefusal({ ...stopped, runs: full.slice(1) }, "start")).toBeNull();
   });
 });

@@ -8,6 +8,8 @@ import {
   lineAmountMinor,
   linesClosedBy,
   meteredCharge,
+  type SettledRuns,
+  settleRuns,
   type UsageLine,
   usageLines,
 } from "../../src/domain/usage";
@@ -155,6 +157,7 @@ interface Cloud {
   ended: boolean;
   now: number;
   lines: UsageLine[];
+  settled?: SettledRuns | undefined;
 }
 
 /**
@@ -162,11 +165,14 @@ interface Cloud {
  * cron's month close runs at the first instant after the month of the time reached, twice (a
  * redelivered message), and only if `cron` is on.
  */
-function play(steps: readonly Step[], begin: number, price: bigint, cron: boolean): Cloud {
+function play(steps: readonly Step[], begin: number, price: bigint, cron: boolean, settle = false): Cloud {
   const cloud: Cloud = { runs: [], amount: 1, ended: false, now: begin, lines: [] };
   const apply = (next: RunInterval[]) => {
     cloud.lines.push(...linesClosedBy(ID, cloud.runs, next, price));
     cloud.runs = next;
+    // As the object stores it: without its months wholly billed (`withSettledRuns`).
+    if (settle)
+      ({ intervals: cloud.runs, settled: cloud.settled } = settleRuns(ID, next, price, cloud.settled));
   };
   for (const s of steps) {
     if (s.kind === "wait") {
@@ -242,6 +248,75 @@ describe("usage lines, whatever happens (property)", () => {
       }),
       { numRuns: 500 },
     );
+  });
+
+  it("are the same when the history drops its months wholly billed, which add up to what it dropped", () => {
+    let dropping = 0;
+    // Long enough to run over months, with a month's wait now and then.
+    const months = fc.record({
+      steps: fc.array(
+        fc.oneof(
+          step,
+          fc.constant<Step>({ kind: "wait", ms: 31 * DAY }),
+          fc.constant<Step>({ kind: "start" }),
+        ),
+        { minLength: 20, maxLength: 80 },
+      ),
+      begin: fc.integer({ min: Date.UTC(2026, 0, 1), max: Date.UTC(2030, 0, 1) }),
+      price: fc.bigInt({ min: 0n, max: 100_000n }),
+    });
+    fc.assert(
+      fc.property(months, ({ steps, begin, price }) => {
+        const whole = play(steps, begin, price, true);
+        const settled = play(steps, begin, price, true, true);
+        expect(settled.lines).toEqual(whole.lines);
+        const dropped = settled.settled;
+        if (dropped) dropping += 1;
+        expect(whole.runs.slice(whole.runs.length - settled.runs.length)).toEqual(settled.runs);
+        expect(dropped?.intervals ?? 0).toBe(whole.runs.length - settled.runs.length);
+        // What it dropped is wholly before `through`, and what it keeps wholly after.
+        for (const run of whole.runs.slice(0, dropped?.intervals ?? 0))
+          expect(run.end).toBeLessThanOrEqual(dropped?.through as number);
+        if (dropped && settled.runs[0]) expect(settled.runs[0].start).toBeGreaterThanOrEqual(dropped.through);
+        const kept = usageLines(ID, settled.runs, price);
+        expect(BigInt(dropped?.billedMinor ?? "0") + sum(kept)).toBe(sum(usageLines(ID, whole.runs, price)));
+        const now = Math.max(whole.now, whole.runs.at(-1)?.end ?? whole.runs.at(-1)?.start ?? whole.now);
+        expect(BigInt(dropped?.seconds ?? "0") + chargeFor(settled.runs, 0n, now).seconds).toBe(
+          chargeFor(whole.runs, 0n, now).seconds,
+        );
+        expect(accruing(ID, settled.runs, price, now)).toEqual(accruing(ID, whole.runs, price, now));
+        // Stopped now, it writes the same lines either way.
+        const at = runInstant(whole.runs, new Date(now));
+        expect(linesClosedBy(ID, settled.runs, stop(settled.runs, at), price)).toEqual(
+          linesClosedBy(ID, whole.runs, stop(whole.runs, at), price),
+        );
+      }),
+      { numRuns: 500 },
+    );
+    // Histories over several months drop some: the property is not about empty ones only.
+    expect(dropping).toBeGreaterThan(100);
+  });
+
+  it("keeps a run across a month start with its month, whose earlier piece it priced", () => {
+    const feb = Date.UTC(2027, 1, 1);
+    const december = Date.UTC(2026, 11, 10);
+    const runs = [
+      closed(december, december + DAY),
+      closed(feb - 5 * DAY, feb - 4 * DAY),
+      closed(feb - HOUR, feb + HOUR),
+      closed(feb + DAY, feb + 2 * DAY),
+    ];
+    // February's start is run across: January stays, with the run before it in January.
+    const { intervals, settled } = settleRuns(ID, runs, 100n, undefined);
+    expect(intervals).toEqual(runs.slice(1));
+    expect(settled).toEqual({
+      through: Date.UTC(2027, 0, 1),
+      intervals: 1,
+      seconds: "86400",
+      billedMinor: "2400",
+    });
+    // Nothing more to drop: the same history, the same object.
+    expect(settleRuns(ID, intervals, 100n, settled).intervals).toBe(intervals);
   });
 
   it("are the same whether or not the cron closed the months: it decides when a line is written, never its amount", () => {

@@ -39,7 +39,8 @@ export const consumptionRoutes = [
       const total = chargeFor(r.runs, price, at.getTime());
       // What the charges ledger has (or will have, once the object's push lands) and what accrues.
       const lines = usageLines(r.id, r.runs, price);
-      const billed = lines.reduce((n, l) => n + l.amountMinor, 0n);
+      const settled = r.settledRuns;
+      const billed = lines.reduce((n, l) => n + l.amountMinor, BigInt(settled?.billedMinor ?? "0"));
       const open = accruing(r.id, r.runs, price, at.getTime());
       return {
         status: 200,
@@ -53,9 +54,17 @@ export const consumptionRoutes = [
             quantity: run.quantity,
             seconds: Number(chargeFor([{ ...run, quantity: 1 }], 0n, at.getTime()).seconds),
           })),
-          running_seconds: Number(total.seconds),
+          running_seconds: Number(total.seconds + BigInt(settled?.seconds ?? "0")),
           charge: money(billed + open.amountMinor, r.currency),
           billed: money(billed, r.currency),
+          settled: settled
+            ? {
+                through: new Date(settled.through).toISOString(),
+                intervals: settled.intervals,
+                running_seconds: Number(settled.seconds),
+                billed: money(BigInt(settled.billedMinor), r.currency),
+              }
+            : null,
           accruing: money(open.amountMinor, r.currency),
           lines: lines.map((l) => ({
             id: l.key,
