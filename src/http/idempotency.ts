@@ -48,9 +48,19 @@ function idempotencyKey(headers: Headers): string | null {
   return key;
 }
 
-async function fingerprintOf(request: Request, body: string): Promise<string> {
+const UUID_SEGMENT = /\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?=\/|$)/gi;
+
+/**
+ * The path as the API reads it: a trailing slash is the same path, and so is a UUID in either case
+ * (README, "Ids"), so a client's retry that spells it otherwise is the same request.
+ */
+const readPath = (pathname: string) =>
+  pathname.replace(UUID_SEGMENT, (segment) => segment.toLowerCase()).replace(/(.)\/+$/, "$1");
+
+async function fingerprintOf(request: Request, body: string, asSent = false): Promise<string> {
   const url = new URL(request.url);
-  const text = `${request.method}\n${url.pathname}${url.search}\n${body}`;
+  const path = asSent ? url.pathname : readPath(url.pathname);
+  const text = `${request.method}\n${path}${url.search}\n${body}`;
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
@@ -62,10 +72,10 @@ function rebuild(stored: StoredResponse, replayed: boolean): Response {
 }
 
 /** What a request gets when another one already holds its key. */
-function existing(row: IdempotencyRecord | undefined, fingerprint: string): Response {
+function existing(row: IdempotencyRecord | undefined, fingerprints: readonly string[]): Response {
   // Gone between our claim and this read: its request failed and released it; a retry will claim it.
   if (!row) throw new AppError("conflict", "a request with this Idempotency-Key just failed; retry it");
-  if (row.fingerprint !== fingerprint)
+  if (!fingerprints.includes(row.fingerprint))
     throw new AppError("unprocessable", "this Idempotency-Key was used with a different request");
   if (row.status === null)
     throw new AppError("conflict", "a request with this Idempotency-Key is still being processed");
@@ -179,5 +189,8 @@ export async function withIdempotency(
     expiresAt: new Date(now.getTime() + RETENTION_MS),
   });
   if (claim) return runClaimed(request, env, claim, { requestId, keepAnswer }, run);
-  return existing(await findKey(env, principal.credentialId, key), fingerprint);
+  const row = await findKey(env, principal.credentialId, key);
+  // A key kept before paths were read as the API reads them has its path as it was sent.
+  const kept = row && row.fingerprint !== fingerprint ? [await fingerprintOf(request, body, true)] : [];
+  return existing(row, [fingerprint, ...kept]);
 }

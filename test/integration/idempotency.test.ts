@@ -5,7 +5,7 @@ import { database } from "../../src/db/client";
 import { idempotencyKeys } from "../../src/db/schema";
 import { parseToken } from "../../src/domain/credentials";
 import { withIdempotency } from "../../src/http/idempotency";
-import { call, expectOk, type Reply, tenant, unique } from "../helpers";
+import { call, expectOk, type Reply, tenant, tenantWithCatalog, unique } from "../helpers";
 
 /** Idempotency-Key on /v1 writes, exercised on POST /v1/customers. */
 
@@ -278,5 +278,78 @@ describe("an answer that shows a secret, under an Idempotency-Key", () => {
     expect((await call("GET", "/v1/subscriptions/", { headers: { "x-api-key": first.token } })).status).toBe(
       401,
     );
+  });
+});
+
+describe("an Idempotency-Key's request, read as the API reads its path", () => {
+  const sha256 = async (text: string) =>
+    [...new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)))]
+      .map((b) => b.toString(16).padStart(2, "0"))
+      .join("");
+
+  async function bought() {
+    const t = await tenantWithCatalog(1, 100);
+    const r = await expectOk(
+      call("POST", "/v1/subscriptions/", {
+        token: t.partnerKey,
+        body: { objects: [{ customer: t.customers[0], resource: "mem", amount: 1, period: "1 month" }] },
+      }),
+      201,
+    );
+    return { t, id: r.objects[0].id as string };
+  }
+
+  it("replays a retry that drops the trailing slash or spells the id in upper case", async () => {
+    const { t, id } = await bought();
+    const key = unique("path");
+    const raw = JSON.stringify({ auto_renew: true });
+    const first = await call("PATCH", `/v1/subscriptions/${id}/`, {
+      token: t.partnerKey,
+      raw,
+      headers: { "idempotency-key": key },
+    });
+    expect(first.status).toBe(200);
+    for (const path of [`/v1/subscriptions/${id}`, `/v1/subscriptions/${id.toUpperCase()}/`]) {
+      const again = await call("PATCH", path, {
+        token: t.partnerKey,
+        raw,
+        headers: { "idempotency-key": key },
+      });
+      expect(again.status, path).toBe(200);
+      expect(again.headers.get("idempotent-replayed"), path).toBe("true");
+      expect(again.text, path).toBe(first.text);
+    }
+    const other = await call("PATCH", `/v1/subscriptions/${id}`, {
+      token: t.partnerKey,
+      raw: JSON.stringify({ auto_renew: false }),
+      headers: { "idempotency-key": key },
+    });
+    expect(other.status).toBe(422);
+  });
+
+  it("replays a key kept with its path as it was sent, before paths were read so", async () => {
+    const { t, id } = await bought();
+    const key = unique("kept");
+    const raw = JSON.stringify({ auto_renew: true });
+    const path = `/v1/subscriptions/${id.toUpperCase()}/`;
+    const first = await call("PATCH", path, {
+      token: t.partnerKey,
+      raw,
+      headers: { "idempotency-key": key },
+    });
+    expect(first.status).toBe(200);
+    const credentialId = parseToken(t.partnerKey)?.id as string;
+    await database(env)
+      .update(idempotencyKeys)
+      .set({ fingerprint: await sha256(`PATCH\n${path}\n${raw}`) })
+      .where(and(eq(idempotencyKeys.credentialId, credentialId), eq(idempotencyKeys.key, key)))
+      .run();
+    const again = await call("PATCH", path, {
+      token: t.partnerKey,
+      raw,
+      headers: { "idempotency-key": key },
+    });
+    expect(again.status).toBe(200);
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
   });
 });
