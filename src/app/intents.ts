@@ -20,7 +20,18 @@ export type StoredObject = Omit<PurchaseObject, "start_time" | "end_time"> & {
  * so that customer's key may read its operation (a consumption report names its `customer`).
  */
 export type OperationPayload = { customerId?: string } & (
-  | { kind: "purchase"; partnerId: string; at: string; objects: StoredObject[]; ids: PurchaseIds }
+  | {
+      kind: "purchase";
+      partnerId: string;
+      at: string;
+      objects: StoredObject[];
+      ids: PurchaseIds;
+      /**
+       * The vendor of each product bought, when it was accepted: a product whose vendor changed
+       * before the purchase ran is not bought (absent: recorded before this was kept).
+       */
+      vendors?: Record<string, string | null>;
+    }
   | {
       kind: "update";
       partnerId: string;

@@ -86,6 +86,16 @@ export async function perform(
     const planned =
       context.planned ??
       (await plan(env, payload.partnerId, payload.objects.map(purchaseObject), at)).subscriptions;
+    const { vendors } = payload;
+    const moved = planned.find(
+      (p) => vendors && p.product.id in vendors && vendors[p.product.id] !== p.product.vendorId,
+    );
+    // Its buyer and order would go to a vendor it was not bought from (README, "Syndication").
+    if (moved)
+      throw new AppError(
+        "conflict",
+        `the vendor of product ${moved.product.id} changed after this purchase was accepted; nothing was bought: buy it again if need be`,
+      );
     let bought: Awaited<ReturnType<typeof buy>>;
     try {
       bought = await buy(env, payload.partnerId, planned, payload.ids, at, {

@@ -66,7 +66,14 @@ export async function attemptDelivery(
   const { claimed, delivery } = await claimDelivery(env, message.deliveryId, now, LOCK_MS);
   if (delivery?.status !== "pending") return { outcome: "skipped" };
   if (!claimed) return notClaimed(env, delivery, message.due ?? null, now);
-  const result = await post(env, delivery, now);
+  const scheduleStartedAt = Date.parse(delivery.scheduleStartedAt ?? delivery.createdAt);
+  const retentionMs = webhookRetentionMs(env);
+  // A message that comes after the horizon (a backlog, the cron's resend of a lost one, a wait
+  // behind an older event that was redelivered) makes no attempt: the delivery is dead.
+  const result =
+    now.getTime() > scheduleStartedAt + retentionMs
+      ? { status: null, error: "past its retention horizon: not attempted", retryAfter: null, durationMs: 0 }
+      : await post(env, delivery, now);
   const ok = result.status !== null && result.status >= 200 && result.status < 300;
   const delay = ok
     ? null
@@ -75,8 +82,8 @@ export async function attemptDelivery(
         random: random(),
         retryAfter: result.status === 429 || result.status === 503 ? result.retryAfter : null,
         now: now.getTime(),
-        scheduleStartedAt: Date.parse(delivery.scheduleStartedAt ?? delivery.createdAt),
-        retentionMs: webhookRetentionMs(env),
+        scheduleStartedAt,
+        retentionMs,
       });
   const status = ok ? "delivered" : delay === null ? "dead" : "pending";
   const nextAttemptAt = delay === null ? null : later(now, delay);

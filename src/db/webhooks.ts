@@ -144,6 +144,7 @@ export async function requeueDelivery(env: Env, id: string, now: Date): Promise<
     .update(webhookDeliveries)
     .set({
       status: "pending",
+      deliveredAt: null,
       nextAttemptAt: now.toISOString(),
       lockedUntil: null,
       scheduleBase: sql`${webhookDeliveries.attempts}`,

@@ -73,9 +73,11 @@ export function webhookRetentionMs(vars: { WEBHOOK_RETENTION_DAYS?: string | und
 }
 
 /**
- * Seconds until a failed delivery is tried again: the endpoint's `Retry-After` (429 or 503), else
- * the schedule's (`retryDelay`); null (dead) when that falls past its retention horizon, so
- * neither the schedule nor an endpoint can keep a delivery alive for longer.
+ * Seconds until a failed delivery is tried again: the schedule's (`retryDelay`), or the endpoint's
+ * `Retry-After` (429 or 503) when that is longer: never sooner than either asks, so an endpoint
+ * answering `Retry-After: 0` cannot have one delivery tried every second for its whole horizon.
+ * Null (dead) when that falls past its retention horizon, so neither the schedule nor an endpoint
+ * can keep a delivery alive for longer.
  */
 export function nextAttemptIn(a: {
   retry: number;
@@ -85,7 +87,7 @@ export function nextAttemptIn(a: {
   scheduleStartedAt: number;
   retentionMs: number;
 }): number | null {
-  const delay = a.retryAfter ?? retryDelay(a.retry, a.random);
+  const delay = Math.max(a.retryAfter ?? 0, retryDelay(a.retry, a.random));
   return a.now + delay * 1000 > a.scheduleStartedAt + a.retentionMs ? null : delay;
 }
 

@@ -1,4 +1,5 @@
 import { youngerInQueue } from "../db/subscriptions";
+import { uuidv7 } from "../domain/ids";
 import { logError } from "../domain/log";
 import { type SubscriptionRecord, withSettledRuns } from "../domain/subscriptions";
 import { type EventType, eventOf } from "../domain/webhooks";
@@ -157,7 +158,8 @@ export class SubscriptionStore {
         "INSERT INTO events (subscription, sequence, event_id, type, date) VALUES (?, ?, ?, ?, ?)",
         this.id,
         record.sequence,
-        `msg_${crypto.randomUUID().replaceAll("-", "")}`,
+        // Time-ordered, as every id of a list is: the deliveries list pages by it, oldest first.
+        `msg_${uuidv7().replaceAll("-", "")}`,
         type,
         new Date().toISOString(),
       );

@@ -44,9 +44,9 @@ describe("retryDelay", () => {
 describe("nextAttemptIn", () => {
   const DAY = 86_400_000;
   const start = Date.parse("2030-01-01T00:00:00Z");
-  const at = (now: number, retryAfter: number | null = null) =>
+  const at = (now: number, retryAfter: number | null = null, retry = 30) =>
     nextAttemptIn({
-      retry: 30,
+      retry,
       random: 0.5,
       retryAfter,
       now,
@@ -61,9 +61,19 @@ describe("nextAttemptIn", () => {
     expect(at(start + 31 * DAY)).toBeNull();
   });
 
-  it("honours a Retry-After within the horizon, never past it", () => {
-    expect(at(start + DAY, 120)).toBe(120);
-    expect(at(start + 30 * DAY - 60_000, 120)).toBeNull();
+  it("honours a Retry-After longer than the schedule's wait, within the horizon, never past it", () => {
+    // The first retry waits about 30 s: an endpoint asking for 2 minutes gets them.
+    expect(at(start + DAY, 120, 0)).toBe(120);
+    expect(at(start + DAY, 2 * MAX_DELAY_SECONDS, 0)).toBe(2 * MAX_DELAY_SECONDS);
+    expect(at(start + 30 * DAY - 60_000, 120, 0)).toBeNull();
+  });
+
+  it("never retries sooner than the schedule, whatever Retry-After says", () => {
+    const scheduled = at(start + DAY, null, 0) as number;
+    expect(scheduled).toBeGreaterThan(0);
+    expect(at(start + DAY, 0, 0)).toBe(scheduled);
+    expect(at(start + DAY, 1, 0)).toBe(scheduled);
+    expect(at(start + DAY, 120)).toBe(MAX_DELAY_SECONDS);
   });
 
   it("counts a redelivery's horizon from its own start (property)", () => {

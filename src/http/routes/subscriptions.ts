@@ -152,6 +152,7 @@ export const subscriptionRoutes = [
           at: at.toISOString(),
           objects: objects.map(storedObject),
           ids: assignIds(planned.subscriptions),
+          vendors: Object.fromEntries(planned.subscriptions.map((p) => [p.product.id, p.product.vendorId])),
         },
         { mustWait: syndicated, planned: planned.subscriptions },
       );

@@ -1,0 +1,81 @@
+import { env } from "cloudflare:workers";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import type { OperationMessage } from "../../src/objects/operations-queue";
+import { deliver } from "../books";
+import { call, expectOk, type Reply, syndicatedProduct, tenant, usageOf, withCatalog } from "../helpers";
+
+const hostsHit: string[] = [];
+beforeAll(() => {
+  const realFetch = globalThis.fetch;
+  vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
+    const url = new URL(new Request(input as RequestInfo, init).url);
+    if (url.host.endsWith(".example")) {
+      hostsHit.push(url.host);
+      return new Response(null, { status: 204 });
+    }
+    return realFetch(input as RequestInfo, init);
+  });
+});
+afterAll(() => vi.restoreAllMocks());
+
+/**
+ * A product's vendor changed while a purchase of it (answered 202) was on its way, before anything
+ * of it was sold: the purchase is not bought, so its buyer and order never reach the new vendor
+ * (README, "Syndication").
+ */
+describe("a product whose vendor changes while a purchase of it is on its way", () => {
+  it("is not bought: the operation answers 409, nothing is held, and neither vendor is told", async () => {
+    const t = await tenant({ customers: 1 });
+    await withCatalog(t);
+    const { product, vendorId } = await syndicatedProduct(t, "vendor-a.example");
+    const tokenA = (
+      await expectOk(call("POST", `/v1/vendors/${vendorId}/tokens`, { token: t.operator, body: {} }), 201)
+    ).token;
+    // The operation's message is held back, as a queue does for a moment.
+    const held: OperationMessage[] = [];
+    const send = vi.spyOn(env.OPERATIONS, "send").mockImplementation(async (body) => {
+      held.push(body as OperationMessage);
+      return undefined as never;
+    });
+    let bought: Reply;
+    try {
+      bought = await call("POST", "/v1/subscriptions/", {
+        token: t.partnerKey,
+        body: { objects: [{ customer: t.customers[0], resource: product, amount: 1, period: "1 month" }] },
+      });
+    } finally {
+      send.mockRestore();
+    }
+    expect(bought.status).toBe(202);
+    const other = await expectOk(
+      call("POST", "/v1/vendors", { token: t.operator, body: { name: "B" } }),
+      201,
+    );
+    const moved = await call("PUT", `/v1/products/${product}`, {
+      token: t.operator,
+      body: {
+        name: "CRM seats",
+        kind: "license",
+        unit: "seat",
+        unit_price: "0.10",
+        currency: "EUR",
+        quota_resource: `stratus.${product}`,
+        delivery: "syndicated",
+        vendor: other.id,
+        endpoint: "https://vendor-b.example/hooks",
+      },
+    });
+    // Nothing of it was sold yet: the operator may move it.
+    expect(moved.status).toBe(200);
+    await deliver(held);
+    const operation = await call("GET", bought.headers.get("location") as string, { token: t.partnerKey });
+    expect(operation.status, operation.text).toBe(409);
+    expect(operation.body.detail).toContain("vendor");
+    expect((await expectOk(call("GET", "/v1/webhooks/deliveries", { token: tokenA }))).objects).toEqual([]);
+    expect(hostsHit).toEqual([]);
+    expect(await usageOf(t, 0, product)).toMatchObject({ usage: 0, pending: 0 });
+    expect(
+      (await expectOk(call("GET", "/v1/subscriptions/?status=all", { token: t.partnerKey }))).objects,
+    ).toEqual([]);
+  });
+});

@@ -1,0 +1,148 @@
+import { env } from "cloudflare:workers";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { attemptDelivery } from "../../src/app/webhooks";
+import { findDelivery } from "../../src/db/webhooks";
+import { call, expectOk, syndicatedProduct, tenant, withCatalog } from "../helpers";
+
+/** Deliveries as the README promises them: no attempt past the horizon, listed oldest first, a redelivery not still delivered. */
+
+let healthy = false;
+let posts = 0;
+beforeAll(() => {
+  const realFetch = globalThis.fetch;
+  vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
+    const url = new URL(new Request(input as RequestInfo, init).url);
+    if (url.host.endsWith(".example")) {
+      posts++;
+      return new Response(null, { status: healthy ? 204 : 503 });
+    }
+    return realFetch(input as RequestInfo, init);
+  });
+});
+afterAll(() => vi.restoreAllMocks());
+
+async function eventually<T>(probe: () => Promise<T | undefined>, what: string): Promise<T> {
+  for (let i = 0; i < 150; i++) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe("the retention horizon", () => {
+  it("makes no attempt that would fall past it: a message that comes late finds the delivery dead", async () => {
+    healthy = false;
+    const t = await tenant({ customers: 1 });
+    await withCatalog(t);
+    const { product, vendorId } = await syndicatedProduct(t);
+    const token = (
+      await expectOk(call("POST", `/v1/vendors/${vendorId}/tokens`, { token: t.operator, body: {} }), 201)
+    ).token;
+    await expectOk(
+      call("POST", "/v1/subscriptions/", {
+        token: t.partnerKey,
+        body: { objects: [{ customer: t.customers[0], resource: product, amount: 1, period: "1 month" }] },
+      }),
+      202,
+    );
+    const id = await eventually(async () => {
+      const list = await call("GET", "/v1/webhooks/deliveries", { token });
+      return list.body.objects?.[0]?.id as string | undefined;
+    }, "CREATED");
+    const failed = await eventually(async () => {
+      const d = await findDelivery(env, id, null);
+      return d && d.attempts >= 1 ? d : undefined;
+    }, "attempt 1");
+    expect(failed.status).toBe("pending");
+    // Its last scheduled attempt was due just before its horizon; its message came late (a lost
+    // message the cron re-sent, a queue backlog): the attempt now would fall past the horizon.
+    const horizon = Date.parse(failed.createdAt) + 30 * 86_400_000;
+    await env.DB.prepare("UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id = ?")
+      .bind(new Date(horizon - 60_000).toISOString(), id)
+      .run();
+    healthy = true;
+    const before = posts;
+    const due = (await findDelivery(env, id, null))?.nextAttemptAt ?? null;
+    const outcome = await attemptDelivery(env, { deliveryId: id, due }, new Date(horizon + 3_600_000));
+    expect(outcome).toEqual({ outcome: "dead" });
+    expect(posts - before).toBe(0);
+    expect((await findDelivery(env, id, null))?.status).toBe("dead");
+  });
+});
+
+describe("GET /v1/webhooks/deliveries", () => {
+  beforeEach(() => {
+    healthy = true;
+  });
+
+  it("lists oldest first: event ids are time-ordered", async () => {
+    const t = await tenant({ customers: 1 });
+    await withCatalog(t);
+    const { product, vendorId } = await syndicatedProduct(t);
+    const token = (
+      await expectOk(call("POST", `/v1/vendors/${vendorId}/tokens`, { token: t.operator, body: {} }), 201)
+    ).token;
+    await expectOk(
+      call("POST", "/v1/subscriptions/", {
+        token: t.partnerKey,
+        body: { objects: [{ customer: t.customers[0], resource: product, amount: 1, period: "1 month" }] },
+      }),
+      202,
+    );
+    const sub = await eventually(async () => {
+      const list = await call("GET", "/v1/webhooks/deliveries", { token });
+      return list.body.objects?.[0]?.subscription as string | undefined;
+    }, "CREATED");
+    for (let i = 0; i < 6; i++) {
+      await expectOk(
+        call("PATCH", `/api/subscription/${sub}`, { token, body: { endUserInstructions: `step ${i}` } }),
+      );
+    }
+    const rows = await eventually(async () => {
+      const list = await call("GET", "/v1/webhooks/deliveries", { token });
+      const objects = list.body.objects as Array<{
+        sequence: number;
+        created_at: string;
+        status: string;
+        id: string;
+      }>;
+      return objects.length === 7 && objects.every((o) => o.status === "delivered") ? objects : undefined;
+    }, "seven delivered");
+    const listed = rows.map((r) => r.sequence);
+    // "Oldest first" (the route's description; DESIGN: delivery ids are sortable UUIDv7).
+    expect(listed).toEqual([1, 2, 3, 4, 5, 6, 7]);
+  });
+
+  it("a redelivered delivery answers pending with delivered_at null (the route's example)", async () => {
+    const t = await tenant({ customers: 1 });
+    await withCatalog(t);
+    const { product, vendorId } = await syndicatedProduct(t);
+    const token = (
+      await expectOk(call("POST", `/v1/vendors/${vendorId}/tokens`, { token: t.operator, body: {} }), 201)
+    ).token;
+    await expectOk(
+      call("POST", "/v1/subscriptions/", {
+        token: t.partnerKey,
+        body: { objects: [{ customer: t.customers[0], resource: product, amount: 1, period: "1 month" }] },
+      }),
+      202,
+    );
+    const delivered = await eventually(async () => {
+      const list = await call("GET", "/v1/webhooks/deliveries?status=delivered", { token });
+      return list.body.objects?.[0] as { id: string } | undefined;
+    }, "delivered");
+    // Hold the queue so the redelivery stays pending while we look.
+    const sent = vi.spyOn(env.WEBHOOKS, "send").mockImplementation(async () => undefined as never);
+    try {
+      const again = await call("POST", `/v1/webhooks/deliveries/${delivered.id}/redeliver`, { token });
+      expect(again.status).toBe(202);
+      expect(again.body.status).toBe("pending");
+      expect(again.body.delivered_at).toBeNull();
+      const row = await findDelivery(env, delivered.id, null);
+      expect(row?.deliveredAt).toBeNull();
+    } finally {
+      sent.mockRestore();
+    }
+  });
+});
