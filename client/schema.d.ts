@@ -1755,7 +1755,7 @@ export interface components {
             /** @enum {string} */
             delivery: "builtin" | "syndicated";
             vendor: string | null;
-            /** @description Only when the product first becomes syndicated: shown once */
+            /** @description Only when the product first becomes syndicated, or its vendor changes: shown once */
             signing_secret?: string;
         };
         ProductList: {

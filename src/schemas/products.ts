@@ -54,7 +54,10 @@ export const ProductOut = v.object({
   delivery: v.picklist(DELIVERY_MODES),
   vendor: v.nullable(Uuid),
   signing_secret: v.optional(
-    v.pipe(v.string(), v.description("Only when the product first becomes syndicated: shown once")),
+    v.pipe(
+      v.string(),
+      v.description("Only when the product first becomes syndicated, or its vendor changes: shown once"),
+    ),
   ),
 });
 

@@ -1,4 +1,6 @@
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { syndicationOf } from "../../src/db/webhooks";
 import { call, expectOk, syndicatedProduct, tenant, unique } from "../helpers";
 
 /** A vendor reads the orders and buyers of its products' subscriptions: who that is never changes once sold. */
@@ -13,9 +15,11 @@ describe("a product's vendor", () => {
     ...(vendor ? { delivery: "syndicated", vendor, endpoint: "https://crm.example/hooks" } : {}),
   });
 
-  it("changes while the product is unsold", async () => {
+  it("changes while the product is unsold, with a new signing secret, the old one dropped at once", async () => {
     const t = await tenant({ customers: 1 });
-    const { product } = await syndicatedProduct(t);
+    const { product, secret } = await syndicatedProduct(t);
+    // A rotation keeps the old secret valid for a day: a new vendor drops both.
+    await expectOk(call("POST", `/v1/products/${product}/signing-secret`, { token: t.operator }));
     const other = await expectOk(
       call("POST", "/v1/vendors", { token: t.operator, body: { name: "Other" } }),
       201,
@@ -24,6 +28,15 @@ describe("a product's vendor", () => {
       call("PUT", `/v1/products/${product}`, { token: t.operator, body: productBody(product, other.id) }),
     );
     expect(moved.vendor).toBe(other.id);
+    expect(moved.signing_secret).toMatch(/^whsec_/);
+    expect(moved.signing_secret).not.toBe(secret);
+    const row = await syndicationOf(env, product);
+    expect(row).toMatchObject({ signingSecret: moved.signing_secret, previousSecret: null });
+    // The same vendor again: nothing new to show.
+    const again = await expectOk(
+      call("PUT", `/v1/products/${product}`, { token: t.operator, body: productBody(product, other.id) }),
+    );
+    expect(again).not.toHaveProperty("signing_secret");
   });
 
   it("does not change once sold (409, nothing changes): its buyers were never the new vendor's", async () => {

@@ -143,11 +143,15 @@ export const productRoutes = [
       if (!product) throw preconditionFailed();
       catalogChanged();
       if (!syndicated) return tagged(productOut(product));
-      // The signing secret is made once, when the product first becomes syndicated, and shown then only.
-      const secret = before?.signingSecret ? null : newSigningSecret();
+      // The signing secret is made when the product first becomes syndicated, and shown then only;
+      // a new vendor gets a new one, the old dropped at once: the vendor it leaves could otherwise
+      // sign events the new one would take for this API's.
+      const newVendor = before?.signingSecret ? before.vendorId !== vendorId : false;
+      const secret = before?.signingSecret && !newVendor ? null : newSigningSecret();
       await setSyndication(env, params.id, {
         endpoint: body.endpoint,
         ...(secret ? { signingSecret: secret } : {}),
+        ...(newVendor ? { previousSecret: null, previousSecretExpiresAt: null } : {}),
       });
       catalogChanged();
       const shown = productOut(product);
