@@ -1,5 +1,6 @@
 import { createExecutionContext, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
+import { afterAll, beforeAll, vi } from "vitest";
 import { issueCredential } from "../src/db/credentials";
 import worker from "../src/index";
 import { subscriptionShard } from "../src/objects/subscription-object";
@@ -374,4 +375,33 @@ export function gate() {
     return opened;
   };
   return { reached, release, pass };
+}
+
+/** `probe`'s first answer that is not undefined, asked every 100 ms up to `tries` times. */
+export async function eventually<T>(
+  probe: () => Promise<T | undefined>,
+  what: string,
+  tries = 150,
+): Promise<T> {
+  for (let i = 0; i < tries; i++) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/**
+ * For the file: vendors' endpoints (hosts under `.example`) answer as `answer` says (204 by
+ * default); any other fetch goes out as it would.
+ */
+export function vendorEndpoints(answer: (url: URL) => Response = () => new Response(null, { status: 204 })) {
+  beforeAll(() => {
+    const realFetch = globalThis.fetch;
+    vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
+      const url = new URL(new Request(input as RequestInfo, init).url);
+      return url.host.endsWith(".example") ? answer(url) : realFetch(input as RequestInfo, init);
+    });
+  });
+  afterAll(() => vi.restoreAllMocks());
 }

@@ -6,7 +6,15 @@ import { abandon } from "../../src/app/subscriptions";
 import { armFault, disarmFaults } from "../../src/domain/faults";
 import worker from "../../src/index";
 import { expectBooksBalance, purchaseDiedAt, recoverAll } from "../books";
-import { call, expectOk, syndicatedProduct, type Tenant, tenantWithCatalog, unique } from "../helpers";
+import {
+  call,
+  eventually,
+  expectOk,
+  syndicatedProduct,
+  type Tenant,
+  tenantWithCatalog,
+  unique,
+} from "../helpers";
 
 /** The charges ledger and monthly statements, through the Worker. */
 
@@ -59,15 +67,6 @@ async function allLines(token: string, query: string, limit = 500) {
     if (!cursor) return lines;
   }
   throw new Error("too many pages");
-}
-
-async function eventually<T>(probe: () => Promise<T | undefined>, what: string): Promise<T> {
-  for (let i = 0; i < 150; i++) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 const thisMonth = () => new Date().toISOString().slice(0, 7);

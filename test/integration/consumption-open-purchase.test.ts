@@ -1,8 +1,17 @@
 import { env } from "cloudflare:workers";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { disarmFaults } from "../../src/domain/faults";
 import { expectBooksBalance, purchaseDiedAt, recoverAll } from "../books";
-import { call, expectOk, syndicatedProduct, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
+import {
+  call,
+  eventually,
+  expectOk,
+  syndicatedProduct,
+  type Tenant,
+  tenantWithCatalog,
+  usageOf,
+  vendorEndpoints,
+} from "../helpers";
 
 /**
  * A consumption report never drains a depletable whose purchase has not taken effect (README,
@@ -11,24 +20,7 @@ import { call, expectOk, syndicatedProduct, type Tenant, tenantWithCatalog, usag
  * quota its commission never accepted (that answered 500).
  */
 
-beforeAll(() => {
-  const realFetch = globalThis.fetch;
-  vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
-    const url = new URL(new Request(input as RequestInfo, init).url);
-    if (url.host.endsWith(".example")) return new Response(null, { status: 204 });
-    return realFetch(input as RequestInfo, init);
-  });
-});
-afterAll(() => vi.restoreAllMocks());
-
-async function waitFor<T>(probe: () => Promise<T | undefined>, what: string): Promise<T> {
-  for (let i = 0; i < 150; i++) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+vendorEndpoints();
 
 /** A purchase of a syndicated line and 50 of tx, waiting on its vendor. */
 async function waitingOnVendor() {
@@ -45,7 +37,7 @@ async function waitingOnVendor() {
     },
   });
   expect(bought.status).toBe(202);
-  const rows = await waitFor(async () => {
+  const rows = await eventually(async () => {
     const list = await expectOk(call("GET", "/v1/subscriptions/?status=all", { token: t.partnerKey }));
     return list.objects.length === 2 ? list.objects : undefined;
   }, "the purchase's subscriptions");

@@ -19,7 +19,7 @@ import worker from "../../src/index";
 import { subscriptionObject, subscriptionShard } from "../../src/objects/subscription-object";
 import { RENEWALS_AT_ONCE } from "../../src/queues/renewals";
 import { expectBooksBalance, recoverAll } from "../books";
-import { call, expectOk, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
+import { call, eventually, expectOk, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
 
 /** Renewals and expiry on the cron trigger, through the renewals queue. */
 
@@ -59,15 +59,6 @@ async function cron(at: Date) {
   );
 }
 
-async function until<T>(probe: () => Promise<T | undefined>, what: string): Promise<T> {
-  for (let i = 0; i < 100; i++) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 async function deliver(messages: RenewalMessage[]) {
   const batch = createMessageBatch<RenewalMessage>(
     "stratus-renewals",
@@ -95,10 +86,14 @@ describe("renewing", () => {
     });
     expect(sub.end_time).toBe(noon(y, 3, 1).toISOString());
     await cron(new Date(noon(y, 3, 1).getTime() - 60_000));
-    const root = await until(async () => {
-      const r = await read(t, sub.id);
-      return r.descendants.length > 0 ? r : undefined;
-    }, "the renewal");
+    const root = await eventually(
+      async () => {
+        const r = await read(t, sub.id);
+        return r.descendants.length > 0 ? r : undefined;
+      },
+      "the renewal",
+      100,
+    );
     const renewal = await read(t, root.descendants[0]);
     expect(renewal).toMatchObject({
       start_time: noon(y, 3, 1).toISOString(),
@@ -315,10 +310,14 @@ describe("expiring", () => {
     await deliver([{ subscription: sub.id, at: new Date(Date.parse(sub.end_time) - 60_000).toISOString() }]);
     expect((await read(t, sub.id)).ended_at).toBeNull();
     await cron(new Date(sub.end_time));
-    const expired = await until(async () => {
-      const r = await read(t, sub.id);
-      return r.ended_at ? r : undefined;
-    }, "the expiry");
+    const expired = await eventually(
+      async () => {
+        const r = await read(t, sub.id);
+        return r.ended_at ? r : undefined;
+      },
+      "the expiry",
+      100,
+    );
     expect(expired).toMatchObject({ end_reason: "expired", status: "expired" });
     expect(await usageOf(t, 0, "vlan")).toMatchObject({ usage: 0, pending: 0 });
     const list = await expectOk(call("GET", "/v1/subscriptions/?status=expired", { token: t.partnerKey }));

@@ -17,6 +17,7 @@ import type { WebhookMessage } from "../../src/objects/webhook-events";
 import { expectBooksBalance } from "../books";
 import {
   call,
+  eventually,
   expectOk,
   type Reply,
   syndicatedProduct,
@@ -88,15 +89,6 @@ const accepted = async (s: Syndicated, amount = 2): Promise<Reply> =>
     token: s.t.partnerKey,
     body: { objects: [{ customer: s.t.customers[0], resource: s.product, amount, period: "1 month" }] },
   });
-
-async function eventually<T>(probe: () => Promise<T | undefined>, what: string): Promise<T> {
-  for (let i = 0; i < 150; i++) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 async function deliveries(s: Syndicated, query = "") {
   return (await expectOk(call("GET", `/v1/webhooks/deliveries${query}`, { token: s.vendorToken })))

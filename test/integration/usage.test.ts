@@ -19,7 +19,15 @@ import {
   subscriptionShard,
 } from "../../src/objects/subscription-object";
 import { expectBooksBalance } from "../books";
-import { call, expectOk, failingD1, shardAlarmOf, type Tenant, tenantWithCatalog } from "../helpers";
+import {
+  call,
+  eventually,
+  expectOk,
+  failingD1,
+  shardAlarmOf,
+  type Tenant,
+  tenantWithCatalog,
+} from "../helpers";
 
 /**
  * Metered CaaS billing: a cloud's running time becomes `usage` lines of the charges ledger, at each
@@ -72,15 +80,6 @@ const recently = () => Math.max(Date.now() - 1.5 * HOUR, monthOf(new Date()).sta
 
 async function cron(at: number) {
   await worker.scheduled(createScheduledController({ scheduledTime: at, cron: "*/5 * * * *" }), env);
-}
-
-async function until<T>(probe: () => Promise<T | undefined>, what: string): Promise<T> {
-  for (let i = 0; i < 150; i++) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 /** Delivers month-close messages to the Worker's renewals queue handler, as the queue would. */
@@ -224,7 +223,7 @@ describe("month ends", () => {
     // The first run after the month sends the cloud to be billed up to its end; the month is not
     // closed yet: a cloud was running into it.
     await cron(boundary + 60_000);
-    const [first] = await until(async () => {
+    const [first] = await eventually(async () => {
       const lines = await usageLinesOf(t, id);
       return lines.length > 0 ? lines : undefined;
     }, "January's line");
@@ -237,7 +236,7 @@ describe("month ends", () => {
       month: january,
     });
     expect(await closedThrough()).not.toBe(january);
-    await until(
+    await eventually(
       async () => ((await projectedRunningSince(id)) === boundary ? true : undefined),
       "the projection",
     );

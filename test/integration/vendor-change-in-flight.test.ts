@@ -1,22 +1,23 @@
 import { env } from "cloudflare:workers";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { OperationMessage } from "../../src/objects/operations-queue";
 import { deliver } from "../books";
-import { call, expectOk, type Reply, syndicatedProduct, tenant, usageOf, withCatalog } from "../helpers";
+import {
+  call,
+  expectOk,
+  type Reply,
+  syndicatedProduct,
+  tenant,
+  usageOf,
+  vendorEndpoints,
+  withCatalog,
+} from "../helpers";
 
 const hostsHit: string[] = [];
-beforeAll(() => {
-  const realFetch = globalThis.fetch;
-  vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
-    const url = new URL(new Request(input as RequestInfo, init).url);
-    if (url.host.endsWith(".example")) {
-      hostsHit.push(url.host);
-      return new Response(null, { status: 204 });
-    }
-    return realFetch(input as RequestInfo, init);
-  });
+vendorEndpoints((url) => {
+  hostsHit.push(url.host);
+  return new Response(null, { status: 204 });
 });
-afterAll(() => vi.restoreAllMocks());
 
 /**
  * A product's vendor changed while a purchase of it (answered 202) was on its way, before anything

@@ -1,30 +1,21 @@
 import { env } from "cloudflare:workers";
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { armFault, disarmFaults } from "../../src/domain/faults";
 import { recoveryBoundMs } from "../../src/domain/recovery";
 import { ledgerOf } from "../../src/objects/quota-ledger";
 import { deliver, expectBooksBalance } from "../books";
-import { call, expectOk, syndicatedProduct, tenantWithCatalog, usageOf } from "../helpers";
+import {
+  call,
+  eventually,
+  expectOk,
+  syndicatedProduct,
+  tenantWithCatalog,
+  usageOf,
+  vendorEndpoints,
+} from "../helpers";
 
-beforeAll(() => {
-  const realFetch = globalThis.fetch;
-  vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
-    const url = new URL(new Request(input as RequestInfo, init).url);
-    if (url.host.endsWith(".example")) return new Response(null, { status: 204 });
-    return realFetch(input as RequestInfo, init);
-  });
-});
-afterAll(() => vi.restoreAllMocks());
+vendorEndpoints();
 afterEach(() => disarmFaults());
-
-async function waitFor<T>(probe: () => Promise<T | undefined>, what: string): Promise<T> {
-  for (let i = 0; i < 150; i++) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 /**
  * A vendor's report whose request dies after the ledger decided the purchase (README,
@@ -43,11 +34,11 @@ describe("a vendor's report whose request dies after the decision", () => {
     });
     const location = r.headers.get("location") as string;
     const opRef = location.split("/").at(-1) as string;
-    const syn = await waitFor(async () => {
+    const syn = await eventually(async () => {
       const list = await expectOk(call("GET", "/v1/subscriptions/?status=all", { token: t.partnerKey }));
       return list.objects[0];
     }, "the subscription");
-    await waitFor(async () => {
+    await eventually(async () => {
       const op = await env.DB.prepare("SELECT waiting FROM operations WHERE op_ref = ?")
         .bind(opRef)
         .first<{ waiting: number }>();
@@ -63,7 +54,7 @@ describe("a vendor's report whose request dies after the decision", () => {
       const asked = await ledgerOf(env, customer).sweep(Date.now() + recoveryBoundMs(env) + 1_000);
       expect(asked).toHaveLength(1);
       await deliver(asked.map((recover) => ({ recover })));
-      await waitFor(async () => {
+      await eventually(async () => {
         const op = await env.DB.prepare("SELECT status FROM operations WHERE op_ref = ?")
           .bind(opRef)
           .first<{ status: string }>();

@@ -1,34 +1,25 @@
 import { env } from "cloudflare:workers";
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import { attemptDelivery } from "../../src/app/webhooks";
 import { findDelivery } from "../../src/db/webhooks";
-import { call, expectOk, syndicatedProduct, tenant, withCatalog } from "../helpers";
+import {
+  call,
+  eventually,
+  expectOk,
+  syndicatedProduct,
+  tenant,
+  vendorEndpoints,
+  withCatalog,
+} from "../helpers";
 
 /** Deliveries as the README promises them: no attempt past the horizon, listed oldest first, a redelivery not still delivered. */
 
 let healthy = false;
 let posts = 0;
-beforeAll(() => {
-  const realFetch = globalThis.fetch;
-  vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
-    const url = new URL(new Request(input as RequestInfo, init).url);
-    if (url.host.endsWith(".example")) {
-      posts++;
-      return new Response(null, { status: healthy ? 204 : 503 });
-    }
-    return realFetch(input as RequestInfo, init);
-  });
+vendorEndpoints(() => {
+  posts++;
+  return new Response(null, { status: healthy ? 204 : 503 });
 });
-afterAll(() => vi.restoreAllMocks());
-
-async function eventually<T>(probe: () => Promise<T | undefined>, what: string): Promise<T> {
-  for (let i = 0; i < 150; i++) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe("the retention horizon", () => {
   it("makes no attempt that would fall past it: a message that comes late finds the delivery dead", async () => {
