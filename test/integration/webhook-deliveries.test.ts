@@ -21,22 +21,28 @@ vendorEndpoints(() => {
   return new Response(null, { status: healthy ? 204 : 503 });
 });
 
+/** A purchase of a syndicated product (202), and its vendor's token. */
+async function syndicatedPurchase() {
+  const t = await tenant({ customers: 1 });
+  await withCatalog(t);
+  const { product, vendorId } = await syndicatedProduct(t);
+  const token = (
+    await expectOk(call("POST", `/v1/vendors/${vendorId}/tokens`, { token: t.operator, body: {} }), 201)
+  ).token as string;
+  await expectOk(
+    call("POST", "/v1/subscriptions/", {
+      token: t.partnerKey,
+      body: { objects: [{ customer: t.customers[0], resource: product, amount: 1, period: "1 month" }] },
+    }),
+    202,
+  );
+  return { t, token };
+}
+
 describe("the retention horizon", () => {
   it("makes no attempt that would fall past it: a message that comes late finds the delivery dead", async () => {
     healthy = false;
-    const t = await tenant({ customers: 1 });
-    await withCatalog(t);
-    const { product, vendorId } = await syndicatedProduct(t);
-    const token = (
-      await expectOk(call("POST", `/v1/vendors/${vendorId}/tokens`, { token: t.operator, body: {} }), 201)
-    ).token;
-    await expectOk(
-      call("POST", "/v1/subscriptions/", {
-        token: t.partnerKey,
-        body: { objects: [{ customer: t.customers[0], resource: product, amount: 1, period: "1 month" }] },
-      }),
-      202,
-    );
+    const { token } = await syndicatedPurchase();
     const id = await eventually(async () => {
       const list = await call("GET", "/v1/webhooks/deliveries", { token });
       return list.body.objects?.[0]?.id as string | undefined;
@@ -68,19 +74,7 @@ describe("GET /v1/webhooks/deliveries", () => {
   });
 
   it("lists oldest first: event ids are time-ordered", async () => {
-    const t = await tenant({ customers: 1 });
-    await withCatalog(t);
-    const { product, vendorId } = await syndicatedProduct(t);
-    const token = (
-      await expectOk(call("POST", `/v1/vendors/${vendorId}/tokens`, { token: t.operator, body: {} }), 201)
-    ).token;
-    await expectOk(
-      call("POST", "/v1/subscriptions/", {
-        token: t.partnerKey,
-        body: { objects: [{ customer: t.customers[0], resource: product, amount: 1, period: "1 month" }] },
-      }),
-      202,
-    );
+    const { token } = await syndicatedPurchase();
     const sub = await eventually(async () => {
       const list = await call("GET", "/v1/webhooks/deliveries", { token });
       return list.body.objects?.[0]?.subscription as string | undefined;
@@ -106,19 +100,7 @@ describe("GET /v1/webhooks/deliveries", () => {
   });
 
   it("a redelivered delivery answers pending with delivered_at null (the route's example)", async () => {
-    const t = await tenant({ customers: 1 });
-    await withCatalog(t);
-    const { product, vendorId } = await syndicatedProduct(t);
-    const token = (
-      await expectOk(call("POST", `/v1/vendors/${vendorId}/tokens`, { token: t.operator, body: {} }), 201)
-    ).token;
-    await expectOk(
-      call("POST", "/v1/subscriptions/", {
-        token: t.partnerKey,
-        body: { objects: [{ customer: t.customers[0], resource: product, amount: 1, period: "1 month" }] },
-      }),
-      202,
-    );
+    const { token } = await syndicatedPurchase();
     const delivered = await eventually(async () => {
       const list = await call("GET", "/v1/webhooks/deliveries?status=delivered", { token });
       return list.body.objects?.[0] as { id: string } | undefined;
