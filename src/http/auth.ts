@@ -2,6 +2,8 @@ import { type Credential, findCredential, type Principal, verifySecret } from ".
 import { parseToken } from "../domain/credentials";
 import { AppError } from "../domain/errors";
 import { ttlCache } from "../domain/ttl-cache";
+import { primaryOf } from "./d1-session";
+import type { Family } from "./family";
 import {
   clientAddress,
   countFailedAuthentication,
@@ -9,7 +11,7 @@ import {
   refuseBlockedAddress,
 } from "./rate-limit";
 
-export type Family = "partner" | "quota" | "vendor";
+export type { Family } from "./family";
 
 /**
  * A header sent more than once reaches the Worker joined with ", " (Fetch): the same value repeated
@@ -108,6 +110,15 @@ async function secretMatches(credential: Credential, secret: string): Promise<bo
   return true;
 }
 
+/**
+ * A credential as this isolate keeps it (`recentCredentials`), read from the primary: a replica a
+ * write behind could hand back, and keep here for 30 s, a row just revoked or issued anew.
+ */
+async function credentialRow(env: Env, id: string, reload = false): Promise<Credential | undefined> {
+  if (reload) recentCredentials.forget(id);
+  return recentCredentials(id, () => findCredential(primaryOf(env), id));
+}
+
 /** The credential the request's header presents, or null if it is missing, unknown or wrong. */
 async function authenticatedCredential(
   request: Request,
@@ -118,10 +129,29 @@ async function authenticatedCredential(
   if (!token) return null;
   const parsed = parseToken(token);
   if (!parsed) return null;
-  const credential = await recentCredentials(parsed.id, () => findCredential(env, parsed.id));
+  let loaded = false;
+  const load = () => {
+    loaded = true;
+    return findCredential(primaryOf(env), parsed.id);
+  };
+  let credential = await recentCredentials(parsed.id, load);
   if (!credential || credential.role !== parsed.role || credential.revokedAt) return null;
-  if (!(await secretMatches(credential, parsed.secret))) return null;
-  return credential;
+  if (await secretMatches(credential, parsed.secret)) return credential;
+  // A secret the kept row does not know may be one issued since (a key issued again under its
+  // Idempotency-Key): the row is read again, once, and the secret it replaced stops here with it.
+  if (loaded) return null;
+  credential = await credentialRow(env, parsed.id, true);
+  if (!credential || credential.role !== parsed.role || credential.revokedAt) return null;
+  return (await secretMatches(credential, parsed.secret)) ? credential : null;
+}
+
+/**
+ * Whether `principal`'s credential still stands, as this isolate knows it: what an answer that
+ * goes on after its request was admitted (a list streamed, `limit=0`) asks before each page.
+ */
+export async function stillAdmitted(env: Env, principal: Principal): Promise<boolean> {
+  const credential = await credentialRow(env, principal.credentialId);
+  return credential !== undefined && credential.revokedAt === null;
 }
 
 const principalOf = (credential: Credential): Principal => ({

@@ -1,6 +1,6 @@
 import { badRequest } from "../domain/errors";
 import { logError } from "../domain/log";
-import type { Family } from "./auth";
+import type { Family } from "./family";
 
 /**
  * Reads from the nearest D1 replica (README, "Read replication"). Each request runs its D1 work in
@@ -109,6 +109,10 @@ class RequestSession implements RequestDatabase {
   /** When the request's last write statement was prepared; 0: none was. */
   private wrote = 0;
 
+  /** The request's reads that must come from the primary (`primaryOf`), in a session of their own. */
+  private primarySession: D1DatabaseSession | null = null;
+  private primaryEnv: Env | null = null;
+
   constructor(
     private readonly base: Env,
     /** The bookmark the caller sent, answered back if nothing newer is seen. */
@@ -191,10 +195,29 @@ class RequestSession implements RequestDatabase {
       );
   }
 
+  /** The Worker's env with `DB` a session on the primary, whose bookmark the answer counts too. */
+  primary(): Env {
+    if (!this.primaryEnv) {
+      const session = this.base.DB.withSession("first-primary");
+      this.primarySession = session;
+      this.primaryEnv = Object.create(this.base, { DB: { value: session } }) as Env;
+    }
+    return this.primaryEnv;
+  }
+
   stamp(response: Response): void {
-    const bookmark = later(later(this.given, this.session?.getBookmark() ?? null), this.caughtUp);
+    const seen = later(this.session?.getBookmark() ?? null, this.primarySession?.getBookmark() ?? null);
+    const bookmark = later(later(this.given, seen), this.caughtUp);
     if (bookmark !== null) response.headers.set(BOOKMARK_HEADER, bookmark);
   }
+}
+
+/**
+ * The Worker's own env under a request's (`requestDatabase`), whose `DB` goes to the primary:
+ * what must never be read from a replica a write behind (a credential just revoked or re-issued).
+ */
+export function primaryOf(env: Env): Env {
+  return (env as Partial<Carrier>)[SESSION]?.primary() ?? env;
 }
 
 /** The request's D1 session, from its `X-D1-Bookmark`: 400 if that is not a bookmark. */

@@ -1,6 +1,6 @@
 import type { Principal } from "../db/credentials";
 import { logEvent } from "../domain/log";
-import type { Family } from "./auth";
+import type { Family } from "./family";
 
 /**
  * One request as its log line tells it, filled in while it is served: app.ts starts it, the route

@@ -2,7 +2,7 @@ import * as v from "valibot";
 import type { Principal } from "../db/credentials";
 import type { Role } from "../db/schema";
 import { AppError, badRequest, type ErrorKind, type FieldError } from "../domain/errors";
-import { admit, type Family } from "./auth";
+import { admit, type Family, stillAdmitted } from "./auth";
 import type { Exchange } from "./exchange";
 import { withIdempotency } from "./idempotency";
 import { type AnyReply, type Reply, type Responses, render, type Schema } from "./reply";
@@ -305,10 +305,36 @@ export async function runRoute(
       ...parseRequest(route, rawParams, url, text),
       principal,
     });
+    // A list streamed page by page goes on as long as its client reads: each page after the first
+    // is read only while the credential still stands, so a revocation stops it as it would a request.
+    if (reply.stream && principal) reply.stream = whileAdmitted(reply.stream, env, principal);
     return render(reply, route.responses[reply.status]?.media);
   };
   // Parsing runs under the key too: a 4xx for bad input is as final an answer as any other.
   return principal && family === "partner" && KEYED_METHODS.has(route.method)
     ? withIdempotency(request, env, principal, { body: text, requestId, keepAnswer: !route.secret }, handle)
     : handle();
+}
+
+/** `stream`, cut short (an error: its body does not parse) once `principal` no longer stands. */
+function whileAdmitted(
+  stream: ReadableStream<Uint8Array>,
+  env: Env,
+  principal: Principal,
+): ReadableStream<Uint8Array> {
+  let first = true;
+  return stream.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      async transform(chunk, controller) {
+        if (!first && !(await stillAdmitted(env, principal))) {
+          controller.error(
+            new AppError("unauthorized", "the credential was revoked while its list was read"),
+          );
+          return;
+        }
+        first = false;
+        controller.enqueue(chunk);
+      },
+    }),
+  );
 }
