@@ -304,7 +304,14 @@ export class Subscription extends SubscriptionMachine {
       if (r.endedAt !== null) return r;
       // The cron planned this expiry while auto_renew was off; turned on since (and answered 200),
       // the term is due for renewal instead: left as it is, for the renewal to be planned again.
-      if (planned && renewalStep(r, now) === "renew") return r;
+      // The term after it ended (a cancelled extension or renewal: its chain was cancelled) keeps
+      // it due for expiry, as `planRenewal` decided: its own renewal there is no renewal to wait for.
+      if (planned) {
+        const successor = r.nextId === null ? null : await this.lookup(r.nextId);
+        const undone = successor?.endReason === "failed" && successor.id === r.renewal?.subscription;
+        const successorEnded = successor !== null && successor.endedAt !== null && !undone;
+        if (renewalStep(r, now, successorEnded) === "renew") return r;
+      }
       return this.ended(r, "expired", now, { renewalError });
     });
   }

@@ -1,0 +1,567 @@
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { extend, setAutoRenew } from "../../src/app/extend";
+import type { RenewalMessage } from "../../src/app/renewals";
+import { assignIds, buy, plan } from "../../src/app/subscriptions";
+import { HORIZON_MS } from "../../src/cron/renewals";
+import { dueSubscriptions } from "../../src/db/subscriptions";
+import { AppError } from "../../src/domain/errors";
+import { subscriptionIdBeside, uuidv7 } from "../../src/domain/ids";
+import { partnerScope } from "../../src/domain/scope";
+import type { SubscriptionRecord } from "../../src/domain/subscriptions";
+import worker from "../../src/index";
+import { subscriptionObject } from "../../src/objects/subscription-object";
+import { expectBooksBalance } from "../books";
+import { type Tenant, tenant, usageOf, withCatalog } from "../helpers";
+
+/**
+ * Chains over simulated time: one or two customers' chains bought (period, end_time, both with a
+ * future start, period until an end), extended (repeating, with a period, with an end_time, also
+ * one before the chain's end), auto_renew set on any term, any term cancelled, and the renewal
+ * cron run at chosen instants (to its fixpoint: a late run catches up). Every write runs at the
+ * simulated clock (`now` passed down, as the cron passes `at`). After each step: every term of
+ * every chain starts where the spec says (the one before's end, or the instant it was bought if the
+ * chain had lapsed), lasts what the spec's rules say (an oracle kept apart from src/domain), is
+ * charged exactly once at price × duration with its kind; quota is each live chain's amount once,
+ * nothing pending; after a cron run nothing due is left live. At the end `expectBooksBalance`.
+ */
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const NOON = 12 * HOUR;
+
+// ---- an oracle of the spec's durations, independent of src/domain/{period,durations}.ts ----
+interface P {
+  text: string;
+  months: number;
+  days: number;
+  hours: number;
+}
+const PERIODS: P[] = [
+  { text: "1 week", months: 0, days: 7, hours: 0 },
+  { text: "3 days", months: 0, days: 3, hours: 0 },
+  { text: "1 month", months: 1, days: 0, hours: 0 },
+  { text: "2 months", months: 2, days: 0, hours: 0 },
+  { text: "1 year", months: 12, days: 0, hours: 0 },
+  { text: "1 month 1 week", months: 1, days: 7, hours: 0 },
+  { text: "36 hours", months: 0, days: 0, hours: 36 },
+  { text: "1 year 1 month", months: 13, days: 0, hours: 0 },
+];
+const periodOf = (text: string) => PERIODS.find((p) => p.text === text);
+const dim = (y: number, m: number) => new Date(Date.UTC(y, m + 1, 0)).getUTCDate();
+function shiftMonths(t: number, months: number): number {
+  const d = new Date(t);
+  const total = d.getUTCFullYear() * 12 + d.getUTCMonth() + months;
+  const y = Math.floor(total / 12);
+  const m = total - y * 12;
+  const day = Math.min(d.getUTCDate(), dim(y, m));
+  return Date.UTC(y, m, day) + (t - Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate()));
+}
+const addP = (t: number, p: P) => shiftMonths(t, p.months) + p.days * DAY + p.hours * HOUR;
+const subP = (t: number, p: P) => shiftMonths(t - p.days * DAY - p.hours * HOUR, -p.months);
+const mod = (a: number, n: number) => ((a % n) + n) % n;
+const noonDown = (t: number) => t - mod(t - NOON, DAY);
+const noonUp = (t: number) => (mod(t - NOON, DAY) === 0 ? t : noonDown(t) + DAY);
+const UNIT: Record<string, bigint> = { cpu: 2n, mem: 3n };
+function priceOf(product: string, amount: number, start: number, end: number): number {
+  const n = BigInt(amount) * BigInt((end - start) / 1000) * UNIT[product]!;
+  const q = n / 3600n;
+  return Number(n % 3600n >= 1800n ? q + 1n : q);
+}
+// ---------------------------------------------------------------------------------------------
+
+type Duration =
+  | { kind: "period"; p: number }
+  | { kind: "end"; hours: number }
+  | { kind: "start+period"; off: number; p: number }
+  | { kind: "start+end"; off: number; len: number }
+  | { kind: "period until end"; hours: number; p: number };
+
+type Step =
+  | { kind: "buy"; customer: number; product: "cpu" | "mem"; amount: number; d: Duration; autoRenew: boolean }
+  | { kind: "extend"; chain: number; term: number; input: "none" | { p: number } | { endH: number } }
+  | { kind: "auto_renew"; chain: number; term: number; value: boolean }
+  | { kind: "cancel"; chain: number; term: number }
+  | { kind: "advance"; hours: number };
+
+const pIdx = fc.nat(PERIODS.length - 1);
+const duration: fc.Arbitrary<Duration> = fc.oneof(
+  fc.record({ kind: fc.constant("period" as const), p: pIdx }),
+  fc.record({ kind: fc.constant("end" as const), hours: fc.integer({ min: 1, max: 24 * 70 }) }),
+  fc.record({
+    kind: fc.constant("start+period" as const),
+    off: fc.integer({ min: 1, max: 24 * 40 }),
+    p: pIdx,
+  }),
+  fc.record({
+    kind: fc.constant("start+end" as const),
+    off: fc.integer({ min: 1, max: 24 * 40 }),
+    len: fc.integer({ min: 1, max: 24 * 70 }),
+  }),
+  fc.record({
+    kind: fc.constant("period until end" as const),
+    hours: fc.integer({ min: 1, max: 24 * 90 }),
+    p: pIdx,
+  }),
+);
+const step: fc.Arbitrary<Step> = fc.oneof(
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant("buy" as const),
+      customer: fc.nat(1),
+      product: fc.constantFrom("cpu" as const, "mem" as const),
+      amount: fc.integer({ min: 1, max: 3 }),
+      d: duration,
+      autoRenew: fc.oneof(fc.constant(true), fc.boolean()),
+    }),
+  },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant("extend" as const),
+      chain: fc.nat(20),
+      term: fc.nat(20),
+      input: fc.oneof(
+        fc.constant("none" as const),
+        fc.record({ p: pIdx }),
+        fc.record({ endH: fc.integer({ min: -72, max: 24 * 60 }) }),
+      ),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant("auto_renew" as const),
+      chain: fc.nat(20),
+      term: fc.nat(20),
+      value: fc.boolean(),
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({ kind: fc.constant("cancel" as const), chain: fc.nat(20), term: fc.nat(20) }),
+  },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      kind: fc.constant("advance" as const),
+      hours: fc.integer({ min: 1, max: 24 * 30 }),
+    }),
+  },
+);
+
+/** Where the simulated clock starts: month ends, leap and non-leap Februaries, a year's end. */
+const BASES = [
+  "2032-01-31T09:17:00Z", // leap year, from 31 January
+  "2033-01-31T12:00:00Z", // non-leap, at noon
+  "2036-02-28T23:30:00Z",
+  "2037-02-28T12:00:01Z",
+  "2038-12-31T05:00:00Z",
+  "2040-02-29T13:00:00Z",
+  "2041-03-30T11:59:59Z",
+];
+
+interface Chain {
+  root: string;
+  customer: number;
+  product: string;
+  amount: number;
+}
+interface Made {
+  kind: "purchase" | "extension" | "renewal";
+  at: number;
+}
+interface World {
+  t: Tenant;
+  now: number;
+  chains: Chain[];
+  made: Map<string, Made>;
+  log: string[];
+}
+
+const get = async (id: string) => {
+  const r = await subscriptionObject(env, id).get();
+  if (!r) throw new Error(`subscription ${id} has no object`);
+  return r;
+};
+const ms = (iso: string | null) => (iso === null ? Number.NaN : Date.parse(iso));
+
+async function termsOf(root: string): Promise<SubscriptionRecord[]> {
+  const out: SubscriptionRecord[] = [];
+  let id: string | null = root;
+  while (id !== null) {
+    const r: SubscriptionRecord = await get(id);
+    out.push(r);
+    id = r.nextId;
+  }
+  return out;
+}
+
+/** The length rule of a new term after `last` (no explicit input), from `start`. */
+function repeated(last: SubscriptionRecord, start: number): number {
+  const p = last.createdWith === "period" && last.period !== null ? periodOf(last.period) : undefined;
+  if (last.createdWith === "period")
+    expect(p, `period '${last.period}' is one the test bought`).toBeDefined();
+  return noonUp(p ? addP(start, p) : start + ms(last.endTime) - ms(last.startTime));
+}
+
+async function deliver(messages: RenewalMessage[]) {
+  const batch = createMessageBatch<RenewalMessage>(
+    "stratus-renewals",
+    messages.map((body, i) => ({
+      id: `ct-${i}-${body.subscription}`,
+      timestamp: new Date(),
+      attempts: 1,
+      body,
+    })),
+  );
+  await worker.queue(batch, env);
+  return getQueueResult(batch, createExecutionContext());
+}
+
+async function allTerms(w: World): Promise<Map<string, SubscriptionRecord[]>> {
+  const out = new Map<string, SubscriptionRecord[]>();
+  for (const c of w.chains) out.set(c.root, await termsOf(c.root));
+  return out;
+}
+
+/** The cron at `w.now`, run again until nothing changes (a late run catches up). */
+async function cron(w: World): Promise<void> {
+  const at = new Date(w.now);
+  for (let round = 0; ; round++) {
+    expect(round, "the cron's catch-up ends").toBeLessThan(80);
+    const before = await allTerms(w);
+    const mine = new Set([...before.values()].flat().map((r) => r.id));
+    const due = (await dueSubscriptions(env, new Date(w.now + HORIZON_MS), null, 5000)).filter((d) =>
+      mine.has(d.id),
+    );
+    if (due.length === 0) return;
+    const result = await deliver(due.map((d) => ({ subscription: d.id, at: at.toISOString() })));
+    expect(result.retryMessages, "renewal messages retried").toEqual([]);
+    const after = await allTerms(w);
+    let changed = false;
+    for (const [root, terms] of after) {
+      const old = new Map(before.get(root)!.map((r) => [r.id, r]));
+      for (const [i, r] of terms.entries()) {
+        const was = old.get(r.id);
+        if (!was) {
+          // A renewal: bought by this run, from the end of the term before, as long as it repeats.
+          changed = true;
+          const prev = terms[i - 1]!;
+          const prevWas = old.get(prev.id);
+          w.made.set(r.id, { kind: "renewal", at: w.now });
+          w.log.push(`  cron renewed ${prev.id.slice(-6)} -> ${r.id.slice(-6)} ${r.startTime}..${r.endTime}`);
+          if (prevWas) {
+            expect(prevWas.nextId, `renewed ${prev.id}: nothing followed it`).toBeNull();
+            expect(prevWas.autoRenew, `renewed ${prev.id}: auto_renew was on`).toBe(true);
+            expect(prevWas.endedAt, `renewed ${prev.id}: it was live`).toBeNull();
+            expect(ms(prevWas.endTime), `renewed ${prev.id}: due`).toBeLessThanOrEqual(w.now + HORIZON_MS);
+          }
+          expect(r.startTime, `renewal ${r.id} starts at the chain's end`).toBe(prev.endTime);
+          expect(ms(r.endTime), `renewal ${r.id} ends`).toBe(repeated(prev, ms(prev.endTime)));
+          expect(r.autoRenew).toBe(prev.autoRenew);
+        } else if (was.endedAt === null && r.endedAt !== null) {
+          changed = true;
+          w.log.push(`  cron expired ${r.id.slice(-6)} (${r.endReason}, ${r.renewalError})`);
+          expect(r.endReason, `${r.id} ended by the cron`).toBe("expired");
+          expect(ms(r.endTime), `${r.id} expired only once over`).toBeLessThanOrEqual(w.now);
+          const successor = was.nextId === null ? null : old.get(was.nextId);
+          const chainCancelled = successor !== null && successor !== undefined && successor.endedAt !== null;
+          if (was.autoRenew && !chainCancelled)
+            expect(r.renewalError, `auto-renewing ${r.id} expired without a reason`).not.toBeNull();
+        }
+      }
+    }
+    if (!changed) break;
+  }
+  // Nothing due is left live: each live term whose end passed has a live successor.
+  for (const terms of (await allTerms(w)).values()) {
+    for (const [i, r] of terms.entries()) {
+      const next = terms[i + 1];
+      const followed = next !== undefined && next.endedAt === null;
+      if (r.endedAt === null && !followed) {
+        expect(ms(r.endTime), `${r.id} left live past its end at ${at.toISOString()}`).toBeGreaterThan(w.now);
+        if (r.autoRenew && next === undefined)
+          expect(ms(r.endTime), `${r.id} auto-renewing and due, not renewed`).toBeGreaterThan(
+            w.now + HORIZON_MS,
+          );
+      }
+    }
+  }
+}
+
+function expectedPurchase(s: Extract<Step, { kind: "buy" }>, now: number) {
+  const d = s.d;
+  const startOf = (raw: number) => (noonDown(raw) > now ? noonDown(raw) : now);
+  switch (d.kind) {
+    case "period": {
+      const p = PERIODS[d.p]!;
+      return { object: { period: p.text }, start: now, end: noonUp(addP(now, p)) };
+    }
+    case "end": {
+      const e = now + d.hours * HOUR;
+      return { object: { end_time: new Date(e) }, start: now, end: noonUp(e) };
+    }
+    case "start+period": {
+      const p = PERIODS[d.p]!;
+      const st = now + d.off * HOUR;
+      return {
+        object: { start_time: new Date(st), period: p.text },
+        start: startOf(st),
+        end: noonUp(addP(st, p)),
+      };
+    }
+    case "start+end": {
+      const st = now + d.off * HOUR;
+      const e = st + d.len * HOUR;
+      return {
+        object: { start_time: new Date(st), end_time: new Date(e) },
+        start: startOf(st),
+        end: noonUp(e),
+      };
+    }
+    case "period until end": {
+      const p = PERIODS[d.p]!;
+      const e = now + d.hours * HOUR;
+      const raw = subP(e, p);
+      if (e <= Math.max(raw, now))
+        return { object: { end_time: new Date(e), period: p.text }, error: true as const };
+      return { object: { end_time: new Date(e), period: p.text }, start: startOf(raw), end: noonUp(e) };
+    }
+  }
+}
+
+async function runStep(w: World, s: Step): Promise<void> {
+  const { t } = w;
+  const now = new Date(w.now);
+  if (s.kind === "advance") {
+    w.now += s.hours * HOUR;
+    w.log.push(`advance ${s.hours}h to ${new Date(w.now).toISOString()}; cron`);
+    await cron(w);
+    return;
+  }
+  if (s.kind === "buy") {
+    const e = expectedPurchase(s, w.now);
+    const customer = t.customers[s.customer]!;
+    const object = { customer, resource: s.product, amount: s.amount, auto_renew: s.autoRenew, ...e.object };
+    w.log.push(`buy ${JSON.stringify(object)} at ${now.toISOString()}`);
+    if ("error" in e) {
+      await expect(plan(env, t.partnerId, [object], now)).rejects.toThrow();
+      return;
+    }
+    const planned = await plan(env, t.partnerId, [object], now);
+    const ids = assignIds(planned.subscriptions);
+    const bought = await buy(env, t.partnerId, planned.subscriptions, ids, now);
+    const r = bought.subscriptions[0]!;
+    w.log.push(`  -> ${r.id.slice(-6)} ${r.startTime}..${r.endTime}`);
+    expect(ms(r.startTime), `purchase ${r.id} starts`).toBe(e.start);
+    expect(ms(r.endTime), `purchase ${r.id} ends`).toBe(e.end);
+    w.made.set(r.id, { kind: "purchase", at: w.now });
+    w.chains.push({ root: r.id, customer: s.customer, product: s.product, amount: s.amount });
+    return;
+  }
+  if (w.chains.length === 0) return;
+  const chain = w.chains[s.chain % w.chains.length]!;
+  const terms = await termsOf(chain.root);
+  const target = terms[s.term % terms.length]!;
+  if (s.kind === "cancel") {
+    w.log.push(
+      `cancel ${target.id.slice(-6)} (term ${terms.indexOf(target)} of ${terms.length}) at ${now.toISOString()}`,
+    );
+    const out = await subscriptionObject(env, target.id).cancel(now);
+    expect(out.ok, JSON.stringify(out)).toBe(true);
+    const after = await get(target.id);
+    expect(after.endedAt).not.toBeNull();
+    if (target.endedAt === null)
+      expect(after).toMatchObject({ endReason: "cancelled", endedAt: now.toISOString() });
+    return;
+  }
+  if (s.kind === "auto_renew") {
+    w.log.push(
+      `auto_renew ${s.value} on ${target.id.slice(-6)} (term ${terms.indexOf(target)} of ${terms.length})`,
+    );
+    const refused = s.value && !target.autoRenew && target.endedAt !== null && target.nextId === null;
+    try {
+      await setAutoRenew(env, target.id, s.value);
+      expect(refused, "auto_renew on for an ended term with nothing after it is refused").toBe(false);
+    } catch (error) {
+      if (!(error instanceof AppError) || !refused) throw error;
+      return;
+    }
+    const after = await termsOf(chain.root);
+    for (const r of after.slice(terms.indexOf(target))) {
+      // A later term ended with nothing after it cannot be turned on (the walk stops there).
+      if (s.value && !r.autoRenew && r.endedAt !== null && r.nextId === null && r.id !== target.id) continue;
+      expect(r.autoRenew, `auto_renew of ${r.id} follows ${target.id}`).toBe(s.value);
+    }
+    return;
+  }
+  // extend
+  const last = terms.at(-1)!;
+  const input =
+    s.input === "none"
+      ? {}
+      : "p" in s.input
+        ? { period: PERIODS[s.input.p]!.text }
+        : { end_time: new Date(ms(last.endTime) + s.input.endH * HOUR) };
+  w.log.push(
+    `extend ${target.id.slice(-6)} (term ${terms.indexOf(target)} of ${terms.length}) ${JSON.stringify(input)} at ${now.toISOString()}`,
+  );
+  const start = Math.max(ms(last.endTime), w.now);
+  let expectedEnd: number | "refused";
+  if (last.endReason === "cancelled") expectedEnd = "refused";
+  else if ("period" in input) expectedEnd = noonUp(addP(start, periodOf(input.period!)!));
+  else if ("end_time" in input)
+    expectedEnd = input.end_time!.getTime() <= start ? "refused" : noonUp(input.end_time!.getTime());
+  else expectedEnd = repeated(last, start);
+  let r: SubscriptionRecord;
+  try {
+    r = await extend(
+      env,
+      partnerScope(t.partnerId),
+      target.id,
+      input,
+      { subscription: subscriptionIdBeside(last.id), order: uuidv7() },
+      now,
+    );
+  } catch (error) {
+    w.log.push(`  -> refused: ${(error as Error).message}`);
+    if (!(error instanceof AppError) || expectedEnd !== "refused") throw error;
+    return;
+  }
+  w.log.push(`  -> ${r.id.slice(-6)} ${r.startTime}..${r.endTime}`);
+  expect(expectedEnd, `extension of ${last.id} (${last.endReason}) should have been refused`).not.toBe(
+    "refused",
+  );
+  expect(r.previousId, "the extension follows the chain's last term").toBe(last.id);
+  expect(ms(r.startTime), `extension ${r.id} starts`).toBe(start);
+  expect(ms(r.endTime), `extension ${r.id} ends`).toBe(expectedEnd);
+  expect(r.autoRenew, "an extension takes auto_renew from the term it follows").toBe(last.autoRenew);
+  w.made.set(r.id, { kind: "extension", at: w.now });
+}
+
+/** Every term charged once at its price, contiguous chains, quota = live chains once. */
+async function checkBooks(w: World): Promise<void> {
+  const { t } = w;
+  const charges = await env.DB.prepare(
+    "SELECT key, kind, subscription_id, amount_minor, period_start, period_end, quantity FROM charges WHERE partner_id = ?",
+  )
+    .bind(t.partnerId)
+    .all<{
+      key: string;
+      kind: string;
+      subscription_id: string;
+      amount_minor: number;
+      period_start: string;
+      period_end: string;
+      quantity: number;
+    }>();
+  const bySub = new Map<string, typeof charges.results>();
+  for (const c of charges.results) bySub.set(c.subscription_id, [...(bySub.get(c.subscription_id) ?? []), c]);
+  const seen = new Set<string>();
+  const held = new Map<string, number>();
+  for (const chain of w.chains) {
+    const terms = await termsOf(chain.root);
+    let live = false;
+    for (const [i, r] of terms.entries()) {
+      seen.add(r.id);
+      // Live: not ended and not over (README, "Quota held once per chain"); every advance of the
+      // clock runs the cron, so a term over with nothing live after it has been expired by then.
+      live ||= r.endedAt === null && ms(r.endTime) > w.now;
+      expect(r.endReason, `${r.id} is not failed`).not.toBe("failed");
+      expect(r.amount, `${r.id} keeps the chain's amount`).toBe(chain.amount);
+      expect(ms(r.endTime), `${r.id} ends after it starts`).toBeGreaterThan(ms(r.startTime));
+      expect(mod(ms(r.endTime) - NOON, DAY), `${r.id} ends at noon`).toBe(0);
+      const made = w.made.get(r.id);
+      expect(made, `${r.id} was bought by the test or the cron`).toBeDefined();
+      if (i > 0) {
+        const prev = terms[i - 1]!;
+        expect(r.previousId).toBe(prev.id);
+        expect(r.rootId).toBe(chain.root);
+        // Contiguous: from the end of the term before, or from when it was bought if the chain had lapsed.
+        const from = made!.kind === "renewal" ? ms(prev.endTime) : Math.max(ms(prev.endTime), made!.at);
+        expect(ms(r.startTime), `${r.id} starts where the chain ends`).toBe(from);
+      }
+      const lines = bySub.get(r.id) ?? [];
+      expect(lines, `${r.id}: one charge line, no reversal`).toHaveLength(1);
+      expect(lines[0]).toMatchObject({
+        key: `purchase:${r.id}`,
+        kind: made!.kind,
+        amount_minor: priceOf(chain.product, chain.amount, ms(r.startTime), ms(r.endTime)),
+        period_start: r.startTime,
+        period_end: r.endTime,
+        quantity: chain.amount,
+      });
+    }
+    if (live) {
+      const key = `${chain.customer} ${chain.product}`;
+      held.set(key, (held.get(key) ?? 0) + chain.amount);
+    }
+  }
+  for (const c of charges.results)
+    expect(seen.has(c.subscription_id), `line ${c.key} is a term's`).toBe(true);
+  for (const [i] of t.customers.entries()) {
+    for (const product of ["cpu", "mem"]) {
+      const q = await usageOf(t, i, product);
+      expect(q.pending, `customer ${i} ${product} pending`).toBe(0);
+      expect(q.usage, `customer ${i} ${product} usage = live chains once`).toBe(
+        held.get(`${i} ${product}`) ?? 0,
+      );
+    }
+  }
+}
+
+/** Runs per test run (~0.4 s each). */
+const RUNS = 60;
+
+describe("chains over simulated time", () => {
+  it("every term contiguous, charged once at its price; quota held once per live chain; nothing due left", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.nat(BASES.length - 1),
+        fc.integer({ min: 0, max: 24 * 60 - 1 }),
+        fc.array(step, { minLength: 3, maxLength: 14 }),
+        async (base, minutes, steps) => {
+          const t = await tenant({ customers: 2 });
+          await withCatalog(t, 1000);
+          const w: World = {
+            t,
+            now: Date.parse(BASES[base]!) + (minutes % 3 === 0 ? 0 : minutes * 60_000),
+            chains: [],
+            made: new Map(),
+            log: [],
+          };
+          try {
+            for (const s of steps) {
+              await runStep(w, s);
+              await checkBooks(w);
+            }
+            // The end: every chain stops renewing, and once all is over the cron expires what is left.
+            let latest = w.now;
+            for (const c of w.chains) {
+              const terms = await termsOf(c.root);
+              latest = Math.max(latest, ...terms.map((r) => ms(r.endTime)));
+              const last = terms.at(-1)!;
+              if (last.autoRenew) await setAutoRenew(env, c.root, false);
+            }
+            w.now = latest + DAY;
+            w.log.push(`auto_renew off everywhere; advance to ${new Date(w.now).toISOString()}; cron`);
+            await cron(w);
+            await checkBooks(w);
+            await expectBooksBalance(t);
+          } catch (error) {
+            // Shrinking does not keep the clock's story: the steps and what each did are what to read.
+            const shown = w.log.filter(
+              (l, i) => !(l.includes("cron renewed") && w.log[i + 1]?.includes("cron renewed")),
+            );
+            throw new Error(`${error}\nsteps: ${JSON.stringify(steps)}\n${shown.join("\n")}`);
+          }
+        },
+      ),
+      { numRuns: RUNS, interruptAfterTimeLimit: 70_000, endOnFailure: true },
+    );
+  }, 90_000);
+});
