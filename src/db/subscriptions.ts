@@ -205,17 +205,13 @@ export async function projectedVersions(env: Env, ids: readonly string[]): Promi
 }
 
 /**
- * Whether chain `rootId` has a live term other than `id` at `now`: not ended, and not over, or
- * over and waiting for its own renewal (auto-renewing, nothing created after it yet: the cron
- * renews it, or expires it, which then releases what it holds). Counted as over, a late cron run
- * that expired an earlier term released the chain's hold under the renewal.
+ * Whether chain `rootId` has a live term other than `id` at `now`: not ended, and not over, or over
+ * but auto-renewing with nothing created after it yet (its renewal, or its expiry, is on its way).
  */
 export async function otherLiveTerms(env: Env, rootId: string, id: string, now: Date): Promise<boolean> {
   const row = await env.DB.prepare(
-    `SELECT 1 FROM subscriptions AS s WHERE root_id = ? AND id != ? AND ended_at IS NULL
-       AND (end_time IS NULL OR end_time > ?
-         OR (auto_renew = 1 AND NOT EXISTS (SELECT 1 FROM subscriptions AS n WHERE n.id = s.next_id)))
-       LIMIT 1`,
+    `SELECT 1 FROM subscriptions AS s WHERE root_id = ? AND id != ? AND ended_at IS NULL AND (end_time IS NULL
+       OR end_time > ? OR (auto_renew = 1 AND NOT EXISTS (SELECT 1 FROM subscriptions n WHERE n.id = s.next_id))) LIMIT 1`,
   )
     .bind(rootId, id, now.toISOString())
     .first();

@@ -6,7 +6,7 @@ import type { DeliveryMode, ProductKind } from "./catalog";
 import { type CreatedWith, deployedTerm } from "./durations";
 import { chargeFor, historyFull, isRunning, MAX_RUN_INTERVALS, type RunInterval } from "./metering";
 import { currency, formatMinor, MAX_PRICE_MINOR } from "./money";
-import { type SettledRuns, settleRuns } from "./usage";
+import type { SettledRuns } from "./usage";
 import { canMoveTo, type DeploymentPatch, type DeploymentStatus } from "./webhooks";
 
 export type Status = "active" | "inactive" | "expired";
@@ -355,16 +355,6 @@ function historyFullRefusal(point: string): Refusal {
     message: `this cloud's run history holds ${MAX_RUN_INTERVALS} intervals since its last month billed, the most one keeps: it starts (or resizes while running) again once this month is billed; a stop always applies`,
     point,
   };
-}
-
-/**
- * `r` with its months wholly billed gone from its run history (`settleRuns`); anything but a
- * cloud, or one with no such month, as it is.
- */
-export function withSettledRuns(r: SubscriptionRecord): SubscriptionRecord {
-  if (r.kind !== "caas") return r;
-  const { intervals, settled } = settleRuns(r.id, r.runs, BigInt(r.unitPriceMinor), r.settledRuns);
-  return intervals === r.runs ? r : { ...r, runs: intervals, ...(settled ? { settledRuns: settled } : {}) };
 }
 
 /**

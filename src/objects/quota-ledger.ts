@@ -102,12 +102,10 @@ export class QuotaLedger extends DurableObject<Env> {
   // ---- commissions kept here ---------------------------------------------------------------------
 
   async issue(request: CommissionRequest): Promise<IssueAnswer> {
-    // A service's commission that stays pending is indexed in D1 after its transaction: the
-    // alarm is set first, so a ledger that dies between the two leaves the index to it.
+    // Indexed in D1 after its transaction: the alarm first, so a ledger dying between them is covered.
     if (!request.autoAccept && request.serviceId !== null) await this.wakeIn(INDEX_RETRY_MS);
-    // Taking a serial block may wait on D1, which lets other calls in: everything after is
-    // decided with no other await before its transaction, so two issues of one reference never
-    // both find it free.
+    // Taking a serial block may wait on D1, which lets other calls in: everything after is decided
+    // with no other await before its transaction, so two issues of one reference never both find it free.
     await this.serials.ensure(request.home);
     if (request.reference !== null) {
       const live = this.commissions.live(request.reference);
@@ -135,8 +133,7 @@ export class QuotaLedger extends DurableObject<Env> {
    * finished first; if it was the other decision, the commission is no longer pending: "missing".
    */
   async resolve(serial: number, serviceId: string | null, decision: Decision): Promise<"done" | "missing"> {
-    // A service's commission is indexed in D1 after the transaction that resolves it: the alarm
-    // is set first (before the row is read: nothing may await between that read and the transaction).
+    // As in `issue`; before the row is read, as nothing may await between that read and its transaction.
     if (serviceId !== null) await this.wakeIn(INDEX_RETRY_MS);
     const row = this.commissions.record(serial);
     if (!row || row.service_id !== serviceId) return "missing";

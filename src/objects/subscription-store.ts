@@ -1,7 +1,8 @@
 import { youngerInQueue } from "../db/subscriptions";
 import { uuidv7 } from "../domain/ids";
 import { logError } from "../domain/log";
-import { type SubscriptionRecord, withSettledRuns } from "../domain/subscriptions";
+import type { SubscriptionRecord } from "../domain/subscriptions";
+import { settleRuns } from "../domain/usage";
 import { type EventType, eventOf } from "../domain/webhooks";
 import type { Rider } from "./projection-pushes";
 import { createUsageLines, UsageOutbox } from "./usage-outbox";
@@ -239,4 +240,14 @@ export class SubscriptionStore {
       return false;
     }
   }
+}
+
+/**
+ * `r` with its months wholly billed gone from its run history (`settleRuns`); anything but a
+ * cloud, or one with no such month, as it is.
+ */
+function withSettledRuns(r: SubscriptionRecord): SubscriptionRecord {
+  if (r.kind !== "caas") return r;
+  const { intervals, settled } = settleRuns(r.id, r.runs, BigInt(r.unitPriceMinor), r.settledRuns);
+  return intervals === r.runs ? r : { ...r, runs: intervals, ...(settled ? { settledRuns: settled } : {}) };
 }
