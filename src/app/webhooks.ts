@@ -5,9 +5,11 @@ import {
   olderPending,
   overdueDeliveries,
   recordAttempt,
+  requeueDelivery,
   syndicationOf,
   wakeNext,
 } from "../db/webhooks";
+import { logError } from "../domain/log";
 import {
   deferSeconds,
   MAX_DELAY_SECONDS,
@@ -127,6 +129,22 @@ async function notClaimed(
     return { outcome: "retry", delaySeconds: wait, due: lookAgain };
   }
   return { outcome: "retry", delaySeconds: LOOK_AGAIN_SECONDS, due };
+}
+
+/**
+ * Delivers a dead or delivered event again: its schedule and retention horizon start over now.
+ * Undefined while it is still pending. The row is what counts: a message the queue would not take
+ * is sent by the cron's sweep of overdue deliveries, so a redelivery made is answered as made.
+ */
+export async function redeliver(env: Env, id: string, now: Date): Promise<Delivery | undefined> {
+  const requeued = await requeueDelivery(env, id, now);
+  if (!requeued) return undefined;
+  try {
+    await webhooksQueue(env).send({ deliveryId: id, due: requeued.nextAttemptAt });
+  } catch (error) {
+    logError("webhooks.redeliver.unsent", error, { deliveryId: id });
+  }
+  return requeued;
 }
 
 /** How long past due a delivery nothing has attempted counts as having lost its message. */

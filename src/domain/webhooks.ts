@@ -1,3 +1,5 @@
+import { isRunning, type RunInterval } from "./metering";
+
 /**
  * Webhooks out, free of I/O: Standard Webhooks signatures, the retry schedule and its retention
  * horizon, and the deployment statuses a vendor reports.
@@ -139,15 +141,40 @@ export interface DeploymentPatch {
 export type EventType = "CREATED" | "MODIFIED" | "DELETED";
 
 /**
- * The event a subscription's new version makes: CREATED for the first, DELETED when it ends,
- * MODIFIED for any other change; none once it has ended.
+ * What a subscription's vendor is told of when it changes: what the vendor API shows of it
+ * (`GET /api/subscription/{id}`, its status worked out from these), whether it runs, and what is
+ * left of a depletable. A version that changes none of it is bookkeeping (a place reserved in its
+ * chain, a quota step, a month of running time billed) and tells the vendor nothing.
  */
-export function eventOf(
-  previous: { endedAt: string | null } | null,
-  next: { endedAt: string | null },
-): EventType | null {
+const TOLD = [
+  "deploymentStatus",
+  "startTime",
+  "endTime",
+  "endedAt",
+  "autoRenew",
+  "amount",
+  "product",
+  "customerId",
+  "orderId",
+  "syndicatedEndpoints",
+  "endUserInstructions",
+  "remaining",
+] as const;
+
+type Told = { [K in (typeof TOLD)[number]]: unknown } & { runs: readonly RunInterval[] };
+
+const sameToVendor = (a: Told, b: Told): boolean =>
+  isRunning(a.runs) === isRunning(b.runs) &&
+  TOLD.every((field) => JSON.stringify(a[field]) === JSON.stringify(b[field]));
+
+/**
+ * The event a subscription's new version makes: CREATED for the first, DELETED when it ends,
+ * MODIFIED for a change its vendor is told of (`TOLD`); none for bookkeeping, none once it has ended.
+ */
+export function eventOf(previous: Told | null, next: Told): EventType | null {
   // One created already ended (its purchase was undone before it was created) never was: no event.
   if (!previous) return next.endedAt !== null ? null : "CREATED";
   if (previous.endedAt !== null) return null;
-  return next.endedAt !== null ? "DELETED" : "MODIFIED";
+  if (next.endedAt !== null) return "DELETED";
+  return sameToVendor(previous, next) ? null : "MODIFIED";
 }

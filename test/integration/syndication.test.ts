@@ -252,6 +252,34 @@ describe("the full flow", () => {
     ).toBe(deploy.endUserInstructions);
   });
 
+  it("an extension is CREATED for its term and nothing for the term it follows (its place taken is bookkeeping)", async () => {
+    const s = await syndicated(() => new Response(null, { status: 204 }));
+    const location = (await accepted(s)).headers.get("location") as string;
+    const id = await subscriptionOf(s, location);
+    await expectOk(
+      call("PATCH", `/api/subscription/${id}`, {
+        token: s.vendorToken,
+        body: { deploymentStatus: "DEPLOYED" },
+      }),
+    );
+    expect((await call("GET", location, { token: s.t.partnerKey })).status).toBe(201);
+    const extension = await expectOk(
+      call("POST", `/v1/subscriptions/${id}/action/?do=extend`, { token: s.t.partnerKey, body: {} }),
+    );
+    await eventually(
+      async () => (await deliveries(s)).find((d) => d.subscription === extension.id && d.type === "CREATED"),
+      "CREATED for the extension",
+    );
+    const ofFirst = (await deliveries(s)).filter((d) => d.subscription === id);
+    expect(ofFirst.map((d) => [d.type, d.sequence])).toEqual([
+      ["CREATED", 1],
+      ["MODIFIED", 2],
+    ]);
+    expect((await expectOk(call("GET", `/api/subscription/${id}`, { token: s.vendorToken }))).sequence).toBe(
+      2,
+    );
+  });
+
   it("FAILED undoes the purchase: the operation fails, the quota is released", async () => {
     const s = await syndicated(() => new Response(null, { status: 204 }));
     const r = await accepted(s, 3);

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it, vi } from "vitest";
-import { attemptDelivery } from "../../src/app/webhooks";
+import { attemptDelivery, resendOverdueDeliveries } from "../../src/app/webhooks";
 import { findDelivery } from "../../src/db/webhooks";
 import {
   call,
@@ -116,6 +116,35 @@ describe("GET /v1/webhooks/deliveries", () => {
       expect(row?.deliveredAt).toBeNull();
     } finally {
       sent.mockRestore();
+    }
+  });
+
+  it("a redelivery the queue would not take stands (202, pending) and the cron's sweep sends it", async () => {
+    const { token } = await syndicatedPurchase();
+    const delivered = await eventually(async () => {
+      const list = await call("GET", "/v1/webhooks/deliveries?status=delivered", { token });
+      return list.body.objects?.[0] as { id: string } | undefined;
+    }, "delivered");
+    const refused = vi.spyOn(env.WEBHOOKS, "send").mockRejectedValue(new Error("queue unavailable"));
+    const swept = vi.spyOn(env.WEBHOOKS, "sendBatch").mockImplementation(async () => undefined as never);
+    try {
+      const again = await call("POST", `/v1/webhooks/deliveries/${delivered.id}/redeliver`, { token });
+      expect(again.status).toBe(202);
+      expect(again.body.status).toBe("pending");
+      expect(refused).toHaveBeenCalledTimes(1);
+      // A retry finds it pending: the first redelivery took effect.
+      expect(
+        (await call("POST", `/v1/webhooks/deliveries/${delivered.id}/redeliver`, { token })).status,
+      ).toBe(409);
+      const later = new Date(Date.now() + 11 * 60_000);
+      await resendOverdueDeliveries(env, later);
+      const sentIds = swept.mock.calls.flatMap(([batch]) =>
+        [...batch].map((m) => (m.body as { deliveryId: string }).deliveryId),
+      );
+      expect(sentIds).toContain(delivered.id);
+    } finally {
+      refused.mockRestore();
+      swept.mockRestore();
     }
   });
 });

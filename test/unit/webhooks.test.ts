@@ -10,15 +10,50 @@ import {
   webhookRetentionMs,
 } from "../../src/domain/webhooks";
 
-const live = { endedAt: null };
-const ended = { endedAt: "2030-01-01T12:00:00.000Z" };
+const live = {
+  deploymentStatus: "DEPLOYED",
+  startTime: "2030-01-01T12:00:00.000Z",
+  endTime: "2030-02-01T12:00:00.000Z",
+  endedAt: null,
+  autoRenew: false,
+  amount: 1,
+  product: "backup",
+  customerId: "c1",
+  orderId: "o1",
+  syndicatedEndpoints: ["https://backup.example/c1"],
+  endUserInstructions: null,
+  remaining: null,
+  runs: [{ start: 0, end: null, quantity: 1 }],
+};
+const ended = { ...live, endedAt: "2030-01-15T12:00:00.000Z" };
 
 describe("eventOf", () => {
   it.each([
     ["the first version", "CREATED", null, live],
-    ["a change while live", "MODIFIED", live, live],
+    ["a change the vendor reads (its quantity)", "MODIFIED", live, { ...live, amount: 2 }],
+    ["a change the vendor reads (its endpoints)", "MODIFIED", live, { ...live, syndicatedEndpoints: [] }],
+    ["a change the vendor reads (auto_renew: renewable)", "MODIFIED", live, { ...live, autoRenew: true }],
+    [
+      "a change the vendor is told of (stopped)",
+      "MODIFIED",
+      live,
+      { ...live, runs: [{ start: 0, end: 5, quantity: 1 }] },
+    ],
+    ["bookkeeping only (a place reserved in its chain)", null, live, { ...live, nextId: "s2" }],
+    [
+      "bookkeeping only (a running interval split at a month's end)",
+      null,
+      live,
+      {
+        ...live,
+        runs: [
+          { start: 0, end: 5, quantity: 1 },
+          { start: 5, end: null, quantity: 1 },
+        ],
+      },
+    ],
     ["the version that ends it", "DELETED", live, ended],
-    ["a change after it ended", null, ended, ended],
+    ["a change after it ended", null, ended, { ...ended, deploymentStatus: "UNDEPLOYED" }],
     ["a first version already ended (its purchase undone before it was created)", null, null, ended],
   ] as const)("%s: %s", (_what, event, previous, next) => {
     expect(eventOf(previous, next)).toBe(event);

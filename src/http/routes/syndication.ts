@@ -1,5 +1,6 @@
 import type * as v from "valibot";
 import { newIdFor } from "../../app/intents";
+import { redeliver } from "../../app/webhooks";
 import { issueCredential, type Principal } from "../../db/credentials";
 import { createVendor, findVendor, setSyndication, type Vendor } from "../../db/vendors";
 import {
@@ -9,12 +10,10 @@ import {
   type Delivery,
   findDelivery,
   listDeliveries,
-  requeueDelivery,
   syndicationOf,
 } from "../../db/webhooks";
 import { AppError, notFound } from "../../domain/errors";
 import { newSigningSecret } from "../../domain/webhooks";
-import { webhooksQueue } from "../../objects/webhook-events";
 import { IdParams, IssuedCredentialOut, KeyRequest } from "../../schemas/common";
 import { ProductParams } from "../../schemas/products";
 import {
@@ -302,9 +301,8 @@ export const syndicationRoutes = [
     async handle({ env, principal, params }) {
       const d = await findDelivery(env, params.id, vendorScope(principal));
       if (!d) throw notFound(`delivery ${params.id} does not exist`);
-      const requeued = await requeueDelivery(env, d.id, new Date());
+      const requeued = await redeliver(env, d.id, new Date());
       if (!requeued) throw new AppError("conflict", `delivery ${d.id} is still pending`);
-      await webhooksQueue(env).send({ deliveryId: d.id, due: requeued.nextAttemptAt });
       return { status: 202, body: deliveryOut(requeued) };
     },
   }),
