@@ -51,6 +51,8 @@ export const SerialParams = v.object({
     v.regex(/^\d{1,15}$/),
     v.metadata({ type: "integer", minimum: 1, pattern: undefined }),
     v.transform(Number),
+    // Serials start at 1, as the document says: `/commissions/0` names nothing, as `/-3` does.
+    v.minValue(1),
   ),
 });
 

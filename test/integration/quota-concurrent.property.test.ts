@@ -624,7 +624,7 @@ async function send(r: Run, g: Group, q: Req, exact: boolean): Promise<void> {
     }
     r.log.push(`${what} -> ${reply.status} ${reply.text.slice(0, 160)}`);
     if (fivexx(r, g, what, reply)) return;
-    // A serial below 1 names no route (`/commissions/-3/action`): 404 before the body is read.
+    // A serial below 1 names nothing (`/commissions/0/action`, `/-3/action`): 404 before the body is read.
     const expected =
       q.how === "many" ? 200 : (q.how === "both" || q.how === "neither") && serial >= 1 ? 400 : 404;
     if (reply.status !== expected) r.odd.push(`${what}: answered ${reply.status} ${reply.text}`);

@@ -130,6 +130,22 @@ describe("bad input", async () => {
     }
   });
 
+  it("a serial below 1 names nothing: 404 before the body is read, whatever the body (0 as -3)", async () => {
+    for (const serial of ["0", "-3", "000"]) {
+      for (const body of [{}, { accept: "", reject: "" }, { accept: "" }]) {
+        const r = await call("POST", `/account/v1.0/commissions/${serial}/action`, {
+          token: t.serviceToken,
+          body,
+        });
+        expect(r.status, `${serial} ${JSON.stringify(body)}`).toBe(404);
+        expect(r.body.itemNotFound.code).toBe(404);
+      }
+      expect(
+        (await call("GET", `/account/v1.0/commissions/${serial}`, { token: t.serviceToken })).status,
+      ).toBe(404);
+    }
+  });
+
   it("an unknown path or method under /account answers a cloudFault", async () => {
     const r = await call("GET", "/account/v1.0/nothing", { token: t.serviceToken });
     expect(r.status).toBe(404);
