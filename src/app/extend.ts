@@ -100,7 +100,16 @@ export async function extend(
     // A renewal continues the chain from its end, even when it runs after it.
     const from =
       renewal && last.endTime !== null ? new Date(Math.min(now.getTime(), Date.parse(last.endTime))) : now;
-    const planned = made ? plannedAs(made, last) : plannedAfter(last, await priced(env, last), input, from);
+    let planned: PlannedSubscription;
+    try {
+      planned = made ? plannedAs(made, last) : plannedAfter(last, await priced(env, last), input, from);
+    } catch (error) {
+      // Refused with the place already reserved under these ids (an earlier attempt, a keyed
+      // request or an operation, died after reserving it, and the chain was cancelled since):
+      // nothing was made under them, so the place goes back, as after a refused purchase below.
+      if (!made && isFinalAnswer(error)) await subscriptionObject(env, last.id).releaseNext(ids.subscription);
+      throw error;
+    }
     // A renewal reserves the place when it is planned: then it is this extension's already.
     let reserved = last;
     if (last.nextId !== ids.subscription) {

@@ -95,3 +95,29 @@ describe("an extension without a key whose request died before it existed", () =
     await expectBooksBalance(t);
   });
 });
+
+describe("a keyed extension whose first attempt died after reserving its place, retried after a cancel", () => {
+  it("answers 409 and gives the place back, so the cancelled chain's quota is released at once", async () => {
+    const t = await tenantWithCatalog(1, 6);
+    const { id } = await term(t, false);
+    const extend = () =>
+      call("POST", `/v1/subscriptions/${id}/action/?do=extend`, {
+        token: t.partnerKey,
+        body: {},
+        headers: { "Idempotency-Key": "extend-after-cancel" },
+      });
+    // The reservation is committed; its instance dies before it answers.
+    armFault("subscription.committed");
+    expect((await extend()).status).toBe(500);
+    disarmFaults();
+    expect((await subscriptionObject(env, id).get())?.nextId).not.toBeNull();
+    await expectOk(call("DELETE", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
+    const retried = await extend();
+    expect(retried.status).toBe(409);
+    expect(retried.body.detail).toMatch(/was cancelled/);
+    // Before, the place stayed the dead attempt's until the recovery bound, and with it the hold.
+    expect(await subscriptionObject(env, id).get()).toMatchObject({ nextId: null, holdReleased: true });
+    expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 0, pending: 0 });
+    await expectBooksBalance(t);
+  });
+});

@@ -39,6 +39,16 @@ async function syndicatedPurchase() {
   return { t, token };
 }
 
+/** A syndicated purchase whose CREATED was delivered: the delivery, and the vendor's token. */
+async function deliveredPurchase() {
+  const { token } = await syndicatedPurchase();
+  const delivered = await eventually(async () => {
+    const list = await call("GET", "/v1/webhooks/deliveries?status=delivered", { token });
+    return list.body.objects?.[0] as { id: string } | undefined;
+  }, "delivered");
+  return { token, delivered };
+}
+
 describe("the retention horizon", () => {
   it("makes no attempt that would fall past it: a message that comes late finds the delivery dead", async () => {
     healthy = false;
@@ -100,11 +110,7 @@ describe("GET /v1/webhooks/deliveries", () => {
   });
 
   it("a redelivered delivery answers pending with delivered_at null (the route's example)", async () => {
-    const { token } = await syndicatedPurchase();
-    const delivered = await eventually(async () => {
-      const list = await call("GET", "/v1/webhooks/deliveries?status=delivered", { token });
-      return list.body.objects?.[0] as { id: string } | undefined;
-    }, "delivered");
+    const { token, delivered } = await deliveredPurchase();
     // Hold the queue so the redelivery stays pending while we look.
     const sent = vi.spyOn(env.WEBHOOKS, "send").mockImplementation(async () => undefined as never);
     try {
@@ -120,11 +126,7 @@ describe("GET /v1/webhooks/deliveries", () => {
   });
 
   it("a redelivery the queue would not take stands (202, pending) and the cron's sweep sends it", async () => {
-    const { token } = await syndicatedPurchase();
-    const delivered = await eventually(async () => {
-      const list = await call("GET", "/v1/webhooks/deliveries?status=delivered", { token });
-      return list.body.objects?.[0] as { id: string } | undefined;
-    }, "delivered");
+    const { token, delivered } = await deliveredPurchase();
     const refused = vi.spyOn(env.WEBHOOKS, "send").mockRejectedValue(new Error("queue unavailable"));
     const swept = vi.spyOn(env.WEBHOOKS, "sendBatch").mockImplementation(async () => undefined as never);
     try {
