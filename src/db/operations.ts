@@ -62,7 +62,14 @@ export async function findOperation(env: Env, opRef: string, scope: Scope) {
 export async function startOperation(env: Env, opRef: string, now: Date): Promise<Operation | null> {
   const row = await database(env)
     .update(operations)
-    .set({ status: "running", updatedAt: now.toISOString(), attempts: sql`${operations.attempts} + 1` })
+    // A run is not waiting on its vendor (it marks itself waiting again if it still is): a run the
+    // vendor's report began that dies is then stalled, and the sweep runs it again.
+    .set({
+      status: "running",
+      waiting: false,
+      updatedAt: now.toISOString(),
+      attempts: sql`${operations.attempts} + 1`,
+    })
     .where(and(eq(operations.opRef, opRef), inArray(operations.status, ["queued", "running"])))
     .returning()
     .get();

@@ -6,7 +6,17 @@ import { renewOrExpire } from "../../src/app/renewals";
 import { armFault, disarmFaults, FAULT_STEPS, type FaultStep } from "../../src/domain/faults";
 import { subscriptionObject, subscriptionShard } from "../../src/objects/subscription-object";
 import { expectBooksBalance, recoverAll, runOperationsQueue } from "../books";
-import { call, type Reply, type Tenant, tenant, unique, withCatalog } from "../helpers";
+import {
+  call,
+  expectOk,
+  type Reply,
+  syndicatedProduct,
+  type Tenant,
+  tenant,
+  unique,
+  vendorEndpoints,
+  withCatalog,
+} from "../helpers";
 
 /**
  * The books balance under concurrent, asynchronous and retried work: random sequences in which
@@ -16,21 +26,25 @@ import { call, type Reply, type Tenant, tenant, unique, withCatalog } from "../h
  * again with the same Idempotency-Key (after, or at the same time as, the first). A group may arm a
  * fault step (whichever of its requests or queue deliveries gets there first dies there) or evict
  * its target's shard mid-flight; a keyed request answered 5xx there is retried after. Any other
- * 5xx is a finding. After the sequence the operations are left to finish, recovery runs as if the
- * bound had passed, and `expectBooksBalance` must hold. Found: an auto_renew toggle racing the
+ * 5xx is a finding. A syndicated product is bought too, and its vendor's reports (DEPLOYED,
+ * FAILED, STOPPED, UNDEPLOYED) race cancels, extensions and renewals. After the sequence the
+ * operations are left to finish, the vendor deploys whatever still waits for it, recovery runs as
+ * if the bound had passed, no operation may be left open, and `expectBooksBalance` must hold. Found: an auto_renew toggle racing the
  * cron's expiry, and an unkeyed extension's place kept after its request died
  * (books-races.test.ts).
  */
 
 type Op =
-  | { kind: "buy"; customer: number; product: "cpu" | "mem" | "cumulus"; amount: number }
+  | { kind: "buy"; customer: number; product: "cpu" | "mem" | "cumulus" | "syndicated"; amount: number }
   | { kind: "patch"; amount: number }
   | { kind: "run"; action: "start" | "stop" }
   | { kind: "extend" }
   | { kind: "cancel" }
   | { kind: "auto_renew" }
   | { kind: "term ends" }
-  | { kind: "evict" };
+  | { kind: "evict" }
+  /** The vendor's report on a syndicated subscription (any other answers 404). */
+  | { kind: "vendor"; status: "DEPLOYED" | "FAILED" | "STOPPED" | "UNDEPLOYED" };
 
 interface Req {
   op: Op;
@@ -50,8 +64,17 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   fc.record({
     kind: fc.constant("buy" as const),
     customer: fc.nat(1),
-    product: fc.constantFrom("cpu" as const, "mem" as const, "cumulus" as const),
+    product: fc.constantFrom("cpu" as const, "mem" as const, "cumulus" as const, "syndicated" as const),
     amount: fc.integer({ min: 1, max: 4 }),
+  }),
+  fc.record({
+    kind: fc.constant("vendor" as const),
+    status: fc.constantFrom(
+      "DEPLOYED" as const,
+      "FAILED" as const,
+      "STOPPED" as const,
+      "UNDEPLOYED" as const,
+    ),
   }),
   fc.record({ kind: fc.constant("patch" as const), amount: fc.integer({ min: 1, max: 5 }) }),
   fc.record({
@@ -107,6 +130,19 @@ const combo: fc.Arbitrary<Op[]> = fc.constantFrom<Op[]>(
     { kind: "patch", amount: 5 },
   ],
   [{ kind: "buy", customer: 0, product: "mem", amount: 3 }, { kind: "extend" }, { kind: "cancel" }],
+  [{ kind: "vendor", status: "DEPLOYED" }, { kind: "cancel" }],
+  [{ kind: "vendor", status: "FAILED" }, { kind: "cancel" }],
+  [
+    { kind: "vendor", status: "DEPLOYED" },
+    { kind: "vendor", status: "FAILED" },
+  ],
+  [{ kind: "vendor", status: "DEPLOYED" }, { kind: "extend" }, { kind: "term ends" }],
+  [{ kind: "vendor", status: "FAILED" }, { kind: "term ends" }, { kind: "auto_renew" }],
+  [
+    { kind: "buy", customer: 0, product: "syndicated", amount: 3 },
+    { kind: "buy", customer: 0, product: "syndicated", amount: 3 },
+    { kind: "vendor", status: "DEPLOYED" },
+  ],
 );
 
 const flags = fc.record({
@@ -145,6 +181,9 @@ const step: fc.Arbitrary<Step> = fc.oneof(
 
 interface Run {
   t: Tenant;
+  /** The syndicated product, and its vendor's token. */
+  syndicated: string;
+  vendorToken: string;
   ids: string[];
   opRefs: Set<string>;
   /** Every answer 5xx, or otherwise unexpected, with what asked for it. */
@@ -165,7 +204,12 @@ function send(r: Run, o: Op, target: string | undefined, headers: Record<string,
         headers,
         body: {
           objects: [
-            { customer: t.customers[o.customer], resource: o.product, amount: o.amount, period: "1 month" },
+            {
+              customer: t.customers[o.customer],
+              resource: o.product === "syndicated" ? r.syndicated : o.product,
+              amount: o.amount,
+              period: "1 month",
+            },
           ],
         },
       });
@@ -195,6 +239,12 @@ function send(r: Run, o: Op, target: string | undefined, headers: Record<string,
         headers,
         body: {},
       });
+    case "vendor":
+      return call("PATCH", `/api/subscription/${target}`, {
+        token: r.vendorToken,
+        headers,
+        body: { deploymentStatus: o.status },
+      });
     case "term ends":
     case "evict":
       throw new Error("not a request");
@@ -213,7 +263,7 @@ function note(r: Run, what: string, reply: Reply): void {
 
 async function one(r: Run, q: Req, target: string | undefined): Promise<void> {
   const o = q.op;
-  const what = `${o.kind}${"action" in o ? `:${o.action}` : ""}${"amount" in o ? `(${o.amount})` : ""} ${
+  const what = `${o.kind}${"action" in o ? `:${o.action}` : ""}${"status" in o ? `:${o.status}` : ""}${"amount" in o ? `(${o.amount})` : ""} ${
     o.kind === "buy" ? `c${o.customer} ${o.product}` : target
   }${q.async ? " async" : ""}${q.keyed ? " keyed" : ""}`;
   if (o.kind === "evict") {
@@ -308,6 +358,21 @@ async function drain(r: Run): Promise<void> {
   }
 }
 
+/** The vendor deploys what still waits for it, so every purchase ends settled one way or the other. */
+async function deployWaiting(r: Run): Promise<void> {
+  const all = await env.DB.prepare("SELECT id FROM subscriptions WHERE partner_id = ?")
+    .bind(r.t.partnerId)
+    .all<{ id: string }>();
+  for (const { id } of all.results) {
+    const rec = await subscriptionObject(env, id).get();
+    if (rec?.delivery !== "syndicated" || rec.deploymentStatus !== "PENDING" || rec.endedAt !== null)
+      continue;
+    note(r, `final DEPLOYED ${id}`, await send(r, { kind: "vendor", status: "DEPLOYED" }, id, {}));
+  }
+}
+
+vendorEndpoints();
+
 describe("the books balance under concurrent, asynchronous and retried work", () => {
   it("holds for every sequence", async () => {
     await fc.assert(
@@ -315,7 +380,27 @@ describe("the books balance under concurrent, asynchronous and retried work", ()
         const t = await tenant({ customers: 2 });
         // A low limit, so purchases and resizes at once contend for it.
         await withCatalog(t, 6);
-        const r: Run = { t, ids: [], opRefs: new Set(), odd: [], log: [], faulty: false, toRetry: [] };
+        const { product: syndicated, vendorId } = await syndicatedProduct(t);
+        await expectOk(
+          call("PUT", `/v1/customers/${t.customers[1]}/quotas`, {
+            token: t.operator,
+            body: { resource: `stratus.${syndicated}`, limit: 6 },
+          }),
+        );
+        const vendorToken = (
+          await expectOk(call("POST", `/v1/vendors/${vendorId}/tokens`, { token: t.operator, body: {} }), 201)
+        ).token as string;
+        const r: Run = {
+          t,
+          syndicated,
+          vendorToken,
+          ids: [],
+          opRefs: new Set(),
+          odd: [],
+          log: [],
+          faulty: false,
+          toRetry: [],
+        };
         // Something to work on from the start.
         note(
           r,
@@ -327,9 +412,23 @@ describe("the books balance under concurrent, asynchronous and retried work", ()
           "seed buy",
           await send(r, { kind: "buy", customer: 0, product: "mem", amount: 2 }, undefined, {}),
         );
+        note(
+          r,
+          "seed buy",
+          await send(r, { kind: "buy", customer: 0, product: "syndicated", amount: 2 }, undefined, {}),
+        );
         for (const s of steps) await runStep(r, s);
         await drain(r);
+        await deployWaiting(r);
+        await drain(r);
         await recoverAll(t);
+        const waiting = await env.DB.prepare(
+          "SELECT op_ref, kind FROM operations WHERE partner_id = ? AND status IN ('queued', 'running')",
+        )
+          .bind(t.partnerId)
+          .all<{ op_ref: string; kind: string }>();
+        for (const w of waiting.results)
+          r.odd.push(`operation ${w.kind} ${w.op_ref} still open after its vendor's report`);
         try {
           await expectBooksBalance(t);
           const failedOps = await env.DB.prepare(

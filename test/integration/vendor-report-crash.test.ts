@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { armFault, disarmFaults } from "../../src/domain/faults";
 import { recoveryBoundMs } from "../../src/domain/recovery";
 import { ledgerOf } from "../../src/objects/quota-ledger";
-import { deliver, expectBooksBalance } from "../books";
+import { deliver, expectBooksBalance, recoverAll } from "../books";
 import {
   call,
   eventually,
@@ -17,6 +17,47 @@ import {
 vendorEndpoints();
 afterEach(() => disarmFaults());
 
+/** A syndicated purchase waiting on its vendor: its operation, the vendor's report, and the ledger's sweep. */
+async function waitingPurchase() {
+  const t = await tenantWithCatalog(1, 100);
+  const { product, vendorId } = await syndicatedProduct(t);
+  const customer = t.customers[0] as string;
+  const r = await call("POST", "/v1/subscriptions/", {
+    token: t.partnerKey,
+    body: { objects: [{ customer, resource: product, amount: 3, period: "1 week" }] },
+  });
+  const location = r.headers.get("location") as string;
+  const opRef = location.split("/").at(-1) as string;
+  const syn = await eventually(async () => {
+    const list = await expectOk(call("GET", "/v1/subscriptions/?status=all", { token: t.partnerKey }));
+    return list.objects[0];
+  }, "the subscription");
+  await eventually(async () => {
+    const op = await env.DB.prepare("SELECT waiting FROM operations WHERE op_ref = ?")
+      .bind(opRef)
+      .first<{ waiting: number }>();
+    return op?.waiting ? true : undefined;
+  }, "waiting");
+  const vendorToken = (
+    await expectOk(call("POST", `/v1/vendors/${vendorId}/tokens`, { token: t.operator, body: {} }), 201)
+  ).token as string;
+  const report = (deploymentStatus: string) =>
+    call("PATCH", `/api/subscription/${syn.id}`, { token: vendorToken, body: { deploymentStatus } });
+  /** The ledger's sweep, past its bound; the operation it queues again runs from the queue. */
+  const sweep = async () => {
+    const asked = await ledgerOf(env, customer).sweep(Date.now() + recoveryBoundMs(env) + 1_000);
+    expect(asked).toHaveLength(1);
+    await deliver(asked.map((recover) => ({ recover })));
+    await eventually(async () => {
+      const op = await env.DB.prepare("SELECT status FROM operations WHERE op_ref = ?")
+        .bind(opRef)
+        .first<{ status: string }>();
+      return op?.status === "running" ? undefined : op;
+    }, "the operation to finish");
+  };
+  return { t, product, location, report, sweep, id: syn.id as string };
+}
+
 /**
  * A vendor's report whose request dies after the ledger decided the purchase (README,
  * "Recovery"): the sweep finishes what the decision owes, and runs the operation again, which
@@ -24,46 +65,6 @@ afterEach(() => disarmFaults());
  * until the vendor deadline.
  */
 describe("a vendor's report whose request dies after the decision", () => {
-  async function waitingPurchase() {
-    const t = await tenantWithCatalog(1, 100);
-    const { product, vendorId } = await syndicatedProduct(t);
-    const customer = t.customers[0] as string;
-    const r = await call("POST", "/v1/subscriptions/", {
-      token: t.partnerKey,
-      body: { objects: [{ customer, resource: product, amount: 3, period: "1 week" }] },
-    });
-    const location = r.headers.get("location") as string;
-    const opRef = location.split("/").at(-1) as string;
-    const syn = await eventually(async () => {
-      const list = await expectOk(call("GET", "/v1/subscriptions/?status=all", { token: t.partnerKey }));
-      return list.objects[0];
-    }, "the subscription");
-    await eventually(async () => {
-      const op = await env.DB.prepare("SELECT waiting FROM operations WHERE op_ref = ?")
-        .bind(opRef)
-        .first<{ waiting: number }>();
-      return op?.waiting ? true : undefined;
-    }, "waiting");
-    const vendorToken = (
-      await expectOk(call("POST", `/v1/vendors/${vendorId}/tokens`, { token: t.operator, body: {} }), 201)
-    ).token as string;
-    const report = (deploymentStatus: string) =>
-      call("PATCH", `/api/subscription/${syn.id}`, { token: vendorToken, body: { deploymentStatus } });
-    /** The ledger's sweep, past its bound; the operation it queues again runs from the queue. */
-    const sweep = async () => {
-      const asked = await ledgerOf(env, customer).sweep(Date.now() + recoveryBoundMs(env) + 1_000);
-      expect(asked).toHaveLength(1);
-      await deliver(asked.map((recover) => ({ recover })));
-      await eventually(async () => {
-        const op = await env.DB.prepare("SELECT status FROM operations WHERE op_ref = ?")
-          .bind(opRef)
-          .first<{ status: string }>();
-        return op?.status === "running" ? undefined : op;
-      }, "the operation to finish");
-    };
-    return { t, product, location, report, sweep, id: syn.id as string };
-  }
-
   it("FAILED, dead in the undo: the operation answers 424 once the sweep finished it", async () => {
     const { t, product, location, report, sweep } = await waitingPurchase();
     armFault("purchase.rejected");
@@ -91,4 +92,29 @@ describe("a vendor's report whose request dies after the decision", () => {
     expect(await usageOf(t, 0, product)).toMatchObject({ usage: 3, pending: 0 });
     await expectBooksBalance(t);
   });
+});
+
+/**
+ * A vendor's report whose request dies in the run of the operation it began, before anything was
+ * decided: that run is no longer waiting on the vendor, so the stalled-operation sweep runs it
+ * again. Before, the operation stayed `waiting` (so never stalled), its order pending and its
+ * quota pending, until the 7-day vendor deadline.
+ */
+describe("a vendor's report whose request dies before the decision", () => {
+  for (const [status, step, answer, usage] of [
+    ["FAILED", "purchase.accepted", 424, 0],
+    ["DEPLOYED", "purchase.created", 201, 3],
+  ] as const) {
+    it(`${status}, dead at ${step}: the sweep runs the operation again, which answers ${answer}`, async () => {
+      const { t, product, location, report } = await waitingPurchase();
+      armFault(step);
+      expect((await report(status)).status).toBe(500);
+      disarmFaults();
+      await recoverAll(t);
+      const final = await call("GET", location, { token: t.partnerKey });
+      expect(final.status, final.text).toBe(answer);
+      expect(await usageOf(t, 0, product)).toMatchObject({ usage, pending: 0 });
+      await expectBooksBalance(t);
+    });
+  }
 });
