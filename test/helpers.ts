@@ -360,6 +360,15 @@ export async function syndicatedProduct(t: Tenant, host = `${unique("vendor")}.e
   return { product, vendorId: vendor.id as string, secret: created.signing_secret as string };
 }
 
+/** A new token of vendor `vendorId`, as its `CMW-Auth-Token`. */
+export async function vendorTokenOf(t: Tenant, vendorId: string): Promise<string> {
+  const issued = await expectOk(
+    call("POST", `/v1/vendors/${vendorId}/tokens`, { token: t.operator, body: {} }),
+    201,
+  );
+  return issued.token as string;
+}
+
 /** A point a test holds work at: `reached` once the work `arrive`s, which then waits for `release`. */
 export function gate() {
   let arrive!: () => void;

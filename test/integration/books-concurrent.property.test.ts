@@ -15,6 +15,7 @@ import {
   tenant,
   unique,
   vendorEndpoints,
+  vendorTokenOf,
   withCatalog,
 } from "../helpers";
 
@@ -387,9 +388,7 @@ describe("the books balance under concurrent, asynchronous and retried work", ()
             body: { resource: `stratus.${syndicated}`, limit: 6 },
           }),
         );
-        const vendorToken = (
-          await expectOk(call("POST", `/v1/vendors/${vendorId}/tokens`, { token: t.operator, body: {} }), 201)
-        ).token as string;
+        const vendorToken = await vendorTokenOf(t, vendorId);
         const r: Run = {
           t,
           syndicated,

@@ -11,6 +11,7 @@ import {
   tenantWithCatalog,
   usageOf,
   vendorEndpoints,
+  vendorTokenOf,
 } from "../helpers";
 
 /**
@@ -41,9 +42,7 @@ async function waitingOnVendor() {
     const list = await expectOk(call("GET", "/v1/subscriptions/?status=all", { token: t.partnerKey }));
     return list.objects.length === 2 ? list.objects : undefined;
   }, "the purchase's subscriptions");
-  const vendorToken = (
-    await expectOk(call("POST", `/v1/vendors/${vendorId}/tokens`, { token: t.operator, body: {} }), 201)
-  ).token as string;
+  const vendorToken = await vendorTokenOf(t, vendorId);
   const report = (amount: number) =>
     call("POST", `/v1/customers/${customer}/consumption`, {
       token: t.partnerKey,

@@ -10,6 +10,7 @@ import {
   tenant,
   usageOf,
   vendorEndpoints,
+  vendorTokenOf,
   withCatalog,
 } from "../helpers";
 
@@ -29,9 +30,7 @@ describe("a product whose vendor changes while a purchase of it is on its way", 
     const t = await tenant({ customers: 1 });
     await withCatalog(t);
     const { product, vendorId } = await syndicatedProduct(t, "vendor-a.example");
-    const tokenA = (
-      await expectOk(call("POST", `/v1/vendors/${vendorId}/tokens`, { token: t.operator, body: {} }), 201)
-    ).token;
+    const tokenA = await vendorTokenOf(t, vendorId);
     // The operation's message is held back, as a queue does for a moment.
     const held: OperationMessage[] = [];
     const send = vi.spyOn(env.OPERATIONS, "send").mockImplementation(async (body) => {

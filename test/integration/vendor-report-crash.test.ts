@@ -12,6 +12,7 @@ import {
   tenantWithCatalog,
   usageOf,
   vendorEndpoints,
+  vendorTokenOf,
 } from "../helpers";
 
 vendorEndpoints();
@@ -38,9 +39,7 @@ async function waitingPurchase() {
       .first<{ waiting: number }>();
     return op?.waiting ? true : undefined;
   }, "waiting");
-  const vendorToken = (
-    await expectOk(call("POST", `/v1/vendors/${vendorId}/tokens`, { token: t.operator, body: {} }), 201)
-  ).token as string;
+  const vendorToken = await vendorTokenOf(t, vendorId);
   const report = (deploymentStatus: string) =>
     call("PATCH", `/api/subscription/${syn.id}`, { token: vendorToken, body: { deploymentStatus } });
   /** The ledger's sweep, past its bound; the operation it queues again runs from the queue. */

@@ -9,6 +9,7 @@ import {
   syndicatedProduct,
   tenant,
   vendorEndpoints,
+  vendorTokenOf,
   withCatalog,
 } from "../helpers";
 
@@ -26,9 +27,7 @@ async function syndicatedPurchase() {
   const t = await tenant({ customers: 1 });
   await withCatalog(t);
   const { product, vendorId } = await syndicatedProduct(t);
-  const token = (
-    await expectOk(call("POST", `/v1/vendors/${vendorId}/tokens`, { token: t.operator, body: {} }), 201)
-  ).token as string;
+  const token = await vendorTokenOf(t, vendorId);
   await expectOk(
     call("POST", "/v1/subscriptions/", {
       token: t.partnerKey,
