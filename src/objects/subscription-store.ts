@@ -4,6 +4,7 @@ import { logError } from "../domain/log";
 import type { SubscriptionRecord } from "../domain/subscriptions";
 import { settleRuns } from "../domain/usage";
 import { type EventType, eventOf } from "../domain/webhooks";
+import { operationsQueue } from "./operations-queue";
 import type { Rider } from "./projection-pushes";
 import { createUsageLines, UsageOutbox } from "./usage-outbox";
 
@@ -220,6 +221,13 @@ export class SubscriptionStore {
               )
               .toArray()
           : [];
+      // A vendor's report (DEPLOYED or FAILED) settles or undoes the purchase waiting on it. The
+      // report's request runs that operation, but may die after the commit: the operation is woken
+      // from here too, until this push lands. A finished one ignores it.
+      const reported = r.deploymentStatus === "DEPLOYED" || r.deploymentStatus === "FAILED";
+      if (events.length > 0 && reported && r.operationRef !== null) {
+        await operationsQueue(env).send({ opRef: r.operationRef });
+      }
       for (const event of events) {
         await this.dispatch(r, {
           id: event.event_id,

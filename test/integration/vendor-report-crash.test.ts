@@ -96,21 +96,29 @@ describe("a vendor's report whose request dies after the decision", () => {
 /**
  * A vendor's report whose request dies in the run of the operation it began, before anything was
  * decided: that run is no longer waiting on the vendor, so the stalled-operation sweep runs it
- * again. Before, the operation stayed `waiting` (so never stalled), its order pending and its
- * quota pending, until the 7-day vendor deadline.
+ * again; one that dies just after its commit has the operation woken by that commit's push.
+ * Before, the operation stayed `waiting` (so never stalled), its order and quota pending, until
+ * the 7-day vendor deadline.
  */
 describe("a vendor's report whose request dies before the decision", () => {
   for (const [status, step, answer, usage] of [
     ["FAILED", "purchase.accepted", 424, 0],
     ["DEPLOYED", "purchase.created", 201, 3],
+    // Dead just after the report's commit, before it ran the operation at all: the push of that
+    // commit (the shard's alarm retries it) wakes the operation.
+    ["FAILED", "subscription.committed", 424, 0],
+    ["DEPLOYED", "subscription.committed", 201, 3],
   ] as const) {
-    it(`${status}, dead at ${step}: the sweep runs the operation again, which answers ${answer}`, async () => {
+    it(`${status}, dead at ${step}: recovery runs the operation again, which answers ${answer}`, async () => {
       const { t, product, location, report } = await waitingPurchase();
       armFault(step);
       expect((await report(status)).status).toBe(500);
       disarmFaults();
       await recoverAll(t);
-      const final = await call("GET", location, { token: t.partnerKey });
+      const final = await eventually(async () => {
+        const reply = await call("GET", location, { token: t.partnerKey });
+        return reply.status === 202 ? undefined : reply;
+      }, "the operation to finish");
       expect(final.status, final.text).toBe(answer);
       expect(await usageOf(t, 0, product)).toMatchObject({ usage, pending: 0 });
       await expectBooksBalance(t);
