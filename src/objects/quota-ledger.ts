@@ -169,8 +169,7 @@ export class QuotaLedger extends DurableObject<Env> {
     const row = this.commissions.live(reference);
     if (!row) return null;
     if (row.state === "pending" || row.state === "accepting" || row.state === "rejecting") {
-      // The work after the decision is owed until the caller says it is done (`followedUp`): the
-      // sweep finishes it should the caller die first.
+      // Owed until the caller says it is done (`followedUp`): the sweep finishes it if the caller dies.
       if (followUp && row.recovery !== null) this.commissions.owe(row.serial);
       await this.resolve(row.serial, row.service_id, decision);
     }
