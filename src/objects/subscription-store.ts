@@ -221,11 +221,12 @@ export class SubscriptionStore {
               )
               .toArray()
           : [];
-      // A vendor's report (DEPLOYED or FAILED) settles or undoes the purchase waiting on it. The
-      // report's request runs that operation, but may die after the commit: the operation is woken
-      // from here too, until this push lands. A finished one ignores it.
+      // A vendor's report (DEPLOYED or FAILED, a MODIFIED) settles or undoes the purchase waiting on
+      // it. The report's request runs that operation, but may die after the commit: the operation is
+      // woken from here too, until this push lands. A finished one ignores it. (A CREATED is made by
+      // the operation's own run, which needs no wake.)
       const reported = r.deploymentStatus === "DEPLOYED" || r.deploymentStatus === "FAILED";
-      if (events.length > 0 && reported && r.operationRef !== null) {
+      if (reported && r.operationRef !== null && events.some((e) => e.type === "MODIFIED")) {
         await operationsQueue(env).send({ opRef: r.operationRef });
       }
       for (const event of events) {
