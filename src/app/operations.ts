@@ -108,6 +108,19 @@ export async function runOperation(env: Env, opRef: string): Promise<void> {
 }
 
 /**
+ * Runs at once the purchase a vendor's report (DEPLOYED or FAILED) settles or undoes. The report
+ * took effect whatever happens here: its push queued the same operation too, so a run that fails
+ * now runs again from there, and the vendor is answered as reported rather than with a 5xx.
+ */
+export async function runReported(env: Env, opRef: string): Promise<void> {
+  try {
+    await runOperation(env, opRef);
+  } catch (error) {
+    logError("vendor.report.run_failed", error, { opRef });
+  }
+}
+
+/**
  * Work given up after it failed for a reason not its own (a request's 5xx, an operation out of
  * attempts) may have bought half of something: a purchase or an extension undoes what its
  * commission did not make final (`abandon`). Best effort: a failure here is logged, and the

@@ -45,7 +45,8 @@ async function waitingPurchase() {
   /** The ledger's sweep, past its bound; the operation it queues again runs from the queue. */
   const sweep = async () => {
     const asked = await ledgerOf(env, customer).sweep(Date.now() + recoveryBoundMs(env) + 1_000);
-    expect(asked).toHaveLength(1);
+    // None if the run the report's push queued finished it first.
+    expect(asked.length).toBeLessThanOrEqual(1);
     await deliver(asked.map((recover) => ({ recover })));
     await eventually(async () => {
       const op = await env.DB.prepare("SELECT status FROM operations WHERE op_ref = ?")
@@ -67,7 +68,8 @@ describe("a vendor's report whose request dies after the decision", () => {
   it("FAILED, dead in the undo: the operation answers 424 once the sweep finished it", async () => {
     const { t, product, location, report, sweep } = await waitingPurchase();
     armFault("purchase.rejected");
-    expect((await report("FAILED")).status).toBe(500);
+    // The report took effect: the run it began died, and is not the vendor's to retry.
+    expect((await report("FAILED")).status).toBe(200);
     disarmFaults();
     await sweep();
     const final = await call("GET", location, { token: t.partnerKey });
@@ -82,7 +84,7 @@ describe("a vendor's report whose request dies after the decision", () => {
   it("DEPLOYED, dead after the accept: the operation answers 201 once the sweep finished it", async () => {
     const { t, product, location, report, sweep, id } = await waitingPurchase();
     armFault("purchase.settled");
-    expect((await report("DEPLOYED")).status).toBe(500);
+    expect((await report("DEPLOYED")).status).toBe(200);
     disarmFaults();
     await sweep();
     const final = await call("GET", location, { token: t.partnerKey });
@@ -112,7 +114,8 @@ describe("a vendor's report whose request dies before the decision", () => {
     it(`${status}, dead at ${step}: recovery runs the operation again, which answers ${answer}`, async () => {
       const { t, product, location, report } = await waitingPurchase();
       armFault(step);
-      expect((await report(status)).status).toBe(500);
+      // Dead in the report's own commit, the report answers 500; dead in the run it began, 200.
+      expect((await report(status)).status).toBe(step === "subscription.committed" ? 500 : 200);
       disarmFaults();
       await recoverAll(t);
       const final = await eventually(async () => {

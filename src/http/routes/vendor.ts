@@ -1,5 +1,5 @@
 import type * as v from "valibot";
-import { runOperation } from "../../app/operations";
+import { runReported } from "../../app/operations";
 import { unwrap } from "../../app/subscriptions";
 import type { Principal } from "../../db/credentials";
 import { findCustomer } from "../../db/customers";
@@ -151,7 +151,7 @@ export const vendorRoutes = [
         record.operationRef &&
         (record.deploymentStatus === "DEPLOYED" || record.deploymentStatus === "FAILED")
       ) {
-        await runOperation(env, record.operationRef);
+        await runReported(env, record.operationRef);
       }
       return { status: 200, body: subscriptionView(await ownSubscription(env, principal, params.id)) };
     },
