@@ -43,7 +43,7 @@ export async function renewOrExpire(env: Env, id: string, at: Date, again = fals
   }
   if (plan.step === "expire") {
     const ended = unwrap(await object.expire(at, null, true));
-    // auto_renew was turned on after the plan read it off: the term is renewed instead.
+    // What the plan read changed (auto_renew turned on, an extension took the place): planned again.
     if (ended.endedAt === null) return again ? "skipped" : renewOrExpire(env, id, at, true);
     return "expired";
   }

@@ -302,15 +302,17 @@ export class Subscription extends SubscriptionMachine {
   ): Promise<Outcome<SubscriptionRecord>> {
     return this.change(async (r) => {
       if (r.endedAt !== null) return r;
-      // The cron planned this expiry while auto_renew was off; turned on since (and answered 200),
-      // the term is due for renewal instead: left as it is, for the renewal to be planned again.
-      // The term after it ended (a cancelled extension or renewal: its chain was cancelled) keeps
-      // it due for expiry, as `planRenewal` decided: its own renewal there is no renewal to wait for.
+      // The cron planned this expiry; what it read may have changed since. auto_renew turned on
+      // (answered 200) makes the term due for renewal instead; an extension that took the place
+      // after it since makes it due for nothing (the chain goes on, or, should the extension die,
+      // the term is due again). Either way it is left as it is, for the next plan to decide. The
+      // term after it ended (a cancelled extension or renewal: its chain was cancelled) keeps it
+      // due for expiry, as `planRenewal` decided: its own renewal there is no renewal to wait for.
       if (planned) {
         const successor = r.nextId === null ? null : await this.lookup(r.nextId);
         const undone = successor?.endReason === "failed" && successor.id === r.renewal?.subscription;
         const successorEnded = successor !== null && successor.endedAt !== null && !undone;
-        if (renewalStep(r, now, successorEnded) === "renew") return r;
+        if (renewalStep(r, now, successorEnded) !== "expire") return r;
       }
       return this.ended(r, "expired", now, { renewalError });
     });

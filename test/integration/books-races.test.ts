@@ -121,3 +121,66 @@ describe("a keyed extension whose first attempt died after reserving its place, 
     await expectBooksBalance(t);
   });
 });
+
+describe("an extension taking the place while the cron's expiry is on its way, then dying", () => {
+  it("leaves the term unexpired, so with auto_renew turned on meanwhile the next run renews it", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const { id, over } = await term(t, false);
+    const held = ledgersHeld();
+    const cron = renewOrExpire(held.env, id, over);
+    // planRenewal decided "expire"; the check of its purchase is on its way.
+    await held.reached;
+    const toggled = await call("POST", `/v1/subscriptions/${id}/action/?do=auto_renew`, {
+      token: t.partnerKey,
+      body: { auto_renew: true },
+    });
+    expect(toggled.status).toBe(200);
+    // An extension by hand reserves the place after the term, and its request dies in the ledger.
+    const dying = extensionDyingInLedger();
+    const extension = call("POST", `/v1/subscriptions/${id}/action/?do=extend`, {
+      token: t.partnerKey,
+      body: {},
+      env: dying.env,
+    });
+    await dying.reached;
+    held.release();
+    expect(await cron).toBe("skipped");
+    dying.release();
+    expect((await extension).status).toBe(500);
+    // Before, the planned expiry ended the term anyway: auto-renewing, expired, never renewed.
+    expect(await subscriptionObject(env, id).get()).toMatchObject({
+      endedAt: null,
+      autoRenew: true,
+      nextId: null,
+    });
+    expect(await renewOrExpire(env, id, over)).toBe("renewed");
+    await expectBooksBalance(t);
+  });
+});
+
+/** Bindings whose quota ledgers' `issue` waits at a gate, then throws: a request dying there. */
+function extensionDyingInLedger() {
+  const stall = gate();
+  const dying = {
+    idFromName: (name: string) => env.QUOTA_LEDGER.idFromName(name),
+    get: (id: DurableObjectId) => {
+      const stub = env.QUOTA_LEDGER.get(id) as unknown as Record<string, (...args: unknown[]) => unknown>;
+      return new Proxy(
+        {},
+        {
+          get: (_, m) =>
+            m === "then"
+              ? undefined
+              : async (...args: unknown[]) => {
+                  if (m === "issue") {
+                    await stall.pass();
+                    throw new Error("ledger died");
+                  }
+                  return stub[m as string]?.(...args);
+                },
+        },
+      );
+    },
+  };
+  return { env: { ...env, QUOTA_LEDGER: dying as unknown as Env["QUOTA_LEDGER"] }, ...stall };
+}
