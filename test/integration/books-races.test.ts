@@ -12,8 +12,11 @@ import { call, expectOk, gate, tenantWithCatalog, usageOf } from "../helpers";
  * is still open, and only then expires it; and an extension whose request died before it existed.
  */
 
-/** Bindings whose quota ledgers' `openRecovery` waits at a gate (the await inside renewOrExpire). */
-function ledgersHeld() {
+/**
+ * Bindings whose quota ledgers' `method` waits at a gate (`openRecovery`: the await inside
+ * renewOrExpire); `dies`: then throws, as a request dying there does.
+ */
+function ledgersHeld(method = "openRecovery", dies = false) {
   const stall = gate();
   const held = {
     idFromName: (name: string) => env.QUOTA_LEDGER.idFromName(name),
@@ -26,7 +29,10 @@ function ledgersHeld() {
             m === "then"
               ? undefined
               : async (...args: unknown[]) => {
-                  if (m === "openRecovery") await stall.pass();
+                  if (m === method) {
+                    await stall.pass();
+                    if (dies) throw new Error("ledger died");
+                  }
                   return stub[m as string]?.(...args);
                 },
         },
@@ -52,16 +58,22 @@ async function term(t: Awaited<ReturnType<typeof tenantWithCatalog>>, autoRenew:
   return { id: sub.id, over: new Date(Date.parse(sub.end_time) + 1000) };
 }
 
+/** A term over with auto_renew off, and the cron's run on it held once it planned the expiry. */
+async function expiryOnItsWay(t: Awaited<ReturnType<typeof tenantWithCatalog>>) {
+  const { id, over } = await term(t, false);
+  const held = ledgersHeld();
+  const cron = renewOrExpire(held.env, id, over);
+  // planRenewal decided "expire"; the check of its purchase is on its way.
+  await held.reached;
+  return { id, over, held, cron };
+}
+
 afterEach(() => disarmFaults());
 
 describe("auto_renew turned on while the cron expires the term", () => {
   it("renews the term: the toggle answered 200, so the expiry planned before it does not happen", async () => {
     const t = await tenantWithCatalog(1, 100);
-    const { id, over } = await term(t, false);
-    const held = ledgersHeld();
-    const cron = renewOrExpire(held.env, id, over);
-    // planRenewal decided "expire"; the check of its purchase is on its way.
-    await held.reached;
+    const { id, held, cron } = await expiryOnItsWay(t);
     const toggled = await call("POST", `/v1/subscriptions/${id}/action/?do=auto_renew`, {
       token: t.partnerKey,
       body: {},
@@ -125,18 +137,14 @@ describe("a keyed extension whose first attempt died after reserving its place, 
 describe("an extension taking the place while the cron's expiry is on its way, then dying", () => {
   it("leaves the term unexpired, so with auto_renew turned on meanwhile the next run renews it", async () => {
     const t = await tenantWithCatalog(1, 100);
-    const { id, over } = await term(t, false);
-    const held = ledgersHeld();
-    const cron = renewOrExpire(held.env, id, over);
-    // planRenewal decided "expire"; the check of its purchase is on its way.
-    await held.reached;
+    const { id, over, held, cron } = await expiryOnItsWay(t);
     const toggled = await call("POST", `/v1/subscriptions/${id}/action/?do=auto_renew`, {
       token: t.partnerKey,
       body: { auto_renew: true },
     });
     expect(toggled.status).toBe(200);
     // An extension by hand reserves the place after the term, and its request dies in the ledger.
-    const dying = extensionDyingInLedger();
+    const dying = ledgersHeld("issue", true);
     const extension = call("POST", `/v1/subscriptions/${id}/action/?do=extend`, {
       token: t.partnerKey,
       body: {},
@@ -157,30 +165,3 @@ describe("an extension taking the place while the cron's expiry is on its way, t
     await expectBooksBalance(t);
   });
 });
-
-/** Bindings whose quota ledgers' `issue` waits at a gate, then throws: a request dying there. */
-function extensionDyingInLedger() {
-  const stall = gate();
-  const dying = {
-    idFromName: (name: string) => env.QUOTA_LEDGER.idFromName(name),
-    get: (id: DurableObjectId) => {
-      const stub = env.QUOTA_LEDGER.get(id) as unknown as Record<string, (...args: unknown[]) => unknown>;
-      return new Proxy(
-        {},
-        {
-          get: (_, m) =>
-            m === "then"
-              ? undefined
-              : async (...args: unknown[]) => {
-                  if (m === "issue") {
-                    await stall.pass();
-                    throw new Error("ledger died");
-                  }
-                  return stub[m as string]?.(...args);
-                },
-        },
-      );
-    },
-  };
-  return { env: { ...env, QUOTA_LEDGER: dying as unknown as Env["QUOTA_LEDGER"] }, ...stall };
-}
