@@ -77,23 +77,26 @@ export const MAX_PROVISIONS = 1000;
 
 /**
  * Sums provisions that name the same holding, keeping first-seen order, as Astakos does before
- * it checks any limit. Returns null when a sum leaves the safe-integer range.
+ * it checks any limit. Returns null when a sum leaves the safe-integer range. Summed exactly, as
+ * Python's integers do: only the total counts, not a partial sum on the way (+1, +2^53−1, −2).
  */
 export function mergeProvisions<P extends Omit<Provision, "source"> & { source: string | null }>(
   provisions: readonly P[],
 ): P[] | null {
-  const merged = new Map<string, P>();
+  const merged = new Map<string, { first: P; sum: bigint }>();
   for (const p of provisions) {
     const key = JSON.stringify([p.holder, p.source, p.resource]);
     const seen = merged.get(key);
-    if (seen) {
-      seen.quantity += p.quantity;
-      if (!Number.isSafeInteger(seen.quantity)) return null;
-    } else {
-      merged.set(key, { ...p });
-    }
+    if (seen) seen.sum += BigInt(p.quantity);
+    else merged.set(key, { first: p, sum: BigInt(p.quantity) });
   }
-  return [...merged.values()];
+  const out: P[] = [];
+  for (const { first, sum } of merged.values()) {
+    const quantity = Number(sum);
+    if (!Number.isSafeInteger(quantity) || BigInt(quantity) !== sum) return null;
+    out.push({ ...first, quantity });
+  }
+  return out;
 }
 
 /** Groups provisions by holder, holders in a fixed (sorted) order so every writer locks alike. */

@@ -70,6 +70,10 @@ describe("provisions", () => {
       p("b", "vm", 2),
     ]);
     expect(mergeProvisions([p("a", "vm", Number.MAX_SAFE_INTEGER), p("a", "vm", 1)])).toBeNull();
+    // Only the total counts: a partial sum past the range on the way is no refusal.
+    expect(
+      mergeProvisions([p("a", "vm", 1), p("a", "vm", Number.MAX_SAFE_INTEGER), p("a", "vm", -2)]),
+    ).toEqual([p("a", "vm", Number.MAX_SAFE_INTEGER - 1)]);
   });
 
   it("groups by holder in sorted order", () => {
