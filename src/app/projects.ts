@@ -58,19 +58,25 @@ export async function join(env: Env, project: ProjectView, customerId: string): 
     throw notFound(`customer ${customerId} does not exist`);
   }
   await addMember(env, project.id, customerId);
+  // A member that left had its source closed: its limits may be set again (it keeps limit 0 until then).
+  await ledgerOf(env, customerId).openSource(memberSource(customerId, project.id));
   return { ...project, members: [...new Set([...project.members, customerId])].sort() };
 }
 
 /**
  * A member leaves: its holdings of the project keep their usage (what it holds is released as
- * usual) but get limit 0, as Astakos does for a membership that ends.
+ * usual) but get limit 0, as Astakos does for a membership that ends. Its ledger is closed before
+ * the membership row goes: a request that fails in between leaves a member holding limit 0, which
+ * its retry removes; the other way round, the retry found no member (404) and the customer kept its
+ * limits on the project. Once closed, a limit change already past its membership check sets nothing.
  */
 export async function leave(env: Env, project: ProjectView, customerId: string): Promise<void> {
   notOfBase(project);
-  if (!(await removeMember(env, project.id, customerId))) {
-    throw notFound(`customer ${customerId} is not a member of project ${project.id}`);
-  }
+  const notMember = () => notFound(`customer ${customerId} is not a member of project ${project.id}`);
+  if (!(await isMember(env, project.id, customerId))) throw notMember();
   await ledgerOf(env, customerId).closeSource(memberSource(customerId, project.id));
+  // Another removal may have taken the row meanwhile: that one answers it.
+  if (!(await removeMember(env, project.id, customerId))) throw notMember();
 }
 
 /**
@@ -128,8 +134,14 @@ export async function setMemberLimit(
   limit: number,
 ): Promise<HoldingView> {
   mayLimit(by, project);
+  const notMember = () => notFound(`customer ${customerId} is not a member of project ${project.id}`);
   const member = project.base ? customerId === project.id : await isMember(env, project.id, customerId);
-  if (!member) throw notFound(`customer ${customerId} is not a member of project ${project.id}`);
+  if (!member) throw notMember();
   await registered(env, resource, project);
-  return ledgerOf(env, customerId).setLimit(memberSource(customerId, project.id), resource, limit);
+  const source = memberSource(customerId, project.id);
+  if (project.base) return ledgerOf(env, customerId).setLimit(source, resource, limit);
+  // The member may have left since it was checked: its ledger, closed by then, refuses the limit.
+  const holding = await ledgerOf(env, customerId).setMemberLimit(source, resource, limit);
+  if (!holding) throw notMember();
+  return holding;
 }

@@ -59,6 +59,7 @@ export class LedgerHoldings {
         serial INTEGER NOT NULL, source TEXT NOT NULL, resource TEXT NOT NULL, quantity INTEGER NOT NULL,
         PRIMARY KEY (serial, source, resource));
       CREATE TABLE IF NOT EXISTS resolved (serial INTEGER PRIMARY KEY, outcome TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS closed_sources (source TEXT PRIMARY KEY);
     `);
   }
 
@@ -76,10 +77,24 @@ export class LedgerHoldings {
     return view(row);
   }
 
-  /** Every holding of `source` gets limit 0 (a member leaving a project); usage stays to be released. */
+  /**
+   * Every holding of `source` gets limit 0 (a member leaving a project); usage stays to be
+   * released. The source stays closed, refusing a member's limit (`isClosed`), until `openSource`:
+   * a limit change that found the customer a member before it left must not land after this.
+   */
   closeSource(source: string): void {
     this.sql.exec("UPDATE holdings SET limit_value = 0 WHERE source = ?", source);
+    this.sql.exec("INSERT OR IGNORE INTO closed_sources (source) VALUES (?)", source);
     this.cached.clear();
+  }
+
+  /** The customer (re)joined the project `source` stands for: its limits may be set again. */
+  openSource(source: string): void {
+    this.sql.exec("DELETE FROM closed_sources WHERE source = ?", source);
+  }
+
+  isClosed(source: string): boolean {
+    return this.sql.exec("SELECT 1 FROM closed_sources WHERE source = ?", source).toArray().length > 0;
   }
 
   all(): HoldingView[] {

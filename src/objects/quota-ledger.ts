@@ -72,8 +72,22 @@ export class QuotaLedger extends DurableObject<Env> {
     return this.holders.setLimit(source, resource, limit);
   }
 
+  /**
+   * A member's limit on the project `source` stands for; null, setting nothing, once the member
+   * left (`closeSource`): the membership a caller checked in D1 may be gone by the time it gets here.
+   */
+  setMemberLimit(source: string, resource: string, limit: number): HoldingView | null {
+    return this.atomically(() =>
+      this.holders.isClosed(source) ? null : this.holders.setLimit(source, resource, limit),
+    );
+  }
+
   closeSource(source: string): void {
-    this.holders.closeSource(source);
+    this.atomically(() => this.holders.closeSource(source));
+  }
+
+  openSource(source: string): void {
+    this.holders.openSource(source);
   }
 
   holdings(): HoldingView[] {

@@ -1,0 +1,147 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { call, expectOk, gate, type Tenant, tenant } from "../helpers";
+
+/**
+ * A project's membership (D1) and its members' limits (their ledgers) must agree: a customer that
+ * is no member holds limit 0 of the project, so it can take nothing more of the project's cap.
+ * Removing a member and setting its limit each write both stores, one after the other.
+ */
+
+const base = "/account/v1.0";
+
+/**
+ * Bindings whose quota ledgers' `methods` wait at a gate, and then, with `dies`, throw instead of
+ * reaching the ledger, as a request whose ledger call fails (or that dies there) does.
+ */
+function ledgersHeld(methods: readonly string[], dies = false) {
+  const stall = gate();
+  const held = {
+    idFromName: (name: string) => env.QUOTA_LEDGER.idFromName(name),
+    get: (id: DurableObjectId) => {
+      const stub = env.QUOTA_LEDGER.get(id) as unknown as Record<string, (...args: unknown[]) => unknown>;
+      return new Proxy(
+        {},
+        {
+          get: (_, m) =>
+            m === "then"
+              ? undefined
+              : async (...args: unknown[]) => {
+                  if (methods.includes(m as string)) {
+                    await stall.pass();
+                    if (dies) throw new Error("ledger unreachable");
+                  }
+                  return stub[m as string]?.(...args);
+                },
+        },
+      );
+    },
+  };
+  return { env: { ...env, QUOTA_LEDGER: held as unknown as Env["QUOTA_LEDGER"] }, ...stall };
+}
+
+/** Project P of `members`, each allowed `memberLimit` of the first resource, capped at `cap`. */
+async function project(t: Tenant, members: readonly string[], cap: number, memberLimit: number) {
+  const [vm] = t.resources as [string];
+  const p = await expectOk(call("POST", "/v1/projects", { token: t.partnerKey, body: { name: "lab" } }), 201);
+  for (const customer of members) {
+    await expectOk(call("POST", `/v1/projects/${p.id}/members`, { token: t.partnerKey, body: { customer } }));
+    await expectOk(
+      call("PUT", `/v1/projects/${p.id}/members/${customer}/quotas`, {
+        token: t.partnerKey,
+        body: { resource: vm, limit: memberLimit },
+      }),
+    );
+  }
+  await expectOk(
+    call("PUT", `/v1/projects/${p.id}/quotas`, { token: t.partnerKey, body: { resource: vm, limit: cap } }),
+  );
+  return p.id as string;
+}
+
+/** astakosclient's `mk_provisions`: the member's provision and the project's. */
+const take = (t: Tenant, user: string, p: string, quantity: number) =>
+  call("POST", `${base}/commissions`, {
+    token: t.serviceToken,
+    body: {
+      force: false,
+      auto_accept: true,
+      name: "",
+      provisions: [
+        { holder: `user:${user}`, source: `project:${p}`, resource: t.resources[0], quantity },
+        { holder: `project:${p}`, source: null, resource: t.resources[0], quantity },
+      ],
+    },
+  });
+
+async function memberHolding(t: Tenant, user: string, p: string) {
+  const q = await expectOk(call("GET", `${base}/service_quotas?user=${user}`, { token: t.serviceToken }));
+  return q[user][p][t.resources[0] as string];
+}
+
+async function membersOf(t: Tenant, p: string): Promise<string[]> {
+  return (await expectOk(call("GET", `/v1/projects/${p}`, { token: t.partnerKey }))).members;
+}
+
+describe("removing a member while its limit is being set", () => {
+  it("leaves it no limit on the project: it takes nothing more of the cap", async () => {
+    const t = await tenant({ customers: 2, limit: 10 });
+    const [a, b] = t.customers as [string, string];
+    const p = await project(t, [a, b], 10, 3);
+    // The limit change found b a member; its write to b's ledger is on its way.
+    const held = ledgersHeld(["setLimit", "setMemberLimit"]);
+    const raise = call("PUT", `/v1/projects/${p}/members/${b}/quotas`, {
+      token: t.partnerKey,
+      body: { resource: t.resources[0], limit: 8 },
+      env: held.env,
+    });
+    await held.reached;
+    expect((await call("DELETE", `/v1/projects/${p}/members/${b}`, { token: t.partnerKey })).status).toBe(
+      204,
+    );
+    held.release();
+    // It was no member by the time its limit was written: the change does not find it.
+    expect((await raise).status).toBe(404);
+    expect(await membersOf(t, p)).toEqual([a]);
+    expect(await memberHolding(t, b, p)).toMatchObject({ limit: 0, usage: 0 });
+    // Before, b kept limit 8 as a non-member and drew 8 of the project's cap.
+    expect((await take(t, b, p, 1)).status).toBe(413);
+    expect(await memberHolding(t, a, p)).toMatchObject({ limit: 3, project_usage: 0 });
+    // Added back, it keeps limit 0 until its limit is set again, which then takes.
+    await expectOk(call("POST", `/v1/projects/${p}/members`, { token: t.partnerKey, body: { customer: b } }));
+    expect(await memberHolding(t, b, p)).toMatchObject({ limit: 0 });
+    await expectOk(
+      call("PUT", `/v1/projects/${p}/members/${b}/quotas`, {
+        token: t.partnerKey,
+        body: { resource: t.resources[0], limit: 2 },
+      }),
+    );
+    expect((await take(t, b, p, 2)).status).toBe(201);
+  });
+});
+
+describe("a removal whose ledger call failed", () => {
+  it("is finished by its retry: the customer is no member and holds no limit of the project", async () => {
+    const t = await tenant({ customers: 2, limit: 10 });
+    const [a, b] = t.customers as [string, string];
+    const p = await project(t, [a, b], 10, 3);
+    expect((await take(t, b, p, 1)).status).toBe(201);
+    const failing = ledgersHeld(["closeSource"], true);
+    failing.release();
+    const first = await call("DELETE", `/v1/projects/${p}/members/${b}`, {
+      token: t.partnerKey,
+      env: failing.env,
+    });
+    expect(first.status).toBe(500);
+    // The client retries what it got no answer to.
+    const retried = await call("DELETE", `/v1/projects/${p}/members/${b}`, { token: t.partnerKey });
+    expect(retried.status).toBe(204);
+    expect(await membersOf(t, p)).toEqual([a]);
+    // Before, the retry answered 404 (no member), and b kept limit 3 on the project, taking more.
+    expect(await memberHolding(t, b, p)).toMatchObject({ limit: 0, usage: 1, project_usage: 1 });
+    expect((await take(t, b, p, 1)).status).toBe(413);
+    // What it holds it still releases, as any removed member.
+    expect((await take(t, b, p, -1)).status).toBe(201);
+    expect(await memberHolding(t, a, p)).toMatchObject({ usage: 0, project_usage: 0 });
+  });
+});
