@@ -386,6 +386,42 @@ export function gate() {
   return { reached, release, pass };
 }
 
+/**
+ * Bindings whose quota ledgers' `methods` wait at a gate (`reached`, then `release`): `before`
+ * reaching the ledger, `after` its answer (the call took effect; its caller goes on only once
+ * released), or wait and then `die` instead of reaching it, as a request whose ledger call fails
+ * (or that dies there) does. Pass its `env` to `call` or to the app function under test.
+ */
+export function ledgersHeld(methods: readonly string[], when: "before" | "after" | "die" = "before") {
+  const stall = gate();
+  const held = {
+    idFromName: (name: string) => env.QUOTA_LEDGER.idFromName(name),
+    get: (id: DurableObjectId) => {
+      const stub = env.QUOTA_LEDGER.get(id) as unknown as Record<string, (...args: unknown[]) => unknown>;
+      return new Proxy(
+        {},
+        {
+          get: (_, m) =>
+            m === "then"
+              ? undefined
+              : async (...args: unknown[]) => {
+                  if (!methods.includes(m as string)) return stub[m as string]?.(...args);
+                  if (when === "after") {
+                    const answer = await stub[m as string]?.(...args);
+                    await stall.pass();
+                    return answer;
+                  }
+                  await stall.pass();
+                  if (when === "die") throw new Error("ledger unreachable");
+                  return stub[m as string]?.(...args);
+                },
+        },
+      );
+    },
+  };
+  return { env: { ...env, QUOTA_LEDGER: held as unknown as Env["QUOTA_LEDGER"] }, ...stall };
+}
+
 /** `probe`'s first answer that is not undefined, asked every 100 ms up to `tries` times. */
 export async function eventually<T>(
   probe: () => Promise<T | undefined>,

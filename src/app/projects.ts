@@ -74,9 +74,14 @@ export async function leave(env: Env, project: ProjectView, customerId: string):
   notOfBase(project);
   const notMember = () => notFound(`customer ${customerId} is not a member of project ${project.id}`);
   if (!(await isMember(env, project.id, customerId))) throw notMember();
-  await ledgerOf(env, customerId).closeSource(memberSource(customerId, project.id));
+  const ledger = ledgerOf(env, customerId);
+  const source = memberSource(customerId, project.id);
+  await ledger.closeSource(source);
   // Another removal may have taken the row meanwhile: that one answers it.
   if (!(await removeMember(env, project.id, customerId))) throw notMember();
+  // Closed again once the row is gone: a join of the member still there may have reopened the
+  // source meanwhile, and a limit set after it would otherwise stay with a customer no longer a member.
+  await ledger.closeSource(source);
 }
 
 /**

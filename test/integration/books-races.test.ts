@@ -4,43 +4,13 @@ import { renewOrExpire } from "../../src/app/renewals";
 import { armFault, disarmFaults } from "../../src/domain/faults";
 import { subscriptionObject } from "../../src/objects/subscription-object";
 import { expectBooksBalance } from "../books";
-import { call, expectOk, gate, tenantWithCatalog, usageOf } from "../helpers";
+import { call, expectOk, ledgersHeld, tenantWithCatalog, usageOf } from "../helpers";
 
 /**
  * Races the concurrent property (books-concurrent.property.test.ts) found: the cron's renewal
  * decides from the term as `planRenewal` read it, then asks the ledger whether the term's purchase
  * is still open, and only then expires it; and an extension whose request died before it existed.
  */
-
-/**
- * Bindings whose quota ledgers' `method` waits at a gate (`openRecovery`: the await inside
- * renewOrExpire); `dies`: then throws, as a request dying there does.
- */
-function ledgersHeld(method = "openRecovery", dies = false) {
-  const stall = gate();
-  const held = {
-    idFromName: (name: string) => env.QUOTA_LEDGER.idFromName(name),
-    get: (id: DurableObjectId) => {
-      const stub = env.QUOTA_LEDGER.get(id) as unknown as Record<string, (...args: unknown[]) => unknown>;
-      return new Proxy(
-        {},
-        {
-          get: (_, m) =>
-            m === "then"
-              ? undefined
-              : async (...args: unknown[]) => {
-                  if (m === method) {
-                    await stall.pass();
-                    if (dies) throw new Error("ledger died");
-                  }
-                  return stub[m as string]?.(...args);
-                },
-        },
-      );
-    },
-  };
-  return { env: { ...env, QUOTA_LEDGER: held as unknown as Env["QUOTA_LEDGER"] }, ...stall };
-}
 
 async function term(t: Awaited<ReturnType<typeof tenantWithCatalog>>, autoRenew: boolean) {
   const bought = await expectOk(
@@ -61,7 +31,7 @@ async function term(t: Awaited<ReturnType<typeof tenantWithCatalog>>, autoRenew:
 /** A term over with auto_renew off, and the cron's run on it held once it planned the expiry. */
 async function expiryOnItsWay(t: Awaited<ReturnType<typeof tenantWithCatalog>>) {
   const { id, over } = await term(t, false);
-  const held = ledgersHeld();
+  const held = ledgersHeld(["openRecovery"]);
   const cron = renewOrExpire(held.env, id, over);
   // planRenewal decided "expire"; the check of its purchase is on its way.
   await held.reached;
@@ -144,7 +114,7 @@ describe("an extension taking the place while the cron's expiry is on its way, t
     });
     expect(toggled.status).toBe(200);
     // An extension by hand reserves the place after the term, and its request dies in the ledger.
-    const dying = ledgersHeld("issue", true);
+    const dying = ledgersHeld(["issue"], "die");
     const extension = call("POST", `/v1/subscriptions/${id}/action/?do=extend`, {
       token: t.partnerKey,
       body: {},

@@ -1,6 +1,5 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { call, expectOk, gate, type Tenant, tenant } from "../helpers";
+import { call, expectOk, ledgersHeld, type Tenant, tenant } from "../helpers";
 
 /**
  * A project's membership (D1) and its members' limits (their ledgers) must agree: a customer that
@@ -9,36 +8,6 @@ import { call, expectOk, gate, type Tenant, tenant } from "../helpers";
  */
 
 const base = "/account/v1.0";
-
-/**
- * Bindings whose quota ledgers' `methods` wait at a gate, and then, with `dies`, throw instead of
- * reaching the ledger, as a request whose ledger call fails (or that dies there) does.
- */
-function ledgersHeld(methods: readonly string[], dies = false) {
-  const stall = gate();
-  const held = {
-    idFromName: (name: string) => env.QUOTA_LEDGER.idFromName(name),
-    get: (id: DurableObjectId) => {
-      const stub = env.QUOTA_LEDGER.get(id) as unknown as Record<string, (...args: unknown[]) => unknown>;
-      return new Proxy(
-        {},
-        {
-          get: (_, m) =>
-            m === "then"
-              ? undefined
-              : async (...args: unknown[]) => {
-                  if (methods.includes(m as string)) {
-                    await stall.pass();
-                    if (dies) throw new Error("ledger unreachable");
-                  }
-                  return stub[m as string]?.(...args);
-                },
-        },
-      );
-    },
-  };
-  return { env: { ...env, QUOTA_LEDGER: held as unknown as Env["QUOTA_LEDGER"] }, ...stall };
-}
 
 /** Project P of `members`, each allowed `memberLimit` of the first resource, capped at `cap`. */
 async function project(t: Tenant, members: readonly string[], cap: number, memberLimit: number) {
@@ -126,7 +95,7 @@ describe("a removal whose ledger call failed", () => {
     const [a, b] = t.customers as [string, string];
     const p = await project(t, [a, b], 10, 3);
     expect((await take(t, b, p, 1)).status).toBe(201);
-    const failing = ledgersHeld(["closeSource"], true);
+    const failing = ledgersHeld(["closeSource"], "die");
     failing.release();
     const first = await call("DELETE", `/v1/projects/${p}/members/${b}`, {
       token: t.partnerKey,
@@ -143,5 +112,31 @@ describe("a removal whose ledger call failed", () => {
     // What it holds it still releases, as any removed member.
     expect((await take(t, b, p, -1)).status).toBe(201);
     expect(await memberHolding(t, a, p)).toMatchObject({ usage: 0, project_usage: 0 });
+  });
+});
+
+describe("a member added again while it is being removed", () => {
+  it("is no member once the removal answers, and holds no limit set meanwhile", async () => {
+    const t = await tenant({ customers: 2, limit: 10 });
+    const [a, b] = t.customers as [string, string];
+    const p = await project(t, [a, b], 10, 3);
+    // The removal closed b's ledger; its membership row is still there.
+    const held = ledgersHeld(["closeSource"], "after");
+    const removal = call("DELETE", `/v1/projects/${p}/members/${b}`, { token: t.partnerKey, env: held.env });
+    await held.reached;
+    // Added again while still a member (nothing changes in D1), which opens its ledger, then a limit.
+    await expectOk(call("POST", `/v1/projects/${p}/members`, { token: t.partnerKey, body: { customer: b } }));
+    await expectOk(
+      call("PUT", `/v1/projects/${p}/members/${b}/quotas`, {
+        token: t.partnerKey,
+        body: { resource: t.resources[0], limit: 8 },
+      }),
+    );
+    held.release();
+    expect((await removal).status).toBe(204);
+    expect(await membersOf(t, p)).toEqual([a]);
+    // Before, b kept limit 8 as a non-member and drew on the project's cap.
+    expect(await memberHolding(t, b, p)).toMatchObject({ limit: 0 });
+    expect((await take(t, b, p, 1)).status).toBe(413);
   });
 });
