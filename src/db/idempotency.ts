@@ -102,9 +102,18 @@ export async function finishKey(
     .run();
 }
 
-/** Records what the request commits to, before it does any of it. */
-export async function recordIntent(env: Env, claim: Claim, intent: Record<string, unknown>): Promise<void> {
-  await database(env).update(idempotencyKeys).set({ intent }).where(byClaim(claim)).run();
+/**
+ * Records what the request commits to, before it does any of it. False if the claim is no longer
+ * the request's: it was so slow that its lock ran out and a retry took the key over (and runs the
+ * work itself), so nothing was recorded.
+ */
+export async function recordIntent(
+  env: Env,
+  claim: Claim,
+  intent: Record<string, unknown>,
+): Promise<boolean> {
+  const result = await database(env).update(idempotencyKeys).set({ intent }).where(byClaim(claim)).run();
+  return result.meta.changes > 0;
 }
 
 /**

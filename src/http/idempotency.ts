@@ -82,6 +82,13 @@ function existing(row: IdempotencyRecord | undefined, fingerprints: readonly str
   return rebuild({ status: row.status, headers: row.headers ?? [], body: row.body }, true);
 }
 
+/** 409: a retry of the request took its Idempotency-Key over while it was slow, and does its work. */
+const takenOver = () =>
+  new AppError(
+    "conflict",
+    "a retry of this request took its Idempotency-Key over and does its work; retry with the key for its answer",
+  );
+
 /** An AppError is the request's answer, rendered as app.ts renders it for /v1 so replays match. */
 async function answer(request: Request, requestId: string, run: () => Promise<Response>): Promise<Response> {
   try {
@@ -107,16 +114,20 @@ async function runClaimed(
 ): Promise<Response> {
   let committed = claim.intent !== null;
   const earlier = claim.intent as unknown as Partial<Intent> & { created?: string };
+  // A request whose key a retry took over (its lock ran out before it got here) does nothing: the
+  // retry runs the work, under ids of its own, and this one, went on, would do it a second time.
+  const commit = async (intent: Record<string, unknown>) => {
+    if (!(await recordIntent(env, claim, intent))) throw takenOver();
+    committed = true;
+  };
   keepJournal(request, {
     async record(intent) {
-      await recordIntent(env, claim, intent as unknown as Record<string, unknown>);
-      committed = true;
+      await commit(intent as unknown as Record<string, unknown>);
     },
     async newId() {
       if (earlier?.created) return earlier.created;
       const id = uuidv7();
-      await recordIntent(env, claim, { created: id });
-      committed = true;
+      await commit({ created: id });
       return id;
     },
   });
