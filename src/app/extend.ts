@@ -117,6 +117,15 @@ export async function extend(
       if (!record) {
         // Something took the place after `last` since it was read: walk on from what it is now.
         last = (await subscriptionObject(env, last.id).get()) ?? last;
+        // Taken by an extension or renewal not created yet (being bought, or its request died and
+        // the place is its own until the recovery bound): there is no term to walk on to, and
+        // asking for the place again gets the same answer until that one is created or given up.
+        if (last.nextId !== null && !(await subscriptionObject(env, last.nextId).get())) {
+          throw new AppError(
+            "conflict",
+            "another extension or renewal of this chain is under way; try again once it is done",
+          );
+        }
         continue;
       }
       reserved = record;

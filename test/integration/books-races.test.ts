@@ -135,3 +135,58 @@ describe("an extension taking the place while the cron's expiry is on its way, t
     await expectBooksBalance(t);
   });
 });
+
+describe("an extension while another, whose request died, still holds the chain's next place", () => {
+  it("answers 409 at once: it does not try the taken place again and again", async () => {
+    const t = await tenantWithCatalog(1, 6);
+    const { id } = await term(t, false);
+    // A keyed extension reserved the place; its instance died before it answered.
+    armFault("subscription.committed");
+    const died = await call("POST", `/v1/subscriptions/${id}/action/?do=extend`, {
+      token: t.partnerKey,
+      body: {},
+      headers: { "Idempotency-Key": "extend-died-reserved" },
+    });
+    expect(died.status).toBe(500);
+    disarmFaults();
+    let reservations = 0;
+    const counted = {
+      idFromName: (name: string) => env.SUBSCRIPTION.idFromName(name),
+      get: (shard: DurableObjectId) => {
+        const stub = env.SUBSCRIPTION.get(shard) as unknown as Record<
+          string,
+          (...args: unknown[]) => unknown
+        >;
+        return new Proxy(
+          {},
+          {
+            get: (_, m) =>
+              m === "then"
+                ? undefined
+                : (...args: unknown[]) => {
+                    if (m === "reserveNext") reservations++;
+                    return stub[m as string]?.(...args);
+                  },
+          },
+        );
+      },
+    };
+    const another = await call("POST", `/v1/subscriptions/${id}/action/?do=extend`, {
+      token: t.partnerKey,
+      body: {},
+      env: { ...env, SUBSCRIPTION: counted as unknown as Env["SUBSCRIPTION"] },
+    });
+    expect(another.status, JSON.stringify(another.body)).toBe(409);
+    expect(another.body.detail).toMatch(/under way/);
+    // Before, it asked for the place 1,000 times (3,000 object calls) before answering 409.
+    expect(reservations).toBe(1);
+    // The keyed attempt, retried, finishes its own extension.
+    const retried = await call("POST", `/v1/subscriptions/${id}/action/?do=extend`, {
+      token: t.partnerKey,
+      body: {},
+      headers: { "Idempotency-Key": "extend-died-reserved" },
+    });
+    expect(retried.status).toBe(200);
+    await expectBooksBalance(t);
+  });
+});
