@@ -1,3 +1,4 @@
+import type { Product } from "../domain/catalog";
 import { uuidv7 } from "../domain/ids";
 import type { PurchaseObject } from "../domain/purchase";
 import type { PurchaseIds } from "./subscriptions";
@@ -31,6 +32,13 @@ export type OperationPayload = { customerId?: string } & (
        * before the purchase ran is not bought (absent: recorded before this was kept).
        */
       vendors?: Record<string, string | null>;
+      /**
+       * The products bought, as the catalog read when it was accepted: every run plans the same
+       * purchase from them (a product's kind decides how many subscriptions, and so which ids, its
+       * objects make; its quota resource what the commission holds), whatever the catalog says by
+       * then (absent: recorded before this was kept, planned from the catalog of the run).
+       */
+      products?: Product[];
     }
   | {
       kind: "update";

@@ -1,10 +1,12 @@
 import type { Order } from "../db/orders";
+import { findProduct } from "../domain/catalog";
 import { AppError } from "../domain/errors";
 import type { PlannedSubscription, PurchaseObject } from "../domain/purchase";
 import { partnerScope } from "../domain/scope";
 import type { SubscriptionRecord, SubscriptionWire } from "../domain/subscriptions";
 import type { WorkRef } from "../domain/work-refs";
 import { subscriptionObject } from "../objects/subscription-object";
+import { catalogKnowing } from "./catalog";
 import { extend, setAutoRenew } from "./extend";
 import type { OperationPayload, StoredObject } from "./intents";
 import { quotaError } from "./quota-error";
@@ -82,13 +84,21 @@ export async function perform(
   const at = new Date(payload.at);
   const { opRef } = context;
   if (payload.kind === "purchase") {
-    // A request that just planned the purchase hands the plan over; a queued run plans it again.
+    // A request that just planned the purchase hands the plan over; a queued run, a vendor's
+    // report or a keyed retry plans it again, from the products as they were when it was accepted:
+    // planned from a catalog changed since, it would make other subscriptions under other ids (a
+    // kind now one object per subscription) or hold another resource than its first run did.
     const planned =
       context.planned ??
-      (await plan(env, payload.partnerId, payload.objects.map(purchaseObject), at)).subscriptions;
+      (await plan(env, payload.partnerId, payload.objects.map(purchaseObject), at, payload.products))
+        .subscriptions;
     const { vendors } = payload;
+    const live = vendors ? await catalogKnowing(env, Object.keys(vendors)) : [];
     const moved = planned.find(
-      (p) => vendors && p.product.id in vendors && vendors[p.product.id] !== p.product.vendorId,
+      (p) =>
+        vendors &&
+        p.product.id in vendors &&
+        vendors[p.product.id] !== (findProduct(live, p.product.id)?.vendorId ?? null),
     );
     // Its buyer and order would go to a vendor it was not bought from (README, "Syndication").
     if (moved)

@@ -1,5 +1,6 @@
 import { findCustomer, ownCustomers } from "../db/customers";
 import { insertOrders, type Order, setOrdersState, setPendingOrderLines } from "../db/orders";
+import type { Product } from "../domain/catalog";
 import type { TermChargeKind } from "../domain/charges";
 import { homeOf } from "../domain/commissions";
 import { AppError, badRequest, fromErrorWire } from "../domain/errors";
@@ -56,18 +57,22 @@ export function unwrap<T>(outcome: Outcome<T>): T {
 
 /**
  * The plan of a purchase, or a 400 naming every field that makes it impossible. An object of no
- * customer (`null`, priced by the calculator) is priced without one.
+ * customer (`null`, priced by the calculator) is priced without one. `products`: the catalog to
+ * plan from (the products a purchase accepted earlier was accepted with), else the catalog now.
  */
 export async function plan<C extends string | null>(
   env: Env,
   partnerId: string,
   objects: PurchaseObject<C>[],
   now: Date,
+  products?: readonly Product[],
 ) {
-  const catalog = await catalogKnowing(
-    env,
-    objects.map((o) => o.resource),
-  );
+  const catalog =
+    products ??
+    (await catalogKnowing(
+      env,
+      objects.map((o) => o.resource),
+    ));
   const result = planPurchase(objects, catalog, now);
   const customers = [...new Set(objects.flatMap((o) => (o.customer === null ? [] : [o.customer])))];
   const known = await ownCustomers(env, partnerId, customers);

@@ -153,6 +153,7 @@ export const subscriptionRoutes = [
           objects: objects.map(storedObject),
           ids: assignIds(planned.subscriptions),
           vendors: Object.fromEntries(planned.subscriptions.map((p) => [p.product.id, p.product.vendorId])),
+          products: [...new Map(planned.subscriptions.map((p) => [p.product.id, p.product])).values()],
         },
         { mustWait: syndicated, planned: planned.subscriptions },
       );
