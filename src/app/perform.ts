@@ -1,12 +1,11 @@
 import type { Order } from "../db/orders";
-import { findProduct } from "../domain/catalog";
+import { findProductById } from "../db/products";
 import { AppError } from "../domain/errors";
 import type { PlannedSubscription, PurchaseObject } from "../domain/purchase";
 import { partnerScope } from "../domain/scope";
 import type { SubscriptionRecord, SubscriptionWire } from "../domain/subscriptions";
 import type { WorkRef } from "../domain/work-refs";
 import { subscriptionObject } from "../objects/subscription-object";
-import { catalogKnowing } from "./catalog";
 import { extend, setAutoRenew } from "./extend";
 import type { OperationPayload, StoredObject } from "./intents";
 import { quotaError } from "./quota-error";
@@ -92,19 +91,13 @@ export async function perform(
       context.planned ??
       (await plan(env, payload.partnerId, payload.objects.map(purchaseObject), at, payload.products))
         .subscriptions;
-    const { vendors } = payload;
-    const live = vendors ? await catalogKnowing(env, Object.keys(vendors)) : [];
-    const moved = planned.find(
-      (p) =>
-        vendors &&
-        p.product.id in vendors &&
-        vendors[p.product.id] !== (findProduct(live, p.product.id)?.vendorId ?? null),
-    );
-    // Its buyer and order would go to a vendor it was not bought from (README, "Syndication").
+    // Its buyer and order would go to a vendor it was not bought from (README, "Syndication"). The
+    // request that planned it has just read the vendors; a later run reads them from D1.
+    const moved = context.planned || !payload.vendors ? null : await vendorMoved(env, payload.vendors);
     if (moved)
       throw new AppError(
         "conflict",
-        `the vendor of product ${moved.product.id} changed after this purchase was accepted; nothing was bought: buy it again if need be`,
+        `the vendor of product ${moved} changed after this purchase was accepted; nothing was bought: buy it again if need be`,
       );
     let bought: Awaited<ReturnType<typeof buy>>;
     try {
@@ -211,6 +204,18 @@ export async function perform(
       return one(env, unwrap(await object.cancel(cancelledAt, payload.expectedVersion)), cancelledAt, true);
     }
   }
+}
+
+/**
+ * The first product whose vendor is no longer the one it had when the purchase was accepted
+ * (`vendors`), read from D1: the catalog an instance keeps for 30 s may not know yet of a change
+ * another instance made.
+ */
+async function vendorMoved(env: Env, vendors: Record<string, string | null>): Promise<string | null> {
+  for (const [id, vendor] of Object.entries(vendors)) {
+    if (((await findProductById(env, id))?.vendorId ?? null) !== vendor) return id;
+  }
+  return null;
 }
 
 const workOf = (ref: string | undefined, context: PerformContext): WorkRef => ({

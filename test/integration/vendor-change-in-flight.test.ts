@@ -78,4 +78,40 @@ describe("a product whose vendor changes while a purchase of it is on its way", 
       (await expectOk(call("GET", "/v1/subscriptions/?status=all", { token: t.partnerKey }))).objects,
     ).toEqual([]);
   });
+
+  it("is not bought either when the change was made on another instance, whose catalog this one keeps for 30 s", async () => {
+    const t = await tenant({ customers: 1 });
+    await withCatalog(t);
+    const { product, vendorId } = await syndicatedProduct(t, "vendor-c.example");
+    const held: OperationMessage[] = [];
+    const send = vi.spyOn(env.OPERATIONS, "send").mockImplementation(async (body) => {
+      held.push(body as OperationMessage);
+      return undefined as never;
+    });
+    let bought: Reply;
+    try {
+      // Planned from the catalog this instance now keeps.
+      bought = await call("POST", "/v1/subscriptions/", {
+        token: t.partnerKey,
+        body: { objects: [{ customer: t.customers[0], resource: product, amount: 1, period: "1 month" }] },
+      });
+    } finally {
+      send.mockRestore();
+    }
+    expect(bought.status).toBe(202);
+    const other = await expectOk(
+      call("POST", "/v1/vendors", { token: t.operator, body: { name: "D" } }),
+      201,
+    );
+    // What another instance's PUT /v1/products writes: this instance's kept catalog is not told.
+    await env.DB.prepare("UPDATE products SET vendor_id = ?, endpoint = ? WHERE id = ?")
+      .bind(other.id, "https://vendor-d.example/hooks", product)
+      .run();
+    await deliver(held);
+    const operation = await call("GET", bought.headers.get("location") as string, { token: t.partnerKey });
+    expect(operation.status, operation.text).toBe(409);
+    expect(hostsHit).not.toContain("vendor-d.example");
+    expect(await usageOf(t, 0, product)).toMatchObject({ usage: 0, pending: 0 });
+    expect(vendorId).not.toBe(other.id);
+  });
 });
