@@ -390,10 +390,17 @@ export function gate() {
  * Bindings whose quota ledgers' `methods` wait at a gate (`reached`, then `release`): `before`
  * reaching the ledger, `after` its answer (the call took effect; its caller goes on only once
  * released), or wait and then `die` instead of reaching it, as a request whose ledger call fails
- * (or that dies there) does. Pass its `env` to `call` or to the app function under test.
+ * (or that dies there) does, or reach it and then fail (`lost`: it took effect, its answer was
+ * lost on the way back). The first `skip` calls of `methods` go through untouched (the second
+ * `closeSource` of a removal, say). Pass its `env` to `call` or to the app function under test.
  */
-export function ledgersHeld(methods: readonly string[], when: "before" | "after" | "die" = "before") {
+export function ledgersHeld(
+  methods: readonly string[],
+  when: "before" | "after" | "die" | "lost" = "before",
+  skip = 0,
+) {
   const stall = gate();
+  let untouched = skip;
   const held = {
     idFromName: (name: string) => env.QUOTA_LEDGER.idFromName(name),
     get: (id: DurableObjectId) => {
@@ -406,9 +413,14 @@ export function ledgersHeld(methods: readonly string[], when: "before" | "after"
               ? undefined
               : async (...args: unknown[]) => {
                   if (!methods.includes(m as string)) return stub[m as string]?.(...args);
-                  if (when === "after") {
+                  if (untouched > 0) {
+                    untouched--;
+                    return stub[m as string]?.(...args);
+                  }
+                  if (when === "after" || when === "lost") {
                     const answer = await stub[m as string]?.(...args);
                     await stall.pass();
+                    if (when === "lost") throw new Error("ledger answer lost");
                     return answer;
                   }
                   await stall.pass();

@@ -1,6 +1,6 @@
 import type { Principal } from "../db/credentials";
 import { findCustomer } from "../db/customers";
-import { addMember, findProject, isMember, projectMemberIds, removeMember } from "../db/projects";
+import { addMember, findProject, memberGeneration, projectMemberIds, removeMember } from "../db/projects";
 import { findResource } from "../db/resources";
 import { STRATUS_SERVICE } from "../domain/catalog";
 import { AppError, badRequest, notFound } from "../domain/errors";
@@ -57,31 +57,32 @@ export async function join(env: Env, project: ProjectView, customerId: string): 
   if (!(await findCustomer(env, customerId, project.partnerId))) {
     throw notFound(`customer ${customerId} does not exist`);
   }
-  await addMember(env, project.id, customerId);
-  // A member that left had its source closed: its limits may be set again (it keeps limit 0 until then).
-  await ledgerOf(env, customerId).openSource(memberSource(customerId, project.id));
+  const generation = await addMember(env, project.id, customerId);
+  // A member that left had its source closed: its limits may be set again (it keeps limit 0 until
+  // then). A join of a member being removed opens nothing once the removal closed its membership.
+  await ledgerOf(env, customerId).openSource(memberSource(customerId, project.id), generation);
   return { ...project, members: [...new Set([...project.members, customerId])].sort() };
 }
 
 /**
  * A member leaves: its holdings of the project keep their usage (what it holds is released as
- * usual) but get limit 0, as Astakos does for a membership that ends. Its ledger is closed before
- * the membership row goes: a request that fails in between leaves a member holding limit 0, which
- * its retry removes; the other way round, the retry found no member (404) and the customer kept its
- * limits on the project. Once closed, a limit change already past its membership check sets nothing.
+ * usual) but get limit 0, as Astakos does for a membership that ends. Its ledger closes that
+ * membership (its generation) before the membership row goes: a request that fails in between
+ * leaves a member holding limit 0, which its retry removes; the other way round, the retry found no
+ * member (404) and the customer kept its limits on the project. Once closed, a limit change or a
+ * join already past its membership check sets and opens nothing; and the row goes only if it is
+ * still that membership's, so a removal that comes late, after the customer joined again, ends
+ * nothing of the new membership (before, it closed the new member's ledger, or, closing it a
+ * second time after the row went, the ledger of a customer that had joined again meanwhile).
  */
 export async function leave(env: Env, project: ProjectView, customerId: string): Promise<void> {
   notOfBase(project);
   const notMember = () => notFound(`customer ${customerId} is not a member of project ${project.id}`);
-  if (!(await isMember(env, project.id, customerId))) throw notMember();
-  const ledger = ledgerOf(env, customerId);
-  const source = memberSource(customerId, project.id);
-  await ledger.closeSource(source);
+  const generation = await memberGeneration(env, project.id, customerId);
+  if (generation === null) throw notMember();
+  await ledgerOf(env, customerId).closeSource(memberSource(customerId, project.id), generation);
   // Another removal may have taken the row meanwhile: that one answers it.
-  if (!(await removeMember(env, project.id, customerId))) throw notMember();
-  // Closed again once the row is gone: a join of the member still there may have reopened the
-  // source meanwhile, and a limit set after it would otherwise stay with a customer no longer a member.
-  await ledger.closeSource(source);
+  if (!(await removeMember(env, project.id, customerId, generation))) throw notMember();
 }
 
 /**
@@ -140,13 +141,13 @@ export async function setMemberLimit(
 ): Promise<HoldingView> {
   mayLimit(by, project);
   const notMember = () => notFound(`customer ${customerId} is not a member of project ${project.id}`);
-  const member = project.base ? customerId === project.id : await isMember(env, project.id, customerId);
-  if (!member) throw notMember();
+  const generation = project.base ? null : await memberGeneration(env, project.id, customerId);
+  if (project.base ? customerId !== project.id : generation === null) throw notMember();
   await registered(env, resource, project);
   const source = memberSource(customerId, project.id);
-  if (project.base) return ledgerOf(env, customerId).setLimit(source, resource, limit);
-  // The member may have left since it was checked: its ledger, closed by then, refuses the limit.
-  const holding = await ledgerOf(env, customerId).setMemberLimit(source, resource, limit);
+  if (generation === null) return ledgerOf(env, customerId).setLimit(source, resource, limit);
+  // The member may have left since it was checked: its ledger, that membership closed by then, refuses the limit.
+  const holding = await ledgerOf(env, customerId).setMemberLimit(source, generation, resource, limit);
   if (!holding) throw notMember();
   return holding;
 }

@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray } from "drizzle-orm";
+import { and, asc, eq, inArray, sql } from "drizzle-orm";
 import { ttlCache } from "../domain/ttl-cache";
 import { database, parameterChunks } from "./client";
 import { partnerCustomerIds } from "./customers";
@@ -45,27 +45,57 @@ export async function projectsOfMember(env: Env, customerId: string): Promise<st
   return rows.map((r) => r.id);
 }
 
-export async function addMember(env: Env, projectId: string, customerId: string): Promise<void> {
-  await database(env).insert(projectMembers).values({ projectId, customerId }).onConflictDoNothing().run();
+/**
+ * The customer joins (again: nothing changes). Answers the membership's generation: a new one if
+ * this join made the row, the one it had if the customer was a member already.
+ */
+export async function addMember(env: Env, projectId: string, customerId: string): Promise<string> {
+  const row = await database(env)
+    .insert(projectMembers)
+    .values({ projectId, customerId, generation: crypto.randomUUID() })
+    .onConflictDoUpdate({
+      target: [projectMembers.projectId, projectMembers.customerId],
+      set: { generation: sql`generation` },
+    })
+    .returning({ generation: projectMembers.generation })
+    .get();
+  if (!row) throw new Error(`membership of ${customerId} in ${projectId} neither inserted nor kept`);
+  return row.generation;
 }
 
-/** Whether the customer was a member. */
-export async function removeMember(env: Env, projectId: string, customerId: string): Promise<boolean> {
+/** Whether membership `generation` was still the customer's, and is gone now. */
+export async function removeMember(
+  env: Env,
+  projectId: string,
+  customerId: string,
+  generation: string,
+): Promise<boolean> {
   const gone = await database(env)
     .delete(projectMembers)
-    .where(and(eq(projectMembers.projectId, projectId), eq(projectMembers.customerId, customerId)))
+    .where(
+      and(
+        eq(projectMembers.projectId, projectId),
+        eq(projectMembers.customerId, customerId),
+        eq(projectMembers.generation, generation),
+      ),
+    )
     .returning()
     .all();
   return gone.length > 0;
 }
 
-export async function isMember(env: Env, projectId: string, customerId: string): Promise<boolean> {
+/** The generation of the customer's membership, or null if it is no member. */
+export async function memberGeneration(
+  env: Env,
+  projectId: string,
+  customerId: string,
+): Promise<string | null> {
   const row = await database(env)
-    .select({ id: projectMembers.customerId })
+    .select({ generation: projectMembers.generation })
     .from(projectMembers)
     .where(and(eq(projectMembers.projectId, projectId), eq(projectMembers.customerId, customerId)))
     .get();
-  return row !== undefined;
+  return row?.generation ?? null;
 }
 
 export async function allPartnerProjectIds(env: Env, partnerId: string): Promise<string[]> {

@@ -30,6 +30,12 @@ export const projectMembers = sqliteTable(
       .notNull()
       .references(() => customers.id),
     createdAt: text("created_at").notNull().default(sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`),
+    /**
+     * Which membership this row is: new each time the customer joins (a join of a member keeps
+     * it), so the member's ledger can tell a late call about an ended membership from one about
+     * the membership after it. Rows from before it was kept share "".
+     */
+    generation: text("generation").notNull().default(""),
   },
   (t) => [
     primaryKey({ columns: [t.projectId, t.customerId] }),

@@ -60,6 +60,9 @@ export class LedgerHoldings {
         PRIMARY KEY (serial, source, resource));
       CREATE TABLE IF NOT EXISTS resolved (serial INTEGER PRIMARY KEY, outcome TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS closed_sources (source TEXT PRIMARY KEY);
+      CREATE TABLE IF NOT EXISTS member_generations (
+        source TEXT NOT NULL, generation TEXT NOT NULL, closed INTEGER NOT NULL,
+        PRIMARY KEY (source, generation));
     `);
   }
 
@@ -78,23 +81,65 @@ export class LedgerHoldings {
   }
 
   /**
-   * Every holding of `source` gets limit 0 (a member leaving a project); usage stays to be
-   * released. The source stays closed, refusing a member's limit (`isClosed`), until `openSource`:
-   * a limit change that found the customer a member before it left must not land after this.
+   * Membership `generation` (db/projects.ts) of the project `source` stands for ended: every
+   * holding of `source` gets limit 0 (usage stays to be released), and the generation stays closed
+   * for good, so a late limit change or join about it sets and opens nothing. A removal that comes
+   * late, once the customer joined again (a later generation open), leaves the new membership's
+   * limits as they are: it is not that removal's to end.
    */
-  closeSource(source: string): void {
+  closeSource(source: string, generation: string): void {
+    this.sql.exec(
+      `INSERT INTO member_generations (source, generation, closed) VALUES (?, ?, 1)
+       ON CONFLICT (source, generation) DO UPDATE SET closed = 1`,
+      source,
+      generation,
+    );
+    const later = this.sql
+      .exec(
+        "SELECT 1 FROM member_generations WHERE source = ? AND generation <> ? AND closed = 0",
+        source,
+        generation,
+      )
+      .toArray();
+    if (later.length > 0) return;
     this.sql.exec("UPDATE holdings SET limit_value = 0 WHERE source = ?", source);
+    // Until a generation opens, limits of none that is not open are set (a member that left keeps 0).
     this.sql.exec("INSERT OR IGNORE INTO closed_sources (source) VALUES (?)", source);
     this.cached.clear();
   }
 
-  /** The customer (re)joined the project `source` stands for: its limits may be set again. */
-  openSource(source: string): void {
+  /**
+   * The customer joined the project `source` stands for as membership `generation`: its limits
+   * may be set again. A generation already closed stays closed (a join of a member that was being
+   * removed, landing after the removal's close): false.
+   */
+  openSource(source: string, generation: string): boolean {
+    if (this.generationClosed(source, generation) === true) return false;
+    this.sql.exec(
+      "INSERT OR IGNORE INTO member_generations (source, generation, closed) VALUES (?, ?, 0)",
+      source,
+      generation,
+    );
     this.sql.exec("DELETE FROM closed_sources WHERE source = ?", source);
+    return true;
   }
 
-  isClosed(source: string): boolean {
+  /** Whether a member's limit of membership `generation` is refused: it ended, or it is not open and the source was closed. */
+  isClosed(source: string, generation: string): boolean {
+    const closed = this.generationClosed(source, generation);
+    if (closed !== null) return closed;
     return this.sql.exec("SELECT 1 FROM closed_sources WHERE source = ?", source).toArray().length > 0;
+  }
+
+  private generationClosed(source: string, generation: string): boolean | null {
+    const row = this.sql
+      .exec<{ closed: number }>(
+        "SELECT closed FROM member_generations WHERE source = ? AND generation = ?",
+        source,
+        generation,
+      )
+      .toArray()[0];
+    return row ? row.closed === 1 : null;
   }
 
   all(): HoldingView[] {

@@ -73,21 +73,23 @@ export class QuotaLedger extends DurableObject<Env> {
   }
 
   /**
-   * A member's limit on the project `source` stands for; null, setting nothing, once the member
-   * left (`closeSource`): the membership a caller checked in D1 may be gone by the time it gets here.
+   * A member's limit on the project `source` stands for, as membership `generation`; null, setting
+   * nothing, once that membership ended (`closeSource`): the membership a caller checked in D1 may
+   * be gone by the time it gets here, and another begun.
    */
-  setMemberLimit(source: string, resource: string, limit: number): HoldingView | null {
+  setMemberLimit(source: string, generation: string, resource: string, limit: number): HoldingView | null {
     return this.atomically(() =>
-      this.holders.isClosed(source) ? null : this.holders.setLimit(source, resource, limit),
+      this.holders.isClosed(source, generation) ? null : this.holders.setLimit(source, resource, limit),
     );
   }
 
-  closeSource(source: string): void {
-    this.atomically(() => this.holders.closeSource(source));
+  closeSource(source: string, generation: string): void {
+    this.atomically(() => this.holders.closeSource(source, generation));
   }
 
-  openSource(source: string): void {
-    this.holders.openSource(source);
+  /** False: that membership ended already (a join that lands after its removal's close opens nothing). */
+  openSource(source: string, generation: string): boolean {
+    return this.atomically(() => this.holders.openSource(source, generation));
   }
 
   holdings(): HoldingView[] {

@@ -124,18 +124,81 @@ describe("a member added again while it is being removed", () => {
     const held = ledgersHeld(["closeSource"], "after");
     const removal = call("DELETE", `/v1/projects/${p}/members/${b}`, { token: t.partnerKey, env: held.env });
     await held.reached;
-    // Added again while still a member (nothing changes in D1), which opens its ledger, then a limit.
+    // Added again while still a member (nothing changes in D1), then a limit: it is being removed,
+    // so the limit answers 404 and sets nothing (the join reopens nothing of a membership closed).
     await expectOk(call("POST", `/v1/projects/${p}/members`, { token: t.partnerKey, body: { customer: b } }));
-    await expectOk(
-      call("PUT", `/v1/projects/${p}/members/${b}/quotas`, {
-        token: t.partnerKey,
-        body: { resource: t.resources[0], limit: 8 },
-      }),
-    );
+    const raised = await call("PUT", `/v1/projects/${p}/members/${b}/quotas`, {
+      token: t.partnerKey,
+      body: { resource: t.resources[0], limit: 8 },
+    });
+    expect(raised.status).toBe(404);
     held.release();
     expect((await removal).status).toBe(204);
     expect(await membersOf(t, p)).toEqual([a]);
     // Before, b kept limit 8 as a non-member and drew on the project's cap.
+    expect(await memberHolding(t, b, p)).toMatchObject({ limit: 0 });
+    expect((await take(t, b, p, 1)).status).toBe(413);
+  });
+});
+
+/** Sets b's limit on P (200, or 404 if the answer is not a member). */
+const setLimit = (t: Tenant, p: string, customer: string, limit: number, env?: Env) =>
+  call("PUT", `/v1/projects/${p}/members/${customer}/quotas`, {
+    token: t.partnerKey,
+    body: { resource: t.resources[0], limit },
+    env,
+  });
+
+describe("a member that joins again once its removal took its row, before the removal answers", () => {
+  it("keeps the limit it was given after joining: the removal closes nothing of its new membership", async () => {
+    const t = await tenant({ customers: 2, limit: 10 });
+    const [a, b] = t.customers as [string, string];
+    const p = await project(t, [a, b], 10, 3);
+    // The removal deleted b's row and waits before any ledger call it makes after that (it may answer at once).
+    const held = ledgersHeld(["closeSource"], "before", 1);
+    const removal = call("DELETE", `/v1/projects/${p}/members/${b}`, { token: t.partnerKey, env: held.env });
+    await Promise.race([held.reached, removal]);
+    // b is no member now: it joins again and gets a limit.
+    await expectOk(call("POST", `/v1/projects/${p}/members`, { token: t.partnerKey, body: { customer: b } }));
+    expect((await setLimit(t, p, b, 5)).status).toBe(200);
+    held.release();
+    expect((await removal).status).toBe(204);
+    // Its join came after the removal took effect: b is a member with the limit set after it.
+    expect(await membersOf(t, p)).toEqual([a, b].sort());
+    // Before, the removal's late close took that limit (0) and refused every later one: 404 for a listed member.
+    expect(await memberHolding(t, b, p)).toMatchObject({ limit: 5 });
+    expect((await setLimit(t, p, b, 6)).status).toBe(200);
+    expect((await take(t, b, p, 6)).status).toBe(201);
+  });
+});
+
+describe("a limit change and a join, both past their membership check, when the member is removed", () => {
+  it("leave the customer no member and no limit, in whichever order they land", async () => {
+    const t = await tenant({ customers: 2, limit: 10 });
+    const [a, b] = t.customers as [string, string];
+    const p = await project(t, [a, b], 10, 3);
+    // Both found b a member; each waits before its ledger call.
+    const limitHeld = ledgersHeld(["setMemberLimit"]);
+    const raise = setLimit(t, p, b, 8, limitHeld.env);
+    await limitHeld.reached;
+    const joinHeld = ledgersHeld(["openSource"]);
+    const join = call("POST", `/v1/projects/${p}/members`, {
+      token: t.partnerKey,
+      body: { customer: b },
+      env: joinHeld.env,
+    });
+    await joinHeld.reached;
+    expect((await call("DELETE", `/v1/projects/${p}/members/${b}`, { token: t.partnerKey })).status).toBe(
+      204,
+    );
+    // The join's ledger call lands first, then the limit's.
+    joinHeld.release();
+    expect((await join).status).toBe(200);
+    limitHeld.release();
+    await raise;
+    expect(await membersOf(t, p)).toEqual([a]);
+    // Before, the join reopened b's ledger after the removal closed it, and the limit change landed: a
+    // customer that is no member held limit 8 of P and drew on its cap.
     expect(await memberHolding(t, b, p)).toMatchObject({ limit: 0 });
     expect((await take(t, b, p, 1)).status).toBe(413);
   });

@@ -1,0 +1,1 @@
+ALTER TABLE `project_members` ADD `generation` text DEFAULT '' NOT NULL;
