@@ -59,8 +59,14 @@ export async function join(env: Env, project: ProjectView, customerId: string): 
   }
   const generation = await addMember(env, project.id, customerId);
   // A member that left had its source closed: its limits may be set again (it keeps limit 0 until
-  // then). A join of a member being removed opens nothing once the removal closed its membership.
-  await ledgerOf(env, customerId).openSource(memberSource(customerId, project.id), generation);
+  // then). A join of a member being removed opens nothing once the removal closed its membership:
+  // answered 200, it would list a member whose every limit change answers 404.
+  if (!(await ledgerOf(env, customerId).openSource(memberSource(customerId, project.id), generation))) {
+    throw new AppError(
+      "conflict",
+      `customer ${customerId} is being removed from project ${project.id}: once its removal has answered (send it again if it failed), add it again`,
+    );
+  }
   return { ...project, members: [...new Set([...project.members, customerId])].sort() };
 }
 

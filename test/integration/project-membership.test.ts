@@ -124,9 +124,13 @@ describe("a member added again while it is being removed", () => {
     const held = ledgersHeld(["closeSource"], "after");
     const removal = call("DELETE", `/v1/projects/${p}/members/${b}`, { token: t.partnerKey, env: held.env });
     await held.reached;
-    // Added again while still a member (nothing changes in D1), then a limit: it is being removed,
-    // so the limit answers 404 and sets nothing (the join reopens nothing of a membership closed).
-    await expectOk(call("POST", `/v1/projects/${p}/members`, { token: t.partnerKey, body: { customer: b } }));
+    // Added again while still a member, then a limit: it is being removed, so the join answers 409
+    // (it reopens nothing of a membership closed) and the limit 404, setting nothing.
+    const rejoined = await call("POST", `/v1/projects/${p}/members`, {
+      token: t.partnerKey,
+      body: { customer: b },
+    });
+    expect(rejoined.status).toBe(409);
     const raised = await call("PUT", `/v1/projects/${p}/members/${b}/quotas`, {
       token: t.partnerKey,
       body: { resource: t.resources[0], limit: 8 },
@@ -191,9 +195,10 @@ describe("a limit change and a join, both past their membership check, when the 
     expect((await call("DELETE", `/v1/projects/${p}/members/${b}`, { token: t.partnerKey })).status).toBe(
       204,
     );
-    // The join's ledger call lands first, then the limit's.
+    // The join's ledger call lands first, then the limit's. The membership it found is gone: 409,
+    // and a join sent again makes a new one.
     joinHeld.release();
-    expect((await join).status).toBe(200);
+    expect((await join).status).toBe(409);
     limitHeld.release();
     await raise;
     expect(await membersOf(t, p)).toEqual([a]);
