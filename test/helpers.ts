@@ -267,6 +267,22 @@ export function failingD1<T extends D1Database | D1DatabaseSession>(
   });
 }
 
+/**
+ * A tenant whose partner is never rate-limited (a property test's many calls), with a project of
+ * its own and no member yet: `project` is its id.
+ */
+export async function unlimitedTenantWithProject(customers: number, limit: number) {
+  const t = await tenant({ customers, limit });
+  await expectOk(
+    call("PATCH", `/v1/partners/${t.partnerId}`, { token: t.operator, body: { rate_limit: "unlimited" } }),
+  );
+  const p = await expectOk(
+    call("POST", "/v1/projects", { token: t.partnerKey, body: { name: unique("p") } }),
+    201,
+  );
+  return { t, project: p.id as string };
+}
+
 /** A tenant of `customers` with the demo catalog and a limit of `limit` on each of its resources. */
 export async function tenantWithCatalog(customers: number, limit?: number): Promise<Tenant> {
   const t = await tenant({ customers });

@@ -3,7 +3,15 @@ import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, it } from "vitest";
 import { ledgerOf } from "../../src/objects/quota-ledger";
-import { call, expectOk, ledgersHeld, type Reply, type Tenant, tenant, unique } from "../helpers";
+import {
+  call,
+  expectOk,
+  ledgersHeld,
+  type Reply,
+  type Tenant,
+  unique,
+  unlimitedTenantWithProject,
+} from "../helpers";
 
 /**
  * A project's membership and its members' holdings agree under concurrent, failing and retried
@@ -912,16 +920,8 @@ async function probeMembers(r: Run, when: string): Promise<void> {
 // ---- a run ----------------------------------------------------------------------------------------------
 
 async function setUp(): Promise<Run> {
-  const t = await tenant({ customers: 3, limit: LIMITS.system });
-  await expectOk(
-    call("PATCH", `/v1/partners/${t.partnerId}`, { token: t.operator, body: { rate_limit: "unlimited" } }),
-  );
+  const { t, project } = await unlimitedTenantWithProject(3, LIMITS.system);
   const vm = t.resources[0] as string;
-  const p = await expectOk(
-    call("POST", "/v1/projects", { token: t.partnerKey, body: { name: unique("p") } }),
-    201,
-  );
-  const project = p.id as string;
   const h = new Map<string, H>();
   // c0 and c1 are members with a limit; c2 is not (it has no holding of P until its first limit).
   for (const w of WHO) {

@@ -11,7 +11,7 @@ import { LedgerCommissions } from "../../src/objects/ledger-commissions";
 import { LedgerHoldings } from "../../src/objects/ledger-holdings";
 import { ledgerOf, QuotaLedger } from "../../src/objects/quota-ledger";
 import { recoverAll } from "../books";
-import { call, expectOk, type Reply, type Tenant, tenant, unique } from "../helpers";
+import { call, expectOk, type Reply, type Tenant, unique, unlimitedTenantWithProject } from "../helpers";
 
 /**
  * The books of the quota API balance under concurrent, failing and hostile service calls: random
@@ -943,16 +943,8 @@ async function runStep(r: Run, s: Step, index: number): Promise<void> {
 const LIMITS = { system: 8, member: 4, cap: 6 };
 
 async function setUp(): Promise<Run> {
-  const t = await tenant({ customers: 2, limit: LIMITS.system });
-  await expectOk(
-    call("PATCH", `/v1/partners/${t.partnerId}`, { token: t.operator, body: { rate_limit: "unlimited" } }),
-  );
+  const { t, project } = await unlimitedTenantWithProject(2, LIMITS.system);
   const vm = t.resources[0] as string;
-  const p = await expectOk(
-    call("POST", "/v1/projects", { token: t.partnerKey, body: { name: unique("p") } }),
-    201,
-  );
-  const project = p.id as string;
   for (const c of t.customers) {
     await expectOk(
       call("POST", `/v1/projects/${project}/members`, { token: t.partnerKey, body: { customer: c } }),

@@ -7,6 +7,7 @@ import {
   expectOk,
   type Reply,
   syndicatedProduct,
+  type Tenant,
   tenant,
   usageOf,
   vendorEndpoints,
@@ -25,28 +26,35 @@ vendorEndpoints((url) => {
  * of it was sold: the purchase is not bought, so its buyer and order never reach the new vendor
  * (README, "Syndication").
  */
+/** One of `product` bought for the first customer (202), its operation's message held back, as a queue does for a moment. */
+async function boughtWithMessageHeld(
+  t: Tenant,
+  product: string,
+): Promise<{ bought: Reply; held: OperationMessage[] }> {
+  const held: OperationMessage[] = [];
+  const send = vi.spyOn(env.OPERATIONS, "send").mockImplementation(async (body) => {
+    held.push(body as OperationMessage);
+    return undefined as never;
+  });
+  try {
+    const bought = await call("POST", "/v1/subscriptions/", {
+      token: t.partnerKey,
+      body: { objects: [{ customer: t.customers[0], resource: product, amount: 1, period: "1 month" }] },
+    });
+    expect(bought.status).toBe(202);
+    return { bought, held };
+  } finally {
+    send.mockRestore();
+  }
+}
+
 describe("a product whose vendor changes while a purchase of it is on its way", () => {
   it("is not bought: the operation answers 409, nothing is held, and neither vendor is told", async () => {
     const t = await tenant({ customers: 1 });
     await withCatalog(t);
     const { product, vendorId } = await syndicatedProduct(t, "vendor-a.example");
     const tokenA = await vendorTokenOf(t, vendorId);
-    // The operation's message is held back, as a queue does for a moment.
-    const held: OperationMessage[] = [];
-    const send = vi.spyOn(env.OPERATIONS, "send").mockImplementation(async (body) => {
-      held.push(body as OperationMessage);
-      return undefined as never;
-    });
-    let bought: Reply;
-    try {
-      bought = await call("POST", "/v1/subscriptions/", {
-        token: t.partnerKey,
-        body: { objects: [{ customer: t.customers[0], resource: product, amount: 1, period: "1 month" }] },
-      });
-    } finally {
-      send.mockRestore();
-    }
-    expect(bought.status).toBe(202);
+    const { bought, held } = await boughtWithMessageHeld(t, product);
     const other = await expectOk(
       call("POST", "/v1/vendors", { token: t.operator, body: { name: "B" } }),
       201,
@@ -83,22 +91,8 @@ describe("a product whose vendor changes while a purchase of it is on its way", 
     const t = await tenant({ customers: 1 });
     await withCatalog(t);
     const { product, vendorId } = await syndicatedProduct(t, "vendor-c.example");
-    const held: OperationMessage[] = [];
-    const send = vi.spyOn(env.OPERATIONS, "send").mockImplementation(async (body) => {
-      held.push(body as OperationMessage);
-      return undefined as never;
-    });
-    let bought: Reply;
-    try {
-      // Planned from the catalog this instance now keeps.
-      bought = await call("POST", "/v1/subscriptions/", {
-        token: t.partnerKey,
-        body: { objects: [{ customer: t.customers[0], resource: product, amount: 1, period: "1 month" }] },
-      });
-    } finally {
-      send.mockRestore();
-    }
-    expect(bought.status).toBe(202);
+    // Planned from the catalog this instance now keeps.
+    const { bought, held } = await boughtWithMessageHeld(t, product);
     const other = await expectOk(
       call("POST", "/v1/vendors", { token: t.operator, body: { name: "D" } }),
       201,
