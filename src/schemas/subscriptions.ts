@@ -98,9 +98,16 @@ export const UpdateRequest = v.strictObject(
 );
 
 const ACTIONS = ["extend", "auto_renew", "start", "stop"] as const;
-export const ActionQuery = v.object({
-  do: v.picklist(ACTIONS, "must be one of extend, auto_renew, start, stop"),
-});
+/**
+ * Strict: the spec has an action's values "specified in the request", and a client may put them in
+ * the query (`?do=auto_renew&auto_renew=false`, `?do=extend&period=1%20week`). Ignored there, the
+ * toggle would flip the flag the other way and the extension buy the default length: the values
+ * are read from the body only, and anything but `do` in the query answers 400 naming it.
+ */
+export const ActionQuery = v.strictObject(
+  { do: v.picklist(ACTIONS, "must be one of extend, auto_renew, start, stop") },
+  "the query takes only do; period, end_time and auto_renew go in the JSON body",
+);
 
 /**
  * Strict: a member it does not take (`{"value": false}` for `auto_renew`) would otherwise be

@@ -293,7 +293,7 @@ export const subscriptionRoutes = [
     method: "POST",
     path: "/v1/subscriptions/{id}/action",
     summary: "Extend, toggle auto-renewal, start or stop (`?do=`)",
-    description: `\`extend\`: buys the next term of the chain (body: optional \`period\` or \`end_time\`). \`auto_renew\`: toggles, or sets \`auto_renew\` from the body, on this term and the terms after it in its chain. \`start\`/\`stop\`: run a CaaS cloud (no body). A member the action does not read answers 400. A JSON \`null\` body is no body. With \`If-Match\` (an ETag of \`GET /v1/subscriptions/{id}\`, or \`*\`): 412 if the subscription changed since it was read, checked when the request is accepted (for a toggle, also in its object).${ASYNC}`,
+    description: `\`extend\`: buys the next term of the chain (body: optional \`period\` or \`end_time\`). \`auto_renew\`: toggles, or sets \`auto_renew\` from the body, on this term and the terms after it in its chain. \`start\`/\`stop\`: run a CaaS cloud (no body). The values are read from the body only: a member the action does not read answers 400, and so does any query parameter but \`do\` (\`?do=auto_renew&auto_renew=false\` would otherwise toggle). A JSON \`null\` body is no body. With \`If-Match\` (an ETag of \`GET /v1/subscriptions/{id}\`, or \`*\`): 412 if the subscription changed since it was read, checked when the request is accepted (for a toggle, also in its object).${ASYNC}`,
     tag,
     auth: partners,
     params: IdParams,
