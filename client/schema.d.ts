@@ -5434,7 +5434,7 @@ export interface operations {
                      *       "start_time": "2026-12-01T12:00:00.000Z",
                      *       "end_time": "2027-01-01T12:00:00.000Z",
                      *       "period": "1 month",
-                     *       "status": "inactive",
+                     *       "status": "expired",
                      *       "auto_renew": false,
                      *       "price": "744.00",
                      *       "currency": "EUR",

@@ -268,7 +268,8 @@ export const subscriptionRoutes = [
         headers: { ...SUBSCRIPTION_LOCATION, ...ETAG },
         example: {
           ...examples.subscription,
-          status: "inactive",
+          // A subscription that has ended is expired (statusOf), whatever its times say.
+          status: "expired",
           ended_at: "2026-12-15T12:00:00.000Z",
           end_reason: "cancelled",
         },
