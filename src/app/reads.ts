@@ -137,8 +137,18 @@ export async function consume(
 ) {
   let leftover = quantity;
   const touched: SubscriptionRecord[] = [];
-  for (const id of await depletionQueue(env, customerId, product, now)) {
+  const queue = await depletionQueue(env, customerId, product, now);
+  // A run before this one (its retry after a lost answer, a redelivered operation) walked the same
+  // queue and took from the ones that remember `report`. One before the last of those that does
+  // not remember it was passed over then (its purchase had not taken effect, or it was not in the
+  // queue yet): it is passed over again, or this run would take from it what the earlier run
+  // already took from the later ones, draining the report twice.
+  const records = await Promise.all(queue.map((id) => subscriptionObject(env, id).get()));
+  const lastTook = records.findLastIndex((r) => r?.consumed?.some((c) => c.report === report));
+  for (const [i, id] of queue.entries()) {
     if (leftover === 0) break;
+    const remembers = records[i]?.consumed?.some((c) => c.report === report) ?? false;
+    if (i < lastTook && !remembers) continue;
     if (await awaitsItsPurchase(env, id, now)) continue;
     const result = unwrap(await subscriptionObject(env, id).consume(leftover, now, report));
     leftover = result.leftover;

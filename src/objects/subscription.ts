@@ -176,7 +176,9 @@ export class Subscription extends SubscriptionMachine {
       const r = this.store.load();
       if (!r) return missing();
       const taken = r.consumed?.find((c) => c.report === report)?.used;
-      if (taken !== undefined) return { ok: true, value: { record: r, leftover: quantity - taken } };
+      // Never below 0: a run that hands on less than an earlier run did must not give units back.
+      if (taken !== undefined)
+        return { ok: true, value: { record: r, leftover: Math.max(0, quantity - taken) } };
       if (r.kind !== "depletable" || r.remaining === null || r.endedAt !== null) {
         return { ok: true, value: { record: r, leftover: quantity } };
       }

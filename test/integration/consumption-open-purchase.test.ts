@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { disarmFaults } from "../../src/domain/faults";
+import { armFault, disarmFaults } from "../../src/domain/faults";
 import { expectBooksBalance, purchaseDiedAt, recoverAll } from "../books";
 import {
   call,
@@ -9,6 +9,7 @@ import {
   syndicatedProduct,
   type Tenant,
   tenantWithCatalog,
+  unique,
   usageOf,
   vendorEndpoints,
   vendorTokenOf,
@@ -90,6 +91,44 @@ describe("a depletable whose purchase waits on its vendor", () => {
     expect(r.body.meta).toEqual({ unallocated: 0 });
     expect(await read(t, tx)).toMatchObject({ status: "expired", end_reason: "depleted", remaining: 0 });
     expect(await usageOf(t, 0, "tx")).toMatchObject({ usage: 0, pending: 0 });
+    await expectBooksBalance(t);
+  });
+});
+
+describe("a report run again after the purchase it passed over took effect", () => {
+  it("takes nothing from it: the report is applied once, as its first run spread it", async () => {
+    const { t, tx, vendorSays } = await waitingOnVendor();
+    const customer = t.customers[0] as string;
+    const buyTx = async (amount: number) =>
+      (
+        await expectOk(
+          call("POST", "/v1/subscriptions/", {
+            token: t.partnerKey,
+            body: { objects: [{ customer, resource: "tx", amount }] },
+          }),
+          201,
+        )
+      ).objects[0].id as string;
+    const [second, third] = [await buyTx(3), await buyTx(10)];
+    const key = unique("key");
+    const report = () =>
+      call("POST", `/v1/customers/${customer}/consumption`, {
+        token: t.partnerKey,
+        headers: { "idempotency-key": key },
+        body: { resource: "tx", amount: 5 },
+      });
+    // The first run passes over the waiting one (3 from the second, 2 from the third), then dies
+    // before its answer is kept; the vendor deploys; the retry runs the report again.
+    armFault("request.answered");
+    expect((await report()).status).toBe(500);
+    disarmFaults();
+    await vendorSays("DEPLOYED");
+    const retry = await report();
+    expect(retry.status, retry.text).toBe(200);
+    expect(retry.body.meta).toEqual({ unallocated: 0 });
+    expect(await read(t, tx)).toMatchObject({ remaining: 50, status: "active" });
+    expect(await read(t, second)).toMatchObject({ remaining: 0, end_reason: "depleted" });
+    expect(await read(t, third)).toMatchObject({ remaining: 8, status: "inactive" });
     await expectBooksBalance(t);
   });
 });
