@@ -33,10 +33,30 @@ import {
  * if the bound had passed, no operation may be left open, and `expectBooksBalance` must hold. Found: an auto_renew toggle racing the
  * cron's expiry, and an unkeyed extension's place kept after its request died
  * (books-races.test.ts).
+ *
+ * Depletables (`tx`) too: each customer buys several (the oldest one bought with a syndicated
+ * line, so it waits on its vendor and reports pass over it until it is deployed), and consumption
+ * reports (keyed or not, answered at once or 202, sent twice, retried after a lost answer) race
+ * each other, purchases of more, cancels, evictions and faults of the depletables, and the vendor's
+ * report on the one waiting. After the sequence `expectDepletablesBalance`: units drained equal
+ * units reported minus `unallocated` answered, each report answering the same every time; a
+ * depletable used up ended `depleted` (its quota released once: the books' quota check), one
+ * undone was never drawn from; the oldest live one of each customer is `active`, the others
+ * `inactive`, read and listed. A report run again that drained a depletable its first run had
+ * passed over was found reading for this (consumption-open-purchase.test.ts); this property has
+ * not hit it in 200 runs against the code before the fix.
  */
 
 type Op =
-  | { kind: "buy"; customer: number; product: "cpu" | "mem" | "cumulus" | "syndicated"; amount: number }
+  | {
+      kind: "buy";
+      customer: number;
+      /** "syndicated+tx": one purchase of a syndicated line and `amount` of tx, waiting on its vendor. */
+      product: "cpu" | "mem" | "cumulus" | "syndicated" | "tx" | "syndicated+tx";
+      amount: number;
+    }
+  /** A consumption report of `amount` of tx for a customer: drains its depletables oldest first. */
+  | { kind: "consume"; customer: number; amount: number }
   | { kind: "patch"; amount: number }
   | { kind: "run"; action: "start" | "stop" }
   | { kind: "extend" }
@@ -57,16 +77,35 @@ interface Req {
   redeliver: boolean;
 }
 
+/**
+ * What a step's target is picked from: any subscription, a depletable (to race its cancel,
+ * eviction or fault with consumption reports) or a syndicated one (its vendor's report).
+ */
+type Pool = "any" | "tx" | "syndicated" | "pending";
+
 type Step =
   | { kind: "one"; target: number; req: Req }
-  | { kind: "together"; target: number; reqs: Req[]; fault: FaultStep | null };
+  | { kind: "together"; target: number; pool?: Pool; reqs: Req[]; fault: FaultStep | null };
 
 const op: fc.Arbitrary<Op> = fc.oneof(
   fc.record({
     kind: fc.constant("buy" as const),
     customer: fc.nat(1),
-    product: fc.constantFrom("cpu" as const, "mem" as const, "cumulus" as const, "syndicated" as const),
+    product: fc.constantFrom(
+      "cpu" as const,
+      "mem" as const,
+      "cumulus" as const,
+      "syndicated" as const,
+      "tx" as const,
+      "tx" as const,
+      "syndicated+tx" as const,
+    ),
     amount: fc.integer({ min: 1, max: 4 }),
+  }),
+  fc.record({
+    kind: fc.constant("consume" as const),
+    customer: fc.constantFrom(0, 0, 1),
+    amount: fc.integer({ min: 1, max: 6 }),
   }),
   fc.record({
     kind: fc.constant("vendor" as const),
@@ -96,6 +135,104 @@ const req: fc.Arbitrary<Req> = fc.record({
   retry: fc.constantFrom(0 as const, 0 as const, 1 as const, 2 as const),
   redeliver: fc.boolean(),
 });
+
+/** Groups that race on a customer's depletables: their target is a depletable (or a syndicated line). */
+const txCombo: fc.Arbitrary<{ ops: Op[]; pool: Pool; fault?: FaultStep }> = fc.constantFrom<{
+  ops: Op[];
+  pool: Pool;
+  /** A fault the group always arms. */
+  fault?: FaultStep;
+}>(
+  // A keyed report whose answer is lost is run again by its retry after the group: after the
+  // vendor deployed a depletable it passed over, or after another depletable was bought.
+  {
+    pool: "pending",
+    fault: "request.answered",
+    ops: [
+      { kind: "consume", customer: 0, amount: 4 },
+      { kind: "vendor", status: "DEPLOYED" },
+    ],
+  },
+  {
+    pool: "tx",
+    fault: "request.answered",
+    ops: [
+      { kind: "consume", customer: 0, amount: 3 },
+      { kind: "buy", customer: 0, product: "tx", amount: 2 },
+    ],
+  },
+  {
+    pool: "tx",
+    ops: [
+      { kind: "consume", customer: 0, amount: 3 },
+      { kind: "consume", customer: 0, amount: 3 },
+    ],
+  },
+  {
+    pool: "tx",
+    ops: [
+      { kind: "consume", customer: 0, amount: 2 },
+      { kind: "consume", customer: 0, amount: 4 },
+      { kind: "consume", customer: 0, amount: 1 },
+    ],
+  },
+  { pool: "tx", ops: [{ kind: "consume", customer: 0, amount: 2 }, { kind: "cancel" }] },
+  { pool: "tx", ops: [{ kind: "consume", customer: 0, amount: 5 }, { kind: "cancel" }, { kind: "cancel" }] },
+  { pool: "tx", ops: [{ kind: "consume", customer: 0, amount: 4 }, { kind: "evict" }] },
+  {
+    pool: "tx",
+    ops: [{ kind: "consume", customer: 0, amount: 3 }, { kind: "extend" }, { kind: "patch", amount: 2 }],
+  },
+  {
+    pool: "tx",
+    ops: [
+      { kind: "buy", customer: 0, product: "tx", amount: 2 },
+      { kind: "buy", customer: 0, product: "tx", amount: 3 },
+      { kind: "consume", customer: 0, amount: 3 },
+    ],
+  },
+  {
+    pool: "tx",
+    ops: [
+      { kind: "buy", customer: 0, product: "tx", amount: 3 },
+      { kind: "consume", customer: 0, amount: 2 },
+      { kind: "cancel" },
+    ],
+  },
+  {
+    pool: "tx",
+    ops: [
+      { kind: "consume", customer: 1, amount: 2 },
+      { kind: "buy", customer: 1, product: "tx", amount: 2 },
+      { kind: "consume", customer: 0, amount: 2 },
+      { kind: "evict" },
+    ],
+  },
+  {
+    pool: "syndicated",
+    ops: [
+      { kind: "consume", customer: 0, amount: 4 },
+      { kind: "vendor", status: "DEPLOYED" },
+    ],
+  },
+  {
+    pool: "syndicated",
+    ops: [
+      { kind: "consume", customer: 0, amount: 4 },
+      { kind: "vendor", status: "FAILED" },
+      { kind: "consume", customer: 0, amount: 1 },
+    ],
+  },
+  {
+    pool: "syndicated",
+    ops: [
+      { kind: "buy", customer: 0, product: "syndicated+tx", amount: 3 },
+      { kind: "consume", customer: 0, amount: 3 },
+      { kind: "vendor", status: "DEPLOYED" },
+    ],
+  },
+  { pool: "syndicated", ops: [{ kind: "consume", customer: 0, amount: 2 }, { kind: "cancel" }] },
+);
 
 /** Groups that race on one chain or one customer's quota. */
 const combo: fc.Arbitrary<Op[]> = fc.constantFrom<Op[]>(
@@ -166,8 +303,21 @@ const comboStep: fc.Arbitrary<Step> = combo.chain((ops) =>
   ),
 );
 
+const txComboStep: fc.Arbitrary<Step> = txCombo.chain(({ ops, pool, fault: always }) =>
+  fc.tuple(fc.nat(20), fc.array(flags, { minLength: ops.length, maxLength: ops.length }), faultOrNone).map(
+    ([target, fs, fault]): Step => ({
+      kind: "together",
+      target,
+      pool,
+      reqs: ops.map((op, i) => ({ op, ...(fs[i] as (typeof fs)[number]) })),
+      fault: always ?? fault,
+    }),
+  ),
+);
+
 const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 2, arbitrary: comboStep },
+  { weight: 2, arbitrary: txComboStep },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("one" as const), target: fc.nat(20), req }) },
   {
     weight: 2,
@@ -194,25 +344,52 @@ interface Run {
   faulty: boolean;
   /** Keyed requests answered 5xx under a fault, to retry after it. */
   toRetry: Array<() => Promise<void>>;
+  /** Every consumption report sent, by its Idempotency-Key (unkeyed: one per request). */
+  reports: Map<string, Report>;
+}
+
+/** A consumption report and what was answered for it. */
+interface Report {
+  what: string;
+  amount: number;
+  /** `meta.unallocated` of each answer 200 (first, replays, retries). */
+  unallocated: number[];
+  /** Its operations, when answered 202 (a keyed report has one, however often it is sent). */
+  opRefs: Set<string>;
 }
 
 function send(r: Run, o: Op, target: string | undefined, headers: Record<string, string>): Promise<Reply> {
   const { t } = r;
   switch (o.kind) {
-    case "buy":
+    case "buy": {
+      const customer = t.customers[o.customer];
       return call("POST", "/v1/subscriptions/", {
         token: t.partnerKey,
         headers,
         body: {
-          objects: [
-            {
-              customer: t.customers[o.customer],
-              resource: o.product === "syndicated" ? r.syndicated : o.product,
-              amount: o.amount,
-              period: "1 month",
-            },
-          ],
+          objects:
+            o.product === "syndicated+tx"
+              ? [
+                  { customer, resource: r.syndicated, amount: 1, period: "1 month" },
+                  { customer, resource: "tx", amount: o.amount },
+                ]
+              : [
+                  {
+                    customer,
+                    resource: o.product === "syndicated" ? r.syndicated : o.product,
+                    amount: o.amount,
+                    // A depletable ignores time parameters.
+                    ...(o.product === "tx" ? {} : { period: "1 month" }),
+                  },
+                ],
         },
+      });
+    }
+    case "consume":
+      return call("POST", `/v1/customers/${t.customers[o.customer]}/consumption`, {
+        token: t.partnerKey,
+        headers,
+        body: { resource: "tx", amount: o.amount },
       });
     case "patch":
       return call("PATCH", `/v1/subscriptions/${target}/`, {
@@ -265,7 +442,9 @@ function note(r: Run, what: string, reply: Reply): void {
 async function one(r: Run, q: Req, target: string | undefined): Promise<void> {
   const o = q.op;
   const what = `${o.kind}${"action" in o ? `:${o.action}` : ""}${"status" in o ? `:${o.status}` : ""}${"amount" in o ? `(${o.amount})` : ""} ${
-    o.kind === "buy" ? `c${o.customer} ${o.product}` : target
+    o.kind === "buy" || o.kind === "consume"
+      ? `c${o.customer}${o.kind === "buy" ? ` ${o.product}` : ""}`
+      : target
   }${q.async ? " async" : ""}${q.keyed ? " keyed" : ""}`;
   if (o.kind === "evict") {
     if (!target) return;
@@ -285,10 +464,28 @@ async function one(r: Run, q: Req, target: string | undefined): Promise<void> {
       r.odd.push(`term ends ${target} ${outcome}`);
     return;
   }
-  if (o.kind !== "buy" && !target) return;
+  if (o.kind !== "buy" && o.kind !== "consume" && !target) return;
   const headers: Record<string, string> = {};
   if (q.keyed) headers["idempotency-key"] = unique("key");
   if (q.async) headers.prefer = "respond-async";
+  const report: Report | null =
+    o.kind === "consume" ? { what, amount: o.amount, unallocated: [], opRefs: new Set() } : null;
+  if (report) r.reports.set(headers["idempotency-key"] ?? unique("report"), report);
+  const answered = (reply: Reply) => {
+    if (!report) return;
+    if (reply.status === 200) {
+      const u = reply.body?.meta?.unallocated;
+      // No answer may hand back more than was reported, or less than nothing.
+      if (typeof u !== "number" || u < 0 || u > report.amount)
+        r.odd.push(`${what}: unallocated ${u} of ${report.amount}`);
+      report.unallocated.push(u);
+    } else if (reply.status === 202 && reply.body?.opRef) {
+      report.opRefs.add(reply.body.opRef);
+    } else if (reply.status < 500 && !(q.keyed && reply.status === 409)) {
+      // A keyed report may answer 409 while its first send is still being processed; else 200 or 202.
+      r.odd.push(`${what} -> ${reply.status} ${reply.text}`);
+    }
+  };
   const deliverToo = async (reply: Reply) => {
     if (reply.status === 202 && q.redeliver && reply.body?.opRef) {
       const res = await runOperationsQueue([{ opRef: reply.body.opRef }]);
@@ -299,21 +496,25 @@ async function one(r: Run, q: Req, target: string | undefined): Promise<void> {
   if (q.keyed && q.retry === 2) {
     const replies = await Promise.all([send(r, o, target, headers), send(r, o, target, headers)]);
     for (const reply of replies) note(r, `${what} (twice at once)`, reply);
+    for (const reply of replies) answered(reply);
     await Promise.all(replies.map(deliverToo));
     return;
   }
   const reply = await send(r, o, target, headers);
   note(r, what, reply);
+  answered(reply);
   await deliverToo(reply);
   if (reply.status >= 500 && q.keyed && r.faulty) {
     r.toRetry.push(async () => {
       const again = await send(r, o, target, headers);
       note(r, `${what} (retried after its 5xx)`, again);
+      answered(again);
     });
   }
   if (q.keyed && q.retry === 1) {
     const again = await send(r, o, target, headers);
     note(r, `${what} (retried)`, again);
+    answered(again);
     // A replay answers what the first answered (or, for a 409 "still processing", something later).
     // The vendor API takes no Idempotency-Key: a report sent again is a new report.
     if (o.kind !== "vendor" && reply.status < 500 && again.status !== reply.status && again.status !== 409)
@@ -327,7 +528,8 @@ async function runStep(r: Run, s: Step): Promise<void> {
     .bind(r.t.partnerId)
     .all<{ id: string }>();
   for (const { id } of all.results) if (!r.ids.includes(id)) r.ids.push(id);
-  const target = r.ids.length === 0 ? undefined : r.ids[s.target % r.ids.length];
+  const pool = s.kind === "together" && s.pool && s.pool !== "any" ? await poolOf(r, s.pool) : r.ids;
+  const target = pool.length === 0 ? undefined : pool[s.target % pool.length];
   if (s.kind === "one") return one(r, s.req, target);
   const faulty = s.fault !== null || s.reqs.some((q) => q.op.kind === "evict");
   r.log.push(`-- together on ${target}${s.fault ? ` fault ${s.fault}` : ""}`);
@@ -344,6 +546,103 @@ async function runStep(r: Run, s: Step): Promise<void> {
   r.faulty = false;
   const retries = r.toRetry.splice(0);
   for (const retry of retries) await retry();
+}
+
+/** The partner's depletables (`tx`), or its syndicated subscriptions (all, or those waiting on their vendor), oldest first. */
+async function poolOf(r: Run, pool: "tx" | "syndicated" | "pending"): Promise<string[]> {
+  const rows = await env.DB.prepare(
+    `SELECT id FROM subscriptions WHERE partner_id = ? AND product = ?${
+      pool === "pending"
+        ? " AND ended_at IS NULL AND json_extract(body, '$.deploymentStatus') = 'PENDING'"
+        : ""
+    } ORDER BY id`,
+  )
+    .bind(r.t.partnerId, pool === "tx" ? "tx" : r.syndicated)
+    .all<{ id: string }>();
+  return rows.results.map((row) => row.id);
+}
+
+/**
+ * Consumption reports against depletables (README, "Kinds" and the consumption report): what
+ * every report took equals what its answer says (amount - unallocated), so units drained from all
+ * depletables equal units consumed across reports minus `unallocated` answered (a report whose
+ * every answer was lost to a fault may have taken anything up to its amount); a report answered
+ * more than once answers the same each time. A depletable's remaining is within [0, amount] and
+ * agrees with what its reports took; at 0 it ended `depleted` (exactly once: the books check its
+ * quota), one whose purchase was undone was never drawn from. Each customer's oldest live
+ * depletable is `active` and the others `inactive`, read one at a time and listed; the ended ones
+ * `expired`.
+ */
+async function expectDepletablesBalance(r: Run): Promise<void> {
+  let known = 0;
+  let unknown = 0;
+  for (const [key, report] of r.reports) {
+    const answers = [...report.unallocated];
+    // A 202's answer is its operation's: 200 with the report's answer once it succeeded.
+    for (const opRef of report.opRefs) {
+      const op = await call("GET", `/v1/operations/${opRef}`, { token: r.t.partnerKey });
+      if (op.status === 200) answers.push(op.body.meta.unallocated);
+      else r.log.push(`report ${report.what} ${key}: operation ${opRef} -> ${op.status} ${op.text}`);
+    }
+    expect(
+      new Set(answers).size,
+      `${report.what} (${key}) answered the same each time: ${answers}`,
+    ).toBeLessThanOrEqual(1);
+    const u = answers[0];
+    if (u === undefined) unknown += report.amount;
+    else known += report.amount - u;
+  }
+  const rows = await env.DB.prepare(
+    "SELECT id FROM subscriptions WHERE partner_id = ? AND kind = 'depletable' ORDER BY id",
+  )
+    .bind(r.t.partnerId)
+    .all<{ id: string }>();
+  let drained = 0;
+  const live = new Map<string, string[]>();
+  const read = new Map<string, { status: string; remaining: number; end_reason: string | null }>();
+  for (const { id } of rows.results) {
+    const rec = await subscriptionObject(env, id).get();
+    if (!rec) continue;
+    const remaining = rec.remaining ?? Number.NaN;
+    const what = `depletable ${id} (${rec.endReason ?? "live"}, ${remaining} of ${rec.amount})`;
+    expect(remaining >= 0 && remaining <= rec.amount, `${what}: remaining within its amount`).toBe(true);
+    const taken = (rec.consumed ?? []).reduce((n, c) => n + c.used, 0);
+    for (const c of rec.consumed ?? []) expect(c.used, `${what}: report ${c.report} took`).toBeGreaterThan(0);
+    if ((rec.consumed ?? []).length < 32)
+      expect(taken, `${what}: what its reports took`).toBe(rec.amount - remaining);
+    if (rec.endReason === "failed") {
+      expect(remaining, `${what}: an undone purchase is never drawn from`).toBe(rec.amount);
+    } else {
+      drained += rec.amount - remaining;
+    }
+    expect(remaining === 0, `${what}: depleted exactly when used up`).toBe(rec.endReason === "depleted");
+    if (rec.endedAt === null) live.set(rec.customerId, [...(live.get(rec.customerId) ?? []), id]);
+    read.set(id, await expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: r.t.partnerKey })));
+  }
+  expect(
+    drained,
+    `drained ${drained}: at least what the answered reports took (${known})`,
+  ).toBeGreaterThanOrEqual(known);
+  expect(
+    drained,
+    `drained ${drained}: at most that plus the unanswered reports (${unknown})`,
+  ).toBeLessThanOrEqual(known + unknown);
+  const listed = new Map<string, string>();
+  for (const token of [r.t.partnerKey]) {
+    const list = await expectOk(
+      call("GET", "/v1/subscriptions/?status=all&resource=tx&limit=100", { token }),
+    );
+    for (const o of list.objects as { id: string; status: string }[]) listed.set(o.id, o.status);
+  }
+  for (const { id } of rows.results) {
+    const rec = await subscriptionObject(env, id).get();
+    if (!rec) continue;
+    const queue = live.get(rec.customerId) ?? [];
+    const expected = rec.endedAt !== null ? "expired" : queue[0] === id ? "active" : "inactive";
+    expect(read.get(id)?.status, `depletable ${id} read: status`).toBe(expected);
+    expect(read.get(id)?.remaining, `depletable ${id} read: remaining`).toBe(rec.remaining);
+    expect(listed.get(id), `depletable ${id} listed: status`).toBe(expected);
+  }
 }
 
 /**
@@ -392,6 +691,14 @@ describe("the books balance under concurrent, asynchronous and retried work", ()
             body: { resource: `stratus.${syndicated}`, limit: 6 },
           }),
         );
+        // Room for several depletables at once, so the oldest-first queue matters.
+        for (const customer of t.customers)
+          await expectOk(
+            call("PUT", `/v1/customers/${customer}/quotas`, {
+              token: t.operator,
+              body: { resource: "stratus.tx", limit: 12 },
+            }),
+          );
         const vendorToken = await vendorTokenOf(t, vendorId);
         const r: Run = {
           t,
@@ -403,6 +710,7 @@ describe("the books balance under concurrent, asynchronous and retried work", ()
           log: [],
           faulty: false,
           toRetry: [],
+          reports: new Map(),
         };
         // Something to work on from the start.
         note(
@@ -420,6 +728,19 @@ describe("the books balance under concurrent, asynchronous and retried work", ()
           "seed buy",
           await send(r, { kind: "buy", customer: 0, product: "syndicated", amount: 2 }, undefined, {}),
         );
+        // Depletables to drain, oldest first: the oldest waits on its vendor (bought with a syndicated
+        // line), so reports pass over it until the vendor deploys it.
+        note(
+          r,
+          "seed buy",
+          await send(r, { kind: "buy", customer: 0, product: "syndicated+tx", amount: 3 }, undefined, {}),
+        );
+        for (const amount of [3, 2])
+          note(
+            r,
+            "seed buy",
+            await send(r, { kind: "buy", customer: 0, product: "tx", amount }, undefined, {}),
+          );
         for (const s of steps) await runStep(r, s);
         await drain(r);
         await deployWaiting(r);
@@ -436,6 +757,7 @@ describe("the books balance under concurrent, asynchronous and retried work", ()
           r.odd.push(`operation ${w.kind} ${w.op_ref} still open after its vendor's report`);
         try {
           await expectBooksBalance(t);
+          await expectDepletablesBalance(r);
           const failedOps = await env.DB.prepare(
             "SELECT op_ref, kind, result_body FROM operations WHERE partner_id = ? AND status = 'failed'",
           )
