@@ -220,7 +220,7 @@ export class Subscription extends SubscriptionMachine {
       const renewal = failed && r.renewal?.subscription === nextId ? null : r.renewal;
       if (!holds && renewal === r.renewal) return;
       // An ended term whose hold waited on that extension releases it now, if nothing else is live.
-      await this.endHoldOf(this.commit({ ...r, nextId: holds ? null : r.nextId, renewal }));
+      await this.endHoldOf(this.commit({ ...(holds ? placeGivenBack(r) : r), renewal }));
     });
   }
 
@@ -277,7 +277,7 @@ export class Subscription extends SubscriptionMachine {
       // ends no chain. Its place and ids go back (as the undo's `releaseNext` does, should it not
       // have yet) and the renewal is planned again with this attempt's ids.
       if (successor?.endReason === "failed" && successor.id === r.renewal?.subscription) {
-        r = this.commit({ ...r, nextId: null, nextReservedAt: null, renewal: null });
+        r = this.commit({ ...placeGivenBack(r), renewal: null });
         successor = null;
       }
       const step = renewalStep(r, at, successor !== null && successor.endedAt !== null);
@@ -327,7 +327,7 @@ export class Subscription extends SubscriptionMachine {
    */
   private async withStalePlaceFreed(r: SubscriptionRecord): Promise<SubscriptionRecord> {
     if (!(await placeAbandoned(this.env, r, this.lookup))) return r;
-    return this.commit({ ...r, nextId: null, nextReservedAt: null });
+    return this.commit(placeGivenBack(r));
   }
 
   /**
@@ -377,6 +377,18 @@ export class Subscription extends SubscriptionMachine {
     await this.wakeWhenPlaceExpires(r);
     return next;
   }
+}
+
+/**
+ * `r` with the place after it free again. A term that expired unrenewed (no `renewal_error`: it
+ * was not auto-renewing when it ended) and that nothing follows now renews nothing: a flag turned
+ * on meanwhile, taken for the chain while an extension held the place, goes off with that
+ * extension, as `setAutoRenew` refuses to turn it on for such a term (the flag would tell the
+ * partner it renews).
+ */
+function placeGivenBack(r: SubscriptionRecord): SubscriptionRecord {
+  const over = r.endReason === "expired" && r.renewalError === null;
+  return { ...r, nextId: null, nextReservedAt: null, ...(over ? { autoRenew: false } : {}) };
 }
 
 /**

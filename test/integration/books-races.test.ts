@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { renewOrExpire } from "../../src/app/renewals";
 import { armFault, disarmFaults } from "../../src/domain/faults";
 import { subscriptionObject } from "../../src/objects/subscription-object";
-import { expectBooksBalance } from "../books";
+import { expectBooksBalance, recoverAll } from "../books";
 import { call, expectOk, ledgersHeld, tenantWithCatalog, usageOf } from "../helpers";
 
 /**
@@ -187,6 +187,39 @@ describe("an extension while another, whose request died, still holds the chain'
       headers: { "Idempotency-Key": "extend-died-reserved" },
     });
     expect(retried.status).toBe(200);
+    await expectBooksBalance(t);
+  });
+});
+
+describe("auto_renew turned on for an expired term while an extension of it holds its place, which then fails", () => {
+  it("is off again once the place is given back: an ended term nothing follows renews nothing", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const { id, over } = await term(t, false);
+    expect(await renewOrExpire(env, id, over)).toBe("expired");
+    // An extension of the expired term reserved its place; its request dies in the ledger.
+    const dying = ledgersHeld(["issue"], "die");
+    const extension = call("POST", `/v1/subscriptions/${id}/action/?do=extend`, {
+      token: t.partnerKey,
+      body: {},
+      env: dying.env,
+    });
+    await dying.reached;
+    // While the place is the extension's, the chain may go on: the flag is taken, for the chain.
+    const toggled = await call("POST", `/v1/subscriptions/${id}/action/?do=auto_renew`, {
+      token: t.partnerKey,
+      body: { auto_renew: true },
+    });
+    expect(toggled.status).toBe(200);
+    dying.release();
+    expect((await extension).status).toBe(500);
+    // The extension never came: its place is given back (at once, or by recovery past the bound).
+    await recoverAll(t);
+    const r = await subscriptionObject(env, id).get();
+    expect(r).toMatchObject({ endReason: "expired", nextId: null, renewalError: null });
+    // Before, it stayed on: an expired term, nothing after it, telling the partner it will renew.
+    expect(r?.autoRenew).toBe(false);
+    const read = await expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
+    expect(read.auto_renew).toBe(false);
     await expectBooksBalance(t);
   });
 });
