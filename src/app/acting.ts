@@ -1,6 +1,6 @@
 import type { Principal } from "../db/credentials";
 import { findPartner } from "../db/partners";
-import { badRequest, type FieldError, notFound } from "../domain/errors";
+import { badRequest, describeFieldErrors, type FieldError, notFound } from "../domain/errors";
 import type { PurchaseObject } from "../domain/purchase";
 import { scopeOf } from "./reads";
 
@@ -62,10 +62,6 @@ export function requireCustomers(objects: readonly PurchaseObject<string | null>
       ? [{ point: `/objects/${i}/customer`, message: "is required with a partner's key" }]
       : [],
   );
-  const first = missing[0];
-  if (first) {
-    const more = missing.length > 1 ? ` (and ${missing.length - 1} more)` : "";
-    throw badRequest(`${first.point}: ${first.message}${more}`, missing);
-  }
+  if (missing.length > 0) throw badRequest(describeFieldErrors(missing, "objects"), missing);
   return objects as PurchaseObject[];
 }

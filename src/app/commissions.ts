@@ -10,7 +10,8 @@ import {
 import { AppError, badRequest, notFound } from "../domain/errors";
 import { logError } from "../domain/log";
 import { ttlCache } from "../domain/ttl-cache";
-import { type CommissionView, ledgerOf } from "../objects/quota-ledger";
+import type { CommissionView } from "../objects/ledger-commissions";
+import { ledgerOf } from "../objects/quota-ledger";
 
 /**
  * Two-phase commissions. Each commission is kept by its home ledger (`homeOf`: its first holder's),

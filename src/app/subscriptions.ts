@@ -3,7 +3,7 @@ import { insertOrders, type Order, setOrdersState, setPendingOrderLines } from "
 import type { Product } from "../domain/catalog";
 import type { TermChargeKind } from "../domain/charges";
 import { homeOf } from "../domain/commissions";
-import { AppError, badRequest, fromErrorWire } from "../domain/errors";
+import { AppError, badRequest, describeFieldErrors, fromErrorWire } from "../domain/errors";
 import { fault } from "../domain/faults";
 import { subscriptionId, uuidv7 } from "../domain/ids";
 import { type PlannedSubscription, type PurchaseObject, planPurchase } from "../domain/purchase";
@@ -82,14 +82,8 @@ export async function plan<C extends string | null>(
       : [{ point: `/objects/${i}/customer`, message: "no such customer" }],
   );
   const errors = [...strangers, ...(result.ok ? [] : result.errors)];
-  if (errors.length > 0 || !result.ok) throw badRequest(summary(errors), errors);
+  if (errors.length > 0 || !result.ok) throw badRequest(describeFieldErrors(errors, "objects"), errors);
   return result;
-}
-
-function summary(errors: { point: string; message: string }[]): string {
-  const first = errors[0];
-  const more = errors.length > 1 ? ` (and ${errors.length - 1} more)` : "";
-  return first ? `${first.point}: ${first.message}${more}` : "invalid objects";
 }
 
 function newRecord(

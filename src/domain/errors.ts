@@ -67,6 +67,15 @@ const SERVER_FAULTS: ReadonlySet<ErrorKind> = new Set(["internal", "unavailable"
 export const isFinalAnswer = (error: unknown): error is AppError =>
   error instanceof AppError && !SERVER_FAULTS.has(error.kind);
 
+/** A 400's detail: the first field error, where it is, and how many more there are. */
+export function describeFieldErrors(errors: readonly FieldError[], what: string): string {
+  const first = errors[0];
+  if (!first) return `invalid ${what}`;
+  const where = first.point === "" ? what : first.point;
+  const more = errors.length > 1 ? ` (and ${errors.length - 1} more)` : "";
+  return `${where}: ${first.message}${more}`;
+}
+
 export const badRequest = (message: string, fields?: FieldError[]) =>
   new AppError("bad_request", message, fields ? { fields } : {});
 export const notFound = (message: string, data?: Record<string, unknown>) =>

@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import type { Principal } from "../db/credentials";
 import type { Role } from "../db/schema";
-import { AppError, badRequest, type ErrorKind, type FieldError } from "../domain/errors";
+import { AppError, badRequest, describeFieldErrors, type ErrorKind, type FieldError } from "../domain/errors";
 import { admit, type Family, stillAdmitted } from "./auth";
 import type { Exchange } from "./exchange";
 import { withIdempotency } from "./idempotency";
@@ -100,15 +100,6 @@ export function fieldErrors(issues: readonly v.BaseIssue<unknown>[], root: strin
   });
 }
 
-function describe(errors: FieldError[], what: string): string {
-  const first = errors[0];
-  if (!first) return `invalid ${what}`;
-  const where = first.point === "" ? what : first.point;
-  return errors.length === 1
-    ? `${where}: ${first.message}`
-    : `${where}: ${first.message} (and ${errors.length - 1} more)`;
-}
-
 export function parseWith<S extends Schema>(
   schema: S,
   input: unknown,
@@ -118,7 +109,7 @@ export function parseWith<S extends Schema>(
   const result = v.safeParse(schema, input);
   if (result.success) return result.output;
   const errors = fieldErrors(result.issues, root);
-  throw badRequest(describe(errors, what), errors);
+  throw badRequest(describeFieldErrors(errors, what), errors);
 }
 
 /** `application/json`, or any `+json` type, with or without parameters (`; charset=utf-8`). */

@@ -1,6 +1,31 @@
 import type { CommissionState, Decision } from "../domain/commissions";
 import type { WireProvision } from "../domain/holders";
 import type { Provision } from "../domain/quota";
+import type { HoldFailure, HoldResult } from "./ledger-holdings";
+
+/** What issuing a commission answers: its serial, or why it was not issued. */
+export type IssueAnswer =
+  | { ok: true; serial: number }
+  | { ok: false; reason: "refused"; provision: Provision; failure: HoldFailure }
+  | { ok: false; reason: "busy" | "abandoned" | "rejected" };
+
+/** A pending commission as the quota API describes it. */
+export interface CommissionView {
+  serial: number;
+  issueTime: string;
+  name: string;
+  provisions: WireProvision[];
+}
+
+/** The refusal of the provision a holding refused (`result.index`). */
+export function refusedAt(
+  provisions: readonly Provision[],
+  result: Extract<HoldResult, { ok: false }>,
+): IssueAnswer {
+  const provision = provisions[result.index];
+  if (!provision) throw new Error("a ledger blamed a provision it was not given");
+  return { ok: false, reason: "refused", provision, failure: result.failure };
+}
 
 /** A commission as its issuer asks its home ledger (`homeOf`) to issue it. */
 export interface CommissionRequest {

@@ -1,37 +1,21 @@
 import { DurableObject } from "cloudflare:workers";
 import { indexCommission, takeSerialBlock } from "../db/commissions";
 import { type CommissionState, type Decision, RESOLVED, RESOLVING } from "../domain/commissions";
-import type { WireProvision } from "../domain/holders";
 import { logError } from "../domain/log";
 import * as quota from "../domain/quota";
 import { recoveryBoundMs } from "../domain/recovery";
 import {
   type CommissionRequest,
   type CommissionRow,
+  type CommissionView,
+  type IssueAnswer,
   LedgerCommissions,
   type OpenRecovery,
+  refusedAt,
 } from "./ledger-commissions";
-import {
-  type HoldFailure,
-  type HoldingView,
-  type HoldResult,
-  LedgerHoldings,
-  type LedgerProvision,
-} from "./ledger-holdings";
+import { type HoldingView, type HoldResult, LedgerHoldings, type LedgerProvision } from "./ledger-holdings";
 import { LedgerSerials } from "./ledger-serials";
 import { operationsQueue, type RecoveryRequest } from "./operations-queue";
-
-export type IssueAnswer =
-  | { ok: true; serial: number }
-  | { ok: false; reason: "refused"; provision: quota.Provision; failure: HoldFailure }
-  | { ok: false; reason: "busy" | "abandoned" | "rejected" };
-
-export interface CommissionView {
-  serial: number;
-  issueTime: string;
-  name: string;
-  provisions: WireProvision[];
-}
 
 /** How long a step across ledgers may take before the alarm assumes its request died and finishes it. */
 const STALL_MS = 60_000;
@@ -399,15 +383,6 @@ export class QuotaLedger extends DurableObject<Env> {
       throw error;
     }
   }
-}
-
-function refusedAt(
-  provisions: readonly quota.Provision[],
-  result: Extract<HoldResult, { ok: false }>,
-): IssueAnswer {
-  const provision = provisions[result.index];
-  if (!provision) throw new Error("a ledger blamed a provision it was not given");
-  return { ok: false, reason: "refused", provision, failure: result.failure };
 }
 
 /** The ledger of one holder (and home of the commissions `homeOf` gives it). */

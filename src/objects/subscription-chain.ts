@@ -55,3 +55,15 @@ export async function endsChainHold(
   }
   return !(await otherLiveTerms(env, r.rootId, r.id, now));
 }
+
+/**
+ * `r` with the place after it free again. A term that expired unrenewed (no `renewal_error`: it
+ * was not auto-renewing when it ended) and that nothing follows now renews nothing: a flag turned
+ * on meanwhile, taken for the chain while an extension held the place, goes off with that
+ * extension, as `setAutoRenew` refuses to turn it on for such a term (the flag would tell the
+ * partner it renews).
+ */
+export function placeGivenBack(r: SubscriptionRecord): SubscriptionRecord {
+  const over = r.endReason === "expired" && r.renewalError === null;
+  return { ...r, nextId: null, nextReservedAt: null, ...(over ? { autoRenew: false } : {}) };
+}

@@ -14,7 +14,13 @@ import {
 import { closeMonthAt } from "../domain/usage";
 import type { DeploymentPatch } from "../domain/webhooks";
 import { appliedWith, superseded, type WorkRef } from "../domain/work-refs";
-import { endsChainHold, placeAbandoned, placeExpiresAt, releaseReference } from "./subscription-chain";
+import {
+  endsChainHold,
+  placeAbandoned,
+  placeExpiresAt,
+  placeGivenBack,
+  releaseReference,
+} from "./subscription-chain";
 import { SubscriptionMachine } from "./subscription-machine";
 import { type Created, missing, type Outcome } from "./subscription-outcome";
 import type { Landed } from "./subscription-store";
@@ -377,18 +383,6 @@ export class Subscription extends SubscriptionMachine {
     await this.wakeWhenPlaceExpires(r);
     return next;
   }
-}
-
-/**
- * `r` with the place after it free again. A term that expired unrenewed (no `renewal_error`: it
- * was not auto-renewing when it ended) and that nothing follows now renews nothing: a flag turned
- * on meanwhile, taken for the chain while an extension held the place, goes off with that
- * extension, as `setAutoRenew` refuses to turn it on for such a term (the flag would tell the
- * partner it renews).
- */
-function placeGivenBack(r: SubscriptionRecord): SubscriptionRecord {
-  const over = r.endReason === "expired" && r.renewalError === null;
-  return { ...r, nextId: null, nextReservedAt: null, ...(over ? { autoRenew: false } : {}) };
 }
 
 /**
