@@ -59,10 +59,6 @@ export class LedgerHoldings {
         serial INTEGER NOT NULL, source TEXT NOT NULL, resource TEXT NOT NULL, quantity INTEGER NOT NULL,
         PRIMARY KEY (serial, source, resource));
       CREATE TABLE IF NOT EXISTS resolved (serial INTEGER PRIMARY KEY, outcome TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS closed_sources (source TEXT PRIMARY KEY);
-      CREATE TABLE IF NOT EXISTS member_generations (
-        source TEXT NOT NULL, generation TEXT NOT NULL, closed INTEGER NOT NULL,
-        PRIMARY KEY (source, generation));
     `);
   }
 
@@ -80,66 +76,10 @@ export class LedgerHoldings {
     return view(row);
   }
 
-  /**
-   * Membership `generation` (db/projects.ts) of the project `source` stands for ended: every
-   * holding of `source` gets limit 0 (usage stays to be released), and the generation stays closed
-   * for good, so a late limit change or join about it sets and opens nothing. A removal that comes
-   * late, once the customer joined again (a later generation open), leaves the new membership's
-   * limits as they are: it is not that removal's to end.
-   */
-  closeSource(source: string, generation: string): void {
-    this.sql.exec(
-      `INSERT INTO member_generations (source, generation, closed) VALUES (?, ?, 1)
-       ON CONFLICT (source, generation) DO UPDATE SET closed = 1`,
-      source,
-      generation,
-    );
-    const later = this.sql
-      .exec(
-        "SELECT 1 FROM member_generations WHERE source = ? AND generation <> ? AND closed = 0",
-        source,
-        generation,
-      )
-      .toArray();
-    if (later.length > 0) return;
+  /** Every holding of `source` gets limit 0 (a member leaving a project); usage stays to be released. */
+  zeroLimits(source: string): void {
     this.sql.exec("UPDATE holdings SET limit_value = 0 WHERE source = ?", source);
-    // Until a generation opens, limits of none that is not open are set (a member that left keeps 0).
-    this.sql.exec("INSERT OR IGNORE INTO closed_sources (source) VALUES (?)", source);
     this.cached.clear();
-  }
-
-  /**
-   * The customer joined the project `source` stands for as membership `generation`: its limits
-   * may be set again. A generation already closed stays closed (a join of a member that was being
-   * removed, landing after the removal's close): false.
-   */
-  openSource(source: string, generation: string): boolean {
-    if (this.generationClosed(source, generation) === true) return false;
-    this.sql.exec(
-      "INSERT OR IGNORE INTO member_generations (source, generation, closed) VALUES (?, ?, 0)",
-      source,
-      generation,
-    );
-    this.sql.exec("DELETE FROM closed_sources WHERE source = ?", source);
-    return true;
-  }
-
-  /** Whether a member's limit of membership `generation` is refused: it ended, or it is not open and the source was closed. */
-  isClosed(source: string, generation: string): boolean {
-    const closed = this.generationClosed(source, generation);
-    if (closed !== null) return closed;
-    return this.sql.exec("SELECT 1 FROM closed_sources WHERE source = ?", source).toArray().length > 0;
-  }
-
-  private generationClosed(source: string, generation: string): boolean | null {
-    const row = this.sql
-      .exec<{ closed: number }>(
-        "SELECT closed FROM member_generations WHERE source = ? AND generation = ?",
-        source,
-        generation,
-      )
-      .toArray()[0];
-    return row ? row.closed === 1 : null;
   }
 
   all(): HoldingView[] {

@@ -14,6 +14,7 @@ import {
   refusedAt,
 } from "./ledger-commissions";
 import { type HoldingView, type HoldResult, LedgerHoldings, type LedgerProvision } from "./ledger-holdings";
+import { LedgerMemberships } from "./ledger-memberships";
 import { LedgerSerials } from "./ledger-serials";
 import { operationsQueue, type RecoveryRequest } from "./operations-queue";
 
@@ -37,6 +38,7 @@ const STEPS: ReadonlySet<CommissionState> = new Set(["issuing", "failing", "acce
  */
 export class QuotaLedger extends DurableObject<Env> {
   private readonly holders: LedgerHoldings;
+  private readonly memberships: LedgerMemberships;
   private readonly serials: LedgerSerials;
   private readonly commissions: LedgerCommissions;
   private readonly recoveryMs: number;
@@ -45,6 +47,7 @@ export class QuotaLedger extends DurableObject<Env> {
     super(ctx, env);
     const sql = ctx.storage.sql;
     this.holders = new LedgerHoldings(sql);
+    this.memberships = new LedgerMemberships(sql, this.holders);
     this.recoveryMs = recoveryBoundMs(env);
     this.serials = new LedgerSerials(sql, (home) => takeSerialBlock(this.env, home));
     this.commissions = new LedgerCommissions(sql);
@@ -63,17 +66,17 @@ export class QuotaLedger extends DurableObject<Env> {
    */
   setMemberLimit(source: string, generation: string, resource: string, limit: number): HoldingView | null {
     return this.atomically(() =>
-      this.holders.isClosed(source, generation) ? null : this.holders.setLimit(source, resource, limit),
+      this.memberships.refuses(source, generation) ? null : this.holders.setLimit(source, resource, limit),
     );
   }
 
   closeSource(source: string, generation: string): void {
-    this.atomically(() => this.holders.closeSource(source, generation));
+    this.atomically(() => this.memberships.close(source, generation));
   }
 
   /** False: that membership ended already (a join that lands after its removal's close opens nothing). */
   openSource(source: string, generation: string): boolean {
-    return this.atomically(() => this.holders.openSource(source, generation));
+    return this.atomically(() => this.memberships.open(source, generation));
   }
 
   holdings(): HoldingView[] {
