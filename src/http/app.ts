@@ -32,6 +32,23 @@ const ittyPath = (path: string) => path.replace(/\{(\w+)\}/g, ":$1");
 
 const METHOD_ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
+/**
+ * A method and a path's first two segments (`GET v1/subscriptions`; `GET healthz/` for `/healthz`,
+ * with or without its trailing slashes): the routes a request can match are those kept under its
+ * own, so dispatch tries a handful of patterns, not every route of the method.
+ */
+function bucketOf(method: string, path: string): string {
+  const [, first = "", second = ""] = path.split("/", 3);
+  return `${method} ${first}/${second}`;
+}
+
+/** The bucket of a template, or null when a parameter is among its first two segments. */
+function templateBucket(method: string, template: string): string | null {
+  return template.split("/", 3).some((segment) => segment.startsWith("{"))
+    ? null
+    : bucketOf(method, template);
+}
+
 /** A route as dispatch tries it: the path pattern itty-router compiled for its template. */
 interface Dispatchable {
   pattern: RegExp;
@@ -97,10 +114,12 @@ function finish(request: Request, env: Env, response: Response, exchange: Exchan
  * CORS headers; each writes one log line.
  */
 export function createApp(routes: readonly RouteSpec[]): Handler {
-  // itty-router compiles each template into its pattern; dispatch walks them itself, by method, so
+  // itty-router compiles each template into its pattern; dispatch walks them itself, by bucket, so
   // a request's URL is parsed once (here) and handed on to the route, never again by the router.
   const router = Router();
-  const byMethod = new Map<string, Dispatchable[]>();
+  /** The routes of each bucket (`bucketOf`); those of no bucket are tried for every path of their method. */
+  const byBucket = new Map<string, Dispatchable[]>();
+  const anywhere = new Map<string, Dispatchable[]>();
   const paths = new Map<string, PathEntry>();
   const templates = [...new Set(routes.map((route) => route.path))];
   const patterns = new Map(
@@ -115,7 +134,9 @@ export function createApp(routes: readonly RouteSpec[]): Handler {
     const shadowedBy = templates.filter((template) => narrower(template, route.path)).map(patternOf);
     const dispatchable = { pattern, route, family: familyOf(route.path), shadowedBy };
     for (const method of route.method === "GET" ? ["GET", "HEAD"] : [route.method]) {
-      byMethod.set(method, [...(byMethod.get(method) ?? []), dispatchable]);
+      const bucket = templateBucket(method, route.path);
+      const [map, key] = bucket === null ? [anywhere, method] : [byBucket, bucket];
+      map.set(key, [...(map.get(key) ?? []), dispatchable]);
     }
     const entry = paths.get(route.path) ?? { template: route.path, pattern, allow: ["OPTIONS"] };
     entry.allow.push(route.method, ...(route.method === "GET" ? ["HEAD"] : []));
@@ -158,18 +179,23 @@ export function createApp(routes: readonly RouteSpec[]): Handler {
     }
   }
 
-  async function dispatch(request: Request, env: Env, ctx: ExecutionContext, url: URL, exchange: Exchange) {
-    for (const { pattern, route, family, shadowedBy } of byMethod.get(request.method) ?? []) {
-      const match = url.pathname.match(pattern);
-      if (!match || shadowedBy.some((narrow) => narrow.test(url.pathname))) continue;
-      exchange.route = route.path;
-      return runRoute(route, family, { ...match.groups }, request, url, env, ctx, exchange);
+  function dispatch(request: Request, env: Env, ctx: ExecutionContext, url: URL, exchange: Exchange) {
+    // Read once: each read of `url.pathname` is a call into the runtime that makes a new string.
+    const { pathname } = url;
+    const method = request.method;
+    for (const candidates of [byBucket.get(bucketOf(method, pathname)), anywhere.get(method)]) {
+      for (const { pattern, route, family, shadowedBy } of candidates ?? []) {
+        const match = pattern.exec(pathname);
+        if (!match || shadowedBy.some((narrow) => narrow.test(pathname))) continue;
+        exchange.route = route.path;
+        return runRoute(route, family, match.groups ?? {}, request, url, env, ctx, exchange);
+      }
     }
-    const path = pathAt(url.pathname);
-    if (!path) throw new AppError("not_found", `no route for ${request.method} ${url.pathname}`);
+    const path = pathAt(pathname);
+    if (!path) throw new AppError("not_found", `no route for ${method} ${pathname}`);
     exchange.route = path.template;
-    if (request.method !== "OPTIONS")
-      throw new AppError("method_not_allowed", `${request.method} is not allowed on ${url.pathname}`);
+    if (method !== "OPTIONS")
+      throw new AppError("method_not_allowed", `${method} is not allowed on ${pathname}`);
     return new Response(null, { status: 204, headers: { allow: path.allow.join(", ") } });
   }
 

@@ -43,8 +43,9 @@ export const preconditionFailed = () =>
 /** 304 for a read whose If-None-Match lists the answer's tag (weak comparison, as §13.1.2 says). */
 export function notModified(request: Request, response: Response): Response | null {
   const header = request.headers.get("if-none-match");
+  if (header === null || response.status !== 200) return null;
   const etag = response.headers.get("etag");
-  if (header === null || etag === null || response.status !== 200) return null;
+  if (etag === null) return null;
   const bare = (tag: string) => tag.replace(/^W\//, "");
   const matches = header.trim() === "*" || tagsOf(header).some((tag) => bare(tag) === bare(etag));
   return matches ? new Response(null, { status: 304, headers: response.headers }) : null;

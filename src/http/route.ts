@@ -219,7 +219,9 @@ function notText(value: unknown, at: string): string | null {
 
 function decodeParams(raw: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(raw)) {
+  // `for…in`: a match's groups object has no prototype, so there is nothing inherited to skip.
+  for (const key in raw) {
+    const value = raw[key] as string;
     // Only an escape needs decoding (most ids have none).
     if (!value.includes("%")) {
       out[key] = value;

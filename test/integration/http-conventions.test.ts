@@ -391,6 +391,19 @@ describe("HEAD, OPTIONS and Allow", () => {
       "POST, OPTIONS",
     );
   });
+  it("routes a path with a trailing slash as the template it names, and no other path", async () => {
+    const t = await tenant({ customers: 1 });
+    for (const path of ["/healthz", "/healthz/"]) {
+      expect((await call("GET", path)).status, path).toBe(200);
+    }
+    const customer = `/v1/customers/${t.customers[0]}`;
+    for (const path of [customer, `${customer}/`]) {
+      expect((await call("GET", path, { token: t.partnerKey })).status, path).toBe(200);
+    }
+    for (const path of ["/v1//customers", "//v1/customers", "/v1/customers/x/y/z", "/healthzz", "/v1"]) {
+      expectProblem(await call("GET", path, { token: t.partnerKey }), 404, "not-found");
+    }
+  });
 });
 
 describe("415 for a body that is not JSON", () => {
