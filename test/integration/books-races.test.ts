@@ -29,6 +29,21 @@ async function term(t: Awaited<ReturnType<typeof tenantWithCatalog>>, autoRenew:
 }
 
 /** A term over with auto_renew off, and the cron's run on it held once it planned the expiry. */
+/**
+ * An extension of `id` whose request dies in the ledger once it has reserved the place after the
+ * term: the place stays its own until `release` lets the request die (its answer, a 500).
+ */
+async function extensionDyingInLedger(t: Awaited<ReturnType<typeof tenantWithCatalog>>, id: string) {
+  const dying = ledgersHeld(["issue"], "die");
+  const answer = call("POST", `/v1/subscriptions/${id}/action/?do=extend`, {
+    token: t.partnerKey,
+    body: {},
+    env: dying.env,
+  });
+  await dying.reached;
+  return { answer, release: dying.release };
+}
+
 async function expiryOnItsWay(t: Awaited<ReturnType<typeof tenantWithCatalog>>) {
   const { id, over } = await term(t, false);
   const held = ledgersHeld(["openRecovery"]);
@@ -114,17 +129,11 @@ describe("an extension taking the place while the cron's expiry is on its way, t
     });
     expect(toggled.status).toBe(200);
     // An extension by hand reserves the place after the term, and its request dies in the ledger.
-    const dying = ledgersHeld(["issue"], "die");
-    const extension = call("POST", `/v1/subscriptions/${id}/action/?do=extend`, {
-      token: t.partnerKey,
-      body: {},
-      env: dying.env,
-    });
-    await dying.reached;
+    const extension = await extensionDyingInLedger(t, id);
     held.release();
     expect(await cron).toBe("skipped");
-    dying.release();
-    expect((await extension).status).toBe(500);
+    extension.release();
+    expect((await extension.answer).status).toBe(500);
     // Before, the planned expiry ended the term anyway: auto-renewing, expired, never renewed.
     expect(await subscriptionObject(env, id).get()).toMatchObject({
       endedAt: null,
@@ -197,21 +206,15 @@ describe("auto_renew turned on for an expired term while an extension of it hold
     const { id, over } = await term(t, false);
     expect(await renewOrExpire(env, id, over)).toBe("expired");
     // An extension of the expired term reserved its place; its request dies in the ledger.
-    const dying = ledgersHeld(["issue"], "die");
-    const extension = call("POST", `/v1/subscriptions/${id}/action/?do=extend`, {
-      token: t.partnerKey,
-      body: {},
-      env: dying.env,
-    });
-    await dying.reached;
+    const extension = await extensionDyingInLedger(t, id);
     // While the place is the extension's, the chain may go on: the flag is taken, for the chain.
     const toggled = await call("POST", `/v1/subscriptions/${id}/action/?do=auto_renew`, {
       token: t.partnerKey,
       body: { auto_renew: true },
     });
     expect(toggled.status).toBe(200);
-    dying.release();
-    expect((await extension).status).toBe(500);
+    extension.release();
+    expect((await extension.answer).status).toBe(500);
     // The extension never came: its place is given back (at once, or by recovery past the bound).
     await recoverAll(t);
     const r = await subscriptionObject(env, id).get();
