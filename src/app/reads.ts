@@ -139,9 +139,9 @@ export async function consume(
   const touched: SubscriptionRecord[] = [];
   const queue = await depletionQueue(env, customerId, product, now);
   // A run before this one (its retry after a lost answer, a redelivered operation) walked the same
-  // queue and took from the ones that remember `report`. One before the last of those that does
-  // not remember it was passed over then (its purchase had not taken effect, or it was not in the
-  // queue yet): it is passed over again, or this run would take from it what the earlier run
+  // queue, and each depletable it reached remembers `report`, those it passed over as taking 0.
+  // One before the last that remembers it and that does not was not in the queue then (its row
+  // not yet in D1): it is passed over again, or this run would take from it what the earlier run
   // already took from the later ones, draining the report twice.
   const records = await Promise.all(queue.map((id) => subscriptionObject(env, id).get()));
   const lastTook = records.findLastIndex((r) => r?.consumed?.some((c) => c.report === report));
@@ -149,29 +149,34 @@ export async function consume(
     if (leftover === 0) break;
     const remembers = records[i]?.consumed?.some((c) => c.report === report) ?? false;
     if (i < lastTook && !remembers) continue;
-    if (await awaitsItsPurchase(env, id, now)) continue;
-    const result = unwrap(await subscriptionObject(env, id).consume(leftover, now, report));
+    const purchase = await purchaseOf(env, id, now);
+    if (purchase === "gone") continue;
+    // Passed over, it remembers so: another run of the report at the same time passes it over too.
+    const result = unwrap(
+      await subscriptionObject(env, id).consume(leftover, now, report, purchase === "waits"),
+    );
     leftover = result.leftover;
-    touched.push(result.record);
+    // One this report passed over (in this run or another) drained nothing: it is not answered.
+    if (result.record.consumed?.find((c) => c.report === report)?.used !== 0) touched.push(result.record);
   }
   return { touched, unallocated: leftover };
 }
 
 /**
- * Whether depletable `id` cannot be drained yet: its purchase has not taken effect (a vendor has
- * not reported, or its request died before its orders; settled here when its records tell). What
- * it would have covered goes to the next one, or is `unallocated`: drawn from it, the traffic
- * would be billed to nobody should the purchase be undone, and drained to zero, it would release
- * quota its commission never accepted.
+ * Whether depletable `id`'s purchase took effect (settled here when its records tell), or it
+ * `waits`: a vendor has not reported, or its request died before its orders. What it would have
+ * covered goes to the next one, or is `unallocated`: drawn from it, the traffic would be billed
+ * to nobody should the purchase be undone, and drained to zero, it would release quota its
+ * commission never accepted.
  */
-async function awaitsItsPurchase(env: Env, id: string, now: Date): Promise<boolean> {
+async function purchaseOf(env: Env, id: string, now: Date): Promise<"gone" | "waits" | "took effect"> {
   const record = await subscriptionObject(env, id).get();
-  if (!record) return true;
+  if (!record) return "gone";
   try {
     await settleOpenPurchase(env, record, now, "consume");
-    return false;
+    return "took effect";
   } catch (error) {
-    if (error instanceof AppError && error.kind === "conflict") return true;
+    if (error instanceof AppError && error.kind === "conflict") return "waits";
     throw error;
   }
 }

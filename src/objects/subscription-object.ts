@@ -110,8 +110,8 @@ export class SubscriptionObject extends DurableObject<Env> {
     return (await this.found(id)).cancel(now, expectedVersion);
   }
 
-  async consume(id: string, quantity: number, now: Date, report: string) {
-    return (await this.found(id)).consume(quantity, now, report);
+  async consume(id: string, quantity: number, now: Date, report: string, passOver = false) {
+    return (await this.found(id)).consume(quantity, now, report, passOver);
   }
 
   async reserveNext(id: string, nextId: string) {

@@ -171,12 +171,16 @@ export class Subscription extends SubscriptionMachine {
   /**
    * Consumes up to `quantity` of a depletable subscription for consumption report `report` and
    * answers what is left over for the next one; the same report again takes nothing more. At zero
-   * the subscription is depleted: it ends and its quota is released.
+   * the subscription is depleted: it ends and its quota is released. `passOver`: the report's run
+   * found its purchase not taken effect; it takes nothing, and remembers so, so that another run of
+   * the report, finding the purchase since taken effect, takes nothing either (it would drain
+   * twice what this run hands on to the next one). The first run here decides for every run.
    */
   async consume(
     quantity: number,
     now: Date,
     report: string,
+    passOver = false,
   ): Promise<Outcome<{ record: SubscriptionRecord; leftover: number }>> {
     return this.exclusive(async () => {
       const r = this.store.load();
@@ -188,7 +192,7 @@ export class Subscription extends SubscriptionMachine {
       if (r.kind !== "depletable" || r.remaining === null || r.endedAt !== null) {
         return { ok: true, value: { record: r, leftover: quantity } };
       }
-      const used = Math.min(r.remaining, quantity);
+      const used = passOver ? 0 : Math.min(r.remaining, quantity);
       const remaining = r.remaining - used;
       // A retry comes within minutes, not after this many other reports.
       const consumed = [...(r.consumed ?? []), { report, used }].slice(-32);

@@ -1,11 +1,13 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { consume } from "../../src/app/reads";
 import { armFault, disarmFaults } from "../../src/domain/faults";
 import { expectBooksBalance, purchaseDiedAt, recoverAll } from "../books";
 import {
   call,
   eventually,
   expectOk,
+  gate,
   syndicatedProduct,
   type Tenant,
   tenantWithCatalog,
@@ -129,6 +131,65 @@ describe("a report run again after the purchase it passed over took effect", () 
     expect(await read(t, tx)).toMatchObject({ remaining: 50, status: "active" });
     expect(await read(t, second)).toMatchObject({ remaining: 0, end_reason: "depleted" });
     expect(await read(t, third)).toMatchObject({ remaining: 8, status: "inactive" });
+    await expectBooksBalance(t);
+  });
+});
+
+/**
+ * Bindings whose subscription shards hold the `nth` call (from 1) of `method` at a gate until
+ * released; every other call goes through.
+ */
+function subscriptionCallHeld(method: string, nth: number) {
+  const stall = gate();
+  let seen = 0;
+  const held = {
+    idFromName: (name: string) => env.SUBSCRIPTION.idFromName(name),
+    get: (id: DurableObjectId) => {
+      const stub = env.SUBSCRIPTION.get(id) as unknown as Record<string, (...args: unknown[]) => unknown>;
+      return new Proxy(
+        {},
+        {
+          get: (_, m) =>
+            m === "then"
+              ? undefined
+              : async (...args: unknown[]) => {
+                  if (m === method && ++seen === nth) await stall.pass();
+                  return stub[m as string]?.(...args);
+                },
+        },
+      );
+    },
+  };
+  return { env: { ...env, SUBSCRIPTION: held as unknown as Env["SUBSCRIPTION"] }, ...stall };
+}
+
+describe("two runs of one report at once, the purchase one passes over taking effect between them", () => {
+  it("drain the report once: the later run passes over it too", async () => {
+    const { t, tx, vendorSays } = await waitingOnVendor();
+    const customer = t.customers[0] as string;
+    const later = (
+      await expectOk(
+        call("POST", "/v1/subscriptions/", {
+          token: t.partnerKey,
+          body: { objects: [{ customer, resource: "tx", amount: 10 }] },
+        }),
+        201,
+      )
+    ).objects[0].id as string;
+    const report = unique("report");
+    const at = new Date();
+    // The second run reads both depletables (neither has run the report yet), then waits before
+    // it asks the waiting one whether its purchase took effect (its third read).
+    const second = subscriptionCallHeld("get", 3);
+    const secondRun = consume(second.env, customer, "tx", 4, at, report);
+    await second.reached;
+    const first = await consume(env, customer, "tx", 4, at, report);
+    expect(first.unallocated).toBe(0);
+    await vendorSays("DEPLOYED");
+    second.release();
+    expect((await secondRun).unallocated).toBe(0);
+    expect(await read(t, tx)).toMatchObject({ remaining: 50, status: "active" });
+    expect(await read(t, later)).toMatchObject({ remaining: 6 });
     await expectBooksBalance(t);
   });
 });
