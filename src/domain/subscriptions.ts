@@ -51,6 +51,12 @@ export interface SubscriptionRecord {
   /** What recent consumption reports took from it, by report id: a report run again takes nothing more. */
   consumed?: Array<{ report: string; used: number }>;
   /**
+   * A depletable's latest time of a consumption report that drew from it (ISO 8601). It ends no
+   * earlier: ended before a report's time, it is out of that report's queue (`depletionQueue`), and
+   * the report run again would not find what it took there and drain the next one instead.
+   */
+  drawnUntil?: string;
+  /**
    * The references of the recent starts and stops applied to a cloud: one run again (a keyed
    * retry, a redelivered operation) changes nothing, so it never undoes a later stop or start.
    */
@@ -151,6 +157,16 @@ export function statusOf(
   if (isExpired(r, now)) return "expired";
   if (Date.parse(r.startTime) > now.getTime() || queuedBehindAnother) return "inactive";
   return "active";
+}
+
+/**
+ * When `r` ends if it is ended at `now`: a depletable no earlier than the latest report that drew
+ * from it, which may be younger than `now` (an older report depleting it after a younger one
+ * drew, a cancel whose time was taken before that report drew).
+ */
+export function endInstant(r: Pick<SubscriptionRecord, "drawnUntil">, now: Date): string {
+  const at = now.toISOString();
+  return r.drawnUntil !== undefined && r.drawnUntil > at ? r.drawnUntil : at;
 }
 
 /**

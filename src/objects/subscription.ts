@@ -4,6 +4,7 @@ import { isRunning, runInstant, splitAt, start, stop } from "../domain/metering"
 import {
   amountChangeRefusal,
   deploymentRefusal,
+  endInstant,
   type RenewalIds,
   type RenewalPlan,
   renewalStep,
@@ -196,7 +197,9 @@ export class Subscription extends SubscriptionMachine {
       const remaining = r.remaining - used;
       // A retry comes within minutes, not after this many other reports.
       const consumed = [...(r.consumed ?? []), { report, used }].slice(-32);
-      const drained = { ...r, remaining, consumed };
+      // The latest time of a report that drew from it: this one's, or a younger one's.
+      const drawnUntil = used > 0 ? endInstant(r, now) : r.drawnUntil;
+      const drained = { ...r, remaining, consumed, ...(drawnUntil === undefined ? {} : { drawnUntil }) };
       const next = remaining === 0 ? await this.ended(drained, "depleted", now, {}) : drained;
       return { ok: true, value: { record: this.commit(next), leftover: quantity - used } };
     });
@@ -376,7 +379,7 @@ export class Subscription extends SubscriptionMachine {
     also: Partial<SubscriptionRecord>,
   ): Promise<SubscriptionRecord> {
     const runs = isRunning(r.runs) ? stop(r.runs, runInstant(r.runs, now)) : r.runs;
-    const next = { ...r, ...also, runs, endedAt: now.toISOString(), endReason: reason };
+    const next = { ...r, ...also, runs, endedAt: endInstant(r, now), endReason: reason };
     if (await endsChainHold(this.env, r, now, this.lookup))
       return this.steps.move(this.env, r, -r.amount, releaseReference(r), now, {
         ...next,

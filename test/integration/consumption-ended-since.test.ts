@@ -1,0 +1,105 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { armFault, disarmFaults } from "../../src/domain/faults";
+import { subscriptionObject } from "../../src/objects/subscription-object";
+import { expectBooksBalance } from "../books";
+import { call, eventually, expectOk, ledgersHeld, type Tenant, tenantWithCatalog, unique } from "../helpers";
+
+/**
+ * A report run again finds what its first run took even when the depletable it took from ended
+ * since, as of an earlier time than the report's (README, "Consumption"): ended no earlier than the
+ * latest report that drew from it, it stays in that report's queue, and the retry drains nothing
+ * more. Before, it dropped out of the queue and the retry drained the next one as well.
+ */
+
+const read = (t: Tenant, id: string) =>
+  expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
+
+async function buyTx(t: Tenant, customer: string, amount: number) {
+  const bought = await expectOk(
+    call("POST", "/v1/subscriptions/", {
+      token: t.partnerKey,
+      body: { objects: [{ customer, resource: "tx", amount }] },
+    }),
+    201,
+  );
+  return bought.objects[0].id as string;
+}
+
+describe("a report accepted earlier that depletes, after a later report drew from the same depletable", () => {
+  it("leaves the later report's retry draining nothing more", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const customer = t.customers[0] as string;
+    const first = await buyTx(t, customer, 10);
+    const second = await buyTx(t, customer, 10);
+    const report = (amount: number, headers: Record<string, string>) =>
+      call("POST", `/v1/customers/${customer}/consumption`, {
+        token: t.partnerKey,
+        headers,
+        body: { resource: "tx", amount },
+      });
+    // R1 is accepted first (its time is the earlier) and waits in the operations queue.
+    const r1 = await report(10, { prefer: "respond-async" });
+    expect(r1.status, r1.text).toBe(202);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    // R2, accepted after it, runs at once and takes 4 of the first; its answer is lost.
+    const key = unique("key");
+    armFault("request.answered");
+    expect((await report(4, { "idempotency-key": key })).status).toBe(500);
+    disarmFaults();
+    expect(await read(t, first), "R2 ran before R1").toMatchObject({ remaining: 6 });
+    // R1 runs: the 6 left of the first (depleting it, as of R1's time) and 4 of the second.
+    const done = await eventually(async () => {
+      const r = await call("GET", r1.headers.get("location") as string, { token: t.partnerKey });
+      return r.status === 202 ? undefined : r;
+    }, "R1's operation");
+    expect(done.status, done.text).toBe(200);
+    expect(done.body.meta).toEqual({ unallocated: 0 });
+    expect(await read(t, first)).toMatchObject({ remaining: 0, end_reason: "depleted" });
+    expect(await read(t, second)).toMatchObject({ remaining: 6 });
+    // R2's retry: its 4 were taken from the first; nothing more is drained.
+    const retry = await report(4, { "idempotency-key": key });
+    expect(retry.status, retry.text).toBe(200);
+    expect(retry.body.meta).toEqual({ unallocated: 0 });
+    const firstRecord = await subscriptionObject(env, first).get();
+    expect(firstRecord?.consumed?.map((c) => c.used)).toEqual([4, 6]);
+    expect(await read(t, second), "R2 drained once in all").toMatchObject({ remaining: 6 });
+    await expectBooksBalance(t);
+  });
+});
+
+describe("a cancel under way while a report accepted after it draws from the depletable", () => {
+  it("leaves the report's retry draining nothing more", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const customer = t.customers[0] as string;
+    const first = await buyTx(t, customer, 10);
+    const second = await buyTx(t, customer, 10);
+    // The cancel takes its time, then asks the ledger whether the purchase is open: held there.
+    const held = ledgersHeld(["openRecovery"]);
+    const cancel = call("DELETE", `/v1/subscriptions/${first}/`, { token: t.partnerKey, env: held.env });
+    await held.reached;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    // A report accepted after that takes 4 of the first; its answer is lost.
+    const key = unique("key");
+    const report = () =>
+      call("POST", `/v1/customers/${customer}/consumption`, {
+        token: t.partnerKey,
+        headers: { "idempotency-key": key },
+        body: { resource: "tx", amount: 4 },
+      });
+    armFault("request.answered");
+    expect((await report()).status).toBe(500);
+    disarmFaults();
+    expect(await read(t, first)).toMatchObject({ remaining: 6 });
+    held.release();
+    const cancelled = await cancel;
+    expect(cancelled.status, cancelled.text).toBe(200);
+    expect(cancelled.body).toMatchObject({ end_reason: "cancelled", remaining: 6 });
+    // Its retry: the 4 were taken from the first (cancelled since); nothing more is drained.
+    const retry = await report();
+    expect(retry.status, retry.text).toBe(200);
+    expect(retry.body.meta).toEqual({ unallocated: 0 });
+    expect(await read(t, second), "the report drained once in all").toMatchObject({ remaining: 10 });
+    await expectBooksBalance(t);
+  });
+});
