@@ -385,6 +385,18 @@ export async function vendorTokenOf(t: Tenant, vendorId: string): Promise<string
   return issued.token as string;
 }
 
+/** What each consumption report took from depletable `id` (0: passed over), as its shard remembers. */
+export function reportDrawsOf(id: string) {
+  return runInDurableObject(subscriptionShard(env, id), async (_i, state) =>
+    state.storage.sql
+      .exec<{ report: string; used: number }>(
+        "SELECT report, used FROM report_draws WHERE subscription = ? ORDER BY at, report",
+        id,
+      )
+      .toArray(),
+  );
+}
+
 /** A point a test holds work at: `reached` once the work `arrive`s, which then waits for `release`. */
 export function gate() {
   let arrive!: () => void;

@@ -143,12 +143,11 @@ export async function consume(
   // One before the last that remembers it and that does not was not in the queue then (its row
   // not yet in D1): it is passed over again, or this run would take from it what the earlier run
   // already took from the later ones, draining the report twice.
-  const records = await Promise.all(queue.map((id) => subscriptionObject(env, id).get()));
-  const lastTook = records.findLastIndex((r) => r?.consumed?.some((c) => c.report === report));
+  const took = await Promise.all(queue.map((id) => subscriptionObject(env, id).tookBy(report)));
+  const lastTook = took.findLastIndex((t) => t !== null);
   for (const [i, id] of queue.entries()) {
     if (leftover === 0) break;
-    const remembers = records[i]?.consumed?.some((c) => c.report === report) ?? false;
-    if (i < lastTook && !remembers) continue;
+    if (i < lastTook && took[i] === null) continue;
     const purchase = await purchaseOf(env, id, now);
     if (purchase === "gone") continue;
     // Passed over, it remembers so: another run of the report at the same time passes it over too.
@@ -157,7 +156,7 @@ export async function consume(
     );
     leftover = result.leftover;
     // One this report passed over (in this run or another) drained nothing: it is not answered.
-    if (result.record.consumed?.find((c) => c.report === report)?.used !== 0) touched.push(result.record);
+    if (result.took !== 0) touched.push(result.record);
   }
   return { touched, unallocated: leftover };
 }

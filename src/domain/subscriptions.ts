@@ -48,7 +48,10 @@ export interface SubscriptionRecord {
   rootId: string;
   previousId: string | null;
   nextId: string | null;
-  /** What recent consumption reports took from it, by report id: a report run again takes nothing more. */
+  /**
+   * What its last 32 consumption reports that drew from it took, by report id: a report run again
+   * takes nothing more. Its shard remembers every report for longer (`ReportDraws`).
+   */
   consumed?: Array<{ report: string; used: number }>;
   /**
    * A depletable's latest time of a consumption report that drew from it (ISO 8601). It ends no

@@ -4,6 +4,7 @@ import type { Scope } from "../domain/scope";
 import { type SubscriptionRecord, sameRecord } from "../domain/subscriptions";
 import type { ProjectionPushes } from "./projection-pushes";
 import { QuotaSteps } from "./quota-steps";
+import type { ReportDraws } from "./report-draws";
 import type { Lookup } from "./subscription-chain";
 import { type Expected, missing, type Outcome, stale } from "./subscription-outcome";
 import { SubscriptionReads, type SubscriptionView } from "./subscription-reads";
@@ -17,6 +18,8 @@ export interface SubscriptionHost {
   readonly storage: DurableObjectStorage;
   /** The shard's pushes to the D1 read model, written together. */
   readonly projections: ProjectionPushes;
+  /** What each consumption report took from each depletable of the shard. */
+  readonly draws: ReportDraws;
   /** The subscriptions of the shard with a quota step open (`QuotaSteps`). */
   readonly openSteps: Set<string>;
   /** Runs subscription `id`'s `alarm` at `at` (ms), or soon after. */

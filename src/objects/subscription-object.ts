@@ -11,6 +11,7 @@ import type { WorkRef } from "../domain/work-refs";
 import { adoptLegacy, type HandedOver, legacyState, storageTables } from "./legacy-subscription";
 import { ProjectionPushes } from "./projection-pushes";
 import { QuotaSteps } from "./quota-steps";
+import { ReportDraws } from "./report-draws";
 import { ShardAlarm } from "./shard-alarm";
 import { Subscription } from "./subscription";
 import type { SubscriptionHost } from "./subscription-machine";
@@ -56,6 +57,7 @@ export class SubscriptionObject extends DurableObject<Env> {
       storage: ctx.storage,
       openSteps: new Set(QuotaSteps.open(sql)),
       projections: new ProjectionPushes(() => this.env),
+      draws: new ReportDraws(sql),
       wake: (id, at) => alarms.wake(id, at),
       retry: (id) => alarms.retry(id),
       unpushed: alarms.unpushed,
@@ -112,6 +114,10 @@ export class SubscriptionObject extends DurableObject<Env> {
 
   async consume(id: string, quantity: number, now: Date, report: string, passOver = false) {
     return (await this.found(id)).consume(quantity, now, report, passOver);
+  }
+
+  async tookBy(id: string, report: string) {
+    return (await this.found(id)).tookBy(report);
   }
 
   async reserveNext(id: string, nextId: string) {

@@ -171,38 +171,57 @@ export class Subscription extends SubscriptionMachine {
 
   /**
    * Consumes up to `quantity` of a depletable subscription for consumption report `report` and
-   * answers what is left over for the next one; the same report again takes nothing more. At zero
-   * the subscription is depleted: it ends and its quota is released. `passOver`: the report's run
-   * found its purchase not taken effect; it takes nothing, and remembers so, so that another run of
-   * the report, finding the purchase since taken effect, takes nothing either (it would drain
-   * twice what this run hands on to the next one). The first run here decides for every run.
+   * answers what is left over for the next one, and what the report took here (null: it cannot
+   * be drawn from); the same report again takes nothing more. At zero the subscription is
+   * depleted: it ends and its quota is released. `passOver`: the report's run found its purchase
+   * not taken effect; it takes nothing, and remembers so, so that another run of the report,
+   * finding the purchase since taken effect, takes nothing either (it would drain twice what this
+   * run hands on to the next one). The first run here decides for every run.
    */
   async consume(
     quantity: number,
     now: Date,
     report: string,
     passOver = false,
-  ): Promise<Outcome<{ record: SubscriptionRecord; leftover: number }>> {
+  ): Promise<Outcome<{ record: SubscriptionRecord; leftover: number; took: number | null }>> {
     return this.exclusive(async () => {
       const r = this.store.load();
       if (!r) return missing();
-      const taken = r.consumed?.find((c) => c.report === report)?.used;
+      const taken = this.tookFor(r, report);
       // Never below 0: a run that hands on less than an earlier run did must not give units back.
-      if (taken !== undefined)
-        return { ok: true, value: { record: r, leftover: Math.max(0, quantity - taken) } };
+      if (taken !== null)
+        return { ok: true, value: { record: r, leftover: Math.max(0, quantity - taken), took: taken } };
       if (r.kind !== "depletable" || r.remaining === null || r.endedAt !== null) {
-        return { ok: true, value: { record: r, leftover: quantity } };
+        return { ok: true, value: { record: r, leftover: quantity, took: null } };
       }
-      const used = passOver ? 0 : Math.min(r.remaining, quantity);
-      const remaining = r.remaining - used;
-      // A retry comes within minutes, not after this many other reports.
+      if (passOver) {
+        this.host.draws.remember(this.id, report, 0);
+        return { ok: true, value: { record: r, leftover: quantity, took: 0 } };
+      }
+      const used = Math.min(r.remaining, quantity);
+      // The record remembers its last reports too: a depletion whose quota step an instance left
+      // half-way is committed by the step's finish, which writes the record and nothing else.
       const consumed = [...(r.consumed ?? []), { report, used }].slice(-32);
       // The latest time of a report that drew from it: this one's, or a younger one's.
-      const drawnUntil = used > 0 ? endInstant(r, now) : r.drawnUntil;
-      const drained = { ...r, remaining, consumed, ...(drawnUntil === undefined ? {} : { drawnUntil }) };
-      const next = remaining === 0 ? await this.ended(drained, "depleted", now, {}) : drained;
-      return { ok: true, value: { record: this.commit(next), leftover: quantity - used } };
+      const drained = { ...r, remaining: r.remaining - used, consumed, drawnUntil: endInstant(r, now) };
+      const next = drained.remaining === 0 ? await this.ended(drained, "depleted", now, {}) : drained;
+      // In the same turn as the commit, so stored with it.
+      this.host.draws.remember(this.id, report, used);
+      return { ok: true, value: { record: this.commit(next), leftover: quantity - used, took: used } };
     });
+  }
+
+  /** What consumption report `report` took here (0: passed over), or null if it never reached it. */
+  async tookBy(report: string): Promise<number | null> {
+    const r = await this.get();
+    return r ? this.tookFor(r, report) : null;
+  }
+
+  /** The shard remembers reports for long; the record its last ones (see `consume`). */
+  private tookFor(r: SubscriptionRecord, report: string): number | null {
+    return (
+      this.host.draws.took(this.id, report) ?? r.consumed?.find((c) => c.report === report)?.used ?? null
+    );
   }
 
   /**

@@ -178,9 +178,9 @@ describe("two runs of one report at once, the purchase one passes over taking ef
     ).objects[0].id as string;
     const report = unique("report");
     const at = new Date();
-    // The second run reads both depletables (neither has run the report yet), then waits before
-    // it asks the waiting one whether its purchase took effect (its third read).
-    const second = subscriptionCallHeld("get", 3);
+    // The second run asks both depletables what they took for the report (nothing yet), then waits
+    // before it reads the waiting one to ask whether its purchase took effect.
+    const second = subscriptionCallHeld("get", 1);
     const secondRun = consume(second.env, customer, "tx", 4, at, report);
     await second.reached;
     const first = await consume(env, customer, "tx", 4, at, report);

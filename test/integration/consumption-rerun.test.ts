@@ -1,15 +1,28 @@
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { armFault, disarmFaults } from "../../src/domain/faults";
-import { subscriptionObject } from "../../src/objects/subscription-object";
+import { REPORT_MEMORY_MS } from "../../src/objects/report-draws";
+import { subscriptionShard } from "../../src/objects/subscription-object";
 import { expectBooksBalance } from "../books";
-import { call, eventually, expectOk, ledgersHeld, type Tenant, tenantWithCatalog, unique } from "../helpers";
+import {
+  call,
+  eventually,
+  expectOk,
+  ledgersHeld,
+  reportDrawsOf,
+  type Tenant,
+  tenantWithCatalog,
+  unique,
+} from "../helpers";
 
 /**
- * A report run again finds what its first run took even when the depletable it took from ended
- * since, as of an earlier time than the report's (README, "Consumption"): ended no earlier than the
- * latest report that drew from it, it stays in that report's queue, and the retry drains nothing
- * more. Before, it dropped out of the queue and the retry drained the next one as well.
+ * A report run again (its keyed retry, its operation run once more) finds what its first run took
+ * (README, "Consumption"): even when the depletable it took from ended since, as of an earlier
+ * time than the report's (it ends no earlier than the latest report that drew from it, so it stays
+ * in that report's queue), and however many other reports drew from it since (its shard remembers
+ * reports by age, not by count). Before, the retry drained the next depletable, or the same one,
+ * again.
  */
 
 const read = (t: Tenant, id: string) =>
@@ -61,8 +74,7 @@ describe("a report accepted earlier that depletes, after a later report drew fro
     const retry = await report(4, { "idempotency-key": key });
     expect(retry.status, retry.text).toBe(200);
     expect(retry.body.meta).toEqual({ unallocated: 0 });
-    const firstRecord = await subscriptionObject(env, first).get();
-    expect(firstRecord?.consumed?.map((c) => c.used)).toEqual([4, 6]);
+    expect((await reportDrawsOf(first)).map((d) => d.used).sort()).toEqual([4, 6]);
     expect(await read(t, second), "R2 drained once in all").toMatchObject({ remaining: 6 });
     await expectBooksBalance(t);
   });
@@ -101,5 +113,59 @@ describe("a cancel under way while a report accepted after it draws from the dep
     expect(retry.body.meta).toEqual({ unallocated: 0 });
     expect(await read(t, second), "the report drained once in all").toMatchObject({ remaining: 10 });
     await expectBooksBalance(t);
+  });
+});
+
+describe("a report retried by its Idempotency-Key after 32 other reports drew from the same depletable", () => {
+  it("drains nothing more: what its first run took is still remembered", async () => {
+    const t = await tenantWithCatalog(1, 1000);
+    const customer = t.customers[0] as string;
+    const only = await buyTx(t, customer, 1000);
+    const report = (amount: number, headers: Record<string, string> = {}) =>
+      call("POST", `/v1/customers/${customer}/consumption`, {
+        token: t.partnerKey,
+        headers,
+        body: { resource: "tx", amount },
+      });
+    // Its first run takes 4 and its answer is lost: the key keeps no answer (a 500).
+    const key = unique("key");
+    armFault("request.answered");
+    expect((await report(4, { "idempotency-key": key })).status).toBe(500);
+    disarmFaults();
+    // A customer whose traffic is reported every few seconds: 32 reports before the retry.
+    for (let i = 0; i < 32; i++) expect((await report(1)).status).toBe(200);
+    expect(await read(t, only)).toMatchObject({ remaining: 964 });
+    const retry = await report(4, { "idempotency-key": key });
+    expect(retry.status, retry.text).toBe(200);
+    expect(retry.body.meta).toEqual({ unallocated: 0 });
+    expect(await read(t, only), "the report drained once").toMatchObject({ remaining: 964 });
+    await expectBooksBalance(t);
+  });
+});
+
+describe("what a shard remembers of reports", () => {
+  it("is forgotten once older than the memory (48 hours): a report's retry comes long before", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const customer = t.customers[0] as string;
+    const only = await buyTx(t, customer, 10);
+    const report = () =>
+      call("POST", `/v1/customers/${customer}/consumption`, {
+        token: t.partnerKey,
+        body: { resource: "tx", amount: 1 },
+      });
+    expect((await report()).status).toBe(200);
+    const [first] = await reportDrawsOf(only);
+    await runInDurableObject(subscriptionShard(env, only), async (_i, state) => {
+      state.storage.sql.exec(
+        "UPDATE report_draws SET at = ? WHERE subscription = ? AND report = ?",
+        Date.now() - REPORT_MEMORY_MS - 1,
+        only,
+        first?.report,
+      );
+    });
+    expect((await report()).status).toBe(200);
+    const kept = await reportDrawsOf(only);
+    expect(kept).toHaveLength(1);
+    expect(kept[0]?.report).not.toBe(first?.report);
   });
 });

@@ -1,0 +1,44 @@
+/**
+ * How long a shard remembers what a consumption report took from each of its depletables: longer
+ * than the report can run again. Its Idempotency-Key keeps its answer 24 hours, and its operation
+ * is run again, or given up, well within that.
+ */
+export const REPORT_MEMORY_MS = 48 * 3_600_000;
+
+/**
+ * What each consumption report took from each depletable of a shard (0: it passed over one whose
+ * purchase had not taken effect), by age rather than by count: a busy customer's next reports
+ * never push out the memory of one whose retry is still to come.
+ */
+export class ReportDraws {
+  constructor(private readonly sql: SqlStorage) {
+    sql.exec(`CREATE TABLE IF NOT EXISTS report_draws (
+      subscription TEXT NOT NULL, report TEXT NOT NULL, used INTEGER NOT NULL, at INTEGER NOT NULL,
+      PRIMARY KEY (subscription, report));
+      CREATE INDEX IF NOT EXISTS report_draws_at ON report_draws (at);`);
+  }
+
+  /** What `report` took from `subscription`, or undefined if it never reached it. */
+  took(subscription: string, report: string): number | undefined {
+    return this.sql
+      .exec<{ used: number }>(
+        "SELECT used FROM report_draws WHERE subscription = ? AND report = ?",
+        subscription,
+        report,
+      )
+      .toArray()[0]?.used;
+  }
+
+  /** Remembers what `report` took from `subscription`; forgets what is older than the memory. */
+  remember(subscription: string, report: string, used: number): void {
+    const now = Date.now();
+    this.sql.exec("DELETE FROM report_draws WHERE at < ?", now - REPORT_MEMORY_MS);
+    this.sql.exec(
+      "INSERT INTO report_draws (subscription, report, used, at) VALUES (?, ?, ?, ?)",
+      subscription,
+      report,
+      used,
+      now,
+    );
+  }
+}
