@@ -107,7 +107,8 @@ export async function extend(
       // Refused with the place already reserved under these ids (an earlier attempt, a keyed
       // request or an operation, died after reserving it, and the chain was cancelled since):
       // nothing was made under them, so the place goes back, as after a refused purchase below.
-      if (!made && isFinalAnswer(error)) await subscriptionObject(env, last.id).releaseNext(ids.subscription);
+      if (!made && isFinalAnswer(error))
+        await subscriptionObject(env, last.id).releaseNext(ids.subscription, false, renewal);
       throw error;
     }
     // A renewal reserves the place when it is planned: then it is this extension's already.
@@ -157,8 +158,10 @@ export async function extend(
     } catch (error) {
       // A refusal bought nothing: the place goes back. After any other failure the extension may
       // still take effect (its commission is open): the place stays its own until the retry or
-      // the recovery sweep settles it (`abandon` gives it back if it is undone).
-      if (isFinalAnswer(error)) await subscriptionObject(env, last.id).releaseNext(ids.subscription);
+      // the recovery sweep settles it (`abandon` gives it back if it is undone). A renewal's place
+      // goes back with the renewal given up: another delivery may be buying it (`releaseNext`).
+      if (isFinalAnswer(error))
+        await subscriptionObject(env, last.id).releaseNext(ids.subscription, false, renewal);
       throw error;
     }
   }

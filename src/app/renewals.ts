@@ -36,9 +36,10 @@ export async function renewOrExpire(env: Env, id: string, at: Date, again = fals
   // or the recovery sweep (the cron finds it due again): renewed, the renewal would outlive the
   // purchase's undo, charged and holding nothing; expired, its quota would be released twice, once
   // here and once by that undo. Its place goes back, so an extension by hand meanwhile is not kept
-  // waiting on it.
+  // waiting on it: with the renewal given up, unless another delivery has created it meanwhile
+  // (`releaseNext`).
   if (await purchaseOpen(env, plan.record)) {
-    if (plan.step === "renew") await object.releaseNext(plan.ids.subscription);
+    if (plan.step === "renew") await object.releaseNext(plan.ids.subscription, false, true);
     return "skipped";
   }
   if (plan.step === "expire") {

@@ -124,8 +124,8 @@ export class SubscriptionObject extends DurableObject<Env> {
     return (await this.found(id)).reserveNext(nextId);
   }
 
-  async releaseNext(id: string, nextId: string, failed?: boolean) {
-    return (await this.found(id)).releaseNext(nextId, failed);
+  async releaseNext(id: string, nextId: string, failed?: boolean, unbought?: boolean) {
+    return (await this.found(id)).releaseNext(nextId, failed, unbought);
   }
 
   async setDeployment(id: string, patch: DeploymentPatch) {

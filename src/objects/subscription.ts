@@ -242,14 +242,23 @@ export class Subscription extends SubscriptionMachine {
   /**
    * Gives the place back when the extension that claimed it could not be bought. An extension that
    * was created and then failed (`failed`) can never be bought again under its ids: a renewal
-   * that had chosen them chooses new ones next time.
+   * that had chosen them chooses new ones next time. `unbought`: the place is this term's renewal's,
+   * and this attempt bought nothing (refused, or not tried: `renewOrExpire`).
    */
-  async releaseNext(nextId: string, failed = false): Promise<void> {
+  async releaseNext(nextId: string, failed = false, unbought = false): Promise<void> {
     await this.exclusive(async () => {
       const r = this.store.load();
       if (!r) return;
       const holds = r.nextId === nextId;
-      const renewal = failed && r.renewal?.subscription === nextId ? null : r.renewal;
+      // Another delivery of the renewal (the next cron run's message, a redelivery) may be buying
+      // it under the same ids: it found the place its own and reserves nothing. So the place goes
+      // back only with the renewal given up, as a cancel gives it up (its late create makes it
+      // failed, and it plans again with ids of its own). One created already is live: the place
+      // stays its own, else the chain would no longer lead to a term bought and charged, and an
+      // extension by hand would buy that term's time again.
+      const own = unbought && holds && r.renewal?.subscription === nextId;
+      if (own && !(await this.host.giveUp(nextId, new Date()))) return;
+      const renewal = (failed || own) && r.renewal?.subscription === nextId ? null : r.renewal;
       if (!holds && renewal === r.renewal) return;
       // An ended term whose hold waited on that extension releases it now, if nothing else is live.
       await this.endHoldOf(this.commit({ ...(holds ? placeGivenBack(r) : r), renewal }));

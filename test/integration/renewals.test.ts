@@ -199,7 +199,7 @@ describe("renewing", () => {
     expect(await usageOf(t, 0, "ip")).toEqual({ usage: 0, limit: 0, pending: 0 });
   });
 
-  it("completes the same renewal on a later attempt when an earlier one failed before the term was over", async () => {
+  it("renews once on a later attempt when an earlier one failed before the term was over", async () => {
     const t = await setup(1);
     const y = nextYear();
     const sub = await buyOne(t, {
@@ -213,12 +213,14 @@ describe("renewing", () => {
     await limitIp(t, 0);
     await deliver([{ subscription: sub.id, at: at.toISOString() }]);
     const planned = await subscriptionObject(env, sub.id).get();
-    expect(planned).toMatchObject({ endedAt: null, nextId: null });
-    expect(planned?.renewal?.subscription).toEqual(expect.any(String));
+    // The refused attempt's ids are given up with its place: another delivery may have been
+    // buying under them. The next attempt renews with ids of its own.
+    expect(planned).toMatchObject({ endedAt: null, nextId: null, renewal: null });
     expect(await read(t, sub.id)).toMatchObject({ status: "inactive", descendants: [] });
     await limitIp(t, 1);
     await deliver([{ subscription: sub.id, at: at.toISOString() }]);
-    expect((await read(t, sub.id)).descendants).toEqual([planned?.renewal?.subscription]);
+    const renewed = await subscriptionObject(env, sub.id).get();
+    expect((await read(t, sub.id)).descendants).toEqual([renewed?.nextId]);
     expect(await usageOf(t, 0, "ip")).toEqual({ usage: 1, limit: 1, pending: 0 });
   });
 });
