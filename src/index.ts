@@ -4,6 +4,7 @@ import type { MonthCloseMessage } from "./app/usage";
 import { resendOverdueDeliveries } from "./app/webhooks";
 import { closeUsageMonth } from "./cron/months";
 import { scheduleRenewals } from "./cron/renewals";
+import { deleteExpiredConsumptionQueues } from "./db/consumption-queues";
 import { deleteExpiredOperations } from "./db/operations";
 import { logError, logEvent } from "./domain/log";
 import { createApp } from "./http/app";
@@ -63,6 +64,7 @@ export default {
       overduePurchasesAbandoned: () => abandonOverduePurchases(env, now),
       stalledOperations: () => requeueStalledOperations(env, now),
       expiredOperationsDeleted: () => deleteExpiredOperations(env, now),
+      expiredConsumptionQueuesDeleted: () => deleteExpiredConsumptionQueues(env, now),
       usageMonth: () => closeUsageMonth(env, now),
       webhooksResent: () => resendOverdueDeliveries(env, now),
     };

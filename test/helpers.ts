@@ -415,6 +415,34 @@ export function gate() {
 }
 
 /**
+ * Bindings whose subscription shards hold the `nth` call (from 1) of `method` at a gate until
+ * released; every other call goes through.
+ */
+export function subscriptionCallHeld(method: string, nth: number) {
+  const stall = gate();
+  let seen = 0;
+  const held = {
+    idFromName: (name: string) => env.SUBSCRIPTION.idFromName(name),
+    get: (id: DurableObjectId) => {
+      const stub = env.SUBSCRIPTION.get(id) as unknown as Record<string, (...args: unknown[]) => unknown>;
+      return new Proxy(
+        {},
+        {
+          get: (_, m) =>
+            m === "then"
+              ? undefined
+              : async (...args: unknown[]) => {
+                  if (m === method && ++seen === nth) await stall.pass();
+                  return stub[m as string]?.(...args);
+                },
+        },
+      );
+    },
+  };
+  return { env: { ...env, SUBSCRIPTION: held as unknown as Env["SUBSCRIPTION"] }, ...stall };
+}
+
+/**
  * Bindings whose quota ledgers' `methods` wait at a gate (`reached`, then `release`): `before`
  * reaching the ledger, `after` its answer (the call took effect; its caller goes on only once
  * released), or wait and then `die` instead of reaching it, as a request whose ledger call fails

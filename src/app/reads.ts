@@ -1,3 +1,4 @@
+import { queueOfReport } from "../db/consumption-queues";
 import type { Principal } from "../db/credentials";
 import {
   chainMembers,
@@ -125,7 +126,10 @@ export async function listPage(env: Env, q: ListQuery, grouped: boolean) {
  * Spreads consumption report `report` over the customer's depletables of `product`, oldest first.
  * Each object takes what it has left and hands back the rest, so concurrent reports never lose or
  * double-count a unit; and it remembers what it took for `report`, so the same report run again
- * (a resumed retry, a redelivered operation) takes nothing twice and answers as the first run did.
+ * (a resumed retry, a redelivered operation, or both at once) takes nothing twice and answers as
+ * the first run did. Every run walks the queue the first one read (`queueOfReport`): one that read
+ * its own could find an older depletable whose purchase took effect since, or whose row reached
+ * D1 since, and take from it what the first run took from the later ones.
  */
 export async function consume(
   env: Env,
@@ -137,17 +141,9 @@ export async function consume(
 ) {
   let leftover = quantity;
   const touched: SubscriptionRecord[] = [];
-  const queue = await depletionQueue(env, customerId, product, now);
-  // A run before this one (its retry after a lost answer, a redelivered operation) walked the same
-  // queue, and each depletable it reached remembers `report`, those it passed over as taking 0.
-  // One before the last that remembers it and that does not was not in the queue then (its row
-  // not yet in D1): it is passed over again, or this run would take from it what the earlier run
-  // already took from the later ones, draining the report twice.
-  const took = await Promise.all(queue.map((id) => subscriptionObject(env, id).tookBy(report)));
-  const lastTook = took.findLastIndex((t) => t !== null);
-  for (const [i, id] of queue.entries()) {
+  const queue = await queueOfReport(env, report, () => depletionQueue(env, customerId, product, now), now);
+  for (const id of queue) {
     if (leftover === 0) break;
-    if (i < lastTook && took[i] === null) continue;
     const purchase = await purchaseOf(env, id, now);
     if (purchase === "gone") continue;
     // Passed over, it remembers so: another run of the report at the same time passes it over too.

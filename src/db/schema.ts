@@ -374,3 +374,19 @@ export const operations = sqliteTable(
     index("operations_unfinished").on(t.status, t.updatedAt),
   ],
 );
+
+/**
+ * The depletables a consumption report spreads over, in order, as its first run read them: every
+ * run of the report walks this queue, so two runs at once never drain two different depletables
+ * for it (one finding an older purchase taken effect that the other did not). Kept as long as the
+ * depletables remember the report (`REPORT_MEMORY_MS`).
+ */
+export const consumptionQueues = sqliteTable(
+  "consumption_queues",
+  {
+    report: text("report").primaryKey(),
+    subscriptions: text("subscriptions", { mode: "json" }).notNull().$type<string[]>(),
+    expiresAt: text("expires_at").notNull(),
+  },
+  (t) => [index("consumption_queues_expiry").on(t.expiresAt)],
+);

@@ -163,6 +163,13 @@ export function statusOf(
 }
 
 /**
+ * How long what a consumption report took from each depletable, and the queue it walked, are
+ * remembered: longer than the report can run again. Its Idempotency-Key keeps its answer 24
+ * hours, and its operation is run again, or given up, well within that.
+ */
+export const REPORT_MEMORY_MS = 48 * 3_600_000;
+
+/**
  * When `r` ends if it is ended at `now`: a depletable no earlier than the latest report that drew
  * from it, which may be younger than `now` (an older report depleting it after a younger one
  * drew, a cancel whose time was taken before that report drew).

@@ -1,9 +1,4 @@
-/**
- * How long a shard remembers what a consumption report took from each of its depletables: longer
- * than the report can run again. Its Idempotency-Key keeps its answer 24 hours, and its operation
- * is run again, or given up, well within that.
- */
-export const REPORT_MEMORY_MS = 48 * 3_600_000;
+import { REPORT_MEMORY_MS } from "../domain/subscriptions";
 
 /**
  * What each consumption report took from each depletable of a shard (0: it passed over one whose

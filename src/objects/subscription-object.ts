@@ -116,10 +116,6 @@ export class SubscriptionObject extends DurableObject<Env> {
     return (await this.found(id)).consume(quantity, now, report, passOver);
   }
 
-  async tookBy(id: string, report: string) {
-    return (await this.found(id)).tookBy(report);
-  }
-
   async reserveNext(id: string, nextId: string) {
     return (await this.found(id)).reserveNext(nextId);
   }

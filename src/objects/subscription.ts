@@ -211,12 +211,6 @@ export class Subscription extends SubscriptionMachine {
     });
   }
 
-  /** What consumption report `report` took here (0: passed over), or null if it never reached it. */
-  async tookBy(report: string): Promise<number | null> {
-    const r = await this.get();
-    return r ? this.tookFor(r, report) : null;
-  }
-
   /** The shard remembers reports for long; the record its last ones (see `consume`). */
   private tookFor(r: SubscriptionRecord, report: string): number | null {
     return (

@@ -7,7 +7,7 @@ import {
   call,
   eventually,
   expectOk,
-  gate,
+  subscriptionCallHeld,
   syndicatedProduct,
   type Tenant,
   tenantWithCatalog,
@@ -134,34 +134,6 @@ describe("a report run again after the purchase it passed over took effect", () 
     await expectBooksBalance(t);
   });
 });
-
-/**
- * Bindings whose subscription shards hold the `nth` call (from 1) of `method` at a gate until
- * released; every other call goes through.
- */
-function subscriptionCallHeld(method: string, nth: number) {
-  const stall = gate();
-  let seen = 0;
-  const held = {
-    idFromName: (name: string) => env.SUBSCRIPTION.idFromName(name),
-    get: (id: DurableObjectId) => {
-      const stub = env.SUBSCRIPTION.get(id) as unknown as Record<string, (...args: unknown[]) => unknown>;
-      return new Proxy(
-        {},
-        {
-          get: (_, m) =>
-            m === "then"
-              ? undefined
-              : async (...args: unknown[]) => {
-                  if (m === method && ++seen === nth) await stall.pass();
-                  return stub[m as string]?.(...args);
-                },
-        },
-      );
-    },
-  };
-  return { env: { ...env, SUBSCRIPTION: held as unknown as Env["SUBSCRIPTION"] }, ...stall };
-}
 
 describe("two runs of one report at once, the purchase one passes over taking effect between them", () => {
   it("drain the report once: the later run passes over it too", async () => {

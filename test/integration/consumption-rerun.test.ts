@@ -1,16 +1,22 @@
-import { runInDurableObject } from "cloudflare:test";
+import { createScheduledController, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { consume } from "../../src/app/reads";
+import { buy } from "../../src/app/subscriptions";
+import { queueOfReport } from "../../src/db/consumption-queues";
 import { armFault, disarmFaults } from "../../src/domain/faults";
-import { REPORT_MEMORY_MS } from "../../src/objects/report-draws";
+import { REPORT_MEMORY_MS } from "../../src/domain/subscriptions";
+import worker from "../../src/index";
 import { subscriptionShard } from "../../src/objects/subscription-object";
-import { expectBooksBalance } from "../books";
+import { expectBooksBalance, purchaseDiedAt } from "../books";
 import {
   call,
   eventually,
   expectOk,
+  gate,
   ledgersHeld,
   reportDrawsOf,
+  subscriptionCallHeld,
   type Tenant,
   tenantWithCatalog,
   unique,
@@ -143,6 +149,52 @@ describe("a report retried by its Idempotency-Key after 32 other reports drew fr
   });
 });
 
+describe("the queue a report walks", () => {
+  it("is stored by its first run, and forgotten by the cron once past the reports' memory", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const customer = t.customers[0] as string;
+    const only = await buyTx(t, customer, 10);
+    const report = unique("report");
+    await consume(env, customer, "tx", 1, new Date(), report);
+    const stored = () =>
+      env.DB.prepare("SELECT subscriptions FROM consumption_queues WHERE report = ?")
+        .bind(report)
+        .first<{ subscriptions: string }>();
+    expect(JSON.parse((await stored())?.subscriptions ?? "null")).toEqual([only]);
+    await worker.scheduled(
+      createScheduledController({ scheduledTime: Date.now() + REPORT_MEMORY_MS - 60_000 }),
+      env,
+    );
+    expect(await stored()).not.toBeNull();
+    await worker.scheduled(
+      createScheduledController({ scheduledTime: Date.now() + REPORT_MEMORY_MS + 60_000 }),
+      env,
+    );
+    expect(await stored()).toBeNull();
+  });
+});
+
+describe("two first runs of one report storing their queues at once", () => {
+  it("both walk the one stored first", async () => {
+    const report = unique("report");
+    const both = gate();
+    let reads = 0;
+    // Each run has looked for a stored queue (none yet) before either stores its own.
+    const read = (queue: string[]) => async () => {
+      if (++reads === 2) both.release();
+      await both.pass();
+      return queue;
+    };
+    const now = new Date();
+    const [a, b] = await Promise.all([
+      queueOfReport(env, report, read(["a"]), now),
+      queueOfReport(env, report, read(["b"]), now),
+    ]);
+    expect(a).toEqual(b);
+    expect([["a"], ["b"]]).toContainEqual(a);
+  });
+});
+
 describe("what a shard remembers of reports", () => {
   it("is forgotten once older than the memory (48 hours): a report's retry comes long before", async () => {
     const t = await tenantWithCatalog(1, 100);
@@ -167,5 +219,37 @@ describe("what a shard remembers of reports", () => {
     const kept = await reportDrawsOf(only);
     expect(kept).toHaveLength(1);
     expect(kept[0]?.report).not.toBe(first?.report);
+  });
+});
+
+describe("two runs of one report at once, an older depletable taking effect between their reads", () => {
+  it("drain the report once: both walk the queue the first run read", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const customer = t.customers[0] as string;
+    // A purchase of tx whose request died after its commission: its id is older than the next one's.
+    const died = await purchaseDiedAt(t, "purchase.issued", ["tx"]);
+    disarmFaults();
+    const older = died.ids.subscriptions[0] as string;
+    const newer = await buyTx(t, customer, 10);
+    const report = unique("report");
+    const at = new Date();
+    // The first run reads its queue (the newer only), then waits before it reads the newer.
+    const first = subscriptionCallHeld("get", 1);
+    const firstRun = consume(first.env, customer, "tx", 1, at, report);
+    await first.reached;
+    // The purchase's retry finishes it: the older takes effect and is in the read model.
+    await buy(env, t.partnerId, died.planned, died.ids, new Date());
+    await eventually(async () => {
+      const row = await env.DB.prepare("SELECT 1 AS ok FROM subscriptions WHERE id = ?").bind(older).first();
+      return row ?? undefined;
+    }, "the older in D1");
+    // A second run of the report (its operation delivered again) walks the same queue.
+    const second = await consume(env, customer, "tx", 1, at, report);
+    first.release();
+    const one = await firstRun;
+    expect([one.unallocated, second.unallocated]).toEqual([0, 0]);
+    expect((await read(t, older)).remaining, "the older, not in the first run's queue").toBe(2);
+    expect((await read(t, newer)).remaining, "drained once").toBe(9);
+    await expectBooksBalance(t);
   });
 });
