@@ -415,10 +415,11 @@ export function gate() {
 }
 
 /**
- * Bindings whose subscription shards hold the `nth` call (from 1) of `method` at a gate until
- * released; every other call goes through.
+ * Bindings whose subscription shards hold the calls of `method` at a gate until released: every
+ * one, or only the `nth` (from 1); with `dies`, such a call throws at once instead, as a dead
+ * Worker's. Every other call goes through.
  */
-export function subscriptionCallHeld(method: string, nth: number) {
+export function shardsHeld(method: string, options: { nth?: number; dies?: boolean } = {}) {
   const stall = gate();
   let seen = 0;
   const held = {
@@ -432,7 +433,10 @@ export function subscriptionCallHeld(method: string, nth: number) {
             m === "then"
               ? undefined
               : async (...args: unknown[]) => {
-                  if (m === method && ++seen === nth) await stall.pass();
+                  if (m === method && (options.nth === undefined || ++seen === options.nth)) {
+                    if (options.dies) throw new Error("the Worker died");
+                    await stall.pass();
+                  }
                   return stub[m as string]?.(...args);
                 },
         },

@@ -7,7 +7,7 @@ import {
   call,
   eventually,
   expectOk,
-  subscriptionCallHeld,
+  shardsHeld,
   syndicatedProduct,
   type Tenant,
   tenantWithCatalog,
@@ -152,7 +152,7 @@ describe("two runs of one report at once, the purchase one passes over taking ef
     const at = new Date();
     // The second run asks both depletables what they took for the report (nothing yet), then waits
     // before it reads the waiting one to ask whether its purchase took effect.
-    const second = subscriptionCallHeld("get", 1);
+    const second = shardsHeld("get", { nth: 1 });
     const secondRun = consume(second.env, customer, "tx", 4, at, report);
     await second.reached;
     const first = await consume(env, customer, "tx", 4, at, report);

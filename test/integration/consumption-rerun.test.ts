@@ -16,7 +16,7 @@ import {
   gate,
   ledgersHeld,
   reportDrawsOf,
-  subscriptionCallHeld,
+  shardsHeld,
   type Tenant,
   tenantWithCatalog,
   unique,
@@ -45,18 +45,23 @@ async function buyTx(t: Tenant, customer: string, amount: number) {
   return bought.objects[0].id as string;
 }
 
+/** Sends `customer`'s reports of tx as its partner. */
+function reportsOf(t: Tenant, customer: string) {
+  return (amount: number, headers: Record<string, string> = {}) =>
+    call("POST", `/v1/customers/${customer}/consumption`, {
+      token: t.partnerKey,
+      headers,
+      body: { resource: "tx", amount },
+    });
+}
+
 describe("a report accepted earlier that depletes, after a later report drew from the same depletable", () => {
   it("leaves the later report's retry draining nothing more", async () => {
     const t = await tenantWithCatalog(1, 100);
     const customer = t.customers[0] as string;
     const first = await buyTx(t, customer, 10);
     const second = await buyTx(t, customer, 10);
-    const report = (amount: number, headers: Record<string, string>) =>
-      call("POST", `/v1/customers/${customer}/consumption`, {
-        token: t.partnerKey,
-        headers,
-        body: { resource: "tx", amount },
-      });
+    const report = reportsOf(t, customer);
     // R1 is accepted first (its time is the earlier) and waits in the operations queue.
     const r1 = await report(10, { prefer: "respond-async" });
     expect(r1.status, r1.text).toBe(202);
@@ -99,12 +104,7 @@ describe("a cancel under way while a report accepted after it draws from the dep
     await new Promise((resolve) => setTimeout(resolve, 5));
     // A report accepted after that takes 4 of the first; its answer is lost.
     const key = unique("key");
-    const report = () =>
-      call("POST", `/v1/customers/${customer}/consumption`, {
-        token: t.partnerKey,
-        headers: { "idempotency-key": key },
-        body: { resource: "tx", amount: 4 },
-      });
+    const report = () => reportsOf(t, customer)(4, { "idempotency-key": key });
     armFault("request.answered");
     expect((await report()).status).toBe(500);
     disarmFaults();
@@ -127,12 +127,7 @@ describe("a report retried by its Idempotency-Key after 32 other reports drew fr
     const t = await tenantWithCatalog(1, 1000);
     const customer = t.customers[0] as string;
     const only = await buyTx(t, customer, 1000);
-    const report = (amount: number, headers: Record<string, string> = {}) =>
-      call("POST", `/v1/customers/${customer}/consumption`, {
-        token: t.partnerKey,
-        headers,
-        body: { resource: "tx", amount },
-      });
+    const report = reportsOf(t, customer);
     // Its first run takes 4 and its answer is lost: the key keeps no answer (a 500).
     const key = unique("key");
     armFault("request.answered");
@@ -200,11 +195,7 @@ describe("what a shard remembers of reports", () => {
     const t = await tenantWithCatalog(1, 100);
     const customer = t.customers[0] as string;
     const only = await buyTx(t, customer, 10);
-    const report = () =>
-      call("POST", `/v1/customers/${customer}/consumption`, {
-        token: t.partnerKey,
-        body: { resource: "tx", amount: 1 },
-      });
+    const report = () => reportsOf(t, customer)(1);
     expect((await report()).status).toBe(200);
     const [first] = await reportDrawsOf(only);
     await runInDurableObject(subscriptionShard(env, only), async (_i, state) => {
@@ -234,7 +225,7 @@ describe("two runs of one report at once, an older depletable taking effect betw
     const report = unique("report");
     const at = new Date();
     // The first run reads its queue (the newer only), then waits before it reads the newer.
-    const first = subscriptionCallHeld("get", 1);
+    const first = shardsHeld("get", { nth: 1 });
     const firstRun = consume(first.env, customer, "tx", 1, at, report);
     await first.reached;
     // The purchase's retry finishes it: the older takes effect and is in the read model.

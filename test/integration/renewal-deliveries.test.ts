@@ -15,16 +15,34 @@ import { call, expectOk, ledgersHeld, tenantWithCatalog } from "../helpers";
 
 afterEach(() => disarmFaults());
 
+/**
+ * An auto-renewing term due in a minute whose purchase has not completed yet (its request died
+ * after writing its orders, so it took effect; the recovery sweep will settle it). The cron finds
+ * it due on every run.
+ */
+async function dueTermWithOpenPurchase() {
+  const t = await tenantWithCatalog(1, 100);
+  const { ids } = await purchaseDiedAt(t, "purchase.ordered");
+  const id = ids.subscriptions[0] as string;
+  unwrapOk(await subscriptionObject(env, id).setAutoRenew(true));
+  const term = await subscriptionObject(env, id).get();
+  return { t, ids, id, at: new Date(Date.parse(term?.endTime as string) - 60_000) };
+}
+
+/** The term after `id` as its chain names it, and the live terms after it in the read model. */
+async function renewalsOf(id: string) {
+  const next = (await subscriptionObject(env, id).get())?.nextId ?? null;
+  const live = await env.DB.prepare(
+    "SELECT id, end_time FROM subscriptions WHERE previous_id = ? AND ended_at IS NULL",
+  )
+    .bind(id)
+    .all<{ id: string; end_time: string }>();
+  return { next, live: live.results };
+}
+
 describe("a renewal delivery that found the term's purchase open, while another delivery renews it", () => {
   it("keeps the chain linked to the renewal it bought, so an extension by hand follows the renewal", async () => {
-    const t = await tenantWithCatalog(1, 100);
-    // A term whose purchase has not completed yet (its request died after writing its orders, so
-    // it took effect; the recovery sweep will settle it). The cron finds it due on every run.
-    const { ids } = await purchaseDiedAt(t, "purchase.ordered");
-    const id = ids.subscriptions[0] as string;
-    unwrapOk(await subscriptionObject(env, id).setAutoRenew(true));
-    const term = await subscriptionObject(env, id).get();
-    const at = new Date(Date.parse(term?.endTime as string) - 60_000);
+    const { t, ids, id, at } = await dueTermWithOpenPurchase();
 
     // Delivery A: plans the renewal (its place reserved), learns the term's purchase is still open,
     // and is held before it acts on that.
@@ -60,12 +78,7 @@ describe("a renewal delivery that found the term's purchase open, while another 
 
 describe("a renewal delivery that found the term's purchase open, while another delivery is buying the renewal", () => {
   it("gives the renewal up with its place: the other delivery renews once, with a term the chain leads to", async () => {
-    const t = await tenantWithCatalog(1, 100);
-    const { ids } = await purchaseDiedAt(t, "purchase.ordered");
-    const id = ids.subscriptions[0] as string;
-    unwrapOk(await subscriptionObject(env, id).setAutoRenew(true));
-    const term = await subscriptionObject(env, id).get();
-    const at = new Date(Date.parse(term?.endTime as string) - 60_000);
+    const { t, ids, id, at } = await dueTermWithOpenPurchase();
 
     // Delivery A learns the term's purchase is open, and is held there.
     const heldA = ledgersHeld(["openRecovery"], "after");
@@ -83,20 +96,15 @@ describe("a renewal delivery that found the term's purchase open, while another 
     heldB.release();
     expect(await second).toBe("renewed");
 
-    const next = (await subscriptionObject(env, id).get())?.nextId ?? null;
-    const live = await env.DB.prepare(
-      "SELECT id, end_time FROM subscriptions WHERE previous_id = ? AND ended_at IS NULL",
-    )
-      .bind(id)
-      .all<{ id: string; end_time: string }>();
+    const { next, live } = await renewalsOf(id);
     // One renewal, live, charged once, and the one the chain leads to.
-    expect(live.results.map((r) => r.id)).toEqual([next]);
+    expect(live.map((r) => r.id)).toEqual([next]);
     const extended = await expectOk(
       call("POST", `/v1/subscriptions/${id}/action/?do=extend`, { token: t.partnerKey, body: {} }),
     );
     expect({ extends: extended.extends, start_time: extended.start_time }).toEqual({
       extends: next,
-      start_time: live.results[0]?.end_time,
+      start_time: live[0]?.end_time,
     });
     await expectBooksBalance(t);
   });
@@ -138,13 +146,8 @@ describe("a renewal delivery refused on quota, while another delivery is buying 
     heldB.release();
     expect(await second).toBe("renewed");
 
-    const next = (await subscriptionObject(env, id).get())?.nextId ?? null;
-    const live = await env.DB.prepare(
-      "SELECT id, end_time FROM subscriptions WHERE previous_id = ? AND ended_at IS NULL",
-    )
-      .bind(id)
-      .all<{ id: string; end_time: string }>();
-    expect(live.results.map((r) => r.id)).toEqual([next]);
+    const { next, live } = await renewalsOf(id);
+    expect(live.map((r) => r.id)).toEqual([next]);
     await expectBooksBalance(t);
   });
 });

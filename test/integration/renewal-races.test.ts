@@ -16,7 +16,7 @@ import worker from "../../src/index";
 import type { SubscriptionObject } from "../../src/objects/subscription-object";
 import { subscriptionObject, subscriptionShard } from "../../src/objects/subscription-object";
 import { expectBooksBalance, recoverAll } from "../books";
-import { call, expectOk, failingD1, gate, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
+import { call, expectOk, failingD1, shardsHeld, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
 
 /**
  * Renewals racing what undoes or ends their term (a review of 2026-12-02 found each of these
@@ -74,33 +74,6 @@ async function renewalLines(t: Tenant) {
     .bind(t.partnerId)
     .all<{ amount_minor: number }>();
   return rows.results.map((r) => r.amount_minor);
-}
-
-/** Bindings whose shards' `method` either waits at a gate or (`dies`) throws, as a dead Worker. */
-function shardsWhere(method: string, dies = false) {
-  const stall = gate();
-  const stalled = {
-    idFromName: (name: string) => env.SUBSCRIPTION.idFromName(name),
-    get: (id: DurableObjectId) => {
-      const stub = env.SUBSCRIPTION.get(id) as unknown as Record<string, (...args: unknown[]) => unknown>;
-      return new Proxy(
-        {},
-        {
-          get: (_, m) =>
-            m === "then"
-              ? undefined
-              : async (...args: unknown[]) => {
-                  if (m === method) {
-                    if (dies) throw new Error("the Worker died");
-                    await stall.pass();
-                  }
-                  return stub[m as string]?.(...args);
-                },
-        },
-      );
-    },
-  };
-  return { env: { ...env, SUBSCRIPTION: stalled as unknown as Env["SUBSCRIPTION"] }, ...stall };
 }
 
 /** The D1 that the shard of `t`'s first customer writes to. */
@@ -164,7 +137,7 @@ describe("a renewal", () => {
     const { id, before, over } = await dueTerm(t);
     const attempt = await renewalLeftUnordered(t, id, before);
     // The sweep's undo has failed the renewal term and not given its place back yet.
-    const slow = shardsWhere("releaseNext");
+    const slow = shardsHeld("releaseNext");
     const undo = recoverPurchase(slow.env, attempt, new Date());
     await slow.reached;
     expect((await deliver([{ subscription: id, at: over.toISOString() }])).retryMessages).toEqual([]);
@@ -185,9 +158,9 @@ describe("a renewal", () => {
     const t = await tenantWithCatalog(1, 100);
     const { id, before, over } = await dueTerm(t);
     const attempt = await renewalLeftUnordered(t, id, before);
-    await expect(recoverPurchase(shardsWhere("releaseNext", true).env, attempt, new Date())).rejects.toThrow(
-      "died",
-    );
+    await expect(
+      recoverPurchase(shardsHeld("releaseNext", { dies: true }).env, attempt, new Date()),
+    ).rejects.toThrow("died");
     await deliver([{ subscription: id, at: before.toISOString() }]);
     await recoverAll(t);
     await deliver([{ subscription: id, at: over.toISOString() }]);
@@ -207,7 +180,7 @@ describe("a cancel of the due term", () => {
   it("while its renewal is on its way gives the renewal up: nothing follows, nothing is billed", async () => {
     const t = await tenantWithCatalog(1, 100);
     const { id, before } = await dueTerm(t);
-    const slow = shardsWhere("create");
+    const slow = shardsHeld("create");
     const running = renewOrExpire(slow.env, id, before);
     await slow.reached;
     const cancelled = await expectOk(call("DELETE", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
