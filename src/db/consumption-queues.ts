@@ -1,5 +1,5 @@
 import { eq, lt, sql } from "drizzle-orm";
-import { REPORT_MEMORY_MS } from "../domain/subscriptions";
+import { REPORT_MEMORY_MS } from "../domain/consumption";
 import { database } from "./client";
 import { consumptionQueues } from "./schema";
 

@@ -53,11 +53,7 @@ export interface SubscriptionRecord {
    * takes nothing more. Its shard remembers every report for longer (`ReportDraws`).
    */
   consumed?: Array<{ report: string; used: number }>;
-  /**
-   * A depletable's latest time of a consumption report that drew from it (ISO 8601). It ends no
-   * earlier: ended before a report's time, it is out of that report's queue (`depletionQueue`), and
-   * the report run again would not find what it took there and drain the next one instead.
-   */
+  /** A depletable's latest time of a consumption report that drew from it: it ends no earlier (`endInstant`). */
   drawnUntil?: string;
   /**
    * The references of the recent starts and stops applied to a cloud: one run again (a keyed
@@ -160,23 +156,6 @@ export function statusOf(
   if (isExpired(r, now)) return "expired";
   if (Date.parse(r.startTime) > now.getTime() || queuedBehindAnother) return "inactive";
   return "active";
-}
-
-/**
- * How long what a consumption report took from each depletable, and the queue it walked, are
- * remembered: longer than the report can run again. Its Idempotency-Key keeps its answer 24
- * hours, and its operation is run again, or given up, well within that.
- */
-export const REPORT_MEMORY_MS = 48 * 3_600_000;
-
-/**
- * When `r` ends if it is ended at `now`: a depletable no earlier than the latest report that drew
- * from it, which may be younger than `now` (an older report depleting it after a younger one
- * drew, a cancel whose time was taken before that report drew).
- */
-export function endInstant(r: Pick<SubscriptionRecord, "drawnUntil">, now: Date): string {
-  const at = now.toISOString();
-  return r.drawnUntil !== undefined && r.drawnUntil > at ? r.drawnUntil : at;
 }
 
 /**

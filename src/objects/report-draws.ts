@@ -1,4 +1,5 @@
-import { REPORT_MEMORY_MS } from "../domain/subscriptions";
+import { REPORT_MEMORY_MS } from "../domain/consumption";
+import type { SubscriptionRecord } from "../domain/subscriptions";
 
 /**
  * What each consumption report took from each depletable of a shard (0: it passed over one whose
@@ -13,15 +14,19 @@ export class ReportDraws {
       CREATE INDEX IF NOT EXISTS report_draws_at ON report_draws (at);`);
   }
 
-  /** What `report` took from `subscription`, or undefined if it never reached it. */
-  took(subscription: string, report: string): number | undefined {
-    return this.sql
+  /**
+   * What `report` took from `r` (0: passed over), or null if it never reached it. The record
+   * remembers its last draws too (`drawOf`): a depletion its quota step finished wrote no row.
+   */
+  took(r: SubscriptionRecord, report: string): number | null {
+    const row = this.sql
       .exec<{ used: number }>(
         "SELECT used FROM report_draws WHERE subscription = ? AND report = ?",
-        subscription,
+        r.id,
         report,
       )
-      .toArray()[0]?.used;
+      .toArray()[0];
+    return row?.used ?? r.consumed?.find((c) => c.report === report)?.used ?? null;
   }
 
   /** Remembers what `report` took from `subscription`; forgets what is older than the memory. */

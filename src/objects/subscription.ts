@@ -1,10 +1,11 @@
 import { type Order, orderWrites } from "../db/orders";
+import { drawOf } from "../domain/consumption";
+import { endInstant, failedAt } from "../domain/endings";
 import { refused } from "../domain/errors";
 import { isRunning, runInstant, splitAt, start, stop } from "../domain/metering";
 import {
   amountChangeRefusal,
   deploymentRefusal,
-  endInstant,
   type RenewalIds,
   type RenewalPlan,
   renewalStep,
@@ -48,7 +49,7 @@ export class Subscription extends SubscriptionMachine {
       if (existing) return existing;
       // Its purchase was undone first: it is created ended, never live, and its order stays unwritten.
       const givenUp = this.store.givenUpAt();
-      if (givenUp !== null) return this.commit(failed(record, givenUp));
+      if (givenUp !== null) return this.commit(failedAt(record, givenUp));
       const previous = record.previousId === null ? null : await this.lookup(record.previousId);
       // One commit: a flag set on the predecessor after this read is carried here by that change
       // (`setAutoRenew` walks the chain), queued behind this one.
@@ -170,13 +171,11 @@ export class Subscription extends SubscriptionMachine {
   }
 
   /**
-   * Consumes up to `quantity` of a depletable subscription for consumption report `report` and
-   * answers what is left over for the next one, and what the report took here (null: it cannot
-   * be drawn from); the same report again takes nothing more. At zero the subscription is
-   * depleted: it ends and its quota is released. `passOver`: the report's run found its purchase
-   * not taken effect; it takes nothing, and remembers so, so that another run of the report,
-   * finding the purchase since taken effect, takes nothing either (it would drain twice what this
-   * run hands on to the next one). The first run here decides for every run.
+   * Consumes up to `quantity` of a depletable subscription for consumption report `report`
+   * (`drawOf`): what is left over for the next one, and what the report took here (null: nothing
+   * to draw). At zero the subscription is depleted: it ends and its quota is released. Passed
+   * over (`passOver`), another run of the report that finds its purchase since taken effect takes
+   * nothing either: the first run here decides for every run.
    */
   async consume(
     quantity: number,
@@ -187,35 +186,16 @@ export class Subscription extends SubscriptionMachine {
     return this.exclusive(async () => {
       const r = this.store.load();
       if (!r) return missing();
-      const taken = this.tookFor(r, report);
-      // Never below 0: a run that hands on less than an earlier run did must not give units back.
-      if (taken !== null)
-        return { ok: true, value: { record: r, leftover: Math.max(0, quantity - taken), took: taken } };
-      if (r.kind !== "depletable" || r.remaining === null || r.endedAt !== null) {
-        return { ok: true, value: { record: r, leftover: quantity, took: null } };
-      }
-      if (passOver) {
-        this.host.draws.remember(this.id, report, 0);
-        return { ok: true, value: { record: r, leftover: quantity, took: 0 } };
-      }
-      const used = Math.min(r.remaining, quantity);
-      // The record remembers its last reports too: a depletion whose quota step an instance left
-      // half-way is committed by the step's finish, which writes the record and nothing else.
-      const consumed = [...(r.consumed ?? []), { report, used }].slice(-32);
-      // The latest time of a report that drew from it: this one's, or a younger one's.
-      const drained = { ...r, remaining: r.remaining - used, consumed, drawnUntil: endInstant(r, now) };
+      const draw = drawOf(r, quantity, report, now, this.host.draws.took(r, report), passOver);
+      if (draw.kind === "passed over") this.host.draws.remember(this.id, report, 0);
+      if (draw.kind !== "draws")
+        return { ok: true, value: { record: r, leftover: draw.leftover, took: draw.took } };
+      const { drained } = draw;
       const next = drained.remaining === 0 ? await this.ended(drained, "depleted", now, {}) : drained;
       // In the same turn as the commit, so stored with it.
-      this.host.draws.remember(this.id, report, used);
-      return { ok: true, value: { record: this.commit(next), leftover: quantity - used, took: used } };
+      this.host.draws.remember(this.id, report, draw.took);
+      return { ok: true, value: { record: this.commit(next), leftover: draw.leftover, took: draw.took } };
     });
-  }
-
-  /** The shard remembers reports for long; the record its last ones (see `consume`). */
-  private tookFor(r: SubscriptionRecord, report: string): number | null {
-    return (
-      this.host.draws.took(this.id, report) ?? r.consumed?.find((c) => c.report === report)?.used ?? null
-    );
   }
 
   /**
@@ -292,7 +272,7 @@ export class Subscription extends SubscriptionMachine {
         this.store.giveUp(now.toISOString());
         return missing();
       }
-      return { ok: true, value: r.endedAt !== null ? r : this.commit(failed(r, now.toISOString())) };
+      return { ok: true, value: r.endedAt !== null ? r : this.commit(failedAt(r, now.toISOString())) };
     });
   }
 
@@ -413,17 +393,3 @@ export class Subscription extends SubscriptionMachine {
     return next;
   }
 }
-
-/**
- * `r` ended as failed at `at`: its purchase was undone. It never releases a hold (`endsChainHold`):
- * one that held its own quota had it given back by its purchase's rejected commission, which
- * `holdReleased` records; a term of a chain (`heldBy`) held nothing of its own, and the chain's
- * hold stays with the term that holds it. A cloud stops running: nothing that ended is billed on.
- */
-const failed = (r: SubscriptionRecord, at: string): SubscriptionRecord => ({
-  ...r,
-  runs: isRunning(r.runs) ? stop(r.runs, runInstant(r.runs, new Date(at))) : r.runs,
-  endedAt: at,
-  endReason: "failed",
-  ...(r.heldBy ? {} : { holdReleased: true }),
-});

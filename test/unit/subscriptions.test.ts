@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { MAX_RUN_INTERVALS } from "../../src/domain/metering";
-import { amountChangeRefusal, chainStatus, endInstant, runRefusal } from "../../src/domain/subscriptions";
+import { amountChangeRefusal, chainStatus, runRefusal } from "../../src/domain/subscriptions";
 import { retryAfterSeconds } from "../../src/http/operations";
 
 const NOW = new Date("2027-03-10T09:00:00.000Z");
@@ -22,15 +22,6 @@ describe("chainStatus: a chain as groupedsubscriptions lists it", () => {
     ["one term: its own status", [toCome], "inactive"],
   ] as const)("is %s", (_, terms, status) => {
     expect(chainStatus(terms, NOW)).toBe(status);
-  });
-});
-
-describe("endInstant: when a subscription ended now ends", () => {
-  const now = new Date("2026-12-03T12:00:00.000Z");
-  it("is now, unless a report younger than now drew from it: then that report's time", () => {
-    expect(endInstant({}, now)).toBe("2026-12-03T12:00:00.000Z");
-    expect(endInstant({ drawnUntil: "2026-12-03T11:59:59.999Z" }, now)).toBe("2026-12-03T12:00:00.000Z");
-    expect(endInstant({ drawnUntil: "2026-12-03T12:00:00.001Z" }, now)).toBe("2026-12-03T12:00:00.001Z");
   });
 });
 
