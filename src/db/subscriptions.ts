@@ -205,17 +205,18 @@ export async function projectedVersions(env: Env, ids: readonly string[]): Promi
 }
 
 /**
- * Whether chain `rootId` has a live term other than `id` at `now`: not ended, and not over, or over
+ * Chain `rootId`'s terms but `id` live at `now` in the read model: not ended, and not over, or over
  * but auto-renewing with nothing created after it yet (its renewal, or its expiry, is on its way).
+ * An end committed but not pushed yet is not in it: each term's record decides (`endsChainHold`).
  */
-export async function otherLiveTerms(env: Env, rootId: string, id: string, now: Date): Promise<boolean> {
-  const row = await env.DB.prepare(
-    `SELECT 1 FROM subscriptions AS s WHERE root_id = ? AND id != ? AND ended_at IS NULL AND (end_time IS NULL
-       OR end_time > ? OR (auto_renew = 1 AND NOT EXISTS (SELECT 1 FROM subscriptions n WHERE n.id = s.next_id))) LIMIT 1`,
+export async function otherLiveTerms(env: Env, rootId: string, id: string, now: Date): Promise<string[]> {
+  const rows = await env.DB.prepare(
+    `SELECT id FROM subscriptions AS s WHERE root_id = ? AND id != ? AND ended_at IS NULL AND (end_time IS NULL
+       OR end_time > ? OR (auto_renew = 1 AND NOT EXISTS (SELECT 1 FROM subscriptions n WHERE n.id = s.next_id)))`,
   )
     .bind(rootId, id, now.toISOString())
-    .first();
-  return row !== null;
+    .all<{ id: string }>();
+  return rows.results.map((row) => row.id);
 }
 
 /** Members of the given chains, in chain order (extensions are created later, so ids sort). */

@@ -53,7 +53,21 @@ export async function endsChainHold(
     const next = await lookup(r.nextId);
     if (next === null ? Date.now() < placeExpiresAt(env, r) : next.endedAt === null) return false;
   }
-  return !(await otherLiveTerms(env, r.rootId, r.id, now));
+  // The read model names the candidates; each one's own record decides. A term ended meanwhile
+  // (another term of the chain cancelled or expired at once, in the same shard) may not be pushed
+  // yet: taken for live, neither ending would release the chain's hold.
+  for (const id of await otherLiveTerms(env, r.rootId, r.id, now)) {
+    const other = await lookup(id);
+    if (!other || (await termLive(other, now, lookup))) return false;
+  }
+  return true;
+}
+
+/** `otherLiveTerms`'s test, on a term's own record. */
+async function termLive(r: SubscriptionRecord, now: Date, lookup: Lookup): Promise<boolean> {
+  if (r.endedAt !== null || r.endReason === "failed") return false;
+  if (r.endTime === null || Date.parse(r.endTime) > now.getTime()) return true;
+  return r.autoRenew && (r.nextId === null || (await lookup(r.nextId)) === null);
 }
 
 /**
