@@ -132,11 +132,15 @@ export async function deleteExpiredOperations(env: Env, now: Date): Promise<void
     .run();
 }
 
-/** Marks a running operation as waiting on a vendor: not stalled, whatever its age. */
+/**
+ * Marks a running operation as waiting on a vendor: not stalled, whatever its age. A run that got
+ * here did not fail: its attempts start over, so the runs each vendor report begins (and its push
+ * wakes) never use up the attempts of the run that must finish the purchase.
+ */
 export async function markWaiting(env: Env, opRef: string): Promise<void> {
   await database(env)
     .update(operations)
-    .set({ waiting: true })
+    .set({ waiting: true, attempts: 0 })
     .where(and(eq(operations.opRef, opRef), eq(operations.status, "running")))
     .run();
 }
