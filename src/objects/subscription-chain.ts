@@ -58,16 +58,21 @@ export async function endsChainHold(
   // yet: taken for live, neither ending would release the chain's hold.
   for (const id of await otherLiveTerms(env, r.rootId, r.id, now)) {
     const other = await lookup(id);
-    if (!other || (await termLive(other, now, lookup))) return false;
+    if (!other || (await termLive(other, r.id, now, lookup))) return false;
   }
   return true;
 }
 
-/** `otherLiveTerms`'s test, on a term's own record. */
-async function termLive(r: SubscriptionRecord, now: Date, lookup: Lookup): Promise<boolean> {
-  if (r.endedAt !== null || r.endReason === "failed") return false;
+/**
+ * `otherLiveTerms`'s test, on a term's own record: live, or over but auto-renewing with its
+ * renewal on its way. One over with a term created after it that the read model may not have yet
+ * is live if that term is (`ending`, the term being ended, is not).
+ */
+async function termLive(r: SubscriptionRecord, ending: string, now: Date, lookup: Lookup): Promise<boolean> {
+  if (r.id === ending || r.endedAt !== null) return false;
   if (r.endTime === null || Date.parse(r.endTime) > now.getTime()) return true;
-  return r.autoRenew && (r.nextId === null || (await lookup(r.nextId)) === null);
+  const next = r.nextId === null ? null : await lookup(r.nextId);
+  return next === null ? r.autoRenew : termLive(next, ending, now, lookup);
 }
 
 /**
