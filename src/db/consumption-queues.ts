@@ -1,11 +1,12 @@
-import { eq, lt, sql } from "drizzle-orm";
+import { lt, sql } from "drizzle-orm";
 import { REPORT_MEMORY_MS } from "../domain/consumption";
 import { database } from "./client";
 import { consumptionQueues } from "./schema";
 
 /**
  * The queue consumption report `report` walks: the one stored by its first run, or else `read`'s,
- * stored now. Of two first runs at once, the one stored first is every run's.
+ * stored now. Of two first runs at once, the one stored first is every run's. One statement: a
+ * run again (rare) reads the queue in vain, a first run (every report) makes no read before it.
  */
 export async function queueOfReport(
   env: Env,
@@ -13,14 +14,7 @@ export async function queueOfReport(
   read: () => Promise<string[]>,
   now: Date,
 ): Promise<string[]> {
-  const db = database(env);
-  const stored = await db
-    .select({ subscriptions: consumptionQueues.subscriptions })
-    .from(consumptionQueues)
-    .where(eq(consumptionQueues.report, report))
-    .get();
-  if (stored) return stored.subscriptions;
-  const [kept] = await db
+  const [kept] = await database(env)
     .insert(consumptionQueues)
     .values({
       report,

@@ -174,7 +174,7 @@ describe("two first runs of one report storing their queues at once", () => {
     const report = unique("report");
     const both = gate();
     let reads = 0;
-    // Each run has looked for a stored queue (none yet) before either stores its own.
+    // Both runs have read their own queue before either stores it.
     const read = (queue: string[]) => async () => {
       if (++reads === 2) both.release();
       await both.pass();
