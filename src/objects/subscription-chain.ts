@@ -24,16 +24,16 @@ export function placeExpiresAt(env: Env, r: Pick<SubscriptionRecord, "nextReserv
 }
 
 /**
- * Whether the place after `r` was reserved for an extension that never came: reserved longer than
- * the recovery bound ago and not created, or created failed. A renewal's place is never abandoned:
- * its own ids finish it.
+ * Whether the place after `r` was reserved for an extension or renewal that never came: created
+ * failed (its purchase was undone, so it will never be bought, bound or not), or an extension's,
+ * reserved longer than the recovery bound ago and not created. A renewal's place not created is
+ * never abandoned: its own ids finish it.
  */
 export async function placeAbandoned(env: Env, r: SubscriptionRecord, lookup: Lookup): Promise<boolean> {
-  if (r.nextId === null || r.nextId === r.renewal?.subscription) return false;
+  if (r.nextId === null) return false;
   const next = await lookup(r.nextId);
-  // Created failed (its purchase was undone): it will never be bought, bound or not.
   if (next?.endReason === "failed") return true;
-  return next === null && Date.now() >= placeExpiresAt(env, r);
+  return next === null && r.nextId !== r.renewal?.subscription && Date.now() >= placeExpiresAt(env, r);
 }
 
 /**

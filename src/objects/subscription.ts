@@ -286,15 +286,10 @@ export class Subscription extends SubscriptionMachine {
     return this.exclusive(async () => {
       const found = this.store.load();
       if (!found) return { step: "skip" };
-      let r = await this.withStalePlaceFreed(found);
-      let successor = r.nextId === null ? null : await this.lookup(r.nextId);
-      // This renewal's own term, created failed: the attempt was undone, which refuses nothing and
-      // ends no chain. Its place and ids go back (as the undo's `releaseNext` does, should it not
-      // have yet) and the renewal is planned again with this attempt's ids.
-      if (successor?.endReason === "failed" && successor.id === r.renewal?.subscription) {
-        r = this.commit({ ...placeGivenBack(r), renewal: null });
-        successor = null;
-      }
+      // This renewal's own term created failed (the attempt was undone, which refuses nothing and
+      // ends no chain) is freed here: the renewal is planned again with this attempt's ids.
+      const r = await this.withStalePlaceFreed(found);
+      const successor = r.nextId === null ? null : await this.lookup(r.nextId);
       const step = renewalStep(r, at, successor !== null && successor.endedAt !== null);
       if (step !== "renew") return step === "expire" ? { step, record: r } : { step };
       const renewal = r.renewal ?? ids;
@@ -336,13 +331,17 @@ export class Subscription extends SubscriptionMachine {
   }
 
   /**
-   * The record, with the place after it freed if an extension reserved it longer than the recovery
-   * bound ago and was never created (its request died first): otherwise nothing could extend or
-   * renew the chain again. A renewal's place is left as it is: its own ids finish it.
+   * The record, with the place after it freed if the term reserved there was created failed, or
+   * is an extension reserved longer than the recovery bound ago and never created (its request
+   * died first): otherwise nothing could extend or renew the chain again. A renewal created failed
+   * (its attempt undone, by an undo that died before giving its place back) goes with its place,
+   * as that undo's `releaseNext` would have let it go: the next renewal plans with ids of its own.
+   * A renewal's place not created is left as it is: its own ids finish it.
    */
   private async withStalePlaceFreed(r: SubscriptionRecord): Promise<SubscriptionRecord> {
     if (!(await placeAbandoned(this.env, r, this.lookup))) return r;
-    return this.commit(placeGivenBack(r));
+    const renewal = r.renewal?.subscription === r.nextId ? null : r.renewal;
+    return this.commit({ ...placeGivenBack(r), renewal });
   }
 
   /**

@@ -174,6 +174,34 @@ describe("a renewal", () => {
     expect(await renewalLines(t)).toHaveLength(1);
     await expectBooksBalance(t);
   });
+
+  it("whose undo died before giving its place back leaves the place to an extension by hand", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const { id, before, over } = await dueTerm(t);
+    const attempt = await renewalLeftUnordered(t, id, before);
+    await expect(
+      recoverPurchase(shardsHeld("releaseNext", { dies: true }).env, attempt, new Date()),
+    ).rejects.toThrow("died");
+    // Before, the extension found the place taken, walked on to the failed renewal, found it
+    // created and tried again, a thousand times (some 5,000 object calls), then answered 409:
+    // its 50th read dies here.
+    const extended = await call("POST", `/v1/subscriptions/${id}/action/?do=extend`, {
+      token: t.partnerKey,
+      body: {},
+      env: shardsHeld("get", { nth: 50, dies: true }).env,
+    });
+    expect(extended.status).toBe(200);
+    // The extension continues the chain: the renewal that follows has nothing to renew.
+    await deliver([{ subscription: id, at: over.toISOString() }]);
+    await recoverAll(t);
+    const root = await read(t, id);
+    expect({ end_reason: root.end_reason, terms: root.descendants.length }).toEqual({
+      end_reason: null,
+      terms: 1,
+    });
+    expect(await renewalLines(t)).toEqual([]);
+    await expectBooksBalance(t);
+  });
 });
 
 describe("a cancel of the due term", () => {
