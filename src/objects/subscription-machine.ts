@@ -151,7 +151,9 @@ export abstract class SubscriptionMachine {
       const r = this.store.load();
       if (!r) return missing();
       if (expected?.version !== undefined && r.version !== expected.version) {
-        return expected.done(r) ? { ok: true, value: r } : stale();
+        if (!expected.done(r)) return stale();
+        const noted = expected.noted?.(r) ?? r;
+        return { ok: true, value: sameRecord(noted, r) ? r : this.commit(noted) };
       }
       try {
         const next = await apply(r);

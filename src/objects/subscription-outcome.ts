@@ -28,6 +28,11 @@ export const missing = (): Refusal => ({
 export interface Expected {
   version: number | undefined;
   done: (r: SubscriptionRecord) => boolean;
+  /**
+   * The record a change found already in effect commits (its work's reference noted, so work
+   * accepted before it is overtaken, as when it applies); by default, nothing.
+   */
+  noted?: (r: SubscriptionRecord) => SubscriptionRecord;
 }
 
 /** The record moved on from the version the client's If-Match matched. */

@@ -112,7 +112,16 @@ export class Subscription extends SubscriptionMachine {
         const reference = `subscription:${r.id}:v${r.version}:amount:${amount}`;
         return this.steps.move(this.env, r, difference, reference, now, { ...r, amount, runs, resizedBy });
       },
-      { version: expectedVersion, done: (r) => r.amount === amount || applied(r) },
+      {
+        version: expectedVersion,
+        done: (r) => r.amount === amount || applied(r),
+        // In effect already (answered as done), it is still the last resize accepted: noted, it
+        // overtakes one accepted before it that runs later, as when it applies.
+        noted: (r) =>
+          applied(r) || superseded(r.resizedBy, work)
+            ? r
+            : { ...r, resizedBy: appliedWith(r.resizedBy, work) },
+      },
     );
   }
 
