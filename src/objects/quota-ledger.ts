@@ -222,7 +222,11 @@ export class QuotaLedger extends DurableObject<Env> {
     const unfinished = this.commissions.unfinished();
     const stalledBefore = Date.now() - STALL_MS;
     let later = false;
-    for (const row of unfinished) {
+    for (const listed of unfinished) {
+      // Read again: finishing an earlier row awaited other ledgers, which let requests move this one on
+      // (an issue across holders that was `issuing` may be pending, or accepted, by now).
+      const row = this.commissions.record(listed.serial);
+      if (!row) continue;
       // One row that cannot be finished now (another ledger down) keeps none of the others waiting.
       try {
         if (!STEPS.has(row.state)) await this.project(row.serial);
@@ -322,8 +326,17 @@ export class QuotaLedger extends DurableObject<Env> {
       return refusal;
     }
     this.commissions.move(row, request.autoAccept ? "accepting" : "pending");
-    if (request.autoAccept) await this.finish(serial, "accept", "accepted");
-    else {
+    if (request.autoAccept) {
+      // Accepted from here on, whatever happens next: a ledger that fails now is finished by the
+      // alarm (set above), so the answer is the serial. A 5xx would have the service, which cannot
+      // name this commission again, issue it a second time.
+      try {
+        await this.finish(serial, "accept", "accepted");
+      } catch (error) {
+        logError("commission.accept_deferred", error, { serial });
+        await this.wakeIn(STALL_MS);
+      }
+    } else {
       if (request.recovery) await this.wakeIn(this.recoveryMs);
       await this.project(serial);
     }

@@ -1,0 +1,219 @@
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it } from "vitest";
+import type { LedgerProvision } from "../../src/objects/ledger-holdings";
+import { ledgerOf, QuotaLedger } from "../../src/objects/quota-ledger";
+import { call, expectOk, gate, tenant } from "../helpers";
+
+/**
+ * Commissions across holders, finished by their home ledger (a review of 2026-12-03 found both).
+ *
+ * The home's alarm reads its unfinished commissions once, then finishes them one by one, awaiting
+ * other ledgers in between. An issue across holders that it read as `issuing` (and stalled) may
+ * complete meanwhile (pending, answered 201 with its serial): the alarm must not then roll it back.
+ *
+ * A service cannot name a commission it issues again (no reference on the quota API), so an issue
+ * answered 5xx must have taken no effect, or the service's retry takes the quota twice. An
+ * auto_accept issue across holders whose accept is recorded at its home is completed by the
+ * home's alarm whatever happens next: it must not answer 5xx.
+ */
+
+const hold = QuotaLedger.prototype.hold;
+const accept = QuotaLedger.prototype.accept;
+afterEach(() => {
+  QuotaLedger.prototype.hold = hold;
+  QuotaLedger.prototype.accept = accept;
+});
+
+const holdingOf = async (holder: string, resource: string) =>
+  (await ledgerOf(env, holder).holdings()).find((h) => h.resource === resource);
+
+describe("the home's alarm, finishing an older step while a slow issue across holders completes", () => {
+  it("leaves the issue that completed pending: the service that got its serial can accept it", async () => {
+    const t = await tenant({ customers: 2, limit: 100 });
+    const vm = t.resources[0] as string;
+    const [home, other] = [...t.customers].sort() as [string, string];
+    const provisions = [home, other].map((holder) => ({
+      holder,
+      source: "system",
+      resource: vm,
+      quantity: 3,
+    }));
+    const issue = () =>
+      call("POST", "/account/v1.0/commissions", { token: t.serviceToken, body: { provisions } });
+
+    // Y: an accept across holders whose request died after recording its decision, a while ago.
+    const y = (await expectOk(issue(), 201)).serial as number;
+    await runInDurableObject(ledgerOf(env, home), (_i, state) => {
+      state.storage.sql.exec(
+        "UPDATE commissions SET state = 'accepting', updated_at = ? WHERE serial = ?",
+        Date.now() - 120_000,
+        y,
+      );
+    });
+
+    // X: an issue across holders whose hold on the other ledger is slow.
+    const slowHold = gate();
+    QuotaLedger.prototype.hold = function (
+      this: QuotaLedger,
+      serial: number,
+      ps: LedgerProvision[],
+      force: boolean,
+    ) {
+      const theirs = (ps as Array<LedgerProvision & { holder?: string }>)[0]?.holder === other;
+      if (!theirs || serial === y) return hold.call(this, serial, ps, force);
+      return slowHold.pass().then(() => hold.call(this, serial, ps, force)) as never;
+    };
+    const xAnswer = issue();
+    await slowHold.reached;
+    // The issue has been under way longer than the stall bound.
+    await runInDurableObject(ledgerOf(env, home), (_i, state) => {
+      state.storage.sql.exec(
+        "UPDATE commissions SET updated_at = ? WHERE state = 'issuing'",
+        Date.now() - 120_000,
+      );
+    });
+
+    // The alarm finishes Y first; its call to the other ledger is slow too.
+    const slowAccept = gate();
+    QuotaLedger.prototype.accept = function (this: QuotaLedger, serial: number) {
+      if (serial !== y) return accept.call(this, serial);
+      return slowAccept.pass().then(() => accept.call(this, serial)) as never;
+    };
+    const alarm = runDurableObjectAlarm(ledgerOf(env, home));
+    await slowAccept.reached;
+    // Meanwhile X's hold completes: the service gets its serial, pending.
+    slowHold.release();
+    const x = (await expectOk(xAnswer, 201)).serial as number;
+    expect(await holdingOf(other, vm)).toMatchObject({ usage: 6, pending: 6 });
+    slowAccept.release();
+    await alarm;
+
+    // X is still the pending commission its service was told of, held on both holders.
+    const state = await runInDurableObject(
+      ledgerOf(env, home),
+      (_i, st) => st.storage.sql.exec("SELECT state FROM commissions WHERE serial = ?", x).one().state,
+    );
+    const r = await call("POST", `/account/v1.0/commissions/${x}/action`, {
+      token: t.serviceToken,
+      body: { accept: "" },
+    });
+    expect({
+      state,
+      accept: r.status,
+      home: await holdingOf(home, vm),
+      other: await holdingOf(other, vm),
+    }).toMatchObject({
+      state: "pending",
+      accept: 200,
+      home: { usage: 6, pending: 0 },
+      other: { usage: 6, pending: 0 },
+    });
+  });
+
+  it("never tears an auto_accept issue across holders: accepted on its home, rejected on the other", async () => {
+    const t = await tenant({ customers: 2, limit: 100 });
+    const vm = t.resources[0] as string;
+    const [home, other] = [...t.customers].sort() as [string, string];
+    const provisions = [home, other].map((holder) => ({
+      holder,
+      source: "system",
+      resource: vm,
+      quantity: 3,
+    }));
+    const issue = (auto_accept: boolean) =>
+      call("POST", "/account/v1.0/commissions", { token: t.serviceToken, body: { provisions, auto_accept } });
+
+    const y = (await expectOk(issue(false), 201)).serial as number;
+    await runInDurableObject(ledgerOf(env, home), (_i, state) => {
+      state.storage.sql.exec(
+        "UPDATE commissions SET state = 'accepting', updated_at = ? WHERE serial = ?",
+        Date.now() - 120_000,
+        y,
+      );
+    });
+
+    const slowHold = gate();
+    QuotaLedger.prototype.hold = function (
+      this: QuotaLedger,
+      serial: number,
+      ps: LedgerProvision[],
+      force: boolean,
+    ) {
+      const theirs = (ps as Array<LedgerProvision & { holder?: string }>)[0]?.holder === other;
+      if (!theirs || serial === y) return hold.call(this, serial, ps, force);
+      return slowHold.pass().then(() => hold.call(this, serial, ps, force)) as never;
+    };
+    const xAnswer = issue(true);
+    await slowHold.reached;
+    await runInDurableObject(ledgerOf(env, home), (_i, state) => {
+      state.storage.sql.exec(
+        "UPDATE commissions SET updated_at = ? WHERE state = 'issuing'",
+        Date.now() - 120_000,
+      );
+    });
+
+    const slowAcceptY = gate();
+    const slowAcceptX = gate();
+    QuotaLedger.prototype.accept = function (this: QuotaLedger, serial: number) {
+      const wait = serial === y ? slowAcceptY : slowAcceptX;
+      return wait.pass().then(() => accept.call(this, serial)) as never;
+    };
+    const alarm = runDurableObjectAlarm(ledgerOf(env, home));
+    await slowAcceptY.reached;
+    slowHold.release();
+    // X is held everywhere and accepted on its home; its accept on the other ledger is on its way.
+    await slowAcceptX.reached;
+    slowAcceptY.release();
+    await alarm;
+    slowAcceptX.release();
+    const answer = await xAnswer;
+
+    expect({
+      answer: answer.status,
+      home: await holdingOf(home, vm),
+      other: await holdingOf(other, vm),
+    }).toMatchObject({
+      answer: 201,
+      // Y (3) and X (3) accepted on both, or X on neither.
+      home: { usage: 6, pending: 0 },
+      other: { usage: 6, pending: 0 },
+    });
+  });
+});
+
+describe("an auto_accept issue across holders whose other ledger fails once while it is accepted", () => {
+  it("answers 201 with the serial its alarm completes, not a 5xx the service would retry", async () => {
+    const t = await tenant({ customers: 2, limit: 10 });
+    const vm = t.resources[0] as string;
+    const [home, other] = [...t.customers].sort() as [string, string];
+    const provisions = [home, other].map((holder) => ({
+      holder,
+      source: "system",
+      resource: vm,
+      quantity: 3,
+    }));
+    let armed = true;
+    QuotaLedger.prototype.accept = function (this: QuotaLedger, serial: number) {
+      if (armed) {
+        armed = false;
+        throw new Error("ledger unavailable");
+      }
+      return accept.call(this, serial);
+    };
+    const first = await call("POST", "/account/v1.0/commissions", {
+      token: t.serviceToken,
+      body: { auto_accept: true, provisions },
+    });
+    // The home's alarm, once its stall bound has passed.
+    await runInDurableObject(ledgerOf(env, home), (_i, state) => {
+      state.storage.sql.exec("UPDATE commissions SET updated_at = updated_at - 61000");
+    });
+    await runDurableObjectAlarm(ledgerOf(env, home));
+    const taken = { home: await holdingOf(home, vm), other: await holdingOf(other, vm) };
+    // The commission took effect on both holders...
+    expect(taken).toMatchObject({ home: { usage: 3, pending: 0 }, other: { usage: 3, pending: 0 } });
+    // ...so its answer must say so.
+    expect(first.status, JSON.stringify(first.body)).toBe(201);
+  });
+});
