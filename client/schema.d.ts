@@ -3033,7 +3033,7 @@ export interface operations {
             /** @description No such partner */
             404: components["responses"]["NotFound"];
             405: components["responses"]["MethodNotAllowed"];
-            /** @description The partner already has a service of that name */
+            /** @description A service of that name exists already, of this partner or another (a resource belongs to the service it names) */
             409: components["responses"]["Conflict"];
             413: components["responses"]["ContentTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];

@@ -41,8 +41,8 @@ export async function findPartner(env: Env, id: string): Promise<Partner | undef
 }
 
 /**
- * Service `id`; if it exists (a resumed request), as it is. Null when the partner already has
- * another service of that name.
+ * Service `id`; if it exists (a resumed request), as it is. Null when another service has that
+ * name (the partner's or another's: resources belong to a service by name).
  */
 export async function createService(
   env: Env,

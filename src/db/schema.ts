@@ -26,7 +26,9 @@ export const services = sqliteTable(
     name: text("name").notNull(),
     createdAt: createdAt(),
   },
-  (t) => [uniqueIndex("services_partner_name").on(t.partnerId, t.name)],
+  // A resource belongs to the service its registration names (`resources.service`): one name, one
+  // service, whichever partner it is of.
+  (t) => [uniqueIndex("services_name").on(t.name)],
 );
 
 export const customers = sqliteTable(

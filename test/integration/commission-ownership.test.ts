@@ -275,6 +275,25 @@ describe("another service's resources", () => {
     expect(await quotas(t)).toEqual(before);
     expect(await pending(token)).toEqual([]);
   });
+
+  it("no service of another partner shares its owner's name: a resource's owner is one service", async () => {
+    const a = await tenant({ customers: 1 });
+    const b = await tenant({ customers: 1 });
+    // Made, partner B's service named as partner A's would own A's resources.
+    const named = await call("POST", "/v1/services", {
+      token: b.operator,
+      body: { partner: b.partnerId, name: a.serviceName },
+    });
+    expect({ status: named.status, detail: named.body.detail }).toEqual({
+      status: 409,
+      detail: `a service named ${a.serviceName} exists already`,
+    });
+    const taken = await call("POST", "/v1/services", {
+      token: a.operator,
+      body: { partner: a.partnerId, name: a.serviceName },
+    });
+    expect(taken.status).toBe(409);
+  });
 });
 
 describe("what is answered as before", () => {

@@ -180,13 +180,13 @@ export const operatorRoutes = [
     },
     errors: {
       not_found: "No such partner",
-      conflict: "The partner already has a service of that name",
+      conflict:
+        "A service of that name exists already, of this partner or another (a resource belongs to the service it names)",
     },
     async handle({ env, request, body }) {
       if (!(await findPartner(env, body.partner))) throw notFound(`partner ${body.partner} does not exist`);
       const s = await createService(env, await newIdFor(request), body.partner, body.name);
-      if (!s)
-        throw new AppError("conflict", `partner ${body.partner} already has a service named ${body.name}`);
+      if (!s) throw new AppError("conflict", `a service named ${body.name} exists already`);
       return { status: 201, body: serviceOut(s), headers: { Location: `/v1/services/${s.id}` } };
     },
   }),
