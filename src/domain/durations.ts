@@ -220,9 +220,20 @@ function repeatFrom(term: ExtendBase, start: Date): ResolvedDuration {
  * The term of a syndicated purchase once its vendor reports it deployed at `at`: a term due to
  * start by then starts then instead (bought for now, it starts now), as long as it was bought for,
  * so the customer pays nothing for the days it waited; a term that starts later stays as it is
- * (null).
+ * (null). A period is read again from `at`. An end_time term's interval, whose end was rounded up
+ * to noon when it was bought, is moved by the delay and ends at the noon at or before its moved
+ * end: rounded up again, a term deployed minutes late would last, and be charged, up to a day more
+ * than was bought. Should that noon not be after `at`, it ends at the next one, as a purchase
+ * would. No term ends after `LATEST_END`, which the purchase was checked against.
  */
 export function deployedTerm(term: ExtendBase, at: Date): ResolvedDuration | null {
   if (term.start.getTime() > at.getTime()) return null;
-  return repeatFrom(term, new Date(at.getTime()));
+  const moved = repeatFrom(term, new Date(at.getTime()));
+  let end = moved.end;
+  if (moved.createdWith === "end_time") {
+    const shifted = new Date(term.end.getTime() + at.getTime() - term.start.getTime());
+    const before = previousNoon(shifted);
+    end = before.getTime() > at.getTime() ? before : roundEndToNoon(shifted);
+  }
+  return { ...moved, end: end.getTime() > LATEST_END.getTime() ? LATEST_END : end };
 }

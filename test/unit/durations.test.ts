@@ -2,6 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   type DurationInput,
+  deployedTerm,
   type ExtendBase,
   LATEST_END,
   previousNoon,
@@ -549,5 +550,91 @@ describe("the latest end a term can have", () => {
     });
     expect(resolveExtension(last, {}, NOW)).toMatchObject({ ok: false, error: { code: "end_too_late" } });
     expect(resolveExtension(last, { end_time: d("9999-12-20T00:00:00Z") }, NOW)).toMatchObject({ ok: true });
+  });
+});
+
+describe("deployedTerm: a syndicated term deployed after it should have started", () => {
+  const bought = (
+    end: string,
+    createdWith: "end_time" | "period" = "end_time",
+    period: string | null = null,
+  ) => ({
+    start: d("2025-02-01T10:00:00Z"),
+    end: d(end),
+    createdWith,
+    period,
+  });
+  const deployed = (term: ExtendBase, at: string) => {
+    const moved = deployedTerm(term, d(at));
+    return moved && { start: iso(moved.start), end: iso(moved.end) };
+  };
+
+  it("an end_time term minutes late keeps its end: it costs those minutes less, never a day more", () => {
+    expect(deployed(bought("2025-02-04T12:00:00Z"), "2025-02-01T10:05:00Z")).toEqual({
+      start: "2025-02-01T10:05:00.000Z",
+      end: "2025-02-04T12:00:00.000Z",
+    });
+  });
+
+  it("an end_time term days late ends as many days later, as long as it was bought for", () => {
+    expect(deployed(bought("2025-02-04T12:00:00Z"), "2025-02-04T10:00:00Z")?.end).toBe(
+      "2025-02-07T12:00:00.000Z",
+    );
+  });
+
+  it("an end_time term deployed after its moved interval's last noon ends at the next noon, as a purchase would", () => {
+    expect(deployed(bought("2025-02-01T12:00:00Z"), "2025-02-01T12:30:00Z")?.end).toBe(
+      "2025-02-02T12:00:00.000Z",
+    );
+  });
+
+  it("is never longer than bought for an end_time term, and always ends at a noon after its start", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 400 * 24 }),
+        fc.integer({ min: 0, max: 60 * 24 * 30 }),
+        (hours, lateMinutes) => {
+          const start = d("2025-02-01T10:00:00Z");
+          const end = roundEndToNoon(new Date(start.getTime() + hours * 3_600_000));
+          const at = new Date(start.getTime() + lateMinutes * 60_000);
+          const moved = deployedTerm({ start, end, createdWith: "end_time", period: null }, at);
+          if (!moved) return false;
+          const longer = moved.end.getTime() - at.getTime() > end.getTime() - start.getTime();
+          // Longer only when the moved interval ends before the first noon after `at` (then it is that noon).
+          return (
+            isNoon(moved.end) &&
+            moved.end > at &&
+            (!longer || moved.end.getTime() - 86_400_000 <= at.getTime())
+          );
+        },
+      ),
+    );
+  });
+
+  it("a period term is read again from its deployment", () => {
+    expect(deployed(bought("2025-02-08T12:00:00Z", "period", "1 week"), "2025-02-03T15:00:00Z")?.end).toBe(
+      "2025-02-11T12:00:00.000Z",
+    );
+  });
+
+  it("never ends after the latest end a term can have", () => {
+    const term: ExtendBase = {
+      start: d("9999-12-28T12:00:00Z"),
+      end: LATEST_END,
+      createdWith: "end_time",
+      period: null,
+    };
+    expect(deployed(term, "9999-12-29T08:00:00Z")?.end).toBe(iso(LATEST_END));
+    const week: ExtendBase = {
+      ...term,
+      end: d("9999-12-30T12:00:00Z"),
+      createdWith: "period",
+      period: "2 days",
+    };
+    expect(deployed(week, "9999-12-30T20:00:00Z")?.end).toBe(iso(LATEST_END));
+  });
+
+  it("leaves a term that starts after its deployment as bought", () => {
+    expect(deployed(bought("2025-02-04T12:00:00Z"), "2025-02-01T09:00:00Z")).toBeNull();
   });
 });
