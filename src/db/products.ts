@@ -1,7 +1,7 @@
 import { and, asc, eq, sql } from "drizzle-orm";
 import type { Product } from "../domain/catalog";
 import { database } from "./client";
-import { products } from "./schema";
+import { operations, products, subscriptions } from "./schema";
 
 type ProductRow = typeof products.$inferSelect;
 
@@ -24,8 +24,35 @@ const toProduct = (row: ProductRow): Product => ({
 const versioned = (row: ProductRow): VersionedProduct => ({ ...toProduct(row), version: row.version });
 
 /**
- * Creates or updates product `p.id`. With `expectedVersion`, only updates it, at that version:
- * undefined when it is not there at that version.
+ * Whether product `id` was ever sold, or is being bought: a subscription of it exists (in the read
+ * model), or a purchase naming it is running. A run marks its operation running before it reads
+ * the product's vendor, and buys through the vendor it read: its subscriptions reach the read
+ * model only later. (One still queued reads the vendor when it runs, and is refused if it moved.)
+ * SQL, so the product's write can take it as its condition.
+ */
+const soldOrSelling = (id: string) => sql`(
+  EXISTS (SELECT 1 FROM ${subscriptions} WHERE ${subscriptions.product} = ${id})
+  OR EXISTS (
+    SELECT 1 FROM ${operations}
+    WHERE ${operations.kind} = 'purchase' AND ${operations.status} = 'running'
+      AND EXISTS (SELECT 1 FROM json_each(${operations.payload}, '$.vendors') WHERE key = ${id})
+  )
+)`;
+
+/** Whether product `id` was sold or is being bought (`soldOrSelling`). */
+export async function productSoldOrSelling(env: Env, id: string): Promise<boolean> {
+  const row = await database(env)
+    .select({ yes: sql<number>`${soldOrSelling(id)}` })
+    .from(sql`(SELECT 1)`)
+    .get();
+  return row?.yes === 1;
+}
+
+/**
+ * Creates or updates product `p.id`. With `expectedVersion`, only updates it, at that version.
+ * Its vendor changes only while it is neither sold nor being bought, checked in the same
+ * statement as the write: its buyers and orders go to the vendor they were bought through.
+ * Undefined when it is not there at that version, or its vendor would change and may not.
  */
 export async function upsertProduct(
   env: Env,
@@ -34,18 +61,19 @@ export async function upsertProduct(
 ): Promise<VersionedProduct | undefined> {
   const { id, ...rest } = p;
   const set = { ...rest, version: sql`${products.version} + 1` };
+  const vendorMayBe = sql`(${products.vendorId} IS ${p.vendorId} OR NOT ${soldOrSelling(id)})`;
   const row =
     expectedVersion === undefined
       ? await database(env)
           .insert(products)
           .values(p)
-          .onConflictDoUpdate({ target: products.id, set })
+          .onConflictDoUpdate({ target: products.id, set, setWhere: vendorMayBe })
           .returning()
           .get()
       : await database(env)
           .update(products)
           .set(set)
-          .where(and(eq(products.id, id), eq(products.version, expectedVersion)))
+          .where(and(eq(products.id, id), eq(products.version, expectedVersion), vendorMayBe))
           .returning()
           .get();
   return row ? versioned(row) : undefined;

@@ -301,12 +301,6 @@ export async function depletionQueue(
   return rows.map((r) => r.id);
 }
 
-/** Whether product `productId` was ever sold: a subscription of it exists, live or not. */
-export async function productSold(env: Env, productId: string): Promise<boolean> {
-  const row = await database(env).select({ id: s.id }).from(s).where(eq(s.product, productId)).limit(1).get();
-  return row !== undefined;
-}
-
 /** Whether a customer has any subscription of the given products (a vendor may then see the customer). */
 export async function customerHasProducts(env: Env, customerId: string, products: readonly string[]) {
   // A vendor may have any number of products: each statement binds the customer, a chunk and its limit.

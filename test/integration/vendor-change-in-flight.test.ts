@@ -1,11 +1,14 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
+import { runOperation } from "../../src/app/operations";
+import { findProductById, upsertProduct } from "../../src/db/products";
 import type { OperationMessage } from "../../src/objects/operations-queue";
 import { deliver } from "../books";
 import {
   call,
   expectOk,
   type Reply,
+  shardsHeld,
   syndicatedProduct,
   type Tenant,
   tenant,
@@ -48,6 +51,23 @@ async function boughtWithMessageHeld(
   }
 }
 
+/** The operator's PUT giving `product` another vendor and endpoint. */
+const movedTo = (t: Tenant, product: string, vendor: string, endpoint: string) =>
+  call("PUT", `/v1/products/${product}`, {
+    token: t.operator,
+    body: {
+      name: "CRM seats",
+      kind: "license",
+      unit: "seat",
+      unit_price: "0.10",
+      currency: "EUR",
+      quota_resource: `stratus.${product}`,
+      delivery: "syndicated",
+      vendor,
+      endpoint,
+    },
+  });
+
 describe("a product whose vendor changes while a purchase of it is on its way", () => {
   it("is not bought: the operation answers 409, nothing is held, and neither vendor is told", async () => {
     const t = await tenant({ customers: 1 });
@@ -59,20 +79,7 @@ describe("a product whose vendor changes while a purchase of it is on its way", 
       call("POST", "/v1/vendors", { token: t.operator, body: { name: "B" } }),
       201,
     );
-    const moved = await call("PUT", `/v1/products/${product}`, {
-      token: t.operator,
-      body: {
-        name: "CRM seats",
-        kind: "license",
-        unit: "seat",
-        unit_price: "0.10",
-        currency: "EUR",
-        quota_resource: `stratus.${product}`,
-        delivery: "syndicated",
-        vendor: other.id,
-        endpoint: "https://vendor-b.example/hooks",
-      },
-    });
+    const moved = await movedTo(t, product, other.id, "https://vendor-b.example/hooks");
     // Nothing of it was sold yet: the operator may move it.
     expect(moved.status).toBe(200);
     await deliver(held);
@@ -107,5 +114,50 @@ describe("a product whose vendor changes while a purchase of it is on its way", 
     expect(hostsHit).not.toContain("vendor-d.example");
     expect(await usageOf(t, 0, product)).toMatchObject({ usage: 0, pending: 0 });
     expect(vendorId).not.toBe(other.id);
+  });
+
+  it("keeps its vendor while the purchase's run, past its read of the vendor, is buying it", async () => {
+    const t = await tenant({ customers: 1 });
+    await withCatalog(t);
+    const { product, vendorId } = await syndicatedProduct(t, "vendor-e.example");
+    const tokenA = await vendorTokenOf(t, vendorId);
+    const { bought, held } = await boughtWithMessageHeld(t, product);
+    // The run has read the vendor (A) and is about to create the subscription.
+    const stall = shardsHeld("create");
+    const run = runOperation(stall.env, (held[0] as OperationMessage & { opRef: string }).opRef);
+    await stall.reached;
+    const other = await expectOk(
+      call("POST", "/v1/vendors", { token: t.operator, body: { name: "F" } }),
+      201,
+    );
+    const moved = await movedTo(t, product, other.id, "https://vendor-f.example/hooks");
+    // The write checks it again, in its own statement: one whose request checked a moment before
+    // the run began writes nothing either.
+    const { version: _, ...asStored } = (await findProductById(env, product)) as NonNullable<
+      Awaited<ReturnType<typeof findProductById>>
+    >;
+    expect(await upsertProduct(env, { ...asStored, vendorId: other.id })).toBeUndefined();
+    expect((await findProductById(env, product))?.vendorId).toBe(vendorId);
+    stall.release();
+    await run;
+    // Before, the PUT answered 200: the purchase, bought through A, had its event posted to F's
+    // endpoint (signed with F's secret), and F could read its order and buyer.
+    expect({ status: moved.status, point: moved.body.errors?.[0]?.point }).toEqual({
+      status: 409,
+      point: "/vendor",
+    });
+    const tokenF = await vendorTokenOf(t, other.id);
+    const sub = (await expectOk(call("GET", "/v1/subscriptions/?status=all", { token: t.partnerKey })))
+      .objects[0];
+    expect((await call("GET", `/api/order/${sub.order}`, { token: tokenF })).status).toBe(404);
+    expect((await call("GET", `/api/user/${t.customers[0]}`, { token: tokenF })).status).toBe(404);
+    // A deploys it, and the purchase completes through A.
+    await expectOk(
+      call("PATCH", `/api/subscription/${sub.id}`, { token: tokenA, body: { deploymentStatus: "DEPLOYED" } }),
+    );
+    expect(
+      (await call("GET", bought.headers.get("location") as string, { token: t.partnerKey })).status,
+    ).toBe(201);
+    expect(hostsHit).not.toContain("vendor-f.example");
   });
 });

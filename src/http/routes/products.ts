@@ -1,8 +1,7 @@
 import type * as v from "valibot";
 import { catalogChanged } from "../../app/catalog";
-import { findProductById, listProducts, upsertProduct } from "../../db/products";
+import { findProductById, listProducts, productSoldOrSelling, upsertProduct } from "../../db/products";
 import { findResource } from "../../db/resources";
-import { productSold } from "../../db/subscriptions";
 import { findVendor, setSyndication } from "../../db/vendors";
 import { syndicationOf } from "../../db/webhooks";
 import { nameClash, type Product, STRATUS_SERVICE } from "../../domain/catalog";
@@ -66,7 +65,8 @@ export const productRoutes = [
       200: { description: "The product", schema: ProductOut, headers: ETAG, example: examples.product },
     },
     errors: {
-      conflict: "An alias, or the id, that names another product; or a new vendor for a product already sold",
+      conflict:
+        "An alias, or the id, that names another product; or a new vendor for a product already sold, or whose purchase is running",
     },
     async handle({ env, request, params, body }) {
       if (!isKnownCurrency(body.currency)) {
@@ -115,15 +115,17 @@ export const productRoutes = [
       const expectedVersion = await productVersionMatched(env, request, params.id);
       const before = await syndicationOf(env, params.id);
       // A vendor reads the orders and buyers of its products' subscriptions: the vendor they were
-      // sold through stays theirs, so a product once sold keeps its vendor (or none).
+      // sold through stays theirs, so a product once sold, or being bought, keeps its vendor (or
+      // none). The write checks it again, in the same statement (`upsertProduct`).
       const vendorId = syndicated ? (body.vendor ?? null) : null;
-      if (before && before.vendorId !== vendorId && (await productSold(env, params.id))) {
-        throw new AppError(
+      const vendorFixed = () =>
+        new AppError(
           "conflict",
-          `product ${params.id} has been sold ${before.vendorId ? `through vendor ${before.vendorId}` : "without a vendor"}: its vendor cannot change; make a new product`,
+          `product ${params.id} has been sold ${before?.vendorId ? `through vendor ${before.vendorId}` : "without a vendor"}, or is being bought: its vendor cannot change; make a new product`,
           { fields: [{ point: "/vendor", message: "cannot change once the product has been sold" }] },
         );
-      }
+      const vendorChanges = before !== undefined && before.vendorId !== vendorId;
+      if (vendorChanges && (await productSoldOrSelling(env, params.id))) throw vendorFixed();
       const product = await upsertProduct(
         env,
         {
@@ -140,7 +142,11 @@ export const productRoutes = [
         },
         expectedVersion,
       );
-      if (!product) throw preconditionFailed();
+      if (!product) {
+        // Not written: at another version than If-Match said, or sold (or bought) since the check.
+        if (vendorChanges && (await productSoldOrSelling(env, params.id))) throw vendorFixed();
+        throw preconditionFailed();
+      }
       catalogChanged();
       if (!syndicated) return tagged(productOut(product));
       // The signing secret is made when the product first becomes syndicated, and shown then only;
