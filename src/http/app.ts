@@ -49,6 +49,16 @@ function templateBucket(method: string, template: string): string | null {
     : bucketOf(method, template);
 }
 
+/**
+ * itty-router's pattern with at most one trailing slash, as the document declares each path: its
+ * own ends in `\/*$`, which took `/v1/customers//` (any number of slashes) for `/v1/customers`.
+ */
+function oneTrailingSlash(pattern: RegExp): RegExp {
+  const ending = "\\/*$";
+  if (!pattern.source.endsWith(ending)) throw new Error(`unexpected route pattern ${pattern.source}`);
+  return new RegExp(`${pattern.source.slice(0, -ending.length)}\\/?$`, pattern.flags);
+}
+
 /** A route as dispatch tries it: the path pattern itty-router compiled for its template. */
 interface Dispatchable {
   pattern: RegExp;
@@ -125,7 +135,7 @@ export function createApp(routes: readonly RouteSpec[]): Handler {
   const patterns = new Map(
     templates.map((template) => {
       router.all(ittyPath(template));
-      return [template, router.routes.at(-1)?.[1] as RegExp] as const;
+      return [template, oneTrailingSlash(router.routes.at(-1)?.[1] as RegExp)] as const;
     }),
   );
   const patternOf = (template: string) => patterns.get(template) as RegExp;

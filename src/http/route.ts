@@ -91,12 +91,22 @@ const MAX_BODY_BYTES = 1 << 20;
  */
 export const KEYED_METHODS: ReadonlySet<Method> = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
+/**
+ * A member an object requires and the input lacks. An object's own message (a strict object's
+ * "not a member of …", for the members it does not take) would say the opposite of what is wrong,
+ * and valibot's default names the key in the schema's terms.
+ */
+const missingMember = (issue: v.BaseIssue<unknown>) =>
+  (issue.type === "object" || issue.type === "strict_object") &&
+  issue.received === "undefined" &&
+  issue.expected !== "never";
+
 /** Turns valibot issues into field errors with JSON Pointers into the request part they came from. */
 export function fieldErrors(issues: readonly v.BaseIssue<unknown>[], root: string): FieldError[] {
   return issues.map((issue) => {
     const keys = issue.path?.map((item) => String(item.key)) ?? [];
     const point = root + keys.map((k) => `/${k.replaceAll("~", "~0").replaceAll("/", "~1")}`).join("");
-    return { point, message: issue.message };
+    return { point, message: missingMember(issue) ? "is required" : issue.message };
   });
 }
 

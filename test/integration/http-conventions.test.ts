@@ -403,6 +403,17 @@ describe("HEAD, OPTIONS and Allow", () => {
     for (const path of ["/v1//customers", "//v1/customers", "/v1/customers/x/y/z", "/healthzz", "/v1"]) {
       expectProblem(await call("GET", path, { token: t.partnerKey }), 404, "not-found");
     }
+    // One trailing slash, not more (itty-router's own patterns took any number).
+    for (const path of [`${customer}//`, `${customer}///`, "/healthz//", "/v1/customers//"]) {
+      expectProblem(await call("GET", path, { token: t.partnerKey }), 404, "not-found");
+    }
+    const before = await call("GET", "/v1/customers", { token: t.partnerKey });
+    const made = await call("POST", "/v1/customers//", {
+      token: t.partnerKey,
+      body: { name: unique("slashes") },
+    });
+    expectProblem(made, 404, "not-found");
+    expect((await call("GET", "/v1/customers", { token: t.partnerKey })).body).toEqual(before.body);
   });
 });
 

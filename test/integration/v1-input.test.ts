@@ -631,6 +631,26 @@ describe("POST /v1/customers/{id}/consumption", async () => {
   });
 });
 
+describe("a member a body or query requires, missing", async () => {
+  const t = await setup();
+  const bought = await expectOk(
+    call("POST", "/v1/subscriptions/", {
+      token: t.partnerKey,
+      body: { objects: [{ customer: t.customers[0], resource: "cpu", amount: 1, period: "1 week" }] },
+    }),
+    201,
+  );
+  it.each([
+    ["POST /v1/customers", "/v1/customers", { email: "a@example.com" }, "/name"],
+    ["POST /v1/projects", "/v1/projects", {}, "/name"],
+    ["POST /v1/subscriptions/{id}/action/", `/v1/subscriptions/${bought.objects[0].id}/action/`, {}, "/do"],
+  ])("%s answers 400 saying it is required (was: 'not a member of …')", async (_, path, body, point) => {
+    const r = await call("POST", path, { token: t.partnerKey, body });
+    expectProblem(r, 400, [point]);
+    expect(r.body.errors).toEqual([{ point, message: "is required" }]);
+  });
+});
+
 describe("PATCH /v1/customers/{id}", async () => {
   const t = await setup();
   const other = await setup();
