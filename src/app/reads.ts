@@ -89,8 +89,16 @@ export async function present(
   // Only a subscription something follows has descendants: the others need no query.
   const chain =
     record.nextId === null ? [] : ((await chainMembers(env, [record.rootId])).get(record.rootId) ?? []);
-  const descendants = chain.filter((row) => row.id > record.id).map((row) => row.id);
+  const descendants = after(chain, record.id);
   return toWire(record, statusOf(record, now, behind), descendants);
+}
+
+/** The ids of the terms after `id` in its chain (`chainMembers` lists them in the chain's order). */
+function after(chain: ReadonlyArray<{ id: string }>, id: string): string[] {
+  const index = chain.findIndex((c) => c.id === id);
+  return index === -1
+    ? chain.filter((c) => c.id > id).map((c) => c.id)
+    : chain.slice(index + 1).map((c) => c.id);
 }
 
 /** The auto_renew that decides whether `record`'s chain renews: its last term's, as grouped lists show it. */
@@ -112,7 +120,7 @@ export async function listPage(env: Env, q: ListQuery, grouped: boolean) {
   const chains = await chainMembers(env, [...new Set(followed)]);
   const objects = kept.map(({ record, queued }) => {
     const chain = chains.get(record.rootId) ?? [];
-    const descendants = chain.filter((c) => c.id > record.id).map((c) => c.id);
+    const descendants = after(chain, record.id);
     const last = chain.at(-1);
     // A chain is listed by its first term, with the chain's end and the chain's status.
     const status = grouped && last ? chainStatus(chain, q.now) : statusOf(record, q.now, queued);

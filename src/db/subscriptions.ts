@@ -240,7 +240,10 @@ export async function chainMembers(
       .where(
         and(inArray(s.rootId, chunk), sql`coalesce(json_extract(${s.body}, '$.endReason'), '') != 'failed'`),
       )
-      .orderBy(asc(s.id))
+      // In the chain's order: each term starts where the one before ends. Ids need not say it: an
+      // extension's id is chosen when it is accepted (a 202 run later, a keyed retry), and another
+      // extension answered meanwhile can come before it.
+      .orderBy(asc(s.startTime), asc(s.id))
       .all();
     for (const row of rows) chains.set(row.rootId, [...(chains.get(row.rootId) ?? []), row]);
   }
