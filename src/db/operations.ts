@@ -183,7 +183,11 @@ export async function claimStalledOperations(
   return claimed;
 }
 
-/** Purchases still waiting on a vendor, accepted before `before`. */
+/**
+ * Purchases still waiting on a vendor, accepted before `before`. Only those `waiting`: one whose
+ * vendor has reported is run (and, should that run die, queued again by the stalled-operation
+ * sweep) to the answer its report decides, never undone as unprovisioned.
+ */
 export async function waitingPurchases(env: Env, before: Date, limit: number): Promise<Operation[]> {
   return database(env)
     .select()
@@ -191,6 +195,7 @@ export async function waitingPurchases(env: Env, before: Date, limit: number): P
     .where(
       and(
         eq(operations.status, "running"),
+        eq(operations.waiting, true),
         eq(operations.kind, "purchase"),
         lt(operations.createdAt, before.toISOString()),
       ),
