@@ -149,8 +149,14 @@ async function runClaimed(
   // A server failure is not an answer: the client may retry the key and get a real one. Nor is a
   // secret kept: a retry runs the request again, under the ids it recorded (a credential's secret
   // is issued anew under its id).
-  if (response.status >= 500 || (!keepAnswer && response.ok)) {
+  if (response.status >= 500) {
     await giveBack(env, claim, committed);
+    return response;
+  }
+  // A secret is not kept, but the key is, unlocked: the same request runs again, another one
+  // with the key answers 422 as for any kept key.
+  if (!keepAnswer && response.ok) {
+    await unlockKey(env, claim, new Date());
     return response;
   }
   // Stored as text: every answer of the partner API is JSON or empty.

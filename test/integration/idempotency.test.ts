@@ -279,6 +279,38 @@ describe("an answer that shows a secret, under an Idempotency-Key", () => {
       401,
     );
   });
+
+  it("keeps its key: a different request with it answers 422 (PUT /v1/products/{id})", async () => {
+    const t = await tenant({ customers: 0 });
+    const key = unique("key");
+    const [a, b] = [unique("p").toLowerCase(), unique("p").toLowerCase()];
+    await expectOk(
+      call("PUT", "/v1/resources/stratus.keptkey", {
+        token: t.operator,
+        body: { service: "stratus", unit: "GB" },
+      }),
+    );
+    const put = (id: string, price: string) =>
+      call("PUT", `/v1/products/${id}`, {
+        token: t.operator,
+        headers: { "idempotency-key": key },
+        body: {
+          name: id,
+          kind: "timed",
+          unit: "GB",
+          unit_price: price,
+          currency: "EUR",
+          quota_resource: "stratus.keptkey",
+        },
+      });
+    expect((await put(a, "0.01")).status).toBe(200);
+    // Before, the 200 gave the key back (its row deleted): this other request ran under it.
+    const other = await put(b, "0.02");
+    const created = await call("GET", `/v1/products/${b}`, { token: t.operator });
+    expect({ status: other.status, productB: created.status }).toEqual({ status: 422, productB: 404 });
+    // The same request again still runs again.
+    expect((await put(a, "0.01")).status).toBe(200);
+  });
 });
 
 describe("an Idempotency-Key's request, read as the API reads its path", () => {
