@@ -46,13 +46,24 @@ async function ownHoldings(
   return new Map(entries);
 }
 
-/** One user's quotas on the resources `keep` lets through, in both dialects. */
+/**
+ * One user's quotas on the resources `keep` lets through, in both dialects. `memberOf`: only these
+ * projects besides its base project (Astakos's `/quotas` reads the sources of the user's accepted
+ * memberships only: a project it left is not its quota any more).
+ */
 export async function userQuotas(
   env: Env,
   user: string,
   keep: (resource: string) => boolean = () => true,
+  memberOf?: ReadonlySet<string>,
 ): Promise<Quotas> {
-  const holdings = (await ledgerOf(env, user).holdings()).filter((h) => keep(h.resource));
+  const ofMember = (source: string) => {
+    const project = projectOfSource(user, source);
+    return !memberOf || project === null || project === user || memberOf.has(project);
+  };
+  const holdings = (await ledgerOf(env, user).holdings()).filter(
+    (h) => keep(h.resource) && ofMember(h.source),
+  );
   const others = new Set<string>();
   for (const h of holdings) {
     const project = projectOfSource(user, h.source);

@@ -208,3 +208,44 @@ describe("a limit change and a join, both past their membership check, when the 
     expect((await take(t, b, p, 1)).status).toBe(413);
   });
 });
+
+/**
+ * GET /account/v1.0/quotas (astakosclient's get_quotas) answers the base project and the projects
+ * the customer is a member of now, as Astakos's quotas() reads only the sources of the user's
+ * accepted memberships (snf-astakos-app/astakos/api/quotas.py). A review of 2026-12-03 found a
+ * project the customer had left still listed.
+ */
+describe("get_quotas after the customer left a project", () => {
+  it("no longer lists the project it is no member of", async () => {
+    const t = await tenant({ customers: 1, limit: 10 });
+    const [a] = t.customers as [string];
+    const [vm] = t.resources as [string];
+    const p = (
+      await expectOk(call("POST", "/v1/projects", { token: t.partnerKey, body: { name: "lab" } }), 201)
+    ).id as string;
+    await expectOk(call("POST", `/v1/projects/${p}/members`, { token: t.partnerKey, body: { customer: a } }));
+    await expectOk(
+      call("PUT", `/v1/projects/${p}/members/${a}/quotas`, {
+        token: t.partnerKey,
+        body: { resource: vm, limit: 3 },
+      }),
+    );
+    await expectOk(
+      call("PUT", `/v1/projects/${p}/quotas`, { token: t.partnerKey, body: { resource: vm, limit: 5 } }),
+    );
+    const before = await expectOk(call("GET", "/account/v1.0/quotas", { token: t.userTokens[0] }));
+    expect(Object.keys(before).sort()).toEqual(["system", a, p].sort());
+
+    expect((await call("DELETE", `/v1/projects/${p}/members/${a}`, { token: t.partnerKey })).status).toBe(
+      204,
+    );
+    // The identity document no longer names it a project of the user ...
+    const access = await call("POST", "/identity/v2.0/tokens", {
+      body: { auth: { token: { id: t.userTokens[0] } } },
+    });
+    expect(access.body.access.user.projects).toEqual([a]);
+    // ... and neither should the user's own quotas.
+    const after = await expectOk(call("GET", "/account/v1.0/quotas", { token: t.userTokens[0] }));
+    expect(Object.keys(after).sort()).toEqual(["system", a].sort());
+  });
+});

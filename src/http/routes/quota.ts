@@ -4,6 +4,7 @@ import { ofProjects, projectQuotas, userQuotas } from "../../app/quota-views";
 import type { Principal } from "../../db/credentials";
 import { allPartnerCustomerIds, ownCustomers } from "../../db/customers";
 import { findService, type Service } from "../../db/partners";
+import { projectsOfMember } from "../../db/projects";
 import { listResources, resourceNamesOfService } from "../../db/resources";
 import { AppError, badRequest, notFound } from "../../domain/errors";
 import { ttlCache } from "../../domain/ttl-cache";
@@ -87,7 +88,11 @@ export const quotaRoutes = [
     auth: ["customer"],
     responses: { 200: { description: "Quotas", schema: QuotasOut, example: examples.quotas } },
     async handle({ env, principal }) {
-      return { status: 200, body: principal.subjectId ? await userQuotas(env, principal.subjectId) : {} };
+      const id = principal.subjectId;
+      if (!id) return { status: 200, body: {} };
+      // The projects it is a member of now: one it left keeps a holding (limit 0) but is not listed.
+      const memberOf = new Set(await projectsOfMember(env, id));
+      return { status: 200, body: await userQuotas(env, id, () => true, memberOf) };
     },
   }),
   defineRoute({
