@@ -338,6 +338,19 @@ export async function boughtWithOperations(t: Tenant, customer: string, count: n
   return bought;
 }
 
+/** What `PUT /v1/products/{id}` sends for syndicated `product`, sold through `vendor`. */
+export const syndicatedProductBody = (product: string, vendor: string, endpoint: string) => ({
+  name: "CRM seats",
+  kind: "license",
+  unit: "seat",
+  unit_price: "0.10",
+  currency: "EUR",
+  quota_resource: `stratus.${product}`,
+  delivery: "syndicated",
+  vendor,
+  endpoint,
+});
+
 /**
  * A vendor of `t` with a syndicated product (a `license`, its hooks at `host`), and a limit of 10 of
  * it for `t`'s first customer.
@@ -354,17 +367,7 @@ export async function syndicatedProduct(t: Tenant, host = `${unique("vendor")}.e
   const created = await expectOk(
     call("PUT", `/v1/products/${product}`, {
       token: t.operator,
-      body: {
-        name: "CRM seats",
-        kind: "license",
-        unit: "seat",
-        unit_price: "0.10",
-        currency: "EUR",
-        quota_resource: `stratus.${product}`,
-        delivery: "syndicated",
-        vendor: vendor.id,
-        endpoint: `https://${host}/hooks`,
-      },
+      body: syndicatedProductBody(product, vendor.id, `https://${host}/hooks`),
     }),
   );
   await expectOk(

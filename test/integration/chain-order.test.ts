@@ -3,32 +3,44 @@ import { describe, expect, it } from "vitest";
 import { extend } from "../../src/app/extend";
 import { subscriptionIdBeside, uuidv7 } from "../../src/domain/ids";
 import { partnerScope } from "../../src/domain/scope";
-import { call, expectOk, tenantWithCatalog } from "../helpers";
+import { call, expectOk, type Tenant, tenantWithCatalog } from "../helpers";
 
 /**
  * An extension accepted as an operation (202) gets its ids when it is accepted, and is bought
  * when the operation runs. Another extension answered at once meanwhile becomes the term it
  * follows, though its id sorts after it: the chain's order is not its ids' order.
  */
+/** A tenant, and a week of cpu bought for its customer. */
+async function aWeek() {
+  const t = await tenantWithCatalog(1, 100);
+  const first = await expectOk(
+    call("POST", "/v1/subscriptions/", {
+      token: t.partnerKey,
+      body: { objects: [{ customer: t.customers[0], resource: "cpu", amount: 1, period: "1 week" }] },
+    }),
+    201,
+  ).then((b) => b.objects[0]);
+  return { t, first };
+}
+
+/**
+ * An extension of `first` accepted as an operation (its ids chosen then), overtaken by one
+ * answered at once (`second`), then run as perform() runs it: it extends `second` (`third`).
+ */
+async function overtaken(t: Tenant, first: string) {
+  const queuedIds = { subscription: subscriptionIdBeside(first), order: uuidv7() };
+  await new Promise((r) => setTimeout(r, 5));
+  const second = await expectOk(
+    call("POST", `/v1/subscriptions/${first}/action/?do=extend`, { token: t.partnerKey, body: {} }),
+  );
+  const third = await extend(env, partnerScope(t.partnerId), first, {}, queuedIds, new Date());
+  return { second, third };
+}
+
 describe("a chain whose terms' ids do not sort in its order (an extension accepted 202, overtaken)", () => {
   it("grouped end_time and descendants follow the chain, not the ids", async () => {
-    const t = await tenantWithCatalog(1, 100);
-    const first = await expectOk(
-      call("POST", "/v1/subscriptions/", {
-        token: t.partnerKey,
-        body: { objects: [{ customer: t.customers[0], resource: "cpu", amount: 1, period: "1 week" }] },
-      }),
-      201,
-    ).then((b) => b.objects[0]);
-    // What the route does when it accepts ?do=extend with Prefer: respond-async.
-    const queuedIds = { subscription: subscriptionIdBeside(first.id), order: uuidv7() };
-    await new Promise((r) => setTimeout(r, 5));
-    // Meanwhile an extension answered at once.
-    const second = await expectOk(
-      call("POST", `/v1/subscriptions/${first.id}/action/?do=extend`, { token: t.partnerKey, body: {} }),
-    );
-    // The operation runs now, as perform() runs it: it extends the chain's last term, `second`.
-    const third = await extend(env, partnerScope(t.partnerId), first.id, {}, queuedIds, new Date());
+    const { t, first } = await aWeek();
+    const { second, third } = await overtaken(t, first.id);
     expect(third.previousId).toBe(second.id);
     expect(Date.parse(third.endTime as string)).toBeGreaterThan(Date.parse(second.end_time));
 
@@ -47,20 +59,8 @@ describe("a chain whose terms' ids do not sort in its order (an extension accept
   });
 
   it("grouped auto_renew is the flag of the term that renews: the chain's last", async () => {
-    const t = await tenantWithCatalog(1, 100);
-    const first = await expectOk(
-      call("POST", "/v1/subscriptions/", {
-        token: t.partnerKey,
-        body: { objects: [{ customer: t.customers[0], resource: "cpu", amount: 1, period: "1 week" }] },
-      }),
-      201,
-    ).then((b) => b.objects[0]);
-    const queuedIds = { subscription: subscriptionIdBeside(first.id), order: uuidv7() };
-    await new Promise((r) => setTimeout(r, 5));
-    await expectOk(
-      call("POST", `/v1/subscriptions/${first.id}/action/?do=extend`, { token: t.partnerKey, body: {} }),
-    );
-    const third = await extend(env, partnerScope(t.partnerId), first.id, {}, queuedIds, new Date());
+    const { t, first } = await aWeek();
+    const { third } = await overtaken(t, first.id);
     // Renewal switched on for the chain's last term, the one the cron renews (and charges).
     const on = await expectOk(
       call("POST", `/v1/subscriptions/${third.id}/action/?do=auto_renew`, {
@@ -77,14 +77,7 @@ describe("a chain whose terms' ids do not sort in its order (an extension accept
   });
 
   it("through HTTP alone: an extension answered 202, overtaken by one answered at once", async () => {
-    const t = await tenantWithCatalog(1, 100);
-    const first = await expectOk(
-      call("POST", "/v1/subscriptions/", {
-        token: t.partnerKey,
-        body: { objects: [{ customer: t.customers[0], resource: "cpu", amount: 1, period: "1 week" }] },
-      }),
-      201,
-    ).then((b) => b.objects[0]);
+    const { t, first } = await aWeek();
     const queued = await call("POST", `/v1/subscriptions/${first.id}/action/?do=extend`, {
       token: t.partnerKey,
       body: {},

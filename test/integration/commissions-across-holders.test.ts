@@ -28,52 +28,53 @@ afterEach(() => {
 const holdingOf = async (holder: string, resource: string) =>
   (await ledgerOf(env, holder).holdings()).find((h) => h.resource === resource);
 
+/** Two customers' ledgers, the home's first, and a commission of 3 `vm` on each. */
+async function acrossTwo() {
+  const t = await tenant({ customers: 2, limit: 100 });
+  const vm = t.resources[0] as string;
+  const [home, other] = [...t.customers].sort() as [string, string];
+  const provisions = [home, other].map((holder) => ({ holder, source: "system", resource: vm, quantity: 3 }));
+  const issue = (auto_accept: boolean) =>
+    call("POST", "/account/v1.0/commissions", { token: t.serviceToken, body: { provisions, auto_accept } });
+  return { t, vm, home, other, issue };
+}
+
+/** Sets `sql` on the home's ledger, its last argument a time two minutes ago: past the stall bound. */
+const backdated = (home: string, sql: string, ...bindings: number[]) =>
+  runInDurableObject(ledgerOf(env, home), (_i, state) => {
+    state.storage.sql.exec(sql, Date.now() - 120_000, ...bindings);
+  });
+
+/**
+ * Y, an accept across holders whose request died after recording its decision a while ago, and
+ * X, issued (`autoAccept` or not) while Y waits for the alarm: X's hold on the other ledger waits
+ * at `slowHold`, and X has been under way longer than the stall bound.
+ */
+async function olderStepAndSlowIssue(autoAccept: boolean) {
+  const across = await acrossTwo();
+  const { home, other, issue } = across;
+  const y = (await expectOk(issue(false), 201)).serial as number;
+  await backdated(home, "UPDATE commissions SET state = 'accepting', updated_at = ? WHERE serial = ?", y);
+  const slowHold = gate();
+  QuotaLedger.prototype.hold = function (
+    this: QuotaLedger,
+    serial: number,
+    ps: LedgerProvision[],
+    force: boolean,
+  ) {
+    const theirs = (ps as Array<LedgerProvision & { holder?: string }>)[0]?.holder === other;
+    if (!theirs || serial === y) return hold.call(this, serial, ps, force);
+    return slowHold.pass().then(() => hold.call(this, serial, ps, force)) as never;
+  };
+  const xAnswer = issue(autoAccept);
+  await slowHold.reached;
+  await backdated(home, "UPDATE commissions SET updated_at = ? WHERE state = 'issuing'");
+  return { ...across, y, slowHold, xAnswer };
+}
+
 describe("the home's alarm, finishing an older step while a slow issue across holders completes", () => {
   it("leaves the issue that completed pending: the service that got its serial can accept it", async () => {
-    const t = await tenant({ customers: 2, limit: 100 });
-    const vm = t.resources[0] as string;
-    const [home, other] = [...t.customers].sort() as [string, string];
-    const provisions = [home, other].map((holder) => ({
-      holder,
-      source: "system",
-      resource: vm,
-      quantity: 3,
-    }));
-    const issue = () =>
-      call("POST", "/account/v1.0/commissions", { token: t.serviceToken, body: { provisions } });
-
-    // Y: an accept across holders whose request died after recording its decision, a while ago.
-    const y = (await expectOk(issue(), 201)).serial as number;
-    await runInDurableObject(ledgerOf(env, home), (_i, state) => {
-      state.storage.sql.exec(
-        "UPDATE commissions SET state = 'accepting', updated_at = ? WHERE serial = ?",
-        Date.now() - 120_000,
-        y,
-      );
-    });
-
-    // X: an issue across holders whose hold on the other ledger is slow.
-    const slowHold = gate();
-    QuotaLedger.prototype.hold = function (
-      this: QuotaLedger,
-      serial: number,
-      ps: LedgerProvision[],
-      force: boolean,
-    ) {
-      const theirs = (ps as Array<LedgerProvision & { holder?: string }>)[0]?.holder === other;
-      if (!theirs || serial === y) return hold.call(this, serial, ps, force);
-      return slowHold.pass().then(() => hold.call(this, serial, ps, force)) as never;
-    };
-    const xAnswer = issue();
-    await slowHold.reached;
-    // The issue has been under way longer than the stall bound.
-    await runInDurableObject(ledgerOf(env, home), (_i, state) => {
-      state.storage.sql.exec(
-        "UPDATE commissions SET updated_at = ? WHERE state = 'issuing'",
-        Date.now() - 120_000,
-      );
-    });
-
+    const { t, vm, home, other, y, slowHold, xAnswer } = await olderStepAndSlowIssue(false);
     // The alarm finishes Y first; its call to the other ledger is slow too.
     const slowAccept = gate();
     QuotaLedger.prototype.accept = function (this: QuotaLedger, serial: number) {
@@ -112,47 +113,7 @@ describe("the home's alarm, finishing an older step while a slow issue across ho
   });
 
   it("never tears an auto_accept issue across holders: accepted on its home, rejected on the other", async () => {
-    const t = await tenant({ customers: 2, limit: 100 });
-    const vm = t.resources[0] as string;
-    const [home, other] = [...t.customers].sort() as [string, string];
-    const provisions = [home, other].map((holder) => ({
-      holder,
-      source: "system",
-      resource: vm,
-      quantity: 3,
-    }));
-    const issue = (auto_accept: boolean) =>
-      call("POST", "/account/v1.0/commissions", { token: t.serviceToken, body: { provisions, auto_accept } });
-
-    const y = (await expectOk(issue(false), 201)).serial as number;
-    await runInDurableObject(ledgerOf(env, home), (_i, state) => {
-      state.storage.sql.exec(
-        "UPDATE commissions SET state = 'accepting', updated_at = ? WHERE serial = ?",
-        Date.now() - 120_000,
-        y,
-      );
-    });
-
-    const slowHold = gate();
-    QuotaLedger.prototype.hold = function (
-      this: QuotaLedger,
-      serial: number,
-      ps: LedgerProvision[],
-      force: boolean,
-    ) {
-      const theirs = (ps as Array<LedgerProvision & { holder?: string }>)[0]?.holder === other;
-      if (!theirs || serial === y) return hold.call(this, serial, ps, force);
-      return slowHold.pass().then(() => hold.call(this, serial, ps, force)) as never;
-    };
-    const xAnswer = issue(true);
-    await slowHold.reached;
-    await runInDurableObject(ledgerOf(env, home), (_i, state) => {
-      state.storage.sql.exec(
-        "UPDATE commissions SET updated_at = ? WHERE state = 'issuing'",
-        Date.now() - 120_000,
-      );
-    });
-
+    const { vm, home, other, y, slowHold, xAnswer } = await olderStepAndSlowIssue(true);
     const slowAcceptY = gate();
     const slowAcceptX = gate();
     QuotaLedger.prototype.accept = function (this: QuotaLedger, serial: number) {
@@ -184,15 +145,7 @@ describe("the home's alarm, finishing an older step while a slow issue across ho
 
 describe("an auto_accept issue across holders whose other ledger fails once while it is accepted", () => {
   it("answers 201 with the serial its alarm completes, not a 5xx the service would retry", async () => {
-    const t = await tenant({ customers: 2, limit: 10 });
-    const vm = t.resources[0] as string;
-    const [home, other] = [...t.customers].sort() as [string, string];
-    const provisions = [home, other].map((holder) => ({
-      holder,
-      source: "system",
-      resource: vm,
-      quantity: 3,
-    }));
+    const { vm, home, other, issue } = await acrossTwo();
     let armed = true;
     QuotaLedger.prototype.accept = function (this: QuotaLedger, serial: number) {
       if (armed) {
@@ -201,10 +154,7 @@ describe("an auto_accept issue across holders whose other ledger fails once whil
       }
       return accept.call(this, serial);
     };
-    const first = await call("POST", "/account/v1.0/commissions", {
-      token: t.serviceToken,
-      body: { auto_accept: true, provisions },
-    });
+    const first = await issue(true);
     // The home's alarm, once its stall bound has passed.
     await runInDurableObject(ledgerOf(env, home), (_i, state) => {
       state.storage.sql.exec("UPDATE commissions SET updated_at = updated_at - 61000");

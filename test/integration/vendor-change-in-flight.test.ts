@@ -10,6 +10,7 @@ import {
   type Reply,
   shardsHeld,
   syndicatedProduct,
+  syndicatedProductBody,
   type Tenant,
   tenant,
   usageOf,
@@ -55,17 +56,7 @@ async function boughtWithMessageHeld(
 const movedTo = (t: Tenant, product: string, vendor: string, endpoint: string) =>
   call("PUT", `/v1/products/${product}`, {
     token: t.operator,
-    body: {
-      name: "CRM seats",
-      kind: "license",
-      unit: "seat",
-      unit_price: "0.10",
-      currency: "EUR",
-      quota_resource: `stratus.${product}`,
-      delivery: "syndicated",
-      vendor,
-      endpoint,
-    },
+    body: syndicatedProductBody(product, vendor, endpoint),
   });
 
 describe("a product whose vendor changes while a purchase of it is on its way", () => {
