@@ -1,3 +1,4 @@
+import { primaryOf } from "../db/client";
 import { listProducts } from "../db/products";
 import { findProduct, type Product } from "../domain/catalog";
 import { ttlCache } from "../domain/ttl-cache";
@@ -7,17 +8,18 @@ import { ttlCache } from "../domain/ttl-cache";
  * changes rarely, and would otherwise be read from D1 on every purchase. A name the kept copy does
  * not know reads it again at once, so a product or alias added a moment ago is found at once; a
  * change to an existing product (its price, an alias moved) reaches other isolates within 30 s,
- * and the isolate that made it at once.
+ * and the isolate that made it at once. It is read from the primary: a replica a write behind
+ * would hand back, and have kept 30 s, the catalog as it was before a change this isolate made.
  */
 const recentCatalog = ttlCache<Product[]>(30_000, 1);
 const KEY = "catalog";
 
 /** The catalog, knowing every one of `names` (ids or aliases) if any product is named so. */
 export async function catalogKnowing(env: Env, names: readonly string[]): Promise<Product[]> {
-  const kept = (await recentCatalog(KEY, () => listProducts(env))) ?? [];
+  const kept = (await recentCatalog(KEY, () => listProducts(primaryOf(env)))) ?? [];
   if (names.every((name) => findProduct(kept, name))) return kept;
   recentCatalog.forget(KEY);
-  return (await recentCatalog(KEY, () => listProducts(env))) ?? [];
+  return (await recentCatalog(KEY, () => listProducts(primaryOf(env)))) ?? [];
 }
 
 /** The product ids `names` (ids or aliases) stand for; an unknown name stays as it is and matches nothing. */

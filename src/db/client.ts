@@ -15,6 +15,19 @@ export function database(env: Env): DrizzleD1Database {
 
 export type Database = ReturnType<typeof database>;
 
+/** Where a request's env (http/d1-session.ts) keeps the way to its primary env. */
+export const PRIMARY = Symbol("the request's env on the primary");
+
+/**
+ * The Worker's own env under a request's, whose `DB` goes to the primary: what must never be read
+ * from a replica a write behind and then kept (a credential just revoked, a product just changed).
+ * Outside a request (queues, cron, objects) the env already is the primary's.
+ */
+export function primaryOf(env: Env): Env {
+  const primary = (env as Env & { [PRIMARY]?: () => Env })[PRIMARY];
+  return primary ? primary() : env;
+}
+
 /** D1 binds at most 100 parameters to one statement; more fails the whole query. */
 export const D1_MAX_PARAMETERS = 100;
 

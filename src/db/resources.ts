@@ -5,13 +5,17 @@ import { resources } from "./schema";
 export type Resource = typeof resources.$inferSelect;
 export type NewResource = typeof resources.$inferInsert;
 
-/** Registers a resource, or updates its description if it exists: registration is idempotent. */
-export async function upsertResource(env: Env, input: NewResource): Promise<Resource> {
+/**
+ * Registers a resource, or updates its description if it exists: registration is idempotent. A
+ * registered resource keeps its service, checked in the statement that writes: undefined when it
+ * is registered to another service (a check read before it may have come from a replica behind).
+ */
+export async function upsertResource(env: Env, input: NewResource): Promise<Resource | undefined> {
   const { name, ...rest } = input;
   return database(env)
     .insert(resources)
     .values(input)
-    .onConflictDoUpdate({ target: resources.name, set: rest })
+    .onConflictDoUpdate({ target: resources.name, set: rest, setWhere: eq(resources.service, input.service) })
     .returning()
     .get();
 }

@@ -1,4 +1,4 @@
-import { eq } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import { database } from "./client";
 import { products, vendors } from "./schema";
 
@@ -32,6 +32,15 @@ export async function setSyndication(
     previousSecret?: string | null;
     previousSecretExpiresAt?: string | null;
   },
-): Promise<void> {
-  await database(env).update(products).set(changes).where(eq(products.id, productId)).run();
+  /** Only while the product is still this vendor's: it may have been given to another since it was read. */
+  ofVendor?: string,
+): Promise<boolean> {
+  const mine = ofVendor === undefined ? undefined : eq(products.vendorId, ofVendor);
+  const row = await database(env)
+    .update(products)
+    .set(changes)
+    .where(and(eq(products.id, productId), mine))
+    .returning({ id: products.id })
+    .get();
+  return row !== undefined;
 }

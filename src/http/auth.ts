@@ -1,8 +1,8 @@
+import { primaryOf } from "../db/client";
 import { type Credential, findCredential, type Principal, verifySecret } from "../db/credentials";
 import { parseToken } from "../domain/credentials";
 import { AppError } from "../domain/errors";
 import { ttlCache } from "../domain/ttl-cache";
-import { primaryOf } from "./d1-session";
 import type { Family } from "./family";
 import {
   clientAddress,

@@ -1,13 +1,17 @@
+import { PRIMARY } from "../db/client";
 import { badRequest } from "../domain/errors";
 import { logError } from "../domain/log";
 import type { Family } from "./family";
 
 /**
  * Reads from the nearest D1 replica (README, "Read replication"). Each request runs its D1 work in
- * one D1 session, opened the first time the request touches `env.DB`: from the bookmark the caller
- * sends in `X-D1-Bookmark`, else `first-unconstrained` for a read (any replica will do) and
- * `first-primary` for a write. The answer carries the latest bookmark the request saw, for the
- * caller's next request to start from: what it wrote, it then reads, from whichever replica.
+ * one D1 session, opened the first time the request touches `env.DB`: a read from the bookmark the
+ * caller sends in `X-D1-Bookmark`, else `first-unconstrained` (any replica will do); a write always
+ * on the primary, which is at least as new as any bookmark, since what a write reads decides what
+ * it writes (a resource's owner, an alias taken, the depletables a report drains), and a replica
+ * as new as the caller's bookmark may still miss another caller's write. The answer carries the
+ * latest bookmark the request saw, for the caller's next request to start from: what it wrote, it
+ * then reads, from whichever replica.
  *
  * The quota API is the exception: what it reads of D1 (the serial blocks and the index of pending
  * commissions) is written by the ledgers, outside any request's session, so it always starts on
@@ -121,8 +125,9 @@ class RequestSession implements RequestDatabase {
     private readonly start: string,
     private readonly read: boolean,
   ) {
-    const env = Object.create(requestPrototype(base)) as Carrier;
+    const env = Object.create(requestPrototype(base)) as Carrier & { [PRIMARY]: () => Env };
     env[SESSION] = this;
+    env[PRIMARY] = () => this.primary();
     this.env = env;
   }
 
@@ -212,14 +217,6 @@ class RequestSession implements RequestDatabase {
   }
 }
 
-/**
- * The Worker's own env under a request's (`requestDatabase`), whose `DB` goes to the primary:
- * what must never be read from a replica a write behind (a credential just revoked or re-issued).
- */
-export function primaryOf(env: Env): Env {
-  return (env as Partial<Carrier>)[SESSION]?.primary() ?? env;
-}
-
 /** The request's D1 session, from its `X-D1-Bookmark`: 400 if that is not a bookmark. */
 export function requestDatabase(request: Request, env: Env, family: Family): RequestDatabase {
   const given = request.headers.get(BOOKMARK_HEADER);
@@ -228,7 +225,7 @@ export function requestDatabase(request: Request, env: Env, family: Family): Req
     throw badRequest(`X-D1-Bookmark ${message}`, [{ point: "/headers/x-d1-bookmark", message }]);
   }
   const read = request.method === "GET" || request.method === "HEAD";
-  return family === "quota"
+  return family === "quota" || !read
     ? new RequestSession(env, given, "first-primary", read)
-    : new RequestSession(env, given, given ?? (read ? "first-unconstrained" : "first-primary"), read);
+    : new RequestSession(env, given, given ?? "first-unconstrained", read);
 }

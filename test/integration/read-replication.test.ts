@@ -277,7 +277,7 @@ describe("the request's D1 session", () => {
     expect(w.opened).toEqual(["first-unconstrained"]);
   });
 
-  it("starts a read anywhere, a write on the primary, and either from the bookmark sent", async () => {
+  it("starts a read anywhere or from the bookmark sent, a write always on the primary", async () => {
     const w = watched();
     const bookmark = await primaryNow();
     for (const [method, headers, expected] of [
@@ -286,7 +286,9 @@ describe("the request's D1 session", () => {
       ["POST", {}, "first-primary"],
       ["DELETE", {}, "first-primary"],
       ["GET", from(bookmark), bookmark],
-      ["POST", from(bookmark), bookmark],
+      // What a write reads decides what it writes: a replica as new as the bookmark may still miss
+      // another caller's write (write-checks-replica.test.ts). The bookmark is answered all the same.
+      ["POST", from(bookmark), "first-primary"],
     ] as const) {
       w.opened.length = 0;
       const d1 = requestDatabase(request(method, headers), w.env, "partner");

@@ -265,6 +265,14 @@ export const operatorRoutes = [
         service: body.service,
         allowInProjects: body.allow_in_projects,
       });
+      if (!r) {
+        // Registered to another service since the check read it (or the check read a replica behind).
+        const current = await findResource(env, params.name);
+        throw (
+          resourceOwnerRefusal(params.name, body.service, current) ??
+          new AppError("conflict", `resource ${params.name} belongs to another service: it keeps its service`)
+        );
+      }
       return { status: 200, body: resourceOut(r) };
     },
   }),
@@ -316,7 +324,7 @@ function partnerOut(p: Partner): v.InferOutput<typeof PartnerOut> {
   return { id: p.id, name: p.name, rate_limit: p.rateLimit, created_at: p.createdAt };
 }
 
-function resourceOut(r: Awaited<ReturnType<typeof upsertResource>>): v.InferOutput<typeof ResourceOut> {
+function resourceOut(r: Resource): v.InferOutput<typeof ResourceOut> {
   return {
     name: r.name,
     unit: r.unit,

@@ -75,6 +75,10 @@ async function manageable(env: Env, principal: Principal, productId: string) {
   return target;
 }
 
+/** A vendor changes a product only while it is still the product's vendor, checked as it writes. */
+const vendorGuard = (principal: Principal) =>
+  principal.role === "vendor" ? (principal.subjectId ?? "") : undefined;
+
 const ROTATION_GRACE_MS = 24 * 3_600_000;
 
 export const syndicationRoutes = [
@@ -164,7 +168,8 @@ export const syndicationRoutes = [
     errors: { conflict: "The product is not delivered by syndication" },
     async handle({ env, principal, params, body }) {
       await manageable(env, principal, params.id);
-      await setSyndication(env, params.id, { endpoint: body.endpoint });
+      if (!(await setSyndication(env, params.id, { endpoint: body.endpoint }, vendorGuard(principal))))
+        throw notFound(`product ${params.id} does not exist`);
       return { status: 200, body: { product: params.id, endpoint: body.endpoint } };
     },
   }),
@@ -184,11 +189,17 @@ export const syndicationRoutes = [
       const target = await manageable(env, principal, params.id);
       const secret = newSigningSecret();
       const expires = new Date(Date.now() + ROTATION_GRACE_MS).toISOString();
-      await setSyndication(env, params.id, {
-        signingSecret: secret,
-        previousSecret: target.signingSecret,
-        previousSecretExpiresAt: target.signingSecret ? expires : null,
-      });
+      const set = await setSyndication(
+        env,
+        params.id,
+        {
+          signingSecret: secret,
+          previousSecret: target.signingSecret,
+          previousSecretExpiresAt: target.signingSecret ? expires : null,
+        },
+        vendorGuard(principal),
+      );
+      if (!set) throw notFound(`product ${params.id} does not exist`);
       return {
         status: 200,
         body: {
