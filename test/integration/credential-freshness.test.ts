@@ -30,7 +30,7 @@ describe("the credential row authentication reads", () => {
           return typeof value === "function" ? value.bind(own) : value;
         },
       });
-    const watched = Object.assign(Object.create(env), { DB: watch(env.DB, "primary") }) as Env;
+    const watched = Object.create(env, { DB: { value: watch(env.DB, "primary") } }) as Env;
     const r = await call("GET", "/v1/customers", { token: key.token, env: watched });
     expect(r.status, r.text).toBe(200);
     const reads = seen.filter((s) => /from "credentials"/i.test(s.sql));
@@ -63,7 +63,7 @@ describe("the credential row authentication reads", () => {
         return typeof value === "function" ? value.bind(target) : value;
       },
     });
-    const lagging = Object.assign(Object.create(env), { DB: db }) as Env;
+    const lagging = Object.create(env, { DB: { value: db } }) as Env;
 
     await expectOk(call("DELETE", `/v1/credentials/${key.id}`, { token: t.partnerKey }));
     const first = await call("GET", "/v1/customers", { token: key.token, env: lagging });
