@@ -525,3 +525,38 @@ export function vendorEndpoints(answer: (url: URL) => Response = () => new Respo
   });
   afterAll(() => vi.restoreAllMocks());
 }
+
+/** A copy of `table` as it is now: a replica that has not applied what follows. */
+export async function snapshotOf(table: string): Promise<string> {
+  const name = `${table}_lag_${crypto.randomUUID().replace(/-/g, "")}`;
+  await env.DB.prepare(`CREATE TABLE "${name}" AS SELECT * FROM "${table}"`).run();
+  return name;
+}
+
+/**
+ * The Worker's bindings with a replica a write behind: a D1 session not started on the primary
+ * (from a bookmark, or `first-unconstrained`) reads `table` as `lagged` (`snapshotOf`). Writes go
+ * to the primary, as D1 sends them.
+ */
+export function replicaBehind(table: string, lagged: string): Env {
+  const behind = (session: D1DatabaseSession) =>
+    new Proxy(session, {
+      get(target, name) {
+        if (name === "prepare")
+          return (sql: string) =>
+            target.prepare(/^\s*select/i.test(sql) ? sql.replaceAll(`"${table}"`, `"${lagged}"`) : sql);
+        const value = Reflect.get(target, name);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+  const db = new Proxy(env.DB, {
+    get(target, name) {
+      if (name === "withSession")
+        return (start?: string) =>
+          start === "first-primary" ? target.withSession(start) : behind(target.withSession(start));
+      const value = Reflect.get(target, name);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return Object.create(env, { DB: { value: db } }) as Env;
+}

@@ -1,36 +1,13 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { call, expectOk, tenantWithCatalog, unique } from "../helpers";
+import { call, expectOk, replicaBehind, snapshotOf, tenantWithCatalog, unique } from "../helpers";
 
 /**
- * README "Catalog changes": a change to an existing product (its price) applies AT ONCE on the
- * instance that took the PUT. A GET on that instance (a list filtered by `resource`) reads the
- * catalog through its request's session, `first-unconstrained`: a replica that has not applied
- * the PUT yet hands back the old product, and the instance keeps it 30 s, pricing purchases with it.
+ * README "Catalog changes": a change to an existing product (its price) applies at once on the
+ * instance that took the PUT. A GET on that instance (a list filtered by `resource`) refills the
+ * catalog it keeps; its request's session may read a replica that has not applied the PUT yet, so
+ * the catalog is read from the primary (a review of 2026-12-03 found the old product kept 30 s
+ * and purchases priced with it).
  */
-
-/** A replica a write behind: it still reads the products as they were when `snapshot` was taken. */
-async function laggingEnv(snapshotTable: string): Promise<Env> {
-  const behind = (session: D1DatabaseSession) =>
-    new Proxy(session, {
-      get(target, name) {
-        if (name === "prepare")
-          return (sql: string) => target.prepare(sql.replace(/"products"/g, `"${snapshotTable}"`));
-        const value = Reflect.get(target, name);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
-  const db = new Proxy(env.DB, {
-    get(target, name) {
-      if (name === "withSession")
-        return (start?: string) =>
-          start === "first-unconstrained" ? behind(target.withSession(start)) : target.withSession(start);
-      const value = Reflect.get(target, name);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-  return Object.create(env, { DB: { value: db } }) as Env;
-}
 
 describe("the catalog an instance keeps after a PUT it took", () => {
   it("prices a purchase at the new price at once, whatever a replica says", async () => {
@@ -60,9 +37,7 @@ describe("the catalog an instance keeps after a PUT it took", () => {
       201,
     );
     // The replica: the catalog as it is now, before the price change.
-    const snapshot = `products_lag_${crypto.randomUUID().replace(/-/g, "")}`;
-    await env.DB.prepare(`CREATE TABLE "${snapshot}" AS SELECT * FROM products`).run();
-    const lagging = await laggingEnv(snapshot);
+    const lagging = replicaBehind("products", await snapshotOf("products"));
 
     await put("0.20"); // this instance takes the PUT: the change applies here at once
     // A list filtered by the product, on this instance, read from the replica.

@@ -5,7 +5,10 @@ import { setSyndication } from "../../src/db/vendors";
 import {
   call,
   expectOk,
+  replicaBehind,
+  snapshotOf,
   syndicatedProduct,
+  syndicatedProductBody,
   tenant,
   tenantWithCatalog,
   unique,
@@ -21,37 +24,6 @@ import {
  * 2026-12-03 found all of them deciding on the replica).
  */
 
-/** A snapshot of `table` as it is now: the replica, which has not applied what follows. */
-async function snapshot(table: string): Promise<string> {
-  const name = `${table}_lag_${crypto.randomUUID().replace(/-/g, "")}`;
-  await env.DB.prepare(`CREATE TABLE "${name}" AS SELECT * FROM "${table}"`).run();
-  return name;
-}
-
-/** The Worker's bindings, with a session started from a bookmark reading `table` as `lagged`. */
-function replicaBehind(table: string, lagged: string): Env {
-  const behind = (session: D1DatabaseSession) =>
-    new Proxy(session, {
-      get(target, name) {
-        if (name === "prepare")
-          return (sql: string) =>
-            target.prepare(/^\s*select/i.test(sql) ? sql.replaceAll(`"${table}"`, `"${lagged}"`) : sql);
-        const value = Reflect.get(target, name);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
-  const db = new Proxy(env.DB, {
-    get(target, name) {
-      if (name === "withSession")
-        return (start?: string) =>
-          start === "first-primary" ? target.withSession(start) : behind(target.withSession(start));
-      const value = Reflect.get(target, name);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-  return Object.create(env, { DB: { value: db } }) as Env;
-}
-
 describe("a write's check, sent with a bookmark a replica is as new as", () => {
   it("a registered resource keeps its service: another service answers 409, even from a replica behind", async () => {
     const a = await tenant({ customers: 0 });
@@ -62,7 +34,7 @@ describe("a write's check, sent with a bookmark a replica is as new as", () => {
       ?.service as string;
     expect(serviceA).toBeTruthy();
     expect(serviceB).toBeTruthy();
-    const lagged = await snapshot("resources");
+    const lagged = await snapshotOf("resources");
     const name = `${serviceA}.${unique("disk")}`.replace(/[^a-zA-Z0-9._-]/g, "-");
     const registered = await call("PUT", `/v1/resources/${name}`, {
       token: a.operator,
@@ -103,7 +75,7 @@ describe("a write's check, sent with a bookmark a replica is as new as", () => {
     const [first, second, alias] = [unique("p1"), unique("p2"), unique("alias")].map((s) =>
       s.replace(/[^a-z0-9-]/gi, "-").toLowerCase(),
     ) as [string, string, string];
-    const lagged = await snapshot("products");
+    const lagged = await snapshotOf("products");
     const put = await call("PUT", `/v1/products/${first}`, {
       token: t.operator,
       body: product(first, [alias]),
@@ -130,7 +102,7 @@ describe("a write's check, sent with a bookmark a replica is as new as", () => {
     });
     expect(seen.status, seen.text).toBe(200); // while it is the product's vendor
     const bookmark = seen.headers.get("x-d1-bookmark") as string;
-    const lagged = await snapshot("products");
+    const lagged = await snapshotOf("products");
 
     // The operator hands the (unsold) product to another vendor, with an endpoint and a secret of its own.
     const other = await expectOk(
@@ -140,17 +112,7 @@ describe("a write's check, sent with a bookmark a replica is as new as", () => {
     const moved = await expectOk(
       call("PUT", `/v1/products/${product}`, {
         token: t.operator,
-        body: {
-          name: "CRM seats",
-          kind: "license",
-          unit: "seat",
-          unit_price: "0.10",
-          currency: "EUR",
-          quota_resource: `stratus.${product}`,
-          delivery: "syndicated",
-          vendor: other.id,
-          endpoint: "https://new-vendor.example/hooks",
-        },
+        body: syndicatedProductBody(product, other.id, "https://new-vendor.example/hooks"),
       }),
     );
     expect(moved.vendor).toBe(other.id);
@@ -182,7 +144,7 @@ describe("a write's check, sent with a bookmark a replica is as new as", () => {
     const t = await tenantWithCatalog(1);
     const before = await call("GET", `/v1/customers/${t.customers[0]}`, { token: t.partnerKey });
     const bookmark = before.headers.get("x-d1-bookmark") as string;
-    const lagged = await snapshot("subscriptions");
+    const lagged = await snapshotOf("subscriptions");
     const bought = await expectOk(
       call("POST", "/v1/subscriptions", {
         token: t.partnerKey,
