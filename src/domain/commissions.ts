@@ -18,6 +18,24 @@ export type Decision = "accept" | "reject";
 export const RESOLVING = { accept: "accepting", reject: "rejecting" } as const;
 export const RESOLVED = { accept: "accepted", reject: "rejected" } as const;
 
+/** The steps that span several holders' ledgers. */
+type Step = "issuing" | "failing" | "accepting" | "rejecting";
+
+const FINISHED_AS: Readonly<Record<Step, { decision: Decision; final: CommissionState }>> = {
+  issuing: { decision: "reject", final: "failed" },
+  failing: { decision: "reject", final: "failed" },
+  accepting: { decision: "accept", final: "accepted" },
+  rejecting: { decision: "reject", final: "rejected" },
+};
+
+/**
+ * How a step whose request died is finished (by its home's alarm), null for a state that is no
+ * step: an issue never completed is rolled back, as its caller never learned the serial; a
+ * decided resolution is completed.
+ */
+export const stepFinish = (state: CommissionState): { decision: Decision; final: CommissionState } | null =>
+  Object.hasOwn(FINISHED_AS, state) ? FINISHED_AS[state as Step] : null;
+
 /** The longest commission name, in characters: what Astakos keeps (`Commission.name`). */
 export const MAX_COMMISSION_NAME = 4096;
 

@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { indexCommission, takeSerialBlock } from "../db/commissions";
-import { type CommissionState, type Decision, RESOLVED, RESOLVING } from "../domain/commissions";
+import { type CommissionState, type Decision, RESOLVED, RESOLVING, stepFinish } from "../domain/commissions";
 import { logError } from "../domain/log";
 import * as quota from "../domain/quota";
 import { recoveryBoundMs } from "../domain/recovery";
@@ -21,7 +21,6 @@ import { operationsQueue, type RecoveryRequest } from "./operations-queue";
 /** How long a step across ledgers may take before the alarm assumes its request died and finishes it. */
 const STALL_MS = 60_000;
 const INDEX_RETRY_MS = 5_000;
-const STEPS: ReadonlySet<CommissionState> = new Set(["issuing", "failing", "accepting", "rejecting"]);
 
 /**
  * One holder's quota ledger, and the home of the commissions whose first holder it is.
@@ -219,19 +218,22 @@ export class QuotaLedger extends DurableObject<Env> {
       await this.wakeIn(
         open + this.recoveryMs > Date.now() ? open + this.recoveryMs - Date.now() : this.recoveryMs,
       );
-    const unfinished = this.commissions.unfinished();
     const stalledBefore = Date.now() - STALL_MS;
     let later = false;
-    for (const listed of unfinished) {
+    for (const listed of this.commissions.unfinished()) {
       // Read again: finishing an earlier row awaited other ledgers, which let requests move this one on
       // (an issue across holders that was `issuing` may be pending, or accepted, by now).
       const row = this.commissions.record(listed.serial);
       if (!row) continue;
       // One row that cannot be finished now (another ledger down) keeps none of the others waiting.
       try {
-        if (!STEPS.has(row.state)) await this.project(row.serial);
+        const step = stepFinish(row.state);
+        if (!step) await this.project(row.serial);
         else if (row.updated_at > stalledBefore) later = true;
-        else await this.finishStalled(row);
+        else {
+          if (row.state === "issuing") this.commissions.move(row, "failing");
+          await this.finish(row.serial, step.decision, step.final);
+        }
       } catch (error) {
         logError("ledger.finish_failed", error, { serial: row.serial, state: row.state });
         later = true;
@@ -246,21 +248,6 @@ export class QuotaLedger extends DurableObject<Env> {
     const at = Date.now() + ms;
     const current = await this.ctx.storage.getAlarm();
     if (current === null || current > at) await this.ctx.storage.setAlarm(at);
-  }
-
-  /** An issue nobody finished is rolled back (its caller never learned the serial); a resolve is completed. */
-  private async finishStalled(row: CommissionRow): Promise<void> {
-    switch (row.state) {
-      case "issuing":
-        this.commissions.move(row, "failing");
-        return this.finish(row.serial, "reject", "failed");
-      case "failing":
-        return this.finish(row.serial, "reject", "failed");
-      case "accepting":
-        return this.finish(row.serial, "accept", "accepted");
-      case "rejecting":
-        return this.finish(row.serial, "reject", "rejected");
-    }
   }
 
   // ---- issuing ---------------------------------------------------------------------------------

@@ -340,12 +340,9 @@ export class Subscription extends SubscriptionMachine {
   }
 
   /**
-   * The record, with the place after it freed if the term reserved there was created failed, or
-   * is an extension reserved longer than the recovery bound ago and never created (its request
-   * died first): otherwise nothing could extend or renew the chain again. A renewal created failed
-   * (its attempt undone, by an undo that died before giving its place back) goes with its place,
-   * as that undo's `releaseNext` would have let it go: the next renewal plans with ids of its own.
-   * A renewal's place not created is left as it is: its own ids finish it.
+   * The record with the place after it freed once abandoned (`placeAbandoned`): otherwise nothing
+   * could extend or renew the chain again. A renewal created failed (its undo died before giving
+   * the place back) goes with it, as that undo would have let it go: the next plans anew.
    */
   private async withStalePlaceFreed(r: SubscriptionRecord): Promise<SubscriptionRecord> {
     if (!(await placeAbandoned(this.env, r, this.lookup))) return r;

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { blockOf, homeOf, SERIAL_BLOCK, serialIn } from "../../src/domain/commissions";
+import { blockOf, homeOf, SERIAL_BLOCK, serialIn, stepFinish } from "../../src/domain/commissions";
 
 describe("serials", () => {
   it("a serial names its block, and serials grow with the block and the offset", () => {
@@ -29,5 +29,16 @@ describe("homeOf", () => {
   it("is a ledger of the issuer's for a commission that holds nothing", () => {
     expect(homeOf([], "svc")).toBe("service:svc");
     expect(homeOf([], null)).toBe("service:stratus");
+  });
+});
+
+describe("stepFinish: a step across ledgers whose request died", () => {
+  it("rolls an issue back, completes a decision, and is no step for a settled or pending commission", () => {
+    expect(stepFinish("issuing")).toEqual({ decision: "reject", final: "failed" });
+    expect(stepFinish("failing")).toEqual({ decision: "reject", final: "failed" });
+    expect(stepFinish("accepting")).toEqual({ decision: "accept", final: "accepted" });
+    expect(stepFinish("rejecting")).toEqual({ decision: "reject", final: "rejected" });
+    for (const state of ["pending", "accepted", "rejected", "failed"] as const)
+      expect(stepFinish(state)).toBeNull();
   });
 });
