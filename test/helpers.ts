@@ -535,16 +535,15 @@ export async function snapshotOf(table: string): Promise<string> {
 
 /**
  * The Worker's bindings with a replica a write behind: a D1 session not started on the primary
- * (from a bookmark, or `first-unconstrained`) reads `table` as `lagged` (`snapshotOf`). Writes go
+ * (from a bookmark, or `first-unconstrained`) runs its reads as `read` rewrites them. Writes go
  * to the primary, as D1 sends them.
  */
-export function replicaBehind(table: string, lagged: string): Env {
+export function replicaReading(read: (sql: string) => string): Env {
   const behind = (session: D1DatabaseSession) =>
     new Proxy(session, {
       get(target, name) {
         if (name === "prepare")
-          return (sql: string) =>
-            target.prepare(/^\s*select/i.test(sql) ? sql.replaceAll(`"${table}"`, `"${lagged}"`) : sql);
+          return (sql: string) => target.prepare(/^\s*select/i.test(sql) ? read(sql) : sql);
         const value = Reflect.get(target, name);
         return typeof value === "function" ? value.bind(target) : value;
       },
@@ -560,3 +559,7 @@ export function replicaBehind(table: string, lagged: string): Env {
   });
   return Object.create(env, { DB: { value: db } }) as Env;
 }
+
+/** `replicaReading` where `table` is still `lagged` (`snapshotOf`). */
+export const replicaBehind = (table: string, lagged: string): Env =>
+  replicaReading((sql) => sql.replaceAll(`"${table}"`, `"${lagged}"`));

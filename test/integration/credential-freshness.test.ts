@@ -1,6 +1,6 @@
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { call, expectOk, tenant } from "../helpers";
+import { call, expectOk, replicaReading, tenant } from "../helpers";
 
 /**
  * A credential's row as authentication reads it (README, "Credentials"): from the primary, never
@@ -45,25 +45,7 @@ describe("the credential row authentication reads", () => {
       201,
     );
     // A replica that has not applied the revocation yet: it reads the row as it was before it.
-    const behind = (session: D1DatabaseSession) =>
-      new Proxy(session, {
-        get(target, name) {
-          if (name === "prepare")
-            return (sql: string) => target.prepare(sql.replace(/"credentials"\."revoked_at"/g, "NULL"));
-          const value = Reflect.get(target, name);
-          return typeof value === "function" ? value.bind(target) : value;
-        },
-      });
-    const db = new Proxy(env.DB, {
-      get(target, name) {
-        if (name === "withSession")
-          return (start?: string) =>
-            start === "first-unconstrained" ? behind(target.withSession(start)) : target.withSession(start);
-        const value = Reflect.get(target, name);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
-    const lagging = Object.create(env, { DB: { value: db } }) as Env;
+    const lagging = replicaReading((sql) => sql.replace(/"credentials"\."revoked_at"/g, "NULL"));
 
     await expectOk(call("DELETE", `/v1/credentials/${key.id}`, { token: t.partnerKey }));
     const first = await call("GET", "/v1/customers", { token: key.token, env: lagging });

@@ -104,6 +104,17 @@ async function renewalLeftUnordered(t: Tenant, id: string, at: Date) {
   };
 }
 
+/** A due term whose first renewal attempt was undone by an undo that died before giving its place back. */
+async function renewalUndoDiedHoldingPlace() {
+  const t = await tenantWithCatalog(1, 100);
+  const term = await dueTerm(t);
+  const attempt = await renewalLeftUnordered(t, term.id, term.before);
+  await expect(
+    recoverPurchase(shardsHeld("releaseNext", { dies: true }).env, attempt, new Date()),
+  ).rejects.toThrow("died");
+  return { t, ...term };
+}
+
 describe("a renewal", () => {
   it("waits for its term's purchase to take effect, and follows nothing the sweep undid", async () => {
     const t = await tenantWithCatalog(1, 100);
@@ -155,12 +166,7 @@ describe("a renewal", () => {
   });
 
   it("whose undo died before giving its place back is planned again, and renews the term once", async () => {
-    const t = await tenantWithCatalog(1, 100);
-    const { id, before, over } = await dueTerm(t);
-    const attempt = await renewalLeftUnordered(t, id, before);
-    await expect(
-      recoverPurchase(shardsHeld("releaseNext", { dies: true }).env, attempt, new Date()),
-    ).rejects.toThrow("died");
+    const { t, id, before, over } = await renewalUndoDiedHoldingPlace();
     await deliver([{ subscription: id, at: before.toISOString() }]);
     await recoverAll(t);
     await deliver([{ subscription: id, at: over.toISOString() }]);
@@ -176,12 +182,7 @@ describe("a renewal", () => {
   });
 
   it("whose undo died before giving its place back leaves the place to an extension by hand", async () => {
-    const t = await tenantWithCatalog(1, 100);
-    const { id, before, over } = await dueTerm(t);
-    const attempt = await renewalLeftUnordered(t, id, before);
-    await expect(
-      recoverPurchase(shardsHeld("releaseNext", { dies: true }).env, attempt, new Date()),
-    ).rejects.toThrow("died");
+    const { t, id, over } = await renewalUndoDiedHoldingPlace();
     // Before, the extension found the place taken, walked on to the failed renewal, found it
     // created and tried again, a thousand times (some 5,000 object calls), then answered 409:
     // its 50th read dies here.

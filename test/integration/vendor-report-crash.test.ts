@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
+import { abandonOverduePurchases, VENDOR_DEADLINE_MS } from "../../src/app/operations";
 import { armFault, disarmFaults } from "../../src/domain/faults";
 import { recoveryBoundMs } from "../../src/domain/recovery";
 import { ledgerOf } from "../../src/objects/quota-ledger";
@@ -127,4 +128,38 @@ describe("a vendor's report whose request dies before the decision", () => {
       await expectBooksBalance(t);
     });
   }
+});
+
+/**
+ * A syndicated purchase whose vendor reports DEPLOYED just before the 7-day deadline, the run that
+ * report began dying before the decision (so the operation is `running`, no longer `waiting`, left
+ * to the stalled-operation sweep). The cron's next run, a minute later, is past the deadline: its
+ * overdue-purchase step must not undo a purchase whose vendor did report in time (a review of
+ * 2026-12-03 found it undone, 424).
+ */
+describe("a vendor that reported DEPLOYED before the deadline", () => {
+  it("is not undone by the deadline sweep as 'the vendor did not provision within 7 days'", async () => {
+    const { t, product, location, report, id } = await waitingPurchase();
+    // Accepted 7 days ago less two minutes: the vendor reports just in time.
+    const accepted = new Date(Date.now() - VENDOR_DEADLINE_MS + 120_000).toISOString();
+    await env.DB.prepare("UPDATE operations SET created_at = ? WHERE op_ref = ?")
+      .bind(accepted, location.split("/").at(-1))
+      .run();
+    // The run the report began dies before the decision (as does any run until the cron below).
+    armFault("operation.started", 50);
+    expect((await report("DEPLOYED")).status).toBe(200);
+    // The cron, three minutes later: past the deadline.
+    await abandonOverduePurchases(env, new Date(Date.now() + 180_000));
+    disarmFaults();
+    await recoverAll(t);
+    const final = await call("GET", location, { token: t.partnerKey });
+    const sub = await expectOk(call("GET", `/v1/subscriptions/${id}`, { token: t.partnerKey }));
+    expect({ status: final.status, detail: final.body?.detail, ended_at: sub.ended_at }).toEqual({
+      status: 201,
+      detail: undefined,
+      ended_at: null,
+    });
+    expect(await usageOf(t, 0, product)).toMatchObject({ usage: 3, pending: 0 });
+    await expectBooksBalance(t);
+  });
 });
