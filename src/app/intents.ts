@@ -106,10 +106,17 @@ export interface Intent {
 export interface Journal {
   record(intent: Intent): Promise<void>;
   /**
-   * The id of what the request creates, chosen once and recorded with the key before anything is
-   * created: a retry of a request that died creates (or finds) the same thing, never a second.
+   * A choice the request makes once (the id of what it creates, the membership it removes),
+   * recorded with the key before anything is done: a retry of a request that died makes the same
+   * one, never another.
    */
-  newId(): Promise<string>;
+  choose(make: () => Promise<string>): Promise<Choice>;
+}
+
+/** `recalled`: the choice is an earlier attempt's, whose work may be done already. */
+export interface Choice {
+  value: string;
+  recalled: boolean;
 }
 
 const journals = new WeakMap<Request, Journal>();
@@ -121,7 +128,12 @@ export function keepJournal(request: Request, journal: Journal): void {
 
 export const journalOf = (request: Request): Journal | undefined => journals.get(request);
 
-/** The id of what `request` creates: recorded with its Idempotency-Key when it has one. */
-export function newIdFor(request: Request): Promise<string> {
-  return journalOf(request)?.newId() ?? Promise.resolve(uuidv7());
+/** `make`'s value for `request`: recorded with its Idempotency-Key when it has one. */
+export async function choiceFor(request: Request, make: () => Promise<string>): Promise<Choice> {
+  return (await journalOf(request)?.choose(make)) ?? { value: await make(), recalled: false };
+}
+
+/** The id of what `request` creates. */
+export async function newIdFor(request: Request): Promise<string> {
+  return (await choiceFor(request, async () => uuidv7())).value;
 }

@@ -7,6 +7,7 @@ import { AppError, badRequest, notFound } from "../domain/errors";
 import { BASE_SOURCE, memberSource, OWN_SOURCE, projectLedger } from "../domain/holders";
 import type { HoldingView } from "../objects/ledger-holdings";
 import { ledgerOf } from "../objects/quota-ledger";
+import { choiceFor } from "./intents";
 
 /**
  * Projects as the operator and partners manage them (domain/holders.ts): membership in D1, every
@@ -80,15 +81,26 @@ export async function join(env: Env, project: ProjectView, customerId: string): 
  * still that membership's, so a removal that comes late, after the customer joined again, ends
  * nothing of the new membership (before, it closed the new member's ledger, or, closing it a
  * second time after the row went, the ledger of a customer that had joined again meanwhile).
+ * Under an Idempotency-Key the membership removed is recorded with the key: a retry of a removal
+ * that died after taking the row answers as the removal did (before, 404).
  */
-export async function leave(env: Env, project: ProjectView, customerId: string): Promise<void> {
+export async function leave(
+  env: Env,
+  request: Request,
+  project: ProjectView,
+  customerId: string,
+): Promise<void> {
   notOfBase(project);
   const notMember = () => notFound(`customer ${customerId} is not a member of project ${project.id}`);
-  const generation = await memberGeneration(env, project.id, customerId);
-  if (generation === null) throw notMember();
+  const { value: generation, recalled } = await choiceFor(request, async () => {
+    const found = await memberGeneration(env, project.id, customerId);
+    if (found === null) throw notMember();
+    return found;
+  });
   await ledgerOf(env, customerId).closeSource(memberSource(customerId, project.id), generation);
-  // Another removal may have taken the row meanwhile: that one answers it.
-  if (!(await removeMember(env, project.id, customerId, generation))) throw notMember();
+  // Another removal may have taken the row meanwhile: that one answers it, unless it was this
+  // request's own first attempt.
+  if (!(await removeMember(env, project.id, customerId, generation)) && !recalled) throw notMember();
 }
 
 /**

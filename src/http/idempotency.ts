@@ -13,7 +13,6 @@ import {
 } from "../db/idempotency";
 import { AppError, badRequest } from "../domain/errors";
 import { fault } from "../domain/faults";
-import { uuidv7 } from "../domain/ids";
 import { resume } from "./operations";
 import { problemResponse } from "./problem";
 import { render } from "./reply";
@@ -124,11 +123,11 @@ async function runClaimed(
     async record(intent) {
       await commit(intent as unknown as Record<string, unknown>);
     },
-    async newId() {
-      if (earlier?.created) return earlier.created;
-      const id = uuidv7();
-      await commit({ created: id });
-      return id;
+    async choose(make) {
+      if (earlier?.created) return { value: earlier.created, recalled: true };
+      const value = await make();
+      await commit({ created: value });
+      return { value, recalled: false };
     },
   });
   // Work recorded as a payload is resumed as it is; a create runs its handler again, which finds

@@ -1,4 +1,5 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
+import { armFault, disarmFaults } from "../../src/domain/faults";
 import { call, expectOk, ledgersHeld, type Tenant, tenant } from "../helpers";
 
 /**
@@ -112,6 +113,60 @@ describe("a removal whose ledger call failed", () => {
     // What it holds it still releases, as any removed member.
     expect((await take(t, b, p, -1)).status).toBe(201);
     expect(await memberHolding(t, a, p)).toMatchObject({ usage: 0, project_usage: 0 });
+  });
+});
+
+describe("a keyed removal whose answer was lost", () => {
+  afterEach(disarmFaults);
+
+  it("answers its retry as it answered: 204, not 404, and nothing more is removed", async () => {
+    const t = await tenant({ customers: 2, limit: 10 });
+    const [a, b] = t.customers as [string, string];
+    const p = await project(t, [a, b], 10, 3);
+    const remove = () =>
+      call("DELETE", `/v1/projects/${p}/members/${b}`, {
+        token: t.partnerKey,
+        headers: { "idempotency-key": "remove-b" },
+      });
+    // The removal takes effect; its answer is lost.
+    armFault("request.answered");
+    expect((await remove()).status).toBe(500);
+    expect(await membersOf(t, p)).toEqual([a]);
+    const retried = await remove();
+    // Before, the retry ran the removal afresh, found no member and answered 404.
+    expect(retried.status, retried.text).toBe(204);
+    expect(retried.headers.get("idempotent-replayed")).toBe("true");
+    const again = await remove();
+    expect(again.status).toBe(204);
+    expect(await memberHolding(t, b, p)).toMatchObject({ limit: 0 });
+    // Another removal, without the key, of a customer no longer a member: 404 as before.
+    expect((await call("DELETE", `/v1/projects/${p}/members/${b}`, { token: t.partnerKey })).status).toBe(
+      404,
+    );
+  });
+
+  it("leaves a member added again after it alone", async () => {
+    const t = await tenant({ customers: 2, limit: 10 });
+    const [a, b] = t.customers as [string, string];
+    const p = await project(t, [a, b], 10, 3);
+    const remove = () =>
+      call("DELETE", `/v1/projects/${p}/members/${b}`, {
+        token: t.partnerKey,
+        headers: { "idempotency-key": "remove-b-once" },
+      });
+    armFault("request.answered");
+    expect((await remove()).status).toBe(500);
+    await expectOk(call("POST", `/v1/projects/${p}/members`, { token: t.partnerKey, body: { customer: b } }));
+    await expectOk(
+      call("PUT", `/v1/projects/${p}/members/${b}/quotas`, {
+        token: t.partnerKey,
+        body: { resource: t.resources[0], limit: 2 },
+      }),
+    );
+    expect((await remove()).status).toBe(204);
+    // The retry removed the membership its first attempt did, not the new one.
+    expect(await membersOf(t, p)).toEqual([a, b].sort());
+    expect(await memberHolding(t, b, p)).toMatchObject({ limit: 2 });
   });
 });
 

@@ -137,8 +137,8 @@ export const projectRoutes = [
       not_found: "No such project, or the customer is not a member",
       conflict: "A base project: its only member is its customer",
     },
-    async handle({ env, principal, params }) {
-      await leave(env, await visibleProject(env, principal, params.id), params.customer);
+    async handle({ env, request, principal, params }) {
+      await leave(env, request, await visibleProject(env, principal, params.id), params.customer);
       return { status: 204 };
     },
   }),
