@@ -106,4 +106,23 @@ describe("a key issued again under its Idempotency-Key", () => {
     const replaced = (await call("GET", "/v1/orders", { token: first.token })).status;
     expect({ now, replaced }).toEqual({ now: 200, replaced: 401 });
   });
+
+  it("stops the secret it replaces at once on this instance, even before the new one is presented", async () => {
+    const t = await tenant({ customers: 1 });
+    const issue = () =>
+      call("POST", `/v1/customers/${t.customers[0]}/api-keys`, {
+        token: t.partnerKey,
+        body: {},
+        headers: { "idempotency-key": "reissue-2" },
+      });
+    const first = await expectOk(issue(), 201);
+    // Used once: this instance keeps its row and the secret it verified.
+    expect((await call("GET", "/v1/orders", { token: first.token })).status).toBe(200);
+    const second = await expectOk(issue(), 201);
+    expect(second.id).toBe(first.id);
+    // The lost secret first: the kept row must not let it in for its remaining 30 s.
+    const replaced = (await call("GET", "/v1/orders", { token: first.token })).status;
+    const now = (await call("GET", "/v1/orders", { token: second.token })).status;
+    expect({ replaced, now }).toEqual({ replaced: 401, now: 200 });
+  });
 });

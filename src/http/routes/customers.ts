@@ -3,7 +3,6 @@ import { owningPartner } from "../../app/acting";
 import { visibleCustomer } from "../../app/customers";
 import { newIdFor } from "../../app/intents";
 import { scopeOf } from "../../app/reads";
-import { issueCredential } from "../../db/credentials";
 import {
   type Customer,
   countCustomers,
@@ -24,6 +23,7 @@ import {
   UpdateCustomer,
 } from "../../schemas/customers";
 import { HoldingOut, HoldingsOut, SetLimit } from "../../schemas/operator";
+import { issueAnew } from "../auth";
 import { ifMatch, preconditionFailed, tagged } from "../conditional";
 import * as examples from "../examples";
 import { type PageWindow, pagedAnswer, pageWindow, toPage } from "../pagination";
@@ -68,7 +68,7 @@ function customerCredentialRoute(
     },
     async handle({ env, request, principal, params, body }) {
       const c = await visibleCustomer(env, principal, params.id);
-      const token = await issueCredential(env, {
+      const token = await issueAnew(env, {
         id: await newIdFor(request),
         role,
         partnerId: c.partnerId,

@@ -1,6 +1,6 @@
 import type * as v from "valibot";
 import { newIdFor } from "../../app/intents";
-import { issueCredential, revokeCredential } from "../../db/credentials";
+import { revokeCredential } from "../../db/credentials";
 import {
   createPartner,
   createService,
@@ -26,7 +26,7 @@ import {
   UpdatePartner,
 } from "../../schemas/operator";
 import { NoParameters } from "../../schemas/pagination";
-import { forgetCredential, forgetPartnerCredentials } from "../auth";
+import { forgetCredential, forgetPartnerCredentials, issueAnew } from "../auth";
 import { tagged } from "../conditional";
 import * as examples from "../examples";
 import { ETAG, LOCATION } from "../reply";
@@ -122,7 +122,7 @@ export const operatorRoutes = [
     },
     async handle({ env, request, params, body }) {
       if (!(await findPartner(env, params.id))) throw notFound(`partner ${params.id} does not exist`);
-      const key = await issueCredential(env, {
+      const key = await issueAnew(env, {
         id: await newIdFor(request),
         role: "partner",
         partnerId: params.id,
@@ -229,7 +229,7 @@ export const operatorRoutes = [
     async handle({ env, request, params, body }) {
       const service = await findService(env, params.id);
       if (!service) throw notFound(`service ${params.id} does not exist`);
-      const token = await issueCredential(env, {
+      const token = await issueAnew(env, {
         id: await newIdFor(request),
         role: "service",
         partnerId: service.partnerId,

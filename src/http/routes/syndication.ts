@@ -1,7 +1,7 @@
 import type * as v from "valibot";
 import { newIdFor } from "../../app/intents";
 import { redeliver } from "../../app/webhooks";
-import { issueCredential, type Principal } from "../../db/credentials";
+import type { Principal } from "../../db/credentials";
 import { createVendor, findVendor, setSyndication, type Vendor } from "../../db/vendors";
 import {
   attemptsOf,
@@ -29,6 +29,7 @@ import {
   SecretOut,
   VendorOut,
 } from "../../schemas/syndication";
+import { issueAnew } from "../auth";
 import { tagged } from "../conditional";
 import * as examples from "../examples";
 import { type PageWindow, pagedAnswer, pageWindow, toPage } from "../pagination";
@@ -138,7 +139,7 @@ export const syndicationRoutes = [
     },
     async handle({ env, request, params, body }) {
       if (!(await findVendor(env, params.id))) throw notFound(`vendor ${params.id} does not exist`);
-      const token = await issueCredential(env, {
+      const token = await issueAnew(env, {
         id: await newIdFor(request),
         role: "vendor",
         partnerId: null,
