@@ -7,6 +7,7 @@ import type { Scope } from "../domain/scope";
 import { type SubscriptionRecord, termPriceMinor } from "../domain/subscriptions";
 import { subscriptionObject } from "../objects/subscription-object";
 import { catalogKnowing } from "./catalog";
+import type { AcceptedPrice } from "./intents";
 import { visibleRecord } from "./reads";
 import { settleOpenPurchase } from "./recovery";
 import { buy, unwrap } from "./subscriptions";
@@ -68,6 +69,8 @@ export async function extend(
     operationRef?: string;
     chargeKind?: TermChargeKind;
     fresh?: boolean;
+    /** The price the extension was accepted at (`acceptedPrice`); absent: the catalog's now. */
+    price?: AcceptedPrice;
   } = {},
 ): Promise<SubscriptionRecord> {
   let last = options.from ?? (await visibleRecord(env, scope, id));
@@ -102,7 +105,9 @@ export async function extend(
       renewal && last.endTime !== null ? new Date(Math.min(now.getTime(), Date.parse(last.endTime))) : now;
     let planned: PlannedSubscription;
     try {
-      planned = made ? plannedAs(made, last) : plannedAfter(last, await priced(env, last), input, from);
+      planned = made
+        ? plannedAs(made, last)
+        : plannedAfter(last, await priced(env, last, options.price), input, from);
     } catch (error) {
       // Refused with the place already reserved under these ids (an earlier attempt, a keyed
       // request or an operation, died after reserving it, and the chain was cancelled since):
@@ -238,14 +243,24 @@ function plannedAs(made: SubscriptionRecord, last: SubscriptionRecord): PlannedS
 }
 
 /**
- * The product a new term of `last`'s chain is bought as: at the catalog's price today, as any
- * purchase and the calculator price it (an extension is "just another subscription"), with the
- * chain's quota resource and delivery, which its hold and its vendor follow.
+ * The price a new term of `record`'s chain is bought at now: the catalog's today, as any purchase
+ * and the calculator price it (an extension is "just another subscription"); the price its term
+ * was bought at if its product is no longer in the catalog. An extension answered 202, or
+ * resumed by its key, records it when it is accepted, and is charged it whenever it runs.
  */
-async function priced(env: Env, last: SubscriptionRecord): Promise<Product> {
-  const current = findProduct(await catalogKnowing(env, [last.product]), last.product);
-  const bought = productOf(last);
-  return current ? { ...bought, unitPriceMinor: current.unitPriceMinor, currency: current.currency } : bought;
+export async function acceptedPrice(env: Env, record: SubscriptionRecord): Promise<AcceptedPrice> {
+  const current = findProduct(await catalogKnowing(env, [record.product]), record.product);
+  const { unitPriceMinor, currency } = current ?? record;
+  return { unitPriceMinor, currency };
+}
+
+/**
+ * The product a new term of `last`'s chain is bought as: at `price` (as accepted; by default the
+ * catalog's now, `acceptedPrice`), with the chain's quota resource and delivery, which its hold
+ * and its vendor follow.
+ */
+async function priced(env: Env, last: SubscriptionRecord, price?: AcceptedPrice): Promise<Product> {
+  return { ...productOf(last), ...(price ?? (await acceptedPrice(env, last))) };
 }
 
 /** The product as the subscription bought it: prices and resources do not change under it. */

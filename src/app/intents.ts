@@ -11,6 +11,12 @@ import type { PurchaseIds } from "./subscriptions";
  * first run did instead of doing it twice.
  */
 
+/** A product's price as an extension was accepted at: what every run of it charges (`acceptedPrice`). */
+export interface AcceptedPrice {
+  unitPriceMinor: number;
+  currency: string;
+}
+
 export type StoredObject = Omit<PurchaseObject, "start_time" | "end_time"> & {
   start_time?: string;
   end_time?: string;
@@ -60,6 +66,11 @@ export type OperationPayload = { customerId?: string } & (
       period?: string;
       endTime?: string;
       ids: { subscription: string; order: string };
+      /**
+       * The product's price when the extension was accepted: every run charges it, whatever the
+       * catalog says by then (absent: recorded before this was kept, priced when it runs).
+       */
+      price?: AcceptedPrice;
     }
   | {
       kind: "auto_renew";

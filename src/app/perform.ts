@@ -178,6 +178,7 @@ export async function perform(
         at,
         {
           ...(opRef ? { operationRef: opRef } : {}),
+          ...(payload.price ? { price: payload.price } : {}),
         },
       );
       return one(env, extension, at);

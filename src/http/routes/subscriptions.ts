@@ -1,7 +1,7 @@
 import type * as v from "valibot";
 import { actingPartner, requireCustomers, withCustomers } from "../../app/acting";
 import { productIdsNamed } from "../../app/catalog";
-import { extensionTerm } from "../../app/extend";
+import { acceptedPrice, extensionTerm } from "../../app/extend";
 import { storedObject } from "../../app/perform";
 import {
   chainAutoRenew,
@@ -348,6 +348,8 @@ export const subscriptionRoutes = [
             ...(body.period !== undefined ? { period: body.period } : {}),
             ...(body.end_time !== undefined ? { endTime: body.end_time.toISOString() } : {}),
             ids: { subscription: subscriptionIdBeside(record.id), order: uuidv7() },
+            // Charged whenever it runs: queued, or resumed by its key after a price change.
+            price: await acceptedPrice(env, record),
           });
         case "auto_renew":
           // A toggle is decided now, so running the operation twice sets rather than flips twice;
