@@ -107,7 +107,7 @@ export async function extend(
     try {
       planned = made
         ? plannedAs(made, last)
-        : plannedAfter(last, await priced(env, last, options.price), input, from);
+        : plannedAfter(last, options.price ?? (await acceptedPrice(env, last)), input, from);
     } catch (error) {
       // Refused with the place already reserved under these ids (an earlier attempt, a keyed
       // request or an operation, died after reserving it, and the chain was cancelled since):
@@ -198,13 +198,19 @@ export async function setAutoRenew(
   return record;
 }
 
-/** The next term after `last`, or the 4xx saying why there is none (`extensionTerm`). */
-function plannedAfter(
+/**
+ * The next term after `last` at `price`, bought as the chain's product (its quota resource and
+ * delivery, which its hold and its vendor follow), or the 4xx saying why there is none
+ * (`extensionTerm`, or a term that would cost more than one may). Requests check it before
+ * accepting an extension; the extension plans it again on the chain's actual last subscription.
+ */
+export function plannedAfter(
   last: SubscriptionRecord,
-  product: Product,
+  price: AcceptedPrice,
   input: { period?: string; end_time?: Date },
   now: Date,
 ): PlannedSubscription {
+  const product: Product = { ...productOf(last), ...price };
   const { start, end, period, createdWith } = extensionTerm(last, input, now);
   const priceMinor = termPriceMinor(product, last.amount, start, end);
   const refusal = priceRefusal(priceMinor);
@@ -252,15 +258,6 @@ export async function acceptedPrice(env: Env, record: SubscriptionRecord): Promi
   const current = findProduct(await catalogKnowing(env, [record.product]), record.product);
   const { unitPriceMinor, currency } = current ?? record;
   return { unitPriceMinor, currency };
-}
-
-/**
- * The product a new term of `last`'s chain is bought as: at `price` (as accepted; by default the
- * catalog's now, `acceptedPrice`), with the chain's quota resource and delivery, which its hold
- * and its vendor follow.
- */
-async function priced(env: Env, last: SubscriptionRecord, price?: AcceptedPrice): Promise<Product> {
-  return { ...productOf(last), ...(price ?? (await acceptedPrice(env, last))) };
 }
 
 /** The product as the subscription bought it: prices and resources do not change under it. */

@@ -145,3 +145,63 @@ describe("an extension whose product's price changes before it runs", () => {
     await expectBooksBalance(t);
   });
 });
+
+describe("an extension that would cost more than one term may", () => {
+  it("answers 400 at once when asked 202 too, and accepts no operation", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const product = unique("big");
+    await expectOk(
+      call("PUT", `/v1/resources/stratus.${product}`, {
+        token: t.operator,
+        body: { service: "stratus", unit: "GB" },
+      }),
+    );
+    await expectOk(
+      call("PUT", `/v1/products/${product}`, {
+        token: t.operator,
+        body: {
+          name: product,
+          kind: "timed",
+          unit: "GB",
+          unit_price: "1000.00",
+          currency: "EUR",
+          quota_resource: `stratus.${product}`,
+          aliases: [],
+        },
+      }),
+    );
+    await expectOk(
+      call("PUT", `/v1/customers/${t.customers[0]}/quotas`, {
+        token: t.operator,
+        body: { resource: `stratus.${product}`, limit: 10_000 },
+      }),
+    );
+    const first = (
+      await expectOk(
+        call("POST", "/v1/subscriptions/", {
+          token: t.partnerKey,
+          body: {
+            objects: [{ customer: t.customers[0], amount: 10_000, period: "1 week", resource: product }],
+          },
+        }),
+        201,
+      )
+    ).objects[0] as { id: string };
+    const extendIt = (headers: Record<string, string>) =>
+      call("POST", `/v1/subscriptions/${first.id}/action/?do=extend`, {
+        token: t.partnerKey,
+        body: { end_time: "3100-01-01T12:00:00Z" },
+        headers,
+      });
+    const now = await extendIt({});
+    expect(now.status, now.text).toBe(400);
+    const queued = await extendIt({ prefer: "respond-async" });
+    expect({ status: queued.status, points: queued.body.errors }).toEqual({
+      status: 400,
+      points: now.body.errors,
+    });
+    const operations = await expectOk(call("GET", "/v1/operations", { token: t.partnerKey }));
+    expect(operations.objects).toEqual([]);
+    await expectBooksBalance(t);
+  });
+});

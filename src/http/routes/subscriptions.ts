@@ -1,7 +1,7 @@
 import type * as v from "valibot";
 import { actingPartner, requireCustomers, withCustomers } from "../../app/acting";
 import { productIdsNamed } from "../../app/catalog";
-import { acceptedPrice, extensionTerm } from "../../app/extend";
+import { acceptedPrice, plannedAfter } from "../../app/extend";
 import { storedObject } from "../../app/perform";
 import {
   chainAutoRenew,
@@ -338,19 +338,22 @@ export const subscriptionRoutes = [
         subscription: record.id,
       };
       switch (query.do) {
-        case "extend":
-          // Checked before it is accepted on the chain's last term only: a term something follows
-          // is not what is extended (the chain is walked to its end, which checks it then).
-          if (record.nextId === null) extensionTerm(record, body, at);
+        case "extend": {
+          // Charged whenever it runs: queued, or resumed by its key after a price change.
+          const price = await acceptedPrice(env, record);
+          // Checked before it is accepted (its term, and what it would cost) on the chain's last
+          // term only: a term something follows is not what is extended (the chain is walked to
+          // its end, which checks it then).
+          if (record.nextId === null) plannedAfter(record, price, body, at);
           return respond(env, request, {
             kind: "extend",
             ...common,
             ...(body.period !== undefined ? { period: body.period } : {}),
             ...(body.end_time !== undefined ? { endTime: body.end_time.toISOString() } : {}),
             ids: { subscription: subscriptionIdBeside(record.id), order: uuidv7() },
-            // Charged whenever it runs: queued, or resumed by its key after a price change.
-            price: await acceptedPrice(env, record),
+            price,
           });
+        }
         case "auto_renew":
           // A toggle is decided now, so running the operation twice sets rather than flips twice;
           // it flips the chain's flag, the one that decides its renewal.
