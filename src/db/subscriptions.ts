@@ -81,10 +81,14 @@ const projectionUpsert = builtOnce((db) => {
 
 const s = subscriptions;
 
-/** Whether an older depletable of the row named `row`'s customer and product is not used up. */
+/**
+ * Whether an older depletable of the row named `row`'s customer and product is not used up. Only
+ * a depletable queues one: a subscription of the product bought as another kind, before the
+ * operator made it depletable, is used in its term and never drained.
+ */
 const olderDepletableInUse = (row: string) => `exists (select 1 from subscriptions older
   where older.customer_id = ${row}.customer_id and older.product = ${row}.product
-    and older.ended_at is null and older.id < ${row}.id)`;
+    and older.kind = 'depletable' and older.ended_at is null and older.id < ${row}.id)`;
 
 const OLDER_DEPLETABLE_IN_USE = olderDepletableInUse("subscriptions");
 
@@ -251,7 +255,8 @@ export async function chainMembers(
 }
 
 /**
- * Whether an older depletable of the same customer and product is still in use. Plain SQL: every
+ * Whether an older depletable (of that kind: `olderDepletableInUse`) of the same customer and
+ * product is still in use. Plain SQL: every
  * read of a depletable that is not used up asks this, and drizzle would build it each time.
  */
 export async function queuedBehindAnother(
@@ -259,7 +264,7 @@ export async function queuedBehindAnother(
   r: Pick<SubscriptionRecord, "id" | "customerId" | "product">,
 ): Promise<boolean> {
   const row = await env.DB.prepare(
-    "select 1 from subscriptions where customer_id = ?1 and product = ?2 and ended_at is null and id < ?3 limit 1",
+    "select 1 from subscriptions where customer_id = ?1 and product = ?2 and kind = 'depletable' and ended_at is null and id < ?3 limit 1",
   )
     .bind(r.customerId, r.product, r.id)
     .first();
@@ -272,7 +277,7 @@ export async function youngerInQueue(
   r: Pick<SubscriptionRecord, "id" | "customerId" | "product">,
 ): Promise<string[]> {
   const { results } = await env.DB.prepare(
-    "select id from subscriptions where customer_id = ?1 and product = ?2 and ended_at is null and id > ?3",
+    "select id from subscriptions where customer_id = ?1 and product = ?2 and kind = 'depletable' and ended_at is null and id > ?3",
   )
     .bind(r.customerId, r.product, r.id)
     .all<{ id: string }>();
@@ -296,6 +301,8 @@ export async function depletionQueue(
       and(
         eq(s.customerId, customerId),
         eq(s.product, product),
+        // Subscriptions of the product bought as another kind (before it was made depletable) are no depletables.
+        eq(s.kind, "depletable"),
         or(isNull(s.endedAt), gte(s.endedAt, at.toISOString())),
       ),
     )
