@@ -4,9 +4,17 @@
  */
 import type { DeliveryMode, ProductKind } from "./catalog";
 import { type CreatedWith, deployedTerm } from "./durations";
-import { chargeFor, historyFull, isRunning, MAX_RUN_INTERVALS, type RunInterval } from "./metering";
+import {
+  chargeFor,
+  historyFull,
+  isRunning,
+  MAX_RUN_INTERVALS,
+  type RunInterval,
+  runInstant,
+  start,
+} from "./metering";
 import { currency, formatMinor, MAX_PRICE_MINOR } from "./money";
-import type { SettledRuns } from "./usage";
+import { keptRuns, type SettledRuns } from "./usage";
 import { canMoveTo, type DeploymentPatch, type DeploymentStatus } from "./webhooks";
 
 export type Status = "active" | "inactive" | "expired";
@@ -343,14 +351,18 @@ export function amountChangeRefusal(
 }
 
 export function runRefusal(
-  r: Pick<SubscriptionRecord, "kind" | "endedAt" | "runs">,
+  r: Pick<SubscriptionRecord, "kind" | "endedAt" | "runs" | "amount">,
   action: "start" | "stop",
+  now: Date,
 ): Refusal | null {
   if (r.kind !== "caas")
     return { kind: "bad_request", message: `only CaaS subscriptions can ${action}`, point: "/do" };
   if (r.endedAt !== null) return { kind: "conflict", message: "the subscription has ended", point: "/do" };
-  if (action === "start" && !isRunning(r.runs) && historyFull(r.runs)) return historyFullRefusal("/do");
-  return null;
+  if (action !== "start" || isRunning(r.runs)) return null;
+  // Counted as the history the start leaves: a month that ended before it, stopped, is billed
+  // whole and leaves the history with the start's write.
+  const started = start(r.runs, runInstant(r.runs, now), r.amount);
+  return keptRuns(started) > MAX_RUN_INTERVALS ? historyFullRefusal("/do") : null;
 }
 
 /** A cloud started (or resized running) `MAX_RUN_INTERVALS` times since its last month wholly billed. */

@@ -167,6 +167,32 @@ export interface SettledRuns {
 }
 
 /**
+ * Where a history's months wholly billed end (`settleRuns`): `kept` is the index of the first
+ * interval it keeps, `through` the month start every interval before it ended by (any number
+ * when nothing is dropped).
+ */
+function billedWhole(intervals: readonly RunInterval[]): { kept: number; through: number } {
+  const last = intervals.at(-1);
+  if (last === undefined) return { kept: 0, through: Number.NEGATIVE_INFINITY };
+  const monthStart = (ms: number) => monthOf(new Date(ms)).start.getTime();
+  let through = monthStart(last.end ?? last.start);
+  let kept = intervals.length;
+  for (let i = intervals.length - 1; i >= 0; i--) {
+    const run = intervals[i] as RunInterval;
+    if (run.end !== null && run.end <= through) break;
+    kept = i;
+    // A run across the month start keeps its month: its earlier piece was priced with it.
+    if (run.start < through) through = monthStart(run.start);
+  }
+  return { kept, through };
+}
+
+/** How many intervals a history keeps once its months wholly billed have left it (`settleRuns`). */
+export function keptRuns(intervals: readonly RunInterval[]): number {
+  return intervals.length - billedWhole(intervals).kept;
+}
+
+/**
  * `intervals` without its months wholly billed, and `settled` with them added. A history keeps
  * every interval from the latest UTC month start that no interval runs across and that is not
  * after its last instant: a line is priced by its own month's running total and every line still
@@ -179,18 +205,7 @@ export function settleRuns(
   unitPricePerHourMinor: bigint,
   settled: SettledRuns | undefined,
 ): { intervals: RunInterval[]; settled: SettledRuns | undefined } {
-  const last = intervals.at(-1);
-  if (last === undefined) return { intervals, settled };
-  const monthStart = (ms: number) => monthOf(new Date(ms)).start.getTime();
-  let through = monthStart(last.end ?? last.start);
-  let kept = intervals.length;
-  for (let i = intervals.length - 1; i >= 0; i--) {
-    const run = intervals[i] as RunInterval;
-    if (run.end !== null && run.end <= through) break;
-    kept = i;
-    // A run across the month start keeps its month: its earlier piece was priced with it.
-    if (run.start < through) through = monthStart(run.start);
-  }
+  const { kept, through } = billedWhole(intervals);
   if (kept === 0) return { intervals, settled };
   const dropped = intervals.slice(0, kept);
   const billed = usageLines(subscriptionId, intervals, unitPricePerHourMinor)

@@ -132,7 +132,7 @@ export class Subscription extends SubscriptionMachine {
   async run(action: "start" | "stop", now: Date, work: WorkRef = {}): Promise<Outcome<SubscriptionRecord>> {
     return this.change((r) => {
       if (superseded(r.ranBy, work)) return r;
-      const refusal = runRefusal(r, action);
+      const refusal = runRefusal(r, action, now);
       if (refusal) throw refused(refusal);
       const t = runInstant(r.runs, now);
       const runs = action === "start" ? start(r.runs, t, r.amount) : stop(r.runs, t);

@@ -42,29 +42,39 @@ describe("retryAfterSeconds: how long a client waits before polling an operation
 });
 
 describe("a cloud's run history at its bound", () => {
-  const H = 3_600_000;
+  // One start a minute from 1 January 1970: the bound, within one month (a history stored keeps
+  // only its months not wholly billed).
+  const M = 60_000;
   const full = Array.from({ length: MAX_RUN_INTERVALS }, (_, i) => ({
-    start: i * H,
-    end: i * H + 1,
+    start: i * M,
+    end: i * M + 1,
     quantity: 1,
   }));
   const stopped = { kind: "caas" as const, endedAt: null, unitPriceMinor: 100, amount: 1, runs: full };
   const running = {
     ...stopped,
-    runs: [...full.slice(1), { start: MAX_RUN_INTERVALS * H, end: null, quantity: 1 }],
+    runs: [...full.slice(1), { start: MAX_RUN_INTERVALS * M, end: null, quantity: 1 }],
   };
+  const sameMonth = new Date(MAX_RUN_INTERVALS * M);
+  const nextMonth = new Date(Date.UTC(1970, 1, 1));
 
   it("refuses what would add an interval: a start, a resize while running", () => {
-    expect(runRefusal(stopped, "start")).toMatchObject({ kind: "conflict", point: "/do" });
+    expect(runRefusal(stopped, "start", sameMonth)).toMatchObject({ kind: "conflict", point: "/do" });
     expect(amountChangeRefusal(running, 2)).toMatchObject({ kind: "conflict", point: "/amount" });
   });
 
   it("never a stop, a start of a running cloud, a resize while stopped, or one below the bound", () => {
-    expect(runRefusal(running, "stop")).toBeNull();
-    expect(runRefusal(stopped, "stop")).toBeNull();
-    expect(runRefusal(running, "start")).toBeNull();
+    expect(runRefusal(running, "stop", sameMonth)).toBeNull();
+    expect(runRefusal(stopped, "stop", sameMonth)).toBeNull();
+    expect(runRefusal(running, "start", sameMonth)).toBeNull();
     expect(amountChangeRefusal(stopped, 2)).toBeNull();
     expect(amountChangeRefusal(running, 1)).toBeNull();
-    expect(runRefusal({ ...stopped, runs: full.slice(1) }, "start")).toBeNull();
+    expect(runRefusal({ ...stopped, runs: full.slice(1) }, "start", sameMonth)).toBeNull();
+  });
+
+  it("never a start of a cloud stopped at the bound once its month is over: that month is billed whole", () => {
+    expect(runRefusal(stopped, "start", nextMonth)).toBeNull();
+    // Asked at an instant before its history's last (work accepted earlier), it starts at that last.
+    expect(runRefusal(stopped, "start", new Date(0))).toMatchObject({ kind: "conflict" });
   });
 });

@@ -365,7 +365,7 @@ export const subscriptionRoutes = [
           });
         case "start":
         case "stop": {
-          const refusal = runRefusal(record, query.do);
+          const refusal = runRefusal(record, query.do, at);
           if (refusal) throw refused(refusal);
           return respond(env, request, { kind: "run", ...common, action: query.do, ref: uuidv7() });
         }
