@@ -48,25 +48,33 @@ export async function productSoldOrSelling(env: Env, id: string): Promise<boolea
   return row?.yes === 1;
 }
 
+/** Where a syndicated product's events go and what signs them (`setSyndication`'s columns). */
+export type Syndication = Partial<
+  Pick<ProductRow, "endpoint" | "signingSecret" | "previousSecret" | "previousSecretExpiresAt">
+>;
+
 /**
- * Creates or updates product `p.id`. With `expectedVersion`, only updates it, at that version.
- * Its vendor changes only while it is neither sold nor being bought, checked in the same
- * statement as the write: its buyers and orders go to the vendor they were bought through.
- * Undefined when it is not there at that version, or its vendor would change and may not.
+ * Creates or updates product `p.id`, with `syndication` written in the same statement: a vendor
+ * never gets the product without its own endpoint and secret, whatever dies after. With
+ * `expectedVersion`, only updates it, at that version. Its vendor changes only while it is
+ * neither sold nor being bought, checked in the same statement as the write: its buyers and
+ * orders go to the vendor they were bought through. Undefined when it is not there at that
+ * version, or its vendor would change and may not.
  */
 export async function upsertProduct(
   env: Env,
   p: Product,
   expectedVersion?: number,
+  syndication: Syndication = {},
 ): Promise<VersionedProduct | undefined> {
   const { id, ...rest } = p;
-  const set = { ...rest, version: sql`${products.version} + 1` };
+  const set = { ...rest, ...syndication, version: sql`${products.version} + 1` };
   const vendorMayBe = sql`(${products.vendorId} IS ${p.vendorId} OR NOT ${soldOrSelling(id)})`;
   const row =
     expectedVersion === undefined
       ? await database(env)
           .insert(products)
-          .values(p)
+          .values({ ...p, ...syndication })
           .onConflictDoUpdate({ target: products.id, set, setWhere: vendorMayBe })
           .returning()
           .get()

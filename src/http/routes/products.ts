@@ -2,7 +2,7 @@ import type * as v from "valibot";
 import { catalogChanged } from "../../app/catalog";
 import { findProductById, listProducts, productSoldOrSelling, upsertProduct } from "../../db/products";
 import { findResource } from "../../db/resources";
-import { findVendor, setSyndication } from "../../db/vendors";
+import { findVendor } from "../../db/vendors";
 import { syndicationOf } from "../../db/webhooks";
 import { nameClash, type Product, STRATUS_SERVICE } from "../../domain/catalog";
 import { AppError, badRequest, notFound } from "../../domain/errors";
@@ -126,6 +126,13 @@ export const productRoutes = [
         );
       const vendorChanges = before !== undefined && before.vendorId !== vendorId;
       if (vendorChanges && (await productSoldOrSelling(env, params.id))) throw vendorFixed();
+      // The signing secret is made when the product first becomes syndicated, and shown then only;
+      // a new vendor gets a new one, the old dropped at once: the vendor it leaves could otherwise
+      // sign events the new one would take for this API's. Written with the vendor, in one
+      // statement: a request dying between the two left the new vendor's product pushing to the
+      // old endpoint, signed with the old vendor's secret, and its retry showed no secret.
+      const newVendor = syndicated && before?.signingSecret ? before.vendorId !== vendorId : false;
+      const secret = !syndicated || (before?.signingSecret && !newVendor) ? null : newSigningSecret();
       const product = await upsertProduct(
         env,
         {
@@ -141,6 +148,13 @@ export const productRoutes = [
           vendorId,
         },
         expectedVersion,
+        syndicated
+          ? {
+              endpoint: body.endpoint ?? null,
+              ...(secret ? { signingSecret: secret } : {}),
+              ...(newVendor ? { previousSecret: null, previousSecretExpiresAt: null } : {}),
+            }
+          : {},
       );
       if (!product) {
         // Not written: at another version than If-Match said, or sold (or bought) since the check.
@@ -149,17 +163,6 @@ export const productRoutes = [
       }
       catalogChanged();
       if (!syndicated) return tagged(productOut(product));
-      // The signing secret is made when the product first becomes syndicated, and shown then only;
-      // a new vendor gets a new one, the old dropped at once: the vendor it leaves could otherwise
-      // sign events the new one would take for this API's.
-      const newVendor = before?.signingSecret ? before.vendorId !== vendorId : false;
-      const secret = before?.signingSecret && !newVendor ? null : newSigningSecret();
-      await setSyndication(env, params.id, {
-        endpoint: body.endpoint,
-        ...(secret ? { signingSecret: secret } : {}),
-        ...(newVendor ? { previousSecret: null, previousSecretExpiresAt: null } : {}),
-      });
-      catalogChanged();
       const shown = productOut(product);
       return tagged({ ...shown, ...(secret ? { signing_secret: secret } : {}) }, shown);
     },
