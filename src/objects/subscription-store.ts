@@ -224,8 +224,9 @@ export class SubscriptionStore {
       // A vendor's report (DEPLOYED or FAILED, a MODIFIED) settles or undoes the purchase waiting on
       // it. The report's request runs that operation, but may die after the commit: the operation is
       // woken from here too, until this push lands. A finished one ignores it. (A CREATED is made by
-      // the operation's own run, which needs no wake.)
-      const reported = r.deploymentStatus === "DEPLOYED" || r.deploymentStatus === "FAILED";
+      // the operation's own run, which needs no wake.) Any status but PENDING was reported: a
+      // STOPPED or UNDEPLOYED, reachable only from DEPLOYED, may be what stands when this push runs.
+      const reported = r.deploymentStatus !== "PENDING";
       if (reported && r.operationRef !== null && events.some((e) => e.type === "MODIFIED")) {
         await operationsQueue(env).send({ opRef: r.operationRef });
       }

@@ -163,3 +163,43 @@ describe("a vendor that reported DEPLOYED before the deadline", () => {
     await expectBooksBalance(t);
   });
 });
+
+/**
+ * A vendor's DEPLOYED whose request died just after its commit (before its push and before it ran
+ * the operation), and whose next report moves the deployment on (STOPPED or UNDEPLOYED, only
+ * reachable from DEPLOYED): the purchase was reported on all the same, and completes. Before, only
+ * a record reading DEPLOYED or FAILED had its operation run (by the report or by its push), so the
+ * operation stayed waiting, never stalled, until the 7-day deadline undid the deployed purchase.
+ */
+describe("a vendor's DEPLOYED that died after its commit, followed by another report", () => {
+  for (const next of ["STOPPED", "UNDEPLOYED"] as const) {
+    it(`then ${next}: the purchase completes (201), not undone by the deadline`, async () => {
+      const { t, product, location, report, id } = await waitingPurchase();
+      armFault("subscription.committed");
+      expect((await report("DEPLOYED")).status).toBe(500);
+      disarmFaults();
+      expect((await report(next)).status).toBe(200);
+      await recoverAll(t);
+      const final = await eventually(
+        async () => {
+          const reply = await call("GET", location, { token: t.partnerKey });
+          return reply.status === 202 ? undefined : reply;
+        },
+        "the operation to finish",
+        50,
+      ).catch(async () => {
+        // Left waiting: the deadline's cron, a week on, undoes what the vendor deployed.
+        await abandonOverduePurchases(env, new Date(Date.now() + VENDOR_DEADLINE_MS + 60_000));
+        return call("GET", location, { token: t.partnerKey });
+      });
+      expect(final.status, final.text).toBe(201);
+      const sub = await expectOk(call("GET", `/v1/subscriptions/${id}`, { token: t.partnerKey }));
+      expect({ ended_at: sub.ended_at, deployment_status: sub.deployment_status }).toEqual({
+        ended_at: null,
+        deployment_status: next,
+      });
+      expect(await usageOf(t, 0, product)).toMatchObject({ usage: 3, pending: 0 });
+      await expectBooksBalance(t);
+    });
+  }
+});

@@ -146,11 +146,10 @@ export const vendorRoutes = [
           ...(instructions !== undefined ? { endUserInstructions: instructions } : {}),
         }),
       );
-      // The purchase waiting on this vendor can now complete, or be undone.
-      if (
-        record.operationRef &&
-        (record.deploymentStatus === "DEPLOYED" || record.deploymentStatus === "FAILED")
-      ) {
+      // The purchase waiting on this vendor can now complete, or be undone: any status but PENDING
+      // was reported (a STOPPED or UNDEPLOYED after a DEPLOYED whose own request died before it ran
+      // the operation). A finished operation ignores it.
+      if (record.operationRef && record.deploymentStatus !== "PENDING") {
         await runReported(env, record.operationRef);
       }
       return { status: 200, body: subscriptionView(await ownSubscription(env, principal, params.id)) };
