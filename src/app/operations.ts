@@ -241,6 +241,12 @@ export async function abandonOverduePurchases(env: Env, now: Date): Promise<numb
   for (const op of overdue) {
     const payload = op.payload as unknown as Extract<OperationPayload, { kind: "purchase" }>;
     try {
+      // Every vendor reported in time (its report's run never began, or its wake of the operation
+      // is still queued): the report decides, not the deadline.
+      if (await allReported(env, payload.ids.subscriptions)) {
+        await runOperation(env, op.opRef);
+        continue;
+      }
       // A vendor's DEPLOYED may have settled it meanwhile: then it completes as that would.
       if ((await abandon(env, payload.ids, now)) === "took effect") {
         await runOperation(env, op.opRef);
@@ -258,6 +264,12 @@ export async function abandonOverduePurchases(env: Env, now: Date): Promise<numb
     }
   }
   return abandoned;
+}
+
+/** Whether subscriptions `ids` all exist and none still waits on its vendor's report. */
+async function allReported(env: Env, ids: readonly string[]): Promise<boolean> {
+  const records = await Promise.all(ids.map((id) => subscriptionObject(env, id).get()));
+  return records.every((r) => r !== null && r.deploymentStatus !== "PENDING");
 }
 
 export async function failOperation(env: Env, opRef: string, error: AppError): Promise<void> {

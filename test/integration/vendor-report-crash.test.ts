@@ -1,5 +1,5 @@
 import { env } from "cloudflare:workers";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { abandonOverduePurchases, VENDOR_DEADLINE_MS } from "../../src/app/operations";
 import { armFault, disarmFaults } from "../../src/domain/faults";
 import { recoveryBoundMs } from "../../src/domain/recovery";
@@ -202,4 +202,60 @@ describe("a vendor's DEPLOYED that died after its commit, followed by another re
       await expectBooksBalance(t);
     });
   }
+});
+
+/**
+ * A vendor's DEPLOYED answered 200 just before the deadline whose run could not begin (D1 refused
+ * the operation's start: the report is answered as taken all the same), its push's wake of the
+ * operation still in the queue when the cron runs past the deadline: the vendor reported in time,
+ * so the purchase is not undone.
+ */
+describe("a vendor that reported DEPLOYED before the deadline, its run never begun", () => {
+  it("is completed, not undone, by the deadline's cron", async () => {
+    const { t, product, location, id } = await waitingPurchase();
+    const opRef = location.split("/").at(-1) as string;
+    const accepted = new Date(Date.now() - VENDOR_DEADLINE_MS + 120_000).toISOString();
+    await env.DB.prepare("UPDATE operations SET created_at = ? WHERE op_ref = ?").bind(accepted, opRef).run();
+    const sub = await expectOk(call("GET", `/v1/subscriptions/${id}`, { token: t.partnerKey }));
+    const vendor = await env.DB.prepare("SELECT vendor_id FROM products WHERE id = ?")
+      .bind(product)
+      .first<{ vendor_id: string }>();
+    const vendorToken = await vendorTokenOf(t, vendor?.vendor_id as string);
+    // The wake the report's push sends waits in the queue (here: it is not delivered).
+    const held = vi.spyOn(env.OPERATIONS, "send").mockImplementation(async () => undefined as never);
+    try {
+      const startRefused = (db: D1Database): D1Database => {
+        const wrap = <T extends D1Database | D1DatabaseSession>(target: T): T =>
+          new Proxy(target, {
+            get(tt, key) {
+              if (key === "prepare")
+                return (sql: string) => {
+                  if (/^\s*update\s+"operations"/i.test(sql)) throw new Error("D1 is down");
+                  return tt.prepare(sql);
+                };
+              if (key === "withSession")
+                return (start?: string) => wrap((tt as D1Database).withSession(start));
+              const value = Reflect.get(tt, key);
+              return typeof value === "function" ? value.bind(tt) : value;
+            },
+          });
+        return wrap(db);
+      };
+      const reported = await call("PATCH", `/api/subscription/${sub.id}`, {
+        token: vendorToken,
+        body: { deploymentStatus: "DEPLOYED" },
+        env: Object.create(env, { DB: { value: startRefused(env.DB) } }) as Env,
+      });
+      expect(reported.status, reported.text).toBe(200);
+      // The cron, three minutes later: past the deadline.
+      await abandonOverduePurchases(env, new Date(Date.now() + 180_000));
+    } finally {
+      held.mockRestore();
+    }
+    await recoverAll(t);
+    const final = await call("GET", location, { token: t.partnerKey });
+    expect(final.status, final.text).toBe(201);
+    expect(await usageOf(t, 0, product)).toMatchObject({ usage: 3, pending: 0 });
+    await expectBooksBalance(t);
+  });
 });
