@@ -107,23 +107,37 @@ export async function resolveMany(
   const work = all.slice(0, MAX_RESOLVE_SERIALS);
   const left = all.slice(MAX_RESOLVE_SERIALS);
   // Serials of one block share a ledger: each block is looked up once, however many serials it has.
+  // A lookup that fails (D1 down) fails its block's serials alone: the others are still resolved,
+  // and the answer is still 200, each serial in one of its lists.
   const blocks = [...new Set(work.map(([serial]) => blockOf(serial)))];
   const homes = new Map(
     await Promise.all(
-      blocks.map(async (block) => [block, await homeOfSerial(env, serialIn(block, 0))] as const),
+      blocks.map(async (block) => {
+        try {
+          return [block, { home: await homeOfSerial(env, serialIn(block, 0)) }] as const;
+        } catch (error) {
+          logError("commission.home_lookup_failed", error, { block });
+          return [block, null] as const;
+        }
+      }),
     ),
   );
+  const notNow = (serial: number) =>
+    new AppError("unavailable", `serial ${serial} could not be resolved now; send it again`);
   const outcomes = await Promise.all(
     work.map(async ([serial, decision]) => {
+      const found = homes.get(blockOf(serial));
+      // Its home is unknown for now: nothing of it was touched, so sending it again resolves it once.
+      if (!found) return notNow(serial);
       try {
-        await resolveAt(env, homes.get(blockOf(serial)), serviceId, serial, decision);
+        await resolveAt(env, found.home, serviceId, serial, decision);
         return null;
       } catch (error) {
         if (error instanceof AppError) return error;
         // Others of the request may be resolved already: the answer must say so, not fail whole.
         // One resolved half-way is finished by its home's alarm, or by sending it again.
         logError("commission.resolve_failed", error, { serial, decision });
-        return new AppError("unavailable", `serial ${serial} could not be resolved now; send it again`);
+        return notNow(serial);
       }
     }),
   );
