@@ -41,6 +41,13 @@ export class QuotaLedger extends DurableObject<Env> {
   private readonly serials: LedgerSerials;
   private readonly commissions: LedgerCommissions;
   private readonly recoveryMs: number;
+  /**
+   * The issues under way here that carry a reference, each until it is decided. An issue may wait
+   * (on D1, for its next block of serials) and let other calls in: a question about its reference
+   * (`settleReferenced`) waits for it, or "no such commission" could be answered for one about to
+   * be made, and its caller would drop a change whose quota is then moved all the same.
+   */
+  private readonly issuing = new Map<string, Set<Promise<unknown>>>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -104,6 +111,21 @@ export class QuotaLedger extends DurableObject<Env> {
   // ---- commissions kept here ---------------------------------------------------------------------
 
   async issue(request: CommissionRequest): Promise<IssueAnswer> {
+    const reference = request.reference;
+    if (reference === null) return this.issueNow(request);
+    const running = this.issueNow(request);
+    const decided = running.catch(() => undefined);
+    const underway = this.issuing.get(reference) ?? new Set();
+    this.issuing.set(reference, underway.add(decided));
+    try {
+      return await running;
+    } finally {
+      underway.delete(decided);
+      if (underway.size === 0 && this.issuing.get(reference) === underway) this.issuing.delete(reference);
+    }
+  }
+
+  private async issueNow(request: CommissionRequest): Promise<IssueAnswer> {
     // Indexed in D1 after its transaction: the alarm first, so a ledger dying between them is covered.
     if (!request.autoAccept && request.serviceId !== null) await this.wakeIn(INDEX_RETRY_MS);
     // Taking a serial block may wait on D1, which lets other calls in: everything after is decided
@@ -168,6 +190,10 @@ export class QuotaLedger extends DurableObject<Env> {
     decision: Decision,
     followUp = false,
   ): Promise<CommissionState | null> {
+    // An issue of this reference under way here is decided first: what it does is the answer.
+    for (let underway = this.issuing.get(reference); underway; underway = this.issuing.get(reference)) {
+      await Promise.all(underway);
+    }
     const row = this.commissions.live(reference);
     if (!row) return null;
     if (row.state === "pending" || row.state === "accepting" || row.state === "rejecting") {
