@@ -1,4 +1,4 @@
-import { findProduct, type Product } from "../domain/catalog";
+import { findProduct, isDepletable, type Product } from "../domain/catalog";
 import type { TermChargeKind } from "../domain/charges";
 import { type ResolvedDuration, resolveExtension } from "../domain/durations";
 import { AppError, badRequest, isFinalAnswer } from "../domain/errors";
@@ -252,10 +252,18 @@ function plannedAs(made: SubscriptionRecord, last: SubscriptionRecord): PlannedS
  * The price a new term of `record`'s chain is bought at now: the catalog's today, as any purchase
  * and the calculator price it (an extension is "just another subscription"); the price its term
  * was bought at if its product is no longer in the catalog. An extension answered 202, or
- * resumed by its key, records it when it is accepted, and is charged it whenever it runs.
+ * resumed by its key, records it when it is accepted, and is charged it whenever it runs. A
+ * product now sold per unit consumed (made depletable) has no price per hour a term could be
+ * charged at: 409.
  */
 export async function acceptedPrice(env: Env, record: SubscriptionRecord): Promise<AcceptedPrice> {
   const current = findProduct(await catalogKnowing(env, [record.product]), record.product);
+  if (current && isDepletable(current) && !isDepletable(record)) {
+    throw new AppError(
+      "conflict",
+      `product ${record.product} is now sold per unit consumed, not per hour: no further term of subscription ${record.id}'s chain can be bought; buy the product anew`,
+    );
+  }
   const { unitPriceMinor, currency } = current ?? record;
   return { unitPriceMinor, currency };
 }
