@@ -91,8 +91,10 @@ export async function resolveMany(
   reject: readonly number[],
 ): Promise<ResolveManyResult> {
   const toAccept = [...new Set(accept)];
-  const toReject = [...new Set(reject)];
-  const both = new Set(toAccept.filter((s) => toReject.includes(s)));
+  const rejecting = new Set(reject);
+  const toReject = [...rejecting];
+  // A set, not a list: a body of 1 MiB lists about 85,000 serials each way.
+  const both = new Set(toAccept.filter((s) => rejecting.has(s)));
   const result: ResolveManyResult = { accepted: [], rejected: [], failed: [] };
   // Listed first, as the spec's example lists them (Astakos's own code lists them last).
   for (const serial of both) {
