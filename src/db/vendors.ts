@@ -1,4 +1,4 @@
-import { and, eq } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import { database } from "./client";
 import { products, vendors } from "./schema";
 
@@ -21,17 +21,11 @@ export async function findVendor(env: Env, id: string): Promise<Vendor | undefin
   return database(env).select().from(vendors).where(eq(vendors.id, id)).get();
 }
 
-/** Sets where a syndicated product's events go, and who sells it. */
+/** Sets where a syndicated product's events go (`endpoint`). */
 export async function setSyndication(
   env: Env,
   productId: string,
-  changes: {
-    vendorId?: string;
-    endpoint?: string;
-    signingSecret?: string;
-    previousSecret?: string | null;
-    previousSecretExpiresAt?: string | null;
-  },
+  changes: { endpoint: string },
   /** Only while the product is still this vendor's: it may have been given to another since it was read. */
   ofVendor?: string,
 ): Promise<boolean> {
@@ -43,4 +37,30 @@ export async function setSyndication(
     .returning({ id: products.id })
     .get();
   return row !== undefined;
+}
+
+/**
+ * Gives product `productId` the signing secret `secret`; the one it replaces, whatever it is by
+ * then (read in the same statement: a new vendor's, should the product have changed vendor since
+ * the caller read it), signs beside it until `expiresAt`. The previous secret's expiry, or null
+ * when there was none; undefined when the product is not there (or no longer `ofVendor`'s).
+ */
+export async function rotateSigningSecret(
+  env: Env,
+  productId: string,
+  secret: string,
+  expiresAt: string,
+  ofVendor?: string,
+): Promise<{ previousSecretExpiresAt: string | null } | undefined> {
+  const mine = ofVendor === undefined ? undefined : eq(products.vendorId, ofVendor);
+  return database(env)
+    .update(products)
+    .set({
+      signingSecret: secret,
+      previousSecret: sql`${products.signingSecret}`,
+      previousSecretExpiresAt: sql`CASE WHEN ${products.signingSecret} IS NULL THEN NULL ELSE ${expiresAt} END`,
+    })
+    .where(and(eq(products.id, productId), mine))
+    .returning({ previousSecretExpiresAt: products.previousSecretExpiresAt })
+    .get();
 }

@@ -2,7 +2,7 @@ import type * as v from "valibot";
 import { newIdFor } from "../../app/intents";
 import { redeliver } from "../../app/webhooks";
 import type { Principal } from "../../db/credentials";
-import { createVendor, findVendor, setSyndication, type Vendor } from "../../db/vendors";
+import { createVendor, findVendor, rotateSigningSecret, setSyndication, type Vendor } from "../../db/vendors";
 import {
   attemptsOf,
   backlog,
@@ -187,26 +187,17 @@ export const syndicationRoutes = [
     responses: { 200: { description: "The new secret", schema: SecretOut, example: examples.secret } },
     errors: { conflict: "The product is not delivered by syndication" },
     async handle({ env, principal, params }) {
-      const target = await manageable(env, principal, params.id);
+      await manageable(env, principal, params.id);
       const secret = newSigningSecret();
       const expires = new Date(Date.now() + ROTATION_GRACE_MS).toISOString();
-      const set = await setSyndication(
-        env,
-        params.id,
-        {
-          signingSecret: secret,
-          previousSecret: target.signingSecret,
-          previousSecretExpiresAt: target.signingSecret ? expires : null,
-        },
-        vendorGuard(principal),
-      );
+      const set = await rotateSigningSecret(env, params.id, secret, expires, vendorGuard(principal));
       if (!set) throw notFound(`product ${params.id} does not exist`);
       return {
         status: 200,
         body: {
           product: params.id,
           signing_secret: secret,
-          previous_secret_expires_at: target.signingSecret ? expires : null,
+          previous_secret_expires_at: set.previousSecretExpiresAt,
         },
       };
     },
