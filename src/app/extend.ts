@@ -1,7 +1,7 @@
 import { findProduct, isDepletable, type Product } from "../domain/catalog";
 import type { TermChargeKind } from "../domain/charges";
 import { type ResolvedDuration, resolveExtension } from "../domain/durations";
-import { AppError, badRequest, isFinalAnswer } from "../domain/errors";
+import { AppError, badRequest, isFinalAnswer, refused } from "../domain/errors";
 import { durationErrors, type PlannedSubscription, priceRefusal } from "../domain/purchase";
 import type { Scope } from "../domain/scope";
 import { type SubscriptionRecord, termPriceMinor } from "../domain/subscriptions";
@@ -186,6 +186,7 @@ export async function setAutoRenew(
   value: boolean,
   expectedVersion?: number,
 ): Promise<SubscriptionRecord> {
+  if (value) await refuseRenewalOfEndedChain(env, id);
   const record = unwrap(await subscriptionObject(env, id).setAutoRenew(value, expectedVersion));
   let next = record.nextId;
   while (next !== null) {
@@ -196,6 +197,33 @@ export async function setAutoRenew(
     next = outcome.value.nextId;
   }
   return record;
+}
+
+/**
+ * Turning auto_renew on for term `id` whose chain's last term has ended (an extension or renewal
+ * after it was cancelled: its chain was cancelled) is refused, 409: the cron expires `id` at its
+ * end without renewing it (`renewalStep`), so a flag turned on would tell the partner it renews.
+ * A term that has ended with nothing after it is refused by its object; turning the flag off, or
+ * on where it is already on, changes nothing that matters and is never refused.
+ */
+async function refuseRenewalOfEndedChain(env: Env, id: string): Promise<void> {
+  const record = await subscriptionObject(env, id).get();
+  if (!record || record.autoRenew || record.nextId === null) return;
+  let last = record;
+  for (let hops = 0; hops < 1000 && last.nextId !== null; hops++) {
+    const next = await subscriptionObject(env, last.nextId).get();
+    // A place held for an extension being bought, or one whose purchase was undone: the chain
+    // may still go on from `last`.
+    if (!next || next.endReason === "failed") break;
+    last = next;
+  }
+  if (last.id !== record.id && last.endedAt !== null) {
+    throw refused({
+      kind: "conflict",
+      message: `the chain ends with this term: subscription ${last.id} after it has ended, so there is nothing to renew`,
+      point: "/auto_renew",
+    });
+  }
 }
 
 /**

@@ -383,10 +383,19 @@ async function runStep(w: World, s: Step): Promise<void> {
     w.log.push(
       `auto_renew ${s.value} on ${target.id.slice(-6)} (term ${terms.indexOf(target)} of ${terms.length})`,
     );
-    const refused = s.value && !target.autoRenew && target.endedAt !== null && target.nextId === null;
+    // Nothing would renew: the term has ended with nothing after it, or its chain's last term has
+    // ended (the chain was cancelled after it; a term whose purchase was undone ends the walk).
+    let last = target;
+    for (const r of terms.slice(terms.indexOf(target) + 1)) {
+      if (r.endReason === "failed") break;
+      last = r;
+    }
+    const over =
+      (target.endedAt !== null && target.nextId === null) || (last !== target && last.endedAt !== null);
+    const refused = s.value && !target.autoRenew && over;
     try {
       await setAutoRenew(env, target.id, s.value);
-      expect(refused, "auto_renew on for an ended term with nothing after it is refused").toBe(false);
+      expect(refused, "auto_renew on where nothing would renew is refused").toBe(false);
     } catch (error) {
       if (!(error instanceof AppError) || !refused) throw error;
       return;

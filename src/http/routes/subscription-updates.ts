@@ -75,7 +75,8 @@ function same(field: string, sent: unknown, read: unknown): boolean {
 }
 
 const UPDATE_ERRORS = {
-  conflict: "An amount on a prepaid subscription, or one that has ended",
+  conflict:
+    "An amount on a prepaid subscription, or auto_renew turned on where nothing would renew (the subscription has ended, or its chain was cancelled after it)",
   over_limit: "A CaaS cloud's quantity up, over quota",
 } as const;
 
