@@ -10,6 +10,7 @@ import {
 } from "../db/operations";
 import { AppError, type ErrorWire, fromErrorWire, isFinalAnswer, toErrorWire } from "../domain/errors";
 import { fault } from "../domain/faults";
+import { uuidv7 } from "../domain/ids";
 import { logError } from "../domain/log";
 import type { PlannedSubscription } from "../domain/purchase";
 import { recoveryBoundMs } from "../domain/recovery";
@@ -24,7 +25,11 @@ import { abandon, type PurchaseIds } from "./subscriptions";
 /** Attempts before an operation is given up as failed (the queue's max_retries is above this). */
 export const MAX_ATTEMPTS = 8;
 
-export const newOpRef = () => `op_${crypto.randomUUID().replaceAll("-", "")}`;
+/**
+ * A new operation's reference: time-ordered (a UUIDv7), as every id a list pages by is, so
+ * `GET /v1/operations` (ordered by it) lists them oldest first, as it says.
+ */
+export const newOpRef = () => `op_${uuidv7().replaceAll("-", "")}`;
 
 /**
  * Does the work within the request. Work that nothing will run again (`resumable` false: no
