@@ -5,7 +5,7 @@ import type { Principal } from "../../db/credentials";
 import { findCustomer } from "../../db/customers";
 import { findOrder } from "../../db/orders";
 import { listProducts } from "../../db/products";
-import { customerHasProducts } from "../../db/subscriptions";
+import { customerHasProducts, queuedBehindAnother } from "../../db/subscriptions";
 import { badRequest, notFound } from "../../domain/errors";
 import { EVERYTHING } from "../../domain/scope";
 import { money, type SubscriptionRecord, statusOf } from "../../domain/subscriptions";
@@ -44,14 +44,16 @@ async function ownSubscription(env: Env, principal: Principal, id: string): Prom
   return record;
 }
 
-function subscriptionView(r: SubscriptionRecord) {
+async function subscriptionView(env: Env, r: SubscriptionRecord) {
+  // A depletable waiting behind an older one of its customer and product is inactive, as on `/v1`.
+  const queued = r.kind === "depletable" && r.endedAt === null && (await queuedBehindAnother(env, r));
   return {
     id: r.id,
     self: `subscription/${r.id}`,
     type: "NORMAL" as const,
     billingPeriod: 0,
     deploymentStatus: r.deploymentStatus,
-    status: STATUSES[statusOf(r, new Date(), false)],
+    status: STATUSES[statusOf(r, new Date(), queued)],
     startDate: seconds(r.startTime),
     endDate: r.endTime === null ? null : seconds(r.endTime),
     renewable: r.autoRenew,
@@ -89,7 +91,7 @@ export const vendorRoutes = [
     },
     errors: { not_found: "Not one of the vendor's" },
     async handle({ env, principal, params }) {
-      return tagged(subscriptionView(await ownSubscription(env, principal, params.id)));
+      return tagged(await subscriptionView(env, await ownSubscription(env, principal, params.id)));
     },
   }),
   defineRoute({
@@ -152,7 +154,10 @@ export const vendorRoutes = [
       if (record.operationRef && record.deploymentStatus !== "PENDING") {
         await runReported(env, record.operationRef);
       }
-      return { status: 200, body: subscriptionView(await ownSubscription(env, principal, params.id)) };
+      return {
+        status: 200,
+        body: await subscriptionView(env, await ownSubscription(env, principal, params.id)),
+      };
     },
   }),
   defineRoute({
