@@ -1,6 +1,7 @@
 import * as v from "valibot";
 import { DELIVERY_MODES, MAX_ALIASES, PRODUCT_KINDS } from "../domain/catalog";
 import { Name, Slug, Uuid } from "./common";
+import { WebhookEndpoint } from "./syndication";
 
 export const ProductParams = v.object({
   id: v.pipe(v.string(), v.regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/, "must be a lower-case product id")),
@@ -32,14 +33,7 @@ export const PutProduct = v.object({
   ),
   delivery: v.optional(v.picklist(DELIVERY_MODES), "builtin"),
   vendor: v.optional(v.pipe(v.string(), v.uuid("must be a vendor id"))),
-  endpoint: v.optional(
-    v.pipe(
-      v.string(),
-      v.url("must be an http(s) URL"),
-      v.regex(/^https?:\/\//i, "must be an http(s) URL"),
-      v.maxLength(2048),
-    ),
-  ),
+  endpoint: v.optional(WebhookEndpoint),
 });
 
 export const ProductOut = v.object({

@@ -21,7 +21,20 @@ export const CreateVendor = v.object({
 
 export const VendorOut = v.object({ id: Uuid, name: v.string(), created_at: Timestamp });
 
-export const EndpointRequest = v.object({ endpoint: Endpoint });
+/**
+ * Where a syndicated product's events are posted. Not with a user and password in it: fetch
+ * drops them (workerd sends no Authorization for them), so the endpoint would refuse every event
+ * until it died. Events are authenticated by their Standard Webhooks signature.
+ */
+export const WebhookEndpoint = v.pipe(
+  Endpoint,
+  v.check(
+    (url) => URL.canParse(url) && new URL(url).username === "" && new URL(url).password === "",
+    "must not carry a user or password: they are not sent; receivers check the webhook-signature",
+  ),
+);
+
+export const EndpointRequest = v.object({ endpoint: WebhookEndpoint });
 
 export const EndpointOut = v.object({ product: v.string(), endpoint: v.string() });
 

@@ -21,6 +21,7 @@ import {
   expectOk,
   type Reply,
   syndicatedProduct,
+  syndicatedProductBody,
   type Tenant,
   tenant,
   unique,
@@ -1110,6 +1111,31 @@ describe("isolation and bad input", () => {
       syndicatedEndpoints: [],
       endUserInstructions: null,
     });
+  });
+
+  it("refuses an endpoint with credentials in it, which fetch would drop: every event would fail", async () => {
+    // workerd sends no Authorization for a URL's user:password (it drops them), so the endpoint
+    // would answer 401 to each attempt until the event died. Refused where it is set instead.
+    const s = await syndicated(() => new Response(null, { status: 204 }));
+    const endpoint = "https://crm:hunter2@hooks.vendor.example/events";
+    const put = await call("PUT", `/v1/products/${s.product}`, {
+      token: s.t.operator,
+      body: syndicatedProductBody(s.product, s.vendorId, endpoint),
+    });
+    expect(put.status).toBe(400);
+    expect(put.body.errors.map((e: { point: string }) => e.point)).toEqual(["/endpoint"]);
+    for (const token of [s.t.operator, s.vendorToken]) {
+      const r = await call("PUT", `/v1/products/${s.product}/endpoint`, { token, body: { endpoint } });
+      expect(r.status).toBe(400);
+      expect(r.body.errors.map((e: { point: string }) => e.point)).toEqual(["/endpoint"]);
+    }
+    // The app's own URLs, shown to the customer and never fetched, are the vendor's to word.
+    const id = await subscriptionOf(s, (await accepted(s)).headers.get("location") as string);
+    const patched = await call("PATCH", `/api/subscription/${id}`, {
+      token: s.vendorToken,
+      body: { syndicatedEndpoints: ["https://demo:demo@app.vendor.example"] },
+    });
+    expect(patched.status).toBe(200);
   });
 
   it("refuses a syndicated product without vendor or endpoint", async () => {
