@@ -1,4 +1,4 @@
-import { eq } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import { database } from "./client";
 import { partners, type RateLimitTier, services } from "./schema";
 
@@ -26,14 +26,28 @@ export async function createPartner(
   return found;
 }
 
-/** Undefined when there is no such partner; no changes reads it as it is. */
+/**
+ * Undefined when there is no such partner, or (given `expected`, the partner an If-Match was
+ * compared with) when its name or tier is no longer what was compared: the check is part of the
+ * UPDATE, so a change in between is never lost. No changes reads it as it is.
+ */
 export async function updatePartner(
   env: Env,
   id: string,
   changes: Partial<Pick<Partner, "name" | "rateLimit">>,
+  expected?: Pick<Partner, "name" | "rateLimit">,
 ): Promise<Partner | undefined> {
   if (Object.keys(changes).length === 0) return findPartner(env, id);
-  return database(env).update(partners).set(changes).where(eq(partners.id, id)).returning().get();
+  const at =
+    expected === undefined
+      ? undefined
+      : and(eq(partners.name, expected.name), eq(partners.rateLimit, expected.rateLimit));
+  return database(env)
+    .update(partners)
+    .set(changes)
+    .where(and(eq(partners.id, id), at))
+    .returning()
+    .get();
 }
 
 export async function findPartner(env: Env, id: string): Promise<Partner | undefined> {

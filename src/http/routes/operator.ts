@@ -27,7 +27,7 @@ import {
 } from "../../schemas/operator";
 import { NoParameters } from "../../schemas/pagination";
 import { forgetCredential, forgetPartnerCredentials, issueAnew } from "../auth";
-import { tagged } from "../conditional";
+import { ifMatch, preconditionFailed, tagged } from "../conditional";
 import * as examples from "../examples";
 import { ETAG, LOCATION } from "../reply";
 import { defineRoute } from "../route";
@@ -78,27 +78,40 @@ export const operatorRoutes = [
     summary: "Rename a partner or change its rate-limit tier",
     description:
       "A new `rate_limit` applies to every credential of the partner within 30 s (at once on the " +
-      "Worker instance that served the change); the new tier's window starts empty.",
+      "Worker instance that served the change); the new tier's window starts empty. With `If-Match` " +
+      "(an ETag of `GET /v1/partners/{id}`, or `*`): 412 if the partner changed since; the check is " +
+      "part of the update.",
     tag,
     auth: operator,
     params: IdParams,
     body: UpdatePartner,
     bodyExample: { rate_limit: "raised" },
+    ifMatch: true,
     responses: {
       200: {
         description: "The partner",
         schema: PartnerOut,
+        headers: ETAG,
         example: { ...examples.partnerOut, rate_limit: "raised" },
       },
     },
-    async handle({ env, params, body }) {
-      const p = await updatePartner(env, params.id, {
-        ...(body.name !== undefined ? { name: body.name } : {}),
-        ...(body.rate_limit !== undefined ? { rateLimit: body.rate_limit } : {}),
-      });
-      if (!p) throw notFound(`partner ${params.id} does not exist`);
+    async handle({ env, request, params, body }) {
+      const current = await findPartner(env, params.id);
+      if (!current) throw notFound(`partner ${params.id} does not exist`);
+      const compared = await ifMatch(request, () => partnerOut(current));
+      const p = await updatePartner(
+        env,
+        params.id,
+        {
+          ...(body.name !== undefined ? { name: body.name } : {}),
+          ...(body.rate_limit !== undefined ? { rateLimit: body.rate_limit } : {}),
+        },
+        compared ? current : undefined,
+      );
+      // It was just read: not there as compared, it changed in between.
+      if (!p) throw compared ? preconditionFailed() : notFound(`partner ${params.id} does not exist`);
       if (body.rate_limit !== undefined) forgetPartnerCredentials(p.id);
-      return { status: 200, body: partnerOut(p) };
+      return tagged(partnerOut(p));
     },
   }),
   defineRoute({
