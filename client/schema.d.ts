@@ -103,7 +103,7 @@ export interface paths {
         head?: never;
         /**
          * Rename a partner or change its rate-limit tier
-         * @description A new `rate_limit` applies to every credential of the partner within 30 s (at once on the Worker instance that served the change); the new tier's window starts empty.
+         * @description A new `rate_limit` applies to every credential of the partner within 30 s (at once on the Worker instance that served the change); the new tier's window starts empty. With `If-Match` (an ETag of `GET /v1/partners/{id}`, or `*`): 412 if the partner changed since; the check is part of the update.
          */
         patch: operations["patchV1PartnersId"];
         trace?: never;
@@ -2818,6 +2818,8 @@ export interface operations {
                 "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
                 /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
                 "Idempotency-Key"?: string;
+                /** @description The `ETag` of the representation the change is based on: a stale one answers 412. */
+                "If-Match"?: string;
             };
             path: {
                 id: string;
@@ -2840,6 +2842,8 @@ export interface operations {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
+                    /** @description The representation's version (strong); send it back as `If-Match`. */
+                    ETag?: string;
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
                     "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
@@ -2862,6 +2866,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             405: components["responses"]["MethodNotAllowed"];
             409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["ContentTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["UnprocessableContent"];
