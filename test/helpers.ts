@@ -379,6 +379,48 @@ export async function syndicatedProduct(t: Tenant, host = `${unique("vendor")}.e
   return { product, vendorId: vendor.id as string, secret: created.signing_secret as string };
 }
 
+/**
+ * A product of the test's own (`prefix`-…, sold per GB, held on `stratus.<id>`) with `limit` of it
+ * for the tenant's first customer; `put` sets it again as the operator does (`PUT
+ * /v1/products/{id}`), with another kind or price.
+ */
+export async function ownProduct(
+  t: Tenant,
+  { prefix = "disk", kind = "timed", unitPrice = "0.10", limit = 100 } = {},
+) {
+  const product = unique(prefix);
+  const put = (changes: { kind?: string; unit_price?: string } = {}) =>
+    expectOk(
+      call("PUT", `/v1/products/${product}`, {
+        token: t.operator,
+        body: {
+          name: product,
+          kind,
+          unit: "GB",
+          unit_price: unitPrice,
+          currency: "EUR",
+          quota_resource: `stratus.${product}`,
+          aliases: [],
+          ...changes,
+        },
+      }),
+    );
+  await expectOk(
+    call("PUT", `/v1/resources/stratus.${product}`, {
+      token: t.operator,
+      body: { service: "stratus", unit: "GB" },
+    }),
+  );
+  await put();
+  await expectOk(
+    call("PUT", `/v1/customers/${t.customers[0]}/quotas`, {
+      token: t.operator,
+      body: { resource: `stratus.${product}`, limit },
+    }),
+  );
+  return { product, put };
+}
+
 /** A new token of vendor `vendorId`, as its `CMW-Auth-Token`. */
 export async function vendorTokenOf(t: Tenant, vendorId: string): Promise<string> {
   const issued = await expectOk(

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { armFault, disarmFaults } from "../../src/domain/faults";
 import type { OperationMessage } from "../../src/objects/operations-queue";
 import { deliver, expectBooksBalance } from "../books";
-import { call, expectOk, type Tenant, tenantWithCatalog, unique } from "../helpers";
+import { call, expectOk, ownProduct, type Tenant, tenantWithCatalog, unique } from "../helpers";
 
 afterEach(() => disarmFaults());
 
@@ -14,37 +14,10 @@ afterEach(() => disarmFaults());
  * chain's next term: it is charged the price of the product when it was accepted.
  */
 
-/** A product of its own (timed, 0.10 EUR per GB and hour) with quota for the tenant's customer. */
-async function ownProduct(t: Tenant) {
-  const product = unique("disk");
-  const put = (unit_price: string) =>
-    expectOk(
-      call("PUT", `/v1/products/${product}`, {
-        token: t.operator,
-        body: {
-          name: product,
-          kind: "timed",
-          unit: "GB",
-          unit_price,
-          currency: "EUR",
-          quota_resource: `stratus.${product}`,
-          aliases: [],
-        },
-      }),
-    );
-  await expectOk(
-    call("PUT", `/v1/resources/stratus.${product}`, {
-      token: t.operator,
-      body: { service: "stratus", unit: "GB" },
-    }),
-  );
-  await put("0.10");
-  await expectOk(
-    call("PUT", `/v1/customers/${t.customers[0]}/quotas`, {
-      token: t.operator,
-      body: { resource: `stratus.${product}`, limit: 100 },
-    }),
-  );
+/** A product of its own (timed, 0.10 EUR per GB and hour) with quota for the tenant's customer, bought once. */
+async function boughtOnce(t: Tenant) {
+  const { product, put: putProduct } = await ownProduct(t);
+  const put = (unit_price: string) => putProduct({ unit_price });
   const first = (
     await expectOk(
       call("POST", "/v1/subscriptions/", {
@@ -86,7 +59,7 @@ async function chargeOf(t: Tenant, id: string) {
 describe("an extension whose product's price changes before it runs", () => {
   it("accepted 202: the operation charges the price it was accepted at, not the new one", async () => {
     const t = await tenantWithCatalog(1, 100);
-    const { put, first, quote } = await ownProduct(t);
+    const { put, first, quote } = await boughtOnce(t);
     const quoted = await quote();
     const held: OperationMessage[] = [];
     const send = vi.spyOn(env.OPERATIONS, "send").mockImplementation(async (body) => {
@@ -121,7 +94,7 @@ describe("an extension whose product's price changes before it runs", () => {
 
   it("keyed, resumed after its first attempt died: the retry charges what the first attempt would have", async () => {
     const t = await tenantWithCatalog(1, 100);
-    const { put, first, quote } = await ownProduct(t);
+    const { put, first, quote } = await boughtOnce(t);
     const quoted = await quote();
     const key = unique("key");
     const extendIt = () =>
@@ -149,33 +122,7 @@ describe("an extension whose product's price changes before it runs", () => {
 describe("an extension that would cost more than one term may", () => {
   it("answers 400 at once when asked 202 too, and accepts no operation", async () => {
     const t = await tenantWithCatalog(1, 100);
-    const product = unique("big");
-    await expectOk(
-      call("PUT", `/v1/resources/stratus.${product}`, {
-        token: t.operator,
-        body: { service: "stratus", unit: "GB" },
-      }),
-    );
-    await expectOk(
-      call("PUT", `/v1/products/${product}`, {
-        token: t.operator,
-        body: {
-          name: product,
-          kind: "timed",
-          unit: "GB",
-          unit_price: "1000.00",
-          currency: "EUR",
-          quota_resource: `stratus.${product}`,
-          aliases: [],
-        },
-      }),
-    );
-    await expectOk(
-      call("PUT", `/v1/customers/${t.customers[0]}/quotas`, {
-        token: t.operator,
-        body: { resource: `stratus.${product}`, limit: 10_000 },
-      }),
-    );
+    const { product } = await ownProduct(t, { prefix: "big", unitPrice: "1000.00", limit: 10_000 });
     const first = (
       await expectOk(
         call("POST", "/v1/subscriptions/", {

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import type { RenewalMessage } from "../../src/app/renewals";
 import worker from "../../src/index";
 import { expectBooksBalance } from "../books";
-import { basic, call, customerKeyed, expectOk, type Tenant, tenant, unique } from "../helpers";
+import { basic, call, customerKeyed, expectOk, ownProduct, type Tenant, tenant } from "../helpers";
 
 /**
  * An extension "is actually just another subscription that is linked to the original", and the
@@ -14,35 +14,8 @@ import { basic, call, customerKeyed, expectOk, type Tenant, tenant, unique } fro
 describe("extension pricing", () => {
   it("an extension (and so a renewal) is charged what the calculator quotes for its term, at today's price", async () => {
     const t = await customerKeyed();
-    const product = unique("disk");
-    const put = (unit_price: string) =>
-      expectOk(
-        call("PUT", `/v1/products/${product}`, {
-          token: t.operator,
-          body: {
-            name: product,
-            kind: "timed",
-            unit: "GB",
-            unit_price,
-            currency: "EUR",
-            quota_resource: `stratus.${product}`,
-            aliases: [],
-          },
-        }),
-      );
-    await expectOk(
-      call("PUT", `/v1/resources/stratus.${product}`, {
-        token: t.operator,
-        body: { service: "stratus", unit: "GB" },
-      }),
-    );
-    await put("0.10");
-    await expectOk(
-      call("PUT", `/v1/customers/${t.customers[0]}/quotas`, {
-        token: t.operator,
-        body: { resource: `stratus.${product}`, limit: 100 },
-      }),
-    );
+    const { product, put: putProduct } = await ownProduct(t);
+    const put = (unit_price: string) => putProduct({ unit_price });
     const auth = basic("me", t.customerKey);
     const first = (
       await expectOk(
@@ -74,34 +47,7 @@ describe("extension pricing", () => {
 
   it("a chain whose product is now sold per unit consumed is not extended nor renewed at that price per hour", async () => {
     const t: Tenant = await tenant({ customers: 1 });
-    const product = unique("disk");
-    const put = (kind: string, unit_price: string) =>
-      expectOk(
-        call("PUT", `/v1/products/${product}`, {
-          token: t.operator,
-          body: {
-            name: product,
-            kind,
-            unit: "GB",
-            unit_price,
-            currency: "EUR",
-            quota_resource: `stratus.${product}`,
-          },
-        }),
-      );
-    await expectOk(
-      call("PUT", `/v1/resources/stratus.${product}`, {
-        token: t.operator,
-        body: { service: "stratus", unit: "GB" },
-      }),
-    );
-    await put("timed", "0.03");
-    await expectOk(
-      call("PUT", `/v1/customers/${t.customers[0]}/quotas`, {
-        token: t.operator,
-        body: { resource: `stratus.${product}`, limit: 10 },
-      }),
-    );
+    const { product, put } = await ownProduct(t, { unitPrice: "0.03", limit: 10 });
     const buy = async (auto_renew: boolean) =>
       (
         await expectOk(
@@ -120,7 +66,7 @@ describe("extension pricing", () => {
     const renewing = await buy(true);
 
     // The operator now sells the product per GB consumed, at 5.00 a GB: not a price per hour.
-    await put("depletable", "5.00");
+    await put({ kind: "depletable", unit_price: "5.00" });
 
     // A week of it at 5.00 an hour would be 840.00, for what was bought at 0.03 an hour.
     const extended = await call("POST", `/v1/subscriptions/${byHand.id}/action/?do=extend`, {

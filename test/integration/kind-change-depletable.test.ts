@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { expectBooksBalance } from "../books";
-import { call, expectOk, tenantWithCatalog, unique } from "../helpers";
+import { call, expectOk, ownProduct, tenantWithCatalog } from "../helpers";
 
 /**
  * A product whose kind the operator changes while subscriptions of it are live: each subscription
@@ -11,35 +11,12 @@ import { call, expectOk, tenantWithCatalog, unique } from "../helpers";
 describe("a timed product made depletable while a timed subscription of it is live", () => {
   it("the depletable bought since is active, and drained, not queued behind the timed one", async () => {
     const t = await tenantWithCatalog(1, 100);
-    const product = unique("traffic");
-    const put = (kind: string) =>
-      expectOk(
-        call("PUT", `/v1/products/${product}`, {
-          token: t.operator,
-          body: {
-            name: product,
-            kind,
-            unit: "GB",
-            unit_price: "0.05",
-            currency: "EUR",
-            quota_resource: `stratus.${product}`,
-            aliases: [],
-          },
-        }),
-      );
-    await expectOk(
-      call("PUT", `/v1/resources/stratus.${product}`, {
-        token: t.operator,
-        body: { service: "stratus", unit: "GB" },
-      }),
-    );
-    await expectOk(
-      call("PUT", `/v1/customers/${t.customers[0]}/quotas`, {
-        token: t.operator,
-        body: { resource: `stratus.${product}`, limit: 1000 },
-      }),
-    );
-    await put("timed");
+    const { product, put: putProduct } = await ownProduct(t, {
+      prefix: "traffic",
+      unitPrice: "0.05",
+      limit: 1000,
+    });
+    const put = (kind: string) => putProduct({ kind });
     const buy = (object: Record<string, unknown>) =>
       expectOk(
         call("POST", "/v1/subscriptions/", {
