@@ -6,6 +6,7 @@ import { MAX_RUN_INTERVALS } from "../../src/domain/metering";
 import { subscriptionObject, subscriptionShard } from "../../src/objects/subscription-object";
 import { expectBooksBalance } from "../books";
 import { call, expectOk, tenantWithCatalog } from "../helpers";
+import { buyFor } from "../legacy";
 
 /**
  * A cloud's run history holds at most MAX_RUN_INTERVALS intervals within a month (README, "A
@@ -43,14 +44,7 @@ async function filledLastMonth(id: string): Promise<number> {
 describe("a cloud stopped with its history at the bound", () => {
   it("starts again once that month is over, its history keeping only the new month", async () => {
     const t = await tenantWithCatalog(1);
-    const bought = await expectOk(
-      call("POST", "/v1/subscriptions/", {
-        token: t.partnerKey,
-        body: { objects: [{ customer: t.customers[0], resource: "cumulus", amount: 1 }] },
-      }),
-      201,
-    );
-    const id: string = bought.objects[0].id;
+    const id = await buyFor(t, "cumulus");
     await filledLastMonth(id);
     expect((await subscriptionObject(env, id).get())?.runs).toHaveLength(MAX_RUN_INTERVALS);
 
@@ -68,14 +62,7 @@ describe("a cloud stopped with its history at the bound", () => {
 
   it("is still refused a start within that same month", async () => {
     const t = await tenantWithCatalog(1);
-    const bought = await expectOk(
-      call("POST", "/v1/subscriptions/", {
-        token: t.partnerKey,
-        body: { objects: [{ customer: t.customers[0], resource: "cumulus", amount: 1 }] },
-      }),
-      201,
-    );
-    const id: string = bought.objects[0].id;
+    const id = await buyFor(t, "cumulus");
     const from = await filledLastMonth(id);
     const sameMonth = await subscriptionObject(env, id).run(
       "start",
