@@ -37,6 +37,14 @@ export function extensionTerm(
       `subscription ${last.id} is waiting for its vendor to deploy it; extend it once it is deployed`,
     );
   }
+  // The new term carries the chain's deployment on (`buy`'s `chain`): it would be charged at once
+  // for an application its vendor has taken down, with no vendor's report to wait for or undo it.
+  if (last.deploymentStatus === "UNDEPLOYED") {
+    throw new AppError(
+      "conflict",
+      `subscription ${last.id} was undeployed by its vendor; extend it once its vendor deploys it again, or buy the product anew`,
+    );
+  }
   const duration = resolveExtension(
     {
       start: new Date(last.startTime),

@@ -1,0 +1,77 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { renewOrExpire } from "../../src/app/renewals";
+import { expectBooksBalance } from "../books";
+import {
+  call,
+  eventually,
+  expectOk,
+  syndicatedProduct,
+  tenantWithCatalog,
+  usageOf,
+  vendorEndpoints,
+  vendorTokenOf,
+} from "../helpers";
+
+vendorEndpoints();
+
+/** A syndicated subscription its vendor deployed, auto-renewing or not. */
+async function deployed(autoRenew: boolean) {
+  const t = await tenantWithCatalog(1, 100);
+  const { product, vendorId } = await syndicatedProduct(t);
+  const customer = t.customers[0] as string;
+  const r = await call("POST", "/v1/subscriptions/", {
+    token: t.partnerKey,
+    body: { objects: [{ customer, resource: product, amount: 1, period: "1 week", auto_renew: autoRenew }] },
+  });
+  expect(r.status).toBe(202);
+  const location = r.headers.get("location") as string;
+  const id = (
+    await eventually(async () => {
+      const list = await expectOk(call("GET", "/v1/subscriptions/?status=all", { token: t.partnerKey }));
+      return list.objects[0];
+    }, "the subscription")
+  ).id as string;
+  const vendorToken = await vendorTokenOf(t, vendorId);
+  const report = (deploymentStatus: string) =>
+    expectOk(call("PATCH", `/api/subscription/${id}`, { token: vendorToken, body: { deploymentStatus } }));
+  await report("DEPLOYED");
+  await eventually(async () => {
+    const op = await call("GET", location, { token: t.partnerKey });
+    return op.status === 201 ? true : undefined;
+  }, "the purchase to complete");
+  const charges = async () =>
+    (await expectOk(call("GET", "/v1/charges", { token: t.partnerKey }))).objects as Array<{ kind: string }>;
+  return { t, product, id, report, charges };
+}
+
+describe("a syndicated chain its vendor has UNDEPLOYED", () => {
+  it("is not extended: nothing is bought for a term nobody deploys (was: charged at once, UNDEPLOYED)", async () => {
+    const { t, product, id, report, charges } = await deployed(false);
+    await report("UNDEPLOYED");
+    const ext = await call("POST", `/v1/subscriptions/${id}/action/?do=extend`, { token: t.partnerKey });
+    expect(ext.status, ext.text).toBe(409);
+    expect((await charges()).map((c) => c.kind)).toEqual(["purchase"]);
+    expect(await usageOf(t, 0, product)).toMatchObject({ usage: 1, pending: 0 });
+    // Deployed again, the chain is extended as before.
+    await report("DEPLOYED");
+    const again = await call("POST", `/v1/subscriptions/${id}/action/?do=extend`, { token: t.partnerKey });
+    expect(again.status, again.text).toBe(200);
+    expect(again.body.deployment_status).toBe("DEPLOYED");
+    await expectBooksBalance(t);
+  });
+
+  it("is not renewed by the cron: it expires at its end, saying why, charged nothing more", async () => {
+    const { t, product, id, report, charges } = await deployed(true);
+    await report("UNDEPLOYED");
+    const sub = await expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
+    const at = new Date(Date.parse(sub.end_time) + 60_000);
+    expect(await renewOrExpire(env, id, at)).toBe("failed");
+    const after = await expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
+    expect(after).toMatchObject({ end_reason: "expired", descendants: [] });
+    expect(after.renewal_error).toMatch(/UNDEPLOYED|undeployed/);
+    expect((await charges()).map((c) => c.kind)).toEqual(["purchase"]);
+    expect(await usageOf(t, 0, product)).toMatchObject({ usage: 0, pending: 0 });
+    await expectBooksBalance(t);
+  });
+});
