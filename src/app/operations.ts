@@ -19,7 +19,7 @@ import type { SubscriptionRecord } from "../domain/subscriptions";
 import { operationsQueue } from "../objects/operations-queue";
 import { subscriptionObject } from "../objects/subscription-object";
 import type { OperationPayload } from "./intents";
-import { type OperationResult, perform, resultInEffect } from "./perform";
+import { giveUpWork, type OperationResult, perform, resultInEffect } from "./perform";
 import { abandon, type PurchaseIds } from "./subscriptions";
 
 /** Attempts before an operation is given up as failed (the queue's max_retries is above this). */
@@ -171,6 +171,9 @@ async function purchaseIdsOf(env: Env, payload: OperationPayload): Promise<Purch
 export async function giveUpOperation(env: Env, opRef: string): Promise<void> {
   const op = await findOperation(env, opRef, EVERYTHING);
   const payload = op?.payload as unknown as OperationPayload | undefined;
+  // A start, stop or resize whose last attempt may still be under way is decided first: applied,
+  // it succeeded; otherwise it can no longer apply, and failing it says what the cloud shows.
+  if (payload) await giveUpWork(env, payload);
   const done = payload ? await resultInEffect(env, payload) : null;
   if (done) {
     await finishOperation(env, opRef, { status: "succeeded", resultBody: JSON.stringify(done) }, new Date());

@@ -240,6 +240,18 @@ async function settleOpenPurchaseOf(
 }
 
 /**
+ * Gives up the start, stop or resize of `payload` unless it applied already (`giveUpWork`): a run
+ * of it still under way then changes nothing, so an operation given up as "did not take effect"
+ * stays true to what the subscription shows.
+ */
+export async function giveUpWork(env: Env, payload: OperationPayload): Promise<void> {
+  if (payload.kind !== "run" && payload.kind !== "update") return;
+  if (payload.ref === undefined || (payload.kind === "update" && payload.amount === undefined)) return;
+  // A subscription gone has nothing the work could apply to.
+  await subscriptionObject(env, payload.subscription).giveUpWork(payload.ref);
+}
+
+/**
  * The result of work that took effect although its run did not get to store it (the attempt
  * died after it), read off the subscription; null for work not in effect, and for a purchase,
  * an extension or a report, which are settled by their commissions instead.

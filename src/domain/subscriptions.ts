@@ -71,6 +71,11 @@ export interface SubscriptionRecord {
   /** The same for the recent changes of a cloud's quantity: a resize run again never undoes a later one. */
   resizedBy?: string[];
   /**
+   * The references of recent starts, stops and resizes whose operation was given up before they
+   * applied (`giveUpWork`): a run of theirs still under way changes nothing, as their answer says.
+   */
+  givenUpBy?: string[];
+  /**
    * The term whose purchase holds the quota of the chain this one belongs to (absent: itself). An
    * extension bought while its chain holds its amount holds nothing more.
    */

@@ -25,6 +25,10 @@ export function superseded(applied: readonly string[] | undefined, w: WorkRef): 
   return w.fresh ? applied.includes(ref) : applied.some((other) => other >= ref);
 }
 
+/** Whether work `w` was given up (`givenUpBy`) before it applied: run late, it must not apply. */
+export const givenUp = (givenUpBy: readonly string[] | undefined, w: WorkRef): boolean =>
+  w.ref !== undefined && givenUpBy?.includes(w.ref) === true;
+
 /** `applied` with `w`'s reference: the recent ones only, as a retry comes within minutes, not after this many others. */
 export const appliedWith = (applied: string[] | undefined, w: WorkRef): string[] | undefined =>
   w.ref === undefined ? applied : [...(applied ?? []), w.ref].slice(-32);

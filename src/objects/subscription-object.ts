@@ -104,6 +104,10 @@ export class SubscriptionObject extends DurableObject<Env> {
     return (await this.found(id)).run(action, now, work);
   }
 
+  async giveUpWork(id: string, ref: string) {
+    return (await this.found(id)).giveUpWork(ref);
+  }
+
   async closeMonth(id: string, boundary: Date) {
     return (await this.found(id)).closeMonth(boundary);
   }

@@ -1,7 +1,7 @@
 import { type Order, orderWrites } from "../db/orders";
 import { drawOf } from "../domain/consumption";
 import { endInstant, failedAt } from "../domain/endings";
-import { refused } from "../domain/errors";
+import { AppError, refused } from "../domain/errors";
 import { isRunning, runInstant, splitAt, start, stop } from "../domain/metering";
 import {
   amountChangeRefusal,
@@ -15,7 +15,7 @@ import {
 } from "../domain/subscriptions";
 import { closeMonthAt } from "../domain/usage";
 import type { DeploymentPatch } from "../domain/webhooks";
-import { appliedWith, superseded, type WorkRef } from "../domain/work-refs";
+import { appliedWith, givenUp, superseded, type WorkRef } from "../domain/work-refs";
 import {
   endsChainHold,
   placeAbandoned,
@@ -102,6 +102,7 @@ export class Subscription extends SubscriptionMachine {
       work.ref !== undefined && r.resizedBy?.includes(work.ref) === true;
     return this.change(
       async (r) => {
+        if (givenUp(r.givenUpBy, work)) throw workGivenUp();
         if (superseded(r.resizedBy, work)) return r;
         const refusal = amountChangeRefusal(r, amount);
         if (refusal) throw refused(refusal);
@@ -118,7 +119,7 @@ export class Subscription extends SubscriptionMachine {
         // In effect already (answered as done), it is still the last resize accepted: noted, it
         // overtakes one accepted before it that runs later, as when it applies.
         noted: (r) =>
-          applied(r) || superseded(r.resizedBy, work)
+          applied(r) || superseded(r.resizedBy, work) || givenUp(r.givenUpBy, work)
             ? r
             : { ...r, resizedBy: appliedWith(r.resizedBy, work) },
       },
@@ -131,6 +132,7 @@ export class Subscription extends SubscriptionMachine {
    */
   async run(action: "start" | "stop", now: Date, work: WorkRef = {}): Promise<Outcome<SubscriptionRecord>> {
     return this.change((r) => {
+      if (givenUp(r.givenUpBy, work)) throw workGivenUp();
       if (superseded(r.ranBy, work)) return r;
       const refusal = runRefusal(r, action, now);
       if (refusal) throw refused(refusal);
@@ -138,6 +140,22 @@ export class Subscription extends SubscriptionMachine {
       const runs = action === "start" ? start(r.runs, t, r.amount) : stop(r.runs, t);
       const ranBy = appliedWith(r.ranBy, work);
       return { ...r, runs, ...(ranBy ? { ranBy } : {}) };
+    });
+  }
+
+  /**
+   * Gives up start, stop or resize `ref` unless it applied already: whether it had. Decided here,
+   * with the changes it would make, so a run of it still under way (an operation given up while
+   * its last attempt is slow) can no longer apply once its operation answers that it did not.
+   */
+  async giveUpWork(ref: string): Promise<Outcome<{ applied: boolean }>> {
+    return this.exclusive(async () => {
+      const r = this.store.load();
+      if (!r) return missing();
+      if (r.ranBy?.includes(ref) || r.resizedBy?.includes(ref)) return { ok: true, value: { applied: true } };
+      if (!r.givenUpBy?.includes(ref))
+        this.commit({ ...r, givenUpBy: [...(r.givenUpBy ?? []), ref].slice(-32) });
+      return { ok: true, value: { applied: false } };
     });
   }
 
@@ -398,3 +416,7 @@ export class Subscription extends SubscriptionMachine {
     return next;
   }
 }
+
+/** 409: work run after its operation was given up (it answered that the work did not take effect). */
+const workGivenUp = () =>
+  new AppError("conflict", "this operation was given up before it took effect: it changes nothing now");
