@@ -5,6 +5,7 @@ import { AppError, badRequest, isFinalAnswer, refused } from "../domain/errors";
 import { durationErrors, type PlannedSubscription, priceRefusal } from "../domain/purchase";
 import type { Scope } from "../domain/scope";
 import { type SubscriptionRecord, termPriceMinor } from "../domain/subscriptions";
+import type { WorkRef } from "../domain/work-refs";
 import { subscriptionObject } from "../objects/subscription-object";
 import { catalogKnowing } from "./catalog";
 import type { AcceptedPrice } from "./intents";
@@ -193,9 +194,10 @@ export async function setAutoRenew(
   id: string,
   value: boolean,
   expectedVersion?: number,
+  work?: WorkRef,
 ): Promise<SubscriptionRecord> {
   if (value) await refuseRenewalOfEndedChain(env, id);
-  const record = unwrap(await subscriptionObject(env, id).setAutoRenew(value, expectedVersion));
+  const record = unwrap(await subscriptionObject(env, id).setAutoRenew(value, expectedVersion, work));
   let next = record.nextId;
   while (next !== null) {
     const outcome = await subscriptionObject(env, next).setAutoRenew(record.autoRenew);

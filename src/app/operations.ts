@@ -173,7 +173,7 @@ export async function giveUpOperation(env: Env, opRef: string): Promise<void> {
   const payload = op?.payload as unknown as OperationPayload | undefined;
   // A start, stop or resize whose last attempt may still be under way is decided first: applied,
   // it succeeded; otherwise it can no longer apply, and failing it says what the cloud shows.
-  if (payload) await giveUpWork(env, payload);
+  if (payload) await giveUpWork(env, payload, opRef);
   const done = payload ? await resultInEffect(env, payload) : null;
   if (done) {
     await finishOperation(env, opRef, { status: "succeeded", resultBody: JSON.stringify(done) }, new Date());

@@ -160,6 +160,7 @@ export async function perform(
           payload.subscription,
           autoRenew,
           record ? undefined : expectedVersion,
+          operationWork(opRef),
         );
       record ??= await visibleRecord(env, partnerScope(payload.partnerId), payload.subscription);
       return one(env, record, at, true);
@@ -186,7 +187,13 @@ export async function perform(
     case "auto_renew":
       return one(
         env,
-        await setAutoRenew(env, payload.subscription, payload.value, payload.expectedVersion),
+        await setAutoRenew(
+          env,
+          payload.subscription,
+          payload.value,
+          payload.expectedVersion,
+          operationWork(opRef),
+        ),
         at,
       );
     case "run": {
@@ -202,7 +209,12 @@ export async function perform(
       // fixed at its acceptance would bill nothing of a start applied while it waited).
       const cancelledAt = new Date();
       await settleOpenPurchaseOf(env, object, cancelledAt, "cancel");
-      return one(env, unwrap(await object.cancel(cancelledAt, payload.expectedVersion)), cancelledAt, true);
+      return one(
+        env,
+        unwrap(await object.cancel(cancelledAt, payload.expectedVersion, operationWork(opRef))),
+        cancelledAt,
+        true,
+      );
     }
   }
 }
@@ -218,6 +230,9 @@ async function vendorMoved(env: Env, vendors: Record<string, string | null>): Pr
   }
   return null;
 }
+
+/** A cancel or auto_renew run by operation `opRef`: it does not apply once that was given up (`giveUpWork`). */
+const operationWork = (opRef: string | undefined): WorkRef => (opRef ? { ref: opRef } : {});
 
 const workOf = (ref: string | undefined, context: PerformContext): WorkRef => ({
   ref,
@@ -244,11 +259,15 @@ async function settleOpenPurchaseOf(
  * of it still under way then changes nothing, so an operation given up as "did not take effect"
  * stays true to what the subscription shows.
  */
-export async function giveUpWork(env: Env, payload: OperationPayload): Promise<void> {
-  if (payload.kind !== "run" && payload.kind !== "update") return;
-  if (payload.ref === undefined || (payload.kind === "update" && payload.amount === undefined)) return;
-  // A subscription gone has nothing the work could apply to.
-  await subscriptionObject(env, payload.subscription).giveUpWork(payload.ref);
+export async function giveUpWork(env: Env, payload: OperationPayload, opRef: string): Promise<void> {
+  if (payload.kind === "purchase" || payload.kind === "extend" || payload.kind === "consume") return;
+  const object = subscriptionObject(env, payload.subscription);
+  // A start, stop or resize applies under its reference; a cancel or an auto_renew (an update's
+  // too) under its operation's. A subscription gone has nothing the work could apply to.
+  const resizes = payload.kind === "run" || (payload.kind === "update" && payload.amount !== undefined);
+  if (resizes && payload.ref !== undefined) await object.giveUpWork(payload.ref);
+  if (payload.kind !== "run" && (payload.kind !== "update" || payload.autoRenew !== undefined))
+    await object.giveUpWork(opRef);
 }
 
 /**

@@ -92,8 +92,8 @@ export class SubscriptionObject extends DurableObject<Env> {
     this.kept.get(id)?.queueChanged();
   }
 
-  async setAutoRenew(id: string, value: boolean | undefined, expectedVersion?: number) {
-    return (await this.found(id)).setAutoRenew(value, expectedVersion);
+  async setAutoRenew(id: string, value: boolean | undefined, expectedVersion?: number, work?: WorkRef) {
+    return (await this.found(id)).setAutoRenew(value, expectedVersion, work);
   }
 
   async changeAmount(id: string, amount: number, now: Date, expectedVersion?: number, work?: WorkRef) {
@@ -112,8 +112,8 @@ export class SubscriptionObject extends DurableObject<Env> {
     return (await this.found(id)).closeMonth(boundary);
   }
 
-  async cancel(id: string, now: Date, expectedVersion?: number) {
-    return (await this.found(id)).cancel(now, expectedVersion);
+  async cancel(id: string, now: Date, expectedVersion?: number, work?: WorkRef) {
+    return (await this.found(id)).cancel(now, expectedVersion, work);
   }
 
   async consume(id: string, quantity: number, now: Date, report: string, passOver = false) {

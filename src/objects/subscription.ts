@@ -69,9 +69,11 @@ export class Subscription extends SubscriptionMachine {
   async setAutoRenew(
     value: boolean | undefined,
     expectedVersion?: number,
+    work: WorkRef = {},
   ): Promise<Outcome<SubscriptionRecord>> {
     return this.change(
       (r) => {
+        if (givenUp(r.givenUpBy, work)) throw workGivenUp();
         const autoRenew = value ?? !r.autoRenew;
         // Ended, with nothing after it: a chain over renews nothing, so a flag turned on would
         // tell the partner it will.
@@ -144,7 +146,8 @@ export class Subscription extends SubscriptionMachine {
   }
 
   /**
-   * Gives up start, stop or resize `ref` unless it applied already: whether it had. Decided here,
+   * Gives up work `ref` (a start's, stop's or resize's reference; the operation of a cancel or an
+   * auto_renew) unless it applied already as a start, stop or resize: whether it had. Decided here,
    * with the changes it would make, so a run of it still under way (an operation given up while
    * its last attempt is slow) can no longer apply once its operation answers that it did not.
    */
@@ -171,10 +174,15 @@ export class Subscription extends SubscriptionMachine {
   }
 
   /** Cancels: closes the running interval and releases the quota. Cancelling again changes nothing. */
-  async cancel(now: Date, expectedVersion?: number): Promise<Outcome<SubscriptionRecord>> {
+  async cancel(
+    now: Date,
+    expectedVersion?: number,
+    work: WorkRef = {},
+  ): Promise<Outcome<SubscriptionRecord>> {
     return this.change(
       async (r) => {
         if (r.endedAt !== null) return r;
+        if (givenUp(r.givenUpBy, work)) throw workGivenUp();
         // A renewal planned and not created yet is given up: cancelled first, the chain is never
         // renewed (its late create makes it failed, and its purchase is undone, nothing billed).
         const renewal = r.renewal?.subscription;

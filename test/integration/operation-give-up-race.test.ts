@@ -70,3 +70,30 @@ describe("an operation on its last attempt, given up by the sweep while it still
     await expectBooksBalance(t);
   });
 });
+
+describe("a cancel on its last attempt, given up by the sweep while it still runs", () => {
+  it("answers what the subscription shows", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const id = await buyFor(t, "cumulus");
+    const outcome = await givenUpWhileRunning(t, id, "cancel", { kind: "cancel" });
+    const ended = (await subscriptionObject(env, id).get())?.endedAt !== null;
+    expect({ ...outcome, ended }).toEqual(
+      ended ? { status: "succeeded", ended, answer: 200 } : { status: "failed", ended, answer: 409 },
+    );
+    await expectBooksBalance(t);
+  });
+});
+
+describe("an auto_renew on its last attempt, given up by the sweep while it still runs", () => {
+  it("answers what the subscription shows", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const id = await buyFor(t, "cumulus", { period: "1 week" });
+    const before = (await subscriptionObject(env, id).get())?.autoRenew;
+    const outcome = await givenUpWhileRunning(t, id, "setAutoRenew", { kind: "auto_renew", value: !before });
+    const flipped = (await subscriptionObject(env, id).get())?.autoRenew !== before;
+    expect({ ...outcome, flipped }).toEqual(
+      flipped ? { status: "succeeded", flipped, answer: 200 } : { status: "failed", flipped, answer: 409 },
+    );
+    await expectBooksBalance(t);
+  });
+});
