@@ -1,12 +1,7 @@
 import { queueOfReport } from "../db/consumption-queues";
 import type { Principal } from "../db/credentials";
-import {
-  chainMembers,
-  depletionQueue,
-  type ListQuery,
-  listSubscriptions,
-  queuedBehindAnother,
-} from "../db/subscriptions";
+import { depletionQueue, queuedBehindAnother } from "../db/depletion-queue";
+import { chainMembers, type ListQuery, listSubscriptions } from "../db/subscriptions";
 import { AppError, notFound } from "../domain/errors";
 import { type TaggedJson, tagJson } from "../domain/etag";
 import { jsonText } from "../domain/json";

@@ -1,4 +1,4 @@
-import { and, asc, eq, getTableColumns, gt, gte, inArray, isNull, lt, lte, or, sql } from "drizzle-orm";
+import { and, asc, eq, getTableColumns, gt, inArray, isNull, lt, lte, or, sql } from "drizzle-orm";
 import type { SQLiteInsertValue } from "drizzle-orm/sqlite-core";
 import { isRunning } from "../domain/metering";
 import type { Scope } from "../domain/scope";
@@ -199,9 +199,9 @@ export async function projectedVersions(env: Env, ids: readonly string[]): Promi
   const versions = new Map<string, number>();
   for (const chunk of parameterChunks(ids, 0)) {
     const rows = await database(env)
-      .select({ id: subscriptions.id, version: subscriptions.version })
-      .from(subscriptions)
-      .where(inArray(subscriptions.id, chunk))
+      .select({ id: s.id, version: s.version })
+      .from(s)
+      .where(inArray(s.id, chunk))
       .all();
     for (const row of rows) versions.set(row.id, row.version);
   }
@@ -252,63 +252,6 @@ export async function chainMembers(
     for (const row of rows) chains.set(row.rootId, [...(chains.get(row.rootId) ?? []), row]);
   }
   return chains;
-}
-
-/**
- * Whether an older depletable (of that kind: `olderDepletableInUse`) of the same customer and
- * product is still in use. Plain SQL: every
- * read of a depletable that is not used up asks this, and drizzle would build it each time.
- */
-export async function queuedBehindAnother(
-  env: Env,
-  r: Pick<SubscriptionRecord, "id" | "customerId" | "product">,
-): Promise<boolean> {
-  const row = await env.DB.prepare(
-    "select 1 from subscriptions where customer_id = ?1 and product = ?2 and kind = 'depletable' and ended_at is null and id < ?3 limit 1",
-  )
-    .bind(r.customerId, r.product, r.id)
-    .first();
-  return row !== null;
-}
-
-/** The depletables of the same customer and product, not used up, that come after `r` in the queue. */
-export async function youngerInQueue(
-  env: Env,
-  r: Pick<SubscriptionRecord, "id" | "customerId" | "product">,
-): Promise<string[]> {
-  const { results } = await env.DB.prepare(
-    "select id from subscriptions where customer_id = ?1 and product = ?2 and kind = 'depletable' and ended_at is null and id > ?3",
-  )
-    .bind(r.customerId, r.product, r.id)
-    .all<{ id: string }>();
-  return results.map((row) => row.id);
-}
-
-/**
- * A customer's depletables of one product that were not used up at `at`, oldest (consumed first)
- * first: those a consumption report of that time drains, whether or not it already drained them.
- */
-export async function depletionQueue(
-  env: Env,
-  customerId: string,
-  product: string,
-  at: Date,
-): Promise<string[]> {
-  const rows = await database(env)
-    .select({ id: s.id })
-    .from(s)
-    .where(
-      and(
-        eq(s.customerId, customerId),
-        eq(s.product, product),
-        // Subscriptions of the product bought as another kind (before it was made depletable) are no depletables.
-        eq(s.kind, "depletable"),
-        or(isNull(s.endedAt), gte(s.endedAt, at.toISOString())),
-      ),
-    )
-    .orderBy(asc(s.id))
-    .all();
-  return rows.map((r) => r.id);
 }
 
 /** Whether a customer has any subscription of the given products (a vendor may then see the customer). */

@@ -6,7 +6,8 @@
 import { findProduct, isDepletable, isPerObject, isRunnable, type Product } from "./catalog";
 import { type CreatedWith, type DurationError, resolveDuration } from "./durations";
 import { MAX_PRICE_MINOR } from "./money";
-import { cloudRefusal, termPriceMinor } from "./subscriptions";
+import { cloudRefusal } from "./refusals";
+import { termPriceMinor } from "./subscriptions";
 
 /** Subscriptions one purchase (or price calculation) may ask for and create: the spec's limit. */
 export const MAX_OBJECTS = 500;

@@ -4,6 +4,7 @@ import { type CommissionState, type Decision, RESOLVED, RESOLVING, stepFinish } 
 import { logError } from "../domain/log";
 import * as quota from "../domain/quota";
 import { recoveryBoundMs } from "../domain/recovery";
+import { IssuesUnderWay } from "./issues-under-way";
 import {
   type CommissionRequest,
   type CommissionRow,
@@ -41,13 +42,7 @@ export class QuotaLedger extends DurableObject<Env> {
   private readonly serials: LedgerSerials;
   private readonly commissions: LedgerCommissions;
   private readonly recoveryMs: number;
-  /**
-   * The issues under way here that carry a reference, each until it is decided. An issue may wait
-   * (on D1, for its next block of serials) and let other calls in: a question about its reference
-   * (`settleReferenced`) waits for it, or "no such commission" could be answered for one about to
-   * be made, and its caller would drop a change whose quota is then moved all the same.
-   */
-  private readonly issuing = new Map<string, Set<Promise<unknown>>>();
+  private readonly issuing = new IssuesUnderWay();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -111,18 +106,8 @@ export class QuotaLedger extends DurableObject<Env> {
   // ---- commissions kept here ---------------------------------------------------------------------
 
   async issue(request: CommissionRequest): Promise<IssueAnswer> {
-    const reference = request.reference;
-    if (reference === null) return this.issueNow(request);
-    const running = this.issueNow(request);
-    const decided = running.catch(() => undefined);
-    const underway = this.issuing.get(reference) ?? new Set();
-    this.issuing.set(reference, underway.add(decided));
-    try {
-      return await running;
-    } finally {
-      underway.delete(decided);
-      if (underway.size === 0 && this.issuing.get(reference) === underway) this.issuing.delete(reference);
-    }
+    if (request.reference === null) return this.issueNow(request);
+    return this.issuing.track(request.reference, () => this.issueNow(request));
   }
 
   private async issueNow(request: CommissionRequest): Promise<IssueAnswer> {
@@ -191,9 +176,7 @@ export class QuotaLedger extends DurableObject<Env> {
     followUp = false,
   ): Promise<CommissionState | null> {
     // An issue of this reference under way here is decided first: what it does is the answer.
-    for (let underway = this.issuing.get(reference); underway; underway = this.issuing.get(reference)) {
-      await Promise.all(underway);
-    }
+    await this.issuing.decided(reference);
     const row = this.commissions.live(reference);
     if (!row) return null;
     if (row.state === "pending" || row.state === "accepting" || row.state === "rejecting") {

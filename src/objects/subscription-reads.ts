@@ -1,4 +1,4 @@
-import { queuedBehindAnother } from "../db/subscriptions";
+import { queuedBehindAnother } from "../db/depletion-queue";
 import { type TaggedJson, tagJson } from "../domain/etag";
 import { jsonText } from "../domain/json";
 import { type Scope, sees } from "../domain/scope";

@@ -1,4 +1,4 @@
-import { youngerInQueue } from "../db/subscriptions";
+import { youngerInQueue } from "../db/depletion-queue";
 import { uuidv7 } from "../domain/ids";
 import { logError } from "../domain/log";
 import type { SubscriptionRecord } from "../domain/subscriptions";

@@ -3,13 +3,11 @@ import { drawOf } from "../domain/consumption";
 import { endInstant, failedAt } from "../domain/endings";
 import { AppError, refused } from "../domain/errors";
 import { isRunning, runInstant, splitAt, start, stop } from "../domain/metering";
+import { amountChangeRefusal, deploymentRefusal, runRefusal } from "../domain/refusals";
 import {
-  amountChangeRefusal,
-  deploymentRefusal,
   type RenewalIds,
   type RenewalPlan,
   renewalStep,
-  runRefusal,
   type SubscriptionRecord,
   startDeployed,
 } from "../domain/subscriptions";

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { MAX_RUN_INTERVALS } from "../../src/domain/metering";
-import { amountChangeRefusal, chainStatus, runRefusal } from "../../src/domain/subscriptions";
+import { amountChangeRefusal, runRefusal } from "../../src/domain/refusals";
+import { chainStatus } from "../../src/domain/subscriptions";
 import { retryAfterSeconds } from "../../src/http/operations";
 
 const NOW = new Date("2027-03-10T09:00:00.000Z");

@@ -1,7 +1,8 @@
 import { present, scopeOf, visibleRecord } from "../../app/reads";
 import { badRequest, refused } from "../../domain/errors";
 import { uuidv7 } from "../../domain/ids";
-import { amountChangeRefusal, type SubscriptionRecord } from "../../domain/subscriptions";
+import { amountChangeRefusal } from "../../domain/refusals";
+import type { SubscriptionRecord } from "../../domain/subscriptions";
 import { IdParams } from "../../schemas/common";
 import { ReplaceRequest, SubscriptionOut, UpdateRequest } from "../../schemas/subscriptions";
 import { ifMatch } from "../conditional";

@@ -17,7 +17,8 @@ import { badRequest, refused } from "../../domain/errors";
 import { untagJson } from "../../domain/etag";
 import { subscriptionIdBeside, uuidv7 } from "../../domain/ids";
 import { MAX_OBJECTS } from "../../domain/purchase";
-import { money, runRefusal } from "../../domain/subscriptions";
+import { runRefusal } from "../../domain/refusals";
+import { money } from "../../domain/subscriptions";
 import { IdParams } from "../../schemas/common";
 import {
   ACTION_MEMBERS,
