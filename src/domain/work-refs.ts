@@ -2,6 +2,7 @@
  * References of a cloud's start, stop and resize: each is applied once however often its work
  * runs, and the last one accepted decides (README, "Asynchronous operations").
  */
+import { AppError } from "./errors";
 
 /**
  * A start, stop or resize as applied work: `ref`, a UUIDv7 made when it was accepted, and
@@ -32,3 +33,7 @@ export const givenUp = (givenUpBy: readonly string[] | undefined, w: WorkRef): b
 /** `applied` with `w`'s reference: the recent ones only, as a retry comes within minutes, not after this many others. */
 export const appliedWith = (applied: string[] | undefined, w: WorkRef): string[] | undefined =>
   w.ref === undefined ? applied : [...(applied ?? []), w.ref].slice(-32);
+
+/** 409: work run after its operation was given up (it answered that the work did not take effect). */
+export const workGivenUp = () =>
+  new AppError("conflict", "this operation was given up before it took effect: it changes nothing now");

@@ -1,5 +1,7 @@
+import { indexCommission } from "../db/commissions";
 import type { CommissionState, Decision } from "../domain/commissions";
 import type { WireProvision } from "../domain/holders";
+import { logError } from "../domain/log";
 import type { Provision } from "../domain/quota";
 import type { HoldFailure, HoldResult } from "./ledger-holdings";
 
@@ -154,9 +156,30 @@ export class LedgerCommissions {
     );
   }
 
-  /** D1's index has `version` of commission `serial`; a change made since leaves it unindexed. */
-  markIndexed(serial: number, version: number): void {
-    this.sql.exec("UPDATE commissions SET indexed = 1 WHERE serial = ? AND version = ?", serial, version);
+  /**
+   * Projects listed commission `serial`'s state into D1's index (then it has that version; a change
+   * made since leaves it unindexed): false if D1 failed, for the caller to try again.
+   */
+  async project(env: Env, serial: number): Promise<boolean> {
+    const row = this.record(serial);
+    if (!row || row.indexed === 1 || row.service_id === null) return true;
+    try {
+      await indexCommission(env, {
+        serial,
+        serviceId: row.service_id,
+        state: row.state,
+        version: row.version,
+      });
+      this.sql.exec(
+        "UPDATE commissions SET indexed = 1 WHERE serial = ? AND version = ?",
+        serial,
+        row.version,
+      );
+      return true;
+    } catch (error) {
+      logError("commission.index_failed", error, { serial });
+      return false;
+    }
   }
 
   /** The commissions in a step across ledgers, or not yet indexed. */

@@ -1,5 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import { indexCommission, takeSerialBlock } from "../db/commissions";
+import { takeSerialBlock } from "../db/commissions";
 import { type CommissionState, type Decision, RESOLVED, RESOLVING, stepFinish } from "../domain/commissions";
 import { logError } from "../domain/log";
 import * as quota from "../domain/quota";
@@ -366,20 +366,7 @@ export class QuotaLedger extends DurableObject<Env> {
 
   /** Projects a listed commission's state into D1; if D1 fails, the alarm tries again. */
   private async project(serial: number): Promise<void> {
-    const row = this.commissions.record(serial);
-    if (!row || row.indexed === 1 || row.service_id === null) return;
-    try {
-      await indexCommission(this.env, {
-        serial,
-        serviceId: row.service_id,
-        state: row.state,
-        version: row.version,
-      });
-      this.commissions.markIndexed(serial, row.version);
-    } catch (error) {
-      logError("commission.index_failed", error, { serial });
-      await this.wakeIn(INDEX_RETRY_MS);
-    }
+    if (!(await this.commissions.project(this.env, serial))) await this.wakeIn(INDEX_RETRY_MS);
   }
 
   /**

@@ -195,6 +195,32 @@ export abstract class SubscriptionMachine {
   }
 
   /**
+   * Gives up work `ref` (a start's, stop's or resize's reference; the operation of a cancel or an
+   * auto_renew) unless it applied already as a start, stop or resize: whether it had. Decided here,
+   * with the changes it would make, so a run of it still under way (an operation given up while
+   * its last attempt is slow) can no longer apply once its operation answers that it did not.
+   */
+  async giveUpWork(ref: string): Promise<Outcome<{ applied: boolean }>> {
+    return this.exclusive(async () => {
+      const r = this.store.load();
+      if (!r) return missing();
+      if (r.ranBy?.includes(ref) || r.resizedBy?.includes(ref)) return { ok: true, value: { applied: true } };
+      if (!r.givenUpBy?.includes(ref))
+        this.commit({ ...r, givenUpBy: [...(r.givenUpBy ?? []), ref].slice(-32) });
+      return { ok: true, value: { applied: false } };
+    });
+  }
+
+  /** Gives this subscription up if it is not created yet (`fail` would end a live one): whether it was. */
+  async giveUpUnlessCreated(at: Date): Promise<boolean> {
+    return this.exclusive(async () => {
+      if (this.store.load()) return false;
+      this.store.giveUp(at.toISOString());
+      return true;
+    });
+  }
+
+  /**
    * Stores the next version and, for a syndicated product, the event describing it, in one
    * storage transaction: the event can never be lost, nor sent for a change that did not happen.
    */

@@ -1,7 +1,7 @@
 import { type Order, orderWrites } from "../db/orders";
 import { drawOf } from "../domain/consumption";
 import { endInstant, failedAt } from "../domain/endings";
-import { AppError, refused } from "../domain/errors";
+import { refused } from "../domain/errors";
 import { isRunning, runInstant, splitAt, start, stop } from "../domain/metering";
 import { amountChangeRefusal, deploymentRefusal, runRefusal } from "../domain/refusals";
 import {
@@ -13,7 +13,7 @@ import {
 } from "../domain/subscriptions";
 import { closeMonthAt } from "../domain/usage";
 import type { DeploymentPatch } from "../domain/webhooks";
-import { appliedWith, givenUp, superseded, type WorkRef } from "../domain/work-refs";
+import { appliedWith, givenUp, superseded, type WorkRef, workGivenUp } from "../domain/work-refs";
 import {
   endsChainHold,
   placeAbandoned,
@@ -144,23 +144,6 @@ export class Subscription extends SubscriptionMachine {
   }
 
   /**
-   * Gives up work `ref` (a start's, stop's or resize's reference; the operation of a cancel or an
-   * auto_renew) unless it applied already as a start, stop or resize: whether it had. Decided here,
-   * with the changes it would make, so a run of it still under way (an operation given up while
-   * its last attempt is slow) can no longer apply once its operation answers that it did not.
-   */
-  async giveUpWork(ref: string): Promise<Outcome<{ applied: boolean }>> {
-    return this.exclusive(async () => {
-      const r = this.store.load();
-      if (!r) return missing();
-      if (r.ranBy?.includes(ref) || r.resizedBy?.includes(ref)) return { ok: true, value: { applied: true } };
-      if (!r.givenUpBy?.includes(ref))
-        this.commit({ ...r, givenUpBy: [...(r.givenUpBy ?? []), ref].slice(-32) });
-      return { ok: true, value: { applied: false } };
-    });
-  }
-
-  /**
    * The cron's month close: a cloud running since before `boundary` is billed up to it (its lines
    * written) and runs on. Again, or for a cloud not running then: nothing changes.
    */
@@ -192,15 +175,6 @@ export class Subscription extends SubscriptionMachine {
       },
       { version: expectedVersion, done: (r) => r.endedAt !== null },
     );
-  }
-
-  /** Gives this subscription up if it is not created yet (`fail` would end a live one): whether it was. */
-  async giveUpUnlessCreated(at: Date): Promise<boolean> {
-    return this.exclusive(async () => {
-      if (this.store.load()) return false;
-      this.store.giveUp(at.toISOString());
-      return true;
-    });
   }
 
   /**
@@ -422,7 +396,3 @@ export class Subscription extends SubscriptionMachine {
     return next;
   }
 }
-
-/** 409: work run after its operation was given up (it answered that the work did not take effect). */
-const workGivenUp = () =>
-  new AppError("conflict", "this operation was given up before it took effect: it changes nothing now");
