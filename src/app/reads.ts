@@ -68,6 +68,11 @@ function within(scope: Scope, id: string, body: string | null): SubscriptionReco
   return record;
 }
 
+/** Whether `record`, a live depletable, waits behind an older one of its customer and product (`inactive`). */
+export async function waitsInQueue(env: Env, record: SubscriptionRecord): Promise<boolean> {
+  return record.kind === "depletable" && record.endedAt === null && (await queuedBehindAnother(env, record));
+}
+
 /**
  * The wire shape of one record, its status and descendants worked out at `now`. `queued`: whether
  * a depletable waits behind an older one, when the caller already knows.
@@ -78,9 +83,7 @@ export async function present(
   now: Date,
   queued?: boolean,
 ): Promise<SubscriptionWire> {
-  const behind =
-    queued ??
-    (record.kind === "depletable" && record.endedAt === null && (await queuedBehindAnother(env, record)));
+  const behind = queued ?? (await waitsInQueue(env, record));
   // Only a subscription something follows has descendants: the others need no query.
   const chain =
     record.nextId === null ? [] : ((await chainMembers(env, [record.rootId])).get(record.rootId) ?? []);

@@ -1,9 +1,9 @@
 import type * as v from "valibot";
 import { runReported } from "../../app/operations";
+import { waitsInQueue } from "../../app/reads";
 import { unwrap } from "../../app/subscriptions";
 import type { Principal } from "../../db/credentials";
 import { findCustomer } from "../../db/customers";
-import { queuedBehindAnother } from "../../db/depletion-queue";
 import { findOrder } from "../../db/orders";
 import { listProducts } from "../../db/products";
 import { customerHasProducts } from "../../db/subscriptions";
@@ -47,7 +47,7 @@ async function ownSubscription(env: Env, principal: Principal, id: string): Prom
 
 async function subscriptionView(env: Env, r: SubscriptionRecord) {
   // A depletable waiting behind an older one of its customer and product is inactive, as on `/v1`.
-  const queued = r.kind === "depletable" && r.endedAt === null && (await queuedBehindAnother(env, r));
+  const queued = await waitsInQueue(env, r);
   return {
     id: r.id,
     self: `subscription/${r.id}`,
