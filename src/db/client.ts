@@ -1,5 +1,7 @@
-import { fillPlaceholders } from "drizzle-orm";
+import { count, fillPlaceholders, type SQL } from "drizzle-orm";
+import type { BatchItem } from "drizzle-orm/batch";
 import { type DrizzleD1Database, drizzle } from "drizzle-orm/d1";
+import type { SQLiteTable } from "drizzle-orm/sqlite-core";
 
 /** One drizzle instance per D1 binding, built once: queries only use the SQL builder. */
 const instances = new WeakMap<D1Database, DrizzleD1Database>();
@@ -64,4 +66,20 @@ export function statementOf(
 ): D1PreparedStatement {
   const { sql, params } = query.toSQL();
   return env.DB.prepare(sql).bind(...params);
+}
+
+/**
+ * A page of a list and how many rows the whole list has (`where` on `table`), read in one D1
+ * batch: D1 runs a batch as one transaction, so `total_count` counts the same snapshot the page
+ * was read from (two statements could each see a different concurrent write), in one round trip.
+ */
+export async function pageAndTotal<R>(
+  env: Env,
+  page: BatchItem<"sqlite"> & PromiseLike<R[]>,
+  table: SQLiteTable,
+  where: SQL | undefined,
+): Promise<{ rows: R[]; total: number }> {
+  const db = database(env);
+  const [rows, totals] = await db.batch([page, db.select({ total: count() }).from(table).where(where)]);
+  return { rows: rows as R[], total: totals[0]?.total ?? 0 };
 }

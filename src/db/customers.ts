@@ -1,6 +1,6 @@
 import { and, asc, eq, gt, inArray, sql } from "drizzle-orm";
 import { ttlCache } from "../domain/ttl-cache";
-import { database, parameterChunks } from "./client";
+import { database, pageAndTotal, parameterChunks } from "./client";
 import { customers } from "./schema";
 
 export type Customer = typeof customers.$inferSelect;
@@ -27,30 +27,23 @@ export async function findCustomer(
   return database(env).select().from(customers).where(scope).get();
 }
 
-export async function listCustomers(
+/** A page of a partner's customers (null: everyone's), in id order, and how many it has (a count on `customers_partner_id`). */
+export function listCustomers(
   env: Env,
   partnerId: string | null,
   after: string | undefined,
   offset: number,
   limit: number,
 ) {
-  const conditions = [
-    partnerId === null ? undefined : eq(customers.partnerId, partnerId),
-    after === undefined ? undefined : gt(customers.id, after),
-  ];
-  return database(env)
+  const whose = partnerId === null ? undefined : eq(customers.partnerId, partnerId);
+  const page = database(env)
     .select()
     .from(customers)
-    .where(and(...conditions))
+    .where(and(whose, after === undefined ? undefined : gt(customers.id, after)))
     .orderBy(asc(customers.id))
     .limit(limit + 1)
-    .offset(offset)
-    .all();
-}
-
-/** How many customers a partner has (null: everyone's): one count on `customers_partner_id`. */
-export function countCustomers(env: Env, partnerId: string | null): Promise<number> {
-  return database(env).$count(customers, partnerId === null ? undefined : eq(customers.partnerId, partnerId));
+    .offset(offset);
+  return pageAndTotal(env, page, customers, whose);
 }
 
 /** Which of `ids` are a partner's customers; any number of ids, a statement per chunk of them. */

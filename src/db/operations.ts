@@ -1,6 +1,6 @@
 import { and, asc, eq, gt, inArray, lt, sql } from "drizzle-orm";
 import type { Scope } from "../domain/scope";
-import { database } from "./client";
+import { database, pageAndTotal } from "./client";
 import { type OperationStatus, operations } from "./schema";
 
 export type Operation = typeof operations.$inferSelect;
@@ -103,23 +103,19 @@ const matching = (f: OperationFilter) =>
     f.status === undefined ? undefined : eq(operations.status, f.status),
   );
 
-export async function listOperations(
+/** A page of the operations a list shows, oldest first, and how many it shows in all (a count on its index). */
+export function listOperations(
   env: Env,
   q: OperationFilter & { after: string | undefined; offset: number; limit: number },
 ) {
-  return database(env)
+  const page = database(env)
     .select()
     .from(operations)
     .where(and(matching(q), q.after === undefined ? undefined : gt(operations.opRef, q.after)))
     .orderBy(asc(operations.opRef))
     .limit(q.limit + 1)
-    .offset(q.offset)
-    .all();
-}
-
-/** How many operations a list shows in all: one count on its index. */
-export function countOperations(env: Env, filter: OperationFilter) {
-  return database(env).$count(operations, matching(filter));
+    .offset(q.offset);
+  return pageAndTotal(env, page, operations, matching(q));
 }
 
 /** Forgets finished operations past their retention. */

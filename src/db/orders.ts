@@ -2,7 +2,7 @@ import { and, asc, eq, getTableColumns, gt, inArray, sql } from "drizzle-orm";
 import type { SQLiteInsertValue } from "drizzle-orm/sqlite-core";
 import type { Scope } from "../domain/scope";
 import { completedOrderCharges, completedOrderChargesOfOne, reversalCharges } from "./charges";
-import { builtOnce, database, parameterChunks, statementOf } from "./client";
+import { builtOnce, database, pageAndTotal, parameterChunks, statementOf } from "./client";
 import { type OrderLine, orders } from "./schema";
 
 export type Order = typeof orders.$inferSelect;
@@ -114,24 +114,19 @@ export interface OrderFilter {
 const matching = (f: OrderFilter) =>
   and(within(f.scope), f.customer === undefined ? undefined : eq(orders.customerId, f.customer));
 
-/** A page of the orders a list shows, in id order. */
-export async function listOrders(
+/** A page of the orders a list shows, in id order, and how many it shows in all (a count on `orders_partner` or `orders_customer`). */
+export function listOrders(
   env: Env,
   q: OrderFilter & { after: string | undefined; offset: number; limit: number },
 ) {
-  return database(env)
+  const page = database(env)
     .select()
     .from(orders)
     .where(and(matching(q), q.after === undefined ? undefined : gt(orders.id, q.after)))
     .orderBy(asc(orders.id))
     .limit(q.limit + 1)
-    .offset(q.offset)
-    .all();
-}
-
-/** How many orders a list shows in all: one count on `orders_partner` or `orders_customer`. */
-export function countOrders(env: Env, filter: OrderFilter): Promise<number> {
-  return database(env).$count(orders, matching(filter));
+    .offset(q.offset);
+  return pageAndTotal(env, page, orders, matching(q));
 }
 
 export type { OrderLine };

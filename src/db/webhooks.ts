@@ -1,5 +1,5 @@
 import { and, asc, desc, eq, gt, isNull, lt, or, sql } from "drizzle-orm";
-import { database } from "./client";
+import { database, pageAndTotal } from "./client";
 import { products } from "./schema";
 import { type DeliveryStatus, webhookAttempts, webhookDeliveries } from "./schema-webhooks";
 
@@ -98,7 +98,8 @@ export async function attemptsOf(env: Env, deliveryId: string): Promise<Attempt[
     .all();
 }
 
-export async function listDeliveries(
+/** A page of a vendor's deliveries (null: every vendor's), of one status or all, in id order, and how many there are (one indexed count). */
+export function listDeliveries(
   env: Env,
   q: {
     vendorId: string | null;
@@ -108,31 +109,18 @@ export async function listDeliveries(
     limit: number;
   },
 ) {
-  return database(env)
+  const matching = and(
+    q.vendorId === null ? undefined : eq(webhookDeliveries.vendorId, q.vendorId),
+    q.status === undefined ? undefined : eq(webhookDeliveries.status, q.status),
+  );
+  const page = database(env)
     .select()
     .from(webhookDeliveries)
-    .where(
-      and(
-        q.vendorId === null ? undefined : eq(webhookDeliveries.vendorId, q.vendorId),
-        q.status === undefined ? undefined : eq(webhookDeliveries.status, q.status),
-        q.after === undefined ? undefined : gt(webhookDeliveries.id, q.after),
-      ),
-    )
+    .where(and(matching, q.after === undefined ? undefined : gt(webhookDeliveries.id, q.after)))
     .orderBy(asc(webhookDeliveries.id))
     .limit(q.limit + 1)
-    .offset(q.offset)
-    .all();
-}
-
-/** How many deliveries a vendor (null: every vendor) has, of one status or all: one indexed count. */
-export function countDeliveries(env: Env, vendorId: string | null, status: DeliveryStatus | undefined) {
-  return database(env).$count(
-    webhookDeliveries,
-    and(
-      vendorId === null ? undefined : eq(webhookDeliveries.vendorId, vendorId),
-      status === undefined ? undefined : eq(webhookDeliveries.status, status),
-    ),
-  );
+    .offset(q.offset);
+  return pageAndTotal(env, page, webhookDeliveries, matching);
 }
 
 /**

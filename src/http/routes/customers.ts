@@ -3,13 +3,7 @@ import { owningPartner } from "../../app/acting";
 import { visibleCustomer } from "../../app/customers";
 import { newIdFor } from "../../app/intents";
 import { scopeOf } from "../../app/reads";
-import {
-  type Customer,
-  countCustomers,
-  createCustomer,
-  listCustomers,
-  updateCustomer,
-} from "../../db/customers";
+import { type Customer, createCustomer, listCustomers, updateCustomer } from "../../db/customers";
 import { findResource } from "../../db/resources";
 import { badRequest, notFound } from "../../domain/errors";
 import { baseSourceOf } from "../../domain/holders";
@@ -137,10 +131,7 @@ export const customerRoutes = [
     async handle({ env, principal, query }) {
       const scope = scopeOf(principal).partnerId;
       const page = async (window: PageWindow) => {
-        const [rows, total] = await Promise.all([
-          listCustomers(env, scope, window.after, window.offset, window.limit),
-          countCustomers(env, scope),
-        ]);
+        const { rows, total } = await listCustomers(env, scope, window.after, window.offset, window.limit);
         return toPage(rows, window, (c) => c.id, customerOut, total);
       };
       return { status: 200, ...(await pagedAnswer(pageWindow(query), page)) };

@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { partnerScopeOf, scopeOf } from "../../app/reads";
-import { countOperations, listOperations } from "../../db/operations";
+import { listOperations } from "../../db/operations";
 import { OperationOut, OperationPageOut, OperationsQuery, OpRef } from "../../schemas/operations";
 import { ConsumptionOut, PurchaseOut, SubscriptionOut } from "../../schemas/subscriptions";
 import * as examples from "../examples";
@@ -86,10 +86,7 @@ export const operationRoutes = [
     async handle({ env, principal, query }) {
       const filter = { scope: partnerScopeOf(principal), customer: query.customer, status: query.status };
       const page = async (window: PageWindow) => {
-        const [rows, total] = await Promise.all([
-          listOperations(env, { ...filter, ...window }),
-          countOperations(env, filter),
-        ]);
+        const { rows, total } = await listOperations(env, { ...filter, ...window });
         return toPage(rows, window, (o) => o.opRef, operationView, total);
       };
       return { status: 200, ...(await pagedAnswer(pageWindow(query), page)) };

@@ -1,5 +1,5 @@
 import { partnerScopeOf, scopeOf } from "../../app/reads";
-import { countOrders, findOrder, listOrders } from "../../db/orders";
+import { findOrder, listOrders } from "../../db/orders";
 import { notFound } from "../../domain/errors";
 import { IdParams } from "../../schemas/common";
 import { OrderOut, OrderPageOut, OrdersQuery } from "../../schemas/subscriptions";
@@ -33,10 +33,7 @@ export const orderRoutes = [
     async handle({ env, principal, query }) {
       const filter = { scope: partnerScopeOf(principal), customer: query.customer };
       const page = async (window: PageWindow) => {
-        const [rows, total] = await Promise.all([
-          listOrders(env, { ...filter, ...window }),
-          countOrders(env, filter),
-        ]);
+        const { rows, total } = await listOrders(env, { ...filter, ...window });
         return toPage(rows, window, (o) => o.id, orderView, total);
       };
       return { status: 200, ...(await pagedAnswer(pageWindow(query), page)) };

@@ -6,7 +6,6 @@ import { createVendor, findVendor, rotateSigningSecret, setSyndication, type Ven
 import {
   attemptsOf,
   backlog,
-  countDeliveries,
   type Delivery,
   findDelivery,
   listDeliveries,
@@ -220,10 +219,11 @@ export const syndicationRoutes = [
     },
     async handle({ env, principal, query }) {
       const page = async (window: PageWindow) => {
-        const [rows, total] = await Promise.all([
-          listDeliveries(env, { vendorId: vendorScope(principal), status: query.status, ...window }),
-          countDeliveries(env, vendorScope(principal), query.status),
-        ]);
+        const { rows, total } = await listDeliveries(env, {
+          vendorId: vendorScope(principal),
+          status: query.status,
+          ...window,
+        });
         const listed = toPage(rows, window, (d) => d.id, deliveryOut, total);
         if (query.status !== "pending") return listed;
         const pending = await backlog(env, vendorScope(principal));
