@@ -1762,6 +1762,7 @@ export interface components {
             objects: components["schemas"]["Product"][];
         };
         ProductPut: {
+            id?: string;
             name: string;
             /** @enum {string} */
             kind: "timed" | "depletable" | "per_object" | "license" | "caas";
@@ -1778,8 +1779,7 @@ export interface components {
              * @enum {string}
              */
             delivery: "builtin" | "syndicated";
-            /** Format: uuid */
-            vendor?: string;
+            vendor?: string | null;
             /** Format: uri */
             endpoint?: string;
         };

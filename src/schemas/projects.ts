@@ -23,14 +23,14 @@ export const ProjectOut = v.object({
   created_at: Timestamp,
 });
 
-export const AddMember = v.object({ customer: Uuid });
+export const AddMember = v.strictObject({ customer: Uuid }, "not a member of a membership: customer is");
 
 export const MemberParams = v.object({ id: Uuid, customer: Uuid });
 
-export const SetProjectLimit = v.object({
-  resource: Slug,
-  limit: QuotaLimit,
-});
+export const SetProjectLimit = v.strictObject(
+  { resource: Slug, limit: QuotaLimit },
+  "not a member of a limit: resource and limit are",
+);
 
 export const ProjectHoldingOut = v.object({
   holder: v.pipe(

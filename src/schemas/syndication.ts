@@ -15,9 +15,10 @@ export const Endpoint = v.pipe(
   v.maxLength(2048),
 );
 
-export const CreateVendor = v.object({
-  name: v.pipe(v.string(), v.trim(), v.minLength(1), v.maxLength(200)),
-});
+export const CreateVendor = v.strictObject(
+  { name: v.pipe(v.string(), v.trim(), v.minLength(1), v.maxLength(200)) },
+  "not a member of a vendor: name is",
+);
 
 export const VendorOut = v.object({ id: Uuid, name: v.string(), created_at: Timestamp });
 
@@ -34,7 +35,10 @@ export const WebhookEndpoint = v.pipe(
   ),
 );
 
-export const EndpointRequest = v.object({ endpoint: WebhookEndpoint });
+export const EndpointRequest = v.strictObject(
+  { endpoint: WebhookEndpoint },
+  "not a member of an endpoint request: endpoint is",
+);
 
 export const EndpointOut = v.object({ product: v.string(), endpoint: v.string() });
 

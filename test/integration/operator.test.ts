@@ -217,6 +217,97 @@ describe("customers", () => {
   });
 });
 
+describe("the operator's and the partner's other bodies", () => {
+  it("refuse a misspelt member with 400 naming it, and change nothing", async () => {
+    const t = await tenant({ customers: 1 });
+    const [c] = t.customers as [string];
+    const product = unique("typo");
+    const vendor = await expectOk(
+      call("POST", "/v1/vendors", { token: t.operator, body: { name: "V" } }),
+      201,
+    );
+    const project = await expectOk(
+      call("POST", "/v1/projects", { token: t.partnerKey, body: { name: "p" } }),
+      201,
+    );
+    const productBody = {
+      name: "Disk",
+      kind: "timed",
+      unit: "GB",
+      unit_price: "0.10",
+      currency: "EUR",
+      quota_resource: `stratus.${product}`,
+    };
+    const cases: Array<[string, string, string, Record<string, unknown>, string]> = [
+      ["POST", "/v1/partners", t.operator, { name: "x", rate_limt: "raised" }, "/rate_limt"],
+      ["POST", "/v1/services", t.operator, { partner: t.partnerId, name: unique("s"), nmae: "y" }, "/nmae"],
+      [
+        "PUT",
+        `/v1/resources/stratus.${product}`,
+        t.operator,
+        { service: "stratus", alow_in_projects: false },
+        "/alow_in_projects",
+      ],
+      [
+        "PUT",
+        `/v1/customers/${c}/quotas`,
+        t.operator,
+        { sorce: "system", resource: t.resources[0] as string, limit: 3 },
+        "/sorce",
+      ],
+      ["POST", "/v1/vendors", t.operator, { name: "W", endpiont: "https://w.example/" }, "/endpiont"],
+      [
+        "PUT",
+        `/v1/projects/${project.id}/quotas`,
+        t.partnerKey,
+        { resource: t.resources[0] as string, limit: 3, limt: 4 },
+        "/limt",
+      ],
+      ["POST", `/v1/projects/${project.id}/members`, t.partnerKey, { customer: c, role: "admin" }, "/role"],
+    ];
+    for (const [method, path, token, body, point] of cases) {
+      const r = await call(method, path, { token, body });
+      expect(r.status, `${method} ${path}: ${r.text}`).toBe(400);
+      expect(r.body.errors, path).toEqual([expect.objectContaining({ point })]);
+    }
+    const resources = await expectOk(call("GET", "/v1/resources", { token: t.operator }));
+    expect(resources.objects.map((r: { name: string }) => r.name)).not.toContain(`stratus.${product}`);
+    const holdings = await expectOk(call("GET", `/v1/customers/${c}/quotas`, { token: t.operator }));
+    expect(holdings.objects.find((h: { resource: string }) => h.resource === t.resources[0])?.limit).not.toBe(
+      3,
+    );
+    expect(
+      (await expectOk(call("GET", `/v1/projects/${project.id}`, { token: t.partnerKey }))).members ?? [],
+    ).toEqual([]);
+
+    // A product: a misspelt `delivry` would have left it built in, its vendor never told of a sale.
+    await expectOk(
+      call("PUT", `/v1/resources/stratus.${product}`, { token: t.operator, body: { service: "stratus" } }),
+    );
+    const typo = await call("PUT", `/v1/products/${product}`, {
+      token: t.operator,
+      body: { ...productBody, delivry: "syndicated", vendor: vendor.id, endpoint: "https://v.example/hooks" },
+    });
+    expect(typo.status).toBe(400);
+    expect(typo.body.errors).toEqual([expect.objectContaining({ point: "/delivry" })]);
+    expect((await call("GET", `/v1/products/${product}`, { token: t.operator })).status).toBe(404);
+    // Its read sent back as it came (`id` included) is taken; another id is not.
+    const created = await expectOk(
+      call("PUT", `/v1/products/${product}`, { token: t.operator, body: productBody }),
+    );
+    const { signing_secret: _, ...asRead } = created;
+    expect(
+      await expectOk(call("PUT", `/v1/products/${product}`, { token: t.operator, body: asRead })),
+    ).toEqual(asRead);
+    const other = await call("PUT", `/v1/products/${product}`, {
+      token: t.operator,
+      body: { ...asRead, id: "another" },
+    });
+    expect(other.status).toBe(400);
+    expect(other.body.errors).toEqual([expect.objectContaining({ point: "/id" })]);
+  });
+});
+
 describe("a customer's limit", () => {
   it("is on its base project whichever name the source gives it; any other source answers 400", async () => {
     const t = await tenant({ customers: 1 });

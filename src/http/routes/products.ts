@@ -69,6 +69,11 @@ export const productRoutes = [
         "An alias, or the id, that names another product; or a new vendor for a product already sold, or whose purchase is running",
     },
     async handle({ env, request, params, body }) {
+      if (body.id !== undefined && body.id !== params.id) {
+        throw badRequest(`id ${body.id} is not the product's id in the path, ${params.id}`, [
+          { point: "/id", message: "must be the id in the path, or left out" },
+        ]);
+      }
       if (!isKnownCurrency(body.currency)) {
         throw badRequest(`currency ${body.currency} is not an ISO 4217 currency`, [
           { point: "/currency", message: "must be an ISO 4217 currency code" },
