@@ -131,10 +131,10 @@ export const ACTION_MEMBERS: Record<
   ReadonlyArray<keyof v.InferOutput<typeof ActionBody>>
 > = { extend: ["period", "end_time"], auto_renew: ["auto_renew"], start: [], stop: [] };
 
-export const ConsumptionRequest = v.object({
-  resource: v.pipe(v.string(), v.minLength(1), v.maxLength(128)),
-  amount: Amount,
-});
+export const ConsumptionRequest = v.strictObject(
+  { resource: v.pipe(v.string(), v.minLength(1), v.maxLength(128)), amount: Amount },
+  "not a member of a consumption report: resource and amount are",
+);
 
 const Money = (what: string) =>
   v.pipe(v.string(), v.description(`${what}, a decimal string in \`currency\`.`));

@@ -264,6 +264,13 @@ describe("the operator's and the partner's other bodies", () => {
         "/limt",
       ],
       ["POST", `/v1/projects/${project.id}/members`, t.partnerKey, { customer: c, role: "admin" }, "/role"],
+      [
+        "POST",
+        `/v1/customers/${c}/consumption`,
+        t.partnerKey,
+        { resource: "tx", amount: 1, ammount: 2 },
+        "/ammount",
+      ],
     ];
     for (const [method, path, token, body, point] of cases) {
       const r = await call(method, path, { token, body });
