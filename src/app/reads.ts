@@ -1,6 +1,6 @@
 import { queueOfReport } from "../db/consumption-queues";
 import type { Principal } from "../db/credentials";
-import { depletionQueue, queuedBehindAnother } from "../db/depletion-queue";
+import { depletionQueue, queueVerdict } from "../db/depletion-queue";
 import { chainMembers, type ListQuery, listSubscriptions } from "../db/subscriptions";
 import { AppError, notFound } from "../domain/errors";
 import { type TaggedJson, tagJson } from "../domain/etag";
@@ -68,9 +68,12 @@ function within(scope: Scope, id: string, body: string | null): SubscriptionReco
   return record;
 }
 
-/** Whether `record`, a live depletable, waits behind an older one of its customer and product (`inactive`). */
+/**
+ * Whether `record`, a live depletable, waits (`inactive`): for its purchase to take effect, or behind
+ * an older one of its customer and product in use. Consumption reports drain only one that does not.
+ */
 export async function waitsInQueue(env: Env, record: SubscriptionRecord): Promise<boolean> {
-  return record.kind === "depletable" && record.endedAt === null && (await queuedBehindAnother(env, record));
+  return record.kind === "depletable" && record.endedAt === null && (await queueVerdict(env, record)).waits;
 }
 
 /**

@@ -5,26 +5,61 @@ import { subscriptions as s } from "./schema";
 
 /**
  * A customer's depletables of one product in the subscriptions read model, as a queue: the oldest
- * not used up is drained first, and the others wait behind it (`inactive`). Only a depletable
- * queues: a subscription of the product bought as another kind (before the operator made it
- * depletable) is used in its term, never drained.
+ * not used up whose purchase took effect is drained first, and the others wait behind it
+ * (`inactive`), as does one whose purchase has not taken effect. Only a depletable queues: a
+ * subscription of the product bought as another kind (before the operator made it depletable) is
+ * used in its term, never drained.
  */
 
 /**
- * Whether an older depletable (of that kind: `olderDepletableInUse`) of the same customer and
- * product is in use. Plain SQL: every read of a depletable not used up asks it, drizzle would build
- * it each time.
+ * Whether a depletable's purchase took effect, in the read model: its order is completed. One whose
+ * purchase has not (its vendor has not reported, or its request died before its orders) is passed
+ * over by consumption reports (`consume`): it is not in use, and nothing waits behind it.
  */
-export async function queuedBehindAnother(
+export const purchaseInEffect = (row: string) =>
+  `exists (select 1 from orders bought where bought.id = ${row}.order_id and bought.state = 'completed')`;
+
+/**
+ * Whether an older depletable of the row named `row`'s customer and product is in use: not used
+ * up, and its purchase took effect. Only a depletable queues one: a subscription of the product
+ * bought as another kind (before the operator made it depletable) is used in its term, never drained.
+ */
+const olderDepletableInUse = (row: string) => `exists (select 1 from subscriptions older
+  where older.customer_id = ${row}.customer_id and older.product = ${row}.product
+    and older.kind = 'depletable' and older.ended_at is null and older.id < ${row}.id
+    and ${purchaseInEffect("older")})`;
+
+/**
+ * Whether the live depletable of the row named `row` waits (`inactive`): its purchase has not taken
+ * effect, or an older one is in use. Consumption reports drain only one that does not wait.
+ */
+export const depletableWaits = (row: string) =>
+  `(not ${purchaseInEffect(row)} or ${olderDepletableInUse(row)})`;
+
+/**
+ * Whether live depletable `r` waits (`depletableWaits`), and whether that verdict `lasts` until a
+ * depletable before it is created or ends (which each tells the ones after it): so when its own
+ * purchase took effect and an older one is in use, or none is live. While its own purchase, or an
+ * older one's, may still take effect, it does not last. Plain SQL: every read of a depletable not
+ * used up asks it, drizzle would build it each time.
+ */
+export async function queueVerdict(
   env: Env,
-  r: Pick<SubscriptionRecord, "id" | "customerId" | "product">,
-): Promise<boolean> {
+  r: Pick<SubscriptionRecord, "id" | "customerId" | "product" | "orderId">,
+): Promise<{ waits: boolean; lasts: boolean }> {
   const row = await env.DB.prepare(
-    "select 1 from subscriptions where customer_id = ?1 and product = ?2 and kind = 'depletable' and ended_at is null and id < ?3 limit 1",
+    `select exists (select 1 from orders where id = ?4 and state = 'completed') as own,
+       exists (select 1 from subscriptions older join orders bought on bought.id = older.order_id
+         where older.customer_id = ?1 and older.product = ?2 and older.kind = 'depletable'
+           and older.ended_at is null and older.id < ?3 and bought.state = 'completed') as behind,
+       exists (select 1 from subscriptions older where older.customer_id = ?1 and older.product = ?2
+         and older.kind = 'depletable' and older.ended_at is null and older.id < ?3) as queued`,
   )
-    .bind(r.customerId, r.product, r.id)
-    .first();
-  return row !== null;
+    .bind(r.customerId, r.product, r.id, r.orderId)
+    .first<{ own: number; behind: number; queued: number }>();
+  const own = row?.own === 1;
+  const behind = row?.behind === 1;
+  return { waits: !own || behind, lasts: own && (behind || row?.queued !== 1) };
 }
 
 /** The depletables of the same customer and product, not used up, that come after `r` in the queue. */

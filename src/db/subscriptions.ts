@@ -4,6 +4,7 @@ import { isRunning } from "../domain/metering";
 import type { Scope } from "../domain/scope";
 import type { StatusFilter, SubscriptionRecord } from "../domain/subscriptions";
 import { builtOnce, D1_MAX_PARAMETERS, database, parameterChunks } from "./client";
+import { depletableWaits } from "./depletion-queue";
 import { subscriptions } from "./schema";
 
 /** The subscriptions read model: rows are projections pushed by each subscription's shard. */
@@ -81,16 +82,8 @@ const projectionUpsert = builtOnce((db) => {
 
 const s = subscriptions;
 
-/**
- * Whether an older depletable of the row named `row`'s customer and product is not used up. Only
- * a depletable queues one: a subscription of the product bought as another kind, before the
- * operator made it depletable, is used in its term and never drained.
- */
-const olderDepletableInUse = (row: string) => `exists (select 1 from subscriptions older
-  where older.customer_id = ${row}.customer_id and older.product = ${row}.product
-    and older.kind = 'depletable' and older.ended_at is null and older.id < ${row}.id)`;
-
-const OLDER_DEPLETABLE_IN_USE = olderDepletableInUse("subscriptions");
+/** Whether a live depletable waits behind an older one, or for its purchase (`depletableWaits`). */
+const DEPLETABLE_WAITS = depletableWaits("subscriptions");
 
 /** A status filter as SQL over the row named `row`; `now` names the parameter of the instant. */
 function statusSql(status: Exclude<StatusFilter, "all">, now: string, row = "subscriptions"): string {
@@ -101,9 +94,9 @@ function statusSql(status: Exclude<StatusFilter, "all">, now: string, row = "sub
     case "notexpired":
       return `(${notExpired})`;
     case "active":
-      return `(${notExpired} and ${row}.start_time <= ${now} and (${row}.kind <> 'depletable' or not ${olderDepletableInUse(row)}))`;
+      return `(${notExpired} and ${row}.start_time <= ${now} and (${row}.kind <> 'depletable' or not ${depletableWaits(row)}))`;
     case "inactive":
-      return `(${notExpired} and (${row}.start_time > ${now} or (${row}.kind = 'depletable' and ${olderDepletableInUse(row)})))`;
+      return `(${notExpired} and (${row}.start_time > ${now} or (${row}.kind = 'depletable' and ${depletableWaits(row)})))`;
   }
 }
 
@@ -142,7 +135,7 @@ export interface ListQuery {
   rootsOnly?: boolean;
 }
 
-/** A listed subscription: its record, and whether it waits behind an older depletable (its status needs that). */
+/** A listed subscription: its record, and whether it waits as a depletable (`depletableWaits`: its status needs that). */
 export interface ListedSubscription {
   record: SubscriptionRecord;
   queued: boolean;
@@ -178,7 +171,7 @@ export async function listSubscriptions(env: Env, q: ListQuery): Promise<ListedS
     where.push(q.rootsOnly ? chainStatusSql(q.status, now) : statusSql(q.status, now));
   }
   const rows = await env.DB.prepare(
-    `select body, case when kind = 'depletable' and ended_at is null then ${OLDER_DEPLETABLE_IN_USE} else 0 end
+    `select body, case when kind = 'depletable' and ended_at is null then ${DEPLETABLE_WAITS} else 0 end
      from subscriptions where ${where.join(" and ")} order by id limit ${param(q.limit + 1)} offset ${param(q.offset)}`,
   )
     .bind(...params)

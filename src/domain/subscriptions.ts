@@ -147,19 +147,20 @@ export function isExpired(r: Pick<SubscriptionRecord, "endedAt" | "endTime">, no
 }
 
 /**
- * Status from time and depletion. A depletable that is not used up is active unless an older one
- * of the same customer and product is still being used (`queuedBehindAnother`). A syndicated
+ * Status from time and depletion. A depletable that is not used up is active unless it waits
+ * (`waits`): its purchase has not taken effect, or an older one of the same customer and product
+ * whose purchase did is still being used; consumption reports drain no other. A syndicated
  * subscription is inactive until its vendor reports it deployed: its term starts then.
  */
 export function statusOf(
   r: Pick<SubscriptionRecord, "endedAt" | "endTime" | "startTime" | "deploymentStatus">,
   now: Date,
-  queuedBehindAnother: boolean,
+  waits: boolean,
 ): Status {
   if (r.endedAt !== null) return "expired";
   if (r.deploymentStatus === "PENDING") return "inactive";
   if (isExpired(r, now)) return "expired";
-  if (Date.parse(r.startTime) > now.getTime() || queuedBehindAnother) return "inactive";
+  if (Date.parse(r.startTime) > now.getTime() || waits) return "inactive";
   return "active";
 }
 

@@ -1,4 +1,4 @@
-import { queuedBehindAnother } from "../db/depletion-queue";
+import { queueVerdict } from "../db/depletion-queue";
 import { type TaggedJson, tagJson } from "../domain/etag";
 import { jsonText } from "../domain/json";
 import { type Scope, sees } from "../domain/scope";
@@ -23,7 +23,7 @@ export class SubscriptionReads {
     | { body: string; record: SubscriptionRecord; wires: Map<Status, TaggedJson<SubscriptionWire>> }
     | null
     | undefined;
-  /** Whether this depletable waits behind an older one, while no change to its queue was told. */
+  /** Whether this depletable waits (`queueVerdict`), while no change to its queue was told. */
   private queued: boolean | undefined;
   /** Counts `queueChanged` calls, so a verdict asked of D1 before one is not kept after it. */
   private queueChanges = 0;
@@ -78,16 +78,18 @@ export class SubscriptionReads {
   }
 
   /**
-   * Whether an older depletable is used first. Only the ones before it can change that, by being
-   * created or by ending, and each then tells the ones after it (`queueChanged`): so the answer is
-   * kept until then, instead of asking D1 on every read. It is kept only once this one is in the
-   * read model, where they look for it.
+   * Whether it waits: for its purchase to take effect, or behind an older depletable in use. Once
+   * its purchase and the older ones' took effect, only the ones before it can change that, by being
+   * created or by ending, and each then tells the ones after it (`queueChanged`): so an answer that
+   * `lasts` is kept until then, instead of asking D1 on every read. It is kept only once this one is
+   * in the read model, where they look for it. While a purchase is still to take effect, which
+   * tells nobody, D1 is asked on every read.
    */
   private async queuedNow(r: SubscriptionRecord): Promise<boolean> {
     if (this.queued !== undefined) return this.queued;
     const changes = this.queueChanges;
-    const queued = await queuedBehindAnother(this.env(), r);
-    if (changes === this.queueChanges && this.projected() > 0) this.queued = queued;
-    return queued;
+    const { waits, lasts } = await queueVerdict(this.env(), r);
+    if (lasts && changes === this.queueChanges && this.projected() > 0) this.queued = waits;
+    return waits;
   }
 }
