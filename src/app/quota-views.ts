@@ -1,6 +1,8 @@
 import { allPartnerCustomerIds } from "../db/customers";
 import { allPartnerProjectIds, ownProjects } from "../db/projects";
+import { badRequest } from "../domain/errors";
 import { BASE_SOURCE, OWN_SOURCE, projectLedger, projectOfSource } from "../domain/holders";
+import { MAX_LISTED_HOLDERS, MAX_SERVICE_HOLDERS } from "../domain/quota";
 import type { HoldingView } from "../objects/ledger-holdings";
 import { ledgerOf } from "../objects/quota-ledger";
 
@@ -32,18 +34,39 @@ const projectCounts = (h: HoldingView | undefined): ProjectCounts => ({
   project_pending: h?.pending ?? 0,
 });
 
-/** The own holdings of each (non-base) project, by resource: one ledger read each. */
+/** Projects' own holdings as one request has read them so far: each project's ledger read once. */
+export type ProjectReads = Map<string, Promise<Map<string, HoldingView>>>;
+
+/** The own holdings of each (non-base) project, by resource: one ledger read each, none twice in `reads`. */
 async function ownHoldings(
   env: Env,
   projects: readonly string[],
+  reads: ProjectReads = new Map(),
 ): Promise<Map<string, Map<string, HoldingView>>> {
   const entries = await Promise.all(
     projects.map(async (id) => {
-      const own = (await ledgerOf(env, projectLedger(id)).holdings()).filter((h) => h.source === OWN_SOURCE);
-      return [id, new Map(own.map((h) => [h.resource, h]))] as const;
+      let read = reads.get(id);
+      if (!read) {
+        read = ledgerOf(env, projectLedger(id))
+          .holdings()
+          .then((all) => new Map(all.filter((h) => h.source === OWN_SOURCE).map((h) => [h.resource, h])));
+        reads.set(id, read);
+      }
+      return [id, await read] as const;
     }),
   );
   return new Map(entries);
+}
+
+/**
+ * Refuses to read `holders` ledgers in one request past `MAX_SERVICE_HOLDERS`, before reading any:
+ * the invocation would fail half-way. Astakos has no paging here; a `?user=` list pages instead.
+ */
+export function withinServiceBound(holders: number, filter: "user" | "project"): void {
+  if (holders <= MAX_SERVICE_HOLDERS) return;
+  throw badRequest(
+    `the partner has ${holders} holders, more than one answer reads (${MAX_SERVICE_HOLDERS}): name them with ?${filter}=a,b,… (at most ${MAX_LISTED_HOLDERS} each)`,
+  );
 }
 
 /**
@@ -56,6 +79,7 @@ export async function userQuotas(
   user: string,
   keep: (resource: string) => boolean = () => true,
   memberOf?: ReadonlySet<string>,
+  reads?: ProjectReads,
 ): Promise<Quotas> {
   const ofMember = (source: string) => {
     const project = projectOfSource(user, source);
@@ -69,7 +93,7 @@ export async function userQuotas(
     const project = projectOfSource(user, h.source);
     if (project !== null && project !== user) others.add(project);
   }
-  const own = others.size > 0 ? await ownHoldings(env, [...others]) : new Map();
+  const own = others.size > 0 ? await ownHoldings(env, [...others], reads) : new Map();
   const out: Quotas = {};
   const put = (key: string, resource: string, value: Counts) => {
     const bySource = out[key] ?? {};
@@ -119,6 +143,7 @@ export async function projectQuotas(
       allPartnerCustomerIds(env, partnerId),
       allPartnerProjectIds(env, partnerId),
     ]);
+    withinServiceBound(bases.length + projects.length, "project");
   }
   const [baseEntries, own] = await Promise.all([
     Promise.all(

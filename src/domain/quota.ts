@@ -72,6 +72,14 @@ export interface Provision extends ProvisionKey {
 /** Holders one `?user=a,b` (or `?project=a,b`) of the quota API may list: each costs a ledger read. */
 export const MAX_LISTED_HOLDERS = 100;
 
+/**
+ * Holders (customers, and projects for `service_project_quotas`) one unfiltered `service_quotas`
+ * or `service_project_quotas` reads. Each is a ledger call, and so is each project its members
+ * draw on: past a few thousand, one invocation would run out of the subrequests it may make
+ * (docs/SCALING.md) and fail half-way. A partner with more is read a `?user=` list at a time.
+ */
+export const MAX_SERVICE_HOLDERS = 2000;
+
 /** Provisions one commission may list (before those of one holding are merged). */
 export const MAX_PROVISIONS = 1000;
 

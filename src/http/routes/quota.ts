@@ -1,6 +1,12 @@
 import type * as v from "valibot";
 import { listPending, pendingCommission, resolveCommission, resolveMany } from "../../app/commissions";
-import { ofProjects, projectQuotas, userQuotas } from "../../app/quota-views";
+import {
+  ofProjects,
+  type ProjectReads,
+  projectQuotas,
+  userQuotas,
+  withinServiceBound,
+} from "../../app/quota-views";
 import type { Principal } from "../../db/credentials";
 import { allPartnerCustomerIds, ownCustomers } from "../../db/customers";
 import { findService, type Service } from "../../db/partners";
@@ -104,7 +110,11 @@ export const quotaRoutes = [
     tag,
     auth: ["service"],
     query: ServiceQuotasQuery,
-    errors: { not_found: "`?user=` names no holder of the partner's with quotas of this service" },
+    errors: {
+      bad_request:
+        "Invalid query, or no `?user=` while the partner has more holders than one answer reads (2000: `MAX_SERVICE_HOLDERS`)",
+      not_found: "`?user=` names no holder of the partner's with quotas of this service",
+    },
     responses: {
       200: { description: "Quotas by holder", schema: ServiceQuotasOut, example: examples.serviceQuotas },
     },
@@ -116,9 +126,12 @@ export const quotaRoutes = [
           ? ownCustomers(env, service.partnerId, query.user).then((s) => [...s])
           : allPartnerCustomerIds(env, service.partnerId),
       ]);
+      if (!query.user) withinServiceBound(holders.length, "user");
+      // A project many holders are members of is read once for all of them.
+      const reads: ProjectReads = new Map();
       const entries = await Promise.all(
         holders.map(async (holder) => {
-          const quotas = await userQuotas(env, holder, (r) => mine.has(r));
+          const quotas = await userQuotas(env, holder, (r) => mine.has(r), undefined, reads);
           return [holder, query.project ? ofProjects(holder, quotas, query.project) : quotas] as const;
         }),
       );
@@ -136,7 +149,11 @@ export const quotaRoutes = [
     tag,
     auth: ["service"],
     query: ServiceProjectQuotasQuery,
-    errors: { not_found: "`?project=` names no project of the partner's with quotas of this service" },
+    errors: {
+      bad_request:
+        "Invalid query, or no `?project=` while the partner has more projects (its customers' base projects included) than one answer reads (2000: `MAX_SERVICE_HOLDERS`)",
+      not_found: "`?project=` names no project of the partner's with quotas of this service",
+    },
     responses: {
       200: {
         description: "Quotas by project",
