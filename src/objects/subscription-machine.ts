@@ -72,6 +72,7 @@ export abstract class SubscriptionMachine {
       host.storage,
       id,
       () => host.retry(id),
+      () => host.wake(id, Date.now()),
       (r, event) => dispatchEvent(this.env, r, event),
       (other) => host.queueChanged(other),
       (r, rider) => host.projections.push(r, rider),

@@ -72,6 +72,8 @@ export class SubscriptionStore {
     private readonly id: string,
     /** Has the shard's alarm push again, later each time pushes keep failing. */
     private readonly retryLater: () => Promise<void>,
+    /** Has the shard's alarm push again at once: a push that made progress left some of it. */
+    private readonly continueSoon: () => Promise<void>,
     /** Hands an event to the webhooks pipeline; handing the same one again changes nothing. */
     private readonly dispatch: (r: SubscriptionRecord, event: OutboxEvent) => Promise<void>,
     /** Tells depletable `id` that one before it in its queue was created or ended. */
@@ -193,7 +195,11 @@ export class SubscriptionStore {
     try {
       // Lines first: a read model that shows a version has every line of it, so the cron, which
       // closes a month once no cloud there runs since before its end, never closes one too early.
-      await this.usage.push(env, r);
+      // Past a push's bound, the rest go with the next push, the version with them.
+      if (!(await this.usage.push(env, r))) {
+        await this.continueSoon();
+        return false;
+      }
       const projected = this.projectedVersion();
       if (projected < r.version) {
         const bookmark = await this.project(r, rider?.writes);

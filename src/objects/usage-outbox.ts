@@ -3,6 +3,15 @@ import { monthOf } from "../domain/charges";
 import type { SubscriptionRecord } from "../domain/subscriptions";
 import { linesClosedBy } from "../domain/usage";
 
+/** How many usage lines one D1 batch writes at most (a statement each). */
+export const USAGE_LINES_PER_BATCH = 50;
+
+/**
+ * How many usage lines one push writes at most: the rest wait for the subscription's next push,
+ * which its wake makes soon after (`SubscriptionStore.push`).
+ */
+export const USAGE_LINES_PER_PUSH = 200;
+
 /**
  * A CaaS cloud's usage lines on their way to the charges ledger: the lines a change writes are
  * recorded in the storage transaction that commits the change (the record that closes the
@@ -42,21 +51,32 @@ export class UsageOutbox {
     }
   }
 
-  /** Writes the lines not yet in D1 there; throws if D1 does not take them, keeping them for a retry. */
-  async push(env: Env, r: SubscriptionRecord): Promise<void> {
-    if (r.kind !== "caas") return;
-    const rows = this.sql
-      .exec<{ key: string; body: string }>(
-        "SELECT key, body FROM usage_lines WHERE subscription = ? ORDER BY start",
-        r.id,
-      )
-      .toArray();
-    if (rows.length === 0) return;
-    await insertUsageCharges(
-      env,
-      rows.map((row) => JSON.parse(row.body) as UsageCharge),
+  /**
+   * Writes the lines not yet in D1 there, oldest first, `USAGE_LINES_PER_BATCH` to a D1 batch,
+   * each batch forgotten here once it landed: at most `USAGE_LINES_PER_PUSH`, so a push stays
+   * within what one invocation may ask of D1 however many lines waited (D1 down for a while). Answers
+   * whether none is left; throws if D1 does not take a batch, keeping its lines for a retry.
+   */
+  async push(env: Env, r: SubscriptionRecord): Promise<boolean> {
+    if (r.kind !== "caas") return true;
+    for (let pushed = 0; pushed < USAGE_LINES_PER_PUSH; pushed += USAGE_LINES_PER_BATCH) {
+      const rows = this.sql
+        .exec<{ key: string; body: string }>(
+          "SELECT key, body FROM usage_lines WHERE subscription = ? ORDER BY start, key LIMIT ?",
+          r.id,
+          USAGE_LINES_PER_BATCH,
+        )
+        .toArray();
+      if (rows.length === 0) return true;
+      await insertUsageCharges(
+        env,
+        rows.map((row) => JSON.parse(row.body) as UsageCharge),
+      );
+      for (const row of rows) this.sql.exec("DELETE FROM usage_lines WHERE key = ?", row.key);
+    }
+    return (
+      this.sql.exec("SELECT 1 FROM usage_lines WHERE subscription = ? LIMIT 1", r.id).toArray().length === 0
     );
-    for (const row of rows) this.sql.exec("DELETE FROM usage_lines WHERE key = ?", row.key);
   }
 }
 
