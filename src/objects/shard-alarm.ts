@@ -13,6 +13,16 @@ const ALARM_RETRY_MAX_MS = 300_000;
 /** How many subscriptions' alarms run at once. */
 const ALARMS_AT_ONCE = 8;
 
+/**
+ * How many wakes one run of the alarm runs at most, the earliest first, and how many push checks
+ * it makes: what is past them is left to the next run, which the alarm, set again for the earliest
+ * left, makes at once. So a run stays within what one invocation may do (its subrequests, its D1
+ * queries, its CPU time) however many came due together (terms of a shard ending at the same
+ * instant), and one that fails all the same is retried with what it had done kept.
+ */
+export const WAKES_PER_ALARM = 50;
+export const CHECKS_PER_ALARM = 100;
+
 const earliestOf = (a: number | null, b: number | null): number | null =>
   a === null ? b : b === null ? a : Math.min(a, b);
 
@@ -91,7 +101,8 @@ export class ShardAlarm {
 
   /**
    * The alarm went off: runs the subscriptions' alarms whose wake is due, then has every change
-   * whose push check is due pushed. Run before anything is due (as a test does), it runs the
+   * whose push check is due pushed, at most `WAKES_PER_ALARM` and `CHECKS_PER_ALARM` of them, the
+   * rest in the next run, at once. Run before anything is due (as a test does), it runs the
    * earliest wakes; a check runs only once due. Each wake is then over unless it was set again
    * meanwhile, and one that failed is tried again later on its own; a change whose push failed is
    * checked again a whole delay later.
@@ -100,7 +111,7 @@ export class ShardAlarm {
     // The alarm that went off is set no more.
     this.alarmAt = null;
     const now = Date.now();
-    const checks = this.unpushed.due(now);
+    const checks = this.unpushed.due(now, CHECKS_PER_ALARM);
     const firstWake = this.firstWake();
     const early = checks.length === 0 && firstWake !== null && firstWake > now;
     await this.runWakes(early ? firstWake : now, targets);
@@ -124,8 +135,9 @@ export class ShardAlarm {
     const sql = this.storage.sql;
     const due = sql
       .exec<{ subscription: string; at: number; failures: number }>(
-        "SELECT subscription, at, failures FROM wakes WHERE at <= ?",
+        "SELECT subscription, at, failures FROM wakes WHERE at <= ? ORDER BY at, subscription LIMIT ?",
         until,
+        WAKES_PER_ALARM,
       )
       .toArray();
     await eachWithin(due, ALARMS_AT_ONCE, async ({ subscription, at, failures }) => {

@@ -42,12 +42,13 @@ export class UnpushedChanges {
     );
   }
 
-  /** The changes whose check is due at `now`. */
-  due(now: number): Commit[] {
+  /** The changes whose check is due at `now`, at most `limit` of them, the earliest first. */
+  due(now: number, limit: number): Commit[] {
     return this.sql
       .exec<{ subscription: string; version: number }>(
-        "SELECT subscription, version FROM unpushed WHERE at <= ?",
+        "SELECT subscription, version FROM unpushed WHERE at <= ? ORDER BY at, subscription LIMIT ?",
         now - PUSH_CHECK_AFTER_MS,
+        limit,
       )
       .toArray();
   }
