@@ -207,8 +207,15 @@ function givenUpMessage(kind: OperationPayload["kind"] | undefined): string {
 }
 
 /**
+ * How many stalled operations one sweep claims at most (a D1 write each): the cron's invocation
+ * has its other steps to run within the same limits. The rest stay stalled, for the next run.
+ */
+export const STALLED_PER_RUN = 500;
+
+/**
  * Queues again every operation that made no progress for the recovery bound and is not waiting on a
- * vendor, or gives it up (undoing what it did half-way) once it used its attempts. Run by the cron.
+ * vendor, or gives it up (undoing what it did half-way) once it used its attempts, the longest
+ * stalled first, `STALLED_PER_RUN` at most. Run by the cron.
  */
 export async function requeueStalledOperations(
   env: Env,
@@ -218,7 +225,9 @@ export async function requeueStalledOperations(
   const PAGE = 100;
   for (;;) {
     const before = new Date(now.getTime() - recoveryBoundMs(env));
-    const page = await claimStalledOperations(env, before, now, PAGE);
+    const limit = Math.min(PAGE, STALLED_PER_RUN - counts.requeued - counts.givenUp);
+    if (limit <= 0) return counts;
+    const page = await claimStalledOperations(env, before, now, limit);
     const spent = page.filter((op) => op.attempts >= MAX_ATTEMPTS);
     for (const op of spent) {
       // Claimed, one that fails here is found again once the bound has passed; the others go on.
@@ -232,7 +241,7 @@ export async function requeueStalledOperations(
     if (again.length > 0) await operationsQueue(env).sendBatch(again);
     counts.givenUp += spent.length;
     counts.requeued += again.length;
-    if (page.length < PAGE) return counts;
+    if (page.length < limit) return counts;
   }
 }
 
