@@ -198,6 +198,15 @@ export async function setAutoRenew(
 ): Promise<SubscriptionRecord> {
   if (value) await refuseRenewalOfEndedChain(env, id);
   const record = unwrap(await subscriptionObject(env, id).setAutoRenew(value, expectedVersion, work));
+  await carryAutoRenew(env, record);
+  return record;
+}
+
+/**
+ * Carries the auto_renew of term `record` to the terms after it in its chain. Again, it changes
+ * nothing: a change of the flag that died before it got here is finished by running it again.
+ */
+export async function carryAutoRenew(env: Env, record: SubscriptionRecord): Promise<void> {
   let next = record.nextId;
   while (next !== null) {
     const outcome = await subscriptionObject(env, next).setAutoRenew(record.autoRenew);
@@ -206,7 +215,6 @@ export async function setAutoRenew(
     if (!outcome.ok) break;
     next = outcome.value.nextId;
   }
-  return record;
 }
 
 /**
@@ -216,7 +224,7 @@ export async function setAutoRenew(
  * A term that has ended with nothing after it is refused by its object; turning the flag off, or
  * on where it is already on, changes nothing that matters and is never refused.
  */
-async function refuseRenewalOfEndedChain(env: Env, id: string): Promise<void> {
+export async function refuseRenewalOfEndedChain(env: Env, id: string): Promise<void> {
   const record = await subscriptionObject(env, id).get();
   if (!record || record.autoRenew || record.nextId === null) return;
   let last = record;

@@ -6,7 +6,7 @@ import { partnerScope } from "../domain/scope";
 import type { SubscriptionRecord, SubscriptionWire } from "../domain/subscriptions";
 import type { WorkRef } from "../domain/work-refs";
 import { subscriptionObject } from "../objects/subscription-object";
-import { extend, setAutoRenew } from "./extend";
+import { carryAutoRenew, extend, refuseRenewalOfEndedChain, setAutoRenew } from "./extend";
 import type { OperationPayload, StoredObject } from "./intents";
 import { quotaError } from "./quota-error";
 import { consume, present, visibleRecord } from "./reads";
@@ -136,33 +136,32 @@ export async function perform(
   const object = subscriptionObject(env, payload.subscription);
   switch (payload.kind) {
     case "update": {
-      // The If-Match version guards the first change; a second follows it within the same request.
       const { amount, autoRenew, expectedVersion } = payload;
-      let record: SubscriptionRecord | null = null;
-      if (amount !== undefined) {
-        // As a start or stop: a running cloud is billed at its new size from when the change runs,
-        // once, and not over a resize accepted after it.
-        const changedAt = new Date();
-        await settleOpenPurchaseOf(env, object, changedAt, "change");
-        try {
-          record = unwrap(
-            await object.changeAmount(amount, changedAt, expectedVersion, workOf(payload.ref, context)),
-          );
-        } catch (error) {
-          throw quotaError(error, [
-            await visibleRecord(env, partnerScope(payload.partnerId), payload.subscription),
-          ]);
-        }
+      if (amount === undefined) {
+        const record =
+          autoRenew === undefined
+            ? await visibleRecord(env, partnerScope(payload.partnerId), payload.subscription)
+            : await setAutoRenew(env, payload.subscription, autoRenew, expectedVersion, operationWork(opRef));
+        return one(env, record, at, true);
       }
-      if (autoRenew !== undefined)
-        record = await setAutoRenew(
-          env,
-          payload.subscription,
-          autoRenew,
-          record ? undefined : expectedVersion,
-          operationWork(opRef),
+      // As a start or stop: a running cloud is billed at its new size from when the change runs,
+      // once, and not over a resize accepted after it. An auto_renew with it is set in the same
+      // change, so the update takes effect whole or not at all (given up, neither part applies).
+      const changedAt = new Date();
+      if (autoRenew) await refuseRenewalOfEndedChain(env, payload.subscription);
+      await settleOpenPurchaseOf(env, object, changedAt, "change");
+      const flag = autoRenew === undefined ? undefined : { autoRenew, work: operationWork(opRef) };
+      let record: SubscriptionRecord;
+      try {
+        record = unwrap(
+          await object.changeAmount(amount, changedAt, expectedVersion, workOf(payload.ref, context), flag),
         );
-      record ??= await visibleRecord(env, partnerScope(payload.partnerId), payload.subscription);
+      } catch (error) {
+        throw quotaError(error, [
+          await visibleRecord(env, partnerScope(payload.partnerId), payload.subscription),
+        ]);
+      }
+      if (flag) await carryAutoRenew(env, record);
       return one(env, record, at, true);
     }
     case "extend": {

@@ -2,6 +2,7 @@
  * Why a change cannot apply to a subscription, read from its record and free of I/O: its kind,
  * its state, the bounds of a cloud's quantity and run history, a vendor's deployment moves.
  */
+import { refused } from "./errors";
 import { historyFull, isRunning, MAX_RUN_INTERVALS, runInstant, start } from "./metering";
 import { MAX_PRICE_MINOR } from "./money";
 import type { SubscriptionRecord } from "./subscriptions";
@@ -53,6 +54,30 @@ export function amountChangeRefusal(
     message: `a ${r.kind} subscription is prepaid: only auto_renew can change; ${instead}`,
     point: "/amount",
   };
+}
+
+/**
+ * Why auto_renew cannot be turned to `autoRenew` on `r`, or null: ended, with nothing after it, a
+ * chain over renews nothing, so a flag turned on would tell the partner it will.
+ */
+export function autoRenewRefusal(
+  r: Pick<SubscriptionRecord, "autoRenew" | "endedAt" | "nextId">,
+  autoRenew: boolean,
+): Refusal | null {
+  return autoRenew && !r.autoRenew && r.endedAt !== null && r.nextId === null
+    ? {
+        kind: "conflict",
+        message: "the subscription has ended and nothing follows it: there is nothing to renew",
+        point: "/auto_renew",
+      }
+    : null;
+}
+
+/** `r` with auto_renew `value`, unless that is refused (`autoRenewRefusal`). */
+export function withAutoRenew(r: SubscriptionRecord, value: boolean): SubscriptionRecord {
+  const refusal = autoRenewRefusal(r, value);
+  if (refusal) throw refused(refusal);
+  return r.autoRenew === value ? r : { ...r, autoRenew: value };
 }
 
 export function runRefusal(

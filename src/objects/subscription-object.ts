@@ -96,8 +96,15 @@ export class SubscriptionObject extends DurableObject<Env> {
     return (await this.found(id)).setAutoRenew(value, expectedVersion, work);
   }
 
-  async changeAmount(id: string, amount: number, now: Date, expectedVersion?: number, work?: WorkRef) {
-    return (await this.found(id)).changeAmount(amount, now, expectedVersion, work);
+  async changeAmount(
+    id: string,
+    amount: number,
+    now: Date,
+    expectedVersion?: number,
+    work?: WorkRef,
+    flag?: { autoRenew: boolean; work: WorkRef },
+  ) {
+    return (await this.found(id)).changeAmount(amount, now, expectedVersion, work, flag);
   }
 
   async run(id: string, action: "start" | "stop", now: Date, work?: WorkRef) {

@@ -3,7 +3,7 @@ import { drawOf } from "../domain/consumption";
 import { endInstant, failedAt } from "../domain/endings";
 import { refused } from "../domain/errors";
 import { isRunning, runInstant, splitAt, start, stop } from "../domain/metering";
-import { amountChangeRefusal, deploymentRefusal, runRefusal } from "../domain/refusals";
+import { amountChangeRefusal, deploymentRefusal, runRefusal, withAutoRenew } from "../domain/refusals";
 import {
   type RenewalIds,
   type RenewalPlan,
@@ -72,17 +72,7 @@ export class Subscription extends SubscriptionMachine {
     return this.change(
       (r) => {
         if (givenUp(r.givenUpBy, work)) throw workGivenUp();
-        const autoRenew = value ?? !r.autoRenew;
-        // Ended, with nothing after it: a chain over renews nothing, so a flag turned on would
-        // tell the partner it will.
-        if (autoRenew && !r.autoRenew && r.endedAt !== null && r.nextId === null) {
-          throw refused({
-            kind: "conflict",
-            message: "the subscription has ended and nothing follows it: there is nothing to renew",
-            point: "/auto_renew",
-          });
-        }
-        return { ...r, autoRenew };
+        return withAutoRenew(r, value ?? !r.autoRenew);
       },
       { version: expectedVersion, done: (r) => r.autoRenew === value },
     );
@@ -91,31 +81,38 @@ export class Subscription extends SubscriptionMachine {
   /**
    * Changes the quantity: up holds the difference on the customer's quota, down releases it.
    * `work`, the resize asking, is applied once, and not after a resize accepted later (`superseded`).
+   * An update's auto_renew (`flag`) is set in the same commit: the update applies whole or not at all.
    */
   async changeAmount(
     amount: number,
     now: Date,
     expectedVersion?: number,
     work: WorkRef = {},
+    flag?: { autoRenew: boolean; work: WorkRef },
   ): Promise<Outcome<SubscriptionRecord>> {
     const applied = (r: SubscriptionRecord) =>
       work.ref !== undefined && r.resizedBy?.includes(work.ref) === true;
     return this.change(
       async (r) => {
-        if (givenUp(r.givenUpBy, work)) throw workGivenUp();
-        if (superseded(r.resizedBy, work)) return r;
+        if (givenUp(r.givenUpBy, work) || (flag && givenUp(r.givenUpBy, flag.work))) throw workGivenUp();
+        // Applied already (a retry, a redelivery): its flag was set with it.
+        if (applied(r)) return r;
+        const f = flag ? withAutoRenew(r, flag.autoRenew) : r;
+        // Overtaken by a later resize, its flag still applies: noted as applied with it.
+        if (superseded(r.resizedBy, work))
+          return f === r ? r : { ...f, resizedBy: appliedWith(r.resizedBy, work) };
         const refusal = amountChangeRefusal(r, amount);
         if (refusal) throw refused(refusal);
         const difference = amount - r.amount;
         const resizedBy = appliedWith(r.resizedBy, work);
-        if (difference === 0) return resizedBy === r.resizedBy ? r : { ...r, resizedBy };
+        if (difference === 0) return resizedBy === r.resizedBy ? f : { ...f, resizedBy };
         const runs = isRunning(r.runs) ? splitAt(r.runs, runInstant(r.runs, now), amount) : r.runs;
         const reference = `subscription:${r.id}:v${r.version}:amount:${amount}`;
-        return this.steps.move(this.env, r, difference, reference, now, { ...r, amount, runs, resizedBy });
+        return this.steps.move(this.env, r, difference, reference, now, { ...f, amount, runs, resizedBy });
       },
       {
         version: expectedVersion,
-        done: (r) => r.amount === amount || applied(r),
+        done: (r) => (r.amount === amount || applied(r)) && (!flag || r.autoRenew === flag.autoRenew),
         // In effect already (answered as done), it is still the last resize accepted: noted, it
         // overtakes one accepted before it that runs later, as when it applies.
         noted: (r) =>

@@ -1,0 +1,66 @@
+import { env } from "cloudflare:workers";
+import { v7 } from "uuid";
+import { describe, expect, it } from "vitest";
+import { requeueStalledOperations, runOperation } from "../../src/app/operations";
+import { createOperation, findOperation } from "../../src/db/operations";
+import { recoveryBoundMs } from "../../src/domain/recovery";
+import { EVERYTHING } from "../../src/domain/scope";
+import { subscriptionObject } from "../../src/objects/subscription-object";
+import { expectBooksBalance } from "../books";
+import { call, shardsHeld, type Tenant, tenantWithCatalog } from "../helpers";
+import { buyFor } from "../legacy";
+
+/**
+ * A PATCH carrying both `amount` and `auto_renew` is one update: given up by the stalled-operation
+ * sweep, it either took effect whole (and succeeded) or not at all (and answers 409 "did not take
+ * effect"), never half.
+ */
+async function updateGivenUpAt(t: Tenant, id: string, autoRenew: boolean, method: string) {
+  const accepted = new Date(Date.now() - 60_000);
+  const opRef = `op_${crypto.randomUUID().replaceAll("-", "")}`;
+  await createOperation(env, {
+    opRef,
+    partnerId: t.partnerId,
+    customerId: null,
+    kind: "update",
+    payload: {
+      kind: "update",
+      partnerId: t.partnerId,
+      at: accepted.toISOString(),
+      subscription: id,
+      amount: 3,
+      autoRenew,
+      ref: v7({ msecs: accepted.getTime() }),
+    },
+    now: accepted,
+  });
+  // Seven attempts died before; this is the eighth, held at `method` (if it calls it) while the
+  // sweep gives it up.
+  await env.DB.prepare("UPDATE operations SET attempts = 7 WHERE op_ref = ?").bind(opRef).run();
+  const held = shardsHeld(method);
+  const last = runOperation(held.env, opRef);
+  // Held there, or done without calling it: the sweep comes either way.
+  await Promise.race([held.reached, last.catch(() => undefined)]);
+  await requeueStalledOperations(env, new Date(Date.now() + recoveryBoundMs(env) + 1_000));
+  held.release();
+  await last.catch(() => undefined);
+  const op = await findOperation(env, opRef, EVERYTHING);
+  const answer = await call("GET", `/v1/operations/${opRef}`, { token: t.partnerKey });
+  const r = await subscriptionObject(env, id).get();
+  return { status: op?.status, answer: answer.status, amount: r?.amount, autoRenew: r?.autoRenew };
+}
+
+describe("an update of amount and auto_renew given up by the sweep while its last attempt runs", () => {
+  for (const method of ["changeAmount", "setAutoRenew"]) {
+    it(`held at ${method}: all of it or none of it, as its answer says`, async () => {
+      const t = await tenantWithCatalog(1, 100);
+      const id = await buyFor(t, "cumulus", { period: "1 week" });
+      const before = (await subscriptionObject(env, id).get())?.autoRenew as boolean;
+      const outcome = await updateGivenUpAt(t, id, !before, method);
+      const all = { status: "succeeded", answer: 200, amount: 3, autoRenew: !before };
+      const none = { status: "failed", answer: 409, amount: 1, autoRenew: before };
+      expect([all, none]).toContainEqual(outcome);
+      await expectBooksBalance(t);
+    });
+  }
+});
