@@ -250,37 +250,48 @@ export const VENDOR_DEADLINE_MS = 7 * 86_400_000;
 
 /**
  * Undoes the purchases whose vendor has not reported within the deadline: their quota is
- * released and their operation fails (424), as if the vendor had reported FAILED.
+ * released and their operation fails (424), as if the vendor had reported FAILED. Every run goes
+ * through all of them, a page at a time: one that fails is passed (the next run tries it again),
+ * so purchases that keep failing never take the place of the others.
  */
 export async function abandonOverduePurchases(env: Env, now: Date): Promise<number> {
-  const overdue = await waitingPurchases(env, new Date(now.getTime() - VENDOR_DEADLINE_MS), 100);
+  const PAGE = 100;
+  const before = new Date(now.getTime() - VENDOR_DEADLINE_MS);
   let abandoned = 0;
-  for (const op of overdue) {
-    const payload = op.payload as unknown as Extract<OperationPayload, { kind: "purchase" }>;
-    try {
-      // Every vendor reported in time (its report's run never began, or its wake of the operation
-      // is still queued): the report decides, not the deadline.
-      if (await allReported(env, payload.ids.subscriptions)) {
-        await runOperation(env, op.opRef);
-        continue;
-      }
-      // A vendor's DEPLOYED may have settled it meanwhile: then it completes as that would.
-      if ((await abandon(env, payload.ids, now)) === "took effect") {
-        await runOperation(env, op.opRef);
-        continue;
-      }
-      await failOperation(
-        env,
-        op.opRef,
-        new AppError("failed_dependency", "the vendor did not provision within 7 days; nothing was bought"),
-      );
-      abandoned += 1;
-    } catch (error) {
-      // The next run tries it again; the others go on now.
-      logError("operation.retrying", error, { opRef: op.opRef, attempts: op.attempts });
-    }
+  for (let after: string | null = null; ; ) {
+    const page = await waitingPurchases(env, before, after, PAGE);
+    for (const op of page) if (await abandonOverdue(env, op, now)) abandoned += 1;
+    after = page.at(-1)?.opRef ?? null;
+    if (page.length < PAGE) return abandoned;
   }
-  return abandoned;
+}
+
+/** Undoes overdue purchase `op` (`abandonOverduePurchases`): whether it was undone. */
+async function abandonOverdue(env: Env, op: Operation, now: Date): Promise<boolean> {
+  const payload = op.payload as unknown as Extract<OperationPayload, { kind: "purchase" }>;
+  try {
+    // Every vendor reported in time (its report's run never began, or its wake of the operation
+    // is still queued): the report decides, not the deadline.
+    if (await allReported(env, payload.ids.subscriptions)) {
+      await runOperation(env, op.opRef);
+      return false;
+    }
+    // A vendor's DEPLOYED may have settled it meanwhile: then it completes as that would.
+    if ((await abandon(env, payload.ids, now)) === "took effect") {
+      await runOperation(env, op.opRef);
+      return false;
+    }
+    await failOperation(
+      env,
+      op.opRef,
+      new AppError("failed_dependency", "the vendor did not provision within 7 days; nothing was bought"),
+    );
+    return true;
+  } catch (error) {
+    // The next run tries it again; the others go on now.
+    logError("operation.retrying", error, { opRef: op.opRef, attempts: op.attempts });
+    return false;
+  }
 }
 
 /** Whether subscriptions `ids` all exist and none still waits on its vendor's report. */

@@ -180,11 +180,17 @@ export async function claimStalledOperations(
 }
 
 /**
- * Purchases still waiting on a vendor, accepted before `before`. Only those `waiting`: one whose
- * vendor has reported is run (and, should that run die, queued again by the stalled-operation
- * sweep) to the answer its report decides, never undone as unprovisioned.
+ * Purchases still waiting on a vendor, accepted before `before`, after operation `after` (a page's
+ * last: the next page goes on from it). Only those `waiting`: one whose vendor has reported is run
+ * (and, should that run die, queued again by the stalled-operation sweep) to the answer its report
+ * decides, never undone as unprovisioned.
  */
-export async function waitingPurchases(env: Env, before: Date, limit: number): Promise<Operation[]> {
+export async function waitingPurchases(
+  env: Env,
+  before: Date,
+  after: string | null,
+  limit: number,
+): Promise<Operation[]> {
   return database(env)
     .select()
     .from(operations)
@@ -194,6 +200,7 @@ export async function waitingPurchases(env: Env, before: Date, limit: number): P
         eq(operations.waiting, true),
         eq(operations.kind, "purchase"),
         lt(operations.createdAt, before.toISOString()),
+        after === null ? undefined : gt(operations.opRef, after),
       ),
     )
     .orderBy(asc(operations.opRef))
