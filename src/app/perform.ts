@@ -272,7 +272,8 @@ export async function giveUpWork(env: Env, payload: OperationPayload, opRef: str
 /**
  * The result of work that took effect although its run did not get to store it (the attempt
  * died after it), read off the subscription; null for work not in effect, and for a purchase,
- * an extension or a report, which are settled by their commissions instead.
+ * an extension or a report, which are settled by their commissions instead. An auto_renew in
+ * effect is carried along the chain first: the attempt may have died before it got there.
  */
 export async function resultInEffect(env: Env, payload: OperationPayload): Promise<OperationResult | null> {
   if (payload.kind === "purchase" || payload.kind === "extend" || payload.kind === "consume") return null;
@@ -286,10 +287,14 @@ export async function resultInEffect(env: Env, payload: OperationPayload): Promi
       const resized =
         payload.amount === undefined || (payload.ref !== undefined && r.resizedBy?.includes(payload.ref));
       const toggled = payload.autoRenew === undefined || r.autoRenew === payload.autoRenew;
-      return resized && toggled ? one(env, r, now, true) : null;
+      if (!resized || !toggled) return null;
+      if (payload.autoRenew !== undefined) await carryAutoRenew(env, r);
+      return one(env, r, now, true);
     }
     case "auto_renew":
-      return r.autoRenew === payload.value ? one(env, r, now) : null;
+      if (r.autoRenew !== payload.value) return null;
+      await carryAutoRenew(env, r);
+      return one(env, r, now);
     case "cancel":
       return r.endedAt !== null ? one(env, r, now, true) : null;
   }

@@ -7,7 +7,7 @@ import { recoveryBoundMs } from "../../src/domain/recovery";
 import { EVERYTHING } from "../../src/domain/scope";
 import { subscriptionObject } from "../../src/objects/subscription-object";
 import { expectBooksBalance } from "../books";
-import { call, shardsHeld, type Tenant, tenantWithCatalog } from "../helpers";
+import { call, expectOk, shardsHeld, type Tenant, tenantWithCatalog } from "../helpers";
 import { buyFor } from "../legacy";
 
 /**
@@ -63,4 +63,48 @@ describe("an update of amount and auto_renew given up by the sweep while its las
       await expectBooksBalance(t);
     });
   }
+});
+
+/**
+ * An auto_renew is the chain's: each term after the one it names carries it, and the last term's
+ * flag is the one that renews. Given up after its last attempt set it on the term it names and
+ * died before carrying it on, the operation succeeds (the term shows it): the rest of the chain
+ * must carry it too, or the chain renews (and charges) on a flag turned off, or never renews.
+ */
+describe("an auto_renew whose last attempt died before carrying it along the chain, given up", () => {
+  it("succeeds with every term of the chain carrying the flag", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const id = await buyFor(t, "mem", { period: "1 week" });
+    const next = await expectOk(
+      call("POST", `/v1/subscriptions/${id}/action/?do=extend`, { token: t.partnerKey }),
+    );
+    const before = (await subscriptionObject(env, id).get())?.autoRenew as boolean;
+    const accepted = new Date(Date.now() - 60_000);
+    const opRef = `op_${crypto.randomUUID().replaceAll("-", "")}`;
+    await createOperation(env, {
+      opRef,
+      partnerId: t.partnerId,
+      customerId: null,
+      kind: "auto_renew",
+      payload: {
+        kind: "auto_renew",
+        partnerId: t.partnerId,
+        at: accepted.toISOString(),
+        subscription: id,
+        value: !before,
+      },
+      now: accepted,
+    });
+    await env.DB.prepare("UPDATE operations SET attempts = 7 WHERE op_ref = ?").bind(opRef).run();
+    // The last attempt sets the flag on the term it names, and dies carrying it to the next.
+    const dies = shardsHeld("setAutoRenew", { nth: 2, dies: true });
+    await expect(runOperation(dies.env, opRef)).rejects.toThrow();
+    await requeueStalledOperations(env, new Date(Date.now() + recoveryBoundMs(env) + 1_000));
+    const answer = await call("GET", `/v1/operations/${opRef}`, { token: t.partnerKey });
+    expect(answer.status, answer.text).toBe(200);
+    const flags = [(await subscriptionObject(env, id).get())?.autoRenew];
+    flags.push((await subscriptionObject(env, next.id).get())?.autoRenew);
+    expect(flags).toEqual([!before, !before]);
+    await expectBooksBalance(t);
+  });
 });
