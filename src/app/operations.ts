@@ -128,16 +128,19 @@ export async function runReported(env: Env, opRef: string): Promise<void> {
 /**
  * Work given up after it failed for a reason not its own (a request's 5xx, an operation out of
  * attempts) may have bought half of something: a purchase or an extension undoes what its
- * commission did not make final (`abandon`). Best effort: a failure here is logged, and the
- * commission, still open, shows as pending.
+ * commission did not make final (`abandon`). Best effort: a failure here is logged ("failed": it
+ * is not known whether it took effect), and the commission, still open, shows as pending.
  */
-async function undoHalfDone(env: Env, payload: OperationPayload): Promise<"undone" | "took effect" | null> {
+async function undoHalfDone(
+  env: Env,
+  payload: OperationPayload,
+): Promise<"undone" | "took effect" | "failed" | null> {
   try {
     const ids = await purchaseIdsOf(env, payload);
     return ids ? await abandon(env, ids, new Date()) : null;
   } catch (error) {
     logError("purchase.undo_failed", error, { kind: payload.kind, partnerId: payload.partnerId });
-    return null;
+    return "failed";
   }
 }
 
@@ -180,6 +183,9 @@ export async function giveUpOperation(env: Env, opRef: string): Promise<void> {
     return;
   }
   const undone = payload ? await undoHalfDone(env, payload) : null;
+  // Whether it took effect is not known (the undo failed): answered "undone, send it again", it
+  // could be bought twice. The stalled-operation sweep's next give-up decides it.
+  if (undone === "failed") return;
   // A purchase or extension whose commission was accepted took effect, and a report is applied
   // once whatever runs it: either is run once more for its answer (every step of it is
   // idempotent), never answered "undone, send it again", which would buy or drain twice.

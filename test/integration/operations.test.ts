@@ -7,11 +7,12 @@ import {
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { OperationPayload } from "../../src/app/intents";
-import { MAX_ATTEMPTS, runOperation } from "../../src/app/operations";
+import { MAX_ATTEMPTS, requeueStalledOperations, runOperation } from "../../src/app/operations";
 import { perform } from "../../src/app/perform";
 import { abandon, type PurchaseIds } from "../../src/app/subscriptions";
 import { createOperation, findOperation } from "../../src/db/operations";
 import { uuidv7 } from "../../src/domain/ids";
+import { recoveryBoundMs } from "../../src/domain/recovery";
 import { EVERYTHING } from "../../src/domain/scope";
 import { respond } from "../../src/http/operations";
 import worker from "../../src/index";
@@ -19,6 +20,7 @@ import type { OperationMessage } from "../../src/objects/operations-queue";
 import { subscriptionShard } from "../../src/objects/subscription-object";
 import {
   call,
+  eventually,
   expectOk,
   failingD1,
   type Reply,
@@ -418,7 +420,14 @@ describe("work given up half-way", () => {
       explicitAcks: [`msg-${opRef}`],
     });
     await expectUndone(t, ids);
-    const final = await call("GET", `/v1/operations/${opRef}`, { token: t.partnerKey });
+    // Its undo failed at the orders: whether it took effect is not known until one finishes, so
+    // the operation is left to the stalled-operation sweep, whose next run finds it undone.
+    expect((await call("GET", `/v1/operations/${opRef}`, { token: t.partnerKey })).status).toBe(202);
+    await requeueStalledOperations(env, new Date(Date.now() + recoveryBoundMs(env) + 1_000));
+    const final = await eventually(async () => {
+      const reply = await call("GET", `/v1/operations/${opRef}`, { token: t.partnerKey });
+      return reply.status === 202 ? undefined : reply;
+    }, "the operation to finish");
     expect(final.status).toBe(409);
   });
 
