@@ -1,6 +1,7 @@
 import {
   claimStalledOperations,
   createOperation,
+  deferWaiting,
   findOperation,
   finishOperation,
   markWaiting,
@@ -255,21 +256,23 @@ export async function requeueStalledOperations(
 export const VENDOR_DEADLINE_MS = 7 * 86_400_000;
 
 /**
+ * How many overdue purchases one cron run tries at most (each a few D1 queries and object calls):
+ * the run has its other steps to do within one invocation's limits. The rest wait for the next run.
+ */
+export const OVERDUE_PER_RUN = 100;
+
+/**
  * Undoes the purchases whose vendor has not reported within the deadline: their quota is
- * released and their operation fails (424), as if the vendor had reported FAILED. Every run goes
- * through all of them, a page at a time: one that fails is passed (the next run tries it again),
- * so purchases that keep failing never take the place of the others.
+ * released and their operation fails (424), as if the vendor had reported FAILED. The least
+ * recently tried first, `OVERDUE_PER_RUN` a run: one that fails is moved behind the others
+ * (`deferWaiting`; the next runs try it again), so purchases that keep failing never take the
+ * place of the others.
  */
 export async function abandonOverduePurchases(env: Env, now: Date): Promise<number> {
-  const PAGE = 100;
-  const before = new Date(now.getTime() - VENDOR_DEADLINE_MS);
+  const overdue = await waitingPurchases(env, new Date(now.getTime() - VENDOR_DEADLINE_MS), OVERDUE_PER_RUN);
   let abandoned = 0;
-  for (let after: string | null = null; ; ) {
-    const page = await waitingPurchases(env, before, after, PAGE);
-    for (const op of page) if (await abandonOverdue(env, op, now)) abandoned += 1;
-    after = page.at(-1)?.opRef ?? null;
-    if (page.length < PAGE) return abandoned;
-  }
+  for (const op of overdue) if (await abandonOverdue(env, op, now)) abandoned += 1;
+  return abandoned;
 }
 
 /** Undoes overdue purchase `op` (`abandonOverduePurchases`): whether it was undone. */
@@ -294,8 +297,9 @@ async function abandonOverdue(env: Env, op: Operation, now: Date): Promise<boole
     );
     return true;
   } catch (error) {
-    // The next run tries it again; the others go on now.
+    // The next runs try it again, after the others; the others go on now.
     logError("operation.retrying", error, { opRef: op.opRef, attempts: op.attempts });
+    await deferWaiting(env, op.opRef, now).catch(() => undefined);
     return false;
   }
 }

@@ -180,17 +180,12 @@ export async function claimStalledOperations(
 }
 
 /**
- * Purchases still waiting on a vendor, accepted before `before`, after operation `after` (a page's
- * last: the next page goes on from it). Only those `waiting`: one whose vendor has reported is run
- * (and, should that run die, queued again by the stalled-operation sweep) to the answer its report
+ * Purchases still waiting on a vendor, accepted before `before`, the least recently tried first
+ * (`deferWaiting` moves one back). Only those `waiting`: one whose vendor has reported is run (and,
+ * should that run die, queued again by the stalled-operation sweep) to the answer its report
  * decides, never undone as unprovisioned.
  */
-export async function waitingPurchases(
-  env: Env,
-  before: Date,
-  after: string | null,
-  limit: number,
-): Promise<Operation[]> {
+export async function waitingPurchases(env: Env, before: Date, limit: number): Promise<Operation[]> {
   return database(env)
     .select()
     .from(operations)
@@ -200,10 +195,18 @@ export async function waitingPurchases(
         eq(operations.waiting, true),
         eq(operations.kind, "purchase"),
         lt(operations.createdAt, before.toISOString()),
-        after === null ? undefined : gt(operations.opRef, after),
       ),
     )
-    .orderBy(asc(operations.opRef))
+    .orderBy(asc(operations.updatedAt), asc(operations.opRef))
     .limit(limit)
     .all();
+}
+
+/** Waiting purchase `opRef` was tried at `now` and failed: the others are tried before it again. */
+export async function deferWaiting(env: Env, opRef: string, now: Date): Promise<void> {
+  await database(env)
+    .update(operations)
+    .set({ updatedAt: now.toISOString() })
+    .where(and(eq(operations.opRef, opRef), eq(operations.waiting, true)))
+    .run();
 }
