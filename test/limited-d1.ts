@@ -3,14 +3,17 @@
  * most `budget` queries, every statement of a batch counting as one
  * (https://developers.cloudflare.com/d1/platform/limits/, "Queries per Worker invocation": 1000
  * on Workers Paid). Past it each query fails, as D1 fails them there. `invocation()` starts a new
- * invocation's count; `used` and `largestBatch` tell what the invocations so far spent.
+ * invocation's count; `largestBatch` and `refused` tell what the invocations so far spent.
  */
 export function limitedD1(db: D1Database, budget = 1000) {
   const real = Symbol("the statement the proxy stands for");
-  const state = { used: 0, largestBatch: 0 };
+  const state = { used: 0, largestBatch: 0, refused: 0 };
   const spend = (n: number) => {
     state.used += n;
-    if (state.used > budget) throw new Error("D1_ERROR: Too many API requests by single worker invocation.");
+    if (state.used > budget) {
+      state.refused += n;
+      throw new Error("D1_ERROR: Too many API requests by single worker invocation.");
+    }
   };
   const statement = (s: D1PreparedStatement): D1PreparedStatement =>
     new Proxy(s, {
@@ -52,6 +55,10 @@ export function limitedD1(db: D1Database, budget = 1000) {
     },
     get largestBatch() {
       return state.largestBatch;
+    },
+    /** How many queries were refused so far, past an invocation's budget (a code that catches them hides them). */
+    get refused() {
+      return state.refused;
     },
   };
 }

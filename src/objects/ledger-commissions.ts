@@ -182,17 +182,30 @@ export class LedgerCommissions {
     }
   }
 
-  /** The commissions in a step across ledgers, or not yet indexed. */
-  unfinished(): CommissionRow[] {
+  /** The commissions in a step across ledgers, or not yet indexed, after serial `after`: `limit`, in serial order. */
+  unfinished(after: number, limit: number): CommissionRow[] {
     return this.sql
       .exec<CommissionRow>(
-        "SELECT * FROM commissions WHERE state IN ('issuing', 'failing', 'accepting', 'rejecting') OR indexed = 0",
+        `SELECT * FROM commissions WHERE (state IN ('issuing', 'failing', 'accepting', 'rejecting') OR indexed = 0)
+          AND serial > ? ORDER BY serial LIMIT ?`,
+        after,
+        limit,
       )
       .toArray();
   }
 
   anyUnindexed(): boolean {
     return this.sql.exec("SELECT 1 FROM commissions WHERE indexed = 0 LIMIT 1").toArray().length > 0;
+  }
+
+  anyInStep(): boolean {
+    return (
+      this.sql
+        .exec(
+          "SELECT 1 FROM commissions WHERE state IN ('issuing', 'failing', 'accepting', 'rejecting') LIMIT 1",
+        )
+        .toArray().length > 0
+    );
   }
 
   /**

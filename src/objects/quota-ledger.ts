@@ -1,10 +1,11 @@
 import { DurableObject } from "cloudflare:workers";
 import { takeSerialBlock } from "../db/commissions";
-import { type CommissionState, type Decision, RESOLVED, RESOLVING, stepFinish } from "../domain/commissions";
+import { type CommissionState, type Decision, RESOLVED, RESOLVING } from "../domain/commissions";
 import { logError } from "../domain/log";
 import * as quota from "../domain/quota";
 import { recoveryBoundMs } from "../domain/recovery";
 import { IssuesUnderWay } from "./issues-under-way";
+import { alarmRun } from "./ledger-alarm";
 import {
   type CommissionRequest,
   type CommissionRow,
@@ -43,6 +44,8 @@ export class QuotaLedger extends DurableObject<Env> {
   private readonly commissions: LedgerCommissions;
   private readonly recoveryMs: number;
   private readonly issuing = new IssuesUnderWay();
+  /** The serial after which the alarm's next run goes on (0: a round from the first). */
+  private alarmFrom = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -218,38 +221,28 @@ export class QuotaLedger extends DurableObject<Env> {
     return asked;
   }
 
-  /** Finishes the steps across ledgers whose requests died, and retries the index projection. */
+  /**
+   * Finishes the steps across ledgers whose requests died, and retries the index projection, a
+   * bounded page a run (`alarmRun`), the next run at once while some are left.
+   */
   override async alarm(): Promise<void> {
-    await this.sweep(Date.now());
+    // Once a round over the commissions, not again in each of its runs.
+    if (this.alarmFrom === 0) await this.sweep(Date.now());
     const open = this.commissions.oldestRecoverable();
     // The oldest is asked about again a bound later, should its message have been lost.
     if (open !== null)
       await this.wakeIn(
         open + this.recoveryMs > Date.now() ? open + this.recoveryMs - Date.now() : this.recoveryMs,
       );
-    const stalledBefore = Date.now() - STALL_MS;
-    let later = false;
-    for (const listed of this.commissions.unfinished()) {
-      // Read again: finishing an earlier row awaited other ledgers, which let requests move this one on
-      // (an issue across holders that was `issuing` may be pending, or accepted, by now).
-      const row = this.commissions.record(listed.serial);
-      if (!row) continue;
-      // One row that cannot be finished now (another ledger down) keeps none of the others waiting.
-      try {
-        const step = stepFinish(row.state);
-        if (!step) await this.project(row.serial);
-        else if (row.updated_at > stalledBefore) later = true;
-        else {
-          if (row.state === "issuing") this.commissions.move(row, "failing");
-          await this.finish(row.serial, step.decision, step.final);
-        }
-      } catch (error) {
-        logError("ledger.finish_failed", error, { serial: row.serial, state: row.state });
-        later = true;
-      }
-    }
+    const next = await alarmRun(this.commissions, this.alarmFrom, Date.now() - STALL_MS, {
+      project: (serial) => this.project(serial),
+      finish: (serial, decision, final) => this.finish(serial, decision, final),
+    });
+    this.alarmFrom = next ?? 0;
+    if (next !== null) await this.wakeIn(0);
     if (this.commissions.anyUnindexed()) await this.wakeIn(INDEX_RETRY_MS);
-    if (later) await this.wakeIn(STALL_MS);
+    // A step not stalled yet, or one that could not be finished now.
+    if (this.commissions.anyInStep()) await this.wakeIn(STALL_MS);
   }
 
   /** Makes sure the alarm fires within `ms`, leaving a sooner one as it is. */

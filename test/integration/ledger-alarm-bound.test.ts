@@ -1,0 +1,123 @@
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { ledgerOf, type QuotaLedger } from "../../src/objects/quota-ledger";
+import { unique } from "../helpers";
+import { limitedD1 } from "../limited-d1";
+
+/**
+ * A quota ledger's alarm projects every commission D1's index does not show yet (a D1 query each)
+ * and finishes every step across ledgers whose request died (a call to each other holder's ledger,
+ * then a D1 query). It took all of them in one run: after a D1 outage a busy service's ledger has
+ * thousands, past D1's 1,000 queries an invocation, so every one past them failed (and was tried
+ * again 5 s later, to fail the same way past the first thousand). Now a run takes a bounded page
+ * of them and sets the alarm again at once for the rest.
+ */
+
+const COUNT = 1_200;
+
+const setDb = (holder: string, db: D1Database) =>
+  runInDurableObject(ledgerOf(env, holder), (instance: QuotaLedger) => {
+    const own = instance as unknown as { env: Env };
+    own.env = { ...own.env, DB: db };
+  });
+
+/** `db`, but D1's commission index is down: every statement naming it fails. */
+function indexDown(db: D1Database): D1Database {
+  return new Proxy(db, {
+    get(target, key) {
+      if (key === "prepare")
+        return (query: string) => {
+          if (query.includes("commission_index")) throw new Error("D1 is down");
+          return target.prepare(query);
+        };
+      const value = Reflect.get(target, key);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+const unfinished = (holder: string) =>
+  runInDurableObject(
+    ledgerOf(env, holder),
+    (_i, state) =>
+      state.storage.sql
+        .exec<{ n: number }>(
+          "SELECT count(*) AS n FROM commissions WHERE state IN ('issuing', 'failing', 'accepting', 'rejecting') OR indexed = 0",
+        )
+        .one().n,
+  );
+
+describe("a quota ledger whose alarm finds more commissions to index and steps to finish than one run takes", () => {
+  it("takes them over runs within D1's limits; each is indexed and finished once", async () => {
+    const [home, other] = [unique("holder-a"), unique("holder-b")].sort() as [string, string];
+    const serviceId = unique("svc");
+    for (const holder of [home, other]) await ledgerOf(env, holder).setLimit("system", "r", COUNT);
+    await setDb(home, indexDown(env.DB));
+    // A service issues its commissions across both holders while the index is down; then it
+    // accepts every other one, and each of those requests dies once the decision is recorded.
+    const serials = await runInDurableObject(ledgerOf(env, home), async (instance: QuotaLedger) => {
+      const issued: number[] = [];
+      for (let i = 0; i < COUNT; i++) {
+        const answer = await instance.issue({
+          home,
+          serviceId,
+          reference: null,
+          name: `commission ${i}`,
+          provisions: [home, other].map((holder) => ({
+            holder,
+            source: "system",
+            resource: "r",
+            quantity: 1,
+          })),
+          force: false,
+          autoAccept: false,
+          issueTime: new Date().toISOString(),
+        });
+        if (!answer.ok) throw new Error(`issue ${i} refused: ${answer.reason}`);
+        issued.push(answer.serial);
+      }
+      return issued;
+    });
+    const accepted = new Set(serials.filter((_, i) => i % 2 === 0));
+    await runInDurableObject(ledgerOf(env, home), (_i, state) => {
+      for (const serial of accepted)
+        state.storage.sql.exec(
+          "UPDATE commissions SET state = 'accepting', version = version + 1, indexed = 0, updated_at = 0 WHERE serial = ?",
+          serial,
+        );
+    });
+    expect(await unfinished(home)).toBe(COUNT);
+
+    const d1 = limitedD1(env.DB);
+    await setDb(home, d1.db);
+    let runs = 0;
+    for (; runs < 20 && (await unfinished(home)) > 0; runs++) {
+      d1.invocation();
+      await runDurableObjectAlarm(ledgerOf(env, home));
+      expect(d1.refused, `queries D1 refused by run ${runs + 1}`).toBe(0);
+    }
+    expect(await unfinished(home)).toBe(0);
+    expect(runs).toBeGreaterThan(1);
+
+    const indexed = await env.DB.prepare(
+      "SELECT serial, state, version FROM commission_index WHERE service_id = ? ORDER BY serial",
+    )
+      .bind(serviceId)
+      .all<{ serial: number; state: string; version: number }>();
+    expect(indexed.results).toEqual(
+      serials.map((serial) =>
+        accepted.has(serial)
+          ? { serial, state: "accepted", version: 4 }
+          : { serial, state: "pending", version: 2 },
+      ),
+    );
+    // Each accepted once on both holders; the others still held, pending, on both.
+    for (const holder of [home, other]) {
+      expect(await ledgerOf(env, holder).holdings()).toEqual([
+        { source: "system", resource: "r", limit: COUNT, usage: COUNT, pending: COUNT / 2 },
+      ]);
+    }
+    await setDb(home, env.DB);
+  }, 180_000);
+});
