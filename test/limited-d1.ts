@@ -3,11 +3,11 @@
  * most `budget` queries, every statement of a batch counting as one
  * (https://developers.cloudflare.com/d1/platform/limits/, "Queries per Worker invocation": 1000
  * on Workers Paid). Past it each query fails, as D1 fails them there. `invocation()` starts a new
- * invocation's count; `largestBatch` and `refused` tell what the invocations so far spent.
+ * invocation's count; `largestBatch`, `mostChanged` and `refused` tell what the invocations so far spent.
  */
 export function limitedD1(db: D1Database, budget = 1000) {
   const real = Symbol("the statement the proxy stands for");
-  const state = { used: 0, largestBatch: 0, refused: 0 };
+  const state = { used: 0, largestBatch: 0, refused: 0, mostChanged: 0 };
   const spend = (n: number) => {
     state.used += n;
     if (state.used > budget) {
@@ -21,9 +21,12 @@ export function limitedD1(db: D1Database, budget = 1000) {
         if (key === real) return target;
         if (key === "bind") return (...values: unknown[]) => statement(target.bind(...values));
         if (key === "first" || key === "all" || key === "run" || key === "raw")
-          return (...args: unknown[]) => {
+          return async (...args: unknown[]) => {
             spend(1);
-            return (target[key] as (...a: unknown[]) => unknown)(...args);
+            const result = await (target[key] as (...a: unknown[]) => unknown)(...args);
+            const changes = (result as { meta?: { changes?: number } } | null)?.meta?.changes ?? 0;
+            state.mostChanged = Math.max(state.mostChanged, changes);
+            return result;
           };
         const value = Reflect.get(target, key);
         return typeof value === "function" ? value.bind(target) : value;
@@ -55,6 +58,10 @@ export function limitedD1(db: D1Database, budget = 1000) {
     },
     get largestBatch() {
       return state.largestBatch;
+    },
+    /** The most rows one statement changed (D1 stops a query at 30 s: a bound on the rows one writes). */
+    get mostChanged() {
+      return state.mostChanged;
     },
     /** How many queries were refused so far, past an invocation's budget (a code that catches them hides them). */
     get refused() {

@@ -1,4 +1,4 @@
-import { count, fillPlaceholders, type SQL } from "drizzle-orm";
+import { count, fillPlaceholders, type SQL, sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import { type DrizzleD1Database, drizzle } from "drizzle-orm/d1";
 import type { SQLiteTable } from "drizzle-orm/sqlite-core";
@@ -82,4 +82,29 @@ export async function pageAndTotal<R>(
   const db = database(env);
   const [rows, totals] = await db.batch([page, db.select({ total: count() }).from(table).where(where)]);
   return { rows: rows as R[], total: totals[0]?.total ?? 0 };
+}
+
+/**
+ * The rows one statement of a cleanup deletes at most, and the statements one cleanup makes a run
+ * (`deleteChunked`): D1 stops a query at 30 s, so a backlog of expired rows (the cron failing a
+ * while) deleted in one statement would fail every run, and only grow. The rest go in the runs after.
+ */
+export const ROWS_PER_DELETE = 1_000;
+export const DELETES_PER_RUN = 25;
+
+/**
+ * Deletes the rows of `table` that `where` matches, `ROWS_PER_DELETE` a statement and
+ * `DELETES_PER_RUN` statements at most: answers how many it deleted (the rest are left for the
+ * next run). Each statement is whole on its own, so a run that fails half-way keeps what it did.
+ */
+export async function deleteChunked(env: Env, table: SQLiteTable, where: SQL | undefined): Promise<number> {
+  const db = database(env);
+  let deleted = 0;
+  for (let i = 0; i < DELETES_PER_RUN; i++) {
+    const chunk = db.select({ rowid: sql`rowid` }).from(table).where(where).limit(ROWS_PER_DELETE);
+    const { meta } = await db.delete(table).where(sql`rowid IN ${chunk}`).run();
+    deleted += meta.changes;
+    if (meta.changes < ROWS_PER_DELETE) break;
+  }
+  return deleted;
 }

@@ -1,6 +1,6 @@
 import { lt, sql } from "drizzle-orm";
 import { REPORT_MEMORY_MS } from "../domain/consumption";
-import { database } from "./client";
+import { database, deleteChunked } from "./client";
 import { consumptionQueues } from "./schema";
 
 /**
@@ -28,10 +28,7 @@ export async function queueOfReport(
   return kept.subscriptions;
 }
 
-/** Forgets the queues of reports past their memory. */
-export async function deleteExpiredConsumptionQueues(env: Env, now: Date): Promise<void> {
-  await database(env)
-    .delete(consumptionQueues)
-    .where(lt(consumptionQueues.expiresAt, now.toISOString()))
-    .run();
+/** Forgets the queues of reports past their memory, a bounded number a run (`deleteChunked`): answers how many. */
+export function deleteExpiredConsumptionQueues(env: Env, now: Date): Promise<number> {
+  return deleteChunked(env, consumptionQueues, lt(consumptionQueues.expiresAt, now.toISOString()));
 }

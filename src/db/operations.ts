@@ -1,6 +1,6 @@
 import { and, asc, eq, gt, inArray, lt, sql } from "drizzle-orm";
 import type { Scope } from "../domain/scope";
-import { database, pageAndTotal } from "./client";
+import { database, deleteChunked, pageAndTotal } from "./client";
 import { type OperationStatus, operations } from "./schema";
 
 export type Operation = typeof operations.$inferSelect;
@@ -118,14 +118,13 @@ export function listOperations(
   return pageAndTotal(env, page, operations, matching(q));
 }
 
-/** Forgets finished operations past their retention. */
-export async function deleteExpiredOperations(env: Env, now: Date): Promise<void> {
-  await database(env)
-    .delete(operations)
-    .where(
-      and(lt(operations.expiresAt, now.toISOString()), inArray(operations.status, ["succeeded", "failed"])),
-    )
-    .run();
+/** Forgets finished operations past their retention, a bounded number a run (`deleteChunked`): answers how many. */
+export function deleteExpiredOperations(env: Env, now: Date): Promise<number> {
+  return deleteChunked(
+    env,
+    operations,
+    and(lt(operations.expiresAt, now.toISOString()), inArray(operations.status, ["succeeded", "failed"])),
+  );
 }
 
 /**
