@@ -23,6 +23,12 @@ interface OutboxRow extends Record<string, SqlStorageValue> {
   date: string;
 }
 
+/**
+ * How many events one push hands to the webhooks pipeline at most (a D1 write and a queue message
+ * each): events that piled up (the pipeline down a while) go with the pushes after, at once.
+ */
+export const EVENTS_PER_PUSH = 100;
+
 /** Writes that landed with a push, and the D1 bookmark of the batch they landed in. */
 export interface Landed {
   bookmark: string | null;
@@ -218,15 +224,19 @@ export class SubscriptionStore {
           this.storage.sql.exec("UPDATE records SET projected = ? WHERE id = ?", this.projected, this.id);
         }
       }
+      // One more than a push hands on: whether some are left for the next push, at once.
       const events =
         r.delivery === "syndicated"
           ? this.storage.sql
               .exec<OutboxRow>(
-                "SELECT * FROM events WHERE subscription = ? AND dispatched = 0 ORDER BY sequence",
+                "SELECT * FROM events WHERE subscription = ? AND dispatched = 0 ORDER BY sequence LIMIT ?",
                 this.id,
+                EVENTS_PER_PUSH + 1,
               )
               .toArray()
           : [];
+      const more = events.length > EVENTS_PER_PUSH;
+      if (more) events.pop();
       // A vendor's report (DEPLOYED or FAILED, a MODIFIED) settles or undoes the purchase waiting on
       // it. The report's request runs that operation, but may die after the commit: the operation is
       // woken from here too, until this push lands. A finished one ignores it. (A CREATED is made by
@@ -249,7 +259,8 @@ export class SubscriptionStore {
           event.sequence,
         );
       }
-      return true;
+      if (more) await this.continueSoon();
+      return !more;
     } catch (error) {
       logError("subscription.push_failed", error, { subscription: r.id, version: r.version });
       await this.retryLater();
