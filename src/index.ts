@@ -1,10 +1,11 @@
 import { abandonOverduePurchases, requeueStalledOperations } from "./app/operations";
 import type { RenewalMessage } from "./app/renewals";
 import type { MonthCloseMessage } from "./app/usage";
-import { resendOverdueDeliveries } from "./app/webhooks";
+import { forgetExpiredDeliveries, resendOverdueDeliveries } from "./app/webhooks";
 import { closeUsageMonth } from "./cron/months";
 import { scheduleRenewals } from "./cron/renewals";
 import { deleteExpiredConsumptionQueues } from "./db/consumption-queues";
+import { deleteExpiredKeys } from "./db/idempotency";
 import { deleteExpiredOperations } from "./db/operations";
 import { logError, logEvent } from "./domain/log";
 import { createApp } from "./http/app";
@@ -65,6 +66,8 @@ export default {
       stalledOperations: () => requeueStalledOperations(env, now),
       expiredOperationsDeleted: () => deleteExpiredOperations(env, now),
       expiredConsumptionQueuesDeleted: () => deleteExpiredConsumptionQueues(env, now),
+      expiredKeysDeleted: () => deleteExpiredKeys(env, now),
+      expiredDeliveriesDeleted: () => forgetExpiredDeliveries(env, now),
       usageMonth: () => closeUsageMonth(env, now),
       webhooksResent: () => resendOverdueDeliveries(env, now),
     };

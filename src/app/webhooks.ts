@@ -2,6 +2,7 @@ import {
   claimDelivery,
   type Delivery,
   deferDelivery,
+  deleteExpiredDeliveries,
   olderPending,
   overdueDeliveries,
   recordAttempt,
@@ -208,4 +209,12 @@ async function post(env: Env, delivery: Delivery, now: Date) {
   } catch (error) {
     return done(null, error instanceof Error ? `${error.name}: ${error.message}` : String(error));
   }
+}
+
+/**
+ * Forgets deliveries that are over (delivered or dead) past their retention horizon, and attempts
+ * older than it: the cron's, a bounded number a run. Answers how many rows went.
+ */
+export function forgetExpiredDeliveries(env: Env, now: Date): Promise<number> {
+  return deleteExpiredDeliveries(env, new Date(now.getTime() - webhookRetentionMs(env)));
 }

@@ -1,5 +1,5 @@
-import { and, eq, isNull, lte, or, sql } from "drizzle-orm";
-import { database } from "./client";
+import { and, eq, isNull, lt, lte, or, sql } from "drizzle-orm";
+import { database, deleteChunked } from "./client";
 import { idempotencyKeys } from "./schema";
 
 export type IdempotencyRecord = typeof idempotencyKeys.$inferSelect;
@@ -134,4 +134,12 @@ export async function releaseKey(env: Env, claim: Claim): Promise<void> {
     .delete(idempotencyKeys)
     .where(and(byClaim(claim), isNull(idempotencyKeys.status)))
     .run();
+}
+
+/**
+ * Forgets keys past their 24 hours, a bounded number a run (`deleteChunked`): a key past them
+ * answers nothing any more (it is claimed again as new), and each kept its answer's body.
+ */
+export function deleteExpiredKeys(env: Env, now: Date): Promise<number> {
+  return deleteChunked(env, idempotencyKeys, lt(idempotencyKeys.expiresAt, now.toISOString()));
 }

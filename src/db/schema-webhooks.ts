@@ -41,6 +41,8 @@ export const webhookDeliveries = sqliteTable(
     index("webhook_deliveries_subscription").on(t.subscriptionId, t.sequence),
     // Pending deliveries by when they are due: the cron finds those whose message was lost.
     index("webhook_deliveries_due").on(t.status, t.nextAttemptAt),
+    // Deliveries that are over, by age: the cron forgets those past their retention horizon.
+    index("webhook_deliveries_over").on(t.status, t.createdAt),
   ],
 );
 
@@ -54,5 +56,9 @@ export const webhookAttempts = sqliteTable(
     error: text("error"),
     durationMs: integer("duration_ms").notNull(),
   },
-  (t) => [primaryKey({ columns: [t.deliveryId, t.attempt] })],
+  (t) => [
+    primaryKey({ columns: [t.deliveryId, t.attempt] }),
+    // By age: the cron forgets attempts past the retention horizon.
+    index("webhook_attempts_at").on(t.at),
+  ],
 );

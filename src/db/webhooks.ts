@@ -1,5 +1,5 @@
-import { and, asc, desc, eq, gt, isNull, lt, or, sql } from "drizzle-orm";
-import { database, pageAndTotal } from "./client";
+import { and, asc, desc, eq, gt, inArray, isNull, lt, or, sql } from "drizzle-orm";
+import { database, deleteChunked, pageAndTotal } from "./client";
 import { products } from "./schema";
 import { type DeliveryStatus, webhookAttempts, webhookDeliveries } from "./schema-webhooks";
 
@@ -262,4 +262,24 @@ export async function syndicationOf(env: Env, productId: string) {
     .from(products)
     .where(eq(products.id, productId))
     .get();
+}
+
+/**
+ * Forgets the deliveries that are over (delivered or dead) whose retention horizon passed: their
+ * schedule last started (made, or redelivered) before `before`. And every attempt made before it,
+ * a delivery redelivered since keeping its later ones. A bounded number a run (`deleteChunked`).
+ */
+export async function deleteExpiredDeliveries(env: Env, before: Date): Promise<number> {
+  const cutoff = before.toISOString();
+  const attempts = await deleteChunked(env, webhookAttempts, lt(webhookAttempts.at, cutoff));
+  const deliveries = await deleteChunked(
+    env,
+    webhookDeliveries,
+    and(
+      inArray(webhookDeliveries.status, ["delivered", "dead"]),
+      lt(webhookDeliveries.createdAt, cutoff),
+      or(isNull(webhookDeliveries.scheduleStartedAt), lt(webhookDeliveries.scheduleStartedAt, cutoff)),
+    ),
+  );
+  return attempts + deliveries;
 }
