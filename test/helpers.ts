@@ -352,10 +352,14 @@ export const syndicatedProductBody = (product: string, vendor: string, endpoint:
 });
 
 /**
- * A vendor of `t` with a syndicated product (a `license`, its hooks at `host`), and a limit of 10 of
- * it for `t`'s first customer.
+ * A vendor of `t` with a syndicated product (a `license` unless `kind` says, its hooks at `host`),
+ * and `limit` of it (10 unless said) for `t`'s first customer.
  */
-export async function syndicatedProduct(t: Tenant, host = `${unique("vendor")}.example`) {
+export async function syndicatedProduct(
+  t: Tenant,
+  host = `${unique("vendor")}.example`,
+  { kind = "license", unit = "seat", limit = 10 } = {},
+) {
   const vendor = await expectOk(
     call("POST", "/v1/vendors", { token: t.operator, body: { name: "CRM Inc" } }),
     201,
@@ -367,13 +371,13 @@ export async function syndicatedProduct(t: Tenant, host = `${unique("vendor")}.e
   const created = await expectOk(
     call("PUT", `/v1/products/${product}`, {
       token: t.operator,
-      body: syndicatedProductBody(product, vendor.id, `https://${host}/hooks`),
+      body: { ...syndicatedProductBody(product, vendor.id, `https://${host}/hooks`), kind, unit },
     }),
   );
   await expectOk(
     call("PUT", `/v1/customers/${t.customers[0]}/quotas`, {
       token: t.operator,
-      body: { resource: `stratus.${product}`, limit: 10 },
+      body: { resource: `stratus.${product}`, limit },
     }),
   );
   return { product, vendorId: vendor.id as string, secret: created.signing_secret as string };

@@ -3,9 +3,8 @@ import {
   call,
   eventually,
   expectOk,
-  syndicatedProductBody,
+  syndicatedProduct,
   tenantWithCatalog,
-  unique,
   vendorEndpoints,
   vendorTokenOf,
 } from "../helpers";
@@ -21,31 +20,12 @@ describe("GET /api/subscription/{id} of a depletable", () => {
   it("answers INACTIVE while an older one of the product is used, as /v1 answers inactive", async () => {
     const t = await tenantWithCatalog(1);
     const customer = t.customers[0] as string;
-    const vendor = await expectOk(
-      call("POST", "/v1/vendors", { token: t.operator, body: { name: "Traffic Inc" } }),
-      201,
-    );
-    const product = unique("traffic");
-    await expectOk(
-      call("PUT", `/v1/resources/stratus.${product}`, { token: t.operator, body: { service: "stratus" } }),
-    );
-    await expectOk(
-      call("PUT", `/v1/products/${product}`, {
-        token: t.operator,
-        body: {
-          ...syndicatedProductBody(product, vendor.id, `https://${unique("vendor")}.example/hooks`),
-          kind: "depletable",
-          unit: "GB",
-        },
-      }),
-    );
-    await expectOk(
-      call("PUT", `/v1/customers/${customer}/quotas`, {
-        token: t.operator,
-        body: { resource: `stratus.${product}`, limit: 100 },
-      }),
-    );
-    const token = await vendorTokenOf(t, vendor.id);
+    const { product, vendorId } = await syndicatedProduct(t, undefined, {
+      kind: "depletable",
+      unit: "GB",
+      limit: 100,
+    });
+    const token = await vendorTokenOf(t, vendorId);
     const bought: string[] = [];
     for (let i = 0; i < 2; i++) {
       const r = await call("POST", "/v1/subscriptions/", {
