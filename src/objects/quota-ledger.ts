@@ -226,8 +226,11 @@ export class QuotaLedger extends DurableObject<Env> {
    * bounded page a run (`alarmRun`), the next run at once while some are left.
    */
   override async alarm(): Promise<void> {
-    // Once a round over the commissions, not again in each of its runs.
-    if (this.alarmFrom === 0) await this.sweep(Date.now());
+    // Once a round over the commissions, not again in each of its runs. A queue refusing the asks
+    // keeps none of the work below waiting: they are made again a recovery bound later (below).
+    if (this.alarmFrom === 0) {
+      await this.sweep(Date.now()).catch((error) => logError("ledger.sweep_failed", error));
+    }
     const open = this.commissions.oldestRecoverable();
     // The oldest is asked about again a bound later, should its message have been lost.
     if (open !== null)
