@@ -17,7 +17,10 @@ import { call, type Reply, type Tenant, tenant, unique, withCatalog } from "../h
  * or none, objects evicted, and requests that die with nothing to catch them. After recovery,
  * `expectBooksBalance` holds: quota equals what live subscriptions hold, nothing pending,
  * nothing on two orders, no operation stuck; and each cloud runs, at the size, as the requests
- * asked (`expectCloudsAsAsked`).
+ * asked (`expectCloudsAsAsked`), not only at the end but between any two requests on it
+ * (`expectRunsAsAsked`: its metered history runs, at that size, exactly while the requests say
+ * so). Every sequence starts with a cloud bought; amounts change by PATCH or by PUT of the
+ * object as read (CloudSigma's update, conditional or not).
  */
 
 afterEach(() => disarmFaults());
@@ -25,6 +28,8 @@ afterEach(() => disarmFaults());
 type Step =
   | { kind: "buy"; customer: number; product: "cpu" | "mem" | "cumulus"; amount: number; async: boolean }
   | { kind: "patch"; target: number; amount: number }
+  /** PUT of the subscription as read, with `amount` (and `auto_renew` flipped if `flip`), as CloudSigma's clients update. */
+  | { kind: "put"; target: number; amount: number; flip: boolean; conditional: boolean }
   | { kind: "run"; target: number; action: "start" | "stop" }
   | { kind: "extend"; target: number }
   | { kind: "cancel"; target: number }
@@ -54,6 +59,13 @@ const step: fc.Arbitrary<Step> = fc.oneof(
     kind: fc.constant("patch" as const),
     target: fc.nat(20),
     amount: fc.integer({ min: 1, max: 5 }),
+  }),
+  fc.record({
+    kind: fc.constant("put" as const),
+    target: fc.nat(20),
+    amount: fc.integer({ min: 1, max: 5 }),
+    flip: fc.boolean(),
+    conditional: fc.boolean(),
   }),
   fc.record({
     kind: fc.constant("run" as const),
@@ -92,6 +104,49 @@ interface Asked<T> {
 interface CloudModel {
   amount: Asked<number>;
   running: Asked<boolean>;
+  /**
+   * Between the answer to one request on the cloud and the next request on it (wall-clock ms, the
+   * Worker's clock too), what it may be doing: its running time is metered from its history, so
+   * a history that runs, or runs at a size, outside what the requests asked would bill it wrongly.
+   */
+  windows: Window[];
+}
+interface Window {
+  from: number;
+  to: number;
+  running: boolean[];
+  amounts: number[];
+}
+
+function opening(cloud: CloudModel, from: number): void {
+  cloud.windows.push({
+    from,
+    to: Number.POSITIVE_INFINITY,
+    running: [cloud.running.last, ...cloud.running.maybe],
+    amounts: [cloud.amount.last, ...cloud.amount.maybe],
+  });
+}
+
+/** Each window of each cloud: running (and at which size) or not, at every instant, as asked. */
+async function expectRunsAsAsked(clouds: Map<string, CloudModel>): Promise<void> {
+  for (const [id, model] of clouds) {
+    const r = await subscriptionObject(env, id).get();
+    if (!r) continue;
+    const through = r.settledRuns?.through ?? Number.NEGATIVE_INFINITY;
+    for (const w of model.windows) {
+      if (w.from < through) continue;
+      const points = [w.from];
+      for (const i of r.runs) {
+        for (const at of [i.start, i.end]) if (at !== null && at > w.from && at < w.to) points.push(at);
+      }
+      for (const at of points) {
+        const i = r.runs.find((i) => i.start <= at && (i.end === null || at < i.end));
+        const what = `cloud ${id} at ${new Date(at).toISOString()} (window ${JSON.stringify(w)}; runs ${JSON.stringify(r.runs)})`;
+        expect(w.running, `${what}: running`).toContain(i !== undefined);
+        if (i) expect(w.amounts, `${what}: its size`).toContain(i.quantity);
+      }
+    }
+  }
 }
 
 function answered<T>(asked: Asked<T>, value: T, status: number): void {
@@ -146,6 +201,11 @@ async function run(t: Tenant, w: Write, ids: string[], clouds: Map<string, Cloud
     return;
   }
   const key = w.keyed ? unique("key") : null;
+  // What a CloudSigma client sends back to update: the object as it reads it (before any fault).
+  const read =
+    s.kind === "put" && target
+      ? await call("GET", `/v1/subscriptions/${target}/`, { token: t.partnerKey })
+      : null;
   const send = (): Promise<Reply> => {
     const headers: Record<string, string> = key ? { "idempotency-key": key } : {};
     switch (s.kind) {
@@ -166,6 +226,16 @@ async function run(t: Tenant, w: Write, ids: string[], clouds: Map<string, Cloud
           headers,
           body: { amount: s.amount },
         });
+      case "put": {
+        const body = {
+          ...read?.body,
+          amount: s.amount,
+          ...(s.flip ? { auto_renew: !read?.body.auto_renew } : {}),
+        };
+        const etag = read?.headers.get("etag");
+        if (s.conditional && etag) headers["if-match"] = etag;
+        return call("PUT", `/v1/subscriptions/${target}/`, { token: t.partnerKey, headers, body });
+      }
       case "run":
         return call("POST", `/v1/subscriptions/${target}/action/?do=${s.action}`, {
           token: t.partnerKey,
@@ -189,24 +259,35 @@ async function run(t: Tenant, w: Write, ids: string[], clouds: Map<string, Cloud
     }
   };
   if (s.kind !== "buy" && !target) return;
+  const timed = target === undefined ? undefined : clouds.get(target);
+  const last = timed?.windows.at(-1);
+  if (last && (s.kind === "patch" || s.kind === "put" || s.kind === "run" || s.kind === "cancel"))
+    last.to = Date.now();
   if (w.fault) armFault(w.fault);
   let reply = await send();
   disarmFaults();
   if (reply.status >= 500 && key && w.retried) reply = await send();
+  const answeredAt = Date.now();
   // The requests are well formed: the one 400s are extending what has no end (a cloud, traffic)
   // and starting or stopping what is not a cloud.
   if (reply.status === 400)
     expect(reply.body.detail, reply.text).toMatch(/has no end to extend|only CaaS subscriptions can/);
   const cloud = target === undefined ? undefined : clouds.get(target);
-  if (cloud && s.kind === "patch") answered(cloud.amount, s.amount, reply.status);
+  if (cloud && (s.kind === "patch" || s.kind === "put")) answered(cloud.amount, s.amount, reply.status);
   if (cloud && s.kind === "run") answered(cloud.running, s.action === "start", reply.status);
+  if (cloud && s.kind === "cancel") answered(cloud.running, false, reply.status);
+  if (cloud && (s.kind === "patch" || s.kind === "put" || s.kind === "run" || s.kind === "cancel"))
+    opening(cloud, answeredAt);
   for (const o of (reply.status === 201 ? reply.body.objects : []) as { id: string; product: string }[]) {
     ids.push(o.id);
     if (s.kind === "buy" && o.product === "cumulus") {
-      clouds.set(o.id, {
+      const cloud: CloudModel = {
         amount: { last: s.amount, maybe: new Set() },
         running: { last: false, maybe: new Set() },
-      });
+        windows: [],
+      };
+      opening(cloud, answeredAt);
+      clouds.set(o.id, cloud);
     }
   }
 }
@@ -219,12 +300,16 @@ describe("the books balance under random work and injected faults", () => {
         await withCatalog(t, 12);
         const ids: string[] = [];
         const clouds = new Map<string, CloudModel>();
+        // A cloud from the start, so starts, stops and resizes have one to meter.
+        const cloud: Step = { kind: "buy", customer: 0, product: "cumulus", amount: 2, async: false };
+        await run(t, { step: cloud, fault: null, keyed: false, retried: false }, ids, clouds);
         for (const w of writes) await run(t, w, ids, clouds);
         // Let asynchronous purchases run (or die), then recover as if the bound had passed.
         await new Promise((resolve) => setTimeout(resolve, 300));
         await recoverAll(t);
         await expectBooksBalance(t);
         await expectCloudsAsAsked(clouds);
+        await expectRunsAsAsked(clouds);
       }),
       { numRuns: 25, interruptAfterTimeLimit: 240_000 },
     );

@@ -14,13 +14,16 @@ import type { SubscriptionRecord } from "../../src/domain/subscriptions";
 import worker from "../../src/index";
 import { subscriptionObject } from "../../src/objects/subscription-object";
 import { expectBooksBalance } from "../books";
-import { type Tenant, tenant, usageOf, withCatalog } from "../helpers";
+import { call, expectOk, PRODUCTS, type Tenant, tenant, usageOf, withCatalog } from "../helpers";
 
 /**
  * Chains over simulated time: one or two customers' chains bought (period, end_time, both with a
  * future start, period until an end), extended (repeating, with a period, with an end_time, also
  * one before the chain's end), auto_renew set on any term, any term cancelled, and the renewal
- * cron run at chosen instants (to its fixpoint: a late run catches up). Every write runs at the
+ * cron run at chosen instants (to its fixpoint: a late run catches up; its messages sometimes
+ * delivered twice at once, as an at-least-once queue may), and the catalog's price of cpu or mem
+ * changed between steps (each term is charged at the price when it was bought, renewals at the
+ * price when the cron bought them). Every write runs at the
  * simulated clock (`now` passed down, as the cron passes `at`). After each step: every term of
  * every chain starts where the spec says (the one before's end, or the instant it was bought if the
  * chain had lapsed), lasts what the spec's rules say (an oracle kept apart from src/domain), is
@@ -64,9 +67,10 @@ const subP = (t: number, p: P) => shiftMonths(t - p.days * DAY - p.hours * HOUR,
 const mod = (a: number, n: number) => ((a % n) + n) % n;
 const noonDown = (t: number) => t - mod(t - NOON, DAY);
 const noonUp = (t: number) => (mod(t - NOON, DAY) === 0 ? t : noonDown(t) + DAY);
+/** The demo catalog's unit prices per hour, in minor units: what each run starts from. */
 const UNIT: Record<string, bigint> = { cpu: 2n, mem: 3n };
-function priceOf(product: string, amount: number, start: number, end: number): number {
-  const n = BigInt(amount) * BigInt((end - start) / 1000) * UNIT[product]!;
+function priceOf(unit: bigint, amount: number, start: number, end: number): number {
+  const n = BigInt(amount) * BigInt((end - start) / 1000) * unit;
   const q = n / 3600n;
   return Number(n % 3600n >= 1800n ? q + 1n : q);
 }
@@ -84,7 +88,10 @@ type Step =
   | { kind: "extend"; chain: number; term: number; input: "none" | { p: number } | { endH: number } }
   | { kind: "auto_renew"; chain: number; term: number; value: boolean }
   | { kind: "cancel"; chain: number; term: number }
-  | { kind: "advance"; hours: number };
+  /** `twice`: the cron's messages are delivered twice at once (the queue delivers at least once). */
+  | { kind: "advance"; hours: number; twice?: boolean }
+  /** The operator changes a product's price: every term bought from then on is priced at it. */
+  | { kind: "reprice"; product: "cpu" | "mem"; unit: number };
 
 const pIdx = fc.nat(PERIODS.length - 1);
 const duration: fc.Arbitrary<Duration> = fc.oneof(
@@ -145,10 +152,19 @@ const step: fc.Arbitrary<Step> = fc.oneof(
     arbitrary: fc.record({ kind: fc.constant("cancel" as const), chain: fc.nat(20), term: fc.nat(20) }),
   },
   {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant("reprice" as const),
+      product: fc.constantFrom("cpu" as const, "mem" as const),
+      unit: fc.integer({ min: 1, max: 9 }),
+    }),
+  },
+  {
     weight: 5,
     arbitrary: fc.record({
       kind: fc.constant("advance" as const),
       hours: fc.integer({ min: 1, max: 24 * 30 }),
+      twice: fc.boolean(),
     }),
   },
 );
@@ -173,12 +189,16 @@ interface Chain {
 interface Made {
   kind: "purchase" | "extension" | "renewal";
   at: number;
+  /** The product's unit price (minor units per hour) when it was bought. */
+  unit: bigint;
 }
 interface World {
   t: Tenant;
   now: number;
   chains: Chain[];
   made: Map<string, Made>;
+  /** Each product's unit price now. */
+  unit: Record<string, bigint>;
   log: string[];
 }
 
@@ -229,7 +249,7 @@ async function allTerms(w: World): Promise<Map<string, SubscriptionRecord[]>> {
 }
 
 /** The cron at `w.now`, run again until nothing changes (a late run catches up). */
-async function cron(w: World): Promise<void> {
+async function cron(w: World, twice = false): Promise<void> {
   const at = new Date(w.now);
   for (let round = 0; ; round++) {
     expect(round, "the cron's catch-up ends").toBeLessThan(80);
@@ -239,8 +259,18 @@ async function cron(w: World): Promise<void> {
       mine.has(d.id),
     );
     if (due.length === 0) return;
-    const result = await deliver(due.map((d) => ({ subscription: d.id, at: at.toISOString() })));
-    expect(result.retryMessages, "renewal messages retried").toEqual([]);
+    const messages = due.map((d) => ({ subscription: d.id, at: at.toISOString() }));
+    if (twice) {
+      // Delivered twice at once: one of two deliveries racing may be retried, as the queue would.
+      const results = await Promise.all([deliver(messages), deliver(messages)]);
+      const retried = results.flatMap((r) => r.retryMessages.map((m) => m.msgId));
+      if (retried.length > 0) w.log.push(`  (delivered twice: ${retried.length} retried)`);
+      const again = await deliver(messages);
+      expect(again.retryMessages, "renewal messages retried").toEqual([]);
+    } else {
+      const result = await deliver(messages);
+      expect(result.retryMessages, "renewal messages retried").toEqual([]);
+    }
     const after = await allTerms(w);
     let changed = false;
     for (const [root, terms] of after) {
@@ -252,7 +282,7 @@ async function cron(w: World): Promise<void> {
           changed = true;
           const prev = terms[i - 1]!;
           const prevWas = old.get(prev.id);
-          w.made.set(r.id, { kind: "renewal", at: w.now });
+          w.made.set(r.id, { kind: "renewal", at: w.now, unit: w.unit[r.product]! });
           w.log.push(`  cron renewed ${prev.id.slice(-6)} -> ${r.id.slice(-6)} ${r.startTime}..${r.endTime}`);
           if (prevWas) {
             expect(prevWas.nextId, `renewed ${prev.id}: nothing followed it`).toBeNull();
@@ -339,8 +369,30 @@ async function runStep(w: World, s: Step): Promise<void> {
   const now = new Date(w.now);
   if (s.kind === "advance") {
     w.now += s.hours * HOUR;
-    w.log.push(`advance ${s.hours}h to ${new Date(w.now).toISOString()}; cron`);
-    await cron(w);
+    w.log.push(
+      `advance ${s.hours}h to ${new Date(w.now).toISOString()}; cron${s.twice ? " delivered twice" : ""}`,
+    );
+    await cron(w, s.twice);
+    return;
+  }
+  if (s.kind === "reprice") {
+    const p = PRODUCTS.find((p) => p.id === s.product)!;
+    w.log.push(`reprice ${s.product} to 0.0${s.unit}/h`);
+    await expectOk(
+      call("PUT", `/v1/products/${p.id}`, {
+        token: t.operator,
+        body: {
+          name: p.id,
+          kind: p.kind,
+          unit: p.unit,
+          unit_price: `0.0${s.unit}`,
+          currency: "EUR",
+          quota_resource: `stratus.${p.id}`,
+          aliases: [...p.aliases],
+        },
+      }),
+    );
+    w.unit[s.product] = BigInt(s.unit);
     return;
   }
   if (s.kind === "buy") {
@@ -359,7 +411,7 @@ async function runStep(w: World, s: Step): Promise<void> {
     w.log.push(`  -> ${r.id.slice(-6)} ${r.startTime}..${r.endTime}`);
     expect(ms(r.startTime), `purchase ${r.id} starts`).toBe(e.start);
     expect(ms(r.endTime), `purchase ${r.id} ends`).toBe(e.end);
-    w.made.set(r.id, { kind: "purchase", at: w.now });
+    w.made.set(r.id, { kind: "purchase", at: w.now, unit: w.unit[r.product]! });
     w.chains.push({ root: r.id, customer: s.customer, product: s.product, amount: s.amount });
     return;
   }
@@ -449,7 +501,7 @@ async function runStep(w: World, s: Step): Promise<void> {
   expect(ms(r.startTime), `extension ${r.id} starts`).toBe(start);
   expect(ms(r.endTime), `extension ${r.id} ends`).toBe(expectedEnd);
   expect(r.autoRenew, "an extension takes auto_renew from the term it follows").toBe(last.autoRenew);
-  w.made.set(r.id, { kind: "extension", at: w.now });
+  w.made.set(r.id, { kind: "extension", at: w.now, unit: w.unit[r.product]! });
 }
 
 /** Every term charged once at its price, contiguous chains, quota = live chains once. */
@@ -499,7 +551,7 @@ async function checkBooks(w: World): Promise<void> {
       expect(lines[0]).toMatchObject({
         key: `purchase:${r.id}`,
         kind: made!.kind,
-        amount_minor: priceOf(chain.product, chain.amount, ms(r.startTime), ms(r.endTime)),
+        amount_minor: priceOf(made!.unit, chain.amount, ms(r.startTime), ms(r.endTime)),
         period_start: r.startTime,
         period_end: r.endTime,
         quantity: chain.amount,
@@ -541,6 +593,7 @@ describe("chains over simulated time", () => {
             now: Date.parse(BASES[base]!) + (minutes % 3 === 0 ? 0 : minutes * 60_000),
             chains: [],
             made: new Map(),
+            unit: { ...UNIT },
             log: [],
           };
           try {

@@ -17,7 +17,10 @@ import { call, expectOk, failingD1, tenant, withCatalog } from "../helpers";
  * Random lives of CaaS clouds, played on their objects: whatever sequence of start, stop,
  * quantity change, cancel, month close (delivered twice), eviction and D1 outage happens, once
  * the pushes have landed the cloud's usage lines in D1 are exactly the lines of its run history,
- * each once, and sum to its metered charge.
+ * each once, and sum to its metered charge; and that charge, with its running seconds, is the one
+ * the actions asked for (`Asked`: an oracle of the intervals and the month rounding kept apart
+ * from src/domain), so a history that agrees with itself but not with the starts, stops and size
+ * changes is found.
  */
 
 const MINUTE = 60_000;
@@ -59,6 +62,40 @@ const life = fc.record({
   begin: fc.integer({ min: Date.UTC(2040, 0, 1), max: Date.UTC(2045, 0, 1) }),
 });
 
+/**
+ * What the actions asked of the cloud, kept apart from src/domain: its running intervals (a start
+ * opens one at the cloud's size, a stop or cancel closes it, a size change while running splits it)
+ * and the charge they make. Seconds are whole second boundaries crossed; each UTC month's
+ * Σ quantity × seconds × price / 3600 is rounded half up once (README, "Usage rounding").
+ */
+interface Asked {
+  runs: Array<{ start: number; end: number | null; quantity: number }>;
+  quantity: number;
+  ended: boolean;
+}
+
+function askedCharge(asked: Asked, price: bigint, now: number): { seconds: bigint; minor: bigint } {
+  const months = new Map<number, bigint>();
+  let seconds = 0n;
+  const secs = (a: number, b: number) => BigInt(Math.floor(b / 1000) - Math.floor(a / 1000));
+  for (const run of asked.runs) {
+    const end = run.end ?? now;
+    let from = run.start;
+    while (from < end) {
+      const d = new Date(from);
+      const next = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
+      const to = Math.min(end, next);
+      const key = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+      months.set(key, (months.get(key) ?? 0n) + BigInt(run.quantity) * secs(from, to) * price);
+      seconds += secs(from, to);
+      from = to;
+    }
+  }
+  let minor = 0n;
+  for (const exact of months.values()) minor += exact / 3600n + (exact % 3600n >= 1800n ? 1n : 0n);
+  return { seconds, minor };
+}
+
 const euros = (minor: bigint) => `${minor / 100n}.${(minor % 100n).toString().padStart(2, "0")}`;
 
 describe("usage lines through the objects (property)", () => {
@@ -79,6 +116,8 @@ describe("usage lines through the objects (property)", () => {
         const object = subscriptionObject(env, id);
         let now = begin;
         let down = false;
+        const asked: Asked = { runs: [], quantity: 1, ended: false };
+        const open = () => asked.runs.at(-1)?.end === null;
         const recover = async () => {
           // A new instance sees D1 again; its alarm pushes what the old one could not.
           await object.get();
@@ -91,16 +130,41 @@ describe("usage lines through the objects (property)", () => {
           const at = new Date(now);
           switch (s.kind) {
             case "start":
-            case "stop":
-              await object.run(s.kind, at);
+            case "stop": {
+              const out = await object.run(s.kind, at);
+              expect(out.ok, JSON.stringify(out)).toBe(!asked.ended);
+              if (asked.ended) break;
+              if (s.kind === "start" && !open())
+                asked.runs.push({ start: now, end: null, quantity: asked.quantity });
+              const last = asked.runs.at(-1);
+              if (s.kind === "stop" && last && open()) last.end = now;
               break;
+            }
             // Quota moves need D1 for the commission; those wait for it.
-            case "amount":
-              if (!down) await object.changeAmount(s.quantity, at);
+            case "amount": {
+              if (down) break;
+              const out = await object.changeAmount(s.quantity, at);
+              // Refused only once it ended, or over the customer's quota (the lives share one customer).
+              if (!out.ok) {
+                expect(asked.ended || out.error.kind === "over_limit", JSON.stringify(out)).toBe(true);
+                break;
+              }
+              if (s.quantity !== asked.quantity && open()) {
+                (asked.runs.at(-1) as Asked["runs"][number]).end = now;
+                asked.runs.push({ start: now, end: null, quantity: s.quantity });
+              }
+              asked.quantity = s.quantity;
               break;
-            case "cancel":
-              if (!down) await object.cancel(at);
+            }
+            case "cancel": {
+              if (down) break;
+              const out = await object.cancel(at);
+              expect(out.ok, JSON.stringify(out)).toBe(true);
+              const last = asked.runs.at(-1);
+              if (last && open()) last.end = now;
+              asked.ended = true;
               break;
+            }
             case "month end": {
               const message = { subscription: id, closeMonth: monthOf(at).start.toISOString() };
               await closeMonthOf(env, message);
@@ -122,6 +186,8 @@ describe("usage lines through the objects (property)", () => {
         if (down) await recover();
         now += 60 * MINUTE;
         await object.run("stop", new Date(now));
+        const last = asked.runs.at(-1);
+        if (last && open()) last.end = now;
         const r = await object.get();
         if (!r) throw new Error("the cloud is gone");
         const price = BigInt(r.unitPriceMinor);
@@ -147,6 +213,16 @@ describe("usage lines through the objects (property)", () => {
         expect(settled + expected.reduce((n, l) => n + l.amountMinor, 0n)).toBe(total);
         const usage = await expectOk(call("GET", `/v1/subscriptions/${id}/usage`, { token: t.partnerKey }));
         expect(usage.charge).toBe(euros(total));
+        // The charge is what the actions asked for: each start to its stop, at the size in force.
+        const want = askedCharge(asked, price, now);
+        const seconds = r.runs.reduce(
+          (n, i) => n + BigInt(Math.floor((i.end ?? now) / 1000) - Math.floor(i.start / 1000)),
+          BigInt(r.settledRuns?.seconds ?? "0"),
+        );
+        expect(
+          { seconds, charge: total },
+          `as asked: ${JSON.stringify(asked.runs)}; history ${JSON.stringify(r.runs)}`,
+        ).toEqual({ seconds: want.seconds, charge: want.minor });
       }),
       { numRuns: 25 },
     );
