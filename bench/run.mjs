@@ -505,10 +505,14 @@ function projectionRows(count, partnerId, customers, now) {
   return rows;
 }
 
-/** Inserts records 2,000 a statement: one JSON parameter, unpacked by SQLite's json_each. */
+/**
+ * Inserts records 2,000 a statement: one JSON parameter, unpacked by SQLite's json_each. Each with
+ * its order, completed, as a purchase that took effect has it (a depletable's status reads it).
+ */
 async function insertProjections(db, records) {
   const statements = [];
   for (let i = 0; i < records.length; i += 2000) {
+    const chunk = JSON.stringify(records.slice(i, i + 2000));
     statements.push(
       db
         .prepare(
@@ -519,7 +523,15 @@ async function insertProjections(db, records) {
              value->>'rootId', value->>'previousId', value->>'nextId', value->>'orderId', value, value->>'version'
            FROM json_each(?)`,
         )
-        .bind(JSON.stringify(records.slice(i, i + 2000))),
+        .bind(chunk),
+      db
+        .prepare(
+          `INSERT INTO orders (id, partner_id, customer_id, lines, total_minor, currency, state, created_at)
+           SELECT value->>'orderId', value->>'partnerId', value->>'customerId', '[]', value->>'priceMinor', 'EUR',
+             'completed', value->>'createdAt'
+           FROM json_each(?)`,
+        )
+        .bind(chunk),
     );
   }
   for (let i = 0; i < statements.length; i += 5) await db.batch(statements.slice(i, i + 5));
