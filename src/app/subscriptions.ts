@@ -243,8 +243,10 @@ export async function buy(
     purchaseOrders(ids.orders, bought, options.chargeKind ?? (chain ? "extension" : "purchase"), now);
   // A vendor reads the order when it is told of the subscription: then the orders are written
   // first. A purchase that takes effect at once writes them once, in their final state, before
-  // its commission is accepted: up to the accept, `abandon` can still undo all of it.
+  // its commission is accepted: up to the accept, `abandon` can still undo all of it. An operation's
+  // writes them pending, completed at the accept (`settle`): until then its operation decides it.
   const waits = records.some((r) => r.deploymentStatus === "PENDING");
+  const atAccept = operationRef !== undefined;
   if (waits) await insertOrders(env, ordersOf(records));
   const commissionHome = homeOf(
     records.map((r) => r.customerId),
@@ -258,7 +260,7 @@ export async function buy(
     records.map((r) =>
       subscriptionObject(env, r.id).create(
         { ...r, serial, commissionHome },
-        only && { ...only, state: "completed" },
+        only && { ...only, state: atAccept ? "pending" : "completed" },
       ),
     ),
   );
@@ -281,7 +283,7 @@ export async function buy(
       await settle(env, ids);
     }
   } else {
-    const final = state === "settled" ? ("completed" as const) : ("pending" as const);
+    const final = state === "settled" && !atAccept ? ("completed" as const) : ("pending" as const);
     if (!ordered) {
       await insertOrders(
         env,
@@ -289,8 +291,8 @@ export async function buy(
       );
     }
     fault("purchase.ordered");
-    // Its orders were written completed: accepting is all that is left.
-    if (state === "settled") await acceptPurchase(env, ids);
+    // Its orders were written completed (an operation's pending): accepting is all that is left.
+    if (state === "settled") await (atAccept ? settle(env, ids) : acceptPurchase(env, ids));
   }
   fault("purchase.accepted");
   return {

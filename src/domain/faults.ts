@@ -13,7 +13,7 @@ export const FAULT_STEPS = [
    * effect at once, whose order was written completed with it.
    */
   "purchase.created",
-  /** Its orders are written completed; the commission is not accepted yet. */
+  /** Its orders are written completed (an operation's, pending); the commission is not accepted yet. */
   "purchase.ordered",
   /** Accepted; the answer is not sent yet. */
   "purchase.accepted",
