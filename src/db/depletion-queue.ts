@@ -16,45 +16,47 @@ import { subscriptions as s } from "./schema";
  * purchase has not (its vendor has not reported, or its request died before its orders) is passed
  * over by consumption reports (`consume`): it is not in use, and nothing waits behind it.
  */
-export const purchaseInEffect = (row: string) =>
+const purchaseInEffect = (row: string) =>
   `exists (select 1 from orders bought where bought.id = ${row}.order_id and bought.state = 'completed')`;
 
 /**
- * Whether an older depletable of the row named `row`'s customer and product is in use: not used
- * up, and its purchase took effect. Only a depletable queues one: a subscription of the product
- * bought as another kind (before the operator made it depletable) is used in its term, never drained.
+ * Whether an older depletable of the row named `row`'s customer and product is live (not used up)
+ * and, with `inUse`, its purchase took effect. Only a depletable queues one: a subscription of the
+ * product bought as another kind (before the operator made it depletable) is used in its term,
+ * never drained.
  */
-const olderDepletableInUse = (row: string) => `exists (select 1 from subscriptions older
+const olderDepletable = (row: string, inUse: boolean) => `exists (select 1 from subscriptions older
   where older.customer_id = ${row}.customer_id and older.product = ${row}.product
     and older.kind = 'depletable' and older.ended_at is null and older.id < ${row}.id
-    and ${purchaseInEffect("older")})`;
+    ${inUse ? `and ${purchaseInEffect("older")}` : ""})`;
 
 /**
  * Whether the live depletable of the row named `row` waits (`inactive`): its purchase has not taken
  * effect, or an older one is in use. Consumption reports drain only one that does not wait.
  */
 export const depletableWaits = (row: string) =>
-  `(not ${purchaseInEffect(row)} or ${olderDepletableInUse(row)})`;
+  `(not ${purchaseInEffect(row)} or ${olderDepletable(row, true)})`;
+
+/**
+ * The verdict's three facts of the depletable bound as ?1 (customer), ?2 (product), ?3 (id) and ?4
+ * (order), which need not be in the read model yet. Plain SQL, built once: every read of a
+ * depletable not used up whose verdict is not kept asks it.
+ */
+const VERDICT = `select ${purchaseInEffect("me")} as own, ${olderDepletable("me", true)} as behind,
+  ${olderDepletable("me", false)} as queued
+  from (select ?1 as customer_id, ?2 as product, ?3 as id, ?4 as order_id) me`;
 
 /**
  * Whether live depletable `r` waits (`depletableWaits`), and whether that verdict `lasts` until a
  * depletable before it is created or ends (which each tells the ones after it): so when its own
  * purchase took effect and an older one is in use, or none is live. While its own purchase, or an
- * older one's, may still take effect, it does not last. Plain SQL: every read of a depletable not
- * used up asks it, drizzle would build it each time.
+ * older one's, may still take effect, it does not last.
  */
 export async function queueVerdict(
   env: Env,
   r: Pick<SubscriptionRecord, "id" | "customerId" | "product" | "orderId">,
 ): Promise<{ waits: boolean; lasts: boolean }> {
-  const row = await env.DB.prepare(
-    `select exists (select 1 from orders where id = ?4 and state = 'completed') as own,
-       exists (select 1 from subscriptions older join orders bought on bought.id = older.order_id
-         where older.customer_id = ?1 and older.product = ?2 and older.kind = 'depletable'
-           and older.ended_at is null and older.id < ?3 and bought.state = 'completed') as behind,
-       exists (select 1 from subscriptions older where older.customer_id = ?1 and older.product = ?2
-         and older.kind = 'depletable' and older.ended_at is null and older.id < ?3) as queued`,
-  )
+  const row = await env.DB.prepare(VERDICT)
     .bind(r.customerId, r.product, r.id, r.orderId)
     .first<{ own: number; behind: number; queued: number }>();
   const own = row?.own === 1;
