@@ -7388,7 +7388,7 @@ export interface operations {
                     "application/json": components["schemas"]["ServiceQuotas"];
                 };
             };
-            /** @description Invalid query, or no `?user=` while the partner has more holders than one answer reads (2000: `MAX_SERVICE_HOLDERS`) */
+            /** @description Invalid query, or no `?user=` while the partner has more holders than one answer reads (2000) */
             400: components["responses"]["FaultBadRequest"];
             401: components["responses"]["FaultUnauthorized"];
             /** @description `?user=` names no holder of the partner's with quotas of this service */
@@ -7443,7 +7443,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid query, or no `?project=` while the partner has more projects (its customers' base projects included) than one answer reads (2000: `MAX_SERVICE_HOLDERS`) */
+            /** @description Invalid query, or no `?project=` while the partner has more projects (its customers' base projects included) than one answer reads (2000) */
             400: components["responses"]["FaultBadRequest"];
             401: components["responses"]["FaultUnauthorized"];
             /** @description `?project=` names no project of the partner's with quotas of this service */

@@ -13,6 +13,7 @@ import { findService, type Service } from "../../db/partners";
 import { projectsOfMember } from "../../db/projects";
 import { listResources, resourceNamesOfService } from "../../db/resources";
 import { AppError, badRequest, notFound } from "../../domain/errors";
+import { MAX_SERVICE_HOLDERS } from "../../domain/quota";
 import { ttlCache } from "../../domain/ttl-cache";
 import { issueCommission } from "../../objects/commission-issue";
 import {
@@ -111,8 +112,7 @@ export const quotaRoutes = [
     auth: ["service"],
     query: ServiceQuotasQuery,
     errors: {
-      bad_request:
-        "Invalid query, or no `?user=` while the partner has more holders than one answer reads (2000: `MAX_SERVICE_HOLDERS`)",
+      bad_request: `Invalid query, or no \`?user=\` while the partner has more holders than one answer reads (${MAX_SERVICE_HOLDERS})`,
       not_found: "`?user=` names no holder of the partner's with quotas of this service",
     },
     responses: {
@@ -150,8 +150,7 @@ export const quotaRoutes = [
     auth: ["service"],
     query: ServiceProjectQuotasQuery,
     errors: {
-      bad_request:
-        "Invalid query, or no `?project=` while the partner has more projects (its customers' base projects included) than one answer reads (2000: `MAX_SERVICE_HOLDERS`)",
+      bad_request: `Invalid query, or no \`?project=\` while the partner has more projects (its customers' base projects included) than one answer reads (${MAX_SERVICE_HOLDERS})`,
       not_found: "`?project=` names no project of the partner's with quotas of this service",
     },
     responses: {
