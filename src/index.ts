@@ -1,5 +1,5 @@
 import { abandonOverduePurchases, requeueStalledOperations } from "./app/operations";
-import type { RenewalMessage } from "./app/renewals";
+import type { FanOutMessage, RenewalMessage } from "./app/renewals";
 import type { MonthCloseMessage } from "./app/usage";
 import { forgetExpiredDeliveries, resendOverdueDeliveries } from "./app/webhooks";
 import { closeUsageMonth } from "./cron/months";
@@ -29,7 +29,7 @@ async function consume(batch: MessageBatch, env: Env): Promise<Record<string, un
     return {};
   }
   if (batch.queue.startsWith("stratus-renewals")) {
-    return consumeRenewals(batch as MessageBatch<RenewalMessage | MonthCloseMessage>, env);
+    return consumeRenewals(batch as MessageBatch<RenewalMessage | MonthCloseMessage | FanOutMessage>, env);
   }
   await consumeOperations(batch as MessageBatch<OperationMessage>, env);
   return {};

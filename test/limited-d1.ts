@@ -63,6 +63,10 @@ export function limitedD1(db: D1Database, budget = 1000) {
     get mostChanged() {
       return state.mostChanged;
     },
+    /** Queries the current invocation has made. */
+    get used() {
+      return state.used;
+    },
     /** How many queries were refused so far, past an invocation's budget (a code that catches them hides them). */
     get refused() {
       return state.refused;

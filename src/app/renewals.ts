@@ -16,8 +16,27 @@ export interface RenewalMessage {
   at: string;
 }
 
-/** The renewals queue carries the cron's work: renewals and expiries, and month closes of running clouds. */
-export const renewalsQueue = (env: Env) => env.RENEWALS as Queue<RenewalMessage | MonthCloseMessage>;
+/**
+ * The rest of a cron run's paging, for the renewals consumer to carry on from its cursor: the due
+ * terms ending by `before` (renewals, each message at `at`), or the clouds running since before
+ * `boundary` (a month close). `after` is the last row already enqueued (null: from the first).
+ */
+export type FanOut =
+  | { kind: "renewals"; before: string; at: string; after: { endTime: string; id: string } | null }
+  | { kind: "monthClose"; boundary: string; after: { runningSince: number; id: string } | null };
+
+export interface FanOutMessage {
+  fanOut: FanOut;
+}
+
+export const isFanOut = (body: object): body is FanOutMessage => "fanOut" in body;
+
+/**
+ * The renewals queue carries the cron's work: renewals and expiries, month closes of running
+ * clouds, and the pages of either that one invocation left to the next.
+ */
+export const renewalsQueue = (env: Env) =>
+  env.RENEWALS as Queue<RenewalMessage | MonthCloseMessage | FanOutMessage>;
 
 export type RenewalOutcome = "renewed" | "expired" | "failed" | "skipped";
 

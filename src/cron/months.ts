@@ -1,11 +1,6 @@
-import { renewalsQueue } from "../app/renewals";
-import type { MonthCloseMessage } from "../app/usage";
+import { fanOut } from "../app/fan-out";
 import { recordUsageClosed, usageClosedThrough } from "../db/charges";
-import { runningSince } from "../db/subscriptions";
 import { monthOf, previousMonth } from "../domain/charges";
-
-const PAGE = 500;
-const SEND_BATCH = 100;
 
 export interface MonthClose {
   /** The month being closed: the one before the run's. */
@@ -18,7 +13,8 @@ export interface MonthClose {
 
 /**
  * Closes the month before `now`'s for usage. Each run pages through the clouds D1 shows running
- * since before the month's end (never the whole table) and sends each to be billed up to it; the
+ * since before the month's end (never the whole table; past a bound the renewals consumer pages the
+ * rest, `fanOut`) and sends each to be billed up to it; the
  * run that finds none records the month closed, and from then on its statement is final. A cloud
  * billed up to the end pushes its lines before its read model row, so finding none means every
  * such line is in D1 (but for a push still failing on a cloud D1 already showed stopped: its line
@@ -29,21 +25,7 @@ export async function closeUsageMonth(env: Env, now: Date): Promise<MonthClose> 
   const month = previousMonth(monthOf(now)).name;
   const through = await usageClosedThrough(env);
   if (through !== null && through >= month) return { month, enqueued: 0, closed: false };
-  let cursor: { runningSince: number; id: string } | null = null;
-  let enqueued = 0;
-  for (;;) {
-    const page = await runningSince(env, boundary.getTime(), cursor, PAGE);
-    for (let i = 0; i < page.length; i += SEND_BATCH) {
-      const messages = page.slice(i, i + SEND_BATCH).map((row) => ({
-        body: { subscription: row.id, closeMonth: boundary.toISOString() } satisfies MonthCloseMessage,
-      }));
-      await renewalsQueue(env).sendBatch(messages);
-    }
-    enqueued += page.length;
-    const last = page.at(-1);
-    if (!last || page.length < PAGE) break;
-    cursor = last;
-  }
+  const enqueued = await fanOut(env, { kind: "monthClose", boundary: boundary.toISOString(), after: null });
   if (enqueued === 0) await recordUsageClosed(env, month);
   return { month, enqueued, closed: enqueued === 0 };
 }

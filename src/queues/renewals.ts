@@ -1,4 +1,11 @@
-import { type RenewalMessage, type RenewalOutcome, renewOrExpire } from "../app/renewals";
+import { fanOut } from "../app/fan-out";
+import {
+  type FanOutMessage,
+  isFanOut,
+  type RenewalMessage,
+  type RenewalOutcome,
+  renewOrExpire,
+} from "../app/renewals";
 import { closeMonthOf, isMonthClose, type MonthCloseMessage } from "../app/usage";
 import { eachWithin } from "../domain/concurrency";
 import { logError } from "../domain/log";
@@ -13,32 +20,36 @@ import { logError } from "../domain/log";
 export const RENEWALS_AT_ONCE = 16;
 
 /**
- * The renewals queue consumer: each message renews or expires one subscription, or closes a month
- * of one running cloud, and is acked or retried on its own. Answers how they went, for the batch's
- * log line (retries are counted there).
+ * The renewals queue consumer: each message renews or expires one subscription, closes a month of
+ * one running cloud, or carries on a cron run's paging (`fanOut`), and is acked or retried on its
+ * own. Answers how they went, for the batch's log line (retries are counted there).
  */
 export async function consumeRenewals(
-  batch: MessageBatch<RenewalMessage | MonthCloseMessage>,
+  batch: MessageBatch<RenewalMessage | MonthCloseMessage | FanOutMessage>,
   env: Env,
-): Promise<Record<RenewalOutcome | "monthsClosed", number>> {
-  const counts: Record<RenewalOutcome | "monthsClosed", number> = {
+): Promise<Record<RenewalOutcome | "monthsClosed" | "fannedOut", number>> {
+  const counts: Record<RenewalOutcome | "monthsClosed" | "fannedOut", number> = {
     renewed: 0,
     expired: 0,
     failed: 0,
     skipped: 0,
     monthsClosed: 0,
+    fannedOut: 0,
   };
   await eachWithin(batch.messages, RENEWALS_AT_ONCE, async (message) => {
     const body = message.body;
     try {
-      if (isMonthClose(body)) {
+      if (isFanOut(body)) {
+        counts.fannedOut += await fanOut(env, body.fanOut);
+      } else if (isMonthClose(body)) {
         counts[(await closeMonthOf(env, body)) === "closed" ? "monthsClosed" : "skipped"]++;
       } else {
         counts[await renewOrExpire(env, body.subscription, new Date(body.at))]++;
       }
       message.ack();
     } catch (error) {
-      logError("renewal.retrying", error, { subscription: body.subscription, attempts: message.attempts });
+      const subject = isFanOut(body) ? { fanOut: body.fanOut } : { subscription: body.subscription };
+      logError("renewal.retrying", error, { ...subject, attempts: message.attempts });
       message.retry({ delaySeconds: 30 });
     }
   });

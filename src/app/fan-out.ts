@@ -1,0 +1,62 @@
+import { dueSubscriptions, runningSince } from "../db/subscriptions";
+import { type FanOut, type RenewalMessage, renewalsQueue } from "./renewals";
+import type { MonthCloseMessage } from "./usage";
+
+export const PAGE = 500;
+const SEND_BATCH = 100;
+/**
+ * Pages one invocation enqueues before it hands the rest on. Terms end at noon UTC, so a whole
+ * night's renewals can be due in one run: paging them all in one invocation would pass D1's 1,000
+ * queries and the subrequests an invocation may make, fail, and take the cron's later steps down
+ * with it on every run. 20 pages are 20 queries and 100 sends.
+ */
+export const PAGES_PER_INVOCATION = 20;
+
+/**
+ * Enqueues one message per row of `work`'s query, a page at a time from its cursor, for at most
+ * `PAGES_PER_INVOCATION` pages; if rows remain, enqueues one message that carries the paging on
+ * from the last row sent (the renewals consumer runs it, the same way). Answers the rows enqueued
+ * here. Every message it sends is idempotent, so a retry from an earlier cursor only repeats some.
+ */
+export async function fanOut(env: Env, work: FanOut): Promise<number> {
+  return work.kind === "renewals"
+    ? pages(
+        env,
+        work.after,
+        (after) => dueSubscriptions(env, new Date(work.before), after, PAGE),
+        (row) => ({ subscription: row.id, at: work.at }) satisfies RenewalMessage,
+        (after) => ({ kind: "renewals", before: work.before, at: work.at, after }),
+      )
+    : pages(
+        env,
+        work.after,
+        (after) => runningSince(env, new Date(work.boundary).getTime(), after, PAGE),
+        (row) => ({ subscription: row.id, closeMonth: work.boundary }) satisfies MonthCloseMessage,
+        (after) => ({ kind: "monthClose", boundary: work.boundary, after }),
+      );
+}
+
+async function pages<Row extends { id: string }>(
+  env: Env,
+  start: Row | null,
+  page: (after: Row | null) => Promise<Row[]>,
+  message: (row: Row) => RenewalMessage | MonthCloseMessage,
+  rest: (after: Row) => FanOut,
+): Promise<number> {
+  let cursor = start;
+  let sent = 0;
+  for (let n = 0; n < PAGES_PER_INVOCATION; n++) {
+    const rows = await page(cursor);
+    for (let i = 0; i < rows.length; i += SEND_BATCH) {
+      await renewalsQueue(env).sendBatch(
+        rows.slice(i, i + SEND_BATCH).map((row) => ({ body: message(row) })),
+      );
+    }
+    sent += rows.length;
+    const last = rows.at(-1);
+    if (!last || rows.length < PAGE) return sent;
+    cursor = last;
+  }
+  if (cursor !== null) await renewalsQueue(env).send({ fanOut: rest(cursor) });
+  return sent;
+}
