@@ -81,7 +81,7 @@ export function withAutoRenew(r: SubscriptionRecord, value: boolean): Subscripti
 }
 
 export function runRefusal(
-  r: Pick<SubscriptionRecord, "kind" | "endedAt" | "runs" | "amount">,
+  r: Pick<SubscriptionRecord, "kind" | "endedAt" | "runs" | "amount" | "deploymentStatus">,
   action: "start" | "stop",
   now: Date,
 ): Refusal | null {
@@ -89,6 +89,14 @@ export function runRefusal(
     return { kind: "bad_request", message: `only CaaS subscriptions can ${action}`, point: "/do" };
   if (r.endedAt !== null) return { kind: "conflict", message: "the subscription has ended", point: "/do" };
   if (action !== "start" || isRunning(r.runs)) return null;
+  // Billed by the hour for an application its vendor has taken down, as an extension would be
+  // charged for one (a stop always applies).
+  if (r.deploymentStatus === "UNDEPLOYED")
+    return {
+      kind: "conflict",
+      message: "the subscription was undeployed by its vendor; start it once its vendor deploys it again",
+      point: "/do",
+    };
   // Counted as the history the start leaves: a month that ended before it, stopped, is billed
   // whole and leaves the history with the start's write.
   const started = start(r.runs, runInstant(r.runs, now), r.amount);

@@ -59,7 +59,7 @@ async function carryOn(
   record: ReturnType<typeof recordingQueue>,
 ) {
   const invocations: number[] = [];
-  for (let message = sent.findIndex((b) => "fanOut" in b); message >= 0; ) {
+  for (let message = sent.findIndex((b) => ("fanOut" in b)); message >= 0; ) {
     const body = sent.splice(message, 1)[0] as FanOutMessage;
     d1.invocation();
     record.state.calls = 0;

@@ -75,3 +75,47 @@ describe("a syndicated chain its vendor has UNDEPLOYED", () => {
     await expectBooksBalance(t);
   });
 });
+
+describe("a syndicated cloud its vendor has UNDEPLOYED", () => {
+  it("does not start: no hour is billed for an application nobody deploys (was: 200, running and billed)", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const { product, vendorId } = await syndicatedProduct(t, undefined, { kind: "caas", unit: "cloud" });
+    const customer = t.customers[0] as string;
+    const bought = await call("POST", "/v1/subscriptions/", {
+      token: t.partnerKey,
+      body: { objects: [{ customer, resource: product, amount: 1 }] },
+    });
+    expect(bought.status, bought.text).toBe(202);
+    const id = (
+      await eventually(async () => {
+        const list = await expectOk(call("GET", "/v1/subscriptions/?status=all", { token: t.partnerKey }));
+        return list.objects[0];
+      }, "the cloud")
+    ).id as string;
+    const vendorToken = await vendorTokenOf(t, vendorId);
+    const report = (deploymentStatus: string) =>
+      expectOk(call("PATCH", `/api/subscription/${id}`, { token: vendorToken, body: { deploymentStatus } }));
+    const run = (action: "start" | "stop") =>
+      call("POST", `/v1/subscriptions/${id}/action/?do=${action}`, { token: t.partnerKey });
+    await report("DEPLOYED");
+    await eventually(async () => {
+      const op = await call("GET", bought.headers.get("location") as string, { token: t.partnerKey });
+      return op.status === 201 ? true : undefined;
+    }, "the purchase to complete");
+    expect((await run("stop")).status).toBe(200);
+
+    await report("UNDEPLOYED");
+    const refused = await run("start");
+    expect(refused.status, refused.text).toBe(409);
+    expect(refused.body.detail).toMatch(/undeployed by its vendor/);
+    const stopped = await expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
+    expect(stopped.run_state).toBe("stopped");
+
+    // Deployed again, it starts as before.
+    await report("DEPLOYED");
+    const started = await run("start");
+    expect(started.status, started.text).toBe(200);
+    expect(started.body.run_state).toBe("running");
+    await expectBooksBalance(t);
+  });
+});

@@ -51,7 +51,14 @@ describe("a cloud's run history at its bound", () => {
     end: i * M + 1,
     quantity: 1,
   }));
-  const stopped = { kind: "caas" as const, endedAt: null, unitPriceMinor: 100, amount: 1, runs: full };
+  const stopped = {
+    kind: "caas" as const,
+    endedAt: null,
+    unitPriceMinor: 100,
+    amount: 1,
+    runs: full,
+    deploymentStatus: "DEPLOYED" as const,
+  };
   const running = {
     ...stopped,
     runs: [...full.slice(1), { start: MAX_RUN_INTERVALS * M, end: null, quantity: 1 }],
@@ -71,6 +78,13 @@ describe("a cloud's run history at its bound", () => {
     expect(amountChangeRefusal(stopped, 2)).toBeNull();
     expect(amountChangeRefusal(running, 1)).toBeNull();
     expect(runRefusal({ ...stopped, runs: full.slice(1) }, "start", sameMonth)).toBeNull();
+  });
+
+  it("refuses a start of a cloud its vendor undeployed, never its stop", () => {
+    const undeployed = { ...stopped, runs: [], deploymentStatus: "UNDEPLOYED" as const };
+    expect(runRefusal(undeployed, "start", nextMonth)).toMatchObject({ kind: "conflict", point: "/do" });
+    expect(runRefusal({ ...running, deploymentStatus: "UNDEPLOYED" }, "stop", nextMonth)).toBeNull();
+    expect(runRefusal({ ...undeployed, deploymentStatus: "STOPPED" }, "start", nextMonth)).toBeNull();
   });
 
   it("never a start of a cloud stopped at the bound once its month is over: that month is billed whole", () => {
