@@ -1,3 +1,4 @@
+import { choiceFor } from "../app/intents";
 import { AppError } from "../domain/errors";
 import { entityTag } from "../domain/etag";
 import type { JsonText } from "../domain/json";
@@ -33,6 +34,48 @@ export async function ifMatch(request: Request, current: () => unknown): Promise
   if (!tagsOf(header).includes(tag)) throw preconditionFailed();
   return true;
 }
+
+/** What a conditional write compared its tag with, and whether that was an earlier attempt's comparison. */
+export interface Matched<T> {
+  compared: T;
+  /**
+   * The comparison was the first attempt's, recorded with the Idempotency-Key: that attempt may
+   * have written already, so a write that finds the target moved on from `compared` answers as
+   * done if its change is in effect (RFC 9110 §13.1.1), and 412 only if it is not.
+   */
+  recalled: boolean;
+}
+
+/**
+ * `ifMatch` for a write whose check is part of its statement (the row's version, or what was
+ * compared, in its `WHERE`): `compared` (what the write must find) is recorded with the request's
+ * Idempotency-Key once its tag matched, before the write. The same request again, after a first
+ * attempt that wrote and died before its answer was kept (or whose answer, showing a secret, is
+ * never kept), uses that comparison instead of comparing its tag with the representation its own
+ * first attempt changed, which answered 412 for a change it had made. Undefined when no tag was
+ * compared (no If-Match, or `*`).
+ */
+export async function matched<T>(
+  request: Request,
+  current: () => unknown,
+  compared: T,
+): Promise<Matched<T> | undefined> {
+  const header = request.headers.get("if-match");
+  if (header === null || header.trim() === "*") return undefined;
+  const choice = await choiceFor(request, async () => {
+    await ifMatch(request, current);
+    return JSON.stringify(compared);
+  });
+  return { compared: JSON.parse(choice.value) as T, recalled: choice.recalled };
+}
+
+/** Whether `target` already has every value `changes` sets: a change in effect. */
+export const inEffect = (target: object, changes: object): boolean =>
+  Object.entries(changes).every(
+    ([key, value]) =>
+      value === undefined ||
+      JSON.stringify((target as Record<string, unknown>)[key] ?? null) === JSON.stringify(value ?? null),
+  );
 
 export const preconditionFailed = () =>
   new AppError(

@@ -18,7 +18,7 @@ import {
 } from "../../schemas/customers";
 import { HoldingOut, HoldingsOut, SetLimit } from "../../schemas/operator";
 import { issueAnew } from "../auth";
-import { ifMatch, preconditionFailed, tagged } from "../conditional";
+import { inEffect, matched, preconditionFailed, tagged } from "../conditional";
 import * as examples from "../examples";
 import { type PageWindow, pagedAnswer, pageWindow, toPage } from "../pagination";
 import { ETAG, LOCATION } from "../reply";
@@ -169,17 +169,17 @@ export const customerRoutes = [
     },
     async handle({ env, request, principal, params, body }) {
       const current = await visibleCustomer(env, principal, params.id);
-      const compared = await ifMatch(request, () => customerOut(current));
+      const condition = await matched(request, () => customerOut(current), current.version);
       const { user_name, ...rest } = body;
-      const updated = await updateCustomer(
-        env,
-        params.id,
-        { ...rest, ...(user_name !== undefined ? { userName: user_name } : {}) },
-        compared ? current.version : undefined,
-      );
-      // It was just read: not there at the version compared, it changed in between.
-      if (!updated) throw compared ? preconditionFailed() : notFound(`customer ${params.id} does not exist`);
-      return tagged(customerOut(updated));
+      const changes = { ...rest, ...(user_name !== undefined ? { userName: user_name } : {}) };
+      const updated = await updateCustomer(env, params.id, changes, condition?.compared);
+      if (updated) return tagged(customerOut(updated));
+      // It was just read: not there at the version compared, it changed in between; by this
+      // request's first attempt, if that is when it was compared and the change is in effect.
+      if (!condition) throw notFound(`customer ${params.id} does not exist`);
+      const now = condition.recalled ? await visibleCustomer(env, principal, params.id) : undefined;
+      if (now && inEffect(now, changes)) return tagged(customerOut(now));
+      throw preconditionFailed();
     },
   }),
   customerCredentialRoute(

@@ -27,7 +27,7 @@ import {
 } from "../../schemas/operator";
 import { NoParameters } from "../../schemas/pagination";
 import { forgetCredential, forgetPartnerCredentials, issueAnew } from "../auth";
-import { ifMatch, preconditionFailed, tagged } from "../conditional";
+import { inEffect, matched, preconditionFailed, tagged } from "../conditional";
 import * as examples from "../examples";
 import { ETAG, LOCATION } from "../reply";
 import { defineRoute } from "../route";
@@ -98,18 +98,18 @@ export const operatorRoutes = [
     async handle({ env, request, params, body }) {
       const current = await findPartner(env, params.id);
       if (!current) throw notFound(`partner ${params.id} does not exist`);
-      const compared = await ifMatch(request, () => partnerOut(current));
-      const p = await updatePartner(
-        env,
-        params.id,
-        {
-          ...(body.name !== undefined ? { name: body.name } : {}),
-          ...(body.rate_limit !== undefined ? { rateLimit: body.rate_limit } : {}),
-        },
-        compared ? current : undefined,
-      );
-      // It was just read: not there as compared, it changed in between.
-      if (!p) throw compared ? preconditionFailed() : notFound(`partner ${params.id} does not exist`);
+      const { name, rateLimit } = current;
+      const condition = await matched(request, () => partnerOut(current), { name, rateLimit });
+      const changes = {
+        ...(body.name !== undefined ? { name: body.name } : {}),
+        ...(body.rate_limit !== undefined ? { rateLimit: body.rate_limit } : {}),
+      };
+      const updated = await updatePartner(env, params.id, changes, condition?.compared);
+      // It was just read: not there as compared, it changed in between; by this request's first
+      // attempt, if that is when it was compared and the change is in effect.
+      const now = !updated && condition?.recalled ? await findPartner(env, params.id) : undefined;
+      const p = updated ?? (now && inEffect(now, changes) ? now : undefined);
+      if (!p) throw condition ? preconditionFailed() : notFound(`partner ${params.id} does not exist`);
       if (body.rate_limit !== undefined) forgetPartnerCredentials(p.id);
       return tagged(partnerOut(p));
     },

@@ -11,7 +11,7 @@ import { money } from "../../domain/subscriptions";
 import { newSigningSecret } from "../../domain/webhooks";
 import { NoParameters } from "../../schemas/pagination";
 import { ProductListOut, ProductOut, ProductParams, PutProduct } from "../../schemas/products";
-import { ifMatch, preconditionFailed, tagged } from "../conditional";
+import { inEffect, matched, preconditionFailed, tagged } from "../conditional";
 import * as examples from "../examples";
 import { ETAG } from "../reply";
 import { defineRoute } from "../route";
@@ -37,11 +37,11 @@ const productOut = (p: Product): v.InferOutput<typeof ProductOut> => ({
  * A PUT's If-Match. Without one the PUT creates or updates. With one the product must exist (412
  * if not); a tag must also match it, and then its version is the one the update must find.
  */
-async function productVersionMatched(env: Env, request: Request, id: string): Promise<number | undefined> {
+async function productVersionMatched(env: Env, request: Request, id: string) {
   if (!request.headers.has("if-match")) return undefined;
   const current = await findProductById(env, id);
   if (!current) throw preconditionFailed();
-  return (await ifMatch(request, () => productOut(current))) ? current.version : undefined;
+  return matched(request, () => productOut(current), current.version);
 }
 
 /** The example product as a PUT sends it: what it answers, but the id, delivery and vendor. */
@@ -117,7 +117,7 @@ export const productRoutes = [
           { point: "/vendor", message: "no such vendor" },
         ]);
       }
-      const expectedVersion = await productVersionMatched(env, request, params.id);
+      const condition = await productVersionMatched(env, request, params.id);
       const before = await syndicationOf(env, params.id);
       // A vendor reads the orders and buyers of its products' subscriptions: the vendor they were
       // sold through stays theirs, so a product once sold, or being bought, keeps its vendor (or
@@ -138,21 +138,22 @@ export const productRoutes = [
       // old endpoint, signed with the old vendor's secret, and its retry showed no secret.
       const newVendor = syndicated && before?.signingSecret ? before.vendorId !== vendorId : false;
       const secret = !syndicated || (before?.signingSecret && !newVendor) ? null : newSigningSecret();
+      const wanted: Product = {
+        id: params.id,
+        name: body.name,
+        kind: body.kind,
+        unit: body.unit,
+        unitPriceMinor: Number(minor),
+        currency: body.currency,
+        quotaResource: body.quota_resource,
+        aliases: body.aliases,
+        delivery: body.delivery,
+        vendorId,
+      };
       const product = await upsertProduct(
         env,
-        {
-          id: params.id,
-          name: body.name,
-          kind: body.kind,
-          unit: body.unit,
-          unitPriceMinor: Number(minor),
-          currency: body.currency,
-          quotaResource: body.quota_resource,
-          aliases: body.aliases,
-          delivery: body.delivery,
-          vendorId,
-        },
-        expectedVersion,
+        wanted,
+        condition?.compared,
         syndicated
           ? {
               endpoint: body.endpoint ?? null,
@@ -164,6 +165,14 @@ export const productRoutes = [
       if (!product) {
         // Not written: at another version than If-Match said, or sold (or bought) since the check.
         if (vendorChanges && (await productSoldOrSelling(env, params.id))) throw vendorFixed();
+        // Moved on by this request's first attempt, if that is when it was compared and the
+        // change is in effect: answered as done, its secret (if it made one) not shown again.
+        const now = condition?.recalled ? await findProductById(env, params.id) : undefined;
+        const endpoint = syndicated ? (await syndicationOf(env, params.id))?.endpoint : undefined;
+        if (now && inEffect(now, wanted) && endpoint === (syndicated ? body.endpoint : undefined)) {
+          catalogChanged();
+          return tagged(productOut(now));
+        }
         throw preconditionFailed();
       }
       catalogChanged();
