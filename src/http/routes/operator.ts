@@ -164,9 +164,12 @@ export const operatorRoutes = [
     errors: { not_found: "No such credential, or not the partner's" },
     async handle({ env, principal, params }) {
       const partner = principal.role === "operator" ? null : principal.partnerId;
-      const revoked = await revokeCredential(env, params.id, partner, new Date());
+      // Forgotten whatever comes of it: a revocation that landed before D1 (or the request) failed
+      // applies at once here too, not once the row kept here runs out.
+      const revoked = await revokeCredential(env, params.id, partner, new Date()).finally(() =>
+        forgetCredential(params.id),
+      );
       if (!revoked) throw notFound(`credential ${params.id} does not exist`);
-      forgetCredential(revoked.id);
       return {
         status: 200,
         body: {
