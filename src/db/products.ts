@@ -1,5 +1,6 @@
 import { and, asc, eq, sql } from "drizzle-orm";
 import type { Product } from "../domain/catalog";
+import { AppError } from "../domain/errors";
 import { database } from "./client";
 import { operations, products, subscriptions } from "./schema";
 
@@ -70,22 +71,32 @@ export async function upsertProduct(
   const { id, ...rest } = p;
   const set = { ...rest, ...syndication, version: sql`${products.version} + 1` };
   const vendorMayBe = sql`(${products.vendorId} IS ${p.vendorId} OR NOT ${soldOrSelling(id)})`;
-  const row =
+  const write =
     expectedVersion === undefined
-      ? await database(env)
+      ? database(env)
           .insert(products)
           .values({ ...p, ...syndication })
           .onConflictDoUpdate({ target: products.id, set, setWhere: vendorMayBe })
           .returning()
           .get()
-      : await database(env)
+      : database(env)
           .update(products)
           .set(set)
           .where(and(eq(products.id, id), eq(products.version, expectedVersion), vendorMayBe))
           .returning()
           .get();
+  const row = await write.catch((error: unknown) => {
+    // Migration 0018's triggers: a name another product took since the caller checked the catalog.
+    if (isNameClash(error))
+      throw new AppError("conflict", `a name of product ${id} was given to another product meanwhile`);
+    throw error;
+  });
   return row ? versioned(row) : undefined;
 }
+
+const isNameClash = (error: unknown): boolean =>
+  error instanceof Error &&
+  (error.message.includes("product name clash") || isNameClash((error as { cause?: unknown }).cause));
 
 /** The whole catalog: small, and every purchase needs it to resolve names and aliases. */
 export async function listProducts(env: Env): Promise<Product[]> {
