@@ -5663,13 +5663,15 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The subscription (for extend: the new one) */
+            /** @description The subscription (for extend: the new one). A toggle, a start or a stop answers its subscription's new `ETag`. */
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     "X-D1-Bookmark": components["headers"]["X-D1-Bookmark"];
                     /** @description The subscription. */
                     Location: string;
+                    /** @description The representation's version (strong); send it back as `If-Match`. */
+                    ETag?: string;
                     /** @description `true` on an answer replayed for a retry under the same Idempotency-Key. */
                     "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;

@@ -34,7 +34,7 @@ export interface PerformContext {
 export type OperationResult =
   | { kind: "purchase"; objects: SubscriptionWire[]; totalMinor: string; currency: string; orders: Order[] }
   | { kind: "consume"; objects: SubscriptionWire[]; unallocated: number }
-  /** `tagged`: the subscription is the request's own target (changed or cancelled), answered with its ETag. */
+  /** `tagged`: the subscription is the request's own target (changed, toggled, started, stopped or cancelled), answered with its ETag. */
   | { kind: "subscription"; object: SubscriptionWire; tagged: boolean };
 
 export function storedObject(o: PurchaseObject): StoredObject {
@@ -194,6 +194,7 @@ export async function perform(
           operationWork(opRef),
         ),
         at,
+        true,
       );
     case "run": {
       // Applied, and billed, when it runs, not when it was accepted: a queued start charges
@@ -201,7 +202,12 @@ export async function perform(
       // one a later start or stop overtook changes nothing (`Subscription.run`).
       const ranAt = new Date();
       await settleOpenPurchaseOf(env, object, ranAt, payload.action);
-      return one(env, unwrap(await object.run(payload.action, ranAt, workOf(payload.ref, context))), ranAt);
+      return one(
+        env,
+        unwrap(await object.run(payload.action, ranAt, workOf(payload.ref, context))),
+        ranAt,
+        true,
+      );
     }
     case "cancel": {
       // Also when it runs: a cloud runs, and is billed, until its cancel ends it (a queued cancel
@@ -282,7 +288,7 @@ export async function resultInEffect(env: Env, payload: OperationPayload): Promi
   const now = new Date();
   switch (payload.kind) {
     case "run":
-      return payload.ref !== undefined && r.ranBy?.includes(payload.ref) ? one(env, r, now) : null;
+      return payload.ref !== undefined && r.ranBy?.includes(payload.ref) ? one(env, r, now, true) : null;
     case "update": {
       const resized =
         payload.amount === undefined || (payload.ref !== undefined && r.resizedBy?.includes(payload.ref));
@@ -294,7 +300,7 @@ export async function resultInEffect(env: Env, payload: OperationPayload): Promi
     case "auto_renew":
       if (r.autoRenew !== payload.value) return null;
       await carryAutoRenew(env, r);
-      return one(env, r, now);
+      return one(env, r, now, true);
     case "cancel":
       return r.endedAt !== null ? one(env, r, now, true) : null;
   }

@@ -306,9 +306,10 @@ export const subscriptionRoutes = [
     ifMatch: true,
     responses: {
       200: {
-        description: "The subscription (for extend: the new one)",
+        description:
+          "The subscription (for extend: the new one). A toggle, a start or a stop answers its subscription's new `ETag`.",
         schema: SubscriptionOut,
-        headers: SUBSCRIPTION_LOCATION,
+        headers: { ...SUBSCRIPTION_LOCATION, ...ETAG },
         example: examples.subscription,
       },
       202: ACCEPTED,
