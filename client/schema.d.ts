@@ -262,7 +262,7 @@ export interface paths {
         get: operations["getV1ProductsId"];
         /**
          * Create or update a product
-         * @description `unit_price` is in the currency's minor-unit precision at most (e.g. 2 decimals for EUR). The quota resource must be one of stratus's own (service `stratus`). A syndicated product needs a vendor and an endpoint; the first time a product becomes syndicated, its signing secret is answered, once. With `If-Match` (an ETag of `GET /v1/products/{id}`, or `*`), only an existing product is updated, and only if it has not changed since: else 412. Each name names one product: an alias that is another product's id or alias, or an id that is another product's alias, answers 409 (to move an alias, take it off its product first).
+         * @description `unit_price` is in the currency's minor-unit precision at most (e.g. 2 decimals for EUR). The quota resource must be one of stratus's own (service `stratus`). A syndicated product needs a vendor and an endpoint (one already syndicated through the same vendor keeps its endpoint when the body leaves it out, as `GET` does not show it); the first time a product becomes syndicated, its signing secret is answered, once. With `If-Match` (an ETag of `GET /v1/products/{id}`, or `*`), only an existing product is updated, and only if it has not changed since: else 412. Each name names one product: an alias that is another product's id or alias, or an id that is another product's alias, answers 409 (to move an alias, take it off its product first).
          */
         put: operations["putV1ProductsId"];
         post?: never;

@@ -54,7 +54,7 @@ export const productRoutes = [
     secret: true,
     summary: "Create or update a product",
     description:
-      "`unit_price` is in the currency's minor-unit precision at most (e.g. 2 decimals for EUR). The quota resource must be one of stratus's own (service `stratus`). A syndicated product needs a vendor and an endpoint; the first time a product becomes syndicated, its signing secret is answered, once. With `If-Match` (an ETag of `GET /v1/products/{id}`, or `*`), only an existing product is updated, and only if it has not changed since: else 412. Each name names one product: an alias that is another product's id or alias, or an id that is another product's alias, answers 409 (to move an alias, take it off its product first).",
+      "`unit_price` is in the currency's minor-unit precision at most (e.g. 2 decimals for EUR). The quota resource must be one of stratus's own (service `stratus`). A syndicated product needs a vendor and an endpoint (one already syndicated through the same vendor keeps its endpoint when the body leaves it out, as `GET` does not show it); the first time a product becomes syndicated, its signing secret is answered, once. With `If-Match` (an ETag of `GET /v1/products/{id}`, or `*`), only an existing product is updated, and only if it has not changed since: else 412. Each name names one product: an alias that is another product's id or alias, or an id that is another product's alias, answers 409 (to move an alias, take it off its product first).",
     tag,
     auth: ["operator"],
     params: ProductParams,
@@ -104,10 +104,20 @@ export const productRoutes = [
         ]);
       }
       const syndicated = body.delivery === "syndicated";
-      if (syndicated && (!body.vendor || !body.endpoint)) {
+      const before = await syndicationOf(env, params.id);
+      // PUT takes the product as GET answers it, and GET does not show the endpoint (the operator
+      // or the vendor sets it apart, `PUT …/endpoint`): a product already syndicated through this
+      // vendor keeps its endpoint when the body leaves it out. A new vendor names its own.
+      const keepsEndpoint =
+        syndicated &&
+        body.endpoint === undefined &&
+        !!before?.endpoint &&
+        !!body.vendor &&
+        before.vendorId === body.vendor;
+      if (syndicated && (!body.vendor || (!body.endpoint && !keepsEndpoint))) {
         throw badRequest("a syndicated product needs a vendor and an endpoint", [
           ...(body.vendor ? [] : [{ point: "/vendor", message: "is required when delivery is syndicated" }]),
-          ...(body.endpoint
+          ...(body.endpoint || keepsEndpoint
             ? []
             : [{ point: "/endpoint", message: "is required when delivery is syndicated" }]),
         ]);
@@ -118,7 +128,6 @@ export const productRoutes = [
         ]);
       }
       const condition = await productVersionMatched(env, request, params.id);
-      const before = await syndicationOf(env, params.id);
       // A vendor reads the orders and buyers of its products' subscriptions: the vendor they were
       // sold through stays theirs, so a product once sold, or being bought, keeps its vendor (or
       // none). The write checks it again, in the same statement (`upsertProduct`).
@@ -156,7 +165,8 @@ export const productRoutes = [
         condition?.compared,
         syndicated
           ? {
-              endpoint: body.endpoint ?? null,
+              // Left out, the column is not written: an endpoint set meanwhile stays.
+              ...(keepsEndpoint ? {} : { endpoint: body.endpoint ?? null }),
               ...(secret ? { signingSecret: secret } : {}),
               ...(newVendor ? { previousSecret: null, previousSecretExpiresAt: null } : {}),
             }
@@ -169,7 +179,11 @@ export const productRoutes = [
         // change is in effect: answered as done, its secret (if it made one) not shown again.
         const now = condition?.recalled ? await findProductById(env, params.id) : undefined;
         const endpoint = syndicated ? (await syndicationOf(env, params.id))?.endpoint : undefined;
-        if (now && inEffect(now, wanted) && endpoint === (syndicated ? body.endpoint : undefined)) {
+        if (
+          now &&
+          inEffect(now, wanted) &&
+          (keepsEndpoint || endpoint === (syndicated ? body.endpoint : undefined))
+        ) {
           catalogChanged();
           return tagged(productOut(now));
         }
