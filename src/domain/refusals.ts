@@ -144,7 +144,11 @@ export function deploymentRefusal(
   if (point === null) return null;
   return {
     kind: "conflict",
-    message: "the subscription has ended: it takes only deploymentStatus UNDEPLOYED",
+    // FAILED moves nowhere, not even to UNDEPLOYED: naming it there would send the vendor to a 400.
+    message:
+      r.deploymentStatus === "FAILED"
+        ? "the subscription has ended, FAILED: it takes no more changes"
+        : "the subscription has ended: it takes only deploymentStatus UNDEPLOYED",
     point,
   };
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { MAX_RUN_INTERVALS } from "../../src/domain/metering";
-import { amountChangeRefusal, runRefusal } from "../../src/domain/refusals";
+import { amountChangeRefusal, deploymentRefusal, runRefusal } from "../../src/domain/refusals";
 import { chainStatus } from "../../src/domain/subscriptions";
 import { retryAfterSeconds } from "../../src/http/operations";
 
@@ -91,5 +91,28 @@ describe("a cloud's run history at its bound", () => {
     expect(runRefusal(stopped, "start", nextMonth)).toBeNull();
     // Asked at an instant before its history's last (work accepted earlier), it starts at that last.
     expect(runRefusal(stopped, "start", new Date(0))).toMatchObject({ kind: "conflict" });
+  });
+});
+
+describe("a vendor's report on a subscription that has ended", () => {
+  const ended = {
+    endedAt: "2026-01-01T00:00:00.000Z",
+    syndicatedEndpoints: [],
+    endUserInstructions: null,
+  };
+
+  it("names UNDEPLOYED, the report it still takes, only where it may go there", () => {
+    const deployed = { ...ended, deploymentStatus: "DEPLOYED" as const };
+    expect(deploymentRefusal(deployed, { endUserInstructions: "x" })?.message).toMatch(
+      /only deploymentStatus UNDEPLOYED/,
+    );
+    expect(deploymentRefusal(deployed, { deploymentStatus: "UNDEPLOYED" })).toBeNull();
+    const failed = { ...ended, deploymentStatus: "FAILED" as const };
+    expect(deploymentRefusal(failed, { deploymentStatus: "UNDEPLOYED" })).toMatchObject({
+      kind: "bad_request",
+    });
+    const refusal = deploymentRefusal(failed, { endUserInstructions: "x" });
+    expect(refusal).toMatchObject({ kind: "conflict", point: "/endUserInstructions" });
+    expect(refusal?.message).not.toMatch(/UNDEPLOYED/);
   });
 });
