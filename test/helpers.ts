@@ -464,6 +464,43 @@ export function gate() {
 }
 
 /**
+ * D1 whose first statement matching `sql` waits at `held` before it runs (with its binds); every
+ * other statement, and that one's later runs, go through.
+ */
+export function firstStatementHeld(db: D1Database, sql: RegExp, held: ReturnType<typeof gate>): D1Database {
+  let holding = true;
+  const statement = (st: D1PreparedStatement): D1PreparedStatement =>
+    new Proxy(st, {
+      get(t, key) {
+        if (key === "bind") return (...values: unknown[]) => statement(t.bind(...values));
+        const value = Reflect.get(t, key);
+        if (typeof value !== "function") return value;
+        if (!["all", "run", "first", "raw"].includes(key as string)) return value.bind(t);
+        return async (...args: unknown[]) => {
+          await held.pass();
+          return value.apply(t, args);
+        };
+      },
+    });
+  const wrap = <T extends D1Database | D1DatabaseSession>(target: T): T =>
+    new Proxy(target, {
+      get(t, key) {
+        if (key === "prepare")
+          return (query: string) => {
+            const st = t.prepare(query);
+            if (!holding || !sql.test(query)) return st;
+            holding = false;
+            return statement(st);
+          };
+        if (key === "withSession") return (start?: string) => wrap((t as D1Database).withSession(start));
+        const value = Reflect.get(t, key);
+        return typeof value === "function" ? value.bind(t) : value;
+      },
+    });
+  return wrap(db);
+}
+
+/**
  * Bindings whose subscription shards hold the calls of `method` at a gate until released: every
  * one, or only the `nth` (from 1); with `dies`, such a call throws at once instead, as a dead
  * Worker's. Every other call goes through.

@@ -1,7 +1,15 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { syndicationOf } from "../../src/db/webhooks";
-import { call, expectOk, gate, syndicatedProduct, syndicatedProductBody, tenant } from "../helpers";
+import {
+  call,
+  expectOk,
+  firstStatementHeld,
+  gate,
+  syndicatedProduct,
+  syndicatedProductBody,
+  tenant,
+} from "../helpers";
 
 /**
  * D1 as a request that dies after its first write to `products` sees it: that write lands, any
@@ -64,40 +72,6 @@ describe("a product's new vendor, the request dying half-way", () => {
   });
 });
 
-/** D1 whose first `update "products"` waits at `held` before it runs; everything else goes through. */
-function firstProductUpdateHeld(db: D1Database, held: ReturnType<typeof gate>): D1Database {
-  let holding = true;
-  const statement = (st: D1PreparedStatement): D1PreparedStatement =>
-    new Proxy(st, {
-      get(t, key) {
-        if (key === "bind") return (...values: unknown[]) => statement(t.bind(...values));
-        const value = Reflect.get(t, key);
-        if (typeof value !== "function") return value;
-        if (!["all", "run", "first", "raw"].includes(key as string)) return value.bind(t);
-        return async (...args: unknown[]) => {
-          await held.pass();
-          return value.apply(t, args);
-        };
-      },
-    });
-  const wrap = <T extends D1Database | D1DatabaseSession>(target: T): T =>
-    new Proxy(target, {
-      get(t, key) {
-        if (key === "prepare")
-          return (sql: string) => {
-            const st = t.prepare(sql);
-            if (!holding || !/^\s*update\s+"products"/i.test(sql)) return st;
-            holding = false;
-            return statement(st);
-          };
-        if (key === "withSession") return (start?: string) => wrap((t as D1Database).withSession(start));
-        const value = Reflect.get(t, key);
-        return typeof value === "function" ? value.bind(t) : value;
-      },
-    });
-  return wrap(db);
-}
-
 describe("a rotation of the signing secret that lands after the product changed vendor", () => {
   it("keeps as the previous secret the new vendor's, never the old vendor's", async () => {
     const t = await tenant({ customers: 1 });
@@ -106,7 +80,9 @@ describe("a rotation of the signing secret that lands after the product changed 
     // The rotation has read the product (the old vendor's secret current) and waits to write.
     const rotation = call("POST", `/v1/products/${product}/signing-secret`, {
       token: t.operator,
-      env: Object.create(env, { DB: { value: firstProductUpdateHeld(env.DB, held) } }) as Env,
+      env: Object.create(env, {
+        DB: { value: firstStatementHeld(env.DB, /^\s*update\s+"products"/i, held) },
+      }) as Env,
     });
     await held.reached;
     const other = await expectOk(
