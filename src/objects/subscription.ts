@@ -253,10 +253,16 @@ export class Subscription extends SubscriptionMachine {
       const refusal = deploymentRefusal(r, patch);
       if (refusal) throw refused(refusal);
       const status = patch.deploymentStatus ?? r.deploymentStatus;
-      const started =
-        r.deploymentStatus === "PENDING" && status === "DEPLOYED" ? startDeployed(r, new Date()) : r;
+      const now = new Date();
+      const started = r.deploymentStatus === "PENDING" && status === "DEPLOYED" ? startDeployed(r, now) : r;
+      // A cloud its vendor undeployed stops there, in the same change: run on, it would be billed
+      // by the hour for an application nobody deploys (as a start then is refused, `runRefusal`).
+      const halted =
+        status === "UNDEPLOYED" && started.endedAt === null && isRunning(started.runs)
+          ? { ...started, runs: stop(started.runs, runInstant(started.runs, now)) }
+          : started;
       return {
-        ...started,
+        ...halted,
         deploymentStatus: status,
         syndicatedEndpoints: patch.syndicatedEndpoints ?? r.syndicatedEndpoints,
         endUserInstructions: patch.endUserInstructions ?? r.endUserInstructions,

@@ -119,3 +119,57 @@ describe("a syndicated cloud its vendor has UNDEPLOYED", () => {
     await expectBooksBalance(t);
   });
 });
+
+describe("a syndicated cloud running when its vendor reports UNDEPLOYED", () => {
+  it("stops there: no hour after the report is billed (was: ran on, billed every hour and month)", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const { product, vendorId } = await syndicatedProduct(t, undefined, { kind: "caas", unit: "cloud" });
+    const customer = t.customers[0] as string;
+    const bought = await call("POST", "/v1/subscriptions/", {
+      token: t.partnerKey,
+      body: { objects: [{ customer, resource: product, amount: 2 }] },
+    });
+    expect(bought.status, bought.text).toBe(202);
+    const id = (
+      await eventually(async () => {
+        const list = await expectOk(call("GET", "/v1/subscriptions/?status=all", { token: t.partnerKey }));
+        return list.objects[0];
+      }, "the cloud")
+    ).id as string;
+    const vendorToken = await vendorTokenOf(t, vendorId);
+    const report = (deploymentStatus: string) =>
+      expectOk(call("PATCH", `/api/subscription/${id}`, { token: vendorToken, body: { deploymentStatus } }));
+    await report("DEPLOYED");
+    await eventually(async () => {
+      const op = await call("GET", bought.headers.get("location") as string, { token: t.partnerKey });
+      return op.status === 201 ? true : undefined;
+    }, "the purchase to complete");
+    const started = await call("POST", `/v1/subscriptions/${id}/action/?do=start`, { token: t.partnerKey });
+    expect(started.body.run_state).toBe("running");
+    // A second boundary crossed: its running time makes a line.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const sequence = (await expectOk(call("GET", `/api/subscription/${id}`, { token: vendorToken })))
+      .sequence;
+
+    const undeployed = await report("UNDEPLOYED");
+    // One change, one event: the status and the stop it makes.
+    expect(undeployed.sequence).toBe(sequence + 1);
+    const read = await expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
+    expect(read.run_state).toBe("stopped");
+    const usage = await expectOk(call("GET", `/v1/subscriptions/${id}/usage`, { token: t.partnerKey }));
+    expect(usage.accruing).toBe("0.00");
+    expect(usage.intervals.every((i: { end: unknown }) => i.end !== null)).toBe(true);
+    // Its running time up to the report is billed, once.
+    const lines = await eventually(async () => {
+      const charges = await expectOk(call("GET", `/v1/charges?subscription=${id}`, { token: t.partnerKey }));
+      const usageLines = charges.objects.filter((c: { kind: string }) => c.kind === "usage");
+      return usageLines.length > 0 ? usageLines : undefined;
+    }, "the usage line");
+    expect(lines).toHaveLength(1);
+    // Deployed again, it stays stopped until its partner starts it.
+    await report("DEPLOYED");
+    const again = await expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
+    expect(again.run_state).toBe("stopped");
+    await expectBooksBalance(t);
+  });
+});
