@@ -59,18 +59,22 @@ export type Syndication = Partial<
  * never gets the product without its own endpoint and secret, whatever dies after. With
  * `expectedVersion`, only updates it, at that version. Its vendor changes only while it is
  * neither sold nor being bought, checked in the same statement as the write: its buyers and
- * orders go to the vendor they were bought through. Undefined when it is not there at that
- * version, or its vendor would change and may not.
+ * orders go to the vendor they were bought through. With `vendorWas` (the vendor it was read
+ * with, when what `syndication` keeps, its endpoint or secret, was that vendor's), an existing row
+ * is only updated while it still has that vendor. Undefined when it is not there at that version,
+ * its vendor would change and may not, or it moved from `vendorWas`.
  */
 export async function upsertProduct(
   env: Env,
   p: Product,
   expectedVersion?: number,
   syndication: Syndication = {},
+  vendorWas?: string | null,
 ): Promise<VersionedProduct | undefined> {
   const { id, ...rest } = p;
   const set = { ...rest, ...syndication, version: sql`${products.version} + 1` };
-  const vendorMayBe = sql`(${products.vendorId} IS ${p.vendorId} OR NOT ${soldOrSelling(id)})`;
+  const stillWas = vendorWas === undefined ? sql`` : sql` AND ${products.vendorId} IS ${vendorWas}`;
+  const vendorMayBe = sql`(${products.vendorId} IS ${p.vendorId} OR NOT ${soldOrSelling(id)})${stillWas}`;
   const write =
     expectedVersion === undefined
       ? database(env)

@@ -66,7 +66,7 @@ export const productRoutes = [
     },
     errors: {
       conflict:
-        "An alias, or the id, that names another product; or a new vendor for a product already sold, or whose purchase is running",
+        "An alias, or the id, that names another product; or a new vendor for a product already sold, or whose purchase is running; or, kept syndicated, a vendor another write gave it since it was read",
     },
     async handle({ env, request, params, body }) {
       if (body.id !== undefined && body.id !== params.id) {
@@ -171,6 +171,9 @@ export const productRoutes = [
               ...(newVendor ? { previousSecret: null, previousSecretExpiresAt: null } : {}),
             }
           : {},
+        // What it keeps (its endpoint, its secret) is the vendor's it was read with: written only
+        // while it has that vendor, not over another PUT that moved it meanwhile.
+        syndicated && before ? before.vendorId : undefined,
       );
       if (!product) {
         // Not written: at another version than If-Match said, or sold (or bought) since the check.
@@ -178,14 +181,22 @@ export const productRoutes = [
         // Moved on by this request's first attempt, if that is when it was compared and the
         // change is in effect: answered as done, its secret (if it made one) not shown again.
         const now = condition?.recalled ? await findProductById(env, params.id) : undefined;
-        const endpoint = syndicated ? (await syndicationOf(env, params.id))?.endpoint : undefined;
+        const stored = syndicated ? await syndicationOf(env, params.id) : undefined;
         if (
           now &&
           inEffect(now, wanted) &&
-          (keepsEndpoint || endpoint === (syndicated ? body.endpoint : undefined))
+          (!syndicated || keepsEndpoint || stored?.endpoint === body.endpoint)
         ) {
           catalogChanged();
           return tagged(productOut(now));
+        }
+        // Moved to another vendor by another PUT since it was read (without If-Match to say so).
+        if (!condition && before && stored && stored.vendorId !== before.vendorId) {
+          throw new AppError(
+            "conflict",
+            `product ${params.id} moved to vendor ${stored.vendorId ?? "none"} meanwhile: read it again`,
+            { fields: [{ point: "/vendor", message: "changed since the product was read" }] },
+          );
         }
         throw preconditionFailed();
       }
