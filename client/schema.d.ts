@@ -1569,6 +1569,12 @@ export interface components {
         };
         Holdings: {
             objects: components["schemas"]["Holding"][];
+            meta: {
+                /** @description Always null: the list is answered whole. */
+                next_cursor: null;
+                /** @description How many items the list holds. */
+                total_count: number;
+            };
         };
         InternalServerErrorFault: {
             internalServerError: {
@@ -1760,6 +1766,12 @@ export interface components {
         };
         ProductList: {
             objects: components["schemas"]["Product"][];
+            meta: {
+                /** @description Always null: the list is answered whole. */
+                next_cursor: null;
+                /** @description How many items the list holds. */
+                total_count: number;
+            };
         };
         ProductPut: {
             id?: string;
@@ -1940,6 +1952,12 @@ export interface components {
         };
         ResourceList: {
             objects: components["schemas"]["Resource"][];
+            meta: {
+                /** @description Always null: the list is answered whole. */
+                next_cursor: null;
+                /** @description How many items the list holds. */
+                total_count: number;
+            };
         };
         ResourcePut: {
             /** @default null */
@@ -3258,7 +3276,11 @@ export interface operations {
                      *           "service": "cyclades",
                      *           "allow_in_projects": true
                      *         }
-                     *       ]
+                     *       ],
+                     *       "meta": {
+                     *         "next_cursor": null,
+                     *         "total_count": 1
+                     *       }
                      *     }
                      */
                     "application/json": components["schemas"]["ResourceList"];
@@ -3453,7 +3475,11 @@ export interface operations {
                      *           "delivery": "builtin",
                      *           "vendor": null
                      *         }
-                     *       ]
+                     *       ],
+                     *       "meta": {
+                     *         "next_cursor": null,
+                     *         "total_count": 1
+                     *       }
                      *     }
                      */
                     "application/json": components["schemas"]["ProductList"];
@@ -3872,7 +3898,11 @@ export interface operations {
                      *           "usage": 1,
                      *           "pending": 0
                      *         }
-                     *       ]
+                     *       ],
+                     *       "meta": {
+                     *         "next_cursor": null,
+                     *         "total_count": 1
+                     *       }
                      *     }
                      */
                     "application/json": components["schemas"]["Holdings"];

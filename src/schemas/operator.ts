@@ -2,6 +2,7 @@ import * as v from "valibot";
 import { RATE_LIMIT_TIERS } from "../db/schema";
 import { STRATUS_SERVICE } from "../domain/catalog";
 import { Integer, Name, QuotaLimit, Slug, Timestamp, Uuid } from "./common";
+import { wholeListMeta } from "./pagination";
 
 /** Request and response schemas of the operator endpoints under /v1. */
 
@@ -82,6 +83,6 @@ export const HoldingOut = v.object({
   pending: Integer,
 });
 
-export const HoldingsOut = v.object({ objects: v.array(HoldingOut) });
+export const HoldingsOut = v.object({ objects: v.array(HoldingOut), meta: wholeListMeta });
 
-export const ResourceListOut = v.object({ objects: v.array(ResourceOut) });
+export const ResourceListOut = v.object({ objects: v.array(ResourceOut), meta: wholeListMeta });

@@ -1,6 +1,7 @@
 import * as v from "valibot";
 import { DELIVERY_MODES, MAX_ALIASES, PRODUCT_KINDS } from "../domain/catalog";
 import { Name, Slug, Uuid } from "./common";
+import { wholeListMeta } from "./pagination";
 import { WebhookEndpoint } from "./syndication";
 
 const ProductId = v.pipe(
@@ -69,4 +70,4 @@ export const ProductOut = v.object({
   ),
 });
 
-export const ProductListOut = v.object({ objects: v.array(ProductOut) });
+export const ProductListOut = v.object({ objects: v.array(ProductOut), meta: wholeListMeta });

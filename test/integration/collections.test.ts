@@ -88,6 +88,14 @@ describe("pages", async () => {
     expect(deliveries.status).toBe(400);
   });
 
+  it("answers the whole lists with meta too, so a client paging on meta.next_cursor stops", async () => {
+    // DESIGN.md: collections answer {"objects": [...], "meta": {...}} with the cursor in meta.
+    for (const path of ["/v1/products", "/v1/resources", `/v1/customers/${t.customers[0]}/quotas`]) {
+      const r = await expectOk(call("GET", path, { token: t.partnerKey }));
+      expect(r.meta, path).toEqual({ next_cursor: null, total_count: r.objects.length });
+    }
+  });
+
   it("counts the whole list where one indexed count tells", async () => {
     const orders = await expectOk(call("GET", "/v1/orders?limit=1&offset=0", { token: t.partnerKey }));
     expect(orders.meta).toEqual({ limit: 1, offset: 0, next_cursor: null, total_count: 1 });

@@ -17,6 +17,7 @@ import {
   UpdateCustomer,
 } from "../../schemas/customers";
 import { HoldingOut, HoldingsOut, SetLimit } from "../../schemas/operator";
+import { wholeList } from "../../schemas/pagination";
 import { issueAnew } from "../auth";
 import { inEffect, matched, preconditionFailed, tagged } from "../conditional";
 import * as examples from "../examples";
@@ -235,12 +236,12 @@ export const customerRoutes = [
     auth: partnerOrOperator,
     params: IdParams,
     responses: {
-      200: { description: "Holdings", schema: HoldingsOut, example: { objects: [examples.holding] } },
+      200: { description: "Holdings", schema: HoldingsOut, example: wholeList([examples.holding]) },
     },
     async handle({ env, principal, params }) {
       const c = await visibleCustomer(env, principal, params.id);
       const holdings = await ledgerOf(env, c.id).holdings();
-      return { status: 200, body: { objects: holdings.map((h) => ({ holder: c.id, ...h })) } };
+      return { status: 200, body: wholeList(holdings.map((h) => ({ holder: c.id, ...h }))) };
     },
   }),
 ];

@@ -25,7 +25,7 @@ import {
   ServiceOut,
   UpdatePartner,
 } from "../../schemas/operator";
-import { NoParameters } from "../../schemas/pagination";
+import { NoParameters, wholeList } from "../../schemas/pagination";
 import { forgetCredential, forgetPartnerCredentials, issueAnew } from "../auth";
 import { inEffect, matched, preconditionFailed, tagged } from "../conditional";
 import * as examples from "../examples";
@@ -301,10 +301,10 @@ export const operatorRoutes = [
     auth: ["operator", "partner"],
     query: NoParameters,
     responses: {
-      200: { description: "Resources", schema: ResourceListOut, example: { objects: [examples.resource] } },
+      200: { description: "Resources", schema: ResourceListOut, example: wholeList([examples.resource]) },
     },
     async handle({ env }) {
-      return { status: 200, body: { objects: (await listResources(env)).map(resourceOut) } };
+      return { status: 200, body: wholeList((await listResources(env)).map(resourceOut)) };
     },
   }),
 ];

@@ -9,7 +9,7 @@ import { AppError, badRequest, notFound } from "../../domain/errors";
 import { currency, isKnownCurrency, parseDecimal } from "../../domain/money";
 import { money } from "../../domain/subscriptions";
 import { newSigningSecret } from "../../domain/webhooks";
-import { NoParameters } from "../../schemas/pagination";
+import { NoParameters, wholeList } from "../../schemas/pagination";
 import { ProductListOut, ProductOut, ProductParams, PutProduct } from "../../schemas/products";
 import { inEffect, matched, preconditionFailed, tagged } from "../conditional";
 import * as examples from "../examples";
@@ -215,10 +215,10 @@ export const productRoutes = [
     auth: ["operator", "partner"],
     query: NoParameters,
     responses: {
-      200: { description: "Products", schema: ProductListOut, example: { objects: [examples.product] } },
+      200: { description: "Products", schema: ProductListOut, example: wholeList([examples.product]) },
     },
     async handle({ env }) {
-      return { status: 200, body: { objects: (await listProducts(env)).map(productOut) } };
+      return { status: 200, body: wholeList((await listProducts(env)).map(productOut)) };
     },
   }),
   defineRoute({
