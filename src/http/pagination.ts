@@ -1,7 +1,8 @@
+import type * as v from "valibot";
 import { badRequest } from "../domain/errors";
 import type { JsonStream } from "../domain/json";
 import { logError } from "../domain/log";
-import { MAX_EVERY_ITEMS, MAX_PAGE_LIMIT } from "../schemas/pagination";
+import { MAX_EVERY_ITEMS, MAX_PAGE_LIMIT, type wholeListMeta } from "../schemas/pagination";
 
 /**
  * Pagination for every collection: fetch `limit + 1` rows ordered by a unique key, after a cursor
@@ -149,4 +150,9 @@ export async function pagedAnswer<B extends PagedBody>(
     { highWaterMark: 0 },
   );
   return { stream: stream as JsonStream<B> };
+}
+
+/** A list answered whole (no page follows), with its meta. */
+export function wholeList<T>(objects: T[]): { objects: T[]; meta: v.InferOutput<typeof wholeListMeta> } {
+  return { objects, meta: { next_cursor: null, total_count: objects.length } };
 }

@@ -99,8 +99,3 @@ export const wholeListMeta = v.object({
   next_cursor: v.pipe(v.null(), v.description("Always null: the list is answered whole.")),
   total_count: v.pipe(v.number(), v.integer(), v.description("How many items the list holds.")),
 });
-
-/** A list answered whole, with its meta. */
-export function wholeList<T>(objects: T[]): { objects: T[]; meta: v.InferOutput<typeof wholeListMeta> } {
-  return { objects, meta: { next_cursor: null, total_count: objects.length } };
-}

@@ -17,11 +17,10 @@ import {
   UpdateCustomer,
 } from "../../schemas/customers";
 import { HoldingOut, HoldingsOut, SetLimit } from "../../schemas/operator";
-import { wholeList } from "../../schemas/pagination";
 import { issueAnew } from "../auth";
 import { inEffect, matched, preconditionFailed, tagged } from "../conditional";
 import * as examples from "../examples";
-import { type PageWindow, pagedAnswer, pageWindow, toPage } from "../pagination";
+import { type PageWindow, pagedAnswer, pageWindow, toPage, wholeList } from "../pagination";
 import { ETAG, LOCATION } from "../reply";
 import { defineRoute } from "../route";
 

@@ -25,10 +25,11 @@ import {
   ServiceOut,
   UpdatePartner,
 } from "../../schemas/operator";
-import { NoParameters, wholeList } from "../../schemas/pagination";
+import { NoParameters } from "../../schemas/pagination";
 import { forgetCredential, forgetPartnerCredentials, issueAnew } from "../auth";
 import { inEffect, matched, preconditionFailed, tagged } from "../conditional";
 import * as examples from "../examples";
+import { wholeList } from "../pagination";
 import { ETAG, LOCATION } from "../reply";
 import { defineRoute } from "../route";
 

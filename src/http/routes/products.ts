@@ -9,10 +9,11 @@ import { AppError, badRequest, notFound } from "../../domain/errors";
 import { currency, isKnownCurrency, parseDecimal } from "../../domain/money";
 import { money } from "../../domain/subscriptions";
 import { newSigningSecret } from "../../domain/webhooks";
-import { NoParameters, wholeList } from "../../schemas/pagination";
+import { NoParameters } from "../../schemas/pagination";
 import { ProductListOut, ProductOut, ProductParams, PutProduct } from "../../schemas/products";
 import { inEffect, matched, preconditionFailed, tagged } from "../conditional";
 import * as examples from "../examples";
+import { wholeList } from "../pagination";
 import { ETAG } from "../reply";
 import { defineRoute } from "../route";
 
