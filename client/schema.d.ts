@@ -1376,11 +1376,11 @@ export interface components {
         };
         CommissionIssue: {
             /** @default  */
-            name: string | null;
+            name?: string | null;
             /** @default false */
-            force: boolean;
+            force?: boolean;
             /** @default false */
-            auto_accept: boolean;
+            auto_accept?: boolean;
             provisions: components["schemas"]["Provision"][];
         };
         CommissionResolution: {
@@ -1441,7 +1441,7 @@ export interface components {
             partner?: string;
             name: string;
             /** @default null */
-            email: string | null;
+            email?: string | null;
             user_name?: string | null;
             phone?: string | null;
             address?: {
@@ -1608,7 +1608,7 @@ export interface components {
         };
         LimitSet: {
             /** @default system */
-            source: string;
+            source?: string;
             resource: string;
             limit: number;
         };
@@ -1721,7 +1721,7 @@ export interface components {
              * @default standard
              * @enum {string}
              */
-            rate_limit: "standard" | "raised" | "unlimited";
+            rate_limit?: "standard" | "raised" | "unlimited";
         };
         PartnerUpdate: {
             name?: string;
@@ -1785,12 +1785,12 @@ export interface components {
             currency: string;
             quota_resource: string;
             /** @default [] */
-            aliases: string[];
+            aliases?: string[];
             /**
              * @default builtin
              * @enum {string}
              */
-            delivery: "builtin" | "syndicated";
+            delivery?: "builtin" | "syndicated";
             vendor?: string | null;
             /** Format: uri */
             endpoint?: string;
@@ -1824,6 +1824,7 @@ export interface components {
                 start_time?: string;
                 end_time?: string;
                 period?: string;
+                /** @default false */
                 auto_renew?: boolean;
             }[];
         };
@@ -1930,9 +1931,9 @@ export interface components {
         };
         ResolveMany: {
             /** @default [] */
-            accept: number[];
+            accept?: number[];
             /** @default [] */
-            reject: number[];
+            reject?: number[];
         };
         ResolveManyResult: {
             accepted: number[];
@@ -1961,12 +1962,12 @@ export interface components {
         };
         ResourcePut: {
             /** @default null */
-            unit: string | null;
+            unit?: string | null;
             /** @default  */
-            description: string;
+            description?: string;
             service: string;
             /** @default true */
-            allow_in_projects: boolean;
+            allow_in_projects?: boolean;
         };
         Serial: {
             serial: number;

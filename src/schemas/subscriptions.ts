@@ -34,7 +34,8 @@ export const PurchaseObject = v.object({
   start_time: v.optional(Instant),
   end_time: v.optional(Instant),
   period: v.optional(Period),
-  auto_renew: v.optional(v.boolean("must be a boolean")),
+  // Declared with its default, so the document and get_schema() state what a purchase gets.
+  auto_renew: v.optional(v.boolean("must be a boolean"), false),
 });
 
 export const PurchaseRequest = v.object({

@@ -339,6 +339,23 @@ describe("pycloudsigma's Subscriptions() calls under a customer-scoped key", () 
     expect(r.body.filtering).toHaveProperty("customer");
     expect(r.body.fields.auto_renew).toMatchObject({ type: "boolean", readonly: false });
   });
+
+  it("get_schema() states auto_renew's default, false, as a purchase without it gets (README)", async () => {
+    const { auth } = await twoBought();
+    for (const path of ["/v1/subscriptions/schema/", "/v1/subscriptioncalculator/schema/"]) {
+      const r = await call("GET", path, { headers: auth });
+      expect(r.status, r.text).toBe(200);
+      expect(r.body.fields.auto_renew.default, path).toBe(false);
+      // Fields without a default still say so.
+      expect(r.body.fields.amount.default, path).toBe("No default provided.");
+    }
+    const bought = await call("POST", "/v1/subscriptions/", {
+      headers: auth,
+      body: { objects: [{ resource: "cpu", amount: 1, period: "1 week" }] },
+    });
+    expect(bought.status, bought.text).toBe(201);
+    expect(bought.body.objects[0].auto_renew).toBe(false);
+  });
 });
 
 describe("the calculator without customer", () => {

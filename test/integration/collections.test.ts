@@ -318,7 +318,8 @@ describe("GET …/schema/", async () => {
       nullable: false,
       readonly: false,
       help_text: expect.stringMatching(/\S/),
-      default: "No default provided.",
+      // A purchase without it gets false (README: "auto_renew defaults to false").
+      default: false,
     });
     // What a purchase takes is writable (a schema-driven client would leave it out of a create).
     expect(fields.start_time).toMatchObject({ type: "datetime", nullable: false, readonly: false });
