@@ -593,7 +593,7 @@ export interface paths {
         };
         /**
          * List subscriptions
-         * @description Oldest first, from the read model; `status` and `resource` (ids or aliases) narrow the list.
+         * @description Oldest first, from the read model; `status`, `resource` (ids or aliases) and `customer` narrow the list. A partner's own; the operator's, every partner's.
          */
         get: operations["getV1Subscriptions"];
         put?: never;
@@ -637,7 +637,7 @@ export interface paths {
         };
         /**
          * List the first subscription of each extension chain
-         * @description `descendants` lists each chain's extensions; `end_time`, `status` and `auto_renew` are the chain's (its last subscription's end and flag).
+         * @description `descendants` lists each chain's extensions; `end_time`, `status` and `auto_renew` are the chain's (its last subscription's end and flag). A partner's own; the operator's, every partner's.
          */
         get: operations["getV1Groupedsubscriptions"];
         put?: never;
@@ -788,8 +788,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * List the partner's orders
-         * @description Oldest first: one per customer a purchase bought for, and one per extension or renewal.
+         * List orders
+         * @description Oldest first: one per customer a purchase bought for, and one per extension or renewal. A partner's own; the operator's, every partner's (`?customer=` narrows either).
          */
         get: operations["getV1Orders"];
         put?: never;
@@ -888,8 +888,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * List the partner's operations
-         * @description Oldest first, optionally of one status.
+         * List operations
+         * @description Oldest first, optionally of one status. A partner's own; the operator's, every partner's (`?customer=` narrows either).
          */
         get: operations["getV1Operations"];
         put?: never;

@@ -33,15 +33,6 @@ export function scopeOf(principal: Principal): Scope {
   return { partnerId: principal.partnerId, customerId: principal.subjectId };
 }
 
-/** The scope of a list only a partner's rows make up: a credential of no partner has none. */
-export function partnerScopeOf(principal: Principal): Scope & { partnerId: string } {
-  const scope = scopeOf(principal);
-  if (scope.partnerId === null) {
-    throw new AppError("forbidden", "this list is a partner's: call it with a partner's key");
-  }
-  return { ...scope, partnerId: scope.partnerId };
-}
-
 /** A subscription within `scope`; one outside it does not exist. */
 export async function visibleRecord(env: Env, scope: Scope, id: string): Promise<SubscriptionRecord> {
   return within(scope, id, await subscriptionObject(env, id).getJson());

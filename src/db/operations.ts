@@ -91,7 +91,7 @@ export async function finishOperation(
 
 /** Which operations a list shows: those within the caller's scope, of one customer and status if asked. */
 export interface OperationFilter {
-  scope: Scope & { partnerId: string };
+  scope: Scope;
   customer: string | undefined;
   status: OperationStatus | undefined;
 }

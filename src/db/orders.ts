@@ -107,7 +107,7 @@ export async function findOrder(env: Env, id: string, scope: Scope): Promise<Ord
 
 /** Which orders a list shows: those within the caller's scope, of one customer if `customer` names one. */
 export interface OrderFilter {
-  scope: Scope & { partnerId: string };
+  scope: Scope;
   customer: string | undefined;
 }
 

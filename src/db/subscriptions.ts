@@ -120,8 +120,8 @@ function chainStatusSql(status: Exclude<StatusFilter, "all">, now: string): stri
 }
 
 export interface ListQuery {
-  /** A partner's, or within it one customer's (a customer-scoped key). */
-  scope: Scope & { partnerId: string };
+  /** A partner's, or within it one customer's (a customer-scoped key); every partner's (the operator). */
+  scope: Scope;
   /** Only this customer's (`?customer=`); within the scope, so another's answers nothing. */
   customer?: string | undefined;
   status: StatusFilter;
@@ -153,7 +153,9 @@ const LIST_OTHER_PARAMETERS = 7;
 export async function listSubscriptions(env: Env, q: ListQuery): Promise<ListedSubscription[]> {
   const params: unknown[] = [];
   const param = (value: unknown) => `?${params.push(value)}`;
-  const where = [`partner_id = ${param(q.scope.partnerId)}`];
+  const where: string[] = [];
+  // The operator's list walks every partner's rows in id order (the primary key).
+  if (q.scope.partnerId !== null) where.push(`partner_id = ${param(q.scope.partnerId)}`);
   // One customer's rows walk `subscriptions_customer` instead, in the same order.
   if (q.scope.customerId !== null) where.push(`customer_id = ${param(q.scope.customerId)}`);
   if (q.customer !== undefined) where.push(`customer_id = ${param(q.customer)}`);
@@ -172,7 +174,7 @@ export async function listSubscriptions(env: Env, q: ListQuery): Promise<ListedS
   }
   const rows = await env.DB.prepare(
     `select body, case when kind = 'depletable' and ended_at is null then ${DEPLETABLE_WAITS} else 0 end
-     from subscriptions where ${where.join(" and ")} order by id limit ${param(q.limit + 1)} offset ${param(q.offset)}`,
+     from subscriptions ${where.length > 0 ? `where ${where.join(" and ")}` : ""} order by id limit ${param(q.limit + 1)} offset ${param(q.offset)}`,
   )
     .bind(...params)
     .raw<[string, number]>();

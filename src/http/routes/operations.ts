@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { partnerScopeOf, scopeOf } from "../../app/reads";
+import { scopeOf } from "../../app/reads";
 import { listOperations } from "../../db/operations";
 import { OperationOut, OperationPageOut, OperationsQuery, OpRef } from "../../schemas/operations";
 import { ConsumptionOut, PurchaseOut, SubscriptionOut } from "../../schemas/subscriptions";
@@ -71,10 +71,11 @@ export const operationRoutes = [
   defineRoute({
     method: "GET",
     path: "/v1/operations",
-    summary: "List the partner's operations",
-    description: "Oldest first, optionally of one status.",
+    summary: "List operations",
+    description:
+      "Oldest first, optionally of one status. A partner's own; the operator's, every partner's (`?customer=` narrows either).",
     tag,
-    auth: ["partner", "account"],
+    auth: ["partner", "operator", "account"],
     query: OperationsQuery,
     responses: {
       200: {
@@ -84,7 +85,7 @@ export const operationRoutes = [
       },
     },
     async handle({ env, principal, query }) {
-      const filter = { scope: partnerScopeOf(principal), customer: query.customer, status: query.status };
+      const filter = { scope: scopeOf(principal), customer: query.customer, status: query.status };
       const page = async (window: PageWindow) => {
         const { rows, total } = await listOperations(env, { ...filter, ...window });
         return toPage(rows, window, (o) => o.opRef, operationView, total);

@@ -1,4 +1,4 @@
-import { partnerScopeOf, scopeOf } from "../../app/reads";
+import { scopeOf } from "../../app/reads";
 import { findOrder, listOrders } from "../../db/orders";
 import { notFound } from "../../domain/errors";
 import { IdParams } from "../../schemas/common";
@@ -18,10 +18,11 @@ export const orderRoutes = [
   defineRoute({
     method: "GET",
     path: "/v1/orders",
-    summary: "List the partner's orders",
-    description: "Oldest first: one per customer a purchase bought for, and one per extension or renewal.",
+    summary: "List orders",
+    description:
+      "Oldest first: one per customer a purchase bought for, and one per extension or renewal. A partner's own; the operator's, every partner's (`?customer=` narrows either).",
     tag,
-    auth: ["partner", "account"],
+    auth: ["partner", "operator", "account"],
     query: OrdersQuery,
     responses: {
       200: {
@@ -31,7 +32,7 @@ export const orderRoutes = [
       },
     },
     async handle({ env, principal, query }) {
-      const filter = { scope: partnerScopeOf(principal), customer: query.customer };
+      const filter = { scope: scopeOf(principal), customer: query.customer };
       const page = async (window: PageWindow) => {
         const { rows, total } = await listOrders(env, { ...filter, ...window });
         return toPage(rows, window, (o) => o.id, orderView, total);

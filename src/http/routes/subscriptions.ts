@@ -3,14 +3,7 @@ import { actingPartner, requireCustomers, withCustomers } from "../../app/acting
 import { productIdsNamed } from "../../app/catalog";
 import { acceptedPrice, plannedAfter } from "../../app/extend";
 import { storedObject } from "../../app/perform";
-import {
-  chainAutoRenew,
-  listPage,
-  partnerScopeOf,
-  readSubscription,
-  scopeOf,
-  visibleRecord,
-} from "../../app/reads";
+import { chainAutoRenew, listPage, readSubscription, scopeOf, visibleRecord } from "../../app/reads";
 import { assignIds, plan } from "../../app/subscriptions";
 import type { Principal } from "../../db/credentials";
 import { badRequest, refused } from "../../domain/errors";
@@ -57,7 +50,7 @@ async function listQuery(
   window: PageWindow,
 ) {
   return {
-    scope: partnerScopeOf(principal),
+    scope: scopeOf(principal),
     customer: query.customer,
     status: query.status,
     // Aliases name their product (`hdd` is `dssd`).
@@ -207,13 +200,13 @@ export const subscriptionRoutes = [
   listRoute(
     "/v1/subscriptions",
     "List subscriptions",
-    "Oldest first, from the read model; `status` and `resource` (ids or aliases) narrow the list.",
+    "Oldest first, from the read model; `status`, `resource` (ids or aliases) and `customer` narrow the list. A partner's own; the operator's, every partner's.",
     false,
   ),
   listRoute(
     "/v1/groupedsubscriptions",
     "List the first subscription of each extension chain",
-    "`descendants` lists each chain's extensions; `end_time`, `status` and `auto_renew` are the chain's (its last subscription's end and flag).",
+    "`descendants` lists each chain's extensions; `end_time`, `status` and `auto_renew` are the chain's (its last subscription's end and flag). A partner's own; the operator's, every partner's.",
     true,
   ),
   // CloudSigma's `detail/` lists (pycloudsigma's `list_detail()`): a list here already answers
