@@ -76,32 +76,38 @@ describe("a syndicated chain its vendor has UNDEPLOYED", () => {
   });
 });
 
+/** A syndicated cloud of `amount`, its vendor's DEPLOYED reported and its purchase completed. */
+async function deployedCloud(amount: number) {
+  const t = await tenantWithCatalog(1, 100);
+  const { product, vendorId } = await syndicatedProduct(t, undefined, { kind: "caas", unit: "cloud" });
+  const customer = t.customers[0] as string;
+  const bought = await call("POST", "/v1/subscriptions/", {
+    token: t.partnerKey,
+    body: { objects: [{ customer, resource: product, amount }] },
+  });
+  expect(bought.status, bought.text).toBe(202);
+  const id = (
+    await eventually(async () => {
+      const list = await expectOk(call("GET", "/v1/subscriptions/?status=all", { token: t.partnerKey }));
+      return list.objects[0];
+    }, "the cloud")
+  ).id as string;
+  const vendorToken = await vendorTokenOf(t, vendorId);
+  const report = (deploymentStatus: string) =>
+    expectOk(call("PATCH", `/api/subscription/${id}`, { token: vendorToken, body: { deploymentStatus } }));
+  const run = (action: "start" | "stop") =>
+    call("POST", `/v1/subscriptions/${id}/action/?do=${action}`, { token: t.partnerKey });
+  await report("DEPLOYED");
+  await eventually(async () => {
+    const op = await call("GET", bought.headers.get("location") as string, { token: t.partnerKey });
+    return op.status === 201 ? true : undefined;
+  }, "the purchase to complete");
+  return { t, id, report, run, vendorToken };
+}
+
 describe("a syndicated cloud its vendor has UNDEPLOYED", () => {
   it("does not start: no hour is billed for an application nobody deploys (was: 200, running and billed)", async () => {
-    const t = await tenantWithCatalog(1, 100);
-    const { product, vendorId } = await syndicatedProduct(t, undefined, { kind: "caas", unit: "cloud" });
-    const customer = t.customers[0] as string;
-    const bought = await call("POST", "/v1/subscriptions/", {
-      token: t.partnerKey,
-      body: { objects: [{ customer, resource: product, amount: 1 }] },
-    });
-    expect(bought.status, bought.text).toBe(202);
-    const id = (
-      await eventually(async () => {
-        const list = await expectOk(call("GET", "/v1/subscriptions/?status=all", { token: t.partnerKey }));
-        return list.objects[0];
-      }, "the cloud")
-    ).id as string;
-    const vendorToken = await vendorTokenOf(t, vendorId);
-    const report = (deploymentStatus: string) =>
-      expectOk(call("PATCH", `/api/subscription/${id}`, { token: vendorToken, body: { deploymentStatus } }));
-    const run = (action: "start" | "stop") =>
-      call("POST", `/v1/subscriptions/${id}/action/?do=${action}`, { token: t.partnerKey });
-    await report("DEPLOYED");
-    await eventually(async () => {
-      const op = await call("GET", bought.headers.get("location") as string, { token: t.partnerKey });
-      return op.status === 201 ? true : undefined;
-    }, "the purchase to complete");
+    const { t, id, report, run } = await deployedCloud(1);
     expect((await run("stop")).status).toBe(200);
 
     await report("UNDEPLOYED");
@@ -122,28 +128,7 @@ describe("a syndicated cloud its vendor has UNDEPLOYED", () => {
 
 describe("a syndicated cloud running when its vendor reports UNDEPLOYED", () => {
   it("stops there: no hour after the report is billed (was: ran on, billed every hour and month)", async () => {
-    const t = await tenantWithCatalog(1, 100);
-    const { product, vendorId } = await syndicatedProduct(t, undefined, { kind: "caas", unit: "cloud" });
-    const customer = t.customers[0] as string;
-    const bought = await call("POST", "/v1/subscriptions/", {
-      token: t.partnerKey,
-      body: { objects: [{ customer, resource: product, amount: 2 }] },
-    });
-    expect(bought.status, bought.text).toBe(202);
-    const id = (
-      await eventually(async () => {
-        const list = await expectOk(call("GET", "/v1/subscriptions/?status=all", { token: t.partnerKey }));
-        return list.objects[0];
-      }, "the cloud")
-    ).id as string;
-    const vendorToken = await vendorTokenOf(t, vendorId);
-    const report = (deploymentStatus: string) =>
-      expectOk(call("PATCH", `/api/subscription/${id}`, { token: vendorToken, body: { deploymentStatus } }));
-    await report("DEPLOYED");
-    await eventually(async () => {
-      const op = await call("GET", bought.headers.get("location") as string, { token: t.partnerKey });
-      return op.status === 201 ? true : undefined;
-    }, "the purchase to complete");
+    const { t, id, report, vendorToken } = await deployedCloud(2);
     const started = await call("POST", `/v1/subscriptions/${id}/action/?do=start`, { token: t.partnerKey });
     expect(started.body.run_state).toBe("running");
     // A second boundary crossed: its running time makes a line.
