@@ -4,14 +4,17 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { renewOrExpire } from "../../src/app/renewals";
 import { armFault, disarmFaults, FAULT_STEPS, type FaultStep } from "../../src/domain/faults";
+import { isRunning } from "../../src/domain/metering";
 import { subscriptionObject, subscriptionShard } from "../../src/objects/subscription-object";
-import { expectBooksBalance, recoverAll, runOperationsQueue } from "../books";
+import { expectBooksBalance, expectUsageBalance, recoverAll, runOperationsQueue } from "../books";
 import {
   call,
+  eventually,
   expectOk,
   type Reply,
   reportDrawsOf,
   syndicatedProduct,
+  syndicatedProductBody,
   type Tenant,
   tenant,
   unique,
@@ -52,8 +55,11 @@ type Op =
   | {
       kind: "buy";
       customer: number;
-      /** "syndicated+tx": one purchase of a syndicated line and `amount` of tx, waiting on its vendor. */
-      product: "cpu" | "mem" | "cumulus" | "syndicated" | "tx" | "syndicated+tx";
+      /**
+       * "syndicated+tx": one purchase of a syndicated line and `amount` of tx, waiting on its vendor;
+       * "syndicated cloud": a CaaS cloud of the same vendor's, run by the hour once deployed.
+       */
+      product: "cpu" | "mem" | "cumulus" | "syndicated" | "tx" | "syndicated+tx" | "syndicated cloud";
       amount: number;
     }
   /** A consumption report of `amount` of tx for a customer: drains its depletables oldest first. */
@@ -82,7 +88,7 @@ interface Req {
  * What a step's target is picked from: any subscription, a depletable (to race its cancel,
  * eviction or fault with consumption reports) or a syndicated one (its vendor's report).
  */
-type Pool = "any" | "tx" | "syndicated" | "pending";
+type Pool = "any" | "tx" | "syndicated" | "pending" | "cloud";
 
 type Step =
   | { kind: "one"; target: number; req: Req }
@@ -100,6 +106,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
       "tx" as const,
       "tx" as const,
       "syndicated+tx" as const,
+      "syndicated cloud" as const,
     ),
     amount: fc.integer({ min: 1, max: 4 }),
   }),
@@ -235,6 +242,39 @@ const txCombo: fc.Arbitrary<{ ops: Op[]; pool: Pool; fault?: FaultStep }> = fc.c
   { pool: "syndicated", ops: [{ kind: "consume", customer: 0, amount: 2 }, { kind: "cancel" }] },
 );
 
+/**
+ * Groups on a syndicated cloud its vendor reports UNDEPLOYED: a start is refused, a running one
+ * stops there (README, the vendor API); the report races starts, stops, resizes, cancels, a
+ * purchase and its being deployed again.
+ */
+const cloudCombo: fc.Arbitrary<Op[]> = fc.constantFrom<Op[]>(
+  [
+    { kind: "vendor", status: "UNDEPLOYED" },
+    { kind: "run", action: "start" },
+  ],
+  [
+    { kind: "run", action: "start" },
+    { kind: "vendor", status: "UNDEPLOYED" },
+    { kind: "patch", amount: 3 },
+  ],
+  [
+    { kind: "vendor", status: "DEPLOYED" },
+    { kind: "run", action: "start" },
+    { kind: "vendor", status: "UNDEPLOYED" },
+  ],
+  [{ kind: "vendor", status: "UNDEPLOYED" }, { kind: "run", action: "stop" }, { kind: "cancel" }],
+  [
+    { kind: "vendor", status: "UNDEPLOYED" },
+    { kind: "vendor", status: "DEPLOYED" },
+    { kind: "run", action: "start" },
+  ],
+  [
+    { kind: "buy", customer: 0, product: "syndicated cloud", amount: 2 },
+    { kind: "vendor", status: "DEPLOYED" },
+    { kind: "vendor", status: "UNDEPLOYED" },
+  ],
+);
+
 /** Groups that race on one chain or one customer's quota. */
 const combo: fc.Arbitrary<Op[]> = fc.constantFrom<Op[]>(
   [{ kind: "extend" }, { kind: "cancel" }],
@@ -316,9 +356,22 @@ const txComboStep: fc.Arbitrary<Step> = txCombo.chain(({ ops, pool, fault: alway
   ),
 );
 
+const cloudComboStep: fc.Arbitrary<Step> = cloudCombo.chain((ops) =>
+  fc.tuple(fc.nat(20), fc.array(flags, { minLength: ops.length, maxLength: ops.length }), faultOrNone).map(
+    ([target, fs, fault]): Step => ({
+      kind: "together",
+      target,
+      pool: "cloud",
+      reqs: ops.map((op, i) => ({ op, ...(fs[i] as (typeof fs)[number]) })),
+      fault,
+    }),
+  ),
+);
+
 const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 2, arbitrary: comboStep },
   { weight: 2, arbitrary: txComboStep },
+  { weight: 1, arbitrary: cloudComboStep },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("one" as const), target: fc.nat(20), req }) },
   {
     weight: 2,
@@ -333,8 +386,9 @@ const step: fc.Arbitrary<Step> = fc.oneof(
 
 interface Run {
   t: Tenant;
-  /** The syndicated product, and its vendor's token. */
+  /** The syndicated product, its vendor's token, and the same vendor's syndicated cloud product. */
   syndicated: string;
+  cloud: string;
   vendorToken: string;
   ids: string[];
   opRefs: Set<string>;
@@ -377,10 +431,15 @@ function send(r: Run, o: Op, target: string | undefined, headers: Record<string,
               : [
                   {
                     customer,
-                    resource: o.product === "syndicated" ? r.syndicated : o.product,
+                    resource:
+                      o.product === "syndicated"
+                        ? r.syndicated
+                        : o.product === "syndicated cloud"
+                          ? r.cloud
+                          : o.product,
                     amount: o.amount,
-                    // A depletable ignores time parameters.
-                    ...(o.product === "tx" ? {} : { period: "1 month" }),
+                    // A depletable and a cloud ignore time parameters.
+                    ...(o.product === "tx" || o.product === "syndicated cloud" ? {} : { period: "1 month" }),
                   },
                 ],
         },
@@ -549,8 +608,11 @@ async function runStep(r: Run, s: Step): Promise<void> {
   for (const retry of retries) await retry();
 }
 
-/** The partner's depletables (`tx`), or its syndicated subscriptions (all, or those waiting on their vendor), oldest first. */
-async function poolOf(r: Run, pool: "tx" | "syndicated" | "pending"): Promise<string[]> {
+/**
+ * The partner's depletables (`tx`), or its syndicated subscriptions (all, or those waiting on their
+ * vendor), or its syndicated clouds, oldest first.
+ */
+async function poolOf(r: Run, pool: "tx" | "syndicated" | "pending" | "cloud"): Promise<string[]> {
   const rows = await env.DB.prepare(
     `SELECT id FROM subscriptions WHERE partner_id = ? AND product = ?${
       pool === "pending"
@@ -558,7 +620,7 @@ async function poolOf(r: Run, pool: "tx" | "syndicated" | "pending"): Promise<st
         : ""
     } ORDER BY id`,
   )
-    .bind(r.t.partnerId, pool === "tx" ? "tx" : r.syndicated)
+    .bind(r.t.partnerId, pool === "tx" ? "tx" : pool === "cloud" ? r.cloud : r.syndicated)
     .all<{ id: string }>();
   return rows.results.map((row) => row.id);
 }
@@ -653,6 +715,20 @@ async function expectDepletablesBalance(r: Run): Promise<void> {
 }
 
 /**
+ * A syndicated cloud its vendor has UNDEPLOYED (and that has not ended) is not running: a start
+ * after the report is refused, and the report stops one running (README, the vendor API).
+ */
+async function expectUndeployedStopped(r: Run): Promise<void> {
+  for (const id of await poolOf(r, "cloud")) {
+    const rec = await subscriptionObject(env, id).get();
+    if (!rec || rec.endedAt !== null || rec.deploymentStatus !== "UNDEPLOYED") continue;
+    expect(isRunning(rec.runs), `cloud ${id} UNDEPLOYED by its vendor is not running`).toBe(false);
+    const read = await expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: r.t.partnerKey }));
+    expect(read.run_state, `cloud ${id} UNDEPLOYED by its vendor, read`).toBe("stopped");
+  }
+}
+
+/**
  * Waits for every operation of the partner to finish (the local queue runs them), delivering them
  * too; `waiting`: those waiting on a vendor as well (after recovery, which may have woken them).
  */
@@ -706,10 +782,33 @@ describe("the books balance under concurrent, asynchronous and retried work", ()
               body: { resource: "stratus.tx", limit: 12 },
             }),
           );
+        // The same vendor's syndicated cloud, for both customers.
+        const cloud = unique("crmcloud");
+        await expectOk(
+          call("PUT", `/v1/resources/stratus.${cloud}`, { token: t.operator, body: { service: "stratus" } }),
+        );
+        await expectOk(
+          call("PUT", `/v1/products/${cloud}`, {
+            token: t.operator,
+            body: {
+              ...syndicatedProductBody(cloud, vendorId, `https://${unique("vendor")}.example/hooks`),
+              kind: "caas",
+              unit: "cloud",
+            },
+          }),
+        );
+        for (const customer of t.customers)
+          await expectOk(
+            call("PUT", `/v1/customers/${customer}/quotas`, {
+              token: t.operator,
+              body: { resource: `stratus.${cloud}`, limit: 6 },
+            }),
+          );
         const vendorToken = await vendorTokenOf(t, vendorId);
         const r: Run = {
           t,
           syndicated,
+          cloud,
           vendorToken,
           ids: [],
           opRefs: new Set(),
@@ -748,6 +847,17 @@ describe("the books balance under concurrent, asynchronous and retried work", ()
             "seed buy",
             await send(r, { kind: "buy", customer: 0, product: "tx", amount }, undefined, {}),
           );
+        // A syndicated cloud its vendor deployed, running.
+        note(
+          r,
+          "seed buy",
+          await send(r, { kind: "buy", customer: 0, product: "syndicated cloud", amount: 2 }, undefined, {}),
+        );
+        // Its purchase waits on the vendor (202): the subscription exists once the operation made it.
+        const seedCloud = await eventually(async () => (await poolOf(r, "cloud"))[0], "the syndicated cloud");
+        note(r, "seed DEPLOYED", await send(r, { kind: "vendor", status: "DEPLOYED" }, seedCloud, {}));
+        await drain(r, true);
+        note(r, "seed start", await send(r, { kind: "run", action: "start" }, seedCloud, {}));
         for (const s of steps) await runStep(r, s);
         await drain(r);
         await deployWaiting(r);
@@ -764,7 +874,9 @@ describe("the books balance under concurrent, asynchronous and retried work", ()
           r.odd.push(`operation ${w.kind} ${w.op_ref} still open after its vendor's report`);
         try {
           await expectBooksBalance(t);
+          await expectUsageBalance(t);
           await expectDepletablesBalance(r);
+          await expectUndeployedStopped(r);
           const failedOps = await env.DB.prepare(
             "SELECT op_ref, kind, result_body FROM operations WHERE partner_id = ? AND status = 'failed'",
           )
