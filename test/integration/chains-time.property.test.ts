@@ -20,8 +20,10 @@ import { call, expectOk, PRODUCTS, type Tenant, tenant, usageOf, withCatalog } f
  * Chains over simulated time: one or two customers' chains bought (period, end_time, both with a
  * future start, period until an end), extended (repeating, with a period, with an end_time, also
  * one before the chain's end), auto_renew set on any term, any term cancelled, and the renewal
- * cron run at chosen instants (to its fixpoint: a late run catches up; its messages sometimes
- * delivered twice at once, as an at-least-once queue may), and the catalog's price of cpu or mem
+ * cron run at chosen instants (to its fixpoint: a late run catches up; each pass paged by the
+ * cursor its continuation message carries, a row a page, each page's renewals delivered before
+ * the next is read; its messages sometimes delivered twice at once, as an at-least-once queue
+ * may), and the catalog's price of cpu or mem
  * changed between steps (each term is charged at the price when it was bought, renewals at the
  * price when the cron bought them). Every write runs at the
  * simulated clock (`now` passed down, as the cron passes `at`). After each step: every term of
@@ -248,6 +250,23 @@ async function allTerms(w: World): Promise<Map<string, SubscriptionRecord[]>> {
   return out;
 }
 
+/** Rows a page of the model's cron pass reads (the product's is `PAGE`, 500): one, a cursor after every row. */
+const CRON_PAGE = 1;
+
+/** Delivers one page's renewal messages, or twice at once (one of two racing may be retried, as the queue would). */
+async function deliverPage(w: World, messages: RenewalMessage[], twice: boolean): Promise<void> {
+  if (twice) {
+    const results = await Promise.all([deliver(messages), deliver(messages)]);
+    const retried = results.flatMap((r) => r.retryMessages.map((m) => m.msgId));
+    if (retried.length > 0) w.log.push(`  (delivered twice: ${retried.length} retried)`);
+    const again = await deliver(messages);
+    expect(again.retryMessages, "renewal messages retried").toEqual([]);
+  } else {
+    const result = await deliver(messages);
+    expect(result.retryMessages, "renewal messages retried").toEqual([]);
+  }
+}
+
 /** The cron at `w.now`, run again until nothing changes (a late run catches up). */
 async function cron(w: World, twice = false): Promise<void> {
   const at = new Date(w.now);
@@ -255,22 +274,36 @@ async function cron(w: World, twice = false): Promise<void> {
     expect(round, "the cron's catch-up ends").toBeLessThan(80);
     const before = await allTerms(w);
     const mine = new Set([...before.values()].flat().map((r) => r.id));
-    const due = (await dueSubscriptions(env, new Date(w.now + HORIZON_MS), null, 5000)).filter((d) =>
-      mine.has(d.id),
-    );
+    const horizon = new Date(w.now + HORIZON_MS);
+    const dueNow = async () =>
+      (await dueSubscriptions(env, horizon, null, 5000)).filter((d) => mine.has(d.id));
+    const due = await dueNow();
     if (due.length === 0) return;
-    const messages = due.map((d) => ({ subscription: d.id, at: at.toISOString() }));
-    if (twice) {
-      // Delivered twice at once: one of two deliveries racing may be retried, as the queue would.
-      const results = await Promise.all([deliver(messages), deliver(messages)]);
-      const retried = results.flatMap((r) => r.retryMessages.map((m) => m.msgId));
-      if (retried.length > 0) w.log.push(`  (delivered twice: ${retried.length} retried)`);
-      const again = await deliver(messages);
-      expect(again.retryMessages, "renewal messages retried").toEqual([]);
-    } else {
-      const result = await deliver(messages);
-      expect(result.retryMessages, "renewal messages retried").toEqual([]);
+    // Paged as the cron hands its work on (src/app/fan-out.ts), with a small page: a page at a time
+    // from the last row sent, as a continuation message is paged by the renewals consumer, each
+    // page's renewals delivered before the next page is read (renewals made meanwhile, and terms
+    // ending at the same noon, land on either side of the cursor).
+    const paged = new Set<string>();
+    let cursor: { id: string; endTime: string } | null = null;
+    for (;;) {
+      const page = await dueSubscriptions(env, horizon, cursor, CRON_PAGE);
+      const messages = page
+        .filter((d) => mine.has(d.id))
+        .map((d) => ({ subscription: d.id, at: at.toISOString() }));
+      for (const m of messages) {
+        expect(paged.has(m.subscription), `${m.subscription} paged twice in one pass`).toBe(false);
+        paged.add(m.subscription);
+      }
+      if (messages.length > 0) await deliverPage(w, messages, twice);
+      const last = page.at(-1);
+      if (!last || page.length < CRON_PAGE) break;
+      cursor = last;
     }
+    // Every term due when the pass began was paged, unless a renewal delivered before its page
+    // made it due no more.
+    const still = new Set((await dueNow()).map((d) => d.id));
+    for (const d of due)
+      if (!paged.has(d.id)) expect(still.has(d.id), `${d.id} due, passed over by the paging`).toBe(false);
     const after = await allTerms(w);
     let changed = false;
     for (const [root, terms] of after) {
