@@ -847,16 +847,23 @@ describe("the books balance under concurrent, asynchronous and retried work", ()
             "seed buy",
             await send(r, { kind: "buy", customer: 0, product: "tx", amount }, undefined, {}),
           );
-        // A syndicated cloud its vendor deployed, running.
-        note(
+        // A syndicated cloud its vendor deployed, running. Its purchase waits on the vendor (202):
+        // the subscription exists once the operation made it, and the operation ends once deployed.
+        const cloudBuy = await send(
           r,
-          "seed buy",
-          await send(r, { kind: "buy", customer: 0, product: "syndicated cloud", amount: 2 }, undefined, {}),
+          { kind: "buy", customer: 0, product: "syndicated cloud", amount: 2 },
+          undefined,
+          {},
         );
-        // Its purchase waits on the vendor (202): the subscription exists once the operation made it.
+        note(r, "seed buy", cloudBuy);
         const seedCloud = await eventually(async () => (await poolOf(r, "cloud"))[0], "the syndicated cloud");
         note(r, "seed DEPLOYED", await send(r, { kind: "vendor", status: "DEPLOYED" }, seedCloud, {}));
-        await drain(r, true);
+        await eventually(async () => {
+          const op = await env.DB.prepare("SELECT status FROM operations WHERE op_ref = ?")
+            .bind(cloudBuy.body?.opRef)
+            .first<{ status: string }>();
+          return op && op.status !== "queued" && op.status !== "running" ? true : undefined;
+        }, "the syndicated cloud's purchase");
         note(r, "seed start", await send(r, { kind: "run", action: "start" }, seedCloud, {}));
         for (const s of steps) await runStep(r, s);
         await drain(r);
