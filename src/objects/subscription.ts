@@ -244,9 +244,8 @@ export class Subscription extends SubscriptionMachine {
   }
 
   /**
-   * Records what the vendor reports: its deployment status (along the allowed transitions),
-   * where the customer reaches the application, and how. The first DEPLOYED starts the term that
-   * waited for it, now (`startDeployed`).
+   * Records what the vendor reports: its deployment status (along the allowed transitions), where
+   * and how the customer reaches the application. The first DEPLOYED starts the term, now.
    */
   async setDeployment(patch: DeploymentPatch): Promise<Outcome<SubscriptionRecord>> {
     return this.change((r) => {
