@@ -2,6 +2,7 @@ import { createExecutionContext, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { afterAll, beforeAll, vi } from "vitest";
 import { issueCredential } from "../src/db/credentials";
+import { claimDue } from "../src/db/subscriptions";
 import worker from "../src/index";
 import { subscriptionShard } from "../src/objects/subscription-object";
 import { PUSH_CHECK_AFTER_MS } from "../src/objects/unpushed-changes";
@@ -646,3 +647,11 @@ export function replicaReading(read: (sql: string) => string): Env {
 /** `replicaReading` where `table` is still `lagged` (`snapshotOf`). */
 export const replicaBehind = (table: string, lagged: string): Env =>
   replicaReading((sql) => sql.replaceAll(`"${table}"`, `"${lagged}"`));
+
+/**
+ * The terms a cron run at `before` would page as due, without claiming them for later runs (the
+ * claim's mark is set in the past): for tests asking whether a run finds a term.
+ */
+export function dueBy(before: Date, after: { endTime: string; id: string } | null = null, limit = 500) {
+  return claimDue(env, before, before, new Date(0), after, limit);
+}

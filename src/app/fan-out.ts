@@ -1,4 +1,4 @@
-import { dueSubscriptions, runningSince } from "../db/subscriptions";
+import { claimDue, releaseDueClaim, runningSince } from "../db/subscriptions";
 import { type FanOut, type RenewalMessage, renewalsQueue } from "./renewals";
 import type { MonthCloseMessage } from "./usage";
 
@@ -11,6 +11,13 @@ const SEND_BATCH = 100;
  * with it on every run. 20 pages are 20 queries and 100 sends.
  */
 export const PAGES_PER_INVOCATION = 20;
+/**
+ * How long a term whose renewal message a run sent is passed over by later runs (`claimDue`). A
+ * night's backlog drains well within it (docs/SCALING.md), so a renewal waiting in the queue is
+ * not enqueued again every five minutes; a message that died before the renewal touched its term
+ * (each is retried for about ten minutes) leaves the term to the first run after it.
+ */
+export const RENEWAL_CLAIM_MS = 60 * 60_000;
 
 /**
  * Enqueues one message per row of `work`'s query, a page at a time from its cursor, for at most
@@ -23,9 +30,14 @@ export async function fanOut(env: Env, work: FanOut): Promise<number> {
     ? pages(
         env,
         work.after,
-        (after) => dueSubscriptions(env, new Date(work.before), after, PAGE),
+        (after) => {
+          const at = new Date(work.at);
+          const until = new Date(at.getTime() + RENEWAL_CLAIM_MS);
+          return claimDue(env, new Date(work.before), at, until, after, PAGE);
+        },
         (row) => ({ subscription: row.id, at: work.at }) satisfies RenewalMessage,
         (after) => ({ kind: "renewals", before: work.before, at: work.at, after }),
+        (unsent) => releaseDueClaim(env, unsent),
       )
     : pages(
         env,
@@ -33,6 +45,7 @@ export async function fanOut(env: Env, work: FanOut): Promise<number> {
         (after) => runningSince(env, new Date(work.boundary).getTime(), after, PAGE),
         (row) => ({ subscription: row.id, closeMonth: work.boundary }) satisfies MonthCloseMessage,
         (after) => ({ kind: "monthClose", boundary: work.boundary, after }),
+        async () => {},
       );
 }
 
@@ -42,15 +55,22 @@ async function pages<Row extends { id: string }>(
   page: (after: Row | null) => Promise<Row[]>,
   message: (row: Row) => RenewalMessage | MonthCloseMessage,
   rest: (after: Row) => FanOut,
+  unsent: (ids: string[]) => Promise<void>,
 ): Promise<number> {
   let cursor = start;
   let sent = 0;
   for (let n = 0; n < PAGES_PER_INVOCATION; n++) {
     const rows = await page(cursor);
     for (let i = 0; i < rows.length; i += SEND_BATCH) {
-      await renewalsQueue(env).sendBatch(
-        rows.slice(i, i + SEND_BATCH).map((row) => ({ body: message(row) })),
-      );
+      try {
+        await renewalsQueue(env).sendBatch(
+          rows.slice(i, i + SEND_BATCH).map((row) => ({ body: message(row) })),
+        );
+      } catch (error) {
+        // The page's rows not sent are not on their way: the next run (or this one's retry) finds them.
+        await unsent(rows.slice(i).map((row) => row.id));
+        throw error;
+      }
     }
     sent += rows.length;
     const last = rows.at(-1);

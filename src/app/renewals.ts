@@ -1,3 +1,4 @@
+import { releaseDueClaim } from "../db/subscriptions";
 import { isFinalAnswer } from "../domain/errors";
 import { fault } from "../domain/faults";
 import { subscriptionIdBeside, uuidv7 } from "../domain/ids";
@@ -46,7 +47,15 @@ export type RenewalOutcome = "renewed" | "expired" | "failed" | "skipped";
  * (quota, a product gone) expires it and records why. Idempotent: a subscription already
  * renewed, extended by hand, cancelled or expired is left alone.
  */
-export async function renewOrExpire(env: Env, id: string, at: Date, again = false): Promise<RenewalOutcome> {
+export async function renewOrExpire(env: Env, id: string, at: Date): Promise<RenewalOutcome> {
+  const outcome = await settleDue(env, id, at);
+  // Left as it was (its purchase open, its renewal refused before the term is over, or settled
+  // already): the next run looks at it again, as it would have before this run claimed it.
+  if (outcome === "skipped") await releaseDueClaim(env, [id]);
+  return outcome;
+}
+
+async function settleDue(env: Env, id: string, at: Date, again = false): Promise<RenewalOutcome> {
   const object = subscriptionObject(env, id);
   const plan = await object.planRenewal({ subscription: subscriptionIdBeside(id), order: uuidv7() }, at);
   if (plan.step === "skip") return "skipped";
@@ -64,7 +73,7 @@ export async function renewOrExpire(env: Env, id: string, at: Date, again = fals
   if (plan.step === "expire") {
     const ended = unwrap(await object.expire(at, null, true));
     // What the plan read changed (auto_renew turned on, an extension took the place): planned again.
-    if (ended.endedAt === null) return again ? "skipped" : renewOrExpire(env, id, at, true);
+    if (ended.endedAt === null) return again ? "skipped" : settleDue(env, id, at, true);
     return "expired";
   }
   const { record, ids, fresh } = plan;
@@ -81,7 +90,7 @@ export async function renewOrExpire(env: Env, id: string, at: Date, again = fals
   } catch (error) {
     // Its first attempt was given up by the recovery sweep: not a refusal. That undo gave the
     // place back, so the renewal is planned again, with ids of its own (once; then the next run).
-    if (error instanceof PurchaseGivenUp) return again ? "skipped" : renewOrExpire(env, id, at, true);
+    if (error instanceof PurchaseGivenUp) return again ? "skipped" : settleDue(env, id, at, true);
     if (!isFinalAnswer(error)) throw error;
     if (over) unwrap(await object.expire(at, `renewal failed: ${error.message}`));
     logWarning("renewal.refused", { subscription: id, expired: over, error: error.message });

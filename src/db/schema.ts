@@ -266,6 +266,11 @@ export const subscriptions = sqliteTable(
     version: integer("version").notNull(),
     /** A running CaaS cloud's open interval start (epoch ms): the cron closes months by it. */
     runningSince: integer("running_since"),
+    /**
+     * Until when (epoch ms) a cron run's renewal message for this term is taken to be on its way,
+     * so later runs do not enqueue it again (`claimDue`). Every projection of the term clears it.
+     */
+    renewalQueuedUntil: integer("renewal_queued_until"),
   },
   (t) => [
     // The partner's list walks this index in id order; it holds every column the list filters on

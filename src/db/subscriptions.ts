@@ -54,6 +54,9 @@ function projectionRow(r: SubscriptionRecord): Required<NewSubscriptionRow> {
     body: r as unknown as Record<string, unknown>,
     version: r.version,
     runningSince: r.kind === "caas" && isRunning(r.runs) ? (r.runs.at(-1)?.start ?? null) : null,
+    // The term changed since a run enqueued its renewal (it was planned, renewed, expired, or
+    // given back): the next run looks at it again.
+    renewalQueuedUntil: null,
   };
 }
 
@@ -192,7 +195,7 @@ export async function inReadModel(env: Env, id: string): Promise<boolean> {
 /** The version the read model has of each of `ids` (absent: none); a statement per chunk of them. */
 export async function projectedVersions(env: Env, ids: readonly string[]): Promise<Map<string, number>> {
   const versions = new Map<string, number>();
-  for (const chunk of parameterChunks(ids, 0)) {
+  for (const chunk of parameterChunks(ids, 1)) {
     const rows = await database(env)
       .select({ id: s.id, version: s.version })
       .from(s)
@@ -265,32 +268,59 @@ export async function customerHasProducts(env: Env, customerId: string, products
 }
 
 /**
- * A page of subscriptions whose term ends by `before` and that nothing live follows: not ended,
- * and no extension after them that has not ended. A place reserved for an extension that was
- * never created (a renewal whose every delivery died) counts as free, so the next run finds it
+ * Claims a page of subscriptions whose term ends by `before` and that nothing live follows: not
+ * ended, and no extension after them that has not ended. A place reserved for an extension that
+ * was never created (a renewal whose every delivery died) counts as free, so the next run finds it
  * again and the renewal's own ids finish it; a term whose extension was cancelled is found to
- * expire, which ends its chain's hold. Ordered by (end_time, id) on the `subscriptions_due`
- * index, resuming after a cursor.
+ * expire, which ends its chain's hold. Ordered by (end_time, id) on the `subscriptions_due` index,
+ * resuming after a cursor.
+ *
+ * A claimed term is marked queued until `until` (one statement: the page is read and marked
+ * together), and a run at `at` passes over terms queued until after it: a backlog that outlasts
+ * the cron's interval is not enqueued again by every run. The mark goes with the term's next
+ * projection (its renewal planned, the term renewed or expired) or with `releaseDueClaim`; a
+ * message that died before either is found again once `until` has passed.
  */
-export async function dueSubscriptions(
+export async function claimDue(
   env: Env,
   before: Date,
+  at: Date,
+  until: Date,
   after: { endTime: string; id: string } | null,
   limit: number,
 ): Promise<Array<{ id: string; endTime: string }>> {
-  const rows = await dueQuery(env, before, after, limit).all();
-  return rows.flatMap((r) => (r.endTime === null ? [] : [{ id: r.id, endTime: r.endTime }]));
+  const rows = await claimQuery(env, before, at, until, after, limit).all();
+  // RETURNING answers in no set order: the page's cursor is its last row in the index's order.
+  return rows
+    .flatMap((r) => (r.endTime === null ? [] : [{ id: r.id, endTime: r.endTime }]))
+    .sort((a, b) => (a.endTime === b.endTime ? (a.id < b.id ? -1 : 1) : a.endTime < b.endTime ? -1 : 1));
 }
 
-/** The statement `dueSubscriptions` runs (its query plan is checked against the partial index). */
-export function dueQuery(
+/** The statement `claimDue` runs (its query plan is checked against the partial index). */
+export function claimQuery(
   env: Env,
   before: Date,
+  at: Date,
+  until: Date,
   after: { endTime: string; id: string } | null,
   limit: number,
 ) {
   return database(env)
-    .select({ id: s.id, endTime: s.endTime })
+    .update(s)
+    .set({ renewalQueuedUntil: until.getTime() })
+    .where(inArray(s.id, duePage(env, before, at, after, limit)))
+    .returning({ id: s.id, endTime: s.endTime });
+}
+
+function duePage(
+  env: Env,
+  before: Date,
+  at: Date,
+  after: { endTime: string; id: string } | null,
+  limit: number,
+) {
+  return database(env)
+    .select({ id: s.id })
     .from(s)
     .where(
       and(
@@ -301,6 +331,7 @@ export function dueQuery(
           isNull(s.nextId),
           sql`not exists (select 1 from subscriptions n where n.id = ${s.nextId} and n.ended_at is null)`,
         ),
+        or(isNull(s.renewalQueuedUntil), lte(s.renewalQueuedUntil, at.getTime())),
         after === null
           ? undefined
           : or(gt(s.endTime, after.endTime), and(eq(s.endTime, after.endTime), gt(s.id, after.id))),
@@ -308,6 +339,21 @@ export function dueQuery(
     )
     .orderBy(asc(s.endTime), asc(s.id))
     .limit(limit);
+}
+
+/**
+ * Takes back the claim of terms whose messages were not sent, or whose renewal left the term as
+ * it was (a purchase still open, a renewal refused before the term is over): the next run
+ * enqueues them again, as it would have without the claim.
+ */
+export async function releaseDueClaim(env: Env, ids: readonly string[]): Promise<void> {
+  for (const chunk of parameterChunks(ids, 1)) {
+    await database(env)
+      .update(s)
+      .set({ renewalQueuedUntil: null })
+      .where(and(inArray(s.id, chunk), sql`${s.renewalQueuedUntil} is not null`))
+      .run();
+  }
 }
 
 /**

@@ -6,7 +6,6 @@ import { extend, setAutoRenew } from "../../src/app/extend";
 import type { RenewalMessage } from "../../src/app/renewals";
 import { assignIds, buy, plan } from "../../src/app/subscriptions";
 import { HORIZON_MS } from "../../src/cron/renewals";
-import { dueSubscriptions } from "../../src/db/subscriptions";
 import { AppError } from "../../src/domain/errors";
 import { subscriptionIdBeside, uuidv7 } from "../../src/domain/ids";
 import { partnerScope } from "../../src/domain/scope";
@@ -14,7 +13,7 @@ import type { SubscriptionRecord } from "../../src/domain/subscriptions";
 import worker from "../../src/index";
 import { subscriptionObject } from "../../src/objects/subscription-object";
 import { expectBooksBalance } from "../books";
-import { call, expectOk, PRODUCTS, type Tenant, tenant, usageOf, withCatalog } from "../helpers";
+import { call, dueBy, expectOk, PRODUCTS, type Tenant, tenant, usageOf, withCatalog } from "../helpers";
 
 /**
  * Chains over simulated time: one or two customers' chains bought (period, end_time, both with a
@@ -275,8 +274,7 @@ async function cron(w: World, twice = false): Promise<void> {
     const before = await allTerms(w);
     const mine = new Set([...before.values()].flat().map((r) => r.id));
     const horizon = new Date(w.now + HORIZON_MS);
-    const dueNow = async () =>
-      (await dueSubscriptions(env, horizon, null, 5000)).filter((d) => mine.has(d.id));
+    const dueNow = async () => (await dueBy(horizon, null, 5000)).filter((d) => mine.has(d.id));
     const due = await dueNow();
     if (due.length === 0) return;
     // Paged as the cron hands its work on (src/app/fan-out.ts), with a small page: a page at a time
@@ -286,7 +284,7 @@ async function cron(w: World, twice = false): Promise<void> {
     const paged = new Set<string>();
     let cursor: { id: string; endTime: string } | null = null;
     for (;;) {
-      const page = await dueSubscriptions(env, horizon, cursor, CRON_PAGE);
+      const page = await dueBy(horizon, cursor, CRON_PAGE);
       const messages = page
         .filter((d) => mine.has(d.id))
         .map((d) => ({ subscription: d.id, at: at.toISOString() }));

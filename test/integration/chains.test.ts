@@ -3,10 +3,9 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { RenewalMessage } from "../../src/app/renewals";
 import { HORIZON_MS } from "../../src/cron/renewals";
-import { dueSubscriptions } from "../../src/db/subscriptions";
 import worker from "../../src/index";
 import { expectBooksBalance } from "../books";
-import { call, expectOk, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
+import { call, dueBy, expectOk, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
 
 /**
  * Quota held once per chain: a chain (a subscription, its extensions and renewals) holds its amount
@@ -166,7 +165,7 @@ describe("a chain holds its quota once", () => {
     await cancel(t, second.id);
     expect(await cpu(t)).toMatchObject({ usage: 2, pending: 0 });
     const at = new Date(Date.parse(first.end_time) + 1000);
-    const due = await dueSubscriptions(env, new Date(at.getTime() + HORIZON_MS), null, 500);
+    const due = await dueBy(new Date(at.getTime() + HORIZON_MS));
     expect(due.map((d) => d.id)).toContain(first.id);
     await deliver([{ subscription: first.id, at: at.toISOString() }]);
     // The chain was cancelled: its auto_renew does not renew it.

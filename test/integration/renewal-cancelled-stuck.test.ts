@@ -3,11 +3,10 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { RenewalMessage } from "../../src/app/renewals";
 import { HORIZON_MS } from "../../src/cron/renewals";
-import { dueSubscriptions } from "../../src/db/subscriptions";
 import worker from "../../src/index";
 import { subscriptionObject } from "../../src/objects/subscription-object";
 import { expectBooksBalance } from "../books";
-import { call, expectOk, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
+import { call, dueBy, expectOk, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
 
 /**
  * A term whose cron renewal was cancelled: "a term whose extension was cancelled is due again, and
@@ -71,7 +70,7 @@ describe("a term whose renewal was cancelled", () => {
 
     // The cron's run after its end: due (its successor ended), it is expired.
     const at = new Date(Date.parse(first.end_time) + 1000);
-    const due = await dueSubscriptions(env, new Date(at.getTime() + HORIZON_MS), null, 500);
+    const due = await dueBy(new Date(at.getTime() + HORIZON_MS));
     expect(due.map((d) => d.id)).toContain(first.id);
     const result = await deliver([{ subscription: first.id, at: at.toISOString() }]);
     expect(result.retryMessages).toEqual([]);

@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { extend } from "../../src/app/extend";
 import type { RenewalMessage } from "../../src/app/renewals";
 import { HORIZON_MS } from "../../src/cron/renewals";
-import { dueQuery, dueSubscriptions } from "../../src/db/subscriptions";
+import { claimQuery } from "../../src/db/subscriptions";
 import { armFault, disarmFaults } from "../../src/domain/faults";
 import { uuidv7 } from "../../src/domain/ids";
 import { partnerScope } from "../../src/domain/scope";
@@ -19,7 +19,7 @@ import worker from "../../src/index";
 import { subscriptionObject, subscriptionShard } from "../../src/objects/subscription-object";
 import { RENEWALS_AT_ONCE } from "../../src/queues/renewals";
 import { expectBooksBalance, recoverAll } from "../books";
-import { call, eventually, expectOk, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
+import { call, dueBy, eventually, expectOk, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
 
 /** Renewals and expiry on the cron trigger, through the renewals queue. */
 
@@ -514,7 +514,7 @@ describe("renewals whose every delivery died", () => {
       // The message is never delivered again. Recovery settles what the dead renewal held…
       await recoverAll(t);
       // …and the next run finds the subscription again unless the renewal had already taken effect.
-      const due = await dueSubscriptions(env, new Date(at.getTime() + HORIZON_MS), null, 500);
+      const due = await dueBy(new Date(at.getTime() + HORIZON_MS));
       const again = due.some((d) => d.id === sub.id);
       // A renewal is one subscription: its order landed with it, so it took effect at purchase.created.
       expect(again).toBe(step !== "purchase.ordered" && step !== "purchase.created");
@@ -569,13 +569,15 @@ describe("the cron's scan for due terms", () => {
       null,
       { endTime: "2030-01-01T12:00:00.000Z", id: "0190f2a0-0000-7000-8000-000000000000" },
     ]) {
-      const { sql, params } = dueQuery(env, before, after, 500).toSQL();
+      const { sql, params } = claimQuery(env, before, before, before, after, 500).toSQL();
       const plan = (
         await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`)
           .bind(...params)
           .all<{ detail: string }>()
       ).results.map((r) => r.detail);
-      expect(plan[0], plan.join("; ")).toMatch(/USING INDEX subscriptions_due\b/);
+      // The page walks the partial index; each of its rows is then marked by its primary key.
+      expect(plan.join("; ")).toMatch(/SEARCH subscriptions USING INDEX subscriptions_due\b/);
+      expect(plan[0], plan.join("; ")).toMatch(/USING (COVERING )?INDEX sqlite_autoindex_subscriptions_1 \(id=\?\)/);
       expect(plan.join("; ")).not.toMatch(/TEMP B-TREE|SCAN subscriptions\b(?! USING)/);
     }
   });

@@ -1,0 +1,1 @@
+ALTER TABLE `subscriptions` ADD `renewal_queued_until` integer;
