@@ -141,7 +141,14 @@ export async function consume(
 ) {
   let leftover = quantity;
   const touched: SubscriptionRecord[] = [];
-  const queue = await queueOfReport(env, report, () => depletionQueue(env, customerId, product, now), now);
+  // Remembered from when it is stored, not from the report's time: a report whose operation waited
+  // in a backlog longer than the memory runs again later all the same, and must find it.
+  const queue = await queueOfReport(
+    env,
+    report,
+    () => depletionQueue(env, customerId, product, now),
+    new Date(),
+  );
   for (const id of queue) {
     if (leftover === 0) break;
     const purchase = await purchaseOf(env, id, now);

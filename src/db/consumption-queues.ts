@@ -5,7 +5,8 @@ import { consumptionQueues } from "./schema";
 
 /**
  * The queue consumption report `report` walks: the one stored by its first run, or else `read`'s,
- * stored now. Of two first runs at once, the one stored first is every run's. One statement: a
+ * stored at `now` (when it is stored, not the report's time: it is remembered `REPORT_MEMORY_MS`
+ * from then). Of two first runs at once, the one stored first is every run's. One statement: a
  * run again (rare) reads the queue in vain, a first run (every report) makes no read before it.
  */
 export async function queueOfReport(
