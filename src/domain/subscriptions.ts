@@ -7,7 +7,7 @@ import { type CreatedWith, deployedTerm } from "./durations";
 import { chargeFor, isRunning, type RunInterval } from "./metering";
 import { currency, formatMinor } from "./money";
 import type { SettledRuns } from "./usage";
-import type { DeploymentStatus } from "./webhooks";
+import { chainDeployment, type DeploymentStatus } from "./webhooks";
 
 export type Status = "active" | "inactive" | "expired";
 export const STATUS_FILTERS = ["active", "inactive", "expired", "all", "notexpired"] as const;
@@ -139,6 +139,19 @@ export function renewalStep(
   if (r.nextId !== null && r.nextId !== r.renewal?.subscription) return "skip";
   if (r.autoRenew) return "renew";
   return over ? "expire" : "skip";
+}
+
+/**
+ * Term `record` of a chain as it is created after `previous`: with the auto_renew `previous` has
+ * now, and what its vendor reported of it since `record` was bought (`chainDeployment`).
+ */
+export function following(record: SubscriptionRecord, previous: SubscriptionRecord): SubscriptionRecord {
+  const status = chainDeployment(record, previous.deploymentStatus);
+  return {
+    ...record,
+    autoRenew: previous.autoRenew,
+    ...(status === null ? {} : { deploymentStatus: status }),
+  };
 }
 
 /** Whether a record has stopped being usable at `now`: ended explicitly, or past its end time. */

@@ -131,6 +131,36 @@ export function canMoveTo(from: DeploymentStatus, to: DeploymentStatus): boolean
   return from === to || NEXT[from].includes(to);
 }
 
+/**
+ * The status a term of a chain takes from a vendor's report of `reported` on a live term before it
+ * (or on the term it follows, when it is created), or null: nothing to take. The vendor's
+ * UNDEPLOYED is about the customer's deployment of the application, the chain: a later term it
+ * would find DEPLOYED or STOPPED is undeployed with it, and DEPLOYED again lifts that. A term that
+ * has ended keeps what it has.
+ */
+export function chainDeployment(
+  later: { deploymentStatus: DeploymentStatus; endedAt: string | null },
+  reported: DeploymentStatus,
+): DeploymentStatus | null {
+  if (later.endedAt !== null) return null;
+  if (reported === "UNDEPLOYED")
+    return later.deploymentStatus === "DEPLOYED" || later.deploymentStatus === "STOPPED" ? reported : null;
+  return reported === "DEPLOYED" && later.deploymentStatus === "UNDEPLOYED" ? reported : null;
+}
+
+/**
+ * The status a vendor's report `patch` sets on `r`, or null: it changes none. `carried`: reported on
+ * an earlier term of `r`'s chain, it applies only as `chainDeployment` says.
+ */
+export function reportedStatus(
+  r: { deploymentStatus: DeploymentStatus; endedAt: string | null },
+  patch: DeploymentPatch,
+  carried: boolean,
+): DeploymentStatus | null {
+  const reported = patch.deploymentStatus ?? r.deploymentStatus;
+  return carried ? chainDeployment(r, reported) : reported;
+}
+
 /** What a vendor reports of a subscription (the vendor API's PATCH). */
 export interface DeploymentPatch {
   deploymentStatus?: DeploymentStatus;

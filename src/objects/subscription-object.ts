@@ -135,8 +135,8 @@ export class SubscriptionObject extends DurableObject<Env> {
     return (await this.found(id)).releaseNext(nextId, failed, unbought);
   }
 
-  async setDeployment(id: string, patch: DeploymentPatch) {
-    return (await this.found(id)).setDeployment(patch);
+  async setDeployment(id: string, patch: DeploymentPatch, carried?: boolean) {
+    return (await this.found(id)).setDeployment(patch, carried);
   }
 
   async fail(id: string, now: Date) {

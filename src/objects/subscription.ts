@@ -5,6 +5,7 @@ import { refused } from "../domain/errors";
 import { isRunning, runInstant, splitAt, start, stop } from "../domain/metering";
 import { amountChangeRefusal, deploymentRefusal, runRefusal, withAutoRenew } from "../domain/refusals";
 import {
+  following,
   type RenewalIds,
   type RenewalPlan,
   renewalStep,
@@ -12,7 +13,7 @@ import {
   startDeployed,
 } from "../domain/subscriptions";
 import { closeMonthAt } from "../domain/usage";
-import type { DeploymentPatch } from "../domain/webhooks";
+import { type DeploymentPatch, reportedStatus } from "../domain/webhooks";
 import { appliedWith, givenUp, superseded, type WorkRef, workGivenUp } from "../domain/work-refs";
 import {
   endsChainHold,
@@ -49,13 +50,9 @@ export class Subscription extends SubscriptionMachine {
       const givenUp = this.store.givenUpAt();
       if (givenUp !== null) return this.commit(failedAt(record, givenUp));
       const previous = record.previousId === null ? null : await this.lookup(record.previousId);
-      // One commit: a flag set on the predecessor after this read is carried here by that change
-      // (`setAutoRenew` walks the chain), queued behind this one.
-      const committed = this.commit(
-        previous && previous.autoRenew !== record.autoRenew
-          ? { ...record, autoRenew: previous.autoRenew }
-          : record,
-      );
+      // One commit: a change of the predecessor's flag or deployment after this read is carried
+      // here by that change (`setAutoRenew`, `reportDeployment` walk the chain), queued behind this one.
+      const committed = this.commit(previous ? following(record, previous) : record);
       if (order) rider = this.store.ride(committed.version, (env) => orderWrites(env, order));
       return committed;
     });
@@ -247,11 +244,12 @@ export class Subscription extends SubscriptionMachine {
    * Records what the vendor reports: its deployment status (along the allowed transitions), where
    * and how the customer reaches the application. The first DEPLOYED starts the term, now.
    */
-  async setDeployment(patch: DeploymentPatch): Promise<Outcome<SubscriptionRecord>> {
+  async setDeployment(patch: DeploymentPatch, carried = false): Promise<Outcome<SubscriptionRecord>> {
     return this.change((r) => {
-      const refusal = deploymentRefusal(r, patch);
+      const status = reportedStatus(r, patch, carried);
+      if (status === null) return r;
+      const refusal = deploymentRefusal(r, { ...patch, deploymentStatus: status });
       if (refusal) throw refused(refusal);
-      const status = patch.deploymentStatus ?? r.deploymentStatus;
       const now = new Date();
       const started = r.deploymentStatus === "PENDING" && status === "DEPLOYED" ? startDeployed(r, now) : r;
       // A cloud its vendor undeployed stops there, in the same change: run on, it would be billed

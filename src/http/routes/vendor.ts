@@ -1,7 +1,7 @@
 import type * as v from "valibot";
+import { reportDeployment } from "../../app/deployment";
 import { runReported } from "../../app/operations";
 import { waitsInQueue } from "../../app/reads";
-import { unwrap } from "../../app/subscriptions";
 import type { Principal } from "../../db/credentials";
 import { findCustomer } from "../../db/customers";
 import { findOrder } from "../../db/orders";
@@ -140,15 +140,11 @@ export const vendorRoutes = [
         throw badRequest("nothing to change", [{ point: "", message: "name at least one field" }]);
       }
       await ownSubscription(env, principal, params.id);
-      const record = unwrap(
-        await subscriptionObject(env, params.id).setDeployment({
-          ...(body.deploymentStatus !== undefined ? { deploymentStatus: body.deploymentStatus } : {}),
-          ...(body.syndicatedEndpoints !== undefined
-            ? { syndicatedEndpoints: body.syndicatedEndpoints }
-            : {}),
-          ...(instructions !== undefined ? { endUserInstructions: instructions } : {}),
-        }),
-      );
+      const record = await reportDeployment(env, params.id, {
+        ...(body.deploymentStatus !== undefined ? { deploymentStatus: body.deploymentStatus } : {}),
+        ...(body.syndicatedEndpoints !== undefined ? { syndicatedEndpoints: body.syndicatedEndpoints } : {}),
+        ...(instructions !== undefined ? { endUserInstructions: instructions } : {}),
+      });
       // The purchase waiting on this vendor can now complete, or be undone: any status but PENDING
       // was reported (a STOPPED or UNDEPLOYED after a DEPLOYED whose own request died before it ran
       // the operation). A finished operation ignores it.
