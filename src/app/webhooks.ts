@@ -136,8 +136,20 @@ async function notClaimed(
  * Delivers a dead or delivered event again: its schedule and retention horizon start over now.
  * Undefined while it is still pending. The row is what counts: a message the queue would not take
  * is sent by the cron's sweep of overdue deliveries, so a redelivery made is answered as made.
+ * `recalled`: `now` is an earlier attempt's (a keyed retry); if its schedule started then or since,
+ * that attempt made the redelivery, which is answered as made (the delivery as it now stands)
+ * without a second one.
  */
-export async function redeliver(env: Env, id: string, now: Date): Promise<Delivery | undefined> {
+export async function redeliver(
+  env: Env,
+  delivery: Delivery,
+  now: Date,
+  recalled = false,
+): Promise<Delivery | undefined> {
+  const { id, scheduleStartedAt } = delivery;
+  if (recalled && scheduleStartedAt !== null && Date.parse(scheduleStartedAt) >= now.getTime()) {
+    return delivery;
+  }
   const requeued = await requeueDelivery(env, id, now);
   if (!requeued) return undefined;
   try {

@@ -1,5 +1,5 @@
 import type * as v from "valibot";
-import { newIdFor } from "../../app/intents";
+import { choiceFor, newIdFor } from "../../app/intents";
 import { redeliver } from "../../app/webhooks";
 import type { Principal } from "../../db/credentials";
 import { createVendor, findVendor, rotateSigningSecret, setSyndication, type Vendor } from "../../db/vendors";
@@ -301,10 +301,13 @@ export const syndicationRoutes = [
       },
     },
     errors: { conflict: "The delivery is still pending" },
-    async handle({ env, principal, params }) {
+    async handle({ env, request, principal, params }) {
       const d = await findDelivery(env, params.id, vendorScope(principal));
       if (!d) throw notFound(`delivery ${params.id} does not exist`);
-      const requeued = await redeliver(env, d.id, new Date());
+      // The redelivery's instant is recorded with the Idempotency-Key before it is made: a retry
+      // of a first attempt that redelivered and died answers as that one, redelivering nothing more.
+      const { value: at, recalled } = await choiceFor(request, async () => new Date().toISOString());
+      const requeued = await redeliver(env, d, new Date(at), recalled);
       if (!requeued) throw new AppError("conflict", `delivery ${d.id} is still pending`);
       return { status: 202, body: deliveryOut(requeued) };
     },
