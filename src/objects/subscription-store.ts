@@ -21,6 +21,8 @@ interface OutboxRow extends Record<string, SqlStorageValue> {
   event_id: string;
   type: string;
   date: string;
+  /** 1: made by the report that takes it out of PENDING (`settles`); null: stored before this was kept. */
+  settles: number | null;
 }
 
 /**
@@ -40,7 +42,16 @@ export function createSubscriptionTables(sql: SqlStorage): void {
       id TEXT PRIMARY KEY, body TEXT NOT NULL, projected INTEGER NOT NULL DEFAULT 0)`);
   sql.exec(`CREATE TABLE IF NOT EXISTS events (
       subscription TEXT NOT NULL, sequence INTEGER NOT NULL, event_id TEXT NOT NULL, type TEXT NOT NULL,
-      date TEXT NOT NULL, dispatched INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (subscription, sequence))`);
+      date TEXT NOT NULL, dispatched INTEGER NOT NULL DEFAULT 0, settles INTEGER,
+      PRIMARY KEY (subscription, sequence))`);
+  // Shards made before the column get it on their first start; their events keep it null.
+  if (
+    !sql
+      .exec<{ name: string }>("PRAGMA table_info(events)")
+      .toArray()
+      .some((c) => c.name === "settles")
+  )
+    sql.exec("ALTER TABLE events ADD COLUMN settles INTEGER");
   // Subscriptions given up before they were created (`giveUp`): none of them is ever created live.
   sql.exec("CREATE TABLE IF NOT EXISTS given_up (id TEXT PRIMARY KEY, at TEXT NOT NULL)");
   createUsageLines(sql);
@@ -164,14 +175,21 @@ export class SubscriptionStore {
       row.projected,
     );
     if (type) {
+      // The vendor's report that takes it out of PENDING (DEPLOYED or FAILED) settles or undoes the
+      // purchase waiting on it: this event's push wakes that operation (`push`).
+      const settles =
+        previous?.deploymentStatus === "PENDING" &&
+        record.deploymentStatus !== "PENDING" &&
+        record.operationRef !== null;
       this.storage.sql.exec(
-        "INSERT INTO events (subscription, sequence, event_id, type, date) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO events (subscription, sequence, event_id, type, date, settles) VALUES (?, ?, ?, ?, ?, ?)",
         this.id,
         record.sequence,
         // Time-ordered, as every id of a list is: the deliveries list pages by it, oldest first.
         `msg_${uuidv7().replaceAll("-", "")}`,
         type,
         new Date().toISOString(),
+        settles ? 1 : 0,
       );
     }
     this.row = row;
@@ -237,15 +255,18 @@ export class SubscriptionStore {
           : [];
       const more = events.length > EVENTS_PER_PUSH;
       if (more) events.pop();
-      // A vendor's report (DEPLOYED or FAILED, a MODIFIED) settles or undoes the purchase waiting on
-      // it. The report's request runs that operation, but may die after the commit: the operation is
-      // woken from here too, until this push lands. A finished one ignores it. (A CREATED is made by
-      // the operation's own run, which needs no wake.) Any status but PENDING was reported: a
-      // STOPPED or UNDEPLOYED, reachable only from DEPLOYED, may be what stands when this push runs.
+      // A vendor's report (DEPLOYED or FAILED) settles or undoes the purchase waiting on it. The
+      // report's request runs that operation, but may die after the commit: the operation is woken
+      // from here too, until the push of that report's event lands (a later report's push carries
+      // it while it is undispatched). Only that event wakes it: any later change of the subscription
+      // is long after its purchase was woken, and would queue a finished operation for nothing. (A
+      // CREATED is made by the operation's own run, which needs no wake.) An event stored before
+      // `settles` was kept wakes it as every MODIFIED once reported did: none is lost.
       const reported = r.deploymentStatus !== "PENDING";
-      if (reported && r.operationRef !== null && events.some((e) => e.type === "MODIFIED")) {
-        await operationsQueue(env).send({ opRef: r.operationRef });
-      }
+      const wakes = events.some(
+        (e) => e.settles === 1 || (e.settles === null && reported && e.type === "MODIFIED"),
+      );
+      if (wakes && r.operationRef !== null) await operationsQueue(env).send({ opRef: r.operationRef });
       for (const event of events) {
         await this.dispatch(r, {
           id: event.event_id,
