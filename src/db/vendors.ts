@@ -51,14 +51,23 @@ export async function rotateSigningSecret(
   secret: string,
   expiresAt: string,
   ofVendor?: string,
+  /**
+   * `expiresAt` is an earlier attempt's of the same rotation (a keyed retry): if that attempt
+   * rotated already (the previous secret expires then), only the new secret is replaced, and the
+   * previous one stays the one from before it, which the vendor has, not the one it never saw.
+   */
+  again = false,
 ): Promise<{ previousSecretExpiresAt: string | null } | undefined> {
   const mine = ofVendor === undefined ? undefined : eq(products.vendorId, ofVendor);
+  const rotated = again
+    ? sql`${products.previousSecretExpiresAt} IS NOT NULL AND ${products.previousSecretExpiresAt} = ${expiresAt}`
+    : sql`0`;
   return database(env)
     .update(products)
     .set({
       signingSecret: secret,
-      previousSecret: sql`${products.signingSecret}`,
-      previousSecretExpiresAt: sql`CASE WHEN ${products.signingSecret} IS NULL THEN NULL ELSE ${expiresAt} END`,
+      previousSecret: sql`CASE WHEN ${rotated} THEN ${products.previousSecret} ELSE ${products.signingSecret} END`,
+      previousSecretExpiresAt: sql`CASE WHEN ${rotated} THEN ${products.previousSecretExpiresAt} WHEN ${products.signingSecret} IS NULL THEN NULL ELSE ${expiresAt} END`,
     })
     .where(and(eq(products.id, productId), mine))
     .returning({ previousSecretExpiresAt: products.previousSecretExpiresAt })

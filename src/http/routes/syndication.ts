@@ -185,11 +185,23 @@ export const syndicationRoutes = [
     params: ProductParams,
     responses: { 200: { description: "The new secret", schema: SecretOut, example: examples.secret } },
     errors: { conflict: "The product is not delivered by syndication" },
-    async handle({ env, principal, params }) {
+    async handle({ env, request, principal, params }) {
       await manageable(env, principal, params.id);
       const secret = newSigningSecret();
-      const expires = new Date(Date.now() + ROTATION_GRACE_MS).toISOString();
-      const set = await rotateSigningSecret(env, params.id, secret, expires, vendorGuard(principal));
+      // The answer shows the secret, so it is never kept: the same request again rotates again.
+      // The grace's end is recorded with the Idempotency-Key (the secret never is): a retry of a
+      // first attempt that rotated and died keeps the secret from before it as the previous one.
+      const { value: expires, recalled } = await choiceFor(request, async () =>
+        new Date(Date.now() + ROTATION_GRACE_MS).toISOString(),
+      );
+      const set = await rotateSigningSecret(
+        env,
+        params.id,
+        secret,
+        expires,
+        vendorGuard(principal),
+        recalled,
+      );
       if (!set) throw notFound(`product ${params.id} does not exist`);
       return {
         status: 200,
