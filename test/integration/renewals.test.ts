@@ -577,7 +577,9 @@ describe("the cron's scan for due terms", () => {
       ).results.map((r) => r.detail);
       // The page walks the partial index; each of its rows is then marked by its primary key.
       expect(plan.join("; ")).toMatch(/SEARCH subscriptions USING INDEX subscriptions_due\b/);
-      expect(plan[0], plan.join("; ")).toMatch(/USING (COVERING )?INDEX sqlite_autoindex_subscriptions_1 \(id=\?\)/);
+      expect(plan[0], plan.join("; ")).toMatch(
+        /USING (COVERING )?INDEX sqlite_autoindex_subscriptions_1 \(id=\?\)/,
+      );
       expect(plan.join("; ")).not.toMatch(/TEMP B-TREE|SCAN subscriptions\b(?! USING)/);
     }
   });
