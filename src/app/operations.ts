@@ -9,6 +9,7 @@ import {
   startOperation,
   waitingPurchases,
 } from "../db/operations";
+import { PARTLY_DRAINED } from "../domain/consumption";
 import { AppError, type ErrorWire, fromErrorWire, isFinalAnswer, toErrorWire } from "../domain/errors";
 import { fault } from "../domain/faults";
 import { uuidv7 } from "../domain/ids";
@@ -98,7 +99,9 @@ export async function runOperation(env: Env, opRef: string): Promise<void> {
   if (!op) return;
   try {
     fault("operation.started");
-    const result = await perform(env, op.payload as unknown as OperationPayload, { opRef });
+    // Attempts are counted as each run starts (a consumption report's never start over).
+    const first = op.attempts === 1;
+    const result = await perform(env, op.payload as unknown as OperationPayload, { opRef, first });
     if (!result) return markWaiting(env, opRef);
     fault("operation.performed");
     await finishOperation(
@@ -208,8 +211,7 @@ function givenUpMessage(kind: OperationPayload["kind"] | undefined): string {
   const given = `the operation could not be completed in ${MAX_ATTEMPTS} attempts and was given up`;
   if (kind === "purchase" || kind === "extend")
     return `${given}: what it bought half-way was undone and nothing is charged; send the request again if need be`;
-  if (kind === "consume")
-    return `${given}: part of the report may have been drained; read the subscriptions' remaining before reporting the rest`;
+  if (kind === "consume") return `${given}: ${PARTLY_DRAINED}`;
   return `${given}: it did not take effect; read the subscription for where it stands, and send the request again if need be`;
 }
 

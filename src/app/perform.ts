@@ -25,6 +25,11 @@ export interface PerformContext {
    * start, stop or resize is then the last one accepted, and applies (`superseded`).
    */
   fresh?: boolean;
+  /**
+   * No run of the work began before this one: its operation's first attempt (the request that
+   * accepted it, `fresh`, is too). A consumption report draws only so long after its first run.
+   */
+  first?: boolean;
 }
 
 /**
@@ -127,7 +132,9 @@ export async function perform(
     };
   }
   if (payload.kind === "consume") {
-    const result = await consume(env, payload.customer, payload.product, payload.amount, at, payload.report);
+    const first = context.fresh === true || context.first === true;
+    const { customer, product, amount, report } = payload;
+    const result = await consume(env, customer, product, amount, at, report, first);
     const objects = await Promise.all(result.touched.map((r) => present(env, r, at)));
     return { kind: "consume", objects, unallocated: result.unallocated };
   }

@@ -2,6 +2,7 @@ import { queueOfReport } from "../db/consumption-queues";
 import type { Principal } from "../db/credentials";
 import { depletionQueue, queueVerdict } from "../db/depletion-queue";
 import { chainMembers, type ListQuery, listSubscriptions } from "../db/subscriptions";
+import { mayStillDraw, PARTLY_DRAINED, REPORT_DRAWS_FOR_MS } from "../domain/consumption";
 import { AppError, notFound } from "../domain/errors";
 import { type TaggedJson, tagJson } from "../domain/etag";
 import { jsonText } from "../domain/json";
@@ -129,7 +130,10 @@ export async function listPage(env: Env, q: ListQuery, grouped: boolean) {
  * (a resumed retry, a redelivered operation, or both at once) takes nothing twice and answers as
  * the first run did. Every run walks the queue the first one read (`queueOfReport`): one that read
  * its own could find an older depletable whose purchase took effect since, or whose row reached
- * D1 since, and take from it what the first run took from the later ones.
+ * D1 since, and take from it what the first run took from the later ones. `first`: no run of the
+ * report began before this one (the request that accepted it, its operation's first attempt).
+ * A run too long after the first one began (`mayStillDraw`) could find what that run took
+ * forgotten: it draws nothing, and the report is given up (409).
  */
 export async function consume(
   env: Env,
@@ -138,17 +142,25 @@ export async function consume(
   quantity: number,
   now: Date,
   report: string,
+  first = false,
 ) {
   let leftover = quantity;
   const touched: SubscriptionRecord[] = [];
-  // Remembered from when it is stored, not from the report's time: a report whose operation waited
-  // in a backlog longer than the memory runs again later all the same, and must find it.
-  const queue = await queueOfReport(
+  // Remembered from its first run, not from the report's time: a report whose operation waited
+  // in a backlog longer than the memory runs again later all the same, and must find it. Any other
+  // run knows only that the first one began after the report was accepted.
+  const started = new Date();
+  const { queue, since } = await queueOfReport(
     env,
     report,
     () => depletionQueue(env, customerId, product, now),
-    new Date(),
+    first ? started : now,
   );
+  if (!mayStillDraw(since, started))
+    throw new AppError(
+      "conflict",
+      `the report ran again more than ${REPORT_DRAWS_FOR_MS / 3_600_000} hours after its first run and was given up: ${PARTLY_DRAINED}`,
+    );
   for (const id of queue) {
     if (leftover === 0) break;
     const purchase = await purchaseOf(env, id, now);

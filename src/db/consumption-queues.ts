@@ -4,29 +4,32 @@ import { database, deleteChunked } from "./client";
 import { consumptionQueues } from "./schema";
 
 /**
- * The queue consumption report `report` walks: the one stored by its first run, or else `read`'s,
- * stored at `now` (when it is stored, not the report's time: it is remembered `REPORT_MEMORY_MS`
- * from then). Of two first runs at once, the one stored first is every run's. One statement: a
- * run again (rare) reads the queue in vain, a first run (every report) makes no read before it.
+ * The queue consumption report `report` walks, and when its first run began at the earliest: the
+ * ones stored by the run that stored first, or else `read`'s and `since` (the caller's: now for a
+ * run known to be the report's first; otherwise the report's acceptance, as an earlier run's queue
+ * may have been forgotten), remembered `REPORT_MEMORY_MS` from `since` (its `expiresAt` less the
+ * memory). No run of the report draws before the time stored, and none draws late enough to find
+ * it forgotten (`mayStillDraw`). One statement: a run again (rare) reads the queue in vain, a
+ * first run (every report) makes no read before it.
  */
 export async function queueOfReport(
   env: Env,
   report: string,
   read: () => Promise<string[]>,
-  now: Date,
-): Promise<string[]> {
+  since: Date,
+): Promise<{ queue: string[]; since: Date }> {
   const [kept] = await database(env)
     .insert(consumptionQueues)
     .values({
       report,
       subscriptions: await read(),
-      expiresAt: new Date(now.getTime() + REPORT_MEMORY_MS).toISOString(),
+      expiresAt: new Date(since.getTime() + REPORT_MEMORY_MS).toISOString(),
     })
     // A no-op update, so the row another run stored first is returned as it is.
     .onConflictDoUpdate({ target: consumptionQueues.report, set: { report: sql`report` } })
-    .returning({ subscriptions: consumptionQueues.subscriptions });
+    .returning({ subscriptions: consumptionQueues.subscriptions, expiresAt: consumptionQueues.expiresAt });
   if (!kept) throw new Error(`no queue stored for consumption report ${report}`);
-  return kept.subscriptions;
+  return { queue: kept.subscriptions, since: new Date(Date.parse(kept.expiresAt) - REPORT_MEMORY_MS) };
 }
 
 /** Forgets the queues of reports past their memory, a bounded number a run (`deleteChunked`): answers how many. */

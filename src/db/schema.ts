@@ -386,7 +386,8 @@ export const operations = sqliteTable(
  * The depletables a consumption report spreads over, in order, as its first run read them: every
  * run of the report walks this queue, so two runs at once never drain two different depletables
  * for it (one finding an older purchase taken effect that the other did not). Kept as long as the
- * depletables remember the report (`REPORT_MEMORY_MS`).
+ * depletables remember the report (`REPORT_MEMORY_MS`), from when its first run began at the
+ * earliest: `expiresAt` less the memory (`queueOfReport`).
  */
 export const consumptionQueues = sqliteTable(
   "consumption_queues",

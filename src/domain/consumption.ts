@@ -5,10 +5,27 @@ import type { SubscriptionRecord } from "./subscriptions";
 
 /**
  * How long what a consumption report took from each depletable, and the queue it walked, are
- * remembered: longer than the report can run again. Its Idempotency-Key keeps its answer 24
- * hours, and its operation is run again, or given up, well within that.
+ * remembered: from when it was taken, and from when its first run began (`REPORT_DRAWS_FOR_MS`).
  */
 export const REPORT_MEMORY_MS = 48 * 3_600_000;
+
+/**
+ * How long after its first run began a report may still draw: half its memory, so a run that
+ * draws finds all that an earlier run took, however long it runs and whatever the clocks' drift.
+ * A report can run again much later (an operation the consumer does not run for days, keyed
+ * retries that keep dying, each extending the key 24 hours): such a run draws nothing and ends
+ * the report given up (`PARTLY_DRAINED`), since what its first run took may be forgotten.
+ */
+export const REPORT_DRAWS_FOR_MS = 24 * 3_600_000;
+
+/** Whether a run of a report at `now` may draw, its first run having begun at `since` at the earliest. */
+export function mayStillDraw(since: Date, now: Date): boolean {
+  return now.getTime() - since.getTime() <= REPORT_DRAWS_FOR_MS;
+}
+
+/** What a report given up says it did: a client reads it to decide what to report again. */
+export const PARTLY_DRAINED =
+  "part of the report may have been drained; read the subscriptions' remaining before reporting the rest";
 
 /**
  * What consumption report `report`, asked for `quantity`, does to subscription `r`, given what it

@@ -181,7 +181,7 @@ describe("two first runs of one report storing their queues at once", () => {
       return queue;
     };
     const now = new Date();
-    const [a, b] = await Promise.all([
+    const [{ queue: a }, { queue: b }] = await Promise.all([
       queueOfReport(env, report, read(["a"]), now),
       queueOfReport(env, report, read(["b"]), now),
     ]);
