@@ -1,4 +1,10 @@
-import { abandonOverduePurchases, requeueStalledOperations } from "./app/operations";
+import { metered } from "./app/metered";
+import {
+  abandonOverduePurchases,
+  GIVE_UPS_SHARE,
+  OVERDUE_SHARE,
+  requeueStalledOperations,
+} from "./app/operations";
 import type { FanOutMessage, RenewalMessage } from "./app/renewals";
 import type { MonthCloseMessage } from "./app/usage";
 import { forgetExpiredDeliveries, resendOverdueDeliveries } from "./app/webhooks";
@@ -7,6 +13,7 @@ import { scheduleRenewals } from "./cron/renewals";
 import { deleteExpiredConsumptionQueues } from "./db/consumption-queues";
 import { deleteExpiredKeys } from "./db/idempotency";
 import { deleteExpiredOperations } from "./db/operations";
+import { allowance } from "./domain/budget";
 import { logError, logEvent } from "./domain/log";
 import { createApp } from "./http/app";
 import { routes } from "./http/routes";
@@ -54,16 +61,20 @@ export default {
       throw error;
     }
   },
-  async scheduled(controller, env) {
+  async scheduled(controller, bindings) {
     const started = Date.now();
+    // One invocation runs every step, within one invocation's D1 queries and subrequests: the
+    // steps whose units cost what their data says (an undo, a give-up) stop at their share and
+    // leave the rest to the next run; the others are bounded on their own (README, "Bounds").
+    const { env, spent } = metered(bindings);
     const now = new Date(controller.scheduledTime);
     const run = { cron: controller.cron, scheduledTime: now.toISOString() };
     // Each step on its own: one that keeps failing (an overdue purchase whose undo throws) must not
     // starve the others, which would otherwise stop at it on every run.
     const steps = {
       renewalsEnqueued: () => scheduleRenewals(env, now),
-      overduePurchasesAbandoned: () => abandonOverduePurchases(env, now),
-      stalledOperations: () => requeueStalledOperations(env, now),
+      overduePurchasesAbandoned: () => abandonOverduePurchases(env, now, allowance(spent, OVERDUE_SHARE)),
+      stalledOperations: () => requeueStalledOperations(env, now, allowance(spent, GIVE_UPS_SHARE)),
       expiredOperationsDeleted: () => deleteExpiredOperations(env, now),
       expiredConsumptionQueuesDeleted: () => deleteExpiredConsumptionQueues(env, now),
       expiredKeysDeleted: () => deleteExpiredKeys(env, now),
@@ -81,7 +92,7 @@ export default {
         logError("cron.failed", error, { ...run, step, durationMs: Date.now() - started });
       }
     }
-    logEvent("cron", { ...run, durationMs: Date.now() - started, ...done, failed });
+    logEvent("cron", { ...run, durationMs: Date.now() - started, ...done, ...spent, failed });
     if (failed.length > 0) throw new Error(`cron steps failed: ${failed.join(", ")}`);
   },
 } satisfies ExportedHandler<Env>;

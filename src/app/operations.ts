@@ -9,6 +9,7 @@ import {
   startOperation,
   waitingPurchases,
 } from "../db/operations";
+import { type Allowance, type Spending, UNBOUNDED } from "../domain/budget";
 import { PARTLY_DRAINED } from "../domain/consumption";
 import { AppError, type ErrorWire, fromErrorWire, isFinalAnswer, toErrorWire } from "../domain/errors";
 import { fault } from "../domain/faults";
@@ -216,39 +217,54 @@ function givenUpMessage(kind: OperationPayload["kind"] | undefined): string {
 }
 
 /**
- * How many stalled operations one sweep claims at most (a D1 write each): the cron's invocation
- * has its other steps to run within the same limits. The rest stay stalled, for the next run.
+ * How many stalled operations one sweep claims at most (a page of 100 a D1 query): the cron's
+ * invocation has its other steps to run within the same limits. The rest stay stalled, for the next run.
  */
 export const STALLED_PER_RUN = 500;
 
 /**
+ * The share of the cron's invocation (src/domain/budget.ts) the sweep's give-ups may spend: each
+ * runs its undo (about 6 D1 queries and 3 object calls, more for a purchase of many subscriptions),
+ * so 500 of them would pass D1's 1,000 queries on their own and fail every step after. Once it is
+ * spent the sweep claims only what it queues again (a send a page); the operations out of
+ * attempts stay stalled for the next run, the longest stalled first.
+ */
+export const GIVE_UPS_SHARE: Spending = { queries: 300, subrequests: 3_000 };
+
+/**
  * Queues again every operation that made no progress for the recovery bound and is not waiting on a
  * vendor, or gives it up (undoing what it did half-way) once it used its attempts, the longest
- * stalled first, `STALLED_PER_RUN` at most. Run by the cron.
+ * stalled first, `STALLED_PER_RUN` at most, the give-ups within `share` (see `GIVE_UPS_SHARE`). Run by the cron.
  */
 export async function requeueStalledOperations(
   env: Env,
   now: Date,
+  share: Allowance = UNBOUNDED,
 ): Promise<{ requeued: number; givenUp: number }> {
   const counts = { requeued: 0, givenUp: 0 };
   const PAGE = 100;
+  let claimed = 0;
   for (;;) {
     const before = new Date(now.getTime() - recoveryBoundMs(env));
-    const limit = Math.min(PAGE, STALLED_PER_RUN - counts.requeued - counts.givenUp);
+    const limit = Math.min(PAGE, STALLED_PER_RUN - claimed);
     if (limit <= 0) return counts;
-    const page = await claimStalledOperations(env, before, now, limit);
+    // With the give-ups' share spent, only what is queued again is claimed: the rest stay stalled.
+    const page = await claimStalledOperations(env, before, now, limit, share.left ? undefined : MAX_ATTEMPTS);
+    claimed += page.length;
     const spent = page.filter((op) => op.attempts >= MAX_ATTEMPTS);
     for (const op of spent) {
-      // Claimed, one that fails here is found again once the bound has passed; the others go on.
+      // Claimed but left once the share is spent (its page was claimed before): found again once
+      // the bound has passed, as one whose give-up fails here; the others go on.
+      if (!share.left) break;
       await giveUpOperation(env, op.opRef).catch((error: unknown) =>
         logError("operation.retrying", error, { opRef: op.opRef, attempts: op.attempts }),
       );
+      counts.givenUp += 1;
     }
     const again = page
       .filter((op) => op.attempts < MAX_ATTEMPTS)
       .map((op) => ({ body: { opRef: op.opRef } }));
     if (again.length > 0) await operationsQueue(env).sendBatch(again);
-    counts.givenUp += spent.length;
     counts.requeued += again.length;
     if (page.length < limit) return counts;
   }
@@ -264,16 +280,30 @@ export const VENDOR_DEADLINE_MS = 7 * 86_400_000;
 export const OVERDUE_PER_RUN = 100;
 
 /**
+ * The share of the cron's invocation (src/domain/budget.ts) the overdue purchases' undos may spend:
+ * about 4 D1 queries and 4 object calls each, more for a purchase of many subscriptions or customers.
+ */
+export const OVERDUE_SHARE: Spending = { queries: 300, subrequests: 3_000 };
+
+/**
  * Undoes the purchases whose vendor has not reported within the deadline: their quota is
  * released and their operation fails (424), as if the vendor had reported FAILED. The least
- * recently tried first, `OVERDUE_PER_RUN` a run: one that fails is moved behind the others
- * (`deferWaiting`; the next runs try it again), so purchases that keep failing never take the
- * place of the others.
+ * recently tried first, `OVERDUE_PER_RUN` a run and within `share` (see `OVERDUE_SHARE`): the
+ * ones not tried wait for the next run, ahead of the ones tried; one that fails is moved behind the
+ * others (`deferWaiting`; the next runs try it again), so purchases that keep failing never take
+ * the place of the others.
  */
-export async function abandonOverduePurchases(env: Env, now: Date): Promise<number> {
+export async function abandonOverduePurchases(
+  env: Env,
+  now: Date,
+  share: Allowance = UNBOUNDED,
+): Promise<number> {
   const overdue = await waitingPurchases(env, new Date(now.getTime() - VENDOR_DEADLINE_MS), OVERDUE_PER_RUN);
   let abandoned = 0;
-  for (const op of overdue) if (await abandonOverdue(env, op, now)) abandoned += 1;
+  for (const op of overdue) {
+    if (!share.left) break;
+    if (await abandonOverdue(env, op, now)) abandoned += 1;
+  }
   return abandoned;
 }
 

@@ -142,40 +142,38 @@ export async function markWaiting(env: Env, opRef: string): Promise<void> {
 
 /**
  * Operations queued or running, not waiting on a vendor, that made no progress since `before`:
- * their message was lost or every delivery died. Each is claimed (its `updatedAt` set to `now`,
- * only if it is still as read), so two sweeps never queue one twice.
+ * their message was lost or every delivery died; with `fewerAttempts`, only those that made fewer
+ * attempts than it. `limit` at most, the longest stalled first, each claimed (its `updatedAt` set
+ * to `now`) in the one statement that finds them, so two sweeps never queue one twice, and a page
+ * is one D1 query however many it claims.
  */
 export async function claimStalledOperations(
   env: Env,
   before: Date,
   now: Date,
   limit: number,
+  fewerAttempts?: number,
 ): Promise<Operation[]> {
   const db = database(env);
-  const stalled = await db
-    .select()
+  const stalled = db
+    .select({ opRef: operations.opRef })
     .from(operations)
     .where(
       and(
         inArray(operations.status, ["queued", "running"]),
         lt(operations.updatedAt, before.toISOString()),
         eq(operations.waiting, false),
+        fewerAttempts === undefined ? undefined : lt(operations.attempts, fewerAttempts),
       ),
     )
     .orderBy(asc(operations.updatedAt))
-    .limit(limit)
+    .limit(limit);
+  return db
+    .update(operations)
+    .set({ updatedAt: now.toISOString() })
+    .where(inArray(operations.opRef, stalled))
+    .returning()
     .all();
-  const claimed: Operation[] = [];
-  for (const op of stalled) {
-    const row = await db
-      .update(operations)
-      .set({ updatedAt: now.toISOString() })
-      .where(and(eq(operations.opRef, op.opRef), eq(operations.updatedAt, op.updatedAt)))
-      .returning()
-      .get();
-    if (row) claimed.push(row);
-  }
-  return claimed;
 }
 
 /**
