@@ -12,12 +12,14 @@ const SEND_BATCH = 100;
  */
 export const PAGES_PER_INVOCATION = 20;
 /**
- * How long a term whose renewal message a run sent is passed over by later runs (`claimDue`). A
- * night's backlog drains well within it (docs/SCALING.md), so a renewal waiting in the queue is
- * not enqueued again every five minutes; a message that died before the renewal touched its term
- * (each is retried for about ten minutes) leaves the term to the first run after it.
+ * How long what a run sent is left to its messages before a later run sends it again: a term whose
+ * renewal it enqueued (`claimDue`), a month's running clouds it sent to be billed
+ * (`closeUsageMonth`). A night's renewals, or a month's clouds, drain well within it
+ * (docs/SCALING.md), so what waits in the queue is not sent again every five minutes; a message
+ * that died before it did its work (each is retried for about ten minutes) leaves that work to the
+ * first run after it.
  */
-export const RENEWAL_CLAIM_MS = 60 * 60_000;
+export const FAN_OUT_CLAIM_MS = 60 * 60_000;
 
 /**
  * Enqueues one message per row of `work`'s query, a page at a time from its cursor, for at most
@@ -32,7 +34,7 @@ export async function fanOut(env: Env, work: FanOut): Promise<number> {
         work.after,
         (after) => {
           const at = new Date(work.at);
-          const until = new Date(at.getTime() + RENEWAL_CLAIM_MS);
+          const until = new Date(at.getTime() + FAN_OUT_CLAIM_MS);
           return claimDue(env, new Date(work.before), at, until, after, PAGE);
         },
         (row) => ({ subscription: row.id, at: work.at }) satisfies RenewalMessage,

@@ -1,8 +1,8 @@
-import { and, asc, eq, gt, gte, lt, or, type Placeholder, type SQL, sql } from "drizzle-orm";
+import { and, asc, eq, gt, gte, lt, lte, or, type Placeholder, type SQL, sql } from "drizzle-orm";
 import type { Month } from "../domain/charges";
 import type { Scope } from "../domain/scope";
 import { builtOnce, type Database, database, parameterChunks } from "./client";
-import { charges, usageCloses } from "./schema";
+import { charges, usageCloses, usageClosings } from "./schema";
 
 /**
  * The charges ledger (`charges` in schema.ts). Term lines are written by SQL that reads what caused
@@ -267,4 +267,32 @@ export async function usageClosedThrough(env: Env): Promise<string | null> {
 /** Records that every cloud running into `month` was billed up to its end. */
 export async function recordUsageClosed(env: Env, month: string): Promise<void> {
   await database(env).insert(usageCloses).values({ month }).onConflictDoNothing().run();
+}
+
+/**
+ * Claims the sending of `month`'s running clouds to be billed for a run at `now`: true unless
+ * another run sent them after `staleBefore` (their messages are still on their way).
+ */
+export async function claimMonthClose(
+  env: Env,
+  month: string,
+  now: Date,
+  staleBefore: Date,
+): Promise<boolean> {
+  const claimed = await database(env)
+    .insert(usageClosings)
+    .values({ month, sentAt: now.toISOString() })
+    .onConflictDoUpdate({
+      target: usageClosings.month,
+      set: { sentAt: now.toISOString() },
+      setWhere: lte(usageClosings.sentAt, staleBefore.toISOString()),
+    })
+    .returning({ month: usageClosings.month })
+    .get();
+  return claimed !== undefined;
+}
+
+/** Takes back a claim whose clouds could not all be sent: the next run sends them. */
+export async function releaseMonthClose(env: Env, month: string): Promise<void> {
+  await database(env).delete(usageClosings).where(eq(usageClosings.month, month)).run();
 }

@@ -317,6 +317,16 @@ export const usageCloses = sqliteTable("usage_closes", {
 });
 
 /**
+ * Month closes under way: when a cron run last sent the month's running clouds to be billed up to
+ * its end (`claimMonthClose`). Later runs leave them to those messages for a while, rather than
+ * send every cloud still waiting in the queue again.
+ */
+export const usageClosings = sqliteTable("usage_closings", {
+  month: text("month").primaryKey(),
+  sentAt: text("sent_at").notNull(),
+});
+
+/**
  * Idempotency-Key records (IETF httpapi-idempotency-key-header): per credential and key, the
  * request's fingerprint and, once finished, the response to replay.
  */

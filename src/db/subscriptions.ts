@@ -356,6 +356,17 @@ export async function releaseDueClaim(env: Env, ids: readonly string[]): Promise
   }
 }
 
+/** Whether any CaaS cloud runs since before `before` (epoch ms), as the read model shows them. */
+export async function anyRunningSince(env: Env, before: number): Promise<boolean> {
+  const row = await database(env)
+    .select({ id: s.id })
+    .from(s)
+    .where(and(sql`${s.runningSince} is not null`, lt(s.runningSince, before)))
+    .limit(1)
+    .get();
+  return row !== undefined;
+}
+
 /**
  * CaaS clouds running since before `before` (epoch ms), as the read model shows them, a page at a
  * time after `after` (the `subscriptions_running` index: only running clouds are in it).

@@ -105,7 +105,8 @@ describe("a cron run with more due work than one invocation pages", () => {
 
     const close = await closeUsageMonth(cronEnv, new Date("2999-02-01T00:05:00.000Z"));
     expect(close).toEqual({ month: "2999-01", enqueued: PAGE * PAGES_PER_INVOCATION, closed: false });
-    expect(d1.used).toBeLessThanOrEqual(PAGES_PER_INVOCATION + 1);
+    // The month read closed or not, whether a cloud still runs into it, its claim, then the pages.
+    expect(d1.used).toBeLessThanOrEqual(PAGES_PER_INVOCATION + 3);
 
     await carryOn(record.sent, d1, cronEnv, record);
     const closes = record.sent as MonthCloseMessage[];

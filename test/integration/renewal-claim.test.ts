@@ -1,7 +1,7 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { RENEWAL_CLAIM_MS } from "../../src/app/fan-out";
+import { FAN_OUT_CLAIM_MS } from "../../src/app/fan-out";
 import type { RenewalMessage } from "../../src/app/renewals";
 import { HORIZON_MS, scheduleRenewals } from "../../src/cron/renewals";
 import worker from "../../src/index";
@@ -91,7 +91,7 @@ describe("a term whose renewal a cron run enqueued", () => {
     for (const minutes of [5, 10, 55])
       expect(await run(new Date(at.getTime() + minutes * 60_000), ids)).toEqual([]);
     // None of them was ever worked on (their messages died): the first run past the bound finds them.
-    expect((await run(new Date(at.getTime() + RENEWAL_CLAIM_MS), ids)).sort()).toEqual(ids);
+    expect((await run(new Date(at.getTime() + FAN_OUT_CLAIM_MS), ids)).sort()).toEqual(ids);
   });
 
   it("whose messages could not be sent is found again by the next run, those sent are not", async () => {
