@@ -51,7 +51,10 @@ export async function renewOrExpire(env: Env, id: string, at: Date): Promise<Ren
   const outcome = await settleDue(env, id, at);
   // Left as it was (its purchase open, its renewal refused before the term is over, or settled
   // already): the next run looks at it again, as it would have before this run claimed it.
-  if (outcome === "skipped") await releaseDueClaim(env, [id]);
+  // Renewed: a run may have claimed the term after the renewal's plan changed it last (its renewal
+  // not in the read model yet), and completing that renewal changes the term no more; kept, the
+  // mark would hide it for the hour should its renewal end meanwhile (cancelled: it is due to expire).
+  if (outcome === "skipped" || outcome === "renewed") await releaseDueClaim(env, [id]);
   return outcome;
 }
 
