@@ -90,6 +90,11 @@ export interface SubscriptionRecord {
   deploymentStatus: DeploymentStatus;
   syndicatedEndpoints: string[];
   endUserInstructions: string | null;
+  /**
+   * Its UNDEPLOYED was carried from an earlier term of its chain (`chainDeployment`): DEPLOYED
+   * reported there lifts it. Absent: the status is its own (its vendor reported it on this term).
+   */
+  undeployedWithChain?: boolean;
   /** The operation that bought it, completed when its vendor reports DEPLOYED. */
   operationRef: string | null;
   /** Numbers this subscription's events, so receivers can drop stale ones. */
@@ -146,11 +151,14 @@ export function renewalStep(
  * now, and what its vendor reported of it since `record` was bought (`chainDeployment`).
  */
 export function following(record: SubscriptionRecord, previous: SubscriptionRecord): SubscriptionRecord {
-  const status = chainDeployment(record, previous.deploymentStatus);
+  // The status a new term was bought with is its chain's: taken from its predecessor, as carried.
+  const status = chainDeployment({ ...record, undeployedWithChain: true }, previous.deploymentStatus);
+  const { undeployedWithChain: _, ...rest } = record;
   return {
-    ...record,
+    ...rest,
     autoRenew: previous.autoRenew,
     ...(status === null ? {} : { deploymentStatus: status }),
+    ...((status ?? record.deploymentStatus) === "UNDEPLOYED" ? { undeployedWithChain: true } : {}),
   };
 }
 

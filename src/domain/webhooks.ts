@@ -135,17 +135,24 @@ export function canMoveTo(from: DeploymentStatus, to: DeploymentStatus): boolean
  * The status a term of a chain takes from a vendor's report of `reported` on a live term before it
  * (or on the term it follows, when it is created), or null: nothing to take. The vendor's
  * UNDEPLOYED is about the customer's deployment of the application, the chain: a later term it
- * would find DEPLOYED or STOPPED is undeployed with it, and DEPLOYED again lifts that. A term that
- * has ended keeps what it has.
+ * would find DEPLOYED or STOPPED is undeployed with it, and DEPLOYED again lifts that, only that
+ * (`undeployedWithChain`): a later term its vendor reported UNDEPLOYED itself stays so, or an
+ * earlier term's DEPLOYED (a vendor asserting what it has of that term) would have the chain
+ * renewed, and charged, for an application its vendor undeployed. A term that has ended keeps
+ * what it has.
  */
 export function chainDeployment(
-  later: { deploymentStatus: DeploymentStatus; endedAt: string | null },
+  later: { deploymentStatus: DeploymentStatus; endedAt: string | null; undeployedWithChain?: boolean },
   reported: DeploymentStatus,
 ): DeploymentStatus | null {
   if (later.endedAt !== null) return null;
   if (reported === "UNDEPLOYED")
     return later.deploymentStatus === "DEPLOYED" || later.deploymentStatus === "STOPPED" ? reported : null;
-  return reported === "DEPLOYED" && later.deploymentStatus === "UNDEPLOYED" ? reported : null;
+  return reported === "DEPLOYED" &&
+    later.deploymentStatus === "UNDEPLOYED" &&
+    later.undeployedWithChain === true
+    ? reported
+    : null;
 }
 
 /**
@@ -153,12 +160,27 @@ export function chainDeployment(
  * an earlier term of `r`'s chain, it applies only as `chainDeployment` says.
  */
 export function reportedStatus(
-  r: { deploymentStatus: DeploymentStatus; endedAt: string | null },
+  r: { deploymentStatus: DeploymentStatus; endedAt: string | null; undeployedWithChain?: boolean },
   patch: DeploymentPatch,
   carried: boolean,
 ): DeploymentStatus | null {
   const reported = patch.deploymentStatus ?? r.deploymentStatus;
   return carried ? chainDeployment(r, reported) : reported;
+}
+
+/**
+ * Whether a term is UNDEPLOYED with its chain after a report of `status` on it (`carried`: from an
+ * earlier term) or on the term it follows when created (`carried`, too): a report naming no status
+ * leaves it as it was (`was`); the vendor's own report on the term makes the status the term's.
+ */
+export function undeployedWithChain(
+  status: DeploymentStatus,
+  patch: DeploymentPatch,
+  carried: boolean,
+  was: boolean,
+): boolean {
+  if (carried) return status === "UNDEPLOYED";
+  return patch.deploymentStatus === undefined ? was && status === "UNDEPLOYED" : false;
 }
 
 /** What a vendor reports of a subscription (the vendor API's PATCH). */

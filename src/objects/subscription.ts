@@ -13,7 +13,7 @@ import {
   startDeployed,
 } from "../domain/subscriptions";
 import { closeMonthAt } from "../domain/usage";
-import { type DeploymentPatch, reportedStatus } from "../domain/webhooks";
+import { type DeploymentPatch, reportedStatus, undeployedWithChain } from "../domain/webhooks";
 import { appliedWith, givenUp, superseded, type WorkRef, workGivenUp } from "../domain/work-refs";
 import {
   endsChainHold,
@@ -258,11 +258,15 @@ export class Subscription extends SubscriptionMachine {
         status === "UNDEPLOYED" && started.endedAt === null && isRunning(started.runs)
           ? { ...started, runs: stop(started.runs, runInstant(started.runs, now)) }
           : started;
+      // A term undeployed with its chain is lifted with it; one its vendor undeployed itself is not.
+      const { undeployedWithChain: was, ...rest } = halted;
+      const withChain = undeployedWithChain(status, patch, carried, was === true);
       return {
-        ...halted,
+        ...rest,
         deploymentStatus: status,
         syndicatedEndpoints: patch.syndicatedEndpoints ?? r.syndicatedEndpoints,
         endUserInstructions: patch.endUserInstructions ?? r.endUserInstructions,
+        ...(withChain ? { undeployedWithChain: true } : {}),
       };
     });
   }

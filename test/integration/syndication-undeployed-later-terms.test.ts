@@ -131,6 +131,22 @@ describe("an extension bought before its vendor reports UNDEPLOYED on the term i
   });
 });
 
+describe("a later term its vendor reported UNDEPLOYED itself", () => {
+  it("stays UNDEPLOYED when the vendor asserts DEPLOYED on the term before it: not renewed, not charged again", async () => {
+    const { t, id, report, read, extend, charges } = await deployed(true);
+    const later = await extend();
+    // The vendor deprovisions the chain's last term; the term before it is as it was.
+    await report(later, "UNDEPLOYED");
+    // It asserts what it has of the term before (e.g. answering a MODIFIED of it): DEPLOYED, no change.
+    await report(id, "DEPLOYED");
+    expect((await read(later)).deployment_status).toBe("UNDEPLOYED");
+    const end = Date.parse((await read(later)).end_time);
+    expect(await renewOrExpire(env, later, new Date(end + 60_000))).toBe("failed");
+    expect((await charges()).map((c) => c.kind).sort()).toEqual(["extension", "purchase"]);
+    await expectBooksBalance(t);
+  });
+});
+
 describe("the vendor's UNDEPLOYED racing a new term of the chain", () => {
   it("an extension whose term is created after the report takes it: UNDEPLOYED, not renewed", async () => {
     const { t, id, report, read, charges } = await deployed(true);
