@@ -252,21 +252,19 @@ export class Subscription extends SubscriptionMachine {
       if (refusal) throw refused(refusal);
       const now = new Date();
       const started = r.deploymentStatus === "PENDING" && status === "DEPLOYED" ? startDeployed(r, now) : r;
-      // A cloud its vendor undeployed stops there, in the same change: run on, it would be billed
-      // by the hour for an application nobody deploys (as a start then is refused, `runRefusal`).
+      // A cloud its vendor undeployed stops there, not billed on for it (a start is refused: `runRefusal`).
       const halted =
         status === "UNDEPLOYED" && started.endedAt === null && isRunning(started.runs)
           ? { ...started, runs: stop(started.runs, runInstant(started.runs, now)) }
           : started;
       // A term undeployed with its chain is lifted with it; one its vendor undeployed itself is not.
       const { undeployedWithChain: was, ...rest } = halted;
-      const withChain = undeployedWithChain(status, patch, carried, was === true);
       return {
         ...rest,
         deploymentStatus: status,
         syndicatedEndpoints: patch.syndicatedEndpoints ?? r.syndicatedEndpoints,
         endUserInstructions: patch.endUserInstructions ?? r.endUserInstructions,
-        ...(withChain ? { undeployedWithChain: true } : {}),
+        ...(undeployedWithChain(status, patch, carried, was === true) ? { undeployedWithChain: true } : {}),
       };
     });
   }
