@@ -8,7 +8,8 @@ import { unwrap } from "./subscriptions";
  * deployment status on to the later terms of its chain, as `chainDeployment` says: an extension or
  * renewal bought before an UNDEPLOYED is undeployed with the term it follows (else, once that term
  * ended, it would be renewed, charged again, for an application its vendor deprovisioned), and
- * DEPLOYED again lifts it. A term that has ended carries nothing: its vendor was told it ended.
+ * DEPLOYED again lifts it, up to a live term its vendor reported UNDEPLOYED itself (the terms after
+ * it are undeployed with that one). A term that has ended carries nothing: its vendor was told it ended.
  * Again, it changes nothing: a report whose walk died half-way is finished by the vendor's retry.
  */
 export async function reportDeployment(
@@ -25,6 +26,14 @@ export async function reportDeployment(
     // A place held for an extension being bought has no object yet: created, it takes the status
     // of the term it follows (`Subscription.create`).
     if (!outcome.ok) break;
+    // A live term still UNDEPLOYED was undeployed by its vendor itself: the terms after it are
+    // undeployed with it (its UNDEPLOYED carried there), so DEPLOYED on a term before lifts none.
+    if (
+      status === "DEPLOYED" &&
+      outcome.value.endedAt === null &&
+      outcome.value.deploymentStatus === "UNDEPLOYED"
+    )
+      break;
     next = outcome.value.nextId;
   }
   return record;

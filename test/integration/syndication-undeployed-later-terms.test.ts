@@ -145,6 +145,24 @@ describe("a later term its vendor reported UNDEPLOYED itself", () => {
     expect((await charges()).map((c) => c.kind).sort()).toEqual(["extension", "purchase"]);
     await expectBooksBalance(t);
   });
+
+  it("keeps the terms after it UNDEPLOYED when the vendor asserts DEPLOYED on a term before it: the chain is not renewed", async () => {
+    const { t, id, report, read, extend, charges } = await deployed(true);
+    const second = await extend();
+    const third = await extend();
+    // The vendor deprovisions the chain from its second term on: the third is undeployed with it.
+    await report(second, "UNDEPLOYED");
+    expect((await read(third)).deployment_status, "undeployed with the second").toBe("UNDEPLOYED");
+    // It asserts what it has of the first term (e.g. answering a MODIFIED of it): DEPLOYED, no change.
+    // The second stays UNDEPLOYED, and so does the third, which its UNDEPLOYED undeployed.
+    await report(id, "DEPLOYED");
+    expect((await read(second)).deployment_status).toBe("UNDEPLOYED");
+    expect((await read(third)).deployment_status, "after DEPLOYED on the first").toBe("UNDEPLOYED");
+    const end = Date.parse((await read(third)).end_time);
+    expect(await renewOrExpire(env, third, new Date(end + 60_000))).toBe("failed");
+    expect((await charges()).map((c) => c.kind).sort()).toEqual(["extension", "extension", "purchase"]);
+    await expectBooksBalance(t);
+  });
 });
 
 describe("the vendor's UNDEPLOYED racing a new term of the chain", () => {
