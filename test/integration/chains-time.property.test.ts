@@ -3,9 +3,11 @@ import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { extend, setAutoRenew } from "../../src/app/extend";
+import { FAN_OUT_CLAIM_MS } from "../../src/app/fan-out";
 import type { RenewalMessage } from "../../src/app/renewals";
 import { assignIds, buy, plan } from "../../src/app/subscriptions";
 import { HORIZON_MS } from "../../src/cron/renewals";
+import { claimDue } from "../../src/db/subscriptions";
 import { AppError } from "../../src/domain/errors";
 import { subscriptionIdBeside, uuidv7 } from "../../src/domain/ids";
 import { partnerScope } from "../../src/domain/scope";
@@ -90,7 +92,7 @@ type Step =
   | { kind: "auto_renew"; chain: number; term: number; value: boolean }
   | { kind: "cancel"; chain: number; term: number }
   /** `twice`: the cron's messages are delivered twice at once (the queue delivers at least once). */
-  | { kind: "advance"; hours: number; twice?: boolean }
+  | { kind: "advance"; hours: number; twice?: boolean; minutes?: number }
   /** The operator changes a product's price: every term bought from then on is priced at it. */
   | { kind: "reprice"; product: "cpu" | "mem"; unit: number };
 
@@ -201,6 +203,11 @@ interface World {
   /** Each product's unit price now. */
   unit: Record<string, bigint>;
   log: string[];
+  /**
+   * The cron pages as the real one does (`claimDue` marks what it enqueues for `FAN_OUT_CLAIM_MS`,
+   * the consumer takes the mark back when the term is left as it was or renewed), not by a peek.
+   */
+  claim?: boolean;
 }
 
 const get = async (id: string) => {
@@ -273,10 +280,19 @@ async function cron(w: World, twice = false): Promise<void> {
     expect(round, "the cron's catch-up ends").toBeLessThan(80);
     const before = await allTerms(w);
     const mine = new Set([...before.values()].flat().map((r) => r.id));
+    // This run's terms, also those its renewals made since the round began (a page may claim them).
+    const ofMine = async <R extends { id: string }>(rows: R[]): Promise<R[]> => {
+      if (rows.some((d) => !mine.has(d.id)))
+        for (const r of [...(await allTerms(w)).values()].flat()) mine.add(r.id);
+      return rows.filter((d) => mine.has(d.id));
+    };
     const horizon = new Date(w.now + HORIZON_MS);
-    const dueNow = async () => (await dueBy(horizon, null, 5000)).filter((d) => mine.has(d.id));
+    // What a run at `at` may claim (with the claim: terms not claimed by a run within the hour), as a peek.
+    const peek = (after: { id: string; endTime: string } | null, limit: number) =>
+      w.claim ? claimDue(env, horizon, at, new Date(0), after, limit) : dueBy(horizon, after, limit);
+    const dueNow = async () => ofMine(await peek(null, 5000));
     const due = await dueNow();
-    if (due.length === 0) return;
+    if (due.length === 0) break;
     // Paged as the cron hands its work on (src/app/fan-out.ts), with a small page: a page at a time
     // from the last row sent, as a continuation message is paged by the renewals consumer, each
     // page's renewals delivered before the next page is read (renewals made meanwhile, and terms
@@ -284,10 +300,10 @@ async function cron(w: World, twice = false): Promise<void> {
     const paged = new Set<string>();
     let cursor: { id: string; endTime: string } | null = null;
     for (;;) {
-      const page = await dueBy(horizon, cursor, CRON_PAGE);
-      const messages = page
-        .filter((d) => mine.has(d.id))
-        .map((d) => ({ subscription: d.id, at: at.toISOString() }));
+      const page: { id: string; endTime: string }[] = w.claim
+        ? await claimDue(env, horizon, at, new Date(w.now + FAN_OUT_CLAIM_MS), cursor, CRON_PAGE)
+        : await dueBy(horizon, cursor, CRON_PAGE);
+      const messages = (await ofMine(page)).map((d) => ({ subscription: d.id, at: at.toISOString() }));
       for (const m of messages) {
         expect(paged.has(m.subscription), `${m.subscription} paged twice in one pass`).toBe(false);
         paged.add(m.subscription);
@@ -352,6 +368,22 @@ async function cron(w: World, twice = false): Promise<void> {
       }
     }
   }
+  if (w.claim) {
+    // Every message was delivered and done: no live term is left claimed (hidden from the runs of
+    // the next hour) after its renewal or expiry was worked on.
+    const ids = [...(await allTerms(w)).values()]
+      .flat()
+      .filter((r) => r.endedAt === null)
+      .map((r) => r.id);
+    for (const id of ids) {
+      const row = await env.DB.prepare("SELECT renewal_queued_until AS q FROM subscriptions WHERE id = ?")
+        .bind(id)
+        .first<{ q: number | null }>();
+      if (row?.q != null && row.q > w.now)
+        w.log.push(`  (live ${id.slice(-6)} left claimed until ${new Date(row.q).toISOString()})`);
+      expect(row?.q != null && row.q > w.now, `live ${id} left claimed after the pass`).toBe(false);
+    }
+  }
 }
 
 function expectedPurchase(s: Extract<Step, { kind: "buy" }>, now: number) {
@@ -399,9 +431,9 @@ async function runStep(w: World, s: Step): Promise<void> {
   const { t } = w;
   const now = new Date(w.now);
   if (s.kind === "advance") {
-    w.now += s.hours * HOUR;
+    w.now += s.hours * HOUR + (s.minutes ?? 0) * 60_000;
     w.log.push(
-      `advance ${s.hours}h to ${new Date(w.now).toISOString()}; cron${s.twice ? " delivered twice" : ""}`,
+      `advance ${s.hours}h${s.minutes ? ` ${s.minutes}m` : ""} to ${new Date(w.now).toISOString()}; cron${s.twice ? " delivered twice" : ""}`,
     );
     await cron(w, s.twice);
     return;
@@ -609,6 +641,65 @@ async function checkBooks(w: World): Promise<void> {
 /** Runs per test run (~0.4 s each). */
 const RUNS = 60;
 
+/** One sequence of steps from a base instant; `claim`: the cron claims what it pages. */
+const sequence =
+  (claim: boolean) =>
+  async (base: number, minutes: number, steps: Step[]): Promise<void> => {
+    const t = await tenant({ customers: 2 });
+    await withCatalog(t, 1000);
+    const w: World = {
+      t,
+      now: Date.parse(BASES[base]!) + (minutes % 3 === 0 ? 0 : minutes * 60_000),
+      chains: [],
+      made: new Map(),
+      unit: { ...UNIT },
+      log: [],
+      claim,
+    };
+    try {
+      for (const s of steps) {
+        await runStep(w, s);
+        await checkBooks(w);
+      }
+      // The end: every chain stops renewing, and once all is over the cron expires what is left.
+      let latest = w.now;
+      for (const c of w.chains) {
+        const terms = await termsOf(c.root);
+        latest = Math.max(latest, ...terms.map((r) => ms(r.endTime)));
+        const last = terms.at(-1)!;
+        if (last.autoRenew) await setAutoRenew(env, c.root, false);
+      }
+      w.now = latest + DAY;
+      w.log.push(`auto_renew off everywhere; advance to ${new Date(w.now).toISOString()}; cron`);
+      await cron(w);
+      await checkBooks(w);
+      await expectBooksBalance(t);
+    } catch (error) {
+      // Shrinking does not keep the clock's story: the steps and what each did are what to read.
+      const shown = w.log.filter(
+        (l, i) => !(l.includes("cron renewed") && w.log[i + 1]?.includes("cron renewed")),
+      );
+      throw new Error(`${error}\nsteps: ${JSON.stringify(steps)}\n${shown.join("\n")}`);
+    }
+  };
+
+/** The claim's variant also runs the cron minutes apart, as it runs every five minutes. */
+const claimStep: fc.Arbitrary<Step> = fc.oneof(
+  { weight: 4, arbitrary: step },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant("advance" as const),
+      hours: fc.constant(0),
+      minutes: fc.constantFrom(5, 10, 30, 55, 59, 60, 65),
+      twice: fc.boolean(),
+    }),
+  },
+);
+
+/** Runs of the claim's variant per test run. */
+const CLAIM_RUNS = 30;
+
 describe("chains over simulated time", () => {
   it("every term contiguous, charged once at its price; quota held once per live chain; nothing due left", async () => {
     await fc.assert(
@@ -616,43 +707,7 @@ describe("chains over simulated time", () => {
         fc.nat(BASES.length - 1),
         fc.integer({ min: 0, max: 24 * 60 - 1 }),
         fc.array(step, { minLength: 3, maxLength: 14 }),
-        async (base, minutes, steps) => {
-          const t = await tenant({ customers: 2 });
-          await withCatalog(t, 1000);
-          const w: World = {
-            t,
-            now: Date.parse(BASES[base]!) + (minutes % 3 === 0 ? 0 : minutes * 60_000),
-            chains: [],
-            made: new Map(),
-            unit: { ...UNIT },
-            log: [],
-          };
-          try {
-            for (const s of steps) {
-              await runStep(w, s);
-              await checkBooks(w);
-            }
-            // The end: every chain stops renewing, and once all is over the cron expires what is left.
-            let latest = w.now;
-            for (const c of w.chains) {
-              const terms = await termsOf(c.root);
-              latest = Math.max(latest, ...terms.map((r) => ms(r.endTime)));
-              const last = terms.at(-1)!;
-              if (last.autoRenew) await setAutoRenew(env, c.root, false);
-            }
-            w.now = latest + DAY;
-            w.log.push(`auto_renew off everywhere; advance to ${new Date(w.now).toISOString()}; cron`);
-            await cron(w);
-            await checkBooks(w);
-            await expectBooksBalance(t);
-          } catch (error) {
-            // Shrinking does not keep the clock's story: the steps and what each did are what to read.
-            const shown = w.log.filter(
-              (l, i) => !(l.includes("cron renewed") && w.log[i + 1]?.includes("cron renewed")),
-            );
-            throw new Error(`${error}\nsteps: ${JSON.stringify(steps)}\n${shown.join("\n")}`);
-          }
-        },
+        sequence(false),
       ),
       {
         numRuns: RUNS,
@@ -701,6 +756,18 @@ describe("chains over simulated time", () => {
           ],
         ],
       },
+    );
+  }, 90_000);
+
+  it("the same with the cron claiming what it pages, as the real one does", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.nat(BASES.length - 1),
+        fc.integer({ min: 0, max: 24 * 60 - 1 }),
+        fc.array(claimStep, { minLength: 3, maxLength: 14 }),
+        sequence(true),
+      ),
+      { numRuns: CLAIM_RUNS, interruptAfterTimeLimit: 70_000, endOnFailure: true },
     );
   }, 90_000);
 });
