@@ -92,7 +92,15 @@ type Step =
   | { kind: "auto_renew"; chain: number; term: number; value: boolean }
   | { kind: "cancel"; chain: number; term: number }
   /** `twice`: the cron's messages are delivered twice at once (the queue delivers at least once). */
-  | { kind: "advance"; hours: number; twice?: boolean; minutes?: number }
+  | {
+      kind: "advance";
+      hours: number;
+      twice?: boolean;
+      minutes?: number;
+      late?: boolean;
+      /** To this many minutes before the next noon (terms end at noon: due, not over yet). */
+      beforeNoon?: number;
+    }
   /** The operator changes a product's price: every term bought from then on is priced at it. */
   | { kind: "reprice"; product: "cpu" | "mem"; unit: number };
 
@@ -208,6 +216,11 @@ interface World {
    * the consumer takes the mark back when the term is left as it was or renewed), not by a peek.
    */
   claim?: boolean;
+  /**
+   * Messages a claiming run sent that the queue has not delivered yet (`late`): the next step runs
+   * first (a write, or the next run, which passes over what they claimed), then they are delivered.
+   */
+  pending: RenewalMessage[];
 }
 
 const get = async (id: string) => {
@@ -274,11 +287,34 @@ async function deliverPage(w: World, messages: RenewalMessage[], twice: boolean)
 }
 
 /** The cron at `w.now`, run again until nothing changes (a late run catches up). */
-async function cron(w: World, twice = false): Promise<void> {
+async function cron(w: World, twice = false, late = false): Promise<void> {
   const at = new Date(w.now);
+  if (late) {
+    // One run that claims and sends, its messages left in the queue.
+    const horizon = new Date(w.now + HORIZON_MS);
+    const mine = new Set([...(await allTerms(w)).values()].flat().map((r) => r.id));
+    let cursor: { id: string; endTime: string } | null = null;
+    for (;;) {
+      const page = await claimDue(env, horizon, at, new Date(w.now + FAN_OUT_CLAIM_MS), cursor, CRON_PAGE);
+      for (const d of page) if (mine.has(d.id)) w.pending.push({ subscription: d.id, at: at.toISOString() });
+      const last = page.at(-1);
+      if (!last || page.length < CRON_PAGE) break;
+      cursor = last;
+    }
+    w.log.push(`  (late: ${w.pending.map((m) => m.subscription.slice(-6)).join(" ")} waiting in the queue)`);
+    return;
+  }
   for (let round = 0; ; round++) {
     expect(round, "the cron's catch-up ends").toBeLessThan(80);
     const before = await allTerms(w);
+    const arrived = round === 0 && w.pending.length > 0;
+    if (arrived) {
+      // What earlier runs sent arrives now (after this run's claims would have passed over it).
+      const waiting = w.pending;
+      w.pending = [];
+      w.log.push(`  (delivered late: ${waiting.map((m) => m.subscription.slice(-6)).join(" ")})`);
+      await deliverPage(w, waiting, twice);
+    }
     const mine = new Set([...before.values()].flat().map((r) => r.id));
     // This run's terms, also those its renewals made since the round began (a page may claim them).
     const ofMine = async <R extends { id: string }>(rows: R[]): Promise<R[]> => {
@@ -291,15 +327,16 @@ async function cron(w: World, twice = false): Promise<void> {
     const peek = (after: { id: string; endTime: string } | null, limit: number) =>
       w.claim ? claimDue(env, horizon, at, new Date(0), after, limit) : dueBy(horizon, after, limit);
     const dueNow = async () => ofMine(await peek(null, 5000));
-    const due = await dueNow();
-    if (due.length === 0) break;
+    // A round of its own for what late messages did, then the run's own rounds.
+    const due = arrived ? [] : await dueNow();
+    if (due.length === 0 && !arrived) break;
     // Paged as the cron hands its work on (src/app/fan-out.ts), with a small page: a page at a time
     // from the last row sent, as a continuation message is paged by the renewals consumer, each
     // page's renewals delivered before the next page is read (renewals made meanwhile, and terms
     // ending at the same noon, land on either side of the cursor).
     const paged = new Set<string>();
     let cursor: { id: string; endTime: string } | null = null;
-    for (;;) {
+    while (!arrived) {
       const page: { id: string; endTime: string }[] = w.claim
         ? await claimDue(env, horizon, at, new Date(w.now + FAN_OUT_CLAIM_MS), cursor, CRON_PAGE)
         : await dueBy(horizon, cursor, CRON_PAGE);
@@ -352,7 +389,7 @@ async function cron(w: World, twice = false): Promise<void> {
         }
       }
     }
-    if (!changed) break;
+    if (!changed && !arrived) break;
   }
   // Nothing due is left live: each live term whose end passed has a live successor.
   for (const terms of (await allTerms(w)).values()) {
@@ -432,10 +469,17 @@ async function runStep(w: World, s: Step): Promise<void> {
   const now = new Date(w.now);
   if (s.kind === "advance") {
     w.now += s.hours * HOUR + (s.minutes ?? 0) * 60_000;
+    if (s.beforeNoon !== undefined) {
+      const to = noonUp(w.now + 1) - s.beforeNoon * 60_000;
+      w.now = to > w.now ? to : to + DAY;
+    }
     w.log.push(
-      `advance ${s.hours}h${s.minutes ? ` ${s.minutes}m` : ""} to ${new Date(w.now).toISOString()}; cron${s.twice ? " delivered twice" : ""}`,
+      `advance ${s.hours}h${s.minutes ? ` ${s.minutes}m` : ""} to ${new Date(w.now).toISOString()}; cron${s.twice ? " delivered twice" : ""}${s.late ? " late" : ""}`,
     );
-    await cron(w, s.twice);
+    const late = s.late === true && w.claim === true;
+    // A run while earlier messages still wait passes over what they claimed, sends the rest; then all arrive.
+    if (!late && w.pending.length > 0) await cron(w, s.twice, true);
+    await cron(w, s.twice, late);
     return;
   }
   if (s.kind === "reprice") {
@@ -655,13 +699,24 @@ const sequence =
       unit: { ...UNIT },
       log: [],
       claim,
+      pending: [],
     };
     try {
       for (const s of steps) {
         await runStep(w, s);
+        // A late run's messages wait for the step after it; delivered, the next run follows them.
+        if (s.kind === "advance" && s.late) continue;
+        if (w.pending.length > 0) {
+          w.log.push("cron");
+          await cron(w);
+        }
         await checkBooks(w);
       }
       // The end: every chain stops renewing, and once all is over the cron expires what is left.
+      if (w.pending.length > 0) {
+        await cron(w);
+        await checkBooks(w);
+      }
       let latest = w.now;
       for (const c of w.chains) {
         const terms = await termsOf(c.root);
@@ -693,6 +748,17 @@ const claimStep: fc.Arbitrary<Step> = fc.oneof(
       hours: fc.constant(0),
       minutes: fc.constantFrom(5, 10, 30, 55, 59, 60, 65),
       twice: fc.boolean(),
+      late: fc.boolean(),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant("advance" as const),
+      hours: fc.constant(0),
+      beforeNoon: fc.constantFrom(0, 1, 3, 5),
+      twice: fc.boolean(),
+      late: fc.boolean(),
     }),
   },
 );
@@ -767,7 +833,52 @@ describe("chains over simulated time", () => {
         fc.array(claimStep, { minLength: 3, maxLength: 14 }),
         sequence(true),
       ),
-      { numRuns: CLAIM_RUNS, interruptAfterTimeLimit: 70_000, endOnFailure: true },
+      {
+        numRuns: CLAIM_RUNS,
+        interruptAfterTimeLimit: 70_000,
+        endOnFailure: true,
+        examples: [
+          // A term due minutes before its end, not renewing: left as it was, its claim given back.
+          [
+            1,
+            0,
+            [
+              {
+                kind: "buy",
+                customer: 0,
+                product: "cpu",
+                amount: 1,
+                d: { kind: "period", p: 1 },
+                autoRenew: false,
+              },
+              { kind: "advance", hours: 48 },
+              { kind: "advance", hours: 0, beforeNoon: 3 },
+              { kind: "advance", hours: 0, minutes: 5 },
+            ],
+          ],
+          // The same with the run's messages late: an auto_renew set meanwhile, then the next run.
+          [
+            1,
+            0,
+            [
+              {
+                kind: "buy",
+                customer: 0,
+                product: "cpu",
+                amount: 1,
+                d: { kind: "period", p: 1 },
+                autoRenew: false,
+              },
+              { kind: "advance", hours: 48 },
+              { kind: "advance", hours: 0, beforeNoon: 3, late: true },
+              { kind: "auto_renew", chain: 0, term: 0, value: true },
+              { kind: "advance", hours: 0, minutes: 5, late: true },
+              { kind: "cancel", chain: 0, term: 1 },
+              { kind: "advance", hours: 0, minutes: 10 },
+            ],
+          ],
+        ],
+      },
     );
   }, 90_000);
 });
