@@ -51,10 +51,7 @@ export async function renewOrExpire(env: Env, id: string, at: Date): Promise<Ren
   const outcome = await settleDue(env, id, at);
   // Left as it was (its purchase open, its renewal refused before the term is over, or settled
   // already): the next run looks at it again, as it would have before this run claimed it.
-  // Renewed: a run may have claimed the term after the renewal's plan changed it last (its renewal
-  // not in the read model yet), and completing that renewal changes the term no more; kept, the
-  // mark would hide it for the hour should its renewal end meanwhile (cancelled: it is due to expire).
-  if (outcome === "skipped" || outcome === "renewed") await releaseDueClaim(env, [id]);
+  if (outcome === "skipped") await releaseDueClaim(env, [id]);
   return outcome;
 }
 
@@ -89,6 +86,11 @@ async function settleDue(env: Env, id: string, at: Date, again = false): Promise
       chargeKind: "renewal",
       fresh,
     });
+    // Planned by an earlier delivery, whose change of the term the read model may have shown before
+    // this run claimed it (its renewal not there yet): completing the renewal changes the term no
+    // more, and the claim, kept, would hide it for the hour should the renewal end meanwhile (then
+    // it is due to expire). A renewal planned here changed the term after the claim, which went with it.
+    if (!fresh) await releaseDueClaim(env, [id]);
     return "renewed";
   } catch (error) {
     // Its first attempt was given up by the recovery sweep: not a refusal. That undo gave the
