@@ -2,7 +2,7 @@ import { and, asc, eq, gt, gte, lt, lte, or, type Placeholder, type SQL, sql } f
 import type { Month } from "../domain/charges";
 import type { Scope } from "../domain/scope";
 import { builtOnce, type Database, database, parameterChunks } from "./client";
-import { charges, usageCloses, usageClosings } from "./schema";
+import { charges, usageCloses, usageClosings } from "./schema-charges";
 
 /**
  * The charges ledger (`charges` in schema.ts). Term lines are written by SQL that reads what caused
