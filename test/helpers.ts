@@ -1,6 +1,12 @@
-import { createExecutionContext, runInDurableObject } from "cloudflare:test";
+import {
+  createExecutionContext,
+  createMessageBatch,
+  getQueueResult,
+  runInDurableObject,
+} from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { afterAll, beforeAll, vi } from "vitest";
+import type { RenewalMessage } from "../src/app/renewals";
 import { issueCredential } from "../src/db/credentials";
 import { claimDue } from "../src/db/subscriptions";
 import worker from "../src/index";
@@ -654,4 +660,19 @@ export const replicaBehind = (table: string, lagged: string): Env =>
  */
 export function dueBy(before: Date, after: { endTime: string; id: string } | null = null, limit = 500) {
   return claimDue(env, before, before, new Date(0), after, limit);
+}
+
+/** Delivers renewal messages to the renewals consumer in one batch; answers what it acked and retried. */
+export async function deliverRenewals(messages: RenewalMessage[]) {
+  const batch = createMessageBatch<RenewalMessage>(
+    "stratus-renewals",
+    messages.map((body, i) => ({
+      id: `renewal-${i}-${body.subscription}`,
+      timestamp: new Date(),
+      attempts: 1,
+      body,
+    })),
+  );
+  await worker.queue(batch, env);
+  return getQueueResult(batch, createExecutionContext());
 }

@@ -1,4 +1,3 @@
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -12,10 +11,19 @@ import { AppError } from "../../src/domain/errors";
 import { subscriptionIdBeside, uuidv7 } from "../../src/domain/ids";
 import { partnerScope } from "../../src/domain/scope";
 import type { SubscriptionRecord } from "../../src/domain/subscriptions";
-import worker from "../../src/index";
 import { subscriptionObject } from "../../src/objects/subscription-object";
 import { expectBooksBalance } from "../books";
-import { call, dueBy, expectOk, PRODUCTS, type Tenant, tenant, usageOf, withCatalog } from "../helpers";
+import {
+  call,
+  deliverRenewals as deliver,
+  dueBy,
+  expectOk,
+  PRODUCTS,
+  type Tenant,
+  tenant,
+  usageOf,
+  withCatalog,
+} from "../helpers";
 
 /**
  * Chains over simulated time: one or two customers' chains bought (period, end_time, both with a
@@ -247,20 +255,6 @@ function repeated(last: SubscriptionRecord, start: number): number {
   if (last.createdWith === "period")
     expect(p, `period '${last.period}' is one the test bought`).toBeDefined();
   return noonUp(p ? addP(start, p) : start + ms(last.endTime) - ms(last.startTime));
-}
-
-async function deliver(messages: RenewalMessage[]) {
-  const batch = createMessageBatch<RenewalMessage>(
-    "stratus-renewals",
-    messages.map((body, i) => ({
-      id: `ct-${i}-${body.subscription}`,
-      timestamp: new Date(),
-      attempts: 1,
-      body,
-    })),
-  );
-  await worker.queue(batch, env);
-  return getQueueResult(batch, createExecutionContext());
 }
 
 async function allTerms(w: World): Promise<Map<string, SubscriptionRecord[]>> {

@@ -1,11 +1,15 @@
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { RenewalMessage } from "../../src/app/renewals";
 import { HORIZON_MS } from "../../src/cron/renewals";
-import worker from "../../src/index";
 import { expectBooksBalance } from "../books";
-import { call, dueBy, expectOk, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
+import {
+  call,
+  deliverRenewals as deliver,
+  dueBy,
+  expectOk,
+  type Tenant,
+  tenantWithCatalog,
+  usageOf,
+} from "../helpers";
 
 /**
  * Quota held once per chain: a chain (a subscription, its extensions and renewals) holds its amount
@@ -34,20 +38,6 @@ const cancel = (t: Tenant, id: string) =>
 const read = (t: Tenant, id: string) =>
   expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
 const cpu = (t: Tenant) => usageOf(t, 0, "cpu");
-
-async function deliver(messages: RenewalMessage[]) {
-  const batch = createMessageBatch<RenewalMessage>(
-    "stratus-renewals",
-    messages.map((body, i) => ({
-      id: `chain-${i}-${body.subscription}`,
-      timestamp: new Date(),
-      attempts: 1,
-      body,
-    })),
-  );
-  await worker.queue(batch, env);
-  return getQueueResult(batch, createExecutionContext());
-}
 
 describe("a chain as a whole", () => {
   const grouped = async (t: Tenant, status: string) =>

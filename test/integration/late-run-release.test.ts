@@ -1,28 +1,19 @@
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { RenewalMessage } from "../../src/app/renewals";
-import worker from "../../src/index";
 import { subscriptionObject } from "../../src/objects/subscription-object";
-import { call, expectOk, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
+import {
+  call,
+  deliverRenewals as deliver,
+  expectOk,
+  type Tenant,
+  tenantWithCatalog,
+  usageOf,
+} from "../helpers";
 
 /** A chain A, B, C (C auto-renewing), B cancelled; a cron run late past C's end expires A, renews C. */
 
 const noon = (y: number, month: number, day: number) => new Date(Date.UTC(y, month - 1, day, 12));
 
-async function deliver(messages: RenewalMessage[]) {
-  const batch = createMessageBatch<RenewalMessage>(
-    "stratus-renewals",
-    messages.map((body, i) => ({
-      id: `late-${i}-${body.subscription}`,
-      timestamp: new Date(),
-      attempts: 1,
-      body,
-    })),
-  );
-  await worker.queue(batch, env);
-  return getQueueResult(batch, createExecutionContext());
-}
 const extend = (t: Tenant, id: string) =>
   expectOk(call("POST", `/v1/subscriptions/${id}/action/?do=extend`, { token: t.partnerKey, body: {} }));
 

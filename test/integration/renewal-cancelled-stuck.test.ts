@@ -1,12 +1,17 @@
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { RenewalMessage } from "../../src/app/renewals";
 import { HORIZON_MS } from "../../src/cron/renewals";
-import worker from "../../src/index";
 import { subscriptionObject } from "../../src/objects/subscription-object";
 import { expectBooksBalance } from "../books";
-import { call, dueBy, expectOk, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
+import {
+  call,
+  deliverRenewals as deliver,
+  dueBy,
+  expectOk,
+  type Tenant,
+  tenantWithCatalog,
+  usageOf,
+} from "../helpers";
 
 /**
  * A term whose cron renewal was cancelled: "a term whose extension was cancelled is due again, and
@@ -16,20 +21,6 @@ import { call, dueBy, expectOk, type Tenant, tenantWithCatalog, usageOf } from "
  */
 
 const noon = (y: number, month: number, day: number) => new Date(Date.UTC(y, month - 1, day, 12));
-
-async function deliver(messages: RenewalMessage[]) {
-  const batch = createMessageBatch<RenewalMessage>(
-    "stratus-renewals",
-    messages.map((body, i) => ({
-      id: `stuck-${i}-${body.subscription}`,
-      timestamp: new Date(),
-      attempts: 1,
-      body,
-    })),
-  );
-  await worker.queue(batch, env);
-  return getQueueResult(batch, createExecutionContext());
-}
 
 const read = (t: Tenant, id: string) =>
   expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));

@@ -1,11 +1,17 @@
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { FAN_OUT_CLAIM_MS } from "../../src/app/fan-out";
 import type { RenewalMessage } from "../../src/app/renewals";
 import { HORIZON_MS, scheduleRenewals } from "../../src/cron/renewals";
-import worker from "../../src/index";
-import { call, eventually, expectOk, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
+import {
+  call,
+  deliverRenewals as deliver,
+  eventually,
+  expectOk,
+  type Tenant,
+  tenantWithCatalog,
+  usageOf,
+} from "../helpers";
 
 /**
  * A night's renewals can take longer to work through than the cron's five minutes. Each run found
@@ -37,20 +43,6 @@ async function run(at: Date, ids: readonly string[], queue = recordingQueue()) {
   await scheduleRenewals(queue.env, at);
   const mine = new Set(ids);
   return queue.sent.filter((m) => mine.has(m.subscription)).map((m) => m.subscription);
-}
-
-async function deliver(messages: RenewalMessage[]) {
-  const batch = createMessageBatch<RenewalMessage>(
-    "stratus-renewals",
-    messages.map((body, i) => ({
-      id: `claim-${i}-${body.subscription}`,
-      timestamp: new Date(),
-      attempts: 1,
-      body,
-    })),
-  );
-  await worker.queue(batch, env);
-  return getQueueResult(batch, createExecutionContext());
 }
 
 /** `count` due read-model rows ending at `endTime`, nothing after them. */

@@ -1,15 +1,7 @@
-import {
-  createExecutionContext,
-  createMessageBatch,
-  createScheduledController,
-  evictDurableObject,
-  getQueueResult,
-  runInDurableObject,
-} from "cloudflare:test";
+import { createScheduledController, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { extend } from "../../src/app/extend";
-import type { RenewalMessage } from "../../src/app/renewals";
 import { HORIZON_MS } from "../../src/cron/renewals";
 import { claimQuery } from "../../src/db/subscriptions";
 import { armFault, disarmFaults } from "../../src/domain/faults";
@@ -19,7 +11,16 @@ import worker from "../../src/index";
 import { subscriptionObject, subscriptionShard } from "../../src/objects/subscription-object";
 import { RENEWALS_AT_ONCE } from "../../src/queues/renewals";
 import { expectBooksBalance, recoverAll } from "../books";
-import { call, dueBy, eventually, expectOk, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
+import {
+  call,
+  deliverRenewals as deliver,
+  dueBy,
+  eventually,
+  expectOk,
+  type Tenant,
+  tenantWithCatalog,
+  usageOf,
+} from "../helpers";
 
 /** Renewals and expiry on the cron trigger, through the renewals queue. */
 
@@ -57,20 +58,6 @@ async function cron(at: Date) {
     createScheduledController({ scheduledTime: at.getTime(), cron: "*/5 * * * *" }),
     env,
   );
-}
-
-async function deliver(messages: RenewalMessage[]) {
-  const batch = createMessageBatch<RenewalMessage>(
-    "stratus-renewals",
-    messages.map((body, i) => ({
-      id: `renewal-${i}-${body.subscription}`,
-      timestamp: new Date(),
-      attempts: 1,
-      body,
-    })),
-  );
-  await worker.queue(batch, env);
-  return getQueueResult(batch, createExecutionContext());
 }
 
 describe("renewing", () => {
