@@ -9,7 +9,7 @@ import {
   startOperation,
   waitingPurchases,
 } from "../db/operations";
-import { type Allowance, type Spending, UNBOUNDED } from "../domain/budget";
+import { type Allowance, type Spending, shareOfInvocation, UNBOUNDED } from "../domain/budget";
 import { PARTLY_DRAINED } from "../domain/consumption";
 import { AppError, type ErrorWire, fromErrorWire, isFinalAnswer, toErrorWire } from "../domain/errors";
 import { fault } from "../domain/faults";
@@ -229,7 +229,7 @@ export const STALLED_PER_RUN = 500;
  * spent the sweep claims only what it queues again (a send a page); the operations out of
  * attempts stay stalled for the next run, the longest stalled first.
  */
-export const GIVE_UPS_SHARE: Spending = { queries: 300, subrequests: 3_000 };
+export const GIVE_UPS_SHARE: Spending = shareOfInvocation(0.3);
 
 /**
  * Queues again every operation that made no progress for the recovery bound and is not waiting on a
@@ -283,7 +283,7 @@ export const OVERDUE_PER_RUN = 100;
  * The share of the cron's invocation (src/domain/budget.ts) the overdue purchases' undos may spend:
  * about 4 D1 queries and 4 object calls each, more for a purchase of many subscriptions or customers.
  */
-export const OVERDUE_SHARE: Spending = { queries: 300, subrequests: 3_000 };
+export const OVERDUE_SHARE: Spending = shareOfInvocation(0.3);
 
 /**
  * Undoes the purchases whose vendor has not reported within the deadline: their quota is

@@ -17,6 +17,11 @@ export interface Allowance {
   readonly left: boolean;
 }
 
+/** `fraction` of an invocation's D1 queries and of its subrequests: a step's share. */
+export function shareOfInvocation(fraction: number): Spending {
+  return { queries: INVOCATION_QUERIES * fraction, subrequests: INVOCATION_SUBREQUESTS * fraction };
+}
+
 /** No share: the step's own bound is all that bounds it. */
 export const UNBOUNDED: Allowance = { left: true };
 
