@@ -1,8 +1,10 @@
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { FAN_OUT_CLAIM_MS } from "../../src/app/fan-out";
 import type { RenewalMessage } from "../../src/app/renewals";
 import { HORIZON_MS, scheduleRenewals } from "../../src/cron/renewals";
+import { armFault, disarmFaults } from "../../src/domain/faults";
+import { expectBooksBalance } from "../books";
 import {
   call,
   deliverRenewals as deliver,
@@ -75,6 +77,8 @@ const read = (t: Tenant, id: string) =>
   expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
 
 describe("a term whose renewal a cron run enqueued", () => {
+  afterEach(() => disarmFaults());
+
   it("is not enqueued again while its message waits, and is found again once the claim's bound has passed", async () => {
     const ids = await dueRows("claim-wait", 30, "2001-03-01T12:00:00.000Z");
     const at = new Date("2001-03-01T11:58:00.000Z");
@@ -166,5 +170,61 @@ describe("a term whose renewal a cron run enqueued", () => {
     await deliver([{ subscription: sub.id, at: after.toISOString() }]);
     expect(await read(t, sub.id)).toMatchObject({ status: "expired", end_reason: "expired" });
     expect(await usageOf(t, 0, "ip")).toMatchObject({ usage: 0, pending: 0 });
+  });
+
+  // A term can be claimed after its last change: its renewal planned (the mark cleared) by a
+  // message that then died, the next run finds it due again (the renewal's term is not in the
+  // read model yet) and claims it, and that run's message completes the renewal without changing
+  // the term. Its renewal cancelled, the term is due to expire (ending its chain's hold).
+  it("claimed after its renewal was planned is expired by the next run once its renewal is cancelled, not an hour later", async () => {
+    const t = await tenantWithCatalog(1, 10);
+    const y = new Date().getUTCFullYear() + 67;
+    const sub = await bought(t, {
+      resource: "cpu",
+      amount: 2,
+      start_time: noon(y, 6, 1).toISOString(),
+      period: "1 day",
+      auto_renew: true,
+    });
+    const at = new Date(Date.parse(sub.end_time) - 4 * 60_000);
+    expect(await run(at, [sub.id])).toEqual([sub.id]);
+
+    // The renewal is planned (the place after the term reserved), then its message dies.
+    armFault("renewal.planned");
+    expect((await deliver([{ subscription: sub.id, at: at.toISOString() }])).retryMessages).toHaveLength(1);
+    await eventually(async () => {
+      const row = await env.DB.prepare("SELECT next_id FROM subscriptions WHERE id = ?")
+        .bind(sub.id)
+        .first<{ next_id: string | null }>();
+      return row?.next_id ?? undefined;
+    }, "the planned renewal in the read model");
+
+    // The next run finds the term due again (its renewal's term does not exist yet) and claims it;
+    // its message completes the renewal, which leaves the term as it was.
+    const next = new Date(at.getTime() + 60_000);
+    expect(await run(next, [sub.id])).toEqual([sub.id]);
+    expect((await deliver([{ subscription: sub.id, at: next.toISOString() }])).retryMessages).toEqual([]);
+    const renewal = (await expectOk(call("GET", `/v1/subscriptions/${sub.id}/`, { token: t.partnerKey })))
+      .descendants[0] as string;
+    expect(renewal).toEqual(expect.any(String));
+
+    // The renewal cancelled, the term is due again to expire: the run after its end finds it.
+    await expectOk(call("DELETE", `/v1/subscriptions/${renewal}/`, { token: t.partnerKey }));
+    const after = new Date(Date.parse(sub.end_time) + 60_000);
+    const found = await eventually(
+      async () => {
+        const enqueued = await run(after, [sub.id]);
+        return enqueued.length > 0 ? enqueued : undefined;
+      },
+      "the term enqueued again",
+      30,
+    );
+    expect(found).toEqual([sub.id]);
+    await deliver([{ subscription: sub.id, at: after.toISOString() }]);
+    expect(
+      await expectOk(call("GET", `/v1/subscriptions/${sub.id}/`, { token: t.partnerKey })),
+    ).toMatchObject({ status: "expired", end_reason: "expired" });
+    expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 0, pending: 0 });
+    await expectBooksBalance(t);
   });
 });
