@@ -676,3 +676,15 @@ export async function deliverRenewals(messages: RenewalMessage[]) {
   await worker.queue(batch, env);
   return getQueueResult(batch, createExecutionContext());
 }
+
+/** Buys one subscription for the tenant's first customer (`object`: the rest of its line); answers it. */
+export async function buyOne(t: Tenant, object: Record<string, unknown>) {
+  const r = await expectOk(
+    call("POST", "/v1/subscriptions/", {
+      token: t.partnerKey,
+      body: { objects: [{ customer: t.customers[0], ...object }] },
+    }),
+    201,
+  );
+  return r.objects[0];
+}

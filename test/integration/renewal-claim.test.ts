@@ -6,6 +6,7 @@ import { HORIZON_MS, scheduleRenewals } from "../../src/cron/renewals";
 import { armFault, disarmFaults } from "../../src/domain/faults";
 import { expectBooksBalance } from "../books";
 import {
+  buyOne,
   call,
   deliverRenewals as deliver,
   eventually,
@@ -62,17 +63,6 @@ async function dueRows(prefix: string, count: number, endTime: string): Promise<
   return Array.from({ length: count }, (_, i) => `${prefix}-${String(i + 1).padStart(4, "0")}`);
 }
 
-async function bought(t: Tenant, object: Record<string, unknown>) {
-  const r = await expectOk(
-    call("POST", "/v1/subscriptions/", {
-      token: t.partnerKey,
-      body: { objects: [{ customer: t.customers[0], ...object }] },
-    }),
-    201,
-  );
-  return r.objects[0];
-}
-
 const read = (t: Tenant, id: string) =>
   expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
 
@@ -106,7 +96,7 @@ describe("a term whose renewal a cron run enqueued", () => {
   it("ending before the next run without auto_renew is expired by the first run after its end", async () => {
     const t = await tenantWithCatalog(1, 10);
     const y = new Date().getUTCFullYear() + 61;
-    const sub = await bought(t, {
+    const sub = await buyOne(t, {
       resource: "cpu",
       amount: 2,
       start_time: noon(y, 6, 1).toISOString(),
@@ -129,7 +119,7 @@ describe("a term whose renewal a cron run enqueued", () => {
   it("that its renewal left as it was (refused before the term is over) is enqueued by the next run", async () => {
     const t = await tenantWithCatalog(1, 10);
     const y = new Date().getUTCFullYear() + 61;
-    const sub = await bought(t, {
+    const sub = await buyOne(t, {
       resource: "ip",
       amount: 1,
       start_time: noon(y, 5, 1).toISOString(),
@@ -179,7 +169,7 @@ describe("a term whose renewal a cron run enqueued", () => {
   it("claimed after its renewal was planned is expired by the next run once its renewal is cancelled, not an hour later", async () => {
     const t = await tenantWithCatalog(1, 10);
     const y = new Date().getUTCFullYear() + 67;
-    const sub = await bought(t, {
+    const sub = await buyOne(t, {
       resource: "cpu",
       amount: 2,
       start_time: noon(y, 6, 1).toISOString(),

@@ -12,6 +12,7 @@ import { subscriptionObject, subscriptionShard } from "../../src/objects/subscri
 import { RENEWALS_AT_ONCE } from "../../src/queues/renewals";
 import { expectBooksBalance, recoverAll } from "../books";
 import {
+  buyOne,
   call,
   deliverRenewals as deliver,
   dueBy,
@@ -30,17 +31,6 @@ const nextYear = () => year++;
 const noon = (y: number, month: number, day: number) => new Date(Date.UTC(y, month - 1, day, 12));
 
 const setup = (limit = 100) => tenantWithCatalog(1, limit);
-
-async function buyOne(t: Tenant, object: Record<string, unknown>) {
-  const r = await expectOk(
-    call("POST", "/v1/subscriptions/", {
-      token: t.partnerKey,
-      body: { objects: [{ customer: t.customers[0], ...object }] },
-    }),
-    201,
-  );
-  return r.objects[0];
-}
 
 const limitIp = (t: Tenant, limit: number) =>
   expectOk(
