@@ -46,6 +46,15 @@ export function parameterChunks<T>(values: Iterable<T>, others: number): T[][] {
   return chunks;
 }
 
+/** `rows` in chunks that each fit one multi-row statement binding `perRow` parameters a row. */
+export function rowChunks<T>(rows: readonly T[], perRow: number): T[][] {
+  const size = Math.floor(D1_MAX_PARAMETERS / perRow);
+  if (size < 1) throw new RangeError(`a row of ${perRow} parameters does not fit one statement`);
+  const chunks: T[][] = [];
+  for (let i = 0; i < rows.length; i += size) chunks.push(rows.slice(i, i + size));
+  return chunks;
+}
+
 /**
  * A statement drizzle builds once, with `sql.placeholder`s, then bound on each use as drizzle's
  * prepared statements bind theirs (each value encoded as its column says): for the statements of

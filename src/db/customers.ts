@@ -27,6 +27,15 @@ export async function findCustomer(
   return database(env).select().from(customers).where(scope).get();
 }
 
+/** Customers `ids`, whoever's they are (those that exist); any number of ids, a statement per chunk of them. */
+export async function findCustomers(env: Env, ids: readonly string[]): Promise<Customer[]> {
+  const found: Customer[] = [];
+  for (const chunk of parameterChunks(ids, 0)) {
+    found.push(...(await database(env).select().from(customers).where(inArray(customers.id, chunk)).all()));
+  }
+  return found;
+}
+
 /** A page of a partner's customers (null: everyone's), in id order, and how many it has (a count on `customers_partner_id`). */
 export function listCustomers(
   env: Env,
