@@ -1,7 +1,16 @@
 import type { SubscriptionRecord } from "../domain/subscriptions";
-import type { DeploymentPatch } from "../domain/webhooks";
+import type { DeploymentPatch, DeploymentStatus } from "../domain/webhooks";
+import { type DeploymentCarry, operationsQueue } from "../objects/operations-queue";
 import { subscriptionObject } from "../objects/subscription-object";
 import { unwrap } from "./subscriptions";
+
+/**
+ * How many later terms one request, or one message of the operations queue, carries a report to
+ * (an object call each): a chain has no bound on its terms (a renewed term is not ended, so a daily
+ * chain grows a term a day, and extensions may be bought years ahead), so the rest is carried on
+ * by the next message, each within what one invocation may make.
+ */
+export const CARRIES_PER_CALL = 100;
 
 /**
  * Records what a vendor reports of subscription `id` (the vendor API's PATCH) and carries its
@@ -10,7 +19,9 @@ import { unwrap } from "./subscriptions";
  * ended, it would be renewed, charged again, for an application its vendor deprovisioned), and
  * DEPLOYED again lifts it, up to a live term its vendor reported UNDEPLOYED itself (the terms after
  * it are undeployed with that one). A term that has ended carries nothing: its vendor was told it ended.
- * Again, it changes nothing: a report whose walk died half-way is finished by the vendor's retry.
+ * The request carries it to the first `CARRIES_PER_CALL` terms; the operations queue, to the rest.
+ * Should the request die half-way, the push of the report's event has the operations queue carry
+ * it all the same (`SubscriptionStore.push`); again, it changes nothing.
  */
 export async function reportDeployment(
   env: Env,
@@ -19,13 +30,43 @@ export async function reportDeployment(
 ): Promise<SubscriptionRecord> {
   const record = unwrap(await subscriptionObject(env, id).setDeployment(patch));
   const status = patch.deploymentStatus;
-  if (record.endedAt !== null || (status !== "UNDEPLOYED" && status !== "DEPLOYED")) return record;
-  let next = record.nextId;
-  for (let hops = 0; hops < 1000 && next !== null; hops++) {
+  if (record.endedAt !== null || status === undefined) return record;
+  await carryDeployment(env, { from: record.id, status }, record.nextId);
+  return record;
+}
+
+/**
+ * Carries on a report from the operations queue (`carry`): the status its term has now, or, should
+ * that term have ended since, the status the message names.
+ */
+export async function continueDeployment(env: Env, carry: DeploymentCarry): Promise<void> {
+  const from = await subscriptionObject(env, carry.from).get();
+  if (!from) return;
+  const status = from.endedAt === null ? from.deploymentStatus : carry.status;
+  await carryDeployment(env, { from: from.id, status }, carry.next ?? from.nextId);
+}
+
+/**
+ * Carries `status`, reported on term `from`, to the terms of its chain from `next` on, up to
+ * `CARRIES_PER_CALL` of them; the rest go in one message to the operations queue, which carries
+ * them on the same way.
+ */
+async function carryDeployment(
+  env: Env,
+  report: { from: string; status: DeploymentStatus },
+  next: string | null,
+): Promise<void> {
+  const { status } = report;
+  if (status !== "UNDEPLOYED" && status !== "DEPLOYED") return;
+  for (let hops = 0; next !== null; hops++) {
+    if (hops === CARRIES_PER_CALL) {
+      await operationsQueue(env).send({ carry: { ...report, next } });
+      return;
+    }
     const outcome = await subscriptionObject(env, next).setDeployment({ deploymentStatus: status }, true);
     // A place held for an extension being bought has no object yet: created, it takes the status
     // of the term it follows (`Subscription.create`).
-    if (!outcome.ok) break;
+    if (!outcome.ok) return;
     // A live term still UNDEPLOYED was undeployed by its vendor itself: the terms after it are
     // undeployed with it (its UNDEPLOYED carried there), so DEPLOYED on a term before lifts none.
     if (
@@ -33,8 +74,7 @@ export async function reportDeployment(
       outcome.value.endedAt === null &&
       outcome.value.deploymentStatus === "UNDEPLOYED"
     )
-      break;
+      return;
     next = outcome.value.nextId;
   }
-  return record;
 }

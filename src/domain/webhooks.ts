@@ -183,6 +183,27 @@ export function undeployedWithChain(
   return patch.deploymentStatus === undefined ? was && status === "UNDEPLOYED" : false;
 }
 
+/**
+ * Whether a term's change from `previous` to `next` is its vendor's own report that the later terms
+ * of its chain take (`chainDeployment`): UNDEPLOYED reported on it, or DEPLOYED lifting an
+ * UNDEPLOYED reported on it. A status carried to it from an earlier term is not: the walk carrying
+ * it goes on by itself. Such a change has the later terms carried to after its commit, durably
+ * (`SubscriptionStore.push`), whatever becomes of the request that reported it.
+ */
+export function carriesOn(
+  previous: { deploymentStatus: DeploymentStatus; endedAt: string | null; undeployedWithChain?: boolean },
+  next: { deploymentStatus: DeploymentStatus; endedAt: string | null; undeployedWithChain?: boolean },
+): boolean {
+  if (previous.endedAt !== null || next.endedAt !== null) return false;
+  if (previous.deploymentStatus === next.deploymentStatus) return false;
+  if (next.deploymentStatus === "UNDEPLOYED") return next.undeployedWithChain !== true;
+  return (
+    next.deploymentStatus === "DEPLOYED" &&
+    previous.deploymentStatus === "UNDEPLOYED" &&
+    previous.undeployedWithChain !== true
+  );
+}
+
 /** What a vendor reports of a subscription (the vendor API's PATCH). */
 export interface DeploymentPatch {
   deploymentStatus?: DeploymentStatus;

@@ -3,7 +3,7 @@ import { uuidv7 } from "../domain/ids";
 import { logError } from "../domain/log";
 import type { SubscriptionRecord } from "../domain/subscriptions";
 import { settleRuns } from "../domain/usage";
-import { type EventType, eventOf } from "../domain/webhooks";
+import { carriesOn, type EventType, eventOf } from "../domain/webhooks";
 import { operationsQueue } from "./operations-queue";
 import type { Rider } from "./projection-pushes";
 import { createUsageLines, UsageOutbox } from "./usage-outbox";
@@ -23,6 +23,8 @@ interface OutboxRow extends Record<string, SqlStorageValue> {
   date: string;
   /** 1: made by the report that takes it out of PENDING (`settles`); null: stored before this was kept. */
   settles: number | null;
+  /** 1: made by its vendor's own report that the later terms of its chain take (`carriesOn`). */
+  carries: number | null;
 }
 
 /**
@@ -42,16 +44,15 @@ export function createSubscriptionTables(sql: SqlStorage): void {
       id TEXT PRIMARY KEY, body TEXT NOT NULL, projected INTEGER NOT NULL DEFAULT 0)`);
   sql.exec(`CREATE TABLE IF NOT EXISTS events (
       subscription TEXT NOT NULL, sequence INTEGER NOT NULL, event_id TEXT NOT NULL, type TEXT NOT NULL,
-      date TEXT NOT NULL, dispatched INTEGER NOT NULL DEFAULT 0, settles INTEGER,
+      date TEXT NOT NULL, dispatched INTEGER NOT NULL DEFAULT 0, settles INTEGER, carries INTEGER,
       PRIMARY KEY (subscription, sequence))`);
-  // Shards made before the column get it on their first start; their events keep it null.
-  if (
-    !sql
-      .exec<{ name: string }>("PRAGMA table_info(events)")
-      .toArray()
-      .some((c) => c.name === "settles")
-  )
-    sql.exec("ALTER TABLE events ADD COLUMN settles INTEGER");
+  // Shards made before a column get it on their first start; their events keep it null.
+  const columns = sql
+    .exec<{ name: string }>("PRAGMA table_info(events)")
+    .toArray()
+    .map((c) => c.name);
+  if (!columns.includes("settles")) sql.exec("ALTER TABLE events ADD COLUMN settles INTEGER");
+  if (!columns.includes("carries")) sql.exec("ALTER TABLE events ADD COLUMN carries INTEGER");
   // Subscriptions given up before they were created (`giveUp`): none of them is ever created live.
   sql.exec("CREATE TABLE IF NOT EXISTS given_up (id TEXT PRIMARY KEY, at TEXT NOT NULL)");
   createUsageLines(sql);
@@ -181,8 +182,11 @@ export class SubscriptionStore {
         previous?.deploymentStatus === "PENDING" &&
         record.deploymentStatus !== "PENDING" &&
         record.operationRef !== null;
+      // Its vendor's own UNDEPLOYED (or DEPLOYED lifting it): this event's push has it carried on
+      // to the later terms of the chain (`push`), even if the request that reported it dies.
+      const carries = previous !== null && carriesOn(previous, record);
       this.storage.sql.exec(
-        "INSERT INTO events (subscription, sequence, event_id, type, date, settles) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO events (subscription, sequence, event_id, type, date, settles, carries) VALUES (?, ?, ?, ?, ?, ?, ?)",
         this.id,
         record.sequence,
         // Time-ordered, as every id of a list is: the deliveries list pages by it, oldest first.
@@ -190,6 +194,7 @@ export class SubscriptionStore {
         type,
         new Date().toISOString(),
         settles ? 1 : 0,
+        carries ? 1 : 0,
       );
     }
     this.row = row;
@@ -267,6 +272,13 @@ export class SubscriptionStore {
         (e) => e.settles === 1 || (e.settles === null && reported && e.type === "MODIFIED"),
       );
       if (wakes && r.operationRef !== null) await operationsQueue(env).send({ opRef: r.operationRef });
+      // A vendor's own UNDEPLOYED (or DEPLOYED lifting it) goes on to the later terms of the chain
+      // from the operations queue, until the push of its event lands: the walk its request makes
+      // may die half-way, and the vendor, told of the term it reported, has no reason to report
+      // again (else the chain's last term would be renewed, and charged, for an application its
+      // vendor undeployed). Carrying again changes nothing (`continueDeployment`).
+      if (r.nextId !== null && r.endedAt === null && events.some((e) => e.carries === 1))
+        await operationsQueue(env).send({ carry: { from: r.id, status: r.deploymentStatus } });
       for (const event of events) {
         await this.dispatch(r, {
           id: event.event_id,
