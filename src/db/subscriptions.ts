@@ -272,7 +272,7 @@ export async function customerHasProducts(env: Env, customerId: string, products
  * ended, and no extension after them that has not ended. A place reserved for an extension that
  * was never created (a renewal whose every delivery died) counts as free, so the next run finds it
  * again and the renewal's own ids finish it; a term whose extension was cancelled is found to
- * expire, which ends its chain's hold. Ordered by (end_time, id) on the `subscriptions_due` index,
+ * expire, which ends its chain's hold; one whose extension expired is not (it ran its course). Ordered by (end_time, id) on the `subscriptions_due` index,
  * resuming after a cursor.
  *
  * A claimed term is marked queued until `until` (one statement: the page is read and marked
@@ -329,7 +329,9 @@ function duePage(
         isNull(s.endedAt),
         or(
           isNull(s.nextId),
-          sql`not exists (select 1 from subscriptions n where n.id = ${s.nextId} and n.ended_at is null)`,
+          // A term after it that expired ran its course (`ranItsCourse`): this one is due for nothing.
+          sql`not exists (select 1 from subscriptions n where n.id = ${s.nextId}
+            and (n.ended_at is null or json_extract(n.body, '$.endReason') = 'expired'))`,
         ),
         or(isNull(s.renewalQueuedUntil), lte(s.renewalQueuedUntil, at.getTime())),
         after === null

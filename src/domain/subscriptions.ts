@@ -147,6 +147,16 @@ export function renewalStep(
 }
 
 /**
+ * Whether the term after a subscription ran its course: it expired at its end, so the
+ * subscription was followed to its own end and the chain ended with that later term, which
+ * released its hold and told its vendor. Nothing is due for the subscription then (unlike a term
+ * after it cancelled or undone, which ends the chain with it): expired later, it would end a
+ * second time, a run after the chain's end, with a `DELETED` after its successor's.
+ */
+export const ranItsCourse = (successor: Pick<SubscriptionRecord, "endReason"> | null): boolean =>
+  successor?.endReason === "expired";
+
+/**
  * Term `record` of a chain as it is created after `previous`: with the auto_renew `previous` has
  * now, and what its vendor reported of it since `record` was bought (`chainDeployment`).
  */
