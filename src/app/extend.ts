@@ -11,7 +11,7 @@ import { catalogKnowing } from "./catalog";
 import type { AcceptedPrice } from "./intents";
 import { visibleRecord } from "./reads";
 import { settleOpenPurchase } from "./recovery";
-import { buy, unwrap } from "./subscriptions";
+import { type BuyOptions, buy, unwrap } from "./subscriptions";
 
 /**
  * The term that extending `last` would buy, or the 4xx saying why it cannot be: an open-ended
@@ -80,6 +80,8 @@ export async function extend(
     fresh?: boolean;
     /** The price the extension was accepted at (`acceptedPrice`); absent: the catalog's now. */
     price?: AcceptedPrice;
+    /** A renewal's: its term's purchase, asked by its issue whether it is still open (`renewOrExpire`). */
+    unlessOpen?: BuyOptions["unlessOpen"];
   } = {},
 ): Promise<SubscriptionRecord> {
   let last = options.from ?? (await visibleRecord(env, scope, id));
@@ -165,6 +167,7 @@ export async function extend(
         ...(options.operationRef ? { operationRef: options.operationRef } : {}),
         // A renewal passes `renewal`; otherwise the term is charged as an extension.
         chargeKind: options.chargeKind ?? "extension",
+        unlessOpen: options.unlessOpen,
       });
       const extension = bought.subscriptions[0];
       if (!extension) throw new AppError("internal", "extension was not created");

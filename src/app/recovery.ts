@@ -1,6 +1,6 @@
 import { findOperation } from "../db/operations";
 import { findOrders } from "../db/orders";
-import type { Decision } from "../domain/commissions";
+import { type Decision, homeOf } from "../domain/commissions";
 import { AppError } from "../domain/errors";
 import { logEvent } from "../domain/log";
 import { EVERYTHING } from "../domain/scope";
@@ -8,7 +8,7 @@ import type { SubscriptionRecord } from "../domain/subscriptions";
 import type { OpenRecovery } from "../objects/ledger-commissions";
 import { operationsQueue, type RecoveryRequest } from "../objects/operations-queue";
 import { ledgerOf } from "../objects/quota-ledger";
-import { abandon, type PurchaseRecovery, settle } from "./subscriptions";
+import { abandon, type BuyOptions, type PurchaseRecovery, settle } from "./subscriptions";
 
 /**
  * Settling what a request or a consumer that died left open (README, "Recovery"): a purchase's
@@ -125,8 +125,23 @@ export async function purchaseOpen(env: Env, record: SubscriptionRecord): Promis
 
 async function openPurchaseOf(env: Env, record: SubscriptionRecord) {
   if (record.serial === null || record.endedAt !== null) return null;
-  return openRecovery(env, record.commissionHome ?? record.customerId, record.serial);
+  return openRecovery(env, purchaseHome(record), record.serial);
 }
+
+/**
+ * What a renewal of `record` has its own issue ask instead of `purchaseOpen` (`BuyOptions.unlessOpen`):
+ * `record`'s purchase, if its commission is kept on the ledger the renewal's is issued to (its
+ * customer's, `homeOf`: a term bought alone, or with its customer the purchase's first). Undefined
+ * when there is nothing to ask, or it must be asked apart.
+ */
+export function purchaseAskedInIssue(record: SubscriptionRecord): BuyOptions["unlessOpen"] {
+  const home = homeOf([record.customerId], null);
+  if (record.serial === null || record.endedAt !== null || purchaseHome(record) !== home) return undefined;
+  return { home, serial: record.serial };
+}
+
+/** The ledger that keeps `record`'s purchase's commission (`buy`). */
+const purchaseHome = (record: SubscriptionRecord) => record.commissionHome ?? record.customerId;
 
 /** The context is opaque JSON to the RPC's types, which cannot name it: it is what the ledger stored. */
 const openRecovery = async (env: Env, home: string, serial: number) =>

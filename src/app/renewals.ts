@@ -5,9 +5,10 @@ import { subscriptionIdBeside, uuidv7 } from "../domain/ids";
 import { logWarning } from "../domain/log";
 import { partnerScope } from "../domain/scope";
 import { isExpired } from "../domain/subscriptions";
+import { CommissionOpen } from "../objects/commission-issue";
 import { subscriptionObject } from "../objects/subscription-object";
 import { extend } from "./extend";
-import { purchaseOpen } from "./recovery";
+import { purchaseAskedInIssue, purchaseOpen } from "./recovery";
 import { PurchaseGivenUp, unwrap } from "./subscriptions";
 import type { MonthCloseMessage } from "./usage";
 
@@ -65,8 +66,10 @@ async function settleDue(env: Env, id: string, at: Date, again = false): Promise
   // purchase's undo, charged and holding nothing; expired, its quota would be released twice, once
   // here and once by that undo. Its place goes back, so an extension by hand meanwhile is not kept
   // waiting on it: with the renewal given up, unless another delivery has created it meanwhile
-  // (`releaseNext`).
-  if (await purchaseOpen(env, plan.record)) {
+  // (`releaseNext`). Kept on the ledger the renewal's commission is issued to, the purchase is asked
+  // there by the renewal's issue instead, in the same call: one object call fewer a renewal.
+  const unlessOpen = plan.step === "renew" ? purchaseAskedInIssue(plan.record) : undefined;
+  if (!unlessOpen && (await purchaseOpen(env, plan.record))) {
     if (plan.step === "renew") await object.releaseNext(plan.ids.subscription, false, true);
     return "skipped";
   }
@@ -85,6 +88,7 @@ async function settleDue(env: Env, id: string, at: Date, again = false): Promise
       from: record,
       chargeKind: "renewal",
       fresh,
+      unlessOpen,
     });
     // Planned by an earlier delivery, whose change of the term the read model may have shown before
     // this run claimed it (its renewal not there yet): completing the renewal changes the term no
@@ -96,7 +100,13 @@ async function settleDue(env: Env, id: string, at: Date, again = false): Promise
     // Its first attempt was given up by the recovery sweep: not a refusal. That undo gave the
     // place back, so the renewal is planned again, with ids of its own (once; then the next run).
     if (error instanceof PurchaseGivenUp) return again ? "skipped" : settleDue(env, id, at, true);
+    // The term's purchase is still open, as its renewal's issue found: left as it is, as above
+    // (`extend` gave the place back, as it does on any refusal).
+    if (error instanceof CommissionOpen) return "skipped";
     if (!isFinalAnswer(error)) throw error;
+    // Refused before its issue could ask (a price, a product changed): asked apart before the term
+    // is expired on that refusal, which would release its quota again should the purchase be undone.
+    if (over && unlessOpen && (await purchaseOpen(env, record))) return "skipped";
     if (over) unwrap(await object.expire(at, `renewal failed: ${error.message}`));
     logWarning("renewal.refused", { subscription: id, expired: over, error: error.message });
     return over ? "failed" : "skipped";

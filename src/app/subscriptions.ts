@@ -8,7 +8,7 @@ import { fault } from "../domain/faults";
 import { subscriptionId, uuidv7 } from "../domain/ids";
 import { type PlannedSubscription, type PurchaseObject, planPurchase } from "../domain/purchase";
 import type { SubscriptionRecord } from "../domain/subscriptions";
-import { CommissionRejected, issueCommission } from "../objects/commission-issue";
+import { CommissionRejected, type IssueInput, issueCommission } from "../objects/commission-issue";
 import { subscriptionObject } from "../objects/subscription-object";
 import type { Outcome } from "../objects/subscription-outcome";
 import { catalogKnowing } from "./catalog";
@@ -155,6 +155,8 @@ export interface BuyOptions {
   operationRef?: string;
   /** What the charge lines call the terms bought; by default `extension` in a chain, else `purchase`. */
   chargeKind?: TermChargeKind;
+  /** Bought only once that commission is settled (a renewal's term's purchase): else `CommissionOpen`. */
+  unlessOpen?: IssueInput["unlessOpen"];
 }
 
 const purchaseReference = (ids: PurchaseIds) => `purchase:${Object.values(ids.orders).join(",")}`;
@@ -205,6 +207,7 @@ export async function buy(
       : record;
   });
   const reference = purchaseReference(ids);
+  const recovery: PurchaseRecovery = { ids, opRef: operationRef ?? null };
   let serial: number;
   try {
     serial = await issueCommission(
@@ -215,10 +218,8 @@ export async function buy(
         force: false,
         autoAccept: false,
         reference,
-        recovery: { ids, opRef: operationRef ?? null } satisfies PurchaseRecovery as unknown as Record<
-          string,
-          unknown
-        >,
+        recovery: recovery as unknown as IssueInput["recovery"],
+        unlessOpen: options.unlessOpen,
         provisions: records.map((r) => ({
           holder: r.customerId,
           source: "system",

@@ -38,6 +38,11 @@ export interface IssueInput {
   reference?: string;
   /** What the recovery sweep settles a pending commission of stratus's own by, should its request die. */
   recovery?: RecoveryContext;
+  /**
+   * Nothing is issued while stratus's own commission `serial`, kept on the ledger this one is
+   * issued to (`home`), is open: asked in the same ledger call (`CommissionOpen`).
+   */
+  unlessOpen?: { home: string; serial: number };
 }
 
 function failureError(provision: WireProvision, failure: HoldFailure): AppError {
@@ -147,6 +152,11 @@ export async function issueCommission(
     provisions.map((p) => p.holder),
     issuer.serviceId,
   );
+  // Asked on another ledger, the commission would not be found there: taken for settled, not waited for.
+  if (input.unlessOpen && input.unlessOpen.home !== home)
+    throw new Error(
+      `commission ${input.unlessOpen.serial} is not kept by ${home}, which this one is issued to`,
+    );
   const answer = await ledgerOf(env, home).issue({
     home,
     serviceId: issuer.serviceId,
@@ -158,6 +168,7 @@ export async function issueCommission(
     autoAccept: input.autoAccept,
     issueTime: now.toISOString(),
     ...(input.recovery ? { recovery: input.recovery } : {}),
+    ...(input.unlessOpen ? { unlessOpen: input.unlessOpen.serial } : {}),
   });
   if (answer.ok) return answer.serial;
   switch (answer.reason) {
@@ -181,6 +192,8 @@ export async function issueCommission(
       );
     case "rejected":
       throw new CommissionRejected(input.reference ?? "");
+    case "open":
+      throw new CommissionOpen(answer.serial);
   }
 }
 
@@ -191,6 +204,16 @@ export async function issueCommission(
 export class CommissionRejected extends AppError {
   constructor(reference: string) {
     super("conflict", `commission ${reference} was rejected: its work was given up`);
+  }
+}
+
+/** Not issued: commission `serial`, which it waits on (`IssueInput.unlessOpen`), is still open. */
+export class CommissionOpen extends AppError {
+  constructor(serial: number) {
+    super(
+      "conflict",
+      `commission ${serial}, which this one waits on, is still open; issue it once it is settled`,
+    );
   }
 }
 

@@ -9,6 +9,7 @@ import type { HoldFailure, HoldResult } from "./ledger-holdings";
 export type IssueAnswer =
   | { ok: true; serial: number }
   | { ok: false; reason: "refused"; provision: Provision; failure: HoldFailure }
+  | { ok: false; reason: "open"; serial: number }
   | { ok: false; reason: "busy" | "abandoned" | "rejected" };
 
 /** A pending commission as the quota API describes it. */
@@ -50,6 +51,11 @@ export interface CommissionRequest {
    * what the recovery sweep needs to settle it should the request die (see `QuotaLedger.sweep`).
    */
   recovery?: RecoveryContext;
+  /**
+   * Issued only if stratus's own commission `unlessOpen`, kept here, is not open (`openRecovery`),
+   * as checked in this call with the issue: otherwise nothing is issued and the answer is "open".
+   */
+  unlessOpen?: number;
 }
 
 /** Opaque to the ledger: the application decides from it whether the work took effect. */

@@ -119,6 +119,10 @@ export class QuotaLedger extends DurableObject<Env> {
     // Taking a serial block may wait on D1, which lets other calls in: everything after is decided
     // with no other await before its transaction, so two issues of one reference never both find it free.
     await this.serials.ensure(request.home);
+    // A renewal buys nothing while its term's purchase is open (`renewOrExpire`): asked first, as
+    // before any renewal bought, with no await between the answer and the issue's transaction.
+    if (request.unlessOpen !== undefined && this.commissions.openRecovery(request.unlessOpen))
+      return { ok: false, reason: "open", serial: request.unlessOpen };
     if (request.reference !== null) {
       const live = this.commissions.live(request.reference);
       if (live) return this.resume(live, request.autoAccept);

@@ -44,9 +44,9 @@ describe("a renewal delivery that found the term's purchase open, while another 
   it("keeps the chain linked to the renewal it bought, so an extension by hand follows the renewal", async () => {
     const { t, ids, id, at } = await dueTermWithOpenPurchase();
 
-    // Delivery A: plans the renewal (its place reserved), learns the term's purchase is still open,
-    // and is held before it acts on that.
-    const held = ledgersHeld(["openRecovery"], "after");
+    // Delivery A: plans the renewal (its place reserved), learns the term's purchase is still open
+    // (its issue answers so, issuing nothing), and is held before it acts on that.
+    const held = ledgersHeld(["issue"], "after");
     const first = renewOrExpire(held.env, id, at);
     await held.reached;
 
@@ -80,8 +80,8 @@ describe("a renewal delivery that found the term's purchase open, while another 
   it("gives the renewal up with its place: the other delivery renews once, with a term the chain leads to", async () => {
     const { t, ids, id, at } = await dueTermWithOpenPurchase();
 
-    // Delivery A learns the term's purchase is open, and is held there.
-    const heldA = ledgersHeld(["openRecovery"], "after");
+    // Delivery A learns the term's purchase is open (from its issue), and is held there.
+    const heldA = ledgersHeld(["issue"], "after");
     const first = renewOrExpire(heldA.env, id, at);
     await heldA.reached;
     expect(await recoverPurchase(env, { ids, opRef: null }, new Date())).toBe("took effect");
