@@ -49,24 +49,58 @@ export async function continueDeployment(env: Env, carry: DeploymentCarry): Prom
 /**
  * Carries `status`, reported on term `from`, to the terms of its chain from `next` on, up to
  * `CARRIES_PER_CALL` of them; the rest go in one message to the operations queue, which carries
- * them on the same way.
+ * them on the same way. Walks cross: a later report on `from` may have walked these terms while
+ * this one was on its way, and this one's older status, written after, would stand (a term left
+ * DEPLOYED, renewed and charged, after its vendor's UNDEPLOYED). So once its terms are walked,
+ * `from` is read again: if its status has changed since, they are walked again with the one it has.
  */
 async function carryDeployment(
   env: Env,
   report: { from: string; status: DeploymentStatus },
   next: string | null,
 ): Promise<void> {
-  const { status } = report;
-  if (status !== "UNDEPLOYED" && status !== "DEPLOYED") return;
-  for (let hops = 0; next !== null; hops++) {
-    if (hops === CARRIES_PER_CALL) {
-      await operationsQueue(env).send({ carry: { ...report, next } });
+  let status = report.status;
+  for (let walks = 0; ; walks++) {
+    const left = await walk(env, status, next);
+    const now = await statusOf(env, report.from, status);
+    if (now === status || !carried(now)) {
+      if (left !== null)
+        await operationsQueue(env).send({ carry: { from: report.from, status, next: left } });
       return;
     }
+    // Changed again while this one walked: the queue walks the chain again from its start, with
+    // what `from` has then (which its own walk checks the same way).
+    if (walks === REWALKS) {
+      await operationsQueue(env).send({ carry: { from: report.from, status: now } });
+      return;
+    }
+    status = now;
+  }
+}
+
+/** How many times one request or message walks its terms again before leaving it to the queue. */
+const REWALKS = 2;
+
+const carried = (status: DeploymentStatus) => status === "UNDEPLOYED" || status === "DEPLOYED";
+
+/** The status term `from` carries now: its own while it is live, else the one reported (`walked`). */
+async function statusOf(env: Env, from: string, walked: DeploymentStatus): Promise<DeploymentStatus> {
+  const record = await subscriptionObject(env, from).get();
+  return record && record.endedAt === null ? record.deploymentStatus : walked;
+}
+
+/**
+ * Carries `status` to the terms from `next` on, up to `CARRIES_PER_CALL` of them: the term it
+ * stopped before, if it stopped for that bound (null: the walk is done).
+ */
+async function walk(env: Env, status: DeploymentStatus, next: string | null): Promise<string | null> {
+  if (!carried(status)) return null;
+  for (let hops = 0; next !== null; hops++) {
+    if (hops === CARRIES_PER_CALL) return next;
     const outcome = await subscriptionObject(env, next).setDeployment({ deploymentStatus: status }, true);
     // A place held for an extension being bought has no object yet: created, it takes the status
     // of the term it follows (`Subscription.create`).
-    if (!outcome.ok) return;
+    if (!outcome.ok) return null;
     // A live term still UNDEPLOYED was undeployed by its vendor itself: the terms after it are
     // undeployed with it (its UNDEPLOYED carried there), so DEPLOYED on a term before lifts none.
     if (
@@ -74,7 +108,8 @@ async function carryDeployment(
       outcome.value.endedAt === null &&
       outcome.value.deploymentStatus === "UNDEPLOYED"
     )
-      return;
+      return null;
     next = outcome.value.nextId;
   }
+  return null;
 }

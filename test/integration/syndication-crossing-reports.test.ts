@@ -1,0 +1,98 @@
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it } from "vitest";
+import { reportDeployment } from "../../src/app/deployment";
+import { renewOrExpire } from "../../src/app/renewals";
+import { disarmFaults } from "../../src/domain/faults";
+import { subscriptionObject } from "../../src/objects/subscription-object";
+import { expectBooksBalance } from "../books";
+import {
+  call,
+  eventually,
+  expectOk,
+  shardsHeld,
+  syndicatedProduct,
+  tenantWithCatalog,
+  vendorEndpoints,
+  vendorTokenOf,
+} from "../helpers";
+
+vendorEndpoints();
+afterEach(() => disarmFaults());
+
+/**
+ * A vendor's DEPLOYED (lifting its own UNDEPLOYED) and its UNDEPLOYED right after cross: the
+ * DEPLOYED's walk along the chain is slow (its request's object calls), the UNDEPLOYED's overtakes
+ * it, and the queue's carries (sent by both reports' pushes) run in between. The vendor's latest
+ * word on the chain is UNDEPLOYED; no later term may be left DEPLOYED by the slower, older walk,
+ * or the cron renews it, charged, for an application its vendor undeployed.
+ */
+describe("a vendor's DEPLOYED and UNDEPLOYED crossing on a chain", () => {
+  it("leaves every later term UNDEPLOYED and renews none (was: the older walk lifted the last term after the newer one passed)", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const { product, vendorId } = await syndicatedProduct(t);
+    const customer = t.customers[0] as string;
+    const r = await call("POST", "/v1/subscriptions/", {
+      token: t.partnerKey,
+      body: { objects: [{ customer, resource: product, amount: 1, period: "1 week", auto_renew: true }] },
+    });
+    expect(r.status, r.text).toBe(202);
+    const id = (
+      await eventually(async () => {
+        const list = await expectOk(call("GET", "/v1/subscriptions/?status=all", { token: t.partnerKey }));
+        return list.objects[0];
+      }, "the subscription")
+    ).id as string;
+    const vendorToken = await vendorTokenOf(t, vendorId);
+    const report = (status: string) =>
+      expectOk(
+        call("PATCH", `/api/subscription/${id}`, { token: vendorToken, body: { deploymentStatus: status } }),
+      );
+    await report("DEPLOYED");
+    await eventually(async () => {
+      const op = await call("GET", r.headers.get("location") as string, { token: t.partnerKey });
+      return op.status === 201 ? true : undefined;
+    }, "the purchase to complete");
+    const extend = async (last: string) => {
+      const ext = await call("POST", `/v1/subscriptions/${last}/action/?do=extend`, { token: t.partnerKey });
+      expect(ext.status, ext.text).toBe(200);
+      return ext.body.id as string;
+    };
+    const second = await extend(id);
+    const last = await extend(second);
+    const status = async (on: string) => (await subscriptionObject(env, on).get())?.deploymentStatus;
+    const settledAs = (expected: string) =>
+      eventually(async () => {
+        for (const on of [second, last]) if ((await status(on)) !== expected) return undefined;
+        return true;
+      }, `the later terms ${expected}`);
+
+    // The vendor undeploys the chain's application: the later terms are undeployed with it.
+    await report("UNDEPLOYED");
+    await settledAs("UNDEPLOYED");
+
+    // It deploys it again: that request's walk lifts the second term and is held before the last.
+    const held = shardsHeld("setDeployment", { nth: 3 });
+    const lifting = reportDeployment(held.env, id, { deploymentStatus: "DEPLOYED" });
+    await held.reached;
+    expect(await status(id)).toBe("DEPLOYED");
+
+    // Then it undeploys it again, its last word on the chain; the queue's carries run meanwhile.
+    await report("UNDEPLOYED");
+    await settledAs("UNDEPLOYED");
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    await settledAs("UNDEPLOYED");
+
+    // The older walk goes on.
+    held.release();
+    await lifting;
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+
+    expect(await status(id), "the reported term").toBe("UNDEPLOYED");
+    expect(await status(last), "the chain's last term").toBe("UNDEPLOYED");
+    const end = Date.parse((await subscriptionObject(env, last).get())?.endTime as string);
+    expect(await renewOrExpire(env, last, new Date(end + 60_000))).not.toBe("renewed");
+    const charges = await expectOk(call("GET", "/v1/charges?limit=0", { token: t.partnerKey }));
+    expect((charges.objects as Array<{ kind: string }>).filter((c) => c.kind === "renewal")).toEqual([]);
+    await expectBooksBalance(t);
+  }, 60_000);
+});
