@@ -1,5 +1,5 @@
 import type { SubscriptionRecord } from "../domain/subscriptions";
-import type { DeploymentPatch, DeploymentStatus } from "../domain/webhooks";
+import { chainStatus, type DeploymentPatch, type DeploymentStatus } from "../domain/webhooks";
 import { type DeploymentCarry, operationsQueue } from "../objects/operations-queue";
 import { subscriptionObject } from "../objects/subscription-object";
 import { unwrap } from "./subscriptions";
@@ -36,13 +36,13 @@ export async function reportDeployment(
 }
 
 /**
- * Carries on a report from the operations queue (`carry`): the status its term has now, or, should
- * that term have ended since, the status the message names.
+ * Carries on a report from the operations queue (`carry`): the status its term has now (`chainStatus`),
+ * or, should that term have ended since, the status the message names.
  */
 export async function continueDeployment(env: Env, carry: DeploymentCarry): Promise<void> {
   const from = await subscriptionObject(env, carry.from).get();
   if (!from) return;
-  const status = from.endedAt === null ? from.deploymentStatus : carry.status;
+  const status = from.endedAt === null ? chainStatus(from.deploymentStatus) : carry.status;
   await carryDeployment(env, { from: from.id, status }, carry.next ?? from.nextId);
 }
 
@@ -83,10 +83,10 @@ const REWALKS = 2;
 
 const carried = (status: DeploymentStatus) => status === "UNDEPLOYED" || status === "DEPLOYED";
 
-/** The status term `from` carries now: its own while it is live, else the one reported (`walked`). */
+/** The status term `from` carries now: its own while it is live (`chainStatus`), else the one reported (`walked`). */
 async function statusOf(env: Env, from: string, walked: DeploymentStatus): Promise<DeploymentStatus> {
   const record = await subscriptionObject(env, from).get();
-  return record && record.endedAt === null ? record.deploymentStatus : walked;
+  return record && record.endedAt === null ? chainStatus(record.deploymentStatus) : walked;
 }
 
 /**

@@ -184,6 +184,16 @@ export function undeployedWithChain(
 }
 
 /**
+ * The status a live term's chain takes from it, read from the term rather than from a report
+ * (the operations queue's carry, a walk's check once done): STOPPED is an application still
+ * deployed, so the later terms take DEPLOYED (lifting an UNDEPLOYED carried there). A walk that
+ * read STOPPED and carried nothing left them UNDEPLOYED after the vendor's DEPLOYED and STOPPED,
+ * and the chain's last term was refused its renewal.
+ */
+export const chainStatus = (status: DeploymentStatus): DeploymentStatus =>
+  status === "STOPPED" ? "DEPLOYED" : status;
+
+/**
  * Whether a term's change from `previous` to `next` is its vendor's own report that the later terms
  * of its chain take (`chainDeployment`): UNDEPLOYED reported on it, or DEPLOYED lifting an
  * UNDEPLOYED reported on it. A status carried to it from an earlier term is not: the walk carrying
