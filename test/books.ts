@@ -161,7 +161,26 @@ export async function expectBooksBalance(t: Tenant): Promise<void> {
     .bind(t.partnerId)
     .first<{ n: number }>();
   expect(open?.n, "operations left queued or running").toBe(0);
+  expect(
+    await wronglyFollowed(t.partnerId),
+    "terms whose `followed` disagrees with the term after them",
+  ).toEqual([]);
   await expectChargesBalance(t);
+}
+
+/**
+ * A partner's terms whose `followed` (what keeps the cron's due index to terms that can be due)
+ * is not what the due scan read before it was kept: a created term after it, live or expired.
+ */
+export async function wronglyFollowed(partnerId: string): Promise<string[]> {
+  const rows = await env.DB.prepare(
+    `SELECT id FROM subscriptions s WHERE partner_id = ? AND followed != EXISTS (
+       SELECT 1 FROM subscriptions n WHERE n.id = s.next_id
+         AND (n.ended_at IS NULL OR json_extract(n.body, '$.endReason') = 'expired'))`,
+  )
+    .bind(partnerId)
+    .all<{ id: string }>();
+  return rows.results.map((r) => r.id);
 }
 
 /**

@@ -8,7 +8,7 @@ import { env, exports } from "cloudflare:workers";
 import { afterAll, beforeAll, vi } from "vitest";
 import type { RenewalMessage } from "../src/app/renewals";
 import { issueCredential } from "../src/db/credentials";
-import { claimDue } from "../src/db/subscriptions";
+import { claimDue } from "../src/db/due-terms";
 import worker from "../src/index";
 import { subscriptionShard } from "../src/objects/subscription-object";
 import { PUSH_CHECK_AFTER_MS } from "../src/objects/unpushed-changes";

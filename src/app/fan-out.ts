@@ -1,4 +1,5 @@
-import { claimDue, releaseDueClaim, runningSince } from "../db/subscriptions";
+import { claimDue, releaseDueClaim } from "../db/due-terms";
+import { runningSince } from "../db/subscriptions";
 import { type FanOut, type RenewalMessage, renewalsQueue } from "./renewals";
 import type { MonthCloseMessage } from "./usage";
 

@@ -1,4 +1,4 @@
-import { releaseDueClaim } from "../db/subscriptions";
+import { releaseDueClaim } from "../db/due-terms";
 import { isFinalAnswer } from "../domain/errors";
 import { fault } from "../domain/faults";
 import { subscriptionIdBeside, uuidv7 } from "../domain/ids";

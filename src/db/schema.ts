@@ -230,6 +230,13 @@ export const subscriptions = sqliteTable(
      * so later runs do not enqueue it again (`claimDue`). Every projection of the term clears it.
      */
     renewalQueuedUntil: integer("renewal_queued_until"),
+    /**
+     * Whether the term after it (`next_id`) was created and is live or ran its course (expired):
+     * then nothing is due for this one, which the due index leaves out. Never pushed with the
+     * term: each batch of projections sets it from the rows it wrote and the terms before them
+     * (`refollow`), since it changes when the successor does.
+     */
+    followed: integer("followed", { mode: "boolean" }).notNull().default(false),
   },
   (t) => [
     // The partner's list walks this index in id order; it holds every column the list filters on
@@ -259,8 +266,9 @@ export const subscriptions = sqliteTable(
     ),
     index("subscriptions_partner_product").on(t.partnerId, t.product, t.id),
     index("subscriptions_root").on(t.rootId, t.id),
-    // Only live terms: the cron's scan for the due walks these, not every term that ever ended.
-    index("subscriptions_due").on(t.endTime, t.id).where(sql`ended_at is null`),
+    // Only terms that can be due: the cron's scan walks these, never a term that ended nor one
+    // renewed or extended (every renewal ever would otherwise be in it, its end in the past).
+    index("subscriptions_due").on(t.endTime, t.id).where(sql`ended_at is null and followed = 0`),
     index("subscriptions_depletion_queue").on(t.customerId, t.product, t.endedAt, t.id),
     index("subscriptions_running").on(t.runningSince, t.id).where(sql`running_since is not null`),
   ],

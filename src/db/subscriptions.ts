@@ -1,10 +1,11 @@
-import { and, asc, eq, getTableColumns, gt, inArray, isNull, lt, lte, or, sql } from "drizzle-orm";
+import { and, asc, eq, getTableColumns, gt, inArray, lt, or, sql } from "drizzle-orm";
 import type { SQLiteInsertValue } from "drizzle-orm/sqlite-core";
 import { isRunning } from "../domain/metering";
 import type { Scope } from "../domain/scope";
 import type { StatusFilter, SubscriptionRecord } from "../domain/subscriptions";
 import { builtOnce, D1_MAX_PARAMETERS, database, parameterChunks } from "./client";
 import { depletableWaits } from "./depletion-queue";
+import { refollow } from "./due-terms";
 import { subscriptions } from "./schema";
 
 /** The subscriptions read model: rows are projections pushed by each subscription's shard. */
@@ -23,18 +24,27 @@ export type ChainMember = Pick<
 const NOT_STARTED = "9999-12-31T23:59:59.999Z";
 
 /**
- * Writes records' projections, in one batch, each unless a newer version is already there; then
- * `alongside`, statements that must land in the same batch (an order written with its subscription).
+ * Writes records' projections, in one batch, each unless a newer version is already there, and
+ * sets `followed` of them and the terms before them (`refollow`); then `alongside`, statements
+ * that must land in the same batch (an order written with its subscription).
  */
 export async function upsertProjections(
   env: Env,
   records: readonly SubscriptionRecord[],
   alongside: readonly D1PreparedStatement[] = [],
 ): Promise<void> {
-  await env.DB.batch([...records.map((r) => projectionUpsert(env, projectionRow(r))), ...alongside]);
+  const terms = records.flatMap((r) => (r.previousId === null ? [r.id] : [r.id, r.previousId]));
+  await env.DB.batch([
+    ...records.map((r) => projectionUpsert(env, projectionRow(r))),
+    refollow(env, terms),
+    ...alongside,
+  ]);
 }
 
-function projectionRow(r: SubscriptionRecord): Required<NewSubscriptionRow> {
+/** A projection's columns: all but `followed`, which the batch sets from the rows (`refollow`). */
+type ProjectedRow = Required<Omit<NewSubscriptionRow, "followed">>;
+
+function projectionRow(r: SubscriptionRecord): ProjectedRow {
   const waiting = r.deploymentStatus === "PENDING" && r.endedAt === null;
   return {
     id: r.id,
@@ -62,9 +72,9 @@ function projectionRow(r: SubscriptionRecord): Required<NewSubscriptionRow> {
 
 type NewSubscriptionRow = typeof subscriptions.$inferInsert;
 
-/** The projection's upsert: a conflict takes the new values from `excluded`, unless older. */
+/** The projection's upsert (`followed` aside): a conflict takes the new values from `excluded`, unless older. */
 const projectionUpsert = builtOnce((db) => {
-  const columns = Object.entries(getTableColumns(subscriptions));
+  const columns = Object.entries(getTableColumns(subscriptions)).filter(([key]) => key !== "followed");
   return db
     .insert(subscriptions)
     .values(
@@ -265,97 +275,6 @@ export async function customerHasProducts(env: Env, customerId: string, products
     if (row !== undefined) return true;
   }
   return false;
-}
-
-/**
- * Claims a page of subscriptions whose term ends by `before` and that nothing live follows: not
- * ended, and no extension after them that has not ended. A place reserved for an extension that
- * was never created (a renewal whose every delivery died) counts as free, so the next run finds it
- * again and the renewal's own ids finish it; a term whose extension was cancelled is found to
- * expire, which ends its chain's hold; one whose extension expired is not (it ran its course). Ordered by (end_time, id) on the `subscriptions_due` index,
- * resuming after a cursor.
- *
- * A claimed term is marked queued until `until` (one statement: the page is read and marked
- * together), and a run at `at` passes over terms queued until after it: a backlog that outlasts
- * the cron's interval is not enqueued again by every run. The mark goes with the term's next
- * projection (its renewal planned, the term renewed or expired) or with `releaseDueClaim`; a
- * message that died before either is found again once `until` has passed.
- */
-export async function claimDue(
-  env: Env,
-  before: Date,
-  at: Date,
-  until: Date,
-  after: { endTime: string; id: string } | null,
-  limit: number,
-): Promise<Array<{ id: string; endTime: string }>> {
-  const rows = await claimQuery(env, before, at, until, after, limit).all();
-  // RETURNING answers in no set order: the page's cursor is its last row in the index's order.
-  return rows
-    .flatMap((r) => (r.endTime === null ? [] : [{ id: r.id, endTime: r.endTime }]))
-    .sort((a, b) => (a.endTime === b.endTime ? (a.id < b.id ? -1 : 1) : a.endTime < b.endTime ? -1 : 1));
-}
-
-/** The statement `claimDue` runs (its query plan is checked against the partial index). */
-export function claimQuery(
-  env: Env,
-  before: Date,
-  at: Date,
-  until: Date,
-  after: { endTime: string; id: string } | null,
-  limit: number,
-) {
-  return database(env)
-    .update(s)
-    .set({ renewalQueuedUntil: until.getTime() })
-    .where(inArray(s.id, duePage(env, before, at, after, limit)))
-    .returning({ id: s.id, endTime: s.endTime });
-}
-
-function duePage(
-  env: Env,
-  before: Date,
-  at: Date,
-  after: { endTime: string; id: string } | null,
-  limit: number,
-) {
-  return database(env)
-    .select({ id: s.id })
-    .from(s)
-    .where(
-      and(
-        sql`${s.endTime} is not null`,
-        lte(s.endTime, before.toISOString()),
-        isNull(s.endedAt),
-        or(
-          isNull(s.nextId),
-          // A term after it that expired ran its course (`ranItsCourse`): this one is due for nothing.
-          sql`not exists (select 1 from subscriptions n where n.id = ${s.nextId}
-            and (n.ended_at is null or json_extract(n.body, '$.endReason') = 'expired'))`,
-        ),
-        or(isNull(s.renewalQueuedUntil), lte(s.renewalQueuedUntil, at.getTime())),
-        after === null
-          ? undefined
-          : or(gt(s.endTime, after.endTime), and(eq(s.endTime, after.endTime), gt(s.id, after.id))),
-      ),
-    )
-    .orderBy(asc(s.endTime), asc(s.id))
-    .limit(limit);
-}
-
-/**
- * Takes back the claim of terms whose messages were not sent, or whose renewal left the term as
- * it was (a purchase still open, a renewal refused before the term is over): the next run
- * enqueues them again, as it would have without the claim.
- */
-export async function releaseDueClaim(env: Env, ids: readonly string[]): Promise<void> {
-  for (const chunk of parameterChunks(ids, 1)) {
-    await database(env)
-      .update(s)
-      .set({ renewalQueuedUntil: null })
-      .where(and(inArray(s.id, chunk), sql`${s.renewalQueuedUntil} is not null`))
-      .run();
-  }
 }
 
 /** Whether any CaaS cloud runs since before `before` (epoch ms), as the read model shows them. */

@@ -6,7 +6,7 @@ import { FAN_OUT_CLAIM_MS } from "../../src/app/fan-out";
 import type { RenewalMessage } from "../../src/app/renewals";
 import { assignIds, buy, plan } from "../../src/app/subscriptions";
 import { HORIZON_MS } from "../../src/cron/renewals";
-import { claimDue } from "../../src/db/subscriptions";
+import { claimDue } from "../../src/db/due-terms";
 import { AppError } from "../../src/domain/errors";
 import { subscriptionIdBeside, uuidv7 } from "../../src/domain/ids";
 import { partnerScope } from "../../src/domain/scope";

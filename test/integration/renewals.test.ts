@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { extend } from "../../src/app/extend";
 import { HORIZON_MS } from "../../src/cron/renewals";
-import { claimQuery } from "../../src/db/subscriptions";
+import { claimQuery } from "../../src/db/due-terms";
 import { armFault, disarmFaults } from "../../src/domain/faults";
 import { uuidv7 } from "../../src/domain/ids";
 import { partnerScope } from "../../src/domain/scope";
@@ -534,13 +534,13 @@ describe("renewals whose every delivery died", () => {
 });
 
 describe("the cron's scan for due terms", () => {
-  it("walks the live terms' index only, on every page, never the terms that ended", async () => {
+  it("walks the index of terms that can be due only, on every page, never the terms that ended or were followed", async () => {
     const index = await env.DB.prepare(
       "SELECT sql FROM sqlite_master WHERE name = 'subscriptions_due'",
     ).first<{
       sql: string;
     }>();
-    expect(index?.sql).toMatch(/WHERE ended_at is null$/i);
+    expect(index?.sql).toMatch(/WHERE ended_at is null and followed = 0$/i);
     const before = new Date(Date.UTC(2040, 0, 1));
     for (const after of [
       null,
