@@ -28,8 +28,9 @@ export async function consumeOperations(batch: MessageBatch<OperationMessage>, e
               : { opRef: body.opRef };
         logError("operation.retrying", error, { ...about, attempts: message.attempts });
         if (message.attempts >= MAX_ATTEMPTS) {
-          // A recovery out of attempts is asked again by its ledger's next sweep; a carry, by the
-          // vendor's report again.
+          // A recovery out of attempts is asked again by its ledger's next sweep. A carry is
+          // dropped: the terms it had not reached keep their status until the vendor's next report
+          // on the chain (its push has landed, so nothing sends it again).
           if ("opRef" in body) await giveUpOperation(env, body.opRef);
           message.ack();
         } else {
