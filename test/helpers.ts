@@ -688,3 +688,35 @@ export async function buyOne(t: Tenant, object: Record<string, unknown>) {
   );
   return r.objects[0];
 }
+
+/**
+ * A syndicated term of `period` bought for a new tenant's first customer and deployed by its
+ * vendor, its purchase completed: its id, the tenant, the vendor's token, and `report`, the
+ * vendor's PATCH of a term's `deploymentStatus` (its answer as it comes).
+ */
+export async function deployedTerm(period: string, autoRenew: boolean) {
+  const t = await tenantWithCatalog(1, 100);
+  const { product, vendorId } = await syndicatedProduct(t);
+  const r = await call("POST", "/v1/subscriptions/", {
+    token: t.partnerKey,
+    body: {
+      objects: [{ customer: t.customers[0], resource: product, amount: 1, period, auto_renew: autoRenew }],
+    },
+  });
+  if (r.status !== 202) throw new Error(`expected 202, got ${r.status}: ${r.text}`);
+  const id = (
+    await eventually(async () => {
+      const list = await expectOk(call("GET", "/v1/subscriptions/?status=all", { token: t.partnerKey }));
+      return list.objects[0];
+    }, "the subscription")
+  ).id as string;
+  const vendorToken = await vendorTokenOf(t, vendorId);
+  const report = (on: string, deploymentStatus: string) =>
+    call("PATCH", `/api/subscription/${on}`, { token: vendorToken, body: { deploymentStatus } });
+  await expectOk(report(id, "DEPLOYED"));
+  await eventually(async () => {
+    const op = await call("GET", r.headers.get("location") as string, { token: t.partnerKey });
+    return op.status === 201 ? true : undefined;
+  }, "the purchase to complete");
+  return { t, id, vendorToken, report };
+}

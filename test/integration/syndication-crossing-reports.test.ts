@@ -5,16 +5,7 @@ import { renewOrExpire } from "../../src/app/renewals";
 import { disarmFaults } from "../../src/domain/faults";
 import { subscriptionObject } from "../../src/objects/subscription-object";
 import { expectBooksBalance } from "../books";
-import {
-  call,
-  eventually,
-  expectOk,
-  shardsHeld,
-  syndicatedProduct,
-  tenantWithCatalog,
-  vendorEndpoints,
-  vendorTokenOf,
-} from "../helpers";
+import { call, deployedTerm, eventually, expectOk, shardsHeld, vendorEndpoints } from "../helpers";
 
 vendorEndpoints();
 afterEach(() => disarmFaults());
@@ -28,30 +19,8 @@ afterEach(() => disarmFaults());
  */
 describe("a vendor's DEPLOYED and UNDEPLOYED crossing on a chain", () => {
   it("leaves every later term UNDEPLOYED and renews none (was: the older walk lifted the last term after the newer one passed)", async () => {
-    const t = await tenantWithCatalog(1, 100);
-    const { product, vendorId } = await syndicatedProduct(t);
-    const customer = t.customers[0] as string;
-    const r = await call("POST", "/v1/subscriptions/", {
-      token: t.partnerKey,
-      body: { objects: [{ customer, resource: product, amount: 1, period: "1 week", auto_renew: true }] },
-    });
-    expect(r.status, r.text).toBe(202);
-    const id = (
-      await eventually(async () => {
-        const list = await expectOk(call("GET", "/v1/subscriptions/?status=all", { token: t.partnerKey }));
-        return list.objects[0];
-      }, "the subscription")
-    ).id as string;
-    const vendorToken = await vendorTokenOf(t, vendorId);
-    const report = (status: string) =>
-      expectOk(
-        call("PATCH", `/api/subscription/${id}`, { token: vendorToken, body: { deploymentStatus: status } }),
-      );
-    await report("DEPLOYED");
-    await eventually(async () => {
-      const op = await call("GET", r.headers.get("location") as string, { token: t.partnerKey });
-      return op.status === 201 ? true : undefined;
-    }, "the purchase to complete");
+    const { t, id, report: patch } = await deployedTerm("1 week", true);
+    const report = (status: string) => expectOk(patch(id, status));
     const extend = async (last: string) => {
       const ext = await call("POST", `/v1/subscriptions/${last}/action/?do=extend`, { token: t.partnerKey });
       expect(ext.status, ext.text).toBe(200);

@@ -4,15 +4,7 @@ import { renewOrExpire } from "../../src/app/renewals";
 import { armFault, disarmFaults } from "../../src/domain/faults";
 import { subscriptionObject } from "../../src/objects/subscription-object";
 import { expectBooksBalance, recoverAll } from "../books";
-import {
-  call,
-  eventually,
-  expectOk,
-  syndicatedProduct,
-  tenantWithCatalog,
-  vendorEndpoints,
-  vendorTokenOf,
-} from "../helpers";
+import { call, deployedTerm, eventually, expectOk, vendorEndpoints } from "../helpers";
 
 vendorEndpoints();
 afterEach(() => disarmFaults());
@@ -26,28 +18,8 @@ afterEach(() => disarmFaults());
  */
 describe("a vendor's DEPLOYED whose request died, followed by STOPPED", () => {
   it("still lifts the later terms, which renew (was: left UNDEPLOYED, the renewal refused)", async () => {
-    const t = await tenantWithCatalog(1, 100);
-    const { product, vendorId } = await syndicatedProduct(t);
-    const customer = t.customers[0] as string;
-    const r = await call("POST", "/v1/subscriptions/", {
-      token: t.partnerKey,
-      body: { objects: [{ customer, resource: product, amount: 1, period: "1 week", auto_renew: true }] },
-    });
-    expect(r.status, r.text).toBe(202);
-    const id = (
-      await eventually(async () => {
-        const list = await expectOk(call("GET", "/v1/subscriptions/?status=all", { token: t.partnerKey }));
-        return list.objects[0];
-      }, "the subscription")
-    ).id as string;
-    const vendorToken = await vendorTokenOf(t, vendorId);
-    const report = (status: string) =>
-      call("PATCH", `/api/subscription/${id}`, { token: vendorToken, body: { deploymentStatus: status } });
-    await expectOk(report("DEPLOYED"));
-    await eventually(async () => {
-      const op = await call("GET", r.headers.get("location") as string, { token: t.partnerKey });
-      return op.status === 201 ? true : undefined;
-    }, "the purchase to complete");
+    const { t, id, report: patch } = await deployedTerm("1 week", true);
+    const report = (status: string) => patch(id, status);
     const ext = await call("POST", `/v1/subscriptions/${id}/action/?do=extend`, { token: t.partnerKey });
     expect(ext.status, ext.text).toBe(200);
     const later = ext.body.id as string;

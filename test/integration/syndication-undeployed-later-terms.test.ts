@@ -4,16 +4,7 @@ import { renewOrExpire } from "../../src/app/renewals";
 import { armFault, disarmFaults } from "../../src/domain/faults";
 import type { OperationMessage } from "../../src/objects/operations-queue";
 import { deliver, expectBooksBalance, recoverAll } from "../books";
-import {
-  call,
-  eventually,
-  expectOk,
-  shardsHeld,
-  syndicatedProduct,
-  tenantWithCatalog,
-  vendorEndpoints,
-  vendorTokenOf,
-} from "../helpers";
+import { call, deployedTerm, expectOk, shardsHeld, vendorEndpoints } from "../helpers";
 
 vendorEndpoints();
 afterEach(() => disarmFaults());
@@ -27,28 +18,8 @@ afterEach(() => disarmFaults());
 
 /** A syndicated weekly term its vendor deployed, auto-renewing or not. */
 async function deployed(autoRenew: boolean) {
-  const t = await tenantWithCatalog(1, 100);
-  const { product, vendorId } = await syndicatedProduct(t);
-  const customer = t.customers[0] as string;
-  const r = await call("POST", "/v1/subscriptions/", {
-    token: t.partnerKey,
-    body: { objects: [{ customer, resource: product, amount: 1, period: "1 week", auto_renew: autoRenew }] },
-  });
-  expect(r.status, r.text).toBe(202);
-  const id = (
-    await eventually(async () => {
-      const list = await expectOk(call("GET", "/v1/subscriptions/?status=all", { token: t.partnerKey }));
-      return list.objects[0];
-    }, "the subscription")
-  ).id as string;
-  const vendorToken = await vendorTokenOf(t, vendorId);
-  const report = (on: string, deploymentStatus: string) =>
-    expectOk(call("PATCH", `/api/subscription/${on}`, { token: vendorToken, body: { deploymentStatus } }));
-  await report(id, "DEPLOYED");
-  await eventually(async () => {
-    const op = await call("GET", r.headers.get("location") as string, { token: t.partnerKey });
-    return op.status === 201 ? true : undefined;
-  }, "the purchase to complete");
+  const { t, id, vendorToken, report: patch } = await deployedTerm("1 week", autoRenew);
+  const report = (on: string, deploymentStatus: string) => expectOk(patch(on, deploymentStatus));
   const read = (on: string) => expectOk(call("GET", `/v1/subscriptions/${on}/`, { token: t.partnerKey }));
   const vendorRead = (on: string) => expectOk(call("GET", `/api/subscription/${on}`, { token: vendorToken }));
   const extend = async () => {

@@ -3,15 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { renewOrExpire } from "../../src/app/renewals";
 import { armFault, disarmFaults } from "../../src/domain/faults";
 import { expectBooksBalance, recoverAll } from "../books";
-import {
-  call,
-  eventually,
-  expectOk,
-  syndicatedProduct,
-  tenantWithCatalog,
-  vendorEndpoints,
-  vendorTokenOf,
-} from "../helpers";
+import { call, deployedTerm, eventually, expectOk, vendorEndpoints } from "../helpers";
 
 vendorEndpoints();
 afterEach(() => disarmFaults());
@@ -29,32 +21,11 @@ afterEach(() => disarmFaults());
 
 /** A syndicated term of `period` its vendor deployed, auto-renewing. */
 async function deployed(period: string) {
-  const t = await tenantWithCatalog(1, 100);
+  const { t, id, vendorToken } = await deployedTerm(period, true);
   // A long chain's extensions are more requests than a minute's limit allows.
   await expectOk(
     call("PATCH", `/v1/partners/${t.partnerId}`, { token: t.operator, body: { rate_limit: "unlimited" } }),
   );
-  const { product, vendorId } = await syndicatedProduct(t);
-  const customer = t.customers[0] as string;
-  const r = await call("POST", "/v1/subscriptions/", {
-    token: t.partnerKey,
-    body: { objects: [{ customer, resource: product, amount: 1, period, auto_renew: true }] },
-  });
-  expect(r.status, r.text).toBe(202);
-  const id = (
-    await eventually(async () => {
-      const list = await expectOk(call("GET", "/v1/subscriptions/?status=all", { token: t.partnerKey }));
-      return list.objects[0];
-    }, "the subscription")
-  ).id as string;
-  const vendorToken = await vendorTokenOf(t, vendorId);
-  await expectOk(
-    call("PATCH", `/api/subscription/${id}`, { token: vendorToken, body: { deploymentStatus: "DEPLOYED" } }),
-  );
-  await eventually(async () => {
-    const op = await call("GET", r.headers.get("location") as string, { token: t.partnerKey });
-    return op.status === 201 ? true : undefined;
-  }, "the purchase to complete");
   const read = (on: string) => expectOk(call("GET", `/v1/subscriptions/${on}/`, { token: t.partnerKey }));
   /** Extends the chain from its last term `last` (so each extension walks nothing). */
   const extend = async (last: string) => {
