@@ -691,7 +691,7 @@ export async function buyOne(t: Tenant, object: Record<string, unknown>) {
 
 /**
  * A syndicated term of `period` bought for a new tenant's first customer and deployed by its
- * vendor, its purchase completed: its id, the tenant, the vendor's token, and `report`, the
+ * vendor, its purchase completed: its id, the tenant, its product, the vendor's token, and `report`, the
  * vendor's PATCH of a term's `deploymentStatus` (its answer as it comes).
  */
 export async function deployedTerm(period: string, autoRenew: boolean) {
@@ -718,5 +718,5 @@ export async function deployedTerm(period: string, autoRenew: boolean) {
     const op = await call("GET", r.headers.get("location") as string, { token: t.partnerKey });
     return op.status === 201 ? true : undefined;
   }, "the purchase to complete");
-  return { t, id, vendorToken, report };
+  return { t, product, id, vendorToken, report };
 }

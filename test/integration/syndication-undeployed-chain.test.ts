@@ -4,6 +4,7 @@ import { renewOrExpire } from "../../src/app/renewals";
 import { expectBooksBalance } from "../books";
 import {
   call,
+  deployedTerm,
   eventually,
   expectOk,
   syndicatedProduct,
@@ -17,29 +18,8 @@ vendorEndpoints();
 
 /** A syndicated subscription its vendor deployed, auto-renewing or not. */
 async function deployed(autoRenew: boolean) {
-  const t = await tenantWithCatalog(1, 100);
-  const { product, vendorId } = await syndicatedProduct(t);
-  const customer = t.customers[0] as string;
-  const r = await call("POST", "/v1/subscriptions/", {
-    token: t.partnerKey,
-    body: { objects: [{ customer, resource: product, amount: 1, period: "1 week", auto_renew: autoRenew }] },
-  });
-  expect(r.status).toBe(202);
-  const location = r.headers.get("location") as string;
-  const id = (
-    await eventually(async () => {
-      const list = await expectOk(call("GET", "/v1/subscriptions/?status=all", { token: t.partnerKey }));
-      return list.objects[0];
-    }, "the subscription")
-  ).id as string;
-  const vendorToken = await vendorTokenOf(t, vendorId);
-  const report = (deploymentStatus: string) =>
-    expectOk(call("PATCH", `/api/subscription/${id}`, { token: vendorToken, body: { deploymentStatus } }));
-  await report("DEPLOYED");
-  await eventually(async () => {
-    const op = await call("GET", location, { token: t.partnerKey });
-    return op.status === 201 ? true : undefined;
-  }, "the purchase to complete");
+  const { t, product, id, report: patch } = await deployedTerm("1 week", autoRenew);
+  const report = (deploymentStatus: string) => expectOk(patch(id, deploymentStatus));
   const charges = async () =>
     (await expectOk(call("GET", "/v1/charges", { token: t.partnerKey }))).objects as Array<{ kind: string }>;
   return { t, product, id, report, charges };
