@@ -6,7 +6,12 @@ import { homeOf } from "../domain/commissions";
 import { AppError, badRequest, describeFieldErrors, fromErrorWire } from "../domain/errors";
 import { fault } from "../domain/faults";
 import { subscriptionId, uuidv7 } from "../domain/ids";
-import { type PlannedSubscription, type PurchaseObject, planPurchase } from "../domain/purchase";
+import {
+  type PlannedSubscription,
+  type PurchaseObject,
+  plannedRecord,
+  planPurchase,
+} from "../domain/purchase";
 import type { SubscriptionRecord } from "../domain/subscriptions";
 import { CommissionRejected, type IssueInput, issueCommission } from "../objects/commission-issue";
 import { subscriptionObject } from "../objects/subscription-object";
@@ -86,57 +91,6 @@ export async function plan<C extends string | null>(
   return result;
 }
 
-function newRecord(
-  p: PlannedSubscription,
-  ids: {
-    id: string;
-    orderId: string;
-    partnerId: string;
-    rootId?: string;
-    previousId?: string;
-    operationRef?: string;
-  },
-  now: Date,
-): SubscriptionRecord {
-  return {
-    id: ids.id,
-    partnerId: ids.partnerId,
-    customerId: p.customer,
-    orderId: ids.orderId,
-    product: p.product.id,
-    kind: p.product.kind,
-    quotaResource: p.product.quotaResource,
-    unitPriceMinor: p.product.unitPriceMinor,
-    currency: p.product.currency,
-    amount: p.amount,
-    startTime: p.start.toISOString(),
-    endTime: p.end?.toISOString() ?? null,
-    period: p.period,
-    createdWith: p.createdWith,
-    autoRenew: p.autoRenew,
-    priceMinor: p.priceMinor.toString(),
-    remaining: p.product.kind === "depletable" ? p.amount : null,
-    endedAt: null,
-    endReason: null,
-    rootId: ids.rootId ?? ids.id,
-    previousId: ids.previousId ?? null,
-    nextId: null,
-    runs: [],
-    serial: null,
-    delivery: p.product.delivery,
-    vendorId: p.product.vendorId,
-    deploymentStatus: p.product.delivery === "syndicated" ? "PENDING" : "DEPLOYED",
-    syndicatedEndpoints: [],
-    endUserInstructions: null,
-    operationRef: ids.operationRef ?? null,
-    sequence: 0,
-    renewal: null,
-    renewalError: null,
-    version: 0,
-    createdAt: now.toISOString(),
-  };
-}
-
 export interface BuyOptions {
   /**
    * Links the subscription bought into an extension chain, continuing its deployment: its status,
@@ -185,7 +139,7 @@ export async function buy(
   const orderOf = new Map(Object.entries(ids.orders));
   const { chain, operationRef } = options;
   const records = planned.map((p, i) => {
-    const record = newRecord(
+    const record = plannedRecord(
       p,
       {
         id: ids.subscriptions[i] ?? subscriptionId(p.customer),

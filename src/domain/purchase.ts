@@ -7,7 +7,7 @@ import { findProduct, isDepletable, isPerObject, isRunnable, type Product } from
 import { type CreatedWith, type DurationError, resolveDuration } from "./durations";
 import { MAX_PRICE_MINOR } from "./money";
 import { cloudRefusal } from "./refusals";
-import { termPriceMinor } from "./subscriptions";
+import { type SubscriptionRecord, termPriceMinor } from "./subscriptions";
 
 /** Subscriptions one purchase (or price calculation) may ask for and create: the spec's limit. */
 export const MAX_OBJECTS = 500;
@@ -147,4 +147,59 @@ export function planPurchase<C extends string | null>(
   const refusal = priceRefusal(totalMinor);
   if (refusal) return { ok: false, errors: [{ point: "/objects", message: `the purchase ${refusal}` }] };
   return { ok: true, subscriptions, currency: currency ?? "EUR", totalMinor };
+}
+
+/**
+ * The record of planned subscription `p` as a purchase creates it (`ids`: those chosen for it, and
+ * the chain it continues, if any), before its commission, object or vendor have done anything.
+ */
+export function plannedRecord(
+  p: PlannedSubscription,
+  ids: {
+    id: string;
+    orderId: string;
+    partnerId: string;
+    rootId?: string;
+    previousId?: string;
+    operationRef?: string;
+  },
+  now: Date,
+): SubscriptionRecord {
+  return {
+    id: ids.id,
+    partnerId: ids.partnerId,
+    customerId: p.customer,
+    orderId: ids.orderId,
+    product: p.product.id,
+    kind: p.product.kind,
+    quotaResource: p.product.quotaResource,
+    unitPriceMinor: p.product.unitPriceMinor,
+    currency: p.product.currency,
+    amount: p.amount,
+    startTime: p.start.toISOString(),
+    endTime: p.end?.toISOString() ?? null,
+    period: p.period,
+    createdWith: p.createdWith,
+    autoRenew: p.autoRenew,
+    priceMinor: p.priceMinor.toString(),
+    remaining: p.product.kind === "depletable" ? p.amount : null,
+    endedAt: null,
+    endReason: null,
+    rootId: ids.rootId ?? ids.id,
+    previousId: ids.previousId ?? null,
+    nextId: null,
+    runs: [],
+    serial: null,
+    delivery: p.product.delivery,
+    vendorId: p.product.vendorId,
+    deploymentStatus: p.product.delivery === "syndicated" ? "PENDING" : "DEPLOYED",
+    syndicatedEndpoints: [],
+    endUserInstructions: null,
+    operationRef: ids.operationRef ?? null,
+    sequence: 0,
+    renewal: null,
+    renewalError: null,
+    version: 0,
+    createdAt: now.toISOString(),
+  };
 }

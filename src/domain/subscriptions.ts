@@ -127,7 +127,9 @@ export type RenewalPlan =
  * What a due renewal does with a subscription at `at`: renew it (auto_renew on, and nothing but
  * its own planned renewal follows it), expire it (auto_renew off and its term over, or the term
  * after it cancelled: the chain was cancelled), or nothing (ended, open-ended, extended by hand,
- * or auto_renew off and its term not over yet). A term waiting for its vendor is left alone.
+ * the term after it ran its course, or auto_renew off and its term not over yet). A term waiting
+ * for its vendor is left alone. `successor`: the term after it, as it stands (null: none, or
+ * none that counts).
  */
 export function renewalStep(
   r: Pick<
@@ -135,12 +137,13 @@ export function renewalStep(
     "endedAt" | "endTime" | "nextId" | "renewal" | "autoRenew" | "deploymentStatus"
   >,
   at: Date,
-  successorEnded = false,
+  successor: Pick<SubscriptionRecord, "endedAt" | "endReason"> | null = null,
 ): "renew" | "expire" | "skip" {
   // A term still waiting for its vendor has not started: it starts, and ends, once deployed.
   if (r.endedAt !== null || r.endTime === null || r.deploymentStatus === "PENDING") return "skip";
+  if (ranItsCourse(successor)) return "skip";
   const over = Date.parse(r.endTime) <= at.getTime();
-  if (successorEnded) return over ? "expire" : "skip";
+  if (successor !== null && successor.endedAt !== null) return over ? "expire" : "skip";
   if (r.nextId !== null && r.nextId !== r.renewal?.subscription) return "skip";
   if (r.autoRenew) return "renew";
   return over ? "expire" : "skip";
@@ -153,7 +156,7 @@ export function renewalStep(
  * after it cancelled or undone, which ends the chain with it): expired later, it would end a
  * second time, a run after the chain's end, with a `DELETED` after its successor's.
  */
-export const ranItsCourse = (successor: Pick<SubscriptionRecord, "endReason"> | null): boolean =>
+const ranItsCourse = (successor: Pick<SubscriptionRecord, "endReason"> | null): boolean =>
   successor?.endReason === "expired";
 
 /**

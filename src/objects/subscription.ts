@@ -8,7 +8,6 @@ import {
   following,
   type RenewalIds,
   type RenewalPlan,
-  ranItsCourse,
   renewalStep,
   type SubscriptionRecord,
   startDeployed,
@@ -300,8 +299,7 @@ export class Subscription extends SubscriptionMachine {
       // ends no chain) is freed here: the renewal is planned again with this attempt's ids.
       const r = await this.withStalePlaceFreed(found);
       const successor = r.nextId === null ? null : await this.lookup(r.nextId);
-      if (ranItsCourse(successor)) return { step: "skip" };
-      const step = renewalStep(r, at, successor !== null && successor.endedAt !== null);
+      const step = renewalStep(r, at, successor);
       if (step !== "renew") return step === "expire" ? { step, record: r } : { step };
       const renewal = r.renewal ?? ids;
       const record =
@@ -333,10 +331,9 @@ export class Subscription extends SubscriptionMachine {
       // due for expiry, as `planRenewal` decided: its own renewal there is no renewal to wait for.
       if (planned) {
         const successor = r.nextId === null ? null : await this.lookup(r.nextId);
-        if (ranItsCourse(successor)) return r;
+        // Its own renewal undone waits to be planned again, as if nothing followed.
         const undone = successor?.endReason === "failed" && successor.id === r.renewal?.subscription;
-        const successorEnded = successor !== null && successor.endedAt !== null && !undone;
-        if (renewalStep(r, now, successorEnded) !== "expire") return r;
+        if (renewalStep(r, now, undone ? null : successor) !== "expire") return r;
       }
       return this.ended(r, "expired", now, { renewalError });
     });
