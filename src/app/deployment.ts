@@ -59,6 +59,8 @@ async function carryDeployment(
   report: { from: string; status: DeploymentStatus },
   next: string | null,
 ): Promise<void> {
+  // Nothing after it, or nothing to carry: no walk, so none to cross (no read of `from` again).
+  if (next === null || !carried(report.status)) return;
   let status = report.status;
   for (let walks = 0; ; walks++) {
     const left = await walk(env, status, next);
