@@ -78,6 +78,23 @@ export async function youngerInQueue(
 }
 
 /**
+ * Whether customer `customerId` holds a live depletable of `product`, bought as one whatever the
+ * product is sold as now: the operator may have made it another kind since, and what the customer
+ * bought is still drained by its consumption reports.
+ */
+export async function holdsDepletable(env: Env, customerId: string, product: string): Promise<boolean> {
+  const row = await database(env)
+    .select({ id: s.id })
+    .from(s)
+    .where(
+      and(eq(s.customerId, customerId), eq(s.product, product), eq(s.kind, "depletable"), isNull(s.endedAt)),
+    )
+    .limit(1)
+    .get();
+  return row !== undefined;
+}
+
+/**
  * A customer's depletables of one product that were not used up at `at`, oldest (consumed first)
  * first: those a consumption report of that time drains, whether or not it already drained them.
  */

@@ -1,6 +1,7 @@
 import { catalogKnowing } from "../../app/catalog";
 import { visibleCustomer } from "../../app/customers";
 import { scopeOf, visibleRecord } from "../../app/reads";
+import { holdsDepletable } from "../../db/depletion-queue";
 import { findProduct, isDepletable } from "../../domain/catalog";
 import { badRequest } from "../../domain/errors";
 import { uuidv7 } from "../../domain/ids";
@@ -108,7 +109,9 @@ export const consumptionRoutes = [
       if (!product)
         throw badRequest(`unknown resource "${body.resource}"`, [{ point: "/resource", message: "unknown" }]);
       // Only a depletable is used up by what is consumed: any other would answer as drained, untouched.
-      if (!isDepletable(product)) {
+      // A product the operator has made another kind since still drains the depletables bought of
+      // it: each subscription keeps the kind it was bought as, and its traffic was paid for.
+      if (!isDepletable(product) && !(await holdsDepletable(env, customer.id, product.id))) {
         throw badRequest(`${product.id} is not depletable: only a depletable (e.g. tx) is consumed`, [
           { point: "/resource", message: `is a ${product.kind} product, not a depletable` },
         ]);
