@@ -217,6 +217,25 @@ function repeatFrom(term: ExtendBase, start: Date): ResolvedDuration {
 }
 
 /**
+ * The longest term `bought` can become once its vendor deploys it (`deployedTerm`), whenever that
+ * is: a period read again from any start (a month of 31 days, a year of 366), an interval as long
+ * as bought, and a day more for the end's rounding to noon; never shorter than the term as bought
+ * (its start may have been rounded back to the noon before). A purchase is checked against its
+ * price, which its deployment may raise but never past.
+ */
+export function longestDeployed(bought: ResolvedDuration): ResolvedDuration {
+  const asBought = bought.end.getTime() - bought.start.getTime();
+  const period =
+    bought.createdWith === "period" && bought.period !== null ? parsePeriod(bought.period) : null;
+  const length = period
+    ? ((period.years * 366 + period.months * 31 + period.weeks * 7 + period.days) * 24 + period.hours) *
+      3_600_000
+    : asBought;
+  const end = Math.min(bought.start.getTime() + Math.max(asBought, length + DAY_MS), LATEST_END.getTime());
+  return { ...bought, end: new Date(end) };
+}
+
+/**
  * The term of a syndicated purchase once its vendor reports it deployed at `at`: a term due to
  * start by then starts then instead (bought for now, it starts now), as long as it was bought for,
  * so the customer pays nothing for the days it waited; a term that starts later stays as it is

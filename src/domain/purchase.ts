@@ -4,7 +4,7 @@
  * buys the plan.
  */
 import { findProduct, isDepletable, isPerObject, isRunnable, type Product } from "./catalog";
-import { type CreatedWith, type DurationError, resolveDuration } from "./durations";
+import { type CreatedWith, type DurationError, longestDeployed, resolveDuration } from "./durations";
 import { MAX_PRICE_MINOR } from "./money";
 import { cloudRefusal } from "./refusals";
 import { type SubscriptionRecord, termPriceMinor } from "./subscriptions";
@@ -65,6 +65,8 @@ export function planPurchase<C extends string | null>(
   const errors: PlanError[] = [];
   const subscriptions: PlannedSubscription<C>[] = [];
   let currency: string | null = null;
+  /** What the purchase may cost once its vendors deploy it, each term at its longest. */
+  let mostTotalMinor = 0n;
 
   objects.forEach((object, index) => {
     const at = `/objects/${index}`;
@@ -92,6 +94,7 @@ export function planPurchase<C extends string | null>(
         errors.push({ point: `${at}/amount`, message: refusal });
         return;
       }
+      mostTotalMinor += priceMinor;
       subscriptions.push({
         ...base,
         amount: object.amount,
@@ -121,11 +124,17 @@ export function planPurchase<C extends string | null>(
     }
     const amount = isPerObject(product) ? 1 : object.amount;
     const priceMinor = termPriceMinor(product, amount, start, end);
-    const refusal = priceRefusal(priceMinor);
+    // A syndicated term starts when its vendor deploys it, and a period is read again from then.
+    const longest = product.delivery === "syndicated" ? longestDeployed(duration.value) : duration.value;
+    const mostMinor =
+      longest === duration.value ? priceMinor : termPriceMinor(product, amount, start, longest.end);
+    const refusal = priceRefusal(mostMinor);
     if (refusal) {
-      errors.push({ point: `${at}/amount`, message: refusal });
+      const late = mostMinor === priceMinor ? "" : "deployed late, it ";
+      errors.push({ point: `${at}/amount`, message: `${late}${refusal}` });
       return;
     }
+    mostTotalMinor += mostMinor * BigInt(copies);
     for (let i = 0; i < copies; i++) {
       subscriptions.push({ ...base, amount, start, end, period, createdWith, priceMinor });
     }
@@ -144,8 +153,11 @@ export function planPurchase<C extends string | null>(
     };
   }
   const totalMinor = subscriptions.reduce((sum, s) => sum + s.priceMinor, 0n);
-  const refusal = priceRefusal(totalMinor);
-  if (refusal) return { ok: false, errors: [{ point: "/objects", message: `the purchase ${refusal}` }] };
+  const refusal = priceRefusal(mostTotalMinor);
+  if (refusal) {
+    const late = mostTotalMinor === totalMinor ? "" : "deployed late, ";
+    return { ok: false, errors: [{ point: "/objects", message: `${late}the purchase ${refusal}` }] };
+  }
   return { ok: true, subscriptions, currency: currency ?? "EUR", totalMinor };
 }
 

@@ -5,6 +5,7 @@ import {
   deployedTerm,
   type ExtendBase,
   LATEST_END,
+  longestDeployed,
   previousNoon,
   type ResolvedDuration,
   resolveDuration,
@@ -550,6 +551,55 @@ describe("the latest end a term can have", () => {
     });
     expect(resolveExtension(last, {}, NOW)).toMatchObject({ ok: false, error: { code: "end_too_late" } });
     expect(resolveExtension(last, { end_time: d("9999-12-20T00:00:00Z") }, NOW)).toMatchObject({ ok: true });
+  });
+});
+
+describe("longestDeployed: the longest term a deployment can make of a purchase", () => {
+  it("bounds every deployment of every term bought, however late (a period read again from any start)", () => {
+    fc.assert(
+      fc.property(
+        fc.date({ min: d("2024-01-01T00:00:00Z"), max: d("2030-01-01T00:00:00Z"), noInvalidDate: true }),
+        fc.oneof(
+          fc.record({
+            period: fc.constantFrom(
+              "1 month",
+              "1 year",
+              "2 months 1 week",
+              "3 days 4 hours",
+              "11 months",
+              "1 hour",
+            ),
+          }),
+          fc.record({ hours: fc.integer({ min: 1, max: 800 * 24 }) }),
+        ),
+        fc.integer({ min: 0, max: 400 * 24 * 60 }),
+        (now, asked, lateMinutes) => {
+          const start = new Date(now.getTime() + 3_600_000);
+          const input =
+            "period" in asked
+              ? { start_time: start, period: asked.period }
+              : { start_time: start, end_time: new Date(start.getTime() + asked.hours * 3_600_000) };
+          const bought = resolveDuration(input, now);
+          if (!bought.ok) return true;
+          const at = new Date(bought.value.start.getTime() + lateMinutes * 60_000);
+          const moved = deployedTerm(bought.value, at);
+          const longest = longestDeployed(bought.value);
+          const length = (t: ResolvedDuration) => t.end.getTime() - t.start.getTime();
+          return (
+            length(longest) >= length(bought.value) && (moved === null || length(moved) <= length(longest))
+          );
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("a month is bounded by 31 days and the rounding's day, never past the latest end", () => {
+    const bought = resolveDuration({ start_time: d("2027-02-01T12:00:00Z"), period: "1 month" }, NOW);
+    if (!bought.ok) throw new Error("unresolved");
+    expect(iso(longestDeployed(bought.value).end)).toBe("2027-03-05T12:00:00.000Z");
+    const late: ResolvedDuration = { ...bought.value, start: d("9999-12-01T12:00:00Z"), end: LATEST_END };
+    expect(longestDeployed(late).end).toEqual(LATEST_END);
   });
 });
 
