@@ -258,6 +258,12 @@ function queryObject(url: URL): Record<string, string> {
   return out;
 }
 
+/**
+ * The query of a write that reads none: any parameter is refused, 400 naming it, rather than
+ * ignored (`DELETE …?dry_run=1` would cancel). A read's stray parameters are left alone.
+ */
+const NO_QUERY = v.strictObject({}, "not a parameter of this request, which reads none");
+
 function parseRequest(route: RouteSpec, rawParams: Record<string, string>, url: URL, text: string) {
   const params = route.params
     ? (() => {
@@ -267,7 +273,11 @@ function parseRequest(route: RouteSpec, rawParams: Record<string, string>, url: 
         return result.output;
       })()
     : undefined;
-  const query = route.query ? parseWith(route.query, queryObject(url), "", "query") : undefined;
+  const query = route.query
+    ? parseWith(route.query, queryObject(url), "", "query")
+    : route.method !== "GET" && url.search !== ""
+      ? parseWith(NO_QUERY, queryObject(url), "", "query")
+      : undefined;
   const body = route.body ? parseWith(route.body, parseJsonObject(text), "", "body") : undefined;
   return { params, query, body };
 }
