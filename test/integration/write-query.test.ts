@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { call, expectOk, tenantWithCatalog } from "../helpers";
+import { buyOne, call, expectOk, tenantWithCatalog } from "../helpers";
 
 /**
  * A write reads only the query parameters it declares: one that declares none refuses any, 400
@@ -9,14 +9,7 @@ import { call, expectOk, tenantWithCatalog } from "../helpers";
 describe("a query parameter on a write that reads none", () => {
   it("is refused on a cancel, 400 naming it, and the subscription stays live", async () => {
     const t = await tenantWithCatalog(1, 100);
-    const bought = await expectOk(
-      call("POST", "/v1/subscriptions/", {
-        token: t.partnerKey,
-        body: { objects: [{ customer: t.customers[0], resource: "cpu", amount: 1, period: "1 month" }] },
-      }),
-      201,
-    );
-    const id = bought.objects[0].id as string;
+    const id = (await buyOne(t, { resource: "cpu", amount: 1, period: "1 month" })).id as string;
     const tried = await call("DELETE", `/v1/subscriptions/${id}/?dry_run=1`, {
       token: t.partnerKey,
     });
