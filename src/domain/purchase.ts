@@ -125,9 +125,10 @@ export function planPurchase<C extends string | null>(
     const amount = isPerObject(product) ? 1 : object.amount;
     const priceMinor = termPriceMinor(product, amount, start, end);
     // A syndicated term starts when its vendor deploys it, and a period is read again from then.
-    const longest = product.delivery === "syndicated" ? longestDeployed(duration.value) : duration.value;
     const mostMinor =
-      longest === duration.value ? priceMinor : termPriceMinor(product, amount, start, longest.end);
+      product.delivery === "syndicated"
+        ? termPriceMinor(product, amount, start, longestDeployed(duration.value).end)
+        : priceMinor;
     const refusal = priceRefusal(mostMinor);
     if (refusal) {
       const late = mostMinor === priceMinor ? "" : "deployed late, it ";

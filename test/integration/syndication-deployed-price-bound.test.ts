@@ -38,15 +38,16 @@ describe("a syndicated purchase priced near the bound", () => {
     period: "1 month",
   });
 
+  /** February's month of `product` for the tenant's first customer, sent to `path` (a purchase or a quote). */
+  const monthOf = (t: Tenant, product: string, path: string) =>
+    call("POST", path, { token: t.partnerKey, body: { objects: [month(t, product)] } });
+
   it("is refused, 400 naming its amount, when its deployment could make it cost more than one term may", async () => {
     const t = await tenantWithCatalog(1, 100);
     const { product } = await syndicatedProduct(t);
     // 672 hours cost 87,360,000,000,006.72 (under the bound); 744 would cost 96,720,000,000,007.44.
     await priced(t, product, "130000000000.01");
-    const bought = await call("POST", "/v1/subscriptions/", {
-      token: t.partnerKey,
-      body: { objects: [month(t, product)] },
-    });
+    const bought = await monthOf(t, product, "/v1/subscriptions/");
     expect(bought.status, bought.text).toBe(400);
     expect(bought.body.errors).toEqual([
       {
@@ -54,10 +55,7 @@ describe("a syndicated purchase priced near the bound", () => {
         message: expect.stringMatching(/^deployed late, it costs \d+ minor units/),
       },
     ]);
-    const quoted = await call("POST", "/v1/subscriptioncalculator/", {
-      token: t.partnerKey,
-      body: { objects: [month(t, product)] },
-    });
+    const quoted = await monthOf(t, product, "/v1/subscriptioncalculator/");
     expect(quoted.status, quoted.text).toBe(400);
     const listed = await expectOk(call("GET", "/v1/subscriptions/?status=all", { token: t.partnerKey }));
     expect(listed.objects).toEqual([]);
@@ -68,10 +66,7 @@ describe("a syndicated purchase priced near the bound", () => {
     const { product } = await syndicatedProduct(t);
     // 768 hours (31 days and the rounding's day) cost 89,856,000,000,000.00 at most.
     await priced(t, product, "117000000000.00");
-    const bought = await call("POST", "/v1/subscriptions/", {
-      token: t.partnerKey,
-      body: { objects: [month(t, product)] },
-    });
+    const bought = await monthOf(t, product, "/v1/subscriptions/");
     expect(bought.status, bought.text).toBe(202);
   });
 });
