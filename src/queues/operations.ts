@@ -3,7 +3,10 @@ import { giveUpOperation, MAX_ATTEMPTS, runOperation } from "../app/operations";
 import { recoverCommission } from "../app/recovery";
 import { logError } from "../domain/log";
 import { backoff } from "../domain/retry";
-import type { OperationMessage } from "../objects/operations-queue";
+import { type OperationMessage, operationsQueue } from "../objects/operations-queue";
+
+/** The longest wait, in seconds, between two tries of a message that keeps failing. */
+const LONGEST_WAIT = 300;
 
 /**
  * The operations queue consumer. Each message names an operation, a commission for the
@@ -28,13 +31,15 @@ export async function consumeOperations(batch: MessageBatch<OperationMessage>, e
               : { opRef: body.opRef };
         logError("operation.retrying", error, { ...about, attempts: message.attempts });
         if (message.attempts >= MAX_ATTEMPTS) {
-          // A recovery out of attempts is asked again by its ledger's next sweep. A carry is
-          // dropped: the terms it had not reached keep their status until the vendor's next report
-          // on the chain (its push has landed, so nothing sends it again).
+          // A recovery out of attempts is asked again by its ledger's next sweep. A carry is sent
+          // again, a new message whose attempts start over: its push has landed, so nothing else
+          // would send it, and the terms it had not reached would keep their status (the chain's
+          // last renewed, and charged, for an application its vendor undeployed).
           if ("opRef" in body) await giveUpOperation(env, body.opRef);
+          else if ("carry" in body) await operationsQueue(env).send(body, { delaySeconds: LONGEST_WAIT });
           message.ack();
         } else {
-          message.retry({ delaySeconds: backoff(1, 300, message.attempts) });
+          message.retry({ delaySeconds: backoff(1, LONGEST_WAIT, message.attempts) });
         }
       }
     }),
