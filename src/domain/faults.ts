@@ -30,6 +30,8 @@ export const FAULT_STEPS = [
   "subscription.step",
   /** The ledger moved the quota; the subscription has not committed the change yet. */
   "subscription.moved",
+  /** A subscription is about to ask its ledger how a quota step it left open ended. */
+  "subscription.asked",
   /** An operation is marked running; its work has not started. */
   "operation.started",
   /** An operation's work is done; its result is not stored yet. */

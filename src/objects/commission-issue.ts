@@ -43,6 +43,8 @@ export interface IssueInput {
    * issued to (`home`), is open: asked in the same ledger call (`CommissionOpen`).
    */
   unlessOpen?: { home: string; serial: number };
+  /** A quota move's attempt: refused once the ledger has answered, by `reference`, that it was not made. */
+  attempt?: string;
 }
 
 function failureError(provision: WireProvision, failure: HoldFailure): AppError {
@@ -169,6 +171,7 @@ export async function issueCommission(
     issueTime: now.toISOString(),
     ...(input.recovery ? { recovery: input.recovery } : {}),
     ...(input.unlessOpen ? { unlessOpen: input.unlessOpen.serial } : {}),
+    ...(input.attempt ? { attempt: input.attempt } : {}),
   });
   if (answer.ok) return answer.serial;
   switch (answer.reason) {
@@ -192,6 +195,9 @@ export async function issueCommission(
       );
     case "rejected":
       throw new CommissionRejected(input.reference ?? "");
+    case "forsaken":
+      // Its subscription was told the move was not made, and dropped its change.
+      throw new AppError("conflict", `quota move ${input.reference} was given up by its subscription`);
     case "open":
       throw new CommissionOpen(answer.serial);
   }

@@ -10,7 +10,7 @@ export type IssueAnswer =
   | { ok: true; serial: number }
   | { ok: false; reason: "refused"; provision: Provision; failure: HoldFailure }
   | { ok: false; reason: "open"; serial: number }
-  | { ok: false; reason: "busy" | "abandoned" | "rejected" };
+  | { ok: false; reason: "busy" | "abandoned" | "rejected" | "forsaken" };
 
 /** A pending commission as the quota API describes it. */
 export interface CommissionView {
@@ -56,6 +56,8 @@ export interface CommissionRequest {
    * as checked in this call with the issue: otherwise nothing is issued and the answer is "open".
    */
   unlessOpen?: number;
+  /** A quota move's attempt (with its `reference`): refused once this ledger answered it "not made". */
+  attempt?: string;
 }
 
 /** Opaque to the ledger: the application decides from it whether the work took effect. */

@@ -15,6 +15,7 @@ import {
   type OpenRecovery,
   refusedAt,
 } from "./ledger-commissions";
+import { LedgerForsakenMoves } from "./ledger-forsaken-moves";
 import { type HoldingView, type HoldResult, LedgerHoldings, type LedgerProvision } from "./ledger-holdings";
 import { LedgerMemberships } from "./ledger-memberships";
 import { LedgerSerials } from "./ledger-serials";
@@ -42,6 +43,7 @@ export class QuotaLedger extends DurableObject<Env> {
   private readonly memberships: LedgerMemberships;
   private readonly serials: LedgerSerials;
   private readonly commissions: LedgerCommissions;
+  private readonly forsaken: LedgerForsakenMoves;
   private readonly recoveryMs: number;
   private readonly issuing = new IssuesUnderWay();
   /** The serial after which the alarm's next run goes on (0: a round from the first). */
@@ -55,6 +57,7 @@ export class QuotaLedger extends DurableObject<Env> {
     this.recoveryMs = recoveryBoundMs(env);
     this.serials = new LedgerSerials(sql, (home) => takeSerialBlock(this.env, home));
     this.commissions = new LedgerCommissions(sql);
+    this.forsaken = new LedgerForsakenMoves(sql);
   }
 
   // ---- holdings ------------------------------------------------------------------------------
@@ -123,6 +126,9 @@ export class QuotaLedger extends DurableObject<Env> {
     // before any renewal bought, with no await between the answer and the issue's transaction.
     if (request.unlessOpen !== undefined && this.commissions.openRecovery(request.unlessOpen))
       return { ok: false, reason: "open", serial: request.unlessOpen };
+    // Answered "not made" before it came: made now, it would hold quota for a dropped change.
+    if (request.attempt !== undefined && this.forsaken.has(request.reference ?? "", request.attempt))
+      return { ok: false, reason: "forsaken" };
     if (request.reference !== null) {
       const live = this.commissions.live(request.reference);
       if (live) return this.resume(live, request.autoAccept);
@@ -174,18 +180,22 @@ export class QuotaLedger extends DurableObject<Env> {
   }
 
   /**
-   * Carries stratus's own commission `reference` to `decision` if it is still open, and tells
-   * where it ended (null: no live commission has that reference).
+   * Carries stratus's own commission `reference` to `decision` if it is still open, and tells where
+   * it ended (null: none live has it; `attempt`, a quota move's, is then refused: `LedgerForsakenMoves`).
    */
   async settleReferenced(
     reference: string,
     decision: Decision,
     followUp = false,
+    attempt?: string,
   ): Promise<CommissionState | null> {
     // An issue of this reference under way here is decided first: what it does is the answer.
     await this.issuing.decided(reference);
     const row = this.commissions.live(reference);
-    if (!row) return null;
+    if (!row) {
+      if (attempt !== undefined) this.forsaken.forsake(reference, attempt, Date.now());
+      return null;
+    }
     if (row.state === "pending" || row.state === "accepting" || row.state === "rejecting") {
       // Owed until the caller says it is done (`followedUp`): the sweep finishes it if the caller dies.
       if (followUp && row.recovery !== null) this.commissions.owe(row.serial);

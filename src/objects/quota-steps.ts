@@ -11,6 +11,11 @@ const STEP_RECOVERY_MS = 30_000;
 export interface QuotaStep {
   /** The move's commission reference: the ledger answers by it whether the move was made. */
   reference: string;
+  /**
+   * This attempt at the move (absent in steps recorded before attempts were): once the ledger has
+   * answered it "not made", it refuses the attempt should its call still arrive.
+   */
+  attempt?: string;
   /** The ledger that keeps that commission: the subscription's customer's. */
   holder: string;
   /** The record the change commits once the move is made. */
@@ -60,7 +65,8 @@ export class QuotaSteps {
     now: Date,
     next: SubscriptionRecord,
   ): Promise<SubscriptionRecord> {
-    this.storage.transactionSync(() => this.begin({ reference, holder: r.customerId, next }));
+    const attempt = crypto.randomUUID();
+    this.storage.transactionSync(() => this.begin({ reference, attempt, holder: r.customerId, next }));
     // Whatever happens next, the alarm finishes the step should nothing else come along.
     await this.wakeIn(STEP_RECOVERY_MS);
     fault("subscription.step");
@@ -73,6 +79,7 @@ export class QuotaSteps {
           force: false,
           autoAccept: true,
           reference,
+          attempt,
           provisions: [{ holder: r.customerId, source: "system", resource: r.quotaResource, quantity }],
         },
         now,
@@ -128,7 +135,13 @@ export class QuotaSteps {
   async finishLeft(env: Env): Promise<void> {
     const left = this.pending();
     if (!left) return;
-    const ended = await ledgerOf(env, left.holder).settleReferenced(left.reference, "accept");
+    fault("subscription.asked");
+    const ended = await ledgerOf(env, left.holder).settleReferenced(
+      left.reference,
+      "accept",
+      false,
+      left.attempt,
+    );
     if (ended === "accepted") this.commit(left.next);
     else this.storage.transactionSync(() => this.end());
   }
