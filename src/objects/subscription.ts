@@ -245,9 +245,12 @@ export class Subscription extends SubscriptionMachine {
    * and how the customer reaches the application. The first DEPLOYED starts the term, now.
    */
   async setDeployment(patch: DeploymentPatch, carried = false): Promise<Outcome<SubscriptionRecord>> {
-    return this.change((r) => {
+    return this.change(async (r) => {
       const status = reportedStatus(r, patch, carried);
       if (status === null) return r;
+      // A DEPLOYED carried from an earlier term lifts nothing past a live term UNDEPLOYED since the
+      // walk passed it (its vendor's own report, or the chain's again): this one is undeployed with it.
+      if (carried && status === "DEPLOYED" && (await this.undeployedBefore(r))) return r;
       const refusal = deploymentRefusal(r, { ...patch, deploymentStatus: status });
       if (refusal) throw refused(refusal);
       const now = new Date();
@@ -267,6 +270,12 @@ export class Subscription extends SubscriptionMachine {
         ...(undeployedWithChain(status, patch, carried, was === true) ? { undeployedWithChain: true } : {}),
       };
     });
+  }
+
+  /** Whether the term before `r` is live and UNDEPLOYED (read in `r`'s section: a report on it after waits). */
+  private async undeployedBefore(r: SubscriptionRecord): Promise<boolean> {
+    const previous = r.previousId === null ? null : await this.lookup(r.previousId);
+    return previous?.endedAt === null && previous.deploymentStatus === "UNDEPLOYED";
   }
 
   /**

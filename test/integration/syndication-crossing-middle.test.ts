@@ -1,0 +1,64 @@
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it } from "vitest";
+import { reportDeployment } from "../../src/app/deployment";
+import { renewOrExpire } from "../../src/app/renewals";
+import { disarmFaults } from "../../src/domain/faults";
+import { subscriptionObject } from "../../src/objects/subscription-object";
+import { expectBooksBalance } from "../books";
+import { call, deployedTerm, eventually, expectOk, shardsHeld, vendorEndpoints } from "../helpers";
+
+vendorEndpoints();
+afterEach(() => disarmFaults());
+
+/**
+ * A vendor's DEPLOYED on a chain's first term lifts the UNDEPLOYED it carried to the later terms;
+ * while that walk is on its way, the vendor undeploys the second term itself. Its UNDEPLOYED is
+ * the chain's from there: the third term, after it, must not be left DEPLOYED by the older walk
+ * from the first term passing it after, or the cron renews it, charged, for an application its
+ * vendor undeployed.
+ */
+describe("a vendor's DEPLOYED on a chain crossing its UNDEPLOYED on a later term", () => {
+  it("leaves the terms after the undeployed one UNDEPLOYED and renews none", async () => {
+    const { t, id, report: patch } = await deployedTerm("1 week", true);
+    const report = (on: string, status: string) => expectOk(patch(on, status));
+    const extend = async (last: string) => {
+      const ext = await call("POST", `/v1/subscriptions/${last}/action/?do=extend`, { token: t.partnerKey });
+      expect(ext.status, ext.text).toBe(200);
+      return ext.body.id as string;
+    };
+    const second = await extend(id);
+    const last = await extend(second);
+    const status = async (on: string) => (await subscriptionObject(env, on).get())?.deploymentStatus;
+    const settled = (on: string, expected: string) =>
+      eventually(async () => ((await status(on)) === expected ? true : undefined), `${on} ${expected}`);
+
+    // The vendor undeploys the chain's application: the later terms are undeployed with it.
+    await report(id, "UNDEPLOYED");
+    await settled(second, "UNDEPLOYED");
+    await settled(last, "UNDEPLOYED");
+
+    // It deploys it again: that request's walk lifts the second term and is held before the last.
+    const held = shardsHeld("setDeployment", { nth: 3 });
+    const lifting = reportDeployment(held.env, id, { deploymentStatus: "DEPLOYED" });
+    await held.reached;
+    await settled(second, "DEPLOYED");
+
+    // Then it undeploys the second term itself; the queue's carries run meanwhile.
+    await report(second, "UNDEPLOYED");
+    await settled(last, "UNDEPLOYED");
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+
+    // The older walk goes on.
+    held.release();
+    await lifting;
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+
+    expect(await status(second), "the term its vendor undeployed").toBe("UNDEPLOYED");
+    expect(await status(last), "the term after it").toBe("UNDEPLOYED");
+    const end = Date.parse((await subscriptionObject(env, last).get())?.endTime as string);
+    expect(await renewOrExpire(env, last, new Date(end + 60_000))).not.toBe("renewed");
+    const charges = await expectOk(call("GET", "/v1/charges?limit=0", { token: t.partnerKey }));
+    expect((charges.objects as Array<{ kind: string }>).filter((c) => c.kind === "renewal")).toEqual([]);
+    await expectBooksBalance(t);
+  }, 60_000);
+});
