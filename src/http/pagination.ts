@@ -31,7 +31,10 @@ export function encodeCursor(key: string): string {
 /** The keys cursors carry (ids, timestamps, serials) are printable ASCII; anything else is not one. */
 const CURSOR_KEY = /^[\x20-\x7e]+$/;
 
-function decodeCursor(cursor: string | undefined): string | undefined {
+/** What a list's rows are keyed by (an id, an opRef, a charge's position): a cursor must carry one. */
+export type CursorKey = (key: string) => boolean;
+
+function decodeCursor(cursor: string | undefined, isKey: CursorKey): string | undefined {
   if (cursor === undefined) return undefined;
   let key: string | undefined;
   try {
@@ -40,8 +43,9 @@ function decodeCursor(cursor: string | undefined): string | undefined {
     key = undefined;
   }
   // A cursor that decodes to no key this API could have issued would page from nowhere: an
-  // empty page that reads as the end of the list. It is refused instead.
-  if (key === undefined || !CURSOR_KEY.test(key) || encodeCursor(key) !== cursor) {
+  // empty page that reads as the end of the list. It is refused instead: it must decode to
+  // printable text that is a key of this very list (base64url of "zzz" is no subscription id).
+  if (key === undefined || !CURSOR_KEY.test(key) || encodeCursor(key) !== cursor || !isKey(key)) {
     throw badRequest("cursor is not valid", [
       { point: "/cursor", message: "is not a cursor this API issued" },
     ]);
@@ -49,12 +53,18 @@ function decodeCursor(cursor: string | undefined): string | undefined {
   return key;
 }
 
-/** The window a list query asks for: its cursor decoded to the key rows resume after. */
-export function pageWindow(query: {
-  limit: number;
-  cursor?: string | undefined;
-  offset?: number | undefined;
-}): PageWindow {
+/**
+ * The window a list query asks for: its cursor decoded to the key rows resume after, which must
+ * be a key of the list's rows (`isKey`).
+ */
+export function pageWindow(
+  query: {
+    limit: number;
+    cursor?: string | undefined;
+    offset?: number | undefined;
+  },
+  isKey: CursorKey,
+): PageWindow {
   if (query.cursor !== undefined && query.offset !== undefined) {
     throw badRequest("page by cursor or by offset, not both", [
       { point: "/offset", message: "cannot be used with cursor" },
@@ -62,7 +72,7 @@ export function pageWindow(query: {
   }
   const every = query.limit === 0;
   return {
-    after: decodeCursor(query.cursor),
+    after: decodeCursor(query.cursor, isKey),
     offset: query.offset ?? 0,
     limit: every ? MAX_PAGE_LIMIT : query.limit,
     byOffset: query.offset !== undefined,
@@ -139,7 +149,8 @@ export async function pagedAnswer<B extends PagedBody>(
           controller.enqueue(encoder.encode(text));
           text = "";
           page = null;
-          window = { ...window, after: decodeCursor(next), offset: 0, byOffset: false };
+          // A cursor this list just issued: its key is one of the list's.
+          window = { ...window, after: decodeCursor(next, () => true), offset: 0, byOffset: false };
         } catch (error) {
           logError("list.page_failed", error, { items });
           controller.error(error);

@@ -49,6 +49,10 @@ export const chargeView = (c: Charge): v.InferOutput<typeof ChargeOut> => ({
 /** A line's place in the ledger's order, as the cursor carries it: `<created_at> <key>`. */
 const positionOf = (c: Charge) => `${c.createdAt} ${c.key}`;
 
+/** A position `positionOf` could have made: D1's UTC instant, then a line's key. */
+const POSITION = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z (?:purchase|reversal|usage):\S+$/;
+const isPosition = (key: string) => POSITION.test(key);
+
 function position(decoded: string | undefined): ChargePosition | undefined {
   if (decoded === undefined) return undefined;
   const space = decoded.indexOf(" ");
@@ -94,7 +98,7 @@ export const chargeRoutes = [
         const rows = await listCharges(env, filter, position(window.after), window.offset, window.limit);
         return toPage(rows, window, positionOf, chargeView);
       };
-      return { status: 200, ...(await pagedAnswer(pageWindow(query), page)) };
+      return { status: 200, ...(await pagedAnswer(pageWindow(query, isPosition), page)) };
     },
   }),
   defineRoute({
@@ -140,7 +144,7 @@ export const chargeRoutes = [
           ...toPage(statement.lines, window, positionOf, chargeView, total),
         };
       };
-      return { status: 200, ...(await pagedAnswer(pageWindow(query), page)) };
+      return { status: 200, ...(await pagedAnswer(pageWindow(query, isPosition), page)) };
     },
   }),
 ];

@@ -7,6 +7,7 @@ import { type Customer, createCustomer, listCustomers, updateCustomer } from "..
 import { findResource } from "../../db/resources";
 import { badRequest, notFound } from "../../domain/errors";
 import { baseSourceOf } from "../../domain/holders";
+import { isUuid } from "../../domain/ids";
 import { ledgerOf } from "../../objects/quota-ledger";
 import { IdParams, IssuedCredentialOut, KeyRequest } from "../../schemas/common";
 import {
@@ -134,7 +135,7 @@ export const customerRoutes = [
         const { rows, total } = await listCustomers(env, scope, window.after, window.offset, window.limit);
         return toPage(rows, window, (c) => c.id, customerOut, total);
       };
-      return { status: 200, ...(await pagedAnswer(pageWindow(query), page)) };
+      return { status: 200, ...(await pagedAnswer(pageWindow(query, isUuid), page)) };
     },
   }),
   defineRoute({

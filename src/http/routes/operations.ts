@@ -90,7 +90,13 @@ export const operationRoutes = [
         const { rows, total } = await listOperations(env, { ...filter, ...window });
         return toPage(rows, window, (o) => o.opRef, operationView, total);
       };
-      return { status: 200, ...(await pagedAnswer(pageWindow(query), page)) };
+      return {
+        status: 200,
+        ...(await pagedAnswer(
+          pageWindow(query, (key) => v.is(OpRef, key)),
+          page,
+        )),
+      };
     },
   }),
 ];

@@ -1,6 +1,7 @@
 import { scopeOf } from "../../app/reads";
 import { findOrder, listOrders } from "../../db/orders";
 import { notFound } from "../../domain/errors";
+import { isUuid } from "../../domain/ids";
 import { IdParams } from "../../schemas/common";
 import { OrderOut, OrderPageOut, OrdersQuery } from "../../schemas/subscriptions";
 import { tagged } from "../conditional";
@@ -37,7 +38,7 @@ export const orderRoutes = [
         const { rows, total } = await listOrders(env, { ...filter, ...window });
         return toPage(rows, window, (o) => o.id, orderView, total);
       };
-      return { status: 200, ...(await pagedAnswer(pageWindow(query), page)) };
+      return { status: 200, ...(await pagedAnswer(pageWindow(query, isUuid), page)) };
     },
   }),
   defineRoute({

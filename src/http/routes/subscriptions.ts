@@ -8,7 +8,7 @@ import { assignIds, plan } from "../../app/subscriptions";
 import type { Principal } from "../../db/credentials";
 import { badRequest, refused } from "../../domain/errors";
 import { untagJson } from "../../domain/etag";
-import { subscriptionIdBeside, uuidv7 } from "../../domain/ids";
+import { isUuid, subscriptionIdBeside, uuidv7 } from "../../domain/ids";
 import { MAX_OBJECTS } from "../../domain/purchase";
 import { runRefusal } from "../../domain/refusals";
 import { money } from "../../domain/subscriptions";
@@ -97,7 +97,7 @@ function listRoute(path: string, summary: string, description: string, grouped: 
           ).meta,
         };
       };
-      return { status: 200, ...(await pagedAnswer(pageWindow(query), page)) };
+      return { status: 200, ...(await pagedAnswer(pageWindow(query, isUuid), page)) };
     },
   });
 }

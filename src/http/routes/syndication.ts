@@ -1,4 +1,4 @@
-import type * as v from "valibot";
+import * as v from "valibot";
 import { choiceFor, newIdFor } from "../../app/intents";
 import { redeliver } from "../../app/webhooks";
 import type { Principal } from "../../db/credentials";
@@ -19,6 +19,7 @@ import {
   CreateVendor,
   DeliveriesQuery,
   DeliveryDetailOut,
+  DeliveryId,
   DeliveryOut,
   DeliveryPageOut,
   DeliveryParams,
@@ -246,7 +247,13 @@ export const syndicationRoutes = [
         }));
         return { ...listed, meta: { ...listed.meta, backlog: backlogOut } };
       };
-      return { status: 200, ...(await pagedAnswer(pageWindow(query), page)) };
+      return {
+        status: 200,
+        ...(await pagedAnswer(
+          pageWindow(query, (key) => v.is(DeliveryId, key)),
+          page,
+        )),
+      };
     },
   }),
   defineRoute({
