@@ -1,7 +1,8 @@
-import type * as v from "valibot";
+import * as v from "valibot";
 import { badRequest } from "../domain/errors";
 import type { JsonStream } from "../domain/json";
 import { logError } from "../domain/log";
+import { Uuid } from "../schemas/common";
 import { MAX_EVERY_ITEMS, MAX_PAGE_LIMIT, type wholeListMeta } from "../schemas/pagination";
 
 /**
@@ -33,6 +34,9 @@ const CURSOR_KEY = /^[\x20-\x7e]+$/;
 
 /** What a list's rows are keyed by (an id, an opRef, a charge's position): a cursor must carry one. */
 export type CursorKey = (key: string) => boolean;
+
+/** Rows keyed by their id: any UUID the API accepts as one. */
+export const byId: CursorKey = (key) => v.is(Uuid, key);
 
 function decodeCursor(cursor: string | undefined, isKey: CursorKey): string | undefined {
   if (cursor === undefined) return undefined;

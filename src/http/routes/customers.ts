@@ -7,7 +7,6 @@ import { type Customer, createCustomer, listCustomers, updateCustomer } from "..
 import { findResource } from "../../db/resources";
 import { badRequest, notFound } from "../../domain/errors";
 import { baseSourceOf } from "../../domain/holders";
-import { isUuid } from "../../domain/ids";
 import { ledgerOf } from "../../objects/quota-ledger";
 import { IdParams, IssuedCredentialOut, KeyRequest } from "../../schemas/common";
 import {
@@ -21,7 +20,7 @@ import { HoldingOut, HoldingsOut, SetLimit } from "../../schemas/operator";
 import { issueAnew } from "../auth";
 import { inEffect, matched, preconditionFailed, tagged } from "../conditional";
 import * as examples from "../examples";
-import { type PageWindow, pagedAnswer, pageWindow, toPage, wholeList } from "../pagination";
+import { byId, type PageWindow, pagedAnswer, pageWindow, toPage, wholeList } from "../pagination";
 import { ETAG, LOCATION } from "../reply";
 import { defineRoute } from "../route";
 
@@ -135,7 +134,7 @@ export const customerRoutes = [
         const { rows, total } = await listCustomers(env, scope, window.after, window.offset, window.limit);
         return toPage(rows, window, (c) => c.id, customerOut, total);
       };
-      return { status: 200, ...(await pagedAnswer(pageWindow(query, isUuid), page)) };
+      return { status: 200, ...(await pagedAnswer(pageWindow(query, byId), page)) };
     },
   }),
   defineRoute({

@@ -1,12 +1,11 @@
 import { scopeOf } from "../../app/reads";
 import { findOrder, listOrders } from "../../db/orders";
 import { notFound } from "../../domain/errors";
-import { isUuid } from "../../domain/ids";
 import { IdParams } from "../../schemas/common";
 import { OrderOut, OrderPageOut, OrdersQuery } from "../../schemas/subscriptions";
 import { tagged } from "../conditional";
 import * as examples from "../examples";
-import { type PageWindow, pagedAnswer, pageWindow, toPage } from "../pagination";
+import { byId, type PageWindow, pagedAnswer, pageWindow, toPage } from "../pagination";
 import { ETAG } from "../reply";
 import { defineRoute } from "../route";
 import { orderView } from "../views";
@@ -38,7 +37,7 @@ export const orderRoutes = [
         const { rows, total } = await listOrders(env, { ...filter, ...window });
         return toPage(rows, window, (o) => o.id, orderView, total);
       };
-      return { status: 200, ...(await pagedAnswer(pageWindow(query, isUuid), page)) };
+      return { status: 200, ...(await pagedAnswer(pageWindow(query, byId), page)) };
     },
   }),
   defineRoute({

@@ -8,7 +8,7 @@ import { assignIds, plan } from "../../app/subscriptions";
 import type { Principal } from "../../db/credentials";
 import { badRequest, refused } from "../../domain/errors";
 import { untagJson } from "../../domain/etag";
-import { isUuid, subscriptionIdBeside, uuidv7 } from "../../domain/ids";
+import { subscriptionIdBeside, uuidv7 } from "../../domain/ids";
 import { MAX_OBJECTS } from "../../domain/purchase";
 import { runRefusal } from "../../domain/refusals";
 import { money } from "../../domain/subscriptions";
@@ -27,7 +27,7 @@ import {
 import { taggedText } from "../conditional";
 import * as examples from "../examples";
 import { ACCEPTED, respond } from "../operations";
-import { type PageWindow, pagedAnswer, pageWindow, toPage } from "../pagination";
+import { byId, type PageWindow, pagedAnswer, pageWindow, toPage } from "../pagination";
 import { ETAG } from "../reply";
 import { defineRoute } from "../route";
 import { ASYNC, expectedVersion, IF_MATCH, SUBSCRIPTION_LOCATION } from "./subscription-updates";
@@ -97,7 +97,7 @@ function listRoute(path: string, summary: string, description: string, grouped: 
           ).meta,
         };
       };
-      return { status: 200, ...(await pagedAnswer(pageWindow(query, isUuid), page)) };
+      return { status: 200, ...(await pagedAnswer(pageWindow(query, byId), page)) };
     },
   });
 }
