@@ -478,6 +478,14 @@ describe("resolveExtension", () => {
     }
   });
 
+  it("rejects an end_time equal to now on a lapsed chain, though rounding would leave hours to noon", () => {
+    const now = d("2025-06-01T09:30:00Z");
+    expect(resolveExtension(byPeriod, { end_time: now }, now)).toMatchObject({
+      ok: false,
+      error: { code: "end_not_after_start", fields: ["end_time"] },
+    });
+  });
+
   it("does not share the Date of the last subscription", () => {
     const result = resolveExtension(byPeriod, {}, NOW);
     expect(result.ok && result.value.start).not.toBe(byPeriod.end);
@@ -551,6 +559,19 @@ describe("the latest end a term can have", () => {
     });
     expect(resolveExtension(last, {}, NOW)).toMatchObject({ ok: false, error: { code: "end_too_late" } });
     expect(resolveExtension(last, { end_time: d("9999-12-20T00:00:00Z") }, NOW)).toMatchObject({ ok: true });
+  });
+});
+
+describe("the latest end a term can have, repeated", () => {
+  it("allows a repeated term that ends exactly on it", () => {
+    const last: ExtendBase = {
+      start: d("9999-12-29T12:00:00Z"),
+      end: d("9999-12-30T12:00:00Z"),
+      createdWith: "end_time",
+      period: null,
+    };
+    const result = resolveExtension(last, {}, NOW);
+    expect(result.ok && iso(result.value.end)).toBe("9999-12-31T12:00:00.000Z");
   });
 });
 
