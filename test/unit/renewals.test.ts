@@ -49,3 +49,21 @@ describe("renewalStep", () => {
     expect(renewalStep(record, at)).toBe(step);
   });
 });
+
+describe("renewalStep with the term after it", () => {
+  const cancelledNext = { endedAt: "2030-02-20T08:00:00.000Z", endReason: "cancelled" } as const;
+  const expiredNext = { endedAt: "2030-04-01T12:00:00.000Z", endReason: "expired" } as const;
+  const liveNext = { endedAt: null, endReason: null } as const;
+  const extended = { ...due, nextId: "next-id" };
+
+  it.each([
+    ["the chain cancelled after it, its term not over: it runs its course", "skip", cancelledNext, before],
+    ["the chain cancelled after it, its term over: it expires", "expire", cancelledNext, after],
+    ["the chain cancelled after it, at its very end: it expires", "expire", cancelledNext, new Date(END)],
+    ["the term after it ran its course: nothing is due, even past its end", "skip", expiredNext, after],
+    ["the term after it live: nothing is due", "skip", liveNext, after],
+  ] as const)("%s: %s", (_what, step, successor, at) => {
+    expect(renewalStep(extended, at, successor)).toBe(step);
+    expect(renewalStep({ ...extended, autoRenew: false }, at, successor)).toBe(step);
+  });
+});

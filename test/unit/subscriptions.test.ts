@@ -1,7 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { MAX_RUN_INTERVALS } from "../../src/domain/metering";
 import { amountChangeRefusal, deploymentRefusal, runRefusal } from "../../src/domain/refusals";
-import { chainStatus } from "../../src/domain/subscriptions";
+import {
+  chainStatus,
+  isExpired,
+  type SubscriptionRecord,
+  startDeployed,
+  statusOf,
+  termPriceMinor,
+} from "../../src/domain/subscriptions";
 import { retryAfterSeconds } from "../../src/http/operations";
 
 const NOW = new Date("2027-03-10T09:00:00.000Z");
@@ -23,6 +30,70 @@ describe("chainStatus: a chain as groupedsubscriptions lists it", () => {
     ["one term: its own status", [toCome], "inactive"],
   ] as const)("is %s", (_, terms, status) => {
     expect(chainStatus(terms, NOW)).toBe(status);
+  });
+});
+
+describe("statusOf: a term's status at the instants that bound it", () => {
+  const bought = { ...running, deploymentStatus: "DEPLOYED" as const };
+  const at = (iso: string) => new Date(iso);
+
+  it.each([
+    ["inactive a millisecond before it starts", "2027-03-01T11:59:59.999Z", "inactive"],
+    ["active from the instant it starts", "2027-03-01T12:00:00.000Z", "active"],
+    ["active a millisecond before it ends", "2027-04-01T11:59:59.999Z", "active"],
+    ["expired from the instant it ends: its end is exclusive", "2027-04-01T12:00:00.000Z", "expired"],
+  ] as const)("is %s", (_, now, status) => {
+    expect(statusOf(bought, at(now), false)).toBe(status);
+  });
+
+  it("is expired at its end time, and not a millisecond before", () => {
+    expect(isExpired(running, at("2027-04-01T12:00:00.000Z"))).toBe(true);
+    expect(isExpired(running, at("2027-04-01T11:59:59.999Z"))).toBe(false);
+  });
+});
+
+describe("termPriceMinor: what a term costs", () => {
+  const at = (iso: string) => new Date(iso);
+
+  it("prices a depletable per unit bought", () => {
+    expect(
+      termPriceMinor({ kind: "depletable", unitPriceMinor: 7 }, 3, at("2027-03-01T12:00:00Z"), null),
+    ).toBe(21n);
+  });
+
+  it("prices a timed term per unit and hour, for every unit", () => {
+    const start = at("2027-03-01T12:00:00Z");
+    const end = at("2027-03-02T12:00:00Z");
+    expect(termPriceMinor({ kind: "timed", unitPriceMinor: 10 }, 1, start, end)).toBe(240n);
+    expect(termPriceMinor({ kind: "timed", unitPriceMinor: 10 }, 3, start, end)).toBe(720n);
+  });
+
+  it("prices a CaaS cloud nothing up front", () => {
+    expect(termPriceMinor({ kind: "caas", unitPriceMinor: 10 }, 3, at("2027-03-01T12:00:00Z"), null)).toBe(
+      0n,
+    );
+  });
+});
+
+describe("startDeployed: a syndicated term its vendor deploys late", () => {
+  it("is priced again as the term it gets: a month read from its deployment", () => {
+    const bought = {
+      kind: "timed",
+      unitPriceMinor: 10,
+      amount: 2,
+      startTime: "2027-02-01T12:00:00.000Z",
+      endTime: "2027-03-01T12:00:00.000Z",
+      period: "1 month",
+      createdWith: "period",
+      endedAt: null,
+      priceMinor: "13440",
+    } as SubscriptionRecord;
+    const deployed = startDeployed(bought, new Date("2027-03-01T12:00:00.000Z"));
+    expect(deployed).toMatchObject({
+      startTime: "2027-03-01T12:00:00.000Z",
+      endTime: "2027-04-01T12:00:00.000Z",
+      priceMinor: "14880",
+    });
   });
 });
 
