@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { drawOf } from "../../src/domain/consumption";
+import { drawOf, mayStillDraw, REPORT_DRAWS_FOR_MS } from "../../src/domain/consumption";
 import { endInstant } from "../../src/domain/endings";
 import type { SubscriptionRecord } from "../../src/domain/subscriptions";
 
@@ -41,5 +41,16 @@ describe("drawOf: what a consumption report does to one subscription", () => {
     const later = "2026-12-03T12:00:05.000Z";
     const draw = drawOf(tx(10, { drawnUntil: later }), 1, "r0", now, null, false);
     expect(draw.kind === "draws" && draw.drained.drawnUntil).toBe(later);
+  });
+});
+
+describe("mayStillDraw: how long after its first run a report may draw", () => {
+  it("draws up to and including 24 hours after its first run began, never a millisecond later", () => {
+    const since = new Date("2026-12-03T12:00:00.000Z");
+    const later = (ms: number) => new Date(since.getTime() + ms);
+    expect(REPORT_DRAWS_FOR_MS).toBe(24 * 3_600_000);
+    expect(mayStillDraw(since, since)).toBe(true);
+    expect(mayStillDraw(since, later(REPORT_DRAWS_FOR_MS))).toBe(true);
+    expect(mayStillDraw(since, later(REPORT_DRAWS_FOR_MS + 1))).toBe(false);
   });
 });
