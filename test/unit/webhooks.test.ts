@@ -1,12 +1,18 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  canMoveTo,
+  carriesOn,
+  chainDeployment,
+  chainStatus,
+  type DeploymentStatus,
   deferSeconds,
   eventOf,
   MAX_DELAY_SECONDS,
   nextAttemptIn,
   RETRY_SCHEDULE,
   retryDelay,
+  undeployedWithChain,
   webhookRetentionMs,
 } from "../../src/domain/webhooks";
 
@@ -155,5 +161,61 @@ describe("deferSeconds", () => {
     expect(deferSeconds(now - 5000, now)).toBe(60);
     expect(deferSeconds(now + 30_000, now)).toBe(90);
     expect(deferSeconds(now + 86_400_000, now)).toBe(MAX_DELAY_SECONDS);
+  });
+});
+
+describe("deployment statuses along a chain", () => {
+  const term = (deploymentStatus: DeploymentStatus, more: { undeployedWithChain?: boolean } = {}) => ({
+    deploymentStatus,
+    endedAt: null,
+    ...more,
+  });
+
+  it("FAILED is final: no report moves a failed term on", () => {
+    for (const to of ["PENDING", "DEPLOYED", "UNDEPLOYED", "STOPPED"] as const) {
+      expect(canMoveTo("FAILED", to)).toBe(false);
+    }
+    expect(canMoveTo("FAILED", "FAILED")).toBe(true);
+    expect(canMoveTo("PENDING", "DEPLOYED")).toBe(true);
+  });
+
+  it("a STOPPED term's chain takes DEPLOYED: its application is still deployed", () => {
+    expect(chainStatus("STOPPED")).toBe("DEPLOYED");
+    expect(chainStatus("UNDEPLOYED")).toBe("UNDEPLOYED");
+    expect(chainStatus("DEPLOYED")).toBe("DEPLOYED");
+  });
+
+  it("UNDEPLOYED reported earlier undeploys a later term DEPLOYED or STOPPED, nothing else", () => {
+    expect(chainDeployment(term("DEPLOYED"), "UNDEPLOYED")).toBe("UNDEPLOYED");
+    expect(chainDeployment(term("STOPPED"), "UNDEPLOYED")).toBe("UNDEPLOYED");
+    expect(chainDeployment(term("PENDING"), "UNDEPLOYED")).toBeNull();
+    expect(chainDeployment(term("FAILED"), "UNDEPLOYED")).toBeNull();
+    expect(
+      chainDeployment({ ...term("DEPLOYED"), endedAt: "2030-01-15T12:00:00.000Z" }, "UNDEPLOYED"),
+    ).toBeNull();
+  });
+
+  it("DEPLOYED reported earlier lifts only an UNDEPLOYED carried along the chain, never the term's own", () => {
+    expect(chainDeployment(term("UNDEPLOYED", { undeployedWithChain: true }), "DEPLOYED")).toBe("DEPLOYED");
+    expect(chainDeployment(term("UNDEPLOYED"), "DEPLOYED")).toBeNull();
+    expect(chainDeployment(term("UNDEPLOYED", { undeployedWithChain: false }), "DEPLOYED")).toBeNull();
+    expect(chainDeployment(term("STOPPED"), "DEPLOYED")).toBeNull();
+  });
+
+  it("a term's own UNDEPLOYED, or DEPLOYED lifting its own UNDEPLOYED, carries on; a carried one does not", () => {
+    expect(carriesOn(term("DEPLOYED"), term("UNDEPLOYED"))).toBe(true);
+    expect(carriesOn(term("DEPLOYED"), term("UNDEPLOYED", { undeployedWithChain: true }))).toBe(false);
+    expect(carriesOn(term("UNDEPLOYED"), term("DEPLOYED"))).toBe(true);
+    expect(carriesOn(term("UNDEPLOYED", { undeployedWithChain: true }), term("DEPLOYED"))).toBe(false);
+    expect(carriesOn(term("DEPLOYED"), term("STOPPED"))).toBe(false);
+    expect(carriesOn(term("UNDEPLOYED"), term("UNDEPLOYED"))).toBe(false);
+  });
+
+  it("a term is UNDEPLOYED with its chain when carried there, or when a report naming no status leaves it so", () => {
+    expect(undeployedWithChain("UNDEPLOYED", {}, true, false)).toBe(true);
+    expect(undeployedWithChain("DEPLOYED", {}, true, true)).toBe(false);
+    expect(undeployedWithChain("UNDEPLOYED", {}, false, true)).toBe(true);
+    expect(undeployedWithChain("DEPLOYED", {}, false, true)).toBe(false);
+    expect(undeployedWithChain("UNDEPLOYED", { deploymentStatus: "UNDEPLOYED" }, false, true)).toBe(false);
   });
 });
