@@ -37,14 +37,22 @@ export async function reportDeployment(
 
 /**
  * Carries on a report from the operations queue (`carry`): the status its term has now (`chainStatus`),
- * or, should that term have ended since, the status the message names.
+ * or, should that term have ended since, the status the message names, unless the term ended with
+ * another (`endedDeploymentStatus`): the message is older than a report on it whose own walk (and
+ * carry) has the later terms, and carried late it would undo that report there (a message is
+ * retried, and sent again out of attempts, for as long as it fails).
  */
 export async function continueDeployment(env: Env, carry: DeploymentCarry): Promise<void> {
   const from = await subscriptionObject(env, carry.from).get();
   if (!from) return;
+  if (from.endedAt !== null && !endedWith(from, carry.status)) return;
   const status = from.endedAt === null ? chainStatus(from.deploymentStatus) : carry.status;
   await carryDeployment(env, { from: from.id, status }, carry.next ?? from.nextId);
 }
+
+/** Whether ended term `from` ended with `status` as its chain reads it (unknown for one ended before it was kept). */
+const endedWith = (from: SubscriptionRecord, status: DeploymentStatus) =>
+  from.endedDeploymentStatus === undefined || chainStatus(from.endedDeploymentStatus) === chainStatus(status);
 
 /**
  * Carries `status`, reported on term `from`, to the terms of its chain from `next` on, up to

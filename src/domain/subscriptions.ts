@@ -95,6 +95,12 @@ export interface SubscriptionRecord {
    * reported there lifts it. Absent: the status is its own (its vendor reported it on this term).
    */
   undeployedWithChain?: boolean;
+  /**
+   * The deployment status it had when it ended (absent: live, or ended before this was kept): the
+   * status its vendor's last report on it while live left, which a report after its end (that term
+   * only) does not change. A carry from it naming another is older than that report (`continueDeployment`).
+   */
+  endedDeploymentStatus?: DeploymentStatus;
   /** The operation that bought it, completed when its vendor reports DEPLOYED. */
   operationRef: string | null;
   /** Numbers this subscription's events, so receivers can drop stale ones. */

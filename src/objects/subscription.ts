@@ -395,7 +395,14 @@ export class Subscription extends SubscriptionMachine {
     also: Partial<SubscriptionRecord>,
   ): Promise<SubscriptionRecord> {
     const runs = isRunning(r.runs) ? stop(r.runs, runInstant(r.runs, now)) : r.runs;
-    const next = { ...r, ...also, runs, endedAt: endInstant(r, now), endReason: reason };
+    const next = {
+      ...r,
+      ...also,
+      runs,
+      endedAt: endInstant(r, now),
+      endReason: reason,
+      endedDeploymentStatus: r.deploymentStatus,
+    };
     if (await endsChainHold(this.env, r, now, this.lookup))
       return this.steps.move(this.env, r, -r.amount, releaseReference(r), now, {
         ...next,

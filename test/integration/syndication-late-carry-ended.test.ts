@@ -1,0 +1,88 @@
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it } from "vitest";
+import { renewOrExpire } from "../../src/app/renewals";
+import { armFault, disarmFaults } from "../../src/domain/faults";
+import worker from "../../src/index";
+import type { OperationMessage } from "../../src/objects/operations-queue";
+import { subscriptionObject } from "../../src/objects/subscription-object";
+import { expectBooksBalance } from "../books";
+import { call, deployedTerm, eventually, expectOk, vendorEndpoints } from "../helpers";
+
+vendorEndpoints();
+afterEach(() => disarmFaults());
+
+async function deliver(body: OperationMessage) {
+  const batch = createMessageBatch<OperationMessage>("stratus-operations", [
+    { id: crypto.randomUUID(), timestamp: new Date(), attempts: 1, body },
+  ]);
+  await worker.queue(batch, env);
+  expect((await getQueueResult(batch, createExecutionContext())).explicitAcks).toHaveLength(1);
+}
+
+/**
+ * A carry of a vendor's DEPLOYED on a chain's first term is late (its deliveries failed, and out of
+ * attempts it is sent again as a new message, 5 minutes later, however many times): meanwhile the
+ * vendor reported UNDEPLOYED on that term, whose walk undeployed the later terms, and the partner
+ * cancelled the first term (its extensions live on). The late carry, its term ended, carried the
+ * status its message named, older than the vendor's last report: it lifted the later terms, and
+ * the chain's last was renewed, and charged, for an application its vendor had undeployed.
+ */
+describe("a late carry from a term that has ended since", () => {
+  it("carries the status its term ended with, not its message's older one (was: lifted, renewed)", async () => {
+    const { t, id, report: patch } = await deployedTerm("1 week", true);
+    const report = (on: string, status: string) => expectOk(patch(on, status));
+    const extend = async (on: string) =>
+      (await expectOk(call("POST", `/v1/subscriptions/${on}/action/?do=extend`, { token: t.partnerKey })))
+        .id as string;
+    const middle = await extend(id);
+    const last = await extend(middle);
+    const status = async (on: string) => (await subscriptionObject(env, on).get())?.deploymentStatus;
+    const settled = (on: string, expected: string) =>
+      eventually(async () => ((await status(on)) === expected ? true : undefined), `${on} ${expected}`);
+
+    await report(id, "UNDEPLOYED");
+    await settled(last, "UNDEPLOYED");
+    // The vendor deploys again: this report's carry is the one that will come late.
+    await report(id, "DEPLOYED");
+    await settled(last, "DEPLOYED");
+    // Then it undeploys the chain's application for good, and the partner cancels the first term.
+    await report(id, "UNDEPLOYED");
+    await settled(middle, "UNDEPLOYED");
+    await settled(last, "UNDEPLOYED");
+    const cancelled = await expectOk(call("DELETE", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
+    expect(cancelled.end_reason).toBe("cancelled");
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+
+    // The DEPLOYED's carry comes now.
+    await deliver({ carry: { from: id, status: "DEPLOYED" } });
+
+    expect(await status(middle), "the middle term").toBe("UNDEPLOYED");
+    expect(await status(last), "the chain's last term").toBe("UNDEPLOYED");
+    const end = Date.parse((await subscriptionObject(env, last).get())?.endTime as string);
+    expect(await renewOrExpire(env, last, new Date(end + 60_000))).not.toBe("renewed");
+    const charges = await expectOk(call("GET", "/v1/charges?limit=0", { token: t.partnerKey }));
+    expect((charges.objects as Array<{ kind: string }>).filter((c) => c.kind === "renewal")).toEqual([]);
+    await expectBooksBalance(t);
+  }, 60_000);
+
+  it("still carries the status its term ended with: a report whose walk died before its term was cancelled", async () => {
+    const { t, id } = await deployedTerm("1 week", true);
+    const extend = async (on: string) =>
+      (await expectOk(call("POST", `/v1/subscriptions/${on}/action/?do=extend`, { token: t.partnerKey })))
+        .id as string;
+    const middle = await extend(id);
+    const last = await extend(middle);
+    const status = async (on: string) => (await subscriptionObject(env, on).get())?.deploymentStatus;
+    // The vendor's UNDEPLOYED on the first term, committed; neither walked nor pushed.
+    armFault("subscription.committed");
+    await subscriptionObject(env, id)
+      .setDeployment({ deploymentStatus: "UNDEPLOYED" })
+      .catch(() => undefined);
+    expect([await status(middle), await status(last)]).toEqual(["DEPLOYED", "DEPLOYED"]);
+    await expectOk(call("DELETE", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
+    await deliver({ carry: { from: id, status: "UNDEPLOYED" } });
+    expect([await status(middle), await status(last)]).toEqual(["UNDEPLOYED", "UNDEPLOYED"]);
+    await expectBooksBalance(t);
+  }, 60_000);
+});
