@@ -83,18 +83,29 @@ async function waitUntilUp(child) {
   throw new Error(`the Worker did not answer at ${base} within two minutes`);
 }
 
-/** Catalog and holdings go through the API: holdings live in Durable Objects, and PUTs are idempotent. */
+/**
+ * Catalog and holdings go through the API: holdings live in Durable Objects. Only what is missing
+ * is written, as the SQL seed's INSERT OR IGNORE does: a restart on the same `.wrangler/` state
+ * keeps what the operator changed since (a limit, a price, the demo product's endpoint).
+ */
 async function seedThroughApi(operatorToken) {
+  const headers = { "x-api-key": operatorToken, "content-type": "application/json" };
+  const get = async (path) => {
+    const res = await fetch(`${base}${path}`, { headers });
+    if (res.status === 404) return null;
+    if (!res.ok) throw new Error(`reading ${path} failed: ${res.status} ${await res.text()}`);
+    return res.json();
+  };
   const put = async (path, body) => {
-    const res = await fetch(`${base}${path}`, {
-      method: "PUT",
-      headers: { "x-api-key": operatorToken, "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
+    const res = await fetch(`${base}${path}`, { method: "PUT", headers, body: JSON.stringify(body) });
     if (!res.ok) throw new Error(`seeding ${path} failed: ${res.status} ${await res.text()}`);
   };
-  for (const { name, ...resource } of demo.resources) await put(`/v1/resources/${name}`, resource);
+  const resources = new Set((await get("/v1/resources")).objects.map((r) => r.name));
+  for (const { name, ...resource } of demo.resources) {
+    if (!resources.has(name)) await put(`/v1/resources/${name}`, resource);
+  }
   for (const { id, ...product } of demo.products) {
+    if (await get(`/v1/products/${id}`)) continue;
     const syndication =
       id === "crm-seats"
         ? { delivery: "syndicated", vendor: demo.vendor.id, endpoint: demo.vendor.endpoint }
@@ -107,7 +118,12 @@ async function seedThroughApi(operatorToken) {
     });
   }
   for (const customer of demo.customers) {
+    const held = await get(`/v1/customers/${customer.id}/quotas`);
+    const limited = new Set(
+      (held?.objects ?? []).filter((h) => h.source === "system").map((h) => h.resource),
+    );
     for (const [resource, limit] of Object.entries(customer.limits)) {
+      if (limited.has(resource)) continue;
       await put(`/v1/customers/${customer.id}/quotas`, { source: "system", resource, limit });
     }
   }
