@@ -253,13 +253,17 @@ export class LedgerCommissions {
       .toArray();
   }
 
-  /** When the longest-unchanged open commission with a recovery context last changed, if any. */
-  oldestRecoverable(): number | null {
+  /**
+   * When the longest-unchanged open commission with a recovery context last changed, if any; with
+   * `after`, among those changed after it only (not stale yet as of that cut).
+   */
+  oldestRecoverable(after = -1): number | null {
     return (
       this.sql
         .exec<{ oldest: number | null }>(
           `SELECT min(updated_at) AS oldest FROM commissions
-            WHERE (state = 'pending' OR follow_up = 1) AND recovery IS NOT NULL`,
+            WHERE (state = 'pending' OR follow_up = 1) AND recovery IS NOT NULL AND updated_at > ?`,
+          after,
         )
         .toArray()[0]?.oldest ?? null
     );

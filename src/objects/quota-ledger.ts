@@ -245,12 +245,13 @@ export class QuotaLedger extends DurableObject<Env> {
     if (this.alarmFrom === 0) {
       await this.sweep(Date.now()).catch((error) => logError("ledger.sweep_failed", error));
     }
-    const open = this.commissions.oldestRecoverable();
-    // The oldest is asked about again a bound later, should its message have been lost.
-    if (open !== null)
-      await this.wakeIn(
-        open + this.recoveryMs > Date.now() ? open + this.recoveryMs - Date.now() : this.recoveryMs,
-      );
+    const now = Date.now();
+    // Each open commission is asked about once it has been open for the bound (the next to reach
+    // it, not a bound after the oldest: one issued a second after it would wait twice the bound)...
+    const fresh = this.commissions.oldestRecoverable(now - this.recoveryMs);
+    if (fresh !== null) await this.wakeIn(fresh + this.recoveryMs - now);
+    // ...and those past it again a bound later, should their message have been lost.
+    if (this.commissions.oldestRecoverable() !== null) await this.wakeIn(this.recoveryMs);
     const next = await alarmRun(this.commissions, this.alarmFrom, Date.now() - STALL_MS, {
       project: (serial) => this.project(serial),
       finish: (serial, decision, final) => this.finish(serial, decision, final),
