@@ -246,8 +246,7 @@ export class QuotaLedger extends DurableObject<Env> {
       await this.sweep(Date.now()).catch((error) => logError("ledger.sweep_failed", error));
     }
     const now = Date.now();
-    // Each open commission is asked about once it has been open for the bound (the next to reach
-    // it, not a bound after the oldest: one issued a second after it would wait twice the bound)...
+    // Each open commission is asked about once open for the bound (not a bound after the oldest)...
     const fresh = this.commissions.oldestRecoverable(now - this.recoveryMs);
     if (fresh !== null) await this.wakeIn(fresh + this.recoveryMs - now);
     // ...and those past it again a bound later, should their message have been lost.
