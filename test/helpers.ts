@@ -5,12 +5,12 @@ import {
   runInDurableObject,
 } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
-import { afterAll, beforeAll, vi } from "vitest";
-import type { RenewalMessage } from "../src/app/renewals";
+import { afterAll, beforeAll, expect, vi } from "vitest";
+import { type RenewalMessage, renewOrExpire } from "../src/app/renewals";
 import { issueCredential } from "../src/db/credentials";
 import { claimDue } from "../src/db/due-terms";
 import worker from "../src/index";
-import { subscriptionShard } from "../src/objects/subscription-object";
+import { subscriptionObject, subscriptionShard } from "../src/objects/subscription-object";
 import { PUSH_CHECK_AFTER_MS } from "../src/objects/unpushed-changes";
 import { checkContract } from "./contract";
 
@@ -719,4 +719,25 @@ export async function deployedTerm(period: string, autoRenew: boolean) {
     return op.status === 201 ? true : undefined;
   }, "the purchase to complete");
   return { t, product, id, vendorToken, report };
+}
+
+/** Extends chain term `on` (its last) by one term, as tenant `t`'s partner: the extension's id. */
+export async function extendTerm(t: Tenant, on: string): Promise<string> {
+  const ext = await expectOk(
+    call("POST", `/v1/subscriptions/${on}/action/?do=extend`, { token: t.partnerKey }),
+  );
+  return ext.id as string;
+}
+
+/**
+ * Runs the cron's renewal of chain term `last` a minute after its end, and checks that nothing was
+ * renewed and no renewal charged: answers what the term came to instead.
+ */
+export async function expectNotRenewedAtEnd(t: Tenant, last: string): Promise<string> {
+  const end = Date.parse((await subscriptionObject(env, last).get())?.endTime as string);
+  const outcome = await renewOrExpire(env, last, new Date(end + 60_000));
+  expect(outcome).not.toBe("renewed");
+  const charges = await expectOk(call("GET", "/v1/charges?limit=0", { token: t.partnerKey }));
+  expect((charges.objects as Array<{ kind: string }>).filter((c) => c.kind === "renewal")).toEqual([]);
+  return outcome;
 }

@@ -2,13 +2,12 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { MAX_ATTEMPTS } from "../../src/app/operations";
-import { renewOrExpire } from "../../src/app/renewals";
 import { armFault, disarmFaults } from "../../src/domain/faults";
 import worker from "../../src/index";
 import type { OperationMessage } from "../../src/objects/operations-queue";
 import { subscriptionObject } from "../../src/objects/subscription-object";
 import { expectBooksBalance } from "../books";
-import { call, deployedTerm, expectOk, vendorEndpoints } from "../helpers";
+import { call, deployedTerm, expectNotRenewedAtEnd, expectOk, extendTerm, vendorEndpoints } from "../helpers";
 
 vendorEndpoints();
 afterEach(() => disarmFaults());
@@ -22,11 +21,8 @@ afterEach(() => disarmFaults());
 describe("a carry of a vendor's UNDEPLOYED out of attempts", () => {
   it("is sent again, and its terms are undeployed: the chain's last is not renewed (was: dropped, renewed)", async () => {
     const { t, id } = await deployedTerm("1 week", true);
-    const extend = async (on: string) =>
-      (await expectOk(call("POST", `/v1/subscriptions/${on}/action/?do=extend`, { token: t.partnerKey })))
-        .id as string;
-    const middle = await extend(id);
-    const last = await extend(middle);
+    const middle = await extendTerm(t, id);
+    const last = await extendTerm(t, middle);
     const read = async (on: string) =>
       (await expectOk(call("GET", `/v1/subscriptions/${on}/`, { token: t.partnerKey }))).deployment_status;
     // The vendor's UNDEPLOYED on the first term, committed; its push (which sends the carry) not yet.
@@ -64,14 +60,9 @@ describe("a carry of a vendor's UNDEPLOYED out of attempts", () => {
     await deliver(sent[0] as OperationMessage, 1, env);
     expect([await read(middle), await read(last)]).toEqual(["UNDEPLOYED", "UNDEPLOYED"]);
 
-    const end = Date.parse(
-      (await expectOk(call("GET", `/v1/subscriptions/${last}/`, { token: t.partnerKey }))).end_time,
-    );
-    expect(await renewOrExpire(env, last, new Date(end + 60_000))).toBe("failed");
+    expect(await expectNotRenewedAtEnd(t, last)).toBe("failed");
     const charges = (await expectOk(call("GET", "/v1/charges?limit=0", { token: t.partnerKey })))
-      .objects as Array<{
-      kind: string;
-    }>;
+      .objects as Array<{ kind: string }>;
     expect(charges.map((c) => c.kind).sort()).toEqual(["extension", "extension", "purchase"]);
     await expectBooksBalance(t);
   });

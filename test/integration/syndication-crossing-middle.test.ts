@@ -1,11 +1,18 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { reportDeployment } from "../../src/app/deployment";
-import { renewOrExpire } from "../../src/app/renewals";
 import { disarmFaults } from "../../src/domain/faults";
 import { subscriptionObject } from "../../src/objects/subscription-object";
 import { expectBooksBalance } from "../books";
-import { call, deployedTerm, eventually, expectOk, shardsHeld, vendorEndpoints } from "../helpers";
+import {
+  deployedTerm,
+  eventually,
+  expectNotRenewedAtEnd,
+  expectOk,
+  extendTerm,
+  shardsHeld,
+  vendorEndpoints,
+} from "../helpers";
 
 vendorEndpoints();
 afterEach(() => disarmFaults());
@@ -21,13 +28,8 @@ describe("a vendor's DEPLOYED on a chain crossing its UNDEPLOYED on a later term
   it("leaves the terms after the undeployed one UNDEPLOYED and renews none", async () => {
     const { t, id, report: patch } = await deployedTerm("1 week", true);
     const report = (on: string, status: string) => expectOk(patch(on, status));
-    const extend = async (last: string) => {
-      const ext = await call("POST", `/v1/subscriptions/${last}/action/?do=extend`, { token: t.partnerKey });
-      expect(ext.status, ext.text).toBe(200);
-      return ext.body.id as string;
-    };
-    const second = await extend(id);
-    const last = await extend(second);
+    const second = await extendTerm(t, id);
+    const last = await extendTerm(t, second);
     const status = async (on: string) => (await subscriptionObject(env, on).get())?.deploymentStatus;
     const settled = (on: string, expected: string) =>
       eventually(async () => ((await status(on)) === expected ? true : undefined), `${on} ${expected}`);
@@ -55,10 +57,7 @@ describe("a vendor's DEPLOYED on a chain crossing its UNDEPLOYED on a later term
 
     expect(await status(second), "the term its vendor undeployed").toBe("UNDEPLOYED");
     expect(await status(last), "the term after it").toBe("UNDEPLOYED");
-    const end = Date.parse((await subscriptionObject(env, last).get())?.endTime as string);
-    expect(await renewOrExpire(env, last, new Date(end + 60_000))).not.toBe("renewed");
-    const charges = await expectOk(call("GET", "/v1/charges?limit=0", { token: t.partnerKey }));
-    expect((charges.objects as Array<{ kind: string }>).filter((c) => c.kind === "renewal")).toEqual([]);
+    await expectNotRenewedAtEnd(t, last);
     await expectBooksBalance(t);
   }, 60_000);
 });

@@ -1,11 +1,18 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { reportDeployment } from "../../src/app/deployment";
-import { renewOrExpire } from "../../src/app/renewals";
 import { disarmFaults } from "../../src/domain/faults";
 import { subscriptionObject } from "../../src/objects/subscription-object";
 import { expectBooksBalance } from "../books";
-import { call, deployedTerm, eventually, expectOk, shardsHeld, vendorEndpoints } from "../helpers";
+import {
+  deployedTerm,
+  eventually,
+  expectNotRenewedAtEnd,
+  expectOk,
+  extendTerm,
+  shardsHeld,
+  vendorEndpoints,
+} from "../helpers";
 
 vendorEndpoints();
 afterEach(() => disarmFaults());
@@ -21,13 +28,8 @@ describe("a vendor's DEPLOYED and UNDEPLOYED crossing on a chain", () => {
   it("leaves every later term UNDEPLOYED and renews none (was: the older walk lifted the last term after the newer one passed)", async () => {
     const { t, id, report: patch } = await deployedTerm("1 week", true);
     const report = (status: string) => expectOk(patch(id, status));
-    const extend = async (last: string) => {
-      const ext = await call("POST", `/v1/subscriptions/${last}/action/?do=extend`, { token: t.partnerKey });
-      expect(ext.status, ext.text).toBe(200);
-      return ext.body.id as string;
-    };
-    const second = await extend(id);
-    const last = await extend(second);
+    const second = await extendTerm(t, id);
+    const last = await extendTerm(t, second);
     const status = async (on: string) => (await subscriptionObject(env, on).get())?.deploymentStatus;
     const settledAs = (expected: string) =>
       eventually(async () => {
@@ -58,10 +60,7 @@ describe("a vendor's DEPLOYED and UNDEPLOYED crossing on a chain", () => {
 
     expect(await status(id), "the reported term").toBe("UNDEPLOYED");
     expect(await status(last), "the chain's last term").toBe("UNDEPLOYED");
-    const end = Date.parse((await subscriptionObject(env, last).get())?.endTime as string);
-    expect(await renewOrExpire(env, last, new Date(end + 60_000))).not.toBe("renewed");
-    const charges = await expectOk(call("GET", "/v1/charges?limit=0", { token: t.partnerKey }));
-    expect((charges.objects as Array<{ kind: string }>).filter((c) => c.kind === "renewal")).toEqual([]);
+    await expectNotRenewedAtEnd(t, last);
     await expectBooksBalance(t);
   }, 60_000);
 });
