@@ -721,6 +721,17 @@ export async function deployedTerm(period: string, autoRenew: boolean) {
   return { t, product, id, vendorToken, report };
 }
 
+/** Term `on`'s deployment status, as its object holds it (undefined: no such term). */
+export const deploymentOf = async (on: string) => (await subscriptionObject(env, on).get())?.deploymentStatus;
+
+/** Waits until term `on`'s deployment status is `expected` (carried by a walk or the queue). */
+export const deploymentBecomes = (on: string, expected: string, tries?: number) =>
+  eventually(
+    async () => ((await deploymentOf(on)) === expected ? true : undefined),
+    `${on} ${expected}`,
+    tries,
+  );
+
 /** Extends chain term `on` (its last) by one term, as tenant `t`'s partner: the extension's id. */
 export async function extendTerm(t: Tenant, on: string): Promise<string> {
   const ext = await expectOk(

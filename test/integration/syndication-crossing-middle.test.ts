@@ -1,12 +1,11 @@
-import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { reportDeployment } from "../../src/app/deployment";
 import { disarmFaults } from "../../src/domain/faults";
-import { subscriptionObject } from "../../src/objects/subscription-object";
 import { expectBooksBalance } from "../books";
 import {
   deployedTerm,
-  eventually,
+  deploymentBecomes,
+  deploymentOf,
   expectNotRenewedAtEnd,
   expectOk,
   extendTerm,
@@ -30,24 +29,21 @@ describe("a vendor's DEPLOYED on a chain crossing its UNDEPLOYED on a later term
     const report = (on: string, status: string) => expectOk(patch(on, status));
     const second = await extendTerm(t, id);
     const last = await extendTerm(t, second);
-    const status = async (on: string) => (await subscriptionObject(env, on).get())?.deploymentStatus;
-    const settled = (on: string, expected: string) =>
-      eventually(async () => ((await status(on)) === expected ? true : undefined), `${on} ${expected}`);
 
     // The vendor undeploys the chain's application: the later terms are undeployed with it.
     await report(id, "UNDEPLOYED");
-    await settled(second, "UNDEPLOYED");
-    await settled(last, "UNDEPLOYED");
+    await deploymentBecomes(second, "UNDEPLOYED");
+    await deploymentBecomes(last, "UNDEPLOYED");
 
     // It deploys it again: that request's walk lifts the second term and is held before the last.
     const held = shardsHeld("setDeployment", { nth: 3 });
     const lifting = reportDeployment(held.env, id, { deploymentStatus: "DEPLOYED" });
     await held.reached;
-    await settled(second, "DEPLOYED");
+    await deploymentBecomes(second, "DEPLOYED");
 
     // Then it undeploys the second term itself; the queue's carries run meanwhile.
     await report(second, "UNDEPLOYED");
-    await settled(last, "UNDEPLOYED");
+    await deploymentBecomes(last, "UNDEPLOYED");
     await new Promise((resolve) => setTimeout(resolve, 3_000));
 
     // The older walk goes on.
@@ -55,8 +51,8 @@ describe("a vendor's DEPLOYED on a chain crossing its UNDEPLOYED on a later term
     await lifting;
     await new Promise((resolve) => setTimeout(resolve, 3_000));
 
-    expect(await status(second), "the term its vendor undeployed").toBe("UNDEPLOYED");
-    expect(await status(last), "the term after it").toBe("UNDEPLOYED");
+    expect(await deploymentOf(second), "the term its vendor undeployed").toBe("UNDEPLOYED");
+    expect(await deploymentOf(last), "the term after it").toBe("UNDEPLOYED");
     await expectNotRenewedAtEnd(t, last);
     await expectBooksBalance(t);
   }, 60_000);

@@ -1,11 +1,10 @@
-import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { reportDeployment } from "../../src/app/deployment";
 import { disarmFaults } from "../../src/domain/faults";
-import { subscriptionObject } from "../../src/objects/subscription-object";
 import { expectBooksBalance } from "../books";
 import {
   deployedTerm,
+  deploymentOf,
   eventually,
   expectNotRenewedAtEnd,
   expectOk,
@@ -30,10 +29,9 @@ describe("a vendor's DEPLOYED and UNDEPLOYED crossing on a chain", () => {
     const report = (status: string) => expectOk(patch(id, status));
     const second = await extendTerm(t, id);
     const last = await extendTerm(t, second);
-    const status = async (on: string) => (await subscriptionObject(env, on).get())?.deploymentStatus;
     const settledAs = (expected: string) =>
       eventually(async () => {
-        for (const on of [second, last]) if ((await status(on)) !== expected) return undefined;
+        for (const on of [second, last]) if ((await deploymentOf(on)) !== expected) return undefined;
         return true;
       }, `the later terms ${expected}`);
 
@@ -45,7 +43,7 @@ describe("a vendor's DEPLOYED and UNDEPLOYED crossing on a chain", () => {
     const held = shardsHeld("setDeployment", { nth: 3 });
     const lifting = reportDeployment(held.env, id, { deploymentStatus: "DEPLOYED" });
     await held.reached;
-    expect(await status(id)).toBe("DEPLOYED");
+    expect(await deploymentOf(id)).toBe("DEPLOYED");
 
     // Then it undeploys it again, its last word on the chain; the queue's carries run meanwhile.
     await report("UNDEPLOYED");
@@ -58,8 +56,8 @@ describe("a vendor's DEPLOYED and UNDEPLOYED crossing on a chain", () => {
     await lifting;
     await new Promise((resolve) => setTimeout(resolve, 3_000));
 
-    expect(await status(id), "the reported term").toBe("UNDEPLOYED");
-    expect(await status(last), "the chain's last term").toBe("UNDEPLOYED");
+    expect(await deploymentOf(id), "the reported term").toBe("UNDEPLOYED");
+    expect(await deploymentOf(last), "the chain's last term").toBe("UNDEPLOYED");
     await expectNotRenewedAtEnd(t, last);
     await expectBooksBalance(t);
   }, 60_000);

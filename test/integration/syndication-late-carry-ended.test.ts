@@ -9,7 +9,8 @@ import { expectBooksBalance } from "../books";
 import {
   call,
   deployedTerm,
-  eventually,
+  deploymentBecomes,
+  deploymentOf,
   expectNotRenewedAtEnd,
   expectOk,
   extendTerm,
@@ -41,19 +42,16 @@ describe("a late carry from a term that has ended since", () => {
     const report = (on: string, status: string) => expectOk(patch(on, status));
     const middle = await extendTerm(t, id);
     const last = await extendTerm(t, middle);
-    const status = async (on: string) => (await subscriptionObject(env, on).get())?.deploymentStatus;
-    const settled = (on: string, expected: string) =>
-      eventually(async () => ((await status(on)) === expected ? true : undefined), `${on} ${expected}`);
 
     await report(id, "UNDEPLOYED");
-    await settled(last, "UNDEPLOYED");
+    await deploymentBecomes(last, "UNDEPLOYED");
     // The vendor deploys again: this report's carry is the one that will come late.
     await report(id, "DEPLOYED");
-    await settled(last, "DEPLOYED");
+    await deploymentBecomes(last, "DEPLOYED");
     // Then it undeploys the chain's application for good, and the partner cancels the first term.
     await report(id, "UNDEPLOYED");
-    await settled(middle, "UNDEPLOYED");
-    await settled(last, "UNDEPLOYED");
+    await deploymentBecomes(middle, "UNDEPLOYED");
+    await deploymentBecomes(last, "UNDEPLOYED");
     const cancelled = await expectOk(call("DELETE", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
     expect(cancelled.end_reason).toBe("cancelled");
     await new Promise((resolve) => setTimeout(resolve, 2_000));
@@ -61,8 +59,8 @@ describe("a late carry from a term that has ended since", () => {
     // The DEPLOYED's carry comes now.
     await deliver({ carry: { from: id, status: "DEPLOYED" } });
 
-    expect(await status(middle), "the middle term").toBe("UNDEPLOYED");
-    expect(await status(last), "the chain's last term").toBe("UNDEPLOYED");
+    expect(await deploymentOf(middle), "the middle term").toBe("UNDEPLOYED");
+    expect(await deploymentOf(last), "the chain's last term").toBe("UNDEPLOYED");
     await expectNotRenewedAtEnd(t, last);
     await expectBooksBalance(t);
   }, 60_000);
@@ -71,16 +69,15 @@ describe("a late carry from a term that has ended since", () => {
     const { t, id } = await deployedTerm("1 week", true);
     const middle = await extendTerm(t, id);
     const last = await extendTerm(t, middle);
-    const status = async (on: string) => (await subscriptionObject(env, on).get())?.deploymentStatus;
     // The vendor's UNDEPLOYED on the first term, committed; neither walked nor pushed.
     armFault("subscription.committed");
     await subscriptionObject(env, id)
       .setDeployment({ deploymentStatus: "UNDEPLOYED" })
       .catch(() => undefined);
-    expect([await status(middle), await status(last)]).toEqual(["DEPLOYED", "DEPLOYED"]);
+    expect([await deploymentOf(middle), await deploymentOf(last)]).toEqual(["DEPLOYED", "DEPLOYED"]);
     await expectOk(call("DELETE", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
     await deliver({ carry: { from: id, status: "UNDEPLOYED" } });
-    expect([await status(middle), await status(last)]).toEqual(["UNDEPLOYED", "UNDEPLOYED"]);
+    expect([await deploymentOf(middle), await deploymentOf(last)]).toEqual(["UNDEPLOYED", "UNDEPLOYED"]);
     await expectBooksBalance(t);
   }, 60_000);
 });

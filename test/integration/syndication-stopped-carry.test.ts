@@ -4,7 +4,7 @@ import { renewOrExpire } from "../../src/app/renewals";
 import { armFault, disarmFaults } from "../../src/domain/faults";
 import { subscriptionObject } from "../../src/objects/subscription-object";
 import { expectBooksBalance, recoverAll } from "../books";
-import { call, deployedTerm, eventually, expectOk, vendorEndpoints } from "../helpers";
+import { call, deployedTerm, deploymentBecomes, deploymentOf, expectOk, vendorEndpoints } from "../helpers";
 
 vendorEndpoints();
 afterEach(() => disarmFaults());
@@ -23,19 +23,18 @@ describe("a vendor's DEPLOYED whose request died, followed by STOPPED", () => {
     const ext = await call("POST", `/v1/subscriptions/${id}/action/?do=extend`, { token: t.partnerKey });
     expect(ext.status, ext.text).toBe(200);
     const later = ext.body.id as string;
-    const status = async (on: string) => (await subscriptionObject(env, on).get())?.deploymentStatus;
 
     await expectOk(report("UNDEPLOYED"));
-    await eventually(async () => ((await status(later)) === "UNDEPLOYED" ? true : undefined), "undeployed");
+    await deploymentBecomes(later, "UNDEPLOYED");
 
     // It deploys the application again; the request dies once the reported term committed.
     armFault("subscription.committed");
     expect((await report("DEPLOYED")).status).toBe(500);
-    expect(await status(id)).toBe("DEPLOYED");
+    expect(await deploymentOf(id)).toBe("DEPLOYED");
     // Then it stops it (still deployed).
     await expectOk(report("STOPPED"));
     await recoverAll(t);
-    await eventually(async () => ((await status(later)) === "DEPLOYED" ? true : undefined), "lifted", 50);
+    await deploymentBecomes(later, "DEPLOYED", 50);
 
     const end = Date.parse((await subscriptionObject(env, later).get())?.endTime as string);
     expect(await renewOrExpire(env, later, new Date(end - 60_000))).toBe("renewed");
