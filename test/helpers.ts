@@ -721,6 +721,14 @@ export async function deployedTerm(period: string, autoRenew: boolean) {
   return { t, product, id, vendorToken, report };
 }
 
+/** A week's syndicated term its vendor deployed, auto-renewing, extended twice: its chain's three terms. */
+export async function deployedChain() {
+  const term = await deployedTerm("1 week", true);
+  const second = await extendTerm(term.t, term.id);
+  const last = await extendTerm(term.t, second);
+  return { ...term, second, last };
+}
+
 /** Term `on`'s deployment status, as its object holds it (undefined: no such term). */
 export const deploymentOf = async (on: string) => (await subscriptionObject(env, on).get())?.deploymentStatus;
 

@@ -7,7 +7,7 @@ import worker from "../../src/index";
 import type { OperationMessage } from "../../src/objects/operations-queue";
 import { subscriptionObject } from "../../src/objects/subscription-object";
 import { expectBooksBalance } from "../books";
-import { call, deployedTerm, expectNotRenewedAtEnd, expectOk, extendTerm, vendorEndpoints } from "../helpers";
+import { call, deployedChain, expectNotRenewedAtEnd, expectOk, vendorEndpoints } from "../helpers";
 
 vendorEndpoints();
 afterEach(() => disarmFaults());
@@ -20,9 +20,7 @@ afterEach(() => disarmFaults());
  */
 describe("a carry of a vendor's UNDEPLOYED out of attempts", () => {
   it("is sent again, and its terms are undeployed: the chain's last is not renewed (was: dropped, renewed)", async () => {
-    const { t, id } = await deployedTerm("1 week", true);
-    const middle = await extendTerm(t, id);
-    const last = await extendTerm(t, middle);
+    const { t, id, second: middle, last } = await deployedChain();
     const read = async (on: string) =>
       (await expectOk(call("GET", `/v1/subscriptions/${on}/`, { token: t.partnerKey }))).deployment_status;
     // The vendor's UNDEPLOYED on the first term, committed; its push (which sends the carry) not yet.

@@ -3,12 +3,11 @@ import { reportDeployment } from "../../src/app/deployment";
 import { disarmFaults } from "../../src/domain/faults";
 import { expectBooksBalance } from "../books";
 import {
-  deployedTerm,
+  deployedChain,
   deploymentBecomes,
   deploymentOf,
   expectNotRenewedAtEnd,
   expectOk,
-  extendTerm,
   shardsHeld,
   vendorEndpoints,
 } from "../helpers";
@@ -25,10 +24,8 @@ afterEach(() => disarmFaults());
  */
 describe("a vendor's DEPLOYED on a chain crossing its UNDEPLOYED on a later term", () => {
   it("leaves the terms after the undeployed one UNDEPLOYED and renews none", async () => {
-    const { t, id, report: patch } = await deployedTerm("1 week", true);
+    const { t, id, second, last, report: patch } = await deployedChain();
     const report = (on: string, status: string) => expectOk(patch(on, status));
-    const second = await extendTerm(t, id);
-    const last = await extendTerm(t, second);
 
     // The vendor undeploys the chain's application: the later terms are undeployed with it.
     await report(id, "UNDEPLOYED");

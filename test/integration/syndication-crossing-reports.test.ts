@@ -3,12 +3,11 @@ import { reportDeployment } from "../../src/app/deployment";
 import { disarmFaults } from "../../src/domain/faults";
 import { expectBooksBalance } from "../books";
 import {
-  deployedTerm,
+  deployedChain,
   deploymentOf,
   eventually,
   expectNotRenewedAtEnd,
   expectOk,
-  extendTerm,
   shardsHeld,
   vendorEndpoints,
 } from "../helpers";
@@ -25,10 +24,8 @@ afterEach(() => disarmFaults());
  */
 describe("a vendor's DEPLOYED and UNDEPLOYED crossing on a chain", () => {
   it("leaves every later term UNDEPLOYED and renews none (was: the older walk lifted the last term after the newer one passed)", async () => {
-    const { t, id, report: patch } = await deployedTerm("1 week", true);
+    const { t, id, second, last, report: patch } = await deployedChain();
     const report = (status: string) => expectOk(patch(id, status));
-    const second = await extendTerm(t, id);
-    const last = await extendTerm(t, second);
     const settledAs = (expected: string) =>
       eventually(async () => {
         for (const on of [second, last]) if ((await deploymentOf(on)) !== expected) return undefined;

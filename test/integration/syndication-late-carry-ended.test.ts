@@ -8,12 +8,11 @@ import { subscriptionObject } from "../../src/objects/subscription-object";
 import { expectBooksBalance } from "../books";
 import {
   call,
-  deployedTerm,
+  deployedChain,
   deploymentBecomes,
   deploymentOf,
   expectNotRenewedAtEnd,
   expectOk,
-  extendTerm,
   vendorEndpoints,
 } from "../helpers";
 
@@ -38,10 +37,8 @@ async function deliver(body: OperationMessage) {
  */
 describe("a late carry from a term that has ended since", () => {
   it("carries the status its term ended with, not its message's older one (was: lifted, renewed)", async () => {
-    const { t, id, report: patch } = await deployedTerm("1 week", true);
+    const { t, id, second: middle, last, report: patch } = await deployedChain();
     const report = (on: string, status: string) => expectOk(patch(on, status));
-    const middle = await extendTerm(t, id);
-    const last = await extendTerm(t, middle);
 
     await report(id, "UNDEPLOYED");
     await deploymentBecomes(last, "UNDEPLOYED");
@@ -66,9 +63,7 @@ describe("a late carry from a term that has ended since", () => {
   }, 60_000);
 
   it("still carries the status its term ended with: a report whose walk died before its term was cancelled", async () => {
-    const { t, id } = await deployedTerm("1 week", true);
-    const middle = await extendTerm(t, id);
-    const last = await extendTerm(t, middle);
+    const { t, id, second: middle, last } = await deployedChain();
     // The vendor's UNDEPLOYED on the first term, committed; neither walked nor pushed.
     armFault("subscription.committed");
     await subscriptionObject(env, id)
