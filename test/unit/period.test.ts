@@ -55,6 +55,8 @@ describe("parsePeriod", () => {
     ["5217 weeks", p({ weeks: 5217 })],
     ["36524 days", p({ days: 36524 })],
     ["100000 hours", p({ hours: 100000 })],
+    // 36524 days and 6 hours is exactly 1200 mean Gregorian months (876582 hours): the bound itself.
+    ["36524 days 6 hours", p({ days: 36524, hours: 6 })],
   ])("parses %j", (text, expected) => {
     expect(parsePeriod(text)).toEqual(expected);
   });
@@ -86,6 +88,8 @@ describe("parsePeriod", () => {
     ["more than 100 years in months", "1201 months"],
     ["more than 100 years in weeks", "5218 weeks"],
     ["100 years and a day", "100 years 1 day"],
+    ["100 years and an hour", "100 years 1 hour"],
+    ["an hour past the bound", "36524 days 7 hours"],
     ["trailing junk", "1 month please"],
   ])("rejects %s", (_label, text) => {
     expect(parsePeriod(text)).toBeNull();
