@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { OWN_SOURCE, routeProvisions } from "../../src/domain/holders";
+import { baseSourceOf, OWN_SOURCE, routeProvisions } from "../../src/domain/holders";
 
 /** Where each provision of either dialect is held (domain/holders.ts). */
 
@@ -67,5 +67,15 @@ describe("routeProvisions", () => {
     }
     // A project that is not the issuer's partner's is the ledger's to refuse (NoHoldingError).
     expect(routeProvisions([a], isBase, () => false).ok).toBe(true);
+  });
+});
+
+describe("baseSourceOf: the holding a customer's limit is set on", () => {
+  it("is the base project whatever the dialect calls it, and nothing for another project or a free name", () => {
+    expect(baseSourceOf(u, "system")).toBe("system");
+    expect(baseSourceOf(u, u)).toBe("system");
+    expect(baseSourceOf(u, `project:${u}`)).toBe("system");
+    expect(baseSourceOf(u, `project:${p}`)).toBeNull();
+    expect(baseSourceOf(u, "pool")).toBeNull();
   });
 });
