@@ -27,3 +27,19 @@ export const failedAt = (r: SubscriptionRecord, at: string): SubscriptionRecord 
   endReason: "failed",
   ...(r.heldBy ? {} : { holdReleased: true }),
 });
+
+/**
+ * `r` ended for `reason` at `now` (`endInstant`): a cloud stops running, and the term keeps the
+ * deployment status it ended with (a later report on it changes that term only).
+ */
+export const endedFor = (
+  r: SubscriptionRecord,
+  reason: "cancelled" | "expired" | "depleted",
+  now: Date,
+): SubscriptionRecord => ({
+  ...r,
+  runs: isRunning(r.runs) ? stop(r.runs, runInstant(r.runs, now)) : r.runs,
+  endedAt: endInstant(r, now),
+  endReason: reason,
+  endedDeploymentStatus: r.deploymentStatus,
+});

@@ -13,6 +13,15 @@ import type { SubscriptionRecord } from "../domain/subscriptions";
 /** Reads a subscription by id (its object), or null if it was never created. */
 export type Lookup = (id: string) => Promise<SubscriptionRecord | null>;
 
+/**
+ * Whether the term before `r` is live and UNDEPLOYED. Read from inside `r`'s section, so a report on
+ * that term after the read walks to `r` behind it.
+ */
+export async function undeployedBefore(r: SubscriptionRecord, lookup: Lookup): Promise<boolean> {
+  const previous = r.previousId === null ? null : await lookup(r.previousId);
+  return previous?.endedAt === null && previous.deploymentStatus === "UNDEPLOYED";
+}
+
 /** The release of the hold `r` belongs to: one per hold, whichever of its terms ends it. */
 export const releaseReference = (r: Pick<SubscriptionRecord, "id" | "heldBy">): string =>
   `release:${r.heldBy ?? r.id}`;

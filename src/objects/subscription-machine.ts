@@ -1,3 +1,4 @@
+import { endedFor } from "../domain/endings";
 import { AppError, toErrorWire } from "../domain/errors";
 import { fault } from "../domain/faults";
 import type { Scope } from "../domain/scope";
@@ -5,7 +6,7 @@ import { type SubscriptionRecord, sameRecord } from "../domain/subscriptions";
 import type { ProjectionPushes } from "./projection-pushes";
 import { QuotaSteps } from "./quota-steps";
 import type { ReportDraws } from "./report-draws";
-import type { Lookup } from "./subscription-chain";
+import { endsChainHold, type Lookup, placeExpiresAt, releaseReference } from "./subscription-chain";
 import { type Expected, missing, type Outcome, stale } from "./subscription-outcome";
 import { SubscriptionReads, type SubscriptionView } from "./subscription-reads";
 import { SubscriptionStore } from "./subscription-store";
@@ -47,7 +48,8 @@ export interface SubscriptionHost {
 /**
  * What every subscription's state machine is built on: its rows in the shard (`SubscriptionStore`,
  * `QuotaSteps`), its reads, and its changes, run one at a time (`exclusive`) and committed as new
- * versions (`commit`). The changes themselves are `Subscription`'s.
+ * versions (`commit`), and how a term ends and gives its chain's hold back (`ended`, `endHoldOf`).
+ * The changes themselves are `Subscription`'s.
  */
 export abstract class SubscriptionMachine {
   private tail: Promise<unknown> = Promise.resolve();
@@ -261,5 +263,40 @@ export abstract class SubscriptionMachine {
    */
   async pushLeft(): Promise<boolean> {
     return this.exclusive(() => this.store.push(this.env));
+  }
+
+  /** Wakes this subscription once the place reserved after it counts as abandoned, if one is. */
+  protected async wakeWhenPlaceExpires(r: SubscriptionRecord): Promise<void> {
+    const expires = r.nextId === null ? 0 : placeExpiresAt(this.env, r);
+    if (expires > Date.now()) await this.host.wake(this.id, expires + 1000);
+  }
+
+  /** Releases the chain's hold with ended term `r` if nothing else keeps it (`endsChainHold`). */
+  protected async endHoldOf(r: SubscriptionRecord): Promise<void> {
+    if (r.endedAt === null || !(await endsChainHold(this.env, r, new Date(), this.lookup))) return;
+    const released = { ...r, holdReleased: true };
+    this.commit(await this.steps.move(this.env, r, -r.amount, releaseReference(r), new Date(), released));
+  }
+
+  /**
+   * `r` ended for `reason`: the record it leads to, the chain's hold given back with it if nothing
+   * else keeps it (`endsChainHold`), else a wake for when a place reserved after it expires.
+   */
+  protected async ended(
+    r: SubscriptionRecord,
+    reason: "cancelled" | "expired" | "depleted",
+    now: Date,
+    also: Partial<SubscriptionRecord>,
+  ): Promise<SubscriptionRecord> {
+    const next = { ...endedFor(r, reason, now), ...also };
+    if (await endsChainHold(this.env, r, now, this.lookup))
+      return this.steps.move(this.env, r, -r.amount, releaseReference(r), now, {
+        ...next,
+        holdReleased: true,
+      });
+    // The hold stays with the chain. An extension still on its way (its place reserved within the
+    // bound) that never comes gives it back here, on the alarm set for when the place expires.
+    await this.wakeWhenPlaceExpires(r);
+    return next;
   }
 }

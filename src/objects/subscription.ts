@@ -1,6 +1,6 @@
 import { type Order, orderWrites } from "../db/orders";
 import { drawOf } from "../domain/consumption";
-import { endInstant, failedAt } from "../domain/endings";
+import { failedAt } from "../domain/endings";
 import { refused } from "../domain/errors";
 import { isRunning, runInstant, splitAt, start, stop } from "../domain/metering";
 import { amountChangeRefusal, deploymentRefusal, runRefusal, withAutoRenew } from "../domain/refusals";
@@ -15,13 +15,7 @@ import {
 import { closeMonthAt } from "../domain/usage";
 import { type DeploymentPatch, reportedStatus, undeployedWithChain } from "../domain/webhooks";
 import { appliedWith, givenUp, superseded, type WorkRef, workGivenUp } from "../domain/work-refs";
-import {
-  endsChainHold,
-  placeAbandoned,
-  placeExpiresAt,
-  placeGivenBack,
-  releaseReference,
-} from "./subscription-chain";
+import { placeAbandoned, placeGivenBack, undeployedBefore } from "./subscription-chain";
 import { SubscriptionMachine } from "./subscription-machine";
 import { type Created, missing, type Outcome } from "./subscription-outcome";
 import type { Landed } from "./subscription-store";
@@ -250,7 +244,7 @@ export class Subscription extends SubscriptionMachine {
       if (status === null) return r;
       // A DEPLOYED carried from an earlier term lifts nothing past a live term UNDEPLOYED since the
       // walk passed it (its vendor's own report, or the chain's again): this one is undeployed with it.
-      if (carried && status === "DEPLOYED" && (await this.undeployedBefore(r))) return r;
+      if (carried && status === "DEPLOYED" && (await undeployedBefore(r, this.lookup))) return r;
       const refusal = deploymentRefusal(r, { ...patch, deploymentStatus: status });
       if (refusal) throw refused(refusal);
       const now = new Date();
@@ -270,12 +264,6 @@ export class Subscription extends SubscriptionMachine {
         ...(undeployedWithChain(status, patch, carried, was === true) ? { undeployedWithChain: true } : {}),
       };
     });
-  }
-
-  /** Whether the term before `r` is live and UNDEPLOYED (read in `r`'s section: a report on it after waits). */
-  private async undeployedBefore(r: SubscriptionRecord): Promise<boolean> {
-    const previous = r.previousId === null ? null : await this.lookup(r.previousId);
-    return previous?.endedAt === null && previous.deploymentStatus === "UNDEPLOYED";
   }
 
   /**
@@ -373,44 +361,5 @@ export class Subscription extends SubscriptionMachine {
       const now = this.store.load();
       if (now && !now.holdReleased) await this.wakeWhenPlaceExpires(now);
     });
-  }
-
-  /** Wakes this subscription once the place reserved after it counts as abandoned, if one is. */
-  private async wakeWhenPlaceExpires(r: SubscriptionRecord): Promise<void> {
-    const expires = r.nextId === null ? 0 : placeExpiresAt(this.env, r);
-    if (expires > Date.now()) await this.host.wake(this.id, expires + 1000);
-  }
-
-  /** Releases the chain's hold with ended term `r` if nothing else keeps it (`endsChainHold`). */
-  private async endHoldOf(r: SubscriptionRecord): Promise<void> {
-    if (r.endedAt === null || !(await endsChainHold(this.env, r, new Date(), this.lookup))) return;
-    const released = { ...r, holdReleased: true };
-    this.commit(await this.steps.move(this.env, r, -r.amount, releaseReference(r), new Date(), released));
-  }
-
-  private async ended(
-    r: SubscriptionRecord,
-    reason: "cancelled" | "expired" | "depleted",
-    now: Date,
-    also: Partial<SubscriptionRecord>,
-  ): Promise<SubscriptionRecord> {
-    const runs = isRunning(r.runs) ? stop(r.runs, runInstant(r.runs, now)) : r.runs;
-    const next = {
-      ...r,
-      ...also,
-      runs,
-      endedAt: endInstant(r, now),
-      endReason: reason,
-      endedDeploymentStatus: r.deploymentStatus,
-    };
-    if (await endsChainHold(this.env, r, now, this.lookup))
-      return this.steps.move(this.env, r, -r.amount, releaseReference(r), now, {
-        ...next,
-        holdReleased: true,
-      });
-    // The hold stays with the chain. An extension still on its way (its place reserved within the
-    // bound) that never comes gives it back here, on the alarm set for when the place expires.
-    await this.wakeWhenPlaceExpires(r);
-    return next;
   }
 }
