@@ -1814,16 +1814,12 @@ export interface components {
         };
         PurchaseRequest: {
             objects: {
-                /**
-                 * Format: uuid
-                 * @description Required with a partner's key when buying. A customer-scoped key acts as its customer: omitted, it is that one; another answers 404. The calculator prices without one.
-                 */
-                customer?: string;
+                customer?: string | null;
                 resource: string;
                 amount: number | string;
-                start_time?: string;
-                end_time?: string;
-                period?: string;
+                start_time?: string | null;
+                end_time?: string | null;
+                period?: string | null;
                 /** @default false */
                 auto_renew?: boolean;
             }[];

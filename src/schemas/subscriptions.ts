@@ -20,20 +20,32 @@ const Amount = v.pipe(
   v.maxValue(1_000_000_000_000, "is too large"),
 );
 
+/**
+ * A purchase member that may be `null`, read as not given: CloudSigma's schema marks these nullable
+ * and writable (`get_schema()` says so of `end_time` and `period`), so a client that sends every
+ * member sends `null` where it has no value (`"period": null` beside a start and an end). Refused,
+ * such a client could buy nothing; taken as given, the truth table would count it.
+ */
+const nullIsAbsent = <S extends v.GenericSchema>(schema: S) =>
+  v.pipe(
+    v.nullish(schema),
+    v.transform((value) => value ?? undefined),
+  );
+
 export const PurchaseObject = v.object({
-  customer: v.optional(
+  customer: nullIsAbsent(
     v.pipe(
       Uuid,
       v.description(
-        "Required with a partner's key when buying. A customer-scoped key acts as its customer: omitted, it is that one; another answers 404. The calculator prices without one.",
+        "Required with a partner's key when buying. A customer-scoped key acts as its customer: omitted (or null), it is that one; another answers 404. The calculator prices without one.",
       ),
     ),
   ),
   resource: v.pipe(v.string("must be a resource name"), v.minLength(1), v.maxLength(128)),
   amount: Amount,
-  start_time: v.optional(Instant),
-  end_time: v.optional(Instant),
-  period: v.optional(Period),
+  start_time: nullIsAbsent(Instant),
+  end_time: nullIsAbsent(Instant),
+  period: nullIsAbsent(Period),
   // Declared with its default, so the document and get_schema() state what a purchase gets.
   auto_renew: v.optional(v.boolean("must be a boolean"), false),
 });

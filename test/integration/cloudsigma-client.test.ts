@@ -495,3 +495,92 @@ describe("?customer= on the lists", () => {
     expect(partnerList).toMatch(/USING INDEX subscriptions_list/);
   });
 });
+
+describe("members CloudSigma's schema marks nullable, sent as null (a client sending every member)", () => {
+  const term = {
+    resource: "cpu",
+    amount: 1,
+    start_time: "2030-03-01T12:00:00Z",
+    end_time: "2030-04-01T12:00:00Z",
+  };
+
+  it("a purchase and a quote read null start_time, end_time and period as not given", async () => {
+    const t = await customerKeyed();
+    const auth = basic("me@example.com", t.customerKey);
+    // get_schema() tells such a client it may: both are nullable and writable.
+    const schema = await expectOk(call("GET", "/v1/subscriptions/schema/", { headers: auth }));
+    for (const field of ["end_time", "period"]) {
+      expect(schema.fields[field], field).toMatchObject({ nullable: true, readonly: false });
+    }
+    const quote = await expectOk(
+      call("POST", "/v1/subscriptioncalculator/", { headers: auth, body: { objects: [term] } }),
+    );
+    const nulled = await call("POST", "/v1/subscriptioncalculator/", {
+      headers: auth,
+      body: { objects: [{ ...term, period: null }] },
+    });
+    expect(nulled.status, nulled.text).toBe(200);
+    expect(nulled.body.objects).toEqual(quote.objects);
+    const bought = await call("POST", "/v1/subscriptions/", {
+      headers: auth,
+      body: { objects: [{ ...term, period: null }] },
+    });
+    expect(bought.status, bought.text).toBe(201);
+    expect(bought.body.objects[0]).toMatchObject({
+      start_time: "2030-03-01T12:00:00.000Z",
+      end_time: "2030-04-01T12:00:00.000Z",
+      period: null,
+      price: quote.objects[0].price,
+    });
+    const byPeriod = await call("POST", "/v1/subscriptions/", {
+      headers: auth,
+      body: { objects: [{ resource: "cpu", amount: 1, start_time: null, end_time: null, period: "1 week" }] },
+    });
+    expect(byPeriod.status, byPeriod.text).toBe(201);
+    expect(byPeriod.body.objects[0].period).toBe("1 week");
+    // tx ignores its time parameters: null ones too.
+    const tx = await call("POST", "/v1/subscriptions/", {
+      headers: auth,
+      body: { objects: [{ resource: "tx", amount: 5, start_time: null, end_time: null, period: null }] },
+    });
+    expect(tx.status, tx.text).toBe(201);
+    expect(tx.body.objects[0]).toMatchObject({ resource: "tx", amount: 5, end_time: null, period: null });
+    // Null is not given: none of the three is still not specific enough, and names them.
+    const none = await call("POST", "/v1/subscriptions/", {
+      headers: auth,
+      body: { objects: [{ resource: "cpu", amount: 1, start_time: null, end_time: null, period: null }] },
+    });
+    expect(none.status, none.text).toBe(400);
+    expect(none.body.errors.map((e: { point: string }) => e.point)).toEqual([
+      "/objects/0/end_time",
+      "/objects/0/period",
+    ]);
+  });
+
+  it("customer: null is none: a partner's quote prices for no customer, its purchase needs one", async () => {
+    const t = await customerKeyed();
+    const quote = await call("POST", "/v1/subscriptioncalculator/", {
+      token: t.partnerKey,
+      body: { objects: [{ ...term, customer: null }] },
+    });
+    expect(quote.status, quote.text).toBe(200);
+    expect(quote.body.objects[0].customer).toBeNull();
+    const before = await rowCount("subscriptions", t.partnerId);
+    const buy = await call("POST", "/v1/subscriptions/", {
+      token: t.partnerKey,
+      body: { objects: [{ ...term, customer: null }] },
+    });
+    expect(buy.status, buy.text).toBe(400);
+    expect(buy.body.errors).toEqual([
+      { point: "/objects/0/customer", message: "is required with a partner's key" },
+    ]);
+    expect(await rowCount("subscriptions", t.partnerId)).toBe(before);
+    // A customer-scoped key buys for its own customer.
+    const own = await call("POST", "/v1/subscriptions/", {
+      headers: basic("me", t.customerKey),
+      body: { objects: [{ ...term, customer: null }] },
+    });
+    expect(own.status, own.text).toBe(201);
+    expect(own.body.objects[0].customer).toBe(t.customers[0]);
+  });
+});
