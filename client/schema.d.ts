@@ -2102,8 +2102,8 @@ export interface components {
             created_at: string;
         };
         SubscriptionAction: {
-            period?: string;
-            end_time?: string;
+            period?: string | null;
+            end_time?: string | null;
             auto_renew?: boolean;
         };
         SubscriptionPage: {

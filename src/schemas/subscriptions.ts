@@ -128,8 +128,9 @@ export const ActionQuery = v.strictObject(
  */
 export const ActionBody = v.strictObject(
   {
-    period: v.optional(Period),
-    end_time: v.optional(Instant),
+    // As in a purchase, null is not given: an extension without either is its term's length again.
+    period: nullIsAbsent(Period),
+    end_time: nullIsAbsent(Instant),
     auto_renew: v.optional(v.boolean("must be a boolean")),
   },
   "the body takes only period, end_time (extend) and auto_renew (auto_renew)",

@@ -584,3 +584,40 @@ describe("members CloudSigma's schema marks nullable, sent as null (a client sen
     expect(own.body.objects[0].customer).toBe(t.customers[0]);
   });
 });
+
+describe("extend(uuid, data) with null period and end_time", () => {
+  it("reads them as not given: the term bought again at its length; a given one still applies", async () => {
+    const t = await customerKeyed();
+    const auth = basic("me", t.customerKey);
+    const bought = await expectOk(
+      call("POST", "/v1/subscriptions/", {
+        headers: auth,
+        body: {
+          objects: [{ resource: "cpu", amount: 1, start_time: "2030-03-01T12:00:00Z", period: "1 week" }],
+        },
+      }),
+      201,
+    );
+    const first = bought.objects[0];
+    const again = await call("POST", `/v1/subscriptions/${first.id}/action/?do=extend`, {
+      headers: auth,
+      body: { period: null, end_time: null },
+    });
+    expect(again.status, again.text).toBe(200);
+    expect(again.body).toMatchObject({
+      start_time: "2030-03-08T12:00:00.000Z",
+      end_time: "2030-03-15T12:00:00.000Z",
+      period: "1 week",
+      price: first.price,
+    });
+    const longer = await call("POST", `/v1/subscriptions/${first.id}/action/?do=extend`, {
+      headers: auth,
+      body: { period: "2 weeks", end_time: null },
+    });
+    expect(longer.status, longer.text).toBe(200);
+    expect(longer.body).toMatchObject({
+      start_time: "2030-03-15T12:00:00.000Z",
+      end_time: "2030-03-29T12:00:00.000Z",
+    });
+  });
+});
