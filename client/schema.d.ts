@@ -637,7 +637,7 @@ export interface paths {
         };
         /**
          * List the first subscription of each extension chain
-         * @description `descendants` lists each chain's extensions; `end_time`, `status` and `auto_renew` are the chain's (its last subscription's end and flag). A partner's own; the operator's, every partner's.
+         * @description `descendants` lists each chain's extensions; `end_time`, `status` and `auto_renew` are the chain's: the end of its terms as they run (a cancelled extension adds nothing) and its last subscription's flag while that lasts. A partner's own; the operator's, every partner's.
          */
         get: operations["getV1Groupedsubscriptions"];
         put?: never;

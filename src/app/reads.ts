@@ -8,6 +8,7 @@ import { type TaggedJson, tagJson } from "../domain/etag";
 import { jsonText } from "../domain/json";
 import { EVERYTHING, type Scope, sees } from "../domain/scope";
 import {
+  chainEnding,
   chainStatus,
   type SubscriptionRecord,
   type SubscriptionWire,
@@ -103,7 +104,8 @@ export async function chainAutoRenew(env: Env, record: SubscriptionRecord): Prom
 
 /**
  * A page of the read model in wire shape; `grouped` answers each chain's first with the chain's
- * end, status and auto_renew: the last term's flag is the one that decides whether it renews.
+ * end, status and auto_renew (`chainEnding`): the last term's flag is the one that decides whether
+ * it renews, while that term lasts.
  */
 export async function listPage(env: Env, q: ListQuery, grouped: boolean) {
   const rows = await listSubscriptions(env, { ...q, rootsOnly: grouped });
@@ -118,7 +120,9 @@ export async function listPage(env: Env, q: ListQuery, grouped: boolean) {
     // A chain is listed by its first term, with the chain's end and the chain's status.
     const status = grouped && last ? chainStatus(chain, q.now) : statusOf(record, q.now, queued);
     const wire = toWire(record, status, descendants);
-    return grouped && last ? { ...wire, end_time: last.endTime, auto_renew: last.autoRenew } : wire;
+    if (!grouped || !last) return wire;
+    const { endTime, autoRenew } = chainEnding(chain, last);
+    return { ...wire, end_time: endTime, auto_renew: autoRenew };
   });
   return { rows, objects };
 }

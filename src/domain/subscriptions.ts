@@ -229,6 +229,35 @@ export function chainStatus(
 }
 
 /**
+ * How `groupedsubscriptions` shows an extension chain's end and renewal: its end is the latest
+ * end of a term as it ran (a term cut short ends when it ended; one cancelled before it began runs
+ * not at all), and it renews by its last term's flag only while that term has not ended (nothing
+ * follows an ended one: the cron expires the term before it at its own end). The last term's
+ * `end_time` and flag alone would show, once it is cancelled, a term the customer never gets and a
+ * renewal that never comes.
+ */
+export function chainEnding(
+  terms: ReadonlyArray<{
+    startTime: string;
+    endTime: string | null;
+    endedAt: string | null;
+    autoRenew: boolean;
+  }>,
+  last: { endTime: string | null; endedAt: string | null; autoRenew: boolean },
+): { endTime: string | null; autoRenew: boolean } {
+  let end: string | null = null;
+  for (const t of terms) {
+    const ended = t.endedAt === null ? null : Date.parse(t.endedAt);
+    if (ended !== null && ended <= Date.parse(t.startTime)) continue;
+    const cutShort = ended !== null && t.endTime !== null && ended < Date.parse(t.endTime);
+    const termEnd = cutShort ? t.endedAt : t.endTime;
+    if (termEnd !== null && (end === null || Date.parse(termEnd) > Date.parse(end))) end = termEnd;
+  }
+  // A chain none of whose terms ran keeps the end it was bought with.
+  return { endTime: end ?? last.endTime, autoRenew: last.autoRenew && last.endedAt === null };
+}
+
+/**
  * The record once its vendor reports it deployed at `at`: a term that waited starts then
  * (`deployedTerm`), priced as the term it gets. Open-ended and ended ones stay as they are.
  */

@@ -79,6 +79,33 @@ describe("a chain as a whole", () => {
     await expectBooksBalance(t);
   });
 
+  it("whose last term was cancelled ends, as groupedsubscriptions shows it, with the term before, renewing nothing", async () => {
+    const t = await setup(10);
+    const first = await buyOne(t, {
+      start_time: noon(nextYear(), 3, 1).toISOString(),
+      period: "1 week",
+      auto_renew: true,
+    });
+    const second = await extend(t, first.id);
+    expect((await grouped(t, "all"))[0]).toMatchObject({ end_time: second.end_time, auto_renew: true });
+
+    await cancel(t, second.id);
+    // The chain now ends with its first term: not the week it will never get, and it cannot renew.
+    expect((await grouped(t, "all"))[0]).toMatchObject({
+      id: first.id,
+      status: "inactive",
+      end_time: first.end_time,
+      auto_renew: false,
+      descendants: [second.id],
+    });
+    await deliver([
+      { subscription: first.id, at: new Date(Date.parse(first.end_time) - 60_000).toISOString() },
+    ]);
+    // The cron's run before its end renews nothing: the chain ends there, as grouped now says.
+    expect((await read(t, first.id)).descendants).toEqual([second.id]);
+    await expectBooksBalance(t);
+  });
+
   it("is extended from its last term through any of its terms, a cancelled first one included", async () => {
     const t = await setup(10);
     const first = await buyOne(t, { period: "1 week" });

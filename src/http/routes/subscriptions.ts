@@ -206,7 +206,7 @@ export const subscriptionRoutes = [
   listRoute(
     "/v1/groupedsubscriptions",
     "List the first subscription of each extension chain",
-    "`descendants` lists each chain's extensions; `end_time`, `status` and `auto_renew` are the chain's (its last subscription's end and flag). A partner's own; the operator's, every partner's.",
+    "`descendants` lists each chain's extensions; `end_time`, `status` and `auto_renew` are the chain's: the end of its terms as they run (a cancelled extension adds nothing) and its last subscription's flag while that lasts. A partner's own; the operator's, every partner's.",
     true,
   ),
   // CloudSigma's `detail/` lists (pycloudsigma's `list_detail()`): a list here already answers
