@@ -1,5 +1,6 @@
 import type * as v from "valibot";
 import type { AppError, ErrorKind } from "../domain/errors";
+import { asciiJson } from "../domain/json";
 import type { CloudFault } from "../schemas/quota";
 import { rateLimitHeaders, statusOf } from "./errors";
 
@@ -48,5 +49,9 @@ export function cloudFaultResponse(error: AppError): Response {
   const body = cloudFault(error);
   const code = (Object.values(body)[0] as Fault | undefined)?.code ?? statusOf(error);
   const limited = error.options.rateLimited;
-  return Response.json(body, { status: code, ...(limited ? { headers: rateLimitHeaders(limited) } : {}) });
+  // In ASCII only, as every answer of the dialect (domain/json.ts): a message may echo the input.
+  return new Response(asciiJson(body), {
+    status: code,
+    headers: { "content-type": "application/json", ...(limited ? rateLimitHeaders(limited) : {}) },
+  });
 }

@@ -1,5 +1,5 @@
 import type * as v from "valibot";
-import type { JsonStream, JsonText } from "../domain/json";
+import { asciiJson, type JsonStream, type JsonText } from "../domain/json";
 
 /**
  * What a route may answer, declared once: each success status with its body schema (or another
@@ -83,8 +83,11 @@ export interface AnyReply {
   headers?: Readonly<Record<string, string | undefined>>;
 }
 
-/** The Response of a reply: JSON unless the status declares another media type. */
-export function render(reply: AnyReply, media = "application/json"): Response {
+/**
+ * The Response of a reply: JSON unless the status declares another media type. `ascii`: the body
+ * is written in ASCII only (the Astakos dialect's, domain/json.ts `asciiJson`).
+ */
+export function render(reply: AnyReply, media = "application/json", ascii = false): Response {
   // A plain record crosses into the runtime once, where a Headers object costs a call per header.
   const headers: Record<string, string> = {};
   for (const name in reply.headers) {
@@ -102,5 +105,5 @@ export function render(reply: AnyReply, media = "application/json"): Response {
     return new Response(String(reply.body), { status, headers });
   }
   headers["content-type"] = "application/json";
-  return new Response(JSON.stringify(reply.body), { status, headers });
+  return new Response(ascii ? asciiJson(reply.body) : JSON.stringify(reply.body), { status, headers });
 }

@@ -321,7 +321,7 @@ export async function runRoute(
     // A list streamed page by page goes on as long as its client reads: each page after the first
     // is read only while the credential still stands, so a revocation stops it as it would a request.
     if (reply.stream && principal) reply.stream = whileAdmitted(reply.stream, env, principal);
-    return render(reply, route.responses[reply.status]?.media);
+    return render(reply, route.responses[reply.status]?.media, family === "quota");
   };
   // Parsing runs under the key too: a 4xx for bad input is as final an answer as any other.
   return principal && family === "partner" && KEYED_METHODS.has(route.method)

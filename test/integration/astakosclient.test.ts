@@ -460,3 +460,54 @@ describe("projects", () => {
     expect((await quotasOf(t, a)).system[disk]).toMatchObject({ limit: 2 });
   });
 });
+
+describe("answers in ASCII only, as Astakos's json.dumps writes them", () => {
+  // The client parses every body with `simplejson.loads(unicode(data))`: under Python 2, unicode()
+  // of a byte string decodes it as ASCII, so one raw UTF-8 byte fails the whole answer.
+  const ascii = /^[^\u0080-\uffff]*$/;
+  const name = "Γιώργος Müller 🌩";
+
+  it("a customer's name in authenticate() and get_endpoints(), a commission's name, a message echoing the input", async () => {
+    const t = await tenant({ customers: 1 });
+    const [a] = t.customers as [string];
+    const c = await expectOk(call("POST", "/v1/customers", { token: t.partnerKey, body: { name } }), 201);
+    const user = await expectOk(
+      call("POST", `/v1/customers/${c.id}/tokens`, { token: t.partnerKey, body: {} }),
+      201,
+    );
+    const authenticated = await call("POST", "/identity/v2.0/tokens", {
+      headers: { "x-auth-token": user.token },
+      body: { auth: { token: { id: user.token } } },
+    });
+    const endpoints = await call("POST", "/identity/v2.0/tokens", {
+      headers: { "content-type": "application/json", "x-auth-token": user.token },
+    });
+    for (const r of [authenticated, endpoints]) {
+      expect(r.status).toBe(200);
+      expect(r.text).toMatch(ascii);
+      expect(r.body.access.user.name).toBe(name);
+    }
+
+    const { serial } = await expectOk(
+      call("POST", `${base}/commissions`, {
+        token: t.serviceToken,
+        body: {
+          name,
+          provisions: [{ holder: a, source: "system", resource: t.resources[0], quantity: 1 }],
+        },
+      }),
+      201,
+    );
+    const info = await call("GET", `${base}/commissions/${serial}`, { token: t.serviceToken });
+    expect(info.text).toMatch(ascii);
+    expect(info.body.name).toBe(name);
+
+    const refused = await call("POST", `${base}/commissions`, {
+      token: t.serviceToken,
+      body: { provisions: [{ holder: a, source: "system", resource: `${t.serviceName}.é`, quantity: 1 }] },
+    });
+    expect(refused.status).toBe(404);
+    expect(refused.text).toMatch(ascii);
+    expect(refused.body.itemNotFound.data.provision.resource).toBe(`${t.serviceName}.é`);
+  });
+});
