@@ -82,7 +82,12 @@ export type Routed =
       /** Whether any provision was named otherwise than its ledger names it. */
       renamed: boolean;
     }
-  | { ok: false; message: string };
+  | { ok: false; message: string }
+  /**
+   * A holding no ledger keeps (a user's without a source): Astakos has no such holding either and
+   * answers NoHoldingError (404), not a refusal of the commission's form.
+   */
+  | { ok: false; missing: WireProvision };
 
 /**
  * Where each provision is held. `isBase(id)`: the project is a customer's base project. A base
@@ -114,7 +119,7 @@ export function routeProvisions(
       }
       held = { ...w, holder: projectLedger(holder.id), source: w.source ?? OWN_SOURCE };
     } else {
-      if (w.source === null) return { ok: false, message: `${w.holder}: a user's holding has a source` };
+      if (w.source === null) return { ok: false, missing: w };
       const project = parseHolder(w.source);
       const source = project.kind === "project" ? memberSource(holder.id, project.id) : w.source;
       held = { ...w, holder: holder.id, source };

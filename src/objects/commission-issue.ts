@@ -145,7 +145,7 @@ export async function issueCommission(
     );
   }
   const routed = routeProvisions(wire, known.isBase, known.isProject);
-  if (!routed.ok) throw badRequest(routed.message);
+  if (!routed.ok) throw "missing" in routed ? noHolding(routed.missing) : badRequest(routed.message);
   // Both dialects may name one holding in one commission: it is held once, for their sum.
   const provisions = routed.renamed ? mergeProvisions(routed.provisions) : routed.provisions;
   if (!provisions) throw tooLarge();

@@ -511,3 +511,20 @@ describe("answers in ASCII only, as Astakos's json.dumps writes them", () => {
     expect(refused.body.itemNotFound.data.provision.resource).toBe(`${t.serviceName}.é`);
   });
 });
+
+describe("a user's holding with no source", () => {
+  it("does not exist: 404 itemNotFound with data.name NoHoldingError, as Astakos answers it, in either dialect", async () => {
+    const t = await tenant({ customers: 1 });
+    const [a] = t.customers as [string];
+    for (const holder of [a, `user:${a}`]) {
+      const provision = { holder, source: null, resource: t.resources[0], quantity: 1 };
+      const r = await call("POST", `${base}/commissions`, {
+        token: t.serviceToken,
+        body: { provisions: [provision] },
+      });
+      expect(r.status, holder).toBe(404);
+      expect(r.body.itemNotFound.data).toEqual({ provision, name: "NoHoldingError" });
+    }
+    expect(await expectOk(call("GET", `${base}/commissions`, { token: t.serviceToken }))).toEqual([]);
+  });
+});
