@@ -84,8 +84,9 @@ export type Routed =
     }
   | { ok: false; message: string }
   /**
-   * A holding no ledger keeps (a user's without a source): Astakos has no such holding either and
-   * answers NoHoldingError (404), not a refusal of the commission's form.
+   * A holding no ledger keeps (a user's without a source, or in another customer's base project):
+   * Astakos has no such holding either and answers NoHoldingError (404), not a refusal of the
+   * commission's form.
    */
   | { ok: false; missing: WireProvision };
 
@@ -121,6 +122,11 @@ export function routeProvisions(
     } else {
       if (w.source === null) return { ok: false, missing: w };
       const project = parseHolder(w.source);
+      // A base project's one member is its customer: another user holds nothing of it (Astakos:
+      // NoHoldingError, which services read as "not a member", not a malformed commission).
+      if (project.kind === "project" && project.id !== holder.id && isBase(project.id)) {
+        return { ok: false, missing: w };
+      }
       const source = project.kind === "project" ? memberSource(holder.id, project.id) : w.source;
       held = { ...w, holder: holder.id, source };
     }

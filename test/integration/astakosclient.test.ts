@@ -528,3 +528,37 @@ describe("a user's holding with no source", () => {
     expect(await expectOk(call("GET", `${base}/commissions`, { token: t.serviceToken }))).toEqual([]);
   });
 });
+
+describe("issue_one_commission(a, {(b's base project, r): q}): a user in another customer's base project", () => {
+  it("holds nothing there: 404 NoHoldingError naming the member's provision, as Astakos answers a non-member", async () => {
+    const t = await tenant({ customers: 2 });
+    const [a, b] = t.customers as [string, string];
+    const resource = t.resources[0]!;
+    // mk_provisions(a, b, r, 1): the member's provision, then the project's own.
+    const member = { holder: `user:${a}`, source: `project:${b}`, resource, quantity: 1 };
+    const own = { holder: `project:${b}`, source: null, resource, quantity: 1 };
+    // issue_resource_reassignment(a, {(b, a, r): 1}): out of b's base project into a's own.
+    const reassigned = [
+      { ...member, quantity: -1 },
+      { ...own, quantity: -1 },
+      { holder: `user:${a}`, source: `project:${a}`, resource, quantity: 1 },
+      { holder: `project:${a}`, source: null, resource, quantity: 1 },
+    ];
+    for (const [provisions, blamed] of [
+      [[member, own], member],
+      [reassigned, reassigned[0]],
+    ] as const) {
+      const r = await call("POST", `${base}/commissions`, {
+        token: t.serviceToken,
+        body: { name: "", force: false, auto_accept: true, provisions },
+      });
+      expect(r.status).toBe(404);
+      expect(r.body.itemNotFound.data).toEqual({ provision: blamed, name: "NoHoldingError" });
+    }
+    const quotas = await expectOk(
+      call("GET", `${base}/service_quotas?user=${a},${b}`, { token: t.serviceToken }),
+    );
+    expect(quotas[a].system[resource]).toMatchObject({ usage: 0, pending: 0 });
+    expect(quotas[b].system[resource]).toMatchObject({ usage: 0, pending: 0 });
+  });
+});

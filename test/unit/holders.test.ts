@@ -47,6 +47,9 @@ describe("routeProvisions", () => {
     // A user's holding without a source is none: named, for the 404 NoHoldingError Astakos answers.
     const sourceless = { ...member, source: null };
     expect(routeProvisions([sourceless], isBase)).toEqual({ ok: false, missing: sourceless });
+    // Nor does another user's in a customer's base project: its one member is that customer.
+    const stranger = { ...member, holder: "user:someone-else" };
+    expect(routeProvisions([stranger, own], isBase)).toEqual({ ok: false, missing: stranger });
   });
 
   it("takes what members of a project take from its cap too: their provisions must add up to its own", () => {
