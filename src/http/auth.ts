@@ -186,12 +186,18 @@ const principalOf = (credential: Credential): Principal => ({
  * The gate of every authenticated route: refuses an address past the failed-authentication limit
  * (429), authenticates (401, counted against the address), then counts the request against its
  * credential's rate limit (429). Rate limits live here and nowhere else (rate-limit.ts).
+ *
+ * Under the Astakos dialect a blocked address is refused only a credential that fails: its
+ * callers are services, each one address that relays every one of its users' tokens
+ * (astakosclient's authenticate()), so twenty users with stale tokens would otherwise lock the
+ * service out of its own commissions, and any other user out of authenticating, for the window.
  */
 export async function admit(request: Request, env: Env, family: Family): Promise<Principal> {
   const address = clientAddress(request);
-  refuseBlockedAddress(address);
+  if (family !== "quota") refuseBlockedAddress(address);
   const credential = await authenticatedCredential(request, env, family);
   if (!credential) {
+    refuseBlockedAddress(address);
     await countFailedAuthentication(env, address);
     throw new AppError("unauthorized", "missing or invalid credentials");
   }

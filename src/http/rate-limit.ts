@@ -12,7 +12,8 @@ import { logError } from "../domain/log";
  *   user tokens), `raised` for operators, `standard` for vendors. `unlimited` consults nothing.
  * - Every failed authentication counts against the client address (`CF-Connecting-IP`, or one
  *   shared key when it is absent). Past the limit the address gets 429, even with a valid
- *   credential, until the window ends.
+ *   credential (under the Astakos dialect, only a failing one: auth.ts `admit`), until the
+ *   window ends.
  *
  * The bindings tell only whether a request is within the limit, so a 429 is the only answer that
  * carries the RateLimit headers, and the wait it names is the rest of the current window (the

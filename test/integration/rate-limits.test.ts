@@ -234,4 +234,31 @@ describe("failed authentications per address", () => {
       overLimit: { message: expect.any(String), code: 429, retryAfter: String(retryAfter) },
     });
   });
+
+  it("under the Astakos dialect, refuses only the failing: a service relays its users' tokens from one address", async () => {
+    const t = await tenant({ customers: 1 });
+    const address = `192.0.2.2-${unique("ip")}`;
+    const headers = { "cf-connecting-ip": address };
+    // astakosclient's authenticate() for each user of the service, as Cyclades sends it: stale tokens.
+    const authenticate = (token: string) =>
+      call("POST", "/identity/v2.0/tokens", {
+        headers: { ...headers, "x-auth-token": token },
+        body: { auth: { token: { id: token } } },
+      });
+    const stale = "usr.00000000-0000-7000-8000-000000000000.nope";
+    await windowWithRoom(15);
+
+    const { statuses } = await burst(FAILURES + 1, () => authenticate(stale), 1);
+    expect(statuses).toEqual([...Array(FAILURES).fill(401), 429]);
+    // The service's own calls and its other users' authentications go on; the failing still get 429.
+    const serviceCall = await call("GET", "/account/v1.0/commissions", { token: t.serviceToken, headers });
+    expect(serviceCall.status).toBe(200);
+    const user = await authenticate(t.userTokens[0]!);
+    expect(user.status).toBe(200);
+    expect(user.body.access.user.id).toBe(t.customers[0]);
+    expect((await authenticate(stale)).status).toBe(429);
+    // Elsewhere the address stays refused, even with a valid key.
+    const partner = await call("GET", "/v1/customers", { token: t.partnerKey, headers });
+    expect(partner.status).toBe(429);
+  });
 });
