@@ -120,8 +120,9 @@ export async function listPage(env: Env, q: ListQuery, grouped: boolean) {
     // A chain is listed by its first term, with the chain's end and the chain's status.
     const status = grouped && last ? chainStatus(chain, q.now) : statusOf(record, q.now, queued);
     const wire = toWire(record, status, descendants);
-    if (!grouped || !last) return wire;
-    const { endTime, autoRenew } = chainEnding(chain, last);
+    if (!grouped) return wire;
+    // A term nothing follows is a chain of its own, shown as any other: one cut short ends then.
+    const { endTime, autoRenew } = last ? chainEnding(chain, last) : chainEnding([record], record);
     return { ...wire, end_time: endTime, auto_renew: autoRenew };
   });
   return { rows, objects };

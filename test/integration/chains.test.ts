@@ -106,6 +106,21 @@ describe("a chain as a whole", () => {
     await expectBooksBalance(t);
   });
 
+  it("of one term is shown as any other: cancelled in its course, it ends then and renews nothing", async () => {
+    const t = await setup(10);
+    const lone = await buyOne(t, { period: "1 week", auto_renew: true });
+    const cancelled = await cancel(t, lone.id);
+    // As a chain whose last term was cut short shows it (README): not the week it will never get.
+    expect((await grouped(t, "all"))[0]).toMatchObject({
+      id: lone.id,
+      status: "expired",
+      end_time: cancelled.ended_at,
+      auto_renew: false,
+    });
+    // Listed one by one, the term is as it was bought.
+    expect(await read(t, lone.id)).toMatchObject({ end_time: lone.end_time, auto_renew: true });
+  });
+
   it("is extended from its last term through any of its terms, a cancelled first one included", async () => {
     const t = await setup(10);
     const first = await buyOne(t, { period: "1 week" });
