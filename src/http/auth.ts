@@ -175,6 +175,9 @@ export async function stillAdmitted(env: Env, principal: Principal): Promise<boo
   return credential !== undefined && credential.revokedAt === null;
 }
 
+/** The credentials the Astakos dialect takes: its services' tokens and their users'. */
+const ASTAKOS_ROLES: ReadonlySet<Credential["role"]> = new Set(["service", "customer"]);
+
 const principalOf = (credential: Credential): Principal => ({
   role: credential.role,
   credentialId: credential.id,
@@ -191,6 +194,8 @@ const principalOf = (credential: Credential): Principal => ({
  * callers are services, each one address that relays every one of its users' tokens
  * (astakosclient's authenticate()), so twenty users with stale tokens would otherwise lock the
  * service out of its own commissions, and any other user out of authenticating, for the window.
+ * Only the dialect's own credentials are let through so: any other is good nowhere there, and
+ * answered otherwise than a failing one it would tell a blocked address which keys are good.
  */
 export async function admit(request: Request, env: Env, family: Family): Promise<Principal> {
   const address = clientAddress(request);
@@ -201,6 +206,7 @@ export async function admit(request: Request, env: Env, family: Family): Promise
     await countFailedAuthentication(env, address);
     throw new AppError("unauthorized", "missing or invalid credentials");
   }
+  if (family === "quota" && !ASTAKOS_ROLES.has(credential.role)) refuseBlockedAddress(address);
   await limitCredential(env, credential);
   return principalOf(credential);
 }

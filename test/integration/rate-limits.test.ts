@@ -261,4 +261,31 @@ describe("failed authentications per address", () => {
     const partner = await call("GET", "/v1/customers", { token: t.partnerKey, headers });
     expect(partner.status).toBe(429);
   });
+
+  it("under the Astakos dialect, still refuses a blocked address a valid credential the dialect does not take", async () => {
+    const t = await tenant({ customers: 1 });
+    const address = `192.0.2.3-${unique("ip")}`;
+    const headers = { "cf-connecting-ip": address };
+    const authenticate = (token: string) =>
+      call("POST", "/identity/v2.0/tokens", { headers, body: { auth: { token: { id: token } } } });
+    await windowWithRoom(15);
+
+    const { statuses } = await burst(
+      FAILURES + 1,
+      () => authenticate("usr.00000000-0000-7000-8000-000000000000.nope"),
+      1,
+    );
+    expect(statuses.at(-1)).toBe(429);
+    // A partner's or the operator's key is good nowhere here: answered otherwise than a failing
+    // one, it would tell the blocked address which /v1 keys are good, at any rate.
+    for (const r of [
+      await authenticate(t.partnerKey),
+      await call("GET", "/account/v1.0/commissions", { token: t.operator, headers }),
+    ]) {
+      expect(r.status, r.text).toBe(429);
+      expect(r.body).toMatchObject({ overLimit: { code: 429 } });
+    }
+    // The dialect's own credentials go on.
+    expect((await authenticate(t.userTokens[0]!)).status).toBe(200);
+  });
 });
