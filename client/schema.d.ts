@@ -3425,7 +3425,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             405: components["responses"]["MethodNotAllowed"];
-            /** @description An alias, or the id, that names another product; or a new vendor for a product already sold, or whose purchase is running; or, kept syndicated, a vendor another write gave it since it was read */
+            /** @description An alias, or the id, that names another product; or a new vendor for a product already sold, or whose purchase is running; or, kept syndicated, a vendor another write gave it since it was read; or, a keyed PUT sent again without If-Match, a change another write made since its first attempt */
             409: components["responses"]["Conflict"];
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["ContentTooLarge"];

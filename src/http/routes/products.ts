@@ -1,5 +1,6 @@
 import type * as v from "valibot";
 import { catalogChanged } from "../../app/catalog";
+import { choiceFor } from "../../app/intents";
 import { findProductById, listProducts, productSoldOrSelling, upsertProduct } from "../../db/products";
 import { findResource } from "../../db/resources";
 import { findVendor } from "../../db/vendors";
@@ -11,7 +12,7 @@ import { money } from "../../domain/subscriptions";
 import { newSigningSecret } from "../../domain/webhooks";
 import { NoParameters } from "../../schemas/pagination";
 import { ProductListOut, ProductOut, ProductParams, PutProduct } from "../../schemas/products";
-import { inEffect, matched, preconditionFailed, tagged } from "../conditional";
+import { inEffect, type Matched, matched, preconditionFailed, tagged } from "../conditional";
 import * as examples from "../examples";
 import { wholeList } from "../pagination";
 import { ETAG } from "../reply";
@@ -35,14 +36,38 @@ const productOut = (p: Product): v.InferOutput<typeof ProductOut> => ({
 });
 
 /**
- * A PUT's If-Match. Without one the PUT creates or updates. With one the product must exist (412
- * if not); a tag must also match it, and then its version is the one the update must find.
+ * A PUT's If-Match. Without one the PUT creates or updates (a keyed retry: `firstAttemptsVersion`).
+ * With one the product must exist (412 if not); a tag must also match it, and then its version is
+ * the one the update must find.
  */
 async function productVersionMatched(env: Env, request: Request, id: string) {
-  if (!request.headers.has("if-match")) return undefined;
+  if (!request.headers.has("if-match")) return firstAttemptsVersion(env, request, id);
   const current = await findProductById(env, id);
   if (!current) throw preconditionFailed();
   return matched(request, () => productOut(current), current.version);
+}
+
+/**
+ * A keyed PUT without If-Match records the version its first attempt found. Its answer is never
+ * kept (it may show a secret), so the same request again runs again: written as sent, it would
+ * set back whatever another PUT changed since (a price, which every purchase from then on is
+ * charged). A retry updates only at that version, as a conditional one does: the product moved
+ * on, it answers as done when its change is in effect, else 409. Versions start at 1, so a
+ * product the first attempt found absent and now there is compared with 0, which it never has.
+ */
+async function firstAttemptsVersion(
+  env: Env,
+  request: Request,
+  id: string,
+): Promise<Matched<number> | undefined> {
+  if (!request.headers.has("idempotency-key")) return undefined;
+  const choice = await choiceFor(request, async () =>
+    JSON.stringify((await findProductById(env, id))?.version ?? null),
+  );
+  if (!choice.recalled) return undefined;
+  const found = JSON.parse(choice.value) as number | null;
+  if (found !== null) return { compared: found, recalled: true };
+  return (await findProductById(env, id)) ? { compared: 0, recalled: true } : undefined;
 }
 
 /** The example product as a PUT sends it: what it answers, but the id, delivery and vendor. */
@@ -67,7 +92,7 @@ export const productRoutes = [
     },
     errors: {
       conflict:
-        "An alias, or the id, that names another product; or a new vendor for a product already sold, or whose purchase is running; or, kept syndicated, a vendor another write gave it since it was read",
+        "An alias, or the id, that names another product; or a new vendor for a product already sold, or whose purchase is running; or, kept syndicated, a vendor another write gave it since it was read; or, a keyed PUT sent again without If-Match, a change another write made since its first attempt",
     },
     async handle({ env, request, params, body }) {
       if (body.id !== undefined && body.id !== params.id) {
@@ -197,6 +222,12 @@ export const productRoutes = [
             "conflict",
             `product ${params.id} moved to vendor ${stored.vendorId ?? "none"} meanwhile: read it again`,
             { fields: [{ point: "/vendor", message: "changed since the product was read" }] },
+          );
+        }
+        if (!request.headers.has("if-match")) {
+          throw new AppError(
+            "conflict",
+            `product ${params.id} was changed by another write since this request's first attempt: read it again`,
           );
         }
         throw preconditionFailed();
