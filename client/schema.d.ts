@@ -2717,7 +2717,7 @@ export interface operations {
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
                 "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
-                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours, and shared by every credential of what the sender stands for (its partner, customer, service or vendor), so a retry sent with a rotated key is the same request. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -2831,7 +2831,7 @@ export interface operations {
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
                 "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
-                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours, and shared by every credential of what the sender stands for (its partner, customer, service or vendor), so a retry sent with a rotated key is the same request. */
                 "Idempotency-Key"?: string;
                 /** @description The `ETag` of the representation the change is based on: a stale one answers 412. */
                 "If-Match"?: string;
@@ -2895,7 +2895,7 @@ export interface operations {
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
                 "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
-                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours, and shared by every credential of what the sender stands for (its partner, customer, service or vendor), so a retry sent with a rotated key is the same request. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -2956,7 +2956,7 @@ export interface operations {
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
                 "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
-                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours, and shared by every credential of what the sender stands for (its partner, customer, service or vendor), so a retry sent with a rotated key is the same request. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -3006,7 +3006,7 @@ export interface operations {
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
                 "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
-                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours, and shared by every credential of what the sender stands for (its partner, customer, service or vendor), so a retry sent with a rotated key is the same request. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -3123,7 +3123,7 @@ export interface operations {
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
                 "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
-                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours, and shared by every credential of what the sender stands for (its partner, customer, service or vendor), so a retry sent with a rotated key is the same request. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -3184,7 +3184,7 @@ export interface operations {
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
                 "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
-                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours, and shared by every credential of what the sender stands for (its partner, customer, service or vendor), so a retry sent with a rotated key is the same request. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -3360,7 +3360,7 @@ export interface operations {
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
                 "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
-                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours, and shared by every credential of what the sender stands for (its partner, customer, service or vendor), so a retry sent with a rotated key is the same request. */
                 "Idempotency-Key"?: string;
                 /** @description The `ETag` of the representation the change is based on: a stale one answers 412. */
                 "If-Match"?: string;
@@ -3554,7 +3554,7 @@ export interface operations {
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
                 "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
-                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours, and shared by every credential of what the sender stands for (its partner, customer, service or vendor), so a retry sent with a rotated key is the same request. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -3678,7 +3678,7 @@ export interface operations {
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
                 "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
-                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours, and shared by every credential of what the sender stands for (its partner, customer, service or vendor), so a retry sent with a rotated key is the same request. */
                 "Idempotency-Key"?: string;
                 /** @description The `ETag` of the representation the change is based on: a stale one answers 412. */
                 "If-Match"?: string;
@@ -3746,7 +3746,7 @@ export interface operations {
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
                 "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
-                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours, and shared by every credential of what the sender stands for (its partner, customer, service or vendor), so a retry sent with a rotated key is the same request. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -3807,7 +3807,7 @@ export interface operations {
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
                 "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
-                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours, and shared by every credential of what the sender stands for (its partner, customer, service or vendor), so a retry sent with a rotated key is the same request. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -3920,7 +3920,7 @@ export interface operations {
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
                 "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
-                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours, and shared by every credential of what the sender stands for (its partner, customer, service or vendor), so a retry sent with a rotated key is the same request. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -3984,7 +3984,7 @@ export interface operations {
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
                 "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
-                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours, and shared by every credential of what the sender stands for (its partner, customer, service or vendor), so a retry sent with a rotated key is the same request. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -4121,7 +4121,7 @@ export interface operations {
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
                 "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
-                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours, and shared by every credential of what the sender stands for (its partner, customer, service or vendor), so a retry sent with a rotated key is the same request. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -4200,7 +4200,7 @@ export interface operations {
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
                 "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
-                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours, and shared by every credential of what the sender stands for (its partner, customer, service or vendor), so a retry sent with a rotated key is the same request. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -4241,7 +4241,7 @@ export interface operations {
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
                 "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
-                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours, and shared by every credential of what the sender stands for (its partner, customer, service or vendor), so a retry sent with a rotated key is the same request. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -4316,7 +4316,7 @@ export interface operations {
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
                 "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
-                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours, and shared by every credential of what the sender stands for (its partner, customer, service or vendor), so a retry sent with a rotated key is the same request. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -4643,7 +4643,7 @@ export interface operations {
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
                 "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
-                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours, and shared by every credential of what the sender stands for (its partner, customer, service or vendor), so a retry sent with a rotated key is the same request. */
                 "Idempotency-Key"?: string;
                 /**
                  * @description `respond-async`: answer 202 and an operation to poll (`Location`) instead of waiting for the work.
@@ -4796,7 +4796,7 @@ export interface operations {
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
                 "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
-                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours, and shared by every credential of what the sender stands for (its partner, customer, service or vendor), so a retry sent with a rotated key is the same request. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -5202,7 +5202,7 @@ export interface operations {
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
                 "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
-                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours, and shared by every credential of what the sender stands for (its partner, customer, service or vendor), so a retry sent with a rotated key is the same request. */
                 "Idempotency-Key"?: string;
                 /**
                  * @description `respond-async`: answer 202 and an operation to poll (`Location`) instead of waiting for the work.
@@ -5424,7 +5424,7 @@ export interface operations {
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
                 "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
-                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours, and shared by every credential of what the sender stands for (its partner, customer, service or vendor), so a retry sent with a rotated key is the same request. */
                 "Idempotency-Key"?: string;
                 /**
                  * @description `respond-async`: answer 202 and an operation to poll (`Location`) instead of waiting for the work.
@@ -5537,7 +5537,7 @@ export interface operations {
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
                 "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
-                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours, and shared by every credential of what the sender stands for (its partner, customer, service or vendor), so a retry sent with a rotated key is the same request. */
                 "Idempotency-Key"?: string;
                 /**
                  * @description `respond-async`: answer 202 and an operation to poll (`Location`) instead of waiting for the work.
@@ -5664,7 +5664,7 @@ export interface operations {
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
                 "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
-                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours, and shared by every credential of what the sender stands for (its partner, customer, service or vendor), so a retry sent with a rotated key is the same request. */
                 "Idempotency-Key"?: string;
                 /**
                  * @description `respond-async`: answer 202 and an operation to poll (`Location`) instead of waiting for the work.
@@ -5853,7 +5853,7 @@ export interface operations {
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
                 "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
-                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours, and shared by every credential of what the sender stands for (its partner, customer, service or vendor), so a retry sent with a rotated key is the same request. */
                 "Idempotency-Key"?: string;
                 /**
                  * @description `respond-async`: answer 202 and an operation to poll (`Location`) instead of waiting for the work.
@@ -6494,7 +6494,7 @@ export interface operations {
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
                 "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
-                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours, and shared by every credential of what the sender stands for (its partner, customer, service or vendor), so a retry sent with a rotated key is the same request. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -6605,7 +6605,7 @@ export interface operations {
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
                 "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
-                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours, and shared by every credential of what the sender stands for (its partner, customer, service or vendor), so a retry sent with a rotated key is the same request. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -6666,7 +6666,7 @@ export interface operations {
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
                 "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
-                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours, and shared by every credential of what the sender stands for (its partner, customer, service or vendor), so a retry sent with a rotated key is the same request. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -6724,7 +6724,7 @@ export interface operations {
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
                 "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
-                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours, and shared by every credential of what the sender stands for (its partner, customer, service or vendor), so a retry sent with a rotated key is the same request. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -6916,7 +6916,7 @@ export interface operations {
             header?: {
                 /** @description A bookmark an earlier answer carried in `X-D1-Bookmark`: this request reads D1 at least as new as that answer (read-your-writes from the nearest replica). Without it a read may be served by any replica. Not a bookmark: 400. */
                 "X-D1-Bookmark"?: components["parameters"]["D1Bookmark"];
-                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours. */
+                /** @description 1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours, and shared by every credential of what the sender stands for (its partner, customer, service or vendor), so a retry sent with a rotated key is the same request. */
                 "Idempotency-Key"?: string;
             };
             path: {

@@ -9,7 +9,7 @@ export type IdempotencyRecord = typeof idempotencyKeys.$inferSelect;
  * takeover cannot finish or release the one that took it over.
  */
 export interface Claim {
-  credentialId: string;
+  owner: string;
   key: string;
   lockedUntil: string;
   /** What the request that held the key before committed to, if it died after committing. */
@@ -22,11 +22,11 @@ export interface StoredResponse {
   body: string | null;
 }
 
-const byKey = (credentialId: string, key: string) =>
-  and(eq(idempotencyKeys.credentialId, credentialId), eq(idempotencyKeys.key, key));
+const byKey = (owner: string, key: string) =>
+  and(eq(idempotencyKeys.owner, owner), eq(idempotencyKeys.key, key));
 
 const byClaim = (claim: Claim) =>
-  and(byKey(claim.credentialId, claim.key), eq(idempotencyKeys.lockedUntil, claim.lockedUntil));
+  and(byKey(claim.owner, claim.key), eq(idempotencyKeys.lockedUntil, claim.lockedUntil));
 
 /**
  * Claims a key in one statement, since D1 has no interactive transactions: a new key is inserted;
@@ -36,7 +36,7 @@ const byClaim = (claim: Claim) =>
 export async function claimKey(
   env: Env,
   input: {
-    credentialId: string;
+    owner: string;
     key: string;
     fingerprint: string;
     now: Date;
@@ -57,9 +57,9 @@ export async function claimKey(
   );
   const row = await database(env)
     .insert(idempotencyKeys)
-    .values({ credentialId: input.credentialId, key: input.key, ...fresh })
+    .values({ owner: input.owner, key: input.key, ...fresh })
     .onConflictDoUpdate({
-      target: [idempotencyKeys.credentialId, idempotencyKeys.key],
+      target: [idempotencyKeys.owner, idempotencyKeys.key],
       // A takeover of an abandoned request keeps its intent, to resume it; an expired key starts afresh.
       set: {
         ...fresh,
@@ -71,7 +71,7 @@ export async function claimKey(
       setWhere: or(lte(idempotencyKeys.expiresAt, now), abandoned),
     })
     .returning({
-      credentialId: idempotencyKeys.credentialId,
+      owner: idempotencyKeys.owner,
       key: idempotencyKeys.key,
       lockedUntil: idempotencyKeys.lockedUntil,
       intent: idempotencyKeys.intent,
@@ -80,12 +80,8 @@ export async function claimKey(
   return row ?? null;
 }
 
-export async function findKey(
-  env: Env,
-  credentialId: string,
-  key: string,
-): Promise<IdempotencyRecord | undefined> {
-  return database(env).select().from(idempotencyKeys).where(byKey(credentialId, key)).get();
+export async function findKey(env: Env, owner: string, key: string): Promise<IdempotencyRecord | undefined> {
+  return database(env).select().from(idempotencyKeys).where(byKey(owner, key)).get();
 }
 
 /** Records the final answer, kept until `expiresAt`. */

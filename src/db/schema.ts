@@ -275,13 +275,17 @@ export const subscriptions = sqliteTable(
 );
 
 /**
- * Idempotency-Key records (IETF httpapi-idempotency-key-header): per credential and key, the
+ * Idempotency-Key records (IETF httpapi-idempotency-key-header): per owner and key, the
  * request's fingerprint and, once finished, the response to replay.
  */
 export const idempotencyKeys = sqliteTable(
   "idempotency_keys",
   {
-    credentialId: text("credential_id").notNull(),
+    /**
+     * Whose key it is (`keyOwner`): the partner, account, service or vendor the credential stands
+     * for, not the credential itself, so a key outlives the rotation of the credential that sent it.
+     */
+    owner: text("owner").notNull(),
     key: text("key").notNull(),
     fingerprint: text("fingerprint").notNull(),
     status: integer("status"),
@@ -295,7 +299,7 @@ export const idempotencyKeys = sqliteTable(
     lockedUntil: text("locked_until").notNull(),
     expiresAt: text("expires_at").notNull(),
   },
-  (t) => [primaryKey({ columns: [t.credentialId, t.key] }), index("idempotency_expiry").on(t.expiresAt)],
+  (t) => [primaryKey({ columns: [t.owner, t.key] }), index("idempotency_expiry").on(t.expiresAt)],
 );
 
 export const OPERATION_STATUSES = ["queued", "running", "succeeded", "failed"] as const;

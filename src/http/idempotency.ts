@@ -18,7 +18,7 @@ import { problemResponse } from "./problem";
 import { render } from "./reply";
 
 /**
- * Idempotency-Key (draft-ietf-httpapi-idempotency-key-header) for one credential: the first request
+ * Idempotency-Key (draft-ietf-httpapi-idempotency-key-header) for one owner (`keyOwner`): the first request
  * with a key runs and its final answer (any status below 500) is kept for 24 hours; a retry of the
  * same request gets that answer back byte for byte, a different request with the key gets 422, and a
  * retry while the first is still running gets 409. A retry of a request that died (its lock ran
@@ -28,6 +28,14 @@ import { render } from "./reply";
 const LOCK_MS = 60_000;
 const RETENTION_MS = 24 * 60 * 60 * 1000;
 export const MAX_KEY_LENGTH = 255;
+
+/**
+ * Whose keys a request's are: what its credential stands for (a partner, an account's customer, a
+ * service, a vendor; the operators are one), not the credential. A partner that rotates its key
+ * while a request is being retried sends the retry with the new one: scoped to the credential, the
+ * retry would run again and buy a second time.
+ */
+export const keyOwner = (principal: Principal): string => `${principal.role}:${principal.subjectId ?? ""}`;
 
 const keyError = (message: string) =>
   badRequest(`Idempotency-Key ${message}`, [{ point: "/headers/idempotency-key", message }]);
@@ -197,7 +205,7 @@ export async function withIdempotency(
   const fingerprint = await fingerprintOf(request, body);
   const now = new Date();
   const claim = await claimKey(env, {
-    credentialId: principal.credentialId,
+    owner: keyOwner(principal),
     key,
     fingerprint,
     now,
@@ -205,7 +213,7 @@ export async function withIdempotency(
     expiresAt: new Date(now.getTime() + RETENTION_MS),
   });
   if (claim) return runClaimed(request, env, claim, { requestId, keepAnswer }, run);
-  const row = await findKey(env, principal.credentialId, key);
+  const row = await findKey(env, keyOwner(principal), key);
   // A key kept before paths were read as the API reads them has its path as it was sent.
   const kept = row && row.fingerprint !== fingerprint ? [await fingerprintOf(request, body, true)] : [];
   return existing(row, [fingerprint, ...kept]);

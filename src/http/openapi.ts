@@ -75,7 +75,7 @@ const HEADER_PARAMETERS = {
     name: "Idempotency-Key",
     in: "header",
     required: false,
-    description: `1 to ${MAX_KEY_LENGTH} printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (\`Idempotent-Replayed: true\`); with another request, 422. Kept 24 hours.`,
+    description: `1 to ${MAX_KEY_LENGTH} printable ASCII characters, bare or as a quoted string. A retry with the same key and the same request answers what the first did (\`Idempotent-Replayed: true\`); with another request, 422. Kept 24 hours, and shared by every credential of what the sender stands for (its partner, customer, service or vendor), so a retry sent with a rotated key is the same request.`,
     schema: { type: "string", minLength: 1, maxLength: MAX_KEY_LENGTH },
   },
   prefer: {

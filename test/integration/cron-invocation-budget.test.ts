@@ -157,9 +157,9 @@ describe("the cron's whole run with every step's backlog at its bound", () => {
       `SELECT 'budget-report-' || i, '[]', '${PAST}' FROM n`,
     );
     await fill(
-      "idempotency_keys (credential_id, key, fingerprint, locked_until, expires_at)",
+      "idempotency_keys (owner, key, fingerprint, locked_until, expires_at)",
       EXPIRED,
-      `SELECT 'budget-credential', 'key-' || i, 'f', '${PAST}', '${PAST}' FROM n`,
+      `SELECT 'partner:budget', 'key-' || i, 'f', '${PAST}', '${PAST}' FROM n`,
     );
     await fill(
       `webhook_deliveries (id, vendor_id, product, subscription_id, type, sequence, payload, status, attempts, created_at)`,
