@@ -71,3 +71,39 @@ describe("a quota ledger's recovery sweep", () => {
     });
   });
 });
+
+describe("a quota ledger's recovery sweep at the bound", () => {
+  it("asks about a commission open for exactly the bound, not one a millisecond short of it", async () => {
+    // The alarm wakes when the next open commission reaches the bound (above) and sweeps as of
+    // then: one left out at that instant waits a whole bound more for the sweep after.
+    const holder = unique("holder");
+    const ledger = ledgerOf(env, holder);
+    await ledger.setLimit("system", "r", 10);
+    const bound = recoveryBoundMs(env);
+    await runInDurableObject(ledger, async (instance: QuotaLedger, state) => {
+      const answer = await instance.issue({
+        home: holder,
+        serviceId: null,
+        reference: null,
+        name: "open",
+        provisions: [{ holder, source: "system", resource: "r", quantity: 1 }],
+        force: false,
+        autoAccept: false,
+        issueTime: new Date().toISOString(),
+      });
+      if (!answer.ok) throw new Error(`issue refused: ${answer.reason}`);
+      const changed = Date.now() - 10_000;
+      state.storage.sql.exec(
+        "UPDATE commissions SET recovery = ?, updated_at = ? WHERE serial = ?",
+        JSON.stringify({ home: holder }),
+        changed,
+        answer.serial,
+      );
+      expect(await instance.sweep(changed + bound - 1)).toEqual([]);
+      expect(await instance.sweep(changed + bound)).toEqual([{ home: holder, serial: answer.serial }]);
+      // Nothing left for the consumer of those asks, nor for later tests.
+      await instance.resolve(answer.serial, null, "reject");
+      await state.storage.deleteAlarm();
+    });
+  });
+});
