@@ -1,7 +1,7 @@
 import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
-import { buy } from "../../src/app/subscriptions";
+import { abandon, buy } from "../../src/app/subscriptions";
 import { armFault, disarmFaults, type FaultStep } from "../../src/domain/faults";
 import { ledgerOf } from "../../src/objects/quota-ledger";
 import { subscriptionObject, subscriptionShard } from "../../src/objects/subscription-object";
@@ -481,4 +481,24 @@ describe("a consumption report drains once", () => {
       await expectBooksBalance(t);
     });
   }
+});
+
+describe("an undo run again", () => {
+  it("leaves the subscriptions it failed as they are: ended when the first run ended them, no new version", async () => {
+    // An undo's follow-up that died (or the sweep and a cancel both settling it) runs it again:
+    // a subscription already ended stays as it ended (its ETag and events unchanged).
+    const t = await setup();
+    const { ids } = await purchaseDiedAt(t, "purchase.created");
+    const id = ids.subscriptions[0] as string;
+    expect(await abandon(env, ids, new Date())).toBe("undone");
+    const first = await call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey });
+    expect(first.body).toMatchObject({ end_reason: "failed" });
+    expect(await abandon(env, ids, new Date(Date.now() + 60_000))).toBe("undone");
+    const again = await call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey });
+    expect({ ended_at: again.body.ended_at, etag: again.headers.get("etag") }).toEqual({
+      ended_at: first.body.ended_at,
+      etag: first.headers.get("etag"),
+    });
+    await expectBooksBalance(t);
+  });
 });
