@@ -203,6 +203,42 @@ describe("a renewal", () => {
     expect(await renewalLines(t)).toEqual([]);
     await expectBooksBalance(t);
   });
+
+  it("whose undo died before giving its place back is not expired by an expiry planned before it", async () => {
+    // A run planned the expiry while auto_renew was off; the flag went on, and this renewal was
+    // bought and undone meanwhile. The planned expiry finds the place still the undone renewal's:
+    // as if nothing followed, the term is due for renewal, and is left for the next plan.
+    const { t, id, over } = await renewalUndoDiedHoldingPlace();
+    const ended = await subscriptionObject(env, id).expire(over, null, true);
+    expect(ended.ok && ended.value.endedAt).toBeNull();
+    await deliver([{ subscription: id, at: over.toISOString() }]);
+    await recoverAll(t);
+    const root = await read(t, id);
+    expect({ end_reason: root.end_reason, terms: root.descendants.length }).toEqual({
+      end_reason: null,
+      terms: 1,
+    });
+    expect(await renewalLines(t)).toHaveLength(1);
+    await expectBooksBalance(t);
+  });
+
+  it("bought by one delivery keeps its place when another gives its own attempt back", async () => {
+    // A second delivery of the renewal that found its term's purchase open (or was refused) gives
+    // the place back only with the renewal given up; one created already is live and keeps it,
+    // else an extension by hand would buy that term's time a second time.
+    const t = await tenantWithCatalog(1, 100);
+    const { id, before } = await dueTerm(t);
+    expect(await renewOrExpire(env, id, before)).toBe("renewed");
+    const renewal = (await subscriptionObject(env, id).get())?.renewal?.subscription as string;
+    await subscriptionObject(env, id).releaseNext(renewal, false, true);
+    expect((await subscriptionObject(env, id).get())?.nextId).toBe(renewal);
+    const extended = await expectOk(
+      call("POST", `/v1/subscriptions/${id}/action/?do=extend`, { token: t.partnerKey, body: {} }),
+    );
+    // It follows the renewal, not the term the renewal already continues.
+    expect(extended.start_time).toBe((await read(t, renewal)).end_time);
+    await expectBooksBalance(t);
+  });
 });
 
 describe("a cancel of the due term", () => {
