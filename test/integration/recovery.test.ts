@@ -1,4 +1,4 @@
-import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { abandon, buy } from "../../src/app/subscriptions";
@@ -500,5 +500,33 @@ describe("an undo run again", () => {
       etag: first.headers.get("etag"),
     });
     await expectBooksBalance(t);
+  });
+
+  it("a subscription failed before failures recorded their hold given back releases nothing when woken", async () => {
+    // Its purchase's rejected commission gave its quota back; stored before `failedAt` said so
+    // (`holdReleased`), only its end reason does. Released again, it would give back quota that
+    // another subscription of the customer holds.
+    const t = await setup();
+    const { ids } = await purchaseDiedAt(t, "purchase.created");
+    const id = ids.subscriptions[0] as string;
+    expect(await abandon(env, ids, new Date())).toBe("undone");
+    await expectOk(
+      call("POST", "/v1/subscriptions/", {
+        token: t.partnerKey,
+        body: { objects: [{ customer: t.customers[0], resource: "mem", amount: 2, period: "1 month" }] },
+      }),
+      201,
+    );
+    expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 2, pending: 0 });
+    await runInDurableObject(subscriptionShard(env, id), async (_i, state) => {
+      const row = state.storage.sql.exec<{ body: string }>("SELECT body FROM records WHERE id = ?", id).one();
+      const { holdReleased: _, ...asStored } = JSON.parse(row.body);
+      state.storage.sql.exec("UPDATE records SET body = ? WHERE id = ?", JSON.stringify(asStored), id);
+      state.storage.sql.exec("INSERT OR REPLACE INTO wakes (subscription, at) VALUES (?, ?)", id, Date.now());
+      await state.storage.setAlarm(Date.now());
+    });
+    await evictDurableObject(subscriptionShard(env, id));
+    await runDurableObjectAlarm(subscriptionShard(env, id));
+    expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 2, pending: 0 });
   });
 });
