@@ -1,6 +1,7 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { renewOrExpire } from "../../src/app/renewals";
 import { subscriptionObject, subscriptionShard } from "../../src/objects/subscription-object";
 import { expectBooksBalance } from "../books";
 import { call, expectOk, shardsHeld, tenantWithCatalog, usageOf } from "../helpers";
@@ -63,5 +64,87 @@ describe("both terms of a chain cancelled at once", () => {
     expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 0, pending: 0 });
     expect([ra?.holdReleased, rb?.holdReleased].filter((x) => x === true)).toHaveLength(1);
     await expectBooksBalance(t);
+  });
+});
+
+/** Runs subscription `id`'s own alarm now, as its shard would once its wake is due. */
+async function wakeNow(id: string) {
+  const shard = subscriptionShard(env, id);
+  await runInDurableObject(shard, async (_i, state) => {
+    state.storage.sql.exec("INSERT OR REPLACE INTO wakes (subscription, at) VALUES (?, ?)", id, Date.now());
+    await state.storage.setAlarm(Date.now());
+  });
+  await runDurableObjectAlarm(shard);
+}
+
+describe("a chain's terms cancelled one after the other", () => {
+  it("releases the chain's quota once, whichever term gives it back and whichever looks again", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const bought = await expectOk(
+      call("POST", "/v1/subscriptions/", {
+        token: t.partnerKey,
+        body: { objects: [{ customer: t.customers[0], resource: "mem", amount: 2, period: "1 month" }] },
+      }),
+      201,
+    );
+    const a = bought.objects[0].id as string;
+    const b = (
+      await expectOk(
+        call("POST", `/v1/subscriptions/${a}/action/?do=extend`, { token: t.partnerKey, body: {} }),
+      )
+    ).id as string;
+    // A ends first, its extension live: the hold stays with the chain.
+    await expectOk(call("DELETE", `/v1/subscriptions/${a}/`, { token: t.partnerKey }));
+    expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 2, pending: 0 });
+    // B, the chain's last live term, gives the hold back: A's release, one per hold.
+    await expectOk(call("DELETE", `/v1/subscriptions/${b}/`, { token: t.partnerKey }));
+    expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 0, pending: 0 });
+    // Another subscription of the customer holds 2 mem: a second release would take them back.
+    await expectOk(
+      call("POST", "/v1/subscriptions/", {
+        token: t.partnerKey,
+        body: { objects: [{ customer: t.customers[0], resource: "mem", amount: 2, period: "1 month" }] },
+      }),
+      201,
+    );
+    // A's alarm, set while its extension was on its way, finds the chain ended: the same release.
+    await wakeNow(a);
+    expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 2, pending: 0 });
+    await expectBooksBalance(t);
+  });
+});
+
+describe("a renewal cancelled after its term's end, before the read model has it", () => {
+  it("releases the chain's hold: the term it renewed is over, and live only through it", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const start = new Date(Date.UTC(new Date().getUTCFullYear() + 60, 1, 1, 12));
+    const bought = await expectOk(
+      call("POST", "/v1/subscriptions/", {
+        token: t.partnerKey,
+        body: {
+          objects: [
+            {
+              customer: t.customers[0],
+              resource: "mem",
+              amount: 2,
+              start_time: start.toISOString(),
+              period: "1 month",
+              auto_renew: true,
+            },
+          ],
+        },
+      }),
+      201,
+    );
+    const a = bought.objects[0].id as string;
+    const end = Date.parse(bought.objects[0].end_time);
+    expect(await renewOrExpire(env, a, new Date(end - 60_000))).toBe("renewed");
+    const b = (await subscriptionObject(env, a).get())?.nextId as string;
+    // The renewal's projection has not landed: the read model takes A, over and auto-renewing with
+    // nothing after it, for live, and A's own record is live only if B is.
+    await env.DB.prepare("DELETE FROM subscriptions WHERE id = ?").bind(b).run();
+    const cancelled = await subscriptionObject(env, b).cancel(new Date(end + 60_000));
+    expect(cancelled.ok && cancelled.value.holdReleased).toBe(true);
+    expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 0, pending: 0 });
   });
 });
