@@ -530,3 +530,22 @@ describe("an undo run again", () => {
     expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 2, pending: 0 });
   });
 });
+
+describe("an undo that comes after its purchase was accepted", () => {
+  it("finishes the purchase instead: live, held, its order completed and charged once", async () => {
+    // The sweep read the orders before the request wrote them (not taken effect), then the request
+    // accepted the commission: the undo follows the commission's decision.
+    const t = await setup();
+    const { ids } = await purchaseDiedAt(t, "purchase.accepted");
+    expect(await abandon(env, ids, new Date())).toBe("took effect");
+    const id = ids.subscriptions[0] as string;
+    const read = await expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
+    expect(read.end_reason).toBeNull();
+    expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 2, pending: 0 });
+    const order = await env.DB.prepare("SELECT state FROM orders WHERE id = ?")
+      .bind(Object.values(ids.orders)[0])
+      .first<{ state: string }>();
+    expect(order?.state).toBe("completed");
+    await expectBooksBalance(t);
+  });
+});
