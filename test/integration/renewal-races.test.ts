@@ -17,6 +17,7 @@ import type { SubscriptionObject } from "../../src/objects/subscription-object";
 import { subscriptionObject, subscriptionShard } from "../../src/objects/subscription-object";
 import { expectBooksBalance, recoverAll } from "../books";
 import { call, expectOk, failingD1, shardsHeld, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
+import { abandonPlace } from "../legacy";
 
 /**
  * Renewals racing what undoes or ends their term (a review of 2026-12-02 found each of these
@@ -237,6 +238,25 @@ describe("a renewal", () => {
     );
     // It follows the renewal, not the term the renewal already continues.
     expect(extended.start_time).toBe((await read(t, renewal)).end_time);
+    await expectBooksBalance(t);
+  });
+
+  it("that died once planned keeps its place past the recovery bound: the next delivery buys it under its ids", async () => {
+    // A renewal's place not created is never abandoned (its own ids finish it): freed after the
+    // bound, the next delivery would plan new ids, and the first attempt, still on its way,
+    // would buy the same term under the old ones.
+    const t = await tenantWithCatalog(1, 100);
+    const { id, before } = await dueTerm(t);
+    armFault("renewal.planned");
+    expect((await deliver([{ subscription: id, at: before.toISOString() }])).retryMessages).toHaveLength(1);
+    disarmFaults();
+    const planned = (await subscriptionObject(env, id).get())?.renewal?.subscription;
+    expect(planned).toBeDefined();
+    await abandonPlace(id);
+    await deliver([{ subscription: id, at: before.toISOString() }]);
+    await recoverAll(t);
+    expect((await read(t, id)).descendants).toEqual([planned]);
+    expect(await renewalLines(t)).toHaveLength(1);
     await expectBooksBalance(t);
   });
 });
