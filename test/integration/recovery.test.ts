@@ -3,10 +3,20 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { abandon, buy } from "../../src/app/subscriptions";
 import { armFault, disarmFaults, type FaultStep } from "../../src/domain/faults";
+import { recoveryBoundMs } from "../../src/domain/recovery";
 import { ledgerOf } from "../../src/objects/quota-ledger";
 import { subscriptionObject, subscriptionShard } from "../../src/objects/subscription-object";
 import { expectBooksBalance, purchaseDiedAt, recoverAll } from "../books";
-import { call, expectOk, failingD1, type Tenant, tenantWithCatalog, unique, usageOf } from "../helpers";
+import {
+  call,
+  eventually,
+  expectOk,
+  failingD1,
+  type Tenant,
+  tenantWithCatalog,
+  unique,
+  usageOf,
+} from "../helpers";
 
 /**
  * Crashes, retries and recovery: a retry with the key resumes what its first attempt committed
@@ -547,5 +557,30 @@ describe("an undo that comes after its purchase was accepted", () => {
       .first<{ state: string }>();
     expect(order?.state).toBe("completed");
     await expectBooksBalance(t);
+  });
+});
+
+describe("a purchase whose request died once its quota was held", () => {
+  it("is settled by its ledger's own alarm, set when it was issued for when the bound passes", async () => {
+    // recoverAll sweeps each ledger itself: this is what does it with no test to ask.
+    const t = await setup();
+    const { ids } = await purchaseDiedAt(t, "purchase.issued");
+    expect(await usageOf(t, 0, "mem")).toMatchObject({ pending: 2 });
+    const ledger = ledgerOf(env, t.customers[0] as string);
+    const bound = recoveryBoundMs(env);
+    await runInDurableObject(ledger, async (_i, state) => {
+      const alarm = await state.storage.getAlarm();
+      expect(alarm, "the ledger's alarm is set").not.toBeNull();
+      expect(alarm as number).toBeLessThanOrEqual(Date.now() + bound);
+      // The bound passes.
+      state.storage.sql.exec("UPDATE commissions SET updated_at = ?", Date.now() - bound - 1_000);
+    });
+    expect(await runDurableObjectAlarm(ledger)).toBe(true);
+    await eventually(
+      async () => ((await usageOf(t, 0, "mem")).pending === 0 ? true : undefined),
+      "the sweep's recovery to undo the purchase",
+    );
+    expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 0, pending: 0 });
+    expect(await subscriptionObject(env, ids.subscriptions[0] as string).get()).toBeNull();
   });
 });
