@@ -313,6 +313,22 @@ describe("a subscription finishes a quota move it was interrupted in", () => {
     });
   }
 
+  it("after subscription.moved with the question how it ended lost too, the next read commits the change", async () => {
+    // The change's own request asks the ledger when it fails; that answer lost as well, the step
+    // stays open for the next call (or the alarm) to finish before anything else.
+    const t = await setup();
+    const id = await cloud(t);
+    armFault("subscription.moved");
+    armFault("subscription.asked");
+    const r = await call("PATCH", `/v1/subscriptions/${id}/`, { token: t.partnerKey, body: { amount: 4 } });
+    expect(r.status).toBe(500);
+    await evictDurableObject(subscriptionShard(env, id));
+    const read = await expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
+    expect(read.amount).toBe(4);
+    expect(await usageOf(t, 0, "cumulus")).toMatchObject({ usage: 4, pending: 0 });
+    await expectBooksBalance(t);
+  });
+
   it("a cancel interrupted after the release ends the subscription, releasing once", async () => {
     const t = await setup();
     const id = (await expectOk(purchase(t), 201)).objects[0].id;
