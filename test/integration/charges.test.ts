@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import type { RenewalMessage } from "../../src/app/renewals";
 import { abandon } from "../../src/app/subscriptions";
+import { findOrders, insertOrders } from "../../src/db/orders";
 import { armFault, disarmFaults } from "../../src/domain/faults";
 import worker from "../../src/index";
 import { expectBooksBalance, purchaseDiedAt, recoverAll } from "../books";
@@ -239,6 +240,23 @@ describe("a purchase whose request died after its orders", () => {
     const lines = await allLines(t.partnerKey, `subscription=${id}`);
     expect(lines.map((l) => l.id)).toEqual([`purchase:${id}`, `reversal:${id}`]);
     expect(sum(lines)).toBe(0n);
+    await expectBooksBalance(t);
+  });
+
+  it("charges nothing for orders its late request writes completed after the undo wrote them failed", async () => {
+    // README, "Recovery": a request the sweep took for dead that writes its orders after the undo
+    // leaves them failed, with no charge line (its insert keeps the row the undo wrote).
+    const t = await setup(1);
+    const { ids } = await purchaseDiedAt(t, "purchase.created", ["mem", "cpu"]);
+    expect(await abandon(env, ids, new Date())).toBe("undone");
+    const undone = await findOrders(env, Object.values(ids.orders));
+    expect(undone.map((o) => o.state)).toEqual(["failed"]);
+    await insertOrders(
+      env,
+      undone.map((o) => ({ ...o, state: "completed" as const })),
+    );
+    expect((await findOrders(env, Object.values(ids.orders))).map((o) => o.state)).toEqual(["failed"]);
+    expect(await allLines(t.partnerKey, "")).toEqual([]);
     await expectBooksBalance(t);
   });
 
