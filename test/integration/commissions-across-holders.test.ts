@@ -167,3 +167,36 @@ describe("an auto_accept issue across holders whose other ledger fails once whil
     expect(first.status, JSON.stringify(first.body)).toBe(201);
   });
 });
+
+describe("an issue across holders that its home's alarm rolls back while its hold is slow", () => {
+  it("answers that it was abandoned, and its late hold holds nothing anywhere", async () => {
+    const { vm, home, other, issue } = await acrossTwo();
+    const slowHold = gate();
+    QuotaLedger.prototype.hold = function (
+      this: QuotaLedger,
+      serial: number,
+      ps: LedgerProvision[],
+      force: boolean,
+    ) {
+      const theirs = (ps as Array<LedgerProvision & { holder?: string }>)[0]?.holder === other;
+      if (!theirs) return hold.call(this, serial, ps, force);
+      return slowHold.pass().then(() => hold.call(this, serial, ps, force)) as never;
+    };
+    const answer = issue(false);
+    await slowHold.reached;
+    // Under way past the stall bound: the alarm takes its request for dead and rolls it back.
+    await backdated(home, "UPDATE commissions SET updated_at = ? WHERE state = 'issuing'");
+    await runDurableObjectAlarm(ledgerOf(env, home));
+    slowHold.release();
+    const r = await answer;
+    expect({
+      status: r.status,
+      home: await holdingOf(home, vm),
+      other: await holdingOf(other, vm),
+    }).toMatchObject({
+      status: 409,
+      home: { usage: 0, pending: 0 },
+      other: { usage: 0, pending: 0 },
+    });
+  });
+});
