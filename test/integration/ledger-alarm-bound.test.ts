@@ -1,7 +1,8 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { ledgerOf, type QuotaLedger } from "../../src/objects/quota-ledger";
+import { ROWS_PER_ALARM } from "../../src/objects/ledger-alarm";
+import { ledgerOf, QuotaLedger } from "../../src/objects/quota-ledger";
 import { unique } from "../helpers";
 import { limitedD1 } from "../limited-d1";
 
@@ -120,4 +121,65 @@ describe("a quota ledger whose alarm finds more commissions to index and steps t
     }
     await setDb(home, env.DB);
   }, 180_000);
+});
+
+describe("a quota ledger's alarm whose first page of steps cannot be finished now", () => {
+  it("goes on after that page in its next run: a step behind it is finished", async () => {
+    // Another holder's ledger is down: the 250 steps on it fail in each run. The run after takes
+    // the next page, not the same one again, or a step on a ledger that is up waits for that one.
+    const [home, down, up] = [unique("holder-a"), unique("holder-b"), unique("holder-c")].sort() as [
+      string,
+      string,
+      string,
+    ];
+    for (const holder of [home, down, up]) await ledgerOf(env, holder).setLimit("system", "r", 1_000);
+    const issueAcross = (instance: QuotaLedger, other: string) =>
+      instance.issue({
+        home,
+        serviceId: null,
+        reference: null,
+        name: `across ${other}`,
+        provisions: [home, other].map((holder) => ({ holder, source: "system", resource: "r", quantity: 1 })),
+        force: false,
+        autoAccept: false,
+        issueTime: new Date().toISOString(),
+      });
+    const { stuck, behind } = await runInDurableObject(ledgerOf(env, home), async (instance: QuotaLedger) => {
+      const serials: number[] = [];
+      for (let i = 0; i < ROWS_PER_ALARM; i++) {
+        const answer = await issueAcross(instance, down);
+        if (!answer.ok) throw new Error(`issue refused: ${answer.reason}`);
+        serials.push(answer.serial);
+      }
+      const last = await issueAcross(instance, up);
+      if (!last.ok) throw new Error(`issue refused: ${last.reason}`);
+      return { stuck: new Set(serials), behind: last.serial };
+    });
+    // Every one accepted by a request that died once the decision was recorded.
+    await runInDurableObject(ledgerOf(env, home), (_i, state) => {
+      state.storage.sql.exec("UPDATE commissions SET state = 'accepting', updated_at = 0");
+    });
+    const accept = QuotaLedger.prototype.accept;
+    QuotaLedger.prototype.accept = function (this: QuotaLedger, serial: number) {
+      if (stuck.has(serial)) throw new Error("ledger unavailable");
+      return accept.call(this, serial);
+    };
+    try {
+      await runDurableObjectAlarm(ledgerOf(env, home));
+      await runDurableObjectAlarm(ledgerOf(env, home));
+    } finally {
+      QuotaLedger.prototype.accept = accept;
+    }
+    const state = await runInDurableObject(
+      ledgerOf(env, home),
+      (_i, st) => st.storage.sql.exec("SELECT state FROM commissions WHERE serial = ?", behind).one().state,
+    );
+    expect(state).toBe("accepted");
+    expect(await ledgerOf(env, up).holdings()).toEqual([
+      { source: "system", resource: "r", limit: 1_000, usage: 1, pending: 0 },
+    ]);
+    // Nothing left for later tests: the down ledger's steps finished, the alarm dropped.
+    await runDurableObjectAlarm(ledgerOf(env, home));
+    await runInDurableObject(ledgerOf(env, home), (_i, st) => st.storage.deleteAlarm());
+  }, 60_000);
 });
