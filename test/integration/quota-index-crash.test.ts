@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { LedgerCommissions } from "../../src/objects/ledger-commissions";
 import { ledgerOf } from "../../src/objects/quota-ledger";
 import { recoverAll } from "../books";
-import { call, expectOk, type Tenant, tenant } from "../helpers";
+import { call, expectOk, firstStatementHeld, gate, type Tenant, tenant } from "../helpers";
 
 /**
  * A service's commission on one holder is committed in the ledger's transaction and indexed in
@@ -114,5 +114,63 @@ describe("a one-holder commission whose ledger dies between its transaction and 
         failed: [[serial, { itemNotFound: { message: `serial ${serial} does not exist`, code: 404 } }]],
       },
     });
+  });
+});
+
+/** The ledger of `holder` writes to `db` from now on (its own binding otherwise). */
+const ledgerWrites = (holder: string, db: D1Database) =>
+  runInDurableObject(ledgerOf(env, holder), (instance) => {
+    const own = instance as unknown as { env: Env };
+    own.env = { ...own.env, DB: db };
+  });
+
+describe("a one-holder commission resolved while its issue's index write is slow", () => {
+  it("whose own index write fails is indexed resolved by the alarm, not left pending by the issue's", async () => {
+    const t = await tenant({ customers: 1, limit: 100 });
+    const [holder] = t.customers as [string];
+    const [vm] = t.resources as [string];
+    // The issue's index write waits; the accept's fails (D1 down for it).
+    const held = gate();
+    let writes = 0;
+    const slow = firstStatementHeld(env.DB, /commission_index/, held);
+    await ledgerWrites(
+      holder,
+      new Proxy(slow, {
+        get(target, key) {
+          if (key === "prepare")
+            return (query: string) => {
+              if (/commission_index/.test(query) && ++writes === 2) throw new Error("D1 is down");
+              return target.prepare(query);
+            };
+          const value = Reflect.get(target, key);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      }),
+    );
+    const issued = call("POST", "/account/v1.0/commissions", {
+      token: t.serviceToken,
+      body: {
+        force: false,
+        auto_accept: false,
+        provisions: [{ holder, source: "system", resource: vm, quantity: 1 }],
+      },
+    });
+    await held.reached;
+    const serial = await runInDurableObject(
+      ledgerOf(env, holder),
+      (_i, state) =>
+        state.storage.sql.exec<{ serial: number }>("SELECT max(serial) AS serial FROM commissions").one()
+          .serial,
+    );
+    const accepted = await call("POST", `/account/v1.0/commissions/${serial}/action`, {
+      token: t.serviceToken,
+      body: { accept: "" },
+    });
+    expect(accepted.status).toBe(200);
+    held.release();
+    expect((await issued).status).toBe(201);
+    await ledgerWrites(holder, env.DB);
+    await runDurableObjectAlarm(ledgerOf(env, holder));
+    expect(await expectOk(call("GET", "/account/v1.0/commissions", { token: t.serviceToken }))).toEqual([]);
   });
 });
