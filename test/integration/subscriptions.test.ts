@@ -827,3 +827,20 @@ describe("the D1 read model", () => {
     expect(again.body).toMatchObject({ status: "active" });
   });
 });
+
+describe("a purchase's order", () => {
+  it("totals every line of its customer's subscriptions: the purchase's total for one customer", async () => {
+    const t = await setup();
+    const objects = [
+      { customer: t.customers[0], resource: "mem", amount: 2, period: "1 month" },
+      { customer: t.customers[0], resource: "cpu", amount: 1, period: "1 month" },
+    ];
+    const bought = await buy(t, objects);
+    expect(bought.status).toBe(201);
+    const [order] = bought.body.meta.orders as Array<{ id: string; total_price: string }>;
+    const read = await expectOk(call("GET", `/v1/orders/${order?.id}`, { token: t.partnerKey }));
+    expect(read.lines).toHaveLength(2);
+    expect(read.total_price).toBe(bought.body.meta.total_price);
+    expect(order?.total_price).toBe(bought.body.meta.total_price);
+  });
+});
