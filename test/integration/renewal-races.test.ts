@@ -261,6 +261,30 @@ describe("a renewal", () => {
   });
 });
 
+describe("an expiry planned before auto_renew was turned on", () => {
+  it("renews the term in the same run instead, once its expiry finds the flag on", async () => {
+    // The run planned the expiry (auto_renew off), then the partner turned it on (answered 200):
+    // the expiry leaves the term as it is and the run plans again, now a renewal.
+    const t = await tenantWithCatalog(1, 100);
+    const { id, over } = await dueTerm(t);
+    expect((await subscriptionObject(env, id).setAutoRenew(false)).ok).toBe(true);
+    const held = shardsHeld("expire");
+    const running = renewOrExpire(held.env, id, over);
+    await held.reached;
+    await expectOk(
+      call("POST", `/v1/subscriptions/${id}/action/?do=auto_renew`, {
+        token: t.partnerKey,
+        body: { auto_renew: true },
+      }),
+    );
+    held.release();
+    expect(await running).toBe("renewed");
+    expect((await read(t, id)).descendants).toHaveLength(1);
+    expect(await renewalLines(t)).toHaveLength(1);
+    await expectBooksBalance(t);
+  });
+});
+
 describe("a cancel of the due term", () => {
   it("while its renewal is on its way gives the renewal up: nothing follows, nothing is billed", async () => {
     const t = await tenantWithCatalog(1, 100);
