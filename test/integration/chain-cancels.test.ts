@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { renewOrExpire } from "../../src/app/renewals";
 import { subscriptionObject, subscriptionShard } from "../../src/objects/subscription-object";
 import { expectBooksBalance } from "../books";
-import { call, expectOk, shardsHeld, tenantWithCatalog, usageOf } from "../helpers";
+import { buyOne, call, expectOk, extendTerm, shardsHeld, tenantWithCatalog, usageOf } from "../helpers";
 
 /**
  * A chain's hold is released once when its last live term ends, however its terms end at once
@@ -24,22 +24,16 @@ async function reservedAgo(id: string, ago: number) {
   await evictDurableObject(shard);
 }
 
+/** A month of 2 mem bought for a new tenant's first customer (`a`), extended once (`b`). */
+async function memChain() {
+  const t = await tenantWithCatalog(1, 100);
+  const a = (await buyOne(t, { resource: "mem", amount: 2, period: "1 month" })).id as string;
+  return { t, a, b: await extendTerm(t, a) };
+}
+
 describe("both terms of a chain cancelled at once", () => {
   it("releases the chain's quota once both have ended", async () => {
-    const t = await tenantWithCatalog(1, 100);
-    const bought = await expectOk(
-      call("POST", "/v1/subscriptions/", {
-        token: t.partnerKey,
-        body: { objects: [{ customer: t.customers[0], resource: "mem", amount: 2, period: "1 month" }] },
-      }),
-      201,
-    );
-    const a = bought.objects[0].id as string;
-    const b = (
-      await expectOk(
-        call("POST", `/v1/subscriptions/${a}/action/?do=extend`, { token: t.partnerKey, body: {} }),
-      )
-    ).id as string;
+    const { t, a, b } = await memChain();
     expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 2, pending: 0 });
     // The extension was bought a while ago (longer than the recovery bound).
     await reservedAgo(a, 86_400_000);
@@ -79,20 +73,7 @@ async function wakeNow(id: string) {
 
 describe("a chain's terms cancelled one after the other", () => {
   it("releases the chain's quota once, whichever term gives it back and whichever looks again", async () => {
-    const t = await tenantWithCatalog(1, 100);
-    const bought = await expectOk(
-      call("POST", "/v1/subscriptions/", {
-        token: t.partnerKey,
-        body: { objects: [{ customer: t.customers[0], resource: "mem", amount: 2, period: "1 month" }] },
-      }),
-      201,
-    );
-    const a = bought.objects[0].id as string;
-    const b = (
-      await expectOk(
-        call("POST", `/v1/subscriptions/${a}/action/?do=extend`, { token: t.partnerKey, body: {} }),
-      )
-    ).id as string;
+    const { t, a, b } = await memChain();
     // A ends first, its extension live: the hold stays with the chain.
     await expectOk(call("DELETE", `/v1/subscriptions/${a}/`, { token: t.partnerKey }));
     expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 2, pending: 0 });
@@ -100,13 +81,7 @@ describe("a chain's terms cancelled one after the other", () => {
     await expectOk(call("DELETE", `/v1/subscriptions/${b}/`, { token: t.partnerKey }));
     expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 0, pending: 0 });
     // Another subscription of the customer holds 2 mem: a second release would take them back.
-    await expectOk(
-      call("POST", "/v1/subscriptions/", {
-        token: t.partnerKey,
-        body: { objects: [{ customer: t.customers[0], resource: "mem", amount: 2, period: "1 month" }] },
-      }),
-      201,
-    );
+    await buyOne(t, { resource: "mem", amount: 2, period: "1 month" });
     // A's alarm, set while its extension was on its way, finds the chain ended: the same release.
     await wakeNow(a);
     expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 2, pending: 0 });
