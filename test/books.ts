@@ -8,8 +8,10 @@ import { env } from "cloudflare:workers";
 import { expect, vi } from "vitest";
 import { requeueStalledOperations } from "../src/app/operations";
 import { assignIds, buy, plan } from "../src/app/subscriptions";
-import { armFault, type FaultStep } from "../src/domain/faults";
+import { createOperation, startOperation } from "../src/db/operations";
+import { armFault, disarmFaults, type FaultStep } from "../src/domain/faults";
 import { isRunning } from "../src/domain/metering";
+import type { PurchaseObject } from "../src/domain/purchase";
 import { recoveryBoundMs } from "../src/domain/recovery";
 import { money, type SubscriptionRecord } from "../src/domain/subscriptions";
 import { meteredCharge, usageLines } from "../src/domain/usage";
@@ -335,4 +337,41 @@ export async function purchaseDiedAt(t: Tenant, step: FaultStep, resources: read
   armFault(step);
   await expect(buy(env, t.partnerId, planned.subscriptions, ids, now)).rejects.toThrow(step);
   return { ids, planned: planned.subscriptions };
+}
+
+/**
+ * A purchase run as an operation (its run started, as the operations consumer starts it) for
+ * tenant `t`'s first customer, whose run died at `step`: `objects` are its lines without the
+ * customer. Answers its ids and its operation's reference.
+ */
+export async function purchaseOperationDiedAt(
+  t: Tenant,
+  step: FaultStep,
+  objects: ReadonlyArray<Omit<PurchaseObject, "customer">>,
+) {
+  const customer = t.customers[0] as string;
+  const now = new Date();
+  const planned = (
+    await plan(
+      env,
+      t.partnerId,
+      objects.map((o) => ({ customer, ...o })),
+      now,
+    )
+  ).subscriptions;
+  const ids = assignIds(planned);
+  const opRef = `op-${crypto.randomUUID()}`;
+  await createOperation(env, {
+    opRef,
+    partnerId: t.partnerId,
+    customerId: customer,
+    kind: "purchase",
+    payload: { kind: "purchase", partnerId: t.partnerId, ids },
+    now,
+  });
+  await startOperation(env, opRef, now);
+  armFault(step);
+  await expect(buy(env, t.partnerId, planned, ids, now, { operationRef: opRef })).rejects.toThrow(step);
+  disarmFaults();
+  return { ids, opRef };
 }

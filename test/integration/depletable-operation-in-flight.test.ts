@@ -1,9 +1,6 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { assignIds, buy, plan } from "../../src/app/subscriptions";
-import { createOperation, startOperation } from "../../src/db/operations";
-import { armFault, disarmFaults } from "../../src/domain/faults";
-import { call, expectOk, type Tenant, tenantWithCatalog, unique } from "../helpers";
+import { purchaseOperationDiedAt } from "../books";
+import { call, expectOk, type Tenant, tenantWithCatalog } from "../helpers";
 
 /**
  * A depletable bought by an operation (`Prefer: respond-async`) whose run died once its
@@ -25,25 +22,7 @@ describe("a depletable whose purchase operation died after its order was written
   it("reads as consumption treats it: passed over, it is inactive, and the younger one it drains is active", async () => {
     const t = await tenantWithCatalog(1, 100);
     const customer = t.customers[0] as string;
-    const now = new Date();
-    const planned = (await plan(env, t.partnerId, [{ customer, resource: "tx", amount: 10 }], now))
-      .subscriptions;
-    const ids = assignIds(planned);
-    const opRef = unique("op");
-    await createOperation(env, {
-      opRef,
-      partnerId: t.partnerId,
-      customerId: customer,
-      kind: "purchase",
-      payload: { kind: "purchase", partnerId: t.partnerId, ids },
-      now,
-    });
-    await startOperation(env, opRef, now);
-    armFault("purchase.created");
-    await expect(buy(env, t.partnerId, planned, ids, now, { operationRef: opRef })).rejects.toThrow(
-      "purchase.created",
-    );
-    disarmFaults();
+    const { ids } = await purchaseOperationDiedAt(t, "purchase.created", [{ resource: "tx", amount: 10 }]);
     const first = ids.subscriptions[0] as string;
 
     const second = (

@@ -1,9 +1,8 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
-import { assignIds, buy, plan } from "../../src/app/subscriptions";
-import { createOperation, startOperation } from "../../src/db/operations";
-import { armFault, disarmFaults } from "../../src/domain/faults";
-import { tenantWithCatalog, unique } from "../helpers";
+import { disarmFaults } from "../../src/domain/faults";
+import { purchaseOperationDiedAt } from "../books";
+import { tenantWithCatalog } from "../helpers";
 
 afterEach(() => disarmFaults());
 
@@ -18,30 +17,10 @@ describe("a purchase operation's run that dies after writing its orders", () => 
   for (const resources of [["mem"], ["mem", "cpu"]]) {
     it(`of ${resources.length} subscription(s) leaves them pending, nothing charged`, async () => {
       const t = await tenantWithCatalog(1, 100);
-      const customer = t.customers[0] as string;
-      const now = new Date();
-      const planned = (
-        await plan(
-          env,
-          t.partnerId,
-          resources.map((resource) => ({ customer, resource, amount: 1, period: "1 month" })),
-          now,
-        )
-      ).subscriptions;
-      const ids = assignIds(planned);
-      const opRef = unique("op");
-      await createOperation(env, {
-        opRef,
-        partnerId: t.partnerId,
-        customerId: customer,
-        kind: "purchase",
-        payload: { kind: "purchase", partnerId: t.partnerId, ids },
-        now,
-      });
-      await startOperation(env, opRef, now);
-      armFault("purchase.ordered");
-      await expect(buy(env, t.partnerId, planned, ids, now, { operationRef: opRef })).rejects.toThrow(
+      const { ids } = await purchaseOperationDiedAt(
+        t,
         "purchase.ordered",
+        resources.map((resource) => ({ resource, amount: 1, period: "1 month" })),
       );
       const order = Object.values(ids.orders)[0] as string;
       const written = await env.DB.prepare("SELECT state FROM orders WHERE id = ?")
