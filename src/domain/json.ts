@@ -17,10 +17,11 @@ export const jsonText = <T>(value: T): JsonText<T> => JSON.stringify(value) as J
 export type JsonStream<T> = ReadableStream<Uint8Array> & { readonly [encodes]: T };
 
 /**
- * JSON text in ASCII only: every character past U+007F written as a `\uXXXX` escape (a UTF-16
- * pair as two), as Python's `json.dumps` writes it by default and so as Astakos answers. Python 2
- * clients of the Astakos dialect (astakosclient: `simplejson.loads(unicode(data))`) decode the
- * body as ASCII, so one raw UTF-8 byte (a customer's name, a commission's) fails the whole answer.
+ * JSON text in ASCII only: every character past U+007F written as a `\u` escape of four hex
+ * digits (a UTF-16 pair as two), as Python's `json.dumps` writes it by default and so as Astakos
+ * answers. Python 2 clients of the Astakos dialect (astakosclient:
+ * `simplejson.loads(unicode(data))`) decode the body as ASCII, so one raw UTF-8 byte (a
+ * customer's name, a commission's) fails the whole answer.
  */
 export const asciiJson = (value: unknown): string =>
   JSON.stringify(value).replace(
