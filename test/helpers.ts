@@ -690,11 +690,12 @@ export async function buyOne(t: Tenant, object: Record<string, unknown>) {
 }
 
 /**
- * A syndicated term of `period` bought for a new tenant's first customer and deployed by its
- * vendor, its purchase completed: its id, the tenant, its product, the vendor's token, and `report`, the
- * vendor's PATCH of a term's `deploymentStatus` (its answer as it comes).
+ * A syndicated term of `period` bought for a new tenant's first customer, its purchase (a 202)
+ * waiting on its vendor: its id, the tenant, its product, the vendor's token, `report`, the
+ * vendor's PATCH of a term's `deploymentStatus` (its answer as it comes), and `completed`, which
+ * waits until the purchase's operation answers 201.
  */
-export async function deployedTerm(period: string, autoRenew: boolean) {
+export async function waitingTerm(period: string, autoRenew: boolean) {
   const t = await tenantWithCatalog(1, 100);
   const { product, vendorId } = await syndicatedProduct(t);
   const r = await call("POST", "/v1/subscriptions/", {
@@ -704,6 +705,7 @@ export async function deployedTerm(period: string, autoRenew: boolean) {
     },
   });
   if (r.status !== 202) throw new Error(`expected 202, got ${r.status}: ${r.text}`);
+  const location = r.headers.get("location") as string;
   const id = (
     await eventually(async () => {
       const list = await expectOk(call("GET", "/v1/subscriptions/?status=all", { token: t.partnerKey }));
@@ -713,11 +715,22 @@ export async function deployedTerm(period: string, autoRenew: boolean) {
   const vendorToken = await vendorTokenOf(t, vendorId);
   const report = (on: string, deploymentStatus: string) =>
     call("PATCH", `/api/subscription/${on}`, { token: vendorToken, body: { deploymentStatus } });
+  const completed = () =>
+    eventually(async () => {
+      const op = await call("GET", location, { token: t.partnerKey });
+      return op.status === 201 ? true : undefined;
+    }, "the purchase to complete");
+  return { t, product, id, vendorToken, report, location, completed };
+}
+
+/**
+ * A syndicated term of `period` bought for a new tenant's first customer and deployed by its
+ * vendor, its purchase completed (`waitingTerm`, then the vendor's `DEPLOYED`).
+ */
+export async function deployedTerm(period: string, autoRenew: boolean) {
+  const { t, product, id, vendorToken, report, completed } = await waitingTerm(period, autoRenew);
   await expectOk(report(id, "DEPLOYED"));
-  await eventually(async () => {
-    const op = await call("GET", r.headers.get("location") as string, { token: t.partnerKey });
-    return op.status === 201 ? true : undefined;
-  }, "the purchase to complete");
+  await completed();
   return { t, product, id, vendorToken, report };
 }
 

@@ -28,6 +28,25 @@ afterEach(() => {
 const holdingOf = async (holder: string, resource: string) =>
   (await ledgerOf(env, holder).holdings()).find((h) => h.resource === resource);
 
+/**
+ * Makes every hold on holder `other`'s ledger (but serial `except`'s) wait at the gate it
+ * answers: an issue across holders whose second hold is slow.
+ */
+function slowHoldsOn(other: string, except?: number) {
+  const slowHold = gate();
+  QuotaLedger.prototype.hold = function (
+    this: QuotaLedger,
+    serial: number,
+    ps: LedgerProvision[],
+    force: boolean,
+  ) {
+    const theirs = (ps as Array<LedgerProvision & { holder?: string }>)[0]?.holder === other;
+    if (!theirs || serial === except) return hold.call(this, serial, ps, force);
+    return slowHold.pass().then(() => hold.call(this, serial, ps, force)) as never;
+  };
+  return slowHold;
+}
+
 /** Two customers' ledgers, the home's first, and a commission of 3 `vm` on each. */
 async function acrossTwo() {
   const t = await tenant({ customers: 2, limit: 100 });
@@ -55,17 +74,7 @@ async function olderStepAndSlowIssue(autoAccept: boolean) {
   const { home, other, issue } = across;
   const y = (await expectOk(issue(false), 201)).serial as number;
   await backdated(home, "UPDATE commissions SET state = 'accepting', updated_at = ? WHERE serial = ?", y);
-  const slowHold = gate();
-  QuotaLedger.prototype.hold = function (
-    this: QuotaLedger,
-    serial: number,
-    ps: LedgerProvision[],
-    force: boolean,
-  ) {
-    const theirs = (ps as Array<LedgerProvision & { holder?: string }>)[0]?.holder === other;
-    if (!theirs || serial === y) return hold.call(this, serial, ps, force);
-    return slowHold.pass().then(() => hold.call(this, serial, ps, force)) as never;
-  };
+  const slowHold = slowHoldsOn(other, y);
   const xAnswer = issue(autoAccept);
   await slowHold.reached;
   await backdated(home, "UPDATE commissions SET updated_at = ? WHERE state = 'issuing'");
@@ -171,17 +180,7 @@ describe("an auto_accept issue across holders whose other ledger fails once whil
 describe("an issue across holders that its home's alarm rolls back while its hold is slow", () => {
   it("answers that it was abandoned, and its late hold holds nothing anywhere", async () => {
     const { vm, home, other, issue } = await acrossTwo();
-    const slowHold = gate();
-    QuotaLedger.prototype.hold = function (
-      this: QuotaLedger,
-      serial: number,
-      ps: LedgerProvision[],
-      force: boolean,
-    ) {
-      const theirs = (ps as Array<LedgerProvision & { holder?: string }>)[0]?.holder === other;
-      if (!theirs) return hold.call(this, serial, ps, force);
-      return slowHold.pass().then(() => hold.call(this, serial, ps, force)) as never;
-    };
+    const slowHold = slowHoldsOn(other);
     const answer = issue(false);
     await slowHold.reached;
     // Under way past the stall bound: the alarm takes its request for dead and rolls it back.
