@@ -141,6 +141,32 @@ describe("the ledger", () => {
     await expectBooksBalance(t);
   });
 
+  it("keeps a prepaid term's line, unreversed, when the term is cancelled in its course or before it begins", async () => {
+    const t = await setup(1);
+    const soon = new Date(Date.now() + 10 * 86_400_000).toISOString();
+    const bought = await expectOk(
+      buy(t, [
+        { customer: t.customers[0], resource: "cpu", amount: 2, period: "1 week" },
+        { customer: t.customers[0], resource: "mem", amount: 1, start_time: soon, period: "1 week" },
+      ]),
+      201,
+    );
+    const [running, future] = bought.objects;
+    const extension = await expectOk(
+      call("POST", `/v1/subscriptions/${running.id}/action/?do=extend`, { token: t.partnerKey, body: {} }),
+    );
+    const before = await allLines(t.partnerKey, `customer=${t.customers[0]}`);
+    expect(before).toHaveLength(3);
+    for (const id of [future.id, extension.id, running.id]) {
+      await expectOk(call("DELETE", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
+    }
+    const after = await allLines(t.partnerKey, `customer=${t.customers[0]}`);
+    expect(after).toEqual(before);
+    expect(after.map((l) => l.kind).sort()).toEqual(["extension", "purchase", "purchase"]);
+    expect(sum(after)).toBe(cents(bought.meta.total_price) + cents(extension.price));
+    await expectBooksBalance(t);
+  });
+
   it("writes one line for a renewal, and none more when its message is delivered again", async () => {
     const t = await setup(1);
     const start = new Date(Date.now() + 30 * 86_400_000);
