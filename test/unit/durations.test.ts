@@ -376,6 +376,19 @@ describe("resolveExtension", () => {
     expect(days(ext)).toBe(28);
   });
 
+  it("rounds the repeated interval's end up to noon: a term bought from 20:37 until a noon extends 4 days", () => {
+    const fromNow: ExtendBase = {
+      start: d("2025-02-04T20:37:00Z"),
+      end: d("2025-02-08T12:00:00Z"),
+      createdWith: "end_time",
+      period: null,
+    };
+    expect(extend(fromNow)).toMatchObject({
+      start: "2025-02-08T12:00:00.000Z",
+      end: "2025-02-12T12:00:00.000Z",
+    });
+  });
+
   it("in a leap year, the end_time variant repeats 29 days and the period variant gives 31", () => {
     const start = d("2024-02-01T12:00:00Z");
     const end = d("2024-03-01T12:00:00Z");
