@@ -8,8 +8,14 @@ import { daysInMonth } from "./period";
 const INSTANT =
   /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)?)?$/;
 
-/** The instant `text` names, or null if it is not one (a field out of range is not one either). */
-export function parseInstant(text: string): Date | null {
+/**
+ * The instant `text` names, or null if it is not one (a field out of range is not one either).
+ * A fraction past the millisecond is cut, or with `roundUp` read as the next millisecond: an end
+ * rounds up to noon, and one a few microseconds past noon must round to the next noon as the
+ * instant it names does. Noons are whole milliseconds, so cutting a start and rounding an end up
+ * gives each the noon its exact instant would.
+ */
+export function parseInstant(text: string, roundUp = false): Date | null {
   const m = INSTANT.exec(text);
   if (!m) return null;
   const [year, month, day, hour, minute, second] = m.slice(1, 7).map((part) => Number(part ?? 0)) as [
@@ -20,7 +26,8 @@ export function parseInstant(text: string): Date | null {
     number,
     number,
   ];
-  const millis = Number((m[7] ?? "").padEnd(3, "0").slice(0, 3));
+  const fraction = (m[7] ?? "").padEnd(3, "0");
+  const millis = Number(fraction.slice(0, 3)) + (roundUp && /[1-9]/.test(fraction.slice(3)) ? 1 : 0);
   const offsetHours = Number(m[10] ?? 0);
   const offsetMinutes = Number(m[11] ?? 0);
   if (year < 1 || month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month - 1)) return null;

@@ -38,10 +38,13 @@ export const Slug = v.pipe(
   v.regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]*$/, "may contain only letters, digits and _ . : -"),
 );
 
-/** A time as the subscriptions spec reads it (`parseInstant`): UTC unless it names a zone. */
-const instant = (fromQuery: boolean) =>
+/**
+ * A time as the subscriptions spec reads it (`parseInstant`): UTC unless it names a zone. `roundUp`:
+ * a fraction past the millisecond reads as the next one (an end, which rounds up to noon).
+ */
+const instant = (fromQuery: boolean, roundUp = false) =>
   v.rawTransform<string, Date>(({ dataset, addIssue, NEVER }) => {
-    const at = parseInstant(fromQuery ? plusOfZone(dataset.value) : dataset.value);
+    const at = parseInstant(fromQuery ? plusOfZone(dataset.value) : dataset.value, roundUp);
     if (at) return at;
     addIssue({
       message:
@@ -72,6 +75,18 @@ export const Instant = v.pipe(
   v.string("must be an ISO 8601 date or date-time"),
   instant(false),
   v.description(INSTANT_DESCRIPTION),
+);
+
+/**
+ * An `Instant` that ends a term: rounded up to noon, so a fraction past the millisecond counts (a
+ * few microseconds past noon end at the next noon, not at that one).
+ */
+export const EndInstant = v.pipe(
+  v.string("must be an ISO 8601 date or date-time"),
+  instant(false, true),
+  v.description(
+    `${INSTANT_DESCRIPTION} Rounded up to the next noon UTC; a fraction of a second past noon, to the microsecond or finer, is past it.`,
+  ),
 );
 
 export const IdParams = v.object({ id: Uuid });

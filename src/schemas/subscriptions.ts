@@ -2,7 +2,7 @@ import * as v from "valibot";
 import { MAX_OBJECTS } from "../domain/purchase";
 import { MAX_FILTER_VALUES, STATUS_FILTERS } from "../domain/subscriptions";
 import { DEPLOYMENT_STATUSES } from "../domain/webhooks";
-import { CustomerFilter, Instant, Integer, Timestamp, Uuid } from "./common";
+import { CustomerFilter, EndInstant, Instant, Integer, Timestamp, Uuid } from "./common";
 import { NOT_A_PARAMETER, Pagination, pageMeta } from "./pagination";
 
 /** Request and response schemas of the subscriptions API (/v1, CloudSigma field names). */
@@ -44,7 +44,7 @@ export const PurchaseObject = v.object({
   resource: v.pipe(v.string("must be a resource name"), v.minLength(1), v.maxLength(128)),
   amount: Amount,
   start_time: nullIsAbsent(Instant),
-  end_time: nullIsAbsent(Instant),
+  end_time: nullIsAbsent(EndInstant),
   period: nullIsAbsent(Period),
   // Declared with its default, so the document and get_schema() state what a purchase gets.
   auto_renew: v.optional(v.boolean("must be a boolean"), false),
@@ -130,7 +130,7 @@ export const ActionBody = v.strictObject(
   {
     // As in a purchase, null is not given: an extension without either is its term's length again.
     period: nullIsAbsent(Period),
-    end_time: nullIsAbsent(Instant),
+    end_time: nullIsAbsent(EndInstant),
     auto_renew: v.optional(v.boolean("must be a boolean")),
   },
   "the body takes only period, end_time (extend) and auto_renew (auto_renew)",

@@ -92,6 +92,38 @@ describe("time inputs", async () => {
     expect(quoted.end_time).toBe(noonOf(end));
   });
 
+  it("rounds an end_time a fraction of a millisecond past noon to the next noon, as its instant does", async () => {
+    const day = dateIn(30);
+    // Python's isoformat() writes microseconds: 100 µs past noon is past noon, and the spec rounds
+    // an end "always to the next noon".
+    // Cut to the millisecond, it read as noon itself: a day less, or, from that noon, refused.
+    for (const [start, days, total] of [
+      [dayBefore(day), 2, "0.96"],
+      [day, 1, "0.48"],
+    ] as const) {
+      const object = { start_time: noonOf(start), end_time: `${day}T12:00:00.000100+00:00` };
+      const expected = { start_time: noonOf(start), end_time: noonOf(dayAfter(start, days)), price: total };
+      expect(await price(object)).toMatchObject(expected);
+      expect(await buy(object)).toMatchObject(expected);
+    }
+    // A start rounds down, so one just before noon still starts at the noon before.
+    expect(await price({ start_time: `${day}T11:59:59.9999Z`, period: "1 day" })).toMatchObject({
+      start_time: noonOf(dayBefore(day)),
+      end_time: noonOf(dayAfter(day)),
+    });
+    const bought = await buy({ start_time: noonOf(day), period: "1 day" });
+    const extension = await expectOk(
+      call("POST", `/v1/subscriptions/${bought.id}/action/?do=extend`, {
+        token: t.partnerKey,
+        body: { end_time: `${dayAfter(day, 2)}T12:00:00.0000001Z` },
+      }),
+    );
+    expect(extension).toMatchObject({
+      start_time: noonOf(dayAfter(day)),
+      end_time: noonOf(dayAfter(day, 3)),
+    });
+  });
+
   it("extends to an end_time without a zone, read as UTC", async () => {
     const bought = await buy({ period: "1 week" });
     const end = dateIn(40);

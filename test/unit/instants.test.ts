@@ -50,6 +50,16 @@ describe("parseInstant", () => {
     expect(parseInstant(text)).toBeNull();
   });
 
+  it.each([
+    ["2027-01-05T12:00:00.000100Z", "2027-01-05T12:00:00.001Z"],
+    ["2027-01-05T12:00:00.123000001+00:00", "2027-01-05T12:00:00.124Z"],
+    ["2027-01-05T12:00:00.999900Z", "2027-01-05T12:00:01.000Z"],
+    ["2027-01-05T12:00:00.250000Z", "2027-01-05T12:00:00.250Z"],
+    ["2027-01-05T12:00:00Z", "2027-01-05T12:00:00.000Z"],
+  ])("rounded up, reads %j past its millisecond as the next one", (text, expected) => {
+    expect(parseInstant(text, true)?.toISOString()).toBe(expected);
+  });
+
   it("reads back every instant written as toISOString, and its zone-less form as the same (property)", () => {
     fc.assert(
       fc.property(
