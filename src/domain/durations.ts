@@ -3,7 +3,16 @@
  * into the interval actually bought, with the spec's rounding to noon UTC.
  */
 
-import { addPeriod, formatPeriod, type Period, parsePeriod, subtractPeriod } from "./period";
+import {
+  addPeriod,
+  formatPeriod,
+  MAX_AMOUNT,
+  MAX_PERIOD_YEARS,
+  type Period,
+  parsePeriod,
+  readPeriod,
+  subtractPeriod,
+} from "./period";
 
 export interface DurationInput {
   start_time?: Date;
@@ -15,6 +24,7 @@ export type DurationError =
   | { code: "ambiguous"; fields: string[]; message: string }
   | { code: "not_specific_enough"; fields: string[]; message: string }
   | { code: "invalid_period"; fields: ["period"]; message: string }
+  | { code: "period_too_long"; fields: ["period"]; message: string }
   | { code: "end_not_after_start"; fields: string[]; message: string }
   | { code: "end_too_late"; fields: string[]; message: string };
 
@@ -72,11 +82,27 @@ function mod(a: number, n: number): number {
 
 const fail = (error: DurationError): DurationResult => ({ ok: false, error });
 
-function invalidPeriod(text: string): DurationError {
+/** `text` as a period, or why it is none: not understood, or longer than a term may be. */
+function periodOf(text: string): { ok: true; period: Period } | { ok: false; error: DurationError } {
+  const reading = readPeriod(text);
+  if (reading.ok) return reading;
+  if (reading.tooLong) {
+    return {
+      ok: false,
+      error: {
+        code: "period_too_long",
+        fields: ["period"],
+        message: `The period '${text}' is too long: a term lasts at most ${MAX_PERIOD_YEARS} years, and at most ${MAX_AMOUNT} of any one unit.`,
+      },
+    };
+  }
   return {
-    code: "invalid_period",
-    fields: ["period"],
-    message: `Cannot understand the period '${text}'; use e.g. '2 months 1 week'.`,
+    ok: false,
+    error: {
+      code: "invalid_period",
+      fields: ["period"],
+      message: `Cannot understand the period '${text}'; use e.g. '2 months 1 week'.`,
+    },
   };
 }
 
@@ -132,8 +158,9 @@ export function resolveDuration(input: DurationInput, now: Date): DurationResult
   }
   let period: Period | null = null;
   if (periodText !== undefined) {
-    period = parsePeriod(periodText);
-    if (!period) return fail(invalidPeriod(periodText));
+    const read = periodOf(periodText);
+    if (!read.ok) return fail(read.error);
+    period = read.period;
   }
 
   let rawStart: Date;
@@ -183,9 +210,9 @@ export function resolveExtension(
     });
   }
   if (periodText !== undefined) {
-    const period = parsePeriod(periodText);
-    if (!period) return fail(invalidPeriod(periodText));
-    return interval(start, roundEndToNoon(addPeriod(start, period)), "period", period, ["period"]);
+    const read = periodOf(periodText);
+    if (!read.ok) return fail(read.error);
+    return interval(start, roundEndToNoon(addPeriod(start, read.period)), "period", read.period, ["period"]);
   }
   if (end_time !== undefined) {
     // Checked unrounded for the same reason as in resolveDuration.

@@ -56,6 +56,8 @@ const SINGULAR: Record<Unit, string> = {
 
 /** Keeps every intermediate sum well inside the safe-integer range. */
 export const MAX_AMOUNT = 100_000;
+/** The longest period, in years (as months, weeks, days or hours: its mean Gregorian length). */
+export const MAX_PERIOD_YEARS = 100;
 
 // Lengths are compared in units of 1/4800 hour so that the Gregorian mean month (146097/4800 days,
 // a 400-year cycle spread over its 4800 months) is an integer and the bound needs no floats.
@@ -63,35 +65,51 @@ const SCALE_HOUR = 4800;
 const SCALE_DAY = 24 * SCALE_HOUR;
 const SCALE_MONTH = 146_097 * 24;
 /** 100 mean Gregorian years: '100 years', '1200 months' and '5217 weeks' fit, '5218 weeks' does not. */
-const MAX_SCALED_LENGTH = 1200 * SCALE_MONTH;
+const MAX_SCALED_LENGTH = MAX_PERIOD_YEARS * 12 * SCALE_MONTH;
 
 // A bare "a"/"an" needs whitespace before its unit, or "amonth" would read as "a month".
 const TERM = /(?:(\d+)\s*|(an?)\s+)([a-z]+)/y;
 const SEPARATOR = /\s*,\s*(?:and\s+)?|\s+and\s+|\s+/y;
 
 export function parsePeriod(text: string): Period | null {
+  const reading = readPeriod(text);
+  return reading.ok ? reading.period : null;
+}
+
+/**
+ * `text` read as a period, or why it is none: not in the grammar, or `tooLong`, a period the
+ * grammar reads but past `MAX_PERIOD_YEARS` or `MAX_AMOUNT`, so its refusal can name the bound
+ * rather than say the text was not understood.
+ */
+export function readPeriod(text: string): { ok: true; period: Period } | { ok: false; tooLong: boolean } {
+  const unreadable = { ok: false, tooLong: false } as const;
   const source = text.trim().toLowerCase();
   const period: Period = { years: 0, months: 0, weeks: 0, days: 0, hours: 0 };
   const seen = new Set<Unit>();
+  let overAmount = false;
   let index = 0;
   while (true) {
     TERM.lastIndex = index;
     const term = TERM.exec(source);
-    if (!term) return null;
+    if (!term) return unreadable;
     const [, digits, article, unitText] = term;
     const amount = digits !== undefined ? Number(digits) : article !== undefined ? 1 : Number.NaN;
     const unit = unitText !== undefined ? UNIT_ALIASES[unitText] : undefined;
-    if (unit === undefined || seen.has(unit)) return null;
-    if (!Number.isInteger(amount) || amount < 1 || amount > MAX_AMOUNT) return null;
+    if (unit === undefined || seen.has(unit)) return unreadable;
+    if (!Number.isInteger(amount) || amount < 1) return unreadable;
+    overAmount ||= amount > MAX_AMOUNT;
     seen.add(unit);
     period[unit] = amount;
     index = TERM.lastIndex;
     if (index === source.length) break;
     SEPARATOR.lastIndex = index;
-    if (!SEPARATOR.exec(source)) return null;
+    if (!SEPARATOR.exec(source)) return unreadable;
     index = SEPARATOR.lastIndex;
   }
-  return scaledLength(period) <= MAX_SCALED_LENGTH ? period : null;
+  // Past MAX_AMOUNT the sum may be inexact, but it is compared only when every amount is within it.
+  return overAmount || scaledLength(period) > MAX_SCALED_LENGTH
+    ? { ok: false, tooLong: true }
+    : { ok: true, period };
 }
 
 function scaledLength(p: Period): number {

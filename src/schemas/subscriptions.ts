@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { MAX_AMOUNT, MAX_PERIOD_YEARS } from "../domain/period";
 import { MAX_OBJECTS } from "../domain/purchase";
 import { MAX_FILTER_VALUES, STATUS_FILTERS } from "../domain/subscriptions";
 import { DEPLOYMENT_STATUSES } from "../domain/webhooks";
@@ -7,7 +8,13 @@ import { NOT_A_PARAMETER, Pagination, pageMeta } from "./pagination";
 
 /** Request and response schemas of the subscriptions API (/v1, CloudSigma field names). */
 
-const Period = v.pipe(v.string("must be text such as '2 months 1 week'"), v.maxLength(200));
+const Period = v.pipe(
+  v.string("must be text such as '2 months 1 week'"),
+  v.maxLength(200),
+  v.description(
+    `Free-form, e.g. \`2 months 1 week\`: years, months, weeks, days, hours. A term lasts at most ${MAX_PERIOD_YEARS} years, and at most ${MAX_AMOUNT} of any one unit (400 naming \`period\` past either).`,
+  ),
+);
 
 /** A number, or a string of digits as CloudSigma's own answers and clients send it (`"amount": "1"`). */
 const Amount = v.pipe(

@@ -296,6 +296,47 @@ describe("D1 statements with lists of any length", async () => {
   });
 });
 
+describe("the length of a period", async () => {
+  const t = await setup();
+  const quote = (period: string) =>
+    call("POST", "/v1/subscriptioncalculator/", {
+      token: t.partnerKey,
+      body: { objects: [{ customer: t.customers[0], resource: "cpu", amount: 1, period }] },
+    });
+  const bound = "at most 100 years, and at most 100000 of any one unit";
+
+  it("100 years, or 100000 of a unit, answer 200; past either a 400 naming the bound", async () => {
+    for (const period of ["100 years", "1200 months", "5217 weeks", "36524 days", "100000 hours"]) {
+      await expectOk(quote(period));
+    }
+    for (const period of ["101 years", "1201 months", "5218 weeks", "100 years 1 day", "100001 hours"]) {
+      const message = `The period '${period}' is too long: a term lasts ${bound}.`;
+      expectOverBound(await quote(period), "/objects/0/period", message);
+    }
+    const bought = await expectOk(
+      call("POST", "/v1/subscriptions/", {
+        token: t.partnerKey,
+        body: { objects: [{ customer: t.customers[0], resource: "cpu", amount: 1, period: "1 week" }] },
+      }),
+      201,
+    );
+    const extended = await call("POST", `/v1/subscriptions/${bought.objects[0].id}/action/?do=extend`, {
+      token: t.partnerKey,
+      body: { period: "101 years" },
+    });
+    expectOverBound(extended, "/period", `The period '101 years' is too long: a term lasts ${bound}.`);
+  });
+
+  it("the OpenAPI document states it", async () => {
+    const doc = await expectOk(call("GET", "/openapi.json"));
+    const purchase = deref(
+      doc,
+      doc.paths["/v1/subscriptions"].post.requestBody.content["application/json"].schema,
+    );
+    expect(JSON.stringify(deref(doc, purchase.properties.objects.items).properties.period)).toContain(bound);
+  });
+});
+
 describe("the request body bound", async () => {
   const t = await tenant({ customers: 0 });
   /** A body streamed without Content-Length (chunked), as a client that does not know its size sends it. */

@@ -1,6 +1,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { addPeriod, formatPeriod, type Period, parsePeriod, subtractPeriod } from "../../src/domain/period";
+import {
+  addPeriod,
+  formatPeriod,
+  type Period,
+  parsePeriod,
+  readPeriod,
+  subtractPeriod,
+} from "../../src/domain/period";
 
 const p = (parts: Partial<Period>): Period => ({
   years: 0,
@@ -93,6 +100,22 @@ describe("parsePeriod", () => {
     ["trailing junk", "1 month please"],
   ])("rejects %s", (_label, text) => {
     expect(parsePeriod(text)).toBeNull();
+  });
+});
+
+describe("readPeriod", () => {
+  it.each([
+    ["101 years", true],
+    ["5218 weeks", true],
+    ["100001 hours", true],
+    ["99999999999999999999 days", true],
+    ["1 month, and 101 years", true],
+    ["forever", false],
+    ["0 days", false],
+    ["101 years please", false],
+    ["101 years 1 year", false],
+  ])("tells %j past a bound (%s) from text it cannot read", (text, tooLong) => {
+    expect(readPeriod(text)).toEqual({ ok: false, tooLong });
   });
 });
 
