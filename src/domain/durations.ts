@@ -190,10 +190,9 @@ export function resolveDuration(input: DurationInput, now: Date): DurationResult
  * contiguous; a chain that has already lapsed continues from `now` instead (a start is never in the
  * past: "the maximum between the current time and the previous noon"), so no term is bought that
  * is over before it is bought. A renewal passes the chain's end as `now`: it continues the chain
- * even when it runs late. Without an explicit length it repeats the last one: the exact interval
- * for end_time subscriptions, the period re-read from the new start for period ones. The end is
- * still rounded up to noon, which only matters when the last subscription started off-noon
- * (bought "now"): its length is then topped up to the next noon rather than ending mid-day.
+ * even when it runs late. Without an explicit length it repeats the last one: the interval for
+ * end_time subscriptions, in whole days (`wholeDays`), the period re-read from the new start for
+ * period ones; the end rounded up to noon.
  */
 export function resolveExtension(
   last: ExtendBase,
@@ -227,20 +226,31 @@ export function resolveExtension(
 
 /**
  * `term` again from `start`, as long as it was bought for: the period re-read from the new start
- * for a period term, the exact interval for an end_time one, the end rounded up to noon. A stored
- * period that no longer parses falls back to the exact interval, recorded as such.
+ * for a period term, the interval in whole days for an end_time one, the end rounded up to noon. A
+ * stored period that no longer parses falls back to the interval, recorded as such.
  */
 function repeatFrom(term: ExtendBase, start: Date): ResolvedDuration {
   const period = term.createdWith === "period" && term.period !== null ? parsePeriod(term.period) : null;
   const end = period
     ? addPeriod(start, period)
-    : new Date(start.getTime() + term.end.getTime() - term.start.getTime());
+    : new Date(start.getTime() + wholeDays(term.end.getTime() - term.start.getTime()));
   return {
     start,
     end: roundEndToNoon(end),
     createdWith: period ? "period" : "end_time",
     period: period ? formatPeriod(period) : null,
   };
+}
+
+/**
+ * An interval of `ms` as the nearest whole number of days (half a day down), at least one. A term
+ * bought for now starts at the hour it was bought and ends at a noon: its days and a fraction.
+ * Repeated from the noon it ended at and rounded up, one bought on 1 February at 09:00 to 1 March
+ * (28 days and 3 hours) would be extended 29 days, and each renewal after it too, where the spec
+ * says 28 ("extended for 28 days"); its nearest whole days are its days by the calendar, at any hour.
+ */
+function wholeDays(ms: number): number {
+  return Math.max(1, Math.floor((ms + DAY_MS / 2 - 1) / DAY_MS)) * DAY_MS;
 }
 
 /**

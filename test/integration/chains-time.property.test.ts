@@ -254,7 +254,10 @@ function repeated(last: SubscriptionRecord, start: number): number {
   const p = last.createdWith === "period" && last.period !== null ? periodOf(last.period) : undefined;
   if (last.createdWith === "period")
     expect(p, `period '${last.period}' is one the test bought`).toBeDefined();
-  return noonUp(p ? addP(start, p) : start + ms(last.endTime) - ms(last.startTime));
+  // An end_time term's interval in its nearest whole days (half a day down), at least one: bought
+  // for now on 1 February, at any hour, to 1 March, it extends 28 days (the spec's example).
+  const whole = Math.max(1, Math.ceil((ms(last.endTime) - ms(last.startTime)) / DAY - 0.5)) * DAY;
+  return noonUp(p ? addP(start, p) : start + whole);
 }
 
 async function allTerms(w: World): Promise<Map<string, SubscriptionRecord[]>> {

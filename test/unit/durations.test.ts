@@ -376,19 +376,6 @@ describe("resolveExtension", () => {
     expect(days(ext)).toBe(28);
   });
 
-  it("rounds the repeated interval's end up to noon: a term bought from 20:37 until a noon extends 4 days", () => {
-    const fromNow: ExtendBase = {
-      start: d("2025-02-04T20:37:00Z"),
-      end: d("2025-02-08T12:00:00Z"),
-      createdWith: "end_time",
-      period: null,
-    };
-    expect(extend(fromNow)).toMatchObject({
-      start: "2025-02-08T12:00:00.000Z",
-      end: "2025-02-12T12:00:00.000Z",
-    });
-  });
-
   it("in a leap year, the end_time variant repeats 29 days and the period variant gives 31", () => {
     const start = d("2024-02-01T12:00:00Z");
     const end = d("2024-03-01T12:00:00Z");
@@ -432,14 +419,21 @@ describe("resolveExtension", () => {
     expect(extend(byPeriod, { period: "3 hours" }).end).toBe("2025-03-02T12:00:00.000Z");
   });
 
-  it("tops an off-noon interval up to the next noon", () => {
-    const boughtNow: ExtendBase = {
-      start: d("2025-02-01T15:00:00Z"),
-      end: d("2025-03-01T12:00:00Z"),
-      createdWith: "end_time",
-      period: null,
-    };
-    expect(extend(boughtNow).end).toBe("2025-03-29T12:00:00.000Z");
+  it("repeats an off-noon interval as its whole days, bought before noon or after", () => {
+    for (const [bought, end] of [
+      ["2025-02-01T15:00:00Z", "2025-03-29T12:00:00.000Z"],
+      ["2025-02-01T09:00:00Z", "2025-03-29T12:00:00.000Z"],
+      ["2025-02-01T00:00:00Z", "2025-03-29T12:00:00.000Z"],
+      ["2025-02-28T11:00:00Z", "2025-03-02T12:00:00.000Z"],
+    ] as const) {
+      const boughtNow: ExtendBase = {
+        start: d(bought),
+        end: d("2025-03-01T12:00:00Z"),
+        createdWith: "end_time",
+        period: null,
+      };
+      expect(extend(boughtNow).end, bought).toBe(end);
+    }
   });
 
   it("continues a lapsed chain from now: no term is bought that is over before it is bought", () => {
