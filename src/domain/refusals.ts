@@ -144,10 +144,11 @@ export function deploymentRefusal(
   if (point === null) return null;
   return {
     kind: "conflict",
-    // FAILED moves nowhere, not even to UNDEPLOYED: naming it there would send the vendor to a 400.
+    // Never deployed (FAILED, or PENDING: its purchase undone before its vendor reported, by the
+    // 7-day deadline), it cannot move to UNDEPLOYED: naming it would send the vendor to a 400.
     message:
-      r.deploymentStatus === "FAILED"
-        ? "the subscription has ended, FAILED: it takes no more changes"
+      r.deploymentStatus === "FAILED" || r.deploymentStatus === "PENDING"
+        ? `the subscription has ended, ${r.deploymentStatus}, never deployed: it takes no more changes`
         : "the subscription has ended: it takes only deploymentStatus UNDEPLOYED",
     point,
   };

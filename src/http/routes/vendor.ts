@@ -100,7 +100,7 @@ export const vendorRoutes = [
     path: "/api/subscription/{id}",
     summary: "Report provisioning: deploymentStatus, syndicatedEndpoints, endUserInstructions",
     description:
-      "PENDING → DEPLOYED or FAILED; DEPLOYED → STOPPED or UNDEPLOYED; STOPPED → DEPLOYED or UNDEPLOYED; UNDEPLOYED → DEPLOYED. DEPLOYED completes the pending purchase (its operation answers 201) and starts its term: a term that should have started by then starts now, as long as it was bought for, and is charged for the term it gets; FAILED undoes it and releases the quota. UNDEPLOYED on a live term also undeploys the later live terms of its chain (extensions and renewals bought before it: a running cloud stops), and DEPLOYED again lifts that. A subscription that has ended (cancelled, expired, failed) sends no more events: it takes only UNDEPLOYED, and reports that change nothing (409 otherwise).",
+      "PENDING → DEPLOYED or FAILED; DEPLOYED → STOPPED or UNDEPLOYED; STOPPED → DEPLOYED or UNDEPLOYED; UNDEPLOYED → DEPLOYED. DEPLOYED completes the pending purchase (its operation answers 201) and starts its term: a term that should have started by then starts now, as long as it was bought for, and is charged for the term it gets; FAILED undoes it and releases the quota. UNDEPLOYED on a live term also undeploys the later live terms of its chain (extensions and renewals bought before it: a running cloud stops), and DEPLOYED again lifts that. A subscription that has ended (cancelled, expired, failed) sends no more events: it takes only UNDEPLOYED, and reports that change nothing (409 otherwise); one that ended never deployed (FAILED, or PENDING: undone by the 7-day deadline) takes nothing.",
     tag,
     auth: vendor,
     params: IdParams,
