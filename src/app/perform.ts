@@ -118,7 +118,8 @@ export async function perform(
     }
     if (bought.state === "waiting") return null;
     if (bought.state === "failed") {
-      await abandon(env, payload.ids, at);
+      // Ended when it failed: `at`, when the purchase was accepted, is before a line deployed meanwhile began.
+      await abandon(env, payload.ids, new Date());
       throw vendorCouldNotProvision();
     }
     // As they stand when it completes: a syndicated one's term started when its vendor deployed it.

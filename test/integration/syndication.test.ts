@@ -306,6 +306,45 @@ describe("the full flow", () => {
     expect(again.status).toBe(400);
   });
 
+  it("a purchase undone by FAILED after another line was DEPLOYED ends when it failed, not when it was accepted", async () => {
+    const s = await syndicated(() => new Response(null, { status: 204 }));
+    const line = { customer: s.t.customers[0], resource: s.product, amount: 1, period: "1 week" };
+    const r = await call("POST", "/v1/subscriptions/", {
+      token: s.t.partnerKey,
+      body: { objects: [line, line] },
+    });
+    const location = r.headers.get("location") as string;
+    expect(r.status).toBe(202);
+    const created = await eventually(async () => {
+      const events = (await deliveries(s)).filter((d) => d.type === "CREATED");
+      return events.length === 2 ? events.map((d) => d.subscription) : undefined;
+    }, "both CREATED");
+    const [deployed, failing] = created as [string, string];
+    await scheduler.wait(20);
+    await expectOk(
+      call("PATCH", `/api/subscription/${deployed}`, {
+        token: s.vendorToken,
+        body: { deploymentStatus: "DEPLOYED" },
+      }),
+    );
+    await scheduler.wait(20);
+    const failedFrom = Date.now();
+    await expectOk(
+      call("PATCH", `/api/subscription/${failing}`, {
+        token: s.vendorToken,
+        body: { deploymentStatus: "FAILED" },
+      }),
+    );
+    expect((await call("GET", location, { token: s.t.partnerKey })).status).toBe(424);
+    for (const id of created) {
+      const sub = await expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: s.t.partnerKey }));
+      expect(sub.end_reason).toBe("failed");
+      // Never before it began (the deployed line's term started at its report) nor before FAILED.
+      expect(Date.parse(sub.ended_at), id).toBeGreaterThanOrEqual(failedFrom);
+      expect(Date.parse(sub.ended_at), id).toBeGreaterThanOrEqual(Date.parse(sub.start_time));
+    }
+  });
+
   it("a built-in line of a purchase waiting on its vendor is not extended; an ended one takes no report but UNDEPLOYED", async () => {
     const s = await syndicated(() => new Response(null, { status: 204 }));
     const r = await call("POST", "/v1/subscriptions/", {
