@@ -6118,7 +6118,9 @@ export interface operations {
                 customer?: string;
                 /** @description Only this subscription's lines. */
                 subscription?: string;
+                /** @description Lines written at or after this instant. ISO 8601, UTC unless it names a zone: `2027-01-05` (midnight UTC), `2027-01-05T10:00:00`, `2027-01-05T10:00:00Z`, `2027-01-05T11:00:00+01:00`. Send the zone's `+` as `%2B`; left unencoded it reads as a space, which is taken for it. */
                 since?: string;
+                /** @description Lines written before this instant. ISO 8601, UTC unless it names a zone: `2027-01-05` (midnight UTC), `2027-01-05T10:00:00`, `2027-01-05T10:00:00Z`, `2027-01-05T11:00:00+01:00`. Send the zone's `+` as `%2B`; left unencoded it reads as a space, which is taken for it. */
                 until?: string;
             };
             header?: {

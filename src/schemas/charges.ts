@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { CHARGE_KINDS } from "../domain/charges";
-import { CustomerFilter, Integer, QueryInstant, Timestamp, Uuid } from "./common";
+import { CustomerFilter, Integer, queryInstant, Timestamp, Uuid } from "./common";
 import { NOT_A_PARAMETER, Pagination, pageMeta } from "./pagination";
 
 /** Request and response schemas of the charges ledger and statements (/v1). */
@@ -10,8 +10,8 @@ export const ChargesQuery = v.strictObject(
     ...Pagination.entries,
     customer: CustomerFilter,
     subscription: v.optional(v.pipe(Uuid, v.description("Only this subscription's lines."))),
-    since: v.optional(v.pipe(QueryInstant, v.description("Lines written at or after this instant."))),
-    until: v.optional(v.pipe(QueryInstant, v.description("Lines written before this instant."))),
+    since: v.optional(queryInstant("Lines written at or after this instant.")),
+    until: v.optional(queryInstant("Lines written before this instant.")),
   },
   NOT_A_PARAMETER,
 );

@@ -40,18 +40,24 @@ export const Slug = v.pipe(
 
 /**
  * A time as the subscriptions spec reads it (`parseInstant`): UTC unless it names a zone. `roundUp`:
- * a fraction past the millisecond reads as the next one (an end, which rounds up to noon).
+ * a fraction past the millisecond reads as the next one (an end, which rounds up to noon). The
+ * description comes before the transformation: the document describes an input only up to its
+ * first one, and would drop it after.
  */
-const instant = (fromQuery: boolean, roundUp = false) =>
-  v.rawTransform<string, Date>(({ dataset, addIssue, NEVER }) => {
-    const at = parseInstant(fromQuery ? plusOfZone(dataset.value) : dataset.value, roundUp);
-    if (at) return at;
-    addIssue({
-      message:
-        "must be an ISO 8601 date or date-time (UTC unless it names a zone), e.g. 2027-01-05T12:00:00Z",
-    });
-    return NEVER;
-  });
+const instant = (description: string, fromQuery: boolean, roundUp = false) =>
+  v.pipe(
+    v.string("must be an ISO 8601 date or date-time"),
+    v.description(description),
+    v.rawTransform<string, Date>(({ dataset, addIssue, NEVER }) => {
+      const at = parseInstant(fromQuery ? plusOfZone(dataset.value) : dataset.value, roundUp);
+      if (at) return at;
+      addIssue({
+        message:
+          "must be an ISO 8601 date or date-time (UTC unless it names a zone), e.g. 2027-01-05T12:00:00Z",
+      });
+      return NEVER;
+    }),
+  );
 
 /**
  * A query string reads an unencoded `+` as a space, so the zone of `…T10:00:00+01:00` arrives as
@@ -62,31 +68,27 @@ const plusOfZone = (text: string) => text.replace(/(T[\d:.]+) (\d{2}(?::?\d{2})?
 const INSTANT_DESCRIPTION =
   "ISO 8601, UTC unless it names a zone: `2027-01-05` (midnight UTC), `2027-01-05T10:00:00`, `2027-01-05T10:00:00Z`, `2027-01-05T11:00:00+01:00`.";
 
-/** An `Instant` in a query string (`since`, `until`): a zone's `+` may come unencoded, as a space. */
-export const QueryInstant = v.pipe(
-  v.string("must be an ISO 8601 date or date-time"),
-  instant(true),
-  v.description(
-    `${INSTANT_DESCRIPTION} Send the zone's \`+\` as \`%2B\`; left unencoded it reads as a space, which is taken for it.`,
-  ),
-);
+/** An instant in a query string (`since`, `until`), `what` it bounds: a zone's `+` may come unencoded, as a space. */
+export const queryInstant = (what: string) =>
+  instant(
+    `${what} ${INSTANT_DESCRIPTION} Send the zone's \`+\` as \`%2B\`; left unencoded it reads as a space, which is taken for it.`,
+    true,
+  );
 
-export const Instant = v.pipe(
-  v.string("must be an ISO 8601 date or date-time"),
-  instant(false),
-  v.description(INSTANT_DESCRIPTION),
+/** An instant that starts a term. */
+export const StartInstant = instant(
+  `${INSTANT_DESCRIPTION} Rounded back to the noon UTC at or before it, but never to before now: one whose noon has passed starts now.`,
+  false,
 );
 
 /**
- * An `Instant` that ends a term: rounded up to noon, so a fraction past the millisecond counts (a
+ * An instant that ends a term: rounded up to noon, so a fraction past the millisecond counts (a
  * few microseconds past noon end at the next noon, not at that one).
  */
-export const EndInstant = v.pipe(
-  v.string("must be an ISO 8601 date or date-time"),
-  instant(false, true),
-  v.description(
-    `${INSTANT_DESCRIPTION} Rounded up to the next noon UTC; a fraction of a second past noon, to the microsecond or finer, is past it.`,
-  ),
+export const EndInstant = instant(
+  `${INSTANT_DESCRIPTION} Rounded up to the next noon UTC; a fraction of a second past noon, to the microsecond or finer, is past it.`,
+  false,
+  true,
 );
 
 export const IdParams = v.object({ id: Uuid });

@@ -3,7 +3,7 @@ import { MAX_AMOUNT, MAX_PERIOD_YEARS } from "../domain/period";
 import { MAX_OBJECTS } from "../domain/purchase";
 import { MAX_FILTER_VALUES, STATUS_FILTERS } from "../domain/subscriptions";
 import { DEPLOYMENT_STATUSES } from "../domain/webhooks";
-import { CustomerFilter, EndInstant, Instant, Integer, Timestamp, Uuid } from "./common";
+import { CustomerFilter, EndInstant, Integer, StartInstant, Timestamp, Uuid } from "./common";
 import { NOT_A_PARAMETER, Pagination, pageMeta } from "./pagination";
 
 /** Request and response schemas of the subscriptions API (/v1, CloudSigma field names). */
@@ -50,7 +50,7 @@ export const PurchaseObject = v.object({
   ),
   resource: v.pipe(v.string("must be a resource name"), v.minLength(1), v.maxLength(128)),
   amount: Amount,
-  start_time: nullIsAbsent(Instant),
+  start_time: nullIsAbsent(StartInstant),
   end_time: nullIsAbsent(EndInstant),
   period: nullIsAbsent(Period),
   // Declared with its default, so the document and get_schema() state what a purchase gets.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { call, expectOk, type Tenant, tenant, withCatalog } from "../helpers";
+import { call, deref, expectOk, type Tenant, tenant, withCatalog } from "../helpers";
 
 /**
  * Times as the subscriptions spec reads them ("all times are in UTC"): a date alone is its
@@ -138,5 +138,23 @@ describe("time inputs", async () => {
       end_time: noonOf(end),
       extends: bought.id,
     });
+  });
+
+  it("are described in the OpenAPI document: the forms read, and how a start and an end round", async () => {
+    const doc = await expectOk(call("GET", "/openapi.json"));
+    const body = (path: string) =>
+      deref(doc, doc.paths[path].post.requestBody.content["application/json"].schema);
+    const described = (schema: any) => JSON.stringify(schema);
+    const object = deref(doc, body("/v1/subscriptions").properties.objects.items).properties;
+    expect(described(object.start_time)).toContain("UTC unless it names a zone");
+    expect(described(object.start_time)).toContain("noon UTC at or before it");
+    expect(described(object.end_time)).toContain("Rounded up to the next noon UTC");
+    const extend = body("/v1/subscriptions/{id}/action").properties;
+    expect(described(extend.end_time)).toContain("Rounded up to the next noon UTC");
+    const charges = doc.paths["/v1/charges"].get.parameters;
+    for (const name of ["since", "until"]) {
+      const parameter = charges.find((p: any) => p.name === name);
+      expect(parameter?.description, name).toContain("Send the zone's `+` as `%2B`");
+    }
   });
 });
