@@ -6,6 +6,7 @@ import { type OperationStatus, operations } from "./schema";
 export type Operation = typeof operations.$inferSelect;
 
 const RETENTION_MS = 30 * 86_400_000;
+const retainedFrom = (at: Date) => new Date(at.getTime() + RETENTION_MS).toISOString();
 
 /** Creates operation `opRef`, or answers it as it is if it exists: a resumed request creates it once. */
 export async function createOperation(
@@ -32,7 +33,7 @@ export async function createOperation(
       status: "queued",
       createdAt: at,
       updatedAt: at,
-      expiresAt: new Date(input.now.getTime() + RETENTION_MS).toISOString(),
+      expiresAt: retainedFrom(input.now),
     })
     .onConflictDoNothing()
     .returning()
@@ -84,7 +85,10 @@ export async function finishOperation(
 ): Promise<void> {
   await database(env)
     .update(operations)
-    .set({ ...result, updatedAt: now.toISOString() })
+    // Kept from when it finished: counted from its creation, one that took longer than the
+    // retention (a backlog, an undo that kept failing) would be forgotten by the next cron run,
+    // before its client polled its answer.
+    .set({ ...result, updatedAt: now.toISOString(), expiresAt: retainedFrom(now) })
     .where(and(eq(operations.opRef, opRef), inArray(operations.status, ["queued", "running"])))
     .run();
 }

@@ -1,6 +1,8 @@
 import { createScheduledController } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { createOperation, findOperation, finishOperation } from "../../src/db/operations";
+import { EVERYTHING } from "../../src/domain/scope";
 import worker from "../../src/index";
 import { call, expectOk, tenant, unique } from "../helpers";
 
@@ -95,5 +97,23 @@ describe("the cron's retention of keys and deliveries", () => {
       "delivered-recent#1",
       "redelivered#2",
     ]);
+  });
+
+  it("keeps an operation 30 days from when it finished: one that took longer is not forgotten as it finishes", async () => {
+    const t = await tenant({ customers: 0 });
+    const opRef = unique("op");
+    await createOperation(env, {
+      opRef,
+      partnerId: t.partnerId,
+      customerId: null,
+      kind: "purchase",
+      payload: {},
+      now: new Date(Date.now() - 31 * DAY),
+    });
+    await finishOperation(env, opRef, { status: "succeeded", resultBody: "{}" }, new Date());
+    await cron(Date.now() + 60_000);
+    expect((await findOperation(env, opRef, EVERYTHING))?.status).toBe("succeeded");
+    await cron(Date.now() + 30 * DAY + 60_000);
+    expect(await findOperation(env, opRef, EVERYTHING)).toBeUndefined();
   });
 });
