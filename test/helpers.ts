@@ -24,7 +24,7 @@ export interface CallOptions {
   token?: string;
   body?: unknown;
   /** A raw body, sent as is (as `application/json` unless `headers` name a Content-Type). */
-  raw?: string;
+  raw?: string | Uint8Array;
   headers?: Record<string, string>;
   /** The bindings the Worker runs with (a D1 that fails, one that notes what it is asked), if not its own. */
   env?: Env;

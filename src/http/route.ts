@@ -127,30 +127,55 @@ const JSON_MEDIA_TYPE = /^application\/(?:[\w.!#$&^-]+\+)?json\s*(?:;|$)/i;
 
 /**
  * The request body, at most 1 MiB (413 past it). A body must say it is JSON: another Content-Type,
- * or none, answers 415 (an empty body needs none). Read before the Idempotency-Key is taken, so a
- * request refused for its framing can be sent again, fixed, with the same key.
+ * or none, answers 415 (an empty body needs none); and JSON is UTF-8 (RFC 8259 §8.1): other bytes
+ * answer 400, where a lenient decoder would turn each into U+FFFD and have it stored. Read before
+ * the Idempotency-Key is taken, so a request refused for its framing can be sent again, fixed, with
+ * the same key.
  */
 async function readBody(request: Request): Promise<string> {
   const tooLarge = () => new AppError("payload_too_large", "request body is larger than 1 MiB");
   const length = request.headers.get("content-length");
   if (Number(length ?? "0") > MAX_BODY_BYTES) throw tooLarge();
   // A declared length is the body's (HTTP framing): within the bound, it is read as it is.
-  const text =
-    length !== null || !request.body ? await request.text() : await streamedText(request.body, tooLarge);
-  if (text.trim() !== "" && !JSON_MEDIA_TYPE.test(request.headers.get("content-type") ?? "")) {
+  const bytes =
+    length !== null || !request.body
+      ? new Uint8Array(await request.arrayBuffer())
+      : await streamedBytes(request.body, tooLarge);
+  const text = utf8Text(bytes);
+  if (
+    (text === null || text.trim() !== "") &&
+    !JSON_MEDIA_TYPE.test(request.headers.get("content-type") ?? "")
+  ) {
     throw new AppError(
       "unsupported_media_type",
       "the request body must be JSON, sent with Content-Type: application/json",
     );
   }
+  if (text === null) {
+    throw badRequest("request body is not UTF-8", [{ point: "", message: "must be UTF-8 text" }]);
+  }
   return text;
+}
+
+const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
+/** The bytes as text, or null when they are not UTF-8. */
+function utf8Text(bytes: Uint8Array): string | null {
+  try {
+    return UTF8.decode(bytes);
+  } catch {
+    return null;
+  }
 }
 
 /**
  * A body sent without Content-Length (chunked), counted in bytes as they arrive: refused once past
  * the bound, never read whole first.
  */
-async function streamedText(body: ReadableStream<Uint8Array>, tooLarge: () => AppError): Promise<string> {
+async function streamedBytes(
+  body: ReadableStream<Uint8Array>,
+  tooLarge: () => AppError,
+): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let bytes = 0;
   const reader = body.getReader();
@@ -168,7 +193,7 @@ async function streamedText(body: ReadableStream<Uint8Array>, tooLarge: () => Ap
     all.set(chunk, at);
     at += chunk.byteLength;
   }
-  return new TextDecoder().decode(all);
+  return all;
 }
 
 /** Every request body is a JSON object; an array would otherwise pass as one with keys "0", "1"… */
