@@ -2,7 +2,7 @@ import type { ErrorKind } from "../domain/errors";
 import type { Family } from "./auth";
 import { BOOKMARK_HEADER, BOOKMARK_PATTERN } from "./d1-session";
 import type { JsonSchema } from "./reply";
-import { KEYED_METHODS, type RouteSpec } from "./route";
+import { KEYED_METHODS, type RouteSpec, readsBody } from "./route";
 
 /**
  * The error answers of the document: which statuses each route can answer, derived from what it
@@ -162,7 +162,7 @@ function errorStatuses(route: RouteSpec, family: Family): Map<ErrorStatus, strin
     out.set("405", "FaultNotAllowed");
     if (has("conflict")) out.set("409", "FaultConflict");
     if (has("over_limit")) out.set("413", "FaultOverLimit");
-    if (route.body) out.set("415", "FaultBadMediaType");
+    if (readsBody(route)) out.set("415", "FaultBadMediaType");
     if (route.auth || has("too_many_requests")) out.set("429", "FaultTooManyRequests");
     out.set("5XX", "FaultServerError");
     return out;
@@ -179,8 +179,8 @@ function errorStatuses(route: RouteSpec, family: Family): Map<ErrorStatus, strin
   if (quota) out.set("409", "ConflictOrQuotaExceeded");
   else if (keyed || has("conflict")) out.set("409", "Conflict");
   if (route.ifMatch || has("precondition_failed")) out.set("412", "PreconditionFailed");
-  if (route.body) out.set("413", "ContentTooLarge");
-  if (route.body) out.set("415", "UnsupportedMediaType");
+  if (readsBody(route)) out.set("413", "ContentTooLarge");
+  if (readsBody(route)) out.set("415", "UnsupportedMediaType");
   if (keyed || has("unprocessable")) out.set("422", "UnprocessableContent");
   if (has("failed_dependency")) out.set("424", "FailedDependency");
   if (route.auth) out.set("429", "TooManyRequests");

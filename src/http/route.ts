@@ -289,6 +289,17 @@ function queryObject(url: URL): Record<string, string> {
  */
 const NO_QUERY = v.strictObject({}, "not a parameter of this request, which reads none");
 
+/**
+ * The body of a write that reads none (a cancel, a revocation, a rotation): refused as its query
+ * is, rather than ignored (`DELETE …` with `{"dry_run": true}` would cancel). No body, `null` or
+ * `{}` is none; a read's body is never looked at.
+ */
+const NO_BODY = v.strictObject({}, "not a member of this request, which reads no body");
+
+/** Whether the request's body is read: a route's that takes one, and every write's (NO_BODY). */
+export const readsBody = (route: { method: Method; body?: unknown }) =>
+  route.body !== undefined || route.method !== "GET";
+
 function parseRequest(route: RouteSpec, rawParams: Record<string, string>, url: URL, text: string) {
   const params = route.params
     ? (() => {
@@ -304,6 +315,7 @@ function parseRequest(route: RouteSpec, rawParams: Record<string, string>, url: 
       ? parseWith(NO_QUERY, queryObject(url), "", "query")
       : undefined;
   const body = route.body ? parseWith(route.body, parseJsonObject(text), "", "body") : undefined;
+  if (!route.body && route.method !== "GET") parseWith(NO_BODY, parseJsonObject(text), "", "body");
   return { params, query, body };
 }
 
@@ -333,7 +345,7 @@ export async function runRoute(
       throw new AppError("forbidden", `this endpoint is not available to the ${principal.role} role`);
     }
   }
-  const text = route.body ? await readBody(request) : "";
+  const text = readsBody(route) ? await readBody(request) : "";
   const requestId = exchange.id;
   const handle = async () => {
     const reply = await route.handle({
