@@ -315,7 +315,7 @@ function parseRequest(route: RouteSpec, rawParams: Record<string, string>, url: 
       ? parseWith(NO_QUERY, queryObject(url), "", "query")
       : undefined;
   const body = route.body ? parseWith(route.body, parseJsonObject(text), "", "body") : undefined;
-  if (!route.body && route.method !== "GET") parseWith(NO_BODY, parseJsonObject(text), "", "body");
+  if (!route.body && readsBody(route)) parseWith(NO_BODY, parseJsonObject(text), "", "body");
   return { params, query, body };
 }
 
