@@ -1,15 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { abandonOverduePurchases, VENDOR_DEADLINE_MS } from "../../src/app/operations";
-import {
-  call,
-  eventually,
-  expectOk,
-  syndicatedProduct,
-  tenantWithCatalog,
-  vendorEndpoints,
-  vendorTokenOf,
-} from "../helpers";
+import { call, eventually, expectOk, vendorEndpoints, waitingTerm } from "../helpers";
 
 /**
  * A purchase its vendor never reported on is undone by the 7-day deadline: its subscription ends
@@ -22,18 +14,7 @@ vendorEndpoints();
 
 describe("a vendor reporting on a purchase the deadline undid", () => {
   it("is answered 409 naming no report it could still make, and UNDEPLOYED 400", async () => {
-    const t = await tenantWithCatalog(1, 100);
-    const { product, vendorId } = await syndicatedProduct(t);
-    const r = await call("POST", "/v1/subscriptions/", {
-      token: t.partnerKey,
-      body: { objects: [{ customer: t.customers[0], resource: product, amount: 3, period: "1 week" }] },
-    });
-    expect(r.status, r.text).toBe(202);
-    const location = r.headers.get("location") as string;
-    const id = await eventually(async () => {
-      const list = await expectOk(call("GET", "/v1/subscriptions/?status=all", { token: t.partnerKey }));
-      return list.objects[0]?.id as string | undefined;
-    }, "the subscription");
+    const { t, id, vendorToken: token, location } = await waitingTerm("1 week", false);
     await eventually(async () => {
       const op = await env.DB.prepare("SELECT waiting FROM operations WHERE op_ref = ?")
         .bind(location.split("/").at(-1))
@@ -42,7 +23,6 @@ describe("a vendor reporting on a purchase the deadline undid", () => {
     }, "waiting");
     await abandonOverduePurchases(env, new Date(Date.now() + VENDOR_DEADLINE_MS + 60_000));
     expect((await call("GET", location, { token: t.partnerKey })).status).toBe(424);
-    const token = await vendorTokenOf(t, vendorId);
     const report = (body: unknown) => call("PATCH", `/api/subscription/${id}`, { token, body });
     expect((await expectOk(call("GET", `/api/subscription/${id}`, { token }))).deploymentStatus).toBe(
       "PENDING",
