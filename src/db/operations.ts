@@ -211,3 +211,27 @@ export async function deferWaiting(env: Env, opRef: string, now: Date): Promise<
     .where(and(eq(operations.opRef, opRef), eq(operations.waiting, true)))
     .run();
 }
+
+/**
+ * Whether a change accepted as an operation and not finished yet would stop the renewal of term
+ * `id`: its cancel, or `auto_renew` turned off on a term of its chain (the toggle applies to the
+ * term it names and every later one). Such a change was decided before the renewal is planned,
+ * and would have applied first had the operations queue kept up: a renewal bought meanwhile
+ * would be charged after the partner stopped it. One read on the customer's unfinished
+ * operations (`operations_customer`), the subscription's own row giving partner and customer.
+ */
+export async function renewalStopQueued(env: Env, id: string): Promise<boolean> {
+  const row = await env.DB.prepare(
+    `SELECT 1 AS stop FROM subscriptions s JOIN operations o
+       ON o.partner_id = s.partner_id AND o.customer_id = s.customer_id
+     WHERE s.id = ?1 AND o.status IN ('queued', 'running')
+       AND ((o.kind = 'cancel' AND json_extract(o.payload, '$.subscription') = ?1)
+         OR (o.kind = 'auto_renew' AND json_extract(o.payload, '$.value') = 0)
+         OR (o.kind = 'update' AND json_extract(o.payload, '$.autoRenew') = 0))
+       AND json_extract(o.payload, '$.subscription') IN (SELECT id FROM subscriptions WHERE root_id = s.root_id)
+     LIMIT 1`,
+  )
+    .bind(id)
+    .first<{ stop: number }>();
+  return row !== null;
+}
