@@ -1,3 +1,4 @@
+import { chainLastTerm } from "../db/subscriptions";
 import { findProduct, isDepletable, type Product } from "../domain/catalog";
 import type { TermChargeKind } from "../domain/charges";
 import { type ResolvedDuration, resolveExtension } from "../domain/durations";
@@ -84,7 +85,11 @@ export async function extend(
     unlessOpen?: BuyOptions["unlessOpen"];
   } = {},
 ): Promise<SubscriptionRecord> {
-  let last = options.from ?? (await visibleRecord(env, scope, id));
+  let last = await nearChainEnd(
+    env,
+    options.from ?? (await visibleRecord(env, scope, id)),
+    options.fresh ? null : ids.subscription,
+  );
   for (let hops = 0; hops < 1000; hops++) {
     // The walk stops before the extension these ids make, should an earlier run have made it.
     while (last.nextId !== null && last.nextId !== ids.subscription) {
@@ -183,6 +188,33 @@ export async function extend(
     }
   }
   throw new AppError("conflict", "the chain keeps changing; try again");
+}
+
+/**
+ * Where the walk from `from` to its chain's end starts: the chain's last term as the read model
+ * has it, when that term's own record is of the chain and comes after `from`; else `from`. A
+ * chain extended through its first term walked every term, an object call each, on every
+ * extension. The walk goes on from there by the records, so a read model behind costs only the
+ * terms it lacks. `made`: the extension's id when an earlier run may have created it; then the
+ * walk starts at `from` as before, to stop before it (asked after the read model, so a term
+ * after it could not have been there either).
+ */
+async function nearChainEnd(
+  env: Env,
+  from: SubscriptionRecord,
+  made: string | null,
+): Promise<SubscriptionRecord> {
+  if (from.nextId === null || from.nextId === made || from.endTime === null) return from;
+  const lastId = await chainLastTerm(env, from.rootId);
+  if (lastId === null || lastId === from.id) return from;
+  if (made !== null && (await subscriptionObject(env, made).get())) return from;
+  const last = await subscriptionObject(env, lastId).get();
+  const after =
+    last !== null &&
+    last.rootId === from.rootId &&
+    last.endReason !== "failed" &&
+    Date.parse(last.startTime) >= Date.parse(from.endTime);
+  return after ? last : from;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { and, asc, eq, getTableColumns, gt, inArray, lt, or, sql } from "drizzle-orm";
+import { and, asc, desc, eq, getTableColumns, gt, inArray, lt, or, sql } from "drizzle-orm";
 import type { SQLiteInsertValue } from "drizzle-orm/sqlite-core";
 import { isRunning } from "../domain/metering";
 import type { Scope } from "../domain/scope";
@@ -260,6 +260,21 @@ export async function chainMembers(
     for (const row of rows) chains.set(row.rootId, [...(chains.get(row.rootId) ?? []), row]);
   }
   return chains;
+}
+
+/**
+ * The last term of chain `rootId` as the read model has it (in `chainMembers`' order), or null:
+ * one statement, where walking the chain's objects from its first term is a call per term.
+ */
+export async function chainLastTerm(env: Env, rootId: string): Promise<string | null> {
+  const row = await database(env)
+    .select({ id: s.id })
+    .from(s)
+    .where(and(eq(s.rootId, rootId), sql`coalesce(json_extract(${s.body}, '$.endReason'), '') != 'failed'`))
+    .orderBy(desc(s.startTime), desc(s.id))
+    .limit(1)
+    .get();
+  return row?.id ?? null;
 }
 
 /** Whether a customer has any subscription of the given products (a vendor may then see the customer). */

@@ -1,0 +1,74 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { call, expectOk, tenantWithCatalog } from "../helpers";
+
+/**
+ * A chain extended many times, then extended through its first term (as clients do: the id they
+ * bought). The extension walked the chain's terms from that one, an object call each, on every
+ * extension: past a few thousand terms, more calls than one invocation may make (review of scale
+ * edges, 2026-12-04). It starts from the chain's last term as the read model has it.
+ */
+
+/** The subscription shards, counting the calls of each method. */
+function countedShards() {
+  const calls = new Map<string, number>();
+  const counted = {
+    idFromName: (name: string) => env.SUBSCRIPTION.idFromName(name),
+    get: (id: DurableObjectId) => {
+      const stub = env.SUBSCRIPTION.get(id) as unknown as Record<string, (...args: unknown[]) => unknown>;
+      return new Proxy(
+        {},
+        {
+          get: (_, m) =>
+            m === "then"
+              ? undefined
+              : (...args: unknown[]) => {
+                  calls.set(m as string, (calls.get(m as string) ?? 0) + 1);
+                  return stub[m as string]?.(...args);
+                },
+        },
+      );
+    },
+  };
+  return { env: { ...env, SUBSCRIPTION: counted as unknown as Env["SUBSCRIPTION"] }, calls };
+}
+
+const TERMS = 40;
+
+describe("extending a long chain through its first term", () => {
+  it("reads a bounded number of terms, and extends the chain's last", async () => {
+    const t = await tenantWithCatalog(1, 10);
+    const bought = await expectOk(
+      call("POST", "/v1/subscriptions/", {
+        token: t.partnerKey,
+        body: { objects: [{ customer: t.customers[0], resource: "cpu", amount: 1, period: "1 day" }] },
+      }),
+      201,
+    );
+    const first = bought.objects[0] as { id: string };
+    let last = first.id;
+    for (let i = 1; i < TERMS; i++) {
+      const ext = await expectOk(
+        call("POST", `/v1/subscriptions/${last}/action/?do=extend`, { token: t.partnerKey }),
+      );
+      last = ext.id;
+    }
+    const lastTerm = await expectOk(call("GET", `/v1/subscriptions/${last}/`, { token: t.partnerKey }));
+
+    const shards = countedShards();
+    const ext = await expectOk(
+      call("POST", `/v1/subscriptions/${first.id}/action/?do=extend`, {
+        token: t.partnerKey,
+        env: shards.env,
+      }),
+    );
+    expect(ext.extends).toBe(last);
+    expect(ext.start_time).toBe(lastTerm.end_time);
+    // The first term, whether the extension was made already, the last term: not one per term.
+    expect(shards.calls.get("get") ?? 0).toBeLessThanOrEqual(3);
+
+    const chain = await expectOk(call("GET", `/v1/subscriptions/${first.id}/`, { token: t.partnerKey }));
+    expect(chain.descendants).toHaveLength(TERMS);
+    expect(chain.descendants.at(-1)).toBe(ext.id);
+  }, 120_000);
+});
