@@ -24,13 +24,17 @@ export interface ProjectView {
   createdAt: string;
 }
 
-/** Operators see every project; a partner its own (and its customers' base projects), others do not exist. */
-export async function visibleProject(env: Env, principal: Principal, id: string): Promise<ProjectView> {
+/** A project without its members: what a limit change or a removal needs of it. */
+export type ProjectHead = Omit<ProjectView, "members">;
+
+/**
+ * Operators see every project; a partner its own (and its customers' base projects), others do
+ * not exist. Without its members: a project may have thousands, a row each to read.
+ */
+export async function visibleProjectHead(env: Env, principal: Principal, id: string): Promise<ProjectHead> {
   const partner = principal.role === "operator" ? null : principal.partnerId;
   const project = await findProject(env, id, partner);
-  if (project) {
-    return { ...project, base: false, members: await projectMemberIds(env, id) };
-  }
+  if (project) return { ...project, base: false };
   const customer = await findCustomer(env, id, partner);
   if (!customer) throw notFound(`project ${id} does not exist`);
   return {
@@ -38,12 +42,17 @@ export async function visibleProject(env: Env, principal: Principal, id: string)
     partnerId: customer.partnerId,
     name: customer.name,
     base: true,
-    members: [id],
     createdAt: customer.createdAt,
   };
 }
 
-function notOfBase(project: ProjectView): void {
+/** `visibleProjectHead`, with its members. */
+export async function visibleProject(env: Env, principal: Principal, id: string): Promise<ProjectView> {
+  const project = await visibleProjectHead(env, principal, id);
+  return { ...project, members: project.base ? [id] : await projectMemberIds(env, id) };
+}
+
+function notOfBase(project: ProjectHead): void {
   if (project.base) {
     throw new AppError(
       "conflict",
@@ -87,7 +96,7 @@ export async function join(env: Env, project: ProjectView, customerId: string): 
 export async function leave(
   env: Env,
   request: Request,
-  project: ProjectView,
+  project: ProjectHead,
   customerId: string,
 ): Promise<void> {
   notOfBase(project);
@@ -108,7 +117,7 @@ export async function leave(
  * base project (its `system`), allowed in projects: Astakos's `allow_in_projects`, and never one
  * of stratus's own, which subscriptions hold on the customer and no service commissions.
  */
-async function registered(env: Env, resource: string, project: ProjectView): Promise<void> {
+async function registered(env: Env, resource: string, project: ProjectHead): Promise<void> {
   const found = await findResource(env, resource);
   if (!found) throw notFound(`resource ${resource} is not registered`);
   if (project.base) return;
@@ -124,7 +133,7 @@ async function registered(env: Env, resource: string, project: ProjectView): Pro
  * A customer's base project's limits are its `system` ones, which only the operator sets (`PUT
  * /v1/customers/{id}/quotas`): through the project, a partner would raise its own customers'.
  */
-function mayLimit(by: Principal, project: ProjectView): void {
+function mayLimit(by: Principal, project: ProjectHead): void {
   if (project.base && by.role !== "operator") {
     throw new AppError(
       "forbidden",
@@ -137,7 +146,7 @@ function mayLimit(by: Principal, project: ProjectView): void {
 export async function setProjectLimit(
   env: Env,
   by: Principal,
-  project: ProjectView,
+  project: ProjectHead,
   resource: string,
   limit: number,
 ): Promise<HoldingView> {
@@ -152,7 +161,7 @@ export async function setProjectLimit(
 export async function setMemberLimit(
   env: Env,
   by: Principal,
-  project: ProjectView,
+  project: ProjectHead,
   customerId: string,
   resource: string,
   limit: number,

@@ -8,6 +8,7 @@ import {
   setMemberLimit,
   setProjectLimit,
   visibleProject,
+  visibleProjectHead,
 } from "../../app/projects";
 import { createProject } from "../../db/projects";
 import type { HoldingView } from "../../objects/ledger-holdings";
@@ -138,7 +139,7 @@ export const projectRoutes = [
       conflict: "A base project: its only member is its customer",
     },
     async handle({ env, request, principal, params }) {
-      await leave(env, request, await visibleProject(env, principal, params.id), params.customer);
+      await leave(env, request, await visibleProjectHead(env, principal, params.id), params.customer);
       return { status: 204 };
     },
   }),
@@ -169,7 +170,7 @@ export const projectRoutes = [
     },
     errors: { not_found: "No such project, or the resource is not registered" },
     async handle({ env, principal, params, body }) {
-      const project = await visibleProject(env, principal, params.id);
+      const project = await visibleProjectHead(env, principal, params.id);
       const h = await setProjectLimit(env, principal, project, body.resource, body.limit);
       return { status: 200, body: holdingOut(`project:${project.id}`, null, h) };
     },
@@ -201,7 +202,7 @@ export const projectRoutes = [
     },
     errors: { not_found: "No such project, the customer is not a member, or the resource is not registered" },
     async handle({ env, principal, params, body }) {
-      const project = await visibleProject(env, principal, params.id);
+      const project = await visibleProjectHead(env, principal, params.id);
       const h = await setMemberLimit(env, principal, project, params.customer, body.resource, body.limit);
       return { status: 200, body: holdingOut(`user:${params.customer}`, `project:${project.id}`, h) };
     },
