@@ -262,7 +262,7 @@ export async function carryAutoRenew(env: Env, record: SubscriptionRecord): Prom
 export async function refuseRenewalOfEndedChain(env: Env, id: string): Promise<void> {
   const record = await subscriptionObject(env, id).get();
   if (!record || record.autoRenew || record.nextId === null) return;
-  let last = record;
+  let last = await nearChainEnd(env, record, null);
   for (let hops = 0; hops < 1000 && last.nextId !== null; hops++) {
     const next = await subscriptionObject(env, last.nextId).get();
     // A place held for an extension being bought, or one whose purchase was undone: the chain
