@@ -98,6 +98,14 @@ const s = subscriptions;
 /** Whether a live depletable waits behind an older one, or for its purchase (`depletableWaits`). */
 const DEPLETABLE_WAITS = depletableWaits("subscriptions");
 
+/**
+ * The record as a list reads it: a cloud's run history (up to `MAX_RUN_INTERVALS`, some 200 KB)
+ * cut to its last interval, the only one a listed cloud shows (`run_state`). Read whole, a page
+ * of 500 such clouds was over 100 MB in one invocation, past the 128 MB a Worker may hold.
+ */
+const LISTED_BODY = `case when json_array_length(body, '$.runs') > 1
+  then json_set(body, '$.runs', json_array(json(json_extract(body, '$.runs[#-1]')))) else body end`;
+
 /** A status filter as SQL over the row named `row`; `now` names the parameter of the instant. */
 function statusSql(status: Exclude<StatusFilter, "all">, now: string, row = "subscriptions"): string {
   const notExpired = `${row}.ended_at is null and (${row}.end_time is null or ${row}.end_time > ${now})`;
@@ -159,7 +167,7 @@ const LIST_OTHER_PARAMETERS = 7;
 
 /**
  * Up to `limit + 1` of a partner's subscriptions in id order, past `offset` of them. Every list request runs this, so it
- * is plain SQL rather than built by drizzle on each call, and it reads only the record (`body`).
+ * is plain SQL rather than built by drizzle on each call, and it reads only the record (`LISTED_BODY`).
  * It walks `subscriptions_list`, which answers every filter; the depletion check costs nothing for
  * rows that are not depletable.
  */
@@ -186,7 +194,7 @@ export async function listSubscriptions(env: Env, q: ListQuery): Promise<ListedS
     where.push(q.rootsOnly ? chainStatusSql(q.status, now) : statusSql(q.status, now));
   }
   const rows = await env.DB.prepare(
-    `select body, case when kind = 'depletable' and ended_at is null then ${DEPLETABLE_WAITS} else 0 end
+    `select ${LISTED_BODY}, case when kind = 'depletable' and ended_at is null then ${DEPLETABLE_WAITS} else 0 end
      from subscriptions ${where.length > 0 ? `where ${where.join(" and ")}` : ""} order by id limit ${param(q.limit + 1)} offset ${param(q.offset)}`,
   )
     .bind(...params)
