@@ -190,11 +190,16 @@ export class LedgerCommissions {
     }
   }
 
-  /** The commissions in a step across ledgers, or not yet indexed, after serial `after`: `limit`, in serial order. */
+  /**
+   * The commissions in a step across ledgers, or not yet indexed, after serial `after`: `limit`, in
+   * serial order. Found through `commissions_unfinished`: asked of the table in serial order, SQLite
+   * walked every commission after `after`, the ledger's whole history on each alarm.
+   */
   unfinished(after: number, limit: number): CommissionRow[] {
     return this.sql
       .exec<CommissionRow>(
-        `SELECT * FROM commissions WHERE (state IN ('issuing', 'failing', 'accepting', 'rejecting') OR indexed = 0)
+        `SELECT * FROM commissions WHERE serial IN (SELECT serial FROM commissions
+            WHERE state IN ('issuing', 'failing', 'accepting', 'rejecting') OR indexed = 0)
           AND serial > ? ORDER BY serial LIMIT ?`,
         after,
         limit,
@@ -236,7 +241,12 @@ export class LedgerCommissions {
   }
 
   followedUp(reference: string): void {
-    this.sql.exec("UPDATE commissions SET follow_up = 0 WHERE reference = ? AND follow_up = 1", reference);
+    // Only a live commission owes a follow-up (`owe`); saying so lets `commissions_reference` find
+    // it, where the reference alone scanned every commission the ledger ever kept.
+    this.sql.exec(
+      "UPDATE commissions SET follow_up = 0 WHERE reference = ? AND state NOT IN ('failing', 'failed') AND follow_up = 1",
+      reference,
+    );
   }
 
   /**
