@@ -1,11 +1,11 @@
-import { homeOfBlock, pendingSerials } from "../db/commissions";
+import { parameterChunks } from "../db/client";
+import { homeOfBlock, homesOfBlockList, pendingSerials } from "../db/commissions";
 import {
   blockOf,
   type CommissionState,
   type Decision,
   homeOf,
   MAX_RESOLVE_SERIALS,
-  serialIn,
 } from "../domain/commissions";
 import { AppError, badRequest, notFound } from "../domain/errors";
 import { logError } from "../domain/log";
@@ -84,6 +84,40 @@ export interface ResolveManyResult {
   failed: Array<[number, AppError]>;
 }
 
+/**
+ * The home of each block `serials` fall in (undefined: no ledger was given it), or null where the
+ * lookup failed (D1 down): that block's serials fail alone, the others are still resolved, and the
+ * answer is still 200, each serial in one of its lists. Serials of one block share a ledger, and
+ * the blocks not cached are looked up a statement per hundred: a service resolving the serials of
+ * a thousand users names a thousand blocks, which a query each made as many queries as one
+ * invocation may.
+ */
+async function homesOf(
+  env: Env,
+  serials: readonly number[],
+): Promise<Map<number, { home: string | undefined } | null>> {
+  const blocks = [...new Set(serials.map(blockOf))];
+  const failed = new Set<string>();
+  // Blocks are given from 1 (serials start at 1): one below names no commission, and is not looked up.
+  const keys = blocks.filter((block) => block >= 1).map(String);
+  const found = await homesOfBlocks.many(keys, async (missing) => {
+    const loaded = new Map<string, string>();
+    for (const chunk of parameterChunks(missing, 0)) {
+      try {
+        for (const [block, home] of await homesOfBlockList(env, chunk.map(Number)))
+          loaded.set(String(block), home);
+      } catch (error) {
+        logError("commission.home_lookup_failed", error, { blocks: chunk.length });
+        for (const key of chunk) failed.add(key);
+      }
+    }
+    return loaded;
+  });
+  return new Map(
+    blocks.map((block) => [block, failed.has(String(block)) ? null : { home: found.get(String(block)) }]),
+  );
+}
+
 export async function resolveMany(
   env: Env,
   serviceId: string,
@@ -108,21 +142,9 @@ export async function resolveMany(
   // one by one, so a backlog (Cyclades sends every pending serial at once) drains over requests.
   const work = all.slice(0, MAX_RESOLVE_SERIALS);
   const left = all.slice(MAX_RESOLVE_SERIALS);
-  // Serials of one block share a ledger: each block is looked up once, however many serials it has.
-  // A lookup that fails (D1 down) fails its block's serials alone: the others are still resolved,
-  // and the answer is still 200, each serial in one of its lists.
-  const blocks = [...new Set(work.map(([serial]) => blockOf(serial)))];
-  const homes = new Map(
-    await Promise.all(
-      blocks.map(async (block) => {
-        try {
-          return [block, { home: await homeOfSerial(env, serialIn(block, 0)) }] as const;
-        } catch (error) {
-          logError("commission.home_lookup_failed", error, { block });
-          return [block, null] as const;
-        }
-      }),
-    ),
+  const homes = await homesOf(
+    env,
+    work.map(([serial]) => serial),
   );
   const notNow = (serial: number) =>
     new AppError("unavailable", `serial ${serial} could not be resolved now; send it again`);

@@ -1,4 +1,4 @@
-import { and, asc, eq, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, sql } from "drizzle-orm";
 import { database } from "./client";
 import { commissionIndex, serialBlocks } from "./schema";
 
@@ -20,6 +20,16 @@ export async function homeOfBlock(env: Env, block: number): Promise<string | und
     .where(eq(serialBlocks.block, block))
     .get();
   return row?.home;
+}
+
+/** The ledgers given `blocks` (at most a statement's parameters), by block; a block no ledger was given is left out. */
+export async function homesOfBlockList(env: Env, blocks: readonly number[]): Promise<Map<number, string>> {
+  const rows = await database(env)
+    .select({ block: serialBlocks.block, home: serialBlocks.home })
+    .from(serialBlocks)
+    .where(inArray(serialBlocks.block, [...blocks]))
+    .all();
+  return new Map(rows.map((r) => [r.block, r.home]));
 }
 
 export interface IndexedCommission {
