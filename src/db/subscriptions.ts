@@ -101,9 +101,10 @@ const DEPLETABLE_WAITS = depletableWaits("subscriptions");
 /**
  * The record as a list reads it: a cloud's run history (up to `MAX_RUN_INTERVALS`, some 200 KB)
  * cut to its last interval, the only one a listed cloud shows (`run_state`). Read whole, a page
- * of 500 such clouds was over 100 MB in one invocation, past the 128 MB a Worker may hold.
+ * of 500 such clouds was over 100 MB in one invocation, past the 128 MB a Worker may hold. Only
+ * a cloud's record is looked into: another's is read as it is, with no JSON parsed in SQL.
  */
-const LISTED_BODY = `case when json_array_length(body, '$.runs') > 1
+const LISTED_BODY = `case when kind = 'caas' and json_array_length(body, '$.runs') > 1
   then json_set(body, '$.runs', json_array(json(json_extract(body, '$.runs[#-1]')))) else body end`;
 
 /** A status filter as SQL over the row named `row`; `now` names the parameter of the instant. */
