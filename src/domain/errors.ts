@@ -67,6 +67,16 @@ const SERVER_FAULTS: ReadonlySet<ErrorKind> = new Set(["internal", "unavailable"
 export const isFinalAnswer = (error: unknown): error is AppError =>
   error instanceof AppError && !SERVER_FAULTS.has(error.kind);
 
+/**
+ * What a client is shown of a failure that is not a final answer: an `unavailable` as it is (its
+ * message says what to do: retry shortly), anything else as a bare internal error, its detail
+ * (an invariant's message, an exception's) for the log alone.
+ */
+export const shownFault = (error: unknown): AppError =>
+  error instanceof AppError && error.kind === "unavailable"
+    ? error
+    : new AppError("internal", "internal error");
+
 /** A 400's detail: the first field error, where it is, and how many more there are. */
 export function describeFieldErrors(errors: readonly FieldError[], what: string): string {
   const first = errors[0];

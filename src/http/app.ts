@@ -1,11 +1,12 @@
 import { Router } from "itty-router";
-import { AppError } from "../domain/errors";
+import { AppError, isFinalAnswer, shownFault } from "../domain/errors";
 import { logError } from "../domain/log";
 import { CHALLENGES, type Family } from "./auth";
 import { cloudFaultResponse } from "./cloudfault";
 import { notModified } from "./conditional";
 import { addCors } from "./cors";
 import { type RequestDatabase, requestDatabase } from "./d1-session";
+import { statusOf } from "./errors";
 import { type Exchange, logExchange, requestIdOf } from "./exchange";
 import { problemResponse } from "./problem";
 import { type RouteSpec, runRoute } from "./route";
@@ -119,9 +120,9 @@ function finish(request: Request, env: Env, response: Response, exchange: Exchan
  * Builds the fetch handler over a set of routes: dispatches with itty-router, answers HEAD as the
  * GET of the same path without its body, OPTIONS with `Allow` (and CORS preflights), 404/405 for
  * what no route matches, and renders every error in the dialect of the family the path belongs to.
- * Anything that is not an AppError is a bug: it is logged and answered as a bare 500. Every answer
- * carries `X-Request-Id`, the request's D1 bookmark (d1-session.ts) and, when the origin is allowed,
- * CORS headers; each writes one log line.
+ * Anything that is not a final answer (a 4xx AppError) is logged, once, and answered as a bare 500
+ * (503 `unavailable` with its advice to retry). Every answer carries `X-Request-Id`, the request's
+ * D1 bookmark (d1-session.ts) and, when the origin is allowed, CORS headers; each writes one log line.
  */
 export function createApp(routes: readonly RouteSpec[]): Handler {
   // itty-router compiles each template into its pattern; dispatch walks them itself, by bucket, so
@@ -224,15 +225,19 @@ export function createApp(routes: readonly RouteSpec[]): Handler {
       d1 = openedFor(request, env, url, exchange);
       response = await dispatch(request, d1.env, ctx, url, exchange);
     } catch (error) {
-      if (error instanceof AppError) {
+      if (isFinalAnswer(error)) {
         response = renderError(error, url, exchange);
       } else {
+        // Every 5xx, thrown or answered on purpose (an invariant broken, work another attempt
+        // holds), is logged here, once, with its detail, which the client is never shown.
+        const shown = shownFault(error);
         logError("request.unhandled", error, {
           requestId: exchange.id,
           method: request.method,
           route: exchange.route,
+          status: statusOf(shown),
         });
-        response = renderError(new AppError("internal", "internal error"), url, exchange);
+        response = renderError(shown, url, exchange);
       }
     }
     const settling = d1?.settle(response.status);

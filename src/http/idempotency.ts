@@ -11,7 +11,7 @@ import {
   type StoredResponse,
   unlockKey,
 } from "../db/idempotency";
-import { AppError, badRequest } from "../domain/errors";
+import { AppError, badRequest, isFinalAnswer } from "../domain/errors";
 import { fault } from "../domain/faults";
 import { resume } from "./operations";
 import { problemResponse } from "./problem";
@@ -96,12 +96,15 @@ const takenOver = () =>
     "a retry of this request took its Idempotency-Key over and does its work; retry with the key for its answer",
   );
 
-/** An AppError is the request's answer, rendered as app.ts renders it for /v1 so replays match. */
+/**
+ * A final answer (a 4xx AppError) is the request's answer, rendered as app.ts renders it for /v1 so
+ * replays match. A server fault goes on to app.ts, which logs it and answers it (never kept).
+ */
 async function answer(request: Request, requestId: string, run: () => Promise<Response>): Promise<Response> {
   try {
     return await run();
   } catch (error) {
-    if (error instanceof AppError) return problemResponse(error, new URL(request.url).pathname, requestId);
+    if (isFinalAnswer(error)) return problemResponse(error, new URL(request.url).pathname, requestId);
     throw error;
   }
 }
