@@ -224,6 +224,9 @@ export function createApp(routes: readonly RouteSpec[]): Handler {
     try {
       d1 = openedFor(request, env, url, exchange);
       response = await dispatch(request, d1.env, ctx, url, exchange);
+      // A HEAD reads its body to say its length: read here, a streamed list whose later page fails
+      // is this request's failure, answered and logged as any other, not thrown out of the handler.
+      if (request.method === "HEAD" && response.body !== null) response = await headOf(response);
     } catch (error) {
       if (isFinalAnswer(error)) {
         response = renderError(error, url, exchange);
@@ -242,6 +245,7 @@ export function createApp(routes: readonly RouteSpec[]): Handler {
     }
     const settling = d1?.settle(response.status);
     if (settling) await settling;
+    // An error's answer to a HEAD, without its body too.
     if (request.method === "HEAD" && response.body !== null) response = await headOf(response);
     response = finish(request, env, response, exchange);
     d1?.stamp(response);

@@ -1,0 +1,91 @@
+import { createExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
+import worker from "../../src/index";
+import { call, tenant } from "../helpers";
+
+/**
+ * A HEAD of a `limit=0` list reads the whole streamed body to say its length: a page that fails
+ * after the first is a failure of the request itself, which answers 500 (logged, with its request
+ * line) instead of throwing out of the Worker's fetch handler.
+ */
+
+let logs: MockInstance<typeof console.log>;
+let errors: MockInstance<typeof console.error>;
+
+beforeEach(() => {
+  logs = vi.spyOn(console, "log");
+  errors = vi.spyOn(console, "error");
+});
+afterEach(() => vi.restoreAllMocks());
+
+function lines(spy: MockInstance, event: string): Record<string, unknown>[] {
+  return spy.mock.calls
+    .map(([line]) => (typeof line === "string" && line.startsWith("{") ? JSON.parse(line) : null))
+    .filter((line) => line?.event === event);
+}
+
+/** `db` whose statements reading customers fail once `reads` of them have been prepared. */
+function failingAfter<T extends D1Database | D1DatabaseSession>(db: T, counter: { reads: number }): T {
+  return new Proxy(db, {
+    get(target, key) {
+      if (key === "prepare")
+        return (query: string) => {
+          if (/from "customers"/.test(query) && --counter.reads < 0) throw new Error("D1 is down");
+          return target.prepare(query);
+        };
+      if (key === "withSession")
+        return (start?: string) => failingAfter((target as D1Database).withSession(start), counter);
+      const value = Reflect.get(target, key);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+describe("HEAD of a limit=0 list whose later page fails", () => {
+  it("answers a logged 500 with its request line", async () => {
+    const t = await tenant({ customers: 0 });
+    // One more than a streamed page holds, written as rows: the list streams a second page.
+    const ids = Array.from(
+      { length: 501 },
+      (_, i) => `${t.partnerId.slice(0, 24)}${String(i).padStart(12, "0")}`,
+    );
+    await env.DB.batch(
+      ids.map((id, i) =>
+        env.DB.prepare("INSERT INTO customers (id, partner_id, name) VALUES (?, ?, ?)").bind(
+          id,
+          t.partnerId,
+          `c${i}`,
+        ),
+      ),
+    );
+    // The credential row is kept by the isolate: only the list's reads meet the failing D1.
+    await call("GET", "/v1/customers", { token: t.partnerKey });
+    // The first page (its rows and its count) is read; the second fails.
+    const down = { ...env, DB: failingAfter(env.DB, { reads: 2 }) };
+    const request = new Request<unknown, IncomingRequestCfProperties>(
+      "http://stratus.test/v1/customers?limit=0",
+      {
+        method: "HEAD",
+        headers: { "x-api-key": t.partnerKey, "x-request-id": "head-stream" },
+      },
+    );
+    const answered = await worker.fetch(request, down, createExecutionContext()).then(
+      (r) => r.status,
+      (error: unknown) => `threw: ${String(error)}`,
+    );
+    expect(lines(errors, "list.page_failed")).toHaveLength(1);
+    expect(answered).toBe(500);
+    expect(lines(errors, "request.unhandled")).toEqual([
+      expect.objectContaining({
+        requestId: "head-stream",
+        method: "HEAD",
+        route: "/v1/customers",
+        status: 500,
+      }),
+    ]);
+    expect(lines(logs, "request").filter((l) => l.requestId === "head-stream")).toEqual([
+      expect.objectContaining({ status: 500 }),
+    ]);
+  });
+});
