@@ -156,8 +156,7 @@ export async function pagedAnswer<B extends PagedBody>(
           // A cursor this list just issued: its key is one of the list's.
           window = { ...window, after: decodeCursor(next, () => true), offset: 0, byOffset: false };
         } catch (error) {
-          logError("list.page_failed", error, { items });
-          controller.error(error);
+          controller.error(new ListCutShort(items, error));
         }
       },
       // Nothing is read ahead: a page is read when the client has taken the one before.
@@ -165,6 +164,46 @@ export async function pagedAnswer<B extends PagedBody>(
     { highWaterMark: 0 },
   );
   return { stream: stream as JsonStream<B> };
+}
+
+/** A `limit=0` list cut short by a page that failed (`cause`), after `items` were sent. */
+export class ListCutShort extends Error {
+  constructor(
+    readonly items: number,
+    cause: unknown,
+  ) {
+    super(`the list was cut short after ${items} items`, { cause });
+    this.name = "ListCutShort";
+  }
+}
+
+/**
+ * `stream`, whose failure is logged as `list.page_failed` with `fields` (the request's id and
+ * route, which its request line, written when the status was sent, carries too) and the failure
+ * that cut it short, with its own stack.
+ */
+export function reportingFailure(
+  stream: ReadableStream<Uint8Array>,
+  fields: Record<string, unknown>,
+): ReadableStream<Uint8Array> {
+  const reader = stream.getReader();
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        try {
+          const read = await reader.read();
+          if (read.done) controller.close();
+          else controller.enqueue(read.value);
+        } catch (error) {
+          const cut = error instanceof ListCutShort ? error : null;
+          logError("list.page_failed", cut ? cut.cause : error, { ...fields, items: cut?.items ?? null });
+          controller.error(error);
+        }
+      },
+      cancel: (reason) => reader.cancel(reason),
+    },
+    { highWaterMark: 0 },
+  );
 }
 
 /** A list answered whole (no page follows), with its meta. */

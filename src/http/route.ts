@@ -5,6 +5,7 @@ import { AppError, badRequest, describeFieldErrors, type ErrorKind, type FieldEr
 import { admit, type Family, stillAdmitted } from "./auth";
 import type { Exchange } from "./exchange";
 import { withIdempotency } from "./idempotency";
+import { reportingFailure } from "./pagination";
 import { type AnyReply, type Reply, type Responses, render, type Schema } from "./reply";
 import type { Tag } from "./tags";
 
@@ -355,6 +356,10 @@ export async function runRoute(
       ...parseRequest(route, rawParams, url, text),
       principal,
     });
+    // A GET's page that fails once its status is sent is logged with the request; a HEAD's is the
+    // request's own failure, which app.ts answers 500 and logs.
+    if (reply.stream && request.method === "GET")
+      reply.stream = reportingFailure(reply.stream, { requestId, route: route.path });
     // A list streamed page by page goes on as long as its client reads: each page after the first
     // is read only while the credential still stands, so a revocation stops it as it would a request.
     if (reply.stream && principal) reply.stream = whileAdmitted(reply.stream, env, principal);
