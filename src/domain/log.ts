@@ -4,14 +4,32 @@
  * Each line names its `event`; ids go in fields of their own, never inside a message.
  */
 
+import { AsyncLocalStorage } from "node:async_hooks";
+
 type Fields = Record<string, unknown>;
 
+/**
+ * The request a line is written within (its `requestId`), if any: every line of the work a request
+ * awaits carries it, so a failure it got over (a rate limiter down, a lookup that failed) is found
+ * from the id the client quotes, whichever module logs it. Work a Durable Object does runs in the
+ * object's own invocation, which names its subscription, holder or serial instead.
+ */
+const requestLines = new AsyncLocalStorage<Fields>();
+
+/** Runs `work` as request `requestId`'s: the lines it writes name the request. */
+export function withinRequest<T>(requestId: string, work: () => T): T {
+  return requestLines.run({ requestId }, work);
+}
+
+const line = (event: string, fields: Fields): string =>
+  JSON.stringify({ event, ...requestLines.getStore(), ...fields });
+
 export function logEvent(event: string, fields: Fields = {}): void {
-  console.log(JSON.stringify({ event, ...fields }));
+  console.log(line(event, fields));
 }
 
 export function logWarning(event: string, fields: Fields = {}): void {
-  console.warn(JSON.stringify({ event, ...fields }));
+  console.warn(line(event, fields));
 }
 
 /**
@@ -49,5 +67,5 @@ function described(error: unknown): Fields {
 
 /** A failure: its message in `error`, the stack where there is one, and its causes in `cause`. */
 export function logError(event: string, error: unknown, fields: Fields = {}): void {
-  console.error(JSON.stringify({ event, ...fields, ...described(error) }));
+  console.error(line(event, { ...fields, ...described(error) }));
 }

@@ -1,6 +1,6 @@
 import { Router } from "itty-router";
 import { AppError, isFinalAnswer, shownFault } from "../domain/errors";
-import { logError } from "../domain/log";
+import { logError, withinRequest } from "../domain/log";
 import { CHALLENGES, type Family } from "./auth";
 import { cloudFaultResponse } from "./cloudfault";
 import { notModified } from "./conditional";
@@ -210,10 +210,10 @@ export function createApp(routes: readonly RouteSpec[]): Handler {
     return new Response(null, { status: 204, headers: { allow: path.allow.join(", ") } });
   }
 
-  return async (request, env, ctx) => {
+  async function serve(request: Request, env: Env, ctx: ExecutionContext, id: string): Promise<Response> {
     const url = new URL(request.url);
     const exchange: Exchange = {
-      id: requestIdOf(request),
+      id,
       family: familyOf(url.pathname),
       route: null,
       principal: null,
@@ -251,5 +251,11 @@ export function createApp(routes: readonly RouteSpec[]): Handler {
     d1?.stamp(response);
     logExchange(request, response.status, exchange);
     return response;
+  }
+
+  // Every line the request's work writes names it (domain/log.ts).
+  return (request, env, ctx) => {
+    const id = requestIdOf(request);
+    return withinRequest(id, () => serve(request, env, ctx, id));
   };
 }
