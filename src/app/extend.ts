@@ -240,8 +240,16 @@ export async function setAutoRenew(
 /**
  * Carries the auto_renew of term `record` to the terms after it in its chain. Again, it changes
  * nothing: a change of the flag that died before it got here is finished by running it again.
+ * The chain's last term, which decides whether it renews, takes the flag first (found as
+ * `nearChainEnd` finds it): a carry that dies on the way (an instance lost; a chain of more terms
+ * than one invocation may call) has already stopped, or kept, the renewal it was asked to, where
+ * walking from the front left the last term renewing, and charged, after an answer of 500.
  */
 export async function carryAutoRenew(env: Env, record: SubscriptionRecord): Promise<void> {
+  const last = await nearChainEnd(env, record, null);
+  if (last.id !== record.id && last.id !== record.nextId) {
+    await subscriptionObject(env, last.id).setAutoRenew(record.autoRenew);
+  }
   let next = record.nextId;
   while (next !== null) {
     const outcome = await subscriptionObject(env, next).setAutoRenew(record.autoRenew);
