@@ -17,7 +17,6 @@ import { allowance } from "./domain/budget";
 import { logError, logEvent } from "./domain/log";
 import { createApp } from "./http/app";
 import { routes } from "./http/routes";
-import type { OperationMessage } from "./objects/operations-queue";
 import type { WebhookMessage } from "./objects/webhook-events";
 import { consumeOperations } from "./queues/operations";
 import { consumeRenewals } from "./queues/renewals";
@@ -38,7 +37,7 @@ async function consume(batch: MessageBatch, env: Env): Promise<Record<string, un
   if (batch.queue.startsWith("stratus-renewals")) {
     return consumeRenewals(batch as MessageBatch<RenewalMessage | MonthCloseMessage | FanOutMessage>, env);
   }
-  await consumeOperations(batch as MessageBatch<OperationMessage>, env);
+  await consumeOperations(batch, env);
   return {};
 }
 

@@ -3,7 +3,7 @@ import { giveUpOperation, MAX_ATTEMPTS, runOperation } from "../app/operations";
 import { recoverCommission } from "../app/recovery";
 import { logError } from "../domain/log";
 import { backoff } from "../domain/retry";
-import { type OperationMessage, operationsQueue } from "../objects/operations-queue";
+import { operationMessage, operationsQueue } from "../objects/operations-queue";
 
 /** The longest wait, in seconds, between two tries of a message that keeps failing. */
 const LONGEST_WAIT = 300;
@@ -11,12 +11,21 @@ const LONGEST_WAIT = 300;
 /**
  * The operations queue consumer. Each message names an operation, a commission for the
  * recovery sweep to settle, or a vendor's report to carry along its chain; all are idempotent, so a redelivery, or a consumer that died
- * half-way, completes the work exactly once.
+ * half-way, completes the work exactly once. A message no run can read (`operationMessage`) is
+ * acked with its line: retried or sent again, it would fail the same way, for good.
  */
-export async function consumeOperations(batch: MessageBatch<OperationMessage>, env: Env): Promise<void> {
+export async function consumeOperations(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   await Promise.all(
     batch.messages.map(async (message) => {
-      const body = message.body;
+      const body = operationMessage(message.body);
+      if (!body) {
+        logError("operation.unreadable", "no operations message a run can read", {
+          body: message.body,
+          attempts: message.attempts,
+        });
+        message.ack();
+        return;
+      }
       try {
         if ("recover" in body) await recoverCommission(env, body.recover);
         else if ("carry" in body) await continueDeployment(env, body.carry);
