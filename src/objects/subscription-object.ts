@@ -21,6 +21,9 @@ import type { Commit } from "./unpushed-changes";
 /** How many subscriptions a shard keeps in memory; past it, the idle ones used least recently are forgotten. */
 const KEPT_IN_MEMORY = 1_000;
 
+/** How long after a failed hand-over an object of its own from before shards tries again. */
+const HANDOVER_RETRY_MS = 60_000;
+
 /** How many subscriptions a push check pushes at once. */
 const PUSHES_AT_ONCE = 8;
 
@@ -181,7 +184,17 @@ export class SubscriptionObject extends DurableObject<Env> {
       const state = legacyState(sql);
       if (state) {
         const { id } = JSON.parse(state.body) as SubscriptionRecord;
-        await subscriptionShard(this.env, id).adopt(id);
+        // Caught, and tried again by this alarm: thrown, the platform retries it a few times and
+        // then never again, and what it keeps would wait for someone to ask for the subscription.
+        await subscriptionShard(this.env, id)
+          .adopt(id)
+          .catch(async (error: unknown) => {
+            logError("subscription.handover_failed", error, {
+              subscription: id,
+              retryInMs: HANDOVER_RETRY_MS,
+            });
+            await this.ctx.storage.setAlarm(Date.now() + HANDOVER_RETRY_MS);
+          });
       } else await this.empty();
       return;
     }
