@@ -39,7 +39,11 @@ export async function consumeOperations(batch: MessageBatch<unknown>, env: Env):
               ? { carry: body.carry }
               : { opRef: body.opRef };
         logError("operation.retrying", error, { ...about, attempts: message.attempts });
-        if (message.attempts >= MAX_ATTEMPTS) {
+        if (message.attempts < MAX_ATTEMPTS) {
+          message.retry({ delaySeconds: backoff(1, LONGEST_WAIT, message.attempts) });
+          return;
+        }
+        try {
           // A recovery out of attempts is asked again by its ledger's next sweep. A carry is sent
           // again, a new message whose attempts start over: its push has landed, so nothing else
           // would send it, and the terms it had not reached would keep their status (the chain's
@@ -47,8 +51,11 @@ export async function consumeOperations(batch: MessageBatch<unknown>, env: Env):
           if ("opRef" in body) await giveUpOperation(env, body.opRef);
           else if ("carry" in body) await operationsQueue(env).send(body, { delaySeconds: LONGEST_WAIT });
           message.ack();
-        } else {
-          message.retry({ delaySeconds: backoff(1, LONGEST_WAIT, message.attempts) });
+        } catch (failed) {
+          // Thrown, it would fail the batch: this message delivered again at once, with no wait,
+          // until `max_retries` drops it (a carry then lost), its batch-mates retried with it.
+          logError("operation.retrying", failed, { ...about, attempts: message.attempts });
+          message.retry({ delaySeconds: LONGEST_WAIT });
         }
       }
     }),
