@@ -1,12 +1,15 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
+import { buy, type PurchaseIds, plan } from "../../src/app/subscriptions";
+import { createOperation, startOperation } from "../../src/db/operations";
 import { armFault, disarmFaults } from "../../src/domain/faults";
+import { uuidv7 } from "../../src/domain/ids";
 import { recoveryBoundMs } from "../../src/domain/recovery";
 import { ledgerOf, QuotaLedger } from "../../src/objects/quota-ledger";
 import { subscriptionObject } from "../../src/objects/subscription-object";
-import { expectBooksBalance, purchaseDiedAt, recoverAll, runOperationsQueue } from "../books";
-import { call, expectOk, type Tenant, tenant, tenantWithCatalog, usageOf } from "../helpers";
+import { deliver, expectBooksBalance, purchaseDiedAt, recoverAll, runOperationsQueue } from "../books";
+import { call, eventually, expectOk, type Tenant, tenant, tenantWithCatalog, usageOf } from "../helpers";
 
 /**
  * A decision on a commission and the work after it are two steps: a crash between them (the
@@ -164,5 +167,60 @@ describe("a resolve across holders that dies half-way", () => {
     });
     await homeAlarmLater([a, b].sort()[0] as string);
     expect(await holdingOf(b, vm)).toMatchObject({ usage: 2, pending: 0 });
+  });
+});
+
+/**
+ * A purchase run as an operation whose run died after its commission was accepted, before its
+ * orders were completed (README, "Recovery", the decision owing its follow-up): the sweep
+ * completes the orders and queues the operation again, which answers 201 at once. Mutation testing
+ * (2026-12-05) found no test that noticed that send gone: elsewhere a vendor's report also queues
+ * the operation, and `recoverAll` runs the stalled-operation sweep; here neither does, and the
+ * operation would answer 202 for another recovery bound.
+ */
+describe("a purchase operation's run that dies after its accept", () => {
+  it("is run again by the sweep's recovery: the operation answers 201, not 202 for another bound", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const customer = t.customers[0] as string;
+    const ids: PurchaseIds = { orders: { [customer]: uuidv7() }, subscriptions: [uuidv7()] };
+    const opRef = `op_${crypto.randomUUID().replaceAll("-", "")}`;
+    const now = new Date();
+    const objects = [{ customer, resource: "cpu", amount: 2, period: "1 week" }];
+    const payload = {
+      kind: "purchase",
+      partnerId: t.partnerId,
+      customerId: customer,
+      at: now.toISOString(),
+      objects,
+      ids,
+    };
+    await createOperation(env, {
+      opRef,
+      partnerId: t.partnerId,
+      customerId: customer,
+      kind: "purchase",
+      payload,
+      now,
+    });
+    await startOperation(env, opRef, now);
+    const planned = (await plan(env, t.partnerId, objects, now)).subscriptions;
+    armFault("purchase.settled");
+    await expect(buy(env, t.partnerId, planned, ids, now, { operationRef: opRef })).rejects.toThrow(
+      "purchase.settled",
+    );
+    const asked = await ledgerOf(env, customer).sweep(Date.now() + recoveryBoundMs(env) + 1_000);
+    expect(asked).toHaveLength(1);
+    await deliver(asked.map((recover) => ({ recover })));
+    const final = await eventually(
+      async () => {
+        const reply = await call("GET", `/v1/operations/${opRef}`, { token: t.partnerKey });
+        return reply.status === 202 ? undefined : reply;
+      },
+      "the operation to finish",
+      50,
+    );
+    expect(final.status, final.text).toBe(201);
+    expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 2, pending: 0 });
+    await expectBooksBalance(t);
   });
 });
