@@ -123,3 +123,30 @@ describe("a renewal cancelled after its term's end, before the read model has it
     expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 0, pending: 0 });
   });
 });
+
+/**
+ * A chain's first term cancelled once its last term is over and auto-renewing, its renewal still
+ * to come (the cron runs late), the term between them cancelled before: that last term is the
+ * chain's all the same (`termLive`), so the cancel keeps the hold, and the renewal shares it.
+ * Mutation testing (2026-12-05) found no test that failed with such a term taken for dead: the
+ * hold was released, and the renewal, bought sharing it, held nothing.
+ */
+describe("a chain's first term cancelled while its last is over, its renewal on its way", () => {
+  it("keeps the chain's hold for the renewal, which then shares it", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const a = (await buyOne(t, { resource: "mem", amount: 2, period: "1 month", auto_renew: true }))
+      .id as string;
+    const b = await extendTerm(t, a);
+    const c = await extendTerm(t, b);
+    await expectOk(call("DELETE", `/v1/subscriptions/${b}/`, { token: t.partnerKey }));
+    const last = await subscriptionObject(env, c).get();
+    expect(last?.autoRenew).toBe(true);
+    const late = new Date(Date.parse(last?.endTime as string) + 60_000);
+    const cancelled = await subscriptionObject(env, a).cancel(late);
+    expect(cancelled.ok && cancelled.value.holdReleased === true).toBe(false);
+    expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 2, pending: 0 });
+    expect(await renewOrExpire(env, c, late)).toBe("renewed");
+    expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 2, pending: 0 });
+    await expectBooksBalance(t);
+  });
+});
