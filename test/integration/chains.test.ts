@@ -222,4 +222,28 @@ describe("a chain holds its quota once", () => {
     expect(await cpu(t)).toMatchObject({ usage: 0, pending: 0 });
     await expectBooksBalance(t);
   });
+
+  // README, "Recovery": a refusal bought nothing, so the place goes back at once. Mutation testing
+  // (2026-12-05) found no test that failed with the refused extension keeping it (`extend`'s catch
+  // after the purchase): the chain could not be extended again until the recovery bound.
+  it("an extension refused at the limit gives its place back: the next one, with room, is bought", async () => {
+    const t = await setup(10);
+    const y = nextYear();
+    const first = await buyOne(t, { start_time: noon(y, 2, 1).toISOString(), period: "1 month" });
+    await deliver([
+      { subscription: first.id, at: new Date(Date.parse(first.end_time) + 1000).toISOString() },
+    ]);
+    const other = await buyOne(t, { amount: 9, period: "1 month" });
+    const refused = await call("POST", `/v1/subscriptions/${first.id}/action/?do=extend`, {
+      token: t.partnerKey,
+      body: {},
+    });
+    expect(refused.status, refused.text).toBeGreaterThanOrEqual(400);
+    expect(refused.status, refused.text).toBeLessThan(500);
+    await cancel(t, other.id);
+    const again = await extend(t, first.id);
+    expect(again.extends).toBe(first.id);
+    expect(await cpu(t)).toMatchObject({ usage: 2, pending: 0 });
+    await expectBooksBalance(t);
+  });
 });
