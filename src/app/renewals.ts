@@ -1,5 +1,4 @@
 import { releaseDueClaim } from "../db/due-terms";
-import { renewalStopQueued } from "../db/operations";
 import { isFinalAnswer } from "../domain/errors";
 import { fault } from "../domain/faults";
 import { subscriptionIdBeside, uuidv7 } from "../domain/ids";
@@ -58,11 +57,6 @@ export async function renewOrExpire(env: Env, id: string, at: Date): Promise<Ren
 }
 
 async function settleDue(env: Env, id: string, at: Date, again = false): Promise<RenewalOutcome> {
-  // A cancel or an auto_renew off accepted for it and still queued (its consumer behind, down)
-  // decides first: the term is left as it is, the next run looks again once it has run (renewed
-  // then from the term's end, should that change fail). Asked before planning, which would change
-  // the term's version under a change accepted with If-Match.
-  if (await renewalStopQueued(env, id)) return "skipped";
   const object = subscriptionObject(env, id);
   const plan = await object.planRenewal({ subscription: subscriptionIdBeside(id), order: uuidv7() }, at);
   if (plan.step === "skip") return "skipped";

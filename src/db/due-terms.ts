@@ -1,5 +1,6 @@
 import { and, asc, eq, gt, inArray, isNull, lte, or, sql } from "drizzle-orm";
 import { database, parameterChunks } from "./client";
+import { renewalStopQueued } from "./operations";
 import { subscriptions } from "./schema";
 
 /**
@@ -45,7 +46,8 @@ export function refollow(env: Env, ids: readonly string[]): D1PreparedStatement 
  * together), and a run at `at` passes over terms queued until after it: a backlog that outlasts
  * the cron's interval is not enqueued again by every run. The mark goes with the term's next
  * projection (its renewal planned, the term renewed or expired) or with `releaseDueClaim`; a
- * message that died before either is found again once `until` has passed.
+ * message that died before either is found again once `until` has passed. A term a queued change
+ * of the partner's would stop (`renewalStopQueued`) is not claimed until that change has run.
  */
 export async function claimDue(
   env: Env,
@@ -100,6 +102,10 @@ function duePage(
         // deploy) costs a read here, never a renewal message every run until it is pushed again.
         or(isNull(s.nextId), sql`not ${sql.raw(FOLLOWED)}`),
         or(isNull(s.renewalQueuedUntil), lte(s.renewalQueuedUntil, at.getTime())),
+        // A cancel or an auto_renew off accepted for the term and still queued (its consumer
+        // behind, down) decides first: the term is not taken up until it has run (then renewed
+        // from its end, should that change fail). Asked here, once a page, not by each renewal.
+        sql.raw(`not ${renewalStopQueued("subscriptions")}`),
         after === null
           ? undefined
           : or(gt(s.endTime, after.endTime), and(eq(s.endTime, after.endTime), gt(s.id, after.id))),

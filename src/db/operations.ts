@@ -213,25 +213,19 @@ export async function deferWaiting(env: Env, opRef: string, now: Date): Promise<
 }
 
 /**
- * Whether a change accepted as an operation and not finished yet would stop the renewal of term
- * `id`: its cancel, or `auto_renew` turned off on a term of its chain (the toggle applies to the
- * term it names and every later one). Such a change was decided before the renewal is planned,
- * and would have applied first had the operations queue kept up: a renewal bought meanwhile
- * would be charged after the partner stopped it. One read on the customer's unfinished
- * operations (`operations_customer`), the subscription's own row giving partner and customer.
+ * SQL: whether a change accepted as an operation and not finished yet would stop the renewal of
+ * the `subscriptions` row `row` names: its cancel, or `auto_renew` turned off on a term of its
+ * chain (the toggle applies to the term it names and every later one). Such a change was decided
+ * before the renewal, and would have applied first had the operations queue kept up: a renewal
+ * bought meanwhile would be charged after the partner stopped it. The cron's claim asks it of
+ * each due term (`claimDue`), through `operations_customer_unfinished`, which holds only the
+ * operations not finished: a probe of the customer's few, never its history.
  */
-export async function renewalStopQueued(env: Env, id: string): Promise<boolean> {
-  const row = await env.DB.prepare(
-    `SELECT 1 AS stop FROM subscriptions s JOIN operations o
-       ON o.partner_id = s.partner_id AND o.customer_id = s.customer_id
-     WHERE s.id = ?1 AND o.status IN ('queued', 'running')
-       AND ((o.kind = 'cancel' AND json_extract(o.payload, '$.subscription') = ?1)
-         OR (o.kind = 'auto_renew' AND json_extract(o.payload, '$.value') = 0)
-         OR (o.kind = 'update' AND json_extract(o.payload, '$.autoRenew') = 0))
-       AND json_extract(o.payload, '$.subscription') IN (SELECT id FROM subscriptions WHERE root_id = s.root_id)
-     LIMIT 1`,
-  )
-    .bind(id)
-    .first<{ stop: number }>();
-  return row !== null;
+export function renewalStopQueued(row: string): string {
+  return `exists (select 1 from operations o where o.status in ('queued', 'running')
+    and o.partner_id = ${row}.partner_id and o.customer_id = ${row}.customer_id
+    and ((o.kind = 'cancel' and json_extract(o.payload, '$.subscription') = ${row}.id)
+      or (o.kind = 'auto_renew' and json_extract(o.payload, '$.value') = 0)
+      or (o.kind = 'update' and json_extract(o.payload, '$.autoRenew') = 0))
+    and json_extract(o.payload, '$.subscription') in (select c.id from subscriptions c where c.root_id = ${row}.root_id))`;
 }

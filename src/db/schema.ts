@@ -341,6 +341,10 @@ export const operations = sqliteTable(
     index("operations_customer").on(t.partnerId, t.customerId, t.opRef, t.status),
     index("operations_expiry").on(t.expiresAt),
     index("operations_unfinished").on(t.status, t.updatedAt),
+    // A customer's operations not finished (`renewalStopQueued`): its history is not walked.
+    index("operations_customer_unfinished")
+      .on(t.partnerId, t.customerId)
+      .where(sql`status in ('queued', 'running')`),
   ],
 );
 

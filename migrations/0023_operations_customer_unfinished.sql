@@ -1,0 +1,1 @@
+CREATE INDEX `operations_customer_unfinished` ON `operations` (`partner_id`,`customer_id`) WHERE status in ('queued', 'running');
