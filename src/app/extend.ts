@@ -85,11 +85,13 @@ export async function extend(
     unlessOpen?: BuyOptions["unlessOpen"];
   } = {},
 ): Promise<SubscriptionRecord> {
-  let last = await nearChainEnd(
-    env,
-    options.from ?? (await visibleRecord(env, scope, id)),
-    options.fresh ? null : ids.subscription,
-  );
+  const named = options.from ?? (await visibleRecord(env, scope, id));
+  // The place after it reserved for this extension (a renewal's, planned on the chain's last
+  // term): nothing to look for, where every renewal would read D1 and an object more.
+  let last =
+    named.nextId === ids.subscription
+      ? named
+      : await nearChainEnd(env, named, options.fresh ? null : ids.subscription);
   for (let hops = 0; hops < 1000; hops++) {
     // The walk stops before the extension these ids make, should an earlier run have made it.
     while (last.nextId !== null && last.nextId !== ids.subscription) {
