@@ -5,7 +5,7 @@ import {
   runInDurableObject,
 } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
-import { afterAll, beforeAll, expect, vi } from "vitest";
+import { afterAll, beforeAll, expect, type MockInstance, vi } from "vitest";
 import { type RenewalMessage, renewOrExpire } from "../src/app/renewals";
 import { issueCredential } from "../src/db/credentials";
 import { claimDue } from "../src/db/due-terms";
@@ -508,14 +508,12 @@ export function firstStatementHeld(db: D1Database, sql: RegExp, held: ReturnType
 }
 
 /**
- * Bindings whose subscription shards hold the calls of `method` at a gate until released: every
- * one, or only the `nth` (from 1); with `dies`, such a call throws at once instead, as a dead
- * Worker's. Every other call goes through.
+ * Bindings whose subscription shards' calls go through `around`: given the method, its arguments
+ * (a shard's take the subscription's id first) and the call itself, it answers in its place (counts
+ * it, holds it, throws as a lost instance would). `then` stays undefined: the calls are no promise.
  */
-export function shardsHeld(method: string, options: { nth?: number; dies?: boolean } = {}) {
-  const stall = gate();
-  let seen = 0;
-  const held = {
+export function shardsAround(around: (method: string, args: unknown[], call: () => unknown) => unknown): Env {
+  const shards = {
     idFromName: (name: string) => env.SUBSCRIPTION.idFromName(name),
     get: (id: DurableObjectId) => {
       const stub = env.SUBSCRIPTION.get(id) as unknown as Record<string, (...args: unknown[]) => unknown>;
@@ -525,18 +523,30 @@ export function shardsHeld(method: string, options: { nth?: number; dies?: boole
           get: (_, m) =>
             m === "then"
               ? undefined
-              : async (...args: unknown[]) => {
-                  if (m === method && (options.nth === undefined || ++seen === options.nth)) {
-                    if (options.dies) throw new Error("the Worker died");
-                    await stall.pass();
-                  }
-                  return stub[m as string]?.(...args);
-                },
+              : (...args: unknown[]) => around(m as string, args, () => stub[m as string]?.(...args)),
         },
       );
     },
   };
-  return { env: { ...env, SUBSCRIPTION: held as unknown as Env["SUBSCRIPTION"] }, ...stall };
+  return { ...env, SUBSCRIPTION: shards as unknown as Env["SUBSCRIPTION"] };
+}
+
+/**
+ * Bindings whose subscription shards hold the calls of `method` at a gate until released: every
+ * one, or only the `nth` (from 1); with `dies`, such a call throws at once instead, as a dead
+ * Worker's. Every other call goes through.
+ */
+export function shardsHeld(method: string, options: { nth?: number; dies?: boolean } = {}) {
+  const stall = gate();
+  let seen = 0;
+  const held = shardsAround(async (m, _, call) => {
+    if (m === method && (options.nth === undefined || ++seen === options.nth)) {
+      if (options.dies) throw new Error("the Worker died");
+      await stall.pass();
+    }
+    return call();
+  });
+  return { env: held, ...stall };
 }
 
 /**
@@ -772,4 +782,49 @@ export async function expectNotRenewedAtEnd(t: Tenant, last: string): Promise<st
   const charges = await expectOk(call("GET", "/v1/charges?limit=0", { token: t.partnerKey }));
   expect((charges.objects as Array<{ kind: string }>).filter((c) => c.kind === "renewal")).toEqual([]);
   return outcome;
+}
+
+/** The JSON log lines written through `spy` (a spied `console.log`/`console.error`) whose `event` is `event`. */
+export function logLines(spy: MockInstance, event: string): Record<string, unknown>[] {
+  return spy.mock.calls
+    .map(([line]) => (typeof line === "string" && line.startsWith("{") ? JSON.parse(line) : null))
+    .filter((line) => line?.event === event);
+}
+
+/**
+ * `db`, handing `note` the rows of every statement's answer read with `all` or `raw` (values in
+ * column order), sessions included: what a request read, counted by the test.
+ */
+export function d1Answers(db: D1Database, note: (rows: unknown[][]) => void): D1Database {
+  const statement = (s: D1PreparedStatement): D1PreparedStatement =>
+    new Proxy(s, {
+      get(target, key) {
+        if (key === "bind") return (...values: unknown[]) => statement(target.bind(...values));
+        if (key === "all")
+          return async () => {
+            const result = await target.all();
+            note(result.results.map((row) => Object.values(row as object)));
+            return result;
+          };
+        if (key === "raw")
+          return async (options?: { columnNames?: boolean }) => {
+            const rows = (await target.raw(options as { columnNames: true })) as unknown[][];
+            note(rows);
+            return rows;
+          };
+        const value = Reflect.get(target, key);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+  const wrap = <T extends D1Database | D1DatabaseSession>(target: T): T =>
+    new Proxy(target, {
+      get(t, key) {
+        if (key === "prepare") return (query: string) => statement(t.prepare(query));
+        if (key === "withSession")
+          return (start?: string) => wrap((t as D1Database).withSession(start as D1SessionConstraint));
+        const value = Reflect.get(t, key);
+        return typeof value === "function" ? value.bind(t) : value;
+      },
+    });
+  return wrap(db);
 }

@@ -1,6 +1,5 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { call, expectOk, tenantWithCatalog } from "../helpers";
+import { call, expectOk, shardsAround, tenantWithCatalog } from "../helpers";
 
 /**
  * auto_renew set through a chain's first term is carried to every later term, and the chain's last
@@ -10,31 +9,12 @@ import { call, expectOk, tenantWithCatalog } from "../helpers";
  */
 
 /** The subscription shards, with `setAutoRenew` of subscription `dying` failing as a lost instance does. */
-function shardsLosing(dying: string) {
-  return {
-    ...env,
-    SUBSCRIPTION: {
-      idFromName: (name: string) => env.SUBSCRIPTION.idFromName(name),
-      get: (id: DurableObjectId) => {
-        const stub = env.SUBSCRIPTION.get(id) as unknown as Record<string, (...args: unknown[]) => unknown>;
-        return new Proxy(
-          {},
-          {
-            get: (_, method) =>
-              method === "then"
-                ? undefined
-                : (...args: unknown[]) => {
-                    if (method === "setAutoRenew" && args[0] === dying) {
-                      throw new Error("the Durable Object's instance was lost");
-                    }
-                    return stub[method as string]?.(...args);
-                  },
-          },
-        );
-      },
-    } as unknown as Env["SUBSCRIPTION"],
-  };
-}
+const shardsLosing = (dying: string) =>
+  shardsAround((method, args, call) => {
+    if (method === "setAutoRenew" && args[0] === dying)
+      throw new Error("the Durable Object's instance was lost");
+    return call();
+  });
 
 describe("auto_renew carried along a chain, the carry dying on a middle term", () => {
   it("has turned the chain's renewal off already, and running it again finishes the terms between", async () => {

@@ -1,6 +1,5 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { call, expectOk, tenantWithCatalog } from "../helpers";
+import { call, expectOk, shardsAround, tenantWithCatalog } from "../helpers";
 
 /**
  * A chain extended many times, then extended through its first term (as clients do: the id they
@@ -12,25 +11,11 @@ import { call, expectOk, tenantWithCatalog } from "../helpers";
 /** The subscription shards, counting the calls of each method. */
 function countedShards() {
   const calls = new Map<string, number>();
-  const counted = {
-    idFromName: (name: string) => env.SUBSCRIPTION.idFromName(name),
-    get: (id: DurableObjectId) => {
-      const stub = env.SUBSCRIPTION.get(id) as unknown as Record<string, (...args: unknown[]) => unknown>;
-      return new Proxy(
-        {},
-        {
-          get: (_, m) =>
-            m === "then"
-              ? undefined
-              : (...args: unknown[]) => {
-                  calls.set(m as string, (calls.get(m as string) ?? 0) + 1);
-                  return stub[m as string]?.(...args);
-                },
-        },
-      );
-    },
-  };
-  return { env: { ...env, SUBSCRIPTION: counted as unknown as Env["SUBSCRIPTION"] }, calls };
+  const counted = shardsAround((method, _, call) => {
+    calls.set(method, (calls.get(method) ?? 0) + 1);
+    return call();
+  });
+  return { env: counted, calls };
 }
 
 const TERMS = 40;

@@ -2,7 +2,7 @@ import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
 import worker from "../../src/index";
-import { call, tenant } from "../helpers";
+import { call, logLines, tenant } from "../helpers";
 
 /**
  * A HEAD of a `limit=0` list reads the whole streamed body to say its length: a page that fails
@@ -18,12 +18,6 @@ beforeEach(() => {
   errors = vi.spyOn(console, "error");
 });
 afterEach(() => vi.restoreAllMocks());
-
-function lines(spy: MockInstance, event: string): Record<string, unknown>[] {
-  return spy.mock.calls
-    .map(([line]) => (typeof line === "string" && line.startsWith("{") ? JSON.parse(line) : null))
-    .filter((line) => line?.event === event);
-}
 
 /** `db` whose statements reading customers fail once `reads` of them have been prepared. */
 function failingAfter<T extends D1Database | D1DatabaseSession>(db: T, counter: { reads: number }): T {
@@ -85,7 +79,7 @@ describe("HEAD of a limit=0 list whose later page fails", () => {
     );
     expect(answered).toBe(500);
     // Logged once, as the request's failure: the list cut short, and why.
-    expect(lines(errors, "request.unhandled")).toEqual([
+    expect(logLines(errors, "request.unhandled")).toEqual([
       expect.objectContaining({
         requestId: "head-stream",
         method: "HEAD",
@@ -95,8 +89,8 @@ describe("HEAD of a limit=0 list whose later page fails", () => {
         cause: "D1 is down",
       }),
     ]);
-    expect(lines(errors, "list.page_failed")).toEqual([]);
-    expect(lines(logs, "request").filter((l) => l.requestId === "head-stream")).toEqual([
+    expect(logLines(errors, "list.page_failed")).toEqual([]);
+    expect(logLines(logs, "request").filter((l) => l.requestId === "head-stream")).toEqual([
       expect.objectContaining({ status: 500 }),
     ]);
   });
@@ -108,7 +102,7 @@ describe("GET of a limit=0 list whose later page fails", () => {
     const response = await listEvery("GET", t.partnerKey, "get-stream");
     expect(response.status).toBe(200);
     await expect(response.text()).rejects.toThrow();
-    expect(lines(errors, "list.page_failed")).toEqual([
+    expect(logLines(errors, "list.page_failed")).toEqual([
       expect.objectContaining({
         requestId: "get-stream",
         route: "/v1/customers",
@@ -117,6 +111,6 @@ describe("GET of a limit=0 list whose later page fails", () => {
         stack: expect.stringContaining("D1 is down"),
       }),
     ]);
-    expect(lines(errors, "request.unhandled")).toEqual([]);
+    expect(logLines(errors, "request.unhandled")).toEqual([]);
   });
 });

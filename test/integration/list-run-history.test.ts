@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { call, expectOk, tenantWithCatalog } from "../helpers";
+import { call, d1Answers, expectOk, tenantWithCatalog } from "../helpers";
 import { buyFor } from "../legacy";
 
 /**
@@ -16,36 +16,12 @@ const INTERVALS = 3000;
 /** D1 noting the longest text any statement answered. */
 function textCounted(db: D1Database) {
   const seen = { longest: 0 };
-  const note = (rows: unknown[][]) => {
+  const counted = d1Answers(db, (rows) => {
     for (const row of rows)
       for (const value of row)
         if (typeof value === "string") seen.longest = Math.max(seen.longest, value.length);
-  };
-  const statement = (s: D1PreparedStatement): D1PreparedStatement =>
-    new Proxy(s, {
-      get(target, key) {
-        if (key === "bind") return (...values: unknown[]) => statement(target.bind(...values));
-        if (key === "raw")
-          return async (options?: { columnNames?: boolean }) => {
-            const rows = (await target.raw(options as { columnNames: true })) as unknown[][];
-            note(rows);
-            return rows;
-          };
-        const value = Reflect.get(target, key);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
-  const wrap = <T extends D1Database | D1DatabaseSession>(target: T): T =>
-    new Proxy(target, {
-      get(t, key) {
-        if (key === "prepare") return (query: string) => statement(t.prepare(query));
-        if (key === "withSession")
-          return (start?: string) => wrap((t as D1Database).withSession(start as D1SessionConstraint));
-        const value = Reflect.get(t, key);
-        return typeof value === "function" ? value.bind(t) : value;
-      },
-    });
-  return { db: wrap(db), seen };
+  });
+  return { db: counted, seen };
 }
 
 /** Gives cloud `id`'s projection a history of `INTERVALS` closed intervals, then `open`'s last one if any. */

@@ -5,7 +5,7 @@ import type { RenewalMessage } from "../../src/app/renewals";
 import { parseToken } from "../../src/domain/credentials";
 import worker from "../../src/index";
 import type { OperationMessage } from "../../src/objects/operations-queue";
-import { call, failingD1, tenant } from "../helpers";
+import { call, failingD1, logLines, tenant } from "../helpers";
 
 /** The structured log lines: one per request, per queue batch and per cron run, and each failure. */
 
@@ -18,14 +18,7 @@ beforeEach(() => {
 });
 afterEach(() => vi.restoreAllMocks());
 
-/** The JSON lines written through `spy` whose `event` is `event`. */
-function lines(spy: MockInstance, event: string): Record<string, unknown>[] {
-  return spy.mock.calls
-    .map(([line]) => (typeof line === "string" && line.startsWith("{") ? JSON.parse(line) : null))
-    .filter((line) => line?.event === event);
-}
-
-const requestLine = (requestId: string) => lines(logs, "request").filter((l) => l.requestId === requestId);
+const requestLine = (requestId: string) => logLines(logs, "request").filter((l) => l.requestId === requestId);
 
 describe("the request line", () => {
   it("says who asked what and how it went, by route template, never with a secret", async () => {
@@ -88,7 +81,7 @@ describe("the request line", () => {
     await call("GET", "/v1/customers", { token: t.partnerKey });
     const r = await worker.fetch(request, down, createExecutionContext());
     expect(r.status).toBe(500);
-    expect(lines(errors, "request.unhandled")).toContainEqual(
+    expect(logLines(errors, "request.unhandled")).toContainEqual(
       expect.objectContaining({
         requestId: "obs-500",
         route: "/v1/customers",
@@ -107,7 +100,7 @@ describe("the queue and cron lines", () => {
       { id: "obs-op-2", timestamp: new Date(), attempts: 1, body: { opRef: `op_${"1".repeat(32)}` } },
     ]);
     await worker.queue(batch, env);
-    expect(lines(logs, "queue")).toContainEqual({
+    expect(logLines(logs, "queue")).toContainEqual({
       event: "queue",
       queue: "stratus-operations",
       messages: 2,
@@ -124,7 +117,7 @@ describe("the queue and cron lines", () => {
       },
     ]);
     await worker.queue(renewals, env);
-    expect(lines(logs, "queue")).toContainEqual(
+    expect(logLines(logs, "queue")).toContainEqual(
       expect.objectContaining({ queue: "stratus-renewals", messages: 1, acked: 1, retried: 0, skipped: 1 }),
     );
   });
@@ -132,7 +125,7 @@ describe("the queue and cron lines", () => {
   it("writes one line per cron run", async () => {
     const scheduledTime = Date.now();
     await worker.scheduled(createScheduledController({ scheduledTime, cron: "*/5 * * * *" }), env);
-    expect(lines(logs, "cron")).toEqual([
+    expect(logLines(logs, "cron")).toEqual([
       expect.objectContaining({
         cron: "*/5 * * * *",
         scheduledTime: new Date(scheduledTime).toISOString(),
@@ -163,7 +156,7 @@ describe("the queue and cron lines", () => {
     await expect(worker.scheduled(controller, { ...env, DB: db })).rejects.toThrow(
       "overduePurchasesAbandoned",
     );
-    const [line] = lines(logs, "cron");
+    const [line] = logLines(logs, "cron");
     expect(line).toMatchObject({
       failed: ["overduePurchasesAbandoned"],
       renewalsEnqueued: expect.any(Number),
@@ -171,7 +164,7 @@ describe("the queue and cron lines", () => {
       usageMonth: expect.any(Object),
       webhooksResent: expect.any(Number),
     });
-    expect(lines(errors, "cron.failed")).toEqual([
+    expect(logLines(errors, "cron.failed")).toEqual([
       expect.objectContaining({ step: "overduePurchasesAbandoned", error: "D1 is down" }),
     ]);
   });

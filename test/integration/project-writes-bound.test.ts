@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { call, expectOk, tenant } from "../helpers";
+import { call, d1Answers, expectOk, tenant } from "../helpers";
 
 /**
  * A project with many members: a change of a limit or a member's removal reads the project, not
@@ -13,40 +13,10 @@ const MEMBERS = 300;
 /** D1 noting the most rows one statement answered. */
 function rowsCounted(db: D1Database) {
   const seen = { most: 0 };
-  const note = (rows: number) => {
-    seen.most = Math.max(seen.most, rows);
-  };
-  const statement = (s: D1PreparedStatement): D1PreparedStatement =>
-    new Proxy(s, {
-      get(target, key) {
-        if (key === "bind") return (...values: unknown[]) => statement(target.bind(...values));
-        if (key === "all")
-          return async () => {
-            const result = await target.all();
-            note(result.results.length);
-            return result;
-          };
-        if (key === "raw")
-          return async (options?: { columnNames?: boolean }) => {
-            const rows = await target.raw(options as { columnNames: true });
-            note(rows.length);
-            return rows;
-          };
-        const value = Reflect.get(target, key);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
-  const wrap = <T extends D1Database | D1DatabaseSession>(target: T): T =>
-    new Proxy(target, {
-      get(t, key) {
-        if (key === "prepare") return (query: string) => statement(t.prepare(query));
-        if (key === "withSession")
-          return (start?: string) => wrap((t as D1Database).withSession(start as D1SessionConstraint));
-        const value = Reflect.get(t, key);
-        return typeof value === "function" ? value.bind(t) : value;
-      },
-    });
-  return { db: wrap(db), seen };
+  const counted = d1Answers(db, (rows) => {
+    seen.most = Math.max(seen.most, rows.length);
+  });
+  return { db: counted, seen };
 }
 
 describe("a project of many members", () => {

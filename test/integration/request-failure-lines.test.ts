@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
-import { call, expectOk, failingD1, tenant } from "../helpers";
+import { call, expectOk, failingD1, logLines, tenant } from "../helpers";
 
 /**
  * A failure a request gets over (a rate limiter down, a commission's home not found now) is
@@ -15,11 +15,7 @@ beforeEach(() => {
 });
 afterEach(() => vi.restoreAllMocks());
 
-function lines(event: string): Record<string, unknown>[] {
-  return errors.mock.calls
-    .map(([line]) => (typeof line === "string" && line.startsWith("{") ? JSON.parse(line) : null))
-    .filter((line) => line?.event === event);
-}
+const lines = (event: string) => logLines(errors, event);
 
 describe("a failure within a request that still answers", () => {
   it("names the request: a rate limiter that fails", async () => {

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } fr
 import { AppError } from "../../src/domain/errors";
 import { createApp } from "../../src/http/app";
 import { defineRoute } from "../../src/http/route";
-import { tenant } from "../helpers";
+import { logLines, tenant } from "../helpers";
 
 /**
  * A 5xx the code answers on purpose (an AppError of a server-fault kind: `internal` where an
@@ -20,12 +20,6 @@ beforeEach(() => {
   errors = vi.spyOn(console, "error");
 });
 afterEach(() => vi.restoreAllMocks());
-
-function lines(spy: MockInstance, event: string): Record<string, unknown>[] {
-  return spy.mock.calls
-    .map(([line]) => (typeof line === "string" && line.startsWith("{") ? JSON.parse(line) : null))
-    .filter((line) => line?.event === event);
-}
 
 /** An app of one route whose handler fails with `error`, as `replyOf` or `extend` do on a broken invariant. */
 const failingWith = (error: AppError) =>
@@ -71,7 +65,7 @@ describe("a 5xx answered from an AppError", () => {
       expect(r.status).toBe(500);
       expect(r.body).toMatchObject({ status: 500, detail: "internal error", request_id: requestId });
       expect(JSON.stringify(r.body)).not.toContain("bought nothing");
-      expect(lines(errors, "request.unhandled")).toEqual([
+      expect(logLines(errors, "request.unhandled")).toEqual([
         expect.objectContaining({
           requestId,
           method: "POST",
@@ -80,7 +74,7 @@ describe("a 5xx answered from an AppError", () => {
           error: "a purchase bought nothing",
         }),
       ]);
-      expect(lines(logs, "request").filter((l) => l.requestId === requestId)).toEqual([
+      expect(logLines(logs, "request").filter((l) => l.requestId === requestId)).toEqual([
         expect.objectContaining({ status: 500 }),
       ]);
     },
@@ -93,7 +87,7 @@ describe("a 5xx answered from an AppError", () => {
     const r = await send(app, t.partnerKey, "fault-unavailable", "busy-key");
     expect(r.status).toBe(503);
     expect(r.body).toMatchObject({ detail: message, request_id: "fault-unavailable" });
-    expect(lines(errors, "request.unhandled")).toEqual([
+    expect(logLines(errors, "request.unhandled")).toEqual([
       expect.objectContaining({
         requestId: "fault-unavailable",
         route: "/v1/probe",
