@@ -5,7 +5,7 @@ import {
   runInDurableObject,
 } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
-import { afterAll, beforeAll, expect, type MockInstance, vi } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, expect, type MockInstance, vi } from "vitest";
 import { type RenewalMessage, renewOrExpire } from "../src/app/renewals";
 import { issueCredential } from "../src/db/credentials";
 import { claimDue } from "../src/db/due-terms";
@@ -784,12 +784,30 @@ export async function expectNotRenewedAtEnd(t: Tenant, last: string): Promise<st
   return outcome;
 }
 
-/** The JSON log lines written through `spy` (a spied `console.log`/`console.error`) whose `event` is `event`. */
-export function logLines(spy: MockInstance, event: string): Record<string, unknown>[] {
+/** The spies of `spyConsole`, for `logLines`: each test's own. */
+const consoleSpies: Partial<Record<"log" | "error", MockInstance>> = {};
+
+/** Spies `console.log` and `console.error` around each test of the file that calls it, for `logLines`. */
+export function spyConsole(): void {
+  beforeEach(() => {
+    consoleSpies.log = vi.spyOn(console, "log");
+    consoleSpies.error = vi.spyOn(console, "error");
+  });
+  afterEach(() => vi.restoreAllMocks());
+}
+
+/** The JSON log lines written through `console[stream]` (spied: `spyConsole`) whose `event` is `event`. */
+export function logLines(stream: "log" | "error", event: string): Record<string, unknown>[] {
+  const spy = consoleSpies[stream];
+  if (!spy) throw new Error("logLines reads what spyConsole spied: call it in the test file");
   return spy.mock.calls
     .map(([line]) => (typeof line === "string" && line.startsWith("{") ? JSON.parse(line) : null))
     .filter((line) => line?.event === event);
 }
+
+/** What was written through `console[stream]` (spied: `spyConsole`), every argument of every call. */
+export const consoleWritten = (stream: "log" | "error"): string =>
+  (consoleSpies[stream]?.mock.calls ?? []).flat().join("\n");
 
 /**
  * `db`, handing `note` the rows of every statement's answer read with `all` or `raw` (values in

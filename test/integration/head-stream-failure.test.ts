@@ -1,8 +1,8 @@
 import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import worker from "../../src/index";
-import { call, logLines, tenant } from "../helpers";
+import { call, logLines, spyConsole, tenant } from "../helpers";
 
 /**
  * A HEAD of a `limit=0` list reads the whole streamed body to say its length: a page that fails
@@ -10,14 +10,7 @@ import { call, logLines, tenant } from "../helpers";
  * line) instead of throwing out of the Worker's fetch handler.
  */
 
-let logs: MockInstance<typeof console.log>;
-let errors: MockInstance<typeof console.error>;
-
-beforeEach(() => {
-  logs = vi.spyOn(console, "log");
-  errors = vi.spyOn(console, "error");
-});
-afterEach(() => vi.restoreAllMocks());
+spyConsole();
 
 /** `db` whose statements reading customers fail once `reads` of them have been prepared. */
 function failingAfter<T extends D1Database | D1DatabaseSession>(db: T, counter: { reads: number }): T {
@@ -79,7 +72,7 @@ describe("HEAD of a limit=0 list whose later page fails", () => {
     );
     expect(answered).toBe(500);
     // Logged once, as the request's failure: the list cut short, and why.
-    expect(logLines(errors, "request.unhandled")).toEqual([
+    expect(logLines("error", "request.unhandled")).toEqual([
       expect.objectContaining({
         requestId: "head-stream",
         method: "HEAD",
@@ -89,8 +82,8 @@ describe("HEAD of a limit=0 list whose later page fails", () => {
         cause: "D1 is down",
       }),
     ]);
-    expect(logLines(errors, "list.page_failed")).toEqual([]);
-    expect(logLines(logs, "request").filter((l) => l.requestId === "head-stream")).toEqual([
+    expect(logLines("error", "list.page_failed")).toEqual([]);
+    expect(logLines("log", "request").filter((l) => l.requestId === "head-stream")).toEqual([
       expect.objectContaining({ status: 500 }),
     ]);
   });
@@ -102,7 +95,7 @@ describe("GET of a limit=0 list whose later page fails", () => {
     const response = await listEvery("GET", t.partnerKey, "get-stream");
     expect(response.status).toBe(200);
     await expect(response.text()).rejects.toThrow();
-    expect(logLines(errors, "list.page_failed")).toEqual([
+    expect(logLines("error", "list.page_failed")).toEqual([
       expect.objectContaining({
         requestId: "get-stream",
         route: "/v1/customers",
@@ -111,6 +104,6 @@ describe("GET of a limit=0 list whose later page fails", () => {
         stack: expect.stringContaining("D1 is down"),
       }),
     ]);
-    expect(logLines(errors, "request.unhandled")).toEqual([]);
+    expect(logLines("error", "request.unhandled")).toEqual([]);
   });
 });

@@ -1,24 +1,18 @@
 import { createExecutionContext, createMessageBatch, createScheduledController } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { RenewalMessage } from "../../src/app/renewals";
 import { parseToken } from "../../src/domain/credentials";
 import worker from "../../src/index";
 import type { OperationMessage } from "../../src/objects/operations-queue";
-import { call, failingD1, logLines, tenant } from "../helpers";
+import { call, consoleWritten, failingD1, logLines, spyConsole, tenant } from "../helpers";
 
 /** The structured log lines: one per request, per queue batch and per cron run, and each failure. */
 
-let logs: MockInstance<typeof console.log>;
-let errors: MockInstance<typeof console.error>;
+spyConsole();
 
-beforeEach(() => {
-  logs = vi.spyOn(console, "log");
-  errors = vi.spyOn(console, "error");
-});
-afterEach(() => vi.restoreAllMocks());
-
-const requestLine = (requestId: string) => logLines(logs, "request").filter((l) => l.requestId === requestId);
+const requestLine = (requestId: string) =>
+  logLines("log", "request").filter((l) => l.requestId === requestId);
 
 describe("the request line", () => {
   it("says who asked what and how it went, by route template, never with a secret", async () => {
@@ -43,7 +37,7 @@ describe("the request line", () => {
       partnerId: t.partnerId,
     });
     const secret = parseToken(t.partnerKey)!.secret;
-    expect(logs.mock.calls.flat().join("\n")).not.toContain(secret);
+    expect(consoleWritten("log")).not.toContain(secret);
   });
 
   it("names no route when none matched, and the family and caller of every API", async () => {
@@ -81,7 +75,7 @@ describe("the request line", () => {
     await call("GET", "/v1/customers", { token: t.partnerKey });
     const r = await worker.fetch(request, down, createExecutionContext());
     expect(r.status).toBe(500);
-    expect(logLines(errors, "request.unhandled")).toContainEqual(
+    expect(logLines("error", "request.unhandled")).toContainEqual(
       expect.objectContaining({
         requestId: "obs-500",
         route: "/v1/customers",
@@ -100,7 +94,7 @@ describe("the queue and cron lines", () => {
       { id: "obs-op-2", timestamp: new Date(), attempts: 1, body: { opRef: `op_${"1".repeat(32)}` } },
     ]);
     await worker.queue(batch, env);
-    expect(logLines(logs, "queue")).toContainEqual({
+    expect(logLines("log", "queue")).toContainEqual({
       event: "queue",
       queue: "stratus-operations",
       messages: 2,
@@ -117,7 +111,7 @@ describe("the queue and cron lines", () => {
       },
     ]);
     await worker.queue(renewals, env);
-    expect(logLines(logs, "queue")).toContainEqual(
+    expect(logLines("log", "queue")).toContainEqual(
       expect.objectContaining({ queue: "stratus-renewals", messages: 1, acked: 1, retried: 0, skipped: 1 }),
     );
   });
@@ -125,7 +119,7 @@ describe("the queue and cron lines", () => {
   it("writes one line per cron run", async () => {
     const scheduledTime = Date.now();
     await worker.scheduled(createScheduledController({ scheduledTime, cron: "*/5 * * * *" }), env);
-    expect(logLines(logs, "cron")).toEqual([
+    expect(logLines("log", "cron")).toEqual([
       expect.objectContaining({
         cron: "*/5 * * * *",
         scheduledTime: new Date(scheduledTime).toISOString(),
@@ -156,7 +150,7 @@ describe("the queue and cron lines", () => {
     await expect(worker.scheduled(controller, { ...env, DB: db })).rejects.toThrow(
       "overduePurchasesAbandoned",
     );
-    const [line] = logLines(logs, "cron");
+    const [line] = logLines("log", "cron");
     expect(line).toMatchObject({
       failed: ["overduePurchasesAbandoned"],
       renewalsEnqueued: expect.any(Number),
@@ -164,7 +158,7 @@ describe("the queue and cron lines", () => {
       usageMonth: expect.any(Object),
       webhooksResent: expect.any(Number),
     });
-    expect(logLines(errors, "cron.failed")).toEqual([
+    expect(logLines("error", "cron.failed")).toEqual([
       expect.objectContaining({ step: "overduePurchasesAbandoned", error: "D1 is down" }),
     ]);
   });

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
-import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
-import { call, expectOk, failingD1, logLines, tenant } from "../helpers";
+import { describe, expect, it } from "vitest";
+import { call, expectOk, failingD1, logLines, spyConsole, tenant } from "../helpers";
 
 /**
  * A failure a request gets over (a rate limiter down, a commission's home not found now) is
@@ -8,14 +8,9 @@ import { call, expectOk, failingD1, logLines, tenant } from "../helpers";
  * `X-Request-Id`, and its request line says only that the answer was a 200.
  */
 
-let errors: MockInstance<typeof console.error>;
+spyConsole();
 
-beforeEach(() => {
-  errors = vi.spyOn(console, "error");
-});
-afterEach(() => vi.restoreAllMocks());
-
-const lines = (event: string) => logLines(errors, event);
+const lines = (event: string) => logLines("error", event);
 
 describe("a failure within a request that still answers", () => {
   it("names the request: a rate limiter that fails", async () => {

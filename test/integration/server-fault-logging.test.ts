@@ -1,10 +1,10 @@
 import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AppError } from "../../src/domain/errors";
 import { createApp } from "../../src/http/app";
 import { defineRoute } from "../../src/http/route";
-import { logLines, tenant } from "../helpers";
+import { logLines, spyConsole, tenant } from "../helpers";
 
 /**
  * A 5xx the code answers on purpose (an AppError of a server-fault kind: `internal` where an
@@ -12,14 +12,7 @@ import { logLines, tenant } from "../helpers";
  * thrown one: its body is generic but for what a client acts on, and its log line has the detail.
  */
 
-let logs: MockInstance<typeof console.log>;
-let errors: MockInstance<typeof console.error>;
-
-beforeEach(() => {
-  logs = vi.spyOn(console, "log");
-  errors = vi.spyOn(console, "error");
-});
-afterEach(() => vi.restoreAllMocks());
+spyConsole();
 
 /** An app of one route whose handler fails with `error`, as `replyOf` or `extend` do on a broken invariant. */
 const failingWith = (error: AppError) =>
@@ -65,7 +58,7 @@ describe("a 5xx answered from an AppError", () => {
       expect(r.status).toBe(500);
       expect(r.body).toMatchObject({ status: 500, detail: "internal error", request_id: requestId });
       expect(JSON.stringify(r.body)).not.toContain("bought nothing");
-      expect(logLines(errors, "request.unhandled")).toEqual([
+      expect(logLines("error", "request.unhandled")).toEqual([
         expect.objectContaining({
           requestId,
           method: "POST",
@@ -74,7 +67,7 @@ describe("a 5xx answered from an AppError", () => {
           error: "a purchase bought nothing",
         }),
       ]);
-      expect(logLines(logs, "request").filter((l) => l.requestId === requestId)).toEqual([
+      expect(logLines("log", "request").filter((l) => l.requestId === requestId)).toEqual([
         expect.objectContaining({ status: 500 }),
       ]);
     },
@@ -87,7 +80,7 @@ describe("a 5xx answered from an AppError", () => {
     const r = await send(app, t.partnerKey, "fault-unavailable", "busy-key");
     expect(r.status).toBe(503);
     expect(r.body).toMatchObject({ detail: message, request_id: "fault-unavailable" });
-    expect(logLines(errors, "request.unhandled")).toEqual([
+    expect(logLines("error", "request.unhandled")).toEqual([
       expect.objectContaining({
         requestId: "fault-unavailable",
         route: "/v1/probe",
