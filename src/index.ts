@@ -5,8 +5,6 @@ import {
   OVERDUE_SHARE,
   requeueStalledOperations,
 } from "./app/operations";
-import type { FanOutMessage, RenewalMessage } from "./app/renewals";
-import type { MonthCloseMessage } from "./app/usage";
 import { forgetExpiredDeliveries, resendOverdueDeliveries } from "./app/webhooks";
 import { closeUsageMonth } from "./cron/months";
 import { scheduleRenewals } from "./cron/renewals";
@@ -17,7 +15,6 @@ import { allowance } from "./domain/budget";
 import { logError, logEvent } from "./domain/log";
 import { createApp } from "./http/app";
 import { routes } from "./http/routes";
-import type { WebhookMessage } from "./objects/webhook-events";
 import { consumeOperations } from "./queues/operations";
 import { consumeRenewals } from "./queues/renewals";
 import { tally } from "./queues/tally";
@@ -31,11 +28,11 @@ const app = createApp(routes);
 /** Runs one queue batch with its consumer; what the consumer reports goes into the batch's line. */
 async function consume(batch: MessageBatch, env: Env): Promise<Record<string, unknown>> {
   if (batch.queue.startsWith("stratus-webhooks")) {
-    await consumeWebhooks(batch as MessageBatch<WebhookMessage>, env);
+    await consumeWebhooks(batch, env);
     return {};
   }
   if (batch.queue.startsWith("stratus-renewals")) {
-    return consumeRenewals(batch as MessageBatch<RenewalMessage | MonthCloseMessage | FanOutMessage>, env);
+    return consumeRenewals(batch, env);
   }
   await consumeOperations(batch, env);
   return {};

@@ -4,6 +4,7 @@ import { recoverCommission } from "../app/recovery";
 import { logError } from "../domain/log";
 import { backoff } from "../domain/retry";
 import { operationMessage, operationsQueue } from "../objects/operations-queue";
+import { readOrAck } from "./readable";
 
 /** The longest wait, in seconds, between two tries of a message that keeps failing. */
 const LONGEST_WAIT = 300;
@@ -12,20 +13,13 @@ const LONGEST_WAIT = 300;
  * The operations queue consumer. Each message names an operation, a commission for the
  * recovery sweep to settle, or a vendor's report to carry along its chain; all are idempotent, so a redelivery, or a consumer that died
  * half-way, completes the work exactly once. A message no run can read (`operationMessage`) is
- * acked with its line: retried or sent again, it would fail the same way, for good.
+ * acked with its line (`readOrAck`): retried or sent again, it would fail the same way, for good.
  */
 export async function consumeOperations(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   await Promise.all(
     batch.messages.map(async (message) => {
-      const body = operationMessage(message.body);
-      if (!body) {
-        logError("operation.unreadable", "no operations message a run can read", {
-          body: message.body,
-          attempts: message.attempts,
-        });
-        message.ack();
-        return;
-      }
+      const body = readOrAck(message, operationMessage, "operation.unreadable");
+      if (!body) return;
       try {
         if ("recover" in body) await recoverCommission(env, body.recover);
         else if ("carry" in body) await continueDeployment(env, body.carry);

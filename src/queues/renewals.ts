@@ -1,14 +1,9 @@
 import { fanOut } from "../app/fan-out";
-import {
-  type FanOutMessage,
-  isFanOut,
-  type RenewalMessage,
-  type RenewalOutcome,
-  renewOrExpire,
-} from "../app/renewals";
-import { closeMonthOf, isMonthClose, type MonthCloseMessage } from "../app/usage";
+import { isFanOut, type RenewalOutcome, renewalsMessage, renewOrExpire } from "../app/renewals";
+import { closeMonthOf, isMonthClose } from "../app/usage";
 import { eachWithin } from "../domain/concurrency";
 import { logError } from "../domain/log";
+import { readOrAck } from "./readable";
 
 /**
  * How many of a batch's messages are worked on at once. Each renewal is a chain of awaited calls
@@ -22,10 +17,11 @@ export const RENEWALS_AT_ONCE = 16;
 /**
  * The renewals queue consumer: each message renews or expires one subscription, closes a month of
  * one running cloud, or carries on a cron run's paging (`fanOut`), and is acked or retried on its
- * own. Answers how they went, for the batch's log line (retries are counted there).
+ * own; one no run can read (`renewalsMessage`) is acked with its line (`readOrAck`). Answers how
+ * they went, for the batch's log line (retries are counted there).
  */
 export async function consumeRenewals(
-  batch: MessageBatch<RenewalMessage | MonthCloseMessage | FanOutMessage>,
+  batch: MessageBatch<unknown>,
   env: Env,
 ): Promise<Record<RenewalOutcome | "monthsClosed" | "fannedOut", number>> {
   const counts: Record<RenewalOutcome | "monthsClosed" | "fannedOut", number> = {
@@ -37,7 +33,8 @@ export async function consumeRenewals(
     fannedOut: 0,
   };
   await eachWithin(batch.messages, RENEWALS_AT_ONCE, async (message) => {
-    const body = message.body;
+    const body = readOrAck(message, renewalsMessage, "renewal.unreadable");
+    if (!body) return;
     try {
       if (isFanOut(body)) {
         counts.fannedOut += await fanOut(env, body.fanOut);
