@@ -19,11 +19,11 @@ import { LedgerForsakenMoves } from "./ledger-forsaken-moves";
 import { type HoldingView, type HoldResult, LedgerHoldings, type LedgerProvision } from "./ledger-holdings";
 import { LedgerMemberships } from "./ledger-memberships";
 import { LedgerSerials } from "./ledger-serials";
+import { LedgerWakes } from "./ledger-wakes";
 import { operationsQueue, type RecoveryRequest } from "./operations-queue";
 
 /** How long a step across ledgers may take before the alarm assumes its request died and finishes it. */
 const STALL_MS = 60_000;
-const INDEX_RETRY_MS = 5_000;
 
 /**
  * One holder's quota ledger, and the home of the commissions whose first holder it is.
@@ -46,6 +46,7 @@ export class QuotaLedger extends DurableObject<Env> {
   private readonly forsaken: LedgerForsakenMoves;
   private readonly recoveryMs: number;
   private readonly issuing = new IssuesUnderWay();
+  private readonly wakes: LedgerWakes;
   /** The serial after which the alarm's next run goes on (0: a round from the first). */
   private alarmFrom = 0;
 
@@ -58,6 +59,7 @@ export class QuotaLedger extends DurableObject<Env> {
     this.serials = new LedgerSerials(sql, (home) => takeSerialBlock(this.env, home));
     this.commissions = new LedgerCommissions(sql);
     this.forsaken = new LedgerForsakenMoves(sql);
+    this.wakes = new LedgerWakes(ctx.storage);
   }
 
   // ---- holdings ------------------------------------------------------------------------------
@@ -118,7 +120,7 @@ export class QuotaLedger extends DurableObject<Env> {
 
   private async issueNow(request: CommissionRequest): Promise<IssueAnswer> {
     // Indexed in D1 after its transaction: the alarm first, so a ledger dying between them is covered.
-    if (!request.autoAccept && request.serviceId !== null) await this.wakeIn(INDEX_RETRY_MS);
+    if (!request.autoAccept && request.serviceId !== null) await this.wakes.toIndex();
     // Taking a serial block may wait on D1, which lets other calls in: everything after is decided
     // with no other await before its transaction, so two issues of one reference never both find it free.
     await this.serials.ensure(request.home);
@@ -156,7 +158,7 @@ export class QuotaLedger extends DurableObject<Env> {
    */
   async resolve(serial: number, serviceId: string | null, decision: Decision): Promise<"done" | "missing"> {
     // As in `issue`; before the row is read, as nothing may await between that read and its transaction.
-    if (serviceId !== null) await this.wakeIn(INDEX_RETRY_MS);
+    if (serviceId !== null) await this.wakes.toIndex();
     const row = this.commissions.record(serial);
     if (!row || row.service_id !== serviceId) return "missing";
     if (row.state === "pending" && quota.groupByHolder(JSON.parse(row.provisions)).length <= 1) {
@@ -171,7 +173,7 @@ export class QuotaLedger extends DurableObject<Env> {
     }
     if (row.state === "pending") {
       // Before the decision is recorded: a request that dies between the ledgers leaves it to the alarm.
-      await this.wakeIn(STALL_MS);
+      await this.wakes.within(STALL_MS);
       this.commissions.move(row, RESOLVING[decision]);
     } else if (row.state !== "accepting" && row.state !== "rejecting") return "missing";
     const underway: Decision = this.commissions.record(serial)?.state === "accepting" ? "accept" : "reject";
@@ -237,7 +239,8 @@ export class QuotaLedger extends DurableObject<Env> {
 
   /**
    * Finishes the steps across ledgers whose requests died, and retries the index projection, a
-   * bounded page a run (`alarmRun`), the next run at once while some are left.
+   * bounded page a run (`alarmRun`), the next run at once while some are left; the index, while D1
+   * keeps failing it, later each run (`LedgerWakes`).
    */
   override async alarm(): Promise<void> {
     // Once a round over the commissions, not again in each of its runs. A queue refusing the asks
@@ -248,25 +251,20 @@ export class QuotaLedger extends DurableObject<Env> {
     const now = Date.now();
     // Each open commission is asked about once open for the bound (not a bound after the oldest)...
     const fresh = this.commissions.oldestRecoverable(now - this.recoveryMs);
-    if (fresh !== null) await this.wakeIn(fresh + this.recoveryMs - now);
+    if (fresh !== null) await this.wakes.within(fresh + this.recoveryMs - now);
     // ...and those past it again a bound later, should their message have been lost.
-    if (this.commissions.oldestRecoverable() !== null) await this.wakeIn(this.recoveryMs);
+    if (this.commissions.oldestRecoverable() !== null) await this.wakes.within(this.recoveryMs);
+    this.wakes.runStarts();
     const next = await alarmRun(this.commissions, this.alarmFrom, Date.now() - STALL_MS, {
       project: (serial) => this.project(serial),
       finish: (serial, decision, final) => this.finish(serial, decision, final),
     });
     this.alarmFrom = next ?? 0;
-    if (next !== null) await this.wakeIn(0);
-    if (this.commissions.anyUnindexed()) await this.wakeIn(INDEX_RETRY_MS);
+    this.wakes.runEnds();
+    if (next !== null) await this.wakes.within(0);
+    if (this.commissions.anyUnindexed()) await this.wakes.toIndex();
     // A step not stalled yet, or one that could not be finished now.
-    if (this.commissions.anyInStep()) await this.wakeIn(STALL_MS);
-  }
-
-  /** Makes sure the alarm fires within `ms`, leaving a sooner one as it is. */
-  private async wakeIn(ms: number): Promise<void> {
-    const at = Date.now() + ms;
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+    if (this.commissions.anyInStep()) await this.wakes.within(STALL_MS);
   }
 
   // ---- issuing ---------------------------------------------------------------------------------
@@ -297,7 +295,7 @@ export class QuotaLedger extends DurableObject<Env> {
       return { ok: true, serial };
     });
     if (answer.ok && !request.autoAccept) {
-      if (request.recovery) await this.wakeIn(this.recoveryMs);
+      if (request.recovery) await this.wakes.within(this.recoveryMs);
       // Only a service's commissions are indexed in D1 (stratus's own are found by reference).
       if (request.serviceId !== null) await this.project(answer.serial);
     }
@@ -310,7 +308,7 @@ export class QuotaLedger extends DurableObject<Env> {
    */
   private async issueAcross(request: CommissionRequest, own: quota.Provision[]): Promise<IssueAnswer> {
     // The alarm is set first: whatever happens after, an issue left half-way gets rolled back.
-    await this.wakeIn(STALL_MS);
+    await this.wakes.within(STALL_MS);
     const serial = this.atomically(() => {
       const serial = this.serials.next();
       this.commissions.insert(serial, request, "issuing");
@@ -340,10 +338,10 @@ export class QuotaLedger extends DurableObject<Env> {
         await this.finish(serial, "accept", "accepted");
       } catch (error) {
         logError("commission.accept_deferred", error, { serial });
-        await this.wakeIn(STALL_MS);
+        await this.wakes.within(STALL_MS);
       }
     } else {
-      if (request.recovery) await this.wakeIn(this.recoveryMs);
+      if (request.recovery) await this.wakes.within(this.recoveryMs);
       await this.project(serial);
     }
     return { ok: true, serial };
@@ -374,9 +372,9 @@ export class QuotaLedger extends DurableObject<Env> {
 
   // ---- the D1 index ----------------------------------------------------------------------------
 
-  /** Projects a listed commission's state into D1; if D1 fails, the alarm tries again. */
+  /** Projects a listed commission's state into D1; if D1 fails, the alarm tries again (`LedgerWakes`). */
   private async project(serial: number): Promise<void> {
-    if (!(await this.commissions.project(this.env, serial))) await this.wakeIn(INDEX_RETRY_MS);
+    if (!(await this.commissions.project(this.env, serial))) await this.wakes.indexFailed();
   }
 
   /**
