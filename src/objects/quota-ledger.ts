@@ -157,10 +157,12 @@ export class QuotaLedger extends DurableObject<Env> {
    * finished first; if it was the other decision, the commission is no longer pending: "missing".
    */
   async resolve(serial: number, serviceId: string | null, decision: Decision): Promise<"done" | "missing"> {
+    // Whose it is first: a caller naming another's serial sets no alarm here.
+    if (this.commissions.record(serial)?.service_id !== serviceId) return "missing";
     // As in `issue`; before the row is read, as nothing may await between that read and its transaction.
     if (serviceId !== null) await this.wakes.toIndex();
     const row = this.commissions.record(serial);
-    if (!row || row.service_id !== serviceId) return "missing";
+    if (!row) return "missing";
     if (row.state === "pending" && quota.groupByHolder(JSON.parse(row.provisions)).length <= 1) {
       // Every provision is held here: settled and recorded in one transaction, with no step
       // between for a crash to leave half-way (the steps are for commissions across ledgers).

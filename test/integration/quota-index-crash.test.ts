@@ -85,8 +85,9 @@ describe("a one-holder commission whose ledger dies between its transaction and 
       }),
       201,
     );
-    // resolve() reads the row (1st record), settles and records in one transaction, then projects (2nd).
-    ledgerDiesAtRecord(2);
+    // resolve() reads whose the row is (1st record), reads it again once its alarm is set (2nd),
+    // settles and records in one transaction, then projects (3rd).
+    ledgerDiesAtRecord(3);
     const accepted = await call("POST", `/account/v1.0/commissions/${serial}/action`, {
       token: t.serviceToken,
       body: { accept: "" },
