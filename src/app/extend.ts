@@ -201,7 +201,7 @@ export async function extend(
  * walk starts at `from` as before, to stop before it (asked after the read model, so a term
  * after it could not have been there either).
  */
-async function nearChainEnd(
+export async function nearChainEnd(
   env: Env,
   from: SubscriptionRecord,
   made: string | null,

@@ -21,6 +21,7 @@ import { EVERYTHING } from "../domain/scope";
 import type { SubscriptionRecord } from "../domain/subscriptions";
 import { operationsQueue } from "../objects/operations-queue";
 import { subscriptionObject } from "../objects/subscription-object";
+import { nearChainEnd } from "./extend";
 import type { OperationPayload } from "./intents";
 import { giveUpWork, type OperationResult, perform, resultInEffect } from "./perform";
 import { abandon, type PurchaseIds } from "./subscriptions";
@@ -157,8 +158,10 @@ async function purchaseIdsOf(env: Env, payload: OperationPayload): Promise<Purch
   const base = await subscriptionObject(env, payload.subscription).get();
   if (!base) return null;
   // The term whose place it reserved: the undo gives the place back even when the extension's own
-  // object was never created (its request died before), or the chain would wait on it.
-  let term: SubscriptionRecord | null = base;
+  // object was never created (its request died before), or the chain would wait on it. The walk
+  // starts near the chain's end (`nearChainEnd`): from the term named, a chain of more terms than
+  // the walk's bound kept the place reserved until the recovery bound.
+  let term: SubscriptionRecord | null = await nearChainEnd(env, base, null);
   for (let hops = 0; term && term.nextId !== null && term.nextId !== payload.ids.subscription; hops++) {
     term = hops < 1000 ? await subscriptionObject(env, term.nextId).get() : null;
   }
