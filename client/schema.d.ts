@@ -2070,7 +2070,7 @@ export interface components {
             status: "active" | "inactive" | "expired";
             /** @description What a depletable has left; null for other kinds. */
             remaining: number | null;
-            /** @description The extensions that follow it in its chain. */
+            /** @description The extensions that follow it in its chain, in the chain's order: every one in a single read and a grouped list, the first 100 in a row of the plain list. */
             descendants: string[];
             /** @description Always null: no object is bound to a subscription. */
             subscribed_object: null;
@@ -5295,7 +5295,7 @@ export interface operations {
                     status?: "active" | "inactive" | "expired";
                     /** @description What a depletable has left; null for other kinds. */
                     remaining?: number | null;
-                    /** @description The extensions that follow it in its chain. */
+                    /** @description The extensions that follow it in its chain, in the chain's order: every one in a single read and a grouped list, the first 100 in a row of the plain list. */
                     descendants?: string[];
                     /** @description Always null: no object is bound to a subscription. */
                     subscribed_object?: null;

@@ -16,6 +16,7 @@ import {
   toWire,
 } from "../domain/subscriptions";
 import { subscriptionObject } from "../objects/subscription-object";
+import { listedDescendants } from "./listed-descendants";
 import { settleOpenPurchase } from "./recovery";
 import { unwrap } from "./subscriptions";
 
@@ -110,6 +111,17 @@ export async function chainAutoRenew(env: Env, record: SubscriptionRecord): Prom
 export async function listPage(env: Env, q: ListQuery, grouped: boolean) {
   const rows = await listSubscriptions(env, { ...q, rootsOnly: grouped });
   const kept = rows.slice(0, q.limit);
+  if (!grouped) {
+    // A plain row names the terms after it up to a bound (`listedDescendants`), not its whole chain.
+    const named = await listedDescendants(
+      env,
+      kept.map(({ record }) => record),
+    );
+    const objects = kept.map(({ record, queued }) =>
+      toWire(record, statusOf(record, q.now, queued), named.get(record.id) ?? []),
+    );
+    return { rows, objects };
+  }
   // Chains are looked up only for rows something follows; the others are their own chain.
   const followed = kept.filter(({ record }) => record.nextId !== null).map(({ record }) => record.rootId);
   const chains = await chainMembers(env, [...new Set(followed)]);
@@ -118,9 +130,8 @@ export async function listPage(env: Env, q: ListQuery, grouped: boolean) {
     const descendants = after(chain, record.id);
     const last = chain.at(-1);
     // A chain is listed by its first term, with the chain's end and the chain's status.
-    const status = grouped && last ? chainStatus(chain, q.now) : statusOf(record, q.now, queued);
+    const status = last ? chainStatus(chain, q.now) : statusOf(record, q.now, queued);
     const wire = toWire(record, status, descendants);
-    if (!grouped) return wire;
     // A term nothing follows is a chain of its own, shown as any other: one cut short ends then.
     const { endTime, autoRenew } = last ? chainEnding(chain, last) : chainEnding([record], record);
     return { ...wire, end_time: endTime, auto_renew: autoRenew };

@@ -265,7 +265,9 @@ export const subscriptions = sqliteTable(
       t.previousId,
     ),
     index("subscriptions_partner_product").on(t.partnerId, t.product, t.id),
-    index("subscriptions_root").on(t.rootId, t.id),
+    // A chain's terms in its order (start, then id): its last term, or a window of it, is read
+    // without sorting the whole chain.
+    index("subscriptions_root").on(t.rootId, t.startTime, t.id),
     // Only terms that can be due: the cron's scan walks these, never a term that ended nor one
     // renewed or extended (every renewal ever would otherwise be in it, its end in the past).
     index("subscriptions_due").on(t.endTime, t.id).where(sql`ended_at is null and followed = 0`),

@@ -301,6 +301,13 @@ export function termPriceMinor(
 
 export const money = (minor: bigint | string, code: string) => formatMinor(BigInt(minor), currency(code));
 
+/**
+ * The terms after it a row of a plain subscription list names in `descendants`: a page of a long
+ * chain's terms named the rest of the chain in every row, rows times terms (a page of 50 terms of
+ * a 1,500-term chain, 2.9 MB). A single read and a grouped list name them all.
+ */
+export const MAX_LISTED_DESCENDANTS = 100;
+
 export interface SubscriptionWire {
   id: string;
   uuid: string;

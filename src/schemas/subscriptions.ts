@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import { MAX_AMOUNT, MAX_PERIOD_YEARS } from "../domain/period";
 import { MAX_OBJECTS } from "../domain/purchase";
-import { MAX_FILTER_VALUES, STATUS_FILTERS } from "../domain/subscriptions";
+import { MAX_FILTER_VALUES, MAX_LISTED_DESCENDANTS, STATUS_FILTERS } from "../domain/subscriptions";
 import { DEPLOYMENT_STATUSES } from "../domain/webhooks";
 import { CustomerFilter, EndInstant, Integer, StartInstant, Timestamp, Uuid } from "./common";
 import { NOT_A_PARAMETER, Pagination, pageMeta } from "./pagination";
@@ -188,7 +188,12 @@ export const SubscriptionOut = v.object({
     ),
   ),
   remaining: v.pipe(v.nullable(Integer), v.description("What a depletable has left; null for other kinds.")),
-  descendants: v.pipe(v.array(Uuid), v.description("The extensions that follow it in its chain.")),
+  descendants: v.pipe(
+    v.array(Uuid),
+    v.description(
+      `The extensions that follow it in its chain, in the chain's order: every one in a single read and a grouped list, the first ${MAX_LISTED_DESCENDANTS} in a row of the plain list.`,
+    ),
+  ),
   subscribed_object: v.pipe(v.null(), v.description("Always null: no object is bound to a subscription.")),
   run_state: v.pipe(
     v.nullable(v.picklist(["running", "stopped"])),
