@@ -13,7 +13,7 @@ const LAYERS = {
   app: ["objects", "db", "domain"],
   schemas: ["domain", "db"],
   http: ["schemas", "app", "objects", "db", "domain"],
-  queues: ["app", "objects", "db", "domain"],
+  queues: ["schemas", "app", "objects", "db", "domain"],
   cron: ["app", "objects", "db", "domain"],
 };
 

@@ -41,49 +41,6 @@ export const renewalsQueue = (env: Env) => env.RENEWALS as Queue<RenewalsMessage
 
 export type RenewalsMessage = RenewalMessage | MonthCloseMessage | FanOutMessage;
 
-/**
- * The message `body` is, if it is one of the renewals queue's (with an instant wherever one is
- * read); null if no run could ever read it: retried, it would fail the same way.
- */
-export function renewalsMessage(body: unknown): RenewalsMessage | null {
-  if (typeof body !== "object" || body === null) return null;
-  if ("fanOut" in body) return isFanOutWork(body.fanOut) ? { fanOut: body.fanOut } : null;
-  if (!("subscription" in body) || typeof body.subscription !== "string") return null;
-  const subscription = body.subscription;
-  if ("closeMonth" in body)
-    return isInstant(body.closeMonth) ? { subscription, closeMonth: body.closeMonth } : null;
-  return "at" in body && isInstant(body.at) ? { subscription, at: body.at } : null;
-}
-
-const isInstant = (value: unknown): value is string =>
-  typeof value === "string" && !Number.isNaN(Date.parse(value));
-
-const isFanOutWork = (value: unknown): value is FanOut => {
-  if (typeof value !== "object" || value === null || !("kind" in value) || !("after" in value)) return false;
-  const after = value.after;
-  const cursor = (key: string, type: "string" | "number") =>
-    after === null ||
-    (typeof after === "object" &&
-      key in after &&
-      typeof (after as Record<string, unknown>)[key] === type &&
-      "id" in after &&
-      typeof after.id === "string");
-  if (value.kind === "renewals")
-    return (
-      "before" in value &&
-      isInstant(value.before) &&
-      "at" in value &&
-      isInstant(value.at) &&
-      cursor("endTime", "string")
-    );
-  return (
-    value.kind === "monthClose" &&
-    "boundary" in value &&
-    isInstant(value.boundary) &&
-    cursor("runningSince", "number")
-  );
-};
-
 export type RenewalOutcome = "renewed" | "expired" | "failed" | "skipped";
 
 /**

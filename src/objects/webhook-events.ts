@@ -18,16 +18,6 @@ export interface WebhookMessage {
 
 export const webhooksQueue = (env: Env) => env.WEBHOOKS as Queue<WebhookMessage>;
 
-/** The message `body` is, if it names a delivery; null if no run could ever read it. */
-export function webhookMessage(body: unknown): WebhookMessage | null {
-  if (typeof body !== "object" || body === null) return null;
-  if (!("deliveryId" in body) || typeof body.deliveryId !== "string") return null;
-  if (!("due" in body) || body.due === undefined) return { deliveryId: body.deliveryId };
-  return body.due === null || typeof body.due === "string"
-    ? { deliveryId: body.deliveryId, due: body.due }
-    : null;
-}
-
 export interface SubscriptionEvent {
   id: string;
   type: EventType;

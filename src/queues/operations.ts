@@ -3,7 +3,8 @@ import { giveUpOperation, MAX_ATTEMPTS, runOperation } from "../app/operations";
 import { recoverCommission } from "../app/recovery";
 import { logError } from "../domain/log";
 import { backoff } from "../domain/retry";
-import { operationMessage, operationsQueue } from "../objects/operations-queue";
+import { type OperationMessage, operationsQueue } from "../objects/operations-queue";
+import { OperationsQueueMessage } from "../schemas/queue-messages";
 import { readOrAck } from "./readable";
 
 /** The longest wait, in seconds, between two tries of a message that keeps failing. */
@@ -12,13 +13,17 @@ const LONGEST_WAIT = 300;
 /**
  * The operations queue consumer. Each message names an operation, a commission for the
  * recovery sweep to settle, or a vendor's report to carry along its chain; all are idempotent, so a redelivery, or a consumer that died
- * half-way, completes the work exactly once. A message no run can read (`operationMessage`) is
+ * half-way, completes the work exactly once. A message no run can read (`OperationsQueueMessage`) is
  * acked with its line (`readOrAck`): retried or sent again, it would fail the same way, for good.
  */
 export async function consumeOperations(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   await Promise.all(
     batch.messages.map(async (message) => {
-      const body = readOrAck(message, operationMessage, "operation.unreadable");
+      const body: OperationMessage | null = readOrAck(
+        message,
+        OperationsQueueMessage,
+        "operation.unreadable",
+      );
       if (!body) return;
       try {
         if ("recover" in body) await recoverCommission(env, body.recover);

@@ -1,8 +1,9 @@
 import { fanOut } from "../app/fan-out";
-import { isFanOut, type RenewalOutcome, renewalsMessage, renewOrExpire } from "../app/renewals";
+import { isFanOut, type RenewalOutcome, type RenewalsMessage, renewOrExpire } from "../app/renewals";
 import { closeMonthOf, isMonthClose } from "../app/usage";
 import { eachWithin } from "../domain/concurrency";
 import { logError } from "../domain/log";
+import { RenewalsQueueMessage } from "../schemas/queue-messages";
 import { readOrAck } from "./readable";
 
 /**
@@ -17,7 +18,7 @@ export const RENEWALS_AT_ONCE = 16;
 /**
  * The renewals queue consumer: each message renews or expires one subscription, closes a month of
  * one running cloud, or carries on a cron run's paging (`fanOut`), and is acked or retried on its
- * own; one no run can read (`renewalsMessage`) is acked with its line (`readOrAck`). Answers how
+ * own; one no run can read (`RenewalsQueueMessage`) is acked with its line (`readOrAck`). Answers how
  * they went, for the batch's log line (retries are counted there).
  */
 export async function consumeRenewals(
@@ -33,7 +34,7 @@ export async function consumeRenewals(
     fannedOut: 0,
   };
   await eachWithin(batch.messages, RENEWALS_AT_ONCE, async (message) => {
-    const body = readOrAck(message, renewalsMessage, "renewal.unreadable");
+    const body: RenewalsMessage | null = readOrAck(message, RenewalsQueueMessage, "renewal.unreadable");
     if (!body) return;
     try {
       if (isFanOut(body)) {

@@ -1,19 +1,20 @@
 import { attemptDelivery } from "../app/webhooks";
 import { logError } from "../domain/log";
-import { webhookMessage, webhooksQueue } from "../objects/webhook-events";
+import { type WebhookMessage, webhooksQueue } from "../objects/webhook-events";
+import { WebhooksQueueMessage } from "../schemas/queue-messages";
 import { readOrAck } from "./readable";
 
 /**
  * The webhooks queue consumer. Every message is attempted on its own, concurrently, and waits on
  * its own schedule: one slow or failing endpoint never holds up another vendor's deliveries. A
  * wait is a fresh message (src/app/webhooks.ts); a message is retried only when the consumer
- * failed, which `max_retries` bounds. One no run can read (`webhookMessage`) is acked with its
+ * failed, which `max_retries` bounds. One no run can read (`WebhooksQueueMessage`) is acked with its
  * line (`readOrAck`).
  */
 export async function consumeWebhooks(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   await Promise.all(
     batch.messages.map(async (message) => {
-      const body = readOrAck(message, webhookMessage, "webhook.unreadable");
+      const body: WebhookMessage | null = readOrAck(message, WebhooksQueueMessage, "webhook.unreadable");
       if (!body) return;
       try {
         const result = await attemptDelivery(env, body, new Date());
