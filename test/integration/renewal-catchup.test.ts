@@ -1,0 +1,83 @@
+import { createScheduledController } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import worker from "../../src/index";
+import { subscriptionObject } from "../../src/objects/subscription-object";
+import { expectBooksBalance } from "../books";
+import { buyOne, eventually, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
+
+/** Renewals after the cron was down for weeks: the chain is renewed up to the present, each term once. */
+
+const DAY = 86_400_000;
+let year = new Date().getUTCFullYear() + 40;
+const noon = (y: number, month: number, day: number) => new Date(Date.UTC(y, month - 1, day, 12));
+
+async function cron(at: Date) {
+  await worker.scheduled(
+    createScheduledController({ scheduledTime: at.getTime(), cron: "*/5 * * * *" }),
+    env,
+  );
+}
+
+/** The terms of the chain from `id`, by their objects. */
+async function chainOf(id: string) {
+  const terms = [];
+  let next: string | null = id;
+  while (next !== null) {
+    const r = await subscriptionObject(env, next).get();
+    if (!r) break;
+    terms.push(r);
+    next = r.nextId;
+  }
+  return terms;
+}
+
+async function termCharges(t: Tenant) {
+  const rows = await env.DB.prepare(
+    "SELECT kind, subscription_id AS subscription, amount_minor AS amount FROM charges WHERE partner_id = ? AND kind != 'usage'",
+  )
+    .bind(t.partnerId)
+    .all<{ kind: string; subscription: string; amount: number }>();
+  return rows.results;
+}
+
+/** A daily auto-renewing term of 2 cpu, and an instant 14 days past its end (the cron down since). */
+async function fortyDaysBehind() {
+  const t = await tenantWithCatalog(1, 100);
+  const y = year++;
+  const sub = await buyOne(t, {
+    resource: "cpu",
+    amount: 2,
+    start_time: noon(y, 2, 1).toISOString(),
+    period: "1 day",
+    auto_renew: true,
+  });
+  return { t, sub, at: new Date(Date.parse(sub.end_time) + 14 * DAY + 60_000) };
+}
+
+describe("renewals after a long cron outage", () => {
+  it("renews a chain two weeks behind up to the present on the first run, each missed day charged once", async () => {
+    const { t, sub, at } = await fortyDaysBehind();
+    await cron(at);
+    const terms = await eventually(
+      async () => {
+        const chain = await chainOf(sub.id);
+        return Date.parse(chain.at(-1)?.endTime ?? "") > at.getTime() ? chain : undefined;
+      },
+      "the chain renewed up to the present",
+      300,
+    );
+    // 15 daily renewals: no gap, no overlap, the last one running at `at`.
+    expect(terms).toHaveLength(16);
+    for (const [i, term] of terms.entries()) {
+      expect(term.endedAt).toBeNull();
+      if (i > 0) expect(term.startTime).toBe(terms[i - 1]?.endTime);
+    }
+    const charges = await termCharges(t);
+    expect(charges.filter((c) => c.kind === "renewal")).toHaveLength(15);
+    expect(new Set(charges.map((c) => c.subscription)).size).toBe(16);
+    // The chain held its amount throughout, once.
+    expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 2, pending: 0 });
+    await expectBooksBalance(t);
+  }, 60_000);
+});
