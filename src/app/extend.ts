@@ -118,9 +118,7 @@ export async function extend(
         continue;
       }
     }
-    // A renewal continues the chain from its end, even when it runs after it.
-    const from =
-      renewal && last.endTime !== null ? new Date(Math.min(now.getTime(), Date.parse(last.endTime))) : now;
+    const from = continuesFrom(last, now, renewal);
     let planned: PlannedSubscription;
     try {
       planned = made
@@ -190,6 +188,22 @@ export async function extend(
     }
   }
   throw new AppError("conflict", "the chain keeps changing; try again");
+}
+
+/**
+ * The instant an extension of the chain's last term `last` is bought as of (`resolveExtension`
+ * starts it at the later of that and the chain's end). A renewal continues the chain from its end,
+ * even when it runs after it; so does an extension by hand of a chain still renewing (its last
+ * term auto-renewing and not ended, its renewal late: the cron or its queue behind): it holds its
+ * quota all along and its renewals would have billed that time, so an extension from now left the
+ * days between unbilled and stopped the renewals that would have billed them. A chain that has
+ * ended, or that was not renewing, continues from now: no term is bought over before it is bought.
+ */
+export function continuesFrom(last: SubscriptionRecord, now: Date, renewal: boolean): Date {
+  const renewing = renewal || (last.autoRenew && last.endedAt === null);
+  return renewing && last.endTime !== null
+    ? new Date(Math.min(now.getTime(), Date.parse(last.endTime)))
+    : now;
 }
 
 /**

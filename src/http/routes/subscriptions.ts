@@ -1,7 +1,7 @@
 import type * as v from "valibot";
 import { actingPartner, requireCustomers, withCustomers } from "../../app/acting";
 import { productIdsNamed } from "../../app/catalog";
-import { acceptedPrice, plannedAfter } from "../../app/extend";
+import { acceptedPrice, continuesFrom, plannedAfter } from "../../app/extend";
 import { storedObject } from "../../app/perform";
 import { chainAutoRenew, listPage, readSubscription, scopeOf, visibleRecord } from "../../app/reads";
 import { assignIds, plan } from "../../app/subscriptions";
@@ -339,7 +339,7 @@ export const subscriptionRoutes = [
           // Checked before it is accepted (its term, and what it would cost) on the chain's last
           // term only: a term something follows is not what is extended (the chain is walked to
           // its end, which checks it then).
-          if (record.nextId === null) plannedAfter(record, price, body, at);
+          if (record.nextId === null) plannedAfter(record, price, body, continuesFrom(record, at, false));
           return respond(env, request, {
             kind: "extend",
             ...common,
