@@ -47,17 +47,28 @@ function basicPassword(credentials: string): string | null {
   return colon < 0 ? null : decoded.slice(colon + 1);
 }
 
+/**
+ * The one credential of `presented`, or null when there is none or there are several that differ:
+ * a request carrying two (an `X-Api-Key` beside another key's Bearer) does not say whose it is,
+ * and served as either it would act for a principal its sender may not have meant.
+ */
+function oneOf(presented: readonly (string | null | undefined)[]): string | null {
+  const distinct = new Set(presented.filter((token): token is string => !!token));
+  const [only] = distinct;
+  return distinct.size === 1 && only !== undefined ? only : null;
+}
+
 /** Each family reads the header its dialect defines. */
 function presentedToken(request: Request, family: Family): string | null {
   switch (family) {
     case "partner": {
-      const key = single(request.headers.get("x-api-key"));
-      if (key) return key;
       const auth = single(request.headers.get("authorization"));
-      const bearer = auth?.match(/^Bearer\s+(.+)$/i);
-      if (bearer?.[1]) return bearer[1];
-      const basic = auth?.match(/^Basic\s+(.+)$/i);
-      return basic?.[1] ? basicPassword(basic[1]) : null;
+      const basic = auth?.match(/^Basic\s+(.+)$/i)?.[1];
+      return oneOf([
+        single(request.headers.get("x-api-key")),
+        auth?.match(/^Bearer\s+(.+)$/i)?.[1],
+        basic ? basicPassword(basic) : null,
+      ]);
     }
     case "quota":
       return single(request.headers.get("x-auth-token"));

@@ -5,7 +5,16 @@ import { findCustomer, updateCustomer } from "../../src/db/customers";
 import { findProductById, upsertProduct } from "../../src/db/products";
 import worker from "../../src/index";
 import { subscriptionObject } from "../../src/objects/subscription-object";
-import { call, expectOk, type Reply, type Tenant, tenant, tenantWithCatalog, unique } from "../helpers";
+import {
+  basic,
+  call,
+  expectOk,
+  type Reply,
+  type Tenant,
+  tenant,
+  tenantWithCatalog,
+  unique,
+} from "../helpers";
 
 /**
  * The HTTP conventions every family shares: ETag and If-Match, CORS, the request id, HEAD, OPTIONS
@@ -524,6 +533,26 @@ describe("credentials", () => {
       headers: twice("x-api-key", t.partnerKey, t.operator),
     });
     expect(differing.status).toBe(401);
+  });
+
+  it("refuses an X-Api-Key beside a different Bearer or Basic key (401); the same key twice is one", async () => {
+    const t = await tenant({ customers: 1 });
+    const send = (headers: Record<string, string>) => call("GET", "/v1/customers", { headers });
+    const differing = [
+      { "x-api-key": t.partnerKey, authorization: `Bearer ${t.operator}` },
+      { "x-api-key": t.operator, authorization: `Bearer ${t.partnerKey}` },
+      { "x-api-key": t.partnerKey, authorization: basic("me", t.operator).authorization },
+    ];
+    for (const headers of differing) {
+      const r = await send(headers);
+      expect(r.status, JSON.stringify(headers)).toBe(401);
+      expect(r.headers.get("content-type")).toBe("application/problem+json");
+    }
+    const same = [
+      { "x-api-key": t.partnerKey, authorization: `Bearer ${t.partnerKey}` },
+      { "x-api-key": t.partnerKey, authorization: basic("me", t.partnerKey).authorization },
+    ];
+    for (const headers of same) expect((await send(headers)).status, JSON.stringify(headers)).toBe(200);
   });
 });
 
