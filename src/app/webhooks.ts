@@ -10,8 +10,9 @@ import {
   syndicationOf,
   wakeNext,
 } from "../db/webhooks";
-import { logError } from "../domain/log";
+import { logError, logWarning } from "../domain/log";
 import {
+  attemptFailure,
   deferSeconds,
   MAX_DELAY_SECONDS,
   nextAttemptIn,
@@ -40,7 +41,7 @@ import { type WebhookMessage, webhooksQueue } from "../objects/webhook-events";
  */
 
 export const USER_AGENT = "ClouDesire";
-const TIMEOUT_MS = 10_000;
+const TIMEOUT_SECONDS = 10;
 const LOCK_MS = 60_000;
 /** Seconds before a message that found its delivery changing under it looks again. */
 const LOOK_AGAIN_SECONDS = 1;
@@ -210,7 +211,7 @@ async function post(env: Env, delivery: Delivery, now: Date) {
         "webhook-signature": await signatureHeader(secrets, delivery.id, timestamp, delivery.payload),
       },
       body: delivery.payload,
-      signal: AbortSignal.timeout(TIMEOUT_MS),
+      signal: AbortSignal.timeout(TIMEOUT_SECONDS * 1000),
       // A redirect is the endpoint's answer, not 2xx: the event is tried again later. Followed,
       // a 301/302 would turn the POST into a bodiless GET whose 2xx counted as delivered, and a
       // 307 would carry the signed event to whatever host it names.
@@ -219,7 +220,13 @@ async function post(env: Env, delivery: Delivery, now: Date) {
     await response.body?.cancel();
     return done(response.status, null, retryAfterSeconds(response.headers.get("retry-after"), now));
   } catch (error) {
-    return done(null, error instanceof Error ? `${error.name}: ${error.message}` : String(error));
+    // The runtime's own words (its reference, for Cloudflare's support) are the operator's alone.
+    logWarning("webhook.attempt_failed", {
+      deliveryId: delivery.id,
+      product: delivery.product,
+      error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+    });
+    return done(null, attemptFailure(error, TIMEOUT_SECONDS));
   }
 }
 

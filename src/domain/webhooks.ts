@@ -115,6 +115,21 @@ export function retryAfterSeconds(header: string | null, now: Date): number | nu
   return Math.min(MAX_DELAY_SECONDS, Math.max(0, Math.ceil((at - now.getTime()) / 1000)));
 }
 
+/**
+ * What a delivery attempt records of a fetch that threw: a short class its vendor can act on,
+ * never the runtime's message. workerd answers a failed DNS lookup, TLS handshake or connect with
+ * an opaque "internal error; reference = …" and a refused or dropped connection with "Network
+ * connection lost.", so that much is all it can tell apart; the message itself goes to the log.
+ */
+export function attemptFailure(error: unknown, timeoutSeconds: number): string {
+  const name = error instanceof Error ? error.name : "";
+  if (name === "TimeoutError" || name === "AbortError")
+    return `timeout: no answer within ${timeoutSeconds} s`;
+  const message = error instanceof Error ? error.message : String(error);
+  if (/network connection lost/i.test(message)) return "connection lost: refused or closed by the endpoint";
+  return "connection failed: DNS, TLS or connect (the endpoint could not be reached)";
+}
+
 export const DEPLOYMENT_STATUSES = ["PENDING", "DEPLOYED", "UNDEPLOYED", "STOPPED", "FAILED"] as const;
 export type DeploymentStatus = (typeof DEPLOYMENT_STATUSES)[number];
 
