@@ -119,13 +119,13 @@ export async function leave(
  */
 async function registered(env: Env, resource: string, project: ProjectHead): Promise<void> {
   const found = await findResource(env, resource);
-  if (!found) throw notFound(`resource ${resource} is not registered`);
+  if (!found) throw notFound("resource is not registered");
   if (project.base) return;
   if (!found.allowInProjects || found.service === STRATUS_SERVICE) {
     const message = found.allowInProjects
       ? `is one of stratus's own resources, held on customers, not projects`
       : "is not allowed in projects (allow_in_projects is false)";
-    throw badRequest(`resource ${resource} ${message}`, [{ point: "/resource", message }]);
+    throw badRequest(`resource ${message}`, [{ point: "/resource", message }]);
   }
 }
 

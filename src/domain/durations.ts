@@ -92,7 +92,7 @@ function periodOf(text: string): { ok: true; period: Period } | { ok: false; err
       error: {
         code: "period_too_long",
         fields: ["period"],
-        message: `The period '${text}' is too long: a term lasts at most ${MAX_PERIOD_YEARS} years, and at most ${MAX_AMOUNT} of any one unit.`,
+        message: `The period is too long: a term lasts at most ${MAX_PERIOD_YEARS} years, and at most ${MAX_AMOUNT} of any one unit.`,
       },
     };
   }
@@ -101,7 +101,7 @@ function periodOf(text: string): { ok: true; period: Period } | { ok: false; err
     error: {
       code: "invalid_period",
       fields: ["period"],
-      message: `Cannot understand the period '${text}'; use e.g. '2 months 1 week'.`,
+      message: "Cannot understand the period; use e.g. '2 months 1 week'.",
     },
   };
 }

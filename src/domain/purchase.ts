@@ -72,7 +72,7 @@ export function planPurchase<C extends string | null>(
     const at = `/objects/${index}`;
     const product = findProduct(catalog, object.resource);
     if (!product) {
-      errors.push({ point: `${at}/resource`, message: `unknown resource "${object.resource}"` });
+      errors.push({ point: `${at}/resource`, message: "is no product of the catalog" });
       return;
     }
     currency ??= product.currency;

@@ -1,10 +1,11 @@
 import * as v from "valibot";
 import type { Principal } from "../db/credentials";
 import type { Role } from "../db/schema";
-import { AppError, badRequest, describeFieldErrors, type ErrorKind, type FieldError } from "../domain/errors";
+import { AppError, badRequest, describeFieldErrors, type ErrorKind } from "../domain/errors";
 import { admit, type Family, stillAdmitted } from "./auth";
 import type { Exchange } from "./exchange";
 import { withIdempotency } from "./idempotency";
+import { fieldErrors } from "./issues";
 import { reportingFailure } from "./pagination";
 import { type AnyReply, type Reply, type Responses, render, type Schema } from "./reply";
 import type { Tag } from "./tags";
@@ -91,25 +92,6 @@ const MAX_BODY_BYTES = 1 << 20;
  * and an operation that a retry must find again.
  */
 export const KEYED_METHODS: ReadonlySet<Method> = new Set(["POST", "PUT", "PATCH", "DELETE"]);
-
-/**
- * A member an object requires and the input lacks. An object's own message (a strict object's
- * "not a member of …", for the members it does not take) would say the opposite of what is wrong,
- * and valibot's default names the key in the schema's terms.
- */
-const missingMember = (issue: v.BaseIssue<unknown>) =>
-  (issue.type === "object" || issue.type === "strict_object") &&
-  issue.received === "undefined" &&
-  issue.expected !== "never";
-
-/** Turns valibot issues into field errors with JSON Pointers into the request part they came from. */
-export function fieldErrors(issues: readonly v.BaseIssue<unknown>[], root: string): FieldError[] {
-  return issues.map((issue) => {
-    const keys = issue.path?.map((item) => String(item.key)) ?? [];
-    const point = root + keys.map((k) => `/${k.replaceAll("~", "~0").replaceAll("/", "~1")}`).join("");
-    return { point, message: missingMember(issue) ? "is required" : issue.message };
-  });
-}
 
 export function parseWith<S extends Schema>(
   schema: S,

@@ -201,7 +201,9 @@ describe("buying", () => {
       body: { objects: [{ customer: t.customers[0], resource: "nope", amount: 1, period: "1 day" }] },
     });
     expect(bad.status).toBe(400);
-    expect(bad.body.errors).toEqual([{ point: "/objects/0/resource", message: 'unknown resource "nope"' }]);
+    expect(bad.body.errors).toEqual([
+      { point: "/objects/0/resource", message: "is no product of the catalog" },
+    ]);
   });
 });
 

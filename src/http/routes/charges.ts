@@ -116,7 +116,7 @@ export const chargeRoutes = [
     async handle({ env, principal, params, query }) {
       const month = parseMonth(params.month);
       if (!month) {
-        throw badRequest(`month "${params.month}" is not YYYY-MM`, [
+        throw badRequest("month is not YYYY-MM", [
           { point: "/month", message: "must be a month as YYYY-MM, 01 to 12" },
         ]);
       }

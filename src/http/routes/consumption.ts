@@ -107,7 +107,9 @@ export const consumptionRoutes = [
       const customer = await visibleCustomer(env, principal, params.id);
       const product = findProduct(await catalogKnowing(env, [body.resource]), body.resource);
       if (!product)
-        throw badRequest(`unknown resource "${body.resource}"`, [{ point: "/resource", message: "unknown" }]);
+        throw badRequest("resource is no product of the catalog", [
+          { point: "/resource", message: "is no product of the catalog" },
+        ]);
       // Only a depletable is used up by what is consumed: any other would answer as drained, untouched.
       // A product the operator has made another kind since still drains the depletables bought of
       // it: each subscription keeps the kind it was bought as, and its traffic was paid for.

@@ -214,12 +214,10 @@ export const customerRoutes = [
       const source = baseSourceOf(c.id, body.source);
       if (source === null) {
         const message = `a customer's limit is on its base project (\`system\`); a project member's is set with PUT /v1/projects/{id}/members/{customer}/quotas`;
-        throw badRequest(`source ${body.source} is not customer ${c.id}'s base project`, [
-          { point: "/source", message },
-        ]);
+        throw badRequest(`source is not customer ${c.id}'s base project`, [{ point: "/source", message }]);
       }
       if (!(await findResource(env, body.resource))) {
-        throw notFound(`resource ${body.resource} is not registered`);
+        throw notFound("resource is not registered");
       }
       const h = await ledgerOf(env, c.id).setLimit(source, body.resource, body.limit);
       return { status: 200, body: { holder: c.id, ...h } };

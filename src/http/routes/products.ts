@@ -96,12 +96,12 @@ export const productRoutes = [
     },
     async handle({ env, request, params, body }) {
       if (body.id !== undefined && body.id !== params.id) {
-        throw badRequest(`id ${body.id} is not the product's id in the path, ${params.id}`, [
+        throw badRequest(`id is not the product's id in the path, ${params.id}`, [
           { point: "/id", message: "must be the id in the path, or left out" },
         ]);
       }
       if (!isKnownCurrency(body.currency)) {
-        throw badRequest(`currency ${body.currency} is not an ISO 4217 currency`, [
+        throw badRequest("currency is not an ISO 4217 currency", [
           { point: "/currency", message: "must be an ISO 4217 currency code" },
         ]);
       }
@@ -118,14 +118,14 @@ export const productRoutes = [
       if (clash) throw new AppError("conflict", clash);
       const resource = await findResource(env, body.quota_resource);
       if (!resource) {
-        throw badRequest(`quota resource ${body.quota_resource} is not registered`, [
+        throw badRequest("quota_resource is not registered", [
           { point: "/quota_resource", message: "is not a registered resource (PUT /v1/resources/{name})" },
         ]);
       }
       // A resource of a partner's service could be moved by that service's commissions under the
       // subscriptions that hold it: products hold quota only on stratus's own.
       if (resource.service !== STRATUS_SERVICE) {
-        throw badRequest(`quota resource ${body.quota_resource} belongs to service ${resource.service}`, [
+        throw badRequest(`quota_resource belongs to service ${resource.service}`, [
           { point: "/quota_resource", message: `must be a resource of service "${STRATUS_SERVICE}"` },
         ]);
       }
@@ -149,9 +149,7 @@ export const productRoutes = [
         ]);
       }
       if (body.vendor && !(await findVendor(env, body.vendor))) {
-        throw badRequest(`vendor ${body.vendor} does not exist`, [
-          { point: "/vendor", message: "no such vendor" },
-        ]);
+        throw badRequest("vendor does not exist", [{ point: "/vendor", message: "no such vendor" }]);
       }
       const condition = await productVersionMatched(env, request, params.id);
       // A vendor reads the orders and buyers of its products' subscriptions: the vendor they were
