@@ -991,7 +991,7 @@ export interface paths {
         put?: never;
         /**
          * Rotate a syndicated product's signing secret
-         * @description The operator, or the product's vendor. The new secret is shown once. For 24 hours deliveries carry signatures with both the new and the previous secret.
+         * @description The operator, or the product's vendor. The new secret is shown once. Each secret a rotation replaces signs beside the new one for 24 hours, however many rotations follow within them; while 4 replaced secrets still sign, another rotation answers 409 saying when the oldest stops.
          */
         post: operations["postV1ProductsIdSigningSecret"];
         delete?: never;
@@ -6767,7 +6767,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             405: components["responses"]["MethodNotAllowed"];
-            /** @description The product is not delivered by syndication */
+            /** @description The product is not delivered by syndication; or 4 secrets replaced in the last 24 hours still sign */
             409: components["responses"]["Conflict"];
             413: components["responses"]["ContentTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];

@@ -17,6 +17,7 @@ import {
   MAX_DELAY_SECONDS,
   nextAttemptIn,
   retryAfterSeconds,
+  secretsInGrace,
   signatureHeader,
   webhookRetentionMs,
 } from "../domain/webhooks";
@@ -190,14 +191,14 @@ async function post(env: Env, delivery: Delivery, now: Date) {
   const target = await syndicationOf(env, delivery.product);
   if (!target?.endpoint || !target.signingSecret)
     return done(null, "the product has no syndication endpoint");
-  const secrets = [target.signingSecret];
-  if (
-    target.previousSecret &&
-    target.previousSecretExpiresAt &&
-    target.previousSecretExpiresAt > now.toISOString()
-  ) {
-    secrets.push(target.previousSecret);
-  }
+  const previous =
+    target.previousSecret && target.previousSecretExpiresAt
+      ? { secret: target.previousSecret, expiresAt: target.previousSecretExpiresAt }
+      : null;
+  const secrets = [
+    target.signingSecret,
+    ...secretsInGrace(previous, target.olderSecrets, now.toISOString()).map((g) => g.secret),
+  ];
   const timestamp = Math.floor(now.getTime() / 1000);
   try {
     const response = await fetch(target.endpoint, {

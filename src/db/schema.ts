@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { DELIVERY_MODES, PRODUCT_KINDS } from "../domain/catalog";
 import type { TermChargeKind } from "../domain/charges";
+import type { GraceSecret } from "../domain/webhooks";
 
 export const createdAt = () =>
   text("created_at").notNull().default(sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`);
@@ -144,6 +145,11 @@ export const products = sqliteTable("products", {
   /** The secret before the last rotation: deliveries carry both signatures until it expires. */
   previousSecret: text("previous_secret"),
   previousSecretExpiresAt: text("previous_secret_expires_at"),
+  /**
+   * The secrets rotations replaced before the previous one, each with the end of its own 24 h:
+   * a second rotation within a day keeps signing with them too, not only with the one it replaced.
+   */
+  olderSecrets: text("older_secrets", { mode: "json" }).notNull().$type<GraceSecret[]>().default(sql`'[]'`),
   /** Grows with every update of what `GET /v1/products/{id}` shows (If-Match, as for customers). */
   version: integer("version").notNull().default(1),
   createdAt: createdAt(),

@@ -1,4 +1,6 @@
 import { and, eq, sql } from "drizzle-orm";
+import { AppError } from "../domain/errors";
+import { olderAfterRotation, secretsInGrace } from "../domain/webhooks";
 import { database } from "./client";
 import { products, vendors } from "./schema";
 
@@ -39,37 +41,86 @@ export async function setSyndication(
   return row !== undefined;
 }
 
+/** What a rotation did: the previous secret's expiry (null when there was none), or why it did not. */
+export type Rotation =
+  | { previousSecretExpiresAt: string | null }
+  /** `MAX_GRACE_SECRETS` replaced secrets still sign: the oldest of them stops at `until`. */
+  | { crowded: true; until: string };
+
+/** Rotations that lose a race for the row read it again, this many times in all. */
+const ROTATION_TRIES = 5;
+
 /**
  * Gives product `productId` the signing secret `secret`; the one it replaces, whatever it is by
- * then (read in the same statement: a new vendor's, should the product have changed vendor since
- * the caller read it), signs beside it until `expiresAt`. The previous secret's expiry, or null
- * when there was none; undefined when the product is not there (or no longer `ofVendor`'s).
+ * then (a new vendor's, should the product have changed vendor since the caller read it), signs
+ * beside it until `expiresAt`, and so does every older one still in its own grace (`now`). The
+ * row is written only as it was read (the secret and the previous one's expiry), read again when
+ * another write came first. Undefined when the product is not there (or no longer `ofVendor`'s).
  */
 export async function rotateSigningSecret(
   env: Env,
   productId: string,
   secret: string,
   expiresAt: string,
+  now: string,
   ofVendor?: string,
   /**
    * `expiresAt` is an earlier attempt's of the same rotation (a keyed retry): if that attempt
    * rotated already (the previous secret expires then), only the new secret is replaced, and the
-   * previous one stays the one from before it, which the vendor has, not the one it never saw.
+   * previous ones stay those from before it, which the vendor has, not the one it never saw.
    */
   again = false,
-): Promise<{ previousSecretExpiresAt: string | null } | undefined> {
+): Promise<Rotation | undefined> {
   const mine = ofVendor === undefined ? undefined : eq(products.vendorId, ofVendor);
-  const rotated = again
-    ? sql`${products.previousSecretExpiresAt} IS NOT NULL AND ${products.previousSecretExpiresAt} = ${expiresAt}`
-    : sql`0`;
-  return database(env)
-    .update(products)
-    .set({
-      signingSecret: secret,
-      previousSecret: sql`CASE WHEN ${rotated} THEN ${products.previousSecret} ELSE ${products.signingSecret} END`,
-      previousSecretExpiresAt: sql`CASE WHEN ${rotated} THEN ${products.previousSecretExpiresAt} WHEN ${products.signingSecret} IS NULL THEN NULL ELSE ${expiresAt} END`,
-    })
-    .where(and(eq(products.id, productId), mine))
-    .returning({ previousSecretExpiresAt: products.previousSecretExpiresAt })
-    .get();
+  for (let tries = 0; tries < ROTATION_TRIES; tries++) {
+    const row = await database(env)
+      .select({
+        signingSecret: products.signingSecret,
+        previousSecret: products.previousSecret,
+        previousSecretExpiresAt: products.previousSecretExpiresAt,
+        olderSecrets: products.olderSecrets,
+      })
+      .from(products)
+      .where(and(eq(products.id, productId), mine))
+      .get();
+    if (!row) return undefined;
+    const previous =
+      row.previousSecret && row.previousSecretExpiresAt
+        ? { secret: row.previousSecret, expiresAt: row.previousSecretExpiresAt }
+        : null;
+    const rotated = again && row.previousSecretExpiresAt === expiresAt;
+    const older = rotated ? row.olderSecrets : olderAfterRotation(previous, row.olderSecrets, now);
+    if (older === null) {
+      const until = secretsInGrace(previous, row.olderSecrets, now)
+        .map((g) => g.expiresAt)
+        .sort()[0];
+      return { crowded: true, until: until ?? now };
+    }
+    const changes = rotated
+      ? { signingSecret: secret }
+      : {
+          signingSecret: secret,
+          previousSecret: row.signingSecret,
+          previousSecretExpiresAt: row.signingSecret === null ? null : expiresAt,
+          olderSecrets: older,
+        };
+    const written = await database(env)
+      .update(products)
+      .set(changes)
+      .where(
+        and(
+          eq(products.id, productId),
+          mine,
+          sql`${products.signingSecret} IS ${row.signingSecret}`,
+          sql`${products.previousSecretExpiresAt} IS ${row.previousSecretExpiresAt}`,
+        ),
+      )
+      .returning({ previousSecretExpiresAt: products.previousSecretExpiresAt })
+      .get();
+    if (written) return written;
+  }
+  throw new AppError(
+    "unavailable",
+    `product ${productId}'s signing secret is being rotated by another request`,
+  );
 }

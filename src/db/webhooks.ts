@@ -258,6 +258,7 @@ export async function syndicationOf(env: Env, productId: string) {
       signingSecret: products.signingSecret,
       previousSecret: products.previousSecret,
       previousSecretExpiresAt: products.previousSecretExpiresAt,
+      olderSecrets: products.olderSecrets,
     })
     .from(products)
     .where(eq(products.id, productId))

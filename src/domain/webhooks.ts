@@ -115,6 +115,45 @@ export function retryAfterSeconds(header: string | null, now: Date): number | nu
   return Math.min(MAX_DELAY_SECONDS, Math.max(0, Math.ceil((at - now.getTime()) / 1000)));
 }
 
+/** A signing secret a rotation replaced, which signs beside the current one until `expiresAt`. */
+export interface GraceSecret {
+  secret: string;
+  expiresAt: string;
+}
+
+/**
+ * At most this many replaced secrets sign beside the current one: each is a signature more on every
+ * delivery, so a rotation past it is refused until the oldest one's day is over.
+ */
+export const MAX_GRACE_SECRETS = 4;
+
+/**
+ * The secrets that sign beside the current one at `now`: the one the last rotation replaced and
+ * the older ones, each until its own expiry (a receiver may still verify with any of them).
+ */
+export function secretsInGrace(
+  previous: GraceSecret | null,
+  older: readonly GraceSecret[],
+  now: string,
+): GraceSecret[] {
+  return [...(previous ? [previous] : []), ...older].filter((g) => g.expiresAt > now);
+}
+
+/**
+ * What a rotation at `now` keeps of the secrets before it, beside the one it replaces: every one
+ * still in its grace (a second rotation within a day does not stop the secret from before the
+ * first, which a receiver that has installed neither new one still verifies with). Null when that
+ * would be more than `MAX_GRACE_SECRETS` with the one replaced.
+ */
+export function olderAfterRotation(
+  previous: GraceSecret | null,
+  older: readonly GraceSecret[],
+  now: string,
+): GraceSecret[] | null {
+  const kept = secretsInGrace(previous, older, now);
+  return kept.length + 1 > MAX_GRACE_SECRETS ? null : kept;
+}
+
 /**
  * What a delivery attempt records of a fetch that threw: a short class its vendor can act on,
  * never the runtime's message. workerd answers a failed DNS lookup, TLS handshake or connect with

@@ -9,9 +9,12 @@ import {
   deferSeconds,
   eventOf,
   MAX_DELAY_SECONDS,
+  MAX_GRACE_SECRETS,
   nextAttemptIn,
+  olderAfterRotation,
   RETRY_SCHEDULE,
   retryDelay,
+  secretsInGrace,
   undeployedWithChain,
   webhookRetentionMs,
 } from "../../src/domain/webhooks";
@@ -217,5 +220,28 @@ describe("deployment statuses along a chain", () => {
     expect(undeployedWithChain("UNDEPLOYED", {}, false, true)).toBe(true);
     expect(undeployedWithChain("DEPLOYED", {}, false, true)).toBe(false);
     expect(undeployedWithChain("UNDEPLOYED", { deploymentStatus: "UNDEPLOYED" }, false, true)).toBe(false);
+  });
+});
+
+describe("secrets in grace after rotations", () => {
+  const at = (hour: number) => `2026-12-05T${String(hour).padStart(2, "0")}:00:00.000Z`;
+  const grace = (secret: string, hour: number) => ({ secret, expiresAt: at(hour) });
+
+  it("keeps each replaced secret until its own expiry, newest first", () => {
+    expect(secretsInGrace(grace("b", 12), [grace("a", 10), grace("z", 8)], at(9))).toEqual([
+      grace("b", 12),
+      grace("a", 10),
+    ]);
+    expect(secretsInGrace(null, [], at(9))).toEqual([]);
+  });
+
+  it("a rotation keeps every secret still in grace, and none past the bound", () => {
+    expect(olderAfterRotation(grace("b", 12), [grace("a", 10)], at(9))).toEqual([
+      grace("b", 12),
+      grace("a", 10),
+    ]);
+    const full = Array.from({ length: MAX_GRACE_SECRETS - 1 }, (_, i) => grace(`s${i}`, 20));
+    expect(olderAfterRotation(grace("p", 20), full, at(9))).toBeNull();
+    expect(olderAfterRotation(grace("p", 20), full, at(21))).toEqual([]);
   });
 });

@@ -192,7 +192,7 @@ export const productRoutes = [
               // Left out, the column is not written: an endpoint set meanwhile stays.
               ...(keepsEndpoint ? {} : { endpoint: body.endpoint ?? null }),
               ...(secret ? { signingSecret: secret } : {}),
-              ...(newVendor ? { previousSecret: null, previousSecretExpiresAt: null } : {}),
+              ...(newVendor ? { previousSecret: null, previousSecretExpiresAt: null, olderSecrets: [] } : {}),
             }
           : {},
         // What it keeps (its endpoint, its secret) is the vendor's it was read with: written only

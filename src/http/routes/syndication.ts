@@ -12,7 +12,7 @@ import {
   syndicationOf,
 } from "../../db/webhooks";
 import { AppError, notFound } from "../../domain/errors";
-import { newSigningSecret } from "../../domain/webhooks";
+import { MAX_GRACE_SECRETS, newSigningSecret } from "../../domain/webhooks";
 import { IdParams, IssuedCredentialOut, KeyRequest } from "../../schemas/common";
 import { ProductParams } from "../../schemas/products";
 import {
@@ -179,13 +179,14 @@ export const syndicationRoutes = [
     path: "/v1/products/{id}/signing-secret",
     secret: true,
     summary: "Rotate a syndicated product's signing secret",
-    description:
-      "The operator, or the product's vendor. The new secret is shown once. For 24 hours deliveries carry signatures with both the new and the previous secret.",
+    description: `The operator, or the product's vendor. The new secret is shown once. Each secret a rotation replaces signs beside the new one for 24 hours, however many rotations follow within them; while ${MAX_GRACE_SECRETS} replaced secrets still sign, another rotation answers 409 saying when the oldest stops.`,
     tag,
     auth: ["operator", "vendor"],
     params: ProductParams,
     responses: { 200: { description: "The new secret", schema: SecretOut, example: examples.secret } },
-    errors: { conflict: "The product is not delivered by syndication" },
+    errors: {
+      conflict: `The product is not delivered by syndication; or ${MAX_GRACE_SECRETS} secrets replaced in the last 24 hours still sign`,
+    },
     async handle({ env, request, principal, params }) {
       await manageable(env, principal, params.id);
       const secret = newSigningSecret();
@@ -200,10 +201,17 @@ export const syndicationRoutes = [
         params.id,
         secret,
         expires,
+        new Date().toISOString(),
         vendorGuard(principal),
         recalled,
       );
       if (!set) throw notFound(`product ${params.id} does not exist`);
+      if ("crowded" in set) {
+        throw new AppError(
+          "conflict",
+          `${MAX_GRACE_SECRETS} secrets replaced in the last 24 hours still sign every delivery; the oldest stops at ${set.until}: rotate after that`,
+        );
+      }
       return {
         status: 200,
         body: {

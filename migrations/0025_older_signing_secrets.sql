@@ -1,0 +1,1 @@
+ALTER TABLE `products` ADD `older_secrets` text DEFAULT '[]' NOT NULL;
