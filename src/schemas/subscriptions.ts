@@ -39,7 +39,7 @@ const nullIsAbsent = <S extends v.GenericSchema>(schema: S) =>
     v.transform((value) => value ?? undefined),
   );
 
-export const PurchaseObject = v.object({
+const purchaseEntries = {
   customer: nullIsAbsent(
     v.pipe(
       Uuid,
@@ -55,7 +55,51 @@ export const PurchaseObject = v.object({
   period: nullIsAbsent(Period),
   // Declared with its default, so the document and get_schema() state what a purchase gets.
   auto_renew: v.optional(v.boolean("must be a boolean"), false),
-});
+};
+
+/**
+ * Members a purchase object may carry without their being read: CloudSigma's read-only ones (a
+ * client written for its servers, or one sending a subscription back as it read it, sends them)
+ * and what `SubscriptionOut` answers. Read lazily, as that schema is declared below.
+ */
+const notReadOnPurchase = (): ReadonlySet<string> =>
+  new Set([
+    ...Object.keys(SubscriptionOut.entries),
+    "discount_amount",
+    "discount_percent",
+    "last_notification",
+    "resource_uri",
+  ]);
+
+const PURCHASE_MEMBERS = Object.keys(purchaseEntries);
+
+/**
+ * Any other member answers 400 naming it: a misspelt `auto_renw` or `start_tme` was dropped, and
+ * the subscription bought without renewal, or from now instead of the day asked for, and charged.
+ */
+export const PurchaseObject = v.pipe(
+  v.looseObject(purchaseEntries),
+  v.rawCheck(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    const tolerated = notReadOnPurchase();
+    for (const [key, value] of Object.entries(dataset.value)) {
+      if (key in purchaseEntries || tolerated.has(key)) continue;
+      addIssue({
+        message: `not a member of a purchase: ${PURCHASE_MEMBERS.join(", ")} are (and what a subscription answers, not read)`,
+        path: [{ type: "object", origin: "key", input: dataset.value, key, value }],
+      });
+    }
+  }),
+  v.transform(({ customer, resource, amount, start_time, end_time, period, auto_renew }) => ({
+    customer,
+    resource,
+    amount,
+    start_time,
+    end_time,
+    period,
+    auto_renew,
+  })),
+);
 
 export const PurchaseRequest = v.object({
   objects: v.pipe(
