@@ -53,9 +53,13 @@ function basicPassword(credentials: string): string | null {
  * and served as either it would act for a principal its sender may not have meant.
  */
 function oneOf(presented: readonly (string | null | undefined)[]): string | null {
-  const distinct = new Set(presented.filter((token): token is string => !!token));
-  const [only] = distinct;
-  return distinct.size === 1 && only !== undefined ? only : null;
+  let only: string | null = null;
+  for (const token of presented) {
+    if (!token) continue;
+    if (only !== null && token !== only) return null;
+    only = token;
+  }
+  return only;
 }
 
 /** Each family reads the header its dialect defines. */
