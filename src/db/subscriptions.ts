@@ -276,49 +276,6 @@ export async function chainMembers(
   return chains;
 }
 
-/** A window of a chain: up to `limit` of its terms after the term `from`. */
-export interface ChainWindow {
-  rootId: string;
-  from: { startTime: string; id: string };
-  limit: number;
-}
-
-/** What one window binds: root, start twice, id, limit. */
-const WINDOW_PARAMETERS = 5;
-
-/**
- * The ids of each window's terms, in `chainMembers`' order: the windows of a chunk in one statement,
- * each read through `subscriptions_root` (root, start, id) without the rest of its chain.
- */
-export async function chainWindows(env: Env, windows: readonly ChainWindow[]): Promise<string[][]> {
-  const chunks: ChainWindow[][] = [];
-  const per = Math.floor(D1_MAX_PARAMETERS / WINDOW_PARAMETERS);
-  for (let i = 0; i < windows.length; i += per) chunks.push(windows.slice(i, i + per));
-  const answers = await Promise.all(
-    chunks.map(async (chunk) => {
-      const params: unknown[] = [];
-      const selects = chunk.map((w, n) => {
-        params.push(w.rootId, w.from.startTime, w.from.startTime, w.from.id, w.limit);
-        const at = n * WINDOW_PARAMETERS;
-        return `SELECT * FROM (SELECT ${n} AS w, id, start_time FROM subscriptions
-          WHERE root_id = ?${at + 1} AND (start_time > ?${at + 2} OR (start_time = ?${at + 3} AND id > ?${at + 4}))
-            AND coalesce(json_extract(body, '$.endReason'), '') != 'failed'
-          ORDER BY start_time, id LIMIT ?${at + 5})`;
-      });
-      const rows = await env.DB.prepare(selects.join(" UNION ALL "))
-        .bind(...params)
-        .raw<[number, string, string]>();
-      const terms: Array<Array<[string, string]>> = chunk.map(() => []);
-      for (const [w, id, startTime] of rows) terms[w]?.push([startTime, id]);
-      // A union's rows come in no promised order: each window's are put in the chain's.
-      return terms.map((t) =>
-        t.sort(([a, x], [b, y]) => (a === b ? (x < y ? -1 : 1) : a < b ? -1 : 1)).map(([, id]) => id),
-      );
-    }),
-  );
-  return answers.flat();
-}
-
 /**
  * The last term of chain `rootId` as the read model has it (in `chainMembers`' order), or null:
  * one statement, where walking the chain's objects from its first term is a call per term.
