@@ -36,9 +36,16 @@ export function retryAfterSeconds(createdAt: string, now: number): string {
 type Kind = OperationPayload["kind"];
 type PayloadOf<K extends Kind> = Extract<OperationPayload, { kind: K }>;
 
+/**
+ * Whether `Prefer` names `respond-async` (RFC 7240 §2): among its comma-separated preferences, a
+ * name before any `=` value or `;` parameters, in any case. A value (`respond-async=""`) does not
+ * change it: the preference takes none, and an empty one is no value at all.
+ */
 export function prefersAsync(request: Request): boolean {
   const prefer = request.headers.get("prefer") ?? "";
-  return prefer.split(/[,;]/).some((token) => token.trim().toLowerCase() === "respond-async");
+  return prefer
+    .split(",")
+    .some((preference) => preference.split(/[;=]/, 1)[0]?.trim().toLowerCase() === "respond-async");
 }
 
 export const operationLocation = (opRef: string) => `/v1/operations/${opRef}`;

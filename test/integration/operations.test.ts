@@ -104,6 +104,21 @@ describe("accepting and polling", () => {
     expect(updated.headers.get("location")).toBe(`/v1/subscriptions/${id}/`);
   });
 
+  it("reads Prefer as RFC 7240 does: an empty value is none, a parameter is not a preference", async () => {
+    const t = await setup();
+    const buy = (prefer: string) =>
+      call("POST", "/v1/subscriptions/", {
+        token: t.partnerKey,
+        headers: { prefer },
+        body: { objects: [{ customer: t.customers[0], resource: "mem", amount: 1, period: "1 day" }] },
+      });
+    for (const prefer of ['respond-async=""', "RESPOND-ASYNC; wait=10", "wait=10, respond-async"]) {
+      expect((await buy(prefer)).status, prefer).toBe(202);
+    }
+    // `respond-async` here is a parameter of `return`, which stratus does not take.
+    expect((await buy("return=minimal; respond-async")).status).toBe(201);
+  });
+
   it("runs PATCH amount, actions and cancel asynchronously, each with a final 200", async () => {
     const t = await setup();
     const sub = (
