@@ -1,4 +1,4 @@
-import { releaseDueClaim } from "../db/due-terms";
+import { releaseDueClaim, renewalStopWaits } from "../db/due-terms";
 import { isFinalAnswer } from "../domain/errors";
 import { fault } from "../domain/faults";
 import { subscriptionIdBeside, uuidv7 } from "../domain/ids";
@@ -12,10 +12,14 @@ import { purchaseAskedInIssue, purchaseOpen } from "./recovery";
 import { PurchaseGivenUp, unwrap } from "./subscriptions";
 import type { MonthCloseMessage } from "./usage";
 
-/** One due subscription to renew or expire; `at` is the cron run's time. */
+/**
+ * One due subscription to renew or expire; `at` is the cron run's time. `catchUp`: sent by the
+ * renewal before it (`catchUp`), not by a run that claimed the term.
+ */
 export interface RenewalMessage {
   subscription: string;
   at: string;
+  catchUp?: true;
 }
 
 /**
@@ -47,9 +51,17 @@ export type RenewalOutcome = "renewed" | "expired" | "failed" | "skipped";
  * Renews a due subscription (auto_renew on) by extending its chain exactly as `?do=extend` would,
  * or expires it once its term is over, releasing its quota. A renewal that cannot be bought
  * (quota, a product gone) expires it and records why. Idempotent: a subscription already
- * renewed, extended by hand, cancelled or expired is left alone.
+ * renewed, extended by hand, cancelled or expired is left alone. A catch-up renewal (`catchUp`)
+ * took no term up: a cancel or an auto_renew off queued for its chain meanwhile decides first, as
+ * the run's claim has it decide, and the term is left to the first run after that change.
  */
-export async function renewOrExpire(env: Env, id: string, at: Date): Promise<RenewalOutcome> {
+export async function renewOrExpire(
+  env: Env,
+  id: string,
+  at: Date,
+  catchUp = false,
+): Promise<RenewalOutcome> {
+  if (catchUp && (await renewalStopWaits(env, id))) return "skipped";
   const outcome = await settleDue(env, id, at);
   // Left as it was (its purchase open, its renewal refused before the term is over, or settled
   // already): the next run looks at it again, as it would have before this run claimed it.
@@ -121,10 +133,12 @@ async function settleDue(env: Env, id: string, at: Date, again = false): Promise
  * a chain renewed daily and 40 days behind took 41 runs (3.5 hours) to be current, reading expired
  * meanwhile, and a hand extension in that time started from now, leaving the days between
  * unbilled while the chain held its quota. One renewal a message, as every other: a backlog
- * costs each invocation what a night's renewals do. A renewal on time sends nothing.
+ * costs each invocation what a night's renewals do. A renewal on time sends nothing. Unclaimed,
+ * the message asks for a queued change stopping the chain when it runs (`renewOrExpire`): sent
+ * without it, the chain renewed up to the present after the partner had stopped it.
  */
 async function catchUp(env: Env, renewed: SubscriptionRecord, at: Date): Promise<void> {
   if (renewed.endedAt !== null || renewed.endTime === null || Date.parse(renewed.endTime) > at.getTime())
     return;
-  await renewalsQueue(env).send({ subscription: renewed.id, at: at.toISOString() });
+  await renewalsQueue(env).send({ subscription: renewed.id, at: at.toISOString(), catchUp: true });
 }

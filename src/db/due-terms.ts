@@ -116,6 +116,20 @@ function duePage(
 }
 
 /**
+ * Whether a change of the partner's that would stop term `id`'s renewal waits in the operations
+ * queue (`renewalStopQueued`), as the claim asks it of the terms it pages. A renewal sent without a
+ * claim (a catch-up, `catchUp`) asks it when it runs: it took no term up.
+ */
+export async function renewalStopWaits(env: Env, id: string): Promise<boolean> {
+  const row = await database(env)
+    .select({ id: s.id })
+    .from(s)
+    .where(and(eq(s.id, id), sql.raw(renewalStopQueued("subscriptions"))))
+    .get();
+  return row !== undefined;
+}
+
+/**
  * Takes back the claim of terms whose messages were not sent, or whose renewal left the term as
  * it was (a purchase still open, a renewal refused before the term is over): the next run
  * enqueues them again, as it would have without the claim.

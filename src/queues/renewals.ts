@@ -42,7 +42,7 @@ export async function consumeRenewals(
       } else if (isMonthClose(body)) {
         counts[(await closeMonthOf(env, body)) === "closed" ? "monthsClosed" : "skipped"]++;
       } else {
-        counts[await renewOrExpire(env, body.subscription, new Date(body.at))]++;
+        counts[await renewOrExpire(env, body.subscription, new Date(body.at), body.catchUp === true)]++;
       }
       message.ack();
     } catch (error) {

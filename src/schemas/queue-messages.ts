@@ -44,7 +44,7 @@ export const RenewalsQueueMessage = v.union([
     ]),
   }),
   v.object({ subscription: v.string(), closeMonth: Instant }),
-  v.object({ subscription: v.string(), at: Instant }),
+  v.object({ subscription: v.string(), at: Instant, catchUp: v.optional(v.literal(true)) }),
 ]);
 
 /** The webhooks queue: a delivery to attempt, and when its wait was due. */
