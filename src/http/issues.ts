@@ -6,10 +6,11 @@ import type { FieldError } from "../domain/errors";
 /**
  * A member an object requires and the input lacks. An object's own message (a strict object's
  * "not a member of …", for the members it does not take) would say the opposite of what is wrong,
- * and valibot's default names the key in the schema's terms.
+ * and valibot's default names the key in the schema's terms. A loose object (a purchase's, which
+ * takes a subscription's own members unread) lacks one the same way.
  */
 const missingMember = (issue: v.BaseIssue<unknown>) =>
-  (issue.type === "object" || issue.type === "strict_object") &&
+  (issue.type === "object" || issue.type === "strict_object" || issue.type === "loose_object") &&
   issue.received === "undefined" &&
   issue.expected !== "never";
 

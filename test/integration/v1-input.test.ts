@@ -644,6 +644,20 @@ describe("a member a body or query requires, missing", async () => {
     ["POST /v1/customers", "/v1/customers", { email: "a@example.com" }, "/name"],
     ["POST /v1/projects", "/v1/projects", {}, "/name"],
     ["POST /v1/subscriptions/{id}/action/", `/v1/subscriptions/${bought.objects[0].id}/action/`, {}, "/do"],
+    // A purchase object, read loosely since a0f5422 (it takes a subscription's own members): its
+    // missing members answered valibot's 'Invalid key: Expected "amount"'.
+    [
+      "POST /v1/subscriptions/",
+      "/v1/subscriptions/",
+      { objects: [{ customer: t.customers[0], resource: "cpu", period: "1 week" }] },
+      "/objects/0/amount",
+    ],
+    [
+      "POST /v1/subscriptioncalculator/",
+      "/v1/subscriptioncalculator/",
+      { objects: [{ amount: 1 }] },
+      "/objects/0/resource",
+    ],
   ])("%s answers 400 saying it is required (was: 'not a member of …')", async (_, path, body, point) => {
     const r = await call("POST", path, { token: t.partnerKey, body });
     expectProblem(r, 400, [point]);
