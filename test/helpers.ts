@@ -772,6 +772,16 @@ export async function extendTerm(t: Tenant, on: string): Promise<string> {
 }
 
 /**
+ * A chain of `terms` terms bought for tenant `t`'s first customer (`object`: the first term's line)
+ * and extended by its partner, one term at a time: their ids, in the chain's order.
+ */
+export async function chainOf(t: Tenant, object: Record<string, unknown>, terms: number): Promise<string[]> {
+  const ids = [(await buyOne(t, object)).id as string];
+  while (ids.length < terms) ids.push(await extendTerm(t, ids.at(-1) as string));
+  return ids;
+}
+
+/**
  * Runs the cron's renewal of chain term `last` a minute after its end, and checks that nothing was
  * renewed and no renewal charged: answers what the term came to instead.
  */

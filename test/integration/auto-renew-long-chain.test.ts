@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { call, expectOk, tenantWithCatalog } from "../helpers";
+import { call, chainOf, expectOk, tenantWithCatalog } from "../helpers";
 
 /**
  * Turning auto_renew on through the first term of a chain whose last term was cancelled answers
@@ -18,20 +18,8 @@ describe("auto_renew on a long chain cancelled at its end", () => {
     await expectOk(
       call("PATCH", `/v1/partners/${t.partnerId}`, { token: t.operator, body: { rate_limit: "unlimited" } }),
     );
-    const bought = await expectOk(
-      call("POST", "/v1/subscriptions/", {
-        token: t.partnerKey,
-        body: { objects: [{ customer: t.customers[0], resource: "mem", amount: 1, period: "1 day" }] },
-      }),
-      201,
-    );
-    const first = bought.objects[0].id as string;
-    let last = first;
-    for (let i = 1; i < TERMS; i++) {
-      last = (
-        await expectOk(call("POST", `/v1/subscriptions/${last}/action/?do=extend`, { token: t.partnerKey }))
-      ).id;
-    }
+    const chain = await chainOf(t, { resource: "mem", amount: 1, period: "1 day" }, TERMS);
+    const [first, last] = [chain[0] as string, chain.at(-1) as string];
     await expectOk(call("DELETE", `/v1/subscriptions/${last}/`, { token: t.partnerKey }));
 
     const on = await call("POST", `/v1/subscriptions/${first}/action/?do=auto_renew`, {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { call, expectOk, shardsAround, tenantWithCatalog } from "../helpers";
+import { call, chainOf, expectOk, shardsAround, tenantWithCatalog } from "../helpers";
 
 /**
  * A chain extended many times, then extended through its first term (as clients do: the id they
@@ -23,21 +23,9 @@ const TERMS = 40;
 describe("extending a long chain through its first term", () => {
   it("reads a bounded number of terms, and extends the chain's last", async () => {
     const t = await tenantWithCatalog(1, 10);
-    const bought = await expectOk(
-      call("POST", "/v1/subscriptions/", {
-        token: t.partnerKey,
-        body: { objects: [{ customer: t.customers[0], resource: "cpu", amount: 1, period: "1 day" }] },
-      }),
-      201,
-    );
-    const first = bought.objects[0] as { id: string };
-    let last = first.id;
-    for (let i = 1; i < TERMS; i++) {
-      const ext = await expectOk(
-        call("POST", `/v1/subscriptions/${last}/action/?do=extend`, { token: t.partnerKey }),
-      );
-      last = ext.id;
-    }
+    const terms = await chainOf(t, { resource: "cpu", amount: 1, period: "1 day" }, TERMS);
+    const first = { id: terms[0] as string };
+    const last = terms.at(-1) as string;
     const lastTerm = await expectOk(call("GET", `/v1/subscriptions/${last}/`, { token: t.partnerKey }));
 
     const shards = countedShards();

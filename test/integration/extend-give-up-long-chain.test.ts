@@ -6,7 +6,7 @@ import { createOperation } from "../../src/db/operations";
 import { uuidv7 } from "../../src/domain/ids";
 import { subscriptionObject } from "../../src/objects/subscription-object";
 import { expectBooksBalance } from "../books";
-import { call, expectOk, tenantWithCatalog } from "../helpers";
+import { call, chainOf, expectOk, tenantWithCatalog } from "../helpers";
 
 /**
  * An extension operation through a chain's first term, out of attempts after its last attempt
@@ -27,20 +27,8 @@ describe("an extension given up on a chain of more than 1,000 terms", () => {
       call("PATCH", `/v1/partners/${t.partnerId}`, { token: t.operator, body: { rate_limit: "unlimited" } }),
     );
     const customer = t.customers[0] as string;
-    const bought = await expectOk(
-      call("POST", "/v1/subscriptions/", {
-        token: t.partnerKey,
-        body: { objects: [{ customer, resource: "mem", amount: 1, period: "1 day" }] },
-      }),
-      201,
-    );
-    const first = bought.objects[0].id as string;
-    let last = first;
-    for (let i = 1; i < TERMS; i++) {
-      last = (
-        await expectOk(call("POST", `/v1/subscriptions/${last}/action/?do=extend`, { token: t.partnerKey }))
-      ).id;
-    }
+    const chain = await chainOf(t, { resource: "mem", amount: 1, period: "1 day" }, TERMS);
+    const [first, last] = [chain[0] as string, chain.at(-1) as string];
 
     // The last attempt reserved the place after the last term, then died before creating its term.
     const ids = { subscription: uuidv7(), order: uuidv7() };

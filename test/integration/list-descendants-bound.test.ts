@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { uuidv7 } from "../../src/domain/ids";
 import { MAX_LISTED_DESCENDANTS } from "../../src/domain/subscriptions";
-import { call, d1Answers, expectOk, tenantWithCatalog } from "../helpers";
+import { call, chainOf, d1Answers, expectOk, tenantWithCatalog } from "../helpers";
 
 /**
  * A plain list page of a long chain's terms: each row named the rest of the chain in `descendants`,
@@ -47,18 +47,11 @@ async function seedChain(template: string): Promise<string[]> {
 describe("a list page of a long chain's terms", () => {
   it("is bounded in bytes and in D1 rows read, its descendants the first of the chain after each row", async () => {
     const t = await tenantWithCatalog(1, 10);
-    const bought = await expectOk(
-      call("POST", "/v1/subscriptions/", {
-        token: t.partnerKey,
-        body: { objects: [{ customer: t.customers[0], resource: "cpu", amount: 1, period: "1 day" }] },
-      }),
-      201,
-    );
-    const first = bought.objects[0].id as string;
-    const ext = await expectOk(
-      call("POST", `/v1/subscriptions/${first}/action/?do=extend`, { token: t.partnerKey }),
-    );
-    const chain = [first, ext.id, ...(await seedChain(ext.id))];
+    const [first, extension] = (await chainOf(t, { resource: "cpu", amount: 1, period: "1 day" }, 2)) as [
+      string,
+      string,
+    ];
+    const chain = [first, extension, ...(await seedChain(extension))];
 
     const read = async (path: string) => {
       let rowsRead = 0;
@@ -113,20 +106,8 @@ describe("a list page of a long chain's terms", () => {
     // 500 when each chain's window was a term of one UNION ALL (blackbox review, 2026-12-05).
     const t = await tenantWithCatalog(1, 20);
     const chains: string[][] = [];
-    for (let i = 0; i < 8; i++) {
-      const bought = await expectOk(
-        call("POST", "/v1/subscriptions/", {
-          token: t.partnerKey,
-          body: { objects: [{ customer: t.customers[0], resource: "cpu", amount: 1, period: "1 day" }] },
-        }),
-        201,
-      );
-      const first = bought.objects[0].id as string;
-      const ext = await expectOk(
-        call("POST", `/v1/subscriptions/${first}/action/?do=extend`, { token: t.partnerKey }),
-      );
-      chains.push([first, ext.id]);
-    }
+    for (let i = 0; i < 8; i++)
+      chains.push(await chainOf(t, { resource: "cpu", amount: 1, period: "1 day" }, 2));
     const page = await expectOk(call("GET", "/v1/subscriptions/?limit=50", { token: t.partnerKey }));
     const named = new Map(
       page.objects.map((o: { id: string; descendants: string[] }) => [o.id, o.descendants]),
