@@ -856,3 +856,17 @@ export function d1Answers(db: D1Database, note: (rows: unknown[][]) => void): D1
     });
   return wrap(db);
 }
+
+/** A queue binding that keeps what is sent to it, in order (its consumer down or behind). */
+export function keptQueue() {
+  const sent: any[] = [];
+  const queue = {
+    send: async (body: unknown) => {
+      sent.push(body);
+    },
+    sendBatch: async (messages: Iterable<{ body: unknown }>) => {
+      for (const m of messages) sent.push(m.body);
+    },
+  };
+  return { queue: queue as unknown as Queue, sent };
+}

@@ -5,7 +5,7 @@ import { renewOrExpire } from "../../src/app/renewals";
 import worker from "../../src/index";
 import { subscriptionObject } from "../../src/objects/subscription-object";
 import { deliver as deliverOperations, expectBooksBalance } from "../books";
-import { buyOne, call, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
+import { buyOne, call, keptQueue, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
 
 /**
  * A chain renewed up to the present one message at a time (`catchUp`) while the partner stops it
@@ -18,20 +18,6 @@ import { buyOne, call, type Tenant, tenantWithCatalog, usageOf } from "../helper
 const DAY = 86_400_000;
 let year = new Date().getUTCFullYear() + 50;
 const noon = (y: number, month: number, day: number) => new Date(Date.UTC(y, month - 1, day, 12));
-
-/** A queue binding that keeps what is sent to it (its consumer down or behind). */
-function keeping() {
-  const sent: any[] = [];
-  const queue = {
-    send: async (body: any) => {
-      sent.push(body);
-    },
-    sendBatch: async (messages: Iterable<{ body: any }>) => {
-      for (const m of messages) sent.push(m.body);
-    },
-  };
-  return { queue: queue as unknown as Queue, sent };
-}
 
 /** Runs the renewals messages kept in `sent`, in order, each catch-up one it sends too (at most `n`). */
 async function drain(sent: any[], behind: Env, n: number) {
@@ -66,7 +52,7 @@ describe("a chain catching up while a change stopping it waits in the operations
         auto_renew: true,
       });
       const at = new Date(Date.parse(sub.end_time) + 14 * DAY + 60_000);
-      const renewals = keeping();
+      const renewals = keptQueue();
       const behind = { ...env, RENEWALS: renewals.queue } as Env;
       // The run takes the term up; its message waits in the renewals queue.
       await worker.scheduled(
@@ -82,7 +68,7 @@ describe("a chain catching up while a change stopping it waits in the operations
       expect(renewals.sent.map((m) => m.subscription)).toEqual([renewal]);
       // The partner stops the chain (its last term, as it reads) while that message waits; the change
       // waits in the operations queue.
-      const operations = keeping();
+      const operations = keptQueue();
       const accepted = await call(method, path(renewal), {
         token: t.partnerKey,
         headers: { Prefer: "respond-async" },

@@ -3,7 +3,16 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../../src/index";
 import { deliver as deliverOperations, expectBooksBalance } from "../books";
-import { buyOne, call, eventually, expectOk, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
+import {
+  buyOne,
+  call,
+  eventually,
+  expectOk,
+  keptQueue,
+  type Tenant,
+  tenantWithCatalog,
+  usageOf,
+} from "../helpers";
 
 /**
  * A cancel or an `auto_renew` off accepted with `Prefer: respond-async` waits in the operations
@@ -35,16 +44,8 @@ async function linesOf(t: Tenant) {
 
 /** The Worker's bindings with an operations queue that keeps what is sent to it (its consumer down). */
 function operationsDown() {
-  const sent: any[] = [];
-  const queue = {
-    send: async (body: any) => {
-      sent.push(body);
-    },
-    sendBatch: async (messages: Iterable<{ body: any }>) => {
-      for (const m of messages) sent.push(m.body);
-    },
-  };
-  return { env: { ...env, OPERATIONS: queue as unknown as Queue } as Env, sent };
+  const { queue, sent } = keptQueue();
+  return { env: { ...env, OPERATIONS: queue } as Env, sent };
 }
 
 describe("the operations consumer behind while the cron renews", () => {
