@@ -870,3 +870,19 @@ export function keptQueue() {
   };
   return { queue: queue as unknown as Queue, sent };
 }
+
+/**
+ * A new tenant's daily auto-renewing term of 2 cpu, bought for 1 February of `year` (far from any
+ * other test's), and an instant 14 days past its end: the cron down since.
+ */
+export async function dailyTwoWeeksBehind(year: number) {
+  const t = await tenantWithCatalog(1, 100);
+  const sub = await buyOne(t, {
+    resource: "cpu",
+    amount: 2,
+    start_time: new Date(Date.UTC(year, 1, 1, 12)).toISOString(),
+    period: "1 day",
+    auto_renew: true,
+  });
+  return { t, sub, at: new Date(Date.parse(sub.end_time) + 14 * 86_400_000 + 60_000) };
+}

@@ -5,7 +5,7 @@ import { renewOrExpire } from "../../src/app/renewals";
 import worker from "../../src/index";
 import { subscriptionObject } from "../../src/objects/subscription-object";
 import { deliver as deliverOperations, expectBooksBalance } from "../books";
-import { buyOne, call, keptQueue, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
+import { call, dailyTwoWeeksBehind, keptQueue, type Tenant, usageOf } from "../helpers";
 
 /**
  * A chain renewed up to the present one message at a time (`catchUp`) while the partner stops it
@@ -15,9 +15,7 @@ import { buyOne, call, keptQueue, type Tenant, tenantWithCatalog, usageOf } from
  * turned its renewal off. Found reviewing the catch-up against the cron's rules.
  */
 
-const DAY = 86_400_000;
 let year = new Date().getUTCFullYear() + 50;
-const noon = (y: number, month: number, day: number) => new Date(Date.UTC(y, month - 1, day, 12));
 
 /** Runs the renewals messages kept in `sent`, in order, each catch-up one it sends too (at most `n`). */
 async function drain(sent: any[], behind: Env, n: number) {
@@ -42,16 +40,7 @@ describe("a chain catching up while a change stopping it waits in the operations
     ["auto_renew turned off", "PATCH", (id: string) => `/v1/subscriptions/${id}/`, { auto_renew: false }],
   ] as const) {
     it(`${what} accepted while a catch-up renewal waits: that renewal is not bought`, async () => {
-      const t = await tenantWithCatalog(1, 100);
-      const y = year++;
-      const sub = await buyOne(t, {
-        resource: "cpu",
-        amount: 2,
-        start_time: noon(y, 2, 1).toISOString(),
-        period: "1 day",
-        auto_renew: true,
-      });
-      const at = new Date(Date.parse(sub.end_time) + 14 * DAY + 60_000);
+      const { t, sub, at } = await dailyTwoWeeksBehind(year++);
       const renewals = keptQueue();
       const behind = { ...env, RENEWALS: renewals.queue } as Env;
       // The run takes the term up; its message waits in the renewals queue.

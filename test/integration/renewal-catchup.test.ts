@@ -7,13 +7,11 @@ import { partnerScope } from "../../src/domain/scope";
 import worker from "../../src/index";
 import { subscriptionObject } from "../../src/objects/subscription-object";
 import { expectBooksBalance } from "../books";
-import { buyOne, eventually, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
+import { dailyTwoWeeksBehind, eventually, type Tenant, usageOf } from "../helpers";
 
 /** Renewals after the cron was down for weeks: the chain is renewed up to the present, each term once. */
 
-const DAY = 86_400_000;
 let year = new Date().getUTCFullYear() + 40;
-const noon = (y: number, month: number, day: number) => new Date(Date.UTC(y, month - 1, day, 12));
 
 async function cron(at: Date) {
   await worker.scheduled(
@@ -44,20 +42,6 @@ async function termCharges(t: Tenant) {
   return rows.results;
 }
 
-/** A daily auto-renewing term of 2 cpu, and an instant 14 days past its end (the cron down since). */
-async function twoWeeksBehind() {
-  const t = await tenantWithCatalog(1, 100);
-  const y = year++;
-  const sub = await buyOne(t, {
-    resource: "cpu",
-    amount: 2,
-    start_time: noon(y, 2, 1).toISOString(),
-    period: "1 day",
-    auto_renew: true,
-  });
-  return { t, sub, at: new Date(Date.parse(sub.end_time) + 14 * DAY + 60_000) };
-}
-
 /** Every term live, each starting where the one before it ends. */
 function expectContiguous(terms: Awaited<ReturnType<typeof chainOf>>) {
   for (const [i, term] of terms.entries()) {
@@ -79,7 +63,7 @@ const renewedUpTo = (id: string, at: Date) =>
 
 describe("renewals after a long cron outage", () => {
   it("renews a chain two weeks behind up to the present on the first run, each missed day charged once", async () => {
-    const { t, sub, at } = await twoWeeksBehind();
+    const { t, sub, at } = await dailyTwoWeeksBehind(year++);
     await cron(at);
     const terms = await renewedUpTo(sub.id, at);
     // 15 daily renewals: no gap, no overlap, the last one running at `at`.
@@ -94,7 +78,7 @@ describe("renewals after a long cron outage", () => {
   }, 60_000);
 
   it("extends a chain whose renewals are behind from its end, and the run then renews it up to the present", async () => {
-    const { t, sub, at } = await twoWeeksBehind();
+    const { t, sub, at } = await dailyTwoWeeksBehind(year++);
     // Extended by hand while the cron is still down: the chain held its quota since its end and
     // is renewing, so the extension continues it there, as its renewals would have.
     const byHand = await extend(
