@@ -16,6 +16,7 @@ import {
   deferSeconds,
   MAX_DELAY_SECONDS,
   nextAttemptIn,
+  replacedSecret,
   retryAfterSeconds,
   secretsInGrace,
   signatureHeader,
@@ -191,10 +192,7 @@ async function post(env: Env, delivery: Delivery, now: Date) {
   const target = await syndicationOf(env, delivery.product);
   if (!target?.endpoint || !target.signingSecret)
     return done(null, "the product has no syndication endpoint");
-  const previous =
-    target.previousSecret && target.previousSecretExpiresAt
-      ? { secret: target.previousSecret, expiresAt: target.previousSecretExpiresAt }
-      : null;
+  const previous = replacedSecret(target.previousSecret, target.previousSecretExpiresAt);
   const secrets = [
     target.signingSecret,
     ...secretsInGrace(previous, target.olderSecrets, now.toISOString()).map((g) => g.secret),

@@ -1,6 +1,6 @@
 import { and, eq, sql } from "drizzle-orm";
 import { AppError } from "../domain/errors";
-import { olderAfterRotation, secretsInGrace } from "../domain/webhooks";
+import { olderAfterRotation, replacedSecret, secretsInGrace } from "../domain/webhooks";
 import { database } from "./client";
 import { products, vendors } from "./schema";
 
@@ -84,10 +84,7 @@ export async function rotateSigningSecret(
       .where(and(eq(products.id, productId), mine))
       .get();
     if (!row) return undefined;
-    const previous =
-      row.previousSecret && row.previousSecretExpiresAt
-        ? { secret: row.previousSecret, expiresAt: row.previousSecretExpiresAt }
-        : null;
+    const previous = replacedSecret(row.previousSecret, row.previousSecretExpiresAt);
     const rotated = again && row.previousSecretExpiresAt === expiresAt;
     const older = rotated ? row.olderSecrets : olderAfterRotation(previous, row.olderSecrets, now);
     if (older === null) {

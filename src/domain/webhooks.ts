@@ -121,6 +121,10 @@ export interface GraceSecret {
   expiresAt: string;
 }
 
+/** The secret the last rotation replaced, as a product keeps it (two columns), or null if none. */
+export const replacedSecret = (secret: string | null, expiresAt: string | null): GraceSecret | null =>
+  secret && expiresAt ? { secret, expiresAt } : null;
+
 /**
  * At most this many replaced secrets sign beside the current one: each is a signature more on every
  * delivery, so a rotation past it is refused until the oldest one's day is over.
