@@ -202,7 +202,7 @@ const principalOf = (credential: Credential): Principal => ({
 
 /**
  * The gate of every authenticated route: refuses an address past the failed-authentication limit
- * (429), authenticates (401, counted against the address), then counts the request against its
+ * of the family (429), authenticates (401, counted against the address in the family), then counts the request against its
  * credential's rate limit (429). Rate limits live here and nowhere else (rate-limit.ts).
  *
  * Under the Astakos dialect a blocked address is refused only a credential that fails: its
@@ -213,7 +213,7 @@ const principalOf = (credential: Credential): Principal => ({
  * answered otherwise than a failing one it would tell a blocked address which keys are good.
  */
 export async function admit(request: Request, env: Env, family: Family): Promise<Principal> {
-  const address = clientAddress(request);
+  const address = clientAddress(request, family);
   if (family !== "quota") refuseBlockedAddress(address);
   const credential = await authenticatedCredential(request, env, family);
   if (!credential) {

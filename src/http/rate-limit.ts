@@ -2,6 +2,7 @@ import type { Credential } from "../db/credentials";
 import type { RateLimitTier } from "../db/schema";
 import { AppError } from "../domain/errors";
 import { logError } from "../domain/log";
+import type { Family } from "./family";
 
 /**
  * Rate limits, with Workers' Rate Limiting bindings (wrangler.toml `[[ratelimits]]`). The auth
@@ -11,9 +12,12 @@ import { logError } from "../domain/log";
  *   the binding of its tier: the tier of the credential's partner (partner keys, service tokens,
  *   user tokens), `raised` for operators, `standard` for vendors. `unlimited` consults nothing.
  * - Every failed authentication counts against the client address (`CF-Connecting-IP`, or one
- *   shared key when it is absent). Past the limit the address gets 429, even with a valid
- *   credential (under the Astakos dialect, only a failing one: auth.ts `admit`), until the
- *   window ends.
+ *   shared key when it is absent) within its API family. Past the limit the address gets 429 in
+ *   that family, even with a valid credential (under the Astakos dialect, only a failing one:
+ *   auth.ts `admit`), until the window ends. The family is part of the key because an address is
+ *   often shared (one egress, one NAT): a Synnefo service relaying its users' stale tokens must
+ *   not lock a partner on the same address out of `/v1`, and a brute force is still stopped in
+ *   each family it tries.
  *
  * The bindings tell only whether a request is within the limit, so a 429 is the only answer that
  * carries the RateLimit headers, and the wait it names is the rest of the current window (the
@@ -43,9 +47,12 @@ export function tierOf(credential: Pick<Credential, "role" | "rateLimit">): Rate
   return credential.role === "operator" ? "raised" : "standard";
 }
 
-/** The key failed authentications count under: Cloudflare's view of the client address. */
-export function clientAddress(request: Request): string {
-  return request.headers.get("cf-connecting-ip") ?? "unknown";
+/**
+ * The key failed authentications count under: the API family, and Cloudflare's view of the client
+ * address within it.
+ */
+export function clientAddress(request: Request, family: Family): string {
+  return `${family} ${request.headers.get("cf-connecting-ip") ?? "unknown"}`;
 }
 
 /** Seconds left in the current `window`-second window, at least 1. */

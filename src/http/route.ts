@@ -320,7 +320,7 @@ export async function runRoute(
 ): Promise<Response> {
   let principal: Principal | null = null;
   if (route.auth) {
-    // Authentication and every rate limit (per credential, and failed attempts per address).
+    // Authentication and every rate limit (per credential, and failed attempts per address and family).
     principal = await admit(request, env, family);
     exchange.principal = principal;
     if (!route.auth.includes(principal.role)) {

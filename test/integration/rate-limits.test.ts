@@ -257,9 +257,35 @@ describe("failed authentications per address", () => {
     expect(user.status).toBe(200);
     expect(user.body.access.user.id).toBe(t.customers[0]);
     expect((await authenticate(stale)).status).toBe(429);
-    // Elsewhere the address stays refused, even with a valid key.
-    const partner = await call("GET", "/v1/customers", { token: t.partnerKey, headers });
-    expect(partner.status).toBe(429);
+  });
+
+  it("counts each API family apart: a service's stale tokens leave a partner on its address its /v1 and /api", async () => {
+    const t = await tenant({ customers: 0 });
+    // One egress (a NAT) shared by a Synnefo service and a partner's and a vendor's integrations.
+    const address = `192.0.2.4-${unique("ip")}`;
+    const headers = { "cf-connecting-ip": address };
+    const stale = "usr.00000000-0000-7000-8000-000000000000.nope";
+    const relay = () =>
+      call("POST", "/identity/v2.0/tokens", { headers, body: { auth: { token: { id: stale } } } });
+    await windowWithRoom(20);
+
+    const quota = await burst(FAILURES + 1, relay, 1);
+    expect(quota.statuses).toEqual([...Array(FAILURES).fill(401), 429]);
+    // The partner's key and the vendor API are not the quota API's: their counts are their own.
+    expect((await call("GET", "/v1/customers", { token: t.partnerKey, headers })).status).toBe(200);
+    const vendor = await call("GET", "/api/subscription/00000000-0000-7000-8000-000000000000", {
+      headers: { ...headers, "cmw-auth-token": "vnd.00000000-0000-7000-8000-000000000000.nope" },
+    });
+    expect(vendor.status).toBe(401);
+    // A brute force on /v1 from the address is still stopped at the family's own limit.
+    const wrong = `pk.${parseToken(t.partnerKey)!.id}.${"x".repeat(43)}`;
+    const partner = await burst(
+      FAILURES + 1,
+      () => call("GET", "/v1/customers", { token: wrong, headers }),
+      1,
+    );
+    expect(partner.statuses).toEqual([...Array(FAILURES).fill(401), 429]);
+    expect((await call("GET", "/v1/customers", { token: t.partnerKey, headers })).status).toBe(429);
   });
 
   it("under the Astakos dialect, still refuses a blocked address a valid credential the dialect does not take", async () => {
