@@ -8,9 +8,13 @@ export const INDEX_RETRY_MAX_MS = 300_000;
  * When a ledger's alarm runs next. Each alarm run in a row whose projections into D1 failed (D1
  * down) doubles the wait before the index is tried again, from 5 s to at most 5 min, and a run with
  * none failed brings it back to 5 s: an hour of outage is some 20 failing runs a ledger, each
- * logging its rows, not 720. The count is kept in storage, as a ledger evicted between runs minutes
- * apart would otherwise start again at 5 s. Every next run is still set here, by the ledger itself,
- * never left to the platform's retries of a failed alarm.
+ * logging its rows, not 720. A run in which some rows were indexed and one failed counts as
+ * failed: every run tries every unindexed row, so one row D1 keeps refusing holds the others back
+ * by the wait only, and a D1 that fails some writes and takes others (a partial outage) would,
+ * were any success a reset, keep the alarm at 5 s for as long as it lasts. The count is kept in
+ * storage, as a ledger evicted between runs minutes apart would otherwise start again at 5 s. Every
+ * next run is still set here, by the ledger itself, never left to the platform's retries of a
+ * failed alarm.
  */
 export class LedgerWakes {
   /** A projection failed since the alarm's run began. */
