@@ -201,9 +201,10 @@ const principalOf = (credential: Credential): Principal => ({
 });
 
 /**
- * The gate of every authenticated route: refuses an address past the failed-authentication limit
- * of the family (429), authenticates (401, counted against the address in the family), then counts the request against its
- * credential's rate limit (429). Rate limits live here and nowhere else (rate-limit.ts).
+ * The gate of every authenticated route: refuses an address past its family's failed-authentication
+ * limit (429), authenticates (401, counted against the address in the family), then counts the
+ * request against its credential's rate limit (429). Rate limits live here and nowhere else
+ * (rate-limit.ts).
  *
  * Under the Astakos dialect a blocked address is refused only a credential that fails: its
  * callers are services, each one address that relays every one of its users' tokens
