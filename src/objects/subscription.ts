@@ -54,16 +54,22 @@ export class Subscription extends SubscriptionMachine {
     return { record: created, ordered: landed !== null, bookmark: landed?.bookmark ?? null };
   }
 
-  /** Sets auto_renew, or toggles it. `expectedVersion`, here and below: see `change`. */
+  /**
+   * Sets auto_renew, or toggles it. `expectedVersion`, here and below: see `change`. Turned off, a
+   * renewal planned and not created yet is given up, as a cancel gives it up: the partner is
+   * answered that nothing renews, so nothing may be bought after that answer (before, the renewal
+   * planned while the flag was on created its term, off, and charged it).
+   */
   async setAutoRenew(
     value: boolean | undefined,
     expectedVersion?: number,
     work: WorkRef = {},
   ): Promise<Outcome<SubscriptionRecord>> {
     return this.change(
-      (r) => {
+      async (r) => {
         if (givenUp(r.givenUpBy, work)) throw workGivenUp();
-        return withAutoRenew(r, value ?? !r.autoRenew);
+        const next = withAutoRenew(r, value ?? !r.autoRenew);
+        return r.autoRenew && !next.autoRenew ? this.withRenewalGivenUp(next, new Date()) : next;
       },
       { version: expectedVersion, done: (r) => r.autoRenew === value },
     );
@@ -152,14 +158,8 @@ export class Subscription extends SubscriptionMachine {
       async (r) => {
         if (r.endedAt !== null) return r;
         if (givenUp(r.givenUpBy, work)) throw workGivenUp();
-        // A renewal planned and not created yet is given up: cancelled first, the chain is never
-        // renewed (its late create makes it failed, and its purchase is undone, nothing billed).
-        const renewal = r.renewal?.subscription;
-        const dropped =
-          renewal !== undefined && r.nextId === renewal && (await this.host.giveUp(renewal, now))
-            ? { ...r, nextId: null, nextReservedAt: null, renewal: null }
-            : r;
-        return this.ended(dropped, "cancelled", now, {});
+        // Cancelled first, the chain is never renewed (`withRenewalGivenUp`).
+        return this.ended(await this.withRenewalGivenUp(r, now), "cancelled", now, {});
       },
       { version: expectedVersion, done: (r) => r.endedAt !== null },
     );
@@ -334,6 +334,17 @@ export class Subscription extends SubscriptionMachine {
       }
       return this.ended(r, "expired", now, { renewalError });
     });
+  }
+
+  /**
+   * `r` with its renewal given up if it is planned and not created yet: its late create makes it
+   * failed, and its purchase is undone, nothing billed. One created already is live, and keeps
+   * its place.
+   */
+  private async withRenewalGivenUp(r: SubscriptionRecord, now: Date): Promise<SubscriptionRecord> {
+    const renewal = r.renewal?.subscription;
+    if (renewal === undefined || r.nextId !== renewal || !(await this.host.giveUp(renewal, now))) return r;
+    return { ...r, nextId: null, nextReservedAt: null, renewal: null };
   }
 
   /**
