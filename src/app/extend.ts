@@ -238,7 +238,8 @@ export async function nearChainEnd(
  * ends with to every term after it in its chain. The chain's last term decides whether the chain
  * renews; a client setting the flag on an earlier term (the chain's first, as
  * `/groupedsubscriptions` lists it) means the chain, and must not be charged a renewal it turned
- * off. Answers the record of `id`.
+ * off. `toggle`: a bare toggle's reference, which flips the flag as it stands when it applies
+ * (`Subscription.setAutoRenew`). Answers the record of `id`.
  */
 export async function setAutoRenew(
   env: Env,
@@ -246,9 +247,10 @@ export async function setAutoRenew(
   value: boolean,
   expectedVersion?: number,
   work?: WorkRef,
+  toggle?: string,
 ): Promise<SubscriptionRecord> {
   if (value) await refuseRenewalOfEndedChain(env, id);
-  const record = unwrap(await subscriptionObject(env, id).setAutoRenew(value, expectedVersion, work));
+  const record = unwrap(await subscriptionObject(env, id).setAutoRenew(value, expectedVersion, work, toggle));
   await carryAutoRenew(env, record);
   return record;
 }

@@ -80,6 +80,12 @@ export type OperationPayload = { customerId?: string } & (
       value: boolean;
       /** The version the request's If-Match matched: the toggle applies only to it. */
       expectedVersion?: number;
+      /**
+       * A bare toggle's reference, made when it was accepted: it flips the flag once, as the flag
+       * stands when it applies (`Subscription.setAutoRenew`). Absent: `value` is set (a value from
+       * the body, or a toggle recorded before this was kept).
+       */
+      toggle?: string;
     }
   | {
       kind: "run";

@@ -200,6 +200,7 @@ export async function perform(
           payload.value,
           payload.expectedVersion,
           operationWork(opRef),
+          payload.toggle,
         ),
         at,
         true,
@@ -306,7 +307,11 @@ export async function resultInEffect(env: Env, payload: OperationPayload): Promi
       return one(env, r, now, true);
     }
     case "auto_renew":
-      if (r.autoRenew !== payload.value) return null;
+      // A toggle applied is known by its reference: the flag it set may have been flipped back since.
+      if (
+        payload.toggle !== undefined ? !r.toggledBy?.includes(payload.toggle) : r.autoRenew !== payload.value
+      )
+        return null;
       await carryAutoRenew(env, r);
       return one(env, r, now, true);
     case "cancel":

@@ -62,6 +62,8 @@ export interface SubscriptionRecord {
   ranBy?: string[];
   /** The same for the recent changes of a cloud's quantity: a resize run again never undoes a later one. */
   resizedBy?: string[];
+  /** The references of the recent bare toggles of auto_renew applied here: one run again flips nothing. */
+  toggledBy?: string[];
   /**
    * The references of recent starts, stops and resizes whose operation was given up before they
    * applied (`giveUpWork`): a run of theirs still under way changes nothing, as their answer says.

@@ -95,8 +95,14 @@ export class SubscriptionObject extends DurableObject<Env> {
     this.kept.get(id)?.queueChanged();
   }
 
-  async setAutoRenew(id: string, value: boolean | undefined, expectedVersion?: number, work?: WorkRef) {
-    return (await this.found(id)).setAutoRenew(value, expectedVersion, work);
+  async setAutoRenew(
+    id: string,
+    value: boolean | undefined,
+    expectedVersion?: number,
+    work?: WorkRef,
+    toggle?: string,
+  ) {
+    return (await this.found(id)).setAutoRenew(value, expectedVersion, work, toggle);
   }
 
   async changeAmount(

@@ -59,19 +59,32 @@ export class Subscription extends SubscriptionMachine {
    * renewal planned and not created yet is given up, as a cancel gives it up: the partner is
    * answered that nothing renews, so nothing may be bought after that answer (before, the renewal
    * planned while the flag was on created its term, off, and charged it).
+   *
+   * `toggle`, a bare toggle's reference: on its chain's last term (nothing after it), whose flag is
+   * the chain's, it flips the flag as it stands now, once, so two toggles net out (before, each set
+   * the opposite of the flag read when it was accepted: two at once both set it off). Elsewhere it
+   * sets `value`, the chain's flag flipped when it was accepted. Run again (a keyed retry, a
+   * redelivered operation) it changes nothing, and only that is a toggle "already in effect" under
+   * If-Match: another toggle in between answers 412.
    */
   async setAutoRenew(
     value: boolean | undefined,
     expectedVersion?: number,
     work: WorkRef = {},
+    toggle?: string,
   ): Promise<Outcome<SubscriptionRecord>> {
+    const toggled = (r: SubscriptionRecord) => toggle !== undefined && r.toggledBy?.includes(toggle) === true;
     return this.change(
       async (r) => {
         if (givenUp(r.givenUpBy, work)) throw workGivenUp();
-        const next = withAutoRenew(r, value ?? !r.autoRenew);
+        if (toggled(r)) return r;
+        const flipped = value === undefined || (toggle !== undefined && r.nextId === null);
+        const set = withAutoRenew(r, flipped ? !r.autoRenew : value);
+        const next =
+          toggle === undefined ? set : { ...set, toggledBy: appliedWith(r.toggledBy, { ref: toggle }) };
         return r.autoRenew && !next.autoRenew ? this.withRenewalGivenUp(next, new Date()) : next;
       },
-      { version: expectedVersion, done: (r) => r.autoRenew === value },
+      { version: expectedVersion, done: (r) => (toggle === undefined ? r.autoRenew === value : toggled(r)) },
     );
   }
 

@@ -350,12 +350,14 @@ export const subscriptionRoutes = [
           });
         }
         case "auto_renew":
-          // A toggle is decided now, so running the operation twice sets rather than flips twice;
-          // it flips the chain's flag, the one that decides its renewal.
+          // A toggle flips the chain's flag, the one that decides its renewal: as it stands when the
+          // toggle applies, on the chain's last term, once under its reference (run twice, it flips
+          // once); `value`, the flag flipped now, is what it sets on an earlier term.
           return respond(env, request, {
             kind: "auto_renew",
             ...common,
             value: body.auto_renew ?? !(await chainAutoRenew(env, record)),
+            ...(body.auto_renew === undefined ? { toggle: uuidv7() } : {}),
             ...condition,
           });
         case "start":
