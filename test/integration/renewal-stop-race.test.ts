@@ -106,6 +106,26 @@ describe("auto_renew turned off while the term's renewal is on its way", () => {
     });
   }
 
+  it("on the chain's first term, as grouped lists name it, gives the last term's renewal up", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const { id, before } = await dueTerm(t);
+    expect(await renewOrExpire(env, id, before)).toBe("renewed");
+    const last = (await subscriptionObject(env, id).get())?.nextId as string;
+    const end = Date.parse((await subscriptionObject(env, last).get())?.endTime as string);
+    const slow = shardsHeld("create");
+    const running = renewOrExpire(slow.env, last, new Date(end - 60_000));
+    await slow.reached;
+    await expectOk(
+      call("PATCH", `/v1/subscriptions/${id}/`, { token: t.partnerKey, body: { auto_renew: false } }),
+    );
+    slow.release();
+    expect(await running).toBe("skipped");
+    await recoverAll(t);
+    expect((await subscriptionObject(env, last).get())?.nextId).toBeNull();
+    expect(await renewalLines(t)).toHaveLength(1);
+    await expectBooksBalance(t);
+  });
+
   it("of a catch-up renewal gives that renewal up: the chain stops where the partner stopped it", async () => {
     const { t, sub, at } = await dailyTwoWeeksBehind(year++);
     // The run's renewal of the first term is over already: its own renewal follows (`catchUp`).
