@@ -45,7 +45,10 @@ export interface World {
   stops: Map<number, Stop[]>;
   /** Terms that were a lapsed chain's last when it was extended by hand (over, auto_renew off). */
   lapsed: Set<string>;
-  /** Each chain's operations turning `auto_renew` on. */
+  /**
+   * Each chain's operations that may turn `auto_renew` on: a set to true, and every queued bare
+   * toggle (on its chain's last term it flips the flag as it stands when it runs, `appliedOn`).
+   */
   ons: Map<number, string[]>;
   renewals: ReturnType<typeof keptQueue>;
   operations: ReturnType<typeof keptQueue>;
@@ -163,6 +166,18 @@ export async function stopNow(
   };
 }
 
+/**
+ * Whether operation `opRef` ran and left `auto_renew` on: a toggle's value is the one it set when it
+ * ran, which its result answers, not the one read when it was accepted.
+ */
+export async function appliedOn(opRef: string): Promise<boolean> {
+  const row = await env.DB.prepare("SELECT status, result_body FROM operations WHERE op_ref = ?")
+    .bind(opRef)
+    .first<{ status: string; result_body: string | null }>();
+  if (row?.status !== "succeeded" || row.result_body === null) return false;
+  return (JSON.parse(row.result_body) as { object?: { auto_renew?: boolean } }).object?.auto_renew === true;
+}
+
 export const statusOf = async (opRef: string) =>
   (
     await env.DB.prepare("SELECT status FROM operations WHERE op_ref = ?")
@@ -217,9 +232,11 @@ export async function checkChains(w: World): Promise<void> {
         `chain ${chain}'s last term ${last.id} left live past its end`,
       ).toBeGreaterThan(w.now);
     for (const stop of w.stops.get(chain) ?? []) {
-      if (stop.opRef && (await statusOf(stop.opRef)) !== "succeeded") continue;
+      // A queued stop that did not run, or a queued toggle that ran as an on, stopped nothing.
+      if (stop.opRef && ((await statusOf(stop.opRef)) !== "succeeded" || (await appliedOn(stop.opRef))))
+        continue;
       let undone = false;
-      for (const on of stop.undoneBy) undone ||= (await statusOf(on)) === "succeeded";
+      for (const on of stop.undoneBy) undone ||= await appliedOn(on);
       if (undone) continue;
       const at = terms.findIndex((r) => r.id === stop.cancelled);
       if (at >= 0 && at < terms.length - 1) continue;

@@ -265,7 +265,9 @@ async function runStep(w: World, s: Step): Promise<void> {
     `${s.k} ${"value" in s ? s.value : ""} ${target.id.slice(-6)}${async ? " async" : ""}: ${r.status}`,
   );
   expect(r.status, r.text).toBeLessThan(500);
-  // A toggle decides its value when it is accepted: its answer, or its operation's payload.
+  // A toggle's value: its answer, or, queued, the flag flipped as read when it was accepted (what
+  // the claim takes it for); run on the chain's last term it flips the flag as it then stands, so
+  // `checkChains` reads what it set (`appliedOn`).
   const toggled =
     s.k !== "toggle"
       ? undefined
@@ -281,7 +283,8 @@ async function runStep(w: World, s: Step): Promise<void> {
   const stopping = s.k === "cancel" || (s.k === "patch" && !s.value) || toggled === false;
   const starting = (s.k === "patch" && s.value) || toggled === true;
   if (starting && (r.status === 200 || r.status === 202)) w.stops.delete(chain);
-  if (starting && r.status === 202) w.ons.set(chain, [...(w.ons.get(chain) ?? []), opRefOf(r)]);
+  if ((starting || s.k === "toggle") && r.status === 202)
+    w.ons.set(chain, [...(w.ons.get(chain) ?? []), opRefOf(r)]);
   const cancelled = s.k === "cancel" ? target.id : undefined;
   if (stopping && r.status === 200)
     w.stops.set(chain, [...stops, await stopNow(w, chain, root, undefined, cancelled)]);
