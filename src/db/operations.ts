@@ -217,15 +217,18 @@ export async function deferWaiting(env: Env, opRef: string, now: Date): Promise<
  * the `subscriptions` row `row` names: its cancel, or `auto_renew` turned off on a term of its
  * chain (the toggle applies to the term it names and every later one). Such a change was decided
  * before the renewal, and would have applied first had the operations queue kept up: a renewal
- * bought meanwhile would be charged after the partner stopped it. The cron's claim asks it of
- * each due term (`claimDue`), through `operations_customer_unfinished`, which holds only the
- * operations not finished: a probe of the customer's few, never its history.
+ * bought meanwhile would be charged after the partner stopped it. A bare toggle (`toggle`) counts
+ * whatever `value` it was accepted with: it flips the flag as it stands when it runs, so one
+ * accepted as an on turns the flag off once a change in between (another toggle) turned it on. The
+ * cron's claim asks it of each due term (`claimDue`), through `operations_customer_unfinished`,
+ * which holds only the operations not finished: a probe of the customer's few, never its history.
  */
 export function renewalStopQueued(row: string): string {
   return `exists (select 1 from operations o where o.status in ('queued', 'running')
     and o.partner_id = ${row}.partner_id and o.customer_id = ${row}.customer_id
     and ((o.kind = 'cancel' and json_extract(o.payload, '$.subscription') = ${row}.id)
-      or (o.kind = 'auto_renew' and json_extract(o.payload, '$.value') = 0)
+      or (o.kind = 'auto_renew'
+        and (json_extract(o.payload, '$.value') = 0 or json_extract(o.payload, '$.toggle') is not null))
       or (o.kind = 'update' and json_extract(o.payload, '$.autoRenew') = 0))
     and json_extract(o.payload, '$.subscription') in (select c.id from subscriptions c where c.root_id = ${row}.root_id))`;
 }

@@ -91,6 +91,43 @@ describe("the operations consumer behind while the cron renews", () => {
     }, 60_000);
   }
 
+  it("two bare toggles accepted while off, the second run after the cron came: the term is not renewed", async () => {
+    // Each toggle was accepted as an on (the flag off then) and flips the flag as it stands when it
+    // runs: the second turns it off. Read as an on by what it was accepted with, it did not stop the
+    // cron's claim, and the renewal was bought and charged before the partner's off ran.
+    const t = await tenantWithCatalog(1, 100);
+    const y = nextYear();
+    const sub = await buyOne(t, {
+      resource: "cpu",
+      amount: 1,
+      start_time: noon(y, 7, 1).toISOString(),
+      period: "1 day",
+      auto_renew: false,
+    });
+    const down = operationsDown();
+    for (let i = 0; i < 2; i++) {
+      const accepted = await call("POST", `/v1/subscriptions/${sub.id}/action/?do=auto_renew`, {
+        token: t.partnerKey,
+        headers: { Prefer: "respond-async" },
+        env: down.env,
+      });
+      expect(accepted.status).toBe(202);
+    }
+    expect(down.sent).toHaveLength(2);
+    await deliverOperations(down.sent.slice(0, 1));
+    expect((await read(t, sub.id)).auto_renew).toBe(true);
+    await cron(new Date(noon(y, 7, 2).getTime() - 60_000));
+    await new Promise((r) => setTimeout(r, 1500));
+    await deliverOperations(down.sent.slice(1));
+    await cron(new Date(noon(y, 7, 2).getTime() + 4 * 60_000));
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await read(t, sub.id)).toMatchObject({ auto_renew: false, descendants: [] });
+    expect((await linesOf(t)).map((l) => [l.subscription, l.kind, l.amount])).toEqual([
+      [sub.id, "purchase", "0.48"],
+    ]);
+    await expectBooksBalance(t);
+  }, 60_000);
+
   it("a queued cancel that fails leaves the term to the next run, which renews it from its end", async () => {
     const t = await tenantWithCatalog(1, 100);
     const y = nextYear();
