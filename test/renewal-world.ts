@@ -36,6 +36,12 @@ export interface Stop {
   cancelled?: string;
   /** `auto_renew` turned on by operations accepted before the stop, still queued: run after it, they undo it. */
   undoneBy: string[];
+  /**
+   * How many of the chain's `ons` were accepted by the stop: a queued toggle accepted after it
+   * (as an off, the flag still on) that ran as an on once the stop had turned the flag off undoes
+   * it too.
+   */
+  onsBefore: number;
 }
 
 export interface World {
@@ -161,6 +167,7 @@ export async function stopNow(
     terms: liveTerms(terms),
     allowed: claimed + planned,
     undoneBy,
+    onsBefore: (w.ons.get(chain) ?? []).length,
     ...(opRef ? { opRef } : {}),
     ...(cancelled ? { cancelled } : {}),
   };
@@ -236,7 +243,8 @@ export async function checkChains(w: World): Promise<void> {
       if (stop.opRef && ((await statusOf(stop.opRef)) !== "succeeded" || (await appliedOn(stop.opRef))))
         continue;
       let undone = false;
-      for (const on of stop.undoneBy) undone ||= await appliedOn(on);
+      for (const on of [...stop.undoneBy, ...(w.ons.get(chain) ?? []).slice(stop.onsBefore)])
+        undone ||= await appliedOn(on);
       if (undone) continue;
       const at = terms.findIndex((r) => r.id === stop.cancelled);
       if (at >= 0 && at < terms.length - 1) continue;
