@@ -60,12 +60,14 @@ export class Subscription extends SubscriptionMachine {
    * answered that nothing renews, so nothing may be bought after that answer (before, the renewal
    * planned while the flag was on created its term, off, and charged it).
    *
-   * `toggle`, a bare toggle's reference: on its chain's last term (nothing after it), whose flag is
+   * `toggle`, a bare toggle's reference: on its chain's last term (nothing after it but a place
+   * reserved for a term not created yet, which takes this term's flag once it is), whose flag is
    * the chain's, it flips the flag as it stands now, once, so two toggles net out (before, each set
-   * the opposite of the flag read when it was accepted: two at once both set it off). Elsewhere it
-   * sets `value`, the chain's flag flipped when it was accepted. Run again (a keyed retry, a
-   * redelivered operation) it changes nothing, and only that is a toggle "already in effect" under
-   * If-Match: another toggle in between answers 412.
+   * the opposite of the flag read when it was accepted: two at once both set it off, and so did two
+   * while an extension of the term was being bought). Elsewhere it sets `value`, the chain's flag
+   * flipped when it was accepted. Run again (a keyed retry, a redelivered operation) it changes
+   * nothing, and only that is a toggle "already in effect" under If-Match: another toggle in
+   * between answers 412.
    */
   async setAutoRenew(
     value: boolean | undefined,
@@ -78,7 +80,7 @@ export class Subscription extends SubscriptionMachine {
       async (r) => {
         if (givenUp(r.givenUpBy, work)) throw workGivenUp();
         if (toggled(r)) return r;
-        const flipped = value === undefined || (toggle !== undefined && r.nextId === null);
+        const flipped = value === undefined || (toggle !== undefined && (await this.endsChain(r)));
         const set = withAutoRenew(r, flipped ? !r.autoRenew : value);
         const next =
           toggle === undefined ? set : { ...set, toggledBy: appliedWith(r.toggledBy, { ref: toggle }) };
@@ -347,6 +349,13 @@ export class Subscription extends SubscriptionMachine {
       }
       return this.ended(r, "expired", now, { renewalError });
     });
+  }
+
+  /** Whether nothing live follows `r`: no place after it, or one whose term is not created yet, or failed. */
+  private async endsChain(r: SubscriptionRecord): Promise<boolean> {
+    if (r.nextId === null) return true;
+    const next = await this.lookup(r.nextId);
+    return next === null || next.endReason === "failed";
   }
 
   /**

@@ -6,7 +6,8 @@ import { perform } from "../../src/app/perform";
 import { findOperation } from "../../src/db/operations";
 import { EVERYTHING } from "../../src/domain/scope";
 import { subscriptionObject } from "../../src/objects/subscription-object";
-import { call, expectOk, keptQueue, type Tenant, tenantWithCatalog } from "../helpers";
+import { expectBooksBalance, recoverAll } from "../books";
+import { call, expectOk, keptQueue, shardsHeld, type Tenant, tenantWithCatalog } from "../helpers";
 
 /**
  * Bare `?do=auto_renew` toggles sent at once. Each set the opposite of the chain's flag as it read
@@ -56,6 +57,31 @@ describe("two bare auto_renew toggles at once", () => {
       expect(answers.map((a) => a.body.auto_renew).sort()).toEqual([false, true]);
       expect(await flagOf(id)).toBe(true);
     }
+  });
+
+  it("net out on the chain's last term while an extension of it is being bought", async () => {
+    // The extension's place is reserved after the term, and its term not created yet: the term's
+    // flag is still the chain's (the extension takes it once created). Before, both toggles set
+    // the flag read when accepted, as on an earlier term: both answered false, one flip lost.
+    const t = await tenantWithCatalog(1, 100);
+    for (let i = 0; i < 3; i++) {
+      const id = await renewing(t);
+      const slow = shardsHeld("create");
+      const extension = call("POST", `/v1/subscriptions/${id}/action/?do=extend`, {
+        token: t.partnerKey,
+        env: slow.env,
+      });
+      await slow.reached;
+      const answers = await Promise.all([toggle(t, id), toggle(t, id)]);
+      expect(answers.map((a) => a.status)).toEqual([200, 200]);
+      expect(answers.map((a) => a.body.auto_renew).sort()).toEqual([false, true]);
+      slow.release();
+      const extended = await expectOk(extension);
+      await recoverAll(t);
+      expect(await flagOf(id)).toBe(true);
+      expect(await flagOf(extended.id)).toBe(true);
+    }
+    await expectBooksBalance(t);
   });
 
   it("under one If-Match: the second answers 412, the flag flipped once", async () => {
