@@ -249,7 +249,7 @@ export async function setAutoRenew(
   work?: WorkRef,
   toggle?: string,
 ): Promise<SubscriptionRecord> {
-  if (value) await refuseRenewalOfEndedChain(env, id);
+  if (value) await refuseRenewalOfEndedChain(env, id, toggle !== undefined);
   const record = unwrap(await subscriptionObject(env, id).setAutoRenew(value, expectedVersion, work, toggle));
   await carryAutoRenew(env, record);
   return record;
@@ -283,11 +283,13 @@ export async function carryAutoRenew(env: Env, record: SubscriptionRecord): Prom
  * after it was cancelled: its chain was cancelled) is refused, 409: the cron expires `id` at its
  * end without renewing it (`renewalStep`), so a flag turned on would tell the partner it renews.
  * A term that has ended with nothing after it is refused by its object; turning the flag off, or
- * on where it is already on, changes nothing that matters and is never refused.
+ * setting it on where it is already on, changes nothing that matters and is never refused. A bare
+ * toggle (`toggle`) turning it on is checked whatever `id`'s own flag: it flips the chain's flag,
+ * off there (its last term's), so its 200 would say the chain renews.
  */
-export async function refuseRenewalOfEndedChain(env: Env, id: string): Promise<void> {
+export async function refuseRenewalOfEndedChain(env: Env, id: string, toggle = false): Promise<void> {
   const record = await subscriptionObject(env, id).get();
-  if (!record || record.autoRenew || record.nextId === null) return;
+  if (!record || (record.autoRenew && !toggle) || record.nextId === null) return;
   let last = await nearChainEnd(env, record, null);
   for (let hops = 0; hops < 1000 && last.nextId !== null; hops++) {
     const next = await subscriptionObject(env, last.nextId).get();

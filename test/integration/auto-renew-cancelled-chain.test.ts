@@ -88,6 +88,31 @@ describe("auto_renew on a chain cancelled after the term", () => {
     expect(await read(t, first.id)).toMatchObject({ end_reason: "expired", auto_renew: false });
   });
 
+  it("refuses a toggle on a term already on whose chain's last term, off, was cancelled", async () => {
+    // The term's own flag is on, the chain's (its last term's, as grouped lists show it) off: the
+    // toggle turns the chain's flag on. Before, it answered 200 auto_renew true, as a set of a
+    // flag already on does, though nothing renews.
+    const t = await tenantWithCatalog(1);
+    const first = await buyOne(t);
+    await expectOk(
+      call("PATCH", `/v1/subscriptions/${first.id}/`, { token: t.partnerKey, body: { auto_renew: true } }),
+    );
+    const second = await extend(t, first.id);
+    await expectOk(
+      call("PATCH", `/v1/subscriptions/${second.id}/`, { token: t.partnerKey, body: { auto_renew: false } }),
+    );
+    await cancel(t, second.id);
+    const r = await call("POST", `/v1/subscriptions/${first.id}/action/?do=auto_renew`, {
+      token: t.partnerKey,
+    });
+    expect(r.status, r.text).toBe(409);
+    expect(r.body).toMatchObject({ type: "https://stratus.dev/problems/conflict" });
+    const grouped = await expectOk(call("GET", "/v1/groupedsubscriptions/", { token: t.partnerKey }));
+    expect(grouped.objects.find((o: { id: string }) => o.id === first.id)).toMatchObject({
+      auto_renew: false,
+    });
+  });
+
   it("refuses it through a live middle term when the chain's last term was cancelled", async () => {
     const t = await tenantWithCatalog(1);
     const first = await buyOne(t);
