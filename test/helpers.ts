@@ -886,3 +886,42 @@ export async function dailyTwoWeeksBehind(year: number) {
   });
   return { t, sub, at: new Date(Date.parse(sub.end_time) + 14 * 86_400_000 + 60_000) };
 }
+
+/**
+ * A monthly auto-renewing term of 2 cpu for `t`'s first customer, from 1 February noon of `year`
+ * (one of the test file's own, far from any other's), and the instants a minute before and after
+ * its end.
+ */
+export async function dueMonthlyTerm(t: Tenant, year: number) {
+  const r = await expectOk(
+    call("POST", "/v1/subscriptions/", {
+      token: t.partnerKey,
+      body: {
+        objects: [
+          {
+            customer: t.customers[0],
+            resource: "cpu",
+            amount: 2,
+            start_time: new Date(Date.UTC(year, 1, 1, 12)).toISOString(),
+            period: "1 month",
+            auto_renew: true,
+          },
+        ],
+      },
+    }),
+    201,
+  );
+  const sub = r.objects[0] as { id: string; end_time: string };
+  const end = Date.parse(sub.end_time);
+  return { id: sub.id, before: new Date(end - 60_000), over: new Date(end + 60_000) };
+}
+
+/** The amounts (minor units) of `t`'s renewal charge lines. */
+export async function renewalCharges(t: Tenant): Promise<number[]> {
+  const rows = await env.DB.prepare(
+    "SELECT amount_minor FROM charges WHERE partner_id = ? AND kind = 'renewal'",
+  )
+    .bind(t.partnerId)
+    .all<{ amount_minor: number }>();
+  return rows.results.map((r) => r.amount_minor);
+}

@@ -16,7 +16,17 @@ import worker from "../../src/index";
 import type { SubscriptionObject } from "../../src/objects/subscription-object";
 import { subscriptionObject, subscriptionShard } from "../../src/objects/subscription-object";
 import { expectBooksBalance, recoverAll } from "../books";
-import { call, expectOk, failingD1, shardsHeld, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
+import {
+  call,
+  dueMonthlyTerm,
+  expectOk,
+  failingD1,
+  renewalCharges,
+  shardsHeld,
+  type Tenant,
+  tenantWithCatalog,
+  usageOf,
+} from "../helpers";
 import { abandonPlace } from "../legacy";
 
 /**
@@ -30,31 +40,6 @@ afterEach(() => disarmFaults());
 let year = new Date().getUTCFullYear() + 45;
 const noon = (y: number, month: number, day: number) => new Date(Date.UTC(y, month - 1, day, 12));
 
-/** A term of 2 cpu, auto_renew on, from 1 February noon of a year of its own, for a month. */
-async function dueTerm(t: Tenant) {
-  const r = await expectOk(
-    call("POST", "/v1/subscriptions/", {
-      token: t.partnerKey,
-      body: {
-        objects: [
-          {
-            customer: t.customers[0],
-            resource: "cpu",
-            amount: 2,
-            start_time: noon(year++, 2, 1).toISOString(),
-            period: "1 month",
-            auto_renew: true,
-          },
-        ],
-      },
-    }),
-    201,
-  );
-  const sub = r.objects[0] as { id: string; end_time: string };
-  const end = Date.parse(sub.end_time);
-  return { id: sub.id, before: new Date(end - 60_000), over: new Date(end + 60_000) };
-}
-
 const read = (t: Tenant, id: string) =>
   expectOk(call("GET", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
 
@@ -66,15 +51,6 @@ async function deliver(messages: Array<RenewalMessage | MonthCloseMessage>) {
   );
   await worker.queue(batch as MessageBatch<never>, env);
   return getQueueResult(batch, createExecutionContext());
-}
-
-async function renewalLines(t: Tenant) {
-  const rows = await env.DB.prepare(
-    "SELECT amount_minor FROM charges WHERE partner_id = ? AND kind = 'renewal'",
-  )
-    .bind(t.partnerId)
-    .all<{ amount_minor: number }>();
-  return rows.results.map((r) => r.amount_minor);
 }
 
 /** The D1 that the shard of `t`'s first customer writes to. */
@@ -108,7 +84,7 @@ async function renewalLeftUnordered(t: Tenant, id: string, at: Date) {
 /** A due term whose first renewal attempt was undone by an undo that died before giving its place back. */
 async function renewalUndoDiedHoldingPlace() {
   const t = await tenantWithCatalog(1, 100);
-  const term = await dueTerm(t);
+  const term = await dueMonthlyTerm(t, year++);
   const attempt = await renewalLeftUnordered(t, term.id, term.before);
   await expect(
     recoverPurchase(shardsHeld("releaseNext", { dies: true }).env, attempt, new Date()),
@@ -139,14 +115,14 @@ describe("a renewal", () => {
     expect((await subscriptionObject(env, mem).get())?.endReason).toBe("failed");
     await deliver([{ subscription: mem, at: at.toISOString() }]);
     expect((await subscriptionObject(env, mem).get())?.nextId).toBeNull();
-    expect(await renewalLines(t)).toEqual([]);
+    expect(await renewalCharges(t)).toEqual([]);
     expect(await usageOf(t, 0, "mem")).toMatchObject({ usage: 0, pending: 0 });
     await expectBooksBalance(t);
   });
 
   it("whose attempt is being undone when the next run reads it renews the term, not expires it", async () => {
     const t = await tenantWithCatalog(1, 100);
-    const { id, before, over } = await dueTerm(t);
+    const { id, before, over } = await dueMonthlyTerm(t, year++);
     const attempt = await renewalLeftUnordered(t, id, before);
     // The sweep's undo has failed the renewal term and not given its place back yet.
     const slow = shardsHeld("releaseNext");
@@ -162,7 +138,7 @@ describe("a renewal", () => {
       end_reason: null,
       renewed: 1,
     });
-    expect(await renewalLines(t)).toHaveLength(1);
+    expect(await renewalCharges(t)).toHaveLength(1);
     await expectBooksBalance(t);
   });
 
@@ -178,7 +154,7 @@ describe("a renewal", () => {
       end_reason: null,
       renewal_error: null,
     });
-    expect(await renewalLines(t)).toHaveLength(1);
+    expect(await renewalCharges(t)).toHaveLength(1);
     await expectBooksBalance(t);
   });
 
@@ -201,7 +177,7 @@ describe("a renewal", () => {
       end_reason: null,
       terms: 1,
     });
-    expect(await renewalLines(t)).toEqual([]);
+    expect(await renewalCharges(t)).toEqual([]);
     await expectBooksBalance(t);
   });
 
@@ -219,7 +195,7 @@ describe("a renewal", () => {
       end_reason: null,
       terms: 1,
     });
-    expect(await renewalLines(t)).toHaveLength(1);
+    expect(await renewalCharges(t)).toHaveLength(1);
     await expectBooksBalance(t);
   });
 
@@ -228,7 +204,7 @@ describe("a renewal", () => {
     // the place back only with the renewal given up; one created already is live and keeps it,
     // else an extension by hand would buy that term's time a second time.
     const t = await tenantWithCatalog(1, 100);
-    const { id, before } = await dueTerm(t);
+    const { id, before } = await dueMonthlyTerm(t, year++);
     expect(await renewOrExpire(env, id, before)).toBe("renewed");
     const renewal = (await subscriptionObject(env, id).get())?.renewal?.subscription as string;
     await subscriptionObject(env, id).releaseNext(renewal, false, true);
@@ -246,7 +222,7 @@ describe("a renewal", () => {
     // bound, the next delivery would plan new ids, and the first attempt, still on its way,
     // would buy the same term under the old ones.
     const t = await tenantWithCatalog(1, 100);
-    const { id, before } = await dueTerm(t);
+    const { id, before } = await dueMonthlyTerm(t, year++);
     armFault("renewal.planned");
     expect((await deliver([{ subscription: id, at: before.toISOString() }])).retryMessages).toHaveLength(1);
     disarmFaults();
@@ -256,7 +232,7 @@ describe("a renewal", () => {
     await deliver([{ subscription: id, at: before.toISOString() }]);
     await recoverAll(t);
     expect((await read(t, id)).descendants).toEqual([planned]);
-    expect(await renewalLines(t)).toHaveLength(1);
+    expect(await renewalCharges(t)).toHaveLength(1);
     await expectBooksBalance(t);
   });
 });
@@ -266,7 +242,7 @@ describe("an expiry planned before auto_renew was turned on", () => {
     // The run planned the expiry (auto_renew off), then the partner turned it on (answered 200):
     // the expiry leaves the term as it is and the run plans again, now a renewal.
     const t = await tenantWithCatalog(1, 100);
-    const { id, over } = await dueTerm(t);
+    const { id, over } = await dueMonthlyTerm(t, year++);
     expect((await subscriptionObject(env, id).setAutoRenew(false)).ok).toBe(true);
     const held = shardsHeld("expire");
     const running = renewOrExpire(held.env, id, over);
@@ -280,7 +256,7 @@ describe("an expiry planned before auto_renew was turned on", () => {
     held.release();
     expect(await running).toBe("renewed");
     expect((await read(t, id)).descendants).toHaveLength(1);
-    expect(await renewalLines(t)).toHaveLength(1);
+    expect(await renewalCharges(t)).toHaveLength(1);
     await expectBooksBalance(t);
   });
 });
@@ -288,7 +264,7 @@ describe("an expiry planned before auto_renew was turned on", () => {
 describe("a cancel of the due term", () => {
   it("while its renewal is on its way gives the renewal up: nothing follows, nothing is billed", async () => {
     const t = await tenantWithCatalog(1, 100);
-    const { id, before } = await dueTerm(t);
+    const { id, before } = await dueMonthlyTerm(t, year++);
     const slow = shardsHeld("create");
     const running = renewOrExpire(slow.env, id, before);
     await slow.reached;
@@ -298,20 +274,20 @@ describe("a cancel of the due term", () => {
     expect(await running).toBe("skipped");
     await recoverAll(t);
     expect((await read(t, id)).descendants).toEqual([]);
-    expect(await renewalLines(t)).toEqual([]);
+    expect(await renewalCharges(t)).toEqual([]);
     expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 0, pending: 0 });
     await expectBooksBalance(t);
   });
 
   it("after its renewal died once planned releases the hold at once; the redelivery renews nothing", async () => {
     const t = await tenantWithCatalog(1, 100);
-    const { id, before } = await dueTerm(t);
+    const { id, before } = await dueMonthlyTerm(t, year++);
     armFault("renewal.planned");
     expect((await deliver([{ subscription: id, at: before.toISOString() }])).retryMessages).toHaveLength(1);
     await expectOk(call("DELETE", `/v1/subscriptions/${id}/`, { token: t.partnerKey }));
     expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 0, pending: 0 });
     await deliver([{ subscription: id, at: before.toISOString() }]);
-    expect(await renewalLines(t)).toEqual([]);
+    expect(await renewalCharges(t)).toEqual([]);
     await expectBooksBalance(t);
   });
 });

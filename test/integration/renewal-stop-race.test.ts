@@ -6,7 +6,9 @@ import { expectBooksBalance, recoverAll } from "../books";
 import {
   call,
   dailyTwoWeeksBehind,
+  dueMonthlyTerm,
   expectOk,
+  renewalCharges,
   shardsHeld,
   type Tenant,
   tenantWithCatalog,
@@ -22,41 +24,6 @@ import {
  */
 
 let year = new Date().getUTCFullYear() + 55;
-const noon = (y: number, month: number, day: number) => new Date(Date.UTC(y, month - 1, day, 12));
-
-/** A term of 2 cpu, auto_renew on, from 1 February noon of a year of its own, for a month. */
-async function dueTerm(t: Tenant) {
-  const r = await expectOk(
-    call("POST", "/v1/subscriptions/", {
-      token: t.partnerKey,
-      body: {
-        objects: [
-          {
-            customer: t.customers[0],
-            resource: "cpu",
-            amount: 2,
-            start_time: noon(year++, 2, 1).toISOString(),
-            period: "1 month",
-            auto_renew: true,
-          },
-        ],
-      },
-    }),
-    201,
-  );
-  const sub = r.objects[0] as { id: string; end_time: string };
-  const end = Date.parse(sub.end_time);
-  return { id: sub.id, before: new Date(end - 60_000), over: new Date(end + 60_000) };
-}
-
-async function renewalLines(t: Tenant) {
-  const rows = await env.DB.prepare(
-    "SELECT amount_minor FROM charges WHERE partner_id = ? AND kind = 'renewal'",
-  )
-    .bind(t.partnerId)
-    .all<{ amount_minor: number }>();
-  return rows.results.map((r) => r.amount_minor);
-}
 
 /**
  * Runs the renewal of `id` at `at` held at its term's create, turns auto_renew off on `id` by
@@ -91,16 +58,16 @@ describe("auto_renew turned off while the term's renewal is on its way", () => {
   for (const off of offs) {
     it(`(${off[0]} ${off[2] ? "auto_renew: false" : "a toggle"}) gives the renewal up: nothing is bought, the term expires`, async () => {
       const t = await tenantWithCatalog(1, 100);
-      const { id, before, over } = await dueTerm(t);
+      const { id, before, over } = await dueMonthlyTerm(t, year++);
       const { outcome, planned } = await offWhileRenewing(t, id, before, off);
       expect(outcome).toBe("skipped");
       expect((await subscriptionObject(env, planned).get())?.endReason).toBe("failed");
       expect((await subscriptionObject(env, id).get())?.nextId).toBeNull();
-      expect(await renewalLines(t)).toEqual([]);
+      expect(await renewalCharges(t)).toEqual([]);
       expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 2, pending: 0 });
       // At its end the term expires, renewing nothing, and gives its quota back.
       expect(await renewOrExpire(env, id, over)).toBe("expired");
-      expect(await renewalLines(t)).toEqual([]);
+      expect(await renewalCharges(t)).toEqual([]);
       expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 0, pending: 0 });
       await expectBooksBalance(t);
     });
@@ -108,7 +75,7 @@ describe("auto_renew turned off while the term's renewal is on its way", () => {
 
   it("on the chain's first term, as grouped lists name it, gives the last term's renewal up", async () => {
     const t = await tenantWithCatalog(1, 100);
-    const { id, before } = await dueTerm(t);
+    const { id, before } = await dueMonthlyTerm(t, year++);
     expect(await renewOrExpire(env, id, before)).toBe("renewed");
     const last = (await subscriptionObject(env, id).get())?.nextId as string;
     const end = Date.parse((await subscriptionObject(env, last).get())?.endTime as string);
@@ -122,7 +89,7 @@ describe("auto_renew turned off while the term's renewal is on its way", () => {
     expect(await running).toBe("skipped");
     await recoverAll(t);
     expect((await subscriptionObject(env, last).get())?.nextId).toBeNull();
-    expect(await renewalLines(t)).toHaveLength(1);
+    expect(await renewalCharges(t)).toHaveLength(1);
     await expectBooksBalance(t);
   });
 
@@ -134,7 +101,7 @@ describe("auto_renew turned off while the term's renewal is on its way", () => {
     const { outcome } = await offWhileRenewing(t, second, at, offs[0] as Off, true);
     expect(outcome).toBe("expired");
     expect((await subscriptionObject(env, second).get())?.endReason).toBe("expired");
-    expect(await renewalLines(t)).toHaveLength(1);
+    expect(await renewalCharges(t)).toHaveLength(1);
     expect(await usageOf(t, 0, "cpu")).toMatchObject({ usage: 0, pending: 0 });
     await expectBooksBalance(t);
   });
