@@ -57,17 +57,15 @@ export class Subscription extends SubscriptionMachine {
   /**
    * Sets auto_renew, or toggles it. `expectedVersion`, here and below: see `change`. Turned off, a
    * renewal planned and not created yet is given up, as a cancel gives it up: the partner is
-   * answered that nothing renews, so nothing may be bought after that answer (before, the renewal
-   * planned while the flag was on created its term, off, and charged it).
+   * answered that nothing renews, so nothing may be bought after that answer.
    *
    * `toggle`, a bare toggle's reference: on its chain's last term (nothing after it but a place
    * reserved for a term not created yet, which takes this term's flag once it is), whose flag is
-   * the chain's, it flips the flag as it stands now, once, so two toggles net out (before, each set
-   * the opposite of the flag read when it was accepted: two at once both set it off, and so did two
-   * while an extension of the term was being bought). Elsewhere it sets `value`, the chain's flag
-   * flipped when it was accepted. Run again (a keyed retry, a redelivered operation) it changes
-   * nothing, and only that is a toggle "already in effect" under If-Match: another toggle in
-   * between answers 412.
+   * the chain's, it flips the flag as it stands now, once, so two toggles sent at once net out
+   * where a value fixed at acceptance would have both set the same. Elsewhere it sets `value`, the
+   * chain's flag flipped when it was accepted. Run again (a keyed retry, a redelivered operation)
+   * it changes nothing, and only that is a toggle "already in effect" under If-Match: another
+   * toggle in between answers 412.
    */
   async setAutoRenew(
     value: boolean | undefined,
