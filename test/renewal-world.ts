@@ -178,24 +178,41 @@ export async function stopNow(
  * ran, which its result answers, not the one read when it was accepted.
  */
 export async function appliedOn(opRef: string): Promise<boolean> {
-  const row = await env.DB.prepare("SELECT status, result_body FROM operations WHERE op_ref = ?")
-    .bind(opRef)
-    .first<{ status: string; result_body: string | null }>();
+  const row = await operationRow(opRef);
   if (row?.status !== "succeeded" || row.result_body === null) return false;
   return (JSON.parse(row.result_body) as { object?: { auto_renew?: boolean } }).object?.auto_renew === true;
 }
 
-export const statusOf = async (opRef: string) =>
-  (
-    await env.DB.prepare("SELECT status FROM operations WHERE op_ref = ?")
-      .bind(opRef)
-      .first<{ status: string }>()
-  )?.status;
+export const statusOf = async (opRef: string) => (await operationRow(opRef))?.status;
+
+type OperationRow = { status: string; result_body: string | null };
+
+/**
+ * Operation rows as last read: the cron deletes a finished operation once it expires, and a
+ * sequence's outage can pass that before the checks read it.
+ */
+const operationRows = new Map<string, OperationRow>();
+
+async function operationRow(opRef: string): Promise<OperationRow | undefined> {
+  const row = await env.DB.prepare("SELECT status, result_body FROM operations WHERE op_ref = ?")
+    .bind(opRef)
+    .first<OperationRow>();
+  if (row) operationRows.set(opRef, row);
+  return row ?? operationRows.get(opRef);
+}
+
+/** Reads every operation the checks may ask about, before a cron run can delete it. */
+export async function noteOperations(w: World): Promise<void> {
+  const refs = [...w.ons.values()].flat();
+  for (const stops of w.stops.values()) for (const stop of stops) if (stop.opRef) refs.push(stop.opRef);
+  for (const ref of refs) await operationRow(ref);
+}
 
 export const opRefOf = (r: { headers: Headers }) =>
   (r.headers.get("location") as string).split("/").filter(Boolean).at(-1) as string;
 
 export async function cron(w: World): Promise<void> {
+  await noteOperations(w);
   await worker.scheduled(createScheduledController({ scheduledTime: w.now, cron: "*/5 * * * *" }), w.behind);
 }
 /** Drains both queues, runs the recovery, and a cron run at the end: as a settled deployment stands. */
