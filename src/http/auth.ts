@@ -11,12 +11,7 @@ import { parseToken } from "../domain/credentials";
 import { AppError } from "../domain/errors";
 import { ttlCache } from "../domain/ttl-cache";
 import type { Family } from "./family";
-import {
-  clientAddress,
-  countFailedAuthentication,
-  limitCredential,
-  refuseBlockedAddress,
-} from "./rate-limit";
+import { countFailedAuthentication, failureKey, limitCredential, refuseBlockedAddress } from "./rate-limit";
 
 export type { Family } from "./family";
 
@@ -214,15 +209,15 @@ const principalOf = (credential: Credential): Principal => ({
  * answered otherwise than a failing one it would tell a blocked address which keys are good.
  */
 export async function admit(request: Request, env: Env, family: Family): Promise<Principal> {
-  const address = clientAddress(request, family);
-  if (family !== "quota") refuseBlockedAddress(address);
+  const key = failureKey(request, family);
+  if (family !== "quota") refuseBlockedAddress(key);
   const credential = await authenticatedCredential(request, env, family);
   if (!credential) {
-    refuseBlockedAddress(address);
-    await countFailedAuthentication(env, address);
+    refuseBlockedAddress(key);
+    await countFailedAuthentication(env, key);
     throw new AppError("unauthorized", "missing or invalid credentials");
   }
-  if (family === "quota" && !ASTAKOS_ROLES.has(credential.role)) refuseBlockedAddress(address);
+  if (family === "quota" && !ASTAKOS_ROLES.has(credential.role)) refuseBlockedAddress(key);
   await limitCredential(env, credential);
   return principalOf(credential);
 }

@@ -51,7 +51,7 @@ export function tierOf(credential: Pick<Credential, "role" | "rateLimit">): Rate
  * The key failed authentications count under: the API family, and Cloudflare's view of the client
  * address within it.
  */
-export function clientAddress(request: Request, family: Family): string {
+export function failureKey(request: Request, family: Family): string {
   return `${family} ${request.headers.get("cf-connecting-ip") ?? "unknown"}`;
 }
 
