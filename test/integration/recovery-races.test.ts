@@ -20,7 +20,16 @@ import {
   subscriptionShard,
 } from "../../src/objects/subscription-object";
 import { expectBooksBalance, purchaseDiedAt, recoverAll } from "../books";
-import { call, expectOk, failingD1, gate, type Tenant, tenantWithCatalog, usageOf } from "../helpers";
+import {
+  call,
+  dueMonthlyTerm,
+  expectOk,
+  failingD1,
+  gate,
+  type Tenant,
+  tenantWithCatalog,
+  usageOf,
+} from "../helpers";
 
 /**
  * The recovery sweep racing the work it settles: a request it took for dead that was only slow,
@@ -231,28 +240,9 @@ describe("a renewal delivered again after the sweep undid its first attempt", ()
   it("renews with ids of its own instead of taking the undo for a refusal and expiring the subscription", async () => {
     const t = await tenantWithCatalog(1, 100);
     const y = new Date().getUTCFullYear() + 40;
-    const sub = (
-      await expectOk(
-        call("POST", "/v1/subscriptions/", {
-          token: t.partnerKey,
-          body: {
-            objects: [
-              {
-                customer: t.customers[0],
-                resource: "cpu",
-                amount: 2,
-                start_time: new Date(Date.UTC(y, 1, 1, 12)).toISOString(),
-                period: "1 month",
-                auto_renew: true,
-              },
-            ],
-          },
-        }),
-        201,
-      )
-    ).objects[0];
+    const sub = await dueMonthlyTerm(t, y);
     // A late run: a minute after the term's end, when a refused renewal expires the subscription.
-    const at = new Date(Date.parse(sub.end_time) + 60_000).toISOString();
+    const at = sub.over.toISOString();
     const deliver = async () => {
       const batch = createMessageBatch<RenewalMessage>("stratus-renewals", [
         {
