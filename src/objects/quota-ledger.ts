@@ -20,6 +20,7 @@ import { type HoldingView, type HoldResult, LedgerHoldings, type LedgerProvision
 import { LedgerMemberships } from "./ledger-memberships";
 import { LedgerSerials } from "./ledger-serials";
 import { LedgerWakes } from "./ledger-wakes";
+import { idOf } from "./object-ids";
 import { operationsQueue, type RecoveryRequest } from "./operations-queue";
 
 /** How long a step across ledgers may take before the alarm assumes its request died and finishes it. */
@@ -396,5 +397,5 @@ export class QuotaLedger extends DurableObject<Env> {
 
 /** The ledger of one holder (and home of the commissions `homeOf` gives it). */
 export function ledgerOf(env: Env, holder: string): DurableObjectStub<QuotaLedger> {
-  return env.QUOTA_LEDGER.get(env.QUOTA_LEDGER.idFromName(holder));
+  return env.QUOTA_LEDGER.get(idOf(env.QUOTA_LEDGER, holder));
 }

@@ -9,6 +9,7 @@ import type { RenewalIds, SubscriptionRecord } from "../domain/subscriptions";
 import type { DeploymentPatch } from "../domain/webhooks";
 import type { WorkRef } from "../domain/work-refs";
 import { adoptLegacy, type HandedOver, legacyState, storageTables } from "./legacy-subscription";
+import { idOf } from "./object-ids";
 import { ProjectionPushes } from "./projection-pushes";
 import { QuotaSteps } from "./quota-steps";
 import { ReportDraws } from "./report-draws";
@@ -322,27 +323,10 @@ export type SubscriptionCalls = {
   >]: Subscription[K] extends (...args: infer A) => infer R ? (...args: A) => Promise<Awaited<R>> : never;
 };
 
-/**
- * The ids of the shards, by namespace and name: deriving one hashes its name, and a shard is asked
- * for again and again (at most 65,536 names).
- */
-const shardIds = new WeakMap<Env["SUBSCRIPTION"], Map<string, DurableObjectId>>();
-
 /** The shard that keeps subscription `id`: its Durable Object. */
 export function subscriptionShard(env: Env, id: string): DurableObjectStub<SubscriptionObject> {
   const namespace = env.SUBSCRIPTION;
-  let ids = shardIds.get(namespace);
-  if (!ids) {
-    ids = new Map();
-    shardIds.set(namespace, ids);
-  }
-  const name = shardOf(id);
-  let shard = ids.get(name);
-  if (!shard) {
-    shard = namespace.idFromName(name);
-    ids.set(name, shard);
-  }
-  return namespace.get(shard);
+  return namespace.get(idOf(namespace, shardOf(id)));
 }
 
 /** The object of its own that kept subscription `id` before shards. */
