@@ -33,11 +33,10 @@ const STALL_MS = 60_000;
  * that touch them (`LedgerHoldings`). Every mutation is one synchronous storage transaction, so
  * concurrent commissions against a holder serialize here and can never over-commit.
  *
- * As a commission's home it hands out the serial (`LedgerSerials`, from a block taken from D1), keeps
- * the commission's record and decision (`LedgerCommissions`), drives the other holders' ledgers
- * through issue and resolution, and projects a service's commissions into D1's index. A commission
- * on this holder alone, the common case, is issued (and accepted) in one transaction with no other
- * call at all.
+ * As a commission's home it hands out the serial (`LedgerSerials`, from a block taken from D1),
+ * keeps the commission's record and decision (`LedgerCommissions`), drives the other holders'
+ * ledgers through issue and resolution, and projects a service's commissions into D1's index. A
+ * commission on this holder alone, the common case, is issued (and accepted) in one transaction.
  */
 export class QuotaLedger extends DurableObject<Env> {
   private readonly holders: LedgerHoldings;
