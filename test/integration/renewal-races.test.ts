@@ -6,6 +6,7 @@ import {
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
+import { runOperation } from "../../src/app/operations";
 import { recoverPurchase } from "../../src/app/recovery";
 import { type RenewalMessage, renewOrExpire } from "../../src/app/renewals";
 import { assignIds, buy, plan } from "../../src/app/subscriptions";
@@ -21,6 +22,7 @@ import {
   dueMonthlyTerm,
   expectOk,
   failingD1,
+  keptQueue,
   renewalCharges,
   shardsHeld,
   type Tenant,
@@ -156,6 +158,29 @@ describe("a renewal", () => {
     });
     expect(await renewalCharges(t)).toHaveLength(1);
     await expectBooksBalance(t);
+  });
+
+  it("whose undo died before giving its place back leaves its term the chain's last: two toggles net out", async () => {
+    // The failed renewal still named after the term is nothing live: the term's flag is the
+    // chain's, so each bare toggle flips it as it stands when it runs. Taken for an earlier term,
+    // each would set the flag read when it was accepted: both set it off, one flip lost.
+    const { t, id } = await renewalUndoDiedHoldingPlace();
+    const failed = (await subscriptionObject(env, id).get())?.nextId as string;
+    expect((await subscriptionObject(env, failed).get())?.endReason).toBe("failed");
+    const operations = keptQueue();
+    for (let i = 0; i < 2; i++) {
+      const accepted = await call("POST", `/v1/subscriptions/${id}/action/?do=auto_renew`, {
+        token: t.partnerKey,
+        headers: { Prefer: "respond-async" },
+        env: { ...env, OPERATIONS: operations.queue } as Env,
+      });
+      expect(accepted.status).toBe(202);
+    }
+    const [one, two] = operations.sent.map((m: { opRef: string }) => m.opRef) as [string, string];
+    await runOperation(env, one);
+    expect((await subscriptionObject(env, id).get())?.autoRenew).toBe(false);
+    await runOperation(env, two);
+    expect((await subscriptionObject(env, id).get())?.autoRenew).toBe(true);
   });
 
   it("whose undo died before giving its place back leaves the place to an extension by hand", async () => {
