@@ -1,6 +1,7 @@
 import { createScheduledController } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { runOperation } from "../../src/app/operations";
 import worker from "../../src/index";
 import { deliver as deliverOperations, expectBooksBalance } from "../books";
 import {
@@ -9,6 +10,7 @@ import {
   eventually,
   expectOk,
   keptQueue,
+  shardsHeld,
   type Tenant,
   tenantWithCatalog,
   usageOf,
@@ -125,6 +127,40 @@ describe("the operations consumer behind while the cron renews", () => {
     expect((await linesOf(t)).map((l) => [l.subscription, l.kind, l.amount])).toEqual([
       [sub.id, "purchase", "0.48"],
     ]);
+    await expectBooksBalance(t);
+  }, 60_000);
+
+  it("auto_renew turned off, its operation running when the cron came: the term is not renewed", async () => {
+    // Its consumer took it up (running) and is slow, or died and it waits for its redelivery: it
+    // is no more run than one still queued, and decides first as well.
+    const t = await tenantWithCatalog(1, 100);
+    const y = nextYear();
+    const sub = await buyOne(t, {
+      resource: "cpu",
+      amount: 1,
+      start_time: noon(y, 9, 1).toISOString(),
+      period: "1 day",
+      auto_renew: true,
+    });
+    const down = operationsDown();
+    const accepted = await call("POST", `/v1/subscriptions/${sub.id}/action/?do=auto_renew`, {
+      token: t.partnerKey,
+      headers: { Prefer: "respond-async" },
+      body: { auto_renew: false },
+      env: down.env,
+    });
+    expect(accepted.status).toBe(202);
+    const slow = shardsHeld("setAutoRenew");
+    const running = runOperation(slow.env, down.sent[0].opRef);
+    await slow.reached;
+    await cron(new Date(noon(y, 9, 2).getTime() - 60_000));
+    await new Promise((r) => setTimeout(r, 1500));
+    slow.release();
+    await running;
+    await cron(new Date(noon(y, 9, 2).getTime() + 4 * 60_000));
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await read(t, sub.id)).toMatchObject({ auto_renew: false, descendants: [] });
+    expect((await linesOf(t)).map((l) => [l.subscription, l.kind])).toEqual([[sub.id, "purchase"]]);
     await expectBooksBalance(t);
   }, 60_000);
 
