@@ -130,6 +130,42 @@ describe("the operations consumer behind while the cron renews", () => {
     await expectBooksBalance(t);
   }, 60_000);
 
+  it("auto_renew turned off on the chain's first term, queued: its last term, due, is not renewed", async () => {
+    // The chain's flag is its last term's, and a partner stops the chain by its first id (as
+    // grouped lists name it): a stop queued there holds the claim of whichever term of the chain is due.
+    const t = await tenantWithCatalog(1, 100);
+    const y = nextYear();
+    const sub = await buyOne(t, {
+      resource: "cpu",
+      amount: 1,
+      start_time: noon(y, 8, 1).toISOString(),
+      period: "1 day",
+      auto_renew: true,
+    });
+    const extension = await expectOk(
+      call("POST", `/v1/subscriptions/${sub.id}/action/?do=extend`, { token: t.partnerKey }),
+    );
+    const down = operationsDown();
+    const accepted = await call("PATCH", `/v1/subscriptions/${sub.id}/`, {
+      token: t.partnerKey,
+      headers: { Prefer: "respond-async" },
+      body: { auto_renew: false },
+      env: down.env,
+    });
+    expect(accepted.status).toBe(202);
+    await cron(new Date(noon(y, 8, 3).getTime() - 60_000));
+    await new Promise((r) => setTimeout(r, 1500));
+    await deliverOperations(down.sent);
+    await cron(new Date(noon(y, 8, 3).getTime() + 4 * 60_000));
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await read(t, sub.id)).toMatchObject({ auto_renew: false, descendants: [extension.id] });
+    expect((await linesOf(t)).map((l) => [l.subscription, l.kind])).toEqual([
+      [sub.id, "purchase"],
+      [extension.id, "extension"],
+    ]);
+    await expectBooksBalance(t);
+  }, 60_000);
+
   it("auto_renew turned off, its operation running when the cron came: the term is not renewed", async () => {
     // Its consumer took it up (running) and is slow, or died and it waits for its redelivery: it
     // is no more run than one still queued, and decides first as well.
