@@ -117,4 +117,12 @@ describe("two bare auto_renew toggles at once", () => {
     await runOperation(env, two);
     expect(await flagOf(id)).toBe(true);
   });
+
+  it("keep the references of the last 32 toggles only: a term toggled often grows no further", async () => {
+    const t = await tenantWithCatalog(1, 100);
+    const id = await renewing(t);
+    for (let i = 0; i < 34; i++) await expectOk(toggle(t, id));
+    const r = await subscriptionObject(env, id).get();
+    expect({ autoRenew: r?.autoRenew, kept: r?.toggledBy?.length }).toEqual({ autoRenew: true, kept: 32 });
+  });
 });
