@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { OperationPayload } from "../../src/app/intents";
-import { runOperation } from "../../src/app/operations";
+import { giveUpOperation, runOperation } from "../../src/app/operations";
 import { perform } from "../../src/app/perform";
 import { findOperation } from "../../src/db/operations";
 import { EVERYTHING } from "../../src/domain/scope";
@@ -124,5 +124,28 @@ describe("two bare auto_renew toggles at once", () => {
     for (let i = 0; i < 34; i++) await expectOk(toggle(t, id));
     const r = await subscriptionObject(env, id).get();
     expect({ autoRenew: r?.autoRenew, kept: r?.toggledBy?.length }).toEqual({ autoRenew: true, kept: 32 });
+  });
+
+  it("given up after it applied, answers that it took effect though the flag was set back since", async () => {
+    // Known by its reference: by the flag it set, the give-up took it for not applied and failed it
+    // ("given up"), though it had flipped the chain's flag.
+    const t = await tenantWithCatalog(1, 100);
+    const id = await renewing(t);
+    const operations = keptQueue();
+    const accepted = await toggle(t, id, { Prefer: "respond-async" }, {
+      ...env,
+      OPERATIONS: operations.queue,
+    } as Env);
+    expect(accepted.status).toBe(202);
+    const opRef = operations.sent[0].opRef as string;
+    // Its last attempt applies it and dies before storing its answer; the partner sets the flag back.
+    const op = await findOperation(env, opRef, EVERYTHING);
+    await perform(env, op?.payload as unknown as OperationPayload, { opRef });
+    await expectOk(
+      call("PATCH", `/v1/subscriptions/${id}/`, { token: t.partnerKey, body: { auto_renew: true } }),
+    );
+    await giveUpOperation(env, opRef);
+    expect((await findOperation(env, opRef, EVERYTHING))?.status).toBe("succeeded");
+    expect(await flagOf(id)).toBe(true);
   });
 });
