@@ -183,6 +183,17 @@ describe("a renewal", () => {
     expect((await subscriptionObject(env, id).get())?.autoRenew).toBe(true);
   });
 
+  it("whose undo died before giving its place back leaves auto_renew to be turned on again", async () => {
+    // The failed renewal still named after the term is not the chain's last term, ended: the chain
+    // may still go on from the term, so turning the flag on is not refused as for a cancelled chain.
+    const { t, id } = await renewalUndoDiedHoldingPlace();
+    const path = `/v1/subscriptions/${id}/action/?do=auto_renew`;
+    await expectOk(call("POST", path, { token: t.partnerKey, body: { auto_renew: false } }));
+    const on = await call("POST", path, { token: t.partnerKey, body: { auto_renew: true } });
+    expect(on.status, on.text).toBe(200);
+    expect((await subscriptionObject(env, id).get())?.autoRenew).toBe(true);
+  });
+
   it("whose undo died before giving its place back leaves the place to an extension by hand", async () => {
     const { t, id, over } = await renewalUndoDiedHoldingPlace();
     // Before, the extension found the place taken, walked on to the failed renewal, found it
