@@ -1,7 +1,11 @@
-import { createScheduledController } from "cloudflare:test";
+import {
+  createExecutionContext,
+  createMessageBatch,
+  createScheduledController,
+  getQueueResult,
+} from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { renewOrExpire } from "../../src/app/renewals";
 import worker from "../../src/index";
 import { subscriptionObject } from "../../src/objects/subscription-object";
 import { deliver as deliverOperations, expectBooksBalance } from "../books";
@@ -17,11 +21,18 @@ import { call, dailyTwoWeeksBehind, keptQueue, type Tenant, usageOf } from "../h
 
 let year = new Date().getUTCFullYear() + 50;
 
-/** Runs the renewals messages kept in `sent`, in order, each catch-up one it sends too (at most `n`). */
+/**
+ * Runs the renewals messages kept in `sent`, in order, each catch-up one it sends too (at most `n`),
+ * through the renewals consumer: its reading of `catchUp` is what has a catch-up ask for a stop.
+ */
 async function drain(sent: any[], behind: Env, n: number) {
   for (let i = 0; i < n && sent.length > 0; i++) {
-    const message = sent.shift();
-    await renewOrExpire(behind, message.subscription, new Date(message.at), message.catchUp === true);
+    const body = sent.shift();
+    const batch = createMessageBatch("stratus-renewals", [
+      { id: `catchup-${i}-${body.subscription}`, timestamp: new Date(), attempts: 1, body },
+    ]);
+    await worker.queue(batch as MessageBatch<never>, behind);
+    expect((await getQueueResult(batch, createExecutionContext())).retryMessages).toEqual([]);
   }
 }
 
