@@ -199,3 +199,26 @@ describe("an issue across holders that its home's alarm rolls back while its hol
     });
   });
 });
+
+/**
+ * `LedgerWakes.within` must bring a later alarm forward (mutation testing of the ledger,
+ * 2026-12-05: with it only setting an alarm where none was, no test noticed).
+ */
+describe("an issue across holders on a home whose alarm is set far out", () => {
+  it("brings the alarm within the stall bound, so a request dying mid-step is rolled back in time", async () => {
+    const { vm, home, other, issue } = await acrossTwo();
+    // A pending purchase's recovery bound, or D1's backoff, set the home's alarm an hour out.
+    const alarmOf = () => runInDurableObject(ledgerOf(env, home), (_i, state) => state.storage.getAlarm());
+    await runInDurableObject(ledgerOf(env, home), (_i, state) =>
+      state.storage.setAlarm(Date.now() + 3_600_000),
+    );
+    const slowHold = slowHoldsOn(other);
+    const answer = issue(false);
+    // The issue is `issuing`, held on its home: should its request die here, only the alarm undoes it.
+    await slowHold.reached;
+    expect(await alarmOf()).toBeLessThanOrEqual(Date.now() + 60_000);
+    slowHold.release();
+    await expectOk(answer, 201);
+    expect(await holdingOf(other, vm)).toMatchObject({ usage: 3, pending: 3 });
+  });
+});
