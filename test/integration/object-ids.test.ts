@@ -28,4 +28,17 @@ describe("Durable Object ids kept per isolate", () => {
       subscriptionShard(env, subscription).id.equals(env.SUBSCRIPTION.idFromName(shardOf(subscription))),
     ).toBe(true);
   });
+
+  // Mutation testing of the ledger (2026-12-05): with the eviction removed, no test noticed that
+  // an isolate kept every name it was ever asked for (a ledger per holder: unbounded).
+  it("keeps at most as many names as there are shards, forgetting the oldest first", () => {
+    const oldest = idOf(env.QUOTA_LEDGER, "user:oldest-id");
+    const names = Array.from({ length: 65_536 }, (_, i) => `user:later-${i}`);
+    for (const name of names) idOf(env.QUOTA_LEDGER, name);
+    const newest = idOf(env.QUOTA_LEDGER, names[names.length - 1] as string);
+    expect(idOf(env.QUOTA_LEDGER, names[names.length - 1] as string)).toBe(newest);
+    const again = idOf(env.QUOTA_LEDGER, "user:oldest-id");
+    expect(again).not.toBe(oldest);
+    expect(again.equals(oldest)).toBe(true);
+  });
 });
