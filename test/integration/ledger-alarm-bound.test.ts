@@ -1,7 +1,7 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { ROWS_PER_ALARM } from "../../src/objects/ledger-alarm";
+import { CALLS_PER_ALARM, ROWS_PER_ALARM } from "../../src/objects/ledger-alarm";
 import { ledgerOf, QuotaLedger } from "../../src/objects/quota-ledger";
 import { unique } from "../helpers";
 import { limitedD1 } from "../limited-d1";
@@ -180,6 +180,50 @@ describe("a quota ledger's alarm whose first page of steps cannot be finished no
     ]);
     // Nothing left for later tests: the down ledger's steps finished, the alarm dropped.
     await runDurableObjectAlarm(ledgerOf(env, home));
+    await runInDurableObject(ledgerOf(env, home), (_i, st) => st.storage.deleteAlarm());
+  }, 60_000);
+});
+
+/**
+ * The calls to other ledgers a run makes are bounded too (mutation testing of the ledger,
+ * 2026-12-05: with the bound checked by `>` instead of `>=`, a run took one more commission past
+ * it, and no test noticed).
+ */
+describe("a quota ledger's alarm finishing steps across many holders", () => {
+  it("stops taking commissions once its calls to other ledgers reach the bound", async () => {
+    const home = unique("holder-a");
+    // Each step across 500 holders costs 499 calls: two reach the bound, a third would pass it.
+    const holders = [home, ...Array.from({ length: 499 }, (_, i) => `${home}-other-${i}`)];
+    const provisions = JSON.stringify(
+      holders.map((holder) => ({ holder, source: "system", resource: "r", quantity: 1 })),
+    );
+    await runInDurableObject(ledgerOf(env, home), (_i, state) => {
+      for (const serial of [1, 2, 3])
+        state.storage.sql.exec(
+          `INSERT INTO commissions (serial, service_id, reference, name, provisions, state, issue_time, updated_at, version)
+           VALUES (?, NULL, NULL, 'across', ?, 'accepting', '2026-12-05T00:00:00.000Z', 0, 1)`,
+          serial,
+          provisions,
+        );
+      // As the decision's request set it before it died.
+      return state.storage.setAlarm(Date.now());
+    });
+    const accept = QuotaLedger.prototype.accept;
+    let calls = 0;
+    QuotaLedger.prototype.accept = function (this: QuotaLedger, serial: number) {
+      calls += 1;
+      return accept.call(this, serial);
+    };
+    try {
+      await runDurableObjectAlarm(ledgerOf(env, home));
+      expect(calls).toBeLessThanOrEqual(CALLS_PER_ALARM);
+      expect(await unfinished(home)).toBe(1);
+      // The next run finishes the rest.
+      await runDurableObjectAlarm(ledgerOf(env, home));
+      expect(await unfinished(home)).toBe(0);
+    } finally {
+      QuotaLedger.prototype.accept = accept;
+    }
     await runInDurableObject(ledgerOf(env, home), (_i, st) => st.storage.deleteAlarm());
   }, 60_000);
 });
