@@ -222,3 +222,49 @@ describe("an issue across holders on a home whose alarm is set far out", () => {
     expect(await holdingOf(other, vm)).toMatchObject({ usage: 3, pending: 3 });
   });
 });
+
+/**
+ * A commission being rolled back (`failing`) is no longer its reference's: a retry issues anew
+ * (mutation testing of the ledger, 2026-12-05: with `LedgerCommissions.live` counting `failing`
+ * commissions, the retry was answered the serial of the one being undone, and no test noticed).
+ */
+describe("an issue by reference retried while its first attempt across holders is being rolled back", () => {
+  it("is issued anew and held on every holder, not answered the serial being undone", async () => {
+    const [home, other] = [`user:${crypto.randomUUID()}`, `user:${crypto.randomUUID()}`].sort() as [
+      string,
+      string,
+    ];
+    await ledgerOf(env, home).setLimit("system", "r", 10);
+    await ledgerOf(env, other).setLimit("system", "r", 0);
+    const request = {
+      home,
+      serviceId: null,
+      reference: `purchase-${crypto.randomUUID()}`,
+      name: "across",
+      provisions: [home, other].map((holder) => ({ holder, source: "system", resource: "r", quantity: 1 })),
+      force: false,
+      autoAccept: false,
+      issueTime: new Date().toISOString(),
+    };
+    // The first attempt is refused on the other holder; its rollback's call there is slow.
+    const slowReject = gate();
+    const reject = QuotaLedger.prototype.reject;
+    QuotaLedger.prototype.reject = function (this: QuotaLedger, serial: number) {
+      return slowReject.pass().then(() => reject.call(this, serial)) as never;
+    };
+    try {
+      const first = ledgerOf(env, home).issue(request);
+      await slowReject.reached;
+      QuotaLedger.prototype.reject = reject;
+      await ledgerOf(env, other).setLimit("system", "r", 10);
+      const retried = await ledgerOf(env, home).issue(request);
+      slowReject.release();
+      expect(await first).toMatchObject({ ok: false, reason: "refused" });
+      expect(retried).toMatchObject({ ok: true });
+    } finally {
+      QuotaLedger.prototype.reject = reject;
+    }
+    for (const holder of [home, other])
+      expect(await holdingOf(holder, "r")).toMatchObject({ usage: 1, pending: 1 });
+  });
+});
