@@ -30,7 +30,8 @@ export class LedgerSerials {
 
   /**
    * Makes sure a serial is left in the block, taking the next block if not. The caller takes it
-   * (`next`) before it awaits anything else, so no other request can.
+   * (`next`) before it awaits anything but this object's own storage (during which the input gate
+   * lets no other request in: `issueAcross` sets its alarm in between), so no other request can.
    */
   async ensure(home: string): Promise<void> {
     while (!this.hasSerial()) {
