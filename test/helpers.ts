@@ -893,25 +893,13 @@ export async function dailyTwoWeeksBehind(year: number) {
  * its end.
  */
 export async function dueMonthlyTerm(t: Tenant, year: number) {
-  const r = await expectOk(
-    call("POST", "/v1/subscriptions/", {
-      token: t.partnerKey,
-      body: {
-        objects: [
-          {
-            customer: t.customers[0],
-            resource: "cpu",
-            amount: 2,
-            start_time: new Date(Date.UTC(year, 1, 1, 12)).toISOString(),
-            period: "1 month",
-            auto_renew: true,
-          },
-        ],
-      },
-    }),
-    201,
-  );
-  const sub = r.objects[0] as { id: string; end_time: string };
+  const sub = (await buyOne(t, {
+    resource: "cpu",
+    amount: 2,
+    start_time: new Date(Date.UTC(year, 1, 1, 12)).toISOString(),
+    period: "1 month",
+    auto_renew: true,
+  })) as { id: string; end_time: string };
   const end = Date.parse(sub.end_time);
   return { id: sub.id, before: new Date(end - 60_000), over: new Date(end + 60_000) };
 }

@@ -7,7 +7,7 @@ import { findOperation } from "../../src/db/operations";
 import { EVERYTHING } from "../../src/domain/scope";
 import { subscriptionObject } from "../../src/objects/subscription-object";
 import { expectBooksBalance, recoverAll } from "../books";
-import { call, expectOk, keptQueue, shardsHeld, type Tenant, tenantWithCatalog } from "../helpers";
+import { buyOne, call, expectOk, keptQueue, shardsHeld, type Tenant, tenantWithCatalog } from "../helpers";
 
 /**
  * Bare `?do=auto_renew` toggles sent at once. Each set the opposite of the chain's flag as it read
@@ -21,25 +21,14 @@ let day = 1;
 const year = new Date().getUTCFullYear() + 60;
 
 async function renewing(t: Tenant): Promise<string> {
-  const r = await expectOk(
-    call("POST", "/v1/subscriptions/", {
-      token: t.partnerKey,
-      body: {
-        objects: [
-          {
-            customer: t.customers[0],
-            resource: "cpu",
-            amount: 1,
-            start_time: new Date(Date.UTC(year, 0, day++, 12)).toISOString(),
-            period: "1 month",
-            auto_renew: true,
-          },
-        ],
-      },
-    }),
-    201,
-  );
-  return r.objects[0].id as string;
+  const sub = await buyOne(t, {
+    resource: "cpu",
+    amount: 1,
+    start_time: new Date(Date.UTC(year, 0, day++, 12)).toISOString(),
+    period: "1 month",
+    auto_renew: true,
+  });
+  return sub.id as string;
 }
 
 const toggle = (t: Tenant, id: string, headers: Record<string, string> = {}, e?: Env) =>
